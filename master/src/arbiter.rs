@@ -1,0 +1,635 @@
+//! The master's loop: one function over a signal queue, and one small named step per
+//! duty (`reap`, `notice_ready`, `kill_stuck`, `manage`), as gunicorn's arbiter.
+//!
+//! Worker replacement is readiness-gated: a replacement is forked first, and the
+//! worker it replaces is asked to drain only once the replacement reports ready. At
+//! most one slot is in transition at a time, so reloads and max-requests recycling
+//! never reduce serving capacity and two workers never recycle together.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use signal_hook::consts::signal::*;
+
+use crate::backoff::Backoff;
+use crate::child::Child;
+pub use crate::child::{ExitReason, Role};
+use crate::clock;
+use crate::listener::{Address, Listener};
+use crate::notify::Notifier;
+use crate::pidfile::Pidfile;
+use crate::proctitle;
+use crate::scoreboard::{Scoreboard, SlotHandle, SlotState, WORKER_SLOTS};
+use crate::signals::{self, SignalQueue};
+
+/// What the master needs to know from the application's configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub workers: usize,
+    pub timeout: Duration,
+    pub graceful_timeout: Duration,
+    pub pidfile: Option<PathBuf>,
+    /// Process-title prefix, e.g. `blitz` → `blitz: worker 3`.
+    pub title: String,
+    /// Names of singleton children (e.g. `bot-runner`), one process each.
+    pub singletons: Vec<String>,
+}
+
+/// Everything a child gets after fork.
+pub struct ChildCtx<'a> {
+    pub role: Role,
+    pub number: usize,
+    pub generation: u64,
+    pub slot: SlotHandle,
+    pub scoreboard: Scoreboard,
+    /// Inherited listeners (empty for singletons, which must not accept).
+    pub listeners: &'a [Listener],
+    pub master_pid: i32,
+    poke_fd: RawFd,
+}
+
+impl ChildCtx<'_> {
+    /// Sets this child's slot state and wakes the master so it reacts at once.
+    pub fn report(&self, state: SlotState) {
+        self.link().report(state);
+    }
+
+    /// A copy of the slot and wake-up handle that can outlive this context.
+    pub fn link(&self) -> Link {
+        Link {
+            slot: self.slot,
+            poke_fd: self.poke_fd,
+        }
+    }
+}
+
+/// A child's handle for reporting state to the master.
+#[derive(Clone, Copy, Debug)]
+pub struct Link {
+    pub slot: SlotHandle,
+    poke_fd: RawFd,
+}
+
+impl Link {
+    pub fn report(&self, state: SlotState) {
+        self.slot.set_state(state);
+        // SAFETY: the wake pipe's write end stays open for the child's whole life.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.poke_fd) };
+        let _ = nix::unistd::write(fd, b"!");
+    }
+}
+
+/// Things worth logging; the application decides how.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Listening(&'a Address),
+    Spawned {
+        role: Role,
+        number: usize,
+        pid: i32,
+    },
+    Ready {
+        role: Role,
+        number: usize,
+        pid: i32,
+    },
+    Exited {
+        role: Role,
+        number: usize,
+        pid: i32,
+        reason: ExitReason,
+        expected: bool,
+    },
+    /// `--timeout` fired: `request` is what it was serving ("METHOD PATH ID").
+    Timeout {
+        role: Role,
+        number: usize,
+        pid: i32,
+        request: String,
+    },
+    BootFailed {
+        role: Role,
+        number: usize,
+        retry_in: Duration,
+    },
+    Signal(&'static str),
+    Unsupported(&'static str),
+    Reloading {
+        generation: u64,
+    },
+    ReloadFailed(String),
+    Reloaded {
+        generation: u64,
+    },
+    WorkersTarget(usize),
+    Stopping {
+        graceful: bool,
+    },
+    Stopped,
+    Error(String),
+}
+
+/// The application side of the supervisor.
+pub trait App {
+    /// Runs in the forked child; the return value is its exit code.
+    fn run_child(&mut self, ctx: ChildCtx<'_>) -> i32;
+    /// `HUP`: re-read configuration; `Err` keeps the current one.
+    fn reload(&mut self) -> Result<Settings, String>;
+    /// `USR1`: reopen log files.
+    fn reopen_logs(&mut self);
+    fn event(&mut self, ev: Event<'_>);
+}
+
+/// Longest the loop sleeps; heartbeat checks run at least this often.
+const TICK: Duration = Duration::from_millis(200);
+
+struct Arbiter<'a, A: App> {
+    app: &'a mut A,
+    settings: Settings,
+    listeners: Vec<Listener>,
+    sb: Scoreboard,
+    signals: Option<SignalQueue>,
+    wake_r: UnixStream,
+    wake_w: UnixStream,
+    children: Vec<Child>,
+    generation: u64,
+    target: usize,
+    worker_backoff: Backoff,
+    singleton_backoff: Vec<Backoff>,
+    sd: Notifier,
+    reloading: bool,
+    announced_ready: bool,
+    last_status: String,
+    last_watchdog: Instant,
+    master_pid: i32,
+}
+
+/// Runs the master until it stops; returns the process exit code.
+pub fn run<A: App>(
+    app: &mut A,
+    settings: Settings,
+    listeners: Vec<Listener>,
+    sb: Scoreboard,
+) -> i32 {
+    let pid = std::process::id() as i32;
+    proctitle::set(&format!("{}: master", settings.title));
+    let pidfile = match settings.pidfile.as_deref().map(|p| Pidfile::create(p, pid)) {
+        Some(Err(e)) => {
+            app.event(Event::Error(format!("pidfile: {e}")));
+            return 1;
+        }
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
+    let code = match Arbiter::new(app, settings, listeners, sb) {
+        Ok(mut arbiter) => arbiter.run_loop(),
+        Err(e) => {
+            app.event(Event::Error(format!("master start-up: {e}")));
+            1
+        }
+    };
+    if let Some(p) = pidfile {
+        p.remove();
+    }
+    code
+}
+
+impl<'a, A: App> Arbiter<'a, A> {
+    fn new(
+        app: &'a mut A,
+        settings: Settings,
+        listeners: Vec<Listener>,
+        sb: Scoreboard,
+    ) -> io::Result<Self> {
+        let (wake_r, wake_w) = UnixStream::pair()?;
+        wake_r.set_nonblocking(true)?;
+        wake_w.set_nonblocking(true)?;
+        let signals = SignalQueue::install()?;
+        for l in &listeners {
+            app.event(Event::Listening(&l.address));
+        }
+        Ok(Arbiter {
+            target: settings.workers,
+            singleton_backoff: settings
+                .singletons
+                .iter()
+                .map(|_| Backoff::default())
+                .collect(),
+            app,
+            settings,
+            listeners,
+            sb,
+            signals: Some(signals),
+            wake_r,
+            wake_w,
+            children: Vec::new(),
+            generation: 1,
+            worker_backoff: Backoff::default(),
+            sd: Notifier::from_env(),
+            reloading: false,
+            announced_ready: false,
+            last_status: String::new(),
+            last_watchdog: Instant::now(),
+            master_pid: std::process::id() as i32,
+        })
+    }
+
+    fn run_loop(&mut self) -> i32 {
+        loop {
+            self.manage();
+            self.wait(TICK);
+            let pending = self.signals.as_mut().map(|s| s.take()).unwrap_or_default();
+            for sig in pending {
+                if sig != SIGCHLD {
+                    self.app.event(Event::Signal(signals::name(sig)));
+                }
+                match sig {
+                    SIGTERM => return self.stop(true),
+                    SIGINT | SIGQUIT => return self.stop(false),
+                    SIGHUP => self.on_hup(),
+                    SIGTTIN => self.on_ttin(),
+                    SIGTTOU => self.on_ttou(),
+                    SIGWINCH => self.on_winch(),
+                    SIGUSR1 => self.on_usr1(),
+                    SIGUSR2 => self.app.event(Event::Unsupported("USR2")),
+                    _ => {}
+                }
+            }
+            self.reap();
+            self.notice_ready();
+            self.kill_stuck();
+            self.report();
+        }
+    }
+
+    /// Sleeps until a signal, a child's report, or `max` elapses.
+    fn wait(&mut self, max: Duration) {
+        let now = Instant::now();
+        let backoff = self.worker_backoff.remaining(now).filter(|d| !d.is_zero());
+        let timeout = backoff.map_or(max, |d| d.min(max));
+        let ms = PollTimeout::try_from(timeout.as_millis() as i32).unwrap_or(PollTimeout::ZERO);
+        {
+            let sig_fd = self.signals.as_ref().map(|s| s.fd());
+            let mut fds = vec![PollFd::new(self.wake_r.as_fd(), PollFlags::POLLIN)];
+            if let Some(fd) = sig_fd {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            let _ = poll(&mut fds, ms);
+        }
+        let mut buf = [0u8; 256];
+        while matches!((&self.wake_r).read(&mut buf), Ok(n) if n > 0) {}
+    }
+
+    fn on_hup(&mut self) {
+        match self.app.reload() {
+            Ok(settings) => {
+                self.target = settings.workers;
+                self.settings = settings;
+                self.generation += 1;
+                self.reloading = true;
+                self.sd
+                    .send(&format!("RELOADING=1\nMONOTONIC_USEC={}", clock::now_us()));
+                self.app.event(Event::Reloading {
+                    generation: self.generation,
+                });
+            }
+            Err(e) => self.app.event(Event::ReloadFailed(e)),
+        }
+    }
+
+    fn on_ttin(&mut self) {
+        if self.target < WORKER_SLOTS / 2 {
+            self.target += 1;
+        }
+        self.app.event(Event::WorkersTarget(self.target));
+    }
+
+    fn on_ttou(&mut self) {
+        if self.target > 1 {
+            self.target -= 1;
+        }
+        self.app.event(Event::WorkersTarget(self.target));
+    }
+
+    /// WINCH: gracefully stop every worker but keep the master (HUP brings them back).
+    fn on_winch(&mut self) {
+        self.target = 0;
+        self.app.event(Event::WorkersTarget(0));
+    }
+
+    fn on_usr1(&mut self) {
+        self.app.reopen_logs();
+        for c in &self.children {
+            c.signal(Signal::SIGUSR1);
+        }
+    }
+
+    /// Collects every exited child, frees its slot, and feeds boot failures to the
+    /// back-off.
+    fn reap(&mut self) {
+        loop {
+            let (pid, reason) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitReason::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, ExitReason::Signal(sig as i32)),
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => continue,
+            };
+            let Some(i) = self.children.iter().position(|c| c.pid == pid) else {
+                continue;
+            };
+            let c = self.children.swap_remove(i);
+            c.slot.release();
+            let expected = c.term_sent.is_some() || c.abort_sent.is_some();
+            self.app.event(Event::Exited {
+                role: c.role,
+                number: c.number,
+                pid: pid.as_raw(),
+                reason,
+                expected,
+            });
+            if !c.ready_seen && !expected {
+                let retry_in = self.backoff_for(c.role).failed(Instant::now());
+                self.app.event(Event::BootFailed {
+                    role: c.role,
+                    number: c.number,
+                    retry_in,
+                });
+            }
+        }
+    }
+
+    fn backoff_for(&mut self, role: Role) -> &mut Backoff {
+        match role {
+            Role::Worker => &mut self.worker_backoff,
+            Role::Singleton(i) => &mut self.singleton_backoff[i],
+        }
+    }
+
+    fn notice_ready(&mut self) {
+        for i in 0..self.children.len() {
+            let c = &self.children[i];
+            if c.ready_seen || c.slot.state() == SlotState::Booting {
+                continue;
+            }
+            let (role, number, pid) = (c.role, c.number, c.pid.as_raw());
+            self.children[i].ready_seen = true;
+            self.backoff_for(role).succeeded();
+            self.app.event(Event::Ready { role, number, pid });
+        }
+    }
+
+    fn kill_stuck(&mut self) {
+        let (now, now_ms) = (Instant::now(), clock::now_ms());
+        let (timeout, graceful) = (self.settings.timeout, self.settings.graceful_timeout);
+        for c in &mut self.children {
+            if c.enforce_timeouts(now, now_ms, timeout, graceful) {
+                let request = c.slot.request().unwrap_or_default();
+                self.app.event(Event::Timeout {
+                    role: c.role,
+                    number: c.number,
+                    pid: c.pid.as_raw(),
+                    request,
+                });
+            }
+        }
+    }
+
+    /// Brings the set of children to the target: singletons always present; workers
+    /// at `target`, replacing stale ones one at a time, readiness first.
+    fn manage(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.settings.singletons.len() {
+            let present = self.children.iter().any(|c| c.role == Role::Singleton(i));
+            if !present && self.singleton_backoff[i].may_spawn(now) {
+                self.spawn(Role::Singleton(i));
+            }
+        }
+        let gen = self.generation;
+        let workers = || {
+            self.children
+                .iter()
+                .filter(|c| c.role == Role::Worker && c.serving())
+        };
+        let stale = workers().filter(|c| c.stale(gen)).count();
+        let fresh = workers().filter(|c| !c.stale(gen)).count();
+        let fresh_ready = workers().filter(|c| !c.stale(gen) && c.ready_seen).count();
+        let booting = fresh - fresh_ready;
+        let may_spawn = self.worker_backoff.may_spawn(now);
+        if fresh + stale < self.target {
+            if may_spawn {
+                for _ in 0..self.target - fresh - stale {
+                    self.spawn(Role::Worker);
+                }
+            }
+        } else if stale > 0 {
+            if fresh_ready + stale > self.target {
+                self.retire_one(|c| c.stale(gen), now);
+            } else if booting == 0 && may_spawn {
+                self.spawn(Role::Worker);
+            }
+        } else if fresh > self.target {
+            self.retire_one(|_| true, now);
+        }
+        if self.reloading && stale == 0 && booting == 0 {
+            self.reloading = false;
+            self.announced_ready = false;
+            self.app.event(Event::Reloaded { generation: gen });
+        }
+    }
+
+    /// Asks one serving worker matching `pick` to drain: the highest-numbered, so
+    /// worker numbers stay compact.
+    fn retire_one(&mut self, pick: impl Fn(&Child) -> bool, now: Instant) {
+        let victim = self
+            .children
+            .iter_mut()
+            .filter(|c| c.role == Role::Worker && c.serving() && pick(c))
+            .max_by_key(|c| (c.generation == 0, c.number));
+        if let Some(c) = victim {
+            c.terminate(now);
+        }
+    }
+
+    fn free_worker_number(&self) -> Option<usize> {
+        (0..WORKER_SLOTS).find(|n| {
+            !self
+                .children
+                .iter()
+                .any(|c| c.role == Role::Worker && c.number == *n)
+        })
+    }
+
+    fn spawn(&mut self, role: Role) {
+        let (number, slot_index) = match role {
+            Role::Worker => match self.free_worker_number() {
+                Some(n) => (n, n),
+                None => return,
+            },
+            Role::Singleton(i) => (i, Scoreboard::singleton_slot(i)),
+        };
+        let slot = self.sb.slot(slot_index);
+        slot.reset(self.generation);
+        // SAFETY: the master is single-threaded (no pools, no runtime threads), so
+        // the child starts with consistent memory; it never returns into this loop.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => self.become_child(role, number, slot),
+            Ok(ForkResult::Parent { child }) => {
+                slot.set_pid(child.as_raw());
+                self.children.push(Child {
+                    pid: child,
+                    role,
+                    number,
+                    slot,
+                    generation: self.generation,
+                    ready_seen: false,
+                    term_sent: None,
+                    abort_sent: None,
+                    kill_sent: false,
+                });
+                self.app.event(Event::Spawned {
+                    role,
+                    number,
+                    pid: child.as_raw(),
+                });
+            }
+            Err(e) => {
+                slot.release();
+                self.app.event(Event::Error(format!("fork failed: {e}")));
+                let _ = self.backoff_for(role).failed(Instant::now());
+            }
+        }
+    }
+
+    fn become_child(&mut self, role: Role, number: usize, slot: SlotHandle) -> ! {
+        if let Some(s) = self.signals.take() {
+            s.forget_in_child();
+        }
+        let master_pid = self.master_pid;
+        // A child must not outlive a master killed with SIGKILL: it gets TERM and
+        // drains. If the master died before this call, stop right away.
+        // SAFETY: PR_SET_PDEATHSIG only records a signal number for this process.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        };
+        if nix::unistd::getppid().as_raw() != master_pid {
+            std::process::exit(0);
+        }
+        self.children.clear();
+        let name = match role {
+            Role::Worker => format!("worker {number}"),
+            Role::Singleton(i) => self.settings.singletons[i].clone(),
+        };
+        proctitle::set(&format!("{}: {name}", self.settings.title));
+        if matches!(role, Role::Singleton(_)) {
+            // Only workers accept; a singleton holding listeners would keep them
+            // open past a stop.
+            self.listeners.clear();
+        }
+        let ctx = ChildCtx {
+            role,
+            number,
+            generation: self.generation,
+            slot,
+            scoreboard: self.sb,
+            listeners: &self.listeners,
+            master_pid,
+            poke_fd: self.wake_w.as_raw_fd(),
+        };
+        let app = &mut *self.app;
+        let code = panic::catch_unwind(AssertUnwindSafe(|| app.run_child(ctx))).unwrap_or(70);
+        let _ = io::stdout().flush();
+        std::process::exit(code)
+    }
+
+    /// systemd status, readiness and watchdog.
+    fn report(&mut self) {
+        let ready = self
+            .children
+            .iter()
+            .filter(|c| c.role == Role::Worker && c.serving() && c.ready_seen)
+            .count();
+        let status = format!(
+            "{ready} of {} workers ready, generation {}{}",
+            self.target,
+            self.generation,
+            if self.reloading { ", reloading" } else { "" }
+        );
+        if status != self.last_status {
+            self.sd.send(&format!("STATUS={status}"));
+            self.last_status = status;
+        }
+        if !self.announced_ready && !self.reloading && ready >= self.target {
+            self.announced_ready = true;
+            self.sd.send("READY=1");
+        }
+        if let Some(every) = self.sd.watchdog_interval() {
+            if self.last_watchdog.elapsed() >= every {
+                self.last_watchdog = Instant::now();
+                self.sd.send("WATCHDOG=1");
+            }
+        }
+    }
+
+    /// Stops every child (TERM to drain, or QUIT for a quick stop), waits up to the
+    /// deadline, then kills what is left. Returns the master's exit code.
+    fn stop(&mut self, graceful: bool) -> i32 {
+        self.sb.set_stopping();
+        self.sd.send("STOPPING=1");
+        self.app.event(Event::Stopping { graceful });
+        let now = Instant::now();
+        let mut deadline = now
+            + if graceful {
+                self.settings.graceful_timeout
+            } else {
+                Duration::from_secs(2)
+            };
+        self.signal_all(
+            if graceful {
+                Signal::SIGTERM
+            } else {
+                Signal::SIGQUIT
+            },
+            now,
+        );
+        while !self.children.is_empty() {
+            self.wait(Duration::from_millis(50));
+            let pending = self.signals.as_mut().map(|s| s.take()).unwrap_or_default();
+            if pending.iter().any(|s| *s == SIGINT || *s == SIGQUIT) {
+                self.signal_all(Signal::SIGQUIT, Instant::now());
+                deadline = deadline.min(Instant::now() + Duration::from_secs(2));
+            }
+            self.reap();
+            if Instant::now() >= deadline {
+                for c in &mut self.children {
+                    c.force_kill();
+                }
+            }
+        }
+        for l in &self.listeners {
+            l.cleanup();
+        }
+        self.app.event(Event::Stopped);
+        0
+    }
+
+    fn signal_all(&mut self, sig: Signal, now: Instant) {
+        for c in &mut self.children {
+            c.term_sent.get_or_insert(now);
+            c.signal(sig);
+        }
+    }
+}

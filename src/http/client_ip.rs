@@ -1,0 +1,51 @@
+//! The client's address: the TCP peer, or — when the peer is a trusted proxy — the
+//! right-most `X-Forwarded-For` hop that is not itself a trusted proxy.
+
+use std::net::IpAddr;
+
+use blitz_worker::{Peer, Request};
+
+use crate::config::TrustedProxies;
+
+/// Resolves the client IP of `req` as text (for logs and rate-limit keys).
+pub fn client_ip(req: &Request<'_>, trusted: &TrustedProxies) -> String {
+    let peer = match req.peer {
+        Peer::Tcp(a) => Some(canonical(a.ip())),
+        // A Unix-socket peer is a local process (the reverse proxy): trusted.
+        Peer::Unix => None,
+    };
+    if peer.is_some_and(|ip| !trusted.trusts(ip)) {
+        return peer.map(|ip| ip.to_string()).unwrap_or_default();
+    }
+    if let Some(ip) = from_forwarded_for(req, trusted) {
+        return ip.to_string();
+    }
+    if let Some(ip) = req
+        .header_str("x-real-ip")
+        .and_then(|v| v.trim().parse::<IpAddr>().ok())
+    {
+        return canonical(ip).to_string();
+    }
+    peer.map_or_else(|| "unix".to_string(), |ip| ip.to_string())
+}
+
+fn from_forwarded_for(req: &Request<'_>, trusted: &TrustedProxies) -> Option<IpAddr> {
+    // Several headers are one list, in order (RFC 9110 5.3).
+    let hops: Vec<IpAddr> = req
+        .header_all("x-forwarded-for")
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|h| h.trim().parse::<IpAddr>().ok())
+        .map(canonical)
+        .collect();
+    let untrusted = hops.iter().rev().find(|ip| !trusted.trusts(**ip));
+    untrusted.or(hops.first()).copied()
+}
+
+/// `::ffff:1.2.3.4` → `1.2.3.4`, so both spellings of one client are one key.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}

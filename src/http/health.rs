@@ -1,0 +1,78 @@
+//! Health endpoints (C4.1): `/healthz` (no I/O), `/livez`, `/readyz`.
+
+use blitz_master::{clock, Scoreboard, SlotState};
+use blitz_worker::Response;
+use serde_json::json;
+
+use super::reply;
+use crate::log::SecondClock;
+use crate::store::Db;
+
+/// The bot runner's heartbeat may be this old before the instance is unready.
+const RUNNER_STALE_MS: u64 = 10_000;
+
+/// Pre-renders the constant parts of `/healthz` so the hot path only splices in the
+/// cached timestamp.
+pub struct Health {
+    healthz_head: String,
+    clock: SecondClock,
+}
+
+impl Health {
+    pub fn new(version: &str) -> Health {
+        let version = serde_json::to_string(version).unwrap_or_else(|_| "\"unknown\"".into());
+        Health {
+            healthz_head: format!("{{\"status\":\"ok\",\"version\":{version},\"timestamp\":\""),
+            clock: SecondClock::default(),
+        }
+    }
+
+    pub fn healthz(&mut self) -> Response {
+        let ts = self.clock.rfc3339();
+        let mut body = String::with_capacity(self.healthz_head.len() + 64);
+        body.push_str(&self.healthz_head);
+        body.push_str(ts);
+        body.push_str("\",\"service\":\"blitz-test-server\"}");
+        reply::raw_json(200, body.into_bytes())
+    }
+
+    pub fn livez(&mut self) -> Response {
+        let ts = self.clock.rfc3339();
+        reply::raw_json(
+            200,
+            format!("{{\"status\":\"ok\",\"timestamp\":\"{ts}\"}}").into_bytes(),
+        )
+    }
+
+    /// Database reachable, bot runner alive; Redis is not configured yet.
+    pub fn readyz(&mut self, db: &mut Db, sb: &Scoreboard) -> Response {
+        let database = match db.ping() {
+            Ok(()) => json!({"status": "ok"}),
+            Err(e) => json!({"status": "error", "error": e.to_string()}),
+        };
+        let runner = sb.slot(Scoreboard::singleton_slot(0));
+        let age_ms = clock::now_ms().saturating_sub(runner.heartbeat_ms());
+        let alive =
+            runner.state() != SlotState::Free && runner.pid() != 0 && age_ms <= RUNNER_STALE_MS;
+        let bot_manager = json!({
+            "status": if alive { "ok" } else { "error" },
+            "running_bots": 0,
+            "heartbeat_age_s": (age_ms as f64 / 100.0).round() / 10.0,
+        });
+        let stopping = sb.stopping();
+        let ok = database["status"] == "ok" && alive && !stopping;
+        let mut body = json!({
+            "status": if ok { "ok" } else { "error" },
+            "timestamp": self.clock.rfc3339(),
+            "checks": {
+                "database": database,
+                "bot_manager": bot_manager,
+                "redis": {"status": "disabled"},
+            },
+        });
+        if stopping {
+            body["message"] = json!("shutting down");
+        }
+        reply::json(if ok { 200 } else { 503 }, &body)
+    }
+}

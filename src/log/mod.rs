@@ -1,0 +1,32 @@
+//! Logging (C9): the JSON error log and the access log, both written as whole lines
+//! with one `write(2)` each, so records from many processes never interleave.
+
+mod access;
+mod json;
+mod sink;
+mod timefmt;
+
+pub use access::{AccessLog, AccessRecord};
+pub use json::{set_level, JsonDrain};
+pub use sink::Sink;
+pub use timefmt::{rfc3339_now, SecondClock};
+
+use slog::{o, Drain, Logger};
+
+use crate::config::LogLevel;
+
+/// Builds the root logger for a process of `role` (`master`, `worker`, `bot-runner`).
+pub fn logger(sink: &Sink, role: &'static str) -> Logger {
+    Logger::root(JsonDrain::new(sink.clone()).fuse(), o!("role" => role))
+}
+
+/// Maps the configured level onto slog's.
+pub fn slog_level(level: LogLevel) -> slog::Level {
+    match level {
+        LogLevel::Debug => slog::Level::Debug,
+        LogLevel::Info => slog::Level::Info,
+        LogLevel::Warning => slog::Level::Warning,
+        LogLevel::Error => slog::Level::Error,
+        LogLevel::Critical => slog::Level::Critical,
+    }
+}

@@ -1,0 +1,16 @@
+//! `blitz`: the binary. Parses the command line and dispatches to a command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use blitz::config::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.into_command() {
+        Command::Serve(args) => blitz::commands::serve(args),
+        Command::CheckConfig(args) => blitz::commands::check_config(args),
+    };
+    ExitCode::from(code as u8)
+}

@@ -1,0 +1,207 @@
+//! The application side of the supervisor: what children run, how HUP reloads the
+//! configuration, and how supervisor events are logged.
+
+use blitz_master::{App, ChildCtx, Event, ExitReason, Role, Settings};
+use slog::{crit, error, info, o, warn, Logger};
+
+use crate::config::{AccessLogFormat, Config, LogTarget, ServeArgs};
+use crate::log::{self, AccessLog, Sink};
+
+/// Process-title prefix and singleton names.
+const TITLE: &str = "blitz";
+const BOT_RUNNER: &str = "bot-runner";
+
+/// The open log destinations, created by the master and inherited by children.
+pub struct Logs {
+    pub error: Sink,
+    access: Option<Sink>,
+    access_format: Option<String>,
+}
+
+fn sink_for(target: &LogTarget) -> std::io::Result<Sink> {
+    match target {
+        LogTarget::Stdout => Ok(Sink::stdout()),
+        LogTarget::Stderr => Ok(Sink::stderr()),
+        LogTarget::File(p) => Sink::file(p),
+    }
+}
+
+impl Logs {
+    pub fn open(config: &Config) -> std::io::Result<Logs> {
+        log::set_level(log::slog_level(config.log_level));
+        Ok(Logs {
+            error: sink_for(&config.error_log)?,
+            access: config.access_log.as_ref().map(sink_for).transpose()?,
+            access_format: match &config.access_log_format {
+                AccessLogFormat::Json => None,
+                AccessLogFormat::Gunicorn(f) => Some(f.clone()),
+            },
+        })
+    }
+
+    fn access_log(&self) -> Option<AccessLog> {
+        self.access
+            .as_ref()
+            .map(|s| AccessLog::new(s.clone(), self.access_format.as_deref()))
+    }
+
+    fn reopen(&self) -> std::io::Result<()> {
+        self.error.reopen()?;
+        if let Some(a) = &self.access {
+            a.reopen()?;
+        }
+        Ok(())
+    }
+}
+
+pub fn settings(config: &Config) -> Settings {
+    Settings {
+        workers: config.workers,
+        timeout: config.timeout,
+        graceful_timeout: config.graceful_timeout,
+        pidfile: config.pidfile.clone(),
+        title: TITLE.to_string(),
+        singletons: vec![BOT_RUNNER.to_string()],
+    }
+}
+
+pub struct MasterApp {
+    args: ServeArgs,
+    config: Config,
+    logs: Logs,
+    log: Logger,
+}
+
+impl MasterApp {
+    pub fn new(args: ServeArgs, config: Config, logs: Logs, log: Logger) -> MasterApp {
+        MasterApp {
+            args,
+            config,
+            logs,
+            log,
+        }
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Worker => "worker",
+        Role::Singleton(_) => BOT_RUNNER,
+    }
+}
+
+fn describe(reason: ExitReason) -> String {
+    match reason {
+        ExitReason::Code(c) => format!("exit code {c}"),
+        ExitReason::Signal(9) => "SIGKILL (perhaps out of memory?)".to_string(),
+        ExitReason::Signal(s) => format!("signal {s}"),
+    }
+}
+
+impl App for MasterApp {
+    fn run_child(&mut self, ctx: ChildCtx<'_>) -> i32 {
+        match ctx.role {
+            Role::Worker => {
+                let log = log::logger(&self.logs.error, "worker").new(o!("slot" => ctx.number));
+                let access = self.logs.access_log();
+                super::worker::run(ctx, &self.config, log, access, self.logs.error.clone())
+            }
+            Role::Singleton(_) => {
+                let log = log::logger(&self.logs.error, BOT_RUNNER);
+                let mut sinks = vec![self.logs.error.clone()];
+                sinks.extend(self.logs.access.clone());
+                crate::runner::run(ctx, log, &sinks)
+            }
+        }
+    }
+
+    fn reload(&mut self) -> Result<Settings, String> {
+        let config = crate::config::load_from_env(&self.args).map_err(|e| e.to_string())?;
+        if config.binds != self.config.binds {
+            warn!(
+                self.log,
+                "bind addresses cannot change on reload; restart to apply them"
+            );
+        }
+        log::set_level(log::slog_level(config.log_level));
+        self.config = config;
+        Ok(settings(&self.config))
+    }
+
+    fn reopen_logs(&mut self) {
+        if let Err(e) = self.logs.reopen() {
+            error!(self.log, "cannot reopen log files"; "error" => %e);
+        }
+    }
+
+    fn event(&mut self, ev: Event<'_>) {
+        let log = &self.log;
+        match ev {
+            Event::Listening(a) => info!(log, "Listening at: {a}"),
+            Event::Spawned { role, number, pid } => {
+                info!(log, "Booting {} with pid: {pid}", role_name(role); "slot" => number, "child_pid" => pid)
+            }
+            Event::Ready { role, number, pid } => {
+                info!(log, "{} ready", role_name(role); "slot" => number, "child_pid" => pid)
+            }
+            Event::Exited {
+                role,
+                number,
+                pid,
+                reason,
+                expected: true,
+            } => {
+                info!(log, "{} exited", role_name(role); "slot" => number, "child_pid" => pid,
+                    "reason" => describe(reason))
+            }
+            Event::Exited {
+                role,
+                number,
+                pid,
+                reason,
+                expected: false,
+            } => {
+                error!(log, "{} (pid:{pid}) exited unexpectedly: {}", role_name(role), describe(reason);
+                    "slot" => number, "child_pid" => pid)
+            }
+            Event::Timeout {
+                role,
+                number,
+                pid,
+                request,
+            } => {
+                let mut parts = request.splitn(3, ' ');
+                let (method, path, rid) = (parts.next(), parts.next(), parts.next());
+                crit!(log, "WORKER TIMEOUT (pid:{pid})"; "role_of_child" => role_name(role),
+                    "slot" => number, "child_pid" => pid,
+                    "method" => method.filter(|m| !m.is_empty()).unwrap_or("-"),
+                    "path" => path.unwrap_or("-"), "request_id" => rid.unwrap_or("-"))
+            }
+            Event::BootFailed {
+                role,
+                number,
+                retry_in,
+            } => {
+                error!(log, "{} failed to boot; retrying in {}s", role_name(role), retry_in.as_secs();
+                    "slot" => number)
+            }
+            Event::Signal(name) => info!(log, "Handling signal: {}", name.to_lowercase()),
+            Event::Unsupported(name) => {
+                warn!(log, "signal {name} is not supported by this build; ignored")
+            }
+            Event::Reloading { generation } => {
+                info!(log, "Reloading configuration"; "generation" => generation)
+            }
+            Event::ReloadFailed(e) => {
+                error!(log, "Reload failed, keeping the running configuration: {e}")
+            }
+            Event::Reloaded { generation } => {
+                info!(log, "Reload complete"; "generation" => generation)
+            }
+            Event::WorkersTarget(n) => info!(log, "Number of workers set to {n}"),
+            Event::Stopping { graceful } => info!(log, "Shutting down"; "graceful" => graceful),
+            Event::Stopped => info!(log, "Shutdown complete"),
+            Event::Error(e) => error!(log, "{e}"),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! `blitz serve`: validate, bind, prepare storage, then hand over to the supervisor.
+
+mod master_app;
+mod worker;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use blitz_master::{Address, Listener, Scoreboard};
+use slog::{crit, info};
+
+use crate::config::{BindAddr, Config, ServeArgs};
+use crate::log;
+use master_app::{Logs, MasterApp};
+
+/// Bytes reserved in the shared segment for the application's tables.
+const APP_REGION_BYTES: usize = 64 * 1024;
+
+/// Runs the server; returns the process exit code.
+pub fn run(args: ServeArgs, config: Config) -> i32 {
+    let logs = match Logs::open(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("blitz: cannot open log file: {e}");
+            return 1;
+        }
+    };
+    let log = log::logger(&logs.error, "master");
+    let addresses = match resolve(&config.binds) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("blitz: {e}");
+            return 2;
+        }
+    };
+    let listeners = match bind_all(&addresses, &config) {
+        Ok(l) => l,
+        Err(e) => {
+            crit!(log, "{e}");
+            return 1;
+        }
+    };
+    if let Err(e) = crate::store::prepare(&config.database) {
+        crit!(log, "cannot open database"; "error" => %e);
+        return 1;
+    }
+    let scoreboard = match Scoreboard::create(APP_REGION_BYTES) {
+        Ok(s) => s,
+        Err(e) => {
+            crit!(log, "cannot allocate shared memory"; "error" => %e);
+            return 1;
+        }
+    };
+    info!(log, "Starting blitz {}", crate::config::cli::version(); "workers" => config.workers,
+        "database" => %config.database.display());
+    let settings = master_app::settings(&config);
+    let mut app = MasterApp::new(args, config, logs, log);
+    blitz_master::run(&mut app, settings, listeners, scoreboard)
+}
+
+/// Resolves `--bind` values; a host that does not resolve is a configuration error.
+fn resolve(binds: &[BindAddr]) -> Result<Vec<Address>, String> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for b in binds {
+        match b {
+            BindAddr::Unix(path) => out.push(Address::Unix(path.clone())),
+            BindAddr::Tcp { host, port } => {
+                let addrs: Vec<SocketAddr> = (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .map_err(|e| {
+                        format!("invalid value \"{b}\" for --bind: cannot resolve host: {e}")
+                    })?
+                    .collect();
+                for a in addrs {
+                    if seen.insert(a) {
+                        out.push(Address::Tcp(a));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn bind_all(addresses: &[Address], config: &Config) -> Result<Vec<Listener>, String> {
+    if let Some(inherited) =
+        Listener::from_systemd().map_err(|e| format!("systemd sockets: {e}"))?
+    {
+        return Ok(inherited);
+    }
+    addresses
+        .iter()
+        .map(|a| {
+            Listener::bind(a, config.backlog, config.reuse_port)
+                .map_err(|e| format!("cannot listen on {a}: {e}"))
+        })
+        .collect()
+}

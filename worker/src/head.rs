@@ -1,0 +1,269 @@
+//! Parsing and validating a request head under the configured limits.
+
+use httparse::{Header, Status};
+
+use crate::handler::Rejection;
+use crate::limits::Limits;
+use crate::request::{split_target, Version};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+#[derive(Debug)]
+pub(crate) struct Head<'b, 'h> {
+    pub method: &'b str,
+    pub path: &'b str,
+    pub query: &'b str,
+    pub version: Version,
+    pub headers: &'h [Header<'b>],
+    /// Bytes of the head including the final CRLF.
+    pub len: usize,
+    pub body: BodyKind,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+}
+
+/// Parses a request head at the start of `buf` into `headers`.
+/// `Ok(None)` means more bytes are needed.
+pub(crate) fn parse<'b, 'h>(
+    buf: &'b [u8],
+    headers: &'h mut [Header<'b>],
+    limits: &Limits,
+) -> Result<Option<Head<'b, 'h>>, Rejection> {
+    check_request_line(buf, limits.line())?;
+    let mut req = httparse::Request::new(headers);
+    let len = match req.parse(buf) {
+        Ok(Status::Complete(n)) => n,
+        Ok(Status::Partial) if buf.len() > limits.max_head() => {
+            return Err(Rejection::HeaderFieldsTooLarge)
+        }
+        Ok(Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Rejection::HeaderFieldsTooLarge),
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(_) => return Err(Rejection::BadRequest("malformed request head")),
+    };
+    let version = match req.version {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
+    };
+    let method = req.method.unwrap_or("");
+    let (path, query) =
+        split_target(req.path.unwrap_or("")).ok_or(Rejection::BadRequest("bad request target"))?;
+    let headers: &'h [Header<'b>] = req.headers;
+    let field_max = limits.field_size();
+    if headers
+        .iter()
+        .any(|h| h.name.len() + h.value.len() > field_max)
+    {
+        return Err(Rejection::HeaderFieldsTooLarge);
+    }
+    let body = body_kind(headers, version)?;
+    let (keep_alive, expect_continue) = connection_flags(headers, version);
+    Ok(Some(Head {
+        method,
+        path,
+        query,
+        version,
+        headers,
+        len,
+        body,
+        keep_alive,
+        expect_continue,
+    }))
+}
+
+/// 414 when the request line (up to its LF) is longer than `limit`.
+fn check_request_line(buf: &[u8], limit: usize) -> Result<(), Rejection> {
+    let window = &buf[..buf.len().min(limit.saturating_add(2))];
+    match window.iter().position(|b| *b == b'\n') {
+        Some(i) => {
+            let line = if i > 0 && window[i - 1] == b'\r' {
+                i - 1
+            } else {
+                i
+            };
+            if line > limit {
+                return Err(Rejection::UriTooLong);
+            }
+            Ok(())
+        }
+        None if buf.len() > limit.saturating_add(1) => Err(Rejection::UriTooLong),
+        None => Ok(()),
+    }
+}
+
+/// httparse only knows 1.0 and 1.1; anything that looks like another HTTP version is
+/// 505, the rest is malformed.
+fn version_error(buf: &[u8]) -> Rejection {
+    let line_end = buf
+        .iter()
+        .position(|b| *b == b'\r' || *b == b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[..line_end];
+    match line.rsplit(|b| *b == b' ').next() {
+        Some(v) if v.starts_with(b"HTTP/") && v.len() == 8 => Rejection::VersionNotSupported,
+        _ => Rejection::BadRequest("malformed request line"),
+    }
+}
+
+fn body_kind(headers: &[Header<'_>], version: Version) -> Result<BodyKind, Rejection> {
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = parse_length(h.value)?;
+            if length.is_some_and(|l| l != v) {
+                return Err(Rejection::BadRequest("conflicting Content-Length"));
+            }
+            length = Some(v);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if version == Version::Http10 {
+                return Err(Rejection::BadRequest("Transfer-Encoding in HTTP/1.0"));
+            }
+            chunked = transfer_is_chunked(h.value)?;
+        }
+    }
+    match (chunked, length) {
+        // Both framings at once is how requests are smuggled: refuse (RFC 9112 6.3).
+        (true, Some(_)) => Err(Rejection::BadRequest(
+            "Content-Length with Transfer-Encoding",
+        )),
+        (true, None) => Ok(BodyKind::Chunked),
+        (false, Some(0)) | (false, None) => Ok(BodyKind::None),
+        (false, Some(n)) => Ok(BodyKind::Length(n)),
+    }
+}
+
+fn parse_length(v: &[u8]) -> Result<u64, Rejection> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(Rejection::BadRequest("invalid Content-Length"));
+    }
+    Ok(v.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0')))
+}
+
+/// Only `chunked` (alone, last) is supported; other codings → 501.
+fn transfer_is_chunked(v: &[u8]) -> Result<bool, Rejection> {
+    let text =
+        std::str::from_utf8(v).map_err(|_| Rejection::BadRequest("bad Transfer-Encoding"))?;
+    let codings: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    match codings.as_slice() {
+        [c] if c.eq_ignore_ascii_case("chunked") => Ok(true),
+        [] => Err(Rejection::BadRequest("empty Transfer-Encoding")),
+        _ => Err(Rejection::NotImplemented),
+    }
+}
+
+fn connection_flags(headers: &[Header<'_>], version: Version) -> (bool, bool) {
+    let mut keep_alive = version == Version::Http11;
+    let mut expect_continue = false;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|b| *b == b',') {
+                let t = token.trim_ascii();
+                if t.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::Http10 {
+                    keep_alive = true;
+                }
+            }
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            expect_continue = version == Version::Http11
+                && h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        }
+    }
+    (keep_alive, expect_continue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(raw: &[u8]) -> Result<Option<(BodyKind, bool, bool, String)>, Rejection> {
+        let limits = Limits {
+            request_line: 40,
+            header_fields: 3,
+            header_field_size: 30,
+            ..Limits::default()
+        };
+        let mut hs = [httparse::EMPTY_HEADER; 3];
+        parse(raw, &mut hs, &limits).map(|o| {
+            o.map(|h| {
+                (
+                    h.body,
+                    h.keep_alive,
+                    h.expect_continue,
+                    format!("{} {} {}", h.method, h.path, h.query),
+                )
+            })
+        })
+    }
+
+    #[test]
+    fn parses_simple_requests() {
+        let r = run(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r, (BodyKind::None, true, false, "GET /a b=1".into()));
+        let r = run(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(!r.1, "HTTP/1.0 closes by default");
+        let r = run(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(r.1);
+        let r = run(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.0, r.2), (BodyKind::Length(5), true));
+        assert_eq!(
+            run(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap().map(|_| ()),
+            None
+        );
+    }
+
+    #[test]
+    fn enforces_limits() {
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(60));
+        assert_eq!(run(long.as_bytes()).unwrap_err(), Rejection::UriTooLong);
+        assert_eq!(run(&[b'G'; 50]).unwrap_err(), Rejection::UriTooLong);
+        let many = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+        assert_eq!(run(many).unwrap_err(), Rejection::HeaderFieldsTooLarge);
+        let big = format!("GET / HTTP/1.1\r\nA: {}\r\n\r\n", "v".repeat(40));
+        assert_eq!(
+            run(big.as_bytes()).unwrap_err(),
+            Rejection::HeaderFieldsTooLarge
+        );
+    }
+
+    #[test]
+    fn refuses_ambiguous_framing() {
+        let both = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(run(both), Err(Rejection::BadRequest(_))));
+        let two = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n";
+        assert!(matches!(run(two), Err(Rejection::BadRequest(_))));
+        let neg = b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n";
+        assert!(matches!(run(neg), Err(Rejection::BadRequest(_))));
+        let gz = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n";
+        assert_eq!(run(gz).unwrap_err(), Rejection::NotImplemented);
+        assert!(matches!(
+            run(b"GET / HTTP/2.0\r\n\r\n"),
+            Err(Rejection::VersionNotSupported)
+        ));
+        assert!(matches!(
+            run(b"GET nope HTTP/1.1\r\n\r\n"),
+            Err(Rejection::BadRequest(_))
+        ));
+        assert!(matches!(
+            run(b"\x01\x02 / HTTP/1.1\r\n\r\n"),
+            Err(Rejection::BadRequest(_))
+        ));
+    }
+}

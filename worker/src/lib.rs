@@ -1,0 +1,24 @@
+//! `blitz-worker`: the HTTP/1.1 runtime of one synchronous pre-fork worker.
+//!
+//! A mio event loop over inherited listeners holds up to `max_connections` client
+//! connections; complete requests are handed, one at a time, to the application's
+//! [`Handler`]. The crate enforces the protocol limits (request line, header count and
+//! size, body size) before anything grows, and knows nothing of routes, users or bots.
+
+mod chunked;
+mod conn;
+mod date;
+mod handler;
+mod head;
+mod limits;
+mod request;
+mod response;
+mod server;
+mod signals;
+
+pub use date::http_date;
+pub use handler::{Handler, Lifecycle, Rejection};
+pub use limits::Limits;
+pub use request::{Peer, Request, Version};
+pub use response::{Body, Response};
+pub use server::{serve, Listener, ServeError};

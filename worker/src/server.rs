@@ -1,0 +1,590 @@
+//! The worker's event loop.
+//!
+//! Invariants:
+//! - one request is handled at a time (sync model); a connection with more buffered
+//!   requests goes to the back of the ready queue after each one, so pipelining
+//!   clients cannot starve the others;
+//! - a connection with unsent output is not read from further (back-pressure);
+//! - at most `max_connections` connections are held; past that the worker stops
+//!   accepting and leaves new connections in the kernel queue for its siblings;
+//! - while draining, nothing new is accepted, every response says
+//!   `Connection: close`, idle connections expire as usual, and the loop returns
+//!   once no connection is left.
+
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::{Events, Interest, Poll, Token};
+
+use crate::chunked::{self, Chunked};
+use crate::conn::{Conn, Filled, Stream};
+use crate::date::DateCache;
+use crate::handler::{Handler, Lifecycle, Rejection};
+use crate::head::{self, BodyKind};
+use crate::limits::Limits;
+use crate::request::{Peer, Request, Version};
+use crate::response::{write_response, Framing, Response};
+use crate::signals::WorkerSignals;
+
+/// An inherited listening socket.
+pub enum Listener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+enum MioListener {
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener),
+}
+
+#[derive(Debug)]
+pub enum ServeError {
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Io(e) => write!(f, "worker I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<io::Error> for ServeError {
+    fn from(e: io::Error) -> Self {
+        ServeError::Io(e)
+    }
+}
+
+const SIGNAL: Token = Token(usize::MAX);
+const LISTENER_BASE: usize = usize::MAX - 1024;
+/// Timers (keep-alive, lingering, slow clients) are checked this often.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// How long a rejected connection may keep sending before we close it.
+const LINGER: Duration = Duration::from_secs(2);
+/// Headers parsed on the stack; larger limits fall back to the heap.
+const STACK_HEADERS: usize = 128;
+
+/// Serves HTTP on `listeners` until drained (SIGTERM) or stopped (SIGINT/QUIT).
+pub fn serve<H: Handler, L: Lifecycle>(
+    listeners: Vec<Listener>,
+    limits: Limits,
+    heartbeat_every: Duration,
+    handler: &mut H,
+    life: &mut L,
+) -> Result<(), ServeError> {
+    let mut server = Server::new(listeners, limits, heartbeat_every, handler, life)?;
+    server.run()
+}
+
+struct Server<'a, H, L> {
+    poll: Poll,
+    listeners: Vec<MioListener>,
+    accepting: bool,
+    accept_pending: bool,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    live: usize,
+    ready: VecDeque<usize>,
+    limits: Limits,
+    heartbeat_every: Duration,
+    handler: &'a mut H,
+    life: &'a mut L,
+    signals: WorkerSignals,
+    draining: bool,
+    served: u64,
+    date: DateCache,
+    now: Instant,
+    last_sweep: Instant,
+}
+
+impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
+    fn new(
+        listeners: Vec<Listener>,
+        limits: Limits,
+        heartbeat_every: Duration,
+        handler: &'a mut H,
+        life: &'a mut L,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let mut signals = WorkerSignals::install()?;
+        poll.registry()
+            .register(&mut signals.wake, SIGNAL, Interest::READABLE)?;
+        let mut mio_listeners = Vec::new();
+        for (i, l) in listeners.into_iter().enumerate() {
+            let token = Token(LISTENER_BASE + i);
+            let mut ml = match l {
+                Listener::Tcp(t) => MioListener::Tcp(mio::net::TcpListener::from_std(t)),
+                Listener::Unix(u) => MioListener::Unix(mio::net::UnixListener::from_std(u)),
+            };
+            match &mut ml {
+                MioListener::Tcp(t) => poll.registry().register(t, token, Interest::READABLE)?,
+                MioListener::Unix(u) => poll.registry().register(u, token, Interest::READABLE)?,
+            }
+            mio_listeners.push(ml);
+        }
+        let now = Instant::now();
+        Ok(Server {
+            poll,
+            listeners: mio_listeners,
+            accepting: true,
+            accept_pending: true,
+            conns: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            ready: VecDeque::new(),
+            limits,
+            heartbeat_every,
+            handler,
+            life,
+            signals,
+            draining: false,
+            served: 0,
+            date: DateCache::default(),
+            now,
+            last_sweep: now,
+        })
+    }
+
+    fn run(&mut self) -> Result<(), ServeError> {
+        let mut events = Events::with_capacity(1024);
+        let mut woken: Vec<(Token, bool, bool)> = Vec::with_capacity(1024);
+        self.life.ready();
+        loop {
+            let busy = !self.ready.is_empty() || (self.accept_pending && self.accepting);
+            let idle_wait = self.heartbeat_every.min(SWEEP_EVERY * 5);
+            let timeout = if busy { Duration::ZERO } else { idle_wait };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e.into());
+                }
+            }
+            self.now = Instant::now();
+            self.life.heartbeat();
+            woken.clear();
+            woken.extend(events.iter().map(|e| {
+                (
+                    e.token(),
+                    e.is_readable() || e.is_read_closed() || e.is_error(),
+                    e.is_writable(),
+                )
+            }));
+            for &(token, readable, writable) in &woken {
+                match token {
+                    SIGNAL => {
+                        if self.on_signals() {
+                            return Ok(());
+                        }
+                    }
+                    Token(t) if t >= LISTENER_BASE => self.accept_pending = true,
+                    Token(i) => self.on_conn_event(i, readable, writable),
+                }
+            }
+            if self.accept_pending && self.accepting {
+                self.accept(1);
+            }
+            for _ in 0..self.ready.len() {
+                if let Some(i) = self.ready.pop_front() {
+                    // A connection that hit the buffer cap still has unread bytes
+                    // that no readiness edge will announce again.
+                    let capped = self
+                        .conns
+                        .get(i)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|c| c.capped);
+                    self.on_conn_event(i, capped, false);
+                }
+            }
+            if self.now.duration_since(self.last_sweep) >= SWEEP_EVERY {
+                self.sweep();
+            }
+            if self.draining && self.live == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Returns true when the worker must stop at once.
+    fn on_signals(&mut self) -> bool {
+        let p = self.signals.take();
+        if p.reopen {
+            self.life.reopen_logs();
+        }
+        if p.drain {
+            self.begin_drain();
+        }
+        p.quit
+    }
+
+    /// Stops accepting, but first takes every connection the kernel already queued,
+    /// so a graceful stop loses none of them.
+    fn begin_drain(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        self.accept(usize::MAX);
+        self.accepting = false;
+        for l in &mut self.listeners {
+            let _ = match l {
+                MioListener::Tcp(t) => self.poll.registry().deregister(t),
+                MioListener::Unix(u) => self.poll.registry().deregister(u),
+            };
+        }
+        self.listeners.clear();
+        self.life.draining();
+    }
+
+    /// Accepts up to `budget` connections. Accepting one at a time per loop turn
+    /// (nginx's `multi_accept off`) lets sibling workers take their share.
+    fn accept(&mut self, budget: usize) {
+        self.accept_pending = false;
+        let mut taken = 0;
+        for li in 0..self.listeners.len() {
+            while taken < budget {
+                if self.live >= self.limits.max_connections {
+                    return;
+                }
+                let accepted = match &self.listeners[li] {
+                    MioListener::Tcp(t) => t.accept().map(|(s, a)| (Stream::Tcp(s), Peer::Tcp(a))),
+                    MioListener::Unix(u) => u.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
+                };
+                match accepted {
+                    Ok((stream, peer)) => {
+                        taken += 1;
+                        self.insert(stream, peer);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // EMFILE, ECONNABORTED…: try again at the next sweep.
+                    Err(_) => break,
+                }
+            }
+            if taken >= budget {
+                self.accept_pending = true;
+                return;
+            }
+        }
+    }
+
+    fn insert(&mut self, mut stream: Stream, peer: Peer) {
+        if let Stream::Tcp(s) = &stream {
+            let _ = s.set_nodelay(true);
+        }
+        let idx = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if self
+            .poll
+            .registry()
+            .register(&mut stream, Token(idx), interest)
+            .is_err()
+        {
+            self.free.push(idx);
+            return;
+        }
+        self.conns[idx] = Some(Conn::new(stream, peer, self.now));
+        self.live += 1;
+        // Data often arrives with the connection; read it now rather than wait.
+        self.on_conn_event(idx, true, false);
+    }
+
+    fn close(&mut self, idx: usize) {
+        if let Some(mut c) = self.conns.get_mut(idx).and_then(Option::take) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            self.free.push(idx);
+            self.live -= 1;
+            if !self.draining {
+                // A slot opened up: accept again if we had stopped at the limit.
+                self.accept_pending = true;
+            }
+        }
+    }
+
+    fn on_conn_event(&mut self, idx: usize, readable: bool, writable: bool) {
+        let cap = self.read_cap();
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if conn.linger_until.is_some() {
+            if readable && conn.discard_input() {
+                self.close(idx);
+            }
+            return;
+        }
+        if writable && conn.has_output() {
+            match conn.flush() {
+                Err(_) => return self.close(idx),
+                Ok(false) => return,
+                Ok(true) => {}
+            }
+        }
+        if readable && !conn.eof {
+            conn.last_active = self.now;
+            match conn.fill(cap) {
+                Err(_) => return self.close(idx),
+                Ok(filled) => conn.capped = filled == Filled::Capped,
+            }
+        }
+        self.drive(idx);
+    }
+
+    /// Most unconsumed bytes a connection may hold: a full head and a full body.
+    fn read_cap(&self) -> usize {
+        let body = usize::try_from(self.limits.max_body).unwrap_or(usize::MAX);
+        self.limits
+            .max_head()
+            .saturating_add(body)
+            .saturating_add(64 * 1024)
+    }
+
+    /// Serves at most one buffered request of connection `idx`.
+    fn drive(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if conn.has_output() || conn.linger_until.is_some() {
+            return;
+        }
+        if conn.close_after_write {
+            return self.close(idx);
+        }
+        let lead = conn
+            .unconsumed()
+            .iter()
+            .take_while(|b| **b == b'\r' || **b == b'\n')
+            .count();
+        conn.consume(lead);
+        if conn.unconsumed().is_empty() {
+            conn.request_started = None;
+            if conn.eof {
+                self.close(idx);
+            }
+            return;
+        }
+        conn.request_started.get_or_insert(self.now);
+        let step = serve_one(
+            conn,
+            self.handler,
+            &self.limits,
+            &mut self.date,
+            self.draining,
+        );
+        let outcome = match step {
+            Step::Wait => {
+                if conn.eof {
+                    return self.close(idx);
+                }
+                // A `100 Continue` may be waiting to go out.
+                conn.flush()
+            }
+            Step::Served => {
+                conn.request_started = None;
+                self.served += 1;
+                if self.served == self.limits.max_requests {
+                    // Ask once; keep serving until the replacement is ready.
+                    self.life.retire();
+                }
+                conn.flush()
+            }
+            Step::Rejected => conn.flush(),
+        };
+        match outcome {
+            Err(_) => return self.close(idx),
+            Ok(true) if conn.close_after_write => {
+                if step == Step::Rejected {
+                    conn.start_linger(self.now + LINGER);
+                } else {
+                    return self.close(idx);
+                }
+            }
+            Ok(true) if step == Step::Served && (conn.capped || !conn.unconsumed().is_empty()) => {
+                self.ready.push_back(idx);
+            }
+            _ => {}
+        }
+    }
+
+    /// Expires idle keep-alive connections, slow clients and lingering closes.
+    fn sweep(&mut self) {
+        self.last_sweep = self.now;
+        if self.accepting && !self.accept_pending && self.live < self.limits.max_connections {
+            // Catch up after EMFILE or a missed edge.
+            self.accept_pending = true;
+        }
+        let now = self.now;
+        let (keep_alive, request_timeout) = (self.limits.keep_alive, self.limits.request_timeout);
+        let expired: Vec<usize> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let c = c.as_ref()?;
+                let idle = now.duration_since(c.last_active);
+                let dead = match (c.linger_until, c.request_started) {
+                    (Some(until), _) => now >= until,
+                    (None, Some(started)) => now.duration_since(started) >= request_timeout,
+                    (None, None) if c.has_output() => idle >= request_timeout,
+                    (None, None) => idle >= keep_alive,
+                };
+                dead.then_some(i)
+            })
+            .collect();
+        for i in expired {
+            self.close(i);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Not a whole request yet.
+    Wait,
+    Served,
+    /// A rejection was queued; the connection closes after it.
+    Rejected,
+}
+
+/// Parses and serves the request at the front of `conn`'s buffer, if complete.
+fn serve_one<H: Handler>(
+    conn: &mut Conn,
+    handler: &mut H,
+    limits: &Limits,
+    date: &mut DateCache,
+    draining: bool,
+) -> Step {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap;
+    let headers: &mut [httparse::Header<'_>] = if limits.header_fields <= STACK_HEADERS {
+        &mut stack[..limits.header_fields.max(1)]
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; limits.header_fields];
+        &mut heap
+    };
+    let Conn {
+        rbuf,
+        rpos,
+        wbuf,
+        peer,
+        continue_sent,
+        close_after_write,
+        eof,
+        ..
+    } = conn;
+    let buf = &rbuf[*rpos..];
+    let head = match head::parse(buf, headers, limits) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Step::Wait,
+        Err(r) => return reject(handler, r, None, wbuf, close_after_write, date),
+    };
+    let rest = &buf[head.len..];
+    let decoded;
+    let (body, total): (&[u8], usize) = match head.body {
+        BodyKind::None => (&[], head.len),
+        BodyKind::Length(n) if n > limits.max_body => {
+            let req = request_of(&head, &[], *peer);
+            return reject(
+                handler,
+                Rejection::PayloadTooLarge,
+                Some(&req),
+                wbuf,
+                close_after_write,
+                date,
+            );
+        }
+        BodyKind::Length(n) => {
+            let n = n as usize;
+            if rest.len() < n {
+                send_continue(head.expect_continue && !*eof, continue_sent, wbuf);
+                return Step::Wait;
+            }
+            (&rest[..n], head.len + n)
+        }
+        BodyKind::Chunked => match chunked::decode(rest, limits.max_body) {
+            Ok(Chunked::Incomplete) => {
+                send_continue(head.expect_continue && rest.is_empty(), continue_sent, wbuf);
+                return Step::Wait;
+            }
+            Ok(Chunked::Done { body, consumed }) => {
+                decoded = body;
+                (&decoded[..], head.len + consumed)
+            }
+            Err(r) => {
+                let req = request_of(&head, &[], *peer);
+                return reject(handler, r, Some(&req), wbuf, close_after_write, date);
+            }
+        },
+    };
+    let req = request_of(&head, body, *peer);
+    let response = match panic::catch_unwind(AssertUnwindSafe(|| handler.handle(&req))) {
+        Ok(r) => r,
+        Err(_) => handler.reject(Rejection::InternalError, Some(&req)),
+    };
+    let keep_alive =
+        head.keep_alive && !draining && !response.close && !limits.keep_alive.is_zero();
+    let framing = Framing {
+        date: date.get(SystemTime::now()),
+        common: handler.common_headers(),
+        keep_alive,
+        http10: head.version == Version::Http10,
+        head_only: head.method == "HEAD",
+    };
+    write_response(wbuf, &response, &framing);
+    *close_after_write = !keep_alive;
+    *continue_sent = false;
+    *rpos += total;
+    if *rpos >= rbuf.len() {
+        rbuf.clear();
+        *rpos = 0;
+    }
+    Step::Served
+}
+
+fn request_of<'r>(head: &head::Head<'r, 'r>, body: &'r [u8], peer: Peer) -> Request<'r> {
+    Request {
+        method: head.method,
+        path: head.path,
+        query: head.query,
+        version: head.version,
+        headers: head.headers,
+        body,
+        peer,
+    }
+}
+
+/// `100 Continue` once per request, only if the client asked and nothing of the
+/// body has arrived yet.
+fn send_continue(wanted: bool, sent: &mut bool, wbuf: &mut Vec<u8>) {
+    if wanted && !*sent {
+        *sent = true;
+        wbuf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+}
+
+fn reject<H: Handler>(
+    handler: &mut H,
+    rejection: Rejection,
+    head: Option<&Request<'_>>,
+    wbuf: &mut Vec<u8>,
+    close_after_write: &mut bool,
+    date: &mut DateCache,
+) -> Step {
+    let mut response: Response = handler.reject(rejection, head);
+    response.close = true;
+    let framing = Framing {
+        date: date.get(SystemTime::now()),
+        common: handler.common_headers(),
+        keep_alive: false,
+        http10: false,
+        head_only: head.is_some_and(|r| r.method == "HEAD"),
+    };
+    write_response(wbuf, &response, &framing);
+    *close_after_write = true;
+    Step::Rejected
+}
