@@ -84,9 +84,13 @@ fn ttin_and_ttou_change_the_worker_count() {
     });
     // Identical pending signals merge in the kernel, so wait between them.
     s.signal(Signal::SIGTTOU);
-    wait_for(Duration::from_secs(10), "2 workers", || s.worker_pids().len() == 2);
+    wait_for(Duration::from_secs(10), "2 workers", || {
+        s.worker_pids().len() == 2
+    });
     s.signal(Signal::SIGTTOU);
-    wait_for(Duration::from_secs(10), "1 worker", || s.worker_pids().len() == 1);
+    wait_for(Duration::from_secs(10), "1 worker", || {
+        s.worker_pids().len() == 1
+    });
     assert_eq!(s.get("/healthz").status, 200);
     // Never below one.
     s.signal(Signal::SIGTTOU);

@@ -396,14 +396,11 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             Step::Rejected => conn.flush(),
         };
         match outcome {
-            Err(_) => return self.close(idx),
-            Ok(true) if conn.close_after_write => {
-                if step == Step::Rejected {
-                    conn.start_linger(self.now + LINGER);
-                } else {
-                    return self.close(idx);
-                }
+            Err(_) => self.close(idx),
+            Ok(true) if conn.close_after_write && step == Step::Rejected => {
+                conn.start_linger(self.now + LINGER);
             }
+            Ok(true) if conn.close_after_write => self.close(idx),
             Ok(true) if step == Step::Served && (conn.capped || !conn.unconsumed().is_empty()) => {
                 self.ready.push_back(idx);
             }

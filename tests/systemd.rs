@@ -1,0 +1,113 @@
+//! C2.3: `Type=notify` messages and socket activation through `LISTEN_FDS`.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{wait_for, Options, Server};
+use nix::sys::signal::Signal;
+
+fn next_message(sock: &UnixDatagram) -> String {
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).expect("notify message");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn notify_socket_gets_ready_status_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut s = Server::with(Options {
+        env: vec![("NOTIFY_SOCKET", path.to_str().unwrap())],
+        ..Options::default()
+    });
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m: &String| m == "READY=1") {
+        seen.push(next_message(&sock));
+    }
+    assert!(
+        seen.iter()
+            .any(|m| m.starts_with("STATUS=") && m.contains("workers ready")),
+        "{seen:?}"
+    );
+    s.signal(Signal::SIGHUP);
+    let mut reload = Vec::new();
+    while !reload.iter().any(|m: &String| m == "READY=1") {
+        reload.push(next_message(&sock));
+    }
+    let r = reload
+        .iter()
+        .find(|m| m.starts_with("RELOADING=1"))
+        .expect("RELOADING=1");
+    assert!(r.contains("\nMONOTONIC_USEC="), "{r}");
+    s.signal(Signal::SIGTERM);
+    let mut stop = Vec::new();
+    while !stop.iter().any(|m: &String| m == "STOPPING=1") {
+        stop.push(next_message(&sock));
+    }
+    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
+    // Children never speak for the master.
+    assert!(!s.log().contains("NOTIFY_SOCKET"));
+}
+
+#[test]
+fn socket_activation_uses_the_passed_listener() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fd = listener.as_raw_fd();
+    let dir = tempfile::tempdir().unwrap();
+    // LISTEN_PID must be the pid of blitz itself, so a shell sets it before exec.
+    let mut child = std::process::Command::new("sh");
+    child
+        .arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" serve --workers 1 --bind 127.0.0.1:1 --error-logfile error.log")
+        .arg(common::BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: dup2 is async-signal-safe; it runs in the forked child before exec.
+    unsafe {
+        child.pre_exec(move || {
+            // dup2 onto itself would keep FD_CLOEXEC; clear it explicitly then.
+            let r = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = child.spawn().unwrap();
+    drop(listener);
+    wait_for(Duration::from_secs(20), "activated socket answers", || {
+        common::client::try_get(port, "/readyz").is_ok_and(|r| r.status == 200)
+    });
+    let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap();
+    assert!(
+        log.contains(&format!("Listening at: 127.0.0.1:{port}")),
+        "{log}"
+    );
+    assert!(
+        !log.contains("127.0.0.1:1\""),
+        "the --bind address must not be used"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
