@@ -90,6 +90,22 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// Panics go to the JSON error log instead of raw stderr text.
+fn install_panic_log(log: Logger) {
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info
+            .location()
+            .map_or_else(String::new, |l| format!("{}:{}", l.file(), l.line()));
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        error!(log, "panic: {payload}"; "location" => location);
+    }));
+}
+
 fn describe(reason: ExitReason) -> String {
     match reason {
         ExitReason::Code(c) => format!("exit code {c}"),
@@ -100,6 +116,7 @@ fn describe(reason: ExitReason) -> String {
 
 impl App for MasterApp {
     fn run_child(&mut self, ctx: ChildCtx<'_>) -> i32 {
+        install_panic_log(log::logger(&self.logs.error, role_name(ctx.role)));
         match ctx.role {
             Role::Worker => {
                 let log = log::logger(&self.logs.error, "worker").new(o!("slot" => ctx.number));
