@@ -76,7 +76,34 @@ fn health_endpoints_have_the_contract_shapes() {
 }
 
 #[test]
-fn readyz_fails_when_the_bot_runner_is_stopped_and_recovers() {
+fn readyz_fails_while_the_bot_runner_is_silent_and_recovers() {
+    let s = Server::start();
+    let runner = nix::unistd::Pid::from_raw(s.runner_pids()[0]);
+    nix::sys::signal::kill(runner, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    // Its heartbeat ages past 10 s: not ready, with the reason in the checks.
+    common::wait_for(Duration::from_secs(20), "readyz 503", || {
+        s.get("/readyz").status == 503
+    });
+    let j = s.get("/readyz").json();
+    assert_eq!(j["status"], "error");
+    assert_eq!(j["checks"]["bot_manager"]["status"], "error");
+    assert!(
+        j["checks"]["bot_manager"]["heartbeat_age_s"]
+            .as_f64()
+            .unwrap()
+            >= 10.0
+    );
+    assert_eq!(j["checks"]["database"]["status"], "ok");
+    // Liveness is unaffected.
+    assert_eq!(s.get("/healthz").status, 200);
+    nix::sys::signal::kill(runner, nix::sys::signal::Signal::SIGCONT).unwrap();
+    common::wait_for(Duration::from_secs(5), "ready again", || {
+        s.get("/readyz").status == 200
+    });
+}
+
+#[test]
+fn a_killed_bot_runner_is_respawned() {
     let s = Server::start();
     let runner = s.runner_pids()[0];
     nix::sys::signal::kill(
@@ -84,7 +111,6 @@ fn readyz_fails_when_the_bot_runner_is_stopped_and_recovers() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    // The master respawns it within a second; readiness comes back.
     common::wait_for(Duration::from_secs(5), "new bot runner", || {
         let now = s.runner_pids();
         now.len() == 1 && now[0] != runner

@@ -55,11 +55,20 @@ fn killed_worker_is_replaced_within_a_second_and_others_keep_serving() {
         let now = s.worker_pids();
         now.len() == 2 && !now.contains(&victim)
     });
-    assert!(
-        killed_at.elapsed() < Duration::from_millis(1500),
-        "replacement took {:?}",
-        killed_at.elapsed()
-    );
+    // Measured by the master's own clock (its log), not this busy test process.
+    let log = s.log();
+    let died = log
+        .lines()
+        .find(|l| l.contains("exited unexpectedly"))
+        .unwrap();
+    let reborn = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("Booting worker"))
+        .unwrap();
+    let took = common::log_seconds(reborn) - common::log_seconds(died);
+    assert!((0.0..1.0).contains(&took), "replacement took {took} s");
+    let _ = killed_at;
     load.wait_progress(200);
     let (ok, failed, errors) = load.finish();
     // Only a request that the killed worker itself was serving may fail (one per
@@ -92,9 +101,11 @@ fn ttin_and_ttou_change_the_worker_count() {
         s.worker_pids().len() == 1
     });
     assert_eq!(s.get("/healthz").status, 200);
-    // Never below one.
+    // Never below one: the master answers a third TTOU with the same target.
     s.signal(Signal::SIGTTOU);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for(Duration::from_secs(5), "third TTOU handled", || {
+        s.log_count("Number of workers set to 1") == 2
+    });
     assert_eq!(s.worker_pids().len(), 1);
 }
 
@@ -192,8 +203,10 @@ fn term_answers_queued_requests_then_exits_zero_and_removes_the_pidfile() {
         c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     }
     s.signal(Signal::SIGTERM);
-    // Let the master's TERM reach the worker before it runs again.
-    std::thread::sleep(Duration::from_millis(200));
+    // The worker must hold the master's TERM before it runs again.
+    wait_for(Duration::from_secs(5), "TERM pending in the worker", || {
+        common::signal_pending(worker, libc::SIGTERM)
+    });
     kill(Pid::from_raw(worker), Signal::SIGCONT).unwrap();
     for (i, c) in queued.iter_mut().enumerate() {
         let r = c
@@ -211,23 +224,21 @@ fn term_answers_queued_requests_then_exits_zero_and_removes_the_pidfile() {
 fn term_under_load_loses_no_accepted_request() {
     let mut s = Server::start();
     let load = Load::start(s.port, 4, Mode::Close, "/healthz");
+    let keep = Load::start(s.port, 2, Mode::KeepAlive, "/livez");
     load.wait_progress(300);
+    keep.wait_progress(100);
     s.signal(Signal::SIGTERM);
-    assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
-    let (ok, _failed, errors) = load.finish();
-    // After the stop, new connections are refused (expected); what matters is that
-    // no request got a bad status or a truncated response.
-    assert!(ok > 0);
-    assert!(
-        errors
-            .iter()
-            .all(|e| e.contains("refused") || e.contains("reset") || e.contains("closed")),
-        "{errors:?}"
-    );
-    assert!(
-        errors.iter().all(|e| !e.starts_with("status")),
-        "{errors:?}"
-    );
+    assert_eq!(s.wait_exit(Duration::from_secs(15)), Some(0));
+    for (name, l) in [("close", load), ("keep-alive", keep)] {
+        let (ok, _failed, errors) = l.finish();
+        assert!(ok > 0);
+        // Once stopping, new connections may be refused; but every connection that
+        // was established got a complete 200.
+        assert!(
+            errors.iter().all(|e| e.starts_with("connect:")),
+            "{name} clients lost established requests: {errors:?}"
+        );
+    }
 }
 
 #[test]

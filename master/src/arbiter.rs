@@ -44,19 +44,20 @@ pub struct Settings {
 }
 
 /// Everything a child gets after fork.
-pub struct ChildCtx<'a> {
+pub struct ChildCtx {
     pub role: Role,
     pub number: usize,
     pub generation: u64,
     pub slot: SlotHandle,
     pub scoreboard: Scoreboard,
-    /// Inherited listeners (empty for singletons, which must not accept).
-    pub listeners: &'a [Listener],
+    /// Inherited listeners, owned by the child (empty for singletons, which must
+    /// not accept). Taking them lets a draining worker really close them.
+    pub listeners: Vec<Listener>,
     pub master_pid: i32,
     poke_fd: RawFd,
 }
 
-impl ChildCtx<'_> {
+impl ChildCtx {
     /// Sets this child's slot state and wakes the master so it reacts at once.
     pub fn report(&self, state: SlotState) {
         self.link().report(state);
@@ -79,7 +80,11 @@ pub struct Link {
 }
 
 impl Link {
+    /// Publishes this child's state and wakes the master. The first report also
+    /// releases the stop signals held since fork (see `spawn`): by then the child
+    /// has installed its own handlers.
     pub fn report(&self, state: SlotState) {
+        signals::release_held();
         self.slot.set_state(state);
         // SAFETY: the wake pipe's write end stays open for the child's whole life.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.poke_fd) };
@@ -140,7 +145,7 @@ pub enum Event<'a> {
 /// The application side of the supervisor.
 pub trait App {
     /// Runs in the forked child; the return value is its exit code.
-    fn run_child(&mut self, ctx: ChildCtx<'_>) -> i32;
+    fn run_child(&mut self, ctx: ChildCtx) -> i32;
     /// `HUP`: re-read configuration; `Err` keeps the current one.
     fn reload(&mut self) -> Result<Settings, String>;
     /// `USR1`: reopen log files.
@@ -355,7 +360,9 @@ impl<'a, A: App> Arbiter<'a, A> {
                 reason,
                 expected,
             });
-            if !c.ready_seen && !expected {
+            // Never ready and not asked to stop: a boot failure, including a boot
+            // that hung until `--timeout` killed it.
+            if !c.ready_seen && c.term_sent.is_none() {
                 let retry_in = self.backoff_for(c.role).failed(Instant::now());
                 self.app.event(Event::BootFailed {
                     role: c.role,
@@ -471,15 +478,28 @@ impl<'a, A: App> Arbiter<'a, A> {
         let (number, slot_index) = match role {
             Role::Worker => match self.free_worker_number() {
                 Some(n) => (n, n),
-                None => return,
+                None => {
+                    self.app
+                        .event(Event::Error("no free worker slot; not spawning".into()));
+                    return;
+                }
             },
             Role::Singleton(i) => (i, Scoreboard::singleton_slot(i)),
         };
         let slot = self.sb.slot(slot_index);
         slot.reset(self.generation);
+        // A stop signal that reaches the child before it installed its handlers
+        // would hit the inherited no-op handler and be lost; hold those signals
+        // across fork: the parent releases them at once, the child on its first
+        // report (Link::report), so they are delivered, not dropped.
+        let held = signals::hold();
         // SAFETY: the master is single-threaded (no pools, no runtime threads), so
         // the child starts with consistent memory; it never returns into this loop.
-        match unsafe { fork() } {
+        let forked = unsafe { fork() };
+        if !matches!(forked, Ok(ForkResult::Child)) {
+            signals::restore(held);
+        }
+        match forked {
             Ok(ForkResult::Child) => self.become_child(role, number, slot),
             Ok(ForkResult::Parent { child }) => {
                 slot.set_pid(child.as_raw());
@@ -534,10 +554,11 @@ impl<'a, A: App> Arbiter<'a, A> {
             Role::Singleton(i) => self.settings.singletons[i].clone(),
         };
         proctitle::set(&format!("{}: {name}", self.settings.title));
+        let mut listeners = std::mem::take(&mut self.listeners);
         if matches!(role, Role::Singleton(_)) {
             // Only workers accept; a singleton holding listeners would keep them
             // open past a stop.
-            self.listeners.clear();
+            listeners.clear();
         }
         let ctx = ChildCtx {
             role,
@@ -545,7 +566,7 @@ impl<'a, A: App> Arbiter<'a, A> {
             generation: self.generation,
             slot,
             scoreboard: self.sb,
-            listeners: &self.listeners,
+            listeners,
             master_pid,
             poke_fd: self.wake_w.as_raw_fd(),
         };
@@ -597,14 +618,25 @@ impl<'a, A: App> Arbiter<'a, A> {
             } else {
                 Duration::from_secs(2)
             };
-        self.signal_all(
+        // Freeze the accept queues (no new SYNs are queued; queued connections stay)
+        // before workers drain them, then drop the master's own descriptors so the
+        // sockets close as soon as the last worker has emptied them.
+        let mut unix_paths = Vec::new();
+        for l in std::mem::take(&mut self.listeners) {
             if graceful {
-                Signal::SIGTERM
-            } else {
-                Signal::SIGQUIT
-            },
-            now,
-        );
+                if let Err(e) = l.stop_new_connections() {
+                    self.app
+                        .event(Event::Error(format!("cannot freeze {}: {e}", l.address)));
+                }
+            }
+            unix_paths.extend(l.owned_path());
+        }
+        let sig = if graceful {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGQUIT
+        };
+        self.signal_all(sig, now);
         while !self.children.is_empty() {
             self.wait(Duration::from_millis(50));
             let pending = self.signals.as_mut().map(|s| s.take()).unwrap_or_default();
@@ -619,8 +651,8 @@ impl<'a, A: App> Arbiter<'a, A> {
                 }
             }
         }
-        for l in &self.listeners {
-            l.cleanup();
+        for path in unix_paths {
+            let _ = std::fs::remove_file(path);
         }
         self.app.event(Event::Stopped);
         0

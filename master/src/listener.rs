@@ -77,11 +77,51 @@ impl Listener {
             .or_else(|| ss.as_sockaddr_in6().map(|a| a.port()))
     }
 
-    /// Removes a Unix socket file we created; called by the master on final exit.
-    pub fn cleanup(&self) {
-        if let (true, Address::Unix(path)) = (self.owns_path, &self.address) {
-            let _ = std::fs::remove_file(path);
+    /// The Unix socket file we created and must remove on final exit.
+    pub fn owned_path(&self) -> Option<PathBuf> {
+        match (&self.address, self.owns_path) {
+            (Address::Unix(path), true) => Some(path.clone()),
+            _ => None,
         }
+    }
+
+    /// Gives up the descriptor (a worker takes ownership of its inherited copy).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Makes the kernel drop new connection attempts (SYNs) to this socket while
+    /// connections already queued stay acceptable. Used on graceful stop so that
+    /// draining workers can empty the accept queue without it refilling; clients
+    /// that arrive meanwhile retry their SYN and are refused once the socket closes
+    /// (or reach the next server that binds the port).
+    pub fn stop_new_connections(&self) -> io::Result<()> {
+        // A one-instruction classic BPF program: "return 0" = drop the packet.
+        let mut drop_all = [libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }];
+        let prog = libc::sock_fprog {
+            len: 1,
+            filter: drop_all.as_mut_ptr(),
+        };
+        // SAFETY: `prog` points at a valid one-instruction filter for the call's
+        // duration; the kernel copies it.
+        let r = unsafe {
+            libc::setsockopt(
+                self.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&prog as *const libc::sock_fprog).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Adopts sockets passed by systemd (`LISTEN_PID` = our pid, `LISTEN_FDS` = n,
@@ -138,10 +178,20 @@ fn bind_tcp(sa: SocketAddr, n: i32, reuse_port: bool) -> io::Result<Listener> {
     bind(fd.as_raw_fd(), &addr)?;
     listen(&fd, backlog(n)?)?;
     nonblocking_cloexec(fd.as_raw_fd())?;
+    let mut bound = sa;
+    let ss: SockaddrStorage = getsockname(fd.as_raw_fd())?;
+    if let Some(port) = ss
+        .as_sockaddr_in()
+        .map(|a| a.port())
+        .or_else(|| ss.as_sockaddr_in6().map(|a| a.port()))
+    {
+        // Port 0 asks the kernel to choose; report the real one.
+        bound.set_port(port);
+    }
     Ok(Listener {
         fd,
         kind: ListenerKind::Tcp,
-        address: Address::Tcp(sa),
+        address: Address::Tcp(bound),
         owns_path: false,
     })
 }

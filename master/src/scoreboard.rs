@@ -22,7 +22,7 @@ use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
 use crate::clock::now_ms;
 
 /// Slots available to scalable workers (worker N uses slot N).
-pub const WORKER_SLOTS: usize = 256;
+pub const WORKER_SLOTS: usize = 512;
 /// Slots for singleton children (the bot runner, …) after the worker slots.
 const SINGLETON_SLOTS: usize = 8;
 const TOTAL_SLOTS: usize = WORKER_SLOTS + SINGLETON_SLOTS;
@@ -269,7 +269,10 @@ impl SlotHandle {
         bytes[0] = n as u8;
         bytes[1..=n].copy_from_slice(&text[..n]);
         let words = (n + 1).div_ceil(8);
-        c.req_seq.fetch_add(1, Ordering::Acquire);
+        // Seqlock write: odd sequence, then a release fence so that a reader that
+        // sees any of the new words also sees the odd sequence.
+        c.req_seq.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::Release);
         for (i, w) in bytes.chunks_exact(8).take(words).enumerate() {
             let mut a = [0u8; 8];
             a.copy_from_slice(w);

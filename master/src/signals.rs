@@ -93,3 +93,41 @@ pub fn name(sig: i32) -> &'static str {
         _ => "?",
     }
 }
+
+/// Signals a child must not lose between fork and installing its own handlers.
+const HELD: [i32; 4] = [SIGTERM, SIGINT, SIGQUIT, SIGUSR1];
+
+fn held_set() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in HELD {
+        if let Ok(sig) = nix::sys::signal::Signal::try_from(s) {
+            set.add(sig);
+        }
+    }
+    set
+}
+
+/// Blocks the held signals; returns the previous mask for `restore`.
+pub fn hold() -> nix::sys::signal::SigSet {
+    let mut old = nix::sys::signal::SigSet::empty();
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&held_set()),
+        Some(&mut old),
+    );
+    old
+}
+
+pub fn restore(old: nix::sys::signal::SigSet) {
+    let _ =
+        nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
+}
+
+/// Unblocks the held signals; pending ones are delivered to the new handlers now.
+pub fn release_held() {
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&held_set()),
+        None,
+    );
+}

@@ -72,14 +72,16 @@ impl WebApp {
         }
     }
 
-    /// Publishes what this worker is serving, for `WORKER TIMEOUT` reports.
+    /// Publishes what this worker is serving, for `WORKER TIMEOUT` reports, as
+    /// "REQUEST-ID METHOD PATH": the id first, so a long path cannot push it out
+    /// of the slot's fixed space.
     fn mark_current(&mut self, req: &Request<'_>, id: &str) {
         self.current.clear();
+        self.current.extend_from_slice(id.as_bytes());
+        self.current.push(b' ');
         self.current.extend_from_slice(req.method.as_bytes());
         self.current.push(b' ');
         self.current.extend_from_slice(req.path.as_bytes());
-        self.current.push(b' ');
-        self.current.extend_from_slice(id.as_bytes());
         self.slot.set_request(&self.current);
     }
 
@@ -140,6 +142,8 @@ impl Handler for WebApp {
             error!(self.log, "handler panicked"; "request_id" => &id,
                 "path" => head.map_or("-", |r| r.path));
         }
+        // After a handler panic, the slot still names the failed request.
+        self.slot.set_request(b"");
         let mut resp = reply::error(rejection.status(), rejection.message());
         self.log_access(head, &resp, &id, started);
         resp.headers.push(("X-Request-Id", id.into()));

@@ -31,15 +31,22 @@ pub fn client_ip(req: &Request<'_>, trusted: &TrustedProxies) -> String {
 
 fn from_forwarded_for(req: &Request<'_>, trusted: &TrustedProxies) -> Option<IpAddr> {
     // Several headers are one list, in order (RFC 9110 5.3).
-    let hops: Vec<IpAddr> = req
+    let hops: Vec<&str> = req
         .header_all("x-forwarded-for")
         .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|h| h.trim().parse::<IpAddr>().ok())
-        .map(canonical)
+        .map(str::trim)
         .collect();
-    let untrusted = hops.iter().rev().find(|ip| !trusted.trusts(**ip));
-    untrusted.or(hops.first()).copied()
+    let mut leftmost = None;
+    for hop in hops.iter().rev() {
+        // A hop we cannot read ends the walk: anything left of it could be forged.
+        let ip = canonical(hop.parse::<IpAddr>().ok()?);
+        if !trusted.trusts(ip) {
+            return Some(ip);
+        }
+        leftmost = Some(ip);
+    }
+    leftmost
 }
 
 /// `::ffff:1.2.3.4` → `1.2.3.4`, so both spellings of one client are one key.

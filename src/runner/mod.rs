@@ -15,7 +15,7 @@ use crate::log::Sink;
 /// How often the runner proves it is alive.
 const TICK: Duration = Duration::from_millis(250);
 
-pub fn run(ctx: ChildCtx<'_>, log: Logger, sinks: &[Sink]) -> i32 {
+pub fn run(ctx: ChildCtx, log: Logger, sinks: &[Sink]) -> i32 {
     let stop = Arc::new(AtomicBool::new(false));
     let reopen = Arc::new(AtomicBool::new(false));
     let installed = [SIGTERM, SIGINT, SIGQUIT]

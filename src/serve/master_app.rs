@@ -91,7 +91,7 @@ fn role_name(role: Role) -> &'static str {
 }
 
 /// Panics go to the JSON error log instead of raw stderr text.
-fn install_panic_log(log: Logger) {
+pub fn install_panic_log(log: Logger) {
     std::panic::set_hook(Box::new(move |info| {
         let location = info
             .location()
@@ -115,7 +115,7 @@ fn describe(reason: ExitReason) -> String {
 }
 
 impl App for MasterApp {
-    fn run_child(&mut self, ctx: ChildCtx<'_>) -> i32 {
+    fn run_child(&mut self, ctx: ChildCtx) -> i32 {
         install_panic_log(log::logger(&self.logs.error, role_name(ctx.role)));
         match ctx.role {
             Role::Worker => {
@@ -187,12 +187,13 @@ impl App for MasterApp {
                 pid,
                 request,
             } => {
+                // The worker publishes "REQUEST-ID METHOD PATH" (empty when idle).
                 let mut parts = request.splitn(3, ' ');
-                let (method, path, rid) = (parts.next(), parts.next(), parts.next());
+                let (rid, method, path) = (parts.next(), parts.next(), parts.next());
                 crit!(log, "WORKER TIMEOUT (pid:{pid})"; "role_of_child" => role_name(role),
                     "slot" => number, "child_pid" => pid,
-                    "method" => method.filter(|m| !m.is_empty()).unwrap_or("-"),
-                    "path" => path.unwrap_or("-"), "request_id" => rid.unwrap_or("-"))
+                    "method" => method.unwrap_or("-"), "path" => path.unwrap_or("-"),
+                    "request_id" => rid.filter(|r| !r.is_empty()).unwrap_or("-"))
             }
             Event::BootFailed {
                 role,

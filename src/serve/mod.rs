@@ -26,6 +26,7 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
         }
     };
     let log = log::logger(&logs.error, "master");
+    master_app::install_panic_log(log.clone());
     let addresses = match resolve(&config.binds) {
         Ok(a) => a,
         Err(e) => {

@@ -78,33 +78,30 @@ fn limits(config: &Config, slot: usize) -> Limits {
     }
 }
 
-fn listeners(ctx: &ChildCtx<'_>) -> std::io::Result<Vec<Listener>> {
-    ctx.listeners
-        .iter()
+/// Takes ownership of the inherited listeners, so that when this worker stops
+/// accepting, its descriptors really close.
+fn listeners(ctx: &mut ChildCtx) -> Vec<Listener> {
+    std::mem::take(&mut ctx.listeners)
+        .into_iter()
         .map(|l| {
-            let fd = l.try_clone_fd()?;
-            Ok(match l.kind {
+            let kind = l.kind;
+            let fd = l.into_fd();
+            match kind {
                 ListenerKind::Tcp => Listener::Tcp(TcpListener::from(fd)),
                 ListenerKind::Unix => Listener::Unix(UnixListener::from(fd)),
-            })
+            }
         })
         .collect()
 }
 
 pub fn run(
-    ctx: ChildCtx<'_>,
+    mut ctx: ChildCtx,
     config: &Config,
     log: Logger,
     access: Option<AccessLog>,
     error_sink: Sink,
 ) -> i32 {
-    let listeners = match listeners(&ctx) {
-        Ok(l) => l,
-        Err(e) => {
-            error!(log, "cannot take listeners"; "error" => %e);
-            return 1;
-        }
-    };
+    let listeners = listeners(&mut ctx);
     let mut sinks = vec![error_sink];
     sinks.extend(access.as_ref().map(|a| a.sink().clone()));
     let limits = limits(config, ctx.number);

@@ -78,10 +78,19 @@ impl Load {
 fn client_loop(port: u16, mode: Mode, path: &str, stop: &AtomicBool, tally: &Tally) {
     let mut conn: Option<Conn> = None;
     while !stop.load(Ordering::Relaxed) {
+        if conn.is_none() {
+            match Conn::open(port) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tally.failed.fetch_add(1, Ordering::Relaxed);
+                    record(tally, format!("connect: {e}"));
+                    continue;
+                }
+            }
+        }
         let result = (|| -> std::io::Result<(u16, bool)> {
-            let c = match conn.as_mut() {
-                Some(c) => c,
-                None => conn.insert(Conn::open(port)?),
+            let Some(c) = conn.as_mut() else {
+                return Err(std::io::ErrorKind::NotConnected.into());
             };
             let close = matches!(mode, Mode::Close);
             let req = if close {
@@ -106,8 +115,9 @@ fn client_loop(port: u16, mode: Mode, path: &str, stop: &AtomicBool, tally: &Tal
                 conn = None;
             }
             Err(e) => {
+                // The connection was established: this request was lost.
                 tally.failed.fetch_add(1, Ordering::Relaxed);
-                record(tally, e.to_string());
+                record(tally, format!("request: {e}"));
                 conn = None;
             }
         }
@@ -116,7 +126,7 @@ fn client_loop(port: u16, mode: Mode, path: &str, stop: &AtomicBool, tally: &Tal
 
 fn record(tally: &Tally, e: String) {
     let mut errs = tally.errors.lock().unwrap();
-    if errs.len() < 10 {
+    if errs.len() < 10 || (e.starts_with("request:") && errs.len() < 20) {
         errs.push(e);
     }
 }

@@ -78,15 +78,15 @@ impl Server {
         Server::with(Options::default())
     }
 
-    /// Starts a server and waits until every worker and the bot runner are up.
+    /// Starts a server on a kernel-chosen port (read back from the log, so
+    /// parallel tests never race for a port) and waits until every worker and the
+    /// bot runner are up.
     pub fn with(opts: Options<'_>) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let workers = opts.workers.to_string();
-        let bind = format!("127.0.0.1:{port}");
         let mut cmd = blitz_cmd(dir.path());
         cmd.arg("serve")
-            .args(["--bind", &bind, "--workers", &workers])
+            .args(["--bind", "127.0.0.1:0", "--workers", &workers])
             .args(["--error-logfile", "error.log", "--pid", "blitz.pid"])
             .args(["--database", "instance/database.db"])
             .args(&opts.args)
@@ -95,6 +95,12 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd.spawn().expect("spawn blitz");
+        let log = dir.path().join("error.log");
+        let mut port = 0;
+        wait_for(Duration::from_secs(20), "Listening at", || {
+            port = listening_port(&fs::read_to_string(&log).unwrap_or_default()).unwrap_or(0);
+            port != 0
+        });
         let server = Server {
             child,
             port,
@@ -109,18 +115,19 @@ impl Server {
         self.dir.path().join(name)
     }
 
+    /// Ready = `/readyz` answers 200 (database and bot runner) and the master has
+    /// logged as many "worker ready" lines as there are workers.
     pub fn wait_ready(&self, workers: usize) {
         wait_for(Duration::from_secs(20), "server ready", || {
             client::try_get(self.port, "/readyz").is_ok_and(|r| r.status == 200)
                 && self.worker_pids().len() == workers
-                && self.ready_workers() >= workers
+                && self.log().matches("\"worker ready\"").count() >= workers
         });
     }
 
-    /// Number of "worker ready" lines minus exits is not exact; count pids whose
-    /// title says worker and that answer — approximated by the master's log.
-    fn ready_workers(&self) -> usize {
-        self.worker_pids().len()
+    /// Counts error-log lines whose `msg` is exactly `msg`.
+    pub fn log_count(&self, msg: &str) -> usize {
+        self.log().matches(&format!("\"msg\":\"{msg}\"")).count()
     }
 
     pub fn pid(&self) -> i32 {
@@ -175,6 +182,35 @@ impl Drop for Server {
         }
         let _ = self.child.wait();
     }
+}
+
+/// The port of the first "Listening at: HOST:PORT" line of a JSON error log.
+pub fn listening_port(log: &str) -> Option<u16> {
+    let line = log.lines().find(|l| l.contains("Listening at: "))?;
+    let j: serde_json::Value = serde_json::from_str(line).ok()?;
+    j["msg"].as_str()?.rsplit(':').next()?.parse().ok()
+}
+
+/// Seconds since midnight of an error-log line's `ts` (for intervals in tests).
+pub fn log_seconds(line: &str) -> f64 {
+    let j: serde_json::Value = serde_json::from_str(line).unwrap();
+    let ts = j["ts"].as_str().unwrap();
+    let time = &ts[11..ts.len() - 1];
+    let mut parts = time.split(':');
+    let h: f64 = parts.next().unwrap().parse().unwrap();
+    let m: f64 = parts.next().unwrap().parse().unwrap();
+    let s: f64 = parts.next().unwrap().parse().unwrap();
+    h * 3600.0 + m * 60.0 + s
+}
+
+/// True once `pid` has `sig` pending (sent but not yet delivered, e.g. stopped).
+pub fn signal_pending(pid: i32, sig: i32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .filter(|l| l.starts_with("ShdPnd:") || l.starts_with("SigPnd:"))
+        .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+        .any(|mask| mask & (1 << (sig - 1)) != 0)
 }
 
 /// The command line `ps` would show for `pid`.

@@ -12,34 +12,55 @@ const MAX_LINE: usize = 8192;
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Chunked {
     Incomplete,
-    Done { body: Vec<u8>, consumed: usize },
+    /// The body is complete (in `ChunkState::body`); `consumed` wire bytes.
+    Done {
+        consumed: usize,
+    },
 }
 
-/// Decodes a chunked body at the start of `buf`, refusing more than `max` bytes.
-pub(crate) fn decode(buf: &[u8], max: u64) -> Result<Chunked, Rejection> {
-    let mut pos = 0;
-    let mut body = Vec::new();
+/// Progress through one chunked body, kept between reads so that every byte is
+/// decoded once: a body trickling in byte by byte costs O(n), not O(n²).
+#[derive(Debug, Default)]
+pub(crate) struct ChunkState {
+    /// Offset of the next unparsed wire byte (a size line, or a trailer line).
+    pos: usize,
+    pub body: Vec<u8>,
+    in_trailers: bool,
+}
+
+/// Continues decoding the chunked body at the start of `buf`, refusing more than
+/// `max` decoded bytes.
+pub(crate) fn decode(buf: &[u8], max: u64, st: &mut ChunkState) -> Result<Chunked, Rejection> {
     loop {
-        let Some(line) = line_at(buf, pos)? else {
+        let Some((len, total)) = line_at(buf, st.pos)? else {
             return Ok(Chunked::Incomplete);
         };
-        let size = chunk_size(&buf[pos..pos + line.0])?;
-        pos += line.1;
-        if size == 0 {
-            return trailers(buf, pos, body);
+        if st.in_trailers {
+            st.pos += total;
+            if len == 0 {
+                return Ok(Chunked::Done { consumed: st.pos });
+            }
+            continue;
         }
-        if body.len() as u64 + size > max {
+        let size = chunk_size(&buf[st.pos..st.pos + len])?;
+        if size == 0 {
+            st.pos += total;
+            st.in_trailers = true;
+            continue;
+        }
+        if st.body.len() as u64 + size > max {
             return Err(Rejection::PayloadTooLarge);
         }
-        let size = size as usize;
-        if buf.len() < pos + size + 2 {
+        let (start, size) = (st.pos + total, size as usize);
+        if buf.len() < start + size + 2 {
+            // Re-reading the size line next time is cheap (bounded by MAX_LINE).
             return Ok(Chunked::Incomplete);
         }
-        body.extend_from_slice(&buf[pos..pos + size]);
-        if &buf[pos + size..pos + size + 2] != b"\r\n" {
+        if &buf[start + size..start + size + 2] != b"\r\n" {
             return Err(Rejection::BadRequest("chunk data not followed by CRLF"));
         }
-        pos += size + 2;
+        st.body.extend_from_slice(&buf[start..start + size]);
+        st.pos = start + size + 2;
     }
 }
 
@@ -68,36 +89,26 @@ fn chunk_size(line: &[u8]) -> Result<u64, Rejection> {
     })
 }
 
-/// Skips trailer fields up to the empty line that ends the message.
-fn trailers(buf: &[u8], mut pos: usize, body: Vec<u8>) -> Result<Chunked, Rejection> {
-    loop {
-        let Some((len, total)) = line_at(buf, pos)? else {
-            return Ok(Chunked::Incomplete);
-        };
-        pos += total;
-        if len == 0 {
-            return Ok(Chunked::Done {
-                body,
-                consumed: pos,
-            });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn once(buf: &[u8], max: u64) -> Result<(Chunked, Vec<u8>), Rejection> {
+        let mut st = ChunkState::default();
+        decode(buf, max, &mut st).map(|c| (c, st.body))
+    }
+
     #[test]
     fn decodes_chunks_extensions_and_trailers() {
         let raw = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let (c, body) = once(raw, 100).unwrap();
         assert_eq!(
-            decode(raw, 100),
-            Ok(Chunked::Done {
-                body: b"Wikipedia".to_vec(),
+            c,
+            Chunked::Done {
                 consumed: raw.len() - 4
-            })
+            }
         );
+        assert_eq!(body, b"Wikipedia");
     }
 
     #[test]
@@ -105,27 +116,43 @@ mod tests {
         let raw = b"4\r\nWiki\r\n0\r\n\r\n";
         for cut in 0..raw.len() {
             assert_eq!(
-                decode(&raw[..cut], 100),
-                Ok(Chunked::Incomplete),
+                once(&raw[..cut], 100).unwrap().0,
+                Chunked::Incomplete,
                 "cut {cut}"
             );
         }
     }
 
     #[test]
+    fn resumes_across_reads_with_the_same_state() {
+        let raw = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        let mut st = ChunkState::default();
+        for cut in 0..raw.len() {
+            assert_eq!(decode(&raw[..cut], 100, &mut st), Ok(Chunked::Incomplete));
+        }
+        assert_eq!(
+            decode(raw, 100, &mut st),
+            Ok(Chunked::Done {
+                consumed: raw.len()
+            })
+        );
+        assert_eq!(st.body, b"abcde");
+    }
+
+    #[test]
     fn rejects_malformed_and_oversized() {
         assert_eq!(
-            decode(b"zz\r\n", 10),
-            Err(Rejection::BadRequest("bad chunk size"))
+            once(b"zz\r\n", 10).unwrap_err(),
+            Rejection::BadRequest("bad chunk size")
         );
         assert_eq!(
-            decode(b"4\r\nWikiXX", 10),
-            Err(Rejection::BadRequest("chunk data not followed by CRLF"))
+            once(b"4\r\nWikiXX", 10).unwrap_err(),
+            Rejection::BadRequest("chunk data not followed by CRLF")
         );
-        assert_eq!(decode(b"b\r\n", 10), Err(Rejection::PayloadTooLarge));
+        assert_eq!(once(b"b\r\n", 10).unwrap_err(), Rejection::PayloadTooLarge);
         assert_eq!(
-            decode(b"ffffffffffffffffff\r\n", u64::MAX),
-            Err(Rejection::BadRequest("bad chunk size"))
+            once(b"ffffffffffffffffff\r\n", u64::MAX).unwrap_err(),
+            Rejection::BadRequest("bad chunk size")
         );
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
+use crate::chunked::ChunkState;
 use crate::request::Peer;
 
 /// Bytes we try to read per `read` call.
@@ -98,6 +99,10 @@ pub(crate) struct Conn {
     pub eof: bool,
     /// The last read stopped at the buffer cap: unread bytes remain in the socket.
     pub capped: bool,
+    /// The last response was a rejection: close by lingering, not abruptly.
+    pub rejected: bool,
+    /// Progress of a chunked request body being received.
+    pub chunk: ChunkState,
 }
 
 impl Conn {
@@ -116,6 +121,8 @@ impl Conn {
             linger_until: None,
             eof: false,
             capped: false,
+            rejected: false,
+            chunk: ChunkState::default(),
         }
     }
 

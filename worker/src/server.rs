@@ -165,6 +165,11 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             }
             self.now = Instant::now();
             self.life.heartbeat();
+            // Signals first: a TERM must set `draining` before anything else is
+            // accepted or answered in this turn.
+            if self.signals.any() && self.on_signals() {
+                return Ok(());
+            }
             woken.clear();
             woken.extend(events.iter().map(|e| {
                 (
@@ -189,14 +194,7 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             }
             for _ in 0..self.ready.len() {
                 if let Some(i) = self.ready.pop_front() {
-                    // A connection that hit the buffer cap still has unread bytes
-                    // that no readiness edge will announce again.
-                    let capped = self
-                        .conns
-                        .get(i)
-                        .and_then(Option::as_ref)
-                        .is_some_and(|c| c.capped);
-                    self.on_conn_event(i, capped, false);
+                    self.on_conn_event(i, false, false);
                 }
             }
             if self.now.duration_since(self.last_sweep) >= SWEEP_EVERY {
@@ -246,7 +244,9 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
         let mut taken = 0;
         for li in 0..self.listeners.len() {
             while taken < budget {
-                if self.live >= self.limits.max_connections {
+                // While draining, everything queued is taken regardless of the
+                // limit: siblings are draining too and nobody else would.
+                if self.live >= self.limits.max_connections && !self.draining {
                     return;
                 }
                 let accepted = match &self.listeners[li] {
@@ -259,7 +259,11 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
                         self.insert(stream, peer);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                        ) => {}
                     // EMFILE, ECONNABORTED…: try again at the next sweep.
                     Err(_) => break,
                 }
@@ -318,14 +322,12 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             }
             return;
         }
-        if writable && conn.has_output() {
-            match conn.flush() {
-                Err(_) => return self.close(idx),
-                Ok(false) => return,
-                Ok(true) => {}
-            }
+        if writable && conn.has_output() && conn.flush().is_err() {
+            return self.close(idx);
         }
-        if readable && !conn.eof {
+        // Read whenever readiness said so, even with output pending (the edge is
+        // not repeated), and whenever an earlier read stopped at the cap.
+        if (readable || conn.capped) && !conn.eof {
             conn.last_active = self.now;
             match conn.fill(cap) {
                 Err(_) => return self.close(idx),
@@ -353,7 +355,13 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             return;
         }
         if conn.close_after_write {
-            return self.close(idx);
+            // Output fully sent; a rejection lingers so the client reads it.
+            if conn.rejected {
+                conn.start_linger(self.now + LINGER);
+            } else {
+                self.close(idx);
+            }
+            return;
         }
         let lead = conn
             .unconsumed()
@@ -393,7 +401,10 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
                 }
                 conn.flush()
             }
-            Step::Rejected => conn.flush(),
+            Step::Rejected => {
+                conn.rejected = true;
+                conn.flush()
+            }
         };
         match outcome {
             Err(_) => self.close(idx),
@@ -472,6 +483,8 @@ fn serve_one<H: Handler>(
         continue_sent,
         close_after_write,
         eof,
+        capped,
+        chunk,
         ..
     } = conn;
     let buf = &rbuf[*rpos..];
@@ -503,14 +516,27 @@ fn serve_one<H: Handler>(
             }
             (&rest[..n], head.len + n)
         }
-        BodyKind::Chunked => match chunked::decode(rest, limits.max_body) {
+        BodyKind::Chunked => match chunked::decode(rest, limits.max_body, chunk) {
+            Ok(Chunked::Incomplete) if *capped => {
+                // The buffer is full of framing and the body is still not done:
+                // the wire size is out of all proportion to the allowed body.
+                let req = request_of(&head, &[], *peer);
+                return reject(
+                    handler,
+                    Rejection::PayloadTooLarge,
+                    Some(&req),
+                    wbuf,
+                    close_after_write,
+                    date,
+                );
+            }
             Ok(Chunked::Incomplete) => {
                 send_continue(head.expect_continue && rest.is_empty(), continue_sent, wbuf);
                 return Step::Wait;
             }
-            Ok(Chunked::Done { body, consumed }) => {
-                decoded = body;
-                (&decoded[..], head.len + consumed)
+            Ok(Chunked::Done { consumed }) => {
+                decoded = std::mem::take(chunk);
+                (&decoded.body[..], head.len + consumed)
             }
             Err(r) => {
                 let req = request_of(&head, &[], *peer);

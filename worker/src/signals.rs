@@ -47,6 +47,14 @@ impl WorkerSignals {
         })
     }
 
+    /// Cheap check (three atomic loads) done every loop turn: a signal may have
+    /// arrived while poll was interrupted, before its wake-up byte is seen.
+    pub fn any(&self) -> bool {
+        self.drain.load(Ordering::Acquire)
+            || self.quit.load(Ordering::Acquire)
+            || self.reopen.load(Ordering::Acquire)
+    }
+
     pub fn take(&mut self) -> Pending {
         let mut buf = [0u8; 64];
         while matches!(self.wake.read(&mut buf), Ok(n) if n > 0) {}
