@@ -198,6 +198,10 @@ fn term_answers_queued_requests_then_exits_zero_and_removes_the_pidfile() {
     let worker = s.worker_pids()[0];
     // Freeze the only worker so that new connections pile up in the kernel queue.
     kill(Pid::from_raw(worker), Signal::SIGSTOP).unwrap();
+    // Until it has really stopped, a TERM would be handled first (lower number).
+    wait_for(Duration::from_secs(5), "worker stopped", || {
+        common::is_stopped(worker)
+    });
     let mut queued: Vec<Conn> = (0..5).map(|_| Conn::open(s.port).unwrap()).collect();
     for c in &mut queued {
         c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
@@ -357,4 +361,19 @@ fn master_killed_takes_its_children_down() {
     wait_for(Duration::from_secs(10), "orphans gone", || {
         kids.iter().all(|p| !alive(*p))
     });
+}
+
+#[test]
+fn a_worker_terminated_directly_drains_and_is_replaced() {
+    let s = Server::start();
+    let victim = s.worker_pids()[0];
+    let load = Load::start(s.port, 4, Mode::Close, "/healthz");
+    load.wait_progress(200);
+    kill(Pid::from_raw(victim), Signal::SIGTERM).unwrap();
+    wait_for(Duration::from_secs(5), "replacement", || {
+        let now = s.worker_pids();
+        now.len() == 2 && !now.contains(&victim)
+    });
+    load.wait_progress(200);
+    assert_no_failures(load, "clients while one worker drained");
 }

@@ -34,9 +34,12 @@ pub struct Child {
 }
 
 impl Child {
-    /// Still serving: not asked to stop.
+    /// Still serving: not asked to stop, and not draining on its own (an operator
+    /// may TERM a worker directly; its replacement should start at once).
     pub fn serving(&self) -> bool {
-        self.term_sent.is_none() && self.abort_sent.is_none()
+        self.term_sent.is_none()
+            && self.abort_sent.is_none()
+            && self.slot.state() != SlotState::Draining
     }
 
     /// Serving but due for replacement: older generation, or it asked to retire.

@@ -203,6 +203,14 @@ pub fn log_seconds(line: &str) -> f64 {
     h * 3600.0 + m * 60.0 + s
 }
 
+/// True once `pid` is really stopped (state `T`), not merely sent SIGSTOP.
+pub fn is_stopped(pid: i32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')')
+        .and_then(|i| stat[i + 2..].split(' ').next().map(|st| st == "T"))
+        .unwrap_or(false)
+}
+
 /// True once `pid` has `sig` pending (sent but not yet delivered, e.g. stopped).
 pub fn signal_pending(pid: i32, sig: i32) -> bool {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

@@ -88,10 +88,15 @@ pub(crate) fn write_response(out: &mut Vec<u8>, r: &Response, f: &Framing<'_>) {
     out.extend_from_slice(status_line(r.status).as_bytes());
     out.extend_from_slice(b"\r\nServer: blitz\r\nDate: ");
     out.extend_from_slice(f.date.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    let mut num = [0u8; 20];
-    out.extend_from_slice(fmt_usize(body.len(), &mut num));
     out.extend_from_slice(b"\r\n");
+    // 204 and 304 carry no body and (RFC 9110 8.6) no Content-Length of their own.
+    let bodiless = matches!(r.status, 204 | 304);
+    if !bodiless {
+        out.extend_from_slice(b"Content-Length: ");
+        let mut num = [0u8; 20];
+        out.extend_from_slice(fmt_usize(body.len(), &mut num));
+        out.extend_from_slice(b"\r\n");
+    }
     if !f.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if f.http10 {
@@ -105,7 +110,7 @@ pub(crate) fn write_response(out: &mut Vec<u8>, r: &Response, f: &Framing<'_>) {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if !f.head_only {
+    if !f.head_only && !bodiless {
         out.extend_from_slice(body);
     }
 }
@@ -204,6 +209,14 @@ mod tests {
         assert!(s.contains("Content-Length: 5\r\n"));
         assert!(s.ends_with("\r\n\r\n"));
         assert!(!s.contains("Connection:"));
+    }
+
+    #[test]
+    fn no_content_has_neither_length_nor_body() {
+        let r = Response::new(204).body("ignored");
+        let s = render(&r, true, false);
+        assert!(!s.contains("Content-Length"), "{s}");
+        assert!(s.ends_with("\r\n\r\n"));
     }
 
     #[test]
