@@ -56,6 +56,7 @@ measure() {
                else if (v ~ /ms$/) { sub(/ms/, "", v) }
                else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }
                p99 = v }
+    /Non-2xx|Socket errors/ { print "warning: " $0 > "/dev/stderr" }
     END { printf "%s %s\n", rps, p99 }'
 }
 
