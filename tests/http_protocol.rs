@@ -487,3 +487,22 @@ fn access_log_gunicorn_format_ignores_untrusted_forwarding() {
     assert!(line.contains("\"GET /livez HTTP/1.1\" 200 "), "{line}");
     assert!(line.ends_with("\"-\" \"ua/1\""), "{line}");
 }
+
+#[test]
+fn a_half_closed_client_is_answered_and_released_at_once() {
+    let s = Server::with(Options {
+        args: vec!["--keep-alive", "30"],
+        ..Options::default()
+    });
+    let mut c = Conn::open(s.port).unwrap();
+    c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(c.read_response(false).unwrap().status, 200);
+    let t = std::time::Instant::now();
+    assert!(c.closed_by_server(Duration::from_secs(10)));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "held until {:?}",
+        t.elapsed()
+    );
+}

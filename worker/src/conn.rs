@@ -103,6 +103,9 @@ pub(crate) struct Conn {
     pub rejected: bool,
     /// Progress of a chunked request body being received.
     pub chunk: ChunkState,
+    /// The peer shut down its sending side (EPOLLRDHUP): read until EOF instead of
+    /// stopping at a short read, or the FIN would go unnoticed.
+    pub peer_closed: bool,
 }
 
 impl Conn {
@@ -123,6 +126,7 @@ impl Conn {
             capped: false,
             rejected: false,
             chunk: ChunkState::default(),
+            peer_closed: false,
         }
     }
 
@@ -165,7 +169,7 @@ impl Conn {
                     self.rbuf.truncate(len + n);
                     // A short read of a stream socket means its buffer is empty now;
                     // edge-triggered readiness will tell us about anything newer.
-                    if n < READ_CHUNK {
+                    if n < READ_CHUNK && !self.peer_closed {
                         return Ok(Filled::Drained);
                     }
                 }

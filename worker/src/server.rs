@@ -152,7 +152,7 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
 
     fn run(&mut self) -> Result<(), ServeError> {
         let mut events = Events::with_capacity(1024);
-        let mut woken: Vec<(Token, bool, bool)> = Vec::with_capacity(1024);
+        let mut woken: Vec<(Token, bool, bool, bool)> = Vec::with_capacity(1024);
         self.life.ready();
         loop {
             let busy = !self.ready.is_empty() || (self.accept_pending && self.accepting);
@@ -176,9 +176,10 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
                     e.token(),
                     e.is_readable() || e.is_read_closed() || e.is_error(),
                     e.is_writable(),
+                    e.is_read_closed(),
                 )
             }));
-            for &(token, readable, writable) in &woken {
+            for &(token, readable, writable, peer_closed) in &woken {
                 match token {
                     SIGNAL => {
                         if self.on_signals() {
@@ -186,7 +187,14 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
                         }
                     }
                     Token(t) if t >= LISTENER_BASE => self.accept_pending = true,
-                    Token(i) => self.on_conn_event(i, readable, writable),
+                    Token(i) => {
+                        if peer_closed {
+                            if let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) {
+                                c.peer_closed = true;
+                            }
+                        }
+                        self.on_conn_event(i, readable, writable)
+                    }
                 }
             }
             if self.accept_pending && self.accepting {
