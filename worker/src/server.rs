@@ -402,6 +402,9 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             }
             Step::Served => {
                 conn.request_started = None;
+                // Keep-alive idleness counts from the answer, not from the request:
+                // a slow handler must not make the connection look idle.
+                conn.last_active = Instant::now();
                 self.served += 1;
                 if self.served == self.limits.max_requests {
                     // Ask once; keep serving until the replacement is ready.
