@@ -377,3 +377,64 @@ fn a_worker_terminated_directly_drains_and_is_replaced() {
     load.wait_progress(200);
     assert_no_failures(load, "clients while one worker drained");
 }
+
+/// Lowest descriptor number `pid` does not use: with RLIMIT_NOFILE set to it, the
+/// process (and any child it forks) cannot open anything new.
+fn lowest_free_fd(pid: i32) -> u64 {
+    let used: BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .collect();
+    (0..).find(|n| !used.contains(n)).unwrap()
+}
+
+fn set_nofile(pid: i32, cur: u64, max: u64) -> u64 {
+    let new = libc::rlimit {
+        rlim_cur: cur,
+        rlim_max: max,
+    };
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit on another process with valid pointers.
+    let r = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, &mut old) };
+    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+    old.rlim_cur
+}
+
+#[test]
+fn boot_failures_back_off_while_the_other_workers_serve() {
+    let s = Server::start();
+    let master = s.pid();
+    // Children forked from now on cannot create their event loop: boot fails.
+    let max = {
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: reading our own limit into a valid struct.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) };
+        cur.rlim_max
+    };
+    let old = set_nofile(master, lowest_free_fd(master), max);
+    let victim = s.worker_pids()[0];
+    kill(Pid::from_raw(victim), Signal::SIGKILL).unwrap();
+    wait_for(Duration::from_secs(20), "three boot failures", || {
+        s.log().matches("failed to boot").count() >= 3
+    });
+    let log = s.log();
+    for delay in ["retrying in 1s", "retrying in 2s", "retrying in 4s"] {
+        assert!(log.contains(delay), "missing back-off step {delay:?}");
+    }
+    // The surviving worker keeps the server up meanwhile.
+    assert_eq!(s.get("/healthz").status, 200);
+    set_nofile(master, old, max);
+    wait_for(Duration::from_secs(20), "a worker boots again", || {
+        s.worker_pids().len() == 2
+    });
+    wait_for(Duration::from_secs(5), "ready", || {
+        s.get("/readyz").status == 200
+    });
+}
