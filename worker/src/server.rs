@@ -506,54 +506,41 @@ fn serve_one<H: Handler>(
     };
     let rest = &buf[head.len..];
     let decoded;
-    let (body, total): (&[u8], usize) = match head.body {
-        BodyKind::None => (&[], head.len),
-        BodyKind::Length(n) if n > limits.max_body => {
-            let req = request_of(&head, &[], *peer);
-            return reject(
-                handler,
-                Rejection::PayloadTooLarge,
-                Some(&req),
-                wbuf,
-                close_after_write,
-                date,
-            );
-        }
+    // The body, its framing checked: Ok(None) = wait for more bytes.
+    let framed: Result<Option<(&[u8], usize)>, Rejection> = match head.body {
+        BodyKind::None => Ok(Some((&[], head.len))),
+        BodyKind::Length(n) if n > limits.max_body => Err(Rejection::PayloadTooLarge),
         BodyKind::Length(n) => {
             let n = n as usize;
             if rest.len() < n {
                 send_continue(head.expect_continue && !*eof, continue_sent, wbuf);
-                return Step::Wait;
+                Ok(None)
+            } else {
+                Ok(Some((&rest[..n], head.len + n)))
             }
-            (&rest[..n], head.len + n)
         }
         BodyKind::Chunked => match chunked::decode(rest, limits.max_body, chunk) {
-            Ok(Chunked::Incomplete) if *capped => {
-                // The buffer is full of framing and the body is still not done:
-                // the wire size is out of all proportion to the allowed body.
-                let req = request_of(&head, &[], *peer);
-                return reject(
-                    handler,
-                    Rejection::PayloadTooLarge,
-                    Some(&req),
-                    wbuf,
-                    close_after_write,
-                    date,
-                );
-            }
+            // The buffer is full of framing and the body is still not done: the
+            // wire size is out of all proportion to the allowed body.
+            Ok(Chunked::Incomplete) if *capped => Err(Rejection::PayloadTooLarge),
             Ok(Chunked::Incomplete) => {
                 send_continue(head.expect_continue && rest.is_empty(), continue_sent, wbuf);
-                return Step::Wait;
+                Ok(None)
             }
             Ok(Chunked::Done { consumed }) => {
                 decoded = std::mem::take(chunk);
-                (&decoded.body[..], head.len + consumed)
+                Ok(Some((&decoded.body[..], head.len + consumed)))
             }
-            Err(r) => {
-                let req = request_of(&head, &[], *peer);
-                return reject(handler, r, Some(&req), wbuf, close_after_write, date);
-            }
+            Err(r) => Err(r),
         },
+    };
+    let (body, total) = match framed {
+        Ok(Some(b)) => b,
+        Ok(None) => return Step::Wait,
+        Err(r) => {
+            let req = request_of(&head, &[], *peer);
+            return reject(handler, r, Some(&req), wbuf, close_after_write, date);
+        }
     };
     let req = request_of(&head, body, *peer);
     let response = match panic::catch_unwind(AssertUnwindSafe(|| handler.handle(&req))) {
