@@ -1,7 +1,14 @@
 //! The commands of the `blitz` binary (C1). Each returns the process exit code:
 //! 0 ok, 1 runtime failure, 2 bad usage or invalid configuration.
 
-use crate::config::{self, ServeArgs};
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use rusqlite::Connection;
+
+use crate::auth::{accounts, token, AccountError};
+use crate::config::{self, DbArgs, ServeArgs, TokenCommand, UserCommand, DEFAULT_DATABASE};
+use crate::store::{self, users};
 
 /// `blitz serve`: validate everything first; a bad configuration never starts.
 pub fn serve(args: ServeArgs) -> i32 {
@@ -28,6 +35,167 @@ pub fn check_config(args: ServeArgs) -> i32 {
         Err(e) => {
             eprintln!("blitz: {e}");
             2
+        }
+    }
+}
+
+/// `--database`, else `BLITZ_DB_PATH`, else the default (as for `serve`).
+fn database(args: &DbArgs) -> PathBuf {
+    args.database
+        .clone()
+        .or_else(|| std::env::var_os("BLITZ_DB_PATH").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
+}
+
+/// Opens and migrates the database, reporting failure as exit code 1.
+fn open(args: &DbArgs) -> Result<Connection, i32> {
+    let path = database(args);
+    store::open_migrated(&path)
+        .map(|(conn, _)| conn)
+        .map_err(|e| {
+            eprintln!("blitz: {e}");
+            1
+        })
+}
+
+/// `blitz migrate`: applies what is pending and says what it did.
+pub fn migrate(args: DbArgs) -> i32 {
+    let path = database(&args);
+    match store::open_migrated(&path) {
+        Ok((_, applied)) if applied.is_empty() => {
+            println!("database {} is up to date", path.display());
+            0
+        }
+        Ok((_, applied)) => {
+            for name in applied {
+                println!("applied {name}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("blitz: {e}");
+            1
+        }
+    }
+}
+
+pub fn user(cmd: UserCommand) -> i32 {
+    match cmd {
+        UserCommand::Create {
+            email,
+            admin,
+            password_stdin,
+            db,
+        } => user_create(&email, admin, password_stdin, &db),
+        UserCommand::SetPassword { email, db, .. } => user_set_password(&email, &db),
+    }
+}
+
+fn user_create(email: &str, admin: bool, password_stdin: bool, db: &DbArgs) -> i32 {
+    let (password, generated) = if password_stdin {
+        match read_password() {
+            Ok(p) => (p, false),
+            Err(code) => return code,
+        }
+    } else {
+        (token::random_password(), true)
+    };
+    let conn = match open(db) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match accounts::create_verified(&conn, email, &password, admin) {
+        Ok(id) => {
+            let role = if admin { "admin" } else { "user" };
+            eprintln!("created {role} {} (id {id})", email.trim().to_lowercase());
+            if generated {
+                // stdout carries only the secret, so scripts can capture it.
+                println!("{password}");
+            }
+            0
+        }
+        Err(e) => account_failure(e),
+    }
+}
+
+fn user_set_password(email: &str, db: &DbArgs) -> i32 {
+    let password = match read_password() {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut conn = match open(db) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match accounts::set_password(&mut conn, email, &password) {
+        Ok(()) => {
+            eprintln!("password changed; all sessions of {email} were ended");
+            0
+        }
+        Err(e) => account_failure(e),
+    }
+}
+
+pub fn token(cmd: TokenCommand) -> i32 {
+    let TokenCommand::Create { email, name, db } = cmd;
+    let conn = match open(&db) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let email = email.trim().to_lowercase();
+    let user = match users::by_email(&conn, &email) {
+        Ok(Some(u)) => u,
+        Ok(None) => return account_failure(AccountError::NotFound),
+        Err(e) => {
+            eprintln!("blitz: {e}");
+            return 1;
+        }
+    };
+    match accounts::create_token(&conn, user.id, name.as_deref().unwrap_or("cli")) {
+        Ok(t) => {
+            println!("{}", t.token);
+            0
+        }
+        Err(e) => account_failure(e),
+    }
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password() -> Result<String, i32> {
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(_) => Ok(line.trim_end_matches(['\n', '\r']).to_string()),
+        Err(e) => {
+            eprintln!("blitz: cannot read the password from stdin: {e}");
+            Err(1)
+        }
+    }
+}
+
+fn account_failure(e: AccountError) -> i32 {
+    match e {
+        AccountError::Invalid(fields) => {
+            for (field, msg) in fields {
+                let name = if field == "email" {
+                    "--email"
+                } else {
+                    "the password"
+                };
+                eprintln!("blitz: {name} {msg}");
+            }
+            2
+        }
+        AccountError::EmailTaken => {
+            eprintln!("blitz: a user with that e-mail already exists");
+            1
+        }
+        AccountError::NotFound => {
+            eprintln!("blitz: no user with that e-mail");
+            1
+        }
+        e => {
+            eprintln!("blitz: {e}");
+            1
         }
     }
 }

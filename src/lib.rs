@@ -4,10 +4,13 @@
 //! application: configuration, HTTP routes and middleware, storage, logs, the bot
 //! runner, and the commands of the `blitz` binary.
 
+pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod mail;
 pub mod runner;
+pub mod secrets;
 pub mod serve;
 pub mod store;

@@ -11,6 +11,9 @@ fn main() -> ExitCode {
     let code = match cli.into_command() {
         Command::Serve(args) => blitz::commands::serve(args),
         Command::CheckConfig(args) => blitz::commands::check_config(args),
+        Command::Migrate(args) => blitz::commands::migrate(args),
+        Command::User(cmd) => blitz::commands::user(cmd),
+        Command::Token(cmd) => blitz::commands::token(cmd),
     };
     ExitCode::from(code as u8)
 }

@@ -58,6 +58,64 @@ pub enum Command {
     Serve(ServeArgs),
     /// Validate flags and environment, print the effective configuration, exit 0 or 2.
     CheckConfig(ServeArgs),
+    /// Apply pending database migrations and exit (idempotent).
+    Migrate(DbArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// The database the admin commands work on.
+#[derive(Clone, Debug, Default, Args)]
+pub struct DbArgs {
+    /// SQLite database file [env: BLITZ_DB_PATH] [default: instance/database.db]
+    #[arg(long, value_name = "PATH")]
+    pub database: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a verified user; without --password-stdin a password is generated and
+    /// printed once.
+    Create {
+        #[arg(long, value_name = "E")]
+        email: String,
+        /// Give the user the admin role
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Set a user's password (read from standard input); ends all their sessions.
+    SetPassword {
+        #[arg(long, value_name = "E")]
+        email: String,
+        /// Read the password from the first line of standard input (required)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API bearer token for a user and print it (shown once).
+    Create {
+        #[arg(long, value_name = "E")]
+        email: String,
+        /// A name to recognise the token by [default: cli]
+        #[arg(long, value_name = "N")]
+        name: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// The `serve` flags, named as in gunicorn so its command lines work unchanged.

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use cli::{Cli, Command, ServeArgs};
+pub use cli::{Cli, Command, DbArgs, ServeArgs, TokenCommand, UserCommand};
 pub use env::{EnvLookup, LayeredEnv, ProcessEnv};
 pub use error::{ConfigError, Expected};
 pub use parse::{
@@ -620,6 +620,7 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("blitz").chain(line.split_whitespace()));
         match cli.map(Cli::into_command) {
             Ok(Command::Serve(args) | Command::CheckConfig(args)) => args,
+            Ok(other) => panic!("{line:?}: not a serve command: {other:?}"),
             Err(e) => panic!("{line:?}: {e}"),
         }
     }

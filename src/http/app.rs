@@ -1,6 +1,6 @@
 //! `WebApp`: the worker's `Handler`. Middleware runs in the order of ARCHITECTURE §3:
 //! request id → security headers (the runtime's common block) → client IP → route →
-//! handler → access log and slot bookkeeping.
+//! auth (session or bearer) → CSRF → handler → access log and slot bookkeeping.
 
 use std::time::Instant;
 
@@ -8,12 +8,18 @@ use blitz_master::{Scoreboard, SlotHandle};
 use blitz_worker::{Handler, Rejection, Request, Response, Version};
 use slog::{error, Logger};
 
+use super::api::{self, admin_users, auth, tokens};
 use super::client_ip::client_ip;
+use super::ctx::Ctx;
+use super::guard;
 use super::health::Health;
+use super::pages::account;
 use super::reply;
 use super::request_id::RequestIds;
-use super::router::{self, Match, RouteId};
+use super::router::{self, Access, Match, RouteId};
 use super::security;
+use crate::auth::identity::{self, Credentials, IdentityError};
+use crate::auth::Identity;
 use crate::config::Config;
 use crate::log::{AccessLog, AccessRecord};
 use crate::store::Db;
@@ -58,18 +64,66 @@ impl WebApp {
         self.access.as_ref()
     }
 
-    fn dispatch(&mut self, req: &Request<'_>) -> Response {
-        match router::route(req.method, req.path) {
-            Match::Found { id, .. } => match id {
-                RouteId::Healthz => self.health.healthz(),
-                RouteId::Livez => self.health.livez(),
-                RouteId::Readyz => self.health.readyz(&mut self.db, &self.scoreboard),
-            },
+    /// Routes and runs the request; returns the response and the caller's user id
+    /// (for the access log).
+    fn dispatch(&mut self, req: &Request<'_>) -> (Response, Option<i64>) {
+        let (route, params) = match router::route(req.method, req.path) {
+            Match::Found { route, params } => (route, params),
             Match::MethodNotAllowed { allow } => {
-                reply::error(405, "Method not allowed").header("Allow", allow)
+                return (
+                    reply::error(405, "Method not allowed").header("Allow", allow),
+                    None,
+                )
             }
-            Match::NotFound => reply::error(404, "Not found"),
+            Match::NotFound => return (reply::error(404, "Not found"), None),
+        };
+        // Health checks touch neither credentials nor (for /healthz) the database.
+        match route.id {
+            RouteId::Healthz => return (self.health.healthz(), None),
+            RouteId::Livez => return (self.health.livez(), None),
+            RouteId::Readyz => return (self.health.readyz(&mut self.db, &self.scoreboard), None),
+            _ => {}
         }
+        let identity = match route.access {
+            Access::Public => Identity::Anonymous,
+            _ => match self.identify(req) {
+                Ok(i) => i,
+                Err(resp) => return (resp, None),
+            },
+        };
+        let user_id = identity.user_id();
+        if let Err(refusal) = guard::check(route, &identity, req, &self.config) {
+            return (refusal, user_id);
+        }
+        let client = client_ip(req, &self.config.forwarded_allow_ips);
+        let mut ctx = Ctx {
+            config: &self.config,
+            db: &mut self.db,
+            log: &self.log,
+            identity,
+            client_ip: &client,
+            req,
+            params,
+        };
+        (call(route.id, &mut ctx), user_id)
+    }
+
+    fn identify(&mut self, req: &Request<'_>) -> Result<Identity, Response> {
+        let creds = Credentials {
+            authorization: req.header("authorization"),
+            cookies: req.header_all("cookie").collect(),
+        };
+        let conn = self.db.conn().map_err(|e| {
+            error!(self.log, "cannot read sessions"; "error" => %e);
+            reply::error(503, "Database unavailable")
+        })?;
+        identity::resolve(&conn, &creds, crate::store::now()).map_err(|e| match e {
+            IdentityError::BadBearer => reply::error(401, "Authentication required"),
+            IdentityError::Store(e) => {
+                error!(self.log, "cannot read sessions"; "error" => %e);
+                reply::error(503, "Database unavailable")
+            }
+        })
     }
 
     /// Publishes what this worker is serving, for `WORKER TIMEOUT` reports, as
@@ -90,6 +144,7 @@ impl WebApp {
         req: Option<&Request<'_>>,
         resp: &Response,
         id: &str,
+        user_id: Option<i64>,
         started: Instant,
     ) {
         let Some(access) = self.access.as_mut() else {
@@ -113,7 +168,7 @@ impl WebApp {
             bytes: resp.body.as_slice().len(),
             duration_us: started.elapsed().as_micros() as u64,
             request_id: id,
-            user_id: None,
+            user_id,
             referer: header("referer"),
             user_agent: header("user-agent"),
         });
@@ -125,8 +180,8 @@ impl Handler for WebApp {
         let started = Instant::now();
         let id = self.ids.for_request(req.header("x-request-id"));
         self.mark_current(req, &id);
-        let mut resp = self.dispatch(req);
-        self.log_access(Some(req), &resp, &id, started);
+        let (mut resp, user_id) = self.dispatch(req);
+        self.log_access(Some(req), &resp, &id, user_id, started);
         resp.headers.push(("X-Request-Id", id.into()));
         self.slot.set_request(b"");
         self.slot.add_request();
@@ -145,7 +200,7 @@ impl Handler for WebApp {
         // After a handler panic, the slot still names the failed request.
         self.slot.set_request(b"");
         let mut resp = reply::error(rejection.status(), rejection.message());
-        self.log_access(head, &resp, &id, started);
+        self.log_access(head, &resp, &id, None, started);
         resp.headers.push(("X-Request-Id", id.into()));
         resp
     }
@@ -153,4 +208,29 @@ impl Handler for WebApp {
     fn common_headers(&self) -> &[u8] {
         &self.common
     }
+}
+
+/// Runs the handler of an authorised request.
+fn call(id: RouteId, ctx: &mut Ctx<'_, '_>) -> Response {
+    let result = match id {
+        RouteId::Healthz | RouteId::Livez | RouteId::Readyz => {
+            return reply::error(404, "Not found");
+        }
+        RouteId::VerifyPage => return account::verify(ctx),
+        RouteId::ResetPage => return account::reset_page(ctx),
+        RouteId::ResetSubmit => return account::reset_submit(ctx),
+        RouteId::Register => auth::register(ctx),
+        RouteId::VerifyApi => auth::verify(ctx),
+        RouteId::Login => auth::login(ctx),
+        RouteId::Logout => auth::logout(ctx),
+        RouteId::Me => auth::me(ctx),
+        RouteId::ChangePassword => auth::change_password(ctx),
+        RouteId::Forgot => auth::forgot(ctx),
+        RouteId::Reset => auth::reset(ctx),
+        RouteId::CreateToken => tokens::create(ctx),
+        RouteId::ListTokens => tokens::list(ctx),
+        RouteId::DeleteToken => tokens::delete(ctx),
+        RouteId::AdminUpdateUser => admin_users::update(ctx),
+    };
+    api::respond(result, ctx.log)
 }

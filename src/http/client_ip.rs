@@ -56,3 +56,18 @@ fn canonical(ip: IpAddr) -> IpAddr {
         v4 => v4,
     }
 }
+
+/// Whether the client reached us over HTTPS: we do not terminate TLS, so only a
+/// trusted proxy's `X-Forwarded-Proto: https` says so (C4.6 strict CSRF).
+pub fn forwarded_https(req: &Request<'_>, trusted: &TrustedProxies) -> bool {
+    let peer_trusted = match req.peer {
+        Peer::Tcp(a) => trusted.trusts(canonical(a.ip())),
+        Peer::Unix => true,
+    };
+    // The proxy nearest to us appends last; its value is the one we can trust.
+    peer_trusted
+        && req
+            .header_str("x-forwarded-proto")
+            .and_then(|v| v.split(',').next_back())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}

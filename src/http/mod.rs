@@ -1,12 +1,17 @@
 //! The HTTP application: routing table, middleware and handlers.
 
+mod api;
 mod app;
 mod client_ip;
+mod ctx;
+mod guard;
 mod health;
+mod input;
+mod pages;
 mod reply;
 mod request_id;
 mod router;
 mod security;
 
 pub use app::WebApp;
-pub use router::{Match, RouteId, ROUTES};
+pub use router::{Access, Kind, Match, RouteId, ROUTES};

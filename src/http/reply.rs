@@ -33,3 +33,26 @@ pub fn error(status: u16, message: impl Into<Cow<'static, str>>) -> Response {
     let body = serde_json::to_vec(&E { error: &message }).unwrap_or_else(|_| b"{}".to_vec());
     raw_json(status, body)
 }
+
+/// 400 `{"error": "Invalid input", "fields": {...}}` (C3).
+pub fn invalid_fields<K: Serialize + Ord, V: Serialize>(
+    fields: &std::collections::BTreeMap<K, V>,
+) -> Response {
+    json(
+        400,
+        &serde_json::json!({"error": "Invalid input", "fields": fields}),
+    )
+}
+
+/// 429 with `Retry-After`.
+pub fn too_many(message: &'static str, retry_after_s: u64) -> Response {
+    error(429, message).header("Retry-After", retry_after_s.to_string())
+}
+
+/// `{"success": true, "message": ...}` with `status`.
+pub fn success(status: u16, message: &str) -> Response {
+    json(
+        status,
+        &serde_json::json!({"success": true, "message": message}),
+    )
+}

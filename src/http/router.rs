@@ -6,31 +6,95 @@ pub enum RouteId {
     Healthz,
     Livez,
     Readyz,
+    Register,
+    VerifyApi,
+    VerifyPage,
+    Login,
+    Logout,
+    Me,
+    ChangePassword,
+    Forgot,
+    Reset,
+    ResetPage,
+    ResetSubmit,
+    CreateToken,
+    ListTokens,
+    DeleteToken,
+    AdminUpdateUser,
 }
 
+/// Who may call a route. `Public` routes never look at credentials (no database
+/// read); `Optional` resolves the identity but admits anonymous callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Optional,
+    User,
+    Admin,
+}
+
+/// How refusals are answered: JSON errors for the API, a redirect to `/login` or an
+/// HTML error page for pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Api,
+    Page,
+}
+
+#[derive(Debug)]
 pub struct Route {
     pub method: &'static str,
     /// Path template; `<name>` matches one non-empty segment.
     pub path: &'static str,
     pub id: RouteId,
+    pub access: Access,
+    pub kind: Kind,
+    /// Whether session-authenticated unsafe requests need the CSRF token (C4.6 exempts
+    /// login, register, verify, forgot and reset).
+    pub csrf: bool,
 }
 
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    id: RouteId,
+    access: Access,
+    kind: Kind,
+    csrf: bool,
+) -> Route {
+    Route {
+        method,
+        path,
+        id,
+        access,
+        kind,
+        csrf,
+    }
+}
+
+use Access::{Admin, Optional, Public, User};
+use Kind::{Api, Page};
+
+#[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
-    Route {
-        method: "GET",
-        path: "/healthz",
-        id: RouteId::Healthz,
-    },
-    Route {
-        method: "GET",
-        path: "/livez",
-        id: RouteId::Livez,
-    },
-    Route {
-        method: "GET",
-        path: "/readyz",
-        id: RouteId::Readyz,
-    },
+    r("GET",    "/healthz",                 RouteId::Healthz,         Public,   Api,  true),
+    r("GET",    "/livez",                   RouteId::Livez,           Public,   Api,  true),
+    r("GET",    "/readyz",                  RouteId::Readyz,          Public,   Api,  true),
+    r("POST",   "/api/auth/register",       RouteId::Register,        Public,   Api,  false),
+    r("POST",   "/api/auth/verify",         RouteId::VerifyApi,       Public,   Api,  false),
+    r("GET",    "/verify/<token>",          RouteId::VerifyPage,      Public,   Page, false),
+    r("POST",   "/api/auth/login",          RouteId::Login,           Public,   Api,  false),
+    r("POST",   "/api/auth/logout",         RouteId::Logout,          User,     Api,  true),
+    r("GET",    "/api/auth/me",             RouteId::Me,              User,     Api,  true),
+    r("POST",   "/api/auth/password",       RouteId::ChangePassword,  User,     Api,  true),
+    r("POST",   "/api/auth/forgot",         RouteId::Forgot,          Public,   Api,  false),
+    r("POST",   "/api/auth/reset",          RouteId::Reset,           Public,   Api,  false),
+    r("GET",    "/reset/<token>",           RouteId::ResetPage,       Optional, Page, false),
+    r("POST",   "/reset/<token>",           RouteId::ResetSubmit,     Public,   Page, false),
+    r("POST",   "/api/auth/tokens",         RouteId::CreateToken,     User,     Api,  true),
+    r("GET",    "/api/auth/tokens",         RouteId::ListTokens,      User,     Api,  true),
+    r("DELETE", "/api/auth/tokens/<id>",    RouteId::DeleteToken,     User,     Api,  true),
+    r("PATCH",  "/api/admin/users/<id>",    RouteId::AdminUpdateUser, Admin,    Api,  true),
 ];
 
 /// Up to four `<name>` captures.
@@ -52,8 +116,7 @@ impl<'p> Params<'p> {
 #[derive(Debug)]
 pub enum Match<'p> {
     Found {
-        id: RouteId,
-        template: &'static str,
+        route: &'static Route,
         params: Params<'p>,
     },
     /// The path exists with other methods; `allow` is the `Allow` header value.
@@ -72,11 +135,7 @@ pub fn route<'p>(method: &str, path: &'p str) -> Match<'p> {
             continue;
         };
         if r.method == lookup {
-            return Match::Found {
-                id: r.id,
-                template: r.path,
-                params,
-            };
+            return Match::Found { route: r, params };
         }
         allowed.push(r.method);
         if r.method == "GET" {
@@ -125,20 +184,16 @@ mod tests {
 
     #[test]
     fn matches_static_routes_and_head() {
-        assert!(matches!(
-            route("GET", "/healthz"),
-            Match::Found {
-                id: RouteId::Healthz,
-                ..
-            }
-        ));
-        assert!(matches!(
-            route("HEAD", "/livez"),
-            Match::Found {
-                id: RouteId::Livez,
-                ..
-            }
-        ));
+        let id = |m: Match<'_>| match m {
+            Match::Found { route, .. } => Some(route.id),
+            _ => None,
+        };
+        assert_eq!(id(route("GET", "/healthz")), Some(RouteId::Healthz));
+        assert_eq!(id(route("HEAD", "/livez")), Some(RouteId::Livez));
+        assert_eq!(
+            id(route("DELETE", "/api/auth/tokens/7")),
+            Some(RouteId::DeleteToken)
+        );
         assert!(matches!(route("GET", "/nope"), Match::NotFound));
         match route("POST", "/readyz") {
             Match::MethodNotAllowed { allow } => assert_eq!(allow, "GET, HEAD"),
@@ -156,6 +211,26 @@ mod tests {
         assert_eq!((p.get("id"), p.get("op")), (Some("7"), Some("start")));
         assert!(match_template("/a/<id>", "/a/").is_none());
         assert!(match_template("/a/<id>", "/a/1/2").is_none());
+    }
+
+    #[test]
+    fn only_the_c46_exemptions_skip_csrf() {
+        let exempt: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| !r.csrf && r.method != "GET")
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(
+            exempt,
+            [
+                "/api/auth/register",
+                "/api/auth/verify",
+                "/api/auth/login",
+                "/api/auth/forgot",
+                "/api/auth/reset",
+                "/reset/<token>"
+            ]
+        );
     }
 
     #[test]

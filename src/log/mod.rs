@@ -9,7 +9,7 @@ mod timefmt;
 pub use access::{AccessLog, AccessRecord};
 pub use json::{set_level, JsonDrain};
 pub use sink::Sink;
-pub use timefmt::{rfc3339_now, SecondClock};
+pub use timefmt::{rfc3339, rfc3339_now, SecondClock};
 
 use slog::{o, Drain, Logger};
 

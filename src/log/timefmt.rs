@@ -20,6 +20,20 @@ pub fn rfc3339_now() -> String {
     )
 }
 
+/// Unix seconds as RFC 3339 UTC (`2026-11-28T16:00:00Z`), for stored timestamps.
+pub fn rfc3339(unix_s: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp(unix_s).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 /// Caches per-second renderings of the clock (RFC 3339 and the access log's
 /// `[28/Nov/2026:16:00:00 +0000]`), so hot paths do not format dates per request.
 #[derive(Default)]

@@ -7,9 +7,11 @@ use slog::{crit, error, info, o, warn, Logger};
 use crate::config::{AccessLogFormat, Config, LogTarget, ServeArgs};
 use crate::log::{self, AccessLog, Sink};
 
-/// Process-title prefix and singleton names.
+/// Process-title prefix and singleton names (indices into `Settings::singletons`).
 const TITLE: &str = "blitz";
 const BOT_RUNNER: &str = "bot-runner";
+const MAILER: &str = "mailer";
+const SINGLETONS: [&str; 2] = [BOT_RUNNER, MAILER];
 
 /// The open log destinations, created by the master and inherited by children.
 pub struct Logs {
@@ -61,7 +63,7 @@ pub fn settings(config: &Config) -> Settings {
         graceful_timeout: config.graceful_timeout,
         pidfile: config.pidfile.clone(),
         title: TITLE.to_string(),
-        singletons: vec![BOT_RUNNER.to_string()],
+        singletons: SINGLETONS.iter().map(|s| s.to_string()).collect(),
     }
 }
 
@@ -86,7 +88,7 @@ impl MasterApp {
 fn role_name(role: Role) -> &'static str {
     match role {
         Role::Worker => "worker",
-        Role::Singleton(_) => BOT_RUNNER,
+        Role::Singleton(i) => SINGLETONS.get(i).copied().unwrap_or("singleton"),
     }
 }
 
@@ -124,10 +126,15 @@ impl App for MasterApp {
                 super::worker::run(ctx, &self.config, log, access, self.logs.error.clone())
             }
             Role::Singleton(_) => {
-                let log = log::logger(&self.logs.error, BOT_RUNNER);
+                let name = role_name(ctx.role);
+                let log = log::logger(&self.logs.error, name);
                 let mut sinks = vec![self.logs.error.clone()];
                 sinks.extend(self.logs.access.clone());
-                crate::runner::run(ctx, log, &sinks)
+                if name == MAILER {
+                    crate::mail::run(ctx, &self.config, log, sinks)
+                } else {
+                    crate::runner::run(ctx, log, sinks)
+                }
             }
         }
     }

@@ -1,7 +1,11 @@
 //! `blitz serve`: validate, bind, prepare storage, then hand over to the supervisor.
 
+mod background;
 mod master_app;
+mod setup;
 mod worker;
+
+pub use background::Background;
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -41,8 +45,8 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
             return 1;
         }
     };
-    if let Err(e) = crate::store::prepare(&config.database) {
-        crit!(log, "cannot open database"; "error" => %e);
+    if let Err(e) = setup::prepare(&config, &log) {
+        crit!(log, "{e}");
         return 1;
     }
     let scoreboard = match Scoreboard::create(APP_REGION_BYTES) {

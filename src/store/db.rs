@@ -23,6 +23,33 @@ pub enum StoreError {
     Pool(#[from] r2d2::Error),
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("migration {name} failed: {source}")]
+    Migration {
+        name: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database schema is at version {found}, newer than this binary knows ({known}); \
+         run the newer blitz or restore a backup"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    /// A uniqueness constraint refused the write (e.g. an e-mail already taken).
+    #[error("already exists")]
+    Conflict,
+}
+
+impl StoreError {
+    /// Maps a unique-constraint failure to `Conflict`, anything else to `Sqlite`.
+    pub fn from_write(e: rusqlite::Error) -> StoreError {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StoreError::Conflict
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
 }
 
 /// How long a worker waits for a pooled connection before reporting failure.
@@ -48,9 +75,9 @@ fn apply_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Master, before forking: creates the directory and the file and switches it to
-/// WAL, then closes it again (no connection may cross a fork).
-pub fn prepare(path: &Path) -> Result<(), StoreError> {
+/// Opens one connection with the pragmas, creating the directory and the file.
+/// For the master before forking (closed again before any fork) and the CLI commands.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
             path: dir.to_path_buf(),
@@ -65,7 +92,14 @@ pub fn prepare(path: &Path) -> Result<(), StoreError> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(())
+    Ok(conn)
+}
+
+/// Opens the database and applies pending migrations; returns the names applied.
+pub fn open_migrated(path: &Path) -> Result<(Connection, Vec<&'static str>), StoreError> {
+    let mut conn = open(path)?;
+    let applied = super::migrate::migrate(&mut conn)?;
+    Ok((conn, applied))
 }
 
 /// A process's handle on the database; the pool is built on first use, after fork.
@@ -117,7 +151,7 @@ mod tests {
     fn pragmas_hold_on_pooled_connections() {
         let dir = std::env::temp_dir().join(format!("blitz-db-{}", std::process::id()));
         let path = dir.join("sub/test.db");
-        prepare(&path).unwrap();
+        open(&path).unwrap();
         let mut db = Db::new(&path, 2);
         db.ping().unwrap();
         let c = db.conn().unwrap();

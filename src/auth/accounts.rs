@@ -1,0 +1,319 @@
+//! The account operations of C4.6, independent of HTTP: each takes a connection and
+//! plain inputs and returns a typed outcome; `crate::http` maps them to responses.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::login_limit::{self, Keys};
+use super::{csrf, normalize_email, password, token};
+use crate::mail::compose::{self, Composed};
+use crate::store::{self, mail_queue, resets, sessions, tokens, users, StoreError};
+
+pub const VERIFY_TTL_S: i64 = 24 * 3600;
+pub const RESET_TTL_S: i64 = 3600;
+pub const SESSION_TTL_S: i64 = super::cookie::MAX_AGE_S;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// 400 with per-field messages.
+    #[error("invalid input")]
+    Invalid(BTreeMap<&'static str, String>),
+    #[error("e-mail already registered")]
+    EmailTaken,
+    /// Unknown e-mail and wrong password alike.
+    #[error("Invalid email or password")]
+    BadCredentials,
+    #[error("Email not verified")]
+    NotVerified,
+    #[error("Account disabled")]
+    Disabled,
+    #[error("too many failed logins")]
+    TooManyAttempts { retry_after_s: u64 },
+    #[error("Invalid or expired token")]
+    InvalidToken,
+    #[error("Current password is incorrect")]
+    WrongPassword,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        AccountError::Internal(e.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for AccountError {
+    fn from(e: rusqlite::Error) -> Self {
+        AccountError::Internal(e.to_string())
+    }
+}
+
+impl From<password::HashError> for AccountError {
+    fn from(e: password::HashError) -> Self {
+        AccountError::Internal(e.to_string())
+    }
+}
+
+fn invalid(field: &'static str, msg: &str) -> AccountError {
+    AccountError::Invalid(BTreeMap::from([(field, msg.to_string())]))
+}
+
+fn email_field(raw: &str) -> Result<String, AccountError> {
+    normalize_email(raw).ok_or_else(|| invalid("email", "must be a valid e-mail address"))
+}
+
+fn new_password(field: &'static str, raw: &str) -> Result<String, AccountError> {
+    password::check_new(raw).map_err(|m| invalid(field, m))?;
+    Ok(password::hash(raw)?)
+}
+
+/// Creates an unverified account and queues its verification mail in the same
+/// transaction: once this returns, the mail will be delivered (or retried).
+pub fn register(
+    conn: &mut Connection,
+    email: &str,
+    pass: &str,
+    public_url: &str,
+) -> Result<i64, AccountError> {
+    // Both fields are checked before failing, so the client sees every problem.
+    let (email, hash) = match (email_field(email), new_password("password", pass)) {
+        (Ok(e), Ok(h)) => (e, h),
+        (Err(AccountError::Invalid(mut a)), Err(AccountError::Invalid(b))) => {
+            a.extend(b);
+            return Err(AccountError::Invalid(a));
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    let verify = token::random_token();
+    let now = store::now();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let new = users::NewUser {
+        email: &email,
+        password_hash: &hash,
+        is_admin: false,
+        verification: Some((&token::hash(&verify), now + VERIFY_TTL_S)),
+    };
+    let id = users::create(&tx, &new, now).map_err(|e| match e {
+        StoreError::Conflict => AccountError::EmailTaken,
+        e => e.into(),
+    })?;
+    queue(&tx, &email, compose::verification(public_url, &verify), now)?;
+    tx.commit()?;
+    Ok(id)
+}
+
+fn queue(conn: &Connection, to: &str, mail: Composed, now: i64) -> Result<(), StoreError> {
+    mail_queue::enqueue(conn, to, mail.subject, &mail.body, now).map(|_| ())
+}
+
+/// Uses a verification token (single use, 24 h).
+pub fn verify(conn: &Connection, raw_token: &str) -> Result<(), AccountError> {
+    let ok = token::looks_like_token(raw_token)
+        && users::verify_by_token(conn, &token::hash(raw_token), store::now())?;
+    ok.then_some(()).ok_or(AccountError::InvalidToken)
+}
+
+pub struct LoggedIn {
+    /// The cookie value; only its hash is stored.
+    pub cookie: String,
+    pub csrf_token: String,
+    pub user: users::User,
+}
+
+/// Checks the limiter, then the password, then the account state, in that order:
+/// an unverified or disabled account is only revealed to whoever knows its password.
+pub fn login(
+    conn: &mut Connection,
+    email: &str,
+    pass: &str,
+    client_ip: &str,
+) -> Result<LoggedIn, AccountError> {
+    let email = normalize_email(email).unwrap_or_else(|| email.trim().to_lowercase());
+    let keys = Keys::new(&email, client_ip);
+    if let Some(retry_after_s) = login_limit::blocked(conn, &keys, store::now_ms())? {
+        return Err(AccountError::TooManyAttempts { retry_after_s });
+    }
+    let user = users::by_email(conn, &email)?;
+    let good = match &user {
+        Some(u) => password::verify(pass, &u.password_hash),
+        None => {
+            password::verify_dummy(pass);
+            false
+        }
+    };
+    let user = match user {
+        Some(u) if good => u,
+        _ => {
+            login_limit::record_failure(conn, &keys, store::now_ms())?;
+            return Err(AccountError::BadCredentials);
+        }
+    };
+    if !user.verified {
+        return Err(AccountError::NotVerified);
+    }
+    if user.disabled {
+        return Err(AccountError::Disabled);
+    }
+    login_limit::clear_email(conn, &keys)?;
+    start_session(conn, user)
+}
+
+fn start_session(conn: &Connection, user: users::User) -> Result<LoggedIn, AccountError> {
+    let cookie = token::random_token();
+    let secret = csrf::new_secret();
+    let now = store::now();
+    sessions::create(
+        conn,
+        &token::hash(&cookie),
+        &secret,
+        user.id,
+        now,
+        now + SESSION_TTL_S,
+    )?;
+    Ok(LoggedIn {
+        cookie,
+        csrf_token: csrf::masked(&secret),
+        user,
+    })
+}
+
+pub fn logout(conn: &Connection, session_id: i64) -> Result<(), AccountError> {
+    Ok(sessions::revoke(conn, session_id, store::now())?)
+}
+
+/// Changes the password and revokes every other session of the user (the current
+/// one, if the request came with a session, stays valid).
+pub fn change_password(
+    conn: &mut Connection,
+    user: &users::User,
+    current: &str,
+    new: &str,
+    keep_session: Option<i64>,
+) -> Result<(), AccountError> {
+    if !password::verify(current, &user.password_hash) {
+        return Err(AccountError::WrongPassword);
+    }
+    let hash = new_password("new_password", new)?;
+    let tx = conn.transaction()?;
+    users::set_password(&tx, user.id, &hash)?;
+    sessions::revoke_others(&tx, user.id, keep_session, store::now())?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Queues a reset mail if the account exists; says nothing either way (C4.6).
+pub fn forgot(conn: &mut Connection, email: &str, public_url: &str) -> Result<(), AccountError> {
+    let Some(email) = normalize_email(email) else {
+        return Ok(());
+    };
+    let Some(user) = users::by_email(conn, &email)? else {
+        return Ok(());
+    };
+    if user.disabled {
+        return Ok(());
+    }
+    let reset = token::random_token();
+    let now = store::now();
+    let tx = conn.transaction()?;
+    resets::create(&tx, &token::hash(&reset), user.id, now, now + RESET_TTL_S)?;
+    queue(
+        &tx,
+        &email,
+        compose::password_reset(public_url, &reset),
+        now,
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Sets a new password with a reset token (single use, 1 h). The link reached the
+/// mailbox, so the address is verified too; every session is revoked.
+pub fn reset(conn: &mut Connection, raw_token: &str, new: &str) -> Result<(), AccountError> {
+    let hash = new_password("new_password", new)?;
+    if !token::looks_like_token(raw_token) {
+        return Err(AccountError::InvalidToken);
+    }
+    let now = store::now();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let user_id =
+        resets::consume(&tx, &token::hash(raw_token), now)?.ok_or(AccountError::InvalidToken)?;
+    users::set_password(&tx, user_id, &hash)?;
+    users::set_verified(&tx, user_id, true, now)?;
+    sessions::revoke_others(&tx, user_id, None, now)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Whether a reset link is still usable (for the reset page).
+pub fn reset_link_valid(conn: &Connection, raw_token: &str) -> Result<bool, AccountError> {
+    Ok(token::looks_like_token(raw_token)
+        && resets::is_valid(conn, &token::hash(raw_token), store::now())?)
+}
+
+pub struct NewToken {
+    pub id: i64,
+    pub name: String,
+    pub token: String,
+}
+
+pub const TOKEN_NAME_MAX: usize = 100;
+
+pub fn create_token(conn: &Connection, user_id: i64, name: &str) -> Result<NewToken, AccountError> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > TOKEN_NAME_MAX
+        || name.chars().any(char::is_control)
+    {
+        return Err(invalid("name", "must be 1-100 printable characters"));
+    }
+    let token = token::new_api_token();
+    let id = tokens::create(conn, &token::hash(&token), name, user_id, store::now())?;
+    Ok(NewToken {
+        id,
+        name: name.to_string(),
+        token,
+    })
+}
+
+pub fn delete_token(conn: &Connection, user_id: i64, id: i64) -> Result<(), AccountError> {
+    tokens::delete(conn, user_id, id)?
+        .then_some(())
+        .ok_or(AccountError::NotFound)
+}
+
+/// Creates a verified account (CLI and admin seeding).
+pub fn create_verified(
+    conn: &Connection,
+    email: &str,
+    pass: &str,
+    is_admin: bool,
+) -> Result<i64, AccountError> {
+    let email = email_field(email)?;
+    let hash = new_password("password", pass)?;
+    let new = users::NewUser {
+        email: &email,
+        password_hash: &hash,
+        is_admin,
+        verification: None,
+    };
+    users::create(conn, &new, store::now()).map_err(|e| match e {
+        StoreError::Conflict => AccountError::EmailTaken,
+        e => e.into(),
+    })
+}
+
+/// Sets a password directly (CLI); revokes every session of the account.
+pub fn set_password(conn: &mut Connection, email: &str, pass: &str) -> Result<(), AccountError> {
+    let email = email_field(email)?;
+    let hash = new_password("password", pass)?;
+    let tx = conn.transaction()?;
+    let user = users::by_email(&tx, &email)?.ok_or(AccountError::NotFound)?;
+    users::set_password(&tx, user.id, &hash)?;
+    sessions::revoke_others(&tx, user.id, None, store::now())?;
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! The `blitz_session` cookie (C4.6): reading it from requests, writing `Set-Cookie`.
+
+pub const NAME: &str = "blitz_session";
+/// 24 hours, the session lifetime.
+pub const MAX_AGE_S: i64 = 86_400;
+
+/// The session cookie's value from the request's `Cookie` headers, if present.
+pub fn session_value<'a>(cookie_headers: impl Iterator<Item = &'a [u8]>) -> Option<&'a str> {
+    for header in cookie_headers {
+        let Ok(text) = std::str::from_utf8(header) else {
+            continue;
+        };
+        for pair in text.split(';') {
+            if let Some((k, v)) = pair.trim().split_once('=') {
+                if k == NAME {
+                    return Some(v.trim_matches('"'));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `Set-Cookie` that starts a session.
+pub fn set(value: &str, secure: bool) -> String {
+    format!(
+        "{NAME}={value}; Max-Age={MAX_AGE_S}; Path=/; HttpOnly; SameSite=Lax{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// `Set-Cookie` that removes the session cookie from the browser.
+pub fn clear(secure: bool) -> String {
+    format!(
+        "{NAME}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_cookie_among_others() {
+        let h: [&[u8]; 2] = [b"a=1; theme=dark", b"x=y; blitz_session=abc123; z=2"];
+        assert_eq!(session_value(h.iter().copied()), Some("abc123"));
+        let none: [&[u8]; 1] = [b"blitz_session_old=1"];
+        assert_eq!(session_value(none.iter().copied()), None);
+    }
+
+    #[test]
+    fn attributes() {
+        assert_eq!(
+            set("v", false),
+            "blitz_session=v; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax"
+        );
+        assert!(set("v", true).ends_with("; Secure"));
+        assert!(clear(false).contains("Max-Age=0"));
+    }
+}

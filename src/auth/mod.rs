@@ -1,0 +1,20 @@
+//! Accounts and authentication (C4.6): passwords, sessions, API tokens, CSRF, the
+//! failed-login limit, and the request's identity.
+
+pub mod accounts;
+pub mod admin_seed;
+pub mod cookie;
+pub mod csrf;
+pub mod identity;
+pub mod login_limit;
+pub mod password;
+pub mod token;
+
+pub use accounts::AccountError;
+pub use identity::{Identity, Principal, Via};
+
+/// Lower-cased, trimmed e-mail if it is a plausible address (≤ 254 bytes).
+pub fn normalize_email(raw: &str) -> Option<String> {
+    let e = crate::config::parse::email(raw).ok()?;
+    (e.len() <= 254).then(|| e.to_lowercase())
+}

@@ -1,0 +1,86 @@
+//! Password hashing: Argon2id with OWASP's recommended minimum parameters
+//! (19 MiB memory, 2 passes, 1 lane), in the PHC string format.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+pub const MEMORY_KIB: u32 = 19_456;
+pub const PASSES: u32 = 2;
+pub const LANES: u32 = 1;
+pub const MIN_LEN: usize = 8;
+/// Longer input only costs hashing time; no real password is this long.
+pub const MAX_LEN: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashError(String);
+
+fn hasher() -> Argon2<'static> {
+    // The constants are valid Argon2 parameters; a unit test constructs them.
+    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+pub fn hash(password: &str) -> Result<String, HashError> {
+    let salt_bytes = super::token::random_bytes::<16>();
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| HashError(e.to_string()))?;
+    hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError(e.to_string()))
+}
+
+/// Whether `password` matches the stored PHC string. A malformed hash never matches.
+pub fn verify(password: &str, stored: &str) -> bool {
+    match PasswordHash::new(stored) {
+        Ok(parsed) => hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Spends the same time as `verify` against a real hash, for logins with an unknown
+/// e-mail, so response time does not reveal which e-mails have accounts.
+pub fn verify_dummy(password: &str) {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let stored = DUMMY.get_or_init(|| hash("not a real password").unwrap_or_default());
+    let _ = verify(password, stored);
+}
+
+/// The C4.6 length rule; the error is the message for the field.
+pub fn check_new(password: &str) -> Result<(), &'static str> {
+    let n = password.chars().count();
+    if n < MIN_LEN {
+        Err("must be at least 8 characters")
+    } else if password.len() > MAX_LEN {
+        Err("must be at most 1024 bytes")
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_valid_and_recorded_in_the_hash() {
+        assert!(Params::new(MEMORY_KIB, PASSES, LANES, None).is_ok());
+        let h = hash("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify("correct horse", &h));
+        assert!(!verify("wrong horse", &h));
+        assert!(!verify("x", "not a hash"));
+        assert_ne!(hash("correct horse").unwrap(), h, "salted");
+    }
+
+    #[test]
+    fn length_rule() {
+        assert!(check_new("1234567").is_err());
+        assert!(check_new("12345678").is_ok());
+        assert!(check_new(&"x".repeat(1025)).is_err());
+    }
+}

@@ -1,0 +1,53 @@
+//! `PATCH /api/admin/users/<id>` (C4.7): role, disabled and verified flags.
+
+use serde_json::json;
+
+use super::ApiResult;
+use crate::auth::AccountError;
+use crate::http::ctx::Ctx;
+use crate::http::input::{self, FieldErrors};
+use crate::http::reply;
+use crate::store::{self, users};
+
+pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let body = input::json(ctx.req)?;
+    let mut errors = FieldErrors::default();
+    let is_admin = body.opt_bool("is_admin", &mut errors);
+    let disabled = body.opt_bool("disabled", &mut errors);
+    let verified = body.opt_bool("verified", &mut errors);
+    let Some(id) = ctx.params.get("id").and_then(|s| s.parse::<i64>().ok()) else {
+        return Err(AccountError::NotFound.into());
+    };
+    // An admin cannot lock themselves out: another admin must do it.
+    if ctx.identity.user_id() == Some(id) {
+        if is_admin == Some(false) {
+            errors.add("is_admin", "you cannot remove your own admin role");
+        }
+        if disabled == Some(true) {
+            errors.add("disabled", "you cannot disable your own account");
+        }
+    }
+    errors.finish()?;
+    let mut conn = ctx.db.conn()?;
+    let tx = conn.transaction()?;
+    if users::by_id(&tx, id)?.is_none() {
+        return Err(AccountError::NotFound.into());
+    }
+    if let Some(v) = is_admin {
+        users::set_admin(&tx, id, v)?;
+    }
+    if let Some(v) = disabled {
+        users::set_disabled(&tx, id, v)?;
+    }
+    if let Some(v) = verified {
+        users::set_verified(&tx, id, v, store::now())?;
+    }
+    let user = users::by_id(&tx, id)?.ok_or(AccountError::NotFound)?;
+    tx.commit()?;
+    Ok(reply::json(
+        200,
+        &json!({"success": true, "user": {"id": user.id, "email": user.email,
+                "is_admin": user.is_admin, "disabled": user.disabled,
+                "verified": user.verified}}),
+    ))
+}

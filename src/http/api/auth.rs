@@ -1,0 +1,118 @@
+//! `/api/auth/*` (C4.6): register, verify, login, logout, me, password, forgot, reset.
+
+use serde_json::json;
+
+use super::{user_json, ApiResult};
+use crate::auth::{accounts, cookie, csrf, Via};
+use crate::http::ctx::Ctx;
+use crate::http::input::{self, FieldErrors};
+use crate::http::reply;
+
+pub fn register(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let body = input::json(ctx.req)?;
+    let mut errors = FieldErrors::default();
+    let email = body.string("email", &mut errors);
+    let password = body.string("password", &mut errors);
+    errors.finish()?;
+    accounts::register(
+        &mut *ctx.db.conn()?,
+        &email,
+        &password,
+        &ctx.config.public_url,
+    )?;
+    Ok(reply::json(
+        201,
+        &json!({"success": true, "message": "Verification email sent"}),
+    ))
+}
+
+pub fn verify(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let body = input::json(ctx.req)?;
+    let mut errors = FieldErrors::default();
+    let token = body.string("token", &mut errors);
+    errors.finish()?;
+    accounts::verify(&*ctx.db.conn()?, &token)?;
+    Ok(reply::success(200, "Email verified"))
+}
+
+pub fn login(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let body = input::json(ctx.req)?;
+    let mut errors = FieldErrors::default();
+    let email = body.string("email", &mut errors);
+    let password = body.string("password", &mut errors);
+    errors.finish()?;
+    let done = accounts::login(&mut *ctx.db.conn()?, &email, &password, ctx.client_ip)?;
+    Ok(reply::json(
+        200,
+        &json!({"success": true, "csrf_token": done.csrf_token, "user": user_json(&done.user)}),
+    )
+    .header(
+        "Set-Cookie",
+        cookie::set(&done.cookie, ctx.config.session_secure),
+    ))
+}
+
+/// Revokes the session server-side and clears the cookie. Bearer tokens are revoked
+/// with `DELETE /api/auth/tokens/<id>`, not here.
+pub fn logout(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    if let Some(Via::Session { id, .. }) = ctx.identity.principal().map(|p| &p.via) {
+        accounts::logout(&*ctx.db.conn()?, *id)?;
+    }
+    Ok(reply::success(200, "Logged out")
+        .header("Set-Cookie", cookie::clear(ctx.config.session_secure)))
+}
+
+/// The caller and a freshly masked CSRF token (null for bearer callers, who need none).
+pub fn me(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let Some(p) = ctx.identity.principal() else {
+        return Ok(reply::error(401, "Authentication required"));
+    };
+    let csrf_token = match &p.via {
+        Via::Session { csrf_secret, .. } => Some(csrf::masked(csrf_secret)),
+        Via::Bearer { .. } => None,
+    };
+    Ok(reply::json(
+        200,
+        &json!({"success": true, "user": user_json(&p.user), "csrf_token": csrf_token}),
+    ))
+}
+
+pub fn change_password(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let body = input::json(ctx.req)?;
+    let mut errors = FieldErrors::default();
+    let current = body.string("current_password", &mut errors);
+    let new = body.string("new_password", &mut errors);
+    errors.finish()?;
+    let Some(p) = ctx.identity.principal() else {
+        return Ok(reply::error(401, "Authentication required"));
+    };
+    let keep = match p.via {
+        Via::Session { id, .. } => Some(id),
+        Via::Bearer { .. } => None,
+    };
+    accounts::change_password(&mut *ctx.db.conn()?, &p.user, &current, &new, keep)?;
+    Ok(reply::success(200, "Password changed"))
+}
+
+/// Always 202, whatever the address: the answer must not tell who has an account.
+pub fn forgot(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let body = input::json(ctx.req)?;
+    let mut errors = FieldErrors::default();
+    let email = body.string("email", &mut errors);
+    errors.finish()?;
+    accounts::forgot(&mut *ctx.db.conn()?, &email, &ctx.config.public_url)?;
+    Ok(reply::success(
+        202,
+        "If an account exists for that address, a reset link has been sent",
+    ))
+}
+
+pub fn reset(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let body = input::json(ctx.req)?;
+    let mut errors = FieldErrors::default();
+    let token = body.string("token", &mut errors);
+    let new = body.string("new_password", &mut errors);
+    errors.finish()?;
+    accounts::reset(&mut *ctx.db.conn()?, &token, &new)?;
+    Ok(reply::success(200, "Password has been reset"))
+}

@@ -1,0 +1,66 @@
+//! `/api/auth/tokens` (C4.6): API bearer tokens, shown once at creation.
+
+use serde_json::json;
+
+use super::ApiResult;
+use crate::auth::{accounts, AccountError, Via};
+use crate::http::ctx::Ctx;
+use crate::http::input::{self, FieldErrors};
+use crate::http::reply;
+use crate::log::rfc3339;
+use crate::store::tokens;
+
+const DEFAULT_NAME: &str = "API token";
+
+/// Only a browser session may mint tokens: a leaked token must not be able to
+/// create more of itself.
+pub fn create(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let Some(p) = ctx.identity.principal() else {
+        return Ok(reply::error(401, "Authentication required"));
+    };
+    if matches!(p.via, Via::Bearer { .. }) {
+        return Ok(reply::error(
+            403,
+            "API tokens can only be created from a logged-in session",
+        ));
+    }
+    let body = input::json(ctx.req)?;
+    let mut errors = FieldErrors::default();
+    let name = body.opt_string("name", &mut errors);
+    errors.finish()?;
+    let new = accounts::create_token(
+        &*ctx.db.conn()?,
+        p.user.id,
+        name.as_deref().unwrap_or(DEFAULT_NAME),
+    )?;
+    Ok(reply::json(
+        201,
+        &json!({"id": new.id, "name": new.name, "token": new.token}),
+    ))
+}
+
+pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let Some(user_id) = ctx.identity.user_id() else {
+        return Ok(reply::error(401, "Authentication required"));
+    };
+    let rows = tokens::list(&*ctx.db.conn()?, user_id)?;
+    let tokens: Vec<_> = rows
+        .iter()
+        .map(|t| {
+            json!({"id": t.id, "name": t.name, "created_at": rfc3339(t.created_at),
+                   "last_used_at": t.last_used_at.map(rfc3339)})
+        })
+        .collect();
+    Ok(reply::json(200, &json!({ "tokens": tokens })))
+}
+
+pub fn delete(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let Some(user_id) = ctx.identity.user_id() else {
+        return Ok(reply::error(401, "Authentication required"));
+    };
+    let Some(id) = ctx.params.get("id").and_then(|s| s.parse::<i64>().ok()) else {
+        return Err(AccountError::NotFound.into());
+    };
+    accounts::delete_token(&*ctx.db.conn()?, user_id, id)?;
+    Ok(reply::success(200, "Token deleted"))
+}

@@ -1,0 +1,20 @@
+//! What a handler gets besides the request: configuration, the database, the log,
+//! the caller's identity and address.
+
+use blitz_worker::Request;
+use slog::Logger;
+
+use super::router::Params;
+use crate::auth::Identity;
+use crate::config::Config;
+use crate::store::Db;
+
+pub struct Ctx<'a, 'r> {
+    pub config: &'a Config,
+    pub db: &'a mut Db,
+    pub log: &'a Logger,
+    pub identity: Identity,
+    pub client_ip: &'a str,
+    pub req: &'a Request<'r>,
+    pub params: Params<'r>,
+}

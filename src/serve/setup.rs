@@ -1,0 +1,51 @@
+//! What the master does once, before forking: migrate the database, make sure an
+//! admin exists, and make sure the secrets key exists. Every connection opened here
+//! is closed again before the first fork.
+
+use slog::{info, warn, Logger};
+
+use crate::auth::admin_seed::{self, Seeded};
+use crate::config::Config;
+use crate::secrets::SecretKey;
+use crate::store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot open database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot create the admin account: {0}")]
+    Admin(#[from] crate::auth::AccountError),
+    #[error("cannot set up the secrets key: {0}")]
+    Secret(#[from] crate::secrets::SecretError),
+}
+
+pub fn prepare(config: &Config, log: &Logger) -> Result<(), SetupError> {
+    let (mut conn, applied) = store::open_migrated(&config.database)?;
+    for name in applied {
+        info!(log, "applied migration {name}");
+    }
+    let seeded = admin_seed::ensure_admin(
+        &mut conn,
+        &config.admin_email,
+        config.admin_password.as_deref(),
+    )?;
+    drop(conn);
+    match seeded {
+        Seeded::Existing => {}
+        Seeded::Created {
+            email,
+            generated: None,
+        } => info!(log, "created admin account {email} with ADMIN_PASSWORD"),
+        Seeded::Created {
+            email,
+            generated: Some(password),
+        } => warn!(
+            log,
+            "created admin account {email} with generated password: {password} \
+             (shown only this once; change it after logging in)"
+        ),
+    }
+    // Generates `<instance dir>/secret_key` on first start when SECRET_KEY is unset.
+    SecretKey::resolve(config.secret_key.as_deref(), config.instance_dir())?;
+    Ok(())
+}

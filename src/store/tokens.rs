@@ -1,0 +1,91 @@
+//! The `api_tokens` table: bearer tokens, stored as SHA-256, shown once at creation.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::users::{self, User};
+use super::StoreError;
+
+/// `last_used_at` is refreshed at most this often, so bearer reads do not write.
+pub const TOUCH_INTERVAL_S: i64 = 60;
+
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+pub struct Bearer {
+    pub token: TokenInfo,
+    pub user: User,
+}
+
+pub fn create(
+    conn: &Connection,
+    token_hash: &str,
+    name: &str,
+    user_id: i64,
+    now: i64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO api_tokens (token_hash, name, user_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![token_hash, name, user_id, now])
+    .map_err(StoreError::from_write)?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The token with this hash and its user, unless the user is disabled.
+pub fn lookup(conn: &Connection, token_hash: &str) -> Result<Option<Bearer>, StoreError> {
+    let sql = format!(
+        "SELECT {}, t.id, t.name, t.created_at, t.last_used_at
+         FROM api_tokens t JOIN user u ON u.id = t.user_id
+         WHERE t.token_hash = ?1 AND u.disabled = 0",
+        users::COLUMNS
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([token_hash], |r| {
+            Ok(Bearer {
+                user: users::from_row(r)?,
+                token: TokenInfo {
+                    id: r.get(7)?,
+                    name: r.get(8)?,
+                    created_at: r.get(9)?,
+                    last_used_at: r.get(10)?,
+                },
+            })
+        })
+        .optional()?)
+}
+
+/// Records use, at most once per `TOUCH_INTERVAL_S` (the caller checks the age).
+pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+pub fn list(conn: &Connection, user_id: i64) -> Result<Vec<TokenInfo>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, created_at, last_used_at FROM api_tokens
+         WHERE user_id = ?1 ORDER BY id DESC",
+    )?;
+    let rows = stmt.query_map([user_id], |r| {
+        Ok(TokenInfo {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            created_at: r.get(2)?,
+            last_used_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deletes one of the user's tokens; false when the user has no such token.
+pub fn delete(conn: &Connection, user_id: i64, id: i64) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached("DELETE FROM api_tokens WHERE id = ?1 AND user_id = ?2")?
+        .execute(params![id, user_id])?;
+    Ok(n > 0)
+}
