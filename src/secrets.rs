@@ -102,6 +102,60 @@ impl SecretKey {
     }
 }
 
+/// A user's exchange and Telegram secrets in plaintext (only in memory).
+#[derive(Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub api_key: Option<String>,
+    pub api_secret: Option<String>,
+    pub telegram_token: Option<String>,
+}
+
+/// The same secrets sealed for the `user` row, with the key's last four characters
+/// (the only part ever shown, as `***abcd`).
+pub struct SealedRow {
+    pub api_key: Option<(String, String)>,
+    pub api_secret: Option<String>,
+    pub telegram_token: Option<String>,
+}
+
+fn context(user_id: i64, field: &str) -> String {
+    format!("user:{user_id}:{field}")
+}
+
+impl SecretKey {
+    pub fn seal_credentials(&self, user_id: i64, c: &Credentials) -> SealedRow {
+        let seal = |v: &Option<String>, field| {
+            v.as_deref().map(|p| self.seal(p, &context(user_id, field)))
+        };
+        SealedRow {
+            api_key: c.api_key.as_deref().map(|k| {
+                let skip = k.chars().count().saturating_sub(4);
+                let last4: String = k.chars().skip(skip).collect();
+                (self.seal(k, &context(user_id, "api_key")), last4)
+            }),
+            api_secret: seal(&c.api_secret, "api_secret"),
+            telegram_token: seal(&c.telegram_token, "telegram_token"),
+        }
+    }
+
+    pub fn open_credentials(
+        &self,
+        user_id: i64,
+        stored: &crate::store::users::StoredCredentials,
+    ) -> Result<Credentials, SecretError> {
+        let open = |v: &Option<String>, field| {
+            v.as_deref()
+                .map(|s| self.open(s, &context(user_id, field)))
+                .transpose()
+        };
+        Ok(Credentials {
+            api_key: open(&stored.api_key, "api_key")?,
+            api_secret: open(&stored.api_secret, "api_secret")?,
+            telegram_token: open(&stored.telegram_token, "telegram_token")?,
+        })
+    }
+}
+
 /// Reads the key file, or creates it with fresh random bytes. `create_new` makes
 /// the creation atomic: two processes starting at once end up with the same key.
 fn load_or_create(path: &Path) -> Result<Vec<u8>, SecretError> {
@@ -168,6 +222,70 @@ mod tests {
             .open(&s, "user:1:api_secret")
             .is_err());
         assert!(k.open("v1.garbage", "x").is_err());
+    }
+
+    /// Every value of every table, as `sqlite3 .dump` would print them.
+    fn dump(conn: &rusqlite::Connection) -> String {
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut out = String::new();
+        for t in tables {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).unwrap();
+            while let Some(row) = rows.next().unwrap() {
+                for i in 0..n {
+                    let v: rusqlite::types::Value = row.get(i).unwrap();
+                    out.push_str(&format!("{v:?}|"));
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn stored_credentials_never_hold_plaintext() {
+        use crate::store::users;
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, _) = crate::store::open_migrated(&dir.path().join("db.sqlite")).unwrap();
+        let new = users::NewUser {
+            email: "s@x.io",
+            password_hash: "h",
+            is_admin: false,
+            verification: None,
+        };
+        let id = users::create(&conn, &new, 1).unwrap();
+        let key = SecretKey::resolve(None, dir.path()).unwrap();
+        let plain = Credentials {
+            api_key: Some("APIKEY-PLAINTEXT-wxyz".into()),
+            api_secret: Some("SECRET-PLAINTEXT-1234".into()),
+            telegram_token: Some("TELEGRAM-PLAINTEXT-99".into()),
+        };
+        let sealed = key.seal_credentials(id, &plain);
+        let row = users::SealedCredentials {
+            api_key: sealed
+                .api_key
+                .as_ref()
+                .map(|(k, l)| (k.as_str(), l.as_str())),
+            api_secret: sealed.api_secret.as_deref(),
+            telegram_token: sealed.telegram_token.as_deref(),
+        };
+        users::set_credentials(&conn, id, &row).unwrap();
+        let text = dump(&conn);
+        for secret in ["APIKEY-PLAINTEXT", "SECRET-PLAINTEXT", "TELEGRAM-PLAINTEXT"] {
+            assert!(!text.contains(secret), "{secret} in the dump");
+        }
+        let stored = users::credentials(&conn, id).unwrap().unwrap();
+        assert_eq!(stored.api_key_last4.as_deref(), Some("wxyz"));
+        assert!(key.open_credentials(id, &stored).unwrap() == plain);
+        // Sealed for one user, a value does not open for another.
+        assert!(key.open_credentials(id + 1, &stored).is_err());
     }
 
     #[test]

@@ -74,3 +74,91 @@ fn check_csrf(req: &Request<'_>, secret: &str, config: &Config) -> Result<(), Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use blitz_worker::{Peer, Version};
+
+    use super::*;
+    use crate::auth::Principal;
+    use crate::store::users::User;
+
+    fn req(method: &'static str, path: &'static str) -> Request<'static> {
+        Request {
+            method,
+            path,
+            query: "",
+            version: Version::Http11,
+            headers: &[],
+            body: b"",
+            peer: Peer::Unix,
+        }
+    }
+
+    fn route(access: Access, kind: Kind) -> Route {
+        Route {
+            method: "GET",
+            path: "/admin/users/<id>",
+            id: super::super::router::RouteId::Me,
+            access,
+            kind,
+            csrf: true,
+        }
+    }
+
+    fn user(is_admin: bool) -> Identity {
+        Identity::User(Principal {
+            user: User {
+                id: 1,
+                email: "u@x.io".into(),
+                password_hash: String::new(),
+                is_admin,
+                disabled: false,
+                verified: true,
+                created_at: 0,
+            },
+            via: Via::Bearer { token_id: 1 },
+        })
+    }
+
+    #[test]
+    fn pages_redirect_to_login_and_api_answers_401() {
+        let c = Config::for_tests();
+        let r = req("GET", "/admin/users/7");
+        let page = check(
+            &route(Access::User, Kind::Page),
+            &Identity::Anonymous,
+            &r,
+            &c,
+        )
+        .unwrap_err();
+        assert_eq!(page.status, 303);
+        let location = page.headers.iter().find(|(k, _)| *k == "Location").unwrap();
+        assert_eq!(location.1, "/login?next=%2Fadmin%2Fusers%2F7");
+        let api = check(
+            &route(Access::User, Kind::Api),
+            &Identity::Anonymous,
+            &r,
+            &c,
+        )
+        .unwrap_err();
+        assert_eq!(api.status, 401);
+    }
+
+    #[test]
+    fn admin_routes_need_the_role() {
+        let c = Config::for_tests();
+        let r = req("GET", "/admin/users/7");
+        let page = check(&route(Access::Admin, Kind::Page), &user(false), &r, &c).unwrap_err();
+        assert_eq!(page.status, 403);
+        assert!(page.body.as_slice().starts_with(b"<!doctype html>"));
+        assert!(check(&route(Access::Admin, Kind::Api), &user(true), &r, &c).is_ok());
+        assert!(check(
+            &route(Access::Optional, Kind::Page),
+            &Identity::Anonymous,
+            &r,
+            &c
+        )
+        .is_ok());
+    }
+}

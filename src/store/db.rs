@@ -19,6 +19,11 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot create database file {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("database pool: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("database: {0}")]
@@ -84,6 +89,10 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             source,
         })?;
     }
+    create_private(path).map_err(|source| StoreError::Create {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: path.to_path_buf(),
         source,
@@ -93,6 +102,22 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         source,
     })?;
     Ok(conn)
+}
+
+/// Creates a new database file readable by its owner only: it holds password hashes
+/// and sealed secrets. SQLite gives the `-wal` and `-shm` files the same mode.
+/// An existing file is left as the operator made it.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Opens the database and applies pending migrations; returns the names applied.
