@@ -277,9 +277,20 @@ mod tests {
             telegram_token: sealed.telegram_token.as_deref(),
         };
         users::set_credentials(&conn, id, &row).unwrap();
-        let text = dump(&conn);
-        for secret in ["APIKEY-PLAINTEXT", "SECRET-PLAINTEXT", "TELEGRAM-PLAINTEXT"] {
-            assert!(!text.contains(secret), "{secret} in the dump");
+        // What an operator's `sqlite3 db .dump` shows, and every value read directly.
+        let cli = std::process::Command::new("sqlite3")
+            .arg(dir.path().join("db.sqlite"))
+            .arg(".dump")
+            .output()
+            .expect("the sqlite3 command-line tool (tests/run installs it)");
+        assert!(cli.status.success());
+        let cli_dump = String::from_utf8_lossy(&cli.stdout).into_owned();
+        let sealed_secret = sealed.api_secret.as_deref().unwrap();
+        assert!(cli_dump.contains(sealed_secret), "the row is in the dump");
+        for text in [dump(&conn), cli_dump] {
+            for secret in ["APIKEY-PLAINTEXT", "SECRET-PLAINTEXT", "TELEGRAM-PLAINTEXT"] {
+                assert!(!text.contains(secret), "{secret} in the dump");
+            }
         }
         let stored = users::credentials(&conn, id).unwrap().unwrap();
         assert_eq!(stored.api_key_last4.as_deref(), Some("wxyz"));

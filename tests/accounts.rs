@@ -594,3 +594,30 @@ fn logins_do_not_grow_worker_memory() {
         .unwrap();
     assert!(rss_kb < 48 * 1024, "worker RSS {rss_kb} kB after 30 logins");
 }
+
+/// C8: operators can inspect and compact the database while the server runs.
+#[test]
+fn sqlite3_schema_and_vacuum_work_while_serving() {
+    let s = server();
+    let db = s.path("instance/database.db");
+    let b = new_user(s.port, &outbox(&s), "ops@example.com", PW);
+    let run = |arg: &str| {
+        let out = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg(arg)
+            .output()
+            .expect("sqlite3 (tests/run installs it)");
+        assert!(
+            out.status.success(),
+            "{arg}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run(".schema").contains("CREATE UNIQUE INDEX idx_users_email"));
+    run("VACUUM");
+    let plan = run("EXPLAIN QUERY PLAN SELECT * FROM user WHERE email = 'x'");
+    assert!(plan.contains("idx_users_email"), "{plan}");
+    assert_eq!(b.call(s.port, "GET", "/api/auth/me", "").status, 200);
+    login(s.port, "ops@example.com", PW);
+}

@@ -72,7 +72,7 @@ const fn r(
     }
 }
 
-use Access::{Admin, Optional, Public, User};
+use Access::{Admin, Public, User};
 use Kind::{Api, Page};
 
 #[rustfmt::skip]
@@ -89,7 +89,7 @@ pub const ROUTES: &[Route] = &[
     r("POST",   "/api/auth/password",       RouteId::ChangePassword,  User,     Api,  true),
     r("POST",   "/api/auth/forgot",         RouteId::Forgot,          Public,   Api,  false),
     r("POST",   "/api/auth/reset",          RouteId::Reset,           Public,   Api,  false),
-    r("GET",    "/reset/<token>",           RouteId::ResetPage,       Optional, Page, false),
+    r("GET",    "/reset/<token>",           RouteId::ResetPage,       Public,   Page, false),
     r("POST",   "/reset/<token>",           RouteId::ResetSubmit,     Public,   Page, false),
     r("POST",   "/api/auth/tokens",         RouteId::CreateToken,     User,     Api,  true),
     r("GET",    "/api/auth/tokens",         RouteId::ListTokens,      User,     Api,  true),

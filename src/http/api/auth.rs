@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{user_json, ApiResult};
-use crate::auth::{accounts, cookie, csrf, Via};
+use crate::auth::{accounts, cookie, csrf, AccountError, Via};
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
@@ -41,7 +41,13 @@ pub fn login(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let email = body.string("email", &mut errors);
     let password = body.string("password", &mut errors);
     errors.finish()?;
-    let done = accounts::login(&mut *ctx.db.conn()?, &email, &password, ctx.client_ip)?;
+    let done = accounts::login(&mut *ctx.db.conn()?, &email, &password, ctx.client_ip)
+        .inspect_err(|e| {
+            if matches!(e, AccountError::TooManyAttempts { .. }) {
+                slog::warn!(ctx.log, "login refused: too many failures";
+                    "client" => ctx.client_ip, "email" => email.trim());
+            }
+        })?;
     Ok(reply::json(
         200,
         &json!({"success": true, "csrf_token": done.csrf_token, "user": user_json(&done.user)}),
