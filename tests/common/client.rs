@@ -120,8 +120,12 @@ impl Conn {
     pub fn closed_by_server(&mut self, timeout: Duration) -> bool {
         let _ = self.stream.set_read_timeout(Some(timeout));
         let mut b = [0u8; 1];
-        matches!(self.stream.read(&mut b), Ok(0))
-            || matches!(self.stream.read(&mut b), Err(e) if e.kind() == io::ErrorKind::ConnectionReset)
+        // One read decides: EOF or a reset both mean the server closed.
+        match self.stream.read(&mut b) {
+            Ok(0) => true,
+            Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        }
     }
 }
 

@@ -426,6 +426,9 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             Ok(true) if step == Step::Served && (conn.capped || !conn.unconsumed().is_empty()) => {
                 self.ready.push_back(idx);
             }
+            // The peer's FIN came with its last request (one read saw both): no edge
+            // will follow, so close now rather than at the keep-alive timeout.
+            Ok(true) if conn.eof => self.close(idx),
             _ => {}
         }
     }
