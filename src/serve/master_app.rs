@@ -68,6 +68,8 @@ pub fn settings(config: &Config) -> Settings {
 }
 
 pub struct MasterApp {
+    /// The first listener's real port, for `PUBLIC_URL`'s default on reload.
+    bound_port: Option<u16>,
     args: ServeArgs,
     config: Config,
     logs: Logs,
@@ -75,8 +77,15 @@ pub struct MasterApp {
 }
 
 impl MasterApp {
-    pub fn new(args: ServeArgs, config: Config, logs: Logs, log: Logger) -> MasterApp {
+    pub fn new(
+        args: ServeArgs,
+        config: Config,
+        logs: Logs,
+        log: Logger,
+        bound_port: Option<u16>,
+    ) -> MasterApp {
         MasterApp {
+            bound_port,
             args,
             config,
             logs,
@@ -140,7 +149,8 @@ impl App for MasterApp {
     }
 
     fn reload(&mut self) -> Result<Settings, String> {
-        let config = crate::config::load_from_env(&self.args).map_err(|e| e.to_string())?;
+        let mut config = crate::config::load_from_env(&self.args).map_err(|e| e.to_string())?;
+        super::fix_public_url(&mut config, self.bound_port);
         if config.binds != self.config.binds {
             warn!(
                 self.log,

@@ -45,6 +45,9 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
             return 1;
         }
     };
+    let bound_port = listeners.first().and_then(Listener::local_port);
+    let mut config = config;
+    fix_public_url(&mut config, bound_port);
     if let Err(e) = setup::prepare(&config, &log) {
         crit!(log, "{e}");
         return 1;
@@ -59,8 +62,25 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
     info!(log, "Starting blitz {}", crate::config::cli::version(); "workers" => config.workers,
         "database" => %config.database.display());
     let settings = master_app::settings(&config);
-    let mut app = MasterApp::new(args, config, logs, log);
+    let mut app = MasterApp::new(args, config, logs, log, bound_port);
     blitz_master::run(&mut app, settings, listeners, scoreboard)
+}
+
+/// With `--bind HOST:0` and no `PUBLIC_URL`, links in mails name the port the kernel
+/// chose, not port 0.
+pub(crate) fn fix_public_url(config: &mut Config, bound_port: Option<u16>) {
+    let (Some(BindAddr::Tcp { host, port: 0 }), Some(port)) = (config.binds.first(), bound_port)
+    else {
+        return;
+    };
+    let unset = format!("http://{}", config.binds[0]);
+    if config.public_url == unset {
+        let real = BindAddr::Tcp {
+            host: host.clone(),
+            port,
+        };
+        config.public_url = format!("http://{real}");
+    }
 }
 
 /// Resolves `--bind` values; a host that does not resolve is a configuration error.

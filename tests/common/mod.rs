@@ -83,7 +83,12 @@ impl Server {
     /// parallel tests never race for a port) and waits until every worker and the
     /// bot runner are up.
     pub fn with(opts: Options<'_>) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Server::start_in(tempfile::tempdir().unwrap(), opts)
+    }
+
+    /// Like `with`, in an existing directory: a restart on the same database,
+    /// key file and outbox.
+    pub fn start_in(dir: tempfile::TempDir, opts: Options<'_>) -> Server {
         let workers = opts.workers.to_string();
         let mut cmd = blitz_cmd(dir.path());
         cmd.arg("serve")
