@@ -5,6 +5,7 @@
 //! runner, and the commands of the `blitz` binary.
 
 pub mod auth;
+pub mod bots;
 pub mod commands;
 pub mod config;
 pub mod http;
