@@ -12,6 +12,8 @@ use crate::store::{self, mail_queue, resets, sessions, tokens, users, StoreError
 
 pub const VERIFY_TTL_S: i64 = 24 * 3600;
 pub const RESET_TTL_S: i64 = 3600;
+/// At most one reset mail per account in this many seconds.
+pub const RESET_MAIL_INTERVAL_S: i64 = 60;
 pub const SESSION_TTL_S: i64 = super::cookie::MAX_AGE_S;
 
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +134,15 @@ pub fn login(
     pass: &str,
     client_ip: &str,
 ) -> Result<LoggedIn, AccountError> {
-    let email = normalize_email(email).unwrap_or_else(|| email.trim().to_lowercase());
+    // Not an address: still limited, under a bounded key (the body may be large).
+    let email = normalize_email(email).unwrap_or_else(|| {
+        email
+            .trim()
+            .chars()
+            .take(254)
+            .collect::<String>()
+            .to_lowercase()
+    });
     let keys = Keys::new(&email, client_ip);
     if let Some(retry_after_s) = login_limit::blocked(conn, &keys, store::now_ms())? {
         return Err(AccountError::TooManyAttempts { retry_after_s });
@@ -216,8 +226,13 @@ pub fn forgot(conn: &mut Connection, email: &str, public_url: &str) -> Result<()
     if user.disabled {
         return Ok(());
     }
-    let reset = token::random_token();
     let now = store::now();
+    // One reset mail per account per interval: the endpoint is anonymous, so without
+    // this anyone could flood a mailbox.
+    if resets::created_since(conn, user.id, now - RESET_MAIL_INTERVAL_S)? {
+        return Ok(());
+    }
+    let reset = token::random_token();
     let tx = conn.transaction()?;
     resets::create(&tx, &token::hash(&reset), user.id, now, now + RESET_TTL_S)?;
     queue(

@@ -35,6 +35,15 @@ pub fn consume(conn: &Connection, token_hash: &str, now: i64) -> Result<Option<i
         .optional()?)
 }
 
+/// Whether a reset was issued for the user at or after `since`.
+pub fn created_since(conn: &Connection, user_id: i64, since: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM password_resets WHERE user_id = ?1 AND created_at >= ?2)",
+        )?
+        .query_row(params![user_id, since], |r| r.get(0))?)
+}
+
 /// Whether the token would be accepted now (for showing the reset page).
 pub fn is_valid(conn: &Connection, token_hash: &str, now: i64) -> Result<bool, StoreError> {
     Ok(conn
