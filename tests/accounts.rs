@@ -105,7 +105,10 @@ fn register_verify_login_and_their_errors() {
 
 #[test]
 fn verify_page_is_html_and_single_use() {
-    let s = server();
+    let s = Server::with(Options {
+        args: vec!["--access-logfile", "access.log"],
+        ..Options::default()
+    });
     assert_eq!(register(s.port, "page@example.com", PW).status, 201);
     let token = mailed_token(&outbox(&s), "page@example.com", "/verify/");
     let first = s.get(&format!("/verify/{token}"));
@@ -119,6 +122,10 @@ fn verify_page_is_html_and_single_use() {
     assert_eq!(second.status, 400);
     assert!(second.text().contains("invalid"));
     assert_eq!(login_resp(s.port, "page@example.com", PW).status, 200);
+    // One-time links never reach the logs.
+    let access = std::fs::read_to_string(s.path("access.log")).unwrap();
+    assert!(access.contains("/verify/<token>"), "{access}");
+    assert!(!access.contains(&token) && !s.log().contains(&token));
 }
 
 fn session_cookie_attributes(secure: bool) -> String {
@@ -574,6 +581,8 @@ fn admin_flags_disable_and_promote() {
         json!({"disabled": false, "is_admin": true}),
     );
     assert_eq!(on.json()["user"]["is_admin"], true);
+    // Sessions from before the disable stay dead after re-enabling.
+    assert_eq!(user.call(p, "GET", "/api/auth/me", "").status, 401);
     let promoted = login(p, "flags@example.com", PW);
     assert_eq!(patch_user(p, &promoted, 9999, json!({})).status, 404);
 }

@@ -208,9 +208,10 @@ pub fn change_password(
         return Err(AccountError::WrongPassword);
     }
     let hash = new_password("new_password", new)?;
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     users::set_password(&tx, user.id, &hash)?;
     sessions::revoke_others(&tx, user.id, keep_session, store::now())?;
+    resets::revoke_all(&tx, user.id, store::now())?;
     tx.commit()?;
     Ok(())
 }
@@ -259,6 +260,8 @@ pub fn reset(conn: &mut Connection, raw_token: &str, new: &str) -> Result<(), Ac
     users::set_password(&tx, user_id, &hash)?;
     users::set_verified(&tx, user_id, true, now)?;
     sessions::revoke_others(&tx, user_id, None, now)?;
+    // Any other reset link mailed earlier dies with this one.
+    resets::revoke_all(&tx, user_id, now)?;
     tx.commit()?;
     Ok(())
 }
@@ -325,7 +328,7 @@ pub fn create_verified(
 pub fn set_password(conn: &mut Connection, email: &str, pass: &str) -> Result<(), AccountError> {
     let email = email_field(email)?;
     let hash = new_password("password", pass)?;
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let user = users::by_email(&tx, &email)?.ok_or(AccountError::NotFound)?;
     users::set_password(&tx, user.id, &hash)?;
     sessions::revoke_others(&tx, user.id, None, store::now())?;

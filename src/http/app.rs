@@ -135,7 +135,8 @@ impl WebApp {
         self.current.push(b' ');
         self.current.extend_from_slice(req.method.as_bytes());
         self.current.push(b' ');
-        self.current.extend_from_slice(req.path.as_bytes());
+        self.current
+            .extend_from_slice(router::loggable_path(req.path).as_bytes());
         self.slot.set_request(&self.current);
     }
 
@@ -158,7 +159,7 @@ impl WebApp {
         access.log(&AccessRecord {
             client: &client,
             method: req.map_or("-", |r| r.method),
-            path: req.map_or("-", |r| r.path),
+            path: req.map_or("-", |r| router::loggable_path(r.path)),
             query: req.map_or("", |r| r.query),
             version: match req.map(|r| r.version) {
                 Some(Version::Http10) => "HTTP/1.0",
@@ -195,7 +196,7 @@ impl Handler for WebApp {
             .for_request(head.and_then(|r| r.header("x-request-id")));
         if rejection == Rejection::InternalError {
             error!(self.log, "handler panicked"; "request_id" => &id,
-                "path" => head.map_or("-", |r| r.path));
+                "path" => head.map_or("-", |r| router::loggable_path(r.path)));
         }
         // After a handler panic, the slot still names the failed request.
         self.slot.set_request(b"");

@@ -97,6 +97,21 @@ pub const ROUTES: &[Route] = &[
     r("PATCH",  "/api/admin/users/<id>",    RouteId::AdminUpdateUser, Admin,    Api,  true),
 ];
 
+/// Paths whose last segment is a one-time secret (the links in our mails).
+const SECRET_PATHS: [(&str, &str); 2] = [
+    ("/verify/", "/verify/<token>"),
+    ("/reset/", "/reset/<token>"),
+];
+
+/// The path as logs and worker slots may show it: one-time tokens are replaced by
+/// `<token>`, since anyone reading logs could otherwise use a live reset link.
+pub fn loggable_path(path: &str) -> &str {
+    SECRET_PATHS
+        .iter()
+        .find(|(prefix, _)| path.starts_with(prefix))
+        .map_or(path, |(_, template)| template)
+}
+
 /// Up to four `<name>` captures.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Params<'p> {
@@ -231,6 +246,13 @@ mod tests {
                 "/reset/<token>"
             ]
         );
+    }
+
+    #[test]
+    fn one_time_tokens_never_reach_logs() {
+        assert_eq!(loggable_path("/reset/abcdef"), "/reset/<token>");
+        assert_eq!(loggable_path("/verify/abcdef"), "/verify/<token>");
+        assert_eq!(loggable_path("/api/auth/me"), "/api/auth/me");
     }
 
     #[test]

@@ -35,6 +35,15 @@ pub fn consume(conn: &Connection, token_hash: &str, now: i64) -> Result<Option<i
         .optional()?)
 }
 
+/// Marks every unused reset of the user used (after a password change or reset).
+pub fn revoke_all(conn: &Connection, user_id: i64, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
+    )?
+    .execute(params![user_id, now])?;
+    Ok(())
+}
+
 /// Whether a reset was issued for the user at or after `since`.
 pub fn created_since(conn: &Connection, user_id: i64, since: i64) -> Result<bool, StoreError> {
     Ok(conn

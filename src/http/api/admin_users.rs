@@ -7,7 +7,7 @@ use crate::auth::AccountError;
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
-use crate::store::{self, users};
+use crate::store::{self, sessions, users};
 
 pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let body = input::json(ctx.req)?;
@@ -29,7 +29,7 @@ pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     }
     errors.finish()?;
     let mut conn = ctx.db.conn()?;
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if users::by_id(&tx, id)?.is_none() {
         return Err(AccountError::NotFound.into());
     }
@@ -38,6 +38,10 @@ pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     }
     if let Some(v) = disabled {
         users::set_disabled(&tx, id, v)?;
+        // Re-enabling must not bring back sessions from before the disable.
+        if v {
+            sessions::revoke_others(&tx, id, None, store::now())?;
+        }
     }
     if let Some(v) = verified {
         users::set_verified(&tx, id, v, store::now())?;

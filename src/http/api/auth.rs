@@ -45,7 +45,8 @@ pub fn login(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         .inspect_err(|e| {
             if matches!(e, AccountError::TooManyAttempts { .. }) {
                 slog::warn!(ctx.log, "login refused: too many failures";
-                    "client" => ctx.client_ip, "email" => email.trim());
+                    "client" => ctx.client_ip,
+                    "email" => email.trim().chars().take(254).collect::<String>());
             }
         })?;
     Ok(reply::json(
