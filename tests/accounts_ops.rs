@@ -17,7 +17,6 @@ use std::time::Duration;
 use base64::Engine;
 use common::api::{call, login, login_resp, register, token_after};
 use common::{blitz_cmd, children_with_title, wait_for, Options, Server};
-use nix::sys::signal::Signal;
 use rusqlite::OptionalExtension;
 use tempfile::TempDir;
 
@@ -38,14 +37,8 @@ fn serve_in(dir: TempDir, env: &[(&str, &str)]) -> Server {
 
 /// Stops the server gracefully and hands back its directory and its error log; the
 /// log file is removed so the next server in the directory starts a fresh one.
-fn stop(mut s: Server) -> (TempDir, String) {
-    s.signal(Signal::SIGTERM);
-    let code = s.wait_exit(Duration::from_secs(30));
-    let log = s.log();
-    assert_eq!(code, Some(0), "master exit code; log:\n{log}");
-    let _ = fs::remove_file(s.path("error.log"));
-    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
-    (dir, log)
+fn stop(s: Server) -> (TempDir, String) {
+    s.terminate()
 }
 
 fn server_env(env: &[(&str, &str)]) -> Server {

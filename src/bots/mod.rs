@@ -1,3 +1,8 @@
-//! Bots (C5): the ladder strategy, exchanges and the runner's state.
+//! Bots (C5): configuration, the ladder strategy's arithmetic and state machine,
+//! client order ids, and PnL summaries.
 
+pub mod config;
+pub mod engine;
+pub mod ids;
 pub mod ladder;
+pub mod pnl;

@@ -123,6 +123,8 @@ pub struct Config {
     pub paper_volatility: f64,
     /// None = seed from the OS.
     pub paper_seed: Option<u64>,
+    /// `TELEGRAM_API_URL`: the Bot API base (no trailing slash).
+    pub telegram_api_url: String,
 }
 
 impl Config {
@@ -301,6 +303,9 @@ impl Config {
                 || 0.001,
             )?,
             paper_seed: parse_opt(src.env("PAPER_SEED"), |s| parse::uint_in(s, 0, u64::MAX))?,
+            telegram_api_url: parse_or(src.env("TELEGRAM_API_URL"), parse::http_url, || {
+                "https://api.telegram.org".to_string()
+            })?,
         })
     }
 
@@ -402,6 +407,7 @@ impl Config {
                 self.paper_seed
                     .map_or_else(|| "random".to_string(), |s| s.to_string()),
             ),
+            ("TELEGRAM_API_URL", self.telegram_api_url.clone()),
         ]
     }
 }

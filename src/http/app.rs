@@ -8,7 +8,7 @@ use blitz_master::{Scoreboard, SlotHandle};
 use blitz_worker::{Handler, Rejection, Request, Response, Version};
 use slog::{error, Logger};
 
-use super::api::{self, admin_users, auth, tokens};
+use super::api::{self, admin_bots, admin_users, auth, bot, bot_config, pnl, tokens};
 use super::client_ip::client_ip;
 use super::ctx::Ctx;
 use super::guard;
@@ -232,6 +232,22 @@ fn call(id: RouteId, ctx: &mut Ctx<'_, '_>) -> Response {
         RouteId::ListTokens => tokens::list(ctx),
         RouteId::DeleteToken => tokens::delete(ctx),
         RouteId::AdminUpdateUser => admin_users::update(ctx),
+        RouteId::BotStart => bot::start(ctx),
+        RouteId::BotStop => bot::stop(ctx),
+        RouteId::BotStatus => bot::status(ctx),
+        RouteId::BotRecover => bot::recover(ctx),
+        RouteId::BotEvents => bot::events(ctx),
+        RouteId::BotConfigGet => bot_config::get(ctx),
+        RouteId::BotConfigPut => bot_config::put(ctx),
+        RouteId::Trades => pnl::list(ctx),
+        RouteId::PnlSummary => pnl::summary(ctx),
+        RouteId::AdminOverview => admin_bots::overview(ctx),
+        RouteId::AdminUsers => admin_bots::list(ctx),
+        RouteId::AdminBotStart => admin_bots::start(ctx),
+        RouteId::AdminBotStop => admin_bots::stop(ctx),
+        RouteId::AdminBotRecover => admin_bots::recover(ctx),
+        RouteId::AdminBotStatus => admin_bots::status(ctx),
+        RouteId::AdminPnl => pnl::admin_summary(ctx),
     };
     api::respond(result, ctx.log)
 }

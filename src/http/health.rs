@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::reply;
 use crate::log::SecondClock;
+use crate::runner::stats::RunnerStats;
 use crate::store::Db;
 
 /// The bot runner's heartbeat may be this old before the instance is unready.
@@ -44,7 +45,8 @@ impl Health {
         )
     }
 
-    /// Database reachable, bot runner alive; Redis is not configured yet.
+    /// Database reachable, bot runner alive and agreeing with the database; Redis is
+    /// not configured yet.
     pub fn readyz(&mut self, db: &mut Db, sb: &Scoreboard) -> Response {
         let database = match db.ping() {
             Ok(()) => json!({"status": "ok"}),
@@ -54,11 +56,23 @@ impl Health {
         let age_ms = clock::now_ms().saturating_sub(runner.heartbeat_ms());
         let alive =
             runner.state() != SlotState::Free && runner.pid() != 0 && age_ms <= RUNNER_STALE_MS;
-        let bot_manager = json!({
+        // The runner compares its running bots with the database every few seconds
+        // under the same lock as its state changes, and publishes both counts.
+        let (running, db_running, checked_ms) = RunnerStats::of(sb).read();
+        let check_age_ms = clock::now_ms().saturating_sub(checked_ms);
+        let consistent =
+            checked_ms != 0 && check_age_ms <= RUNNER_STALE_MS && running == db_running;
+        let alive = alive && consistent;
+        let mut bot_manager = json!({
             "status": if alive { "ok" } else { "error" },
-            "running_bots": 0,
+            "running_bots": running,
             "heartbeat_age_s": (age_ms as f64 / 100.0).round() / 10.0,
         });
+        if checked_ms != 0 && running != db_running {
+            bot_manager["error"] = json!(format!(
+                "the bot runner runs {running} bots, the database says {db_running}"
+            ));
+        }
         let stopping = sb.stopping();
         let ok = database["status"] == "ok" && alive && !stopping;
         let mut body = json!({

@@ -44,6 +44,11 @@ pub fn json(req: &Request<'_>) -> Result<JsonInput, Response> {
 }
 
 impl JsonInput {
+    /// The whole object, for handlers that validate many fields at once.
+    pub fn fields(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
     /// A required string field; records an error and returns "" when absent or not
     /// a string.
     pub fn string(&self, name: &str, errors: &mut FieldErrors) -> String {
@@ -91,6 +96,33 @@ pub fn is_form(req: &Request<'_>) -> bool {
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         })
     })
+}
+
+/// The first value of `name` in a query string.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    form_field(query.as_bytes(), name)
+}
+
+/// A whole-number query parameter in `min..=max`, `default` when absent; a 400 that
+/// names the parameter otherwise.
+pub fn query_number(
+    query: &str,
+    name: &str,
+    min: i64,
+    max: i64,
+    default: i64,
+) -> Result<i64, Response> {
+    let Some(raw) = query_param(query, name) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => {
+            let mut e = FieldErrors::default();
+            e.add(name, format!("must be a whole number from {min} to {max}"));
+            e.finish().map(|()| default)
+        }
+    }
 }
 
 /// The first value of `name` in a urlencoded form body.

@@ -1,19 +1,77 @@
-//! The bot runner process (`blitz: bot-runner`): supervised by the master like a
-//! worker and heartbeating in its own slot, which `/readyz` reads. It owns no bots
-//! yet; the strategy engine plugs in here.
+//! The bot runner process (`blitz: bot-runner`, C5.4): the single owner of every
+//! running bot of the instance. Its main thread keeps the deadline heap, advances the
+//! paper market and accepts RPC connections; two small thread pools do the bots'
+//! work (one for scheduled steps, one for commands, so a command never waits behind
+//! thousands of steps).
 
+pub mod client;
+mod journal;
+mod manager;
+mod pool;
+pub mod protocol;
+mod schedule;
+pub mod stats;
+pub mod telegram;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
 use std::time::Duration;
 
-use blitz_master::ChildCtx;
-use slog::{error, info, Logger};
+use blitz_master::{clock, ChildCtx};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use rusqlite::Connection;
+use slog::{error, info, warn, Logger};
 
+use crate::bots::engine::StopMode;
+use crate::config::Config;
+use crate::exchange::paper::{Paper, PaperParams};
 use crate::log::Sink;
+use crate::secrets::SecretKey;
 use crate::serve::Background;
+use crate::store::{self, bots, trades};
+use manager::{Manager, Why};
+use pool::Pool;
+use protocol::{Op, Outcome, Reply, Request};
+use schedule::Schedule;
+use stats::RunnerStats;
 
-/// How often the runner proves it is alive.
-const TICK: Duration = Duration::from_millis(250);
+const STEP_THREADS: usize = 4;
+const COMMAND_THREADS: usize = 2;
+/// The longest the main loop sleeps; deadlines are met within this.
+const MAX_WAIT_MS: u64 = 100;
+const PRICES_EVERY_MS: u64 = 1000;
+const SWEEP_EVERY_MS: u64 = 2000;
+/// A worker writes its request at once; a silent peer is dropped after this.
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(2);
+const MAX_REQUEST_LINE: u64 = 4096;
 
-pub fn run(ctx: ChildCtx, log: Logger, sinks: Vec<Sink>) -> i32 {
+/// The runner's socket, next to the database (so it is private to the instance).
+pub fn socket_path(config: &Config) -> PathBuf {
+    config.instance_dir().join("bot-runner.sock")
+}
+
+struct Runner {
+    manager: Arc<Manager>,
+    steps: Pool,
+    commands: Pool,
+    due: Receiver<(i64, u64)>,
+    conn: Connection,
+    tick_ms: u64,
+    paper_tick_ms: u64,
+    log: Logger,
+}
+
+pub fn run(
+    ctx: ChildCtx,
+    config: &Config,
+    rpc: &UnixListener,
+    log: Logger,
+    sinks: Vec<Sink>,
+) -> i32 {
     let bg = match Background::start(&ctx, sinks) {
         Ok(bg) => bg,
         Err(e) => {
@@ -21,8 +79,232 @@ pub fn run(ctx: ChildCtx, log: Logger, sinks: Vec<Sink>) -> i32 {
             return 1;
         }
     };
+    let runner = match Runner::open(config, log.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            error!(log, "bot runner cannot start"; "error" => %e);
+            return 1;
+        }
+    };
     info!(log, "bot runner started");
-    while bg.pause(&ctx, TICK) {}
+    let code = runner.serve(&ctx, &bg, rpc);
     info!(log, "bot runner stopped");
-    0
+    code
+}
+
+fn open_conn(path: &Path) -> std::io::Result<Connection> {
+    store::open(path).map_err(std::io::Error::other)
+}
+
+impl Runner {
+    fn open(config: &Config, log: Logger) -> Result<Runner, Box<dyn std::error::Error>> {
+        let conn = store::open(&config.database)?;
+        let fixed = bots::settle_interrupted(&conn, store::now())?;
+        if fixed > 0 {
+            info!(log, "marked bots stopped whose stop was interrupted"; "count" => fixed);
+        }
+        let params = PaperParams {
+            tick_ms: config.paper_tick_ms,
+            volatility: config.paper_volatility,
+            seed: config.paper_seed,
+        };
+        let paper = Paper::open(store::open(&config.database)?, params, store::now_ms())?;
+        let key = match SecretKey::resolve(config.secret_key.as_deref(), config.instance_dir()) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                warn!(log, "no secret key; Telegram tokens cannot be read"; "error" => %e);
+                None
+            }
+        };
+        let telegram = telegram::Notifier::start(config.telegram_api_url.clone(), log.clone())?;
+        let (tx, due) = channel();
+        let manager = Arc::new(Manager::new(
+            paper,
+            key,
+            telegram,
+            tx,
+            config.bot_tick_ms,
+            log.clone(),
+        ));
+        let db = config.database.clone();
+        let steps = Pool::start(STEP_THREADS, move || open_conn(&db))?;
+        let db = config.database.clone();
+        let commands = Pool::start(COMMAND_THREADS, move || open_conn(&db))?;
+        Ok(Runner {
+            manager,
+            steps,
+            commands,
+            due,
+            conn,
+            tick_ms: config.bot_tick_ms,
+            paper_tick_ms: config.paper_tick_ms,
+            log,
+        })
+    }
+
+    /// Resumes every bot whose desired state is running (C5.4).
+    fn resume(&self) -> Result<(), store::StoreError> {
+        let ids = bots::desired_running(&self.conn)?;
+        if !ids.is_empty() {
+            info!(self.log, "resuming bots"; "count" => ids.len());
+        }
+        for uid in ids {
+            let m = self.manager.clone();
+            self.steps.submit(Box::new(move |c| {
+                m.start(c, uid, Why::Resume, "system");
+            }));
+        }
+        Ok(())
+    }
+
+    fn serve(self, ctx: &ChildCtx, bg: &Background, rpc: &UnixListener) -> i32 {
+        if let Err(e) = rpc.set_nonblocking(true) {
+            error!(self.log, "bot runner socket"; "error" => %e);
+            return 1;
+        }
+        if let Err(e) = self.resume() {
+            error!(self.log, "cannot read the bots to resume"; "error" => %e);
+            return 1;
+        }
+        let stats = RunnerStats::of(&ctx.scoreboard);
+        let mut schedule = Schedule::default();
+        let now = clock::now_ms();
+        let (mut next_paper, mut next_prices, mut next_sweep) = (now, now, now);
+        while bg.tend(ctx) {
+            let now = clock::now_ms();
+            if now >= next_paper {
+                // The paper exchange keeps wall-clock time (it persists it).
+                if let Err(e) = self.manager.paper().advance(store::now_ms()) {
+                    error!(self.log, "paper exchange step failed"; "error" => %e);
+                }
+                next_paper = now + self.paper_tick_ms;
+            }
+            for (uid, due) in self.due.try_iter() {
+                schedule.at(due, uid);
+            }
+            for uid in schedule.due(now) {
+                let m = self.manager.clone();
+                self.steps.submit(Box::new(move |c| m.tick(c, uid)));
+            }
+            if now >= next_prices {
+                self.publish_prices();
+                next_prices = now + PRICES_EVERY_MS;
+            }
+            if now >= next_sweep {
+                let m = self.manager.clone();
+                let log = self.log.clone();
+                self.steps.submit(Box::new(move |c| match m.sweep(c) {
+                    Ok((mine, db)) => stats.publish(mine, db, clock::now_ms()),
+                    Err(e) => warn!(log, "bot consistency check failed"; "error" => %e),
+                }));
+                next_sweep = now + SWEEP_EVERY_MS;
+            }
+            let wait = [
+                schedule.next_in(now),
+                Some(next_paper.saturating_sub(now)),
+                Some(MAX_WAIT_MS),
+                Some(self.tick_ms),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(MAX_WAIT_MS);
+            self.wait_and_accept(rpc, wait);
+        }
+        self.commands.shutdown();
+        self.steps.shutdown();
+        0
+    }
+
+    /// Waits up to `wait_ms` for RPC connections and hands each to the command pool.
+    fn wait_and_accept(&self, rpc: &UnixListener, wait_ms: u64) {
+        let mut fds = [PollFd::new(rpc.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(wait_ms.max(1) as i32).unwrap_or(PollTimeout::MAX);
+        if !matches!(poll(&mut fds, timeout), Ok(n) if n > 0) {
+            return;
+        }
+        loop {
+            match rpc.accept() {
+                Ok((stream, _)) => {
+                    let m = self.manager.clone();
+                    let log = self.log.clone();
+                    self.commands
+                        .submit(Box::new(move |c| serve_request(&m, c, stream, &log)));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!(self.log, "bot runner accept failed"; "error" => %e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes the last price of every paper market a running bot trades.
+    fn publish_prices(&self) {
+        let symbols = match bots::running_markets(&self.conn) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(self.log, "cannot list running markets"; "error" => %e);
+                return;
+            }
+        };
+        for (exchange, symbol) in symbols {
+            if exchange != "paper" {
+                continue;
+            }
+            if let Some(price) = self.manager.paper().price(&symbol) {
+                if let Err(e) =
+                    trades::set_price(&self.conn, &exchange, &symbol, price, store::now())
+                {
+                    warn!(self.log, "cannot publish a price"; "error" => %e);
+                }
+            }
+        }
+    }
+}
+
+/// Reads one request line, runs it, writes the reply line.
+fn serve_request(m: &Manager, conn: &Connection, stream: UnixStream, log: &Logger) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(REQUEST_READ_TIMEOUT));
+    let mut line = String::new();
+    let mut reader = BufReader::new((&stream).take(MAX_REQUEST_LINE));
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Ok(req) => execute(m, conn, &req),
+        Err(e) => Reply::new(Outcome::Error, format!("bad request: {e}")),
+    };
+    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+    out.push(b'\n');
+    // The worker may have given up (504); the outcome is recorded either way.
+    if let Err(e) = (&stream).write_all(&out) {
+        warn!(log, "could not deliver a bot command's outcome"; "error" => %e);
+    }
+}
+
+fn execute(m: &Manager, conn: &Connection, req: &Request) -> Reply {
+    let actor = if req.actor.is_empty() {
+        "user"
+    } else {
+        &req.actor
+    };
+    match req.op {
+        Op::Start => m.start(conn, req.user_id, Why::Start, actor),
+        Op::Recover => m.recover(conn, req.user_id, actor),
+        Op::Stop => match req
+            .mode
+            .as_deref()
+            .map_or(Some(StopMode::CancelOrders), StopMode::parse)
+        {
+            Some(mode) => m.stop(conn, req.user_id, mode, actor),
+            None => Reply::new(
+                Outcome::InvalidConfig,
+                "mode must be keep, cancel_orders or close_position",
+            ),
+        },
+    }
 }

@@ -38,19 +38,25 @@ impl Background {
         self.stop.load(Ordering::Acquire)
     }
 
-    /// Heartbeats, handles a pending log reopen, and sleeps up to `pause` in short
-    /// steps so a stop signal is noticed quickly. Returns false once asked to stop.
+    /// Heartbeats and handles a pending log reopen; false once asked to stop. For
+    /// loops that wait on something else than a sleep.
+    pub fn tend(&self, ctx: &ChildCtx) -> bool {
+        ctx.slot.heartbeat();
+        if self.reopen.swap(false, Ordering::AcqRel) {
+            for s in &self.sinks {
+                let _ = s.reopen();
+            }
+        }
+        !self.stopping()
+    }
+
+    /// `tend`s, and sleeps up to `pause` in short steps so a stop signal is noticed
+    /// quickly. Returns false once asked to stop.
     pub fn pause(&self, ctx: &ChildCtx, pause: Duration) -> bool {
         const STEP: Duration = Duration::from_millis(250);
         let mut left = pause;
         loop {
-            ctx.slot.heartbeat();
-            if self.reopen.swap(false, Ordering::AcqRel) {
-                for s in &self.sinks {
-                    let _ = s.reopen();
-                }
-            }
-            if self.stopping() {
+            if !self.tend(ctx) {
                 return false;
             }
             if left.is_zero() {

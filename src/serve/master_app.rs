@@ -1,6 +1,8 @@
 //! The application side of the supervisor: what children run, how HUP reloads the
 //! configuration, and how supervisor events are logged.
 
+use std::os::unix::net::UnixListener;
+
 use blitz_master::{App, ChildCtx, Event, ExitReason, Role, Settings};
 use slog::{crit, error, info, o, warn, Logger};
 
@@ -74,6 +76,8 @@ pub struct MasterApp {
     config: Config,
     logs: Logs,
     log: Logger,
+    /// The bot runner's RPC socket (see `serve::bind_runner_socket`).
+    rpc: UnixListener,
 }
 
 impl MasterApp {
@@ -83,9 +87,11 @@ impl MasterApp {
         logs: Logs,
         log: Logger,
         bound_port: Option<u16>,
+        rpc: UnixListener,
     ) -> MasterApp {
         MasterApp {
             bound_port,
+            rpc,
             args,
             config,
             logs,
@@ -142,7 +148,7 @@ impl App for MasterApp {
                 if name == MAILER {
                     crate::mail::run(ctx, &self.config, log, sinks)
                 } else {
-                    crate::runner::run(ctx, log, sinks)
+                    crate::runner::run(ctx, &self.config, &self.rpc, log, sinks)
                 }
             }
         }

@@ -9,6 +9,7 @@ pub use background::Background;
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::net::UnixListener;
 
 use blitz_master::{Address, Listener, Scoreboard};
 use slog::{crit, info};
@@ -52,6 +53,18 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
         crit!(log, "{e}");
         return 1;
     }
+    let rpc_path = crate::runner::socket_path(&config);
+    let rpc = match bind_runner_socket(&rpc_path) {
+        Ok(l) => l,
+        Err(e) => {
+            crit!(
+                log,
+                "cannot create the bot runner socket {}: {e}",
+                rpc_path.display()
+            );
+            return 1;
+        }
+    };
     let scoreboard = match Scoreboard::create(APP_REGION_BYTES) {
         Ok(s) => s,
         Err(e) => {
@@ -62,8 +75,33 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
     info!(log, "Starting blitz {}", crate::config::cli::version(); "workers" => config.workers,
         "database" => %config.database.display());
     let settings = master_app::settings(&config);
-    let mut app = MasterApp::new(args, config, logs, log, bound_port);
-    blitz_master::run(&mut app, settings, listeners, scoreboard)
+    let mut app = MasterApp::new(args, config, logs, log, bound_port, rpc);
+    let code = blitz_master::run(&mut app, settings, listeners, scoreboard);
+    let _ = std::fs::remove_file(&rpc_path);
+    code
+}
+
+/// The bot runner's RPC socket, owned by the master so that it outlives runner
+/// restarts: requests made meanwhile wait in its queue. Only the service's user may
+/// connect (mode 0600). A file left by a crashed master is replaced.
+fn bind_runner_socket(path: &std::path::Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    // sun_path holds 108 bytes including the terminating NUL.
+    if path.as_os_str().len() > 107 {
+        return Err(std::io::Error::other(
+            "the path is too long for a Unix socket (107 bytes at most); use a shorter --database path",
+        ));
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
 }
 
 /// With `--bind HOST:0` and no `PUBLIC_URL`, links in mails name the port the kernel

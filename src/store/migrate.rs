@@ -7,11 +7,23 @@ use super::StoreError;
 
 /// Every migration, in order. Versions start at 1 and have no gaps (a unit test reads
 /// `sql/` to check that each file is listed here).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_accounts.sql",
-    sql: include_str!("../../sql/0001_accounts.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_accounts.sql",
+        sql: include_str!("../../sql/0001_accounts.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_paper.sql",
+        sql: include_str!("../../sql/0002_paper.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_bots.sql",
+        sql: include_str!("../../sql/0003_bots.sql"),
+    },
+];
 
 pub struct Migration {
     pub version: i64,

@@ -3,6 +3,8 @@
 //! Each table is read and written through exactly one module here, with plain Rust
 //! types in and out; handlers never write SQL.
 
+pub mod admin;
+pub mod bots;
 mod db;
 pub mod login_failures;
 pub mod mail_queue;
@@ -10,6 +12,7 @@ pub mod migrate;
 pub mod resets;
 pub mod sessions;
 pub mod tokens;
+pub mod trades;
 pub mod users;
 
 pub use db::{open, open_migrated, Db, StoreError};

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod bots;
 pub mod client;
 pub mod load;
 
@@ -159,6 +160,19 @@ impl Server {
 
     pub fn runner_pids(&self) -> Vec<i32> {
         children_with_title(self.pid(), "blitz: bot-runner")
+    }
+
+    /// Stops the server with TERM (asserting a clean exit) and hands back its
+    /// directory for a restart on the same database. The error log is removed so
+    /// the next server's "Listening at" line is the only one.
+    pub fn terminate(mut self) -> (tempfile::TempDir, String) {
+        self.signal(Signal::SIGTERM);
+        let code = self.wait_exit(Duration::from_secs(30));
+        let log = self.log();
+        assert_eq!(code, Some(0), "master exit code; log:\n{log}");
+        let _ = fs::remove_file(self.path("error.log"));
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (dir, log)
     }
 
     /// Waits for the master to exit and returns its exit code.

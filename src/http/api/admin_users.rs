@@ -7,6 +7,8 @@ use crate::auth::AccountError;
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
+use crate::runner::client;
+use crate::runner::protocol::{Op, Request};
 use crate::store::{self, sessions, users};
 
 pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
@@ -48,10 +50,29 @@ pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     }
     let user = users::by_id(&tx, id)?.ok_or(AccountError::NotFound)?;
     tx.commit()?;
+    drop(conn);
+    if disabled == Some(true) {
+        stop_bot(ctx, id);
+    }
     Ok(reply::json(
         200,
         &json!({"success": true, "user": {"id": user.id, "email": user.email,
                 "is_admin": user.is_admin, "disabled": user.disabled,
                 "verified": user.verified}}),
     ))
+}
+
+/// A disabled user's bot stops (C4.7). If the runner cannot be reached now, its
+/// periodic sweep stops the bot of a disabled account within seconds.
+fn stop_bot(ctx: &Ctx<'_, '_>, id: i64) {
+    let req = Request {
+        op: Op::Stop,
+        user_id: id,
+        mode: None,
+        actor: format!("admin:{}", ctx.identity.user_id().unwrap_or_default()),
+    };
+    let socket = crate::runner::socket_path(ctx.config);
+    if let Err(e) = client::call(&socket, &req, client::REPLY_TIMEOUT) {
+        slog::warn!(ctx.log, "could not stop a disabled user's bot now; the runner will"; "user_id" => id, "error" => %e);
+    }
 }

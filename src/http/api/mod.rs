@@ -1,7 +1,11 @@
 //! JSON API handlers, and the one place where their errors become responses.
 
+pub mod admin_bots;
 pub mod admin_users;
 pub mod auth;
+pub mod bot;
+pub mod bot_config;
+pub mod pnl;
 pub mod tokens;
 
 use blitz_worker::Response;

@@ -1,0 +1,489 @@
+//! A user's bot configuration (C4.5): what is stored on the `user` row, how a partial
+//! update is validated field by field, and how it is shown (secrets masked).
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::ladder::Side;
+use crate::store::StoreError;
+
+/// The exchanges a bot can trade on.
+pub const EXCHANGES: [&str; 3] = ["paper", "bybit", "bingx"];
+pub const MAX_GRIDS: usize = 50;
+const MAX_LEVERAGE: u32 = 125;
+const MAX_PCT: f64 = 1000.0;
+/// Telegram chat ids are integers or `@channel` names; anything longer is a mistake.
+const MAX_CHAT_ID: usize = 64;
+/// Exchange keys and tokens are short; a megabyte of "key" is an error, not a key.
+const MAX_SECRET: usize = 256;
+
+/// One ladder leg: USDT margin, and percent from the previous leg's price.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Grid {
+    pub amount: f64,
+    pub gap: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotConfig {
+    pub exchange: String,
+    pub symbol: String,
+    pub side: Side,
+    pub leverage: u32,
+    pub take_profit: f64,
+    pub stop_loss: f64,
+    pub rounds: usize,
+    pub grids: Vec<Grid>,
+    pub repeat: bool,
+    pub telegram_chat_id: Option<String>,
+}
+
+/// The configuration plus what may be said about the secrets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConfig {
+    pub config: BotConfig,
+    pub api_key_last4: Option<String>,
+    pub has_api_key: bool,
+    pub has_api_secret: bool,
+    pub has_telegram_token: bool,
+}
+
+pub fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Long => "long",
+        Side::Short => "short",
+    }
+}
+
+pub fn parse_side(s: &str) -> Option<Side> {
+    match s {
+        "long" => Some(Side::Long),
+        "short" => Some(Side::Short),
+        _ => None,
+    }
+}
+
+/// Reads the configuration of user `id`.
+pub fn load(conn: &Connection, id: i64) -> Result<Option<StoredConfig>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT exchange, symbol, side, leverage, take_profit, stop_loss, rounds, grids,
+                    repeat, telegram_chat_id, api_key_last4, api_key_enc IS NOT NULL,
+                    api_secret_enc IS NOT NULL, telegram_token_enc IS NOT NULL
+             FROM user WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            let grids: String = r.get(7)?;
+            let side: String = r.get(2)?;
+            Ok(StoredConfig {
+                config: BotConfig {
+                    exchange: r.get(0)?,
+                    symbol: r.get(1)?,
+                    side: parse_side(&side).unwrap_or(Side::Long),
+                    leverage: r.get(3)?,
+                    take_profit: r.get(4)?,
+                    stop_loss: r.get(5)?,
+                    rounds: r.get::<_, i64>(6)?.max(1) as usize,
+                    grids: serde_json::from_str(&grids).unwrap_or_default(),
+                    repeat: r.get(8)?,
+                    telegram_chat_id: r.get(9)?,
+                },
+                api_key_last4: r.get(10)?,
+                has_api_key: r.get(11)?,
+                has_api_secret: r.get(12)?,
+                has_telegram_token: r.get(13)?,
+            })
+        })
+        .optional()?;
+    Ok(row)
+}
+
+/// Writes the non-secret fields of `c` for user `id`.
+pub fn save(conn: &Connection, id: i64, c: &BotConfig) -> Result<(), StoreError> {
+    let grids = serde_json::to_string(&c.grids).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "UPDATE user SET exchange = ?2, symbol = ?3, side = ?4, leverage = ?5,
+             take_profit = ?6, stop_loss = ?7, rounds = ?8, grids = ?9, repeat = ?10,
+             telegram_chat_id = ?11
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        c.exchange,
+        c.symbol,
+        side_name(c.side),
+        c.leverage,
+        c.take_profit,
+        c.stop_loss,
+        c.rounds as i64,
+        grids,
+        c.repeat,
+        c.telegram_chat_id
+    ])?;
+    Ok(())
+}
+
+impl StoredConfig {
+    /// The C4.5 shape: secrets appear only as `***abcd` and booleans.
+    pub fn to_json(&self) -> Value {
+        let c = &self.config;
+        json!({
+            "exchange": c.exchange,
+            "symbol": c.symbol,
+            "side": side_name(c.side),
+            "leverage": c.leverage,
+            "take_profit": c.take_profit,
+            "stop_loss": c.stop_loss,
+            "rounds": c.rounds,
+            "grids": c.grids,
+            "repeat": c.repeat,
+            "api_key": self.has_api_key.then(|| {
+                format!("***{}", self.api_key_last4.as_deref().unwrap_or(""))
+            }),
+            "has_api_secret": self.has_api_secret,
+            "telegram_chat_id": c.telegram_chat_id,
+            "has_telegram_token": self.has_telegram_token,
+        })
+    }
+}
+
+/// Secrets sent in an update: `Some("")` clears nothing (write-only fields can only
+/// be replaced), so empty strings are treated as absent.
+#[derive(Default, PartialEq, Eq)]
+pub struct SecretUpdate {
+    pub api_key: Option<String>,
+    pub api_secret: Option<String>,
+    pub telegram_token: Option<String>,
+}
+
+impl std::fmt::Debug for SecretUpdate {
+    /// Only which secrets were given, never their values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretUpdate")
+            .field("api_key", &self.api_key.is_some())
+            .field("api_secret", &self.api_secret.is_some())
+            .field("telegram_token", &self.telegram_token.is_some())
+            .finish()
+    }
+}
+
+impl SecretUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.api_key.is_none() && self.api_secret.is_none() && self.telegram_token.is_none()
+    }
+}
+
+/// Field name → problem, in the order the API reports them.
+pub type Problems = BTreeMap<String, String>;
+
+/// Applies a partial update to `base`, validating every field given and the result
+/// as a whole (e.g. `rounds` against the number of legs).
+pub fn apply_update(
+    base: &BotConfig,
+    body: &Map<String, Value>,
+) -> Result<(BotConfig, SecretUpdate), Problems> {
+    let mut p = Problems::new();
+    let mut c = base.clone();
+    for (key, value) in body {
+        if let Err(msg) = apply_field(&mut c, key, value) {
+            p.insert(key.clone(), msg);
+        }
+    }
+    let secrets = SecretUpdate {
+        api_key: secret(body, "api_key", &mut p),
+        api_secret: secret(body, "api_secret", &mut p),
+        telegram_token: secret(body, "telegram_token", &mut p),
+    };
+    if !p.contains_key("rounds") && !p.contains_key("grids") {
+        if let Err(msg) = check_rounds(c.rounds, c.grids.len()) {
+            let field = if body.contains_key("rounds") {
+                "rounds"
+            } else {
+                "grids"
+            };
+            p.insert(field.into(), msg);
+        }
+    }
+    if p.is_empty() {
+        Ok((c, secrets))
+    } else {
+        Err(p)
+    }
+}
+
+fn check_rounds(rounds: usize, legs: usize) -> Result<(), String> {
+    if rounds >= 1 && rounds <= legs {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be between 1 and the number of grid legs ({legs})"
+        ))
+    }
+}
+
+fn apply_field(c: &mut BotConfig, key: &str, v: &Value) -> Result<(), String> {
+    match key {
+        "exchange" => c.exchange = exchange(v)?,
+        "symbol" => c.symbol = symbol(v)?,
+        "side" => {
+            c.side = v
+                .as_str()
+                .and_then(parse_side)
+                .ok_or("must be \"long\" or \"short\"")?
+        }
+        "leverage" => c.leverage = integer(v, 1, u64::from(MAX_LEVERAGE))? as u32,
+        "take_profit" => c.take_profit = number(v, 0.0, MAX_PCT, false)?,
+        "stop_loss" => c.stop_loss = number(v, 0.0, MAX_PCT, true)?,
+        "rounds" => c.rounds = integer(v, 1, MAX_GRIDS as u64)? as usize,
+        "grids" => c.grids = grids(v)?,
+        "repeat" => c.repeat = v.as_bool().ok_or("must be true or false")?,
+        "telegram_chat_id" => c.telegram_chat_id = chat_id(v)?,
+        "api_key" | "api_secret" | "telegram_token" => {}
+        // Read-only fields of the GET shape may be sent back unchanged.
+        "has_api_secret" | "has_telegram_token" => {}
+        _ => return Err("unknown field".into()),
+    }
+    Ok(())
+}
+
+fn exchange(v: &Value) -> Result<String, String> {
+    match v.as_str() {
+        Some(s) if EXCHANGES.contains(&s) => Ok(s.to_string()),
+        _ => Err("must be one of paper, bybit, bingx".into()),
+    }
+}
+
+/// `BASE/QUOTE` in upper-case letters and digits, e.g. `BTC/USDT`.
+pub fn symbol(v: &Value) -> Result<String, String> {
+    let err = || "must look like BTC/USDT".to_string();
+    let s = v.as_str().ok_or_else(err)?;
+    let (base, quote) = s.split_once('/').ok_or_else(err)?;
+    let part_ok = |p: &str| {
+        (1..=20).contains(&p.len())
+            && p.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    };
+    if part_ok(base) && part_ok(quote) {
+        Ok(s.to_string())
+    } else {
+        Err(err())
+    }
+}
+
+fn integer(v: &Value, min: u64, max: u64) -> Result<u64, String> {
+    let msg = || format!("must be a whole number from {min} to {max}");
+    let n = v
+        .as_u64()
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        })
+        .ok_or_else(msg)?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(msg())
+    }
+}
+
+/// A finite number in `[min, max]`; `min` itself only when `zero_ok`.
+fn number(v: &Value, min: f64, max: f64, zero_ok: bool) -> Result<f64, String> {
+    let n = v.as_f64().filter(|n| n.is_finite());
+    match n {
+        Some(n) if n <= max && (n > min || (zero_ok && n == min)) => Ok(n),
+        _ if zero_ok => Err(format!("must be a number from {min} to {max} (0 disables)")),
+        _ => Err(format!(
+            "must be a number greater than {min} and at most {max}"
+        )),
+    }
+}
+
+fn grids(v: &Value) -> Result<Vec<Grid>, String> {
+    let items = v.as_array().ok_or("must be a list of {amount, gap}")?;
+    if items.is_empty() || items.len() > MAX_GRIDS {
+        return Err(format!("must have 1 to {MAX_GRIDS} legs"));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let field = |name: &str| {
+                item.get(name)
+                    .and_then(Value::as_f64)
+                    .filter(|n| n.is_finite())
+            };
+            let amount = field("amount").filter(|a| *a > 0.0);
+            let gap = field("gap");
+            let Some(amount) = amount else {
+                return Err(format!(
+                    "leg {}: amount must be a number greater than 0",
+                    i + 1
+                ));
+            };
+            match gap {
+                // The entry's gap is ignored (C4.5), so any number, or none, will do.
+                _ if i == 0 => Ok(Grid {
+                    amount,
+                    gap: gap.unwrap_or(0.0),
+                }),
+                Some(gap) if gap > 0.0 && gap < 100.0 => Ok(Grid { amount, gap }),
+                _ => Err(format!(
+                    "leg {}: gap must be a percent greater than 0 and below 100",
+                    i + 1
+                )),
+            }
+        })
+        .collect()
+}
+
+fn chat_id(v: &Value) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) if n.is_i64() => Ok(Some(n.to_string())),
+        Value::String(s) if s.is_empty() => Ok(None),
+        Value::String(s) if s.len() <= MAX_CHAT_ID && !s.chars().any(char::is_whitespace) => {
+            Ok(Some(s.clone()))
+        }
+        _ => Err("must be a Telegram chat id (a number or @channel)".into()),
+    }
+}
+
+fn secret(body: &Map<String, Value>, name: &str, p: &mut Problems) -> Option<String> {
+    match body.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) if s.len() <= MAX_SECRET && !s.chars().any(char::is_control) => {
+            Some(s.trim().to_string())
+        }
+        Some(_) => {
+            p.insert(
+                name.into(),
+                format!("must be a string of at most {MAX_SECRET} characters"),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> BotConfig {
+        BotConfig {
+            exchange: "paper".into(),
+            symbol: "BTC/USDT".into(),
+            side: Side::Long,
+            leverage: 10,
+            take_profit: 5.0,
+            stop_loss: 0.0,
+            rounds: 3,
+            grids: vec![
+                Grid {
+                    amount: 10.0,
+                    gap: 0.0,
+                },
+                Grid {
+                    amount: 20.0,
+                    gap: 1.0,
+                },
+                Grid {
+                    amount: 40.0,
+                    gap: 2.0,
+                },
+            ],
+            repeat: true,
+            telegram_chat_id: None,
+        }
+    }
+
+    fn update(v: Value) -> Result<(BotConfig, SecretUpdate), Problems> {
+        apply_update(&base(), v.as_object().unwrap())
+    }
+
+    #[test]
+    fn partial_updates_keep_other_fields() {
+        let (c, s) = update(json!({"leverage": 20, "side": "short"})).unwrap();
+        assert_eq!(
+            (c.leverage, c.side, c.symbol.as_str()),
+            (20, Side::Short, "BTC/USDT")
+        );
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let p = update(json!({
+            "exchange": "ftx", "symbol": "btc-usdt", "side": "up", "leverage": 126,
+            "take_profit": 0, "stop_loss": -1, "repeat": "yes", "colour": 1,
+            "grids": [{"amount": 0, "gap": 0}]
+        }))
+        .unwrap_err();
+        let names: Vec<&str> = p.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "colour",
+                "exchange",
+                "grids",
+                "leverage",
+                "repeat",
+                "side",
+                "stop_loss",
+                "symbol",
+                "take_profit"
+            ]
+        );
+    }
+
+    #[test]
+    fn rounds_cannot_exceed_the_legs() {
+        assert!(update(json!({"rounds": 4}))
+            .unwrap_err()
+            .contains_key("rounds"));
+        let p = update(json!({"grids": [{"amount": 5, "gap": 0}]})).unwrap_err();
+        assert!(p.contains_key("grids"), "3 rounds, 1 leg: {p:?}");
+        let (c, _) = update(json!({"grids": [{"amount": 5}], "rounds": 1})).unwrap();
+        assert_eq!((c.rounds, c.grids.len()), (1, 1));
+        assert!(
+            update(json!({"grids": [{"amount": 5, "gap": 0}, {"amount": 5, "gap": 0}]}))
+                .unwrap_err()["grids"]
+                .contains("leg 2")
+        );
+    }
+
+    #[test]
+    fn secrets_are_taken_but_never_shown() {
+        let (_, s) =
+            update(json!({"api_key": "abcdefgh1234", "api_secret": "s", "telegram_token": ""}))
+                .unwrap();
+        assert_eq!(s.api_key.as_deref(), Some("abcdefgh1234"));
+        assert_eq!(s.telegram_token, None);
+        let shown = StoredConfig {
+            config: base(),
+            api_key_last4: Some("1234".into()),
+            has_api_key: true,
+            has_api_secret: true,
+            has_telegram_token: false,
+        }
+        .to_json();
+        assert_eq!(shown["api_key"], "***1234");
+        assert_eq!(shown["has_api_secret"], true);
+        assert!(!shown.to_string().contains("abcdefgh"));
+    }
+
+    #[test]
+    fn symbols_and_chat_ids() {
+        assert!(symbol(&json!("ETH/USDT")).is_ok());
+        for bad in ["ETHUSDT", "eth/usdt", "/USDT", "BTC/", "B TC/USDT"] {
+            assert!(symbol(&json!(bad)).is_err(), "{bad}");
+        }
+        let (c, _) = update(json!({"telegram_chat_id": -1001234})).unwrap();
+        assert_eq!(c.telegram_chat_id.as_deref(), Some("-1001234"));
+        assert!(update(json!({"telegram_chat_id": "a b"})).is_err());
+    }
+}

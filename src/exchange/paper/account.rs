@@ -1,0 +1,145 @@
+//! One user's view of the paper exchange: the `Exchange` implementation the bots
+//! talk to. Every call locks the shared state once and touches only this account's
+//! entries (plus, for `place`, one indexed database lookup).
+
+use std::sync::Arc;
+
+use super::book::Book;
+use super::{markets, persist, wall_ms, Paper, PaperError};
+use crate::bots::ladder::{Market, Side};
+use crate::exchange::{Exchange, ExchangeError, NewOrder, Order, Position};
+
+/// Leverage the paper exchange accepts, like the real ones' usual range.
+const LEVERAGE: std::ops::RangeInclusive<u32> = 1..=125;
+
+/// A user's paper account; cheap to create, holds the shared exchange.
+pub struct PaperAccount {
+    paper: Arc<Paper>,
+    user_id: i64,
+}
+
+impl PaperAccount {
+    pub(super) fn new(paper: Arc<Paper>, user_id: i64) -> PaperAccount {
+        PaperAccount { paper, user_id }
+    }
+
+    pub fn user_id(&self) -> i64 {
+        self.user_id
+    }
+}
+
+impl Exchange for PaperAccount {
+    fn name(&self) -> &'static str {
+        "paper"
+    }
+
+    fn market(&self, symbol: &str) -> Result<Market, ExchangeError> {
+        self.paper.mutate(|book, _, dirty| {
+            let mkt = book.ensure_market(symbol, dirty)?;
+            Ok(book.markets[mkt].spec)
+        })
+    }
+
+    fn ticker(&self, symbol: &str) -> Result<f64, ExchangeError> {
+        self.paper.mutate(|book, _, dirty| {
+            let mkt = book.ensure_market(symbol, dirty)?;
+            Ok(book.markets[mkt].price)
+        })
+    }
+
+    fn set_leverage(&self, symbol: &str, leverage: u32) -> Result<(), ExchangeError> {
+        if !LEVERAGE.contains(&leverage) {
+            return Err(ExchangeError::Rejected(format!(
+                "leverage {leverage} is outside {}–{}",
+                LEVERAGE.start(),
+                LEVERAGE.end()
+            )));
+        }
+        self.paper.mutate(|book, _, dirty| {
+            let mkt = book.ensure_market(symbol, dirty)?;
+            book.set_leverage(self.user_id, mkt, leverage, dirty);
+            Ok(())
+        })
+    }
+
+    fn place(&self, order: &NewOrder) -> Result<Order, ExchangeError> {
+        if order.client_id.is_empty() {
+            return Err(ExchangeError::Rejected("an order needs a client id".into()));
+        }
+        self.paper.mutate(|book, conn, dirty| {
+            let mkt = book.ensure_market(&order.symbol, dirty)?;
+            if persist::client_id_used(conn, self.user_id, &order.client_id)? {
+                return Err(ExchangeError::Duplicate(order.client_id.clone()));
+            }
+            book.place(self.user_id, mkt, order, wall_ms(), dirty)
+        })
+    }
+
+    fn cancel(&self, symbol: &str, client_id: &str) -> Result<(), ExchangeError> {
+        self.paper.mutate(|book, _, dirty| {
+            if let Some(mkt) = book.lookup(symbol)? {
+                book.cancel(self.user_id, mkt, client_id, wall_ms(), dirty);
+            }
+            Ok(())
+        })
+    }
+
+    fn open_orders(&self, symbol: &str) -> Result<Vec<Order>, ExchangeError> {
+        self.paper.read(|book, _| {
+            let Some(mkt) = book.lookup(symbol)? else {
+                return Ok(Vec::new());
+            };
+            Ok(book
+                .open_ids(self.user_id, mkt)
+                .iter()
+                .filter_map(|id| book.orders.get(id))
+                .map(|r| r.order.clone())
+                .collect())
+        })
+    }
+
+    fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
+        self.paper.read(|book, conn| {
+            let Some(mkt) = book.lookup(symbol)? else {
+                return Ok(None);
+            };
+            if let Some(rec) = book.open_by_client(self.user_id, mkt, client_id) {
+                return Ok(Some(rec.order.clone()));
+            }
+            let stored = persist::find_order(conn, self.user_id, client_id)?;
+            Ok(stored.filter(|o| o.symbol == symbol))
+        })
+    }
+
+    fn position(&self, symbol: &str, side: Side) -> Result<Position, ExchangeError> {
+        self.paper
+            .read(|book, _| position(book, self.user_id, symbol, side))
+    }
+
+    fn balance(&self) -> Result<f64, ExchangeError> {
+        self.paper
+            .read(|book, _| Ok::<_, PaperError>(book.balance(self.user_id)))
+            .map_err(ExchangeError::from)
+    }
+}
+
+/// The position, marked at the current price (or the start price of a symbol that
+/// is not listed yet, which nobody can hold).
+fn position(book: &Book, uid: i64, symbol: &str, side: Side) -> Result<Position, ExchangeError> {
+    let (size, avg_entry, mark_price) = match book.lookup(symbol)? {
+        Some(mkt) => {
+            let pos = book.position(uid, mkt, side);
+            (pos.size, pos.avg, book.markets[mkt].price)
+        }
+        None => {
+            let start = markets::listing(symbol).map_or(0.0, |l| l.start_price);
+            (0.0, 0.0, start)
+        }
+    };
+    Ok(Position {
+        side,
+        size,
+        avg_entry,
+        mark_price,
+    })
+}

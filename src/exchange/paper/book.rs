@@ -1,0 +1,339 @@
+//! The paper exchange's in-memory state and its indices.
+//!
+//! Memory holds markets, accounts, positions and the *open* orders only; closed
+//! orders live in SQLite alone. The indices are what keep a busy instance cheap:
+//! resting orders sit in per-market price-ordered sets (a price step touches only the
+//! orders it crosses), and each account keeps its own open order ids per market (an
+//! account call never scans other users' orders).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::markets;
+use super::walk::Walk;
+use crate::bots::ladder::{round_price, Market, Side};
+use crate::exchange::{ExchangeError, Order, OrderSide};
+
+/// Index of a market in `Book::markets`; stable for the life of a book.
+pub(super) type MktId = usize;
+
+/// What every account starts with (USDT).
+pub(super) const START_BALANCE: f64 = 10_000.0;
+pub(super) const DEFAULT_LEVERAGE: u32 = 10;
+
+/// A resting order's place in a price-ordered set: (price bits, order id). Prices are
+/// positive, and positive doubles order like their bit patterns; the id breaks ties
+/// by age.
+pub(super) type Level = (u64, i64);
+
+pub(super) fn level(price: f64, id: i64) -> Level {
+    (price.to_bits(), id)
+}
+
+/// One listed symbol: its walk state and resting orders.
+pub(super) struct MarketState {
+    pub symbol: String,
+    pub spec: Market,
+    /// The walk's stream key for this symbol.
+    pub stream: u64,
+    pub price: f64,
+    pub step_no: u64,
+    /// The time the last step stands for.
+    pub updated_ms: i64,
+    /// Resting buys and sells (limit orders only).
+    pub bids: BTreeSet<Level>,
+    pub asks: BTreeSet<Level>,
+}
+
+/// One direction of a hedge-mode position; size 0 means flat.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Pos {
+    pub size: f64,
+    pub avg: f64,
+}
+
+/// One user's account.
+pub(super) struct Account {
+    pub balance: f64,
+    /// Explicitly set leverage; absent = `DEFAULT_LEVERAGE`.
+    pub leverage: HashMap<MktId, u32>,
+    /// Long and short position per market, indexed by `side_ix`.
+    pub positions: HashMap<MktId, [Pos; 2]>,
+    /// Open order ids per market, oldest first.
+    pub open: HashMap<MktId, Vec<i64>>,
+}
+
+impl Account {
+    fn new(balance: f64) -> Account {
+        Account {
+            balance,
+            leverage: HashMap::new(),
+            positions: HashMap::new(),
+            open: HashMap::new(),
+        }
+    }
+}
+
+/// An order with the bookkeeping the public `Order` does not carry.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct OrderRec {
+    pub id: i64,
+    pub user_id: i64,
+    pub mkt: MktId,
+    pub updated_ms: i64,
+    pub order: Order,
+}
+
+impl OrderRec {
+    /// Whether the order opens (or adds to) its position rather than reducing it.
+    pub fn opens(&self) -> bool {
+        self.order.side == OrderSide::opening(self.order.position_side)
+    }
+
+    pub fn remaining(&self) -> f64 {
+        (self.order.qty - self.order.filled_qty).max(0.0)
+    }
+}
+
+/// Position slot of a direction in `Account::positions`.
+pub(super) fn side_ix(side: Side) -> usize {
+    match side {
+        Side::Long => 0,
+        Side::Short => 1,
+    }
+}
+
+pub(super) fn ix_side(ix: usize) -> Side {
+    if ix == 0 {
+        Side::Long
+    } else {
+        Side::Short
+    }
+}
+
+/// Rounds a quantity to the nearest step, removing the float dust that sums of
+/// fills leave behind (0.1 + 0.2).
+pub(super) fn round_qty(qty: f64, m: &Market) -> f64 {
+    round_price(qty, &Market { tick: m.step, ..*m })
+}
+
+/// What a call changed, so that exactly that is written to SQLite in one
+/// transaction. Orders carry their final image because closed ones leave memory.
+#[derive(Default)]
+pub(super) struct Dirty {
+    pub markets: BTreeSet<MktId>,
+    pub balances: BTreeSet<i64>,
+    pub leverage: BTreeSet<(i64, MktId)>,
+    pub positions: BTreeSet<(i64, MktId, usize)>,
+    pub orders: BTreeMap<i64, OrderRec>,
+}
+
+impl Dirty {
+    pub fn is_empty(&self) -> bool {
+        self.markets.is_empty()
+            && self.balances.is_empty()
+            && self.leverage.is_empty()
+            && self.positions.is_empty()
+            && self.orders.is_empty()
+    }
+}
+
+/// The whole in-memory exchange.
+pub(super) struct Book {
+    pub walk: Walk,
+    pub tick_ms: u64,
+    pub markets: Vec<MarketState>,
+    by_symbol: HashMap<String, MktId>,
+    pub accounts: HashMap<i64, Account>,
+    /// Open orders by id.
+    pub orders: HashMap<i64, OrderRec>,
+    pub next_id: i64,
+    /// The latest time `advance` was called with: new markets start their walk here.
+    pub clock_ms: i64,
+}
+
+impl Book {
+    pub fn new(walk: Walk, tick_ms: u64, clock_ms: i64) -> Book {
+        Book {
+            walk,
+            tick_ms,
+            markets: Vec::new(),
+            by_symbol: HashMap::new(),
+            accounts: HashMap::new(),
+            orders: HashMap::new(),
+            next_id: 1,
+            clock_ms,
+        }
+    }
+
+    /// Adds a market in the given state (loading, or listing a new one).
+    pub fn add_market(
+        &mut self,
+        symbol: &str,
+        spec: Market,
+        price: f64,
+        step_no: u64,
+        updated_ms: i64,
+    ) -> MktId {
+        let id = self.markets.len();
+        self.markets.push(MarketState {
+            symbol: symbol.to_owned(),
+            spec,
+            stream: self.walk.stream(symbol),
+            price,
+            step_no,
+            updated_ms,
+            bids: BTreeSet::new(),
+            asks: BTreeSet::new(),
+        });
+        self.by_symbol.insert(symbol.to_owned(), id);
+        id
+    }
+
+    /// The market of `symbol` if listed yet; `Ok(None)` for a valid symbol nobody
+    /// asked for (reads need not list it), `UnknownSymbol` for anything else.
+    pub fn lookup(&self, symbol: &str) -> Result<Option<MktId>, ExchangeError> {
+        match self.by_symbol.get(symbol) {
+            Some(&id) => Ok(Some(id)),
+            None if markets::listing(symbol).is_some() => Ok(None),
+            None => Err(ExchangeError::UnknownSymbol(symbol.to_owned())),
+        }
+    }
+
+    /// The market of `symbol`, listing it (at its start price) on first use.
+    pub fn ensure_market(
+        &mut self,
+        symbol: &str,
+        dirty: &mut Dirty,
+    ) -> Result<MktId, ExchangeError> {
+        if let Some(&id) = self.by_symbol.get(symbol) {
+            return Ok(id);
+        }
+        let listing = markets::listing(symbol)
+            .ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_owned()))?;
+        let id = self.add_market(
+            symbol,
+            listing.market,
+            listing.start_price,
+            0,
+            self.clock_ms,
+        );
+        dirty.markets.insert(id);
+        Ok(id)
+    }
+
+    /// The account of `uid`, created with the starting balance on first use (and
+    /// then persisted like any balance change).
+    pub fn account_mut(&mut self, uid: i64, dirty: &mut Dirty) -> &mut Account {
+        self.accounts.entry(uid).or_insert_with(|| {
+            dirty.balances.insert(uid);
+            Account::new(START_BALANCE)
+        })
+    }
+
+    /// Adds an account as loaded from the database.
+    pub fn load_account(&mut self, uid: i64, balance: f64) -> &mut Account {
+        self.accounts
+            .entry(uid)
+            .or_insert_with(|| Account::new(balance))
+    }
+
+    pub fn balance(&self, uid: i64) -> f64 {
+        self.accounts.get(&uid).map_or(START_BALANCE, |a| a.balance)
+    }
+
+    pub fn leverage(&self, uid: i64, mkt: MktId) -> u32 {
+        self.accounts
+            .get(&uid)
+            .and_then(|a| a.leverage.get(&mkt).copied())
+            .unwrap_or(DEFAULT_LEVERAGE)
+    }
+
+    pub fn set_leverage(&mut self, uid: i64, mkt: MktId, leverage: u32, dirty: &mut Dirty) {
+        self.account_mut(uid, dirty).leverage.insert(mkt, leverage);
+        dirty.leverage.insert((uid, mkt));
+    }
+
+    pub fn position(&self, uid: i64, mkt: MktId, side: Side) -> Pos {
+        self.accounts
+            .get(&uid)
+            .and_then(|a| a.positions.get(&mkt))
+            .map_or_else(Pos::default, |p| p[side_ix(side)])
+    }
+
+    /// Ids of the account's open orders on a market, oldest first.
+    pub fn open_ids(&self, uid: i64, mkt: MktId) -> &[i64] {
+        self.accounts
+            .get(&uid)
+            .and_then(|a| a.open.get(&mkt))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The account's open order with `client_id` on a market.
+    pub fn open_by_client(&self, uid: i64, mkt: MktId, client_id: &str) -> Option<&OrderRec> {
+        self.open_ids(uid, mkt)
+            .iter()
+            .filter_map(|id| self.orders.get(id))
+            .find(|r| r.order.client_id == client_id)
+    }
+
+    /// Puts an order on the book and into every index.
+    pub fn insert_open(&mut self, rec: OrderRec) {
+        if let Some(price) = rec.order.price {
+            let m = &mut self.markets[rec.mkt];
+            let set = match rec.order.side {
+                OrderSide::Buy => &mut m.bids,
+                OrderSide::Sell => &mut m.asks,
+            };
+            set.insert(level(price, rec.id));
+        }
+        let acct = self.load_account(rec.user_id, START_BALANCE);
+        acct.open.entry(rec.mkt).or_default().push(rec.id);
+        self.orders.insert(rec.id, rec);
+    }
+
+    /// Takes an order off the book and out of every index.
+    pub fn remove_open(&mut self, id: i64) -> Option<OrderRec> {
+        let rec = self.orders.remove(&id)?;
+        if let Some(price) = rec.order.price {
+            let m = &mut self.markets[rec.mkt];
+            m.bids.remove(&level(price, id));
+            m.asks.remove(&level(price, id));
+        }
+        if let Some(ids) = self
+            .accounts
+            .get_mut(&rec.user_id)
+            .and_then(|a| a.open.get_mut(&rec.mkt))
+        {
+            ids.retain(|&i| i != id);
+        }
+        Some(rec)
+    }
+
+    /// Balance minus the margin held by positions and by open orders that would open
+    /// or add to one, each at its market's current leverage. O(this account).
+    pub fn available(&self, uid: i64) -> f64 {
+        let Some(acct) = self.accounts.get(&uid) else {
+            return START_BALANCE;
+        };
+        let lev = |mkt: &MktId| f64::from(self.leverage(uid, *mkt));
+        let positions: f64 = acct
+            .positions
+            .iter()
+            .map(|(mkt, p)| p.iter().map(|s| s.size * s.avg).sum::<f64>() / lev(mkt))
+            .sum();
+        let orders: f64 = acct
+            .open
+            .iter()
+            .map(|(mkt, ids)| {
+                let notional: f64 = ids
+                    .iter()
+                    .filter_map(|id| self.orders.get(id))
+                    .filter(|r| r.opens())
+                    .map(|r| r.remaining() * r.order.price.unwrap_or(0.0))
+                    .sum();
+                notional / lev(mkt)
+            })
+            .sum();
+        acct.balance - positions - orders
+    }
+}

@@ -1,0 +1,300 @@
+//! Order placement, fills and price moves: the exchange's rules, applied to the
+//! in-memory book. Nothing here touches SQLite; every change is recorded in a
+//! `Dirty` for the caller to write through.
+
+use super::book::{level, round_qty, side_ix, Book, Dirty, MktId, OrderRec};
+use crate::bots::ladder::{floor_qty, gross_pnl, round_price, Market};
+use crate::exchange::{ExchangeError, NewOrder, Order, OrderKind, OrderSide, OrderStatus};
+
+/// Taker fee: market orders and limits that are marketable when placed.
+pub(super) const TAKER_FEE: f64 = 0.000_55;
+/// Maker fee: resting limit orders filled by a later price move.
+pub(super) const MAKER_FEE: f64 = 0.000_2;
+/// At most this many walk steps per `advance`, so a long downtime costs a bounded
+/// catch-up instead of stalling the runner's startup.
+pub(super) const MAX_STEPS: i64 = 600;
+
+/// Tolerance for comparing quantities and margins that went through float maths.
+const EPS: f64 = 1e-9;
+
+impl Book {
+    /// Validates and executes a new order for `uid` on `mkt` (the duplicate check is
+    /// the caller's: it needs the database). Marketable orders fill at once as taker;
+    /// the others rest. Nothing changes when it fails.
+    pub fn place(
+        &mut self,
+        uid: i64,
+        mkt: MktId,
+        req: &NewOrder,
+        now: i64,
+        dirty: &mut Dirty,
+    ) -> Result<Order, ExchangeError> {
+        let spec = self.markets[mkt].spec;
+        let current = self.markets[mkt].price;
+        let qty = checked_qty(req.qty, &spec)?;
+        let limit = checked_limit(req, &spec)?;
+        let opens = req.side == OrderSide::opening(req.position_side);
+        check_direction(req, opens)?;
+        if !opens && self.position(uid, mkt, req.position_side).size <= 0.0 {
+            return Err(ExchangeError::Rejected(format!(
+                "reduce-only order {} has no {:?} position to reduce",
+                req.client_id, req.position_side
+            )));
+        }
+        let marketable = limit.is_none_or(|p| match req.side {
+            OrderSide::Buy => p >= current,
+            OrderSide::Sell => p <= current,
+        });
+        if opens {
+            let price = if marketable {
+                current
+            } else {
+                limit.unwrap_or(current)
+            };
+            let margin = qty * price / f64::from(self.leverage(uid, mkt));
+            if margin > self.available(uid) + EPS {
+                return Err(ExchangeError::InsufficientBalance);
+            }
+        }
+        let mut rec = self.new_order(uid, mkt, req, qty, limit, now);
+        self.account_mut(uid, dirty);
+        if marketable {
+            self.apply_fill(&mut rec, qty, current, TAKER_FEE, now, dirty);
+        } else {
+            self.insert_open(rec.clone());
+        }
+        dirty.orders.insert(rec.id, rec.clone());
+        Ok(rec.order)
+    }
+
+    /// A fresh order record with the next id.
+    fn new_order(
+        &mut self,
+        uid: i64,
+        mkt: MktId,
+        req: &NewOrder,
+        qty: f64,
+        limit: Option<f64>,
+        now: i64,
+    ) -> OrderRec {
+        let id = self.next_id;
+        self.next_id += 1;
+        OrderRec {
+            id,
+            user_id: uid,
+            mkt,
+            updated_ms: now,
+            order: Order {
+                client_id: req.client_id.clone(),
+                exchange_id: id.to_string(),
+                symbol: self.markets[mkt].symbol.clone(),
+                side: req.side,
+                kind: req.kind,
+                price: limit,
+                qty,
+                filled_qty: 0.0,
+                avg_fill_price: 0.0,
+                fee: 0.0,
+                reduce_only: req.reduce_only,
+                position_side: req.position_side,
+                status: OrderStatus::Open,
+                created_ms: now,
+            },
+        }
+    }
+
+    /// Cancels the account's open order `client_id`; an unknown or closed one is
+    /// silently ignored, as the trait asks.
+    pub fn cancel(&mut self, uid: i64, mkt: MktId, client_id: &str, now: i64, dirty: &mut Dirty) {
+        let Some(id) = self.open_by_client(uid, mkt, client_id).map(|r| r.id) else {
+            return;
+        };
+        if let Some(mut rec) = self.remove_open(id) {
+            rec.order.status = OrderStatus::Cancelled;
+            rec.updated_ms = now;
+            dirty.orders.insert(id, rec);
+        }
+    }
+
+    /// Fills `qty` of `rec` at `price`: moves the position, credits realised PnL,
+    /// debits the fee. A reducing fill is clipped to the position. Orders always fill
+    /// completely (there is no depth to run out of), so the order ends `Filled`.
+    fn apply_fill(
+        &mut self,
+        rec: &mut OrderRec,
+        qty: f64,
+        price: f64,
+        fee_rate: f64,
+        now: i64,
+        dirty: &mut Dirty,
+    ) {
+        let spec = self.markets[rec.mkt].spec;
+        let (opens, side) = (rec.opens(), rec.order.position_side);
+        let acct = self.account_mut(rec.user_id, dirty);
+        let pos = &mut acct.positions.entry(rec.mkt).or_default()[side_ix(side)];
+        let filled = if opens {
+            pos.avg = (pos.size * pos.avg + qty * price) / (pos.size + qty);
+            pos.size = round_qty(pos.size + qty, &spec);
+            qty
+        } else {
+            let q = qty.min(pos.size);
+            acct.balance += gross_pnl(side, q, pos.avg, price);
+            pos.size = round_qty(pos.size - q, &spec);
+            if pos.size <= EPS {
+                *pos = Default::default();
+            }
+            q
+        };
+        let fee = filled * price * fee_rate;
+        acct.balance -= fee;
+        let o = &mut rec.order;
+        o.avg_fill_price =
+            (o.avg_fill_price * o.filled_qty + filled * price) / (o.filled_qty + filled);
+        o.filled_qty = round_qty(o.filled_qty + filled, &spec);
+        o.fee += fee;
+        o.status = OrderStatus::Filled;
+        rec.updated_ms = now;
+        dirty.balances.insert(rec.user_id);
+        dirty
+            .positions
+            .insert((rec.user_id, rec.mkt, side_ix(side)));
+    }
+
+    /// Fills a resting order at its limit price as maker, or cancels it when it is
+    /// reduce-only and its position is already flat. Returns whether it filled.
+    fn fill_resting(&mut self, id: i64, now: i64, dirty: &mut Dirty) -> bool {
+        let Some(mut rec) = self.remove_open(id) else {
+            return false;
+        };
+        let pos = self.position(rec.user_id, rec.mkt, rec.order.position_side);
+        let filled = rec.opens() || pos.size > 0.0;
+        if filled {
+            let (qty, price) = (
+                rec.remaining(),
+                rec.order.price.unwrap_or(self.markets[rec.mkt].price),
+            );
+            self.apply_fill(&mut rec, qty, price, MAKER_FEE, now, dirty);
+        } else {
+            rec.order.status = OrderStatus::Cancelled;
+            rec.updated_ms = now;
+        }
+        dirty.orders.insert(id, rec);
+        filled
+    }
+
+    /// Fills every resting order that the move `old → new` crosses, in the order the
+    /// path reaches them (nearest price first, then oldest). Returns the fills.
+    pub fn cross(&mut self, mkt: MktId, old: f64, new: f64, now: i64, dirty: &mut Dirty) -> usize {
+        let (low, high) = (old.min(new), old.max(new));
+        let m = &self.markets[mkt];
+        let mut buys: Vec<_> = m.bids.range(level(low, i64::MIN)..).copied().collect();
+        buys.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let sells: Vec<_> = m.asks.range(..=level(high, i64::MAX)).copied().collect();
+        let (first, second) = if new < old {
+            (buys, sells)
+        } else {
+            (sells, buys)
+        };
+        first
+            .into_iter()
+            .chain(second)
+            .filter(|&(_, id)| self.fill_resting(id, now, dirty))
+            .count()
+    }
+
+    /// Walks every market through the whole ticks elapsed since its last step (at
+    /// most `MAX_STEPS`; a longer gap is skipped), matching each step. Returns fills.
+    pub fn advance(&mut self, now: i64, dirty: &mut Dirty) -> usize {
+        let tick = i64::try_from(self.tick_ms.max(1)).unwrap_or(i64::MAX);
+        let mut fills = 0;
+        for mkt in 0..self.markets.len() {
+            let due = (now - self.markets[mkt].updated_ms).div_euclid(tick);
+            if due <= 0 {
+                continue;
+            }
+            let steps = due.min(MAX_STEPS);
+            for _ in 0..steps {
+                fills += self.step(mkt, now, dirty);
+            }
+            let m = &mut self.markets[mkt];
+            m.updated_ms = if due > MAX_STEPS {
+                now
+            } else {
+                m.updated_ms + steps * tick
+            };
+            dirty.markets.insert(mkt);
+        }
+        self.clock_ms = self.clock_ms.max(now);
+        fills
+    }
+
+    /// One walk step of one market, with its matching.
+    fn step(&mut self, mkt: MktId, now: i64, dirty: &mut Dirty) -> usize {
+        let m = &mut self.markets[mkt];
+        let old = m.price;
+        m.price = self.walk.next_price(m.stream, m.step_no, old, &m.spec);
+        m.step_no += 1;
+        let new = m.price;
+        self.cross(mkt, old, new, now, dirty)
+    }
+
+    /// Moves a market to `price` (rounded, at least one tick) and matches the move.
+    pub fn set_price(&mut self, mkt: MktId, price: f64, now: i64, dirty: &mut Dirty) -> usize {
+        let m = &mut self.markets[mkt];
+        let old = m.price;
+        m.price = round_price(price, &m.spec).max(m.spec.tick);
+        let new = m.price;
+        dirty.markets.insert(mkt);
+        self.cross(mkt, old, new, now, dirty)
+    }
+}
+
+/// The quantity floored to the step; `BelowMinimum` when that is under the minimum
+/// (or not a positive number at all).
+fn checked_qty(qty: f64, spec: &Market) -> Result<f64, ExchangeError> {
+    if !qty.is_finite() || qty <= 0.0 {
+        return Err(ExchangeError::BelowMinimum);
+    }
+    let qty = floor_qty(qty, spec);
+    if qty <= 0.0 || qty < spec.min_qty - EPS {
+        return Err(ExchangeError::BelowMinimum);
+    }
+    Ok(qty)
+}
+
+/// The limit price rounded to the tick (`None` for market orders).
+fn checked_limit(req: &NewOrder, spec: &Market) -> Result<Option<f64>, ExchangeError> {
+    match (req.kind, req.price) {
+        (OrderKind::Market, _) => Ok(None),
+        (OrderKind::Limit, Some(p)) if p.is_finite() && p > 0.0 => {
+            let p = round_price(p, spec);
+            if p > 0.0 {
+                Ok(Some(p))
+            } else {
+                Err(ExchangeError::Rejected(format!(
+                    "price {p} is below one tick"
+                )))
+            }
+        }
+        (OrderKind::Limit, p) => Err(ExchangeError::Rejected(format!(
+            "limit order {} needs a positive price, got {p:?}",
+            req.client_id
+        ))),
+    }
+}
+
+/// Hedge mode: only reduce-only orders may reduce, and reduce-only orders may only
+/// reduce.
+fn check_direction(req: &NewOrder, opens: bool) -> Result<(), ExchangeError> {
+    match (opens, req.reduce_only) {
+        (true, true) => Err(ExchangeError::Rejected(format!(
+            "reduce-only order {} would increase the {:?} position",
+            req.client_id, req.position_side
+        ))),
+        (false, false) => Err(ExchangeError::Rejected(format!(
+            "order {} would reduce the {:?} position but is not reduce-only",
+            req.client_id, req.position_side
+        ))),
+        _ => Ok(()),
+    }
+}

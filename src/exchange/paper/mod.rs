@@ -1,0 +1,217 @@
+//! The built-in paper exchange (C5.2): a simulated USDT-perpetual exchange shared by
+//! every user of the instance.
+//!
+//! Prices follow a seeded random walk per symbol (`walk`), resting limit orders fill
+//! when a price step's path crosses them (`matching`), positions are hedge-mode with
+//! an average entry, and every account starts with 10,000 USDT.
+//!
+//! State lives in memory behind one mutex (`book`) and is written through to SQLite
+//! (`persist`) before any call returns, in one transaction per call: a crash after a
+//! call returned loses nothing, and `Paper::open` on the same database resumes the
+//! same markets, orders and positions. The database is the truth; if a write fails,
+//! memory is rebuilt from it so the two never disagree.
+
+mod account;
+mod book;
+mod markets;
+mod matching;
+mod persist;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub use account::PaperAccount;
+use book::{Book, Dirty};
+use walk::Walk;
+
+use crate::exchange::ExchangeError;
+
+/// The `PAPER_*` settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PaperParams {
+    /// Milliseconds per random-walk step.
+    pub tick_ms: u64,
+    /// Standard deviation of one step's relative price move (0.001 = 0.1 %).
+    pub volatility: f64,
+    /// Seed of the walk; `None` draws one from the OS (not reproducible).
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaperError {
+    #[error("paper exchange database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("paper exchange: the database holds an invalid {what}: {value:?}")]
+    Corrupt { what: &'static str, value: String },
+    #[error("paper exchange: cannot draw a random seed: {0}")]
+    Seed(getrandom::Error),
+    #[error("paper exchange: invalid price {0}")]
+    InvalidPrice(f64),
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+}
+
+impl From<PaperError> for ExchangeError {
+    /// Storage trouble is reported as the exchange being unreachable: it is
+    /// transient from the bot's point of view, and retrying is the right reaction.
+    fn from(e: PaperError) -> ExchangeError {
+        match e {
+            PaperError::Exchange(e) => e,
+            other => ExchangeError::Network(other.to_string()),
+        }
+    }
+}
+
+/// The exchange: shared by every account through `Arc<Paper>`.
+pub struct Paper {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    book: Book,
+    conn: Connection,
+    /// Memory may be ahead of the database (a write failed and the reload too):
+    /// reload before trusting it again.
+    stale: bool,
+}
+
+impl Inner {
+    fn reload(&mut self) -> Result<(), PaperError> {
+        let b = &self.book;
+        self.book = persist::load(&self.conn, b.walk, b.tick_ms, b.clock_ms)?;
+        self.stale = false;
+        Ok(())
+    }
+}
+
+impl Paper {
+    /// Loads persisted markets, accounts, positions and open orders from the
+    /// (already migrated) database.
+    pub fn open(
+        conn: Connection,
+        params: PaperParams,
+        now_ms: i64,
+    ) -> Result<Arc<Paper>, PaperError> {
+        let seed = match params.seed {
+            Some(seed) => seed,
+            None => random_seed()?,
+        };
+        let walk = Walk::new(seed, params.volatility);
+        let book = persist::load(&conn, walk, params.tick_ms, now_ms)?;
+        Ok(Arc::new(Paper {
+            inner: Mutex::new(Inner {
+                book,
+                conn,
+                stale: false,
+            }),
+        }))
+    }
+
+    /// An in-memory database with the paper schema applied, for tests and
+    /// simulations. It has no `user` table, so foreign keys are switched off (the
+    /// bundled SQLite enforces them by default).
+    pub fn in_memory(params: PaperParams, now_ms: i64) -> Result<Arc<Paper>, PaperError> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        conn.execute_batch(include_str!("../../../sql/0002_paper.sql"))?;
+        Paper::open(conn, params, now_ms)
+    }
+
+    /// One user's account; implements `crate::exchange::Exchange`.
+    pub fn account(self: &Arc<Self>, user_id: i64) -> PaperAccount {
+        PaperAccount::new(self.clone(), user_id)
+    }
+
+    /// Advances every known symbol's price by the whole ticks elapsed since its last
+    /// step (at most 600 per call; a longer gap is skipped so a long downtime does
+    /// not stall startup), matching resting orders against each step, and persists
+    /// it all in one transaction. Returns the number of fills.
+    pub fn advance(&self, now_ms: i64) -> Result<usize, PaperError> {
+        self.mutate(|book, _, dirty| Ok(book.advance(now_ms, dirty)))
+    }
+
+    /// Current price of a symbol, if it is listed yet.
+    pub fn price(&self, symbol: &str) -> Option<f64> {
+        let guard = self.lock();
+        let mkt = guard.book.lookup(symbol).ok().flatten()?;
+        Some(guard.book.markets[mkt].price)
+    }
+
+    /// Sets a symbol's price (rounded to its tick) and matches orders against the
+    /// move from the old price, persisted; for tests and demos that need fills to
+    /// happen deterministically. Lists the symbol if needed. Returns the fills.
+    pub fn set_price(&self, symbol: &str, price: f64) -> Result<usize, PaperError> {
+        if !price.is_finite() || price <= 0.0 {
+            return Err(PaperError::InvalidPrice(price));
+        }
+        self.mutate(|book, _, dirty| {
+            let mkt = book.ensure_market(symbol, dirty)?;
+            Ok(book.set_price(mkt, price, wall_ms(), dirty))
+        })
+    }
+
+    /// The state, rebuilt from the database first if a panic or a failed write
+    /// may have left memory out of step with it.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        let mut guard = match self.inner.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                let mut guard = poisoned.into_inner();
+                guard.stale = true;
+                self.inner.clear_poison();
+                guard
+            }
+        };
+        if guard.stale {
+            // Still stale on failure: the next call tries again.
+            let _ = guard.reload();
+        }
+        guard
+    }
+
+    /// Runs a read against the book and the database.
+    fn read<T, E>(&self, f: impl FnOnce(&Book, &Connection) -> Result<T, E>) -> Result<T, E> {
+        let guard = self.lock();
+        f(&guard.book, &guard.conn)
+    }
+
+    /// Runs a change against the book, then writes what it dirtied (also when it
+    /// failed: validation errors leave nothing dirty but a newly listed market) in
+    /// one transaction before returning. A failed write rebuilds memory from the
+    /// database, so a caller told "failed" really changed nothing.
+    fn mutate<T, E: From<PaperError>>(
+        &self,
+        f: impl FnOnce(&mut Book, &Connection, &mut Dirty) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut dirty = Dirty::default();
+        let out = f(&mut inner.book, &inner.conn, &mut dirty);
+        if !dirty.is_empty() {
+            if let Err(e) = persist::write(&mut inner.conn, &inner.book, &dirty) {
+                inner.stale = true;
+                let _ = inner.reload();
+                return Err(e.into());
+            }
+        }
+        out
+    }
+}
+
+/// A seed from the OS for `PAPER_SEED` unset.
+fn random_seed() -> Result<u64, PaperError> {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes).map_err(PaperError::Seed)?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// Wall-clock time for order timestamps: the bots compare them with their own
+/// start time (C5.1's safety stop), so they must be real, not walk time.
+fn wall_ms() -> i64 {
+    crate::store::now_ms()
+}

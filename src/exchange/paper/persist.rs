@@ -1,0 +1,336 @@
+//! SQLite persistence of the paper exchange: loading the book at startup (and after
+//! a failed write), writing through what a call changed, and reading closed orders,
+//! which are kept only here.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::book::{ix_side, Book, Dirty, OrderRec};
+use super::markets;
+use super::walk::Walk;
+use super::PaperError;
+use crate::bots::ladder::Side;
+use crate::exchange::{Order, OrderKind, OrderSide, OrderStatus};
+
+const ORDER_COLUMNS: &str = "id, user_id, client_id, symbol, side, kind, price, qty, filled_qty,
+    avg_fill_price, fee, reduce_only, position_side, status, created_ms, updated_ms";
+
+/// Builds the book from the database: markets, accounts, leverage, positions and the
+/// open orders (through the partial index, never the whole order history).
+pub(super) fn load(
+    conn: &Connection,
+    walk: Walk,
+    tick_ms: u64,
+    clock_ms: i64,
+) -> Result<Book, PaperError> {
+    let mut book = Book::new(walk, tick_ms, clock_ms);
+    load_markets(conn, &mut book)?;
+    let mut stmt = conn.prepare("SELECT user_id, balance FROM paper_accounts")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)))? {
+        let (uid, balance) = row?;
+        book.load_account(uid, balance);
+    }
+    load_leverage(conn, &mut book)?;
+    load_positions(conn, &mut book)?;
+    load_open_orders(conn, &mut book)?;
+    book.next_id = conn.query_row(
+        "SELECT COALESCE(MAX(id), 0) + 1 FROM paper_orders",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(book)
+}
+
+fn load_markets(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
+    let mut stmt = conn
+        .prepare("SELECT symbol, price, step_no, updated_ms FROM paper_markets ORDER BY symbol")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let symbol: String = r.get(0)?;
+        let listing = markets::listing(&symbol).ok_or_else(|| corrupt("market symbol", &symbol))?;
+        let step_no =
+            u64::try_from(r.get::<_, i64>(2)?).map_err(|_| corrupt("step_no", &symbol))?;
+        book.add_market(&symbol, listing.market, r.get(1)?, step_no, r.get(3)?);
+    }
+    Ok(())
+}
+
+/// The market of a symbol that rows refer to; one missing from `paper_markets`
+/// (which a write would never leave behind) is listed afresh rather than refused.
+fn market_of(book: &mut Book, symbol: &str) -> Result<usize, PaperError> {
+    let mut unused = Dirty::default();
+    book.ensure_market(symbol, &mut unused)
+        .map_err(|_| corrupt("symbol", symbol))
+}
+
+fn load_leverage(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
+    let mut stmt = conn.prepare("SELECT user_id, symbol, leverage FROM paper_leverage")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (uid, symbol): (i64, String) = (r.get(0)?, r.get(1)?);
+        let mkt = market_of(book, &symbol)?;
+        book.load_account(uid, super::book::START_BALANCE)
+            .leverage
+            .insert(mkt, r.get(2)?);
+    }
+    Ok(())
+}
+
+fn load_positions(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
+    let mut stmt =
+        conn.prepare("SELECT user_id, symbol, side, size, avg_entry FROM paper_positions")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (uid, symbol, side): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let side = parse_side(&side)?;
+        let mkt = market_of(book, &symbol)?;
+        let acct = book.load_account(uid, super::book::START_BALANCE);
+        let pos = &mut acct.positions.entry(mkt).or_default()[super::book::side_ix(side)];
+        (pos.size, pos.avg) = (r.get(3)?, r.get(4)?);
+    }
+    Ok(())
+}
+
+fn load_open_orders(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM paper_orders
+         WHERE status IN ('open', 'partially_filled') ORDER BY id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (id, uid, updated_ms, order) = read_order(r)?;
+        let mkt = market_of(book, &order.symbol)?;
+        book.insert_open(OrderRec {
+            id,
+            user_id: uid,
+            mkt,
+            updated_ms,
+            order,
+        });
+    }
+    Ok(())
+}
+
+/// Whether the account ever used `client_id` (open or not): the UNIQUE index makes
+/// this one lookup.
+pub(super) fn client_id_used(
+    conn: &Connection,
+    uid: i64,
+    client_id: &str,
+) -> Result<bool, PaperError> {
+    let found = conn
+        .prepare_cached("SELECT 1 FROM paper_orders WHERE user_id = ?1 AND client_id = ?2")?
+        .query_row(params![uid, client_id], |_| Ok(()))
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// An order of the account by client id, as stored (used for closed orders).
+pub(super) fn find_order(
+    conn: &Connection,
+    uid: i64,
+    client_id: &str,
+) -> Result<Option<Order>, PaperError> {
+    let sql =
+        format!("SELECT {ORDER_COLUMNS} FROM paper_orders WHERE user_id = ?1 AND client_id = ?2");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![uid, client_id])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(read_order(r)?.3)),
+        None => Ok(None),
+    }
+}
+
+/// (id, user id, updated_ms, order) of a row selected with `ORDER_COLUMNS`.
+fn read_order(r: &Row<'_>) -> Result<(i64, i64, i64, Order), PaperError> {
+    let id: i64 = r.get(0)?;
+    let order = Order {
+        client_id: r.get(2)?,
+        exchange_id: id.to_string(),
+        symbol: r.get(3)?,
+        side: parse_order_side(&r.get::<_, String>(4)?)?,
+        kind: parse_kind(&r.get::<_, String>(5)?)?,
+        price: r.get(6)?,
+        qty: r.get(7)?,
+        filled_qty: r.get(8)?,
+        avg_fill_price: r.get(9)?,
+        fee: r.get(10)?,
+        reduce_only: r.get(11)?,
+        position_side: parse_side(&r.get::<_, String>(12)?)?,
+        status: parse_status(&r.get::<_, String>(13)?)?,
+        created_ms: r.get(14)?,
+    };
+    Ok((id, r.get(1)?, r.get(15)?, order))
+}
+
+/// Writes everything `dirty` names, in one immediate transaction: either the whole
+/// call is durable or none of it is.
+pub(super) fn write(conn: &mut Connection, book: &Book, dirty: &Dirty) -> Result<(), PaperError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for &mkt in &dirty.markets {
+        let m = &book.markets[mkt];
+        let step_no = i64::try_from(m.step_no).map_err(|_| corrupt("step_no", &m.symbol))?;
+        tx.prepare_cached(
+            "INSERT INTO paper_markets (symbol, price, step_no, updated_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (symbol) DO UPDATE SET
+                 price = excluded.price, step_no = excluded.step_no, updated_ms = excluded.updated_ms",
+        )?
+        .execute(params![m.symbol, m.price, step_no, m.updated_ms])?;
+    }
+    for &uid in &dirty.balances {
+        tx.prepare_cached(
+            "INSERT INTO paper_accounts (user_id, balance) VALUES (?1, ?2)
+             ON CONFLICT (user_id) DO UPDATE SET balance = excluded.balance",
+        )?
+        .execute(params![uid, book.balance(uid)])?;
+    }
+    for &(uid, mkt) in &dirty.leverage {
+        tx.prepare_cached(
+            "INSERT INTO paper_leverage (user_id, symbol, leverage) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id, symbol) DO UPDATE SET leverage = excluded.leverage",
+        )?
+        .execute(params![
+            uid,
+            book.markets[mkt].symbol,
+            book.leverage(uid, mkt)
+        ])?;
+    }
+    for &(uid, mkt, ix) in &dirty.positions {
+        write_position(&tx, book, uid, mkt, ix_side(ix))?;
+    }
+    for rec in dirty.orders.values() {
+        write_order(&tx, rec)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Upserts a position, or deletes its row when flat.
+fn write_position(
+    conn: &Connection,
+    book: &Book,
+    uid: i64,
+    mkt: usize,
+    side: Side,
+) -> rusqlite::Result<()> {
+    let pos = book.position(uid, mkt, side);
+    let symbol = &book.markets[mkt].symbol;
+    if pos.size > 0.0 {
+        conn.prepare_cached(
+            "INSERT INTO paper_positions (user_id, symbol, side, size, avg_entry) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (user_id, symbol, side) DO UPDATE SET
+                 size = excluded.size, avg_entry = excluded.avg_entry",
+        )?
+        .execute(params![uid, symbol, side_str(side), pos.size, pos.avg])?;
+    } else {
+        conn.prepare_cached(
+            "DELETE FROM paper_positions WHERE user_id = ?1 AND symbol = ?2 AND side = ?3",
+        )?
+        .execute(params![uid, symbol, side_str(side)])?;
+    }
+    Ok(())
+}
+
+fn write_order(conn: &Connection, rec: &OrderRec) -> rusqlite::Result<()> {
+    let o = &rec.order;
+    conn.prepare_cached(&format!(
+        "INSERT INTO paper_orders ({ORDER_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (id) DO UPDATE SET
+             qty = excluded.qty, filled_qty = excluded.filled_qty,
+             avg_fill_price = excluded.avg_fill_price, fee = excluded.fee,
+             status = excluded.status, updated_ms = excluded.updated_ms"
+    ))?
+    .execute(params![
+        rec.id,
+        rec.user_id,
+        o.client_id,
+        o.symbol,
+        order_side_str(o.side),
+        kind_str(o.kind),
+        o.price,
+        o.qty,
+        o.filled_qty,
+        o.avg_fill_price,
+        o.fee,
+        o.reduce_only,
+        side_str(o.position_side),
+        status_str(o.status),
+        o.created_ms,
+        rec.updated_ms,
+    ])?;
+    Ok(())
+}
+
+fn corrupt(what: &'static str, value: &str) -> PaperError {
+    PaperError::Corrupt {
+        what,
+        value: value.to_owned(),
+    }
+}
+
+fn side_str(side: Side) -> &'static str {
+    match side {
+        Side::Long => "long",
+        Side::Short => "short",
+    }
+}
+
+fn parse_side(s: &str) -> Result<Side, PaperError> {
+    match s {
+        "long" => Ok(Side::Long),
+        "short" => Ok(Side::Short),
+        _ => Err(corrupt("position side", s)),
+    }
+}
+
+fn order_side_str(side: OrderSide) -> &'static str {
+    match side {
+        OrderSide::Buy => "buy",
+        OrderSide::Sell => "sell",
+    }
+}
+
+fn parse_order_side(s: &str) -> Result<OrderSide, PaperError> {
+    match s {
+        "buy" => Ok(OrderSide::Buy),
+        "sell" => Ok(OrderSide::Sell),
+        _ => Err(corrupt("order side", s)),
+    }
+}
+
+fn kind_str(kind: OrderKind) -> &'static str {
+    match kind {
+        OrderKind::Market => "market",
+        OrderKind::Limit => "limit",
+    }
+}
+
+fn parse_kind(s: &str) -> Result<OrderKind, PaperError> {
+    match s {
+        "market" => Ok(OrderKind::Market),
+        "limit" => Ok(OrderKind::Limit),
+        _ => Err(corrupt("order kind", s)),
+    }
+}
+
+fn status_str(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::Open => "open",
+        OrderStatus::PartiallyFilled => "partially_filled",
+        OrderStatus::Filled => "filled",
+        OrderStatus::Cancelled => "cancelled",
+        OrderStatus::Rejected => "rejected",
+    }
+}
+
+fn parse_status(s: &str) -> Result<OrderStatus, PaperError> {
+    match s {
+        "open" => Ok(OrderStatus::Open),
+        "partially_filled" => Ok(OrderStatus::PartiallyFilled),
+        "filled" => Ok(OrderStatus::Filled),
+        "cancelled" => Ok(OrderStatus::Cancelled),
+        "rejected" => Ok(OrderStatus::Rejected),
+        _ => Err(corrupt("order status", s)),
+    }
+}

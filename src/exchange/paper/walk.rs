@@ -1,0 +1,135 @@
+//! The seeded random walk that moves paper prices.
+//!
+//! Each step's shock is a pure function of (seed, symbol, step number), not the
+//! output of a stateful generator: a restart only needs the persisted step number to
+//! continue the very same sequence, and symbols never disturb each other's streams
+//! however often new ones are listed.
+
+use crate::bots::ladder::{round_price, Market};
+
+/// √3: a uniform variable on [-√3, √3] has unit variance, so `volatility` is the
+/// standard deviation of one step's relative move.
+const SQRT_3: f64 = 1.732_050_807_568_877_2;
+
+/// The walk's parameters; copied into every reload of the book.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Walk {
+    seed: u64,
+    volatility: f64,
+}
+
+impl Walk {
+    /// A negative or non-finite volatility would make prices meaningless; it
+    /// degrades to a flat market instead.
+    pub fn new(seed: u64, volatility: f64) -> Walk {
+        let volatility = if volatility.is_finite() && volatility > 0.0 {
+            volatility
+        } else {
+            0.0
+        };
+        Walk { seed, volatility }
+    }
+
+    /// The per-symbol stream key: computed once when a market is listed or loaded.
+    pub fn stream(&self, symbol: &str) -> u64 {
+        splitmix64(self.seed ^ splitmix64(fnv1a(symbol.as_bytes())))
+    }
+
+    /// The price after step `step_no` of `stream`, from `price`: rounded to the
+    /// tick and never below one tick, so it stays a price the market can quote.
+    pub fn next_price(&self, stream: u64, step_no: u64, price: f64, m: &Market) -> f64 {
+        let factor = 1.0 + self.volatility * shock(stream, step_no);
+        round_price(price * factor, m).max(m.tick)
+    }
+}
+
+/// Unit-variance shock of step `step_no`, uniform on [-√3, √3].
+fn shock(stream: u64, step_no: u64) -> f64 {
+    let bits = splitmix64(stream.wrapping_add(step_no.wrapping_mul(GOLDEN_GAMMA)));
+    // The top 53 bits give a uniform double in [0, 1).
+    let unit = (bits >> 11) as f64 / (1u64 << 53) as f64;
+    (2.0 * unit - 1.0) * SQRT_3
+}
+
+const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function: a bijective mixer whose outputs pass BigCrush
+/// even for consecutive inputs, which is exactly how the steps use it.
+pub(super) fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(GOLDEN_GAMMA);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// FNV-1a: a stable string hash (std's `DefaultHasher` may change between Rust
+/// releases, which would silently change every persisted market's future).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BTC: Market = Market {
+        tick: 0.1,
+        step: 0.001,
+        min_qty: 0.001,
+    };
+
+    fn path(walk: &Walk, symbol: &str, from: u64, n: u64) -> Vec<f64> {
+        let stream = walk.stream(symbol);
+        let mut p = 60_000.0;
+        (from..from + n)
+            .map(|i| {
+                p = walk.next_price(stream, i, p, &BTC);
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn same_inputs_same_path_and_streams_differ() {
+        let w = Walk::new(7, 0.01);
+        assert_eq!(path(&w, "BTC/USDT", 0, 50), path(&w, "BTC/USDT", 0, 50));
+        assert_ne!(path(&w, "BTC/USDT", 0, 50), path(&w, "ETH/USDT", 0, 50));
+        assert_ne!(
+            path(&w, "BTC/USDT", 0, 50),
+            path(&Walk::new(8, 0.01), "BTC/USDT", 0, 50)
+        );
+    }
+
+    #[test]
+    fn shocks_have_unit_variance_and_zero_mean() {
+        let n = 100_000u64;
+        let z: Vec<f64> = (0..n).map(|i| shock(42, i)).collect();
+        let mean = z.iter().sum::<f64>() / n as f64;
+        let var = z.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(mean.abs() < 0.02, "{mean}");
+        assert!((var - 1.0).abs() < 0.02, "{var}");
+        assert!(z.iter().all(|x| x.abs() <= SQRT_3));
+    }
+
+    #[test]
+    fn price_stays_on_ticks_and_at_least_one_tick() {
+        let wild = Walk::new(1, 5.0);
+        let stream = wild.stream("BTC/USDT");
+        let mut p = 1.0;
+        for i in 0..1000 {
+            p = wild.next_price(stream, i, p, &BTC);
+            assert!(p >= BTC.tick, "{p}");
+            assert!(((p / BTC.tick).round() * BTC.tick - p).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn bad_volatility_means_a_flat_market() {
+        for v in [f64::NAN, -0.1, f64::INFINITY] {
+            let w = Walk::new(3, v);
+            assert_eq!(path(&w, "BTC/USDT", 0, 5), vec![60_000.0; 5]);
+        }
+    }
+}

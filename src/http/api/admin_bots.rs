@@ -1,0 +1,100 @@
+//! Admin bot views and force operations (C4.7).
+
+use serde_json::{json, Map, Value};
+
+use super::bot::{self, command};
+use super::ApiResult;
+use crate::http::ctx::Ctx;
+use crate::http::input;
+use crate::http::reply;
+use crate::runner::protocol::Op;
+use crate::store::{self, admin, users};
+
+fn uptime(status: &str, started_at: Option<i64>) -> i64 {
+    match (status, started_at) {
+        ("running" | "starting" | "stopping", Some(t)) => (store::now() - t).max(0),
+        _ => 0,
+    }
+}
+
+/// `GET /admin/simple/status`: every managed bot and the totals.
+pub fn overview(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let conn = ctx.db.conn()?;
+    let rows = admin::managed(&conn)?;
+    let mut users = Map::new();
+    let mut running = 0;
+    for u in &rows {
+        running += usize::from(u.status == "running");
+        users.insert(
+            u.id.to_string(),
+            json!({"email": u.email, "running": u.status == "running", "status": u.status,
+                   "uptime": uptime(&u.status, u.started_at), "exchange": u.exchange,
+                   "symbol": u.symbol}),
+        );
+    }
+    let timestamp = crate::log::rfc3339_now();
+    Ok(reply::json(
+        200,
+        &json!({"users": users, "totals": {"total_managed": rows.len(),
+                "total_running": running, "timestamp": timestamp}}),
+    ))
+}
+
+/// `GET /api/admin/users?query=&limit=&offset=`.
+pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let q = ctx.req.query;
+    let query = input::query_param(q, "query").unwrap_or_default();
+    let limit = input::query_number(q, "limit", 1, 500, 50)?;
+    let offset = input::query_number(q, "offset", 0, i64::from(u32::MAX), 0)?;
+    let conn = ctx.db.conn()?;
+    let (rows, total) = admin::search(&conn, query.trim(), limit as u32, offset as u32)?;
+    let users: Vec<Value> = rows
+        .iter()
+        .map(|u| {
+            json!({"id": u.id, "email": u.email, "is_admin": u.is_admin,
+                   "disabled": u.disabled, "verified": u.verified, "created_at": u.created_at,
+                   "bot": {"status": u.status, "running": u.status == "running",
+                           "uptime": uptime(&u.status, u.started_at), "exchange": u.exchange,
+                           "symbol": u.symbol, "cycle": u.cycle.max(1)},
+                   "pnl_total": (u.pnl_total * 1e8).round() / 1e8, "trades": u.trades})
+        })
+        .collect();
+    Ok(reply::json(
+        200,
+        &json!({"users": users, "total": total, "limit": limit, "offset": offset}),
+    ))
+}
+
+fn target(ctx: &mut Ctx<'_, '_>) -> Result<i64, super::ApiError> {
+    let id = ctx.params.get("id").and_then(|s| s.parse::<i64>().ok());
+    let conn = ctx.db.conn()?;
+    match id {
+        Some(id) if users::by_id(&conn, id)?.is_some() => Ok(id),
+        _ => Err(reply::error(404, "User not found").into()),
+    }
+}
+
+fn force(ctx: &mut Ctx<'_, '_>, op: Op) -> ApiResult {
+    let uid = target(ctx)?;
+    let actor = format!("admin:{}", ctx.identity.user_id().unwrap_or_default());
+    command(ctx, uid, op, actor)
+}
+
+pub fn start(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    force(ctx, Op::Start)
+}
+
+pub fn stop(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    force(ctx, Op::Stop)
+}
+
+pub fn recover(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    force(ctx, Op::Recover)
+}
+
+/// `GET /api/admin/users/<id>/bot/status`: the user's C4.4 status.
+pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let uid = target(ctx)?;
+    let conn = ctx.db.conn()?;
+    Ok(reply::json(200, &bot::status_json(&conn, uid)?))
+}

@@ -1,0 +1,197 @@
+//! Bot control (C4.4): start / stop / recover go to the bot runner and answer with
+//! its real outcome; status and events are read from the database, which every
+//! worker sees alike.
+
+use blitz_worker::Response;
+use serde_json::{json, Value};
+
+use super::{ApiError, ApiResult};
+use crate::bots::config::{self, side_name};
+use crate::bots::ladder;
+use crate::http::ctx::Ctx;
+use crate::http::input::{self, FieldErrors};
+use crate::http::reply;
+use crate::metrics;
+use crate::runner::client::{self, RpcError, REPLY_TIMEOUT};
+use crate::runner::protocol::{Op, Outcome, Reply, Request};
+use crate::store::{self, bots, trades};
+
+const STOP_MODES: [&str; 3] = ["keep", "cancel_orders", "close_position"];
+
+fn user_id(ctx: &Ctx<'_, '_>) -> Result<i64, ApiError> {
+    ctx.identity
+        .user_id()
+        .ok_or_else(|| reply::error(401, "Authentication required").into())
+}
+
+pub fn start(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let uid = user_id(ctx)?;
+    command(ctx, uid, Op::Start, "user".into())
+}
+
+pub fn stop(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let uid = user_id(ctx)?;
+    command(ctx, uid, Op::Stop, "user".into())
+}
+
+pub fn recover(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let uid = user_id(ctx)?;
+    command(ctx, uid, Op::Recover, "user".into())
+}
+
+/// The optional stop mode of the body (C4.4), default `cancel_orders`.
+fn stop_mode(ctx: &Ctx<'_, '_>) -> Result<Option<String>, Response> {
+    let body = input::json(ctx.req)?;
+    let mut errors = FieldErrors::default();
+    let mode = body.opt_string("mode", &mut errors);
+    if let Some(m) = &mode {
+        if !STOP_MODES.contains(&m.as_str()) {
+            errors.add("mode", "must be keep, cancel_orders or close_position");
+        }
+    }
+    errors.finish()?;
+    Ok(mode)
+}
+
+/// Sends `op` for `uid` to the bot runner and turns its outcome into the answer.
+pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: String) -> ApiResult {
+    let mode = if op == Op::Stop {
+        stop_mode(ctx)?
+    } else {
+        None
+    };
+    let req = Request {
+        op,
+        user_id: uid,
+        mode,
+        actor,
+    };
+    let socket = crate::runner::socket_path(ctx.config);
+    let resp = match client::call(&socket, &req, REPLY_TIMEOUT) {
+        Ok(reply) => outcome(op, uid, &reply),
+        Err(RpcError::Timeout) => reply::json(
+            504,
+            &json!({"success": false, "status": "timeout",
+                    "message": "The bot runner is still working on it; check the status shortly"}),
+        ),
+        Err(e) => {
+            slog::error!(ctx.log, "bot runner unreachable"; "error" => %e);
+            reply::json(
+                503,
+                &json!({"success": false, "status": "unavailable",
+                        "message": "The bot runner is not available; try again shortly"}),
+            )
+        }
+    };
+    Ok(resp)
+}
+
+fn outcome(op: Op, uid: i64, r: &Reply) -> Response {
+    let (code, status) = match r.outcome {
+        Outcome::Started => (200, "started"),
+        Outcome::Stopped => (200, "stopped"),
+        Outcome::Recovered => (200, "recovered"),
+        Outcome::AlreadyRunning => (409, "already_running"),
+        Outcome::NotRunning => (409, "not_running"),
+        Outcome::InvalidConfig => (400, "invalid_config"),
+        Outcome::MissingCredentials => (400, "missing_credentials"),
+        Outcome::Error => (502, "error"),
+    };
+    metrics::bot_operation(op.name(), uid, status);
+    let mut body = json!({"success": code == 200, "status": status, "message": r.message});
+    if op == Op::Recover && code == 200 {
+        body =
+            json!({"success": true, "message": "Recovery process completed", "actions": r.actions});
+    }
+    reply::json(code, &body)
+}
+
+/// `GET /api/bot/status`.
+pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let uid = user_id(ctx)?;
+    let conn = ctx.db.conn()?;
+    Ok(reply::json(200, &status_json(&conn, uid)?))
+}
+
+/// The C4.4 status object of `uid` (also used by the admin views).
+pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiError> {
+    let Some(stored) = config::load(conn, uid)? else {
+        return Err(reply::error(404, "Not found").into());
+    };
+    let row = bots::get(conn, uid)?.unwrap_or_default();
+    let c = &stored.config;
+    let status = if row.status.is_empty() {
+        "stopped"
+    } else {
+        row.status.as_str()
+    };
+    let active = matches!(status, "running" | "starting" | "stopping");
+    let (exchange, symbol, side) = match (active, &row.cycle_symbol) {
+        (true, Some(sym)) => (
+            row.cycle_exchange
+                .clone()
+                .unwrap_or_else(|| c.exchange.clone()),
+            sym.clone(),
+            row.cycle_side
+                .clone()
+                .unwrap_or_else(|| side_name(c.side).into()),
+        ),
+        _ => (
+            c.exchange.clone(),
+            c.symbol.clone(),
+            side_name(c.side).into(),
+        ),
+    };
+    let uptime = match (active, row.started_at) {
+        (true, Some(t)) => (store::now() - t).max(0),
+        _ => 0,
+    };
+    let position = if row.position_size > 0.0 {
+        let mark = trades::price(conn, &exchange, &symbol)?;
+        let dir = config::parse_side(&side).unwrap_or(c.side);
+        json!({
+            "size": row.position_size,
+            "avg_entry": row.position_avg,
+            "unrealized_pnl": mark.map(|m| (ladder::unrealized_pnl(dir, row.position_size, row.position_avg, m) * 1e6).round() / 1e6),
+        })
+    } else {
+        Value::Null
+    };
+    let message = match status {
+        "running" => "Bot is running".to_string(),
+        "starting" => "Bot is starting".to_string(),
+        "stopping" => "Bot is stopping".to_string(),
+        "error" => format!(
+            "Bot stopped with an error: {}",
+            row.last_error.as_deref().unwrap_or("unknown")
+        ),
+        "safety_stop" => {
+            "Bot stopped by the safety check: an order it did not place appeared".to_string()
+        }
+        _ => "Bot is stopped".to_string(),
+    };
+    Ok(json!({
+        "running": status == "running",
+        "status": status,
+        "uptime": uptime,
+        "message": message,
+        "exchange": exchange,
+        "symbol": symbol,
+        "side": side,
+        "cycle": row.cycle.max(1),
+        "position": position,
+        "open_orders": if active { row.open_orders } else { 0 },
+        "last_error": row.last_error,
+    }))
+}
+
+/// `GET /api/bot/events?limit=N&before=ID`.
+pub fn events(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let uid = user_id(ctx)?;
+    let q = ctx.req.query;
+    let limit = input::query_number(q, "limit", 1, 500, 50)?;
+    let before = input::query_number(q, "before", 1, i64::MAX, i64::MAX)?;
+    let conn = ctx.db.conn()?;
+    let events = bots::events(&conn, uid, limit as u32, Some(before))?;
+    Ok(reply::json(200, &json!({"events": events})))
+}

@@ -1,0 +1,76 @@
+//! `GET /api/trades` and `GET /api/pnl/summary` (C4.5), and the admin summary (C4.7).
+
+use serde_json::json;
+
+use super::ApiResult;
+use crate::bots::pnl;
+use crate::http::ctx::Ctx;
+use crate::http::input::{self, FieldErrors};
+use crate::http::reply;
+use crate::store::trades;
+
+pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let uid = ctx.identity.user_id().unwrap_or_default();
+    let q = ctx.req.query;
+    let limit = input::query_number(q, "limit", 1, 500, 50)?;
+    let before = input::query_number(q, "before", 1, i64::MAX, i64::MAX)?;
+    let conn = ctx.db.conn()?;
+    let rows = trades::list(&conn, uid, limit as u32, Some(before))?;
+    let shown: Vec<_> = rows
+        .iter()
+        .map(|t| {
+            json!({"id": t.id, "symbol": t.symbol, "side": t.side, "size": t.size,
+                   "avg_entry": t.avg_entry, "exit_price": t.exit_price, "pnl": t.pnl,
+                   "fees": t.fees, "opened_at": t.opened_at, "closed_at": t.closed_at,
+                   "cycle": t.cycle})
+        })
+        .collect();
+    Ok(reply::json(200, &json!({"trades": shown})))
+}
+
+pub fn summary(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let uid = ctx.identity.user_id().unwrap_or_default();
+    summarise(ctx, Some(uid))
+}
+
+/// `GET /api/admin/pnl/summary?user_id=`: one user, or everyone without it.
+pub fn admin_summary(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let uid = match input::query_param(ctx.req.query, "user_id").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Some(id),
+            _ => {
+                let mut e = FieldErrors::default();
+                e.add("user_id", "must be a user id");
+                e.finish()?;
+                None
+            }
+        },
+    };
+    summarise(ctx, uid)
+}
+
+fn summarise(ctx: &mut Ctx<'_, '_>, uid: Option<i64>) -> ApiResult {
+    let q = ctx.req.query;
+    let days = input::query_number(q, "days", 1, 3660, 30)? as u32;
+    let tz = input::query_param(q, "tz").unwrap_or_else(|| "UTC".into());
+    let window = match pnl::window(&tz, days, jiff::Timestamp::now()) {
+        Ok(w) => w,
+        Err(e) => {
+            let mut errors = FieldErrors::default();
+            errors.add(
+                if e == pnl::PnlError::UnknownZone {
+                    "tz"
+                } else {
+                    "days"
+                },
+                e.to_string(),
+            );
+            errors.finish()?;
+            return Ok(reply::error(400, "Invalid input"));
+        }
+    };
+    let conn = ctx.db.conn()?;
+    let rows = trades::closed_since(&conn, uid, window.since)?;
+    Ok(reply::json(200, &window.summarise(&rows)))
+}

@@ -1,0 +1,14 @@
+//! Metric hooks of the bot operations (C4.2 `bot_starts_total`, `bot_stops_total`,
+//! `bot_recovers_total` `{user_id,status}`, `active_bots_total`). The call sites are
+//! final; the shared-memory metric cells that store them belong to the multiprocess
+//! metrics module, which replaces these bodies.
+
+/// A start, stop or recover finished with `status` (the API's status word).
+pub fn bot_operation(op: &str, user_id: i64, status: &str) {
+    let _ = (op, user_id, status);
+}
+
+/// The number of bots the runner is running.
+pub fn active_bots(count: u64) {
+    let _ = count;
+}

@@ -1,0 +1,68 @@
+//! How an HTTP worker asks the bot runner to do something and waits for the answer
+//! (C4.4: at most 10 s). The runner's listening socket belongs to the master, so a
+//! request made while the runner restarts waits in the socket's queue and is
+//! answered by the new runner instead of failing.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::protocol::{Reply, Request};
+
+/// How long a worker waits for the runner's answer.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("the bot runner is not reachable: {0}")]
+    Unavailable(std::io::Error),
+    #[error("the bot runner did not answer in time")]
+    Timeout,
+    #[error("the bot runner's answer is not understood: {0}")]
+    Protocol(String),
+}
+
+pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, RpcError> {
+    let deadline = Instant::now() + timeout;
+    let mut stream = UnixStream::connect(socket).map_err(RpcError::Unavailable)?;
+    let mut line = serde_json::to_vec(req).map_err(|e| RpcError::Protocol(e.to_string()))?;
+    line.push(b'\n');
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(RpcError::Unavailable)?;
+    stream
+        .write_all(&line)
+        .map_err(|e| timeout_or(e, RpcError::Unavailable))?;
+    let mut reader = BufReader::new(stream);
+    let mut answer = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(RpcError::Timeout);
+        }
+        reader
+            .get_ref()
+            .set_read_timeout(Some(left))
+            .map_err(RpcError::Unavailable)?;
+        match reader.read_line(&mut answer) {
+            Ok(0) => {
+                return Err(RpcError::Protocol(
+                    "connection closed without an answer".into(),
+                ))
+            }
+            Ok(_) if answer.ends_with('\n') => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(timeout_or(e, RpcError::Unavailable)),
+        }
+    }
+    serde_json::from_str(&answer).map_err(|e| RpcError::Protocol(e.to_string()))
+}
+
+fn timeout_or(e: std::io::Error, other: fn(std::io::Error) -> RpcError) -> RpcError {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => RpcError::Timeout,
+        _ => other(e),
+    }
+}

@@ -1,0 +1,75 @@
+//! The engine's journal in the database: events, placement counters, closed cycles
+//! and the position snapshot, each committed before the step goes on.
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+use super::telegram::{Notifier, Target};
+use crate::bots::engine::{CycleState, Journal};
+use crate::store::bots::{self, CycleRow};
+use crate::store::trades::{self, Trade};
+use crate::store::{self, StoreError};
+
+pub struct DbJournal<'a> {
+    pub conn: &'a Connection,
+    pub uid: i64,
+    /// The cycle's market, written with the counters.
+    pub exchange: &'a str,
+    pub symbol: &'a str,
+    pub side: &'a str,
+    pub telegram: Option<(&'a Notifier, &'a Target)>,
+}
+
+impl DbJournal<'_> {
+    fn row<'s>(&'s self, s: &CycleState) -> CycleRow<'s> {
+        CycleRow {
+            cycle: s.cycle,
+            tp_n: s.tp_n,
+            sl_n: s.sl_n,
+            exchange: self.exchange,
+            symbol: self.symbol,
+            side: self.side,
+            opened_at: s.opened_at,
+        }
+    }
+}
+
+impl Journal for DbJournal<'_> {
+    fn event(&mut self, kind: &str, message: &str, data: Value) -> Result<(), StoreError> {
+        bots::add_event(
+            self.conn,
+            self.uid,
+            kind,
+            message,
+            Some(&data),
+            store::now(),
+        )?;
+        Ok(())
+    }
+
+    fn cycle(&mut self, state: &CycleState) -> Result<(), StoreError> {
+        bots::set_cycle(self.conn, self.uid, &self.row(state), store::now())
+    }
+
+    fn close_cycle(&mut self, trade: &Trade, next: &CycleState) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        trades::record(&tx, trade)?;
+        bots::set_cycle(&tx, self.uid, &self.row(next), store::now())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn position(&mut self, size: f64, avg: f64, open_orders: usize) -> Result<(), StoreError> {
+        bots::set_position(self.conn, self.uid, size, avg, open_orders)
+    }
+
+    fn notify(&mut self, text: &str) {
+        if let Some((n, target)) = self.telegram {
+            n.send(target, text);
+        }
+    }
+
+    fn now(&self) -> i64 {
+        store::now()
+    }
+}

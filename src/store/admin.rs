@@ -1,0 +1,125 @@
+//! The admin views (C4.7): users with their bot's state and PnL, in one query each.
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use super::StoreError;
+
+/// One user as the admin console lists them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserBot {
+    pub id: i64,
+    pub email: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub verified: bool,
+    pub created_at: i64,
+    pub exchange: String,
+    pub symbol: String,
+    /// `stopped` for users who never started a bot.
+    pub status: String,
+    pub started_at: Option<i64>,
+    pub cycle: i64,
+    pub has_bot: bool,
+    pub pnl_total: f64,
+    pub trades: i64,
+}
+
+const SELECT: &str = "SELECT u.id, u.email, u.is_admin, u.disabled, u.verified_at IS NOT NULL,
+        u.created_at, COALESCE(b.cycle_exchange, u.exchange), COALESCE(b.cycle_symbol, u.symbol),
+        COALESCE(b.status, 'stopped'), b.started_at, COALESCE(b.cycle, 0), b.user_id IS NOT NULL,
+        COALESCE(t.pnl, 0), COALESCE(t.n, 0)
+    FROM user u
+    LEFT JOIN user_bots b ON b.user_id = u.id
+    LEFT JOIN (SELECT user_id, SUM(pnl) AS pnl, COUNT(*) AS n FROM trades GROUP BY user_id) t
+        ON t.user_id = u.id";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserBot> {
+    Ok(UserBot {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        is_admin: r.get(2)?,
+        disabled: r.get(3)?,
+        verified: r.get(4)?,
+        created_at: r.get(5)?,
+        exchange: r.get(6)?,
+        symbol: r.get(7)?,
+        status: r.get(8)?,
+        started_at: r.get(9)?,
+        cycle: r.get(10)?,
+        has_bot: r.get(11)?,
+        pnl_total: r.get(12)?,
+        trades: r.get(13)?,
+    })
+}
+
+/// Escapes `LIKE` wildcards so a search for `a_b` finds exactly that.
+fn like_pattern(query: &str) -> String {
+    let escaped = query
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Users whose e-mail contains `query`, by id, with the total count of matches.
+pub fn search(
+    conn: &Connection,
+    query: &str,
+    limit: u32,
+    offset: u32,
+) -> Result<(Vec<UserBot>, i64), StoreError> {
+    let pattern = like_pattern(query);
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE u.email LIKE ?1 ESCAPE '\\' ORDER BY u.id LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = stmt
+        .query_map(params![pattern, limit, offset], from_row)?
+        .collect::<Result<_, _>>()?;
+    let total = conn
+        .prepare_cached("SELECT COUNT(*) FROM user WHERE email LIKE ?1 ESCAPE '\\'")?
+        .query_row([&pattern], |r| r.get(0))?;
+    Ok((rows, total))
+}
+
+/// Every user with a bot row (the runner's managed bots).
+pub fn managed(conn: &Connection) -> Result<Vec<UserBot>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE b.user_id IS NOT NULL ORDER BY u.id"
+    ))?;
+    let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::users::{self, NewUser};
+
+    #[test]
+    fn search_escapes_wildcards_and_counts() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrate::migrate(&mut c).unwrap();
+        for e in ["a_b@x.io", "axb@x.io", "other@y.io"] {
+            let new = NewUser {
+                email: e,
+                password_hash: "h",
+                is_admin: false,
+                verification: None,
+            };
+            users::create(&c, &new, 1).unwrap();
+        }
+        let (rows, total) = search(&c, "a_b", 10, 0).unwrap();
+        assert_eq!(
+            (rows.len(), total, rows[0].email.as_str()),
+            (1, 1, "a_b@x.io")
+        );
+        let (rows, total) = search(&c, "x.io", 1, 1).unwrap();
+        assert_eq!(
+            (rows.len(), total, rows[0].email.as_str()),
+            (1, 2, "axb@x.io")
+        );
+        assert_eq!(rows[0].status, "stopped");
+        assert!(managed(&c).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,325 @@
+//! `user_bots` and `bot_events` (C5.4): the bot runner's durable state. Every
+//! transition is written here before it is reported.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::Value;
+
+use super::StoreError;
+
+/// A bot's row; absent for users who never started one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BotRow {
+    pub user_id: i64,
+    pub desired_state: String,
+    pub status: String,
+    pub cycle: i64,
+    pub tp_n: u32,
+    pub sl_n: u32,
+    pub started_at: Option<i64>,
+    pub heartbeat_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub cycle_exchange: Option<String>,
+    pub cycle_symbol: Option<String>,
+    pub cycle_side: Option<String>,
+    pub cycle_opened_at: Option<i64>,
+    pub position_size: f64,
+    pub position_avg: f64,
+    pub open_orders: i64,
+}
+
+const COLUMNS: &str = "user_id, desired_state, status, cycle, tp_n, sl_n, started_at,
+    heartbeat_at, last_error, cycle_exchange, cycle_symbol, cycle_side, cycle_opened_at,
+    position_size, position_avg, open_orders";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
+    Ok(BotRow {
+        user_id: r.get(0)?,
+        desired_state: r.get(1)?,
+        status: r.get(2)?,
+        cycle: r.get(3)?,
+        tp_n: r.get(4)?,
+        sl_n: r.get(5)?,
+        started_at: r.get(6)?,
+        heartbeat_at: r.get(7)?,
+        last_error: r.get(8)?,
+        cycle_exchange: r.get(9)?,
+        cycle_symbol: r.get(10)?,
+        cycle_side: r.get(11)?,
+        cycle_opened_at: r.get(12)?,
+        position_size: r.get(13)?,
+        position_avg: r.get(14)?,
+        open_orders: r.get(15)?,
+    })
+}
+
+pub fn get(conn: &Connection, uid: i64) -> Result<Option<BotRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM user_bots WHERE user_id = ?1"
+        ))?
+        .query_row([uid], from_row)
+        .optional()?)
+}
+
+/// The row of `uid`, created (stopped, cycle 1) if missing.
+pub fn get_or_create(conn: &Connection, uid: i64, now: i64) -> Result<BotRow, StoreError> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO user_bots (user_id, cycle, updated_at) VALUES (?1, 1, ?2)",
+    )?
+    .execute(params![uid, now])?;
+    get(conn, uid)?.ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+}
+
+/// Desired state and status together, with `started_at` set when the bot starts
+/// running and cleared when it stops. `last_error` is replaced (None clears it).
+pub fn set_state(
+    conn: &Connection,
+    uid: i64,
+    desired: &str,
+    status: &str,
+    last_error: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE user_bots SET desired_state = ?2, status = ?3, last_error = ?4,
+             started_at = CASE WHEN ?3 = 'running' THEN COALESCE(started_at, ?5)
+                               WHEN ?3 = 'starting' THEN started_at ELSE NULL END,
+             heartbeat_at = ?5, updated_at = ?5
+         WHERE user_id = ?1",
+    )?
+    .execute(params![uid, desired, status, last_error, now])?;
+    Ok(())
+}
+
+/// Records a failure of a running bot without changing its state.
+pub fn set_last_error(
+    conn: &Connection,
+    uid: i64,
+    err: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE user_bots SET last_error = ?2, updated_at = ?3 WHERE user_id = ?1",
+    )?
+    .execute(params![uid, err, now])?;
+    Ok(())
+}
+
+/// Where the strategy is: cycle, placement counters and the cycle's market.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleRow<'a> {
+    pub cycle: i64,
+    pub tp_n: u32,
+    pub sl_n: u32,
+    pub exchange: &'a str,
+    pub symbol: &'a str,
+    pub side: &'a str,
+    pub opened_at: Option<i64>,
+}
+
+pub fn set_cycle(
+    conn: &Connection,
+    uid: i64,
+    c: &CycleRow<'_>,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE user_bots SET cycle = ?2, tp_n = ?3, sl_n = ?4, cycle_exchange = ?5,
+             cycle_symbol = ?6, cycle_side = ?7, cycle_opened_at = ?8, updated_at = ?9
+         WHERE user_id = ?1",
+    )?
+    .execute(params![
+        uid,
+        c.cycle,
+        c.tp_n,
+        c.sl_n,
+        c.exchange,
+        c.symbol,
+        c.side,
+        c.opened_at,
+        now
+    ])?;
+    Ok(())
+}
+
+/// The last position and open-order count the bot saw.
+pub fn set_position(
+    conn: &Connection,
+    uid: i64,
+    size: f64,
+    avg: f64,
+    open_orders: usize,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE user_bots SET position_size = ?2, position_avg = ?3, open_orders = ?4
+         WHERE user_id = ?1",
+    )?
+    .execute(params![uid, size, avg, open_orders as i64])?;
+    Ok(())
+}
+
+/// Bots that should be running: what the runner resumes at start.
+pub fn desired_running(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT user_id FROM user_bots WHERE desired_state = 'running' ORDER BY user_id",
+    )?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// Bots with status `running`, as `/readyz` compares with the runner's count.
+pub fn count_running(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM user_bots WHERE status = 'running'")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Running bots that must stop: their owner was disabled, or someone set the desired
+/// state to stopped behind the runner's back.
+pub fn must_stop(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT b.user_id FROM user_bots b JOIN user u ON u.id = b.user_id
+         WHERE b.status = 'running' AND (b.desired_state != 'running' OR u.disabled = 1)",
+    )?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// One heartbeat for every running bot (a single statement, not one per bot).
+pub fn heartbeat(conn: &Connection, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE user_bots SET heartbeat_at = ?1 WHERE status = 'running'")?
+        .execute([now])?;
+    Ok(())
+}
+
+/// At runner start: bots whose stop (or failed start) was interrupted by a crash are
+/// stopped; those meant to run keep their status until they are resumed.
+pub fn settle_interrupted(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE user_bots SET status = 'stopped', started_at = NULL, updated_at = ?1
+             WHERE desired_state != 'running' AND status IN ('running', 'starting', 'stopping')",
+        )?
+        .execute([now])?)
+}
+
+/// (exchange, symbol) of every running bot's market, once each.
+pub fn running_markets(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT cycle_exchange, cycle_symbol FROM user_bots
+         WHERE status = 'running' AND cycle_exchange IS NOT NULL AND cycle_symbol IS NOT NULL",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub kind: String,
+    pub message: String,
+    pub data: Option<Value>,
+    pub created_at: i64,
+}
+
+pub fn add_event(
+    conn: &Connection,
+    uid: i64,
+    kind: &str,
+    message: &str,
+    data: Option<&Value>,
+    now: i64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO bot_events (user_id, kind, message, data, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![uid, kind, message, data.map(Value::to_string), now])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Newest first, `limit` at most, with ids below `before` when given.
+pub fn events(
+    conn: &Connection,
+    uid: i64,
+    limit: u32,
+    before: Option<i64>,
+) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, kind, message, data, created_at FROM bot_events
+         WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+    )?;
+    let rows = stmt
+        .query_map(params![uid, before.unwrap_or(i64::MAX), limit], |r| {
+            let data: Option<String> = r.get(3)?;
+            Ok(Event {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                message: r.get(2)?,
+                data: data.and_then(|d| serde_json::from_str(&d).ok()),
+                created_at: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::users::{self, NewUser};
+
+    fn db() -> (Connection, i64) {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrate::migrate(&mut c).unwrap();
+        let new = NewUser {
+            email: "a@x.io",
+            password_hash: "h",
+            is_admin: false,
+            verification: None,
+        };
+        let id = users::create(&c, &new, 1).unwrap();
+        (c, id)
+    }
+
+    #[test]
+    fn state_transitions_keep_started_at_while_running() {
+        let (c, id) = db();
+        let row = get_or_create(&c, id, 10).unwrap();
+        assert_eq!((row.status.as_str(), row.cycle), ("stopped", 1));
+        set_state(&c, id, "running", "running", None, 20).unwrap();
+        set_state(&c, id, "running", "running", None, 30).unwrap();
+        assert_eq!(get(&c, id).unwrap().unwrap().started_at, Some(20));
+        assert_eq!(count_running(&c).unwrap(), 1);
+        assert_eq!(desired_running(&c).unwrap(), vec![id]);
+        users::set_disabled(&c, id, true).unwrap();
+        assert_eq!(must_stop(&c).unwrap(), vec![id]);
+        set_state(&c, id, "stopped", "error", Some("boom"), 40).unwrap();
+        let row = get(&c, id).unwrap().unwrap();
+        assert_eq!(
+            (row.started_at, row.last_error.as_deref()),
+            (None, Some("boom"))
+        );
+    }
+
+    #[test]
+    fn events_page_newest_first() {
+        let (c, id) = db();
+        let ids: Vec<i64> = (0..5)
+            .map(|i| add_event(&c, id, "k", &format!("m{i}"), None, i).unwrap())
+            .collect();
+        let page = events(&c, id, 2, None).unwrap();
+        assert_eq!(
+            page.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![ids[4], ids[3]]
+        );
+        let next = events(&c, id, 10, Some(ids[3])).unwrap();
+        assert_eq!(next.len(), 3);
+    }
+}
