@@ -610,3 +610,83 @@ fn admin_views_force_operations_and_disable() {
         "{body}"
     );
 }
+
+/// (path, JSON body) of each request the fake Telegram received.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>;
+
+/// A stand-in for the Telegram Bot API that records each request's path and body.
+fn fake_telegram() -> (u16, Seen) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut length = 0;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            record.lock().unwrap().push((path, body));
+            let reply = "{\"ok\":true}";
+            let _ = write!(reader.get_mut(), "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len());
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn telegram_gets_the_trading_notifications() {
+    let (port, seen) = fake_telegram();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut env = CALM.to_vec();
+    env.push(("TELEGRAM_API_URL", &url));
+    let s = Server::with(Options {
+        workers: 2,
+        env,
+        ..Options::default()
+    });
+    let u = user(&s, "notify@example.com", false);
+    let token = "123456:tg-secret-token";
+    let r = u.call(
+        &s,
+        "PUT",
+        "/api/bot/config",
+        &json!({"telegram_chat_id": "4242", "telegram_token": token}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(post(&s, &u, "/api/bot/start", json!({})).0, 200);
+    wait_for(Duration::from_secs(10), "the entry notification", || {
+        !seen.lock().unwrap().is_empty()
+    });
+    let (path, body) = seen.lock().unwrap()[0].clone();
+    assert_eq!(path, format!("/bot{token}/sendMessage"));
+    assert_eq!(body["chat_id"], "4242");
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Entry long 0.001 BTC/USDT"),
+        "{body}"
+    );
+    assert!(
+        !s.log().contains("tg-secret-token"),
+        "the token never reaches the log"
+    );
+    assert!(!u.events(&s).is_empty());
+}

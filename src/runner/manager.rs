@@ -555,7 +555,9 @@ impl Manager {
         bots::heartbeat(conn, store::now())?;
         let _t = lock(&self.transition);
         let db = bots::count_running(conn)?.max(0) as u64;
-        Ok((self.running.load(Ordering::Relaxed), db))
+        let mine = self.running.load(Ordering::Relaxed);
+        crate::metrics::active_bots(mine);
+        Ok((mine, db))
     }
 }
 

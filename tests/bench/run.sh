@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Benchmarks blitz against nginx `return 200` on the same machine, in the same run.
 #
-#   tests/bench/healthz.sh [duration] [rounds]
+#   tests/bench/run.sh [duration] [rounds]
 #
-# Starts nginx (2 worker processes) and blitz (2 workers), runs
-# `wrk -t2 -c50 -d<duration>` against each, alternating, for <rounds> rounds
-# (keep-alive and `Connection: close`), and prints the median req/s, the median
-# p99 and the ratio blitz/nginx. Needs wrk and nginx (apt-get install wrk nginx-light).
+# Starts nginx (2 worker processes, `return 200`) and blitz (2 workers), runs
+# `wrk -t2 -c50 -d<duration>` against each, alternating, for <rounds> rounds, and
+# prints the median req/s, the median p99 and the ratio blitz/nginx for: /healthz
+# (keep-alive and `Connection: close`) and an authenticated GET /api/bot/status of a
+# running paper bot (bearer token). Needs wrk and nginx (apt-get install wrk
+# nginx-light).
 set -euo pipefail
 
 duration=${1:-10s}
@@ -47,6 +49,12 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# A user with a running paper bot, authenticated by an API token.
+cli() { "$root/target/release/blitz" "$@" --database "$work/db/database.db"; }
+cli user create --email bench@example.com </dev/null >/dev/null 2>&1
+token=$(cli token create --email bench@example.com)
+curl -fs -X POST -H "Authorization: Bearer $token" "http://127.0.0.1:$blitz_port/api/bot/start" >/dev/null
+
 # Prints "req_per_sec p99_ms" for one wrk run.
 measure() {
   local url=$1; shift
@@ -63,11 +71,11 @@ measure() {
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 run_case() {
-  local label=$1; shift
+  local label=$1 path=$2; shift 2
   local n_rps=() n_p99=() b_rps=() b_p99=()
   for _ in $(seq "$rounds"); do
-    read -r r p < <(measure "http://127.0.0.1:$nginx_port/healthz" "$@"); n_rps+=("$r"); n_p99+=("$p")
-    read -r r p < <(measure "http://127.0.0.1:$blitz_port/healthz" "$@"); b_rps+=("$r"); b_p99+=("$p")
+    read -r r p < <(measure "http://127.0.0.1:$nginx_port$path" "$@"); n_rps+=("$r"); n_p99+=("$p")
+    read -r r p < <(measure "http://127.0.0.1:$blitz_port$path" "$@"); b_rps+=("$r"); b_p99+=("$p")
   done
   local nr np br bp
   nr=$(printf '%s\n' "${n_rps[@]}" | median); np=$(printf '%s\n' "${n_p99[@]}" | median)
@@ -78,5 +86,6 @@ run_case() {
 }
 
 echo "wrk -t2 -c50 -d$duration, median of $rounds alternating rounds, $(nproc) cores"
-run_case "/healthz keep-alive"
-run_case "/healthz Connection: close" -H "Connection: close"
+run_case "/healthz keep-alive" /healthz
+run_case "/healthz Connection: close" /healthz -H "Connection: close"
+run_case "GET /api/bot/status (auth)" /api/bot/status -H "Authorization: Bearer $token"

@@ -1,0 +1,107 @@
+//! C11's bot scale: 5,000 running paper bots in one runner. Ignored by default (it
+//! takes minutes in a debug build); run it with
+//! `cargo test --release --test bots_scale -- --ignored --nocapture`.
+//! It prints the runner's CPU and memory; in a release build it also holds them to
+//! the targets (≤ 0.25 core, ≤ 200 MB).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::bots::count;
+use common::{blitz_cmd, wait_for, Options, Server};
+
+const BOTS: i64 = 5_000;
+
+/// (utime + stime) in clock ticks, and VmRSS in kB, of `pid`.
+fn cpu_and_rss(pid: i32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    (ticks, rss)
+}
+
+/// Users and bot rows written straight into the database (hashing 5,000 passwords
+/// would measure Argon2, not the runner); the runner resumes them all at start.
+fn seed(dir: &std::path::Path) {
+    let out = blitz_cmd(dir)
+        .args(["migrate", "--database", "instance/database.db"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut c = rusqlite::Connection::open(dir.join("instance/database.db")).unwrap();
+    let tx = c.transaction().unwrap();
+    for i in 0..BOTS {
+        tx.execute(
+            "INSERT INTO user (email, password_hash, verified_at, created_at) VALUES (?1, 'x', 1, 1)",
+            [format!("bot{i}@example.com")],
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO user_bots (user_id, desired_state, status, cycle, updated_at)
+             VALUES (last_insert_rowid(), 'running', 'running', 1, 1)",
+            [],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+#[test]
+#[ignore = "minutes in a debug build; run explicitly (see the module doc)"]
+fn five_thousand_paper_bots() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path());
+    let begun = Instant::now();
+    let s = Server::start_in(
+        dir,
+        Options {
+            workers: 2,
+            env: vec![("PAPER_SEED", "3")],
+            ..Options::default()
+        },
+    );
+    let mut ready = serde_json::Value::Null;
+    wait_for(Duration::from_secs(600), "5,000 bots running", || {
+        ready = s.get("/readyz").json();
+        ready["checks"]["bot_manager"]["running_bots"] == BOTS && ready["status"] == "ok"
+    });
+    let resumed_in = begun.elapsed();
+    assert_eq!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM paper_orders WHERE client_id LIKE '%-e'"
+        ),
+        BOTS
+    );
+    let runner = s.runner_pids()[0];
+    // Let the resume's writes settle, then measure steady state.
+    std::thread::sleep(Duration::from_secs(5));
+    let (t0, _) = cpu_and_rss(runner);
+    let window = Duration::from_secs(30);
+    let start = Instant::now();
+    std::thread::sleep(window);
+    let (t1, rss_kb) = cpu_and_rss(runner);
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .unwrap()
+        .unwrap() as f64;
+    let cores = (t1 - t0) as f64 / hz / start.elapsed().as_secs_f64();
+    let rss_mb = rss_kb as f64 / 1024.0;
+    println!(
+        "5000 paper bots: resumed and ready in {:.1} s; runner CPU {:.3} core over {} s; runner RSS {:.1} MB",
+        resumed_in.as_secs_f64(), cores, window.as_secs(), rss_mb
+    );
+    assert_eq!(ready["checks"]["bot_manager"]["status"], "ok");
+    if !cfg!(debug_assertions) {
+        assert!(cores <= 0.25, "runner CPU {cores:.3} core");
+        assert!(rss_mb <= 200.0, "runner RSS {rss_mb:.1} MB");
+    }
+}
