@@ -690,3 +690,43 @@ fn telegram_gets_the_trading_notifications() {
     );
     assert!(!u.events(&s).is_empty());
 }
+
+#[test]
+fn readyz_reports_the_runner_disagreeing_with_the_database() {
+    let s = server(2, &CALM);
+    let u = user(&s, "ready@example.com", false);
+    assert_eq!(post(&s, &u, "/api/bot/start", json!({})).0, 200);
+    wait_for(Duration::from_secs(10), "one running bot reported", || {
+        let r = s.get("/readyz").json();
+        r["checks"]["bot_manager"]["running_bots"] == 1 && r["status"] == "ok"
+    });
+    // A row that claims a running bot the runner does not have (e.g. edited by hand).
+    let other = user(&s, "ghost@example.com", false);
+    common::bots::db(&s)
+        .execute(
+            "INSERT INTO user_bots (user_id, desired_state, status, cycle, updated_at) VALUES (?1, 'stopped', 'running', 1, 1)",
+            [other.id],
+        )
+        .unwrap();
+    let mut last = Value::Null;
+    wait_for(Duration::from_secs(10), "readyz 503", || {
+        let r = s.get("/readyz");
+        last = r.json();
+        r.status == 503
+    });
+    assert_eq!(last["checks"]["bot_manager"]["status"], "error", "{last}");
+    assert!(
+        last["checks"]["bot_manager"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("database says 2"),
+        "{last}"
+    );
+    assert_eq!(last["checks"]["database"]["status"], "ok");
+    common::bots::db(&s)
+        .execute("DELETE FROM user_bots WHERE user_id = ?1", [other.id])
+        .unwrap();
+    wait_for(Duration::from_secs(10), "ready again", || {
+        s.get("/readyz").status == 200
+    });
+}

@@ -66,3 +66,51 @@ fn timeout_or(e: std::io::Error, other: fn(std::io::Error) -> RpcError) -> RpcEr
         _ => other(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+    use crate::runner::protocol::{Op, Outcome};
+
+    fn request() -> Request {
+        Request {
+            op: Op::Start,
+            user_id: 7,
+            mode: None,
+            actor: "user".into(),
+        }
+    }
+
+    #[test]
+    fn answers_are_read_and_silence_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            // First connection: answer. Second: read, never answer.
+            let (s, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&s).read_line(&mut line).unwrap();
+            let got: Request = serde_json::from_str(&line).unwrap();
+            let mut reply = serde_json::to_vec(&Reply::new(Outcome::Started, "ok")).unwrap();
+            reply.push(b'\n');
+            (&s).write_all(&reply).unwrap();
+            let (silent, _) = listener.accept().unwrap();
+            (got, silent)
+        });
+        let r = call(&path, &request(), Duration::from_secs(5)).unwrap();
+        assert_eq!(r.outcome, Outcome::Started);
+        let started = Instant::now();
+        let e = call(&path, &request(), Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(e, RpcError::Timeout), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let (got, _silent) = server.join().unwrap();
+        assert_eq!(got, request());
+        drop(dir);
+        let gone = call(&path, &request(), Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(gone, RpcError::Unavailable(_)), "{gone:?}");
+    }
+}
