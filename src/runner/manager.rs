@@ -220,6 +220,11 @@ impl Manager {
         if user.disabled {
             return Err(Fail::Invalid("the account is disabled".into()));
         }
+        // `starting` is written before the configuration is read: a concurrent
+        // `PUT /api/bot/config` (one immediate transaction that checks the status)
+        // either lands before this and is used, or sees `starting` and gets 409.
+        let row = bots::get_or_create(conn, uid, store::now())?;
+        bots::set_state(conn, uid, "running", "starting", None, store::now())?;
         let stored =
             config::load(conn, uid)?.ok_or_else(|| Fail::Invalid("no such user".into()))?;
         let cfg = stored.config.clone();
@@ -228,8 +233,17 @@ impl Manager {
         }
         let ex = self.exchange(uid, &stored)?;
         let telegram = self.telegram_target(conn, uid, &stored);
-        let row = bots::get_or_create(conn, uid, store::now())?;
-        bots::set_state(conn, uid, "running", "starting", None, store::now())?;
+        let (kind, verb) = match why {
+            Why::Start => ("starting", "starting"),
+            Why::Resume => ("resuming", "resuming after a restart"),
+        };
+        let msg = format!(
+            "Bot {verb}: {} {} on {}",
+            side_name(cfg.side),
+            cfg.symbol,
+            cfg.exchange
+        );
+        bots::add_event(conn, uid, kind, &msg, None, store::now())?;
         let market = ex.market(&cfg.symbol).map_err(BotError::from)?;
         ex.set_leverage(&cfg.symbol, cfg.leverage)
             .map_err(BotError::from)?;
@@ -448,9 +462,19 @@ impl Manager {
         let Some(bot) = guard.bot.as_mut() else {
             return;
         };
-        let result = {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut j = journal_for(conn, uid, &bot.ctx, &self.telegram);
             bot.engine.step(bot.ex.as_ref(), &mut j, Mode::Tick)
+        }));
+        // A bug in one bot's step ends that bot with an error, visibly, and
+        // nothing else (the panic hook has logged it).
+        let Ok(result) = result else {
+            return self.settle(
+                conn,
+                uid,
+                &mut guard,
+                Verdict::Failed("internal error in the bot's step".into()),
+            );
         };
         match result {
             Ok((_, verdict)) => {

@@ -62,8 +62,32 @@ fn run(rx: &Mutex<Receiver<Job>>, conn: &Connection) {
             Err(_) => return,
         };
         match job {
-            Ok(job) => job(conn),
+            // A panicking job (logged by the panic hook) must not shrink the pool.
+            Ok(job) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
+            }
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_job_does_not_kill_its_thread() {
+        let pool = Pool::start(1, || {
+            Connection::open_in_memory().map_err(std::io::Error::other)
+        })
+        .unwrap();
+        let (tx, rx) = channel();
+        pool.submit(Box::new(|_| panic!("boom")));
+        pool.submit(Box::new(move |c| {
+            let one: i64 = c.query_row("SELECT 1", [], |r| r.get(0)).unwrap();
+            tx.send(one).unwrap();
+        }));
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)), Ok(1));
+        pool.shutdown();
     }
 }
