@@ -730,3 +730,48 @@ fn readyz_reports_the_runner_disagreeing_with_the_database() {
         s.get("/readyz").status == 200
     });
 }
+
+#[test]
+fn stopped_and_interrupted_stops_stay_stopped_after_a_runner_crash() {
+    let s = server(2, &CALM);
+    let a = user(&s, "closed@example.com", false);
+    let b = user(&s, "midstop@example.com", false);
+    for u in [&a, &b] {
+        assert_eq!(post(&s, u, "/api/bot/start", json!({})).0, 200);
+    }
+    assert_eq!(
+        post(&s, &a, "/api/bot/stop", json!({"mode": "close_position"})).0,
+        200
+    );
+    // b's stop was recorded but the runner died before it finished.
+    common::bots::db(&s)
+        .execute("UPDATE user_bots SET desired_state = 'stopped', status = 'stopping' WHERE user_id = ?1", [b.id])
+        .unwrap();
+    let old = s.runner_pids();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(20), "a new runner", || {
+        let now = s.runner_pids();
+        !now.is_empty() && now != old && s.get("/readyz").status == 200
+    });
+    assert_eq!(wait_status(&s, &b, "stopped")["running"], false);
+    assert_eq!(a.status(&s)["status"], "stopped");
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM bot_events WHERE kind = 'resumed'"),
+        0
+    );
+    assert_eq!(
+        count(
+            &s,
+            &format!(
+                "SELECT COUNT(*) FROM paper_orders WHERE client_id = 'bz-{}-2-e'",
+                a.id
+            )
+        ),
+        0,
+        "no new cycle after a close_position stop"
+    );
+}

@@ -207,11 +207,38 @@ pub fn apply_update(
             p.insert(field.into(), msg);
         }
     }
+    if !p.contains_key("take_profit") && !p.contains_key("stop_loss") && !p.contains_key("leverage")
+    {
+        if let Some((field, msg)) = price_beyond_zero(&c) {
+            p.insert(field.into(), msg);
+        }
+    }
     if p.is_empty() {
         Ok((c, secrets))
     } else {
         Err(p)
     }
+}
+
+/// A short's take-profit (or a long's stop-loss) of `pct` % ROE at `leverage` is a
+/// price move of `pct / leverage` %: 100 % or more would need a price of zero.
+fn price_beyond_zero(c: &BotConfig) -> Option<(&'static str, String)> {
+    let lev = f64::from(c.leverage.max(1));
+    let (field, pct) = match c.side {
+        Side::Short => ("take_profit", c.take_profit),
+        Side::Long => ("stop_loss", c.stop_loss),
+    };
+    (pct / lev >= 100.0).then(|| {
+        (
+            field,
+            format!(
+                "at {}x leverage must be below {} for a {} bot (the price would reach zero)",
+                c.leverage,
+                100.0 * lev,
+                side_name(c.side)
+            ),
+        )
+    })
 }
 
 fn check_rounds(rounds: usize, legs: usize) -> Result<(), String> {
@@ -235,7 +262,7 @@ fn apply_field(c: &mut BotConfig, key: &str, v: &Value) -> Result<(), String> {
                 .ok_or("must be \"long\" or \"short\"")?
         }
         "leverage" => c.leverage = integer(v, 1, u64::from(MAX_LEVERAGE))? as u32,
-        "take_profit" => c.take_profit = number(v, 0.0, MAX_PCT, false)?,
+        "take_profit" => c.take_profit = number(v, 0.0, MAX_PCT, true)?,
         "stop_loss" => c.stop_loss = number(v, 0.0, MAX_PCT, true)?,
         "rounds" => c.rounds = integer(v, 1, MAX_GRIDS as u64)? as usize,
         "grids" => c.grids = grids(v)?,
@@ -356,6 +383,8 @@ fn secret(body: &Map<String, Value>, name: &str, p: &mut Problems) -> Option<Str
     match body.get(name) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
+        // The GET shape sent back unchanged (`"api_key": "***abcd"`) keeps the key.
+        Some(Value::String(s)) if s.starts_with("***") => None,
         Some(Value::String(s)) if s.len() <= MAX_SECRET && !s.chars().any(char::is_control) => {
             Some(s.trim().to_string())
         }
@@ -419,7 +448,7 @@ mod tests {
     fn every_bad_field_is_named() {
         let p = update(json!({
             "exchange": "ftx", "symbol": "btc-usdt", "side": "up", "leverage": 126,
-            "take_profit": 0, "stop_loss": -1, "repeat": "yes", "colour": 1,
+            "take_profit": -1, "stop_loss": -1, "repeat": "yes", "colour": 1,
             "grids": [{"amount": 0, "gap": 0}]
         }))
         .unwrap_err();
@@ -474,6 +503,20 @@ mod tests {
         assert_eq!(shown["api_key"], "***1234");
         assert_eq!(shown["has_api_secret"], true);
         assert!(!shown.to_string().contains("abcdefgh"));
+    }
+
+    #[test]
+    fn the_get_shape_can_be_sent_back_and_prices_stay_above_zero() {
+        let (_, s) = update(json!({"api_key": "***1234", "has_api_secret": true})).unwrap();
+        assert!(s.is_empty(), "the mask is not a key");
+        let (c, _) = update(json!({"take_profit": 0})).unwrap();
+        assert_eq!(c.take_profit, 0.0);
+        let p = update(json!({"side": "short", "leverage": 2, "take_profit": 200})).unwrap_err();
+        assert!(p["take_profit"].contains("below 200"), "{p:?}");
+        assert!(update(json!({"side": "short", "leverage": 3, "take_profit": 200})).is_ok());
+        assert!(update(json!({"leverage": 1, "stop_loss": 100}))
+            .unwrap_err()
+            .contains_key("stop_loss"));
     }
 
     #[test]

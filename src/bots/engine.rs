@@ -85,8 +85,15 @@ pub trait Journal {
     fn event(&mut self, kind: &str, message: &str, data: Value) -> Result<(), StoreError>;
     /// Persists placement counters and the cycle; called before the order they name.
     fn cycle(&mut self, state: &CycleState) -> Result<(), StoreError>;
-    /// Records a closed cycle and moves to `next`, atomically.
-    fn close_cycle(&mut self, trade: &Trade, next: &CycleState) -> Result<(), StoreError>;
+    /// Records a closed cycle and moves to `next`, atomically. `last`: the bot ends
+    /// with this cycle, so its desired state becomes stopped in the same write (a
+    /// crash right after must not resume it into a new cycle).
+    fn close_cycle(
+        &mut self,
+        trade: &Trade,
+        next: &CycleState,
+        last: bool,
+    ) -> Result<(), StoreError>;
     /// The position and open-order count, when they changed.
     fn position(&mut self, size: f64, avg: f64, open_orders: usize) -> Result<(), StoreError>;
     /// A user notification (Telegram); never fails the step.
@@ -105,6 +112,9 @@ pub struct Engine {
     entry: Option<(f64, f64)>,
     legs_checked: bool,
     seen: (f64, f64, usize),
+    /// A flat position without any exit fill was seen once: a real exchange may
+    /// report the position a moment after the entry fill, so it must be seen twice.
+    flat_once: bool,
 }
 
 struct Step<'a> {
@@ -137,6 +147,7 @@ impl Engine {
             entry: None,
             legs_checked: false,
             seen: (-1.0, -1.0, usize::MAX),
+            flat_once: false,
         }
     }
 
@@ -212,8 +223,13 @@ impl Engine {
         }
         let pos = s.ex.position(&sym, self.side())?;
         if pos.size < self.market.step / 2.0 {
+            if !self.flat_once && !self.has_exit_fill(s)? {
+                self.flat_once = true;
+                return Ok(Verdict::Continue);
+            }
             return self.close_cycle(s, j, None);
         }
+        self.flat_once = false;
         self.note_fills(pos.size, pos.avg_entry, j)?;
         self.ensure_take_profit(s, &opens, pos.size, pos.avg_entry, j)?;
         if self.check_stop_loss(s, pos.size, pos.avg_entry, pos.mark_price, j)? {
@@ -281,8 +297,32 @@ impl Engine {
         j: &mut dyn Journal,
     ) -> Result<Option<(f64, f64)>, BotError> {
         let sym = self.cfg.symbol.clone();
+        let mut existing = s.ex.order(&sym, &self.id(Purpose::Entry))?;
+        if let Some(o) = existing
+            .as_ref()
+            .filter(|o| !o.status.is_open() && o.filled_qty <= 0.0)
+        {
+            // The entry ended without a fill (rejected, cancelled): the cycle never
+            // began, and its id cannot be used again; the next cycle starts over.
+            let old = self.state.cycle;
+            let msg = format!(
+                "cycle {old}: the entry order ended without a fill ({:?}); starting cycle {}",
+                o.status,
+                old + 1
+            )
+            .to_lowercase();
+            self.state = CycleState {
+                cycle: old + 1,
+                tp_n: 0,
+                sl_n: 0,
+                opened_at: None,
+            };
+            j.cycle(&self.state)?;
+            j.event("cycle_void", &msg, json!({"cycle": old}))?;
+            existing = None;
+        }
         let id = self.id(Purpose::Entry);
-        let order = match s.ex.order(&sym, &id)? {
+        let order = match existing {
             Some(o) => o,
             None => {
                 let price = s.ex.ticker(&sym)?;
@@ -602,7 +642,8 @@ impl Engine {
             sl_n: 0,
             opened_at: None,
         };
-        j.close_cycle(&trade, &next)?;
+        let last = !self.cfg.repeat || reason.is_some();
+        j.close_cycle(&trade, &next, last)?;
         let how = reason.unwrap_or(if outside {
             "position closed outside the bot"
         } else {
@@ -618,12 +659,30 @@ impl Engine {
         self.state = next;
         self.entry = None;
         self.legs_checked = false;
+        self.flat_once = false;
         self.publish(0.0, 0.0, 0, j)?;
         Ok(if self.cfg.repeat && reason.is_none() {
             Verdict::Continue
         } else {
             Verdict::Finished
         })
+    }
+
+    /// Whether any of the cycle's exit orders (take-profit, stop-loss, close) filled.
+    fn has_exit_fill(&self, s: &mut Step<'_>) -> Result<bool, BotError> {
+        for p in self.cycle_purposes() {
+            if matches!(
+                p,
+                Purpose::TakeProfit(_) | Purpose::StopLoss(_) | Purpose::Close
+            ) {
+                if let Some(o) = s.ex.order(&self.cfg.symbol, &self.id(p))? {
+                    if o.filled_qty > 0.0 {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Every purpose an order of this cycle can have.

@@ -20,7 +20,24 @@ pub struct DbJournal<'a> {
     pub telegram: Option<(&'a Notifier, &'a Target)>,
 }
 
-impl DbJournal<'_> {
+impl<'a> DbJournal<'a> {
+    /// The journal of one running bot.
+    pub fn new(
+        conn: &'a Connection,
+        uid: i64,
+        ctx: &'a super::manager::BotCtx,
+        telegram: &'a Notifier,
+    ) -> DbJournal<'a> {
+        DbJournal {
+            conn,
+            uid,
+            exchange: &ctx.exchange,
+            symbol: &ctx.symbol,
+            side: ctx.side,
+            telegram: ctx.telegram.as_ref().map(|t| (telegram, t)),
+        }
+    }
+
     fn row<'s>(&'s self, s: &CycleState) -> CycleRow<'s> {
         CycleRow {
             cycle: s.cycle,
@@ -51,10 +68,18 @@ impl Journal for DbJournal<'_> {
         bots::set_cycle(self.conn, self.uid, &self.row(state), store::now())
     }
 
-    fn close_cycle(&mut self, trade: &Trade, next: &CycleState) -> Result<(), StoreError> {
+    fn close_cycle(
+        &mut self,
+        trade: &Trade,
+        next: &CycleState,
+        last: bool,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         trades::record(&tx, trade)?;
         bots::set_cycle(&tx, self.uid, &self.row(next), store::now())?;
+        if last {
+            bots::set_desired(&tx, self.uid, "stopped", store::now())?;
+        }
         tx.commit()?;
         Ok(())
     }

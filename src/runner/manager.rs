@@ -5,38 +5,56 @@
 //! its database write, so the consistency check of `/readyz` sees both agree.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use rusqlite::Connection;
-use serde_json::json;
+use serde_json::{json, Value};
 use slog::{info, warn, Logger};
 
 use super::journal::DbJournal;
+use super::launch::{Fail, Launched};
 use super::protocol::{Outcome, Reply};
 use super::telegram::{Notifier, Target};
-use crate::bots::config::{self, side_name, StoredConfig};
-use crate::bots::engine::{BotError, CycleState, Engine, Mode, StopMode, Verdict};
+use crate::bots::engine::{Engine, Mode, StopMode, Verdict};
 use crate::exchange::paper::Paper;
-use crate::exchange::{Exchange, ExchangeError};
+use crate::exchange::Exchange;
 use crate::secrets::SecretKey;
-use crate::store::{self, bots, users, StoreError};
+use crate::store::{self, bots, StoreError};
+
+/// A resume that failed for a retryable reason is tried again after this long.
+const RESUME_RETRY_MS: u64 = 5_000;
 
 /// A running bot: its engine, its exchange account and where it notifies.
 pub struct Running {
-    engine: Engine,
-    ex: Arc<dyn Exchange>,
-    ctx: BotCtx,
+    pub(super) engine: Engine,
+    pub(super) ex: Arc<dyn Exchange>,
+    pub(super) ctx: BotCtx,
     last_error: Option<String>,
+    /// Which chain of scheduled steps belongs to this run; older ones are dropped.
+    generation: u64,
+}
+
+impl Running {
+    pub(super) fn new(engine: Engine, ex: Arc<dyn Exchange>, ctx: BotCtx) -> Running {
+        Running {
+            engine,
+            ex,
+            ctx,
+            last_error: None,
+            generation: 0,
+        }
+    }
 }
 
 /// What the journal needs besides the engine (kept apart so both can be borrowed).
-struct BotCtx {
-    exchange: String,
-    symbol: String,
-    side: &'static str,
-    telegram: Option<Target>,
+pub struct BotCtx {
+    pub exchange: String,
+    pub symbol: String,
+    pub side: &'static str,
+    pub telegram: Option<Target>,
 }
 
 #[derive(Default)]
@@ -51,51 +69,32 @@ pub enum Why {
     Resume,
 }
 
-/// Why a start did not produce a running bot.
-enum Fail {
-    Invalid(String),
-    MissingCredentials(String),
-    Exchange(String),
-    Safety(String),
-}
-
-impl From<StoreError> for Fail {
-    fn from(e: StoreError) -> Self {
-        Fail::Exchange(format!("database: {e}"))
-    }
-}
-
-impl From<BotError> for Fail {
-    fn from(e: BotError) -> Self {
-        match e {
-            BotError::Exchange(ExchangeError::UnknownSymbol(s)) => {
-                Fail::Invalid(format!("the exchange does not list {s}"))
-            }
-            BotError::Exchange(ExchangeError::InvalidKey) => {
-                Fail::MissingCredentials("the exchange rejected the API key".into())
-            }
-            other => Fail::Exchange(other.to_string()),
-        }
-    }
-}
+/// Work for the scheduler: a step of run `generation` of a bot, or (generation 0)
+/// another try at resuming it.
+pub type Due = (i64, u64, u64);
 
 pub struct Manager {
     map: Mutex<HashMap<i64, Arc<Mutex<Cell>>>>,
     transition: Mutex<()>,
+    /// Bots whose database status is `running`, changed with that status.
     running: AtomicU64,
+    generations: AtomicU64,
     paper: Arc<Paper>,
     key: Option<SecretKey>,
-    telegram: Notifier,
-    /// (bot, when) of bots whose step finished and who want another: the
-    /// scheduler's inbox.
-    reschedule: Mutex<Sender<(i64, u64)>>,
+    pub(super) telegram: Notifier,
+    /// (bot, generation, when): the scheduler's inbox.
+    due: Mutex<Sender<Due>>,
     tick_ms: u64,
     log: Logger,
 }
 
+/// Locks, recovering from a panic of an earlier holder: one bot's bug must not
+/// wedge it (or every bot) for good.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic inside one bot's step must not wedge every other bot.
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(|p| {
+        m.clear_poison();
+        p.into_inner()
+    })
 }
 
 impl Manager {
@@ -103,7 +102,7 @@ impl Manager {
         paper: Arc<Paper>,
         key: Option<SecretKey>,
         telegram: Notifier,
-        reschedule: Sender<(i64, u64)>,
+        due: Sender<Due>,
         tick_ms: u64,
         log: Logger,
     ) -> Manager {
@@ -111,10 +110,11 @@ impl Manager {
             map: Mutex::new(HashMap::new()),
             transition: Mutex::new(()),
             running: AtomicU64::new(0),
+            generations: AtomicU64::new(1),
             paper,
             key,
             telegram,
-            reschedule: Mutex::new(reschedule),
+            due: Mutex::new(due),
             tick_ms,
             log,
         }
@@ -124,13 +124,21 @@ impl Manager {
         &self.paper
     }
 
+    pub(super) fn key(&self) -> Option<&SecretKey> {
+        self.key.as_ref()
+    }
+
+    pub(super) fn log(&self) -> &Logger {
+        &self.log
+    }
+
     fn cell(&self, uid: i64) -> Option<Arc<Mutex<Cell>>> {
         lock(&self.map).get(&uid).cloned()
     }
 
-    fn schedule(&self, uid: i64) {
-        let due = blitz_master::clock::now_ms() + self.tick_ms;
-        let _ = lock(&self.reschedule).send((uid, due));
+    fn schedule(&self, uid: i64, generation: u64, after_ms: u64) {
+        let due = blitz_master::clock::now_ms() + after_ms;
+        let _ = lock(&self.due).send((uid, generation, due));
     }
 
     /// Starts (or resumes) `uid`'s bot and reports the real outcome.
@@ -145,33 +153,100 @@ impl Manager {
             // Locked before the map is released: a concurrent stop waits for us.
             lock(&cell)
         };
-        match self.launch(conn, uid, why) {
-            Ok((running, actions)) => {
-                let _t = lock(&self.transition);
-                let (kind, message) = match why {
-                    Why::Start => ("started", "Bot started"),
-                    Why::Resume => ("resumed", "Bot resumed after a restart"),
-                };
-                let ok = bots::set_state(conn, uid, "running", "running", None, store::now())
-                    .and_then(|()| {
-                        bots::add_event(conn, uid, kind, message,
-                            Some(&json!({"actor": actor, "actions": actions, "cycle": running.engine.state.cycle})),
-                            store::now())
-                    });
-                if let Err(e) = ok {
-                    drop(_t);
-                    return self.abort(conn, uid, &mut guard, Fail::from(e), actor);
-                }
-                info!(self.log, "bot {kind}"; "user_id" => uid, "actor" => actor);
-                guard.bot = Some(running);
-                self.running.fetch_add(1, Ordering::Relaxed);
-                self.schedule(uid);
-                let mut reply = Reply::new(Outcome::Started, "Bot started successfully");
-                reply.actions = actions;
-                reply
+        if why == Why::Resume && !self.still_wanted(conn, uid) {
+            lock(&self.map).remove(&uid);
+            return Reply::new(Outcome::NotRunning, "Bot is not running");
+        }
+        let launched = catch_unwind(AssertUnwindSafe(|| self.launch(conn, uid, why)))
+            .unwrap_or_else(|_| Err(Fail::Exchange("internal error while starting".into())));
+        match launched {
+            Ok(l) => self.register(conn, uid, why, actor, &mut guard, l),
+            Err(Fail::Transient(msg)) if why == Why::Resume => {
+                self.retry_resume(conn, uid, &msg);
+                lock(&self.map).remove(&uid);
+                Reply::new(Outcome::Error, msg)
             }
             Err(fail) => self.abort(conn, uid, &mut guard, fail, actor),
         }
+    }
+
+    /// A queued resume checks that nobody stopped the bot meanwhile.
+    fn still_wanted(&self, conn: &Connection, uid: i64) -> bool {
+        matches!(bots::get(conn, uid), Ok(Some(row)) if row.desired_state == "running")
+    }
+
+    fn retry_resume(&self, conn: &Connection, uid: i64, msg: &str) {
+        warn!(self.log, "bot resume failed; retrying"; "user_id" => uid, "error" => msg);
+        let _ = bots::set_last_error(conn, uid, Some(msg), store::now());
+        let _ = bots::add_event(
+            conn,
+            uid,
+            "error",
+            &format!("resume failed, retrying: {msg}"),
+            Some(&json!({"retrying": true})),
+            store::now(),
+        );
+        self.schedule(uid, 0, RESUME_RETRY_MS);
+    }
+
+    /// Records a started bot as running and schedules its steps.
+    fn register(
+        &self,
+        conn: &Connection,
+        uid: i64,
+        why: Why,
+        actor: &str,
+        guard: &mut MutexGuard<'_, Cell>,
+        l: Launched,
+    ) -> Reply {
+        let Launched {
+            mut running,
+            actions,
+            retrying,
+        } = l;
+        let (kind, message) = match why {
+            Why::Start => ("started", "Bot started"),
+            Why::Resume => ("resumed", "Bot resumed after a restart"),
+        };
+        let t = lock(&self.transition);
+        let data = json!({"actor": actor, "actions": actions, "cycle": running.engine.state.cycle});
+        let written = bots::set_state(
+            conn,
+            uid,
+            "running",
+            "running",
+            retrying.as_deref(),
+            store::now(),
+        )
+        .and_then(|()| bots::add_event(conn, uid, kind, message, Some(&data), store::now()));
+        if let Err(e) = written {
+            drop(t);
+            return self.abort(
+                conn,
+                uid,
+                guard,
+                Fail::Exchange(format!("database: {e}")),
+                actor,
+            );
+        }
+        running.generation = self.generations.fetch_add(1, Ordering::Relaxed);
+        running.last_error = retrying.clone();
+        self.schedule(uid, running.generation, self.tick_ms);
+        guard.bot = Some(running);
+        self.running.fetch_add(1, Ordering::Relaxed);
+        drop(t);
+        info!(self.log, "bot {kind}"; "user_id" => uid, "actor" => actor);
+        let mut reply = Reply::new(
+            Outcome::Started,
+            match retrying {
+                Some(e) => format!(
+                    "Bot started successfully; the exchange did not answer yet ({e}), retrying"
+                ),
+                None => "Bot started successfully".into(),
+            },
+        );
+        reply.actions = actions;
+        reply
     }
 
     /// Records a failed start and forgets the bot.
@@ -186,12 +261,14 @@ impl Manager {
         let (status, outcome, msg) = match fail {
             Fail::Invalid(m) => ("error", Outcome::InvalidConfig, m),
             Fail::MissingCredentials(m) => ("error", Outcome::MissingCredentials, m),
-            Fail::Exchange(m) => ("error", Outcome::Error, m),
+            Fail::Exchange(m) | Fail::Transient(m) => ("error", Outcome::Error, m),
             Fail::Safety(m) => ("safety_stop", Outcome::Error, m),
+            Fail::Finished(m) => ("stopped", Outcome::NotRunning, m),
         };
         let _t = lock(&self.transition);
-        let write = bots::set_state(conn, uid, "stopped", status, Some(&msg), store::now())
-            .and_then(|()| {
+        let error = (status != "stopped").then_some(msg.as_str());
+        let write =
+            bots::set_state(conn, uid, "stopped", status, error, store::now()).and_then(|()| {
                 bots::add_event(
                     conn,
                     uid,
@@ -209,198 +286,52 @@ impl Manager {
         Reply::new(outcome, msg)
     }
 
-    /// Loads the configuration, connects to the exchange and runs the first step.
-    fn launch(
-        &self,
-        conn: &Connection,
-        uid: i64,
-        why: Why,
-    ) -> Result<(Running, Vec<String>), Fail> {
-        let user = users::by_id(conn, uid)?.ok_or_else(|| Fail::Invalid("no such user".into()))?;
-        if user.disabled {
-            return Err(Fail::Invalid("the account is disabled".into()));
-        }
-        // `starting` is written before the configuration is read: a concurrent
-        // `PUT /api/bot/config` (one immediate transaction that checks the status)
-        // either lands before this and is used, or sees `starting` and gets 409.
-        let row = bots::get_or_create(conn, uid, store::now())?;
-        bots::set_state(conn, uid, "running", "starting", None, store::now())?;
-        let stored =
-            config::load(conn, uid)?.ok_or_else(|| Fail::Invalid("no such user".into()))?;
-        let cfg = stored.config.clone();
-        if cfg.grids.is_empty() || cfg.rounds == 0 || cfg.rounds > cfg.grids.len() {
-            return Err(Fail::Invalid("the grid configuration is incomplete".into()));
-        }
-        let ex = self.exchange(uid, &stored)?;
-        let telegram = self.telegram_target(conn, uid, &stored);
-        let (kind, verb) = match why {
-            Why::Start => ("starting", "starting"),
-            Why::Resume => ("resuming", "resuming after a restart"),
-        };
-        let msg = format!(
-            "Bot {verb}: {} {} on {}",
-            side_name(cfg.side),
-            cfg.symbol,
-            cfg.exchange
-        );
-        bots::add_event(conn, uid, kind, &msg, None, store::now())?;
-        let market = ex.market(&cfg.symbol).map_err(BotError::from)?;
-        ex.set_leverage(&cfg.symbol, cfg.leverage)
-            .map_err(BotError::from)?;
-        let state = self.cycle_state(conn, uid, &row, &stored)?;
-        let started_ms = match (why, row.started_at) {
-            (Why::Resume, Some(s)) => s * 1000,
-            _ => store::now_ms(),
-        };
-        let mut engine = Engine::new(uid, cfg, market, state, started_ms);
-        let (exchange, symbol, side) = (
-            stored.config.exchange.as_str(),
-            stored.config.symbol.as_str(),
-            side_name(stored.config.side),
-        );
-        let mut journal = DbJournal {
-            conn,
-            uid,
-            exchange,
-            symbol,
-            side,
-            telegram: telegram.as_ref().map(|t| (&self.telegram, t)),
-        };
-        use crate::bots::engine::Journal;
-        journal.cycle(&engine.state)?;
-        let mode = if why == Why::Resume {
-            Mode::Resume
-        } else {
-            Mode::Recover
-        };
-        let (actions, verdict) = engine.step(ex.as_ref(), &mut journal, mode)?;
-        match verdict {
-            Verdict::Continue => {
-                let ctx = BotCtx {
-                    exchange: exchange.to_string(),
-                    symbol: symbol.to_string(),
-                    side,
-                    telegram,
-                };
-                Ok((
-                    Running {
-                        engine,
-                        ex,
-                        ctx,
-                        last_error: None,
-                    },
-                    actions,
-                ))
-            }
-            Verdict::Finished => Err(Fail::Invalid(
-                "the position closed and repeat is off".into(),
-            )),
-            Verdict::SafetyStop(m) => Err(Fail::Safety(m)),
-            Verdict::Failed(m) => Err(Fail::Invalid(m)),
-        }
-    }
-
-    /// The cycle to continue: the stored one, unless it belongs to another market.
-    fn cycle_state(
-        &self,
-        conn: &Connection,
-        uid: i64,
-        row: &bots::BotRow,
-        stored: &StoredConfig,
-    ) -> Result<CycleState, Fail> {
-        let c = &stored.config;
-        let same_market = row
-            .cycle_exchange
-            .as_deref()
-            .is_none_or(|e| e == c.exchange)
-            && row.cycle_symbol.as_deref().is_none_or(|s| s == c.symbol)
-            && row
-                .cycle_side
-                .as_deref()
-                .is_none_or(|s| s == side_name(c.side));
-        let cycle = row.cycle.max(1);
-        if same_market || row.cycle_opened_at.is_none() {
-            return Ok(CycleState {
-                cycle,
-                tp_n: row.tp_n,
-                sl_n: row.sl_n,
-                opened_at: row.cycle_opened_at,
-            });
-        }
-        let msg = format!(
-            "cycle {cycle} on {} {} was left unfinished; the new market starts cycle {}",
-            row.cycle_symbol.as_deref().unwrap_or("?"),
-            row.cycle_side.as_deref().unwrap_or("?"),
-            cycle + 1
-        );
-        bots::add_event(conn, uid, "new_cycle", &msg, None, store::now())?;
-        Ok(CycleState {
-            cycle: cycle + 1,
-            tp_n: 0,
-            sl_n: 0,
-            opened_at: None,
-        })
-    }
-
-    fn exchange(&self, uid: i64, stored: &StoredConfig) -> Result<Arc<dyn Exchange>, Fail> {
-        match stored.config.exchange.as_str() {
-            "paper" => Ok(Arc::new(self.paper.account(uid))),
-            name => {
-                if !stored.has_api_key || !stored.has_api_secret {
-                    return Err(Fail::MissingCredentials(format!(
-                        "set the {name} API key and secret in the bot configuration first"
-                    )));
-                }
-                Err(Fail::Invalid(format!(
-                    "trading on {name} is not available in this version; use the paper exchange"
-                )))
-            }
-        }
-    }
-
-    fn telegram_target(
-        &self,
-        conn: &Connection,
-        uid: i64,
-        stored: &StoredConfig,
-    ) -> Option<Target> {
-        let chat_id = stored.config.telegram_chat_id.clone()?;
-        if !stored.has_telegram_token {
-            return None;
-        }
-        let sealed = users::credentials(conn, uid).ok().flatten()?;
-        let creds = self.key.as_ref()?.open_credentials(uid, &sealed);
-        match creds {
-            Ok(c) => c.telegram_token.map(|token| Target { token, chat_id }),
-            Err(e) => {
-                warn!(self.log, "cannot open the telegram token"; "user_id" => uid, "error" => %e);
-                None
-            }
-        }
-    }
-
-    /// Stops `uid`'s bot with `mode` (C4.4).
+    /// Stops `uid`'s bot with `mode` (C4.4). The stop is recorded (desired state
+    /// stopped, status stopping) before the exchange is touched, so a crash in the
+    /// middle never resumes the bot.
     pub fn stop(&self, conn: &Connection, uid: i64, mode: StopMode, actor: &str) -> Reply {
-        let Some(cell) = self.cell(uid) else {
-            return Reply::new(Outcome::NotRunning, "Bot is not running");
+        let cell = match self.cell(uid) {
+            Some(c) => c,
+            // Waiting to be resumed after a restart: resume it now, then stop it.
+            None if self.still_wanted(conn, uid) => {
+                self.start(conn, uid, Why::Resume, "system");
+                match self.cell(uid) {
+                    Some(c) => c,
+                    None => return Reply::new(Outcome::NotRunning, "Bot is not running"),
+                }
+            }
+            None => return Reply::new(Outcome::NotRunning, "Bot is not running"),
         };
         let mut guard = lock(&cell);
         let Some(mut bot) = guard.bot.take() else {
             return Reply::new(Outcome::NotRunning, "Bot is not running");
-        };
-        let (actions, problem) = {
-            let mut j = journal_for(conn, uid, &bot.ctx, &self.telegram);
-            match bot.engine.stop(bot.ex.as_ref(), &mut j, mode) {
-                Ok(a) => (a, None),
-                Err(e) => (Vec::new(), Some(format!("while stopping: {e}"))),
-            }
         };
         let mode_name = match mode {
             StopMode::Keep => "keep",
             StopMode::CancelOrders => "cancel_orders",
             StopMode::ClosePosition => "close_position",
         };
-        self.finish(
+        if let Err(e) = self.begin_stop(conn, uid, mode_name, actor) {
+            guard.bot = Some(bot);
+            return Reply::new(Outcome::Error, format!("could not record the stop: {e}"));
+        }
+        let done = catch_unwind(AssertUnwindSafe(|| {
+            let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
+            bot.engine.stop(bot.ex.as_ref(), &mut j, mode)
+        }));
+        let (actions, problem) = match done {
+            Ok(Ok(a)) => (a, None),
+            Ok(Err(e)) => (
+                Vec::new(),
+                Some(format!("{mode_name} did not complete: {e}")),
+            ),
+            Err(_) => (
+                Vec::new(),
+                Some(format!("{mode_name} did not complete: internal error")),
+            ),
+        };
+        let data = json!({"actor": actor, "mode": mode_name, "actions": actions});
+        let ended = self.finish(
             conn,
             uid,
             &mut guard,
@@ -408,15 +339,45 @@ impl Manager {
             problem.as_deref(),
             "stopped",
             &format!("Bot stopped ({mode_name})"),
-            json!({"actor": actor, "mode": mode_name, "actions": actions}),
+            data,
+            false,
         );
-        let message = match problem {
-            Some(p) => format!("Bot stopped successfully, but {p}"),
-            None => "Bot stopped successfully".into(),
-        };
-        let mut reply = Reply::new(Outcome::Stopped, message);
+        if let Err(e) = ended {
+            return Reply::new(
+                Outcome::Error,
+                format!("the bot stopped but its state was not saved: {e}"),
+            );
+        }
+        let mut reply = Reply::new(
+            Outcome::Stopped,
+            match problem {
+                Some(p) => format!("Bot stopped successfully, but {p}"),
+                None => "Bot stopped successfully".into(),
+            },
+        );
         reply.actions = actions;
         reply
+    }
+
+    fn begin_stop(
+        &self,
+        conn: &Connection,
+        uid: i64,
+        mode: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let _t = lock(&self.transition);
+        bots::set_state(conn, uid, "stopped", "stopping", None, store::now())?;
+        bots::add_event(
+            conn,
+            uid,
+            "stopping",
+            &format!("Bot stopping ({mode})"),
+            Some(&json!({"actor": actor, "mode": mode})),
+            store::now(),
+        )?;
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Re-creates what the running bot is missing (C4.4 recover).
@@ -428,12 +389,12 @@ impl Manager {
         let Some(bot) = guard.bot.as_mut() else {
             return Reply::new(Outcome::NotRunning, "Bot is not running");
         };
-        let result = {
-            let mut j = journal_for(conn, uid, &bot.ctx, &self.telegram);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
             bot.engine.step(bot.ex.as_ref(), &mut j, Mode::Recover)
-        };
+        }));
         match result {
-            Ok((actions, verdict)) => {
+            Ok(Ok((actions, verdict))) => {
                 let _ = bots::add_event(
                     conn,
                     uid,
@@ -442,46 +403,60 @@ impl Manager {
                     Some(&json!({"actor": actor, "actions": actions})),
                     store::now(),
                 );
-                self.settle(conn, uid, &mut guard, verdict);
+                // Its scheduled steps go on as they were; recover adds none.
+                self.settle(conn, uid, &mut guard, verdict, false);
                 let mut reply = Reply::new(Outcome::Recovered, "Recovery process completed");
                 reply.actions = actions;
                 reply
             }
-            Err(e) => Reply::new(Outcome::Error, format!("recovery failed: {e}")),
+            Ok(Err(e)) => Reply::new(Outcome::Error, format!("recovery failed: {e}")),
+            Err(_) => {
+                self.settle(
+                    conn,
+                    uid,
+                    &mut guard,
+                    Verdict::Failed("internal error in recovery".into()),
+                    false,
+                );
+                Reply::new(Outcome::Error, "recovery failed: internal error")
+            }
         }
     }
 
-    /// One scheduled step of `uid`'s bot; reschedules it while it runs.
-    pub fn tick(&self, conn: &Connection, uid: i64) {
+    /// One scheduled step of run `generation` of `uid`'s bot; it schedules the next.
+    pub fn tick(&self, conn: &Connection, uid: i64, generation: u64) {
         let Some(cell) = self.cell(uid) else { return };
-        // A command holds the bot: skip this step rather than queue behind it.
-        let Ok(mut guard) = cell.try_lock() else {
-            self.schedule(uid);
+        let mut guard = match cell.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => {
+                cell.clear_poison();
+                p.into_inner()
+            }
+            // A command holds the bot: skip this step rather than queue behind it.
+            Err(TryLockError::WouldBlock) => {
+                self.schedule(uid, generation, self.tick_ms);
+                return;
+            }
+        };
+        let Some(bot) = guard.bot.as_mut().filter(|b| b.generation == generation) else {
             return;
         };
-        let Some(bot) = guard.bot.as_mut() else {
-            return;
-        };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut j = journal_for(conn, uid, &bot.ctx, &self.telegram);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
             bot.engine.step(bot.ex.as_ref(), &mut j, Mode::Tick)
         }));
         // A bug in one bot's step ends that bot with an error, visibly, and
         // nothing else (the panic hook has logged it).
         let Ok(result) = result else {
-            return self.settle(
-                conn,
-                uid,
-                &mut guard,
-                Verdict::Failed("internal error in the bot's step".into()),
-            );
+            let failed = Verdict::Failed("internal error in the bot's step".into());
+            return self.settle(conn, uid, &mut guard, failed, true);
         };
         match result {
             Ok((_, verdict)) => {
                 if bot.last_error.take().is_some() {
                     let _ = bots::set_last_error(conn, uid, None, store::now());
                 }
-                self.settle(conn, uid, &mut guard, verdict);
+                self.settle(conn, uid, &mut guard, verdict, true);
             }
             Err(e) if e.is_transient() => {
                 let msg = e.to_string();
@@ -497,23 +472,27 @@ impl Manager {
                     );
                     bot.last_error = Some(msg);
                 }
-                self.schedule(uid);
+                self.schedule(uid, generation, self.tick_ms);
             }
-            Err(e) => self.settle(conn, uid, &mut guard, Verdict::Failed(e.to_string())),
+            Err(e) => self.settle(conn, uid, &mut guard, Verdict::Failed(e.to_string()), true),
         }
     }
 
-    /// Applies a step's verdict: reschedule, or end the bot with the right status.
+    /// Applies a step's verdict: go on (scheduling the next step if asked), or end
+    /// the bot with the right status.
     fn settle(
         &self,
         conn: &Connection,
         uid: i64,
         guard: &mut MutexGuard<'_, Cell>,
         verdict: Verdict,
+        reschedule: bool,
     ) {
         let (status, kind, msg) = match verdict {
             Verdict::Continue => {
-                self.schedule(uid);
+                if let (true, Some(bot)) = (reschedule, guard.bot.as_ref()) {
+                    self.schedule(uid, bot.generation, self.tick_ms);
+                }
                 return;
             }
             Verdict::Finished => (
@@ -530,17 +509,10 @@ impl Manager {
                 self.telegram.send(t, &format!("Bot stopped: {e}"));
             }
         }
-        guard.bot.take();
-        self.finish(
-            conn,
-            uid,
-            guard,
-            status,
-            error,
-            kind,
-            &msg,
-            json!({"status": status}),
-        );
+        let data = json!({"status": status});
+        if let Err(e) = self.finish(conn, uid, guard, status, error, kind, &msg, data, true) {
+            warn!(self.log, "cannot record a bot's end"; "user_id" => uid, "error" => %e);
+        }
     }
 
     /// Writes the bot's end and forgets it, under the transition lock.
@@ -554,18 +526,19 @@ impl Manager {
         error: Option<&str>,
         kind: &str,
         message: &str,
-        data: serde_json::Value,
-    ) {
+        data: Value,
+        was_running: bool,
+    ) -> Result<(), StoreError> {
         let _t = lock(&self.transition);
         let write = bots::set_state(conn, uid, "stopped", status, error, store::now())
             .and_then(|()| bots::add_event(conn, uid, kind, message, Some(&data), store::now()));
-        if let Err(e) = write {
-            warn!(self.log, "cannot record a bot's end"; "user_id" => uid, "error" => %e);
-        }
         guard.bot = None;
         lock(&self.map).remove(&uid);
-        self.running.fetch_sub(1, Ordering::Relaxed);
+        if was_running {
+            self.running.fetch_sub(1, Ordering::Relaxed);
+        }
         info!(self.log, "bot ended"; "user_id" => uid, "status" => status);
+        write.map(|_| ())
     }
 
     /// Stops bots that must not run (owner disabled, desired state changed in the
@@ -582,21 +555,5 @@ impl Manager {
         let mine = self.running.load(Ordering::Relaxed);
         crate::metrics::active_bots(mine);
         Ok((mine, db))
-    }
-}
-
-fn journal_for<'a>(
-    conn: &'a Connection,
-    uid: i64,
-    ctx: &'a BotCtx,
-    telegram: &'a Notifier,
-) -> DbJournal<'a> {
-    DbJournal {
-        conn,
-        uid,
-        exchange: &ctx.exchange,
-        symbol: &ctx.symbol,
-        side: ctx.side,
-        telegram: ctx.telegram.as_ref().map(|t| (telegram, t)),
     }
 }

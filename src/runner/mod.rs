@@ -6,6 +6,7 @@
 
 pub mod client;
 mod journal;
+mod launch;
 mod manager;
 mod pool;
 pub mod protocol;
@@ -58,7 +59,7 @@ struct Runner {
     manager: Arc<Manager>,
     steps: Pool,
     commands: Pool,
-    due: Receiver<(i64, u64)>,
+    due: Receiver<manager::Due>,
     conn: Connection,
     tick_ms: u64,
     paper_tick_ms: u64,
@@ -179,12 +180,18 @@ impl Runner {
                 }
                 next_paper = now + self.paper_tick_ms;
             }
-            for (uid, due) in self.due.try_iter() {
-                schedule.at(due, uid);
+            for (uid, generation, due) in self.due.try_iter() {
+                schedule.at(due, uid, generation);
             }
-            for uid in schedule.due(now) {
+            for (uid, generation) in schedule.due(now) {
                 let m = self.manager.clone();
-                self.steps.submit(Box::new(move |c| m.tick(c, uid)));
+                self.steps.submit(Box::new(move |c| {
+                    if generation == 0 {
+                        m.start(c, uid, Why::Resume, "system");
+                    } else {
+                        m.tick(c, uid, generation);
+                    }
+                }));
             }
             if now >= next_prices {
                 self.publish_prices();

@@ -91,6 +91,15 @@ pub fn set_state(
     Ok(())
 }
 
+/// Changes only the desired state: what a restarted runner will do with the bot.
+pub fn set_desired(conn: &Connection, uid: i64, desired: &str, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE user_bots SET desired_state = ?2, updated_at = ?3 WHERE user_id = ?1",
+    )?
+    .execute(params![uid, desired, now])?;
+    Ok(())
+}
+
 /// Records a failure of a running bot without changing its state.
 pub fn set_last_error(
     conn: &Connection,

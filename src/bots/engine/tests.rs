@@ -14,6 +14,7 @@ struct Mem {
     events: Vec<(String, String)>,
     trades: Vec<Trade>,
     states: Vec<CycleState>,
+    last: Vec<bool>,
     notes: Vec<String>,
 }
 
@@ -26,8 +27,14 @@ impl Journal for Mem {
         self.states.push(*state);
         Ok(())
     }
-    fn close_cycle(&mut self, trade: &Trade, next: &CycleState) -> Result<(), StoreError> {
+    fn close_cycle(
+        &mut self,
+        trade: &Trade,
+        next: &CycleState,
+        last: bool,
+    ) -> Result<(), StoreError> {
         self.trades.push(trade.clone());
+        self.last.push(last);
         self.states.push(*next);
         Ok(())
     }
@@ -153,6 +160,7 @@ fn a_long_cycle_from_entry_to_take_profit() {
     paper.set_price(SYM, want + 1.0).unwrap();
     let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
     assert_eq!(v, Verdict::Continue, "repeat");
+    assert_eq!(j.last, [false]);
     let t = &j.trades[0];
     assert_eq!((t.cycle, t.size), (1, 0.2));
     let gross = (want - t.avg_entry) * 0.2;
@@ -190,6 +198,7 @@ fn a_short_cycle_and_no_repeat() {
     let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
     assert_eq!(v, Verdict::Finished);
     assert!(j.trades[0].pnl > 0.0);
+    assert_eq!(j.last, [true], "the end is journalled with the trade");
 }
 
 #[test]

@@ -180,7 +180,8 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
         "side": side,
         "cycle": row.cycle.max(1),
         "position": position,
-        "open_orders": if active { row.open_orders } else { 0 },
+        // A bot that ended with an error or a safety stop may have left orders.
+        "open_orders": if status == "stopped" { 0 } else { row.open_orders },
         "last_error": row.last_error,
     }))
 }

@@ -1,0 +1,245 @@
+//! Bringing one bot up: configuration, exchange account, market, cycle to continue,
+//! and the first step that adopts (or places) the cycle's orders.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use serde_json::json;
+use slog::warn;
+
+use super::journal::DbJournal;
+use super::manager::{BotCtx, Manager, Running, Why};
+use super::telegram::Target;
+use crate::bots::config::{self, side_name, StoredConfig};
+use crate::bots::engine::{BotError, CycleState, Engine, Journal, Mode, Verdict};
+use crate::exchange::{Exchange, ExchangeError};
+use crate::store::{self, bots, users, StoreError};
+
+/// Why a start did not produce a running bot.
+pub enum Fail {
+    Invalid(String),
+    MissingCredentials(String),
+    Exchange(String),
+    Safety(String),
+    /// The bot is done (its last cycle closed while it was down).
+    Finished(String),
+    /// Worth another try: the exchange or the database did not answer.
+    Transient(String),
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Transient(format!("database: {e}"))
+    }
+}
+
+impl From<BotError> for Fail {
+    fn from(e: BotError) -> Self {
+        if e.is_transient() {
+            return Fail::Transient(e.to_string());
+        }
+        match e {
+            BotError::Exchange(ExchangeError::UnknownSymbol(s)) => {
+                Fail::Invalid(format!("the exchange does not list {s}"))
+            }
+            BotError::Exchange(ExchangeError::InvalidKey) => {
+                Fail::MissingCredentials("the exchange rejected the API key".into())
+            }
+            BotError::Exchange(
+                e @ (ExchangeError::InsufficientBalance | ExchangeError::BelowMinimum),
+            ) => Fail::Invalid(format!("the exchange refused the entry: {e}")),
+            other => Fail::Exchange(other.to_string()),
+        }
+    }
+}
+
+/// A started bot, what its first step did, and a retryable problem it met.
+pub struct Launched {
+    pub running: Running,
+    pub actions: Vec<String>,
+    pub retrying: Option<String>,
+}
+
+impl Manager {
+    /// Loads the configuration, connects to the exchange and runs the first step.
+    pub(super) fn launch(&self, conn: &Connection, uid: i64, why: Why) -> Result<Launched, Fail> {
+        let user = users::by_id(conn, uid)?.ok_or_else(|| Fail::Invalid("no such user".into()))?;
+        if user.disabled {
+            return Err(Fail::Invalid("the account is disabled".into()));
+        }
+        // `starting` is written before the configuration is read: a concurrent
+        // `PUT /api/bot/config` (one immediate transaction that checks the status)
+        // either lands before this and is used, or sees `starting` and gets 409.
+        let row = bots::get_or_create(conn, uid, store::now())?;
+        bots::set_state(conn, uid, "running", "starting", None, store::now())?;
+        let stored =
+            config::load(conn, uid)?.ok_or_else(|| Fail::Invalid("no such user".into()))?;
+        let cfg = stored.config.clone();
+        if cfg.grids.is_empty() || cfg.rounds == 0 || cfg.rounds > cfg.grids.len() {
+            return Err(Fail::Invalid("the grid configuration is incomplete".into()));
+        }
+        let verb = match why {
+            Why::Start => "starting",
+            Why::Resume => "resuming after a restart",
+        };
+        let kind = if why == Why::Start {
+            "starting"
+        } else {
+            "resuming"
+        };
+        let msg = format!(
+            "Bot {verb}: {} {} on {}",
+            side_name(cfg.side),
+            cfg.symbol,
+            cfg.exchange
+        );
+        bots::add_event(conn, uid, kind, &msg, None, store::now())?;
+        let ex = self.exchange(uid, &stored)?;
+        let market = ex.market(&cfg.symbol).map_err(BotError::from)?;
+        ex.set_leverage(&cfg.symbol, cfg.leverage)
+            .map_err(BotError::from)?;
+        let state = cycle_state(conn, uid, &row, &stored)?;
+        let started_ms = match (why, row.started_at) {
+            (Why::Resume, Some(s)) => s * 1000,
+            _ => store::now_ms(),
+        };
+        let ctx = BotCtx {
+            exchange: cfg.exchange.clone(),
+            symbol: cfg.symbol.clone(),
+            side: side_name(cfg.side),
+            telegram: self.telegram_target(conn, uid, &stored),
+        };
+        let mut running = Running::new(Engine::new(uid, cfg, market, state, started_ms), ex, ctx);
+        let (actions, retrying) = self.first_steps(conn, uid, &mut running, why)?;
+        Ok(Launched {
+            running,
+            actions,
+            retrying,
+        })
+    }
+
+    /// The first step adopts what exists and places what is missing. A retryable
+    /// failure leaves the bot running (its steps retry); a cycle that closed while
+    /// the bot was stopped is followed by a new one when a user starts it.
+    fn first_steps(
+        &self,
+        conn: &Connection,
+        uid: i64,
+        bot: &mut Running,
+        why: Why,
+    ) -> Result<(Vec<String>, Option<String>), Fail> {
+        let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
+        j.cycle(&bot.engine.state)?;
+        let mode = if why == Why::Resume {
+            Mode::Resume
+        } else {
+            Mode::Recover
+        };
+        let mut all = Vec::new();
+        for _ in 0..2 {
+            match bot.engine.step(bot.ex.as_ref(), &mut j, mode) {
+                Ok((actions, verdict)) => {
+                    all.extend(actions);
+                    match verdict {
+                        Verdict::Continue => return Ok((all, None)),
+                        Verdict::Finished if why == Why::Start => continue,
+                        Verdict::Finished => {
+                            return Err(Fail::Finished(
+                                "the last cycle closed and repeat is off".into(),
+                            ))
+                        }
+                        Verdict::SafetyStop(m) => return Err(Fail::Safety(m)),
+                        Verdict::Failed(m) => return Err(Fail::Invalid(m)),
+                    }
+                }
+                Err(e) if e.is_transient() => return Ok((all, Some(e.to_string()))),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((all, None))
+    }
+
+    fn exchange(&self, uid: i64, stored: &StoredConfig) -> Result<Arc<dyn Exchange>, Fail> {
+        match stored.config.exchange.as_str() {
+            "paper" => Ok(Arc::new(self.paper().account(uid))),
+            name => {
+                if !stored.has_api_key || !stored.has_api_secret {
+                    return Err(Fail::MissingCredentials(format!(
+                        "set the {name} API key and secret in the bot configuration first"
+                    )));
+                }
+                Err(Fail::Invalid(format!(
+                    "trading on {name} is not available in this version; use the paper exchange"
+                )))
+            }
+        }
+    }
+
+    fn telegram_target(
+        &self,
+        conn: &Connection,
+        uid: i64,
+        stored: &StoredConfig,
+    ) -> Option<Target> {
+        let chat_id = stored.config.telegram_chat_id.clone()?;
+        if !stored.has_telegram_token {
+            return None;
+        }
+        let sealed = users::credentials(conn, uid).ok().flatten()?;
+        match self.key()?.open_credentials(uid, &sealed) {
+            Ok(c) => c.telegram_token.map(|token| Target { token, chat_id }),
+            Err(e) => {
+                warn!(self.log(), "cannot open the telegram token"; "user_id" => uid, "error" => %e);
+                None
+            }
+        }
+    }
+}
+
+/// The cycle to continue: the stored one, unless it belongs to another market.
+fn cycle_state(
+    conn: &Connection,
+    uid: i64,
+    row: &bots::BotRow,
+    stored: &StoredConfig,
+) -> Result<CycleState, Fail> {
+    let c = &stored.config;
+    let same_market = row
+        .cycle_exchange
+        .as_deref()
+        .is_none_or(|e| e == c.exchange)
+        && row.cycle_symbol.as_deref().is_none_or(|s| s == c.symbol)
+        && row
+            .cycle_side
+            .as_deref()
+            .is_none_or(|s| s == side_name(c.side));
+    let cycle = row.cycle.max(1);
+    if same_market || row.cycle_opened_at.is_none() {
+        return Ok(CycleState {
+            cycle,
+            tp_n: row.tp_n,
+            sl_n: row.sl_n,
+            opened_at: row.cycle_opened_at,
+        });
+    }
+    let msg = format!(
+        "cycle {cycle} on {} {} was left unfinished; the new market starts cycle {}",
+        row.cycle_symbol.as_deref().unwrap_or("?"),
+        row.cycle_side.as_deref().unwrap_or("?"),
+        cycle + 1
+    );
+    bots::add_event(
+        conn,
+        uid,
+        "new_cycle",
+        &msg,
+        Some(&json!({"cycle": cycle + 1})),
+        store::now(),
+    )?;
+    Ok(CycleState {
+        cycle: cycle + 1,
+        tp_n: 0,
+        sl_n: 0,
+        opened_at: None,
+    })
+}
