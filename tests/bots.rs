@@ -775,3 +775,29 @@ fn stopped_and_interrupted_stops_stay_stopped_after_a_runner_crash() {
         "no new cycle after a close_position stop"
     );
 }
+
+#[test]
+fn a_second_instance_on_the_same_database_refuses_to_start() {
+    let s = server(1, &CALM);
+    let out = common::blitz_cmd(s.dir.path())
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database",
+            "instance/database.db",
+            "--error-logfile",
+            "second.log",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let log = std::fs::read_to_string(s.path("second.log")).unwrap();
+    assert!(
+        log.contains("another blitz instance is running on this database"),
+        "{log}"
+    );
+    // The first one is unharmed.
+    assert_eq!(s.get("/readyz").status, 200);
+}

@@ -46,13 +46,7 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
             return 1;
         }
     };
-    let bound_port = listeners.first().and_then(Listener::local_port);
-    let mut config = config;
-    fix_public_url(&mut config, bound_port);
-    if let Err(e) = setup::prepare(&config, &log) {
-        crit!(log, "{e}");
-        return 1;
-    }
+    // Before anything touches the database: a second instance stops here.
     let rpc_path = crate::runner::socket_path(&config);
     let rpc = match bind_runner_socket(&rpc_path) {
         Ok(l) => l,
@@ -65,6 +59,13 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
             return 1;
         }
     };
+    let bound_port = listeners.first().and_then(Listener::local_port);
+    let mut config = config;
+    fix_public_url(&mut config, bound_port);
+    if let Err(e) = setup::prepare(&config, &log) {
+        crit!(log, "{e}");
+        return 1;
+    }
     let scoreboard = match Scoreboard::create(APP_REGION_BYTES) {
         Ok(s) => s,
         Err(e) => {
@@ -92,9 +93,19 @@ fn bind_runner_socket(path: &std::path::Path) -> std::io::Result<UnixListener> {
             "the path is too long for a Unix socket (107 bytes at most); use a shorter --database path",
         ));
     }
+    // A live socket means another instance runs on this database: two runners
+    // would trade the same bots. A dead one is left by a crash and replaced.
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(std::io::Error::other(
+            "another blitz instance is running on this database (its bot runner answers there)",
+        ));
+    }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
     }
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let bound = UnixListener::bind(path);
