@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod runner;
 pub mod secrets;
 pub mod serve;
+pub mod shm;
 pub mod store;

@@ -5,15 +5,16 @@
 use std::time::Instant;
 
 use blitz_master::{Scoreboard, SlotHandle};
-use blitz_worker::{Handler, Rejection, Request, Response, Version};
+use blitz_worker::{Body, Handler, Rejection, Request, Response, Version};
 use slog::{error, Logger};
 
-use super::api::{self, admin_bots, admin_users, auth, bot, bot_config, pnl, tokens};
+use super::api::{self, admin_bots, admin_users, auth, bot, bot_config, maintenance, pnl, tokens};
 use super::client_ip::client_ip;
 use super::ctx::Ctx;
 use super::guard;
 use super::health::Health;
-use super::pages::account;
+use super::notice::{NoticeCache, DEFAULT_MESSAGE};
+use super::pages::{account, html};
 use super::reply;
 use super::request_id::RequestIds;
 use super::router::{self, Access, Match, RouteId};
@@ -31,6 +32,7 @@ pub struct WebApp {
     common: Vec<u8>,
     ids: RequestIds,
     health: Health,
+    notice: NoticeCache,
     db: Db,
     scoreboard: Scoreboard,
     slot: SlotHandle,
@@ -49,6 +51,7 @@ impl WebApp {
         WebApp {
             common: security::header_block(&config.security_csp),
             health: Health::new(&config.app_version),
+            notice: NoticeCache::new(&scoreboard),
             db: Db::new(&config.database, 4),
             ids: RequestIds::new(),
             current: Vec::with_capacity(256),
@@ -95,17 +98,75 @@ impl WebApp {
         if let Err(refusal) = guard::check(route, &identity, req, &self.config) {
             return (refusal, user_id);
         }
+        if let Some(resp) = self.maintenance_refusal(route.id, &identity) {
+            return (resp, user_id);
+        }
         let client = client_ip(req, &self.config.forwarded_allow_ips);
         let mut ctx = Ctx {
             config: &self.config,
             db: &mut self.db,
             log: &self.log,
+            notice: &mut self.notice,
             identity,
             client_ip: &client,
             req,
             params,
         };
         (call(route.id, &mut ctx), user_id)
+    }
+
+    /// Puts the maintenance notice and banner into an HTML page's slot (C4.3: every
+    /// page shows them).
+    fn fill_notice(&mut self, resp: &mut Response) {
+        let is_page = resp
+            .headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/html"));
+        let Body::Bytes(body) = &mut resp.body else {
+            return;
+        };
+        if !is_page {
+            return;
+        }
+        let slot = html::NOTICE_SLOT.as_bytes();
+        let Some(at) = body.windows(slot.len()).position(|w| w == slot) else {
+            return;
+        };
+        let block = match self.notice.current(&mut self.db) {
+            Ok(n) => html::notice_html(n.maintenance, &n.banner),
+            Err(_) => String::new(),
+        };
+        body.splice(at..at + slot.len(), block.into_bytes());
+    }
+
+    /// C4.3: while maintenance is on, non-admin bot commands get 503 (reads,
+    /// health and admins are unaffected).
+    fn maintenance_refusal(&mut self, id: RouteId, identity: &Identity) -> Option<Response> {
+        if !matches!(
+            id,
+            RouteId::BotStart | RouteId::BotStop | RouteId::BotRecover
+        ) || identity.is_admin()
+        {
+            return None;
+        }
+        let notice = match self.notice.current(&mut self.db) {
+            Ok(n) => n,
+            Err(e) => {
+                error!(self.log, "cannot read the maintenance setting"; "error" => %e);
+                return Some(reply::error(503, "Database unavailable"));
+            }
+        };
+        if !notice.maintenance {
+            return None;
+        }
+        let message = if notice.banner.is_empty() {
+            DEFAULT_MESSAGE
+        } else {
+            &notice.banner
+        };
+        let body = serde_json::json!({"success": false, "error": "Service under maintenance",
+            "message": message, "retry_after": 60});
+        Some(reply::json(503, &body).header("Retry-After", "60"))
     }
 
     fn identify(&mut self, req: &Request<'_>) -> Result<Identity, Response> {
@@ -182,6 +243,7 @@ impl Handler for WebApp {
         let id = self.ids.for_request(req.header("x-request-id"));
         self.mark_current(req, &id);
         let (mut resp, user_id) = self.dispatch(req);
+        self.fill_notice(&mut resp);
         self.log_access(Some(req), &resp, &id, user_id, started);
         resp.headers.push(("X-Request-Id", id.into()));
         self.slot.set_request(b"");
@@ -248,6 +310,11 @@ fn call(id: RouteId, ctx: &mut Ctx<'_, '_>) -> Response {
         RouteId::AdminBotRecover => admin_bots::recover(ctx),
         RouteId::AdminBotStatus => admin_bots::status(ctx),
         RouteId::AdminPnl => pnl::admin_summary(ctx),
+        RouteId::Status => maintenance::status(ctx),
+        RouteId::MaintenanceOn => maintenance::enable(ctx),
+        RouteId::MaintenanceOff => maintenance::disable(ctx),
+        RouteId::Banner => maintenance::banner(ctx),
+        RouteId::BannerClear => maintenance::clear_banner(ctx),
     };
     api::respond(result, ctx.log)
 }

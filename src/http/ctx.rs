@@ -13,6 +13,7 @@ pub struct Ctx<'a, 'r> {
     pub config: &'a Config,
     pub db: &'a mut Db,
     pub log: &'a Logger,
+    pub notice: &'a mut super::notice::NoticeCache,
     pub identity: Identity,
     pub client_ip: &'a str,
     pub req: &'a Request<'r>,

@@ -7,6 +7,7 @@ mod ctx;
 mod guard;
 mod health;
 mod input;
+mod notice;
 mod pages;
 mod reply;
 mod request_id;

@@ -37,6 +37,11 @@ pub enum RouteId {
     AdminBotRecover,
     AdminBotStatus,
     AdminPnl,
+    Status,
+    MaintenanceOn,
+    MaintenanceOff,
+    Banner,
+    BannerClear,
 }
 
 /// Who may call a route. `Public` routes never look at credentials (no database
@@ -127,6 +132,11 @@ pub const ROUTES: &[Route] = &[
     r("POST",   "/api/admin/users/<id>/bot/recover", RouteId::AdminBotRecover, Admin, Api, true),
     r("GET",    "/api/admin/users/<id>/bot/status",  RouteId::AdminBotStatus,  Admin, Api, true),
     r("GET",    "/api/admin/pnl/summary",   RouteId::AdminPnl,        Admin,    Api,  true),
+    r("GET",    "/api/status",              RouteId::Status,          Public,   Api,  true),
+    r("POST",   "/admin/maintenance/enable",  RouteId::MaintenanceOn,  Admin,  Api,  true),
+    r("POST",   "/admin/maintenance/disable", RouteId::MaintenanceOff, Admin,  Api,  true),
+    r("POST",   "/admin/banner",            RouteId::Banner,          Admin,    Api,  true),
+    r("POST",   "/admin/banner/clear",      RouteId::BannerClear,     Admin,    Api,  true),
 ];
 
 /// Paths whose last segment is a one-time secret (the links in our mails).

@@ -6,10 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use blitz_master::Scoreboard;
 
-/// Offset of the runner's block in the application region; the other tables of the
-/// region start after `RunnerStats::RESERVED` bytes.
-const OFFSET: usize = 0;
-
 #[repr(C)]
 pub struct RunnerStats {
     running: AtomicU64,
@@ -18,16 +14,11 @@ pub struct RunnerStats {
 }
 
 impl RunnerStats {
-    pub const RESERVED: usize = 64;
-
     /// The block inside `sb`'s application region (zeroed by the master).
     pub fn of(sb: &Scoreboard) -> &'static RunnerStats {
-        let (base, len) = sb.app_region();
-        assert!(len >= OFFSET + std::mem::size_of::<RunnerStats>());
-        // SAFETY: the region is mapped shared for the life of the process, page
-        // aligned (so the atomics are aligned), zero-initialised, and only ever
-        // accessed through atomics.
-        unsafe { &*(base.as_ptr().add(OFFSET) as *const RunnerStats) }
+        const _: () = assert!(std::mem::size_of::<RunnerStats>() <= crate::shm::NOTICE);
+        // SAFETY: atomics only, valid when zeroed, 8-aligned offset, its own bytes.
+        unsafe { crate::shm::at(sb, crate::shm::RUNNER_STATS) }
     }
 
     /// Publishes a consistency check's result.

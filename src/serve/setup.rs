@@ -29,6 +29,17 @@ pub fn prepare(config: &Config, log: &Logger) -> Result<(), SetupError> {
         &config.admin_email,
         config.admin_password.as_deref(),
     )?;
+    // Environment defaults only where the database has no value yet (C4.3). The
+    // built-in defaults (off, no banner) are not stored, so an operator can still
+    // set a default later while no admin has chosen a value.
+    let now = store::now();
+    if config.maintenance_mode_default {
+        store::settings::set_default(&conn, store::settings::MAINTENANCE, "true", now)?;
+    }
+    if !config.broadcast_banner.is_empty() {
+        let banner = &config.broadcast_banner;
+        store::settings::set_default(&conn, store::settings::BANNER, banner, now)?;
+    }
     drop(conn);
     match seeded {
         Seeded::Existing => {}

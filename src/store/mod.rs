@@ -11,6 +11,7 @@ pub mod mail_queue;
 pub mod migrate;
 pub mod resets;
 pub mod sessions;
+pub mod settings;
 pub mod tokens;
 pub mod trades;
 pub mod users;

@@ -5,6 +5,7 @@ pub mod admin_users;
 pub mod auth;
 pub mod bot;
 pub mod bot_config;
+pub mod maintenance;
 pub mod pnl;
 pub mod tokens;
 

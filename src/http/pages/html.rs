@@ -19,12 +19,34 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Where the maintenance notice and banner go; `WebApp` fills it in for every
+/// page it serves (see `notice_html`), so no page can forget them.
+pub const NOTICE_SLOT: &str = "<!--blitz-notice-->";
+
+/// The notice block: the maintenance message and the banner, escaped.
+pub fn notice_html(maintenance: bool, banner: &str) -> String {
+    let mut out = String::new();
+    if maintenance {
+        out.push_str(
+            "<div class=\"notice maintenance\" role=\"status\">The service is under \
+            maintenance: starting, stopping and recovering bots is paused.</div>",
+        );
+    }
+    if !banner.is_empty() {
+        out.push_str(&format!(
+            "<div class=\"notice banner\" role=\"status\">{}</div>",
+            escape(banner)
+        ));
+    }
+    out
+}
+
 /// A complete page; `title` is text, `main` is already-escaped HTML.
 pub fn page(status: u16, title: &str, main: &str) -> Response {
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · Blitz</title></head><body><main>{main}</main></body></html>\n",
+         <title>{} · Blitz</title></head><body>{NOTICE_SLOT}<main>{main}</main></body></html>\n",
         escape(title)
     );
     Response::new(status)

@@ -1,6 +1,6 @@
 //! Server-rendered HTML pages (C7).
 
 pub mod account;
-mod html;
+pub mod html;
 
 pub use html::error_page;

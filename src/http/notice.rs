@@ -1,0 +1,59 @@
+//! The maintenance flag and banner as each worker sees them (C4.3): cached in the
+//! worker, re-read from the database only when the shared version counter moved
+//! (an admin changed them, in any worker) or the copy is a second old (someone
+//! changed the database directly). No database read per request.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use blitz_master::Scoreboard;
+
+use crate::store::settings::{self, Notice};
+use crate::store::{Db, StoreError};
+
+/// The longest a worker trusts its copy without looking at the database.
+const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// Text of the 503 when maintenance is on and no banner says more.
+pub const DEFAULT_MESSAGE: &str = "The service is under maintenance. Please try again later.";
+
+#[repr(C)]
+struct Shared {
+    version: AtomicU64,
+}
+
+pub struct NoticeCache {
+    shared: &'static Shared,
+    seen: Option<(u64, Instant)>,
+    notice: Notice,
+}
+
+impl NoticeCache {
+    pub fn new(sb: &Scoreboard) -> NoticeCache {
+        // SAFETY: one atomic, valid when zeroed, 8-aligned offset, its own bytes.
+        let shared = unsafe { crate::shm::at::<Shared>(sb, crate::shm::NOTICE) };
+        NoticeCache {
+            shared,
+            seen: None,
+            notice: Notice::default(),
+        }
+    }
+
+    /// The current notice.
+    pub fn current(&mut self, db: &mut Db) -> Result<&Notice, StoreError> {
+        let version = self.shared.version.load(Ordering::Acquire);
+        let fresh = self
+            .seen
+            .is_some_and(|(v, at)| v == version && at.elapsed() < MAX_AGE);
+        if !fresh {
+            self.notice = settings::notice(&*db.conn()?)?;
+            self.seen = Some((version, Instant::now()));
+        }
+        Ok(&self.notice)
+    }
+
+    /// Tells every worker that the notice changed (after the write committed).
+    pub fn changed(&mut self) {
+        self.shared.version.fetch_add(1, Ordering::AcqRel);
+    }
+}
