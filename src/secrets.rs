@@ -118,6 +118,17 @@ pub struct SealedRow {
     pub telegram_token: Option<String>,
 }
 
+impl SealedRow {
+    /// The row update that stores these sealed values.
+    pub fn as_update(&self) -> crate::store::users::SealedCredentials<'_> {
+        crate::store::users::SealedCredentials {
+            api_key: self.api_key.as_ref().map(|(k, l)| (k.as_str(), l.as_str())),
+            api_secret: self.api_secret.as_deref(),
+            telegram_token: self.telegram_token.as_deref(),
+        }
+    }
+}
+
 fn context(user_id: i64, field: &str) -> String {
     format!("user:{user_id}:{field}")
 }
@@ -268,15 +279,7 @@ mod tests {
             telegram_token: Some("TELEGRAM-PLAINTEXT-99".into()),
         };
         let sealed = key.seal_credentials(id, &plain);
-        let row = users::SealedCredentials {
-            api_key: sealed
-                .api_key
-                .as_ref()
-                .map(|(k, l)| (k.as_str(), l.as_str())),
-            api_secret: sealed.api_secret.as_deref(),
-            telegram_token: sealed.telegram_token.as_deref(),
-        };
-        users::set_credentials(&conn, id, &row).unwrap();
+        users::set_credentials(&conn, id, &sealed.as_update()).unwrap();
         // What an operator's `sqlite3 db .dump` shows, and every value read directly.
         let cli = std::process::Command::new("sqlite3")
             .arg(dir.path().join("db.sqlite"))

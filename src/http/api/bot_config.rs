@@ -73,16 +73,5 @@ fn store_secrets(
             telegram_token: s.telegram_token,
         },
     );
-    users::set_credentials(
-        conn,
-        uid,
-        &users::SealedCredentials {
-            api_key: sealed
-                .api_key
-                .as_ref()
-                .map(|(k, l)| (k.as_str(), l.as_str())),
-            api_secret: sealed.api_secret.as_deref(),
-            telegram_token: sealed.telegram_token.as_deref(),
-        },
-    )
+    users::set_credentials(conn, uid, &sealed.as_update())
 }
