@@ -7,8 +7,11 @@ use blitz_master::Scoreboard;
 pub const RUNNER_STATS: usize = 0;
 /// The maintenance/banner version (`http::notice`).
 pub const NOTICE: usize = 64;
+/// The per-user operation guards (`http::guard_table`), 64 KiB.
+pub const GUARDS: usize = 128;
 /// First free byte for later tables.
-pub const FREE: usize = 128;
+pub const FREE: usize = GUARDS + 8 * crate::http::GUARD_CELLS;
+const _: () = assert!(FREE <= crate::serve::APP_REGION_BYTES);
 
 /// A `T` at `offset` in `sb`'s application region.
 ///

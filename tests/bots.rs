@@ -136,7 +136,7 @@ fn start_stop_status_agree_across_workers() {
 
 #[test]
 fn sixteen_concurrent_starts_make_one_bot() {
-    let s = server(3, &CALM);
+    let s = server(4, &CALM);
     let u = user(&s, "racer@example.com", false);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
     let threads: Vec<_> = (0..16)
@@ -154,18 +154,31 @@ fn sixteen_concurrent_starts_make_one_bot() {
                 );
                 (
                     r.status,
-                    r.json()["status"].as_str().unwrap_or("").to_string(),
+                    r.json(),
+                    r.header("retry-after").map(str::to_string),
                 )
             })
         })
         .collect();
-    let results: Vec<(u16, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let results: Vec<(u16, Value, Option<String>)> =
+        threads.into_iter().map(|t| t.join().unwrap()).collect();
     let started = results.iter().filter(|r| r.0 == 200).count();
+    // The rest either met the per-user guard (C6.2) or arrived after the start.
+    let busy = json!({"success": false, "retry_after": 30,
+        "message": "Bot operation already in progress for this user. Please wait."});
+    let guarded = results
+        .iter()
+        .filter(|r| r.0 == 429 && r.1 == busy && r.2.as_deref() == Some("30"))
+        .count();
     let refused = results
         .iter()
-        .filter(|r| r.0 == 409 && r.1 == "already_running")
+        .filter(|r| r.0 == 409 && r.1["status"] == "already_running")
         .count();
-    assert_eq!((started, refused), (1, 15), "{results:?}");
+    assert_eq!((started, guarded + refused), (1, 15), "{results:?}");
+    assert!(
+        guarded > 0,
+        "16 simultaneous starts meet the guard: {results:?}"
+    );
     assert_eq!(entries(&s, u.id), 1, "one entry order on the exchange");
     assert_eq!(open_orders(&s, u.id), 3);
     assert_eq!(

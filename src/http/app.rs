@@ -12,6 +12,7 @@ use super::api::{self, admin_bots, admin_users, auth, bot, bot_config, maintenan
 use super::client_ip::client_ip;
 use super::ctx::Ctx;
 use super::guard;
+use super::guard_table::GuardTable;
 use super::health::Health;
 use super::notice::{NoticeCache, DEFAULT_MESSAGE};
 use super::pages::{account, html};
@@ -33,6 +34,7 @@ pub struct WebApp {
     ids: RequestIds,
     health: Health,
     notice: NoticeCache,
+    guards: GuardTable,
     db: Db,
     scoreboard: Scoreboard,
     slot: SlotHandle,
@@ -52,6 +54,7 @@ impl WebApp {
             common: security::header_block(&config.security_csp),
             health: Health::new(&config.app_version),
             notice: NoticeCache::new(&scoreboard),
+            guards: GuardTable::new(&scoreboard, config.timeout.as_secs()),
             db: Db::new(&config.database, 4),
             ids: RequestIds::new(),
             current: Vec::with_capacity(256),
@@ -107,6 +110,7 @@ impl WebApp {
             db: &mut self.db,
             log: &self.log,
             notice: &mut self.notice,
+            guards: &self.guards,
             identity,
             client_ip: &client,
             req,

@@ -5,6 +5,7 @@ mod app;
 mod client_ip;
 mod ctx;
 mod guard;
+mod guard_table;
 mod health;
 mod input;
 mod notice;
@@ -15,4 +16,5 @@ mod router;
 mod security;
 
 pub use app::WebApp;
+pub use guard_table::CELLS as GUARD_CELLS;
 pub use router::{Access, Kind, Match, RouteId, ROUTES};

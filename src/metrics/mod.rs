@@ -1,5 +1,6 @@
 //! Metric hooks of the bot operations (C4.2 `bot_starts_total`, `bot_stops_total`,
-//! `bot_recovers_total` `{user_id,status}`, `active_bots_total`). The call sites are
+//! `bot_recovers_total` `{user_id,status}`, `active_bots_total`) and of the per-user
+//! guard (conflicts). The call sites are
 //! final; the shared-memory metric cells that store them belong to the multiprocess
 //! metrics module, which replaces these bodies.
 
@@ -12,3 +13,6 @@ pub fn bot_operation(op: &str, user_id: i64, status: &str) {
 pub fn active_bots(count: u64) {
     let _ = count;
 }
+
+/// A start/stop/recover refused because another one of the same user was running.
+pub fn guard_conflict() {}

@@ -18,8 +18,9 @@ use crate::config::{BindAddr, Config, ServeArgs};
 use crate::log;
 use master_app::{Logs, MasterApp};
 
-/// Bytes reserved in the shared segment for the application's tables.
-const APP_REGION_BYTES: usize = 64 * 1024;
+/// Bytes reserved in the shared segment for the application's tables (laid out in
+/// `crate::shm`).
+pub(crate) const APP_REGION_BYTES: usize = 256 * 1024;
 
 /// Runs the server; returns the process exit code.
 pub fn run(args: ServeArgs, config: Config) -> i32 {

@@ -53,7 +53,7 @@ fn stop_mode(ctx: &Ctx<'_, '_>) -> Result<Option<String>, Response> {
     Ok(mode)
 }
 
-/// Sends `op` for `uid` to the bot runner and turns its outcome into the answer.
+/// Runs `op` for `uid` under the user's operation guard (C6.2).
 pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: String) -> ApiResult {
     let mode = if op == Op::Stop {
         stop_mode(ctx)?
@@ -66,8 +66,26 @@ pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: String) -> ApiRes
         mode,
         actor,
     };
+    // C6.2: one operation per user at a time, across workers.
+    let Some(held) = ctx
+        .guards
+        .acquire(uid, blitz_master::clock::now_ms() / 1000)
+    else {
+        metrics::guard_conflict();
+        let body = json!({"success": false,
+            "message": "Bot operation already in progress for this user. Please wait.",
+            "retry_after": 30});
+        return Ok(reply::json(429, &body).header("Retry-After", "30"));
+    };
+    let resp = run_command(ctx, op, uid, &req);
+    ctx.guards.release(held);
+    Ok(resp)
+}
+
+/// Sends the command to the bot runner and turns its outcome into the answer.
+fn run_command(ctx: &Ctx<'_, '_>, op: Op, uid: i64, req: &Request) -> Response {
     let socket = crate::runner::socket_path(ctx.config);
-    let resp = match client::call(&socket, &req, REPLY_TIMEOUT) {
+    match client::call(&socket, req, REPLY_TIMEOUT) {
         Ok(reply) => outcome(op, uid, &reply),
         Err(RpcError::Timeout) => reply::json(
             504,
@@ -82,8 +100,7 @@ pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: String) -> ApiRes
                         "message": "The bot runner is not available; try again shortly"}),
             )
         }
-    };
-    Ok(resp)
+    }
 }
 
 fn outcome(op: Op, uid: i64, r: &Reply) -> Response {
