@@ -315,3 +315,80 @@ fn the_stop_loss_closes_at_market() {
     let t = &j.trades[0];
     assert!(t.pnl < 0.0 && (t.exit_price - 2960.0).abs() < 1e-9, "{t:?}");
 }
+
+fn order(
+    id: &str,
+    side: crate::exchange::OrderSide,
+    kind: crate::exchange::OrderKind,
+    price: Option<f64>,
+    qty: f64,
+    reduce_only: bool,
+) -> crate::exchange::NewOrder {
+    crate::exchange::NewOrder {
+        client_id: id.into(),
+        symbol: SYM.into(),
+        side,
+        kind,
+        price,
+        qty,
+        reduce_only,
+        position_side: Side::Long,
+    }
+}
+
+#[test]
+fn an_entry_that_ended_without_a_fill_voids_its_cycle() {
+    use crate::exchange::{OrderKind, OrderSide};
+    let (paper, mut e) = setup(Side::Long);
+    let ex = paper.account(7);
+    // An earlier run placed the entry, and it was cancelled before filling.
+    ex.place(&order(
+        "bz-7-1-e",
+        OrderSide::Buy,
+        OrderKind::Limit,
+        Some(2000.0),
+        0.1,
+        false,
+    ))
+    .unwrap();
+    ex.cancel(SYM, "bz-7-1-e").unwrap();
+    let mut j = Mem::default();
+    let (actions, v) = e.step(&ex, &mut j, Mode::Resume).unwrap();
+    assert_eq!(v, Verdict::Continue);
+    assert_eq!(e.state.cycle, 2);
+    assert_eq!(actions[0], "created_entry");
+    assert!(j.kinds().contains(&"cycle_void"));
+    assert_eq!(ex.position(SYM, Side::Long).unwrap().size, 0.1);
+}
+
+#[test]
+fn a_position_closed_outside_the_bot_must_be_seen_twice() {
+    use crate::exchange::{OrderKind, OrderSide};
+    let (paper, mut e) = setup(Side::Long);
+    let ex = paper.account(7);
+    let mut j = Mem::default();
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    // Closed by hand on the exchange (a market order fills at once, so it is never
+    // an open foreign order).
+    ex.place(&order(
+        "manual-close",
+        OrderSide::Sell,
+        OrderKind::Market,
+        None,
+        0.1,
+        true,
+    ))
+    .unwrap();
+    let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
+    assert_eq!(
+        (v, j.trades.len()),
+        (Verdict::Continue, 0),
+        "once: maybe a lagging exchange"
+    );
+    e.step(&ex, &mut j, Mode::Tick).unwrap();
+    assert_eq!(j.trades.len(), 1);
+    assert!(j
+        .events
+        .iter()
+        .any(|(k, m)| k == "cycle_closed" && m.contains("outside the bot")));
+}
