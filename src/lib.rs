@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bots;
 pub mod commands;
 pub mod config;
+pub mod coord;
 pub mod exchange;
 pub mod http;
 pub mod log;

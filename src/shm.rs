@@ -7,11 +7,16 @@ use blitz_master::Scoreboard;
 pub const RUNNER_STATS: usize = 0;
 /// The maintenance/banner version (`http::notice`).
 pub const NOTICE: usize = 64;
-/// The per-user operation guards (`http::guard_table`), 64 KiB.
+/// Whether Redis is considered down, instance-wide (`coord::breaker`).
+pub const REDIS_STATE: usize = 72;
+/// The per-user operation guards (`coord::guards`), 64 KiB.
 pub const GUARDS: usize = 128;
-/// First free byte for later tables.
-pub const FREE: usize = GUARDS + 8 * crate::http::GUARD_CELLS;
-const _: () = assert!(FREE <= crate::serve::APP_REGION_BYTES);
+/// The rate-limit tables' shape (`coord::local`), 256 bytes.
+pub const LIMITS_HEADER: usize = GUARDS + 8 * crate::coord::guards::CELLS;
+/// Bytes of the fixed tables above; the rate-limit tables follow, sized from the
+/// configured limits (`coord::local::Layout`).
+pub const FIXED_BYTES: usize = 256 * 1024;
+const _: () = assert!(LIMITS_HEADER + 256 <= FIXED_BYTES);
 
 /// A `T` at `offset` in `sb`'s application region.
 ///
@@ -27,4 +32,24 @@ pub unsafe fn at<T>(sb: &Scoreboard, offset: usize) -> &'static T {
     );
     // SAFETY: per the function's contract; the mapping lives as long as the process.
     unsafe { &*(base.as_ptr().add(offset) as *const T) }
+}
+
+/// `len` atomics at `offset` in `sb`'s application region.
+///
+/// # Safety
+/// As for `at`: the bytes are this table's alone and used only through atomics.
+pub unsafe fn words(
+    sb: &Scoreboard,
+    offset: usize,
+    len: usize,
+) -> &'static [std::sync::atomic::AtomicU64] {
+    let (base, region) = sb.app_region();
+    assert!(offset + len * 8 <= region && offset.checked_rem(8) == Some(0));
+    // SAFETY: per the function's contract; the mapping lives as long as the process.
+    unsafe {
+        std::slice::from_raw_parts(
+            base.as_ptr().add(offset) as *const std::sync::atomic::AtomicU64,
+            len,
+        )
+    }
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::login_limit::{self, Keys};
+use super::login_limit;
 use super::{csrf, normalize_email, password, token};
+use crate::coord::Backend;
 use crate::mail::compose::{self, Composed};
 use crate::store::{self, mail_queue, resets, sessions, tokens, users, StoreError};
 
@@ -130,6 +131,7 @@ pub struct LoggedIn {
 /// an unverified or disabled account is only revealed to whoever knows its password.
 pub fn login(
     conn: &mut Connection,
+    limiter: &dyn Backend,
     email: &str,
     pass: &str,
     client_ip: &str,
@@ -143,10 +145,8 @@ pub fn login(
             .collect::<String>()
             .to_lowercase()
     });
-    let keys = Keys::new(&email, client_ip);
-    if let Some(retry_after_s) = login_limit::blocked(conn, &keys, store::now_ms())? {
-        return Err(AccountError::TooManyAttempts { retry_after_s });
-    }
+    let attempt = login_limit::begin(limiter, &email, client_ip)
+        .map_err(|retry_after_s| AccountError::TooManyAttempts { retry_after_s })?;
     let user = users::by_email(conn, &email)?;
     let good = match &user {
         Some(u) => password::verify(pass, &u.password_hash),
@@ -157,18 +157,16 @@ pub fn login(
     };
     let user = match user {
         Some(u) if good => u,
-        _ => {
-            login_limit::record_failure(conn, &keys, store::now_ms())?;
-            return Err(AccountError::BadCredentials);
-        }
+        // The attempt keeps its places in the windows: a failure.
+        _ => return Err(AccountError::BadCredentials),
     };
+    attempt.succeeded(limiter);
     if !user.verified {
         return Err(AccountError::NotVerified);
     }
     if user.disabled {
         return Err(AccountError::Disabled);
     }
-    login_limit::clear_email(conn, &keys)?;
     start_session(conn, user)
 }
 

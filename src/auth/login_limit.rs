@@ -1,77 +1,60 @@
-//! Failed-login limiting (C4.6): at most 5 failures per minute per e-mail and per
-//! client IP. The window lives in the database, so every worker (and every restart)
-//! sees the same counts; only failures write.
+//! Failed-login limiting (C4.6): at most 5 failed attempts per minute per e-mail and
+//! per client IP, on the coordination backend (C6), so every worker and, with Redis,
+//! every instance counts together.
+//!
+//! Each attempt takes a place in both windows before the password is checked, so
+//! parallel guesses cannot slip past the count; an attempt with the right password
+//! gives its places back and clears the e-mail's window (the IP's earlier failures
+//! stay, so one good account cannot launder guesses against others).
 
-use rusqlite::Connection;
-
-use crate::store::{login_failures, StoreError};
+use crate::coord::{Backend, Check, Decision, Group, Subject, Ticket};
 
 pub const LIMIT: u32 = 5;
-pub const WINDOW_MS: i64 = 60_000;
+pub const WINDOW_MS: u64 = 60_000;
 
-pub struct Keys {
-    email: String,
-    ip: String,
+/// One attempt's places in the two windows.
+pub struct Attempt<'a> {
+    checks: [Check<'a>; 2],
+    ticket: Option<Ticket>,
 }
 
-impl Keys {
-    pub fn new(email: &str, ip: &str) -> Keys {
-        Keys {
-            email: format!("email:{email}"),
-            ip: format!("ip:{ip}"),
-        }
+fn checks<'a>(email: &'a str, ip: &'a str) -> [Check<'a>; 2] {
+    let check = |group, subject| Check {
+        group,
+        subject,
+        max: LIMIT,
+        window_ms: WINDOW_MS,
+    };
+    [
+        check(Group::LoginEmail, Subject::Email(email)),
+        check(Group::LoginIp, Subject::Ip(ip)),
+    ]
+}
+
+/// Starts an attempt, or returns the seconds until one is allowed.
+pub fn begin<'a>(limiter: &dyn Backend, email: &'a str, ip: &'a str) -> Result<Attempt<'a>, u64> {
+    let checks = checks(email, ip);
+    match limiter.admit(&checks) {
+        Ok(Decision::Allowed { ticket, .. }) => Ok(Attempt {
+            checks,
+            ticket: Some(ticket),
+        }),
+        // Round up: a client that waits `Retry-After` seconds must find room.
+        Ok(Decision::Denied { retry_ms, .. }) => Err(retry_ms.div_ceil(1000).max(1)),
+        // Only reachable if even the local tables fail; do not lock everyone out.
+        Err(_) => Ok(Attempt {
+            checks,
+            ticket: None,
+        }),
     }
 }
 
-/// `Ok(None)` when an attempt is allowed, `Ok(Some(seconds))` when the e-mail or the
-/// IP already has `LIMIT` failures in the last minute: the wait until one ages out.
-pub fn blocked(conn: &Connection, keys: &Keys, now_ms: i64) -> Result<Option<u64>, StoreError> {
-    let since = now_ms - WINDOW_MS;
-    let mut wait_ms = 0;
-    for key in [&keys.email, &keys.ip] {
-        let (count, oldest) = login_failures::recent(conn, key, since, LIMIT)?;
-        if count >= LIMIT {
-            let frees_at = oldest.unwrap_or(now_ms) + WINDOW_MS;
-            wait_ms = wait_ms.max(frees_at - now_ms);
+impl Attempt<'_> {
+    /// The password was right: this attempt was no failure.
+    pub fn succeeded(self, limiter: &dyn Backend) {
+        if let Some(t) = &self.ticket {
+            let _ = limiter.refund(&self.checks, t);
         }
-    }
-    // Round up: a client that waits `Retry-After` seconds must find the window open.
-    Ok((wait_ms > 0).then(|| (wait_ms as u64).div_ceil(1000).max(1)))
-}
-
-pub fn record_failure(conn: &Connection, keys: &Keys, now_ms: i64) -> Result<(), StoreError> {
-    login_failures::record(conn, &[&keys.email, &keys.ip], now_ms, now_ms - WINDOW_MS)
-}
-
-/// After a successful login the account's own count starts again; the IP's does not,
-/// so one good account cannot launder guesses against others.
-pub fn clear_email(conn: &Connection, keys: &Keys) -> Result<(), StoreError> {
-    login_failures::clear(conn, &keys.email)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn five_per_minute_per_key() {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate(&mut c).unwrap();
-        let k = Keys::new("a@x.io", "10.0.0.1");
-        for i in 0..5 {
-            assert_eq!(blocked(&c, &k, 1_000 + i).unwrap(), None);
-            record_failure(&c, &k, 1_000 + i).unwrap();
-        }
-        assert_eq!(blocked(&c, &k, 2_000).unwrap(), Some(59));
-        // Another e-mail from the same IP is blocked too; another IP for it is not.
-        assert!(blocked(&c, &Keys::new("b@x.io", "10.0.0.1"), 2_000)
-            .unwrap()
-            .is_some());
-        assert!(blocked(&c, &Keys::new("b@x.io", "10.0.0.2"), 2_000)
-            .unwrap()
-            .is_none());
-        // The oldest failure ages out after exactly one window.
-        assert!(blocked(&c, &k, 60_999).unwrap().is_some());
-        assert_eq!(blocked(&c, &k, 61_001).unwrap(), None);
+        let _ = limiter.clear(&self.checks[0]);
     }
 }

@@ -1049,7 +1049,7 @@ mod tests {
     fn rate_limit_error_message() {
         assert_eq!(
             error_of(load_env(&[("RATE_LIMITS_START", "abc")])),
-            r#"invalid value "abc" for RATE_LIMITS_START: expected N/second|minute|hour|day or "N per minute" (N >= 1)"#
+            r#"invalid value "abc" for RATE_LIMITS_START: expected N/second|minute|hour|day or "N per minute" (1 <= N <= 100000)"#
         );
     }
 

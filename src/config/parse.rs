@@ -126,8 +126,12 @@ impl fmt::Display for Rate {
     }
 }
 
+/// The largest N of a rate limit.
+pub const MAX_RATE_COUNT: u64 = 100_000;
+
 pub fn rate(s: &str) -> Result<Rate, Expected> {
-    let expected = || Expected::new("N/second|minute|hour|day or \"N per minute\" (N >= 1)");
+    let expected =
+        || Expected::new("N/second|minute|hour|day or \"N per minute\" (1 <= N <= 100000)");
     let lower = s.trim().to_ascii_lowercase();
     let (count, unit) = match lower.split_once('/') {
         Some((n, u)) => (n.trim(), u.trim()),
@@ -139,7 +143,8 @@ pub fn rate(s: &str) -> Result<Rate, Expected> {
             }
         }
     };
-    let count = uint_in(count, 1, u64::from(u32::MAX)).map_err(|_| expected())?;
+    // The exact window keeps one time per request in it: N is bounded.
+    let count = uint_in(count, 1, MAX_RATE_COUNT).map_err(|_| expected())?;
     let unit = unit.strip_suffix('s').unwrap_or(unit);
     let secs = PERIODS
         .iter()

@@ -12,8 +12,8 @@ use super::api::{self, admin_bots, admin_users, auth, bot, bot_config, maintenan
 use super::client_ip::client_ip;
 use super::ctx::Ctx;
 use super::guard;
-use super::guard_table::GuardTable;
 use super::health::Health;
+use super::limits::{self, Verdict};
 use super::notice::{NoticeCache, DEFAULT_MESSAGE};
 use super::pages::{account, html};
 use super::reply;
@@ -23,6 +23,7 @@ use super::security;
 use crate::auth::identity::{self, Credentials, IdentityError};
 use crate::auth::Identity;
 use crate::config::Config;
+use crate::coord::Coordinator;
 use crate::log::{AccessLog, AccessRecord};
 use crate::store::Db;
 
@@ -34,7 +35,7 @@ pub struct WebApp {
     ids: RequestIds,
     health: Health,
     notice: NoticeCache,
-    guards: GuardTable,
+    coord: Coordinator,
     db: Db,
     scoreboard: Scoreboard,
     slot: SlotHandle,
@@ -54,7 +55,7 @@ impl WebApp {
             common: security::header_block(&config.security_csp),
             health: Health::new(&config.app_version),
             notice: NoticeCache::new(&scoreboard),
-            guards: GuardTable::new(&scoreboard, config.timeout.as_secs()),
+            coord: Coordinator::new(&scoreboard, &config, &log),
             db: Db::new(&config.database, 4),
             ids: RequestIds::new(),
             current: Vec::with_capacity(256),
@@ -87,7 +88,13 @@ impl WebApp {
         match route.id {
             RouteId::Healthz => return (self.health.healthz(), None),
             RouteId::Livez => return (self.health.livez(), None),
-            RouteId::Readyz => return (self.health.readyz(&mut self.db, &self.scoreboard), None),
+            RouteId::Readyz => {
+                let redis = self.coord.redis_state();
+                return (
+                    self.health.readyz(&mut self.db, &self.scoreboard, redis),
+                    None,
+                );
+            }
             _ => {}
         }
         let identity = match route.access {
@@ -98,25 +105,47 @@ impl WebApp {
             },
         };
         let user_id = identity.user_id();
+        let client = client_ip(req, &self.config.forwarded_allow_ips);
+        // C6.1: before the access check, so anonymous callers count by address.
+        let limited = limits::group(route.id)
+            .map(|g| limits::admit(&self.coord, &self.config.rate_limits, g, &identity, &client));
+        let resp = match limited {
+            Some(Verdict::Refused(resp)) => return (resp, user_id),
+            _ => self.authorized(route, params, identity, &client, req),
+        };
+        match limited {
+            Some(Verdict::Allowed { limit, room }) => (limits::headers(resp, limit, room), user_id),
+            _ => (resp, user_id),
+        }
+    }
+
+    /// The access check, the maintenance rule, then the handler.
+    fn authorized(
+        &mut self,
+        route: &'static router::Route,
+        params: router::Params<'_>,
+        identity: Identity,
+        client: &str,
+        req: &Request<'_>,
+    ) -> Response {
         if let Err(refusal) = guard::check(route, &identity, req, &self.config) {
-            return (refusal, user_id);
+            return refusal;
         }
         if let Some(resp) = self.maintenance_refusal(route.id, &identity) {
-            return (resp, user_id);
+            return resp;
         }
-        let client = client_ip(req, &self.config.forwarded_allow_ips);
         let mut ctx = Ctx {
             config: &self.config,
             db: &mut self.db,
             log: &self.log,
             notice: &mut self.notice,
-            guards: &self.guards,
+            coord: &self.coord,
             identity,
-            client_ip: &client,
+            client_ip: client,
             req,
             params,
         };
-        (call(route.id, &mut ctx), user_id)
+        call(route.id, &mut ctx)
     }
 
     /// Puts the maintenance notice and banner into an HTML page's slot (C4.3: every

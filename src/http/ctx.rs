@@ -14,7 +14,7 @@ pub struct Ctx<'a, 'r> {
     pub db: &'a mut Db,
     pub log: &'a Logger,
     pub notice: &'a mut super::notice::NoticeCache,
-    pub guards: &'a super::guard_table::GuardTable,
+    pub coord: &'a crate::coord::Coordinator,
     pub identity: Identity,
     pub client_ip: &'a str,
     pub req: &'a Request<'r>,

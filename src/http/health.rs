@@ -1,5 +1,6 @@
 //! Health endpoints (C4.1): `/healthz` (no I/O), `/livez`, `/readyz`.
 
+use crate::coord::breaker::RedisState;
 use blitz_master::{clock, Scoreboard, SlotState};
 use blitz_worker::Response;
 use serde_json::json;
@@ -47,7 +48,9 @@ impl Health {
 
     /// Database reachable, bot runner alive and agreeing with the database; Redis is
     /// not configured yet.
-    pub fn readyz(&mut self, db: &mut Db, sb: &Scoreboard) -> Response {
+    /// Redis is reported but never makes the instance unready (C4.1): limits and
+    /// guards fall back to the local tables.
+    pub fn readyz(&mut self, db: &mut Db, sb: &Scoreboard, redis: RedisState) -> Response {
         let database = match db.ping() {
             Ok(()) => json!({"status": "ok"}),
             Err(e) => json!({"status": "error", "error": e.to_string()}),
@@ -81,7 +84,7 @@ impl Health {
             "checks": {
                 "database": database,
                 "bot_manager": bot_manager,
-                "redis": {"status": "disabled"},
+                "redis": {"status": redis.as_str()},
             },
         });
         if stopping {

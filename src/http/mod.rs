@@ -5,9 +5,9 @@ mod app;
 mod client_ip;
 mod ctx;
 mod guard;
-mod guard_table;
 mod health;
 mod input;
+mod limits;
 mod notice;
 mod pages;
 mod reply;
@@ -16,5 +16,4 @@ mod router;
 mod security;
 
 pub use app::WebApp;
-pub use guard_table::CELLS as GUARD_CELLS;
 pub use router::{Access, Kind, Match, RouteId, ROUTES};

@@ -16,3 +16,22 @@ pub fn active_bots(count: u64) {
 
 /// A start/stop/recover refused because another one of the same user was running.
 pub fn guard_conflict() {}
+
+/// A request of `group` refused by a rate limit (C6.1).
+pub fn rate_limited(group: &str) {
+    let _ = group;
+}
+
+/// A rate-limit table of `group` had no free cell near a new key: that key went
+/// unlimited for one request (its group's ceiling still applied).
+pub fn limit_table_full(group: &str) {
+    let _ = group;
+}
+
+/// A Redis call failed (`op`: admit, clear, guard, ping).
+pub fn redis_error(op: &str) {
+    let _ = op;
+}
+
+/// Coordination fell back from Redis to the local tables.
+pub fn redis_fallback() {}

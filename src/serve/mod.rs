@@ -18,10 +18,6 @@ use crate::config::{BindAddr, Config, ServeArgs};
 use crate::log;
 use master_app::{Logs, MasterApp};
 
-/// Bytes reserved in the shared segment for the application's tables (laid out in
-/// `crate::shm`).
-pub(crate) const APP_REGION_BYTES: usize = 256 * 1024;
-
 /// Runs the server; returns the process exit code.
 pub fn run(args: ServeArgs, config: Config) -> i32 {
     let logs = match Logs::open(&config) {
@@ -67,8 +63,14 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
         crit!(log, "{e}");
         return 1;
     }
-    let scoreboard = match Scoreboard::create(APP_REGION_BYTES) {
-        Ok(s) => s,
+    // The rate-limit tables are sized from the limits (`coord::local`).
+    let layout =
+        crate::coord::local::Layout::new(&config.rate_limits, crate::auth::login_limit::LIMIT);
+    let scoreboard = match Scoreboard::create(layout.region_bytes()) {
+        Ok(s) => {
+            layout.store(&s);
+            s
+        }
         Err(e) => {
             crit!(log, "cannot allocate shared memory"; "error" => %e);
             return 1;

@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_bots.sql",
         sql: include_str!("../../sql/0003_bots.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_coordination.sql",
+        sql: include_str!("../../sql/0004_coordination.sql"),
+    },
 ];
 
 pub struct Migration {

@@ -6,7 +6,6 @@
 pub mod admin;
 pub mod bots;
 mod db;
-pub mod login_failures;
 pub mod mail_queue;
 pub mod migrate;
 pub mod resets;

@@ -10,12 +10,18 @@ use super::api::call;
 use super::client::Resp;
 use super::{blitz_cmd, wait_for, Server};
 
-/// Fast, calm market: orders rest, nothing fills by accident.
-pub const CALM: [(&str, &str); 4] = [
+/// Fast, calm market: orders rest, nothing fills by accident; and rate limits
+/// far above what these tests send (they are tested in `coordination.rs`).
+pub const CALM: [(&str, &str); 9] = [
     ("BOT_TICK_MS", "50"),
     ("PAPER_TICK_MS", "50"),
     ("PAPER_VOLATILITY", "0.000001"),
     ("PAPER_SEED", "7"),
+    ("RATE_LIMITS_START", "10000/minute"),
+    ("RATE_LIMITS_STOP", "10000/minute"),
+    ("RATE_LIMITS_RECOVER", "10000/minute"),
+    ("RATE_LIMITS_STATUS", "10000/minute"),
+    ("RATE_LIMITS_GLOBAL", "10000/minute"),
 ];
 
 /// A user with a bearer token.

@@ -7,6 +7,7 @@ pub mod api;
 pub mod bots;
 pub mod client;
 pub mod load;
+pub mod redis;
 
 use std::fs;
 use std::net::TcpListener;

@@ -41,14 +41,20 @@ pub fn login(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let email = body.string("email", &mut errors);
     let password = body.string("password", &mut errors);
     errors.finish()?;
-    let done = accounts::login(&mut *ctx.db.conn()?, &email, &password, ctx.client_ip)
-        .inspect_err(|e| {
-            if matches!(e, AccountError::TooManyAttempts { .. }) {
-                slog::warn!(ctx.log, "login refused: too many failures";
+    let done = accounts::login(
+        &mut *ctx.db.conn()?,
+        ctx.coord,
+        &email,
+        &password,
+        ctx.client_ip,
+    )
+    .inspect_err(|e| {
+        if matches!(e, AccountError::TooManyAttempts { .. }) {
+            slog::warn!(ctx.log, "login refused: too many failures";
                     "client" => ctx.client_ip,
                     "email" => email.trim().chars().take(254).collect::<String>());
-            }
-        })?;
+        }
+    })?;
     Ok(reply::json(
         200,
         &json!({"success": true, "csrf_token": done.csrf_token, "user": user_json(&done.user)}),

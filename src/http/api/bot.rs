@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::{ApiError, ApiResult};
 use crate::bots::config::{self, side_name};
 use crate::bots::ladder;
+use crate::coord::Backend;
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
@@ -66,19 +67,28 @@ pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: String) -> ApiRes
         mode,
         actor,
     };
-    // C6.2: one operation per user at a time, across workers.
-    let Some(held) = ctx
-        .guards
-        .acquire(uid, blitz_master::clock::now_ms() / 1000)
-    else {
-        metrics::guard_conflict();
-        let body = json!({"success": false,
-            "message": "Bot operation already in progress for this user. Please wait.",
-            "retry_after": 30});
-        return Ok(reply::json(429, &body).header("Retry-After", "30"));
+    // C6.2: one operation per user at a time, across workers (and instances).
+    let held = match ctx.coord.acquire_guard(uid) {
+        Ok(Some(held)) => Some(held),
+        Ok(None) => {
+            metrics::guard_conflict();
+            let body = json!({"success": false,
+                "message": "Bot operation already in progress for this user. Please wait.",
+                "retry_after": 30});
+            return Ok(reply::json(429, &body).header("Retry-After", "30"));
+        }
+        // Only if even the local table fails; the runner still serialises per bot.
+        Err(e) => {
+            slog::error!(ctx.log, "cannot take the operation guard"; "error" => %e);
+            None
+        }
     };
     let resp = run_command(ctx, op, uid, &req);
-    ctx.guards.release(held);
+    if let Some(held) = held {
+        if let Err(e) = ctx.coord.release_guard(&held) {
+            slog::warn!(ctx.log, "cannot release the operation guard; it expires by itself"; "error" => %e);
+        }
+    }
     Ok(resp)
 }
 

@@ -24,7 +24,7 @@ pub struct GuardTable {
 }
 
 /// A held guard; give it back with `release`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Held {
     Cell {
         index: usize,
@@ -92,8 +92,8 @@ impl GuardTable {
     }
 
     /// Gives a guard back (unless someone already took it over as stale).
-    pub fn release(&self, held: Held) {
-        if let Held::Cell { index, word } = held {
+    pub fn release(&self, held: &Held) {
+        if let Held::Cell { index, word } = *held {
             let _ =
                 self.cells[index].compare_exchange(word, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
@@ -105,7 +105,7 @@ mod tests {
     use super::*;
 
     fn table(timeout_s: u64) -> (Scoreboard, GuardTable) {
-        let sb = Scoreboard::create(crate::serve::APP_REGION_BYTES).unwrap();
+        let sb = Scoreboard::create(crate::shm::FIXED_BYTES).unwrap();
         let t = GuardTable::new(&sb, timeout_s);
         (sb, t)
     }
@@ -117,15 +117,15 @@ mod tests {
         assert!(matches!(held, Held::Cell { .. }));
         assert_eq!(t.acquire(7, 101), None, "the same user conflicts");
         let other = t.acquire(8, 101).unwrap();
-        t.release(held);
+        t.release(&held);
         let again = t.acquire(7, 102).unwrap();
         assert!(matches!(again, Held::Cell { .. }));
-        t.release(again);
-        t.release(other);
+        t.release(&again);
+        t.release(&other);
         // Another user in the same cell is not a conflict.
         let a = t.acquire(5, 0).unwrap();
         assert_eq!(t.acquire(5 + CELLS as i64, 0), Some(Held::Unguarded));
-        t.release(a);
+        t.release(&a);
     }
 
     #[test]

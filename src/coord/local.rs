@@ -1,0 +1,390 @@
+//! The local backend (C6): rate-limit windows and guards in the master's shared
+//! segment, shared by every worker of the instance and untouched by recycling.
+//!
+//! Each group has an open-addressed table of window cells (`window`), keyed by a
+//! 64-bit hash of the subject and probed linearly; a cell whose window has emptied
+//! is taken over by the next new key, so the table holds the keys active in the
+//! last window, not every key ever seen. Each group's ceiling is one more cell.
+//! The tables' shape is fixed when the master creates the segment and recorded in
+//! its header, so every process reads the same layout.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use blitz_master::Scoreboard;
+
+use super::guards::GuardTable;
+use super::window::{self, Locked, Recorded};
+use super::{
+    Backend, Check, CoordError, Decision, Group, GuardToken, Room, Subject, Ticket, MAX_CHECKS,
+};
+use crate::config::RateLimits;
+use crate::shm;
+
+/// Cells probed for a key before the table counts as full for it.
+const PROBES: usize = 16;
+/// The most cells of one table, and the bytes one table may take.
+const MAX_CELLS: usize = 16_384;
+const TABLE_BUDGET: usize = 8 << 20;
+const GROUPS: usize = Group::ALL.len();
+/// Groups with a ceiling (C6.1's four).
+const CEILINGS: usize = 4;
+
+/// How many admissions each table's cells hold, and how many cells it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    max: [u32; GROUPS],
+    cells: [usize; GROUPS],
+    ceiling: u32,
+}
+
+impl Layout {
+    pub fn new(limits: &RateLimits, login_max: u32) -> Layout {
+        let max = [
+            limits.start.count,
+            limits.stop.count,
+            limits.recover.count,
+            limits.status.count,
+            login_max,
+            login_max,
+        ];
+        // As many cells as the budget allows, a power of two for the probe mask.
+        let cells = max.map(|m| {
+            let fit = (TABLE_BUDGET / (window::cell_words(m) * 8)).clamp(PROBES, MAX_CELLS);
+            1usize << fit.ilog2()
+        });
+        Layout {
+            max,
+            cells,
+            ceiling: limits.global.count,
+        }
+    }
+
+    fn table_words(&self, g: usize) -> usize {
+        self.cells[g] * window::cell_words(self.max[g])
+    }
+
+    /// Offset (bytes) of group `g`'s table; the ceilings follow the last table.
+    fn offset(&self, g: usize) -> usize {
+        shm::FIXED_BYTES + (0..g).map(|i| self.table_words(i) * 8).sum::<usize>()
+    }
+
+    fn ceiling_offset(&self, g: usize) -> usize {
+        self.offset(GROUPS) + g * window::cell_words(self.ceiling) * 8
+    }
+
+    /// The application region's size for this layout.
+    pub fn region_bytes(&self) -> usize {
+        self.ceiling_offset(CEILINGS)
+    }
+
+    /// Records the layout in the segment (the master, before forking).
+    pub fn store(&self, sb: &Scoreboard) {
+        // SAFETY: the header's own bytes, atomics only.
+        let header = unsafe { shm::words(sb, shm::LIMITS_HEADER, 2 * GROUPS + 1) };
+        for g in 0..GROUPS {
+            header[2 * g].store(u64::from(self.max[g]), Ordering::Relaxed);
+            header[2 * g + 1].store(self.cells[g] as u64, Ordering::Relaxed);
+        }
+        header[2 * GROUPS].store(u64::from(self.ceiling), Ordering::Release);
+    }
+
+    /// The layout the master recorded.
+    pub fn load(sb: &Scoreboard) -> Layout {
+        // SAFETY: as in `store`.
+        let header = unsafe { shm::words(sb, shm::LIMITS_HEADER, 2 * GROUPS + 1) };
+        let word = |i: usize| header[i].load(Ordering::Acquire);
+        Layout {
+            max: std::array::from_fn(|g| word(2 * g) as u32),
+            cells: std::array::from_fn(|g| word(2 * g + 1) as usize),
+            ceiling: word(2 * GROUPS) as u32,
+        }
+    }
+}
+
+/// Which cell an admission went to, to give it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalTicket {
+    entries: [Option<(Place, u64, Recorded)>; MAX_CHECKS],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    Cell { group: usize, index: usize },
+    Ceiling(usize),
+}
+
+pub struct LocalBackend {
+    layout: Layout,
+    tables: [&'static [AtomicU64]; GROUPS],
+    ceilings: [&'static [AtomicU64]; CEILINGS],
+    guards: GuardTable,
+}
+
+/// FNV-1a over the subject: stable across processes (unlike a seeded hasher), and
+/// never 0, which marks a free cell.
+fn key_hash(subject: &Subject<'_>) -> u64 {
+    use std::fmt::Write;
+    struct Fnv(u64);
+    impl Write for Fnv {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            for b in s.bytes() {
+                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            }
+            Ok(())
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let _ = write!(h, "{subject}");
+    h.0.max(1)
+}
+
+impl LocalBackend {
+    /// The backend over `sb`, whose layout the master stored.
+    pub fn new(sb: &Scoreboard, guard_timeout_s: u64) -> LocalBackend {
+        let layout = Layout::load(sb);
+        // SAFETY: each table's bytes are its own per the layout, atomics only.
+        let tables = std::array::from_fn(|g| unsafe {
+            shm::words(sb, layout.offset(g), layout.table_words(g))
+        });
+        let ceilings = std::array::from_fn(|g| unsafe {
+            shm::words(
+                sb,
+                layout.ceiling_offset(g),
+                window::cell_words(layout.ceiling),
+            )
+        });
+        LocalBackend {
+            layout,
+            tables,
+            ceilings,
+            guards: GuardTable::new(sb, guard_timeout_s),
+        }
+    }
+
+    fn cell(&self, place: Place) -> &'static [AtomicU64] {
+        match place {
+            Place::Ceiling(g) => self.ceilings[g],
+            Place::Cell { group, index } => {
+                let w = window::cell_words(self.layout.max[group]);
+                &self.tables[group][index * w..(index + 1) * w]
+            }
+        }
+    }
+
+    /// Locks the cell of `check`'s key, taking a free or emptied one for a new key;
+    /// `None` when the probed cells are all busy with other keys.
+    fn locate(&self, check: &Check<'_>, now: u64, claim: bool) -> Option<(Place, Locked<'static>)> {
+        let g = check.group.index();
+        if check.subject == Subject::All {
+            let place = Place::Ceiling(g.min(CEILINGS - 1));
+            return Some((place, window::lock(self.cell(place))));
+        }
+        let key = key_hash(&check.subject);
+        let cells = self.layout.cells[g];
+        let start = (key as usize) & (cells - 1);
+        let place = |p: usize| Place::Cell {
+            group: g,
+            index: (start + p) & (cells - 1),
+        };
+        for p in 0..PROBES {
+            let cell = self.cell(place(p));
+            if cell[1].load(Ordering::Relaxed) == key {
+                let locked = window::lock(cell);
+                if locked.key() == key {
+                    return Some((place(p), locked));
+                }
+            }
+        }
+        if !claim {
+            return None;
+        }
+        for p in 0..PROBES {
+            let locked = window::lock(self.cell(place(p)));
+            if locked.key() == key {
+                return Some((place(p), locked));
+            }
+            if locked.key() == 0 || locked.idle(now, check.window_ms) {
+                locked.clear();
+                locked.set_key(key);
+                return Some((place(p), locked));
+            }
+        }
+        None
+    }
+}
+
+impl Backend for LocalBackend {
+    fn admit(&self, checks: &[Check<'_>]) -> Result<Decision, CoordError> {
+        let guess = blitz_master::clock::now_ms();
+        // Locks in the order of `checks` (subject before ceiling), the same in
+        // every process.
+        let mut held: [Option<(Place, Locked<'static>)>; MAX_CHECKS] = [None, None];
+        for (i, c) in checks.iter().take(MAX_CHECKS).enumerate() {
+            held[i] = self.locate(c, guess, true);
+            if held[i].is_none() {
+                crate::metrics::limit_table_full(c.group.name());
+            }
+        }
+        // Read under the locks, so each cell's times only grow.
+        let now = blitz_master::clock::now_ms().max(1);
+        for (i, (c, h)) in checks.iter().zip(&held).enumerate() {
+            if let Some(retry_ms) = h.as_ref().and_then(|(_, l)| l.full_for(now, c.window_ms)) {
+                return Ok(Decision::Denied { index: i, retry_ms });
+            }
+        }
+        let mut rooms = [Room::default(); MAX_CHECKS];
+        let mut entries = [None, None];
+        for (i, (c, h)) in checks.iter().zip(&held).enumerate() {
+            match h {
+                Some((place, l)) => {
+                    entries[i] = Some((*place, l.key(), l.record(now)));
+                    rooms[i] = l.room(now, c.window_ms);
+                }
+                // The table is full: this check is not enforced (fail open, counted).
+                None => {
+                    rooms[i] = Room {
+                        remaining: c.max,
+                        reset_ms: 0,
+                    }
+                }
+            }
+        }
+        Ok(Decision::Allowed {
+            rooms,
+            ticket: Ticket::Local(LocalTicket { entries }),
+        })
+    }
+
+    fn refund(&self, _checks: &[Check<'_>], ticket: &Ticket) -> Result<(), CoordError> {
+        let Ticket::Local(t) = ticket else {
+            return Ok(());
+        };
+        for (place, key, recorded) in t.entries.iter().flatten() {
+            let locked = window::lock(self.cell(*place));
+            if locked.key() == *key {
+                locked.refund(recorded);
+            }
+        }
+        Ok(())
+    }
+
+    fn clear(&self, check: &Check<'_>) -> Result<(), CoordError> {
+        if let Some((_, locked)) = self.locate(check, 0, false) {
+            locked.clear();
+        }
+        Ok(())
+    }
+
+    fn acquire_guard(&self, uid: i64) -> Result<Option<GuardToken>, CoordError> {
+        let now_s = blitz_master::clock::now_ms() / 1000;
+        Ok(self.guards.acquire(uid, now_s).map(GuardToken::Local))
+    }
+
+    fn release_guard(&self, token: &GuardToken) -> Result<(), CoordError> {
+        if let GuardToken::Local(held) = token {
+            self.guards.release(held);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse::Rate;
+    use std::time::Duration;
+
+    fn rate(count: u32) -> Rate {
+        Rate {
+            count,
+            period: Duration::from_secs(60),
+        }
+    }
+
+    fn backend() -> (Scoreboard, LocalBackend) {
+        let limits = RateLimits {
+            start: rate(3),
+            stop: rate(3),
+            recover: rate(3),
+            status: rate(3),
+            global: rate(5),
+        };
+        let layout = Layout::new(&limits, 5);
+        let sb = Scoreboard::create(layout.region_bytes()).unwrap();
+        layout.store(&sb);
+        let b = LocalBackend::new(&sb, 30);
+        (sb, b)
+    }
+
+    fn checks(uid: i64) -> [Check<'static>; 2] {
+        let c = |subject, max| Check {
+            group: Group::Start,
+            subject,
+            max,
+            window_ms: 60_000,
+        };
+        [c(Subject::User(uid), 3), c(Subject::All, 5)]
+    }
+
+    fn allowed(d: &Decision) -> bool {
+        matches!(d, Decision::Allowed { .. })
+    }
+
+    #[test]
+    fn per_subject_and_ceiling() {
+        let (_sb, b) = backend();
+        let first = b.admit(&checks(1)).unwrap();
+        let Decision::Allowed { rooms, .. } = &first else {
+            panic!("{first:?}")
+        };
+        assert_eq!((rooms[0].remaining, rooms[1].remaining), (2, 4));
+        assert!(rooms[0].reset_ms > 59_000 && rooms[0].reset_ms <= 60_000);
+        assert!(allowed(&b.admit(&checks(1)).unwrap()));
+        assert!(allowed(&b.admit(&checks(1)).unwrap()));
+        let denied = b.admit(&checks(1)).unwrap();
+        assert!(matches!(denied, Decision::Denied { index: 0, retry_ms } if retry_ms > 59_000));
+        // Another user has their own window, until the ceiling of 5 is reached.
+        assert!(allowed(&b.admit(&checks(2)).unwrap()));
+        assert!(allowed(&b.admit(&checks(2)).unwrap()));
+        let denied = b.admit(&checks(3)).unwrap();
+        assert!(
+            matches!(denied, Decision::Denied { index: 1, .. }),
+            "{denied:?}"
+        );
+        // A denial by the ceiling recorded nothing for user 3.
+        let only_user = [checks(3)[0]];
+        for _ in 0..3 {
+            assert!(allowed(&b.admit(&only_user).unwrap()));
+        }
+    }
+
+    #[test]
+    fn refund_and_clear() {
+        let (_sb, b) = backend();
+        let c = [checks(7)[0]];
+        b.admit(&c).unwrap();
+        b.admit(&c).unwrap();
+        let Decision::Allowed { ticket, .. } = b.admit(&c).unwrap() else {
+            panic!()
+        };
+        assert!(!allowed(&b.admit(&c).unwrap()));
+        b.refund(&c, &ticket).unwrap();
+        assert!(allowed(&b.admit(&c).unwrap()));
+        assert!(!allowed(&b.admit(&c).unwrap()));
+        b.clear(&c[0]).unwrap();
+        assert!(allowed(&b.admit(&c).unwrap()));
+    }
+
+    #[test]
+    fn keys_that_share_cells_stay_apart() {
+        let (_sb, b) = backend();
+        // Far more keys than probes: each is still counted on its own.
+        for uid in 0..2_000 {
+            let c = [checks(uid)[0]];
+            for _ in 0..3 {
+                assert!(allowed(&b.admit(&c).unwrap()), "uid {uid}");
+            }
+            assert!(!allowed(&b.admit(&c).unwrap()), "uid {uid}");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Cross-process coordination (C6): rate limits and the per-user operation guard,
+//! behind one trait with two backends.
+//!
+//! - `local` keeps its tables in the master's shared segment: correct across every
+//!   worker of one instance, and unaffected by worker recycling.
+//! - `redis` runs one Lua script per operation: correct across instances.
+//!
+//! `Coordinator` is what the HTTP side holds: Redis when configured and reachable,
+//! otherwise the local tables (`breaker`).
+//!
+//! Rate limits are an exact sliding window: a request is admitted when fewer than
+//! `max` requests were admitted for that key in the last `window_ms`, so `N/minute`
+//! allows a burst of N and never more than N in any 60 s. (GCRA with a burst of N
+//! would let almost 2N through in some 60 s windows.)
+
+pub mod breaker;
+pub mod guards;
+pub mod local;
+pub mod redis;
+pub mod window;
+
+use std::fmt;
+
+pub use breaker::Coordinator;
+
+/// The limited groups (C6.1) and the failed-login limits (C4.6). The local backend
+/// has one table per group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    Start,
+    Stop,
+    Recover,
+    Status,
+    LoginEmail,
+    LoginIp,
+}
+
+impl Group {
+    pub const ALL: [Group; 6] = [
+        Group::Start,
+        Group::Stop,
+        Group::Recover,
+        Group::Status,
+        Group::LoginEmail,
+        Group::LoginIp,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Start => "start",
+            Group::Stop => "stop",
+            Group::Recover => "recover",
+            Group::Status => "status",
+            Group::LoginEmail => "login_email",
+            Group::LoginIp => "login_ip",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Whom a limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject<'a> {
+    User(i64),
+    Ip(&'a str),
+    Email(&'a str),
+    /// Everyone together: the global ceiling of the group.
+    All,
+}
+
+impl fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::User(id) => write!(f, "u:{id}"),
+            Subject::Ip(ip) => write!(f, "ip:{ip}"),
+            Subject::Email(e) => write!(f, "email:{e}"),
+            Subject::All => f.write_str("all"),
+        }
+    }
+}
+
+/// One limit to pass: at most `max` admissions per `window_ms` for (group, subject).
+#[derive(Clone, Copy, Debug)]
+pub struct Check<'a> {
+    pub group: Group,
+    pub subject: Subject<'a>,
+    pub max: u32,
+    pub window_ms: u64,
+}
+
+/// The most checks one admission takes (a subject and its group's ceiling).
+pub const MAX_CHECKS: usize = 2;
+
+/// What is left of one check's window after an admission.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Room {
+    /// Admissions still possible now.
+    pub remaining: u32,
+    /// Milliseconds until the oldest admission in the window leaves it.
+    pub reset_ms: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Every check passed and each recorded this request.
+    Allowed {
+        rooms: [Room; MAX_CHECKS],
+        ticket: Ticket,
+    },
+    /// `checks[index]` is full (nothing was recorded): one admission leaves its
+    /// window in `retry_ms`.
+    Denied { index: usize, retry_ms: u64 },
+}
+
+/// Identifies an admission so that it can be given back (`refund`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ticket {
+    Local(local::LocalTicket),
+    Redis(redis::RedisTicket),
+}
+
+/// A held per-user guard; give it back with `release_guard`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuardToken {
+    Local(guards::Held),
+    Redis(redis::RedisGuard),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordError {
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("redis returned an unexpected reply: {0}")]
+    Reply(String),
+}
+
+/// One coordination backend (C6). Every call is atomic across the processes that
+/// share the backend.
+pub trait Backend {
+    /// Admits a request if every check has room, recording it in each; otherwise
+    /// records nothing.
+    fn admit(&self, checks: &[Check<'_>]) -> Result<Decision, CoordError>;
+    /// Gives an admission back (a successful login does not count as a failure).
+    fn refund(&self, checks: &[Check<'_>], ticket: &Ticket) -> Result<(), CoordError>;
+    /// Forgets every admission of one check's key.
+    fn clear(&self, check: &Check<'_>) -> Result<(), CoordError>;
+    /// Takes `uid`'s operation guard, or `None` while someone else holds it.
+    fn acquire_guard(&self, uid: i64) -> Result<Option<GuardToken>, CoordError>;
+    fn release_guard(&self, token: &GuardToken) -> Result<(), CoordError>;
+}

@@ -1,0 +1,277 @@
+//! One exact sliding window in shared memory: a ring of the last `max` admission
+//! times of one key.
+//!
+//! A cell is `[lock, key, head, slot × max]`, all `AtomicU64`. `slot[head % max]`
+//! holds the oldest of the last `max` admissions, so a request is admitted exactly
+//! when that time has left the window — O(1), and the ring stays sorted, so the count
+//! still in the window is a binary search.
+//!
+//! An admission must update two words (a slot and `head`), and one check may span two
+//! cells (a user and the group's ceiling), so cells are taken with a tiny lock (a
+//! CAS of the owner's pid) held for a few dozen instructions. A lock whose owner died
+//! is taken over, so a SIGKILLed worker cannot wedge a key.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::Room;
+
+/// Words before the slots.
+pub const HEADER_WORDS: usize = 3;
+const LOCK: usize = 0;
+const KEY: usize = 1;
+const HEAD: usize = 2;
+
+/// Spins before checking whether the lock's owner is still alive.
+const SPINS_BEFORE_CHECK: u32 = 2_000;
+
+/// Words of a cell with room for `max` admissions.
+pub fn cell_words(max: u32) -> usize {
+    HEADER_WORDS + max as usize
+}
+
+/// One recorded admission, enough to undo it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub position: u64,
+    pub at: u64,
+    pub previous: u64,
+}
+
+/// A locked cell; unlocks on drop.
+pub struct Locked<'a> {
+    words: &'a [AtomicU64],
+    me: u64,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let _ = self.words[LOCK].compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
+    }
+}
+
+fn alive(pid: u64) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // ESRCH: no such process. EPERM would mean alive but not ours.
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// Locks `words` (one cell) for this process.
+pub fn lock(words: &[AtomicU64]) -> Locked<'_> {
+    let me = u64::from(std::process::id());
+    let mut spins = 0u32;
+    loop {
+        let owner = words[LOCK].load(Ordering::Relaxed);
+        let free = owner == 0 || (spins >= SPINS_BEFORE_CHECK && !alive(owner));
+        if free
+            && words[LOCK]
+                .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Locked { words, me };
+        }
+        spins = spins.saturating_add(1);
+        if spins.checked_rem(64) == Some(0) {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+impl Locked<'_> {
+    pub fn key(&self) -> u64 {
+        self.words[KEY].load(Ordering::Relaxed)
+    }
+
+    pub fn set_key(&self, key: u64) {
+        self.words[KEY].store(key, Ordering::Relaxed);
+    }
+
+    fn slots(&self) -> &[AtomicU64] {
+        &self.words[HEADER_WORDS..]
+    }
+
+    fn max(&self) -> u64 {
+        self.slots().len() as u64
+    }
+
+    fn head(&self) -> u64 {
+        self.words[HEAD].load(Ordering::Relaxed)
+    }
+
+    /// The `i`-th oldest of the last `max` admissions (0 = oldest).
+    fn nth(&self, i: u64) -> u64 {
+        let at = (self.head() + i) % self.max();
+        self.slots()[at as usize].load(Ordering::Relaxed)
+    }
+
+    /// When the window is full: how long until its oldest admission leaves it.
+    pub fn full_for(&self, now: u64, window: u64) -> Option<u64> {
+        let oldest = self.nth(0);
+        (oldest != 0 && oldest + window > now).then(|| oldest + window - now)
+    }
+
+    /// Whether nothing of the window is left (the cell may serve another key).
+    pub fn idle(&self, now: u64, window: u64) -> bool {
+        let newest = self.nth(self.max() - 1);
+        newest == 0 || newest + window <= now
+    }
+
+    /// Records an admission at `now` (the caller checked `full_for`); returns what
+    /// `refund` needs to undo it.
+    pub fn record(&self, now: u64) -> Recorded {
+        let head = self.head();
+        let slot = &self.slots()[(head % self.max()) as usize];
+        let previous = slot.swap(now, Ordering::Relaxed);
+        self.words[HEAD].store(head + 1, Ordering::Relaxed);
+        Recorded {
+            position: head,
+            at: now,
+            previous,
+        }
+    }
+
+    /// What is left of the window at `now`.
+    pub fn room(&self, now: u64, window: u64) -> Room {
+        // The ring is sorted oldest first: find the first admission still inside.
+        let (mut lo, mut hi) = (0, self.max());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let t = self.nth(mid);
+            if t != 0 && t + window > now {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let inside = self.max() - lo;
+        let reset_ms = if lo < self.max() {
+            self.nth(lo) + window - now
+        } else {
+            0
+        };
+        Room {
+            remaining: (self.max() - inside) as u32,
+            reset_ms,
+        }
+    }
+
+    /// Gives an admission back. The newest is undone exactly (the slot gets back the
+    /// time it held); an older one is marked as long expired, which frees its room
+    /// once it becomes the oldest.
+    pub fn refund(&self, r: &Recorded) {
+        let head = self.head();
+        let slot = &self.slots()[(r.position % self.max()) as usize];
+        if r.position >= head
+            || r.position + self.max() < head
+            || slot.load(Ordering::Relaxed) != r.at
+        {
+            return; // already overwritten by later admissions
+        }
+        if r.position + 1 == head {
+            slot.store(r.previous, Ordering::Relaxed);
+            self.words[HEAD].store(r.position, Ordering::Relaxed);
+        } else {
+            slot.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets every admission.
+    pub fn clear(&self) {
+        for s in self.slots() {
+            s.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(max: u32) -> Vec<AtomicU64> {
+        (0..cell_words(max)).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    #[test]
+    fn n_in_any_window_and_a_burst_of_n() {
+        let c = cell(3);
+        let l = lock(&c);
+        let w = 60_000;
+        for t in [1_000, 1_001, 1_002] {
+            assert_eq!(l.full_for(t, w), None);
+            l.record(t);
+        }
+        assert_eq!(l.full_for(1_003, w), Some(59_997));
+        // The oldest leaves exactly one window after it came.
+        assert_eq!(l.full_for(60_999, w), Some(1));
+        assert_eq!(l.full_for(61_000, w), None);
+        l.record(61_000);
+        assert_eq!(
+            l.room(61_000, w),
+            Room {
+                remaining: 0,
+                reset_ms: 1
+            }
+        );
+        assert_eq!(l.full_for(61_000, w), Some(1));
+        assert_eq!(l.full_for(61_001, w), None);
+        assert_eq!(
+            l.room(62_002, w),
+            Room {
+                remaining: 2,
+                reset_ms: 58_998
+            }
+        );
+        assert!(!l.idle(62_002, w));
+        assert!(l.idle(121_000, w));
+    }
+
+    #[test]
+    fn refund_of_the_newest_is_exact() {
+        let c = cell(2);
+        let l = lock(&c);
+        let p = l.record(10);
+        let q = l.record(11);
+        assert!(l.full_for(12, 100).is_some());
+        l.refund(&q);
+        assert_eq!(l.full_for(12, 100), None);
+        assert_eq!(l.room(12, 100).remaining, 1);
+        // After a wrap the overwritten time comes back: 10 and 11 are both inside.
+        l.record(11);
+        let wrapped = l.record(50);
+        l.refund(&wrapped);
+        assert_eq!(l.full_for(51, 100), Some(59));
+        // An older one becomes "expired"; a stale ticket does nothing.
+        l.refund(&p);
+        assert_eq!(l.full_for(51, 100), None);
+        let r = l.record(52);
+        l.record(53);
+        l.record(54);
+        l.refund(&r);
+        assert!(
+            l.full_for(55, 100).is_some(),
+            "r was overwritten: no effect"
+        );
+    }
+
+    #[test]
+    fn a_dead_owners_lock_is_taken_over() {
+        let c = cell(1);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = u64::from(child.id());
+        child.wait().unwrap();
+        c[LOCK].store(dead, Ordering::Relaxed);
+        let l = lock(&c);
+        assert_eq!(
+            c[LOCK].load(Ordering::Relaxed),
+            u64::from(std::process::id())
+        );
+        drop(l);
+        assert_eq!(c[LOCK].load(Ordering::Relaxed), 0);
+    }
+}
