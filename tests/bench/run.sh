@@ -119,7 +119,7 @@ latency_case() { # LABEL PORT TOKEN
       -H "Authorization: Bearer $tok")
     p50s+=("$p50")
   done
-  printf '%-40s p50 %6.3f ms   (rounds: %s)\n' "$label" "$(printf '%s\n' "${p50s[@]}" | median)" "${p50s[*]}"
+  printf '%-44s p50 %6.3f ms   (rounds: %s)\n' "$label" "$(printf '%s\n' "${p50s[@]}" | median)" "${p50s[*]}"
 }
 
 echo
