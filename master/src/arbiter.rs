@@ -106,9 +106,12 @@ pub enum Event<'a> {
         number: usize,
         pid: i32,
     },
+    /// A child was reaped; its scoreboard `slot` is free and not reused before
+    /// this event returns (the application may fold per-slot state).
     Exited {
         role: Role,
         number: usize,
+        slot: usize,
         pid: i32,
         reason: ExitReason,
         expected: bool,
@@ -356,6 +359,7 @@ impl<'a, A: App> Arbiter<'a, A> {
             self.app.event(Event::Exited {
                 role: c.role,
                 number: c.number,
+                slot: c.slot.index(),
                 pid: pid.as_raw(),
                 reason,
                 expected,

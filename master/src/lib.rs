@@ -19,4 +19,6 @@ mod signals;
 
 pub use arbiter::{run, App, ChildCtx, Event, ExitReason, Link, Role, Settings};
 pub use listener::{Address, Listener, ListenerKind};
-pub use scoreboard::{Scoreboard, SlotHandle, SlotState, SLOT_REQ_BYTES, WORKER_SLOTS};
+pub use scoreboard::{
+    Scoreboard, SlotHandle, SlotState, SLOT_REQ_BYTES, TOTAL_SLOTS, WORKER_SLOTS,
+};

@@ -25,7 +25,8 @@ use crate::clock::now_ms;
 pub const WORKER_SLOTS: usize = 512;
 /// Slots for singleton children (the bot runner, …) after the worker slots.
 const SINGLETON_SLOTS: usize = 8;
-const TOTAL_SLOTS: usize = WORKER_SLOTS + SINGLETON_SLOTS;
+/// Every slot: workers, then singletons.
+pub const TOTAL_SLOTS: usize = WORKER_SLOTS + SINGLETON_SLOTS;
 const MAGIC: u64 = 0x626c_6974_7a53_4231; // "blitzSB1"
 const LAYOUT_VERSION: u32 = 1;
 /// Bytes of "METHOD PATH REQUEST-ID" kept for `WORKER TIMEOUT` reports.

@@ -25,6 +25,10 @@ use crate::auth::Identity;
 use crate::config::Config;
 use crate::coord::Coordinator;
 use crate::log::{AccessLog, AccessRecord};
+use crate::metrics;
+
+/// The `endpoint` label of requests that matched no route.
+const OTHER: &str = "other";
 use crate::store::Db;
 
 pub struct WebApp {
@@ -41,6 +45,9 @@ pub struct WebApp {
     slot: SlotHandle,
     /// Scratch for the slot's "METHOD PATH ID" text, reused across requests.
     current: Vec<u8>,
+    /// The route template of the request being served (`other` if none), for
+    /// metrics.
+    endpoint: &'static str,
 }
 
 impl WebApp {
@@ -59,6 +66,7 @@ impl WebApp {
             db: Db::new(&config.database, 4),
             ids: RequestIds::new(),
             current: Vec::with_capacity(256),
+            endpoint: OTHER,
             config,
             log,
             access,
@@ -74,8 +82,12 @@ impl WebApp {
     /// Routes and runs the request; returns the response and the caller's user id
     /// (for the access log).
     fn dispatch(&mut self, req: &Request<'_>) -> (Response, Option<i64>) {
+        self.endpoint = OTHER;
         let (route, params) = match router::route(req.method, req.path) {
-            Match::Found { route, params } => (route, params),
+            Match::Found { route, params } => {
+                self.endpoint = route.path;
+                (route, params)
+            }
             Match::MethodNotAllowed { allow } => {
                 return (
                     reply::error(405, "Method not allowed").header("Allow", allow),
@@ -88,6 +100,7 @@ impl WebApp {
         match route.id {
             RouteId::Healthz => return (self.health.healthz(), None),
             RouteId::Livez => return (self.health.livez(), None),
+            RouteId::Metrics => return (self.metrics(), None),
             RouteId::Readyz => {
                 let redis = self.coord.redis_state();
                 return (
@@ -146,6 +159,21 @@ impl WebApp {
             params,
         };
         call(route.id, &mut ctx)
+    }
+
+    /// `/metrics` (C4.2): only with `ENABLE_METRICS`.
+    fn metrics(&self) -> Response {
+        if !self.config.enable_metrics {
+            return reply::error(404, "Not found");
+        }
+        let info = metrics::AppInfo {
+            version: &self.config.app_version,
+            environment: &self.config.environment,
+        };
+        Response::new(200)
+            .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            .header("Cache-Control", "no-store")
+            .body(metrics::render(&self.scoreboard, &info).into_bytes())
     }
 
     /// Puts the maintenance notice and banner into an HTML page's slot (C4.3: every
@@ -278,6 +306,15 @@ impl Handler for WebApp {
         let (mut resp, user_id) = self.dispatch(req);
         self.fill_notice(&mut resp);
         self.log_access(Some(req), &resp, &id, user_id, started);
+        metrics::http_request(
+            req.method,
+            self.endpoint,
+            resp.status,
+            started.elapsed().as_secs_f64(),
+        );
+        if resp.status >= 500 {
+            metrics::error("http_5xx", "worker");
+        }
         resp.headers.push(("X-Request-Id", id.into()));
         self.slot.set_request(b"");
         self.slot.add_request();
@@ -295,8 +332,25 @@ impl Handler for WebApp {
         }
         // After a handler panic, the slot still names the failed request.
         self.slot.set_request(b"");
+        if rejection == Rejection::InternalError {
+            metrics::error("panic", "worker");
+        }
         let mut resp = reply::error(rejection.status(), rejection.message());
         self.log_access(head, &resp, &id, None, started);
+        // After a panic `endpoint` still names the failed route; otherwise the
+        // request never reached routing.
+        let endpoint = if rejection == Rejection::InternalError {
+            self.endpoint
+        } else {
+            OTHER
+        };
+        let method = head.map_or("other", |r| r.method);
+        metrics::http_request(
+            method,
+            endpoint,
+            resp.status,
+            started.elapsed().as_secs_f64(),
+        );
         resp.headers.push(("X-Request-Id", id.into()));
         resp
     }
@@ -309,7 +363,7 @@ impl Handler for WebApp {
 /// Runs the handler of an authorised request.
 fn call(id: RouteId, ctx: &mut Ctx<'_, '_>) -> Response {
     let result = match id {
-        RouteId::Healthz | RouteId::Livez | RouteId::Readyz => {
+        RouteId::Healthz | RouteId::Livez | RouteId::Readyz | RouteId::Metrics => {
             return reply::error(404, "Not found");
         }
         RouteId::VerifyPage => return account::verify(ctx),

@@ -448,6 +448,7 @@ impl Manager {
         // A bug in one bot's step ends that bot with an error, visibly, and
         // nothing else (the panic hook has logged it).
         let Ok(result) = result else {
+            crate::metrics::error("panic", "bot_runner");
             let failed = Verdict::Failed("internal error in the bot's step".into());
             return self.settle(conn, uid, &mut guard, failed, true);
         };
@@ -501,7 +502,10 @@ impl Manager {
                 "cycle closed and repeat is off".to_string(),
             ),
             Verdict::SafetyStop(m) => ("safety_stop", "stopped", m),
-            Verdict::Failed(m) => ("error", "error", m),
+            Verdict::Failed(m) => {
+                crate::metrics::error("bot_failed", "bot_runner");
+                ("error", "error", m)
+            }
         };
         let error = (status != "stopped").then_some(msg.as_str());
         if let (Some(e), Some(bot)) = (error, guard.bot.as_ref()) {

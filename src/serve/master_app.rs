@@ -8,12 +8,13 @@ use slog::{crit, error, info, o, warn, Logger};
 
 use crate::config::{AccessLogFormat, Config, LogTarget, ServeArgs};
 use crate::log::{self, AccessLog, Sink};
+use crate::metrics;
 
 /// Process-title prefix and singleton names (indices into `Settings::singletons`).
 const TITLE: &str = "blitz";
 const BOT_RUNNER: &str = "bot-runner";
 const MAILER: &str = "mailer";
-const SINGLETONS: [&str; 2] = [BOT_RUNNER, MAILER];
+pub(crate) const SINGLETONS: [&str; 2] = [BOT_RUNNER, MAILER];
 
 /// The open log destinations, created by the master and inherited by children.
 pub struct Logs {
@@ -78,6 +79,8 @@ pub struct MasterApp {
     log: Logger,
     /// The bot runner's RPC socket (see `serve::bind_runner_socket`).
     rpc: UnixListener,
+    /// Children killed by `--timeout` and not yet reaped (for the restart reason).
+    timed_out: Vec<i32>,
 }
 
 impl MasterApp {
@@ -96,6 +99,7 @@ impl MasterApp {
             config,
             logs,
             log,
+            timed_out: Vec::new(),
         }
     }
 }
@@ -131,8 +135,38 @@ fn describe(reason: ExitReason) -> String {
     }
 }
 
+impl MasterApp {
+    /// Supervisor metrics: restarts by reason, and the fold of an ended child's
+    /// values into the retired accumulator.
+    fn count(&mut self, ev: &Event<'_>) {
+        match *ev {
+            Event::Timeout { pid, .. } => self.timed_out.push(pid),
+            Event::Exited {
+                role,
+                slot,
+                pid,
+                expected,
+                ..
+            } => {
+                let timed_out = self.timed_out.iter().position(|p| *p == pid);
+                if let Some(i) = timed_out {
+                    self.timed_out.swap_remove(i);
+                }
+                let child = match role_name(role) {
+                    BOT_RUNNER => metrics::Child::BotRunner,
+                    MAILER => metrics::Child::Mailer,
+                    _ => metrics::Child::Worker,
+                };
+                metrics::child_ended(slot, child, timed_out.is_some(), expected);
+            }
+            _ => {}
+        }
+    }
+}
+
 impl App for MasterApp {
     fn run_child(&mut self, ctx: ChildCtx) -> i32 {
+        crate::metrics::enter(ctx.slot.index());
         install_panic_log(log::logger(&self.logs.error, role_name(ctx.role)));
         match ctx.role {
             Role::Worker => {
@@ -175,6 +209,7 @@ impl App for MasterApp {
     }
 
     fn event(&mut self, ev: Event<'_>) {
+        self.count(&ev);
         let log = &self.log;
         match ev {
             Event::Listening(a) => info!(log, "Listening at: {a}"),
@@ -190,6 +225,7 @@ impl App for MasterApp {
                 pid,
                 reason,
                 expected: true,
+                ..
             } => {
                 info!(log, "{} exited", role_name(role); "slot" => number, "child_pid" => pid,
                     "reason" => describe(reason))
@@ -200,6 +236,7 @@ impl App for MasterApp {
                 pid,
                 reason,
                 expected: false,
+                ..
             } => {
                 error!(log, "{} (pid:{pid}) exited unexpectedly: {}", role_name(role), describe(reason);
                     "slot" => number, "child_pid" => pid)

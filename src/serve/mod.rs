@@ -6,6 +6,7 @@ mod setup;
 mod worker;
 
 pub use background::Background;
+pub(crate) use master_app::SINGLETONS;
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -76,12 +77,18 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
             return 1;
         }
     };
+    // Before forking: every child maps the same metric pages.
+    if let Err(e) = crate::metrics::install(config.prometheus_multiproc_dir.as_deref()) {
+        crit!(log, "cannot create the metrics segment"; "error" => %e);
+        return 1;
+    }
     info!(log, "Starting blitz {}", crate::config::cli::version(); "workers" => config.workers,
         "database" => %config.database.display());
     let settings = master_app::settings(&config);
     let mut app = MasterApp::new(args, config, logs, log, bound_port, rpc);
     let code = blitz_master::run(&mut app, settings, listeners, scoreboard);
     let _ = std::fs::remove_file(&rpc_path);
+    crate::metrics::uninstall();
     code
 }
 

@@ -30,6 +30,7 @@ impl Lifecycle for WorkerLife {
     fn retire(&mut self) {
         info!(self.log, "max requests reached, asking for a replacement";
             "requests" => self.link.slot.requests());
+        crate::metrics::retiring();
         self.link.report(SlotState::RetireRequested);
     }
 

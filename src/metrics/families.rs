@@ -1,0 +1,69 @@
+//! The metric families of C4.2 and the `blitz_*` supervisor families: names,
+//! help, labels, and where each keeps its values.
+
+/// Families in the per-process ("hot") registry.
+pub const HTTP_REQUESTS: u16 = 0;
+pub const ERRORS: u16 = 1;
+/// Families in the histogram registry.
+pub const HTTP_DURATION: u16 = 0;
+/// Families in the user registry (one shared cell per series).
+pub const BOT_STARTS: u16 = 0;
+pub const BOT_STOPS: u16 = 1;
+pub const BOT_RECOVERS: u16 = 2;
+
+/// `http_request_duration_seconds` bucket bounds (the client libraries' defaults);
+/// `+Inf` is the 12th bucket.
+pub const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Fixed cells per process (`segment::STATIC_CAP`).
+pub mod stat {
+    /// Gauge set by the bot runner; not folded when a process ends.
+    pub const ACTIVE_BOTS: usize = 0;
+    pub const LOCK_CONFLICTS: usize = 1;
+    pub const REDIS_FALLBACKS: usize = 2;
+    /// Set by a worker that retires after `--max-requests`; read by the master
+    /// when it reaps the worker, not rendered.
+    pub const RETIRING: usize = 3;
+    pub const RATE_LIMITED: usize = 8;
+    pub const TABLE_FULL: usize = 16;
+    pub const REDIS_ERRORS: usize = 24;
+    pub const OVERFLOW: usize = 28;
+    pub const WORKER_RESTARTS: usize = 32;
+    pub const RUNNER_RESTARTS: usize = 36;
+    pub const MAILER_RESTARTS: usize = 40;
+    /// Cells that are not counters: zeroed, not folded, when their process ends.
+    pub const NOT_COUNTERS: [usize; 2] = [ACTIVE_BOTS, RETIRING];
+}
+
+/// Label values of the indexed static families.
+pub const GROUPS: [&str; 6] = [
+    "start",
+    "stop",
+    "recover",
+    "status",
+    "login_email",
+    "login_ip",
+];
+pub const REDIS_OPS: [&str; 4] = ["admit", "clear", "guard", "ping"];
+pub const REGISTRIES: [&str; 3] = ["http", "histogram", "user"];
+pub const RESTART_REASONS: [&str; 4] = ["max_requests", "timeout", "crash", "stopped"];
+
+/// HTTP methods get their own label value; anything else is `other` (bounded).
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Index of `name` in `names`, or the last one.
+pub fn position(names: &[&str], name: &str) -> usize {
+    names
+        .iter()
+        .position(|n| *n == name)
+        .unwrap_or(names.len() - 1)
+}
