@@ -199,3 +199,16 @@ fn account_failure(e: AccountError) -> i32 {
         }
     }
 }
+
+/// `blitz loadtest` (C12).
+pub fn loadtest(args: crate::config::LoadtestArgs) -> i32 {
+    crate::loadtest::run(crate::loadtest::Options {
+        url: args.url,
+        users: args.users.max(1),
+        connections: args.connections.max(1),
+        duration: std::time::Duration::from_secs(args.duration.max(1)),
+        database: args.database,
+        tokens: args.tokens,
+        json: args.json,
+    })
+}

@@ -11,6 +11,7 @@ pub mod config;
 pub mod coord;
 pub mod exchange;
 pub mod http;
+pub mod loadtest;
 pub mod log;
 pub mod mail;
 pub mod metrics;

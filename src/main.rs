@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => blitz::commands::migrate(args),
         Command::User(cmd) => blitz::commands::user(cmd),
         Command::Token(cmd) => blitz::commands::token(cmd),
+        Command::Loadtest(args) => blitz::commands::loadtest(args),
     };
     ExitCode::from(code as u8)
 }

@@ -66,6 +66,34 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Simulate users against a running server and report latency per endpoint.
+    Loadtest(LoadtestArgs),
+}
+
+/// `blitz loadtest` (C12).
+#[derive(Clone, Debug, Args)]
+pub struct LoadtestArgs {
+    /// Base URL of the server
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub url: String,
+    /// Simulated users (load-test accounts made in --database)
+    #[arg(long, default_value_t = 100)]
+    pub users: usize,
+    /// Concurrent keep-alive connections
+    #[arg(long, default_value_t = 50)]
+    pub connections: usize,
+    /// Seconds to run
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// The server's database: load-test users and their tokens are made there
+    #[arg(long, value_name = "PATH")]
+    pub database: Option<PathBuf>,
+    /// Instead of --database: a file of API tokens, one per line
+    #[arg(long, value_name = "FILE", conflicts_with = "database")]
+    pub tokens: Option<PathBuf>,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The database the admin commands work on.

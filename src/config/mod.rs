@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use cli::{Cli, Command, DbArgs, ServeArgs, TokenCommand, UserCommand};
+pub use cli::{Cli, Command, DbArgs, LoadtestArgs, ServeArgs, TokenCommand, UserCommand};
 pub use env::{EnvLookup, LayeredEnv, ProcessEnv};
 pub use error::{ConfigError, Expected};
 pub use parse::{
