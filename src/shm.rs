@@ -9,6 +9,9 @@ pub const RUNNER_STATS: usize = 0;
 pub const NOTICE: usize = 64;
 /// Whether Redis is considered down, instance-wide (`coord::breaker`).
 pub const REDIS_STATE: usize = 72;
+/// Credentials epoch: moves when any credential may have been revoked
+/// (`auth::cache`).
+pub const AUTH_EPOCH: usize = 80;
 /// The per-user operation guards (`coord::guards`), 64 KiB.
 pub const GUARDS: usize = 128;
 /// The rate-limit tables' shape (`coord::local`), 256 bytes.

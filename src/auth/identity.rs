@@ -104,6 +104,16 @@ pub fn resolve(
     })
 }
 
+/// What identifies the credentials for `auth::cache`: the hash of the bearer token
+/// (which wins) or of the session cookie; `None` without credentials.
+pub fn cache_key(creds: &Credentials<'_>) -> Option<String> {
+    if let Some(bearer) = creds.authorization.and_then(bearer_token) {
+        return token::looks_like_token(bearer).then(|| format!("b{}", token::hash(bearer)));
+    }
+    let value = cookie::session_value(creds.cookies.iter().copied())?;
+    token::looks_like_token(value).then(|| format!("c{}", token::hash(value)))
+}
+
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
 fn bearer_token(header: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(header).ok()?.trim();

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin_seed;
+pub mod cache;
 pub mod cookie;
 pub mod csrf;
 pub mod identity;

@@ -20,6 +20,7 @@ use super::reply;
 use super::request_id::RequestIds;
 use super::router::{self, Access, Match, RouteId};
 use super::security;
+use crate::auth::cache::IdentityCache;
 use crate::auth::identity::{self, Credentials, IdentityError};
 use crate::auth::Identity;
 use crate::config::Config;
@@ -39,6 +40,7 @@ pub struct WebApp {
     ids: RequestIds,
     health: Health,
     notice: NoticeCache,
+    identities: IdentityCache,
     coord: Coordinator,
     db: Db,
     scoreboard: Scoreboard,
@@ -62,6 +64,7 @@ impl WebApp {
             common: security::header_block(&config.security_csp),
             health: Health::new(&config.app_version),
             notice: NoticeCache::new(&scoreboard),
+            identities: IdentityCache::new(&scoreboard),
             coord: Coordinator::new(&scoreboard, &config, &log),
             db: Db::new(&config.database, 4),
             ids: RequestIds::new(),
@@ -158,7 +161,11 @@ impl WebApp {
             req,
             params,
         };
-        call(route.id, &mut ctx)
+        let resp = call(route.id, &mut ctx);
+        if revokes_credentials(route.id) && resp.status < 400 {
+            self.identities.invalidate_all();
+        }
+        resp
     }
 
     /// `/metrics` (C4.2): only with `ENABLE_METRICS`.
@@ -235,17 +242,26 @@ impl WebApp {
             authorization: req.header("authorization"),
             cookies: req.header_all("cookie").collect(),
         };
+        let key = identity::cache_key(&creds);
+        if let Some(found) = key.as_deref().and_then(|k| self.identities.get(k)) {
+            return Ok(found);
+        }
         let conn = self.db.conn().map_err(|e| {
             error!(self.log, "cannot read sessions"; "error" => %e);
             reply::error(503, "Database unavailable")
         })?;
-        identity::resolve(&conn, &creds, crate::store::now()).map_err(|e| match e {
-            IdentityError::BadBearer => reply::error(401, "Authentication required"),
-            IdentityError::Store(e) => {
-                error!(self.log, "cannot read sessions"; "error" => %e);
-                reply::error(503, "Database unavailable")
-            }
-        })
+        let resolved =
+            identity::resolve(&conn, &creds, crate::store::now()).map_err(|e| match e {
+                IdentityError::BadBearer => reply::error(401, "Authentication required"),
+                IdentityError::Store(e) => {
+                    error!(self.log, "cannot read sessions"; "error" => %e);
+                    reply::error(503, "Database unavailable")
+                }
+            })?;
+        if let Some(k) = key {
+            self.identities.put(k, &resolved);
+        }
+        Ok(resolved)
     }
 
     /// Publishes what this worker is serving, for `WORKER TIMEOUT` reports, as
@@ -358,6 +374,20 @@ impl Handler for WebApp {
     fn common_headers(&self) -> &[u8] {
         &self.common
     }
+}
+
+/// Routes whose success may end sessions or tokens, or change a user's role or
+/// state: cached identities must not outlive them.
+fn revokes_credentials(id: RouteId) -> bool {
+    matches!(
+        id,
+        RouteId::Logout
+            | RouteId::ChangePassword
+            | RouteId::Reset
+            | RouteId::ResetSubmit
+            | RouteId::DeleteToken
+            | RouteId::AdminUpdateUser
+    )
 }
 
 /// Runs the handler of an authorised request.

@@ -137,7 +137,10 @@ fn outcome(op: Op, uid: i64, r: &Reply) -> Response {
 pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
     let conn = ctx.db.conn()?;
-    Ok(reply::json(200, &status_json(&conn, uid)?))
+    // One read transaction for the handful of reads: each implicit one would take
+    // and drop SQLite's shared-memory read lock (fcntl calls) again.
+    let body = store::read(&conn, |c| status_json(c, uid))?;
+    Ok(reply::json(200, &body))
 }
 
 /// The C4.4 status object of `uid` (also used by the admin views).
