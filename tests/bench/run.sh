@@ -3,23 +3,31 @@
 #
 #   tests/bench/run.sh [duration] [rounds]
 #
-# Starts nginx (2 worker processes, `return 200`) and blitz (2 workers), runs
-# `wrk -t2 -c50 -d<duration>` against each, alternating, for <rounds> rounds, and
-# prints the median req/s, the median p99 and the ratio blitz/nginx for: /healthz
-# (keep-alive and `Connection: close`) and an authenticated GET /api/bot/status of a
-# running paper bot (bearer token). Then, blitz against itself, one connection at a
-# time: the added latency of a rate-limited request (a user's status against an
-# exempt admin's), on the local backend and, when redis-server is installed, on a
-# private Redis. Needs wrk and nginx (apt-get install wrk nginx-light; redis-server
-# for the Redis row).
+# 1. nginx (2 worker processes, `return 200`) and blitz (2 workers): `wrk -t2 -c50`
+#    against each, alternating, <rounds> rounds of <duration>; the median req/s and
+#    p99 of each and the ratio blitz/nginx for /healthz (keep-alive and
+#    `Connection: close`), /api/status, an authenticated GET /api/bot/status of a
+#    running paper bot (bearer token) and /metrics.
+# 2. The same authenticated status with the access log on (blitz against blitz).
+# 3. What a rate limit adds: one request at a time (`wrk -t1 -c1`), exempt admin vs
+#    limited user, on the local backend and, with redis-server, on a private Redis.
+# 4. Idle RSS (and PSS) of every blitz process.
+# 5. `blitz loadtest` with 5,000 users at 50 connections.
+# 6. 5,000 running paper bots: the runner's CPU and RSS (tests/bots_scale.rs).
+#
+# Needs wrk and nginx (apt-get install wrk nginx-light; redis-server for the Redis
+# rows). Rate limits are raised for the run so that every request is admitted (and
+# still passes through the limiter).
 set -euo pipefail
 
 duration=${1:-10s}
 rounds=${2:-3}
+secs=${duration%s}
 root=$(cd "$(dirname "$0")/../.." && pwd)
+bin=$root/target/release/blitz
 work=$(mktemp -d)
-blitz_pid= redis_blitz_pid= redis_pid=
-trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) $blitz_pid $redis_blitz_pid $redis_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+pids=()
+trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install wrk nginx-light" >&2; exit 1; }
@@ -27,7 +35,6 @@ done
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 nginx_port=$(free_port)
-blitz_port=$(free_port)
 
 cat >"$work/nginx.conf" <<NGINX
 worker_processes 2;
@@ -46,35 +53,40 @@ nginx -c "$work/nginx.conf" -p "$work"
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 
-# Limits far above what wrk sends, so every request passes through the limiter.
-export RATE_LIMITS_STATUS=100000/second RATE_LIMITS_GLOBAL=100000/second
+export RATE_LIMITS_START=100000/second RATE_LIMITS_STOP=100000/second
+export RATE_LIMITS_RECOVER=100000/second RATE_LIMITS_STATUS=100000/second
+export RATE_LIMITS_GLOBAL=100000/second ENABLE_METRICS=true
 
-# start_blitz PORT DIR [REDIS_URL]: starts blitz, waits for /readyz, prints its pid.
+# start_blitz NAME [serve args...]: starts blitz in $work/NAME on a free port,
+# waits for /readyz; sets port_NAME.
 start_blitz() {
-  local port=$1 dir=$2 redis=${3:-}
-  REDIS_URL=$redis "$root/target/release/blitz" serve --workers 2 --bind "127.0.0.1:$port" \
-    --database "$dir/database.db" --error-logfile "$dir/blitz.log" >/dev/null 2>&1 &
-  local pid=$!
+  local name=$1; shift
+  local port; port=$(free_port)
+  mkdir -p "$work/$name"
+  "$bin" serve --workers 2 --bind "127.0.0.1:$port" --database "$work/$name/database.db" \
+    --error-logfile "$work/$name/blitz.log" "$@" >/dev/null 2>&1 &
+  pids+=($!)
+  printf -v "pid_$name" '%s' "$!"
   for _ in $(seq 100); do
     curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  echo "$pid"
+  printf -v "port_$name" '%s' "$port"
 }
-mkdir -p "$work/db"
-blitz_pid=$(start_blitz "$blitz_port" "$work/db")
 
-# A user with a running paper bot and an admin, authenticated by API tokens.
-make_token() { # DIR EMAIL [--admin]
-  local db=$1/database.db email=$2; shift 2
-  "$root/target/release/blitz" user create --email "$email" "$@" --database "$db" </dev/null >/dev/null 2>&1
-  "$root/target/release/blitz" token create --email "$email" --database "$db"
+# make_token NAME EMAIL [--admin]: a user and an API token in instance NAME.
+make_token() {
+  local db=$work/$1/database.db email=$2; shift 2
+  "$bin" user create --email "$email" "$@" --database "$db" </dev/null >/dev/null 2>&1
+  "$bin" token create --email "$email" --database "$db"
 }
-token=$(make_token "$work/db" bench@example.com)
-admin_token=$(make_token "$work/db" boss@example.com --admin)
-curl -fs -X POST -H "Authorization: Bearer $token" "http://127.0.0.1:$blitz_port/api/bot/start" >/dev/null
 
-# Prints "req_per_sec p99_ms p50_ms" for one wrk run (CONNS=50 connections).
+start_blitz main
+token=$(make_token main bench@example.com)
+admin_token=$(make_token main boss@example.com --admin)
+curl -fs -X POST -H "Authorization: Bearer $token" "http://127.0.0.1:$port_main/api/bot/start" >/dev/null
+
+# Prints "req_per_sec p99_ms p50_ms" for one wrk run (THREADS/CONNS override).
 measure() {
   local url=$1; shift
   wrk -t"${THREADS:-2}" -c"${CONNS:-50}" -d"$duration" --latency "$@" "$url" | awk '
@@ -90,58 +102,86 @@ measure() {
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-run_case() {
-  local label=$1 path=$2; shift 2
-  local n_rps=() n_p99=() b_rps=() b_p99=()
+# compare LABEL URL_A URL_B NAME_A NAME_B [wrk args]: alternating rounds, medians, B/A.
+compare() {
+  local label=$1 ua=$2 ub=$3 na=$4 nb=$5; shift 5
+  local a_rps=() a_p99=() b_rps=() b_p99=() r p
   for _ in $(seq "$rounds"); do
-    read -r r p _ < <(measure "http://127.0.0.1:$nginx_port$path" "$@"); n_rps+=("$r"); n_p99+=("$p")
-    read -r r p _ < <(measure "http://127.0.0.1:$blitz_port$path" "$@"); b_rps+=("$r"); b_p99+=("$p")
+    read -r r p _ < <(measure "$ua" "$@"); a_rps+=("$r"); a_p99+=("$p")
+    read -r r p _ < <(measure "$ub" "$@"); b_rps+=("$r"); b_p99+=("$p")
   done
-  local nr np br bp
-  nr=$(printf '%s\n' "${n_rps[@]}" | median); np=$(printf '%s\n' "${n_p99[@]}" | median)
+  local ar ap br bp
+  ar=$(printf '%s\n' "${a_rps[@]}" | median); ap=$(printf '%s\n' "${a_p99[@]}" | median)
   br=$(printf '%s\n' "${b_rps[@]}" | median); bp=$(printf '%s\n' "${b_p99[@]}" | median)
-  printf '%-28s nginx %9.0f req/s p99 %7.2f ms | blitz %9.0f req/s p99 %7.2f ms | ratio %.2f\n' \
-    "$label" "$nr" "$np" "$br" "$bp" "$(echo "$br / $nr" | bc -l)"
-  echo "    rounds nginx: ${n_rps[*]}  blitz: ${b_rps[*]}"
+  printf '%-30s %-6s %9.0f req/s p99 %6.2f ms | %-6s %9.0f req/s p99 %6.2f ms | ratio %.2f\n' \
+    "$label" "$na" "$ar" "$ap" "$nb" "$br" "$bp" "$(echo "$br / $ar" | bc -l)"
 }
 
-echo "wrk -t2 -c50 -d$duration, median of $rounds alternating rounds, $(nproc) cores"
-run_case "/healthz keep-alive" /healthz
-run_case "/healthz Connection: close" /healthz -H "Connection: close"
-run_case "GET /api/bot/status (auth)" /api/bot/status -H "Authorization: Bearer $token"
-
-# The limiter's cost: one connection, one request at a time, so p50 is the latency
-# of a single request. Exempt admin vs limited user, on each backend.
-latency_case() { # LABEL PORT TOKEN
-  local label=$1 port=$2 tok=$3 p50s=()
-  for _ in $(seq "$rounds"); do
-    read -r _ _ p50 < <(THREADS=1 CONNS=1 measure "http://127.0.0.1:$port/api/bot/status" \
-      -H "Authorization: Bearer $tok")
-    p50s+=("$p50")
-  done
-  printf '%-44s p50 %6.3f ms   (rounds: %s)\n' "$label" "$(printf '%s\n' "${p50s[@]}" | median)" "${p50s[*]}"
-}
+nginx_url=http://127.0.0.1:$nginx_port
+main_url=http://127.0.0.1:$port_main
+auth=(-H "Authorization: Bearer $token")
+echo "== 1. blitz against nginx return 200: wrk -t2 -c50 -d$duration, median of $rounds alternating rounds, $(nproc) cores"
+compare "/healthz keep-alive" "$nginx_url/healthz" "$main_url/healthz" nginx blitz
+compare "/healthz Connection: close" "$nginx_url/healthz" "$main_url/healthz" nginx blitz -H "Connection: close"
+compare "/api/status" "$nginx_url/api/status" "$main_url/api/status" nginx blitz
+compare "GET /api/bot/status (auth)" "$nginx_url/api/bot/status" "$main_url/api/bot/status" nginx blitz "${auth[@]}"
+compare "/metrics" "$nginx_url/metrics" "$main_url/metrics" nginx blitz
 
 echo
-echo "Rate-limited request latency, wrk -t1 -c1 -d$duration, median of $rounds rounds"
-latency_case "status, admin (exempt, no limiter)" "$blitz_port" "$admin_token"
-latency_case "status, user (local shared-memory limiter)" "$blitz_port" "$token"
+echo "== 2. access log cost: authenticated status, access log off vs on (to a file)"
+start_blitz logged --access-logfile "$work/logged/access.log"
+logged_token=$(make_token logged bench@example.com)
+curl -fs -X POST -H "Authorization: Bearer $logged_token" "http://127.0.0.1:$port_logged/api/bot/start" >/dev/null
+THREADS=2 CONNS=50 compare "auth status, log off / on" "$main_url/api/bot/status" \
+  "http://127.0.0.1:$port_logged/api/bot/status" off on "${auth[@]}" -H "X-Bench: 1"
+echo "   (the 'on' instance uses its own token; both run a paper bot)"
+
+echo
+echo "== 3. rate-limited request latency: wrk -t1 -c1 -d$duration, median p50 of $rounds rounds"
+latency() { # LABEL URL TOKEN
+  local p50s=() p
+  for _ in $(seq "$rounds"); do
+    read -r _ _ p < <(THREADS=1 CONNS=1 measure "$2/api/bot/status" -H "Authorization: Bearer $3")
+    p50s+=("$p")
+  done
+  printf '%-44s p50 %6.3f ms   (rounds: %s)\n' "$1" "$(printf '%s\n' "${p50s[@]}" | median)" "${p50s[*]}"
+}
+latency "admin (exempt, no limiter)" "$main_url" "$admin_token"
+latency "user (local shared-memory limiter)" "$main_url" "$token"
 if command -v redis-server >/dev/null; then
   redis_port=$(free_port)
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-    --dir "$work" >/dev/null 2>&1 &
-  redis_pid=$!
-  for _ in $(seq 50); do
-    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  redis_blitz_port=$(free_port)
-  mkdir -p "$work/db-redis"
-  redis_blitz_pid=$(start_blitz "$redis_blitz_port" "$work/db-redis" "redis://127.0.0.1:$redis_port/0")
-  redis_token=$(make_token "$work/db-redis" bench@example.com)
-  redis_admin=$(make_token "$work/db-redis" boss@example.com --admin)
-  latency_case "status, admin (exempt), Redis instance" "$redis_blitz_port" "$redis_admin"
-  latency_case "status, user (Redis limiter)" "$redis_blitz_port" "$redis_token"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  REDIS_URL="redis://127.0.0.1:$redis_port/0" start_blitz redis
+  latency "admin (exempt), Redis instance" "http://127.0.0.1:$port_redis" "$(make_token redis boss@example.com --admin)"
+  latency "user (Redis limiter)" "http://127.0.0.1:$port_redis" "$(make_token redis bench@example.com)"
 else
-  echo "redis-server not installed: no Redis row"
+  echo "redis-server not installed: no Redis rows"
 fi
+
+echo
+echo "== 4. idle memory of the main instance (master, 2 workers, bot runner, mailer)"
+sleep 2
+total=0; core=0
+for pid in "$pid_main" $(pgrep -P "$pid_main"); do
+  title=$(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-24)
+  rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+  pss=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")
+  printf '   %-24s RSS %6d kB  PSS %6d kB\n' "$title" "$rss" "$pss"
+  total=$((total + rss))
+  case "$title" in *mailer*) ;; *) core=$((core + rss)) ;; esac
+done
+printf '   master + 2 workers + bot runner: RSS %.1f MB (with the mailer %.1f MB)\n' \
+  "$(echo "$core / 1024" | bc -l)" "$(echo "$total / 1024" | bc -l)"
+
+echo
+echo "== 5. blitz loadtest, 5,000 users, 50 keep-alive connections, ${secs}s"
+start_blitz load
+"$bin" loadtest --url "http://127.0.0.1:$port_load" --users 5000 --connections 50 \
+  --duration "$secs" --database "$work/load/database.db" || true
+
+echo
+echo "== 6. 5,000 running paper bots (tests/bots_scale.rs)"
+(cd "$root" && cargo test --release --quiet --test bots_scale -- --ignored --nocapture 2>&1 |
+  grep -E "ready|runner|core|RSS" | sed 's/^/   /') || echo "   bots_scale failed"
