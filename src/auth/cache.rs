@@ -18,7 +18,7 @@ use super::Identity;
 
 const MAX_AGE: Duration = Duration::from_secs(1);
 /// Entries kept before the cache starts afresh (bounds memory per worker).
-const MAX_ENTRIES: usize = 4096;
+const MAX_ENTRIES: usize = 16_384;
 
 pub struct IdentityCache {
     epoch: &'static AtomicU64,

@@ -18,21 +18,23 @@ use std::time::{Duration, Instant};
 use client::Client;
 use stats::{Endpoint, Row};
 
-/// What a simulated user does, with its weight (out of 100).
+/// What a simulated user does, with its weight (per mille): an open dashboard
+/// polls its status every few seconds, loads its page data now and then, and its
+/// user presses start, stop or recover rarely.
 const MIX: [(&str, &str, Option<&str>, u32); 8] = [
-    ("GET", "/api/bot/status", None, 60),
-    ("GET", "/api/trades?limit=20", None, 8),
-    ("GET", "/api/pnl/summary?days=7", None, 6),
-    ("GET", "/api/bot/events?limit=20", None, 6),
-    ("GET", "/api/status", None, 8),
-    ("POST", "/api/bot/start", Some("{}"), 5),
+    ("GET", "/api/bot/status", None, 700),
+    ("GET", "/api/trades?limit=20", None, 80),
+    ("GET", "/api/pnl/summary?days=7", None, 60),
+    ("GET", "/api/bot/events?limit=20", None, 60),
+    ("GET", "/api/status", None, 80),
+    ("POST", "/api/bot/start", Some("{}"), 8),
     (
         "POST",
         "/api/bot/stop",
         Some("{\"mode\":\"cancel_orders\"}"),
-        5,
+        8,
     ),
-    ("POST", "/api/bot/recover", Some("{}"), 2),
+    ("POST", "/api/bot/recover", Some("{}"), 4),
 ];
 
 /// The command's options (parsed by clap in `config::cli`).

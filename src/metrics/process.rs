@@ -45,16 +45,20 @@ fn page_size() -> f64 {
         .map_or(4096.0, |p| p as f64)
 }
 
-/// Seconds since the epoch at boot (`btime` of /proc/stat).
+/// Seconds since the epoch at boot (`btime` of /proc/stat, read once: the file is
+/// long and the value never changes).
 fn boot_time() -> f64 {
-    fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("btime "))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
+    static BOOT: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("btime "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! which its values are kept. Entries are claimed with one compare-and-swap and
 //! never removed, so the table holds at most its capacity; a series that finds no
 //! room is counted as overflow and not recorded.
+//!
+//! Claims are also appended to an order list, so a scrape visits the series in use
+//! rather than the whole table.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,6 +25,10 @@ const PROBES: usize = 64;
 const SEP: u8 = 0x1f;
 
 pub struct Registry {
+    /// How many claims were appended to `order`.
+    count: &'static AtomicU64,
+    /// Entry index + 1 of each claim, in claim order (0: being written).
+    order: &'static [AtomicU64],
     words: &'static [AtomicU64],
     cap: usize,
 }
@@ -50,10 +57,14 @@ fn encode(labels: &[&str]) -> Option<Vec<u8>> {
 }
 
 impl Registry {
+    /// A registry over `registry_words(cap)` words.
     pub fn new(words: &'static [AtomicU64]) -> Registry {
+        let cap = (words.len() - 1) / (ENTRY_WORDS + 1);
         Registry {
-            cap: words.len() / ENTRY_WORDS,
-            words,
+            count: &words[0],
+            order: &words[1..1 + cap],
+            words: &words[1 + cap..],
+            cap,
         }
     }
 
@@ -87,6 +98,10 @@ impl Registry {
                 write_labels(e, &text);
                 let meta = READY | (u64::from(family) << 16) | text.len() as u64;
                 e[META].store(meta, Ordering::Release);
+                let k = self.count.fetch_add(1, Ordering::AcqRel) as usize;
+                if let Some(slot) = self.order.get(k) {
+                    slot.store(i as u64 + 1, Ordering::Release);
+                }
                 return Some(i);
             }
             if e[KEY].load(Ordering::Acquire) == hash && self.matches(e, family, &text) {
@@ -113,7 +128,9 @@ impl Registry {
 
     /// Every complete entry: (index, family, label values).
     pub fn entries(&self) -> impl Iterator<Item = (usize, u16, Vec<String>)> + '_ {
-        (0..self.cap).filter_map(|i| {
+        let claimed = (self.count.load(Ordering::Acquire) as usize).min(self.cap);
+        self.order[..claimed].iter().filter_map(|o| {
+            let i = (o.load(Ordering::Acquire) as usize).checked_sub(1)?;
             let e = self.entry(i);
             let meta = e[META].load(Ordering::Acquire);
             if meta & READY == 0 {
@@ -151,7 +168,7 @@ mod tests {
     use super::*;
 
     fn table(entries: usize) -> Registry {
-        let words: Vec<AtomicU64> = (0..entries * ENTRY_WORDS)
+        let words: Vec<AtomicU64> = (0..crate::metrics::segment::registry_words(entries))
             .map(|_| AtomicU64::new(0))
             .collect();
         Registry::new(Box::leak(words.into_boxed_slice()))

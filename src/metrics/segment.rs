@@ -38,10 +38,15 @@ pub const RETIRED_SLOT: usize = blitz_master::TOTAL_SLOTS + 1;
 pub const HEADER_WORDS: usize = 8;
 pub const SLOT_WORDS: usize = HOT_CAP + HIST_CAP * HIST_WORDS + STATIC_CAP;
 
+/// Words of a registry of `cap` entries: a count, the claim order, the entries.
+pub const fn registry_words(cap: usize) -> usize {
+    1 + cap + cap * ENTRY_WORDS
+}
+
 pub const HOT_REG: usize = HEADER_WORDS;
-pub const HIST_REG: usize = HOT_REG + HOT_CAP * ENTRY_WORDS;
-pub const USER_REG: usize = HIST_REG + HIST_CAP * ENTRY_WORDS;
-pub const SLOTS_AT: usize = USER_REG + USER_CAP * ENTRY_WORDS;
+pub const HIST_REG: usize = HOT_REG + registry_words(HOT_CAP);
+pub const USER_REG: usize = HIST_REG + registry_words(HIST_CAP);
+pub const SLOTS_AT: usize = USER_REG + registry_words(USER_CAP);
 pub const TOTAL_WORDS: usize = SLOTS_AT + SLOTS * SLOT_WORDS;
 
 const FILE_PREFIX: &str = "blitz-metrics-";
