@@ -374,6 +374,12 @@ impl Handler for WebApp {
     fn common_headers(&self) -> &[u8] {
         &self.common
     }
+
+    fn flush(&mut self) {
+        if let Some(a) = self.access.as_mut() {
+            a.flush();
+        }
+    }
 }
 
 /// Routes whose success may end sessions or tokens, or change a user's role or

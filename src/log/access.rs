@@ -35,11 +35,18 @@ enum Format {
     Json,
 }
 
+/// Lines are written in batches of at most this many bytes: one `write` per
+/// event-loop turn instead of one per request, and never more than `PIPE_BUF`, so
+/// batches from several workers sharing a pipe (stdout under systemd) stay whole.
+const BATCH_BYTES: usize = 4096;
+
 pub struct AccessLog {
     sink: Sink,
     format: Format,
     clock: SecondClock,
     line: String,
+    /// Complete lines not yet written (see `flush`).
+    pending: Vec<u8>,
 }
 
 impl AccessLog {
@@ -53,6 +60,16 @@ impl AccessLog {
             },
             clock: SecondClock::default(),
             line: String::with_capacity(256),
+            pending: Vec::with_capacity(BATCH_BYTES),
+        }
+    }
+
+    /// Writes the buffered lines (the worker calls this once per event-loop turn,
+    /// before it waits; a crash loses at most that turn's lines).
+    pub fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.sink.write_line(&self.pending);
+            self.pending.clear();
         }
     }
 
@@ -74,7 +91,16 @@ impl AccessLog {
             }
         }
         self.line.push('\n');
-        self.sink.write_line(self.line.as_bytes());
+        if self.pending.len() + self.line.len() > BATCH_BYTES {
+            self.flush();
+        }
+        self.pending.extend_from_slice(self.line.as_bytes());
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 

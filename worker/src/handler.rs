@@ -63,6 +63,10 @@ pub trait Handler {
     fn common_headers(&self) -> &[u8] {
         b""
     }
+
+    /// Called once per event-loop turn, before the worker waits for events: the
+    /// place to write out what the turn's requests buffered (access log lines).
+    fn flush(&mut self) {}
 }
 
 /// Process-level hooks: readiness, heartbeats, recycling and log reopening.

@@ -158,6 +158,7 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             let busy = !self.ready.is_empty() || (self.accept_pending && self.accepting);
             let idle_wait = self.heartbeat_every.min(SWEEP_EVERY * 5);
             let timeout = if busy { Duration::ZERO } else { idle_wait };
+            self.handler.flush();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e.into());
