@@ -23,6 +23,10 @@ const HEAD: usize = 2;
 
 /// Spins before checking whether the lock's owner is still alive.
 const SPINS_BEFORE_CHECK: u32 = 2_000;
+/// Spins (with a yield every 64) after which the lock is taken regardless: a holder
+/// keeps it for a few dozen instructions, so this only happens when the owner died
+/// and its pid already belongs to another process.
+const SPINS_BEFORE_STEAL: u32 = 1_000_000;
 
 /// Words of a cell with room for `max` admissions.
 pub fn cell_words(max: u32) -> usize {
@@ -66,7 +70,9 @@ pub fn lock(words: &[AtomicU64]) -> Locked<'_> {
     let mut spins = 0u32;
     loop {
         let owner = words[LOCK].load(Ordering::Relaxed);
-        let free = owner == 0 || (spins >= SPINS_BEFORE_CHECK && !alive(owner));
+        let free = owner == 0
+            || (spins >= SPINS_BEFORE_CHECK && !alive(owner))
+            || spins >= SPINS_BEFORE_STEAL;
         if free
             && words[LOCK]
                 .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
