@@ -126,6 +126,23 @@ fn per_user_limit_is_exact_across_workers_redis() {
 }
 
 #[test]
+fn redis_with_a_password_and_a_database_number() {
+    let redis = Redis::with_password("s3cret pass");
+    let url = format!("redis://:s3cret%20pass@127.0.0.1:{}/3", redis.port);
+    let s = server(2, &[("RATE_LIMITS_STATUS", "2/minute")], Some(&url));
+    let u = user(&s, "a@x.io", false);
+    let codes: Vec<u16> = (0..3).map(|_| get(&s, &u).status).collect();
+    assert_eq!(codes, [200, 200, 429]);
+    assert_eq!(readyz(&s)["checks"]["redis"]["status"], "ok");
+    let key = format!("blitz:rl:status:u:{}", u.id);
+    assert!(redis.cmd_in(3, &["KEYS", "blitz:rl:*"]).contains(&key));
+    assert!(
+        !s.log().contains("s3cret"),
+        "the password stays out of the log"
+    );
+}
+
+#[test]
 fn the_global_ceiling_spans_users() {
     let s = server(
         3,

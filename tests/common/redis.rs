@@ -12,15 +12,29 @@ pub struct Redis {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    password: Option<String>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
-        Redis::start_on(free_port(), tempfile::tempdir().unwrap())
+        Redis::start_on(free_port(), tempfile::tempdir().unwrap(), None)
     }
 
-    fn start_on(port: u16, dir: tempfile::TempDir) -> Redis {
-        let child = Command::new("redis-server")
+    /// A server that wants `AUTH password`.
+    pub fn with_password(password: &str) -> Redis {
+        Redis::start_on(
+            free_port(),
+            tempfile::tempdir().unwrap(),
+            Some(password.to_string()),
+        )
+    }
+
+    fn start_on(port: u16, dir: tempfile::TempDir, password: Option<String>) -> Redis {
+        let mut cmd = Command::new("redis-server");
+        if let Some(p) = &password {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -34,6 +48,7 @@ impl Redis {
             port,
             child: Some(child),
             dir,
+            password,
         };
         wait_for(Duration::from_secs(10), "redis-server", || {
             r.try_cmd(&["PING"]).is_ok_and(|s| s == "+PONG")
@@ -62,7 +77,7 @@ impl Redis {
         let mut me = self;
         me.kill();
         let dir = std::mem::replace(&mut me.dir, tempfile::tempdir().unwrap());
-        Redis::start_on(me.port, dir)
+        Redis::start_on(me.port, dir, me.password.take())
     }
 
     /// One command; the reply's first line (`+OK`, `:3`, `*2` ...) or, for an
@@ -85,7 +100,15 @@ impl Redis {
         s.set_read_timeout(Some(Duration::from_secs(2)))?;
         let db = db.to_string();
         let mut raw = String::new();
-        for cmd in [&["SELECT", db.as_str()][..], args] {
+        let auth = ["AUTH", self.password.as_deref().unwrap_or("")];
+        let mut cmds: Vec<&[&str]> = Vec::new();
+        if self.password.is_some() {
+            cmds.push(&auth);
+        }
+        let select = ["SELECT", db.as_str()];
+        cmds.push(&select);
+        cmds.push(args);
+        for cmd in cmds {
             raw.push_str(&format!("*{}\r\n", cmd.len()));
             for a in cmd {
                 raw.push_str(&format!("${}\r\n{a}\r\n", a.len()));
@@ -94,6 +117,10 @@ impl Redis {
         s.write_all(raw.as_bytes())?;
         let mut r = BufReader::new(s);
         let mut line = String::new();
+        if self.password.is_some() {
+            r.read_line(&mut line)?; // +OK of AUTH
+            line.clear();
+        }
         r.read_line(&mut line)?; // +OK of SELECT
         line.clear();
         r.read_line(&mut line)?;
