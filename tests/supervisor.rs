@@ -162,7 +162,10 @@ fn hup_replaces_every_worker_under_load_without_failing_a_request() {
         old_runner,
         "the bot runner is not restarted by HUP"
     );
-    assert!(s.log().contains("Reload complete"));
+    // The master logs it once it has reaped the old workers.
+    wait_for(Duration::from_secs(10), "Reload complete", || {
+        s.log().contains("Reload complete")
+    });
 }
 
 #[test]

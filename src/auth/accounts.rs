@@ -145,7 +145,8 @@ pub fn login(
             .collect::<String>()
             .to_lowercase()
     });
-    let attempt = login_limit::begin(limiter, &email, client_ip)
+    let ip = crate::coord::ip_key(client_ip);
+    let attempt = login_limit::begin(limiter, &email, &ip)
         .map_err(|retry_after_s| AccountError::TooManyAttempts { retry_after_s })?;
     let user = users::by_email(conn, &email)?;
     let good = match &user {

@@ -169,12 +169,44 @@ impl Backend for Coordinator {
         self.route("clear", |b| b.clear(check))
     }
 
+    /// The instance's own guard always, and Redis's too when it is up: workers
+    /// that fall back mid-operation still see the operation in progress.
     fn acquire_guard(&self, uid: i64) -> Result<Option<GuardToken>, CoordError> {
-        self.route("guard", |b| b.acquire_guard(uid))
+        let Some(local) = self.local.acquire_guard(uid)? else {
+            return Ok(None);
+        };
+        let GuardToken::Local(held) = local.clone() else {
+            return Ok(Some(local));
+        };
+        let Some(redis) = self.remote() else {
+            return Ok(Some(local));
+        };
+        match redis.acquire_guard(uid) {
+            Ok(Some(GuardToken::Redis(g))) => {
+                self.succeeded();
+                Ok(Some(GuardToken::Both(held, g)))
+            }
+            Ok(_) => {
+                self.succeeded();
+                self.local.release_guard(&local)?;
+                Ok(None)
+            }
+            Err(e) => {
+                self.failed("guard", &e);
+                Ok(Some(local))
+            }
+        }
     }
 
     fn release_guard(&self, token: &GuardToken) -> Result<(), CoordError> {
         match (token, &self.redis) {
+            (GuardToken::Both(held, g), Some(redis)) => {
+                self.local.release_guard(&GuardToken::Local(held.clone()))?;
+                redis.release_guard(&GuardToken::Redis(g.clone()))
+            }
+            (GuardToken::Both(held, _), None) => {
+                self.local.release_guard(&GuardToken::Local(held.clone()))
+            }
             (GuardToken::Redis(_), Some(redis)) => redis.release_guard(token),
             _ => self.local.release_guard(token),
         }

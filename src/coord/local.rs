@@ -6,7 +6,14 @@
 //! is taken over by the next new key, so the table holds the keys active in the
 //! last window, not every key ever seen. Each group's ceiling is one more cell.
 //! The tables' shape is fixed when the master creates the segment and recorded in
-//! its header, so every process reads the same layout.
+//! its header, so every process reads the same layout. A ring holds the limit in
+//! force at start; a lower limit after a reload uses its newest part, a higher one
+//! is capped at the start value until a restart.
+//!
+//! New keys are placed under a per-table claim lock, so one key never gets two
+//! cells. When no cell is free near a key: the login tables refuse (an attacker
+//! must not be able to lift the per-e-mail limit by filling the table), the bot
+//! routes admit and count it (the group's ceiling still applies).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,9 +29,10 @@ use crate::shm;
 
 /// Cells probed for a key before the table counts as full for it.
 const PROBES: usize = 16;
-/// The most cells of one table, and the bytes one table may take.
-const MAX_CELLS: usize = 16_384;
-const TABLE_BUDGET: usize = 8 << 20;
+/// The most cells of one table, and the bytes one table may take (address space;
+/// pages are touched only as keys appear).
+const MAX_CELLS: usize = 65_536;
+const TABLE_BUDGET: usize = 32 << 20;
 const GROUPS: usize = Group::ALL.len();
 /// Groups with a ceiling (C6.1's four).
 const CEILINGS: usize = 4;
@@ -59,8 +67,9 @@ impl Layout {
         }
     }
 
+    /// A claim lock (one cell header), then the cells.
     fn table_words(&self, g: usize) -> usize {
-        self.cells[g] * window::cell_words(self.max[g])
+        window::HEADER_WORDS + self.cells[g] * window::cell_words(self.max[g])
     }
 
     /// Offset (bytes) of group `g`'s table; the ceilings follow the last table.
@@ -166,9 +175,15 @@ impl LocalBackend {
             Place::Ceiling(g) => self.ceilings[g],
             Place::Cell { group, index } => {
                 let w = window::cell_words(self.layout.max[group]);
-                &self.tables[group][index * w..(index + 1) * w]
+                let at = window::HEADER_WORDS + index * w;
+                &self.tables[group][at..at + w]
             }
         }
+    }
+
+    /// The lock under which new keys of table `g` are placed.
+    fn claim_lock(&self, g: usize) -> Locked<'static> {
+        window::lock(&self.tables[g][..window::HEADER_WORDS])
     }
 
     /// Locks the cell of `check`'s key, taking a free or emptied one for a new key;
@@ -186,17 +201,27 @@ impl LocalBackend {
             group: g,
             index: (start + p) & (cells - 1),
         };
-        for p in 0..PROBES {
-            let cell = self.cell(place(p));
-            if cell[1].load(Ordering::Relaxed) == key {
-                let locked = window::lock(cell);
-                if locked.key() == key {
-                    return Some((place(p), locked));
+        let find = || {
+            (0..PROBES).find_map(|p| {
+                let cell = self.cell(place(p));
+                if cell[1].load(Ordering::Relaxed) != key {
+                    return None;
                 }
-            }
+                let locked = window::lock(cell);
+                (locked.key() == key).then_some((place(p), locked))
+            })
+        };
+        if let Some(found) = find() {
+            return Some(found);
         }
         if !claim {
             return None;
+        }
+        // One claimer at a time per table, looking again under the lock: two
+        // processes placing the same new key must end in the same cell.
+        let _claiming = self.claim_lock(g);
+        if let Some(found) = find() {
+            return Some(found);
         }
         for p in 0..PROBES {
             let locked = window::lock(self.cell(place(p)));
@@ -228,7 +253,13 @@ impl Backend for LocalBackend {
         // Read under the locks, so each cell's times only grow.
         let now = blitz_master::clock::now_ms().max(1);
         for (i, (c, h)) in checks.iter().zip(&held).enumerate() {
-            if let Some(retry_ms) = h.as_ref().and_then(|(_, l)| l.full_for(now, c.window_ms)) {
+            let full = match h {
+                Some((_, l)) => l.full_for(now, c.window_ms, c.max),
+                // No room for a new key: a login is refused, a bot route is not.
+                None if c.group.fails_closed() => Some(c.window_ms),
+                None => None,
+            };
+            if let Some(retry_ms) = full {
                 return Ok(Decision::Denied { index: i, retry_ms });
             }
         }
@@ -238,7 +269,7 @@ impl Backend for LocalBackend {
             match h {
                 Some((place, l)) => {
                     entries[i] = Some((*place, l.key(), l.record(now)));
-                    rooms[i] = l.room(now, c.window_ms);
+                    rooms[i] = l.room(now, c.window_ms, c.max);
                 }
                 // The table is full: this check is not enforced (fail open, counted).
                 None => {
@@ -386,5 +417,21 @@ mod tests {
             }
             assert!(!allowed(&b.admit(&c).unwrap()), "uid {uid}");
         }
+    }
+
+    #[test]
+    fn a_lower_limit_uses_the_newest_part_of_the_ring() {
+        let (_sb, b) = backend();
+        let mut c = [checks(9)[0]];
+        c[0].max = 2; // lowered from 3 by a reload
+        assert!(allowed(&b.admit(&c).unwrap()));
+        let Decision::Allowed { rooms, .. } = b.admit(&c).unwrap() else {
+            panic!()
+        };
+        assert_eq!(rooms[0].remaining, 0);
+        assert!(!allowed(&b.admit(&c).unwrap()));
+        c[0].max = 10; // raised beyond the start value: capped at 3
+        assert!(allowed(&b.admit(&c).unwrap()));
+        assert!(!allowed(&b.admit(&c).unwrap()));
     }
 }

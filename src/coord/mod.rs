@@ -59,6 +59,24 @@ impl Group {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// Whether a request is refused when its key finds no room in the local table.
+    pub fn fails_closed(self) -> bool {
+        matches!(self, Group::LoginEmail | Group::LoginIp)
+    }
+}
+
+/// The key of a client address: an IPv6 address counts by its /64 (one
+/// subscriber's allocation, so one client cannot spread over 2^64 keys); IPv4 and
+/// anything else as given.
+pub fn ip_key(ip: &str) -> std::borrow::Cow<'_, str> {
+    match ip.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]).into()
+        }
+        _ => ip.into(),
+    }
 }
 
 /// Whom a limit counts.
@@ -127,6 +145,20 @@ pub enum Ticket {
 pub enum GuardToken {
     Local(guards::Held),
     Redis(redis::RedisGuard),
+    /// Redis's guard and the instance's own (`breaker` takes both, so that a fall
+    /// back to the local table mid-operation still sees it).
+    Both(guards::Held, redis::RedisGuard),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ipv6_counts_by_its_64() {
+        assert_eq!(super::ip_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(super::ip_key("2001:db8:1:2:ffff::9"), "2001:db8:1:2::/64");
+        assert_eq!(super::ip_key("10.0.0.1"), "10.0.0.1");
+        assert_eq!(super::ip_key("::ffff:10.0.0.1"), "::ffff:10.0.0.1");
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

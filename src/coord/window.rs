@@ -21,12 +21,11 @@ const LOCK: usize = 0;
 const KEY: usize = 1;
 const HEAD: usize = 2;
 
-/// Spins before checking whether the lock's owner is still alive.
+/// Spins between checks of whether the lock's owner is still alive. A dead owner
+/// stays "alive" (a zombie) until the master reaps it, then its pid is free: it
+/// could only name another process again after the kernel's pid counter wrapped
+/// (`pid_max`, 4M by default), far longer than one round of spinning.
 const SPINS_BEFORE_CHECK: u32 = 2_000;
-/// Spins (with a yield every 64) after which the lock is taken regardless: a holder
-/// keeps it for a few dozen instructions, so this only happens when the owner died
-/// and its pid already belongs to another process.
-const SPINS_BEFORE_STEAL: u32 = 1_000_000;
 
 /// Words of a cell with room for `max` admissions.
 pub fn cell_words(max: u32) -> usize {
@@ -70,9 +69,11 @@ pub fn lock(words: &[AtomicU64]) -> Locked<'_> {
     let mut spins = 0u32;
     loop {
         let owner = words[LOCK].load(Ordering::Relaxed);
-        let free = owner == 0
-            || (spins >= SPINS_BEFORE_CHECK && !alive(owner))
-            || spins >= SPINS_BEFORE_STEAL;
+        let check = spins >= SPINS_BEFORE_CHECK;
+        if check {
+            spins = 0;
+        }
+        let free = owner == 0 || (check && !alive(owner));
         if free
             && words[LOCK]
                 .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
@@ -102,7 +103,9 @@ impl Locked<'_> {
         &self.words[HEADER_WORDS..]
     }
 
-    fn max(&self) -> u64 {
+    /// The ring's size: the limit at start; a lower limit (after a reload) uses its
+    /// newest part.
+    fn size(&self) -> u64 {
         self.slots().len() as u64
     }
 
@@ -110,21 +113,26 @@ impl Locked<'_> {
         self.words[HEAD].load(Ordering::Relaxed)
     }
 
-    /// The `i`-th oldest of the last `max` admissions (0 = oldest).
-    fn nth(&self, i: u64) -> u64 {
-        let at = (self.head() + i) % self.max();
+    /// The `k`-th newest admission (1 = newest, up to `size`).
+    fn back(&self, k: u64) -> u64 {
+        let at = (self.head() + self.size() - k) % self.size();
         self.slots()[at as usize].load(Ordering::Relaxed)
     }
 
-    /// When the window is full: how long until its oldest admission leaves it.
-    pub fn full_for(&self, now: u64, window: u64) -> Option<u64> {
-        let oldest = self.nth(0);
+    fn limit(&self, max: u32) -> u64 {
+        u64::from(max).clamp(1, self.size())
+    }
+
+    /// With at most `max` per `window`: when full, how long until the oldest
+    /// admission that counts leaves the window.
+    pub fn full_for(&self, now: u64, window: u64, max: u32) -> Option<u64> {
+        let oldest = self.back(self.limit(max));
         (oldest != 0 && oldest + window > now).then(|| oldest + window - now)
     }
 
     /// Whether nothing of the window is left (the cell may serve another key).
     pub fn idle(&self, now: u64, window: u64) -> bool {
-        let newest = self.nth(self.max() - 1);
+        let newest = self.back(1);
         newest == 0 || newest + window <= now
     }
 
@@ -132,7 +140,7 @@ impl Locked<'_> {
     /// `refund` needs to undo it.
     pub fn record(&self, now: u64) -> Recorded {
         let head = self.head();
-        let slot = &self.slots()[(head % self.max()) as usize];
+        let slot = &self.slots()[(head % self.size()) as usize];
         let previous = slot.swap(now, Ordering::Relaxed);
         self.words[HEAD].store(head + 1, Ordering::Relaxed);
         Recorded {
@@ -142,49 +150,58 @@ impl Locked<'_> {
         }
     }
 
-    /// What is left of the window at `now`.
-    pub fn room(&self, now: u64, window: u64) -> Room {
-        // The ring is sorted oldest first: find the first admission still inside.
-        let (mut lo, mut hi) = (0, self.max());
+    /// What is left of a window of `max` at `now`.
+    pub fn room(&self, now: u64, window: u64, max: u32) -> Room {
+        let n = self.limit(max);
+        // The last `n` are sorted: find the oldest still inside (k from n down to 1).
+        let inside = |k: u64| {
+            let t = self.back(k);
+            t != 0 && t + window > now
+        };
+        let (mut lo, mut hi) = (1, n + 1); // the answer: smallest k with all newer inside
+        let mut oldest_inside = None;
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let t = self.nth(mid);
-            if t != 0 && t + window > now {
-                hi = mid;
-            } else {
+            if inside(mid) {
+                oldest_inside = Some(mid);
                 lo = mid + 1;
+            } else {
+                hi = mid;
             }
         }
-        let inside = self.max() - lo;
-        let reset_ms = if lo < self.max() {
-            self.nth(lo) + window - now
-        } else {
-            0
-        };
+        let count = oldest_inside.unwrap_or(0);
+        let reset_ms = oldest_inside.map_or(0, |k| self.back(k) + window - now);
         Room {
-            remaining: (self.max() - inside) as u32,
+            remaining: (n - count) as u32,
             reset_ms,
         }
     }
 
-    /// Gives an admission back. The newest is undone exactly (the slot gets back the
-    /// time it held); an older one is marked as long expired, which frees its room
-    /// once it becomes the oldest.
+    /// Gives an admission back exactly: the entries after it move down one place
+    /// and `head` steps back. The place freed at the top held an admission older
+    /// than every one kept, which had left the window (else the window would have
+    /// held more than allowed): the newest's own record restores it exactly, any
+    /// other is marked as expired.
     pub fn refund(&self, r: &Recorded) {
         let head = self.head();
-        let slot = &self.slots()[(r.position % self.max()) as usize];
+        let size = self.size();
+        let at = |p: u64| &self.slots()[(p % size) as usize];
         if r.position >= head
-            || r.position + self.max() < head
-            || slot.load(Ordering::Relaxed) != r.at
+            || r.position + size < head
+            || at(r.position).load(Ordering::Relaxed) != r.at
         {
             return; // already overwritten by later admissions
         }
-        if r.position + 1 == head {
-            slot.store(r.previous, Ordering::Relaxed);
-            self.words[HEAD].store(r.position, Ordering::Relaxed);
-        } else {
-            slot.store(0, Ordering::Relaxed);
+        for p in r.position..head - 1 {
+            at(p).store(at(p + 1).load(Ordering::Relaxed), Ordering::Relaxed);
         }
+        let freed = if r.position + 1 == head {
+            r.previous
+        } else {
+            0
+        };
+        at(head - 1).store(freed, Ordering::Relaxed);
+        self.words[HEAD].store(head - 1, Ordering::Relaxed);
     }
 
     /// Forgets every admission.
@@ -209,25 +226,25 @@ mod tests {
         let l = lock(&c);
         let w = 60_000;
         for t in [1_000, 1_001, 1_002] {
-            assert_eq!(l.full_for(t, w), None);
+            assert_eq!(l.full_for(t, w, 3), None);
             l.record(t);
         }
-        assert_eq!(l.full_for(1_003, w), Some(59_997));
+        assert_eq!(l.full_for(1_003, w, 3), Some(59_997));
         // The oldest leaves exactly one window after it came.
-        assert_eq!(l.full_for(60_999, w), Some(1));
-        assert_eq!(l.full_for(61_000, w), None);
+        assert_eq!(l.full_for(60_999, w, 3), Some(1));
+        assert_eq!(l.full_for(61_000, w, 3), None);
         l.record(61_000);
         assert_eq!(
-            l.room(61_000, w),
+            l.room(61_000, w, 3),
             Room {
                 remaining: 0,
                 reset_ms: 1
             }
         );
-        assert_eq!(l.full_for(61_000, w), Some(1));
-        assert_eq!(l.full_for(61_001, w), None);
+        assert_eq!(l.full_for(61_000, w, 3), Some(1));
+        assert_eq!(l.full_for(61_001, w, 3), None);
         assert_eq!(
-            l.room(62_002, w),
+            l.room(62_002, w, 3),
             Room {
                 remaining: 2,
                 reset_ms: 58_998
@@ -243,24 +260,24 @@ mod tests {
         let l = lock(&c);
         let p = l.record(10);
         let q = l.record(11);
-        assert!(l.full_for(12, 100).is_some());
+        assert!(l.full_for(12, 100, 2).is_some());
         l.refund(&q);
-        assert_eq!(l.full_for(12, 100), None);
-        assert_eq!(l.room(12, 100).remaining, 1);
+        assert_eq!(l.full_for(12, 100, 2), None);
+        assert_eq!(l.room(12, 100, 2).remaining, 1);
         // After a wrap the overwritten time comes back: 10 and 11 are both inside.
         l.record(11);
         let wrapped = l.record(50);
         l.refund(&wrapped);
-        assert_eq!(l.full_for(51, 100), Some(59));
+        assert_eq!(l.full_for(51, 100, 2), Some(59));
         // An older one becomes "expired"; a stale ticket does nothing.
         l.refund(&p);
-        assert_eq!(l.full_for(51, 100), None);
+        assert_eq!(l.full_for(51, 100, 2), None);
         let r = l.record(52);
         l.record(53);
         l.record(54);
         l.refund(&r);
         assert!(
-            l.full_for(55, 100).is_some(),
+            l.full_for(55, 100, 2).is_some(),
             "r was overwritten: no effect"
         );
     }
@@ -279,5 +296,24 @@ mod tests {
         );
         drop(l);
         assert_eq!(c[LOCK].load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn refund_in_the_middle_frees_its_room_at_once() {
+        let c = cell(3);
+        let l = lock(&c);
+        l.record(10);
+        let mid = l.record(11);
+        l.record(12);
+        assert!(l.full_for(13, 100, 3).is_some());
+        l.refund(&mid);
+        assert_eq!(
+            l.full_for(13, 100, 3),
+            None,
+            "room at once, not when it is oldest"
+        );
+        assert_eq!(l.room(13, 100, 3).remaining, 1);
+        l.record(13);
+        assert_eq!(l.full_for(14, 100, 3), Some(96), "10 is the oldest again");
     }
 }

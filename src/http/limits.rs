@@ -61,9 +61,10 @@ pub fn admit(
     if identity.is_admin() {
         return Verdict::Exempt;
     }
+    let ip = crate::coord::ip_key(client_ip);
     let subject = match identity.user_id() {
         Some(uid) => Subject::User(uid),
-        None => Subject::Ip(client_ip),
+        None => Subject::Ip(&ip),
     };
     let checks = [
         check(group, subject, rate(limits, group)),

@@ -111,19 +111,26 @@ impl Registry {
         None
     }
 
-    /// Whether entry `e` (keyed like ours) holds exactly this series; waits briefly
-    /// for a claim in progress in another process.
+    /// Whether entry `e` (keyed like ours) holds exactly this series; waits for a
+    /// claim in progress in another process (a few instructions, unless that
+    /// process was descheduled or died there). After about 100 ms it gives up and
+    /// the caller looks further: at worst the series gets a second entry, which
+    /// the scrape sums with the first.
     fn matches(&self, e: &[AtomicU64], family: u16, text: &[u8]) -> bool {
-        for _ in 0..10_000 {
+        for i in 0..100_000u32 {
             let meta = e[META].load(Ordering::Acquire);
             if meta & READY != 0 {
                 return (meta >> 16) as u16 == family
                     && (meta & 0xffff) as usize == text.len()
                     && read_labels(e, text.len()) == text;
             }
-            std::hint::spin_loop();
+            if i < 1_000 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
-        false // a claimer died half-way: that entry is lost, look further
+        false
     }
 
     /// Every complete entry: (index, family, label values).

@@ -2,6 +2,7 @@
 //! lock, reads the per-user cells and `/proc`, and renders the text format through
 //! the `prometheus` crate's encoder.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use blitz_master::{Scoreboard, SlotState, WORKER_SLOTS};
@@ -191,11 +192,16 @@ pub fn render(sb: &Scoreboard, info: &AppInfo<'_>) -> String {
     out
 }
 
+/// A series may own two registry entries if its first claimer stalled mid-claim
+/// (see `registry`): rows with the same labels are summed, so the output never
+/// repeats a series.
 fn series(snap: &Snapshot, family: u16, names: &[&str]) -> Vec<Metric> {
-    let mut rows: Vec<_> = snap.hot.iter().filter(|(f, ..)| *f == family).collect();
-    rows.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut rows: BTreeMap<&[String], u64> = BTreeMap::new();
+    for (_, l, v) in snap.hot.iter().filter(|(f, ..)| *f == family) {
+        *rows.entry(l.as_slice()).or_default() += v;
+    }
     rows.iter()
-        .map(|(_, l, v)| {
+        .map(|(l, v)| {
             let pairs: Vec<(&str, &str)> = names
                 .iter()
                 .copied()
@@ -219,8 +225,10 @@ fn http(out: &mut String, snap: &Snapshot) {
         MetricType::COUNTER,
         requests,
     );
-    let mut rows: Vec<_> = snap.hist.iter().collect();
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut rows: BTreeMap<&[String], HistValue> = BTreeMap::new();
+    for (l, v) in &snap.hist {
+        rows.entry(l.as_slice()).or_default().add(v);
+    }
     let durations = rows
         .iter()
         .filter(|(l, _)| l.len() == 2)
@@ -236,10 +244,10 @@ fn http(out: &mut String, snap: &Snapshot) {
 }
 
 fn bots(out: &mut String, s: &Shared) {
-    let mut by_family: [Vec<(Vec<String>, u64)>; 3] = Default::default();
+    let mut by_family: [BTreeMap<Vec<String>, u64>; 3] = Default::default();
     for (i, f, l) in s.user.entries() {
         if let Some(rows) = by_family.get_mut(usize::from(f)) {
-            rows.push((l, s.user.value(i).load(Ordering::Relaxed)));
+            *rows.entry(l).or_default() += s.user.value(i).load(Ordering::Relaxed);
         }
     }
     let names = [
@@ -247,8 +255,7 @@ fn bots(out: &mut String, s: &Shared) {
         ("bot_stops_total", "Bot stops by user and outcome."),
         ("bot_recovers_total", "Bot recovers by user and outcome."),
     ];
-    for ((name, help), mut rows) in names.into_iter().zip(by_family) {
-        rows.sort();
+    for ((name, help), rows) in names.into_iter().zip(by_family) {
         let metrics = rows
             .iter()
             .filter(|(l, _)| l.len() == 2)
