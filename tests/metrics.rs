@@ -188,7 +188,13 @@ fn multiproc_dir_holds_the_segment_file() {
     let dir = tempfile::tempdir().unwrap();
     let prom = dir.path().join("prom");
     std::fs::create_dir_all(&prom).unwrap();
-    std::fs::write(prom.join("blitz-metrics-1.mmap"), b"stale").unwrap();
+    // A file left by a master that is gone, and one of a master still running
+    // (another instance sharing the directory: pid 1 here).
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    std::fs::write(prom.join(format!("blitz-metrics-{dead}.mmap")), b"stale").unwrap();
+    std::fs::write(prom.join("blitz-metrics-1.mmap"), b"live").unwrap();
     std::fs::write(prom.join("keep.txt"), b"not ours").unwrap();
     let prom_s: &'static str = Box::leak(prom.to_string_lossy().into_owned().into_boxed_str());
     let s = server(2, vec![], &[("PROMETHEUS_MULTIPROC_DIR", prom_s)]);
@@ -200,14 +206,22 @@ fn multiproc_dir_holds_the_segment_file() {
         v.sort();
         v
     };
+    let mut want = vec![
+        "blitz-metrics-1.mmap".to_string(),
+        format!("blitz-metrics-{}.mmap", s.pid()),
+        "keep.txt".to_string(),
+    ];
+    want.sort();
     assert_eq!(
         names(),
-        [
-            format!("blitz-metrics-{}.mmap", s.pid()),
-            "keep.txt".to_string()
-        ]
+        want,
+        "the dead master's file is gone, the live one's kept"
     );
     assert!(scrape(&s).contains("http_requests_total"));
     s.terminate();
-    assert_eq!(names(), ["keep.txt"], "removed at exit");
+    assert_eq!(
+        names(),
+        ["blitz-metrics-1.mmap", "keep.txt"],
+        "ours removed at exit"
+    );
 }

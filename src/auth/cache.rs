@@ -41,15 +41,20 @@ impl IdentityCache {
         fresh.then(|| identity.clone())
     }
 
+    /// The epoch to pass to `put`: read before the database, so that a revocation
+    /// committed while the identity was being resolved is never cached as current.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// Remembers a resolved user identity (never a refusal or an anonymous one).
-    pub fn put(&mut self, key: String, identity: &Identity) {
+    pub fn put(&mut self, key: String, identity: &Identity, epoch: u64) {
         if identity.principal().is_none() {
             return;
         }
         if self.entries.len() >= MAX_ENTRIES {
             self.entries.clear();
         }
-        let epoch = self.epoch.load(Ordering::Acquire);
         self.entries
             .insert(key, (identity.clone(), epoch, Instant::now()));
     }

@@ -246,6 +246,7 @@ impl WebApp {
         if let Some(found) = key.as_deref().and_then(|k| self.identities.get(k)) {
             return Ok(found);
         }
+        let epoch = self.identities.epoch();
         let conn = self.db.conn().map_err(|e| {
             error!(self.log, "cannot read sessions"; "error" => %e);
             reply::error(503, "Database unavailable")
@@ -259,7 +260,7 @@ impl WebApp {
                 }
             })?;
         if let Some(k) = key {
-            self.identities.put(k, &resolved);
+            self.identities.put(k, &resolved, epoch);
         }
         Ok(resolved)
     }

@@ -131,6 +131,7 @@ pub fn run(opts: Options) -> i32 {
             std::thread::sleep(Duration::from_millis(50));
         }
         stop.store(true, Ordering::Relaxed);
+        let elapsed = started.elapsed();
         if let Some(p) = progress {
             let _ = p.join();
         }
@@ -142,9 +143,9 @@ pub fn run(opts: Options) -> i32 {
                 }
             }
         }
-        merged
+        (merged, elapsed)
     });
-    let elapsed = started.elapsed();
+    let (per_endpoint, elapsed) = per_endpoint;
     report(&opts, tokens.len(), per_endpoint, elapsed)
 }
 
@@ -168,7 +169,7 @@ fn user_loop(
         match client.call(method, path, token, body) {
             Ok(a) => {
                 out[i].record(a.status, t.elapsed());
-                if a.status >= 500 {
+                if stats::failed(a.status) {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -253,7 +254,7 @@ fn report(opts: &Options, users: usize, per_endpoint: Vec<Endpoint>, elapsed: Du
                 statuses.join(" ")
             );
         }
-        println!("failed (5xx or no answer): {failed}");
+        println!("failed (5xx, 4xx other than 409/429, or no answer): {failed}");
     }
     i32::from(failed > 0)
 }

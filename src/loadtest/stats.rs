@@ -42,8 +42,16 @@ pub struct Row {
     pub max_ms: f64,
     /// Answers by status code.
     pub statuses: BTreeMap<u16, u64>,
-    /// 5xx answers plus requests without an answer.
+    /// Answers that mean the request failed (5xx, and 4xx other than 409 and
+    /// 429, which are the product's normal "not now" answers) plus requests without
+    /// an answer.
     pub errors: u64,
+}
+
+/// Whether an answer means the request failed: a server error, or a refusal that
+/// a well-configured run never sees (401 from a stale token, 404, 400 ...).
+pub fn failed(status: u16) -> bool {
+    status >= 500 || (status >= 400 && status != 409 && status != 429)
 }
 
 /// The `q`-quantile (nearest rank) of sorted values, in ms.
@@ -58,7 +66,12 @@ fn quantile(sorted: &[u32], q: f64) -> f64 {
 pub fn row(name: &str, mut e: Endpoint, elapsed: Duration) -> Row {
     e.latencies_us.sort_unstable();
     let answered = e.latencies_us.len() as u64;
-    let server_errors: u64 = e.statuses.range(500..).map(|(_, n)| n).sum();
+    let server_errors: u64 = e
+        .statuses
+        .iter()
+        .filter(|(s, _)| failed(**s))
+        .map(|(_, n)| n)
+        .sum();
     let requests = answered + e.transport_errors;
     Row {
         endpoint: name.to_string(),
@@ -92,5 +105,19 @@ mod tests {
         assert_eq!((r.requests, r.errors), (102, 3));
         assert_eq!(r.per_second, 51.0);
         assert_eq!(r.statuses[&200], 99);
+    }
+
+    #[test]
+    fn refusals_other_than_not_now_are_failures() {
+        for (status, failed_) in [
+            (200, false),
+            (409, false),
+            (429, false),
+            (401, true),
+            (404, true),
+            (503, true),
+        ] {
+            assert_eq!(failed(status), failed_, "{status}");
+        }
     }
 }

@@ -17,6 +17,20 @@ pub const N_BUCKETS: usize = BUCKETS.len() + 1;
 const H_COUNT: usize = H_BUCKETS + N_BUCKETS;
 const H_SUM: usize = H_COUNT + 1;
 
+/// The longest a reader waits for a writer to finish (a write takes nanoseconds;
+/// only a writer descheduled or stopped mid-write is waited for).
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Spins briefly, then yields the CPU to the writer being waited for.
+pub fn back_off(tries: &mut u32) {
+    *tries += 1;
+    if *tries < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
 pub struct Cells {
     words: &'static [AtomicU64],
 }
@@ -75,6 +89,7 @@ impl Cells {
             }
             std::hint::spin_loop();
         };
+        std::sync::atomic::fence(Ordering::Release);
         let b = BUCKETS
             .iter()
             .position(|le| value <= *le)
@@ -90,28 +105,41 @@ impl Cells {
     /// a writer that died mid-write cannot hold it up for long).
     pub fn read_hist(&self, s: usize, i: usize) -> HistValue {
         let h = self.hist(s, i);
-        let mut v = HistValue::default();
-        for _ in 0..1000 {
+        let started = std::time::Instant::now();
+        let mut tries = 0;
+        loop {
             let before = h[0].load(Ordering::Acquire);
-            v = read_words(h);
-            if before & 1 == 0 && h[0].load(Ordering::Acquire) == before {
-                break;
+            let v = read_words(h);
+            std::sync::atomic::fence(Ordering::Acquire);
+            let stable = before & 1 == 0 && h[0].load(Ordering::Relaxed) == before;
+            // A writer that died mid-write leaves the word odd until the master
+            // folds its slot: then take the counts as they are, made consistent.
+            if stable || started.elapsed() >= MAX_WAIT {
+                return if stable { v } else { consistent(v) };
             }
-            std::hint::spin_loop();
+            back_off(&mut tries);
         }
-        v
     }
 
     /// Master, for a process that ended in slot `s`: adds its counters and
     /// histograms to the retired slot and zeroes the slot for its next occupant.
-    /// `used_hot` / `used_hist` bound the series to visit.
-    pub fn fold(&self, s: usize, used_hot: usize, used_hist: usize) {
+    /// Only the series in use (`hot`, `hist`: registry indices) are visited.
+    pub fn fold(
+        &self,
+        s: usize,
+        hot: impl Iterator<Item = usize>,
+        hist: impl Iterator<Item = usize>,
+    ) {
         let (from, to) = (self.slot(s), self.slot(RETIRED_SLOT));
-        for i in 0..used_hot {
+        for i in hot {
             to[i].fetch_add(from[i].swap(0, Ordering::Relaxed), Ordering::Relaxed);
         }
-        for i in 0..used_hist {
-            let v = read_words(self.hist(s, i));
+        for i in hist {
+            let h = self.hist(s, i);
+            let mut v = read_words(h);
+            if h[0].load(Ordering::Relaxed) & 1 == 1 {
+                v = consistent(v); // the process died mid-write
+            }
             let r = self.hist(RETIRED_SLOT, i);
             for (k, n) in v.buckets.iter().enumerate() {
                 r[H_BUCKETS + k].fetch_add(*n, Ordering::Relaxed);
@@ -130,6 +158,13 @@ impl Cells {
             }
         }
     }
+}
+
+/// A histogram whose write was cut short: the bucket is written first, so the
+/// buckets are the truth and the count follows them.
+fn consistent(mut v: HistValue) -> HistValue {
+    v.count = v.buckets.iter().sum();
+    v
 }
 
 fn read_words(h: &[AtomicU64]) -> HistValue {
@@ -166,7 +201,7 @@ mod tests {
         c.stat(3, stat::LOCK_CONFLICTS)
             .fetch_add(2, Ordering::Relaxed);
         c.stat(3, stat::ACTIVE_BOTS).store(9, Ordering::Relaxed);
-        c.fold(3, 8, 2);
+        c.fold(3, 0..8, 0..2);
         assert_eq!(c.counter(3, 7).load(Ordering::Relaxed), 0);
         assert_eq!(c.counter(RETIRED_SLOT, 7).load(Ordering::Relaxed), 5);
         assert_eq!(c.read_hist(RETIRED_SLOT, 1), v);

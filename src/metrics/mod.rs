@@ -247,7 +247,7 @@ pub fn child_ended(slot: usize, child: Child, timed_out: bool, expected: bool) {
     };
     let seq = &s.header[FOLD_SEQ];
     seq.fetch_add(1, Ordering::AcqRel);
-    s.cells.fold(slot, s.hot.capacity(), s.hist.capacity());
+    s.cells.fold(slot, s.hot.claimed(), s.hist.claimed());
     seq.fetch_add(1, Ordering::AcqRel);
     let r = base + families::position(&RESTART_REASONS, reason);
     s.cells.stat(me, r).fetch_add(1, Ordering::Relaxed);

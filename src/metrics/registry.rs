@@ -21,6 +21,8 @@ const READY: u64 = 1 << 63;
 /// Entries looked at before giving up (the tables stay at most about half full
 /// in use, so a longer run means the table is full).
 const PROBES: usize = 64;
+/// How long a lookup waits for another process's claim of the same slot.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 /// Separates label values in an entry.
 const SEP: u8 = 0x1f;
 
@@ -68,10 +70,6 @@ impl Registry {
         }
     }
 
-    pub fn capacity(&self) -> usize {
-        self.cap
-    }
-
     fn entry(&self, i: usize) -> &'static [AtomicU64] {
         &self.words[i * ENTRY_WORDS..(i + 1) * ENTRY_WORDS]
     }
@@ -113,24 +111,30 @@ impl Registry {
 
     /// Whether entry `e` (keyed like ours) holds exactly this series; waits for a
     /// claim in progress in another process (a few instructions, unless that
-    /// process was descheduled or died there). After about 100 ms it gives up and
+    /// process was descheduled or died there). After `CLAIM_WAIT` it gives up and
     /// the caller looks further: at worst the series gets a second entry, which
     /// the scrape sums with the first.
     fn matches(&self, e: &[AtomicU64], family: u16, text: &[u8]) -> bool {
-        for i in 0..100_000u32 {
+        let started = std::time::Instant::now();
+        let mut tries = 0;
+        while started.elapsed() < CLAIM_WAIT {
             let meta = e[META].load(Ordering::Acquire);
             if meta & READY != 0 {
                 return (meta >> 16) as u16 == family
                     && (meta & 0xffff) as usize == text.len()
                     && read_labels(e, text.len()) == text;
             }
-            if i < 1_000 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            super::cells::back_off(&mut tries);
         }
         false
+    }
+
+    /// The indices of the entries claimed so far.
+    pub fn claimed(&self) -> impl Iterator<Item = usize> + '_ {
+        let claimed = (self.count.load(Ordering::Acquire) as usize).min(self.cap);
+        self.order[..claimed]
+            .iter()
+            .filter_map(|o| (o.load(Ordering::Acquire) as usize).checked_sub(1))
     }
 
     /// Every complete entry: (index, family, label values).

@@ -37,9 +37,14 @@ fn snapshot(s: &Shared) -> Snapshot {
     let hot: Vec<_> = s.hot.entries().collect();
     let hist: Vec<_> = s.hist.entries().collect();
     let seq = &s.header[FOLD_SEQ];
-    let mut tries = 0;
+    let started = std::time::Instant::now();
+    let mut tries = 0u32;
     loop {
         let before = seq.load(Ordering::Acquire);
+        if before & 1 == 1 && started.elapsed() < super::cells::MAX_WAIT {
+            super::cells::back_off(&mut tries);
+            continue;
+        }
         let snap = Snapshot {
             hot: hot
                 .iter()
@@ -68,12 +73,15 @@ fn snapshot(s: &Shared) -> Snapshot {
                     .sum()
             }),
         };
-        tries += 1;
-        // A fold (odd, or moved on) may have counted a process twice or not at all.
-        if (before & 1 == 0 && seq.load(Ordering::Acquire) == before) || tries > 100 {
+        // A fold (odd, or moved on) may have counted a process twice or not at all:
+        // take it again. A fold lasts microseconds; only a master stalled for a
+        // whole second would let a snapshot through unchecked.
+        std::sync::atomic::fence(Ordering::Acquire);
+        let stable = before & 1 == 0 && seq.load(Ordering::Relaxed) == before;
+        if stable || started.elapsed() >= super::cells::MAX_WAIT {
             return snap;
         }
-        std::hint::spin_loop();
+        super::cells::back_off(&mut tries);
     }
 }
 

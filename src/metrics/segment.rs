@@ -101,14 +101,26 @@ impl Segment {
     }
 }
 
-/// Creates `dir` if missing, removes segment files of earlier runs, and names ours.
+/// Creates `dir` if missing, removes the segment files of earlier runs (a file
+/// whose master is still alive belongs to another instance and stays), and names
+/// ours.
 fn prepare_dir(dir: &Path) -> io::Result<PathBuf> {
     fs::create_dir_all(dir)?;
     for entry in fs::read_dir(dir)?.flatten() {
         let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(FILE_PREFIX) && name.ends_with(FILE_SUFFIX) {
-            fs::remove_file(entry.path())?;
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(FILE_PREFIX))
+            .and_then(|n| n.strip_suffix(FILE_SUFFIX))
+            .and_then(|p| p.parse::<i32>().ok());
+        let Some(pid) = pid else { continue };
+        let dead = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if dead {
+            // Best effort: a file we may not remove must not stop the start.
+            let _ = fs::remove_file(entry.path());
         }
     }
     Ok(dir.join(format!("{FILE_PREFIX}{}{FILE_SUFFIX}", std::process::id())))

@@ -41,8 +41,8 @@ pub fn read<T, E: From<rusqlite::Error>>(
     conn.prepare_cached("BEGIN")?.execute([])?;
     let open = Open(conn);
     let out = f(conn)?;
-    std::mem::forget(open);
     conn.prepare_cached("COMMIT")?.execute([])?;
+    std::mem::forget(open);
     Ok(out)
 }
 
