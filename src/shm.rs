@@ -12,13 +12,14 @@ pub const REDIS_STATE: usize = 72;
 /// Credentials epoch: moves when any credential may have been revoked
 /// (`auth::cache`).
 pub const AUTH_EPOCH: usize = 80;
-/// The per-user operation guards (`coord::guards`), 64 KiB.
+/// The per-user operation guards (`coord::guards`), 512 KiB (pages touched only
+/// as users act).
 pub const GUARDS: usize = 128;
 /// The rate-limit tables' shape (`coord::local`), 256 bytes.
 pub const LIMITS_HEADER: usize = GUARDS + 8 * crate::coord::guards::CELLS;
 /// Bytes of the fixed tables above; the rate-limit tables follow, sized from the
 /// configured limits (`coord::local::Layout`).
-pub const FIXED_BYTES: usize = 256 * 1024;
+pub const FIXED_BYTES: usize = 1024 * 1024;
 const _: () = assert!(LIMITS_HEADER + 256 <= FIXED_BYTES);
 
 /// A `T` at `offset` in `sb`'s application region.

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use blitz_master::Scoreboard;
 
-/// Cells in the table (8 bytes each).
-pub const CELLS: usize = 8192;
+/// Cells in the table (8 bytes each): user ids below this never share one.
+pub const CELLS: usize = 65_536;
 const STAMP_BITS: u32 = 10;
 const PID_BITS: u32 = 22;
 
