@@ -667,3 +667,40 @@ fn sqlite3_schema_and_vacuum_work_while_serving() {
     assert_eq!(b.call(s.port, "GET", "/api/auth/me", "").status, 200);
     login(s.port, "ops@example.com", PW);
 }
+
+/// Workers cache resolved credentials; a revocation through the API must still
+/// take effect in every worker on its next request, not a second later.
+#[test]
+fn revocations_reach_every_worker_at_once() {
+    let s = server_with(vec![], 3);
+    let p = s.port;
+    let b = new_user(p, &outbox(&s), "cache@example.com", PW);
+    let created = b.call(p, "POST", "/api/auth/tokens", r#"{"name":"t"}"#);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let token = created.json()["token"].as_str().unwrap().to_string();
+    let id = created.json()["id"].as_i64().unwrap();
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    // Warm every worker's cache with both the token and the session.
+    for _ in 0..12 {
+        assert_eq!(call(p, "GET", "/api/auth/me", &auth, "").status, 200);
+        assert_eq!(b.call(p, "GET", "/api/auth/me", "").status, 200);
+    }
+    let path = format!("/api/auth/tokens/{id}");
+    assert_eq!(b.call(p, "DELETE", &path, "").status, 200);
+    for _ in 0..12 {
+        assert_eq!(
+            call(p, "GET", "/api/auth/me", &auth, "").status,
+            401,
+            "deleted token still works"
+        );
+    }
+    assert_eq!(b.call(p, "POST", "/api/auth/logout", "").status, 200);
+    for _ in 0..12 {
+        assert_eq!(
+            b.call(p, "GET", "/api/auth/me", "").status,
+            401,
+            "ended session still works"
+        );
+    }
+}

@@ -94,6 +94,21 @@ fn uses_tokens_from_a_file() {
 }
 
 #[test]
+fn a_run_where_nothing_works_fails() {
+    let s = server();
+    std::fs::write(s.path("stale.txt"), "blitz_not_a_token_anyone_has\n").unwrap();
+    let (code, r) = loadtest(&s, &["--tokens", "stale.txt"]);
+    assert_eq!(code, 1, "{r}");
+    // Every authenticated call is a 401 and counts as a failure (only the public
+    // /api/status answers 200).
+    let polls = &r["endpoints"][0];
+    assert_eq!(polls["endpoint"], "GET /api/bot/status");
+    assert!(polls["requests"].as_u64().unwrap() > 0);
+    assert_eq!(polls["statuses"]["401"], polls["requests"]);
+    assert_eq!(polls["errors"], polls["requests"]);
+}
+
+#[test]
 fn bad_options_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
