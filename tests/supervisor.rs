@@ -205,7 +205,7 @@ fn term_answers_queued_requests_then_exits_zero_and_removes_the_pidfile() {
     wait_for(Duration::from_secs(5), "worker stopped", || {
         common::is_stopped(worker)
     });
-    let mut queued: Vec<Conn> = (0..5).map(|_| Conn::open(s.port).unwrap()).collect();
+    let mut queued: Vec<Conn> = (0..10).map(|_| Conn::open(s.port).unwrap()).collect();
     for c in &mut queued {
         c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     }

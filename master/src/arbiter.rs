@@ -24,11 +24,14 @@ use crate::child::Child;
 pub use crate::child::{ExitReason, Role};
 use crate::clock;
 use crate::listener::{Address, Listener};
+use crate::listener_set::ListenerSet;
+use crate::memory;
 use crate::notify::Notifier;
 use crate::pidfile::Pidfile;
 use crate::proctitle;
 use crate::scoreboard::{Scoreboard, SlotHandle, SlotState, WORKER_SLOTS};
 use crate::signals::{self, SignalQueue};
+use crate::upgrade::{self, Exec};
 
 /// What the master needs to know from the application's configuration.
 #[derive(Debug, Clone)]
@@ -41,6 +44,8 @@ pub struct Settings {
     pub title: String,
     /// Names of singleton children (e.g. `bot-runner`), one process each.
     pub singletons: Vec<String>,
+    /// Resident memory past which a worker is replaced gracefully.
+    pub max_worker_memory: Option<u64>,
 }
 
 /// Everything a child gets after fork.
@@ -137,11 +142,30 @@ pub enum Event<'a> {
     Reloaded {
         generation: u64,
     },
+    /// `USR2`: a new master was started with our listeners.
+    Upgrading {
+        pid: i32,
+    },
+    /// The new master exited before we were stopped; we keep serving.
+    UpgradeFailed(String),
+    /// We are a new master started by `USR2` of `old_master`.
+    TookOver {
+        old_master: i32,
+    },
+    /// A worker grew past `--max-worker-memory` and will be replaced.
+    MemoryRecycle {
+        number: usize,
+        pid: i32,
+        rss: u64,
+    },
     WorkersTarget(usize),
     Stopping {
         graceful: bool,
     },
-    Stopped,
+    /// `handed_over`: a new master (USR2) keeps serving on the same sockets.
+    Stopped {
+        handed_over: bool,
+    },
     Error(String),
 }
 
@@ -154,6 +178,11 @@ pub trait App {
     /// `USR1`: reopen log files.
     fn reopen_logs(&mut self);
     fn event(&mut self, ev: Event<'_>);
+    /// Descriptors besides the listeners that a new master must inherit on `USR2`,
+    /// each passed as `NAME=fd` in its environment.
+    fn upgrade_fds(&self) -> Vec<(String, RawFd)> {
+        Vec::new()
+    }
 }
 
 /// Longest the loop sleeps; heartbeat checks run at least this often.
@@ -162,9 +191,16 @@ const TICK: Duration = Duration::from_millis(200);
 struct Arbiter<'a, A: App> {
     app: &'a mut A,
     settings: Settings,
-    listeners: Vec<Listener>,
+    listeners: ListenerSet,
     sb: Scoreboard,
     signals: Option<SignalQueue>,
+    pidfile: Option<Pidfile>,
+    exec: Option<Exec>,
+    /// The new master started by `USR2`, while it runs.
+    successor: Option<Pid>,
+    /// Why the newest workers do not come up (for `STATUS=`), until one does.
+    boot_trouble: Option<String>,
+    last_memory_check: Instant,
     wake_r: UnixStream,
     wake_w: UnixStream,
     children: Vec<Child>,
@@ -181,12 +217,9 @@ struct Arbiter<'a, A: App> {
 }
 
 /// Runs the master until it stops; returns the process exit code.
-pub fn run<A: App>(
-    app: &mut A,
-    settings: Settings,
-    listeners: Vec<Listener>,
-    sb: Scoreboard,
-) -> i32 {
+pub fn run<A: App>(app: &mut A, settings: Settings, listeners: ListenerSet, sb: Scoreboard) -> i32 {
+    // Before the title overwrites argv: how to start this program again (USR2).
+    let exec = Exec::current();
     let pid = std::process::id() as i32;
     proctitle::set(&format!("{}: master", settings.title));
     let pidfile = match settings.pidfile.as_deref().map(|p| Pidfile::create(p, pid)) {
@@ -197,32 +230,53 @@ pub fn run<A: App>(
         Some(Ok(p)) => Some(p),
         None => None,
     };
-    let code = match Arbiter::new(app, settings, listeners, sb) {
-        Ok(mut arbiter) => arbiter.run_loop(),
-        Err(e) => {
+    match Arbiter::new(app, settings, listeners, sb, pidfile, exec) {
+        Ok(mut arbiter) => {
+            let code = arbiter.run_loop();
+            if let Some(p) = &arbiter.pidfile {
+                p.remove();
+            }
+            code
+        }
+        Err((e, pidfile)) => {
             app.event(Event::Error(format!("master start-up: {e}")));
+            if let Some(p) = pidfile {
+                p.remove();
+            }
             1
         }
-    };
-    if let Some(p) = pidfile {
-        p.remove();
     }
-    code
 }
 
 impl<'a, A: App> Arbiter<'a, A> {
     fn new(
         app: &'a mut A,
         settings: Settings,
-        listeners: Vec<Listener>,
+        listeners: ListenerSet,
         sb: Scoreboard,
-    ) -> io::Result<Self> {
-        let (wake_r, wake_w) = UnixStream::pair()?;
-        wake_r.set_nonblocking(true)?;
-        wake_w.set_nonblocking(true)?;
-        let signals = SignalQueue::install()?;
-        for l in &listeners {
+        pidfile: Option<Pidfile>,
+        exec: Option<Exec>,
+    ) -> Result<Self, (io::Error, Option<Pidfile>)> {
+        let (wake_r, wake_w) = match UnixStream::pair() {
+            Ok(p) => p,
+            Err(e) => return Err((e, pidfile)),
+        };
+        let signals = match wake_r
+            .set_nonblocking(true)
+            .and_then(|_| wake_w.set_nonblocking(true))
+            .and_then(|_| SignalQueue::install())
+        {
+            Ok(s) => s,
+            Err(e) => return Err((e, pidfile)),
+        };
+        for l in listeners.all() {
             app.event(Event::Listening(&l.address));
+        }
+        let sd = Notifier::from_env();
+        if let Some(old_master) = upgrade::upgraded_from() {
+            // systemd follows us, not the old master that is about to stop.
+            sd.send(&format!("MAINPID={}", std::process::id()));
+            app.event(Event::TookOver { old_master });
         }
         Ok(Arbiter {
             target: settings.workers,
@@ -236,12 +290,17 @@ impl<'a, A: App> Arbiter<'a, A> {
             listeners,
             sb,
             signals: Some(signals),
+            pidfile,
+            exec,
+            successor: None,
+            boot_trouble: None,
+            last_memory_check: Instant::now(),
             wake_r,
             wake_w,
             children: Vec::new(),
             generation: 1,
             worker_backoff: Backoff::default(),
-            sd: Notifier::from_env(),
+            sd,
             reloading: false,
             announced_ready: false,
             last_status: String::new(),
@@ -267,13 +326,14 @@ impl<'a, A: App> Arbiter<'a, A> {
                     SIGTTOU => self.on_ttou(),
                     SIGWINCH => self.on_winch(),
                     SIGUSR1 => self.on_usr1(),
-                    SIGUSR2 => self.app.event(Event::Unsupported("USR2")),
+                    SIGUSR2 => self.on_usr2(),
                     _ => {}
                 }
             }
             self.reap();
             self.notice_ready();
             self.kill_stuck();
+            self.check_memory();
             self.report();
         }
     }
@@ -310,6 +370,75 @@ impl<'a, A: App> Arbiter<'a, A> {
                 });
             }
             Err(e) => self.app.event(Event::ReloadFailed(e)),
+        }
+    }
+
+    /// USR2: start the new binary on our sockets; `PATH.oldbin` becomes our pidfile.
+    fn on_usr2(&mut self) {
+        if self.successor.is_some() {
+            self.app.event(Event::UpgradeFailed(
+                "a new master is already running; TERM this one or the new one first".into(),
+            ));
+            return;
+        }
+        let Some(exec) = self.exec.clone() else {
+            self.app.event(Event::UpgradeFailed(
+                "cannot tell which program to re-execute".into(),
+            ));
+            return;
+        };
+        if let Some(p) = &mut self.pidfile {
+            if let Err(e) = p.move_to_oldbin() {
+                self.app.event(Event::UpgradeFailed(format!(
+                    "cannot rename the pidfile: {e}"
+                )));
+                return;
+            }
+        }
+        let extra = self.app.upgrade_fds();
+        match upgrade::spawn(&exec, &self.listeners, &extra, self.sd.socket()) {
+            Ok(pid) => {
+                let pid = pid as i32;
+                self.successor = Some(Pid::from_raw(pid));
+                self.app.event(Event::Upgrading { pid });
+            }
+            Err(e) => {
+                if let Some(p) = &mut self.pidfile {
+                    p.restore();
+                }
+                self.app.event(Event::UpgradeFailed(format!(
+                    "cannot start {}: {e}",
+                    exec.program.display()
+                )));
+            }
+        }
+    }
+
+    /// `--max-worker-memory`: once a second, a ready worker past the limit is marked
+    /// for the usual readiness-gated replacement.
+    fn check_memory(&mut self) {
+        let Some(limit) = self.settings.max_worker_memory else {
+            return;
+        };
+        if self.last_memory_check.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_memory_check = Instant::now();
+        for c in &mut self.children {
+            if c.role != Role::Worker || !c.serving() || !c.ready_seen || c.retire_wanted {
+                continue;
+            }
+            match memory::rss_bytes(c.pid.as_raw()) {
+                Some(rss) if rss > limit => {
+                    c.retire_wanted = true;
+                    self.app.event(Event::MemoryRecycle {
+                        number: c.number,
+                        pid: c.pid.as_raw(),
+                        rss,
+                    });
+                }
+                _ => {}
+            }
         }
     }
 
@@ -350,6 +479,16 @@ impl<'a, A: App> Arbiter<'a, A> {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue,
             };
+            if self.successor == Some(pid) {
+                self.successor = None;
+                if let Some(p) = &mut self.pidfile {
+                    p.restore();
+                }
+                self.app.event(Event::UpgradeFailed(format!(
+                    "the new master (pid {pid}) exited ({reason:?}); this one keeps serving"
+                )));
+                continue;
+            }
             let Some(i) = self.children.iter().position(|c| c.pid == pid) else {
                 continue;
             };
@@ -368,6 +507,12 @@ impl<'a, A: App> Arbiter<'a, A> {
             // that hung until `--timeout` killed it.
             if !c.ready_seen && c.term_sent.is_none() {
                 let retry_in = self.backoff_for(c.role).failed(Instant::now());
+                if c.role == Role::Worker {
+                    self.boot_trouble = Some(format!(
+                        "a new worker failed to boot, retrying in {}s",
+                        retry_in.as_secs()
+                    ));
+                }
                 self.app.event(Event::BootFailed {
                     role: c.role,
                     number: c.number,
@@ -393,6 +538,9 @@ impl<'a, A: App> Arbiter<'a, A> {
             let (role, number, pid) = (c.role, c.number, c.pid.as_raw());
             self.children[i].ready_seen = true;
             self.backoff_for(role).succeeded();
+            if role == Role::Worker {
+                self.boot_trouble = None;
+            }
             self.app.event(Event::Ready { role, number, pid });
         }
     }
@@ -420,9 +568,10 @@ impl<'a, A: App> Arbiter<'a, A> {
         for i in 0..self.settings.singletons.len() {
             let present = self.children.iter().any(|c| c.role == Role::Singleton(i));
             if !present && self.singleton_backoff[i].may_spawn(now) {
-                self.spawn(Role::Singleton(i));
+                self.spawn(Role::Singleton(i), Vec::new(), Vec::new());
             }
         }
+        self.retire_replaced(now);
         let gen = self.generation;
         let workers = || {
             self.children
@@ -436,18 +585,21 @@ impl<'a, A: App> Arbiter<'a, A> {
         let may_spawn = self.worker_backoff.may_spawn(now);
         if fresh + stale < self.target {
             if may_spawn {
-                for _ in 0..self.target - fresh - stale {
-                    self.spawn(Role::Worker);
+                for left in (1..=self.target - fresh - stale).rev() {
+                    let lanes = self.lanes_for_new(left);
+                    self.spawn(Role::Worker, lanes, Vec::new());
                 }
             }
+        } else if booting > 0 {
+            // One slot in transition at a time: wait for it to become ready.
         } else if stale > 0 {
             if fresh_ready + stale > self.target {
-                self.retire_one(|c| c.stale(gen), now);
-            } else if booting == 0 && may_spawn {
-                self.spawn(Role::Worker);
+                self.shrink_one(|c| c.stale(gen), may_spawn);
+            } else if may_spawn {
+                self.replace_one_stale(gen);
             }
         } else if fresh > self.target {
-            self.retire_one(|_| true, now);
+            self.shrink_one(|_| true, may_spawn);
         }
         if self.reloading && stale == 0 && booting == 0 {
             self.reloading = false;
@@ -456,17 +608,108 @@ impl<'a, A: App> Arbiter<'a, A> {
         }
     }
 
-    /// Asks one serving worker matching `pick` to drain: the highest-numbered, so
-    /// worker numbers stay compact.
-    fn retire_one(&mut self, pick: impl Fn(&Child) -> bool, now: Instant) {
+    /// A ready worker takes over from the workers it was spawned to replace.
+    fn retire_replaced(&mut self, now: Instant) {
+        let mut retire = Vec::new();
+        for c in &mut self.children {
+            if c.ready_seen && !c.replaces.is_empty() {
+                retire.append(&mut c.replaces);
+            }
+        }
+        for c in &mut self.children {
+            if retire.contains(&c.pid) {
+                c.terminate(now);
+            }
+        }
+    }
+
+    /// Spawns the replacement of the highest-numbered stale worker; it accepts on
+    /// the same lanes and retires that worker once ready.
+    fn replace_one_stale(&mut self, gen: u64) {
         let victim = self
             .children
-            .iter_mut()
-            .filter(|c| c.role == Role::Worker && c.serving() && pick(c))
-            .max_by_key(|c| (c.generation == 0, c.number));
-        if let Some(c) = victim {
-            c.terminate(now);
+            .iter()
+            .filter(|c| c.role == Role::Worker && c.serving() && c.stale(gen))
+            .max_by_key(|c| c.number)
+            .map(|c| (c.pid, c.lanes.clone()));
+        if let Some((pid, lanes)) = victim {
+            self.spawn(Role::Worker, lanes, vec![pid]);
         }
+    }
+
+    /// One fewer serving worker among those matching `pick` (the highest-numbered).
+    /// A worker whose lanes nobody else serves is not simply stopped, which would
+    /// strand connections the kernel hashes to them: a worker taking its lanes and
+    /// a partner's is started first, and both retire when it is ready.
+    fn shrink_one(&mut self, pick: impl Fn(&Child) -> bool, may_spawn: bool) {
+        let now = Instant::now();
+        let Some(vi) = self
+            .children
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.role == Role::Worker && c.serving() && pick(c))
+            .max_by_key(|(_, c)| c.number)
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        let victim_pid = self.children[vi].pid;
+        let others = |c: &&Child| c.role == Role::Worker && c.serving() && c.pid != victim_pid;
+        let orphaned: Vec<usize> = self.children[vi]
+            .lanes
+            .iter()
+            .copied()
+            .filter(|l| {
+                !self
+                    .children
+                    .iter()
+                    .filter(others)
+                    .any(|c| c.ready_seen && c.lanes.contains(l))
+            })
+            .collect();
+        if orphaned.is_empty() {
+            self.children[vi].terminate(now);
+            return;
+        }
+        let partner = self
+            .children
+            .iter()
+            .filter(others)
+            .min_by_key(|c| (!pick(c), c.lanes.len()))
+            .map(|c| (c.pid, c.lanes.clone()));
+        if let (Some((pid, mut lanes)), true) = (partner, may_spawn) {
+            lanes.extend(orphaned);
+            lanes.sort_unstable();
+            lanes.dedup();
+            self.spawn(Role::Worker, lanes, vec![victim_pid, pid]);
+        }
+    }
+
+    /// Lanes for a worker spawned to add capacity, `left` spawns (this one
+    /// included) still to come: its share of the lanes nobody serves, or else the
+    /// least-served lane.
+    fn lanes_for_new(&self, left: usize) -> Vec<usize> {
+        let n = self.listeners.lane_count();
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut served = vec![0usize; n];
+        for c in &self.children {
+            if c.role == Role::Worker && c.serving() {
+                for &l in &c.lanes {
+                    if let Some(s) = served.get_mut(l) {
+                        *s += 1;
+                    }
+                }
+            }
+        }
+        let idle: Vec<usize> = (0..n).filter(|&l| served[l] == 0).collect();
+        if idle.is_empty() {
+            let least = (0..n).min_by_key(|&l| served[l]).unwrap_or(0);
+            return vec![least];
+        }
+        let share = idle.len().div_ceil(left.max(1));
+        idle.into_iter().take(share).collect()
     }
 
     fn free_worker_number(&self) -> Option<usize> {
@@ -478,7 +721,7 @@ impl<'a, A: App> Arbiter<'a, A> {
         })
     }
 
-    fn spawn(&mut self, role: Role) {
+    fn spawn(&mut self, role: Role, lanes: Vec<usize>, replaces: Vec<Pid>) {
         let (number, slot_index) = match role {
             Role::Worker => match self.free_worker_number() {
                 Some(n) => (n, n),
@@ -504,7 +747,7 @@ impl<'a, A: App> Arbiter<'a, A> {
             signals::restore(held);
         }
         match forked {
-            Ok(ForkResult::Child) => self.become_child(role, number, slot),
+            Ok(ForkResult::Child) => self.become_child(role, number, slot, &lanes),
             Ok(ForkResult::Parent { child }) => {
                 slot.set_pid(child.as_raw());
                 self.children.push(Child {
@@ -517,6 +760,9 @@ impl<'a, A: App> Arbiter<'a, A> {
                     term_sent: None,
                     abort_sent: None,
                     kill_sent: false,
+                    lanes,
+                    replaces,
+                    retire_wanted: false,
                 });
                 self.app.event(Event::Spawned {
                     role,
@@ -532,7 +778,7 @@ impl<'a, A: App> Arbiter<'a, A> {
         }
     }
 
-    fn become_child(&mut self, role: Role, number: usize, slot: SlotHandle) -> ! {
+    fn become_child(&mut self, role: Role, number: usize, slot: SlotHandle, lanes: &[usize]) -> ! {
         if let Some(s) = self.signals.take() {
             s.forget_in_child();
         }
@@ -558,12 +804,13 @@ impl<'a, A: App> Arbiter<'a, A> {
             Role::Singleton(i) => self.settings.singletons[i].clone(),
         };
         proctitle::set(&format!("{}: {name}", self.settings.title));
-        let mut listeners = std::mem::take(&mut self.listeners);
-        if matches!(role, Role::Singleton(_)) {
-            // Only workers accept; a singleton holding listeners would keep them
-            // open past a stop.
-            listeners.clear();
-        }
+        let set = std::mem::take(&mut self.listeners);
+        // Only workers accept; a singleton holding listeners would keep them open
+        // past a stop.
+        let listeners = match role {
+            Role::Worker => set.into_child(lanes),
+            Role::Singleton(_) => Vec::new(),
+        };
         let ctx = ChildCtx {
             role,
             number,
@@ -587,12 +834,18 @@ impl<'a, A: App> Arbiter<'a, A> {
             .iter()
             .filter(|c| c.role == Role::Worker && c.serving() && c.ready_seen)
             .count();
-        let status = format!(
+        let mut status = format!(
             "{ready} of {} workers ready, generation {}{}",
             self.target,
             self.generation,
             if self.reloading { ", reloading" } else { "" }
         );
+        if let Some(trouble) = &self.boot_trouble {
+            status.push_str(&format!("; {trouble}; the previous workers keep serving"));
+        }
+        if let Some(pid) = self.successor {
+            status.push_str(&format!("; upgrading to new master {pid}"));
+        }
         if status != self.last_status {
             self.sd.send(&format!("STATUS={status}"));
             self.last_status = status;
@@ -624,9 +877,19 @@ impl<'a, A: App> Arbiter<'a, A> {
             };
         // Freeze the accept queues (no new SYNs are queued; queued connections stay)
         // before workers drain them, then drop the master's own descriptors so the
-        // sockets close as soon as the last worker has emptied them.
+        // sockets close as soon as the last worker has emptied them. After a USR2
+        // the new master serves the same sockets: they stay open and unfrozen.
+        let handed_over = self.successor_alive();
         let mut unix_paths = Vec::new();
-        for l in std::mem::take(&mut self.listeners) {
+        let set = std::mem::take(&mut self.listeners);
+        for l in set
+            .shared
+            .into_iter()
+            .chain(set.lanes.into_iter().flatten())
+        {
+            if handed_over {
+                continue;
+            }
             if graceful {
                 if let Err(e) = l.stop_new_connections() {
                     self.app
@@ -658,8 +921,22 @@ impl<'a, A: App> Arbiter<'a, A> {
         for path in unix_paths {
             let _ = std::fs::remove_file(path);
         }
-        self.app.event(Event::Stopped);
+        self.app.event(Event::Stopped { handed_over });
         0
+    }
+
+    /// The USR2 successor still runs (reaped here if it just exited).
+    fn successor_alive(&mut self) -> bool {
+        let Some(pid) = self.successor else {
+            return false;
+        };
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => true,
+            _ => {
+                self.successor = None;
+                false
+            }
+        }
     }
 
     fn signal_all(&mut self, sig: Signal, now: Instant) {

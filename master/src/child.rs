@@ -31,6 +31,12 @@ pub struct Child {
     /// When `--timeout` fired and SIGABRT was sent.
     pub abort_sent: Option<Instant>,
     pub kill_sent: bool,
+    /// `--reuse-port` lanes this worker accepts on (empty: shared sockets only).
+    pub lanes: Vec<usize>,
+    /// Workers to retire once this one is ready (it inherited their lanes).
+    pub replaces: Vec<Pid>,
+    /// The master wants it replaced (e.g. past `--max-worker-memory`).
+    pub retire_wanted: bool,
 }
 
 impl Child {
@@ -44,7 +50,9 @@ impl Child {
 
     /// Serving but due for replacement: older generation, or it asked to retire.
     pub fn stale(&self, generation: u64) -> bool {
-        self.generation < generation || self.slot.state() == SlotState::RetireRequested
+        self.generation < generation
+            || self.retire_wanted
+            || self.slot.state() == SlotState::RetireRequested
     }
 
     pub fn signal(&self, sig: Signal) {

@@ -11,14 +11,18 @@ mod backoff;
 mod child;
 pub mod clock;
 mod listener;
+mod listener_set;
+mod memory;
 pub mod notify;
 mod pidfile;
 pub mod proctitle;
 mod scoreboard;
 mod signals;
+mod upgrade;
 
 pub use arbiter::{run, App, ChildCtx, Event, ExitReason, Link, Role, Settings};
 pub use listener::{Address, Listener, ListenerKind};
+pub use listener_set::ListenerSet;
 pub use scoreboard::{
     Scoreboard, SlotHandle, SlotState, SLOT_REQ_BYTES, TOTAL_SLOTS, WORKER_SLOTS,
 };

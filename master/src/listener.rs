@@ -124,6 +124,33 @@ impl Listener {
         Ok(())
     }
 
+    /// Removes a socket filter left by a previous owner's graceful stop
+    /// (`stop_new_connections`): a socket systemd or an old master kept open would
+    /// otherwise keep dropping every new connection.
+    pub(crate) fn detach_filter(&self) {
+        let none: libc::c_int = 0;
+        // SAFETY: SO_DETACH_FILTER reads nothing beyond the option length; ENOENT
+        // (no filter attached) is the usual, harmless answer.
+        unsafe {
+            libc::setsockopt(
+                self.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_DETACH_FILTER,
+                (&none as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+
+    /// Adopts an inherited listening descriptor (systemd's, or an old master's on a
+    /// binary upgrade). `owns_path`: we become responsible for its socket file.
+    pub(crate) fn adopt(raw: RawFd, owns_path: bool) -> io::Result<Listener> {
+        let mut l = adopt(raw)?;
+        l.owns_path = owns_path && l.kind == ListenerKind::Unix;
+        l.detach_filter();
+        Ok(l)
+    }
+
     /// Adopts sockets passed by systemd (`LISTEN_PID` = our pid, `LISTEN_FDS` = n,
     /// descriptors 3..3+n). Returns `None` when not socket-activated.
     pub fn from_systemd() -> io::Result<Option<Vec<Listener>>> {
@@ -141,7 +168,7 @@ impl Listener {
             return Ok(None);
         };
         (0..n)
-            .map(|i| adopt(3 + i))
+            .map(|i| Listener::adopt(3 + i, false))
             .collect::<io::Result<_>>()
             .map(Some)
     }

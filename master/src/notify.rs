@@ -40,6 +40,11 @@ impl Notifier {
         self.watchdog.map(|d| d / 2)
     }
 
+    /// The socket path, for a new master started by a binary upgrade.
+    pub fn socket(&self) -> Option<&str> {
+        self.socket.as_deref()
+    }
+
     pub fn enabled(&self) -> bool {
         self.socket.is_some()
     }

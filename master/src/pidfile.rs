@@ -10,6 +10,8 @@ use nix::unistd::Pid;
 #[derive(Debug)]
 pub struct Pidfile {
     path: PathBuf,
+    /// Where our pid is now: `path`, or `path.oldbin` during a binary upgrade.
+    current: PathBuf,
 }
 
 impl Pidfile {
@@ -34,17 +36,64 @@ impl Pidfile {
         fs::rename(&tmp, path)?;
         Ok(Pidfile {
             path: path.to_path_buf(),
+            current: path.to_path_buf(),
         })
+    }
+
+    /// `PATH.oldbin`, as nginx and gunicorn name an upgrading master's pidfile.
+    fn oldbin(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".oldbin");
+        PathBuf::from(name)
+    }
+
+    /// Binary upgrade: `PATH` becomes `PATH.oldbin`, leaving `PATH` to the new master.
+    pub fn move_to_oldbin(&mut self) -> io::Result<()> {
+        let old = self.oldbin();
+        fs::rename(&self.current, &old)?;
+        self.current = old;
+        Ok(())
+    }
+
+    /// The upgrade failed: take `PATH` back unless a new master already wrote it.
+    pub fn restore(&mut self) {
+        if self.current == self.path {
+            return;
+        }
+        if !self.path.exists() && fs::rename(&self.current, &self.path).is_ok() {
+            self.current = self.path.clone();
+        }
     }
 
     pub fn remove(&self) {
         // Only remove it if it is still ours (a newer master may have taken over).
-        let ours = fs::read_to_string(&self.path)
+        let ours = fs::read_to_string(&self.current)
             .ok()
             .and_then(|t| t.trim().parse::<i32>().ok())
             == Some(std::process::id() as i32);
         if ours {
-            let _ = fs::remove_file(&self.path);
+            let _ = fs::remove_file(&self.current);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oldbin_rename_and_restore() {
+        let dir = std::env::temp_dir().join(format!("blitz-pid-{}", std::process::id()));
+        let path = dir.join("blitz.pid");
+        let mut p = Pidfile::create(&path, std::process::id() as i32).unwrap();
+        p.move_to_oldbin().unwrap();
+        assert!(!path.exists());
+        assert!(dir.join("blitz.pid.oldbin").exists());
+        p.restore();
+        assert!(path.exists());
+        p.move_to_oldbin().unwrap();
+        p.remove();
+        assert!(!dir.join("blitz.pid.oldbin").exists());
+        let _ = fs::remove_dir_all(dir);
     }
 }

@@ -175,6 +175,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_requests_jitter: Option<String>,
 
+    /// Resident memory (MB) past which a worker is replaced gracefully [default: off]
+    #[arg(long, value_name = "MB", allow_negative_numbers = true)]
+    pub max_worker_memory: Option<String>,
+
     /// Seconds without heartbeat before a worker is killed [default: 30]
     #[arg(short = 't', long, value_name = "S", allow_negative_numbers = true)]
     pub timeout: Option<String>,

@@ -65,6 +65,11 @@ pub struct Config {
     /// 0 = workers are never recycled.
     pub max_requests: u64,
     pub max_requests_jitter: u64,
+    /// `--max-worker-memory` in bytes; `None` = off.
+    pub max_worker_memory: Option<u64>,
+    /// `BLITZ_TEST_BOOT_DELAY_MS`: workers wait this long before accepting. Only for
+    /// tests of readiness-gated reloads ("a slow-booting release").
+    pub test_boot_delay_ms: u64,
     /// Heartbeat age after which a worker is killed; at least 1 s.
     pub timeout: Duration,
     pub graceful_timeout: Duration,
@@ -163,6 +168,16 @@ impl Config {
             max_requests_jitter: parse_or(
                 flag("--max-requests-jitter", &args.max_requests_jitter),
                 |s| parse::uint_in(s, 0, MAX_REQUESTS),
+                || 0,
+            )?,
+            max_worker_memory: parse_opt(
+                flag("--max-worker-memory", &args.max_worker_memory),
+                |s| parse::uint_in(s, 1, 1 << 20),
+            )?
+            .map(|mb| mb << 20),
+            test_boot_delay_ms: parse_or(
+                src.env("BLITZ_TEST_BOOT_DELAY_MS"),
+                |s| parse::uint_in(s, 0, 600_000),
                 || 0,
             )?,
             timeout: parse_or(
@@ -340,6 +355,11 @@ impl Config {
             ("worker-connections", self.worker_connections.to_string()),
             ("max-requests", self.max_requests.to_string()),
             ("max-requests-jitter", self.max_requests_jitter.to_string()),
+            (
+                "max-worker-memory",
+                self.max_worker_memory
+                    .map_or_else(|| "off".to_string(), |b| format!("{} MB", b >> 20)),
+            ),
             ("timeout", self.timeout.as_secs().to_string()),
             (
                 "graceful-timeout",

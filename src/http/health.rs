@@ -65,12 +65,20 @@ impl Health {
         let check_age_ms = clock::now_ms().saturating_sub(checked_ms);
         let consistent =
             checked_ms != 0 && check_age_ms <= RUNNER_STALE_MS && running == db_running;
-        let alive = alive && consistent;
+        // After a binary upgrade the new runner waits for the old one, which still
+        // runs the bots: this instance is ready to serve meanwhile.
+        let standby = checked_ms == 0
+            && clock::now_ms().saturating_sub(RunnerStats::of(sb).standby_ms()) <= RUNNER_STALE_MS;
+        let alive = alive && (consistent || standby);
         let mut bot_manager = json!({
             "status": if alive { "ok" } else { "error" },
             "running_bots": running,
             "heartbeat_age_s": (age_ms as f64 / 100.0).round() / 10.0,
         });
+        if standby {
+            bot_manager["standby"] =
+                json!("the previous master's bot runner runs the bots until it stops");
+        }
         if checked_ms != 0 && running != db_running {
             bot_manager["error"] = json!(format!(
                 "the bot runner runs {running} bots, the database says {db_running}"

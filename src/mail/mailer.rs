@@ -29,6 +29,15 @@ pub fn run(ctx: ChildCtx, config: &Config, log: Logger, sinks: Vec<Sink>) -> i32
             return 1;
         }
     };
+    let lock_path = config.instance_dir().join("mailer.lock");
+    let _lock = match crate::serve::background::exclusive(&ctx, &bg, &lock_path, &log, &|| {}) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return 0,
+        Err(e) => {
+            error!(log, "cannot lock {}", lock_path.display(); "error" => %e);
+            return 1;
+        }
+    };
     let delivery = match Delivery::new(config.smtp_url.as_deref(), config.instance_dir()) {
         Ok(d) => d,
         Err(e) => {

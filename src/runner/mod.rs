@@ -80,6 +80,17 @@ pub fn run(
             return 1;
         }
     };
+    let lock_path = config.instance_dir().join("bot-runner.lock");
+    let stats = RunnerStats::of(&ctx.scoreboard);
+    let standby = || stats.publish_standby(blitz_master::clock::now_ms());
+    let _lock = match crate::serve::background::exclusive(&ctx, &bg, &lock_path, &log, &standby) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return 0,
+        Err(e) => {
+            error!(log, "cannot lock {}", lock_path.display(); "error" => %e);
+            return 1;
+        }
+    };
     let runner = match Runner::open(config, log.clone()) {
         Ok(r) => r,
         Err(e) => {

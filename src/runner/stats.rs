@@ -11,6 +11,8 @@ pub struct RunnerStats {
     running: AtomicU64,
     db_running: AtomicU64,
     checked_ms: AtomicU64,
+    /// While a new runner waits for the old one to stop (binary upgrade).
+    standby_ms: AtomicU64,
 }
 
 impl RunnerStats {
@@ -26,6 +28,16 @@ impl RunnerStats {
         self.running.store(running, Ordering::Relaxed);
         self.db_running.store(db_running, Ordering::Relaxed);
         self.checked_ms.store(now_ms, Ordering::Release);
+    }
+
+    /// The runner is alive but waits for a previous instance's runner to stop.
+    pub fn publish_standby(&self, now_ms: u64) {
+        self.standby_ms.store(now_ms, Ordering::Release);
+    }
+
+    /// When standby was last published (0: never).
+    pub fn standby_ms(&self) -> u64 {
+        self.standby_ms.load(Ordering::Acquire)
     }
 
     /// (runner's count, database count, when checked in Unix ms).

@@ -68,3 +68,46 @@ impl Background {
         }
     }
 }
+
+/// An exclusive lock on `<instance dir>/<name>.lock`, held for a singleton's whole
+/// life. During a binary upgrade both masters run a bot runner and a mailer for a
+/// while; the new ones wait here (heartbeating) until the old ones have stopped and
+/// saved their state, so the same bots are never driven twice. Returns `None` when
+/// asked to stop while waiting.
+pub fn exclusive(
+    ctx: &ChildCtx,
+    bg: &Background,
+    path: &std::path::Path,
+    log: &slog::Logger,
+    on_wait: &dyn Fn(),
+) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    let mut told = false;
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is passed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            if told {
+                slog::info!(log, "the previous instance has stopped; taking over");
+            }
+            return Ok(Some(file));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(err);
+        }
+        if !told {
+            slog::info!(log, "waiting for the previous instance to stop (binary upgrade)";
+                "lock" => %path.display());
+            told = true;
+        }
+        on_wait();
+        if !bg.pause(ctx, Duration::from_millis(100)) {
+            return Ok(None);
+        }
+    }
+}

@@ -67,6 +67,7 @@ pub fn settings(config: &Config) -> Settings {
         pidfile: config.pidfile.clone(),
         title: TITLE.to_string(),
         singletons: SINGLETONS.iter().map(|s| s.to_string()).collect(),
+        max_worker_memory: config.max_worker_memory,
     }
 }
 
@@ -81,6 +82,8 @@ pub struct MasterApp {
     rpc: UnixListener,
     /// Children killed by `--timeout` and not yet reaped (for the restart reason).
     timed_out: Vec<i32>,
+    /// Stopped after a binary upgrade: the new master owns the shared sockets.
+    handed_over: bool,
 }
 
 impl MasterApp {
@@ -100,7 +103,12 @@ impl MasterApp {
             logs,
             log,
             timed_out: Vec::new(),
+            handed_over: false,
         }
+    }
+
+    pub fn handed_over(&self) -> bool {
+        self.handed_over
     }
 }
 
@@ -202,6 +210,11 @@ impl App for MasterApp {
         Ok(settings(&self.config))
     }
 
+    fn upgrade_fds(&self) -> Vec<(String, std::os::fd::RawFd)> {
+        use std::os::fd::AsRawFd;
+        vec![(super::RUNNER_FD_VAR.to_string(), self.rpc.as_raw_fd())]
+    }
+
     fn reopen_logs(&mut self) {
         if let Err(e) = self.logs.reopen() {
             error!(self.log, "cannot reopen log files"; "error" => %e);
@@ -278,7 +291,22 @@ impl App for MasterApp {
             }
             Event::WorkersTarget(n) => info!(log, "Number of workers set to {n}"),
             Event::Stopping { graceful } => info!(log, "Shutting down"; "graceful" => graceful),
-            Event::Stopped => info!(log, "Shutdown complete"),
+            Event::Stopped { handed_over } => {
+                self.handed_over = handed_over;
+                info!(log, "Shutdown complete"; "handed_over" => handed_over)
+            }
+            Event::Upgrading { pid } => {
+                info!(log, "Binary upgrade: started new master"; "new_master_pid" => pid)
+            }
+            Event::UpgradeFailed(why) => error!(log, "Binary upgrade failed: {why}"),
+            Event::TookOver { old_master } => {
+                info!(log, "Started by a binary upgrade; stop the old master with TERM";
+                    "old_master_pid" => old_master)
+            }
+            Event::MemoryRecycle { number, pid, rss } => {
+                warn!(log, "worker past --max-worker-memory; replacing it";
+                    "slot" => number, "child_pid" => pid, "rss_mb" => rss >> 20)
+            }
             Event::Error(e) => error!(log, "{e}"),
         }
     }

@@ -1,6 +1,6 @@
 //! `blitz serve`: validate, bind, prepare storage, then hand over to the supervisor.
 
-mod background;
+pub(crate) mod background;
 mod master_app;
 mod setup;
 mod worker;
@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::net::UnixListener;
 
-use blitz_master::{Address, Listener, Scoreboard};
+use blitz_master::{Address, Listener, ListenerSet, Scoreboard};
 use slog::{crit, info};
 
 use crate::config::{BindAddr, Config, ServeArgs};
@@ -46,7 +46,7 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
     };
     // Before anything touches the database: a second instance stops here.
     let rpc_path = crate::runner::socket_path(&config);
-    let rpc = match bind_runner_socket(&rpc_path) {
+    let rpc = match runner_socket(&rpc_path) {
         Ok(l) => l,
         Err(e) => {
             crit!(
@@ -87,9 +87,37 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
     let settings = master_app::settings(&config);
     let mut app = MasterApp::new(args, config, logs, log, bound_port, rpc);
     let code = blitz_master::run(&mut app, settings, listeners, scoreboard);
-    let _ = std::fs::remove_file(&rpc_path);
+    // After a binary upgrade the new master serves on the same runner socket.
+    if !app.handed_over() {
+        let _ = std::fs::remove_file(&rpc_path);
+    }
     crate::metrics::uninstall();
     code
+}
+
+/// Environment variable carrying the runner socket's descriptor to a new master
+/// started by `USR2` (see `MasterApp::upgrade_fds`).
+pub(crate) const RUNNER_FD_VAR: &str = "BLITZ_RUNNER_FD";
+
+/// The runner socket inherited from an old master on a binary upgrade, or a new one.
+fn runner_socket(path: &std::path::Path) -> std::io::Result<UnixListener> {
+    use std::os::fd::FromRawFd;
+    let Some(raw) = std::env::var_os(RUNNER_FD_VAR) else {
+        return bind_runner_socket(path);
+    };
+    std::env::remove_var(RUNNER_FD_VAR);
+    let fd: i32 = raw
+        .to_string_lossy()
+        .trim()
+        .parse()
+        .map_err(|_| std::io::Error::other(format!("{RUNNER_FD_VAR} is not a descriptor")))?;
+    // Close on exec again: only a deliberate upgrade passes it on.
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    // SAFETY: the old master passed this descriptor for us alone to own.
+    Ok(unsafe { UnixListener::from_raw_fd(fd) })
 }
 
 /// The bot runner's RPC socket, owned by the master so that it outlives runner
@@ -167,17 +195,17 @@ fn resolve(binds: &[BindAddr]) -> Result<Vec<Address>, String> {
     Ok(out)
 }
 
-fn bind_all(addresses: &[Address], config: &Config) -> Result<Vec<Listener>, String> {
+/// The listeners: an old master's (binary upgrade), systemd's (socket activation),
+/// or our own; with `--reuse-port` one SO_REUSEPORT lane per worker.
+fn bind_all(addresses: &[Address], config: &Config) -> Result<ListenerSet, String> {
+    if let Some(set) = ListenerSet::inherited().map_err(|e| format!("inherited listeners: {e}"))? {
+        return Ok(set);
+    }
     if let Some(inherited) =
         Listener::from_systemd().map_err(|e| format!("systemd sockets: {e}"))?
     {
-        return Ok(inherited);
+        return Ok(ListenerSet::shared(inherited));
     }
-    addresses
-        .iter()
-        .map(|a| {
-            Listener::bind(a, config.backlog, config.reuse_port)
-                .map_err(|e| format!("cannot listen on {a}: {e}"))
-        })
-        .collect()
+    ListenerSet::bind(addresses, config.backlog, config.reuse_port, config.workers)
+        .map_err(|e| e.to_string())
 }

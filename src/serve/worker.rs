@@ -103,6 +103,11 @@ pub fn run(
     error_sink: Sink,
 ) -> i32 {
     let listeners = listeners(&mut ctx);
+    if config.test_boot_delay_ms > 0 {
+        // Test knob: a release that is slow to boot. The master must keep the
+        // previous workers serving until this one reports ready.
+        std::thread::sleep(Duration::from_millis(config.test_boot_delay_ms));
+    }
     let mut sinks = vec![error_sink];
     sinks.extend(access.as_ref().map(|a| a.sink().clone()));
     let limits = limits(config, ctx.number);

@@ -14,6 +14,8 @@ pub struct Tally {
     pub failed: AtomicU64,
     pub errors: Mutex<Vec<String>>,
     pub pids: Mutex<std::collections::BTreeSet<String>>,
+    /// Latency of every successful request, in microseconds.
+    pub latency_us: Mutex<Vec<u32>>,
 }
 
 pub struct Load {
@@ -60,6 +62,22 @@ impl Load {
         });
     }
 
+    /// The `p`-th percentile latency so far, in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        let mut all = self.tally.latency_us.lock().unwrap().clone();
+        if all.is_empty() {
+            return 0.0;
+        }
+        all.sort_unstable();
+        let i = ((all.len() - 1) as f64 * p / 100.0).round() as usize;
+        f64::from(all[i]) / 1000.0
+    }
+
+    /// Forgets the latencies recorded so far (to measure one phase).
+    pub fn reset_latency(&self) {
+        self.tally.latency_us.lock().unwrap().clear();
+    }
+
     /// Stops the clients; returns (succeeded, failed, first errors).
     pub fn finish(self) -> (u64, u64, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
@@ -98,8 +116,11 @@ fn client_loop(port: u16, mode: Mode, path: &str, stop: &AtomicBool, tally: &Tal
             } else {
                 format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
             };
+            let started = std::time::Instant::now();
             c.send(req.as_bytes())?;
             let r = c.read_response(false)?;
+            let us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+            tally.latency_us.lock().unwrap().push(us);
             Ok((r.status, close || r.header("Connection") == Some("close")))
         })();
         match result {

@@ -1,0 +1,341 @@
+//! C2 / C11 fault scenarios under load, against the real binary: binary upgrade
+//! (USR2 then TERM of the old master), repeated and slow reloads, a release that
+//! never becomes ready, `--reuse-port` lanes under recycling and TTOU/TTIN, and
+//! memory-based recycling. Every request's outcome is counted; each test prints a
+//! `FAULT` line (scenario, requests, failures, p99) for the record.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use common::load::{Load, Mode};
+use common::{alive, children_with_title, wait_for, Options, Server};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Stops the clients, asserts that not one request failed, and prints the record.
+fn no_failures(load: Load, scenario: &str) -> u64 {
+    let p99 = load.percentile_ms(99.0);
+    let (ok, failed, errors) = load.finish();
+    eprintln!(
+        "FAULT scenario=\"{scenario}\" requests={} failed={failed} p99_ms={p99:.1}",
+        ok + failed
+    );
+    assert_eq!(
+        failed,
+        0,
+        "{scenario}: {failed} of {} failed: {errors:?}",
+        ok + failed
+    );
+    assert!(ok > 0, "{scenario}: nothing succeeded");
+    ok
+}
+
+fn read_pid(path: &std::path::Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Error-log lines (JSON) written by process `pid` with message `msg`.
+fn logged_by(log: &str, pid: i32, msg: &str) -> usize {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|j| j["pid"] == pid && j["msg"] == msg)
+        .count()
+}
+
+/// A master we did not start ourselves (the USR2 successor): stopped with TERM at
+/// the end of the test, killed with its children if the test fails first.
+struct Adopted(i32);
+
+impl Drop for Adopted {
+    fn drop(&mut self) {
+        if !alive(self.0) {
+            return;
+        }
+        let kids = children_with_title(self.0, "blitz: ");
+        let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
+        for k in kids {
+            let _ = kill(Pid::from_raw(k), Signal::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn usr2_upgrade_then_term_of_the_old_master_fails_no_request() {
+    let mut s = Server::with(Options {
+        workers: 2,
+        ..Options::default()
+    });
+    let old = s.pid();
+    let close = Load::start(s.port, 4, Mode::Close, "/healthz");
+    let keep = Load::start(s.port, 2, Mode::KeepAlive, "/livez");
+    close.wait_progress(200);
+    s.signal(Signal::SIGUSR2);
+    let (pidfile, oldbin) = (s.path("blitz.pid"), s.path("blitz.pid.oldbin"));
+    let mut new = 0;
+    wait_for(Duration::from_secs(10), "pidfile and .oldbin", || {
+        new = read_pid(&pidfile).unwrap_or(0);
+        read_pid(&oldbin) == Some(old) && new != 0 && new != old
+    });
+    let successor = Adopted(new);
+    assert!(s.log().contains("Binary upgrade: started new master"));
+    wait_for(
+        Duration::from_secs(20),
+        "new master's workers ready",
+        || {
+            let log = s.log();
+            children_with_title(new, "blitz: worker ").len() == 2
+                && logged_by(&log, new, "worker ready") >= 2
+        },
+    );
+    // Both generations serve the same sockets; the new bot runner waits for the old.
+    wait_for(Duration::from_secs(10), "new runner on standby", || {
+        s.log()
+            .contains("waiting for the previous instance to stop (binary upgrade)")
+    });
+    close.wait_progress(200);
+    s.signal(Signal::SIGTERM);
+    assert_eq!(
+        s.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "old master exit"
+    );
+    assert!(
+        !oldbin.exists(),
+        "the old master removed its .oldbin pidfile"
+    );
+    assert_eq!(
+        read_pid(&pidfile),
+        Some(new),
+        "the pidfile names the new master"
+    );
+    wait_for(Duration::from_secs(10), "new runner took over", || {
+        s.log()
+            .contains("the previous instance has stopped; taking over")
+    });
+    wait_for(
+        Duration::from_secs(10),
+        "readyz from the new master",
+        || common::client::try_get(s.port, "/readyz").is_ok_and(|r| r.status == 200),
+    );
+    close.wait_progress(300);
+    keep.wait_progress(100);
+    no_failures(close, "USR2 + TERM old master (close)");
+    no_failures(keep, "USR2 + TERM old master (keep-alive)");
+    // The runner socket survived the hand-over: a bot command is answered.
+    assert_eq!(s.get("/healthz").status, 200);
+    kill(Pid::from_raw(new), Signal::SIGTERM).unwrap();
+    wait_for(Duration::from_secs(20), "new master stopped", || {
+        !alive(new)
+    });
+    assert!(!pidfile.exists(), "the new master removed its pidfile");
+    drop(successor);
+}
+
+#[test]
+fn a_failed_upgrade_keeps_the_old_master_and_its_pidfile() {
+    let s = Server::with(Options {
+        workers: 1,
+        ..Options::default()
+    });
+    // The new master cannot start: its database path is a directory.
+    let bad = s.path("instance/database.db");
+    let moved = s.path("moved.db");
+    std::fs::rename(&bad, &moved).unwrap();
+    std::fs::create_dir(&bad).unwrap();
+    s.signal(Signal::SIGUSR2);
+    wait_for(Duration::from_secs(20), "upgrade failure logged", || {
+        s.log().contains("Binary upgrade failed")
+    });
+    assert_eq!(read_pid(&s.path("blitz.pid")), Some(s.pid()));
+    assert!(!s.path("blitz.pid.oldbin").exists());
+    assert_eq!(s.get("/healthz").status, 200);
+}
+
+#[test]
+fn three_hups_in_a_row_fail_no_request() {
+    let s = Server::with(Options {
+        workers: 2,
+        ..Options::default()
+    });
+    let close = Load::start(s.port, 4, Mode::Close, "/healthz");
+    let keep = Load::start(s.port, 2, Mode::KeepAlive, "/livez");
+    close.wait_progress(200);
+    close.reset_latency();
+    for round in 1..=3 {
+        let before = s.worker_pids();
+        s.signal(Signal::SIGHUP);
+        wait_for(Duration::from_secs(20), "workers replaced", || {
+            let now = s.worker_pids();
+            now.len() == 2 && now.iter().all(|p| !before.contains(p))
+        });
+        wait_for(Duration::from_secs(10), "reload complete", || {
+            s.log_count("Reload complete") >= round
+        });
+    }
+    close.wait_progress(200);
+    keep.wait_progress(50);
+    no_failures(close, "3 HUPs (close)");
+    no_failures(keep, "3 HUPs (keep-alive)");
+}
+
+#[test]
+fn hup_with_a_slow_booting_release_keeps_serving_without_stalls() {
+    let env = tempfile::NamedTempFile::new().unwrap();
+    let env_path = env.path().to_str().unwrap().to_string();
+    let s = Server::with(Options {
+        workers: 2,
+        args: vec!["--env-file", &env_path],
+        ..Options::default()
+    });
+    let old = s.worker_pids();
+    let close = Load::start(s.port, 4, Mode::Close, "/healthz");
+    close.wait_progress(200);
+    close.reset_latency();
+    std::fs::write(env.path(), "BLITZ_TEST_BOOT_DELAY_MS=1500\n").unwrap();
+    let hup = Instant::now();
+    s.signal(Signal::SIGHUP);
+    // While the first new worker boots, both old ones still serve.
+    wait_for(Duration::from_secs(5), "a new worker booting", || {
+        s.worker_pids().len() == 3
+    });
+    assert!(
+        old.iter().all(|p| alive(*p)),
+        "old workers kept while booting"
+    );
+    close.wait_progress(100);
+    wait_for(Duration::from_secs(20), "all replaced", || {
+        let now = s.worker_pids();
+        now.len() == 2 && now.iter().all(|p| !old.contains(p))
+    });
+    let took = hup.elapsed();
+    assert!(
+        took >= Duration::from_millis(3000),
+        "two boots of 1.5 s: {took:?}"
+    );
+    close.wait_progress(100);
+    let p99 = close.percentile_ms(99.0);
+    no_failures(close, "HUP, workers 1.5 s slow to boot");
+    // A reload that stalled clients for the boot time would show ≥ 1500 ms here.
+    assert!(p99 < 750.0, "p99 during the reload {p99} ms");
+}
+
+#[test]
+fn a_release_that_never_becomes_ready_leaves_the_old_workers_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let env = dir.path().join("blitz.env");
+    std::fs::write(&env, "").unwrap();
+    let s = Server::with(Options {
+        workers: 2,
+        args: vec!["--env-file", env.to_str().unwrap(), "--timeout", "2"],
+        env: vec![("NOTIFY_SOCKET", notify.to_str().unwrap())],
+    });
+    let old = s.worker_pids();
+    let close = Load::start(s.port, 4, Mode::Close, "/healthz");
+    close.wait_progress(200);
+    // The new release hangs at boot: `--timeout` kills it, the back-off retries.
+    std::fs::write(&env, "BLITZ_TEST_BOOT_DELAY_MS=600000\n").unwrap();
+    s.signal(Signal::SIGHUP);
+    let mut buf = [0u8; 4096];
+    let status = loop {
+        let n = sock
+            .recv(&mut buf)
+            .expect("a STATUS= naming the failed boot");
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if m.starts_with("STATUS=") && m.contains("failed to boot") {
+            break m;
+        }
+    };
+    assert!(status.contains("previous workers keep serving"), "{status}");
+    assert!(s.log().contains("worker failed to boot"));
+    assert!(
+        old.iter().all(|p| alive(*p)),
+        "old generation still serving"
+    );
+    close.wait_progress(200);
+    // A fixed release rolls out normally.
+    std::fs::write(&env, "").unwrap();
+    s.signal(Signal::SIGHUP);
+    wait_for(Duration::from_secs(90), "fixed release rolled out", || {
+        let now = s.worker_pids();
+        now.len() == 2 && now.iter().all(|p| !old.contains(p))
+    });
+    close.wait_progress(100);
+    no_failures(
+        close,
+        "HUP to a release that never becomes ready, then a fix",
+    );
+}
+
+/// Listening sockets on `port` (IPv4), as `ss -ltn` would count them.
+fn listening_sockets(port: u16) -> usize {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!(":{port:04X} ");
+    tcp.lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && format!("{} ", f[1]).ends_with(&local) && f[3] == "0A"
+        })
+        .count()
+}
+
+#[test]
+fn reuse_port_lanes_survive_recycling_ttou_and_ttin() {
+    let s = Server::with(Options {
+        workers: 3,
+        args: vec!["--reuse-port", "--max-requests", "60"],
+        ..Options::default()
+    });
+    assert_eq!(
+        listening_sockets(s.port),
+        3,
+        "one SO_REUSEPORT lane per worker"
+    );
+    let close = Load::start(s.port, 6, Mode::Close, "/healthz");
+    let first = s.worker_pids();
+    close.wait_progress(1500);
+    let recycled = s.log().matches("max requests reached").count();
+    assert!(recycled >= 6, "workers recycled: {recycled}");
+    assert!(s.worker_pids().iter().any(|p| !first.contains(p)));
+    // Fewer workers than lanes: a lane is only given up once another worker
+    // that serves it is ready, so no connection waits on an unserved lane.
+    s.signal(Signal::SIGTTOU);
+    wait_for(Duration::from_secs(15), "two workers", || {
+        s.worker_pids().len() == 2 && s.log().contains("Number of workers set to 2")
+    });
+    close.wait_progress(1000);
+    s.signal(Signal::SIGTTIN);
+    wait_for(Duration::from_secs(15), "three workers", || {
+        s.worker_pids().len() == 3
+    });
+    close.wait_progress(1000);
+    assert_eq!(listening_sockets(s.port), 3, "lanes kept across respawns");
+    no_failures(close, "--reuse-port with max-requests 60, TTOU, TTIN");
+}
+
+#[test]
+fn workers_past_max_worker_memory_are_replaced_gracefully() {
+    let s = Server::with(Options {
+        workers: 2,
+        // 1 MB: every worker is past it, so each is replaced about once a second.
+        args: vec!["--max-worker-memory", "1"],
+        ..Options::default()
+    });
+    let first = s.worker_pids();
+    let close = Load::start(s.port, 4, Mode::Close, "/healthz");
+    wait_for(Duration::from_secs(20), "both workers replaced", || {
+        let now = s.worker_pids();
+        now.len() >= 2 && now.iter().all(|p| !first.contains(p))
+    });
+    assert!(s
+        .log()
+        .contains("worker past --max-worker-memory; replacing it"));
+    close.wait_progress(200);
+    no_failures(close, "--max-worker-memory recycling");
+}
