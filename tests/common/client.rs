@@ -36,6 +36,16 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A connection over an already connected stream (e.g. from another source
+    /// address).
+    pub fn from_stream(stream: TcpStream) -> io::Result<Conn> {
+        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+        Ok(Conn {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
     pub fn open(port: u16) -> io::Result<Conn> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_read_timeout(Some(Duration::from_secs(15)))?;
