@@ -12,7 +12,12 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 fn assert_no_failures(load: Load, what: &str) -> u64 {
+    let p99 = load.percentile_ms(99.0);
     let (ok, failed, errors) = load.finish();
+    eprintln!(
+        "FAULT scenario=\"{what}\" requests={} failed={failed} p99_ms={p99:.1}",
+        ok + failed
+    );
     assert_eq!(
         failed,
         0,
@@ -71,6 +76,10 @@ fn killed_worker_is_replaced_within_a_second_and_others_keep_serving() {
     let _ = killed_at;
     load.wait_progress(200);
     let (ok, failed, errors) = load.finish();
+    eprintln!(
+        "FAULT scenario=\"worker SIGKILL (4 clients)\" requests={} failed={failed}",
+        ok + failed
+    );
     // Only a request that the killed worker itself was serving may fail (one per
     // client thread at most); every other request succeeds.
     assert!(
@@ -87,6 +96,9 @@ fn killed_worker_is_replaced_within_a_second_and_others_keep_serving() {
 #[test]
 fn ttin_and_ttou_change_the_worker_count() {
     let s = Server::start();
+    let load = Load::start(s.port, 4, Mode::Close, "/healthz");
+    let keep = Load::start(s.port, 2, Mode::KeepAlive, "/livez");
+    load.wait_progress(100);
     s.signal(Signal::SIGTTIN);
     wait_for(Duration::from_secs(5), "3 workers", || {
         s.worker_pids().len() == 3
@@ -107,6 +119,10 @@ fn ttin_and_ttou_change_the_worker_count() {
         s.log_count("Number of workers set to 1") == 2
     });
     assert_eq!(s.worker_pids().len(), 1);
+    load.wait_progress(100);
+    keep.wait_progress(50);
+    assert_no_failures(load, "TTIN, TTOU, TTOU (close)");
+    assert_no_failures(keep, "TTIN, TTOU, TTOU (keep-alive)");
 }
 
 #[test]
@@ -222,6 +238,7 @@ fn term_answers_queued_requests_then_exits_zero_and_removes_the_pidfile() {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("Connection"), Some("close"));
     }
+    eprintln!("FAULT scenario=\"TERM with 10 queued requests\" requests=10 failed=0");
     assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(!s.path("blitz.pid").exists(), "pidfile removed");
     assert!(!alive(worker));

@@ -55,12 +55,8 @@ fn notify_socket_gets_ready_status_and_stopping() {
     assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
 }
 
-#[test]
-fn socket_activation_uses_the_passed_listener() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let fd = listener.as_raw_fd();
-    let dir = tempfile::tempdir().unwrap();
+/// Starts blitz as systemd would with one passed socket (`fd` becomes fd 3).
+fn activated(fd: i32, dir: &std::path::Path) -> std::process::Child {
     // LISTEN_PID must be the pid of blitz itself, so a shell sets it before exec.
     let mut child = std::process::Command::new("sh");
     child
@@ -69,7 +65,7 @@ fn socket_activation_uses_the_passed_listener() {
         .arg(common::BIN)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -88,8 +84,26 @@ fn socket_activation_uses_the_passed_listener() {
             Ok(())
         });
     }
-    let mut child = child.spawn().unwrap();
-    drop(listener);
+    child.spawn().unwrap()
+}
+
+fn term(child: &mut std::process::Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn socket_activation_uses_the_passed_listener_across_restarts() {
+    // The test plays systemd: it keeps the socket open across a restart.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fd = listener.as_raw_fd();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = activated(fd, dir.path());
     wait_for(Duration::from_secs(20), "activated socket answers", || {
         common::client::try_get(port, "/readyz").is_ok_and(|r| r.status == 200)
     });
@@ -102,10 +116,57 @@ fn socket_activation_uses_the_passed_listener() {
         !log.contains("127.0.0.1:1\""),
         "the --bind address must not be used"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        Signal::SIGTERM,
-    )
-    .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // A graceful stop freezes the socket's accept queue while draining; the next
+    // start on the same (systemd-held) socket must accept again.
+    term(&mut child);
+    let mut again = activated(fd, dir.path());
+    wait_for(
+        Duration::from_secs(20),
+        "restarted on the same socket",
+        || common::client::try_get(port, "/readyz").is_ok_and(|r| r.status == 200),
+    );
+    term(&mut again);
+    drop(listener);
+}
+
+#[test]
+fn watchdog_pings_and_mainpid_after_a_binary_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut s = Server::with(Options {
+        workers: 1,
+        env: vec![
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+        ..Options::default()
+    });
+    let mut pings = 0;
+    while pings < 3 {
+        if next_message(&sock) == "WATCHDOG=1" {
+            pings += 1;
+        }
+    }
+    s.signal(Signal::SIGUSR2);
+    let mainpid = loop {
+        let m = next_message(&sock);
+        if let Some(pid) = m.strip_prefix("MAINPID=") {
+            break pid.trim().parse::<i32>().unwrap();
+        }
+    };
+    assert_ne!(mainpid, s.pid());
+    let new_master = common::cmdline(mainpid);
+    assert_eq!(new_master, "blitz: master");
+    wait_for(Duration::from_secs(20), "new master's pidfile", || {
+        std::fs::read_to_string(s.path("blitz.pid")).is_ok_and(|p| p.trim() == mainpid.to_string())
+    });
+    s.signal(Signal::SIGTERM);
+    assert_eq!(s.wait_exit(Duration::from_secs(20)), Some(0));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(mainpid), Signal::SIGTERM).unwrap();
+    wait_for(Duration::from_secs(20), "new master stopped", || {
+        !common::alive(mainpid)
+    });
 }

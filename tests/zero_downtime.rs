@@ -63,10 +63,27 @@ impl Drop for Adopted {
 
 #[test]
 fn usr2_upgrade_then_term_of_the_old_master_fails_no_request() {
+    usr2_upgrade(&[], "USR2 + TERM old master");
+}
+
+#[test]
+fn usr2_upgrade_hands_over_reuse_port_lanes() {
+    usr2_upgrade(&["--reuse-port"], "USR2 + TERM old master, --reuse-port");
+}
+
+fn usr2_upgrade(args: &[&str], scenario: &str) {
     let mut s = Server::with(Options {
         workers: 2,
-        ..Options::default()
+        args: args.to_vec(),
+        env: common::bots::CALM.to_vec(),
     });
+    let lanes = common::listening_sockets(s.port);
+    // A running bot must be handed from the old runner to the new one.
+    let trader = common::bots::user(&s, "trader@example.com", false);
+    let r = trader.call(&s, "POST", "/api/bot/start", "{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    common::bots::wait_status(&s, &trader, "running");
+    let orders = common::bots::open_orders(&s, trader.id);
     let old = s.pid();
     let close = Load::start(s.port, 4, Mode::Close, "/healthz");
     let keep = Load::start(s.port, 2, Mode::KeepAlive, "/livez");
@@ -121,10 +138,27 @@ fn usr2_upgrade_then_term_of_the_old_master_fails_no_request() {
     );
     close.wait_progress(300);
     keep.wait_progress(100);
-    no_failures(close, "USR2 + TERM old master (close)");
-    no_failures(keep, "USR2 + TERM old master (keep-alive)");
+    wait_for(
+        Duration::from_secs(20),
+        "the new runner resumed the bot",
+        || common::bots::count(&s, "SELECT COUNT(*) FROM bot_events WHERE kind = 'resumed'") == 1,
+    );
+    assert_eq!(trader.status(&s)["status"], "running");
+    assert_eq!(
+        common::bots::open_orders(&s, trader.id),
+        orders,
+        "no order placed twice"
+    );
+    assert_eq!(
+        common::listening_sockets(s.port),
+        lanes,
+        "the same listening sockets"
+    );
+    no_failures(close, &format!("{scenario} (close)"));
+    no_failures(keep, &format!("{scenario} (keep-alive)"));
     // The runner socket survived the hand-over: a bot command is answered.
-    assert_eq!(s.get("/healthz").status, 200);
+    let r = trader.call(&s, "POST", "/api/bot/stop", "{}");
+    assert_eq!(r.status, 200, "{}", r.text());
     kill(Pid::from_raw(new), Signal::SIGTERM).unwrap();
     wait_for(Duration::from_secs(20), "new master stopped", || {
         !alive(new)
@@ -272,19 +306,6 @@ fn a_release_that_never_becomes_ready_leaves_the_old_workers_serving() {
     );
 }
 
-/// Listening sockets on `port` (IPv4), as `ss -ltn` would count them.
-fn listening_sockets(port: u16) -> usize {
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let local = format!(":{port:04X} ");
-    tcp.lines()
-        .skip(1)
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3 && format!("{} ", f[1]).ends_with(&local) && f[3] == "0A"
-        })
-        .count()
-}
-
 #[test]
 fn reuse_port_lanes_survive_recycling_ttou_and_ttin() {
     let s = Server::with(Options {
@@ -293,7 +314,7 @@ fn reuse_port_lanes_survive_recycling_ttou_and_ttin() {
         ..Options::default()
     });
     assert_eq!(
-        listening_sockets(s.port),
+        common::listening_sockets(s.port),
         3,
         "one SO_REUSEPORT lane per worker"
     );
@@ -315,7 +336,11 @@ fn reuse_port_lanes_survive_recycling_ttou_and_ttin() {
         s.worker_pids().len() == 3
     });
     close.wait_progress(1000);
-    assert_eq!(listening_sockets(s.port), 3, "lanes kept across respawns");
+    assert_eq!(
+        common::listening_sockets(s.port),
+        3,
+        "lanes kept across respawns"
+    );
     no_failures(close, "--reuse-port with max-requests 60, TTOU, TTIN");
 }
 

@@ -281,3 +281,16 @@ pub fn children_with_title(parent: i32, prefix: &str) -> Vec<i32> {
 pub fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok() && parent_of(pid).is_some()
 }
+
+/// Listening sockets on `port` (IPv4), as `ss -ltn` would count them.
+pub fn listening_sockets(port: u16) -> usize {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!(":{port:04X} ");
+    tcp.lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && format!("{} ", f[1]).ends_with(&local) && f[3] == "0A"
+        })
+        .count()
+}
