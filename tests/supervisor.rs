@@ -89,7 +89,7 @@ fn killed_worker_is_replaced_within_a_second_and_others_keep_serving() {
     );
     let after = Load::start(s.port, 4, Mode::Close, "/healthz");
     after.wait_progress(200);
-    assert_no_failures(after, "after respawn");
+    assert_no_failures(after, "after a worker SIGKILL, once replaced");
     assert!(s.log().contains("exited unexpectedly"));
 }
 
@@ -137,8 +137,8 @@ fn max_requests_recycles_workers_without_failing_a_request() {
     // Enough traffic to recycle every worker several times.
     load.wait_progress(2500);
     keep.wait_progress(500);
-    let ok =
-        assert_no_failures(load, "close clients") + assert_no_failures(keep, "keep-alive clients");
+    let ok = assert_no_failures(load, "max-requests 300 + jitter 50 (close)")
+        + assert_no_failures(keep, "max-requests 300 + jitter 50 (keep-alive)");
     assert!(ok >= 3000);
     let now = s.worker_pids();
     assert!(
@@ -170,8 +170,8 @@ fn hup_replaces_every_worker_under_load_without_failing_a_request() {
     });
     load.wait_progress(200);
     keep.wait_progress(100);
-    assert_no_failures(load, "close clients");
-    assert_no_failures(keep, "keep-alive clients");
+    assert_no_failures(load, "HUP (close)");
+    assert_no_failures(keep, "HUP (keep-alive)");
     assert!(old.iter().all(|p| !alive(*p)));
     assert_eq!(
         s.runner_pids(),
@@ -395,7 +395,7 @@ fn a_worker_terminated_directly_drains_and_is_replaced() {
         now.len() == 2 && !now.contains(&victim)
     });
     load.wait_progress(200);
-    assert_no_failures(load, "clients while one worker drained");
+    assert_no_failures(load, "TERM sent to one worker directly");
 }
 
 /// Lowest descriptor number `pid` does not use: with RLIMIT_NOFILE set to it, the

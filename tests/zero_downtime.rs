@@ -111,6 +111,11 @@ fn usr2_upgrade(args: &[&str], scenario: &str) {
         s.log()
             .contains("waiting for the previous instance to stop (binary upgrade)")
     });
+    // A second upgrade waits until the old master is gone (both would be .oldbin).
+    kill(Pid::from_raw(new), Signal::SIGUSR2).unwrap();
+    wait_for(Duration::from_secs(10), "second USR2 refused", || {
+        s.log().contains("still runs; TERM it first")
+    });
     close.wait_progress(200);
     s.signal(Signal::SIGTERM);
     assert_eq!(
@@ -363,4 +368,24 @@ fn workers_past_max_worker_memory_are_replaced_gracefully() {
         .contains("worker past --max-worker-memory; replacing it"));
     close.wait_progress(200);
     no_failures(close, "--max-worker-memory recycling");
+}
+
+#[test]
+fn winch_with_reuse_port_stops_every_worker_and_hup_brings_them_back() {
+    let s = Server::with(Options {
+        workers: 2,
+        args: vec!["--reuse-port"],
+        ..Options::default()
+    });
+    s.signal(Signal::SIGWINCH);
+    wait_for(Duration::from_secs(15), "no workers", || {
+        s.worker_pids().is_empty()
+    });
+    s.signal(Signal::SIGHUP);
+    wait_for(Duration::from_secs(15), "two workers again", || {
+        s.worker_pids().len() == 2
+    });
+    let close = Load::start(s.port, 4, Mode::Close, "/healthz");
+    close.wait_progress(300);
+    no_failures(close, "--reuse-port after WINCH and HUP");
 }

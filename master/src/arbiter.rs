@@ -198,6 +198,8 @@ struct Arbiter<'a, A: App> {
     exec: Option<Exec>,
     /// The new master started by `USR2`, while it runs.
     successor: Option<Pid>,
+    /// The old master that started us by `USR2`.
+    predecessor: Option<i32>,
     /// Why the newest workers do not come up (for `STATUS=`), until one does.
     boot_trouble: Option<String>,
     last_memory_check: Instant,
@@ -273,7 +275,8 @@ impl<'a, A: App> Arbiter<'a, A> {
             app.event(Event::Listening(&l.address));
         }
         let sd = Notifier::from_env();
-        if let Some(old_master) = upgrade::upgraded_from() {
+        let predecessor = upgrade::upgraded_from();
+        if let Some(old_master) = predecessor {
             // systemd follows us, not the old master that is about to stop.
             sd.send(&format!("MAINPID={}", std::process::id()));
             app.event(Event::TookOver { old_master });
@@ -293,6 +296,7 @@ impl<'a, A: App> Arbiter<'a, A> {
             pidfile,
             exec,
             successor: None,
+            predecessor,
             boot_trouble: None,
             last_memory_check: Instant::now(),
             wake_r,
@@ -380,6 +384,15 @@ impl<'a, A: App> Arbiter<'a, A> {
                 "a new master is already running; TERM this one or the new one first".into(),
             ));
             return;
+        }
+        // Its pidfile is `PATH.oldbin`; a third master would take that name too.
+        if let Some(old) = self.predecessor {
+            if nix::unistd::getppid().as_raw() == old {
+                self.app.event(Event::UpgradeFailed(format!(
+                    "the previous master (pid {old}) still runs; TERM it first"
+                )));
+                return;
+            }
         }
         let Some(exec) = self.exec.clone() else {
             self.app.event(Event::UpgradeFailed(
@@ -667,7 +680,8 @@ impl<'a, A: App> Arbiter<'a, A> {
                     .any(|c| c.ready_seen && c.lanes.contains(l))
             })
             .collect();
-        if orphaned.is_empty() {
+        // WINCH (no workers wanted): nothing is left to serve a lane anyway.
+        if orphaned.is_empty() || self.target == 0 {
             self.children[vi].terminate(now);
             return;
         }
