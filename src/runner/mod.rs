@@ -121,6 +121,7 @@ impl Runner {
         let (tx, due) = channel();
         let manager = Arc::new(Manager::new(
             paper,
+            config.exchanges.clone(),
             key,
             telegram,
             tx,
