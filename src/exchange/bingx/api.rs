@@ -81,6 +81,11 @@ impl Api {
         }
     }
 
+    /// The exchange's clock as far as we know it (Unix ms).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// An unsigned market-data GET.
     pub fn public(&self, path: &str, params: &[(&str, String)]) -> Result<Value, Refused> {
         self.call("GET", path, params, false)

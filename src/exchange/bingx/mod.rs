@@ -94,7 +94,8 @@ impl Bingx {
 
     /// Fees paid on an order's fills (BingX reports them negative when paid).
     fn fees(&self, o: &Order) -> Result<f64, ExchangeError> {
-        let end = rest::local_ms();
+        // The range is in the exchange's time, like the order's creation time.
+        let end = self.api.now_ms();
         let start = (o.created_ms - 60_000).max(end - FILL_WINDOW_MS);
         let q = [
             ("tradingUnit", "COIN".to_string()),
