@@ -964,6 +964,34 @@ mod tests {
     }
 
     #[test]
+    fn exchange_endpoints_default_to_mainnet_and_follow_the_environment() {
+        let c = load_env(&[]).unwrap();
+        assert_eq!(c.exchanges, crate::exchange::rest::RestSettings::default());
+        assert_eq!(c.exchanges.bybit_url, "https://api.bybit.com");
+        let c = load_env(&[
+            ("BYBIT_BASE_URL", "https://api-testnet.bybit.com/"),
+            ("BINGX_BASE_URL", "https://open-api-vst.bingx.com"),
+            ("EXCHANGE_TIMEOUT_MS", "3000"),
+            ("EXCHANGE_RECV_WINDOW_MS", "10000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.exchanges.bybit_url.as_str(),
+                c.exchanges.bingx_url.as_str()
+            ),
+            (
+                "https://api-testnet.bybit.com",
+                "https://open-api-vst.bingx.com"
+            )
+        );
+        assert_eq!(
+            (c.exchanges.timeout_ms, c.exchanges.recv_window_ms),
+            (3000, 10000)
+        );
+    }
+
+    #[test]
     fn bad_variables_are_named() {
         let cases = [
             ("BLITZ_BIND", "localhost"),
@@ -994,6 +1022,10 @@ mod tests {
             ("PAPER_TICK_MS", "fast"),
             ("PAPER_VOLATILITY", "1"),
             ("PAPER_SEED", "-1"),
+            ("BYBIT_BASE_URL", "api.bybit.com"),
+            ("BINGX_BASE_URL", "https://key:secret@open-api.bingx.com"),
+            ("EXCHANGE_TIMEOUT_MS", "100"),
+            ("EXCHANGE_RECV_WINDOW_MS", "5s"),
         ];
         for (name, value) in cases {
             let message = error_of(load_env(&[(name, value)]));
