@@ -196,9 +196,25 @@ fn full_cycle(v: &Venue) {
     // The exchange clock runs 15 s ahead: every signed request was accepted only
     // because the adapter synced with the server-time endpoint.
     v.assert_nothing_refused();
-    let (code, _) = post(&s, &u, "/api/bot/stop", json!({}));
-    assert_eq!(code, 200);
-    assert_eq!(v.book().open_count(), 0, "stop cancels the bot's orders");
+    // Stop closing the position: a reduce-only market order, a second trade.
+    let (code, body) = post(&s, &u, "/api/bot/stop", json!({"mode": "close_position"}));
+    assert_eq!(code, 200, "{body}");
+    let b = v.book();
+    assert_eq!(b.open_count(), 0, "stop cancels the bot's orders");
+    assert_eq!((b.long.size, b.short.size), (0.0, 0.0), "position closed");
+    let close = b.order(&format!("bz-{}-2-x", u.id)).expect("close order");
+    assert!(
+        close.market && !close.opens() && close.status == "filled",
+        "{close:?}"
+    );
+    drop(b);
+    let trades = u.get(&s, "/api/trades");
+    assert_eq!(
+        trades["trades"].as_array().map(Vec::len),
+        Some(2),
+        "{trades}"
+    );
+    v.assert_nothing_refused();
 }
 
 #[test]
@@ -231,10 +247,20 @@ fn restart_re_adopts(v: &Venue) {
     let s = v.server(&url);
     let u = user(&s, "restart@example.com", false);
     configure(&s, &u, v.name, KEY);
+    // The entry is placed but its answer is lost: the adapter repeats the same
+    // client id, the exchange refuses the repeat as a duplicate, and the order is
+    // read back instead of placed twice.
+    v.book().lose_reply = Some(format!("POST {}", v.create_path));
     assert_eq!(post(&s, &u, "/api/bot/start", json!({})).0, 200);
     wait_ladder(v, u.id, 1);
     let placed = v.book().accepted.clone();
     assert_eq!(placed.len(), 4, "{placed:?}");
+    assert_eq!(placed[0], format!("bz-{}-1-e", u.id));
+    assert_eq!(
+        std::mem::take(&mut v.book().duplicates),
+        1,
+        "the lost placement was repeated once"
+    );
 
     let old = kill_runner(&s);
     wait_for(Duration::from_secs(20), "resumed after kill -9", || {

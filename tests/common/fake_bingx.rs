@@ -83,7 +83,11 @@ fn handle(book: &Mutex<Book>, req: &Request) -> Response {
     if let Some(e) = b.take_injected(&req.path) {
         return reply(e.code, &e.msg, json!({}));
     }
-    private(&mut b, req)
+    let mut r = private(&mut b, req);
+    if b.take_lost(&format!("{} {}", req.method, req.path)) {
+        r.status = 0;
+    }
+    r
 }
 
 fn contracts(req: &Request) -> Response {

@@ -92,6 +92,9 @@ pub struct Book {
     pub rate_limited: usize,
     /// Every request path seen, in order.
     pub seen: Vec<String>,
+    /// The next request to this `METHOD /path` is carried out but its answer is
+    /// lost.
+    pub lose_reply: Option<String>,
 }
 
 impl Book {
@@ -115,11 +118,21 @@ impl Book {
             rate_limit_next: 0,
             rate_limited: 0,
             seen: Vec::new(),
+            lose_reply: None,
         }
     }
 
     pub fn server_ms(&self) -> i64 {
         super::fake_http::now_ms() + self.skew_ms
+    }
+
+    /// Whether this request's answer is to be lost (once).
+    pub fn take_lost(&mut self, request: &str) -> bool {
+        let lost = self.lose_reply.as_deref() == Some(request);
+        if lost {
+            self.lose_reply = None;
+        }
+        lost
     }
 
     pub fn take_injected(&mut self, path: &str) -> Option<Injected> {

@@ -87,6 +87,9 @@ fn handle(book: &Mutex<Book>, req: &Request) -> Response {
         return refuse(&mut b, req, 10001, "category must be linear");
     }
     let mut r = private(&mut b, req, &params);
+    if b.take_lost(&format!("{} {}", req.method, req.path)) {
+        r.status = 0;
+    }
     let now = b.server_ms();
     r.headers = limit_headers(9, now);
     r

@@ -37,6 +37,7 @@ impl Request {
 }
 
 pub struct Response {
+    /// 0: close the connection without answering.
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -94,6 +95,10 @@ fn serve(stream: TcpStream, handler: &Handler) {
         return;
     };
     let resp = handler(&req);
+    if resp.status == 0 {
+        // The request was processed but its answer is lost on the way back.
+        return;
+    }
     let mut out = format!(
         "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
         resp.status,

@@ -138,7 +138,7 @@ impl Api {
         let window = self.recv_window.to_string();
         let sign = rest::hmac_hex(
             &self.key.secret,
-            &format!("{ts}{}{window}{payload}", self.key.key),
+            &string_to_sign(&ts, &self.key.key, &window, payload),
         );
         let mut headers = vec![("Content-Type", "application/json")];
         if signed {
@@ -215,6 +215,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What Bybit signs: `timestamp + apiKey + recvWindow + (queryString | jsonBody)`.
+fn string_to_sign(ts: &str, key: &str, window: &str, payload: &str) -> String {
+    format!("{ts}{key}{window}{payload}")
+}
+
 /// `k=v&k=v` in the given order, values percent-encoded; the same string is sent
 /// and signed.
 fn encode(query: &[(&str, String)]) -> String {
@@ -258,6 +263,29 @@ mod tests {
             ("symbol", "BTC USDT".into()),
         ];
         assert_eq!(encode(&q), "category=linear&symbol=BTC+USDT");
+    }
+
+    #[test]
+    fn strings_to_sign_match_the_documented_examples() {
+        // docs/v5/guide, "Create A Request": the GET and POST examples.
+        assert_eq!(
+            string_to_sign(
+                "1658384314791",
+                "XXXXXXXXXX",
+                "5000",
+                "category=option&symbol=BTC-29JUL22-25000-C"
+            ),
+            "1658384314791XXXXXXXXXX5000category=option&symbol=BTC-29JUL22-25000-C"
+        );
+        assert_eq!(
+            string_to_sign(
+                "1658385579423",
+                "XXXXXXXXXX",
+                "5000",
+                r#"{"category": "option"}"#
+            ),
+            r#"1658385579423XXXXXXXXXX5000{"category": "option"}"#
+        );
     }
 
     #[test]
