@@ -55,10 +55,13 @@ fn refuse(b: &mut Book, req: &Request, code: i64, msg: &str) -> Response {
 fn handle(book: &Mutex<Book>, req: &Request) -> Response {
     let mut b = book.lock().unwrap();
     b.seen.push(req.path.clone());
+    if req.path == "/openApi/swap/v2/server/time" {
+        return reply(0, "", json!({"serverTime": b.server_ms()}));
+    }
+    if let Some(r) = authenticate(&mut b, req) {
+        return r;
+    }
     match req.path.as_str() {
-        "/openApi/swap/v2/server/time" => {
-            return reply(0, "", json!({"serverTime": b.server_ms()}))
-        }
         "/openApi/swap/v2/quote/contracts" => return contracts(req),
         "/openApi/swap/v2/quote/ticker" => {
             if req.param("symbol") != Some(SYMBOL) {
@@ -71,9 +74,6 @@ fn handle(book: &Mutex<Book>, req: &Request) -> Response {
             );
         }
         _ => {}
-    }
-    if let Some(r) = authenticate(&mut b, req) {
-        return r;
     }
     if b.rate_limit_next > 0 {
         b.rate_limit_next -= 1;

@@ -1,14 +1,16 @@
 //! BingX perpetual-swap transport: request signing, the `code` envelope, the server
 //! clock, and retries of what is safe to repeat.
 //!
-//! Signing (BingX's authentication reference, github.com/BingX-API/api-ai-skills
-//! `skills/references/authentication.md`, and <https://bingx-api.github.io/docs/#/swapV2/authentication>):
-//! every parameter including `timestamp` (and `recvWindow`), sorted by key in ASCII
-//! order, joined as `k=v&k=v` without URL encoding, is signed as
+//! Signing, from BingX's own reference (github.com/BingX-API/api-ai-skills,
+//! `skills/references/authentication.md`; the interactive docs it mirrors are at
+//! <https://bingx-api.github.io/docs/#/swapV2/introduce>): every parameter
+//! including `timestamp` (and `recvWindow`), sorted by key in ASCII order, joined
+//! as `k=v&k=v` without URL encoding, is signed as
 //! `signature = hex(HMAC_SHA256(secret, that string))`; the request sends the same
-//! string plus `&signature=…` as its query, and the key in the `X-BX-APIKEY`
-//! header. The server rejects a timestamp more than `recvWindow` (at most 5000 ms)
-//! away from its clock, hence the offset from `GET /openApi/swap/v2/server/time`.
+//! string plus `&signature=…` as its query (for POST and DELETE too), and the key
+//! in the `X-BX-APIKEY` header. The server rejects a timestamp more than
+//! `recvWindow` (at most 5000 ms) away from its clock, hence the offset from
+//! `GET /openApi/swap/v2/server/time`.
 
 use std::time::Duration;
 
@@ -86,31 +88,18 @@ impl Api {
         self.clock.now_ms()
     }
 
-    /// An unsigned market-data GET.
-    pub fn public(&self, path: &str, params: &[(&str, String)]) -> Result<Value, Refused> {
-        self.call("GET", path, params, false)
-    }
-
     /// A signed request (`GET`, `POST` or `DELETE`), parameters in the query.
+    /// Market data is signed too: BingX lists `timestamp` as required on every
+    /// swap endpoint, and a signature costs nothing where none is checked.
     pub fn signed(
         &self,
         method: &str,
         path: &str,
         params: &[(&str, String)],
     ) -> Result<Value, Refused> {
-        self.call(method, path, params, true)
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        params: &[(&str, String)],
-        signed: bool,
-    ) -> Result<Value, Refused> {
         let mut attempt = 0;
         loop {
-            let r = self.once(method, path, params, signed, attempt > 0);
+            let r = self.once(method, path, params, attempt > 0);
             let again = match &r {
                 Err(Refused::Failed(ExchangeError::Network(_) | ExchangeError::RateLimited)) => {
                     true
@@ -131,31 +120,24 @@ impl Api {
         method: &str,
         path: &str,
         params: &[(&str, String)],
-        signed: bool,
         retried: bool,
     ) -> Result<Value, Refused> {
-        let mut query = canonical(params);
-        let mut headers = Vec::new();
-        if signed {
-            if self.clock.stale() {
-                self.sync_clock().map_err(Refused::Failed)?;
-            }
-            let mut all = params.to_vec();
-            all.push(("recvWindow", self.recv_window.to_string()));
-            all.push(("timestamp", self.clock.now_ms().to_string()));
-            let signing = canonical(&all);
-            let signature = rest::hmac_hex(&self.key.secret, &signing);
-            query = format!("{signing}&signature={signature}");
-            headers.push(("X-BX-APIKEY", self.key.key.as_str()));
+        if self.clock.stale() {
+            self.sync_clock().map_err(Refused::Failed)?;
         }
-        let url = if query.is_empty() {
-            format!("{}{path}", self.base)
-        } else {
-            format!("{}{path}?{query}", self.base)
-        };
+        let mut all = params.to_vec();
+        all.push(("recvWindow", self.recv_window.to_string()));
+        all.push(("timestamp", self.clock.now_ms().to_string()));
+        let signing = canonical(&all);
+        let signature = rest::hmac_hex(&self.key.secret, &signing);
+        let url = format!("{}{path}?{signing}&signature={signature}", self.base);
+        let headers = [("X-BX-APIKEY", self.key.key.as_str())];
+        // Parameters travel in the query; POST and DELETE still say
+        // `Content-Length: 0`, which some front ends insist on.
+        let body = (method != "GET").then_some("");
         let answer = self
             .http
-            .send(method, &url, &headers, None)
+            .send(method, &url, &headers, body)
             .map_err(Refused::Failed)?;
         let r = envelope(answer.status, &answer.body, retried);
         if let Err(Refused::Code { code: 100421, .. }) = &r {
@@ -166,7 +148,7 @@ impl Api {
 
     fn sync_clock(&self) -> Result<(), ExchangeError> {
         let sent = rest::local_ms();
-        let url = format!("{}/openApi/swap/v2/server/time", self.base);
+        let url = format!("{}/openApi/swap/v2/server/time?timestamp={sent}", self.base);
         let a = self.http.send("GET", &url, &[], None)?;
         let v = envelope(a.status, &a.body, false).map_err(ExchangeError::from)?;
         let ms = rest::int(&v["serverTime"]);

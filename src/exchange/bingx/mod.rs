@@ -5,7 +5,8 @@
 //! are lowercase already).
 //!
 //! Endpoints, from BingX's own API reference (github.com/BingX-API/api-ai-skills,
-//! `skills/swap-*/api-reference.md`, mirroring <https://bingx-api.github.io/docs/#/swapV2/>):
+//! `skills/swap-trade`, `skills/swap-account` and `skills/swap-market`
+//! `api-reference.md`; the interactive docs: <https://bingx-api.github.io/docs/#/swapV2/introduce>):
 //! - contracts (tick, step, minimum): `GET /openApi/swap/v2/quote/contracts`
 //! - ticker: `GET /openApi/swap/v2/quote/ticker`
 //! - server time: `GET /openApi/swap/v2/server/time`
@@ -185,7 +186,7 @@ impl Exchange for Bingx {
         let want = pair(symbol)?;
         let data = self
             .api
-            .public("/openApi/swap/v2/quote/contracts", &sym(symbol)?)?;
+            .signed("GET", "/openApi/swap/v2/quote/contracts", &sym(symbol)?)?;
         let c = data
             .as_array()
             .and_then(|l| l.iter().find(|c| text(&c["symbol"]) == want))
@@ -204,7 +205,7 @@ impl Exchange for Bingx {
     fn ticker(&self, symbol: &str) -> Result<f64, ExchangeError> {
         let data = self
             .api
-            .public("/openApi/swap/v2/quote/ticker", &sym(symbol)?)?;
+            .signed("GET", "/openApi/swap/v2/quote/ticker", &sym(symbol)?)?;
         let t = match data.as_array() {
             Some(l) => l.first().cloned().unwrap_or(Value::Null),
             None => data,
