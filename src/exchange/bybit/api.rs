@@ -289,6 +289,30 @@ mod tests {
     }
 
     #[test]
+    fn an_exhausted_limit_is_waited_out_or_reported() {
+        let key = ApiKey {
+            key: "k".into(),
+            secret: "s".into(),
+        };
+        let api = Api::new(&RestSettings::default(), key);
+        // `X-Bapi-Limit-Status: 0` with a reset 200 ms away: the next call waits.
+        api.note_limit(Some(0), Some(rest::local_ms() + 200));
+        let t = std::time::Instant::now();
+        assert_eq!(api.wait_for_limit(), Ok(()));
+        assert!(
+            t.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            t.elapsed()
+        );
+        // Requests left: no wait.
+        api.note_limit(Some(3), Some(rest::local_ms() + 60_000));
+        assert_eq!(api.wait_for_limit(), Ok(()));
+        // A reset far away is the next step's business.
+        api.limit_hit(Some(rest::local_ms() + 60_000));
+        assert_eq!(api.wait_for_limit(), Err(ExchangeError::RateLimited));
+    }
+
+    #[test]
     fn envelope_maps_codes() {
         let e = envelope(200, r#"{"retCode":10004,"retMsg":"error sign!"}"#, false);
         assert_eq!(
