@@ -11,7 +11,7 @@ use common::bots::{count, open_orders, user, wait_status, User, CALM};
 use common::{wait_for, Options, Server};
 use serde_json::{json, Value};
 
-fn server(workers: usize, env: &[(&'static str, &'static str)]) -> Server {
+fn server(workers: usize, env: &[(&str, &str)]) -> Server {
     Server::with(Options {
         workers,
         env: env.to_vec(),
@@ -425,7 +425,12 @@ fn runner_kill_and_service_restart_resume_without_duplicates() {
 
 #[test]
 fn config_is_validated_masked_and_locked_while_running() {
-    let s = server(2, &CALM);
+    // Bybit is a local fake that knows another key: nothing leaves the machine.
+    let bybit = common::fake_bybit::FakeBybit::start("another-key", "another-secret");
+    let url = bybit.url();
+    let mut env = CALM.to_vec();
+    env.push(("BYBIT_BASE_URL", &url));
+    let s = server(2, &env);
     let u = user(&s, "config@example.com", false);
     let c = u.get(&s, "/api/bot/config");
     assert_eq!(
@@ -495,10 +500,15 @@ fn config_is_validated_masked_and_locked_while_running() {
     }
     let (code, body) = post(&s, &u, "/api/bot/start", json!({}));
     assert_eq!(
-        (code, body["status"].as_str()),
-        (400, Some("invalid_config")),
+        (code, body["status"].as_str(), body["message"].as_str()),
+        (
+            400,
+            Some("missing_credentials"),
+            Some("the exchange rejected the API key")
+        ),
         "{body}"
     );
+    assert!(!s.log().contains(secret), "the start logged the secret");
 
     // Missing credentials on a real exchange.
     let other = user(&s, "nokeys@example.com", false);

@@ -130,6 +130,9 @@ pub struct Config {
     pub paper_seed: Option<u64>,
     /// `TELEGRAM_API_URL`: the Bot API base (no trailing slash).
     pub telegram_api_url: String,
+    /// `BYBIT_BASE_URL`, `BINGX_BASE_URL`, `EXCHANGE_TIMEOUT_MS`,
+    /// `EXCHANGE_RECV_WINDOW_MS`: where the real exchanges are and how long to wait.
+    pub exchanges: crate::exchange::rest::RestSettings,
 }
 
 impl Config {
@@ -321,6 +324,7 @@ impl Config {
             telegram_api_url: parse_or(src.env("TELEGRAM_API_URL"), parse::http_url, || {
                 "https://api.telegram.org".to_string()
             })?,
+            exchanges: load_exchanges(&src)?,
         })
     }
 
@@ -428,6 +432,13 @@ impl Config {
                     .map_or_else(|| "random".to_string(), |s| s.to_string()),
             ),
             ("TELEGRAM_API_URL", self.telegram_api_url.clone()),
+            ("BYBIT_BASE_URL", self.exchanges.bybit_url.clone()),
+            ("BINGX_BASE_URL", self.exchanges.bingx_url.clone()),
+            ("EXCHANGE_TIMEOUT_MS", self.exchanges.timeout_ms.to_string()),
+            (
+                "EXCHANGE_RECV_WINDOW_MS",
+                self.exchanges.recv_window_ms.to_string(),
+            ),
         ]
     }
 }
@@ -547,6 +558,26 @@ fn rate(src: &Sources<'_>, name: &'static str, per_minute: u32) -> Result<Rate, 
     parse_or(src.env(name), parse::rate, || Rate {
         count: per_minute,
         period: Duration::from_secs(60),
+    })
+}
+
+/// The real exchanges' endpoints (mainnet by default; a testnet or a local fake
+/// by setting the base URLs) and request limits.
+fn load_exchanges(src: &Sources<'_>) -> Result<crate::exchange::rest::RestSettings, ConfigError> {
+    let d = crate::exchange::rest::RestSettings::default();
+    Ok(crate::exchange::rest::RestSettings {
+        bybit_url: parse_or(src.env("BYBIT_BASE_URL"), parse::http_url, || d.bybit_url)?,
+        bingx_url: parse_or(src.env("BINGX_BASE_URL"), parse::http_url, || d.bingx_url)?,
+        timeout_ms: parse_or(
+            src.env("EXCHANGE_TIMEOUT_MS"),
+            |s| parse::uint_in(s, 500, 60_000),
+            || d.timeout_ms,
+        )?,
+        recv_window_ms: parse_or(
+            src.env("EXCHANGE_RECV_WINDOW_MS"),
+            |s| parse::uint_in(s, 1000, 60_000),
+            || d.recv_window_ms,
+        )?,
     })
 }
 
@@ -953,6 +984,34 @@ mod tests {
     }
 
     #[test]
+    fn exchange_endpoints_default_to_mainnet_and_follow_the_environment() {
+        let c = load_env(&[]).unwrap();
+        assert_eq!(c.exchanges, crate::exchange::rest::RestSettings::default());
+        assert_eq!(c.exchanges.bybit_url, "https://api.bybit.com");
+        let c = load_env(&[
+            ("BYBIT_BASE_URL", "https://api-testnet.bybit.com/"),
+            ("BINGX_BASE_URL", "https://open-api-vst.bingx.com"),
+            ("EXCHANGE_TIMEOUT_MS", "3000"),
+            ("EXCHANGE_RECV_WINDOW_MS", "10000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.exchanges.bybit_url.as_str(),
+                c.exchanges.bingx_url.as_str()
+            ),
+            (
+                "https://api-testnet.bybit.com",
+                "https://open-api-vst.bingx.com"
+            )
+        );
+        assert_eq!(
+            (c.exchanges.timeout_ms, c.exchanges.recv_window_ms),
+            (3000, 10000)
+        );
+    }
+
+    #[test]
     fn bad_variables_are_named() {
         let cases = [
             ("BLITZ_BIND", "localhost"),
@@ -983,6 +1042,10 @@ mod tests {
             ("PAPER_TICK_MS", "fast"),
             ("PAPER_VOLATILITY", "1"),
             ("PAPER_SEED", "-1"),
+            ("BYBIT_BASE_URL", "api.bybit.com"),
+            ("BINGX_BASE_URL", "https://key:secret@open-api.bingx.com"),
+            ("EXCHANGE_TIMEOUT_MS", "100"),
+            ("EXCHANGE_RECV_WINDOW_MS", "5s"),
         ];
         for (name, value) in cases {
             let message = error_of(load_env(&[(name, value)]));

@@ -5,7 +5,14 @@
 //! order carries the bot's deterministic client order id (C5.3), which is how the
 //! bot finds its orders again after a restart instead of placing them twice.
 
+pub mod bingx;
+pub mod bybit;
 pub mod paper;
+pub mod rest;
+
+use std::sync::Arc;
+
+use rest::{ApiKey, RestSettings};
 
 pub use crate::bots::ladder::{Market, Side};
 
@@ -147,4 +154,14 @@ pub trait Exchange: Send + Sync {
     fn position(&self, symbol: &str, side: Side) -> Result<Position, ExchangeError>;
     /// Wallet balance in USDT.
     fn balance(&self) -> Result<f64, ExchangeError>;
+}
+
+/// The REST adapter named by a bot configuration (`bybit`, `bingx`), bound to one
+/// user's key; `None` for any other name.
+pub fn connect(name: &str, settings: &RestSettings, key: ApiKey) -> Option<Arc<dyn Exchange>> {
+    match name {
+        "bybit" => Some(Arc::new(bybit::Bybit::new(settings, key))),
+        "bingx" => Some(Arc::new(bingx::Bingx::new(settings, key))),
+        _ => None,
+    }
 }

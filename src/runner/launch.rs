@@ -12,7 +12,8 @@ use super::manager::{BotCtx, Manager, Running, Why};
 use super::telegram::Target;
 use crate::bots::config::{self, side_name, StoredConfig};
 use crate::bots::engine::{BotError, CycleState, Engine, Journal, Mode, Verdict};
-use crate::exchange::{Exchange, ExchangeError};
+use crate::exchange::rest::ApiKey;
+use crate::exchange::{self, Exchange, ExchangeError};
 use crate::store::{self, bots, users, StoreError};
 
 /// Why a start did not produce a running bot.
@@ -94,7 +95,7 @@ impl Manager {
             cfg.exchange
         );
         bots::add_event(conn, uid, kind, &msg, None, store::now())?;
-        let ex = self.exchange(uid, &stored)?;
+        let ex = self.exchange(conn, uid, &stored)?;
         let market = ex.market(&cfg.symbol).map_err(BotError::from)?;
         ex.set_leverage(&cfg.symbol, cfg.leverage)
             .map_err(BotError::from)?;
@@ -159,20 +160,47 @@ impl Manager {
         Ok((all, None))
     }
 
-    fn exchange(&self, uid: i64, stored: &StoredConfig) -> Result<Arc<dyn Exchange>, Fail> {
-        match stored.config.exchange.as_str() {
-            "paper" => Ok(Arc::new(self.paper().account(uid))),
-            name => {
-                if !stored.has_api_key || !stored.has_api_secret {
-                    return Err(Fail::MissingCredentials(format!(
-                        "set the {name} API key and secret in the bot configuration first"
-                    )));
-                }
-                Err(Fail::Invalid(format!(
-                    "trading on {name} is not available in this version; use the paper exchange"
-                )))
-            }
+    fn exchange(
+        &self,
+        conn: &Connection,
+        uid: i64,
+        stored: &StoredConfig,
+    ) -> Result<Arc<dyn Exchange>, Fail> {
+        let name = stored.config.exchange.as_str();
+        if name == "paper" {
+            return Ok(Arc::new(self.paper().account(uid)));
         }
+        let missing = || {
+            Fail::MissingCredentials(format!(
+                "set the {name} API key and secret in the bot configuration first"
+            ))
+        };
+        if !stored.has_api_key || !stored.has_api_secret {
+            return Err(missing());
+        }
+        let key = self.api_key(conn, uid)?.ok_or_else(missing)?;
+        exchange::connect(name, self.rest(), key)
+            .ok_or_else(|| Fail::Invalid(format!("unknown exchange {name}")))
+    }
+
+    /// The user's exchange key pair, opened from its encrypted columns.
+    fn api_key(&self, conn: &Connection, uid: i64) -> Result<Option<ApiKey>, Fail> {
+        let Some(sealed) = users::credentials(conn, uid)? else {
+            return Ok(None);
+        };
+        let secret_key = self.key().ok_or_else(|| {
+            Fail::Exchange("the server has no secret key to open stored API keys".into())
+        })?;
+        let c = secret_key.open_credentials(uid, &sealed).map_err(|e| {
+            warn!(self.log(), "cannot open the exchange credentials"; "user_id" => uid, "error" => %e);
+            Fail::MissingCredentials(
+                "the stored API key cannot be read (was SECRET_KEY changed?); set it again".into(),
+            )
+        })?;
+        Ok(match (c.api_key, c.api_secret) {
+            (Some(key), Some(secret)) => Some(ApiKey { key, secret }),
+            _ => None,
+        })
     }
 
     fn telegram_target(

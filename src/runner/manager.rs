@@ -20,6 +20,7 @@ use super::protocol::{Outcome, Reply};
 use super::telegram::{Notifier, Target};
 use crate::bots::engine::{Engine, Mode, StopMode, Verdict};
 use crate::exchange::paper::Paper;
+use crate::exchange::rest::RestSettings;
 use crate::exchange::Exchange;
 use crate::secrets::SecretKey;
 use crate::store::{self, bots, StoreError};
@@ -80,6 +81,8 @@ pub struct Manager {
     running: AtomicU64,
     generations: AtomicU64,
     paper: Arc<Paper>,
+    /// Where the real exchanges are (`BYBIT_BASE_URL`, …).
+    rest: RestSettings,
     key: Option<SecretKey>,
     pub(super) telegram: Notifier,
     /// (bot, generation, when): the scheduler's inbox.
@@ -100,6 +103,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Manager {
     pub fn new(
         paper: Arc<Paper>,
+        rest: RestSettings,
         key: Option<SecretKey>,
         telegram: Notifier,
         due: Sender<Due>,
@@ -112,6 +116,7 @@ impl Manager {
             running: AtomicU64::new(0),
             generations: AtomicU64::new(1),
             paper,
+            rest,
             key,
             telegram,
             due: Mutex::new(due),
@@ -122,6 +127,10 @@ impl Manager {
 
     pub fn paper(&self) -> &Arc<Paper> {
         &self.paper
+    }
+
+    pub(super) fn rest(&self) -> &RestSettings {
+        &self.rest
     }
 
     pub(super) fn key(&self) -> Option<&SecretKey> {

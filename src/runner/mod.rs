@@ -124,7 +124,7 @@ impl Runner {
         let key = match SecretKey::resolve(config.secret_key.as_deref(), config.instance_dir()) {
             Ok(k) => Some(k),
             Err(e) => {
-                warn!(log, "no secret key; Telegram tokens cannot be read"; "error" => %e);
+                warn!(log, "no secret key; stored exchange keys and Telegram tokens cannot be read"; "error" => %e);
                 None
             }
         };
@@ -132,6 +132,7 @@ impl Runner {
         let (tx, due) = channel();
         let manager = Arc::new(Manager::new(
             paper,
+            config.exchanges.clone(),
             key,
             telegram,
             tx,

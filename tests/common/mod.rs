@@ -6,6 +6,10 @@
 pub mod api;
 pub mod bots;
 pub mod client;
+pub mod fake_bingx;
+pub mod fake_book;
+pub mod fake_bybit;
+pub mod fake_http;
 pub mod load;
 pub mod redis;
 

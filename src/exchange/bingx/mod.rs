@@ -1,0 +1,305 @@
+//! BingX perpetual-swap (USDT-M) REST adapter (C5.2), hedge mode: every order
+//! names its position with `positionSide` `LONG`/`SHORT`, and closing is a `SELL`
+//! on `LONG` (or `BUY` on `SHORT`) — BingX does not accept `reduceOnly` in hedge
+//! mode. Orders carry our client id as `clientOrderId` (BingX lowercases it; ours
+//! are lowercase already).
+//!
+//! Endpoints, from BingX's own API reference (github.com/BingX-API/api-ai-skills,
+//! `skills/swap-trade`, `skills/swap-account` and `skills/swap-market`
+//! `api-reference.md`; the interactive docs: <https://bingx-api.github.io/docs/#/swapV2/introduce>):
+//! - contracts (tick, step, minimum): `GET /openApi/swap/v2/quote/contracts`
+//! - ticker: `GET /openApi/swap/v2/quote/ticker`
+//! - server time: `GET /openApi/swap/v2/server/time`
+//! - leverage: `POST /openApi/swap/v2/trade/leverage` (per side: `LONG`, `SHORT`)
+//! - place: `POST /openApi/swap/v2/trade/order`
+//! - cancel: `DELETE /openApi/swap/v2/trade/order`
+//! - open orders: `GET /openApi/swap/v2/trade/openOrders`
+//! - one order in any state: `GET /openApi/swap/v2/trade/order`
+//! - fills (fees): `GET /openApi/swap/v2/trade/allFillOrders`
+//! - positions: `GET /openApi/swap/v2/user/positions`
+//! - balance: `GET /openApi/swap/v3/user/balance`
+//! - signing: `skills/references/authentication.md`; errors: `skills/references/error-codes.md`
+
+mod api;
+mod parse;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use self::api::{Api, Refused};
+use super::rest::{self, decimal, num, text, ApiKey, RestSettings};
+use super::{Exchange, ExchangeError, Market, NewOrder, Order, OrderKind, OrderStatus};
+use super::{Position, Side};
+
+pub struct Bingx {
+    api: Api,
+    markets: Mutex<HashMap<String, Market>>,
+}
+
+/// `BTC/USDT` → `BTC-USDT`.
+fn pair(symbol: &str) -> Result<String, ExchangeError> {
+    let (base, quote) = rest::split_symbol(symbol)?;
+    Ok(format!("{base}-{quote}"))
+}
+
+fn sym(symbol: &str) -> Result<Vec<(&'static str, String)>, ExchangeError> {
+    Ok(vec![("symbol", pair(symbol)?)])
+}
+
+/// 10^-precision: BingX gives decimal places, the engine wants increments.
+fn increment(places: &Value) -> f64 {
+    10f64.powi(-(rest::int(places).clamp(0, 12) as i32))
+}
+
+/// "Order does not exist" (109421) — filled, cancelled or never placed.
+fn is_unknown_order(r: &Refused) -> bool {
+    matches!(r, Refused::Code { code: 109421, .. })
+        || matches!(r, Refused::Code { msg, .. } if msg.to_lowercase().contains("not exist"))
+}
+
+/// Fills older than this are outside `allFillOrders`' window.
+const FILL_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
+
+impl Bingx {
+    pub fn new(settings: &RestSettings, key: ApiKey) -> Bingx {
+        Bingx {
+            api: Api::new(settings, key),
+            markets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn find(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
+        let mut q = sym(symbol)?;
+        q.push(("clientOrderId", client_id.to_string()));
+        let data = match self.api.signed("GET", "/openApi/swap/v2/trade/order", &q) {
+            Ok(d) => d,
+            Err(r) if is_unknown_order(&r) => return Ok(None),
+            Err(r) => return Err(r.into()),
+        };
+        let v = parse::unwrap(&data, "order");
+        if v.is_null() || text(&v["clientOrderId"]).is_empty() && text(&v["orderId"]).is_empty() {
+            return Ok(None);
+        }
+        let mut o = parse::order(v, symbol);
+        if o.client_id.is_empty() {
+            o.client_id = client_id.to_string();
+        }
+        if o.filled_qty > 0.0 {
+            o.fee = self.fees(&o)?;
+        }
+        Ok(Some(o))
+    }
+
+    /// Fees paid on an order's fills (BingX reports them negative when paid).
+    fn fees(&self, o: &Order) -> Result<f64, ExchangeError> {
+        // The range is in the exchange's time, like the order's creation time.
+        let end = self.api.now_ms();
+        let start = (o.created_ms - 60_000).max(end - FILL_WINDOW_MS);
+        let q = [
+            ("tradingUnit", "COIN".to_string()),
+            ("orderId", o.exchange_id.clone()),
+            ("startTs", start.to_string()),
+            ("endTs", end.to_string()),
+        ];
+        let data = self
+            .api
+            .signed("GET", "/openApi/swap/v2/trade/allFillOrders", &q)?;
+        let fills = parse::unwrap(&data, "fill_orders");
+        let paid: f64 = fills.as_array().map_or(0.0, |l| {
+            l.iter()
+                .map(|f| {
+                    let fee = &f["fee"];
+                    num(if fee.is_null() { &f["commission"] } else { fee })
+                })
+                .sum()
+        });
+        Ok(-paid)
+    }
+
+    fn placed(&self, order: &NewOrder, exchange_id: String) -> Result<Order, ExchangeError> {
+        for i in 0..4 {
+            if let Some(o) = self.find(&order.symbol, &order.client_id)? {
+                if o.kind == OrderKind::Limit || !o.status.is_open() || i == 3 {
+                    return Ok(o);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Order {
+            client_id: order.client_id.clone(),
+            exchange_id,
+            symbol: order.symbol.clone(),
+            side: order.side,
+            kind: order.kind,
+            price: order.price,
+            qty: order.qty,
+            filled_qty: 0.0,
+            avg_fill_price: 0.0,
+            fee: 0.0,
+            reduce_only: order.reduce_only,
+            position_side: order.position_side,
+            status: OrderStatus::Open,
+            created_ms: rest::local_ms(),
+        })
+    }
+
+    fn order_params(order: &NewOrder) -> Result<Vec<(&'static str, String)>, ExchangeError> {
+        let mut q = sym(&order.symbol)?;
+        q.extend([
+            ("side", parse::side_name(order.side).to_string()),
+            (
+                "positionSide",
+                parse::position_side(order.position_side).into(),
+            ),
+            ("quantity", decimal(order.qty)),
+            ("clientOrderId", order.client_id.clone()),
+        ]);
+        match (order.kind, order.price) {
+            (OrderKind::Limit, Some(p)) => q.extend([
+                ("type", "LIMIT".to_string()),
+                ("price", decimal(p)),
+                ("timeInForce", "GTC".into()),
+            ]),
+            _ => q.push(("type", "MARKET".into())),
+        }
+        Ok(q)
+    }
+}
+
+impl Exchange for Bingx {
+    fn name(&self) -> &'static str {
+        "bingx"
+    }
+
+    fn market(&self, symbol: &str) -> Result<Market, ExchangeError> {
+        if let Some(m) = self
+            .markets
+            .lock()
+            .ok()
+            .and_then(|m| m.get(symbol).copied())
+        {
+            return Ok(m);
+        }
+        let want = pair(symbol)?;
+        let data = self
+            .api
+            .signed("GET", "/openApi/swap/v2/quote/contracts", &sym(symbol)?)?;
+        let c = data
+            .as_array()
+            .and_then(|l| l.iter().find(|c| text(&c["symbol"]) == want))
+            .ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))?;
+        let m = Market {
+            tick: increment(&c["pricePrecision"]),
+            step: increment(&c["quantityPrecision"]),
+            min_qty: num(&c["tradeMinQuantity"]),
+        };
+        if let Ok(mut all) = self.markets.lock() {
+            all.insert(symbol.to_string(), m);
+        }
+        Ok(m)
+    }
+
+    fn ticker(&self, symbol: &str) -> Result<f64, ExchangeError> {
+        let data = self
+            .api
+            .signed("GET", "/openApi/swap/v2/quote/ticker", &sym(symbol)?)?;
+        let t = match data.as_array() {
+            Some(l) => l.first().cloned().unwrap_or(Value::Null),
+            None => data,
+        };
+        let price = num(&t["lastPrice"]);
+        if price <= 0.0 {
+            return Err(ExchangeError::UnknownSymbol(symbol.to_string()));
+        }
+        Ok(price)
+    }
+
+    /// Hedge mode keeps one leverage per side; both are set so either direction
+    /// of the bot trades at the configured leverage.
+    fn set_leverage(&self, symbol: &str, leverage: u32) -> Result<(), ExchangeError> {
+        for side in ["LONG", "SHORT"] {
+            let mut q = sym(symbol)?;
+            q.extend([
+                ("side", side.to_string()),
+                ("leverage", leverage.to_string()),
+            ]);
+            self.api
+                .signed("POST", "/openApi/swap/v2/trade/leverage", &q)?;
+        }
+        Ok(())
+    }
+
+    fn place(&self, order: &NewOrder) -> Result<Order, ExchangeError> {
+        let q = Self::order_params(order)?;
+        match self.api.signed("POST", "/openApi/swap/v2/trade/order", &q) {
+            Ok(data) => {
+                let o = parse::unwrap(&data, "order");
+                let mut id = text(&o["orderID"]);
+                if id.is_empty() {
+                    id = text(&o["orderId"]);
+                }
+                self.placed(order, id)
+            }
+            Err(r) => match ExchangeError::from(r.clone()) {
+                // An earlier attempt of this very call got through: read it.
+                ExchangeError::Duplicate(_) if matches!(r, Refused::Code { retried: true, .. }) => {
+                    self.placed(order, String::new())
+                }
+                ExchangeError::Duplicate(_) => {
+                    Err(ExchangeError::Duplicate(order.client_id.clone()))
+                }
+                e => Err(e),
+            },
+        }
+    }
+
+    fn cancel(&self, symbol: &str, client_id: &str) -> Result<(), ExchangeError> {
+        let mut q = sym(symbol)?;
+        q.push(("clientOrderId", client_id.to_string()));
+        match self
+            .api
+            .signed("DELETE", "/openApi/swap/v2/trade/order", &q)
+        {
+            Ok(_) => Ok(()),
+            Err(r) if is_unknown_order(&r) => Ok(()),
+            Err(r) => Err(r.into()),
+        }
+    }
+
+    fn open_orders(&self, symbol: &str) -> Result<Vec<Order>, ExchangeError> {
+        let data = self
+            .api
+            .signed("GET", "/openApi/swap/v2/trade/openOrders", &sym(symbol)?)?;
+        let list = parse::unwrap(&data, "orders");
+        Ok(list.as_array().map_or_else(Vec::new, |l| {
+            l.iter()
+                .map(|v| parse::order(v, symbol))
+                .filter(|o| o.status.is_open())
+                .collect()
+        }))
+    }
+
+    fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
+        self.find(symbol, client_id)
+    }
+
+    fn position(&self, symbol: &str, side: Side) -> Result<Position, ExchangeError> {
+        let data = self
+            .api
+            .signed("GET", "/openApi/swap/v2/user/positions", &sym(symbol)?)?;
+        Ok(parse::position(&data, side))
+    }
+
+    fn balance(&self) -> Result<f64, ExchangeError> {
+        let data = self
+            .api
+            .signed("GET", "/openApi/swap/v3/user/balance", &[])?;
+        let usdt = data
+            .as_array()
+            .and_then(|l| l.iter().find(|a| text(&a["asset"]) == "USDT"));
+        Ok(usdt.map_or(0.0, |a| num(&a["balance"])))
+    }
+}

@@ -1,0 +1,148 @@
+//! BingX swap answers → the exchange trait's types. Order objects carry `orderId`,
+//! `clientOrderId`, `side`, `positionSide`, `type`, `origQty`, `executedQty`,
+//! `price`, `avgPrice`, `status` and `time` (swap-trade API reference, "Query
+//! Single Open Order Status").
+
+use serde_json::Value;
+
+use crate::exchange::rest::{int, num, text};
+use crate::exchange::{Order, OrderKind, OrderSide, OrderStatus, Position, Side};
+
+pub fn side_name(side: OrderSide) -> &'static str {
+    match side {
+        OrderSide::Buy => "BUY",
+        OrderSide::Sell => "SELL",
+    }
+}
+
+pub fn position_side(side: Side) -> &'static str {
+    match side {
+        Side::Long => "LONG",
+        Side::Short => "SHORT",
+    }
+}
+
+fn status(s: &str) -> OrderStatus {
+    match s {
+        "PARTIALLY_FILLED" => OrderStatus::PartiallyFilled,
+        "FILLED" => OrderStatus::Filled,
+        "CANCELED" | "CANCELLED" | "EXPIRED" => OrderStatus::Cancelled,
+        "REJECTED" | "FAILED" => OrderStatus::Rejected,
+        _ => OrderStatus::Open,
+    }
+}
+
+/// Some answers wrap their payload (`{"orders": [...]}`, `{"order": {...}}`),
+/// others return it bare: accept both.
+pub fn unwrap<'a>(data: &'a Value, key: &str) -> &'a Value {
+    match data.get(key) {
+        Some(inner) if !inner.is_null() => inner,
+        _ => data,
+    }
+}
+
+/// One order object; `symbol` is ours (`BTC/USDT`). Fees are filled in by the
+/// caller from the fills.
+pub fn order(v: &Value, symbol: &str) -> Order {
+    let side = if text(&v["side"]) == "SELL" {
+        OrderSide::Sell
+    } else {
+        OrderSide::Buy
+    };
+    let position_side = if text(&v["positionSide"]) == "SHORT" {
+        Side::Short
+    } else {
+        Side::Long
+    };
+    let kind = if text(&v["type"]) == "MARKET" {
+        OrderKind::Market
+    } else {
+        OrderKind::Limit
+    };
+    // Hedge mode: an order reduces when it trades against its position's side.
+    let reduce_only = matches!(
+        (position_side, side),
+        (Side::Long, OrderSide::Sell) | (Side::Short, OrderSide::Buy)
+    );
+    let price = num(&v["price"]);
+    let mut id = text(&v["orderID"]);
+    if id.is_empty() {
+        id = text(&v["orderId"]);
+    }
+    let mut client_id = text(&v["clientOrderId"]);
+    if client_id.is_empty() {
+        client_id = text(&v["clientOrderID"]);
+    }
+    Order {
+        client_id,
+        exchange_id: id,
+        symbol: symbol.to_string(),
+        side,
+        kind,
+        price: (kind == OrderKind::Limit && price > 0.0).then_some(price),
+        qty: num(&v["origQty"]),
+        filled_qty: num(&v["executedQty"]),
+        avg_fill_price: num(&v["avgPrice"]),
+        fee: 0.0,
+        reduce_only,
+        position_side,
+        status: status(&text(&v["status"])),
+        created_ms: int(&v["time"]),
+    }
+}
+
+/// The hedge-mode position of `side` in a positions answer (flat if absent).
+pub fn position(list: &Value, side: Side) -> Position {
+    let want = position_side(side);
+    let found = list
+        .as_array()
+        .and_then(|l| l.iter().find(|p| text(&p["positionSide"]) == want));
+    let Some(p) = found else {
+        return Position {
+            side,
+            size: 0.0,
+            avg_entry: 0.0,
+            mark_price: 0.0,
+        };
+    };
+    let size = num(&p["positionAmt"]).abs();
+    let avg = num(&p["avgPrice"]);
+    // The reference lists no mark price field; use it when present, else derive
+    // one from the position's value.
+    let mut mark = num(&p["markPrice"]);
+    if mark <= 0.0 && size > 0.0 {
+        mark = num(&p["positionValue"]) / size;
+    }
+    if mark <= 0.0 {
+        mark = avg;
+    }
+    Position {
+        side,
+        size,
+        avg_entry: avg,
+        mark_price: mark,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn hedge_mode_orders_and_positions() {
+        let v = json!({"orderId": 172998235239792314i64, "symbol": "BTC-USDT", "side": "SELL",
+            "positionSide": "LONG", "type": "LIMIT", "origQty": "0.002", "executedQty": "0",
+            "price": "70000", "avgPrice": "0.0", "status": "NEW", "time": 1700000000000i64,
+            "clientOrderId": "bz-3-1-tp1"});
+        let o = order(&v, "BTC/USDT");
+        assert!(o.reduce_only);
+        assert_eq!(o.exchange_id, "172998235239792314");
+        assert_eq!((o.status, o.price), (OrderStatus::Open, Some(70000.0)));
+        let l = json!([{"positionSide": "SHORT", "positionAmt": "0.25", "avgPrice": "246.5",
+            "positionValue": "50"}]);
+        let p = position(&l, Side::Short);
+        assert_eq!((p.size, p.avg_entry, p.mark_price), (0.25, 246.5, 200.0));
+        assert_eq!(position(&l, Side::Long).size, 0.0);
+    }
+}

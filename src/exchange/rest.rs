@@ -1,0 +1,255 @@
+//! What the real-exchange adapters share: where the exchanges are (per deployment),
+//! one HTTP client with timeouts, HMAC-SHA256 signing, the server-clock offset and
+//! the retry policy.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::ExchangeError;
+
+/// Deployment settings of the real exchanges (`BYBIT_BASE_URL`, `BINGX_BASE_URL`,
+/// `EXCHANGE_TIMEOUT_MS`, `EXCHANGE_RECV_WINDOW_MS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestSettings {
+    /// No trailing slash, e.g. `https://api.bybit.com` or a testnet.
+    pub bybit_url: String,
+    pub bingx_url: String,
+    /// Whole-request timeout (connect, send, read).
+    pub timeout_ms: u64,
+    /// How long a signed request stays valid at the exchange.
+    pub recv_window_ms: u64,
+}
+
+impl Default for RestSettings {
+    fn default() -> Self {
+        RestSettings {
+            bybit_url: "https://api.bybit.com".into(),
+            bingx_url: "https://open-api.bingx.com".into(),
+            timeout_ms: 8000,
+            recv_window_ms: 5000,
+        }
+    }
+}
+
+/// One user's API key pair. The secret never leaves this struct except into the
+/// HMAC, and `Debug` hides both.
+#[derive(Clone)]
+pub struct ApiKey {
+    pub key: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+/// Lowercase hex HMAC-SHA256 of `message` under `secret` (both exchanges' recipe).
+pub fn hmac_hex(secret: &str, message: &str) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(message.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn local_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The exchange's clock minus ours, learnt from its server-time endpoint: signed
+/// requests carry the exchange's idea of "now", so a drifting host clock does not
+/// get every request rejected.
+#[derive(Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+    synced_at: AtomicI64,
+}
+
+/// Resync this often even without a timestamp error.
+const RESYNC_MS: i64 = 10 * 60 * 1000;
+
+impl Clock {
+    pub fn now_ms(&self) -> i64 {
+        local_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn stale(&self) -> bool {
+        local_ms() - self.synced_at.load(Ordering::Relaxed) > RESYNC_MS
+    }
+
+    /// Records the server time `server_ms` read between `sent` and now (local ms);
+    /// the midpoint of the round trip is the best guess of when it was read.
+    pub fn set(&self, server_ms: i64, sent: i64) {
+        let now = local_ms();
+        let mid = sent + (now - sent) / 2;
+        self.offset_ms.store(server_ms - mid, Ordering::Relaxed);
+        self.synced_at.store(now, Ordering::Relaxed);
+    }
+
+    /// Forces a resync before the next signed request.
+    pub fn invalidate(&self) {
+        self.synced_at.store(0, Ordering::Relaxed);
+    }
+}
+
+/// An HTTP answer: status, body, and the rate-limit headers Bybit sends.
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub limit_status: Option<i64>,
+    pub limit_reset_ms: Option<i64>,
+}
+
+/// The HTTP client: one agent (connection pool) per adapter.
+pub struct Http {
+    agent: ureq::Agent,
+}
+
+impl Http {
+    pub fn new(timeout_ms: u64) -> Http {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_millis(timeout_ms.min(5000)))
+            .timeout(Duration::from_millis(timeout_ms))
+            .build();
+        Http { agent }
+    }
+
+    /// Sends one request; any HTTP status is an `Answer`, only transport failures
+    /// (refused, reset, timeout, TLS) are errors.
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<Answer, ExchangeError> {
+        let mut req = self.agent.request(method, url);
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let sent = match body {
+            Some(b) => req.send_string(b),
+            None => req.call(),
+        };
+        let resp = match sent {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(ureq::Error::Transport(t)) => {
+                return Err(ExchangeError::Network(transport_message(&t)))
+            }
+        };
+        let header = |name: &str| resp.header(name).and_then(|v| v.trim().parse::<i64>().ok());
+        let limit_status = header("X-Bapi-Limit-Status");
+        let limit_reset_ms = header("X-Bapi-Limit-Reset-Timestamp");
+        let status = resp.status();
+        let body = resp
+            .into_string()
+            .map_err(|e| ExchangeError::Network(format!("reading the answer: {e}")))?;
+        Ok(Answer {
+            status,
+            body,
+            limit_status,
+            limit_reset_ms,
+        })
+    }
+}
+
+/// A short, key-free description (the URL is ours, never a secret: signatures and
+/// keys travel in headers or are cut off here).
+fn transport_message(t: &ureq::Transport) -> String {
+    let kind = t.kind().to_string();
+    match t.message() {
+        Some(m) => format!("{kind}: {m}"),
+        None => kind,
+    }
+}
+
+/// How many times a call is tried in all. Only transient failures (network, rate
+/// limit, clock) are retried, after a growing pause — and only calls that are safe
+/// to repeat exist: reads, cancels, leverage, and order placements with the same
+/// client order id (a repeat is answered as a duplicate, never executed twice).
+pub const ATTEMPTS: u32 = 3;
+
+/// A decimal number as the exchanges want it: no exponent, no float noise
+/// (`0.30000000000000004` → `0.3`), no trailing zeros.
+pub fn decimal(x: f64) -> String {
+    let s = format!("{x:.10}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Parses a number the exchanges send as a string (or, sometimes, a number);
+/// empty means 0.
+pub fn num(v: &serde_json::Value) -> f64 {
+    match v {
+        serde_json::Value::String(s) if s.is_empty() => 0.0,
+        serde_json::Value::String(s) => s.parse().unwrap_or(0.0),
+        serde_json::Value::Number(n) => n.as_f64().unwrap_or(0.0),
+        _ => 0.0,
+    }
+}
+
+/// An integer field sent as a string or a number.
+pub fn int(v: &serde_json::Value) -> i64 {
+    match v {
+        serde_json::Value::String(s) => s.parse().unwrap_or(0),
+        serde_json::Value::Number(n) => n.as_i64().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// A field as text, whether the exchange sent a string or a number.
+pub fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// `BTC/USDT` → (`BTC`, `USDT`).
+pub fn split_symbol(symbol: &str) -> Result<(&str, &str), ExchangeError> {
+    symbol
+        .split_once('/')
+        .filter(|(b, q)| !b.is_empty() && !q.is_empty())
+        .ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_2() {
+        // RFC 4231, test case 2: key "Jefe".
+        assert_eq!(
+            hmac_hex("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn decimals_are_plain() {
+        assert_eq!(decimal(0.1 + 0.2), "0.3");
+        assert_eq!(decimal(65000.0), "65000");
+        assert_eq!(decimal(0.001), "0.001");
+        assert_eq!(decimal(0.0), "0");
+    }
+}
