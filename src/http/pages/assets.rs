@@ -1,0 +1,91 @@
+//! The stylesheet and script of the pages, compiled into the binary and served under
+//! a content-hash path (`/static/<hash>/app.css`): a page always names the exact
+//! bytes it was built with, so browsers may cache them for a year.
+
+use std::sync::OnceLock;
+
+use blitz_worker::Response;
+use sha2::{Digest, Sha256};
+
+use super::html;
+
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+const ASSETS: [Asset; 3] = [
+    Asset {
+        name: "app.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../../static/app.css"),
+    },
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../static/app.js"),
+    },
+    Asset {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_bytes!("../../../static/favicon.svg"),
+    },
+];
+
+/// A year: the longest lifetime caches honour; the path changes with the content.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The first 16 hex digits of each asset's SHA-256, in `ASSETS` order.
+fn hashes() -> &'static [String; 3] {
+    static HASHES: OnceLock<[String; 3]> = OnceLock::new();
+    HASHES.get_or_init(|| {
+        ASSETS.map(|a| {
+            let digest = Sha256::digest(a.body);
+            digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+        })
+    })
+}
+
+/// The URL of an asset, e.g. `/static/3f2a…/app.css`.
+pub fn url(name: &str) -> String {
+    match ASSETS.iter().position(|a| a.name == name) {
+        Some(i) => format!("/static/{}/{}", hashes()[i], name),
+        None => format!("/static/missing/{name}"),
+    }
+}
+
+/// `GET /static/<hash>/<name>`. A stale hash (a page from before an upgrade) still
+/// gets the current file, but revalidated rather than cached for a year.
+pub fn serve(hash: &str, name: &str, if_none_match: Option<&str>) -> Response {
+    let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
+        return html::error_page(404, "Not found", "There is no such page.");
+    };
+    let asset = &ASSETS[i];
+    let current = &hashes()[i];
+    let etag = format!("\"{current}\"");
+    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Response::new(304).header("ETag", etag);
+    }
+    let cache = if hash == current {
+        IMMUTABLE
+    } else {
+        "no-cache"
+    };
+    Response::new(200)
+        .header("Content-Type", asset.content_type)
+        .header("Cache-Control", cache)
+        .header("ETag", etag)
+        .body(asset.body.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_carry_the_content_hash() {
+        let css = super::url("app.css");
+        assert!(css.starts_with("/static/") && css.ends_with("/app.css"));
+        assert_eq!(css.len(), "/static/".len() + 16 + "/app.css".len());
+        assert_ne!(super::url("app.js"), super::url("app.css"));
+    }
+}

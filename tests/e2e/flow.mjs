@@ -1,0 +1,225 @@
+// The web pages in a real browser (headless Chromium through playwright-core):
+// register → verify by the mailed link → log in → edit settings → Start → status
+// running with uptime increasing → Stop; an admin turns maintenance on in the admin
+// page → the user sees the notice and Start shows the 503 message. Screenshots of
+// every page at 1280 and 375 px go to the artifact directory; at 375 px no page may
+// scroll sideways. Any console error (a CSP violation, a script error) fails.
+//
+// usage: node flow.mjs <base-url> <outbox-dir> <artifact-dir> <admin-email> <admin-password>
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import path from "node:path";
+
+const [base, outbox, artifacts, adminEmail, adminPassword] = process.argv.slice(2);
+if (!adminPassword) {
+  console.error("usage: node flow.mjs <base-url> <outbox-dir> <artifact-dir> <admin-email> <admin-password>");
+  process.exit(2);
+}
+const executablePath = process.env.BLITZ_CHROMIUM || "/usr/bin/chromium";
+const email = "trader@example.com";
+const password = "correct horse battery";
+const shots = [];
+const problems = [];
+
+function check(cond, what) {
+  if (!cond) throw new Error("check failed: " + what);
+}
+
+async function waitFor(what, fn, timeoutMs = 15000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function verifyToken() {
+  for (const name of fs.readdirSync(outbox).sort().reverse()) {
+    if (!name.endsWith(".eml")) continue;
+    const text = fs.readFileSync(path.join(outbox, name), "utf8").replace(/=\r?\n/g, "");
+    if (!text.includes("To: " + email)) continue;
+    const m = text.match(/\/verify\/([A-Za-z0-9_-]+)/);
+    if (m) return m[1];
+  }
+  return null;
+}
+
+function watch(page, who) {
+  page.on("console", (m) => {
+    // Refused API calls (400, 409, 503 …) are part of the flow; everything else
+    // (CSP violations, script errors, missing files) is a problem.
+    if (m.type() === "error" && !/status of (400|409|429|503)/.test(m.text())) problems.push(`${who} console error on ${page.url()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`${who} script error on ${page.url()}: ${e.message}`));
+  page.on("dialog", (d) => d.accept());
+}
+
+// Screenshots at both widths; at 375 px the page must not scroll sideways.
+async function capture(page, name) {
+  for (const width of [1280, 375]) {
+    await page.setViewportSize({ width, height: width === 375 ? 812 : 900 });
+    await page.reload();
+    await page.waitForLoadState("load");
+    const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (width === 375) check(scroll <= 375, `${name} at 375 px is ${scroll} px wide`);
+    const file = path.join(artifacts, `${name}-${width}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    shots.push({ file, width, scrollWidth: scroll, title: await page.title() });
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+async function feedback(page, sel, want) {
+  let last = "";
+  try {
+    return await waitFor(`"${want}" in ${sel}`, async () => {
+      last = (await page.textContent(sel)) || "";
+      return last.includes(want) ? last : null;
+    });
+  } catch (e) {
+    throw new Error(e.message + `; it says: "${last}"`);
+  }
+}
+
+async function login(page, who, pw) {
+  await page.goto(base + "/login");
+  await page.fill("#email", who);
+  await page.fill("#password", pw);
+  await Promise.all([page.waitForURL(base + "/"), page.click('button[type="submit"]')]);
+}
+
+async function main() {
+  fs.mkdirSync(artifacts, { recursive: true });
+  const browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
+  try {
+    const userCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await userCtx.newPage();
+    watch(page, "user");
+
+    // An anonymous visit goes to the login page, which remembers where to return.
+    await page.goto(base + "/settings");
+    check(page.url().startsWith(base + "/login?next="), "redirected to /login, got " + page.url());
+    await capture(page, "login");
+
+    // Register, verify through the mailed link.
+    await page.goto(base + "/register");
+    await page.fill("#email", email);
+    await page.fill("#password", password);
+    await page.click('button[type="submit"]');
+    await feedback(page, "form .feedback", "We sent you an e-mail");
+    const token = await waitFor("the verification mail", async () => verifyToken());
+    await page.goto(base + "/verify/" + token);
+    check((await page.textContent("h1")).includes("E-mail verified"), "verify page");
+
+    // Log in.
+    await login(page, email, password);
+    check((await page.title()).startsWith("Dashboard"), "dashboard title");
+
+    // Settings: the API's own field error is shown, then a valid change is saved.
+    await page.goto(base + "/settings");
+    await page.fill("#leverage", "5");
+    await page.fill("#stop_loss", "600");
+    await page.click('#config-form button[type="submit"]');
+    const slError = await feedback(page, '[data-error-for="stop_loss"]', "must be below 500");
+    await page.fill("#stop_loss", "0");
+    await page.fill("#leverage", "20");
+    await page.click("#add-leg");
+    const legs = await page.$$eval("#grid-rows tr.leg", (r) => r.length);
+    check(legs === 4, "four legs after Add leg, got " + legs);
+    await page.fill("#amount-4", "40");
+    await page.fill("#gap-4", "2.5");
+    await page.fill("#rounds", "4");
+    await page.fill("#telegram_chat_id", "123456");
+    await page.click('#config-form button[type="submit"]');
+    await feedback(page, "#config-form .feedback", "Configuration saved.");
+    await page.reload();
+    check((await page.inputValue("#leverage")) === "20", "leverage saved");
+    check((await page.$$("#grid-rows tr.leg")).length === 4, "four legs saved");
+    await capture(page, "settings");
+
+    // Dashboard: Start, running, uptime ticks up, Stop.
+    await page.goto(base + "/");
+    await page.click('[data-op="start"]');
+    await feedback(page, "#op-feedback", "Bot started successfully");
+    await waitFor("status running", async () => (await page.textContent("#st-badge")) === "running");
+    const up1 = Number(await page.getAttribute("#st-uptime", "data-seconds"));
+    const up2 = await waitFor("uptime to increase", async () => {
+      const v = Number(await page.getAttribute("#st-uptime", "data-seconds"));
+      return v >= up1 + 2 ? v : null;
+    });
+    await page.click('[data-op="status"]');
+    await feedback(page, "#op-feedback", "Status: running");
+    await page.click('[data-op="start"]');
+    const conflict = await feedback(page, "#op-feedback", "already running");
+    await capture(page, "dashboard");
+    await page.selectOption("#stop-mode", "cancel_orders");
+    await page.click('[data-op="stop"]');
+    await feedback(page, "#op-feedback", "Bot stopped successfully");
+    await waitFor("status stopped", async () => (await page.textContent("#st-badge")) === "stopped");
+
+    await page.goto(base + "/pnl?days=7");
+    check((await page.$$(".chart-empty")).length === 1, "no trades yet, no chart");
+
+    // The admin turns maintenance on and sets a banner, in the admin page.
+    const adminCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const admin = await adminCtx.newPage();
+    watch(admin, "admin");
+    await login(admin, adminEmail, adminPassword);
+    await admin.goto(base + "/admin?query=trader");
+    check((await admin.textContent(".users")).includes(email), "user listed in admin");
+    await Promise.all([
+      admin.waitForEvent("load"),
+      admin.click("text=Turn maintenance on"),
+    ]);
+    await waitFor("maintenance on", async () => (await admin.$(".notice.maintenance")) !== null);
+    await admin.fill("#message", "Exchange upgrade until 18:00 UTC");
+    await Promise.all([admin.waitForEvent("load"), admin.click("text=Show banner")]);
+    await waitFor("banner shown", async () => ((await admin.textContent("body")) || "").includes("Exchange upgrade until 18:00 UTC"));
+    await capture(admin, "admin");
+
+    // The admin has closed trades (seeded by the test): chart, win/loss and table.
+    await admin.goto(base + "/pnl");
+    await admin.selectOption("#days", "7");
+    await admin.waitForURL(/days=7/);
+    const bars = await admin.$$eval("svg.chart rect", (r) => r.length);
+    check(bars === 7, "a bar per day of the week, got " + bars);
+    check((await admin.textContent(".winloss-fig figcaption")).includes("wins"), "win/loss");
+    await capture(admin, "pnl");
+    await admin.goto(base + "/admin?query=trader");
+    await admin.click(`.users a:has-text("${email}")`);
+    await admin.waitForURL(/\/admin\/users\/\d+$/);
+    await capture(admin, "admin-user");
+
+    // The user sees the notice and the banner; Start answers 503 with its message.
+    await page.goto(base + "/");
+    check((await page.$(".notice.maintenance")) !== null, "maintenance notice on the dashboard");
+    check((await page.textContent(".notice.banner")).includes("Exchange upgrade"), "banner on the dashboard");
+    await page.click('[data-op="start"]');
+    const refused = await feedback(page, "#op-feedback", "under maintenance");
+
+    // Back to normal, from the admin page.
+    await admin.goto(base + "/admin");
+    await Promise.all([admin.waitForEvent("load"), admin.click("text=Turn maintenance off")]);
+    await waitFor("maintenance off", async () => (await admin.$(".notice.maintenance")) === null);
+
+    check(problems.length === 0, "no console errors:\n" + problems.join("\n"));
+    console.log(JSON.stringify({
+      ok: true,
+      stop_loss_error: slError.trim(),
+      uptime: [up1, up2],
+      conflict: conflict.trim(),
+      maintenance: refused.trim(),
+      screenshots: shots,
+    }, null, 1));
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(e.stack || String(e));
+  if (problems.length) console.error(problems.join("\n"));
+  process.exit(1);
+});
