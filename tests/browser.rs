@@ -35,9 +35,21 @@ fn chromium() -> PathBuf {
 /// silently passes without a browser would prove nothing.
 fn require_tools() {
     let node = Command::new("node").arg("--version").output();
+    let version = node
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
     assert!(
-        node.is_ok_and(|o| o.status.success()),
-        "node is missing: install Node.js 18 or later (tests/run installs the Debian `nodejs` package)"
+        major >= 20,
+        "Node.js 20 or later is needed (playwright-core), found {version:?}: \
+         tests/run installs Debian's `nodejs` package when node is missing"
     );
     assert!(
         chromium().exists(),
