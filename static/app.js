@@ -63,7 +63,10 @@
         return "Too many requests. Try again in " + (res.retry || 1) + " s.";
       case 503:
         if (d.error === "Service under maintenance") {
-          return "The service is under maintenance: " + (d.message || "") + " Try again in " + (res.retry || 60) + " s.";
+          let m = (d.message || "").trim();
+          if (m && !/[.!?]$/.test(m)) m += ".";
+          if (!/maintenance/i.test(m)) m = "The service is under maintenance: " + m;
+          return m + " Try again in " + (res.retry || 60) + " s.";
         }
         return d.error || "The service is unavailable. Try again shortly.";
       case 504:
@@ -87,7 +90,7 @@
     Object.keys(fields || {}).forEach((name) => {
       const p = $('[data-error-for="' + name + '"]', form);
       const msg = fields[name];
-      if (p) p.textContent = (name === "grids" ? "" : "This field ") + msg;
+      if (p) p.textContent = String(msg).charAt(0).toUpperCase() + String(msg).slice(1);
       const input = form.elements[name];
       if (input && input.setAttribute) {
         input.setAttribute("aria-invalid", "true");

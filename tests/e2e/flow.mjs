@@ -139,6 +139,19 @@ async function main() {
     check((await page.$$("#grid-rows tr.leg")).length === 4, "four legs saved");
     await capture(page, "settings");
 
+    // An API token is shown once, listed by name, and can be revoked.
+    await page.fill("#token-name", "my script");
+    await page.click('form[data-kind="token"] button[type="submit"]');
+    const apiToken = await waitFor("the new token", async () => {
+      const v = await page.inputValue("#new-token-value");
+      return v.length > 20 ? v : null;
+    });
+    await page.goto(base + "/settings");
+    check((await page.textContent(".tokens")).includes("my script"), "token listed");
+    check(!(await page.content()).includes(apiToken), "token not shown again");
+    await Promise.all([page.waitForEvent("load"), page.click('.tokens button:has-text("Revoke")')]);
+    await waitFor("token revoked", async () => (await page.textContent(".tokens")).includes("No tokens."));
+
     // Dashboard: Start, running, uptime ticks up, Stop.
     await page.goto(base + "/");
     await page.click('[data-op="start"]');
@@ -203,6 +216,11 @@ async function main() {
     await admin.goto(base + "/admin");
     await Promise.all([admin.waitForEvent("load"), admin.click("text=Turn maintenance off")]);
     await waitFor("maintenance off", async () => (await admin.$(".notice.maintenance")) === null);
+
+    // Log out: the session ends, pages send us back to the login form.
+    await Promise.all([page.waitForURL(base + "/login"), page.click("text=Log out")]);
+    await page.goto(base + "/");
+    check(page.url().startsWith(base + "/login"), "logged out, got " + page.url());
 
     check(problems.length === 0, "no console errors:\n" + problems.join("\n"));
     console.log(JSON.stringify({
