@@ -49,8 +49,13 @@
         if (d.fields) return (d.error || "Invalid input") + ": see the marked fields.";
         return d.error || "The request was not accepted.";
       case 401:
+        // The login form's own refusal names the problem; elsewhere the session ended.
+        if (d.error && d.error !== "Authentication required") return d.error + ".";
         return "Your session has ended. Please log in again.";
       case 403:
+        if (d.error === "Email not verified") {
+          return "Your e-mail address is not verified yet: open the link in the mail we sent you.";
+        }
         return d.error || "You are not allowed to do this.";
       case 404:
         return d.error || "Not found.";
@@ -60,6 +65,7 @@
         return d.error || d.message || "Conflict: the bot's state does not allow this now.";
       case 429:
         if (d.message) return d.message;
+        if (d.error && d.error !== "Rate limit exceeded") return d.error + " (wait " + (res.retry || 1) + " s).";
         return "Too many requests. Try again in " + (res.retry || 1) + " s.";
       case 503:
         if (d.error === "Service under maintenance") {
@@ -376,6 +382,7 @@
         cells.forEach((c, i) => {
           const td = document.createElement("td");
           td.textContent = c;
+          if (i === 2 || i === 3) td.className = "opt";
           if (i === 4) td.className = "num " + (t.pnl > 0 ? "pos" : t.pnl < 0 ? "neg" : "zero");
           row.append(td);
         });

@@ -48,9 +48,9 @@ function verifyToken() {
 
 function watch(page, who) {
   page.on("console", (m) => {
-    // Refused API calls (400, 409, 503 …) are part of the flow; everything else
+    // Refused API calls (400, 401, 409, 503 …) are part of the flow; everything else
     // (CSP violations, script errors, missing files) is a problem.
-    if (m.type() === "error" && !/status of (400|409|429|503)/.test(m.text())) problems.push(`${who} console error on ${page.url()}: ${m.text()}`);
+    if (m.type() === "error" && !/status of (400|401|409|429|503)/.test(m.text())) problems.push(`${who} console error on ${page.url()}: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`${who} script error on ${page.url()}: ${e.message}`));
   page.on("dialog", (d) => d.accept());
@@ -63,7 +63,21 @@ async function capture(page, name) {
     await page.reload();
     await page.waitForLoadState("load");
     const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
-    if (width === 375) check(scroll <= 375, `${name} at 375 px is ${scroll} px wide`);
+    if (width === 375) {
+      check(scroll <= 375, `${name} at 375 px is ${scroll} px wide`);
+      // Nothing may stick out of the screen either (tables scroll in their box).
+      const wide = await page.evaluate(() => {
+        const limit = document.documentElement.clientWidth + 1;
+        return Array.from(document.querySelectorAll("body *"))
+          .filter((e) => !e.closest(".table-wrap"))
+          .filter((e) => {
+            const r = e.getBoundingClientRect();
+            return r.width > 0 && r.right > limit;
+          })
+          .map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : ""));
+      });
+      check(wide.length === 0, `${name} at 375 px: wider than the screen: ${wide.slice(0, 5).join(", ")}`);
+    }
     const file = path.join(artifacts, `${name}-${width}.png`);
     await page.screenshot({ path: file, fullPage: true });
     shots.push({ file, width, scrollWidth: scroll, title: await page.title() });
@@ -113,7 +127,12 @@ async function main() {
     await page.goto(base + "/verify/" + token);
     check((await page.textContent("h1")).includes("E-mail verified"), "verify page");
 
-    // Log in.
+    // A wrong password is refused in words; then log in.
+    await page.goto(base + "/login");
+    await page.fill("#email", email);
+    await page.fill("#password", "not the password");
+    await page.click('button[type="submit"]');
+    await feedback(page, "form .feedback", "Invalid email or password");
     await login(page, email, password);
     check((await page.title()).startsWith("Dashboard"), "dashboard title");
 
@@ -164,6 +183,8 @@ async function main() {
     });
     await page.click('[data-op="status"]');
     await feedback(page, "#op-feedback", "Status: running");
+    await page.click('[data-op="recover"]');
+    await feedback(page, "#op-feedback", "Recovery process completed");
     await page.click('[data-op="start"]');
     const conflict = await feedback(page, "#op-feedback", "already running");
     await capture(page, "dashboard");
@@ -192,6 +213,13 @@ async function main() {
     await waitFor("banner shown", async () => ((await admin.textContent("body")) || "").includes("Exchange upgrade until 18:00 UTC"));
     await capture(admin, "admin");
 
+    // Admins are not held by maintenance: force start and stop the user's bot.
+    await admin.goto(base + "/admin?query=trader");
+    await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Start')")]);
+    check((await admin.textContent(".users .badge")) === "running", "forced start");
+    await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Stop')")]);
+    check((await admin.textContent(".users .badge")) === "stopped", "forced stop");
+
     // The admin has closed trades (seeded by the test): chart, win/loss and table.
     await admin.goto(base + "/pnl");
     await admin.selectOption("#days", "7");
@@ -217,6 +245,11 @@ async function main() {
     await Promise.all([admin.waitForEvent("load"), admin.click("text=Turn maintenance off")]);
     await waitFor("maintenance off", async () => (await admin.$(".notice.maintenance")) === null);
 
+    // A fourth Start within the minute is over the limit (3/minute in this test).
+    await page.goto(base + "/");
+    await page.click('[data-op="start"]');
+    const limited = await feedback(page, "#op-feedback", "Too many requests");
+
     // Log out: the session ends, pages send us back to the login form.
     await Promise.all([page.waitForURL(base + "/login"), page.click("text=Log out")]);
     await page.goto(base + "/");
@@ -229,6 +262,7 @@ async function main() {
       uptime: [up1, up2],
       conflict: conflict.trim(),
       maintenance: refused.trim(),
+      rate_limited: limited.trim(),
       screenshots: shots,
     }, null, 1));
   } finally {
