@@ -70,3 +70,19 @@ pub fn server_error() -> Response {
         "The server could not show this page. Please try again in a moment.",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_become_html_error_pages() {
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        let failed = respond(Err(rusqlite::Error::QueryReturnedNoRows.into()), &log);
+        assert_eq!(failed.status, 500);
+        let body = String::from_utf8_lossy(failed.body.as_slice()).into_owned();
+        assert!(body.contains("<title>Something went wrong · Blitz</title>"), "{body}");
+        assert!(!body.contains("QueryReturnedNoRows"), "no internals shown");
+        assert_eq!(respond(Err(PageError::NotFound), &log).status, 404);
+    }
+}
