@@ -104,167 +104,175 @@ async function login(page, who, pw) {
   await Promise.all([page.waitForURL(base + "/"), page.click('button[type="submit"]')]);
 }
 
+const report = { ok: false, screenshots: shots };
+
+async function registerAndVerify(page) {
+  // An anonymous visit goes to the login page, which remembers where to return.
+  await page.goto(base + "/settings");
+  check(page.url().startsWith(base + "/login?next="), "redirected to /login, got " + page.url());
+  await capture(page, "login");
+  await page.goto(base + "/register");
+  await page.fill("#email", email);
+  await page.fill("#password", password);
+  await page.click('button[type="submit"]');
+  await feedback(page, "form .feedback", "We sent you an e-mail");
+  const token = await waitFor("the verification mail", async () => verifyToken());
+  await page.goto(base + "/verify/" + token);
+  check((await page.textContent("h1")).includes("E-mail verified"), "verify page");
+}
+
+async function logInAfterAWrongPassword(page) {
+  await page.goto(base + "/login");
+  await page.fill("#email", email);
+  await page.fill("#password", "not the password");
+  await page.click('button[type="submit"]');
+  await feedback(page, "form .feedback", "Invalid email or password");
+  await login(page, email, password);
+  check((await page.title()).startsWith("Dashboard"), "dashboard title");
+}
+
+// The API's own field error is shown, then a valid change with a new leg is saved.
+async function editSettings(page) {
+  await page.goto(base + "/settings");
+  await page.fill("#leverage", "5");
+  await page.fill("#stop_loss", "600");
+  await page.click('#config-form button[type="submit"]');
+  report.stop_loss_error = (await feedback(page, '[data-error-for="stop_loss"]', "must be below 500")).trim();
+  await page.fill("#stop_loss", "0");
+  await page.fill("#leverage", "20");
+  await page.click("#add-leg");
+  const legs = await page.$$eval("#grid-rows tr.leg", (r) => r.length);
+  check(legs === 4, "four legs after Add leg, got " + legs);
+  await page.fill("#amount-4", "40");
+  await page.fill("#gap-4", "2.5");
+  await page.fill("#rounds", "4");
+  await page.fill("#telegram_chat_id", "123456");
+  await page.click('#config-form button[type="submit"]');
+  await feedback(page, "#config-form .feedback", "Configuration saved.");
+  await page.reload();
+  check((await page.inputValue("#leverage")) === "20", "leverage saved");
+  check((await page.$$("#grid-rows tr.leg")).length === 4, "four legs saved");
+  await capture(page, "settings");
+}
+
+// An API token is shown once, listed by name, and can be revoked.
+async function createAndRevokeToken(page) {
+  await page.fill("#token-name", "my script");
+  await page.click('form[data-kind="token"] button[type="submit"]');
+  const apiToken = await waitFor("the new token", async () => {
+    const v = await page.inputValue("#new-token-value");
+    return v.length > 20 ? v : null;
+  });
+  await page.goto(base + "/settings");
+  check((await page.textContent(".tokens")).includes("my script"), "token listed");
+  check(!(await page.content()).includes(apiToken), "token not shown again");
+  await Promise.all([page.waitForEvent("load"), page.click('.tokens button:has-text("Revoke")')]);
+  await waitFor("token revoked", async () => (await page.textContent(".tokens")).includes("No tokens."));
+}
+
+// Start, running, uptime ticks up, Status, Recover, a second Start (409), Stop.
+async function runTheBot(page) {
+  await page.goto(base + "/");
+  await page.click('[data-op="start"]');
+  await feedback(page, "#op-feedback", "Bot started successfully");
+  await waitFor("status running", async () => (await page.textContent("#st-badge")) === "running");
+  const up1 = Number(await page.getAttribute("#st-uptime", "data-seconds"));
+  const up2 = await waitFor("uptime to increase", async () => {
+    const v = Number(await page.getAttribute("#st-uptime", "data-seconds"));
+    return v >= up1 + 2 ? v : null;
+  });
+  report.uptime = [up1, up2];
+  await page.click('[data-op="status"]');
+  await feedback(page, "#op-feedback", "Status: running");
+  await page.click('[data-op="recover"]');
+  await feedback(page, "#op-feedback", "Recovery process completed");
+  await page.click('[data-op="start"]');
+  report.conflict = (await feedback(page, "#op-feedback", "already running")).trim();
+  await capture(page, "dashboard");
+  await page.selectOption("#stop-mode", "cancel_orders");
+  await page.click('[data-op="stop"]');
+  await feedback(page, "#op-feedback", "Bot stopped successfully");
+  await waitFor("status stopped", async () => (await page.textContent("#st-badge")) === "stopped");
+  await page.goto(base + "/pnl?days=7");
+  check((await page.$$(".chart-empty")).length === 1, "no trades yet, no chart");
+}
+
+// The admin turns maintenance on and sets a banner in the admin page, then
+// (not held by maintenance) force starts and stops the user's bot.
+async function adminConsole(admin) {
+  await login(admin, adminEmail, adminPassword);
+  await admin.goto(base + "/admin?query=trader");
+  check((await admin.textContent(".users")).includes(email), "user listed in admin");
+  await Promise.all([admin.waitForEvent("load"), admin.click("text=Turn maintenance on")]);
+  await waitFor("maintenance on", async () => (await admin.$(".notice.maintenance")) !== null);
+  await admin.fill("#message", "Exchange upgrade until 18:00 UTC");
+  await Promise.all([admin.waitForEvent("load"), admin.click("text=Show banner")]);
+  await waitFor("banner shown", async () => ((await admin.textContent("body")) || "").includes("Exchange upgrade until 18:00 UTC"));
+  await capture(admin, "admin");
+  await admin.goto(base + "/admin?query=trader");
+  await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Start')")]);
+  check((await admin.textContent(".users .badge")) === "running", "forced start");
+  await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Stop')")]);
+  check((await admin.textContent(".users .badge")) === "stopped", "forced stop");
+  await admin.click(`.users a:has-text("${email}")`);
+  await admin.waitForURL(/\/admin\/users\/\d+$/);
+  await capture(admin, "admin-user");
+}
+
+// The admin has closed trades (seeded by the test): chart, win/loss and table.
+async function pnlWithTrades(admin) {
+  await admin.goto(base + "/pnl");
+  await admin.selectOption("#days", "7");
+  await admin.waitForURL(/days=7/);
+  const bars = await admin.$$eval("svg.chart rect", (r) => r.length);
+  check(bars === 7, "a bar per day of the week, got " + bars);
+  check((await admin.textContent(".winloss-fig figcaption")).includes("wins"), "win/loss");
+  await capture(admin, "pnl");
+}
+
+// The user sees the notice and the banner; Start answers 503 with its message.
+// After maintenance, a fourth Start within the minute is over the 3/minute limit.
+async function maintenanceAndLimits(page, admin) {
+  await page.goto(base + "/");
+  check((await page.$(".notice.maintenance")) !== null, "maintenance notice on the dashboard");
+  check((await page.textContent(".notice.banner")).includes("Exchange upgrade"), "banner on the dashboard");
+  await page.click('[data-op="start"]');
+  report.maintenance = (await feedback(page, "#op-feedback", "under maintenance")).trim();
+  await admin.goto(base + "/admin");
+  await Promise.all([admin.waitForEvent("load"), admin.click("text=Turn maintenance off")]);
+  await waitFor("maintenance off", async () => (await admin.$(".notice.maintenance")) === null);
+  await page.goto(base + "/");
+  await page.click('[data-op="start"]');
+  report.rate_limited = (await feedback(page, "#op-feedback", "Too many requests")).trim();
+}
+
+async function logOut(page) {
+  await Promise.all([page.waitForURL(base + "/login"), page.click("text=Log out")]);
+  await page.goto(base + "/");
+  check(page.url().startsWith(base + "/login"), "logged out, got " + page.url());
+}
+
 async function main() {
   fs.mkdirSync(artifacts, { recursive: true });
   const browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
   try {
-    const userCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await userCtx.newPage();
+    const viewport = { width: 1280, height: 900 };
+    const page = await (await browser.newContext({ viewport })).newPage();
     watch(page, "user");
-
-    // An anonymous visit goes to the login page, which remembers where to return.
-    await page.goto(base + "/settings");
-    check(page.url().startsWith(base + "/login?next="), "redirected to /login, got " + page.url());
-    await capture(page, "login");
-
-    // Register, verify through the mailed link.
-    await page.goto(base + "/register");
-    await page.fill("#email", email);
-    await page.fill("#password", password);
-    await page.click('button[type="submit"]');
-    await feedback(page, "form .feedback", "We sent you an e-mail");
-    const token = await waitFor("the verification mail", async () => verifyToken());
-    await page.goto(base + "/verify/" + token);
-    check((await page.textContent("h1")).includes("E-mail verified"), "verify page");
-
-    // A wrong password is refused in words; then log in.
-    await page.goto(base + "/login");
-    await page.fill("#email", email);
-    await page.fill("#password", "not the password");
-    await page.click('button[type="submit"]');
-    await feedback(page, "form .feedback", "Invalid email or password");
-    await login(page, email, password);
-    check((await page.title()).startsWith("Dashboard"), "dashboard title");
-
-    // Settings: the API's own field error is shown, then a valid change is saved.
-    await page.goto(base + "/settings");
-    await page.fill("#leverage", "5");
-    await page.fill("#stop_loss", "600");
-    await page.click('#config-form button[type="submit"]');
-    const slError = await feedback(page, '[data-error-for="stop_loss"]', "must be below 500");
-    await page.fill("#stop_loss", "0");
-    await page.fill("#leverage", "20");
-    await page.click("#add-leg");
-    const legs = await page.$$eval("#grid-rows tr.leg", (r) => r.length);
-    check(legs === 4, "four legs after Add leg, got " + legs);
-    await page.fill("#amount-4", "40");
-    await page.fill("#gap-4", "2.5");
-    await page.fill("#rounds", "4");
-    await page.fill("#telegram_chat_id", "123456");
-    await page.click('#config-form button[type="submit"]');
-    await feedback(page, "#config-form .feedback", "Configuration saved.");
-    await page.reload();
-    check((await page.inputValue("#leverage")) === "20", "leverage saved");
-    check((await page.$$("#grid-rows tr.leg")).length === 4, "four legs saved");
-    await capture(page, "settings");
-
-    // An API token is shown once, listed by name, and can be revoked.
-    await page.fill("#token-name", "my script");
-    await page.click('form[data-kind="token"] button[type="submit"]');
-    const apiToken = await waitFor("the new token", async () => {
-      const v = await page.inputValue("#new-token-value");
-      return v.length > 20 ? v : null;
-    });
-    await page.goto(base + "/settings");
-    check((await page.textContent(".tokens")).includes("my script"), "token listed");
-    check(!(await page.content()).includes(apiToken), "token not shown again");
-    await Promise.all([page.waitForEvent("load"), page.click('.tokens button:has-text("Revoke")')]);
-    await waitFor("token revoked", async () => (await page.textContent(".tokens")).includes("No tokens."));
-
-    // Dashboard: Start, running, uptime ticks up, Stop.
-    await page.goto(base + "/");
-    await page.click('[data-op="start"]');
-    await feedback(page, "#op-feedback", "Bot started successfully");
-    await waitFor("status running", async () => (await page.textContent("#st-badge")) === "running");
-    const up1 = Number(await page.getAttribute("#st-uptime", "data-seconds"));
-    const up2 = await waitFor("uptime to increase", async () => {
-      const v = Number(await page.getAttribute("#st-uptime", "data-seconds"));
-      return v >= up1 + 2 ? v : null;
-    });
-    await page.click('[data-op="status"]');
-    await feedback(page, "#op-feedback", "Status: running");
-    await page.click('[data-op="recover"]');
-    await feedback(page, "#op-feedback", "Recovery process completed");
-    await page.click('[data-op="start"]');
-    const conflict = await feedback(page, "#op-feedback", "already running");
-    await capture(page, "dashboard");
-    await page.selectOption("#stop-mode", "cancel_orders");
-    await page.click('[data-op="stop"]');
-    await feedback(page, "#op-feedback", "Bot stopped successfully");
-    await waitFor("status stopped", async () => (await page.textContent("#st-badge")) === "stopped");
-
-    await page.goto(base + "/pnl?days=7");
-    check((await page.$$(".chart-empty")).length === 1, "no trades yet, no chart");
-
-    // The admin turns maintenance on and sets a banner, in the admin page.
-    const adminCtx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const admin = await adminCtx.newPage();
+    const admin = await (await browser.newContext({ viewport })).newPage();
     watch(admin, "admin");
-    await login(admin, adminEmail, adminPassword);
-    await admin.goto(base + "/admin?query=trader");
-    check((await admin.textContent(".users")).includes(email), "user listed in admin");
-    await Promise.all([
-      admin.waitForEvent("load"),
-      admin.click("text=Turn maintenance on"),
-    ]);
-    await waitFor("maintenance on", async () => (await admin.$(".notice.maintenance")) !== null);
-    await admin.fill("#message", "Exchange upgrade until 18:00 UTC");
-    await Promise.all([admin.waitForEvent("load"), admin.click("text=Show banner")]);
-    await waitFor("banner shown", async () => ((await admin.textContent("body")) || "").includes("Exchange upgrade until 18:00 UTC"));
-    await capture(admin, "admin");
-
-    // Admins are not held by maintenance: force start and stop the user's bot.
-    await admin.goto(base + "/admin?query=trader");
-    await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Start')")]);
-    check((await admin.textContent(".users .badge")) === "running", "forced start");
-    await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Stop')")]);
-    check((await admin.textContent(".users .badge")) === "stopped", "forced stop");
-
-    // The admin has closed trades (seeded by the test): chart, win/loss and table.
-    await admin.goto(base + "/pnl");
-    await admin.selectOption("#days", "7");
-    await admin.waitForURL(/days=7/);
-    const bars = await admin.$$eval("svg.chart rect", (r) => r.length);
-    check(bars === 7, "a bar per day of the week, got " + bars);
-    check((await admin.textContent(".winloss-fig figcaption")).includes("wins"), "win/loss");
-    await capture(admin, "pnl");
-    await admin.goto(base + "/admin?query=trader");
-    await admin.click(`.users a:has-text("${email}")`);
-    await admin.waitForURL(/\/admin\/users\/\d+$/);
-    await capture(admin, "admin-user");
-
-    // The user sees the notice and the banner; Start answers 503 with its message.
-    await page.goto(base + "/");
-    check((await page.$(".notice.maintenance")) !== null, "maintenance notice on the dashboard");
-    check((await page.textContent(".notice.banner")).includes("Exchange upgrade"), "banner on the dashboard");
-    await page.click('[data-op="start"]');
-    const refused = await feedback(page, "#op-feedback", "under maintenance");
-
-    // Back to normal, from the admin page.
-    await admin.goto(base + "/admin");
-    await Promise.all([admin.waitForEvent("load"), admin.click("text=Turn maintenance off")]);
-    await waitFor("maintenance off", async () => (await admin.$(".notice.maintenance")) === null);
-
-    // A fourth Start within the minute is over the limit (3/minute in this test).
-    await page.goto(base + "/");
-    await page.click('[data-op="start"]');
-    const limited = await feedback(page, "#op-feedback", "Too many requests");
-
-    // Log out: the session ends, pages send us back to the login form.
-    await Promise.all([page.waitForURL(base + "/login"), page.click("text=Log out")]);
-    await page.goto(base + "/");
-    check(page.url().startsWith(base + "/login"), "logged out, got " + page.url());
-
+    await registerAndVerify(page);
+    await logInAfterAWrongPassword(page);
+    await editSettings(page);
+    await createAndRevokeToken(page);
+    await runTheBot(page);
+    await adminConsole(admin);
+    await pnlWithTrades(admin);
+    await maintenanceAndLimits(page, admin);
+    await logOut(page);
     check(problems.length === 0, "no console errors:\n" + problems.join("\n"));
-    console.log(JSON.stringify({
-      ok: true,
-      stop_loss_error: slError.trim(),
-      uptime: [up1, up2],
-      conflict: conflict.trim(),
-      maintenance: refused.trim(),
-      rate_limited: limited.trim(),
-      screenshots: shots,
-    }, null, 1));
+    report.ok = true;
+    console.log(JSON.stringify(report, null, 1));
   } finally {
     await browser.close();
   }
