@@ -284,7 +284,10 @@ fn assets_are_served_with_content_hash_urls_and_cache_headers() {
     };
     for (suffix, ctype) in [
         ("/app.css", "text/css"),
-        ("/app.js", "text/javascript"),
+        ("/api.js", "text/javascript"),
+        ("/forms.js", "text/javascript"),
+        ("/ladder.js", "text/javascript"),
+        ("/dashboard.js", "text/javascript"),
         ("/favicon.svg", "image/svg+xml"),
     ] {
         let path = url(suffix);

@@ -15,30 +15,45 @@ struct Asset {
     body: &'static [u8],
 }
 
-const ASSETS: [Asset; 3] = [
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../../static/app.css"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../../static/app.js"),
-    },
-    Asset {
-        name: "favicon.svg",
-        content_type: "image/svg+xml",
-        body: include_bytes!("../../../static/favicon.svg"),
-    },
+/// In the order the pages load them; the scripts run in this order (`defer`).
+const ASSETS: [Asset; 6] = [
+    asset("app.css", CSS, include_bytes!("../../../static/app.css")),
+    asset("api.js", JS, include_bytes!("../../../static/api.js")),
+    asset("forms.js", JS, include_bytes!("../../../static/forms.js")),
+    asset("ladder.js", JS, include_bytes!("../../../static/ladder.js")),
+    asset(
+        "dashboard.js",
+        JS,
+        include_bytes!("../../../static/dashboard.js"),
+    ),
+    asset(
+        "favicon.svg",
+        SVG,
+        include_bytes!("../../../static/favicon.svg"),
+    ),
 ];
+
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+
+const fn asset(name: &'static str, content_type: &'static str, body: &'static [u8]) -> Asset {
+    Asset {
+        name,
+        content_type,
+        body,
+    }
+}
+
+/// The scripts every page loads, in order.
+pub const SCRIPTS: [&str; 4] = ["api.js", "forms.js", "ladder.js", "dashboard.js"];
 
 /// A year: the longest lifetime caches honour; the path changes with the content.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The first 16 hex digits of each asset's SHA-256, in `ASSETS` order.
-fn hashes() -> &'static [String; 3] {
-    static HASHES: OnceLock<[String; 3]> = OnceLock::new();
+fn hashes() -> &'static [String; 6] {
+    static HASHES: OnceLock<[String; 6]> = OnceLock::new();
     HASHES.get_or_init(|| {
         ASSETS.map(|a| {
             let digest = Sha256::digest(a.body);
@@ -86,6 +101,9 @@ mod tests {
         let css = super::url("app.css");
         assert!(css.starts_with("/static/") && css.ends_with("/app.css"));
         assert_eq!(css.len(), "/static/".len() + 16 + "/app.css".len());
-        assert_ne!(super::url("app.js"), super::url("app.css"));
+        assert_ne!(super::url("api.js"), super::url("forms.js"));
+        for name in super::SCRIPTS {
+            assert!(!super::url(name).contains("missing"), "{name}");
+        }
     }
 }

@@ -13,7 +13,7 @@ pub struct NavUser {
 pub struct Frame {
     pub title: String,
     pub css: String,
-    pub js: String,
+    pub scripts: Vec<String>,
     pub icon: String,
     /// A freshly masked CSRF token of the session (empty without one): forms carry
     /// it as `csrf_token`, scripts send it as `X-CSRF-Token` (C4.6).
@@ -29,7 +29,7 @@ impl Frame {
         Frame {
             title: title.to_string(),
             css: assets::url("app.css"),
-            js: assets::url("app.js"),
+            scripts: assets::SCRIPTS.iter().map(|s| assets::url(s)).collect(),
             icon: assets::url("favicon.svg"),
             csrf: String::new(),
             user: None,

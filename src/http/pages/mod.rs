@@ -81,7 +81,10 @@ mod tests {
         let failed = respond(Err(rusqlite::Error::QueryReturnedNoRows.into()), &log);
         assert_eq!(failed.status, 500);
         let body = String::from_utf8_lossy(failed.body.as_slice()).into_owned();
-        assert!(body.contains("<title>Something went wrong · Blitz</title>"), "{body}");
+        assert!(
+            body.contains("<title>Something went wrong · Blitz</title>"),
+            "{body}"
+        );
         assert!(!body.contains("QueryReturnedNoRows"), "no internals shown");
         assert_eq!(respond(Err(PageError::NotFound), &log).status, 404);
     }
