@@ -331,6 +331,9 @@ fn unknown_pages_get_html_errors_and_the_api_keeps_json() {
     let api = page(&s, None, "/api/nope");
     assert_eq!(api.status, 404);
     assert_eq!(api.json()["error"], "Not found");
+    let post = call(s.port, "POST", "/settings", &[("Accept", "text/html")], "");
+    assert_html(&post, 405, "Method not allowed");
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
     // API routes keep their JSON refusals even when a browser asks.
     let r = page(&s, None, "/api/bot/status");
     assert_eq!(r.status, 401);

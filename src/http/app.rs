@@ -94,10 +94,12 @@ impl WebApp {
                 (route, params)
             }
             Match::MethodNotAllowed { allow } => {
-                return (
-                    reply::error(405, "Method not allowed").header("Allow", allow),
-                    None,
-                )
+                let refusal = if wants_html(req) {
+                    pages::error_page(405, "Method not allowed", "This page cannot do that.")
+                } else {
+                    reply::error(405, "Method not allowed")
+                };
+                return (refusal.header("Allow", allow), None);
             }
             Match::NotFound if wants_html(req) => return (pages::not_found(), None),
             Match::NotFound => return (reply::error(404, "Not found"), None),
@@ -395,8 +397,8 @@ impl Handler for WebApp {
     }
 }
 
-/// Whether an unknown path gets the HTML 404 page: browsers asking for a page
-/// (`Accept: text/html`) outside the JSON API.
+/// Whether an unknown path or method gets an HTML error page: browsers asking for
+/// a page (`Accept: text/html`) outside the JSON API.
 fn wants_html(req: &Request<'_>) -> bool {
     !req.path.starts_with("/api/")
         && req
