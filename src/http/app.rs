@@ -432,15 +432,7 @@ fn call(id: RouteId, ctx: &mut Ctx<'_, '_>) -> Response {
         RouteId::LoginPage => return login::login(ctx),
         RouteId::RegisterPage => return login::register(ctx),
         RouteId::ForgotPage => return login::forgot(ctx),
-        RouteId::Asset => {
-            let p = ctx.params;
-            let etag = ctx.req.header_str("if-none-match");
-            return assets::serve(
-                p.get("hash").unwrap_or(""),
-                p.get("name").unwrap_or(""),
-                etag,
-            );
-        }
+        RouteId::Asset => return assets::serve(ctx),
         RouteId::DashboardPage => return pages::respond(dashboard::dashboard(ctx), ctx.log),
         RouteId::SettingsPage => return pages::respond(settings::settings(ctx), ctx.log),
         RouteId::PnlPage => return pages::respond(pnl_page::pnl_page(ctx), ctx.log),

@@ -8,6 +8,7 @@ use blitz_worker::Response;
 use sha2::{Digest, Sha256};
 
 use super::html;
+use crate::http::ctx::Ctx;
 
 struct Asset {
     name: &'static str,
@@ -70,9 +71,20 @@ pub fn url(name: &str) -> String {
     }
 }
 
-/// `GET /static/<hash>/<name>`. A stale hash (a page from before an upgrade) still
-/// gets the current file, but revalidated rather than cached for a year.
-pub fn serve(hash: &str, name: &str, if_none_match: Option<&str>) -> Response {
+/// `GET /static/<hash>/<name>`.
+pub fn serve(ctx: &Ctx<'_, '_>) -> Response {
+    let p = ctx.params;
+    let etag = ctx.req.header_str("if-none-match");
+    answer(
+        p.get("hash").unwrap_or(""),
+        p.get("name").unwrap_or(""),
+        etag,
+    )
+}
+
+/// The asset `name`. A stale hash (a page from before an upgrade) still gets the
+/// current file, but revalidated rather than cached for a year.
+fn answer(hash: &str, name: &str, if_none_match: Option<&str>) -> Response {
     let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
         return html::error_page(404, "Not found", "There is no such page.");
     };
