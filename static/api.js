@@ -38,6 +38,12 @@
     return { status: r.status, ok: r.ok, data, retry };
   }
 
+  // "45 s" or, for longer waits, "12 min".
+  function wait(seconds) {
+    const s = Math.max(1, seconds || 1);
+    return s < 90 ? s + " s" : Math.ceil(s / 60) + " min";
+  }
+
   // What a failed call means, in words a user can act on.
   function describe(res, op) {
     const d = res.data || {};
@@ -65,14 +71,14 @@
         return d.error || d.message || "Conflict: the bot's state does not allow this now.";
       case 429:
         if (d.message) return d.message;
-        if (d.error && d.error !== "Rate limit exceeded") return d.error + " (wait " + (res.retry || 1) + " s).";
-        return "Too many requests. Try again in " + (res.retry || 1) + " s.";
+        if (d.error && d.error !== "Rate limit exceeded") return d.error + " (wait " + wait(res.retry) + ").";
+        return "Too many requests. Try again in " + wait(res.retry) + ".";
       case 503:
         if (d.error === "Service under maintenance") {
           let m = (d.message || "").trim();
           if (m && !/[.!?]$/.test(m)) m += ".";
           if (!/maintenance/i.test(m)) m = "The service is under maintenance: " + m;
-          return m + " Try again in " + (res.retry || 60) + " s.";
+          return m + " Try again in " + wait(res.retry || 60) + ".";
         }
         return d.error || "The service is unavailable. Try again shortly.";
       case 504:

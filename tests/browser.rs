@@ -106,14 +106,14 @@ fn seed_trades(s: &Server, email: &str) {
 fn register_verify_login_settings_start_stop_and_maintenance_in_chromium() {
     require_tools();
     // The status limit stays at its default (30/minute): the dashboard's polling
-    // must live within it. Three starts a minute: the flow's fourth Start shows
+    // must live within it. Three starts an hour: the flow's fourth Start shows
     // the 429 message.
     let mut env: Vec<(&str, &str)> = CALM
         .iter()
         .copied()
         .filter(|(k, _)| !matches!(*k, "RATE_LIMITS_STATUS" | "RATE_LIMITS_START"))
         .collect();
-    env.push(("RATE_LIMITS_START", "3/minute"));
+    env.push(("RATE_LIMITS_START", "3/hour"));
     let s = Server::with(Options {
         env,
         ..Options::default()

@@ -231,7 +231,7 @@ async function pnlWithTrades(admin) {
 }
 
 // The user sees the notice and the banner; Start answers 503 with its message.
-// After maintenance, a fourth Start within the minute is over the 3/minute limit.
+// After maintenance, a fourth Start is over the limit (3/hour in this test).
 async function maintenanceAndLimits(page, admin) {
   await page.goto(base + "/");
   check((await page.$(".notice.maintenance")) !== null, "maintenance notice on the dashboard");
