@@ -15,7 +15,9 @@ use super::guard;
 use super::health::Health;
 use super::limits::{self, Verdict};
 use super::notice::{NoticeCache, DEFAULT_MESSAGE};
-use super::pages::{account, html};
+use super::pages::{
+    self, account, admin as admin_page, assets, dashboard, html, login, pnl as pnl_page, settings,
+};
 use super::reply;
 use super::request_id::RequestIds;
 use super::router::{self, Access, Match, RouteId};
@@ -92,11 +94,14 @@ impl WebApp {
                 (route, params)
             }
             Match::MethodNotAllowed { allow } => {
-                return (
-                    reply::error(405, "Method not allowed").header("Allow", allow),
-                    None,
-                )
+                let refusal = if wants_html(req) {
+                    pages::error_page(405, "Method not allowed", "This page cannot do that.")
+                } else {
+                    reply::error(405, "Method not allowed")
+                };
+                return (refusal.header("Allow", allow), None);
             }
+            Match::NotFound if wants_html(req) => return (pages::not_found(), None),
             Match::NotFound => return (reply::error(404, "Not found"), None),
         };
         // Health checks touch neither credentials nor (for /healthz) the database.
@@ -352,7 +357,16 @@ impl Handler for WebApp {
         if rejection == Rejection::InternalError {
             metrics::error("panic", "worker");
         }
-        let mut resp = reply::error(rejection.status(), rejection.message());
+        // A page route that panicked answers with the HTML error page (C3).
+        let page = rejection == Rejection::InternalError
+            && router::ROUTES
+                .iter()
+                .any(|r| r.path == self.endpoint && r.kind == router::Kind::Page);
+        let mut resp = if page {
+            pages::server_error()
+        } else {
+            reply::error(rejection.status(), rejection.message())
+        };
         self.log_access(head, &resp, &id, None, started);
         // After a panic `endpoint` still names the failed route; otherwise the
         // request never reached routing.
@@ -383,6 +397,15 @@ impl Handler for WebApp {
     }
 }
 
+/// Whether an unknown path or method gets an HTML error page: browsers asking for
+/// a page (`Accept: text/html`) outside the JSON API.
+fn wants_html(req: &Request<'_>) -> bool {
+    !req.path.starts_with("/api/")
+        && req
+            .header_str("accept")
+            .is_some_and(|a| a.contains("text/html"))
+}
+
 /// Routes whose success may end sessions or tokens, or change a user's role or
 /// state: cached identities must not outlive them.
 fn revokes_credentials(id: RouteId) -> bool {
@@ -406,6 +429,15 @@ fn call(id: RouteId, ctx: &mut Ctx<'_, '_>) -> Response {
         RouteId::VerifyPage => return account::verify(ctx),
         RouteId::ResetPage => return account::reset_page(ctx),
         RouteId::ResetSubmit => return account::reset_submit(ctx),
+        RouteId::LoginPage => return login::login(ctx),
+        RouteId::RegisterPage => return login::register(ctx),
+        RouteId::ForgotPage => return login::forgot(ctx),
+        RouteId::Asset => return assets::serve(ctx),
+        RouteId::DashboardPage => return pages::respond(dashboard::dashboard(ctx), ctx.log),
+        RouteId::SettingsPage => return pages::respond(settings::settings(ctx), ctx.log),
+        RouteId::PnlPage => return pages::respond(pnl_page::pnl_page(ctx), ctx.log),
+        RouteId::AdminPage => return pages::respond(admin_page::admin_page(ctx), ctx.log),
+        RouteId::AdminUserPage => return pages::respond(admin_page::user_page(ctx), ctx.log),
         RouteId::Register => auth::register(ctx),
         RouteId::VerifyApi => auth::verify(ctx),
         RouteId::Login => auth::login(ctx),

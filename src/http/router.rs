@@ -43,6 +43,15 @@ pub enum RouteId {
     MaintenanceOff,
     Banner,
     BannerClear,
+    DashboardPage,
+    LoginPage,
+    RegisterPage,
+    ForgotPage,
+    SettingsPage,
+    PnlPage,
+    AdminPage,
+    AdminUserPage,
+    Asset,
 }
 
 /// Who may call a route. `Public` routes never look at credentials (no database
@@ -94,7 +103,7 @@ const fn r(
     }
 }
 
-use Access::{Admin, Public, User};
+use Access::{Admin, Optional, Public, User};
 use Kind::{Api, Page};
 
 #[rustfmt::skip]
@@ -139,6 +148,15 @@ pub const ROUTES: &[Route] = &[
     r("POST",   "/admin/maintenance/disable", RouteId::MaintenanceOff, Admin,  Api,  true),
     r("POST",   "/admin/banner",            RouteId::Banner,          Admin,    Api,  true),
     r("POST",   "/admin/banner/clear",      RouteId::BannerClear,     Admin,    Api,  true),
+    r("GET",    "/",                        RouteId::DashboardPage,   User,     Page, true),
+    r("GET",    "/login",                   RouteId::LoginPage,       Optional, Page, true),
+    r("GET",    "/register",                RouteId::RegisterPage,    Public,   Page, true),
+    r("GET",    "/forgot",                  RouteId::ForgotPage,      Public,   Page, true),
+    r("GET",    "/settings",                RouteId::SettingsPage,    User,     Page, true),
+    r("GET",    "/pnl",                     RouteId::PnlPage,         User,     Page, true),
+    r("GET",    "/admin",                   RouteId::AdminPage,       Admin,    Page, true),
+    r("GET",    "/admin/users/<id>",        RouteId::AdminUserPage,   Admin,    Page, true),
+    r("GET",    "/static/<hash>/<name>",    RouteId::Asset,           Public,   Page, true),
 ];
 
 /// Paths whose last segment is a one-time secret (the links in our mails).

@@ -1,7 +1,10 @@
-//! The HTML page frame and escaping. Pages carry no inline script or style, so the
-//! default self-only CSP holds.
+//! The HTML response, the maintenance notice slot, and the plain message page.
+//! Pages carry no inline script or style, so the default self-only CSP holds.
 
+use askama::Template;
 use blitz_worker::Response;
+
+use super::frame::Frame;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(s: &str) -> String {
@@ -41,18 +44,40 @@ pub fn notice_html(maintenance: bool, banner: &str) -> String {
     out
 }
 
-/// A complete page; `title` is text, `main` is already-escaped HTML.
-pub fn page(status: u16, title: &str, main: &str) -> Response {
-    let body = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · Blitz</title></head><body>{NOTICE_SLOT}<main>{main}</main></body></html>\n",
-        escape(title)
-    );
+/// A rendered template as an HTML response (never cached: pages are per user).
+pub fn render(status: u16, t: &impl Template) -> Response {
+    match t.render() {
+        Ok(body) => html_response(status, body),
+        Err(_) => html_response(
+            500,
+            "<!doctype html><title>Error · Blitz</title><p>Something went wrong.</p>".into(),
+        ),
+    }
+}
+
+fn html_response(status: u16, body: String) -> Response {
     Response::new(status)
         .header("Content-Type", "text/html; charset=utf-8")
         .header("Cache-Control", "no-store")
         .body(body.into_bytes())
+}
+
+#[derive(Template)]
+#[template(path = "plain.html")]
+struct Plain<'a> {
+    frame: Frame,
+    main: &'a str,
+}
+
+/// A simple page; `title` is text, `main` is already-escaped HTML.
+pub fn page(status: u16, title: &str, main: &str) -> Response {
+    render(
+        status,
+        &Plain {
+            frame: Frame::anonymous(title),
+            main,
+        },
+    )
 }
 
 /// An error page for page routes (HTML instead of the API's JSON).
@@ -76,5 +101,14 @@ mod tests {
             super::escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn pages_have_the_notice_slot_and_no_inline_code() {
+        let r = super::error_page(404, "Not found", "<x>");
+        let body = String::from_utf8(r.body.as_slice().to_vec()).unwrap();
+        assert!(body.starts_with("<!doctype html>"));
+        assert!(body.contains(super::NOTICE_SLOT) && body.contains("&lt;x&gt;"));
+        assert!(!body.contains("<script>") && !body.contains("style="));
     }
 }

@@ -1,6 +1,91 @@
-//! Server-rendered HTML pages (C7).
+//! Server-rendered HTML pages (C7). Templates live in `templates/` and are checked
+//! at compile time; the stylesheet and script in `static/` are compiled in.
 
 pub mod account;
+pub mod admin;
+pub mod assets;
+pub mod chart;
+pub mod dashboard;
+pub mod frame;
 pub mod html;
+pub mod login;
+pub mod pnl;
+pub mod settings;
+pub mod view;
+
+use blitz_worker::Response;
 
 pub use html::error_page;
+
+use super::api::ApiError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("not found")]
+    NotFound,
+}
+
+impl From<rusqlite::Error> for PageError {
+    fn from(e: rusqlite::Error) -> Self {
+        PageError::Store(e.into())
+    }
+}
+
+impl From<ApiError> for PageError {
+    /// API helpers reused by pages fail only on storage or a missing row.
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Store(e) => PageError::Store(e),
+            _ => PageError::NotFound,
+        }
+    }
+}
+
+pub type PageResult = Result<Response, PageError>;
+
+/// The response for a page handler's result: internal errors are logged and shown
+/// as an HTML error page.
+pub fn respond(result: PageResult, log: &slog::Logger) -> Response {
+    match result {
+        Ok(r) => r,
+        Err(PageError::NotFound) => not_found(),
+        Err(PageError::Store(e)) => {
+            slog::error!(log, "page failed"; "error" => %e);
+            server_error()
+        }
+    }
+}
+
+pub fn not_found() -> Response {
+    error_page(404, "Page not found", "There is no page at this address.")
+}
+
+pub fn server_error() -> Response {
+    error_page(
+        500,
+        "Something went wrong",
+        "The server could not show this page. Please try again in a moment.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_become_html_error_pages() {
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        let failed = respond(Err(rusqlite::Error::QueryReturnedNoRows.into()), &log);
+        assert_eq!(failed.status, 500);
+        let body = String::from_utf8_lossy(failed.body.as_slice()).into_owned();
+        assert!(
+            body.contains("<title>Something went wrong · Blitz</title>"),
+            "{body}"
+        );
+        assert!(!body.contains("QueryReturnedNoRows"), "no internals shown");
+        assert_eq!(respond(Err(PageError::NotFound), &log).status, 404);
+    }
+}

@@ -1,0 +1,148 @@
+//! `/admin` (users with bot status and PnL, search, force operations,
+//! disable/enable, maintenance and banner) and `/admin/users/<id>`.
+
+use askama::Template;
+
+use super::frame::Frame;
+use super::html::render;
+use super::pnl::{summary, PnlView};
+use super::view::{signed, time, tone, uptime, EventRow, Status, TradeRow};
+use super::{PageError, PageResult};
+use crate::http::api::bot::status_json;
+use crate::http::ctx::Ctx;
+use crate::http::input;
+use crate::store::admin::{self, UserBot};
+use crate::store::{self, bots, trades, users};
+
+/// Users listed per page of the admin console.
+const PAGE: u32 = 50;
+
+pub struct UserRow {
+    pub id: i64,
+    pub email: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub verified: bool,
+    pub status: String,
+    pub uptime: String,
+    pub market: String,
+    pub pnl: String,
+    pub tone: &'static str,
+    pub trades: i64,
+}
+
+impl From<&UserBot> for UserRow {
+    fn from(u: &UserBot) -> UserRow {
+        let active = matches!(u.status.as_str(), "running" | "starting" | "stopping");
+        let up = match (active, u.started_at) {
+            (true, Some(t)) => uptime(store::now() - t),
+            _ => "-".into(),
+        };
+        UserRow {
+            id: u.id,
+            email: u.email.clone(),
+            is_admin: u.is_admin,
+            disabled: u.disabled,
+            verified: u.verified,
+            status: if u.status.is_empty() {
+                "stopped".into()
+            } else {
+                u.status.clone()
+            },
+            uptime: up,
+            market: format!("{} · {}", u.exchange, u.symbol),
+            pnl: signed(u.pnl_total),
+            tone: tone(u.pnl_total),
+            trades: u.trades,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct Admin {
+    frame: Frame,
+    query: String,
+    users: Vec<UserRow>,
+    total: i64,
+    next: Option<u32>,
+    prev: Option<u32>,
+    maintenance: bool,
+    banner: String,
+}
+
+pub fn admin_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
+    let q = ctx.req.query;
+    let query = input::query_param(q, "query").unwrap_or_default();
+    let offset = input::query_param(q, "offset")
+        .and_then(|o| o.parse::<u32>().ok())
+        .unwrap_or(0);
+    let notice = ctx.notice.current(ctx.db)?.clone();
+    let (rows, total) = admin::search(&*ctx.db.conn()?, query.trim(), PAGE, offset)?;
+    let shown = i64::from(offset) + rows.len() as i64;
+    Ok(render(
+        200,
+        &Admin {
+            frame: Frame::for_user(&ctx.identity, "Admin", "admin"),
+            users: rows.iter().map(UserRow::from).collect(),
+            query,
+            total,
+            next: (shown < total).then_some(offset + PAGE),
+            prev: (offset > 0).then(|| offset.saturating_sub(PAGE)),
+            maintenance: notice.maintenance,
+            banner: notice.banner,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "admin_user.html")]
+struct AdminUser {
+    frame: Frame,
+    user: UserFacts,
+    status: Status,
+    pnl: PnlView,
+    events: Vec<EventRow>,
+    trades: Vec<TradeRow>,
+}
+
+pub struct UserFacts {
+    pub id: i64,
+    pub email: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub verified: bool,
+    pub created: String,
+}
+
+pub fn user_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
+    let id = ctx
+        .params
+        .get("id")
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(PageError::NotFound)?;
+    let conn = ctx.db.conn()?;
+    let user = users::by_id(&conn, id)?.ok_or(PageError::NotFound)?;
+    let status = store::read(&conn, |c| status_json(c, id))?;
+    let pnl = summary(&conn, Some(id), 30)?;
+    let events = bots::events(&conn, id, 20, None)?;
+    let trades = trades::list(&conn, id, 20, None)?;
+    Ok(render(
+        200,
+        &AdminUser {
+            frame: Frame::for_user(&ctx.identity, &format!("User {}", user.email), "admin"),
+            user: UserFacts {
+                id: user.id,
+                is_admin: user.is_admin,
+                disabled: user.disabled,
+                verified: user.verified,
+                created: time(user.created_at),
+                email: user.email,
+            },
+            status: Status::from_json(&status),
+            pnl: PnlView::new(&pnl),
+            events: events.iter().map(EventRow::from).collect(),
+            trades: trades.iter().map(TradeRow::from).collect(),
+        },
+    ))
+}

@@ -1,0 +1,121 @@
+//! The stylesheet and script of the pages, compiled into the binary and served under
+//! a content-hash path (`/static/<hash>/app.css`): a page always names the exact
+//! bytes it was built with, so browsers may cache them for a year.
+
+use std::sync::OnceLock;
+
+use blitz_worker::Response;
+use sha2::{Digest, Sha256};
+
+use super::html;
+use crate::http::ctx::Ctx;
+
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+/// In the order the pages load them; the scripts run in this order (`defer`).
+const ASSETS: [Asset; 6] = [
+    asset("app.css", CSS, include_bytes!("../../../static/app.css")),
+    asset("api.js", JS, include_bytes!("../../../static/api.js")),
+    asset("forms.js", JS, include_bytes!("../../../static/forms.js")),
+    asset("ladder.js", JS, include_bytes!("../../../static/ladder.js")),
+    asset(
+        "dashboard.js",
+        JS,
+        include_bytes!("../../../static/dashboard.js"),
+    ),
+    asset(
+        "favicon.svg",
+        SVG,
+        include_bytes!("../../../static/favicon.svg"),
+    ),
+];
+
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+
+const fn asset(name: &'static str, content_type: &'static str, body: &'static [u8]) -> Asset {
+    Asset {
+        name,
+        content_type,
+        body,
+    }
+}
+
+/// The scripts every page loads, in order.
+pub const SCRIPTS: [&str; 4] = ["api.js", "forms.js", "ladder.js", "dashboard.js"];
+
+/// A year: the longest lifetime caches honour; the path changes with the content.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The first 16 hex digits of each asset's SHA-256, in `ASSETS` order.
+fn hashes() -> &'static [String; 6] {
+    static HASHES: OnceLock<[String; 6]> = OnceLock::new();
+    HASHES.get_or_init(|| {
+        ASSETS.map(|a| {
+            let digest = Sha256::digest(a.body);
+            digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+        })
+    })
+}
+
+/// The URL of an asset, e.g. `/static/3f2a…/app.css`.
+pub fn url(name: &str) -> String {
+    match ASSETS.iter().position(|a| a.name == name) {
+        Some(i) => format!("/static/{}/{}", hashes()[i], name),
+        None => format!("/static/missing/{name}"),
+    }
+}
+
+/// `GET /static/<hash>/<name>`.
+pub fn serve(ctx: &Ctx<'_, '_>) -> Response {
+    let p = ctx.params;
+    let etag = ctx.req.header_str("if-none-match");
+    answer(
+        p.get("hash").unwrap_or(""),
+        p.get("name").unwrap_or(""),
+        etag,
+    )
+}
+
+/// The asset `name`. A stale hash (a page from before an upgrade) still gets the
+/// current file, but revalidated rather than cached for a year.
+fn answer(hash: &str, name: &str, if_none_match: Option<&str>) -> Response {
+    let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
+        return html::error_page(404, "Not found", "There is no such page.");
+    };
+    let asset = &ASSETS[i];
+    let current = &hashes()[i];
+    let etag = format!("\"{current}\"");
+    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Response::new(304).header("ETag", etag);
+    }
+    let cache = if hash == current {
+        IMMUTABLE
+    } else {
+        "no-cache"
+    };
+    Response::new(200)
+        .header("Content-Type", asset.content_type)
+        .header("Cache-Control", cache)
+        .header("ETag", etag)
+        .body(asset.body.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_carry_the_content_hash() {
+        let css = super::url("app.css");
+        assert!(css.starts_with("/static/") && css.ends_with("/app.css"));
+        assert_eq!(css.len(), "/static/".len() + 16 + "/app.css".len());
+        assert_ne!(super::url("api.js"), super::url("forms.js"));
+        for name in super::SCRIPTS {
+            assert!(!super::url(name).contains("missing"), "{name}");
+        }
+    }
+}

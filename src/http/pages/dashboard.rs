@@ -1,0 +1,41 @@
+//! `/`: the bot's status card (kept live by the page script polling
+//! `/api/bot/status`), the four controls, recent events and trades.
+
+use askama::Template;
+
+use super::frame::Frame;
+use super::html::render;
+use super::view::{EventRow, Status, TradeRow};
+use super::PageResult;
+use crate::http::api::bot::status_json;
+use crate::http::ctx::Ctx;
+use crate::store::{self, bots, trades};
+
+/// How many events and trades the dashboard lists.
+const RECENT: u32 = 10;
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    frame: Frame,
+    status: Status,
+    events: Vec<EventRow>,
+    trades: Vec<TradeRow>,
+}
+
+pub fn dashboard(ctx: &mut Ctx<'_, '_>) -> PageResult {
+    let uid = ctx.identity.user_id().unwrap_or_default();
+    let conn = ctx.db.conn()?;
+    let status = store::read(&conn, |c| status_json(c, uid))?;
+    let events = bots::events(&conn, uid, RECENT, None)?;
+    let trades = trades::list(&conn, uid, RECENT, None)?;
+    Ok(render(
+        200,
+        &Dashboard {
+            frame: Frame::for_user(&ctx.identity, "Dashboard", "dashboard"),
+            status: Status::from_json(&status),
+            events: events.iter().map(EventRow::from).collect(),
+            trades: trades.iter().map(TradeRow::from).collect(),
+        },
+    ))
+}

@@ -1,0 +1,77 @@
+//! `/settings`: the bot configuration with its ladder editor, write-only exchange
+//! and Telegram secrets, password change and API tokens. The forms are sent by the
+//! page script to the JSON API, whose field errors are shown next to the fields.
+
+use askama::Template;
+
+use super::frame::Frame;
+use super::html::render;
+use super::view::time;
+use super::{PageError, PageResult};
+use crate::bots::config::{self, side_name, BotConfig, Grid, EXCHANGES, MAX_GRIDS};
+use crate::http::ctx::Ctx;
+use crate::store::tokens;
+
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub created: String,
+    pub last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct Settings {
+    frame: Frame,
+    email: String,
+    cfg: BotConfig,
+    side: &'static str,
+    grids: Vec<Grid>,
+    chat_id: String,
+    exchanges: &'static [&'static str],
+    max_legs: usize,
+    api_key: Option<String>,
+    has_api_secret: bool,
+    has_telegram_token: bool,
+    tokens: Vec<TokenRow>,
+}
+
+pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
+    let uid = ctx.identity.user_id().unwrap_or_default();
+    let conn = ctx.db.conn()?;
+    let stored = config::load(&conn, uid)?.ok_or(PageError::NotFound)?;
+    let tokens = tokens::list(&conn, uid)?
+        .into_iter()
+        .map(|t| TokenRow {
+            id: t.id,
+            name: t.name,
+            created: time(t.created_at),
+            last_used: t.last_used_at.map_or_else(|| "never".into(), time),
+        })
+        .collect();
+    let email = ctx
+        .identity
+        .principal()
+        .map(|p| p.user.email.clone())
+        .unwrap_or_default();
+    let cfg = stored.config;
+    Ok(render(
+        200,
+        &Settings {
+            frame: Frame::for_user(&ctx.identity, "Settings", "settings"),
+            email,
+            side: side_name(cfg.side),
+            grids: cfg.grids.clone(),
+            chat_id: cfg.telegram_chat_id.clone().unwrap_or_default(),
+            cfg,
+            exchanges: &EXCHANGES,
+            max_legs: MAX_GRIDS,
+            api_key: stored
+                .has_api_key
+                .then(|| format!("***{}", stored.api_key_last4.unwrap_or_default())),
+            has_api_secret: stored.has_api_secret,
+            has_telegram_token: stored.has_telegram_token,
+            tokens,
+        },
+    ))
+}

@@ -1,0 +1,164 @@
+// Blitz pages, part 4 of 4: the dashboard. Polls /api/bot/status every 5 s (within
+// the default status limit), ticks the uptime every second, runs Start / Stop /
+// Status / Recover and refreshes the recent events and trades.
+"use strict";
+
+(function () {
+  const { $, $$, api, describe, say } = window.Blitz;
+
+  // ---- the dashboard --------------------------------------------------------
+
+  function uptimeText(secs) {
+    const s = Math.max(0, Math.floor(secs));
+    const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60, r = s % 60;
+    const p2 = (n) => String(n).padStart(2, "0");
+    if (d > 0) return d + "d " + h + "h " + p2(m) + "m";
+    if (h > 0) return h + "h " + p2(m) + "m " + p2(r) + "s";
+    if (m > 0) return m + "m " + p2(r) + "s";
+    return r + "s";
+  }
+
+  function amount(v) {
+    return String(Number(Number(v).toFixed(8)));
+  }
+
+  function signed(v) {
+    return (v >= 0 ? "+" : "") + Number(v).toFixed(2);
+  }
+
+  function timeText(unix) {
+    return new Date(unix * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+  }
+
+  const clock = { base: 0, at: 0, running: false };
+
+  function renderStatus(s) {
+    const badge = $("#st-badge");
+    badge.textContent = s.status;
+    badge.className = "badge st-" + s.status;
+    $("#st-message").textContent = s.message;
+    $("#st-market").textContent = s.exchange + " · " + s.symbol + " · " + s.side;
+    $("#st-cycle").textContent = s.cycle;
+    let pos = "none";
+    if (s.position) {
+      pos = amount(s.position.size) + " @ " + amount(s.position.avg_entry);
+      if (s.position.unrealized_pnl !== null && s.position.unrealized_pnl !== undefined) {
+        pos += ", unrealised " + signed(s.position.unrealized_pnl) + " USDT";
+      }
+    }
+    $("#st-position").textContent = pos;
+    $("#st-orders").textContent = s.open_orders;
+    $("#st-error").textContent = s.last_error || "none";
+    clock.base = s.uptime;
+    clock.at = Date.now();
+    clock.running = ["running", "starting", "stopping"].includes(s.status);
+    tick();
+  }
+
+  function tick() {
+    const el = $("#st-uptime");
+    const secs = clock.running ? clock.base + (Date.now() - clock.at) / 1000 : clock.base;
+    el.textContent = uptimeText(secs);
+    el.dataset.seconds = Math.floor(secs);
+    el.dataset.running = clock.running;
+  }
+
+  const POLL_MS = 5000;
+  let pollTimer = null;
+
+  async function poll() {
+    clearTimeout(pollTimer);
+    const res = await api("GET", "/api/bot/status");
+    let wait = POLL_MS;
+    if (res.ok) renderStatus(res.data);
+    else if (res.status === 401) return window.location.assign("/login?next=%2F");
+    else if (res.status === 429) wait = Math.max(POLL_MS, res.retry * 1000);
+    pollTimer = setTimeout(poll, wait);
+    return res;
+  }
+
+  async function refreshLists() {
+    const ev = await api("GET", "/api/bot/events?limit=10");
+    if (ev.ok) {
+      const ul = $("#events");
+      ul.replaceChildren();
+      ev.data.events.forEach((e) => {
+        const li = document.createElement("li");
+        const t = document.createElement("time");
+        t.textContent = timeText(e.created_at);
+        const k = document.createElement("span");
+        k.className = "kind";
+        k.textContent = e.kind;
+        li.append(t, k, " " + e.message);
+        ul.append(li);
+      });
+      if (!ev.data.events.length) ul.innerHTML = '<li class="empty">No events yet.</li>';
+    }
+    const tr = await api("GET", "/api/trades?limit=10");
+    if (tr.ok && tr.data.trades.length) {
+      const body = $("#trades tbody");
+      body.replaceChildren();
+      tr.data.trades.forEach((t) => {
+        const row = document.createElement("tr");
+        const cells = [timeText(t.closed_at), t.symbol + " " + t.side, amount(t.size),
+          amount(t.avg_entry) + " → " + amount(t.exit_price), signed(t.pnl)];
+        cells.forEach((c, i) => {
+          const td = document.createElement("td");
+          td.textContent = c;
+          if (i === 2 || i === 3) td.className = "opt";
+          if (i === 4) td.className = "num " + (t.pnl > 0 ? "pos" : t.pnl < 0 ? "neg" : "zero");
+          row.append(td);
+        });
+        body.append(row);
+      });
+    }
+  }
+
+  const opWords = { start: "Starting…", stop: "Stopping…", recover: "Recovering…", status: "Checking…" };
+
+  async function botOp(btn) {
+    const op = btn.dataset.op;
+    const fb = $("#op-feedback");
+    const buttons = $$("[data-op]");
+    buttons.forEach((b) => (b.disabled = true));
+    say(fb, opWords[op], "busy");
+    let res;
+    if (op === "status") {
+      res = await poll();
+      if (res.ok) say(fb, "Status: " + res.data.status + ". " + res.data.message, "ok");
+    } else {
+      const body = op === "stop" ? { mode: $("#stop-mode").value } : undefined;
+      res = await api("POST", "/api/bot/" + op, body);
+      if (res.ok) {
+        let msg = res.data.message || "Done.";
+        if (Array.isArray(res.data.actions)) {
+          msg += res.data.actions.length ? " Re-created: " + res.data.actions.join(", ") + "." : " Nothing was missing.";
+        }
+        say(fb, msg, "ok");
+      }
+      await poll();
+      refreshLists();
+    }
+    if (!res.ok) say(fb, describe(res, op), "bad");
+    buttons.forEach((b) => (b.disabled = false));
+  }
+
+  function startDashboard() {
+    const up = $("#st-uptime");
+    clock.base = parseInt(up.dataset.seconds || "0", 10);
+    clock.at = Date.now();
+    clock.running = up.dataset.running === "true";
+    setInterval(tick, 1000);
+    pollTimer = setTimeout(poll, POLL_MS);
+    setInterval(refreshLists, 15000);
+  }
+
+  document.addEventListener("click", (ev) => {
+    const btn = ev.target.closest("button[data-op]");
+    if (btn) botOp(btn);
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if ($("#bot[data-poll]")) startDashboard();
+  });
+})();

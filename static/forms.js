@@ -1,0 +1,96 @@
+// Blitz pages, part 2 of 4: forms with `data-api="METHOD /path"` and buttons with
+// `data-call="METHOD /path"` are sent to the JSON API; the answer is shown next to them.
+"use strict";
+
+(function () {
+  const { $, $$, api, describe, say, showFieldErrors, payloads, afterSave } = window.Blitz;
+
+  // ---- forms --------------------------------------------------------------
+
+  function plainPayload(form) {
+    const out = {};
+    $$("input[name], select[name], textarea[name]", form).forEach((el) => {
+      if (el.name === "csrf_token" || el.name === "username") return;
+      out[el.name] = el.type === "checkbox" ? el.checked : el.value;
+    });
+    return out;
+  }
+
+  async function submitForm(form, ev) {
+    ev.preventDefault();
+    const [method, url] = form.dataset.api.split(" ");
+    const fb = $(".feedback", form);
+    const build = payloads[form.dataset.kind] || plainPayload;
+    const built = build(form);
+    if (built.errors && showFieldErrors(form, built.errors)) {
+      say(fb, "Please correct the marked fields.", "bad");
+      return;
+    }
+    const body = built.errors ? built.body : built;
+    const button = $('button[type="submit"]', form);
+    if (button) button.disabled = true;
+    say(fb, "Working…", "busy");
+    const res = await api(method, url, body);
+    if (button) button.disabled = false;
+    showFieldErrors(form, res.ok ? {} : res.data.fields);
+    if (!res.ok) {
+      say(fb, describe(res), "bad");
+      return;
+    }
+    if (form.dataset.kind === "token") return showToken(form, res.data);
+    if (form.dataset.done !== undefined) {
+      window.location.assign(form.dataset.done || "/");
+      return;
+    }
+    say(fb, (fb && fb.dataset.success) || res.data.message || "Saved.", "ok");
+    if (form.dataset.reset !== undefined) form.reset();
+    if (form.dataset.reload !== undefined) setTimeout(() => window.location.reload(), 500);
+    if (afterSave[form.dataset.kind]) afterSave[form.dataset.kind](form);
+  }
+
+  function showToken(form, data) {
+    const box = $("#new-token", form);
+    const out = $("#new-token-value", form);
+    out.value = data.token;
+    box.hidden = false;
+    out.focus();
+    out.select();
+    say($(".feedback", form), "Token “" + data.name + "” created.", "ok");
+  }
+
+  // ---- buttons that call the API ------------------------------------------
+
+  async function callButton(btn) {
+    if (btn.dataset.confirm && !window.confirm(btn.dataset.confirm)) return;
+    const [method, url] = btn.dataset.call.split(" ");
+    const fb = btn.dataset.feedback ? document.getElementById(btn.dataset.feedback) : null;
+    const body = btn.dataset.body ? JSON.parse(btn.dataset.body) : undefined;
+    btn.disabled = true;
+    say(fb, "Working…", "busy");
+    const res = await api(method, url, body);
+    btn.disabled = false;
+    if (!res.ok) {
+      say(fb, describe(res, url.split("/").pop()), "bad");
+      return;
+    }
+    const actions = res.data.actions;
+    let msg = res.data.message || "Done.";
+    if (Array.isArray(actions)) msg += actions.length ? " (" + actions.join(", ") + ")" : " (nothing was missing)";
+    say(fb, msg, "ok");
+    if (btn.dataset.reload !== undefined) setTimeout(() => window.location.reload(), 700);
+  }
+
+  document.addEventListener("submit", (ev) => {
+    const form = ev.target;
+    if (form.dataset && form.dataset.api) submitForm(form, ev);
+  });
+
+  document.addEventListener("click", (ev) => {
+    const btn = ev.target.closest("button[data-call]");
+    if (btn) callButton(btn);
+  });
+
+  document.addEventListener("change", (ev) => {
+    if (ev.target.matches("select[data-autosubmit]")) ev.target.form.submit();
+  });
+})();

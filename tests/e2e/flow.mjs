@@ -1,0 +1,285 @@
+// The web pages in a real browser (headless Chromium through playwright-core):
+// register → verify by the mailed link → log in → edit settings → Start → status
+// running with uptime increasing → Stop; an admin turns maintenance on in the admin
+// page → the user sees the notice and Start shows the 503 message. Screenshots of
+// every page at 1280 and 375 px go to the artifact directory; at 375 px no page may
+// scroll sideways. Any console error (a CSP violation, a script error) fails.
+//
+// usage: node flow.mjs <base-url> <outbox-dir> <artifact-dir> <admin-email> <admin-password>
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import path from "node:path";
+
+const [base, outbox, artifacts, adminEmail, adminPassword] = process.argv.slice(2);
+if (!adminPassword) {
+  console.error("usage: node flow.mjs <base-url> <outbox-dir> <artifact-dir> <admin-email> <admin-password>");
+  process.exit(2);
+}
+const executablePath = process.env.BLITZ_CHROMIUM || "/usr/bin/chromium";
+const email = "trader@example.com";
+const password = "correct horse battery";
+const shots = [];
+const problems = [];
+
+function check(cond, what) {
+  if (!cond) throw new Error("check failed: " + what);
+}
+
+async function waitFor(what, fn, timeoutMs = 15000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function verifyToken() {
+  for (const name of fs.readdirSync(outbox).sort().reverse()) {
+    if (!name.endsWith(".eml")) continue;
+    const text = fs.readFileSync(path.join(outbox, name), "utf8").replace(/=\r?\n/g, "");
+    if (!text.includes("To: " + email)) continue;
+    const m = text.match(/\/verify\/([A-Za-z0-9_-]+)/);
+    if (m) return m[1];
+  }
+  return null;
+}
+
+function watch(page, who) {
+  page.on("console", (m) => {
+    // Refused API calls (400, 401, 409, 503 …) are part of the flow; everything else
+    // (CSP violations, script errors, missing files) is a problem.
+    if (m.type() === "error" && !/status of (400|401|409|429|503)/.test(m.text())) problems.push(`${who} console error on ${page.url()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`${who} script error on ${page.url()}: ${e.message}`));
+  page.on("dialog", (d) => d.accept());
+}
+
+// Screenshots at both widths; at 375 px the page must not scroll sideways.
+async function capture(page, name) {
+  for (const width of [1280, 375]) {
+    await page.setViewportSize({ width, height: width === 375 ? 812 : 900 });
+    await page.reload();
+    await page.waitForLoadState("load");
+    const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (width === 375) {
+      check(scroll <= 375, `${name} at 375 px is ${scroll} px wide`);
+      // Nothing may stick out of the screen either (tables scroll in their box).
+      const wide = await page.evaluate(() => {
+        const limit = document.documentElement.clientWidth + 1;
+        return Array.from(document.querySelectorAll("body *"))
+          .filter((e) => !e.closest(".table-wrap"))
+          .filter((e) => {
+            const r = e.getBoundingClientRect();
+            return r.width > 0 && r.right > limit;
+          })
+          .map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : ""));
+      });
+      check(wide.length === 0, `${name} at 375 px: wider than the screen: ${wide.slice(0, 5).join(", ")}`);
+    }
+    const file = path.join(artifacts, `${name}-${width}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    shots.push({ file, width, scrollWidth: scroll, title: await page.title() });
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+async function feedback(page, sel, want) {
+  let last = "";
+  try {
+    return await waitFor(`"${want}" in ${sel}`, async () => {
+      last = (await page.textContent(sel)) || "";
+      return last.includes(want) ? last : null;
+    });
+  } catch (e) {
+    throw new Error(e.message + `; it says: "${last}"`);
+  }
+}
+
+async function login(page, who, pw) {
+  await page.goto(base + "/login");
+  await page.fill("#email", who);
+  await page.fill("#password", pw);
+  await Promise.all([page.waitForURL(base + "/"), page.click('button[type="submit"]')]);
+}
+
+const report = { ok: false, screenshots: shots };
+
+async function registerAndVerify(page) {
+  // An anonymous visit goes to the login page, which remembers where to return.
+  await page.goto(base + "/settings");
+  check(page.url().startsWith(base + "/login?next="), "redirected to /login, got " + page.url());
+  await capture(page, "login");
+  await page.goto(base + "/register");
+  await page.fill("#email", email);
+  await page.fill("#password", password);
+  await page.click('button[type="submit"]');
+  await feedback(page, "form .feedback", "We sent you an e-mail");
+  const token = await waitFor("the verification mail", async () => verifyToken());
+  await page.goto(base + "/verify/" + token);
+  check((await page.textContent("h1")).includes("E-mail verified"), "verify page");
+}
+
+async function logInAfterAWrongPassword(page) {
+  await page.goto(base + "/login");
+  await page.fill("#email", email);
+  await page.fill("#password", "not the password");
+  await page.click('button[type="submit"]');
+  await feedback(page, "form .feedback", "Invalid email or password");
+  await login(page, email, password);
+  check((await page.title()).startsWith("Dashboard"), "dashboard title");
+}
+
+// The API's own field error is shown, then a valid change with a new leg is saved.
+async function editSettings(page) {
+  await page.goto(base + "/settings");
+  await page.fill("#leverage", "5");
+  await page.fill("#stop_loss", "600");
+  await page.click('#config-form button[type="submit"]');
+  report.stop_loss_error = (await feedback(page, '[data-error-for="stop_loss"]', "must be below 500")).trim();
+  await page.fill("#stop_loss", "0");
+  await page.fill("#leverage", "20");
+  await page.click("#add-leg");
+  const legs = await page.$$eval("#grid-rows tr.leg", (r) => r.length);
+  check(legs === 4, "four legs after Add leg, got " + legs);
+  await page.fill("#amount-4", "40");
+  await page.fill("#gap-4", "2.5");
+  await page.fill("#rounds", "4");
+  await page.fill("#telegram_chat_id", "123456");
+  await page.click('#config-form button[type="submit"]');
+  await feedback(page, "#config-form .feedback", "Configuration saved.");
+  await page.reload();
+  check((await page.inputValue("#leverage")) === "20", "leverage saved");
+  check((await page.$$("#grid-rows tr.leg")).length === 4, "four legs saved");
+  await capture(page, "settings");
+}
+
+// An API token is shown once, listed by name, and can be revoked.
+async function createAndRevokeToken(page) {
+  await page.fill("#token-name", "my script");
+  await page.click('form[data-kind="token"] button[type="submit"]');
+  const apiToken = await waitFor("the new token", async () => {
+    const v = await page.inputValue("#new-token-value");
+    return v.length > 20 ? v : null;
+  });
+  await page.goto(base + "/settings");
+  check((await page.textContent(".tokens")).includes("my script"), "token listed");
+  check(!(await page.content()).includes(apiToken), "token not shown again");
+  await Promise.all([page.waitForEvent("load"), page.click('.tokens button:has-text("Revoke")')]);
+  await waitFor("token revoked", async () => (await page.textContent(".tokens")).includes("No tokens."));
+}
+
+// Start, running, uptime ticks up, Status, Recover, a second Start (409), Stop.
+async function runTheBot(page) {
+  await page.goto(base + "/");
+  await page.click('[data-op="start"]');
+  await feedback(page, "#op-feedback", "Bot started successfully");
+  await waitFor("status running", async () => (await page.textContent("#st-badge")) === "running");
+  const up1 = Number(await page.getAttribute("#st-uptime", "data-seconds"));
+  const up2 = await waitFor("uptime to increase", async () => {
+    const v = Number(await page.getAttribute("#st-uptime", "data-seconds"));
+    return v >= up1 + 2 ? v : null;
+  });
+  report.uptime = [up1, up2];
+  await page.click('[data-op="status"]');
+  await feedback(page, "#op-feedback", "Status: running");
+  await page.click('[data-op="recover"]');
+  await feedback(page, "#op-feedback", "Recovery process completed");
+  await page.click('[data-op="start"]');
+  report.conflict = (await feedback(page, "#op-feedback", "already running")).trim();
+  await capture(page, "dashboard");
+  await page.selectOption("#stop-mode", "cancel_orders");
+  await page.click('[data-op="stop"]');
+  await feedback(page, "#op-feedback", "Bot stopped successfully");
+  await waitFor("status stopped", async () => (await page.textContent("#st-badge")) === "stopped");
+  await page.goto(base + "/pnl?days=7");
+  check((await page.$$(".chart-empty")).length === 1, "no trades yet, no chart");
+}
+
+// The admin turns maintenance on and sets a banner in the admin page, then
+// (not held by maintenance) force starts and stops the user's bot.
+async function adminConsole(admin) {
+  await login(admin, adminEmail, adminPassword);
+  await admin.goto(base + "/admin?query=trader");
+  check((await admin.textContent(".users")).includes(email), "user listed in admin");
+  await Promise.all([admin.waitForEvent("load"), admin.click("text=Turn maintenance on")]);
+  await waitFor("maintenance on", async () => (await admin.$(".notice.maintenance")) !== null);
+  await admin.fill("#message", "Exchange upgrade until 18:00 UTC");
+  await Promise.all([admin.waitForEvent("load"), admin.click("text=Show banner")]);
+  await waitFor("banner shown", async () => ((await admin.textContent("body")) || "").includes("Exchange upgrade until 18:00 UTC"));
+  await capture(admin, "admin");
+  await admin.goto(base + "/admin?query=trader");
+  await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Start')")]);
+  check((await admin.textContent(".users .badge")) === "running", "forced start");
+  await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Stop')")]);
+  check((await admin.textContent(".users .badge")) === "stopped", "forced stop");
+  await admin.click(`.users a:has-text("${email}")`);
+  await admin.waitForURL(/\/admin\/users\/\d+$/);
+  await capture(admin, "admin-user");
+}
+
+// The admin has closed trades (seeded by the test): chart, win/loss and table.
+async function pnlWithTrades(admin) {
+  await admin.goto(base + "/pnl");
+  await admin.selectOption("#days", "7");
+  await admin.waitForURL(/days=7/);
+  const bars = await admin.$$eval("svg.chart rect", (r) => r.length);
+  check(bars === 7, "a bar per day of the week, got " + bars);
+  check((await admin.textContent(".winloss-fig figcaption")).includes("wins"), "win/loss");
+  await capture(admin, "pnl");
+}
+
+// The user sees the notice and the banner; Start answers 503 with its message.
+// After maintenance, a fourth Start is over the limit (3/hour in this test).
+async function maintenanceAndLimits(page, admin) {
+  await page.goto(base + "/");
+  check((await page.$(".notice.maintenance")) !== null, "maintenance notice on the dashboard");
+  check((await page.textContent(".notice.banner")).includes("Exchange upgrade"), "banner on the dashboard");
+  await page.click('[data-op="start"]');
+  report.maintenance = (await feedback(page, "#op-feedback", "under maintenance")).trim();
+  await admin.goto(base + "/admin");
+  await Promise.all([admin.waitForEvent("load"), admin.click("text=Turn maintenance off")]);
+  await waitFor("maintenance off", async () => (await admin.$(".notice.maintenance")) === null);
+  await page.goto(base + "/");
+  await page.click('[data-op="start"]');
+  report.rate_limited = (await feedback(page, "#op-feedback", "Too many requests")).trim();
+}
+
+async function logOut(page) {
+  await Promise.all([page.waitForURL(base + "/login"), page.click("text=Log out")]);
+  await page.goto(base + "/");
+  check(page.url().startsWith(base + "/login"), "logged out, got " + page.url());
+}
+
+async function main() {
+  fs.mkdirSync(artifacts, { recursive: true });
+  const browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
+  try {
+    const viewport = { width: 1280, height: 900 };
+    const page = await (await browser.newContext({ viewport })).newPage();
+    watch(page, "user");
+    const admin = await (await browser.newContext({ viewport })).newPage();
+    watch(admin, "admin");
+    await registerAndVerify(page);
+    await logInAfterAWrongPassword(page);
+    await editSettings(page);
+    await createAndRevokeToken(page);
+    await runTheBot(page);
+    await adminConsole(admin);
+    await pnlWithTrades(admin);
+    await maintenanceAndLimits(page, admin);
+    await logOut(page);
+    check(problems.length === 0, "no console errors:\n" + problems.join("\n"));
+    report.ok = true;
+    console.log(JSON.stringify(report, null, 1));
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(e.stack || String(e));
+  if (problems.length) console.error(problems.join("\n"));
+  process.exit(1);
+});

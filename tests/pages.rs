@@ -1,0 +1,341 @@
+//! The HTML pages (C7) over HTTP with the real binary: status codes, redirects to
+//! `/login`, admin-only pages, CSRF tokens in every form, the notice on every page,
+//! static assets with cache headers, security headers and HTML error pages.
+
+mod common;
+
+use common::api::{call, login, new_user, Browser};
+use common::{blitz_cmd, Resp, Server};
+
+const PW: &str = "page-password-1";
+
+fn outbox(s: &Server) -> std::path::PathBuf {
+    s.path("instance/outbox")
+}
+
+fn page(s: &Server, b: Option<&Browser>, path: &str) -> Resp {
+    let mut h = vec![("Accept", "text/html")];
+    if let Some(b) = b {
+        h.push(("Cookie", b.cookie.as_str()));
+    }
+    call(s.port, "GET", path, &h, "")
+}
+
+/// A verified admin, logged in.
+fn admin(s: &Server, email: &str) -> Browser {
+    let out = blitz_cmd(s.dir.path())
+        .args([
+            "user",
+            "create",
+            "--email",
+            email,
+            "--admin",
+            "--password-stdin",
+        ])
+        .args(["--database", "instance/database.db"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{PW}\n").as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("blitz user create");
+    assert!(out.status.success());
+    login(s.port, email, PW)
+}
+
+fn assert_html(r: &Resp, status: u16, title: &str) {
+    assert_eq!(r.status, status, "{}", r.text());
+    let ctype = r.header("content-type").unwrap_or_default();
+    assert!(ctype.starts_with("text/html"), "content-type {ctype}");
+    let body = r.text();
+    assert!(body.starts_with("<!doctype html>"), "{body}");
+    assert!(
+        body.contains(&format!("<title>{title} · Blitz</title>")),
+        "title {title:?} in {body}"
+    );
+    assert_self_contained(&body);
+}
+
+/// No inline script, style or event handler, nothing from another origin: the
+/// default self-only CSP must not block any part of a page.
+fn assert_self_contained(body: &str) {
+    let lower = body.to_ascii_lowercase();
+    assert!(!lower.contains("<script>"), "inline script");
+    assert!(!lower.contains("<style"), "inline stylesheet");
+    assert!(!lower.contains(" style="), "style attribute");
+    for handler in [
+        " onclick=",
+        " onload=",
+        " onsubmit=",
+        " onchange=",
+        "javascript:",
+    ] {
+        assert!(!lower.contains(handler), "{handler} in page");
+    }
+    for attr in ["src=\"", "href=\""] {
+        for (i, _) in lower.match_indices(attr) {
+            let value = &lower[i + attr.len()..];
+            assert!(
+                !value.starts_with("http:")
+                    && !value.starts_with("https:")
+                    && !value.starts_with("//"),
+                "external {attr}{}",
+                &value[..value.len().min(40)]
+            );
+        }
+    }
+}
+
+/// The value of every `csrf_token` field of every POST form.
+fn form_tokens(body: &str) -> Vec<Option<String>> {
+    body.split("<form")
+        .skip(1)
+        .filter(|f| {
+            f.split('>')
+                .next()
+                .unwrap_or("")
+                .contains("method=\"post\"")
+        })
+        .map(|f| {
+            let form = f.split("</form>").next().unwrap_or("");
+            let at = form.find("name=\"csrf_token\" value=\"")?;
+            let rest = &form[at + "name=\"csrf_token\" value=\"".len()..];
+            Some(rest.split('"').next().unwrap_or("").to_string()).filter(|t| !t.is_empty())
+        })
+        .collect()
+}
+
+#[test]
+fn anonymous_visits_go_to_login_and_public_pages_render() {
+    let s = Server::start();
+    for (path, next) in [
+        ("/", "%2F"),
+        ("/settings", "%2Fsettings"),
+        ("/pnl", "%2Fpnl"),
+        ("/admin", "%2Fadmin"),
+        ("/admin/users/1", "%2Fadmin%2Fusers%2F1"),
+    ] {
+        let r = page(&s, None, path);
+        assert_eq!(r.status, 303, "{path}");
+        assert_eq!(
+            r.header("location"),
+            Some(format!("/login?next={next}").as_str())
+        );
+    }
+    assert_html(&page(&s, None, "/login?next=%2Fpnl"), 200, "Log in");
+    assert!(page(&s, None, "/login?next=%2Fpnl")
+        .text()
+        .contains("data-done=\"/pnl\""));
+    // A next= pointing elsewhere is ignored.
+    let evil = page(&s, None, "/login?next=%2F%2Fevil.example").text();
+    assert!(evil.contains("data-done=\"/\""), "{evil}");
+    assert_html(&page(&s, None, "/register"), 200, "Create an account");
+    assert_html(&page(&s, None, "/forgot"), 200, "Forgot password");
+    assert_html(
+        &page(&s, None, "/verify/not-a-token"),
+        400,
+        "Link invalid or expired",
+    );
+    assert_html(
+        &page(&s, None, "/reset/not-a-token"),
+        400,
+        "Link invalid or expired",
+    );
+    // Every page, errors included, carries the security headers of C3.
+    let r = page(&s, None, "/login");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    let csp = r.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+#[test]
+fn user_pages_render_with_csrf_in_every_form_and_admin_pages_refuse_users() {
+    let s = Server::start();
+    let b = new_user(s.port, &outbox(&s), "pages@example.com", PW);
+    let mut tokens = Vec::new();
+    for (path, title) in [
+        ("/", "Dashboard"),
+        ("/settings", "Settings"),
+        ("/pnl", "PnL"),
+    ] {
+        let r = page(&s, Some(&b), path);
+        assert_html(&r, 200, title);
+        let body = r.text();
+        assert!(body.contains("pages@example.com"), "{path} names the user");
+        assert!(
+            !body.contains("href=\"/admin\""),
+            "{path}: no admin link for users"
+        );
+        let forms = form_tokens(&body);
+        assert!(!forms.is_empty(), "{path} has forms (at least log out)");
+        for t in forms {
+            tokens.push(t.unwrap_or_else(|| panic!("a POST form on {path} without csrf_token")));
+        }
+    }
+    // The settings page has four POST forms: log out, configuration, password,
+    // tokens; and its config form is pre-filled with the starting configuration.
+    let settings = page(&s, Some(&b), "/settings").text();
+    assert_eq!(form_tokens(&settings).len(), 4, "{settings}");
+    assert!(settings.contains("value=\"BTC/USDT\""));
+    assert_eq!(settings.matches("class=\"leg\"").count(), 3);
+    // The tokens in the pages are the session's: the API accepts them.
+    for t in tokens.iter().take(2) {
+        let r = call(
+            s.port,
+            "POST",
+            "/api/auth/tokens",
+            &[("Cookie", &b.cookie), ("X-CSRF-Token", t)],
+            r#"{"name":"from a page token"}"#,
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let listed = page(&s, Some(&b), "/settings").text();
+    assert_eq!(
+        listed.matches("from a page token").count(),
+        4,
+        "name and confirm text, twice"
+    );
+    // Admin pages: 403 HTML for a user.
+    for path in ["/admin", "/admin/users/1"] {
+        assert_html(&page(&s, Some(&b), path), 403, "Forbidden");
+    }
+    let a = admin(&s, "boss@example.com");
+    let list = page(&s, Some(&a), "/admin?query=pages");
+    assert_html(&list, 200, "Admin");
+    let body = list.text();
+    assert!(body.contains("pages@example.com") && !body.contains(">boss@example.com</a>"));
+    assert!(form_tokens(&body).iter().all(Option::is_some));
+    let detail = page(&s, Some(&a), &format!("/admin/users/{}", b.user_id));
+    assert_html(&detail, 200, "User pages@example.com");
+    assert!(detail
+        .text()
+        .contains(&format!("/api/admin/users/{}/bot/start", b.user_id)));
+    assert_html(
+        &page(&s, Some(&a), "/admin/users/999999"),
+        404,
+        "Page not found",
+    );
+    assert_html(
+        &page(&s, Some(&a), "/admin/users/abc"),
+        404,
+        "Page not found",
+    );
+    // A logged-in visit to /login goes where it was headed.
+    let r = page(&s, Some(&b), "/login?next=%2Fpnl");
+    assert_eq!((r.status, r.header("location")), (303, Some("/pnl")));
+}
+
+#[test]
+fn maintenance_notice_and_banner_appear_on_every_page() {
+    let s = Server::start();
+    let b = new_user(s.port, &outbox(&s), "notice@example.com", PW);
+    let a = admin(&s, "ops@example.com");
+    assert!(!page(&s, Some(&b), "/").text().contains("class=\"notice"));
+    assert_eq!(
+        a.call(s.port, "POST", "/admin/maintenance/enable", "")
+            .status,
+        200
+    );
+    let banner = r#"{"message":"Upgrade <b>tonight</b>"}"#;
+    assert_eq!(a.call(s.port, "POST", "/admin/banner", banner).status, 200);
+    for (who, path) in [
+        (Some(&b), "/"),
+        (Some(&b), "/settings"),
+        (Some(&b), "/pnl"),
+        (Some(&a), "/admin"),
+        (None, "/login"),
+        (None, "/register"),
+        (None, "/nope"),
+    ] {
+        let body = page(&s, who, path).text();
+        assert!(body.contains("notice maintenance"), "{path}: {body}");
+        assert!(
+            body.contains("Upgrade &lt;b&gt;tonight&lt;/b&gt;"),
+            "{path} banner, escaped"
+        );
+    }
+    let admin_page = page(&s, Some(&a), "/admin").text();
+    assert!(admin_page.contains("Turn maintenance off"));
+}
+
+#[test]
+fn assets_are_served_with_content_hash_urls_and_cache_headers() {
+    let s = Server::start();
+    let body = page(&s, None, "/login").text();
+    let url = |suffix: &str| {
+        let end = body
+            .find(suffix)
+            .unwrap_or_else(|| panic!("{suffix} in {body}"))
+            + suffix.len();
+        let start = body[..end].rfind("\"/static/").unwrap() + 1;
+        body[start..end].to_string()
+    };
+    for (suffix, ctype) in [
+        ("/app.css", "text/css"),
+        ("/api.js", "text/javascript"),
+        ("/forms.js", "text/javascript"),
+        ("/ladder.js", "text/javascript"),
+        ("/dashboard.js", "text/javascript"),
+        ("/favicon.svg", "image/svg+xml"),
+    ] {
+        let path = url(suffix);
+        let r = s.get(&path);
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            r.header("content-type").unwrap().starts_with(ctype),
+            "{path}"
+        );
+        assert_eq!(
+            r.header("cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
+        assert!(r.header("content-security-policy").is_some());
+        let etag = r.header("etag").unwrap().to_string();
+        assert!(
+            path.contains(etag.trim_matches('"')),
+            "{etag} is the hash in {path}"
+        );
+        let again = call(s.port, "GET", &path, &[("If-None-Match", &etag)], "");
+        assert_eq!(again.status, 304);
+        assert!(again.body.is_empty());
+        // An old hash still gets the file, but revalidated, never cached for a year.
+        let stale = s.get(&format!("/static/0000000000000000{suffix}"));
+        assert_eq!(stale.status, 200);
+        assert_eq!(stale.header("cache-control"), Some("no-cache"));
+        assert_eq!(stale.body, r.body);
+    }
+    assert_eq!(s.get("/static/0000000000000000/other.js").status, 404);
+}
+
+#[test]
+fn unknown_pages_get_html_errors_and_the_api_keeps_json() {
+    let s = Server::start();
+    let html = page(&s, None, "/no/such/page");
+    assert_html(&html, 404, "Page not found");
+    assert!(html.header("content-security-policy").is_some());
+    let json = s.get("/no/such/page");
+    assert_eq!(json.status, 404);
+    assert_eq!(json.json()["error"], "Not found");
+    let api = page(&s, None, "/api/nope");
+    assert_eq!(api.status, 404);
+    assert_eq!(api.json()["error"], "Not found");
+    let post = call(s.port, "POST", "/settings", &[("Accept", "text/html")], "");
+    assert_html(&post, 405, "Method not allowed");
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    // API routes keep their JSON refusals even when a browser asks.
+    let r = page(&s, None, "/api/bot/status");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"], "Authentication required");
+}
