@@ -59,7 +59,7 @@ impl From<&UserBot> for UserRow {
 }
 
 #[derive(Template)]
-#[template(path = "admin.html")]
+#[template(path = "admin.html", config = "src/http/pages/askama.toml")]
 struct Admin {
     frame: Frame,
     query: String,
@@ -96,7 +96,7 @@ pub fn admin_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
 }
 
 #[derive(Template)]
-#[template(path = "admin_user.html")]
+#[template(path = "admin_user.html", config = "src/http/pages/askama.toml")]
 struct AdminUser {
     frame: Frame,
     user: UserFacts,

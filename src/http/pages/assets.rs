@@ -18,19 +18,19 @@ struct Asset {
 
 /// In the order the pages load them; the scripts run in this order (`defer`).
 const ASSETS: [Asset; 6] = [
-    asset("app.css", CSS, include_bytes!("../../../static/app.css")),
-    asset("api.js", JS, include_bytes!("../../../static/api.js")),
-    asset("forms.js", JS, include_bytes!("../../../static/forms.js")),
-    asset("ladder.js", JS, include_bytes!("../../../static/ladder.js")),
+    asset("app.css", CSS, include_bytes!("static/app.css")),
+    asset("api.js", JS, include_bytes!("static/api.js")),
+    asset("forms.js", JS, include_bytes!("static/forms.js")),
+    asset("ladder.js", JS, include_bytes!("static/ladder.js")),
     asset(
         "dashboard.js",
         JS,
-        include_bytes!("../../../static/dashboard.js"),
+        include_bytes!("static/dashboard.js"),
     ),
     asset(
         "favicon.svg",
         SVG,
-        include_bytes!("../../../static/favicon.svg"),
+        include_bytes!("static/favicon.svg"),
     ),
 ];
 

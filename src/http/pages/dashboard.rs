@@ -15,7 +15,7 @@ use crate::store::{self, bots, trades};
 const RECENT: u32 = 10;
 
 #[derive(Template)]
-#[template(path = "dashboard.html")]
+#[template(path = "dashboard.html", config = "src/http/pages/askama.toml")]
 struct Dashboard {
     frame: Frame,
     status: Status,

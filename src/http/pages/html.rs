@@ -63,7 +63,7 @@ fn html_response(status: u16, body: String) -> Response {
 }
 
 #[derive(Template)]
-#[template(path = "plain.html")]
+#[template(path = "plain.html", config = "src/http/pages/askama.toml")]
 struct Plain<'a> {
     frame: Frame,
     main: &'a str,

@@ -10,20 +10,20 @@ use crate::http::ctx::Ctx;
 use crate::http::input;
 
 #[derive(Template)]
-#[template(path = "login.html")]
+#[template(path = "login.html", config = "src/http/pages/askama.toml")]
 struct Login {
     frame: Frame,
     next: String,
 }
 
 #[derive(Template)]
-#[template(path = "register.html")]
+#[template(path = "register.html", config = "src/http/pages/askama.toml")]
 struct Register {
     frame: Frame,
 }
 
 #[derive(Template)]
-#[template(path = "forgot.html")]
+#[template(path = "forgot.html", config = "src/http/pages/askama.toml")]
 struct Forgot {
     frame: Frame,
 }

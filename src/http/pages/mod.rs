@@ -1,5 +1,5 @@
-//! Server-rendered HTML pages (C7). Templates live in `templates/` and are checked
-//! at compile time; the stylesheet and script in `static/` are compiled in.
+//! Server-rendered HTML pages (C7). Templates live in `pages/templates/` and are checked
+//! at compile time; the stylesheet and scripts in `pages/static/` are compiled in.
 
 pub mod account;
 pub mod admin;

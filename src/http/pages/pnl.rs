@@ -83,7 +83,7 @@ impl PnlView {
 }
 
 #[derive(Template)]
-#[template(path = "pnl.html")]
+#[template(path = "pnl.html", config = "src/http/pages/askama.toml")]
 struct PnlPage {
     frame: Frame,
     periods: [u32; 4],

@@ -20,7 +20,7 @@ pub struct TokenRow {
 }
 
 #[derive(Template)]
-#[template(path = "settings.html")]
+#[template(path = "settings.html", config = "src/http/pages/askama.toml")]
 struct Settings {
     frame: Frame,
     email: String,
