@@ -22,16 +22,8 @@ const ASSETS: [Asset; 6] = [
     asset("api.js", JS, include_bytes!("static/api.js")),
     asset("forms.js", JS, include_bytes!("static/forms.js")),
     asset("ladder.js", JS, include_bytes!("static/ladder.js")),
-    asset(
-        "dashboard.js",
-        JS,
-        include_bytes!("static/dashboard.js"),
-    ),
-    asset(
-        "favicon.svg",
-        SVG,
-        include_bytes!("static/favicon.svg"),
-    ),
+    asset("dashboard.js", JS, include_bytes!("static/dashboard.js")),
+    asset("favicon.svg", SVG, include_bytes!("static/favicon.svg")),
 ];
 
 const CSS: &str = "text/css; charset=utf-8";
