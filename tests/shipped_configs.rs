@@ -74,7 +74,12 @@ fn nginx_config_passes_nginx_t_and_proxies_to_blitz() {
     let s = Server::with(Options {
         workers: 1,
         env: vec![("ENABLE_METRICS", "true")],
-        ..Options::default()
+        args: vec![
+            "--access-logfile",
+            "access.log",
+            "--access-logformat",
+            "json",
+        ],
     });
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -136,6 +141,16 @@ fn nginx_config_passes_nginx_t_and_proxies_to_blitz() {
         .send(b"GET /api/status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
     assert_eq!(other.read_response(false).unwrap().status, 200);
+    wait_for(
+        Duration::from_secs(10),
+        "client address in the access log",
+        || {
+            std::fs::read_to_string(s.path("access.log"))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains("\"client\":\"127.0.0.3\"") && l.contains("/api/status"))
+        },
+    );
 }
 
 #[test]

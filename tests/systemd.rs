@@ -11,6 +11,32 @@ use std::time::Duration;
 use common::{wait_for, Options, Server};
 use nix::sys::signal::Signal;
 
+/// The next message and the pid that sent it (needs SO_PASSCRED on `sock`).
+fn next_message_from(sock: &UnixDatagram) -> (i32, String) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::io::IoSliceMut;
+    let mut buf = [0u8; 4096];
+    let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .expect("notify message");
+    let pid = msg
+        .cmsgs()
+        .unwrap()
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmCredentials(cred) => Some(cred.pid()),
+            _ => None,
+        })
+        .expect("sender credentials");
+    let n = msg.bytes;
+    (pid, String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
 fn next_message(sock: &UnixDatagram) -> String {
     let mut buf = [0u8; 4096];
     let n = sock.recv(&mut buf).expect("notify message");
@@ -136,6 +162,7 @@ fn watchdog_pings_and_mainpid_after_a_binary_upgrade() {
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::PassCred, &true).unwrap();
     let mut s = Server::with(Options {
         workers: 1,
         env: vec![
@@ -165,7 +192,21 @@ fn watchdog_pings_and_mainpid_after_a_binary_upgrade() {
     });
     s.signal(Signal::SIGTERM);
     assert_eq!(s.wait_exit(Duration::from_secs(20)), Some(0));
+    // The old master's stop is not the service's: no STOPPING=1, and the new
+    // master keeps the watchdog fed.
+    let mut pings = 0;
+    while pings < 3 {
+        let (from, m) = next_message_from(&sock);
+        assert_ne!(
+            m, "STOPPING=1",
+            "the old master's stop told systemd the service stops"
+        );
+        if m == "WATCHDOG=1" && from == mainpid {
+            pings += 1;
+        }
+    }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(mainpid), Signal::SIGTERM).unwrap();
+    while next_message(&sock) != "STOPPING=1" {}
     wait_for(Duration::from_secs(20), "new master stopped", || {
         !common::alive(mainpid)
     });

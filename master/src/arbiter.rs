@@ -31,7 +31,7 @@ use crate::pidfile::Pidfile;
 use crate::proctitle;
 use crate::scoreboard::{Scoreboard, SlotHandle, SlotState, WORKER_SLOTS};
 use crate::signals::{self, SignalQueue};
-use crate::upgrade::{self, Exec};
+use crate::upgrade::{Exec, Handover};
 
 /// What the master needs to know from the application's configuration.
 #[derive(Debug, Clone)]
@@ -152,6 +152,12 @@ pub enum Event<'a> {
     TookOver {
         old_master: i32,
     },
+    /// The new master's workers are serving; systemd hears from it from now on.
+    UpgradeReady {
+        pid: i32,
+    },
+    /// `TERM` during an upgrade: the stop waits until the new master serves.
+    StopDeferred,
     /// A worker grew past `--max-worker-memory` and will be replaced.
     MemoryRecycle {
         number: usize,
@@ -196,10 +202,10 @@ struct Arbiter<'a, A: App> {
     signals: Option<SignalQueue>,
     pidfile: Option<Pidfile>,
     exec: Option<Exec>,
-    /// The new master started by `USR2`, while it runs.
-    successor: Option<Pid>,
-    /// The old master that started us by `USR2`.
-    predecessor: Option<i32>,
+    /// Binary upgrade: the new master we started, or the old one that started us.
+    handover: Handover,
+    /// A TERM that waits for the new master to be ready (`Some(graceful)`).
+    pending_stop: Option<bool>,
     /// Why the newest workers do not come up (for `STATUS=`), until one does.
     boot_trouble: Option<String>,
     last_memory_check: Instant,
@@ -275,10 +281,8 @@ impl<'a, A: App> Arbiter<'a, A> {
             app.event(Event::Listening(&l.address));
         }
         let sd = Notifier::from_env();
-        let predecessor = upgrade::upgraded_from();
-        if let Some(old_master) = predecessor {
-            // systemd follows us, not the old master that is about to stop.
-            sd.send(&format!("MAINPID={}", std::process::id()));
+        let handover = Handover::from_env();
+        if let Some(old_master) = handover.predecessor() {
             app.event(Event::TookOver { old_master });
         }
         Ok(Arbiter {
@@ -295,8 +299,8 @@ impl<'a, A: App> Arbiter<'a, A> {
             signals: Some(signals),
             pidfile,
             exec,
-            successor: None,
-            predecessor,
+            handover,
+            pending_stop: None,
             boot_trouble: None,
             last_memory_check: Instant::now(),
             wake_r,
@@ -323,6 +327,15 @@ impl<'a, A: App> Arbiter<'a, A> {
                     self.app.event(Event::Signal(signals::name(sig)));
                 }
                 match sig {
+                    SIGTERM
+                        if self.handover.successor().is_some()
+                            && !self.handover.successor_ready() =>
+                    {
+                        // Stopping now would leave only a master that is not yet
+                        // serving (or none, if it then fails): wait for it.
+                        self.pending_stop = Some(true);
+                        self.app.event(Event::StopDeferred);
+                    }
                     SIGTERM => return self.stop(true),
                     SIGINT | SIGQUIT => return self.stop(false),
                     SIGHUP => self.on_hup(),
@@ -336,6 +349,12 @@ impl<'a, A: App> Arbiter<'a, A> {
             }
             self.reap();
             self.notice_ready();
+            self.notice_successor();
+            if let Some(graceful) = self.pending_stop {
+                if self.handover.successor_ready() || self.handover.successor().is_none() {
+                    return self.stop(graceful);
+                }
+            }
             self.kill_stuck();
             self.check_memory();
             self.report();
@@ -352,6 +371,9 @@ impl<'a, A: App> Arbiter<'a, A> {
             let sig_fd = self.signals.as_ref().map(|s| s.fd());
             let mut fds = vec![PollFd::new(self.wake_r.as_fd(), PollFlags::POLLIN)];
             if let Some(fd) = sig_fd {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            if let Some(fd) = self.handover.ready_fd() {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
             let _ = poll(&mut fds, ms);
@@ -379,20 +401,19 @@ impl<'a, A: App> Arbiter<'a, A> {
 
     /// USR2: start the new binary on our sockets; `PATH.oldbin` becomes our pidfile.
     fn on_usr2(&mut self) {
-        if self.successor.is_some() {
+        if self.handover.successor().is_some() {
             self.app.event(Event::UpgradeFailed(
                 "a new master is already running; TERM this one or the new one first".into(),
             ));
             return;
         }
         // Its pidfile is `PATH.oldbin`; a third master would take that name too.
-        if let Some(old) = self.predecessor {
-            if nix::unistd::getppid().as_raw() == old {
-                self.app.event(Event::UpgradeFailed(format!(
-                    "the previous master (pid {old}) still runs; TERM it first"
-                )));
-                return;
-            }
+        if self.handover.predecessor_alive() {
+            let old = self.handover.predecessor().unwrap_or_default();
+            self.app.event(Event::UpgradeFailed(format!(
+                "the previous master (pid {old}) still runs; TERM it first"
+            )));
+            return;
         }
         let Some(exec) = self.exec.clone() else {
             self.app.event(Event::UpgradeFailed(
@@ -409,21 +430,47 @@ impl<'a, A: App> Arbiter<'a, A> {
             }
         }
         let extra = self.app.upgrade_fds();
-        match upgrade::spawn(&exec, &self.listeners, &extra, self.sd.socket()) {
-            Ok(pid) => {
-                let pid = pid as i32;
-                self.successor = Some(Pid::from_raw(pid));
-                self.app.event(Event::Upgrading { pid });
-            }
+        match self
+            .handover
+            .start(&exec, &self.listeners, &extra, &self.sd)
+        {
+            Ok(pid) => self.app.event(Event::Upgrading { pid }),
             Err(e) => {
                 if let Some(p) = &mut self.pidfile {
-                    p.restore();
+                    p.restore(None);
                 }
                 self.app.event(Event::UpgradeFailed(format!(
                     "cannot start {}: {e}",
                     exec.program.display()
                 )));
             }
+        }
+    }
+
+    /// The new master is gone (it failed, or was stopped to roll back): we own the
+    /// service again, with sockets that must accept.
+    fn successor_exited(&mut self, pid: Pid, reason: ExitReason) {
+        self.handover.successor_exited(&mut self.sd);
+        if let Some(p) = &mut self.pidfile {
+            p.restore(Some(pid.as_raw()));
+        }
+        // A new master that stopped on its own may have frozen the shared sockets.
+        for l in self.listeners.all() {
+            l.detach_filter();
+        }
+        self.sd.send(&format!("MAINPID={}", self.master_pid));
+        self.announced_ready = false;
+        self.last_status.clear();
+        self.app.event(Event::UpgradeFailed(format!(
+            "the new master (pid {pid}) exited ({reason:?}); this one keeps serving"
+        )));
+    }
+
+    /// The new master reported its workers ready: it speaks to systemd now.
+    fn notice_successor(&mut self) {
+        if self.handover.check_ready(&mut self.sd) {
+            let pid = self.handover.successor().map_or(0, Pid::as_raw);
+            self.app.event(Event::UpgradeReady { pid });
         }
     }
 
@@ -492,14 +539,8 @@ impl<'a, A: App> Arbiter<'a, A> {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue,
             };
-            if self.successor == Some(pid) {
-                self.successor = None;
-                if let Some(p) = &mut self.pidfile {
-                    p.restore();
-                }
-                self.app.event(Event::UpgradeFailed(format!(
-                    "the new master (pid {pid}) exited ({reason:?}); this one keeps serving"
-                )));
+            if self.handover.successor() == Some(pid) {
+                self.successor_exited(pid, reason);
                 continue;
             }
             let Some(i) = self.children.iter().position(|c| c.pid == pid) else {
@@ -507,6 +548,10 @@ impl<'a, A: App> Arbiter<'a, A> {
             };
             let c = self.children.swap_remove(i);
             c.slot.release();
+            // Its pid may be reused by the next fork: nobody replaces it any more.
+            for other in &mut self.children {
+                other.replaces.retain(|p| *p != pid);
+            }
             let expected = c.term_sent.is_some() || c.abort_sent.is_some();
             self.app.event(Event::Exited {
                 role: c.role,
@@ -595,10 +640,16 @@ impl<'a, A: App> Arbiter<'a, A> {
         let fresh = workers().filter(|c| !c.stale(gen)).count();
         let fresh_ready = workers().filter(|c| !c.stale(gen) && c.ready_seen).count();
         let booting = fresh - fresh_ready;
+        // A worker and the replacement taking over from it fill one place: a
+        // crash elsewhere during a replacement is still made good at once.
+        let being_replaced = workers()
+            .filter(|c| workers().any(|r| r.replaces.contains(&c.pid)))
+            .count();
+        let filled = fresh + stale - being_replaced;
         let may_spawn = self.worker_backoff.may_spawn(now);
-        if fresh + stale < self.target {
+        if filled < self.target {
             if may_spawn {
-                for left in (1..=self.target - fresh - stale).rev() {
+                for left in (1..=self.target - filled).rev() {
                     let lanes = self.lanes_for_new(left);
                     self.spawn(Role::Worker, lanes, Vec::new());
                 }
@@ -625,7 +676,10 @@ impl<'a, A: App> Arbiter<'a, A> {
     fn retire_replaced(&mut self, now: Instant) {
         let mut retire = Vec::new();
         for c in &mut self.children {
-            if c.ready_seen && !c.replaces.is_empty() {
+            // Only a replacement that is itself still serving takes over: one
+            // that was told to stop meanwhile (a second HUP) must not take the
+            // workers it was meant to replace down with it.
+            if c.ready_seen && c.serving() && !c.replaces.is_empty() {
                 retire.append(&mut c.replaces);
             }
         }
@@ -661,7 +715,9 @@ impl<'a, A: App> Arbiter<'a, A> {
             .iter()
             .enumerate()
             .filter(|(_, c)| c.role == Role::Worker && c.serving() && pick(c))
-            .max_by_key(|(_, c)| c.number)
+            // A worker still booting goes first: stopping a ready one for it
+            // could leave nobody serving.
+            .max_by_key(|(_, c)| (!c.ready_seen, c.number))
             .map(|(i, _)| i)
         else {
             return;
@@ -857,7 +913,7 @@ impl<'a, A: App> Arbiter<'a, A> {
         if let Some(trouble) = &self.boot_trouble {
             status.push_str(&format!("; {trouble}; the previous workers keep serving"));
         }
-        if let Some(pid) = self.successor {
+        if let Some(pid) = self.handover.successor() {
             status.push_str(&format!("; upgrading to new master {pid}"));
         }
         if status != self.last_status {
@@ -866,6 +922,7 @@ impl<'a, A: App> Arbiter<'a, A> {
         }
         if !self.announced_ready && !self.reloading && ready >= self.target {
             self.announced_ready = true;
+            self.handover.announce_ready(&self.sd);
             self.sd.send("READY=1");
         }
         if let Some(every) = self.sd.watchdog_interval() {
@@ -880,7 +937,16 @@ impl<'a, A: App> Arbiter<'a, A> {
     /// deadline, then kills what is left. Returns the master's exit code.
     fn stop(&mut self, graceful: bool) -> i32 {
         self.sb.set_stopping();
-        self.sd.send("STOPPING=1");
+        // After a USR2 the other master keeps serving on the same sockets: the
+        // successor we started, or (a roll-back) the predecessor that started us.
+        let handed_back = self.handover.predecessor_alive();
+        let handed_over = self.successor_alive() || handed_back;
+        if handed_back {
+            let old = self.handover.predecessor().unwrap_or_default();
+            self.sd.send(&format!("MAINPID={old}"));
+        } else if !handed_over {
+            self.sd.send("STOPPING=1");
+        }
         self.app.event(Event::Stopping { graceful });
         let now = Instant::now();
         let mut deadline = now
@@ -892,9 +958,12 @@ impl<'a, A: App> Arbiter<'a, A> {
         // Freeze the accept queues (no new SYNs are queued; queued connections stay)
         // before workers drain them, then drop the master's own descriptors so the
         // sockets close as soon as the last worker has emptied them. After a USR2
-        // the new master serves the same sockets: they stay open and unfrozen.
-        let handed_over = self.successor_alive();
+        // the other master serves the same sockets: they stay open and unfrozen.
+        // A socket systemd holds outlives us: it is kept until the workers are
+        // done and then unfrozen, so that it queues (and re-activates the service)
+        // instead of dropping every connection until the next start.
         let mut unix_paths = Vec::new();
+        let mut held_outside = Vec::new();
         let set = std::mem::take(&mut self.listeners);
         for l in set
             .shared
@@ -911,6 +980,9 @@ impl<'a, A: App> Arbiter<'a, A> {
                 }
             }
             unix_paths.extend(l.owned_path());
+            if l.held_outside() {
+                held_outside.push(l);
+            }
         }
         let sig = if graceful {
             Signal::SIGTERM
@@ -935,19 +1007,22 @@ impl<'a, A: App> Arbiter<'a, A> {
         for path in unix_paths {
             let _ = std::fs::remove_file(path);
         }
+        for l in held_outside {
+            l.detach_filter();
+        }
         self.app.event(Event::Stopped { handed_over });
         0
     }
 
     /// The USR2 successor still runs (reaped here if it just exited).
     fn successor_alive(&mut self) -> bool {
-        let Some(pid) = self.successor else {
+        let Some(pid) = self.handover.successor() else {
             return false;
         };
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => true,
             _ => {
-                self.successor = None;
+                self.handover.successor_exited(&mut self.sd);
                 false
             }
         }

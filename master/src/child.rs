@@ -61,6 +61,8 @@ impl Child {
     }
 
     pub fn terminate(&mut self, now: Instant) {
+        // A worker told to stop takes over from nobody.
+        self.replaces.clear();
         if self.term_sent.is_none() {
             self.term_sent = Some(now);
             self.signal(Signal::SIGTERM);

@@ -26,3 +26,4 @@ pub use listener_set::ListenerSet;
 pub use scoreboard::{
     Scoreboard, SlotHandle, SlotState, SLOT_REQ_BYTES, TOTAL_SLOTS, WORKER_SLOTS,
 };
+pub use signals::shield as shield_signals;

@@ -46,6 +46,8 @@ pub struct Listener {
     pub address: Address,
     /// We created the socket file and must unlink it on exit.
     owns_path: bool,
+    /// Passed by systemd, which keeps it open after we exit.
+    held_outside: bool,
 }
 
 impl AsRawFd for Listener {
@@ -142,6 +144,16 @@ impl Listener {
         }
     }
 
+    pub(crate) fn with_held_outside(mut self, outside: bool) -> Listener {
+        self.held_outside = outside;
+        self
+    }
+
+    /// The socket stays open after we exit (systemd socket activation).
+    pub fn held_outside(&self) -> bool {
+        self.held_outside
+    }
+
     /// Adopts an inherited listening descriptor (systemd's, or an old master's on a
     /// binary upgrade). `owns_path`: we become responsible for its socket file.
     pub(crate) fn adopt(raw: RawFd, owns_path: bool) -> io::Result<Listener> {
@@ -168,7 +180,7 @@ impl Listener {
             return Ok(None);
         };
         (0..n)
-            .map(|i| Listener::adopt(3 + i, false))
+            .map(|i| Listener::adopt(3 + i, false).map(|l| l.with_held_outside(true)))
             .collect::<io::Result<_>>()
             .map(Some)
     }
@@ -220,6 +232,7 @@ fn bind_tcp(sa: SocketAddr, n: i32, reuse_port: bool) -> io::Result<Listener> {
         kind: ListenerKind::Tcp,
         address: Address::Tcp(bound),
         owns_path: false,
+        held_outside: false,
     })
 }
 
@@ -242,6 +255,7 @@ fn bind_unix(path: &Path, n: i32) -> io::Result<Listener> {
         kind: ListenerKind::Unix,
         address: Address::Unix(path.to_path_buf()),
         owns_path: true,
+        held_outside: false,
     })
 }
 
@@ -299,5 +313,6 @@ fn adopt(raw: RawFd) -> io::Result<Listener> {
         kind,
         address,
         owns_path: false,
+        held_outside: false,
     })
 }

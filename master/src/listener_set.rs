@@ -95,9 +95,13 @@ impl ListenerSet {
 
     /// Every descriptor, and the `INHERIT_VAR` value that describes them.
     pub fn encode(&self) -> (Vec<RawFd>, String) {
+        // `@` marks a socket systemd holds (it must be unfrozen when we stop).
         let list = |ls: &[Listener]| {
             ls.iter()
-                .map(|l| l.as_raw_fd().to_string())
+                .map(|l| {
+                    let mark = if l.held_outside() { "@" } else { "" };
+                    format!("{mark}{}", l.as_raw_fd())
+                })
                 .collect::<Vec<_>>()
                 .join(",")
         };
@@ -127,13 +131,17 @@ fn adopt_group(group: &str) -> io::Result<Vec<Listener>> {
         .split(',')
         .filter(|s| !s.is_empty())
         .map(|s| {
-            let fd: RawFd = s.trim().parse().map_err(|_| {
+            let (outside, s) = match s.trim().strip_prefix('@') {
+                Some(rest) => (true, rest),
+                None => (false, s.trim()),
+            };
+            let fd: RawFd = s.parse().map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("{INHERIT_VAR}: \"{s}\" is not a descriptor number"),
                 )
             })?;
-            Listener::adopt(fd, true)
+            Listener::adopt(fd, !outside).map(|l| l.with_held_outside(outside))
         })
         .collect()
 }

@@ -1,9 +1,14 @@
-//! Resident memory of a child, for `--max-worker-memory`.
+//! Private resident memory of a child, for `--max-worker-memory`.
 
-/// Resident set size in bytes, from `/proc/PID/statm` (second field, in pages).
+/// Resident pages that are not file-backed or shared, in bytes, from
+/// `/proc/PID/statm` (resident minus shared). The shared segments every process
+/// maps (scoreboard, metrics) would otherwise count against every worker.
 pub fn rss_bytes(pid: i32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    let mut fields = text.split_whitespace().skip(1);
+    let resident: u64 = fields.next()?.parse().ok()?;
+    let shared: u64 = fields.next()?.parse().ok()?;
+    let pages = resident.saturating_sub(shared);
     // SAFETY: sysconf only reads a system constant.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Some(pages.saturating_mul(u64::try_from(page).ok()?))
@@ -14,6 +19,6 @@ mod tests {
     #[test]
     fn own_rss_is_plausible() {
         let rss = super::rss_bytes(std::process::id() as i32).unwrap();
-        assert!(rss > 1 << 20 && rss < 1 << 40, "{rss}");
+        assert!(rss > 0 && rss < 1 << 40, "{rss}");
     }
 }

@@ -35,6 +35,11 @@ impl Notifier {
         Notifier { socket, watchdog }
     }
 
+    /// systemd's watchdog timeout, for a new master started by a binary upgrade.
+    pub fn watchdog_usec(&self) -> Option<u64> {
+        self.watchdog.map(|d| d.as_micros() as u64)
+    }
+
     /// The interval at which `WATCHDOG=1` must be sent (half of systemd's timeout).
     pub fn watchdog_interval(&self) -> Option<Duration> {
         self.watchdog.map(|d| d / 2)

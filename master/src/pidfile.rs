@@ -55,12 +55,20 @@ impl Pidfile {
         Ok(())
     }
 
-    /// The upgrade failed: take `PATH` back unless a new master already wrote it.
-    pub fn restore(&mut self) {
+    /// The upgrade failed: take `PATH` back, unless it names a live master other
+    /// than the dead `successor` (which may have written it before it died).
+    pub fn restore(&mut self, successor: Option<i32>) {
         if self.current == self.path {
             return;
         }
-        if !self.path.exists() && fs::rename(&self.current, &self.path).is_ok() {
+        let owner = fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        let free = match owner {
+            None => true,
+            Some(pid) => Some(pid) == successor || kill(Pid::from_raw(pid), None).is_err(),
+        };
+        if free && fs::rename(&self.current, &self.path).is_ok() {
             self.current = self.path.clone();
         }
     }
@@ -89,8 +97,16 @@ mod tests {
         p.move_to_oldbin().unwrap();
         assert!(!path.exists());
         assert!(dir.join("blitz.pid.oldbin").exists());
-        p.restore();
+        p.restore(None);
         assert!(path.exists());
+        // A dead successor's pid in PATH does not keep the old master out.
+        p.move_to_oldbin().unwrap();
+        fs::write(&path, "999999999\n").unwrap();
+        p.restore(Some(999_999_999));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap().trim(),
+            std::process::id().to_string()
+        );
         p.move_to_oldbin().unwrap();
         p.remove();
         assert!(!dir.join("blitz.pid.oldbin").exists());

@@ -19,6 +19,19 @@ pub const HANDLED: [i32; 11] = [
     SIGALRM,
 ];
 
+/// Ignores the master's control signals until `SignalQueue::install` takes them
+/// over. Call first thing: while a master prepares (migrations can take a while,
+/// and a binary upgrade's new master is signalled by pid), a HUP or USR1 would kill
+/// it and a TTIN/TTOU would stop it. A signal ignored then is lost, not harmful.
+pub fn shield() {
+    for sig in [SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGWINCH] {
+        if let Ok(sig) = nix::sys::signal::Signal::try_from(sig) {
+            // SAFETY: SIG_IGN installs no handler code.
+            let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
+        }
+    }
+}
+
 pub struct SignalQueue {
     flags: Vec<(i32, Arc<AtomicBool>)>,
     ids: Vec<SigId>,

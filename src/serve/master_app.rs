@@ -299,6 +299,16 @@ impl App for MasterApp {
                 info!(log, "Binary upgrade: started new master"; "new_master_pid" => pid)
             }
             Event::UpgradeFailed(why) => error!(log, "Binary upgrade failed: {why}"),
+            Event::UpgradeReady { pid } => {
+                info!(log, "Binary upgrade: the new master is serving; TERM this one to finish";
+                    "new_master_pid" => pid)
+            }
+            Event::StopDeferred => {
+                warn!(
+                    log,
+                    "TERM deferred until the new master is serving (QUIT stops at once)"
+                )
+            }
             Event::TookOver { old_master } => {
                 info!(log, "Started by a binary upgrade; stop the old master with TERM";
                     "old_master_pid" => old_master)

@@ -21,6 +21,7 @@ use master_app::{Logs, MasterApp};
 
 /// Runs the server; returns the process exit code.
 pub fn run(args: ServeArgs, config: Config) -> i32 {
+    blitz_master::shield_signals();
     let logs = match Logs::open(&config) {
         Ok(l) => l,
         Err(e) => {
