@@ -180,6 +180,15 @@ fn sixteen_concurrent_starts_make_one_bot() {
         "16 simultaneous starts meet the guard: {results:?}"
     );
     assert_eq!(entries(&s, u.id), 1, "one entry order on the exchange");
+    // Every order was recorded as sent before it was sent (C5.3 idempotency).
+    let sent = count(
+        &s,
+        &format!(
+            "SELECT COUNT(*) FROM bot_orders WHERE user_id = {} AND client_id LIKE 'bz-%-e'",
+            u.id
+        ),
+    );
+    assert_eq!(sent, 1, "the entry's client id is recorded once");
     assert_eq!(open_orders(&s, u.id), 3);
     assert_eq!(
         count(

@@ -96,6 +96,10 @@ pub trait Journal {
     ) -> Result<(), StoreError>;
     /// The position and open-order count, when they changed.
     fn position(&mut self, size: f64, avg: f64, open_orders: usize) -> Result<(), StoreError>;
+    /// Records that `client_id` is about to be sent (before the request).
+    fn submitted(&mut self, client_id: &str) -> Result<(), StoreError>;
+    /// When `client_id` was first sent, if ever (Unix seconds).
+    fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError>;
     /// A user notification (Telegram); never fails the step.
     fn notify(&mut self, text: &str);
     fn now(&self) -> i64;
@@ -322,6 +326,13 @@ impl Engine {
             existing = None;
         }
         let id = self.id(Purpose::Entry);
+        if existing.is_none() && self.sent_long_ago(j, &id)? {
+            return Err(ExchangeError::Rejected(format!(
+                "the entry order {id} was sent but the exchange no longer lists it; it is not \
+                 sent again (check the position on the exchange, then stop or recover)"
+            ))
+            .into());
+        }
         let order = match existing {
             Some(o) => o,
             None => {
@@ -333,7 +344,7 @@ impl Engine {
                     self.state.opened_at = Some(j.now());
                     j.cycle(&self.state)?;
                 }
-                let o = self.place(s, &id, OrderKind::Market, None, qty, false)?;
+                let o = self.place(s, j, &id, None, qty, false)?;
                 j.event("entry", &format!("cycle {}: market entry {} {} @ {}", self.state.cycle,
                     qty, sym, o.avg_fill_price),
                     json!({"cycle": self.state.cycle, "qty": o.filled_qty, "price": o.avg_fill_price}))?;
@@ -371,15 +382,47 @@ impl Engine {
         }
     }
 
+    /// The exchange has `id`, or it was sent so long ago that the exchange may
+    /// have forgotten it: either way it must not be placed again.
+    fn exists(&self, s: &mut Step<'_>, j: &mut dyn Journal, id: &str) -> Result<bool, BotError> {
+        if s.ex.order(&self.cfg.symbol, id)?.is_some() {
+            return Ok(true);
+        }
+        if self.sent_long_ago(j, id)? {
+            j.event(
+                "order_unknown",
+                &format!("{id} was sent earlier but the exchange no longer lists it; not sending it again"),
+                json!({"client_id": id}),
+            )?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// `id` was sent longer ago than exchanges reliably find orders by client id
+    /// (BingX: hours); within that window "not found" means "never arrived", and
+    /// sending it again is safe because the exchange refuses a duplicate id.
+    fn sent_long_ago(&self, j: &mut dyn Journal, id: &str) -> Result<bool, BotError> {
+        const TRUST_ABSENCE_S: i64 = 3600;
+        Ok(j.submitted_at(id)?
+            .is_some_and(|at| j.now() - at > TRUST_ABSENCE_S))
+    }
+
     fn place(
         &self,
         s: &mut Step<'_>,
+        j: &mut dyn Journal,
         id: &str,
-        kind: OrderKind,
         price: Option<f64>,
         qty: f64,
         reduce_only: bool,
     ) -> Result<Order, BotError> {
+        // A limit order at `price`, or a market order without one.
+        let kind = if price.is_some() {
+            OrderKind::Limit
+        } else {
+            OrderKind::Market
+        };
         let side = if reduce_only {
             OrderSide::closing(self.side())
         } else {
@@ -395,6 +438,9 @@ impl Engine {
             reduce_only,
             position_side: self.side(),
         };
+        // Written before the request: a crash after it leaves the id known as
+        // sent, even if its answer never arrived.
+        j.submitted(id)?;
         match s.ex.place(&order) {
             Ok(o) => Ok(o),
             // Placed by an earlier, interrupted step: adopt it.
@@ -422,9 +468,7 @@ impl Engine {
         let prices = ladder::leg_prices(entry_price, &gaps, self.side(), &self.market);
         for (i, price) in prices.into_iter().enumerate().map(|(k, p)| (k + 1, p)) {
             let id = self.id(Purpose::Leg(i));
-            if opens.iter().any(|o| o.client_id == id)
-                || s.ex.order(&self.cfg.symbol, &id)?.is_some()
-            {
+            if opens.iter().any(|o| o.client_id == id) || self.exists(s, j, &id)? {
                 continue;
             }
             let amount = self.cfg.grids[i].amount;
@@ -439,7 +483,7 @@ impl Engine {
                 )?;
                 continue;
             };
-            match self.place(s, &id, OrderKind::Limit, Some(price), qty, false) {
+            match self.place(s, j, &id, Some(price), qty, false) {
                 Ok(_) => {
                     s.actions.push(format!("created_leg_{i}"));
                     j.event(
@@ -516,7 +560,7 @@ impl Engine {
         self.state.tp_n += 1;
         j.cycle(&self.state)?;
         let id = self.id(Purpose::TakeProfit(self.state.tp_n));
-        self.place(s, &id, OrderKind::Limit, Some(want), size, true)?;
+        self.place(s, j, &id, Some(want), size, true)?;
         let action = if tps.is_empty() {
             "created_tp"
         } else {
@@ -560,7 +604,7 @@ impl Engine {
         self.state.sl_n += 1;
         j.cycle(&self.state)?;
         let id = self.id(Purpose::StopLoss(self.state.sl_n));
-        self.place(s, &id, OrderKind::Market, None, size, true)?;
+        self.place(s, j, &id, None, size, true)?;
         s.actions.push("created_sl".into());
         j.event(
             "stop_loss",
@@ -722,7 +766,7 @@ impl Engine {
             let pos = ex.position(&sym, self.side())?;
             if pos.size >= self.market.step / 2.0 {
                 let id = self.id(Purpose::Close);
-                self.place(&mut s, &id, OrderKind::Market, None, pos.size, true)?;
+                self.place(&mut s, j, &id, None, pos.size, true)?;
                 s.actions.push("closed_position".into());
                 self.close_cycle(&mut s, j, Some("closed by stop"))?;
             }

@@ -94,6 +94,26 @@ impl Journal for DbJournal<'_> {
         }
     }
 
+    fn submitted(&mut self, client_id: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO bot_orders (user_id, client_id, submitted_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![self.uid, client_id, store::now()],
+        )?;
+        Ok(())
+    }
+
+    fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT submitted_at FROM bot_orders WHERE user_id = ?1 AND client_id = ?2",
+                rusqlite::params![self.uid, client_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     fn now(&self) -> i64 {
         store::now()
     }

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_coordination.sql",
         sql: include_str!("../../sql/0004_coordination.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_bot_orders.sql",
+        sql: include_str!("../../sql/0005_bot_orders.sql"),
+    },
 ];
 
 pub struct Migration {

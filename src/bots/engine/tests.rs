@@ -16,6 +16,7 @@ struct Mem {
     states: Vec<CycleState>,
     last: Vec<bool>,
     notes: Vec<String>,
+    submitted: std::collections::HashMap<String, i64>,
 }
 
 impl Journal for Mem {
@@ -43,6 +44,14 @@ impl Journal for Mem {
     }
     fn notify(&mut self, text: &str) {
         self.notes.push(text.into());
+    }
+    fn submitted(&mut self, client_id: &str) -> Result<(), StoreError> {
+        let now = self.now();
+        self.submitted.entry(client_id.to_string()).or_insert(now);
+        Ok(())
+    }
+    fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.submitted.get(client_id).copied())
     }
     fn now(&self) -> i64 {
         1_000
@@ -391,4 +400,51 @@ fn a_position_closed_outside_the_bot_must_be_seen_twice() {
         .events
         .iter()
         .any(|(k, m)| k == "cycle_closed" && m.contains("outside the bot")));
+}
+
+#[test]
+fn an_entry_sent_long_ago_and_no_longer_listed_is_not_sent_again() {
+    let (paper, mut e) = setup(Side::Long);
+    let ex = paper.account(7);
+    let mut j = Mem::default();
+    // Sent two hours before `now` (the exchange has since forgotten it).
+    j.submitted.insert("bz-7-1-e".into(), 1_000 - 7_200);
+    let err = e.step(&ex, &mut j, Mode::Recover).unwrap_err();
+    assert!(err.to_string().contains("no longer lists it"), "{err}");
+    assert!(open_ids(&ex).is_empty());
+    assert_eq!(
+        ex.position(SYM, Side::Long).unwrap().size,
+        0.0,
+        "no second entry"
+    );
+}
+
+#[test]
+fn a_recent_entry_that_never_arrived_is_sent_and_recorded() {
+    let (paper, mut e) = setup(Side::Long);
+    let ex = paper.account(7);
+    let mut j = Mem::default();
+    // Sent a minute ago, but the exchange never got it: sending it again is safe.
+    j.submitted.insert("bz-7-1-e".into(), 1_000 - 60);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    assert!(ex.position(SYM, Side::Long).unwrap().size > 0.0);
+    for id in ["bz-7-1-e", "bz-7-1-l1", "bz-7-1-l2", "bz-7-1-tp1"] {
+        assert!(
+            j.submitted.contains_key(id),
+            "{id} recorded before it was sent"
+        );
+    }
+}
+
+#[test]
+fn a_leg_sent_long_ago_and_no_longer_listed_is_skipped() {
+    let (paper, mut e) = setup(Side::Long);
+    let ex = paper.account(7);
+    let mut j = Mem::default();
+    j.submitted.insert("bz-7-1-l2".into(), 1_000 - 7_200);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    let ids = open_ids(&ex);
+    assert!(ids.contains(&"bz-7-1-l1".to_string()), "{ids:?}");
+    assert!(!ids.contains(&"bz-7-1-l2".to_string()), "{ids:?}");
+    assert!(j.kinds().contains(&"order_unknown"), "{:?}", j.kinds());
 }

@@ -46,7 +46,9 @@ impl From<Refused> for ExchangeError {
             100410 | 109403 => ExchangeError::RateLimited,
             101204 | 101206 | 101212 | 101253 => ExchangeError::InsufficientBalance,
             101202 | 101485 => ExchangeError::BelowMinimum,
-            101481 => ExchangeError::Duplicate(msg),
+            // 109201: "the same order number was submitted more than once in a
+            // short period": a repeated client id, i.e. already placed.
+            101481 | 109201 => ExchangeError::Duplicate(msg),
             101400 if lower.contains("minimum") => ExchangeError::BelowMinimum,
             101400 if lower.contains("clientorderid") => ExchangeError::Duplicate(msg),
             109425 => ExchangeError::UnknownSymbol(msg),
@@ -248,5 +250,6 @@ mod tests {
             ExchangeError::BelowMinimum
         );
         assert_eq!(e(100410, "x"), ExchangeError::RateLimited);
+        assert!(matches!(e(109201, "x"), ExchangeError::Duplicate(_)));
     }
 }

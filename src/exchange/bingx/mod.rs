@@ -290,6 +290,12 @@ impl Exchange for Bingx {
         let data = self
             .api
             .signed("GET", "/openApi/swap/v2/user/positions", &sym(symbol)?)?;
+        // A missing list is not "flat": reading it so would close the cycle.
+        if !data.is_array() {
+            return Err(ExchangeError::Network(
+                "the position answer has no list; trying again".into(),
+            ));
+        }
         Ok(parse::position(&data, side))
     }
 

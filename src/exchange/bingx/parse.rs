@@ -108,8 +108,17 @@ pub fn position(list: &Value, side: Side) -> Position {
     let size = num(&p["positionAmt"]).abs();
     let avg = num(&p["avgPrice"]);
     // The reference lists no mark price field; use it when present, else derive
-    // one from the position's value.
+    // it from the unrealised PnL (which moves with the mark, unlike a value that
+    // may be priced at entry), else from the position's value.
     let mut mark = num(&p["markPrice"]);
+    let upnl = &p["unrealizedProfit"];
+    if mark <= 0.0 && size > 0.0 && !upnl.is_null() {
+        let per_unit = num(upnl) / size;
+        mark = match side {
+            Side::Long => avg + per_unit,
+            Side::Short => avg - per_unit,
+        };
+    }
     if mark <= 0.0 && size > 0.0 {
         mark = num(&p["positionValue"]) / size;
     }
@@ -128,6 +137,18 @@ pub fn position(list: &Value, side: Side) -> Position {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn mark_price_follows_the_unrealised_pnl() {
+        let list = json!([
+            {"positionSide": "LONG", "positionAmt": "0.01", "avgPrice": "60000",
+             "unrealizedProfit": "-10", "positionValue": "600"},
+            {"positionSide": "SHORT", "positionAmt": "-0.02", "avgPrice": "61000",
+             "unrealizedProfit": "20", "positionValue": "1220"}
+        ]);
+        assert_eq!(position(&list, Side::Long).mark_price, 59000.0);
+        assert_eq!(position(&list, Side::Short).mark_price, 60000.0);
+    }
 
     #[test]
     fn hedge_mode_orders_and_positions() {

@@ -215,8 +215,14 @@ impl Exchange for Bybit {
     fn cancel(&self, symbol: &str, client_id: &str) -> Result<(), ExchangeError> {
         let body = json!({"category": "linear", "symbol": pair(symbol)?, "orderLinkId": client_id});
         match self.api.post("/v5/order/cancel", &body) {
-            // 110001: the order does not exist (any more): filled or cancelled.
-            Ok(_) | Err(Refused::Code { code: 110001, .. }) => Ok(()),
+            // 110001: the order does not exist (any more); 110008: it is already
+            // filled or cancelled; 110010: already cancelled. A take-profit that
+            // fills while it is being moved is not an error.
+            Ok(_)
+            | Err(Refused::Code {
+                code: 110001 | 110008 | 110010,
+                ..
+            }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -250,6 +256,12 @@ impl Exchange for Bybit {
 
     fn position(&self, symbol: &str, side: Side) -> Result<Position, ExchangeError> {
         let r = self.api.get("/v5/position/list", &linear(symbol)?)?;
+        // A missing list is not "flat": reading it so would close the cycle.
+        if !r["list"].is_array() {
+            return Err(ExchangeError::Network(
+                "the position answer has no list; trying again".into(),
+            ));
+        }
         Ok(parse::position(&r["list"], side))
     }
 
