@@ -253,6 +253,17 @@ fn strict_csrf_checks_origin_over_forwarded_https() {
     assert_eq!(send(&[https, ("Origin", &same)]), 201);
     assert_eq!(send(&[https, ("Referer", &same_ref)]), 201);
     assert_eq!(send(&[https, ("Referer", "https://evil.example/x")]), 403);
+    // A browser form post under `Referrer-Policy: no-referrer` says only
+    // `Origin: null`; the browser's own `Sec-Fetch-Site` vouches for it.
+    assert_eq!(send(&[https, ("Origin", "null")]), 403);
+    assert_eq!(
+        send(&[https, ("Origin", "null"), ("Sec-Fetch-Site", "same-origin")]),
+        201
+    );
+    assert_eq!(
+        send(&[https, ("Origin", "null"), ("Sec-Fetch-Site", "cross-site")]),
+        403
+    );
 }
 
 #[test]

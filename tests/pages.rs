@@ -339,3 +339,38 @@ fn unknown_pages_get_html_errors_and_the_api_keeps_json() {
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"], "Authentication required");
 }
+
+#[test]
+fn secrets_never_come_back_and_next_cannot_leave_the_site() {
+    let s = Server::start();
+    let b = new_user(s.port, &outbox(&s), "secrets@example.com", PW);
+    let secret = "S3CRET-api-secret-value";
+    let r = b.call(
+        s.port,
+        "PUT",
+        "/api/bot/config",
+        &serde_json::json!({"exchange": "bybit", "api_key": "KEY-abcd1234",
+            "api_secret": secret, "telegram_token": "123:tg-token-never-shown",
+            "telegram_chat_id": "42"})
+        .to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let settings = page(&s, Some(&b), "/settings").text();
+    assert!(settings.contains("***1234"), "the key shows masked");
+    for leak in ["KEY-abcd1234", secret, "tg-token-never-shown"] {
+        assert!(!settings.contains(leak), "{leak} in the settings page");
+    }
+    // A logged-in visit to /login redirects to next= only if it is a plain path
+    // on this site: no line break can add a header, no tab can make `//host`.
+    let r = page(&s, Some(&b), "/login?next=%2F%0D%0ASet-Cookie:%20x%3D1");
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/"));
+    assert!(r.header("set-cookie").is_none(), "no header from the query");
+    let r = page(&s, Some(&b), "/login?next=%2Fpnl%3Fdays%3D90");
+    assert_eq!(r.header("location"), Some("/pnl?days=90"));
+    let anon = page(&s, None, "/login?next=%2F%09%2Fevil.example").text();
+    assert!(anon.contains("data-done=\"/\""), "{anon}");
+    // The redirect to /login keeps the page's query.
+    let r = page(&s, None, "/pnl?days=90");
+    assert_eq!(r.header("location"), Some("/login?next=%2Fpnl%3Fdays%3D90"));
+}

@@ -48,7 +48,13 @@ fn unauthenticated(kind: Kind, req: &Request<'_>) -> Response {
     match kind {
         Kind::Api => reply::error(401, "Authentication required"),
         Kind::Page => {
-            let next: String = form_urlencoded::byte_serialize(req.path.as_bytes()).collect();
+            // Back to the same page, with its query (`/pnl?days=90`).
+            let here = if req.query.is_empty() {
+                req.path.to_string()
+            } else {
+                format!("{}?{}", req.path, req.query)
+            };
+            let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
             Response::new(303)
                 .header("Location", format!("/login?next={next}"))
                 .header("Cache-Control", "no-store")
@@ -68,7 +74,13 @@ fn check_csrf(req: &Request<'_>, secret: &str, config: &Config) -> Result<(), Re
     }
     if config.csrf_ssl_strict && forwarded_https(req, &config.forwarded_allow_ips) {
         let host = req.header_str("host").unwrap_or("");
-        if !csrf::same_origin(host, req.header_str("origin"), req.header_str("referer")) {
+        // Browsers mark their own same-origin requests (`Sec-Fetch-Site`, which
+        // no page script can set); with `Referrer-Policy: no-referrer` a form
+        // post otherwise carries only `Origin: null`.
+        let same_site = req.header_str("sec-fetch-site") == Some("same-origin");
+        if !same_site
+            && !csrf::same_origin(host, req.header_str("origin"), req.header_str("referer"))
+        {
             return Err(refuse());
         }
     }

@@ -181,7 +181,17 @@ async function runTheBot(page) {
     const v = Number(await page.getAttribute("#st-uptime", "data-seconds"));
     return v >= up1 + 2 ? v : null;
   });
-  report.uptime = [up1, up2];
+  // The page's clock ticks by itself; the server's uptime must grow too.
+  const served = async () => {
+    const r = await page.waitForResponse((r) => r.url().endsWith("/api/bot/status"), { timeout: 15000 });
+    return (await r.json()).uptime;
+  };
+  const s1 = await served();
+  const s2 = await waitFor("server uptime to increase", async () => {
+    const v = await served();
+    return v > s1 ? v : null;
+  });
+  report.uptime = [up1, up2, s1, s2];
   await page.click('[data-op="status"]');
   await feedback(page, "#op-feedback", "Status: running");
   await page.click('[data-op="recover"]');

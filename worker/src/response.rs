@@ -106,7 +106,13 @@ pub(crate) fn write_response(out: &mut Vec<u8>, r: &Response, f: &Framing<'_>) {
     for (name, value) in &r.headers {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        // A line break in a value (e.g. from a redirect target a client chose)
+        // would start a header of the client's own: it becomes a space.
+        out.extend(
+            value
+                .bytes()
+                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -217,6 +223,14 @@ mod tests {
         let s = render(&r, true, false);
         assert!(!s.contains("Content-Length"), "{s}");
         assert!(s.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_line_break_in_a_header_value_cannot_start_a_header() {
+        let r = Response::new(303).header("Location", "/\r\nSet-Cookie: x=1");
+        let s = render(&r, true, false);
+        assert!(s.contains("Location: /  Set-Cookie: x=1\r\n"), "{s}");
+        assert!(!s.contains("\nSet-Cookie"));
     }
 
     #[test]

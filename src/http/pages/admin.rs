@@ -87,7 +87,7 @@ pub fn admin_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
             users: rows.iter().map(UserRow::from).collect(),
             query,
             total,
-            next: (shown < total).then_some(offset + PAGE),
+            next: (shown < total).then(|| offset.saturating_add(PAGE)),
             prev: (offset > 0).then(|| offset.saturating_sub(PAGE)),
             maintenance: notice.maintenance,
             banner: notice.banner,

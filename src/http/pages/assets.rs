@@ -83,14 +83,16 @@ fn answer(hash: &str, name: &str, if_none_match: Option<&str>) -> Response {
     let asset = &ASSETS[i];
     let current = &hashes()[i];
     let etag = format!("\"{current}\"");
-    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
-        return Response::new(304).header("ETag", etag);
-    }
     let cache = if hash == current {
         IMMUTABLE
     } else {
         "no-cache"
     };
+    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Response::new(304)
+            .header("ETag", etag)
+            .header("Cache-Control", cache);
+    }
     Response::new(200)
         .header("Content-Type", asset.content_type)
         .header("Cache-Control", cache)

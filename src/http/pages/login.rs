@@ -28,10 +28,16 @@ struct Forgot {
     frame: Frame,
 }
 
-/// Where to go after logging in: a local path only, never another site.
+/// Where to go after logging in: a local path only, never another site. Only
+/// visible ASCII passes: a tab or line break would be dropped by the browser
+/// (turning `/\t/evil` into `//evil`) or split a `Location` header.
 fn next_path(query: &str) -> String {
     input::query_param(query, "next")
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .filter(|n| {
+            n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        })
         .unwrap_or_else(|| "/".into())
 }
 
@@ -77,5 +83,16 @@ mod tests {
         assert_eq!(super::next_path("next=%2F%2Fevil.example"), "/");
         assert_eq!(super::next_path("next=https%3A%2F%2Fevil.example"), "/");
         assert_eq!(super::next_path(""), "/");
+        // Characters a browser drops or a header would split on.
+        for bad in [
+            "%2F%09%2Fevil.example",
+            "%2F%0A%2Fevil.example",
+            "%2F%0D%0ASet-Cookie:x",
+            "%2F%5Cevil.example",
+            "%2F%20x",
+        ] {
+            assert_eq!(super::next_path(&format!("next={bad}")), "/", "{bad}");
+        }
+        assert_eq!(super::next_path("next=%2Fpnl%3Fdays%3D90"), "/pnl?days=90");
     }
 }

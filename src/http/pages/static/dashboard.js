@@ -68,6 +68,9 @@
 
   async function poll() {
     clearTimeout(pollTimer);
+    // A tab in the background does not poll (three open tabs would otherwise
+    // spend the status rate limit); it polls again when shown.
+    if (document.hidden) return undefined;
     const res = await api("GET", "/api/bot/status");
     let wait = POLL_MS;
     if (res.ok) renderStatus(res.data);
@@ -76,6 +79,10 @@
     pollTimer = setTimeout(poll, wait);
     return res;
   }
+
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) poll();
+  });
 
   async function refreshLists() {
     const ev = await api("GET", "/api/bot/events?limit=10");
@@ -124,7 +131,8 @@
     say(fb, opWords[op], "busy");
     let res;
     if (op === "status") {
-      res = await poll();
+      // poll() gives nothing back when it is sending the browser to /login.
+      res = (await poll()) || { ok: false, status: 401, data: {}, retry: 0 };
       if (res.ok) say(fb, "Status: " + res.data.status + ". " + res.data.message, "ok");
     } else {
       const body = op === "stop" ? { mode: $("#stop-mode").value } : undefined;
