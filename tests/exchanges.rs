@@ -389,3 +389,80 @@ fn bybit_errors_reach_last_error() {
 fn bingx_errors_reach_last_error() {
     errors_are_reported(&Venue::bingx());
 }
+
+/// C5.4: a real exchange that accepts connections and never answers holds only
+/// its own threads. Six Bybit bots keep failing to resume against it (each try
+/// waits out the timeout) while a paper bot on a fast, volatile market must still
+/// trade whole cycles.
+#[test]
+fn a_silent_exchange_does_not_stall_other_bots() {
+    // Accepted by the kernel, never read: every request waits for its timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let env = vec![
+        ("BYBIT_BASE_URL", url.as_str()),
+        ("EXCHANGE_TIMEOUT_MS", "3000"),
+        ("BOT_TICK_MS", "50"),
+        ("PAPER_TICK_MS", "20"),
+        ("PAPER_VOLATILITY", "0.004"),
+        ("PAPER_SEED", "11"),
+        ("RATE_LIMITS_START", "10000/minute"),
+        ("RATE_LIMITS_STATUS", "10000/minute"),
+        ("RATE_LIMITS_GLOBAL", "10000/minute"),
+    ];
+    let s = Server::with(Options {
+        workers: 2,
+        env: env.clone(),
+        ..Options::default()
+    });
+    let silent_users: Vec<User> = (0..6)
+        .map(|i| {
+            let u = user(&s, &format!("silent{i}@example.com"), false);
+            configure(&s, &u, "bybit", KEY);
+            u
+        })
+        .collect();
+    // They were running when the service stopped: the restart resumes them.
+    let (dir, _) = s.terminate();
+    let db = rusqlite::Connection::open(dir.path().join("instance/database.db")).unwrap();
+    for u in &silent_users {
+        db.execute(
+            "INSERT INTO user_bots (user_id, cycle, updated_at, desired_state, status)
+             VALUES (?1, 1, 0, 'running', 'running')",
+            [u.id],
+        )
+        .unwrap();
+    }
+    drop(db);
+    let s = Server::start_in(
+        dir,
+        Options {
+            workers: 2,
+            env,
+            ..Options::default()
+        },
+    );
+    let trader = user(&s, "paper@example.com", false);
+    let (code, body) = post(&s, &trader, "/api/bot/start", json!({}));
+    assert_eq!(code, 200, "{body}");
+    // A paper cycle takes about a second here; six resumes stuck for 3 s x 3
+    // attempts each on shared threads would hold it back for many seconds.
+    let paper_trades = || {
+        common::bots::count(
+            &s,
+            &format!("SELECT COUNT(*) FROM trades WHERE user_id = {}", trader.id),
+        )
+    };
+    wait_for(
+        Duration::from_secs(6),
+        "paper cycles while Bybit is silent",
+        || paper_trades() >= 2,
+    );
+    // Meanwhile the Bybit resumes were still waiting on the silent exchange:
+    // their first attempts end only later.
+    assert!(!s.log().contains("bot resume failed; retrying"));
+    wait_for(Duration::from_secs(40), "Bybit resumes failed", || {
+        s.log().contains("bot resume failed; retrying")
+    });
+    drop(silent);
+}

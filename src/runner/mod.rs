@@ -6,6 +6,7 @@
 
 pub mod client;
 mod journal;
+mod lanes;
 mod launch;
 mod manager;
 mod pool;
@@ -34,14 +35,16 @@ use crate::log::Sink;
 use crate::secrets::SecretKey;
 use crate::serve::Background;
 use crate::store::{self, bots, trades};
+use lanes::Lanes;
 use manager::{Manager, Why};
 use pool::Pool;
 use protocol::{Op, Outcome, Reply, Request};
 use schedule::Schedule;
 use stats::RunnerStats;
 
-const STEP_THREADS: usize = 4;
-const COMMAND_THREADS: usize = 2;
+/// Commands (start/stop/recover) may wait on a slow exchange too: enough threads
+/// that a few of those leave room for everyone else's.
+const COMMAND_THREADS: usize = 16;
 /// The longest the main loop sleeps; deadlines are met within this.
 const MAX_WAIT_MS: u64 = 100;
 const PRICES_EVERY_MS: u64 = 1000;
@@ -57,7 +60,7 @@ pub fn socket_path(config: &Config) -> PathBuf {
 
 struct Runner {
     manager: Arc<Manager>,
-    steps: Pool,
+    steps: Lanes,
     commands: Pool,
     due: Receiver<manager::Due>,
     conn: Connection,
@@ -140,7 +143,7 @@ impl Runner {
             log.clone(),
         ));
         let db = config.database.clone();
-        let steps = Pool::start(STEP_THREADS, move || open_conn(&db))?;
+        let steps = Lanes::start(db)?;
         let db = config.database.clone();
         let commands = Pool::start(COMMAND_THREADS, move || open_conn(&db))?;
         Ok(Runner {
@@ -156,21 +159,23 @@ impl Runner {
     }
 
     /// Resumes every bot whose desired state is running (C5.4).
-    fn resume(&self) -> Result<(), store::StoreError> {
+    fn resume(&mut self) -> Result<(), store::StoreError> {
         let ids = bots::desired_running(&self.conn)?;
         if !ids.is_empty() {
             info!(self.log, "resuming bots"; "count" => ids.len());
         }
         for uid in ids {
             let m = self.manager.clone();
-            self.steps.submit(Box::new(move |c| {
-                m.start(c, uid, Why::Resume, "system");
-            }));
+            self.steps
+                .for_bot(&self.conn, uid, 0)
+                .submit(Box::new(move |c| {
+                    m.start(c, uid, Why::Resume, "system");
+                }));
         }
         Ok(())
     }
 
-    fn serve(self, ctx: &ChildCtx, bg: &Background, rpc: &UnixListener) -> i32 {
+    fn serve(mut self, ctx: &ChildCtx, bg: &Background, rpc: &UnixListener) -> i32 {
         if let Err(e) = rpc.set_nonblocking(true) {
             error!(self.log, "bot runner socket"; "error" => %e);
             return 1;
@@ -197,7 +202,8 @@ impl Runner {
             }
             for (uid, generation) in schedule.due(now) {
                 let m = self.manager.clone();
-                self.steps.submit(Box::new(move |c| {
+                let pool = self.steps.for_bot(&self.conn, uid, generation);
+                pool.submit(Box::new(move |c| {
                     if generation == 0 {
                         m.start(c, uid, Why::Resume, "system");
                     } else {
@@ -212,10 +218,12 @@ impl Runner {
             if now >= next_sweep {
                 let m = self.manager.clone();
                 let log = self.log.clone();
-                self.steps.submit(Box::new(move |c| match m.sweep(c) {
-                    Ok((mine, db)) => stats.publish(mine, db, clock::now_ms()),
-                    Err(e) => warn!(log, "bot consistency check failed"; "error" => %e),
-                }));
+                self.steps
+                    .housekeeping()
+                    .submit(Box::new(move |c| match m.sweep(c) {
+                        Ok((mine, db)) => stats.publish(mine, db, clock::now_ms()),
+                        Err(e) => warn!(log, "bot consistency check failed"; "error" => %e),
+                    }));
                 next_sweep = now + SWEEP_EVERY_MS;
             }
             let wait = [

@@ -1,0 +1,89 @@
+//! Step pools per exchange. A step against a real exchange blocks on HTTPS for
+//! up to the exchange timeout (and its retries); if every bot shared one pool, a
+//! silent exchange would hold all its threads and stop every other user's bot,
+//! stop-losses included (C5.4: one bot's failure never affects another's). Each
+//! real exchange gets its own threads; paper bots and housekeeping keep theirs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use rusqlite::Connection;
+
+use super::pool::Pool;
+
+/// Threads for paper bots and housekeeping (the paper exchange never blocks).
+const PAPER_THREADS: usize = 4;
+/// Threads per real exchange: that many of its calls may wait at once.
+const REMOTE_THREADS: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Paper,
+    Bybit,
+    Bingx,
+}
+
+pub struct Lanes {
+    paper: Pool,
+    bybit: Pool,
+    bingx: Pool,
+    /// Each bot's lane for its current run (generation); a new run re-reads it.
+    known: HashMap<i64, (u64, Lane)>,
+}
+
+impl Lanes {
+    pub fn start(db: PathBuf) -> std::io::Result<Lanes> {
+        let open = move || crate::store::open(&db).map_err(std::io::Error::other);
+        let open2 = open.clone();
+        let open3 = open.clone();
+        Ok(Lanes {
+            paper: Pool::start(PAPER_THREADS, open)?,
+            bybit: Pool::start(REMOTE_THREADS, open2)?,
+            bingx: Pool::start(REMOTE_THREADS, open3)?,
+            known: HashMap::new(),
+        })
+    }
+
+    /// For work that is not a bot's step (consistency checks).
+    pub fn housekeeping(&self) -> &Pool {
+        &self.paper
+    }
+
+    /// The pool for a step of bot `uid` in run `generation` (0: a resume).
+    pub fn for_bot(&mut self, conn: &Connection, uid: i64, generation: u64) -> &Pool {
+        let lane = match self.known.get(&uid) {
+            Some((g, lane)) if *g == generation && generation != 0 => *lane,
+            _ => {
+                let lane = lane_of(conn, uid);
+                self.known.insert(uid, (generation, lane));
+                lane
+            }
+        };
+        match lane {
+            Lane::Paper => &self.paper,
+            Lane::Bybit => &self.bybit,
+            Lane::Bingx => &self.bingx,
+        }
+    }
+
+    /// Lets queued jobs finish, then joins every thread.
+    pub fn shutdown(self) {
+        self.paper.shutdown();
+        self.bybit.shutdown();
+        self.bingx.shutdown();
+    }
+}
+
+/// The exchange a bot is configured for; unknown or unreadable → paper's pool,
+/// where the start itself reports the problem.
+fn lane_of(conn: &Connection, uid: i64) -> Lane {
+    let exchange: Option<String> = conn
+        .prepare_cached("SELECT exchange FROM user WHERE id = ?1")
+        .and_then(|mut st| st.query_row([uid], |r| r.get(0)))
+        .ok();
+    match exchange.as_deref() {
+        Some("bybit") => Lane::Bybit,
+        Some("bingx") => Lane::Bingx,
+        _ => Lane::Paper,
+    }
+}
