@@ -171,11 +171,16 @@ impl Engine {
         ladder::leg_qty(amount, self.cfg.leverage, price, &self.market).ok_or_else(|| {
             format!(
                 "entry of {amount} USDT at {}x buys {:.8} {} at {price}, below the minimum \
-                 quantity {}; raise the first grid amount or the leverage",
+                 quantity {}{}; raise the first grid amount or the leverage",
                 self.cfg.leverage,
                 amount * f64::from(self.cfg.leverage) / price,
                 self.cfg.symbol,
-                self.market.min_qty
+                self.market.min_qty,
+                if self.market.min_notional > 0.0 {
+                    format!(" or order value {} USDT", self.market.min_notional)
+                } else {
+                    String::new()
+                }
             )
         })
     }

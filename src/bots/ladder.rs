@@ -31,6 +31,8 @@ pub struct Market {
     /// Quantity increment.
     pub step: f64,
     pub min_qty: f64,
+    /// Smallest order value (quantity × price) the exchange takes; 0 = none.
+    pub min_notional: f64,
 }
 
 /// Tolerance for values that are a whole number of increments but carry binary
@@ -82,7 +84,8 @@ pub fn leg_qty(margin: f64, leverage: u32, price: f64, m: &Market) -> Option<f64
         return None;
     }
     let qty = floor_qty(margin * f64::from(leverage) / price, m);
-    (qty >= m.min_qty - EPS && qty > 0.0).then_some(qty)
+    let value_ok = qty * price >= m.min_notional - EPS;
+    (qty >= m.min_qty - EPS && qty > 0.0 && value_ok).then_some(qty)
 }
 
 /// Prices of ladder legs 1… after an entry at `entry`: each `gaps[i]` percent beyond
@@ -148,10 +151,22 @@ mod tests {
         tick: 0.1,
         step: 0.001,
         min_qty: 0.001,
+        min_notional: 0.0,
     };
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn a_leg_below_the_minimum_order_value_is_not_placed() {
+        let m = Market {
+            min_notional: 5.0,
+            ..BTC
+        };
+        // 0.001 BTC at 4000 is 4 USDT: enough quantity, too little value.
+        assert_eq!(leg_qty(0.4, 10, 4000.0, &m), None);
+        assert_eq!(leg_qty(0.8, 10, 4000.0, &m), Some(0.002));
     }
 
     #[test]

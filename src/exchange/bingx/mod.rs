@@ -195,6 +195,7 @@ impl Exchange for Bingx {
             tick: increment(&c["pricePrecision"]),
             step: increment(&c["quantityPrecision"]),
             min_qty: num(&c["tradeMinQuantity"]),
+            min_notional: num(&c["tradeMinUSDT"]),
         };
         if let Ok(mut all) = self.markets.lock() {
             all.insert(symbol.to_string(), m);

@@ -164,6 +164,8 @@ impl Exchange for Bybit {
             tick: num(&i["priceFilter"]["tickSize"]),
             step: num(&i["lotSizeFilter"]["qtyStep"]),
             min_qty: num(&i["lotSizeFilter"]["minOrderQty"]),
+            // Absent on older listings: no value minimum then.
+            min_notional: num(&i["lotSizeFilter"]["minNotionalValue"]),
         };
         if m.tick <= 0.0 || m.step <= 0.0 {
             return Err(ExchangeError::Rejected(format!(

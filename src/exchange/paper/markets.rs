@@ -24,6 +24,7 @@ const fn listed(tick: f64, step: f64, min_qty: f64, start_price: f64) -> Listing
             tick,
             step,
             min_qty,
+            min_notional: 0.0,
         },
         start_price,
     }
@@ -58,7 +59,8 @@ mod tests {
             Market {
                 tick: 0.1,
                 step: 0.001,
-                min_qty: 0.001
+                min_qty: 0.001,
+                min_notional: 0.0,
             }
         );
         assert_eq!(btc.start_price, 60_000.0);
@@ -75,7 +77,8 @@ mod tests {
             Market {
                 tick: 0.01,
                 step: 0.001,
-                min_qty: 0.001
+                min_qty: 0.001,
+                min_notional: 0.0,
             }
         );
         assert_eq!(doge.start_price, 100.0);

@@ -78,6 +78,7 @@ mod tests {
         tick: 0.1,
         step: 0.001,
         min_qty: 0.001,
+        min_notional: 0.0,
     };
 
     fn path(walk: &Walk, symbol: &str, from: u64, n: u64) -> Vec<f64> {
