@@ -130,6 +130,9 @@ impl Api {
             self.sync_clock().map_err(Refused::Failed)?;
         }
         self.wait_for_limit().map_err(Refused::Failed)?;
+        if ip_banned(self.clock.now_ms()) {
+            return Err(Refused::Failed(ExchangeError::RateLimited));
+        }
         let url = match (method, payload.is_empty()) {
             ("GET", false) => format!("{}{path}?{payload}", self.base),
             _ => format!("{}{path}", self.base),
@@ -155,6 +158,9 @@ impl Api {
             .send(method, &url, &headers, body)
             .map_err(Refused::Failed)?;
         self.note_limit(answer.limit_status, answer.limit_reset_ms);
+        if answer.status == 403 {
+            note_ip_ban(self.clock.now_ms());
+        }
         let r = envelope(answer.status, &answer.body, retried);
         if let Err(Refused::Code { code, .. }) = &r {
             match code {
@@ -209,6 +215,20 @@ impl Api {
         std::thread::sleep(Duration::from_millis(wait as u64));
         Ok(())
     }
+}
+
+/// Bybit answers HTTP 403 when this machine's IP went over its limit, and bans
+/// the IP for at least 10 minutes. Every bot trades from the same IP, so the ban
+/// is shared: nobody sends a request until it is over (more would prolong it).
+static IP_BANNED_UNTIL_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+const IP_BAN_MS: i64 = 10 * 60 * 1000;
+
+fn note_ip_ban(now_ms: i64) {
+    IP_BANNED_UNTIL_MS.fetch_max(now_ms + IP_BAN_MS, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn ip_banned(now_ms: i64) -> bool {
+    now_ms < IP_BANNED_UNTIL_MS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -310,6 +330,14 @@ mod tests {
         // A reset far away is the next step's business.
         api.limit_hit(Some(rest::local_ms() + 60_000));
         assert_eq!(api.wait_for_limit(), Err(ExchangeError::RateLimited));
+    }
+
+    #[test]
+    fn an_ip_ban_holds_every_request_for_ten_minutes() {
+        // Small clock values: the ban set here is long over in real time.
+        note_ip_ban(1_000);
+        assert!(ip_banned(1_000 + 599_999));
+        assert!(!ip_banned(1_000 + 600_001));
     }
 
     #[test]
