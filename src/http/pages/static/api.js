@@ -55,7 +55,9 @@
         return "Cannot reach the server. Check your connection and try again.";
       case 400:
         if (d.message) return d.message;
-        if (d.fields) return (d.error || "Invalid input") + ": see the marked fields.";
+        if (d.fields && op === "form") return (d.error || "Invalid input") + ": see the marked fields.";
+        // A button has no fields to mark: say what the server said about them.
+        if (d.fields) return Object.values(d.fields).join(" ") || d.error || "Invalid input.";
         return d.error || "The request was not accepted.";
       case 401:
         // The login form's own refusal names the problem; elsewhere the session ended.

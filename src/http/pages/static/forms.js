@@ -34,7 +34,7 @@
     if (button) button.disabled = false;
     showFieldErrors(form, res.ok ? {} : res.data.fields);
     if (!res.ok) {
-      say(fb, describe(res), "bad");
+      say(fb, describe(res, "form"), "bad");
       return;
     }
     if (form.dataset.kind === "token") return showToken(form, res.data);
