@@ -370,6 +370,22 @@ fn secrets_never_come_back_and_next_cannot_leave_the_site() {
     assert_eq!(r.header("location"), Some("/pnl?days=90"));
     let anon = page(&s, None, "/login?next=%2F%09%2Fevil.example").text();
     assert!(anon.contains("data-done=\"/\""), "{anon}");
+    // A page asked for with a bad bearer token answers in HTML, not JSON.
+    let r = call(
+        s.port,
+        "GET",
+        "/settings",
+        &[
+            ("Accept", "text/html"),
+            ("Authorization", "Bearer not-a-token"),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 401);
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/html"));
     // The redirect to /login keeps the page's query.
     let r = page(&s, None, "/pnl?days=90");
     assert_eq!(r.header("location"), Some("/login?next=%2Fpnl%3Fdays%3D90"));

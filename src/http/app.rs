@@ -122,6 +122,22 @@ impl WebApp {
             Access::Public => Identity::Anonymous,
             _ => match self.identify(req) {
                 Ok(i) => i,
+                // Page routes answer in HTML (C3), whatever went wrong.
+                Err(resp) if route.kind == router::Kind::Page => {
+                    let page = match resp.status {
+                        401 => pages::error_page(
+                            401,
+                            "Not logged in",
+                            "Your credentials were not accepted. Please log in again.",
+                        ),
+                        _ => pages::error_page(
+                            503,
+                            "Service unavailable",
+                            "The service cannot read its data right now. Please try again shortly.",
+                        ),
+                    };
+                    return (page, None);
+                }
                 Err(resp) => return (resp, None),
             },
         };
