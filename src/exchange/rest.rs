@@ -232,6 +232,41 @@ pub fn split_symbol(symbol: &str) -> Result<(&str, &str), ExchangeError> {
         .ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))
 }
 
+/// An order just placed, as the exchange reports it: read back by client id (a
+/// market order until it is no longer open, a few tries 100 ms apart), or, if
+/// the exchange does not list it yet, as it was sent.
+pub fn read_back(
+    order: &super::NewOrder,
+    exchange_id: String,
+    find: impl Fn(&str, &str) -> Result<Option<super::Order>, ExchangeError>,
+) -> Result<super::Order, ExchangeError> {
+    use super::{OrderKind, OrderStatus};
+    for i in 0..4 {
+        if let Some(o) = find(&order.symbol, &order.client_id)? {
+            if o.kind == OrderKind::Limit || !o.status.is_open() || i == 3 {
+                return Ok(o);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(super::Order {
+        client_id: order.client_id.clone(),
+        exchange_id,
+        symbol: order.symbol.clone(),
+        side: order.side,
+        kind: order.kind,
+        price: order.price,
+        qty: order.qty,
+        filled_qty: 0.0,
+        avg_fill_price: 0.0,
+        fee: 0.0,
+        reduce_only: order.reduce_only,
+        position_side: order.position_side,
+        status: OrderStatus::Open,
+        created_ms: local_ms(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

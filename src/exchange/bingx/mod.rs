@@ -25,13 +25,12 @@ mod parse;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use self::api::{Api, Refused};
 use super::rest::{self, decimal, num, text, ApiKey, RestSettings};
-use super::{Exchange, ExchangeError, Market, NewOrder, Order, OrderKind, OrderStatus};
+use super::{Exchange, ExchangeError, Market, NewOrder, Order, OrderKind};
 use super::{Position, Side};
 
 pub struct Bingx {
@@ -120,30 +119,7 @@ impl Bingx {
     }
 
     fn placed(&self, order: &NewOrder, exchange_id: String) -> Result<Order, ExchangeError> {
-        for i in 0..4 {
-            if let Some(o) = self.find(&order.symbol, &order.client_id)? {
-                if o.kind == OrderKind::Limit || !o.status.is_open() || i == 3 {
-                    return Ok(o);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(Order {
-            client_id: order.client_id.clone(),
-            exchange_id,
-            symbol: order.symbol.clone(),
-            side: order.side,
-            kind: order.kind,
-            price: order.price,
-            qty: order.qty,
-            filled_qty: 0.0,
-            avg_fill_price: 0.0,
-            fee: 0.0,
-            reduce_only: order.reduce_only,
-            position_side: order.position_side,
-            status: OrderStatus::Open,
-            created_ms: rest::local_ms(),
-        })
+        rest::read_back(order, exchange_id, |symbol, id| self.find(symbol, id))
     }
 
     fn order_params(order: &NewOrder) -> Result<Vec<(&'static str, String)>, ExchangeError> {
