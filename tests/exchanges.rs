@@ -156,6 +156,10 @@ fn full_cycle(v: &Venue) {
         }
         b.order(&format!("bz-{}-1-tp1", u.id)).unwrap().price
     };
+    if v.bingx.is_some() {
+        // Only the long bot's side: a short position the user holds keeps its own.
+        assert_eq!(v.book().leverage_sides, ["LONG"]);
+    }
     let st = wait_status(&s, &u, "running");
     assert_eq!(st["exchange"], v.name);
     assert_eq!(st["position"]["size"], 0.001, "{st}");

@@ -97,7 +97,7 @@ impl Manager {
         bots::add_event(conn, uid, kind, &msg, None, store::now())?;
         let ex = self.exchange(conn, uid, &stored)?;
         let market = ex.market(&cfg.symbol).map_err(BotError::from)?;
-        ex.set_leverage(&cfg.symbol, cfg.leverage)
+        ex.set_leverage(&cfg.symbol, cfg.side, cfg.leverage)
             .map_err(BotError::from)?;
         let state = cycle_state(conn, uid, &row, &stored)?;
         let started_ms = match (why, row.started_at) {

@@ -152,6 +152,8 @@ fn private(b: &mut Book, req: &Request) -> Response {
             match req.param("leverage").and_then(|l| l.parse::<u32>().ok()) {
                 Some(l) if side_ok => {
                     b.leverage = l;
+                    let side = req.param("side").unwrap_or_default().to_string();
+                    b.leverage_sides.push(side);
                     reply(0, "", json!({"leverage": l, "symbol": SYMBOL}))
                 }
                 _ => refuse(b, req, 109400, "side must be LONG or SHORT in hedge mode"),

@@ -74,6 +74,8 @@ pub struct Book {
     pub price: f64,
     pub balance: f64,
     pub leverage: u32,
+    /// Hedge-mode sides whose leverage was set (BingX sets one side per call).
+    pub leverage_sides: Vec<String>,
     pub orders: Vec<FakeOrder>,
     pub fills: Vec<Fill>,
     pub long: Pos,
@@ -106,6 +108,7 @@ impl Book {
             price: 65_000.0,
             balance: 10_000.0,
             leverage: 1,
+            leverage_sides: Vec::new(),
             orders: Vec::new(),
             fills: Vec::new(),
             long: Pos::default(),

@@ -194,18 +194,16 @@ impl Exchange for Bingx {
         Ok(price)
     }
 
-    /// Hedge mode keeps one leverage per side; both are set so either direction
-    /// of the bot trades at the configured leverage.
-    fn set_leverage(&self, symbol: &str, leverage: u32) -> Result<(), ExchangeError> {
-        for side in ["LONG", "SHORT"] {
-            let mut q = sym(symbol)?;
-            q.extend([
-                ("side", side.to_string()),
-                ("leverage", leverage.to_string()),
-            ]);
-            self.api
-                .signed("POST", "/openApi/swap/v2/trade/leverage", &q)?;
-        }
+    /// Hedge mode keeps one leverage per side: only the bot's side is set, so a
+    /// position the user holds the other way keeps its own.
+    fn set_leverage(&self, symbol: &str, side: Side, leverage: u32) -> Result<(), ExchangeError> {
+        let mut q = sym(symbol)?;
+        q.extend([
+            ("side", parse::position_side(side).to_string()),
+            ("leverage", leverage.to_string()),
+        ]);
+        self.api
+            .signed("POST", "/openApi/swap/v2/trade/leverage", &q)?;
         Ok(())
     }
 

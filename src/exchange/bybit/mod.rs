@@ -160,7 +160,8 @@ impl Exchange for Bybit {
         Ok(num(&t["lastPrice"]))
     }
 
-    fn set_leverage(&self, symbol: &str, leverage: u32) -> Result<(), ExchangeError> {
+    /// Bybit takes both sides' leverage in one call; both get the bot's value.
+    fn set_leverage(&self, symbol: &str, _side: Side, leverage: u32) -> Result<(), ExchangeError> {
         let body = json!({"category": "linear", "symbol": pair(symbol)?,
             "buyLeverage": leverage.to_string(), "sellLeverage": leverage.to_string()});
         match self.api.post("/v5/position/set-leverage", &body) {

@@ -47,7 +47,7 @@ impl Exchange for PaperAccount {
         })
     }
 
-    fn set_leverage(&self, symbol: &str, leverage: u32) -> Result<(), ExchangeError> {
+    fn set_leverage(&self, symbol: &str, _side: Side, leverage: u32) -> Result<(), ExchangeError> {
         if !LEVERAGE.contains(&leverage) {
             return Err(ExchangeError::Rejected(format!(
                 "leverage {leverage} is outside {}–{}",

@@ -352,7 +352,7 @@ fn opening_orders_need_free_margin() {
     // 10,000 − 52.8 fee − 9,600 margin leaves 347.2; 0.1 at 50,000 needs 500.
     let leg = limit("leg", OrderSide::Buy, 50_000.0, 0.1, Side::Long);
     assert_eq!(acct.place(&leg), Err(ExchangeError::InsufficientBalance));
-    acct.set_leverage(BTC, 20).unwrap();
+    acct.set_leverage(BTC, Side::Long, 20).unwrap();
     acct.place(&leg).unwrap();
     // Resting opening orders hold margin too: 4,800 + 250 of 9,947.2 leaves ~4,897.
     let r = acct.place(&limit("leg2", OrderSide::Buy, 50_000.0, 2.0, Side::Long));
@@ -361,7 +361,7 @@ fn opening_orders_need_free_margin() {
         .unwrap();
     for bad in [0, 126] {
         assert!(matches!(
-            acct.set_leverage(BTC, bad),
+            acct.set_leverage(BTC, Side::Long, bad),
             Err(ExchangeError::Rejected(_))
         ));
     }
@@ -525,7 +525,7 @@ fn state_survives_reopening_the_database() {
     }
     let p = open(0);
     let (a, b) = (p.account(1), p.account(2));
-    a.set_leverage(BTC, 20).unwrap();
+    a.set_leverage(BTC, Side::Long, 20).unwrap();
     a.place(&market("e", OrderSide::Buy, 0.1, Side::Long))
         .unwrap();
     a.place(&limit("leg", OrderSide::Buy, 50_000.0, 0.1, Side::Long))
