@@ -225,3 +225,71 @@ fn multiproc_dir_holds_the_segment_file() {
         "ours removed at exit"
     );
 }
+
+/// A label set that only appears with its first event is invisible to `rate()`:
+/// the known ones start at 0, and every refusal and 5xx is counted where the
+/// dashboard and the alert rules look.
+#[test]
+fn first_errors_and_login_refusals_rise_from_zero() {
+    let s = server(1, vec![], &[]);
+    let m = scrape(&s);
+    let errors = [
+        ("http_5xx", "worker"),
+        ("panic", "worker"),
+        ("panic", "bot_runner"),
+        ("bot_failed", "bot_runner"),
+        ("redis", "coordination"),
+        ("mail_delivery", "mailer"),
+    ];
+    // Every kind is there from the start; only `http_5xx` may already count (the
+    // 503s of `/readyz` while the server was starting).
+    for (kind, component) in errors {
+        let series = format!(r#"errors_total{{type="{kind}",component="{component}"}}"#);
+        let v = sample(&m, &series);
+        assert!(v == Some(0.0) || kind == "http_5xx" && v.is_some(), "{series}: {v:?}");
+    }
+    let http_5xx = r#"errors_total{type="http_5xx",component="worker"}"#;
+    let before = sample(&m, http_5xx).unwrap();
+    let login = |m: &str, g: &str| {
+        sample(
+            m,
+            &format!(r#"blitz_rate_limit_rejections_total{{group="{g}"}}"#),
+        )
+    };
+    assert_eq!(login(&m, "login_email"), Some(0.0));
+    assert_eq!(login(&m, "login_ip"), Some(0.0));
+
+    // Protocol-level 5xx answers, refused before any route is chosen.
+    let r = common::client::request(s.port, b"GET /healthz HTTP/2.0\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 505);
+    let r = common::client::request(
+        s.port,
+        b"POST /api/auth/login HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+    );
+    assert_eq!(r.status, 501);
+
+    // Five wrong passwords fill the e-mail's window; the sixth attempt is refused.
+    let u = user(&s, "v@x.io", false);
+    let body = r#"{"email":"v@x.io","password":"wrong-password"}"#;
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| u.call(&s, "POST", "/api/auth/login", body).status)
+        .collect();
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+
+    // A user's first start shows every other outcome of starts at 0.
+    assert_eq!(u.call(&s, "POST", "/api/bot/start", "{}").status, 200);
+    let m = scrape(&s);
+    let uid = u.id;
+    for (status, n) in [("success", 1.0), ("already_running", 0.0), ("error", 0.0)] {
+        let series = format!(r#"bot_starts_total{{user_id="{uid}",status="{status}"}}"#);
+        assert_eq!(sample(&m, &series), Some(n), "{series}");
+    }
+    assert_eq!(sample(&m, http_5xx), Some(before + 2.0), "the 505 and the 501");
+    assert_eq!(
+        login(&m, "login_email"),
+        Some(1.0),
+        "the e-mail window refused"
+    );
+    assert_eq!(login(&m, "login_ip"), Some(0.0));
+    promtool(&m);
+}

@@ -40,7 +40,14 @@ pub fn begin<'a>(limiter: &dyn Backend, email: &'a str, ip: &'a str) -> Result<A
             ticket: Some(ticket),
         }),
         // Round up: a client that waits `Retry-After` seconds must find room.
-        Ok(Decision::Denied { retry_ms, .. }) => Err(retry_ms.div_ceil(1000).max(1)),
+        Ok(Decision::Denied { index, retry_ms }) => {
+            // The refused window's group, so login lock-outs show in
+            // `blitz_rate_limit_rejections_total` like every other limit.
+            if let Some(check) = checks.get(index) {
+                crate::metrics::rate_limited(check.group.name());
+            }
+            Err(retry_ms.div_ceil(1000).max(1))
+        }
         // Only reachable if even the local tables fail; do not lock everyone out.
         Err(_) => Ok(Attempt {
             checks,

@@ -93,7 +93,7 @@ impl Coordinator {
 
     fn failed(&self, op: &str, e: &CoordError) {
         metrics::redis_error(op);
-        metrics::error("redis", "coordination");
+        metrics::error(metrics::ErrorKind::Redis);
         let was = self
             .down_until
             .swap(clock::now_ms() + retry_ms(), Ordering::AcqRel);

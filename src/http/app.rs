@@ -351,7 +351,7 @@ impl Handler for WebApp {
             started.elapsed().as_secs_f64(),
         );
         if resp.status >= 500 {
-            metrics::error("http_5xx", "worker");
+            metrics::error(metrics::ErrorKind::Http5xx);
         }
         resp.headers.push(("X-Request-Id", id.into()));
         self.slot.set_request(b"");
@@ -371,7 +371,7 @@ impl Handler for WebApp {
         // After a handler panic, the slot still names the failed request.
         self.slot.set_request(b"");
         if rejection == Rejection::InternalError {
-            metrics::error("panic", "worker");
+            metrics::error(metrics::ErrorKind::WorkerPanic);
         }
         // A page route that panicked answers with the HTML error page (C3).
         let page = rejection == Rejection::InternalError
@@ -391,6 +391,11 @@ impl Handler for WebApp {
         } else {
             OTHER
         };
+        // Protocol-level refusals (501, 505) and panics are 5xx answers too: the
+        // error-rate query must see them like a handler's 5xx.
+        if resp.status >= 500 {
+            metrics::error(metrics::ErrorKind::Http5xx);
+        }
         let method = head.map_or("other", |r| r.method);
         metrics::http_request(
             method,

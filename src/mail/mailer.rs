@@ -96,7 +96,7 @@ fn record_failure(
     e: &DeliverError,
     log: &Logger,
 ) -> Result<(), store::StoreError> {
-    crate::metrics::error("mail_delivery", "mailer");
+    crate::metrics::error(crate::metrics::ErrorKind::MailDelivery);
     if e.is_permanent() {
         error!(log, "mail cannot be delivered; giving up"; "to" => &mail.recipient,
             "mail_id" => mail.id, "error" => %e);

@@ -50,6 +50,60 @@ pub const REDIS_OPS: [&str; 4] = ["admit", "clear", "guard", "ping"];
 pub const REGISTRIES: [&str; 3] = ["http", "histogram", "user"];
 pub const RESTART_REASONS: [&str; 4] = ["max_requests", "timeout", "crash", "stopped"];
 
+/// The `status` values each bot family (`BOT_STARTS`, `BOT_STOPS`, `BOT_RECOVERS`)
+/// can record. A user's series are all shown once one of them exists, so the first
+/// failure of a user is an increase from 0 that `rate()` sees, not a new series.
+pub const BOT_STATUSES: [&[&str]; 3] = [
+    &[
+        "success",
+        "already_running",
+        "invalid_config",
+        "missing_credentials",
+        "error",
+    ],
+    &["success", "not_running", "error"],
+    &["success", "not_running", "error"],
+];
+
+/// Every kind of `errors_total` series. Each is rendered from the first scrape on
+/// (at 0 until it happens), so the first error is an increase `rate()` and
+/// `increase()` can see rather than a series born at 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Any response with a 5xx status, protocol-level ones included.
+    Http5xx,
+    WorkerPanic,
+    RunnerPanic,
+    /// A running bot ended on an error.
+    BotFailed,
+    /// A Redis call of the coordination backend failed.
+    Redis,
+    MailDelivery,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::Http5xx,
+        ErrorKind::WorkerPanic,
+        ErrorKind::RunnerPanic,
+        ErrorKind::BotFailed,
+        ErrorKind::Redis,
+        ErrorKind::MailDelivery,
+    ];
+
+    /// The `type` and `component` labels.
+    pub fn labels(self) -> [&'static str; 2] {
+        match self {
+            ErrorKind::Http5xx => ["http_5xx", "worker"],
+            ErrorKind::WorkerPanic => ["panic", "worker"],
+            ErrorKind::RunnerPanic => ["panic", "bot_runner"],
+            ErrorKind::BotFailed => ["bot_failed", "bot_runner"],
+            ErrorKind::Redis => ["redis", "coordination"],
+            ErrorKind::MailDelivery => ["mail_delivery", "mailer"],
+        }
+    }
+}
+
 /// HTTP methods get their own label value; anything else is `other` (bounded).
 pub fn method_label(method: &str) -> &'static str {
     const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];

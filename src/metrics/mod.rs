@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use cells::Cells;
+pub use families::ErrorKind;
 use families::{stat, GROUPS, REDIS_OPS, RESTART_REASONS};
 use registry::{series_hash, Registry};
 use segment::Segment;
@@ -148,10 +149,10 @@ pub fn http_request(method: &str, endpoint: &str, status: u16, seconds: f64) {
     }
 }
 
-/// An error of `kind` in `component` (`errors_total`).
-pub fn error(kind: &str, component: &str) {
+/// An error of `kind` (`errors_total`).
+pub fn error(kind: ErrorKind) {
     let Some((s, slot)) = here() else { return };
-    if let Some(i) = index(s, 0, families::ERRORS, &[kind, component]) {
+    if let Some(i) = index(s, 0, families::ERRORS, &kind.labels()) {
         s.cells.counter(slot, i).fetch_add(1, Ordering::Relaxed);
     }
 }

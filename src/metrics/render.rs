@@ -12,7 +12,9 @@ use prometheus::proto::{
 use prometheus::TextEncoder;
 
 use super::cells::HistValue;
-use super::families::{self, stat, BUCKETS, GROUPS, REDIS_OPS, REGISTRIES, RESTART_REASONS};
+use super::families::{
+    self, stat, ErrorKind, BOT_STATUSES, BUCKETS, GROUPS, REDIS_OPS, REGISTRIES, RESTART_REASONS,
+};
 use super::segment::{SLOTS, STATIC_CAP};
 use super::{process, Shared, FOLD_SEQ, MASTER_PID, SHARED, WORKER_HIGH};
 
@@ -168,7 +170,8 @@ pub fn render(sb: &Scoreboard, info: &AppInfo<'_>) -> String {
     let mut out = String::with_capacity(64 * 1024);
     http(&mut out, &snap);
     bots(&mut out, s);
-    let errors = series(&snap, families::ERRORS, &["type", "component"]);
+    let known: Vec<[&str; 2]> = ErrorKind::ALL.iter().map(|k| k.labels()).collect();
+    let errors = series(&snap, families::ERRORS, &["type", "component"], &known);
     write(
         &mut out,
         "errors_total",
@@ -203,10 +206,20 @@ pub fn render(sb: &Scoreboard, info: &AppInfo<'_>) -> String {
 /// A series may own two registry entries if its first claimer stalled mid-claim
 /// (see `registry`): rows with the same labels are summed, so the output never
 /// repeats a series.
-fn series(snap: &Snapshot, family: u16, names: &[&str]) -> Vec<Metric> {
-    let mut rows: BTreeMap<&[String], u64> = BTreeMap::new();
+///
+/// `known` label sets are shown at 0 until they first count.
+fn series<const N: usize>(
+    snap: &Snapshot,
+    family: u16,
+    names: &[&str],
+    known: &[[&str; N]],
+) -> Vec<Metric> {
+    let mut rows: BTreeMap<Vec<String>, u64> = known
+        .iter()
+        .map(|l| (l.iter().map(|v| v.to_string()).collect(), 0))
+        .collect();
     for (_, l, v) in snap.hot.iter().filter(|(f, ..)| *f == family) {
-        *rows.entry(l.as_slice()).or_default() += v;
+        *rows.entry(l.clone()).or_default() += v;
     }
     rows.iter()
         .map(|(l, v)| {
@@ -221,10 +234,11 @@ fn series(snap: &Snapshot, family: u16, names: &[&str]) -> Vec<Metric> {
 }
 
 fn http(out: &mut String, snap: &Snapshot) {
-    let requests = series(
+    let requests = series::<3>(
         snap,
         families::HTTP_REQUESTS,
         &["method", "endpoint", "status"],
+        &[],
     );
     write(
         out,
@@ -254,9 +268,18 @@ fn http(out: &mut String, snap: &Snapshot) {
 fn bots(out: &mut String, s: &Shared) {
     let mut by_family: [BTreeMap<Vec<String>, u64>; 3] = Default::default();
     for (i, f, l) in s.user.entries() {
-        if let Some(rows) = by_family.get_mut(usize::from(f)) {
-            *rows.entry(l).or_default() += s.user.value(i).load(Ordering::Relaxed);
+        let family = usize::from(f);
+        let (Some(rows), Some(statuses)) = (by_family.get_mut(family), BOT_STATUSES.get(family))
+        else {
+            continue;
+        };
+        if let Some(user) = l.first() {
+            for status in *statuses {
+                rows.entry(vec![user.clone(), status.to_string()])
+                    .or_default();
+            }
         }
+        *rows.entry(l).or_default() += s.user.value(i).load(Ordering::Relaxed);
     }
     let names = [
         ("bot_starts_total", "Bot starts by user and outcome."),

@@ -457,7 +457,7 @@ impl Manager {
         // A bug in one bot's step ends that bot with an error, visibly, and
         // nothing else (the panic hook has logged it).
         let Ok(result) = result else {
-            crate::metrics::error("panic", "bot_runner");
+            crate::metrics::error(crate::metrics::ErrorKind::RunnerPanic);
             let failed = Verdict::Failed("internal error in the bot's step".into());
             return self.settle(conn, uid, &mut guard, failed, true);
         };
@@ -512,7 +512,7 @@ impl Manager {
             ),
             Verdict::SafetyStop(m) => ("safety_stop", "stopped", m),
             Verdict::Failed(m) => {
-                crate::metrics::error("bot_failed", "bot_runner");
+                crate::metrics::error(crate::metrics::ErrorKind::BotFailed);
                 ("error", "error", m)
             }
         };
