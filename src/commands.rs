@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use rusqlite::Connection;
 
 use crate::auth::{accounts, token, AccountError};
-use crate::config::{self, DbArgs, ServeArgs, TokenCommand, UserCommand, DEFAULT_DATABASE};
+use crate::config::{self, DbArgs, ServeArgs, TokenCommand, UserCommand};
 use crate::store::{self, users};
 
 /// `blitz serve`: validate everything first; a bad configuration never starts.
@@ -39,17 +39,18 @@ pub fn check_config(args: ServeArgs) -> i32 {
     }
 }
 
-/// `--database`, else `BLITZ_DB_PATH`, else the default (as for `serve`).
-fn database(args: &DbArgs) -> PathBuf {
-    args.database
-        .clone()
-        .or_else(|| std::env::var_os("BLITZ_DB_PATH").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
+/// `--database`, else `BLITZ_DB_PATH`, else the default (as for `serve`); a bad
+/// value is exit code 2.
+fn database(args: &DbArgs) -> Result<PathBuf, i32> {
+    args.path(&config::ProcessEnv).map_err(|e| {
+        eprintln!("blitz: {e}");
+        2
+    })
 }
 
 /// Opens and migrates the database, reporting failure as exit code 1.
 fn open(args: &DbArgs) -> Result<Connection, i32> {
-    let path = database(args);
+    let path = database(args)?;
     store::open_migrated(&path)
         .map(|(conn, _)| conn)
         .map_err(|e| {
@@ -60,7 +61,10 @@ fn open(args: &DbArgs) -> Result<Connection, i32> {
 
 /// `blitz migrate`: applies what is pending and says what it did.
 pub fn migrate(args: DbArgs) -> i32 {
-    let path = database(&args);
+    let path = match database(&args) {
+        Ok(path) => path,
+        Err(code) => return code,
+    };
     match store::open_migrated(&path) {
         Ok((_, applied)) if applied.is_empty() => {
             println!("database {} is up to date", path.display());

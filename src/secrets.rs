@@ -181,10 +181,7 @@ fn load_or_create(path: &Path) -> Result<Vec<u8>, SecretError> {
         .open(path)
     {
         Ok(mut f) => {
-            let hex: String = random_bytes::<32>()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let hex = hex::encode(random_bytes::<32>());
             f.write_all(format!("{hex}\n").as_bytes()).map_err(io)?;
             f.sync_all().map_err(io)?;
             decode_hex(&hex).ok_or_else(|| SecretError::KeyFormat(path.to_path_buf()))
@@ -203,14 +200,11 @@ fn load_or_create(path: &Path) -> Result<Vec<u8>, SecretError> {
     }
 }
 
+/// Exactly 32 bytes in hex (64 digits).
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(s, &mut key).ok()?;
+    Some(key.to_vec())
 }
 
 #[cfg(test)]

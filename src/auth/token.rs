@@ -32,13 +32,7 @@ pub fn new_api_token() -> String {
 /// SHA-256 in hex: how every token is stored. Tokens carry 256 random bits, so a
 /// fast hash is enough (nothing to brute-force) and keeps lookups cheap.
 pub fn hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        out.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
-    }
-    out
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// A password of 20 URL-safe random characters (~120 bits), for generated passwords.

@@ -1,16 +1,20 @@
-//! The command line (C1, C1.1).
+//! The command line: the commands, and the `serve` flags built from `settings`.
 //!
 //! Flags are captured as text and checked by `Config::load`, not by clap: that way a
 //! bad `--workers` and a bad `WEB_CONCURRENCY` produce the same kind of message, naming
 //! the flag or variable and the accepted form. For the same reason no flag has a clap
-//! `env =` fallback; `Config::load` reads the environment itself. Numeric flags allow
-//! negative numbers so that `--timeout -1` reaches that check instead of being taken
-//! for an unknown flag.
+//! `env =` fallback; `Config::load` reads the environment itself.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, Args, Parser, Subcommand};
+
+use super::env::EnvLookup;
+use super::error::ConfigError;
+use super::settings::{self, Meta};
+use super::source::Source;
 
 /// `blitz <semver> (<git sha or unknown>)`; clap prefixes the name. The sha comes from
 /// the build script; builds outside a git checkout say `unknown`.
@@ -96,14 +100,6 @@ pub struct LoadtestArgs {
     pub json: bool,
 }
 
-/// The database the admin commands work on.
-#[derive(Clone, Debug, Default, Args)]
-pub struct DbArgs {
-    /// SQLite database file [env: BLITZ_DB_PATH] [default: instance/database.db]
-    #[arg(long, value_name = "PATH")]
-    pub database: Option<PathBuf>,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a verified user; without --password-stdin a password is generated and
@@ -146,113 +142,143 @@ pub enum TokenCommand {
     },
 }
 
-/// The `serve` flags, named as in gunicorn so its command lines work unchanged.
-/// Numbers are kept as text; `Config::load` parses them.
-#[derive(Clone, Debug, Default, Args)]
+/// The `serve` flags as typed, by setting key (`settings::Meta::key`). Built from
+/// the settings table, so every flag of `--help` is a setting `Config::load` reads;
+/// values stay text until `Config::load` parses them.
+#[derive(Clone, Debug, Default)]
 pub struct ServeArgs {
-    /// Listen address: HOST:PORT, [IPv6]:PORT or unix:PATH; repeatable
-    /// [env: BLITZ_BIND, comma list] [default: 127.0.0.1:8000]
-    #[arg(short = 'b', long = "bind", value_name = "ADDR")]
-    pub bind: Vec<String>,
-
-    /// HTTP worker processes [env: WEB_CONCURRENCY] [default: number of CPUs]
-    #[arg(short = 'w', long, value_name = "N", allow_negative_numbers = true)]
-    pub workers: Option<String>,
-
-    /// Worker model; only "sync" [default: sync]
-    #[arg(short = 'k', long, value_name = "CLASS")]
-    pub worker_class: Option<String>,
-
-    /// Open client connections one worker holds [default: 1000]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub worker_connections: Option<String>,
-
-    /// Requests after which a worker is replaced; 0 = never [default: 0]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub max_requests: Option<String>,
-
-    /// Random 0..=N added to each worker's --max-requests [default: 0]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub max_requests_jitter: Option<String>,
-
-    /// Resident memory (MB) past which a worker is replaced gracefully [default: off]
-    #[arg(long, value_name = "MB", allow_negative_numbers = true)]
-    pub max_worker_memory: Option<String>,
-
-    /// Seconds without heartbeat before a worker is killed [default: 30]
-    #[arg(short = 't', long, value_name = "S", allow_negative_numbers = true)]
-    pub timeout: Option<String>,
-
-    /// Seconds workers get to finish in-flight work on stop/reload [default: 30]
-    #[arg(long, value_name = "S", allow_negative_numbers = true)]
-    pub graceful_timeout: Option<String>,
-
-    /// Idle keep-alive seconds; 0 disables keep-alive [default: 2]
-    #[arg(long, value_name = "S", allow_negative_numbers = true)]
-    pub keep_alive: Option<String>,
-
-    /// Listen backlog [default: 2048]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub backlog: Option<String>,
-
-    /// Access log file, "-" for stdout [default: off]
-    #[arg(long, value_name = "PATH")]
-    pub access_logfile: Option<String>,
-
-    /// Access log format (gunicorn %(x)s atoms) or "json"
-    #[arg(long, value_name = "FMT")]
-    pub access_logformat: Option<String>,
-
-    /// Error log file, "-" for stderr [default: -]
-    #[arg(long, value_name = "PATH")]
-    pub error_logfile: Option<String>,
-
-    /// debug, info, warning, error or critical [env: LOG_LEVEL] [default: info]
-    #[arg(long, value_name = "LEVEL")]
-    pub log_level: Option<String>,
-
-    /// Pidfile, removed on exit
-    #[arg(short = 'p', long = "pid", value_name = "PATH")]
-    pub pid: Option<PathBuf>,
-
-    /// SQLite database file [env: BLITZ_DB_PATH] [default: instance/database.db]
-    #[arg(long, value_name = "PATH")]
-    pub database: Option<PathBuf>,
-
-    /// Longest request line in bytes, 0 = unlimited; longer → 414 [default: 4094]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub limit_request_line: Option<String>,
-
-    /// Most header fields per request; more → 431 [default: 100]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub limit_request_fields: Option<String>,
-
-    /// Largest header field in bytes, 0 = unlimited; larger → 431 [default: 8190]
-    // gunicorn spells it with an underscore; the all-dash form is what people type.
-    #[arg(
-        long = "limit-request-field_size",
-        alias = "limit-request-field-size",
-        value_name = "N",
-        allow_negative_numbers = true
-    )]
-    pub limit_request_field_size: Option<String>,
-
-    /// Proxies whose X-Forwarded-* headers are trusted: "*" or comma list of IPs
-    /// [env: FORWARDED_ALLOW_IPS] [default: 127.0.0.1,::1]
-    #[arg(long, value_name = "LIST")]
-    pub forwarded_allow_ips: Option<String>,
-
-    /// Set SO_REUSEPORT on listeners
-    #[arg(long)]
-    pub reuse_port: bool,
-
-    /// Environment file (systemd EnvironmentFile syntax), re-read on HUP
-    #[arg(long, value_name = "PATH")]
-    pub env_file: Option<PathBuf>,
-
-    /// Same as the check-config command
-    #[arg(long)]
+    values: BTreeMap<&'static str, Vec<String>>,
+    /// `--check-config`: the same as the `check-config` command.
     pub check_config: bool,
+}
+
+impl ServeArgs {
+    /// The values given for a setting's flag, in order (empty when absent).
+    pub fn values(&self, key: &str) -> &[String] {
+        self.values.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The flag of the setting `key` given once more with `value` (as a later word
+    /// on the command line would). For callers that build a command line in code.
+    pub fn with(mut self, key: &str, value: &str) -> ServeArgs {
+        if let Some(meta) = settings::ALL.iter().find(|m| m.key == key) {
+            self.values
+                .entry(meta.key)
+                .or_default()
+                .push(value.to_string());
+        }
+        self
+    }
+}
+
+/// The clap argument of a setting's flag, with the help line the table makes.
+fn flag_arg(meta: &'static Meta) -> Option<Arg> {
+    let flag = meta.flag.as_ref()?;
+    let mut arg = Arg::new(meta.key).long(flag.long()).help(meta.help_line());
+    if let Some(short) = flag.short {
+        arg = arg.short(short);
+    }
+    if let Some(alias) = flag.alias {
+        arg = arg.alias(alias.trim_start_matches('-'));
+    }
+    Some(match flag.value {
+        None => arg.action(ArgAction::SetTrue),
+        // Numbers are taken as text so that `--timeout -1` reaches `Config::load`,
+        // which names the flag and the accepted form, instead of being taken for
+        // an unknown flag.
+        Some(name) => arg
+            .value_name(name)
+            .value_parser(clap::value_parser!(String))
+            .allow_negative_numbers(true)
+            .action(if flag.repeat {
+                ArgAction::Append
+            } else {
+                ArgAction::Set
+            }),
+    })
+}
+
+impl clap::Args for ServeArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.args(settings::ALL.iter().copied().filter_map(flag_arg))
+            .arg(
+                Arg::new("check-config")
+                    .long("check-config")
+                    .action(ArgAction::SetTrue)
+                    .help("Same as the check-config command"),
+            )
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = ServeArgs::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for meta in settings::ALL.iter().filter(|m| m.flag.is_some()) {
+            let given: Vec<String> = match matches.try_get_many::<String>(meta.key) {
+                Ok(Some(values)) => values.cloned().collect(),
+                // A switch: present or not.
+                Err(_) if matches.get_flag(meta.key) => vec!["true".to_string()],
+                _ => Vec::new(),
+            };
+            if !given.is_empty() {
+                self.values.insert(meta.key, given);
+            }
+        }
+        self.check_config |= matches.get_flag("check-config");
+        Ok(())
+    }
+}
+
+/// `--database PATH` of the admin commands: the same setting as `serve`'s.
+#[derive(Clone, Debug, Default)]
+pub struct DbArgs {
+    pub database: Option<String>,
+}
+
+impl DbArgs {
+    /// The database these commands work on: the flag, else the variable, else the
+    /// default, exactly as `serve` reads it.
+    pub fn path(&self, env: &dyn EnvLookup) -> Result<PathBuf, ConfigError> {
+        let args = match &self.database {
+            Some(path) => ServeArgs::default().with(settings::DATABASE.meta.key, path),
+            None => ServeArgs::default(),
+        };
+        Source::new(&args, env).value(&settings::DATABASE)
+    }
+}
+
+impl clap::Args for DbArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.args(flag_arg(&settings::DATABASE.meta))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for DbArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = DbArgs::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        if let Some(path) = matches.get_one::<String>(settings::DATABASE.meta.key) {
+            self.database = Some(path.clone());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -265,21 +291,26 @@ mod tests {
         --max-requests 1000 --max-requests-jitter 100 --bind 0.0.0.0:8000 \
         --access-logfile - --error-logfile - --log-level info";
 
+    /// The last value given for a setting's flag.
+    fn one<'a>(args: &'a ServeArgs, key: &str) -> Option<&'a str> {
+        args.values(key).last().map(String::as_str)
+    }
+
     /// Parses a command line, split on whitespace, after the program name.
     fn parse(line: &str) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("blitz").chain(line.split_whitespace()))
     }
 
     fn assert_gunicorn_flags(args: &ServeArgs) {
-        assert_eq!(args.workers.as_deref(), Some("9"));
-        assert_eq!(args.worker_class.as_deref(), Some("sync"));
-        assert_eq!(args.worker_connections.as_deref(), Some("1000"));
-        assert_eq!(args.max_requests.as_deref(), Some("1000"));
-        assert_eq!(args.max_requests_jitter.as_deref(), Some("100"));
-        assert_eq!(args.bind, vec!["0.0.0.0:8000".to_string()]);
-        assert_eq!(args.access_logfile.as_deref(), Some("-"));
-        assert_eq!(args.error_logfile.as_deref(), Some("-"));
-        assert_eq!(args.log_level.as_deref(), Some("info"));
+        assert_eq!(one(args, "workers"), Some("9"));
+        assert_eq!(one(args, "worker-class"), Some("sync"));
+        assert_eq!(one(args, "worker-connections"), Some("1000"));
+        assert_eq!(one(args, "max-requests"), Some("1000"));
+        assert_eq!(one(args, "max-requests-jitter"), Some("100"));
+        assert_eq!(args.values("bind"), ["0.0.0.0:8000"]);
+        assert_eq!(one(args, "access-logfile"), Some("-"));
+        assert_eq!(one(args, "error-logfile"), Some("-"));
+        assert_eq!(one(args, "log-level"), Some("info"));
     }
 
     #[test]
@@ -310,7 +341,11 @@ mod tests {
     fn no_arguments_means_serve_with_defaults() {
         match parse("").unwrap().into_command() {
             Command::Serve(args) => {
-                assert!(args.bind.is_empty() && args.workers.is_none() && !args.check_config)
+                assert!(
+                    args.values("bind").is_empty()
+                        && one(&args, "workers").is_none()
+                        && !args.check_config
+                )
             }
             other => panic!("expected serve, got {other:?}"),
         }
@@ -320,11 +355,11 @@ mod tests {
     fn short_flags_and_repeated_bind() {
         let cli =
             parse("-b 127.0.0.1:1 -b unix:/tmp/s -w 2 -k sync -t 5 -p /run/blitz.pid").unwrap();
-        assert_eq!(cli.serve.bind, vec!["127.0.0.1:1", "unix:/tmp/s"]);
-        assert_eq!(cli.serve.workers.as_deref(), Some("2"));
-        assert_eq!(cli.serve.worker_class.as_deref(), Some("sync"));
-        assert_eq!(cli.serve.timeout.as_deref(), Some("5"));
-        assert_eq!(cli.serve.pid, Some(PathBuf::from("/run/blitz.pid")));
+        assert_eq!(cli.serve.values("bind"), ["127.0.0.1:1", "unix:/tmp/s"]);
+        assert_eq!(one(&cli.serve, "workers"), Some("2"));
+        assert_eq!(one(&cli.serve, "worker-class"), Some("sync"));
+        assert_eq!(one(&cli.serve, "timeout"), Some("5"));
+        assert_eq!(one(&cli.serve, "pid"), Some("/run/blitz.pid"));
     }
 
     #[test]
@@ -338,19 +373,16 @@ mod tests {
         let Some(Command::Serve(args)) = cli.command else {
             panic!("expected serve");
         };
-        assert_eq!(args.graceful_timeout.as_deref(), Some("10"));
-        assert_eq!(args.keep_alive.as_deref(), Some("0"));
-        assert_eq!(args.backlog.as_deref(), Some("64"));
-        assert_eq!(args.access_logformat.as_deref(), Some("json"));
-        assert_eq!(
-            args.database,
-            Some(PathBuf::from("/var/lib/blitz/db.sqlite"))
-        );
-        assert_eq!(args.limit_request_line.as_deref(), Some("0"));
-        assert_eq!(args.limit_request_fields.as_deref(), Some("50"));
-        assert_eq!(args.forwarded_allow_ips.as_deref(), Some("*"));
-        assert!(args.reuse_port);
-        assert_eq!(args.env_file, Some(PathBuf::from("/etc/blitz/env")));
+        assert_eq!(one(&args, "graceful-timeout"), Some("10"));
+        assert_eq!(one(&args, "keep-alive"), Some("0"));
+        assert_eq!(one(&args, "backlog"), Some("64"));
+        assert_eq!(one(&args, "access-logformat"), Some("json"));
+        assert_eq!(one(&args, "database"), Some("/var/lib/blitz/db.sqlite"));
+        assert_eq!(one(&args, "limit-request-line"), Some("0"));
+        assert_eq!(one(&args, "limit-request-fields"), Some("50"));
+        assert_eq!(one(&args, "forwarded-allow-ips"), Some("*"));
+        assert_eq!(one(&args, "reuse-port"), Some("true"));
+        assert_eq!(one(&args, "env-file"), Some("/etc/blitz/env"));
     }
 
     #[test]
@@ -358,7 +390,7 @@ mod tests {
         for flag in ["--limit-request-field_size", "--limit-request-field-size"] {
             let cli = parse(&format!("{flag} 4096")).unwrap();
             assert_eq!(
-                cli.serve.limit_request_field_size.as_deref(),
+                one(&cli.serve, "limit-request-field_size"),
                 Some("4096"),
                 "{flag}"
             );
@@ -369,15 +401,15 @@ mod tests {
     fn bad_numbers_reach_load_as_text() {
         // clap must not reject these itself: Config::load names the flag and the form.
         let cli = parse("--workers abc --timeout -1").unwrap();
-        assert_eq!(cli.serve.workers.as_deref(), Some("abc"));
-        assert_eq!(cli.serve.timeout.as_deref(), Some("-1"));
+        assert_eq!(one(&cli.serve, "workers"), Some("abc"));
+        assert_eq!(one(&cli.serve, "timeout"), Some("-1"));
     }
 
     #[test]
     fn check_config_command_and_flag() {
         assert!(matches!(
             parse("check-config --workers 2").unwrap().into_command(),
-            Command::CheckConfig(args) if args.workers.as_deref() == Some("2")
+            Command::CheckConfig(args) if one(&args, "workers") == Some("2")
         ));
         assert!(matches!(
             parse("--check-config").unwrap().into_command(),

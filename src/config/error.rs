@@ -64,6 +64,21 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// An invalid value that is a known thing this server does not do: the message
+    /// says so instead of listing the accepted forms.
+    pub fn unsupported(self, reason: &'static str) -> ConfigError {
+        match self {
+            ConfigError::Invalid { name, value, .. } => ConfigError::Unsupported {
+                name,
+                value,
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,17 +1,20 @@
-//! The server's configuration: flags (C1.1) over environment (C1.2) over defaults.
+//! The server's configuration: flags over environment over defaults.
 //!
-//! `Config::load` is the only place that decides what a setting's value is. It either
-//! returns a complete, validated `Config` or the first error, so a bad configuration
-//! never starts a half-working server (C1). Nothing here reads files other than the
-//! env file, opens sockets or resolves names: `check-config` must be side-effect free.
+//! `settings` declares every setting once (flag, variables, default, parser, how it
+//! is shown); `Config::load` reads each through it and either returns a complete,
+//! validated `Config` or the first error, so a bad configuration never starts a
+//! half-working server (exit 2 naming the flag or variable). Nothing here reads files
+//! other than the env file, opens sockets or resolves names: `check-config` must be
+//! side-effect free.
 
 pub mod cli;
 pub mod env;
 pub mod error;
 pub mod parse;
+pub mod settings;
+mod source;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,25 +24,13 @@ pub use error::{ConfigError, Expected};
 pub use parse::{
     AccessLogFormat, BindAddr, LogLevel, LogTarget, Rate, TrustedProxies, WorkerClass,
 };
+pub use settings::{DEFAULT_CSP, DEFAULT_DATABASE};
 
-pub const DEFAULT_DATABASE: &str = "instance/database.db";
-pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; \
-     frame-ancestors 'none'";
+use crate::exchange::rest::RestSettings;
+use settings as S;
+use source::Source;
 
-/// Upper bound for every seconds setting: beyond any real deployment, and small enough
-/// that `Instant + timeout` can never overflow.
-const MAX_SECONDS: u64 = 86_400;
-const MAX_WORKERS: usize = 256;
-/// `--max-requests` and its jitter: far beyond any real use, and small enough that
-/// `max_requests + jitter + 1` cannot overflow a u64.
-const MAX_REQUESTS: u64 = u32::MAX as u64;
-/// Bot and paper ticks: at least 10 ms so a typo cannot spin a core, at most a day.
-const MIN_TICK_MS: u64 = 10;
-const MAX_TICK_MS: u64 = 86_400_000;
-const MAX_BANNER_CHARS: usize = 500;
-
-/// Per-user limits (start, stop, recover, status) and the all-users ceiling (C6.1).
+/// Per-user limits (start, stop, recover, status) and the all-users ceiling.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimits {
     pub start: Rate,
@@ -132,200 +123,90 @@ pub struct Config {
     pub telegram_api_url: String,
     /// `BYBIT_BASE_URL`, `BINGX_BASE_URL`, `EXCHANGE_TIMEOUT_MS`,
     /// `EXCHANGE_RECV_WINDOW_MS`: where the real exchanges are and how long to wait.
-    pub exchanges: crate::exchange::rest::RestSettings,
+    pub exchanges: RestSettings,
+    /// Each setting as `check-config` shows it (secrets masked), in `settings::ALL`
+    /// order; recorded by `load`.
+    shown: Vec<(&'static str, String)>,
 }
 
 impl Config {
-    /// Builds the configuration from flags, then `env`, then defaults. The first bad
-    /// value stops the load with an error naming its flag or variable.
+    /// Builds the configuration from flags, then `env`, then defaults, each setting as
+    /// `settings` declares it. The first bad value stops the load with an error
+    /// naming its flag or variable.
     pub fn load(args: &ServeArgs, env: &dyn EnvLookup) -> Result<Config, ConfigError> {
-        let src = Sources { env };
-        let binds = load_binds(args, &src)?;
+        let mut src = Source::new(args, env);
+        let binds = load_binds(&mut src)?;
+        let rate_limit_redis_url = src.optional(&S::RATE_LIMIT_REDIS_URL)?;
+        let fallback = rate_limit_redis_url.clone();
+        let mut config = Config {
+            workers: src.value_or(&S::WORKERS, default_workers)?,
+            worker_class: src
+                .value(&S::WORKER_CLASS)
+                .map_err(|e| e.unsupported("only \"sync\" is supported"))?,
+            worker_connections: src.value(&S::WORKER_CONNECTIONS)?,
+            max_requests: src.value(&S::MAX_REQUESTS_SETTING)?,
+            max_requests_jitter: src.value(&S::MAX_REQUESTS_JITTER)?,
+            max_worker_memory: src.optional(&S::MAX_WORKER_MEMORY)?,
+            test_boot_delay_ms: src.value(&S::TEST_BOOT_DELAY_MS)?,
+            timeout: src.value(&S::TIMEOUT)?,
+            graceful_timeout: src.value(&S::GRACEFUL_TIMEOUT)?,
+            keep_alive: src.value(&S::KEEP_ALIVE)?,
+            backlog: src.value(&S::BACKLOG)?,
+            access_log: src.optional(&S::ACCESS_LOGFILE)?,
+            access_log_format: src.value(&S::ACCESS_LOGFORMAT)?,
+            error_log: src.value(&S::ERROR_LOGFILE)?,
+            log_level: src.value(&S::LOG_LEVEL)?,
+            pidfile: src.optional(&S::PID)?,
+            database: src.value(&S::DATABASE)?,
+            limit_request_line: src.value(&S::LIMIT_REQUEST_LINE)?,
+            limit_request_fields: src.value(&S::LIMIT_REQUEST_FIELDS)?,
+            limit_request_field_size: src.value(&S::LIMIT_REQUEST_FIELD_SIZE)?,
+            forwarded_allow_ips: src.value(&S::FORWARDED_ALLOW_IPS)?,
+            reuse_port: src.value(&S::REUSE_PORT)?,
+            env_file: src.optional(&S::ENV_FILE)?,
 
-        // binds[0] exists: load_binds returns the default or at least one parsed item.
-        let public_url = parse_or(src.env("PUBLIC_URL"), parse::http_url, || {
-            default_public_url(&binds[0])
-        })?;
-        let rate_limit_redis_url = secret_url(src.env("RATE_LIMIT_REDIS_URL"), parse::redis_url)?;
-        let redis_url = secret_url(src.env("REDIS_URL"), parse::redis_url)?
-            .or_else(|| rate_limit_redis_url.clone());
-
-        Ok(Config {
-            binds,
-            workers: parse_or(
-                flag("--workers", &args.workers).or_else(|| src.env("WEB_CONCURRENCY")),
-                |s| parse::usize_in(s, 1, MAX_WORKERS),
-                default_workers,
-            )?,
-            worker_class: load_worker_class(args)?,
-            worker_connections: parse_or(
-                flag("--worker-connections", &args.worker_connections),
-                |s| parse::usize_in(s, 1, 1_000_000),
-                || 1000,
-            )?,
-            max_requests: parse_or(
-                flag("--max-requests", &args.max_requests),
-                |s| parse::uint_in(s, 0, MAX_REQUESTS),
-                || 0,
-            )?,
-            max_requests_jitter: parse_or(
-                flag("--max-requests-jitter", &args.max_requests_jitter),
-                |s| parse::uint_in(s, 0, MAX_REQUESTS),
-                || 0,
-            )?,
-            max_worker_memory: parse_opt(
-                flag("--max-worker-memory", &args.max_worker_memory),
-                |s| parse::uint_in(s, 1, 1 << 20),
-            )?
-            .map(|mb| mb << 20),
-            test_boot_delay_ms: parse_or(
-                src.env("BLITZ_TEST_BOOT_DELAY_MS"),
-                |s| parse::uint_in(s, 0, 600_000),
-                || 0,
-            )?,
-            timeout: parse_or(
-                flag("--timeout", &args.timeout),
-                |s| parse::seconds(s, 1, MAX_SECONDS),
-                || Duration::from_secs(30),
-            )?,
-            graceful_timeout: parse_or(
-                flag("--graceful-timeout", &args.graceful_timeout),
-                |s| parse::seconds(s, 0, MAX_SECONDS),
-                || Duration::from_secs(30),
-            )?,
-            keep_alive: parse_or(
-                flag("--keep-alive", &args.keep_alive),
-                |s| parse::seconds(s, 0, MAX_SECONDS),
-                || Duration::from_secs(2),
-            )?,
-            backlog: parse_or(
-                flag("--backlog", &args.backlog),
-                // At most 65535, so the cast is exact.
-                |s| parse::uint_in(s, 1, 65_535).map(|n| n as i32),
-                || 2048,
-            )?,
-            access_log: parse_opt(flag("--access-logfile", &args.access_logfile), |s| {
-                parse::log_target(s, LogTarget::Stdout)
-            })?,
-            access_log_format: parse_or(
-                flag("--access-logformat", &args.access_logformat),
-                parse::access_log_format,
-                AccessLogFormat::default,
-            )?,
-            error_log: parse_or(
-                flag("--error-logfile", &args.error_logfile),
-                |s| parse::log_target(s, LogTarget::Stderr),
-                || LogTarget::Stderr,
-            )?,
-            log_level: parse_or(
-                flag("--log-level", &args.log_level).or_else(|| src.env("LOG_LEVEL")),
-                parse::log_level,
-                || LogLevel::Info,
-            )?,
-            pidfile: path_flag("--pid", &args.pid)?,
-            database: match path_flag("--database", &args.database)? {
-                Some(path) => path,
-                None => src
-                    .env("BLITZ_DB_PATH")
-                    .map_or_else(|| PathBuf::from(DEFAULT_DATABASE), |raw| raw.value.into()),
-            },
-            limit_request_line: parse_or(
-                flag("--limit-request-line", &args.limit_request_line),
-                |s| parse::usize_in(s, 0, 8190),
-                || 4094,
-            )?,
-            limit_request_fields: parse_or(
-                flag("--limit-request-fields", &args.limit_request_fields),
-                |s| parse::usize_in(s, 1, 32_768),
-                || 100,
-            )?,
-            limit_request_field_size: parse_or(
-                flag("--limit-request-field_size", &args.limit_request_field_size),
-                |s| parse::usize_in(s, 0, usize::MAX),
-                || 8190,
-            )?,
-            forwarded_allow_ips: parse_or(
-                flag("--forwarded-allow-ips", &args.forwarded_allow_ips)
-                    .or_else(|| src.env("FORWARDED_ALLOW_IPS")),
-                parse::trusted_proxies,
-                || {
-                    TrustedProxies::List(vec![
-                        IpAddr::V4(Ipv4Addr::LOCALHOST),
-                        IpAddr::V6(Ipv6Addr::LOCALHOST),
-                    ])
-                },
-            )?,
-            reuse_port: args.reuse_port,
-            env_file: path_flag("--env-file", &args.env_file)?,
-
-            environment: src
-                .env("FLASK_ENV")
-                .or_else(|| src.env("APP_ENV"))
-                .map_or_else(
-                    || "production".to_string(),
-                    |raw| raw.value.trim().to_string(),
-                ),
-            app_version: src
-                .env("APP_VERSION")
-                .map_or_else(|| "unknown".to_string(), |raw| raw.value.trim().to_string()),
-            enable_metrics: parse_or(src.env("ENABLE_METRICS"), parse::boolean, || false)?,
-            prometheus_multiproc_dir: src
-                .env("PROMETHEUS_MULTIPROC_DIR")
-                .map(|raw| raw.value.into()),
+            environment: src.value(&S::ENVIRONMENT)?,
+            app_version: src.value(&S::APP_VERSION)?,
+            enable_metrics: src.value(&S::ENABLE_METRICS)?,
+            prometheus_multiproc_dir: src.optional(&S::PROMETHEUS_MULTIPROC_DIR)?,
             rate_limit_redis_url,
-            redis_url,
+            redis_url: src.optional_or(&S::REDIS_URL, || fallback)?,
             rate_limits: RateLimits {
-                start: rate(&src, "RATE_LIMITS_START", 10)?,
-                stop: rate(&src, "RATE_LIMITS_STOP", 10)?,
-                recover: rate(&src, "RATE_LIMITS_RECOVER", 10)?,
-                status: rate(&src, "RATE_LIMITS_STATUS", 30)?,
-                global: rate(&src, "RATE_LIMITS_GLOBAL", 200)?,
+                start: src.value(&S::RATE_LIMITS_START)?,
+                stop: src.value(&S::RATE_LIMITS_STOP)?,
+                recover: src.value(&S::RATE_LIMITS_RECOVER)?,
+                status: src.value(&S::RATE_LIMITS_STATUS)?,
+                global: src.value(&S::RATE_LIMITS_GLOBAL)?,
             },
-            security_csp: parse_or(src.env("SECURITY_CSP"), parse::header_value, || {
-                DEFAULT_CSP.to_string()
-            })?,
-            max_request_bytes: parse_or(src.env("MAX_REQUEST_BYTES"), parse::size, || 1_048_576)?,
-            session_secure: parse_or(src.env("SESSION_SECURE"), parse::boolean, || false)?,
-            csrf_ssl_strict: parse_or(src.env("CSRF_SSL_STRICT"), parse::boolean, || false)?,
-            maintenance_mode_default: parse_or(
-                src.env("MAINTENANCE_MODE_DEFAULT"),
-                parse::boolean,
-                || false,
-            )?,
-            broadcast_banner: parse_or(
-                src.env("BROADCAST_BANNER"),
-                |s| parse::short_text(s, MAX_BANNER_CHARS),
-                String::new,
-            )?,
-            admin_email: parse_or(src.env("ADMIN_EMAIL"), parse::email, || {
-                "admin@admin.com".to_string()
-            })?,
-            admin_password: src
-                .env("ADMIN_PASSWORD")
-                .map(|raw| raw.parse_masked(parse::password, hide))
-                .transpose()?,
-            secret_key: src
-                .env("SECRET_KEY")
-                .map(|raw| raw.parse_masked(parse::secret_key, hide))
-                .transpose()?,
-            smtp_url: secret_url(src.env("SMTP_URL"), parse::smtp_url)?,
-            mail_from: parse_or(src.env("MAIL_FROM"), parse::mailbox, || {
-                "blitz@localhost".to_string()
-            })?,
-            public_url,
-            bot_tick_ms: parse_or(src.env("BOT_TICK_MS"), tick_ms, || 1000)?,
-            paper_tick_ms: parse_or(src.env("PAPER_TICK_MS"), tick_ms, || 1000)?,
-            paper_volatility: parse_or(
-                src.env("PAPER_VOLATILITY"),
-                parse::open_unit_fraction,
-                || 0.001,
-            )?,
-            paper_seed: parse_opt(src.env("PAPER_SEED"), |s| parse::uint_in(s, 0, u64::MAX))?,
-            telegram_api_url: parse_or(src.env("TELEGRAM_API_URL"), parse::http_url, || {
-                "https://api.telegram.org".to_string()
-            })?,
-            exchanges: load_exchanges(&src)?,
-        })
+            security_csp: src.value(&S::SECURITY_CSP)?,
+            max_request_bytes: src.value(&S::MAX_REQUEST_BYTES)?,
+            session_secure: src.value(&S::SESSION_SECURE)?,
+            csrf_ssl_strict: src.value(&S::CSRF_SSL_STRICT)?,
+            maintenance_mode_default: src.value(&S::MAINTENANCE_MODE_DEFAULT)?,
+            broadcast_banner: src.value(&S::BROADCAST_BANNER)?,
+            admin_email: src.value(&S::ADMIN_EMAIL)?,
+            admin_password: src.optional(&S::ADMIN_PASSWORD)?,
+            secret_key: src.optional(&S::SECRET_KEY)?,
+            smtp_url: src.optional(&S::SMTP_URL)?,
+            mail_from: src.value(&S::MAIL_FROM)?,
+            // binds[0] exists: load_binds returns the default or at least one item.
+            public_url: src.value_or(&S::PUBLIC_URL, || default_public_url(&binds[0]))?,
+            bot_tick_ms: src.value(&S::BOT_TICK_MS)?,
+            paper_tick_ms: src.value(&S::PAPER_TICK_MS)?,
+            paper_volatility: src.value(&S::PAPER_VOLATILITY)?,
+            paper_seed: src.optional(&S::PAPER_SEED)?,
+            telegram_api_url: src.value(&S::TELEGRAM_API_URL)?,
+            exchanges: RestSettings {
+                bybit_url: src.value(&S::BYBIT_BASE_URL)?,
+                bingx_url: src.value(&S::BINGX_BASE_URL)?,
+                timeout_ms: src.value(&S::EXCHANGE_TIMEOUT_MS)?,
+                recv_window_ms: src.value(&S::EXCHANGE_RECV_WINDOW_MS)?,
+            },
+            binds,
+            shown: Vec::new(),
+        };
+        config.shown = src.into_shown();
+        Ok(config)
     }
 
     /// Defaults only: no flags, empty environment. For unit tests elsewhere in the crate.
@@ -335,7 +216,7 @@ impl Config {
         Config::load(&ServeArgs::default(), &empty).expect("the defaults are valid")
     }
 
-    /// The directory holding the database; secret key and outbox live there (C1.2).
+    /// The directory holding the database; secret key and outbox live there.
     pub fn instance_dir(&self) -> &Path {
         match self.database.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -343,116 +224,28 @@ impl Config {
         }
     }
 
-    /// The effective configuration for `blitz check-config`: flag names for flags,
-    /// variable names for environment-only settings. Secrets are never shown: keys
-    /// and passwords print as `***`, URL passwords are replaced by `***`.
-    pub fn describe(&self) -> Vec<(&'static str, String)> {
-        let none = || "none".to_string();
-        let path = |p: &Option<PathBuf>| p.as_ref().map_or_else(none, |p| p.display().to_string());
-        let url = |u: &Option<String>| u.as_deref().map_or_else(none, parse::mask_url_password);
-        let secret = |set: bool| if set { "***" } else { "none" }.to_string();
-        let binds: Vec<String> = self.binds.iter().map(BindAddr::to_string).collect();
-        vec![
-            ("bind", binds.join(",")),
-            ("workers", self.workers.to_string()),
-            ("worker-class", self.worker_class.to_string()),
-            ("worker-connections", self.worker_connections.to_string()),
-            ("max-requests", self.max_requests.to_string()),
-            ("max-requests-jitter", self.max_requests_jitter.to_string()),
-            (
-                "max-worker-memory",
-                self.max_worker_memory
-                    .map_or_else(|| "off".to_string(), |b| format!("{} MB", b >> 20)),
-            ),
-            ("timeout", self.timeout.as_secs().to_string()),
-            (
-                "graceful-timeout",
-                self.graceful_timeout.as_secs().to_string(),
-            ),
-            ("keep-alive", self.keep_alive.as_secs().to_string()),
-            ("backlog", self.backlog.to_string()),
-            (
-                "access-logfile",
-                self.access_log
-                    .as_ref()
-                    .map_or_else(none, LogTarget::to_string),
-            ),
-            ("access-logformat", self.access_log_format.to_string()),
-            ("error-logfile", self.error_log.to_string()),
-            ("log-level", self.log_level.to_string()),
-            ("pid", path(&self.pidfile)),
-            ("database", self.database.display().to_string()),
-            ("limit-request-line", self.limit_request_line.to_string()),
-            (
-                "limit-request-fields",
-                self.limit_request_fields.to_string(),
-            ),
-            (
-                "limit-request-field_size",
-                self.limit_request_field_size.to_string(),
-            ),
-            ("forwarded-allow-ips", self.forwarded_allow_ips.to_string()),
-            ("reuse-port", self.reuse_port.to_string()),
-            ("env-file", path(&self.env_file)),
-            ("FLASK_ENV", self.environment.clone()),
-            ("APP_VERSION", self.app_version.clone()),
-            ("ENABLE_METRICS", self.enable_metrics.to_string()),
-            (
-                "PROMETHEUS_MULTIPROC_DIR",
-                path(&self.prometheus_multiproc_dir),
-            ),
-            ("RATE_LIMIT_REDIS_URL", url(&self.rate_limit_redis_url)),
-            ("REDIS_URL", url(&self.redis_url)),
-            ("RATE_LIMITS_START", self.rate_limits.start.to_string()),
-            ("RATE_LIMITS_STOP", self.rate_limits.stop.to_string()),
-            ("RATE_LIMITS_RECOVER", self.rate_limits.recover.to_string()),
-            ("RATE_LIMITS_STATUS", self.rate_limits.status.to_string()),
-            ("RATE_LIMITS_GLOBAL", self.rate_limits.global.to_string()),
-            ("SECURITY_CSP", self.security_csp.clone()),
-            ("MAX_REQUEST_BYTES", self.max_request_bytes.to_string()),
-            ("SESSION_SECURE", self.session_secure.to_string()),
-            ("CSRF_SSL_STRICT", self.csrf_ssl_strict.to_string()),
-            (
-                "MAINTENANCE_MODE_DEFAULT",
-                self.maintenance_mode_default.to_string(),
-            ),
-            ("BROADCAST_BANNER", self.broadcast_banner.clone()),
-            ("ADMIN_EMAIL", self.admin_email.clone()),
-            ("ADMIN_PASSWORD", secret(self.admin_password.is_some())),
-            ("SECRET_KEY", secret(self.secret_key.is_some())),
-            ("SMTP_URL", url(&self.smtp_url)),
-            ("MAIL_FROM", self.mail_from.clone()),
-            ("PUBLIC_URL", self.public_url.clone()),
-            ("BOT_TICK_MS", self.bot_tick_ms.to_string()),
-            ("PAPER_TICK_MS", self.paper_tick_ms.to_string()),
-            ("PAPER_VOLATILITY", self.paper_volatility.to_string()),
-            (
-                "PAPER_SEED",
-                self.paper_seed
-                    .map_or_else(|| "random".to_string(), |s| s.to_string()),
-            ),
-            ("TELEGRAM_API_URL", self.telegram_api_url.clone()),
-            ("BYBIT_BASE_URL", self.exchanges.bybit_url.clone()),
-            ("BINGX_BASE_URL", self.exchanges.bingx_url.clone()),
-            ("EXCHANGE_TIMEOUT_MS", self.exchanges.timeout_ms.to_string()),
-            (
-                "EXCHANGE_RECV_WINDOW_MS",
-                self.exchanges.recv_window_ms.to_string(),
-            ),
-        ]
+    /// The effective configuration for `blitz check-config`, one row per setting in
+    /// the order of `settings::ALL`: flag names for flags, variable names for
+    /// environment-only settings. Secrets print as `***`, URL passwords as `***`.
+    pub fn describe(&self) -> &[(&'static str, String)] {
+        &self.shown
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.describe()).finish()
+        f.debug_map()
+            .entries(self.shown.iter().map(|(k, v)| (k, v)))
+            .finish()
     }
 }
 
 /// `Config::load` over the process environment, with the `--env-file` (if given) on
 /// top. Call again on `SIGHUP` to re-read the file.
 pub fn load_from_env(args: &ServeArgs) -> Result<Config, ConfigError> {
-    let env = match &args.env_file {
+    // The flag alone says where the file is; read it the way `load` will.
+    let env_file = Source::new(args, &ProcessEnv).optional(&S::ENV_FILE)?;
+    let env = match &env_file {
         Some(path) => LayeredEnv::from_file(path)?,
         None => LayeredEnv::none(),
     };
@@ -462,160 +255,14 @@ pub fn load_from_env(args: &ServeArgs) -> Result<Config, ConfigError> {
 // ---------------------------------------------------------------------------
 // Loading helpers
 
-/// A setting's text and the flag or variable it came from, so errors can name it.
-struct Raw {
-    name: &'static str,
-    value: String,
-}
-
-impl Raw {
-    fn parse<T>(self, parser: impl FnOnce(&str) -> Result<T, Expected>) -> Result<T, ConfigError> {
-        self.parse_masked(parser, str::to_string)
-    }
-
-    /// As `parse`, but the error shows `mask(value)`: error messages end up in logs,
-    /// where secrets must never appear (C9.1).
-    fn parse_masked<T>(
-        self,
-        parser: impl FnOnce(&str) -> Result<T, Expected>,
-        mask: fn(&str) -> String,
-    ) -> Result<T, ConfigError> {
-        parser(&self.value).map_err(|expected| ConfigError::Invalid {
-            name: self.name,
-            value: mask(&self.value),
-            expected,
-        })
-    }
-}
-
-fn hide(_: &str) -> String {
-    "***".to_string()
-}
-
-struct Sources<'a> {
-    env: &'a dyn EnvLookup,
-}
-
-impl Sources<'_> {
-    /// A variable, if set to something other than blanks: systemd files often carry
-    /// `KEY=` lines meaning "not set".
-    fn env(&self, name: &'static str) -> Option<Raw> {
-        self.env
-            .get(name)
-            .filter(|value| !value.trim().is_empty())
-            .map(|value| Raw { name, value })
-    }
-}
-
-/// A flag's text. An empty flag value is not "unset" (unlike a variable): the operator
-/// typed it, so it is parsed and, for most settings, refused.
-fn flag(name: &'static str, value: &Option<String>) -> Option<Raw> {
-    value.as_ref().map(|value| Raw {
-        name,
-        value: value.clone(),
-    })
-}
-
-fn path_flag(name: &'static str, value: &Option<PathBuf>) -> Result<Option<PathBuf>, ConfigError> {
-    match value {
-        Some(path) if path.as_os_str().is_empty() => Err(ConfigError::Invalid {
-            name,
-            value: String::new(),
-            expected: Expected::new("a file path"),
-        }),
-        other => Ok(other.clone()),
-    }
-}
-
-fn parse_or<T>(
-    raw: Option<Raw>,
-    parser: impl FnOnce(&str) -> Result<T, Expected>,
-    default: impl FnOnce() -> T,
-) -> Result<T, ConfigError> {
-    match raw {
-        Some(raw) => raw.parse(parser),
-        None => Ok(default()),
-    }
-}
-
-fn parse_opt<T>(
-    raw: Option<Raw>,
-    parser: impl FnOnce(&str) -> Result<T, Expected>,
-) -> Result<Option<T>, ConfigError> {
-    raw.map(|raw| raw.parse(parser)).transpose()
-}
-
-/// An optional URL that may carry a password; the error shows it masked.
-fn secret_url(
-    raw: Option<Raw>,
-    parser: impl FnOnce(&str) -> Result<String, Expected>,
-) -> Result<Option<String>, ConfigError> {
-    raw.map(|raw| raw.parse_masked(parser, parse::mask_url_password))
-        .transpose()
-}
-
-fn rate(src: &Sources<'_>, name: &'static str, per_minute: u32) -> Result<Rate, ConfigError> {
-    parse_or(src.env(name), parse::rate, || Rate {
-        count: per_minute,
-        period: Duration::from_secs(60),
-    })
-}
-
-/// The real exchanges' endpoints (mainnet by default; a testnet or a local fake
-/// by setting the base URLs) and request limits.
-fn load_exchanges(src: &Sources<'_>) -> Result<crate::exchange::rest::RestSettings, ConfigError> {
-    let d = crate::exchange::rest::RestSettings::default();
-    Ok(crate::exchange::rest::RestSettings {
-        bybit_url: parse_or(src.env("BYBIT_BASE_URL"), parse::http_url, || d.bybit_url)?,
-        bingx_url: parse_or(src.env("BINGX_BASE_URL"), parse::http_url, || d.bingx_url)?,
-        timeout_ms: parse_or(
-            src.env("EXCHANGE_TIMEOUT_MS"),
-            |s| parse::uint_in(s, 500, 60_000),
-            || d.timeout_ms,
-        )?,
-        recv_window_ms: parse_or(
-            src.env("EXCHANGE_RECV_WINDOW_MS"),
-            |s| parse::uint_in(s, 1000, 60_000),
-            || d.recv_window_ms,
-        )?,
-    })
-}
-
-fn tick_ms(s: &str) -> Result<u64, Expected> {
-    parse::uint_in(s, MIN_TICK_MS, MAX_TICK_MS)
-}
-
 /// `--bind` flags if any, else `BLITZ_BIND`, else the default. The same address twice
 /// would fail at bind time with a less helpful EADDRINUSE, so it is refused here.
-fn load_binds(args: &ServeArgs, src: &Sources<'_>) -> Result<Vec<BindAddr>, ConfigError> {
-    let binds = if args.bind.is_empty() {
-        match src.env("BLITZ_BIND") {
-            Some(raw) => raw.parse(parse::bind_list)?,
-            None => vec![BindAddr::Tcp {
-                host: "127.0.0.1".to_string(),
-                port: 8000,
-            }],
-        }
-    } else {
-        args.bind
-            .iter()
-            .map(|value| {
-                Raw {
-                    name: "--bind",
-                    value: value.clone(),
-                }
-                .parse(parse::bind_addr)
-            })
-            .collect::<Result<Vec<_>, _>>()?
-    };
+fn load_binds(src: &mut Source<'_>) -> Result<Vec<BindAddr>, ConfigError> {
+    let binds = src.list(&S::BIND)?;
     for (i, bind) in binds.iter().enumerate() {
         if binds[..i].contains(bind) {
             return Err(ConfigError::Conflict {
-                name: if args.bind.is_empty() {
-                    "BLITZ_BIND"
-                } else {
-                    "--bind"
-                },
+                name: src.origin(&S::BIND.meta),
                 reason: format!("{bind} is given more than once"),
             });
         }
@@ -623,22 +270,11 @@ fn load_binds(args: &ServeArgs, src: &Sources<'_>) -> Result<Vec<BindAddr>, Conf
     Ok(binds)
 }
 
-fn load_worker_class(args: &ServeArgs) -> Result<WorkerClass, ConfigError> {
-    let Some(raw) = flag("--worker-class", &args.worker_class) else {
-        return Ok(WorkerClass::Sync);
-    };
-    parse::worker_class(&raw.value).map_err(|_| ConfigError::Unsupported {
-        name: raw.name,
-        value: raw.value,
-        reason: "only \"sync\" is supported",
-    })
-}
-
-/// One worker per CPU (the contract's default), within the allowed range.
+/// One worker per CPU, within the allowed range.
 fn default_workers() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .clamp(1, MAX_WORKERS)
+        .clamp(1, S::MAX_WORKERS)
 }
 
 fn default_public_url(first_bind: &BindAddr) -> String {
@@ -708,7 +344,7 @@ mod tests {
         let c = Config::for_tests();
         assert_eq!(c.binds, vec![tcp("127.0.0.1", 8000)]);
         assert_eq!(c.workers, default_workers());
-        assert!((1..=MAX_WORKERS).contains(&c.workers));
+        assert!((1..=S::MAX_WORKERS).contains(&c.workers));
         assert_eq!(c.worker_class, WorkerClass::Sync);
         assert_eq!(c.worker_connections, 1000);
         assert_eq!((c.max_requests, c.max_requests_jitter), (0, 0));
@@ -1087,29 +723,10 @@ mod tests {
             );
         }
         // clap refuses empty paths on the command line; built in code, they reach load.
-        let empty = || Some(PathBuf::new());
         let cases = [
-            (
-                "--pid",
-                ServeArgs {
-                    pid: empty(),
-                    ..ServeArgs::default()
-                },
-            ),
-            (
-                "--database",
-                ServeArgs {
-                    database: empty(),
-                    ..ServeArgs::default()
-                },
-            ),
-            (
-                "--env-file",
-                ServeArgs {
-                    env_file: empty(),
-                    ..ServeArgs::default()
-                },
-            ),
+            ("--pid", ServeArgs::default().with("pid", "")),
+            ("--database", ServeArgs::default().with("database", "")),
+            ("--env-file", ServeArgs::default().with("env-file", "")),
         ];
         for (flag, serve) in cases {
             let message = error_of(load(&serve, &[]));
@@ -1206,15 +823,12 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("blitz-config-test-{}.env", std::process::id()));
         std::fs::write(&path, "PAPER_SEED=7\n").unwrap();
-        let mut serve = ServeArgs {
-            env_file: Some(path.clone()),
-            ..ServeArgs::default()
-        };
+        let serve = ServeArgs::default().with("env-file", &path.to_string_lossy());
         let loaded = load_from_env(&serve);
         std::fs::remove_file(&path).unwrap();
         assert_eq!(loaded.unwrap().paper_seed, Some(7));
 
-        serve.env_file = Some("/nonexistent/blitz.env".into());
+        let serve = ServeArgs::default().with("env-file", "/nonexistent/blitz.env");
         assert!(matches!(
             load_from_env(&serve),
             Err(ConfigError::EnvFileRead { .. })
@@ -1231,13 +845,14 @@ mod tests {
             ("REDIS_URL", "redis://app:redis-pw@redis:6379/0"),
         ])
         .unwrap();
-        let rows: HashMap<&str, String> = c.describe().into_iter().collect();
+        let rows: HashMap<&str, String> =
+            c.describe().iter().map(|(k, v)| (*k, v.clone())).collect();
         assert_eq!(rows["ADMIN_PASSWORD"], "***");
         assert_eq!(rows["SECRET_KEY"], "***");
         assert_eq!(rows["SMTP_URL"], "smtp://mailer:***@mail:587");
         assert_eq!(rows["RATE_LIMIT_REDIS_URL"], "redis://:***@redis:6379/1");
         assert_eq!(rows["REDIS_URL"], "redis://app:***@redis:6379/0");
-        let all: String = c.describe().into_iter().map(|(_, v)| v).collect();
+        let all: String = c.describe().iter().map(|(_, v)| v.as_str()).collect();
         let debug = format!("{c:?}");
         assert!(debug.contains("\"SECRET_KEY\": \"***\""), "{debug}");
         for secret in ["correct horse", "cdcd", "smtp-pw", "limits-pw", "redis-pw"] {
@@ -1248,7 +863,8 @@ mod tests {
 
     #[test]
     fn describe_rows() {
-        let rows = load_env(&[]).unwrap().describe();
+        let c = load_env(&[]).unwrap();
+        let rows = c.describe();
         let mut names: Vec<&str> = rows.iter().map(|(name, _)| *name).collect();
         let value = |name: &str| {
             rows.iter()

@@ -436,7 +436,6 @@ pub fn trusted_proxies(s: &str) -> Result<TrustedProxies, Expected> {
 /// Not a general URL parser: percent-encoding is left alone.
 struct UrlParts<'a> {
     scheme: &'a str,
-    userinfo: Option<&'a str>,
     /// Path, query and fragment, starting with `/`, `?` or `#` when present.
     rest: &'a str,
 }
@@ -448,10 +447,7 @@ fn split_url(s: &str) -> Option<UrlParts<'_>> {
     let (scheme, after) = s.split_once("://")?;
     let end = after.find(['/', '?', '#']).unwrap_or(after.len());
     let (authority, rest) = after.split_at(end);
-    let (userinfo, host_port) = match authority.rsplit_once('@') {
-        Some((userinfo, host_port)) => (Some(userinfo), host_port),
-        None => (None, authority),
-    };
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
     let port = if let Some(bracketed) = host_port.strip_prefix('[') {
         let (v6, after) = bracketed.split_once(']')?;
         v6.parse::<Ipv6Addr>().ok()?;
@@ -472,11 +468,7 @@ fn split_url(s: &str) -> Option<UrlParts<'_>> {
     if let Some(port) = port {
         uint_in(port, 1, u64::from(u16::MAX)).ok()?;
     }
-    Some(UrlParts {
-        scheme,
-        userinfo,
-        rest,
-    })
+    Some(UrlParts { scheme, rest })
 }
 
 fn path_of(rest: &str) -> &str {
@@ -513,13 +505,19 @@ pub fn redis_url(s: &str) -> Result<String, Expected> {
     }
 }
 
+/// `SMTP_URL`, as lettre's `SmtpTransport::from_url` (what the mailer calls) reads it,
+/// and with a host, a non-zero port and no path.
 pub fn smtp_url(s: &str) -> Result<String, Expected> {
     let expected = || Expected::new("smtp://[USER:PASSWORD@]HOST[:PORT] or smtps://…");
     let t = s.trim();
-    let url = split_url(t).ok_or_else(expected)?;
-    let path_ok = matches!(path_of(url.rest), "" | "/");
+    let url = whole_url(t).ok_or_else(expected)?;
     // A query (`?tls=required`) is left to the mailer.
-    if (url.scheme == "smtp" || url.scheme == "smtps") && path_ok && !url.rest.contains('#') {
+    let shape_ok = matches!(url.scheme(), "smtp" | "smtps")
+        && url.host().is_some()
+        && url.port() != Some(0)
+        && matches!(url.path(), "" | "/")
+        && url.fragment().is_none();
+    if shape_ok && lettre::SmtpTransport::from_url(t).is_ok() {
         Ok(t.to_string())
     } else {
         Err(expected())
@@ -533,12 +531,28 @@ pub fn http_url(s: &str) -> Result<String, Expected> {
         Expected::new("http://HOST[:PORT][/PATH] or https://… (no credentials, query or fragment)")
     };
     let t = s.trim();
-    let url = split_url(t).ok_or_else(expected)?;
-    let scheme_ok = url.scheme == "http" || url.scheme == "https";
-    if !scheme_ok || url.userinfo.is_some() || url.rest.contains(['?', '#']) {
-        return Err(expected());
+    let url = whole_url(t).ok_or_else(expected)?;
+    let ok = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if ok {
+        Ok(t.trim_end_matches('/').to_string())
+    } else {
+        Err(expected())
     }
-    Ok(t.trim_end_matches('/').to_string())
+}
+
+/// An absolute URL as the `url` crate (which the HTTP and mail clients use) parses
+/// it. White space and control characters are refused rather than encoded or dropped
+/// as a browser would, since a setting with them is a typo.
+fn whole_url(t: &str) -> Option<url::Url> {
+    if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    url::Url::parse(t).ok()
 }
 
 /// Replaces the password in a URL with `***` for display: `redis://:pw@h` →
@@ -603,11 +617,12 @@ fn is_address_char(c: char) -> bool {
     !c.is_whitespace() && !c.is_control() && !"<>()[],;:\"\\@".contains(c)
 }
 
-/// A plain address: one `@`, a non-empty local part, and a domain that has a dot or
-/// is `localhost`. A sanity check, not RFC 5322.
+/// A plain address that lettre (which sends the mail) accepts, with one `@`, a
+/// non-empty local part, and a domain that has a dot or is `localhost`.
 pub fn email(s: &str) -> Result<String, Expected> {
     let expected = || Expected::new("an e-mail address like name@example.com");
     let t = s.trim();
+    t.parse::<lettre::Address>().map_err(|_| expected())?;
     let (local, domain) = t.split_once('@').ok_or_else(expected)?;
     let local_ok = !local.is_empty() && local.chars().all(is_address_char);
     let domain_ok = domain.chars().all(is_address_char)
@@ -628,15 +643,9 @@ pub fn mailbox(s: &str) -> Result<String, Expected> {
     if t.chars().any(char::is_control) {
         return Err(expected());
     }
-    match t.rsplit_once('<') {
-        Some((_name, addr)) => {
-            let addr = addr.strip_suffix('>').ok_or_else(expected)?;
-            email(addr).map_err(|_| expected())?;
-        }
-        None => {
-            email(t).map_err(|_| expected())?;
-        }
-    }
+    // What the mailer parses the sender with.
+    let mailbox: lettre::message::Mailbox = t.parse().map_err(|_| expected())?;
+    email(mailbox.email.as_ref()).map_err(|_| expected())?;
     Ok(t.to_string())
 }
 
@@ -666,11 +675,7 @@ pub fn secret_key(s: &str) -> Result<Vec<u8>, Expected> {
         if t.len() < 64 || !t.len().is_multiple_of(2) {
             return Err(expected());
         }
-        return Ok(t
-            .as_bytes()
-            .chunks_exact(2)
-            .map(|pair| (hex_value(pair[0]) << 4) | hex_value(pair[1]))
-            .collect());
+        return hex::decode(t).map_err(|_| expected());
     }
     let bytes = BASE64_STANDARD
         .decode(t)
@@ -680,15 +685,6 @@ pub fn secret_key(s: &str) -> Result<Vec<u8>, Expected> {
         Ok(bytes)
     } else {
         Err(expected())
-    }
-}
-
-/// The caller has checked `b` is a hex digit.
-fn hex_value(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'f' => b - b'a' + 10,
-        _ => b - b'A' + 10,
     }
 }
 

@@ -56,11 +56,7 @@ pub fn hmac_hex(secret: &str, message: &str) -> String {
         Err(_) => unreachable!("HMAC takes keys of any length"),
     };
     mac.update(message.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
 pub fn local_ms() -> i64 {

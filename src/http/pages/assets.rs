@@ -50,7 +50,7 @@ fn hashes() -> &'static [String; 6] {
     HASHES.get_or_init(|| {
         ASSETS.map(|a| {
             let digest = Sha256::digest(a.body);
-            digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+            hex::encode(&digest[..8])
         })
     })
 }
