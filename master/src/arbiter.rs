@@ -4,7 +4,9 @@
 //! Worker replacement is readiness-gated: a replacement is forked first, and the
 //! worker it replaces is asked to drain only once the replacement reports ready. At
 //! most one slot is in transition at a time, so reloads and max-requests recycling
-//! never reduce serving capacity and two workers never recycle together.
+//! never reduce serving capacity and two workers never recycle together. Those
+//! decisions are the pure [`crate::policy::plan`]; `manage` gathers its snapshot
+//! and carries out its actions.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -20,7 +22,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 use signal_hook::consts::signal::*;
 
 use crate::backoff::Backoff;
-use crate::child::Child;
+use crate::child::{Child, Life};
 pub use crate::child::{ExitReason, Role};
 use crate::clock;
 use crate::listener::{Address, Listener};
@@ -28,6 +30,7 @@ use crate::listener_set::ListenerSet;
 use crate::memory;
 use crate::notify::Notifier;
 use crate::pidfile::Pidfile;
+use crate::policy::{self, Action, SingletonView, Snapshot, WorkerView};
 use crate::proctitle;
 use crate::scoreboard::{Scoreboard, SlotHandle, SlotState, WORKER_SLOTS};
 use crate::signals::{self, SignalQueue};
@@ -485,12 +488,12 @@ impl<'a, A: App> Arbiter<'a, A> {
         }
         self.last_memory_check = Instant::now();
         for c in &mut self.children {
-            if c.role != Role::Worker || !c.serving() || !c.ready_seen || c.retire_wanted {
+            if c.role != Role::Worker || !c.serving() || c.life != (Life::Serving { retire: false })
+            {
                 continue;
             }
             match memory::rss_bytes(c.pid.as_raw()) {
-                Some(rss) if rss > limit => {
-                    c.retire_wanted = true;
+                Some(rss) if rss > limit && c.want_retire() => {
                     self.app.event(Event::MemoryRecycle {
                         number: c.number,
                         pid: c.pid.as_raw(),
@@ -552,7 +555,7 @@ impl<'a, A: App> Arbiter<'a, A> {
             for other in &mut self.children {
                 other.replaces.retain(|p| *p != pid);
             }
-            let expected = c.term_sent.is_some() || c.abort_sent.is_some();
+            let expected = c.life.ending();
             self.app.event(Event::Exited {
                 role: c.role,
                 number: c.number,
@@ -561,9 +564,7 @@ impl<'a, A: App> Arbiter<'a, A> {
                 reason,
                 expected,
             });
-            // Never ready and not asked to stop: a boot failure, including a boot
-            // that hung until `--timeout` killed it.
-            if !c.ready_seen && c.term_sent.is_none() {
+            if c.life.boot_failed() {
                 let retry_in = self.backoff_for(c.role).failed(Instant::now());
                 if c.role == Role::Worker {
                     self.boot_trouble = Some(format!(
@@ -589,12 +590,11 @@ impl<'a, A: App> Arbiter<'a, A> {
 
     fn notice_ready(&mut self) {
         for i in 0..self.children.len() {
-            let c = &self.children[i];
-            if c.ready_seen || c.slot.state() == SlotState::Booting {
+            let c = &mut self.children[i];
+            if c.slot.state() == SlotState::Booting || !c.mark_ready() {
                 continue;
             }
             let (role, number, pid) = (c.role, c.number, c.pid.as_raw());
-            self.children[i].ready_seen = true;
             self.backoff_for(role).succeeded();
             if role == Role::Worker {
                 self.boot_trouble = None;
@@ -620,166 +620,73 @@ impl<'a, A: App> Arbiter<'a, A> {
     }
 
     /// Brings the set of children to the target: singletons always present; workers
-    /// at `target`, replacing stale ones one at a time, readiness first.
+    /// at `target`, replacing stale ones one at a time, readiness first. What to do
+    /// is decided by [`policy::plan`]; this only gathers its input and carries it out.
     fn manage(&mut self) {
         let now = Instant::now();
-        for i in 0..self.settings.singletons.len() {
-            let present = self.children.iter().any(|c| c.role == Role::Singleton(i));
-            if !present && self.singleton_backoff[i].may_spawn(now) {
-                self.spawn(Role::Singleton(i), Vec::new(), Vec::new());
-            }
-        }
-        self.retire_replaced(now);
-        let gen = self.generation;
-        let workers = || {
-            self.children
-                .iter()
-                .filter(|c| c.role == Role::Worker && c.serving())
-        };
-        let stale = workers().filter(|c| c.stale(gen)).count();
-        let fresh = workers().filter(|c| !c.stale(gen)).count();
-        let fresh_ready = workers().filter(|c| !c.stale(gen) && c.ready_seen).count();
-        let booting = fresh - fresh_ready;
-        // A worker and the replacement taking over from it fill one place: a
-        // crash elsewhere during a replacement is still made good at once.
-        let being_replaced = workers()
-            .filter(|c| workers().any(|r| r.replaces.contains(&c.pid)))
-            .count();
-        let filled = fresh + stale - being_replaced;
-        let may_spawn = self.worker_backoff.may_spawn(now);
-        if filled < self.target {
-            if may_spawn {
-                for left in (1..=self.target - filled).rev() {
-                    let lanes = self.lanes_for_new(left);
-                    self.spawn(Role::Worker, lanes, Vec::new());
+        let actions = policy::plan(self.snapshot(now));
+        for action in actions {
+            match action {
+                Action::Spawn {
+                    role,
+                    lanes,
+                    replaces,
+                } => self.spawn(role, lanes, replaces),
+                Action::Stop(pid) => self.stop_worker(pid, now),
+                Action::Reloaded => {
+                    self.reloading = false;
+                    self.announced_ready = false;
+                    self.app.event(Event::Reloaded {
+                        generation: self.generation,
+                    });
                 }
             }
-        } else if booting > 0 {
-            // One slot in transition at a time: wait for it to become ready.
-        } else if stale > 0 {
-            if fresh_ready + stale > self.target {
-                self.shrink_one(|c| c.stale(gen), may_spawn);
-            } else if may_spawn {
-                self.replace_one_stale(gen);
-            }
-        } else if fresh > self.target {
-            self.shrink_one(|_| true, may_spawn);
-        }
-        if self.reloading && stale == 0 && booting == 0 {
-            self.reloading = false;
-            self.announced_ready = false;
-            self.app.event(Event::Reloaded { generation: gen });
         }
     }
 
-    /// A ready worker takes over from the workers it was spawned to replace.
-    fn retire_replaced(&mut self, now: Instant) {
-        let mut retire = Vec::new();
-        for c in &mut self.children {
-            // Only a replacement that is itself still serving takes over: one
-            // that was told to stop meanwhile (a second HUP) must not take the
-            // workers it was meant to replace down with it.
-            if c.ready_seen && c.serving() && !c.replaces.is_empty() {
-                retire.append(&mut c.replaces);
-            }
+    /// What the policy decides from: the workers in the order they were spawned
+    /// (ties go to the first), the singletons, the target and the back-offs.
+    fn snapshot(&self, now: Instant) -> Snapshot {
+        let workers = self
+            .children
+            .iter()
+            .filter(|c| c.role == Role::Worker)
+            .map(|c| WorkerView {
+                pid: c.pid,
+                number: c.number,
+                generation: c.generation,
+                ready: c.ready_seen(),
+                serving: c.serving(),
+                retire: c.retire_requested(),
+                lanes: c.lanes.clone(),
+                replaces: c.replaces.clone(),
+            })
+            .collect();
+        let singletons = (0..self.settings.singletons.len())
+            .map(|i| SingletonView {
+                present: self.children.iter().any(|c| c.role == Role::Singleton(i)),
+                may_spawn: self.singleton_backoff[i].may_spawn(now),
+            })
+            .collect();
+        Snapshot {
+            workers,
+            singletons,
+            generation: self.generation,
+            target: self.target,
+            lane_count: self.listeners.lane_count(),
+            workers_may_spawn: self.worker_backoff.may_spawn(now),
+            reloading: self.reloading,
         }
+    }
+
+    /// Asks a worker to drain; nobody waits to take over from it any more.
+    fn stop_worker(&mut self, pid: Pid, now: Instant) {
         for c in &mut self.children {
-            if retire.contains(&c.pid) {
+            c.replaces.retain(|p| *p != pid);
+            if c.pid == pid {
                 c.terminate(now);
             }
         }
-    }
-
-    /// Spawns the replacement of the highest-numbered stale worker; it accepts on
-    /// the same lanes and retires that worker once ready.
-    fn replace_one_stale(&mut self, gen: u64) {
-        let victim = self
-            .children
-            .iter()
-            .filter(|c| c.role == Role::Worker && c.serving() && c.stale(gen))
-            .max_by_key(|c| c.number)
-            .map(|c| (c.pid, c.lanes.clone()));
-        if let Some((pid, lanes)) = victim {
-            self.spawn(Role::Worker, lanes, vec![pid]);
-        }
-    }
-
-    /// One fewer serving worker among those matching `pick` (the highest-numbered).
-    /// A worker whose lanes nobody else serves is not simply stopped, which would
-    /// strand connections the kernel hashes to them: a worker taking its lanes and
-    /// a partner's is started first, and both retire when it is ready.
-    fn shrink_one(&mut self, pick: impl Fn(&Child) -> bool, may_spawn: bool) {
-        let now = Instant::now();
-        let Some(vi) = self
-            .children
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.role == Role::Worker && c.serving() && pick(c))
-            // A worker still booting goes first: stopping a ready one for it
-            // could leave nobody serving.
-            .max_by_key(|(_, c)| (!c.ready_seen, c.number))
-            .map(|(i, _)| i)
-        else {
-            return;
-        };
-        let victim_pid = self.children[vi].pid;
-        let others = |c: &&Child| c.role == Role::Worker && c.serving() && c.pid != victim_pid;
-        let orphaned: Vec<usize> = self.children[vi]
-            .lanes
-            .iter()
-            .copied()
-            .filter(|l| {
-                !self
-                    .children
-                    .iter()
-                    .filter(others)
-                    .any(|c| c.ready_seen && c.lanes.contains(l))
-            })
-            .collect();
-        // WINCH (no workers wanted): nothing is left to serve a lane anyway.
-        if orphaned.is_empty() || self.target == 0 {
-            self.children[vi].terminate(now);
-            return;
-        }
-        let partner = self
-            .children
-            .iter()
-            .filter(others)
-            .min_by_key(|c| (!pick(c), c.lanes.len()))
-            .map(|c| (c.pid, c.lanes.clone()));
-        if let (Some((pid, mut lanes)), true) = (partner, may_spawn) {
-            lanes.extend(orphaned);
-            lanes.sort_unstable();
-            lanes.dedup();
-            self.spawn(Role::Worker, lanes, vec![victim_pid, pid]);
-        }
-    }
-
-    /// Lanes for a worker spawned to add capacity, `left` spawns (this one
-    /// included) still to come: its share of the lanes nobody serves, or else the
-    /// least-served lane.
-    fn lanes_for_new(&self, left: usize) -> Vec<usize> {
-        let n = self.listeners.lane_count();
-        if n == 0 {
-            return Vec::new();
-        }
-        let mut served = vec![0usize; n];
-        for c in &self.children {
-            if c.role == Role::Worker && c.serving() {
-                for &l in &c.lanes {
-                    if let Some(s) = served.get_mut(l) {
-                        *s += 1;
-                    }
-                }
-            }
-        }
-        let idle: Vec<usize> = (0..n).filter(|&l| served[l] == 0).collect();
-        if idle.is_empty() {
-            let least = (0..n).min_by_key(|&l| served[l]).unwrap_or(0);
-            return vec![least];
-        }
-        let share = idle.len().div_ceil(left.max(1));
-        idle.into_iter().take(share).collect()
     }
 
     fn free_worker_number(&self) -> Option<usize> {
@@ -820,20 +727,15 @@ impl<'a, A: App> Arbiter<'a, A> {
             Ok(ForkResult::Child) => self.become_child(role, number, slot, &lanes),
             Ok(ForkResult::Parent { child }) => {
                 slot.set_pid(child.as_raw());
-                self.children.push(Child {
-                    pid: child,
+                self.children.push(Child::new(
+                    child,
                     role,
                     number,
                     slot,
-                    generation: self.generation,
-                    ready_seen: false,
-                    term_sent: None,
-                    abort_sent: None,
-                    kill_sent: false,
+                    self.generation,
                     lanes,
                     replaces,
-                    retire_wanted: false,
-                });
+                ));
                 self.app.event(Event::Spawned {
                     role,
                     number,
@@ -902,7 +804,7 @@ impl<'a, A: App> Arbiter<'a, A> {
         let ready = self
             .children
             .iter()
-            .filter(|c| c.role == Role::Worker && c.serving() && c.ready_seen)
+            .filter(|c| c.role == Role::Worker && c.serving() && c.ready_seen())
             .count();
         let mut status = format!(
             "{ready} of {} workers ready, generation {}{}",
@@ -1030,8 +932,7 @@ impl<'a, A: App> Arbiter<'a, A> {
 
     fn signal_all(&mut self, sig: Signal, now: Instant) {
         for c in &mut self.children {
-            c.term_sent.get_or_insert(now);
-            c.signal(sig);
+            c.stop_with(sig, now);
         }
     }
 }

@@ -15,6 +15,7 @@ mod listener_set;
 mod memory;
 pub mod notify;
 mod pidfile;
+mod policy;
 pub mod proctitle;
 mod scoreboard;
 mod signals;

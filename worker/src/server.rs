@@ -77,7 +77,8 @@ pub fn serve<H: Handler, L: Lifecycle>(
     handler: &mut H,
     life: &mut L,
 ) -> Result<(), ServeError> {
-    let mut server = Server::new(listeners, limits, heartbeat_every, handler, life)?;
+    let signals = WorkerSignals::install()?;
+    let mut server = Server::new(listeners, limits, heartbeat_every, handler, life, signals)?;
     server.run()
 }
 
@@ -109,9 +110,9 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
         heartbeat_every: Duration,
         handler: &'a mut H,
         life: &'a mut L,
+        mut signals: WorkerSignals,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let mut signals = WorkerSignals::install()?;
         poll.registry()
             .register(&mut signals.wake, SIGNAL, Interest::READABLE)?;
         let mut mio_listeners = Vec::new();
@@ -152,67 +153,68 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
 
     fn run(&mut self) -> Result<(), ServeError> {
         let mut events = Events::with_capacity(1024);
-        let mut woken: Vec<(Token, bool, bool, bool)> = Vec::with_capacity(1024);
+        let mut woken = Vec::with_capacity(1024);
         self.life.ready();
-        loop {
-            let busy = !self.ready.is_empty() || (self.accept_pending && self.accepting);
-            let idle_wait = self.heartbeat_every.min(SWEEP_EVERY * 5);
-            let timeout = if busy { Duration::ZERO } else { idle_wait };
-            self.handler.flush();
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e.into());
-                }
-            }
-            self.now = Instant::now();
-            self.life.heartbeat();
-            // Signals first: a TERM must set `draining` before anything else is
-            // accepted or answered in this turn.
-            if self.signals.any() && self.on_signals() {
-                return Ok(());
-            }
-            woken.clear();
-            woken.extend(events.iter().map(|e| {
-                (
-                    e.token(),
-                    e.is_readable() || e.is_read_closed() || e.is_error(),
-                    e.is_writable(),
-                    e.is_read_closed(),
-                )
-            }));
-            for &(token, readable, writable, peer_closed) in &woken {
-                match token {
-                    SIGNAL => {
-                        if self.on_signals() {
-                            return Ok(());
-                        }
-                    }
-                    Token(t) if t >= LISTENER_BASE => self.accept_pending = true,
-                    Token(i) => {
-                        if peer_closed {
-                            if let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) {
-                                c.peer_closed = true;
-                            }
-                        }
-                        self.on_conn_event(i, readable, writable)
-                    }
-                }
-            }
-            if self.accept_pending && self.accepting {
-                self.accept(1);
-            }
-            for _ in 0..self.ready.len() {
-                if let Some(i) = self.ready.pop_front() {
-                    self.on_conn_event(i, false, false);
-                }
-            }
-            if self.now.duration_since(self.last_sweep) >= SWEEP_EVERY {
-                self.sweep();
-            }
-            if self.draining && self.live == 0 {
-                return Ok(());
+        while !self.turn(&mut events, &mut woken)? {}
+        Ok(())
+    }
+
+    /// One turn of the loop: wait for events (not at all while work is queued),
+    /// handle them, serve what is ready. Returns true once the worker is done.
+    fn turn(&mut self, events: &mut Events, woken: &mut Vec<Woken>) -> Result<bool, ServeError> {
+        let busy = !self.ready.is_empty() || (self.accept_pending && self.accepting);
+        let idle_wait = self.heartbeat_every.min(SWEEP_EVERY * 5);
+        let timeout = if busy { Duration::ZERO } else { idle_wait };
+        self.handler.flush();
+        if let Err(e) = self.poll.poll(events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e.into());
             }
         }
+        self.now = Instant::now();
+        self.life.heartbeat();
+        // Signals first: a TERM must set `draining` before anything else is
+        // accepted or answered in this turn.
+        if self.signals.any() && self.on_signals() {
+            return Ok(true);
+        }
+        woken.clear();
+        woken.extend(events.iter().map(|e| Woken {
+            token: e.token(),
+            readable: e.is_readable() || e.is_read_closed() || e.is_error(),
+            writable: e.is_writable(),
+            peer_closed: e.is_read_closed(),
+        }));
+        for w in woken.iter() {
+            match w.token {
+                SIGNAL => {
+                    if self.on_signals() {
+                        return Ok(true);
+                    }
+                }
+                Token(t) if t >= LISTENER_BASE => self.accept_pending = true,
+                Token(i) => {
+                    if w.peer_closed {
+                        if let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) {
+                            c.peer_closed = true;
+                        }
+                    }
+                    self.on_conn_event(i, w.readable, w.writable)
+                }
+            }
+        }
+        if self.accept_pending && self.accepting {
+            self.accept(1);
+        }
+        for _ in 0..self.ready.len() {
+            if let Some(i) = self.ready.pop_front() {
+                self.on_conn_event(i, false, false);
+            }
+        }
+        if self.now.duration_since(self.last_sweep) >= SWEEP_EVERY {
+            self.sweep();
+        }
+        Ok(self.draining && self.live == 0)
     }
 
     /// Returns true when the worker must stop at once.
@@ -465,6 +467,14 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
     }
 }
 
+/// What one readiness event said about one token.
+struct Woken {
+    token: Token,
+    readable: bool,
+    writable: bool,
+    peer_closed: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     /// Not a whole request yet.
@@ -613,3 +623,6 @@ fn reject<H: Handler>(
     *close_after_write = true;
     Step::Rejected
 }
+
+#[cfg(test)]
+mod tests;

@@ -47,6 +47,26 @@ impl WorkerSignals {
         })
     }
 
+    /// Flags and a wake-up pair with no process-wide handler behind them, for
+    /// driving the event loop inside a test process.
+    #[cfg(test)]
+    pub fn inert() -> io::Result<WorkerSignals> {
+        let (read, _write) = std::os::unix::net::UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        Ok(WorkerSignals {
+            wake: UnixStream::from_std(read),
+            drain: Arc::default(),
+            quit: Arc::default(),
+            reopen: Arc::default(),
+        })
+    }
+
+    /// What SIGTERM's handler does.
+    #[cfg(test)]
+    pub fn raise_drain(&self) {
+        self.drain.store(true, Ordering::Release);
+    }
+
     /// Cheap check (three atomic loads) done every loop turn: a signal may have
     /// arrived while poll was interrupted, before its wake-up byte is seen.
     pub fn any(&self) -> bool {
