@@ -1,8 +1,8 @@
-//! The server's configuration: flags (C1.1) over environment (C1.2) over defaults.
+//! The server's configuration: flags over environment over defaults (README, Flags).
 //!
 //! `Config::load` is the only place that decides what a setting's value is. It either
 //! returns a complete, validated `Config` or the first error, so a bad configuration
-//! never starts a half-working server (C1). Nothing here reads files other than the
+//! never starts a half-working server. Nothing here reads files other than the
 //! env file, opens sockets or resolves names: `check-config` must be side-effect free.
 
 pub mod cli;
@@ -39,7 +39,7 @@ const MIN_TICK_MS: u64 = 10;
 const MAX_TICK_MS: u64 = 86_400_000;
 const MAX_BANNER_CHARS: usize = 500;
 
-/// Per-user limits (start, stop, recover, status) and the all-users ceiling (C6.1).
+/// Per-user limits (start, stop, recover, status) and the all-users ceiling per group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimits {
     pub start: Rate,
@@ -55,7 +55,7 @@ pub struct RateLimits {
 /// cannot leak the admin password, the secret key or URL passwords.
 #[derive(Clone)]
 pub struct Config {
-    // --- serve flags (C1.1); env fallbacks noted where they exist
+    // --- serve flags; env fallbacks noted where they exist
     /// `--bind` (repeatable) / `BLITZ_BIND`. Never empty.
     pub binds: Vec<BindAddr>,
     /// `--workers` / `WEB_CONCURRENCY`, 1..=256.
@@ -95,7 +95,7 @@ pub struct Config {
     pub reuse_port: bool,
     pub env_file: Option<PathBuf>,
 
-    // --- environment only (C1.2)
+    // --- environment only
     /// `FLASK_ENV`, else `APP_ENV`.
     pub environment: String,
     pub app_version: String,
@@ -335,7 +335,7 @@ impl Config {
         Config::load(&ServeArgs::default(), &empty).expect("the defaults are valid")
     }
 
-    /// The directory holding the database; secret key and outbox live there (C1.2).
+    /// The directory holding the database; secret key and outbox live there.
     pub fn instance_dir(&self) -> &Path {
         match self.database.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -474,7 +474,7 @@ impl Raw {
     }
 
     /// As `parse`, but the error shows `mask(value)`: error messages end up in logs,
-    /// where secrets must never appear (C9.1).
+    /// where secrets must never appear.
     fn parse_masked<T>(
         self,
         parser: impl FnOnce(&str) -> Result<T, Expected>,
@@ -634,7 +634,7 @@ fn load_worker_class(args: &ServeArgs) -> Result<WorkerClass, ConfigError> {
     })
 }
 
-/// One worker per CPU (the contract's default), within the allowed range.
+/// One worker per CPU (the documented default), within the allowed range.
 fn default_workers() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
