@@ -1,7 +1,7 @@
 -- Accounts, sessions, API tokens, mail, settings and the bot tables.
 -- Timestamps are Unix seconds (UTC) unless the column name says `_ms`.
 
--- The table is called `user` so that the operations guide's
+-- The table is called `user` so that operators' familiar
 -- `EXPLAIN QUERY PLAN SELECT * FROM user WHERE email = ?` works as written.
 -- `email` is unique through idx_users_email (not an inline UNIQUE, whose automatic
 -- index the planner could prefer) and always stored lower-case.
@@ -16,7 +16,7 @@ CREATE TABLE user (
     verification_token    TEXT,
     verification_expires  INTEGER,
     created_at            INTEGER NOT NULL,
-    -- Bot configuration (C4.5). New users get a working paper configuration.
+    -- Bot configuration (docs/bots.md). New users get a working paper configuration.
     exchange              TEXT    NOT NULL DEFAULT 'paper',
     symbol                TEXT    NOT NULL DEFAULT 'BTC/USDT',
     side                  TEXT    NOT NULL DEFAULT 'long',

@@ -1,7 +1,8 @@
--- The built-in paper exchange (C5.2): simulated markets, balances, leverage, orders
+-- The built-in paper exchange: simulated markets, balances, leverage, orders
 -- and hedge-mode positions, written through on every change so that a restart of
 -- the bot runner resumes exactly where it stopped.
 -- Timestamps are Unix milliseconds; amounts are USDT, quantities base-asset units.
+-- See docs/bots.md, Exchanges.
 
 -- One row per symbol that ever was asked for. `step_no` counts random-walk steps, so
 -- a restart continues the same seeded price sequence; `updated_ms` is the time the
@@ -28,7 +29,7 @@ CREATE TABLE paper_leverage (
 );
 
 -- Every order ever accepted: client ids stay unique per account forever, which is
--- what makes the bots' deterministic ids (C5.3) safe to retry.
+-- what makes the bots' deterministic ids (docs/bots.md, Client order ids) safe to retry.
 CREATE TABLE paper_orders (
     id              INTEGER PRIMARY KEY,
     user_id         INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,

@@ -1,4 +1,4 @@
--- The bot runner's bookkeeping (C5.4): what the strategy needs to find its orders
+-- The bot runner's bookkeeping (docs/bots.md): what the strategy needs to find its orders
 -- again after a restart, and the last position it saw (for GET /api/bot/status).
 ALTER TABLE user_bots ADD COLUMN tp_n INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE user_bots ADD COLUMN sl_n INTEGER NOT NULL DEFAULT 0;

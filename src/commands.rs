@@ -1,4 +1,4 @@
-//! The commands of the `blitz` binary (C1). Each returns the process exit code:
+//! The commands of the `blitz` binary (README). Each returns the process exit code:
 //! 0 ok, 1 runtime failure, 2 bad usage or invalid configuration.
 
 use std::io::BufRead;
@@ -204,7 +204,7 @@ fn account_failure(e: AccountError) -> i32 {
     }
 }
 
-/// `blitz loadtest` (C12).
+/// `blitz loadtest` (docs/operations.md, Load test).
 pub fn loadtest(args: crate::config::LoadtestArgs) -> i32 {
     crate::loadtest::run(crate::loadtest::Options {
         url: args.url,

@@ -1,4 +1,4 @@
-//! C4.6 against the real binary and a real SQLite file: registration and
+//! Accounts against the real binary and a real SQLite file: registration and
 //! verification, login and the session cookie, CSRF, the failed-login limit across
 //! workers, logout, password change, forgot/reset, API tokens and the admin flags.
 
@@ -652,7 +652,7 @@ fn logins_do_not_grow_worker_memory() {
     assert!(rss_kb < 48 * 1024, "worker RSS {rss_kb} kB after 30 logins");
 }
 
-/// C8: operators can inspect and compact the database while the server runs.
+/// Operators can inspect and compact the database while the server runs.
 #[test]
 fn sqlite3_schema_and_vacuum_work_while_serving() {
     let s = server();

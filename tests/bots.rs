@@ -1,4 +1,4 @@
-//! C4.4, C4.5, C5 against the real binary: the bot runner answers start / stop /
+//! Bots against the real binary: the bot runner answers start / stop /
 //! recover with real outcomes, every worker reports the same status, the strategy
 //! trades on the paper exchange, and restarts re-adopt orders instead of
 //! duplicating them.
@@ -163,7 +163,7 @@ fn sixteen_concurrent_starts_make_one_bot() {
     let results: Vec<(u16, Value, Option<String>)> =
         threads.into_iter().map(|t| t.join().unwrap()).collect();
     let started = results.iter().filter(|r| r.0 == 200).count();
-    // The rest either met the per-user guard (C6.2) or arrived after the start.
+    // The rest either met the per-user guard or arrived after the start.
     let busy = json!({"success": false, "retry_after": 30,
         "message": "Bot operation already in progress for this user. Please wait."});
     let guarded = results
@@ -180,7 +180,7 @@ fn sixteen_concurrent_starts_make_one_bot() {
         "16 simultaneous starts meet the guard: {results:?}"
     );
     assert_eq!(entries(&s, u.id), 1, "one entry order on the exchange");
-    // Every order was recorded as sent before it was sent (C5.3 idempotency).
+    // Every order was recorded as sent before it was sent (idempotent client ids).
     let sent = count(
         &s,
         &format!(

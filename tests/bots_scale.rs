@@ -1,4 +1,4 @@
-//! C11's bot scale: 5,000 running paper bots in one runner. Ignored by default (it
+//! The bot scale target: 5,000 running paper bots in one runner. Ignored by default (it
 //! takes minutes in a debug build); run it with
 //! `cargo test --release --test bots_scale -- --ignored --nocapture`.
 //! It prints the runner's CPU and memory; in a release build it also holds them to

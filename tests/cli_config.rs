@@ -1,4 +1,4 @@
-//! C1: commands, flags and environment validation, through the real binary.
+//! Commands, flags and environment validation, through the real binary.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! C6 against the real binary, for both backends: exact rate limits across workers
+//! Coordination, against the binary, for both backends: exact rate limits across workers
 //! and instances, the per-user guard, and the fallback from Redis to the local
 //! tables when Redis is unreachable or dies mid-run.
 
@@ -58,7 +58,7 @@ fn num(r: &Resp, name: &str) -> i64 {
         .unwrap()
 }
 
-/// The 429 of C6.1, exactly: body, `Retry-After` equal to `retry_after`, headers.
+/// The rate limit's 429, exactly: body, `Retry-After` equal to `retry_after`, headers.
 fn assert_limited(r: &Resp, limit: i64) {
     assert_eq!(r.status, 429, "{}", r.text());
     let body = r.json();

@@ -1,4 +1,4 @@
-//! C5.2, C5.3 for the real-exchange adapters, against local fakes of Bybit v5 and
+//! The real-exchange adapters and idempotent orders, against local fakes of Bybit v5 and
 //! BingX swap that check every request's signature, timestamp and parameters as
 //! the exchanges document them (tests/common/fake_*.rs). The real binary trades
 //! a full cycle on each, re-adopts its orders after a runner kill and a service
@@ -394,7 +394,7 @@ fn bingx_errors_reach_last_error() {
     errors_are_reported(&Venue::bingx());
 }
 
-/// C5.4: a real exchange that accepts connections and never answers holds only
+/// Isolation: a real exchange that accepts connections and never answers holds only
 /// its own threads. Six Bybit bots keep failing to resume against it (each try
 /// waits out the timeout) while a paper bot on a fast, volatile market must still
 /// trade whole cycles.

@@ -1,4 +1,4 @@
-//! C3 and C4.1 against the real binary: health shapes, headers on every response,
+//! HTTP and health against the real binary: health shapes, headers on every response,
 //! every protocol limit, malformed requests, keep-alive and fairness.
 
 mod common;

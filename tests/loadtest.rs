@@ -1,4 +1,4 @@
-//! C12 against the real binary: `blitz loadtest` makes its users, drives a running
+//! Load test against the binary: `blitz loadtest` makes its users, drives a running
 //! server and reports every endpoint; bad options are refused.
 
 mod common;

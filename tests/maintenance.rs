@@ -1,4 +1,4 @@
-//! C4.3 against the real binary: maintenance mode and the banner, seen by every
+//! Maintenance against the real binary: maintenance mode and the banner, seen by every
 //! worker at once, persisted, seeded from the environment only once, and the 503
 //! rule for non-admin bot commands.
 

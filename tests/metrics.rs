@@ -1,4 +1,4 @@
-//! C4.2 against the real binary: families and types, exact counts across workers
+//! Metrics against the real binary: families and types, exact counts across workers
 //! and recycling, route templates, `promtool check metrics`, the switch, and the
 //! segment file of `PROMETHEUS_MULTIPROC_DIR`.
 

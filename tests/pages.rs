@@ -1,4 +1,4 @@
-//! The HTML pages (C7) over HTTP with the real binary: status codes, redirects to
+//! The HTML pages over HTTP with the real binary: status codes, redirects to
 //! `/login`, admin-only pages, CSRF tokens in every form, the notice on every page,
 //! static assets with cache headers, security headers and HTML error pages.
 
@@ -147,7 +147,7 @@ fn anonymous_visits_go_to_login_and_public_pages_render() {
         400,
         "Link invalid or expired",
     );
-    // Every page, errors included, carries the security headers of C3.
+    // Every page, errors included, carries the security headers.
     let r = page(&s, None, "/login");
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));

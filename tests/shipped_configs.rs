@@ -1,4 +1,4 @@
-//! C10: the shipped files work as shipped. nginx (`nginx -t`, then a real proxy in
+//! The shipped files work as shipped. nginx (`nginx -t`, then a real proxy in
 //! front of blitz), Prometheus (`promtool check config` / `check rules`), systemd
 //! (`systemd-analyze verify`), logrotate, the example environment file, and that
 //! every metric the dashboard and the alerts query is one blitz exports.
@@ -239,7 +239,7 @@ fn dashboard_and_alerts_query_only_metrics_blitz_exports() {
         .map(|t| t["expr"].as_str().unwrap().to_string())
         .collect();
     assert!(exprs.len() >= 10, "dashboard queries: {exprs:?}");
-    // The guide's five queries are on the dashboard.
+    // The five standard queries are on the dashboard.
     for q in [
         "rate(http_requests_total[5m])",
         "histogram_quantile(0.95",

@@ -1,4 +1,4 @@
-//! C2 against the real binary: process titles, respawn, TTIN/TTOU, max-requests
+//! Supervision against the real binary: process titles, respawn, TTIN/TTOU, max-requests
 //! recycling, HUP and TERM under load, `--timeout`, pidfile, log reopening.
 
 mod common;

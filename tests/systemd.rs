@@ -1,4 +1,4 @@
-//! C2.3: `Type=notify` messages and socket activation through `LISTEN_FDS`.
+//! systemd: `Type=notify` messages and socket activation through `LISTEN_FDS`.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! C2 / C11 fault scenarios under load, against the real binary: binary upgrade
+//! Zero-downtime fault scenarios under load, against the real binary: binary upgrade
 //! (USR2 then TERM of the old master), repeated and slow reloads, a release that
 //! never becomes ready, `--reuse-port` lanes under recycling and TTOU/TTIN, and
 //! memory-based recycling. Every request's outcome is counted; each test prints a

@@ -80,7 +80,7 @@ impl SignalQueue {
     /// In a freshly forked child: drop the master's actions (so a signal to the child
     /// no longer wakes the master) and close the pipe ends. signal-hook's low-level
     /// handler stays installed with no actions, which makes the master-only signals
-    /// (HUP, TTIN, TTOU, WINCH, USR2) no-ops in children, as C2.1 requires; the child
+    /// (HUP, TTIN, TTOU, WINCH, USR2) no-ops in children, as they must be; the child
     /// registers its own actions for the signals it handles.
     pub fn forget_in_child(self) {
         for id in self.ids {

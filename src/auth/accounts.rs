@@ -1,4 +1,4 @@
-//! The account operations of C4.6, independent of HTTP: each takes a connection and
+//! The account operations, independent of HTTP: each takes a connection and
 //! plain inputs and returns a typed outcome; `crate::http` maps them to responses.
 
 use std::collections::BTreeMap;
@@ -215,7 +215,7 @@ pub fn change_password(
     Ok(())
 }
 
-/// Queues a reset mail if the account exists; says nothing either way (C4.6).
+/// Queues a reset mail if the account exists; says nothing either way.
 pub fn forgot(conn: &mut Connection, email: &str, public_url: &str) -> Result<(), AccountError> {
     let Some(email) = normalize_email(email) else {
         return Ok(());

@@ -1,4 +1,4 @@
-//! The first admin (C1.2): created by the master on start when no account has the
+//! The first admin: created by the master on start when no account has the
 //! admin role. There is no built-in password: `ADMIN_PASSWORD` or a generated one,
 //! which is logged exactly once, at creation.
 

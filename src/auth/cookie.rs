@@ -1,4 +1,4 @@
-//! The `blitz_session` cookie (C4.6): reading it from requests, writing `Set-Cookie`.
+//! The `blitz_session` cookie: reading it from requests, writing `Set-Cookie`.
 
 pub const NAME: &str = "blitz_session";
 /// 24 hours, the session lifetime.

@@ -1,5 +1,6 @@
-//! CSRF (C4.6): the session's token, handed out masked, and the strict-mode
+//! CSRF: the session's token, handed out masked, and the strict-mode
 //! Origin/Referer check for HTTPS.
+//! See docs/http-api.md, Sessions and CSRF.
 //!
 //! Each session has one secret token. Clients receive it XOR-masked with fresh random
 //! bytes (`mask || token ^ mask`), so every response carries a different-looking value

@@ -1,5 +1,5 @@
-//! Failed-login limiting (C4.6): at most 5 failed attempts per minute per e-mail and
-//! per client IP, on the coordination backend (C6), so every worker and, with Redis,
+//! Failed-login limiting: at most 5 failed attempts per minute per e-mail and
+//! per client IP, on the coordination backend, so every worker and, with Redis,
 //! every instance counts together.
 //!
 //! Each attempt takes a place in both windows before the password is checked, so

@@ -1,5 +1,6 @@
-//! Accounts and authentication (C4.6): passwords, sessions, API tokens, CSRF, the
+//! Accounts and authentication: passwords, sessions, API tokens, CSRF, the
 //! failed-login limit, and the request's identity.
+//! See docs/http-api.md, Accounts.
 
 pub mod accounts;
 pub mod admin_seed;

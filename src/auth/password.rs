@@ -50,7 +50,7 @@ pub fn verify_dummy(password: &str) {
     let _ = verify(password, stored);
 }
 
-/// The C4.6 length rule; the error is the message for the field.
+/// The length rule (at least 8 characters); the error is the message for the field.
 pub fn check_new(password: &str) -> Result<(), &'static str> {
     let n = password.chars().count();
     if n < MIN_LEN {

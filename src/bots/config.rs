@@ -1,5 +1,6 @@
-//! A user's bot configuration (C4.5): what is stored on the `user` row, how a partial
+//! A user's bot configuration: what is stored on the `user` row, how a partial
 //! update is validated field by field, and how it is shown (secrets masked).
+//! See docs/bots.md, Configuration.
 
 use std::collections::BTreeMap;
 
@@ -127,7 +128,7 @@ pub fn save(conn: &Connection, id: i64, c: &BotConfig) -> Result<(), StoreError>
 }
 
 impl StoredConfig {
-    /// The C4.5 shape: secrets appear only as `***abcd` and booleans.
+    /// The API's shape: secrets appear only as `***abcd` and booleans.
     pub fn to_json(&self) -> Value {
         let c = &self.config;
         json!({
@@ -352,7 +353,7 @@ fn grids(v: &Value) -> Result<Vec<Grid>, String> {
                 ));
             };
             match gap {
-                // The entry's gap is ignored (C4.5), so any number, or none, will do.
+                // The entry (a market order) has no gap, so any number, or none, will do.
                 _ if i == 0 => Ok(Grid {
                     amount,
                     gap: gap.unwrap_or(0.0),

@@ -1,4 +1,4 @@
-//! One bot's state machine (C5.1, C5.3): each step reads the exchange, compares it
+//! One bot's state machine (docs/bots.md): each step reads the exchange, compares it
 //! with what the ladder wants, and places or cancels only the difference. Because
 //! every order has a deterministic client id and the placement counters are
 //! journalled *before* an order is placed, a step can be interrupted anywhere (kill
@@ -23,7 +23,7 @@ pub enum Mode {
     Recover,
 }
 
-/// How a stop treats the exchange (C4.4).
+/// How a stop treats the exchange (docs/bots.md, Stop modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopMode {
     Keep,
@@ -163,7 +163,7 @@ impl Engine {
         self.cfg.side
     }
 
-    /// Checks that the entry can be placed at all (C5.1: an entry below the market
+    /// Checks that the entry can be placed at all (an entry below the market
     /// minimum stops the bot with a clear error). Called by start before anything is
     /// placed.
     pub fn check_entry(&self, price: f64) -> Result<f64, String> {
@@ -249,7 +249,7 @@ impl Engine {
         Ok(Verdict::Continue)
     }
 
-    /// C5.1 §5: an order on our symbol that we did not place, created after we
+    /// Safety stop: an order on our symbol that we did not place, created after we
     /// started, stops the bot and touches nothing.
     fn safety_check(
         &self,
@@ -460,7 +460,7 @@ impl Engine {
     }
 
     /// Places every ladder leg the cycle never placed. A leg that exists in any state
-    /// (open, filled, cancelled) is never placed again (C5.3).
+    /// (open, filled, cancelled) is never placed again: its client id is taken.
     fn ensure_legs(
         &mut self,
         s: &mut Step<'_>,
@@ -634,7 +634,7 @@ impl Engine {
     }
 
     /// The position is flat: record the cycle from its orders' fills, clean up, and
-    /// move on (C5.1 §4). `reason` names a stop that closed it.
+    /// move on to the next cycle or stop. `reason` names a stop that closed it.
     fn close_cycle(
         &mut self,
         s: &mut Step<'_>,
@@ -743,7 +743,7 @@ impl Engine {
         v
     }
 
-    /// Applies a stop mode (C4.4) to the exchange.
+    /// Applies a stop mode (`keep`, `cancel_orders`, `close_position`) to the exchange.
     pub fn stop(
         &mut self,
         ex: &dyn Exchange,

@@ -1,6 +1,7 @@
-//! Deterministic client order ids (C5.3): `bz-<uid>-<cycle>-<purpose>`. They depend
+//! Deterministic client order ids: `bz-<uid>-<cycle>-<purpose>`. They depend
 //! only on who, which cycle and what for, so a restarted bot computes the same ids
 //! and finds its orders instead of placing them twice.
+//! See docs/bots.md, Client order ids.
 
 /// What an order is for within a cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

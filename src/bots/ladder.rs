@@ -1,6 +1,7 @@
-//! The ladder strategy's arithmetic (C5.1), as pure functions: quantities rounded to
+//! The ladder strategy's arithmetic, as pure functions: quantities rounded to
 //! the market's step, prices to its tick, chained leg prices, take-profit and
 //! stop-loss prices that follow the average entry, and PnL net of fees.
+//! See docs/bots.md, Strategy.
 //!
 //! Percentages are the user's: `gap` is percent from the previous leg's price;
 //! `take_profit` / `stop_loss` are percent of margin (ROE), so the price distance is
@@ -90,7 +91,7 @@ pub fn leg_qty(margin: f64, leverage: u32, price: f64, m: &Market) -> Option<f64
 
 /// Prices of ladder legs 1… after an entry at `entry`: each `gaps[i]` percent beyond
 /// the previous leg (below for long, above for short), rounded to the tick.
-/// `gaps[0]` (the entry's) is ignored, as C4.5 says.
+/// `gaps[0]` (the entry's) is ignored: the entry is a market order.
 pub fn leg_prices(entry: f64, gaps: &[f64], side: Side, m: &Market) -> Vec<f64> {
     let mut prev = entry;
     gaps.iter()

@@ -1,4 +1,4 @@
-//! Bots (C5): configuration, the ladder strategy's arithmetic and state machine,
+//! Bots: configuration, the ladder strategy's arithmetic and state machine,
 //! client order ids, and PnL summaries.
 
 pub mod config;

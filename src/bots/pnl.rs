@@ -1,6 +1,7 @@
-//! The PnL summary (C4.5): one computation, used by the API, the admin API and the
+//! The PnL summary: one computation, used by the API, the admin API and the
 //! pages, so every view of a user's results agrees. Days are calendar days in the
 //! caller's time zone.
+//! See docs/http-api.md, Trades and PnL.
 
 use std::collections::BTreeMap;
 

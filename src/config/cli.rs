@@ -74,7 +74,7 @@ pub enum Command {
     Loadtest(LoadtestArgs),
 }
 
-/// `blitz loadtest` (C12).
+/// `blitz loadtest` (docs/operations.md, Load test).
 #[derive(Clone, Debug, Args)]
 pub struct LoadtestArgs {
     /// Base URL of the server
@@ -286,7 +286,7 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    /// The operations guide's gunicorn line, minus `gunicorn` and `run:app`.
+    /// A production gunicorn line, minus `gunicorn` and `run:app`.
     const GUNICORN_FLAGS: &str = "--workers 9 --worker-class sync --worker-connections 1000 \
         --max-requests 1000 --max-requests-jitter 100 --bind 0.0.0.0:8000 \
         --access-logfile - --error-logfile - --log-level info";

@@ -2,7 +2,7 @@
 //!
 //! Every message names the flag (`--workers`) or variable (`WEB_CONCURRENCY`) the bad
 //! value came from and the accepted form, because the operator reading it has only the
-//! message to go on (C1: exit 2 with a message naming the flag or variable).
+//! message to go on (exit 2 with a message naming the flag or variable).
 
 use std::borrow::Cow;
 use std::fmt;

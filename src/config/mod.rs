@@ -46,7 +46,7 @@ pub struct RateLimits {
 /// cannot leak the admin password, the secret key or URL passwords.
 #[derive(Clone)]
 pub struct Config {
-    // --- serve flags (C1.1); env fallbacks noted where they exist
+    // --- serve flags; env fallbacks noted where they exist
     /// `--bind` (repeatable) / `BLITZ_BIND`. Never empty.
     pub binds: Vec<BindAddr>,
     /// `--workers` / `WEB_CONCURRENCY`, 1..=256.
@@ -86,7 +86,7 @@ pub struct Config {
     pub reuse_port: bool,
     pub env_file: Option<PathBuf>,
 
-    // --- environment only (C1.2)
+    // --- environment only
     /// `FLASK_ENV`, else `APP_ENV`.
     pub environment: String,
     pub app_version: String,

@@ -227,7 +227,7 @@ pub fn log_target(s: &str, dash: LogTarget) -> Result<LogTarget, Expected> {
     }
 }
 
-/// gunicorn's default access-log format (C9.2).
+/// gunicorn's default access-log format.
 pub const GUNICORN_ACCESS_LOG_FORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 

@@ -22,7 +22,8 @@ use super::{Backend, Check, CoordError, Decision, GuardToken, Ticket};
 use crate::config::Config;
 use crate::metrics;
 
-/// Connect, read and write timeout of every Redis call (C6: at most 250 ms).
+/// Connect, read and write timeout of every Redis call (250 ms: an unreachable Redis
+/// delays a request only that long before the local fallback).
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long the local tables stand in before Redis is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(2);

@@ -1,4 +1,4 @@
-//! The per-user operation guard of C6.2 in the shared segment (the local backend):
+//! The per-user operation guard in the shared segment (the local backend):
 //! only one start / stop / recover per user at a time across all workers.
 //!
 //! One 64-bit word per cell, so every change is a single compare-and-swap:

@@ -1,4 +1,4 @@
-//! The local backend (C6): rate-limit windows and guards in the master's shared
+//! The local backend: rate-limit windows and guards in the master's shared
 //! segment, shared by every worker of the instance and untouched by recycling.
 //!
 //! Each group has an open-addressed table of window cells (`window`), keyed by a
@@ -34,7 +34,7 @@ const PROBES: usize = 16;
 const MAX_CELLS: usize = 65_536;
 const TABLE_BUDGET: usize = 32 << 20;
 const GROUPS: usize = Group::ALL.len();
-/// Groups with a ceiling (C6.1's four).
+/// Groups with a ceiling (start, stop, recover, status).
 const CEILINGS: usize = 4;
 
 /// How many admissions each table's cells hold, and how many cells it has.

@@ -1,5 +1,6 @@
-//! Cross-process coordination (C6): rate limits and the per-user operation guard,
+//! Cross-process coordination: rate limits and the per-user operation guard,
 //! behind one trait with two backends.
+//! See docs/operations.md, Coordination.
 //!
 //! - `local` keeps its tables in the master's shared segment: correct across every
 //!   worker of one instance, and unaffected by worker recycling.
@@ -23,7 +24,7 @@ use std::fmt;
 
 pub use breaker::Coordinator;
 
-/// The limited groups (C6.1) and the failed-login limits (C4.6). The local backend
+/// The limited bot groups and the failed-login limits. The local backend
 /// has one table per group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {
@@ -169,7 +170,7 @@ pub enum CoordError {
     Reply(String),
 }
 
-/// One coordination backend (C6). Every call is atomic across the processes that
+/// One coordination backend. Every call is atomic across the processes that
 /// share the backend.
 pub trait Backend {
     /// Admits a request if every check has room, recording it in each; otherwise

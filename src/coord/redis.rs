@@ -1,4 +1,4 @@
-//! The Redis backend (C6): one Lua script per operation, so each is atomic across
+//! The Redis backend: one Lua script per operation, so each is atomic across
 //! every instance that shares the server.
 //!
 //! Windows are sorted sets of admission times (the server's clock, `TIME`, so

@@ -1,8 +1,9 @@
-//! Exchanges (C5.2): one trait that the strategy talks to, and its implementations.
+//! Exchanges: one trait that the strategy talks to, and its implementations.
+//! See docs/bots.md, Exchanges.
 //!
 //! The trait is blocking and per account: a value implementing it is already bound to
 //! one user's credentials (or, for `paper`, one user's simulated account). Every
-//! order carries the bot's deterministic client order id (C5.3), which is how the
+//! order carries the bot's deterministic client order id, which is how the
 //! bot finds its orders again after a restart instead of placing them twice.
 
 pub mod bingx;

@@ -1,4 +1,4 @@
-//! `WebApp`: the worker's `Handler`. Middleware runs in the order of ARCHITECTURE §3:
+//! `WebApp`: the worker's `Handler`. Middleware runs in this order:
 //! request id → security headers (the runtime's common block) → client IP → route →
 //! auth (session or bearer) → CSRF → handler → access log and slot bookkeeping.
 
@@ -122,7 +122,7 @@ impl WebApp {
             Access::Public => Identity::Anonymous,
             _ => match self.identify(req) {
                 Ok(i) => i,
-                // Page routes answer in HTML (C3), whatever went wrong.
+                // Page routes answer in HTML, whatever went wrong.
                 Err(resp) if route.kind == router::Kind::Page => {
                     let page = match resp.status {
                         401 => pages::error_page(
@@ -143,7 +143,7 @@ impl WebApp {
         };
         let user_id = identity.user_id();
         let client = client_ip(req, &self.config.forwarded_allow_ips);
-        // C6.1: before the access check, so anonymous callers count by address.
+        // Rate limits: before the access check, so anonymous callers count by address.
         let limited = limits::group(route.id)
             .map(|g| limits::admit(&self.coord, &self.config.rate_limits, g, &identity, &client));
         let resp = match limited {
@@ -189,7 +189,7 @@ impl WebApp {
         resp
     }
 
-    /// `/metrics` (C4.2): only with `ENABLE_METRICS`.
+    /// `/metrics`: only with `ENABLE_METRICS`.
     fn metrics(&self) -> Response {
         if !self.config.enable_metrics {
             return reply::error(404, "Not found");
@@ -204,7 +204,7 @@ impl WebApp {
             .body(metrics::render(&self.scoreboard, &info).into_bytes())
     }
 
-    /// Puts the maintenance notice and banner into an HTML page's slot (C4.3: every
+    /// Puts the maintenance notice and banner into an HTML page's slot (every
     /// page shows them).
     fn fill_notice(&mut self, resp: &mut Response) {
         let is_page = resp
@@ -228,7 +228,7 @@ impl WebApp {
         body.splice(at..at + slot.len(), block.into_bytes());
     }
 
-    /// C4.3: while maintenance is on, non-admin bot commands get 503 (reads,
+    /// While maintenance is on, non-admin bot commands get 503 (reads,
     /// health and admins are unaffected).
     fn maintenance_refusal(&mut self, id: RouteId, identity: &Identity) -> Option<Response> {
         if !matches!(
@@ -373,7 +373,7 @@ impl Handler for WebApp {
         if rejection == Rejection::InternalError {
             metrics::error(metrics::ErrorKind::WorkerPanic);
         }
-        // A page route that panicked answers with the HTML error page (C3).
+        // A page route that panicked answers with the HTML error page.
         let page = rejection == Rejection::InternalError
             && router::ROUTES
                 .iter()

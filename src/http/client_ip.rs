@@ -58,7 +58,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// Whether the client reached us over HTTPS: we do not terminate TLS, so only a
-/// trusted proxy's `X-Forwarded-Proto: https` says so (C4.6 strict CSRF).
+/// trusted proxy's `X-Forwarded-Proto: https` says so (for `CSRF_SSL_STRICT`).
 pub fn forwarded_https(req: &Request<'_>, trusted: &TrustedProxies) -> bool {
     let peer_trusted = match req.peer {
         Peer::Tcp(a) => trusted.trusts(canonical(a.ip())),

@@ -1,4 +1,4 @@
-//! Authorization middleware: the route's access rule, then CSRF (C4, C4.6).
+//! Authorization middleware: the route's access rule, then CSRF.
 
 use blitz_worker::{Request, Response};
 

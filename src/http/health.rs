@@ -1,4 +1,4 @@
-//! Health endpoints (C4.1): `/healthz` (no I/O), `/livez`, `/readyz`.
+//! Health endpoints (docs/http-api.md, Health): `/healthz` (no I/O), `/livez`, `/readyz`.
 
 use crate::coord::breaker::RedisState;
 use blitz_master::{clock, Scoreboard, SlotState};
@@ -48,7 +48,7 @@ impl Health {
 
     /// Database reachable, bot runner alive and agreeing with the database; Redis is
     /// not configured yet.
-    /// Redis is reported but never makes the instance unready (C4.1): limits and
+    /// Redis is reported but never makes the instance unready: limits and
     /// guards fall back to the local tables.
     pub fn readyz(&mut self, db: &mut Db, sb: &Scoreboard, redis: RedisState) -> Response {
         let database = match db.ping() {

@@ -1,4 +1,4 @@
-//! Request bodies: JSON objects with per-field errors (C3: 400 `{"error", "fields"}`)
+//! Request bodies: JSON objects with per-field errors (400 `{"error", "fields"}`)
 //! and `application/x-www-form-urlencoded` forms.
 
 use std::collections::BTreeMap;

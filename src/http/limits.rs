@@ -1,6 +1,7 @@
-//! Rate limits of the bot routes (C6.1): per user (per client IP when anonymous)
+//! Rate limits of the bot routes: per user (per client IP when anonymous)
 //! and the group's ceiling across everyone, on the coordination backend. Admins are
 //! exempt. Every limited response carries `X-RateLimit-*`.
+//! See docs/http-api.md, Rate limits.
 
 use blitz_worker::Response;
 

@@ -1,4 +1,4 @@
-//! The maintenance flag and banner as each worker sees them (C4.3): cached in the
+//! The maintenance flag and banner as each worker sees them: cached in the
 //! worker, re-read from the database only when the shared version counter moved
 //! (an admin changed them, in any worker) or the copy is a second old (someone
 //! changed the database directly). No database read per request.

@@ -1,4 +1,4 @@
-//! JSON responses and the contract's error shapes, built in one place.
+//! JSON responses and the documented error shapes, built in one place.
 
 use std::borrow::Cow;
 
@@ -34,7 +34,7 @@ pub fn error(status: u16, message: impl Into<Cow<'static, str>>) -> Response {
     raw_json(status, body)
 }
 
-/// 400 `{"error": "Invalid input", "fields": {...}}` (C3).
+/// 400 `{"error": "Invalid input", "fields": {...}}`.
 pub fn invalid_fields<K: Serialize + Ord, V: Serialize>(
     fields: &std::collections::BTreeMap<K, V>,
 ) -> Response {

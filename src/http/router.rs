@@ -80,7 +80,7 @@ pub struct Route {
     pub id: RouteId,
     pub access: Access,
     pub kind: Kind,
-    /// Whether session-authenticated unsafe requests need the CSRF token (C4.6 exempts
+    /// Whether session-authenticated unsafe requests need the CSRF token (false for
     /// login, register, verify, forgot and reset).
     pub csrf: bool,
 }

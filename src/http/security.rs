@@ -1,5 +1,6 @@
-//! The security headers of C3, rendered once into the block the runtime appends to
+//! The security headers, rendered once into the block the runtime appends to
 //! every response (errors, 404s, health and metrics included).
+//! See docs/http-api.md, Security headers.
 
 /// `Name: value\r\n` lines for the configured CSP.
 pub fn header_block(csp: &str) -> Vec<u8> {

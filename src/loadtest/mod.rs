@@ -1,4 +1,4 @@
-//! `blitz loadtest` (C12): simulated users against a running server.
+//! `blitz loadtest` (docs/operations.md): simulated users against a running server.
 //!
 //! Each connection (a thread with one keep-alive connection) acts for randomly
 //! chosen users, in the proportions of a dashboard left open: mostly status polls,

@@ -1,4 +1,4 @@
-//! The access log (C9.2): gunicorn's format language, or one JSON object per request.
+//! The access log: gunicorn's format language, or one JSON object per request.
 
 use std::fmt::Write as _;
 

@@ -1,5 +1,6 @@
-//! Logging (C9): the JSON error log and the access log, both written as whole lines
+//! Logging: the JSON error log and the access log, both written as whole lines
 //! with one `write(2)` each, so records from many processes never interleave.
+//! See docs/operations.md, Logs.
 
 mod access;
 mod json;

@@ -1,4 +1,4 @@
-//! The metric families of C4.2 and the `blitz_*` supervisor families: names,
+//! The application's metric families and the `blitz_*` supervisor families: names,
 //! help, labels, and where each keeps its values.
 
 /// Families in the per-process ("hot") registry.

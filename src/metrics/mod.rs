@@ -1,4 +1,4 @@
-//! Multiprocess Prometheus metrics (C4.2), kept in shared memory (`segment`).
+//! Multiprocess Prometheus metrics (README, Metrics), kept in shared memory (`segment`).
 //!
 //! Every process writes only its own slot of cells (`cells`), indexed by series
 //! numbers from shared registries (`registry`); per-user series (`bot_*_total`)
@@ -189,7 +189,7 @@ pub fn guard_conflict() {
     add_stat(stat::LOCK_CONFLICTS, 1);
 }
 
-/// A request of `group` refused by a rate limit (C6.1).
+/// A request of `group` refused by a rate limit.
 pub fn rate_limited(group: &str) {
     add_stat(stat::RATE_LIMITED + families::position(&GROUPS, group), 1);
 }

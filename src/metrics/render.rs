@@ -179,7 +179,7 @@ pub fn render(sb: &Scoreboard, info: &AppInfo<'_>) -> String {
         MetricType::COUNTER,
         errors,
     );
-    // A gauge by meaning, but the contract fixes the name and `_total` is reserved
+    // A gauge by meaning, but dashboards query this name and `_total` is reserved
     // for counters: untyped keeps the name and passes `promtool check metrics`.
     // (The crate's untyped model is deprecated; one label-less line is written here.)
     let active = snap.stats[stat::ACTIVE_BOTS];

@@ -1,5 +1,5 @@
 //! How an HTTP worker asks the bot runner to do something and waits for the answer
-//! (C4.4: at most 10 s). The runner's listening socket belongs to the master, so a
+//! (at most 10 s). The runner's listening socket belongs to the master, so a
 //! request made while the runner restarts waits in the socket's queue and is
 //! answered by the new runner instead of failing.
 

@@ -1,7 +1,7 @@
 //! Step pools per exchange. A step against a real exchange blocks on HTTPS for
 //! up to the exchange timeout (and its retries); if every bot shared one pool, a
 //! silent exchange would hold all its threads and stop every other user's bot,
-//! stop-losses included (C5.4: one bot's failure never affects another's). Each
+//! stop-losses included (one bot's failure must never affect another's). Each
 //! real exchange gets its own threads; paper bots and housekeeping keep theirs.
 
 use std::collections::HashMap;

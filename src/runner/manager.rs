@@ -295,7 +295,7 @@ impl Manager {
         Reply::new(outcome, msg)
     }
 
-    /// Stops `uid`'s bot with `mode` (C4.4). The stop is recorded (desired state
+    /// Stops `uid`'s bot with `mode`. The stop is recorded (desired state
     /// stopped, status stopping) before the exchange is touched, so a crash in the
     /// middle never resumes the bot.
     pub fn stop(&self, conn: &Connection, uid: i64, mode: StopMode, actor: &str) -> Reply {
@@ -389,7 +389,7 @@ impl Manager {
         Ok(())
     }
 
-    /// Re-creates what the running bot is missing (C4.4 recover).
+    /// Re-creates what the running bot is missing (`POST /api/bot/recover`).
     pub fn recover(&self, conn: &Connection, uid: i64, actor: &str) -> Reply {
         let Some(cell) = self.cell(uid) else {
             return Reply::new(Outcome::NotRunning, "Bot is not running");

@@ -1,4 +1,4 @@
-//! The bot runner process (`blitz: bot-runner`, C5.4): the single owner of every
+//! The bot runner process (`blitz: bot-runner`): the single owner of every
 //! running bot of the instance. Its main thread keeps the deadline heap, advances the
 //! paper market and accepts RPC connections; two small thread pools do the bots'
 //! work (one for scheduled steps, one for commands, so a command never waits behind
@@ -158,7 +158,7 @@ impl Runner {
         })
     }
 
-    /// Resumes every bot whose desired state is running (C5.4).
+    /// Resumes every bot whose desired state is running, adopting its orders.
     fn resume(&mut self) -> Result<(), store::StoreError> {
         let ids = bots::desired_running(&self.conn)?;
         if !ids.is_empty() {

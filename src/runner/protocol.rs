@@ -1,4 +1,4 @@
-//! The runner's RPC (ARCHITECTURE §1): one JSON line per request over the runner's
+//! The runner's RPC (docs/bots.md, Runner): one JSON line per request over the runner's
 //! Unix socket, one JSON line back with the real outcome.
 
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ pub struct Request {
     pub actor: String,
 }
 
-/// The outcomes of C4.4, named as the API's `status` field.
+/// The outcomes of start, stop and recover, named as the API's `status` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {

@@ -1,4 +1,4 @@
-//! What the runner publishes in the shared segment for `/readyz` (C4.1): how many
+//! What the runner publishes in the shared segment for `/readyz`: how many
 //! bots it runs and whether that matched the database at its last check. Workers
 //! read it without asking the runner or counting rows themselves.
 

@@ -1,4 +1,4 @@
-//! Telegram notifications (C5.4) through the Bot API, off the strategy's path: the
+//! Telegram notifications through the Bot API, off the strategy's path: the
 //! engine only queues a message; one sender thread delivers with a short timeout.
 //! A full queue or a failed delivery is logged and dropped — it never blocks a bot.
 

@@ -29,7 +29,7 @@ pub fn prepare(config: &Config, log: &Logger) -> Result<(), SetupError> {
         &config.admin_email,
         config.admin_password.as_deref(),
     )?;
-    // Environment defaults only where the database has no value yet (C4.3). The
+    // Environment defaults only where the database has no value yet. The
     // built-in defaults (off, no banner) are not stored, so an operator can still
     // set a default later while no admin has chosen a value.
     let now = store::now();

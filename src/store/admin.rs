@@ -1,4 +1,4 @@
-//! The admin views (C4.7): users with their bot's state and PnL, in one query each.
+//! The admin views: users with their bot's state and PnL, in one query each.
 
 use rusqlite::{params, Connection};
 use serde::Serialize;

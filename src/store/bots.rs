@@ -1,4 +1,4 @@
-//! `user_bots` and `bot_events` (C5.4): the bot runner's durable state. Every
+//! `user_bots` and `bot_events`: the bot runner's durable state. Every
 //! transition is written here before it is reported.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};

@@ -1,4 +1,4 @@
-//! Opening the database: the C8 pragmas on every connection, pools per process.
+//! Opening the database: the documented pragmas on every connection, pools per process.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -61,7 +61,7 @@ impl StoreError {
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(2);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The pragmas of C8, applied to every new connection.
+/// The pragmas of docs/operations.md (Storage), applied to every new connection.
 fn apply_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     for pragma in [

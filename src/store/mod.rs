@@ -1,4 +1,4 @@
-//! Storage (C8): SQLite through per-process r2d2 pools created after fork.
+//! Storage: SQLite through per-process r2d2 pools created after fork.
 //!
 //! Each table is read and written through exactly one module here, with plain Rust
 //! types in and out; handlers never write SQL.

@@ -1,4 +1,4 @@
-//! `settings`: instance-wide values that admins change at runtime (C4.3
+//! `settings`: instance-wide values that admins change at runtime (the
 //! maintenance mode and banner), kept across restarts.
 
 use rusqlite::{params, Connection, OptionalExtension};

@@ -1,4 +1,4 @@
-//! `trades`: closed cycles with PnL net of fees (C4.5), and the market prices the
+//! `trades`: closed cycles with PnL net of fees, and the market prices the
 //! runner publishes for status reads.
 
 use rusqlite::{params, Connection};

@@ -137,7 +137,7 @@ pub fn any_admin(conn: &Connection) -> Result<bool, StoreError> {
     )?)
 }
 
-/// Sealed exchange and Telegram secrets (C4.5); see `crate::secrets`.
+/// Sealed exchange and Telegram secrets; see `crate::secrets`.
 pub struct SealedCredentials<'a> {
     pub api_key: Option<(&'a str, &'a str)>,
     pub api_secret: Option<&'a str>,

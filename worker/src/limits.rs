@@ -1,4 +1,4 @@
-//! Protocol limits of one worker (gunicorn's names, C1.1 and C3).
+//! Protocol limits of one worker (gunicorn's flag names and status codes).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! BingX perpetual-swap (USDT-M) REST adapter (C5.2), hedge mode: every order
+//! BingX perpetual-swap (USDT-M) REST adapter, hedge mode: every order
 //! names its position with `positionSide` `LONG`/`SHORT`, and closing is a `SELL`
 //! on `LONG` (or `BUY` on `SHORT`) — BingX does not accept `reduceOnly` in hedge
 //! mode. Orders carry our client id as `clientOrderId` (BingX lowercases it; ours

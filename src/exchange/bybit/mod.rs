@@ -1,6 +1,6 @@
-//! Bybit v5 REST adapter (C5.2): USDT linear perpetuals (`category=linear`) in
+//! Bybit v5 REST adapter: USDT linear perpetuals (`category=linear`) in
 //! hedge mode (`positionIdx` 1 = long, 2 = short). Orders carry our client id as
-//! `orderLinkId`, which Bybit keeps unique per account — the base of C5.3.
+//! `orderLinkId`, which Bybit keeps unique per account — the base of idempotent orders.
 //!
 //! Endpoints, from Bybit's own documentation (bybit-exchange/docs, v5):
 //! - instruments: `GET /v5/market/instruments-info` — <https://bybit-exchange.github.io/docs/v5/market/instrument>

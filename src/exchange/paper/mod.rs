@@ -1,4 +1,4 @@
-//! The built-in paper exchange (C5.2): a simulated USDT-perpetual exchange shared by
+//! The built-in paper exchange: a simulated USDT-perpetual exchange shared by
 //! every user of the instance.
 //!
 //! Prices follow a seeded random walk per symbol (`walk`), resting limit orders fill
@@ -211,7 +211,7 @@ fn random_seed() -> Result<u64, PaperError> {
 }
 
 /// Wall-clock time for order timestamps: the bots compare them with their own
-/// start time (C5.1's safety stop), so they must be real, not walk time.
+/// start time (the safety stop), so they must be real, not walk time.
 fn wall_ms() -> i64 {
     crate::store::now_ms()
 }

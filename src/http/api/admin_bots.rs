@@ -1,4 +1,4 @@
-//! Admin bot views and force operations (C4.7).
+//! Admin bot views and force operations (docs/http-api.md, Admin).
 
 use serde_json::{json, Map, Value};
 
@@ -92,7 +92,7 @@ pub fn recover(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     force(ctx, Op::Recover)
 }
 
-/// `GET /api/admin/users/<id>/bot/status`: the user's C4.4 status.
+/// `GET /api/admin/users/<id>/bot/status`: the user's bot status object.
 pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = target(ctx)?;
     let conn = ctx.db.conn()?;

@@ -1,4 +1,4 @@
-//! `PATCH /api/admin/users/<id>` (C4.7): role, disabled and verified flags.
+//! `PATCH /api/admin/users/<id>`: role, disabled and verified flags.
 
 use serde_json::json;
 
@@ -62,7 +62,7 @@ pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     ))
 }
 
-/// A disabled user's bot stops (C4.7). If the runner cannot be reached now, its
+/// A disabled user's bot stops. If the runner cannot be reached now, its
 /// periodic sweep stops the bot of a disabled account within seconds.
 fn stop_bot(ctx: &Ctx<'_, '_>, id: i64) {
     let req = Request {

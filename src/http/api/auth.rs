@@ -1,4 +1,5 @@
-//! `/api/auth/*` (C4.6): register, verify, login, logout, me, password, forgot, reset.
+//! `/api/auth/*`: register, verify, login, logout, me, password, forgot, reset.
+//! See docs/http-api.md, Accounts.
 
 use serde_json::json;
 

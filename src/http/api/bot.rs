@@ -1,6 +1,7 @@
-//! Bot control (C4.4): start / stop / recover go to the bot runner and answer with
+//! Bot control: start / stop / recover go to the bot runner and answer with
 //! its real outcome; status and events are read from the database, which every
 //! worker sees alike.
+//! See docs/http-api.md, Bot control.
 
 use blitz_worker::Response;
 use serde_json::{json, Value};
@@ -40,7 +41,7 @@ pub fn recover(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     command(ctx, uid, Op::Recover, "user".into())
 }
 
-/// The optional stop mode of the body (C4.4), default `cancel_orders`.
+/// The optional stop mode of the body, default `cancel_orders`.
 fn stop_mode(ctx: &Ctx<'_, '_>) -> Result<Option<String>, Response> {
     let body = input::json(ctx.req)?;
     let mut errors = FieldErrors::default();
@@ -54,7 +55,7 @@ fn stop_mode(ctx: &Ctx<'_, '_>) -> Result<Option<String>, Response> {
     Ok(mode)
 }
 
-/// Runs `op` for `uid` under the user's operation guard (C6.2).
+/// Runs `op` for `uid` under the user's operation guard.
 pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: String) -> ApiResult {
     let mode = if op == Op::Stop {
         stop_mode(ctx)?
@@ -67,7 +68,7 @@ pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: String) -> ApiRes
         mode,
         actor,
     };
-    // C6.2: one operation per user at a time, across workers (and instances).
+    // One operation per user at a time, across workers (and instances).
     let held = match ctx.coord.acquire_guard(uid) {
         Ok(Some(held)) => Some(held),
         Ok(None) => {
@@ -143,7 +144,7 @@ pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     Ok(reply::json(200, &body))
 }
 
-/// The C4.4 status object of `uid` (also used by the admin views).
+/// The bot status object of `uid` (also used by the admin views).
 pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiError> {
     let Some(stored) = config::load(conn, uid)? else {
         return Err(reply::error(404, "Not found").into());

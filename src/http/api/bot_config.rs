@@ -1,4 +1,4 @@
-//! `GET/PUT /api/bot/config` (C4.5): validated partial updates, write-only secrets
+//! `GET/PUT /api/bot/config`: validated partial updates, write-only secrets
 //! sealed with the instance key, and no changes while the bot runs.
 
 use rusqlite::TransactionBehavior;

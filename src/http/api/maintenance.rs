@@ -1,4 +1,4 @@
-//! C4.3: `GET /api/status`, the admin maintenance switches and the banner.
+//! `GET /api/status`, the admin maintenance switches and the banner.
 
 use serde_json::json;
 
@@ -8,7 +8,7 @@ use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
 use crate::store::{self, settings};
 
-/// The banner's length limit (C4.3), in characters.
+/// The banner's length limit, in characters.
 const MAX_BANNER: usize = 500;
 
 pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {

@@ -64,7 +64,7 @@ fn internal(detail: &str, log: &Logger) -> Response {
     reply::error(500, "Internal server error")
 }
 
-/// The contract's status and message for each account outcome (C4.6).
+/// The documented status and message for each account outcome.
 pub fn account_error(e: AccountError, log: &Logger) -> Response {
     match e {
         AccountError::Invalid(fields) => reply::invalid_fields(&fields),
@@ -87,7 +87,7 @@ pub fn account_error(e: AccountError, log: &Logger) -> Response {
     }
 }
 
-/// The user as the API shows it (C4.6).
+/// The user as the API shows it.
 pub fn user_json(u: &User) -> Value {
     json!({"id": u.id, "email": u.email, "is_admin": u.is_admin})
 }

@@ -1,4 +1,4 @@
-//! `GET /api/trades` and `GET /api/pnl/summary` (C4.5), and the admin summary (C4.7).
+//! `GET /api/trades` and `GET /api/pnl/summary`, and the admin summary.
 
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! `/api/auth/tokens` (C4.6): API bearer tokens, shown once at creation.
+//! `/api/auth/tokens`: API bearer tokens, shown once at creation.
 
 use serde_json::json;
 

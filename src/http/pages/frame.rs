@@ -16,7 +16,7 @@ pub struct Frame {
     pub scripts: Vec<String>,
     pub icon: String,
     /// A freshly masked CSRF token of the session (empty without one): forms carry
-    /// it as `csrf_token`, scripts send it as `X-CSRF-Token` (C4.6).
+    /// it as `csrf_token`, scripts send it as `X-CSRF-Token`.
     pub csrf: String,
     pub user: Option<NavUser>,
     /// Which navigation entry is the current page.

@@ -1,5 +1,5 @@
 //! `/login`, `/register` and `/forgot`: forms that post to the JSON account API
-//! (C4.6) from the page's script.
+//! from the page's script.
 
 use askama::Template;
 use blitz_worker::Response;

@@ -1,5 +1,6 @@
-//! Server-rendered HTML pages (C7). Templates live in `pages/templates/` and are checked
+//! Server-rendered HTML pages. Templates live in `pages/templates/` and are checked
 //! at compile time; the stylesheet and scripts in `pages/static/` are compiled in.
+//! See docs/http-api.md, Pages.
 
 pub mod account;
 pub mod admin;

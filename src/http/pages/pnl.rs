@@ -1,5 +1,5 @@
 //! `/pnl`: the daily PnL chart, win/loss, best and worst day and the daily table
-//! for a chosen period, from the same summary as `GET /api/pnl/summary` (C4.5).
+//! for a chosen period, from the same summary as `GET /api/pnl/summary`.
 
 use askama::Template;
 

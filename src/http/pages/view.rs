@@ -53,7 +53,7 @@ pub fn num(v: f64) -> String {
     }
 }
 
-/// The C4.4 status object as the dashboard card shows it.
+/// The bot status object as the dashboard card shows it.
 pub struct Status {
     pub status: String,
     pub running: bool,

@@ -54,7 +54,7 @@
     return el.value.trim() === "" ? NaN : Number(el.value);
   }
 
-  // The same rules as PUT /api/bot/config (C4.5); the server checks them again.
+  // The same rules as PUT /api/bot/config; the server checks them again.
   function configPayload(form) {
     const f = form.elements;
     const e = {};
