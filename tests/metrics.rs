@@ -246,7 +246,10 @@ fn first_errors_and_login_refusals_rise_from_zero() {
     for (kind, component) in errors {
         let series = format!(r#"errors_total{{type="{kind}",component="{component}"}}"#);
         let v = sample(&m, &series);
-        assert!(v == Some(0.0) || kind == "http_5xx" && v.is_some(), "{series}: {v:?}");
+        assert!(
+            v == Some(0.0) || kind == "http_5xx" && v.is_some(),
+            "{series}: {v:?}"
+        );
     }
     let http_5xx = r#"errors_total{type="http_5xx",component="worker"}"#;
     let before = sample(&m, http_5xx).unwrap();
@@ -284,7 +287,11 @@ fn first_errors_and_login_refusals_rise_from_zero() {
         let series = format!(r#"bot_starts_total{{user_id="{uid}",status="{status}"}}"#);
         assert_eq!(sample(&m, &series), Some(n), "{series}");
     }
-    assert_eq!(sample(&m, http_5xx), Some(before + 2.0), "the 505 and the 501");
+    assert_eq!(
+        sample(&m, http_5xx),
+        Some(before + 2.0),
+        "the 505 and the 501"
+    );
     assert_eq!(
         login(&m, "login_email"),
         Some(1.0),

@@ -5,22 +5,21 @@
 use std::time::Instant;
 
 use blitz_master::{Scoreboard, SlotHandle};
-use blitz_worker::{Body, Handler, Rejection, Request, Response, Version};
+use blitz_worker::{Handler, Rejection, Request, Response, Version};
 use slog::{error, Logger};
 
-use super::api::{self, admin_bots, admin_users, auth, bot, bot_config, maintenance, pnl, tokens};
+use super::api;
 use super::client_ip::client_ip;
 use super::ctx::Ctx;
 use super::guard;
 use super::health::Health;
 use super::limits::{self, Verdict};
 use super::notice::{NoticeCache, DEFAULT_MESSAGE};
-use super::pages::{
-    self, account, admin as admin_page, assets, dashboard, html, login, pnl as pnl_page, settings,
-};
+use super::pages;
 use super::reply;
 use super::request_id::RequestIds;
-use super::router::{self, Access, Match, RouteId};
+use super::router::{self, Match};
+use super::routes::{Access, Answer, Kind, Probe, Route};
 use super::security;
 use crate::auth::cache::IdentityCache;
 use crate::auth::identity::{self, Credentials, IdentityError};
@@ -29,6 +28,7 @@ use crate::config::Config;
 use crate::coord::Coordinator;
 use crate::log::{AccessLog, AccessRecord};
 use crate::metrics;
+use crate::store::settings::Notice;
 
 /// The `endpoint` label of requests that matched no route.
 const OTHER: &str = "other";
@@ -95,45 +95,42 @@ impl WebApp {
             }
             Match::MethodNotAllowed { allow } => {
                 let refusal = if wants_html(req) {
-                    pages::error_page(405, "Method not allowed", "This page cannot do that.")
+                    let notice = self.page_notice();
+                    let why = "This page cannot do that.";
+                    pages::error_page(405, "Method not allowed", why, &notice)
                 } else {
                     reply::error(405, "Method not allowed")
                 };
                 return (refusal.header("Allow", allow), None);
             }
-            Match::NotFound if wants_html(req) => return (pages::not_found(), None),
+            Match::NotFound if wants_html(req) => {
+                return (pages::not_found(&self.page_notice()), None)
+            }
             Match::NotFound => return (reply::error(404, "Not found"), None),
         };
         // Health checks touch neither credentials nor (for /healthz) the database.
-        match route.id {
-            RouteId::Healthz => return (self.health.healthz(), None),
-            RouteId::Livez => return (self.health.livez(), None),
-            RouteId::Metrics => return (self.metrics(), None),
-            RouteId::Readyz => {
-                let redis = self.coord.redis_state();
-                return (
-                    self.health.readyz(&mut self.db, &self.scoreboard, redis),
-                    None,
-                );
-            }
-            _ => {}
+        if let Answer::Probe(probe) = route.handler {
+            return (self.probe(probe), None);
         }
         let identity = match route.access {
             Access::Public => Identity::Anonymous,
             _ => match self.identify(req) {
                 Ok(i) => i,
                 // Page routes answer in HTML, whatever went wrong.
-                Err(resp) if route.kind == router::Kind::Page => {
+                Err(resp) if route.kind() == Kind::Page => {
+                    let notice = self.page_notice();
                     let page = match resp.status {
                         401 => pages::error_page(
                             401,
                             "Not logged in",
                             "Your credentials were not accepted. Please log in again.",
+                            &notice,
                         ),
                         _ => pages::error_page(
                             503,
                             "Service unavailable",
                             "The service cannot read its data right now. Please try again shortly.",
+                            &notice,
                         ),
                     };
                     return (page, None);
@@ -144,7 +141,8 @@ impl WebApp {
         let user_id = identity.user_id();
         let client = client_ip(req, &self.config.forwarded_allow_ips);
         // Rate limits: before the access check, so anonymous callers count by address.
-        let limited = limits::group(route.id)
+        let limited = route
+            .limit
             .map(|g| limits::admit(&self.coord, &self.config.rate_limits, g, &identity, &client));
         let resp = match limited {
             Some(Verdict::Refused(resp)) => return (resp, user_id),
@@ -159,17 +157,24 @@ impl WebApp {
     /// The access check, the maintenance rule, then the handler.
     fn authorized(
         &mut self,
-        route: &'static router::Route,
+        route: &'static Route,
         params: router::Params<'_>,
         identity: Identity,
         client: &str,
         req: &Request<'_>,
     ) -> Response {
-        if let Err(refusal) = guard::check(route, &identity, req, &self.config) {
+        // Every page shows the notice; the API never reads it here.
+        let page_notice = match route.kind() {
+            Kind::Page => self.page_notice(),
+            Kind::Api => Notice::default(),
+        };
+        if let Err(refusal) = guard::check(route, &identity, req, &self.config, &page_notice) {
             return refusal;
         }
-        if let Some(resp) = self.maintenance_refusal(route.id, &identity) {
-            return resp;
+        if route.paused_by_maintenance && !identity.is_admin() {
+            if let Some(resp) = self.maintenance_refusal() {
+                return resp;
+            }
         }
         let mut ctx = Ctx {
             config: &self.config,
@@ -181,12 +186,35 @@ impl WebApp {
             client_ip: client,
             req,
             params,
+            page_notice,
         };
-        let resp = call(route.id, &mut ctx);
-        if revokes_credentials(route.id) && resp.status < 400 {
+        let resp = match route.handler {
+            Answer::Api(f) => api::respond(f(&mut ctx), ctx.log),
+            Answer::Page(f) => {
+                let page = f(&mut ctx);
+                pages::respond(page, ctx.log, &ctx.page_notice)
+            }
+            Answer::Raw(f) => f(&mut ctx),
+            // Answered in `dispatch` before credentials.
+            Answer::Probe(_) => reply::error(404, "Not found"),
+        };
+        if route.revokes_credentials && resp.status < 400 {
             self.identities.invalidate_all();
         }
         resp
+    }
+
+    /// Health and metrics: no credentials, and no database except for `/readyz`.
+    fn probe(&mut self, probe: Probe) -> Response {
+        match probe {
+            Probe::Healthz => self.health.healthz(),
+            Probe::Livez => self.health.livez(),
+            Probe::Metrics => self.metrics(),
+            Probe::Readyz => {
+                let redis = self.coord.redis_state();
+                self.health.readyz(&mut self.db, &self.scoreboard, redis)
+            }
+        }
     }
 
     /// `/metrics`: only with `ENABLE_METRICS`.
@@ -204,40 +232,18 @@ impl WebApp {
             .body(metrics::render(&self.scoreboard, &info).into_bytes())
     }
 
-    /// Puts the maintenance notice and banner into an HTML page's slot (every
-    /// page shows them).
-    fn fill_notice(&mut self, resp: &mut Response) {
-        let is_page = resp
-            .headers
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/html"));
-        let Body::Bytes(body) = &mut resp.body else {
-            return;
-        };
-        if !is_page {
-            return;
-        }
-        let slot = html::NOTICE_SLOT.as_bytes();
-        let Some(at) = body.windows(slot.len()).position(|w| w == slot) else {
-            return;
-        };
-        let block = match self.notice.current(&mut self.db) {
-            Ok(n) => html::notice_html(n.maintenance, &n.banner),
-            Err(_) => String::new(),
-        };
-        body.splice(at..at + slot.len(), block.into_bytes());
+    /// The maintenance notice and banner for a page (cached: a database read only
+    /// when an admin changed them or the copy is a second old). A page that cannot
+    /// read them is still served, without them.
+    fn page_notice(&mut self) -> Notice {
+        self.notice
+            .current(&mut self.db)
+            .map_or_else(|_| Notice::default(), Notice::clone)
     }
 
     /// While maintenance is on, non-admin bot commands get 503 (reads,
     /// health and admins are unaffected).
-    fn maintenance_refusal(&mut self, id: RouteId, identity: &Identity) -> Option<Response> {
-        if !matches!(
-            id,
-            RouteId::BotStart | RouteId::BotStop | RouteId::BotRecover
-        ) || identity.is_admin()
-        {
-            return None;
-        }
+    fn maintenance_refusal(&mut self) -> Option<Response> {
         let notice = match self.notice.current(&mut self.db) {
             Ok(n) => n,
             Err(e) => {
@@ -342,7 +348,6 @@ impl Handler for WebApp {
         let id = self.ids.for_request(req.header("x-request-id"));
         self.mark_current(req, &id);
         let (mut resp, user_id) = self.dispatch(req);
-        self.fill_notice(&mut resp);
         self.log_access(Some(req), &resp, &id, user_id, started);
         metrics::http_request(
             req.method,
@@ -375,11 +380,11 @@ impl Handler for WebApp {
         }
         // A page route that panicked answers with the HTML error page.
         let page = rejection == Rejection::InternalError
-            && router::ROUTES
+            && super::routes::ROUTES
                 .iter()
-                .any(|r| r.path == self.endpoint && r.kind == router::Kind::Page);
+                .any(|r| r.path == self.endpoint && r.kind() == Kind::Page);
         let mut resp = if page {
-            pages::server_error()
+            pages::server_error(&self.page_notice())
         } else {
             reply::error(rejection.status(), rejection.message())
         };
@@ -425,73 +430,4 @@ fn wants_html(req: &Request<'_>) -> bool {
         && req
             .header_str("accept")
             .is_some_and(|a| a.contains("text/html"))
-}
-
-/// Routes whose success may end sessions or tokens, or change a user's role or
-/// state: cached identities must not outlive them.
-fn revokes_credentials(id: RouteId) -> bool {
-    matches!(
-        id,
-        RouteId::Logout
-            | RouteId::ChangePassword
-            | RouteId::Reset
-            | RouteId::ResetSubmit
-            | RouteId::DeleteToken
-            | RouteId::AdminUpdateUser
-    )
-}
-
-/// Runs the handler of an authorised request.
-fn call(id: RouteId, ctx: &mut Ctx<'_, '_>) -> Response {
-    let result = match id {
-        RouteId::Healthz | RouteId::Livez | RouteId::Readyz | RouteId::Metrics => {
-            return reply::error(404, "Not found");
-        }
-        RouteId::VerifyPage => return account::verify(ctx),
-        RouteId::ResetPage => return account::reset_page(ctx),
-        RouteId::ResetSubmit => return account::reset_submit(ctx),
-        RouteId::LoginPage => return login::login(ctx),
-        RouteId::RegisterPage => return login::register(ctx),
-        RouteId::ForgotPage => return login::forgot(ctx),
-        RouteId::Asset => return assets::serve(ctx),
-        RouteId::DashboardPage => return pages::respond(dashboard::dashboard(ctx), ctx.log),
-        RouteId::SettingsPage => return pages::respond(settings::settings(ctx), ctx.log),
-        RouteId::PnlPage => return pages::respond(pnl_page::pnl_page(ctx), ctx.log),
-        RouteId::AdminPage => return pages::respond(admin_page::admin_page(ctx), ctx.log),
-        RouteId::AdminUserPage => return pages::respond(admin_page::user_page(ctx), ctx.log),
-        RouteId::Register => auth::register(ctx),
-        RouteId::VerifyApi => auth::verify(ctx),
-        RouteId::Login => auth::login(ctx),
-        RouteId::Logout => auth::logout(ctx),
-        RouteId::Me => auth::me(ctx),
-        RouteId::ChangePassword => auth::change_password(ctx),
-        RouteId::Forgot => auth::forgot(ctx),
-        RouteId::Reset => auth::reset(ctx),
-        RouteId::CreateToken => tokens::create(ctx),
-        RouteId::ListTokens => tokens::list(ctx),
-        RouteId::DeleteToken => tokens::delete(ctx),
-        RouteId::AdminUpdateUser => admin_users::update(ctx),
-        RouteId::BotStart => bot::start(ctx),
-        RouteId::BotStop => bot::stop(ctx),
-        RouteId::BotStatus => bot::status(ctx),
-        RouteId::BotRecover => bot::recover(ctx),
-        RouteId::BotEvents => bot::events(ctx),
-        RouteId::BotConfigGet => bot_config::get(ctx),
-        RouteId::BotConfigPut => bot_config::put(ctx),
-        RouteId::Trades => pnl::list(ctx),
-        RouteId::PnlSummary => pnl::summary(ctx),
-        RouteId::AdminOverview => admin_bots::overview(ctx),
-        RouteId::AdminUsers => admin_bots::list(ctx),
-        RouteId::AdminBotStart => admin_bots::start(ctx),
-        RouteId::AdminBotStop => admin_bots::stop(ctx),
-        RouteId::AdminBotRecover => admin_bots::recover(ctx),
-        RouteId::AdminBotStatus => admin_bots::status(ctx),
-        RouteId::AdminPnl => pnl::admin_summary(ctx),
-        RouteId::Status => maintenance::status(ctx),
-        RouteId::MaintenanceOn => maintenance::enable(ctx),
-        RouteId::MaintenanceOff => maintenance::disable(ctx),
-        RouteId::Banner => maintenance::banner(ctx),
-        RouteId::BannerClear => maintenance::clear_banner(ctx),
-    };
-    api::respond(result, ctx.log)
 }

@@ -7,6 +7,7 @@ use slog::Logger;
 use super::router::Params;
 use crate::auth::Identity;
 use crate::config::Config;
+use crate::store::settings::Notice;
 use crate::store::Db;
 
 pub struct Ctx<'a, 'r> {
@@ -19,4 +20,7 @@ pub struct Ctx<'a, 'r> {
     pub client_ip: &'a str,
     pub req: &'a Request<'r>,
     pub params: Params<'r>,
+    /// The maintenance notice and banner as pages show them (read only for page
+    /// routes; the default for the API).
+    pub page_notice: Notice,
 }

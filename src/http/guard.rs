@@ -6,9 +6,10 @@ use super::client_ip::forwarded_https;
 use super::input;
 use super::pages::error_page;
 use super::reply;
-use super::router::{Access, Kind, Route};
+use super::routes::{Access, Kind, Route};
 use crate::auth::{csrf, Identity, Via};
 use crate::config::Config;
+use crate::store::settings::Notice;
 
 /// Admits the request or returns the refusal: 401/403 JSON for the API; a redirect
 /// to `/login` or an HTML 403 for pages.
@@ -17,19 +18,20 @@ pub fn check(
     identity: &Identity,
     req: &Request<'_>,
     config: &Config,
+    notice: &Notice,
 ) -> Result<(), Response> {
     let needs_user = matches!(route.access, Access::User | Access::Admin);
     let Some(p) = identity.principal() else {
         return if needs_user {
-            Err(unauthenticated(route.kind, req))
+            Err(unauthenticated(route.kind(), req))
         } else {
             Ok(())
         };
     };
     if route.access == Access::Admin && !p.user.is_admin {
-        return Err(match route.kind {
+        return Err(match route.kind() {
             Kind::Api => reply::error(403, "Admin access required"),
-            Kind::Page => error_page(403, "Forbidden", "Admin access required."),
+            Kind::Page => error_page(403, "Forbidden", "Admin access required.", notice),
         });
     }
     match &p.via {
@@ -108,14 +110,13 @@ mod tests {
     }
 
     fn route(access: Access, kind: Kind) -> Route {
-        Route {
-            method: "GET",
-            path: "/admin/users/<id>",
-            id: super::super::router::RouteId::Me,
-            access,
-            kind,
-            csrf: true,
-        }
+        use super::super::routes::{api, page};
+        let mut route = match kind {
+            Kind::Api => api("GET", "/admin/users/<id>", |_| Ok(Response::new(204))),
+            Kind::Page => page("/admin/users/<id>", |_| Ok(Response::new(204))),
+        };
+        route.access = access;
+        route
     }
 
     fn user(is_admin: bool) -> Identity {
@@ -136,12 +137,14 @@ mod tests {
     #[test]
     fn pages_redirect_to_login_and_api_answers_401() {
         let c = Config::for_tests();
+        let n = Notice::default();
         let r = req("GET", "/admin/users/7");
         let page = check(
             &route(Access::User, Kind::Page),
             &Identity::Anonymous,
             &r,
             &c,
+            &n,
         )
         .unwrap_err();
         assert_eq!(page.status, 303);
@@ -152,6 +155,7 @@ mod tests {
             &Identity::Anonymous,
             &r,
             &c,
+            &n,
         )
         .unwrap_err();
         assert_eq!(api.status, 401);
@@ -160,16 +164,18 @@ mod tests {
     #[test]
     fn admin_routes_need_the_role() {
         let c = Config::for_tests();
+        let n = Notice::default();
         let r = req("GET", "/admin/users/7");
-        let page = check(&route(Access::Admin, Kind::Page), &user(false), &r, &c).unwrap_err();
+        let page = check(&route(Access::Admin, Kind::Page), &user(false), &r, &c, &n).unwrap_err();
         assert_eq!(page.status, 403);
         assert!(page.body.as_slice().starts_with(b"<!doctype html>"));
-        assert!(check(&route(Access::Admin, Kind::Api), &user(true), &r, &c).is_ok());
+        assert!(check(&route(Access::Admin, Kind::Api), &user(true), &r, &c, &n).is_ok());
         assert!(check(
             &route(Access::Optional, Kind::Page),
             &Identity::Anonymous,
             &r,
-            &c
+            &c,
+            &n
         )
         .is_ok());
     }

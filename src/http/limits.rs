@@ -6,22 +6,10 @@
 use blitz_worker::Response;
 
 use super::reply;
-use super::router::RouteId;
 use crate::auth::Identity;
 use crate::config::{Rate, RateLimits};
 use crate::coord::{Backend, Check, Decision, Group, Room, Subject};
 use crate::metrics;
-
-/// The limited group of a route, if it has one.
-pub fn group(route: RouteId) -> Option<Group> {
-    match route {
-        RouteId::BotStart => Some(Group::Start),
-        RouteId::BotStop => Some(Group::Stop),
-        RouteId::BotRecover => Some(Group::Recover),
-        RouteId::BotStatus => Some(Group::Status),
-        _ => None,
-    }
-}
 
 fn rate(limits: &RateLimits, group: Group) -> &Rate {
     match group {

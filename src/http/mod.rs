@@ -13,7 +13,9 @@ mod pages;
 mod reply;
 mod request_id;
 mod router;
+mod routes;
 mod security;
 
 pub use app::WebApp;
-pub use router::{Access, Kind, Match, RouteId, ROUTES};
+pub use router::Match;
+pub use routes::{Access, Kind, Route, ROUTES};

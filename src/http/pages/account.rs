@@ -20,11 +20,13 @@ pub fn verify(ctx: &mut Ctx<'_, '_>) -> Response {
             "E-mail verified",
             "<h1>E-mail verified</h1><p>Your account is active. \
              <a href=\"/login\">Log in</a> to start your bot.</p>",
+            &ctx.page_notice,
         ),
         Err(AccountError::InvalidToken) => super::error_page(
             400,
             "Link invalid or expired",
             "This verification link is invalid, was already used, or has expired.",
+            &ctx.page_notice,
         ),
         Err(e) => failure(ctx, e),
     }
@@ -32,7 +34,12 @@ pub fn verify(ctx: &mut Ctx<'_, '_>) -> Response {
 
 fn failure(ctx: &Ctx<'_, '_>, e: AccountError) -> Response {
     slog::error!(ctx.log, "page failed"; "error" => %e);
-    super::error_page(500, "Something went wrong", "Please try again in a moment.")
+    super::error_page(
+        500,
+        "Something went wrong",
+        "Please try again in a moment.",
+        &ctx.page_notice,
+    )
 }
 
 fn reset_form(token: &str, problem: Option<&str>) -> String {
@@ -60,8 +67,13 @@ pub fn reset_page(ctx: &mut Ctx<'_, '_>) -> Response {
         .map_err(AccountError::from)
         .and_then(|c| accounts::reset_link_valid(&c, token));
     match valid {
-        Ok(true) => page(200, "Reset password", &reset_form(token, None)),
-        Ok(false) => super::error_page(400, "Link invalid or expired", EXPIRED),
+        Ok(true) => page(
+            200,
+            "Reset password",
+            &reset_form(token, None),
+            &ctx.page_notice,
+        ),
+        Ok(false) => super::error_page(400, "Link invalid or expired", EXPIRED, &ctx.page_notice),
         Err(e) => failure(ctx, e),
     }
 }
@@ -84,6 +96,7 @@ pub fn reset_submit(ctx: &mut Ctx<'_, '_>) -> Response {
             "Password changed",
             "<h1>Password changed</h1><p>You can now <a href=\"/login\">log in</a> \
              with your new password.</p>",
+            &ctx.page_notice,
         ),
         Err(AccountError::Invalid(fields)) => {
             let msg = fields.values().next().map_or("is invalid", |m| m.as_str());
@@ -91,10 +104,11 @@ pub fn reset_submit(ctx: &mut Ctx<'_, '_>) -> Response {
                 400,
                 "Reset password",
                 &reset_form(token, Some(&format!("The password {msg}."))),
+                &ctx.page_notice,
             )
         }
         Err(AccountError::InvalidToken) => {
-            super::error_page(400, "Link invalid or expired", EXPIRED)
+            super::error_page(400, "Link invalid or expired", EXPIRED, &ctx.page_notice)
         }
         Err(e) => failure(ctx, e),
     }

@@ -83,7 +83,7 @@ pub fn admin_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
     Ok(render(
         200,
         &Admin {
-            frame: Frame::for_user(&ctx.identity, "Admin", "admin"),
+            frame: Frame::for_user(&ctx.identity, "Admin", "admin", &ctx.page_notice),
             users: rows.iter().map(UserRow::from).collect(),
             query,
             total,
@@ -130,7 +130,12 @@ pub fn user_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
     Ok(render(
         200,
         &AdminUser {
-            frame: Frame::for_user(&ctx.identity, &format!("User {}", user.email), "admin"),
+            frame: Frame::for_user(
+                &ctx.identity,
+                &format!("User {}", user.email),
+                "admin",
+                &ctx.page_notice,
+            ),
             user: UserFacts {
                 id: user.id,
                 is_admin: user.is_admin,

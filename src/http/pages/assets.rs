@@ -67,19 +67,16 @@ pub fn url(name: &str) -> String {
 pub fn serve(ctx: &Ctx<'_, '_>) -> Response {
     let p = ctx.params;
     let etag = ctx.req.header_str("if-none-match");
-    answer(
-        p.get("hash").unwrap_or(""),
-        p.get("name").unwrap_or(""),
-        etag,
-    )
+    let name = p.get("name").unwrap_or("");
+    match ASSETS.iter().position(|a| a.name == name) {
+        Some(i) => answer(i, p.get("hash").unwrap_or(""), etag),
+        None => html::error_page(404, "Not found", "There is no such page.", &ctx.page_notice),
+    }
 }
 
-/// The asset `name`. A stale hash (a page from before an upgrade) still gets the
-/// current file, but revalidated rather than cached for a year.
-fn answer(hash: &str, name: &str, if_none_match: Option<&str>) -> Response {
-    let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
-        return html::error_page(404, "Not found", "There is no such page.");
-    };
+/// Asset `i` of `ASSETS`. A stale hash (a page from before an upgrade) still gets
+/// the current file, but revalidated rather than cached for a year.
+fn answer(i: usize, hash: &str, if_none_match: Option<&str>) -> Response {
     let asset = &ASSETS[i];
     let current = &hashes()[i];
     let etag = format!("\"{current}\"");

@@ -32,7 +32,7 @@ pub fn dashboard(ctx: &mut Ctx<'_, '_>) -> PageResult {
     Ok(render(
         200,
         &Dashboard {
-            frame: Frame::for_user(&ctx.identity, "Dashboard", "dashboard"),
+            frame: Frame::for_user(&ctx.identity, "Dashboard", "dashboard", &ctx.page_notice),
             status: Status::from_json(&status),
             events: events.iter().map(EventRow::from).collect(),
             trades: trades.iter().map(TradeRow::from).collect(),

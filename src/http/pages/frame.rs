@@ -2,6 +2,7 @@
 //! `fetch` calls, and the navigation of the logged-in user.
 
 use crate::auth::{csrf, Identity, Via};
+use crate::store::settings::Notice;
 
 use super::assets;
 
@@ -21,11 +22,13 @@ pub struct Frame {
     pub user: Option<NavUser>,
     /// Which navigation entry is the current page.
     pub active: &'static str,
+    /// The maintenance notice and banner: every page shows them.
+    pub notice: Notice,
 }
 
 impl Frame {
     /// The frame of a page for anyone (login, errors, mail links).
-    pub fn anonymous(title: &str) -> Frame {
+    pub fn anonymous(title: &str, notice: &Notice) -> Frame {
         Frame {
             title: title.to_string(),
             css: assets::url("app.css"),
@@ -34,12 +37,23 @@ impl Frame {
             csrf: String::new(),
             user: None,
             active: "",
+            notice: notice.clone(),
         }
     }
 
+    /// The banner, escaped as every text the server writes into its own markup.
+    pub fn banner_html(&self) -> String {
+        super::html::escape(&self.notice.banner)
+    }
+
     /// The frame of a logged-in page.
-    pub fn for_user(identity: &Identity, title: &str, active: &'static str) -> Frame {
-        let mut frame = Frame::anonymous(title);
+    pub fn for_user(
+        identity: &Identity,
+        title: &str,
+        active: &'static str,
+        notice: &Notice,
+    ) -> Frame {
+        let mut frame = Frame::anonymous(title, notice);
         frame.active = active;
         if let Some(p) = identity.principal() {
             if let Via::Session { csrf_secret, .. } = &p.via {

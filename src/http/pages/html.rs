@@ -1,10 +1,11 @@
-//! The HTML response, the maintenance notice slot, and the plain message page.
+//! The HTML response and the plain message page.
 //! Pages carry no inline script or style, so the default self-only CSP holds.
 
 use askama::Template;
 use blitz_worker::Response;
 
 use super::frame::Frame;
+use crate::store::settings::Notice;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(s: &str) -> String {
@@ -18,28 +19,6 @@ pub fn escape(s: &str) -> String {
             '\'' => out.push_str("&#39;"),
             c => out.push(c),
         }
-    }
-    out
-}
-
-/// Where the maintenance notice and banner go; `WebApp` fills it in for every
-/// page it serves (see `notice_html`), so no page can forget them.
-pub const NOTICE_SLOT: &str = "<!--blitz-notice-->";
-
-/// The notice block: the maintenance message and the banner, escaped.
-pub fn notice_html(maintenance: bool, banner: &str) -> String {
-    let mut out = String::new();
-    if maintenance {
-        out.push_str(
-            "<div class=\"notice maintenance\" role=\"status\">The service is under \
-            maintenance: starting, stopping and recovering bots is paused.</div>",
-        );
-    }
-    if !banner.is_empty() {
-        out.push_str(&format!(
-            "<div class=\"notice banner\" role=\"status\">{}</div>",
-            escape(banner)
-        ));
     }
     out
 }
@@ -70,18 +49,18 @@ struct Plain<'a> {
 }
 
 /// A simple page; `title` is text, `main` is already-escaped HTML.
-pub fn page(status: u16, title: &str, main: &str) -> Response {
+pub fn page(status: u16, title: &str, main: &str, notice: &Notice) -> Response {
     render(
         status,
         &Plain {
-            frame: Frame::anonymous(title),
+            frame: Frame::anonymous(title, notice),
             main,
         },
     )
 }
 
 /// An error page for page routes (HTML instead of the API's JSON).
-pub fn error_page(status: u16, title: &str, message: &str) -> Response {
+pub fn error_page(status: u16, title: &str, message: &str, notice: &Notice) -> Response {
     page(
         status,
         title,
@@ -90,6 +69,7 @@ pub fn error_page(status: u16, title: &str, message: &str) -> Response {
             escape(title),
             escape(message)
         ),
+        notice,
     )
 }
 
@@ -104,11 +84,19 @@ mod tests {
     }
 
     #[test]
-    fn pages_have_the_notice_slot_and_no_inline_code() {
-        let r = super::error_page(404, "Not found", "<x>");
+    fn pages_show_the_notice_escaped_and_no_inline_code() {
+        let notice = crate::store::settings::Notice {
+            maintenance: true,
+            banner: "<b>back at 6</b>".into(),
+        };
+        let r = super::error_page(404, "Not found", "<x>", &notice);
         let body = String::from_utf8(r.body.as_slice().to_vec()).unwrap();
         assert!(body.starts_with("<!doctype html>"));
-        assert!(body.contains(super::NOTICE_SLOT) && body.contains("&lt;x&gt;"));
+        assert!(body.contains("&lt;x&gt;"));
+        assert!(body.contains("under maintenance") && body.contains("&lt;b&gt;back at 6"), "{body}");
         assert!(!body.contains("<script>") && !body.contains("style="));
+        let quiet = super::error_page(404, "Not found", "x", &Default::default());
+        let body = String::from_utf8(quiet.body.as_slice().to_vec()).unwrap();
+        assert!(!body.contains("class=\"notice"));
     }
 }

@@ -51,26 +51,26 @@ pub fn login(ctx: &mut Ctx<'_, '_>) -> Response {
     render(
         200,
         &Login {
-            frame: Frame::anonymous("Log in"),
+            frame: Frame::anonymous("Log in", &ctx.page_notice),
             next,
         },
     )
 }
 
-pub fn register(_ctx: &mut Ctx<'_, '_>) -> Response {
+pub fn register(ctx: &mut Ctx<'_, '_>) -> Response {
     render(
         200,
         &Register {
-            frame: Frame::anonymous("Create an account"),
+            frame: Frame::anonymous("Create an account", &ctx.page_notice),
         },
     )
 }
 
-pub fn forgot(_ctx: &mut Ctx<'_, '_>) -> Response {
+pub fn forgot(ctx: &mut Ctx<'_, '_>) -> Response {
     render(
         200,
         &Forgot {
-            frame: Frame::anonymous("Forgot password"),
+            frame: Frame::anonymous("Forgot password", &ctx.page_notice),
         },
     )
 }

@@ -19,6 +19,7 @@ use blitz_worker::Response;
 pub use html::error_page;
 
 use super::api::ApiError;
+use crate::store::settings::Notice;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,26 +50,32 @@ pub type PageResult = Result<Response, PageError>;
 
 /// The response for a page handler's result: internal errors are logged and shown
 /// as an HTML error page.
-pub fn respond(result: PageResult, log: &slog::Logger) -> Response {
+pub fn respond(result: PageResult, log: &slog::Logger, notice: &Notice) -> Response {
     match result {
         Ok(r) => r,
-        Err(PageError::NotFound) => not_found(),
+        Err(PageError::NotFound) => not_found(notice),
         Err(PageError::Store(e)) => {
             slog::error!(log, "page failed"; "error" => %e);
-            server_error()
+            server_error(notice)
         }
     }
 }
 
-pub fn not_found() -> Response {
-    error_page(404, "Page not found", "There is no page at this address.")
+pub fn not_found(notice: &Notice) -> Response {
+    error_page(
+        404,
+        "Page not found",
+        "There is no page at this address.",
+        notice,
+    )
 }
 
-pub fn server_error() -> Response {
+pub fn server_error(notice: &Notice) -> Response {
     error_page(
         500,
         "Something went wrong",
         "The server could not show this page. Please try again in a moment.",
+        notice,
     )
 }
 
@@ -79,7 +86,11 @@ mod tests {
     #[test]
     fn failures_become_html_error_pages() {
         let log = slog::Logger::root(slog::Discard, slog::o!());
-        let failed = respond(Err(rusqlite::Error::QueryReturnedNoRows.into()), &log);
+        let failed = respond(
+            Err(rusqlite::Error::QueryReturnedNoRows.into()),
+            &log,
+            &Notice::default(),
+        );
         assert_eq!(failed.status, 500);
         let body = String::from_utf8_lossy(failed.body.as_slice()).into_owned();
         assert!(
@@ -87,6 +98,9 @@ mod tests {
             "{body}"
         );
         assert!(!body.contains("QueryReturnedNoRows"), "no internals shown");
-        assert_eq!(respond(Err(PageError::NotFound), &log).status, 404);
+        assert_eq!(
+            respond(Err(PageError::NotFound), &log, &Notice::default()).status,
+            404
+        );
     }
 }

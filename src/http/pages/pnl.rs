@@ -117,7 +117,7 @@ pub fn pnl_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
     Ok(render(
         200,
         &PnlPage {
-            frame: Frame::for_user(&ctx.identity, "PnL", "pnl"),
+            frame: Frame::for_user(&ctx.identity, "PnL", "pnl", &ctx.page_notice),
             periods: PERIODS,
             pnl: PnlView::new(&s),
         },

@@ -58,7 +58,7 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
     Ok(render(
         200,
         &Settings {
-            frame: Frame::for_user(&ctx.identity, "Settings", "settings"),
+            frame: Frame::for_user(&ctx.identity, "Settings", "settings", &ctx.page_notice),
             email,
             side: side_name(cfg.side),
             grids: cfg.grids.clone(),
