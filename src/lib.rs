@@ -20,3 +20,4 @@ pub mod secrets;
 pub mod serve;
 pub mod shm;
 pub mod store;
+pub mod text_enum;

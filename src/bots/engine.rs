@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::config::{side_name, BotConfig};
 use super::ids::{self, Purpose};
 use super::ladder::{self, Market, Side};
+use super::status::StopMode;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, Order, OrderKind, OrderSide};
 use crate::store::trades::Trade;
 use crate::store::StoreError;
@@ -21,25 +22,6 @@ pub enum Mode {
     Tick,
     Resume,
     Recover,
-}
-
-/// How a stop treats the exchange (docs/bots.md, Stop modes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopMode {
-    Keep,
-    CancelOrders,
-    ClosePosition,
-}
-
-impl StopMode {
-    pub fn parse(s: &str) -> Option<StopMode> {
-        match s {
-            "keep" => Some(StopMode::Keep),
-            "cancel_orders" => Some(StopMode::CancelOrders),
-            "close_position" => Some(StopMode::ClosePosition),
-            _ => None,
-        }
-    }
 }
 
 /// Where a bot ends up when a step says it must stop.

@@ -1,8 +1,9 @@
 //! Bots: configuration, the ladder strategy's arithmetic and state machine,
-//! client order ids, and PnL summaries.
+//! client order ids, PnL summaries, and the bot's states as they are stored.
 
 pub mod config;
 pub mod engine;
 pub mod ids;
 pub mod ladder;
 pub mod pnl;
+pub mod status;

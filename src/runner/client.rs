@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::protocol::{Reply, Request};
+use super::protocol::{OpResult, Request};
 
 /// How long a worker waits for the runner's answer.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,7 +23,7 @@ pub enum RpcError {
     Protocol(String),
 }
 
-pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, RpcError> {
+pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<OpResult, RpcError> {
     let deadline = Instant::now() + timeout;
     let mut stream = UnixStream::connect(socket).map_err(RpcError::Unavailable)?;
     let mut line = serde_json::to_vec(req).map_err(|e| RpcError::Protocol(e.to_string()))?;
@@ -73,14 +73,14 @@ mod tests {
     use std::os::unix::net::UnixListener;
 
     use super::*;
-    use crate::runner::protocol::{Op, Outcome};
+    use crate::runner::protocol::{Actor, Op, Outcome};
 
     fn request() -> Request {
         Request {
             op: Op::Start,
             user_id: 7,
             mode: None,
-            actor: "user".into(),
+            actor: Actor::User,
         }
     }
 
@@ -95,7 +95,7 @@ mod tests {
             let mut line = String::new();
             BufReader::new(&s).read_line(&mut line).unwrap();
             let got: Request = serde_json::from_str(&line).unwrap();
-            let mut reply = serde_json::to_vec(&Reply::new(Outcome::Started, "ok")).unwrap();
+            let mut reply = serde_json::to_vec(&OpResult::new(Outcome::Started, "ok")).unwrap();
             reply.push(b'\n');
             (&s).write_all(&reply).unwrap();
             let (silent, _) = listener.accept().unwrap();

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::telegram::{Notifier, Target};
 use crate::bots::engine::{CycleState, Journal};
+use crate::bots::status::DesiredState;
 use crate::store::bots::{self, CycleRow};
 use crate::store::trades::{self, Trade};
 use crate::store::{self, StoreError};
@@ -78,7 +79,7 @@ impl Journal for DbJournal<'_> {
         trades::record(&tx, trade)?;
         bots::set_cycle(&tx, self.uid, &self.row(next), store::now())?;
         if last {
-            bots::set_desired(&tx, self.uid, "stopped", store::now())?;
+            bots::set_desired(&tx, self.uid, DesiredState::Stopped, store::now())?;
         }
         tx.commit()?;
         Ok(())

@@ -9,9 +9,11 @@ use slog::warn;
 
 use super::journal::DbJournal;
 use super::manager::{BotCtx, Manager, Running, Why};
+use super::protocol::Outcome;
 use super::telegram::Target;
 use crate::bots::config::{self, side_name, StoredConfig};
 use crate::bots::engine::{BotError, CycleState, Engine, Journal, Mode, Verdict};
+use crate::bots::status::{BotStatus, DesiredState};
 use crate::exchange::rest::ApiKey;
 use crate::exchange::{self, Exchange, ExchangeError};
 use crate::store::{self, bots, users, StoreError};
@@ -26,6 +28,38 @@ pub enum Fail {
     Finished(String),
     /// Worth another try: the exchange or the database did not answer.
     Transient(String),
+}
+
+impl Fail {
+    /// What the start answers.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Fail::Invalid(_) => Outcome::InvalidConfig,
+            Fail::MissingCredentials(_) => Outcome::MissingCredentials,
+            Fail::Exchange(_) | Fail::Transient(_) | Fail::Safety(_) => Outcome::Error,
+            Fail::Finished(_) => Outcome::NotRunning,
+        }
+    }
+
+    /// The status the bot is left in.
+    pub fn status(&self) -> BotStatus {
+        match self {
+            Fail::Safety(_) => BotStatus::SafetyStop,
+            Fail::Finished(_) => BotStatus::Stopped,
+            _ => BotStatus::Error,
+        }
+    }
+
+    pub fn into_message(self) -> String {
+        match self {
+            Fail::Invalid(m)
+            | Fail::MissingCredentials(m)
+            | Fail::Exchange(m)
+            | Fail::Safety(m)
+            | Fail::Finished(m)
+            | Fail::Transient(m) => m,
+        }
+    }
 }
 
 impl From<StoreError> for Fail {
@@ -54,11 +88,17 @@ impl From<BotError> for Fail {
     }
 }
 
-/// A started bot, what its first step did, and a retryable problem it met.
-pub struct Launched {
-    pub running: Running,
+/// What the first steps of a start did, and a retryable problem they met (the
+/// bot runs on and its scheduled steps try again).
+pub struct FirstSteps {
     pub actions: Vec<String>,
     pub retrying: Option<String>,
+}
+
+/// A started bot and what its first steps did.
+pub struct Launched {
+    pub running: Running,
+    pub first: FirstSteps,
 }
 
 impl Manager {
@@ -72,7 +112,14 @@ impl Manager {
         // `PUT /api/bot/config` (one immediate transaction that checks the status)
         // either lands before this and is used, or sees `starting` and gets 409.
         let row = bots::get_or_create(conn, uid, store::now())?;
-        bots::set_state(conn, uid, "running", "starting", None, store::now())?;
+        bots::set_state(
+            conn,
+            uid,
+            DesiredState::Running,
+            BotStatus::Starting,
+            None,
+            store::now(),
+        )?;
         let stored =
             config::load(conn, uid)?.ok_or_else(|| Fail::Invalid("no such user".into()))?;
         let cfg = stored.config.clone();
@@ -111,12 +158,8 @@ impl Manager {
             telegram: self.telegram_target(conn, uid, &stored),
         };
         let mut running = Running::new(Engine::new(uid, cfg, market, state, started_ms), ex, ctx);
-        let (actions, retrying) = self.first_steps(conn, uid, &mut running, why)?;
-        Ok(Launched {
-            running,
-            actions,
-            retrying,
-        })
+        let first = self.first_steps(conn, uid, &mut running, why)?;
+        Ok(Launched { running, first })
     }
 
     /// The first step adopts what exists and places what is missing. A retryable
@@ -128,7 +171,7 @@ impl Manager {
         uid: i64,
         bot: &mut Running,
         why: Why,
-    ) -> Result<(Vec<String>, Option<String>), Fail> {
+    ) -> Result<FirstSteps, Fail> {
         let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
         j.cycle(&bot.engine.state)?;
         let mode = if why == Why::Resume {
@@ -136,13 +179,16 @@ impl Manager {
         } else {
             Mode::Recover
         };
-        let mut all = Vec::new();
+        let mut first = FirstSteps {
+            actions: Vec::new(),
+            retrying: None,
+        };
         for _ in 0..2 {
             match bot.engine.step(bot.ex.as_ref(), &mut j, mode) {
                 Ok((actions, verdict)) => {
-                    all.extend(actions);
+                    first.actions.extend(actions);
                     match verdict {
-                        Verdict::Continue => return Ok((all, None)),
+                        Verdict::Continue => return Ok(first),
                         Verdict::Finished if why == Why::Start => continue,
                         Verdict::Finished => {
                             return Err(Fail::Finished(
@@ -153,11 +199,14 @@ impl Manager {
                         Verdict::Failed(m) => return Err(Fail::Invalid(m)),
                     }
                 }
-                Err(e) if e.is_transient() => return Ok((all, Some(e.to_string()))),
+                Err(e) if e.is_transient() => {
+                    first.retrying = Some(e.to_string());
+                    return Ok(first);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok((all, None))
+        Ok(first)
     }
 
     fn exchange(

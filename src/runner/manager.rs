@@ -15,10 +15,11 @@ use serde_json::{json, Value};
 use slog::{info, warn, Logger};
 
 use super::journal::DbJournal;
-use super::launch::{Fail, Launched};
-use super::protocol::{Outcome, Reply};
+use super::launch::{Fail, FirstSteps, Launched};
+use super::protocol::{Actor, OpResult, Outcome};
 use super::telegram::{Notifier, Target};
-use crate::bots::engine::{Engine, Mode, StopMode, Verdict};
+use crate::bots::engine::{Engine, Mode, Verdict};
+use crate::bots::status::{BotStatus, DesiredState, StopMode};
 use crate::exchange::paper::Paper;
 use crate::exchange::rest::RestSettings;
 use crate::exchange::Exchange;
@@ -61,6 +62,30 @@ pub struct BotCtx {
 #[derive(Default)]
 pub struct Cell {
     bot: Option<Running>,
+}
+
+/// How a run of a bot ends: the status it is left in, the error it leaves for the
+/// user to see, and the event that tells the story.
+struct Ending {
+    status: BotStatus,
+    last_error: Option<String>,
+    event: &'static str,
+    message: String,
+    data: Value,
+}
+
+impl Ending {
+    /// An end whose message is also the bot's error, unless the bot just stopped.
+    fn new(status: BotStatus, event: &'static str, message: String, data: Value) -> Ending {
+        let last_error = (status != BotStatus::Stopped).then(|| message.clone());
+        Ending {
+            status,
+            last_error,
+            event,
+            message,
+            data,
+        }
+    }
 }
 
 /// Why a bot is being started.
@@ -151,12 +176,12 @@ impl Manager {
     }
 
     /// Starts (or resumes) `uid`'s bot and reports the real outcome.
-    pub fn start(&self, conn: &Connection, uid: i64, why: Why, actor: &str) -> Reply {
+    pub fn start(&self, conn: &Connection, uid: i64, why: Why, actor: Actor) -> OpResult {
         let cell = Arc::new(Mutex::new(Cell::default()));
         let mut guard = {
             let mut map = lock(&self.map);
             if map.contains_key(&uid) {
-                return Reply::new(Outcome::AlreadyRunning, "Bot is already running");
+                return OpResult::new(Outcome::AlreadyRunning, "Bot is already running");
             }
             map.insert(uid, cell.clone());
             // Locked before the map is released: a concurrent stop waits for us.
@@ -164,7 +189,7 @@ impl Manager {
         };
         if why == Why::Resume && !self.still_wanted(conn, uid) {
             lock(&self.map).remove(&uid);
-            return Reply::new(Outcome::NotRunning, "Bot is not running");
+            return OpResult::not_running();
         }
         let launched = catch_unwind(AssertUnwindSafe(|| self.launch(conn, uid, why)))
             .unwrap_or_else(|_| Err(Fail::Exchange("internal error while starting".into())));
@@ -173,7 +198,7 @@ impl Manager {
             Err(Fail::Transient(msg)) if why == Why::Resume => {
                 self.retry_resume(conn, uid, &msg);
                 lock(&self.map).remove(&uid);
-                Reply::new(Outcome::Error, msg)
+                OpResult::new(Outcome::Error, msg)
             }
             Err(fail) => self.abort(conn, uid, &mut guard, fail, actor),
         }
@@ -181,7 +206,7 @@ impl Manager {
 
     /// A queued resume checks that nobody stopped the bot meanwhile.
     fn still_wanted(&self, conn: &Connection, uid: i64) -> bool {
-        matches!(bots::get(conn, uid), Ok(Some(row)) if row.desired_state == "running")
+        matches!(bots::get(conn, uid), Ok(Some(row)) if row.desired_state == DesiredState::Running)
     }
 
     fn retry_resume(&self, conn: &Connection, uid: i64, msg: &str) {
@@ -204,14 +229,13 @@ impl Manager {
         conn: &Connection,
         uid: i64,
         why: Why,
-        actor: &str,
+        actor: Actor,
         guard: &mut MutexGuard<'_, Cell>,
         l: Launched,
-    ) -> Reply {
+    ) -> OpResult {
         let Launched {
             mut running,
-            actions,
-            retrying,
+            first: FirstSteps { actions, retrying },
         } = l;
         let (kind, message) = match why {
             Why::Start => ("started", "Bot started"),
@@ -222,8 +246,8 @@ impl Manager {
         let written = bots::set_state(
             conn,
             uid,
-            "running",
-            "running",
+            DesiredState::Running,
+            BotStatus::Running,
             retrying.as_deref(),
             store::now(),
         )
@@ -244,18 +268,14 @@ impl Manager {
         guard.bot = Some(running);
         self.running.fetch_add(1, Ordering::Relaxed);
         drop(t);
-        info!(self.log, "bot {kind}"; "user_id" => uid, "actor" => actor);
-        let mut reply = Reply::new(
-            Outcome::Started,
-            match retrying {
-                Some(e) => format!(
-                    "Bot started successfully; the exchange did not answer yet ({e}), retrying"
-                ),
-                None => "Bot started successfully".into(),
-            },
-        );
-        reply.actions = actions;
-        reply
+        info!(self.log, "bot {kind}"; "user_id" => uid, "actor" => %actor);
+        let message = match retrying {
+            Some(e) => {
+                format!("Bot started successfully; the exchange did not answer yet ({e}), retrying")
+            }
+            None => "Bot started successfully".into(),
+        };
+        OpResult::new(Outcome::Started, message).with_actions(actions)
     }
 
     /// Records a failed start and forgets the bot.
@@ -265,64 +285,40 @@ impl Manager {
         uid: i64,
         guard: &mut MutexGuard<'_, Cell>,
         fail: Fail,
-        actor: &str,
-    ) -> Reply {
-        let (status, outcome, msg) = match fail {
-            Fail::Invalid(m) => ("error", Outcome::InvalidConfig, m),
-            Fail::MissingCredentials(m) => ("error", Outcome::MissingCredentials, m),
-            Fail::Exchange(m) | Fail::Transient(m) => ("error", Outcome::Error, m),
-            Fail::Safety(m) => ("safety_stop", Outcome::Error, m),
-            Fail::Finished(m) => ("stopped", Outcome::NotRunning, m),
-        };
-        let _t = lock(&self.transition);
-        let error = (status != "stopped").then_some(msg.as_str());
-        let write =
-            bots::set_state(conn, uid, "stopped", status, error, store::now()).and_then(|()| {
-                bots::add_event(
-                    conn,
-                    uid,
-                    "start_failed",
-                    &msg,
-                    Some(&json!({"actor": actor})),
-                    store::now(),
-                )
-            });
-        if let Err(e) = write {
+        actor: Actor,
+    ) -> OpResult {
+        let (outcome, status) = (fail.outcome(), fail.status());
+        let data = json!({"actor": actor});
+        let end = Ending::new(status, "start_failed", fail.into_message(), data);
+        if let Err(e) = self.finish(conn, uid, guard, &end, false) {
             warn!(self.log, "cannot record a failed start"; "user_id" => uid, "error" => %e);
         }
-        guard.bot = None;
-        lock(&self.map).remove(&uid);
-        Reply::new(outcome, msg)
+        OpResult::new(outcome, end.message)
     }
 
     /// Stops `uid`'s bot with `mode`. The stop is recorded (desired state
     /// stopped, status stopping) before the exchange is touched, so a crash in the
     /// middle never resumes the bot.
-    pub fn stop(&self, conn: &Connection, uid: i64, mode: StopMode, actor: &str) -> Reply {
+    pub fn stop(&self, conn: &Connection, uid: i64, mode: StopMode, actor: Actor) -> OpResult {
         let cell = match self.cell(uid) {
             Some(c) => c,
             // Waiting to be resumed after a restart: resume it now, then stop it.
             None if self.still_wanted(conn, uid) => {
-                self.start(conn, uid, Why::Resume, "system");
+                self.start(conn, uid, Why::Resume, Actor::System);
                 match self.cell(uid) {
                     Some(c) => c,
-                    None => return Reply::new(Outcome::NotRunning, "Bot is not running"),
+                    None => return OpResult::not_running(),
                 }
             }
-            None => return Reply::new(Outcome::NotRunning, "Bot is not running"),
+            None => return OpResult::not_running(),
         };
         let mut guard = lock(&cell);
         let Some(mut bot) = guard.bot.take() else {
-            return Reply::new(Outcome::NotRunning, "Bot is not running");
+            return OpResult::not_running();
         };
-        let mode_name = match mode {
-            StopMode::Keep => "keep",
-            StopMode::CancelOrders => "cancel_orders",
-            StopMode::ClosePosition => "close_position",
-        };
-        if let Err(e) = self.begin_stop(conn, uid, mode_name, actor) {
+        if let Err(e) = self.begin_stop(conn, uid, mode, actor) {
             guard.bot = Some(bot);
-            return Reply::new(Outcome::Error, format!("could not record the stop: {e}"));
+            return OpResult::new(Outcome::Error, format!("could not record the stop: {e}"));
         }
         let done = catch_unwind(AssertUnwindSafe(|| {
             let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
@@ -330,53 +326,42 @@ impl Manager {
         }));
         let (actions, problem) = match done {
             Ok(Ok(a)) => (a, None),
-            Ok(Err(e)) => (
-                Vec::new(),
-                Some(format!("{mode_name} did not complete: {e}")),
-            ),
+            Ok(Err(e)) => (Vec::new(), Some(format!("{mode} did not complete: {e}"))),
             Err(_) => (
                 Vec::new(),
-                Some(format!("{mode_name} did not complete: internal error")),
+                Some(format!("{mode} did not complete: internal error")),
             ),
         };
-        let data = json!({"actor": actor, "mode": mode_name, "actions": actions});
-        let ended = self.finish(
-            conn,
-            uid,
-            &mut guard,
-            "stopped",
-            problem.as_deref(),
-            "stopped",
-            &format!("Bot stopped ({mode_name})"),
-            data,
-            false,
-        );
-        if let Err(e) = ended {
-            return Reply::new(
+        let data = json!({"actor": actor, "mode": mode, "actions": actions});
+        let message = format!("Bot stopped ({mode})");
+        let end = Ending {
+            // Stopped, not failed: what did not complete stays visible.
+            last_error: problem.clone(),
+            ..Ending::new(BotStatus::Stopped, "stopped", message, data)
+        };
+        if let Err(e) = self.finish(conn, uid, &mut guard, &end, false) {
+            return OpResult::new(
                 Outcome::Error,
                 format!("the bot stopped but its state was not saved: {e}"),
             );
         }
-        let mut reply = Reply::new(
-            Outcome::Stopped,
-            match problem {
-                Some(p) => format!("Bot stopped successfully, but {p}"),
-                None => "Bot stopped successfully".into(),
-            },
-        );
-        reply.actions = actions;
-        reply
+        let message = match problem {
+            Some(p) => format!("Bot stopped successfully, but {p}"),
+            None => "Bot stopped successfully".into(),
+        };
+        OpResult::new(Outcome::Stopped, message).with_actions(actions)
     }
 
     fn begin_stop(
         &self,
         conn: &Connection,
         uid: i64,
-        mode: &str,
-        actor: &str,
+        mode: StopMode,
+        actor: Actor,
     ) -> Result<(), StoreError> {
         let _t = lock(&self.transition);
-        bots::set_state(conn, uid, "stopped", "stopping", None, store::now())?;
+        let (desired, status) = (DesiredState::Stopped, BotStatus::Stopping);
+        bots::set_state(conn, uid, desired, status, None, store::now())?;
         bots::add_event(
             conn,
             uid,
@@ -389,14 +374,14 @@ impl Manager {
         Ok(())
     }
 
-    /// Re-creates what the running bot is missing (`POST /api/bot/recover`).
-    pub fn recover(&self, conn: &Connection, uid: i64, actor: &str) -> Reply {
+    /// Re-creates what the running bot is missing.
+    pub fn recover(&self, conn: &Connection, uid: i64, actor: Actor) -> OpResult {
         let Some(cell) = self.cell(uid) else {
-            return Reply::new(Outcome::NotRunning, "Bot is not running");
+            return OpResult::not_running();
         };
         let mut guard = lock(&cell);
         let Some(bot) = guard.bot.as_mut() else {
-            return Reply::new(Outcome::NotRunning, "Bot is not running");
+            return OpResult::not_running();
         };
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
@@ -414,11 +399,10 @@ impl Manager {
                 );
                 // Its scheduled steps go on as they were; recover adds none.
                 self.settle(conn, uid, &mut guard, verdict, false);
-                let mut reply = Reply::new(Outcome::Recovered, "Recovery process completed");
-                reply.actions = actions;
-                reply
+                OpResult::new(Outcome::Recovered, "Recovery process completed")
+                    .with_actions(actions)
             }
-            Ok(Err(e)) => Reply::new(Outcome::Error, format!("recovery failed: {e}")),
+            Ok(Err(e)) => OpResult::new(Outcome::Error, format!("recovery failed: {e}")),
             Err(_) => {
                 self.settle(
                     conn,
@@ -427,7 +411,7 @@ impl Manager {
                     Verdict::Failed("internal error in recovery".into()),
                     false,
                 );
-                Reply::new(Outcome::Error, "recovery failed: internal error")
+                OpResult::new(Outcome::Error, "recovery failed: internal error")
             }
         }
     }
@@ -498,59 +482,66 @@ impl Manager {
         verdict: Verdict,
         reschedule: bool,
     ) {
-        let (status, kind, msg) = match verdict {
+        let ending = |status: BotStatus, event, message| {
+            Ending::new(status, event, message, json!({"status": status}))
+        };
+        let end = match verdict {
             Verdict::Continue => {
                 if let (true, Some(bot)) = (reschedule, guard.bot.as_ref()) {
                     self.schedule(uid, bot.generation, self.tick_ms);
                 }
                 return;
             }
-            Verdict::Finished => (
-                "stopped",
+            Verdict::Finished => ending(
+                BotStatus::Stopped,
                 "stopped",
                 "cycle closed and repeat is off".to_string(),
             ),
-            Verdict::SafetyStop(m) => ("safety_stop", "stopped", m),
+            Verdict::SafetyStop(m) => ending(BotStatus::SafetyStop, "stopped", m),
             Verdict::Failed(m) => {
                 crate::metrics::error(crate::metrics::ErrorKind::BotFailed);
-                ("error", "error", m)
+                ending(BotStatus::Error, "error", m)
             }
         };
-        let error = (status != "stopped").then_some(msg.as_str());
-        if let (Some(e), Some(bot)) = (error, guard.bot.as_ref()) {
+        if let (Some(e), Some(bot)) = (&end.last_error, guard.bot.as_ref()) {
             if let Some(t) = &bot.ctx.telegram {
                 self.telegram.send(t, &format!("Bot stopped: {e}"));
             }
         }
-        let data = json!({"status": status});
-        if let Err(e) = self.finish(conn, uid, guard, status, error, kind, &msg, data, true) {
+        if let Err(e) = self.finish(conn, uid, guard, &end, true) {
             warn!(self.log, "cannot record a bot's end"; "user_id" => uid, "error" => %e);
         }
     }
 
     /// Writes the bot's end and forgets it, under the transition lock.
-    #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         conn: &Connection,
         uid: i64,
         guard: &mut MutexGuard<'_, Cell>,
-        status: &str,
-        error: Option<&str>,
-        kind: &str,
-        message: &str,
-        data: Value,
+        end: &Ending,
         was_running: bool,
     ) -> Result<(), StoreError> {
         let _t = lock(&self.transition);
-        let write = bots::set_state(conn, uid, "stopped", status, error, store::now())
-            .and_then(|()| bots::add_event(conn, uid, kind, message, Some(&data), store::now()));
+        let (status, error) = (end.status, end.last_error.as_deref());
+        let write = bots::set_state(
+            conn,
+            uid,
+            DesiredState::Stopped,
+            status,
+            error,
+            store::now(),
+        )
+        .and_then(|()| {
+            let data = Some(&end.data);
+            bots::add_event(conn, uid, end.event, &end.message, data, store::now())
+        });
         guard.bot = None;
         lock(&self.map).remove(&uid);
         if was_running {
             self.running.fetch_sub(1, Ordering::Relaxed);
         }
-        info!(self.log, "bot ended"; "user_id" => uid, "status" => status);
+        info!(self.log, "bot ended"; "user_id" => uid, "status" => status.as_str());
         write.map(|_| ())
     }
 
@@ -559,7 +550,7 @@ impl Manager {
     pub fn sweep(&self, conn: &Connection) -> Result<(u64, u64), StoreError> {
         for uid in bots::must_stop(conn)? {
             if self.cell(uid).is_some() {
-                self.stop(conn, uid, StopMode::CancelOrders, "system");
+                self.stop(conn, uid, StopMode::CancelOrders, Actor::System);
             }
         }
         bots::heartbeat(conn, store::now())?;

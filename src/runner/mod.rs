@@ -28,7 +28,6 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use rusqlite::Connection;
 use slog::{error, info, warn, Logger};
 
-use crate::bots::engine::StopMode;
 use crate::config::Config;
 use crate::exchange::paper::{Paper, PaperParams};
 use crate::log::Sink;
@@ -38,7 +37,7 @@ use crate::store::{self, bots, trades};
 use lanes::Lanes;
 use manager::{Manager, Why};
 use pool::Pool;
-use protocol::{Op, Outcome, Reply, Request};
+use protocol::{Actor, Op, OpResult, Outcome, Request};
 use schedule::Schedule;
 use stats::RunnerStats;
 
@@ -169,7 +168,7 @@ impl Runner {
             self.steps
                 .for_bot(&self.conn, uid, 0)
                 .submit(Box::new(move |c| {
-                    m.start(c, uid, Why::Resume, "system");
+                    m.start(c, uid, Why::Resume, Actor::System);
                 }));
         }
         Ok(())
@@ -205,7 +204,7 @@ impl Runner {
                 let pool = self.steps.for_bot(&self.conn, uid, generation);
                 pool.submit(Box::new(move |c| {
                     if generation == 0 {
-                        m.start(c, uid, Why::Resume, "system");
+                        m.start(c, uid, Why::Resume, Actor::System);
                     } else {
                         m.tick(c, uid, generation);
                     }
@@ -301,11 +300,11 @@ fn serve_request(m: &Manager, conn: &Connection, stream: UnixStream, log: &Logge
     if reader.read_line(&mut line).is_err() {
         return;
     }
-    let reply = match serde_json::from_str::<Request>(&line) {
+    let result = match serde_json::from_str::<Request>(&line) {
         Ok(req) => execute(m, conn, &req),
-        Err(e) => Reply::new(Outcome::Error, format!("bad request: {e}")),
+        Err(e) => OpResult::new(Outcome::Error, format!("bad request: {e}")),
     };
-    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+    let mut out = serde_json::to_vec(&result).unwrap_or_default();
     out.push(b'\n');
     // The worker may have given up (504); the outcome is recorded either way.
     if let Err(e) = (&stream).write_all(&out) {
@@ -313,25 +312,11 @@ fn serve_request(m: &Manager, conn: &Connection, stream: UnixStream, log: &Logge
     }
 }
 
-fn execute(m: &Manager, conn: &Connection, req: &Request) -> Reply {
-    let actor = if req.actor.is_empty() {
-        "user"
-    } else {
-        &req.actor
-    };
+fn execute(m: &Manager, conn: &Connection, req: &Request) -> OpResult {
+    let (uid, actor) = (req.user_id, req.actor);
     match req.op {
-        Op::Start => m.start(conn, req.user_id, Why::Start, actor),
-        Op::Recover => m.recover(conn, req.user_id, actor),
-        Op::Stop => match req
-            .mode
-            .as_deref()
-            .map_or(Some(StopMode::CancelOrders), StopMode::parse)
-        {
-            Some(mode) => m.stop(conn, req.user_id, mode, actor),
-            None => Reply::new(
-                Outcome::InvalidConfig,
-                "mode must be keep, cancel_orders or close_position",
-            ),
-        },
+        Op::Start => m.start(conn, uid, Why::Start, actor),
+        Op::Recover => m.recover(conn, uid, actor),
+        Op::Stop => m.stop(conn, uid, req.mode.unwrap_or_default(), actor),
     }
 }

@@ -1,23 +1,80 @@
 //! The runner's RPC (docs/bots.md, Runner): one JSON line per request over the runner's
 //! Unix socket, one JSON line back with the real outcome.
+//!
+//! Invariants: every operation, whichever way it ends (started, refused, failed
+//! while starting, stopped with a problem), answers with one [`OpResult`]; the
+//! HTTP handler turns that, and nothing else, into its answer. Enums travel as
+//! the same words the API shows (`already_running`, `close_position`, ...).
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Op {
-    Start,
-    Stop,
-    Recover,
+use crate::bots::status::StopMode;
+use crate::text_enum::{text_enum, Unknown};
+
+text_enum! {
+    /// A command for the runner.
+    pub enum Op {
+        Start = "start",
+        Stop = "stop",
+        Recover = "recover",
+    }
 }
 
-impl Op {
-    pub fn name(self) -> &'static str {
+/// Who asked for an operation, for the event trail: the bot's owner, an admin
+/// (by user id) or the runner itself (resumes, sweeps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Actor {
+    #[default]
+    User,
+    Admin(i64),
+    System,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::Start => "start",
-            Op::Stop => "stop",
-            Op::Recover => "recover",
+            Actor::User => f.write_str("user"),
+            Actor::Admin(id) => write!(f, "admin:{id}"),
+            Actor::System => f.write_str("system"),
         }
+    }
+}
+
+impl FromStr for Actor {
+    type Err = Unknown;
+
+    /// `user`, `admin:<id>` or `system`; empty means `user`, as requests written
+    /// before the field existed meant.
+    fn from_str(s: &str) -> Result<Actor, Unknown> {
+        match s {
+            "" | "user" => Ok(Actor::User),
+            "system" => Ok(Actor::System),
+            _ => s
+                .strip_prefix("admin:")
+                .and_then(|id| id.parse().ok())
+                .map(Actor::Admin)
+                .ok_or_else(|| Unknown {
+                    kind: "Actor",
+                    value: s.to_string(),
+                }),
+        }
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Actor, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -25,43 +82,117 @@ impl Op {
 pub struct Request {
     pub op: Op,
     pub user_id: i64,
-    /// Stop mode: `keep`, `cancel_orders` (default) or `close_position`.
+    /// How a stop treats the exchange; absent means `cancel_orders`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    /// Who asked, for the event trail: `user` or `admin:<id>`.
+    pub mode: Option<StopMode>,
     #[serde(default)]
-    pub actor: String,
+    pub actor: Actor,
 }
 
-/// The outcomes of start, stop and recover, named as the API's `status` field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Started,
-    AlreadyRunning,
-    InvalidConfig,
-    MissingCredentials,
-    Stopped,
-    NotRunning,
-    Recovered,
-    /// The exchange or the runner failed; `message` says how.
-    Error,
+text_enum! {
+    /// The outcomes of an operation, named as the API's `status` field.
+    pub enum Outcome {
+        Started = "started",
+        AlreadyRunning = "already_running",
+        InvalidConfig = "invalid_config",
+        MissingCredentials = "missing_credentials",
+        Stopped = "stopped",
+        NotRunning = "not_running",
+        Recovered = "recovered",
+        /// The exchange or the runner failed; `message` says how.
+        Error = "error",
+    }
 }
 
+/// How an operation ended, from the runner through the RPC to the HTTP handler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reply {
+pub struct OpResult {
     pub outcome: Outcome,
     pub message: String,
+    /// What the operation did on the exchange, in order.
     #[serde(default)]
     pub actions: Vec<String>,
 }
 
-impl Reply {
-    pub fn new(outcome: Outcome, message: impl Into<String>) -> Reply {
-        Reply {
+impl OpResult {
+    pub fn new(outcome: Outcome, message: impl Into<String>) -> OpResult {
+        OpResult {
             outcome,
             message: message.into(),
             actions: Vec::new(),
         }
+    }
+
+    pub fn with_actions(mut self, actions: Vec<String>) -> OpResult {
+        self.actions = actions;
+        self
+    }
+
+    /// Stop and recover of a bot that is not running.
+    pub fn not_running() -> OpResult {
+        OpResult::new(Outcome::NotRunning, "Bot is not running")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn requests_keep_their_wire_text() {
+        let req = Request {
+            op: Op::Stop,
+            user_id: 7,
+            mode: Some(StopMode::ClosePosition),
+            actor: Actor::Admin(3),
+        };
+        let text = json!({"op": "stop", "user_id": 7, "mode": "close_position",
+                          "actor": "admin:3"});
+        assert_eq!(serde_json::to_value(&req).unwrap(), text);
+        assert_eq!(serde_json::from_value::<Request>(text).unwrap(), req);
+        // Written by an older worker: no mode, no actor.
+        let old: Request = serde_json::from_value(json!({"op": "start", "user_id": 7})).unwrap();
+        assert_eq!((old.mode, old.actor), (None, Actor::User));
+        let bad = json!({"op": "stop", "user_id": 7, "mode": "sideways"});
+        assert!(serde_json::from_value::<Request>(bad).is_err());
+    }
+
+    #[test]
+    fn actors_round_trip_and_strangers_are_refused() {
+        for a in [Actor::User, Actor::System, Actor::Admin(42)] {
+            assert_eq!(a.to_string().parse(), Ok(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.to_string());
+        }
+        assert_eq!(Actor::Admin(42).to_string(), "admin:42");
+        assert_eq!("".parse(), Ok(Actor::User));
+        for bad in ["admin:", "admin:x", "root", "User"] {
+            assert!(bad.parse::<Actor>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn results_keep_their_wire_text() {
+        let r = OpResult::new(Outcome::AlreadyRunning, "Bot is already running")
+            .with_actions(vec!["placed l1".into()]);
+        let text = json!({"outcome": "already_running", "message": "Bot is already running",
+                          "actions": ["placed l1"]});
+        assert_eq!(serde_json::to_value(&r).unwrap(), text);
+        assert_eq!(serde_json::from_value::<OpResult>(text).unwrap(), r);
+        let words: Vec<_> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(
+            words,
+            [
+                "started",
+                "already_running",
+                "invalid_config",
+                "missing_credentials",
+                "stopped",
+                "not_running",
+                "recovered",
+                "error"
+            ]
+        );
     }
 }

@@ -4,6 +4,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use super::StoreError;
+use crate::bots::status::BotStatus;
 
 /// One user as the admin console lists them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -17,7 +18,7 @@ pub struct UserBot {
     pub exchange: String,
     pub symbol: String,
     /// `stopped` for users who never started a bot.
-    pub status: String,
+    pub status: BotStatus,
     pub started_at: Option<i64>,
     pub cycle: i64,
     pub has_bot: bool,
@@ -119,7 +120,7 @@ mod tests {
             (rows.len(), total, rows[0].email.as_str()),
             (1, 2, "axb@x.io")
         );
-        assert_eq!(rows[0].status, "stopped");
+        assert_eq!(rows[0].status, BotStatus::Stopped);
         assert!(managed(&c).unwrap().is_empty());
     }
 }

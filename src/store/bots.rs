@@ -5,13 +5,14 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 
 use super::StoreError;
+use crate::bots::status::{BotStatus, DesiredState};
 
 /// A bot's row; absent for users who never started one.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BotRow {
     pub user_id: i64,
-    pub desired_state: String,
-    pub status: String,
+    pub desired_state: DesiredState,
+    pub status: BotStatus,
     pub cycle: i64,
     pub tp_n: u32,
     pub sl_n: u32,
@@ -75,8 +76,8 @@ pub fn get_or_create(conn: &Connection, uid: i64, now: i64) -> Result<BotRow, St
 pub fn set_state(
     conn: &Connection,
     uid: i64,
-    desired: &str,
-    status: &str,
+    desired: DesiredState,
+    status: BotStatus,
     last_error: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -92,7 +93,12 @@ pub fn set_state(
 }
 
 /// Changes only the desired state: what a restarted runner will do with the bot.
-pub fn set_desired(conn: &Connection, uid: i64, desired: &str, now: i64) -> Result<(), StoreError> {
+pub fn set_desired(
+    conn: &Connection,
+    uid: i64,
+    desired: DesiredState,
+    now: i64,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE user_bots SET desired_state = ?2, updated_at = ?3 WHERE user_id = ?1",
     )?
@@ -301,20 +307,61 @@ mod tests {
     fn state_transitions_keep_started_at_while_running() {
         let (c, id) = db();
         let row = get_or_create(&c, id, 10).unwrap();
-        assert_eq!((row.status.as_str(), row.cycle), ("stopped", 1));
-        set_state(&c, id, "running", "running", None, 20).unwrap();
-        set_state(&c, id, "running", "running", None, 30).unwrap();
+        assert_eq!((row.status, row.cycle), (BotStatus::Stopped, 1));
+        let running = (DesiredState::Running, BotStatus::Running);
+        set_state(&c, id, running.0, running.1, None, 20).unwrap();
+        set_state(&c, id, running.0, running.1, None, 30).unwrap();
         assert_eq!(get(&c, id).unwrap().unwrap().started_at, Some(20));
         assert_eq!(count_running(&c).unwrap(), 1);
         assert_eq!(desired_running(&c).unwrap(), vec![id]);
         users::set_disabled(&c, id, true).unwrap();
         assert_eq!(must_stop(&c).unwrap(), vec![id]);
-        set_state(&c, id, "stopped", "error", Some("boom"), 40).unwrap();
+        let failed = (DesiredState::Stopped, BotStatus::Error);
+        set_state(&c, id, failed.0, failed.1, Some("boom"), 40).unwrap();
         let row = get(&c, id).unwrap().unwrap();
         assert_eq!(
             (row.started_at, row.last_error.as_deref()),
             (None, Some("boom"))
         );
+    }
+
+    #[test]
+    fn states_are_stored_as_their_words_and_strangers_refused() {
+        let (c, id) = db();
+        get_or_create(&c, id, 10).unwrap();
+        set_state(
+            &c,
+            id,
+            DesiredState::Running,
+            BotStatus::SafetyStop,
+            None,
+            20,
+        )
+        .unwrap();
+        let stored: (String, String) = c
+            .query_row(
+                "SELECT desired_state, status FROM user_bots WHERE user_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(stored, ("running".into(), "safety_stop".into()));
+        let row = get(&c, id).unwrap().unwrap();
+        assert_eq!(
+            (row.desired_state, row.status),
+            (DesiredState::Running, BotStatus::SafetyStop)
+        );
+        c.execute(
+            "UPDATE user_bots SET status = 'paused' WHERE user_id = ?1",
+            [id],
+        )
+        .unwrap();
+        assert!(matches!(
+            get(&c, id),
+            Err(StoreError::Sqlite(
+                rusqlite::Error::FromSqlConversionFailure(..)
+            ))
+        ));
     }
 
     #[test]

@@ -4,15 +4,16 @@ use serde_json::{json, Map, Value};
 
 use super::bot::{self, command};
 use super::ApiResult;
+use crate::bots::status::BotStatus;
 use crate::http::ctx::Ctx;
 use crate::http::input;
 use crate::http::reply;
-use crate::runner::protocol::Op;
+use crate::runner::protocol::{Actor, Op};
 use crate::store::{self, admin, users};
 
-fn uptime(status: &str, started_at: Option<i64>) -> i64 {
-    match (status, started_at) {
-        ("running" | "starting" | "stopping", Some(t)) => (store::now() - t).max(0),
+fn uptime(status: BotStatus, started_at: Option<i64>) -> i64 {
+    match (status.is_active(), started_at) {
+        (true, Some(t)) => (store::now() - t).max(0),
         _ => 0,
     }
 }
@@ -24,11 +25,12 @@ pub fn overview(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let mut users = Map::new();
     let mut running = 0;
     for u in &rows {
-        running += usize::from(u.status == "running");
+        let is_running = u.status == BotStatus::Running;
+        running += usize::from(is_running);
         users.insert(
             u.id.to_string(),
-            json!({"email": u.email, "running": u.status == "running", "status": u.status,
-                   "uptime": uptime(&u.status, u.started_at), "exchange": u.exchange,
+            json!({"email": u.email, "running": is_running, "status": u.status,
+                   "uptime": uptime(u.status, u.started_at), "exchange": u.exchange,
                    "symbol": u.symbol}),
         );
     }
@@ -53,8 +55,8 @@ pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         .map(|u| {
             json!({"id": u.id, "email": u.email, "is_admin": u.is_admin,
                    "disabled": u.disabled, "verified": u.verified, "created_at": u.created_at,
-                   "bot": {"status": u.status, "running": u.status == "running",
-                           "uptime": uptime(&u.status, u.started_at), "exchange": u.exchange,
+                   "bot": {"status": u.status, "running": u.status == BotStatus::Running,
+                           "uptime": uptime(u.status, u.started_at), "exchange": u.exchange,
                            "symbol": u.symbol, "cycle": u.cycle.max(1)},
                    "pnl_total": (u.pnl_total * 1e8).round() / 1e8, "trades": u.trades})
         })
@@ -76,7 +78,7 @@ fn target(ctx: &mut Ctx<'_, '_>) -> Result<i64, super::ApiError> {
 
 fn force(ctx: &mut Ctx<'_, '_>, op: Op) -> ApiResult {
     let uid = target(ctx)?;
-    let actor = format!("admin:{}", ctx.identity.user_id().unwrap_or_default());
+    let actor = Actor::Admin(ctx.identity.user_id().unwrap_or_default());
     command(ctx, uid, op, actor)
 }
 

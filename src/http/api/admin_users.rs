@@ -8,7 +8,7 @@ use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
 use crate::runner::client;
-use crate::runner::protocol::{Op, Request};
+use crate::runner::protocol::{Actor, Op, Request};
 use crate::store::{self, sessions, users};
 
 pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
@@ -69,7 +69,7 @@ fn stop_bot(ctx: &Ctx<'_, '_>, id: i64) {
         op: Op::Stop,
         user_id: id,
         mode: None,
-        actor: format!("admin:{}", ctx.identity.user_id().unwrap_or_default()),
+        actor: Actor::Admin(ctx.identity.user_id().unwrap_or_default()),
     };
     let socket = crate::runner::socket_path(ctx.config);
     if let Err(e) = client::call(&socket, &req, client::REPLY_TIMEOUT) {

@@ -9,16 +9,15 @@ use serde_json::{json, Value};
 use super::{ApiError, ApiResult};
 use crate::bots::config::{self, side_name};
 use crate::bots::ladder;
+use crate::bots::status::{BotStatus, StopMode};
 use crate::coord::Backend;
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
 use crate::metrics;
 use crate::runner::client::{self, RpcError, REPLY_TIMEOUT};
-use crate::runner::protocol::{Op, Outcome, Reply, Request};
+use crate::runner::protocol::{Actor, Op, OpResult, Outcome, Request};
 use crate::store::{self, bots, trades};
-
-const STOP_MODES: [&str; 3] = ["keep", "cancel_orders", "close_position"];
 
 fn user_id(ctx: &Ctx<'_, '_>) -> Result<i64, ApiError> {
     ctx.identity
@@ -28,35 +27,37 @@ fn user_id(ctx: &Ctx<'_, '_>) -> Result<i64, ApiError> {
 
 pub fn start(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
-    command(ctx, uid, Op::Start, "user".into())
+    command(ctx, uid, Op::Start, Actor::User)
 }
 
 pub fn stop(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
-    command(ctx, uid, Op::Stop, "user".into())
+    command(ctx, uid, Op::Stop, Actor::User)
 }
 
 pub fn recover(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
-    command(ctx, uid, Op::Recover, "user".into())
+    command(ctx, uid, Op::Recover, Actor::User)
 }
 
 /// The optional stop mode of the body, default `cancel_orders`.
-fn stop_mode(ctx: &Ctx<'_, '_>) -> Result<Option<String>, Response> {
+fn stop_mode(ctx: &Ctx<'_, '_>) -> Result<Option<StopMode>, Response> {
     let body = input::json(ctx.req)?;
     let mut errors = FieldErrors::default();
-    let mode = body.opt_string("mode", &mut errors);
-    if let Some(m) = &mode {
-        if !STOP_MODES.contains(&m.as_str()) {
+    let mode = match body.opt_string("mode", &mut errors).map(|m| m.parse()) {
+        Some(Ok(mode)) => Some(mode),
+        Some(Err(_)) => {
             errors.add("mode", "must be keep, cancel_orders or close_position");
+            None
         }
-    }
+        None => None,
+    };
     errors.finish()?;
     Ok(mode)
 }
 
 /// Runs `op` for `uid` under the user's operation guard.
-pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: String) -> ApiResult {
+pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: Actor) -> ApiResult {
     let mode = if op == Op::Stop {
         stop_mode(ctx)?
     } else {
@@ -97,7 +98,7 @@ pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: String) -> ApiRes
 fn run_command(ctx: &Ctx<'_, '_>, op: Op, uid: i64, req: &Request) -> Response {
     let socket = crate::runner::socket_path(ctx.config);
     match client::call(&socket, req, REPLY_TIMEOUT) {
-        Ok(reply) => outcome(op, uid, &reply),
+        Ok(result) => answer(op, uid, &result),
         Err(RpcError::Timeout) => reply::json(
             504,
             &json!({"success": false, "status": "timeout",
@@ -114,18 +115,21 @@ fn run_command(ctx: &Ctx<'_, '_>, op: Op, uid: i64, req: &Request) -> Response {
     }
 }
 
-fn outcome(op: Op, uid: i64, r: &Reply) -> Response {
-    let (code, status) = match r.outcome {
-        Outcome::Started => (200, "started"),
-        Outcome::Stopped => (200, "stopped"),
-        Outcome::Recovered => (200, "recovered"),
-        Outcome::AlreadyRunning => (409, "already_running"),
-        Outcome::NotRunning => (409, "not_running"),
-        Outcome::InvalidConfig => (400, "invalid_config"),
-        Outcome::MissingCredentials => (400, "missing_credentials"),
-        Outcome::Error => (502, "error"),
-    };
-    metrics::bot_operation(op.name(), uid, status);
+/// The HTTP status of an outcome.
+fn http_code(outcome: Outcome) -> u16 {
+    match outcome {
+        Outcome::Started | Outcome::Stopped | Outcome::Recovered => 200,
+        Outcome::AlreadyRunning | Outcome::NotRunning => 409,
+        Outcome::InvalidConfig | Outcome::MissingCredentials => 400,
+        Outcome::Error => 502,
+    }
+}
+
+/// The answer to an operation: its outcome's HTTP status, and the outcome's word
+/// as the body's `status`.
+fn answer(op: Op, uid: i64, r: &OpResult) -> Response {
+    let (code, status) = (http_code(r.outcome), r.outcome.as_str());
+    metrics::bot_operation(op.as_str(), uid, status);
     let mut body = json!({"success": code == 200, "status": status, "message": r.message});
     if op == Op::Recover && code == 200 {
         body =
@@ -149,14 +153,11 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
     let Some(stored) = config::load(conn, uid)? else {
         return Err(reply::error(404, "Not found").into());
     };
+    // No row: the user never started a bot, which reads as stopped.
     let row = bots::get(conn, uid)?.unwrap_or_default();
     let c = &stored.config;
-    let status = if row.status.is_empty() {
-        "stopped"
-    } else {
-        row.status.as_str()
-    };
-    let active = matches!(status, "running" | "starting" | "stopping");
+    let status = row.status;
+    let active = status.is_active();
     let (exchange, symbol, side) = match (active, &row.cycle_symbol) {
         (true, Some(sym)) => (
             row.cycle_exchange
@@ -189,20 +190,20 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
         Value::Null
     };
     let message = match status {
-        "running" => "Bot is running".to_string(),
-        "starting" => "Bot is starting".to_string(),
-        "stopping" => "Bot is stopping".to_string(),
-        "error" => format!(
+        BotStatus::Running => "Bot is running".to_string(),
+        BotStatus::Starting => "Bot is starting".to_string(),
+        BotStatus::Stopping => "Bot is stopping".to_string(),
+        BotStatus::Error => format!(
             "Bot stopped with an error: {}",
             row.last_error.as_deref().unwrap_or("unknown")
         ),
-        "safety_stop" => {
+        BotStatus::SafetyStop => {
             "Bot stopped by the safety check: an order it did not place appeared".to_string()
         }
-        _ => "Bot is stopped".to_string(),
+        BotStatus::Stopped => "Bot is stopped".to_string(),
     };
     Ok(json!({
-        "running": status == "running",
+        "running": status == BotStatus::Running,
         "status": status,
         "uptime": uptime,
         "message": message,
@@ -212,7 +213,7 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
         "cycle": row.cycle.max(1),
         "position": position,
         // A bot that ended with an error or a safety stop may have left orders.
-        "open_orders": if status == "stopped" { 0 } else { row.open_orders },
+        "open_orders": if status == BotStatus::Stopped { 0 } else { row.open_orders },
         "last_error": row.last_error,
     }))
 }

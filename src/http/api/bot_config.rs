@@ -33,7 +33,7 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         return Ok(reply::error(404, "Not found"));
     };
     if let Some(row) = bots::get(&tx, uid)? {
-        if matches!(row.status.as_str(), "running" | "starting" | "stopping") {
+        if row.status.is_active() {
             return Ok(reply::json(
                 409,
                 &json!({"success": false, "status": row.status,

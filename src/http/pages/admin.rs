@@ -8,6 +8,7 @@ use super::html::render;
 use super::pnl::{summary, PnlView};
 use super::view::{signed, time, tone, uptime, EventRow, Status, TradeRow};
 use super::{PageError, PageResult};
+use crate::bots::status::BotStatus;
 use crate::http::api::bot::status_json;
 use crate::http::ctx::Ctx;
 use crate::http::input;
@@ -23,7 +24,7 @@ pub struct UserRow {
     pub is_admin: bool,
     pub disabled: bool,
     pub verified: bool,
-    pub status: String,
+    pub status: BotStatus,
     pub uptime: String,
     pub market: String,
     pub pnl: String,
@@ -33,8 +34,7 @@ pub struct UserRow {
 
 impl From<&UserBot> for UserRow {
     fn from(u: &UserBot) -> UserRow {
-        let active = matches!(u.status.as_str(), "running" | "starting" | "stopping");
-        let up = match (active, u.started_at) {
+        let up = match (u.status.is_active(), u.started_at) {
             (true, Some(t)) => uptime(store::now() - t),
             _ => "-".into(),
         };
@@ -44,11 +44,7 @@ impl From<&UserBot> for UserRow {
             is_admin: u.is_admin,
             disabled: u.disabled,
             verified: u.verified,
-            status: if u.status.is_empty() {
-                "stopped".into()
-            } else {
-                u.status.clone()
-            },
+            status: u.status,
             uptime: up,
             market: format!("{} · {}", u.exchange, u.symbol),
             pnl: signed(u.pnl_total),

@@ -93,7 +93,10 @@ mod tests {
         let body = String::from_utf8(r.body.as_slice().to_vec()).unwrap();
         assert!(body.starts_with("<!doctype html>"));
         assert!(body.contains("&lt;x&gt;"));
-        assert!(body.contains("under maintenance") && body.contains("&lt;b&gt;back at 6"), "{body}");
+        assert!(
+            body.contains("under maintenance") && body.contains("&lt;b&gt;back at 6"),
+            "{body}"
+        );
         assert!(!body.contains("<script>") && !body.contains("style="));
         let quiet = super::error_page(404, "Not found", "x", &Default::default());
         let body = String::from_utf8(quiet.body.as_slice().to_vec()).unwrap();
