@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, wait_for, Conn, Options, Server};
+use common::{wait_for, Conn, Options, ReservedPort, Server};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -82,7 +82,9 @@ fn nginx_config_passes_nginx_t_and_proxies_to_blitz() {
         ],
     });
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    // Held until the test ends: nginx (SO_REUSEADDR) binds it, no parallel test can.
+    let reserved = ReservedPort::new();
+    let port = reserved.port;
     let shipped = read("conf/nginx/blitz.conf");
     // The test changes only the addresses: the rest is exactly what ships.
     assert!(shipped.contains("server 127.0.0.1:8000 ") && shipped.contains("listen 80;"));
