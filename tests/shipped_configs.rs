@@ -46,7 +46,15 @@ fn tool(name: &str) -> String {
 struct Nginx(Child);
 
 impl Drop for Nginx {
+    /// TERM, not KILL: the master then stops its worker too (a killed master leaves
+    /// the worker orphaned, still listening). KILL only if it does not exit.
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
