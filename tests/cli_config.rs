@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{blitz_cmd, free_port};
+use common::{blitz_cmd, ReservedPort};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().unwrap();
@@ -193,8 +193,10 @@ fn env_file_values_are_read_and_validated() {
 
 #[test]
 fn serve_with_invalid_config_exits_2_and_binds_nothing() {
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
+    // Held for the whole test, so "still free" below means blitz bound nothing,
+    // not that no other test took the port meanwhile.
+    let port = ReservedPort::new();
+    let bind = port.addr().to_string();
     let dir = tempfile::tempdir().unwrap();
     let o = blitz_cmd(dir.path())
         .args(["serve", "--bind", &bind])
@@ -203,10 +205,7 @@ fn serve_with_invalid_config_exits_2_and_binds_nothing() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("RATE_LIMITS_STATUS"));
-    assert!(
-        std::net::TcpListener::bind(&bind).is_ok(),
-        "port must still be free"
-    );
+    assert!(port.unused(), "port must still be free");
     assert!(
         !dir.path().join("instance").exists(),
         "nothing created for a bad config"

@@ -11,10 +11,16 @@ use common::api::call;
 use common::bots::{count, user, User, CALM};
 use common::client::Resp;
 use common::redis::Redis;
-use common::{blitz_cmd, free_port, wait_for, Conn, Options, Server};
+use common::{blitz_cmd, wait_for, Conn, Options, ReservedPort, Server};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
+
+/// Longest a request may take while Redis does not answer. The Redis timeout is
+/// 250 ms; without it a request would wait for good (until the client's 15 s read
+/// timeout). The bound sits far from both, so it proves the timeout without timing
+/// a busy machine.
+const BOUNDED: Duration = Duration::from_secs(5);
 
 const GUARD_BODY: &str = r#"{"message":"Bot operation already in progress for this user. Please wait.","retry_after":30,"success":false}"#;
 
@@ -374,17 +380,18 @@ fn falls_back(redis_url: &str) {
         slowest = slowest.max(t.elapsed());
     }
     assert_eq!(ok, 5);
-    assert!(
-        slowest < Duration::from_millis(1500),
-        "bounded by the timeout: {slowest:?}"
-    );
+    eprintln!("slowest request while Redis does not answer: {slowest:?}");
+    assert!(slowest < BOUNDED, "bounded by the timeout: {slowest:?}");
     assert_eq!(readyz(&s)["checks"]["redis"]["status"], "error");
     assert!(s.log().contains("Redis unreachable"));
 }
 
 #[test]
 fn redis_refusing_connections_from_the_start() {
-    falls_back(&format!("redis://127.0.0.1:{}/0", free_port()));
+    // Reserved and never listened on: every connect is refused, and no other test
+    // can start a server there meanwhile.
+    let refused = ReservedPort::new();
+    falls_back(&format!("redis://{}/0", refused.addr()));
 }
 
 #[test]
@@ -403,7 +410,7 @@ fn keeps_serving(s: &Server, u: &User) -> Duration {
         let t = Instant::now();
         assert_eq!(get(s, u).status, 200);
         let took = t.elapsed();
-        assert!(took < Duration::from_millis(1500), "{took:?}");
+        assert!(took < BOUNDED, "bounded by the timeout: {took:?}");
         first.get_or_insert(took);
     }
     first.unwrap_or_default()

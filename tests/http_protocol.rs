@@ -419,11 +419,18 @@ fn worker_connections_caps_what_one_worker_holds() {
     assert_eq!(a.get("/healthz").unwrap().status, 200);
     assert_eq!(b.get("/healthz").unwrap().status, 200);
     // A third connection waits in the kernel queue until one is released.
+    let (sent_tx, sent) = std::sync::mpsc::channel();
     let waiter = thread::spawn(move || {
         let mut c = Conn::open(s.port).unwrap();
-        let r = c.get("/healthz").unwrap();
+        c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let _ = sent_tx.send(());
+        let r = c.read_response(false).unwrap();
         (r.status, s)
     });
+    sent.recv_timeout(Duration::from_secs(10))
+        .expect("third request sent");
+    // Not a wait for a condition: the time a wrongly served request would need to
+    // come back (a worker answers /healthz in about a millisecond).
     thread::sleep(Duration::from_millis(300));
     assert!(
         !waiter.is_finished(),
@@ -500,6 +507,7 @@ fn a_half_closed_client_is_answered_and_released_at_once() {
     assert_eq!(c.read_response(false).unwrap().status, 200);
     let t = std::time::Instant::now();
     assert!(c.closed_by_server(Duration::from_secs(10)));
+    // A structural bound: held for the keep-alive would be 30 s.
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "held until {:?}",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, wait_for, Conn, Options, Server};
+use common::{wait_for, Conn, Options, ReservedPort, Server};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -46,7 +46,15 @@ fn tool(name: &str) -> String {
 struct Nginx(Child);
 
 impl Drop for Nginx {
+    /// TERM, not KILL: the master then stops its worker too (a killed master leaves
+    /// the worker orphaned, still listening). KILL only if it does not exit.
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -82,7 +90,9 @@ fn nginx_config_passes_nginx_t_and_proxies_to_blitz() {
         ],
     });
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    // Held until the test ends: nginx (SO_REUSEADDR) binds it, no parallel test can.
+    let reserved = ReservedPort::new();
+    let port = reserved.port;
     let shipped = read("conf/nginx/blitz.conf");
     // The test changes only the addresses: the rest is exactly what ships.
     assert!(shipped.contains("server 127.0.0.1:8000 ") && shipped.contains("listen 80;"));

@@ -11,23 +11,6 @@ use common::{alive, cmdline, wait_for, Conn, Options, Server};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-fn assert_no_failures(load: Load, what: &str) -> u64 {
-    let p99 = load.percentile_ms(99.0);
-    let (ok, failed, errors) = load.finish();
-    eprintln!(
-        "FAULT scenario=\"{what}\" requests={} failed={failed} p99_ms={p99:.1}",
-        ok + failed
-    );
-    assert_eq!(
-        failed,
-        0,
-        "{what}: {failed} failed requests of {}: {errors:?}",
-        ok + failed
-    );
-    assert!(ok > 0, "{what}: no request succeeded");
-    ok
-}
-
 #[test]
 fn process_titles_and_counts() {
     let s = Server::with(Options {
@@ -54,7 +37,6 @@ fn killed_worker_is_replaced_within_a_second_and_others_keep_serving() {
     let load = Load::start(s.port, 4, Mode::Close, "/healthz");
     load.wait_progress(200);
     let victim = before[0];
-    let killed_at = Instant::now();
     kill(Pid::from_raw(victim), Signal::SIGKILL).unwrap();
     wait_for(Duration::from_secs(3), "replacement worker", || {
         let now = s.worker_pids();
@@ -71,15 +53,13 @@ fn killed_worker_is_replaced_within_a_second_and_others_keep_serving() {
         .rev()
         .find(|l| l.contains("Booting worker"))
         .unwrap();
+    // Kept although it is a time: replacement within 1 s is the contract, the
+    // master forks the replacement as soon as it reaps the dead worker (milliseconds),
+    // and both ends are the master's own log stamps.
     let took = common::log_seconds(reborn) - common::log_seconds(died);
     assert!((0.0..1.0).contains(&took), "replacement took {took} s");
-    let _ = killed_at;
     load.wait_progress(200);
-    let (ok, failed, errors) = load.finish();
-    eprintln!(
-        "FAULT scenario=\"worker SIGKILL (4 clients)\" requests={} failed={failed}",
-        ok + failed
-    );
+    let (ok, failed, errors) = load.report("worker SIGKILL (4 clients)");
     // Only a request that the killed worker itself was serving may fail (one per
     // client thread at most); every other request succeeds.
     assert!(
@@ -89,7 +69,7 @@ fn killed_worker_is_replaced_within_a_second_and_others_keep_serving() {
     );
     let after = Load::start(s.port, 4, Mode::Close, "/healthz");
     after.wait_progress(200);
-    assert_no_failures(after, "after a worker SIGKILL, once replaced");
+    after.assert_no_failures("after a worker SIGKILL, once replaced");
     assert!(s.log().contains("exited unexpectedly"));
 }
 
@@ -121,8 +101,8 @@ fn ttin_and_ttou_change_the_worker_count() {
     assert_eq!(s.worker_pids().len(), 1);
     load.wait_progress(100);
     keep.wait_progress(50);
-    assert_no_failures(load, "TTIN, TTOU, TTOU (close)");
-    assert_no_failures(keep, "TTIN, TTOU, TTOU (keep-alive)");
+    load.assert_no_failures("TTIN, TTOU, TTOU (close)");
+    keep.assert_no_failures("TTIN, TTOU, TTOU (keep-alive)");
 }
 
 #[test]
@@ -137,8 +117,8 @@ fn max_requests_recycles_workers_without_failing_a_request() {
     // Enough traffic to recycle every worker several times.
     load.wait_progress(2500);
     keep.wait_progress(500);
-    let ok = assert_no_failures(load, "max-requests 300 + jitter 50 (close)")
-        + assert_no_failures(keep, "max-requests 300 + jitter 50 (keep-alive)");
+    let ok = load.assert_no_failures("max-requests 300 + jitter 50 (close)")
+        + keep.assert_no_failures("max-requests 300 + jitter 50 (keep-alive)");
     assert!(ok >= 3000);
     let now = s.worker_pids();
     assert!(
@@ -170,8 +150,8 @@ fn hup_replaces_every_worker_under_load_without_failing_a_request() {
     });
     load.wait_progress(200);
     keep.wait_progress(100);
-    assert_no_failures(load, "HUP (close)");
-    assert_no_failures(keep, "HUP (keep-alive)");
+    load.assert_no_failures("HUP (close)");
+    keep.assert_no_failures("HUP (keep-alive)");
     assert!(old.iter().all(|p| !alive(*p)));
     assert_eq!(
         s.runner_pids(),
@@ -254,7 +234,7 @@ fn term_under_load_loses_no_accepted_request() {
     s.signal(Signal::SIGTERM);
     assert_eq!(s.wait_exit(Duration::from_secs(15)), Some(0));
     for (name, l) in [("close", load), ("keep-alive", keep)] {
-        let (ok, _failed, errors) = l.finish();
+        let (ok, _failed, errors) = l.report(&format!("TERM under load ({name})"));
         assert!(ok > 0);
         // Once stopping, new connections may be refused; but every connection that
         // was established got a complete 200.
@@ -395,7 +375,7 @@ fn a_worker_terminated_directly_drains_and_is_replaced() {
         now.len() == 2 && !now.contains(&victim)
     });
     load.wait_progress(200);
-    assert_no_failures(load, "TERM sent to one worker directly");
+    load.assert_no_failures("TERM sent to one worker directly");
 }
 
 /// Lowest descriptor number `pid` does not use: with RLIMIT_NOFILE set to it, the

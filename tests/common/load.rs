@@ -1,5 +1,9 @@
 //! A small load generator for the fault scenarios: client threads issuing requests
 //! until told to stop, counting every failure (connect error, reset, bad status).
+//!
+//! A scenario's record is one `FAULT` line on stderr (requests, failures, p99 and
+//! max latency). Failures are asserted by the tests; latency is only reported: on a
+//! shared machine it measures the machine as much as the server.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,6 +80,32 @@ impl Load {
     /// Forgets the latencies recorded so far (to measure one phase).
     pub fn reset_latency(&self) {
         self.tally.latency_us.lock().unwrap().clear();
+    }
+
+    /// Stops the clients and prints the scenario's `FAULT` record; returns
+    /// (succeeded, failed, first errors).
+    pub fn report(self, scenario: &str) -> (u64, u64, Vec<String>) {
+        let (p99, max) = (self.percentile_ms(99.0), self.percentile_ms(100.0));
+        let (ok, failed, errors) = self.finish();
+        eprintln!(
+            "FAULT scenario=\"{scenario}\" requests={} failed={failed} p99_ms={p99:.1} max_ms={max:.1}",
+            ok + failed
+        );
+        (ok, failed, errors)
+    }
+
+    /// `report`, asserting that not one request failed and some succeeded; returns
+    /// how many succeeded.
+    pub fn assert_no_failures(self, scenario: &str) -> u64 {
+        let (ok, failed, errors) = self.report(scenario);
+        assert_eq!(
+            failed,
+            0,
+            "{scenario}: {failed} of {} requests failed: {errors:?}",
+            ok + failed
+        );
+        assert!(ok > 0, "{scenario}: no request succeeded");
+        ok
     }
 
     /// Stops the clients; returns (succeeded, failed, first errors).

@@ -11,10 +11,10 @@ pub mod fake_book;
 pub mod fake_bybit;
 pub mod fake_http;
 pub mod load;
+pub mod ports;
 pub mod redis;
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,17 +24,10 @@ use nix::unistd::Pid;
 
 #[allow(unused_imports)]
 pub use client::{get, request, Conn, Resp};
+#[allow(unused_imports)]
+pub use ports::ReservedPort;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_blitz");
-
-/// A free TCP port on 127.0.0.1 (the kernel picks it; we release it at once).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Polls `cond` every 20 ms until it holds or `timeout` passes.
 pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {

@@ -1,15 +1,21 @@
-//! A private `redis-server` for one test, on a free loopback port, killed on drop;
-//! and a raw RESP client for looking inside it.
+//! A private `redis-server` for one test, killed on drop; and a raw RESP client for
+//! looking inside it.
+//!
+//! Its loopback port stays reserved for the test's whole life (see `ports`), so no
+//! parallel test takes it between picking and binding, nor while the server is killed
+//! and before `restart` binds it again.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{free_port, wait_for};
+use super::ports::ReservedPort;
+use super::wait_for;
 
 pub struct Redis {
     pub port: u16,
+    reserved: ReservedPort,
     child: Option<Child>,
     dir: tempfile::TempDir,
     password: Option<String>,
@@ -17,19 +23,20 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Redis {
-        Redis::start_on(free_port(), tempfile::tempdir().unwrap(), None)
+        Redis::start_on(ReservedPort::new(), tempfile::tempdir().unwrap(), None)
     }
 
     /// A server that wants `AUTH password`.
     pub fn with_password(password: &str) -> Redis {
         Redis::start_on(
-            free_port(),
+            ReservedPort::new(),
             tempfile::tempdir().unwrap(),
             Some(password.to_string()),
         )
     }
 
-    fn start_on(port: u16, dir: tempfile::TempDir, password: Option<String>) -> Redis {
+    fn start_on(reserved: ReservedPort, dir: tempfile::TempDir, password: Option<String>) -> Redis {
+        let port = reserved.port;
         let mut cmd = Command::new("redis-server");
         if let Some(p) = &password {
             cmd.args(["--requirepass", p]);
@@ -46,6 +53,7 @@ impl Redis {
             .expect("spawn redis-server (install the redis-server package)");
         let r = Redis {
             port,
+            reserved,
             child: Some(child),
             dir,
             password,
@@ -72,12 +80,13 @@ impl Redis {
         }
     }
 
-    /// A new server on the same port (after `kill`).
+    /// A new server on the same (still reserved) port, after `kill`.
     pub fn restart(self) -> Redis {
         let mut me = self;
         me.kill();
         let dir = std::mem::replace(&mut me.dir, tempfile::tempdir().unwrap());
-        Redis::start_on(me.port, dir, me.password.take())
+        let reserved = std::mem::take(&mut me.reserved);
+        Redis::start_on(reserved, dir, me.password.take())
     }
 
     /// One command; the reply's first line (`+OK`, `:3`, `*2` ...) or, for an
