@@ -5,6 +5,7 @@
 //! runner, and the commands of the `blitz` binary.
 
 pub mod auth;
+pub mod background;
 pub mod bots;
 pub mod commands;
 pub mod config;

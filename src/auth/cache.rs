@@ -28,8 +28,7 @@ pub struct IdentityCache {
 impl IdentityCache {
     pub fn new(sb: &Scoreboard) -> IdentityCache {
         IdentityCache {
-            // SAFETY: one atomic, valid when zeroed, 8-aligned offset, its own bytes.
-            epoch: unsafe { crate::shm::at::<AtomicU64>(sb, crate::shm::AUTH_EPOCH) },
+            epoch: &crate::shm::region(sb).auth_epoch,
             entries: HashMap::new(),
         }
     }

@@ -69,8 +69,7 @@ impl Coordinator {
         Coordinator {
             local: LocalBackend::new(sb, config.timeout.as_secs()),
             redis,
-            // SAFETY: one atomic, valid when zeroed, 8-aligned offset, its own bytes.
-            down_until: unsafe { crate::shm::at::<AtomicU64>(sb, crate::shm::REDIS_STATE) },
+            down_until: &crate::shm::region(sb).redis_down_until,
             log: log.clone(),
         }
     }

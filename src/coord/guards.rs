@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use blitz_master::Scoreboard;
 
 /// Cells in the table (8 bytes each): user ids below this never share one.
-pub const CELLS: usize = 65_536;
+pub const CELLS: usize = crate::shm::GUARD_CELLS;
 const STAMP_BITS: u32 = 10;
 const PID_BITS: u32 = 22;
 
@@ -56,8 +56,7 @@ fn alive(pid: i32) -> bool {
 
 impl GuardTable {
     pub fn new(sb: &Scoreboard, timeout_s: u64) -> GuardTable {
-        // SAFETY: atomics only, valid when zeroed, 8-aligned offset, its own bytes.
-        let cells = unsafe { crate::shm::at::<[AtomicU64; CELLS]>(sb, crate::shm::GUARDS) };
+        let cells = &crate::shm::region(sb).guards;
         GuardTable {
             cells,
             timeout_s: timeout_s.clamp(1, (1 << STAMP_BITS) - 2),

@@ -36,6 +36,8 @@ const TABLE_BUDGET: usize = 32 << 20;
 const GROUPS: usize = Group::ALL.len();
 /// Groups with a ceiling (start, stop, recover, status).
 const CEILINGS: usize = 4;
+// Each group's (max, cells), then the ceiling.
+const _: () = assert!(2 * GROUPS < shm::LIMITS_HEADER_WORDS);
 
 /// How many admissions each table's cells hold, and how many cells it has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,8 +90,7 @@ impl Layout {
 
     /// Records the layout in the segment (the master, before forking).
     pub fn store(&self, sb: &Scoreboard) {
-        // SAFETY: the header's own bytes, atomics only.
-        let header = unsafe { shm::words(sb, shm::LIMITS_HEADER, 2 * GROUPS + 1) };
+        let header = &shm::region(sb).limits_header;
         for g in 0..GROUPS {
             header[2 * g].store(u64::from(self.max[g]), Ordering::Relaxed);
             header[2 * g + 1].store(self.cells[g] as u64, Ordering::Relaxed);
@@ -99,8 +100,7 @@ impl Layout {
 
     /// The layout the master recorded.
     pub fn load(sb: &Scoreboard) -> Layout {
-        // SAFETY: as in `store`.
-        let header = unsafe { shm::words(sb, shm::LIMITS_HEADER, 2 * GROUPS + 1) };
+        let header = &shm::region(sb).limits_header;
         let word = |i: usize| header[i].load(Ordering::Acquire);
         Layout {
             max: std::array::from_fn(|g| word(2 * g) as u32),
@@ -153,10 +153,10 @@ impl LocalBackend {
         let layout = Layout::load(sb);
         // SAFETY: each table's bytes are its own per the layout, atomics only.
         let tables = std::array::from_fn(|g| unsafe {
-            shm::words(sb, layout.offset(g), layout.table_words(g))
+            shm::table(sb, layout.offset(g), layout.table_words(g))
         });
         let ceilings = std::array::from_fn(|g| unsafe {
-            shm::words(
+            shm::table(
                 sb,
                 layout.ceiling_offset(g),
                 window::cell_words(layout.ceiling),

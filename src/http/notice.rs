@@ -17,23 +17,17 @@ const MAX_AGE: Duration = Duration::from_secs(1);
 /// Text of the 503 when maintenance is on and no banner says more.
 pub const DEFAULT_MESSAGE: &str = "The service is under maintenance. Please try again later.";
 
-#[repr(C)]
-struct Shared {
-    version: AtomicU64,
-}
-
 pub struct NoticeCache {
-    shared: &'static Shared,
+    /// Moves when an admin changes the notice, in any worker.
+    version: &'static AtomicU64,
     seen: Option<(u64, Instant)>,
     notice: Notice,
 }
 
 impl NoticeCache {
     pub fn new(sb: &Scoreboard) -> NoticeCache {
-        // SAFETY: one atomic, valid when zeroed, 8-aligned offset, its own bytes.
-        let shared = unsafe { crate::shm::at::<Shared>(sb, crate::shm::NOTICE) };
         NoticeCache {
-            shared,
+            version: &crate::shm::region(sb).notice_version,
             seen: None,
             notice: Notice::default(),
         }
@@ -41,7 +35,7 @@ impl NoticeCache {
 
     /// The current notice.
     pub fn current(&mut self, db: &mut Db) -> Result<&Notice, StoreError> {
-        let version = self.shared.version.load(Ordering::Acquire);
+        let version = self.version.load(Ordering::Acquire);
         let fresh = self
             .seen
             .is_some_and(|(v, at)| v == version && at.elapsed() < MAX_AGE);
@@ -54,6 +48,6 @@ impl NoticeCache {
 
     /// Tells every worker that the notice changed (after the write committed).
     pub fn changed(&mut self) {
-        self.shared.version.fetch_add(1, Ordering::AcqRel);
+        self.version.fetch_add(1, Ordering::AcqRel);
     }
 }

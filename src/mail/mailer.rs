@@ -8,9 +8,9 @@ use blitz_master::ChildCtx;
 use slog::{error, info, warn, Logger};
 
 use super::{DeliverError, Delivery};
+use crate::background::{self, Background};
 use crate::config::Config;
 use crate::log::Sink;
-use crate::serve::Background;
 use crate::store::{self, mail_queue, Db};
 
 /// How often the queue is polled when idle: the delay before a new mail leaves.
@@ -30,7 +30,7 @@ pub fn run(ctx: ChildCtx, config: &Config, log: Logger, sinks: Vec<Sink>) -> i32
         }
     };
     let lock_path = config.instance_dir().join("mailer.lock");
-    let _lock = match crate::serve::background::exclusive(&ctx, &bg, &lock_path, &log, &|| {}) {
+    let _lock = match background::exclusive(&ctx, &bg, &lock_path, &log, &|| {}) {
         Ok(Some(lock)) => lock,
         Ok(None) => return 0,
         Err(e) => {

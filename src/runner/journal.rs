@@ -11,6 +11,14 @@ use crate::store::bots::{self, CycleRow};
 use crate::store::trades::{self, Trade};
 use crate::store::{self, StoreError};
 
+/// What the journal needs besides the engine (kept apart so both can be borrowed).
+pub struct BotCtx {
+    pub exchange: String,
+    pub symbol: String,
+    pub side: &'static str,
+    pub telegram: Option<Target>,
+}
+
 pub struct DbJournal<'a> {
     pub conn: &'a Connection,
     pub uid: i64,
@@ -26,7 +34,7 @@ impl<'a> DbJournal<'a> {
     pub fn new(
         conn: &'a Connection,
         uid: i64,
-        ctx: &'a super::manager::BotCtx,
+        ctx: &'a BotCtx,
         telegram: &'a Notifier,
     ) -> DbJournal<'a> {
         DbJournal {

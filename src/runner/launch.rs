@@ -7,8 +7,9 @@ use rusqlite::Connection;
 use serde_json::json;
 use slog::warn;
 
+use super::journal::BotCtx;
 use super::journal::DbJournal;
-use super::manager::{BotCtx, Manager, Running, Why};
+use super::manager::{Manager, Running, Why};
 use super::protocol::Outcome;
 use super::telegram::Target;
 use crate::bots::config::{self, side_name, StoredConfig};

@@ -14,10 +14,10 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 use slog::{info, warn, Logger};
 
-use super::journal::DbJournal;
+use super::journal::{BotCtx, DbJournal};
 use super::launch::{Fail, FirstSteps, Launched};
 use super::protocol::{Actor, OpResult, Outcome};
-use super::telegram::{Notifier, Target};
+use super::telegram::Notifier;
 use crate::bots::engine::{Engine, Mode, Verdict};
 use crate::bots::status::{BotStatus, DesiredState, StopMode};
 use crate::exchange::paper::Paper;
@@ -49,14 +49,6 @@ impl Running {
             generation: 0,
         }
     }
-}
-
-/// What the journal needs besides the engine (kept apart so both can be borrowed).
-pub struct BotCtx {
-    pub exchange: String,
-    pub symbol: String,
-    pub side: &'static str,
-    pub telegram: Option<Target>,
 }
 
 #[derive(Default)]

@@ -28,11 +28,11 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use rusqlite::Connection;
 use slog::{error, info, warn, Logger};
 
+use crate::background::{self, Background};
 use crate::config::Config;
 use crate::exchange::paper::{Paper, PaperParams};
 use crate::log::Sink;
 use crate::secrets::SecretKey;
-use crate::serve::Background;
 use crate::store::{self, bots, trades};
 use lanes::Lanes;
 use manager::{Manager, Why};
@@ -85,7 +85,7 @@ pub fn run(
     let lock_path = config.instance_dir().join("bot-runner.lock");
     let stats = RunnerStats::of(&ctx.scoreboard);
     let standby = || stats.publish_standby(blitz_master::clock::now_ms());
-    let _lock = match crate::serve::background::exclusive(&ctx, &bg, &lock_path, &log, &standby) {
+    let _lock = match background::exclusive(&ctx, &bg, &lock_path, &log, &standby) {
         Ok(Some(lock)) => lock,
         Ok(None) => return 0,
         Err(e) => {

@@ -2,25 +2,16 @@
 //! bots it runs and whether that matched the database at its last check. Workers
 //! read it without asking the runner or counting rows themselves.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use blitz_master::Scoreboard;
 
-#[repr(C)]
-pub struct RunnerStats {
-    running: AtomicU64,
-    db_running: AtomicU64,
-    checked_ms: AtomicU64,
-    /// While a new runner waits for the old one to stop (binary upgrade).
-    standby_ms: AtomicU64,
-}
+pub use crate::shm::RunnerStats;
 
 impl RunnerStats {
     /// The block inside `sb`'s application region (zeroed by the master).
     pub fn of(sb: &Scoreboard) -> &'static RunnerStats {
-        const _: () = assert!(std::mem::size_of::<RunnerStats>() <= crate::shm::NOTICE);
-        // SAFETY: atomics only, valid when zeroed, 8-aligned offset, its own bytes.
-        unsafe { crate::shm::at(sb, crate::shm::RUNNER_STATS) }
+        &crate::shm::region(sb).runner
     }
 
     /// Publishes a consistency check's result.

@@ -1,11 +1,9 @@
 //! `blitz serve`: validate, bind, prepare storage, then hand over to the supervisor.
 
-pub(crate) mod background;
 mod master_app;
 mod setup;
 mod worker;
 
-pub use background::Background;
 pub(crate) use master_app::SINGLETONS;
 
 use std::collections::BTreeSet;
