@@ -94,7 +94,7 @@ impl RedisBackend {
         guard_ttl: Duration,
     ) -> Result<RedisBackend, CoordError> {
         let mut raw = [0u8; 8];
-        getrandom::getrandom(&mut raw).map_err(|e| CoordError::Redis(e.to_string()))?;
+        getrandom::fill(&mut raw).map_err(|e| CoordError::Redis(e.to_string()))?;
         use redis::IntoConnectionInfo;
         let info = url.into_connection_info().map_err(redis_err)?;
         let from_url = info.redis_settings();
