@@ -73,7 +73,7 @@ impl SecretKey {
         };
         // Encryption only fails for messages beyond 256 GiB; ours are short strings.
         let sealed = cipher
-            .encrypt(XNonce::from_slice(&nonce), payload)
+            .encrypt(&XNonce::from(nonce), payload)
             .unwrap_or_default();
         let mut raw = Vec::with_capacity(NONCE_LEN + sealed.len());
         raw.extend_from_slice(&nonce);
@@ -88,10 +88,11 @@ impl SecretKey {
             .filter(|r| r.len() > NONCE_LEN)
             .ok_or(SecretError::Open)?;
         let (nonce, body) = raw.split_at(NONCE_LEN);
+        let nonce = XNonce::try_from(nonce).map_err(|_| SecretError::Open)?;
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         let plain = cipher
             .decrypt(
-                XNonce::from_slice(nonce),
+                &nonce,
                 Payload {
                     msg: body,
                     aad: context.as_bytes(),
@@ -227,6 +228,20 @@ mod tests {
             .open(&s, "user:1:api_secret")
             .is_err());
         assert!(k.open("v1.garbage", "x").is_err());
+    }
+
+    /// A value sealed outside this code (Python: SHA-256 key derivation, HChaCha20,
+    /// then the `cryptography` package's ChaCha20-Poly1305), so stored secrets keep
+    /// opening whatever version of the AEAD crate seals them.
+    #[test]
+    fn opens_a_value_sealed_by_an_independent_implementation() {
+        let k = SecretKey::derive(b"test key material");
+        let sealed = "v1.ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7vNEfdRKunYBBk0nbDp0N3lm_Qrr54TFAvZmvjVo";
+        assert_eq!(
+            k.open(sealed, "user:1:api_secret").unwrap(),
+            "my-api-secret"
+        );
+        assert!(k.open(sealed, "user:2:api_secret").is_err());
     }
 
     /// Every value of every table, as `sqlite3 .dump` would print them.

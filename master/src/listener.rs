@@ -6,7 +6,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -186,7 +186,7 @@ impl Listener {
     }
 }
 
-fn nonblocking_cloexec(fd: RawFd) -> io::Result<()> {
+fn nonblocking_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
     let fl = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
     fcntl(fd, FcntlArg::F_SETFL(fl | OFlag::O_NONBLOCK))?;
     // Close on exec: a re-executed binary inherits listeners only deliberately.
@@ -216,7 +216,7 @@ fn bind_tcp(sa: SocketAddr, n: i32, reuse_port: bool) -> io::Result<Listener> {
     let addr = SockaddrStorage::from(sa);
     bind(fd.as_raw_fd(), &addr)?;
     listen(&fd, backlog(n)?)?;
-    nonblocking_cloexec(fd.as_raw_fd())?;
+    nonblocking_cloexec(fd.as_fd())?;
     let mut bound = sa;
     let ss: SockaddrStorage = getsockname(fd.as_raw_fd())?;
     if let Some(port) = ss
@@ -249,7 +249,7 @@ fn bind_unix(path: &Path, n: i32) -> io::Result<Listener> {
     )?;
     bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
     listen(&fd, backlog(n)?)?;
-    nonblocking_cloexec(fd.as_raw_fd())?;
+    nonblocking_cloexec(fd.as_fd())?;
     Ok(Listener {
         fd,
         kind: ListenerKind::Unix,
@@ -282,7 +282,8 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
 }
 
 fn adopt(raw: RawFd) -> io::Result<Listener> {
-    nonblocking_cloexec(raw)?;
+    // SAFETY: systemd passed this descriptor to us; it stays open during the call.
+    nonblocking_cloexec(unsafe { BorrowedFd::borrow_raw(raw) })?;
     // SAFETY: systemd passed this descriptor to us; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let ss: SockaddrStorage = getsockname(raw)?;

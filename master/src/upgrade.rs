@@ -97,7 +97,7 @@ impl Handover {
             .map(|fd| unsafe { UnixStream::from_raw_fd(fd) });
         if let Some(s) = &announce {
             let _ = nix::fcntl::fcntl(
-                s.as_raw_fd(),
+                s,
                 nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
             );
         }

@@ -3,7 +3,8 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 pub const MEMORY_KIB: u32 = 19_456;
@@ -24,12 +25,14 @@ fn hasher() -> Argon2<'static> {
 }
 
 pub fn hash(password: &str) -> Result<String, HashError> {
-    let salt_bytes = super::token::random_bytes::<16>();
-    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| HashError(e.to_string()))?;
-    hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError(e.to_string()))
+    hash_with_salt(password, &super::token::random_bytes::<16>())
+}
+
+fn hash_with_salt(password: &str, salt: &[u8; 16]) -> Result<String, HashError> {
+    let hashed: PasswordHash = hasher()
+        .hash_password_with_salt(password.as_bytes(), salt)
+        .map_err(|e| HashError(e.to_string()))?;
+    Ok(hashed.to_string())
 }
 
 /// Whether `password` matches the stored PHC string. A malformed hash never matches.
@@ -75,6 +78,23 @@ mod tests {
         assert!(!verify("wrong horse", &h));
         assert!(!verify("x", "not a hash"));
         assert_ne!(hash("correct horse").unwrap(), h, "salted");
+    }
+
+    /// A hash stored by the previous release (argon2 0.5): it still verifies, and
+    /// the same password and salt still give the same string.
+    #[test]
+    fn hashes_from_argon2_0_5_still_verify() {
+        let stored = "$argon2id$v=19$m=19456,t=2,p=1$N6WzA6PJJ+B7771pXbmdhQ$\
+                      H4BEwNZs7I0j9kBZvnPDBxcM6DLDovXnoej53PwLbd8";
+        assert!(verify("correct horse battery", stored));
+        assert!(!verify("correct horse", stored));
+        let salt = [
+            55, 165, 179, 3, 163, 201, 39, 224, 123, 239, 189, 105, 93, 185, 157, 133,
+        ];
+        assert_eq!(
+            hash_with_salt("correct horse battery", &salt).unwrap(),
+            stored
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub const API_TOKEN_PREFIX: &str = "blitz_";
 /// predictable secret would be worse than stopping.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
-    if let Err(e) = getrandom::getrandom(&mut buf) {
+    if let Err(e) = getrandom::fill(&mut buf) {
         panic!("the operating system's random source failed: {e}");
     }
     buf

@@ -61,12 +61,12 @@ pub struct Window {
 
 pub fn window(tz_name: &str, days: u32, now: Timestamp) -> Result<Window, PnlError> {
     let tz = TimeZone::get(tz_name).map_err(|_| PnlError::UnknownZone)?;
-    let today = now.to_zoned(tz.clone()).date();
+    let today = now.to_zoned_datetime(tz.clone()).date();
     let first = today
         .checked_sub(i64::from(days.max(1) - 1).days())
         .map_err(|_| PnlError::Range)?;
     let since = first
-        .to_zoned(tz.clone())
+        .to_zoned_datetime(tz.clone())
         .map_err(|_| PnlError::Range)?
         .timestamp()
         .as_second();
@@ -88,7 +88,7 @@ impl Window {
     fn date_of(&self, ts: i64) -> Option<Date> {
         Timestamp::from_second(ts)
             .ok()
-            .map(|t| t.to_zoned(self.tz.clone()).date())
+            .map(|t| t.to_zoned_datetime(self.tz.clone()).date())
     }
 
     /// Summarises `(closed_at, pnl)` trades (those before the window are ignored).

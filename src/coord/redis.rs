@@ -63,8 +63,9 @@ pub struct RedisGuard {
 
 pub struct RedisBackend {
     client: redis::Client,
-    /// Sent by us after connecting, under the timeouts: the crate would send them
-    /// during the connect, where no read timeout applies yet.
+    /// Sent by us after connecting, under the read/write timeouts: the crate would
+    /// send them inside its connect, where only what is left of the connect
+    /// timeout bounds them.
     auth: Option<(Option<String>, String)>,
     db: i64,
     timeout: Duration,
@@ -93,15 +94,20 @@ impl RedisBackend {
         guard_ttl: Duration,
     ) -> Result<RedisBackend, CoordError> {
         let mut raw = [0u8; 8];
-        getrandom::getrandom(&mut raw).map_err(|e| CoordError::Redis(e.to_string()))?;
+        getrandom::fill(&mut raw).map_err(|e| CoordError::Redis(e.to_string()))?;
         use redis::IntoConnectionInfo;
-        let mut info = url.into_connection_info().map_err(redis_err)?;
-        let auth = info
-            .redis
-            .password
-            .take()
-            .map(|p| (info.redis.username.take(), p));
-        let db = std::mem::take(&mut info.redis.db);
+        let info = url.into_connection_info().map_err(redis_err)?;
+        let from_url = info.redis_settings();
+        let auth = from_url
+            .password()
+            .map(|p| (from_url.username().map(str::to_owned), p.to_owned()));
+        let db = from_url.db();
+        // The crate's own handshake keeps only the protocol: no AUTH or SELECT
+        // (ours follow, see `handshake`) and no CLIENT SETINFO.
+        let settings = redis::RedisConnectionInfo::default()
+            .set_protocol(from_url.protocol())
+            .set_skip_set_lib_name();
+        let info = info.set_redis_settings(settings);
         Ok(RedisBackend {
             client: redis::Client::open(info).map_err(redis_err)?,
             auth,

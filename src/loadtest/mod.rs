@@ -55,7 +55,7 @@ struct Rng(u64);
 impl Rng {
     fn seeded() -> Rng {
         let mut b = [0u8; 8];
-        let _ = getrandom::getrandom(&mut b);
+        let _ = getrandom::fill(&mut b);
         Rng(u64::from_le_bytes(b) | 1)
     }
 

@@ -100,7 +100,7 @@ pub(crate) const RUNNER_FD_VAR: &str = "BLITZ_RUNNER_FD";
 
 /// The runner socket inherited from an old master on a binary upgrade, or a new one.
 fn runner_socket(path: &std::path::Path) -> std::io::Result<UnixListener> {
-    use std::os::fd::FromRawFd;
+    use std::os::fd::{BorrowedFd, FromRawFd};
     let Some(raw) = std::env::var_os(RUNNER_FD_VAR) else {
         return bind_runner_socket(path);
     };
@@ -112,7 +112,8 @@ fn runner_socket(path: &std::path::Path) -> std::io::Result<UnixListener> {
         .map_err(|_| std::io::Error::other(format!("{RUNNER_FD_VAR} is not a descriptor")))?;
     // Close on exec again: only a deliberate upgrade passes it on.
     nix::fcntl::fcntl(
-        fd,
+        // SAFETY: the descriptor the old master passed; open during the call.
+        unsafe { BorrowedFd::borrow_raw(fd) },
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )?;
     // SAFETY: the old master passed this descriptor for us alone to own.

@@ -153,7 +153,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
 
 /// Lower-case hex HMAC-SHA256, computed independently of the server's code.
 pub fn hmac_hex(secret: &str, message: &str) -> String {
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(message.as_bytes());
     mac.finalize()

@@ -206,7 +206,7 @@ impl Paper {
 /// A seed from the OS for `PAPER_SEED` unset.
 fn random_seed() -> Result<u64, PaperError> {
     let mut bytes = [0u8; 8];
-    getrandom::getrandom(&mut bytes).map_err(PaperError::Seed)?;
+    getrandom::fill(&mut bytes).map_err(PaperError::Seed)?;
     Ok(u64::from_le_bytes(bytes))
 }
 
