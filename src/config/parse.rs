@@ -476,33 +476,37 @@ fn path_of(rest: &str) -> &str {
     &rest[..end]
 }
 
+/// `REDIS_URL` / `RATE_LIMIT_REDIS_URL`: the shapes below, and accepted by the redis
+/// crate's own parser, which the coordination backend connects with. `rediss://`
+/// is refused: this build has no TLS for Redis, and a URL that passes here must
+/// connect at run time.
 pub fn redis_url(s: &str) -> Result<String, Expected> {
-    let expected =
-        || Expected::new("redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss://… or unix:///PATH");
+    let expected = || {
+        Expected::new(
+            "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH \
+             (no TLS: rediss:// is not supported)",
+        )
+    };
     let t = s.trim();
     if let Some(socket) = t.strip_prefix("unix://") {
         let path = path_of(socket);
         let clean = !t.chars().any(|c| c.is_whitespace() || c.is_control());
-        return if clean && path.starts_with('/') && path.len() > 1 {
-            Ok(t.to_string())
-        } else {
-            Err(expected())
-        };
-    }
-    let url = split_url(t).ok_or_else(expected)?;
-    if url.scheme != "redis" && url.scheme != "rediss" {
-        return Err(expected());
-    }
-    let db_ok = match path_of(url.rest).strip_prefix('/') {
-        None => path_of(url.rest).is_empty(),
-        Some("") => true,
-        Some(db) => uint_in(db, 0, u64::MAX).is_ok(),
-    };
-    if db_ok {
-        Ok(t.to_string())
+        if !(clean && path.starts_with('/') && path.len() > 1) {
+            return Err(expected());
+        }
     } else {
-        Err(expected())
+        let url = split_url(t).ok_or_else(expected)?;
+        let db_ok = match path_of(url.rest).strip_prefix('/') {
+            None => path_of(url.rest).is_empty(),
+            Some("") => true,
+            Some(db) => uint_in(db, 0, u64::MAX).is_ok(),
+        };
+        if url.scheme != "redis" || !db_ok {
+            return Err(expected());
+        }
     }
+    redis::IntoConnectionInfo::into_connection_info(t).map_err(|_| expected())?;
+    Ok(t.to_string())
 }
 
 /// `SMTP_URL`, as lettre's `SmtpTransport::from_url` (what the mailer calls) reads it,
@@ -1050,7 +1054,6 @@ mod tests {
             "redis://localhost",
             "redis://:secret@redis.internal:6379/0",
             "redis://user:secret@10.0.0.5:6380/",
-            "rediss://cache.example.com:6380",
             "redis://[::1]:6379/2",
             "unix:///run/redis/redis.sock",
             "unix:///run/redis.sock?db=1&password=x",
@@ -1069,6 +1072,10 @@ mod tests {
             "unix://",
             "unix://relative.sock",
             "redis://h 1",
+            // What the redis crate refuses must not pass here: no TLS in this
+            // build, and it will not connect to a wildcard address.
+            "rediss://cache.example.com:6380",
+            "redis://0.0.0.0:6379",
         ] {
             assert!(redis_url(bad).is_err(), "{bad:?}");
         }
