@@ -214,20 +214,16 @@ fn series<const N: usize>(
     names: &[&str],
     known: &[[&str; N]],
 ) -> Vec<Metric> {
-    let mut rows: BTreeMap<Vec<String>, u64> = known
-        .iter()
-        .map(|l| (l.iter().map(|v| v.to_string()).collect(), 0))
-        .collect();
+    // Borrowed keys: a scrape copies no label text.
+    let mut rows: BTreeMap<Vec<&str>, u64> = known.iter().map(|l| (l.to_vec(), 0)).collect();
     for (_, l, v) in snap.hot.iter().filter(|(f, ..)| *f == family) {
-        *rows.entry(l.clone()).or_default() += v;
+        *rows
+            .entry(l.iter().map(String::as_str).collect())
+            .or_default() += v;
     }
     rows.iter()
         .map(|(l, v)| {
-            let pairs: Vec<(&str, &str)> = names
-                .iter()
-                .copied()
-                .zip(l.iter().map(String::as_str))
-                .collect();
+            let pairs: Vec<(&str, &str)> = names.iter().copied().zip(l.iter().copied()).collect();
             counter(&pairs, *v as f64)
         })
         .collect()
