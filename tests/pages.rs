@@ -184,10 +184,11 @@ fn user_pages_render_with_csrf_in_every_form_and_admin_pages_refuse_users() {
             tokens.push(t.unwrap_or_else(|| panic!("a POST form on {path} without csrf_token")));
         }
     }
-    // The settings page has four POST forms: log out, configuration, password,
-    // tokens; and its config form is pre-filled with the starting configuration.
+    // The settings page has five POST forms: log out, configuration, password,
+    // tokens, two-factor setup; and its config form is pre-filled with the
+    // starting configuration.
     let settings = page(&s, Some(&b), "/settings").text();
-    assert_eq!(form_tokens(&settings).len(), 4, "{settings}");
+    assert_eq!(form_tokens(&settings).len(), 5, "{settings}");
     assert!(settings.contains("value=\"BTC/USDT\""));
     assert_eq!(settings.matches("class=\"leg\"").count(), 3);
     // The tokens in the pages are the session's: the API accepts them.

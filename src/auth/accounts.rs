@@ -127,6 +127,13 @@ pub struct LoggedIn {
     pub user: users::User,
 }
 
+/// What a right password leads to: a session, or for a two-factor user the ticket
+/// to send with the code (`two_factor::verify_login`).
+pub enum LoginStep {
+    Done(LoggedIn),
+    SecondFactor { ticket: String },
+}
+
 /// Checks the limiter, then the password, then the account state, in that order:
 /// an unverified or disabled account is only revealed to whoever knows its password.
 pub fn login(
@@ -135,7 +142,7 @@ pub fn login(
     email: &str,
     pass: &str,
     client_ip: &str,
-) -> Result<LoggedIn, AccountError> {
+) -> Result<LoginStep, AccountError> {
     // Not an address: still limited, under a bounded key (the body may be large).
     let email = normalize_email(email).unwrap_or_else(|| {
         email
@@ -161,17 +168,30 @@ pub fn login(
         // The attempt keeps its places in the windows: a failure.
         _ => return Err(AccountError::BadCredentials),
     };
-    attempt.succeeded(limiter);
+    if user.two_factor {
+        // Not a failure, but the e-mail's failures stay until the code is right:
+        // the password alone must not reset the count that wrong codes add to.
+        attempt.first_factor_passed(limiter);
+    } else {
+        attempt.succeeded(limiter);
+    }
     if !user.verified {
         return Err(AccountError::NotVerified);
     }
     if user.disabled {
         return Err(AccountError::Disabled);
     }
-    start_session(conn, user)
+    if user.two_factor {
+        let ticket = super::two_factor::begin_login(conn, user.id)?;
+        return Ok(LoginStep::SecondFactor { ticket });
+    }
+    start_session(conn, user).map(LoginStep::Done)
 }
 
-fn start_session(conn: &Connection, user: users::User) -> Result<LoggedIn, AccountError> {
+pub(crate) fn start_session(
+    conn: &Connection,
+    user: users::User,
+) -> Result<LoggedIn, AccountError> {
     let cookie = token::random_token();
     let secret = csrf::new_secret();
     let now = store::now();

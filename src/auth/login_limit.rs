@@ -64,4 +64,12 @@ impl Attempt<'_> {
         }
         let _ = limiter.clear(&self.checks[0]);
     }
+
+    /// The password was right but a second factor is still due: this attempt was
+    /// no failure, yet earlier failures stay counted (wrong codes add to them).
+    pub fn first_factor_passed(self, limiter: &dyn Backend) {
+        if let Some(t) = &self.ticket {
+            let _ = limiter.refund(&self.checks, t);
+        }
+    }
 }

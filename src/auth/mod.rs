@@ -11,6 +11,8 @@ pub mod identity;
 pub mod login_limit;
 pub mod password;
 pub mod token;
+pub mod totp;
+pub mod two_factor;
 
 pub use accounts::AccountError;
 pub use identity::{Identity, Principal, Via};

@@ -106,6 +106,8 @@ pub struct Config {
     pub admin_email: String,
     /// None = generate one when the admin is first created.
     pub admin_password: Option<String>,
+    /// Admin routes refuse admins without two-factor login.
+    pub admin_require_2fa: bool,
     /// None = generate one into `<instance dir>/secret_key` on first start.
     pub secret_key: Option<Vec<u8>>,
     /// None = write mail to `<instance dir>/outbox`.
@@ -186,6 +188,7 @@ impl Config {
             broadcast_banner: src.value(&S::BROADCAST_BANNER)?,
             admin_email: src.value(&S::ADMIN_EMAIL)?,
             admin_password: src.optional(&S::ADMIN_PASSWORD)?,
+            admin_require_2fa: src.value(&S::ADMIN_REQUIRE_2FA)?,
             secret_key: src.optional(&S::SECRET_KEY)?,
             smtp_url: src.optional(&S::SMTP_URL)?,
             mail_from: src.value(&S::MAIL_FROM)?,
@@ -390,6 +393,7 @@ mod tests {
         assert_eq!(c.broadcast_banner, "");
         assert_eq!(c.admin_email, "admin@admin.com");
         assert_eq!(c.admin_password, None);
+        assert!(!c.admin_require_2fa);
         assert_eq!(c.secret_key, None);
         assert_eq!(c.smtp_url, None);
         assert_eq!(c.mail_from, "blitz@localhost");
@@ -515,6 +519,7 @@ mod tests {
             ("BROADCAST_BANNER", "Maintenance at 22:00"),
             ("ADMIN_EMAIL", "ops@example.com"),
             ("ADMIN_PASSWORD", "correct horse"),
+            ("ADMIN_REQUIRE_2FA", "true"),
             ("SECRET_KEY", &key),
             ("SMTP_URL", "smtps://u:p@mail.example.com:465"),
             ("MAIL_FROM", "Blitz <noreply@example.com>"),
@@ -549,6 +554,7 @@ mod tests {
         assert_eq!(c.broadcast_banner, "Maintenance at 22:00");
         assert_eq!(c.admin_email, "ops@example.com");
         assert_eq!(c.admin_password.as_deref(), Some("correct horse"));
+        assert!(c.admin_require_2fa);
         assert_eq!(c.secret_key, Some(vec![0xab; 32]));
         assert_eq!(
             c.smtp_url.as_deref(),

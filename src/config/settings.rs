@@ -713,6 +713,16 @@ pub static ADMIN_PASSWORD: Setting<String> = Setting {
     show: text,
 };
 
+pub static ADMIN_REQUIRE_2FA: Setting<bool> = Setting {
+    meta: var(
+        &["ADMIN_REQUIRE_2FA"],
+        Default::Value("false"),
+        "admins without two-factor login get 403 on admin pages and APIs",
+    ),
+    parse: parse::boolean,
+    show: text,
+};
+
 pub static SECRET_KEY: Setting<Vec<u8>> = Setting {
     meta: masked(
         var(
@@ -861,7 +871,7 @@ pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
 };
 
 /// Every setting, in the order `check-config` and the README list them.
-pub static ALL: [&Meta; 56] = [
+pub static ALL: [&Meta; 57] = [
     &BIND.meta,
     &WORKERS.meta,
     &WORKER_CLASS.meta,
@@ -904,6 +914,7 @@ pub static ALL: [&Meta; 56] = [
     &BROADCAST_BANNER.meta,
     &ADMIN_EMAIL.meta,
     &ADMIN_PASSWORD.meta,
+    &ADMIN_REQUIRE_2FA.meta,
     &SECRET_KEY.meta,
     &SMTP_URL.meta,
     &MAIL_FROM.meta,

@@ -7,6 +7,7 @@ use slog::Logger;
 use super::router::Params;
 use crate::auth::Identity;
 use crate::config::Config;
+use crate::secrets::{SecretError, SecretKey};
 use crate::store::settings::Notice;
 use crate::store::Db;
 
@@ -23,4 +24,14 @@ pub struct Ctx<'a, 'r> {
     /// The maintenance notice and banner as pages show them (read only for page
     /// routes; the default for the API).
     pub page_notice: Notice,
+}
+
+impl Ctx<'_, '_> {
+    /// The instance key that seals secrets at rest (`crate::secrets`).
+    pub fn secret_key(&self) -> Result<SecretKey, SecretError> {
+        SecretKey::resolve(
+            self.config.secret_key.as_deref(),
+            self.config.instance_dir(),
+        )
+    }
 }

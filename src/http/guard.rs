@@ -5,6 +5,7 @@ use blitz_worker::{Request, Response};
 use super::client_ip::forwarded_https;
 use super::input;
 use super::pages::error_page;
+use super::pages::html::page;
 use super::reply;
 use super::routes::{Access, Kind, Route};
 use crate::auth::{csrf, Identity, Via};
@@ -34,11 +35,40 @@ pub fn check(
             Kind::Page => error_page(403, "Forbidden", "Admin access required.", notice),
         });
     }
+    if route.access == Access::Admin && config.admin_require_2fa && !p.user.two_factor {
+        return Err(two_factor_required(route.kind(), notice));
+    }
     match &p.via {
         Via::Session { csrf_secret, .. } if route.csrf && is_unsafe(req.method) => {
             check_csrf(req, csrf_secret, config)
         }
         _ => Ok(()),
+    }
+}
+
+/// How an admin turns two-factor login on (docs/operations.md, ADMIN_REQUIRE_2FA).
+const ENROL: &str = "Turn on two-factor login on the Settings page (/settings), or with \
+    POST /api/auth/2fa/setup and POST /api/auth/2fa/enable, then try again.";
+
+/// `ADMIN_REQUIRE_2FA` refuses an admin without two-factor login, saying how to
+/// turn it on (the enrolment routes are user routes, so they stay open).
+fn two_factor_required(kind: Kind, notice: &Notice) -> Response {
+    match kind {
+        Kind::Api => reply::json(
+            403,
+            &serde_json::json!({"error": "Two-factor login required for admin access",
+                                "message": ENROL}),
+        ),
+        Kind::Page => page(
+            403,
+            "Two-factor login required",
+            "<h1>Two-factor login required</h1>\
+             <p>Admin pages are open only to admins who log in with a second factor.</p>\
+             <p><a href=\"/settings#two-factor\">Turn on two-factor login in Settings</a>: \
+             scan the QR code with an authenticator app, confirm with a code, keep the \
+             recovery codes. Then come back.</p>",
+            notice,
+        ),
     }
 }
 
@@ -120,6 +150,10 @@ mod tests {
     }
 
     fn user(is_admin: bool) -> Identity {
+        user_with(is_admin, false)
+    }
+
+    fn user_with(is_admin: bool, two_factor: bool) -> Identity {
         Identity::User(Principal {
             user: User {
                 id: 1,
@@ -129,6 +163,7 @@ mod tests {
                 disabled: false,
                 verified: true,
                 created_at: 0,
+                two_factor,
             },
             via: Via::Bearer { token_id: 1 },
         })
@@ -178,5 +213,28 @@ mod tests {
             &n
         )
         .is_ok());
+    }
+
+    #[test]
+    fn admin_require_2fa_refuses_admins_without_it_and_says_how() {
+        let mut c = Config::for_tests();
+        let n = Notice::default();
+        let r = req("GET", "/admin/users/7");
+        let (plain, enrolled) = (user_with(true, false), user_with(true, true));
+        assert!(check(&route(Access::Admin, Kind::Api), &plain, &r, &c, &n).is_ok());
+        c.admin_require_2fa = true;
+        let api = check(&route(Access::Admin, Kind::Api), &plain, &r, &c, &n).unwrap_err();
+        assert_eq!(api.status, 403);
+        let body = String::from_utf8_lossy(api.body.as_slice()).into_owned();
+        assert!(body.contains("/api/auth/2fa/setup"), "{body}");
+        let page = check(&route(Access::Admin, Kind::Page), &plain, &r, &c, &n).unwrap_err();
+        assert_eq!(page.status, 403);
+        let body = String::from_utf8_lossy(page.body.as_slice()).into_owned();
+        assert!(body.contains("href=\"/settings#two-factor\""), "{body}");
+        for kind in [Kind::Api, Kind::Page] {
+            assert!(check(&route(Access::Admin, kind), &enrolled, &r, &c, &n).is_ok());
+            // Their own pages and the enrolment routes stay open.
+            assert!(check(&route(Access::User, kind), &plain, &r, &c, &n).is_ok());
+        }
     }
 }

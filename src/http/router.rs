@@ -149,7 +149,8 @@ mod tests {
                 "/api/auth/login",
                 "/api/auth/forgot",
                 "/api/auth/reset",
-                "/reset/<token>"
+                "/reset/<token>",
+                "/api/auth/2fa/verify"
             ]
         );
     }

@@ -6,11 +6,12 @@
 use blitz_worker::Response;
 
 use super::api::{
-    admin_bots, admin_users, auth, bot, bot_config, maintenance, pnl, tokens, ApiResult,
+    admin_bots, admin_users, auth, bot, bot_config, maintenance, pnl, tokens, two_factor, ApiResult,
 };
 use super::ctx::Ctx;
 use super::pages::{
-    account, admin as admin_page, assets, dashboard, login, pnl as pnl_page, settings, PageResult,
+    account, admin as admin_page, assets, dashboard, login, pnl as pnl_page, settings,
+    two_factor as two_factor_page, PageResult,
 };
 use crate::coord::Group;
 
@@ -167,7 +168,7 @@ const fn raw(
 }
 
 #[rustfmt::skip]
-pub static ROUTES: [Route; 49] = [
+pub static ROUTES: [Route; 56] = [
     probe("/healthz", Probe::Healthz),
     probe("/livez", Probe::Livez),
     probe("/readyz", Probe::Readyz),
@@ -188,6 +189,10 @@ pub static ROUTES: [Route; 49] = [
     api("POST",   "/api/auth/tokens",      tokens::create).user(),
     api("GET",    "/api/auth/tokens",      tokens::list).user(),
     api("DELETE", "/api/auth/tokens/<id>", tokens::delete).user().revokes(),
+    api("POST",   "/api/auth/2fa/setup",   two_factor::setup).user(),
+    api("POST",   "/api/auth/2fa/enable",  two_factor::enable).user().revokes(),
+    api("POST",   "/api/auth/2fa/verify",  two_factor::verify).no_csrf(),
+    api("POST",   "/api/auth/2fa/disable", two_factor::disable).user().revokes(),
     api("PATCH",  "/api/admin/users/<id>", admin_users::update).admin().revokes(),
 
     // Bot control, configuration, trades
@@ -223,6 +228,9 @@ pub static ROUTES: [Route; 49] = [
     raw("GET", "/register",   login::register),
     raw("GET", "/forgot",     login::forgot),
     page("/settings",         settings::settings).user(),
+    raw("POST", "/settings/2fa/setup",   two_factor_page::setup).user(),
+    raw("POST", "/settings/2fa/enable",  two_factor_page::enable).user().revokes(),
+    raw("POST", "/settings/2fa/disable", two_factor_page::disable).user().revokes(),
     page("/pnl",              pnl_page::pnl_page).user(),
     page("/admin",            admin_page::admin_page).admin(),
     page("/admin/users/<id>", admin_page::user_page).admin(),
@@ -280,7 +288,11 @@ mod tests {
                 ("POST", "/api/auth/reset"),
                 ("POST", "/reset/<token>"),
                 ("DELETE", "/api/auth/tokens/<id>"),
+                ("POST", "/api/auth/2fa/enable"),
+                ("POST", "/api/auth/2fa/disable"),
                 ("PATCH", "/api/admin/users/<id>"),
+                ("POST", "/settings/2fa/enable"),
+                ("POST", "/settings/2fa/disable"),
             ]
         );
     }

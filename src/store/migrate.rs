@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_bot_orders.sql",
         sql: include_str!("../../sql/0005_bot_orders.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_two_factor.sql",
+        sql: include_str!("../../sql/0006_two_factor.sql"),
+    },
 ];
 
 pub struct Migration {

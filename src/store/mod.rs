@@ -13,6 +13,7 @@ pub mod sessions;
 pub mod settings;
 pub mod tokens;
 pub mod trades;
+pub mod two_factor;
 pub mod users;
 
 pub use db::{open, open_migrated, Db, StoreError};

@@ -49,8 +49,8 @@ pub fn lookup(
         .query_row(params![token_hash, now], |r| {
             Ok(Session {
                 user: users::from_row(r)?,
-                id: r.get(7)?,
-                csrf_token: r.get(8)?,
+                id: r.get(users::WIDTH)?,
+                csrf_token: r.get(users::WIDTH + 1)?,
             })
         })
         .optional()?)

@@ -49,10 +49,10 @@ pub fn lookup(conn: &Connection, token_hash: &str) -> Result<Option<Bearer>, Sto
             Ok(Bearer {
                 user: users::from_row(r)?,
                 token: TokenInfo {
-                    id: r.get(7)?,
-                    name: r.get(8)?,
-                    created_at: r.get(9)?,
-                    last_used_at: r.get(10)?,
+                    id: r.get(users::WIDTH)?,
+                    name: r.get(users::WIDTH + 1)?,
+                    created_at: r.get(users::WIDTH + 2)?,
+                    last_used_at: r.get(users::WIDTH + 3)?,
                 },
             })
         })

@@ -14,13 +14,20 @@ pub struct User {
     pub disabled: bool,
     pub verified: bool,
     pub created_at: i64,
+    /// Two-factor login is on (docs/http-api.md, Two-factor login).
+    pub two_factor: bool,
 }
 
-/// The columns `from_row` reads, in its order; `u` is the table's alias.
+/// The columns `from_row` reads, in its order; `u` is the table's alias. Whether
+/// two-factor login is on is read from its table (`store::two_factor`'s).
 pub const COLUMNS: &str =
-    "u.id, u.email, u.password_hash, u.is_admin, u.disabled, u.verified_at, u.created_at";
+    "u.id, u.email, u.password_hash, u.is_admin, u.disabled, u.verified_at, u.created_at,
+     EXISTS (SELECT 1 FROM two_factor f WHERE f.user_id = u.id AND f.enabled_at IS NOT NULL)";
 
-/// Reads a `User` from the first seven columns of a row selected with `COLUMNS`.
+/// How many columns `COLUMNS` has: a query's own columns follow from this index.
+pub const WIDTH: usize = 8;
+
+/// Reads a `User` from the first `WIDTH` columns of a row selected with `COLUMNS`.
 pub fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
@@ -30,6 +37,7 @@ pub fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         disabled: r.get(4)?,
         verified: r.get::<_, Option<i64>>(5)?.is_some(),
         created_at: r.get(6)?,
+        two_factor: r.get(7)?,
     })
 }
 

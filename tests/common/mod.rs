@@ -13,6 +13,7 @@ pub mod fake_http;
 pub mod load;
 pub mod ports;
 pub mod redis;
+pub mod totp;
 
 use std::fs;
 use std::path::{Path, PathBuf};

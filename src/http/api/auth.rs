@@ -1,9 +1,11 @@
 //! `/api/auth/*`: register, verify, login, logout, me, password, forgot, reset.
 //! See docs/http-api.md, Accounts.
 
+use blitz_worker::Response;
 use serde_json::json;
 
 use super::{user_json, ApiResult};
+use crate::auth::accounts::{LoggedIn, LoginStep};
 use crate::auth::{accounts, cookie, csrf, AccountError, Via};
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
@@ -42,7 +44,7 @@ pub fn login(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let email = body.string("email", &mut errors);
     let password = body.string("password", &mut errors);
     errors.finish()?;
-    let done = accounts::login(
+    let step = accounts::login(
         &mut *ctx.db.conn()?,
         ctx.coord,
         &email,
@@ -56,14 +58,24 @@ pub fn login(ctx: &mut Ctx<'_, '_>) -> ApiResult {
                     "email" => email.trim().chars().take(254).collect::<String>());
         }
     })?;
-    Ok(reply::json(
+    Ok(match step {
+        LoginStep::Done(done) => logged_in(&done, ctx.config.session_secure),
+        // No session yet: the ticket goes with the code to `POST /api/auth/2fa/verify`.
+        LoginStep::SecondFactor { ticket } => reply::json(
+            200,
+            &json!({"success": true, "two_factor_required": true, "ticket": ticket}),
+        ),
+    })
+}
+
+/// The answer of a finished login (password, or password and code): the user, the
+/// CSRF token and the session cookie.
+pub fn logged_in(done: &LoggedIn, secure: bool) -> Response {
+    reply::json(
         200,
         &json!({"success": true, "csrf_token": done.csrf_token, "user": user_json(&done.user)}),
     )
-    .header(
-        "Set-Cookie",
-        cookie::set(&done.cookie, ctx.config.session_secure),
-    ))
+    .header("Set-Cookie", cookie::set(&done.cookie, secure))
 }
 
 /// Revokes the session server-side and clears the cookie. Bearer tokens are revoked
@@ -76,7 +88,8 @@ pub fn logout(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         .header("Set-Cookie", cookie::clear(ctx.config.session_secure)))
 }
 
-/// The caller and a freshly masked CSRF token (null for bearer callers, who need none).
+/// The caller, a freshly masked CSRF token (null for bearer callers, who need none)
+/// and whether two-factor login is on.
 pub fn me(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let Some(p) = ctx.identity.principal() else {
         return Ok(reply::error(401, "Authentication required"));
@@ -87,7 +100,8 @@ pub fn me(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     };
     Ok(reply::json(
         200,
-        &json!({"success": true, "user": user_json(&p.user), "csrf_token": csrf_token}),
+        &json!({"success": true, "user": user_json(&p.user), "csrf_token": csrf_token,
+                "two_factor": p.user.two_factor}),
     ))
 }
 

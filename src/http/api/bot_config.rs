@@ -53,7 +53,7 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
 }
 
 fn secret_key(ctx: &Ctx<'_, '_>) -> Result<SecretKey, super::ApiError> {
-    SecretKey::resolve(ctx.config.secret_key.as_deref(), ctx.config.instance_dir()).map_err(|e| {
+    ctx.secret_key().map_err(|e| {
         slog::error!(ctx.log, "no secret key for sealing credentials"; "error" => %e);
         reply::error(500, "Internal server error").into()
     })

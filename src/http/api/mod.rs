@@ -8,6 +8,7 @@ pub mod bot_config;
 pub mod maintenance;
 pub mod pnl;
 pub mod tokens;
+pub mod two_factor;
 
 use blitz_worker::Response;
 use serde_json::{json, Value};

@@ -11,7 +11,9 @@ pub mod frame;
 pub mod html;
 pub mod login;
 pub mod pnl;
+pub mod qr;
 pub mod settings;
+pub mod two_factor;
 pub mod view;
 
 use blitz_worker::Response;
@@ -28,6 +30,9 @@ pub enum PageError {
     Store(#[from] StoreError),
     #[error("not found")]
     NotFound,
+    /// Anything else that is not the visitor's fault (e.g. the secrets key).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<rusqlite::Error> for PageError {
@@ -54,7 +59,7 @@ pub fn respond(result: PageResult, log: &slog::Logger, notice: &Notice) -> Respo
     match result {
         Ok(r) => r,
         Err(PageError::NotFound) => not_found(notice),
-        Err(PageError::Store(e)) => {
+        Err(e @ (PageError::Store(_) | PageError::Internal(_))) => {
             slog::error!(log, "page failed"; "error" => %e);
             server_error(notice)
         }

@@ -1,11 +1,12 @@
 //! `/settings`: the bot configuration with its ladder editor, write-only exchange
-//! and Telegram secrets, password change and API tokens. The forms are sent by the
+//! and Telegram secrets, password change, API tokens and two-factor login. The forms are sent by the
 //! page script to the JSON API, whose field errors are shown next to the fields.
 
 use askama::Template;
 
 use super::frame::Frame;
 use super::html::render;
+use super::two_factor::{self, TwoFactorView};
 use super::view::time;
 use super::{PageError, PageResult};
 use crate::bots::config::{self, side_name, BotConfig, Grid, EXCHANGES, MAX_GRIDS};
@@ -34,6 +35,7 @@ struct Settings {
     has_api_secret: bool,
     has_telegram_token: bool,
     tokens: Vec<TokenRow>,
+    two_factor: TwoFactorView,
 }
 
 pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
@@ -49,11 +51,14 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
             last_used: t.last_used_at.map_or_else(|| "never".into(), time),
         })
         .collect();
-    let email = ctx
+    drop(conn);
+    let user = ctx
         .identity
         .principal()
-        .map(|p| p.user.email.clone())
-        .unwrap_or_default();
+        .map(|p| p.user.clone())
+        .ok_or(PageError::NotFound)?;
+    let two_factor = two_factor::view(ctx, &user)?;
+    let email = user.email;
     let cfg = stored.config;
     Ok(render(
         200,
@@ -72,6 +77,7 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
             has_api_secret: stored.has_api_secret,
             has_telegram_token: stored.has_telegram_token,
             tokens,
+            two_factor,
         },
     ))
 }

@@ -38,6 +38,7 @@
       return;
     }
     if (form.dataset.kind === "token") return showToken(form, res.data);
+    if (res.data.two_factor_required) return askSecondFactor(form, res.data.ticket);
     if (form.dataset.done !== undefined) {
       window.location.assign(form.dataset.done || "/");
       return;
@@ -56,6 +57,17 @@
     out.focus();
     out.select();
     say($(".feedback", form), "Token “" + data.name + "” created.", "ok");
+  }
+
+  // The password was right and the account has two-factor login: the code form
+  // takes over, carrying the login ticket in its hidden field.
+  function askSecondFactor(form, ticket) {
+    const next = $("#two-factor-form");
+    if (!next) return say($(".feedback", form), "This account needs a second factor.", "bad");
+    $('input[name="ticket"]', next).value = ticket;
+    form.hidden = true;
+    next.hidden = false;
+    $('input[name="code"]', next).focus();
   }
 
   // ---- buttons that call the API ------------------------------------------

@@ -1,0 +1,455 @@
+//! Two-factor login against the real binary: setup and enable with a code computed
+//! here, the login ticket and its code (TOTP or recovery), replay refusal, ticket
+//! burn and the failed-login limit, disable, `ADMIN_REQUIRE_2FA`, the sealed secret
+//! in the raw database, and the Settings/login page flow over HTTP.
+
+mod common;
+
+use common::api::{call, login, login_resp, Browser};
+use common::totp::{code, now_step, wrong_code};
+use common::{request, Options, Resp, Server};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "admin@admin.com";
+const PW: &str = "admin-password-1";
+
+fn server(env: Vec<(&'static str, &'static str)>) -> Server {
+    let mut env = env;
+    env.push(("ADMIN_PASSWORD", PW));
+    Server::with(Options {
+        env,
+        ..Options::default()
+    })
+}
+
+fn post(s: &Server, path: &str, body: Value) -> Resp {
+    call(s.port, "POST", path, &[], &body.to_string())
+}
+
+/// Setup then enable with the current code: returns the secret, the step the
+/// enabling code spent, and the recovery codes.
+fn enrol(s: &Server, b: &Browser) -> (String, u64, Vec<String>) {
+    let r = b.call(s.port, "POST", "/api/auth/2fa/setup", "{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    let secret = j["secret"].as_str().unwrap().to_string();
+    let uri = j["otpauth_uri"].as_str().unwrap();
+    assert_eq!(
+        uri,
+        format!(
+            "otpauth://totp/Blitz:{ADMIN}?secret={secret}&issuer=Blitz\
+             &algorithm=SHA1&digits=6&period=30"
+        )
+    );
+    assert_eq!(secret.len(), 32, "20 bytes in base32");
+    let step = now_step();
+    let body = json!({"code": code(&secret, step)}).to_string();
+    let r = b.call(s.port, "POST", "/api/auth/2fa/enable", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let codes: Vec<String> = r.json()["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    (secret, step, codes)
+}
+
+/// The password step: 200 with a ticket and no session.
+fn ticket(s: &Server) -> String {
+    let r = login_resp(s.port, ADMIN, PW);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("set-cookie").is_none(),
+        "no session before the code"
+    );
+    let j = r.json();
+    assert_eq!(
+        (&j["success"], &j["two_factor_required"]),
+        (&json!(true), &json!(true))
+    );
+    assert!(
+        j.get("csrf_token").is_none() && j.get("user").is_none(),
+        "{j}"
+    );
+    j["ticket"].as_str().unwrap().to_string()
+}
+
+fn verify(s: &Server, ticket: &str, code: &str) -> Resp {
+    post(
+        s,
+        "/api/auth/2fa/verify",
+        json!({"ticket": ticket, "code": code}),
+    )
+}
+
+/// The browser a successful verify answer logs in.
+fn browser(r: &Resp) -> Browser {
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = r.header("set-cookie").expect("Set-Cookie");
+    assert!(cookie.starts_with("blitz_session=") && cookie.contains("HttpOnly"));
+    let j = r.json();
+    assert_eq!(j["user"]["email"], ADMIN);
+    Browser {
+        cookie: cookie.split(';').next().unwrap().to_string(),
+        csrf: j["csrf_token"].as_str().unwrap().to_string(),
+        user_id: j["user"]["id"].as_i64().unwrap(),
+    }
+}
+
+#[test]
+fn our_test_codes_match_rfc6238() {
+    // "12345678901234567890" in base32; T = 59 s is step 1 → 94287082.
+    assert_eq!(code("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", 1), "287082");
+}
+
+#[test]
+fn enrol_log_in_with_a_code_or_a_recovery_code_then_disable() {
+    let s = server(Vec::new());
+    let p = s.port;
+    let b = login(p, ADMIN, PW);
+    let me = b.call(p, "GET", "/api/auth/me", "");
+    assert_eq!(me.json()["two_factor"], false);
+    // Enabling needs a setup first, and a right code.
+    let early = b.call(p, "POST", "/api/auth/2fa/enable", r#"{"code":"123456"}"#);
+    assert_eq!(early.status, 409, "{}", early.text());
+    let r = b.call(p, "POST", "/api/auth/2fa/setup", "{}");
+    let secret = r.json()["secret"].as_str().unwrap().to_string();
+    let bad = json!({"code": wrong_code(&secret, now_step())}).to_string();
+    let r = b.call(p, "POST", "/api/auth/2fa/enable", &bad);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["fields"]["code"].is_string());
+    // Not active until enabled: the password alone still logs in.
+    assert!(login_resp(p, ADMIN, PW).json()["csrf_token"].is_string());
+
+    let (secret, step, recovery) = enrol(&s, &b);
+    assert_eq!(
+        b.call(p, "GET", "/api/auth/me", "").json()["two_factor"],
+        true
+    );
+    let again = b.call(p, "POST", "/api/auth/2fa/setup", "{}");
+    assert_eq!(again.status, 409, "already on: {}", again.text());
+
+    let t = ticket(&s);
+    let wrong = verify(&s, &t, &wrong_code(&secret, step));
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.json()["error"], "Invalid two-factor code");
+    // The enabling code's step is spent: replaying it fails.
+    assert_eq!(verify(&s, &t, &code(&secret, step)).status, 401, "replay");
+    let b2 = browser(&verify(&s, &t, &code(&secret, step + 1)));
+    let me = b2.call(p, "GET", "/api/auth/me", "");
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["two_factor"], true);
+    // The ticket is single-use; the step just used is spent too.
+    assert_eq!(verify(&s, &t, &code(&secret, step + 2)).status, 401);
+    let t = ticket(&s);
+    assert_eq!(
+        verify(&s, &t, &code(&secret, step + 1)).status,
+        401,
+        "replay"
+    );
+
+    // A recovery code works once, however it is typed.
+    let typed = recovery[0].to_uppercase().replace('-', " ");
+    browser(&verify(&s, &t, &typed));
+    let t = ticket(&s);
+    assert_eq!(verify(&s, &t, &recovery[0]).status, 401, "used up");
+
+    // Disable needs the password and a code.
+    let body = json!({"password": PW, "code": recovery[1]}).to_string();
+    let off = b2.call(p, "POST", "/api/auth/2fa/disable", &body);
+    assert_eq!(off.status, 200, "{}", off.text());
+    assert_eq!(
+        b2.call(p, "GET", "/api/auth/me", "").json()["two_factor"],
+        false
+    );
+    let plain = login_resp(p, ADMIN, PW);
+    assert!(plain.header("set-cookie").is_some(), "{}", plain.text());
+    assert_eq!(
+        verify(&s, &t, &recovery[2]).status,
+        401,
+        "tickets died with it"
+    );
+}
+
+#[test]
+fn disable_refuses_a_wrong_password_or_code() {
+    let s = server(Vec::new());
+    let p = s.port;
+    let b = login(p, ADMIN, PW);
+    let (secret, step, recovery) = enrol(&s, &b);
+    let try_off = |password: &str, code: &str| {
+        let body = json!({"password": password, "code": code}).to_string();
+        b.call(p, "POST", "/api/auth/2fa/disable", &body)
+    };
+    let r = try_off("wrong-password", &recovery[0]);
+    assert_eq!(r.status, 400);
+    assert!(r.json()["fields"]["password"].is_string(), "{}", r.text());
+    let r = try_off(PW, &wrong_code(&secret, step));
+    assert_eq!(r.status, 400);
+    assert!(r.json()["fields"]["code"].is_string(), "{}", r.text());
+    assert_eq!(try_off(PW, "").status, 400);
+    assert_eq!(
+        b.call(p, "GET", "/api/auth/me", "").json()["two_factor"],
+        true
+    );
+    assert_eq!(try_off(PW, &code(&secret, step + 1)).status, 200);
+    assert_eq!(
+        try_off(PW, &code(&secret, step + 1)).status,
+        409,
+        "already off"
+    );
+}
+
+#[test]
+fn wrong_codes_burn_the_ticket_and_count_as_failed_logins() {
+    let s = server(Vec::new());
+    let b = login(s.port, ADMIN, PW);
+    let (secret, step, _) = enrol(&s, &b);
+    let wrong = wrong_code(&secret, step);
+    let t = ticket(&s);
+    for _ in 0..3 {
+        assert_eq!(verify(&s, &t, &wrong).status, 401);
+    }
+    let burnt = verify(&s, &t, &code(&secret, step + 1));
+    assert_eq!(burnt.status, 401, "the ticket is spent");
+    assert!(burnt.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("log in again"));
+    // Wrong codes count with wrong passwords: the 5 a minute run out.
+    let t = ticket(&s);
+    assert_eq!(verify(&s, &t, &wrong).status, 401);
+    assert_eq!(login_resp(s.port, ADMIN, "wrong-password").status, 401);
+    let limited = verify(&s, &t, &code(&secret, step + 1));
+    assert_eq!(limited.status, 429, "{}", limited.text());
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(login_resp(s.port, ADMIN, PW).status, 429);
+    // Garbage tickets never reach the database.
+    assert_eq!(verify(&s, "not a ticket", "123456").status, 401);
+    let missing = post(&s, "/api/auth/2fa/verify", json!({"ticket": t}));
+    assert_eq!(missing.status, 400);
+}
+
+#[test]
+fn admin_require_2fa_sends_admins_to_enrol_first() {
+    let s = server(vec![("ADMIN_REQUIRE_2FA", "true")]);
+    let p = s.port;
+    let b = login(p, ADMIN, PW);
+    let api = b.call(p, "GET", "/api/admin/users", "");
+    assert_eq!(api.status, 403);
+    let j = api.json();
+    assert_eq!(j["error"], "Two-factor login required for admin access");
+    assert!(j["message"]
+        .as_str()
+        .unwrap()
+        .contains("/api/auth/2fa/setup"));
+    let page = |b: &Browser| {
+        let h = [("Accept", "text/html"), ("Cookie", b.cookie.as_str())];
+        call(p, "GET", "/admin", &h, "")
+    };
+    let refused = page(&b);
+    assert_eq!(refused.status, 403);
+    assert!(refused
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(refused.text().contains("href=\"/settings#two-factor\""));
+    // Their own pages and the enrolment stay open.
+    let settings = call(p, "GET", "/settings", &[("Cookie", b.cookie.as_str())], "");
+    assert_eq!(settings.status, 200);
+    let (secret, step, _) = enrol(&s, &b);
+    // The same session, now with two-factor login on, and a fresh one.
+    assert_eq!(b.call(p, "GET", "/api/admin/users", "").status, 200);
+    let fresh = browser(&verify(&s, &ticket(&s), &code(&secret, step + 1)));
+    assert_eq!(fresh.call(p, "GET", "/api/admin/users", "").status, 200);
+    assert_eq!(page(&fresh).status, 200);
+}
+
+#[test]
+fn the_secret_and_recovery_codes_are_not_in_the_database_files() {
+    let s = server(Vec::new());
+    let b = login(s.port, ADMIN, PW);
+    let pending = b.call(s.port, "POST", "/api/auth/2fa/setup", "{}").json()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (secret, _, recovery) = enrol(&s, &b);
+    assert_ne!(pending, secret, "each setup makes a new secret");
+    let raw_secret = data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .unwrap();
+    let mut files = Vec::new();
+    for name in ["instance/database.db", "instance/database.db-wal"] {
+        if let Ok(bytes) = std::fs::read(s.path(name)) {
+            files.push((name, bytes));
+        }
+    }
+    assert!(!files.is_empty());
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    for (name, bytes) in &files {
+        assert!(!contains(bytes, secret.as_bytes()), "secret in {name}");
+        assert!(
+            !contains(bytes, pending.as_bytes()),
+            "pending secret in {name}"
+        );
+        assert!(!contains(bytes, &raw_secret), "raw secret in {name}");
+        for c in &recovery {
+            assert!(!contains(bytes, c.as_bytes()), "recovery code in {name}");
+            let compact = c.replace('-', "");
+            assert!(
+                !contains(bytes, compact.as_bytes()),
+                "recovery code in {name}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The pages: plain HTML forms, no script needed.
+// ---------------------------------------------------------------------------
+
+fn page(s: &Server, b: &Browser, path: &str) -> Resp {
+    let h = [("Accept", "text/html"), ("Cookie", b.cookie.as_str())];
+    call(s.port, "GET", path, &h, "")
+}
+
+/// A browser's form post: URL-encoded fields, the session cookie.
+fn form(s: &Server, b: &Browser, path: &str, fields: &[(&str, &str)]) -> Resp {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\
+         Accept: text/html\r\nCookie: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        s.port,
+        b.cookie,
+        body.len()
+    );
+    request(s.port, raw.as_bytes())
+}
+
+/// The value of the first `name="csrf_token"` field of a page.
+fn csrf_field(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf_token\" value=\"")
+        .expect("a csrf_token field");
+    let rest = &html[at + "name=\"csrf_token\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+fn location(r: &Resp) -> &str {
+    assert_eq!(r.status, 303, "{}", r.text());
+    r.header("location").unwrap()
+}
+
+#[test]
+fn settings_page_enrols_with_a_qr_code_and_login_page_asks_for_the_code() {
+    let s = server(Vec::new());
+    let b = login(s.port, ADMIN, PW);
+    let off = page(&s, &b, "/settings").text();
+    assert!(off.contains("action=\"/settings/2fa/setup\""), "{off}");
+    let csrf = csrf_field(&off);
+    // Without the CSRF token the form is refused.
+    assert_eq!(form(&s, &b, "/settings/2fa/setup", &[]).status, 403);
+    let r = form(&s, &b, "/settings/2fa/setup", &[("csrf_token", &csrf)]);
+    assert_eq!(location(&r), "/settings?2fa=setup#two-factor");
+
+    let pending = page(&s, &b, "/settings?2fa=setup").text();
+    assert!(
+        pending.contains("<svg class=\"qr\" role=\"img\""),
+        "{pending}"
+    );
+    assert!(pending.contains("action=\"/settings/2fa/enable\""));
+    let lower = pending.to_ascii_lowercase();
+    assert!(
+        !lower.contains("<script>") && !lower.contains(" style="),
+        "CSP-safe"
+    );
+    assert!(!lower.contains("<?xml"));
+    let at = pending.find("id=\"tf-secret\">").unwrap() + "id=\"tf-secret\">".len();
+    let shown = &pending[at..at + pending[at..].find('<').unwrap()];
+    let secret = shown.replace(' ', "");
+    assert_eq!(secret.len(), 32, "{shown:?}");
+    assert!(pending.contains(&format!("otpauth://totp/Blitz:{ADMIN}?secret={secret}")));
+
+    let step = now_step();
+    let wrong = wrong_code(&secret, step);
+    let r = form(
+        &s,
+        &b,
+        "/settings/2fa/enable",
+        &[("csrf_token", &csrf), ("code", &wrong)],
+    );
+    assert_eq!(location(&r), "/settings?2fa=invalid-code#two-factor");
+    assert!(page(&s, &b, "/settings?2fa=invalid-code")
+        .text()
+        .contains("That code was not accepted"));
+    let good = code(&secret, step);
+    let r = form(
+        &s,
+        &b,
+        "/settings/2fa/enable",
+        &[("csrf_token", &csrf), ("code", &good)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let codes: Vec<String> = r
+        .text()
+        .split("<li><code>")
+        .skip(1)
+        .map(|c| c[..c.find('<').unwrap()].to_string())
+        .collect();
+    assert_eq!(codes.len(), 10, "{}", r.text());
+    let on = page(&s, &b, "/settings").text();
+    assert!(on.contains("Unused recovery codes left: 10"), "{on}");
+    assert!(
+        !on.contains("<svg class=\"qr\""),
+        "the QR code is gone once on"
+    );
+    assert!(!on.contains(&codes[0]), "recovery codes are shown once");
+
+    // The login page carries the code form (shown by its script after the password).
+    let login_page = call(s.port, "GET", "/login", &[("Accept", "text/html")], "").text();
+    assert!(login_page.contains("data-api=\"POST /api/auth/2fa/verify\""));
+    assert!(login_page.contains("<input type=\"hidden\" name=\"ticket\""));
+    assert!(login_page.contains("name=\"code\""));
+    let script = login_page
+        .split("<script src=\"")
+        .filter_map(|s| s.split('"').next())
+        .find(|src| src.contains("forms"))
+        .expect("forms script");
+    assert!(s.get(script).text().contains("two_factor_required"));
+    let b2 = browser(&verify(&s, &ticket(&s), &codes[0]));
+
+    // Turning it off from the page: password and a code.
+    let csrf2 = csrf_field(&page(&s, &b2, "/settings").text());
+    let r = form(
+        &s,
+        &b2,
+        "/settings/2fa/disable",
+        &[
+            ("csrf_token", &csrf2),
+            ("password", "nope"),
+            ("code", &codes[1]),
+        ],
+    );
+    assert_eq!(location(&r), "/settings?2fa=wrong-password#two-factor");
+    let r = form(
+        &s,
+        &b2,
+        "/settings/2fa/disable",
+        &[
+            ("csrf_token", &csrf2),
+            ("password", PW),
+            ("code", &codes[1]),
+        ],
+    );
+    assert_eq!(location(&r), "/settings?2fa=off#two-factor");
+    assert_eq!(
+        b2.call(s.port, "GET", "/api/auth/me", "").json()["two_factor"],
+        false
+    );
+}
