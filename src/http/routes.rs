@@ -83,6 +83,9 @@ pub struct Route {
     /// Success may end sessions or tokens, or change a user's role or state: cached
     /// identities must not outlive it.
     pub revokes_credentials: bool,
+    /// The handler hashes or checks a password: it runs only within the worker's
+    /// hashing budget (`hash_budget`), else 503.
+    pub hashes_passwords: bool,
 }
 
 impl Route {
@@ -103,6 +106,7 @@ impl Route {
             limit: None,
             paused_by_maintenance: false,
             revokes_credentials: false,
+            hashes_passwords: false,
         }
     }
 
@@ -140,6 +144,11 @@ impl Route {
         self.revokes_credentials = true;
         self
     }
+
+    const fn hashes(mut self) -> Route {
+        self.hashes_passwords = true;
+        self
+    }
 }
 
 const fn probe(path: &'static str, p: Probe) -> Route {
@@ -167,24 +176,24 @@ const fn raw(
 }
 
 #[rustfmt::skip]
-pub static ROUTES: [Route; 49] = [
+pub static ROUTES: [Route; 50] = [
     probe("/healthz", Probe::Healthz),
     probe("/livez", Probe::Livez),
     probe("/readyz", Probe::Readyz),
     probe("/metrics", Probe::Metrics),
 
     // Accounts
-    api("POST",   "/api/auth/register",    auth::register).no_csrf(),
+    api("POST",   "/api/auth/register",    auth::register).no_csrf().limit(Group::Register).hashes(),
     api("POST",   "/api/auth/verify",      auth::verify).no_csrf(),
     raw("GET",    "/verify/<token>",       account::verify).no_csrf(),
-    api("POST",   "/api/auth/login",       auth::login).no_csrf(),
+    api("POST",   "/api/auth/login",       auth::login).no_csrf().hashes(),
     api("POST",   "/api/auth/logout",      auth::logout).user().revokes(),
     api("GET",    "/api/auth/me",          auth::me).user(),
-    api("POST",   "/api/auth/password",    auth::change_password).user().revokes(),
+    api("POST",   "/api/auth/password",    auth::change_password).user().revokes().hashes(),
     api("POST",   "/api/auth/forgot",      auth::forgot).no_csrf(),
-    api("POST",   "/api/auth/reset",       auth::reset).no_csrf().revokes(),
+    api("POST",   "/api/auth/reset",       auth::reset).no_csrf().revokes().hashes(),
     raw("GET",    "/reset/<token>",        account::reset_page).no_csrf(),
-    raw("POST",   "/reset/<token>",        account::reset_submit).no_csrf().revokes(),
+    raw("POST",   "/reset/<token>",        account::reset_submit).no_csrf().revokes().hashes(),
     api("POST",   "/api/auth/tokens",      tokens::create).user(),
     api("GET",    "/api/auth/tokens",      tokens::list).user(),
     api("DELETE", "/api/auth/tokens/<id>", tokens::delete).user().revokes(),
@@ -220,6 +229,7 @@ pub static ROUTES: [Route; 49] = [
     // Pages
     page("/",                 dashboard::dashboard).user(),
     raw("GET", "/login",      login::login).optional(),
+    raw("POST", "/login",     login::submit).no_csrf().hashes(),
     raw("GET", "/register",   login::register),
     raw("GET", "/forgot",     login::forgot),
     page("/settings",         settings::settings).user(),
@@ -254,7 +264,7 @@ mod tests {
     }
 
     #[test]
-    fn the_bot_routes_are_rate_limited_by_their_group() {
+    fn the_bot_routes_and_registration_are_rate_limited_by_their_group() {
         let limited: Vec<_> = ROUTES
             .iter()
             .filter_map(|r| r.limit.map(|g| (r.path, g)))
@@ -262,6 +272,7 @@ mod tests {
         assert_eq!(
             limited,
             [
+                ("/api/auth/register", Group::Register),
                 ("/api/bot/start", Group::Start),
                 ("/api/bot/stop", Group::Stop),
                 ("/api/bot/status", Group::Status),
@@ -281,6 +292,21 @@ mod tests {
                 ("POST", "/reset/<token>"),
                 ("DELETE", "/api/auth/tokens/<id>"),
                 ("PATCH", "/api/admin/users/<id>"),
+            ]
+        );
+    }
+
+    #[test]
+    fn password_hashing_routes_run_within_the_budget() {
+        assert_eq!(
+            paths(|r| r.hashes_passwords),
+            [
+                ("POST", "/api/auth/register"),
+                ("POST", "/api/auth/login"),
+                ("POST", "/api/auth/password"),
+                ("POST", "/api/auth/reset"),
+                ("POST", "/reset/<token>"),
+                ("POST", "/login"),
             ]
         );
     }

@@ -1,19 +1,27 @@
 //! `/login`, `/register` and `/forgot`: forms that post to the JSON account API
-//! from the page's script.
+//! from the page's script. The login form also works without the script: it posts
+//! to `POST /login`, which checks the form's CSRF token against the page's
+//! `blitz_login` cookie (`auth::csrf`) before it looks at the password.
 
 use askama::Template;
 use blitz_worker::Response;
 
 use super::frame::Frame;
 use super::html::render;
+use crate::auth::{accounts, cookie, csrf, AccountError};
 use crate::http::ctx::Ctx;
 use crate::http::input;
+use crate::secrets::SecretKey;
 
 #[derive(Template)]
 #[template(path = "login.html", config = "src/http/pages/askama.toml")]
 struct Login {
+    /// `frame.csrf` holds the login form's token.
     frame: Frame,
     next: String,
+    /// The address typed before a refusal, so it need not be typed again.
+    email: String,
+    problem: Option<String>,
 }
 
 #[derive(Template)]
@@ -48,13 +56,104 @@ pub fn login(ctx: &mut Ctx<'_, '_>) -> Response {
             .header("Location", next)
             .header("Cache-Control", "no-store");
     }
-    render(
-        200,
-        &Login {
-            frame: Frame::anonymous("Log in", &ctx.page_notice),
-            next,
-        },
+    login_form(ctx, 200, next, String::new(), None)
+}
+
+/// The login page with a token for the browser's nonce (reused when it has one,
+/// so that two open login tabs both stay valid).
+fn login_form(
+    ctx: &Ctx<'_, '_>,
+    status: u16,
+    next: String,
+    email: String,
+    problem: Option<&str>,
+) -> Response {
+    let nonce = login_nonce(ctx)
+        .filter(|n| csrf::is_login_nonce(n))
+        .map_or_else(csrf::new_login_nonce, str::to_string);
+    let mut frame = Frame::anonymous("Log in", &ctx.page_notice);
+    // Without the key the scripted login still works; the plain form is refused.
+    if let Some(key) = instance_key(ctx) {
+        frame.csrf = csrf::login_token(&key, &nonce);
+    }
+    let page = Login {
+        frame,
+        next,
+        email,
+        problem: problem.map(str::to_string),
+    };
+    render(status, &page).header(
+        "Set-Cookie",
+        cookie::set_login(&nonce, ctx.config.session_secure),
     )
+}
+
+fn login_nonce<'a>(ctx: &Ctx<'a, '_>) -> Option<&'a str> {
+    cookie::named(ctx.req.header_all("cookie"), cookie::LOGIN_NAME)
+}
+
+fn instance_key(ctx: &Ctx<'_, '_>) -> Option<SecretKey> {
+    SecretKey::resolve(ctx.config.secret_key.as_deref(), ctx.config.instance_dir())
+        .inspect_err(|e| slog::error!(ctx.log, "no secret key for the login form"; "error" => %e))
+        .ok()
+}
+
+/// `POST /login`: the form without the page's script. A token that does not match
+/// the browser's `blitz_login` cookie is refused before the password is read; the
+/// rest follows `POST /api/auth/login`, answered as pages.
+pub fn submit(ctx: &mut Ctx<'_, '_>) -> Response {
+    let next = next_path(ctx.req.query);
+    let field = |name| {
+        input::is_form(ctx.req)
+            .then(|| input::form_field(ctx.req.body, name))
+            .flatten()
+            .unwrap_or_default()
+    };
+    let (token, email, password) = (field("csrf_token"), field("email"), field("password"));
+    let genuine = match (instance_key(ctx), login_nonce(ctx)) {
+        (Some(key), Some(nonce)) => csrf::login_matches(&key, nonce, &token),
+        _ => false,
+    };
+    if !genuine {
+        return super::error_page(
+            403,
+            "Login form expired",
+            "This login form has expired or did not come from this site. \
+             Open the login page again and retry.",
+            &ctx.page_notice,
+        );
+    }
+    let done = ctx
+        .db
+        .conn()
+        .map_err(AccountError::from)
+        .and_then(|mut c| accounts::login(&mut c, ctx.coord, &email, &password, ctx.client_ip));
+    let refused =
+        |status, problem: &str| login_form(ctx, status, next.clone(), email.clone(), Some(problem));
+    match done {
+        Ok(done) => Response::new(303)
+            .header("Location", next.clone())
+            .header("Cache-Control", "no-store")
+            .header(
+                "Set-Cookie",
+                cookie::set(&done.cookie, ctx.config.session_secure),
+            ),
+        Err(AccountError::BadCredentials) => refused(401, "Invalid email or password."),
+        Err(AccountError::NotVerified) => refused(
+            403,
+            "Your e-mail address is not verified yet: open the link in the mail we sent you.",
+        ),
+        Err(AccountError::Disabled) => refused(403, "This account is disabled."),
+        Err(AccountError::TooManyAttempts { retry_after_s }) => refused(
+            429,
+            "Too many failed login attempts; wait a minute and try again.",
+        )
+        .header("Retry-After", retry_after_s.to_string()),
+        Err(e) => {
+            slog::error!(ctx.log, "login failed"; "error" => %e);
+            super::server_error(&ctx.page_notice)
+        }
+    }
 }
 
 pub fn register(ctx: &mut Ctx<'_, '_>) -> Response {
