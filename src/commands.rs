@@ -91,7 +91,19 @@ pub fn user(cmd: UserCommand) -> i32 {
             password_stdin,
             db,
         } => user_create(&email, admin, password_stdin, &db),
-        UserCommand::SetPassword { email, db, .. } => user_set_password(&email, &db),
+        UserCommand::SetPassword {
+            email,
+            db,
+            keep_tokens,
+            ..
+        } => {
+            let api_tokens = if keep_tokens {
+                accounts::ApiTokens::Keep
+            } else {
+                accounts::ApiTokens::Revoke
+            };
+            user_set_password(&email, api_tokens, &db)
+        }
     }
 }
 
@@ -122,7 +134,7 @@ fn user_create(email: &str, admin: bool, password_stdin: bool, db: &DbArgs) -> i
     }
 }
 
-fn user_set_password(email: &str, db: &DbArgs) -> i32 {
+fn user_set_password(email: &str, api_tokens: accounts::ApiTokens, db: &DbArgs) -> i32 {
     let password = match read_password() {
         Ok(p) => p,
         Err(code) => return code,
@@ -131,9 +143,13 @@ fn user_set_password(email: &str, db: &DbArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match accounts::set_password(&mut conn, email, &password) {
+    match accounts::set_password(&mut conn, email, &password, api_tokens) {
         Ok(()) => {
-            eprintln!("password changed; all sessions of {email} were ended");
+            let tokens = match api_tokens {
+                accounts::ApiTokens::Revoke => " and their API tokens revoked",
+                accounts::ApiTokens::Keep => "",
+            };
+            eprintln!("password changed; all sessions of {email} were ended{tokens}");
             0
         }
         Err(e) => account_failure(e),
@@ -142,7 +158,7 @@ fn user_set_password(email: &str, db: &DbArgs) -> i32 {
 
 pub fn token(cmd: TokenCommand) -> i32 {
     let TokenCommand::Create { email, name, db } = cmd;
-    let conn = match open(&db) {
+    let mut conn = match open(&db) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -155,7 +171,7 @@ pub fn token(cmd: TokenCommand) -> i32 {
             return 1;
         }
     };
-    match accounts::create_token(&conn, user.id, name.as_deref().unwrap_or("cli")) {
+    match accounts::create_token(&mut conn, user.id, name.as_deref().unwrap_or("cli")) {
         Ok(t) => {
             println!("{}", t.token);
             0
@@ -195,6 +211,13 @@ fn account_failure(e: AccountError) -> i32 {
         }
         AccountError::NotFound => {
             eprintln!("blitz: no user with that e-mail");
+            1
+        }
+        AccountError::TooManyTokens => {
+            eprintln!(
+                "blitz: that user already has {} API tokens; delete one first",
+                accounts::TOKENS_PER_USER
+            );
             1
         }
         e => {

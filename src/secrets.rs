@@ -1,5 +1,7 @@
-//! Secrets at rest: exchange API keys/secrets and Telegram tokens are sealed with
-//! XChaCha20-Poly1305 under the instance key before they reach the database.
+//! Secrets at rest: exchange API keys/secrets, Telegram tokens and the bodies of
+//! queued mails (which hold one-time links) are sealed with XChaCha20-Poly1305
+//! under the instance key before they reach the database. The same key, through a
+//! derived MAC key, signs the login form's CSRF token (`auth::csrf`).
 //!
 //! The instance key comes from `SECRET_KEY` or, when unset, from
 //! `<instance dir>/secret_key` (32 random bytes in hex, mode 0600), generated on first
@@ -79,6 +81,28 @@ impl SecretKey {
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&sealed);
         format!("{FORMAT}{}", URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// Whether `stored` has the sealed format (a value stored before sealing was
+    /// introduced, such as a queued mail of an older release, does not).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(FORMAT)
+    }
+
+    /// HMAC-SHA256 of `msg` for `purpose`, under a key derived from the sealing key
+    /// (one key never serves two primitives).
+    pub fn mac(&self, purpose: &str, msg: &[u8]) -> [u8; 32] {
+        use hmac::{KeyInit as _, Mac};
+        let mut derive = Sha256::new();
+        derive.update(b"blitz mac key v1\0");
+        derive.update(self.0);
+        let key: [u8; 32] = derive.finalize().into();
+        let mut mac = <hmac::Hmac<Sha256>>::new_from_slice(&key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(msg);
+        mac.finalize().into_bytes().into()
     }
 
     pub fn open(&self, sealed: &str, context: &str) -> Result<String, SecretError> {

@@ -267,7 +267,7 @@ fn strict_csrf_checks_origin_over_forwarded_https() {
 }
 
 #[test]
-fn failed_logins_are_limited_per_email_and_per_ip_across_workers() {
+fn failed_logins_are_limited_per_email_and_ip_pair_and_per_ip_across_workers() {
     let s = Server::with(Options {
         workers: 3,
         args: vec![
@@ -291,27 +291,35 @@ fn failed_logins_are_limited_per_email_and_per_ip_across_workers() {
             &body,
         )
     };
-    // Per e-mail: five wrong passwords from five addresses, then even the right
-    // password from a sixth address is refused.
-    for i in 0..5 {
-        let r = attempt(
-            "victim@example.com",
-            "wrong-password",
-            &format!("10.0.0.{i}"),
-        );
+    // Per (e-mail, address): five wrong passwords from one address lock that
+    // address out of the account, even with the right password...
+    for _ in 0..5 {
+        let r = attempt("victim@example.com", "wrong-password", "10.0.0.1");
         assert_eq!(r.status, 401);
     }
-    let limited = attempt("victim@example.com", PW, "10.0.0.99");
+    let limited = attempt("victim@example.com", PW, "10.0.0.1");
     assert_eq!(limited.status, 429, "{}", limited.text());
     let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     assert!(limited.json()["error"].is_string());
+    // ...but never the owner, who logs in from another address.
+    assert_eq!(attempt("victim@example.com", PW, "10.0.0.2").status, 200);
+    // Wrong passwords spread over many addresses lock nobody out either.
+    for i in 10..20 {
+        let r = attempt(
+            "victim@example.com",
+            "wrong-password",
+            &format!("10.0.1.{i}"),
+        );
+        assert_eq!(r.status, 401);
+    }
+    assert_eq!(attempt("victim@example.com", PW, "10.0.0.3").status, 200);
 
-    // Per IP: five different unknown e-mails from one address, all at once (so
+    // Per IP: twenty different unknown e-mails from one address, all at once (so
     // that several workers answer them), then that address is refused even for a
     // valid account; another address is not.
     std::thread::scope(|sc| {
-        let guesses: Vec<_> = (0..5)
+        let guesses: Vec<_> = (0..20)
             .map(|i| {
                 let attempt = &attempt;
                 sc.spawn(move || {
@@ -327,6 +335,7 @@ fn failed_logins_are_limited_per_email_and_per_ip_across_workers() {
         attempt("fresh@example.com", "whatever-1", "10.9.9.9").status,
         429
     );
+    assert_eq!(attempt("victim@example.com", PW, "10.9.9.9").status, 429);
     assert_eq!(
         attempt("fresh@example.com", "whatever-1", "10.9.9.8").status,
         401

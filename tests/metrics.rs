@@ -267,7 +267,7 @@ fn first_errors_and_login_refusals_rise_from_zero() {
             &format!(r#"blitz_rate_limit_rejections_total{{group="{g}"}}"#),
         )
     };
-    assert_eq!(login(&m, "login_email"), Some(0.0));
+    assert_eq!(login(&m, "login_email_ip"), Some(0.0));
     assert_eq!(login(&m, "login_ip"), Some(0.0));
 
     // Protocol-level 5xx answers, refused before any route is chosen.
@@ -279,7 +279,8 @@ fn first_errors_and_login_refusals_rise_from_zero() {
     );
     assert_eq!(r.status, 501);
 
-    // Five wrong passwords fill the e-mail's window; the sixth attempt is refused.
+    // Five wrong passwords fill the (e-mail, address) window; the sixth attempt is
+    // refused.
     let u = user(&s, "v@x.io", false);
     let body = r#"{"email":"v@x.io","password":"wrong-password"}"#;
     let statuses: Vec<u16> = (0..6)
@@ -301,9 +302,9 @@ fn first_errors_and_login_refusals_rise_from_zero() {
         "the 505 and the 501"
     );
     assert_eq!(
-        login(&m, "login_email"),
+        login(&m, "login_email_ip"),
         Some(1.0),
-        "the e-mail window refused"
+        "the (e-mail, address) window refused"
     );
     assert_eq!(login(&m, "login_ip"), Some(0.0));
     promtool(&m);

@@ -453,3 +453,94 @@ fn settings_page_enrols_with_a_qr_code_and_login_page_asks_for_the_code() {
         false
     );
 }
+
+/// `name=value` of the `Set-Cookie` named `name`.
+fn set_cookie(r: &Resp, name: &str) -> String {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", r.headers))
+}
+
+/// The value of the hidden `ticket` field of the login page.
+fn ticket_field(html: &str) -> String {
+    let at = html
+        .find("name=\"ticket\" value=\"")
+        .expect("a ticket field");
+    let rest = &html[at + "name=\"ticket\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// Whether the form with `id` carries the `hidden` attribute.
+fn form_hidden(html: &str, id: &str) -> bool {
+    let at = html.find(&format!("<form id=\"{id}\"")).expect("the form");
+    html[at..at + html[at..].find('>').unwrap()].contains(" hidden")
+}
+
+#[test]
+fn the_login_form_without_script_asks_for_the_code_then_logs_in() {
+    let s = server(Vec::new());
+    let (secret, step, _) = enrol(&s, &login(s.port, ADMIN, PW));
+    let page = call(s.port, "GET", "/login", &[("Accept", "text/html")], "");
+    let nonce = set_cookie(&page, "blitz_login");
+    let token = csrf_field(&page.text());
+    let b = Browser {
+        cookie: nonce,
+        csrf: String::new(),
+        user_id: 0,
+    };
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("email", ADMIN),
+        ("password", PW),
+    ];
+    let asked = form(&s, &b, "/login?next=%2Fsettings", &fields);
+    assert_eq!(asked.status, 200, "{}", asked.text());
+    assert!(
+        !asked
+            .headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("blitz_session=")),
+        "no session before the code"
+    );
+    let html = asked.text();
+    assert!(form_hidden(&html, "password-form") && !form_hidden(&html, "two-factor-form"));
+    assert!(
+        html.contains("action=\"/login/2fa?next=/settings\""),
+        "{html}"
+    );
+    let ticket = ticket_field(&html);
+    assert!(!ticket.is_empty());
+
+    // The code step checks the form's token too.
+    let forged = [
+        ("csrf_token", "x"),
+        ("ticket", ticket.as_str()),
+        ("code", "000000"),
+    ];
+    assert_eq!(form(&s, &b, "/login/2fa", &forged).status, 403);
+    let wrong = wrong_code(&secret, step + 1);
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("ticket", &ticket),
+        ("code", &wrong),
+    ];
+    let r = form(&s, &b, "/login/2fa?next=%2Fsettings", &fields);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(ticket_field(&r.text()), ticket, "the code form again");
+    // The enabling step is spent: the next one logs in.
+    let good = code(&secret, step + 1);
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("ticket", &ticket),
+        ("code", &good),
+    ];
+    let r = form(&s, &b, "/login/2fa?next=%2Fsettings", &fields);
+    assert_eq!(location(&r), "/settings");
+    let session = set_cookie(&r, "blitz_session");
+    let me = call(s.port, "GET", "/api/auth/me", &[("Cookie", &session)], "");
+    assert_eq!(me.json()["user"]["email"], ADMIN);
+    assert_eq!(me.json()["two_factor"], true);
+}

@@ -9,6 +9,8 @@ use super::login_limit;
 use super::{csrf, normalize_email, password, token};
 use crate::coord::Backend;
 use crate::mail::compose::{self, Composed};
+use crate::mail::sealing;
+use crate::secrets::SecretKey;
 use crate::store::{self, mail_queue, resets, sessions, tokens, users, StoreError};
 
 pub const VERIFY_TTL_S: i64 = 24 * 3600;
@@ -39,6 +41,9 @@ pub enum AccountError {
     WrongPassword,
     #[error("not found")]
     NotFound,
+    /// The user already holds `TOKENS_PER_USER` API tokens.
+    #[error("too many API tokens")]
+    TooManyTokens,
     #[error("{0}")]
     Internal(String),
 }
@@ -74,13 +79,19 @@ fn new_password(field: &'static str, raw: &str) -> Result<String, AccountError> 
     Ok(password::hash(raw)?)
 }
 
+/// Where mailed links point and the key that seals queued mail.
+pub struct Mailing<'a> {
+    pub public_url: &'a str,
+    pub key: &'a SecretKey,
+}
+
 /// Creates an unverified account and queues its verification mail in the same
 /// transaction: once this returns, the mail will be delivered (or retried).
 pub fn register(
     conn: &mut Connection,
     email: &str,
     pass: &str,
-    public_url: &str,
+    mailing: &Mailing<'_>,
 ) -> Result<i64, AccountError> {
     // Both fields are checked before failing, so the client sees every problem.
     let (email, hash) = match (email_field(email), new_password("password", pass)) {
@@ -104,13 +115,23 @@ pub fn register(
         StoreError::Conflict => AccountError::EmailTaken,
         e => e.into(),
     })?;
-    queue(&tx, &email, compose::verification(public_url, &verify), now)?;
+    let mail = compose::verification(mailing.public_url, &verify);
+    queue(&tx, mailing.key, &email, mail, now)?;
     tx.commit()?;
     Ok(id)
 }
 
-fn queue(conn: &Connection, to: &str, mail: Composed, now: i64) -> Result<(), StoreError> {
-    mail_queue::enqueue(conn, to, mail.subject, &mail.body, now).map(|_| ())
+/// Queues a mail, its body sealed: the one-time link never reaches the disk
+/// readable.
+fn queue(
+    conn: &Connection,
+    key: &SecretKey,
+    to: &str,
+    mail: Composed,
+    now: i64,
+) -> Result<(), StoreError> {
+    let sealed = sealing::seal_body(key, to, &mail.body);
+    mail_queue::enqueue(conn, to, mail.subject, &sealed, now).map(|_| ())
 }
 
 /// Uses a verification token (single use, 24 h).
@@ -214,14 +235,26 @@ pub fn logout(conn: &Connection, session_id: i64) -> Result<(), AccountError> {
     Ok(sessions::revoke(conn, session_id, store::now())?)
 }
 
+/// What a password change leaves valid besides the session that asked for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiTokens {
+    /// Every API token of the user dies with the old password (the default: a
+    /// leaked password may have minted them).
+    Revoke,
+    /// The caller asked to keep them (`"keep_tokens": true`).
+    Keep,
+}
+
 /// Changes the password and revokes every other session of the user (the current
-/// one, if the request came with a session, stays valid).
+/// one, if the request came with a session, stays valid) and, unless kept, every
+/// API token.
 pub fn change_password(
     conn: &mut Connection,
     user: &users::User,
     current: &str,
     new: &str,
     keep_session: Option<i64>,
+    api_tokens: ApiTokens,
 ) -> Result<(), AccountError> {
     if !password::verify(current, &user.password_hash) {
         return Err(AccountError::WrongPassword);
@@ -230,13 +263,20 @@ pub fn change_password(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     users::set_password(&tx, user.id, &hash)?;
     sessions::revoke_others(&tx, user.id, keep_session, store::now())?;
+    if api_tokens == ApiTokens::Revoke {
+        tokens::revoke_all(&tx, user.id)?;
+    }
     resets::revoke_all(&tx, user.id, store::now())?;
     tx.commit()?;
     Ok(())
 }
 
 /// Queues a reset mail if the account exists; says nothing either way.
-pub fn forgot(conn: &mut Connection, email: &str, public_url: &str) -> Result<(), AccountError> {
+pub fn forgot(
+    conn: &mut Connection,
+    email: &str,
+    mailing: &Mailing<'_>,
+) -> Result<(), AccountError> {
     let Some(email) = normalize_email(email) else {
         return Ok(());
     };
@@ -255,18 +295,16 @@ pub fn forgot(conn: &mut Connection, email: &str, public_url: &str) -> Result<()
     let reset = token::random_token();
     let tx = conn.transaction()?;
     resets::create(&tx, &token::hash(&reset), user.id, now, now + RESET_TTL_S)?;
-    queue(
-        &tx,
-        &email,
-        compose::password_reset(public_url, &reset),
-        now,
-    )?;
+    let mail = compose::password_reset(mailing.public_url, &reset);
+    queue(&tx, mailing.key, &email, mail, now)?;
     tx.commit()?;
     Ok(())
 }
 
 /// Sets a new password with a reset token (single use, 1 h). The link reached the
-/// mailbox, so the address is verified too; every session is revoked.
+/// mailbox, so the address is verified too; every session and every API token is
+/// revoked (whoever asked for the reset may not be the only one who knew the old
+/// password).
 pub fn reset(conn: &mut Connection, raw_token: &str, new: &str) -> Result<(), AccountError> {
     let hash = new_password("new_password", new)?;
     if !token::looks_like_token(raw_token) {
@@ -279,6 +317,7 @@ pub fn reset(conn: &mut Connection, raw_token: &str, new: &str) -> Result<(), Ac
     users::set_password(&tx, user_id, &hash)?;
     users::set_verified(&tx, user_id, true, now)?;
     sessions::revoke_others(&tx, user_id, None, now)?;
+    tokens::revoke_all(&tx, user_id)?;
     // Any other reset link mailed earlier dies with this one.
     resets::revoke_all(&tx, user_id, now)?;
     tx.commit()?;
@@ -298,8 +337,17 @@ pub struct NewToken {
 }
 
 pub const TOKEN_NAME_MAX: usize = 100;
+/// Active API tokens one user may hold: enough for every script, and a bound on
+/// what the token list and the settings page show.
+pub const TOKENS_PER_USER: i64 = 100;
 
-pub fn create_token(conn: &Connection, user_id: i64, name: &str) -> Result<NewToken, AccountError> {
+/// Mints a token unless the user already holds `TOKENS_PER_USER` (counted and
+/// inserted in one write transaction, so parallel requests cannot pass the limit).
+pub fn create_token(
+    conn: &mut Connection,
+    user_id: i64,
+    name: &str,
+) -> Result<NewToken, AccountError> {
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > TOKEN_NAME_MAX
@@ -308,7 +356,12 @@ pub fn create_token(conn: &Connection, user_id: i64, name: &str) -> Result<NewTo
         return Err(invalid("name", "must be 1-100 printable characters"));
     }
     let token = token::new_api_token();
-    let id = tokens::create(conn, &token::hash(&token), name, user_id, store::now())?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if tokens::count(&tx, user_id)? >= TOKENS_PER_USER {
+        return Err(AccountError::TooManyTokens);
+    }
+    let id = tokens::create(&tx, &token::hash(&token), name, user_id, store::now())?;
+    tx.commit()?;
     Ok(NewToken {
         id,
         name: name.to_string(),
@@ -343,14 +396,99 @@ pub fn create_verified(
     })
 }
 
-/// Sets a password directly (CLI); revokes every session of the account.
-pub fn set_password(conn: &mut Connection, email: &str, pass: &str) -> Result<(), AccountError> {
+/// Sets a password directly (CLI, an operator's reset): revokes every session of
+/// the account and, unless kept, every API token, like a reset by mail.
+pub fn set_password(
+    conn: &mut Connection,
+    email: &str,
+    pass: &str,
+    api_tokens: ApiTokens,
+) -> Result<(), AccountError> {
     let email = email_field(email)?;
     let hash = new_password("password", pass)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let user = users::by_email(&tx, &email)?.ok_or(AccountError::NotFound)?;
     users::set_password(&tx, user.id, &hash)?;
     sessions::revoke_others(&tx, user.id, None, store::now())?;
+    resets::revoke_all(&tx, user.id, store::now())?;
+    if api_tokens == ApiTokens::Revoke {
+        tokens::revoke_all(&tx, user.id)?;
+    }
     tx.commit()?;
     Ok(())
+}
+
+/// Property tests: whatever strings reach the account operations (the JSON fields
+/// of the account endpoints), the outcome is a documented refusal or success,
+/// never an internal error (a 500).
+#[cfg(test)]
+mod properties {
+    use blitz_master::Scoreboard;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::coord::local::{Layout, LocalBackend};
+
+    struct World {
+        _dir: tempfile::TempDir,
+        _sb: Scoreboard,
+        conn: Connection,
+        limiter: LocalBackend,
+        key: SecretKey,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, _) = store::open_migrated(&dir.path().join("db")).unwrap();
+        let layout = Layout::new(&Config::for_tests().rate_limits, 5, 20);
+        let sb = Scoreboard::create(layout.region_bytes()).unwrap();
+        layout.store(&sb);
+        let limiter = LocalBackend::new(&sb, 30);
+        World {
+            _dir: dir,
+            _sb: sb,
+            conn,
+            limiter,
+            key: SecretKey::derive(b"k"),
+        }
+    }
+
+    fn not_internal<T>(r: Result<T, AccountError>) -> Result<(), TestCaseError> {
+        match r {
+            Err(AccountError::Internal(e)) => Err(TestCaseError::fail(e)),
+            _ => Ok(()),
+        }
+    }
+
+    proptest! {
+        // Each case hashes a few passwords (tens of milliseconds each).
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        #[test]
+        fn account_operations_never_fail_internally(
+            email in prop_oneof![".{0,300}", "[a-z]{1,8}@[a-z]{1,8}\\.io"],
+            password in ".{0,40}",
+            token in ".{0,64}",
+            name in ".{0,120}",
+            ip in prop_oneof!["[0-9.:a-f]{0,40}", ".{0,20}"],
+        ) {
+            let mut w = world();
+            let mailing = Mailing { public_url: "http://x", key: &w.key };
+            not_internal(register(&mut w.conn, &email, &password, &mailing))?;
+            not_internal(login(&mut w.conn, &w.limiter, &email, &password, &ip))?;
+            not_internal(verify(&w.conn, &token))?;
+            not_internal(forgot(&mut w.conn, &email, &mailing))?;
+            not_internal(reset(&mut w.conn, &token, &password))?;
+            not_internal(reset_link_valid(&w.conn, &token))?;
+            let owner = users::NewUser {
+                email: "owner@x.io",
+                password_hash: "not a hash",
+                is_admin: false,
+                verification: None,
+            };
+            let owner = users::create(&w.conn, &owner, 1).unwrap();
+            not_internal(create_token(&mut w.conn, owner, &name))?;
+        }
+    }
 }

@@ -1,18 +1,28 @@
-//! The `blitz_session` cookie: reading it from requests, writing `Set-Cookie`.
+//! The `blitz_session` cookie and the login form's `blitz_login` cookie: reading
+//! them from requests, writing `Set-Cookie`.
 
 pub const NAME: &str = "blitz_session";
 /// 24 hours, the session lifetime.
 pub const MAX_AGE_S: i64 = 86_400;
+/// The login form's CSRF nonce (`auth::csrf`), sent only to `/login`.
+pub const LOGIN_NAME: &str = "blitz_login";
+/// A login page left open longer than this must be reloaded.
+pub const LOGIN_MAX_AGE_S: i64 = 3_600;
 
 /// The session cookie's value from the request's `Cookie` headers, if present.
 pub fn session_value<'a>(cookie_headers: impl Iterator<Item = &'a [u8]>) -> Option<&'a str> {
+    named(cookie_headers, NAME)
+}
+
+/// The value of the cookie `name` from the request's `Cookie` headers, if present.
+pub fn named<'a>(cookie_headers: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
     for header in cookie_headers {
         let Ok(text) = std::str::from_utf8(header) else {
             continue;
         };
         for pair in text.split(';') {
             if let Some((k, v)) = pair.trim().split_once('=') {
-                if k == NAME {
+                if k == name {
                     return Some(v.trim_matches('"'));
                 }
             }
@@ -25,6 +35,14 @@ pub fn session_value<'a>(cookie_headers: impl Iterator<Item = &'a [u8]>) -> Opti
 pub fn set(value: &str, secure: bool) -> String {
     format!(
         "{NAME}={value}; Max-Age={MAX_AGE_S}; Path=/; HttpOnly; SameSite=Lax{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// `Set-Cookie` of the login form's nonce.
+pub fn set_login(nonce: &str, secure: bool) -> String {
+    format!(
+        "{LOGIN_NAME}={nonce}; Max-Age={LOGIN_MAX_AGE_S}; Path=/login; HttpOnly; SameSite=Lax{}",
         if secure { "; Secure" } else { "" }
     )
 }

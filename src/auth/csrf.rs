@@ -1,16 +1,23 @@
-//! CSRF: the session's token, handed out masked, and the strict-mode
-//! Origin/Referer check for HTTPS.
+//! CSRF: the session's token, handed out masked, the login form's token from
+//! before there is a session, and the strict-mode Origin/Referer check for HTTPS.
 //! See docs/http-api.md, Sessions and CSRF.
 //!
 //! Each session has one secret token. Clients receive it XOR-masked with fresh random
 //! bytes (`mask || token ^ mask`), so every response carries a different-looking value
 //! (no BREACH-style recovery from compressed pages) and all of them validate.
+//!
+//! The login form (login CSRF: another site logging a victim into the attacker's
+//! account) has no session yet: the login page sets a random nonce in the
+//! `blitz_login` cookie and puts MAC(instance key, nonce) in the form. Another site
+//! can neither read the cookie nor compute the MAC, so it cannot post a form that
+//! matches the cookie the victim's browser sends.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use subtle::ConstantTimeEq;
 
 use super::token::random_bytes;
+use crate::secrets::SecretKey;
 
 const LEN: usize = 32;
 
@@ -43,6 +50,31 @@ pub fn matches(presented: &str, secret: &str) -> bool {
         unmasked[i] = p[i] ^ p[LEN + i];
     }
     unmasked.ct_eq(&s).into()
+}
+
+/// A new login-form nonce, for the `blitz_login` cookie.
+pub fn new_login_nonce() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<LEN>())
+}
+
+/// Whether a cookie value is a nonce this server could have made (a page reuses
+/// it, so that two open login tabs both stay valid).
+pub fn is_login_nonce(nonce: &str) -> bool {
+    decode::<LEN>(nonce).is_some()
+}
+
+/// The login form's token for the cookie's nonce.
+pub fn login_token(key: &SecretKey, nonce: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key.mac("login csrf", nonce.as_bytes()))
+}
+
+/// Whether the form's token belongs to the cookie's nonce.
+pub fn login_matches(key: &SecretKey, nonce: &str, presented: &str) -> bool {
+    is_login_nonce(nonce)
+        && login_token(key, nonce)
+            .as_bytes()
+            .ct_eq(presented.as_bytes())
+            .into()
 }
 
 fn decode<const N: usize>(s: &str) -> Option<[u8; N]> {
@@ -81,6 +113,19 @@ mod tests {
         assert!(!matches(&a, &new_secret()));
         assert!(!matches(&secret, &secret), "the raw secret is not a token");
         assert!(!matches("", &secret) && !matches("!!", &secret));
+    }
+
+    #[test]
+    fn login_tokens_belong_to_their_nonce_and_key() {
+        let key = SecretKey::derive(b"instance key material");
+        let nonce = new_login_nonce();
+        let token = login_token(&key, &nonce);
+        assert!(login_matches(&key, &nonce, &token));
+        assert!(!login_matches(&key, &new_login_nonce(), &token));
+        assert!(!login_matches(&SecretKey::derive(b"other"), &nonce, &token));
+        assert!(!login_matches(&key, &nonce, ""));
+        assert!(!login_matches(&key, "", &login_token(&key, "")));
+        assert!(!login_matches(&key, &nonce, &nonce));
     }
 
     #[test]

@@ -1,15 +1,24 @@
-//! Failed-login limiting: at most 5 failed attempts per minute per e-mail and
-//! per client IP, on the coordination backend, so every worker and, with Redis,
-//! every instance counts together.
+//! Failed-login limiting: at most 5 failed attempts per minute per (e-mail, client
+//! IP) pair and 20 per minute per client IP, on the coordination backend, so every
+//! worker and, with Redis, every instance counts together.
+//! See docs/http-api.md, Accounts.
+//!
+//! The e-mail is counted only together with the address it was tried from: wrong
+//! passwords sent from elsewhere must never lock the owner out of an address that
+//! did not fail. Guessing one account from many addresses is bounded by each
+//! address's own window.
 //!
 //! Each attempt takes a place in both windows before the password is checked, so
 //! parallel guesses cannot slip past the count; an attempt with the right password
-//! gives its places back and clears the e-mail's window (the IP's earlier failures
+//! gives its places back and clears the pair's window (the IP's earlier failures
 //! stay, so one good account cannot launder guesses against others).
 
 use crate::coord::{Backend, Check, Decision, Group, Subject, Ticket};
 
-pub const LIMIT: u32 = 5;
+/// Failed attempts per (e-mail, client IP) pair in a window.
+pub const PAIR_LIMIT: u32 = 5;
+/// Failed attempts per client IP in a window, over all e-mails.
+pub const IP_LIMIT: u32 = 20;
 pub const WINDOW_MS: u64 = 60_000;
 
 /// One attempt's places in the two windows.
@@ -19,15 +28,15 @@ pub struct Attempt<'a> {
 }
 
 fn checks<'a>(email: &'a str, ip: &'a str) -> [Check<'a>; 2] {
-    let check = |group, subject| Check {
+    let check = |group, subject, max| Check {
         group,
         subject,
-        max: LIMIT,
+        max,
         window_ms: WINDOW_MS,
     };
     [
-        check(Group::LoginEmail, Subject::Email(email)),
-        check(Group::LoginIp, Subject::Ip(ip)),
+        check(Group::LoginPair, Subject::EmailIp(email, ip), PAIR_LIMIT),
+        check(Group::LoginIp, Subject::Ip(ip), IP_LIMIT),
     ]
 }
 

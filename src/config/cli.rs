@@ -116,13 +116,17 @@ pub enum UserCommand {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Set a user's password (read from standard input); ends all their sessions.
+    /// Set a user's password (read from standard input); ends all their sessions
+    /// and revokes their API tokens.
     SetPassword {
         #[arg(long, value_name = "E")]
         email: String,
         /// Read the password from the first line of standard input (required)
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Leave the user's API tokens valid
+        #[arg(long)]
+        keep_tokens: bool,
         #[command(flatten)]
         db: DbArgs,
     },

@@ -30,7 +30,8 @@ use crate::exchange::rest::RestSettings;
 use settings as S;
 use source::Source;
 
-/// Per-user limits (start, stop, recover, status) and the all-users ceiling.
+/// Per-user limits (start, stop, recover, status), their all-users ceiling, and
+/// registrations per client IP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimits {
     pub start: Rate,
@@ -38,6 +39,7 @@ pub struct RateLimits {
     pub recover: Rate,
     pub status: Rate,
     pub global: Rate,
+    pub register: Rate,
 }
 
 /// The effective configuration. Every field is valid by construction.
@@ -179,6 +181,7 @@ impl Config {
                 recover: src.value(&S::RATE_LIMITS_RECOVER)?,
                 status: src.value(&S::RATE_LIMITS_STATUS)?,
                 global: src.value(&S::RATE_LIMITS_GLOBAL)?,
+                register: src.value(&S::RATE_LIMITS_REGISTER)?,
             },
             security_csp: src.value(&S::SECURITY_CSP)?,
             max_request_bytes: src.value(&S::MAX_REQUEST_BYTES)?,
@@ -384,6 +387,10 @@ mod tests {
                 recover: per_minute(10),
                 status: per_minute(30),
                 global: per_minute(200),
+                register: Rate {
+                    count: 5,
+                    period: Duration::from_secs(3600),
+                },
             }
         );
         assert_eq!(c.security_csp, DEFAULT_CSP);

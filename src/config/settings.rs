@@ -630,6 +630,16 @@ pub static RATE_LIMITS_GLOBAL: Setting<Rate> = Setting {
     show: text,
 };
 
+pub static RATE_LIMITS_REGISTER: Setting<Rate> = Setting {
+    meta: var(
+        &["RATE_LIMITS_REGISTER"],
+        Default::Value("5/hour"),
+        "registrations per client IP; `N/second|minute|hour|day` or `N per minute`",
+    ),
+    parse: parse::rate,
+    show: text,
+};
+
 pub static SECURITY_CSP: Setting<String> = Setting {
     meta: var(
         &["SECURITY_CSP"],
@@ -871,7 +881,7 @@ pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
 };
 
 /// Every setting, in the order `check-config` and the README list them.
-pub static ALL: [&Meta; 57] = [
+pub static ALL: [&Meta; 58] = [
     &BIND.meta,
     &WORKERS.meta,
     &WORKER_CLASS.meta,
@@ -906,6 +916,7 @@ pub static ALL: [&Meta; 57] = [
     &RATE_LIMITS_RECOVER.meta,
     &RATE_LIMITS_STATUS.meta,
     &RATE_LIMITS_GLOBAL.meta,
+    &RATE_LIMITS_REGISTER.meta,
     &SECURITY_CSP.meta,
     &MAX_REQUEST_BYTES.meta,
     &SESSION_SECURE.meta,

@@ -48,14 +48,17 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(limits: &RateLimits, login_max: u32) -> Layout {
+    /// `login_pair_max` and `login_ip_max`: the failed-login limits
+    /// (`auth::login_limit`), which are not configurable.
+    pub fn new(limits: &RateLimits, login_pair_max: u32, login_ip_max: u32) -> Layout {
         let max = [
             limits.start.count,
             limits.stop.count,
             limits.recover.count,
             limits.status.count,
-            login_max,
-            login_max,
+            login_pair_max,
+            login_ip_max,
+            limits.register.count,
         ];
         // As many cells as the budget allows, a power of two for the probe mask.
         let cells = max.map(|m| {
@@ -339,8 +342,9 @@ mod tests {
             recover: rate(3),
             status: rate(3),
             global: rate(5),
+            register: rate(5),
         };
-        let layout = Layout::new(&limits, 5);
+        let layout = Layout::new(&limits, 5, 20);
         let sb = Scoreboard::create(layout.region_bytes()).unwrap();
         layout.store(&sb);
         let b = LocalBackend::new(&sb, 30);

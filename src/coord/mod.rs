@@ -24,26 +24,31 @@ use std::fmt;
 
 pub use breaker::Coordinator;
 
-/// The limited bot groups and the failed-login limits. The local backend
-/// has one table per group.
+/// The limited bot groups, the failed-login limits and registration. The local
+/// backend has one table per group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {
     Start,
     Stop,
     Recover,
     Status,
-    LoginEmail,
+    /// Failed logins per (e-mail, client IP) pair.
+    LoginPair,
+    /// Failed logins per client IP, whatever the e-mail.
     LoginIp,
+    /// Registrations per client IP.
+    Register,
 }
 
 impl Group {
-    pub const ALL: [Group; 6] = [
+    pub const ALL: [Group; 7] = [
         Group::Start,
         Group::Stop,
         Group::Recover,
         Group::Status,
-        Group::LoginEmail,
+        Group::LoginPair,
         Group::LoginIp,
+        Group::Register,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,8 +57,9 @@ impl Group {
             Group::Stop => "stop",
             Group::Recover => "recover",
             Group::Status => "status",
-            Group::LoginEmail => "login_email",
+            Group::LoginPair => "login_email_ip",
             Group::LoginIp => "login_ip",
+            Group::Register => "register",
         }
     }
 
@@ -61,9 +67,19 @@ impl Group {
         self as usize
     }
 
-    /// Whether a request is refused when its key finds no room in the local table.
+    /// Whether a request is refused when its key finds no room in the local table:
+    /// an attacker must not be able to lift these limits by filling the table.
     pub fn fails_closed(self) -> bool {
-        matches!(self, Group::LoginEmail | Group::LoginIp)
+        matches!(self, Group::LoginPair | Group::LoginIp | Group::Register)
+    }
+
+    /// Whether the group also has a ceiling across all callers
+    /// (`RATE_LIMITS_GLOBAL`): the bot groups only.
+    pub fn has_ceiling(self) -> bool {
+        matches!(
+            self,
+            Group::Start | Group::Stop | Group::Recover | Group::Status
+        )
     }
 }
 
@@ -85,7 +101,8 @@ pub fn ip_key(ip: &str) -> std::borrow::Cow<'_, str> {
 pub enum Subject<'a> {
     User(i64),
     Ip(&'a str),
-    Email(&'a str),
+    /// One e-mail tried from one client address.
+    EmailIp(&'a str, &'a str),
     /// Everyone together: the global ceiling of the group.
     All,
 }
@@ -95,7 +112,7 @@ impl fmt::Display for Subject<'_> {
         match self {
             Subject::User(id) => write!(f, "u:{id}"),
             Subject::Ip(ip) => write!(f, "ip:{ip}"),
-            Subject::Email(e) => write!(f, "email:{e}"),
+            Subject::EmailIp(e, ip) => write!(f, "email:{e}|ip:{ip}"),
             Subject::All => f.write_str("all"),
         }
     }

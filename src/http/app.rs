@@ -12,6 +12,7 @@ use super::api;
 use super::client_ip::client_ip;
 use super::ctx::Ctx;
 use super::guard;
+use super::hash_budget::HashBudget;
 use super::health::Health;
 use super::limits::{self, Verdict};
 use super::notice::{NoticeCache, DEFAULT_MESSAGE};
@@ -44,6 +45,8 @@ pub struct WebApp {
     notice: NoticeCache,
     identities: IdentityCache,
     coord: Coordinator,
+    /// The share of this worker's time that password hashing may take.
+    hashing: HashBudget,
     db: Db,
     scoreboard: Scoreboard,
     slot: SlotHandle,
@@ -68,6 +71,7 @@ impl WebApp {
             notice: NoticeCache::new(&scoreboard),
             identities: IdentityCache::new(&scoreboard),
             coord: Coordinator::new(&scoreboard, &config, &log),
+            hashing: HashBudget::default(),
             db: Db::new(&config.database, 4),
             ids: RequestIds::new(),
             current: Vec::with_capacity(256),
@@ -139,6 +143,13 @@ impl WebApp {
             },
         };
         let user_id = identity.user_id();
+        // Before the rate limits: a request refused for want of CPU must not use up
+        // the caller's registrations.
+        if route.hashes_passwords {
+            if let Err(retry_s) = self.hashing.admit() {
+                return (self.busy(route, retry_s), user_id);
+            }
+        }
         let client = client_ip(req, &self.config.forwarded_allow_ips);
         // Rate limits: before the access check, so anonymous callers count by address.
         let limited = route
@@ -188,6 +199,7 @@ impl WebApp {
             params,
             page_notice,
         };
+        let started = Instant::now();
         let resp = match route.handler {
             Answer::Api(f) => api::respond(f(&mut ctx), ctx.log),
             Answer::Page(f) => {
@@ -198,10 +210,31 @@ impl WebApp {
             // Answered in `dispatch` before credentials.
             Answer::Probe(_) => reply::error(404, "Not found"),
         };
+        if route.hashes_passwords {
+            self.hashing.spent(started.elapsed());
+        }
         if route.revokes_credentials && resp.status < 400 {
             self.identities.invalidate_all();
         }
         resp
+    }
+
+    /// 503 for a password route while this worker's hashing budget is spent.
+    fn busy(&mut self, route: &Route, retry_s: u64) -> Response {
+        let resp = match route.kind() {
+            Kind::Page => pages::error_page(
+                503,
+                "Busy",
+                "The server is checking many passwords right now. Please try again in a moment.",
+                &self.page_notice(),
+            ),
+            Kind::Api => reply::json(
+                503,
+                &serde_json::json!({"error": "Server busy checking passwords; try again shortly",
+                    "retry_after": retry_s}),
+            ),
+        };
+        resp.header("Retry-After", retry_s.to_string())
     }
 
     /// Health and metrics: no credentials, and no database except for `/readyz`.

@@ -1,6 +1,7 @@
-//! Rate limits of the bot routes: per user (per client IP when anonymous)
-//! and the group's ceiling across everyone, on the coordination backend. Admins are
-//! exempt. Every limited response carries `X-RateLimit-*`.
+//! Rate limits of routes: per user (per client IP when anonymous) and, for the
+//! bot groups, the group's ceiling across everyone, on the coordination backend.
+//! Registration counts per client IP. Admins are exempt. Every limited response
+//! carries `X-RateLimit-*`.
 //! See docs/http-api.md, Rate limits.
 
 use blitz_worker::Response;
@@ -16,6 +17,7 @@ fn rate(limits: &RateLimits, group: Group) -> &Rate {
         Group::Start => &limits.start,
         Group::Stop => &limits.stop,
         Group::Recover => &limits.recover,
+        Group::Register => &limits.register,
         _ => &limits.status,
     }
 }
@@ -59,7 +61,12 @@ pub fn admit(
         check(group, subject, rate(limits, group)),
         check(group, Subject::All, &limits.global),
     ];
-    match backend.admit(&checks) {
+    let checks = if group.has_ceiling() {
+        &checks[..]
+    } else {
+        &checks[..1]
+    };
+    match backend.admit(checks) {
         Ok(Decision::Allowed { rooms, .. }) => Verdict::Allowed {
             limit: checks[0].max,
             room: rooms[0],

@@ -5,6 +5,7 @@ mod app;
 mod client_ip;
 mod ctx;
 mod guard;
+mod hash_budget;
 mod health;
 mod input;
 mod limits;

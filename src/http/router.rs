@@ -134,6 +134,7 @@ mod tests {
         assert!(match_template("/a/<id>", "/a/1/2").is_none());
     }
 
+    /// `POST /login` has no session yet: it checks the login form's own token.
     #[test]
     fn only_the_logged_out_account_routes_skip_csrf() {
         let exempt: Vec<&str> = ROUTES
@@ -150,7 +151,9 @@ mod tests {
                 "/api/auth/forgot",
                 "/api/auth/reset",
                 "/reset/<token>",
-                "/api/auth/2fa/verify"
+                "/api/auth/2fa/verify",
+                "/login",
+                "/login/2fa"
             ]
         );
     }

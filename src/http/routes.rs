@@ -84,6 +84,9 @@ pub struct Route {
     /// Success may end sessions or tokens, or change a user's role or state: cached
     /// identities must not outlive it.
     pub revokes_credentials: bool,
+    /// The handler hashes or checks a password: it runs only within the worker's
+    /// hashing budget (`hash_budget`), else 503.
+    pub hashes_passwords: bool,
 }
 
 impl Route {
@@ -104,6 +107,7 @@ impl Route {
             limit: None,
             paused_by_maintenance: false,
             revokes_credentials: false,
+            hashes_passwords: false,
         }
     }
 
@@ -141,6 +145,11 @@ impl Route {
         self.revokes_credentials = true;
         self
     }
+
+    const fn hashes(mut self) -> Route {
+        self.hashes_passwords = true;
+        self
+    }
 }
 
 const fn probe(path: &'static str, p: Probe) -> Route {
@@ -168,31 +177,31 @@ const fn raw(
 }
 
 #[rustfmt::skip]
-pub static ROUTES: [Route; 56] = [
+pub static ROUTES: [Route; 58] = [
     probe("/healthz", Probe::Healthz),
     probe("/livez", Probe::Livez),
     probe("/readyz", Probe::Readyz),
     probe("/metrics", Probe::Metrics),
 
     // Accounts
-    api("POST",   "/api/auth/register",    auth::register).no_csrf(),
+    api("POST",   "/api/auth/register",    auth::register).no_csrf().limit(Group::Register).hashes(),
     api("POST",   "/api/auth/verify",      auth::verify).no_csrf(),
     raw("GET",    "/verify/<token>",       account::verify).no_csrf(),
-    api("POST",   "/api/auth/login",       auth::login).no_csrf(),
+    api("POST",   "/api/auth/login",       auth::login).no_csrf().hashes(),
     api("POST",   "/api/auth/logout",      auth::logout).user().revokes(),
     api("GET",    "/api/auth/me",          auth::me).user(),
-    api("POST",   "/api/auth/password",    auth::change_password).user().revokes(),
+    api("POST",   "/api/auth/password",    auth::change_password).user().revokes().hashes(),
     api("POST",   "/api/auth/forgot",      auth::forgot).no_csrf(),
-    api("POST",   "/api/auth/reset",       auth::reset).no_csrf().revokes(),
+    api("POST",   "/api/auth/reset",       auth::reset).no_csrf().revokes().hashes(),
     raw("GET",    "/reset/<token>",        account::reset_page).no_csrf(),
-    raw("POST",   "/reset/<token>",        account::reset_submit).no_csrf().revokes(),
+    raw("POST",   "/reset/<token>",        account::reset_submit).no_csrf().revokes().hashes(),
     api("POST",   "/api/auth/tokens",      tokens::create).user(),
     api("GET",    "/api/auth/tokens",      tokens::list).user(),
     api("DELETE", "/api/auth/tokens/<id>", tokens::delete).user().revokes(),
     api("POST",   "/api/auth/2fa/setup",   two_factor::setup).user(),
     api("POST",   "/api/auth/2fa/enable",  two_factor::enable).user().revokes(),
     api("POST",   "/api/auth/2fa/verify",  two_factor::verify).no_csrf(),
-    api("POST",   "/api/auth/2fa/disable", two_factor::disable).user().revokes(),
+    api("POST",   "/api/auth/2fa/disable", two_factor::disable).user().revokes().hashes(),
     api("PATCH",  "/api/admin/users/<id>", admin_users::update).admin().revokes(),
 
     // Bot control, configuration, trades
@@ -225,12 +234,14 @@ pub static ROUTES: [Route; 56] = [
     // Pages
     page("/",                 dashboard::dashboard).user(),
     raw("GET", "/login",      login::login).optional(),
+    raw("POST", "/login",     login::submit).no_csrf().hashes(),
+    raw("POST", "/login/2fa", login::submit_code).no_csrf(),
     raw("GET", "/register",   login::register),
     raw("GET", "/forgot",     login::forgot),
     page("/settings",         settings::settings).user(),
     raw("POST", "/settings/2fa/setup",   two_factor_page::setup).user(),
     raw("POST", "/settings/2fa/enable",  two_factor_page::enable).user().revokes(),
-    raw("POST", "/settings/2fa/disable", two_factor_page::disable).user().revokes(),
+    raw("POST", "/settings/2fa/disable", two_factor_page::disable).user().revokes().hashes(),
     page("/pnl",              pnl_page::pnl_page).user(),
     page("/admin",            admin_page::admin_page).admin(),
     page("/admin/users/<id>", admin_page::user_page).admin(),
@@ -262,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn the_bot_routes_are_rate_limited_by_their_group() {
+    fn the_bot_routes_and_registration_are_rate_limited_by_their_group() {
         let limited: Vec<_> = ROUTES
             .iter()
             .filter_map(|r| r.limit.map(|g| (r.path, g)))
@@ -270,6 +281,7 @@ mod tests {
         assert_eq!(
             limited,
             [
+                ("/api/auth/register", Group::Register),
                 ("/api/bot/start", Group::Start),
                 ("/api/bot/stop", Group::Stop),
                 ("/api/bot/status", Group::Status),
@@ -292,6 +304,23 @@ mod tests {
                 ("POST", "/api/auth/2fa/disable"),
                 ("PATCH", "/api/admin/users/<id>"),
                 ("POST", "/settings/2fa/enable"),
+                ("POST", "/settings/2fa/disable"),
+            ]
+        );
+    }
+
+    #[test]
+    fn password_hashing_routes_run_within_the_budget() {
+        assert_eq!(
+            paths(|r| r.hashes_passwords),
+            [
+                ("POST", "/api/auth/register"),
+                ("POST", "/api/auth/login"),
+                ("POST", "/api/auth/password"),
+                ("POST", "/api/auth/reset"),
+                ("POST", "/reset/<token>"),
+                ("POST", "/api/auth/2fa/disable"),
+                ("POST", "/login"),
                 ("POST", "/settings/2fa/disable"),
             ]
         );

@@ -7,10 +7,11 @@ use std::time::Duration;
 use blitz_master::ChildCtx;
 use slog::{error, info, warn, Logger};
 
-use super::{DeliverError, Delivery};
+use super::{sealing, DeliverError, Delivery};
 use crate::background::{self, Background};
 use crate::config::Config;
 use crate::log::Sink;
+use crate::secrets::SecretKey;
 use crate::store::{self, mail_queue, Db};
 
 /// How often the queue is polled when idle: the delay before a new mail leaves.
@@ -45,13 +46,20 @@ pub fn run(ctx: ChildCtx, config: &Config, log: Logger, sinks: Vec<Sink>) -> i32
             return 1;
         }
     };
+    let key = match SecretKey::resolve(config.secret_key.as_deref(), config.instance_dir()) {
+        Ok(k) => k,
+        Err(e) => {
+            error!(log, "no secret key; queued mail cannot be opened"; "error" => %e);
+            return 1;
+        }
+    };
     info!(log, "mailer started"; "delivery" => match &delivery {
         Delivery::Smtp(_) => "smtp".to_string(),
         Delivery::Outbox(dir) => dir.display().to_string(),
     });
     let mut db = Db::new(&config.database, 1);
     while bg.pause(&ctx, POLL) {
-        if let Err(e) = drain(&mut db, &delivery, config, &log, &bg) {
+        if let Err(e) = drain(&mut db, &delivery, &key, config, &log, &bg) {
             error!(log, "mail queue unavailable"; "error" => %e);
         }
     }
@@ -63,6 +71,7 @@ pub fn run(ctx: ChildCtx, config: &Config, log: Logger, sinks: Vec<Sink>) -> i32
 fn drain(
     db: &mut Db,
     delivery: &Delivery,
+    key: &SecretKey,
     config: &Config,
     log: &Logger,
     bg: &Background,
@@ -76,7 +85,10 @@ fn drain(
             if bg.stopping() {
                 return Ok(());
             }
-            let outcome = delivery.send(&config.mail_from, mail);
+            let outcome = match sealing::open_body(key, mail) {
+                Ok(body) => delivery.send(&config.mail_from, mail, body),
+                Err(e) => Err(DeliverError::Sealed(e)),
+            };
             let conn = db.conn()?;
             match outcome {
                 Ok(dest) => {

@@ -4,6 +4,7 @@
 pub mod compose;
 mod deliver;
 mod mailer;
+pub mod sealing;
 
 pub use deliver::{DeliverError, Delivery};
 pub use mailer::run;

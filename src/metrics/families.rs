@@ -38,14 +38,17 @@ pub mod stat {
 }
 
 /// Label values of the indexed static families.
-pub const GROUPS: [&str; 6] = [
+pub const GROUPS: [&str; 7] = [
     "start",
     "stop",
     "recover",
     "status",
-    "login_email",
+    "login_email_ip",
     "login_ip",
+    "register",
 ];
+// Each group has a cell in the `RATE_LIMITED` and `TABLE_FULL` ranges.
+const _: () = assert!(GROUPS.len() <= stat::TABLE_FULL - stat::RATE_LIMITED);
 pub const REDIS_OPS: [&str; 4] = ["admit", "clear", "guard", "ping"];
 pub const REGISTRIES: [&str; 3] = ["http", "histogram", "user"];
 pub const RESTART_REASONS: [&str; 4] = ["max_requests", "timeout", "crash", "stopped"];

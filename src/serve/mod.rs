@@ -64,8 +64,11 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
         return 1;
     }
     // The rate-limit tables are sized from the limits (`coord::local`).
-    let layout =
-        crate::coord::local::Layout::new(&config.rate_limits, crate::auth::login_limit::LIMIT);
+    let layout = crate::coord::local::Layout::new(
+        &config.rate_limits,
+        crate::auth::login_limit::PAIR_LIMIT,
+        crate::auth::login_limit::IP_LIMIT,
+    );
     let scoreboard = match Scoreboard::create(layout.region_bytes()) {
         Ok(s) => {
             layout.store(&s);

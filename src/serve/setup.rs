@@ -1,5 +1,6 @@
 //! What the master does once, before forking: migrate the database, make sure an
-//! admin exists, and make sure the secrets key exists. Every connection opened here
+//! admin exists, make sure the secrets key exists and seal mail that an older
+//! release queued in plaintext. Every connection opened here
 //! is closed again before the first fork.
 
 use slog::{info, warn, Logger};
@@ -40,6 +41,10 @@ pub fn prepare(config: &Config, log: &Logger) -> Result<(), SetupError> {
         let banner = &config.broadcast_banner;
         store::settings::set_default(&conn, store::settings::BANNER, banner, now)?;
     }
+    // Generates `<instance dir>/secret_key` on first start when SECRET_KEY is unset.
+    let key = SecretKey::resolve(config.secret_key.as_deref(), config.instance_dir())?;
+    // Mail queued by an older release holds its link in plaintext.
+    let upgraded = crate::mail::sealing::seal_stored(&mut conn, &key)?;
     drop(conn);
     match seeded {
         Seeded::Existing => {}
@@ -56,7 +61,9 @@ pub fn prepare(config: &Config, log: &Logger) -> Result<(), SetupError> {
              (shown only this once; change it after logging in)"
         ),
     }
-    // Generates `<instance dir>/secret_key` on first start when SECRET_KEY is unset.
-    SecretKey::resolve(config.secret_key.as_deref(), config.instance_dir())?;
+    if upgraded != crate::mail::sealing::Upgraded::default() {
+        info!(log, "sealed queued mail of an older release";
+            "sealed" => upgraded.sealed, "erased" => upgraded.erased);
+    }
     Ok(())
 }

@@ -66,12 +66,18 @@ pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn list(conn: &Connection, user_id: i64) -> Result<Vec<TokenInfo>, StoreError> {
+/// One page of the user's tokens, newest first.
+pub fn list(
+    conn: &Connection,
+    user_id: i64,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<TokenInfo>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, name, created_at, last_used_at FROM api_tokens
-         WHERE user_id = ?1 ORDER BY id DESC",
+         WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3",
     )?;
-    let rows = stmt.query_map([user_id], |r| {
+    let rows = stmt.query_map(params![user_id, limit, offset], |r| {
         Ok(TokenInfo {
             id: r.get(0)?,
             name: r.get(1)?,
@@ -80,6 +86,20 @@ pub fn list(conn: &Connection, user_id: i64) -> Result<Vec<TokenInfo>, StoreErro
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many tokens the user has (every stored token is active).
+pub fn count(conn: &Connection, user_id: i64) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM api_tokens WHERE user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))?)
+}
+
+/// Deletes every token of the user; returns how many.
+pub fn revoke_all(conn: &Connection, user_id: i64) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached("DELETE FROM api_tokens WHERE user_id = ?1")?
+        .execute([user_id])?)
 }
 
 /// Deletes one of the user's tokens; false when the user has no such token.

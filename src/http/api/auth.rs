@@ -4,12 +4,13 @@
 use blitz_worker::Response;
 use serde_json::json;
 
-use super::{user_json, ApiResult};
+use super::{user_json, ApiError, ApiResult};
 use crate::auth::accounts::{LoggedIn, LoginStep};
 use crate::auth::{accounts, cookie, csrf, AccountError, Via};
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
+use crate::secrets::SecretKey;
 
 pub fn register(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let body = input::json(ctx.req)?;
@@ -17,16 +18,22 @@ pub fn register(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let email = body.string("email", &mut errors);
     let password = body.string("password", &mut errors);
     errors.finish()?;
-    accounts::register(
-        &mut *ctx.db.conn()?,
-        &email,
-        &password,
-        &ctx.config.public_url,
-    )?;
+    let key = mail_key(ctx)?;
+    let mailing = accounts::Mailing {
+        public_url: &ctx.config.public_url,
+        key: &key,
+    };
+    accounts::register(&mut *ctx.db.conn()?, &email, &password, &mailing)?;
     Ok(reply::json(
         201,
         &json!({"success": true, "message": "Verification email sent"}),
     ))
+}
+
+/// The instance key that seals queued mail (`mail::sealing`).
+fn mail_key(ctx: &Ctx<'_, '_>) -> Result<SecretKey, ApiError> {
+    SecretKey::resolve(ctx.config.secret_key.as_deref(), ctx.config.instance_dir())
+        .map_err(|e| AccountError::Internal(format!("no secret key for sealing mail: {e}")).into())
 }
 
 pub fn verify(ctx: &mut Ctx<'_, '_>) -> ApiResult {
@@ -110,7 +117,12 @@ pub fn change_password(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let mut errors = FieldErrors::default();
     let current = body.string("current_password", &mut errors);
     let new = body.string("new_password", &mut errors);
+    let keep_tokens = body.opt_bool("keep_tokens", &mut errors);
     errors.finish()?;
+    let api_tokens = match keep_tokens {
+        Some(true) => accounts::ApiTokens::Keep,
+        _ => accounts::ApiTokens::Revoke,
+    };
     let Some(p) = ctx.identity.principal() else {
         return Ok(reply::error(401, "Authentication required"));
     };
@@ -118,7 +130,14 @@ pub fn change_password(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         Via::Session { id, .. } => Some(id),
         Via::Bearer { .. } => None,
     };
-    accounts::change_password(&mut *ctx.db.conn()?, &p.user, &current, &new, keep)?;
+    accounts::change_password(
+        &mut *ctx.db.conn()?,
+        &p.user,
+        &current,
+        &new,
+        keep,
+        api_tokens,
+    )?;
     Ok(reply::success(200, "Password changed"))
 }
 
@@ -128,7 +147,12 @@ pub fn forgot(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let mut errors = FieldErrors::default();
     let email = body.string("email", &mut errors);
     errors.finish()?;
-    accounts::forgot(&mut *ctx.db.conn()?, &email, &ctx.config.public_url)?;
+    let key = mail_key(ctx)?;
+    let mailing = accounts::Mailing {
+        public_url: &ctx.config.public_url,
+        key: &key,
+    };
+    accounts::forgot(&mut *ctx.db.conn()?, &email, &mailing)?;
     Ok(reply::success(
         202,
         "If an account exists for that address, a reset link has been sent",

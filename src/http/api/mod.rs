@@ -84,6 +84,13 @@ pub fn account_error(e: AccountError, log: &Logger) -> Response {
                     "fields": {"current_password": "is incorrect"}}),
         ),
         AccountError::NotFound => reply::error(404, "Not found"),
+        AccountError::TooManyTokens => reply::json(
+            409,
+            &json!({"error": format!(
+                "Too many API tokens: at most {} per user; delete one first",
+                crate::auth::accounts::TOKENS_PER_USER
+            )}),
+        ),
         AccountError::Internal(detail) => internal(&detail, log),
     }
 }

@@ -1,4 +1,5 @@
-//! `/api/auth/tokens`: API bearer tokens, shown once at creation.
+//! `/api/auth/tokens`: API bearer tokens, shown once at creation, at most
+//! `accounts::TOKENS_PER_USER` per user; the list pages.
 
 use serde_json::json;
 
@@ -29,7 +30,7 @@ pub fn create(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let name = body.opt_string("name", &mut errors);
     errors.finish()?;
     let new = accounts::create_token(
-        &*ctx.db.conn()?,
+        &mut *ctx.db.conn()?,
         p.user.id,
         name.as_deref().unwrap_or(DEFAULT_NAME),
     )?;
@@ -39,11 +40,22 @@ pub fn create(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     ))
 }
 
+/// Tokens per page when `limit` is not given, and the most a page may hold.
+pub const PAGE_DEFAULT: i64 = 50;
+pub const PAGE_MAX: i64 = 100;
+
+/// One page of the caller's tokens, newest first (`limit`, `offset`), with the
+/// total.
 pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let Some(user_id) = ctx.identity.user_id() else {
         return Ok(reply::error(401, "Authentication required"));
     };
-    let rows = tokens::list(&*ctx.db.conn()?, user_id)?;
+    let query = ctx.req.query;
+    let limit = input::query_number(query, "limit", 1, PAGE_MAX, PAGE_DEFAULT)?;
+    let offset = input::query_number(query, "offset", 0, i64::from(i32::MAX), 0)?;
+    let conn = ctx.db.conn()?;
+    let total = tokens::count(&conn, user_id)?;
+    let rows = tokens::list(&conn, user_id, limit, offset)?;
     let tokens: Vec<_> = rows
         .iter()
         .map(|t| {
@@ -51,7 +63,10 @@ pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
                    "last_used_at": t.last_used_at.map(rfc3339)})
         })
         .collect();
-    Ok(reply::json(200, &json!({ "tokens": tokens })))
+    Ok(reply::json(
+        200,
+        &json!({"tokens": tokens, "total": total, "limit": limit, "offset": offset}),
+    ))
 }
 
 pub fn delete(ctx: &mut Ctx<'_, '_>) -> ApiResult {

@@ -11,7 +11,11 @@ use super::view::time;
 use super::{PageError, PageResult};
 use crate::bots::config::{self, side_name, BotConfig, Grid, EXCHANGES, MAX_GRIDS};
 use crate::http::ctx::Ctx;
+use crate::http::input;
 use crate::store::tokens;
+
+/// API tokens listed per page: the page stays small whatever a user holds.
+const TOKENS_PAGE: i64 = 20;
 
 pub struct TokenRow {
     pub id: i64,
@@ -36,13 +40,21 @@ struct Settings {
     has_telegram_token: bool,
     tokens: Vec<TokenRow>,
     two_factor: TwoFactorView,
+    tokens_total: i64,
+    /// `tokens_offset` of the previous and next pages of tokens, when there are.
+    tokens_prev: Option<i64>,
+    tokens_next: Option<i64>,
 }
 
 pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
     let uid = ctx.identity.user_id().unwrap_or_default();
+    let offset = input::query_param(ctx.req.query, "tokens_offset")
+        .and_then(|o| o.parse::<u32>().ok())
+        .map_or(0, i64::from);
     let conn = ctx.db.conn()?;
     let stored = config::load(&conn, uid)?.ok_or(PageError::NotFound)?;
-    let tokens = tokens::list(&conn, uid)?
+    let tokens_total = tokens::count(&conn, uid)?;
+    let tokens: Vec<TokenRow> = tokens::list(&conn, uid, TOKENS_PAGE, offset)?
         .into_iter()
         .map(|t| TokenRow {
             id: t.id,
@@ -76,8 +88,12 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
                 .then(|| format!("***{}", stored.api_key_last4.unwrap_or_default())),
             has_api_secret: stored.has_api_secret,
             has_telegram_token: stored.has_telegram_token,
+            tokens_prev: (offset > 0).then(|| (offset - TOKENS_PAGE).max(0)),
+            tokens_next: (offset + (tokens.len() as i64) < tokens_total)
+                .then_some(offset + TOKENS_PAGE),
             tokens,
             two_factor,
+            tokens_total,
         },
     ))
 }
