@@ -96,6 +96,9 @@ fn chunk_size(line: &[u8]) -> Result<u64, Rejection> {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -214,6 +214,9 @@ fn transfer_is_chunked(v: &[u8]) -> Result<bool, Rejection> {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -776,3 +776,79 @@ fn host_and_transfer_coding_rules() {
     until(&mut s, &mut c, &mut r, closed);
     assert_eq!(r.responses()[0].2, "GET /old ");
 }
+
+mod split {
+    //! However a client's bytes are split between reads, the same requests are
+    //! served: the connection state (head, body reservation, chunk decoding)
+    //! survives any split and is reset between requests.
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn request(body: &[u8], chunked: bool, sizes: &[usize]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if chunked {
+            out.extend_from_slice(
+                b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            );
+            let mut rest = body;
+            let mut i = 0;
+            while !rest.is_empty() {
+                let n = sizes
+                    .get(i)
+                    .copied()
+                    .unwrap_or(rest.len())
+                    .clamp(1, rest.len());
+                out.extend_from_slice(format!("{n:x};e=1\r\n").as_bytes());
+                out.extend_from_slice(&rest[..n]);
+                out.extend_from_slice(b"\r\n");
+                rest = &rest[n..];
+                i += 1;
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            let head = format!(
+                "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            out.extend_from_slice(head.as_bytes());
+            out.extend_from_slice(body);
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn requests_split_anywhere_are_served_the_same(
+            first in "[a-z]{0,200}",
+            second in "[a-z]{0,200}",
+            chunked in any::<(bool, bool)>(),
+            sizes in vec(1usize..80, 0..8),
+            cuts in vec(1usize..120, 0..10),
+        ) {
+            let mut wire = request(first.as_bytes(), chunked.0, &sizes);
+            wire.extend_from_slice(&request(second.as_bytes(), chunked.1, &sizes));
+            let (mut h, mut l) = Default::default();
+            let lim = Limits { max_body: 256, ..limits() };
+            let mut s = server(lim, &mut h, &mut l);
+            let mut c = connect(&mut s, b"");
+            let mut r = Received::default();
+            let mut sent = 0;
+            for step in cuts.iter().copied().chain(std::iter::once(wire.len())) {
+                let end = (sent + step).min(wire.len());
+                c.write_all(&wire[sent..end]).unwrap();
+                sent = end;
+                pump(&mut s, 2);
+                r.take(&mut c);
+            }
+            until(&mut s, &mut c, &mut r, responses(2));
+            let got: Vec<String> = r.responses().into_iter().map(|g| g.2).collect();
+            prop_assert_eq!(got, [format!("POST /p {first}"), format!("POST /p {second}")]);
+            prop_assert_eq!(s.buffered, 0);
+        }
+    }
+}
