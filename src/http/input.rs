@@ -92,8 +92,7 @@ impl JsonInput {
 pub fn is_form(req: &Request<'_>) -> bool {
     req.header_str("content-type").is_some_and(|ct| {
         ct.split(';').next().is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            blitz_worker::trim_ows_str(m).eq_ignore_ascii_case("application/x-www-form-urlencoded")
         })
     })
 }

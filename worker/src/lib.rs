@@ -15,6 +15,7 @@ mod request;
 mod response;
 mod server;
 mod signals;
+mod token;
 
 pub use date::http_date;
 pub use handler::{Handler, Lifecycle, Rejection};
@@ -22,3 +23,4 @@ pub use limits::Limits;
 pub use request::{Peer, Request, Version};
 pub use response::{Body, Response};
 pub use server::{serve, Listener, ServeError};
+pub use token::{trim_ows, trim_ows_str};
