@@ -160,12 +160,12 @@ fn request_id_is_echoed_when_sane_and_replaced_otherwise() {
     let s = Server::start();
     let r = request(
         s.port,
-        b"GET /healthz HTTP/1.1\r\nX-Request-Id: abc-123\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: abc-123\r\n\r\n",
     );
     assert_eq!(r.header("X-Request-Id"), Some("abc-123"));
     let r = request(
         s.port,
-        b"GET /healthz HTTP/1.1\r\nX-Request-Id: bad id <x>\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: bad id <x>\r\n\r\n",
     );
     let id = r.header("X-Request-Id").unwrap();
     assert!(
@@ -231,10 +231,10 @@ fn limits_answer_and_close_while_the_worker_keeps_serving() {
         ..Options::default()
     });
     // 414: request line over 100 bytes.
-    let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(120));
+    let long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(120));
     rejected(&s, long.as_bytes(), 414);
     // 431: too many fields.
-    let mut many = String::from("GET /healthz HTTP/1.1\r\n");
+    let mut many = String::from("GET /healthz HTTP/1.1\r\nHost: t\r\n");
     for i in 0..11 {
         many.push_str(&format!("X-H{i}: v\r\n"));
     }
@@ -242,19 +242,19 @@ fn limits_answer_and_close_while_the_worker_keeps_serving() {
     rejected(&s, many.as_bytes(), 431);
     // 431: one field too large.
     let big = format!(
-        "GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
         "v".repeat(300)
     );
     rejected(&s, big.as_bytes(), 431);
     // 413: declared body too large, answered before the body is sent.
     rejected(
         &s,
-        b"POST /healthz HTTP/1.1\r\nContent-Length: 5000\r\n\r\n",
+        b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n",
         413,
     );
     // 413: chunked body that grows past the limit.
     let chunk = format!(
-        "POST /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n{}\r\n",
+        "POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n{}\r\n",
         "x".repeat(2048)
     );
     rejected(&s, chunk.as_bytes(), 413);
@@ -267,7 +267,7 @@ fn limit_request_field_size_alias_is_accepted() {
         ..Options::default()
     });
     let big = format!(
-        "GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
         "v".repeat(150)
     );
     rejected(&s, big.as_bytes(), 431);
@@ -278,12 +278,12 @@ fn malformed_requests_get_400_and_the_worker_keeps_serving() {
     let s = Server::start();
     for raw in [
         &b"GARBAGE\r\n\r\n"[..],
-        b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
-        b"GET nothing HTTP/1.1\r\n\r\n",
-        b"POST /healthz HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-        b"POST /healthz HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        b"POST /healthz HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
-        b"POST /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n",
+        b"GET nothing HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+        b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
     ] {
         rejected(&s, raw, 400);
@@ -291,9 +291,40 @@ fn malformed_requests_get_400_and_the_worker_keeps_serving() {
     rejected(&s, b"GET / HTTP/2.0\r\n\r\n", 505);
     rejected(
         &s,
-        b"POST /healthz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
         501,
     );
+}
+
+#[test]
+fn http_1_1_needs_exactly_one_host_and_http_1_0_none() {
+    let s = Server::start();
+    rejected(&s, b"GET /healthz HTTP/1.1\r\n\r\n", 400);
+    rejected(
+        &s,
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+        400,
+    );
+    let r = request(s.port, b"GET /healthz HTTP/1.0\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let r = request(s.port, b"GET /healthz HTTP/1.1\r\nhOsT: t\r\n\r\n");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn transfer_codings_are_compared_as_ascii_tokens() {
+    let s = Server::start();
+    // A no-break space after `chunked` must not be trimmed into `chunked`.
+    for te in [
+        &b"chunked\xC2\xA0"[..],
+        b"\xC2\xA0chunked",
+        b"chunked\xE2\x80\x83",
+    ] {
+        let mut raw = b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: ".to_vec();
+        raw.extend_from_slice(te);
+        raw.extend_from_slice(b"\r\n\r\n0\r\n\r\n");
+        rejected(&s, &raw, 501);
+    }
 }
 
 #[test]
@@ -302,10 +333,10 @@ fn bodies_are_framed_exactly_on_keep_alive_connections() {
     let mut c = Conn::open(s.port).unwrap();
     // Content-Length body, then a chunked body with extensions and a trailer, then
     // a pipelined GET: each response must line up with its request.
-    c.send(b"POST /healthz HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
+    c.send(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
         .unwrap();
     assert_eq!(c.read_response(false).unwrap().status, 405);
-    c.send(b"POST /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\nGET /livez HTTP/1.1\r\n\r\n").unwrap();
+    c.send(b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\nGET /livez HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(c.read_response(false).unwrap().status, 405);
     let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 200);
@@ -316,15 +347,17 @@ fn bodies_are_framed_exactly_on_keep_alive_connections() {
 fn expect_100_continue() {
     let s = Server::start();
     let mut c = Conn::open(s.port).unwrap();
-    c.send(b"POST /healthz HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
-        .unwrap();
+    c.send(
+        b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
     let interim = c.read_response(false).unwrap();
     assert_eq!(interim.status, 100);
     c.send(b"body").unwrap();
     assert_eq!(c.read_response(false).unwrap().status, 405);
     // Too large: 413 instead of 100, nothing is read.
     let mut c = Conn::open(s.port).unwrap();
-    c.send(b"POST /healthz HTTP/1.1\r\nContent-Length: 99999999\r\nExpect: 100-continue\r\n\r\n")
+    c.send(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\nExpect: 100-continue\r\n\r\n")
         .unwrap();
     assert_eq!(c.read_response(false).unwrap().status, 413);
 }
@@ -418,28 +451,39 @@ fn worker_connections_caps_what_one_worker_holds() {
     let mut b = Conn::open(s.port).unwrap();
     assert_eq!(a.get("/healthz").unwrap().status, 200);
     assert_eq!(b.get("/healthz").unwrap().status, 200);
-    // A third connection waits in the kernel queue until one is released.
+    // At the limit, a third connection is admitted by closing the longest-idle one.
+    let mut c = Conn::open(s.port).unwrap();
+    assert_eq!(c.get("/healthz").unwrap().status, 200);
+    assert!(a.closed_by_server(Duration::from_secs(5)));
+    assert_eq!(b.get("/healthz").unwrap().status, 200);
+    // Connections in the middle of a body are never closed for room: a new one
+    // waits in the kernel queue until one is answered.
+    let post = b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab";
+    b.send(post).unwrap();
+    c.send(post).unwrap();
     let (sent_tx, sent) = std::sync::mpsc::channel();
     let waiter = thread::spawn(move || {
-        let mut c = Conn::open(s.port).unwrap();
-        c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let mut d = Conn::open(s.port).unwrap();
+        d.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         let _ = sent_tx.send(());
-        let r = c.read_response(false).unwrap();
+        let r = d.read_response(false).unwrap();
         (r.status, s)
     });
     sent.recv_timeout(Duration::from_secs(10))
-        .expect("third request sent");
+        .expect("fourth request sent");
     // Not a wait for a condition: the time a wrongly served request would need to
     // come back (a worker answers /healthz in about a millisecond).
     thread::sleep(Duration::from_millis(300));
     assert!(
         !waiter.is_finished(),
-        "third connection served beyond the limit"
+        "a connection receiving a body was closed for room"
     );
-    drop(a);
+    b.send(b"cd").unwrap();
+    assert_eq!(b.read_response(false).unwrap().status, 405);
     let (status, _s) = waiter.join().unwrap();
     assert_eq!(status, 200);
-    assert_eq!(b.get("/healthz").unwrap().status, 200);
+    c.send(b"cd").unwrap();
+    assert_eq!(c.read_response(false).unwrap().status, 405);
 }
 
 #[test]
@@ -453,7 +497,7 @@ fn access_log_json_uses_the_trusted_proxy_client_ip() {
         ],
         ..Options::default()
     });
-    request(s.port, b"GET /healthz?x=1 HTTP/1.1\r\nX-Forwarded-For: 203.0.113.9, 127.0.0.1\r\nX-Request-Id: rid-1\r\n\r\n");
+    request(s.port, b"GET /healthz?x=1 HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.9, 127.0.0.1\r\nX-Request-Id: rid-1\r\n\r\n");
     let path = s.path("access.log");
     common::wait_for(Duration::from_secs(5), "access log line", || {
         std::fs::read_to_string(&path).is_ok_and(|t| t.contains("rid-1"))
@@ -482,7 +526,7 @@ fn access_log_gunicorn_format_ignores_untrusted_forwarding() {
     });
     request(
         s.port,
-        b"GET /livez HTTP/1.1\r\nX-Forwarded-For: 203.0.113.9\r\nUser-Agent: ua/1\r\n\r\n",
+        b"GET /livez HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.9\r\nUser-Agent: ua/1\r\n\r\n",
     );
     let path = s.path("access.log");
     common::wait_for(Duration::from_secs(5), "access log line", || {

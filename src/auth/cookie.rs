@@ -21,7 +21,7 @@ pub fn named<'a>(cookie_headers: impl Iterator<Item = &'a [u8]>, name: &str) -> 
             continue;
         };
         for pair in text.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=') {
+            if let Some((k, v)) = blitz_worker::trim_ows_str(pair).split_once('=') {
                 if k == name {
                     return Some(v.trim_matches('"'));
                 }
@@ -65,6 +65,9 @@ mod tests {
         assert_eq!(session_value(h.iter().copied()), Some("abc123"));
         let none: [&[u8]; 1] = [b"blitz_session_old=1"];
         assert_eq!(session_value(none.iter().copied()), None);
+        // A no-break space is part of the name, not whitespace around it.
+        let nbsp: [&[u8]; 1] = ["a=1;\u{a0}blitz_session=abc".as_bytes()];
+        assert_eq!(session_value(nbsp.iter().copied()), None);
     }
 
     #[test]

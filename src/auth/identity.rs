@@ -1,6 +1,7 @@
 //! Who is asking: the request-scoped identity every handler receives (anonymous, or
 //! a user via a session cookie or a bearer token; admin is the user's role flag).
 
+use blitz_worker::trim_ows_str;
 use rusqlite::Connection;
 
 use super::{cookie, token};
@@ -116,9 +117,11 @@ pub fn cache_key(creds: &Credentials<'_>) -> Option<String> {
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
 fn bearer_token(header: &[u8]) -> Option<&str> {
-    let text = std::str::from_utf8(header).ok()?.trim();
+    let text = trim_ows_str(std::str::from_utf8(header).ok()?);
     let (scheme, rest) = text.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| trim_ows_str(rest))
 }
 
 #[cfg(test)]
@@ -131,5 +134,10 @@ mod tests {
         assert_eq!(bearer_token(b"bearer  abc "), Some("abc"));
         assert_eq!(bearer_token(b"Basic abc"), None);
         assert_eq!(bearer_token(b"Bearer"), None);
+        // Only spaces and tabs surround HTTP tokens, never Unicode spaces.
+        assert_eq!(
+            bearer_token("Bearer abc\u{a0}".as_bytes()),
+            Some("abc\u{a0}")
+        );
     }
 }

@@ -68,6 +68,12 @@ pub struct Config {
     pub graceful_timeout: Duration,
     /// Zero disables keep-alive.
     pub keep_alive: Duration,
+    /// A request head must be complete this long after its first byte.
+    pub header_timeout: Duration,
+    /// A request body must be complete this long after its head.
+    pub body_timeout: Duration,
+    /// Bytes of unfinished request bodies one worker may hold.
+    pub max_buffered_bytes: usize,
     pub backlog: i32,
     /// None = no access log.
     pub access_log: Option<LogTarget>,
@@ -155,6 +161,9 @@ impl Config {
             timeout: src.value(&S::TIMEOUT)?,
             graceful_timeout: src.value(&S::GRACEFUL_TIMEOUT)?,
             keep_alive: src.value(&S::KEEP_ALIVE)?,
+            header_timeout: src.value(&S::HEADER_TIMEOUT)?,
+            body_timeout: src.value(&S::BODY_TIMEOUT)?,
+            max_buffered_bytes: src.value(&S::MAX_BUFFERED_BYTES)?,
             backlog: src.value(&S::BACKLOG)?,
             access_log: src.optional(&S::ACCESS_LOGFILE)?,
             access_log_format: src.value(&S::ACCESS_LOGFORMAT)?,
@@ -357,6 +366,9 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(30));
         assert_eq!(c.graceful_timeout, Duration::from_secs(30));
         assert_eq!(c.keep_alive, Duration::from_secs(2));
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_buffered_bytes, 64 << 20);
         assert_eq!(c.backlog, 2048);
         assert_eq!(c.access_log, None);
         assert_eq!(c.access_log_format, AccessLogFormat::default());
@@ -435,7 +447,7 @@ mod tests {
         let c = load(
             &args(
                 "-b [::1]:9000 -b unix:/run/blitz.sock -t 5 --graceful-timeout 0 --keep-alive 0 \
-                --backlog 64 --access-logfile /var/log/a.log --access-logformat json \
+                --header-timeout 3 --body-timeout 4 --max-buffered-bytes 8M --backlog 64 --access-logfile /var/log/a.log --access-logformat json \
                 --error-logfile /var/log/e.log -p /run/blitz.pid --database \
                 /srv/blitz/db.sqlite --limit-request-line 0 --limit-request-fields 32768 \
                 --limit-request-field-size 0 --forwarded-allow-ips * --reuse-port --env-file \
@@ -451,6 +463,9 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(5));
         assert_eq!(c.graceful_timeout, Duration::ZERO);
         assert_eq!(c.keep_alive, Duration::ZERO);
+        assert_eq!(c.header_timeout, Duration::from_secs(3));
+        assert_eq!(c.body_timeout, Duration::from_secs(4));
+        assert_eq!(c.max_buffered_bytes, 8 << 20);
         assert_eq!(c.backlog, 64);
         assert_eq!(c.access_log, Some(LogTarget::File("/var/log/a.log".into())));
         assert_eq!(c.access_log_format, AccessLogFormat::Json);
@@ -708,7 +723,7 @@ mod tests {
 
     #[test]
     fn bad_flags_are_named() {
-        let cases: [(&str, &str); 17] = [
+        let cases: [(&str, &str); 20] = [
             ("--bind", "127.0.0.1"),
             ("--workers", "abc"),
             ("--worker-connections", "0"),
@@ -717,6 +732,9 @@ mod tests {
             ("--timeout", "0"),
             ("--graceful-timeout", "86401"),
             ("--keep-alive", "2s"),
+            ("--header-timeout", "0"),
+            ("--body-timeout", "86401"),
+            ("--max-buffered-bytes", "0"),
             ("--backlog", "65536"),
             ("--access-logfile", ""),
             ("--access-logformat", ""),

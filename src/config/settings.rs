@@ -337,6 +337,45 @@ pub static KEEP_ALIVE: Setting<Duration> = Setting {
     show: secs_text,
 };
 
+pub static HEADER_TIMEOUT: Setting<Duration> = Setting {
+    meta: meta(
+        "header-timeout",
+        flag("--header-timeout", "S"),
+        &[],
+        Default::Value("10"),
+        "a request head must arrive within S seconds of its first byte (else 408 and \
+         close); a new connection may stay silent as long",
+    ),
+    parse: |s| parse::seconds(s, 1, MAX_SECONDS),
+    show: secs_text,
+};
+
+pub static BODY_TIMEOUT: Setting<Duration> = Setting {
+    meta: meta(
+        "body-timeout",
+        flag("--body-timeout", "S"),
+        &[],
+        Default::Value("30"),
+        "a request body must arrive within S seconds of its head (else 408 and close)",
+    ),
+    parse: |s| parse::seconds(s, 1, MAX_SECONDS),
+    show: secs_text,
+};
+
+pub static MAX_BUFFERED_BYTES: Setting<usize> = Setting {
+    meta: meta(
+        "max-buffered-bytes",
+        flag("--max-buffered-bytes", "N"),
+        &[],
+        Default::Value("67108864"),
+        "bytes of unfinished request bodies one worker holds; a request that would \
+         exceed it → 503 with `Retry-After` (bytes, or with K, M or G)",
+    ),
+    // usize is 64 bits wherever blitz runs, so every accepted size fits.
+    parse: |s| parse::size(s).map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+    show: text,
+};
+
 pub static BACKLOG: Setting<i32> = Setting {
     meta: meta(
         "backlog",
@@ -881,7 +920,7 @@ pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
 };
 
 /// Every setting, in the order `check-config` and the README list them.
-pub static ALL: [&Meta; 58] = [
+pub static ALL: [&Meta; 61] = [
     &BIND.meta,
     &WORKERS.meta,
     &WORKER_CLASS.meta,
@@ -892,6 +931,9 @@ pub static ALL: [&Meta; 58] = [
     &TIMEOUT.meta,
     &GRACEFUL_TIMEOUT.meta,
     &KEEP_ALIVE.meta,
+    &HEADER_TIMEOUT.meta,
+    &BODY_TIMEOUT.meta,
+    &MAX_BUFFERED_BYTES.meta,
     &BACKLOG.meta,
     &ACCESS_LOGFILE.meta,
     &ACCESS_LOGFORMAT.meta,

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use blitz_worker::{Peer, Request};
+use blitz_worker::{trim_ows_str, Peer, Request};
 
 use crate::config::TrustedProxies;
 
@@ -22,7 +22,7 @@ pub fn client_ip(req: &Request<'_>, trusted: &TrustedProxies) -> String {
     }
     if let Some(ip) = req
         .header_str("x-real-ip")
-        .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        .and_then(|v| trim_ows_str(v).parse::<IpAddr>().ok())
     {
         return canonical(ip).to_string();
     }
@@ -35,7 +35,7 @@ fn from_forwarded_for(req: &Request<'_>, trusted: &TrustedProxies) -> Option<IpA
         .header_all("x-forwarded-for")
         .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .map(trim_ows_str)
         .collect();
     let mut leftmost = None;
     for hop in hops.iter().rev() {
@@ -69,5 +69,5 @@ pub fn forwarded_https(req: &Request<'_>, trusted: &TrustedProxies) -> bool {
         && req
             .header_str("x-forwarded-proto")
             .and_then(|v| v.split(',').next_back())
-            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+            .is_some_and(|p| trim_ows_str(p).eq_ignore_ascii_case("https"))
 }

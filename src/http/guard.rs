@@ -97,7 +97,7 @@ fn unauthenticated(kind: Kind, req: &Request<'_>) -> Response {
 fn check_csrf(req: &Request<'_>, secret: &str, config: &Config) -> Result<(), Response> {
     let refuse = || reply::error(403, "CSRF token missing or invalid");
     let presented = match req.header_str("x-csrf-token") {
-        Some(t) => Some(t.trim().to_string()),
+        Some(t) => Some(blitz_worker::trim_ows_str(t).to_string()),
         None if input::is_form(req) => input::form_field(req.body, "csrf_token"),
         None => None,
     };

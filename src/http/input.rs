@@ -109,15 +109,14 @@ fn is_json_type(value: &str) -> bool {
     value
         .split(';')
         .next()
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        .is_some_and(|m| blitz_worker::trim_ows_str(m).eq_ignore_ascii_case("application/json"))
 }
 
 /// Whether the body is an HTML form.
 pub fn is_form(req: &Request<'_>) -> bool {
     req.header_str("content-type").is_some_and(|ct| {
         ct.split(';').next().is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            blitz_worker::trim_ows_str(m).eq_ignore_ascii_case("application/x-www-form-urlencoded")
         })
     })
 }

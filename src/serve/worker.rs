@@ -75,7 +75,10 @@ fn limits(config: &Config, slot: usize) -> Limits {
         keep_alive: config.keep_alive,
         max_connections: config.worker_connections,
         max_requests: request_budget(config, slot),
-        request_timeout: config.timeout,
+        header_timeout: config.header_timeout,
+        body_timeout: config.body_timeout,
+        send_timeout: config.timeout,
+        max_buffered: config.max_buffered_bytes,
     }
 }
 

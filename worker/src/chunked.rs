@@ -75,9 +75,15 @@ fn line_at(buf: &[u8], pos: usize) -> Result<Option<(usize, usize)>, Rejection> 
     }
 }
 
+/// The size before any extension; only SP and HTAB may stand between the two
+/// (RFC 9112 7.1.1's BWS), never in front of the digits.
 fn chunk_size(line: &[u8]) -> Result<u64, Rejection> {
     let hex = line.split(|b| *b == b';').next().unwrap_or(&[]);
-    let hex = hex.trim_ascii();
+    let end = hex
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(0, |i| i + 1);
+    let hex = &hex[..end];
     if hex.is_empty() || hex.len() > 15 {
         return Err(Rejection::BadRequest("bad chunk size"));
     }
@@ -88,6 +94,9 @@ fn chunk_size(line: &[u8]) -> Result<u64, Rejection> {
         Ok(acc * 16 + u64::from(d))
     })
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -154,5 +163,13 @@ mod tests {
             once(b"ffffffffffffffffff\r\n", u64::MAX).unwrap_err(),
             Rejection::BadRequest("bad chunk size")
         );
+        for line in [&b" 4\r\n"[..], b"\xC2\xA04\r\n", b"4\xC2\xA0\r\n", b"\r\n"] {
+            assert_eq!(
+                once(line, 10).unwrap_err(),
+                Rejection::BadRequest("bad chunk size")
+            );
+        }
+        let spaced = b"4 \t;x=1\r\nWiki\r\n0\r\n\r\n";
+        assert_eq!(once(spaced, 10).unwrap().1, b"Wiki");
     }
 }

@@ -1,4 +1,8 @@
 //! One client connection: its socket, read and write buffers, and timers.
+//!
+//! Invariant: a buffer grows only as far as the request being received needs (a
+//! body of known length is read into exactly its size), and a finished request
+//! leaves no large buffer behind, so idle connections cost almost nothing.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -12,6 +16,9 @@ use crate::request::Peer;
 
 /// Bytes we try to read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
+/// Buffers up to this size are kept between requests (no allocation per request
+/// on a keep-alive connection); larger ones are given back once done with.
+const KEEP_BUFFER: usize = 2 * READ_CHUNK;
 
 pub(crate) enum Stream {
     Tcp(mio::net::TcpStream),
@@ -88,9 +95,23 @@ pub(crate) struct Conn {
     pub rpos: usize,
     pub wbuf: Vec<u8>,
     pub wpos: usize,
-    pub last_active: Instant,
+    /// When the connection was accepted, or its last answer sent: the start of
+    /// its idleness. Reads do not move it, so stray bytes cannot keep it alive.
+    pub idle_since: Instant,
+    /// An answer was sent on this connection, which was kept open for the next.
+    pub kept_alive: bool,
     /// When the first byte of the request being received arrived.
     pub request_started: Option<Instant>,
+    /// When the head of that request was complete, if its body is still arriving.
+    pub body_started: Option<Instant>,
+    /// Unconsumed bytes the whole request takes, once known (head and a body of
+    /// known length); 0 = unknown. Reads stop there.
+    pub need: usize,
+    /// Bytes of this connection counted against the worker's body budget.
+    pub accounted: usize,
+    /// When output last went out (or was queued); a client that reads nothing
+    /// for `send_timeout` is dropped.
+    pub last_write: Instant,
     pub close_after_write: bool,
     pub continue_sent: bool,
     /// After a rejection: we shut down our side and discard input until this time,
@@ -99,6 +120,9 @@ pub(crate) struct Conn {
     pub eof: bool,
     /// The last read stopped at the buffer cap: unread bytes remain in the socket.
     pub capped: bool,
+    /// Readiness arrived while an answer was waiting to go out; read once it is
+    /// out (edge-triggered readiness will not say it again).
+    pub unread: bool,
     /// The last response was a rejection: close by lingering, not abruptly.
     pub rejected: bool,
     /// Progress of a chunked request body being received.
@@ -117,13 +141,19 @@ impl Conn {
             rpos: 0,
             wbuf: Vec::new(),
             wpos: 0,
-            last_active: now,
+            idle_since: now,
+            kept_alive: false,
             request_started: None,
+            body_started: None,
+            need: 0,
+            accounted: 0,
+            last_write: now,
             close_after_write: false,
             continue_sent: false,
             linger_until: None,
             eof: false,
             capped: false,
+            unread: false,
             rejected: false,
             chunk: ChunkState::default(),
             peer_closed: false,
@@ -146,18 +176,71 @@ impl Conn {
         self.wpos < self.wbuf.len()
     }
 
-    /// Reads until the socket is drained, EOF, or `cap` unconsumed bytes are held.
-    pub fn fill(&mut self, cap: usize) -> io::Result<Filled> {
-        if self.rpos > 0 && self.rpos * 2 >= self.rbuf.len() {
+    /// Moves the unconsumed bytes to the front of the buffer.
+    pub fn compact(&mut self) {
+        if self.rpos > 0 {
             self.rbuf.drain(..self.rpos);
             self.rpos = 0;
         }
+    }
+
+    /// Makes the buffer hold exactly the `need` bytes of the current request (the
+    /// caller knows fewer are held), so that reading its body never reallocates,
+    /// never doubles the buffer, and the body budget counts what is really held.
+    pub fn reserve_request(&mut self, need: usize) {
+        self.compact();
+        self.need = need;
+        if self.rbuf.capacity() > need {
+            self.rbuf.shrink_to(need);
+        } else if let Some(more) = need.checked_sub(self.rbuf.len()) {
+            self.rbuf.reserve_exact(more);
+        }
+    }
+
+    /// Bytes of buffer this connection holds for a request body being received.
+    pub fn body_bytes(&self) -> usize {
+        match self.body_started {
+            Some(_) => self.rbuf.capacity() + self.chunk.body.capacity(),
+            None => 0,
+        }
+    }
+
+    /// Gives back buffers a finished request left larger than `KEEP_BUFFER`.
+    pub fn shrink(&mut self) {
+        if self.rpos >= self.rbuf.len() && self.rbuf.capacity() > KEEP_BUFFER {
+            self.rbuf = Vec::new();
+            self.rpos = 0;
+        }
+        if !self.has_output() && self.wbuf.capacity() > KEEP_BUFFER {
+            self.wbuf = Vec::new();
+            self.wpos = 0;
+        }
+    }
+
+    /// Gives back every buffer of a connection that holds nothing (idle).
+    pub fn release(&mut self) {
+        if self.rpos >= self.rbuf.len() && !self.has_output() {
+            self.rbuf = Vec::new();
+            self.rpos = 0;
+            self.wbuf = Vec::new();
+            self.wpos = 0;
+        }
+    }
+
+    /// Reads until the socket is drained, EOF, or `cap` unconsumed bytes are held;
+    /// the buffer grows by at most what is missing up to `cap`.
+    pub fn fill(&mut self, cap: usize) -> io::Result<Filled> {
+        if self.rpos > 0 && self.rpos * 2 >= self.rbuf.len() {
+            self.compact();
+        }
         loop {
-            if self.rbuf.len() - self.rpos >= cap {
+            let held = self.rbuf.len() - self.rpos;
+            if held >= cap {
                 return Ok(Filled::Capped);
             }
             let len = self.rbuf.len();
-            self.rbuf.resize(len + READ_CHUNK, 0);
+            let want = READ_CHUNK.min(cap - held);
+            self.rbuf.resize(len + want, 0);
             let got = self.stream.read(&mut self.rbuf[len..]);
             match got {
                 Ok(0) => {
@@ -169,7 +252,7 @@ impl Conn {
                     self.rbuf.truncate(len + n);
                     // A short read of a stream socket means its buffer is empty now;
                     // edge-triggered readiness will tell us about anything newer.
-                    if n < READ_CHUNK && !self.peer_closed {
+                    if n < want && !self.peer_closed {
                         return Ok(Filled::Drained);
                     }
                 }
@@ -216,8 +299,90 @@ impl Conn {
 
     pub fn start_linger(&mut self, until: Instant) {
         self.stream.shutdown_write();
+        self.drop_request();
+        self.linger_until = Some(until);
+    }
+
+    /// Forgets the request being received (it was refused): its bytes and state.
+    pub fn drop_request(&mut self) {
         self.rbuf = Vec::new();
         self.rpos = 0;
-        self.linger_until = Some(until);
+        self.chunk = ChunkState::default();
+        self.request_started = None;
+        self.body_started = None;
+        self.need = 0;
+    }
+}
+
+/// Where a connection is, for its timer and for making room at the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Refused: its answer is going out (last progress at `since`) or out, and
+    /// input is discarded until `until`.
+    Closing {
+        since: Instant,
+        until: Option<Instant>,
+    },
+    /// Nothing of a request yet, since accept or since the last answer.
+    Idle { since: Instant, kept_alive: bool },
+    /// Part of a request head has arrived, the first byte at `since`.
+    Head { since: Instant },
+    /// The head is complete and the body is arriving, since `since`.
+    Body { since: Instant },
+    /// An answer waits for the client to read it; last progress at `since`.
+    Sending { since: Instant },
+}
+
+impl Conn {
+    pub fn phase(&self) -> Phase {
+        if self.linger_until.is_some() || self.rejected {
+            return Phase::Closing {
+                since: self.last_write,
+                until: self.linger_until,
+            };
+        }
+        if let Some(since) = self.body_started {
+            return Phase::Body { since };
+        }
+        if self.has_output() {
+            return Phase::Sending {
+                since: self.last_write,
+            };
+        }
+        if let Some(since) = self.request_started {
+            return Phase::Head { since };
+        }
+        if self.rpos < self.rbuf.len() || self.capped || self.unread {
+            // Bytes not looked at yet (a pipelined request): not idle.
+            return Phase::Head {
+                since: self.idle_since,
+            };
+        }
+        Phase::Idle {
+            since: self.idle_since,
+            kept_alive: self.kept_alive,
+        }
+    }
+}
+
+impl Phase {
+    /// Which connection goes first when a worker at its limit makes room: refused
+    /// ones, then idle keep-alive ones (longest idle first), then the oldest still
+    /// sending a head (a new connection that sent nothing counts from its accept).
+    /// `None`: not closed for room (a body or an answer in progress).
+    pub fn eviction_rank(&self) -> Option<(u8, Instant)> {
+        match *self {
+            Phase::Closing { since, .. } => Some((0, since)),
+            Phase::Idle {
+                since,
+                kept_alive: true,
+            } => Some((1, since)),
+            Phase::Idle {
+                since,
+                kept_alive: false,
+            }
+            | Phase::Head { since } => Some((2, since)),
+            Phase::Body { .. } | Phase::Sending { .. } => None,
+        }
     }
 }

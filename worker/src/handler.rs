@@ -9,6 +9,8 @@ use crate::response::Response;
 pub enum Rejection {
     /// 400: malformed request (the reason is for logs).
     BadRequest(&'static str),
+    /// 408: the head or the body did not arrive in time.
+    RequestTimeout,
     /// 413: declared or decoded body larger than the limit.
     PayloadTooLarge,
     /// 414: request line over the limit.
@@ -21,30 +23,44 @@ pub enum Rejection {
     VersionNotSupported,
     /// 500: the handler panicked.
     InternalError,
+    /// 503: the worker holds as many unfinished bodies as it may; try again soon.
+    Overloaded,
 }
 
 impl Rejection {
     pub fn status(&self) -> u16 {
         match self {
             Rejection::BadRequest(_) => 400,
+            Rejection::RequestTimeout => 408,
             Rejection::PayloadTooLarge => 413,
             Rejection::UriTooLong => 414,
             Rejection::HeaderFieldsTooLarge => 431,
             Rejection::NotImplemented => 501,
             Rejection::VersionNotSupported => 505,
             Rejection::InternalError => 500,
+            Rejection::Overloaded => 503,
         }
     }
 
     pub fn message(&self) -> &'static str {
         match self {
             Rejection::BadRequest(why) => why,
+            Rejection::RequestTimeout => "Request not received in time",
             Rejection::PayloadTooLarge => "Request body too large",
             Rejection::UriTooLong => "Request line too long",
             Rejection::HeaderFieldsTooLarge => "Request header fields too large",
             Rejection::NotImplemented => "Transfer coding not implemented",
             Rejection::VersionNotSupported => "HTTP version not supported",
             Rejection::InternalError => "Internal server error",
+            Rejection::Overloaded => "Server busy, retry later",
+        }
+    }
+
+    /// Seconds a client should wait before trying again, sent as `Retry-After`.
+    pub fn retry_after(&self) -> Option<&'static str> {
+        match self {
+            Rejection::Overloaded => Some("1"),
+            _ => None,
         }
     }
 }

@@ -5,6 +5,7 @@ use httparse::{Header, Status};
 use crate::handler::Rejection;
 use crate::limits::Limits;
 use crate::request::{split_target, Version};
+use crate::token::trim_ows;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyKind {
@@ -61,8 +62,10 @@ pub(crate) fn parse<'b, 'h>(
     {
         return Err(Rejection::HeaderFieldsTooLarge);
     }
-    let body = body_kind(headers, version)?;
-    let (keep_alive, expect_continue) = connection_flags(headers, version);
+    let fields = scan(headers, version)?;
+    let body = body_kind(&fields)?;
+    check_host(&fields, version)?;
+    let (keep_alive, expect_continue) = connection_flags(&fields, version);
     Ok(Some(Head {
         method,
         path,
@@ -110,25 +113,51 @@ fn version_error(buf: &[u8]) -> Rejection {
     }
 }
 
-fn body_kind(headers: &[Header<'_>], version: Version) -> Result<BodyKind, Rejection> {
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
+/// What the header fields say about framing and the connection, read in one pass.
+#[derive(Default)]
+struct Fields {
+    length: Option<u64>,
+    chunked: bool,
+    hosts: usize,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+fn scan(headers: &[Header<'_>], version: Version) -> Result<Fields, Rejection> {
+    let mut f = Fields::default();
     for h in headers {
-        if h.name.eq_ignore_ascii_case("content-length") {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"host") {
+            f.hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
             let v = parse_length(h.value)?;
-            if length.is_some_and(|l| l != v) {
+            if f.length.is_some_and(|l| l != v) {
                 return Err(Rejection::BadRequest("conflicting Content-Length"));
             }
-            length = Some(v);
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            f.length = Some(v);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             if version == Version::Http10 {
                 return Err(Rejection::BadRequest("Transfer-Encoding in HTTP/1.0"));
             }
-            chunked = transfer_is_chunked(h.value)?;
+            f.chunked = transfer_is_chunked(h.value)?;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|b| *b == b',') {
+                let t = trim_ows(token);
+                f.close |= t.eq_ignore_ascii_case(b"close");
+                f.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            f.expect_continue = trim_ows(h.value).eq_ignore_ascii_case(b"100-continue");
         }
     }
-    match (chunked, length) {
-        // Both framings at once is how requests are smuggled: refuse (RFC 9112 6.3).
+    Ok(f)
+}
+
+/// The body's framing; both framings at once is how requests are smuggled, so it
+/// is refused (RFC 9112 6.3).
+fn body_kind(f: &Fields) -> Result<BodyKind, Rejection> {
+    match (f.chunked, f.length) {
         (true, Some(_)) => Err(Rejection::BadRequest(
             "Content-Length with Transfer-Encoding",
         )),
@@ -138,50 +167,46 @@ fn body_kind(headers: &[Header<'_>], version: Version) -> Result<BodyKind, Rejec
     }
 }
 
+/// HTTP/1.1 names its host exactly once (RFC 9112 3.2); HTTP/1.0 need not.
+fn check_host(f: &Fields, version: Version) -> Result<(), Rejection> {
+    match (version, f.hosts) {
+        (Version::Http10, _) | (Version::Http11, 1) => Ok(()),
+        (Version::Http11, 0) => Err(Rejection::BadRequest("missing Host header")),
+        (Version::Http11, _) => Err(Rejection::BadRequest("more than one Host header")),
+    }
+}
+
+/// (keep-alive, expect 100-continue): HTTP/1.1 keeps the connection unless told to
+/// close; HTTP/1.0 only when asked.
+fn connection_flags(f: &Fields, version: Version) -> (bool, bool) {
+    let keep_alive = !f.close && (version == Version::Http11 || f.keep_alive);
+    (keep_alive, f.expect_continue && version == Version::Http11)
+}
+
 fn parse_length(v: &[u8]) -> Result<u64, Rejection> {
-    let v = v.trim_ascii();
+    let v = trim_ows(v);
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
         return Err(Rejection::BadRequest("invalid Content-Length"));
     }
     Ok(v.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0')))
 }
 
-/// Only `chunked` (alone, last) is supported; other codings → 501.
+/// Only `chunked` (alone) is supported; any other coding → 501. Codings are
+/// compared byte for byte as ASCII tokens.
 fn transfer_is_chunked(v: &[u8]) -> Result<bool, Rejection> {
-    let text =
-        std::str::from_utf8(v).map_err(|_| Rejection::BadRequest("bad Transfer-Encoding"))?;
-    let codings: Vec<&str> = text
-        .split(',')
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect();
-    match codings.as_slice() {
-        [c] if c.eq_ignore_ascii_case("chunked") => Ok(true),
-        [] => Err(Rejection::BadRequest("empty Transfer-Encoding")),
+    let mut codings = v
+        .split(|b| *b == b',')
+        .map(trim_ows)
+        .filter(|c| !c.is_empty());
+    match (codings.next(), codings.next()) {
+        (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") => Ok(true),
+        (None, _) => Err(Rejection::BadRequest("empty Transfer-Encoding")),
         _ => Err(Rejection::NotImplemented),
     }
 }
 
-fn connection_flags(headers: &[Header<'_>], version: Version) -> (bool, bool) {
-    let mut keep_alive = version == Version::Http11;
-    let mut expect_continue = false;
-    for h in headers {
-        if h.name.eq_ignore_ascii_case("connection") {
-            for token in h.value.split(|b| *b == b',') {
-                let t = token.trim_ascii();
-                if t.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::Http10 {
-                    keep_alive = true;
-                }
-            }
-        } else if h.name.eq_ignore_ascii_case("expect") {
-            expect_continue = version == Version::Http11
-                && h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
-        }
-    }
-    (keep_alive, expect_continue)
-}
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -219,9 +244,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(r.1);
-        let r = run(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let r =
+            run(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+                .unwrap()
+                .unwrap();
         assert_eq!((r.0, r.2), (BodyKind::Length(5), true));
         assert_eq!(
             run(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap().map(|_| ()),
@@ -265,5 +291,38 @@ mod tests {
             run(b"\x01\x02 / HTTP/1.1\r\n\r\n"),
             Err(Rejection::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn http_1_1_needs_exactly_one_host() {
+        let missing = run(b"GET / HTTP/1.1\r\nA: 1\r\n\r\n").unwrap_err();
+        assert_eq!(missing, Rejection::BadRequest("missing Host header"));
+        let twice = run(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n").unwrap_err();
+        assert_eq!(twice, Rejection::BadRequest("more than one Host header"));
+        assert!(run(b"GET / HTTP/1.1\r\nHOST: a\r\n\r\n").unwrap().is_some());
+        assert!(run(b"GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+        assert!(run(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n")
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn transfer_codings_are_ascii_tokens() {
+        let te = |v: &[u8]| {
+            let mut raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ".to_vec();
+            raw.extend_from_slice(v);
+            raw.extend_from_slice(b"\r\n\r\n");
+            run(&raw).map(|o| o.map(|h| h.0))
+        };
+        assert_eq!(te(b"chunked"), Ok(Some(BodyKind::Chunked)));
+        assert_eq!(te(b" \tChunked\t "), Ok(Some(BodyKind::Chunked)));
+        assert_eq!(te(b"chunked, "), Ok(Some(BodyKind::Chunked)));
+        // A no-break space is not whitespace to HTTP: not `chunked`, so 501.
+        assert_eq!(te(b"chunked\xC2\xA0"), Err(Rejection::NotImplemented));
+        assert_eq!(te(b"\xC2\xA0chunked"), Err(Rejection::NotImplemented));
+        assert_eq!(te(b"chunked\xFF"), Err(Rejection::NotImplemented));
+        assert_eq!(te(b"gzip, chunked"), Err(Rejection::NotImplemented));
+        assert_eq!(te(b"chunked,x"), Err(Rejection::NotImplemented));
+        assert!(matches!(te(b" , "), Err(Rejection::BadRequest(_))));
     }
 }

@@ -1,4 +1,5 @@
-//! Protocol limits of one worker (gunicorn's flag names and status codes).
+//! Protocol limits of one worker (gunicorn's flag names and status codes), and the
+//! timers and budgets that keep slow or idle clients from holding it.
 
 use std::time::Duration;
 
@@ -14,12 +15,21 @@ pub struct Limits {
     pub max_body: u64,
     /// Idle keep-alive timeout; zero disables keep-alive.
     pub keep_alive: Duration,
-    /// Most client connections held at once.
+    /// Most client connections held at once. At the limit, idle and slow
+    /// connections make room for new ones.
     pub max_connections: usize,
     /// A worker asks to be recycled after this many requests (0 = never).
     pub max_requests: u64,
-    /// How long a client may take to send a whole request once it started one.
-    pub request_timeout: Duration,
+    /// How long a request head may take from its first byte (408 then), and how
+    /// long a new connection may stay silent.
+    pub header_timeout: Duration,
+    /// How long a body may take once its head is complete (408 then).
+    pub body_timeout: Duration,
+    /// How long a client may leave an answer unread before it is dropped.
+    pub send_timeout: Duration,
+    /// Most bytes of unfinished request bodies held across all connections; a
+    /// request that would go past it → 503 with `Retry-After`.
+    pub max_buffered: usize,
 }
 
 /// Stand-in for "unlimited" so that buffers still have a ceiling.
@@ -65,7 +75,10 @@ impl Default for Limits {
             keep_alive: Duration::from_secs(2),
             max_connections: 1000,
             max_requests: 0,
-            request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
+            max_buffered: 64 * 1024 * 1024,
         }
     }
 }

@@ -4,9 +4,18 @@
 //! - one request is handled at a time (sync model); a connection with more buffered
 //!   requests goes to the back of the ready queue after each one, so pipelining
 //!   clients cannot starve the others;
-//! - a connection with unsent output is not read from further (back-pressure);
-//! - at most `max_connections` connections are held; past that the worker stops
-//!   accepting and leaves new connections in the kernel queue for its siblings;
+//! - a connection with unsent output is not read from further (back-pressure), and
+//!   a refused one has its input discarded, never buffered;
+//! - at most `max_connections` connections are held; at the limit a new connection
+//!   is admitted by closing a refused one, else the longest-idle keep-alive one,
+//!   else the oldest one still sending its head. When none of those exists (every
+//!   connection has a body or an answer in progress) the worker stops accepting and
+//!   leaves new connections in the kernel queue for its siblings;
+//! - every phase of a connection has a timer: a head must arrive within
+//!   `header_timeout`, a body within `body_timeout` (408 if anything came, then
+//!   close), an idle connection lasts `keep_alive` (a new one `header_timeout`);
+//! - the buffers of unfinished bodies, summed over all connections, stay within
+//!   `max_buffered`; a request that would go past it is refused with 503;
 //! - while draining, nothing new is accepted, every response says
 //!   `Connection: close`, idle connections expire as usual, and the loop returns
 //!   once no connection is left.
@@ -19,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::chunked::{self, Chunked};
-use crate::conn::{Conn, Filled, Stream};
+use crate::conn::{Conn, Filled, Phase, Stream};
 use crate::date::DateCache;
 use crate::handler::{Handler, Lifecycle, Rejection};
 use crate::head::{self, BodyKind};
@@ -68,6 +77,8 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 const LINGER: Duration = Duration::from_secs(2);
 /// Headers parsed on the stack; larger limits fall back to the heap.
 const STACK_HEADERS: usize = 128;
+/// An idle connection gives its buffers back after this long.
+const RELEASE_IDLE: Duration = Duration::from_secs(1);
 
 /// Serves HTTP on `listeners` until drained (SIGTERM) or stopped (SIGINT/QUIT).
 pub fn serve<H: Handler, L: Lifecycle>(
@@ -90,6 +101,8 @@ struct Server<'a, H, L> {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     live: usize,
+    /// Sum of every connection's `accounted` body bytes.
+    buffered: usize,
     ready: VecDeque<usize>,
     limits: Limits,
     heartbeat_every: Duration,
@@ -137,6 +150,7 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             conns: Vec::new(),
             free: Vec::new(),
             live: 0,
+            buffered: 0,
             ready: VecDeque::new(),
             limits,
             heartbeat_every,
@@ -257,9 +271,14 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             while taken < budget {
                 // While draining, everything queued is taken regardless of the
                 // limit: siblings are draining too and nobody else would.
-                if self.live >= self.limits.max_connections && !self.draining {
-                    return;
-                }
+                let victim = if self.live >= self.limits.max_connections && !self.draining {
+                    match self.victim() {
+                        Some(v) => Some(v),
+                        None => return,
+                    }
+                } else {
+                    None
+                };
                 let accepted = match &self.listeners[li] {
                     MioListener::Tcp(t) => t.accept().map(|(s, a)| (Stream::Tcp(s), Peer::Tcp(a))),
                     MioListener::Unix(u) => u.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
@@ -267,6 +286,10 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
                 match accepted {
                     Ok((stream, peer)) => {
                         taken += 1;
+                        // Room is made only for a connection that really came.
+                        if let Some(v) = victim {
+                            self.close(v);
+                        }
                         self.insert(stream, peer);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -284,6 +307,17 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
                 return;
             }
         }
+    }
+
+    /// The connection to close to admit a new one at the limit (see
+    /// `Phase::eviction_rank`), if any may be closed.
+    fn victim(&self) -> Option<usize> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((c.as_ref()?.phase().eviction_rank()?, i)))
+            .min()
+            .map(|(_, i)| i)
     }
 
     fn insert(&mut self, mut stream: Stream, peer: Peer) {
@@ -315,6 +349,7 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.free.push(idx);
             self.live -= 1;
+            self.buffered -= c.accounted;
             if !self.draining {
                 // A slot opened up: accept again if we had stopped at the limit.
                 self.accept_pending = true;
@@ -323,7 +358,7 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
     }
 
     fn on_conn_event(&mut self, idx: usize, readable: bool, writable: bool) {
-        let cap = self.read_cap();
+        let default_cap = self.read_cap();
         let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
@@ -333,13 +368,27 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             }
             return;
         }
-        if writable && conn.has_output() && conn.flush().is_err() {
-            return self.close(idx);
+        if writable && conn.has_output() {
+            conn.last_write = self.now;
+            if conn.flush().is_err() {
+                return self.close(idx);
+            }
         }
-        // Read whenever readiness said so, even with output pending (the edge is
-        // not repeated), and whenever an earlier read stopped at the cap.
-        if (readable || conn.capped) && !conn.eof {
-            conn.last_active = self.now;
+        if conn.rejected {
+            // Only the answer is left to send: input is dropped, not buffered.
+            if readable && conn.discard_input() {
+                conn.eof = true;
+            }
+        } else if conn.has_output() {
+            // Back-pressure: the edge is not repeated, so remember to read later.
+            conn.unread |= readable;
+        } else if (readable || conn.capped || conn.unread) && !conn.eof {
+            conn.unread = false;
+            let cap = if conn.need > 0 {
+                conn.need
+            } else {
+                default_cap
+            };
             match conn.fill(cap) {
                 Err(_) => return self.close(idx),
                 Ok(filled) => conn.capped = filled == Filled::Capped,
@@ -357,8 +406,23 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             .saturating_add(64 * 1024)
     }
 
-    /// Serves at most one buffered request of connection `idx`.
+    /// Serves at most one buffered request of connection `idx`, then settles what
+    /// its buffers count against the body budget.
     fn drive(&mut self, idx: usize) {
+        self.step(idx);
+        self.account(idx);
+    }
+
+    /// Brings the worker's `buffered` sum up to date with connection `idx`.
+    fn account(&mut self, idx: usize) {
+        if let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+            let held = conn.body_bytes();
+            self.buffered = self.buffered - conn.accounted + held;
+            conn.accounted = held;
+        }
+    }
+
+    fn step(&mut self, idx: usize) {
         let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
@@ -367,7 +431,7 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
         }
         if conn.close_after_write {
             // Output fully sent; a rejection lingers so the client reads it.
-            if conn.rejected {
+            if conn.rejected && !conn.eof {
                 conn.start_linger(self.now + LINGER);
             } else {
                 self.close(idx);
@@ -388,26 +452,38 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             return;
         }
         conn.request_started.get_or_insert(self.now);
+        let others = self.buffered - conn.accounted;
         let step = serve_one(
             conn,
             self.handler,
             &self.limits,
             &mut self.date,
             self.draining,
+            self.limits.max_buffered.saturating_sub(others),
         );
         let outcome = match step {
-            Step::Wait => {
+            Step::WaitHead | Step::WaitBody { .. } => {
                 if conn.eof {
                     return self.close(idx);
+                }
+                if let Step::WaitBody { need } = step {
+                    conn.body_started.get_or_insert(self.now);
+                    if need > 0 && conn.need != need {
+                        conn.reserve_request(need);
+                    }
                 }
                 // A `100 Continue` may be waiting to go out.
                 conn.flush()
             }
             Step::Served => {
                 conn.request_started = None;
+                conn.body_started = None;
+                conn.need = 0;
                 // Keep-alive idleness counts from the answer, not from the request:
                 // a slow handler must not make the connection look idle.
-                conn.last_active = Instant::now();
+                conn.idle_since = Instant::now();
+                conn.last_write = conn.idle_since;
+                conn.kept_alive = true;
                 self.served += 1;
                 if self.served == self.limits.max_requests {
                     // Ask once; keep serving until the replacement is ready.
@@ -417,53 +493,126 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
             }
             Step::Rejected => {
                 conn.rejected = true;
+                conn.drop_request();
+                conn.last_write = self.now;
                 conn.flush()
             }
         };
         match outcome {
             Err(_) => self.close(idx),
-            Ok(true) if conn.close_after_write && step == Step::Rejected => {
+            Ok(true) if conn.close_after_write && step == Step::Rejected && !conn.eof => {
                 conn.start_linger(self.now + LINGER);
             }
             Ok(true) if conn.close_after_write => self.close(idx),
-            Ok(true) if step == Step::Served && (conn.capped || !conn.unconsumed().is_empty()) => {
-                self.ready.push_back(idx);
+            Ok(true) if step == Step::Served => {
+                conn.shrink();
+                if conn.capped || conn.unread || !conn.unconsumed().is_empty() {
+                    self.ready.push_back(idx);
+                } else if conn.eof {
+                    // The peer's FIN came with its last request (one read saw both):
+                    // no edge will follow, so close now, not at the keep-alive timeout.
+                    self.close(idx);
+                }
             }
-            // The peer's FIN came with its last request (one read saw both): no edge
-            // will follow, so close now rather than at the keep-alive timeout.
-            Ok(true) if conn.eof => self.close(idx),
             _ => {}
         }
     }
 
-    /// Expires idle keep-alive connections, slow clients and lingering closes.
+    /// Runs every connection's timer (see `expiry`) and gives back the buffers
+    /// of connections idle for a while.
     fn sweep(&mut self) {
         self.last_sweep = self.now;
-        if self.accepting && !self.accept_pending && self.live < self.limits.max_connections {
-            // Catch up after EMFILE or a missed edge.
+        if self.accepting && !self.accept_pending {
+            // Catch up after EMFILE or a missed edge; at the limit, some connection
+            // may have become one that can make room.
             self.accept_pending = true;
         }
         let now = self.now;
-        let (keep_alive, request_timeout) = (self.limits.keep_alive, self.limits.request_timeout);
-        let expired: Vec<usize> = self
-            .conns
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let c = c.as_ref()?;
-                let idle = now.duration_since(c.last_active);
-                let dead = match (c.linger_until, c.request_started) {
-                    (Some(until), _) => now >= until,
-                    (None, Some(started)) => now.duration_since(started) >= request_timeout,
-                    (None, None) if c.has_output() => idle >= request_timeout,
-                    (None, None) => idle >= keep_alive,
-                };
-                dead.then_some(i)
-            })
-            .collect();
-        for i in expired {
+        let mut closing = Vec::new();
+        let mut late = Vec::new();
+        for (i, slot) in self.conns.iter_mut().enumerate() {
+            let Some(c) = slot.as_mut() else { continue };
+            let phase = c.phase();
+            match expiry(phase, &self.limits, now) {
+                Expiry::Keep => {}
+                Expiry::Close => closing.push(i),
+                Expiry::Late => late.push(i),
+            }
+            if let Phase::Idle { since, .. } = phase {
+                if now.duration_since(since) >= RELEASE_IDLE {
+                    c.release();
+                }
+            }
+        }
+        for i in closing {
             self.close(i);
         }
+        for i in late {
+            self.time_out(i);
+        }
+    }
+
+    /// Answers 408 to a request that did not arrive in time, then closes.
+    fn time_out(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let wbuf = &mut conn.wbuf;
+        let close = &mut conn.close_after_write;
+        reject(
+            self.handler,
+            Rejection::RequestTimeout,
+            None,
+            wbuf,
+            close,
+            &mut self.date,
+        );
+        conn.rejected = true;
+        conn.drop_request();
+        conn.last_write = self.now;
+        match conn.flush() {
+            Err(_) => self.close(idx),
+            Ok(true) => conn.start_linger(self.now + LINGER),
+            Ok(false) => {}
+        }
+        self.account(idx);
+    }
+}
+
+/// What a connection's timer says at a sweep.
+#[derive(Debug, PartialEq, Eq)]
+enum Expiry {
+    Keep,
+    /// Close without a word: nothing of a request is pending.
+    Close,
+    /// A request is unfinished: answer 408, then close.
+    Late,
+}
+
+fn expiry(phase: Phase, limits: &Limits, now: Instant) -> Expiry {
+    let past = |since: Instant, limit: Duration| now.duration_since(since) >= limit;
+    let (expired, verdict) = match phase {
+        Phase::Closing {
+            until: Some(until), ..
+        } => (now >= until, Expiry::Close),
+        Phase::Closing { since, until: None } | Phase::Sending { since } => {
+            (past(since, limits.send_timeout), Expiry::Close)
+        }
+        Phase::Idle { since, kept_alive } => {
+            let limit = if kept_alive {
+                limits.keep_alive
+            } else {
+                limits.header_timeout
+            };
+            (past(since, limit), Expiry::Close)
+        }
+        Phase::Head { since } => (past(since, limits.header_timeout), Expiry::Late),
+        Phase::Body { since } => (past(since, limits.body_timeout), Expiry::Late),
+    };
+    if expired {
+        verdict
+    } else {
+        Expiry::Keep
     }
 }
 
@@ -477,20 +626,28 @@ struct Woken {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
-    /// Not a whole request yet.
-    Wait,
+    /// Not a whole head yet.
+    WaitHead,
+    /// The head is complete, the body is not: the whole request takes `need`
+    /// unconsumed bytes (0 = not known yet, a chunked body).
+    WaitBody {
+        need: usize,
+    },
     Served,
     /// A rejection was queued; the connection closes after it.
     Rejected,
 }
 
 /// Parses and serves the request at the front of `conn`'s buffer, if complete.
+/// A body still arriving may take at most `budget` bytes of buffer (the worker's
+/// `max_buffered` less what other connections hold); beyond that → 503.
 fn serve_one<H: Handler>(
     conn: &mut Conn,
     handler: &mut H,
     limits: &Limits,
     date: &mut DateCache,
     draining: bool,
+    budget: usize,
 ) -> Step {
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut heap;
@@ -515,28 +672,33 @@ fn serve_one<H: Handler>(
     let buf = &rbuf[*rpos..];
     let head = match head::parse(buf, headers, limits) {
         Ok(Some(h)) => h,
-        Ok(None) => return Step::Wait,
+        Ok(None) => return Step::WaitHead,
         Err(r) => return reject(handler, r, None, wbuf, close_after_write, date),
     };
     let rest = &buf[head.len..];
     let decoded;
+    let mut need = 0;
     // The body, its framing checked: Ok(None) = wait for more bytes.
     let framed: Result<Option<(&[u8], usize)>, Rejection> = match head.body {
         BodyKind::None => Ok(Some((&[], head.len))),
         BodyKind::Length(n) if n > limits.max_body => Err(Rejection::PayloadTooLarge),
+        // At most `max_body`, which fits in memory, so the cast is exact.
+        BodyKind::Length(n) if rest.len() >= n as usize => {
+            Ok(Some((&rest[..n as usize], head.len + n as usize)))
+        }
+        BodyKind::Length(n) if head.len + n as usize > budget => Err(Rejection::Overloaded),
         BodyKind::Length(n) => {
-            let n = n as usize;
-            if rest.len() < n {
-                send_continue(head.expect_continue && !*eof, continue_sent, wbuf);
-                Ok(None)
-            } else {
-                Ok(Some((&rest[..n], head.len + n)))
-            }
+            need = head.len + n as usize;
+            send_continue(head.expect_continue && !*eof, continue_sent, wbuf);
+            Ok(None)
         }
         BodyKind::Chunked => match chunked::decode(rest, limits.max_body, chunk) {
             // The buffer is full of framing and the body is still not done: the
             // wire size is out of all proportion to the allowed body.
             Ok(Chunked::Incomplete) if *capped => Err(Rejection::PayloadTooLarge),
+            Ok(Chunked::Incomplete) if rbuf.capacity() + chunk.body.capacity() > budget => {
+                Err(Rejection::Overloaded)
+            }
             Ok(Chunked::Incomplete) => {
                 send_continue(head.expect_continue && rest.is_empty(), continue_sent, wbuf);
                 Ok(None)
@@ -550,7 +712,7 @@ fn serve_one<H: Handler>(
     };
     let (body, total) = match framed {
         Ok(Some(b)) => b,
-        Ok(None) => return Step::Wait,
+        Ok(None) => return Step::WaitBody { need },
         Err(r) => {
             let req = request_of(&head, &[], *peer);
             return reject(handler, r, Some(&req), wbuf, close_after_write, date);
@@ -612,6 +774,12 @@ fn reject<H: Handler>(
 ) -> Step {
     let mut response: Response = handler.reject(rejection, head);
     response.close = true;
+    if let Some(secs) = rejection.retry_after() {
+        let named = |n: &&str| n.eq_ignore_ascii_case("Retry-After");
+        if !response.headers.iter().any(|(n, _)| named(n)) {
+            response.headers.push(("Retry-After", secs.into()));
+        }
+    }
     let framing = Framing {
         date: date.get(SystemTime::now()),
         common: handler.common_headers(),

@@ -85,7 +85,7 @@ fn answer(i: usize, hash: &str, if_none_match: Option<&str>) -> Response {
     } else {
         "no-cache"
     };
-    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+    if if_none_match.is_some_and(|v| v.split(',').any(|t| blitz_worker::trim_ows_str(t) == etag)) {
         return Response::new(304)
             .header("ETag", etag)
             .header("Cache-Control", cache);
