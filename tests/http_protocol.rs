@@ -325,6 +325,12 @@ fn transfer_codings_are_compared_as_ascii_tokens() {
         raw.extend_from_slice(b"\r\n\r\n0\r\n\r\n");
         rejected(&s, &raw, 501);
     }
+    // Two fields make one list, `chunked, chunked`: not `chunked` alone.
+    rejected(
+        &s,
+        b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        501,
+    );
 }
 
 #[test]
