@@ -47,6 +47,9 @@ pub struct Region {
     pub guards: [AtomicU64; GUARD_CELLS],
     /// The rate-limit tables' shape, recorded by the master (`coord::local`).
     pub limits_header: [AtomicU64; LIMITS_HEADER_WORDS],
+    /// The 128-bit key that places keys in the rate-limit tables, drawn by the
+    /// master (`coord::local`).
+    pub limits_hash_key: [AtomicU64; 2],
 }
 
 const _: () = assert!(std::mem::size_of::<Region>() <= FIXED_BYTES);

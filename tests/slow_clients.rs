@@ -1,5 +1,5 @@
 //! Slow and idle clients against the real binary: they cannot keep a worker from
-//! answering others, unfinished heads and bodies are answered 408 in time, and
+//! answering others (not even by trickling bodies), unfinished heads and bodies are answered 408 in time, and
 //! unfinished bodies stay within `--max-buffered-bytes` (503 with `Retry-After`).
 
 mod common;
@@ -65,6 +65,23 @@ fn idle_connections_make_room_too() {
         held.push(c.stream);
     }
     healthz_within(s.port, Duration::from_secs(3));
+}
+
+#[test]
+fn trickled_bodies_holding_every_connection_do_not_stop_healthz() {
+    let s = Server::with(Options {
+        workers: 1,
+        args: vec!["--worker-connections", "20"],
+        ..Options::default()
+    });
+    // More than the worker's connections, each with a complete head and one byte
+    // of a 10-byte body: they would hold every slot for the body timeout.
+    let held: Vec<Conn> = (0..25).map(|_| unfinished_body(s.port, 10, 1)).collect();
+    // A body that slow gives its slot up after a second.
+    let took = healthz_within(s.port, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    healthz_within(s.port, Duration::from_secs(5));
+    drop(held);
 }
 
 #[test]

@@ -443,7 +443,7 @@ mod properties {
         let (conn, _) = store::open_migrated(&dir.path().join("db")).unwrap();
         let layout = Layout::new(&Config::for_tests().rate_limits, 5, 20);
         let sb = Scoreboard::create(layout.region_bytes()).unwrap();
-        layout.store(&sb);
+        layout.store(&sb).unwrap();
         let limiter = LocalBackend::new(&sb, 30);
         World {
             _dir: dir,

@@ -2,7 +2,9 @@
 //! segment, shared by every worker of the instance and untouched by recycling.
 //!
 //! Each group has an open-addressed table of window cells (`window`), keyed by a
-//! 64-bit hash of the subject and probed linearly; a cell whose window has emptied
+//! 64-bit keyed hash of the subject (SipHash-1-3 under a random key the master draws
+//! before forking, so every worker places keys alike but nobody outside can compute
+//! which subjects share cells) and probed linearly; a cell whose window has emptied
 //! is taken over by the next new key, so the table holds the keys active in the
 //! last window, not every key ever seen. Each group's ceiling is one more cell.
 //! The tables' shape is fixed when the master creates the segment and recorded in
@@ -11,13 +13,20 @@
 //! is capped at the start value until a restart.
 //!
 //! New keys are placed under a per-table claim lock, so one key never gets two
-//! cells. When no cell is free near a key: the login tables refuse (an attacker
-//! must not be able to lift the per-e-mail limit by filling the table), the bot
-//! routes admit and count it (the group's ceiling still applies).
+//! cells. When every cell near a new key is busy, the key takes the cell of the
+//! key with the fewest admissions in its window (of those, the one idle longest),
+//! whose count starts afresh: other keys can never get a key refused, as with
+//! Redis, where every key has its own window. The trade-off: a busy run can cost a
+//! key its count. A key is only evicted when every cell near it holds at least as
+//! many admissions, so an attacker resetting their own full window must first
+//! fill as many windows near it (unknown cells, the hash being keyed) with as many
+//! failures of their own, which costs more attempts than it frees.
 
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use blitz_master::Scoreboard;
+use siphasher::sip::SipHasher13;
 
 use super::guards::GuardTable;
 use super::window::{self, Locked, Recorded};
@@ -91,14 +100,24 @@ impl Layout {
         self.ceiling_offset(CEILINGS)
     }
 
-    /// Records the layout in the segment (the master, before forking).
-    pub fn store(&self, sb: &Scoreboard) {
-        let header = &shm::region(sb).limits_header;
+    /// Records the layout in the segment and draws the tables' hash key (the
+    /// master, before forking).
+    pub fn store(&self, sb: &Scoreboard) -> Result<(), getrandom::Error> {
+        let mut key = [0u8; 16];
+        getrandom::fill(&mut key)?;
+        let region = shm::region(sb);
+        for (word, bytes) in region.limits_hash_key.iter().zip(key.chunks_exact(8)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(bytes);
+            word.store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+        let header = &region.limits_header;
         for g in 0..GROUPS {
             header[2 * g].store(u64::from(self.max[g]), Ordering::Relaxed);
             header[2 * g + 1].store(self.cells[g] as u64, Ordering::Relaxed);
         }
         header[2 * GROUPS].store(u64::from(self.ceiling), Ordering::Release);
+        Ok(())
     }
 
     /// The layout the master recorded.
@@ -127,27 +146,26 @@ enum Place {
 
 pub struct LocalBackend {
     layout: Layout,
+    hash_key: (u64, u64),
     tables: [&'static [AtomicU64]; GROUPS],
     ceilings: [&'static [AtomicU64]; CEILINGS],
     guards: GuardTable,
 }
 
-/// FNV-1a over the subject: stable across processes (unlike a seeded hasher), and
-/// never 0, which marks a free cell.
-fn key_hash(subject: &Subject<'_>) -> u64 {
+/// The subject's place in a table: SipHash-1-3 under the segment's key, never 0
+/// (which marks a free cell).
+fn key_hash(hash_key: (u64, u64), subject: &Subject<'_>) -> u64 {
     use std::fmt::Write;
-    struct Fnv(u64);
-    impl Write for Fnv {
+    struct Sip(SipHasher13);
+    impl Write for Sip {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            for b in s.bytes() {
-                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-            }
+            self.0.write(s.as_bytes());
             Ok(())
         }
     }
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let mut h = Sip(SipHasher13::new_with_keys(hash_key.0, hash_key.1));
     let _ = write!(h, "{subject}");
-    h.0.max(1)
+    h.0.finish().max(1)
 }
 
 impl LocalBackend {
@@ -165,8 +183,13 @@ impl LocalBackend {
                 window::cell_words(layout.ceiling),
             )
         });
+        let key = &shm::region(sb).limits_hash_key;
         LocalBackend {
             layout,
+            hash_key: (
+                key[0].load(Ordering::Relaxed),
+                key[1].load(Ordering::Relaxed),
+            ),
             tables,
             ceilings,
             guards: GuardTable::new(sb, guard_timeout_s),
@@ -189,15 +212,16 @@ impl LocalBackend {
         window::lock(&self.tables[g][..window::HEADER_WORDS])
     }
 
-    /// Locks the cell of `check`'s key, taking a free or emptied one for a new key;
-    /// `None` when the probed cells are all busy with other keys.
+    /// Locks the cell of `check`'s key; with `claim`, a new key takes a free or
+    /// emptied cell, or else evicts the least used key near it, so it is `None`
+    /// only without `claim`.
     fn locate(&self, check: &Check<'_>, now: u64, claim: bool) -> Option<(Place, Locked<'static>)> {
         let g = check.group.index();
         if check.subject == Subject::All {
             let place = Place::Ceiling(g.min(CEILINGS - 1));
             return Some((place, window::lock(self.cell(place))));
         }
-        let key = key_hash(&check.subject);
+        let key = key_hash(self.hash_key, &check.subject);
         let cells = self.layout.cells[g];
         let start = (key as usize) & (cells - 1);
         let place = |p: usize| Place::Cell {
@@ -226,6 +250,9 @@ impl LocalBackend {
         if let Some(found) = find() {
             return Some(found);
         }
+        // The cell to evict if none is free: fewest admissions in the window, then
+        // the longest idle; kept locked so that it cannot change meanwhile.
+        let mut victim: Option<((u32, u64), usize, Locked<'static>)> = None;
         for p in 0..PROBES {
             let locked = window::lock(self.cell(place(p)));
             if locked.key() == key {
@@ -236,8 +263,16 @@ impl LocalBackend {
                 locked.set_key(key);
                 return Some((place(p), locked));
             }
+            let rank = locked.usage(now, check.window_ms, check.max);
+            if victim.as_ref().is_none_or(|(best, ..)| rank < *best) {
+                victim = Some((rank, p, locked));
+            }
         }
-        None
+        let (_, p, locked) = victim?;
+        crate::metrics::limit_table_full(check.group.name());
+        locked.clear();
+        locked.set_key(key);
+        Some((place(p), locked))
     }
 }
 
@@ -249,19 +284,13 @@ impl Backend for LocalBackend {
         let mut held: [Option<(Place, Locked<'static>)>; MAX_CHECKS] = [None, None];
         for (i, c) in checks.iter().take(MAX_CHECKS).enumerate() {
             held[i] = self.locate(c, guess, true);
-            if held[i].is_none() {
-                crate::metrics::limit_table_full(c.group.name());
-            }
         }
         // Read under the locks, so each cell's times only grow.
         let now = blitz_master::clock::now_ms().max(1);
         for (i, (c, h)) in checks.iter().zip(&held).enumerate() {
-            let full = match h {
-                Some((_, l)) => l.full_for(now, c.window_ms, c.max),
-                // No room for a new key: a login is refused, a bot route is not.
-                None if c.group.fails_closed() => Some(c.window_ms),
-                None => None,
-            };
+            let full = h
+                .as_ref()
+                .and_then(|(_, l)| l.full_for(now, c.window_ms, c.max));
             if let Some(retry_ms) = full {
                 return Ok(Decision::Denied { index: i, retry_ms });
             }
@@ -269,18 +298,9 @@ impl Backend for LocalBackend {
         let mut rooms = [Room::default(); MAX_CHECKS];
         let mut entries = [None, None];
         for (i, (c, h)) in checks.iter().zip(&held).enumerate() {
-            match h {
-                Some((place, l)) => {
-                    entries[i] = Some((*place, l.key(), l.record(now)));
-                    rooms[i] = l.room(now, c.window_ms, c.max);
-                }
-                // The table is full: this check is not enforced (fail open, counted).
-                None => {
-                    rooms[i] = Room {
-                        remaining: c.max,
-                        reset_ms: 0,
-                    }
-                }
+            if let Some((place, l)) = h {
+                entries[i] = Some((*place, l.key(), l.record(now)));
+                rooms[i] = l.room(now, c.window_ms, c.max);
             }
         }
         Ok(Decision::Allowed {
@@ -344,11 +364,42 @@ mod tests {
             global: rate(5),
             register: rate(5),
         };
-        let layout = Layout::new(&limits, 5, 20);
+        over(Layout::new(&limits, 5, 20))
+    }
+
+    fn over(layout: Layout) -> (Scoreboard, LocalBackend) {
         let sb = Scoreboard::create(layout.region_bytes()).unwrap();
-        layout.store(&sb);
+        layout.store(&sb).unwrap();
         let b = LocalBackend::new(&sb, 30);
         (sb, b)
+    }
+
+    /// Tables of 64 cells, so that keys sharing a run are quick to find.
+    fn small_backend() -> (Scoreboard, LocalBackend) {
+        let (_sb, b) = backend();
+        let mut layout = b.layout;
+        layout.cells = [64; GROUPS];
+        over(layout)
+    }
+
+    fn login(subject: Subject<'_>) -> [Check<'_>; 1] {
+        [Check {
+            group: Group::LoginPair,
+            subject,
+            max: 5,
+            window_ms: 60_000,
+        }]
+    }
+
+    /// `n` e-mails tried from `ip` whose keys start at `target`'s cell: with the
+    /// segment's key known (an outsider cannot know it).
+    fn colliding(b: &LocalBackend, target: Subject<'_>, ip: &str, n: usize) -> Vec<String> {
+        let cell = |s: &Subject<'_>| key_hash(b.hash_key, s) & 63;
+        (0..)
+            .map(|i| format!("x{i}@example.com"))
+            .filter(|e| cell(&Subject::EmailIp(e, ip)) == cell(&target))
+            .take(n)
+            .collect()
     }
 
     fn checks(uid: i64) -> [Check<'static>; 2] {
@@ -421,6 +472,51 @@ mod tests {
             }
             assert!(!allowed(&b.admit(&c).unwrap()), "uid {uid}");
         }
+    }
+
+    #[test]
+    fn keys_filling_a_run_cannot_get_another_key_refused() {
+        let (_sb, b) = small_backend();
+        let victim = Subject::EmailIp("admin@admin.com", "127.0.0.2");
+        for e in colliding(&b, victim, "10.6.6.6", PROBES) {
+            assert!(allowed(
+                &b.admit(&login(Subject::EmailIp(&e, "10.6.6.6"))).unwrap()
+            ));
+        }
+        // Every cell of the victim's run is busy: it takes the least used one.
+        for _ in 0..5 {
+            assert!(allowed(&b.admit(&login(victim)).unwrap()));
+        }
+        assert!(!allowed(&b.admit(&login(victim)).unwrap()));
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_does_not_reset_a_full_window() {
+        let (_sb, b) = small_backend();
+        let guessed = Subject::EmailIp("admin@admin.com", "10.6.6.6");
+        for _ in 0..5 {
+            assert!(allowed(&b.admit(&login(guessed)).unwrap()));
+        }
+        // New keys evict the keys with fewer admissions (each other), never the
+        // full window, however many come.
+        for e in colliding(&b, guessed, "10.7.7.7", 4 * PROBES) {
+            assert!(allowed(
+                &b.admit(&login(Subject::EmailIp(&e, "10.7.7.7"))).unwrap()
+            ));
+            assert!(!allowed(&b.admit(&login(guessed)).unwrap()), "{e}");
+        }
+    }
+
+    #[test]
+    fn each_segment_has_its_own_hash_key() {
+        let (sb, one) = backend();
+        let (_sb, other) = backend();
+        let s = Subject::EmailIp("admin@admin.com", "127.0.0.2");
+        assert_ne!(one.hash_key, other.hash_key);
+        assert_ne!(key_hash(one.hash_key, &s), key_hash(other.hash_key, &s));
+        // Every process over one segment places keys alike.
+        let again = LocalBackend::new(&sb, 30);
+        assert_eq!(key_hash(one.hash_key, &s), key_hash(again.hash_key, &s));
     }
 
     #[test]

@@ -67,12 +67,6 @@ impl Group {
         self as usize
     }
 
-    /// Whether a request is refused when its key finds no room in the local table:
-    /// an attacker must not be able to lift these limits by filling the table.
-    pub fn fails_closed(self) -> bool {
-        matches!(self, Group::LoginPair | Group::LoginIp | Group::Register)
-    }
-
     /// Whether the group also has a ceiling across all callers
     /// (`RATE_LIMITS_GLOBAL`): the bot groups only.
     pub fn has_ceiling(self) -> bool {

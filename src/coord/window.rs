@@ -136,6 +136,13 @@ impl Locked<'_> {
         newest == 0 || newest + window <= now
     }
 
+    /// How much the key uses its window at `now`, least first: its admissions in
+    /// the window, then its newest admission's time.
+    pub fn usage(&self, now: u64, window: u64, max: u32) -> (u32, u64) {
+        let count = self.limit(max) as u32 - self.room(now, window, max).remaining;
+        (count, self.back(1))
+    }
+
     /// Records an admission at `now` (the caller checked `full_for`); returns what
     /// `refund` needs to undo it.
     pub fn record(&self, now: u64) -> Recorded {

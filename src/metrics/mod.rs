@@ -194,8 +194,8 @@ pub fn rate_limited(group: &str) {
     add_stat(stat::RATE_LIMITED + families::position(&GROUPS, group), 1);
 }
 
-/// A rate-limit table of `group` had no free cell near a new key: that key went
-/// unlimited for one request (its group's ceiling still applied).
+/// A rate-limit table of `group` had no free cell near a new key: the least used
+/// key near it lost its cell and its count (`coord::local`).
 pub fn limit_table_full(group: &str) {
     add_stat(stat::TABLE_FULL + families::position(&GROUPS, group), 1);
 }

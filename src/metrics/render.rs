@@ -417,7 +417,7 @@ fn supervisor(out: &mut String, snap: &Snapshot, sb: &Scoreboard) {
     write(
         out,
         "blitz_rate_limit_table_full_total",
-        "Requests not limited because the shared table had no room, by group.",
+        "Keys that lost their count to a new key because the shared table had no room, by group.",
         MetricType::COUNTER,
         indexed(snap, stat::TABLE_FULL, "group", &GROUPS),
     );

@@ -70,15 +70,16 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
         crate::auth::login_limit::IP_LIMIT,
     );
     let scoreboard = match Scoreboard::create(layout.region_bytes()) {
-        Ok(s) => {
-            layout.store(&s);
-            s
-        }
+        Ok(s) => s,
         Err(e) => {
             crit!(log, "cannot allocate shared memory"; "error" => %e);
             return 1;
         }
     };
+    if let Err(e) = layout.store(&scoreboard) {
+        crit!(log, "cannot draw the rate-limit tables' key"; "error" => %e);
+        return 1;
+    }
     // Before forking: every child maps the same metric pages.
     if let Err(e) = crate::metrics::install(config.prometheus_multiproc_dir.as_deref()) {
         crit!(log, "cannot create the metrics segment"; "error" => %e);

@@ -6,7 +6,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
@@ -19,6 +19,13 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Buffers up to this size are kept between requests (no allocation per request
 /// on a keep-alive connection); larger ones are given back once done with.
 const KEEP_BUFFER: usize = 2 * READ_CHUNK;
+/// A body arriving slower than this on average (bytes/s since its head was
+/// complete) may be closed to make room at the connection limit: far below any
+/// real uploader's link, far above a client trickling bytes to hold a slot.
+pub(crate) const SLOW_BODY_RATE: u64 = 1024;
+/// How long a body is given before its rate is judged, so that a client that has
+/// just sent its head (or waits for `100 Continue`) is not judged on nothing.
+pub(crate) const SLOW_BODY_GRACE: Duration = Duration::from_secs(1);
 
 pub(crate) enum Stream {
     Tcp(mio::net::TcpStream),
@@ -104,6 +111,10 @@ pub(crate) struct Conn {
     pub request_started: Option<Instant>,
     /// When the head of that request was complete, if its body is still arriving.
     pub body_started: Option<Instant>,
+    /// Bytes read from the socket, ever; and their number when the body started,
+    /// to tell a body's rate (`slow_body`).
+    pub received: u64,
+    pub body_base: u64,
     /// Unconsumed bytes the whole request takes, once known (head and a body of
     /// known length); 0 = unknown. Reads stop there.
     pub need: usize,
@@ -145,6 +156,8 @@ impl Conn {
             kept_alive: false,
             request_started: None,
             body_started: None,
+            received: 0,
+            body_base: 0,
             need: 0,
             accounted: 0,
             last_write: now,
@@ -205,6 +218,31 @@ impl Conn {
         }
     }
 
+    /// Notes that the head is complete and the body is arriving (once per request).
+    pub fn start_body(&mut self, now: Instant) {
+        if self.body_started.is_none() {
+            self.body_started = Some(now);
+            self.body_base = self.received;
+        }
+    }
+
+    /// A body arriving slower than `SLOW_BODY_RATE` after `SLOW_BODY_GRACE`: its
+    /// rate (bytes/s) and start, slowest and then oldest first. `None` for any
+    /// other connection.
+    pub fn slow_body(&self, now: Instant) -> Option<(u64, Instant)> {
+        let Phase::Body { since } = self.phase() else {
+            return None;
+        };
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed < SLOW_BODY_GRACE {
+            return None;
+        }
+        let bytes = self.received - self.body_base;
+        let rate = u128::from(bytes) * 1000 / elapsed.as_millis().max(1);
+        let rate = u64::try_from(rate).unwrap_or(u64::MAX);
+        (rate < SLOW_BODY_RATE).then_some((rate, since))
+    }
+
     /// Gives back buffers a finished request left larger than `KEEP_BUFFER`.
     pub fn shrink(&mut self) {
         if self.rpos >= self.rbuf.len() && self.rbuf.capacity() > KEEP_BUFFER {
@@ -250,6 +288,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     self.rbuf.truncate(len + n);
+                    self.received += n as u64;
                     // A short read of a stream socket means its buffer is empty now;
                     // edge-triggered readiness will tell us about anything newer.
                     if n < want && !self.peer_closed {
@@ -369,7 +408,8 @@ impl Phase {
     /// Which connection goes first when a worker at its limit makes room: refused
     /// ones, then idle keep-alive ones (longest idle first), then the oldest still
     /// sending a head (a new connection that sent nothing counts from its accept).
-    /// `None`: not closed for room (a body or an answer in progress).
+    /// `None`: not closed for room before all of those (a body or an answer in
+    /// progress); of those, only a slow body may go last (`Conn::slow_body`).
     pub fn eviction_rank(&self) -> Option<(u8, Instant)> {
         match *self {
             Phase::Closing { since, .. } => Some((0, since)),

@@ -118,6 +118,10 @@ fn version_error(buf: &[u8]) -> Rejection {
 struct Fields {
     length: Option<u64>,
     chunked: bool,
+    /// The codings of every Transfer-Encoding field, as one list: how many, and
+    /// whether one is not `chunked`.
+    codings: usize,
+    other_coding: bool,
     hosts: usize,
     close: bool,
     keep_alive: bool,
@@ -140,7 +144,7 @@ fn scan(headers: &[Header<'_>], version: Version) -> Result<Fields, Rejection> {
             if version == Version::Http10 {
                 return Err(Rejection::BadRequest("Transfer-Encoding in HTTP/1.0"));
             }
-            f.chunked = transfer_is_chunked(h.value)?;
+            add_codings(&mut f, h.value)?;
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in h.value.split(|b| *b == b',') {
                 let t = trim_ows(token);
@@ -151,6 +155,13 @@ fn scan(headers: &[Header<'_>], version: Version) -> Result<Fields, Rejection> {
             f.expect_continue = trim_ows(h.value).eq_ignore_ascii_case(b"100-continue");
         }
     }
+    // Repeated fields are one comma-separated list (RFC 9110 5.3): two
+    // `Transfer-Encoding: chunked` fields say `chunked, chunked`, not `chunked`.
+    f.chunked = match (f.codings, f.other_coding) {
+        (0, _) => false,
+        (1, false) => true,
+        _ => return Err(Rejection::NotImplemented),
+    };
     Ok(f)
 }
 
@@ -191,18 +202,21 @@ fn parse_length(v: &[u8]) -> Result<u64, Rejection> {
     Ok(v.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0')))
 }
 
-/// Only `chunked` (alone) is supported; any other coding → 501. Codings are
-/// compared byte for byte as ASCII tokens.
-fn transfer_is_chunked(v: &[u8]) -> Result<bool, Rejection> {
-    let mut codings = v
-        .split(|b| *b == b',')
-        .map(trim_ows)
-        .filter(|c| !c.is_empty());
-    match (codings.next(), codings.next()) {
-        (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") => Ok(true),
-        (None, _) => Err(Rejection::BadRequest("empty Transfer-Encoding")),
-        _ => Err(Rejection::NotImplemented),
+/// Adds one Transfer-Encoding field's codings to `f`'s list, of which only
+/// `chunked` alone is supported (any other list → 501, decided once every field is
+/// read). Codings are compared byte for byte as ASCII tokens.
+fn add_codings(f: &mut Fields, v: &[u8]) -> Result<(), Rejection> {
+    let before = f.codings;
+    for c in v.split(|b| *b == b',').map(trim_ows) {
+        if !c.is_empty() {
+            f.codings += 1;
+            f.other_coding |= !c.eq_ignore_ascii_case(b"chunked");
+        }
     }
+    if f.codings == before {
+        return Err(Rejection::BadRequest("empty Transfer-Encoding"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -324,5 +338,18 @@ mod tests {
         assert_eq!(te(b"gzip, chunked"), Err(Rejection::NotImplemented));
         assert_eq!(te(b"chunked,x"), Err(Rejection::NotImplemented));
         assert!(matches!(te(b" , "), Err(Rejection::BadRequest(_))));
+        // Repeated fields make one list: `chunked, chunked` is not `chunked`.
+        assert_eq!(
+            te(b"chunked\r\nTransfer-Encoding: chunked"),
+            Err(Rejection::NotImplemented)
+        );
+        assert_eq!(
+            te(b"gzip\r\ntransfer-encoding: chunked"),
+            Err(Rejection::NotImplemented)
+        );
+        assert_eq!(
+            te(b"chunked\r\nTransfer-Encoding: gzip"),
+            Err(Rejection::NotImplemented)
+        );
     }
 }

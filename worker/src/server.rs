@@ -8,9 +8,11 @@
 //!   a refused one has its input discarded, never buffered;
 //! - at most `max_connections` connections are held; at the limit a new connection
 //!   is admitted by closing a refused one, else the longest-idle keep-alive one,
-//!   else the oldest one still sending its head. When none of those exists (every
-//!   connection has a body or an answer in progress) the worker stops accepting and
-//!   leaves new connections in the kernel queue for its siblings;
+//!   else the oldest one still sending its head, else the one receiving its body
+//!   the slowest, if below 1 KiB/s after its first second. When none of those
+//!   exists (every connection has an answer or a body in progress at a fair rate)
+//!   the worker stops accepting and leaves new connections in the kernel queue for
+//!   its siblings;
 //! - every phase of a connection has a timer: a head must arrive within
 //!   `header_timeout`, a body within `body_timeout` (408 if anything came, then
 //!   close), an idle connection lasts `keep_alive` (a new one `header_timeout`);
@@ -310,14 +312,26 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
     }
 
     /// The connection to close to admit a new one at the limit (see
-    /// `Phase::eviction_rank`), if any may be closed.
+    /// `Phase::eviction_rank`), if any may be closed; failing those, the slowest
+    /// body (`Conn::slow_body`), so that clients trickling bodies cannot hold
+    /// every slot for the body timeout. It is closed without an answer.
     fn victim(&self) -> Option<usize> {
-        self.conns
+        let live = self
+            .conns
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| Some((c.as_ref()?.phase().eviction_rank()?, i)))
-            .min()
-            .map(|(_, i)| i)
+            .filter_map(|(i, c)| Some((i, c.as_ref()?)));
+        let ranked = live
+            .clone()
+            .filter_map(|(i, c)| Some((c.phase().eviction_rank()?, i)))
+            .min();
+        match ranked {
+            Some((_, i)) => Some(i),
+            None => live
+                .filter_map(|(i, c)| Some((c.slow_body(self.now)?, i)))
+                .min()
+                .map(|(_, i)| i),
+        }
     }
 
     fn insert(&mut self, mut stream: Stream, peer: Peer) {
@@ -467,7 +481,7 @@ impl<'a, H: Handler, L: Lifecycle> Server<'a, H, L> {
                     return self.close(idx);
                 }
                 if let Step::WaitBody { need } = step {
-                    conn.body_started.get_or_insert(self.now);
+                    conn.start_body(self.now);
                     if need > 0 && conn.need != need {
                         conn.reserve_request(need);
                     }

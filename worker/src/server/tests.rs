@@ -620,31 +620,62 @@ fn at_the_limit_idle_connections_go_first_then_the_oldest_still_sending_a_head()
     assert_eq!(s.live, 3);
 }
 
+/// Pumps the loop for `d`.
+fn pump_for(s: &mut Server<'_, Echo, Life>, d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        pump(s, 1);
+    }
+}
+
 #[test]
-fn at_the_limit_a_connection_receiving_its_body_is_never_closed_for_room() {
+fn at_the_limit_a_body_arriving_fast_is_kept_and_a_stalled_one_closed_for_room() {
     let (mut h, mut l) = Default::default();
     let lim = Limits {
         max_connections: 1,
+        max_body: 8192,
         ..limits()
     };
     let (mut s, addr) = listening(lim, &mut h, &mut l);
     let mut up = dial(
         addr,
-        b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab",
+        b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n",
     );
     until_live(&mut s, 1);
     let mut next = dial(addr, b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
-    let mut rn = Received::default();
-    pump(&mut s, 20);
-    rn.take(&mut next);
-    assert!(rn.bytes.is_empty() && !rn.eof, "left in the kernel queue");
-    let mut ru = Received::default();
-    up.write_all(b"cd").unwrap();
+    let (mut ru, mut rn) = (Received::default(), Received::default());
+    // 512 bytes every 200 ms (2.5 KiB/s), well past the grace period: kept, and
+    // the new connection waits in the kernel queue.
+    for _ in 0..7 {
+        up.write_all(&[b'x'; 512]).unwrap();
+        pump_for(&mut s, Duration::from_millis(200));
+        ru.take(&mut up);
+        rn.take(&mut next);
+        assert!(ru.bytes.is_empty() && !ru.eof, "the upload is kept");
+        assert!(rn.bytes.is_empty() && !rn.eof, "left in the kernel queue");
+    }
+    up.write_all(&[b'x'; 512]).unwrap();
     until(&mut s, &mut up, &mut ru, responses(1));
-    assert_eq!(ru.responses()[0].2, "POST /up abcd");
+    assert_eq!(ru.responses()[0].2.len(), "POST /up ".len() + 4096);
     // Answered and idle now, so it makes room for the waiting connection.
     until(&mut s, &mut next, &mut rn, responses(1));
     until(&mut s, &mut up, &mut ru, closed);
+
+    // A body that stalls holds its slot for its first second only, then goes
+    // (without an answer) for a new connection.
+    let mut stall = dial(
+        addr,
+        b"POST /stall HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab",
+    );
+    until(&mut s, &mut next, &mut rn, closed);
+    let mut late = dial(addr, b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (mut rs, mut rl) = (Received::default(), Received::default());
+    pump(&mut s, 5);
+    rs.take(&mut stall);
+    assert!(!rs.eof, "within its grace period");
+    until(&mut s, &mut late, &mut rl, responses(1));
+    until(&mut s, &mut stall, &mut rs, closed);
+    assert!(rs.eof && rs.bytes.is_empty(), "closed without an answer");
 }
 
 #[test]
