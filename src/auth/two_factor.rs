@@ -14,7 +14,7 @@ use super::accounts::{self, AccountError, LoggedIn};
 use super::{login_limit, password, token, totp};
 use crate::coord::Backend;
 use crate::secrets::{SecretError, SecretKey};
-use crate::store::{self, two_factor as stored, users, StoreError};
+use crate::store::{self, sessions, tokens, two_factor as stored, users, StoreError};
 
 /// The issuer authenticator apps show next to the account.
 pub const ISSUER: &str = "Blitz";
@@ -44,6 +44,9 @@ pub enum TwoFactorError {
     /// Unknown, expired, used or burnt ticket: the password step must be redone.
     #[error("Login ticket invalid or expired; log in again")]
     LoginTicket,
+    /// A page form posted with a bearer token instead of a session.
+    #[error("Two-factor login can only be changed from a logged-in session")]
+    NeedsSession,
     #[error(transparent)]
     Account(#[from] AccountError),
 }
@@ -129,11 +132,17 @@ pub fn recovery_left(conn: &Connection, user_id: i64) -> Result<i64, TwoFactorEr
 
 /// Turns the pending secret on if `code` is current for it; returns the recovery
 /// codes, in plaintext only here (they are stored hashed).
+///
+/// Every other session and every API token of the user is revoked with it: they
+/// were won with the password alone, and an account that shows two-factor login
+/// on (which `ADMIN_REQUIRE_2FA` trusts) must not keep such credentials. The
+/// enabling session (`keep_session`) has just shown a code and stays.
 pub fn enable(
     conn: &mut Connection,
     key: &SecretKey,
     user_id: i64,
     code: &str,
+    keep_session: i64,
 ) -> Result<Vec<String>, TwoFactorError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let s = stored::get(&tx, user_id)?;
@@ -150,8 +159,26 @@ pub fn enable(
     if !stored::enable(&tx, user_id, step, &hashes, now)? {
         return Err(TwoFactorError::NotPending);
     }
+    sessions::revoke_others(&tx, user_id, Some(keep_session), now)?;
+    tokens::revoke_all(&tx, user_id)?;
     tx.commit()?;
     Ok(codes)
+}
+
+/// Turns two-factor login off by an operator (the user lost their authenticator
+/// and recovery codes): forgets the secret, the recovery codes and the login
+/// tickets, and ends every session of the user, which were won with the factor
+/// now gone. False when the user had no two-factor login (nothing changes then).
+pub fn reset(conn: &mut Connection, user_id: i64) -> Result<bool, TwoFactorError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let s = stored::get(&tx, user_id)?;
+    if s.secret.is_none() && s.pending.is_none() {
+        return Ok(false);
+    }
+    stored::disable(&tx, user_id)?;
+    sessions::revoke_others(&tx, user_id, None, store::now())?;
+    tx.commit()?;
+    Ok(true)
 }
 
 /// Turns two-factor login off; needs the password and a code (TOTP or recovery).
