@@ -647,3 +647,46 @@ fn an_operator_turns_two_factor_login_off_for_a_lost_phone() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user"));
 }
+
+/// The password step with `password`: the ticket.
+fn ticket_with(s: &Server, password: &str) -> String {
+    let r = login_resp(s.port, ADMIN, password);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["ticket"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn login_tickets_die_with_a_password_change_or_reset() {
+    let s = server(Vec::new());
+    let p = s.port;
+    let b = login(p, ADMIN, PW);
+    let (_, _, recovery) = enrol(&s, &b);
+    // A ticket won with the password, then the password changes.
+    let t = ticket_with(&s, PW);
+    let body = json!({"current_password": PW, "new_password": "second-pass-2"}).to_string();
+    let r = b.call(p, "POST", "/api/auth/password", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let dead = verify(&s, &t, &recovery[0]);
+    assert_eq!(dead.status, 401, "{}", dead.text());
+    assert!(dead.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("log in again"));
+
+    // The same for a reset by mail.
+    let t = ticket_with(&s, "second-pass-2");
+    let r = post(&s, "/api/auth/forgot", json!({"email": ADMIN}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let outbox = s.path("instance/outbox");
+    let reset = common::api::mailed_token(&outbox, ADMIN, "/reset/");
+    let r = post(
+        &s,
+        "/api/auth/reset",
+        json!({"token": reset, "new_password": "third-pass-3"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(verify(&s, &t, &recovery[0]).status, 401, "ticket died");
+    // A ticket won with the new password works (the recovery code was not spent).
+    let t = ticket_with(&s, "third-pass-3");
+    browser(&verify(&s, &t, &recovery[0]));
+}

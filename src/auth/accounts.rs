@@ -11,7 +11,7 @@ use crate::coord::Backend;
 use crate::mail::compose::{self, Composed};
 use crate::mail::sealing;
 use crate::secrets::SecretKey;
-use crate::store::{self, mail_queue, resets, sessions, tokens, users, StoreError};
+use crate::store::{self, mail_queue, resets, sessions, tokens, two_factor, users, StoreError};
 
 pub const VERIFY_TTL_S: i64 = 24 * 3600;
 pub const RESET_TTL_S: i64 = 3600;
@@ -267,6 +267,7 @@ pub fn change_password(
         tokens::revoke_all(&tx, user.id)?;
     }
     resets::revoke_all(&tx, user.id, store::now())?;
+    two_factor::delete_tickets(&tx, user.id)?;
     tx.commit()?;
     Ok(())
 }
@@ -318,8 +319,10 @@ pub fn reset(conn: &mut Connection, raw_token: &str, new: &str) -> Result<(), Ac
     users::set_verified(&tx, user_id, true, now)?;
     sessions::revoke_others(&tx, user_id, None, now)?;
     tokens::revoke_all(&tx, user_id)?;
-    // Any other reset link mailed earlier dies with this one.
+    // Any other reset link mailed earlier dies with this one, and so do login
+    // tickets won with the old password.
     resets::revoke_all(&tx, user_id, now)?;
+    two_factor::delete_tickets(&tx, user_id)?;
     tx.commit()?;
     Ok(())
 }
@@ -411,6 +414,7 @@ pub fn set_password(
     users::set_password(&tx, user.id, &hash)?;
     sessions::revoke_others(&tx, user.id, None, store::now())?;
     resets::revoke_all(&tx, user.id, store::now())?;
+    two_factor::delete_tickets(&tx, user.id)?;
     if api_tokens == ApiTokens::Revoke {
         tokens::revoke_all(&tx, user.id)?;
     }
