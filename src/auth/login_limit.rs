@@ -77,6 +77,12 @@ impl Attempt<'_> {
     /// The password was right but a second factor is still due: this attempt was
     /// no failure, yet earlier failures stay counted (wrong codes add to them).
     pub fn first_factor_passed(self, limiter: &dyn Backend) {
+        self.not_failed(limiter);
+    }
+
+    /// This attempt was no failure; earlier failures stay counted (a password
+    /// checked for a logged-in caller must not wipe out someone else's guesses).
+    pub fn not_failed(self, limiter: &dyn Backend) {
         if let Some(t) = &self.ticket {
             let _ = limiter.refund(&self.checks, t);
         }
