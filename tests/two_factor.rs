@@ -690,3 +690,50 @@ fn login_tickets_die_with_a_password_change_or_reset() {
     let t = ticket_with(&s, "third-pass-3");
     browser(&verify(&s, &t, &recovery[0]));
 }
+
+#[test]
+fn wrong_codes_are_capped_per_account_across_client_addresses() {
+    let s = server(Vec::new());
+    let p = s.port;
+    let (secret, step, _) = enrol(&s, &login(p, ADMIN, PW));
+    let wrong = wrong_code(&secret, step + 1);
+    // Someone with the password, from many addresses (a trusted proxy's
+    // X-Forwarded-For): each address stays under its own failed-login limit.
+    let from = |ip: &str, path: &str, body: Value| {
+        call(
+            p,
+            "POST",
+            path,
+            &[("X-Forwarded-For", ip)],
+            &body.to_string(),
+        )
+    };
+    let ticket_from = |ip: &str| {
+        let r = from(
+            ip,
+            "/api/auth/login",
+            json!({"email": ADMIN, "password": PW}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["ticket"].as_str().unwrap().to_string()
+    };
+    let mut guesses = 0;
+    for (i, n) in [3, 3, 3, 1].into_iter().enumerate() {
+        let ip = format!("10.0.1.{}", i + 1);
+        let t = ticket_from(&ip);
+        for _ in 0..n {
+            let body = json!({"ticket": t, "code": wrong});
+            let r = from(&ip, "/api/auth/2fa/verify", body);
+            assert_eq!(r.status, 401, "guess {guesses}: {}", r.text());
+            guesses += 1;
+        }
+    }
+    assert_eq!(guesses, 10);
+    // The eleventh code, from yet another address, is refused whatever it is.
+    let t = ticket_from("10.0.1.9");
+    let body = json!({"ticket": t, "code": code(&secret, step + 1)});
+    let r = from("10.0.1.9", "/api/auth/2fa/verify", body);
+    assert_eq!(r.status, 429, "{}", r.text());
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 60, "the account's 15-minute window: {retry}");
+}

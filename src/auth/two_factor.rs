@@ -5,8 +5,9 @@
 //! Invariants: the TOTP secret is only stored sealed with the instance key, bound
 //! to its user; a code's 30-second step is spent once per user (replay refused);
 //! recovery codes and tickets are only stored hashed and are single-use; every
-//! wrong code counts toward the failed-login limit, and a ticket dies after
-//! `TICKET_MAX_FAILURES` wrong codes or `TICKET_TTL_S` seconds.
+//! wrong code counts toward the failed-login limit and the account's own limit
+//! on wrong codes (`login_limit::CODE_LIMIT`, across all addresses), and a ticket
+//! dies after `TICKET_MAX_FAILURES` wrong codes or `TICKET_TTL_S` seconds.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -201,12 +202,20 @@ pub fn disable(
     if !password::verify(pass, &user.password_hash) {
         return Err(TwoFactorError::WrongPassword);
     }
+    let code_attempt = match login_limit::begin_code(limiter, user.id) {
+        Ok(a) => a,
+        Err(retry_after_s) => {
+            attempt.not_failed(limiter);
+            return Err(AccountError::TooManyAttempts { retry_after_s }.into());
+        }
+    };
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !spend_code(&tx, key, user.id, code, store::now())? {
         return Err(TwoFactorError::InvalidCode);
     }
     stored::disable(&tx, user.id)?;
     tx.commit()?;
+    code_attempt.right(limiter);
     attempt.succeeded(limiter);
     Ok(())
 }
@@ -247,6 +256,13 @@ pub fn verify_login(
     let ip = crate::coord::ip_key(client_ip);
     let attempt = login_limit::begin(limiter, &user.email, &ip)
         .map_err(|retry_after_s| AccountError::TooManyAttempts { retry_after_s })?;
+    let code_attempt = match login_limit::begin_code(limiter, user.id) {
+        Ok(a) => a,
+        Err(retry_after_s) => {
+            attempt.not_failed(limiter);
+            return Err(AccountError::TooManyAttempts { retry_after_s }.into());
+        }
+    };
     // One write transaction: the ticket is re-read inside it, so two requests with
     // the same ticket cannot both finish, nor both miss a failure.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -260,6 +276,7 @@ pub fn verify_login(
     }
     stored::use_ticket(&tx, found.id, now)?;
     tx.commit()?;
+    code_attempt.right(limiter);
     attempt.succeeded(limiter);
     // The account may have changed in the minutes since the password step.
     if user.disabled {

@@ -24,7 +24,8 @@ use std::fmt;
 
 pub use breaker::Coordinator;
 
-/// The limited bot groups, the failed-login limits and registration. The local
+/// The limited bot groups, the failed-login limits, registration and wrong
+/// second-factor codes. The local
 /// backend has one table per group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {
@@ -38,10 +39,12 @@ pub enum Group {
     LoginIp,
     /// Registrations per client IP.
     Register,
+    /// Wrong second-factor codes per account, from every address together.
+    TwoFactorUser,
 }
 
 impl Group {
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 8] = [
         Group::Start,
         Group::Stop,
         Group::Recover,
@@ -49,6 +52,7 @@ impl Group {
         Group::LoginPair,
         Group::LoginIp,
         Group::Register,
+        Group::TwoFactorUser,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +64,7 @@ impl Group {
             Group::LoginPair => "login_email_ip",
             Group::LoginIp => "login_ip",
             Group::Register => "register",
+            Group::TwoFactorUser => "two_factor_user",
         }
     }
 
@@ -70,7 +75,10 @@ impl Group {
     /// Whether a request is refused when its key finds no room in the local table:
     /// an attacker must not be able to lift these limits by filling the table.
     pub fn fails_closed(self) -> bool {
-        matches!(self, Group::LoginPair | Group::LoginIp | Group::Register)
+        matches!(
+            self,
+            Group::LoginPair | Group::LoginIp | Group::Register | Group::TwoFactorUser
+        )
     }
 
     /// Whether the group also has a ceiling across all callers
