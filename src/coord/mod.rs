@@ -25,8 +25,7 @@ use std::fmt;
 pub use breaker::Coordinator;
 
 /// The limited bot groups, the failed-login limits, registration and wrong
-/// second-factor codes. The local
-/// backend has one table per group.
+/// second-factor codes. The local backend has one table per group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {
     Start,
