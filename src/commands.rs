@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use rusqlite::Connection;
 
-use crate::auth::{accounts, token, AccountError};
+use crate::auth::{accounts, token, two_factor, AccountError};
 use crate::config::{self, DbArgs, ServeArgs, TokenCommand, UserCommand};
 use crate::store::{self, users};
 
@@ -103,6 +103,39 @@ pub fn user(cmd: UserCommand) -> i32 {
                 accounts::ApiTokens::Revoke
             };
             user_set_password(&email, api_tokens, &db)
+        }
+        UserCommand::Reset2fa { email, db } => user_reset_2fa(&email, &db),
+    }
+}
+
+/// `blitz user reset-2fa`: the operator's way back in for a user without their
+/// second factor (docs/operations.md, Two-factor login).
+fn user_reset_2fa(email: &str, db: &DbArgs) -> i32 {
+    let mut conn = match open(db) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let email = email.trim().to_lowercase();
+    let user = match users::by_email(&conn, &email) {
+        Ok(Some(u)) => u,
+        Ok(None) => return account_failure(AccountError::NotFound),
+        Err(e) => {
+            eprintln!("blitz: {e}");
+            return 1;
+        }
+    };
+    match two_factor::reset(&mut conn, user.id) {
+        Ok(true) => {
+            eprintln!("two-factor login turned off; all sessions of {email} were ended");
+            0
+        }
+        Ok(false) => {
+            eprintln!("two-factor login was not on for {email}; nothing changed");
+            0
+        }
+        Err(e) => {
+            eprintln!("blitz: {e}");
+            1
         }
     }
 }

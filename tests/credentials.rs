@@ -582,3 +582,35 @@ fn api_tokens_are_capped_and_their_list_pages() {
     );
     assert_eq!(b.call(p, "POST", "/api/auth/tokens", "{}").status, 201);
 }
+
+#[test]
+fn wrong_current_passwords_are_limited_like_failed_logins() {
+    let s = Server::start();
+    let p = s.port;
+    let b = new_user(p, &outbox(&s), "guess@example.com", PW);
+    let token = new_token(p, &b);
+    let auth = format!("Bearer {token}");
+    // A leaked token trying passwords: five wrong ones, then refusals.
+    let change = |current: &str| {
+        let body = json!({"current_password": current, "new_password": "new-pass-123",
+                          "keep_tokens": true})
+        .to_string();
+        call(
+            p,
+            "POST",
+            "/api/auth/password",
+            &[("Authorization", &auth)],
+            &body,
+        )
+    };
+    for i in 0..5 {
+        let r = change(&format!("guess-{i}-wrong"));
+        assert_eq!(r.status, 400, "{}", r.text());
+    }
+    let limited = change("guess-5-wrong");
+    assert_eq!(limited.status, 429, "{}", limited.text());
+    assert!(limited.header("retry-after").is_some());
+    // Even the right password waits: the guesses cannot go on.
+    assert_eq!(change(PW).status, 429);
+    assert_eq!(login_resp(p, "guess@example.com", PW).status, 429);
+}

@@ -98,6 +98,19 @@ fn browser(r: &Resp) -> Browser {
     }
 }
 
+fn new_token(s: &Server, b: &Browser) -> String {
+    let r = b.call(s.port, "POST", "/api/auth/tokens", r#"{"name":"script"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["token"].as_str().unwrap().to_string()
+}
+
+/// A JSON request with a bearer token.
+fn bearer_with(s: &Server, token: &str, method: &str, path: &str) -> Resp {
+    let auth = format!("Bearer {token}");
+    let body = if method == "GET" { "" } else { "{}" };
+    call(s.port, method, path, &[("Authorization", &auth)], body)
+}
+
 #[test]
 fn our_test_codes_match_rfc6238() {
     // "12345678901234567890" in base32; T = 59 s is step 1 → 94287082.
@@ -259,9 +272,21 @@ fn admin_require_2fa_sends_admins_to_enrol_first() {
     // Their own pages and the enrolment stay open.
     let settings = call(p, "GET", "/settings", &[("Cookie", b.cookie.as_str())], "");
     assert_eq!(settings.status, 200);
+    // Credentials won with the password alone before two-factor login was on.
+    let other = login(p, ADMIN, PW);
+    let token = new_token(&s, &other);
+    assert_eq!(bearer_with(&s, &token, "GET", "/api/auth/me").status, 200);
     let (secret, step, _) = enrol(&s, &b);
-    // The same session, now with two-factor login on, and a fresh one.
+    // The enabling session proved a code and stays; the others are revoked at
+    // once, in every worker, rather than passing for two-factor admins.
     assert_eq!(b.call(p, "GET", "/api/admin/users", "").status, 200);
+    assert_eq!(other.call(p, "GET", "/api/admin/users", "").status, 401);
+    assert_eq!(other.call(p, "GET", "/api/auth/me", "").status, 401);
+    assert_eq!(
+        bearer_with(&s, &token, "GET", "/api/admin/users").status,
+        401
+    );
+    assert_eq!(bearer_with(&s, &token, "GET", "/api/auth/me").status, 401);
     let fresh = browser(&verify(&s, &ticket(&s), &code(&secret, step + 1)));
     assert_eq!(fresh.call(p, "GET", "/api/admin/users", "").status, 200);
     assert_eq!(page(&fresh).status, 200);
@@ -543,4 +568,172 @@ fn the_login_form_without_script_asks_for_the_code_then_logs_in() {
     let me = call(s.port, "GET", "/api/auth/me", &[("Cookie", &session)], "");
     assert_eq!(me.json()["user"]["email"], ADMIN);
     assert_eq!(me.json()["two_factor"], true);
+}
+
+#[test]
+fn api_tokens_cannot_change_two_factor_login() {
+    let s = server(Vec::new());
+    let b = login(s.port, ADMIN, PW);
+    let token = new_token(&s, &b);
+    let refused = |path: &str| {
+        let r = bearer_with(&s, &token, "POST", path);
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert!(r.json()["error"].as_str().unwrap().contains("session"));
+    };
+    // A leaked token must not enrol its own authenticator.
+    refused("/api/auth/2fa/setup");
+    refused("/api/auth/2fa/enable");
+    let me = bearer_with(&s, &token, "GET", "/api/auth/me");
+    assert_eq!(me.json()["two_factor"], false);
+    // Nor turn the owner's off (the token dies when it is enabled: a new one).
+    let (secret, step, _) = enrol(&s, &b);
+    let token = new_token(&s, &b);
+    let body = json!({"password": PW, "code": code(&secret, step + 1)}).to_string();
+    let auth = format!("Bearer {token}");
+    let r = call(
+        s.port,
+        "POST",
+        "/api/auth/2fa/disable",
+        &[("Authorization", &auth)],
+        &body,
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    let me = bearer_with(&s, &token, "GET", "/api/auth/me");
+    assert_eq!(me.json()["two_factor"], true);
+}
+
+/// `blitz user reset-2fa --email E`, as an operator runs it.
+fn reset_2fa(s: &Server, email: &str) -> std::process::Output {
+    common::blitz_cmd(s.dir.path())
+        .args([
+            "user",
+            "reset-2fa",
+            "--email",
+            email,
+            "--database",
+            "instance/database.db",
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_operator_turns_two_factor_login_off_for_a_lost_phone() {
+    let s = server(Vec::new());
+    let p = s.port;
+    let b = login(p, ADMIN, PW);
+    let (secret, step, recovery) = enrol(&s, &b);
+    let t = ticket(&s);
+    let out = reset_2fa(&s, ADMIN);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("turned off"), "{stderr}");
+    // Its sessions end (workers notice within a second), its tickets die, and the
+    // password alone logs in again.
+    common::wait_for(
+        std::time::Duration::from_secs(3),
+        "the session to end",
+        || b.call(p, "GET", "/api/auth/me", "").status == 401,
+    );
+    assert_eq!(verify(&s, &t, &code(&secret, step + 1)).status, 401);
+    let fresh = login(p, ADMIN, PW);
+    let me = fresh.call(p, "GET", "/api/auth/me", "");
+    assert_eq!(me.json()["two_factor"], false);
+    // The old recovery codes are gone with it: enrolling again makes new ones.
+    let (_, _, again) = enrol(&s, &fresh);
+    assert!(recovery.iter().all(|c| !again.contains(c)));
+
+    let out = reset_2fa(&s, "nobody@example.com");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user"));
+}
+
+/// The password step with `password`: the ticket.
+fn ticket_with(s: &Server, password: &str) -> String {
+    let r = login_resp(s.port, ADMIN, password);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["ticket"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn login_tickets_die_with_a_password_change_or_reset() {
+    let s = server(Vec::new());
+    let p = s.port;
+    let b = login(p, ADMIN, PW);
+    let (_, _, recovery) = enrol(&s, &b);
+    // A ticket won with the password, then the password changes.
+    let t = ticket_with(&s, PW);
+    let body = json!({"current_password": PW, "new_password": "second-pass-2"}).to_string();
+    let r = b.call(p, "POST", "/api/auth/password", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let dead = verify(&s, &t, &recovery[0]);
+    assert_eq!(dead.status, 401, "{}", dead.text());
+    assert!(dead.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("log in again"));
+
+    // The same for a reset by mail.
+    let t = ticket_with(&s, "second-pass-2");
+    let r = post(&s, "/api/auth/forgot", json!({"email": ADMIN}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let outbox = s.path("instance/outbox");
+    let reset = common::api::mailed_token(&outbox, ADMIN, "/reset/");
+    let r = post(
+        &s,
+        "/api/auth/reset",
+        json!({"token": reset, "new_password": "third-pass-3"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(verify(&s, &t, &recovery[0]).status, 401, "ticket died");
+    // A ticket won with the new password works (the recovery code was not spent).
+    let t = ticket_with(&s, "third-pass-3");
+    browser(&verify(&s, &t, &recovery[0]));
+}
+
+#[test]
+fn wrong_codes_are_capped_per_account_across_client_addresses() {
+    let s = server(Vec::new());
+    let p = s.port;
+    let (secret, step, _) = enrol(&s, &login(p, ADMIN, PW));
+    let wrong = wrong_code(&secret, step + 1);
+    // Someone with the password, from many addresses (a trusted proxy's
+    // X-Forwarded-For): each address stays under its own failed-login limit.
+    let from = |ip: &str, path: &str, body: Value| {
+        call(
+            p,
+            "POST",
+            path,
+            &[("X-Forwarded-For", ip)],
+            &body.to_string(),
+        )
+    };
+    let ticket_from = |ip: &str| {
+        let r = from(
+            ip,
+            "/api/auth/login",
+            json!({"email": ADMIN, "password": PW}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["ticket"].as_str().unwrap().to_string()
+    };
+    let mut guesses = 0;
+    for (i, n) in [3, 3, 3, 1].into_iter().enumerate() {
+        let ip = format!("10.0.1.{}", i + 1);
+        let t = ticket_from(&ip);
+        for _ in 0..n {
+            let body = json!({"ticket": t, "code": wrong});
+            let r = from(&ip, "/api/auth/2fa/verify", body);
+            assert_eq!(r.status, 401, "guess {guesses}: {}", r.text());
+            guesses += 1;
+        }
+    }
+    assert_eq!(guesses, 10);
+    // The eleventh code, from yet another address, is refused whatever it is.
+    let t = ticket_from("10.0.1.9");
+    let body = json!({"ticket": t, "code": code(&secret, step + 1)});
+    let r = from("10.0.1.9", "/api/auth/2fa/verify", body);
+    assert_eq!(r.status, 429, "{}", r.text());
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 60, "the account's 15-minute window: {retry}");
 }

@@ -11,7 +11,7 @@ use crate::coord::Backend;
 use crate::mail::compose::{self, Composed};
 use crate::mail::sealing;
 use crate::secrets::SecretKey;
-use crate::store::{self, mail_queue, resets, sessions, tokens, users, StoreError};
+use crate::store::{self, mail_queue, resets, sessions, tokens, two_factor, users, StoreError};
 
 pub const VERIFY_TTL_S: i64 = 24 * 3600;
 pub const RESET_TTL_S: i64 = 3600;
@@ -245,28 +245,46 @@ pub enum ApiTokens {
     Keep,
 }
 
+/// A password change as asked: the current password, the new one, and what stays
+/// valid besides the session that asked for it.
+pub struct PasswordChange<'a> {
+    pub current: &'a str,
+    pub new: &'a str,
+    pub keep_session: Option<i64>,
+    pub api_tokens: ApiTokens,
+}
+
 /// Changes the password and revokes every other session of the user (the current
 /// one, if the request came with a session, stays valid) and, unless kept, every
 /// API token.
+///
+/// A wrong current password counts as a failed login of the account from the
+/// client's address (`login_limit`): a leaked session or token must not be able
+/// to try passwords without limit.
 pub fn change_password(
     conn: &mut Connection,
+    limiter: &dyn Backend,
+    client_ip: &str,
     user: &users::User,
-    current: &str,
-    new: &str,
-    keep_session: Option<i64>,
-    api_tokens: ApiTokens,
+    change: &PasswordChange<'_>,
 ) -> Result<(), AccountError> {
-    if !password::verify(current, &user.password_hash) {
+    let ip = crate::coord::ip_key(client_ip);
+    let attempt = login_limit::begin(limiter, &user.email, &ip)
+        .map_err(|retry_after_s| AccountError::TooManyAttempts { retry_after_s })?;
+    if !password::verify(change.current, &user.password_hash) {
         return Err(AccountError::WrongPassword);
     }
-    let hash = new_password("new_password", new)?;
+    // Not a failure; earlier ones stay counted for their minute.
+    attempt.not_failed(limiter);
+    let hash = new_password("new_password", change.new)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     users::set_password(&tx, user.id, &hash)?;
-    sessions::revoke_others(&tx, user.id, keep_session, store::now())?;
-    if api_tokens == ApiTokens::Revoke {
+    sessions::revoke_others(&tx, user.id, change.keep_session, store::now())?;
+    if change.api_tokens == ApiTokens::Revoke {
         tokens::revoke_all(&tx, user.id)?;
     }
     resets::revoke_all(&tx, user.id, store::now())?;
+    two_factor::delete_tickets(&tx, user.id)?;
     tx.commit()?;
     Ok(())
 }
@@ -318,8 +336,10 @@ pub fn reset(conn: &mut Connection, raw_token: &str, new: &str) -> Result<(), Ac
     users::set_verified(&tx, user_id, true, now)?;
     sessions::revoke_others(&tx, user_id, None, now)?;
     tokens::revoke_all(&tx, user_id)?;
-    // Any other reset link mailed earlier dies with this one.
+    // Any other reset link mailed earlier dies with this one, and so do login
+    // tickets won with the old password.
     resets::revoke_all(&tx, user_id, now)?;
+    two_factor::delete_tickets(&tx, user_id)?;
     tx.commit()?;
     Ok(())
 }
@@ -411,6 +431,7 @@ pub fn set_password(
     users::set_password(&tx, user.id, &hash)?;
     sessions::revoke_others(&tx, user.id, None, store::now())?;
     resets::revoke_all(&tx, user.id, store::now())?;
+    two_factor::delete_tickets(&tx, user.id)?;
     if api_tokens == ApiTokens::Revoke {
         tokens::revoke_all(&tx, user.id)?;
     }

@@ -7,10 +7,11 @@
 //! (no BREACH-style recovery from compressed pages) and all of them validate.
 //!
 //! The login form (login CSRF: another site logging a victim into the attacker's
-//! account) has no session yet: the login page sets a random nonce in the
-//! `blitz_login` cookie and puts MAC(instance key, nonce) in the form. Another site
-//! can neither read the cookie nor compute the MAC, so it cannot post a form that
-//! matches the cookie the victim's browser sends.
+//! account) has no session yet: the login page sets a nonce in the `blitz_login`
+//! cookie and puts MAC(instance key, nonce) in the form. Another site can neither
+//! read the cookie nor compute the MAC, so it cannot post a form that matches the
+//! cookie the victim's browser sends. The nonce itself is random bytes and their
+//! MAC: one who can plant a cookie still cannot choose a nonce of their own.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -52,15 +53,36 @@ pub fn matches(presented: &str, secret: &str) -> bool {
     unmasked.ct_eq(&s).into()
 }
 
-/// A new login-form nonce, for the `blitz_login` cookie.
-pub fn new_login_nonce() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<LEN>())
+/// Random bytes at the start of a login nonce; a MAC of them fills the rest.
+const NONCE_RANDOM: usize = LEN / 2;
+
+/// A new login-form nonce, for the `blitz_login` cookie: random bytes and their
+/// MAC under the instance key, so that only this server can make one.
+pub fn new_login_nonce(key: &SecretKey) -> String {
+    let random = random_bytes::<NONCE_RANDOM>();
+    let mut nonce = [0u8; LEN];
+    nonce[..NONCE_RANDOM].copy_from_slice(&random);
+    nonce[NONCE_RANDOM..].copy_from_slice(&nonce_mac(key, &random));
+    URL_SAFE_NO_PAD.encode(nonce)
 }
 
-/// Whether a cookie value is a nonce this server could have made (a page reuses
-/// it, so that two open login tabs both stay valid).
-pub fn is_login_nonce(nonce: &str) -> bool {
-    decode::<LEN>(nonce).is_some()
+fn nonce_mac(key: &SecretKey, random: &[u8]) -> [u8; LEN - NONCE_RANDOM] {
+    let mac = key.mac("login nonce", random);
+    let mut out = [0u8; LEN - NONCE_RANDOM];
+    out.copy_from_slice(&mac[..LEN - NONCE_RANDOM]);
+    out
+}
+
+/// Whether a cookie value is a nonce this server made (a page reuses it, so that
+/// two open login tabs both stay valid). A nonce of the attacker's choosing, planted
+/// in the victim's browser (from a sibling subdomain, say), fails here: without
+/// the key no one can make one that passes.
+pub fn is_login_nonce(key: &SecretKey, nonce: &str) -> bool {
+    let Some(raw) = decode::<LEN>(nonce) else {
+        return false;
+    };
+    let (random, mac) = raw.split_at(NONCE_RANDOM);
+    nonce_mac(key, random).ct_eq(mac).into()
 }
 
 /// The login form's token for the cookie's nonce.
@@ -68,9 +90,9 @@ pub fn login_token(key: &SecretKey, nonce: &str) -> String {
     URL_SAFE_NO_PAD.encode(key.mac("login csrf", nonce.as_bytes()))
 }
 
-/// Whether the form's token belongs to the cookie's nonce.
+/// Whether the cookie's nonce is one of ours and the form's token belongs to it.
 pub fn login_matches(key: &SecretKey, nonce: &str, presented: &str) -> bool {
-    is_login_nonce(nonce)
+    is_login_nonce(key, nonce)
         && login_token(key, nonce)
             .as_bytes()
             .ct_eq(presented.as_bytes())
@@ -118,14 +140,34 @@ mod tests {
     #[test]
     fn login_tokens_belong_to_their_nonce_and_key() {
         let key = SecretKey::derive(b"instance key material");
-        let nonce = new_login_nonce();
+        let nonce = new_login_nonce(&key);
         let token = login_token(&key, &nonce);
         assert!(login_matches(&key, &nonce, &token));
-        assert!(!login_matches(&key, &new_login_nonce(), &token));
+        assert!(!login_matches(&key, &new_login_nonce(&key), &token));
         assert!(!login_matches(&SecretKey::derive(b"other"), &nonce, &token));
         assert!(!login_matches(&key, &nonce, ""));
         assert!(!login_matches(&key, "", &login_token(&key, "")));
         assert!(!login_matches(&key, &nonce, &nonce));
+    }
+
+    /// A cookie-planting attacker picks a well-formed nonce and computes nothing
+    /// else: without the key, neither the nonce nor its form token passes.
+    #[test]
+    fn only_server_issued_nonces_are_accepted() {
+        let key = SecretKey::derive(b"instance key material");
+        let nonce = new_login_nonce(&key);
+        assert!(is_login_nonce(&key, &nonce));
+        assert_ne!(nonce, new_login_nonce(&key));
+        assert!(!is_login_nonce(&SecretKey::derive(b"other"), &nonce));
+        let chosen = URL_SAFE_NO_PAD.encode([7u8; LEN]);
+        assert!(!is_login_nonce(&key, &chosen));
+        assert!(!login_matches(&key, &chosen, &login_token(&key, &chosen)));
+        // One bit changed anywhere breaks it.
+        let mut raw = URL_SAFE_NO_PAD.decode(&nonce).unwrap();
+        raw[0] ^= 1;
+        let flipped = URL_SAFE_NO_PAD.encode(&raw);
+        assert!(!login_matches(&key, &flipped, &login_token(&key, &flipped)));
+        assert!(!is_login_nonce(&key, "") && !is_login_nonce(&key, "!!"));
     }
 
     #[test]

@@ -43,11 +43,15 @@ fn checks<'a>(email: &'a str, ip: &'a str) -> [Check<'a>; 2] {
 /// Starts an attempt, or returns the seconds until one is allowed.
 pub fn begin<'a>(limiter: &dyn Backend, email: &'a str, ip: &'a str) -> Result<Attempt<'a>, u64> {
     let checks = checks(email, ip);
-    match limiter.admit(&checks) {
-        Ok(Decision::Allowed { ticket, .. }) => Ok(Attempt {
-            checks,
-            ticket: Some(ticket),
-        }),
+    let ticket = admit(limiter, &checks)?;
+    Ok(Attempt { checks, ticket })
+}
+
+/// A place in every window of `checks`: the admission's ticket (`None` if the
+/// backend failed), or the seconds until one is allowed.
+fn admit(limiter: &dyn Backend, checks: &[Check<'_>]) -> Result<Option<Ticket>, u64> {
+    match limiter.admit(checks) {
+        Ok(Decision::Allowed { ticket, .. }) => Ok(Some(ticket)),
         // Round up: a client that waits `Retry-After` seconds must find room.
         Ok(Decision::Denied { index, retry_ms }) => {
             // The refused window's group, so login lock-outs show in
@@ -58,10 +62,44 @@ pub fn begin<'a>(limiter: &dyn Backend, email: &'a str, ip: &'a str) -> Result<A
             Err(retry_ms.div_ceil(1000).max(1))
         }
         // Only reachable if even the local tables fail; do not lock everyone out.
-        Err(_) => Ok(Attempt {
-            checks,
-            ticket: None,
-        }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Wrong second-factor codes per account in `CODE_WINDOW_MS`, from every address
+/// together. Whoever has the password can win a login ticket from each address
+/// they hold, so the per-address windows alone do not bound the guesses at one
+/// account's codes; this does (at worst it also holds up the owner's code step
+/// for a while, which only someone with the password can cause).
+pub const CODE_LIMIT: u32 = 10;
+pub const CODE_WINDOW_MS: u64 = 15 * 60_000;
+
+/// One second-factor code's place in its account's window.
+pub struct CodeAttempt {
+    check: Check<'static>,
+    ticket: Option<Ticket>,
+}
+
+/// Starts a code attempt for `user_id`, or returns the seconds until one is
+/// allowed.
+pub fn begin_code(limiter: &dyn Backend, user_id: i64) -> Result<CodeAttempt, u64> {
+    let check = Check {
+        group: Group::TwoFactorUser,
+        subject: Subject::User(user_id),
+        max: CODE_LIMIT,
+        window_ms: CODE_WINDOW_MS,
+    };
+    let ticket = admit(limiter, &[check])?;
+    Ok(CodeAttempt { check, ticket })
+}
+
+impl CodeAttempt {
+    /// The code was right: this attempt was no failure. Earlier wrong codes stay
+    /// counted, so the owner's login does not hand a guesser a fresh window.
+    pub fn right(self, limiter: &dyn Backend) {
+        if let Some(t) = &self.ticket {
+            let _ = limiter.refund(&[self.check], t);
+        }
     }
 }
 
@@ -77,6 +115,12 @@ impl Attempt<'_> {
     /// The password was right but a second factor is still due: this attempt was
     /// no failure, yet earlier failures stay counted (wrong codes add to them).
     pub fn first_factor_passed(self, limiter: &dyn Backend) {
+        self.not_failed(limiter);
+    }
+
+    /// This attempt was no failure; earlier failures stay counted (a password
+    /// checked for a logged-in caller must not wipe out someone else's guesses).
+    pub fn not_failed(self, limiter: &dyn Backend) {
         if let Some(t) = &self.ticket {
             let _ = limiter.refund(&self.checks, t);
         }

@@ -1,7 +1,9 @@
 //! Password hashing: Argon2id with OWASP's recommended minimum parameters
 //! (19 MiB memory, 2 passes, 1 lane), in the PHC string format.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -24,8 +26,28 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Nanoseconds this process has spent hashing, ever: the worker's hashing budget
+/// (`http::hash_budget`) charges a request the growth of this across its handler,
+/// not the handler's whole time (which includes waits for the database lock).
+static HASHING_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Total time this process has spent hashing or verifying passwords.
+pub fn hashing_time() -> Duration {
+    Duration::from_nanos(HASHING_NS.load(Ordering::Relaxed))
+}
+
+/// Runs `f`, adding its wall-clock time to `HASHING_NS`.
+fn timed<T>(f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    HASHING_NS.fetch_add(ns, Ordering::Relaxed);
+    out
+}
+
 pub fn hash(password: &str) -> Result<String, HashError> {
-    hash_with_salt(password, &super::token::random_bytes::<16>())
+    let salt = super::token::random_bytes::<16>();
+    timed(|| hash_with_salt(password, &salt))
 }
 
 fn hash_with_salt(password: &str, salt: &[u8; 16]) -> Result<String, HashError> {
@@ -38,9 +60,11 @@ fn hash_with_salt(password: &str, salt: &[u8; 16]) -> Result<String, HashError> 
 /// Whether `password` matches the stored PHC string. A malformed hash never matches.
 pub fn verify(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(parsed) => hasher()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => timed(|| {
+            hasher()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        }),
         Err(_) => false,
     }
 }
@@ -95,6 +119,16 @@ mod tests {
             hash_with_salt("correct horse battery", &salt).unwrap(),
             stored
         );
+    }
+
+    #[test]
+    fn hashing_time_counts_hashes_and_verifications() {
+        let before = hashing_time();
+        let h = hash("correct horse").unwrap();
+        let after_hash = hashing_time();
+        assert!(after_hash > before);
+        assert!(verify("correct horse", &h));
+        assert!(hashing_time() > after_hash);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! Invariants: the TOTP secret is only stored sealed with the instance key, bound
 //! to its user; a code's 30-second step is spent once per user (replay refused);
 //! recovery codes and tickets are only stored hashed and are single-use; every
-//! wrong code counts toward the failed-login limit, and a ticket dies after
-//! `TICKET_MAX_FAILURES` wrong codes or `TICKET_TTL_S` seconds.
+//! wrong code counts toward the failed-login limit and the account's own limit
+//! on wrong codes (`login_limit::CODE_LIMIT`, across all addresses), and a ticket
+//! dies after `TICKET_MAX_FAILURES` wrong codes or `TICKET_TTL_S` seconds.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -14,7 +15,7 @@ use super::accounts::{self, AccountError, LoggedIn};
 use super::{login_limit, password, token, totp};
 use crate::coord::Backend;
 use crate::secrets::{SecretError, SecretKey};
-use crate::store::{self, two_factor as stored, users, StoreError};
+use crate::store::{self, sessions, tokens, two_factor as stored, users, StoreError};
 
 /// The issuer authenticator apps show next to the account.
 pub const ISSUER: &str = "Blitz";
@@ -44,6 +45,9 @@ pub enum TwoFactorError {
     /// Unknown, expired, used or burnt ticket: the password step must be redone.
     #[error("Login ticket invalid or expired; log in again")]
     LoginTicket,
+    /// A page form posted with a bearer token instead of a session.
+    #[error("Two-factor login can only be changed from a logged-in session")]
+    NeedsSession,
     #[error(transparent)]
     Account(#[from] AccountError),
 }
@@ -129,11 +133,17 @@ pub fn recovery_left(conn: &Connection, user_id: i64) -> Result<i64, TwoFactorEr
 
 /// Turns the pending secret on if `code` is current for it; returns the recovery
 /// codes, in plaintext only here (they are stored hashed).
+///
+/// Every other session and every API token of the user is revoked with it: they
+/// were won with the password alone, and an account that shows two-factor login
+/// on (which `ADMIN_REQUIRE_2FA` trusts) must not keep such credentials. The
+/// enabling session (`keep_session`) has just shown a code and stays.
 pub fn enable(
     conn: &mut Connection,
     key: &SecretKey,
     user_id: i64,
     code: &str,
+    keep_session: i64,
 ) -> Result<Vec<String>, TwoFactorError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let s = stored::get(&tx, user_id)?;
@@ -150,8 +160,26 @@ pub fn enable(
     if !stored::enable(&tx, user_id, step, &hashes, now)? {
         return Err(TwoFactorError::NotPending);
     }
+    sessions::revoke_others(&tx, user_id, Some(keep_session), now)?;
+    tokens::revoke_all(&tx, user_id)?;
     tx.commit()?;
     Ok(codes)
+}
+
+/// Turns two-factor login off by an operator (the user lost their authenticator
+/// and recovery codes): forgets the secret, the recovery codes and the login
+/// tickets, and ends every session of the user, which were won with the factor
+/// now gone. False when the user had no two-factor login (nothing changes then).
+pub fn reset(conn: &mut Connection, user_id: i64) -> Result<bool, TwoFactorError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let s = stored::get(&tx, user_id)?;
+    if s.secret.is_none() && s.pending.is_none() {
+        return Ok(false);
+    }
+    stored::disable(&tx, user_id)?;
+    sessions::revoke_others(&tx, user_id, None, store::now())?;
+    tx.commit()?;
+    Ok(true)
 }
 
 /// Turns two-factor login off; needs the password and a code (TOTP or recovery).
@@ -174,12 +202,20 @@ pub fn disable(
     if !password::verify(pass, &user.password_hash) {
         return Err(TwoFactorError::WrongPassword);
     }
+    let code_attempt = match login_limit::begin_code(limiter, user.id) {
+        Ok(a) => a,
+        Err(retry_after_s) => {
+            attempt.not_failed(limiter);
+            return Err(AccountError::TooManyAttempts { retry_after_s }.into());
+        }
+    };
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !spend_code(&tx, key, user.id, code, store::now())? {
         return Err(TwoFactorError::InvalidCode);
     }
     stored::disable(&tx, user.id)?;
     tx.commit()?;
+    code_attempt.right(limiter);
     attempt.succeeded(limiter);
     Ok(())
 }
@@ -220,6 +256,13 @@ pub fn verify_login(
     let ip = crate::coord::ip_key(client_ip);
     let attempt = login_limit::begin(limiter, &user.email, &ip)
         .map_err(|retry_after_s| AccountError::TooManyAttempts { retry_after_s })?;
+    let code_attempt = match login_limit::begin_code(limiter, user.id) {
+        Ok(a) => a,
+        Err(retry_after_s) => {
+            attempt.not_failed(limiter);
+            return Err(AccountError::TooManyAttempts { retry_after_s }.into());
+        }
+    };
     // One write transaction: the ticket is re-read inside it, so two requests with
     // the same ticket cannot both finish, nor both miss a failure.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -233,6 +276,7 @@ pub fn verify_login(
     }
     stored::use_ticket(&tx, found.id, now)?;
     tx.commit()?;
+    code_attempt.right(limiter);
     attempt.succeeded(limiter);
     // The account may have changed in the minutes since the password step.
     if user.disabled {

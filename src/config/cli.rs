@@ -130,6 +130,15 @@ pub enum UserCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Turn two-factor login off for a user who lost their authenticator and
+    /// recovery codes; ends all their sessions.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        #[arg(long, value_name = "E")]
+        email: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

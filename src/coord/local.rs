@@ -68,6 +68,7 @@ impl Layout {
             login_pair_max,
             login_ip_max,
             limits.register.count,
+            crate::auth::login_limit::CODE_LIMIT,
         ];
         // As many cells as the budget allows, a power of two for the probe mask.
         let cells = max.map(|m| {

@@ -24,8 +24,8 @@ use std::fmt;
 
 pub use breaker::Coordinator;
 
-/// The limited bot groups, the failed-login limits and registration. The local
-/// backend has one table per group.
+/// The limited bot groups, the failed-login limits, registration and wrong
+/// second-factor codes. The local backend has one table per group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {
     Start,
@@ -38,10 +38,12 @@ pub enum Group {
     LoginIp,
     /// Registrations per client IP.
     Register,
+    /// Wrong second-factor codes per account, from every address together.
+    TwoFactorUser,
 }
 
 impl Group {
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 8] = [
         Group::Start,
         Group::Stop,
         Group::Recover,
@@ -49,6 +51,7 @@ impl Group {
         Group::LoginPair,
         Group::LoginIp,
         Group::Register,
+        Group::TwoFactorUser,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +63,7 @@ impl Group {
             Group::LoginPair => "login_email_ip",
             Group::LoginIp => "login_ip",
             Group::Register => "register",
+            Group::TwoFactorUser => "two_factor_user",
         }
     }
 

@@ -9,10 +9,12 @@
 //!
 //! Each worker keeps a leaky bucket of hashing time. A route that hashes (`.hashes()`
 //! in the routing table) is admitted while the bucket holds less than `BURST`; the
-//! handler's elapsed time is then added, and the bucket drains at `SHARE` of
-//! wall-clock time. Elapsed time, not CPU time: what other requests wait for is the
-//! worker being busy, and with more workers than cores a worker's hash takes longer
-//! than its CPU time under exactly the flood this guards against.
+//! time its handler spent hashing (`auth::password::hashing_time`, measured around
+//! each hash, so waits for the database lock are not charged) is then added, and
+//! the bucket drains at `SHARE` of wall-clock time. Elapsed time, not CPU time:
+//! what other requests wait for is the worker being busy, and with more workers
+//! than cores a worker's hash takes longer than its CPU time under exactly the
+//! flood this guards against.
 //!
 //! A person logging in, or a script logging in again and again, stays below that;
 //! under a flood a worker hashes at most three quarters of the time after the first

@@ -38,7 +38,7 @@ pub mod stat {
 }
 
 /// Label values of the indexed static families.
-pub const GROUPS: [&str; 7] = [
+pub const GROUPS: [&str; 8] = [
     "start",
     "stop",
     "recover",
@@ -46,6 +46,7 @@ pub const GROUPS: [&str; 7] = [
     "login_email_ip",
     "login_ip",
     "register",
+    "two_factor_user",
 ];
 // Each group has a cell in the `RATE_LIMITED` and `TABLE_FULL` ranges.
 const _: () = assert!(GROUPS.len() <= stat::TABLE_FULL - stat::RATE_LIMITED);

@@ -95,6 +95,14 @@ pub fn disable(conn: &Connection, user_id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Forgets the user's login tickets: a ticket stands for the password that won it,
+/// and dies when that password is changed or reset.
+pub fn delete_tickets(conn: &Connection, user_id: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM login_tickets WHERE user_id = ?1")?
+        .execute([user_id])?;
+    Ok(())
+}
+
 /// Records `step` as used if it is newer than the last one used. Returns false for
 /// a replayed (or older) step: one statement, so two requests with the same code
 /// cannot both pass.

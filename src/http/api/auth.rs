@@ -130,13 +130,18 @@ pub fn change_password(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         Via::Session { id, .. } => Some(id),
         Via::Bearer { .. } => None,
     };
+    let change = accounts::PasswordChange {
+        current: &current,
+        new: &new,
+        keep_session: keep,
+        api_tokens,
+    };
     accounts::change_password(
         &mut *ctx.db.conn()?,
+        ctx.coord,
+        ctx.client_ip,
         &p.user,
-        &current,
-        &new,
-        keep,
-        api_tokens,
+        &change,
     )?;
     Ok(reply::success(200, "Password changed"))
 }

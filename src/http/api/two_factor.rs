@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::{account_error, ApiError, ApiResult};
 use crate::auth::two_factor::{self, TwoFactorError};
+use crate::auth::Via;
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
@@ -15,7 +16,7 @@ use crate::secrets::SecretKey;
 use crate::store::users::User;
 
 pub fn setup(ctx: &mut Ctx<'_, '_>) -> ApiResult {
-    let (user, key) = (caller(ctx)?, key(ctx)?);
+    let ((user, _), key) = (session_caller(ctx)?, key(ctx)?);
     let e = two_factor::setup(&mut *ctx.db.conn()?, &key, &user).map_err(|e| refusal(ctx, e))?;
     Ok(reply::json(
         200,
@@ -24,12 +25,13 @@ pub fn setup(ctx: &mut Ctx<'_, '_>) -> ApiResult {
 }
 
 pub fn enable(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let (user, session) = session_caller(ctx)?;
     let body = input::json(ctx.req)?;
     let mut errors = FieldErrors::default();
     let code = body.string("code", &mut errors);
     errors.finish()?;
-    let (user, key) = (caller(ctx)?, key(ctx)?);
-    let codes = two_factor::enable(&mut *ctx.db.conn()?, &key, user.id, &code)
+    let key = key(ctx)?;
+    let codes = two_factor::enable(&mut *ctx.db.conn()?, &key, user.id, &code, session)
         .map_err(|e| refusal(ctx, e))?;
     Ok(reply::json(200, &json!({"recovery_codes": codes})))
 }
@@ -55,12 +57,13 @@ pub fn verify(ctx: &mut Ctx<'_, '_>) -> ApiResult {
 }
 
 pub fn disable(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let (user, _) = session_caller(ctx)?;
     let body = input::json(ctx.req)?;
     let mut errors = FieldErrors::default();
     let password = body.string("password", &mut errors);
     let code = body.string("code", &mut errors);
     errors.finish()?;
-    let (user, key) = (caller(ctx)?, key(ctx)?);
+    let key = key(ctx)?;
     two_factor::disable(
         &mut *ctx.db.conn()?,
         ctx.coord,
@@ -74,11 +77,21 @@ pub fn disable(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     Ok(reply::success(200, "Two-factor login turned off"))
 }
 
-fn caller(ctx: &Ctx<'_, '_>) -> Result<User, ApiError> {
-    ctx.identity
-        .principal()
-        .map(|p| p.user.clone())
-        .ok_or_else(|| reply::error(401, "Authentication required").into())
+/// The caller and their session. Bearer callers are refused: a leaked API token
+/// must not be able to enrol its own authenticator (locking the owner out) or turn
+/// the owner's off.
+fn session_caller(ctx: &Ctx<'_, '_>) -> Result<(User, i64), ApiError> {
+    let Some(p) = ctx.identity.principal() else {
+        return Err(reply::error(401, "Authentication required").into());
+    };
+    match p.via {
+        Via::Session { id, .. } => Ok((p.user.clone(), id)),
+        Via::Bearer { .. } => Err(reply::error(
+            403,
+            "Two-factor login can only be changed from a logged-in session",
+        )
+        .into()),
+    }
 }
 
 fn key(ctx: &Ctx<'_, '_>) -> Result<SecretKey, ApiError> {
@@ -108,6 +121,10 @@ fn refusal(ctx: &Ctx<'_, '_>, e: TwoFactorError) -> ApiError {
         TwoFactorError::LoginTicket => {
             reply::error(401, "Login ticket invalid or expired; log in again")
         }
+        TwoFactorError::NeedsSession => reply::error(
+            403,
+            "Two-factor login can only be changed from a logged-in session",
+        ),
         TwoFactorError::Account(e) => account_error(e, ctx.log),
     };
     r.into()

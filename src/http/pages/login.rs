@@ -75,14 +75,15 @@ fn login_form(
     problem: Option<&str>,
     ticket: Option<String>,
 ) -> Response {
-    let nonce = login_nonce(ctx)
-        .filter(|n| csrf::is_login_nonce(n))
-        .map_or_else(csrf::new_login_nonce, str::to_string);
     let mut frame = Frame::anonymous("Log in", &ctx.page_notice);
     // Without the key the scripted login still works; the plain form is refused.
-    if let Some(key) = instance_key(ctx) {
+    let nonce = instance_key(ctx).map(|key| {
+        let nonce = login_nonce(ctx)
+            .filter(|n| csrf::is_login_nonce(&key, n))
+            .map_or_else(|| csrf::new_login_nonce(&key), str::to_string);
         frame.csrf = csrf::login_token(&key, &nonce);
-    }
+        nonce
+    });
     let page = Login {
         frame,
         next,
@@ -90,10 +91,14 @@ fn login_form(
         problem: problem.map(str::to_string),
         ticket,
     };
-    render(status, &page).header(
-        "Set-Cookie",
-        cookie::set_login(&nonce, ctx.config.session_secure),
-    )
+    let resp = render(status, &page);
+    match nonce {
+        Some(nonce) => resp.header(
+            "Set-Cookie",
+            cookie::set_login(&nonce, ctx.config.session_secure),
+        ),
+        None => resp,
+    }
 }
 
 fn login_nonce<'a>(ctx: &Ctx<'a, '_>) -> Option<&'a str> {

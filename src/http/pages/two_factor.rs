@@ -12,7 +12,7 @@ use super::frame::Frame;
 use super::html::render;
 use super::{qr, PageError};
 use crate::auth::two_factor::{self, Enrolment, TwoFactorError};
-use crate::auth::AccountError;
+use crate::auth::{AccountError, Via};
 use crate::http::ctx::Ctx;
 use crate::http::input;
 use crate::store::users::User;
@@ -92,7 +92,7 @@ struct RecoveryCodes {
 
 /// `POST /settings/2fa/setup`: a new pending secret, then back to the QR code.
 pub fn setup(ctx: &mut Ctx<'_, '_>) -> Response {
-    let result = with_user(ctx, |ctx, user, key| {
+    let result = with_user(ctx, |ctx, user, _, key| {
         two_factor::setup(&mut *ctx.db.conn()?, key, user)?;
         Ok(back("setup"))
     });
@@ -103,8 +103,8 @@ pub fn setup(ctx: &mut Ctx<'_, '_>) -> Response {
 /// page that ever shows the recovery codes.
 pub fn enable(ctx: &mut Ctx<'_, '_>) -> Response {
     let code = field(ctx, "code");
-    let result = with_user(ctx, |ctx, user, key| {
-        let codes = two_factor::enable(&mut *ctx.db.conn()?, key, user.id, &code)?;
+    let result = with_user(ctx, |ctx, user, session, key| {
+        let codes = two_factor::enable(&mut *ctx.db.conn()?, key, user.id, &code, session)?;
         let frame = Frame::for_user(
             &ctx.identity,
             "Recovery codes",
@@ -119,7 +119,7 @@ pub fn enable(ctx: &mut Ctx<'_, '_>) -> Response {
 /// `POST /settings/2fa/disable`: password and a code (TOTP or recovery).
 pub fn disable(ctx: &mut Ctx<'_, '_>) -> Response {
     let (password, code) = (field(ctx, "password"), field(ctx, "code"));
-    let result = with_user(ctx, |ctx, user, key| {
+    let result = with_user(ctx, |ctx, user, _, key| {
         two_factor::disable(
             &mut *ctx.db.conn()?,
             ctx.coord,
@@ -136,18 +136,23 @@ pub fn disable(ctx: &mut Ctx<'_, '_>) -> Response {
 
 type Outcome = Result<Response, TwoFactorError>;
 
-/// Runs `f` for the logged-in caller with the instance key.
+/// Runs `f` for the logged-in caller, their session and the instance key. Only a
+/// browser session may change two-factor login (as in the API): a bearer token
+/// is refused.
 fn with_user(
     ctx: &mut Ctx<'_, '_>,
-    f: impl FnOnce(&mut Ctx<'_, '_>, &User, &crate::secrets::SecretKey) -> Outcome,
+    f: impl FnOnce(&mut Ctx<'_, '_>, &User, i64, &crate::secrets::SecretKey) -> Outcome,
 ) -> Outcome {
-    let user = ctx
+    let p = ctx
         .identity
         .principal()
-        .map(|p| p.user.clone())
         .ok_or_else(|| AccountError::Internal("a user route without a user".into()))?;
+    let Via::Session { id: session, .. } = p.via else {
+        return Err(TwoFactorError::NeedsSession);
+    };
+    let user = p.user.clone();
     let key = ctx.secret_key()?;
-    f(ctx, &user, &key)
+    f(ctx, &user, session, &key)
 }
 
 /// A refusal becomes the redirect that states it; internal errors a 500 page.
@@ -160,6 +165,14 @@ fn answer(ctx: &Ctx<'_, '_>, result: Outcome) -> Response {
         Err(TwoFactorError::NotPending) => "not-pending",
         Err(TwoFactorError::NotOn) => "not-on",
         Err(TwoFactorError::Account(AccountError::TooManyAttempts { .. })) => "too-many",
+        Err(TwoFactorError::NeedsSession) => {
+            return super::error_page(
+                403,
+                "Forbidden",
+                "Two-factor login can only be changed from a logged-in session.",
+                &ctx.page_notice,
+            )
+        }
         Err(e) => {
             slog::error!(ctx.log, "page failed"; "error" => %e);
             return super::server_error(&ctx.page_notice);
