@@ -11,6 +11,8 @@ pub mod cli;
 pub mod env;
 pub mod error;
 pub mod parse;
+#[cfg(test)]
+mod parse_props;
 pub mod settings;
 mod source;
 

@@ -309,7 +309,17 @@ impl fmt::Display for BindAddr {
         match self {
             BindAddr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
             BindAddr::Tcp { host, port } => write!(f, "{host}:{port}"),
-            BindAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+            // `unix://` is a prefix of its own: a path starting with `//` must be
+            // written after it to read back as the same path.
+            BindAddr::Unix(path) => {
+                let path = path.display().to_string();
+                let scheme = if path.starts_with("//") {
+                    "unix://"
+                } else {
+                    "unix:"
+                };
+                write!(f, "{scheme}{path}")
+            }
         }
     }
 }
@@ -1000,6 +1010,15 @@ mod tests {
         ] {
             assert_eq!(bind_addr(text).map(|b| b.to_string()), Ok(text.to_string()));
         }
+        // Shown as `unix:PATH`, `//run/x` would read back as the relative `run/x`.
+        let doubled = bind_addr("unix:////run/x.sock");
+        assert_eq!(doubled, Ok(BindAddr::Unix("//run/x.sock".into())));
+        let shown = doubled.map(|b| b.to_string());
+        assert_eq!(shown.as_deref(), Ok("unix:////run/x.sock"));
+        assert_eq!(
+            bind_addr("unix:////run/x.sock"),
+            bind_addr(&shown.unwrap_or_default())
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@ mod api;
 mod app;
 mod client_ip;
 mod ctx;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod hash_budget;
 mod health;

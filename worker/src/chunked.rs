@@ -70,7 +70,8 @@ fn line_at(buf: &[u8], pos: usize) -> Result<Option<(usize, usize)>, Rejection> 
     match rest.iter().take(MAX_LINE + 2).position(|b| *b == b'\n') {
         Some(i) if i > 0 && rest[i - 1] == b'\r' => Ok(Some((i - 1, i + 1))),
         Some(_) => Err(Rejection::BadRequest("bare LF in chunked body")),
-        None if rest.len() > MAX_LINE => Err(Rejection::BadRequest("chunk line too long")),
+        // MAX_LINE bytes and a CR may still be followed by the LF that ends them.
+        None if rest.len() > MAX_LINE + 1 => Err(Rejection::BadRequest("chunk line too long")),
         None => Ok(None),
     }
 }
@@ -146,6 +147,29 @@ mod tests {
             })
         );
         assert_eq!(st.body, b"abcde");
+    }
+
+    #[test]
+    fn longest_line_is_accepted_however_it_arrives() {
+        // A size line of exactly MAX_LINE bytes, its CR read before its LF.
+        let line = format!("1;{}", "x".repeat(MAX_LINE - 2));
+        let raw = format!("{line}\r\na\r\n0\r\n\r\n");
+        let mut st = ChunkState::default();
+        assert_eq!(
+            decode(&raw.as_bytes()[..MAX_LINE + 1], 100, &mut st),
+            Ok(Chunked::Incomplete)
+        );
+        assert_eq!(
+            decode(raw.as_bytes(), 100, &mut st),
+            Ok(Chunked::Done {
+                consumed: raw.len()
+            })
+        );
+        let longer = format!("1;{}\r", "x".repeat(MAX_LINE - 1));
+        assert_eq!(
+            once(longer.as_bytes(), 100).unwrap_err(),
+            Rejection::BadRequest("chunk line too long")
+        );
     }
 
     #[test]

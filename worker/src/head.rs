@@ -38,6 +38,11 @@ pub(crate) fn parse<'b, 'h>(
     check_request_line(buf, limits.line())?;
     let mut req = httparse::Request::new(headers);
     let len = match req.parse(buf) {
+        // The same bound as for a head still arriving, so that a head's fate does not
+        // depend on whether it came in one read or many.
+        Ok(Status::Complete(n)) if n > limits.max_head() => {
+            return Err(Rejection::HeaderFieldsTooLarge)
+        }
         Ok(Status::Complete(n)) => n,
         Ok(Status::Partial) if buf.len() > limits.max_head() => {
             return Err(Rejection::HeaderFieldsTooLarge)
@@ -281,6 +286,25 @@ mod tests {
             run(big.as_bytes()).unwrap_err(),
             Rejection::HeaderFieldsTooLarge
         );
+    }
+
+    #[test]
+    fn head_size_limit_does_not_depend_on_reads() {
+        // Blanks around a value count toward no field size, only toward the head.
+        let raw = format!("GET / HTTP/1.1\r\nA:{}b\r\n\r\n", " ".repeat(400));
+        let limits = Limits {
+            request_line: 40,
+            header_fields: 3,
+            header_field_size: 30,
+            ..Limits::default()
+        };
+        assert!(raw.len() > limits.max_head());
+        let mut hs = [httparse::EMPTY_HEADER; 3];
+        let prefix = parse(&raw.as_bytes()[..limits.max_head() + 1], &mut hs, &limits);
+        assert_eq!(prefix.map(|_| ()), Err(Rejection::HeaderFieldsTooLarge));
+        let mut hs = [httparse::EMPTY_HEADER; 3];
+        let whole = parse(raw.as_bytes(), &mut hs, &limits);
+        assert_eq!(whole.map(|_| ()), Err(Rejection::HeaderFieldsTooLarge));
     }
 
     #[test]

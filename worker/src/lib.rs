@@ -10,6 +10,8 @@
 mod chunked;
 mod conn;
 mod date;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod head;
 mod limits;
