@@ -14,6 +14,10 @@ use mio::{Interest, Registry, Token};
 use crate::chunked::ChunkState;
 use crate::request::Peer;
 
+/// Most bytes a refused connection may send after its refusal before it is closed
+/// outright (its answer has had the time those bytes took to arrive to get out).
+const DISCARD_MAX: usize = 1024 * 1024;
+
 /// Bytes we try to read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
 /// Buffers up to this size are kept between requests (no allocation per request
@@ -128,6 +132,8 @@ pub(crate) struct Conn {
     /// After a rejection: we shut down our side and discard input until this time,
     /// so the client reads our answer instead of a reset.
     pub linger_until: Option<Instant>,
+    /// Bytes a refused connection may still send us to be thrown away.
+    discard_left: usize,
     pub eof: bool,
     /// The last read stopped at the buffer cap: unread bytes remain in the socket.
     pub capped: bool,
@@ -164,6 +170,7 @@ impl Conn {
             close_after_write: false,
             continue_sent: false,
             linger_until: None,
+            discard_left: DISCARD_MAX,
             eof: false,
             capped: false,
             unread: false,
@@ -323,13 +330,17 @@ impl Conn {
         Ok(true)
     }
 
-    /// Discards input (a lingering close); returns true once the peer closed.
+    /// Discards input (a lingering close); returns true once the peer closed, or
+    /// once it sent more than `DISCARD_MAX` after its refusal: a client that keeps
+    /// pushing a body it was told not to send would otherwise keep the worker
+    /// reading (this loop runs until the socket is drained) while others wait.
     pub fn discard_input(&mut self) -> bool {
-        let mut sink = [0u8; 4096];
+        let mut sink = [0u8; 64 * 1024];
         loop {
             match self.stream.read(&mut sink) {
                 Ok(0) => return true,
-                Ok(_) => {}
+                Ok(n) if n >= self.discard_left => return true,
+                Ok(n) => self.discard_left -= n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return e.kind() != io::ErrorKind::WouldBlock,
             }
