@@ -16,7 +16,7 @@ set -euo pipefail
 
 secs=${1:-10}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=$root/target/release/blitz
+bin=${CARGO_TARGET_DIR:-$root/target}/release/blitz
 work=$(mktemp -d)
 trap 'for f in "$work"/*/blitz.pid "$work"/*/blitz.pid.oldbin; do [ -s "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done; pkill -9 -f "$work" 2>/dev/null; rm -rf "$work"' EXIT
 

@@ -24,7 +24,7 @@ duration=${1:-10s}
 rounds=${2:-3}
 secs=${duration%s}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=$root/target/release/blitz
+bin=${CARGO_TARGET_DIR:-$root/target}/release/blitz
 work=$(mktemp -d)
 pids=()
 trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
