@@ -211,11 +211,16 @@ impl Locked<'_> {
         self.words[HEAD].store(head - 1, Ordering::Relaxed);
     }
 
-    /// Forgets every admission.
+    /// Forgets every admission. Only the slots written since the last clear can hold
+    /// one (`head` counts from it), so a cell sized for a large limit costs a new
+    /// key only what the old key used: evicting at 100,000 a second must not zero
+    /// 800 KB per request.
     pub fn clear(&self) {
-        for s in self.slots() {
+        let written = self.head().min(self.size()) as usize;
+        for s in &self.slots()[..written] {
             s.store(0, Ordering::Relaxed);
         }
+        self.words[HEAD].store(0, Ordering::Relaxed);
     }
 }
 
@@ -225,6 +230,26 @@ mod tests {
 
     fn cell(max: u32) -> Vec<AtomicU64> {
         (0..cell_words(max)).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    #[test]
+    fn clear_forgets_what_was_written_however_often_the_ring_turned() {
+        for records in [0u64, 2, 3, 7] {
+            let c = cell(3);
+            let l = lock(&c);
+            for t in 0..records {
+                l.record(1_000 + t);
+            }
+            l.clear();
+            assert!(c
+                .iter()
+                .skip(HEADER_WORDS)
+                .all(|w| w.load(Ordering::Relaxed) == 0));
+            assert_eq!(l.room(2_000, 60_000, 3).remaining, 3);
+            // A cleared cell fills again from the start.
+            l.record(2_000);
+            assert_eq!(l.room(2_001, 60_000, 3).remaining, 2);
+        }
     }
 
     #[test]
