@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::api::{call, login, login_resp, mailed_token, new_user, register};
+use common::api::{
+    call, cookie_pair, hidden_field, login, login_resp, mailed_token, new_user, register,
+};
 use common::{Options, Resp, Server};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -101,25 +103,6 @@ fn json_endpoints_need_the_json_content_type() {
     assert_eq!(raw(p, "POST", "/api/auth/logout", &cookie, "").status, 200);
 }
 
-/// The hidden `csrf_token` of a page's form.
-fn form_token(html: &str) -> String {
-    let at = html
-        .find("name=\"csrf_token\" value=\"")
-        .expect("a csrf_token field");
-    let rest = &html[at + "name=\"csrf_token\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
-/// `name=value` of a `Set-Cookie` named `name`.
-fn cookie_pair(r: &Resp, name: &str) -> String {
-    r.headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", r.headers))
-}
-
 fn form_login(port: u16, cookie: Option<&str>, token: &str, pw: &str) -> Resp {
     let body = format!("csrf_token={token}&email=form%40example.com&password={pw}");
     let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
@@ -142,7 +125,7 @@ fn the_login_form_carries_a_csrf_token() {
         set.contains("HttpOnly") && set.contains("SameSite=Lax"),
         "{set}"
     );
-    let token = form_token(&page.text());
+    let token = hidden_field(&page.text(), "csrf_token");
     assert!(token.len() >= 40, "{token}");
     assert!(page.text().contains("action=\"/login?next="));
 

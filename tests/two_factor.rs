@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::api::{call, login, login_resp, Browser};
+use common::api::{call, cookie_pair, hidden_field, login, login_resp, Browser};
 use common::totp::{code, now_step, wrong_code};
 use common::{request, Options, Resp, Server};
 use serde_json::{json, Value};
@@ -356,15 +356,6 @@ fn form(s: &Server, b: &Browser, path: &str, fields: &[(&str, &str)]) -> Resp {
     request(s.port, raw.as_bytes())
 }
 
-/// The value of the first `name="csrf_token"` field of a page.
-fn csrf_field(html: &str) -> String {
-    let at = html
-        .find("name=\"csrf_token\" value=\"")
-        .expect("a csrf_token field");
-    let rest = &html[at + "name=\"csrf_token\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
 fn location(r: &Resp) -> &str {
     assert_eq!(r.status, 303, "{}", r.text());
     r.header("location").unwrap()
@@ -376,7 +367,7 @@ fn settings_page_enrols_with_a_qr_code_and_login_page_asks_for_the_code() {
     let b = login(s.port, ADMIN, PW);
     let off = page(&s, &b, "/settings").text();
     assert!(off.contains("action=\"/settings/2fa/setup\""), "{off}");
-    let csrf = csrf_field(&off);
+    let csrf = hidden_field(&off, "csrf_token");
     // Without the CSRF token the form is refused.
     assert_eq!(form(&s, &b, "/settings/2fa/setup", &[]).status, 403);
     let r = form(&s, &b, "/settings/2fa/setup", &[("csrf_token", &csrf)]);
@@ -450,7 +441,7 @@ fn settings_page_enrols_with_a_qr_code_and_login_page_asks_for_the_code() {
     let b2 = browser(&verify(&s, &ticket(&s), &codes[0]));
 
     // Turning it off from the page: password and a code.
-    let csrf2 = csrf_field(&page(&s, &b2, "/settings").text());
+    let csrf2 = hidden_field(&page(&s, &b2, "/settings").text(), "csrf_token");
     let r = form(
         &s,
         &b2,
@@ -479,25 +470,6 @@ fn settings_page_enrols_with_a_qr_code_and_login_page_asks_for_the_code() {
     );
 }
 
-/// `name=value` of the `Set-Cookie` named `name`.
-fn set_cookie(r: &Resp, name: &str) -> String {
-    r.headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", r.headers))
-}
-
-/// The value of the hidden `ticket` field of the login page.
-fn ticket_field(html: &str) -> String {
-    let at = html
-        .find("name=\"ticket\" value=\"")
-        .expect("a ticket field");
-    let rest = &html[at + "name=\"ticket\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
 /// Whether the form with `id` carries the `hidden` attribute.
 fn form_hidden(html: &str, id: &str) -> bool {
     let at = html.find(&format!("<form id=\"{id}\"")).expect("the form");
@@ -509,8 +481,8 @@ fn the_login_form_without_script_asks_for_the_code_then_logs_in() {
     let s = server(Vec::new());
     let (secret, step, _) = enrol(&s, &login(s.port, ADMIN, PW));
     let page = call(s.port, "GET", "/login", &[("Accept", "text/html")], "");
-    let nonce = set_cookie(&page, "blitz_login");
-    let token = csrf_field(&page.text());
+    let nonce = cookie_pair(&page, "blitz_login");
+    let token = hidden_field(&page.text(), "csrf_token");
     let b = Browser {
         cookie: nonce,
         csrf: String::new(),
@@ -536,7 +508,7 @@ fn the_login_form_without_script_asks_for_the_code_then_logs_in() {
         html.contains("action=\"/login/2fa?next=/settings\""),
         "{html}"
     );
-    let ticket = ticket_field(&html);
+    let ticket = hidden_field(&html, "ticket");
     assert!(!ticket.is_empty());
 
     // The code step checks the form's token too.
@@ -554,7 +526,11 @@ fn the_login_form_without_script_asks_for_the_code_then_logs_in() {
     ];
     let r = form(&s, &b, "/login/2fa?next=%2Fsettings", &fields);
     assert_eq!(r.status, 401, "{}", r.text());
-    assert_eq!(ticket_field(&r.text()), ticket, "the code form again");
+    assert_eq!(
+        hidden_field(&r.text(), "ticket"),
+        ticket,
+        "the code form again"
+    );
     // The enabling step is spent: the next one logs in.
     let good = code(&secret, step + 1);
     let fields = [
@@ -564,7 +540,7 @@ fn the_login_form_without_script_asks_for_the_code_then_logs_in() {
     ];
     let r = form(&s, &b, "/login/2fa?next=%2Fsettings", &fields);
     assert_eq!(location(&r), "/settings");
-    let session = set_cookie(&r, "blitz_session");
+    let session = cookie_pair(&r, "blitz_session");
     let me = call(s.port, "GET", "/api/auth/me", &[("Cookie", &session)], "");
     assert_eq!(me.json()["user"]["email"], ADMIN);
     assert_eq!(me.json()["two_factor"], true);

@@ -120,3 +120,23 @@ pub fn new_user(port: u16, outbox: &Path, email: &str, password: &str) -> Browse
     assert_eq!(v.status, 200, "{}", v.text());
     login(port, email, password)
 }
+
+/// The value of the first hidden field `name` of a page's form.
+pub fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field"));
+    let rest = &html[at + marker.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// `name=value` of the response's `Set-Cookie` named `name`.
+pub fn cookie_pair(r: &Resp, name: &str) -> String {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", r.headers))
+}
