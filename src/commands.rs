@@ -108,6 +108,18 @@ pub fn user(cmd: UserCommand) -> i32 {
     }
 }
 
+/// The account of a command's `--email`, or the exit code that says why not.
+fn user_by_email(conn: &Connection, email: &str) -> Result<users::User, i32> {
+    match users::by_email(conn, email) {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(account_failure(AccountError::NotFound)),
+        Err(e) => {
+            eprintln!("blitz: {e}");
+            Err(1)
+        }
+    }
+}
+
 /// `blitz user reset-2fa`: the operator's way back in for a user without their
 /// second factor (docs/operations.md, Two-factor login).
 fn user_reset_2fa(email: &str, db: &DbArgs) -> i32 {
@@ -116,13 +128,9 @@ fn user_reset_2fa(email: &str, db: &DbArgs) -> i32 {
         Err(code) => return code,
     };
     let email = email.trim().to_lowercase();
-    let user = match users::by_email(&conn, &email) {
-        Ok(Some(u)) => u,
-        Ok(None) => return account_failure(AccountError::NotFound),
-        Err(e) => {
-            eprintln!("blitz: {e}");
-            return 1;
-        }
+    let user = match user_by_email(&conn, &email) {
+        Ok(u) => u,
+        Err(code) => return code,
     };
     match two_factor::reset(&mut conn, user.id) {
         Ok(true) => {
@@ -196,13 +204,9 @@ pub fn token(cmd: TokenCommand) -> i32 {
         Err(code) => return code,
     };
     let email = email.trim().to_lowercase();
-    let user = match users::by_email(&conn, &email) {
-        Ok(Some(u)) => u,
-        Ok(None) => return account_failure(AccountError::NotFound),
-        Err(e) => {
-            eprintln!("blitz: {e}");
-            return 1;
-        }
+    let user = match user_by_email(&conn, &email) {
+        Ok(u) => u,
+        Err(code) => return code,
     };
     match accounts::create_token(&mut conn, user.id, name.as_deref().unwrap_or("cli")) {
         Ok(t) => {

@@ -41,16 +41,7 @@ pub fn due(conn: &Connection, now: i64, limit: u32) -> Result<Vec<Mail>, StoreEr
         "SELECT id, recipient, subject, body, created_at, attempts FROM mail_queue
          WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![now, limit], |r| {
-        Ok(Mail {
-            id: r.get(0)?,
-            recipient: r.get(1)?,
-            subject: r.get(2)?,
-            body: r.get(3)?,
-            created_at: r.get(4)?,
-            attempts: r.get(5)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![now, limit], mail)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -87,16 +78,7 @@ pub fn unsealed(conn: &Connection, is_sealed: fn(&str) -> bool) -> Result<Vec<Ma
         "SELECT id, recipient, subject, body, created_at, attempts FROM mail_queue
          WHERE sent_at IS NULL ORDER BY id",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Mail {
-            id: r.get(0)?,
-            recipient: r.get(1)?,
-            subject: r.get(2)?,
-            body: r.get(3)?,
-            created_at: r.get(4)?,
-            attempts: r.get(5)?,
-        })
-    })?;
+    let rows = stmt.query_map([], mail)?;
     let all: Vec<Mail> = rows.collect::<Result<_, _>>()?;
     Ok(all.into_iter().filter(|m| !is_sealed(&m.body)).collect())
 }
@@ -113,4 +95,16 @@ pub fn erase_sent_bodies(conn: &Connection) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached("UPDATE mail_queue SET body = '' WHERE sent_at IS NOT NULL AND body <> ''")?
         .execute([])?)
+}
+
+/// A `Mail` from a row of `id, recipient, subject, body, created_at, attempts`.
+fn mail(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mail> {
+    Ok(Mail {
+        id: r.get(0)?,
+        recipient: r.get(1)?,
+        subject: r.get(2)?,
+        body: r.get(3)?,
+        created_at: r.get(4)?,
+        attempts: r.get(5)?,
+    })
 }
