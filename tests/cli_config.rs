@@ -125,6 +125,7 @@ fn invalid_environment_values_exit_2_naming_the_variable() {
         ("PAPER_TICK_MS", "0"),
         ("PAPER_VOLATILITY", "2"),
         ("PAPER_SEED", "seed"),
+        ("PAPER_PRICES", "random"),
         ("FORWARDED_ALLOW_IPS", "not-an-ip"),
         ("SECURITY_CSP", "default-src 'self'\r\nX-Injected: 1"),
     ];
@@ -156,6 +157,7 @@ fn invalid_flags_exit_2_naming_the_flag() {
         (&["--log-level", "chatty"], "--log-level"),
         (&["--limit-request-line", "99999"], "--limit-request-line"),
         (&["--forwarded-allow-ips", "a.b"], "--forwarded-allow-ips"),
+        (&["--paper-prices", "replay:"], "--paper-prices"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];
     for (args, needle) in cases {
@@ -210,6 +212,49 @@ fn serve_with_invalid_config_exits_2_and_binds_nothing() {
         !dir.path().join("instance").exists(),
         "nothing created for a bad config"
     );
+}
+
+/// A replay file is read when the configuration is: a bad line stops `check-config`
+/// and `serve` with the setting, the path, the line and the fault (docs/bots.md).
+#[test]
+fn paper_price_replay_is_checked_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prices.csv");
+    std::fs::write(
+        &file,
+        "seconds,symbol,price\n0,BTC/USDT,60000\n2,ETH/USDT,3000\n",
+    )
+    .unwrap();
+    let spec = format!("replay:{}", file.display());
+    let o = run(&["check-config", "--paper-prices", &spec], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with("paper-prices") && l.trim_end().ends_with(&spec)),
+        "{}",
+        stdout(&o)
+    );
+
+    std::fs::write(
+        &file,
+        "seconds,symbol,price\n2,BTC/USDT,60000\n1,BTC/USDT,61000\n",
+    )
+    .unwrap();
+    let o = run(&["check-config"], &[("PAPER_PRICES", &spec)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let expected = format!(
+        "PAPER_PRICES: {}: line 3: 1 seconds is earlier",
+        file.display()
+    );
+    assert!(stderr(&o).contains(&expected), "{}", stderr(&o));
+
+    let port = ReservedPort::new();
+    let bind = port.addr().to_string();
+    let o = run(&["serve", "--bind", &bind], &[("PAPER_PRICES", &spec)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(&expected), "{}", stderr(&o));
+    assert!(port.unused(), "port must still be free");
 }
 
 #[test]

@@ -6,4 +6,5 @@ pub mod engine;
 pub mod ids;
 pub mod ladder;
 pub mod pnl;
+pub mod rules;
 pub mod status;

@@ -50,6 +50,15 @@ pub enum ConfigError {
     #[error("{name}: {reason}")]
     Conflict { name: &'static str, reason: String },
 
+    /// A setting naming a file that cannot be read or whose content is refused;
+    /// `reason` says where in the file and what is wrong.
+    #[error("{name}: {}: {reason}", path.display())]
+    BadFile {
+        name: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+
     #[error("cannot read env file {}: {source}", path.display())]
     EnvFileRead {
         path: PathBuf,
@@ -130,6 +139,19 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "env file /etc/blitz/env, line 7: expected KEY=VALUE"
+        );
+    }
+
+    #[test]
+    fn bad_file_names_setting_path_and_fault() {
+        let e = ConfigError::BadFile {
+            name: "PAPER_PRICES",
+            path: "/data/prices.csv".into(),
+            reason: "line 3: price \"0\" is not a decimal above 0".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            r#"PAPER_PRICES: /data/prices.csv: line 3: price "0" is not a decimal above 0"#
         );
     }
 }

@@ -4,8 +4,8 @@
 //! is shown); `Config::load` reads each through it and either returns a complete,
 //! validated `Config` or the first error, so a bad configuration never starts a
 //! half-working server (exit 2 naming the flag or variable). Nothing here reads files
-//! other than the env file, opens sockets or resolves names: `check-config` must be
-//! side-effect free.
+//! other than the env file and a paper price replay (`PAPER_PRICES`, checked line by
+//! line), opens sockets or resolves names: `check-config` must be side-effect free.
 
 pub mod cli;
 pub mod env;
@@ -18,16 +18,19 @@ mod source;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use cli::{Cli, Command, DbArgs, LoadtestArgs, ServeArgs, TokenCommand, UserCommand};
 pub use env::{EnvLookup, LayeredEnv, ProcessEnv};
 pub use error::{ConfigError, Expected};
 pub use parse::{
-    AccessLogFormat, BindAddr, LogLevel, LogTarget, Rate, TrustedProxies, WorkerClass,
+    AccessLogFormat, BindAddr, LogLevel, LogTarget, PaperPricesSource, Rate, TrustedProxies,
+    WorkerClass,
 };
 pub use settings::{DEFAULT_CSP, DEFAULT_DATABASE};
 
+use crate::exchange::paper::replay::{PaperPrices, Replay};
 use crate::exchange::rest::RestSettings;
 use settings as S;
 use source::Source;
@@ -131,6 +134,9 @@ pub struct Config {
     pub paper_volatility: f64,
     /// None = seed from the OS.
     pub paper_seed: Option<u64>,
+    /// `--paper-prices` / `PAPER_PRICES`: the walk, or a replay file already read and
+    /// checked.
+    pub paper_prices: PaperPrices,
     /// `TELEGRAM_API_URL`: the Bot API base (no trailing slash).
     pub telegram_api_url: String,
     /// `BYBIT_BASE_URL`, `BINGX_BASE_URL`, `EXCHANGE_TIMEOUT_MS`,
@@ -212,6 +218,7 @@ impl Config {
             paper_tick_ms: src.value(&S::PAPER_TICK_MS)?,
             paper_volatility: src.value(&S::PAPER_VOLATILITY)?,
             paper_seed: src.optional(&S::PAPER_SEED)?,
+            paper_prices: load_paper_prices(&mut src)?,
             telegram_api_url: src.value(&S::TELEGRAM_API_URL)?,
             exchanges: RestSettings {
                 bybit_url: src.value(&S::BYBIT_BASE_URL)?,
@@ -285,6 +292,22 @@ fn load_binds(src: &mut Source<'_>) -> Result<Vec<BindAddr>, ConfigError> {
         }
     }
     Ok(binds)
+}
+
+/// `PAPER_PRICES`, with a replay file read and checked now: a bad line stops the
+/// start (or `check-config`) with its line number instead of a running bot meeting it.
+fn load_paper_prices(src: &mut Source<'_>) -> Result<PaperPrices, ConfigError> {
+    match src.value(&S::PAPER_PRICES)? {
+        PaperPricesSource::Walk => Ok(PaperPrices::Walk),
+        PaperPricesSource::Replay(path) => match Replay::load(&path) {
+            Ok(replay) => Ok(PaperPrices::Replay(Arc::new(replay))),
+            Err(e) => Err(ConfigError::BadFile {
+                name: src.origin(&S::PAPER_PRICES.meta),
+                path,
+                reason: e.to_string(),
+            }),
+        },
+    }
 }
 
 /// One worker per CPU, within the allowed range.
@@ -422,6 +445,7 @@ mod tests {
         assert_eq!((c.bot_tick_ms, c.paper_tick_ms), (1000, 1000));
         assert_eq!(c.paper_volatility, 0.001);
         assert_eq!(c.paper_seed, None);
+        assert!(matches!(c.paper_prices, PaperPrices::Walk));
     }
 
     #[test]
@@ -866,6 +890,68 @@ mod tests {
             load_from_env(&serve),
             Err(ConfigError::EnvFileRead { .. })
         ));
+    }
+
+    #[test]
+    fn paper_prices_replay_is_read_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prices.csv");
+        std::fs::write(
+            &path,
+            "seconds,symbol,price\n0,BTC/USDT,60000\n1.5,BTC/USDT,59000\n",
+        )
+        .unwrap();
+        let spec = format!("replay:{}", path.display());
+        let c = load_env(&[("PAPER_PRICES", &spec)]).unwrap();
+        let PaperPrices::Replay(replay) = &c.paper_prices else {
+            panic!("not a replay: {:?}", c.paper_prices);
+        };
+        assert_eq!(replay.path(), path);
+        assert_eq!(
+            replay.price_at("BTC/USDT", 1500).map(|p| p.to_string()),
+            Some("59000".into())
+        );
+        let shown: HashMap<&str, &str> =
+            c.describe().iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(shown["paper-prices"], spec);
+
+        // The flag wins over the variable, as for every setting.
+        let c = load(&args("--paper-prices walk"), &[("PAPER_PRICES", &spec)]).unwrap();
+        assert!(matches!(c.paper_prices, PaperPrices::Walk));
+    }
+
+    #[test]
+    fn paper_prices_errors_name_the_setting_the_path_and_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prices.csv");
+        std::fs::write(
+            &path,
+            "seconds,symbol,price\n0,BTC/USDT,60000\n1,BTC/USDT,0\n",
+        )
+        .unwrap();
+        let spec = format!("replay:{}", path.display());
+        assert_eq!(
+            error_of(load_env(&[("PAPER_PRICES", &spec)])),
+            format!(
+                "PAPER_PRICES: {}: line 3: price \"0\" is not a decimal above 0",
+                path.display()
+            )
+        );
+        let missing = dir.path().join("none.csv");
+        let flag = format!("--paper-prices replay:{}", missing.display());
+        let e = error_of(load(&args(&flag), &[]));
+        assert!(
+            e.starts_with(&format!(
+                "--paper-prices: {}: cannot read it: ",
+                missing.display()
+            )),
+            "{e}"
+        );
+        assert_eq!(
+            error_of(load_env(&[("PAPER_PRICES", "random")])),
+            "invalid value \"random\" for PAPER_PRICES: expected `walk` or `replay:PATH` (a \
+             CSV file of prices)"
+        );
     }
 
     #[test]

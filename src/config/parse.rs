@@ -736,6 +736,40 @@ pub fn short_text(s: &str, max: usize) -> Result<String, Expected> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Paper exchange
+
+/// `PAPER_PRICES` as written: the random walk, or a replay file that `Config::load`
+/// then reads and checks (docs/bots.md, Exchanges).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaperPricesSource {
+    Walk,
+    Replay(PathBuf),
+}
+
+impl fmt::Display for PaperPricesSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PaperPricesSource::Walk => f.write_str("walk"),
+            PaperPricesSource::Replay(path) => write!(f, "replay:{}", path.display()),
+        }
+    }
+}
+
+/// `walk` or `replay:PATH`; the words in any case, the path as given.
+pub fn paper_prices(s: &str) -> Result<PaperPricesSource, Expected> {
+    let expected = || Expected::new("`walk` or `replay:PATH` (a CSV file of prices)");
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("walk") {
+        return Ok(PaperPricesSource::Walk);
+    }
+    let (word, path) = t.split_once(':').ok_or_else(expected)?;
+    if !word.eq_ignore_ascii_case("replay") || path.trim().is_empty() {
+        return Err(expected());
+    }
+    Ok(PaperPricesSource::Replay(PathBuf::from(path.trim())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1276,5 +1310,37 @@ mod tests {
             Ok(500)
         );
         assert!(short_text(&"a".repeat(501), 500).is_err());
+    }
+
+    #[test]
+    fn paper_prices_is_walk_or_a_replay_path() {
+        assert_eq!(paper_prices("walk"), Ok(PaperPricesSource::Walk));
+        assert_eq!(paper_prices(" WALK "), Ok(PaperPricesSource::Walk));
+        let replay = |p: &str| Ok(PaperPricesSource::Replay(PathBuf::from(p)));
+        assert_eq!(paper_prices("replay:/data/p.csv"), replay("/data/p.csv"));
+        assert_eq!(paper_prices("Replay: prices.csv "), replay("prices.csv"));
+        assert_eq!(paper_prices("replay:C:/a:b.csv"), replay("C:/a:b.csv"));
+        for bad in [
+            "",
+            "random",
+            "replay",
+            "replay:",
+            "replay:  ",
+            "file:/p.csv",
+            "/p.csv",
+        ] {
+            assert_eq!(
+                paper_prices(bad),
+                Err(Expected::new(
+                    "`walk` or `replay:PATH` (a CSV file of prices)"
+                )),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            paper_prices("replay:/data/p.csv").unwrap().to_string(),
+            "replay:/data/p.csv"
+        );
+        assert_eq!(PaperPricesSource::Walk.to_string(), "walk");
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::error::Expected;
 use super::parse::{self, AccessLogFormat, BindAddr, LogLevel, LogTarget, Rate, TrustedProxies};
-use super::parse::{WorkerClass, GUNICORN_ACCESS_LOG_FORMAT};
+use super::parse::{PaperPricesSource, WorkerClass, GUNICORN_ACCESS_LOG_FORMAT};
 
 /// Upper bound for every seconds setting: beyond any real deployment, and small enough
 /// that `Instant + timeout` can never overflow.
@@ -859,6 +859,19 @@ pub static PAPER_SEED: Setting<u64> = Setting {
     show: text,
 };
 
+pub static PAPER_PRICES: Setting<PaperPricesSource> = Setting {
+    meta: meta(
+        "paper-prices",
+        flag("--paper-prices", "SOURCE"),
+        &["PAPER_PRICES"],
+        Default::Value("walk"),
+        "paper exchange prices: `walk` (the seeded random walk) or `replay:PATH` (a CSV \
+         file of `seconds,symbol,price` lines, checked at start; docs/bots.md)",
+    ),
+    parse: parse::paper_prices,
+    show: text,
+};
+
 pub static TELEGRAM_API_URL: Setting<String> = Setting {
     meta: var(
         &["TELEGRAM_API_URL"],
@@ -920,7 +933,7 @@ pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
 };
 
 /// Every setting, in the order `check-config` and the README list them.
-pub static ALL: [&Meta; 61] = [
+pub static ALL: [&Meta; 62] = [
     &BIND.meta,
     &WORKERS.meta,
     &WORKER_CLASS.meta,
@@ -976,6 +989,7 @@ pub static ALL: [&Meta; 61] = [
     &PAPER_TICK_MS.meta,
     &PAPER_VOLATILITY.meta,
     &PAPER_SEED.meta,
+    &PAPER_PRICES.meta,
     &TELEGRAM_API_URL.meta,
     &BYBIT_BASE_URL.meta,
     &BINGX_BASE_URL.meta,

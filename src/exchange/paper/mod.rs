@@ -16,6 +16,7 @@ mod book;
 mod markets;
 mod matching;
 mod persist;
+pub mod replay;
 mod walk;
 
 #[cfg(test)]
