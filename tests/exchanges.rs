@@ -14,6 +14,8 @@ use common::fake_bingx::FakeBingx;
 use common::fake_book::Book;
 use common::fake_bybit::FakeBybit;
 use common::{wait_for, Options, Server};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::{dec, Decimal};
 use serde_json::{json, Value};
 
 const KEY: &str = "tEsTkEy0123abcd";
@@ -147,7 +149,10 @@ fn full_cycle(v: &Venue) {
     let tp_price = {
         let b = v.book();
         let e = b.order(&entry).expect("entry placed").clone();
-        assert_eq!((e.status, e.market, e.filled), ("filled", true, 0.001));
+        assert_eq!(
+            (e.status, e.market, e.filled),
+            ("filled", true, dec!(0.001))
+        );
         for leg in 1..=2 {
             let o = b
                 .order(&format!("bz-{}-1-l{leg}", u.id))
@@ -166,7 +171,7 @@ fn full_cycle(v: &Venue) {
     assert_eq!(st["open_orders"], 3, "{st}");
 
     // The take-profit fills: the cycle closes with a trade net of the fees.
-    v.book().set_price(tp_price + 50.0);
+    v.book().set_price(tp_price + dec!(50));
     let mut trades = Value::Null;
     wait_for(Duration::from_secs(20), "a recorded trade", || {
         trades = u.get(&s, "/api/trades");
@@ -175,19 +180,20 @@ fn full_cycle(v: &Venue) {
     let t = trades["trades"][0].clone();
     let (fees_paid, entry_avg) = {
         let b = v.book();
-        let fees: f64 = b.fills.iter().map(|f| f.fee).sum();
+        let fees: Decimal = b.fills.iter().map(|f| f.fee).sum();
         (fees, b.order(&entry).unwrap().avg)
     };
     assert_eq!(t["cycle"], 1, "{t}");
     assert_eq!(t["size"], 0.001, "{t}");
-    assert_eq!(t["avg_entry"].as_f64(), Some(entry_avg), "{t}");
-    assert_eq!(t["exit_price"].as_f64(), Some(tp_price), "{t}");
+    assert_eq!(t["avg_entry"].as_f64(), entry_avg.to_f64(), "{t}");
+    assert_eq!(t["exit_price"].as_f64(), tp_price.to_f64(), "{t}");
     let fees = t["fees"].as_f64().unwrap();
+    let fees_paid = fees_paid.to_f64().unwrap();
     assert!(
         (fees - fees_paid).abs() < 1e-9,
         "fees {fees} vs {fees_paid}"
     );
-    let pnl = (tp_price - entry_avg) * 0.001 - fees_paid;
+    let pnl = ((tp_price - entry_avg) * dec!(0.001)).to_f64().unwrap() - fees_paid;
     assert!((t["pnl"].as_f64().unwrap() - pnl).abs() < 1e-9, "{t}");
     // Its leftover legs are cancelled and, with repeat, cycle 2 starts.
     wait_ladder(v, u.id, 2);
@@ -205,7 +211,10 @@ fn full_cycle(v: &Venue) {
     assert_eq!(code, 200, "{body}");
     let b = v.book();
     assert_eq!(b.open_count(), 0, "stop cancels the bot's orders");
-    assert_eq!((b.long.size, b.short.size), (0.0, 0.0), "position closed");
+    assert!(
+        b.long.size.is_zero() && b.short.size.is_zero(),
+        "position closed"
+    );
     let close = b.order(&format!("bz-{}-2-x", u.id)).expect("close order");
     assert!(
         close.market && !close.opens() && close.status == "filled",
@@ -343,9 +352,9 @@ fn errors_are_reported(v: &Venue) {
     v.book().refused.clear();
     configure(&s, &u, v.name, KEY);
 
-    v.book().balance = 1.0;
+    v.book().balance = dec!(1);
     start_fails(&s, &u, 400, "invalid_config", "insufficient balance");
-    v.book().balance = 10_000.0;
+    v.book().balance = dec!(10_000);
 
     let (code, msg) = v.min_qty_error;
     v.inject(v.create_path, code, msg);

@@ -1,8 +1,24 @@
 //! The trading state both fake exchanges keep: one account, one symbol, hedge-mode
-//! positions, orders by client id, fills with fees, and a price the test moves.
-//! Limit orders fill only when the test moves the price across them.
+//! positions, orders by client id, fills with fees, a last price the test moves and
+//! a mark price that follows it unless the test pins it. Limit orders fill only when
+//! the test moves the last price across them; conditional (stop) orders trigger when
+//! the price they watch (the mark, or the last price) crosses their trigger price.
+//! All money is `Decimal`, so an answer never reads `0.009000000000000001`.
 
-use std::collections::VecDeque;
+use rust_decimal::{dec, Decimal};
+
+use super::fake_events::Funding;
+use super::fake_inject::Injected;
+
+/// An exchange's decimal string as a `Decimal` (None when it is not one).
+pub fn dec(s: &str) -> Option<Decimal> {
+    s.parse().ok()
+}
+
+/// A `Decimal` as the exchanges write numbers: a string without trailing zeros.
+pub fn num(d: Decimal) -> String {
+    d.normalize().to_string()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dir {
@@ -10,30 +26,122 @@ pub enum Dir {
     Short,
 }
 
+/// The price a conditional order watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerBy {
+    Mark,
+    Last,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Trigger {
+    pub price: Decimal,
+    /// Fires when the watched price rises to `price` (else when it falls to it).
+    pub rise: bool,
+    pub by: TriggerBy,
+}
+
+impl Trigger {
+    pub fn hit(&self, watched: Decimal) -> bool {
+        if self.rise {
+            watched >= self.price
+        } else {
+            watched <= self.price
+        }
+    }
+}
+
+/// Who placed an order: the API client, the trader on the exchange's site, or the
+/// liquidation engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Api,
+    Site,
+    Liquidation,
+}
+
+/// Why an order ended without (fully) filling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancel {
+    None,
+    /// Cancelled by a request.
+    User,
+    /// A closing order found no position left to close.
+    ReduceOnly,
+    /// A triggered opening order found too little margin.
+    Margin,
+    /// Cancelled before a liquidation.
+    Liquidation,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct FakeOrder {
     pub id: u64,
+    /// Empty for orders without one (a stop on BingX, a manual close, a liquidation).
     pub client_id: String,
     pub buy: bool,
     pub market: bool,
-    pub price: f64,
-    pub qty: f64,
-    pub filled: f64,
-    pub avg: f64,
-    pub fee: f64,
+    pub price: Decimal,
+    pub qty: Decimal,
+    pub filled: Decimal,
+    pub avg: Decimal,
+    pub fee: Decimal,
     pub dir: Dir,
+    /// "untriggered", "open", "partial", "filled", "cancelled", or "deactivated"
+    /// (a conditional order cancelled before it triggered).
     pub status: &'static str,
     pub created_ms: i64,
+    pub updated_ms: i64,
+    /// Set for a conditional order.
+    pub trigger: Option<Trigger>,
+    /// Closes whatever the position holds when it fills (Bybit `qty` "0" with
+    /// `closeOnTrigger`, BingX `closePosition`); `qty` is then 0 until it fills.
+    pub close_all: bool,
+    pub origin: Origin,
+    pub cancel: Cancel,
+    /// Bybit's `closeOnTrigger` as placed.
+    pub close_on_trigger: bool,
+    /// The last price when it was placed.
+    pub last_on_created: Decimal,
 }
 
 impl FakeOrder {
+    /// A new order as a client places it (`id` and times are set by `Book::add`).
+    pub fn new(client_id: &str, buy: bool, dir: Dir, qty: Decimal) -> FakeOrder {
+        FakeOrder {
+            id: 0,
+            client_id: client_id.into(),
+            buy,
+            market: true,
+            price: Decimal::ZERO,
+            qty,
+            filled: Decimal::ZERO,
+            avg: Decimal::ZERO,
+            fee: Decimal::ZERO,
+            dir,
+            status: "open",
+            created_ms: 0,
+            updated_ms: 0,
+            trigger: None,
+            close_all: false,
+            origin: Origin::Api,
+            cancel: Cancel::None,
+            close_on_trigger: false,
+            last_on_created: Decimal::ZERO,
+        }
+    }
+
     pub fn is_open(&self) -> bool {
-        self.status == "open" || self.status == "partial"
+        matches!(self.status, "open" | "partial" | "untriggered")
     }
 
     /// Opening: a buy on the long side or a sell on the short side.
     pub fn opens(&self) -> bool {
         self.buy == (self.dir == Dir::Long)
+    }
+
+    pub fn is_conditional(&self) -> bool {
+        self.trigger.is_some()
     }
 }
 
@@ -41,28 +149,23 @@ impl FakeOrder {
 pub struct Fill {
     pub order_id: u64,
     pub client_id: String,
-    pub price: f64,
-    pub qty: f64,
-    pub fee: f64,
+    pub price: Decimal,
+    pub qty: Decimal,
+    pub fee: Decimal,
+    /// Profit or loss this fill realised (closing fills only), before the fee.
+    pub realized: Decimal,
     pub time_ms: i64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Pos {
-    pub size: f64,
-    pub avg: f64,
+    pub size: Decimal,
+    pub avg: Decimal,
 }
 
-/// An error the next matching request gets instead of its normal answer.
-#[derive(Clone, Debug)]
-pub struct Injected {
-    pub path: String,
-    pub code: i64,
-    pub msg: String,
-}
-
-pub const TAKER: f64 = 0.00055;
-pub const MAKER: f64 = 0.0002;
+/// Bybit's standard perpetual fees, used by both fakes.
+pub const TAKER: Decimal = dec!(0.00055);
+pub const MAKER: Decimal = dec!(0.0002);
 
 #[derive(Debug)]
 pub struct Book {
@@ -71,13 +174,17 @@ pub struct Book {
     /// Added to the wall clock: the exchange's clock runs ahead, so a client that
     /// does not sync gets its timestamps refused.
     pub skew_ms: i64,
-    pub price: f64,
-    pub balance: f64,
+    /// The last traded price.
+    pub price: Decimal,
+    /// The mark price when pinned by `set_mark`; else it follows `price`.
+    pub pinned_mark: Option<Decimal>,
+    pub balance: Decimal,
     pub leverage: u32,
     /// Hedge-mode sides whose leverage was set (BingX sets one side per call).
     pub leverage_sides: Vec<String>,
     pub orders: Vec<FakeOrder>,
     pub fills: Vec<Fill>,
+    pub funding: Vec<Funding>,
     pub long: Pos,
     pub short: Pos,
     pub next_id: u64,
@@ -88,7 +195,7 @@ pub struct Book {
     /// Requests refused for a bad signature, key or timestamp, or a malformed
     /// parameter: `(path, reason)`.
     pub refused: Vec<(String, String)>,
-    pub inject: VecDeque<Injected>,
+    pub inject: Vec<Injected>,
     /// The next this many private requests are rate limited.
     pub rate_limit_next: usize,
     pub rate_limited: usize,
@@ -105,19 +212,21 @@ impl Book {
             api_key: api_key.into(),
             secret: secret.into(),
             skew_ms: 15_000,
-            price: 65_000.0,
-            balance: 10_000.0,
+            price: Decimal::from(65_000),
+            pinned_mark: None,
+            balance: Decimal::from(10_000),
             leverage: 1,
             leverage_sides: Vec::new(),
             orders: Vec::new(),
             fills: Vec::new(),
+            funding: Vec::new(),
             long: Pos::default(),
             short: Pos::default(),
             next_id: 1_000_000_000_000_000_001,
             accepted: Vec::new(),
             duplicates: 0,
             refused: Vec::new(),
-            inject: VecDeque::new(),
+            inject: Vec::new(),
             rate_limit_next: 0,
             rate_limited: 0,
             seen: Vec::new(),
@@ -138,11 +247,6 @@ impl Book {
         lost
     }
 
-    pub fn take_injected(&mut self, path: &str) -> Option<Injected> {
-        let i = self.inject.iter().position(|e| e.path == path)?;
-        self.inject.remove(i)
-    }
-
     pub fn pos(&mut self, dir: Dir) -> &mut Pos {
         match dir {
             Dir::Long => &mut self.long,
@@ -150,85 +254,173 @@ impl Book {
         }
     }
 
+    pub fn position(&self, dir: Dir) -> Pos {
+        match dir {
+            Dir::Long => self.long,
+            Dir::Short => self.short,
+        }
+    }
+
+    /// The most recent order with this client id (ids are unique per placement).
     pub fn order(&self, client_id: &str) -> Option<&FakeOrder> {
-        self.orders.iter().find(|o| o.client_id == client_id)
+        if client_id.is_empty() {
+            return None;
+        }
+        self.orders.iter().rev().find(|o| o.client_id == client_id)
+    }
+
+    pub fn order_by_id(&self, id: u64) -> Option<&FakeOrder> {
+        self.orders.iter().find(|o| o.id == id)
+    }
+
+    /// Untriggered conditional orders.
+    pub fn stops(&self) -> Vec<&FakeOrder> {
+        self.orders
+            .iter()
+            .filter(|o| o.status == "untriggered")
+            .collect()
+    }
+
+    pub fn mark(&self) -> Decimal {
+        self.pinned_mark.unwrap_or(self.price)
+    }
+
+    pub fn watched(&self, by: TriggerBy) -> Decimal {
+        match by {
+            TriggerBy::Mark => self.mark(),
+            TriggerBy::Last => self.price,
+        }
+    }
+
+    fn lev(&self) -> Decimal {
+        Decimal::from(self.leverage.max(1))
     }
 
     /// Margin an opening order needs (and its taker fee).
-    pub fn margin(&self, qty: f64, price: f64) -> f64 {
-        qty * price / f64::from(self.leverage.max(1)) + qty * price * TAKER
+    pub fn margin(&self, qty: Decimal, price: Decimal) -> Decimal {
+        qty * price / self.lev() + qty * price * TAKER
     }
 
-    pub fn used_margin(&self) -> f64 {
-        let rest: f64 = self
+    /// Margin held by open positions and resting opening orders (a conditional
+    /// order holds none until it triggers).
+    pub fn used_margin(&self) -> Decimal {
+        let rest: Decimal = self
             .orders
             .iter()
-            .filter(|o| o.is_open() && o.opens())
-            .map(|o| (o.qty - o.filled) * o.price / f64::from(self.leverage.max(1)))
+            .filter(|o| o.is_open() && o.opens() && !o.is_conditional())
+            .map(|o| (o.qty - o.filled) * o.price / self.lev())
             .sum();
-        rest + (self.long.size * self.long.avg + self.short.size * self.short.avg)
-            / f64::from(self.leverage.max(1))
+        rest + (self.long.size * self.long.avg + self.short.size * self.short.avg) / self.lev()
     }
 
-    /// Adds an accepted order; a market order fills at once at the price.
-    pub fn add(&mut self, mut o: FakeOrder) -> FakeOrder {
+    /// Adds an accepted order: a market order fills at once at the last price, a
+    /// conditional one waits for its trigger.
+    pub fn add(&mut self, o: FakeOrder) -> FakeOrder {
+        let last = self.price;
+        self.add_at(o, last)
+    }
+
+    /// `add` with a market order filling at `fill_price`.
+    pub fn add_at(&mut self, mut o: FakeOrder, fill_price: Decimal) -> FakeOrder {
         o.id = self.next_id;
         self.next_id += 1;
         o.created_ms = self.server_ms();
-        self.accepted.push(o.client_id.clone());
-        self.orders.push(o.clone());
-        if o.market {
-            let price = self.price;
-            self.fill(o.id, price, TAKER);
+        o.updated_ms = o.created_ms;
+        o.last_on_created = self.price;
+        if o.trigger.is_some() {
+            o.status = "untriggered";
         }
-        self.orders.iter().find(|x| x.id == o.id).cloned().unwrap()
+        if o.origin == Origin::Api {
+            self.accepted.push(o.client_id.clone());
+        }
+        let (id, fill_now) = (o.id, o.market && o.trigger.is_none());
+        self.orders.push(o);
+        if fill_now {
+            self.fill(id, fill_price, TAKER);
+        }
+        self.order_by_id(id).cloned().expect("just added")
     }
 
-    fn fill(&mut self, id: u64, price: f64, rate: f64) {
+    fn index(&self, id: u64) -> Option<usize> {
+        self.orders.iter().position(|o| o.id == id)
+    }
+
+    fn end(&mut self, i: usize, status: &'static str, cancel: Cancel) {
         let now = self.server_ms();
-        let Some(i) = self.orders.iter().position(|o| o.id == id) else {
+        let o = &mut self.orders[i];
+        o.status = status;
+        o.cancel = cancel;
+        o.updated_ms = now;
+    }
+
+    /// Fills what is left of an order at `price`. A closing order fills at most
+    /// what the position holds (its quantity is cut to that, as reduce-only orders
+    /// are), so a position never goes negative; with nothing to close it is
+    /// cancelled instead.
+    pub fn fill(&mut self, id: u64, price: Decimal, rate: Decimal) {
+        let Some(i) = self.index(id) else {
             return;
         };
         let o = self.orders[i].clone();
-        let qty = o.qty - o.filled;
-        let fee = qty * price * rate;
-        let pos = self.pos(o.dir);
-        let mut realized = 0.0;
-        if o.opens() {
-            pos.avg = (pos.size * pos.avg + qty * price) / (pos.size + qty);
-            pos.size += qty;
-        } else {
-            let q = qty.min(pos.size);
-            let sign = if o.dir == Dir::Long { 1.0 } else { -1.0 };
-            realized = sign * (price - pos.avg) * q;
-            pos.size -= q;
-            if pos.size < 1e-12 {
-                *pos = Pos::default();
+        let held = self.position(o.dir).size;
+        let mut qty = o.qty - o.filled;
+        if !o.opens() {
+            qty = if o.close_all { held } else { qty.min(held) };
+            if qty.is_zero() {
+                return self.end(i, "cancelled", Cancel::ReduceOnly);
             }
         }
+        let fee = qty * price * rate;
+        let realized = self.apply(o.dir, o.opens(), qty, price);
         self.balance += realized - fee;
+        let now = self.server_ms();
         let o = &mut self.orders[i];
+        if !o.opens() {
+            o.qty = o.filled + qty;
+        }
         o.avg = price;
         o.filled = o.qty;
         o.fee += fee;
         o.status = "filled";
+        o.updated_ms = now;
         self.fills.push(Fill {
             order_id: id,
             client_id: o.client_id.clone(),
             price,
             qty,
             fee,
+            realized,
             time_ms: now,
         });
     }
 
-    /// Moves the price; resting limit orders it reaches fill at their price.
-    pub fn set_price(&mut self, price: f64) {
+    /// Moves the position; returns the profit or loss a close realises.
+    fn apply(&mut self, dir: Dir, opens: bool, qty: Decimal, price: Decimal) -> Decimal {
+        let pos = self.pos(dir);
+        if opens {
+            pos.avg = (pos.size * pos.avg + qty * price) / (pos.size + qty);
+            pos.size += qty;
+            return Decimal::ZERO;
+        }
+        let gain = match dir {
+            Dir::Long => price - pos.avg,
+            Dir::Short => pos.avg - price,
+        };
+        pos.size -= qty;
+        if pos.size.is_zero() {
+            *pos = Pos::default();
+        }
+        gain * qty
+    }
+
+    /// Moves the last price: resting limit orders it reaches fill at their price,
+    /// and, while the mark follows the last price, conditional orders trigger.
+    pub fn set_price(&mut self, price: Decimal) {
         self.price = price;
-        let hit: Vec<(u64, f64)> = self
+        let hit: Vec<(u64, Decimal)> = self
             .orders
             .iter()
-            .filter(|o| o.is_open() && !o.market)
+            .filter(|o| matches!(o.status, "open" | "partial") && !o.market)
             .filter(|o| {
                 if o.buy {
                     price <= o.price
@@ -241,21 +433,75 @@ impl Book {
         for (id, p) in hit {
             self.fill(id, p, MAKER);
         }
+        self.run_triggers();
+    }
+
+    /// Pins the mark price (it no longer follows the last price) and triggers the
+    /// conditional orders it crosses.
+    pub fn set_mark(&mut self, mark: Decimal) {
+        self.pinned_mark = Some(mark);
+        self.run_triggers();
+    }
+
+    /// Lets the mark follow the last price again.
+    pub fn unpin_mark(&mut self) {
+        self.pinned_mark = None;
+        self.run_triggers();
+    }
+
+    fn run_triggers(&mut self) {
+        let hit: Vec<u64> = self
+            .orders
+            .iter()
+            .filter(|o| o.status == "untriggered")
+            .filter(|o| o.trigger.is_some_and(|t| t.hit(self.watched(t.by))))
+            .map(|o| o.id)
+            .collect();
+        for id in hit {
+            self.trigger(id);
+        }
+    }
+
+    /// A triggered conditional order becomes a market order at the price it
+    /// watches, with the taker fee. An opening one the margin no longer covers is
+    /// cancelled, as Bybit documents for conditional orders (docs/v5/order/create-order).
+    fn trigger(&mut self, id: u64) {
+        let Some(i) = self.index(id) else {
+            return;
+        };
+        let o = self.orders[i].clone();
+        let Some(t) = o.trigger else {
+            return;
+        };
+        let at = self.watched(t.by);
+        self.end(i, "open", Cancel::None);
+        if o.opens() && self.used_margin() + self.margin(o.qty, at) > self.balance {
+            return self.end(i, "cancelled", Cancel::Margin);
+        }
+        self.fill(id, at, TAKER);
     }
 
     /// Cancels an open order; false if there is none with that client id.
     pub fn cancel(&mut self, client_id: &str) -> bool {
-        match self
-            .orders
-            .iter_mut()
-            .find(|o| o.client_id == client_id && o.is_open())
-        {
-            Some(o) => {
-                o.status = "cancelled";
-                true
-            }
+        match self.order(client_id).filter(|o| o.is_open()) {
+            Some(o) => self.cancel_id(o.id),
             None => false,
         }
+    }
+
+    /// Cancels an open order by exchange id; a conditional order not yet triggered
+    /// ends "deactivated".
+    pub fn cancel_id(&mut self, id: u64) -> bool {
+        let Some(i) = self.index(id).filter(|&i| self.orders[i].is_open()) else {
+            return false;
+        };
+        let status = if self.orders[i].status == "untriggered" {
+            "deactivated"
+        } else {
+            "cancelled"
+        };
+        self.end(i, status, Cancel::User);
+        true
     }
 
     pub fn open_count(&self) -> usize {

@@ -1,15 +1,19 @@
 //! A local stand-in for the Bybit v5 REST API (linear, hedge mode) that checks each
-//! request as Bybit documents it: the `X-BAPI-*` headers, the signature
+//! request as Bybit documents it (bybit-exchange.github.io/docs/v5/guide): the
+//! `X-BAPI-*` headers, the signature
 //! `HMAC_SHA256(secret, timestamp + key + recvWindow + queryString|jsonBody)`, the
 //! timestamp window `server - recvWindow <= ts < server + 1000`, and each
 //! endpoint's required parameters — refusing with Bybit's own error codes.
+//! Orders live in fake_bybit_orders.rs, the transaction log in fake_bybit_ledger.rs.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 
-use super::fake_book::{Book, Dir, FakeOrder, Injected};
+use super::fake_book::{num, Book};
 use super::fake_http::{hmac_hex, now_ms, FakeHttp, Request, Response};
+use super::fake_inject::{text, BYBIT};
+use super::{fake_bybit_ledger as ledger, fake_bybit_orders as orders};
 
 pub const SYMBOL: &str = "BTCUSDT";
 
@@ -34,22 +38,33 @@ impl FakeBybit {
         self.http.url()
     }
 
-    /// The next request to `path` fails with this Bybit error.
+    /// The next request to `path` (any method) fails with this Bybit error.
     pub fn inject(&self, path: &str, code: i64, msg: &str) {
-        self.book().inject.push_back(Injected {
-            path: path.into(),
-            code,
-            msg: msg.into(),
-        });
+        self.book().push_injected(None, path, code, msg, 1);
+    }
+
+    /// The next `times` requests `METHOD path` fail with this Bybit error.
+    pub fn inject_on(&self, method: &str, path: &str, code: i64, msg: &str, times: usize) {
+        self.book()
+            .push_injected(Some(method), path, code, msg, times);
+    }
+
+    /// `inject_on` with the documented text of the code (fake_inject::BYBIT).
+    pub fn inject_code(&self, method: &str, path: &str, code: i64, times: usize) {
+        self.inject_on(method, path, code, text(BYBIT, code), times);
     }
 }
 
-fn reply(code: i64, msg: &str, result: Value) -> Response {
+pub fn reply(code: i64, msg: &str, result: Value) -> Response {
     Response::json(json!({"retCode": code, "retMsg": msg, "result": result,
         "retExtInfo": {}, "time": now_ms()}))
 }
 
-fn refuse(b: &mut Book, req: &Request, code: i64, msg: &str) -> Response {
+pub fn ok(result: Value) -> Response {
+    reply(0, "OK", result)
+}
+
+pub fn refuse(b: &mut Book, req: &Request, code: i64, msg: &str) -> Response {
     b.refused.push((req.path.clone(), format!("{code} {msg}")));
     reply(code, msg, json!({}))
 }
@@ -57,8 +72,10 @@ fn refuse(b: &mut Book, req: &Request, code: i64, msg: &str) -> Response {
 fn handle(book: &Mutex<Book>, req: &Request) -> Response {
     let mut b = book.lock().unwrap();
     b.seen.push(req.path.clone());
-    let public = req.path.starts_with("/v5/market/");
-    if public {
+    if req.path.starts_with("/v5/market/") {
+        if let Some(r) = injected(&mut b, req) {
+            return r;
+        }
         return market(&b, req);
     }
     // Parameters: the query for GET, the JSON body for POST.
@@ -75,15 +92,15 @@ fn handle(book: &Mutex<Book>, req: &Request) -> Response {
     if b.rate_limit_next > 0 {
         b.rate_limit_next -= 1;
         b.rate_limited += 1;
-        let mut r = reply(10006, "Too many visits!", json!({}));
-        let reset = b.server_ms() + 300;
-        r.headers = limit_headers(0, reset);
+        return rate_limited(&b);
+    }
+    if let Some(r) = injected(&mut b, req) {
         return r;
     }
-    if let Some(e) = b.take_injected(&req.path) {
-        return reply(e.code, &e.msg, json!({}));
-    }
-    if params["category"] != "linear" && req.path != "/v5/account/wallet-balance" {
+    let without_category = ["/v5/account/wallet-balance", "/v5/account/transaction-log"];
+    let category_ok = params["category"] == "linear"
+        || (params.get("category").is_none() && without_category.contains(&req.path.as_str()));
+    if !category_ok {
         return refuse(&mut b, req, 10001, "category must be linear");
     }
     let mut r = private(&mut b, req, &params);
@@ -93,6 +110,22 @@ fn handle(book: &Mutex<Book>, req: &Request) -> Response {
     let now = b.server_ms();
     r.headers = limit_headers(9, now);
     r
+}
+
+fn rate_limited(b: &Book) -> Response {
+    // The text Bybit answers with; the error table has the documented one.
+    let mut r = reply(10006, "Too many visits!", json!({}));
+    r.headers = limit_headers(0, b.server_ms() + 300);
+    r
+}
+
+fn injected(b: &mut Book, req: &Request) -> Option<Response> {
+    let (code, msg) = b.take_injected(&req.method, &req.path)?;
+    let mut r = reply(code, &msg, json!({}));
+    if code == 10006 {
+        r.headers = limit_headers(0, b.server_ms() + 300);
+    }
+    Some(r)
 }
 
 fn limit_headers(left: i64, reset: i64) -> Vec<(String, String)> {
@@ -147,12 +180,8 @@ fn market(b: &Book, req: &Request) -> Response {
     match req.path.as_str() {
         "/v5/market/time" => {
             let ms = b.server_ms();
-            reply(
-                0,
-                "OK",
-                json!({"timeSecond": (ms / 1000).to_string(),
-                "timeNano": (ms as i128 * 1_000_000).to_string()}),
-            )
+            ok(json!({"timeSecond": (ms / 1000).to_string(),
+                "timeNano": (ms as i128 * 1_000_000).to_string()}))
         }
         "/v5/market/instruments-info" if req.param("category") == Some("linear") => {
             let list = if sym == SYMBOL {
@@ -163,18 +192,15 @@ fn market(b: &Book, req: &Request) -> Response {
             } else {
                 vec![]
             };
-            reply(
-                0,
-                "OK",
-                json!({"category": "linear", "list": list, "nextPageCursor": ""}),
-            )
+            ok(json!({"category": "linear", "list": list, "nextPageCursor": ""}))
         }
-        "/v5/market/tickers" if req.param("category") == Some("linear") && sym == SYMBOL => reply(
-            0,
-            "OK",
-            json!({"category": "linear", "list": [{"symbol": SYMBOL,
-                "lastPrice": b.price.to_string(), "markPrice": b.price.to_string()}]}),
-        ),
+        // docs/v5/market/tickers: the last, mark and index prices (the fake's index
+        // is its mark).
+        "/v5/market/tickers" if req.param("category") == Some("linear") && sym == SYMBOL => {
+            ok(json!({"category": "linear", "list": [{"symbol": SYMBOL,
+                "lastPrice": num(b.price), "markPrice": num(b.mark()),
+                "indexPrice": num(b.mark())}]}))
+        }
         "/v5/market/tickers" => reply(10001, "params error: symbol invalid", json!({})),
         _ => reply(10001, "params error", json!({})),
     }
@@ -182,85 +208,52 @@ fn market(b: &Book, req: &Request) -> Response {
 
 fn private(b: &mut Book, req: &Request, p: &Value) -> Response {
     let sym = p["symbol"].as_str().unwrap_or("");
-    let needs_symbol = req.path != "/v5/account/wallet-balance";
-    if needs_symbol && sym != SYMBOL {
+    let without_symbol = ["/v5/account/wallet-balance", "/v5/account/transaction-log"];
+    if !without_symbol.contains(&req.path.as_str()) && sym != SYMBOL {
         return refuse(b, req, 10001, "params error: symbol invalid");
     }
     match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/v5/position/set-leverage") => set_leverage(b, req, p),
-        ("POST", "/v5/order/create") => create(b, req, p),
-        ("POST", "/v5/order/cancel") => {
-            let link = p["orderLinkId"].as_str().unwrap_or("");
-            let Some(o) = b.order(link).cloned() else {
-                return reply(110001, "Order does not exist", json!({}));
-            };
-            if !b.cancel(link) {
-                return reply(110001, "Order does not exist", json!({}));
-            }
-            reply(
-                0,
-                "OK",
-                json!({"orderId": o.id.to_string(), "orderLinkId": link}),
-            )
-        }
-        ("GET", "/v5/order/realtime") => realtime(b, req),
+        ("POST", "/v5/order/create") => orders::create(b, req, p),
+        ("POST", "/v5/order/cancel") => orders::cancel(b, req, p),
+        ("GET", "/v5/order/realtime") => orders::realtime(b, req),
+        // Every order is still in the realtime list here.
         ("GET", "/v5/order/history") => {
-            // Every order is still in the realtime list here.
-            reply(
-                0,
-                "OK",
-                json!({"category": "linear", "list": [], "nextPageCursor": ""}),
-            )
+            ok(json!({"category": "linear", "list": [], "nextPageCursor": ""}))
         }
-        ("GET", "/v5/execution/list") => {
-            let link = req.param("orderLinkId").unwrap_or("");
-            let list: Vec<Value> = b
-                .fills
-                .iter()
-                .filter(|f| f.client_id == link)
-                .map(|f| {
-                    json!({
-                "symbol": SYMBOL, "orderId": f.order_id.to_string(), "orderLinkId": f.client_id,
-                "execPrice": f.price.to_string(), "execQty": f.qty.to_string(),
-                "execFee": f.fee.to_string(), "execTime": f.time_ms.to_string()})
-                })
-                .collect();
-            reply(
-                0,
-                "OK",
-                json!({"category": "linear", "list": list, "nextPageCursor": ""}),
-            )
-        }
-        ("GET", "/v5/position/list") => {
-            let mark = b.price;
-            let list: Vec<Value> = [(1, b.long, "Buy"), (2, b.short, "Sell")]
-                .iter()
-                .map(|(idx, p, side)| {
-                    json!({
-                "positionIdx": idx, "symbol": SYMBOL, "side": if p.size > 0.0 { *side } else { "" },
-                "size": p.size.to_string(), "avgPrice": p.avg.to_string(),
-                "markPrice": mark.to_string(), "leverage": "10"})
-                })
-                .collect();
-            reply(
-                0,
-                "OK",
-                json!({"category": "linear", "list": list, "nextPageCursor": ""}),
-            )
-        }
+        ("GET", "/v5/execution/list") => orders::executions(b, req),
+        ("GET", "/v5/position/list") => positions(b),
         ("GET", "/v5/account/wallet-balance") => {
             if req.param("accountType") != Some("UNIFIED") {
                 return refuse(b, req, 10001, "accountType only support UNIFIED");
             }
-            reply(
-                0,
-                "OK",
-                json!({"list": [{"accountType": "UNIFIED",
-                "coin": [{"coin": "USDT", "walletBalance": b.balance.to_string()}]}]}),
-            )
+            ok(json!({"list": [{"accountType": "UNIFIED",
+                "coin": [{"coin": "USDT", "walletBalance": num(b.balance)}]}]}))
         }
+        ("GET", "/v5/account/transaction-log") => ledger::transaction_log(b, req),
         _ => refuse(b, req, 10017, "Route not found"),
     }
+}
+
+/// docs/v5/position (hedge mode: one entry per side, `side` "" when empty).
+fn positions(b: &Book) -> Response {
+    let mark = b.mark();
+    let list: Vec<Value> = [(1, b.long, "Buy"), (2, b.short, "Sell")]
+        .iter()
+        .map(|(idx, p, side)| {
+            let upnl = if *idx == 1 {
+                (mark - p.avg) * p.size
+            } else {
+                (p.avg - mark) * p.size
+            };
+            json!({"positionIdx": idx, "symbol": SYMBOL,
+                "side": if p.size.is_zero() { "" } else { *side },
+                "size": num(p.size), "avgPrice": num(p.avg), "markPrice": num(mark),
+                "positionValue": num(p.size * p.avg), "unrealisedPnl": num(upnl),
+                "leverage": "10"})
+        })
+        .collect();
+    ok(json!({"category": "linear", "list": list, "nextPageCursor": ""}))
 }
 
 fn set_leverage(b: &mut Book, req: &Request, p: &Value) -> Response {
@@ -277,125 +270,5 @@ fn set_leverage(b: &mut Book, req: &Request, p: &Value) -> Response {
         return reply(110043, "Set leverage has not been modified.", json!({}));
     }
     b.leverage = lev;
-    reply(0, "OK", json!({}))
-}
-
-fn multiple(x: f64, unit: f64) -> bool {
-    ((x / unit) - (x / unit).round()).abs() < 1e-6
-}
-
-fn create(b: &mut Book, req: &Request, p: &Value) -> Response {
-    let link = p["orderLinkId"].as_str().unwrap_or("");
-    let ok_link = !link.is_empty()
-        && link.len() <= 36
-        && link
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    let side = p["side"].as_str().unwrap_or("");
-    let kind = p["orderType"].as_str().unwrap_or("");
-    let idx = p["positionIdx"].as_i64().unwrap_or(0);
-    let qty: f64 = p["qty"]
-        .as_str()
-        .and_then(|q| q.parse().ok())
-        .unwrap_or(-1.0);
-    let price: Option<f64> = p["price"].as_str().and_then(|q| q.parse().ok());
-    if !ok_link || !matches!(side, "Buy" | "Sell") || !matches!(kind, "Market" | "Limit") {
-        return refuse(
-            b,
-            req,
-            10001,
-            "params error: orderLinkId, side or orderType",
-        );
-    }
-    if idx != 1 && idx != 2 {
-        return refuse(b, req, 10001, "position idx not match position mode");
-    }
-    if !p["reduceOnly"].is_boolean() || qty <= 0.0 || !multiple(qty, 0.001) {
-        return refuse(b, req, 10001, "params error: qty or reduceOnly");
-    }
-    if kind == "Limit" && !price.is_some_and(|x| x > 0.0 && multiple(x, 0.1)) {
-        return refuse(b, req, 10001, "params error: price");
-    }
-    if b.order(link).is_some() {
-        b.duplicates += 1;
-        return reply(110072, "OrderLinkedID is duplicate", json!({}));
-    }
-    if qty < 0.001 {
-        return reply(170136, "Order quantity lower than the minimum.", json!({}));
-    }
-    let dir = if idx == 1 { Dir::Long } else { Dir::Short };
-    let mut o = FakeOrder {
-        id: 0,
-        client_id: link.into(),
-        buy: side == "Buy",
-        market: kind == "Market",
-        price: price.unwrap_or(b.price),
-        qty,
-        filled: 0.0,
-        avg: 0.0,
-        fee: 0.0,
-        dir,
-        status: "open",
-        created_ms: 0,
-    };
-    let reduce = p["reduceOnly"] == true;
-    if reduce == o.opens() {
-        return refuse(
-            b,
-            req,
-            10001,
-            "reduceOnly does not match side and positionIdx",
-        );
-    }
-    if !reduce && b.used_margin() + b.margin(qty, o.price) > b.balance {
-        return reply(110007, "Available balance is insufficient", json!({}));
-    }
-    o = b.add(o);
-    reply(
-        0,
-        "OK",
-        json!({"orderId": o.id.to_string(), "orderLinkId": o.client_id}),
-    )
-}
-
-fn order_json(o: &FakeOrder) -> Value {
-    let status = match o.status {
-        "open" => "New",
-        "partial" => "PartiallyFilled",
-        "filled" => "Filled",
-        _ => "Cancelled",
-    };
-    json!({"orderId": o.id.to_string(), "orderLinkId": o.client_id, "symbol": SYMBOL,
-        "price": if o.market { "0".to_string() } else { o.price.to_string() },
-        "qty": o.qty.to_string(), "side": if o.buy { "Buy" } else { "Sell" },
-        "positionIdx": if o.dir == Dir::Long { 1 } else { 2 }, "orderStatus": status,
-        "avgPrice": if o.filled > 0.0 { o.avg.to_string() } else { String::new() },
-        "leavesQty": (o.qty - o.filled).to_string(), "cumExecQty": o.filled.to_string(),
-        "cumExecFee": o.fee.to_string(), "orderType": if o.market { "Market" } else { "Limit" },
-        "timeInForce": if o.market { "IOC" } else { "GTC" }, "reduceOnly": !o.opens(),
-        "createdTime": o.created_ms.to_string(), "updatedTime": o.created_ms.to_string()})
-}
-
-fn realtime(b: &Book, req: &Request) -> Response {
-    let list: Vec<Value> = match req.param("orderLinkId") {
-        // By id: any state (the recent closed orders are kept too).
-        Some(link) => b.order(link).map(order_json).into_iter().collect(),
-        None if req.param("openOnly").unwrap_or("0") == "0" => b
-            .orders
-            .iter()
-            .filter(|o| o.is_open())
-            .map(order_json)
-            .collect(),
-        None => b
-            .orders
-            .iter()
-            .filter(|o| !o.is_open())
-            .map(order_json)
-            .collect(),
-    };
-    reply(
-        0,
-        "OK",
-        json!({"category": "linear", "list": list, "nextPageCursor": ""}),
-    )
+    ok(json!({}))
 }
