@@ -16,6 +16,7 @@ pub mod loadtest;
 pub mod log;
 pub mod mail;
 pub mod metrics;
+pub mod money;
 pub mod runner;
 pub mod secrets;
 pub mod serve;

@@ -24,6 +24,46 @@ fn post(s: &Server, u: &User, path: &str, body: Value) -> (u16, Value) {
     (r.status, r.json())
 }
 
+/// The first float artefact in `body`: a number whose decimals hold seven zeros or
+/// nines followed by another digit (`0.009000000000000001`, `0.30000000000000004`,
+/// `2.9999999999999996`), i.e. the regex `\d\.\d*(0000000|9999999)\d`.
+fn float_artefact(body: &str) -> Option<String> {
+    let b = body.as_bytes();
+    (1..b.len()).find_map(|dot| {
+        if b[dot] != b'.' || !b[dot - 1].is_ascii_digit() {
+            return None;
+        }
+        let digits: String = body[dot + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let noisy = (0..digits.len().saturating_sub(7)).any(|k| {
+            let run = &digits[k..k + 7];
+            run == "0000000" || run == "9999999"
+        });
+        noisy.then(|| format!("{}.{digits}", &body[dot.saturating_sub(12)..dot]))
+    })
+}
+
+#[test]
+fn the_artefact_scan_finds_float_noise_only() {
+    for noisy in [
+        r#"{"size":0.009000000000000001}"#,
+        "0.30000000000000004",
+        "x 2.9999999999999996 y",
+    ] {
+        assert!(float_artefact(noisy).is_some(), "{noisy}");
+    }
+    for clean in [
+        r#"{"size":0.009,"price":60000.1}"#,
+        "10000000.5",
+        "0.0000001",
+        "no numbers. here 1.",
+    ] {
+        assert_eq!(float_artefact(clean), None, "{clean}");
+    }
+}
+
 fn entries(s: &Server, uid: i64) -> i64 {
     count(s, &format!("SELECT COUNT(*) FROM paper_orders WHERE user_id = {uid} AND client_id LIKE 'bz-{uid}-%-e'"))
 }
@@ -360,6 +400,15 @@ fn a_full_paper_cycle_records_a_trade() {
     );
     let kinds = u.events(&s);
     assert!(kinds.contains(&"cycle_closed".to_string()), "{kinds:?}");
+    // Every amount the API shows is the decimal, never binary-float noise.
+    for path in [
+        "/api/bot/status",
+        "/api/trades",
+        "/api/bot/events?limit=500",
+    ] {
+        let body = u.call(&s, "GET", path, "").text();
+        assert_eq!(float_artefact(&body), None, "{path}: {body}");
+    }
     // repeat: the bot goes on with cycle 2.
     wait_for(Duration::from_secs(10), "cycle 2", || {
         u.status(&s)["cycle"].as_i64() >= Some(2)

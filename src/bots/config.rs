@@ -5,27 +5,32 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::ladder::Side;
+use crate::money::{self, dec, sql::Sql};
 use crate::store::StoreError;
 
 /// The exchanges a bot can trade on.
 pub const EXCHANGES: [&str; 3] = ["paper", "bybit", "bingx"];
 pub const MAX_GRIDS: usize = 50;
 const MAX_LEVERAGE: u32 = 125;
-const MAX_PCT: f64 = 1000.0;
+const MAX_PCT: Decimal = dec!(1000);
 /// Telegram chat ids are integers or `@channel` names; anything longer is a mistake.
 const MAX_CHAT_ID: usize = 64;
 /// Exchange keys and tokens are short; a megabyte of "key" is an error, not a key.
 const MAX_SECRET: usize = 256;
 
-/// One ladder leg: USDT margin, and percent from the previous leg's price.
+/// One ladder leg: USDT margin, and percent from the previous leg's price. Stored
+/// and shown as JSON numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Grid {
-    pub amount: f64,
-    pub gap: f64,
+    #[serde(with = "crate::money::number")]
+    pub amount: Decimal,
+    #[serde(with = "crate::money::number")]
+    pub gap: Decimal,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,8 +39,8 @@ pub struct BotConfig {
     pub symbol: String,
     pub side: Side,
     pub leverage: u32,
-    pub take_profit: f64,
-    pub stop_loss: f64,
+    pub take_profit: Decimal,
+    pub stop_loss: Decimal,
     pub rounds: usize,
     pub grids: Vec<Grid>,
     pub repeat: bool,
@@ -85,8 +90,8 @@ pub fn load(conn: &Connection, id: i64) -> Result<Option<StoredConfig>, StoreErr
                     symbol: r.get(1)?,
                     side: parse_side(&side).unwrap_or(Side::Long),
                     leverage: r.get(3)?,
-                    take_profit: r.get(4)?,
-                    stop_loss: r.get(5)?,
+                    take_profit: money::sql::get(r, 4)?,
+                    stop_loss: money::sql::get(r, 5)?,
                     rounds: r.get::<_, i64>(6)?.max(1) as usize,
                     grids: serde_json::from_str(&grids).unwrap_or_default(),
                     repeat: r.get(8)?,
@@ -117,8 +122,8 @@ pub fn save(conn: &Connection, id: i64, c: &BotConfig) -> Result<(), StoreError>
         c.symbol,
         side_name(c.side),
         c.leverage,
-        c.take_profit,
-        c.stop_loss,
+        Sql(c.take_profit),
+        Sql(c.stop_loss),
         c.rounds as i64,
         grids,
         c.repeat,
@@ -136,8 +141,8 @@ impl StoredConfig {
             "symbol": c.symbol,
             "side": side_name(c.side),
             "leverage": c.leverage,
-            "take_profit": c.take_profit,
-            "stop_loss": c.stop_loss,
+            "take_profit": money::json(c.take_profit),
+            "stop_loss": money::json(c.stop_loss),
             "rounds": c.rounds,
             "grids": c.grids,
             "repeat": c.repeat,
@@ -224,18 +229,18 @@ pub fn apply_update(
 /// A short's take-profit (or a long's stop-loss) of `pct` % ROE at `leverage` is a
 /// price move of `pct / leverage` %: 100 % or more would need a price of zero.
 fn price_beyond_zero(c: &BotConfig) -> Option<(&'static str, String)> {
-    let lev = f64::from(c.leverage.max(1));
+    let lev = Decimal::from(c.leverage.max(1));
     let (field, pct) = match c.side {
         Side::Short => ("take_profit", c.take_profit),
         Side::Long => ("stop_loss", c.stop_loss),
     };
-    (pct / lev >= 100.0).then(|| {
+    (pct / lev >= dec!(100)).then(|| {
         (
             field,
             format!(
                 "at {}x leverage must be below {} for a {} bot (the price would reach zero)",
                 c.leverage,
-                100.0 * lev,
+                dec!(100) * lev,
                 side_name(c.side)
             ),
         )
@@ -263,8 +268,8 @@ fn apply_field(c: &mut BotConfig, key: &str, v: &Value) -> Result<(), String> {
                 .ok_or("must be \"long\" or \"short\"")?
         }
         "leverage" => c.leverage = integer(v, 1, u64::from(MAX_LEVERAGE))? as u32,
-        "take_profit" => c.take_profit = number(v, 0.0, MAX_PCT, true)?,
-        "stop_loss" => c.stop_loss = number(v, 0.0, MAX_PCT, true)?,
+        "take_profit" => c.take_profit = number(v, Decimal::ZERO, MAX_PCT, true)?,
+        "stop_loss" => c.stop_loss = number(v, Decimal::ZERO, MAX_PCT, true)?,
         "rounds" => c.rounds = integer(v, 1, MAX_GRIDS as u64)? as usize,
         "grids" => c.grids = grids(v)?,
         "repeat" => c.repeat = v.as_bool().ok_or("must be true or false")?,
@@ -318,10 +323,10 @@ fn integer(v: &Value, min: u64, max: u64) -> Result<u64, String> {
     }
 }
 
-/// A finite number in `[min, max]`; `min` itself only when `zero_ok`.
-fn number(v: &Value, min: f64, max: f64, zero_ok: bool) -> Result<f64, String> {
-    let n = v.as_f64().filter(|n| n.is_finite());
-    match n {
+/// A number in `[min, max]`, read from its JSON text; `min` itself only when
+/// `zero_ok`.
+fn number(v: &Value, min: Decimal, max: Decimal, zero_ok: bool) -> Result<Decimal, String> {
+    match money::from_json(v) {
         Some(n) if n <= max && (n > min || (zero_ok && n == min)) => Ok(n),
         _ if zero_ok => Err(format!("must be a number from {min} to {max} (0 disables)")),
         _ => Err(format!(
@@ -339,12 +344,8 @@ fn grids(v: &Value) -> Result<Vec<Grid>, String> {
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            let field = |name: &str| {
-                item.get(name)
-                    .and_then(Value::as_f64)
-                    .filter(|n| n.is_finite())
-            };
-            let amount = field("amount").filter(|a| *a > 0.0);
+            let field = |name: &str| item.get(name).and_then(money::from_json);
+            let amount = field("amount").filter(|a| *a > Decimal::ZERO);
             let gap = field("gap");
             let Some(amount) = amount else {
                 return Err(format!(
@@ -356,9 +357,9 @@ fn grids(v: &Value) -> Result<Vec<Grid>, String> {
                 // The entry (a market order) has no gap, so any number, or none, will do.
                 _ if i == 0 => Ok(Grid {
                     amount,
-                    gap: gap.unwrap_or(0.0),
+                    gap: gap.unwrap_or(Decimal::ZERO),
                 }),
-                Some(gap) if gap > 0.0 && gap < 100.0 => Ok(Grid { amount, gap }),
+                Some(gap) if gap > Decimal::ZERO && gap < dec!(100) => Ok(Grid { amount, gap }),
                 _ => Err(format!(
                     "leg {}: gap must be a percent greater than 0 and below 100",
                     i + 1
@@ -409,21 +410,21 @@ mod tests {
             symbol: "BTC/USDT".into(),
             side: Side::Long,
             leverage: 10,
-            take_profit: 5.0,
-            stop_loss: 0.0,
+            take_profit: dec!(5),
+            stop_loss: Decimal::ZERO,
             rounds: 3,
             grids: vec![
                 Grid {
-                    amount: 10.0,
-                    gap: 0.0,
+                    amount: dec!(10),
+                    gap: Decimal::ZERO,
                 },
                 Grid {
-                    amount: 20.0,
-                    gap: 1.0,
+                    amount: dec!(20),
+                    gap: dec!(1),
                 },
                 Grid {
-                    amount: 40.0,
-                    gap: 2.0,
+                    amount: dec!(40),
+                    gap: dec!(2),
                 },
             ],
             repeat: true,
@@ -511,7 +512,10 @@ mod tests {
         let (_, s) = update(json!({"api_key": "***1234", "has_api_secret": true})).unwrap();
         assert!(s.is_empty(), "the mask is not a key");
         let (c, _) = update(json!({"take_profit": 0})).unwrap();
-        assert_eq!(c.take_profit, 0.0);
+        assert_eq!(c.take_profit, Decimal::ZERO);
+        let (c, _) =
+            update(json!({"take_profit": 0.1, "grids": [{"amount": 0.3}], "rounds": 1})).unwrap();
+        assert_eq!((c.take_profit, c.grids[0].amount), (dec!(0.1), dec!(0.3)));
         let p = update(json!({"side": "short", "leverage": 2, "take_profit": 200})).unwrap_err();
         assert!(p["take_profit"].contains("below 200"), "{p:?}");
         assert!(update(json!({"side": "short", "leverage": 3, "take_profit": 200})).is_ok());

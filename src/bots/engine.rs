@@ -5,6 +5,7 @@
 //! -9) and the next one — after a restart — adopts what exists instead of placing it
 //! again.
 
+use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::config::{side_name, BotConfig};
@@ -12,6 +13,7 @@ use super::ids::{self, Purpose};
 use super::ladder::{self, Market, Side};
 use super::status::StopMode;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, Order, OrderKind, OrderSide};
+use crate::money::{self, text};
 use crate::store::trades::Trade;
 use crate::store::StoreError;
 
@@ -77,7 +79,12 @@ pub trait Journal {
         last: bool,
     ) -> Result<(), StoreError>;
     /// The position and open-order count, when they changed.
-    fn position(&mut self, size: f64, avg: f64, open_orders: usize) -> Result<(), StoreError>;
+    fn position(
+        &mut self,
+        size: Decimal,
+        avg: Decimal,
+        open_orders: usize,
+    ) -> Result<(), StoreError>;
     /// Records that `client_id` is about to be sent (before the request).
     fn submitted(&mut self, client_id: &str) -> Result<(), StoreError>;
     /// When `client_id` was first sent, if ever (Unix seconds).
@@ -95,9 +102,9 @@ pub struct Engine {
     /// Orders created before this (Unix ms) are not "new foreign orders".
     pub started_ms: i64,
     /// (qty, avg price) of the cycle's entry once filled.
-    entry: Option<(f64, f64)>,
+    entry: Option<(Decimal, Decimal)>,
     legs_checked: bool,
-    seen: (f64, f64, usize),
+    seen: (Decimal, Decimal, usize),
     /// A flat position without any exit fill was seen once: a real exchange may
     /// report the position a moment after the entry fill, so it must be seen twice.
     flat_once: bool,
@@ -108,12 +115,12 @@ struct Step<'a> {
     actions: Vec<String>,
 }
 
-fn near(a: f64, b: f64, unit: f64) -> bool {
-    (a - b).abs() <= unit / 2.0
+fn near(a: Decimal, b: Decimal, unit: Decimal) -> bool {
+    (a - b).abs() <= unit / Decimal::TWO
 }
 
-fn remaining(o: &Order) -> f64 {
-    (o.qty - o.filled_qty).max(0.0)
+fn remaining(o: &Order) -> Decimal {
+    (o.qty - o.filled_qty).max(Decimal::ZERO)
 }
 
 impl Engine {
@@ -132,7 +139,7 @@ impl Engine {
             started_ms,
             entry: None,
             legs_checked: false,
-            seen: (-1.0, -1.0, usize::MAX),
+            seen: (Decimal::NEGATIVE_ONE, Decimal::NEGATIVE_ONE, usize::MAX),
             flat_once: false,
         }
     }
@@ -148,18 +155,23 @@ impl Engine {
     /// Checks that the entry can be placed at all (an entry below the market
     /// minimum stops the bot with a clear error). Called by start before anything is
     /// placed.
-    pub fn check_entry(&self, price: f64) -> Result<f64, String> {
-        let amount = self.cfg.grids.first().map_or(0.0, |g| g.amount);
+    pub fn check_entry(&self, price: Decimal) -> Result<Decimal, String> {
+        let amount = self.cfg.grids.first().map_or(Decimal::ZERO, |g| g.amount);
         ladder::leg_qty(amount, self.cfg.leverage, price, &self.market).ok_or_else(|| {
+            let buys = amount
+                .checked_mul(Decimal::from(self.cfg.leverage))
+                .and_then(|v| v.checked_div(price))
+                .map_or_else(|| "nothing".to_string(), |q| format!("{q:.8}"));
             format!(
-                "entry of {amount} USDT at {}x buys {:.8} {} at {price}, below the minimum \
+                "entry of {} USDT at {}x buys {buys} {} at {}, below the minimum \
                  quantity {}{}; raise the first grid amount or the leverage",
+                text(amount),
                 self.cfg.leverage,
-                amount * f64::from(self.cfg.leverage) / price,
                 self.cfg.symbol,
-                self.market.min_qty,
-                if self.market.min_notional > 0.0 {
-                    format!(" or order value {} USDT", self.market.min_notional)
+                text(price),
+                text(self.market.min_qty),
+                if self.market.min_notional > Decimal::ZERO {
+                    format!(" or order value {} USDT", text(self.market.min_notional))
                 } else {
                     String::new()
                 }
@@ -213,7 +225,7 @@ impl Engine {
             self.ensure_legs(s, &opens, entry.1, j)?;
         }
         let pos = s.ex.position(&sym, self.side())?;
-        if pos.size < self.market.step / 2.0 {
+        if pos.size < self.market.step / Decimal::TWO {
             if !self.flat_once && !self.has_exit_fill(s)? {
                 self.flat_once = true;
                 return Ok(Verdict::Continue);
@@ -286,12 +298,12 @@ impl Engine {
         &mut self,
         s: &mut Step<'_>,
         j: &mut dyn Journal,
-    ) -> Result<Option<(f64, f64)>, BotError> {
+    ) -> Result<Option<(Decimal, Decimal)>, BotError> {
         let sym = self.cfg.symbol.clone();
         let mut existing = s.ex.order(&sym, &self.id(Purpose::Entry))?;
         if let Some(o) = existing
             .as_ref()
-            .filter(|o| !o.status.is_open() && o.filled_qty <= 0.0)
+            .filter(|o| !o.status.is_open() && o.filled_qty <= Decimal::ZERO)
         {
             // The entry ended without a fill (rejected, cancelled): the cycle never
             // began, and its id cannot be used again; the next cycle starts over.
@@ -332,23 +344,34 @@ impl Engine {
                     j.cycle(&self.state)?;
                 }
                 let o = self.place(s, j, &id, None, qty, false)?;
-                j.event("entry", &format!("cycle {}: market entry {} {} @ {}", self.state.cycle,
-                    qty, sym, o.avg_fill_price),
-                    json!({"cycle": self.state.cycle, "qty": o.filled_qty, "price": o.avg_fill_price}))?;
+                j.event(
+                    "entry",
+                    &format!(
+                        "cycle {}: market entry {} {} @ {}",
+                        self.state.cycle,
+                        text(qty),
+                        sym,
+                        text(o.avg_fill_price)
+                    ),
+                    json!({"cycle": self.state.cycle, "qty": money::json(o.filled_qty),
+                        "price": money::json(o.avg_fill_price)}),
+                )?;
                 j.notify(&format!(
                     "Entry {} {} {} @ {} (cycle {})",
                     side_name(self.side()),
-                    o.filled_qty,
+                    text(o.filled_qty),
                     sym,
-                    o.avg_fill_price,
+                    text(o.avg_fill_price),
                     self.state.cycle
                 ));
                 s.actions.push("created_entry".into());
                 o
             }
         };
-        Ok((order.filled_qty > 0.0 && !order.status.is_open())
-            .then_some((order.filled_qty, order.avg_fill_price)))
+        Ok(
+            (order.filled_qty > Decimal::ZERO && !order.status.is_open())
+                .then_some((order.filled_qty, order.avg_fill_price)),
+        )
     }
 
     /// Why there is no entry fill: still open (wait), or a problem that stops the bot.
@@ -400,8 +423,8 @@ impl Engine {
         s: &mut Step<'_>,
         j: &mut dyn Journal,
         id: &str,
-        price: Option<f64>,
-        qty: f64,
+        price: Option<Decimal>,
+        qty: Decimal,
         reduce_only: bool,
     ) -> Result<Order, BotError> {
         // A limit order at `price`, or a market order without one.
@@ -447,11 +470,11 @@ impl Engine {
         &mut self,
         s: &mut Step<'_>,
         opens: &[Order],
-        entry_price: f64,
+        entry_price: Decimal,
         j: &mut dyn Journal,
     ) -> Result<(), BotError> {
         let rounds = self.cfg.rounds.min(self.cfg.grids.len());
-        let gaps: Vec<f64> = self.cfg.grids[..rounds].iter().map(|g| g.gap).collect();
+        let gaps: Vec<Decimal> = self.cfg.grids[..rounds].iter().map(|g| g.gap).collect();
         let prices = ladder::leg_prices(entry_price, &gaps, self.side(), &self.market);
         for (i, price) in prices.into_iter().enumerate().map(|(k, p)| (k + 1, p)) {
             let id = self.id(Purpose::Leg(i));
@@ -463,10 +486,12 @@ impl Engine {
                 j.event(
                     "leg_skipped",
                     &format!(
-                        "leg {i}: {amount} USDT at {price} is below the minimum quantity {}",
-                        self.market.min_qty
+                        "leg {i}: {} USDT at {} is below the minimum quantity {}",
+                        text(amount),
+                        text(price),
+                        text(self.market.min_qty)
                     ),
-                    json!({"leg": i, "price": price}),
+                    json!({"leg": i, "price": money::json(price)}),
                 )?;
                 continue;
             };
@@ -475,8 +500,8 @@ impl Engine {
                     s.actions.push(format!("created_leg_{i}"));
                     j.event(
                         "leg_placed",
-                        &format!("leg {i}: limit {qty} @ {price}"),
-                        json!({"leg": i, "qty": qty, "price": price}),
+                        &format!("leg {i}: limit {} @ {}", text(qty), text(price)),
+                        json!({"leg": i, "qty": money::json(qty), "price": money::json(price)}),
                     )?;
                 }
                 Err(BotError::Exchange(
@@ -487,7 +512,7 @@ impl Engine {
                     j.event(
                         "leg_skipped",
                         &format!("leg {i}: {e}"),
-                        json!({"leg": i, "price": price}),
+                        json!({"leg": i, "price": money::json(price)}),
                     )?;
                 }
                 Err(e) => return Err(e),
@@ -498,17 +523,28 @@ impl Engine {
     }
 
     /// Reports legs that filled since the last step (the position grew).
-    fn note_fills(&mut self, size: f64, avg: f64, j: &mut dyn Journal) -> Result<(), BotError> {
+    fn note_fills(
+        &mut self,
+        size: Decimal,
+        avg: Decimal,
+        j: &mut dyn Journal,
+    ) -> Result<(), BotError> {
         let (last_size, _, _) = self.seen;
-        if last_size > 0.0 && size > last_size + self.market.step / 2.0 {
+        if last_size > Decimal::ZERO && size > last_size + self.market.step / Decimal::TWO {
             let msg = format!(
-                "ladder leg filled: position {size} {} @ avg {avg:.4}",
+                "ladder leg filled: position {} {} @ avg {avg:.4}",
+                text(size),
                 self.cfg.symbol
             );
-            j.event("leg_filled", &msg, json!({"size": size, "avg_entry": avg}))?;
+            j.event(
+                "leg_filled",
+                &msg,
+                json!({"size": money::json(size), "avg_entry": money::json(avg)}),
+            )?;
             j.notify(&format!(
-                "Leg filled on {}: position {size} @ avg {avg:.4}",
-                self.cfg.symbol
+                "Leg filled on {}: position {} @ avg {avg:.4}",
+                self.cfg.symbol,
+                text(size)
             ));
         }
         Ok(())
@@ -519,8 +555,8 @@ impl Engine {
         &mut self,
         s: &mut Step<'_>,
         opens: &[Order],
-        size: f64,
-        avg: f64,
+        size: Decimal,
+        avg: Decimal,
         j: &mut dyn Journal,
     ) -> Result<(), BotError> {
         let m = self.market;
@@ -556,8 +592,13 @@ impl Engine {
         s.actions.push(action.into());
         j.event(
             "take_profit",
-            &format!("take-profit {size} @ {want} (average {avg:.4})"),
-            json!({"price": want, "qty": size, "avg_entry": avg, "client_id": id}),
+            &format!(
+                "take-profit {} @ {} (average {avg:.4})",
+                text(size),
+                text(want)
+            ),
+            json!({"price": money::json(want), "qty": money::json(size),
+                "avg_entry": money::json(avg), "client_id": id}),
         )
         .map_err(Into::into)
     }
@@ -567,9 +608,9 @@ impl Engine {
     fn check_stop_loss(
         &mut self,
         s: &mut Step<'_>,
-        size: f64,
-        avg: f64,
-        mark: f64,
+        size: Decimal,
+        avg: Decimal,
+        mark: Decimal,
         j: &mut dyn Journal,
     ) -> Result<bool, BotError> {
         let Some(stop) = ladder::stop_loss_price(
@@ -585,7 +626,7 @@ impl Engine {
             Side::Long => mark <= stop,
             Side::Short => mark >= stop,
         };
-        if !crossed || mark <= 0.0 {
+        if !crossed || mark <= Decimal::ZERO {
             return Ok(false);
         }
         self.state.sl_n += 1;
@@ -595,16 +636,22 @@ impl Engine {
         s.actions.push("created_sl".into());
         j.event(
             "stop_loss",
-            &format!("stop-loss at {stop}: closing {size} at market ({mark})"),
-            json!({"stop": stop, "mark": mark, "qty": size}),
+            &format!(
+                "stop-loss at {}: closing {} at market ({})",
+                text(stop),
+                text(size),
+                text(mark)
+            ),
+            json!({"stop": money::json(stop), "mark": money::json(mark),
+                "qty": money::json(size)}),
         )?;
         Ok(true)
     }
 
     fn publish(
         &mut self,
-        size: f64,
-        avg: f64,
+        size: Decimal,
+        avg: Decimal,
         open: usize,
         j: &mut dyn Journal,
     ) -> Result<(), BotError> {
@@ -626,14 +673,14 @@ impl Engine {
         let sym = self.cfg.symbol.clone();
         let mut entries = Vec::new();
         let mut exits = Vec::new();
-        let mut fees = 0.0;
+        let mut fees = Decimal::ZERO;
         for p in self.cycle_purposes() {
             if let Some(o) = s.ex.order(&sym, &self.id(p))? {
                 if o.status.is_open() {
                     s.ex.cancel(&sym, &o.client_id)?;
                 }
                 fees += o.fee;
-                if o.filled_qty > 0.0 {
+                if o.filled_qty > Decimal::ZERO {
                     let fill = (o.filled_qty, o.avg_fill_price);
                     if o.reduce_only {
                         exits.push(fill)
@@ -643,15 +690,18 @@ impl Engine {
                 }
             }
         }
-        let size: f64 = entries.iter().map(|f| f.0).sum();
+        let size: Decimal = entries.iter().map(|f| f.0).sum();
         let avg = ladder::average_entry(&entries);
-        let exit_qty: f64 = exits.iter().map(|f| f.0).sum();
-        let (exit_price, outside) = if exit_qty > 0.0 {
+        let exit_qty: Decimal = exits.iter().map(|f| f.0).sum();
+        let (exit_price, outside) = if exit_qty > Decimal::ZERO {
             (ladder::average_entry(&exits), false)
         } else {
             (s.ex.ticker(&sym)?, true)
         };
-        let pnl = ladder::gross_pnl(self.side(), size, avg, exit_price) - fees;
+        // Recorded to 8 decimals: a product of 28-digit averages is not money.
+        let fees = money::pnl(fees);
+        let pnl = money::pnl(ladder::gross_pnl(self.side(), size, avg, exit_price) - fees);
+        let size = size.normalize();
         let now = j.now();
         let trade = Trade {
             id: 0,
@@ -680,9 +730,11 @@ impl Engine {
         } else {
             "position closed"
         });
-        j.event("cycle_closed", &format!("cycle {} closed ({how}): {size} {sym} {avg:.4} → {exit_price:.4}, PnL {pnl:.4} USDT after {fees:.4} fees",
-            self.state.cycle),
-            json!({"cycle": self.state.cycle, "pnl": pnl, "fees": fees, "size": size, "avg_entry": avg, "exit_price": exit_price}))?;
+        j.event("cycle_closed", &format!("cycle {} closed ({how}): {} {sym} {avg:.4} → {exit_price:.4}, PnL {pnl:.4} USDT after {fees:.4} fees",
+            self.state.cycle, text(size)),
+            json!({"cycle": self.state.cycle, "pnl": money::json(pnl), "fees": money::json(fees),
+                "size": money::json(size), "avg_entry": money::json(avg),
+                "exit_price": money::json(exit_price)}))?;
         j.notify(&format!(
             "Cycle {} closed on {sym}: PnL {pnl:.2} USDT (fees {fees:.2})",
             self.state.cycle
@@ -691,7 +743,7 @@ impl Engine {
         self.entry = None;
         self.legs_checked = false;
         self.flat_once = false;
-        self.publish(0.0, 0.0, 0, j)?;
+        self.publish(Decimal::ZERO, Decimal::ZERO, 0, j)?;
         Ok(if self.cfg.repeat && reason.is_none() {
             Verdict::Continue
         } else {
@@ -707,7 +759,7 @@ impl Engine {
                 Purpose::TakeProfit(_) | Purpose::StopLoss(_) | Purpose::Close
             ) {
                 if let Some(o) = s.ex.order(&self.cfg.symbol, &self.id(p))? {
-                    if o.filled_qty > 0.0 {
+                    if o.filled_qty > Decimal::ZERO {
                         return Ok(true);
                     }
                 }
@@ -751,7 +803,7 @@ impl Engine {
         }
         if mode == StopMode::ClosePosition {
             let pos = ex.position(&sym, self.side())?;
-            if pos.size >= self.market.step / 2.0 {
+            if pos.size >= self.market.step / Decimal::TWO {
                 let id = self.id(Purpose::Close);
                 self.place(&mut s, j, &id, None, pos.size, true)?;
                 s.actions.push("closed_position".into());

@@ -8,12 +8,17 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::money;
+
+/// One calendar day; money serialises as JSON numbers (`money::json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Day {
     pub date: String,
-    pub pnl: f64,
+    #[serde(with = "crate::money::number")]
+    pub pnl: Decimal,
     pub trades: u64,
     pub wins: u64,
     pub losses: u64,
@@ -22,16 +27,19 @@ pub struct Day {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DayPnl {
     pub date: String,
-    pub pnl: f64,
+    #[serde(with = "crate::money::number")]
+    pub pnl: Decimal,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    pub total_pnl: f64,
+    #[serde(with = "crate::money::number")]
+    pub total_pnl: Decimal,
     pub total_trades: u64,
     pub wins: u64,
     pub losses: u64,
-    /// Percent of trades with a positive PnL, 0 when there are none.
+    /// Percent of trades with a positive PnL, 0 when there are none (a statistic,
+    /// not money: a float).
     pub win_rate: f64,
     pub best_day: Option<DayPnl>,
     pub worst_day: Option<DayPnl>,
@@ -79,11 +87,6 @@ pub fn window(tz_name: &str, days: u32, now: Timestamp) -> Result<Window, PnlErr
     })
 }
 
-/// Rounds money for display (the stored values keep full precision).
-fn cents(v: f64) -> f64 {
-    (v * 1e8).round() / 1e8
-}
-
 impl Window {
     fn date_of(&self, ts: i64) -> Option<Date> {
         Timestamp::from_second(ts)
@@ -92,7 +95,7 @@ impl Window {
     }
 
     /// Summarises `(closed_at, pnl)` trades (those before the window are ignored).
-    pub fn summarise(&self, trades: &[(i64, f64)]) -> Summary {
+    pub fn summarise(&self, trades: &[(i64, Decimal)]) -> Summary {
         let mut by_day: BTreeMap<Date, Day> = BTreeMap::new();
         let mut date = self.first;
         for _ in 0..self.days {
@@ -100,7 +103,7 @@ impl Window {
                 date,
                 Day {
                     date: date.to_string(),
-                    pnl: 0.0,
+                    pnl: Decimal::ZERO,
                     trades: 0,
                     wins: 0,
                     losses: 0,
@@ -117,13 +120,13 @@ impl Window {
             };
             day.pnl += pnl;
             day.trades += 1;
-            day.wins += u64::from(pnl > 0.0);
-            day.losses += u64::from(pnl < 0.0);
+            day.wins += u64::from(pnl > Decimal::ZERO);
+            day.losses += u64::from(pnl < Decimal::ZERO);
         }
         let daily: Vec<Day> = by_day
             .into_values()
             .map(|d| Day {
-                pnl: cents(d.pnl),
+                pnl: money::pnl(d.pnl),
                 ..d
             })
             .collect();
@@ -132,12 +135,12 @@ impl Window {
             date: d.date.clone(),
             pnl: d.pnl,
         };
-        let best_day = traded().max_by(|a, b| a.pnl.total_cmp(&b.pnl)).map(pick);
-        let worst_day = traded().min_by(|a, b| a.pnl.total_cmp(&b.pnl)).map(pick);
+        let best_day = traded().max_by(|a, b| a.pnl.cmp(&b.pnl)).map(pick);
+        let worst_day = traded().min_by(|a, b| a.pnl.cmp(&b.pnl)).map(pick);
         let total_trades: u64 = daily.iter().map(|d| d.trades).sum();
         let wins: u64 = daily.iter().map(|d| d.wins).sum();
         let losses: u64 = daily.iter().map(|d| d.losses).sum();
-        let total_pnl = cents(daily.iter().map(|d| d.pnl).sum());
+        let total_pnl = money::pnl(daily.iter().map(|d| d.pnl).sum());
         let win_rate = if total_trades == 0 {
             0.0
         } else {
@@ -171,8 +174,8 @@ mod tests {
         let now: Timestamp = "2026-03-10T12:00:00Z".parse().unwrap();
         // 23:30 UTC on the 9th is already the 10th in Berlin (UTC+1).
         let trades = [
-            (at("2026-03-09T23:30:00Z"), 5.0),
-            (at("2026-03-10T08:00:00Z"), -2.0),
+            (at("2026-03-09T23:30:00Z"), money::dec!(5)),
+            (at("2026-03-10T08:00:00Z"), money::dec!(-2)),
         ];
         let utc = window("UTC", 2, now).unwrap().summarise(&trades);
         assert_eq!(
@@ -192,20 +195,20 @@ mod tests {
                 berlin.losses,
                 berlin.win_rate
             ),
-            (3.0, 1, 1, 50.0)
+            (money::dec!(3), 1, 1, 50.0)
         );
         assert_eq!(
             utc.best_day,
             Some(DayPnl {
                 date: "2026-03-09".into(),
-                pnl: 5.0
+                pnl: money::dec!(5)
             })
         );
         assert_eq!(
             utc.worst_day,
             Some(DayPnl {
                 date: "2026-03-10".into(),
-                pnl: -2.0
+                pnl: money::dec!(-2)
             })
         );
     }
@@ -215,7 +218,7 @@ mod tests {
         let now: Timestamp = "2026-03-10T12:00:00Z".parse().unwrap();
         let w = window("America/New_York", 1, now).unwrap();
         assert_eq!(w.since, at("2026-03-10T04:00:00Z"), "EDT began on 8 March");
-        let s = w.summarise(&[(at("2026-03-10T03:59:59Z"), 1.0)]);
+        let s = w.summarise(&[(at("2026-03-10T03:59:59Z"), Decimal::ONE)]);
         assert_eq!((s.total_trades, s.daily.len(), s.best_day), (0, 1, None));
         assert_eq!(
             window("Mars/Olympus", 1, now).err(),

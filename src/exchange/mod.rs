@@ -13,6 +13,8 @@ pub mod rest;
 
 use std::sync::Arc;
 
+use rust_decimal::Decimal;
+
 use rest::{ApiKey, RestSettings};
 
 pub use crate::bots::ladder::{Market, Side};
@@ -76,8 +78,8 @@ pub struct NewOrder {
     pub side: OrderSide,
     pub kind: OrderKind,
     /// Limit price; `None` for market orders.
-    pub price: Option<f64>,
-    pub qty: f64,
+    pub price: Option<Decimal>,
+    pub qty: Decimal,
     pub reduce_only: bool,
     pub position_side: Side,
 }
@@ -90,13 +92,13 @@ pub struct Order {
     pub symbol: String,
     pub side: OrderSide,
     pub kind: OrderKind,
-    pub price: Option<f64>,
-    pub qty: f64,
-    pub filled_qty: f64,
+    pub price: Option<Decimal>,
+    pub qty: Decimal,
+    pub filled_qty: Decimal,
     /// Average fill price; 0 when nothing filled.
-    pub avg_fill_price: f64,
+    pub avg_fill_price: Decimal,
     /// Fees paid on the fills, in USDT (positive = paid).
-    pub fee: f64,
+    pub fee: Decimal,
     pub reduce_only: bool,
     pub position_side: Side,
     pub status: OrderStatus,
@@ -108,9 +110,9 @@ pub struct Order {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Position {
     pub side: Side,
-    pub size: f64,
-    pub avg_entry: f64,
-    pub mark_price: f64,
+    pub size: Decimal,
+    pub avg_entry: Decimal,
+    pub mark_price: Decimal,
 }
 
 /// What went wrong, in the terms a user can act on (they become `last_error`).
@@ -141,7 +143,7 @@ pub trait Exchange: Send + Sync {
     /// Tick size, quantity step and minimum quantity of `symbol` (e.g. `BTC/USDT`).
     fn market(&self, symbol: &str) -> Result<Market, ExchangeError>;
     /// Last traded price.
-    fn ticker(&self, symbol: &str) -> Result<f64, ExchangeError>;
+    fn ticker(&self, symbol: &str) -> Result<Decimal, ExchangeError>;
     /// Sets the leverage the bot's `side` trades at. Exchanges with one leverage
     /// per side in hedge mode (BingX) change only that side, leaving a position
     /// the user holds in the other direction alone.
@@ -157,7 +159,7 @@ pub trait Exchange: Send + Sync {
     fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError>;
     fn position(&self, symbol: &str, side: Side) -> Result<Position, ExchangeError>;
     /// Wallet balance in USDT.
-    fn balance(&self) -> Result<f64, ExchangeError>;
+    fn balance(&self) -> Result<Decimal, ExchangeError>;
 }
 
 /// The REST adapter named by a bot configuration (`bybit`, `bingx`), bound to one

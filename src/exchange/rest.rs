@@ -8,7 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use rust_decimal::Decimal;
+use serde_json::Value;
+
 use super::ExchangeError;
+use crate::money;
 
 /// Deployment settings of the real exchanges (`BYBIT_BASE_URL`, `BINGX_BASE_URL`,
 /// `EXCHANGE_TIMEOUT_MS`, `EXCHANGE_RECV_WINDOW_MS`).
@@ -179,36 +183,56 @@ fn transport_message(t: &ureq::Transport) -> String {
 /// client order id (a repeat is answered as a duplicate, never executed twice).
 pub const ATTEMPTS: u32 = 3;
 
-/// A decimal number as the exchanges want it: no exponent, no float noise
-/// (`0.30000000000000004` → `0.3`), no trailing zeros.
-pub fn decimal(x: f64) -> String {
-    let s = format!("{x:.10}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-0" {
-        "0".into()
-    } else {
-        s.to_string()
+/// A decimal number as the exchanges want it: no exponent, no trailing zeros.
+pub fn decimal(x: Decimal) -> String {
+    money::text(x)
+}
+
+/// The error for an answer whose field `key` is missing or not a number: the
+/// exchange said something we cannot act on safely (a 0 in its place could
+/// place or size an order wrongly).
+fn malformed(key: &str) -> ExchangeError {
+    ExchangeError::Rejected(format!("malformed exchange answer: field {key}"))
+}
+
+/// Money field `key` of `obj` when the exchange may leave it out: absent, `null`
+/// or `""` is `None` (an unfilled order's `avgPrice`); anything else must be a
+/// decimal, sent as a string or a number.
+pub fn num_opt(obj: &Value, key: &str) -> Result<Option<Decimal>, ExchangeError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => money::parse(s).map(Some).map_err(|_| malformed(key)),
+        Some(Value::Number(n)) => money::parse(&n.to_string())
+            .map(Some)
+            .map_err(|_| malformed(key)),
+        Some(_) => Err(malformed(key)),
     }
 }
 
-/// Parses a number the exchanges send as a string (or, sometimes, a number);
-/// empty means 0.
-pub fn num(v: &serde_json::Value) -> f64 {
+/// Money field `key` of `obj` that the exchange always sends.
+pub fn num(obj: &Value, key: &str) -> Result<Decimal, ExchangeError> {
+    num_opt(obj, key)?.ok_or_else(|| malformed(key))
+}
+
+/// Money field `key` that the exchange leaves empty when it does not apply (no
+/// fill yet, no minimum): 0 then; a garbled value is still an error.
+pub fn num_or_zero(obj: &Value, key: &str) -> Result<Decimal, ExchangeError> {
+    Ok(num_opt(obj, key)?.unwrap_or(Decimal::ZERO))
+}
+
+/// An integer sent as a string or a number; `None` when absent or garbled.
+pub fn int(v: &Value) -> Option<i64> {
     match v {
-        serde_json::Value::String(s) if s.is_empty() => 0.0,
-        serde_json::Value::String(s) => s.parse().unwrap_or(0.0),
-        serde_json::Value::Number(n) => n.as_f64().unwrap_or(0.0),
-        _ => 0.0,
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
     }
 }
 
-/// An integer field sent as a string or a number.
-pub fn int(v: &serde_json::Value) -> i64 {
-    match v {
-        serde_json::Value::String(s) => s.parse().unwrap_or(0),
-        serde_json::Value::Number(n) => n.as_i64().unwrap_or(0),
-        _ => 0,
-    }
+/// Integer field `key` of `obj` that the exchange always sends.
+pub fn int_field(obj: &Value, key: &str) -> Result<i64, ExchangeError> {
+    obj.get(key).and_then(int).ok_or_else(|| malformed(key))
 }
 
 /// A field as text, whether the exchange sent a string or a number.
@@ -253,9 +277,9 @@ pub fn read_back(
         kind: order.kind,
         price: order.price,
         qty: order.qty,
-        filled_qty: 0.0,
-        avg_fill_price: 0.0,
-        fee: 0.0,
+        filled_qty: Decimal::ZERO,
+        avg_fill_price: Decimal::ZERO,
+        fee: Decimal::ZERO,
         reduce_only: order.reduce_only,
         position_side: order.position_side,
         status: OrderStatus::Open,
@@ -266,6 +290,8 @@ pub fn read_back(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::dec;
+    use serde_json::json;
 
     #[test]
     fn hmac_matches_rfc_4231_case_2() {
@@ -278,9 +304,32 @@ mod tests {
 
     #[test]
     fn decimals_are_plain() {
-        assert_eq!(decimal(0.1 + 0.2), "0.3");
-        assert_eq!(decimal(65000.0), "65000");
-        assert_eq!(decimal(0.001), "0.001");
-        assert_eq!(decimal(0.0), "0");
+        assert_eq!(decimal(dec!(0.1) + dec!(0.2)), "0.3");
+        assert_eq!(decimal(dec!(65000.00)), "65000");
+        assert_eq!(decimal(dec!(0.001)), "0.001");
+        assert_eq!(decimal(Decimal::ZERO), "0");
+    }
+
+    #[test]
+    fn missing_or_garbled_money_is_an_error_not_zero() {
+        let v = json!({"price": "1600.50", "qty": 0.1, "avgPrice": "", "fee": "abc",
+            "n": [1], "time": "1700000000000", "bad": "12x"});
+        assert_eq!(num(&v, "price").unwrap(), dec!(1600.5));
+        assert_eq!(num(&v, "qty").unwrap(), dec!(0.1));
+        assert_eq!(num_opt(&v, "avgPrice").unwrap(), None);
+        assert_eq!(num_or_zero(&v, "avgPrice").unwrap(), Decimal::ZERO);
+        assert_eq!(num_or_zero(&v, "absent").unwrap(), Decimal::ZERO);
+        for key in ["avgPrice", "absent", "fee", "n"] {
+            let e = num(&v, key).unwrap_err();
+            assert_eq!(
+                e,
+                ExchangeError::Rejected(format!("malformed exchange answer: field {key}"))
+            );
+        }
+        assert!(num_or_zero(&v, "fee").is_err());
+        assert_eq!(int_field(&v, "time").unwrap(), 1_700_000_000_000);
+        assert!(int_field(&v, "bad").is_err());
+        assert_eq!(int(&json!(7)), Some(7));
+        assert_eq!(int(&Value::Null), None);
     }
 }

@@ -87,17 +87,17 @@ fn sample_config() -> BotConfig {
         symbol: "BTC/USDT".into(),
         side: Side::Long,
         leverage: 10,
-        take_profit: 5.0,
-        stop_loss: 0.0,
+        take_profit: crate::money::dec!(5),
+        stop_loss: crate::money::dec!(0),
         rounds: 2,
         grids: vec![
             Grid {
-                amount: 10.0,
-                gap: 0.0,
+                amount: crate::money::dec!(10),
+                gap: crate::money::dec!(0),
             },
             Grid {
-                amount: 20.0,
-                gap: 1.5,
+                amount: crate::money::dec!(20),
+                gap: crate::money::dec!(1.5),
             },
         ],
         repeat: true,

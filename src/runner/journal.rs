@@ -93,7 +93,12 @@ impl Journal for DbJournal<'_> {
         Ok(())
     }
 
-    fn position(&mut self, size: f64, avg: f64, open_orders: usize) -> Result<(), StoreError> {
+    fn position(
+        &mut self,
+        size: rust_decimal::Decimal,
+        avg: rust_decimal::Decimal,
+        open_orders: usize,
+    ) -> Result<(), StoreError> {
         bots::set_position(self.conn, self.uid, size, avg, open_orders)
     }
 

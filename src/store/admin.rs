@@ -1,10 +1,13 @@
 //! The admin views: users with their bot's state and PnL, in one query each.
 
+use rusqlite::types::Type;
 use rusqlite::{params, Connection};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::StoreError;
 use crate::bots::status::BotStatus;
+use crate::money;
 
 /// One user as the admin console lists them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,17 +25,19 @@ pub struct UserBot {
     pub started_at: Option<i64>,
     pub cycle: i64,
     pub has_bot: bool,
-    pub pnl_total: f64,
+    #[serde(with = "crate::money::number")]
+    pub pnl_total: Decimal,
     pub trades: i64,
 }
 
 const SELECT: &str = "SELECT u.id, u.email, u.is_admin, u.disabled, u.verified_at IS NOT NULL,
         u.created_at, COALESCE(b.cycle_exchange, u.exchange), COALESCE(b.cycle_symbol, u.symbol),
         COALESCE(b.status, 'stopped'), b.started_at, COALESCE(b.cycle, 0), b.user_id IS NOT NULL,
-        COALESCE(t.pnl, 0), COALESCE(t.n, 0)
+        COALESCE(t.pnl, ''), COALESCE(t.n, 0)
     FROM user u
     LEFT JOIN user_bots b ON b.user_id = u.id
-    LEFT JOIN (SELECT user_id, SUM(pnl) AS pnl, COUNT(*) AS n FROM trades GROUP BY user_id) t
+    LEFT JOIN (SELECT user_id, GROUP_CONCAT(pnl, ' ') AS pnl, COUNT(*) AS n
+               FROM trades GROUP BY user_id) t
         ON t.user_id = u.id";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserBot> {
@@ -49,9 +54,21 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserBot> {
         started_at: r.get(9)?,
         cycle: r.get(10)?,
         has_bot: r.get(11)?,
-        pnl_total: r.get(12)?,
+        pnl_total: sum_of(12, &r.get::<_, String>(12)?)?,
         trades: r.get(13)?,
     })
+}
+
+/// The exact sum of the space-separated PnLs in column `idx` (SQLite's SUM of
+/// the TEXT column would add binary floats).
+fn sum_of(idx: usize, pnls: &str) -> rusqlite::Result<Decimal> {
+    pnls.split_ascii_whitespace()
+        .map(|p| {
+            money::parse(p).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))
+            })
+        })
+        .try_fold(Decimal::ZERO, |sum, p| Ok(sum + p?))
 }
 
 /// Escapes `LIKE` wildcards so a search for `a_b` finds exactly that.

@@ -2,10 +2,12 @@
 //! transition is written here before it is reported.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::StoreError;
 use crate::bots::status::{BotStatus, DesiredState};
+use crate::money::sql::{self as money_sql, Sql};
 
 /// A bot's row; absent for users who never started one.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,8 +25,8 @@ pub struct BotRow {
     pub cycle_symbol: Option<String>,
     pub cycle_side: Option<String>,
     pub cycle_opened_at: Option<i64>,
-    pub position_size: f64,
-    pub position_avg: f64,
+    pub position_size: Decimal,
+    pub position_avg: Decimal,
     pub open_orders: i64,
 }
 
@@ -47,8 +49,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
         cycle_symbol: r.get(10)?,
         cycle_side: r.get(11)?,
         cycle_opened_at: r.get(12)?,
-        position_size: r.get(13)?,
-        position_avg: r.get(14)?,
+        position_size: money_sql::get(r, 13)?,
+        position_avg: money_sql::get(r, 14)?,
         open_orders: r.get(15)?,
     })
 }
@@ -161,15 +163,15 @@ pub fn set_cycle(
 pub fn set_position(
     conn: &Connection,
     uid: i64,
-    size: f64,
-    avg: f64,
+    size: Decimal,
+    avg: Decimal,
     open_orders: usize,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE user_bots SET position_size = ?2, position_avg = ?3, open_orders = ?4
          WHERE user_id = ?1",
     )?
-    .execute(params![uid, size, avg, open_orders as i64])?;
+    .execute(params![uid, Sql(size), Sql(avg), open_orders as i64])?;
     Ok(())
 }
 

@@ -2,21 +2,29 @@
 //! runner publishes for status reads.
 
 use rusqlite::{params, Connection};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::StoreError;
+use crate::money::sql::{self as money_sql, Sql};
 
+/// A closed cycle; money serialises as JSON numbers (`money::json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trade {
     pub id: i64,
     pub user_id: i64,
     pub symbol: String,
     pub side: String,
-    pub size: f64,
-    pub avg_entry: f64,
-    pub exit_price: f64,
-    pub pnl: f64,
-    pub fees: f64,
+    #[serde(with = "crate::money::number")]
+    pub size: Decimal,
+    #[serde(with = "crate::money::number")]
+    pub avg_entry: Decimal,
+    #[serde(with = "crate::money::number")]
+    pub exit_price: Decimal,
+    #[serde(with = "crate::money::number")]
+    pub pnl: Decimal,
+    #[serde(with = "crate::money::number")]
+    pub fees: Decimal,
     pub cycle: i64,
     pub opened_at: i64,
     pub closed_at: i64,
@@ -35,11 +43,11 @@ pub fn record(conn: &Connection, t: &Trade) -> Result<bool, StoreError> {
             t.user_id,
             t.symbol,
             t.side,
-            t.size,
-            t.avg_entry,
-            t.exit_price,
-            t.pnl,
-            t.fees,
+            Sql(t.size),
+            Sql(t.avg_entry),
+            Sql(t.exit_price),
+            Sql(t.pnl),
+            Sql(t.fees),
             t.cycle,
             t.opened_at,
             t.closed_at
@@ -56,11 +64,11 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trade> {
         user_id: r.get(1)?,
         symbol: r.get(2)?,
         side: r.get(3)?,
-        size: r.get(4)?,
-        avg_entry: r.get(5)?,
-        exit_price: r.get(6)?,
-        pnl: r.get(7)?,
-        fees: r.get(8)?,
+        size: money_sql::get(r, 4)?,
+        avg_entry: money_sql::get(r, 5)?,
+        exit_price: money_sql::get(r, 6)?,
+        pnl: money_sql::get(r, 7)?,
+        fees: money_sql::get(r, 8)?,
         cycle: r.get(9)?,
         opened_at: r.get(10)?,
         closed_at: r.get(11)?,
@@ -88,22 +96,28 @@ pub fn closed_since(
     conn: &Connection,
     uid: Option<i64>,
     since: i64,
-) -> Result<Vec<(i64, f64)>, StoreError> {
+) -> Result<Vec<(i64, Decimal)>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT closed_at, pnl FROM trades
          WHERE (?1 IS NULL OR user_id = ?1) AND closed_at >= ?2 ORDER BY closed_at",
     )?;
     let rows = stmt
-        .query_map(params![uid, since], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![uid, since], |r| {
+            Ok((r.get(0)?, money_sql::get(r, 1)?))
+        })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
-/// Total PnL of user `uid` over all time.
-pub fn total_pnl(conn: &Connection, uid: i64) -> Result<f64, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT COALESCE(SUM(pnl), 0) FROM trades WHERE user_id = ?1")?
-        .query_row([uid], |r| r.get(0))?)
+/// Total PnL of user `uid` over all time, summed exactly (SQLite's SUM of the
+/// TEXT column would add binary floats).
+pub fn total_pnl(conn: &Connection, uid: i64) -> Result<Decimal, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT pnl FROM trades WHERE user_id = ?1")?;
+    let mut total = Decimal::ZERO;
+    for pnl in stmt.query_map([uid], |r| money_sql::get(r, 0))? {
+        total += pnl?;
+    }
+    Ok(total)
 }
 
 /// Publishes a market's last price.
@@ -111,21 +125,25 @@ pub fn set_price(
     conn: &Connection,
     exchange: &str,
     symbol: &str,
-    price: f64,
+    price: Decimal,
     now: i64,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO market_prices (exchange, symbol, price, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (exchange, symbol) DO UPDATE SET price = ?3, updated_at = ?4",
     )?
-    .execute(params![exchange, symbol, price, now])?;
+    .execute(params![exchange, symbol, Sql(price), now])?;
     Ok(())
 }
 
-pub fn price(conn: &Connection, exchange: &str, symbol: &str) -> Result<Option<f64>, StoreError> {
+pub fn price(
+    conn: &Connection,
+    exchange: &str,
+    symbol: &str,
+) -> Result<Option<Decimal>, StoreError> {
     use rusqlite::OptionalExtension;
     Ok(conn
         .prepare_cached("SELECT price FROM market_prices WHERE exchange = ?1 AND symbol = ?2")?
-        .query_row([exchange, symbol], |r| r.get(0))
+        .query_row([exchange, symbol], |r| money_sql::get(r, 0))
         .optional()?)
 }

@@ -8,6 +8,7 @@ use super::*;
 use crate::bots::config::Grid;
 use crate::exchange::paper::{Paper, PaperParams};
 use crate::exchange::{Exchange, OrderStatus};
+use crate::money::dec;
 
 #[derive(Default)]
 struct Mem {
@@ -39,7 +40,7 @@ impl Journal for Mem {
         self.states.push(*next);
         Ok(())
     }
-    fn position(&mut self, _: f64, _: f64, _: usize) -> Result<(), StoreError> {
+    fn position(&mut self, _: Decimal, _: Decimal, _: usize) -> Result<(), StoreError> {
         Ok(())
     }
     fn notify(&mut self, text: &str) {
@@ -72,21 +73,21 @@ fn cfg(side: Side) -> BotConfig {
         symbol: SYM.into(),
         side,
         leverage: 10,
-        take_profit: 5.0,
-        stop_loss: 0.0,
+        take_profit: dec!(5),
+        stop_loss: Decimal::ZERO,
         rounds: 3,
         grids: vec![
             Grid {
-                amount: 30.0,
-                gap: 0.0,
+                amount: dec!(30),
+                gap: Decimal::ZERO,
             },
             Grid {
-                amount: 30.0,
-                gap: 1.0,
+                amount: dec!(30),
+                gap: dec!(1),
             },
             Grid {
-                amount: 60.0,
-                gap: 2.0,
+                amount: dec!(60),
+                gap: dec!(2),
             },
         ],
         repeat: true,
@@ -104,7 +105,7 @@ fn setup(side: Side) -> (Arc<Paper>, Engine) {
         0,
     )
     .unwrap();
-    paper.set_price(SYM, 3000.0).unwrap();
+    paper.set_price(SYM, dec!(3000)).unwrap();
     let ex = paper.account(7);
     let market = ex.market(SYM).unwrap();
     let state = CycleState {
@@ -144,37 +145,43 @@ fn a_long_cycle_from_entry_to_take_profit() {
         ]
     );
     // 30 USDT × 10 / 3000 = 0.1 ETH; legs at 2970 and 2910.6.
-    assert_eq!(ex.position(SYM, Side::Long).unwrap().size, 0.1);
+    assert_eq!(ex.position(SYM, Side::Long).unwrap().size, dec!(0.1));
     assert_eq!(open_ids(&ex), ["bz-7-1-l1", "bz-7-1-l2", "bz-7-1-tp1"]);
     let tp1 = ex.order(SYM, "bz-7-1-tp1").unwrap().unwrap();
-    assert_eq!(tp1.price, Some(3015.0), "0.5 % above the entry");
+    assert_eq!(tp1.price, Some(dec!(3015)), "0.5 % above the entry");
 
     // Leg 1 fills: the take-profit follows the new average.
-    paper.set_price(SYM, 2969.0).unwrap();
+    paper.set_price(SYM, dec!(2969)).unwrap();
     let (actions, _) = e.step(&ex, &mut j, Mode::Tick).unwrap();
     assert_eq!(actions, ["moved_tp"]);
     let pos = ex.position(SYM, Side::Long).unwrap();
-    assert_eq!(pos.size, 0.2, "0.1 + 300 / 2970 floored to the 0.01 step");
+    assert_eq!(
+        pos.size,
+        dec!(0.2),
+        "0.1 + 300 / 2970 floored to the 0.01 step"
+    );
     assert_eq!(open_ids(&ex), ["bz-7-1-l2", "bz-7-1-tp2"]);
     assert!(j.kinds().contains(&"leg_filled"));
     let tp2 = ex.order(SYM, "bz-7-1-tp2").unwrap().unwrap();
     let want =
-        crate::bots::ladder::take_profit_price(pos.avg_entry, 5.0, 10, Side::Long, &e.market);
-    assert_eq!((tp2.price, tp2.qty), (Some(want), 0.2));
+        crate::bots::ladder::take_profit_price(pos.avg_entry, dec!(5), 10, Side::Long, &e.market);
+    assert_eq!((tp2.price, tp2.qty), (Some(want), dec!(0.2)));
 
     // A quiet step changes nothing.
     assert!(e.step(&ex, &mut j, Mode::Tick).unwrap().0.is_empty());
 
     // The take-profit fills: the cycle closes with PnL net of fees.
-    paper.set_price(SYM, want + 1.0).unwrap();
+    paper.set_price(SYM, want + Decimal::ONE).unwrap();
     let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
     assert_eq!(v, Verdict::Continue, "repeat");
     assert_eq!(j.last, [false]);
     let t = &j.trades[0];
-    assert_eq!((t.cycle, t.size), (1, 0.2));
-    let gross = (want - t.avg_entry) * 0.2;
-    assert!((t.pnl - (gross - t.fees)).abs() < 1e-9, "{t:?}");
-    assert!(t.fees > 0.0 && t.pnl > 0.0);
+    assert_eq!((t.cycle, t.size), (1, dec!(0.2)));
+    let gross = (want - t.avg_entry) * dec!(0.2);
+    assert_eq!(t.pnl, crate::money::pnl(gross - t.fees), "{t:?}");
+    assert!(t.fees > Decimal::ZERO && t.pnl > Decimal::ZERO);
+    // Fees and PnL are recorded to 8 decimals.
+    assert!(t.fees.scale() <= 8 && t.pnl.scale() <= 8, "{t:?}");
     assert_eq!(
         ex.order(SYM, "bz-7-1-l2").unwrap().unwrap().status,
         OrderStatus::Cancelled
@@ -194,19 +201,23 @@ fn a_short_cycle_and_no_repeat() {
     let ex = paper.account(7);
     let mut j = Mem::default();
     e.step(&ex, &mut j, Mode::Recover).unwrap();
-    let legs: Vec<f64> = ["bz-7-1-l1", "bz-7-1-l2"]
+    let legs: Vec<Decimal> = ["bz-7-1-l1", "bz-7-1-l2"]
         .iter()
         .map(|id| ex.order(SYM, id).unwrap().unwrap().price.unwrap())
         .collect();
-    assert_eq!(legs, [3030.0, 3090.6], "above the entry for a short");
+    assert_eq!(
+        legs,
+        [dec!(3030), dec!(3090.6)],
+        "above the entry for a short"
+    );
     assert_eq!(
         ex.order(SYM, "bz-7-1-tp1").unwrap().unwrap().price,
-        Some(2985.0)
+        Some(dec!(2985))
     );
-    paper.set_price(SYM, 2980.0).unwrap();
+    paper.set_price(SYM, dec!(2980)).unwrap();
     let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
     assert_eq!(v, Verdict::Finished);
-    assert!(j.trades[0].pnl > 0.0);
+    assert!(j.trades[0].pnl > Decimal::ZERO);
     assert_eq!(j.last, [true], "the end is journalled with the trade");
 }
 
@@ -263,8 +274,8 @@ fn a_foreign_order_stops_the_bot_untouched() {
         symbol: SYM.into(),
         side: crate::exchange::OrderSide::Buy,
         kind: crate::exchange::OrderKind::Limit,
-        price: Some(2500.0),
-        qty: 0.01,
+        price: Some(dec!(2500)),
+        qty: dec!(0.01),
         reduce_only: false,
         position_side: Side::Long,
     };
@@ -290,47 +301,53 @@ fn stop_modes_and_close_position() {
         "{actions:?}"
     );
     assert!(open_ids(&ex).is_empty());
-    assert_eq!(ex.position(SYM, Side::Long).unwrap().size, 0.0);
+    assert_eq!(ex.position(SYM, Side::Long).unwrap().size, Decimal::ZERO);
     let t = &j.trades[0];
-    assert!(t.pnl < 0.0, "flat price: fees only, {t:?}");
+    assert!(t.pnl < Decimal::ZERO, "flat price: fees only, {t:?}");
     assert_eq!(e.state.cycle, 2);
 }
 
 #[test]
 fn small_legs_are_skipped_and_a_small_entry_is_refused() {
     let (paper, mut e) = setup(Side::Long);
-    e.cfg.grids[2].amount = 0.1;
+    e.cfg.grids[2].amount = dec!(0.1);
     let ex = paper.account(7);
     let mut j = Mem::default();
     let (actions, _) = e.step(&ex, &mut j, Mode::Recover).unwrap();
     assert_eq!(actions, ["created_entry", "created_leg_1", "created_tp"]);
     assert!(j.kinds().contains(&"leg_skipped"));
-    let err = e.check_entry(1e9).unwrap_err();
+    let err = e.check_entry(dec!(1000000000)).unwrap_err();
     assert!(err.contains("below the minimum quantity"), "{err}");
+    assert!(
+        err.contains("buys 0.00000030 ETH/USDT at 1000000000"),
+        "{err}"
+    );
+    let err = e.check_entry(Decimal::ZERO).unwrap_err();
+    assert!(err.contains("buys nothing"), "{err}");
 }
 
 #[test]
 fn the_stop_loss_closes_at_market() {
     let (paper, mut e) = setup(Side::Long);
-    e.cfg.stop_loss = 10.0; // 1 % below the average at 10x
+    e.cfg.stop_loss = dec!(10); // 1 % below the average at 10x
     e.cfg.rounds = 1;
     let ex = paper.account(7);
     let mut j = Mem::default();
     e.step(&ex, &mut j, Mode::Recover).unwrap();
-    paper.set_price(SYM, 2960.0).unwrap();
+    paper.set_price(SYM, dec!(2960)).unwrap();
     let (actions, _) = e.step(&ex, &mut j, Mode::Tick).unwrap();
     assert_eq!(actions, ["created_sl"]);
     e.step(&ex, &mut j, Mode::Tick).unwrap();
     let t = &j.trades[0];
-    assert!(t.pnl < 0.0 && (t.exit_price - 2960.0).abs() < 1e-9, "{t:?}");
+    assert!(t.pnl < Decimal::ZERO && t.exit_price == dec!(2960), "{t:?}");
 }
 
 fn order(
     id: &str,
     side: crate::exchange::OrderSide,
     kind: crate::exchange::OrderKind,
-    price: Option<f64>,
-    qty: f64,
+    price: Option<Decimal>,
+    qty: Decimal,
     reduce_only: bool,
 ) -> crate::exchange::NewOrder {
     crate::exchange::NewOrder {
@@ -355,8 +372,8 @@ fn an_entry_that_ended_without_a_fill_voids_its_cycle() {
         "bz-7-1-e",
         OrderSide::Buy,
         OrderKind::Limit,
-        Some(2000.0),
-        0.1,
+        Some(dec!(2000)),
+        dec!(0.1),
         false,
     ))
     .unwrap();
@@ -367,7 +384,7 @@ fn an_entry_that_ended_without_a_fill_voids_its_cycle() {
     assert_eq!(e.state.cycle, 2);
     assert_eq!(actions[0], "created_entry");
     assert!(j.kinds().contains(&"cycle_void"));
-    assert_eq!(ex.position(SYM, Side::Long).unwrap().size, 0.1);
+    assert_eq!(ex.position(SYM, Side::Long).unwrap().size, dec!(0.1));
 }
 
 #[test]
@@ -384,7 +401,7 @@ fn a_position_closed_outside_the_bot_must_be_seen_twice() {
         OrderSide::Sell,
         OrderKind::Market,
         None,
-        0.1,
+        dec!(0.1),
         true,
     ))
     .unwrap();
@@ -414,7 +431,7 @@ fn an_entry_sent_long_ago_and_no_longer_listed_is_not_sent_again() {
     assert!(open_ids(&ex).is_empty());
     assert_eq!(
         ex.position(SYM, Side::Long).unwrap().size,
-        0.0,
+        Decimal::ZERO,
         "no second entry"
     );
 }
@@ -427,7 +444,7 @@ fn a_recent_entry_that_never_arrived_is_sent_and_recorded() {
     // Sent a minute ago, but the exchange never got it: sending it again is safe.
     j.submitted.insert("bz-7-1-e".into(), 1_000 - 60);
     e.step(&ex, &mut j, Mode::Recover).unwrap();
-    assert!(ex.position(SYM, Side::Long).unwrap().size > 0.0);
+    assert!(ex.position(SYM, Side::Long).unwrap().size > Decimal::ZERO);
     for id in ["bz-7-1-e", "bz-7-1-l1", "bz-7-1-l2", "bz-7-1-tp1"] {
         assert!(
             j.submitted.contains_key(id),

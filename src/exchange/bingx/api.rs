@@ -153,7 +153,7 @@ impl Api {
         let url = format!("{}/openApi/swap/v2/server/time?timestamp={sent}", self.base);
         let a = self.http.send("GET", &url, &[], None)?;
         let v = envelope(a.status, &a.body, false).map_err(ExchangeError::from)?;
-        let ms = rest::int(&v["serverTime"]);
+        let ms = rest::int(&v["serverTime"]).unwrap_or(0);
         if ms <= 0 {
             return Err(ExchangeError::Network(
                 "no server time in the answer".into(),
@@ -187,7 +187,8 @@ fn envelope(status: u16, body: &str, retried: bool) -> Result<Value, Refused> {
             _ => ExchangeError::Network(format!("HTTP {status} without a BingX answer")),
         }));
     };
-    let code = rest::int(&v["code"]);
+    // A garbled code is no success: -1 is no code BingX uses.
+    let code = rest::int(&v["code"]).unwrap_or(-1);
     if code != 0 {
         return Err(Refused::Code {
             code,

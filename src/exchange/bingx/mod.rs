@@ -26,10 +26,11 @@ mod parse;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use self::api::{Api, Refused};
-use super::rest::{self, decimal, num, text, ApiKey, RestSettings};
+use super::rest::{self, decimal, num, num_or_zero, text, ApiKey, RestSettings};
 use super::{Exchange, ExchangeError, Market, NewOrder, Order, OrderKind};
 use super::{Position, Side};
 
@@ -48,9 +49,11 @@ fn sym(symbol: &str) -> Result<Vec<(&'static str, String)>, ExchangeError> {
     Ok(vec![("symbol", pair(symbol)?)])
 }
 
-/// 10^-precision: BingX gives decimal places, the engine wants increments.
-fn increment(places: &Value) -> f64 {
-    10f64.powi(-(rest::int(places).clamp(0, 12) as i32))
+/// 10^-precision: BingX gives decimal places (field `key` of `c`), the engine
+/// wants increments.
+fn increment(c: &Value, key: &str) -> Result<Decimal, ExchangeError> {
+    let places = rest::int_field(c, key)?.clamp(0, 12);
+    Ok(Decimal::new(1, places as u32))
 }
 
 /// "Order does not exist" (109421) — filled, cancelled or never placed.
@@ -82,18 +85,18 @@ impl Bingx {
         if v.is_null() || text(&v["clientOrderId"]).is_empty() && text(&v["orderId"]).is_empty() {
             return Ok(None);
         }
-        let mut o = parse::order(v, symbol);
+        let mut o = parse::order(v, symbol)?;
         if o.client_id.is_empty() {
             o.client_id = client_id.to_string();
         }
-        if o.filled_qty > 0.0 {
+        if o.filled_qty > Decimal::ZERO {
             o.fee = self.fees(&o)?;
         }
         Ok(Some(o))
     }
 
     /// Fees paid on an order's fills (BingX reports them negative when paid).
-    fn fees(&self, o: &Order) -> Result<f64, ExchangeError> {
+    fn fees(&self, o: &Order) -> Result<Decimal, ExchangeError> {
         // The range is in the exchange's time, like the order's creation time.
         let end = self.api.now_ms();
         let start = (o.created_ms - 60_000).max(end - FILL_WINDOW_MS);
@@ -107,14 +110,20 @@ impl Bingx {
             .api
             .signed("GET", "/openApi/swap/v2/trade/allFillOrders", &q)?;
         let fills = parse::unwrap(&data, "fill_orders");
-        let paid: f64 = fills.as_array().map_or(0.0, |l| {
-            l.iter()
-                .map(|f| {
-                    let fee = &f["fee"];
-                    num(if fee.is_null() { &f["commission"] } else { fee })
-                })
-                .sum()
-        });
+        let Some(list) = fills.as_array() else {
+            return Ok(Decimal::ZERO);
+        };
+        let paid: Decimal = list
+            .iter()
+            .map(|f| {
+                let key = if f["fee"].is_null() {
+                    "commission"
+                } else {
+                    "fee"
+                };
+                num(f, key)
+            })
+            .sum::<Result<Decimal, ExchangeError>>()?;
         Ok(-paid)
     }
 
@@ -168,10 +177,10 @@ impl Exchange for Bingx {
             .and_then(|l| l.iter().find(|c| text(&c["symbol"]) == want))
             .ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))?;
         let m = Market {
-            tick: increment(&c["pricePrecision"]),
-            step: increment(&c["quantityPrecision"]),
-            min_qty: num(&c["tradeMinQuantity"]),
-            min_notional: num(&c["tradeMinUSDT"]),
+            tick: increment(c, "pricePrecision")?,
+            step: increment(c, "quantityPrecision")?,
+            min_qty: num_or_zero(c, "tradeMinQuantity")?,
+            min_notional: num_or_zero(c, "tradeMinUSDT")?,
         };
         if let Ok(mut all) = self.markets.lock() {
             all.insert(symbol.to_string(), m);
@@ -179,7 +188,7 @@ impl Exchange for Bingx {
         Ok(m)
     }
 
-    fn ticker(&self, symbol: &str) -> Result<f64, ExchangeError> {
+    fn ticker(&self, symbol: &str) -> Result<Decimal, ExchangeError> {
         let data = self
             .api
             .signed("GET", "/openApi/swap/v2/quote/ticker", &sym(symbol)?)?;
@@ -187,8 +196,8 @@ impl Exchange for Bingx {
             Some(l) => l.first().cloned().unwrap_or(Value::Null),
             None => data,
         };
-        let price = num(&t["lastPrice"]);
-        if price <= 0.0 {
+        let price = num(&t, "lastPrice")?;
+        if price <= Decimal::ZERO {
             return Err(ExchangeError::UnknownSymbol(symbol.to_string()));
         }
         Ok(price)
@@ -249,12 +258,14 @@ impl Exchange for Bingx {
             .api
             .signed("GET", "/openApi/swap/v2/trade/openOrders", &sym(symbol)?)?;
         let list = parse::unwrap(&data, "orders");
-        Ok(list.as_array().map_or_else(Vec::new, |l| {
-            l.iter()
-                .map(|v| parse::order(v, symbol))
-                .filter(|o| o.status.is_open())
-                .collect()
-        }))
+        let mut open = Vec::new();
+        for v in list.as_array().map_or(&[][..], Vec::as_slice) {
+            let o = parse::order(v, symbol)?;
+            if o.status.is_open() {
+                open.push(o);
+            }
+        }
+        Ok(open)
     }
 
     fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
@@ -271,16 +282,16 @@ impl Exchange for Bingx {
                 "the position answer has no list; trying again".into(),
             ));
         }
-        Ok(parse::position(&data, side))
+        parse::position(&data, side)
     }
 
-    fn balance(&self) -> Result<f64, ExchangeError> {
+    fn balance(&self) -> Result<Decimal, ExchangeError> {
         let data = self
             .api
             .signed("GET", "/openApi/swap/v3/user/balance", &[])?;
         let usdt = data
             .as_array()
             .and_then(|l| l.iter().find(|a| text(&a["asset"]) == "USDT"));
-        Ok(usdt.map_or(0.0, |a| num(&a["balance"])))
+        usdt.map_or(Ok(Decimal::ZERO), |a| num(a, "balance"))
     }
 }

@@ -3,10 +3,11 @@
 //! `price`, `avgPrice`, `status` and `time` (swap-trade API reference, "Query
 //! Single Open Order Status").
 
+use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::exchange::rest::{int, num, text};
-use crate::exchange::{Order, OrderKind, OrderSide, OrderStatus, Position, Side};
+use crate::exchange::rest::{int_field, num, num_opt, num_or_zero, text};
+use crate::exchange::{ExchangeError, Order, OrderKind, OrderSide, OrderStatus, Position, Side};
 
 pub fn side_name(side: OrderSide) -> &'static str {
     match side {
@@ -42,8 +43,9 @@ pub fn unwrap<'a>(data: &'a Value, key: &str) -> &'a Value {
 }
 
 /// One order object; `symbol` is ours (`BTC/USDT`). Fees are filled in by the
-/// caller from the fills.
-pub fn order(v: &Value, symbol: &str) -> Order {
+/// caller from the fills. A missing or garbled quantity, price or time is an
+/// error, never a 0.
+pub fn order(v: &Value, symbol: &str) -> Result<Order, ExchangeError> {
     let side = if text(&v["side"]) == "SELL" {
         OrderSide::Sell
     } else {
@@ -64,7 +66,8 @@ pub fn order(v: &Value, symbol: &str) -> Order {
         (position_side, side),
         (Side::Long, OrderSide::Sell) | (Side::Short, OrderSide::Buy)
     );
-    let price = num(&v["price"]);
+    // A market order's price is "0" (or empty): it has none.
+    let price = num_or_zero(v, "price")?;
     let mut id = text(&v["orderID"]);
     if id.is_empty() {
         id = text(&v["orderId"]);
@@ -73,69 +76,72 @@ pub fn order(v: &Value, symbol: &str) -> Order {
     if client_id.is_empty() {
         client_id = text(&v["clientOrderID"]);
     }
-    Order {
+    Ok(Order {
         client_id,
         exchange_id: id,
         symbol: symbol.to_string(),
         side,
         kind,
-        price: (kind == OrderKind::Limit && price > 0.0).then_some(price),
-        qty: num(&v["origQty"]),
-        filled_qty: num(&v["executedQty"]),
-        avg_fill_price: num(&v["avgPrice"]),
-        fee: 0.0,
+        price: (kind == OrderKind::Limit && price > Decimal::ZERO).then_some(price),
+        qty: num(v, "origQty")?,
+        filled_qty: num_or_zero(v, "executedQty")?,
+        avg_fill_price: num_or_zero(v, "avgPrice")?,
+        fee: Decimal::ZERO,
         reduce_only,
         position_side,
         status: status(&text(&v["status"])),
-        created_ms: int(&v["time"]),
-    }
+        created_ms: int_field(v, "time")?,
+    })
 }
 
 /// The hedge-mode position of `side` in a positions answer (flat if absent).
-pub fn position(list: &Value, side: Side) -> Position {
+pub fn position(list: &Value, side: Side) -> Result<Position, ExchangeError> {
     let want = position_side(side);
     let found = list
         .as_array()
         .and_then(|l| l.iter().find(|p| text(&p["positionSide"]) == want));
     let Some(p) = found else {
-        return Position {
+        return Ok(Position {
             side,
-            size: 0.0,
-            avg_entry: 0.0,
-            mark_price: 0.0,
-        };
+            size: Decimal::ZERO,
+            avg_entry: Decimal::ZERO,
+            mark_price: Decimal::ZERO,
+        });
     };
-    let size = num(&p["positionAmt"]).abs();
-    let avg = num(&p["avgPrice"]);
+    let size = num(p, "positionAmt")?.abs();
+    let avg = num_or_zero(p, "avgPrice")?;
     // The reference lists no mark price field; use it when present, else derive
     // it from the unrealised PnL (which moves with the mark, unlike a value that
     // may be priced at entry), else from the position's value.
-    let mut mark = num(&p["markPrice"]);
-    let upnl = &p["unrealizedProfit"];
-    if mark <= 0.0 && size > 0.0 && !upnl.is_null() {
-        let per_unit = num(upnl) / size;
-        mark = match side {
-            Side::Long => avg + per_unit,
-            Side::Short => avg - per_unit,
-        };
+    let mut mark = num_or_zero(p, "markPrice")?;
+    let zero = Decimal::ZERO;
+    if mark <= zero && size > zero {
+        if let Some(upnl) = num_opt(p, "unrealizedProfit")? {
+            let per_unit = upnl / size;
+            mark = match side {
+                Side::Long => avg + per_unit,
+                Side::Short => avg - per_unit,
+            };
+        }
     }
-    if mark <= 0.0 && size > 0.0 {
-        mark = num(&p["positionValue"]) / size;
+    if mark <= zero && size > zero {
+        mark = num_or_zero(p, "positionValue")? / size;
     }
-    if mark <= 0.0 {
+    if mark <= zero {
         mark = avg;
     }
-    Position {
+    Ok(Position {
         side,
         size,
         avg_entry: avg,
-        mark_price: mark,
-    }
+        mark_price: mark.normalize(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::dec;
     use serde_json::json;
 
     #[test]
@@ -146,8 +152,11 @@ mod tests {
             {"positionSide": "SHORT", "positionAmt": "-0.02", "avgPrice": "61000",
              "unrealizedProfit": "20", "positionValue": "1220"}
         ]);
-        assert_eq!(position(&list, Side::Long).mark_price, 59000.0);
-        assert_eq!(position(&list, Side::Short).mark_price, 60000.0);
+        assert_eq!(position(&list, Side::Long).unwrap().mark_price, dec!(59000));
+        assert_eq!(
+            position(&list, Side::Short).unwrap().mark_price,
+            dec!(60000)
+        );
     }
 
     #[test]
@@ -156,14 +165,20 @@ mod tests {
             "positionSide": "LONG", "type": "LIMIT", "origQty": "0.002", "executedQty": "0",
             "price": "70000", "avgPrice": "0.0", "status": "NEW", "time": 1700000000000i64,
             "clientOrderId": "bz-3-1-tp1"});
-        let o = order(&v, "BTC/USDT");
+        let o = order(&v, "BTC/USDT").unwrap();
         assert!(o.reduce_only);
         assert_eq!(o.exchange_id, "172998235239792314");
-        assert_eq!((o.status, o.price), (OrderStatus::Open, Some(70000.0)));
+        assert_eq!((o.status, o.price), (OrderStatus::Open, Some(dec!(70000))));
+        let mut garbled = v;
+        garbled["origQty"] = json!("two");
+        assert!(order(&garbled, "BTC/USDT").is_err());
         let l = json!([{"positionSide": "SHORT", "positionAmt": "0.25", "avgPrice": "246.5",
             "positionValue": "50"}]);
-        let p = position(&l, Side::Short);
-        assert_eq!((p.size, p.avg_entry, p.mark_price), (0.25, 246.5, 200.0));
-        assert_eq!(position(&l, Side::Long).size, 0.0);
+        let p = position(&l, Side::Short).unwrap();
+        assert_eq!(
+            (p.size, p.avg_entry, p.mark_price),
+            (dec!(0.25), dec!(246.5), dec!(200))
+        );
+        assert_eq!(position(&l, Side::Long).unwrap().size, Decimal::ZERO);
     }
 }

@@ -177,11 +177,13 @@ impl Api {
         let url = format!("{}/v5/market/time", self.base);
         let a = self.http.send("GET", &url, &[], None)?;
         let v = envelope(a.status, &a.body, false).map_err(ExchangeError::from)?;
-        let nanos = rest::int(&v["timeNano"]);
+        let nanos = rest::int(&v["timeNano"]).unwrap_or(0);
         let ms = if nanos > 0 {
             nanos / 1_000_000
         } else {
-            rest::int(&v["timeSecond"]) * 1000
+            rest::int(&v["timeSecond"])
+                .unwrap_or(0)
+                .saturating_mul(1000)
         };
         if ms <= 0 {
             return Err(ExchangeError::Network(
@@ -261,7 +263,8 @@ fn envelope(status: u16, body: &str, retried: bool) -> Result<Value, Refused> {
             _ => ExchangeError::Network(format!("HTTP {status} without a Bybit answer")),
         }));
     };
-    let code = rest::int(&v["retCode"]);
+    // A garbled code is no success: -1 is no code Bybit uses.
+    let code = rest::int(&v["retCode"]).unwrap_or(-1);
     if code != 0 {
         return Err(Refused::Code {
             code,

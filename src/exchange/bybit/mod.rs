@@ -26,10 +26,11 @@ mod parse;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use self::api::{Api, Refused};
-use super::rest::{self, decimal, num, text, ApiKey, RestSettings};
+use super::rest::{self, decimal, num, num_or_zero, text, ApiKey, RestSettings};
 use super::{Exchange, ExchangeError, Market, NewOrder, Order, OrderKind};
 use super::{Position, Side};
 
@@ -73,8 +74,8 @@ impl Bybit {
             found = first(&self.api.get("/v5/order/history", &q)?).cloned();
         }
         let Some(v) = found else { return Ok(None) };
-        let mut o = parse::order(&v, symbol);
-        if o.filled_qty > 0.0 {
+        let mut o = parse::order(&v, symbol)?;
+        if o.filled_qty > Decimal::ZERO {
             o.fee = self.fees(symbol, client_id)?;
         }
         Ok(Some(o))
@@ -83,14 +84,15 @@ impl Bybit {
     /// Fees paid on an order's fills, from its executions (`execFee`, positive =
     /// paid). The list covers the last 7 days by default, longer than any order
     /// the bot still asks about.
-    fn fees(&self, symbol: &str, client_id: &str) -> Result<f64, ExchangeError> {
+    fn fees(&self, symbol: &str, client_id: &str) -> Result<Decimal, ExchangeError> {
         let mut q = linear(symbol)?;
         q.push(("orderLinkId", client_id.to_string()));
         q.push(("limit", "100".into()));
         let r = self.api.get("/v5/execution/list", &q)?;
-        Ok(r["list"]
-            .as_array()
-            .map_or(0.0, |l| l.iter().map(|e| num(&e["execFee"])).sum()))
+        let Some(list) = r["list"].as_array() else {
+            return Ok(Decimal::ZERO);
+        };
+        list.iter().map(|e| num(e, "execFee")).sum()
     }
 
     /// The placed order as the exchange reports it; a market order's fill may
@@ -137,13 +139,13 @@ impl Exchange for Bybit {
             .public("/v5/market/instruments-info", &linear(symbol)?)?;
         let i = first(&r).ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))?;
         let m = Market {
-            tick: num(&i["priceFilter"]["tickSize"]),
-            step: num(&i["lotSizeFilter"]["qtyStep"]),
-            min_qty: num(&i["lotSizeFilter"]["minOrderQty"]),
+            tick: num(&i["priceFilter"], "tickSize")?,
+            step: num(&i["lotSizeFilter"], "qtyStep")?,
+            min_qty: num(&i["lotSizeFilter"], "minOrderQty")?,
             // Absent on older listings: no value minimum then.
-            min_notional: num(&i["lotSizeFilter"]["minNotionalValue"]),
+            min_notional: num_or_zero(&i["lotSizeFilter"], "minNotionalValue")?,
         };
-        if m.tick <= 0.0 || m.step <= 0.0 {
+        if m.tick <= Decimal::ZERO || m.step <= Decimal::ZERO {
             return Err(ExchangeError::Rejected(format!(
                 "Bybit lists {symbol} without a tick size or quantity step"
             )));
@@ -154,10 +156,10 @@ impl Exchange for Bybit {
         Ok(m)
     }
 
-    fn ticker(&self, symbol: &str) -> Result<f64, ExchangeError> {
+    fn ticker(&self, symbol: &str) -> Result<Decimal, ExchangeError> {
         let r = self.api.public("/v5/market/tickers", &linear(symbol)?)?;
         let t = first(&r).ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))?;
-        Ok(num(&t["lastPrice"]))
+        num(t, "lastPrice")
     }
 
     /// Bybit takes both sides' leverage in one call; both get the bot's value.
@@ -218,7 +220,9 @@ impl Exchange for Bybit {
             }
             let r = self.api.get("/v5/order/realtime", &q)?;
             if let Some(list) = r["list"].as_array() {
-                all.extend(list.iter().map(|v| parse::order(v, symbol)));
+                for v in list {
+                    all.push(parse::order(v, symbol)?);
+                }
             }
             cursor = text(&r["nextPageCursor"]);
             if cursor.is_empty() {
@@ -241,18 +245,18 @@ impl Exchange for Bybit {
                 "the position answer has no list; trying again".into(),
             ));
         }
-        Ok(parse::position(&r["list"], side))
+        parse::position(&r["list"], side)
     }
 
-    fn balance(&self) -> Result<f64, ExchangeError> {
+    fn balance(&self) -> Result<Decimal, ExchangeError> {
         let q = [
             ("accountType", "UNIFIED".to_string()),
             ("coin", "USDT".into()),
         ];
         let r = self.api.get("/v5/account/wallet-balance", &q)?;
         let coins = first(&r).and_then(|a| a["coin"].as_array());
-        Ok(coins
+        coins
             .and_then(|c| c.iter().find(|c| text(&c["coin"]) == "USDT"))
-            .map_or(0.0, |c| num(&c["walletBalance"])))
+            .map_or(Ok(Decimal::ZERO), |c| num(c, "walletBalance"))
     }
 }

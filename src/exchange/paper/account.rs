@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use rust_decimal::Decimal;
+
 use super::book::Book;
 use super::{markets, persist, wall_ms, Paper, PaperError};
 use crate::bots::ladder::{Market, Side};
@@ -40,7 +42,7 @@ impl Exchange for PaperAccount {
         })
     }
 
-    fn ticker(&self, symbol: &str) -> Result<f64, ExchangeError> {
+    fn ticker(&self, symbol: &str) -> Result<Decimal, ExchangeError> {
         self.paper.mutate(|book, _, dirty| {
             let mkt = book.ensure_market(symbol, dirty)?;
             Ok(book.markets[mkt].price)
@@ -116,7 +118,7 @@ impl Exchange for PaperAccount {
             .read(|book, _| position(book, self.user_id, symbol, side))
     }
 
-    fn balance(&self) -> Result<f64, ExchangeError> {
+    fn balance(&self) -> Result<Decimal, ExchangeError> {
         self.paper
             .read(|book, _| Ok::<_, PaperError>(book.balance(self.user_id)))
             .map_err(ExchangeError::from)
@@ -132,8 +134,8 @@ fn position(book: &Book, uid: i64, symbol: &str, side: Side) -> Result<Position,
             (pos.size, pos.avg, book.markets[mkt].price)
         }
         None => {
-            let start = markets::listing(symbol).map_or(0.0, |l| l.start_price);
-            (0.0, 0.0, start)
+            let start = markets::listing(symbol).map_or(Decimal::ZERO, |l| l.start_price);
+            (Decimal::ZERO, Decimal::ZERO, start)
         }
     };
     Ok(Position {

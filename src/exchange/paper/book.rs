@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use rust_decimal::Decimal;
+
 use super::markets;
 use super::walk::Walk;
 use crate::bots::ladder::{round_price, Market, Side};
@@ -17,16 +19,15 @@ use crate::exchange::{ExchangeError, Order, OrderSide};
 pub(super) type MktId = usize;
 
 /// What every account starts with (USDT).
-pub(super) const START_BALANCE: f64 = 10_000.0;
+pub(super) const START_BALANCE: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 pub(super) const DEFAULT_LEVERAGE: u32 = 10;
 
-/// A resting order's place in a price-ordered set: (price bits, order id). Prices are
-/// positive, and positive doubles order like their bit patterns; the id breaks ties
-/// by age.
-pub(super) type Level = (u64, i64);
+/// A resting order's place in a price-ordered set: (price, order id); the id
+/// breaks ties by age.
+pub(super) type Level = (Decimal, i64);
 
-pub(super) fn level(price: f64, id: i64) -> Level {
-    (price.to_bits(), id)
+pub(super) fn level(price: Decimal, id: i64) -> Level {
+    (price, id)
 }
 
 /// One listed symbol: its walk state and resting orders.
@@ -35,7 +36,7 @@ pub(super) struct MarketState {
     pub spec: Market,
     /// The walk's stream key for this symbol.
     pub stream: u64,
-    pub price: f64,
+    pub price: Decimal,
     pub step_no: u64,
     /// The time the last step stands for.
     pub updated_ms: i64,
@@ -47,13 +48,13 @@ pub(super) struct MarketState {
 /// One direction of a hedge-mode position; size 0 means flat.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(super) struct Pos {
-    pub size: f64,
-    pub avg: f64,
+    pub size: Decimal,
+    pub avg: Decimal,
 }
 
 /// One user's account.
 pub(super) struct Account {
-    pub balance: f64,
+    pub balance: Decimal,
     /// Explicitly set leverage; absent = `DEFAULT_LEVERAGE`.
     pub leverage: HashMap<MktId, u32>,
     /// Long and short position per market, indexed by `side_ix`.
@@ -63,7 +64,7 @@ pub(super) struct Account {
 }
 
 impl Account {
-    fn new(balance: f64) -> Account {
+    fn new(balance: Decimal) -> Account {
         Account {
             balance,
             leverage: HashMap::new(),
@@ -89,8 +90,8 @@ impl OrderRec {
         self.order.side == OrderSide::opening(self.order.position_side)
     }
 
-    pub fn remaining(&self) -> f64 {
-        (self.order.qty - self.order.filled_qty).max(0.0)
+    pub fn remaining(&self) -> Decimal {
+        (self.order.qty - self.order.filled_qty).max(Decimal::ZERO)
     }
 }
 
@@ -110,9 +111,9 @@ pub(super) fn ix_side(ix: usize) -> Side {
     }
 }
 
-/// Rounds a quantity to the nearest step, removing the float dust that sums of
-/// fills leave behind (0.1 + 0.2).
-pub(super) fn round_qty(qty: f64, m: &Market) -> f64 {
+/// Rounds a quantity to the nearest step (partial fills of a walk step may leave
+/// a remainder finer than the step).
+pub(super) fn round_qty(qty: Decimal, m: &Market) -> Decimal {
     round_price(qty, &Market { tick: m.step, ..*m })
 }
 
@@ -170,7 +171,7 @@ impl Book {
         &mut self,
         symbol: &str,
         spec: Market,
-        price: f64,
+        price: Decimal,
         step_no: u64,
         updated_ms: i64,
     ) -> MktId {
@@ -231,13 +232,13 @@ impl Book {
     }
 
     /// Adds an account as loaded from the database.
-    pub fn load_account(&mut self, uid: i64, balance: f64) -> &mut Account {
+    pub fn load_account(&mut self, uid: i64, balance: Decimal) -> &mut Account {
         self.accounts
             .entry(uid)
             .or_insert_with(|| Account::new(balance))
     }
 
-    pub fn balance(&self, uid: i64) -> f64 {
+    pub fn balance(&self, uid: i64) -> Decimal {
         self.accounts.get(&uid).map_or(START_BALANCE, |a| a.balance)
     }
 
@@ -311,25 +312,25 @@ impl Book {
 
     /// Balance minus the margin held by positions and by open orders that would open
     /// or add to one, each at its market's current leverage. O(this account).
-    pub fn available(&self, uid: i64) -> f64 {
+    pub fn available(&self, uid: i64) -> Decimal {
         let Some(acct) = self.accounts.get(&uid) else {
             return START_BALANCE;
         };
-        let lev = |mkt: &MktId| f64::from(self.leverage(uid, *mkt));
-        let positions: f64 = acct
+        let lev = |mkt: &MktId| Decimal::from(self.leverage(uid, *mkt).max(1));
+        let positions: Decimal = acct
             .positions
             .iter()
-            .map(|(mkt, p)| p.iter().map(|s| s.size * s.avg).sum::<f64>() / lev(mkt))
+            .map(|(mkt, p)| p.iter().map(|s| s.size * s.avg).sum::<Decimal>() / lev(mkt))
             .sum();
-        let orders: f64 = acct
+        let orders: Decimal = acct
             .open
             .iter()
             .map(|(mkt, ids)| {
-                let notional: f64 = ids
+                let notional: Decimal = ids
                     .iter()
                     .filter_map(|id| self.orders.get(id))
                     .filter(|r| r.opens())
-                    .map(|r| r.remaining() * r.order.price.unwrap_or(0.0))
+                    .map(|r| r.remaining() * r.order.price.unwrap_or(Decimal::ZERO))
                     .sum();
                 notional / lev(mkt)
             })

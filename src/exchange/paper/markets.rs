@@ -5,26 +5,29 @@
 //! demand with generic ones, so a user can try any symbol without an operator
 //! having to configure it. Everything else is not a USDT perpetual and is refused.
 
+use rust_decimal::Decimal;
+
 use crate::bots::ladder::Market;
+use crate::money::dec;
 
 /// A symbol as listed: its increments and the price a new market opens at.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Listing {
     pub market: Market,
-    pub start_price: f64,
+    pub start_price: Decimal,
 }
 
 /// Longest base asset accepted for on-demand listings: long enough for every real
 /// ticker, short enough that a typo cannot grow the catalog with junk.
 const MAX_BASE_LEN: usize = 20;
 
-const fn listed(tick: f64, step: f64, min_qty: f64, start_price: f64) -> Listing {
+const fn listed(tick: Decimal, step: Decimal, min_qty: Decimal, start_price: Decimal) -> Listing {
     Listing {
         market: Market {
             tick,
             step,
             min_qty,
-            min_notional: 0.0,
+            min_notional: Decimal::ZERO,
         },
         start_price,
     }
@@ -33,9 +36,9 @@ const fn listed(tick: f64, step: f64, min_qty: f64, start_price: f64) -> Listing
 /// The listing of `symbol`, or `None` when the paper exchange does not trade it.
 pub(super) fn listing(symbol: &str) -> Option<Listing> {
     match symbol {
-        "BTC/USDT" => return Some(listed(0.1, 0.001, 0.001, 60_000.0)),
-        "ETH/USDT" => return Some(listed(0.01, 0.01, 0.01, 3_000.0)),
-        "SOL/USDT" => return Some(listed(0.01, 0.1, 0.1, 150.0)),
+        "BTC/USDT" => return Some(listed(dec!(0.1), dec!(0.001), dec!(0.001), dec!(60000))),
+        "ETH/USDT" => return Some(listed(dec!(0.01), dec!(0.01), dec!(0.01), dec!(3000))),
+        "SOL/USDT" => return Some(listed(dec!(0.01), dec!(0.1), dec!(0.1), dec!(150))),
         _ => {}
     }
     let base = symbol.strip_suffix("/USDT")?;
@@ -44,7 +47,7 @@ pub(super) fn listing(symbol: &str) -> Option<Listing> {
         && base
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-    valid.then_some(listed(0.01, 0.001, 0.001, 100.0))
+    valid.then_some(listed(dec!(0.01), dec!(0.001), dec!(0.001), dec!(100)))
 }
 
 #[cfg(test)]
@@ -57,16 +60,16 @@ mod tests {
         assert_eq!(
             btc.market,
             Market {
-                tick: 0.1,
-                step: 0.001,
-                min_qty: 0.001,
-                min_notional: 0.0,
+                tick: dec!(0.1),
+                step: dec!(0.001),
+                min_qty: dec!(0.001),
+                min_notional: Decimal::ZERO,
             }
         );
-        assert_eq!(btc.start_price, 60_000.0);
-        assert_eq!(listing("ETH/USDT").unwrap().market.step, 0.01);
-        assert_eq!(listing("SOL/USDT").unwrap().market.min_qty, 0.1);
-        assert_eq!(listing("SOL/USDT").unwrap().start_price, 150.0);
+        assert_eq!(btc.start_price, dec!(60000));
+        assert_eq!(listing("ETH/USDT").unwrap().market.step, dec!(0.01));
+        assert_eq!(listing("SOL/USDT").unwrap().market.min_qty, dec!(0.1));
+        assert_eq!(listing("SOL/USDT").unwrap().start_price, dec!(150));
     }
 
     #[test]
@@ -75,13 +78,13 @@ mod tests {
         assert_eq!(
             doge.market,
             Market {
-                tick: 0.01,
-                step: 0.001,
-                min_qty: 0.001,
-                min_notional: 0.0,
+                tick: dec!(0.01),
+                step: dec!(0.001),
+                min_qty: dec!(0.001),
+                min_notional: Decimal::ZERO,
             }
         );
-        assert_eq!(doge.start_price, 100.0);
+        assert_eq!(doge.start_price, dec!(100));
         assert!(listing("1INCH/USDT").is_some());
     }
 

@@ -2,20 +2,19 @@
 //! in-memory book. Nothing here touches SQLite; every change is recorded in a
 //! `Dirty` for the caller to write through.
 
+use rust_decimal::Decimal;
+
 use super::book::{level, round_qty, side_ix, Book, Dirty, MktId, OrderRec};
 use crate::bots::ladder::{floor_qty, gross_pnl, round_price, Market};
 use crate::exchange::{ExchangeError, NewOrder, Order, OrderKind, OrderSide, OrderStatus};
 
-/// Taker fee: market orders and limits that are marketable when placed.
-pub(super) const TAKER_FEE: f64 = 0.000_55;
-/// Maker fee: resting limit orders filled by a later price move.
-pub(super) const MAKER_FEE: f64 = 0.000_2;
+/// Taker fee: market orders and limits that are marketable when placed (0.055 %).
+pub(super) const TAKER_FEE: Decimal = Decimal::from_parts(55, 0, 0, false, 5);
+/// Maker fee: resting limit orders filled by a later price move (0.02 %).
+pub(super) const MAKER_FEE: Decimal = Decimal::from_parts(2, 0, 0, false, 4);
 /// At most this many walk steps per `advance`, so a long downtime costs a bounded
 /// catch-up instead of stalling the runner's startup.
 pub(super) const MAX_STEPS: i64 = 600;
-
-/// Tolerance for comparing quantities and margins that went through float maths.
-const EPS: f64 = 1e-9;
 
 impl Book {
     /// Validates and executes a new order for `uid` on `mkt` (the duplicate check is
@@ -35,7 +34,7 @@ impl Book {
         let limit = checked_limit(req, &spec)?;
         let opens = req.side == OrderSide::opening(req.position_side);
         check_direction(req, opens)?;
-        if !opens && self.position(uid, mkt, req.position_side).size <= 0.0 {
+        if !opens && self.position(uid, mkt, req.position_side).size <= Decimal::ZERO {
             return Err(ExchangeError::Rejected(format!(
                 "reduce-only order {} has no {:?} position to reduce",
                 req.client_id, req.position_side
@@ -51,8 +50,8 @@ impl Book {
             } else {
                 limit.unwrap_or(current)
             };
-            let margin = qty * price / f64::from(self.leverage(uid, mkt));
-            if margin > self.available(uid) + EPS {
+            let margin = qty * price / Decimal::from(self.leverage(uid, mkt).max(1));
+            if margin > self.available(uid) {
                 return Err(ExchangeError::InsufficientBalance);
             }
         }
@@ -73,8 +72,8 @@ impl Book {
         uid: i64,
         mkt: MktId,
         req: &NewOrder,
-        qty: f64,
-        limit: Option<f64>,
+        qty: Decimal,
+        limit: Option<Decimal>,
         now: i64,
     ) -> OrderRec {
         let id = self.next_id;
@@ -92,9 +91,9 @@ impl Book {
                 kind: req.kind,
                 price: limit,
                 qty,
-                filled_qty: 0.0,
-                avg_fill_price: 0.0,
-                fee: 0.0,
+                filled_qty: Decimal::ZERO,
+                avg_fill_price: Decimal::ZERO,
+                fee: Decimal::ZERO,
                 reduce_only: req.reduce_only,
                 position_side: req.position_side,
                 status: OrderStatus::Open,
@@ -122,9 +121,9 @@ impl Book {
     fn apply_fill(
         &mut self,
         rec: &mut OrderRec,
-        qty: f64,
-        price: f64,
-        fee_rate: f64,
+        qty: Decimal,
+        price: Decimal,
+        fee_rate: Decimal,
         now: i64,
         dirty: &mut Dirty,
     ) {
@@ -133,14 +132,14 @@ impl Book {
         let acct = self.account_mut(rec.user_id, dirty);
         let pos = &mut acct.positions.entry(rec.mkt).or_default()[side_ix(side)];
         let filled = if opens {
-            pos.avg = (pos.size * pos.avg + qty * price) / (pos.size + qty);
+            pos.avg = ((pos.size * pos.avg + qty * price) / (pos.size + qty)).normalize();
             pos.size = round_qty(pos.size + qty, &spec);
             qty
         } else {
             let q = qty.min(pos.size);
             acct.balance += gross_pnl(side, q, pos.avg, price);
             pos.size = round_qty(pos.size - q, &spec);
-            if pos.size <= EPS {
+            if pos.size <= Decimal::ZERO {
                 *pos = Default::default();
             }
             q
@@ -148,8 +147,11 @@ impl Book {
         let fee = filled * price * fee_rate;
         acct.balance -= fee;
         let o = &mut rec.order;
-        o.avg_fill_price =
-            (o.avg_fill_price * o.filled_qty + filled * price) / (o.filled_qty + filled);
+        if !(o.filled_qty + filled).is_zero() {
+            o.avg_fill_price = ((o.avg_fill_price * o.filled_qty + filled * price)
+                / (o.filled_qty + filled))
+                .normalize();
+        }
         o.filled_qty = round_qty(o.filled_qty + filled, &spec);
         o.fee += fee;
         o.status = OrderStatus::Filled;
@@ -167,7 +169,7 @@ impl Book {
             return false;
         };
         let pos = self.position(rec.user_id, rec.mkt, rec.order.position_side);
-        let filled = rec.opens() || pos.size > 0.0;
+        let filled = rec.opens() || pos.size > Decimal::ZERO;
         if filled {
             let (qty, price) = (
                 rec.remaining(),
@@ -184,7 +186,14 @@ impl Book {
 
     /// Fills every resting order that the move `old → new` crosses, in the order the
     /// path reaches them (nearest price first, then oldest). Returns the fills.
-    pub fn cross(&mut self, mkt: MktId, old: f64, new: f64, now: i64, dirty: &mut Dirty) -> usize {
+    pub fn cross(
+        &mut self,
+        mkt: MktId,
+        old: Decimal,
+        new: Decimal,
+        now: i64,
+        dirty: &mut Dirty,
+    ) -> usize {
         let (low, high) = (old.min(new), old.max(new));
         let m = &self.markets[mkt];
         let mut buys: Vec<_> = m.bids.range(level(low, i64::MIN)..).copied().collect();
@@ -239,7 +248,7 @@ impl Book {
     }
 
     /// Moves a market to `price` (rounded, at least one tick) and matches the move.
-    pub fn set_price(&mut self, mkt: MktId, price: f64, now: i64, dirty: &mut Dirty) -> usize {
+    pub fn set_price(&mut self, mkt: MktId, price: Decimal, now: i64, dirty: &mut Dirty) -> usize {
         let m = &mut self.markets[mkt];
         let old = m.price;
         m.price = round_price(price, &m.spec).max(m.spec.tick);
@@ -251,24 +260,24 @@ impl Book {
 
 /// The quantity floored to the step; `BelowMinimum` when that is under the minimum
 /// (or not a positive number at all).
-fn checked_qty(qty: f64, spec: &Market) -> Result<f64, ExchangeError> {
-    if !qty.is_finite() || qty <= 0.0 {
+fn checked_qty(qty: Decimal, spec: &Market) -> Result<Decimal, ExchangeError> {
+    if qty <= Decimal::ZERO {
         return Err(ExchangeError::BelowMinimum);
     }
     let qty = floor_qty(qty, spec);
-    if qty <= 0.0 || qty < spec.min_qty - EPS {
+    if qty <= Decimal::ZERO || qty < spec.min_qty {
         return Err(ExchangeError::BelowMinimum);
     }
     Ok(qty)
 }
 
 /// The limit price rounded to the tick (`None` for market orders).
-fn checked_limit(req: &NewOrder, spec: &Market) -> Result<Option<f64>, ExchangeError> {
+fn checked_limit(req: &NewOrder, spec: &Market) -> Result<Option<Decimal>, ExchangeError> {
     match (req.kind, req.price) {
         (OrderKind::Market, _) => Ok(None),
-        (OrderKind::Limit, Some(p)) if p.is_finite() && p > 0.0 => {
+        (OrderKind::Limit, Some(p)) if p > Decimal::ZERO => {
             let p = round_price(p, spec);
-            if p > 0.0 {
+            if p > Decimal::ZERO {
                 Ok(Some(p))
             } else {
                 Err(ExchangeError::Rejected(format!(

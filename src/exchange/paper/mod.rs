@@ -28,6 +28,7 @@ use rusqlite::Connection;
 
 pub use account::PaperAccount;
 use book::{Book, Dirty};
+use rust_decimal::Decimal;
 use walk::Walk;
 
 use crate::exchange::ExchangeError;
@@ -52,7 +53,7 @@ pub enum PaperError {
     #[error("paper exchange: cannot draw a random seed: {0}")]
     Seed(getrandom::Error),
     #[error("paper exchange: invalid price {0}")]
-    InvalidPrice(f64),
+    InvalidPrice(Decimal),
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
 }
@@ -113,13 +114,19 @@ impl Paper {
         }))
     }
 
-    /// An in-memory database with the paper schema applied, for tests and
-    /// simulations. It has no `user` table, so foreign keys are switched off (the
-    /// bundled SQLite enforces them by default).
+    /// An in-memory database with the whole schema applied, for tests and
+    /// simulations. Its accounts have no `user` rows, so foreign keys are switched
+    /// off (the bundled SQLite enforces them by default).
     pub fn in_memory(params: PaperParams, now_ms: i64) -> Result<Arc<Paper>, PaperError> {
-        let conn = Connection::open_in_memory()?;
+        let mut conn = Connection::open_in_memory()?;
         conn.execute_batch("PRAGMA foreign_keys = OFF")?;
-        conn.execute_batch(include_str!("../../../sql/0002_paper.sql"))?;
+        crate::store::migrate::migrate(&mut conn).map_err(|e| match e {
+            crate::store::StoreError::Sqlite(e) => PaperError::Db(e),
+            other => PaperError::Corrupt {
+                what: "schema",
+                value: other.to_string(),
+            },
+        })?;
         Paper::open(conn, params, now_ms)
     }
 
@@ -137,7 +144,7 @@ impl Paper {
     }
 
     /// Current price of a symbol, if it is listed yet.
-    pub fn price(&self, symbol: &str) -> Option<f64> {
+    pub fn price(&self, symbol: &str) -> Option<Decimal> {
         let guard = self.lock();
         let mkt = guard.book.lookup(symbol).ok().flatten()?;
         Some(guard.book.markets[mkt].price)
@@ -146,8 +153,8 @@ impl Paper {
     /// Sets a symbol's price (rounded to its tick) and matches orders against the
     /// move from the old price, persisted; for tests and demos that need fills to
     /// happen deterministically. Lists the symbol if needed. Returns the fills.
-    pub fn set_price(&self, symbol: &str, price: f64) -> Result<usize, PaperError> {
-        if !price.is_finite() || price <= 0.0 {
+    pub fn set_price(&self, symbol: &str, price: Decimal) -> Result<usize, PaperError> {
+        if price <= Decimal::ZERO {
             return Err(PaperError::InvalidPrice(price));
         }
         self.mutate(|book, _, dirty| {

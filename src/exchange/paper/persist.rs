@@ -10,6 +10,7 @@ use super::walk::Walk;
 use super::PaperError;
 use crate::bots::ladder::Side;
 use crate::exchange::{Order, OrderKind, OrderSide, OrderStatus};
+use crate::money::sql::{self as money_sql, Sql};
 
 const ORDER_COLUMNS: &str = "id, user_id, client_id, symbol, side, kind, price, qty, filled_qty,
     avg_fill_price, fee, reduce_only, position_side, status, created_ms, updated_ms";
@@ -25,7 +26,7 @@ pub(super) fn load(
     let mut book = Book::new(walk, tick_ms, clock_ms);
     load_markets(conn, &mut book)?;
     let mut stmt = conn.prepare("SELECT user_id, balance FROM paper_accounts")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)))? {
+    for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, money_sql::get(r, 1)?)))? {
         let (uid, balance) = row?;
         book.load_account(uid, balance);
     }
@@ -49,7 +50,8 @@ fn load_markets(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
         let listing = markets::listing(&symbol).ok_or_else(|| corrupt("market symbol", &symbol))?;
         let step_no =
             u64::try_from(r.get::<_, i64>(2)?).map_err(|_| corrupt("step_no", &symbol))?;
-        book.add_market(&symbol, listing.market, r.get(1)?, step_no, r.get(3)?);
+        let price = money_sql::get(r, 1)?;
+        book.add_market(&symbol, listing.market, price, step_no, r.get(3)?);
     }
     Ok(())
 }
@@ -85,7 +87,7 @@ fn load_positions(conn: &Connection, book: &mut Book) -> Result<(), PaperError> 
         let mkt = market_of(book, &symbol)?;
         let acct = book.load_account(uid, super::book::START_BALANCE);
         let pos = &mut acct.positions.entry(mkt).or_default()[super::book::side_ix(side)];
-        (pos.size, pos.avg) = (r.get(3)?, r.get(4)?);
+        (pos.size, pos.avg) = (money_sql::get(r, 3)?, money_sql::get(r, 4)?);
     }
     Ok(())
 }
@@ -150,11 +152,11 @@ fn read_order(r: &Row<'_>) -> Result<(i64, i64, i64, Order), PaperError> {
         symbol: r.get(3)?,
         side: parse_order_side(&r.get::<_, String>(4)?)?,
         kind: parse_kind(&r.get::<_, String>(5)?)?,
-        price: r.get(6)?,
-        qty: r.get(7)?,
-        filled_qty: r.get(8)?,
-        avg_fill_price: r.get(9)?,
-        fee: r.get(10)?,
+        price: money_sql::get_opt(r, 6)?,
+        qty: money_sql::get(r, 7)?,
+        filled_qty: money_sql::get(r, 8)?,
+        avg_fill_price: money_sql::get(r, 9)?,
+        fee: money_sql::get(r, 10)?,
         reduce_only: r.get(11)?,
         position_side: parse_side(&r.get::<_, String>(12)?)?,
         status: parse_status(&r.get::<_, String>(13)?)?,
@@ -175,14 +177,14 @@ pub(super) fn write(conn: &mut Connection, book: &Book, dirty: &Dirty) -> Result
              ON CONFLICT (symbol) DO UPDATE SET
                  price = excluded.price, step_no = excluded.step_no, updated_ms = excluded.updated_ms",
         )?
-        .execute(params![m.symbol, m.price, step_no, m.updated_ms])?;
+        .execute(params![m.symbol, Sql(m.price), step_no, m.updated_ms])?;
     }
     for &uid in &dirty.balances {
         tx.prepare_cached(
             "INSERT INTO paper_accounts (user_id, balance) VALUES (?1, ?2)
              ON CONFLICT (user_id) DO UPDATE SET balance = excluded.balance",
         )?
-        .execute(params![uid, book.balance(uid)])?;
+        .execute(params![uid, Sql(book.balance(uid))])?;
     }
     for &(uid, mkt) in &dirty.leverage {
         tx.prepare_cached(
@@ -215,13 +217,19 @@ fn write_position(
 ) -> rusqlite::Result<()> {
     let pos = book.position(uid, mkt, side);
     let symbol = &book.markets[mkt].symbol;
-    if pos.size > 0.0 {
+    if pos.size > rust_decimal::Decimal::ZERO {
         conn.prepare_cached(
             "INSERT INTO paper_positions (user_id, symbol, side, size, avg_entry) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (user_id, symbol, side) DO UPDATE SET
                  size = excluded.size, avg_entry = excluded.avg_entry",
         )?
-        .execute(params![uid, symbol, side_str(side), pos.size, pos.avg])?;
+        .execute(params![
+            uid,
+            symbol,
+            side_str(side),
+            Sql(pos.size),
+            Sql(pos.avg)
+        ])?;
     } else {
         conn.prepare_cached(
             "DELETE FROM paper_positions WHERE user_id = ?1 AND symbol = ?2 AND side = ?3",
@@ -248,11 +256,11 @@ fn write_order(conn: &Connection, rec: &OrderRec) -> rusqlite::Result<()> {
         o.symbol,
         order_side_str(o.side),
         kind_str(o.kind),
-        o.price,
-        o.qty,
-        o.filled_qty,
-        o.avg_fill_price,
-        o.fee,
+        money_sql::opt(o.price),
+        Sql(o.qty),
+        Sql(o.filled_qty),
+        Sql(o.avg_fill_price),
+        Sql(o.fee),
         o.reduce_only,
         side_str(o.position_side),
         status_str(o.status),

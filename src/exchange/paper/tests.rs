@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
+use rust_decimal::Decimal;
+
 use super::*;
 use crate::bots::ladder::Side;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, OrderKind, OrderSide, OrderStatus};
+use crate::money::dec;
 
 const BTC: &str = "BTC/USDT";
 
@@ -22,7 +25,13 @@ fn paper() -> Arc<Paper> {
     Paper::in_memory(params(1, 0.0), 0).unwrap()
 }
 
-fn new_order(cid: &str, side: OrderSide, price: Option<f64>, qty: f64, pos: Side) -> NewOrder {
+fn new_order(
+    cid: &str,
+    side: OrderSide,
+    price: Option<Decimal>,
+    qty: Decimal,
+    pos: Side,
+) -> NewOrder {
     NewOrder {
         client_id: cid.into(),
         symbol: BTC.into(),
@@ -39,16 +48,16 @@ fn new_order(cid: &str, side: OrderSide, price: Option<f64>, qty: f64, pos: Side
     }
 }
 
-fn market(cid: &str, side: OrderSide, qty: f64, pos: Side) -> NewOrder {
+fn market(cid: &str, side: OrderSide, qty: Decimal, pos: Side) -> NewOrder {
     new_order(cid, side, None, qty, pos)
 }
 
-fn limit(cid: &str, side: OrderSide, price: f64, qty: f64, pos: Side) -> NewOrder {
+fn limit(cid: &str, side: OrderSide, price: Decimal, qty: Decimal, pos: Side) -> NewOrder {
     new_order(cid, side, Some(price), qty, pos)
 }
 
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() < 1e-6
+fn close(a: Decimal, b: Decimal) -> bool {
+    (a - b).abs() < dec!(0.000001)
 }
 
 fn step_no(p: &Paper, symbol: &str) -> u64 {
@@ -57,7 +66,7 @@ fn step_no(p: &Paper, symbol: &str) -> u64 {
     g.book.markets[mkt].step_no
 }
 
-fn walk_prices(seed: u64, n: i64) -> Vec<f64> {
+fn walk_prices(seed: u64, n: i64) -> Vec<Decimal> {
     let p = Paper::in_memory(params(seed, 0.01), 0).unwrap();
     p.account(1).ticker(BTC).unwrap();
     (1..=n)
@@ -89,20 +98,38 @@ fn duplicate_client_id_changes_nothing_forever() {
     let p = paper();
     let acct = p.account(1);
     let first = acct
-        .place(&limit("a", OrderSide::Buy, 59_000.0, 0.01, Side::Long))
+        .place(&limit(
+            "a",
+            OrderSide::Buy,
+            dec!(59000.0),
+            dec!(0.01),
+            Side::Long,
+        ))
         .unwrap();
-    let again = acct.place(&market("a", OrderSide::Buy, 0.02, Side::Long));
+    let again = acct.place(&market("a", OrderSide::Buy, dec!(0.02), Side::Long));
     assert_eq!(again, Err(ExchangeError::Duplicate("a".into())));
     assert_eq!(acct.open_orders(BTC).unwrap(), vec![first]);
-    assert_eq!(acct.balance().unwrap(), 10_000.0);
+    assert_eq!(acct.balance().unwrap(), dec!(10000.0));
     acct.cancel(BTC, "a").unwrap();
-    let after_cancel = acct.place(&limit("a", OrderSide::Buy, 58_000.0, 0.01, Side::Long));
+    let after_cancel = acct.place(&limit(
+        "a",
+        OrderSide::Buy,
+        dec!(58000.0),
+        dec!(0.01),
+        Side::Long,
+    ));
     assert_eq!(after_cancel, Err(ExchangeError::Duplicate("a".into())));
     assert!(acct.open_orders(BTC).unwrap().is_empty());
     // Client ids are per account.
     assert!(p
         .account(2)
-        .place(&limit("a", OrderSide::Buy, 59_000.0, 0.01, Side::Long))
+        .place(&limit(
+            "a",
+            OrderSide::Buy,
+            dec!(59000.0),
+            dec!(0.01),
+            Side::Long
+        ))
         .is_ok());
 }
 
@@ -111,19 +138,19 @@ fn market_order_fills_at_the_price_with_taker_fee() {
     let p = paper();
     let acct = p.account(1);
     let o = acct
-        .place(&market("m", OrderSide::Buy, 0.01, Side::Long))
+        .place(&market("m", OrderSide::Buy, dec!(0.01), Side::Long))
         .unwrap();
     assert_eq!(o.status, OrderStatus::Filled);
     assert_eq!(
         (o.filled_qty, o.avg_fill_price, o.price),
-        (0.01, 60_000.0, None)
+        (dec!(0.01), dec!(60000.0), None)
     );
-    assert!(close(o.fee, 0.33), "{}", o.fee);
-    assert!(close(acct.balance().unwrap(), 10_000.0 - 0.33));
+    assert!(close(o.fee, dec!(0.33)), "{}", o.fee);
+    assert!(close(acct.balance().unwrap(), dec!(10000.0) - dec!(0.33)));
     let pos = acct.position(BTC, Side::Long).unwrap();
     assert_eq!(
         (pos.size, pos.avg_entry, pos.mark_price),
-        (0.01, 60_000.0, 60_000.0)
+        (dec!(0.01), dec!(60000.0), dec!(60000.0))
     );
     assert_eq!(acct.order(BTC, "m").unwrap(), Some(o));
     assert!(acct.open_orders(BTC).unwrap().is_empty());
@@ -134,13 +161,19 @@ fn marketable_limit_fills_at_once_as_taker() {
     let p = paper();
     let o = p
         .account(1)
-        .place(&limit("l", OrderSide::Buy, 61_000.0, 0.01, Side::Long))
+        .place(&limit(
+            "l",
+            OrderSide::Buy,
+            dec!(61000.0),
+            dec!(0.01),
+            Side::Long,
+        ))
         .unwrap();
     assert_eq!(
         (o.status, o.avg_fill_price, o.price),
-        (OrderStatus::Filled, 60_000.0, Some(61_000.0))
+        (OrderStatus::Filled, dec!(60000.0), Some(dec!(61000.0)))
     );
-    assert!(close(o.fee, 0.33));
+    assert!(close(o.fee, dec!(0.33)));
 }
 
 #[test]
@@ -148,24 +181,33 @@ fn resting_limit_fills_at_its_price_with_maker_fee() {
     let p = paper();
     let acct = p.account(1);
     let o = acct
-        .place(&limit("b", OrderSide::Buy, 59_000.04, 0.01, Side::Long))
+        .place(&limit(
+            "b",
+            OrderSide::Buy,
+            dec!(59000.04),
+            dec!(0.01),
+            Side::Long,
+        ))
         .unwrap();
-    assert_eq!((o.status, o.price), (OrderStatus::Open, Some(59_000.0)));
-    assert_eq!(p.set_price(BTC, 59_500.0).unwrap(), 0);
+    assert_eq!(
+        (o.status, o.price),
+        (OrderStatus::Open, Some(dec!(59000.0)))
+    );
+    assert_eq!(p.set_price(BTC, dec!(59500.0)).unwrap(), 0);
     assert_eq!(acct.open_orders(BTC).unwrap().len(), 1);
-    assert_eq!(p.set_price(BTC, 58_000.0).unwrap(), 1);
+    assert_eq!(p.set_price(BTC, dec!(58000.0)).unwrap(), 1);
     let o = acct.order(BTC, "b").unwrap().unwrap();
     assert_eq!(
         (o.status, o.filled_qty, o.avg_fill_price),
-        (OrderStatus::Filled, 0.01, 59_000.0)
+        (OrderStatus::Filled, dec!(0.01), dec!(59000.0))
     );
-    assert!(close(o.fee, 59_000.0 * 0.01 * 0.0002));
-    assert!(close(acct.balance().unwrap(), 10_000.0 - o.fee));
+    assert!(close(o.fee, dec!(59000.0) * dec!(0.01) * dec!(0.0002)));
+    assert!(close(acct.balance().unwrap(), dec!(10000.0) - o.fee));
     assert!(acct.open_orders(BTC).unwrap().is_empty());
     let pos = acct.position(BTC, Side::Long).unwrap();
     assert_eq!(
         (pos.size, pos.avg_entry, pos.mark_price),
-        (0.01, 59_000.0, 58_000.0)
+        (dec!(0.01), dec!(59000.0), dec!(58000.0))
     );
 }
 
@@ -173,55 +215,85 @@ fn resting_limit_fills_at_its_price_with_maker_fee() {
 fn moves_cross_resting_orders_on_both_sides() {
     let p = paper();
     let acct = p.account(1);
-    acct.place(&limit("buy", OrderSide::Buy, 59_000.0, 0.01, Side::Long))
-        .unwrap();
-    acct.place(&limit("sell", OrderSide::Sell, 61_000.0, 0.01, Side::Short))
-        .unwrap();
-    acct.place(&limit("far", OrderSide::Sell, 63_000.0, 0.01, Side::Short))
-        .unwrap();
+    acct.place(&limit(
+        "buy",
+        OrderSide::Buy,
+        dec!(59000.0),
+        dec!(0.01),
+        Side::Long,
+    ))
+    .unwrap();
+    acct.place(&limit(
+        "sell",
+        OrderSide::Sell,
+        dec!(61000.0),
+        dec!(0.01),
+        Side::Short,
+    ))
+    .unwrap();
+    acct.place(&limit(
+        "far",
+        OrderSide::Sell,
+        dec!(63000.0),
+        dec!(0.01),
+        Side::Short,
+    ))
+    .unwrap();
     assert_eq!(
-        p.set_price(BTC, 62_000.0).unwrap(),
+        p.set_price(BTC, dec!(62000.0)).unwrap(),
         1,
         "an upward move crosses the sell"
     );
     assert_eq!(
         acct.order(BTC, "sell").unwrap().unwrap().avg_fill_price,
-        61_000.0
+        dec!(61000.0)
     );
-    assert_eq!(p.set_price(BTC, 62_500.0).unwrap(), 0);
+    assert_eq!(p.set_price(BTC, dec!(62500.0)).unwrap(), 0);
     // Touching the limit is enough, from either side.
-    assert_eq!(p.set_price(BTC, 63_000.0).unwrap(), 1);
-    assert_eq!(p.set_price(BTC, 59_000.0).unwrap(), 1);
+    assert_eq!(p.set_price(BTC, dec!(63000.0)).unwrap(), 1);
+    assert_eq!(p.set_price(BTC, dec!(59000.0)).unwrap(), 1);
     let short = acct.position(BTC, Side::Short).unwrap();
-    assert_eq!((short.size, short.avg_entry), (0.02, 62_000.0));
-    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, 0.01);
+    assert_eq!((short.size, short.avg_entry), (dec!(0.02), dec!(62000.0)));
+    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0.01));
 }
 
 #[test]
 fn the_walk_fills_orders_where_its_path_crosses_them() {
     let p = Paper::in_memory(params(3, 0.01), 0).unwrap();
     let acct = p.account(1);
-    acct.place(&limit("buy", OrderSide::Buy, 59_000.0, 0.01, Side::Long))
-        .unwrap();
-    acct.place(&limit("sell", OrderSide::Sell, 61_000.0, 0.01, Side::Short))
-        .unwrap();
-    let (mut low, mut high, mut old) = (60_000.0f64, 60_000.0f64, 60_000.0f64);
+    acct.place(&limit(
+        "buy",
+        OrderSide::Buy,
+        dec!(59000.0),
+        dec!(0.01),
+        Side::Long,
+    ))
+    .unwrap();
+    acct.place(&limit(
+        "sell",
+        OrderSide::Sell,
+        dec!(61000.0),
+        dec!(0.01),
+        Side::Short,
+    ))
+    .unwrap();
+    let (mut low, mut high, mut old) = (dec!(60000), dec!(60000), dec!(60000));
     for i in 1..=10_000 {
         let fills = p.advance(i * 1000).unwrap();
         let new = p.price(BTC).unwrap();
-        let crossed = usize::from(low > 59_000.0 && old.min(new) <= 59_000.0)
-            + usize::from(high < 61_000.0 && old.max(new) >= 61_000.0);
+        let crossed = usize::from(low > dec!(59000.0) && old.min(new) <= dec!(59000.0))
+            + usize::from(high < dec!(61000.0) && old.max(new) >= dec!(61000.0));
         assert_eq!(fills, crossed, "step {i}: {old} -> {new}");
         (low, high, old) = (low.min(new), high.max(new), new);
-        if low <= 59_000.0 && high >= 61_000.0 {
+        if low <= dec!(59000.0) && high >= dec!(61000.0) {
             break;
         }
     }
     assert!(
-        low <= 59_000.0 && high >= 61_000.0,
+        low <= dec!(59000.0) && high >= dec!(61000.0),
         "the walk reached both orders"
     );
-    for (cid, price) in [("buy", 59_000.0), ("sell", 61_000.0)] {
+    for (cid, price) in [("buy", dec!(59000.0)), ("sell", dec!(61000.0))] {
         let o = acct.order(BTC, cid).unwrap().unwrap();
         assert_eq!((o.status, o.avg_fill_price), (OrderStatus::Filled, price));
     }
@@ -231,23 +303,29 @@ fn the_walk_fills_orders_where_its_path_crosses_them() {
 fn reduce_only_is_rejected_without_a_position() {
     let p = paper();
     let acct = p.account(1);
-    let r = acct.place(&limit("tp", OrderSide::Sell, 61_000.0, 0.01, Side::Long));
+    let r = acct.place(&limit(
+        "tp",
+        OrderSide::Sell,
+        dec!(61000.0),
+        dec!(0.01),
+        Side::Long,
+    ));
     assert!(matches!(r, Err(ExchangeError::Rejected(_))), "{r:?}");
-    acct.place(&market("e", OrderSide::Buy, 0.01, Side::Long))
+    acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
         .unwrap();
-    let mut plain_close = market("c", OrderSide::Sell, 0.01, Side::Long);
+    let mut plain_close = market("c", OrderSide::Sell, dec!(0.01), Side::Long);
     plain_close.reduce_only = false;
     assert!(matches!(
         acct.place(&plain_close),
         Err(ExchangeError::Rejected(_))
     ));
-    let mut reducing_open = market("o", OrderSide::Buy, 0.01, Side::Long);
+    let mut reducing_open = market("o", OrderSide::Buy, dec!(0.01), Side::Long);
     reducing_open.reduce_only = true;
     assert!(matches!(
         acct.place(&reducing_open),
         Err(ExchangeError::Rejected(_))
     ));
-    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, 0.01);
+    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0.01));
     assert!(
         acct.order(BTC, "tp").unwrap().is_none(),
         "rejected orders leave no trace"
@@ -258,46 +336,67 @@ fn reduce_only_is_rejected_without_a_position() {
 fn reduce_only_is_clipped_to_the_position() {
     let p = paper();
     let acct = p.account(1);
-    acct.place(&market("e", OrderSide::Buy, 0.01, Side::Long))
+    acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
         .unwrap();
-    acct.place(&limit("tp", OrderSide::Sell, 61_000.0, 0.05, Side::Long))
-        .unwrap();
-    assert_eq!(p.set_price(BTC, 61_500.0).unwrap(), 1);
+    acct.place(&limit(
+        "tp",
+        OrderSide::Sell,
+        dec!(61000.0),
+        dec!(0.05),
+        Side::Long,
+    ))
+    .unwrap();
+    assert_eq!(p.set_price(BTC, dec!(61500.0)).unwrap(), 1);
     let tp = acct.order(BTC, "tp").unwrap().unwrap();
     assert_eq!(
         (tp.status, tp.qty, tp.filled_qty),
-        (OrderStatus::Filled, 0.05, 0.01)
+        (OrderStatus::Filled, dec!(0.05), dec!(0.01))
     );
-    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, 0.0);
+    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0.0));
     // A reduce-only market order is clipped too.
-    acct.place(&market("e2", OrderSide::Buy, 0.02, Side::Long))
+    acct.place(&market("e2", OrderSide::Buy, dec!(0.02), Side::Long))
         .unwrap();
     let out = acct
-        .place(&market("x", OrderSide::Sell, 1.0, Side::Long))
+        .place(&market("x", OrderSide::Sell, dec!(1.0), Side::Long))
         .unwrap();
-    assert_eq!(out.filled_qty, 0.02);
+    assert_eq!(out.filled_qty, dec!(0.02));
     let flat = acct.position(BTC, Side::Long).unwrap();
-    assert_eq!((flat.size, flat.avg_entry), (0.0, 0.0));
+    assert_eq!((flat.size, flat.avg_entry), (dec!(0.0), dec!(0.0)));
 }
 
 #[test]
 fn reduce_only_is_cancelled_when_the_position_is_gone() {
     let p = paper();
     let acct = p.account(1);
-    acct.place(&market("e", OrderSide::Buy, 0.01, Side::Long))
+    acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
         .unwrap();
-    acct.place(&limit("far", OrderSide::Sell, 62_000.0, 0.01, Side::Long))
-        .unwrap();
-    acct.place(&limit("near", OrderSide::Sell, 61_000.0, 0.01, Side::Long))
-        .unwrap();
+    acct.place(&limit(
+        "far",
+        OrderSide::Sell,
+        dec!(62000.0),
+        dec!(0.01),
+        Side::Long,
+    ))
+    .unwrap();
+    acct.place(&limit(
+        "near",
+        OrderSide::Sell,
+        dec!(61000.0),
+        dec!(0.01),
+        Side::Long,
+    ))
+    .unwrap();
     // The path reaches 61,000 first: "near" closes the position, "far" finds it flat.
-    assert_eq!(p.set_price(BTC, 62_500.0).unwrap(), 1);
+    assert_eq!(p.set_price(BTC, dec!(62500.0)).unwrap(), 1);
     assert_eq!(
         acct.order(BTC, "near").unwrap().unwrap().status,
         OrderStatus::Filled
     );
     let far = acct.order(BTC, "far").unwrap().unwrap();
-    assert_eq!((far.status, far.filled_qty), (OrderStatus::Cancelled, 0.0));
+    assert_eq!(
+        (far.status, far.filled_qty),
+        (OrderStatus::Cancelled, dec!(0.0))
+    );
     assert!(acct.open_orders(BTC).unwrap().is_empty());
 }
 
@@ -305,60 +404,78 @@ fn reduce_only_is_cancelled_when_the_position_is_gone() {
 fn hedge_mode_long_and_short_pnl_reach_the_balance() {
     let p = paper();
     let acct = p.account(1);
-    acct.place(&market("l1", OrderSide::Buy, 0.1, Side::Long))
+    acct.place(&market("l1", OrderSide::Buy, dec!(0.1), Side::Long))
         .unwrap();
-    acct.place(&market("s1", OrderSide::Sell, 0.1, Side::Short))
+    acct.place(&market("s1", OrderSide::Sell, dec!(0.1), Side::Short))
         .unwrap();
-    p.set_price(BTC, 62_000.0).unwrap();
-    acct.place(&market("l2", OrderSide::Buy, 0.1, Side::Long))
+    p.set_price(BTC, dec!(62000.0)).unwrap();
+    acct.place(&market("l2", OrderSide::Buy, dec!(0.1), Side::Long))
         .unwrap();
     let long = acct.position(BTC, Side::Long).unwrap();
-    assert_eq!(long.size, 0.2);
-    assert!(close(long.avg_entry, 61_000.0), "weighted average entry");
+    assert_eq!(long.size, dec!(0.2));
+    assert!(
+        close(long.avg_entry, dec!(61000.0)),
+        "weighted average entry"
+    );
     assert_eq!(
         acct.position(BTC, Side::Short).unwrap().size,
-        0.1,
+        dec!(0.1),
         "both sides coexist"
     );
-    p.set_price(BTC, 61_500.0).unwrap();
+    p.set_price(BTC, dec!(61500.0)).unwrap();
     let before = acct.balance().unwrap();
     let s = acct
-        .place(&market("s-close", OrderSide::Buy, 0.1, Side::Short))
+        .place(&market("s-close", OrderSide::Buy, dec!(0.1), Side::Short))
         .unwrap();
     // Short from 60,000 closed at 61,500: -150.
-    assert!(close(acct.balance().unwrap(), before - 150.0 - s.fee));
+    assert!(close(acct.balance().unwrap(), before - dec!(150.0) - s.fee));
     let before = acct.balance().unwrap();
     let l = acct
-        .place(&market("l-close", OrderSide::Sell, 0.2, Side::Long))
+        .place(&market("l-close", OrderSide::Sell, dec!(0.2), Side::Long))
         .unwrap();
-    // Long 0.2 from 61,000 closed at 61,500: +100.
-    assert!(close(acct.balance().unwrap(), before + 100.0 - l.fee));
-    let fees: f64 = ["l1", "s1", "l2", "s-close", "l-close"]
+    // Long dec!(0.2) from 61,000 closed at 61,500: +100.
+    assert!(close(acct.balance().unwrap(), before + dec!(100.0) - l.fee));
+    let fees: Decimal = ["l1", "s1", "l2", "s-close", "l-close"]
         .iter()
         .map(|c| acct.order(BTC, c).unwrap().unwrap().fee)
         .sum();
-    assert!(close(acct.balance().unwrap(), 10_000.0 - 50.0 - fees));
+    assert!(close(
+        acct.balance().unwrap(),
+        dec!(10000.0) - dec!(50.0) - fees
+    ));
 }
 
 #[test]
 fn opening_orders_need_free_margin() {
     let p = paper();
     let acct = p.account(1);
-    let big = market("big", OrderSide::Buy, 1.7, Side::Long);
+    let big = market("big", OrderSide::Buy, dec!(1.7), Side::Long);
     assert_eq!(acct.place(&big), Err(ExchangeError::InsufficientBalance));
     assert!(acct.order(BTC, "big").unwrap().is_none());
-    acct.place(&market("e", OrderSide::Buy, 1.6, Side::Long))
+    acct.place(&market("e", OrderSide::Buy, dec!(1.6), Side::Long))
         .unwrap();
-    // 10,000 − 52.8 fee − 9,600 margin leaves 347.2; 0.1 at 50,000 needs 500.
-    let leg = limit("leg", OrderSide::Buy, 50_000.0, 0.1, Side::Long);
+    // 10,000 − dec!(52.8) fee − 9,600 margin leaves dec!(347.2); dec!(0.1) at 50,000 needs 500.
+    let leg = limit("leg", OrderSide::Buy, dec!(50000.0), dec!(0.1), Side::Long);
     assert_eq!(acct.place(&leg), Err(ExchangeError::InsufficientBalance));
     acct.set_leverage(BTC, Side::Long, 20).unwrap();
     acct.place(&leg).unwrap();
-    // Resting opening orders hold margin too: 4,800 + 250 of 9,947.2 leaves ~4,897.
-    let r = acct.place(&limit("leg2", OrderSide::Buy, 50_000.0, 2.0, Side::Long));
+    // Resting opening orders hold margin too: 4,800 + 250 of 9,dec!(947.2) leaves ~4,897.
+    let r = acct.place(&limit(
+        "leg2",
+        OrderSide::Buy,
+        dec!(50000.0),
+        dec!(2.0),
+        Side::Long,
+    ));
     assert_eq!(r, Err(ExchangeError::InsufficientBalance));
-    acct.place(&limit("leg3", OrderSide::Buy, 50_000.0, 1.9, Side::Long))
-        .unwrap();
+    acct.place(&limit(
+        "leg3",
+        OrderSide::Buy,
+        dec!(50000.0),
+        dec!(1.9),
+        Side::Long,
+    ))
+    .unwrap();
     for bad in [0, 126] {
         assert!(matches!(
             acct.set_leverage(BTC, Side::Long, bad),
@@ -371,9 +488,15 @@ fn opening_orders_need_free_margin() {
 fn cancel_releases_margin_and_tolerates_unknown_orders() {
     let p = paper();
     let acct = p.account(1);
-    acct.place(&limit("a", OrderSide::Buy, 50_000.0, 1.9, Side::Long))
-        .unwrap();
-    let b = limit("b", OrderSide::Buy, 50_000.0, 1.9, Side::Long);
+    acct.place(&limit(
+        "a",
+        OrderSide::Buy,
+        dec!(50000.0),
+        dec!(1.9),
+        Side::Long,
+    ))
+    .unwrap();
+    let b = limit("b", OrderSide::Buy, dec!(50000.0), dec!(1.9), Side::Long);
     assert_eq!(acct.place(&b), Err(ExchangeError::InsufficientBalance));
     acct.cancel(BTC, "a").unwrap();
     acct.cancel(BTC, "a").unwrap();
@@ -385,7 +508,7 @@ fn cancel_releases_margin_and_tolerates_unknown_orders() {
     );
     acct.place(&b).unwrap();
     assert_eq!(
-        p.set_price(BTC, 49_000.0).unwrap(),
+        p.set_price(BTC, dec!(49000.0)).unwrap(),
         1,
         "the cancelled order is off the book"
     );
@@ -398,21 +521,27 @@ fn open_orders_are_the_accounts_own_whoever_placed_them() {
     me.place(&limit(
         "bz-1-1-l1",
         OrderSide::Buy,
-        59_000.0,
-        0.01,
+        dec!(59000.0),
+        dec!(0.01),
         Side::Long,
     ))
     .unwrap();
     me.place(&limit(
         "manual",
         OrderSide::Sell,
-        61_000.0,
-        0.01,
+        dec!(61000.0),
+        dec!(0.01),
         Side::Short,
     ))
     .unwrap();
     other
-        .place(&limit("x", OrderSide::Buy, 59_000.0, 0.01, Side::Long))
+        .place(&limit(
+            "x",
+            OrderSide::Buy,
+            dec!(59000.0),
+            dec!(0.01),
+            Side::Long,
+        ))
         .unwrap();
     let ids: Vec<String> = me
         .open_orders(BTC)
@@ -434,17 +563,17 @@ fn open_orders_are_the_accounts_own_whoever_placed_them() {
 fn quantities_below_the_minimum_are_refused() {
     let p = paper();
     let acct = p.account(1);
-    for qty in [0.0009, 0.0, -1.0, f64::NAN] {
+    for qty in [dec!(0.0009), dec!(0.0), dec!(-1.0)] {
         let r = acct.place(&market("q", OrderSide::Buy, qty, Side::Long));
         assert_eq!(r, Err(ExchangeError::BelowMinimum), "{qty}");
     }
-    let mut eth = market("eth", OrderSide::Buy, 0.005, Side::Long);
+    let mut eth = market("eth", OrderSide::Buy, dec!(0.005), Side::Long);
     eth.symbol = "ETH/USDT".into();
     assert_eq!(acct.place(&eth), Err(ExchangeError::BelowMinimum));
     let o = acct
-        .place(&market("q", OrderSide::Buy, 0.0019, Side::Long))
+        .place(&market("q", OrderSide::Buy, dec!(0.0019), Side::Long))
         .unwrap();
-    assert_eq!(o.qty, 0.001, "floored to the step");
+    assert_eq!(o.qty, dec!(0.001), "floored to the step");
 }
 
 #[test]
@@ -457,7 +586,7 @@ fn unknown_symbols_are_refused_and_others_listed_on_demand() {
             acct.open_orders(s),
             Err(ExchangeError::UnknownSymbol(s.into()))
         );
-        let mut o = market("u", OrderSide::Buy, 1.0, Side::Long);
+        let mut o = market("u", OrderSide::Buy, dec!(1.0), Side::Long);
         o.symbol = s.into();
         assert!(matches!(
             acct.place(&o),
@@ -466,14 +595,17 @@ fn unknown_symbols_are_refused_and_others_listed_on_demand() {
     }
     assert_eq!(p.price("PEPE/USDT"), None);
     let m = acct.market("PEPE/USDT").unwrap();
-    assert_eq!((m.tick, m.step, m.min_qty), (0.01, 0.001, 0.001));
-    assert_eq!(p.price("PEPE/USDT"), Some(100.0));
+    assert_eq!(
+        (m.tick, m.step, m.min_qty),
+        (dec!(0.01), dec!(0.001), dec!(0.001))
+    );
+    assert_eq!(p.price("PEPE/USDT"), Some(dec!(100.0)));
     assert!(matches!(
-        p.set_price("nope", 1.0),
+        p.set_price("nope", dec!(1.0)),
         Err(PaperError::Exchange(_))
     ));
     assert!(matches!(
-        p.set_price(BTC, 0.0),
+        p.set_price(BTC, dec!(0.0)),
         Err(PaperError::InvalidPrice(_))
     ));
 }
@@ -484,9 +616,9 @@ fn flat_position_is_marked_at_the_price() {
     let pos = p.account(1).position("SOL/USDT", Side::Short).unwrap();
     assert_eq!(
         (pos.side, pos.size, pos.avg_entry, pos.mark_price),
-        (Side::Short, 0.0, 0.0, 150.0)
+        (Side::Short, dec!(0.0), dec!(0.0), dec!(150.0))
     );
-    assert_eq!(p.account(1).balance().unwrap(), 10_000.0);
+    assert_eq!(p.account(1).balance().unwrap(), dec!(10000.0));
 }
 
 #[test]
@@ -526,14 +658,26 @@ fn state_survives_reopening_the_database() {
     let p = open(0);
     let (a, b) = (p.account(1), p.account(2));
     a.set_leverage(BTC, Side::Long, 20).unwrap();
-    a.place(&market("e", OrderSide::Buy, 0.1, Side::Long))
+    a.place(&market("e", OrderSide::Buy, dec!(0.1), Side::Long))
         .unwrap();
-    a.place(&limit("leg", OrderSide::Buy, 50_000.0, 0.1, Side::Long))
+    a.place(&limit(
+        "leg",
+        OrderSide::Buy,
+        dec!(50000.0),
+        dec!(0.1),
+        Side::Long,
+    ))
+    .unwrap();
+    b.place(&market("s", OrderSide::Sell, dec!(0.2), Side::Short))
         .unwrap();
-    b.place(&market("s", OrderSide::Sell, 0.2, Side::Short))
-        .unwrap();
-    b.place(&limit("tp", OrderSide::Buy, 40_000.0, 0.2, Side::Short))
-        .unwrap();
+    b.place(&limit(
+        "tp",
+        OrderSide::Buy,
+        dec!(40000.0),
+        dec!(0.2),
+        Side::Short,
+    ))
+    .unwrap();
     b.cancel(BTC, "tp").unwrap();
     p.advance(5_000).unwrap();
     let snapshot = |p: &Arc<Paper>| {
@@ -561,11 +705,17 @@ fn state_survives_reopening_the_database() {
     // Client ids stay used, and new orders get fresh exchange ids.
     let a = p.account(1);
     assert_eq!(
-        a.place(&market("e", OrderSide::Buy, 0.1, Side::Long)),
+        a.place(&market("e", OrderSide::Buy, dec!(0.1), Side::Long)),
         Err(ExchangeError::Duplicate("e".into()))
     );
     let o = a
-        .place(&limit("leg2", OrderSide::Buy, 45_000.0, 0.1, Side::Long))
+        .place(&limit(
+            "leg2",
+            OrderSide::Buy,
+            dec!(45000.0),
+            dec!(0.1),
+            Side::Long,
+        ))
         .unwrap();
     assert_eq!(o.exchange_id, "5");
     assert_eq!(p.lock().book.leverage(1, 0), 20, "leverage survived");
@@ -576,13 +726,13 @@ fn state_survives_reopening_the_database() {
     straight.advance(10_000).unwrap();
     assert_eq!(p.price(BTC), straight.price(BTC));
     // The filled leg fills at its price after a reopen too.
-    assert_eq!(p.set_price(BTC, 49_000.0).unwrap(), 1);
+    assert_eq!(p.set_price(BTC, dec!(49000.0)).unwrap(), 1);
     drop(p);
     let p = open(10_000);
     let leg = p.account(1).order(BTC, "leg").unwrap().unwrap();
     assert_eq!(
         (leg.status, leg.avg_fill_price),
-        (OrderStatus::Filled, 50_000.0)
+        (OrderStatus::Filled, dec!(50000.0))
     );
     assert_eq!(p.account(1).open_orders(BTC).unwrap().len(), 1);
 }
@@ -598,14 +748,14 @@ fn a_failed_write_leaves_memory_as_the_database() {
         )
         .unwrap();
     let acct = p.account(1);
-    let r = acct.place(&market("boom", OrderSide::Buy, 0.1, Side::Long));
+    let r = acct.place(&market("boom", OrderSide::Buy, dec!(0.1), Side::Long));
     assert!(matches!(r, Err(ExchangeError::Network(_))), "{r:?}");
-    assert_eq!(acct.balance().unwrap(), 10_000.0);
-    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, 0.0);
+    assert_eq!(acct.balance().unwrap(), dec!(10000.0));
+    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0.0));
     assert_eq!(acct.order(BTC, "boom").unwrap(), None);
-    acct.place(&market("ok", OrderSide::Buy, 0.1, Side::Long))
+    acct.place(&market("ok", OrderSide::Buy, dec!(0.1), Side::Long))
         .unwrap();
-    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, 0.1);
+    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0.1));
 }
 
 #[test]
@@ -630,26 +780,47 @@ fn five_thousand_accounts_advance_and_match_correctly() {
     let p = Paper::in_memory(params(9, 0.001), 0).unwrap();
     for uid in 1..=USERS {
         let a = p.account(uid);
-        a.place(&market("e", OrderSide::Buy, 0.002, Side::Long))
+        a.place(&market("e", OrderSide::Buy, dec!(0.002), Side::Long))
             .unwrap();
-        a.place(&limit("l1", OrderSide::Buy, 54_000.0, 0.002, Side::Long))
-            .unwrap();
-        a.place(&limit("l2", OrderSide::Buy, 48_000.0, 0.002, Side::Long))
-            .unwrap();
-        a.place(&limit("tp", OrderSide::Sell, 66_000.0, 0.003, Side::Long))
-            .unwrap();
+        a.place(&limit(
+            "l1",
+            OrderSide::Buy,
+            dec!(54000.0),
+            dec!(0.002),
+            Side::Long,
+        ))
+        .unwrap();
+        a.place(&limit(
+            "l2",
+            OrderSide::Buy,
+            dec!(48000.0),
+            dec!(0.002),
+            Side::Long,
+        ))
+        .unwrap();
+        a.place(&limit(
+            "tp",
+            OrderSide::Sell,
+            dec!(66000.0),
+            dec!(0.003),
+            Side::Long,
+        ))
+        .unwrap();
     }
-    // One step moves at most 0.17 %: nothing is near enough to fill.
+    // One step moves at most dec!(0.17) %: nothing is near enough to fill.
     assert_eq!(p.advance(1_000).unwrap(), 0);
     assert_eq!(step_no(&p, BTC), 1);
     assert_eq!(p.lock().book.orders.len(), 3 * USERS as usize);
-    assert_eq!(p.set_price(BTC, 53_000.0).unwrap(), USERS as usize);
-    assert_eq!(p.set_price(BTC, 67_000.0).unwrap(), USERS as usize);
+    assert_eq!(p.set_price(BTC, dec!(53000.0)).unwrap(), USERS as usize);
+    assert_eq!(p.set_price(BTC, dec!(67000.0)).unwrap(), USERS as usize);
     for uid in [1, 2_500, USERS] {
         let a = p.account(uid);
         let pos = a.position(BTC, Side::Long).unwrap();
-        assert!(close(pos.size, 0.001), "0.004 bought, 0.003 sold");
-        assert!(close(pos.avg_entry, 57_000.0));
+        assert!(
+            close(pos.size, dec!(0.001)),
+            "dec!(0.004) bought, dec!(0.003) sold"
+        );
+        assert!(close(pos.avg_entry, dec!(57000.0)));
         let open: Vec<String> = a
             .open_orders(BTC)
             .unwrap()

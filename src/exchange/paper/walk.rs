@@ -5,6 +5,9 @@
 //! continue the very same sequence, and symbols never disturb each other's streams
 //! however often new ones are listed.
 
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::Decimal;
+
 use crate::bots::ladder::{round_price, Market};
 
 /// √3: a uniform variable on [-√3, √3] has unit variance, so `volatility` is the
@@ -37,9 +40,15 @@ impl Walk {
 
     /// The price after step `step_no` of `stream`, from `price`: rounded to the
     /// tick and never below one tick, so it stays a price the market can quote.
-    pub fn next_price(&self, stream: u64, step_no: u64, price: f64, m: &Market) -> f64 {
+    /// The shock is a float (it is noise); the price it yields is a decimal.
+    pub fn next_price(&self, stream: u64, step_no: u64, price: Decimal, m: &Market) -> Decimal {
         let factor = 1.0 + self.volatility * shock(stream, step_no);
-        round_price(price * factor, m).max(m.tick)
+        let moved = price
+            .to_f64()
+            .map(|p| p * factor)
+            .and_then(Decimal::from_f64)
+            .unwrap_or(price);
+        round_price(moved, m).max(m.tick)
     }
 }
 
@@ -74,16 +83,18 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
+    use crate::money::dec;
+
     const BTC: Market = Market {
-        tick: 0.1,
-        step: 0.001,
-        min_qty: 0.001,
-        min_notional: 0.0,
+        tick: dec!(0.1),
+        step: dec!(0.001),
+        min_qty: dec!(0.001),
+        min_notional: Decimal::ZERO,
     };
 
-    fn path(walk: &Walk, symbol: &str, from: u64, n: u64) -> Vec<f64> {
+    fn path(walk: &Walk, symbol: &str, from: u64, n: u64) -> Vec<Decimal> {
         let stream = walk.stream(symbol);
-        let mut p = 60_000.0;
+        let mut p = dec!(60000);
         (from..from + n)
             .map(|i| {
                 p = walk.next_price(stream, i, p, &BTC);
@@ -118,11 +129,11 @@ mod tests {
     fn price_stays_on_ticks_and_at_least_one_tick() {
         let wild = Walk::new(1, 5.0);
         let stream = wild.stream("BTC/USDT");
-        let mut p = 1.0;
+        let mut p = dec!(1);
         for i in 0..1000 {
             p = wild.next_price(stream, i, p, &BTC);
             assert!(p >= BTC.tick, "{p}");
-            assert!(((p / BTC.tick).round() * BTC.tick - p).abs() < 1e-9);
+            assert!((p / BTC.tick).is_integer(), "{p}");
         }
     }
 
@@ -130,7 +141,7 @@ mod tests {
     fn bad_volatility_means_a_flat_market() {
         for v in [f64::NAN, -0.1, f64::INFINITY] {
             let w = Walk::new(3, v);
-            assert_eq!(path(&w, "BTC/USDT", 0, 5), vec![60_000.0; 5]);
+            assert_eq!(path(&w, "BTC/USDT", 0, 5), vec![dec!(60000); 5]);
         }
     }
 }

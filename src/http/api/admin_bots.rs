@@ -58,7 +58,8 @@ pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
                    "bot": {"status": u.status, "running": u.status == BotStatus::Running,
                            "uptime": uptime(u.status, u.started_at), "exchange": u.exchange,
                            "symbol": u.symbol, "cycle": u.cycle.max(1)},
-                   "pnl_total": (u.pnl_total * 1e8).round() / 1e8, "trades": u.trades})
+                   "pnl_total": crate::money::json(crate::money::pnl(u.pnl_total)),
+                   "trades": u.trades})
         })
         .collect();
     Ok(reply::json(

@@ -15,6 +15,7 @@ use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
 use crate::metrics;
+use crate::money;
 use crate::runner::client::{self, RpcError, REPLY_TIMEOUT};
 use crate::runner::protocol::{Actor, Op, OpResult, Outcome, Request};
 use crate::store::{self, bots, trades};
@@ -178,13 +179,17 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
         (true, Some(t)) => (store::now() - t).max(0),
         _ => 0,
     };
-    let position = if row.position_size > 0.0 {
+    let position = if row.position_size > rust_decimal::Decimal::ZERO {
         let mark = trades::price(conn, &exchange, &symbol)?;
         let dir = config::parse_side(&side).unwrap_or(c.side);
+        let upnl = mark.map(|m| {
+            ladder::unrealized_pnl(dir, row.position_size, row.position_avg, m)
+                .round_dp_with_strategy(6, money::RoundingStrategy::MidpointAwayFromZero)
+        });
         json!({
-            "size": row.position_size,
-            "avg_entry": row.position_avg,
-            "unrealized_pnl": mark.map(|m| (ladder::unrealized_pnl(dir, row.position_size, row.position_avg, m) * 1e6).round() / 1e6),
+            "size": money::json(row.position_size),
+            "avg_entry": money::json(row.position_avg),
+            "unrealized_pnl": money::json_opt(upnl),
         })
     } else {
         Value::Null

@@ -7,6 +7,7 @@ use crate::bots::pnl;
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
+use crate::money;
 use crate::store::trades;
 
 pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
@@ -19,10 +20,11 @@ pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let shown: Vec<_> = rows
         .iter()
         .map(|t| {
-            json!({"id": t.id, "symbol": t.symbol, "side": t.side, "size": t.size,
-                   "avg_entry": t.avg_entry, "exit_price": t.exit_price, "pnl": t.pnl,
-                   "fees": t.fees, "opened_at": t.opened_at, "closed_at": t.closed_at,
-                   "cycle": t.cycle})
+            json!({"id": t.id, "symbol": t.symbol, "side": t.side,
+                   "size": money::json(t.size), "avg_entry": money::json(t.avg_entry),
+                   "exit_price": money::json(t.exit_price), "pnl": money::json(t.pnl),
+                   "fees": money::json(t.fees), "opened_at": t.opened_at,
+                   "closed_at": t.closed_at, "cycle": t.cycle})
         })
         .collect();
     Ok(reply::json(200, &json!({"trades": shown})))

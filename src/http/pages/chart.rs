@@ -6,6 +6,7 @@ use std::fmt::Write;
 use super::html::escape;
 use super::view::signed;
 use crate::bots::pnl::Day;
+use crate::money;
 
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 200.0;
@@ -15,8 +16,10 @@ const PAD: f64 = 8.0;
 /// One bar per day, green above the zero line, red below; each bar's tooltip
 /// (`<title>`) names the day, its PnL and trade count.
 pub fn daily(days: &[Day]) -> String {
-    let max_up = days.iter().map(|d| d.pnl).fold(0.0_f64, f64::max);
-    let max_down = days.iter().map(|d| -d.pnl).fold(0.0_f64, f64::max);
+    // Geometry is drawing, not money: floats.
+    let pnl = |d: &Day| money::to_f64(d.pnl);
+    let max_up = days.iter().map(pnl).fold(0.0_f64, f64::max);
+    let max_down = days.iter().map(|d| -pnl(d)).fold(0.0_f64, f64::max);
     let span = (max_up + max_down).max(f64::EPSILON);
     let usable = HEIGHT - 2.0 * PAD;
     let zero_y = PAD + usable * max_up / span;
@@ -27,10 +30,11 @@ pub fn daily(days: &[Day]) -> String {
          aria-label=\"Daily PnL, one bar per day\" preserveAspectRatio=\"none\">"
     );
     for (i, d) in days.iter().enumerate() {
-        let h = usable * d.pnl.abs() / span;
-        let y = if d.pnl >= 0.0 { zero_y - h } else { zero_y };
+        let h = usable * pnl(d).abs() / span;
+        let up = !d.pnl.is_sign_negative() || d.pnl.is_zero();
+        let y = if up { zero_y - h } else { zero_y };
         let x = i as f64 * slot + (slot - bar) / 2.0;
-        let class = if d.pnl >= 0.0 { "up" } else { "down" };
+        let class = if up { "up" } else { "down" };
         let _ = write!(
             svg,
             "<rect class=\"{class}\" x=\"{x:.2}\" y=\"{y:.2}\" width=\"{bar:.2}\" \
@@ -65,19 +69,19 @@ pub fn win_loss(wins: u64, losses: u64) -> String {
 mod tests {
     use super::*;
 
-    fn day(date: &str, pnl: f64) -> Day {
+    fn day(date: &str, pnl: i64) -> Day {
         Day {
             date: date.into(),
-            pnl,
+            pnl: pnl.into(),
             trades: 1,
-            wins: u64::from(pnl > 0.0),
-            losses: u64::from(pnl < 0.0),
+            wins: u64::from(pnl > 0),
+            losses: u64::from(pnl < 0),
         }
     }
 
     #[test]
     fn bars_sit_on_the_zero_line() {
-        let svg = daily(&[day("2026-11-01", 10.0), day("2026-11-02", -5.0)]);
+        let svg = daily(&[day("2026-11-01", 10), day("2026-11-02", -5)]);
         assert_eq!(svg.matches("<rect").count(), 2);
         // 10 up and 5 down share 184 units: the zero line is 2/3 of the way down.
         assert!(svg.contains("y1=\"130.67\""), "{svg}");

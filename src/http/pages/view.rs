@@ -1,8 +1,10 @@
 //! Values as the pages show them: the bot status, trades and events turned into
 //! display text once, so templates only place strings.
 
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::Value;
 
+use crate::money;
 use crate::store::bots::Event;
 use crate::store::trades::Trade;
 
@@ -27,30 +29,30 @@ pub fn uptime(secs: i64) -> String {
 }
 
 /// A signed amount with two decimals, e.g. `+1.25` or `-0.40`.
-pub fn signed(v: f64) -> String {
-    format!("{v:+.2}")
+pub fn signed(v: Decimal) -> String {
+    let cents = v.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    let sign = if cents.is_sign_negative() && !cents.is_zero() {
+        "-"
+    } else {
+        "+"
+    };
+    format!("{sign}{:.2}", cents.abs())
 }
 
 /// `pos` / `neg` / `zero`, the CSS class of an amount.
-pub fn tone(v: f64) -> &'static str {
-    if v > 0.0 {
+pub fn tone(v: Decimal) -> &'static str {
+    if v > Decimal::ZERO {
         "pos"
-    } else if v < 0.0 {
+    } else if v < Decimal::ZERO {
         "neg"
     } else {
         "zero"
     }
 }
 
-/// A price or size without trailing noise: up to 8 decimals, trailing zeros cut.
-pub fn num(v: f64) -> String {
-    let s = format!("{v:.8}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-0" {
-        "0".into()
-    } else {
-        s.into()
-    }
+/// A price or size: up to 8 decimals, trailing zeros cut.
+pub fn num(v: Decimal) -> String {
+    money::text(money::pnl(v))
 }
 
 /// The bot status object as the dashboard card shows it.
@@ -89,11 +91,14 @@ impl Status {
 /// `0.0123 @ 95000.5, unrealised +1.20 USDT`, or `none`; the page script writes the
 /// same text when it polls.
 fn position(p: &Value) -> String {
-    let (Some(size), Some(avg)) = (p["size"].as_f64(), p["avg_entry"].as_f64()) else {
+    let (Some(size), Some(avg)) = (
+        money::from_json(&p["size"]),
+        money::from_json(&p["avg_entry"]),
+    ) else {
         return "none".into();
     };
     let mut text = format!("{} @ {}", num(size), num(avg));
-    if let Some(u) = p["unrealized_pnl"].as_f64() {
+    if let Some(u) = money::from_json(&p["unrealized_pnl"]) {
         text.push_str(&format!(", unrealised {} USDT", signed(u)));
     }
     text
@@ -144,6 +149,7 @@ impl From<&Event> for EventRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::dec;
 
     #[test]
     fn formats() {
@@ -151,9 +157,12 @@ mod tests {
         assert_eq!(uptime(245), "4m 05s");
         assert_eq!(uptime(3723), "1h 02m 03s");
         assert_eq!(uptime(90_000), "1d 1h 00m");
-        assert_eq!(num(95000.5), "95000.5");
-        assert_eq!(num(0.0), "0");
-        assert_eq!(signed(-0.4), "-0.40");
+        assert_eq!(num(dec!(95000.5)), "95000.5");
+        assert_eq!(num(Decimal::ZERO), "0");
+        assert_eq!(num(dec!(0.123456789)), "0.12345679");
+        assert_eq!(signed(dec!(-0.4)), "-0.40");
+        assert_eq!(signed(dec!(1.005)), "+1.01");
+        assert_eq!(signed(dec!(-0.001)), "+0.00");
         assert_eq!(time(0), "1970-01-01 00:00 UTC");
     }
 
