@@ -444,6 +444,7 @@ impl Engine {
             side,
             kind,
             price,
+            trigger_price: None,
             qty,
             reduce_only,
             position_side: self.side(),

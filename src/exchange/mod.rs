@@ -48,6 +48,9 @@ impl OrderSide {
 pub enum OrderKind {
     Market,
     Limit,
+    /// A conditional reduce-only market order that the exchange triggers when the
+    /// mark price crosses `trigger_price` (the exchange-side stop-loss, docs/bots.md).
+    Stop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +80,10 @@ pub struct NewOrder {
     pub symbol: String,
     pub side: OrderSide,
     pub kind: OrderKind,
-    /// Limit price; `None` for market orders.
+    /// Limit price; `None` for market and stop orders.
     pub price: Option<Decimal>,
+    /// Trigger (mark) price of a `Stop`; `None` for the other kinds.
+    pub trigger_price: Option<Decimal>,
     pub qty: Decimal,
     pub reduce_only: bool,
     pub position_side: Side,
@@ -87,12 +92,15 @@ pub struct NewOrder {
 /// An order as the exchange reports it, with its fills aggregated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Order {
+    /// Empty when the exchange keeps no client id for this kind of order (BingX
+    /// stops): the bot then knows it by `exchange_id`.
     pub client_id: String,
     pub exchange_id: String,
     pub symbol: String,
     pub side: OrderSide,
     pub kind: OrderKind,
     pub price: Option<Decimal>,
+    pub trigger_price: Option<Decimal>,
     pub qty: Decimal,
     pub filled_qty: Decimal,
     /// Average fill price; 0 when nothing filled.
@@ -115,7 +123,37 @@ pub struct Position {
     pub mark_price: Decimal,
 }
 
+/// One fill on the account, whoever's order it was (the bot's, a manual one, a
+/// liquidation): how the bot learns the real exit of a close it did not make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    pub exec_id: String,
+    pub order_id: String,
+    /// Empty for orders without a client id (manual, liquidation).
+    pub client_id: String,
+    pub side: OrderSide,
+    pub qty: Decimal,
+    pub price: Decimal,
+    /// Fee in USDT (positive = paid).
+    pub fee: Decimal,
+    pub time_ms: i64,
+    /// The exchange closed the position by liquidation (or auto-deleveraging).
+    pub liquidation: bool,
+}
+
+/// One funding settlement on the account's position in a symbol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FundingPayment {
+    /// The exchange's id of the settlement (unique per account).
+    pub id: String,
+    pub symbol: String,
+    /// USDT received (+) or paid (−).
+    pub amount: Decimal,
+    pub time_ms: i64,
+}
+
 /// What went wrong, in the terms a user can act on (they become `last_error`).
+/// `is_retryable` splits them: another try may succeed, or it needs a person.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ExchangeError {
     #[error("an order with client id {0} already exists")]
@@ -126,14 +164,35 @@ pub enum ExchangeError {
     BelowMinimum,
     #[error("insufficient balance")]
     InsufficientBalance,
+    #[error("the position limit of the account's risk tier is reached")]
+    PositionLimit,
+    #[error("the account is not in hedge (two-way) position mode: {0}")]
+    PositionMode(String),
     #[error("the exchange rejected the API key")]
     InvalidKey,
     #[error("rate limited by the exchange")]
     RateLimited,
+    /// The exchange is busy with the order or the account ("order is being
+    /// processed", system busy): the same request later succeeds.
+    #[error("the exchange is busy: {0}")]
+    Busy(String),
     #[error("exchange unreachable: {0}")]
     Network(String),
+    /// An answer without a field the bot needs, or with a garbled one.
+    #[error("malformed exchange answer: {0}")]
+    Malformed(String),
     #[error("order rejected: {0}")]
     Rejected(String),
+}
+
+impl ExchangeError {
+    /// Errors that another try may fix: the bot keeps running and retries.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ExchangeError::RateLimited | ExchangeError::Busy(_) | ExchangeError::Network(_)
+        )
+    }
 }
 
 /// A user's account on one exchange.
@@ -157,6 +216,14 @@ pub trait Exchange: Send + Sync {
     fn open_orders(&self, symbol: &str) -> Result<Vec<Order>, ExchangeError>;
     /// One order by client id, open or not; `None` if the account never had it.
     fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError>;
+    /// One order by the exchange's id (for orders without a client id).
+    fn order_by_id(&self, symbol: &str, exchange_id: &str) -> Result<Option<Order>, ExchangeError>;
+    /// Cancels by the exchange's id; as `cancel`, a closed order is not an error.
+    fn cancel_by_id(&self, symbol: &str, exchange_id: &str) -> Result<(), ExchangeError>;
+    /// Fills on `symbol` at or after `since_ms` (Unix ms), oldest first, from any order.
+    fn executions(&self, symbol: &str, since_ms: i64) -> Result<Vec<Execution>, ExchangeError>;
+    /// Funding settlements on `symbol` at or after `since_ms`, oldest first.
+    fn funding(&self, symbol: &str, since_ms: i64) -> Result<Vec<FundingPayment>, ExchangeError>;
     fn position(&self, symbol: &str, side: Side) -> Result<Position, ExchangeError>;
     /// Wallet balance in USDT.
     fn balance(&self) -> Result<Decimal, ExchangeError>;

@@ -276,6 +276,7 @@ pub fn read_back(
         side: order.side,
         kind: order.kind,
         price: order.price,
+        trigger_price: order.trigger_price,
         qty: order.qty,
         filled_qty: Decimal::ZERO,
         avg_fill_price: Decimal::ZERO,

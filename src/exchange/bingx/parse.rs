@@ -83,6 +83,7 @@ pub fn order(v: &Value, symbol: &str) -> Result<Order, ExchangeError> {
         side,
         kind,
         price: (kind == OrderKind::Limit && price > Decimal::ZERO).then_some(price),
+        trigger_price: None,
         qty: num(v, "origQty")?,
         filled_qty: num_or_zero(v, "executedQty")?,
         avg_fill_price: num_or_zero(v, "avgPrice")?,

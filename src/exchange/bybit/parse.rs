@@ -69,6 +69,7 @@ pub fn order(v: &Value, symbol: &str) -> Result<Order, ExchangeError> {
         side,
         kind,
         price: (kind == OrderKind::Limit && price > Decimal::ZERO).then_some(price),
+        trigger_price: None,
         qty: num(v, "qty")?,
         filled_qty: num_or_zero(v, "cumExecQty")?,
         // Empty until something fills.

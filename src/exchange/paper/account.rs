@@ -100,6 +100,42 @@ impl Exchange for PaperAccount {
         })
     }
 
+    fn order_by_id(
+        &self,
+        _symbol: &str,
+        _exchange_id: &str,
+    ) -> Result<Option<Order>, ExchangeError> {
+        Err(ExchangeError::Rejected(
+            "order lookup by id is not supported yet".into(),
+        ))
+    }
+
+    fn cancel_by_id(&self, _symbol: &str, _exchange_id: &str) -> Result<(), ExchangeError> {
+        Err(ExchangeError::Rejected(
+            "cancel by id is not supported yet".into(),
+        ))
+    }
+
+    fn executions(
+        &self,
+        _symbol: &str,
+        _since_ms: i64,
+    ) -> Result<Vec<crate::exchange::Execution>, ExchangeError> {
+        Err(ExchangeError::Rejected(
+            "executions are not supported yet".into(),
+        ))
+    }
+
+    fn funding(
+        &self,
+        _symbol: &str,
+        _since_ms: i64,
+    ) -> Result<Vec<crate::exchange::FundingPayment>, ExchangeError> {
+        Err(ExchangeError::Rejected(
+            "funding reads are not supported yet".into(),
+        ))
+    }
+
     fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
         self.paper.read(|book, conn| {
             let Some(mkt) = book.lookup(symbol)? else {

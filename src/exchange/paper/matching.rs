@@ -90,6 +90,7 @@ impl Book {
                 side: req.side,
                 kind: req.kind,
                 price: limit,
+                trigger_price: None,
                 qty,
                 filled_qty: Decimal::ZERO,
                 avg_fill_price: Decimal::ZERO,
@@ -275,6 +276,9 @@ fn checked_qty(qty: Decimal, spec: &Market) -> Result<Decimal, ExchangeError> {
 fn checked_limit(req: &NewOrder, spec: &Market) -> Result<Option<Decimal>, ExchangeError> {
     match (req.kind, req.price) {
         (OrderKind::Market, _) => Ok(None),
+        (OrderKind::Stop, _) => Err(ExchangeError::Rejected(
+            "conditional orders are not supported by the paper exchange yet".into(),
+        )),
         (OrderKind::Limit, Some(p)) if p > Decimal::ZERO => {
             let p = round_price(p, spec);
             if p > Decimal::ZERO {

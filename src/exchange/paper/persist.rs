@@ -153,6 +153,7 @@ fn read_order(r: &Row<'_>) -> Result<(i64, i64, i64, Order), PaperError> {
         side: parse_order_side(&r.get::<_, String>(4)?)?,
         kind: parse_kind(&r.get::<_, String>(5)?)?,
         price: money_sql::get_opt(r, 6)?,
+        trigger_price: None,
         qty: money_sql::get(r, 7)?,
         filled_qty: money_sql::get(r, 8)?,
         avg_fill_price: money_sql::get(r, 9)?,
@@ -311,6 +312,7 @@ fn kind_str(kind: OrderKind) -> &'static str {
     match kind {
         OrderKind::Market => "market",
         OrderKind::Limit => "limit",
+        OrderKind::Stop => "stop",
     }
 }
 

@@ -42,6 +42,7 @@ fn new_order(
             OrderKind::Market
         },
         price,
+        trigger_price: None,
         qty,
         reduce_only: side == OrderSide::closing(pos),
         position_side: pos,
