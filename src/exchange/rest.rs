@@ -180,9 +180,11 @@ fn transport_message(t: &ureq::Transport) -> String {
 }
 
 /// How many times a call is tried in all. Only transient failures (network, rate
-/// limit, clock) are retried, after a growing pause — and only calls that are safe
-/// to repeat exist: reads, cancels, leverage, and order placements with the same
-/// client order id (a repeat is answered as a duplicate, never executed twice).
+/// limit, busy, clock: `ExchangeError::is_retryable`) are retried, after a growing
+/// pause — and only calls that are safe to repeat go through that loop: reads,
+/// cancels, leverage, and order placements with the same client order id (a
+/// repeat is answered as a duplicate, never executed twice). A BingX stop, which
+/// keeps no client id, is sent once.
 pub const ATTEMPTS: u32 = 3;
 
 /// A decimal number as the exchanges want it: no exponent, no trailing zeros.
