@@ -51,6 +51,19 @@ impl Fail {
         }
     }
 
+    /// The same failure with `note` added to its message.
+    pub fn noting(self, note: &str) -> Fail {
+        let with = |m: String| format!("{m}; {note}");
+        match self {
+            Fail::Invalid(m) => Fail::Invalid(with(m)),
+            Fail::MissingCredentials(m) => Fail::MissingCredentials(with(m)),
+            Fail::Exchange(m) => Fail::Exchange(with(m)),
+            Fail::Safety(m) => Fail::Safety(with(m)),
+            Fail::Finished(m) => Fail::Finished(with(m)),
+            Fail::Transient(m) => Fail::Transient(with(m)),
+        }
+    }
+
     pub fn into_message(self) -> String {
         match self {
             Fail::Invalid(m)
@@ -71,7 +84,7 @@ impl From<StoreError> for Fail {
 
 impl From<BotError> for Fail {
     fn from(e: BotError) -> Self {
-        if e.is_transient() {
+        if e.is_retryable() {
             return Fail::Transient(e.to_string());
         }
         match e {
@@ -158,7 +171,13 @@ impl Manager {
             side: side_name(cfg.side),
             telegram: self.telegram_target(conn, uid, &stored),
         };
-        let mut running = Running::new(Engine::new(uid, cfg, market, state, started_ms), ex, ctx);
+        let mut engine = Engine::new(uid, cfg, market, state, started_ms);
+        // A start is a new decision; a resume keeps a pending "stop after this cycle".
+        engine.after_cycle = why == Why::Resume && row.after_cycle;
+        if why == Why::Start {
+            bots::set_after_cycle(conn, uid, false)?;
+        }
+        let mut running = Running::new(engine, ex, ctx);
         let first = self.first_steps(conn, uid, &mut running, why)?;
         Ok(Launched { running, first })
     }
@@ -175,6 +194,10 @@ impl Manager {
     ) -> Result<FirstSteps, Fail> {
         let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
         j.cycle(&bot.engine.state)?;
+        if why == Why::Start {
+            // Resuming an open cycle after a stop: the ladder is placed again.
+            bot.engine.new_round(&mut j).map_err(Fail::from)?;
+        }
         let mode = if why == Why::Resume {
             Mode::Resume
         } else {
@@ -190,8 +213,8 @@ impl Manager {
                     first.actions.extend(actions);
                     match verdict {
                         Verdict::Continue => return Ok(first),
-                        Verdict::Finished if why == Why::Start => continue,
-                        Verdict::Finished => {
+                        Verdict::Finished(_) if why == Why::Start => continue,
+                        Verdict::Finished(_) => {
                             return Err(Fail::Finished(
                                 "the last cycle closed and repeat is off".into(),
                             ))
@@ -200,17 +223,26 @@ impl Manager {
                         Verdict::Failed(m) => return Err(Fail::Invalid(m)),
                     }
                 }
-                Err(e) if e.is_transient() => {
+                Err(e) if e.is_retryable() => {
                     first.retrying = Some(e.to_string());
                     return Ok(first);
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    let open = bot.engine.size() > rust_decimal::Decimal::ZERO;
+                    let fail = Fail::from(e);
+                    if !open {
+                        return Err(fail);
+                    }
+                    // Nothing is undone: the error says what is left.
+                    let left = bot.engine.leftovers(bot.ex.as_ref());
+                    return Err(fail.noting(&left));
+                }
             }
         }
         Ok(first)
     }
 
-    fn exchange(
+    pub(super) fn exchange(
         &self,
         conn: &Connection,
         uid: i64,
@@ -297,7 +329,11 @@ fn cycle_state(
             cycle,
             tp_n: row.tp_n,
             sl_n: row.sl_n,
+            tr_n: row.tr_n,
+            leg_round: row.leg_round,
             opened_at: row.cycle_opened_at,
+            trail_best: row.trail_best,
+            next_entry_at: row.next_entry_at,
         });
     }
     let msg = format!(
@@ -314,10 +350,5 @@ fn cycle_state(
         Some(&json!({"cycle": cycle + 1})),
         store::now(),
     )?;
-    Ok(CycleState {
-        cycle: cycle + 1,
-        tp_n: 0,
-        sl_n: 0,
-        opened_at: None,
-    })
+    Ok(CycleState::first(cycle + 1))
 }

@@ -20,6 +20,8 @@ text_enum! {
         Start = "start",
         Stop = "stop",
         Recover = "recover",
+        /// The bot's open orders as the exchange lists them (running or not).
+        Orders = "orders",
     }
 }
 
@@ -99,6 +101,11 @@ text_enum! {
         Stopped = "stopped",
         NotRunning = "not_running",
         Recovered = "recovered",
+        /// A stop with mode `after_cycle` was taken: the bot stops when its
+        /// cycle closes.
+        StoppingAfterCycle = "stopping_after_cycle",
+        /// An answer with data (`orders`).
+        Listed = "listed",
         /// The exchange or the runner failed; `message` says how.
         Error = "error",
     }
@@ -112,6 +119,9 @@ pub struct OpResult {
     /// What the operation did on the exchange, in order.
     #[serde(default)]
     pub actions: Vec<String>,
+    /// What a read operation answers (`orders`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl OpResult {
@@ -120,6 +130,7 @@ impl OpResult {
             outcome,
             message: message.into(),
             actions: Vec::new(),
+            data: None,
         }
     }
 
@@ -191,6 +202,8 @@ mod tests {
                 "stopped",
                 "not_running",
                 "recovered",
+                "stopping_after_cycle",
+                "listed",
                 "error"
             ]
         );
