@@ -14,7 +14,7 @@ use super::protocol::Outcome;
 use super::telegram::Target;
 use crate::bots::config::{self, side_name, StoredConfig};
 use crate::bots::engine::{BotError, CycleState, Engine, Journal, Mode, Verdict};
-use crate::bots::status::{BotStatus, DesiredState};
+use crate::bots::status::{BotStatus, DesiredState, StopReason};
 use crate::exchange::rest::ApiKey;
 use crate::exchange::{self, Exchange, ExchangeError};
 use crate::store::{self, bots, users, StoreError};
@@ -25,8 +25,8 @@ pub enum Fail {
     MissingCredentials(String),
     Exchange(String),
     Safety(String),
-    /// The bot is done (its last cycle closed while it was down).
-    Finished(String),
+    /// The bot is done (its last cycle closed while it was down), for this reason.
+    Finished(String, StopReason),
     /// Worth another try: the exchange or the database did not answer.
     Transient(String),
 }
@@ -38,7 +38,7 @@ impl Fail {
             Fail::Invalid(_) => Outcome::InvalidConfig,
             Fail::MissingCredentials(_) => Outcome::MissingCredentials,
             Fail::Exchange(_) | Fail::Transient(_) | Fail::Safety(_) => Outcome::Error,
-            Fail::Finished(_) => Outcome::NotRunning,
+            Fail::Finished(..) => Outcome::NotRunning,
         }
     }
 
@@ -46,7 +46,7 @@ impl Fail {
     pub fn status(&self) -> BotStatus {
         match self {
             Fail::Safety(_) => BotStatus::SafetyStop,
-            Fail::Finished(_) => BotStatus::Stopped,
+            Fail::Finished(..) => BotStatus::Stopped,
             _ => BotStatus::Error,
         }
     }
@@ -59,8 +59,16 @@ impl Fail {
             Fail::MissingCredentials(m) => Fail::MissingCredentials(with(m)),
             Fail::Exchange(m) => Fail::Exchange(with(m)),
             Fail::Safety(m) => Fail::Safety(with(m)),
-            Fail::Finished(m) => Fail::Finished(with(m)),
+            Fail::Finished(m, r) => Fail::Finished(with(m), r),
             Fail::Transient(m) => Fail::Transient(with(m)),
+        }
+    }
+
+    /// Why the bot ended, as `stop_reason` shows it.
+    pub fn stop_reason(&self) -> StopReason {
+        match self {
+            Fail::Finished(_, r) => *r,
+            _ => StopReason::Error,
         }
     }
 
@@ -70,7 +78,7 @@ impl Fail {
             | Fail::MissingCredentials(m)
             | Fail::Exchange(m)
             | Fail::Safety(m)
-            | Fail::Finished(m)
+            | Fail::Finished(m, _)
             | Fail::Transient(m) => m,
         }
     }
@@ -214,9 +222,10 @@ impl Manager {
                     match verdict {
                         Verdict::Continue => return Ok(first),
                         Verdict::Finished(_) if why == Why::Start => continue,
-                        Verdict::Finished(_) => {
+                        Verdict::Finished(reason) => {
                             return Err(Fail::Finished(
-                                "the last cycle closed and repeat is off".into(),
+                                super::manager::finished_message(reason).into(),
+                                reason,
                             ))
                         }
                         Verdict::SafetyStop(m) => return Err(Fail::Safety(m)),

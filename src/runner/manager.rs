@@ -90,7 +90,7 @@ impl Ending {
 }
 
 /// The event text of a bot that finished by itself.
-fn finished_message(reason: StopReason) -> &'static str {
+pub(super) fn finished_message(reason: StopReason) -> &'static str {
     match reason {
         StopReason::StopLoss => {
             "the stop-loss closed the cycle; the bot stops (after_stop_loss: stop)"
@@ -322,11 +322,7 @@ impl Manager {
     ) -> OpResult {
         let (outcome, status) = (fail.outcome(), fail.status());
         let data = json!({"actor": actor});
-        let reason = if status == BotStatus::Stopped {
-            StopReason::AfterCycle
-        } else {
-            StopReason::Error
-        };
+        let reason = fail.stop_reason();
         let end = Ending::new(status, reason, "start_failed", fail.into_message(), data);
         if let Err(e) = self.finish(conn, uid, guard, &end, false) {
             warn!(self.log, "cannot record a failed start"; "user_id" => uid, "error" => %e);

@@ -166,6 +166,12 @@ mod tests {
         // Written by an older worker: no mode, no actor.
         let old: Request = serde_json::from_value(json!({"op": "start", "user_id": 7})).unwrap();
         assert_eq!((old.mode, old.actor), (None, Actor::User));
+        let after = json!({"op": "stop", "user_id": 7, "mode": "after_cycle"});
+        let after: Request = serde_json::from_value(after).unwrap();
+        assert_eq!(after.mode, Some(StopMode::AfterCycle));
+        let orders: Request =
+            serde_json::from_value(json!({"op": "orders", "user_id": 7})).unwrap();
+        assert_eq!(orders.op, Op::Orders);
         let bad = json!({"op": "stop", "user_id": 7, "mode": "sideways"});
         assert!(serde_json::from_value::<Request>(bad).is_err());
     }
@@ -191,6 +197,11 @@ mod tests {
                           "actions": ["placed l1"]});
         assert_eq!(serde_json::to_value(&r).unwrap(), text);
         assert_eq!(serde_json::from_value::<OpResult>(text).unwrap(), r);
+        let mut listed = OpResult::new(Outcome::Listed, "ok");
+        listed.data = Some(json!({"orders": []}));
+        let text = serde_json::to_value(&listed).unwrap();
+        assert_eq!(text["data"], json!({"orders": []}));
+        assert_eq!(serde_json::from_value::<OpResult>(text).unwrap(), listed);
         let words: Vec<_> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
         assert_eq!(
             words,
