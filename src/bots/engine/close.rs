@@ -18,6 +18,8 @@ use crate::store::trades::Trade;
 
 /// Funding is read this often while a position is open (and once at the close).
 const FUNDING_EVERY_MS: i64 = 600_000;
+/// …and a read that failed for a retryable reason is tried again this much later.
+const FUNDING_RETRY_MS: i64 = 60_000;
 
 impl Engine {
     /// What follows a close of this kind: `None` to go on with the next cycle, or
@@ -297,8 +299,9 @@ impl Engine {
     }
 
     /// Reads the funding settled since the cycle opened into `bot_funding`, at
-    /// most every ten minutes (and when `now` says so, at the close). An exchange
-    /// that cannot say is not an error: the cycle then counts no funding.
+    /// most every ten minutes (and when `now` says so, at the close). A failed
+    /// read never fails the step (the stop and take-profit matter more): it is
+    /// tried again a minute later, and an exchange that cannot say counts none.
     pub(super) fn poll_funding(
         &mut self,
         s: &mut Step<'_>,
@@ -313,8 +316,12 @@ impl Engine {
         let since = self.state.opened_at.map_or(t, |s| s * 1000);
         let list = match s.ex.funding(&self.cfg.symbol, since) {
             Ok(v) => v,
-            Err(e) if e.is_retryable() && !now => return Err(e.into()),
-            Err(_) => return Ok(()),
+            Err(e) => {
+                if e.is_retryable() {
+                    self.funding_read_ms = t - FUNDING_EVERY_MS + FUNDING_RETRY_MS;
+                }
+                return Ok(());
+            }
         };
         for p in list.into_iter().filter(|p| p.time_ms >= since) {
             let row = Funding {

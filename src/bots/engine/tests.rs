@@ -1045,3 +1045,20 @@ fn a_stop_listed_without_its_client_id_is_still_the_bots() {
         "cancelled by its exchange id"
     );
 }
+
+#[test]
+fn a_stop_that_fired_while_the_runner_was_down_closes_the_cycle_on_resume() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, with_stop);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    // kill -9; the mark wicks through the stop while nothing runs.
+    ex.fill_now("bz-7-1-sl1", dec!(2849));
+    j.wait(120);
+    let state = *j.states.last().unwrap();
+    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    let (_, v) = again.step(&ex, &mut j, Mode::Resume).unwrap();
+    assert_eq!(v, Verdict::Finished(StopReason::StopLoss));
+    assert!(ex.open_ids().is_empty(), "legs and take-profit cancelled");
+    assert_eq!(j.trades[0].close_reason.as_deref(), Some("stop_loss"));
+    assert_eq!(j.trades[0].exit_price, dec!(2849));
+    assert_eq!(ex.size(Side::Long), Decimal::ZERO);
+}
