@@ -9,6 +9,7 @@ mod journal;
 mod lanes;
 mod launch;
 mod manager;
+mod orders;
 mod paper_ops;
 mod pool;
 pub mod protocol;
@@ -334,5 +335,6 @@ fn execute(m: &Manager, conn: &Connection, req: &Request) -> OpResult {
         Op::Start => m.start(conn, uid, Why::Start, actor),
         Op::Recover => m.recover(conn, uid, actor),
         Op::Stop => m.stop(conn, uid, req.mode.unwrap_or_default(), actor),
+        Op::Orders => m.orders(conn, uid),
     }
 }

@@ -25,6 +25,8 @@ text_enum! {
         Start = "start",
         Stop = "stop",
         Recover = "recover",
+        /// The bot's open orders as the exchange lists them (running or not).
+        Orders = "orders",
     }
 }
 
@@ -104,6 +106,11 @@ text_enum! {
         Stopped = "stopped",
         NotRunning = "not_running",
         Recovered = "recovered",
+        /// A stop with mode `after_cycle` was taken: the bot stops when its
+        /// cycle closes.
+        StoppingAfterCycle = "stopping_after_cycle",
+        /// An answer with data (`orders`).
+        Listed = "listed",
         /// The exchange or the runner failed; `message` says how.
         Error = "error",
     }
@@ -117,6 +124,9 @@ pub struct OpResult {
     /// What the operation did on the exchange, in order.
     #[serde(default)]
     pub actions: Vec<String>,
+    /// What a read operation answers (`orders`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl OpResult {
@@ -125,6 +135,7 @@ impl OpResult {
             outcome,
             message: message.into(),
             actions: Vec::new(),
+            data: None,
         }
     }
 
@@ -207,6 +218,12 @@ mod tests {
         // Written by an older worker: no mode, no actor.
         let old: Request = serde_json::from_value(json!({"op": "start", "user_id": 7})).unwrap();
         assert_eq!((old.mode, old.actor), (None, Actor::User));
+        let after = json!({"op": "stop", "user_id": 7, "mode": "after_cycle"});
+        let after: Request = serde_json::from_value(after).unwrap();
+        assert_eq!(after.mode, Some(StopMode::AfterCycle));
+        let orders: Request =
+            serde_json::from_value(json!({"op": "orders", "user_id": 7})).unwrap();
+        assert_eq!(orders.op, Op::Orders);
         let bad = json!({"op": "stop", "user_id": 7, "mode": "sideways"});
         assert!(serde_json::from_value::<Request>(bad).is_err());
     }
@@ -264,6 +281,11 @@ mod tests {
                           "actions": ["placed l1"]});
         assert_eq!(serde_json::to_value(&r).unwrap(), text);
         assert_eq!(serde_json::from_value::<OpResult>(text).unwrap(), r);
+        let mut listed = OpResult::new(Outcome::Listed, "ok");
+        listed.data = Some(json!({"orders": []}));
+        let text = serde_json::to_value(&listed).unwrap();
+        assert_eq!(text["data"], json!({"orders": []}));
+        assert_eq!(serde_json::from_value::<OpResult>(text).unwrap(), listed);
         let words: Vec<_> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
         assert_eq!(
             words,
@@ -275,6 +297,8 @@ mod tests {
                 "stopped",
                 "not_running",
                 "recovered",
+                "stopping_after_cycle",
+                "listed",
                 "error"
             ]
         );

@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0008_paper_stops_fills.sql",
         sql: include_str!("../../sql/0008_paper_stops_fills.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_trading_core.sql",
+        sql: include_str!("../../sql/0009_trading_core.sql"),
+    },
 ];
 
 pub struct Migration {
