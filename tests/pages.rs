@@ -391,3 +391,186 @@ fn secrets_never_come_back_and_next_cannot_leave_the_site() {
     let r = page(&s, None, "/pnl?days=90");
     assert_eq!(r.header("location"), Some("/login?next=%2Fpnl%3Fdays%3D90"));
 }
+
+/// The attribute-free text of the element with `id` (its first text run).
+fn text_of(body: &str, id: &str) -> String {
+    let at = body
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("#{id} in {body}"));
+    let rest = &body[at..];
+    let start = rest.find('>').unwrap() + 1;
+    rest[start..].split('<').next().unwrap().trim().to_string()
+}
+
+/// Whether the element with `id` carries the `hidden` attribute.
+fn hidden(body: &str, id: &str) -> bool {
+    let at = body
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("#{id} in {body}"));
+    body[at..].split('>').next().unwrap().contains(" hidden")
+}
+
+#[test]
+fn settings_show_the_trading_fields_their_minimum_and_a_pending_change() {
+    let s = Server::with(common::Options {
+        env: common::bots::CALM.to_vec(),
+        ..Default::default()
+    });
+    let b = new_user(s.port, &outbox(&s), "core@example.com", PW);
+    let settings = page(&s, Some(&b), "/settings").text();
+    for field in [
+        "name=\"after_stop_loss\"",
+        "name=\"cooldown\"",
+        "name=\"max_active_legs\"",
+        "name=\"trailing_take_profit\"",
+        "data-error-for=\"after_stop_loss\"",
+        "data-error-for=\"cooldown\"",
+        "data-error-for=\"max_active_legs\"",
+        "data-error-for=\"trailing_take_profit\"",
+        "<option value=\"stop\" selected>",
+        "value=\"paper\" data-round-trip=\"0.075\" selected",
+    ] {
+        assert!(settings.contains(field), "{field} in the settings page");
+    }
+    assert!(!settings.contains("Stop the bot before changing its configuration"));
+    assert_eq!(
+        text_of(&settings, "tp-minimum"),
+        "Must be above 0.75 at 10x on paper (the round-trip fees)."
+    );
+    assert!(hidden(&settings, "cfg-pending"), "nothing pending yet");
+
+    // Values saved through the API come back in the form.
+    let saved = b.call(
+        s.port,
+        "PUT",
+        "/api/bot/config",
+        r#"{"after_stop_loss":"continue","cooldown":90,"max_active_legs":2,
+            "trailing_take_profit":0.5,"leverage":20}"#,
+    );
+    assert_eq!(saved.status, 200, "{}", saved.text());
+    let settings = page(&s, Some(&b), "/settings").text();
+    for value in [
+        "<option value=\"continue\" selected>",
+        "id=\"cooldown\" name=\"cooldown\" type=\"number\" inputmode=\"numeric\" min=\"0\" max=\"86400\" step=\"1\" value=\"90\"",
+        "max=\"50\" step=\"1\" value=\"2\"",
+        "max=\"20\" step=\"any\" value=\"0.5\"",
+    ] {
+        assert!(settings.contains(value), "{value} in {settings}");
+    }
+    assert_eq!(
+        text_of(&settings, "tp-minimum"),
+        "Must be above 1.5 at 20x on paper (the round-trip fees)."
+    );
+
+    // While the bot runs a change waits for the next cycle: the form shows it.
+    let started = b.call(s.port, "POST", "/api/bot/start", "");
+    assert_eq!(started.status, 200, "{}", started.text());
+    let pending = b.call(s.port, "PUT", "/api/bot/config", r#"{"cooldown":300}"#);
+    assert_eq!(pending.status, 200, "{}", pending.text());
+    assert_eq!(pending.json()["pending"], true);
+    let settings = page(&s, Some(&b), "/settings").text();
+    assert!(
+        !hidden(&settings, "cfg-pending"),
+        "the pending change is shown"
+    );
+    assert!(settings.contains("max=\"86400\" step=\"1\" value=\"300\""));
+    let dash = page(&s, Some(&b), "/").text();
+    assert!(
+        !hidden(&dash, "st-pending"),
+        "the dashboard says a change waits"
+    );
+    let stopped = b.call(
+        s.port,
+        "POST",
+        "/api/bot/stop",
+        r#"{"mode":"cancel_orders"}"#,
+    );
+    assert_eq!(stopped.status, 200, "{}", stopped.text());
+}
+
+#[test]
+fn dashboard_shows_stops_reasons_open_orders_and_trade_reasons() {
+    let s = Server::with(common::Options {
+        env: common::bots::CALM.to_vec(),
+        ..Default::default()
+    });
+    let b = new_user(s.port, &outbox(&s), "dash@example.com", PW);
+    let set = b.call(s.port, "PUT", "/api/bot/config", r#"{"stop_loss":50}"#);
+    assert_eq!(set.status, 200, "{}", set.text());
+    let dash = page(&s, Some(&b), "/").text();
+    assert!(dash.contains("<option value=\"after_cycle\">stop after this cycle</option>"));
+    assert!(dash.contains("id=\"open-orders\" data-source=\"/api/bot/orders\""));
+    assert!(
+        dash.contains("data-words=\""),
+        "the script gets the reason words"
+    );
+    for id in [
+        "st-after-cycle",
+        "st-pending",
+        "st-next-box",
+        "st-reason-box",
+    ] {
+        assert!(hidden(&dash, id), "#{id} hidden before any start");
+    }
+    assert_eq!(text_of(&dash, "st-tp"), "-");
+
+    let started = b.call(s.port, "POST", "/api/bot/start", "");
+    assert_eq!(started.status, 200, "{}", started.text());
+    // The entry fills at once on paper; then the take-profit and the stop rest.
+    let mut status = serde_json::Value::Null;
+    common::wait_for(
+        std::time::Duration::from_secs(20),
+        "take-profit and stop prices",
+        || {
+            status = b.call(s.port, "GET", "/api/bot/status", "").json();
+            status["take_profit_price"].is_number() && status["stop_on_exchange"] == true
+        },
+    );
+    let dash = page(&s, Some(&b), "/").text();
+    let tp = text_of(&dash, "st-tp");
+    assert!(
+        tp != "-" && tp.parse::<f64>().is_ok(),
+        "take-profit price {tp}"
+    );
+    let sl = text_of(&dash, "st-sl");
+    assert!(sl.ends_with(", on the exchange"), "{sl}");
+    let after = b.call(s.port, "POST", "/api/bot/stop", r#"{"mode":"after_cycle"}"#);
+    assert_eq!(
+        after.json()["status"],
+        "stopping_after_cycle",
+        "{}",
+        after.text()
+    );
+    let dash = page(&s, Some(&b), "/").text();
+    assert!(!hidden(&dash, "st-after-cycle"), "stops after this cycle");
+    let stopped = b.call(
+        s.port,
+        "POST",
+        "/api/bot/stop",
+        r#"{"mode":"cancel_orders"}"#,
+    );
+    assert_eq!(stopped.status, 200, "{}", stopped.text());
+    let dash = page(&s, Some(&b), "/").text();
+    assert!(!hidden(&dash, "st-reason-box"));
+    assert_eq!(text_of(&dash, "st-reason"), "stopped by you");
+    assert!(hidden(&dash, "st-after-cycle"));
+
+    // Closed cycles show how they closed and their funding.
+    let db = common::bots::db(&s);
+    db.execute(
+        "INSERT INTO trades (user_id, symbol, side, size, avg_entry, exit_price, pnl, fees,
+                             cycle, opened_at, closed_at, close_reason, funding)
+         VALUES (?1, 'BTC/USDT', 'long', '0.01', '60000', '59000', '-10.75', '0.1', 90,
+                 strftime('%s','now') - 600, strftime('%s','now'), 'stop_loss', '-0.25')",
+        [b.user_id],
+    )
+    .unwrap();
+    for path in ["/", "/pnl"] {
+        let body = page(&s, Some(&b), path).text();
+        assert!(body.contains("<th scope=\"col\">Reason</th>"), "{path}");
+        assert!(
+            body.contains("<td>stop loss</td><td class=\"num opt\">-0.25</td><td class=\"num neg\">-10.75</td>"),
+            "{path}: {body}"
+        );
+    }
+}

@@ -140,6 +140,15 @@ async function editSettings(page) {
   report.stop_loss_error = (await feedback(page, '[data-error-for="stop_loss"]', "must be below 500")).trim();
   await page.fill("#stop_loss", "0");
   await page.fill("#leverage", "20");
+  // The take-profit minimum follows the leverage; the new fields are checked
+  // before sending, like the others.
+  await feedback(page, "#tp-minimum", "above 1.5 at 20x on paper");
+  await page.fill("#trailing_take_profit", "0.01");
+  await page.click('#config-form button[type="submit"]');
+  await feedback(page, '[data-error-for="trailing_take_profit"]', "from 0.05 to 20");
+  await page.fill("#trailing_take_profit", "0");
+  await page.fill("#cooldown", "30");
+  await page.selectOption("#after_stop_loss", "continue");
   await page.click("#add-leg");
   const legs = await page.$$eval("#grid-rows tr.leg", (r) => r.length);
   check(legs === 4, "four legs after Add leg, got " + legs);
@@ -151,6 +160,8 @@ async function editSettings(page) {
   await feedback(page, "#config-form .feedback", "Configuration saved.");
   await page.reload();
   check((await page.inputValue("#leverage")) === "20", "leverage saved");
+  check((await page.inputValue("#cooldown")) === "30", "cooldown saved");
+  check((await page.inputValue("#after_stop_loss")) === "continue", "after_stop_loss saved");
   check((await page.$$("#grid-rows tr.leg")).length === 4, "four legs saved");
   await capture(page, "settings");
 }
@@ -198,11 +209,26 @@ async function runTheBot(page) {
   await feedback(page, "#op-feedback", "Recovery process completed");
   await page.click('[data-op="start"]');
   report.conflict = (await feedback(page, "#op-feedback", "already running")).trim();
+  // The open orders come from the exchange: the ladder legs rest on paper.
+  report.orders = (await feedback(page, "#open-orders tbody", "leg 2")).trim();
+  // A change while running waits for the next cycle, and the dashboard says so.
+  await page.goto(base + "/settings");
+  await page.fill("#cooldown", "45");
+  await page.click('#config-form button[type="submit"]');
+  await feedback(page, "#config-form .feedback", "from its next cycle");
+  check(await page.isVisible("#cfg-pending"), "pending notice on settings");
+  await page.goto(base + "/");
+  await waitFor("pending flag", async () => page.isVisible("#st-pending"));
+  await page.selectOption("#stop-mode", "after_cycle");
+  await page.click('[data-op="stop"]');
+  await feedback(page, "#op-feedback", "stops when the current cycle closes");
+  await waitFor("after-cycle flag", async () => page.isVisible("#st-after-cycle"));
   await capture(page, "dashboard");
   await page.selectOption("#stop-mode", "cancel_orders");
   await page.click('[data-op="stop"]');
   await feedback(page, "#op-feedback", "Bot stopped successfully");
   await waitFor("status stopped", async () => (await page.textContent("#st-badge")) === "stopped");
+  await waitFor("stop reason", async () => (await page.textContent("#st-reason")) === "stopped by you");
   await page.goto(base + "/pnl?days=7");
   check((await page.$$(".chart-empty")).length === 1, "no trades yet, no chart");
 }

@@ -15,6 +15,7 @@ pub mod qr;
 pub mod settings;
 pub mod two_factor;
 pub mod view;
+pub mod words;
 
 use blitz_worker::Response;
 

@@ -1,17 +1,21 @@
 //! `/pnl`: the daily PnL chart, win/loss, best and worst day and the daily table
-//! for a chosen period, from the same summary as `GET /api/pnl/summary`.
+//! for a chosen period, from the same summary as `GET /api/pnl/summary`, and the
+//! latest closed trades with how each closed and its funding.
 
 use askama::Template;
 
 use super::chart;
 use super::frame::Frame;
 use super::html::render;
-use super::view::{signed, tone};
+use super::view::{signed, tone, TradeRow};
 use super::PageResult;
 use crate::bots::pnl::{self, Summary};
 use crate::http::ctx::Ctx;
 use crate::http::input;
 use crate::store::trades;
+
+/// How many of the latest trades the page lists.
+const LATEST: u32 = 20;
 
 /// The periods the filter offers, in days.
 pub const PERIODS: [u32; 4] = [7, 30, 90, 365];
@@ -88,6 +92,7 @@ struct PnlPage {
     frame: Frame,
     periods: [u32; 4],
     pnl: PnlView,
+    trades: Vec<TradeRow>,
 }
 
 /// The period of the `days` query parameter, if it is one the filter offers.
@@ -113,13 +118,17 @@ pub fn summary(
 pub fn pnl_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
     let uid = ctx.identity.user_id().unwrap_or_default();
     let days = period(ctx.req.query);
-    let s = summary(&*ctx.db.conn()?, Some(uid), days)?;
+    let conn = ctx.db.conn()?;
+    let s = summary(&conn, Some(uid), days)?;
+    let latest = trades::list(&conn, uid, LATEST, None)?;
+    drop(conn);
     Ok(render(
         200,
         &PnlPage {
             frame: Frame::for_user(&ctx.identity, "PnL", "pnl", &ctx.page_notice),
             periods: PERIODS,
             pnl: PnlView::new(&s),
+            trades: latest.iter().map(TradeRow::from).collect(),
         },
     ))
 }

@@ -1,6 +1,8 @@
 //! `/settings`: the bot configuration with its ladder editor, write-only exchange
 //! and Telegram secrets, password change, API tokens and two-factor login. The forms are sent by the
 //! page script to the JSON API, whose field errors are shown next to the fields.
+//! While a change waits for the bot's next cycle the form shows that pending
+//! configuration, since a save builds on it (docs/http-api.md, Bot configuration).
 
 use askama::Template;
 
@@ -10,6 +12,7 @@ use super::two_factor::{self, TwoFactorView};
 use super::view::time;
 use super::{PageError, PageResult};
 use crate::bots::config::{self, side_name, BotConfig, Grid, EXCHANGES, MAX_GRIDS};
+use crate::bots::rules;
 use crate::http::ctx::Ctx;
 use crate::http::input;
 use crate::store::tokens;
@@ -24,6 +27,38 @@ pub struct TokenRow {
     pub last_used: String,
 }
 
+/// An exchange of the select with its round-trip fees in percent of margin at 1x,
+/// from which the page shows the take-profit minimum (docs/bots.md, Configuration).
+pub struct ExchangeOption {
+    pub name: &'static str,
+    pub round_trip: String,
+}
+
+fn exchange_options() -> Vec<ExchangeOption> {
+    EXCHANGES
+        .iter()
+        .map(|name| ExchangeOption {
+            name,
+            round_trip: rules::fees(name)
+                .map(|f| rules::min_take_profit(f, 1).to_string())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// `above 0.75 % at 10x on paper (the round-trip fees)`, the take-profit hint.
+fn take_profit_minimum(c: &BotConfig) -> String {
+    match rules::fees(&c.exchange) {
+        Some(f) => format!(
+            "above {} at {}x on {} (the round-trip fees)",
+            rules::min_take_profit(f, c.leverage),
+            c.leverage,
+            c.exchange
+        ),
+        None => "above the round-trip fees at the leverage".into(),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "settings.html", config = "src/http/pages/askama.toml")]
 struct Settings {
@@ -33,7 +68,11 @@ struct Settings {
     side: &'static str,
     grids: Vec<Grid>,
     chat_id: String,
-    exchanges: &'static [&'static str],
+    exchanges: Vec<ExchangeOption>,
+    after_stop_loss: &'static str,
+    tp_minimum: String,
+    /// The form shows a change that waits for the bot's next cycle.
+    pending: bool,
     max_legs: usize,
     api_key: Option<String>,
     has_api_secret: bool,
@@ -53,6 +92,7 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
         .map_or(0, i64::from);
     let conn = ctx.db.conn()?;
     let stored = config::load(&conn, uid)?.ok_or(PageError::NotFound)?;
+    let pending = config::load_pending(&conn, uid)?;
     let tokens_total = tokens::count(&conn, uid)?;
     let tokens: Vec<TokenRow> = tokens::list(&conn, uid, TOKENS_PAGE, offset)?
         .into_iter()
@@ -71,7 +111,8 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
         .ok_or(PageError::NotFound)?;
     let two_factor = two_factor::view(ctx, &user)?;
     let email = user.email;
-    let cfg = stored.config;
+    let is_pending = pending.is_some();
+    let cfg = pending.unwrap_or(stored.config);
     Ok(render(
         200,
         &Settings {
@@ -80,8 +121,11 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
             side: side_name(cfg.side),
             grids: cfg.grids.clone(),
             chat_id: cfg.telegram_chat_id.clone().unwrap_or_default(),
+            after_stop_loss: cfg.after_stop_loss.as_str(),
+            tp_minimum: take_profit_minimum(&cfg),
             cfg,
-            exchanges: &EXCHANGES,
+            exchanges: exchange_options(),
+            pending: is_pending,
             max_legs: MAX_GRIDS,
             api_key: stored
                 .has_api_key
@@ -96,4 +140,18 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
             tokens_total,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn take_profit_minimum_follows_exchange_and_leverage() {
+        let opts = exchange_options();
+        assert_eq!(opts[0].name, "paper");
+        assert_eq!(opts[0].round_trip, "0.075");
+        let bingx = opts.iter().find(|o| o.name == "bingx").unwrap();
+        assert_eq!(bingx.round_trip, "0.07");
+    }
 }

@@ -4,6 +4,7 @@
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::Value;
 
+use super::words;
 use crate::money;
 use crate::store::bots::Event;
 use crate::store::trades::Trade;
@@ -67,6 +68,18 @@ pub struct Status {
     pub position: String,
     pub open_orders: i64,
     pub last_error: String,
+    /// The take-profit price of the open position, `-` when flat.
+    pub take_profit: String,
+    /// The stop-loss price and who holds it, `-` when flat or off.
+    pub stop_loss: String,
+    /// A "stop after this cycle" is pending.
+    pub after_cycle: bool,
+    /// A configuration change waits for the next cycle.
+    pub pending_config: bool,
+    /// Why a stopped bot ended, in words; empty while it runs.
+    pub stop_reason: String,
+    /// The end of a cooldown, empty when there is none.
+    pub next_entry: String,
 }
 
 impl Status {
@@ -84,8 +97,35 @@ impl Status {
             position: position(&v["position"]),
             open_orders: v["open_orders"].as_i64().unwrap_or(0),
             last_error: s("last_error"),
+            take_profit: money::from_json(&v["take_profit_price"]).map_or("-".into(), num),
+            stop_loss: stop_loss(v),
+            after_cycle: v["after_cycle"].as_bool().unwrap_or(false),
+            pending_config: v["pending_config"].as_bool().unwrap_or(false),
+            stop_reason: v["stop_reason"]
+                .as_str()
+                .map(words::stop_reason)
+                .unwrap_or_default(),
+            next_entry: v["next_entry_at"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default(),
         }
     }
+}
+
+/// `59000.5, on the exchange` or `…, watched by the bot` (the exchange did not take
+/// the stop, docs/bots.md, Strategy); the page script writes the same text.
+fn stop_loss(v: &Value) -> String {
+    let Some(price) = money::from_json(&v["stop_loss_price"]) else {
+        return "-".into();
+    };
+    let holder = if v["stop_on_exchange"].as_bool().unwrap_or(false) {
+        "on the exchange"
+    } else {
+        "watched by the bot"
+    };
+    format!("{}, {holder}", num(price))
 }
 
 /// `0.0123 @ 95000.5, unrealised +1.20 USDT`, or `none`; the page script writes the
@@ -113,6 +153,10 @@ pub struct TradeRow {
     pub exit: String,
     pub pnl: String,
     pub tone: &'static str,
+    /// How the cycle closed, in words.
+    pub reason: String,
+    /// Funding received (+) or paid (−), included in `pnl`.
+    pub funding: String,
 }
 
 impl From<&Trade> for TradeRow {
@@ -126,6 +170,8 @@ impl From<&Trade> for TradeRow {
             exit: num(t.exit_price),
             pnl: signed(t.pnl),
             tone: tone(t.pnl),
+            reason: words::close_reason(t.close_reason.as_deref()),
+            funding: signed(t.funding),
         }
     }
 }
@@ -176,5 +222,25 @@ mod tests {
         assert_eq!(s.uptime, "1m 01s");
         assert_eq!(s.market, "paper · BTC/USDT · long");
         assert_eq!(s.position, "0.01 @ 95000, unrealised -1.50 USDT");
+        assert_eq!((s.take_profit.as_str(), s.stop_loss.as_str()), ("-", "-"));
+        assert!(s.stop_reason.is_empty() && s.next_entry.is_empty());
+    }
+
+    #[test]
+    fn status_card_trading_fields() {
+        let v = serde_json::json!({"status": "running", "take_profit_price": 95475.5,
+            "stop_loss_price": 90250, "stop_on_exchange": true, "after_cycle": true,
+            "pending_config": true, "stop_reason": null,
+            "next_entry_at": "2026-11-29T14:05:30Z"});
+        let s = Status::from_json(&v);
+        assert_eq!(s.take_profit, "95475.5");
+        assert_eq!(s.stop_loss, "90250, on the exchange");
+        assert!(s.after_cycle && s.pending_config);
+        assert_eq!(s.next_entry, "2026-11-29 14:05:30 UTC");
+        let watched = serde_json::json!({"stop_loss_price": 1.5, "stop_on_exchange": false,
+            "stop_reason": "closed_outside"});
+        let s = Status::from_json(&watched);
+        assert_eq!(s.stop_loss, "1.5, watched by the bot");
+        assert_eq!(s.stop_reason, "the position was closed outside the bot");
     }
 }

@@ -1,6 +1,9 @@
 // Blitz pages, part 4 of 4: the dashboard. Polls /api/bot/status every 5 s (within
 // the default status limit), ticks the uptime every second, runs Start / Stop /
-// Status / Recover and refreshes the recent events and trades.
+// Status / Recover, refreshes the recent events and trades, and reads the open
+// orders (/api/bot/orders, which shares the status limit) when the status says
+// they changed. Reason codes are put in words with the server's tables
+// (`data-words` on the status card), so both write the same text.
 "use strict";
 
 (function () {
@@ -32,6 +35,31 @@
 
   const clock = { base: 0, at: 0, running: false };
 
+  function words(kind, code) {
+    let tables = {};
+    try {
+      tables = JSON.parse($("#bot").dataset.words || "{}");
+    } catch (e) {
+      tables = {};
+    }
+    const t = tables[kind] || {};
+    return t[code] || String(code).replace(/_/g, " ");
+  }
+
+  function present(v) {
+    return v !== null && v !== undefined;
+  }
+
+  // The same text as the server's card (src/http/pages/view.rs).
+  function stopLossText(s) {
+    if (!present(s.stop_loss_price)) return "-";
+    return amount(s.stop_loss_price) + ", " + (s.stop_on_exchange ? "on the exchange" : "watched by the bot");
+  }
+
+  function show(sel, on) {
+    $(sel).hidden = !on;
+  }
+
   function renderStatus(s) {
     const badge = $("#st-badge");
     badge.textContent = s.status;
@@ -49,6 +77,19 @@
     $("#st-position").textContent = pos;
     $("#st-orders").textContent = s.open_orders;
     $("#st-error").textContent = s.last_error || "none";
+    $("#st-tp").textContent = present(s.take_profit_price) ? amount(s.take_profit_price) : "-";
+    $("#st-sl").textContent = stopLossText(s);
+    show("#st-after-cycle", s.after_cycle === true);
+    show("#st-pending", s.pending_config === true);
+    show("#st-next-box", !!s.next_entry_at);
+    if (s.next_entry_at) $("#st-next").textContent = new Date(s.next_entry_at).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+    show("#st-reason-box", !!s.stop_reason);
+    $("#st-reason").textContent = s.stop_reason ? words("stop", s.stop_reason) : "";
+    const seen = [s.status, s.cycle, s.open_orders, s.position ? s.position.size : 0].join("|");
+    if (seen !== ordersSeen) {
+      ordersSeen = seen;
+      refreshOrders();
+    }
     clock.base = s.uptime;
     clock.at = Date.now();
     clock.running = ["running", "starting", "stopping"].includes(s.status);
@@ -61,6 +102,43 @@
     el.textContent = uptimeText(secs);
     el.dataset.seconds = Math.floor(secs);
     el.dataset.running = clock.running;
+  }
+
+  // ---- open orders: read when the status changes, not on every poll ------
+
+  let ordersSeen = null;
+
+  const kindWords = { entry: "entry", leg: "leg", take_profit: "take profit", stop_loss: "stop loss" };
+
+  function orderCells(o) {
+    const what = (kindWords[o.kind] || o.kind) + (present(o.leg) ? " " + o.leg : "");
+    let price = "market";
+    if (present(o.trigger_price)) price = "trigger " + amount(o.trigger_price);
+    else if (present(o.price)) price = amount(o.price);
+    return [what, o.side, o.type, price, amount(o.qty)];
+  }
+
+  async function refreshOrders() {
+    const res = await api("GET", "/api/bot/orders");
+    const fb = $("#orders-feedback");
+    // A refused read keeps the last list: it says only why it is not newer.
+    if (!res.ok) return say(fb, "Could not read the open orders: " + describe(res, "orders"), "bad");
+    say(fb, "");
+    const body = $("#open-orders tbody");
+    body.replaceChildren();
+    res.data.orders.forEach((o) => {
+      const row = document.createElement("tr");
+      orderCells(o).forEach((c, i) => {
+        const td = document.createElement("td");
+        td.textContent = c;
+        if (i === 2) td.className = "opt";
+        if (i >= 3) td.className = "num";
+        row.append(td);
+      });
+      body.append(row);
+    });
+    if (!res.data.orders.length) body.innerHTML = '<tr class="empty"><td colspan="5">No open orders.</td></tr>';
+    return res;
   }
 
   const POLL_MS = 5000;
@@ -107,13 +185,15 @@
       body.replaceChildren();
       tr.data.trades.forEach((t) => {
         const row = document.createElement("tr");
+        const reason = present(t.close_reason) ? words("close", t.close_reason) : "-";
         const cells = [timeText(t.closed_at), t.symbol + " " + t.side, amount(t.size),
-          amount(t.avg_entry) + " → " + amount(t.exit_price), signed(t.pnl)];
+          amount(t.avg_entry) + " → " + amount(t.exit_price), reason, signed(t.funding || 0), signed(t.pnl)];
         cells.forEach((c, i) => {
           const td = document.createElement("td");
           td.textContent = c;
           if (i === 2 || i === 3) td.className = "opt";
-          if (i === 4) td.className = "num " + (t.pnl > 0 ? "pos" : t.pnl < 0 ? "neg" : "zero");
+          if (i === 5) td.className = "num opt";
+          if (i === 6) td.className = "num " + (t.pnl > 0 ? "pos" : t.pnl < 0 ? "neg" : "zero");
           row.append(td);
         });
         body.append(row);
@@ -146,6 +226,7 @@
       }
       await poll();
       refreshLists();
+      refreshOrders();
     }
     if (!res.ok) say(fb, describe(res, op), "bad");
     buttons.forEach((b) => (b.disabled = false));
@@ -159,6 +240,8 @@
     setInterval(tick, 1000);
     pollTimer = setTimeout(poll, POLL_MS);
     setInterval(refreshLists, 15000);
+    ordersSeen = "first";
+    refreshOrders();
   }
 
   document.addEventListener("click", (ev) => {

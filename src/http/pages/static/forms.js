@@ -46,7 +46,7 @@
     say(fb, (fb && fb.dataset.success) || res.data.message || "Saved.", "ok");
     if (form.dataset.reset !== undefined) form.reset();
     if (form.dataset.reload !== undefined) setTimeout(() => window.location.reload(), 500);
-    if (afterSave[form.dataset.kind]) afterSave[form.dataset.kind](form);
+    if (afterSave[form.dataset.kind]) afterSave[form.dataset.kind](form, res.data);
   }
 
   function showToken(form, data) {

@@ -1,9 +1,10 @@
 // Blitz pages, part 3 of 4: the settings page's ladder editor (add and remove legs)
-// and the configuration form's payload, checked by the API's rules before sending.
+// and the configuration form's payload, checked by the API's rules before sending
+// (docs/bots.md, Configuration), with the take-profit minimum kept current.
 "use strict";
 
 (function () {
-  const { $, $$, payloads, afterSave } = window.Blitz;
+  const { $, $$, say, payloads, afterSave } = window.Blitz;
 
   // ---- the ladder editor and the configuration form ------------------------
 
@@ -67,6 +68,10 @@
       stop_loss: num(f.stop_loss),
       rounds: num(f.rounds),
       repeat: f.repeat.checked,
+      after_stop_loss: f.after_stop_loss.value,
+      cooldown: num(f.cooldown),
+      max_active_legs: num(f.max_active_legs),
+      trailing_take_profit: num(f.trailing_take_profit),
       telegram_chat_id: f.telegram_chat_id.value.trim() || null,
     };
     body.grids = legRows().map((tr, i) => ({
@@ -78,6 +83,16 @@
     ["take_profit", "stop_loss"].forEach((k) => {
       if (!(body[k] >= 0 && body[k] <= 1000)) e[k] = "must be a number from 0 to 1000";
     });
+    const min = takeProfitMinimum(form);
+    if (!e.take_profit && min !== null && !(body.take_profit > min)) {
+      e.take_profit = "must be above " + min + " (the round-trip fees at " + body.leverage + "x)";
+    }
+    if (!Number.isInteger(body.cooldown) || body.cooldown < 0 || body.cooldown > 86400) e.cooldown = "must be a whole number of seconds from 0 to 86400";
+    if (!Number.isInteger(body.max_active_legs) || body.max_active_legs < 0 || body.max_active_legs > 50) {
+      e.max_active_legs = "must be 0 (all legs) or a whole number from 1 to 50";
+    }
+    const tr = body.trailing_take_profit;
+    if (!(tr === 0 || (tr >= 0.05 && tr <= 20))) e.trailing_take_profit = "must be 0 (off) or from 0.05 to 20 (percent of the price)";
     body.grids.forEach((g, i) => {
       if (e.grids) return;
       if (!(g.amount > 0)) e.grids = "leg " + (i + 1) + ": amount must be a number greater than 0";
@@ -92,6 +107,34 @@
     return { body, errors: e };
   }
 
+  // The round-trip fees at the form's leverage on its exchange (the option's
+  // `data-round-trip` is the percent at 1x), or null when unknown.
+  function takeProfitMinimum(form) {
+    const f = form.elements;
+    const opt = f.exchange.selectedOptions[0];
+    const rate = opt ? Number(opt.dataset.roundTrip) : NaN;
+    const lev = num(f.leverage);
+    if (!(rate > 0) || !Number.isInteger(lev) || lev < 1) return null;
+    return Number((rate * lev).toFixed(8));
+  }
+
+  function showTakeProfitMinimum(form) {
+    const hint = $("#tp-minimum", form);
+    const min = takeProfitMinimum(form);
+    if (!hint || min === null) return;
+    hint.textContent = "Must be above " + min + " at " + num(form.elements.leverage) + "x on " +
+      form.elements.exchange.value + " (the round-trip fees).";
+  }
+
+  function afterConfigSave(form, data) {
+    const pending = data && data.pending === true;
+    const note = $("#cfg-pending");
+    if (note) note.hidden = !pending;
+    const fb = $(".feedback", form);
+    if (pending && fb) say(fb, fb.dataset.pending, "ok");
+    clearSecrets(form);
+  }
+
   function clearSecrets(form) {
     // Saved secrets are write-only: reload so the page shows what is stored now.
     if (["api_key", "api_secret", "telegram_token"].some((k) => form.elements[k].value !== "")) {
@@ -100,13 +143,23 @@
   }
 
   payloads.config = configPayload;
-  afterSave.config = clearSecrets;
+  afterSave.config = afterConfigSave;
 
   document.addEventListener("click", (ev) => {
     const btn = ev.target.closest("button");
     if (!btn) return;
     if (btn.id === "add-leg") addLeg();
     else if (btn.classList.contains("remove-leg")) removeLeg(btn);
+  });
+
+  document.addEventListener("input", (ev) => {
+    const form = ev.target.form;
+    if (form && form.id === "config-form" && ["leverage", "exchange"].includes(ev.target.name)) showTakeProfitMinimum(form);
+  });
+
+  document.addEventListener("change", (ev) => {
+    const form = ev.target.form;
+    if (form && form.id === "config-form" && ev.target.name === "exchange") showTakeProfitMinimum(form);
   });
 
   document.addEventListener("DOMContentLoaded", () => {
