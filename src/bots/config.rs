@@ -374,7 +374,13 @@ fn apply_field(c: &mut BotConfig, key: &str, v: &Value) -> Result<(), String> {
                 .ok_or("must be \"long\" or \"short\"")?
         }
         "leverage" => c.leverage = integer(v, 1, u64::from(MAX_LEVERAGE))? as u32,
-        "take_profit" => c.take_profit = number(v, Decimal::ZERO, MAX_PCT, false)?,
+        // 0 passes here: the lower bound is the round-trip fees at the
+        // leverage (`check_rules`), whose error names the minimum.
+        "take_profit" => {
+            c.take_profit = money::from_json(v)
+                .filter(|n| *n >= Decimal::ZERO && *n <= MAX_PCT)
+                .ok_or_else(|| format!("must be a number greater than 0 and at most {MAX_PCT}"))?
+        }
         "stop_loss" => c.stop_loss = number(v, Decimal::ZERO, MAX_PCT, true)?,
         "rounds" => c.rounds = integer(v, 1, MAX_GRIDS as u64)? as usize,
         "grids" => c.grids = grids(v)?,
@@ -646,9 +652,8 @@ mod tests {
     fn the_get_shape_can_be_sent_back_and_prices_stay_above_zero() {
         let (_, s) = update(json!({"api_key": "***1234", "has_api_secret": true})).unwrap();
         assert!(s.is_empty(), "the mask is not a key");
-        assert!(update(json!({"take_profit": 0}))
-            .unwrap_err()
-            .contains_key("take_profit"));
+        let p = update(json!({"take_profit": 0})).unwrap_err();
+        assert!(p["take_profit"].contains("above 0.75"), "{p:?}");
         let (c, _) =
             update(json!({"take_profit": 0.8, "grids": [{"amount": 0.3}], "rounds": 1})).unwrap();
         assert_eq!((c.take_profit, c.grids[0].amount), (dec!(0.8), dec!(0.3)));
