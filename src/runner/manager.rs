@@ -232,6 +232,22 @@ impl Manager {
                 lock(&self.map).remove(&uid);
                 OpResult::new(Outcome::Error, msg)
             }
+            // The cycle closed while the runner was down (its stop fired, say):
+            // the bot did resume, recorded the close, and ends as the close says.
+            Err(fail @ Fail::Finished(..)) if why == Why::Resume => {
+                let resumed = bots::add_event(
+                    conn,
+                    uid,
+                    "resumed",
+                    "Bot resumed after a restart; its cycle had closed meanwhile",
+                    Some(&json!({"actor": actor})),
+                    store::now(),
+                );
+                if let Err(e) = resumed {
+                    warn!(self.log, "cannot record a resume"; "user_id" => uid, "error" => %e);
+                }
+                self.end_at_resume(conn, uid, &mut guard, fail, actor)
+            }
             Err(fail) => self.abort(conn, uid, &mut guard, fail, actor),
         }
     }
@@ -320,12 +336,37 @@ impl Manager {
         fail: Fail,
         actor: Actor,
     ) -> OpResult {
+        self.end_before_running(conn, uid, guard, fail, actor, "start_failed")
+    }
+
+    /// A resumed bot whose cycle closed while the runner was down: it stops as
+    /// that close says (event `stopped`, not a failed start).
+    fn end_at_resume(
+        &self,
+        conn: &Connection,
+        uid: i64,
+        guard: &mut MutexGuard<'_, Cell>,
+        fail: Fail,
+        actor: Actor,
+    ) -> OpResult {
+        self.end_before_running(conn, uid, guard, fail, actor, "stopped")
+    }
+
+    fn end_before_running(
+        &self,
+        conn: &Connection,
+        uid: i64,
+        guard: &mut MutexGuard<'_, Cell>,
+        fail: Fail,
+        actor: Actor,
+        event: &'static str,
+    ) -> OpResult {
         let (outcome, status) = (fail.outcome(), fail.status());
         let data = json!({"actor": actor});
         let reason = fail.stop_reason();
-        let end = Ending::new(status, reason, "start_failed", fail.into_message(), data);
+        let end = Ending::new(status, reason, event, fail.into_message(), data);
         if let Err(e) = self.finish(conn, uid, guard, &end, false) {
-            warn!(self.log, "cannot record a failed start"; "user_id" => uid, "error" => %e);
+            warn!(self.log, "cannot record a bot's end"; "user_id" => uid, "error" => %e);
         }
         OpResult::new(outcome, end.message)
     }
