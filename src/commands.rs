@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use rusqlite::Connection;
 
 use crate::auth::{accounts, token, two_factor, AccountError};
-use crate::config::{self, DbArgs, ServeArgs, TokenCommand, UserCommand};
+use crate::bots::ladder::Side;
+use crate::config::{self, DbArgs, PaperCommand, PaperSide, ServeArgs, TokenCommand, UserCommand};
+use crate::runner::client::{self, REPLY_TIMEOUT};
+use crate::runner::protocol::{PaperOp, PaperReply, PaperRequest};
 use crate::store::{self, users};
 
 /// `blitz serve`: validate everything first; a bad configuration never starts.
@@ -259,6 +262,48 @@ fn account_failure(e: AccountError) -> i32 {
         }
         e => {
             eprintln!("blitz: {e}");
+            1
+        }
+    }
+}
+
+/// `blitz paper …`: asks the running bot runner, which owns the paper exchange
+/// (docs/operations.md, Paper accounts). Exit 1 when nothing was closed.
+pub fn paper(cmd: PaperCommand) -> i32 {
+    let PaperCommand::ClosePosition {
+        user,
+        symbol,
+        side,
+        db,
+    } = cmd;
+    let path = match database(&db) {
+        Ok(path) => path,
+        Err(code) => return code,
+    };
+    let socket = crate::runner::socket_in(config::instance_dir_of(&path));
+    let req = PaperRequest {
+        op: PaperOp::ClosePosition,
+        user_id: user,
+        symbol,
+        side: match side {
+            PaperSide::Long => Side::Long,
+            PaperSide::Short => Side::Short,
+        },
+    };
+    match client::call_as::<_, PaperReply>(&socket, &req, REPLY_TIMEOUT) {
+        Ok(r) if r.done => {
+            println!("{}", r.message);
+            0
+        }
+        Ok(r) => {
+            eprintln!("blitz: {}", r.message);
+            1
+        }
+        Err(e) => {
+            eprintln!(
+                "blitz: {e} ({}): the server must be running, its bot runner owns the paper exchange",
+                socket.display()
+            );
             1
         }
     }

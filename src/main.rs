@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::User(cmd) => blitz::commands::user(cmd),
         Command::Token(cmd) => blitz::commands::token(cmd),
         Command::Loadtest(args) => blitz::commands::loadtest(args),
+        Command::Paper(cmd) => blitz::commands::paper(cmd),
     };
     ExitCode::from(code as u8)
 }

@@ -257,20 +257,18 @@ fn stop_modes_keep_cancel_and_close() {
         (0, 1),
         "orders cancelled, position kept"
     );
-    // Restarting the same cycle re-creates the take-profit (a new placement), but
-    // never re-places the cancelled legs.
+    // Restarting the same cycle re-creates the take-profit (a new placement) and
+    // the unfilled legs under new ids (the second start of this cycle: round 2).
     assert_eq!(post(&s, &u, "/api/bot/start", json!({})).0, 200);
-    assert_eq!(open_orders(&s, u.id), 1);
-    assert_eq!(
-        count(
-            &s,
-            &format!(
-                "SELECT COUNT(*) FROM paper_orders WHERE client_id = 'bz-{}-1-tp2'",
-                u.id
-            )
-        ),
-        1
-    );
+    assert_eq!(open_orders(&s, u.id), 3);
+    for id in ["tp2", "l1r2", "l2r2"] {
+        let sql = format!(
+            "SELECT COUNT(*) FROM paper_orders WHERE client_id = 'bz-{}-1-{id}' \
+             AND status = 'open'",
+            u.id
+        );
+        assert_eq!(count(&s, &sql), 1, "{id}");
+    }
 
     let (code, body) = post(&s, &u, "/api/bot/stop", json!({"mode": "close_position"}));
     assert_eq!(code, 200, "{body}");
@@ -462,7 +460,7 @@ fn runner_kill_and_service_restart_resume_without_duplicates() {
 }
 
 #[test]
-fn config_is_validated_masked_and_locked_while_running() {
+fn config_is_validated_masked_and_pending_while_running() {
     // Bybit is a local fake that knows another key: nothing leaves the machine.
     let bybit = common::fake_bybit::FakeBybit::start("another-key", "another-secret");
     let url = bybit.url();
@@ -477,7 +475,8 @@ fn config_is_validated_masked_and_locked_while_running() {
         "take_profit": 5.0, "stop_loss": 0.0, "rounds": 3,
         "grids": [{"amount": 10.0, "gap": 0.0}, {"amount": 20.0, "gap": 1.0}, {"amount": 40.0, "gap": 2.0}],
         "repeat": true, "api_key": null, "has_api_secret": false, "telegram_chat_id": null,
-        "has_telegram_token": false})
+        "has_telegram_token": false, "after_stop_loss": "stop", "cooldown": 0,
+        "max_active_legs": 0, "trailing_take_profit": 0.0, "pending": null})
     );
     let bad = u.call(
         &s,
@@ -586,7 +585,7 @@ fn config_is_validated_masked_and_locked_while_running() {
     assert_eq!(st["status"], "error");
     assert!(st["last_error"].as_str().unwrap().contains("minimum"));
 
-    // Running: configuration is locked.
+    // Running: the market is locked, the rest waits for the next cycle.
     let r = u.call(
         &s,
         "PUT",
@@ -595,8 +594,19 @@ fn config_is_validated_masked_and_locked_while_running() {
     );
     assert_eq!(r.status, 200);
     assert_eq!(post(&s, &u, "/api/bot/start", json!({})).0, 200);
-    let r = u.call(&s, "PUT", "/api/bot/config", r#"{"leverage": 5}"#);
+    let r = u.call(&s, "PUT", "/api/bot/config", r#"{"symbol": "ETH/USDT"}"#);
     assert_eq!(r.status, 409, "{}", r.text());
+    let r = u.call(&s, "PUT", "/api/bot/config", r#"{"leverage": 5}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        (r.json()["pending"].clone(), r.json()["leverage"].clone()),
+        (json!(true), json!(5))
+    );
+    let c = u.get(&s, "/api/bot/config");
+    assert_eq!(
+        (c["leverage"].clone(), c["pending"]["leverage"].clone()),
+        (json!(10), json!(5))
+    );
 }
 
 #[test]

@@ -6,6 +6,12 @@
 
 mod common;
 
+// The adapters themselves, without the server (tests/exchanges/*.rs).
+#[path = "exchanges/bingx_adapter.rs"]
+mod bingx_adapter;
+#[path = "exchanges/bybit_adapter.rs"]
+mod bybit_adapter;
+
 use std::sync::MutexGuard;
 use std::time::Duration;
 

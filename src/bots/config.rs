@@ -10,8 +10,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::ladder::Side;
+use super::rules;
 use crate::money::{self, dec, sql::Sql};
 use crate::store::StoreError;
+use crate::text_enum::text_enum;
+
+text_enum! {
+    /// What the bot does after its stop-loss closed a cycle.
+    #[derive(Default)]
+    pub enum AfterStopLoss {
+        /// Stops (status `stopped`, `stop_reason` `stop_loss`).
+        #[default]
+        Stop = "stop",
+        /// Waits `cooldown` and starts the next cycle.
+        Continue = "continue",
+    }
+}
 
 /// The exchanges a bot can trade on.
 pub const EXCHANGES: [&str; 3] = ["paper", "bybit", "bingx"];
@@ -45,6 +59,13 @@ pub struct BotConfig {
     pub grids: Vec<Grid>,
     pub repeat: bool,
     pub telegram_chat_id: Option<String>,
+    pub after_stop_loss: AfterStopLoss,
+    /// Seconds between a cycle's close and the next entry.
+    pub cooldown: u32,
+    /// Unfilled ladder legs resting at once; 0 = all.
+    pub max_active_legs: usize,
+    /// Price percent a trailing take-profit gives back from the best; 0 = off.
+    pub trailing_take_profit: Decimal,
 }
 
 /// The configuration plus what may be said about the secrets.
@@ -55,6 +76,8 @@ pub struct StoredConfig {
     pub has_api_key: bool,
     pub has_api_secret: bool,
     pub has_telegram_token: bool,
+    /// A change waits for the next cycle.
+    pub has_pending: bool,
 }
 
 pub fn side_name(side: Side) -> &'static str {
@@ -78,7 +101,9 @@ pub fn load(conn: &Connection, id: i64) -> Result<Option<StoredConfig>, StoreErr
         .prepare_cached(
             "SELECT exchange, symbol, side, leverage, take_profit, stop_loss, rounds, grids,
                     repeat, telegram_chat_id, api_key_last4, api_key_enc IS NOT NULL,
-                    api_secret_enc IS NOT NULL, telegram_token_enc IS NOT NULL
+                    api_secret_enc IS NOT NULL, telegram_token_enc IS NOT NULL,
+                    after_stop_loss, cooldown, max_active_legs, trailing_take_profit,
+                    pending_config IS NOT NULL
              FROM user WHERE id = ?1",
         )?
         .query_row([id], |r| {
@@ -96,11 +121,16 @@ pub fn load(conn: &Connection, id: i64) -> Result<Option<StoredConfig>, StoreErr
                     grids: serde_json::from_str(&grids).unwrap_or_default(),
                     repeat: r.get(8)?,
                     telegram_chat_id: r.get(9)?,
+                    after_stop_loss: r.get(14)?,
+                    cooldown: r.get::<_, i64>(15)?.clamp(0, i64::from(u32::MAX)) as u32,
+                    max_active_legs: r.get::<_, i64>(16)?.max(0) as usize,
+                    trailing_take_profit: money::sql::get(r, 17)?,
                 },
                 api_key_last4: r.get(10)?,
                 has_api_key: r.get(11)?,
                 has_api_secret: r.get(12)?,
                 has_telegram_token: r.get(13)?,
+                has_pending: r.get(18)?,
             })
         })
         .optional()?;
@@ -113,7 +143,8 @@ pub fn save(conn: &Connection, id: i64, c: &BotConfig) -> Result<(), StoreError>
     conn.prepare_cached(
         "UPDATE user SET exchange = ?2, symbol = ?3, side = ?4, leverage = ?5,
              take_profit = ?6, stop_loss = ?7, rounds = ?8, grids = ?9, repeat = ?10,
-             telegram_chat_id = ?11
+             telegram_chat_id = ?11, after_stop_loss = ?12, cooldown = ?13,
+             max_active_legs = ?14, trailing_take_profit = ?15
          WHERE id = ?1",
     )?
     .execute(params![
@@ -127,32 +158,85 @@ pub fn save(conn: &Connection, id: i64, c: &BotConfig) -> Result<(), StoreError>
         c.rounds as i64,
         grids,
         c.repeat,
-        c.telegram_chat_id
+        c.telegram_chat_id,
+        c.after_stop_loss,
+        c.cooldown,
+        c.max_active_legs as i64,
+        Sql(c.trailing_take_profit)
     ])?;
     Ok(())
+}
+
+/// The change waiting for the next cycle of user `id`'s running bot, validated
+/// again against the active configuration (`None` when there is none, or when it
+/// no longer passes the rules).
+pub fn load_pending(conn: &Connection, id: i64) -> Result<Option<BotConfig>, StoreError> {
+    let Some(active) = load(conn, id)? else {
+        return Ok(None);
+    };
+    let text: Option<String> = conn
+        .prepare_cached("SELECT pending_config FROM user WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let Some(Value::Object(body)) = text.and_then(|t| serde_json::from_str(&t).ok()) else {
+        return Ok(None);
+    };
+    Ok(apply_update(&active.config, &body).ok().map(|(c, _)| c))
+}
+
+/// Stores (or, with `None`, clears) the change for the next cycle.
+pub fn save_pending(conn: &Connection, id: i64, c: Option<&BotConfig>) -> Result<(), StoreError> {
+    let text = c.map(|c| settings_json(c).to_string());
+    conn.prepare_cached("UPDATE user SET pending_config = ?2 WHERE id = ?1")?
+        .execute(params![id, text])?;
+    Ok(())
+}
+
+/// Applies a pending change (if any) to the active configuration, in the caller's
+/// transaction; returns the configuration now active when it changed.
+pub fn apply_pending(conn: &Connection, id: i64) -> Result<Option<BotConfig>, StoreError> {
+    let pending = load_pending(conn, id)?;
+    if let Some(c) = &pending {
+        save(conn, id, c)?;
+    }
+    save_pending(conn, id, None)?;
+    Ok(pending)
+}
+
+/// The non-secret fields, as the API shows and `pending_config` stores them.
+pub fn settings_json(c: &BotConfig) -> Value {
+    json!({
+        "exchange": c.exchange,
+        "symbol": c.symbol,
+        "side": side_name(c.side),
+        "leverage": c.leverage,
+        "take_profit": money::json(c.take_profit),
+        "stop_loss": money::json(c.stop_loss),
+        "rounds": c.rounds,
+        "grids": c.grids,
+        "repeat": c.repeat,
+        "telegram_chat_id": c.telegram_chat_id,
+        "after_stop_loss": c.after_stop_loss,
+        "cooldown": c.cooldown,
+        "max_active_legs": c.max_active_legs,
+        "trailing_take_profit": money::json(c.trailing_take_profit),
+    })
 }
 
 impl StoredConfig {
     /// The API's shape: secrets appear only as `***abcd` and booleans.
     pub fn to_json(&self) -> Value {
-        let c = &self.config;
-        json!({
-            "exchange": c.exchange,
-            "symbol": c.symbol,
-            "side": side_name(c.side),
-            "leverage": c.leverage,
-            "take_profit": money::json(c.take_profit),
-            "stop_loss": money::json(c.stop_loss),
-            "rounds": c.rounds,
-            "grids": c.grids,
-            "repeat": c.repeat,
-            "api_key": self.has_api_key.then(|| {
-                format!("***{}", self.api_key_last4.as_deref().unwrap_or(""))
-            }),
-            "has_api_secret": self.has_api_secret,
-            "telegram_chat_id": c.telegram_chat_id,
-            "has_telegram_token": self.has_telegram_token,
-        })
+        let mut v = settings_json(&self.config);
+        if let Value::Object(m) = &mut v {
+            let key = self
+                .has_api_key
+                .then(|| format!("***{}", self.api_key_last4.as_deref().unwrap_or("")));
+            m.insert("api_key".into(), json!(key));
+            m.insert("has_api_secret".into(), json!(self.has_api_secret));
+            m.insert("has_telegram_token".into(), json!(self.has_telegram_token));
+        }
+        v
     }
 }
 
@@ -219,6 +303,7 @@ pub fn apply_update(
             p.insert(field.into(), msg);
         }
     }
+    check_rules(&c, &mut p);
     if p.is_empty() {
         Ok((c, secrets))
     } else {
@@ -247,6 +332,27 @@ fn price_beyond_zero(c: &BotConfig) -> Option<(&'static str, String)> {
     })
 }
 
+/// The trading rules of docs/bots.md, Configuration, for fields not already
+/// refused on their own: a take-profit above the round-trip fees, a stop-loss
+/// beyond the deepest leg.
+fn check_rules(c: &BotConfig, p: &mut Problems) {
+    let free = |p: &Problems, keys: &[&str]| keys.iter().all(|k| !p.contains_key(*k));
+    if free(p, &["take_profit", "leverage", "exchange"]) {
+        if let Some(fees) = rules::fees(&c.exchange) {
+            if let Err(msg) = rules::check_take_profit(c.take_profit, fees, c.leverage) {
+                p.insert("take_profit".into(), msg);
+            }
+        }
+    }
+    if free(p, &["stop_loss", "leverage", "grids", "rounds", "side"]) {
+        let grids: Vec<(Decimal, Decimal)> = c.grids.iter().map(|g| (g.amount, g.gap)).collect();
+        if let Err(msg) = rules::check_stop_loss(c.stop_loss, c.leverage, c.side, &grids, c.rounds)
+        {
+            p.insert("stop_loss".into(), msg);
+        }
+    }
+}
+
 fn check_rounds(rounds: usize, legs: usize) -> Result<(), String> {
     if rounds >= 1 && rounds <= legs {
         Ok(())
@@ -268,15 +374,39 @@ fn apply_field(c: &mut BotConfig, key: &str, v: &Value) -> Result<(), String> {
                 .ok_or("must be \"long\" or \"short\"")?
         }
         "leverage" => c.leverage = integer(v, 1, u64::from(MAX_LEVERAGE))? as u32,
-        "take_profit" => c.take_profit = number(v, Decimal::ZERO, MAX_PCT, true)?,
+        "take_profit" => c.take_profit = number(v, Decimal::ZERO, MAX_PCT, false)?,
         "stop_loss" => c.stop_loss = number(v, Decimal::ZERO, MAX_PCT, true)?,
         "rounds" => c.rounds = integer(v, 1, MAX_GRIDS as u64)? as usize,
         "grids" => c.grids = grids(v)?,
         "repeat" => c.repeat = v.as_bool().ok_or("must be true or false")?,
         "telegram_chat_id" => c.telegram_chat_id = chat_id(v)?,
+        "after_stop_loss" => {
+            c.after_stop_loss = v
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or("must be \"stop\" or \"continue\"")?
+        }
+        "cooldown" => {
+            let n = v.as_i64().ok_or("must be a whole number of seconds")?;
+            rules::check_cooldown(n)?;
+            c.cooldown = n as u32;
+        }
+        "max_active_legs" => {
+            let n = v
+                .as_i64()
+                .ok_or("must be 0 (all legs) or a whole number from 1 to 50")?;
+            rules::check_max_active_legs(n)?;
+            c.max_active_legs = n as usize;
+        }
+        "trailing_take_profit" => {
+            let pct = money::from_json(v)
+                .ok_or("must be 0 (off) or from 0.05 to 20 (percent of the price)")?;
+            rules::check_trailing(pct)?;
+            c.trailing_take_profit = pct;
+        }
         "api_key" | "api_secret" | "telegram_token" => {}
         // Read-only fields of the GET shape may be sent back unchanged.
-        "has_api_secret" | "has_telegram_token" => {}
+        "has_api_secret" | "has_telegram_token" | "pending" => {}
         _ => return Err("unknown field".into()),
     }
     Ok(())
@@ -429,6 +559,10 @@ mod tests {
             ],
             repeat: true,
             telegram_chat_id: None,
+            after_stop_loss: AfterStopLoss::Stop,
+            cooldown: 0,
+            max_active_legs: 0,
+            trailing_take_profit: Decimal::ZERO,
         }
     }
 
@@ -500,6 +634,7 @@ mod tests {
             has_api_key: true,
             has_api_secret: true,
             has_telegram_token: false,
+            has_pending: false,
         }
         .to_json();
         assert_eq!(shown["api_key"], "***1234");
@@ -511,17 +646,58 @@ mod tests {
     fn the_get_shape_can_be_sent_back_and_prices_stay_above_zero() {
         let (_, s) = update(json!({"api_key": "***1234", "has_api_secret": true})).unwrap();
         assert!(s.is_empty(), "the mask is not a key");
-        let (c, _) = update(json!({"take_profit": 0})).unwrap();
-        assert_eq!(c.take_profit, Decimal::ZERO);
+        assert!(update(json!({"take_profit": 0}))
+            .unwrap_err()
+            .contains_key("take_profit"));
         let (c, _) =
-            update(json!({"take_profit": 0.1, "grids": [{"amount": 0.3}], "rounds": 1})).unwrap();
-        assert_eq!((c.take_profit, c.grids[0].amount), (dec!(0.1), dec!(0.3)));
+            update(json!({"take_profit": 0.8, "grids": [{"amount": 0.3}], "rounds": 1})).unwrap();
+        assert_eq!((c.take_profit, c.grids[0].amount), (dec!(0.8), dec!(0.3)));
         let p = update(json!({"side": "short", "leverage": 2, "take_profit": 200})).unwrap_err();
         assert!(p["take_profit"].contains("below 200"), "{p:?}");
         assert!(update(json!({"side": "short", "leverage": 3, "take_profit": 200})).is_ok());
         assert!(update(json!({"leverage": 1, "stop_loss": 100}))
             .unwrap_err()
             .contains_key("stop_loss"));
+    }
+
+    #[test]
+    fn the_trading_rules_name_their_fields() {
+        // Paper fees at 10x: 0.75 % of margin for the round trip.
+        let p = update(json!({"take_profit": 0.75})).unwrap_err();
+        assert!(p["take_profit"].contains("above 0.75"), "{p:?}");
+        assert!(update(json!({"take_profit": 0.76})).is_ok());
+        // Legs 1 % and 2 % deeper: a 1 % ROE stop at 10x fires before they fill.
+        let p = update(json!({"stop_loss": 1})).unwrap_err();
+        assert!(p["stop_loss"].contains("deepest leg"), "{p:?}");
+        assert!(update(json!({"stop_loss": 50})).is_ok());
+        let p = update(json!({"cooldown": -1, "max_active_legs": 51,
+            "trailing_take_profit": 0.01, "after_stop_loss": "pause"}))
+        .unwrap_err();
+        let names: Vec<&str> = p.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "after_stop_loss",
+                "cooldown",
+                "max_active_legs",
+                "trailing_take_profit"
+            ]
+        );
+        let (c, _) = update(json!({"cooldown": 60, "max_active_legs": 1,
+            "trailing_take_profit": 0.5, "after_stop_loss": "continue"}))
+        .unwrap();
+        assert_eq!(
+            (
+                c.cooldown,
+                c.max_active_legs,
+                c.trailing_take_profit,
+                c.after_stop_loss
+            ),
+            (60, 1, dec!(0.5), AfterStopLoss::Continue)
+        );
+        let shown = settings_json(&c);
+        assert_eq!(shown["after_stop_loss"], "continue");
+        assert_eq!(shown["trailing_take_profit"], json!(0.5));
     }
 
     #[test]

@@ -1,24 +1,41 @@
-//! One bot's state machine (docs/bots.md): each step reads the exchange, compares it
-//! with what the ladder wants, and places or cancels only the difference. Because
-//! every order has a deterministic client id and the placement counters are
-//! journalled *before* an order is placed, a step can be interrupted anywhere (kill
-//! -9) and the next one — after a restart — adopts what exists instead of placing it
-//! again.
+//! One bot's state machine (docs/bots.md): each step reads the exchange, records
+//! every new fill of the bot's orders in the ledger, and from the ledger — not from
+//! a position read that may lag — decides what the cycle needs: the entry, the
+//! exchange-side stop, the take-profit (or a trailing one), the ladder legs, or the
+//! close. Because every order has a deterministic client id and the placement
+//! counters are journalled *before* an order is placed, a step can be interrupted
+//! anywhere (kill -9) and the next one — after a restart — adopts what exists
+//! instead of placing it again.
+//!
+//! The step is split by concern: `observe` (open orders, fills, safety),
+//! `entry`, `protect` (stop-loss, take-profit, trailing), `legs`, `close` (cycle
+//! ends, outside closes, funding) and `halt` (the stop modes, what an error leaves).
+
+mod close;
+mod entry;
+mod halt;
+mod legs;
+mod observe;
+mod protect;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::config::{side_name, BotConfig};
+use super::config::BotConfig;
 use super::ids::{self, Purpose};
 use super::ladder::{self, Market, Side};
-use super::status::StopMode;
+use super::ledger::{Fill, FillPurpose, Ledger};
+use super::status::StopReason;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, Order, OrderKind, OrderSide};
-use crate::money::{self, text};
+use crate::store::bots::Snapshot;
+use crate::store::ledger::{Funding, Sent};
 use crate::store::trades::Trade;
 use crate::store::StoreError;
 
 /// Why a step runs: a scheduled tick maintains the cycle; resume and recover also
-/// look up every order the cycle should have and create the missing ones.
+/// re-read every order the cycle sent and create the missing ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Tick,
@@ -30,8 +47,8 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     Continue,
-    /// Not repeating: the cycle closed and the bot is done.
-    Finished,
+    /// The cycle closed and the bot is done, for this reason.
+    Finished(StopReason),
     SafetyStop(String),
     Failed(String),
 }
@@ -45,23 +62,50 @@ pub enum BotError {
 }
 
 impl BotError {
-    /// Errors that another try may fix (the bot keeps running and retries).
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            BotError::Exchange(ExchangeError::Network(_) | ExchangeError::RateLimited)
-                | BotError::Store(_)
-        )
+    /// Errors that another try may fix: the bot keeps running and retries.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            BotError::Exchange(e) => e.is_retryable(),
+            BotError::Store(_) => true,
+        }
     }
 }
 
+/// Exchange errors that no later step can fix for any order: the account itself
+/// is unusable (bad key, wrong position mode). Everything else a single order
+/// meets (a price band, margin, a refusal) is retried on later steps.
+fn account_fatal(e: &BotError) -> bool {
+    matches!(
+        e,
+        BotError::Exchange(ExchangeError::InvalidKey | ExchangeError::PositionMode(_))
+    )
+}
+
 /// The placement state that must survive a restart, journalled before it is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CycleState {
     pub cycle: i64,
     pub tp_n: u32,
     pub sl_n: u32,
+    /// Trailing take-profit closes sent.
+    pub tr_n: u32,
+    /// Ladder re-placement round (`l<i>r<k>`).
+    pub leg_round: u32,
     pub opened_at: Option<i64>,
+    /// Best mark a trailing take-profit has seen since it was reached.
+    pub trail_best: Option<Decimal>,
+    /// No entry before this (Unix seconds): the cooldown after a close.
+    pub next_entry_at: Option<i64>,
+}
+
+impl CycleState {
+    /// A cycle before anything was placed.
+    pub fn first(cycle: i64) -> CycleState {
+        CycleState {
+            cycle,
+            ..CycleState::default()
+        }
+    }
 }
 
 /// Where the engine writes what happened; the runner's is the database (+ Telegram).
@@ -69,30 +113,46 @@ pub trait Journal {
     fn event(&mut self, kind: &str, message: &str, data: Value) -> Result<(), StoreError>;
     /// Persists placement counters and the cycle; called before the order they name.
     fn cycle(&mut self, state: &CycleState) -> Result<(), StoreError>;
-    /// Records a closed cycle and moves to `next`, atomically. `last`: the bot ends
-    /// with this cycle, so its desired state becomes stopped in the same write (a
-    /// crash right after must not resume it into a new cycle).
+    /// Records a closed cycle and moves to `next`, atomically, applying a pending
+    /// configuration change in the same write (returned when there was one).
+    /// `last`: the bot ends with this cycle, so its desired state becomes stopped in
+    /// the same write (a crash right after must not resume it into a new cycle).
     fn close_cycle(
         &mut self,
         trade: &Trade,
         next: &CycleState,
         last: bool,
-    ) -> Result<(), StoreError>;
-    /// The position and open-order count, when they changed.
-    fn position(
-        &mut self,
-        size: Decimal,
-        avg: Decimal,
-        open_orders: usize,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Option<BotConfig>, StoreError>;
+    /// What the status shows (position, prices, stop), when it changed.
+    fn snapshot(&mut self, s: &Snapshot) -> Result<(), StoreError>;
     /// Records that `client_id` is about to be sent (before the request).
     fn submitted(&mut self, client_id: &str) -> Result<(), StoreError>;
     /// When `client_id` was first sent, if ever (Unix seconds).
     fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError>;
+    /// The exchange took `client_id` and calls it `exchange_id`.
+    fn placed(&mut self, client_id: &str, exchange_id: &str) -> Result<(), StoreError>;
+    /// The exchange refused `client_id`: it may be sent again.
+    fn refused(&mut self, client_id: &str) -> Result<(), StoreError>;
+    /// Every order of `cycle` sent so far.
+    fn sent(&self, cycle: i64) -> Result<Vec<Sent>, StoreError>;
+    /// Writes a fill to the ledger (once).
+    fn fill(&mut self, f: &Fill) -> Result<(), StoreError>;
+    fn fills(&self, cycle: i64) -> Result<Vec<Fill>, StoreError>;
+    /// Records a funding settlement once; whether it was new.
+    fn funding(&mut self, f: &Funding) -> Result<bool, StoreError>;
+    fn funding_of(&self, cycle: i64) -> Result<Vec<Funding>, StoreError>;
     /// A user notification (Telegram); never fails the step.
     fn notify(&mut self, text: &str);
+    /// Unix seconds.
     fn now(&self) -> i64;
+    /// Unix milliseconds.
+    fn now_ms(&self) -> i64;
 }
+
+/// A flat position report must repeat over this many steps…
+const FLAT_READS: u32 = 3;
+/// …and come this long after the bot's last fill, before it is an outside close.
+const FLAT_AFTER_FILL_MS: i64 = 5_000;
 
 pub struct Engine {
     pub uid: i64,
@@ -101,18 +161,65 @@ pub struct Engine {
     pub state: CycleState,
     /// Orders created before this (Unix ms) are not "new foreign orders".
     pub started_ms: i64,
-    /// (qty, avg price) of the cycle's entry once filled.
-    entry: Option<(Decimal, Decimal)>,
-    legs_checked: bool,
-    seen: (Decimal, Decimal, usize),
-    /// A flat position without any exit fill was seen once: a real exchange may
-    /// report the position a moment after the entry fill, so it must be seen twice.
-    flat_once: bool,
+    /// Stop when the current cycle closes (`stop` with mode `after_cycle`).
+    pub after_cycle: bool,
+    ledger: Ledger,
+    funding: Decimal,
+    /// The cycle whose ledger and sent orders are loaded.
+    loaded: Option<i64>,
+    /// This cycle's sent orders: client id → exchange id once known.
+    sent: BTreeMap<String, Option<String>>,
+    /// Sent orders whose last fill may not be recorded yet.
+    tracked: BTreeSet<String>,
+    flat_reads: u32,
+    /// Trigger price of the bot's stop resting on the exchange.
+    stop_live: Option<Decimal>,
+    stop_price: Option<Decimal>,
+    tp_price: Option<Decimal>,
+    /// No new stop placement before this (Unix ms) after the exchange refused one.
+    stop_retry_ms: i64,
+    stop_problem: Option<String>,
+    funding_read_ms: i64,
+    /// Legs the exchange refused: the message, and when to try again (Unix ms).
+    refusals: BTreeMap<usize, (String, i64)>,
+    /// Legs below the market minimum: never placed in this run.
+    skipped: BTreeSet<usize>,
+    /// The ledger length at which every leg was settled (nothing to place).
+    legs_settled: Option<usize>,
+    /// The leverage changed with a pending configuration: set it before the entry.
+    relever: bool,
+    seen: Option<Snapshot>,
 }
 
+/// One step's exchange and what it did.
 struct Step<'a> {
     ex: &'a dyn Exchange,
     actions: Vec<String>,
+    /// The account's open orders on the symbol, as read at the step's start.
+    opens: Vec<Order>,
+    /// Orders of ours placed (still open) and cancelled during the step.
+    placed_open: usize,
+    cancelled: usize,
+}
+
+impl<'a> Step<'a> {
+    fn new(ex: &'a dyn Exchange) -> Step<'a> {
+        Step {
+            ex,
+            actions: Vec::new(),
+            opens: Vec::new(),
+            placed_open: 0,
+            cancelled: 0,
+        }
+    }
+}
+
+/// How an order is priced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Market,
+    Limit(Decimal),
+    Stop(Decimal),
 }
 
 fn near(a: Decimal, b: Decimal, unit: Decimal) -> bool {
@@ -137,10 +244,24 @@ impl Engine {
             market,
             state,
             started_ms,
-            entry: None,
-            legs_checked: false,
-            seen: (Decimal::NEGATIVE_ONE, Decimal::NEGATIVE_ONE, usize::MAX),
-            flat_once: false,
+            after_cycle: false,
+            ledger: Ledger::default(),
+            funding: Decimal::ZERO,
+            loaded: None,
+            sent: BTreeMap::new(),
+            tracked: BTreeSet::new(),
+            flat_reads: 0,
+            stop_live: None,
+            stop_price: None,
+            tp_price: None,
+            stop_retry_ms: 0,
+            stop_problem: None,
+            funding_read_ms: 0,
+            refusals: BTreeMap::new(),
+            skipped: BTreeSet::new(),
+            legs_settled: None,
+            relever: false,
+            seen: None,
         }
     }
 
@@ -152,10 +273,226 @@ impl Engine {
         self.cfg.side
     }
 
+    fn half_step(&self) -> Decimal {
+        self.market.step / Decimal::TWO
+    }
+
+    /// The ledger's open size.
+    pub fn size(&self) -> Decimal {
+        self.ledger.size(self.side())
+    }
+
+    /// One pass of the strategy. Returns what it created (for recover) and whether
+    /// the bot goes on. An error leaves everything on the exchange as it is (the
+    /// stop included); `leftovers` says what that is.
+    pub fn step(
+        &mut self,
+        ex: &dyn Exchange,
+        j: &mut dyn Journal,
+        mode: Mode,
+    ) -> Result<(Vec<String>, Verdict), BotError> {
+        let mut s = Step::new(ex);
+        let verdict = self.run(&mut s, j, mode)?;
+        Ok((s.actions, verdict))
+    }
+
+    fn run(
+        &mut self,
+        s: &mut Step<'_>,
+        j: &mut dyn Journal,
+        mode: Mode,
+    ) -> Result<Verdict, BotError> {
+        self.load(j, mode)?;
+        let dir = self.side();
+        let entry_id = self.id(Purpose::Entry);
+        if !self.ledger.has_entry(dir) && !self.sent.contains_key(&entry_id) {
+            if self.after_cycle {
+                return Ok(Verdict::Finished(StopReason::AfterCycle));
+            }
+            if self.state.next_entry_at.is_some_and(|at| j.now() < at) {
+                self.publish(s, j)?;
+                return Ok(Verdict::Continue);
+            }
+        }
+        s.opens = s.ex.open_orders(&self.cfg.symbol)?;
+        self.adopt_untagged_stop(s, j)?;
+        if let Some(v) = self.safety_check(s, j)? {
+            return Ok(v);
+        }
+        self.cancel_leftovers(s, j)?;
+        self.observe_all(s, j)?;
+        if !self.ledger.has_entry(dir) {
+            if let Some(v) = self.entry(s, j)? {
+                return Ok(v);
+            }
+            if !self.ledger.has_entry(dir) {
+                self.publish(s, j)?;
+                return Ok(Verdict::Continue);
+            }
+        }
+        if self.ledger.is_flat(dir, self.market.step) {
+            // A flat ledger always has an exit fill; without one, it closed as planned.
+            let how = self
+                .ledger
+                .last_exit(dir)
+                .unwrap_or(FillPurpose::TakeProfit);
+            return self.close_cycle(s, j, how);
+        }
+        let pos = s.ex.position(&self.cfg.symbol, dir)?;
+        let mark = if pos.mark_price > Decimal::ZERO {
+            pos.mark_price
+        } else {
+            s.ex.ticker(&self.cfg.symbol)?
+        };
+        if pos.size < self.half_step() {
+            return self.flat_report(s, j, mark);
+        }
+        self.flat_reads = 0;
+        self.poll_funding(s, j, false)?;
+        let (size, avg) = (self.ledger.size(dir), self.ledger.avg_entry(dir));
+        self.ensure_stop(s, j, size, avg)?;
+        if let Some(v) = self.stop_fallback(s, j, size, mark)? {
+            return Ok(v);
+        }
+        if self.cfg.trailing_take_profit > Decimal::ZERO {
+            if let Some(v) = self.trail(s, j, size, avg, mark)? {
+                return Ok(v);
+            }
+        } else {
+            self.ensure_take_profit(s, j, size, avg)?;
+        }
+        self.ensure_legs(s, j, mode)?;
+        self.publish(s, j)?;
+        Ok(Verdict::Continue)
+    }
+
+    /// The position reads flat while the ledger says open: an outside close only
+    /// once confirmed over several steps and some time after the bot's last fill
+    /// (a lagging report must not make a fake trade or a second entry). Nothing
+    /// is placed meanwhile.
+    fn flat_report(
+        &mut self,
+        s: &mut Step<'_>,
+        j: &mut dyn Journal,
+        mark: Decimal,
+    ) -> Result<Verdict, BotError> {
+        self.flat_reads += 1;
+        let quiet = j.now_ms() - self.ledger.last_fill_ms() >= FLAT_AFTER_FILL_MS;
+        if self.flat_reads >= FLAT_READS && quiet {
+            return self.close_outside(s, j, mark);
+        }
+        self.publish(s, j)?;
+        Ok(Verdict::Continue)
+    }
+
+    /// Sends an order; its id is journalled before the request, its exchange id
+    /// after the answer, and an outright refusal frees the id again.
+    fn place(
+        &mut self,
+        s: &mut Step<'_>,
+        j: &mut dyn Journal,
+        id: &str,
+        kind: Kind,
+        qty: Decimal,
+        reduce_only: bool,
+    ) -> Result<Order, BotError> {
+        let side = if reduce_only {
+            OrderSide::closing(self.side())
+        } else {
+            OrderSide::opening(self.side())
+        };
+        let (kind, price, trigger_price) = match kind {
+            Kind::Market => (OrderKind::Market, None, None),
+            Kind::Limit(p) => (OrderKind::Limit, Some(p), None),
+            Kind::Stop(t) => (OrderKind::Stop, None, Some(t)),
+        };
+        let order = NewOrder {
+            client_id: id.to_string(),
+            symbol: self.cfg.symbol.clone(),
+            side,
+            kind,
+            price,
+            trigger_price,
+            qty,
+            reduce_only,
+            position_side: self.side(),
+        };
+        // Written before the request: a crash after it leaves the id known as
+        // sent, even if its answer never arrived.
+        j.submitted(id)?;
+        self.sent.entry(id.to_string()).or_insert(None);
+        self.tracked.insert(id.to_string());
+        let placed = match s.ex.place(&order) {
+            Ok(o) => o,
+            // Placed by an earlier, interrupted step: adopt it.
+            Err(ExchangeError::Duplicate(_)) => {
+                s.ex.order(&self.cfg.symbol, id)?.ok_or_else(|| {
+                    ExchangeError::Rejected(format!("{id} is a duplicate but cannot be read"))
+                })?
+            }
+            Err(e) if !e.is_retryable() => {
+                j.refused(id)?;
+                self.sent.remove(id);
+                self.tracked.remove(id);
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !placed.exchange_id.is_empty() {
+            j.placed(id, &placed.exchange_id)?;
+            self.sent
+                .insert(id.to_string(), Some(placed.exchange_id.clone()));
+        }
+        if placed.status.is_open() {
+            s.placed_open += 1;
+        }
+        Ok(placed)
+    }
+
+    /// Cancels one of the bot's orders, by its exchange id when the exchange keeps
+    /// no client id for it.
+    fn cancel_order(&self, s: &mut Step<'_>, o: &Order) -> Result<(), BotError> {
+        if o.client_id.is_empty() {
+            s.ex.cancel_by_id(&o.symbol, &o.exchange_id)?;
+        } else {
+            s.ex.cancel(&o.symbol, &o.client_id)?;
+        }
+        s.cancelled += 1;
+        Ok(())
+    }
+
+    /// Writes the status snapshot when it changed.
+    fn publish(&mut self, s: &Step<'_>, j: &mut dyn Journal) -> Result<(), BotError> {
+        let dir = self.side();
+        let open = self.ledger.is_open(dir, self.market.step);
+        let ours = s.opens.iter().filter(|o| self.ours(o).is_some()).count();
+        let snap = Snapshot {
+            size: if open {
+                self.ledger.size(dir)
+            } else {
+                Decimal::ZERO
+            },
+            avg: if open {
+                self.ledger.avg_entry(dir)
+            } else {
+                Decimal::ZERO
+            },
+            open_orders: (ours + s.placed_open).saturating_sub(s.cancelled),
+            take_profit_price: self.tp_price.filter(|_| open),
+            stop_loss_price: self.stop_price.filter(|_| open),
+            stop_on_exchange: open && self.stop_live.is_some(),
+        };
+        if self.seen.as_ref() != Some(&snap) {
+            j.snapshot(&snap)?;
+            self.seen = Some(snap);
+        }
+        Ok(())
+    }
+
     /// Checks that the entry can be placed at all (an entry below the market
-    /// minimum stops the bot with a clear error). Called by start before anything is
-    /// placed.
+    /// minimum stops the bot with a clear error).
     pub fn check_entry(&self, price: Decimal) -> Result<Decimal, String> {
+        use crate::money::text;
         let amount = self.cfg.grids.first().map_or(Decimal::ZERO, |g| g.amount);
         ladder::leg_qty(amount, self.cfg.leverage, price, &self.market).ok_or_else(|| {
             let buys = amount
@@ -177,644 +514,6 @@ impl Engine {
                 }
             )
         })
-    }
-
-    /// One pass of the strategy. Returns what it created (for recover) and whether
-    /// the bot goes on.
-    pub fn step(
-        &mut self,
-        ex: &dyn Exchange,
-        j: &mut dyn Journal,
-        mode: Mode,
-    ) -> Result<(Vec<String>, Verdict), BotError> {
-        let mut s = Step {
-            ex,
-            actions: Vec::new(),
-        };
-        let verdict = self.run(&mut s, j, mode)?;
-        Ok((s.actions, verdict))
-    }
-
-    fn run(
-        &mut self,
-        s: &mut Step<'_>,
-        j: &mut dyn Journal,
-        mode: Mode,
-    ) -> Result<Verdict, BotError> {
-        let sym = self.cfg.symbol.clone();
-        let opens = s.ex.open_orders(&sym)?;
-        if let Some(v) = self.safety_check(&opens, j)? {
-            return Ok(v);
-        }
-        self.cancel_leftovers(s, &opens, j)?;
-        if mode != Mode::Tick {
-            self.legs_checked = false;
-        }
-        let entry = match self.entry {
-            Some(e) => Some(e),
-            None => self.adopt_entry(s, j)?,
-        };
-        let Some(entry) = entry else {
-            return Ok(match self.entry_failure(s, &sym)? {
-                Some(msg) => Verdict::Failed(msg),
-                None => Verdict::Continue,
-            });
-        };
-        self.entry = Some(entry);
-        if !self.legs_checked {
-            self.ensure_legs(s, &opens, entry.1, j)?;
-        }
-        let pos = s.ex.position(&sym, self.side())?;
-        if pos.size < self.market.step / Decimal::TWO {
-            if !self.flat_once && !self.has_exit_fill(s)? {
-                self.flat_once = true;
-                return Ok(Verdict::Continue);
-            }
-            return self.close_cycle(s, j, None);
-        }
-        self.flat_once = false;
-        self.note_fills(pos.size, pos.avg_entry, j)?;
-        self.ensure_take_profit(s, &opens, pos.size, pos.avg_entry, j)?;
-        if self.check_stop_loss(s, pos.size, pos.avg_entry, pos.mark_price, j)? {
-            return Ok(Verdict::Continue);
-        }
-        let open_now = s.ex.open_orders(&sym)?.len();
-        self.publish(pos.size, pos.avg_entry, open_now, j)?;
-        Ok(Verdict::Continue)
-    }
-
-    /// Safety stop: an order on our symbol that we did not place, created after we
-    /// started, stops the bot and touches nothing.
-    fn safety_check(
-        &self,
-        opens: &[Order],
-        j: &mut dyn Journal,
-    ) -> Result<Option<Verdict>, BotError> {
-        let prefix = ids::user_prefix(self.uid);
-        let Some(foreign) = opens
-            .iter()
-            .find(|o| !o.client_id.starts_with(&prefix) && o.created_ms >= self.started_ms)
-        else {
-            return Ok(None);
-        };
-        let msg = format!(
-            "an order the bot did not place appeared on {} (id {}); stopped without touching \
-             orders or the position",
-            self.cfg.symbol, foreign.exchange_id
-        );
-        j.event(
-            "safety_stop",
-            &msg,
-            json!({"order_id": foreign.exchange_id, "client_id": foreign.client_id}),
-        )?;
-        j.notify(&format!("Safety stop on {}: {msg}", self.cfg.symbol));
-        Ok(Some(Verdict::SafetyStop(msg)))
-    }
-
-    /// Our own orders from earlier cycles are leftovers of an interrupted close.
-    fn cancel_leftovers(
-        &self,
-        s: &mut Step<'_>,
-        opens: &[Order],
-        j: &mut dyn Journal,
-    ) -> Result<(), BotError> {
-        for o in opens {
-            if let Some((cycle, _)) = ids::parse(self.uid, &o.client_id) {
-                if cycle != self.state.cycle {
-                    s.ex.cancel(&o.symbol, &o.client_id)?;
-                    j.event(
-                        "order_cancelled",
-                        &format!("cancelled leftover order {}", o.client_id),
-                        json!({"client_id": o.client_id}),
-                    )?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The entry's fill if it exists; places it when the cycle has none yet.
-    fn adopt_entry(
-        &mut self,
-        s: &mut Step<'_>,
-        j: &mut dyn Journal,
-    ) -> Result<Option<(Decimal, Decimal)>, BotError> {
-        let sym = self.cfg.symbol.clone();
-        let mut existing = s.ex.order(&sym, &self.id(Purpose::Entry))?;
-        if let Some(o) = existing
-            .as_ref()
-            .filter(|o| !o.status.is_open() && o.filled_qty <= Decimal::ZERO)
-        {
-            // The entry ended without a fill (rejected, cancelled): the cycle never
-            // began, and its id cannot be used again; the next cycle starts over.
-            let old = self.state.cycle;
-            let msg = format!(
-                "cycle {old}: the entry order ended without a fill ({:?}); starting cycle {}",
-                o.status,
-                old + 1
-            )
-            .to_lowercase();
-            self.state = CycleState {
-                cycle: old + 1,
-                tp_n: 0,
-                sl_n: 0,
-                opened_at: None,
-            };
-            j.cycle(&self.state)?;
-            j.event("cycle_void", &msg, json!({"cycle": old}))?;
-            existing = None;
-        }
-        let id = self.id(Purpose::Entry);
-        if existing.is_none() && self.sent_long_ago(j, &id)? {
-            return Err(ExchangeError::Rejected(format!(
-                "the entry order {id} was sent but the exchange no longer lists it; it is not \
-                 sent again (check the position on the exchange, then stop or recover)"
-            ))
-            .into());
-        }
-        let order = match existing {
-            Some(o) => o,
-            None => {
-                let price = s.ex.ticker(&sym)?;
-                let Ok(qty) = self.check_entry(price) else {
-                    return Ok(None);
-                };
-                if self.state.opened_at.is_none() {
-                    self.state.opened_at = Some(j.now());
-                    j.cycle(&self.state)?;
-                }
-                let o = self.place(s, j, &id, None, qty, false)?;
-                j.event(
-                    "entry",
-                    &format!(
-                        "cycle {}: market entry {} {} @ {}",
-                        self.state.cycle,
-                        text(qty),
-                        sym,
-                        text(o.avg_fill_price)
-                    ),
-                    json!({"cycle": self.state.cycle, "qty": money::json(o.filled_qty),
-                        "price": money::json(o.avg_fill_price)}),
-                )?;
-                j.notify(&format!(
-                    "Entry {} {} {} @ {} (cycle {})",
-                    side_name(self.side()),
-                    text(o.filled_qty),
-                    sym,
-                    text(o.avg_fill_price),
-                    self.state.cycle
-                ));
-                s.actions.push("created_entry".into());
-                o
-            }
-        };
-        Ok(
-            (order.filled_qty > Decimal::ZERO && !order.status.is_open())
-                .then_some((order.filled_qty, order.avg_fill_price)),
-        )
-    }
-
-    /// Why there is no entry fill: still open (wait), or a problem that stops the bot.
-    fn entry_failure(&self, s: &mut Step<'_>, sym: &str) -> Result<Option<String>, BotError> {
-        match s.ex.order(sym, &self.id(Purpose::Entry))? {
-            Some(o) if o.status.is_open() => Ok(None),
-            Some(o) => Ok(Some(
-                format!(
-                    "the entry order {} was {:?} without a fill",
-                    o.client_id, o.status
-                )
-                .to_lowercase(),
-            )),
-            None => {
-                let price = s.ex.ticker(sym)?;
-                Ok(self.check_entry(price).err())
-            }
-        }
-    }
-
-    /// The exchange has `id`, or it was sent so long ago that the exchange may
-    /// have forgotten it: either way it must not be placed again.
-    fn exists(&self, s: &mut Step<'_>, j: &mut dyn Journal, id: &str) -> Result<bool, BotError> {
-        if s.ex.order(&self.cfg.symbol, id)?.is_some() {
-            return Ok(true);
-        }
-        if self.sent_long_ago(j, id)? {
-            j.event(
-                "order_unknown",
-                &format!("{id} was sent earlier but the exchange no longer lists it; not sending it again"),
-                json!({"client_id": id}),
-            )?;
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
-    /// `id` was sent longer ago than exchanges reliably find orders by client id
-    /// (BingX: hours); within that window "not found" means "never arrived", and
-    /// sending it again is safe because the exchange refuses a duplicate id.
-    fn sent_long_ago(&self, j: &mut dyn Journal, id: &str) -> Result<bool, BotError> {
-        const TRUST_ABSENCE_S: i64 = 3600;
-        Ok(j.submitted_at(id)?
-            .is_some_and(|at| j.now() - at > TRUST_ABSENCE_S))
-    }
-
-    fn place(
-        &self,
-        s: &mut Step<'_>,
-        j: &mut dyn Journal,
-        id: &str,
-        price: Option<Decimal>,
-        qty: Decimal,
-        reduce_only: bool,
-    ) -> Result<Order, BotError> {
-        // A limit order at `price`, or a market order without one.
-        let kind = if price.is_some() {
-            OrderKind::Limit
-        } else {
-            OrderKind::Market
-        };
-        let side = if reduce_only {
-            OrderSide::closing(self.side())
-        } else {
-            OrderSide::opening(self.side())
-        };
-        let order = NewOrder {
-            client_id: id.to_string(),
-            symbol: self.cfg.symbol.clone(),
-            side,
-            kind,
-            price,
-            trigger_price: None,
-            qty,
-            reduce_only,
-            position_side: self.side(),
-        };
-        // Written before the request: a crash after it leaves the id known as
-        // sent, even if its answer never arrived.
-        j.submitted(id)?;
-        match s.ex.place(&order) {
-            Ok(o) => Ok(o),
-            // Placed by an earlier, interrupted step: adopt it.
-            Err(ExchangeError::Duplicate(_)) => {
-                s.ex.order(&self.cfg.symbol, id)?.ok_or_else(|| {
-                    ExchangeError::Rejected(format!("{id} is a duplicate but cannot be read"))
-                        .into()
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Places every ladder leg the cycle never placed. A leg that exists in any state
-    /// (open, filled, cancelled) is never placed again: its client id is taken.
-    fn ensure_legs(
-        &mut self,
-        s: &mut Step<'_>,
-        opens: &[Order],
-        entry_price: Decimal,
-        j: &mut dyn Journal,
-    ) -> Result<(), BotError> {
-        let rounds = self.cfg.rounds.min(self.cfg.grids.len());
-        let gaps: Vec<Decimal> = self.cfg.grids[..rounds].iter().map(|g| g.gap).collect();
-        let prices = ladder::leg_prices(entry_price, &gaps, self.side(), &self.market);
-        for (i, price) in prices.into_iter().enumerate().map(|(k, p)| (k + 1, p)) {
-            let id = self.id(Purpose::Leg(i));
-            if opens.iter().any(|o| o.client_id == id) || self.exists(s, j, &id)? {
-                continue;
-            }
-            let amount = self.cfg.grids[i].amount;
-            let Some(qty) = ladder::leg_qty(amount, self.cfg.leverage, price, &self.market) else {
-                j.event(
-                    "leg_skipped",
-                    &format!(
-                        "leg {i}: {} USDT at {} is below the minimum quantity {}",
-                        text(amount),
-                        text(price),
-                        text(self.market.min_qty)
-                    ),
-                    json!({"leg": i, "price": money::json(price)}),
-                )?;
-                continue;
-            };
-            match self.place(s, j, &id, Some(price), qty, false) {
-                Ok(_) => {
-                    s.actions.push(format!("created_leg_{i}"));
-                    j.event(
-                        "leg_placed",
-                        &format!("leg {i}: limit {} @ {}", text(qty), text(price)),
-                        json!({"leg": i, "qty": money::json(qty), "price": money::json(price)}),
-                    )?;
-                }
-                Err(BotError::Exchange(
-                    e @ (ExchangeError::BelowMinimum
-                    | ExchangeError::InsufficientBalance
-                    | ExchangeError::Rejected(_)),
-                )) => {
-                    j.event(
-                        "leg_skipped",
-                        &format!("leg {i}: {e}"),
-                        json!({"leg": i, "price": money::json(price)}),
-                    )?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.legs_checked = true;
-        Ok(())
-    }
-
-    /// Reports legs that filled since the last step (the position grew).
-    fn note_fills(
-        &mut self,
-        size: Decimal,
-        avg: Decimal,
-        j: &mut dyn Journal,
-    ) -> Result<(), BotError> {
-        let (last_size, _, _) = self.seen;
-        if last_size > Decimal::ZERO && size > last_size + self.market.step / Decimal::TWO {
-            let msg = format!(
-                "ladder leg filled: position {} {} @ avg {avg:.4}",
-                text(size),
-                self.cfg.symbol
-            );
-            j.event(
-                "leg_filled",
-                &msg,
-                json!({"size": money::json(size), "avg_entry": money::json(avg)}),
-            )?;
-            j.notify(&format!(
-                "Leg filled on {}: position {} @ avg {avg:.4}",
-                self.cfg.symbol,
-                text(size)
-            ));
-        }
-        Ok(())
-    }
-
-    /// Exactly one take-profit for the whole position at the price the average wants.
-    fn ensure_take_profit(
-        &mut self,
-        s: &mut Step<'_>,
-        opens: &[Order],
-        size: Decimal,
-        avg: Decimal,
-        j: &mut dyn Journal,
-    ) -> Result<(), BotError> {
-        let m = self.market;
-        let want = ladder::take_profit_price(
-            avg,
-            self.cfg.take_profit,
-            self.cfg.leverage,
-            self.side(),
-            &m,
-        );
-        let tps: Vec<&Order> = opens
-            .iter()
-            .filter(|o| matches!(ids::parse(self.uid, &o.client_id), Some((c, Purpose::TakeProfit(_))) if c == self.state.cycle))
-            .collect();
-        if let [tp] = tps.as_slice() {
-            if tp.price.is_some_and(|p| near(p, want, m.tick)) && near(remaining(tp), size, m.step)
-            {
-                return Ok(());
-            }
-        }
-        for tp in &tps {
-            s.ex.cancel(&tp.symbol, &tp.client_id)?;
-        }
-        self.state.tp_n += 1;
-        j.cycle(&self.state)?;
-        let id = self.id(Purpose::TakeProfit(self.state.tp_n));
-        self.place(s, j, &id, Some(want), size, true)?;
-        let action = if tps.is_empty() {
-            "created_tp"
-        } else {
-            "moved_tp"
-        };
-        s.actions.push(action.into());
-        j.event(
-            "take_profit",
-            &format!(
-                "take-profit {} @ {} (average {avg:.4})",
-                text(size),
-                text(want)
-            ),
-            json!({"price": money::json(want), "qty": money::json(size),
-                "avg_entry": money::json(avg), "client_id": id}),
-        )
-        .map_err(Into::into)
-    }
-
-    /// The stop-loss is watched by the bot and executed as a reduce-only market
-    /// order when the mark crosses it (a resting limit there would fill at once).
-    fn check_stop_loss(
-        &mut self,
-        s: &mut Step<'_>,
-        size: Decimal,
-        avg: Decimal,
-        mark: Decimal,
-        j: &mut dyn Journal,
-    ) -> Result<bool, BotError> {
-        let Some(stop) = ladder::stop_loss_price(
-            avg,
-            self.cfg.stop_loss,
-            self.cfg.leverage,
-            self.side(),
-            &self.market,
-        ) else {
-            return Ok(false);
-        };
-        let crossed = match self.side() {
-            Side::Long => mark <= stop,
-            Side::Short => mark >= stop,
-        };
-        if !crossed || mark <= Decimal::ZERO {
-            return Ok(false);
-        }
-        self.state.sl_n += 1;
-        j.cycle(&self.state)?;
-        let id = self.id(Purpose::StopLoss(self.state.sl_n));
-        self.place(s, j, &id, None, size, true)?;
-        s.actions.push("created_sl".into());
-        j.event(
-            "stop_loss",
-            &format!(
-                "stop-loss at {}: closing {} at market ({})",
-                text(stop),
-                text(size),
-                text(mark)
-            ),
-            json!({"stop": money::json(stop), "mark": money::json(mark),
-                "qty": money::json(size)}),
-        )?;
-        Ok(true)
-    }
-
-    fn publish(
-        &mut self,
-        size: Decimal,
-        avg: Decimal,
-        open: usize,
-        j: &mut dyn Journal,
-    ) -> Result<(), BotError> {
-        if self.seen != (size, avg, open) {
-            self.seen = (size, avg, open);
-            j.position(size, avg, open)?;
-        }
-        Ok(())
-    }
-
-    /// The position is flat: record the cycle from its orders' fills, clean up, and
-    /// move on to the next cycle or stop. `reason` names a stop that closed it.
-    fn close_cycle(
-        &mut self,
-        s: &mut Step<'_>,
-        j: &mut dyn Journal,
-        reason: Option<&str>,
-    ) -> Result<Verdict, BotError> {
-        let sym = self.cfg.symbol.clone();
-        let mut entries = Vec::new();
-        let mut exits = Vec::new();
-        let mut fees = Decimal::ZERO;
-        for p in self.cycle_purposes() {
-            if let Some(o) = s.ex.order(&sym, &self.id(p))? {
-                if o.status.is_open() {
-                    s.ex.cancel(&sym, &o.client_id)?;
-                }
-                fees += o.fee;
-                if o.filled_qty > Decimal::ZERO {
-                    let fill = (o.filled_qty, o.avg_fill_price);
-                    if o.reduce_only {
-                        exits.push(fill)
-                    } else {
-                        entries.push(fill)
-                    }
-                }
-            }
-        }
-        let size: Decimal = entries.iter().map(|f| f.0).sum();
-        let avg = ladder::average_entry(&entries);
-        let exit_qty: Decimal = exits.iter().map(|f| f.0).sum();
-        let (exit_price, outside) = if exit_qty > Decimal::ZERO {
-            (ladder::average_entry(&exits), false)
-        } else {
-            (s.ex.ticker(&sym)?, true)
-        };
-        // Recorded to 8 decimals: a product of 28-digit averages is not money.
-        let fees = money::pnl(fees);
-        let pnl = money::pnl(ladder::gross_pnl(self.side(), size, avg, exit_price) - fees);
-        let size = size.normalize();
-        let now = j.now();
-        let trade = Trade {
-            id: 0,
-            user_id: self.uid,
-            symbol: sym.clone(),
-            side: side_name(self.side()).into(),
-            size,
-            avg_entry: avg,
-            exit_price,
-            pnl,
-            fees,
-            cycle: self.state.cycle,
-            opened_at: self.state.opened_at.unwrap_or(now),
-            closed_at: now,
-        };
-        let next = CycleState {
-            cycle: self.state.cycle + 1,
-            tp_n: 0,
-            sl_n: 0,
-            opened_at: None,
-        };
-        let last = !self.cfg.repeat || reason.is_some();
-        j.close_cycle(&trade, &next, last)?;
-        let how = reason.unwrap_or(if outside {
-            "position closed outside the bot"
-        } else {
-            "position closed"
-        });
-        j.event("cycle_closed", &format!("cycle {} closed ({how}): {} {sym} {avg:.4} → {exit_price:.4}, PnL {pnl:.4} USDT after {fees:.4} fees",
-            self.state.cycle, text(size)),
-            json!({"cycle": self.state.cycle, "pnl": money::json(pnl), "fees": money::json(fees),
-                "size": money::json(size), "avg_entry": money::json(avg),
-                "exit_price": money::json(exit_price)}))?;
-        j.notify(&format!(
-            "Cycle {} closed on {sym}: PnL {pnl:.2} USDT (fees {fees:.2})",
-            self.state.cycle
-        ));
-        self.state = next;
-        self.entry = None;
-        self.legs_checked = false;
-        self.flat_once = false;
-        self.publish(Decimal::ZERO, Decimal::ZERO, 0, j)?;
-        Ok(if self.cfg.repeat && reason.is_none() {
-            Verdict::Continue
-        } else {
-            Verdict::Finished
-        })
-    }
-
-    /// Whether any of the cycle's exit orders (take-profit, stop-loss, close) filled.
-    fn has_exit_fill(&self, s: &mut Step<'_>) -> Result<bool, BotError> {
-        for p in self.cycle_purposes() {
-            if matches!(
-                p,
-                Purpose::TakeProfit(_) | Purpose::StopLoss(_) | Purpose::Close
-            ) {
-                if let Some(o) = s.ex.order(&self.cfg.symbol, &self.id(p))? {
-                    if o.filled_qty > Decimal::ZERO {
-                        return Ok(true);
-                    }
-                }
-            }
-        }
-        Ok(false)
-    }
-
-    /// Every purpose an order of this cycle can have.
-    fn cycle_purposes(&self) -> Vec<Purpose> {
-        let mut v = vec![Purpose::Entry, Purpose::Close];
-        v.extend((1..self.cfg.rounds.min(self.cfg.grids.len())).map(Purpose::Leg));
-        v.extend((1..=self.state.tp_n).map(Purpose::TakeProfit));
-        v.extend((1..=self.state.sl_n).map(Purpose::StopLoss));
-        v
-    }
-
-    /// Applies a stop mode (`keep`, `cancel_orders`, `close_position`) to the exchange.
-    pub fn stop(
-        &mut self,
-        ex: &dyn Exchange,
-        j: &mut dyn Journal,
-        mode: StopMode,
-    ) -> Result<Vec<String>, BotError> {
-        let mut s = Step {
-            ex,
-            actions: Vec::new(),
-        };
-        if mode == StopMode::Keep {
-            return Ok(s.actions);
-        }
-        let sym = self.cfg.symbol.clone();
-        let prefix = ids::user_prefix(self.uid);
-        for o in ex
-            .open_orders(&sym)?
-            .iter()
-            .filter(|o| o.client_id.starts_with(&prefix))
-        {
-            ex.cancel(&sym, &o.client_id)?;
-            s.actions.push(format!("cancelled {}", o.client_id));
-        }
-        if mode == StopMode::ClosePosition {
-            let pos = ex.position(&sym, self.side())?;
-            if pos.size >= self.market.step / Decimal::TWO {
-                let id = self.id(Purpose::Close);
-                self.place(&mut s, j, &id, None, pos.size, true)?;
-                s.actions.push("closed_position".into());
-                self.close_cycle(&mut s, j, Some("closed by stop"))?;
-            }
-        }
-        let open = ex.open_orders(&sym)?.len();
-        let pos = ex.position(&sym, self.side())?;
-        self.publish(pos.size, pos.avg_entry, open, j)?;
-        Ok(s.actions)
     }
 }
 

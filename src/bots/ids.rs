@@ -1,20 +1,34 @@
 //! Deterministic client order ids: `bz-<uid>-<cycle>-<purpose>`. They depend
 //! only on who, which cycle and what for, so a restarted bot computes the same ids
-//! and finds its orders instead of placing them twice.
+//! and finds its orders instead of placing them twice. A ladder leg re-placed
+//! after a stop and start carries its round: `l<i>` first, then `l<i>r<k>`.
 //! See docs/bots.md, Client order ids.
 
 /// What an order is for within a cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     Entry,
-    /// Ladder leg `i` (1-based; the entry is leg 0).
-    Leg(usize),
+    /// Ladder leg `i` (1-based; the entry is leg 0) of placement round `k`
+    /// (0 first; each start of an open cycle after a stop is a new round).
+    Leg(usize, u32),
     /// The n-th take-profit placement of the cycle (it moves with the average).
     TakeProfit(u32),
     /// The n-th stop-loss placement.
     StopLoss(u32),
     /// The reduce-only market order of a `close_position` stop.
     Close,
+    /// The n-th reduce-only market close of a trailing take-profit.
+    Trailing(u32),
+}
+
+impl Purpose {
+    /// The ladder leg's index, for legs.
+    pub fn leg(self) -> Option<usize> {
+        match self {
+            Purpose::Leg(i, _) => Some(i),
+            _ => None,
+        }
+    }
 }
 
 /// The prefix of every order of user `uid`.
@@ -25,10 +39,12 @@ pub fn user_prefix(uid: i64) -> String {
 pub fn client_id(uid: i64, cycle: i64, purpose: Purpose) -> String {
     let tail = match purpose {
         Purpose::Entry => "e".to_string(),
-        Purpose::Leg(i) => format!("l{i}"),
+        Purpose::Leg(i, 0) => format!("l{i}"),
+        Purpose::Leg(i, k) => format!("l{i}r{k}"),
         Purpose::TakeProfit(n) => format!("tp{n}"),
         Purpose::StopLoss(n) => format!("sl{n}"),
         Purpose::Close => "x".to_string(),
+        Purpose::Trailing(n) => format!("tr{n}"),
     };
     format!("bz-{uid}-{cycle}-{tail}")
 }
@@ -45,7 +61,14 @@ pub fn parse(uid: i64, id: &str) -> Option<(i64, Purpose)> {
         "x" => Purpose::Close,
         t if t.starts_with("tp") => Purpose::TakeProfit(num(&t[2..])?),
         t if t.starts_with("sl") => Purpose::StopLoss(num(&t[2..])?),
-        t if t.starts_with('l') => Purpose::Leg(num(&t[1..])? as usize),
+        t if t.starts_with("tr") => Purpose::Trailing(num(&t[2..])?),
+        t if t.starts_with('l') => {
+            let (i, k) = match t[1..].split_once('r') {
+                Some((i, k)) => (num(i)?, num(k)?),
+                None => (num(&t[1..])?, 0),
+            };
+            Purpose::Leg(i as usize, k)
+        }
         _ => return None,
     };
     Some((cycle, purpose))
@@ -59,15 +82,21 @@ mod tests {
     fn ids_round_trip() {
         for p in [
             Purpose::Entry,
-            Purpose::Leg(3),
+            Purpose::Leg(3, 0),
+            Purpose::Leg(3, 2),
             Purpose::TakeProfit(2),
             Purpose::StopLoss(1),
             Purpose::Close,
+            Purpose::Trailing(4),
         ] {
             let id = client_id(42, 7, p);
             assert_eq!(parse(42, &id), Some((7, p)), "{id}");
         }
-        assert_eq!(client_id(42, 7, Purpose::Leg(2)), "bz-42-7-l2");
+        assert_eq!(client_id(42, 7, Purpose::Leg(2, 0)), "bz-42-7-l2");
+        assert_eq!(client_id(42, 7, Purpose::Leg(2, 1)), "bz-42-7-l2r1");
+        assert_eq!(client_id(42, 7, Purpose::Trailing(1)), "bz-42-7-tr1");
+        // Ids written before rounds existed still read as round 0.
+        assert_eq!(parse(42, "bz-42-7-l12"), Some((7, Purpose::Leg(12, 0))));
         assert_eq!(client_id(1, 0, Purpose::TakeProfit(1)), "bz-1-0-tp1");
     }
 
@@ -78,5 +107,8 @@ mod tests {
         assert_eq!(parse(42, "bz-42-x-e"), None);
         assert_eq!(parse(42, "bz-42-7-lx"), None);
         assert_eq!(parse(42, "bz-42-7-tp+1"), None);
+        assert_eq!(parse(42, "bz-42-7-l1r"), None);
+        assert_eq!(parse(42, "bz-42-7-l1rx"), None);
+        assert_eq!(parse(42, "bz-42-7-lr1"), None);
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod engine;
 pub mod ids;
 pub mod ladder;
+pub mod ledger;
 pub mod pnl;
 pub mod rules;
 pub mod status;

@@ -57,6 +57,25 @@ text_enum! {
         CancelOrders = "cancel_orders",
         /// Cancels the bot's orders and closes the position.
         ClosePosition = "close_position",
+        /// Lets the current cycle finish, then stops instead of repeating.
+        AfterCycle = "after_cycle",
+    }
+}
+
+text_enum! {
+    /// Why a bot ended (`user_bots.stop_reason`, docs/bots.md, Stops and closes).
+    pub enum StopReason {
+        /// Its stop-loss closed the cycle and `after_stop_loss` is `stop`.
+        StopLoss = "stop_loss",
+        /// The position was closed by someone else, or liquidated.
+        ClosedOutside = "closed_outside",
+        /// The cycle finished and the bot was not to repeat (`repeat` off, or a
+        /// stop with mode `after_cycle`).
+        AfterCycle = "after_cycle",
+        User = "user",
+        Admin = "admin",
+        /// A failure, or a safety stop.
+        Error = "error",
     }
 }
 
@@ -90,7 +109,7 @@ mod tests {
         );
         assert_eq!(
             StopMode::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            words(&["keep", "cancel_orders", "close_position"])
+            words(&["keep", "cancel_orders", "close_position", "after_cycle"])
         );
         assert_eq!(
             (
@@ -114,6 +133,9 @@ mod tests {
         }
         for &m in StopMode::ALL {
             assert_eq!(m.as_str().parse(), Ok(m));
+        }
+        for &r in StopReason::ALL {
+            assert_eq!(r.as_str().parse(), Ok(r));
         }
         assert!("Running".parse::<BotStatus>().is_err());
         assert!("sideways".parse::<StopMode>().is_err());

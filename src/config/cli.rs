@@ -72,6 +72,35 @@ pub enum Command {
     Token(TokenCommand),
     /// Simulate users against a running server and report latency per endpoint.
     Loadtest(LoadtestArgs),
+    /// Act on users' paper exchange accounts (through the running server).
+    #[command(subcommand)]
+    Paper(PaperCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PaperCommand {
+    /// Close a user's paper position with a market order that is not the bot's, as
+    /// a trader closing it on the exchange's site (the server must be running).
+    ClosePosition {
+        /// The user's id
+        #[arg(long, value_name = "ID")]
+        user: i64,
+        /// The position's symbol, e.g. BTC/USDT
+        #[arg(long, value_name = "SYM")]
+        symbol: String,
+        /// The position's direction
+        #[arg(long, value_enum)]
+        side: PaperSide,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// `--side` of `blitz paper close-position`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PaperSide {
+    Long,
+    Short,
 }
 
 /// `blitz loadtest` (docs/operations.md, Load test).

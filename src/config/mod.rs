@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use cli::{Cli, Command, DbArgs, LoadtestArgs, ServeArgs, TokenCommand, UserCommand};
+pub use cli::{
+    Cli, Command, DbArgs, LoadtestArgs, PaperCommand, PaperSide, ServeArgs, TokenCommand,
+    UserCommand,
+};
 pub use env::{EnvLookup, LayeredEnv, ProcessEnv};
 pub use error::{ConfigError, Expected};
 pub use parse::{
@@ -147,6 +150,14 @@ pub struct Config {
     shown: Vec<(&'static str, String)>,
 }
 
+/// The instance directory of a database path: the directory that holds it.
+pub fn instance_dir_of(database: &Path) -> &Path {
+    match database.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 impl Config {
     /// Builds the configuration from flags, then `env`, then defaults, each setting as
     /// `settings` declares it. The first bad value stops the load with an error
@@ -242,10 +253,7 @@ impl Config {
 
     /// The directory holding the database; secret key and outbox live there.
     pub fn instance_dir(&self) -> &Path {
-        match self.database.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        }
+        instance_dir_of(&self.database)
     }
 
     /// The effective configuration for `blitz check-config`, one row per setting in

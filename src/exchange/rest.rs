@@ -1,6 +1,9 @@
 //! What the real-exchange adapters share: where the exchanges are (per deployment),
 //! one HTTP client with timeouts, HMAC-SHA256 signing, the server-clock offset and
-//! the retry policy.
+//! the retry policy. `wire` reads their answers into typed structs.
+
+pub mod class;
+pub mod wire;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,7 +12,6 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use rust_decimal::Decimal;
-use serde_json::Value;
 
 use super::ExchangeError;
 use crate::money;
@@ -178,9 +180,11 @@ fn transport_message(t: &ureq::Transport) -> String {
 }
 
 /// How many times a call is tried in all. Only transient failures (network, rate
-/// limit, clock) are retried, after a growing pause — and only calls that are safe
-/// to repeat exist: reads, cancels, leverage, and order placements with the same
-/// client order id (a repeat is answered as a duplicate, never executed twice).
+/// limit, busy, clock: `ExchangeError::is_retryable`) are retried, after a growing
+/// pause — and only calls that are safe to repeat go through that loop: reads,
+/// cancels, leverage, and order placements with the same client order id (a
+/// repeat is answered as a duplicate, never executed twice). A BingX stop, which
+/// keeps no client id, is sent once.
 pub const ATTEMPTS: u32 = 3;
 
 /// A decimal number as the exchanges want it: no exponent, no trailing zeros.
@@ -188,60 +192,21 @@ pub fn decimal(x: Decimal) -> String {
     money::text(x)
 }
 
-/// The error for an answer whose field `key` is missing or not a number: the
-/// exchange said something we cannot act on safely (a 0 in its place could
-/// place or size an order wrongly).
-fn malformed(key: &str) -> ExchangeError {
-    ExchangeError::Rejected(format!("malformed exchange answer: field {key}"))
-}
+pub const DAY_MS: i64 = 24 * 3600 * 1000;
 
-/// Money field `key` of `obj` when the exchange may leave it out: absent, `null`
-/// or `""` is `None` (an unfilled order's `avgPrice`); anything else must be a
-/// decimal, sent as a string or a number.
-pub fn num_opt(obj: &Value, key: &str) -> Result<Option<Decimal>, ExchangeError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => money::parse(s).map(Some).map_err(|_| malformed(key)),
-        Some(Value::Number(n)) => money::parse(&n.to_string())
-            .map(Some)
-            .map_err(|_| malformed(key)),
-        Some(_) => Err(malformed(key)),
+/// `[start, end]` windows of at most `width` ms covering `since..=now`, oldest
+/// first, starting no earlier than `kept` ms back (what the exchange still has);
+/// the next window starts 1 ms after the previous one ends. Both exchanges cap a
+/// history query's range (7 days), so a long cycle is read window by window.
+pub fn windows(since: i64, now: i64, width: i64, kept: i64) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let mut start = since.max(now - kept);
+    while start <= now {
+        let end = (start + width).min(now);
+        out.push((start, end));
+        start = end + 1;
     }
-}
-
-/// Money field `key` of `obj` that the exchange always sends.
-pub fn num(obj: &Value, key: &str) -> Result<Decimal, ExchangeError> {
-    num_opt(obj, key)?.ok_or_else(|| malformed(key))
-}
-
-/// Money field `key` that the exchange leaves empty when it does not apply (no
-/// fill yet, no minimum): 0 then; a garbled value is still an error.
-pub fn num_or_zero(obj: &Value, key: &str) -> Result<Decimal, ExchangeError> {
-    Ok(num_opt(obj, key)?.unwrap_or(Decimal::ZERO))
-}
-
-/// An integer sent as a string or a number; `None` when absent or garbled.
-pub fn int(v: &Value) -> Option<i64> {
-    match v {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_i64(),
-        _ => None,
-    }
-}
-
-/// Integer field `key` of `obj` that the exchange always sends.
-pub fn int_field(obj: &Value, key: &str) -> Result<i64, ExchangeError> {
-    obj.get(key).and_then(int).ok_or_else(|| malformed(key))
-}
-
-/// A field as text, whether the exchange sent a string or a number.
-pub fn text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    }
+    out
 }
 
 /// `BTC/USDT` → (`BTC`, `USDT`).
@@ -252,18 +217,23 @@ pub fn split_symbol(symbol: &str) -> Result<(&str, &str), ExchangeError> {
         .ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))
 }
 
-/// An order just placed, as the exchange reports it: read back by client id (a
-/// market order until it is no longer open, a few tries 100 ms apart), or, if
-/// the exchange does not list it yet, as it was sent.
+/// An order just placed, as the exchange reports it: read back with `find` (a
+/// market order until it is no longer open, a few tries 100 ms apart), or, if the
+/// exchange does not list it yet, as it was sent. Either way with the client id
+/// the bot asked for, even where the exchange keeps none (BingX stops): the engine
+/// records client id ↔ exchange id from this answer.
 pub fn read_back(
     order: &super::NewOrder,
     exchange_id: String,
-    find: impl Fn(&str, &str) -> Result<Option<super::Order>, ExchangeError>,
+    find: impl Fn() -> Result<Option<super::Order>, ExchangeError>,
 ) -> Result<super::Order, ExchangeError> {
     use super::{OrderKind, OrderStatus};
     for i in 0..4 {
-        if let Some(o) = find(&order.symbol, &order.client_id)? {
-            if o.kind == OrderKind::Limit || !o.status.is_open() || i == 3 {
+        if let Some(mut o) = find()? {
+            if o.kind != OrderKind::Market || !o.status.is_open() || i == 3 {
+                if o.client_id.is_empty() {
+                    o.client_id = order.client_id.clone();
+                }
                 return Ok(o);
             }
         }
@@ -292,7 +262,6 @@ pub fn read_back(
 mod tests {
     use super::*;
     use crate::money::dec;
-    use serde_json::json;
 
     #[test]
     fn hmac_matches_rfc_4231_case_2() {
@@ -304,33 +273,31 @@ mod tests {
     }
 
     #[test]
+    fn windows_cover_the_span_without_overlap() {
+        let week = 7 * DAY_MS;
+        assert_eq!(windows(100, 100, week, week), [(100, 100)]);
+        let w = windows(0, 20 * DAY_MS, week, 100 * DAY_MS);
+        assert_eq!(
+            w,
+            [
+                (0, week),
+                (week + 1, 2 * week + 1),
+                (2 * week + 2, 20 * DAY_MS)
+            ]
+        );
+        // Older than what is kept: from `kept` back only.
+        assert_eq!(
+            windows(0, 300 * DAY_MS, week, 100 * DAY_MS)[0].0,
+            200 * DAY_MS
+        );
+        assert!(windows(11, 10, week, week).is_empty());
+    }
+
+    #[test]
     fn decimals_are_plain() {
         assert_eq!(decimal(dec!(0.1) + dec!(0.2)), "0.3");
         assert_eq!(decimal(dec!(65000.00)), "65000");
         assert_eq!(decimal(dec!(0.001)), "0.001");
         assert_eq!(decimal(Decimal::ZERO), "0");
-    }
-
-    #[test]
-    fn missing_or_garbled_money_is_an_error_not_zero() {
-        let v = json!({"price": "1600.50", "qty": 0.1, "avgPrice": "", "fee": "abc",
-            "n": [1], "time": "1700000000000", "bad": "12x"});
-        assert_eq!(num(&v, "price").unwrap(), dec!(1600.5));
-        assert_eq!(num(&v, "qty").unwrap(), dec!(0.1));
-        assert_eq!(num_opt(&v, "avgPrice").unwrap(), None);
-        assert_eq!(num_or_zero(&v, "avgPrice").unwrap(), Decimal::ZERO);
-        assert_eq!(num_or_zero(&v, "absent").unwrap(), Decimal::ZERO);
-        for key in ["avgPrice", "absent", "fee", "n"] {
-            let e = num(&v, key).unwrap_err();
-            assert_eq!(
-                e,
-                ExchangeError::Rejected(format!("malformed exchange answer: field {key}"))
-            );
-        }
-        assert!(num_or_zero(&v, "fee").is_err());
-        assert_eq!(int_field(&v, "time").unwrap(), 1_700_000_000_000);
-        assert!(int_field(&v, "bad").is_err());
-        assert_eq!(int(&json!(7)), Some(7));
-        assert_eq!(int(&Value::Null), None);
     }
 }

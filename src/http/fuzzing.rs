@@ -60,6 +60,7 @@ pub fn json_body(body: &[u8]) {
             has_api_key: false,
             has_api_secret: false,
             has_telegram_token: false,
+            has_pending: false,
         }
         .to_json();
         let Value::Object(shown) = shown else {
@@ -89,6 +90,10 @@ fn sample_config() -> BotConfig {
         leverage: 10,
         take_profit: crate::money::dec!(5),
         stop_loss: crate::money::dec!(0),
+        after_stop_loss: Default::default(),
+        cooldown: 0,
+        max_active_legs: 0,
+        trailing_take_profit: crate::money::dec!(0),
         rounds: 2,
         grids: vec![
             Grid {

@@ -177,7 +177,7 @@ const fn raw(
 }
 
 #[rustfmt::skip]
-pub static ROUTES: [Route; 58] = [
+pub static ROUTES: [Route; 59] = [
     probe("/healthz", Probe::Healthz),
     probe("/livez", Probe::Livez),
     probe("/readyz", Probe::Readyz),
@@ -209,6 +209,7 @@ pub static ROUTES: [Route; 58] = [
     api("POST", "/api/bot/stop",    bot::stop).user().limit(Group::Stop).paused_by_maintenance(),
     api("GET",  "/api/bot/status",  bot::status).user().limit(Group::Status),
     api("POST", "/api/bot/recover", bot::recover).user().limit(Group::Recover).paused_by_maintenance(),
+    api("GET",  "/api/bot/orders",  bot::orders).user().limit(Group::Status),
     api("GET",  "/api/bot/events",  bot::events).user(),
     api("GET",  "/api/bot/config",  bot_config::get).user(),
     api("PUT",  "/api/bot/config",  bot_config::put).user(),
@@ -286,6 +287,7 @@ mod tests {
                 ("/api/bot/stop", Group::Stop),
                 ("/api/bot/status", Group::Status),
                 ("/api/bot/recover", Group::Recover),
+                ("/api/bot/orders", Group::Status),
             ]
         );
     }

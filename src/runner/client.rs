@@ -8,6 +8,9 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use super::protocol::{OpResult, Request};
 
 /// How long a worker waits for the runner's answer.
@@ -24,6 +27,15 @@ pub enum RpcError {
 }
 
 pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<OpResult, RpcError> {
+    call_as(socket, req, timeout)
+}
+
+/// `call` for any request line and reply type (the paper-account commands).
+pub fn call_as<Q: Serialize, A: DeserializeOwned>(
+    socket: &Path,
+    req: &Q,
+    timeout: Duration,
+) -> Result<A, RpcError> {
     let deadline = Instant::now() + timeout;
     let mut stream = UnixStream::connect(socket).map_err(RpcError::Unavailable)?;
     let mut line = serde_json::to_vec(req).map_err(|e| RpcError::Protocol(e.to_string()))?;

@@ -1,13 +1,17 @@
-//! The engine's journal in the database: events, placement counters, closed cycles
-//! and the position snapshot, each committed before the step goes on.
+//! The engine's journal in the database: events, placement counters, the fill
+//! ledger, funding, closed cycles and the status snapshot, each committed before
+//! the step goes on.
 
 use rusqlite::Connection;
 use serde_json::Value;
 
 use super::telegram::{Notifier, Target};
+use crate::bots::config::{self, BotConfig};
 use crate::bots::engine::{CycleState, Journal};
+use crate::bots::ledger::Fill;
 use crate::bots::status::DesiredState;
-use crate::store::bots::{self, CycleRow};
+use crate::store::bots::{self, CycleRow, Snapshot};
+use crate::store::ledger::{self, Funding, Sent};
 use crate::store::trades::{self, Trade};
 use crate::store::{self, StoreError};
 
@@ -56,6 +60,10 @@ impl<'a> DbJournal<'a> {
             symbol: self.symbol,
             side: self.side,
             opened_at: s.opened_at,
+            leg_round: s.leg_round,
+            tr_n: s.tr_n,
+            trail_best: s.trail_best,
+            next_entry_at: s.next_entry_at,
         }
     }
 }
@@ -82,24 +90,22 @@ impl Journal for DbJournal<'_> {
         trade: &Trade,
         next: &CycleState,
         last: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<BotConfig>, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         trades::record(&tx, trade)?;
         bots::set_cycle(&tx, self.uid, &self.row(next), store::now())?;
         if last {
             bots::set_desired(&tx, self.uid, DesiredState::Stopped, store::now())?;
         }
+        // A change made while the bot ran applies from the next cycle, in the
+        // same write as the close.
+        let applied = config::apply_pending(&tx, self.uid)?;
         tx.commit()?;
-        Ok(())
+        Ok(applied)
     }
 
-    fn position(
-        &mut self,
-        size: rust_decimal::Decimal,
-        avg: rust_decimal::Decimal,
-        open_orders: usize,
-    ) -> Result<(), StoreError> {
-        bots::set_position(self.conn, self.uid, size, avg, open_orders)
+    fn snapshot(&mut self, s: &Snapshot) -> Result<(), StoreError> {
+        bots::set_snapshot(self.conn, self.uid, s)
     }
 
     fn notify(&mut self, text: &str) {
@@ -109,26 +115,46 @@ impl Journal for DbJournal<'_> {
     }
 
     fn submitted(&mut self, client_id: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO bot_orders (user_id, client_id, submitted_at) VALUES (?1, ?2, ?3)",
-            rusqlite::params![self.uid, client_id, store::now()],
-        )?;
-        Ok(())
+        ledger::submitted(self.conn, self.uid, client_id, store::now())
     }
 
     fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
-        use rusqlite::OptionalExtension;
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT submitted_at FROM bot_orders WHERE user_id = ?1 AND client_id = ?2",
-                rusqlite::params![self.uid, client_id],
-                |r| r.get(0),
-            )
-            .optional()?)
+        ledger::submitted_at(self.conn, self.uid, client_id)
+    }
+
+    fn placed(&mut self, client_id: &str, exchange_id: &str) -> Result<(), StoreError> {
+        ledger::placed(self.conn, self.uid, client_id, exchange_id, store::now())
+    }
+
+    fn refused(&mut self, client_id: &str) -> Result<(), StoreError> {
+        ledger::refused(self.conn, self.uid, client_id)
+    }
+
+    fn sent(&self, cycle: i64) -> Result<Vec<Sent>, StoreError> {
+        ledger::sent(self.conn, self.uid, cycle)
+    }
+
+    fn fill(&mut self, f: &Fill) -> Result<(), StoreError> {
+        ledger::add_fill(self.conn, self.uid, f).map(|_| ())
+    }
+
+    fn fills(&self, cycle: i64) -> Result<Vec<Fill>, StoreError> {
+        ledger::fills(self.conn, self.uid, cycle)
+    }
+
+    fn funding(&mut self, f: &Funding) -> Result<bool, StoreError> {
+        ledger::add_funding(self.conn, self.uid, f)
+    }
+
+    fn funding_of(&self, cycle: i64) -> Result<Vec<Funding>, StoreError> {
+        ledger::funding(self.conn, self.uid, cycle)
     }
 
     fn now(&self) -> i64 {
         store::now()
+    }
+
+    fn now_ms(&self) -> i64 {
+        store::now_ms()
     }
 }

@@ -14,7 +14,7 @@ use super::protocol::Outcome;
 use super::telegram::Target;
 use crate::bots::config::{self, side_name, StoredConfig};
 use crate::bots::engine::{BotError, CycleState, Engine, Journal, Mode, Verdict};
-use crate::bots::status::{BotStatus, DesiredState};
+use crate::bots::status::{BotStatus, DesiredState, StopReason};
 use crate::exchange::rest::ApiKey;
 use crate::exchange::{self, Exchange, ExchangeError};
 use crate::store::{self, bots, users, StoreError};
@@ -25,8 +25,8 @@ pub enum Fail {
     MissingCredentials(String),
     Exchange(String),
     Safety(String),
-    /// The bot is done (its last cycle closed while it was down).
-    Finished(String),
+    /// The bot is done (its last cycle closed while it was down), for this reason.
+    Finished(String, StopReason),
     /// Worth another try: the exchange or the database did not answer.
     Transient(String),
 }
@@ -38,7 +38,7 @@ impl Fail {
             Fail::Invalid(_) => Outcome::InvalidConfig,
             Fail::MissingCredentials(_) => Outcome::MissingCredentials,
             Fail::Exchange(_) | Fail::Transient(_) | Fail::Safety(_) => Outcome::Error,
-            Fail::Finished(_) => Outcome::NotRunning,
+            Fail::Finished(..) => Outcome::NotRunning,
         }
     }
 
@@ -46,8 +46,29 @@ impl Fail {
     pub fn status(&self) -> BotStatus {
         match self {
             Fail::Safety(_) => BotStatus::SafetyStop,
-            Fail::Finished(_) => BotStatus::Stopped,
+            Fail::Finished(..) => BotStatus::Stopped,
             _ => BotStatus::Error,
+        }
+    }
+
+    /// The same failure with `note` added to its message.
+    pub fn noting(self, note: &str) -> Fail {
+        let with = |m: String| format!("{m}; {note}");
+        match self {
+            Fail::Invalid(m) => Fail::Invalid(with(m)),
+            Fail::MissingCredentials(m) => Fail::MissingCredentials(with(m)),
+            Fail::Exchange(m) => Fail::Exchange(with(m)),
+            Fail::Safety(m) => Fail::Safety(with(m)),
+            Fail::Finished(m, r) => Fail::Finished(with(m), r),
+            Fail::Transient(m) => Fail::Transient(with(m)),
+        }
+    }
+
+    /// Why the bot ended, as `stop_reason` shows it.
+    pub fn stop_reason(&self) -> StopReason {
+        match self {
+            Fail::Finished(_, r) => *r,
+            _ => StopReason::Error,
         }
     }
 
@@ -57,7 +78,7 @@ impl Fail {
             | Fail::MissingCredentials(m)
             | Fail::Exchange(m)
             | Fail::Safety(m)
-            | Fail::Finished(m)
+            | Fail::Finished(m, _)
             | Fail::Transient(m) => m,
         }
     }
@@ -71,7 +92,7 @@ impl From<StoreError> for Fail {
 
 impl From<BotError> for Fail {
     fn from(e: BotError) -> Self {
-        if e.is_transient() {
+        if e.is_retryable() {
             return Fail::Transient(e.to_string());
         }
         match e {
@@ -158,7 +179,13 @@ impl Manager {
             side: side_name(cfg.side),
             telegram: self.telegram_target(conn, uid, &stored),
         };
-        let mut running = Running::new(Engine::new(uid, cfg, market, state, started_ms), ex, ctx);
+        let mut engine = Engine::new(uid, cfg, market, state, started_ms);
+        // A start is a new decision; a resume keeps a pending "stop after this cycle".
+        engine.after_cycle = why == Why::Resume && row.after_cycle;
+        if why == Why::Start {
+            bots::set_after_cycle(conn, uid, false)?;
+        }
+        let mut running = Running::new(engine, ex, ctx);
         let first = self.first_steps(conn, uid, &mut running, why)?;
         Ok(Launched { running, first })
     }
@@ -175,6 +202,10 @@ impl Manager {
     ) -> Result<FirstSteps, Fail> {
         let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
         j.cycle(&bot.engine.state)?;
+        if why == Why::Start {
+            // Resuming an open cycle after a stop: the ladder is placed again.
+            bot.engine.new_round(&mut j).map_err(Fail::from)?;
+        }
         let mode = if why == Why::Resume {
             Mode::Resume
         } else {
@@ -190,27 +221,37 @@ impl Manager {
                     first.actions.extend(actions);
                     match verdict {
                         Verdict::Continue => return Ok(first),
-                        Verdict::Finished if why == Why::Start => continue,
-                        Verdict::Finished => {
+                        Verdict::Finished(_) if why == Why::Start => continue,
+                        Verdict::Finished(reason) => {
                             return Err(Fail::Finished(
-                                "the last cycle closed and repeat is off".into(),
+                                super::manager::finished_message(reason).into(),
+                                reason,
                             ))
                         }
                         Verdict::SafetyStop(m) => return Err(Fail::Safety(m)),
                         Verdict::Failed(m) => return Err(Fail::Invalid(m)),
                     }
                 }
-                Err(e) if e.is_transient() => {
+                Err(e) if e.is_retryable() => {
                     first.retrying = Some(e.to_string());
                     return Ok(first);
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    let open = bot.engine.size() > rust_decimal::Decimal::ZERO;
+                    let fail = Fail::from(e);
+                    if !open {
+                        return Err(fail);
+                    }
+                    // Nothing is undone: the error says what is left.
+                    let left = bot.engine.leftovers(bot.ex.as_ref());
+                    return Err(fail.noting(&left));
+                }
             }
         }
         Ok(first)
     }
 
-    fn exchange(
+    pub(super) fn exchange(
         &self,
         conn: &Connection,
         uid: i64,
@@ -297,7 +338,11 @@ fn cycle_state(
             cycle,
             tp_n: row.tp_n,
             sl_n: row.sl_n,
+            tr_n: row.tr_n,
+            leg_round: row.leg_round,
             opened_at: row.cycle_opened_at,
+            trail_best: row.trail_best,
+            next_entry_at: row.next_entry_at,
         });
     }
     let msg = format!(
@@ -314,10 +359,5 @@ fn cycle_state(
         Some(&json!({"cycle": cycle + 1})),
         store::now(),
     )?;
-    Ok(CycleState {
-        cycle: cycle + 1,
-        tp_n: 0,
-        sl_n: 0,
-        opened_at: None,
-    })
+    Ok(CycleState::first(cycle + 1))
 }

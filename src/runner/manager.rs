@@ -18,8 +18,9 @@ use super::journal::{BotCtx, DbJournal};
 use super::launch::{Fail, FirstSteps, Launched};
 use super::protocol::{Actor, OpResult, Outcome};
 use super::telegram::Notifier;
+use crate::bots::config;
 use crate::bots::engine::{Engine, Mode, Verdict};
-use crate::bots::status::{BotStatus, DesiredState, StopMode};
+use crate::bots::status::{BotStatus, DesiredState, StopMode, StopReason};
 use crate::exchange::paper::Paper;
 use crate::exchange::rest::RestSettings;
 use crate::exchange::Exchange;
@@ -60,6 +61,7 @@ pub struct Cell {
 /// user to see, and the event that tells the story.
 struct Ending {
     status: BotStatus,
+    reason: StopReason,
     last_error: Option<String>,
     event: &'static str,
     message: String,
@@ -68,15 +70,45 @@ struct Ending {
 
 impl Ending {
     /// An end whose message is also the bot's error, unless the bot just stopped.
-    fn new(status: BotStatus, event: &'static str, message: String, data: Value) -> Ending {
+    fn new(
+        status: BotStatus,
+        reason: StopReason,
+        event: &'static str,
+        message: String,
+        data: Value,
+    ) -> Ending {
         let last_error = (status != BotStatus::Stopped).then(|| message.clone());
         Ending {
             status,
+            reason,
             last_error,
             event,
             message,
             data,
         }
+    }
+}
+
+/// The event text of a bot that finished by itself.
+pub(super) fn finished_message(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::StopLoss => {
+            "the stop-loss closed the cycle; the bot stops (after_stop_loss: stop)"
+        }
+        StopReason::ClosedOutside => {
+            "the position was closed outside the bot; the bot stops and does not re-enter"
+        }
+        _ => "the cycle closed and the bot does not repeat",
+    }
+}
+
+/// Why a stop asked by `actor` ended the bot.
+fn reason_of(actor: Actor) -> StopReason {
+    match actor {
+        Actor::User => StopReason::User,
+        // The runner stops a bot on its own only for an admin's change (the owner
+        // disabled, the desired state changed behind its back).
+        Actor::Admin(_) | Actor::System => StopReason::Admin,
     }
 }
 
@@ -156,6 +188,14 @@ impl Manager {
 
     pub(super) fn log(&self) -> &Logger {
         &self.log
+    }
+
+    /// The exchange account and symbol of `uid`'s running bot.
+    pub(super) fn running_exchange(&self, uid: i64) -> Option<(Arc<dyn Exchange>, String)> {
+        let cell = self.cell(uid)?;
+        let guard = lock(&cell);
+        let bot = guard.bot.as_ref()?;
+        Some((bot.ex.clone(), bot.engine.cfg.symbol.clone()))
     }
 
     fn cell(&self, uid: i64) -> Option<Arc<Mutex<Cell>>> {
@@ -243,6 +283,7 @@ impl Manager {
             retrying.as_deref(),
             store::now(),
         )
+        .and_then(|()| bots::set_stop_reason(conn, uid, None))
         .and_then(|()| bots::add_event(conn, uid, kind, message, Some(&data), store::now()));
         if let Err(e) = written {
             drop(t);
@@ -281,7 +322,8 @@ impl Manager {
     ) -> OpResult {
         let (outcome, status) = (fail.outcome(), fail.status());
         let data = json!({"actor": actor});
-        let end = Ending::new(status, "start_failed", fail.into_message(), data);
+        let reason = fail.stop_reason();
+        let end = Ending::new(status, reason, "start_failed", fail.into_message(), data);
         if let Err(e) = self.finish(conn, uid, guard, &end, false) {
             warn!(self.log, "cannot record a failed start"; "user_id" => uid, "error" => %e);
         }
@@ -305,6 +347,9 @@ impl Manager {
             None => return OpResult::not_running(),
         };
         let mut guard = lock(&cell);
+        if mode == StopMode::AfterCycle {
+            return self.stop_after_cycle(conn, uid, &mut guard, actor);
+        }
         let Some(mut bot) = guard.bot.take() else {
             return OpResult::not_running();
         };
@@ -329,7 +374,13 @@ impl Manager {
         let end = Ending {
             // Stopped, not failed: what did not complete stays visible.
             last_error: problem.clone(),
-            ..Ending::new(BotStatus::Stopped, "stopped", message, data)
+            ..Ending::new(
+                BotStatus::Stopped,
+                reason_of(actor),
+                "stopped",
+                message,
+                data,
+            )
         };
         if let Err(e) = self.finish(conn, uid, &mut guard, &end, false) {
             return OpResult::new(
@@ -342,6 +393,39 @@ impl Manager {
             None => "Bot stopped successfully".into(),
         };
         OpResult::new(Outcome::Stopped, message).with_actions(actions)
+    }
+
+    /// `after_cycle`: the bot finishes its cycle, then stops instead of repeating.
+    /// The flag is persisted (a restart keeps it); a later stop overrides it.
+    fn stop_after_cycle(
+        &self,
+        conn: &Connection,
+        uid: i64,
+        guard: &mut MutexGuard<'_, Cell>,
+        actor: Actor,
+    ) -> OpResult {
+        let Some(bot) = guard.bot.as_mut() else {
+            return OpResult::not_running();
+        };
+        let written = bots::set_after_cycle(conn, uid, true).and_then(|()| {
+            bots::add_event(
+                conn,
+                uid,
+                "stopping_after_cycle",
+                "The bot stops when the current cycle closes",
+                Some(&json!({"actor": actor, "cycle": bot.engine.state.cycle})),
+                store::now(),
+            )
+            .map(|_| ())
+        });
+        if let Err(e) = written {
+            return OpResult::new(Outcome::Error, format!("could not record the stop: {e}"));
+        }
+        bot.engine.after_cycle = true;
+        OpResult::new(
+            Outcome::StoppingAfterCycle,
+            "The bot stops when the current cycle closes",
+        )
     }
 
     fn begin_stop(
@@ -444,8 +528,8 @@ impl Manager {
                 }
                 self.settle(conn, uid, &mut guard, verdict, true);
             }
-            Err(e) if e.is_transient() => {
-                let msg = e.to_string();
+            Err(e) if e.is_retryable() => {
+                let msg = format!("retrying: {e}");
                 if bot.last_error.as_deref() != Some(&msg) {
                     let _ = bots::set_last_error(conn, uid, Some(&msg), store::now());
                     let _ = bots::add_event(
@@ -460,7 +544,12 @@ impl Manager {
                 }
                 self.schedule(uid, generation, self.tick_ms);
             }
-            Err(e) => self.settle(conn, uid, &mut guard, Verdict::Failed(e.to_string()), true),
+            Err(e) => {
+                // Nothing is cancelled on the way out (the stop stays): the error
+                // says what is left.
+                let msg = format!("{e}; {}", bot.engine.leftovers(bot.ex.as_ref()));
+                self.settle(conn, uid, &mut guard, Verdict::Failed(msg), true)
+            }
         }
     }
 
@@ -474,8 +563,14 @@ impl Manager {
         verdict: Verdict,
         reschedule: bool,
     ) {
-        let ending = |status: BotStatus, event, message| {
-            Ending::new(status, event, message, json!({"status": status}))
+        let ending = |status: BotStatus, reason: StopReason, event, message| {
+            Ending::new(
+                status,
+                reason,
+                event,
+                message,
+                json!({"status": status, "stop_reason": reason}),
+            )
         };
         let end = match verdict {
             Verdict::Continue => {
@@ -484,15 +579,18 @@ impl Manager {
                 }
                 return;
             }
-            Verdict::Finished => ending(
+            Verdict::Finished(reason) => ending(
                 BotStatus::Stopped,
+                reason,
                 "stopped",
-                "cycle closed and repeat is off".to_string(),
+                finished_message(reason).to_string(),
             ),
-            Verdict::SafetyStop(m) => ending(BotStatus::SafetyStop, "stopped", m),
+            Verdict::SafetyStop(m) => {
+                ending(BotStatus::SafetyStop, StopReason::Error, "stopped", m)
+            }
             Verdict::Failed(m) => {
                 crate::metrics::error(crate::metrics::ErrorKind::BotFailed);
-                ending(BotStatus::Error, "error", m)
+                ending(BotStatus::Error, StopReason::Error, "error", m)
             }
         };
         if let (Some(e), Some(bot)) = (&end.last_error, guard.bot.as_ref()) {
@@ -524,6 +622,11 @@ impl Manager {
             error,
             store::now(),
         )
+        .and_then(|()| bots::set_stop_reason(conn, uid, Some(end.reason)))
+        .and_then(|()| bots::set_after_cycle(conn, uid, false))
+        // A configuration change waiting for the next cycle applies now that the
+        // bot is stopped, as a change made while stopped would.
+        .and_then(|()| config::apply_pending(conn, uid).map(|_| ()))
         .and_then(|()| {
             let data = Some(&end.data);
             bots::add_event(conn, uid, end.event, &end.message, data, store::now())

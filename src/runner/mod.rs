@@ -9,6 +9,8 @@ mod journal;
 mod lanes;
 mod launch;
 mod manager;
+mod orders;
+mod paper_ops;
 mod pool;
 pub mod protocol;
 mod schedule;
@@ -37,7 +39,7 @@ use crate::store::{self, bots, trades};
 use lanes::Lanes;
 use manager::{Manager, Why};
 use pool::Pool;
-use protocol::{Actor, Op, OpResult, Outcome, Request};
+use protocol::{Actor, Op, OpResult, Outcome, PaperRequest, Request};
 use schedule::Schedule;
 use stats::RunnerStats;
 
@@ -54,7 +56,13 @@ const MAX_REQUEST_LINE: u64 = 4096;
 
 /// The runner's socket, next to the database (so it is private to the instance).
 pub fn socket_path(config: &Config) -> PathBuf {
-    config.instance_dir().join("bot-runner.sock")
+    socket_in(config.instance_dir())
+}
+
+/// The runner's socket in an instance directory (for the commands, which know the
+/// database but have no whole configuration).
+pub fn socket_in(instance_dir: &Path) -> PathBuf {
+    instance_dir.join("bot-runner.sock")
 }
 
 struct Runner {
@@ -122,7 +130,12 @@ impl Runner {
             volatility: config.paper_volatility,
             seed: config.paper_seed,
         };
-        let paper = Paper::open(store::open(&config.database)?, params, store::now_ms())?;
+        let paper = Paper::open_with(
+            store::open(&config.database)?,
+            params,
+            &config.paper_prices,
+            store::now_ms(),
+        )?;
         let key = match SecretKey::resolve(config.secret_key.as_deref(), config.instance_dir()) {
             Ok(k) => Some(k),
             Err(e) => {
@@ -300,11 +313,15 @@ fn serve_request(m: &Manager, conn: &Connection, stream: UnixStream, log: &Logge
     if reader.read_line(&mut line).is_err() {
         return;
     }
-    let result = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => execute(m, conn, &req),
-        Err(e) => OpResult::new(Outcome::Error, format!("bad request: {e}")),
+    // A paper-account command names a position; anything else is a bot command.
+    let reply = match serde_json::from_str::<PaperRequest>(&line) {
+        Ok(req) => serde_json::to_vec(&paper_ops::execute(m.paper(), &req)),
+        Err(_) => serde_json::to_vec(&match serde_json::from_str::<Request>(&line) {
+            Ok(req) => execute(m, conn, &req),
+            Err(e) => OpResult::new(Outcome::Error, format!("bad request: {e}")),
+        }),
     };
-    let mut out = serde_json::to_vec(&result).unwrap_or_default();
+    let mut out = reply.unwrap_or_default();
     out.push(b'\n');
     // The worker may have given up (504); the outcome is recorded either way.
     if let Err(e) = (&stream).write_all(&out) {
@@ -318,5 +335,6 @@ fn execute(m: &Manager, conn: &Connection, req: &Request) -> OpResult {
         Op::Start => m.start(conn, uid, Why::Start, actor),
         Op::Recover => m.recover(conn, uid, actor),
         Op::Stop => m.stop(conn, uid, req.mode.unwrap_or_default(), actor),
+        Op::Orders => m.orders(conn, uid),
     }
 }

@@ -5,12 +5,17 @@
 //! while starting, stopped with a problem), answers with one [`OpResult`]; the
 //! HTTP handler turns that, and nothing else, into its answer. Enums travel as
 //! the same words the API shows (`already_running`, `close_position`, ...).
+//!
+//! Operations on a user's paper account rather than on a bot ([`PaperRequest`],
+//! from `blitz paper …`, docs/operations.md) share the socket and answer with a
+//! [`PaperReply`].
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bots::ladder::Side;
 use crate::bots::status::StopMode;
 use crate::text_enum::{text_enum, Unknown};
 
@@ -20,6 +25,8 @@ text_enum! {
         Start = "start",
         Stop = "stop",
         Recover = "recover",
+        /// The bot's open orders as the exchange lists them (running or not).
+        Orders = "orders",
     }
 }
 
@@ -99,6 +106,11 @@ text_enum! {
         Stopped = "stopped",
         NotRunning = "not_running",
         Recovered = "recovered",
+        /// A stop with mode `after_cycle` was taken: the bot stops when its
+        /// cycle closes.
+        StoppingAfterCycle = "stopping_after_cycle",
+        /// An answer with data (`orders`).
+        Listed = "listed",
         /// The exchange or the runner failed; `message` says how.
         Error = "error",
     }
@@ -112,6 +124,9 @@ pub struct OpResult {
     /// What the operation did on the exchange, in order.
     #[serde(default)]
     pub actions: Vec<String>,
+    /// What a read operation answers (`orders`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl OpResult {
@@ -120,6 +135,7 @@ impl OpResult {
             outcome,
             message: message.into(),
             actions: Vec::new(),
+            data: None,
         }
     }
 
@@ -131,6 +147,53 @@ impl OpResult {
     /// Stop and recover of a bot that is not running.
     pub fn not_running() -> OpResult {
         OpResult::new(Outcome::NotRunning, "Bot is not running")
+    }
+}
+
+text_enum! {
+    /// A command on a user's paper account.
+    pub enum PaperOp {
+        /// Close a position as a trader would on the exchange's site: a reduce-only
+        /// market order that is not the bot's.
+        ClosePosition = "close_paper_position",
+    }
+}
+
+/// A paper-account command: one line like a bot command's, with the position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaperRequest {
+    pub op: PaperOp,
+    pub user_id: i64,
+    pub symbol: String,
+    #[serde(with = "side_text")]
+    pub side: Side,
+}
+
+/// What a paper-account command did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaperReply {
+    /// Whether it changed the account; `message` says what happened either way.
+    pub done: bool,
+    pub message: String,
+    /// The client id of the order it placed (`manual-<ms>`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// A position side as the API writes it: `long` or `short`.
+mod side_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::bots::config::{parse_side, side_name};
+    use crate::bots::ladder::Side;
+
+    pub fn serialize<S: Serializer>(side: &Side, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(side_name(*side))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Side, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_side(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown side `{text}`")))
     }
 }
 
@@ -155,8 +218,46 @@ mod tests {
         // Written by an older worker: no mode, no actor.
         let old: Request = serde_json::from_value(json!({"op": "start", "user_id": 7})).unwrap();
         assert_eq!((old.mode, old.actor), (None, Actor::User));
+        let after = json!({"op": "stop", "user_id": 7, "mode": "after_cycle"});
+        let after: Request = serde_json::from_value(after).unwrap();
+        assert_eq!(after.mode, Some(StopMode::AfterCycle));
+        let orders: Request =
+            serde_json::from_value(json!({"op": "orders", "user_id": 7})).unwrap();
+        assert_eq!(orders.op, Op::Orders);
         let bad = json!({"op": "stop", "user_id": 7, "mode": "sideways"});
         assert!(serde_json::from_value::<Request>(bad).is_err());
+    }
+
+    #[test]
+    fn paper_requests_keep_their_wire_text_and_are_not_bot_requests() {
+        let req = PaperRequest {
+            op: PaperOp::ClosePosition,
+            user_id: 7,
+            symbol: "BTC/USDT".into(),
+            side: Side::Short,
+        };
+        let text = json!({"op": "close_paper_position", "user_id": 7,
+                          "symbol": "BTC/USDT", "side": "short"});
+        assert_eq!(serde_json::to_value(&req).unwrap(), text);
+        assert_eq!(
+            serde_json::from_value::<PaperRequest>(text.clone()).unwrap(),
+            req
+        );
+        assert!(serde_json::from_value::<Request>(text).is_err());
+        let sideways = json!({"op": "close_paper_position", "user_id": 7,
+                              "symbol": "BTC/USDT", "side": "up"});
+        assert!(serde_json::from_value::<PaperRequest>(sideways).is_err());
+        let bot = json!({"op": "stop", "user_id": 7});
+        assert!(serde_json::from_value::<PaperRequest>(bot).is_err());
+        let reply = PaperReply {
+            done: false,
+            message: "nothing to close".into(),
+            client_id: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&reply).unwrap(),
+            json!({"done": false, "message": "nothing to close"})
+        );
     }
 
     #[test]
@@ -180,6 +281,11 @@ mod tests {
                           "actions": ["placed l1"]});
         assert_eq!(serde_json::to_value(&r).unwrap(), text);
         assert_eq!(serde_json::from_value::<OpResult>(text).unwrap(), r);
+        let mut listed = OpResult::new(Outcome::Listed, "ok");
+        listed.data = Some(json!({"orders": []}));
+        let text = serde_json::to_value(&listed).unwrap();
+        assert_eq!(text["data"], json!({"orders": []}));
+        assert_eq!(serde_json::from_value::<OpResult>(text).unwrap(), listed);
         let words: Vec<_> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
         assert_eq!(
             words,
@@ -191,6 +297,8 @@ mod tests {
                 "stopped",
                 "not_running",
                 "recovered",
+                "stopping_after_cycle",
+                "listed",
                 "error"
             ]
         );

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::StoreError;
-use crate::bots::status::{BotStatus, DesiredState};
+use crate::bots::status::{BotStatus, DesiredState, StopReason};
 use crate::money::sql::{self as money_sql, Sql};
 
 /// A bot's row; absent for users who never started one.
@@ -28,11 +28,22 @@ pub struct BotRow {
     pub position_size: Decimal,
     pub position_avg: Decimal,
     pub open_orders: i64,
+    pub leg_round: u32,
+    pub tr_n: u32,
+    pub trail_best: Option<Decimal>,
+    /// End of a cooldown (Unix seconds).
+    pub next_entry_at: Option<i64>,
+    pub take_profit_price: Option<Decimal>,
+    pub stop_loss_price: Option<Decimal>,
+    pub stop_on_exchange: bool,
+    pub after_cycle: bool,
+    pub stop_reason: Option<StopReason>,
 }
 
 const COLUMNS: &str = "user_id, desired_state, status, cycle, tp_n, sl_n, started_at,
     heartbeat_at, last_error, cycle_exchange, cycle_symbol, cycle_side, cycle_opened_at,
-    position_size, position_avg, open_orders";
+    position_size, position_avg, open_orders, leg_round, tr_n, trail_best, next_entry_at,
+    take_profit_price, stop_loss_price, stop_on_exchange, after_cycle, stop_reason";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
     Ok(BotRow {
@@ -52,6 +63,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
         position_size: money_sql::get(r, 13)?,
         position_avg: money_sql::get(r, 14)?,
         open_orders: r.get(15)?,
+        leg_round: r.get(16)?,
+        tr_n: r.get(17)?,
+        trail_best: money_sql::get_opt(r, 18)?,
+        next_entry_at: r.get(19)?,
+        take_profit_price: money_sql::get_opt(r, 20)?,
+        stop_loss_price: money_sql::get_opt(r, 21)?,
+        stop_on_exchange: r.get(22)?,
+        after_cycle: r.get(23)?,
+        stop_reason: r.get(24)?,
     })
 }
 
@@ -132,6 +152,10 @@ pub struct CycleRow<'a> {
     pub symbol: &'a str,
     pub side: &'a str,
     pub opened_at: Option<i64>,
+    pub leg_round: u32,
+    pub tr_n: u32,
+    pub trail_best: Option<Decimal>,
+    pub next_entry_at: Option<i64>,
 }
 
 pub fn set_cycle(
@@ -142,7 +166,8 @@ pub fn set_cycle(
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE user_bots SET cycle = ?2, tp_n = ?3, sl_n = ?4, cycle_exchange = ?5,
-             cycle_symbol = ?6, cycle_side = ?7, cycle_opened_at = ?8, updated_at = ?9
+             cycle_symbol = ?6, cycle_side = ?7, cycle_opened_at = ?8, updated_at = ?9,
+             leg_round = ?10, tr_n = ?11, trail_best = ?12, next_entry_at = ?13
          WHERE user_id = ?1",
     )?
     .execute(params![
@@ -154,24 +179,59 @@ pub fn set_cycle(
         c.symbol,
         c.side,
         c.opened_at,
-        now
+        now,
+        c.leg_round,
+        c.tr_n,
+        money_sql::opt(c.trail_best),
+        c.next_entry_at
     ])?;
     Ok(())
 }
 
-/// The last position and open-order count the bot saw.
-pub fn set_position(
-    conn: &Connection,
-    uid: i64,
-    size: Decimal,
-    avg: Decimal,
-    open_orders: usize,
-) -> Result<(), StoreError> {
+/// What the bot last saw of its cycle, for `GET /api/bot/status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub size: Decimal,
+    pub avg: Decimal,
+    pub open_orders: usize,
+    pub take_profit_price: Option<Decimal>,
+    pub stop_loss_price: Option<Decimal>,
+    pub stop_on_exchange: bool,
+}
+
+pub fn set_snapshot(conn: &Connection, uid: i64, s: &Snapshot) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE user_bots SET position_size = ?2, position_avg = ?3, open_orders = ?4
+        "UPDATE user_bots SET position_size = ?2, position_avg = ?3, open_orders = ?4,
+             take_profit_price = ?5, stop_loss_price = ?6, stop_on_exchange = ?7
          WHERE user_id = ?1",
     )?
-    .execute(params![uid, Sql(size), Sql(avg), open_orders as i64])?;
+    .execute(params![
+        uid,
+        Sql(s.size),
+        Sql(s.avg),
+        s.open_orders as i64,
+        money_sql::opt(s.take_profit_price),
+        money_sql::opt(s.stop_loss_price),
+        s.stop_on_exchange
+    ])?;
+    Ok(())
+}
+
+/// Why the bot ended (`None` while it runs).
+pub fn set_stop_reason(
+    conn: &Connection,
+    uid: i64,
+    reason: Option<StopReason>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE user_bots SET stop_reason = ?2 WHERE user_id = ?1")?
+        .execute(params![uid, reason])?;
+    Ok(())
+}
+
+/// The "stop after this cycle" flag.
+pub fn set_after_cycle(conn: &Connection, uid: i64, on: bool) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE user_bots SET after_cycle = ?2 WHERE user_id = ?1")?
+        .execute(params![uid, on])?;
     Ok(())
 }
 

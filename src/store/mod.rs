@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod bots;
 mod db;
+pub mod ledger;
 pub mod mail_queue;
 pub mod migrate;
 pub mod resets;

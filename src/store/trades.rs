@@ -28,6 +28,12 @@ pub struct Trade {
     pub cycle: i64,
     pub opened_at: i64,
     pub closed_at: i64,
+    /// How the cycle closed (docs/bots.md, Stops and closes); `None` for cycles
+    /// recorded before it was kept.
+    pub close_reason: Option<String>,
+    /// Funding received (+) or paid (−) during the cycle, included in `pnl`.
+    #[serde(with = "crate::money::number")]
+    pub funding: Decimal,
 }
 
 /// Records a closed cycle once: a second record of the same cycle (a restarted
@@ -36,8 +42,8 @@ pub fn record(conn: &Connection, t: &Trade) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO trades (user_id, symbol, side, size, avg_entry, exit_price,
-                 pnl, fees, cycle, opened_at, closed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 pnl, fees, cycle, opened_at, closed_at, close_reason, funding)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?
         .execute(params![
             t.user_id,
@@ -50,13 +56,15 @@ pub fn record(conn: &Connection, t: &Trade) -> Result<bool, StoreError> {
             Sql(t.fees),
             t.cycle,
             t.opened_at,
-            t.closed_at
+            t.closed_at,
+            t.close_reason,
+            Sql(t.funding)
         ])?;
     Ok(n == 1)
 }
 
 const COLUMNS: &str = "id, user_id, symbol, side, size, avg_entry, exit_price, pnl, fees, cycle,
-    opened_at, closed_at";
+    opened_at, closed_at, close_reason, funding";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trade> {
     Ok(Trade {
@@ -72,6 +80,8 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trade> {
         cycle: r.get(9)?,
         opened_at: r.get(10)?,
         closed_at: r.get(11)?,
+        close_reason: r.get(12)?,
+        funding: money_sql::get(r, 13)?,
     })
 }
 

@@ -49,6 +49,11 @@ impl FakeBingx {
             .push_injected(Some(method), path, code, msg, times);
     }
 
+    /// The next request to `path` is answered with `body` as it is (HTTP 200).
+    pub fn inject_raw(&self, path: &str, body: &str) {
+        self.book().raw_replies.push((path.into(), body.into()));
+    }
+
     /// `inject_on` with the documented text of the code (fake_inject::BINGX).
     pub fn inject_code(&self, method: &str, path: &str, code: i64, times: usize) {
         self.inject_on(method, path, code, text(BINGX, code), times);
@@ -78,6 +83,13 @@ fn handle(book: &Mutex<Book>, req: &Request) -> Response {
         b.rate_limit_next -= 1;
         b.rate_limited += 1;
         return reply(100410, "rate limited, please retry later", json!({}));
+    }
+    if let Some(body) = b.take_raw(&req.path) {
+        return Response {
+            status: 200,
+            headers: Vec::new(),
+            body,
+        };
     }
     if let Some((code, msg)) = b.take_injected(&req.method, &req.path) {
         return reply(code, &msg, json!({}));
@@ -178,6 +190,7 @@ fn private(b: &mut Book, req: &Request) -> Response {
         ("GET", "/openApi/swap/v2/trade/openOrders") => orders::open_orders(b, req),
         ("GET", "/openApi/swap/v2/trade/order") => orders::query(b, req),
         ("GET", "/openApi/swap/v2/trade/allFillOrders") => orders::fills(b, req),
+        ("GET", "/openApi/swap/v2/trade/forceOrders") => orders::force_orders(b, req),
         ("GET", "/openApi/swap/v2/user/positions") => positions(b),
         ("GET", "/openApi/swap/v2/user/income") => ledger::income(b, req),
         ("GET", "/openApi/swap/v3/user/balance") => reply(

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::fake_bingx::{refuse, reply, SYMBOL};
-use super::fake_book::{dec, num, Book, Dir, FakeOrder, Trigger, TriggerBy};
+use super::fake_book::{dec, num, Book, Dir, FakeOrder, Origin, Trigger, TriggerBy};
 use super::fake_http::{Request, Response};
 
 /// A placement's parameters once checked.
@@ -243,7 +243,10 @@ pub fn open_orders(b: &mut Book, req: &Request) -> Response {
     reply(0, "", json!({"orders": list}))
 }
 
-/// `GET /openApi/swap/v2/trade/allFillOrders` for one order.
+/// `GET /openApi/swap/v2/trade/allFillOrders` ("Trade Fill History"):
+/// `tradingUnit`, `startTs` and `endTs` required, the fills in that range (by the
+/// exchange's clock), of one order when `orderId` is given; at most 7 days wide
+/// (the range rule of the neighbouring history endpoints).
 pub fn fills(b: &mut Book, req: &Request) -> Response {
     let (Some(unit), Some(start), Some(end)) = (
         req.param("tradingUnit"),
@@ -257,22 +260,59 @@ pub fn fills(b: &mut Book, req: &Request) -> Response {
             "tradingUnit, startTs and endTs are required",
         );
     };
-    if unit != "COIN" || end - start > 7 * 24 * 3600 * 1000 {
+    if unit != "COIN" || end < start || end - start > 7 * 24 * 3600 * 1000 {
         return refuse(b, req, 109400, "bad tradingUnit or a range over 7 days");
     }
-    let id = req.param("orderId").unwrap_or("");
-    // Fills are timed by the exchange's clock; the range is the client's.
+    let id = req.param("orderId");
     let list: Vec<Value> = b
         .fills
         .iter()
-        .filter(|f| f.order_id.to_string() == id)
+        .filter(|f| id.is_none_or(|id| f.order_id.to_string() == id))
+        .filter(|f| start <= f.time_ms && f.time_ms <= end)
         .map(|f| {
-            json!({"tradeId": "1", "symbol": SYMBOL, "orderId": f.order_id.to_string(),
-            "price": num(f.price), "qty": num(f.qty),
-            "fee": num(-f.fee), "time": f.time_ms})
+            let buy = b.order_by_id(f.order_id).is_some_and(|o| o.buy);
+            json!({"tradeId": f.id, "symbol": SYMBOL, "orderId": f.order_id,
+                "side": if buy { "BUY" } else { "SELL" },
+                "price": num(f.price), "qty": num(f.qty), "realizedPnl": num(f.realized),
+                "fee": num(-f.fee), "time": f.time_ms})
         })
         .collect();
     reply(0, "", json!({"fill_orders": list}))
+}
+
+/// `GET /openApi/swap/v2/trade/forceOrders`: the liquidation orders (the fake
+/// has no ADL) created in `startTime`..`endTime`, at most `limit` (50, max 100).
+pub fn force_orders(b: &mut Book, req: &Request) -> Response {
+    let time = |k: &str| req.param(k).map(|v| v.parse::<i64>().ok());
+    let (start, end) = match (time("startTime"), time("endTime")) {
+        (Some(None), _) | (_, Some(None)) => {
+            return refuse(b, req, 109400, "startTime or endTime invalid")
+        }
+        (s, e) => (s.flatten(), e.flatten()),
+    };
+    if req
+        .param("autoCloseType")
+        .is_some_and(|t| t != "LIQUIDATION" && t != "ADL")
+    {
+        return refuse(b, req, 109400, "autoCloseType: LIQUIDATION or ADL");
+    }
+    let limit = match req.param("limit").map(|l| l.parse::<usize>()) {
+        None => 50,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => return refuse(b, req, 109400, "limit invalid: at most 100"),
+    };
+    let adl_only = req.param("autoCloseType") == Some("ADL");
+    let list: Vec<Value> = b
+        .orders
+        .iter()
+        .filter(|o| o.origin == Origin::Liquidation && !adl_only)
+        .filter(|o| {
+            start.is_none_or(|s| o.created_ms >= s) && end.is_none_or(|e| o.created_ms <= e)
+        })
+        .take(limit)
+        .map(|o| order_json(b, o))
+        .collect();
+    reply(0, "", json!({"orders": list}))
 }
 
 fn order_type(o: &FakeOrder) -> &'static str {

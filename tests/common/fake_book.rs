@@ -147,6 +147,8 @@ impl FakeOrder {
 
 #[derive(Clone, Debug)]
 pub struct Fill {
+    /// Unique per fill (Bybit's `execId`, BingX's `tradeId`).
+    pub id: u64,
     pub order_id: u64,
     pub client_id: String,
     pub price: Decimal,
@@ -196,6 +198,9 @@ pub struct Book {
     /// parameter: `(path, reason)`.
     pub refused: Vec<(String, String)>,
     pub inject: Vec<Injected>,
+    /// `(path, body)`: the next request to `path` is answered with this raw body
+    /// (HTTP 200), whatever it is — a garbled answer for the client to refuse.
+    pub raw_replies: Vec<(String, String)>,
     /// The next this many private requests are rate limited.
     pub rate_limit_next: usize,
     pub rate_limited: usize,
@@ -227,6 +232,7 @@ impl Book {
             duplicates: 0,
             refused: Vec::new(),
             inject: Vec::new(),
+            raw_replies: Vec::new(),
             rate_limit_next: 0,
             rate_limited: 0,
             seen: Vec::new(),
@@ -374,6 +380,8 @@ impl Book {
         let realized = self.apply(o.dir, o.opens(), qty, price);
         self.balance += realized - fee;
         let now = self.server_ms();
+        let fill_id = self.next_id;
+        self.next_id += 1;
         let o = &mut self.orders[i];
         if !o.opens() {
             o.qty = o.filled + qty;
@@ -384,6 +392,7 @@ impl Book {
         o.status = "filled";
         o.updated_ms = now;
         self.fills.push(Fill {
+            id: fill_id,
             order_id: id,
             client_id: o.client_id.clone(),
             price,

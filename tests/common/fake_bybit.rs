@@ -49,6 +49,11 @@ impl FakeBybit {
             .push_injected(Some(method), path, code, msg, times);
     }
 
+    /// The next request to `path` is answered with `body` as it is (HTTP 200).
+    pub fn inject_raw(&self, path: &str, body: &str) {
+        self.book().raw_replies.push((path.into(), body.into()));
+    }
+
     /// `inject_on` with the documented text of the code (fake_inject::BYBIT).
     pub fn inject_code(&self, method: &str, path: &str, code: i64, times: usize) {
         self.inject_on(method, path, code, text(BYBIT, code), times);
@@ -120,6 +125,13 @@ fn rate_limited(b: &Book) -> Response {
 }
 
 fn injected(b: &mut Book, req: &Request) -> Option<Response> {
+    if let Some(body) = b.take_raw(&req.path) {
+        return Some(Response {
+            status: 200,
+            headers: Vec::new(),
+            body,
+        });
+    }
     let (code, msg) = b.take_injected(&req.method, &req.path)?;
     let mut r = reply(code, &msg, json!({}));
     if code == 10006 {

@@ -31,6 +31,16 @@ const TYPES: &[&str] = &[
 /// neither is given, 24 hours from `startTime` or up to `endTime` when one is, and
 /// both at most 7 days apart (Err: what is wrong).
 pub fn window(start: Option<&str>, end: Option<&str>, now: i64) -> Result<(i64, i64), String> {
+    window_of(start, end, now, DAY_MS)
+}
+
+/// `window` with another default span (`/v5/execution/list`: 7 days).
+pub fn window_of(
+    start: Option<&str>,
+    end: Option<&str>,
+    now: i64,
+    span: i64,
+) -> Result<(i64, i64), String> {
     let parse = |s: Option<&str>| -> Result<Option<i64>, String> {
         s.map(|v| {
             v.parse::<i64>()
@@ -39,9 +49,9 @@ pub fn window(start: Option<&str>, end: Option<&str>, now: i64) -> Result<(i64, 
         .transpose()
     };
     match (parse(start)?, parse(end)?) {
-        (None, None) => Ok((now - DAY_MS, now)),
-        (Some(s), None) => Ok((s, s + DAY_MS)),
-        (None, Some(e)) => Ok((e - DAY_MS, e)),
+        (None, None) => Ok((now - span, now)),
+        (Some(s), None) => Ok((s, s + span)),
+        (None, Some(e)) => Ok((e - span, e)),
         (Some(s), Some(e)) if e < s => Err("params error: endTime is before startTime".into()),
         (Some(s), Some(e)) if e - s > 7 * DAY_MS => Err(
             "params error: the time range between startTime and endTime cannot exceed 7 days"

@@ -5,10 +5,13 @@
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use super::fake_book::{dec, num, Book, Cancel, Dir, FakeOrder, Origin, Trigger, TriggerBy};
+use super::fake_book::{dec, num, Book, Cancel, Dir, FakeOrder, Fill, Origin, Trigger, TriggerBy};
 use super::fake_bybit::{ok, refuse, reply, SYMBOL};
+use super::fake_bybit_ledger::window_of;
 use super::fake_http::{Request, Response};
 use super::fake_page::{limit, page};
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
 
 fn step(x: Decimal, unit: Decimal) -> bool {
     (x % unit).is_zero()
@@ -285,31 +288,57 @@ pub fn order_json(o: &FakeOrder) -> Value {
 }
 
 /// `GET /v5/execution/list` (docs/v5/order/execution) by `orderId` or
-/// `orderLinkId`, else every execution; newest first.
+/// `orderLinkId` (which take precedence over everything else), else the symbol's
+/// executions in the `startTime`/`endTime` window (7 days back by default, at most
+/// 7 days wide); newest first, `limit` [1, 100] (50) a page with a cursor.
 pub fn executions(b: &mut Book, req: &Request) -> Response {
     let by_id = req.param("orderId");
     let link = req.param("orderLinkId");
-    let list: Vec<Value> = b
+    let window = match (by_id, link) {
+        (None, None) => {
+            let w = window_of(
+                req.param("startTime"),
+                req.param("endTime"),
+                b.server_ms(),
+                7 * DAY_MS,
+            );
+            match w {
+                Ok(w) => Some(w),
+                Err(msg) => return refuse(b, req, 10001, &msg),
+            }
+        }
+        _ => None,
+    };
+    let Some(n) = limit(req.param("limit"), 50, 100) else {
+        return refuse(b, req, 10001, "params error: limit");
+    };
+    let all: Vec<Value> = b
         .fills
         .iter()
         .rev()
         .filter(|f| by_id.is_none_or(|id| f.order_id.to_string() == id))
         .filter(|f| link.is_none_or(|l| f.client_id == l))
-        .map(|f| {
-            let o = b.order_by_id(f.order_id);
-            let liq = o.is_some_and(|o| o.origin == Origin::Liquidation);
-            json!({"symbol": SYMBOL, "orderId": f.order_id.to_string(),
-                "orderLinkId": f.client_id,
-                "side": if o.is_some_and(|o| o.buy) { "Buy" } else { "Sell" },
-                "orderType": if o.is_some_and(|o| o.market) { "Market" } else { "Limit" },
-                "stopOrderType": if o.is_some_and(|o| o.is_conditional()) { "Stop" } else { "UNKNOWN" },
-                "execType": if liq { "BustTrade" } else { "Trade" },
-                "execPrice": num(f.price), "execQty": num(f.qty),
-                "execValue": num(f.price * f.qty), "execFee": num(f.fee),
-                "feeCurrency": "USDT",
-                "closedSize": if o.is_some_and(|o| o.opens()) { "0".to_string() } else { num(f.qty) },
-                "execTime": f.time_ms.to_string()})
-        })
+        .filter(|f| window.is_none_or(|(s, e)| s <= f.time_ms && f.time_ms <= e))
+        .map(|f| execution_json(b, f))
         .collect();
-    ok(json!({"category": "linear", "list": list, "nextPageCursor": ""}))
+    let Some((list, next)) = page(&all, n, req.param("cursor")) else {
+        return refuse(b, req, 10001, "params error: cursor");
+    };
+    ok(json!({"category": "linear", "list": list, "nextPageCursor": next}))
+}
+
+fn execution_json(b: &Book, f: &Fill) -> Value {
+    let o = b.order_by_id(f.order_id);
+    let liq = o.is_some_and(|o| o.origin == Origin::Liquidation);
+    json!({"symbol": SYMBOL, "orderId": f.order_id.to_string(),
+        "orderLinkId": f.client_id, "execId": f.id.to_string(),
+        "side": if o.is_some_and(|o| o.buy) { "Buy" } else { "Sell" },
+        "orderType": if o.is_some_and(|o| o.market) { "Market" } else { "Limit" },
+        "stopOrderType": if o.is_some_and(|o| o.is_conditional()) { "Stop" } else { "UNKNOWN" },
+        "execType": if liq { "BustTrade" } else { "Trade" },
+        "execPrice": num(f.price), "execQty": num(f.qty),
+        "execValue": num(f.price * f.qty), "execFee": num(f.fee),
+        "feeCurrency": "USDT",
+        "closedSize": if o.is_some_and(|o| o.opens()) { "0".to_string() } else { num(f.qty) },
+        "execTime": f.time_ms.to_string()})
 }

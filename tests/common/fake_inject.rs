@@ -31,6 +31,12 @@ impl Book {
         Some(out)
     }
 
+    /// Takes the raw body queued for this path, if any.
+    pub fn take_raw(&mut self, path: &str) -> Option<String> {
+        let i = self.raw_replies.iter().position(|(p, _)| p == path)?;
+        Some(self.raw_replies.remove(i).1)
+    }
+
     pub fn push_injected(
         &mut self,
         method: Option<&str>,

@@ -1,28 +1,60 @@
 //! The engine against the real paper exchange (in memory), driven by set prices.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::*;
-use crate::bots::config::Grid;
+use crate::bots::config::{AfterStopLoss, Grid};
+use crate::bots::status::StopMode;
 use crate::exchange::paper::{Paper, PaperParams};
-use crate::exchange::{Exchange, OrderStatus};
+use crate::exchange::{Exchange, ExchangeError, OrderKind, OrderStatus};
 use crate::money::dec;
 
-#[derive(Default)]
+mod fake;
+
+/// The journal in memory, with a clock the tests move (shared with the fake
+/// exchange).
 struct Mem {
-    events: Vec<(String, String)>,
+    clock: Arc<AtomicI64>,
+    events: Vec<(String, String, Value)>,
     trades: Vec<Trade>,
     states: Vec<CycleState>,
     last: Vec<bool>,
     notes: Vec<String>,
-    submitted: std::collections::HashMap<String, i64>,
+    submitted: HashMap<String, i64>,
+    exchange_ids: HashMap<String, String>,
+    fills: Vec<Fill>,
+    funding: Vec<Funding>,
+    snaps: Vec<Snapshot>,
+    /// A configuration change waiting for the next cycle.
+    pending: Option<BotConfig>,
+}
+
+impl Default for Mem {
+    fn default() -> Mem {
+        Mem {
+            clock: Arc::new(AtomicI64::new(1_000_000)),
+            events: Vec::new(),
+            trades: Vec::new(),
+            states: Vec::new(),
+            last: Vec::new(),
+            notes: Vec::new(),
+            submitted: HashMap::new(),
+            exchange_ids: HashMap::new(),
+            fills: Vec::new(),
+            funding: Vec::new(),
+            snaps: Vec::new(),
+            pending: None,
+        }
+    }
 }
 
 impl Journal for Mem {
-    fn event(&mut self, kind: &str, message: &str, _data: Value) -> Result<(), StoreError> {
-        self.events.push((kind.into(), message.into()));
+    fn event(&mut self, kind: &str, message: &str, data: Value) -> Result<(), StoreError> {
+        self.events.push((kind.into(), message.into(), data));
         Ok(())
     }
     fn cycle(&mut self, state: &CycleState) -> Result<(), StoreError> {
@@ -34,13 +66,14 @@ impl Journal for Mem {
         trade: &Trade,
         next: &CycleState,
         last: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<BotConfig>, StoreError> {
         self.trades.push(trade.clone());
         self.last.push(last);
         self.states.push(*next);
-        Ok(())
+        Ok(self.pending.take())
     }
-    fn position(&mut self, _: Decimal, _: Decimal, _: usize) -> Result<(), StoreError> {
+    fn snapshot(&mut self, s: &Snapshot) -> Result<(), StoreError> {
+        self.snaps.push(s.clone());
         Ok(())
     }
     fn notify(&mut self, text: &str) {
@@ -54,14 +87,85 @@ impl Journal for Mem {
     fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
         Ok(self.submitted.get(client_id).copied())
     }
+    fn placed(&mut self, client_id: &str, exchange_id: &str) -> Result<(), StoreError> {
+        let now = self.now();
+        self.submitted.entry(client_id.to_string()).or_insert(now);
+        self.exchange_ids
+            .insert(client_id.to_string(), exchange_id.to_string());
+        Ok(())
+    }
+    fn refused(&mut self, client_id: &str) -> Result<(), StoreError> {
+        self.submitted.remove(client_id);
+        Ok(())
+    }
+    fn sent(&self, cycle: i64) -> Result<Vec<Sent>, StoreError> {
+        let prefix = format!("bz-7-{cycle}-");
+        let mut v: Vec<Sent> = self
+            .submitted
+            .iter()
+            .filter(|(id, _)| id.starts_with(&prefix))
+            .map(|(id, at)| Sent {
+                client_id: id.clone(),
+                exchange_id: self.exchange_ids.get(id).cloned(),
+                submitted_at: *at,
+            })
+            .collect();
+        v.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(v)
+    }
+    fn fill(&mut self, f: &Fill) -> Result<(), StoreError> {
+        if !self
+            .fills
+            .iter()
+            .any(|x| x.client_id == f.client_id && x.seq == f.seq)
+        {
+            self.fills.push(f.clone());
+        }
+        Ok(())
+    }
+    fn fills(&self, cycle: i64) -> Result<Vec<Fill>, StoreError> {
+        Ok(self
+            .fills
+            .iter()
+            .filter(|f| f.cycle == cycle)
+            .cloned()
+            .collect())
+    }
+    fn funding(&mut self, f: &Funding) -> Result<bool, StoreError> {
+        if self.funding.iter().any(|x| x.exchange_id == f.exchange_id) {
+            return Ok(false);
+        }
+        self.funding.push(f.clone());
+        Ok(true)
+    }
+    fn funding_of(&self, cycle: i64) -> Result<Vec<Funding>, StoreError> {
+        Ok(self
+            .funding
+            .iter()
+            .filter(|f| f.cycle == cycle)
+            .cloned()
+            .collect())
+    }
     fn now(&self) -> i64 {
-        1_000
+        self.now_ms() / 1000
+    }
+    fn now_ms(&self) -> i64 {
+        self.clock.load(AtomicOrdering::SeqCst)
     }
 }
 
 impl Mem {
     fn kinds(&self) -> Vec<&str> {
         self.events.iter().map(|e| e.0.as_str()).collect()
+    }
+
+    /// Moves the clock (and the fake exchange's) by `secs`.
+    fn wait(&self, secs: i64) {
+        self.clock.fetch_add(secs * 1000, AtomicOrdering::SeqCst);
+    }
+
+    fn event(&self, kind: &str) -> Option<&(String, String, Value)> {
+        self.events.iter().rev().find(|e| e.0 == kind)
     }
 }
 
@@ -92,6 +196,10 @@ fn cfg(side: Side) -> BotConfig {
         ],
         repeat: true,
         telegram_chat_id: None,
+        after_stop_loss: AfterStopLoss::Stop,
+        cooldown: 0,
+        max_active_legs: 0,
+        trailing_take_profit: Decimal::ZERO,
     }
 }
 
@@ -108,13 +216,10 @@ fn setup(side: Side) -> (Arc<Paper>, Engine) {
     paper.set_price(SYM, dec!(3000)).unwrap();
     let ex = paper.account(7);
     let market = ex.market(SYM).unwrap();
-    let state = CycleState {
-        cycle: 1,
-        tp_n: 0,
-        sl_n: 0,
-        opened_at: None,
-    };
-    (paper, Engine::new(7, cfg(side), market, state, 0))
+    (
+        paper,
+        Engine::new(7, cfg(side), market, CycleState::first(1), 0),
+    )
 }
 
 fn open_ids(ex: &dyn Exchange) -> Vec<String> {
@@ -139,9 +244,9 @@ fn a_long_cycle_from_entry_to_take_profit() {
         actions,
         [
             "created_entry",
+            "created_tp",
             "created_leg_1",
-            "created_leg_2",
-            "created_tp"
+            "created_leg_2"
         ]
     );
     // 30 USDT × 10 / 3000 = 0.1 ETH; legs at 2970 and 2910.6.
@@ -163,8 +268,13 @@ fn a_long_cycle_from_entry_to_take_profit() {
     assert_eq!(open_ids(&ex), ["bz-7-1-l2", "bz-7-1-tp2"]);
     assert!(j.kinds().contains(&"leg_filled"));
     let tp2 = ex.order(SYM, "bz-7-1-tp2").unwrap().unwrap();
-    let want =
-        crate::bots::ladder::take_profit_price(pos.avg_entry, dec!(5), 10, Side::Long, &e.market);
+    let avg = e.ledger.avg_entry(Side::Long);
+    assert!(
+        (avg - pos.avg_entry).abs() < dec!(0.0001),
+        "{avg} vs {}",
+        pos.avg_entry
+    );
+    let want = crate::bots::ladder::take_profit_price(avg, dec!(5), 10, Side::Long, &e.market);
     assert_eq!((tp2.price, tp2.qty), (Some(want), dec!(0.2)));
 
     // A quiet step changes nothing.
@@ -178,7 +288,11 @@ fn a_long_cycle_from_entry_to_take_profit() {
     let t = &j.trades[0];
     assert_eq!((t.cycle, t.size), (1, dec!(0.2)));
     let gross = (want - t.avg_entry) * dec!(0.2);
-    assert_eq!(t.pnl, crate::money::pnl(gross - t.fees), "{t:?}");
+    assert!(
+        (t.pnl - (gross - t.fees)).abs() <= dec!(0.00000002),
+        "{t:?}"
+    );
+    assert_eq!(t.close_reason.as_deref(), Some("take_profit"));
     assert!(t.fees > Decimal::ZERO && t.pnl > Decimal::ZERO);
     // Fees and PnL are recorded to 8 decimals.
     assert!(t.fees.scale() <= 8 && t.pnl.scale() <= 8, "{t:?}");
@@ -216,7 +330,7 @@ fn a_short_cycle_and_no_repeat() {
     );
     paper.set_price(SYM, dec!(2980)).unwrap();
     let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
-    assert_eq!(v, Verdict::Finished);
+    assert_eq!(v, Verdict::Finished(StopReason::AfterCycle));
     assert!(j.trades[0].pnl > Decimal::ZERO);
     assert_eq!(j.last, [true], "the end is journalled with the trade");
 }
@@ -315,7 +429,7 @@ fn small_legs_are_skipped_and_a_small_entry_is_refused() {
     let ex = paper.account(7);
     let mut j = Mem::default();
     let (actions, _) = e.step(&ex, &mut j, Mode::Recover).unwrap();
-    assert_eq!(actions, ["created_entry", "created_leg_1", "created_tp"]);
+    assert_eq!(actions, ["created_entry", "created_tp", "created_leg_1"]);
     assert!(j.kinds().contains(&"leg_skipped"));
     let err = e.check_entry(dec!(1000000000)).unwrap_err();
     assert!(err.contains("below the minimum quantity"), "{err}");
@@ -328,7 +442,7 @@ fn small_legs_are_skipped_and_a_small_entry_is_refused() {
 }
 
 #[test]
-fn the_stop_loss_closes_at_market() {
+fn the_stop_loss_closes_at_market_when_the_exchange_has_none() {
     let (paper, mut e) = setup(Side::Long);
     e.cfg.stop_loss = dec!(10); // 1 % below the average at 10x
     e.cfg.rounds = 1;
@@ -336,11 +450,17 @@ fn the_stop_loss_closes_at_market() {
     let mut j = Mem::default();
     e.step(&ex, &mut j, Mode::Recover).unwrap();
     paper.set_price(SYM, dec!(2960)).unwrap();
-    let (actions, _) = e.step(&ex, &mut j, Mode::Tick).unwrap();
-    assert_eq!(actions, ["created_sl"]);
-    e.step(&ex, &mut j, Mode::Tick).unwrap();
+    // Whether the exchange took the stop (and fired it) or the bot watches the
+    // price itself, the cycle closes by its stop-loss.
+    let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
+    let v = match v {
+        Verdict::Continue => e.step(&ex, &mut j, Mode::Tick).unwrap().1,
+        v => v,
+    };
+    assert_eq!(v, Verdict::Finished(StopReason::StopLoss));
     let t = &j.trades[0];
     assert!(t.pnl < Decimal::ZERO && t.exit_price == dec!(2960), "{t:?}");
+    assert_eq!(t.close_reason.as_deref(), Some("stop_loss"));
 }
 
 fn order(
@@ -390,7 +510,7 @@ fn an_entry_that_ended_without_a_fill_voids_its_cycle() {
 }
 
 #[test]
-fn a_position_closed_outside_the_bot_must_be_seen_twice() {
+fn a_position_closed_outside_the_bot_must_be_confirmed() {
     use crate::exchange::{OrderKind, OrderSide};
     let (paper, mut e) = setup(Side::Long);
     let ex = paper.account(7);
@@ -407,18 +527,20 @@ fn a_position_closed_outside_the_bot_must_be_seen_twice() {
         true,
     ))
     .unwrap();
+    for _ in 0..3 {
+        let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
+        assert_eq!(
+            (v, j.trades.len()),
+            (Verdict::Continue, 0),
+            "maybe a lagging exchange: too soon after the last fill"
+        );
+    }
+    j.wait(6);
     let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
-    assert_eq!(
-        (v, j.trades.len()),
-        (Verdict::Continue, 0),
-        "once: maybe a lagging exchange"
-    );
-    e.step(&ex, &mut j, Mode::Tick).unwrap();
+    assert_eq!(v, Verdict::Finished(StopReason::ClosedOutside));
     assert_eq!(j.trades.len(), 1);
-    assert!(j
-        .events
-        .iter()
-        .any(|(k, m)| k == "cycle_closed" && m.contains("outside the bot")));
+    assert_eq!(j.trades[0].close_reason.as_deref(), Some("outside"));
+    assert!(j.kinds().contains(&"closed_outside"));
 }
 
 #[test]
@@ -466,4 +588,477 @@ fn a_leg_sent_long_ago_and_no_longer_listed_is_skipped() {
     assert!(ids.contains(&"bz-7-1-l1".to_string()), "{ids:?}");
     assert!(!ids.contains(&"bz-7-1-l2".to_string()), "{ids:?}");
     assert!(j.kinds().contains(&"order_unknown"), "{:?}", j.kinds());
+}
+
+// ---- Against the fake exchange: stops, the ledger, closes, legs, errors. ----
+
+use crate::bots::ladder::{stop_loss_price, take_profit_price};
+use crate::bots::ledger::FillPurpose;
+use fake::{Fake, MARKET};
+
+/// A bot on the fake exchange at 3000, with the journal sharing its clock.
+fn on_fake(side: Side, change: impl FnOnce(&mut BotConfig)) -> (Fake, Engine, Mem) {
+    let j = Mem::default();
+    let ex = Fake::new(j.clock.clone(), dec!(3000));
+    let mut c = cfg(side);
+    change(&mut c);
+    (ex, Engine::new(7, c, MARKET, CycleState::first(1), 0), j)
+}
+
+fn tick(e: &mut Engine, ex: &Fake, j: &mut Mem) -> (Vec<String>, Verdict) {
+    e.step(ex, j, Mode::Tick).unwrap()
+}
+
+fn with_stop(c: &mut BotConfig) {
+    c.stop_loss = dec!(50); // 5 % below the average at 10x, beyond the deepest leg
+}
+
+#[test]
+fn the_ledger_records_each_new_part_of_a_fill_once() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |_| {});
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.partial("bz-7-1-l1", dec!(0.05));
+    tick(&mut e, &ex, &mut j);
+    tick(&mut e, &ex, &mut j);
+    let legs: Vec<&Fill> = j
+        .fills
+        .iter()
+        .filter(|f| f.purpose == FillPurpose::Leg)
+        .collect();
+    assert_eq!(legs.len(), 1, "seen twice, written once");
+    assert_eq!(
+        (legs[0].qty, legs[0].price, legs[0].seq),
+        (dec!(0.05), dec!(2970), 0)
+    );
+    ex.partial("bz-7-1-l1", dec!(0.051));
+    tick(&mut e, &ex, &mut j);
+    let legs: Vec<&Fill> = j
+        .fills
+        .iter()
+        .filter(|f| f.purpose == FillPurpose::Leg)
+        .collect();
+    assert_eq!(
+        (legs[1].qty, legs[1].price, legs[1].seq),
+        (dec!(0.051), dec!(2970), 1)
+    );
+    assert_eq!(e.size(), dec!(0.201));
+    assert_eq!(
+        legs.iter().map(|f| f.fee).sum::<Decimal>(),
+        ex.get("bz-7-1-l1").fee,
+        "the fee deltas add up to the order's fee"
+    );
+}
+
+#[test]
+fn the_stop_goes_on_the_exchange_first_and_follows_the_average() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, with_stop);
+    let (actions, _) = e.step(&ex, &mut j, Mode::Recover).unwrap();
+    assert_eq!(
+        actions,
+        [
+            "created_entry",
+            "created_sl",
+            "created_tp",
+            "created_leg_1",
+            "created_leg_2"
+        ]
+    );
+    let sl1 = ex.get("bz-7-1-sl1");
+    assert_eq!(
+        (sl1.kind, sl1.trigger_price, sl1.qty, sl1.reduce_only),
+        (OrderKind::Stop, Some(dec!(2850)), dec!(0.1), true)
+    );
+    ex.set_price(dec!(2969));
+    let (actions, _) = tick(&mut e, &ex, &mut j);
+    assert_eq!(actions, ["moved_sl", "moved_tp"]);
+    let avg = e.ledger.avg_entry(Side::Long);
+    let sl2 = ex.get("bz-7-1-sl2");
+    assert_eq!(
+        sl2.trigger_price,
+        stop_loss_price(avg, dec!(50), 10, Side::Long, &MARKET)
+    );
+    assert_eq!(sl2.qty, dec!(0.201));
+    assert_eq!(ex.get("bz-7-1-sl1").status, OrderStatus::Cancelled);
+    let snap = j.snaps.last().unwrap();
+    assert!(snap.stop_on_exchange && snap.stop_loss_price == sl2.trigger_price);
+}
+
+#[test]
+fn a_fired_stop_closes_the_cycle_cancels_everything_and_stops() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, with_stop);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.fill_now("bz-7-1-sl1", dec!(2850));
+    let (_, v) = tick(&mut e, &ex, &mut j);
+    assert_eq!(v, Verdict::Finished(StopReason::StopLoss));
+    assert!(ex.open_ids().is_empty(), "legs and take-profit cancelled");
+    let t = &j.trades[0];
+    assert_eq!(t.close_reason.as_deref(), Some("stop_loss"));
+    assert_eq!(t.exit_price, dec!(2850));
+    // 0.1 × (2850 − 3000) minus both taker fees.
+    let fees = dec!(0.1) * (dec!(3000) + dec!(2850)) * dec!(0.00055);
+    assert_eq!(t.pnl, crate::money::pnl(dec!(-15) - fees));
+    assert_eq!(j.last, [true]);
+    let kinds = j.kinds();
+    assert!(
+        kinds.contains(&"cycle_closed") && kinds.contains(&"stop_loss"),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn after_a_stop_loss_the_bot_may_continue_after_its_cooldown() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| {
+        with_stop(c);
+        c.after_stop_loss = AfterStopLoss::Continue;
+        c.cooldown = 60;
+    });
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.fill_now("bz-7-1-sl1", dec!(2850));
+    let (_, v) = tick(&mut e, &ex, &mut j);
+    assert_eq!(v, Verdict::Continue);
+    assert_eq!(j.last, [false]);
+    assert_eq!(e.state.next_entry_at, Some(j.now() + 60));
+    j.wait(30);
+    let (actions, _) = tick(&mut e, &ex, &mut j);
+    assert!(actions.is_empty(), "cooling down: {actions:?}");
+    j.wait(31);
+    let (actions, _) = tick(&mut e, &ex, &mut j);
+    assert_eq!(actions[0], "created_entry");
+    assert_eq!(
+        ex.get("bz-7-2-e").filled_qty,
+        dec!(0.1),
+        "a new entry: 30 × 10 / 3000"
+    );
+}
+
+#[test]
+fn a_lagging_position_report_neither_closes_nor_enters_again() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |_| {});
+    ex.with(|st| st.lag = Some(Decimal::ZERO));
+    let (actions, _) = e.step(&ex, &mut j, Mode::Recover).unwrap();
+    assert_eq!(actions, ["created_entry"], "open from the entry's own fill");
+    // Flat on three reads, but within 5 s of the entry's fill: not confirmed.
+    for _ in 0..2 {
+        j.wait(2);
+        let (actions, v) = tick(&mut e, &ex, &mut j);
+        assert_eq!((actions.len(), v), (0, Verdict::Continue));
+    }
+    ex.with(|st| st.lag = None);
+    let (actions, _) = tick(&mut e, &ex, &mut j);
+    assert_eq!(actions, ["created_tp", "created_leg_1", "created_leg_2"]);
+    assert!(j.trades.is_empty());
+    assert_eq!(ex.size(Side::Long), dec!(0.1), "one entry");
+}
+
+#[test]
+fn an_outside_close_takes_its_price_from_the_executions() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    j.wait(1);
+    ex.close_outside(Side::Long, dec!(0.1), dec!(3010), false);
+    let mut v = Verdict::Continue;
+    for _ in 0..3 {
+        j.wait(3);
+        v = tick(&mut e, &ex, &mut j).1;
+    }
+    assert_eq!(v, Verdict::Finished(StopReason::ClosedOutside));
+    let t = &j.trades[0];
+    assert_eq!(
+        (t.exit_price, t.close_reason.as_deref()),
+        (dec!(3010), Some("outside"))
+    );
+    assert!(ex.open_ids().is_empty(), "the take-profit is cancelled");
+    let (_, _, data) = j.event("closed_outside").unwrap();
+    assert_eq!(data["estimate"], false);
+}
+
+#[test]
+fn an_outside_close_without_executions_is_an_estimate_and_a_liquidation_is_named() {
+    let (ex, mut e, mut j) = on_fake(Side::Short, |c| c.rounds = 1);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.set_price(dec!(3005));
+    ex.close_outside(Side::Short, dec!(0.1), dec!(3005), false);
+    ex.with(|st| st.executions.retain(|x| !x.client_id.is_empty()));
+    for _ in 0..3 {
+        j.wait(3);
+        tick(&mut e, &ex, &mut j);
+    }
+    let (_, msg, data) = j.event("closed_outside").unwrap();
+    assert_eq!(data["estimate"], true, "{msg}");
+    assert!(msg.contains("estimate"), "{msg}");
+    assert_eq!(j.trades[0].exit_price, dec!(3005), "the last mark");
+
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.close_outside(Side::Long, dec!(0.1), dec!(2700), true);
+    for _ in 0..3 {
+        j.wait(3);
+        tick(&mut e, &ex, &mut j);
+    }
+    assert_eq!(j.trades[0].close_reason.as_deref(), Some("liquidated"));
+}
+
+#[test]
+fn a_trailing_take_profit_follows_the_best_price_and_closes_on_the_retrace() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| {
+        c.rounds = 1;
+        c.trailing_take_profit = dec!(1);
+    });
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    assert!(ex.open_ids().is_empty(), "no resting take-profit");
+    for p in [dec!(3010), dec!(3020), dec!(3100), dec!(3070)] {
+        ex.set_price(p);
+        let (_, v) = tick(&mut e, &ex, &mut j);
+        assert_eq!(v, Verdict::Continue, "at {p}");
+    }
+    assert_eq!(e.state.trail_best, Some(dec!(3100)));
+    assert_eq!(
+        j.states.last().unwrap().trail_best,
+        Some(dec!(3100)),
+        "journalled"
+    );
+    ex.set_price(dec!(3068));
+    let (actions, _) = tick(&mut e, &ex, &mut j);
+    assert_eq!(actions, ["closed_trailing"]);
+    let t = &j.trades[0];
+    assert_eq!(
+        (t.close_reason.as_deref(), t.exit_price),
+        (Some("trailing_take_profit"), dec!(3068))
+    );
+    assert!(ex.get("bz-7-1-tr1").reduce_only);
+}
+
+#[test]
+fn max_active_legs_places_deeper_legs_as_shallower_ones_fill() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.max_active_legs = 1);
+    let (actions, _) = e.step(&ex, &mut j, Mode::Recover).unwrap();
+    assert_eq!(actions, ["created_entry", "created_tp", "created_leg_1"]);
+    ex.set_price(dec!(2969));
+    let (actions, _) = tick(&mut e, &ex, &mut j);
+    assert_eq!(actions, ["moved_tp", "created_leg_2"]);
+    let l2 = ex.get("bz-7-1-l2");
+    assert_eq!(
+        l2.price,
+        Some(dec!(2910.6)),
+        "measured from the entry's price"
+    );
+}
+
+#[test]
+fn stop_then_start_places_the_unfilled_ladder_again_under_new_ids() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, with_stop);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.set_price(dec!(2969));
+    tick(&mut e, &ex, &mut j);
+    e.stop(&ex, &mut j, StopMode::CancelOrders).unwrap();
+    assert!(
+        ex.open_ids().is_empty(),
+        "the stop is cancelled by cancel_orders"
+    );
+    // A new run of the same cycle, as after `start`.
+    let state = *j.states.last().unwrap();
+    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    again.new_round(&mut j).unwrap();
+    let (actions, _) = again.step(&ex, &mut j, Mode::Recover).unwrap();
+    assert_eq!(actions, ["created_sl", "created_tp", "created_leg_2"]);
+    assert_eq!(ex.open_ids(), ["bz-7-1-l2r1", "bz-7-1-sl3", "bz-7-1-tp3"]);
+    assert_eq!(again.size(), dec!(0.201), "the position is kept");
+}
+
+#[test]
+fn a_pending_configuration_applies_from_the_next_cycle() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    let mut next = e.cfg.clone();
+    next.take_profit = dec!(8);
+    next.leverage = 5;
+    j.pending = Some(next);
+    ex.set_price(dec!(3020));
+    let (_, v) = tick(&mut e, &ex, &mut j);
+    assert_eq!(v, Verdict::Continue);
+    assert_eq!((e.cfg.take_profit, e.cfg.leverage), (dec!(8), 5));
+    assert_eq!(
+        j.trades[0].size,
+        dec!(0.1),
+        "the closed cycle kept the old one"
+    );
+    tick(&mut e, &ex, &mut j);
+    assert_eq!(ex.get("bz-7-2-e").qty, dec!(0.049), "30 × 5 / 3020");
+    let tp = ex.get("bz-7-2-tp1");
+    assert_eq!(
+        tp.price,
+        Some(take_profit_price(
+            dec!(3020),
+            dec!(8),
+            5,
+            Side::Long,
+            &MARKET
+        ))
+    );
+}
+
+#[test]
+fn after_cycle_stops_when_the_cycle_closes() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    e.after_cycle = true;
+    assert_eq!(tick(&mut e, &ex, &mut j).1, Verdict::Continue);
+    ex.set_price(dec!(3020));
+    assert_eq!(
+        tick(&mut e, &ex, &mut j).1,
+        Verdict::Finished(StopReason::AfterCycle)
+    );
+    assert_eq!(j.last, [true]);
+}
+
+#[test]
+fn a_refused_leg_is_retried_and_only_a_small_one_is_skipped() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |_| {});
+    ex.with(|st| {
+        st.refuse.push((
+            "l2".into(),
+            ExchangeError::Rejected("price out of band".into()),
+        ))
+    });
+    let (actions, v) = e.step(&ex, &mut j, Mode::Recover).unwrap();
+    assert_eq!(v, Verdict::Continue);
+    assert_eq!(actions, ["created_entry", "created_tp", "created_leg_1"]);
+    assert!(j.kinds().contains(&"leg_refused"));
+    ex.with(|st| st.refuse.clear());
+    assert!(
+        tick(&mut e, &ex, &mut j).0.is_empty(),
+        "not before its retry time"
+    );
+    j.wait(11);
+    assert_eq!(tick(&mut e, &ex, &mut j).0, ["created_leg_2"]);
+    assert_eq!(j.kinds().iter().filter(|k| **k == "leg_refused").count(), 1);
+}
+
+#[test]
+fn a_fatal_error_leaves_the_stop_and_says_what_is_left() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, with_stop);
+    ex.with(|st| st.refuse.push(("tp".into(), ExchangeError::InvalidKey)));
+    let err = e.step(&ex, &mut j, Mode::Recover).unwrap_err();
+    assert!(!err.is_retryable());
+    assert!(ex.get("bz-7-1-sl1").status.is_open(), "the stop stays");
+    let left = e.leftovers(&ex);
+    assert!(left.contains("long position of 0.1 ETH/USDT"), "{left}");
+    assert!(
+        left.contains("the stop-loss bz-7-1-sl1 at 2850 stays"),
+        "{left}"
+    );
+
+    // A retryable one: the step fails, the next one goes on, nothing is undone.
+    ex.with(|st| st.refuse = vec![("tp".into(), ExchangeError::Busy("110079".into()))]);
+    let err = tick_err(&mut e, &ex, &mut j);
+    assert!(err.is_retryable());
+    ex.with(|st| st.refuse.clear());
+    let (actions, v) = tick(&mut e, &ex, &mut j);
+    assert_eq!(v, Verdict::Continue);
+    assert!(actions.contains(&"created_tp".to_string()), "{actions:?}");
+    assert!(ex.get("bz-7-1-sl1").status.is_open());
+}
+
+fn tick_err(e: &mut Engine, ex: &Fake, j: &mut Mem) -> BotError {
+    e.step(ex, j, Mode::Tick).unwrap_err()
+}
+
+#[test]
+fn funding_is_counted_in_the_cycle() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    j.wait(3600);
+    let now = j.now_ms();
+    ex.with(|st| {
+        st.funding.push(crate::exchange::FundingPayment {
+            id: "f1".into(),
+            symbol: SYM.into(),
+            amount: dec!(-0.25),
+            time_ms: now,
+        })
+    });
+    ex.set_price(dec!(3020));
+    tick(&mut e, &ex, &mut j);
+    let t = &j.trades[0];
+    assert_eq!(t.funding, dec!(-0.25));
+    let fees = dec!(0.1) * dec!(3000) * dec!(0.00055) + dec!(0.1) * dec!(3015) * dec!(0.0002);
+    assert_eq!(t.pnl, crate::money::pnl(dec!(1.5) - fees - dec!(0.25)));
+}
+
+#[test]
+fn a_cycle_closes_from_the_ledger_after_the_exchange_forgot_its_orders() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 2);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.set_price(dec!(2969));
+    tick(&mut e, &ex, &mut j);
+    ex.forget_closed();
+    // Weeks later, after a restart: only the ledger remembers the fills.
+    j.wait(30 * 86_400);
+    let state = *j.states.last().unwrap();
+    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    let (actions, _) = again.step(&ex, &mut j, Mode::Resume).unwrap();
+    assert!(actions.is_empty(), "{actions:?}");
+    let tp = ex.get("bz-7-1-tp2");
+    ex.set_price(tp.price.unwrap());
+    again.step(&ex, &mut j, Mode::Tick).unwrap();
+    let t = &j.trades[0];
+    assert_eq!(t.size, dec!(0.201));
+    let entries = dec!(0.1) * dec!(3000) + dec!(0.101) * dec!(2970);
+    let gross = dec!(0.201) * tp.price.unwrap() - entries;
+    let fees: Decimal = j.fills.iter().map(|f| f.fee).sum();
+    assert_eq!(t.pnl, crate::money::pnl(gross - fees));
+}
+
+#[test]
+fn a_stop_listed_without_its_client_id_is_still_the_bots() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| {
+        with_stop(c);
+        c.rounds = 1;
+    });
+    ex.with(|st| st.untagged_stops = true);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    let (actions, v) = tick(&mut e, &ex, &mut j);
+    assert_eq!(
+        (actions.len(), v),
+        (0, Verdict::Continue),
+        "no safety stop, no new stop"
+    );
+    // A crash between placing the stop and recording its exchange id.
+    j.exchange_ids.remove("bz-7-1-sl1");
+    let state = *j.states.last().unwrap();
+    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    let (actions, v) = again.step(&ex, &mut j, Mode::Resume).unwrap();
+    assert_eq!((actions.len(), v), (0, Verdict::Continue));
+    assert!(j.kinds().contains(&"stop_adopted"));
+    ex.set_price(dec!(3020));
+    again.step(&ex, &mut j, Mode::Tick).unwrap();
+    assert_eq!(j.trades.len(), 1);
+    let stop = ex.with(|st| {
+        st.orders
+            .iter()
+            .find(|o| o.kind == OrderKind::Stop)
+            .cloned()
+    });
+    assert_eq!(
+        stop.unwrap().status,
+        OrderStatus::Cancelled,
+        "cancelled by its exchange id"
+    );
+}
+
+#[test]
+fn a_stop_that_fired_while_the_runner_was_down_closes_the_cycle_on_resume() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, with_stop);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    // kill -9; the mark wicks through the stop while nothing runs.
+    ex.fill_now("bz-7-1-sl1", dec!(2849));
+    j.wait(120);
+    let state = *j.states.last().unwrap();
+    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    let (_, v) = again.step(&ex, &mut j, Mode::Resume).unwrap();
+    assert_eq!(v, Verdict::Finished(StopReason::StopLoss));
+    assert!(ex.open_ids().is_empty(), "legs and take-profit cancelled");
+    assert_eq!(j.trades[0].close_reason.as_deref(), Some("stop_loss"));
+    assert_eq!(j.trades[0].exit_price, dec!(2849));
+    assert_eq!(ex.size(Side::Long), Decimal::ZERO);
 }

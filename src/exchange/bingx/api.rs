@@ -14,9 +14,12 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use crate::exchange::rest::{self, ApiKey, Clock, Http, RestSettings};
+use super::errors::{self, Class};
+use super::types::ServerTime;
+use crate::exchange::rest::{self, wire, ApiKey, Clock, Http, RestSettings};
 use crate::exchange::ExchangeError;
 
 /// A call the exchange refused, or that got no usable answer.
@@ -33,36 +36,22 @@ pub enum Refused {
 }
 
 impl From<Refused> for ExchangeError {
-    /// BingX's error codes (`skills/references/error-codes.md` of the reference
-    /// above) in the terms a user can act on.
     fn from(r: Refused) -> ExchangeError {
-        let (code, msg) = match r {
-            Refused::Failed(e) => return e,
-            Refused::Code { code, msg, .. } => (code, msg),
-        };
-        let lower = msg.to_lowercase();
-        match code {
-            100001 | 100004 | 100412 | 100413 | 100419 => ExchangeError::InvalidKey,
-            100410 | 109403 => ExchangeError::RateLimited,
-            101204 | 101206 | 101212 | 101253 => ExchangeError::InsufficientBalance,
-            101202 | 101485 => ExchangeError::BelowMinimum,
-            // 109201: "the same order number was submitted more than once in a
-            // short period": a repeated client id, i.e. already placed.
-            101481 | 109201 => ExchangeError::Duplicate(msg),
-            101400 if lower.contains("minimum") => ExchangeError::BelowMinimum,
-            101400 if lower.contains("clientorderid") => ExchangeError::Duplicate(msg),
-            109425 => ExchangeError::UnknownSymbol(msg),
-            100421 | 100500 | 109500 | 110500 => {
-                ExchangeError::Network(format!("{msg} (code {code})"))
-            }
-            _ => ExchangeError::Rejected(format!("{msg} (code {code})")),
+        match r {
+            Refused::Failed(e) => e,
+            Refused::Code { code, msg, .. } => errors::classify(code, &msg),
         }
     }
 }
 
-/// Codes another attempt may fix: timestamp (after a resync), rate limit, busy.
-fn transient(code: i64) -> bool {
-    matches!(code, 100410 | 100421 | 100500 | 109500 | 110500)
+impl Refused {
+    /// The class of a refusal with a code (`Gone`, `Duplicate`, …).
+    pub fn class(&self) -> Option<Class> {
+        match self {
+            Refused::Code { code, msg, .. } => errors::class(*code, msg),
+            Refused::Failed(_) => None,
+        }
+    }
 }
 
 pub struct Api {
@@ -90,24 +79,24 @@ impl Api {
         self.clock.now_ms()
     }
 
-    /// A signed request (`GET`, `POST` or `DELETE`), parameters in the query.
-    /// Market data is signed too: BingX lists `timestamp` as required on every
-    /// swap endpoint, and a signature costs nothing where none is checked.
+    /// A signed request (`GET`, `POST` or `DELETE`), parameters in the query;
+    /// the text of its `data`. Market data is signed too: BingX lists `timestamp`
+    /// as required on every swap endpoint, and a signature costs nothing where
+    /// none is checked. Retryable refusals are tried again after a growing pause:
+    /// the calls that come here are safe to repeat (reads, cancels, leverage, and
+    /// placements carrying a `clientOrderId`, which BingX refuses to place twice).
     pub fn signed(
         &self,
         method: &str,
         path: &str,
         params: &[(&str, String)],
-    ) -> Result<Value, Refused> {
+    ) -> Result<String, Refused> {
         let mut attempt = 0;
         loop {
             let r = self.once(method, path, params, attempt > 0);
             let again = match &r {
-                Err(Refused::Failed(ExchangeError::Network(_) | ExchangeError::RateLimited)) => {
-                    true
-                }
-                Err(Refused::Code { code, .. }) => transient(*code),
-                _ => false,
+                Err(e) => ExchangeError::from(e.clone()).is_retryable(),
+                Ok(_) => false,
             };
             if !again || attempt + 1 >= rest::ATTEMPTS {
                 return r;
@@ -117,13 +106,24 @@ impl Api {
         }
     }
 
+    /// `signed` tried once: for a placement that carries no client id (a stop),
+    /// which a blind repeat could place twice.
+    pub fn signed_once(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<String, Refused> {
+        self.once(method, path, params, false)
+    }
+
     fn once(
         &self,
         method: &str,
         path: &str,
         params: &[(&str, String)],
         retried: bool,
-    ) -> Result<Value, Refused> {
+    ) -> Result<String, Refused> {
         if self.clock.stale() {
             self.sync_clock().map_err(Refused::Failed)?;
         }
@@ -142,8 +142,10 @@ impl Api {
             .send(method, &url, &headers, body)
             .map_err(Refused::Failed)?;
         let r = envelope(answer.status, &answer.body, retried);
-        if let Err(Refused::Code { code: 100421, .. }) = &r {
-            self.clock.invalidate();
+        if let Err(e) = &r {
+            if e.class() == Some(Class::Clock) {
+                self.clock.invalidate();
+            }
         }
         r
     }
@@ -152,14 +154,15 @@ impl Api {
         let sent = rest::local_ms();
         let url = format!("{}/openApi/swap/v2/server/time?timestamp={sent}", self.base);
         let a = self.http.send("GET", &url, &[], None)?;
-        let v = envelope(a.status, &a.body, false).map_err(ExchangeError::from)?;
-        let ms = rest::int(&v["serverTime"]).unwrap_or(0);
-        if ms <= 0 {
-            return Err(ExchangeError::Network(
-                "no server time in the answer".into(),
-            ));
+        let raw = envelope(a.status, &a.body, false).map_err(ExchangeError::from)?;
+        let t: ServerTime = wire::parse("server time", &raw)?;
+        if t.server_time <= 0 {
+            return Err(ExchangeError::Malformed(format!(
+                "server time: {} ms",
+                t.server_time
+            )));
         }
-        self.clock.set(ms, sent);
+        self.clock.set(t.server_time, sent);
         Ok(())
     }
 }
@@ -177,26 +180,36 @@ pub fn canonical(params: &[(&str, String)]) -> String {
         .join("&")
 }
 
-/// The `data` of a `code` 0 answer, or why not.
-fn envelope(status: u16, body: &str, retried: bool) -> Result<Value, Refused> {
-    let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let Some(v) = parsed.filter(|v| v.get("code").is_some()) else {
-        return Err(Refused::Failed(match status {
-            401 => ExchangeError::InvalidKey,
-            418 | 429 => ExchangeError::RateLimited,
-            _ => ExchangeError::Network(format!("HTTP {status} without a BingX answer")),
-        }));
+/// BingX's envelope: `code` 0 is success, `data` the payload.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(deserialize_with = "wire::int")]
+    code: i64,
+    #[serde(default)]
+    msg: String,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+/// The `data` text of a `code` 0 answer (`null` when absent), or why not. A body
+/// that is no BingX envelope is judged by its HTTP status (a proxy's error page,
+/// an overloaded gateway), or is `Malformed` when the status says success.
+fn envelope(status: u16, body: &str, retried: bool) -> Result<String, Refused> {
+    let env = match wire::parse::<Envelope>("BingX answer", body) {
+        Ok(env) => env,
+        Err(e) if status == 200 => return Err(Refused::Failed(e)),
+        Err(_) => return Err(Refused::Failed(errors::http_status(status))),
     };
-    // A garbled code is no success: -1 is no code BingX uses.
-    let code = rest::int(&v["code"]).unwrap_or(-1);
-    if code != 0 {
+    if env.code != 0 {
         return Err(Refused::Code {
-            code,
-            msg: rest::text(&v["msg"]),
+            code: env.code,
+            msg: env.msg,
             retried,
         });
     }
-    Ok(v.get("data").cloned().unwrap_or(Value::Null))
+    Ok(env
+        .data
+        .map_or_else(|| "null".to_string(), |r| r.get().to_string()))
 }
 
 #[cfg(test)]
@@ -236,21 +249,19 @@ mod tests {
     }
 
     #[test]
-    fn codes_map_to_user_terms() {
-        let e = |code, msg: &str| {
-            ExchangeError::from(Refused::Code {
-                code,
-                msg: msg.into(),
-                retried: false,
-            })
-        };
-        assert_eq!(e(100413, "x"), ExchangeError::InvalidKey);
-        assert_eq!(e(101206, "x"), ExchangeError::InsufficientBalance);
+    fn envelopes_and_bodies_that_are_none() {
+        let ok = envelope(200, r#"{"code":0,"msg":"","data":{"a":1}}"#, false);
+        assert_eq!(ok.unwrap(), r#"{"a":1}"#);
+        let e = envelope(200, r#"{"code":101204,"msg":"Insufficient margin"}"#, false);
         assert_eq!(
-            e(101400, "amount below the minimum"),
-            ExchangeError::BelowMinimum
+            ExchangeError::from(e.unwrap_err()),
+            ExchangeError::InsufficientBalance
         );
-        assert_eq!(e(100410, "x"), ExchangeError::RateLimited);
-        assert!(matches!(e(109201, "x"), ExchangeError::Duplicate(_)));
+        let e = envelope(503, "<html>busy</html>", false).unwrap_err();
+        assert!(ExchangeError::from(e).is_retryable());
+        for body in ["<html>", r#"{"code":"x"}"#, r#"{"data":[]}"#] {
+            let e = ExchangeError::from(envelope(200, body, false).unwrap_err());
+            assert!(matches!(e, ExchangeError::Malformed(_)), "{body}: {e:?}");
+        }
     }
 }

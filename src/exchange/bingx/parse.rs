@@ -1,13 +1,13 @@
-//! BingX swap answers → the exchange trait's types. Order objects carry `orderId`,
-//! `clientOrderId`, `side`, `positionSide`, `type`, `origQty`, `executedQty`,
-//! `price`, `avgPrice`, `status` and `time` (swap-trade API reference, "Query
-//! Single Open Order Status").
+//! BingX swap answers (`types`) → the exchange trait's types. Order fields and
+//! statuses: swap-trade API reference, "Query Order details"; fills: "Trade Fill
+//! History"; positions: swap-account, "Query position data".
 
 use rust_decimal::Decimal;
-use serde_json::Value;
 
-use crate::exchange::rest::{int_field, num, num_opt, num_or_zero, text};
-use crate::exchange::{ExchangeError, Order, OrderKind, OrderSide, OrderStatus, Position, Side};
+use super::types::{order_id, Fill, RawOrder, RawPosition};
+use crate::exchange::{
+    ExchangeError, Execution, Order, OrderKind, OrderSide, OrderStatus, Position, Side,
+};
 
 pub fn side_name(side: OrderSide) -> &'static str {
     match side {
@@ -23,101 +23,123 @@ pub fn position_side(side: Side) -> &'static str {
     }
 }
 
-fn status(s: &str) -> OrderStatus {
+fn malformed(what: &str, field: &str, value: &str) -> ExchangeError {
+    ExchangeError::Malformed(format!("{what}: field {field}: unknown value {value:?}"))
+}
+
+pub fn side(what: &str, s: &str) -> Result<OrderSide, ExchangeError> {
     match s {
+        "BUY" => Ok(OrderSide::Buy),
+        "SELL" => Ok(OrderSide::Sell),
+        other => Err(malformed(what, "side", other)),
+    }
+}
+
+/// "Order status: `NEW`, `PARTIALLY_FILLED`, `FILLED`, `CANCELED`, `EXPIRED`"; an
+/// untriggered stop is `NEW`.
+fn status(s: &str) -> Result<OrderStatus, ExchangeError> {
+    Ok(match s {
+        "NEW" => OrderStatus::Open,
         "PARTIALLY_FILLED" => OrderStatus::PartiallyFilled,
         "FILLED" => OrderStatus::Filled,
         "CANCELED" | "CANCELLED" | "EXPIRED" => OrderStatus::Cancelled,
         "REJECTED" | "FAILED" => OrderStatus::Rejected,
-        _ => OrderStatus::Open,
-    }
+        other => return Err(malformed("order", "status", other)),
+    })
 }
 
-/// Some answers wrap their payload (`{"orders": [...]}`, `{"order": {...}}`),
-/// others return it bare: accept both.
-pub fn unwrap<'a>(data: &'a Value, key: &str) -> &'a Value {
-    match data.get(key) {
-        Some(inner) if !inner.is_null() => inner,
-        _ => data,
-    }
+/// `MARKET`, `LIMIT`, or one of the conditional types (ours is `STOP_MARKET`; a
+/// take-profit or trailing order placed elsewhere is conditional too).
+fn kind(s: &str) -> Result<OrderKind, ExchangeError> {
+    Ok(match s {
+        "MARKET" => OrderKind::Market,
+        "LIMIT" => OrderKind::Limit,
+        "STOP_MARKET"
+        | "STOP"
+        | "TAKE_PROFIT_MARKET"
+        | "TAKE_PROFIT"
+        | "TRIGGER_MARKET"
+        | "TRIGGER_LIMIT"
+        | "TRAILING_STOP_MARKET"
+        | "TRAILING_TP_SL" => OrderKind::Stop,
+        other => return Err(malformed("order", "type", other)),
+    })
 }
 
-/// One order object; `symbol` is ours (`BTC/USDT`). Fees are filled in by the
-/// caller from the fills. A missing or garbled quantity, price or time is an
-/// error, never a 0.
-pub fn order(v: &Value, symbol: &str) -> Result<Order, ExchangeError> {
-    let side = if text(&v["side"]) == "SELL" {
-        OrderSide::Sell
-    } else {
-        OrderSide::Buy
+fn positive(x: Option<Decimal>) -> Option<Decimal> {
+    x.filter(|p| *p > Decimal::ZERO)
+}
+
+/// One order; `symbol` is ours (`BTC/USDT`). Fees are filled in by the caller
+/// from the fills.
+pub fn order(v: &RawOrder, symbol: &str) -> Result<Order, ExchangeError> {
+    let side = side("order", &v.side)?;
+    let position_side = match v.position_side.as_str() {
+        "LONG" => Side::Long,
+        "SHORT" => Side::Short,
+        other => return Err(malformed("order", "positionSide", other)),
     };
-    let position_side = if text(&v["positionSide"]) == "SHORT" {
-        Side::Short
-    } else {
-        Side::Long
-    };
-    let kind = if text(&v["type"]) == "MARKET" {
-        OrderKind::Market
-    } else {
-        OrderKind::Limit
-    };
+    let kind = kind(&v.kind)?;
     // Hedge mode: an order reduces when it trades against its position's side.
     let reduce_only = matches!(
         (position_side, side),
         (Side::Long, OrderSide::Sell) | (Side::Short, OrderSide::Buy)
     );
-    // A market order's price is "0" (or empty): it has none.
-    let price = num_or_zero(v, "price")?;
-    let mut id = text(&v["orderID"]);
-    if id.is_empty() {
-        id = text(&v["orderId"]);
-    }
-    let mut client_id = text(&v["clientOrderId"]);
-    if client_id.is_empty() {
-        client_id = text(&v["clientOrderID"]);
-    }
     Ok(Order {
-        client_id,
-        exchange_id: id,
+        client_id: v.client_order_id.clone(),
+        exchange_id: order_id("order", &v.order_id_text, &v.order_id)?,
         symbol: symbol.to_string(),
         side,
         kind,
-        price: (kind == OrderKind::Limit && price > Decimal::ZERO).then_some(price),
-        trigger_price: None,
-        qty: num(v, "origQty")?,
-        filled_qty: num_or_zero(v, "executedQty")?,
-        avg_fill_price: num_or_zero(v, "avgPrice")?,
+        // A market order's price is "0" (or empty): it has none.
+        price: positive(v.price).filter(|_| kind == OrderKind::Limit),
+        trigger_price: positive(v.stop_price).filter(|_| kind == OrderKind::Stop),
+        qty: v.orig_qty,
+        filled_qty: v.executed_qty,
+        avg_fill_price: v.avg_price.unwrap_or(Decimal::ZERO),
         fee: Decimal::ZERO,
         reduce_only,
         position_side,
-        status: status(&text(&v["status"])),
-        created_ms: int_field(v, "time")?,
+        status: status(&v.status)?,
+        created_ms: v.time,
+    })
+}
+
+/// One fill; `liquidation` when its order is one of the account's forced closes
+/// (liquidation or ADL). BingX reports a fee paid as negative; ours is positive.
+pub fn execution(f: &Fill, client_id: &str, liquidation: bool) -> Result<Execution, ExchangeError> {
+    Ok(Execution {
+        exec_id: f.trade_id.clone(),
+        order_id: f.order_id.clone(),
+        client_id: client_id.to_string(),
+        side: side("fill", &f.side)?,
+        qty: f.qty,
+        price: f.price,
+        fee: -f.fee,
+        time_ms: f.time,
+        liquidation,
     })
 }
 
 /// The hedge-mode position of `side` in a positions answer (flat if absent).
-pub fn position(list: &Value, side: Side) -> Result<Position, ExchangeError> {
+pub fn position(list: &[RawPosition], side: Side) -> Position {
     let want = position_side(side);
-    let found = list
-        .as_array()
-        .and_then(|l| l.iter().find(|p| text(&p["positionSide"]) == want));
-    let Some(p) = found else {
-        return Ok(Position {
+    let Some(p) = list.iter().find(|p| p.position_side == want) else {
+        return Position {
             side,
             size: Decimal::ZERO,
             avg_entry: Decimal::ZERO,
             mark_price: Decimal::ZERO,
-        });
+        };
     };
-    let size = num(p, "positionAmt")?.abs();
-    let avg = num_or_zero(p, "avgPrice")?;
-    // The reference lists no mark price field; use it when present, else derive
-    // it from the unrealised PnL (which moves with the mark, unlike a value that
-    // may be priced at entry), else from the position's value.
-    let mut mark = num_or_zero(p, "markPrice")?;
+    let size = p.position_amt.abs();
+    let avg = p.avg_price.unwrap_or(Decimal::ZERO);
     let zero = Decimal::ZERO;
+    // Older answers have no mark price; derive it from the unrealised PnL (which
+    // moves with the mark), else from the position's value.
+    let mut mark = p.mark_price.unwrap_or(zero);
     if mark <= zero && size > zero {
-        if let Some(upnl) = num_opt(p, "unrealizedProfit")? {
+        if let Some(upnl) = p.unrealized_profit {
             let per_unit = upnl / size;
             mark = match side {
                 Side::Long => avg + per_unit,
@@ -126,60 +148,91 @@ pub fn position(list: &Value, side: Side) -> Result<Position, ExchangeError> {
         }
     }
     if mark <= zero && size > zero {
-        mark = num_or_zero(p, "positionValue")? / size;
+        mark = p.position_value.unwrap_or(zero) / size;
     }
     if mark <= zero {
         mark = avg;
     }
-    Ok(Position {
+    Position {
         side,
         size,
         avg_entry: avg,
         mark_price: mark.normalize(),
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::rest::wire;
     use crate::money::dec;
-    use serde_json::json;
 
-    #[test]
-    fn mark_price_follows_the_unrealised_pnl() {
-        let list = json!([
-            {"positionSide": "LONG", "positionAmt": "0.01", "avgPrice": "60000",
-             "unrealizedProfit": "-10", "positionValue": "600"},
-            {"positionSide": "SHORT", "positionAmt": "-0.02", "avgPrice": "61000",
-             "unrealizedProfit": "20", "positionValue": "1220"}
-        ]);
-        assert_eq!(position(&list, Side::Long).unwrap().mark_price, dec!(59000));
-        assert_eq!(
-            position(&list, Side::Short).unwrap().mark_price,
-            dec!(60000)
-        );
+    fn positions(text: &str) -> Vec<RawPosition> {
+        wire::parse("positions", text).unwrap()
     }
 
     #[test]
-    fn hedge_mode_orders_and_positions() {
-        let v = json!({"orderId": 172998235239792314i64, "symbol": "BTC-USDT", "side": "SELL",
-            "positionSide": "LONG", "type": "LIMIT", "origQty": "0.002", "executedQty": "0",
-            "price": "70000", "avgPrice": "0.0", "status": "NEW", "time": 1700000000000i64,
-            "clientOrderId": "bz-3-1-tp1"});
-        let o = order(&v, "BTC/USDT").unwrap();
+    fn mark_price_follows_the_unrealised_pnl() {
+        let list = positions(
+            r#"[{"positionSide": "LONG", "positionAmt": "0.01", "avgPrice": "60000",
+                 "unrealizedProfit": "-10", "positionValue": "600"},
+                {"positionSide": "SHORT", "positionAmt": "-0.02", "avgPrice": "61000",
+                 "unrealizedProfit": "20", "positionValue": "1220"}]"#,
+        );
+        assert_eq!(position(&list, Side::Long).mark_price, dec!(59000));
+        assert_eq!(position(&list, Side::Short).mark_price, dec!(60000));
+    }
+
+    const ORDER: &str = r#"{"orderId": 172998235239792314, "symbol": "BTC-USDT", "side": "SELL",
+        "positionSide": "LONG", "type": "LIMIT", "origQty": "0.002", "executedQty": "0",
+        "price": "70000", "avgPrice": "0.0", "status": "NEW", "time": 1700000000000,
+        "clientOrderId": "bz-3-1-tp1", "stopPrice": ""}"#;
+
+    fn one(text: &str) -> Result<Order, ExchangeError> {
+        order(&wire::parse::<RawOrder>("order", text)?, "BTC/USDT")
+    }
+
+    #[test]
+    fn hedge_mode_orders_and_stops() {
+        let o = one(ORDER).unwrap();
         assert!(o.reduce_only);
         assert_eq!(o.exchange_id, "172998235239792314");
-        assert_eq!((o.status, o.price), (OrderStatus::Open, Some(dec!(70000))));
-        let mut garbled = v;
-        garbled["origQty"] = json!("two");
-        assert!(order(&garbled, "BTC/USDT").is_err());
-        let l = json!([{"positionSide": "SHORT", "positionAmt": "0.25", "avgPrice": "246.5",
-            "positionValue": "50"}]);
-        let p = position(&l, Side::Short).unwrap();
+        assert_eq!(
+            (o.status, o.price, o.kind),
+            (OrderStatus::Open, Some(dec!(70000)), OrderKind::Limit)
+        );
+        let stop = ORDER
+            .replace(r#""type": "LIMIT""#, r#""type": "STOP_MARKET""#)
+            .replace(r#""price": "70000""#, r#""price": "0""#)
+            .replace(r#""stopPrice": """#, r#""stopPrice": "64000.5""#)
+            .replace(r#""clientOrderId": "bz-3-1-tp1""#, r#""clientOrderId": """#);
+        let o = one(&stop).unwrap();
+        assert_eq!(
+            (o.kind, o.price, o.trigger_price),
+            (OrderKind::Stop, None, Some(dec!(64000.5)))
+        );
+        assert_eq!((o.client_id.as_str(), o.status), ("", OrderStatus::Open));
+        for (from, to) in [
+            (r#""origQty": "0.002""#, r#""origQty": "two""#),
+            (r#""status": "NEW""#, r#""status": "LIMBO""#),
+            (r#""time": 1700000000000"#, r#""t": 1"#),
+        ] {
+            assert!(
+                matches!(
+                    one(&ORDER.replace(from, to)),
+                    Err(ExchangeError::Malformed(_))
+                ),
+                "{to}"
+            );
+        }
+        let l = positions(
+            r#"[{"positionSide": "SHORT", "positionAmt": "0.25", "avgPrice": "246.5", "positionValue": "50"}]"#,
+        );
+        let p = position(&l, Side::Short);
         assert_eq!(
             (p.size, p.avg_entry, p.mark_price),
             (dec!(0.25), dec!(246.5), dec!(200))
         );
-        assert_eq!(position(&l, Side::Long).unwrap().size, Decimal::ZERO);
+        assert_eq!(position(&l, Side::Long).size, Decimal::ZERO);
     }
 }

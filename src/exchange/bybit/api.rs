@@ -16,9 +16,14 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::exchange::rest::{self, ApiKey, Clock, Http, RestSettings};
+use super::errors;
+use super::types::ServerTime;
+use crate::exchange::rest::{self, wire, ApiKey, Clock, Http, RestSettings};
 use crate::exchange::ExchangeError;
 
 /// A call the exchange refused, or that got no usable answer.
@@ -35,21 +40,20 @@ pub enum Refused {
 }
 
 impl From<Refused> for ExchangeError {
-    /// Bybit's error codes (<https://bybit-exchange.github.io/docs/v5/error>) in
-    /// the terms a user can act on.
     fn from(r: Refused) -> ExchangeError {
-        let (code, msg) = match r {
-            Refused::Failed(e) => return e,
-            Refused::Code { code, msg, .. } => (code, msg),
-        };
-        match code {
-            10003 | 10004 | 10005 | 10010 | 33004 => ExchangeError::InvalidKey,
-            10006 => ExchangeError::RateLimited,
-            110004 | 110007 | 110012 => ExchangeError::InsufficientBalance,
-            110017 | 110094 | 170136 => ExchangeError::BelowMinimum,
-            110072 => ExchangeError::Duplicate(msg),
-            10002 | 10016 => ExchangeError::Network(format!("{msg} (retCode {code})")),
-            _ => ExchangeError::Rejected(format!("{msg} (retCode {code})")),
+        match r {
+            Refused::Failed(e) => e,
+            Refused::Code { code, msg, .. } => errors::classify(code, &msg),
+        }
+    }
+}
+
+impl Refused {
+    /// The `retCode` of a refusal, if the exchange gave one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            Refused::Code { code, .. } => Some(*code),
+            Refused::Failed(_) => None,
         }
     }
 }
@@ -79,36 +83,63 @@ impl Api {
         }
     }
 
-    /// An unsigned market-data GET.
-    pub fn public(&self, path: &str, query: &[(&str, String)]) -> Result<Value, Refused> {
-        self.call("GET", path, &encode(query), false)
+    /// The exchange's clock as far as we know it (Unix ms).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
-    /// A signed GET.
-    pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, Refused> {
-        self.call("GET", path, &encode(query), true)
+    /// An unsigned market-data GET; its `result` read as `T` (`what` names it in
+    /// a `Malformed` error).
+    pub fn public<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, Refused> {
+        let raw = self.call("GET", path, &encode(query), false)?;
+        wire::parse(what, &raw).map_err(Refused::Failed)
     }
 
-    /// A signed POST with a JSON body.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, Refused> {
-        self.call("POST", path, &body.to_string(), true)
+    /// A signed GET; its `result` read as `T`.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, Refused> {
+        let raw = self.call("GET", path, &encode(query), true)?;
+        wire::parse(what, &raw).map_err(Refused::Failed)
     }
 
+    /// A signed POST with a JSON body; its `result` read as `T`
+    /// (`serde::de::IgnoredAny` when nothing in it is needed).
+    pub fn post<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, Refused> {
+        let raw = self.call("POST", path, &body.to_string(), true)?;
+        wire::parse(what, &raw).map_err(Refused::Failed)
+    }
+
+    /// The `result` text of a successful call. Retryable refusals (rate limit,
+    /// busy, clock, network) are tried again after a growing pause: every call
+    /// here is safe to repeat (reads, cancels, leverage, and placements carrying
+    /// an `orderLinkId`, which Bybit refuses to place twice).
     fn call(
         &self,
         method: &str,
         path: &str,
         payload: &str,
         signed: bool,
-    ) -> Result<Value, Refused> {
+    ) -> Result<String, Refused> {
         let mut attempt = 0;
         loop {
             let r = self.once(method, path, payload, signed, attempt > 0);
             let again = match &r {
-                Err(Refused::Failed(ExchangeError::Network(_))) => true,
-                // Time window (10002), rate limit (10006), server error (10016).
-                Err(Refused::Code { code, .. }) => matches!(code, 10002 | 10006 | 10016),
-                _ => false,
+                Err(e) => ExchangeError::from(e.clone()).is_retryable(),
+                Ok(_) => false,
             };
             if !again || attempt + 1 >= rest::ATTEMPTS {
                 return r;
@@ -125,7 +156,7 @@ impl Api {
         payload: &str,
         signed: bool,
         retried: bool,
-    ) -> Result<Value, Refused> {
+    ) -> Result<String, Refused> {
         if signed && self.clock.stale() {
             self.sync_clock().map_err(Refused::Failed)?;
         }
@@ -162,10 +193,10 @@ impl Api {
             note_ip_ban(self.clock.now_ms());
         }
         let r = envelope(answer.status, &answer.body, retried);
-        if let Err(Refused::Code { code, .. }) = &r {
-            match code {
-                10002 => self.clock.invalidate(),
-                10006 => self.limit_hit(answer.limit_reset_ms),
+        if let Err(Refused::Code { code, msg, .. }) = &r {
+            match errors::class(*code, msg) {
+                Some(errors::Class::Clock) => self.clock.invalidate(),
+                Some(errors::Class::RateLimit) => self.limit_hit(answer.limit_reset_ms),
                 _ => {}
             }
         }
@@ -176,19 +207,15 @@ impl Api {
         let sent = rest::local_ms();
         let url = format!("{}/v5/market/time", self.base);
         let a = self.http.send("GET", &url, &[], None)?;
-        let v = envelope(a.status, &a.body, false).map_err(ExchangeError::from)?;
-        let nanos = rest::int(&v["timeNano"]).unwrap_or(0);
-        let ms = if nanos > 0 {
-            nanos / 1_000_000
-        } else {
-            rest::int(&v["timeSecond"])
-                .unwrap_or(0)
-                .saturating_mul(1000)
+        let raw = envelope(a.status, &a.body, false).map_err(ExchangeError::from)?;
+        let t: ServerTime = wire::parse("server time", &raw)?;
+        // Nanoseconds when given (finer), else seconds.
+        let ms = match t.nanos.parse::<i128>() {
+            Ok(n) if n > 0 => (n / 1_000_000) as i64,
+            _ => t.seconds.saturating_mul(1000),
         };
         if ms <= 0 {
-            return Err(ExchangeError::Network(
-                "no server time in the answer".into(),
-            ));
+            return Err(ExchangeError::Malformed(format!("server time: {ms} ms")));
         }
         self.clock.set(ms, sent);
         Ok(())
@@ -252,27 +279,36 @@ fn encode(query: &[(&str, String)]) -> String {
     s.finish()
 }
 
-/// The `result` of a `retCode` 0 answer, or why not.
-fn envelope(status: u16, body: &str, retried: bool) -> Result<Value, Refused> {
-    let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let Some(v) = parsed.filter(|v| v.get("retCode").is_some()) else {
-        return Err(Refused::Failed(match status {
-            401 => ExchangeError::InvalidKey,
-            // "403, access too frequent": the IP limit.
-            403 | 429 => ExchangeError::RateLimited,
-            _ => ExchangeError::Network(format!("HTTP {status} without a Bybit answer")),
-        }));
+/// Bybit's envelope (docs/v5/guide, "Response"): `retCode` 0 is success.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "retCode", deserialize_with = "wire::int")]
+    ret_code: i64,
+    #[serde(rename = "retMsg", default)]
+    ret_msg: String,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+}
+
+/// The `result` text of a `retCode` 0 answer (`null` when absent), or why not. A
+/// body that is no Bybit envelope is judged by its HTTP status: an error page of
+/// a proxy or an overloaded gateway, or a garbled answer (`Malformed`).
+fn envelope(status: u16, body: &str, retried: bool) -> Result<String, Refused> {
+    let env = match wire::parse::<Envelope>("Bybit answer", body) {
+        Ok(env) => env,
+        Err(e) if status == 200 => return Err(Refused::Failed(e)),
+        Err(_) => return Err(Refused::Failed(errors::http_status(status))),
     };
-    // A garbled code is no success: -1 is no code Bybit uses.
-    let code = rest::int(&v["retCode"]).unwrap_or(-1);
-    if code != 0 {
+    if env.ret_code != 0 {
         return Err(Refused::Code {
-            code,
-            msg: rest::text(&v["retMsg"]),
+            code: env.ret_code,
+            msg: env.ret_msg,
             retried,
         });
     }
-    Ok(v.get("result").cloned().unwrap_or(Value::Null))
+    Ok(env
+        .result
+        .map_or_else(|| "null".to_string(), |r| r.get().to_string()))
 }
 
 #[cfg(test)]
@@ -355,8 +391,15 @@ mod tests {
             r#"{"retCode":0,"retMsg":"OK","result":{"a":1}}"#,
             false,
         );
-        assert_eq!(ok.unwrap()["a"], 1);
+        assert_eq!(ok.unwrap(), r#"{"a":1}"#);
         let e = envelope(403, "access too frequent", false).unwrap_err();
         assert_eq!(ExchangeError::from(e), ExchangeError::RateLimited);
+        let e = envelope(502, "<html>bad gateway</html>", false).unwrap_err();
+        assert!(ExchangeError::from(e).is_retryable());
+        // A garbled success is no success, and no retry either.
+        for body in ["<html>", r#"{"retCode":"zero"}"#, r#"{"retMsg":"OK"}"#] {
+            let e = ExchangeError::from(envelope(200, body, false).unwrap_err());
+            assert!(matches!(e, ExchangeError::Malformed(_)), "{body}: {e:?}");
+        }
     }
 }

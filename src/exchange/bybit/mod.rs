@@ -7,31 +7,38 @@
 //! - ticker: `GET /v5/market/tickers` — <https://bybit-exchange.github.io/docs/v5/market/tickers>
 //! - server time: `GET /v5/market/time` — <https://bybit-exchange.github.io/docs/v5/market/time>
 //! - leverage: `POST /v5/position/set-leverage` — <https://bybit-exchange.github.io/docs/v5/position/leverage>
-//! - place: `POST /v5/order/create` — <https://bybit-exchange.github.io/docs/v5/order/create-order>
+//! - place (active and conditional): `POST /v5/order/create` — <https://bybit-exchange.github.io/docs/v5/order/create-order>
 //! - cancel: `POST /v5/order/cancel` — <https://bybit-exchange.github.io/docs/v5/order/cancel-order>
 //! - open and recent orders: `GET /v5/order/realtime` — <https://bybit-exchange.github.io/docs/v5/order/open-order>
 //! - older orders: `GET /v5/order/history` — <https://bybit-exchange.github.io/docs/v5/order/order-list>
-//! - fills (fees): `GET /v5/execution/list` — <https://bybit-exchange.github.io/docs/v5/order/execution>
+//! - fills: `GET /v5/execution/list` — <https://bybit-exchange.github.io/docs/v5/order/execution>
+//! - funding: `GET /v5/account/transaction-log` — <https://bybit-exchange.github.io/docs/v5/account/transaction-log>
 //! - positions: `GET /v5/position/list` — <https://bybit-exchange.github.io/docs/v5/position>
 //! - balance: `GET /v5/account/wallet-balance` — <https://bybit-exchange.github.io/docs/v5/account/wallet-balance>
 //! - signing, headers, recv window: <https://bybit-exchange.github.io/docs/v5/guide>
-//! - error codes: <https://bybit-exchange.github.io/docs/v5/error>
+//! - error codes: <https://bybit-exchange.github.io/docs/v5/error> (see `errors`)
 //!
 //! The account must be in hedge mode on the symbol: orders with `positionIdx`
-//! 1/2 are refused in one-way mode, and that refusal is reported as is.
+//! 1/2 are refused in one-way mode, and that refusal is `PositionMode`.
 
 mod api;
+mod errors;
+mod history;
+mod orders;
 mod parse;
+mod types;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use rust_decimal::Decimal;
-use serde_json::{json, Value};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::json;
 
 use self::api::{Api, Refused};
-use super::rest::{self, decimal, num, num_or_zero, text, ApiKey, RestSettings};
-use super::{Exchange, ExchangeError, Market, NewOrder, Order, OrderKind};
+use self::types::{Instrument, Page, RawPosition, Ticker, Wallet};
+use super::rest::{self, ApiKey, RestSettings};
+use super::{Exchange, ExchangeError, Execution, FundingPayment, Market, NewOrder, Order};
 use super::{Position, Side};
 
 pub struct Bybit {
@@ -52,9 +59,9 @@ fn linear(symbol: &str) -> Result<Vec<(&'static str, String)>, ExchangeError> {
     ])
 }
 
-fn first(result: &Value) -> Option<&Value> {
-    result["list"].as_array().and_then(|l| l.first())
-}
+/// Pages one list answer walks at most: far beyond what one symbol of one
+/// account holds, and a bound if a cursor never ends.
+const MAX_PAGES: usize = 50;
 
 impl Bybit {
     pub fn new(settings: &RestSettings, key: ApiKey) -> Bybit {
@@ -64,59 +71,30 @@ impl Bybit {
         }
     }
 
-    /// An order by client id: `/v5/order/realtime` knows open and recently closed
-    /// orders; older ones are in `/v5/order/history`.
-    fn find(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
-        let mut q = linear(symbol)?;
-        q.push(("orderLinkId", client_id.to_string()));
-        let mut found = first(&self.api.get("/v5/order/realtime", &q)?).cloned();
-        if found.is_none() {
-            found = first(&self.api.get("/v5/order/history", &q)?).cloned();
+    /// Every entry of a cursor-paginated list (`query` without `cursor`).
+    fn pages<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        query: &[(&'static str, String)],
+    ) -> Result<Vec<T>, ExchangeError> {
+        let mut all = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..MAX_PAGES {
+            let mut q = query.to_vec();
+            if !cursor.is_empty() {
+                q.push(("cursor", cursor.clone()));
+            }
+            let page: Page<T> = self.api.get(what, path, &q)?;
+            all.extend(page.list);
+            if page.next.is_empty() {
+                return Ok(all);
+            }
+            cursor = page.next;
         }
-        let Some(v) = found else { return Ok(None) };
-        let mut o = parse::order(&v, symbol)?;
-        if o.filled_qty > Decimal::ZERO {
-            o.fee = self.fees(symbol, client_id)?;
-        }
-        Ok(Some(o))
-    }
-
-    /// Fees paid on an order's fills, from its executions (`execFee`, positive =
-    /// paid). The list covers the last 7 days by default, longer than any order
-    /// the bot still asks about.
-    fn fees(&self, symbol: &str, client_id: &str) -> Result<Decimal, ExchangeError> {
-        let mut q = linear(symbol)?;
-        q.push(("orderLinkId", client_id.to_string()));
-        q.push(("limit", "100".into()));
-        let r = self.api.get("/v5/execution/list", &q)?;
-        let Some(list) = r["list"].as_array() else {
-            return Ok(Decimal::ZERO);
-        };
-        list.iter().map(|e| num(e, "execFee")).sum()
-    }
-
-    /// The placed order as the exchange reports it; a market order's fill may
-    /// take a moment to show, so it is asked for a few times.
-    fn placed(&self, order: &NewOrder, exchange_id: String) -> Result<Order, ExchangeError> {
-        rest::read_back(order, exchange_id, |symbol, id| self.find(symbol, id))
-    }
-
-    fn create_body(order: &NewOrder) -> Result<Value, ExchangeError> {
-        let mut body = json!({
-            "category": "linear",
-            "symbol": pair(&order.symbol)?,
-            "side": parse::side_name(order.side),
-            "orderType": if order.kind == OrderKind::Market { "Market" } else { "Limit" },
-            "qty": decimal(order.qty),
-            "positionIdx": parse::position_idx(order.position_side),
-            "orderLinkId": order.client_id,
-            "reduceOnly": order.reduce_only,
-        });
-        if let (OrderKind::Limit, Some(p)) = (order.kind, order.price) {
-            body["price"] = json!(decimal(p));
-            body["timeInForce"] = json!("GTC");
-        }
-        Ok(body)
+        Err(ExchangeError::Malformed(format!(
+            "{what}: more than {MAX_PAGES} pages"
+        )))
     }
 }
 
@@ -134,20 +112,27 @@ impl Exchange for Bybit {
         {
             return Ok(m);
         }
-        let r = self
-            .api
-            .public("/v5/market/instruments-info", &linear(symbol)?)?;
-        let i = first(&r).ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))?;
+        let r: Page<Instrument> = self.api.public(
+            "instrument",
+            "/v5/market/instruments-info",
+            &linear(symbol)?,
+        )?;
+        let i = r
+            .list
+            .first()
+            .ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))?;
         let m = Market {
-            tick: num(&i["priceFilter"], "tickSize")?,
-            step: num(&i["lotSizeFilter"], "qtyStep")?,
-            min_qty: num(&i["lotSizeFilter"], "minOrderQty")?,
-            // Absent on older listings: no value minimum then.
-            min_notional: num_or_zero(&i["lotSizeFilter"], "minNotionalValue")?,
+            tick: i.price_filter.tick_size,
+            step: i.lot_size_filter.qty_step,
+            min_qty: i.lot_size_filter.min_order_qty,
+            min_notional: i
+                .lot_size_filter
+                .min_notional_value
+                .unwrap_or(Decimal::ZERO),
         };
         if m.tick <= Decimal::ZERO || m.step <= Decimal::ZERO {
-            return Err(ExchangeError::Rejected(format!(
-                "Bybit lists {symbol} without a tick size or quantity step"
+            return Err(ExchangeError::Malformed(format!(
+                "instrument: Bybit lists {symbol} without a tick size or quantity step"
             )));
         }
         if let Ok(mut all) = self.markets.lock() {
@@ -157,16 +142,24 @@ impl Exchange for Bybit {
     }
 
     fn ticker(&self, symbol: &str) -> Result<Decimal, ExchangeError> {
-        let r = self.api.public("/v5/market/tickers", &linear(symbol)?)?;
-        let t = first(&r).ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))?;
-        num(t, "lastPrice")
+        let r: Page<Ticker> = self
+            .api
+            .public("ticker", "/v5/market/tickers", &linear(symbol)?)?;
+        let t = r
+            .list
+            .first()
+            .ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_string()))?;
+        Ok(t.last_price)
     }
 
     /// Bybit takes both sides' leverage in one call; both get the bot's value.
     fn set_leverage(&self, symbol: &str, _side: Side, leverage: u32) -> Result<(), ExchangeError> {
         let body = json!({"category": "linear", "symbol": pair(symbol)?,
             "buyLeverage": leverage.to_string(), "sellLeverage": leverage.to_string()});
-        match self.api.post("/v5/position/set-leverage", &body) {
+        match self
+            .api
+            .post::<IgnoredAny>("leverage", "/v5/position/set-leverage", &body)
+        {
             // 110043: "Set leverage has not been modified" — already that value.
             Ok(_) | Err(Refused::Code { code: 110043, .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -174,114 +167,42 @@ impl Exchange for Bybit {
     }
 
     fn place(&self, order: &NewOrder) -> Result<Order, ExchangeError> {
-        match self
-            .api
-            .post("/v5/order/create", &Self::create_body(order)?)
-        {
-            Ok(r) => self.placed(order, text(&r["orderId"])),
-            // Our own earlier attempt of this very call got through (its answer
-            // was lost): the order exists, read it.
-            Err(Refused::Code {
-                code: 110072,
-                retried: true,
-                ..
-            }) => self.placed(order, String::new()),
-            Err(Refused::Code { code: 110072, .. }) => {
-                Err(ExchangeError::Duplicate(order.client_id.clone()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        orders::place(self, order)
     }
 
     fn cancel(&self, symbol: &str, client_id: &str) -> Result<(), ExchangeError> {
-        let body = json!({"category": "linear", "symbol": pair(symbol)?, "orderLinkId": client_id});
-        match self.api.post("/v5/order/cancel", &body) {
-            // 110001: the order does not exist (any more); 110008: it is already
-            // filled or cancelled; 110010: already cancelled. A take-profit that
-            // fills while it is being moved is not an error.
-            Ok(_)
-            | Err(Refused::Code {
-                code: 110001 | 110008 | 110010,
-                ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        orders::cancel(self, symbol, ("orderLinkId", client_id))
     }
 
     fn open_orders(&self, symbol: &str) -> Result<Vec<Order>, ExchangeError> {
-        let mut all = Vec::new();
-        let mut cursor = String::new();
-        // 50 per page; 20 pages is far beyond what one symbol of one bot holds.
-        for _ in 0..20 {
-            let mut q = linear(symbol)?;
-            q.extend([("openOnly", "0".into()), ("limit", "50".into())]);
-            if !cursor.is_empty() {
-                q.push(("cursor", cursor.clone()));
-            }
-            let r = self.api.get("/v5/order/realtime", &q)?;
-            if let Some(list) = r["list"].as_array() {
-                for v in list {
-                    all.push(parse::order(v, symbol)?);
-                }
-            }
-            cursor = text(&r["nextPageCursor"]);
-            if cursor.is_empty() {
-                break;
-            }
-        }
-        all.retain(|o| o.status.is_open());
-        Ok(all)
-    }
-
-    fn order_by_id(
-        &self,
-        _symbol: &str,
-        _exchange_id: &str,
-    ) -> Result<Option<Order>, ExchangeError> {
-        Err(ExchangeError::Rejected(
-            "order lookup by id is not supported yet".into(),
-        ))
-    }
-
-    fn cancel_by_id(&self, _symbol: &str, _exchange_id: &str) -> Result<(), ExchangeError> {
-        Err(ExchangeError::Rejected(
-            "cancel by id is not supported yet".into(),
-        ))
-    }
-
-    fn executions(
-        &self,
-        _symbol: &str,
-        _since_ms: i64,
-    ) -> Result<Vec<crate::exchange::Execution>, ExchangeError> {
-        Err(ExchangeError::Rejected(
-            "executions are not supported yet".into(),
-        ))
-    }
-
-    fn funding(
-        &self,
-        _symbol: &str,
-        _since_ms: i64,
-    ) -> Result<Vec<crate::exchange::FundingPayment>, ExchangeError> {
-        Err(ExchangeError::Rejected(
-            "funding reads are not supported yet".into(),
-        ))
+        orders::open(self, symbol)
     }
 
     fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
-        self.find(symbol, client_id)
+        orders::find(self, symbol, ("orderLinkId", client_id))
+    }
+
+    fn order_by_id(&self, symbol: &str, exchange_id: &str) -> Result<Option<Order>, ExchangeError> {
+        orders::find(self, symbol, ("orderId", exchange_id))
+    }
+
+    fn cancel_by_id(&self, symbol: &str, exchange_id: &str) -> Result<(), ExchangeError> {
+        orders::cancel(self, symbol, ("orderId", exchange_id))
+    }
+
+    fn executions(&self, symbol: &str, since_ms: i64) -> Result<Vec<Execution>, ExchangeError> {
+        history::executions(self, symbol, since_ms)
+    }
+
+    fn funding(&self, symbol: &str, since_ms: i64) -> Result<Vec<FundingPayment>, ExchangeError> {
+        history::funding(self, symbol, since_ms)
     }
 
     fn position(&self, symbol: &str, side: Side) -> Result<Position, ExchangeError> {
-        let r = self.api.get("/v5/position/list", &linear(symbol)?)?;
-        // A missing list is not "flat": reading it so would close the cycle.
-        if !r["list"].is_array() {
-            return Err(ExchangeError::Network(
-                "the position answer has no list; trying again".into(),
-            ));
-        }
-        parse::position(&r["list"], side)
+        let r: Page<RawPosition> =
+            self.api
+                .get("positions", "/v5/position/list", &linear(symbol)?)?;
+        Ok(parse::position(&r.list, side))
     }
 
     fn balance(&self) -> Result<Decimal, ExchangeError> {
@@ -289,10 +210,15 @@ impl Exchange for Bybit {
             ("accountType", "UNIFIED".to_string()),
             ("coin", "USDT".into()),
         ];
-        let r = self.api.get("/v5/account/wallet-balance", &q)?;
-        let coins = first(&r).and_then(|a| a["coin"].as_array());
-        coins
-            .and_then(|c| c.iter().find(|c| text(&c["coin"]) == "USDT"))
-            .map_or(Ok(Decimal::ZERO), |c| num(c, "walletBalance"))
+        let r: Page<Wallet> = self
+            .api
+            .get("wallet balance", "/v5/account/wallet-balance", &q)?;
+        // A unified account that never held USDT lists no USDT coin: none held.
+        let usdt = r
+            .list
+            .iter()
+            .flat_map(|w| &w.coin)
+            .find(|c| c.coin == "USDT");
+        Ok(usdt.map_or(Decimal::ZERO, |c| c.wallet_balance))
     }
 }

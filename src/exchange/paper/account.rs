@@ -7,17 +7,19 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use super::book::Book;
-use super::{markets, persist, wall_ms, Paper, PaperError};
+use super::{fills, markets, persist, wall_ms, Paper, PaperError};
 use crate::bots::ladder::{Market, Side};
-use crate::exchange::{Exchange, ExchangeError, NewOrder, Order, Position};
+use crate::exchange::{
+    Exchange, ExchangeError, Execution, FundingPayment, NewOrder, Order, Position,
+};
 
 /// Leverage the paper exchange accepts, like the real ones' usual range.
 const LEVERAGE: std::ops::RangeInclusive<u32> = 1..=125;
 
 /// A user's paper account; cheap to create, holds the shared exchange.
 pub struct PaperAccount {
-    paper: Arc<Paper>,
-    user_id: i64,
+    pub(super) paper: Arc<Paper>,
+    pub(super) user_id: i64,
 }
 
 impl PaperAccount {
@@ -100,40 +102,48 @@ impl Exchange for PaperAccount {
         })
     }
 
-    fn order_by_id(
-        &self,
-        _symbol: &str,
-        _exchange_id: &str,
-    ) -> Result<Option<Order>, ExchangeError> {
-        Err(ExchangeError::Rejected(
-            "order lookup by id is not supported yet".into(),
-        ))
+    fn order_by_id(&self, symbol: &str, exchange_id: &str) -> Result<Option<Order>, ExchangeError> {
+        let Some(id) = parse_id(exchange_id) else {
+            return Ok(None);
+        };
+        self.paper.read(|book, conn| {
+            let Some(mkt) = book.lookup(symbol)? else {
+                return Ok(None);
+            };
+            if let Some(rec) = book.orders.get(&id) {
+                let mine = rec.user_id == self.user_id && rec.mkt == mkt;
+                return Ok(mine.then(|| rec.order.clone()));
+            }
+            let stored = persist::find_order_by_id(conn, self.user_id, id)?;
+            Ok(stored.filter(|o| o.symbol == symbol))
+        })
     }
 
-    fn cancel_by_id(&self, _symbol: &str, _exchange_id: &str) -> Result<(), ExchangeError> {
-        Err(ExchangeError::Rejected(
-            "cancel by id is not supported yet".into(),
-        ))
+    fn cancel_by_id(&self, symbol: &str, exchange_id: &str) -> Result<(), ExchangeError> {
+        let Some(id) = parse_id(exchange_id) else {
+            return Ok(());
+        };
+        self.paper.mutate(|book, _, dirty| {
+            if let Some(mkt) = book.lookup(symbol)? {
+                book.cancel_by_id(self.user_id, mkt, id, wall_ms(), dirty);
+            }
+            Ok(())
+        })
     }
 
-    fn executions(
-        &self,
-        _symbol: &str,
-        _since_ms: i64,
-    ) -> Result<Vec<crate::exchange::Execution>, ExchangeError> {
-        Err(ExchangeError::Rejected(
-            "executions are not supported yet".into(),
-        ))
+    fn executions(&self, symbol: &str, since_ms: i64) -> Result<Vec<Execution>, ExchangeError> {
+        self.paper.read(|book, conn| {
+            if book.lookup(symbol)?.is_none() {
+                return Ok(Vec::new());
+            }
+            Ok(fills::executions(conn, self.user_id, symbol, since_ms)?)
+        })
     }
 
-    fn funding(
-        &self,
-        _symbol: &str,
-        _since_ms: i64,
-    ) -> Result<Vec<crate::exchange::FundingPayment>, ExchangeError> {
-        Err(ExchangeError::Rejected(
-            "funding reads are not supported yet".into(),
-        ))
+    /// The paper exchange charges no funding yet (docs/bots.md, Exchanges).
+    fn funding(&self, symbol: &str, _since_ms: i64) -> Result<Vec<FundingPayment>, ExchangeError> {
+        self.paper
+            .read(|book, _| book.lookup(symbol).map(|_| Vec::new()))
     }
 
     fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
@@ -159,6 +169,11 @@ impl Exchange for PaperAccount {
             .read(|book, _| Ok::<_, PaperError>(book.balance(self.user_id)))
             .map_err(ExchangeError::from)
     }
+}
+
+/// An exchange id as the paper exchange writes them; anything else names no order.
+fn parse_id(exchange_id: &str) -> Option<i64> {
+    exchange_id.parse().ok()
 }
 
 /// The position, marked at the current price (or the start price of a symbol that

@@ -4,16 +4,19 @@
 //! orders live in SQLite alone. The indices are what keep a busy instance cheap:
 //! resting orders sit in per-market price-ordered sets (a price step touches only the
 //! orders it crosses), and each account keeps its own open order ids per market (an
-//! account call never scans other users' orders).
+//! account call never scans other users' orders). Untriggered stops sit in two more
+//! sets per market, ordered by trigger price.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
 use super::markets;
+use super::replay::Replay;
 use super::walk::Walk;
 use crate::bots::ladder::{round_price, Market, Side};
-use crate::exchange::{ExchangeError, Order, OrderSide};
+use crate::exchange::{ExchangeError, Order, OrderKind, OrderSide};
 
 /// Index of a market in `Book::markets`; stable for the life of a book.
 pub(super) type MktId = usize;
@@ -43,6 +46,10 @@ pub(super) struct MarketState {
     /// Resting buys and sells (limit orders only).
     pub bids: BTreeSet<Level>,
     pub asks: BTreeSet<Level>,
+    /// Untriggered stops by trigger price: sells (a long's stop) fire when the mark
+    /// falls to their trigger, buys (a short's) when it rises to it.
+    pub stops_fall: BTreeSet<Level>,
+    pub stops_rise: BTreeSet<Level>,
 }
 
 /// One direction of a hedge-mode position; size 0 means flat.
@@ -117,8 +124,23 @@ pub(super) fn round_qty(qty: Decimal, m: &Market) -> Decimal {
     round_price(qty, &Market { tick: m.step, ..*m })
 }
 
+/// One execution of an order, as it happened: memory keeps none, the database
+/// keeps them all (`executions` reads them back).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Fill {
+    pub user_id: i64,
+    pub order_id: i64,
+    pub mkt: MktId,
+    pub side: OrderSide,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub fee: Decimal,
+    pub time_ms: i64,
+}
+
 /// What a call changed, so that exactly that is written to SQLite in one
-/// transaction. Orders carry their final image because closed ones leave memory.
+/// transaction. Orders carry their final image because closed ones leave memory;
+/// fills are new rows, in the order they happened.
 #[derive(Default)]
 pub(super) struct Dirty {
     pub markets: BTreeSet<MktId>,
@@ -126,6 +148,7 @@ pub(super) struct Dirty {
     pub leverage: BTreeSet<(i64, MktId)>,
     pub positions: BTreeSet<(i64, MktId, usize)>,
     pub orders: BTreeMap<i64, OrderRec>,
+    pub fills: Vec<Fill>,
 }
 
 impl Dirty {
@@ -135,6 +158,7 @@ impl Dirty {
             && self.leverage.is_empty()
             && self.positions.is_empty()
             && self.orders.is_empty()
+            && self.fills.is_empty()
     }
 }
 
@@ -150,6 +174,12 @@ pub(super) struct Book {
     pub next_id: i64,
     /// The latest time `advance` was called with: new markets start their walk here.
     pub clock_ms: i64,
+    /// When the exchange's state was first created (persisted): replayed prices
+    /// count their time from it.
+    pub epoch_ms: i64,
+    /// `PAPER_PRICES=replay:`: the symbols it names take its prices instead of
+    /// walking.
+    pub replay: Option<Arc<Replay>>,
 }
 
 impl Book {
@@ -163,7 +193,14 @@ impl Book {
             orders: HashMap::new(),
             next_id: 1,
             clock_ms,
+            epoch_ms: clock_ms,
+            replay: None,
         }
+    }
+
+    /// The replay that sets `symbol`'s price, if any names it.
+    pub fn replay_of(&self, symbol: &str) -> Option<Arc<Replay>> {
+        self.replay.as_ref().filter(|r| r.names(symbol)).cloned()
     }
 
     /// Adds a market in the given state (loading, or listing a new one).
@@ -185,6 +222,8 @@ impl Book {
             updated_ms,
             bids: BTreeSet::new(),
             asks: BTreeSet::new(),
+            stops_fall: BTreeSet::new(),
+            stops_rise: BTreeSet::new(),
         });
         self.by_symbol.insert(symbol.to_owned(), id);
         id
@@ -200,7 +239,9 @@ impl Book {
         }
     }
 
-    /// The market of `symbol`, listing it (at its start price) on first use.
+    /// The market of `symbol`, listing it on first use: at the replay's price of
+    /// the moment (its first line's before that) for a symbol the replay names,
+    /// else at the listing's start price.
     pub fn ensure_market(
         &mut self,
         symbol: &str,
@@ -211,13 +252,17 @@ impl Book {
         }
         let listing = markets::listing(symbol)
             .ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_owned()))?;
-        let id = self.add_market(
-            symbol,
-            listing.market,
-            listing.start_price,
-            0,
-            self.clock_ms,
-        );
+        let elapsed = self.clock_ms - self.epoch_ms;
+        let price = self
+            .replay_of(symbol)
+            .and_then(|r| {
+                r.price_at(symbol, elapsed)
+                    .or_else(|| r.first_price(symbol))
+            })
+            .map_or(listing.start_price, |p| {
+                round_price(p, &listing.market).max(listing.market.tick)
+            });
+        let id = self.add_market(symbol, listing.market, price, 0, self.clock_ms);
         dirty.markets.insert(id);
         Ok(id)
     }
@@ -277,15 +322,24 @@ impl Book {
             .find(|r| r.order.client_id == client_id)
     }
 
+    /// The price-ordered set an open order rests in, and its place there: limits
+    /// by price, stops by trigger; market orders never rest.
+    fn resting_level(&mut self, rec: &OrderRec) -> Option<(&mut BTreeSet<Level>, Level)> {
+        let m = &mut self.markets[rec.mkt];
+        let o = &rec.order;
+        match (o.kind, o.side) {
+            (OrderKind::Stop, OrderSide::Sell) => Some((&mut m.stops_fall, o.trigger_price?)),
+            (OrderKind::Stop, OrderSide::Buy) => Some((&mut m.stops_rise, o.trigger_price?)),
+            (_, OrderSide::Buy) => Some((&mut m.bids, o.price?)),
+            (_, OrderSide::Sell) => Some((&mut m.asks, o.price?)),
+        }
+        .map(|(set, price)| (set, level(price, rec.id)))
+    }
+
     /// Puts an order on the book and into every index.
     pub fn insert_open(&mut self, rec: OrderRec) {
-        if let Some(price) = rec.order.price {
-            let m = &mut self.markets[rec.mkt];
-            let set = match rec.order.side {
-                OrderSide::Buy => &mut m.bids,
-                OrderSide::Sell => &mut m.asks,
-            };
-            set.insert(level(price, rec.id));
+        if let Some((set, at)) = self.resting_level(&rec) {
+            set.insert(at);
         }
         let acct = self.load_account(rec.user_id, START_BALANCE);
         acct.open.entry(rec.mkt).or_default().push(rec.id);
@@ -295,10 +349,8 @@ impl Book {
     /// Takes an order off the book and out of every index.
     pub fn remove_open(&mut self, id: i64) -> Option<OrderRec> {
         let rec = self.orders.remove(&id)?;
-        if let Some(price) = rec.order.price {
-            let m = &mut self.markets[rec.mkt];
-            m.bids.remove(&level(price, id));
-            m.asks.remove(&level(price, id));
+        if let Some((set, at)) = self.resting_level(&rec) {
+            set.remove(&at);
         }
         if let Some(ids) = self
             .accounts

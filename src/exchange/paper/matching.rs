@@ -1,10 +1,12 @@
-//! Order placement, fills and price moves: the exchange's rules, applied to the
+//! Order placement, cancels and fills: the exchange's rules, applied to the
 //! in-memory book. Nothing here touches SQLite; every change is recorded in a
-//! `Dirty` for the caller to write through.
+//! `Dirty` for the caller to write through. Price moves are in `prices`, the
+//! stops' own rules in `stops`.
 
 use rust_decimal::Decimal;
 
-use super::book::{level, round_qty, side_ix, Book, Dirty, MktId, OrderRec};
+use super::book::{level, round_qty, side_ix, Book, Dirty, Fill, MktId, OrderRec};
+use super::stops;
 use crate::bots::ladder::{floor_qty, gross_pnl, round_price, Market};
 use crate::exchange::{ExchangeError, NewOrder, Order, OrderKind, OrderSide, OrderStatus};
 
@@ -12,14 +14,11 @@ use crate::exchange::{ExchangeError, NewOrder, Order, OrderKind, OrderSide, Orde
 pub(super) const TAKER_FEE: Decimal = Decimal::from_parts(55, 0, 0, false, 5);
 /// Maker fee: resting limit orders filled by a later price move (0.02 %).
 pub(super) const MAKER_FEE: Decimal = Decimal::from_parts(2, 0, 0, false, 4);
-/// At most this many walk steps per `advance`, so a long downtime costs a bounded
-/// catch-up instead of stalling the runner's startup.
-pub(super) const MAX_STEPS: i64 = 600;
 
 impl Book {
     /// Validates and executes a new order for `uid` on `mkt` (the duplicate check is
     /// the caller's: it needs the database). Marketable orders fill at once as taker;
-    /// the others rest. Nothing changes when it fails.
+    /// limits and stops rest. Nothing changes when it fails.
     pub fn place(
         &mut self,
         uid: i64,
@@ -34,16 +33,18 @@ impl Book {
         let limit = checked_limit(req, &spec)?;
         let opens = req.side == OrderSide::opening(req.position_side);
         check_direction(req, opens)?;
+        let trigger = stops::checked_trigger(req, &spec, current)?;
         if !opens && self.position(uid, mkt, req.position_side).size <= Decimal::ZERO {
             return Err(ExchangeError::Rejected(format!(
                 "reduce-only order {} has no {:?} position to reduce",
                 req.client_id, req.position_side
             )));
         }
-        let marketable = limit.is_none_or(|p| match req.side {
-            OrderSide::Buy => p >= current,
-            OrderSide::Sell => p <= current,
-        });
+        let marketable = trigger.is_none()
+            && limit.is_none_or(|p| match req.side {
+                OrderSide::Buy => p >= current,
+                OrderSide::Sell => p <= current,
+            });
         if opens {
             let price = if marketable {
                 current
@@ -55,7 +56,7 @@ impl Book {
                 return Err(ExchangeError::InsufficientBalance);
             }
         }
-        let mut rec = self.new_order(uid, mkt, req, qty, limit, now);
+        let mut rec = self.new_order(uid, mkt, req, qty, (limit, trigger), now);
         self.account_mut(uid, dirty);
         if marketable {
             self.apply_fill(&mut rec, qty, current, TAKER_FEE, now, dirty);
@@ -66,14 +67,15 @@ impl Book {
         Ok(rec.order)
     }
 
-    /// A fresh order record with the next id.
+    /// A fresh order record with the next id; `prices` are its checked limit and
+    /// trigger prices.
     fn new_order(
         &mut self,
         uid: i64,
         mkt: MktId,
         req: &NewOrder,
         qty: Decimal,
-        limit: Option<Decimal>,
+        (limit, trigger): (Option<Decimal>, Option<Decimal>),
         now: i64,
     ) -> OrderRec {
         let id = self.next_id;
@@ -90,7 +92,7 @@ impl Book {
                 side: req.side,
                 kind: req.kind,
                 price: limit,
-                trigger_price: None,
+                trigger_price: trigger,
                 qty,
                 filled_qty: Decimal::ZERO,
                 avg_fill_price: Decimal::ZERO,
@@ -106,9 +108,24 @@ impl Book {
     /// Cancels the account's open order `client_id`; an unknown or closed one is
     /// silently ignored, as the trait asks.
     pub fn cancel(&mut self, uid: i64, mkt: MktId, client_id: &str, now: i64, dirty: &mut Dirty) {
-        let Some(id) = self.open_by_client(uid, mkt, client_id).map(|r| r.id) else {
-            return;
-        };
+        if let Some(id) = self.open_by_client(uid, mkt, client_id).map(|r| r.id) {
+            self.cancel_open(id, now, dirty);
+        }
+    }
+
+    /// Cancels the account's open order with exchange id `id` on a market; as
+    /// `cancel`, anything else is ignored.
+    pub fn cancel_by_id(&mut self, uid: i64, mkt: MktId, id: i64, now: i64, dirty: &mut Dirty) {
+        let owned = self
+            .orders
+            .get(&id)
+            .is_some_and(|r| r.user_id == uid && r.mkt == mkt);
+        if owned {
+            self.cancel_open(id, now, dirty);
+        }
+    }
+
+    fn cancel_open(&mut self, id: i64, now: i64, dirty: &mut Dirty) {
         if let Some(mut rec) = self.remove_open(id) {
             rec.order.status = OrderStatus::Cancelled;
             rec.updated_ms = now;
@@ -117,9 +134,10 @@ impl Book {
     }
 
     /// Fills `qty` of `rec` at `price`: moves the position, credits realised PnL,
-    /// debits the fee. A reducing fill is clipped to the position. Orders always fill
-    /// completely (there is no depth to run out of), so the order ends `Filled`.
-    fn apply_fill(
+    /// debits the fee, records the fill. A reducing fill is clipped to the position.
+    /// Orders always fill completely (there is no depth to run out of), so the
+    /// order ends `Filled`.
+    pub(super) fn apply_fill(
         &mut self,
         rec: &mut OrderRec,
         qty: Decimal,
@@ -157,6 +175,18 @@ impl Book {
         o.fee += fee;
         o.status = OrderStatus::Filled;
         rec.updated_ms = now;
+        if filled > Decimal::ZERO {
+            dirty.fills.push(Fill {
+                user_id: rec.user_id,
+                order_id: rec.id,
+                mkt: rec.mkt,
+                side: o.side,
+                qty: filled,
+                price,
+                fee,
+                time_ms: now,
+            });
+        }
         dirty.balances.insert(rec.user_id);
         dirty
             .positions
@@ -185,8 +215,10 @@ impl Book {
         filled
     }
 
-    /// Fills every resting order that the move `old → new` crosses, in the order the
-    /// path reaches them (nearest price first, then oldest). Returns the fills.
+    /// Executes every resting order that the move `old → new` crosses, in the
+    /// order the path reaches them (nearest price first, then oldest): limits fill
+    /// at their price, stops whose trigger the mark reached execute at `new`, the
+    /// mark that triggered them. Returns the fills.
     pub fn cross(
         &mut self,
         mkt: MktId,
@@ -197,65 +229,33 @@ impl Book {
     ) -> usize {
         let (low, high) = (old.min(new), old.max(new));
         let m = &self.markets[mkt];
-        let mut buys: Vec<_> = m.bids.range(level(low, i64::MIN)..).copied().collect();
-        buys.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let sells: Vec<_> = m.asks.range(..=level(high, i64::MAX)).copied().collect();
+        // What a fall reaches: buys at or above the low, sell stops at or above the
+        // mark; highest first. A rise: sells and buy stops, lowest first.
+        let mut falling: Vec<_> = m.bids.range(level(low, i64::MIN)..).copied().collect();
+        falling.extend(m.stops_fall.range(level(new, i64::MIN)..).copied());
+        falling.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut rising: Vec<_> = m.asks.range(..=level(high, i64::MAX)).copied().collect();
+        rising.extend(m.stops_rise.range(..=level(new, i64::MAX)).copied());
+        rising.sort();
         let (first, second) = if new < old {
-            (buys, sells)
+            (falling, rising)
         } else {
-            (sells, buys)
+            (rising, falling)
         };
         first
             .into_iter()
             .chain(second)
-            .filter(|&(_, id)| self.fill_resting(id, now, dirty))
+            .filter(|&(_, id)| self.execute_resting(id, new, now, dirty))
             .count()
     }
 
-    /// Walks every market through the whole ticks elapsed since its last step (at
-    /// most `MAX_STEPS`; a longer gap is skipped), matching each step. Returns fills.
-    pub fn advance(&mut self, now: i64, dirty: &mut Dirty) -> usize {
-        let tick = i64::try_from(self.tick_ms.max(1)).unwrap_or(i64::MAX);
-        let mut fills = 0;
-        for mkt in 0..self.markets.len() {
-            let due = (now - self.markets[mkt].updated_ms).div_euclid(tick);
-            if due <= 0 {
-                continue;
-            }
-            let steps = due.min(MAX_STEPS);
-            for _ in 0..steps {
-                fills += self.step(mkt, now, dirty);
-            }
-            let m = &mut self.markets[mkt];
-            m.updated_ms = if due > MAX_STEPS {
-                now
-            } else {
-                m.updated_ms + steps * tick
-            };
-            dirty.markets.insert(mkt);
+    /// Executes a crossed order: a stop at the mark, a limit at its price.
+    fn execute_resting(&mut self, id: i64, mark: Decimal, now: i64, dirty: &mut Dirty) -> bool {
+        match self.orders.get(&id).map(|r| r.order.kind) {
+            Some(OrderKind::Stop) => self.trigger_stop(id, mark, now, dirty),
+            Some(_) => self.fill_resting(id, now, dirty),
+            None => false,
         }
-        self.clock_ms = self.clock_ms.max(now);
-        fills
-    }
-
-    /// One walk step of one market, with its matching.
-    fn step(&mut self, mkt: MktId, now: i64, dirty: &mut Dirty) -> usize {
-        let m = &mut self.markets[mkt];
-        let old = m.price;
-        m.price = self.walk.next_price(m.stream, m.step_no, old, &m.spec);
-        m.step_no += 1;
-        let new = m.price;
-        self.cross(mkt, old, new, now, dirty)
-    }
-
-    /// Moves a market to `price` (rounded, at least one tick) and matches the move.
-    pub fn set_price(&mut self, mkt: MktId, price: Decimal, now: i64, dirty: &mut Dirty) -> usize {
-        let m = &mut self.markets[mkt];
-        let old = m.price;
-        m.price = round_price(price, &m.spec).max(m.spec.tick);
-        let new = m.price;
-        dirty.markets.insert(mkt);
-        self.cross(mkt, old, new, now, dirty)
     }
 }
 
@@ -272,13 +272,10 @@ fn checked_qty(qty: Decimal, spec: &Market) -> Result<Decimal, ExchangeError> {
     Ok(qty)
 }
 
-/// The limit price rounded to the tick (`None` for market orders).
+/// The limit price rounded to the tick (`None` for market and stop orders).
 fn checked_limit(req: &NewOrder, spec: &Market) -> Result<Option<Decimal>, ExchangeError> {
     match (req.kind, req.price) {
-        (OrderKind::Market, _) => Ok(None),
-        (OrderKind::Stop, _) => Err(ExchangeError::Rejected(
-            "conditional orders are not supported by the paper exchange yet".into(),
-        )),
+        (OrderKind::Market | OrderKind::Stop, _) => Ok(None),
         (OrderKind::Limit, Some(p)) if p > Decimal::ZERO => {
             let p = round_price(p, spec);
             if p > Decimal::ZERO {

@@ -1,9 +1,11 @@
 //! The built-in paper exchange: a simulated USDT-perpetual exchange shared by
 //! every user of the instance.
 //!
-//! Prices follow a seeded random walk per symbol (`walk`), resting limit orders fill
-//! when a price step's path crosses them (`matching`), positions are hedge-mode with
-//! an average entry, and every account starts with 10,000 USDT.
+//! Prices follow a seeded random walk per symbol (`walk`) or a replayed file
+//! (`replay`, moved in `prices`); resting limit orders fill when a price step's path
+//! crosses them (`matching`), stops execute when the mark reaches their trigger
+//! (`stops`), every fill is kept (`fills`), positions are hedge-mode with an average
+//! entry, and every account starts with 10,000 USDT.
 //!
 //! State lives in memory behind one mutex (`book`) and is written through to SQLite
 //! (`persist`) before any call returns, in one transaction per call: a crash after a
@@ -13,10 +15,14 @@
 
 mod account;
 mod book;
+mod fills;
+mod manual;
 mod markets;
 mod matching;
 mod persist;
+mod prices;
 pub mod replay;
+mod stops;
 mod walk;
 
 #[cfg(test)]
@@ -28,6 +34,7 @@ use rusqlite::Connection;
 
 pub use account::PaperAccount;
 use book::{Book, Dirty};
+use replay::PaperPrices;
 use rust_decimal::Decimal;
 use walk::Walk;
 
@@ -85,7 +92,9 @@ struct Inner {
 impl Inner {
     fn reload(&mut self) -> Result<(), PaperError> {
         let b = &self.book;
+        let replay = b.replay.clone();
         self.book = persist::load(&self.conn, b.walk, b.tick_ms, b.clock_ms)?;
+        self.book.replay = replay;
         self.stale = false;
         Ok(())
     }
@@ -93,10 +102,21 @@ impl Inner {
 
 impl Paper {
     /// Loads persisted markets, accounts, positions and open orders from the
-    /// (already migrated) database.
+    /// (already migrated) database; every price walks.
     pub fn open(
         conn: Connection,
         params: PaperParams,
+        now_ms: i64,
+    ) -> Result<Arc<Paper>, PaperError> {
+        Paper::open_with(conn, params, &PaperPrices::Walk, now_ms)
+    }
+
+    /// As `open`, with prices from `prices` (`PAPER_PRICES`). The epoch replayed
+    /// times count from is the database's, set to `now_ms` if it has none yet.
+    pub fn open_with(
+        conn: Connection,
+        params: PaperParams,
+        prices: &PaperPrices,
         now_ms: i64,
     ) -> Result<Arc<Paper>, PaperError> {
         let seed = match params.seed {
@@ -104,7 +124,10 @@ impl Paper {
             None => random_seed()?,
         };
         let walk = Walk::new(seed, params.volatility);
-        let book = persist::load(&conn, walk, params.tick_ms, now_ms)?;
+        let mut book = persist::load(&conn, walk, params.tick_ms, now_ms)?;
+        if let PaperPrices::Replay(replay) = prices {
+            book.replay = Some(replay.clone());
+        }
         Ok(Arc::new(Paper {
             inner: Mutex::new(Inner {
                 book,
@@ -118,6 +141,15 @@ impl Paper {
     /// simulations. Its accounts have no `user` rows, so foreign keys are switched
     /// off (the bundled SQLite enforces them by default).
     pub fn in_memory(params: PaperParams, now_ms: i64) -> Result<Arc<Paper>, PaperError> {
+        Paper::in_memory_with(params, &PaperPrices::Walk, now_ms)
+    }
+
+    /// `in_memory` with prices from `prices`.
+    pub fn in_memory_with(
+        params: PaperParams,
+        prices: &PaperPrices,
+        now_ms: i64,
+    ) -> Result<Arc<Paper>, PaperError> {
         let mut conn = Connection::open_in_memory()?;
         conn.execute_batch("PRAGMA foreign_keys = OFF")?;
         crate::store::migrate::migrate(&mut conn).map_err(|e| match e {
@@ -127,7 +159,7 @@ impl Paper {
                 value: other.to_string(),
             },
         })?;
-        Paper::open(conn, params, now_ms)
+        Paper::open_with(conn, params, prices, now_ms)
     }
 
     /// One user's account; implements `crate::exchange::Exchange`.
@@ -135,10 +167,12 @@ impl Paper {
         PaperAccount::new(self.clone(), user_id)
     }
 
-    /// Advances every known symbol's price by the whole ticks elapsed since its last
-    /// step (at most 600 per call; a longer gap is skipped so a long downtime does
-    /// not stall startup), matching resting orders against each step, and persists
-    /// it all in one transaction. Returns the number of fills.
+    /// Advances every known symbol's price to `now_ms`: walked ones by the whole
+    /// ticks elapsed since their last step (at most 600 per call; a longer gap is
+    /// skipped so a long downtime does not stall startup), replayed ones through
+    /// every line of the file since their last update, in order. Resting orders are
+    /// matched against each price, and it is all persisted in one transaction.
+    /// Returns the number of fills.
     pub fn advance(&self, now_ms: i64) -> Result<usize, PaperError> {
         self.mutate(|book, _, dirty| Ok(book.advance(now_ms, dirty)))
     }

@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::book::{ix_side, Book, Dirty, OrderRec};
+use super::fills;
 use super::markets;
 use super::walk::Walk;
 use super::PaperError;
@@ -13,10 +14,11 @@ use crate::exchange::{Order, OrderKind, OrderSide, OrderStatus};
 use crate::money::sql::{self as money_sql, Sql};
 
 const ORDER_COLUMNS: &str = "id, user_id, client_id, symbol, side, kind, price, qty, filled_qty,
-    avg_fill_price, fee, reduce_only, position_side, status, created_ms, updated_ms";
+    avg_fill_price, fee, reduce_only, position_side, status, created_ms, updated_ms, trigger_price";
 
-/// Builds the book from the database: markets, accounts, leverage, positions and the
-/// open orders (through the partial index, never the whole order history).
+/// Builds the book from the database: the epoch, markets, accounts, leverage,
+/// positions and the open orders (through the partial index, never the whole order
+/// history). A database without an epoch gets `clock_ms`.
 pub(super) fn load(
     conn: &Connection,
     walk: Walk,
@@ -24,6 +26,7 @@ pub(super) fn load(
     clock_ms: i64,
 ) -> Result<Book, PaperError> {
     let mut book = Book::new(walk, tick_ms, clock_ms);
+    book.epoch_ms = epoch(conn, clock_ms)?;
     load_markets(conn, &mut book)?;
     let mut stmt = conn.prepare("SELECT user_id, balance FROM paper_accounts")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, money_sql::get(r, 1)?)))? {
@@ -39,6 +42,20 @@ pub(super) fn load(
         |r| r.get(0),
     )?;
     Ok(book)
+}
+
+/// The persisted epoch, set to `now_ms` the first time (idempotent: a reload reads
+/// the same row back).
+fn epoch(conn: &Connection, now_ms: i64) -> Result<i64, PaperError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO paper_clock (id, epoch_ms) VALUES (1, ?1)",
+        [now_ms],
+    )?;
+    Ok(
+        conn.query_row("SELECT epoch_ms FROM paper_clock WHERE id = 1", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 fn load_markets(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
@@ -127,6 +144,21 @@ pub(super) fn client_id_used(
     Ok(found.is_some())
 }
 
+/// An order of the account by exchange id, as stored (used for closed orders).
+pub(super) fn find_order_by_id(
+    conn: &Connection,
+    uid: i64,
+    id: i64,
+) -> Result<Option<Order>, PaperError> {
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM paper_orders WHERE user_id = ?1 AND id = ?2");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![uid, id])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(read_order(r)?.3)),
+        None => Ok(None),
+    }
+}
+
 /// An order of the account by client id, as stored (used for closed orders).
 pub(super) fn find_order(
     conn: &Connection,
@@ -153,7 +185,7 @@ fn read_order(r: &Row<'_>) -> Result<(i64, i64, i64, Order), PaperError> {
         side: parse_order_side(&r.get::<_, String>(4)?)?,
         kind: parse_kind(&r.get::<_, String>(5)?)?,
         price: money_sql::get_opt(r, 6)?,
-        trigger_price: None,
+        trigger_price: money_sql::get_opt(r, 16)?,
         qty: money_sql::get(r, 7)?,
         filled_qty: money_sql::get(r, 8)?,
         avg_fill_price: money_sql::get(r, 9)?,
@@ -204,6 +236,10 @@ pub(super) fn write(conn: &mut Connection, book: &Book, dirty: &Dirty) -> Result
     for rec in dirty.orders.values() {
         write_order(&tx, rec)?;
     }
+    // After the orders: a fill refers to its order's row.
+    for fill in &dirty.fills {
+        fills::write(&tx, book, fill)?;
+    }
     tx.commit()?;
     Ok(())
 }
@@ -244,7 +280,7 @@ fn write_order(conn: &Connection, rec: &OrderRec) -> rusqlite::Result<()> {
     let o = &rec.order;
     conn.prepare_cached(&format!(
         "INSERT INTO paper_orders ({ORDER_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (id) DO UPDATE SET
              qty = excluded.qty, filled_qty = excluded.filled_qty,
              avg_fill_price = excluded.avg_fill_price, fee = excluded.fee,
@@ -267,6 +303,7 @@ fn write_order(conn: &Connection, rec: &OrderRec) -> rusqlite::Result<()> {
         status_str(o.status),
         o.created_ms,
         rec.updated_ms,
+        money_sql::opt(o.trigger_price),
     ])?;
     Ok(())
 }
@@ -293,14 +330,14 @@ fn parse_side(s: &str) -> Result<Side, PaperError> {
     }
 }
 
-fn order_side_str(side: OrderSide) -> &'static str {
+pub(super) fn order_side_str(side: OrderSide) -> &'static str {
     match side {
         OrderSide::Buy => "buy",
         OrderSide::Sell => "sell",
     }
 }
 
-fn parse_order_side(s: &str) -> Result<OrderSide, PaperError> {
+pub(super) fn parse_order_side(s: &str) -> Result<OrderSide, PaperError> {
     match s {
         "buy" => Ok(OrderSide::Buy),
         "sell" => Ok(OrderSide::Sell),
@@ -320,6 +357,7 @@ fn parse_kind(s: &str) -> Result<OrderKind, PaperError> {
     match s {
         "market" => Ok(OrderKind::Market),
         "limit" => Ok(OrderKind::Limit),
+        "stop" => Ok(OrderKind::Stop),
         _ => Err(corrupt("order kind", s)),
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
+use super::replay::{PaperPrices, Replay};
 use super::*;
 use crate::bots::ladder::Side;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, OrderKind, OrderSide, OrderStatus};
@@ -831,4 +832,588 @@ fn five_thousand_accounts_advance_and_match_correctly() {
         assert_eq!(open, ["l2"]);
     }
     assert_eq!(p.lock().book.orders.len(), USERS as usize);
+}
+
+// Conditional stops.
+
+fn stop(cid: &str, side: OrderSide, trigger: Decimal, qty: Decimal, pos: Side) -> NewOrder {
+    NewOrder {
+        kind: OrderKind::Stop,
+        trigger_price: Some(trigger),
+        ..market(cid, side, qty, pos)
+    }
+}
+
+fn is_rejected(r: &Result<crate::exchange::Order, ExchangeError>, words: &str) -> bool {
+    matches!(r, Err(ExchangeError::Rejected(m)) if m.contains(words))
+}
+
+#[test]
+fn a_longs_stop_rests_until_the_mark_falls_to_it_and_fills_at_that_mark() {
+    let p = paper();
+    let acct = p.account(1);
+    acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
+        .unwrap();
+    let sl = acct
+        .place(&stop(
+            "sl",
+            OrderSide::Sell,
+            dec!(59000.04),
+            dec!(0.01),
+            Side::Long,
+        ))
+        .unwrap();
+    assert_eq!(
+        (sl.kind, sl.status, sl.price, sl.trigger_price),
+        (
+            OrderKind::Stop,
+            OrderStatus::Open,
+            None,
+            Some(dec!(59000.0))
+        )
+    );
+    assert_eq!((sl.filled_qty, sl.fee), (dec!(0), dec!(0)));
+    assert_eq!(acct.open_orders(BTC).unwrap(), vec![sl.clone()]);
+    assert_eq!(acct.order(BTC, "sl").unwrap(), Some(sl));
+    // Rises and falls that stay above the trigger leave it resting.
+    assert_eq!(p.set_price(BTC, dec!(65000.0)).unwrap(), 0);
+    assert_eq!(p.set_price(BTC, dec!(59000.1)).unwrap(), 0);
+    let balance = acct.balance().unwrap();
+    // The mark falls through the trigger: it executes at that mark, as taker.
+    assert_eq!(p.set_price(BTC, dec!(58800.0)).unwrap(), 1);
+    let sl = acct.order(BTC, "sl").unwrap().unwrap();
+    assert_eq!(
+        (sl.status, sl.filled_qty, sl.avg_fill_price),
+        (OrderStatus::Filled, dec!(0.01), dec!(58800.0))
+    );
+    assert_eq!(sl.fee, dec!(0.01) * dec!(58800.0) * dec!(0.00055));
+    let pnl = (dec!(58800.0) - dec!(60000.0)) * dec!(0.01);
+    assert_eq!(acct.balance().unwrap(), balance + pnl - sl.fee);
+    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0));
+    assert!(acct.open_orders(BTC).unwrap().is_empty());
+}
+
+#[test]
+fn a_shorts_stop_fires_when_the_mark_rises_to_it_capped_at_the_position() {
+    let p = paper();
+    let acct = p.account(1);
+    acct.place(&market("e", OrderSide::Sell, dec!(0.01), Side::Short))
+        .unwrap();
+    acct.place(&stop(
+        "sl",
+        OrderSide::Buy,
+        dec!(61000.0),
+        dec!(0.05),
+        Side::Short,
+    ))
+    .unwrap();
+    assert_eq!(p.set_price(BTC, dec!(55000.0)).unwrap(), 0);
+    assert_eq!(p.set_price(BTC, dec!(60999.9)).unwrap(), 0);
+    // Touching the trigger is enough.
+    assert_eq!(p.set_price(BTC, dec!(61000.0)).unwrap(), 1);
+    let sl = acct.order(BTC, "sl").unwrap().unwrap();
+    assert_eq!(
+        (sl.status, sl.qty, sl.filled_qty, sl.avg_fill_price),
+        (OrderStatus::Filled, dec!(0.05), dec!(0.01), dec!(61000.0))
+    );
+    assert_eq!(acct.position(BTC, Side::Short).unwrap().size, dec!(0));
+}
+
+#[test]
+fn stops_on_the_wrong_side_of_the_mark_or_not_closing_are_refused() {
+    let p = paper();
+    let acct = p.account(1);
+    acct.place(&market("l", OrderSide::Buy, dec!(0.01), Side::Long))
+        .unwrap();
+    acct.place(&market("s", OrderSide::Sell, dec!(0.01), Side::Short))
+        .unwrap();
+    let long_stop = |cid: &str, t| stop(cid, OrderSide::Sell, t, dec!(0.01), Side::Long);
+    let short_stop = |cid: &str, t| stop(cid, OrderSide::Buy, t, dec!(0.01), Side::Short);
+    let r = acct.place(&long_stop("a", dec!(60000.0)));
+    assert!(
+        is_rejected(&r, "must be below the mark price 60000"),
+        "{r:?}"
+    );
+    assert!(is_rejected(
+        &acct.place(&long_stop("b", dec!(61000.0))),
+        "below"
+    ));
+    let r = acct.place(&short_stop("c", dec!(59000.0)));
+    assert!(
+        is_rejected(&r, "must be above the mark price 60000"),
+        "{r:?}"
+    );
+    let mut no_trigger = long_stop("d", dec!(59000.0));
+    no_trigger.trigger_price = None;
+    assert!(is_rejected(&acct.place(&no_trigger), "trigger price"));
+    assert!(is_rejected(
+        &acct.place(&long_stop("e", dec!(0.01))),
+        "trigger price"
+    ));
+    let mut opening = stop("f", OrderSide::Buy, dec!(61000.0), dec!(0.01), Side::Long);
+    opening.reduce_only = true;
+    assert!(is_rejected(&acct.place(&opening), "would increase"));
+    opening.reduce_only = false;
+    assert!(is_rejected(&acct.place(&opening), "must be reduce-only"));
+    let flat = p.account(2).place(&long_stop("g", dec!(59000.0)));
+    assert!(is_rejected(&flat, "no Long position"), "{flat:?}");
+    // Refused orders leave nothing: not listed, ids still free.
+    assert!(acct.open_orders(BTC).unwrap().is_empty());
+    assert_eq!(acct.order(BTC, "a").unwrap(), None);
+    acct.place(&long_stop("a", dec!(59000.0))).unwrap();
+}
+
+#[test]
+fn a_cancelled_stop_never_fires_and_a_stop_without_its_position_is_cancelled() {
+    let p = paper();
+    let acct = p.account(1);
+    acct.place(&market("e", OrderSide::Buy, dec!(0.02), Side::Long))
+        .unwrap();
+    acct.place(&stop(
+        "sl1",
+        OrderSide::Sell,
+        dec!(59000.0),
+        dec!(0.02),
+        Side::Long,
+    ))
+    .unwrap();
+    let sl2 = acct
+        .place(&stop(
+            "sl2",
+            OrderSide::Sell,
+            dec!(58000.0),
+            dec!(0.02),
+            Side::Long,
+        ))
+        .unwrap();
+    acct.cancel(BTC, "sl1").unwrap();
+    assert_eq!(
+        acct.order(BTC, "sl1").unwrap().unwrap().status,
+        OrderStatus::Cancelled
+    );
+    assert_eq!(acct.open_orders(BTC).unwrap(), vec![sl2]);
+    assert_eq!(p.set_price(BTC, dec!(58500.0)).unwrap(), 0);
+    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0.02));
+    // Closed by hand: the remaining stop finds no position when it triggers.
+    acct.place(&market("x", OrderSide::Sell, dec!(0.02), Side::Long))
+        .unwrap();
+    assert_eq!(p.set_price(BTC, dec!(57000.0)).unwrap(), 0);
+    let sl2 = acct.order(BTC, "sl2").unwrap().unwrap();
+    assert_eq!(
+        (sl2.status, sl2.filled_qty),
+        (OrderStatus::Cancelled, dec!(0))
+    );
+    assert!(acct.open_orders(BTC).unwrap().is_empty());
+}
+
+#[test]
+fn orders_are_found_and_cancelled_by_exchange_id_too() {
+    let p = paper();
+    let acct = p.account(1);
+    let e = acct
+        .place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
+        .unwrap();
+    let sl = acct
+        .place(&stop(
+            "sl",
+            OrderSide::Sell,
+            dec!(59000.0),
+            dec!(0.01),
+            Side::Long,
+        ))
+        .unwrap();
+    assert_eq!(acct.order_by_id(BTC, &e.exchange_id).unwrap(), Some(e));
+    assert_eq!(
+        acct.order_by_id(BTC, &sl.exchange_id).unwrap(),
+        Some(sl.clone())
+    );
+    for other in [
+        p.account(2).order_by_id(BTC, &sl.exchange_id),
+        acct.order_by_id("ETH/USDT", &sl.exchange_id),
+        acct.order_by_id(BTC, "x"),
+    ] {
+        assert_eq!(other.unwrap(), None);
+    }
+    p.account(2).cancel_by_id(BTC, &sl.exchange_id).unwrap();
+    assert_eq!(
+        acct.open_orders(BTC).unwrap().len(),
+        1,
+        "not theirs to cancel"
+    );
+    acct.cancel_by_id(BTC, &sl.exchange_id).unwrap();
+    acct.cancel_by_id(BTC, &sl.exchange_id).unwrap();
+    assert_eq!(
+        acct.order_by_id(BTC, &sl.exchange_id)
+            .unwrap()
+            .unwrap()
+            .status,
+        OrderStatus::Cancelled
+    );
+    assert!(acct.open_orders(BTC).unwrap().is_empty());
+}
+
+#[test]
+fn a_walk_catching_up_fills_a_stop_at_the_step_that_crossed_it() {
+    let trigger = dec!(59500.0);
+    // The path tick by tick, to know which step first reached the trigger.
+    let path = walk_prices(21, 2_000);
+    let hit = path
+        .iter()
+        .position(|p| *p <= trigger)
+        .expect("the walk reaches the trigger");
+    // One call walks the steps up to well past the hit (within the 600-step cap),
+    // to a price other than the hit's.
+    let n = hit + 50;
+    assert!(n <= 600, "hit at step {hit}");
+    assert_ne!(path[n - 1], path[hit], "the walk moves on");
+    let p = Paper::in_memory(params(21, 0.01), 0).unwrap();
+    let acct = p.account(1);
+    acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
+        .unwrap();
+    acct.place(&stop(
+        "sl",
+        OrderSide::Sell,
+        trigger,
+        dec!(0.01),
+        Side::Long,
+    ))
+    .unwrap();
+    assert_eq!(p.advance(i64::try_from(n).unwrap() * 1000).unwrap(), 1);
+    let sl = acct.order(BTC, "sl").unwrap().unwrap();
+    assert_eq!(
+        (sl.status, sl.avg_fill_price),
+        (OrderStatus::Filled, path[hit])
+    );
+    assert_eq!(p.price(BTC), Some(path[n - 1]));
+}
+
+#[test]
+fn stops_survive_reopening_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blitz.db");
+    let open = || {
+        let (conn, _) = crate::store::open_migrated(&path).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        Paper::open(conn, params(1, 0.0), 0).unwrap()
+    };
+    let p = open();
+    let acct = p.account(1);
+    acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
+        .unwrap();
+    let sl = acct
+        .place(&stop(
+            "sl",
+            OrderSide::Sell,
+            dec!(59000.0),
+            dec!(0.01),
+            Side::Long,
+        ))
+        .unwrap();
+    drop((p, acct));
+
+    let p = open();
+    let acct = p.account(1);
+    assert_eq!(acct.open_orders(BTC).unwrap(), vec![sl]);
+    assert_eq!(p.set_price(BTC, dec!(59500.0)).unwrap(), 0);
+    assert_eq!(p.set_price(BTC, dec!(58900.0)).unwrap(), 1);
+    drop((p, acct));
+
+    let p = open();
+    let sl = p.account(1).order(BTC, "sl").unwrap().unwrap();
+    assert_eq!(
+        (sl.kind, sl.status, sl.trigger_price, sl.avg_fill_price),
+        (
+            OrderKind::Stop,
+            OrderStatus::Filled,
+            Some(dec!(59000.0)),
+            dec!(58900.0)
+        )
+    );
+    assert!(p.account(1).open_orders(BTC).unwrap().is_empty());
+}
+
+// Executions, funding and the manual close.
+
+#[test]
+fn executions_list_every_fill_of_the_account_on_the_symbol_in_order() {
+    let p = paper();
+    let acct = p.account(1);
+    let e = acct
+        .place(&market("e", OrderSide::Buy, dec!(0.02), Side::Long))
+        .unwrap();
+    acct.place(&limit(
+        "leg",
+        OrderSide::Buy,
+        dec!(59000.0),
+        dec!(0.01),
+        Side::Long,
+    ))
+    .unwrap();
+    p.account(2)
+        .place(&market("theirs", OrderSide::Buy, dec!(0.01), Side::Long))
+        .unwrap();
+    acct.place(&market("eth", OrderSide::Buy, dec!(0.01), Side::Long).with_symbol("ETH/USDT"))
+        .unwrap();
+    p.set_price(BTC, dec!(58000.0)).unwrap();
+    let closed = acct.close_position(BTC, Side::Long).unwrap().unwrap();
+    let fills = acct.executions(BTC, 0).unwrap();
+    let seen: Vec<_> = fills
+        .iter()
+        .map(|f| (f.client_id.as_str(), f.side, f.qty, f.price))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("e", OrderSide::Buy, dec!(0.02), dec!(60000.0)),
+            ("leg", OrderSide::Buy, dec!(0.01), dec!(59000.0)),
+            (
+                closed.client_id.as_str(),
+                OrderSide::Sell,
+                dec!(0.03),
+                dec!(58000.0)
+            ),
+        ]
+    );
+    assert!(
+        closed.client_id.starts_with("manual-"),
+        "{}",
+        closed.client_id
+    );
+    assert_eq!(fills[0].order_id, e.exchange_id);
+    assert_eq!(fills[0].fee, e.fee);
+    assert_eq!(fills[1].fee, dec!(0.01) * dec!(59000.0) * dec!(0.0002));
+    assert_eq!(fills[2].fee, closed.fee);
+    assert!(fills.windows(2).all(|w| w[0].time_ms <= w[1].time_ms));
+    let ids: Vec<i64> = fills.iter().map(|f| f.exec_id.parse().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert!(fills.iter().all(|f| !f.liquidation));
+    // `since` is inclusive; later than every fill is nothing.
+    let last = fills[2].time_ms;
+    assert!(acct.executions(BTC, last).unwrap().contains(&fills[2]));
+    assert!(acct.executions(BTC, last + 1).unwrap().is_empty());
+    assert_eq!(acct.executions("SOL/USDT", 0).unwrap(), vec![]);
+    assert!(acct.executions("nope", 0).is_err());
+    assert_eq!(p.account(2).executions(BTC, 0).unwrap().len(), 1);
+}
+
+impl NewOrder {
+    fn with_symbol(self, symbol: &str) -> NewOrder {
+        NewOrder {
+            symbol: symbol.into(),
+            ..self
+        }
+    }
+}
+
+#[test]
+fn the_paper_exchange_charges_no_funding_yet() {
+    let p = paper();
+    let acct = p.account(1);
+    acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
+        .unwrap();
+    assert_eq!(acct.funding(BTC, 0).unwrap(), vec![]);
+    assert!(acct.funding("nope", 0).is_err());
+}
+
+#[test]
+fn a_manual_close_is_a_reduce_only_market_order_that_is_not_the_bots() {
+    let p = paper();
+    let acct = p.account(1);
+    assert_eq!(acct.close_position(BTC, Side::Long).unwrap(), None);
+    acct.place(&market("e", OrderSide::Buy, dec!(0.03), Side::Long))
+        .unwrap();
+    acct.place(&market("s", OrderSide::Sell, dec!(0.01), Side::Short))
+        .unwrap();
+    p.set_price(BTC, dec!(61000.0)).unwrap();
+    let o = acct.close_position(BTC, Side::Long).unwrap().unwrap();
+    assert_eq!(
+        (o.kind, o.side, o.reduce_only, o.position_side),
+        (OrderKind::Market, OrderSide::Sell, true, Side::Long)
+    );
+    assert_eq!(
+        (o.status, o.filled_qty, o.avg_fill_price),
+        (OrderStatus::Filled, dec!(0.03), dec!(61000.0))
+    );
+    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0));
+    assert_eq!(acct.position(BTC, Side::Short).unwrap().size, dec!(0.01));
+    assert_eq!(acct.close_position(BTC, Side::Long).unwrap(), None);
+    // Two closes in the same millisecond still get distinct ids.
+    let again = acct.close_position(BTC, Side::Short).unwrap().unwrap();
+    assert_ne!(again.client_id, o.client_id);
+    assert!(again.client_id.starts_with("manual-"));
+    assert!(acct.close_position("nope", Side::Long).is_err());
+}
+
+// Replayed prices.
+
+fn replayed(text: &str) -> PaperPrices {
+    let replay = Replay::parse(std::path::Path::new("prices.csv"), text).unwrap();
+    PaperPrices::Replay(Arc::new(replay))
+}
+
+#[test]
+fn a_dip_and_recovery_during_catch_up_fills_the_leg_and_the_stop_at_the_dip() {
+    let prices = replayed(
+        "seconds,symbol,price\n0,BTC/USDT,60000\n10,BTC/USDT,59500\n\
+         20,BTC/USDT,58900\n30,BTC/USDT,60500\n",
+    );
+    let p = Paper::in_memory_with(params(1, 0.01), &prices, 1_000_000).unwrap();
+    let acct = p.account(1);
+    acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
+        .unwrap();
+    acct.place(&limit(
+        "leg",
+        OrderSide::Buy,
+        dec!(59000.0),
+        dec!(0.01),
+        Side::Long,
+    ))
+    .unwrap();
+    acct.place(&stop(
+        "sl",
+        OrderSide::Sell,
+        dec!(58950.0),
+        dec!(0.02),
+        Side::Long,
+    ))
+    .unwrap();
+    // Nothing before the second line; then all three lines in one catch-up.
+    assert_eq!(p.advance(1_009_999).unwrap(), 0);
+    assert_eq!(p.price(BTC), Some(dec!(60000)));
+    assert_eq!(p.advance(1_045_000).unwrap(), 2);
+    assert_eq!(p.price(BTC), Some(dec!(60500)));
+    let leg = acct.order(BTC, "leg").unwrap().unwrap();
+    let sl = acct.order(BTC, "sl").unwrap().unwrap();
+    assert_eq!(
+        (leg.status, leg.avg_fill_price),
+        (OrderStatus::Filled, dec!(59000.0))
+    );
+    assert_eq!(
+        (sl.status, sl.filled_qty, sl.avg_fill_price),
+        (OrderStatus::Filled, dec!(0.02), dec!(58900))
+    );
+    let order: Vec<String> = acct
+        .executions(BTC, 0)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.client_id)
+        .collect();
+    assert_eq!(order, ["e", "leg", "sl"]);
+    assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0));
+}
+
+#[test]
+fn replayed_symbols_follow_the_file_and_the_others_walk_bounded() {
+    let prices = replayed("0,ETH/USDT,3000\n5,BTC/USDT,61000\n7,BTC/USDT,61000.04\n");
+    let p = Paper::in_memory_with(params(4, 0.001), &prices, 0).unwrap();
+    let acct = p.account(1);
+    // Listed before its first line: the first line's price.
+    assert_eq!(acct.ticker(BTC).unwrap(), dec!(61000));
+    assert_eq!(acct.ticker("SOL/USDT").unwrap(), dec!(150.0));
+    p.advance(6_000).unwrap();
+    // Listed after a line: that line's price.
+    assert_eq!(acct.ticker("ETH/USDT").unwrap(), dec!(3000));
+    p.advance(10_000_000).unwrap();
+    assert_eq!(p.price(BTC), Some(dec!(61000.0)), "rounded to the tick");
+    assert_eq!(p.price("ETH/USDT"), Some(dec!(3000)));
+    assert_ne!(p.price("SOL/USDT"), Some(dec!(150.0)), "SOL walks");
+    assert_eq!(
+        step_no(&p, "SOL/USDT"),
+        6 + 600,
+        "a walk's catch-up stays bounded"
+    );
+    assert_eq!(step_no(&p, BTC), 0, "replayed symbols do not walk");
+}
+
+#[test]
+fn the_replay_epoch_is_persisted_and_a_restart_catches_up_on_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blitz.db");
+    let prices =
+        replayed("0,BTC/USDT,60000\n100,BTC/USDT,61000\n200,BTC/USDT,59000\n300,BTC/USDT,62000\n");
+    let open = |now| {
+        let (conn, _) = crate::store::open_migrated(&path).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        Paper::open_with(conn, params(1, 0.0), &prices, now).unwrap()
+    };
+    let t0 = 1_700_000_000_000;
+    let p = open(t0);
+    let acct = p.account(1);
+    acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
+        .unwrap();
+    p.advance(t0 + 150_000).unwrap();
+    assert_eq!(p.price(BTC), Some(dec!(61000)));
+    acct.place(&limit(
+        "leg",
+        OrderSide::Buy,
+        dec!(59500.0),
+        dec!(0.01),
+        Side::Long,
+    ))
+    .unwrap();
+    acct.place(&stop(
+        "sl",
+        OrderSide::Sell,
+        dec!(59200.0),
+        dec!(0.02),
+        Side::Long,
+    ))
+    .unwrap();
+    drop((p, acct));
+
+    // Down while the price dipped to 59,000 and came back to 62,000; reopened
+    // later, the epoch stays the first one's.
+    let p = open(t0 + 400_000);
+    assert_eq!(p.lock().book.epoch_ms, t0);
+    assert_eq!(p.price(BTC), Some(dec!(61000)));
+    assert_eq!(p.advance(t0 + 400_000).unwrap(), 2);
+    assert_eq!(p.price(BTC), Some(dec!(62000)));
+    let acct = p.account(1);
+    let leg = acct.order(BTC, "leg").unwrap().unwrap();
+    let sl = acct.order(BTC, "sl").unwrap().unwrap();
+    assert_eq!(leg.avg_fill_price, dec!(59500.0));
+    assert_eq!(
+        (sl.status, sl.avg_fill_price, sl.filled_qty),
+        (OrderStatus::Filled, dec!(59000), dec!(0.02))
+    );
+}
+
+#[test]
+fn fills_of_orders_made_before_the_fill_history_are_backfilled() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    let migrations = crate::store::migrate::MIGRATIONS;
+    let before: Vec<_> = migrations.iter().filter(|m| m.version <= 7).collect();
+    for m in &before {
+        conn.execute_batch(m.sql).unwrap();
+    }
+    conn.execute_batch(
+        "INSERT INTO paper_orders (id, user_id, client_id, symbol, side, kind, price, qty,
+             filled_qty, avg_fill_price, fee, reduce_only, position_side, status,
+             created_ms, updated_ms)
+         VALUES (1, 5, 'e', 'BTC/USDT', 'buy', 'market', NULL, '0.01', '0.01', '60000',
+                 '0.33', 0, 'long', 'filled', 10, 11),
+                (2, 5, 'l', 'BTC/USDT', 'buy', 'limit', '59000', '0.01', '0', '0', '0', 0,
+                 'long', 'open', 12, 12);",
+    )
+    .unwrap();
+    for m in migrations.iter().filter(|m| m.version > 7) {
+        conn.execute_batch(m.sql).unwrap();
+    }
+    let p = Paper::open(conn, params(1, 0.0), 100).unwrap();
+    let fills = p.account(5).executions(BTC, 0).unwrap();
+    assert_eq!(fills.len(), 1);
+    let f = &fills[0];
+    assert_eq!(
+        (
+            f.client_id.as_str(),
+            f.order_id.as_str(),
+            f.qty,
+            f.price,
+            f.fee,
+            f.time_ms
+        ),
+        ("e", "1", dec!(0.01), dec!(60000), dec!(0.33), 11)
+    );
+    assert_eq!(p.account(5).open_orders(BTC).unwrap().len(), 1);
 }

@@ -48,7 +48,10 @@ fn stop_mode(ctx: &Ctx<'_, '_>) -> Result<Option<StopMode>, Response> {
     let mode = match body.opt_string("mode", &mut errors).map(|m| m.parse()) {
         Some(Ok(mode)) => Some(mode),
         Some(Err(_)) => {
-            errors.add("mode", "must be keep, cancel_orders or close_position");
+            errors.add(
+                "mode",
+                "must be keep, cancel_orders, close_position or after_cycle",
+            );
             None
         }
         None => None,
@@ -119,7 +122,11 @@ fn run_command(ctx: &Ctx<'_, '_>, op: Op, uid: i64, req: &Request) -> Response {
 /// The HTTP status of an outcome.
 fn http_code(outcome: Outcome) -> u16 {
     match outcome {
-        Outcome::Started | Outcome::Stopped | Outcome::Recovered => 200,
+        Outcome::Started
+        | Outcome::Stopped
+        | Outcome::Recovered
+        | Outcome::StoppingAfterCycle
+        | Outcome::Listed => 200,
         Outcome::AlreadyRunning | Outcome::NotRunning => 409,
         Outcome::InvalidConfig | Outcome::MissingCredentials => 400,
         Outcome::Error => 502,
@@ -179,6 +186,8 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
         (true, Some(t)) => (store::now() - t).max(0),
         _ => 0,
     };
+    let has_position = active && row.position_size > rust_decimal::Decimal::ZERO;
+    let next_entry_at = cooldown_end(active, row.next_entry_at);
     let position = if row.position_size > rust_decimal::Decimal::ZERO {
         let mark = trades::price(conn, &exchange, &symbol)?;
         let dir = config::parse_side(&side).unwrap_or(c.side);
@@ -195,7 +204,13 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
         Value::Null
     };
     let message = match status {
-        BotStatus::Running => "Bot is running".to_string(),
+        BotStatus::Running => match &row.last_error {
+            Some(e) => format!("Bot is running; the exchange did not answer and the bot is {e}"),
+            None if row.after_cycle => {
+                "Bot is running; it stops when the current cycle closes".to_string()
+            }
+            None => "Bot is running".to_string(),
+        },
         BotStatus::Starting => "Bot is starting".to_string(),
         BotStatus::Stopping => "Bot is stopping".to_string(),
         BotStatus::Error => format!(
@@ -220,7 +235,59 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
         // A bot that ended with an error or a safety stop may have left orders.
         "open_orders": if status == BotStatus::Stopped { 0 } else { row.open_orders },
         "last_error": row.last_error,
+        "take_profit_price": money::json_opt(row.take_profit_price.filter(|_| has_position)),
+        "stop_loss_price": money::json_opt(row.stop_loss_price.filter(|_| has_position)),
+        "stop_on_exchange": has_position && row.stop_on_exchange,
+        "after_cycle": active && row.after_cycle,
+        "pending_config": stored.has_pending,
+        "stop_reason": if active { None } else { row.stop_reason },
+        "next_entry_at": next_entry_at,
     }))
+}
+
+/// The end of a running bot's cooldown, as RFC 3339, while it lasts.
+fn cooldown_end(active: bool, at: Option<i64>) -> Value {
+    let Some(at) = at.filter(|at| active && *at > store::now()) else {
+        return Value::Null;
+    };
+    jiff::Timestamp::from_second(at).map_or(Value::Null, |t| Value::String(t.to_string()))
+}
+
+/// `GET /api/bot/orders`: the bot's open orders as the exchange lists them, read
+/// by the bot runner (which holds the exchange accounts), running or not.
+pub fn orders(ctx: &mut Ctx<'_, '_>) -> ApiResult {
+    let uid = user_id(ctx)?;
+    let req = Request {
+        op: Op::Orders,
+        user_id: uid,
+        mode: None,
+        actor: Actor::User,
+    };
+    let socket = crate::runner::socket_path(ctx.config);
+    Ok(match client::call(&socket, &req, REPLY_TIMEOUT) {
+        Ok(OpResult {
+            outcome: Outcome::Listed,
+            data: Some(data),
+            ..
+        }) => reply::json(200, &data),
+        Ok(r) => reply::json(
+            502,
+            &json!({"success": false, "status": r.outcome, "error": r.message}),
+        ),
+        Err(RpcError::Timeout) => reply::json(
+            504,
+            &json!({"success": false, "status": "timeout",
+                    "error": "The exchange did not answer in time; try again shortly"}),
+        ),
+        Err(e) => {
+            slog::error!(ctx.log, "bot runner unreachable"; "error" => %e);
+            reply::json(
+                503,
+                &json!({"success": false, "status": "unavailable",
+                        "error": "The bot runner is not available; try again shortly"}),
+            )
+        }
+    })
 }
 
 /// `GET /api/bot/events?limit=N&before=ID`.

@@ -1,11 +1,13 @@
 //! `GET/PUT /api/bot/config`: validated partial updates, write-only secrets
-//! sealed with the instance key, and no changes while the bot runs.
+//! sealed with the instance key. While the bot runs, a change of anything but the
+//! market (exchange, symbol, side) and the credentials is kept as pending and
+//! applied by the bot at the start of its next cycle (docs/http-api.md).
 
 use rusqlite::TransactionBehavior;
 use serde_json::json;
 
 use super::ApiResult;
-use crate::bots::config::{self, SecretUpdate};
+use crate::bots::config::{self, BotConfig, SecretUpdate, StoredConfig};
 use crate::http::ctx::Ctx;
 use crate::http::input;
 use crate::http::reply;
@@ -15,10 +17,26 @@ use crate::store::{bots, users};
 pub fn get(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = ctx.identity.user_id().unwrap_or_default();
     let conn = ctx.db.conn()?;
-    match config::load(&conn, uid)? {
-        Some(stored) => Ok(reply::json(200, &stored.to_json())),
-        None => Ok(reply::error(404, "Not found")),
-    }
+    let Some(stored) = config::load(&conn, uid)? else {
+        return Ok(reply::error(404, "Not found"));
+    };
+    let pending = config::load_pending(&conn, uid)?;
+    Ok(reply::json(200, &with_pending(&stored, pending.as_ref())))
+}
+
+/// The active configuration plus `"pending": {…}|null`, what the next cycle gets.
+fn with_pending(stored: &StoredConfig, pending: Option<&BotConfig>) -> serde_json::Value {
+    let mut shown = stored.to_json();
+    shown["pending"] = pending.map_or(serde_json::Value::Null, config::settings_json);
+    shown
+}
+
+/// The fields a running bot cannot take without a stop: its market and keys.
+fn changes_market(active: &BotConfig, new: &BotConfig, secrets: &SecretUpdate) -> bool {
+    active.exchange != new.exchange
+        || active.symbol != new.symbol
+        || active.side != new.side
+        || !secrets.is_empty()
 }
 
 pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
@@ -32,14 +50,28 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let Some(stored) = config::load(&tx, uid)? else {
         return Ok(reply::error(404, "Not found"));
     };
-    if let Some(row) = bots::get(&tx, uid)? {
-        if row.status.is_active() {
+    let running = bots::get(&tx, uid)?.filter(|row| row.status.is_active());
+    if let Some(row) = running {
+        // Built on what is already pending, so two changes in one cycle add up.
+        let base = config::load_pending(&tx, uid)?.unwrap_or_else(|| stored.config.clone());
+        let (new, secrets) = config::apply_update(&base, body.fields())
+            .map_err(|fields| reply::invalid_fields(&fields))?;
+        if changes_market(&stored.config, &new, &secrets) {
             return Ok(reply::json(
                 409,
                 &json!({"success": false, "status": row.status,
-                        "error": "Stop the bot before changing its configuration"}),
+                        "error": "Stop the bot before changing its exchange, symbol, side or \
+                                  credentials"}),
             ));
         }
+        config::save_pending(&tx, uid, Some(&new))?;
+        tx.commit()?;
+        let mut shown = config::settings_json(&new);
+        shown["api_key"] = stored.to_json()["api_key"].clone();
+        shown["has_api_secret"] = json!(stored.has_api_secret);
+        shown["has_telegram_token"] = json!(stored.has_telegram_token);
+        shown["pending"] = json!(true);
+        return Ok(reply::json(200, &shown));
     }
     let (new, secrets) = config::apply_update(&stored.config, body.fields())
         .map_err(|fields| reply::invalid_fields(&fields))?;
@@ -47,7 +79,9 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     if !secrets.is_empty() {
         store_secrets(&tx, uid, &key, secrets)?;
     }
-    let shown = config::load(&tx, uid)?.map(|s| s.to_json());
+    // A change made while stopped replaces anything still pending.
+    config::save_pending(&tx, uid, None)?;
+    let shown = config::load(&tx, uid)?.map(|s| with_pending(&s, None));
     tx.commit()?;
     Ok(reply::json(200, &shown))
 }

@@ -24,7 +24,8 @@ pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
                    "size": money::json(t.size), "avg_entry": money::json(t.avg_entry),
                    "exit_price": money::json(t.exit_price), "pnl": money::json(t.pnl),
                    "fees": money::json(t.fees), "opened_at": t.opened_at,
-                   "closed_at": t.closed_at, "cycle": t.cycle})
+                   "closed_at": t.closed_at, "cycle": t.cycle,
+                   "close_reason": t.close_reason, "funding": money::json(t.funding)})
         })
         .collect();
     Ok(reply::json(200, &json!({"trades": shown})))

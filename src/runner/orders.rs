@@ -1,0 +1,108 @@
+//! The `orders` operation: the bot's open orders as the exchange lists them, for
+//! `GET /api/bot/orders` (docs/http-api.md), whether the bot runs or not.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+use super::launch::Fail;
+use super::manager::Manager;
+use super::protocol::{OpResult, Outcome};
+use crate::bots::config;
+use crate::bots::ids::{self, Purpose};
+use crate::exchange::{Exchange, Order, OrderKind, OrderSide, OrderStatus};
+use crate::money;
+use crate::store::ledger;
+
+impl Manager {
+    /// Lists `uid`'s bot's open orders on its symbol.
+    pub fn orders(&self, conn: &Connection, uid: i64) -> OpResult {
+        let listed = match self.running_exchange(uid) {
+            Some((ex, symbol)) => ex.open_orders(&symbol).map_err(|e| e.to_string()),
+            None => self
+                .idle_exchange(conn, uid)
+                .and_then(|(ex, symbol)| ex.open_orders(&symbol).map_err(|e| e.to_string())),
+        };
+        match listed.and_then(|list| shown(conn, uid, &list).map_err(|e| e.to_string())) {
+            Ok(orders) => {
+                let mut r = OpResult::new(Outcome::Listed, "ok");
+                r.data = Some(json!({"orders": orders}));
+                r
+            }
+            Err(e) => OpResult::new(Outcome::Error, format!("cannot list the orders: {e}")),
+        }
+    }
+
+    /// The exchange account of a bot that is not running, from its configuration.
+    fn idle_exchange(
+        &self,
+        conn: &Connection,
+        uid: i64,
+    ) -> Result<(Arc<dyn Exchange>, String), String> {
+        let stored = config::load(conn, uid)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no such user".to_string())?;
+        let symbol = stored.config.symbol.clone();
+        let ex = self
+            .exchange(conn, uid, &stored)
+            .map_err(Fail::into_message)?;
+        Ok((ex, symbol))
+    }
+}
+
+/// The API's shape of the orders that are the bot's: by client id, or by the
+/// exchange id recorded when it was placed (BingX keeps no client id on stops).
+fn shown(
+    conn: &Connection,
+    uid: i64,
+    list: &[Order],
+) -> Result<Vec<Value>, crate::store::StoreError> {
+    let prefix = ids::user_prefix(uid);
+    let mut out = Vec::new();
+    for o in list {
+        let id = if o.client_id.is_empty() {
+            match ledger::client_id_of(conn, uid, &o.exchange_id)? {
+                Some(id) => id,
+                None => continue,
+            }
+        } else if o.client_id.starts_with(&prefix) {
+            o.client_id.clone()
+        } else {
+            continue;
+        };
+        out.push(one(uid, &id, o));
+    }
+    Ok(out)
+}
+
+fn one(uid: i64, id: &str, o: &Order) -> Value {
+    let purpose = ids::parse(uid, id).map(|(_, p)| p);
+    let kind = match purpose {
+        Some(Purpose::Entry) => "entry",
+        Some(Purpose::Leg(..)) => "leg",
+        Some(Purpose::TakeProfit(_) | Purpose::Trailing(_)) => "take_profit",
+        Some(Purpose::StopLoss(_) | Purpose::Close) | None => "stop_loss",
+    };
+    json!({
+        "client_id": id,
+        "kind": kind,
+        "leg": purpose.and_then(Purpose::leg),
+        "side": match o.side { OrderSide::Buy => "buy", OrderSide::Sell => "sell" },
+        "type": match o.kind {
+            OrderKind::Market => "market",
+            OrderKind::Limit => "limit",
+            OrderKind::Stop => "stop",
+        },
+        "price": money::json_opt(o.price),
+        "trigger_price": money::json_opt(o.trigger_price),
+        "qty": money::json(o.qty),
+        "status": match o.status {
+            OrderStatus::Open => "open",
+            OrderStatus::PartiallyFilled => "partially_filled",
+            OrderStatus::Filled => "filled",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Rejected => "rejected",
+        },
+    })
+}
