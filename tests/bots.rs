@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::bots::{count, open_orders, user, wait_status, User, CALM};
+use common::floats::float_artefact;
 use common::{wait_for, Options, Server};
 use serde_json::{json, Value};
 
@@ -22,27 +23,6 @@ fn server(workers: usize, env: &[(&str, &str)]) -> Server {
 fn post(s: &Server, u: &User, path: &str, body: Value) -> (u16, Value) {
     let r = u.call(s, "POST", path, &body.to_string());
     (r.status, r.json())
-}
-
-/// The first float artefact in `body`: a number whose decimals hold seven zeros or
-/// nines followed by another digit (`0.009000000000000001`, `0.30000000000000004`,
-/// `2.9999999999999996`), i.e. the regex `\d\.\d*(0000000|9999999)\d`.
-fn float_artefact(body: &str) -> Option<String> {
-    let b = body.as_bytes();
-    (1..b.len()).find_map(|dot| {
-        if b[dot] != b'.' || !b[dot - 1].is_ascii_digit() {
-            return None;
-        }
-        let digits: String = body[dot + 1..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        let noisy = (0..digits.len().saturating_sub(7)).any(|k| {
-            let run = &digits[k..k + 7];
-            run == "0000000" || run == "9999999"
-        });
-        noisy.then(|| format!("{}.{digits}", &body[dot.saturating_sub(12)..dot]))
-    })
 }
 
 #[test]

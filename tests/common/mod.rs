@@ -17,9 +17,11 @@ pub mod fake_events;
 pub mod fake_http;
 pub mod fake_inject;
 pub mod fake_page;
+pub mod floats;
 pub mod load;
 pub mod ports;
 pub mod redis;
+pub mod replay;
 pub mod totp;
 
 use std::fs;
