@@ -172,6 +172,8 @@ pub struct Engine {
     /// Sent orders whose last fill may not be recorded yet.
     tracked: BTreeSet<String>,
     flat_reads: u32,
+    /// The exchange's position disagreed with a flat ledger (told once a cycle).
+    mismatch_told: bool,
     /// Trigger price of the bot's stop resting on the exchange.
     stop_live: Option<Decimal>,
     stop_price: Option<Decimal>,
@@ -182,6 +184,9 @@ pub struct Engine {
     funding_read_ms: i64,
     /// Legs the exchange refused: the message, and when to try again (Unix ms).
     refusals: BTreeMap<usize, (String, i64)>,
+    /// Exits the exchange refused (`take_profit`, `stop_loss_market`,
+    /// `trailing_close`): the message, and when to try again (Unix ms).
+    exit_refusals: BTreeMap<&'static str, (String, i64)>,
     /// Legs below the market minimum: never placed in this run.
     skipped: BTreeSet<usize>,
     /// The ledger length at which every leg was settled (nothing to place).
@@ -251,6 +256,7 @@ impl Engine {
             sent: BTreeMap::new(),
             tracked: BTreeSet::new(),
             flat_reads: 0,
+            mismatch_told: false,
             stop_live: None,
             stop_price: None,
             tp_price: None,
@@ -258,6 +264,7 @@ impl Engine {
             stop_problem: None,
             funding_read_ms: 0,
             refusals: BTreeMap::new(),
+            exit_refusals: BTreeMap::new(),
             skipped: BTreeSet::new(),
             legs_settled: None,
             relever: false,
@@ -334,7 +341,7 @@ impl Engine {
             // A flat ledger always has an exit fill; without one, it closed as planned.
             let how = self
                 .ledger
-                .last_exit(dir)
+                .exit_kind(dir)
                 .unwrap_or(FillPurpose::TakeProfit);
             return self.close_cycle(s, j, how);
         }

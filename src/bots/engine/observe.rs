@@ -26,7 +26,7 @@ fn fill_purpose(p: Purpose) -> FillPurpose {
         Purpose::Leg(..) => FillPurpose::Leg,
         Purpose::TakeProfit(_) => FillPurpose::TakeProfit,
         Purpose::StopLoss(_) => FillPurpose::StopLoss,
-        Purpose::Close => FillPurpose::Close,
+        Purpose::Close(_) => FillPurpose::Close,
         Purpose::Trailing(_) => FillPurpose::TrailingTakeProfit,
     }
 }
@@ -66,6 +66,7 @@ impl Engine {
         self.sent.clear();
         self.tracked.clear();
         self.flat_reads = 0;
+        self.mismatch_told = false;
         self.stop_live = None;
         self.stop_price = None;
         self.tp_price = None;
@@ -73,6 +74,7 @@ impl Engine {
         self.stop_problem = None;
         self.funding_read_ms = 0;
         self.refusals.clear();
+        self.exit_refusals.clear();
         self.skipped.clear();
         self.legs_settled = None;
         self.loaded = Some(self.state.cycle);
