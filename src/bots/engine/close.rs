@@ -89,6 +89,12 @@ impl Engine {
             ..CycleState::first(cycle + 1)
         };
         let applied = j.close_cycle(&trade, &next, stop.is_some())?;
+        // The close is written: the engine moves on before anything else can
+        // fail, so a failed event write neither records the cycle twice nor
+        // loses the configuration that close applied.
+        self.state = next;
+        self.reset_cycle();
+        let applied = applied.map(|c| self.take_config(c)).is_some();
         let data = json!({"cycle": cycle, "close_reason": reason, "pnl": money::json(r.pnl),
             "fees": money::json(r.fees), "funding": money::json(r.funding),
             "size": money::json(r.size), "avg_entry": money::json(r.avg_entry),
@@ -128,10 +134,7 @@ impl Engine {
             text(r.pnl.round_dp(2)),
             text(r.fees.round_dp(2))
         ));
-        self.state = next;
-        self.reset_cycle();
-        if let Some(c) = applied {
-            self.take_config(c);
+        if applied {
             j.event(
                 "config_applied",
                 "the configuration changed while the bot ran applies from this cycle",

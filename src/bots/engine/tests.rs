@@ -31,6 +31,8 @@ struct Mem {
     snaps: Vec<Snapshot>,
     /// A configuration change waiting for the next cycle.
     pending: Option<BotConfig>,
+    /// Writing an event of this kind fails (the database went away).
+    fail_event: Option<&'static str>,
 }
 
 impl Default for Mem {
@@ -48,12 +50,16 @@ impl Default for Mem {
             funding: Vec::new(),
             snaps: Vec::new(),
             pending: None,
+            fail_event: None,
         }
     }
 }
 
 impl Journal for Mem {
     fn event(&mut self, kind: &str, message: &str, data: Value) -> Result<(), StoreError> {
+        if self.fail_event == Some(kind) {
+            return Err(StoreError::Conflict);
+        }
         self.events.push((kind.into(), message.into(), data));
         Ok(())
     }
@@ -891,6 +897,37 @@ fn a_pending_configuration_applies_from_the_next_cycle() {
             dec!(3020),
             dec!(8),
             5,
+            Side::Long,
+            &MARKET
+        ))
+    );
+}
+
+/// The close is written with the pending configuration, then the event write
+/// fails: the engine has already moved to the next cycle with the new
+/// configuration, and the next step neither records the cycle again nor runs on
+/// the old configuration.
+#[test]
+fn a_failed_event_write_after_a_close_keeps_the_applied_configuration() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    let mut next = e.cfg.clone();
+    next.take_profit = dec!(8);
+    j.pending = Some(next);
+    j.fail_event = Some("cycle_closed");
+    ex.set_price(dec!(3020));
+    assert!(e.step(&ex, &mut j, Mode::Tick).is_err());
+    j.fail_event = None;
+    assert_eq!((e.state.cycle, e.cfg.take_profit), (2, dec!(8)));
+    tick(&mut e, &ex, &mut j);
+    assert_eq!(j.trades.len(), 1, "recorded once");
+    let tp = ex.get("bz-7-2-tp1");
+    assert_eq!(
+        tp.price,
+        Some(take_profit_price(
+            dec!(3020),
+            dec!(8),
+            10,
             Side::Long,
             &MARKET
         ))
