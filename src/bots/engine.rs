@@ -129,6 +129,8 @@ pub trait Journal {
     fn submitted(&mut self, client_id: &str) -> Result<(), StoreError>;
     /// When `client_id` was first sent, if ever (Unix seconds).
     fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError>;
+    /// The client id recorded for `exchange_id`, of any cycle, if any.
+    fn client_id_of(&self, exchange_id: &str) -> Result<Option<String>, StoreError>;
     /// The exchange took `client_id` and calls it `exchange_id`.
     fn placed(&mut self, client_id: &str, exchange_id: &str) -> Result<(), StoreError>;
     /// The exchange refused `client_id`: it may be sent again.
@@ -202,6 +204,9 @@ struct Step<'a> {
     actions: Vec<String>,
     /// The account's open orders on the symbol, as read at the step's start.
     opens: Vec<Order>,
+    /// Untagged open orders of earlier cycles, known by the exchange id the bot
+    /// recorded for them: exchange id → client id.
+    recorded: BTreeMap<String, String>,
     /// Orders of ours placed (still open) and cancelled during the step.
     placed_open: usize,
     cancelled: usize,
@@ -213,6 +218,7 @@ impl<'a> Step<'a> {
             ex,
             actions: Vec::new(),
             opens: Vec::new(),
+            recorded: BTreeMap::new(),
             placed_open: 0,
             cancelled: 0,
         }
@@ -322,7 +328,8 @@ impl Engine {
             }
         }
         s.opens = s.ex.open_orders(&self.cfg.symbol)?;
-        self.adopt_untagged_stop(s, j)?;
+        self.adopt_untagged_stops(s, j)?;
+        self.recall_untagged(s, j)?;
         if let Some(v) = self.safety_check(s, j)? {
             return Ok(v);
         }

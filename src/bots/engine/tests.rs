@@ -93,6 +93,13 @@ impl Journal for Mem {
     fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
         Ok(self.submitted.get(client_id).copied())
     }
+    fn client_id_of(&self, exchange_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .exchange_ids
+            .iter()
+            .find(|(_, x)| *x == exchange_id)
+            .map(|(c, _)| c.clone()))
+    }
     fn placed(&mut self, client_id: &str, exchange_id: &str) -> Result<(), StoreError> {
         let now = self.now();
         self.submitted.entry(client_id.to_string()).or_insert(now);
@@ -1364,4 +1371,64 @@ fn a_flat_ledger_is_not_recorded_while_the_exchange_shows_a_position() {
     tick(&mut e, &ex, &mut j);
     assert_eq!(j.trades.len(), 1);
     assert_eq!(j.trades[0].close_reason.as_deref(), Some("take_profit"));
+}
+
+/// BingX lists stops without their client id. A crash left the first stop's
+/// exchange id unrecorded, and a later stop number was refused: the first one is
+/// still adopted (not taken for a foreign order and a safety stop).
+#[test]
+fn an_older_untagged_stop_of_the_cycle_is_adopted_too() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| {
+        with_stop(c);
+        c.rounds = 1;
+    });
+    ex.with(|st| st.untagged_stops = true);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    j.exchange_ids.remove("bz-7-1-sl1");
+    let state = CycleState {
+        sl_n: 2,
+        ..*j.states.last().unwrap()
+    };
+    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    let (_, v) = again.step(&ex, &mut j, Mode::Resume).unwrap();
+    assert_eq!(v, Verdict::Continue);
+    let (_, _, data) = j.event("stop_adopted").unwrap();
+    assert_eq!(data["client_id"], "bz-7-1-sl1");
+}
+
+/// An untagged stop of an earlier cycle still rests (its cancel was lost): it is
+/// known by the exchange id the bot recorded, and cancelled as a leftover rather
+/// than stopping the bot as a foreign order.
+#[test]
+fn an_untagged_leftover_of_an_earlier_cycle_is_cancelled_not_foreign() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| {
+        with_stop(c);
+        c.rounds = 1;
+    });
+    ex.with(|st| st.untagged_stops = true);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.set_price(dec!(3020));
+    tick(&mut e, &ex, &mut j);
+    assert_eq!((j.trades.len(), e.state.cycle), (1, 2));
+    // The close's cancel of the stop never reached the exchange.
+    let stop_id = ex.with(|st| {
+        let o = st
+            .orders
+            .iter_mut()
+            .find(|o| o.kind == OrderKind::Stop)
+            .unwrap();
+        o.status = OrderStatus::Open;
+        o.exchange_id.clone()
+    });
+    let (_, v) = tick(&mut e, &ex, &mut j);
+    assert_eq!(v, Verdict::Continue);
+    let (_, msg, data) = j.event("order_cancelled").unwrap();
+    assert_eq!(data["client_id"], "bz-7-1-sl1", "{msg}");
+    let left = ex.with(|st| {
+        st.orders
+            .iter()
+            .find(|o| o.exchange_id == stop_id)
+            .map(|o| o.status)
+    });
+    assert_eq!(left, Some(OrderStatus::Cancelled));
 }
