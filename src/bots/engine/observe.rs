@@ -122,7 +122,7 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        missing.sort_by(|a, b| b.0.cmp(&a.0));
+        missing.sort_by_key(|m| std::cmp::Reverse(m.0));
         for (_, id) in missing {
             let Some(sent_s) = j.submitted_at(&id)? else {
                 continue;
