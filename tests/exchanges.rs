@@ -221,7 +221,7 @@ fn full_cycle(v: &Venue) {
         b.long.size.is_zero() && b.short.size.is_zero(),
         "position closed"
     );
-    let close = b.order(&format!("bz-{}-2-x", u.id)).expect("close order");
+    let close = b.order(&format!("bz-{}-2-x1", u.id)).expect("close order");
     assert!(
         close.market && !close.opens() && close.status == "filled",
         "{close:?}"

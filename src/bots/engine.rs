@@ -129,6 +129,8 @@ pub trait Journal {
     fn submitted(&mut self, client_id: &str) -> Result<(), StoreError>;
     /// When `client_id` was first sent, if ever (Unix seconds).
     fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError>;
+    /// The client id recorded for `exchange_id`, of any cycle, if any.
+    fn client_id_of(&self, exchange_id: &str) -> Result<Option<String>, StoreError>;
     /// The exchange took `client_id` and calls it `exchange_id`.
     fn placed(&mut self, client_id: &str, exchange_id: &str) -> Result<(), StoreError>;
     /// The exchange refused `client_id`: it may be sent again.
@@ -172,6 +174,8 @@ pub struct Engine {
     /// Sent orders whose last fill may not be recorded yet.
     tracked: BTreeSet<String>,
     flat_reads: u32,
+    /// The exchange's position disagreed with a flat ledger (told once a cycle).
+    mismatch_told: bool,
     /// Trigger price of the bot's stop resting on the exchange.
     stop_live: Option<Decimal>,
     stop_price: Option<Decimal>,
@@ -182,6 +186,9 @@ pub struct Engine {
     funding_read_ms: i64,
     /// Legs the exchange refused: the message, and when to try again (Unix ms).
     refusals: BTreeMap<usize, (String, i64)>,
+    /// Exits the exchange refused (`take_profit`, `stop_loss_market`,
+    /// `trailing_close`): the message, and when to try again (Unix ms).
+    exit_refusals: BTreeMap<&'static str, (String, i64)>,
     /// Legs below the market minimum: never placed in this run.
     skipped: BTreeSet<usize>,
     /// The ledger length at which every leg was settled (nothing to place).
@@ -197,6 +204,9 @@ struct Step<'a> {
     actions: Vec<String>,
     /// The account's open orders on the symbol, as read at the step's start.
     opens: Vec<Order>,
+    /// Untagged open orders of earlier cycles, known by the exchange id the bot
+    /// recorded for them: exchange id → client id.
+    recorded: BTreeMap<String, String>,
     /// Orders of ours placed (still open) and cancelled during the step.
     placed_open: usize,
     cancelled: usize,
@@ -208,6 +218,7 @@ impl<'a> Step<'a> {
             ex,
             actions: Vec::new(),
             opens: Vec::new(),
+            recorded: BTreeMap::new(),
             placed_open: 0,
             cancelled: 0,
         }
@@ -251,6 +262,7 @@ impl Engine {
             sent: BTreeMap::new(),
             tracked: BTreeSet::new(),
             flat_reads: 0,
+            mismatch_told: false,
             stop_live: None,
             stop_price: None,
             tp_price: None,
@@ -258,6 +270,7 @@ impl Engine {
             stop_problem: None,
             funding_read_ms: 0,
             refusals: BTreeMap::new(),
+            exit_refusals: BTreeMap::new(),
             skipped: BTreeSet::new(),
             legs_settled: None,
             relever: false,
@@ -315,7 +328,8 @@ impl Engine {
             }
         }
         s.opens = s.ex.open_orders(&self.cfg.symbol)?;
-        self.adopt_untagged_stop(s, j)?;
+        self.adopt_untagged_stops(s, j)?;
+        self.recall_untagged(s, j)?;
         if let Some(v) = self.safety_check(s, j)? {
             return Ok(v);
         }
@@ -334,7 +348,7 @@ impl Engine {
             // A flat ledger always has an exit fill; without one, it closed as planned.
             let how = self
                 .ledger
-                .last_exit(dir)
+                .exit_kind(dir)
                 .unwrap_or(FillPurpose::TakeProfit);
             return self.close_cycle(s, j, how);
         }

@@ -15,8 +15,9 @@ pub enum Purpose {
     TakeProfit(u32),
     /// The n-th stop-loss placement.
     StopLoss(u32),
-    /// The reduce-only market order of a `close_position` stop.
-    Close,
+    /// The n-th reduce-only market close of a `close_position` stop in the
+    /// cycle (0: the unnumbered `x` of ids written before closes were counted).
+    Close(u32),
     /// The n-th reduce-only market close of a trailing take-profit.
     Trailing(u32),
 }
@@ -43,7 +44,8 @@ pub fn client_id(uid: i64, cycle: i64, purpose: Purpose) -> String {
         Purpose::Leg(i, k) => format!("l{i}r{k}"),
         Purpose::TakeProfit(n) => format!("tp{n}"),
         Purpose::StopLoss(n) => format!("sl{n}"),
-        Purpose::Close => "x".to_string(),
+        Purpose::Close(0) => "x".to_string(),
+        Purpose::Close(n) => format!("x{n}"),
         Purpose::Trailing(n) => format!("tr{n}"),
     };
     format!("bz-{uid}-{cycle}-{tail}")
@@ -58,7 +60,8 @@ pub fn parse(uid: i64, id: &str) -> Option<(i64, Purpose)> {
     let num = |s: &str| s.parse::<u32>().ok().filter(|_| !s.starts_with('+'));
     let purpose = match tail {
         "e" => Purpose::Entry,
-        "x" => Purpose::Close,
+        "x" => Purpose::Close(0),
+        t if t.starts_with('x') => Purpose::Close(num(&t[1..])?),
         t if t.starts_with("tp") => Purpose::TakeProfit(num(&t[2..])?),
         t if t.starts_with("sl") => Purpose::StopLoss(num(&t[2..])?),
         t if t.starts_with("tr") => Purpose::Trailing(num(&t[2..])?),
@@ -86,7 +89,8 @@ mod tests {
             Purpose::Leg(3, 2),
             Purpose::TakeProfit(2),
             Purpose::StopLoss(1),
-            Purpose::Close,
+            Purpose::Close(0),
+            Purpose::Close(2),
             Purpose::Trailing(4),
         ] {
             let id = client_id(42, 7, p);
@@ -95,6 +99,9 @@ mod tests {
         assert_eq!(client_id(42, 7, Purpose::Leg(2, 0)), "bz-42-7-l2");
         assert_eq!(client_id(42, 7, Purpose::Leg(2, 1)), "bz-42-7-l2r1");
         assert_eq!(client_id(42, 7, Purpose::Trailing(1)), "bz-42-7-tr1");
+        assert_eq!(client_id(42, 7, Purpose::Close(1)), "bz-42-7-x1");
+        // The one close id of a cycle written before closes were counted.
+        assert_eq!(parse(42, "bz-42-7-x"), Some((7, Purpose::Close(0))));
         // Ids written before rounds existed still read as round 0.
         assert_eq!(parse(42, "bz-42-7-l12"), Some((7, Purpose::Leg(12, 0))));
         assert_eq!(client_id(1, 0, Purpose::TakeProfit(1)), "bz-1-0-tp1");
@@ -110,5 +117,6 @@ mod tests {
         assert_eq!(parse(42, "bz-42-7-l1r"), None);
         assert_eq!(parse(42, "bz-42-7-l1rx"), None);
         assert_eq!(parse(42, "bz-42-7-lr1"), None);
+        assert_eq!(parse(42, "bz-42-7-xy"), None);
     }
 }

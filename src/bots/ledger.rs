@@ -30,7 +30,22 @@ text_enum! {
 }
 
 impl FillPurpose {
-    /// The `close_reason` of a cycle whose last exit was of this kind.
+    /// Which kind names a close when a cycle's exits are of several kinds:
+    /// liquidation > outside > stop-loss > trailing take-profit > manual >
+    /// take-profit.
+    fn exit_rank(self) -> u8 {
+        match self {
+            FillPurpose::Entry | FillPurpose::Leg => 0,
+            FillPurpose::TakeProfit => 1,
+            FillPurpose::Close => 2,
+            FillPurpose::TrailingTakeProfit => 3,
+            FillPurpose::StopLoss => 4,
+            FillPurpose::Outside => 5,
+            FillPurpose::Liquidation => 6,
+        }
+    }
+
+    /// The `close_reason` of a cycle that closed this way (`Ledger::exit_kind`).
     pub fn close_reason(self) -> &'static str {
         match self {
             FillPurpose::TakeProfit | FillPurpose::Entry | FillPurpose::Leg => "take_profit",
@@ -193,14 +208,17 @@ impl Ledger {
         self.fills.iter().map(|f| f.time_ms).max().unwrap_or(0)
     }
 
-    /// What the last reducing fill was for: how the cycle closed.
-    pub fn last_exit(&self, dir: Side) -> Option<FillPurpose> {
+    /// How the cycle closed: the most decisive kind among its reducing fills, so
+    /// the answer never depends on the order the fills were read in (a stop that
+    /// closed the rest after a partial take-profit is a stop-loss). See
+    /// docs/bots.md, Stops and closes.
+    pub fn exit_kind(&self, dir: Side) -> Option<FillPurpose> {
         let closing = OrderSide::closing(dir);
         self.fills
             .iter()
-            .rev()
-            .find(|f| f.side == closing)
+            .filter(|f| f.side == closing)
             .map(|f| f.purpose)
+            .max_by_key(|p| p.exit_rank())
     }
 
     pub fn fees(&self) -> Decimal {
@@ -350,7 +368,7 @@ mod tests {
             dec!(98),
         ));
         assert!(l.is_flat(Side::Long, step));
-        assert_eq!(l.last_exit(Side::Long), Some(FillPurpose::TakeProfit));
+        assert_eq!(l.exit_kind(Side::Long), Some(FillPurpose::TakeProfit));
         // Exits 50 + 147 = 197, entries 190, fees 0.4, funding −0.25.
         let r = l.result(Side::Long, dec!(-0.25));
         assert_eq!(r.pnl, dec!(6.35));
@@ -375,7 +393,43 @@ mod tests {
     }
 
     #[test]
-    fn reasons_follow_the_last_exit() {
+    fn the_close_kind_is_the_most_decisive_exit_whatever_the_read_order() {
+        let entry = fill(FillPurpose::Entry, OrderSide::Buy, dec!(1), dec!(100));
+        let tp = fill(
+            FillPurpose::TakeProfit,
+            OrderSide::Sell,
+            dec!(0.4),
+            dec!(101),
+        );
+        let sl = fill(FillPurpose::StopLoss, OrderSide::Sell, dec!(0.6), dec!(95));
+        for exits in [[tp.clone(), sl.clone()], [sl.clone(), tp.clone()]] {
+            let mut fills = vec![entry.clone()];
+            fills.extend(exits);
+            let l = Ledger::new(fills);
+            assert_eq!(l.exit_kind(Side::Long), Some(FillPurpose::StopLoss));
+        }
+        let l = Ledger::new(vec![
+            entry.clone(),
+            fill(
+                FillPurpose::Liquidation,
+                OrderSide::Sell,
+                dec!(0.5),
+                dec!(90),
+            ),
+            sl,
+            fill(FillPurpose::Outside, OrderSide::Sell, dec!(0.1), dec!(91)),
+        ]);
+        assert_eq!(l.exit_kind(Side::Long), Some(FillPurpose::Liquidation));
+        let l = Ledger::new(vec![
+            entry,
+            fill(FillPurpose::Close, OrderSide::Sell, dec!(0.5), dec!(99)),
+            tp,
+        ]);
+        assert_eq!(l.exit_kind(Side::Long), Some(FillPurpose::Close));
+    }
+
+    #[test]
+    fn each_close_kind_has_its_reason() {
         for (p, want) in [
             (FillPurpose::StopLoss, "stop_loss"),
             (FillPurpose::TrailingTakeProfit, "trailing_take_profit"),

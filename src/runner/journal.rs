@@ -122,6 +122,10 @@ impl Journal for DbJournal<'_> {
         ledger::submitted_at(self.conn, self.uid, client_id)
     }
 
+    fn client_id_of(&self, exchange_id: &str) -> Result<Option<String>, StoreError> {
+        ledger::client_id_of(self.conn, self.uid, exchange_id)
+    }
+
     fn placed(&mut self, client_id: &str, exchange_id: &str) -> Result<(), StoreError> {
         ledger::placed(self.conn, self.uid, client_id, exchange_id, store::now())
     }

@@ -666,8 +666,17 @@ impl Manager {
         .and_then(|()| bots::set_stop_reason(conn, uid, Some(end.reason)))
         .and_then(|()| bots::set_after_cycle(conn, uid, false))
         // A configuration change waiting for the next cycle applies now that the
-        // bot is stopped, as a change made while stopped would.
-        .and_then(|()| config::apply_pending(conn, uid).map(|_| ()))
+        // bot is stopped, as a change made while stopped would — unless the bot
+        // failed (an error, a safety stop) with a cycle still open: nobody chose
+        // to end that cycle, so the change waits for its close.
+        .and_then(|()| bots::get(conn, uid))
+        .and_then(|row| {
+            let failed = matches!(status, BotStatus::Error | BotStatus::SafetyStop);
+            match row.and_then(|r| r.cycle_opened_at) {
+                Some(_) if failed => Ok(()),
+                _ => config::apply_pending(conn, uid).map(|_| ()),
+            }
+        })
         .and_then(|()| {
             let data = Some(&end.data);
             bots::add_event(conn, uid, end.event, &end.message, data, store::now())

@@ -71,20 +71,26 @@ fn shown(
         } else {
             continue;
         };
-        out.push(one(uid, &id, o));
+        out.extend(one(uid, &id, o));
     }
     Ok(out)
 }
 
-fn one(uid: i64, id: &str, o: &Order) -> Value {
+/// One order in the API's shape; `None` for an order none of the API's kinds
+/// names honestly: the market close of a `close_position` stop (it fills at
+/// once, the stop reports it) and an id with the bot's prefix that does not parse.
+fn one(uid: i64, id: &str, o: &Order) -> Option<Value> {
     let purpose = ids::parse(uid, id).map(|(_, p)| p);
-    let kind = match purpose {
-        Some(Purpose::Entry) => "entry",
-        Some(Purpose::Leg(..)) => "leg",
-        Some(Purpose::TakeProfit(_) | Purpose::Trailing(_)) => "take_profit",
-        Some(Purpose::StopLoss(_) | Purpose::Close) | None => "stop_loss",
+    let kind = match purpose? {
+        Purpose::Entry => "entry",
+        Purpose::Leg(..) => "leg",
+        // A trailing close is the take-profit's market exit.
+        Purpose::TakeProfit(_) | Purpose::Trailing(_) => "take_profit",
+        // The exchange-side stop, or the bot's own market close at the stop.
+        Purpose::StopLoss(_) => "stop_loss",
+        Purpose::Close(_) => return None,
     };
-    json!({
+    Some(json!({
         "client_id": id,
         "kind": kind,
         "leg": purpose.and_then(Purpose::leg),
@@ -104,5 +110,5 @@ fn one(uid: i64, id: &str, o: &Order) -> Value {
             OrderStatus::Cancelled => "cancelled",
             OrderStatus::Rejected => "rejected",
         },
-    })
+    }))
 }

@@ -55,6 +55,10 @@ impl Engine {
             )?;
             return Ok(Verdict::Continue);
         }
+        if !self.exchange_agrees(s, j)? {
+            self.publish(s, j)?;
+            return Ok(Verdict::Continue);
+        }
         self.poll_funding(s, j, true)?;
         let dir = self.side();
         let r = self.ledger.result(dir, self.funding);
@@ -85,6 +89,12 @@ impl Engine {
             ..CycleState::first(cycle + 1)
         };
         let applied = j.close_cycle(&trade, &next, stop.is_some())?;
+        // The close is written: the engine moves on before anything else can
+        // fail, so a failed event write neither records the cycle twice nor
+        // loses the configuration that close applied.
+        self.state = next;
+        self.reset_cycle();
+        let applied = applied.map(|c| self.take_config(c)).is_some();
         let data = json!({"cycle": cycle, "close_reason": reason, "pnl": money::json(r.pnl),
             "fees": money::json(r.fees), "funding": money::json(r.funding),
             "size": money::json(r.size), "avg_entry": money::json(r.avg_entry),
@@ -124,10 +134,7 @@ impl Engine {
             text(r.pnl.round_dp(2)),
             text(r.fees.round_dp(2))
         ));
-        self.state = next;
-        self.reset_cycle();
-        if let Some(c) = applied {
-            self.take_config(c);
+        if applied {
             j.event(
                 "config_applied",
                 "the configuration changed while the bot ran applies from this cycle",
@@ -158,36 +165,84 @@ impl Engine {
     }
 
     /// Cancels every order of the cycle still open (legs, take-profit, stop),
-    /// then reads each once more so a fill that raced the cancel is recorded.
-    /// Returns whether the ledger is still flat.
+    /// then reads every order the cycle sent once more, so a fill that raced the
+    /// cancel — or landed between the step's first read and this one — is
+    /// recorded. Returns whether the ledger is still flat.
     pub(super) fn cancel_remaining(
         &mut self,
         s: &mut Step<'_>,
         j: &mut dyn Journal,
     ) -> Result<bool, BotError> {
         let opens = s.ex.open_orders(&self.cfg.symbol)?;
-        let mut cancelled = Vec::new();
         for o in opens {
             if let Some((id, _)) = self.this_cycle(&o) {
                 self.cancel_order(s, &o)?;
                 s.actions.push(format!("cancelled {id}"));
-                cancelled.push(id);
+                self.tracked.insert(id);
             }
         }
-        for id in cancelled {
-            if let Some(o) = self.read(s, &id)? {
-                self.observe(j, &id, &o)?;
-            }
-        }
+        self.reread_tracked(s, j)?;
         s.opens.clear();
         s.placed_open = 0;
         s.cancelled = 0;
         Ok(!self.ledger.is_open(self.side(), self.market.step))
     }
 
+    /// Reads every tracked order of the cycle and records what it filled; those
+    /// no longer open stop being tracked.
+    pub(super) fn reread_tracked(
+        &mut self,
+        s: &mut Step<'_>,
+        j: &mut dyn Journal,
+    ) -> Result<(), BotError> {
+        let ids: Vec<String> = self.tracked.iter().cloned().collect();
+        for id in ids {
+            match self.read(s, &id)? {
+                Some(o) => {
+                    self.observe(j, &id, &o)?;
+                    if !o.status.is_open() {
+                        self.tracked.remove(&id);
+                    }
+                }
+                None => {
+                    self.tracked.remove(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a flat ledger is recorded as a closed cycle: does the exchange
+    /// agree? A position the ledger cannot explain (a fill the bot has not seen
+    /// yet, or a report that lags) keeps the cycle open — nothing is recorded
+    /// and the next step looks again — and says so once per cycle.
+    fn exchange_agrees(&mut self, s: &mut Step<'_>, j: &mut dyn Journal) -> Result<bool, BotError> {
+        let pos = s.ex.position(&self.cfg.symbol, self.side())?;
+        let ledger = self.ledger.size(self.side());
+        if (pos.size - ledger).abs() < self.half_step() {
+            return Ok(true);
+        }
+        if !self.mismatch_told {
+            self.mismatch_told = true;
+            j.event(
+                "position_mismatch",
+                &format!(
+                    "the exchange reports a {} position of {} {} while the bot's fills leave                      {}; the cycle stays open until they agree",
+                    side_name(self.side()),
+                    text(pos.size),
+                    self.cfg.symbol,
+                    text(ledger)
+                ),
+                json!({"cycle": self.state.cycle, "exchange_size": money::json(pos.size),
+                    "ledger_size": money::json(ledger)}),
+            )?;
+        }
+        Ok(false)
+    }
+
     /// The position was closed by someone else: its exit is taken from the
-    /// account's executions since the bot's last fill that reduced the position
-    /// and are not the bot's (a liquidation is named so); without any, the last
+    /// account's executions since the cycle began that reduced the position and
+    /// are not the bot's (neither its client ids nor an exchange id it knows) (a liquidation is named so); without any, the last
     /// mark, and the event says the price is an estimate.
     pub(super) fn close_outside(
         &mut self,
@@ -197,14 +252,16 @@ impl Engine {
     ) -> Result<Verdict, BotError> {
         let dir = self.side();
         let size = self.ledger.size(dir);
-        let since = self.ledger.last_fill_ms();
+        // From the cycle's start, not the bot's last observed fill: that is when
+        // the bot *saw* it, and the outside close may have come before.
+        let since = self.cycle_start_ms();
         let execs = match s.ex.executions(&self.cfg.symbol, since) {
             Ok(v) => v,
             Err(e) if e.is_retryable() => return Err(e.into()),
             Err(_) => Vec::new(),
         };
         let closing = OrderSide::closing(dir);
-        let theirs: Vec<&Execution> = execs
+        let mut theirs: Vec<&Execution> = execs
             .iter()
             .filter(|x| {
                 x.side == closing
@@ -212,8 +269,10 @@ impl Engine {
                     && !self.is_ours(&x.client_id, &x.order_id)
             })
             .collect();
+        theirs.sort_by_key(|x| x.time_ms);
         let (mut qty, mut value, mut fee, mut liquidation) =
             (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, false);
+        let mut at_ms = None;
         for x in &theirs {
             let take = x.qty.min(size - qty);
             if take <= Decimal::ZERO {
@@ -223,6 +282,7 @@ impl Engine {
             fee += x.fee * take / x.qty;
             qty += take;
             liquidation |= x.liquidation;
+            at_ms = Some(x.time_ms);
         }
         let estimate = qty <= Decimal::ZERO;
         let price = if estimate {
@@ -249,7 +309,8 @@ impl Engine {
             qty: size,
             price,
             fee: money::pnl(fee),
-            time_ms: j.now_ms(),
+            // The exchange's time of the close when it reported one.
+            time_ms: at_ms.unwrap_or_else(|| j.now_ms()),
             seq: 0,
         };
         j.fill(&fill)?;
@@ -285,6 +346,17 @@ impl Engine {
             self.cfg.symbol
         ));
         self.close_cycle(s, j, purpose)
+    }
+
+    /// When the cycle began (Unix ms): its first order's journalled time, or its
+    /// first recorded fill, whichever is earlier.
+    fn cycle_start_ms(&self) -> i64 {
+        let opened = self.state.opened_at.map(|s| s * 1000);
+        let first_fill = self.ledger.fills.iter().map(|f| f.time_ms).min();
+        match (opened, first_fill) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(0),
+        }
     }
 
     /// An execution of one of the bot's orders.

@@ -40,19 +40,24 @@ impl Engine {
         }
         self.load(j, Mode::Recover)?;
         let sym = self.cfg.symbol.clone();
-        let mut cancelled = Vec::new();
-        for o in ex.open_orders(&sym)? {
-            if let Some(id) = self.ours(&o) {
-                self.cancel_order(&mut s, &o)?;
-                s.actions.push(format!("cancelled {id}"));
-                cancelled.push(id);
+        let mut ours: Vec<(String, crate::exchange::Order)> = ex
+            .open_orders(&sym)?
+            .into_iter()
+            .filter_map(|o| self.ours(&o).map(|id| (id, o)))
+            .collect();
+        // The stop-loss goes last: until everything else is cancelled, a fill
+        // can still grow the position it protects.
+        ours.sort_by_key(|(id, o)| self.is_stop(id, o));
+        for (id, o) in ours {
+            self.cancel_order(&mut s, &o)?;
+            s.actions.push(format!("cancelled {id}"));
+            if matches!(ids::parse(self.uid, &id), Some((c, _)) if c == self.state.cycle) {
+                self.tracked.insert(id);
             }
         }
-        for id in cancelled {
-            if let Some(o) = self.read(&s, &id)? {
-                self.observe(j, &id, &o)?;
-            }
-        }
+        // Every order the cycle sent, not only those just cancelled: a leg that
+        // filled before the list was read is no longer in it.
+        self.reread_tracked(&mut s, j)?;
         self.stop_live = None;
         if mode == StopMode::ClosePosition {
             self.close_position(&mut s, j)?;
@@ -62,14 +67,24 @@ impl Engine {
         Ok(s.actions)
     }
 
-    /// The ledger's position closed with a reduce-only market order, and the
-    /// cycle recorded as closed by hand (`manual`).
+    /// One of the bot's stop-loss orders (a stop an exchange lists untagged too).
+    fn is_stop(&self, id: &str, o: &crate::exchange::Order) -> bool {
+        o.kind == OrderKind::Stop
+            || matches!(ids::parse(self.uid, id), Some((_, Purpose::StopLoss(_))))
+    }
+
+    /// The position closed with a reduce-only market order, and the cycle
+    /// recorded as closed by hand (`manual`). The size sent is the larger of the
+    /// ledger's and the exchange's: a fill the bot has not recorded must not stay
+    /// open without a stop, and reduce-only caps it at the real position.
     fn close_position(&mut self, s: &mut Step<'_>, j: &mut dyn Journal) -> Result<(), BotError> {
-        let size = self.ledger.size(self.side());
-        if size < self.half_step() {
+        let ledger = self.ledger.size(self.side());
+        let pos = s.ex.position(&self.cfg.symbol, self.side())?;
+        let size = ledger.max(pos.size);
+        if size < self.half_step() || !self.ledger.has_entry(self.side()) {
             return Ok(());
         }
-        let id = self.id(Purpose::Close);
+        let id = self.id(Purpose::Close(self.next_close_n()));
         let mut o = self.place(s, j, &id, Kind::Market, size, true)?;
         self.observe(j, &id, &o)?;
         if o.status.is_open() {
@@ -84,6 +99,20 @@ impl Engine {
             self.close_cycle(s, j, FillPurpose::Close)?;
         }
         Ok(())
+    }
+
+    /// The next `close_position` placement number of the cycle: one past the
+    /// highest sent (each id is journalled before it is sent, so a restart
+    /// counts it; a refused one is forgotten and its number used again).
+    fn next_close_n(&self) -> u32 {
+        self.sent
+            .keys()
+            .filter_map(|id| match ids::parse(self.uid, id) {
+                Some((c, Purpose::Close(n))) if c == self.state.cycle => Some(n),
+                _ => None,
+            })
+            .max()
+            .map_or(1, |n| n + 1)
     }
 
     /// What an error leaves on the exchange, for `last_error` and its event: the
@@ -109,10 +138,7 @@ impl Engine {
                     .filter_map(|o| self.ours(o).map(|id| (id, o)))
                     .collect();
                 let names: Vec<String> = ours.iter().map(|(id, _)| id.clone()).collect();
-                let stop = ours.iter().find(|(id, o)| {
-                    o.kind == OrderKind::Stop
-                        || matches!(ids::parse(self.uid, id), Some((_, Purpose::StopLoss(_))))
-                });
+                let stop = ours.iter().find(|(id, o)| self.is_stop(id, o));
                 let listed = if names.is_empty() {
                     "no resting orders".to_string()
                 } else {

@@ -26,7 +26,7 @@ fn fill_purpose(p: Purpose) -> FillPurpose {
         Purpose::Leg(..) => FillPurpose::Leg,
         Purpose::TakeProfit(_) => FillPurpose::TakeProfit,
         Purpose::StopLoss(_) => FillPurpose::StopLoss,
-        Purpose::Close => FillPurpose::Close,
+        Purpose::Close(_) => FillPurpose::Close,
         Purpose::Trailing(_) => FillPurpose::TrailingTakeProfit,
     }
 }
@@ -66,6 +66,7 @@ impl Engine {
         self.sent.clear();
         self.tracked.clear();
         self.flat_reads = 0;
+        self.mismatch_told = false;
         self.stop_live = None;
         self.stop_price = None;
         self.tp_price = None;
@@ -73,6 +74,7 @@ impl Engine {
         self.stop_problem = None;
         self.funding_read_ms = 0;
         self.refusals.clear();
+        self.exit_refusals.clear();
         self.skipped.clear();
         self.legs_settled = None;
         self.loaded = Some(self.state.cycle);
@@ -104,32 +106,40 @@ impl Engine {
     /// After a crash between placing a stop and recording its exchange id, an
     /// exchange that keeps no client id on stops (BingX) lists it untagged: a
     /// reduce-only stop on the bot's side created after the stop was sent is it.
-    pub(super) fn adopt_untagged_stop(
+    /// Every stop of the cycle still missing its exchange id is matched, the
+    /// newest first (an older one may still rest after a crash in a move).
+    pub(super) fn adopt_untagged_stops(
         &mut self,
         s: &mut Step<'_>,
         j: &mut dyn Journal,
     ) -> Result<(), BotError> {
-        if self.state.sl_n == 0 {
-            return Ok(());
-        }
-        let id = self.id(Purpose::StopLoss(self.state.sl_n));
-        if !matches!(self.sent.get(&id), Some(None)) {
-            return Ok(());
-        }
-        let Some(sent_s) = j.submitted_at(&id)? else {
-            return Ok(());
-        };
-        let known: Vec<String> = self.sent.values().flatten().cloned().collect();
-        let found = s.opens.iter().find(|o| {
-            o.client_id.is_empty()
-                && !known.contains(&o.exchange_id)
-                && o.kind == OrderKind::Stop
-                && o.reduce_only
-                && o.position_side == self.side()
-                // Seconds in the journal, milliseconds on the exchange.
-                && o.created_ms >= sent_s * 1000 - 1000
-        });
-        if let Some(o) = found {
+        let mut missing: Vec<(u32, String)> = self
+            .sent
+            .iter()
+            .filter(|(_, ex)| ex.is_none())
+            .filter_map(|(id, _)| match ids::parse(self.uid, id) {
+                Some((c, Purpose::StopLoss(n))) if c == self.state.cycle => Some((n, id.clone())),
+                _ => None,
+            })
+            .collect();
+        missing.sort_by_key(|m| std::cmp::Reverse(m.0));
+        for (_, id) in missing {
+            let Some(sent_s) = j.submitted_at(&id)? else {
+                continue;
+            };
+            let known: Vec<String> = self.sent.values().flatten().cloned().collect();
+            let found = s.opens.iter().find(|o| {
+                o.client_id.is_empty()
+                    && !known.contains(&o.exchange_id)
+                    && o.kind == OrderKind::Stop
+                    && o.reduce_only
+                    && o.position_side == self.side()
+                    // Seconds in the journal, milliseconds on the exchange.
+                    && o.created_ms >= sent_s * 1000 - 1000
+            });
+            let Some(o) = found else {
+                continue;
+            };
             let ex_id = o.exchange_id.clone();
             j.placed(&id, &ex_id)?;
             self.sent.insert(id.clone(), Some(ex_id.clone()));
@@ -142,6 +152,34 @@ impl Engine {
         Ok(())
     }
 
+    /// Untagged open orders the bot recorded in an earlier cycle (a stop an
+    /// exchange lists without its client id): known by their exchange id, so
+    /// they are cancelled as leftovers instead of stopping the bot as foreign.
+    pub(super) fn recall_untagged(
+        &mut self,
+        s: &mut Step<'_>,
+        j: &mut dyn Journal,
+    ) -> Result<(), BotError> {
+        for o in &s.opens {
+            if !o.client_id.is_empty() || self.ours(o).is_some() {
+                continue;
+            }
+            if let Some(id) = j.client_id_of(&o.exchange_id)? {
+                if ids::parse(self.uid, &id).is_some() {
+                    s.recorded.insert(o.exchange_id.clone(), id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The bot's client id of an open order: `ours`, or one recalled by the
+    /// exchange id recorded in an earlier cycle.
+    fn known_id(&self, s: &Step<'_>, o: &Order) -> Option<String> {
+        self.ours(o)
+            .or_else(|| s.recorded.get(&o.exchange_id).cloned())
+    }
+
     /// Safety stop: an order on our symbol that we did not place, created after we
     /// started, stops the bot and touches nothing.
     pub(super) fn safety_check(
@@ -152,7 +190,7 @@ impl Engine {
         let Some(foreign) = s
             .opens
             .iter()
-            .find(|o| self.ours(o).is_none() && o.created_ms >= self.started_ms)
+            .find(|o| self.known_id(s, o).is_none() && o.created_ms >= self.started_ms)
         else {
             return Ok(None);
         };
@@ -176,22 +214,23 @@ impl Engine {
         s: &mut Step<'_>,
         j: &mut dyn Journal,
     ) -> Result<(), BotError> {
-        let old: Vec<Order> = s
+        let old: Vec<(String, Order)> = s
             .opens
             .iter()
-            .filter(|o| {
-                matches!(ids::parse(self.uid, &o.client_id), Some((c, _)) if c != self.state.cycle)
-            })
-            .cloned()
+            .filter_map(|o| self.known_id(s, o).map(|id| (id, o)))
+            .filter(
+                |(id, _)| matches!(ids::parse(self.uid, id), Some((c, _)) if c != self.state.cycle),
+            )
+            .map(|(id, o)| (id, o.clone()))
             .collect();
-        for o in old {
+        for (id, o) in old {
             self.cancel_order(s, &o)?;
             s.opens.retain(|x| x.exchange_id != o.exchange_id);
             s.cancelled = s.cancelled.saturating_sub(1);
             j.event(
                 "order_cancelled",
-                &format!("cancelled leftover order {}", o.client_id),
-                json!({"client_id": o.client_id}),
+                &format!("cancelled leftover order {id}"),
+                json!({"client_id": id, "exchange_id": o.exchange_id}),
             )?;
         }
         Ok(())

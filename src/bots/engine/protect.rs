@@ -15,6 +15,8 @@ use crate::money::{self, text};
 
 /// After the exchange refused the stop, the next try comes this much later.
 const STOP_RETRY_MS: i64 = 60_000;
+/// …and after it refused a take-profit, this much later.
+const TP_RETRY_MS: i64 = 10_000;
 
 impl Engine {
     /// The cycle's open orders of one kind of purpose.
@@ -140,7 +142,10 @@ impl Engine {
         self.state.sl_n += 1;
         j.cycle(&self.state)?;
         let id = self.id(Purpose::StopLoss(self.state.sl_n));
-        let o = self.place(s, j, &id, Kind::Market, size, true)?;
+        let o = match self.place(s, j, &id, Kind::Market, size, true) {
+            Ok(o) => o,
+            Err(e) => return self.exit_refused(j, "stop_loss_market", &id, e, 0),
+        };
         self.observe(j, &id, &o)?;
         s.actions.push("closed_stop_loss".into());
         j.event(
@@ -157,6 +162,38 @@ impl Engine {
         )?;
         if self.ledger.is_flat(self.side(), self.market.step) {
             return self.close_cycle(s, j, FillPurpose::StopLoss).map(Some);
+        }
+        Ok(Some(Verdict::Continue))
+    }
+
+    /// An exit order the exchange would not take (a price band, a reduce-only
+    /// race): like a refused leg it is tried again on later steps (not before
+    /// `retry_at`, Unix ms) and said once per reason; only an error that makes
+    /// the account unusable, or one that may have placed it (retryable), or a
+    /// store failure ends the step with an error.
+    fn exit_refused(
+        &mut self,
+        j: &mut dyn Journal,
+        exit: &'static str,
+        id: &str,
+        e: BotError,
+        retry_at: i64,
+    ) -> Result<Option<Verdict>, BotError> {
+        if account_fatal(&e) || e.is_retryable() {
+            return Err(e);
+        }
+        let why = e.to_string();
+        let again = self.exit_refusals.get(exit).is_some_and(|(m, _)| *m == why);
+        self.exit_refusals.insert(exit, (why.clone(), retry_at));
+        if !again {
+            j.event(
+                "exit_refused",
+                &format!(
+                    "the exchange refused the {} {id}: {why}; retrying on the next steps",
+                    exit.replace('_', " ")
+                ),
+                json!({"exit": exit, "client_id": id, "retrying": true}),
+            )?;
         }
         Ok(Some(Verdict::Continue))
     }
@@ -185,6 +222,13 @@ impl Engine {
                 return Ok(());
             }
         }
+        if self
+            .exit_refusals
+            .get("take_profit")
+            .is_some_and(|(_, at)| j.now_ms() < *at)
+        {
+            return Ok(());
+        }
         // Cancelled first: two full-size reduce-only closes may exceed the position.
         for tp in &tps {
             self.cancel_order(s, tp)?;
@@ -192,7 +236,14 @@ impl Engine {
         self.state.tp_n += 1;
         j.cycle(&self.state)?;
         let id = self.id(Purpose::TakeProfit(self.state.tp_n));
-        let o = self.place(s, j, &id, Kind::Limit(want), size, true)?;
+        let o = match self.place(s, j, &id, Kind::Limit(want), size, true) {
+            Ok(o) => o,
+            Err(e) => {
+                let at = j.now_ms() + TP_RETRY_MS;
+                return self.exit_refused(j, "take_profit", &id, e, at).map(|_| ());
+            }
+        };
+        self.exit_refusals.remove("take_profit");
         self.observe(j, &id, &o)?;
         s.actions.push(if tps.is_empty() {
             "created_tp".into()
@@ -215,7 +266,8 @@ impl Engine {
 
     /// The trailing take-profit: no resting limit; once the mark reaches the
     /// take-profit price the best mark is followed (and journalled, so a restart
-    /// keeps it), and a retrace of the configured percent from it closes at market.
+    /// keeps it), and a retrace of the configured percent from it — or a fall
+    /// back to the take-profit price, whichever comes first — closes at market.
     pub(super) fn trail(
         &mut self,
         s: &mut Step<'_>,
@@ -266,27 +318,50 @@ impl Engine {
                 )?;
             }
         }
+        // The exit follows the best mark by the percent, but never below the
+        // take-profit price: a percent wider than the take-profit's own distance
+        // must not turn a reached take-profit into a loss (docs/bots.md).
         let give_back = self.cfg.trailing_take_profit / Decimal::ONE_HUNDRED;
-        let retraced = match self.side() {
-            Side::Long => mark <= best * (Decimal::ONE - give_back),
-            Side::Short => mark >= best * (Decimal::ONE + give_back),
+        let (trailed, exit_at) = match self.side() {
+            Side::Long => {
+                let t = best * (Decimal::ONE - give_back);
+                (t, t.max(start))
+            }
+            Side::Short => {
+                let t = best * (Decimal::ONE + give_back);
+                (t, t.min(start))
+            }
         };
-        if !retraced {
+        if !self.crossed_down(mark, exit_at) {
             return Ok(None);
         }
+        let why = if exit_at == trailed {
+            format!(
+                "retraced {}% from the best {}",
+                text(self.cfg.trailing_take_profit),
+                text(best)
+            )
+        } else {
+            format!(
+                "fell back to the take-profit price {} (best {})",
+                text(start),
+                text(best)
+            )
+        };
         self.state.tr_n += 1;
         j.cycle(&self.state)?;
         let id = self.id(Purpose::Trailing(self.state.tr_n));
-        let o = self.place(s, j, &id, Kind::Market, size, true)?;
+        let o = match self.place(s, j, &id, Kind::Market, size, true) {
+            Ok(o) => o,
+            Err(e) => return self.exit_refused(j, "trailing_close", &id, e, 0),
+        };
         self.observe(j, &id, &o)?;
         s.actions.push("closed_trailing".into());
         j.event(
             "trailing_close",
             &format!(
-                "trailing take-profit: mark {} retraced {}% from the best {}; closing {} at market",
+                "trailing take-profit: mark {} {why}; closing {} at market",
                 text(mark),
-                text(self.cfg.trailing_take_profit),
-                text(best),
                 text(size)
             ),
             json!({"best": money::json(best), "mark": money::json(mark),

@@ -31,6 +31,8 @@ struct Mem {
     snaps: Vec<Snapshot>,
     /// A configuration change waiting for the next cycle.
     pending: Option<BotConfig>,
+    /// Writing an event of this kind fails (the database went away).
+    fail_event: Option<&'static str>,
 }
 
 impl Default for Mem {
@@ -48,12 +50,16 @@ impl Default for Mem {
             funding: Vec::new(),
             snaps: Vec::new(),
             pending: None,
+            fail_event: None,
         }
     }
 }
 
 impl Journal for Mem {
     fn event(&mut self, kind: &str, message: &str, data: Value) -> Result<(), StoreError> {
+        if self.fail_event == Some(kind) {
+            return Err(StoreError::Conflict);
+        }
         self.events.push((kind.into(), message.into(), data));
         Ok(())
     }
@@ -86,6 +92,13 @@ impl Journal for Mem {
     }
     fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
         Ok(self.submitted.get(client_id).copied())
+    }
+    fn client_id_of(&self, exchange_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .exchange_ids
+            .iter()
+            .find(|(_, x)| *x == exchange_id)
+            .map(|(c, _)| c.clone()))
     }
     fn placed(&mut self, client_id: &str, exchange_id: &str) -> Result<(), StoreError> {
         let now = self.now();
@@ -897,6 +910,37 @@ fn a_pending_configuration_applies_from_the_next_cycle() {
     );
 }
 
+/// The close is written with the pending configuration, then the event write
+/// fails: the engine has already moved to the next cycle with the new
+/// configuration, and the next step neither records the cycle again nor runs on
+/// the old configuration.
+#[test]
+fn a_failed_event_write_after_a_close_keeps_the_applied_configuration() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    let mut next = e.cfg.clone();
+    next.take_profit = dec!(8);
+    j.pending = Some(next);
+    j.fail_event = Some("cycle_closed");
+    ex.set_price(dec!(3020));
+    assert!(e.step(&ex, &mut j, Mode::Tick).is_err());
+    j.fail_event = None;
+    assert_eq!((e.state.cycle, e.cfg.take_profit), (2, dec!(8)));
+    tick(&mut e, &ex, &mut j);
+    assert_eq!(j.trades.len(), 1, "recorded once");
+    let tp = ex.get("bz-7-2-tp1");
+    assert_eq!(
+        tp.price,
+        Some(take_profit_price(
+            dec!(3020),
+            dec!(8),
+            10,
+            Side::Long,
+            &MARKET
+        ))
+    );
+}
+
 #[test]
 fn after_cycle_stops_when_the_cycle_closes() {
     let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
@@ -1061,4 +1105,330 @@ fn a_stop_that_fired_while_the_runner_was_down_closes_the_cycle_on_resume() {
     assert_eq!(j.trades[0].close_reason.as_deref(), Some("stop_loss"));
     assert_eq!(j.trades[0].exit_price, dec!(2849));
     assert_eq!(ex.size(Side::Long), Decimal::ZERO);
+}
+
+/// Wraps the fake: after `arm(n)`, the `n`-th call of `open_orders` first runs
+/// `hook` — something happening on the exchange between two reads of one step.
+struct Racy<'a> {
+    inner: &'a Fake,
+    calls: std::sync::atomic::AtomicU32,
+    at: std::sync::atomic::AtomicU32,
+    hook: Box<dyn Fn(&Fake) + Send + Sync + 'a>,
+}
+
+impl<'a> Racy<'a> {
+    fn new(inner: &'a Fake, hook: impl Fn(&Fake) + Send + Sync + 'a) -> Racy<'a> {
+        Racy {
+            inner,
+            calls: 0.into(),
+            at: u32::MAX.into(),
+            hook: Box::new(hook),
+        }
+    }
+
+    fn arm(&self, n: u32) {
+        self.calls.store(0, AtomicOrdering::SeqCst);
+        self.at.store(n, AtomicOrdering::SeqCst);
+    }
+}
+
+impl Exchange for Racy<'_> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn market(&self, s: &str) -> Result<Market, ExchangeError> {
+        self.inner.market(s)
+    }
+    fn ticker(&self, s: &str) -> Result<Decimal, ExchangeError> {
+        self.inner.ticker(s)
+    }
+    fn set_leverage(&self, s: &str, d: Side, l: u32) -> Result<(), ExchangeError> {
+        self.inner.set_leverage(s, d, l)
+    }
+    fn place(&self, n: &NewOrder) -> Result<Order, ExchangeError> {
+        self.inner.place(n)
+    }
+    fn cancel(&self, s: &str, c: &str) -> Result<(), ExchangeError> {
+        self.inner.cancel(s, c)
+    }
+    fn open_orders(&self, s: &str) -> Result<Vec<Order>, ExchangeError> {
+        let n = self.calls.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+        if n == self.at.load(AtomicOrdering::SeqCst) {
+            (self.hook)(self.inner);
+        }
+        self.inner.open_orders(s)
+    }
+    fn order(&self, s: &str, c: &str) -> Result<Option<Order>, ExchangeError> {
+        self.inner.order(s, c)
+    }
+    fn order_by_id(&self, s: &str, e: &str) -> Result<Option<Order>, ExchangeError> {
+        self.inner.order_by_id(s, e)
+    }
+    fn cancel_by_id(&self, s: &str, e: &str) -> Result<(), ExchangeError> {
+        self.inner.cancel_by_id(s, e)
+    }
+    fn executions(
+        &self,
+        s: &str,
+        t: i64,
+    ) -> Result<Vec<crate::exchange::Execution>, ExchangeError> {
+        self.inner.executions(s, t)
+    }
+    fn funding(
+        &self,
+        s: &str,
+        t: i64,
+    ) -> Result<Vec<crate::exchange::FundingPayment>, ExchangeError> {
+        self.inner.funding(s, t)
+    }
+    fn position(&self, s: &str, d: Side) -> Result<crate::exchange::Position, ExchangeError> {
+        self.inner.position(s, d)
+    }
+    fn balance(&self) -> Result<Decimal, ExchangeError> {
+        self.inner.balance()
+    }
+}
+
+/// The take-profit filled in part, then the exchange stop closed the rest and the
+/// exchange cancelled the reduce-only take-profit — all seen in one step (after a
+/// restart, say). Whatever order the fills are read in, it is a stop-loss, and
+/// with `after_stop_loss: stop` the bot stops.
+#[test]
+fn a_stop_after_a_partial_take_profit_closes_as_a_stop_loss() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| {
+        with_stop(c);
+        c.rounds = 1;
+    });
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.partial("bz-7-1-tp1", dec!(0.04));
+    ex.fill_now("bz-7-1-sl1", dec!(2850));
+    ex.cancel(SYM, "bz-7-1-tp1").unwrap();
+    let (_, v) = tick(&mut e, &ex, &mut j);
+    assert_eq!(
+        j.trades[0].close_reason.as_deref(),
+        Some("stop_loss"),
+        "{:?}",
+        j.trades[0]
+    );
+    assert_eq!(v, Verdict::Finished(StopReason::StopLoss));
+}
+
+/// A ladder leg fills completely between the step's first read of the open
+/// orders and the close's cancel pass: the fill is recorded and the cycle goes
+/// on, never left as a position no cycle owns.
+#[test]
+fn a_leg_filling_while_the_cycle_closes_reopens_it() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 2);
+    let racy = Racy::new(&ex, |f: &Fake| f.fill_now("bz-7-1-l1", dec!(2970)));
+    e.step(&racy, &mut j, Mode::Recover).unwrap();
+    assert_eq!(ex.open_ids(), ["bz-7-1-l1", "bz-7-1-tp1"]);
+    let tp = ex.get("bz-7-1-tp1").price.unwrap();
+    ex.with(|st| st.mark = tp);
+    ex.fill_now("bz-7-1-tp1", tp);
+    // The step's second open-orders read is the close's cancel pass.
+    racy.arm(2);
+    let (_, v) = e.step(&racy, &mut j, Mode::Tick).unwrap();
+    assert_eq!(v, Verdict::Continue);
+    assert!(j.kinds().contains(&"cycle_reopened"), "{:?}", j.kinds());
+    assert!(j.trades.is_empty(), "{:?}", j.trades);
+    racy.arm(u32::MAX);
+    e.step(&racy, &mut j, Mode::Tick).unwrap();
+    assert_eq!(e.size(), ex.size(Side::Long));
+    assert_eq!(e.size(), dec!(0.101), "the leg's 0.101 is the cycle's");
+}
+
+/// A leg fills, the user closes the whole position by hand, and the bot sees both
+/// only a minute later: the exit price and time come from the user's execution,
+/// not an estimate at the mark.
+#[test]
+fn an_outside_close_seen_late_takes_its_price_from_the_execution() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 2);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    j.wait(10);
+    ex.fill_now("bz-7-1-l1", dec!(2970));
+    j.wait(10);
+    let closed_ms = j.now_ms();
+    let size = ex.size(Side::Long);
+    ex.close_outside(Side::Long, size, dec!(2990), false);
+    ex.with(|st| st.mark = dec!(2900));
+    j.wait(60);
+    for _ in 0..4 {
+        tick(&mut e, &ex, &mut j);
+        j.wait(3);
+    }
+    let t = &j.trades[0];
+    let (_, msg, data) = j.event("closed_outside").unwrap();
+    assert_eq!(t.exit_price, dec!(2990), "{msg}");
+    assert_eq!(data["estimate"], false);
+    let out = j.fills.iter().find(|f| f.purpose == FillPurpose::Outside);
+    assert_eq!(out.map(|f| f.time_ms), Some(closed_ms));
+}
+
+/// A leg fills completely just before `stop close_position` reads the open
+/// orders: the close closes the whole position, the leg included.
+#[test]
+fn close_position_closes_a_leg_that_filled_just_before_it() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 2);
+    let racy = Racy::new(&ex, |f: &Fake| f.fill_now("bz-7-1-l1", dec!(2970)));
+    e.step(&racy, &mut j, Mode::Recover).unwrap();
+    racy.arm(1);
+    let actions = e.stop(&racy, &mut j, StopMode::ClosePosition).unwrap();
+    assert_eq!(
+        ex.size(Side::Long),
+        Decimal::ZERO,
+        "{actions:?}; {:?}",
+        j.trades
+    );
+    assert_eq!(j.trades[0].size, dec!(0.201), "the leg is in the trade");
+    assert_eq!(j.trades[0].close_reason.as_deref(), Some("manual"));
+    assert_eq!(ex.get("bz-7-1-x1").status, OrderStatus::Filled);
+}
+
+/// `stop cancel_orders` cancels the exchange stop last: until the legs are gone a
+/// fill can still grow the position it protects.
+#[test]
+fn cancel_orders_cancels_the_stop_last() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, with_stop);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    let actions = e.stop(&ex, &mut j, StopMode::CancelOrders).unwrap();
+    assert_eq!(actions.len(), 4, "{actions:?}");
+    assert_eq!(
+        actions.last().map(String::as_str),
+        Some("cancelled bz-7-1-sl1")
+    );
+    assert!(ex.open_ids().is_empty());
+}
+
+/// The exchange refuses a moved take-profit once (a price band, a reduce-only
+/// race) after the old one was cancelled: the bot says so, keeps running, and
+/// places the take-profit again on a later step.
+#[test]
+fn a_refused_take_profit_is_placed_again_later() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, with_stop);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    let refusal = ExchangeError::Rejected("price out of band".into());
+    ex.with(|st| st.refuse.push(("tp2".into(), refusal)));
+    ex.set_price(dec!(2969));
+    let (_, v) = tick(&mut e, &ex, &mut j);
+    assert_eq!(v, Verdict::Continue);
+    let (_, msg, data) = j.event("exit_refused").unwrap();
+    assert_eq!(data["exit"], "take_profit", "{msg}");
+    assert!(!ex.open_ids().iter().any(|i| i.contains("tp")));
+    ex.with(|st| st.refuse.clear());
+    j.wait(11);
+    tick(&mut e, &ex, &mut j);
+    let tps: Vec<String> = ex
+        .open_ids()
+        .into_iter()
+        .filter(|i| i.contains("tp"))
+        .collect();
+    assert_eq!(tps, ["bz-7-1-tp3"]);
+    assert_eq!(ex.get("bz-7-1-tp3").qty, e.size());
+}
+
+/// A trailing take-profit wider than the take-profit's own price distance: once
+/// trailing, a fall back to the take-profit price closes the position there, not
+/// at the wider trail below the average entry.
+#[test]
+fn a_trailing_take_profit_closes_at_the_latest_at_the_take_profit_price() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| {
+        c.rounds = 1;
+        c.trailing_take_profit = dec!(1); // 1 % of price; the TP is 0.5 % (5 % ROE at 10x)
+    });
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.set_price(dec!(3016));
+    tick(&mut e, &ex, &mut j);
+    assert!(j.trades.is_empty());
+    // 3014 is below the take-profit price 3015, far above the 1 % trail (2985.84).
+    ex.set_price(dec!(3014));
+    tick(&mut e, &ex, &mut j);
+    let t = &j.trades[0];
+    assert_eq!(t.exit_price, dec!(3014));
+    assert_eq!(t.close_reason.as_deref(), Some("trailing_take_profit"));
+    assert!(t.pnl > Decimal::ZERO, "{t:?}");
+}
+
+/// The ledger is flat but the exchange still reports the position (a lagging
+/// report, a fill not seen yet): the cycle is not recorded until they agree.
+#[test]
+fn a_flat_ledger_is_not_recorded_while_the_exchange_shows_a_position() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.with(|st| st.lag = Some(dec!(0.1)));
+    ex.set_price(dec!(3020));
+    let (_, v) = tick(&mut e, &ex, &mut j);
+    assert_eq!(v, Verdict::Continue);
+    assert!(j.trades.is_empty());
+    assert!(j.event("position_mismatch").is_some());
+    tick(&mut e, &ex, &mut j);
+    let told = j
+        .kinds()
+        .iter()
+        .filter(|k| **k == "position_mismatch")
+        .count();
+    assert_eq!(told, 1, "said once a cycle");
+    ex.with(|st| st.lag = None);
+    tick(&mut e, &ex, &mut j);
+    assert_eq!(j.trades.len(), 1);
+    assert_eq!(j.trades[0].close_reason.as_deref(), Some("take_profit"));
+}
+
+/// BingX lists stops without their client id. A crash left the first stop's
+/// exchange id unrecorded, and a later stop number was refused: the first one is
+/// still adopted (not taken for a foreign order and a safety stop).
+#[test]
+fn an_older_untagged_stop_of_the_cycle_is_adopted_too() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| {
+        with_stop(c);
+        c.rounds = 1;
+    });
+    ex.with(|st| st.untagged_stops = true);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    j.exchange_ids.remove("bz-7-1-sl1");
+    let state = CycleState {
+        sl_n: 2,
+        ..*j.states.last().unwrap()
+    };
+    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    let (_, v) = again.step(&ex, &mut j, Mode::Resume).unwrap();
+    assert_eq!(v, Verdict::Continue);
+    let (_, _, data) = j.event("stop_adopted").unwrap();
+    assert_eq!(data["client_id"], "bz-7-1-sl1");
+}
+
+/// An untagged stop of an earlier cycle still rests (its cancel was lost): it is
+/// known by the exchange id the bot recorded, and cancelled as a leftover rather
+/// than stopping the bot as a foreign order.
+#[test]
+fn an_untagged_leftover_of_an_earlier_cycle_is_cancelled_not_foreign() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| {
+        with_stop(c);
+        c.rounds = 1;
+    });
+    ex.with(|st| st.untagged_stops = true);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.set_price(dec!(3020));
+    tick(&mut e, &ex, &mut j);
+    assert_eq!((j.trades.len(), e.state.cycle), (1, 2));
+    // The close's cancel of the stop never reached the exchange.
+    let stop_id = ex.with(|st| {
+        let o = st
+            .orders
+            .iter_mut()
+            .find(|o| o.kind == OrderKind::Stop)
+            .unwrap();
+        o.status = OrderStatus::Open;
+        o.exchange_id.clone()
+    });
+    let (_, v) = tick(&mut e, &ex, &mut j);
+    assert_eq!(v, Verdict::Continue);
+    let (_, msg, data) = j.event("order_cancelled").unwrap();
+    assert_eq!(data["client_id"], "bz-7-1-sl1", "{msg}");
+    let left = ex.with(|st| {
+        st.orders
+            .iter()
+            .find(|o| o.exchange_id == stop_id)
+            .map(|o| o.status)
+    });
+    assert_eq!(left, Some(OrderStatus::Cancelled));
 }
