@@ -175,7 +175,9 @@ pub struct Engine {
     tracked: BTreeSet<String>,
     flat_reads: u32,
     /// The exchange's position disagreed with a flat ledger (told once a cycle).
-    mismatch_told: bool,
+    /// Since when (Unix ms) the exchange has shown a position the flat ledger
+    /// cannot explain; `None` while they agree.
+    mismatch_since: Option<i64>,
     /// Trigger price of the bot's stop resting on the exchange.
     stop_live: Option<Decimal>,
     stop_price: Option<Decimal>,
@@ -262,7 +264,7 @@ impl Engine {
             sent: BTreeMap::new(),
             tracked: BTreeSet::new(),
             flat_reads: 0,
-            mismatch_told: false,
+            mismatch_since: None,
             stop_live: None,
             stop_price: None,
             tp_price: None,

@@ -16,6 +16,10 @@ use crate::money::{self, text};
 use crate::store::ledger::Funding;
 use crate::store::trades::Trade;
 
+/// How long a flat ledger waits for the exchange to report the same before the
+/// cycle closes anyway (a lagging report resolves within seconds).
+const MISMATCH_GRACE_MS: i64 = 30_000;
+
 /// Funding is read this often while a position is open (and once at the close).
 const FUNDING_EVERY_MS: i64 = 600_000;
 /// …and a read that failed for a retryable reason is tried again this much later.
@@ -213,31 +217,44 @@ impl Engine {
     }
 
     /// Before a flat ledger is recorded as a closed cycle: does the exchange
-    /// agree? A position the ledger cannot explain (a fill the bot has not seen
-    /// yet, or a report that lags) keeps the cycle open — nothing is recorded
-    /// and the next step looks again — and says so once per cycle.
+    /// agree? A position the ledger cannot explain is most often a report that
+    /// lags its fills, so the cycle stays open (nothing recorded, the next step
+    /// looks again) for `MISMATCH_GRACE_MS`. Past that the difference is not the
+    /// bot's — a position held by hand on the same side — and the cycle closes
+    /// from its own fills (every order it sent was read again after the cancels,
+    /// so none of its fills is missing). Both moments are events.
     fn exchange_agrees(&mut self, s: &mut Step<'_>, j: &mut dyn Journal) -> Result<bool, BotError> {
         let pos = s.ex.position(&self.cfg.symbol, self.side())?;
         let ledger = self.ledger.size(self.side());
         if (pos.size - ledger).abs() < self.half_step() {
             return Ok(true);
         }
-        if !self.mismatch_told {
-            self.mismatch_told = true;
-            j.event(
-                "position_mismatch",
-                &format!(
-                    "the exchange reports a {} position of {} {} while the bot's fills leave                      {}; the cycle stays open until they agree",
-                    side_name(self.side()),
-                    text(pos.size),
-                    self.cfg.symbol,
-                    text(ledger)
-                ),
-                json!({"cycle": self.state.cycle, "exchange_size": money::json(pos.size),
-                    "ledger_size": money::json(ledger)}),
-            )?;
+        let now = j.now_ms();
+        let data = json!({"cycle": self.state.cycle, "exchange_size": money::json(pos.size),
+            "ledger_size": money::json(ledger)});
+        let what = format!(
+            "the exchange reports a {} position of {} {} while the bot's fills leave {}",
+            side_name(self.side()),
+            text(pos.size),
+            self.cfg.symbol,
+            text(ledger)
+        );
+        let Some(since) = self.mismatch_since else {
+            self.mismatch_since = Some(now);
+            let message = format!("{what}; the cycle stays open while the exchange catches up");
+            j.event("position_mismatch", &message, data)?;
+            return Ok(false);
+        };
+        if now - since < MISMATCH_GRACE_MS {
+            return Ok(false);
         }
-        Ok(false)
+        let message = format!(
+            "{what} after {} s; the rest is not the bot's (held by hand?) and the cycle closes \
+             from the bot's fills",
+            MISMATCH_GRACE_MS / 1000
+        );
+        j.event("position_mismatch", &message, data)?;
+        Ok(true)
     }
 
     /// The position was closed by someone else: its exit is taken from the

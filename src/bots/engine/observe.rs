@@ -66,7 +66,7 @@ impl Engine {
         self.sent.clear();
         self.tracked.clear();
         self.flat_reads = 0;
-        self.mismatch_told = false;
+        self.mismatch_since = None;
         self.stop_live = None;
         self.stop_price = None;
         self.tp_price = None;

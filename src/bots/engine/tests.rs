@@ -1366,11 +1366,39 @@ fn a_flat_ledger_is_not_recorded_while_the_exchange_shows_a_position() {
         .iter()
         .filter(|k| **k == "position_mismatch")
         .count();
-    assert_eq!(told, 1, "said once a cycle");
+    assert_eq!(told, 1, "said once while waiting");
     ex.with(|st| st.lag = None);
     tick(&mut e, &ex, &mut j);
     assert_eq!(j.trades.len(), 1);
     assert_eq!(j.trades[0].close_reason.as_deref(), Some("take_profit"));
+}
+
+/// A position the bot's fills never explain (the user holds more on the same
+/// side by hand) does not keep the cycle open for ever: after the grace period it
+/// closes from the bot's own fills, and says why.
+#[test]
+fn a_position_held_by_hand_does_not_keep_the_cycle_open_for_ever() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    ex.with(|st| st.lag = Some(dec!(0.1)));
+    ex.set_price(dec!(3020));
+    tick(&mut e, &ex, &mut j);
+    j.wait(10);
+    tick(&mut e, &ex, &mut j);
+    assert!(j.trades.is_empty(), "still within the grace period");
+    j.wait(25);
+    tick(&mut e, &ex, &mut j);
+    assert_eq!(j.trades.len(), 1);
+    assert_eq!(j.trades[0].close_reason.as_deref(), Some("take_profit"));
+    let told = j
+        .kinds()
+        .iter()
+        .filter(|k| **k == "position_mismatch")
+        .count();
+    assert_eq!(
+        told, 2,
+        "once when it starts, once when the cycle closes anyway"
+    );
 }
 
 /// BingX lists stops without their client id. A crash left the first stop's
