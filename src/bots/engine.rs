@@ -185,6 +185,8 @@ pub struct Engine {
     /// No new stop placement before this (Unix ms) after the exchange refused one.
     stop_retry_ms: i64,
     stop_problem: Option<String>,
+    /// Why funding could not be read, once told (an event per new reason).
+    funding_problem: Option<String>,
     funding_read_ms: i64,
     /// Legs the exchange refused: the message, and when to try again (Unix ms).
     refusals: BTreeMap<usize, (String, i64)>,
@@ -270,6 +272,7 @@ impl Engine {
             tp_price: None,
             stop_retry_ms: 0,
             stop_problem: None,
+            funding_problem: None,
             funding_read_ms: 0,
             refusals: BTreeMap::new(),
             exit_refusals: BTreeMap::new(),

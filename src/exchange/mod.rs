@@ -150,6 +150,9 @@ pub struct FundingPayment {
     /// USDT received (+) or paid (−).
     pub amount: Decimal,
     pub time_ms: i64,
+    /// The position it was paid on, when the exchange says (Bybit does, BingX's
+    /// income records do not): a bot counts only its own side's funding.
+    pub side: Option<Side>,
 }
 
 /// What went wrong, in the terms a user can act on (they become `last_error`).

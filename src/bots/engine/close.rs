@@ -409,10 +409,28 @@ impl Engine {
                 if e.is_retryable() {
                     self.funding_read_ms = t - FUNDING_EVERY_MS + FUNDING_RETRY_MS;
                 }
+                // Never silently: the cycle's PnL may lack funding until a read works.
+                let msg = e.to_string();
+                if self.funding_problem.as_deref() != Some(&msg) {
+                    j.event(
+                        "funding_unread",
+                        &format!(
+                            "funding on {} could not be read ({msg}); tried again later",
+                            self.cfg.symbol
+                        ),
+                        json!({"error": msg}),
+                    )?;
+                    self.funding_problem = Some(msg);
+                }
                 return Ok(());
             }
         };
-        for p in list.into_iter().filter(|p| p.time_ms >= since) {
+        self.funding_problem = None;
+        let mine = self.side();
+        let list = list
+            .into_iter()
+            .filter(|p| p.side.is_none_or(|s| s == mine));
+        for p in list.filter(|p| p.time_ms >= since) {
             let row = Funding {
                 cycle: self.state.cycle,
                 exchange_id: p.id.clone(),

@@ -72,6 +72,7 @@ impl Engine {
         self.tp_price = None;
         self.stop_retry_ms = 0;
         self.stop_problem = None;
+        self.funding_problem = None;
         self.funding_read_ms = 0;
         self.refusals.clear();
         self.exit_refusals.clear();

@@ -1019,6 +1019,15 @@ fn funding_is_counted_in_the_cycle() {
             symbol: SYM.into(),
             amount: dec!(-0.25),
             time_ms: now,
+            side: Some(Side::Long),
+        });
+        // The short side's funding (a position held by hand) is not the bot's.
+        st.funding.push(crate::exchange::FundingPayment {
+            id: "f2".into(),
+            symbol: SYM.into(),
+            amount: dec!(-7),
+            time_ms: now,
+            side: Some(Side::Short),
         })
     });
     ex.set_price(dec!(3020));

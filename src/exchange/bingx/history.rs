@@ -137,6 +137,8 @@ pub fn funding(
             symbol: symbol.to_string(),
             amount: r.income,
             time_ms: r.time,
+            // BingX's income records name no position side.
+            side: None,
         })
         .collect();
     out.sort_by(|a, b| (a.time_ms, &a.id).cmp(&(b.time_ms, &b.id)));

@@ -136,6 +136,11 @@ pub fn funding(l: &LogEntry, symbol: &str) -> FundingPayment {
         symbol: symbol.to_string(),
         amount: l.funding,
         time_ms: l.transaction_time,
+        side: match l.side.as_str() {
+            "Buy" => Some(Side::Long),
+            "Sell" => Some(Side::Short),
+            _ => None,
+        },
     }
 }
 

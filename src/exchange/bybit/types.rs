@@ -171,4 +171,7 @@ pub struct LogEntry {
     /// funding" — already our sign (received +, paid −).
     #[serde(deserialize_with = "decimal")]
     pub funding: Decimal,
+    /// The settled position's side: `Buy` (long), `Sell` (short), `None`.
+    #[serde(default)]
+    pub side: String,
 }
