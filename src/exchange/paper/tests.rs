@@ -63,7 +63,7 @@ fn close(a: Decimal, b: Decimal) -> bool {
 }
 
 fn step_no(p: &Paper, symbol: &str) -> u64 {
-    let g = p.lock();
+    let g = p.lock().unwrap();
     let mkt = g.book.lookup(symbol).unwrap().unwrap();
     g.book.markets[mkt].step_no
 }
@@ -720,7 +720,11 @@ fn state_survives_reopening_the_database() {
         ))
         .unwrap();
     assert_eq!(o.exchange_id, "5");
-    assert_eq!(p.lock().book.leverage(1, 0), 20, "leverage survived");
+    assert_eq!(
+        p.lock().unwrap().book.leverage(1, 0),
+        20,
+        "leverage survived"
+    );
     // The walk continues the same sequence as if never interrupted.
     p.advance(10_000).unwrap();
     let straight = Paper::in_memory(params(11, 0.001), 0).unwrap();
@@ -743,6 +747,7 @@ fn state_survives_reopening_the_database() {
 fn a_failed_write_leaves_memory_as_the_database() {
     let p = paper();
     p.lock()
+        .unwrap()
         .conn
         .execute_batch(
             "CREATE TRIGGER fail BEFORE INSERT ON paper_orders WHEN NEW.client_id = 'boom'
@@ -763,7 +768,7 @@ fn a_failed_write_leaves_memory_as_the_database() {
 #[test]
 fn open_orders_load_through_the_partial_index() {
     let p = paper();
-    let g = p.lock();
+    let g = p.lock().unwrap();
     let plan: String = g
         .conn
         .query_row(
@@ -812,7 +817,7 @@ fn five_thousand_accounts_advance_and_match_correctly() {
     // One step moves at most dec!(0.17) %: nothing is near enough to fill.
     assert_eq!(p.advance(1_000).unwrap(), 0);
     assert_eq!(step_no(&p, BTC), 1);
-    assert_eq!(p.lock().book.orders.len(), 3 * USERS as usize);
+    assert_eq!(p.lock().unwrap().book.orders.len(), 3 * USERS as usize);
     assert_eq!(p.set_price(BTC, dec!(53000.0)).unwrap(), USERS as usize);
     assert_eq!(p.set_price(BTC, dec!(67000.0)).unwrap(), USERS as usize);
     for uid in [1, 2_500, USERS] {
@@ -831,7 +836,7 @@ fn five_thousand_accounts_advance_and_match_correctly() {
             .collect();
         assert_eq!(open, ["l2"]);
     }
-    assert_eq!(p.lock().book.orders.len(), USERS as usize);
+    assert_eq!(p.lock().unwrap().book.orders.len(), USERS as usize);
 }
 
 // Conditional stops.
@@ -1364,7 +1369,7 @@ fn the_replay_epoch_is_persisted_and_a_restart_catches_up_on_the_path() {
     // Down while the price dipped to 59,000 and came back to 62,000; reopened
     // later, the epoch stays the first one's.
     let p = open(t0 + 400_000);
-    assert_eq!(p.lock().book.epoch_ms, t0);
+    assert_eq!(p.lock().unwrap().book.epoch_ms, t0);
     assert_eq!(p.price(BTC), Some(dec!(61000)));
     assert_eq!(p.advance(t0 + 400_000).unwrap(), 2);
     assert_eq!(p.price(BTC), Some(dec!(62000)));
