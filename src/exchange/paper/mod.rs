@@ -71,14 +71,42 @@ pub enum PaperError {
 }
 
 impl From<PaperError> for ExchangeError {
-    /// Storage trouble is reported as the exchange being unreachable: it is
-    /// transient from the bot's point of view, and retrying is the right reaction.
+    /// The database busy (another connection holds the write lock) or failing
+    /// I/O is transient: reported as the exchange unreachable, which the bot
+    /// retries. What no retry can fix is fatal: a database holding garbage
+    /// (`Malformed`), a refused price or a violated constraint (`Rejected`).
     fn from(e: PaperError) -> ExchangeError {
+        let said = e.to_string();
         match e {
             PaperError::Exchange(e) => e,
-            other => ExchangeError::Network(other.to_string()),
+            PaperError::Db(db) if transient(&db) => ExchangeError::Network(said),
+            PaperError::Db(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                ExchangeError::Rejected(said)
+            }
+            PaperError::Db(_) | PaperError::Corrupt { .. } => ExchangeError::Malformed(said),
+            PaperError::InvalidPrice(_) => ExchangeError::Rejected(said),
+            PaperError::Seed(_) => ExchangeError::Network(said),
         }
     }
+}
+
+/// SQLite failures another try may get past: a lock held elsewhere, I/O.
+fn transient(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _) if matches!(
+            f.code,
+            DatabaseBusy
+                | DatabaseLocked
+                | SystemIoFailure
+                | DiskFull
+                | CannotOpen
+                | FileLockingProtocolFailed
+        )
+    )
 }
 
 /// The exchange: shared by every account through `Arc<Paper>`.

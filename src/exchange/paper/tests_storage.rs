@@ -148,3 +148,28 @@ fn a_retry_never_writes_the_failed_attempts_fill() {
     let (size, orders, fills, _) = durable(&path);
     assert_eq!((size.as_str(), orders, fills), ("0.01", 1, 1));
 }
+
+#[test]
+fn only_a_busy_or_failing_database_is_retryable() {
+    use rusqlite::ffi;
+    let failure =
+        |code| PaperError::Db(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+    for code in [ffi::SQLITE_BUSY, ffi::SQLITE_LOCKED, ffi::SQLITE_IOERR] {
+        let e = ExchangeError::from(failure(code));
+        assert!(matches!(e, ExchangeError::Network(_)), "{code}: {e:?}");
+    }
+    let e = ExchangeError::from(failure(ffi::SQLITE_CONSTRAINT));
+    assert!(matches!(e, ExchangeError::Rejected(_)), "{e:?}");
+    let e = ExchangeError::from(failure(ffi::SQLITE_CORRUPT));
+    assert!(matches!(e, ExchangeError::Malformed(_)), "{e:?}");
+    let e = ExchangeError::from(PaperError::Corrupt {
+        what: "order side",
+        value: "up".into(),
+    });
+    assert!(matches!(e, ExchangeError::Malformed(_)), "{e:?}");
+    let e = ExchangeError::from(PaperError::InvalidPrice(dec!(-1)));
+    assert!(matches!(e, ExchangeError::Rejected(_)), "{e:?}");
+    let p = Paper::in_memory(params(), 0).unwrap();
+    let e = ExchangeError::from(p.set_price(BTC, dec!(0)).unwrap_err());
+    assert!(!e.is_retryable(), "{e:?}");
+}
