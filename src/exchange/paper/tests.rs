@@ -214,6 +214,21 @@ fn resting_limit_fills_at_its_price_with_maker_fee() {
 }
 
 #[test]
+fn fees_are_kept_to_8_decimals_on_orders_fills_and_the_balance() {
+    let p = paper();
+    p.set_price(BTC, dec!(60000.1)).unwrap();
+    let acct = p.account(1);
+    // 0.001 × 60000.1 × 0.00055 = 0.033000055 (9 decimals) → 0.03300006.
+    let o = acct
+        .place(&market("m", OrderSide::Buy, dec!(0.001), Side::Long))
+        .unwrap();
+    assert_eq!(o.fee, dec!(0.03300006));
+    let fills = acct.executions(BTC, 0).unwrap();
+    assert_eq!(fills[0].fee, dec!(0.03300006));
+    assert_eq!(acct.balance().unwrap(), dec!(10000) - dec!(0.03300006));
+}
+
+#[test]
 fn moves_cross_resting_orders_on_both_sides() {
     let p = paper();
     let acct = p.account(1);
