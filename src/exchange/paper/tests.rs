@@ -884,13 +884,14 @@ fn a_longs_stop_rests_until_the_mark_falls_to_it_and_fills_at_that_mark() {
             Side::Long,
         ))
         .unwrap();
+    // Rounded up to the tick, toward the entry: never a bigger loss than asked.
     assert_eq!(
         (sl.kind, sl.status, sl.price, sl.trigger_price),
         (
             OrderKind::Stop,
             OrderStatus::Open,
             None,
-            Some(dec!(59000.0))
+            Some(dec!(59000.1))
         )
     );
     assert_eq!((sl.filled_qty, sl.fee), (dec!(0), dec!(0)));
@@ -898,7 +899,7 @@ fn a_longs_stop_rests_until_the_mark_falls_to_it_and_fills_at_that_mark() {
     assert_eq!(acct.order(BTC, "sl").unwrap(), Some(sl));
     // Rises and falls that stay above the trigger leave it resting.
     assert_eq!(p.set_price(BTC, dec!(65000.0)).unwrap(), 0);
-    assert_eq!(p.set_price(BTC, dec!(59000.1)).unwrap(), 0);
+    assert_eq!(p.set_price(BTC, dec!(59000.2)).unwrap(), 0);
     let balance = acct.balance().unwrap();
     // The mark falls through the trigger: it executes at that mark, as taker.
     assert_eq!(p.set_price(BTC, dec!(58800.0)).unwrap(), 1);
@@ -912,6 +913,24 @@ fn a_longs_stop_rests_until_the_mark_falls_to_it_and_fills_at_that_mark() {
     assert_eq!(acct.balance().unwrap(), balance + pnl - sl.fee);
     assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0));
     assert!(acct.open_orders(BTC).unwrap().is_empty());
+}
+
+#[test]
+fn a_shorts_stop_trigger_rounds_down_toward_the_entry() {
+    let p = paper();
+    let acct = p.account(1);
+    acct.place(&market("e", OrderSide::Sell, dec!(0.01), Side::Short))
+        .unwrap();
+    let sl = acct
+        .place(&stop(
+            "sl",
+            OrderSide::Buy,
+            dec!(61000.06),
+            dec!(0.01),
+            Side::Short,
+        ))
+        .unwrap();
+    assert_eq!(sl.trigger_price, Some(dec!(61000.0)));
 }
 
 #[test]
@@ -967,8 +986,9 @@ fn stops_on_the_wrong_side_of_the_mark_or_not_closing_are_refused() {
     let mut no_trigger = long_stop("d", dec!(59000.0));
     no_trigger.trigger_price = None;
     assert!(is_rejected(&acct.place(&no_trigger), "trigger price"));
+    // Below one tick after rounding (a short's stop rounds down, to 0).
     assert!(is_rejected(
-        &acct.place(&long_stop("e", dec!(0.01))),
+        &acct.place(&short_stop("e", dec!(0.01))),
         "trigger price"
     ));
     let mut opening = stop("f", OrderSide::Buy, dec!(61000.0), dec!(0.01), Side::Long);
