@@ -263,6 +263,33 @@ fn each_error_code_is_classified_and_only_transient_ones_retried() {
 }
 
 #[test]
+fn a_placement_the_exchange_took_is_placed_even_if_reading_it_back_fails() {
+    let fake = FakeBybit::start(KEY, SECRET);
+    let x = adapter(&fake);
+    // The create succeeds; the read-back gets a garbled answer.
+    fake.inject_raw(
+        "/v5/order/realtime",
+        r#"{"retCode":0,"retMsg":"OK","result":{"list":[{"orderId":"1"}]}}"#,
+    );
+    let placed = x
+        .place(&market("bz-1-1-e", OrderSide::Buy, dec!(0.002), Side::Long))
+        .unwrap();
+    let id = fake.book().order("bz-1-1-e").unwrap().id.to_string();
+    // As sent, with the exchange's id: the bot learns the fill on its next read.
+    assert_eq!(
+        (placed.client_id.as_str(), placed.exchange_id.as_str()),
+        ("bz-1-1-e", id.as_str())
+    );
+    assert_eq!(
+        (placed.qty, placed.filled_qty, placed.status),
+        (dec!(0.002), Decimal::ZERO, OrderStatus::Open)
+    );
+    let o = x.order("BTC/USDT", "bz-1-1-e").unwrap().unwrap();
+    assert_eq!((o.status, o.filled_qty), (OrderStatus::Filled, dec!(0.002)));
+    assert_nothing_refused(&fake);
+}
+
+#[test]
 fn garbled_or_missing_fields_are_malformed_never_zero() {
     let fake = FakeBybit::start(KEY, SECRET);
     let x = adapter(&fake);
