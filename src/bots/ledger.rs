@@ -9,7 +9,7 @@
 use rust_decimal::Decimal;
 
 use super::ladder::Side;
-use crate::exchange::{Order, OrderSide};
+use crate::exchange::{ExchangeError, Order, OrderSide};
 use crate::money;
 use crate::text_enum::text_enum;
 
@@ -97,14 +97,22 @@ impl Ledger {
 
     /// The fill that `order` (known as `client_id`) reports beyond the ledger, if
     /// any: the quantity delta, its price from the change of
-    /// `avg_fill_price × filled_qty`, and the fee delta.
-    pub fn delta(&self, client_id: &str, order: &Order) -> Option<Delta> {
+    /// `avg_fill_price × filled_qty`, and the fee delta. A fill without a price
+    /// (an average of 0) is refused, never recorded: the order is read again.
+    pub fn delta(&self, client_id: &str, order: &Order) -> Result<Option<Delta>, ExchangeError> {
         let (qty, value, fee, count) = self.recorded(client_id);
         if order.filled_qty <= qty {
-            return None;
+            return Ok(None);
+        }
+        if order.avg_fill_price <= Decimal::ZERO {
+            return Err(ExchangeError::Busy(format!(
+                "order {client_id} reports a fill without an average price"
+            )));
         }
         let dq = order.filled_qty - qty;
-        let total = order.avg_fill_price.checked_mul(order.filled_qty)?;
+        let Some(total) = order.avg_fill_price.checked_mul(order.filled_qty) else {
+            return Ok(None);
+        };
         let mut price = (total - value)
             .checked_div(dq)
             .unwrap_or(order.avg_fill_price);
@@ -113,12 +121,12 @@ impl Ledger {
         if price <= Decimal::ZERO {
             price = order.avg_fill_price;
         }
-        Some(Delta {
+        Ok(Some(Delta {
             qty: dq,
             price: price.round_dp(PRICE_DP).normalize(),
             fee: order.fee - fee,
             seq: count,
-        })
+        }))
     }
 
     fn sum(&self, side: OrderSide) -> (Decimal, Decimal) {
@@ -288,7 +296,7 @@ mod tests {
     fn a_partly_filled_order_gives_one_delta_per_new_part() {
         let mut l = Ledger::default();
         let first = l.delta("bz-1-1-l1", &order(dec!(1), dec!(100), dec!(0.02)));
-        let d = first.unwrap();
+        let d = first.unwrap().unwrap();
         assert_eq!(
             (d.qty, d.price, d.fee, d.seq),
             (dec!(1), dec!(100), dec!(0.02), 0)
@@ -301,6 +309,7 @@ mod tests {
         // Two more at 103: the average becomes (100 + 206) / 3 = 102.
         let d = l
             .delta("bz-1-1-l1", &order(dec!(3), dec!(102), dec!(0.06)))
+            .unwrap()
             .unwrap();
         assert_eq!(
             (d.qty, d.price, d.fee, d.seq),
@@ -314,7 +323,24 @@ mod tests {
         });
         assert_eq!(
             l.delta("bz-1-1-l1", &order(dec!(3), dec!(102), dec!(0.06))),
-            None
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_fill_without_a_price_is_refused_never_recorded_at_0() {
+        let l = Ledger::default();
+        let e = l
+            .delta("bz-1-1-l1", &order(dec!(1), Decimal::ZERO, dec!(0.02)))
+            .unwrap_err();
+        assert!(e.is_retryable(), "{e:?}");
+        // Nothing filled yet: no price needed, nothing to record.
+        assert_eq!(
+            l.delta(
+                "bz-1-1-l1",
+                &order(Decimal::ZERO, Decimal::ZERO, Decimal::ZERO)
+            ),
+            Ok(None)
         );
     }
 

@@ -266,7 +266,7 @@ impl Engine {
         if cycle != self.state.cycle {
             return Ok(());
         }
-        let Some(d) = self.ledger.delta(id, o) else {
+        let Some(d) = self.ledger.delta(id, o)? else {
             return Ok(());
         };
         let fill = Fill {

@@ -84,10 +84,19 @@ fn positive(x: Option<Decimal>) -> Option<Decimal> {
 }
 
 /// One order; `symbol` is ours (`BTC/USDT`). `fee` is filled in from the
-/// executions by the caller.
+/// executions by the caller. An order that reports a fill without an average
+/// price (`""` or `"0"`) is caught between two updates: `Busy`, read it again
+/// later, never a fill at price 0.
 pub fn order(o: &RawOrder, symbol: &str) -> Result<Order, ExchangeError> {
     let side = side("order", &o.side)?;
     let kind = kind(o)?;
+    let avg = positive(o.avg_price);
+    if o.cum_exec_qty > Decimal::ZERO && avg.is_none() {
+        return Err(ExchangeError::Busy(format!(
+            "order {} reports {} filled without an average price yet",
+            o.order_id, o.cum_exec_qty
+        )));
+    }
     Ok(Order {
         client_id: o.order_link_id.clone(),
         exchange_id: o.order_id.clone(),
@@ -99,7 +108,7 @@ pub fn order(o: &RawOrder, symbol: &str) -> Result<Order, ExchangeError> {
         trigger_price: positive(o.trigger_price).filter(|_| kind == OrderKind::Stop),
         qty: o.qty,
         filled_qty: o.cum_exec_qty,
-        avg_fill_price: o.avg_price.unwrap_or(Decimal::ZERO),
+        avg_fill_price: avg.unwrap_or(Decimal::ZERO),
         fee: Decimal::ZERO,
         reduce_only: o.reduce_only,
         position_side: position_side(o.position_idx, side, o.reduce_only),
@@ -229,6 +238,23 @@ mod tests {
                 .status,
             OrderStatus::Cancelled
         );
+    }
+
+    #[test]
+    fn a_fill_without_an_average_price_is_read_again_never_priced_at_0() {
+        let filled = OPEN
+            .replace("\"New\"", "\"Filled\"")
+            .replace(r#""cumExecQty": "0""#, r#""cumExecQty": "0.10""#);
+        for avg in [r#""avgPrice": """#, r#""avgPrice": "0""#, r#""x": 0"#] {
+            let e = one(&filled.replace(r#""avgPrice": """#, avg)).unwrap_err();
+            assert!(
+                matches!(&e, ExchangeError::Busy(m) if m.contains("fd4300ae")),
+                "{avg}: {e:?}"
+            );
+            assert!(e.is_retryable());
+        }
+        // Nothing filled: no price needed.
+        assert_eq!(one(OPEN).unwrap().avg_fill_price, Decimal::ZERO);
     }
 
     #[test]
