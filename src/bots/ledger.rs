@@ -4,7 +4,9 @@
 //!
 //! Fills are learnt from order reads, which report a running total
 //! (`filled_qty`, `avg_fill_price`, `fee`); `delta` turns the difference between
-//! such a read and what the ledger already holds for that order into one new fill.
+//! such a read and what the ledger already holds for that order into one new fill
+//! — or, when only the fee grew, into a row of quantity 0 carrying the fee, so
+//! that Σ fees is the exchange's even when its fee lags its fill.
 
 use rust_decimal::Decimal;
 
@@ -97,12 +99,13 @@ impl Ledger {
 
     /// The fill that `order` (known as `client_id`) reports beyond the ledger, if
     /// any: the quantity delta, its price from the change of
-    /// `avg_fill_price × filled_qty`, and the fee delta. A fill without a price
-    /// (an average of 0) is refused, never recorded: the order is read again.
+    /// `avg_fill_price × filled_qty`, and the fee delta; or a fee adjustment
+    /// (`fee_adjustment`). A fill without a price (an average of 0) is refused,
+    /// never recorded: the order is read again.
     pub fn delta(&self, client_id: &str, order: &Order) -> Result<Option<Delta>, ExchangeError> {
         let (qty, value, fee, count) = self.recorded(client_id);
         if order.filled_qty <= qty {
-            return Ok(None);
+            return Ok(fee_adjustment(order, qty, value, fee, count));
         }
         if order.avg_fill_price <= Decimal::ZERO {
             return Err(ExchangeError::Busy(format!(
@@ -127,6 +130,11 @@ impl Ledger {
             fee: order.fee - fee,
             seq: count,
         }))
+    }
+
+    /// The rows that are fills, not fee adjustments.
+    fn traded(&self) -> impl DoubleEndedIterator<Item = &Fill> {
+        self.fills.iter().filter(|f| !f.qty.is_zero())
     }
 
     fn sum(&self, side: OrderSide) -> (Decimal, Decimal) {
@@ -198,14 +206,13 @@ impl Ledger {
 
     /// When the last fill was seen (Unix ms); 0 for none.
     pub fn last_fill_ms(&self) -> i64 {
-        self.fills.iter().map(|f| f.time_ms).max().unwrap_or(0)
+        self.traded().map(|f| f.time_ms).max().unwrap_or(0)
     }
 
     /// What the last reducing fill was for: how the cycle closed.
     pub fn last_exit(&self, dir: Side) -> Option<FillPurpose> {
         let closing = OrderSide::closing(dir);
-        self.fills
-            .iter()
+        self.traded()
             .rev()
             .find(|f| f.side == closing)
             .map(|f| f.purpose)
@@ -236,6 +243,27 @@ impl Ledger {
             pnl: money::pnl(gross - self.fees() + funding),
         }
     }
+}
+
+/// A read of an order the ledger holds in full (`qty` recorded, worth `value`,
+/// with `fee`) whose cumulative fee moved further from 0 (more paid, or more
+/// rebate): a row of quantity 0, at the recorded average, carrying the
+/// difference. Cumulative fees only grow in size, so a smaller one is a stale
+/// read and changes nothing.
+fn fee_adjustment(
+    order: &Order,
+    qty: Decimal,
+    value: Decimal,
+    fee: Decimal,
+    count: u32,
+) -> Option<Delta> {
+    let grew = qty > Decimal::ZERO && order.filled_qty == qty && order.fee.abs() > fee.abs();
+    grew.then(|| Delta {
+        qty: Decimal::ZERO,
+        price: (value / qty).round_dp(PRICE_DP).normalize(),
+        fee: order.fee - fee,
+        seq: count,
+    })
 }
 
 /// A closed cycle as `trades` records it.
@@ -325,6 +353,75 @@ mod tests {
             l.delta("bz-1-1-l1", &order(dec!(3), dec!(102), dec!(0.06))),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn a_fee_that_lags_its_fill_is_recorded_when_it_arrives() {
+        let mut l = Ledger::default();
+        // The fill is read before its fee: recorded with fee 0.
+        let d = l
+            .delta("bz-1-1-l1", &order(dec!(1), dec!(100), Decimal::ZERO))
+            .unwrap()
+            .unwrap();
+        l.fills.push(Fill {
+            client_id: "bz-1-1-l1".into(),
+            fee: d.fee,
+            ..fill(FillPurpose::Leg, OrderSide::Buy, d.qty, d.price)
+        });
+        // The same quantity with its fee: a row of quantity 0 carrying it.
+        let d = l
+            .delta("bz-1-1-l1", &order(dec!(1), dec!(100), dec!(0.02)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (d.qty, d.price, d.fee, d.seq),
+            (Decimal::ZERO, dec!(100), dec!(0.02), 1)
+        );
+        l.fills.push(Fill {
+            client_id: "bz-1-1-l1".into(),
+            fee: d.fee,
+            seq: d.seq,
+            time_ms: 99,
+            ..fill(FillPurpose::Leg, OrderSide::Buy, d.qty, d.price)
+        });
+        assert_eq!(l.fees(), dec!(0.02));
+        assert_eq!(
+            (l.size(Side::Long), l.avg_entry(Side::Long)),
+            (dec!(1), dec!(100))
+        );
+        assert_eq!(l.last_fill_ms(), 5, "an adjustment is not a fill");
+        // Read again, or read stale: nothing more.
+        for stale in [dec!(0.02), dec!(0.01), Decimal::ZERO] {
+            assert_eq!(
+                l.delta("bz-1-1-l1", &order(dec!(1), dec!(100), stale)),
+                Ok(None)
+            );
+        }
+        // Nothing recorded for an order: no fee to adjust.
+        assert_eq!(
+            Ledger::default().delta("bz-1-1-l1", &order(Decimal::ZERO, Decimal::ZERO, dec!(1))),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn an_exits_fee_adjustment_does_not_change_how_the_cycle_closed() {
+        let mut l = Ledger::new(vec![
+            fill(FillPurpose::Entry, OrderSide::Buy, dec!(2), dec!(100)),
+            fill(FillPurpose::TakeProfit, OrderSide::Sell, dec!(1), dec!(101)),
+            fill(FillPurpose::StopLoss, OrderSide::Sell, dec!(1), dec!(95)),
+        ]);
+        l.fills.push(Fill {
+            fee: dec!(0.01),
+            ..fill(
+                FillPurpose::TakeProfit,
+                OrderSide::Sell,
+                Decimal::ZERO,
+                dec!(101),
+            )
+        });
+        assert_eq!(l.last_exit(Side::Long), Some(FillPurpose::StopLoss));
+        assert_eq!(l.result(Side::Long, Decimal::ZERO).fees, dec!(0.31));
     }
 
     #[test]

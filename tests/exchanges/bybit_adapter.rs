@@ -290,6 +290,22 @@ fn a_placement_the_exchange_took_is_placed_even_if_reading_it_back_fails() {
 }
 
 #[test]
+fn an_orders_fee_comes_with_its_quantity_even_if_the_execution_list_lags() {
+    let fake = FakeBybit::start(KEY, SECRET);
+    let x = adapter(&fake);
+    x.place(&market("bz-1-1-e", OrderSide::Buy, dec!(0.002), Side::Long))
+        .unwrap();
+    // The execution list has not caught up with the fill yet.
+    let lagging = r#"{"retCode":0,"retMsg":"OK","result":{"list":[],"nextPageCursor":""}}"#;
+    fake.inject_raw("/v5/execution/list", lagging);
+    let o = x.order("BTC/USDT", "bz-1-1-e").unwrap().unwrap();
+    let fee = fake.book().order("bz-1-1-e").unwrap().fee;
+    assert!(fee > Decimal::ZERO);
+    assert_eq!((o.filled_qty, o.fee), (dec!(0.002), fee));
+    assert_nothing_refused(&fake);
+}
+
+#[test]
 fn garbled_or_missing_fields_are_malformed_never_zero() {
     let fake = FakeBybit::start(KEY, SECRET);
     let x = adapter(&fake);

@@ -288,6 +288,10 @@ impl Engine {
     }
 
     fn fill_events(&mut self, j: &mut dyn Journal, f: &Fill) -> Result<(), BotError> {
+        // A fee adjustment (ledger.rs) is no new fill.
+        if f.qty.is_zero() {
+            return Ok(());
+        }
         let sym = self.cfg.symbol.clone();
         j.event(
             "fill",

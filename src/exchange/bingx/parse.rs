@@ -70,10 +70,11 @@ fn positive(x: Option<Decimal>) -> Option<Decimal> {
     x.filter(|p| *p > Decimal::ZERO)
 }
 
-/// One order; `symbol` is ours (`BTC/USDT`). Fees are filled in by the caller
-/// from the fills. An order that reports a fill without an average price (`""`,
-/// `"0"`) is caught between two updates: `Busy`, read it again later, never a
-/// fill at price 0.
+/// One order; `symbol` is ours (`BTC/USDT`). Its fee is the order's own running
+/// `commission` (negative when paid, ours positive), read in the same answer as
+/// the filled quantity so the two never disagree. An order that reports a fill
+/// without an average price (`""`, `"0"`) is caught between two updates: `Busy`,
+/// read it again later, never a fill at price 0.
 pub fn order(v: &RawOrder, symbol: &str) -> Result<Order, ExchangeError> {
     let side = side("order", &v.side)?;
     let position_side = match v.position_side.as_str() {
@@ -107,7 +108,7 @@ pub fn order(v: &RawOrder, symbol: &str) -> Result<Order, ExchangeError> {
         qty: v.orig_qty,
         filled_qty: v.executed_qty,
         avg_fill_price: avg.unwrap_or(Decimal::ZERO),
-        fee: Decimal::ZERO,
+        fee: -v.commission.unwrap_or(Decimal::ZERO),
         reduce_only,
         position_side,
         status: status(&v.status)?,
@@ -218,6 +219,25 @@ mod tests {
         let priced = filled.replace(r#""avgPrice": "0.0""#, r#""avgPrice": "70000""#);
         assert_eq!(one(&priced).unwrap().avg_fill_price, dec!(70000));
         assert_eq!(one(ORDER).unwrap().avg_fill_price, Decimal::ZERO);
+    }
+
+    #[test]
+    fn the_fee_is_the_orders_own_commission_read_with_its_quantity() {
+        let filled = ORDER
+            .replace(r#""status": "NEW""#, r#""status": "FILLED""#)
+            .replace(r#""executedQty": "0""#, r#""executedQty": "0.002""#)
+            .replace(r#""avgPrice": "0.0""#, r#""avgPrice": "70000""#);
+        let with =
+            |c: &str| filled.replace(r#""status""#, &format!("\"commission\": {c}, \"status\""));
+        // Documented: negative when paid.
+        let o = one(&with(r#""-0.028""#)).unwrap();
+        assert_eq!((o.filled_qty, o.fee), (dec!(0.002), dec!(0.028)));
+        assert_eq!(one(&with("0.0056")).unwrap().fee, dec!(-0.0056), "a rebate");
+        assert_eq!(one(&filled).unwrap().fee, Decimal::ZERO);
+        assert!(matches!(
+            one(&with(r#""x""#)),
+            Err(ExchangeError::Malformed(_))
+        ));
     }
 
     #[test]
