@@ -201,6 +201,9 @@ pub struct Book {
     /// `(path, body)`: the next request to `path` is answered with this raw body
     /// (HTTP 200), whatever it is — a garbled answer for the client to refuse.
     pub raw_replies: Vec<(String, String)>,
+    /// `(path, status, body)`: the next request to `path` gets this HTTP status
+    /// and body (a gateway's or firewall's page, not the exchange's envelope).
+    pub http_replies: Vec<(String, u16, String)>,
     /// The next this many private requests are rate limited.
     pub rate_limit_next: usize,
     pub rate_limited: usize,
@@ -233,6 +236,7 @@ impl Book {
             refused: Vec::new(),
             inject: Vec::new(),
             raw_replies: Vec::new(),
+            http_replies: Vec::new(),
             rate_limit_next: 0,
             rate_limited: 0,
             seen: Vec::new(),

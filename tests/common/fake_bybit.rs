@@ -54,6 +54,13 @@ impl FakeBybit {
         self.book().raw_replies.push((path.into(), body.into()));
     }
 
+    /// The next request to `path` gets HTTP `status` with `body` as it is.
+    pub fn inject_http(&self, path: &str, status: u16, body: &str) {
+        self.book()
+            .http_replies
+            .push((path.into(), status, body.into()));
+    }
+
     /// `inject_on` with the documented text of the code (fake_inject::BYBIT).
     pub fn inject_code(&self, method: &str, path: &str, code: i64, times: usize) {
         self.inject_on(method, path, code, text(BYBIT, code), times);
@@ -125,6 +132,13 @@ fn rate_limited(b: &Book) -> Response {
 }
 
 fn injected(b: &mut Book, req: &Request) -> Option<Response> {
+    if let Some((status, body)) = b.take_http(&req.path) {
+        return Some(Response {
+            status,
+            headers: Vec::new(),
+            body,
+        });
+    }
     if let Some(body) = b.take_raw(&req.path) {
         return Some(Response {
             status: 200,

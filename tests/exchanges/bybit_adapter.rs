@@ -306,6 +306,29 @@ fn an_orders_fee_comes_with_its_quantity_even_if_the_execution_list_lags() {
 }
 
 #[test]
+fn a_403_that_is_not_the_ip_rate_limit_is_fatal_and_bans_nothing() {
+    let fake = FakeBybit::start(KEY, SECRET);
+    let x = adapter(&fake);
+    let page = "<html><head><title>403 Forbidden</title></head><body>The request \
+                could not be satisfied. Request blocked.</body></html>";
+    x.balance().unwrap();
+    fake.inject_http("/v5/position/list", 403, page);
+    let seen = fake.book().seen.len();
+    let e = x.position("BTC/USDT", Side::Long).unwrap_err();
+    assert!(
+        matches!(&e, ExchangeError::Rejected(m) if m.contains("HTTP 403") && m.contains("Request blocked")),
+        "{e:?}"
+    );
+    assert!(!e.is_retryable());
+    assert_eq!(fake.book().seen.len() - seen, 1, "not retried");
+    // No ten-minute IP ban was taken from it: the next request goes out.
+    assert_eq!(
+        x.position("BTC/USDT", Side::Long).unwrap().size,
+        Decimal::ZERO
+    );
+}
+
+#[test]
 fn garbled_or_missing_fields_are_malformed_never_zero() {
     let fake = FakeBybit::start(KEY, SECRET);
     let x = adapter(&fake);
