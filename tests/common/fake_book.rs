@@ -182,6 +182,10 @@ pub struct Book {
     pub pinned_mark: Option<Decimal>,
     pub balance: Decimal,
     pub leverage: u32,
+    /// Bybit: the short side's leverage (`leverage` is the long side's) and the
+    /// account's margin mode (`REGULAR_MARGIN` = cross, `ISOLATED_MARGIN`, …).
+    pub sell_leverage: u32,
+    pub margin_mode: String,
     /// Hedge-mode sides whose leverage was set (BingX sets one side per call).
     pub leverage_sides: Vec<String>,
     pub orders: Vec<FakeOrder>,
@@ -224,6 +228,8 @@ impl Book {
             pinned_mark: None,
             balance: Decimal::from(10_000),
             leverage: 1,
+            sell_leverage: 1,
+            margin_mode: "REGULAR_MARGIN".into(),
             leverage_sides: Vec::new(),
             orders: Vec::new(),
             fills: Vec::new(),

@@ -328,6 +328,34 @@ fn a_403_that_is_not_the_ip_rate_limit_is_fatal_and_bans_nothing() {
     );
 }
 
+/// (long side's, short side's) leverage on the fake.
+fn levels(fake: &FakeBybit) -> (u32, u32) {
+    let b = fake.book();
+    (b.leverage, b.sell_leverage)
+}
+
+#[test]
+fn leverage_leaves_the_other_side_alone_where_bybit_allows_it() {
+    let fake = FakeBybit::start(KEY, SECRET);
+    let x = adapter(&fake);
+    // Cross margin (the default): Bybit wants both sides equal.
+    x.set_leverage("BTC/USDT", Side::Long, 10).unwrap();
+    assert_eq!(levels(&fake), (10, 10));
+    // Isolated margin: the user's short keeps its own 3x.
+    {
+        let mut b = fake.book();
+        b.margin_mode = "ISOLATED_MARGIN".into();
+        b.sell_leverage = 3;
+    }
+    x.set_leverage("BTC/USDT", Side::Long, 20).unwrap();
+    assert_eq!(levels(&fake), (20, 3));
+    x.set_leverage("BTC/USDT", Side::Short, 5).unwrap();
+    assert_eq!(levels(&fake), (20, 5));
+    // Already so: "not modified" is no error.
+    x.set_leverage("BTC/USDT", Side::Short, 5).unwrap();
+    assert_nothing_refused(&fake);
+}
+
 #[test]
 fn garbled_or_missing_fields_are_malformed_never_zero() {
     let fake = FakeBybit::start(KEY, SECRET);

@@ -155,6 +155,17 @@ pub struct RawPosition {
     pub avg_price: Option<Decimal>,
     #[serde(rename = "markPrice", default, deserialize_with = "decimal_opt")]
     pub mark_price: Option<Decimal>,
+    /// `""` in portfolio margin ("leverage rules are invalid").
+    #[serde(default, deserialize_with = "decimal_opt")]
+    pub leverage: Option<Decimal>,
+}
+
+/// `GET /v5/account/info` (docs/v5/account/account-info).
+#[derive(Debug, Deserialize)]
+pub struct AccountInfo {
+    /// `ISOLATED_MARGIN`, `REGULAR_MARGIN` (cross) or `PORTFOLIO_MARGIN`.
+    #[serde(rename = "marginMode")]
+    pub margin_mode: String,
 }
 
 /// One account of `GET /v5/account/wallet-balance` (docs/v5/account/wallet-balance).
