@@ -233,8 +233,8 @@ impl Paper {
     }
 
     /// The state, rebuilt from the database first if a panic or a failed write
-    /// may have left memory out of step with it; an error (retryable: the
-    /// database is busy or unreadable) while it cannot be rebuilt.
+    /// may have left memory out of step with it; the rebuild's error (retryable
+    /// when the database is busy) while it cannot be rebuilt.
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, PaperError> {
         let mut guard = match self.inner.lock() {
             Ok(guard) => guard,
