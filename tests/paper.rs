@@ -5,6 +5,7 @@
 mod common;
 
 use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use common::bots::{count, db, user, CALM};
 use common::{blitz_cmd, Options, Server};
@@ -149,4 +150,78 @@ fn replayed_prices_reach_the_paper_exchange_of_the_running_server() {
     assert_eq!(entry, "43210.5", "the entry filled at the replayed price");
     let epochs = count(&s, "SELECT COUNT(*) FROM paper_clock");
     assert_eq!(epochs, 1, "the epoch is stored");
+}
+
+/// After a downtime the paper market catches up (every replayed price of the
+/// downtime, with the fills it causes) before any bot resumes, so the resumed
+/// bot acts on the prices of now: its take-profit filled while the server was
+/// down, and its very first step after the restart closes the cycle.
+#[test]
+fn a_bot_resumed_after_a_downtime_sees_what_the_market_did_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("prices.csv"),
+        "seconds,symbol,price\n0,BTC/USDT,43210.5\n1800,BTC/USDT,45000\n",
+    )
+    .unwrap();
+    let mut env = CALM.to_vec();
+    env.push(("PAPER_PRICES", "replay:prices.csv"));
+    let s = Server::start_in(
+        dir,
+        Options {
+            workers: 1,
+            env: env.clone(),
+            ..Options::default()
+        },
+    );
+    let u = user(&s, "trader@example.com", false);
+    let r = u.call(&s, "POST", "/api/bot/start", &json!({}).to_string());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let tp = format!(
+        "SELECT COUNT(*) FROM paper_orders WHERE user_id = {} AND client_id LIKE '%-tp1'
+         AND status = 'open'",
+        u.id
+    );
+    common::wait_for(Duration::from_secs(20), "the take-profit rests", || {
+        count(&s, &tp) == 1
+    });
+    let (dir, _) = s.terminate();
+
+    // An hour of downtime: the epoch and the market's last update an hour back,
+    // so the replay's 1800 s line (above the take-profit) fell into it.
+    let c = rusqlite::Connection::open(dir.path().join("instance/database.db")).unwrap();
+    c.execute_batch(
+        "UPDATE paper_clock SET epoch_ms = epoch_ms - 3600000;
+         UPDATE paper_markets SET updated_ms = updated_ms - 3600000;",
+    )
+    .unwrap();
+    drop(c);
+    // Bot steps 10 minutes apart: within this test, only the resume step runs.
+    for (k, v) in env.iter_mut() {
+        if *k == "BOT_TICK_MS" {
+            *v = "600000";
+        }
+    }
+    let s = Server::start_in(
+        dir,
+        Options {
+            workers: 1,
+            env,
+            ..Options::default()
+        },
+    );
+    let closed = format!(
+        "SELECT COUNT(*) FROM trades WHERE user_id = {} AND close_reason = 'take_profit'",
+        u.id
+    );
+    common::wait_for(Duration::from_secs(20), "the resumed bot closed", || {
+        count(&s, &closed) == 1
+    });
+    let log = s.log();
+    let caught_up = log.find("\"msg\":\"paper exchange caught up\"");
+    let resumed = log.find("\"msg\":\"resuming bots\"");
+    assert!(
+        caught_up.is_some() && caught_up < resumed,
+        "the market caught up before the bots resumed:\n{log}"
+    );
 }

@@ -72,6 +72,17 @@ pub fn round_target(price: Decimal, side: Side, m: &Market) -> Decimal {
     to_increment(price, m.tick, how)
 }
 
+/// Rounds a stop-loss trigger toward the entry: up for a long (whose stop is below
+/// the entry), down for a short, so rounding never lets the loss exceed the
+/// configured ROE (docs/bots.md, Money).
+pub fn round_stop(price: Decimal, side: Side, m: &Market) -> Decimal {
+    let how = match side {
+        Side::Long => RoundingStrategy::ToPositiveInfinity,
+        Side::Short => RoundingStrategy::ToNegativeInfinity,
+    };
+    to_increment(price, m.tick, how)
+}
+
 /// Quantity bought by `margin` USDT at `leverage` and `price`, floored to the step;
 /// `None` when that is below the market minimum (the leg cannot be placed).
 pub fn leg_qty(margin: Decimal, leverage: u32, price: Decimal, m: &Market) -> Option<Decimal> {
@@ -116,7 +127,8 @@ pub fn take_profit_price(
     round_target(avg * roe_factor(side.sign(), tp_pct, leverage), side, m)
 }
 
-/// Stop-loss price, or `None` when disabled (0): `avg × (1 ∓ sl / 100 / leverage)`.
+/// Stop-loss price, or `None` when disabled (0): `avg × (1 ∓ sl / 100 / leverage)`,
+/// rounded toward the entry (`round_stop`).
 pub fn stop_loss_price(
     avg: Decimal,
     sl_pct: Decimal,
@@ -125,7 +137,7 @@ pub fn stop_loss_price(
     m: &Market,
 ) -> Option<Decimal> {
     (sl_pct > Decimal::ZERO)
-        .then(|| round_price(avg * roe_factor(-side.sign(), sl_pct, leverage), m))
+        .then(|| round_stop(avg * roe_factor(-side.sign(), sl_pct, leverage), side, m))
 }
 
 /// Volume-weighted average of `(qty, price)` fills; 0 for no fills.
@@ -253,6 +265,20 @@ mod tests {
         // An exact target is not pushed a tick further.
         assert_eq!(round_target(dec!(100.5), Side::Long, &m), dec!(100.5));
         assert_eq!(round_price(dec!(100.005), &m), dec!(100.01));
+    }
+
+    #[test]
+    fn a_stop_rounds_toward_the_entry_never_past_the_configured_loss() {
+        // avg 100.03, 5 % ROE at 10x = 0.5 %: exactly 99.52985 for a long, which
+        // the nearest tick would put at 99.5 (a bigger loss than configured).
+        let long = stop_loss_price(dec!(100.03), dec!(5), 10, Side::Long, &BTC);
+        assert_eq!(long, Some(dec!(99.6)));
+        // avg 100.07 short: exactly 100.57035, nearest 100.6, toward the entry 100.5.
+        let short = stop_loss_price(dec!(100.07), dec!(5), 10, Side::Short, &BTC);
+        assert_eq!(short, Some(dec!(100.5)));
+        // An exact trigger stays where it is.
+        assert_eq!(round_stop(dec!(99.5), Side::Long, &BTC), dec!(99.5));
+        assert_eq!(round_stop(dec!(99.5), Side::Short, &BTC), dec!(99.5));
     }
 
     #[test]

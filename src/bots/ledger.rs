@@ -4,12 +4,14 @@
 //!
 //! Fills are learnt from order reads, which report a running total
 //! (`filled_qty`, `avg_fill_price`, `fee`); `delta` turns the difference between
-//! such a read and what the ledger already holds for that order into one new fill.
+//! such a read and what the ledger already holds for that order into one new fill
+//! — or, when only the fee grew, into a row of quantity 0 carrying the fee, so
+//! that Σ fees is the exchange's even when its fee lags its fill.
 
 use rust_decimal::Decimal;
 
 use super::ladder::Side;
-use crate::exchange::{Order, OrderSide};
+use crate::exchange::{ExchangeError, Order, OrderSide};
 use crate::money;
 use crate::text_enum::text_enum;
 
@@ -112,14 +114,23 @@ impl Ledger {
 
     /// The fill that `order` (known as `client_id`) reports beyond the ledger, if
     /// any: the quantity delta, its price from the change of
-    /// `avg_fill_price × filled_qty`, and the fee delta.
-    pub fn delta(&self, client_id: &str, order: &Order) -> Option<Delta> {
+    /// `avg_fill_price × filled_qty`, and the fee delta; or a fee adjustment
+    /// (`fee_adjustment`). A fill without a price (an average of 0) is refused,
+    /// never recorded: the order is read again.
+    pub fn delta(&self, client_id: &str, order: &Order) -> Result<Option<Delta>, ExchangeError> {
         let (qty, value, fee, count) = self.recorded(client_id);
         if order.filled_qty <= qty {
-            return None;
+            return Ok(fee_adjustment(order, qty, value, fee, count));
+        }
+        if order.avg_fill_price <= Decimal::ZERO {
+            return Err(ExchangeError::Busy(format!(
+                "order {client_id} reports a fill without an average price"
+            )));
         }
         let dq = order.filled_qty - qty;
-        let total = order.avg_fill_price.checked_mul(order.filled_qty)?;
+        let Some(total) = order.avg_fill_price.checked_mul(order.filled_qty) else {
+            return Ok(None);
+        };
         let mut price = (total - value)
             .checked_div(dq)
             .unwrap_or(order.avg_fill_price);
@@ -128,12 +139,17 @@ impl Ledger {
         if price <= Decimal::ZERO {
             price = order.avg_fill_price;
         }
-        Some(Delta {
+        Ok(Some(Delta {
             qty: dq,
             price: price.round_dp(PRICE_DP).normalize(),
             fee: order.fee - fee,
             seq: count,
-        })
+        }))
+    }
+
+    /// The rows that are fills, not fee adjustments.
+    fn traded(&self) -> impl DoubleEndedIterator<Item = &Fill> {
+        self.fills.iter().filter(|f| !f.qty.is_zero())
     }
 
     fn sum(&self, side: OrderSide) -> (Decimal, Decimal) {
@@ -205,7 +221,7 @@ impl Ledger {
 
     /// When the last fill was seen (Unix ms); 0 for none.
     pub fn last_fill_ms(&self) -> i64 {
-        self.fills.iter().map(|f| f.time_ms).max().unwrap_or(0)
+        self.traded().map(|f| f.time_ms).max().unwrap_or(0)
     }
 
     /// How the cycle closed: the most decisive kind among its reducing fills, so
@@ -214,8 +230,7 @@ impl Ledger {
     /// docs/bots.md, Stops and closes.
     pub fn exit_kind(&self, dir: Side) -> Option<FillPurpose> {
         let closing = OrderSide::closing(dir);
-        self.fills
-            .iter()
+        self.traded()
             .filter(|f| f.side == closing)
             .map(|f| f.purpose)
             .max_by_key(|p| p.exit_rank())
@@ -246,6 +261,27 @@ impl Ledger {
             pnl: money::pnl(gross - self.fees() + funding),
         }
     }
+}
+
+/// A read of an order the ledger holds in full (`qty` recorded, worth `value`,
+/// with `fee`) whose cumulative fee moved further from 0 (more paid, or more
+/// rebate): a row of quantity 0, at the recorded average, carrying the
+/// difference. Cumulative fees only grow in size, so a smaller one is a stale
+/// read and changes nothing.
+fn fee_adjustment(
+    order: &Order,
+    qty: Decimal,
+    value: Decimal,
+    fee: Decimal,
+    count: u32,
+) -> Option<Delta> {
+    let grew = qty > Decimal::ZERO && order.filled_qty == qty && order.fee.abs() > fee.abs();
+    grew.then(|| Delta {
+        qty: Decimal::ZERO,
+        price: (value / qty).round_dp(PRICE_DP).normalize(),
+        fee: order.fee - fee,
+        seq: count,
+    })
 }
 
 /// A closed cycle as `trades` records it.
@@ -306,7 +342,7 @@ mod tests {
     fn a_partly_filled_order_gives_one_delta_per_new_part() {
         let mut l = Ledger::default();
         let first = l.delta("bz-1-1-l1", &order(dec!(1), dec!(100), dec!(0.02)));
-        let d = first.unwrap();
+        let d = first.unwrap().unwrap();
         assert_eq!(
             (d.qty, d.price, d.fee, d.seq),
             (dec!(1), dec!(100), dec!(0.02), 0)
@@ -319,6 +355,7 @@ mod tests {
         // Two more at 103: the average becomes (100 + 206) / 3 = 102.
         let d = l
             .delta("bz-1-1-l1", &order(dec!(3), dec!(102), dec!(0.06)))
+            .unwrap()
             .unwrap();
         assert_eq!(
             (d.qty, d.price, d.fee, d.seq),
@@ -332,7 +369,93 @@ mod tests {
         });
         assert_eq!(
             l.delta("bz-1-1-l1", &order(dec!(3), dec!(102), dec!(0.06))),
-            None
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_fee_that_lags_its_fill_is_recorded_when_it_arrives() {
+        let mut l = Ledger::default();
+        // The fill is read before its fee: recorded with fee 0.
+        let d = l
+            .delta("bz-1-1-l1", &order(dec!(1), dec!(100), Decimal::ZERO))
+            .unwrap()
+            .unwrap();
+        l.fills.push(Fill {
+            client_id: "bz-1-1-l1".into(),
+            fee: d.fee,
+            ..fill(FillPurpose::Leg, OrderSide::Buy, d.qty, d.price)
+        });
+        // The same quantity with its fee: a row of quantity 0 carrying it.
+        let d = l
+            .delta("bz-1-1-l1", &order(dec!(1), dec!(100), dec!(0.02)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (d.qty, d.price, d.fee, d.seq),
+            (Decimal::ZERO, dec!(100), dec!(0.02), 1)
+        );
+        l.fills.push(Fill {
+            client_id: "bz-1-1-l1".into(),
+            fee: d.fee,
+            seq: d.seq,
+            time_ms: 99,
+            ..fill(FillPurpose::Leg, OrderSide::Buy, d.qty, d.price)
+        });
+        assert_eq!(l.fees(), dec!(0.02));
+        assert_eq!(
+            (l.size(Side::Long), l.avg_entry(Side::Long)),
+            (dec!(1), dec!(100))
+        );
+        assert_eq!(l.last_fill_ms(), 5, "an adjustment is not a fill");
+        // Read again, or read stale: nothing more.
+        for stale in [dec!(0.02), dec!(0.01), Decimal::ZERO] {
+            assert_eq!(
+                l.delta("bz-1-1-l1", &order(dec!(1), dec!(100), stale)),
+                Ok(None)
+            );
+        }
+        // Nothing recorded for an order: no fee to adjust.
+        assert_eq!(
+            Ledger::default().delta("bz-1-1-l1", &order(Decimal::ZERO, Decimal::ZERO, dec!(1))),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn an_exits_fee_adjustment_does_not_change_how_the_cycle_closed() {
+        let mut l = Ledger::new(vec![
+            fill(FillPurpose::Entry, OrderSide::Buy, dec!(2), dec!(100)),
+            fill(FillPurpose::TakeProfit, OrderSide::Sell, dec!(1), dec!(101)),
+            fill(FillPurpose::StopLoss, OrderSide::Sell, dec!(1), dec!(95)),
+        ]);
+        l.fills.push(Fill {
+            fee: dec!(0.01),
+            ..fill(
+                FillPurpose::TakeProfit,
+                OrderSide::Sell,
+                Decimal::ZERO,
+                dec!(101),
+            )
+        });
+        assert_eq!(l.last_exit(Side::Long), Some(FillPurpose::StopLoss));
+        assert_eq!(l.result(Side::Long, Decimal::ZERO).fees, dec!(0.31));
+    }
+
+    #[test]
+    fn a_fill_without_a_price_is_refused_never_recorded_at_0() {
+        let l = Ledger::default();
+        let e = l
+            .delta("bz-1-1-l1", &order(dec!(1), Decimal::ZERO, dec!(0.02)))
+            .unwrap_err();
+        assert!(e.is_retryable(), "{e:?}");
+        // Nothing filled yet: no price needed, nothing to record.
+        assert_eq!(
+            l.delta(
+                "bz-1-1-l1",
+                &order(Decimal::ZERO, Decimal::ZERO, Decimal::ZERO)
+            ),
+            Ok(None)
         );
     }
 

@@ -206,9 +206,10 @@ pub trait Exchange: Send + Sync {
     fn market(&self, symbol: &str) -> Result<Market, ExchangeError>;
     /// Last traded price.
     fn ticker(&self, symbol: &str) -> Result<Decimal, ExchangeError>;
-    /// Sets the leverage the bot's `side` trades at. Exchanges with one leverage
-    /// per side in hedge mode (BingX) change only that side, leaving a position
-    /// the user holds in the other direction alone.
+    /// Sets the leverage the bot's `side` trades at. Where the exchange keeps one
+    /// leverage per side in hedge mode (BingX; Bybit in isolated margin) only that
+    /// side changes, leaving a position the user holds in the other direction
+    /// alone; Bybit in cross margin requires both sides equal, so both change.
     fn set_leverage(&self, symbol: &str, side: Side, leverage: u32) -> Result<(), ExchangeError>;
     /// Places an order. A client id that the account already used (open or not)
     /// fails with `Duplicate` and changes nothing.

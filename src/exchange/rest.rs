@@ -219,9 +219,11 @@ pub fn split_symbol(symbol: &str) -> Result<(&str, &str), ExchangeError> {
 
 /// An order just placed, as the exchange reports it: read back with `find` (a
 /// market order until it is no longer open, a few tries 100 ms apart), or, if the
-/// exchange does not list it yet, as it was sent. Either way with the client id
-/// the bot asked for, even where the exchange keeps none (BingX stops): the engine
-/// records client id ↔ exchange id from this answer.
+/// exchange does not list it yet or the read fails, as it was sent. Either way
+/// with the client id the bot asked for, even where the exchange keeps none (BingX
+/// stops): the engine records client id ↔ exchange id from this answer. Never an
+/// error: the exchange accepted the order, and a placement reported as failed
+/// would be sent again or forgotten; the bot reads the order on its next step.
 pub fn read_back(
     order: &super::NewOrder,
     exchange_id: String,
@@ -229,13 +231,19 @@ pub fn read_back(
 ) -> Result<super::Order, ExchangeError> {
     use super::{OrderKind, OrderStatus};
     for i in 0..4 {
-        if let Some(mut o) = find()? {
-            if o.kind != OrderKind::Market || !o.status.is_open() || i == 3 {
-                if o.client_id.is_empty() {
-                    o.client_id = order.client_id.clone();
+        match find() {
+            Ok(Some(mut o)) => {
+                if o.kind != OrderKind::Market || !o.status.is_open() || i == 3 {
+                    if o.client_id.is_empty() {
+                        o.client_id = order.client_id.clone();
+                    }
+                    return Ok(o);
                 }
-                return Ok(o);
             }
+            Ok(None) => {}
+            // A momentary inconsistency (a fill without its price yet): ask again.
+            Err(ExchangeError::Busy(_)) => {}
+            Err(_) => break,
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -291,6 +299,49 @@ mod tests {
             200 * DAY_MS
         );
         assert!(windows(11, 10, week, week).is_empty());
+    }
+
+    fn sent() -> crate::exchange::NewOrder {
+        crate::exchange::NewOrder {
+            client_id: "bz-1-1-l1".into(),
+            symbol: "BTC/USDT".into(),
+            side: crate::exchange::OrderSide::Buy,
+            kind: crate::exchange::OrderKind::Limit,
+            price: Some(dec!(60000)),
+            trigger_price: None,
+            qty: dec!(0.002),
+            reduce_only: false,
+            position_side: crate::exchange::Side::Long,
+        }
+    }
+
+    #[test]
+    fn a_placed_order_that_cannot_be_read_back_is_still_placed() {
+        use crate::exchange::OrderStatus;
+        for e in [
+            ExchangeError::Network("timed out".into()),
+            ExchangeError::RateLimited,
+            ExchangeError::Malformed("order: field avgPrice".into()),
+            ExchangeError::Busy("filled without a price yet".into()),
+        ] {
+            let calls = std::cell::Cell::new(0);
+            let o = read_back(&sent(), "777".into(), || {
+                calls.set(calls.get() + 1);
+                Err(e.clone())
+            });
+            let o = o.unwrap_or_else(|err| panic!("{e:?} failed the placement: {err:?}"));
+            assert_eq!(
+                (o.client_id.as_str(), o.exchange_id.as_str()),
+                ("bz-1-1-l1", "777")
+            );
+            assert_eq!(
+                (o.status, o.filled_qty, o.price),
+                (OrderStatus::Open, Decimal::ZERO, Some(dec!(60000)))
+            );
+            // Only the momentary inconsistency is asked again.
+            let again = matches!(e, ExchangeError::Busy(_));
+            assert_eq!(calls.get(), if again { 4 } else { 1 }, "{e:?}");
+        }
     }
 
     #[test]

@@ -170,6 +170,17 @@ impl Runner {
         })
     }
 
+    /// Brings the paper market to now before any bot resumes: after a downtime a
+    /// resumed bot must see the prices of now and the fills and stops they caused
+    /// (docs/bots.md, Replayed paper prices), not the market as it was when the
+    /// runner stopped. A failure is logged; the main loop tries again.
+    fn catch_up_paper(&self) {
+        match self.manager.paper().advance(store::now_ms()) {
+            Ok(fills) => info!(self.log, "paper exchange caught up"; "fills" => fills),
+            Err(e) => error!(self.log, "paper exchange step failed"; "error" => %e),
+        }
+    }
+
     /// Resumes every bot whose desired state is running, adopting its orders.
     fn resume(&mut self) -> Result<(), store::StoreError> {
         let ids = bots::desired_running(&self.conn)?;
@@ -192,6 +203,7 @@ impl Runner {
             error!(self.log, "bot runner socket"; "error" => %e);
             return 1;
         }
+        self.catch_up_paper();
         if let Err(e) = self.resume() {
             error!(self.log, "cannot read the bots to resume"; "error" => %e);
             return 1;

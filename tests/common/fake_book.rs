@@ -182,6 +182,10 @@ pub struct Book {
     pub pinned_mark: Option<Decimal>,
     pub balance: Decimal,
     pub leverage: u32,
+    /// Bybit: the short side's leverage (`leverage` is the long side's) and the
+    /// account's margin mode (`REGULAR_MARGIN` = cross, `ISOLATED_MARGIN`, …).
+    pub sell_leverage: u32,
+    pub margin_mode: String,
     /// Hedge-mode sides whose leverage was set (BingX sets one side per call).
     pub leverage_sides: Vec<String>,
     pub orders: Vec<FakeOrder>,
@@ -201,6 +205,9 @@ pub struct Book {
     /// `(path, body)`: the next request to `path` is answered with this raw body
     /// (HTTP 200), whatever it is — a garbled answer for the client to refuse.
     pub raw_replies: Vec<(String, String)>,
+    /// `(path, status, body)`: the next request to `path` gets this HTTP status
+    /// and body (a gateway's or firewall's page, not the exchange's envelope).
+    pub http_replies: Vec<(String, u16, String)>,
     /// The next this many private requests are rate limited.
     pub rate_limit_next: usize,
     pub rate_limited: usize,
@@ -221,6 +228,8 @@ impl Book {
             pinned_mark: None,
             balance: Decimal::from(10_000),
             leverage: 1,
+            sell_leverage: 1,
+            margin_mode: "REGULAR_MARGIN".into(),
             leverage_sides: Vec::new(),
             orders: Vec::new(),
             fills: Vec::new(),
@@ -233,6 +242,7 @@ impl Book {
             refused: Vec::new(),
             inject: Vec::new(),
             raw_replies: Vec::new(),
+            http_replies: Vec::new(),
             rate_limit_next: 0,
             rate_limited: 0,
             seen: Vec::new(),

@@ -54,6 +54,13 @@ impl FakeBybit {
         self.book().raw_replies.push((path.into(), body.into()));
     }
 
+    /// The next request to `path` gets HTTP `status` with `body` as it is.
+    pub fn inject_http(&self, path: &str, status: u16, body: &str) {
+        self.book()
+            .http_replies
+            .push((path.into(), status, body.into()));
+    }
+
     /// `inject_on` with the documented text of the code (fake_inject::BYBIT).
     pub fn inject_code(&self, method: &str, path: &str, code: i64, times: usize) {
         self.inject_on(method, path, code, text(BYBIT, code), times);
@@ -102,7 +109,11 @@ fn handle(book: &Mutex<Book>, req: &Request) -> Response {
     if let Some(r) = injected(&mut b, req) {
         return r;
     }
-    let without_category = ["/v5/account/wallet-balance", "/v5/account/transaction-log"];
+    let without_category = [
+        "/v5/account/wallet-balance",
+        "/v5/account/transaction-log",
+        "/v5/account/info",
+    ];
     let category_ok = params["category"] == "linear"
         || (params.get("category").is_none() && without_category.contains(&req.path.as_str()));
     if !category_ok {
@@ -125,6 +136,13 @@ fn rate_limited(b: &Book) -> Response {
 }
 
 fn injected(b: &mut Book, req: &Request) -> Option<Response> {
+    if let Some((status, body)) = b.take_http(&req.path) {
+        return Some(Response {
+            status,
+            headers: Vec::new(),
+            body,
+        });
+    }
     if let Some(body) = b.take_raw(&req.path) {
         return Some(Response {
             status: 200,
@@ -220,7 +238,11 @@ fn market(b: &Book, req: &Request) -> Response {
 
 fn private(b: &mut Book, req: &Request, p: &Value) -> Response {
     let sym = p["symbol"].as_str().unwrap_or("");
-    let without_symbol = ["/v5/account/wallet-balance", "/v5/account/transaction-log"];
+    let without_symbol = [
+        "/v5/account/wallet-balance",
+        "/v5/account/transaction-log",
+        "/v5/account/info",
+    ];
     if !without_symbol.contains(&req.path.as_str()) && sym != SYMBOL {
         return refuse(b, req, 10001, "params error: symbol invalid");
     }
@@ -243,6 +265,10 @@ fn private(b: &mut Book, req: &Request, p: &Value) -> Response {
                 "coin": [{"coin": "USDT", "walletBalance": num(b.balance)}]}]}))
         }
         ("GET", "/v5/account/transaction-log") => ledger::transaction_log(b, req),
+        // docs/v5/account/account-info.
+        ("GET", "/v5/account/info") => ok(json!({"unifiedMarginStatus": 5,
+            "marginMode": b.margin_mode, "isMasterTrader": false, "spotHedgingStatus": "OFF",
+            "updatedTime": b.server_ms().to_string()})),
         _ => refuse(b, req, 10017, "Route not found"),
     }
 }
@@ -250,37 +276,47 @@ fn private(b: &mut Book, req: &Request, p: &Value) -> Response {
 /// docs/v5/position (hedge mode: one entry per side, `side` "" when empty).
 fn positions(b: &Book) -> Response {
     let mark = b.mark();
-    let list: Vec<Value> = [(1, b.long, "Buy"), (2, b.short, "Sell")]
-        .iter()
-        .map(|(idx, p, side)| {
-            let upnl = if *idx == 1 {
-                (mark - p.avg) * p.size
-            } else {
-                (p.avg - mark) * p.size
-            };
-            json!({"positionIdx": idx, "symbol": SYMBOL,
+    let list: Vec<Value> = [
+        (1, b.long, "Buy", b.leverage),
+        (2, b.short, "Sell", b.sell_leverage),
+    ]
+    .iter()
+    .map(|(idx, p, side, lev)| {
+        let upnl = if *idx == 1 {
+            (mark - p.avg) * p.size
+        } else {
+            (p.avg - mark) * p.size
+        };
+        json!({"positionIdx": idx, "symbol": SYMBOL,
                 "side": if p.size.is_zero() { "" } else { *side },
                 "size": num(p.size), "avgPrice": num(p.avg), "markPrice": num(mark),
                 "positionValue": num(p.size * p.avg), "unrealisedPnl": num(upnl),
-                "leverage": "10"})
-        })
-        .collect();
+                "leverage": lev.to_string()})
+    })
+    .collect();
     ok(json!({"category": "linear", "list": list, "nextPageCursor": ""}))
 }
 
+/// docs/v5/position/leverage: `buyLeverage` and `sellLeverage` may differ in
+/// isolated margin only.
 fn set_leverage(b: &mut Book, req: &Request, p: &Value) -> Response {
     let (Some(buy), Some(sell)) = (p["buyLeverage"].as_str(), p["sellLeverage"].as_str()) else {
         return refuse(b, req, 10001, "buyLeverage and sellLeverage are strings");
     };
-    let Ok(lev) = buy.parse::<u32>() else {
+    let (Ok(buy), Ok(sell)) = (buy.parse::<u32>(), sell.parse::<u32>()) else {
         return refuse(b, req, 10001, "bad leverage");
     };
-    if buy != sell {
-        return refuse(b, req, 10001, "buy and sell leverage differ");
+    if buy != sell && b.margin_mode != "ISOLATED_MARGIN" {
+        return refuse(
+            b,
+            req,
+            10001,
+            "buy and sell leverage differ in cross margin",
+        );
     }
-    if lev == b.leverage {
+    if (buy, sell) == (b.leverage, b.sell_leverage) {
         return reply(110043, "Set leverage has not been modified.", json!({}));
     }
-    b.leverage = lev;
+    (b.leverage, b.sell_leverage) = (buy, sell);
     ok(json!({}))
 }

@@ -37,6 +37,13 @@ impl Book {
         Some(self.raw_replies.remove(i).1)
     }
 
+    /// Takes the HTTP status and body queued for this path, if any.
+    pub fn take_http(&mut self, path: &str) -> Option<(u16, String)> {
+        let i = self.http_replies.iter().position(|(p, _, _)| p == path)?;
+        let (_, status, body) = self.http_replies.remove(i);
+        Some((status, body))
+    }
+
     pub fn push_injected(
         &mut self,
         method: Option<&str>,

@@ -263,6 +263,22 @@ fn each_error_code_is_classified_and_only_transient_ones_retried() {
 }
 
 #[test]
+fn an_orders_fee_comes_with_its_quantity_even_if_the_fill_history_lags() {
+    let fake = FakeBingx::start(KEY, SECRET);
+    let x = adapter(&fake);
+    x.place(&market("bz-1-1-e", OrderSide::Buy, dec!(0.002), Side::Long))
+        .unwrap();
+    // The fill history has not caught up with the fill yet.
+    let lagging = r#"{"code":0,"msg":"","data":{"fill_orders":[]}}"#;
+    fake.inject_raw("/openApi/swap/v2/trade/allFillOrders", lagging);
+    let o = x.order("BTC/USDT", "bz-1-1-e").unwrap().unwrap();
+    let fee = fake.book().order("bz-1-1-e").unwrap().fee;
+    assert!(fee > Decimal::ZERO);
+    assert_eq!((o.filled_qty, o.fee), (dec!(0.002), fee));
+    assert_nothing_refused(&fake);
+}
+
+#[test]
 fn garbled_or_missing_fields_are_malformed_never_zero() {
     let fake = FakeBingx::start(KEY, SECRET);
     let x = adapter(&fake);

@@ -263,6 +263,100 @@ fn each_error_code_is_classified_and_only_transient_ones_retried() {
 }
 
 #[test]
+fn a_placement_the_exchange_took_is_placed_even_if_reading_it_back_fails() {
+    let fake = FakeBybit::start(KEY, SECRET);
+    let x = adapter(&fake);
+    // The create succeeds; the read-back gets a garbled answer.
+    fake.inject_raw(
+        "/v5/order/realtime",
+        r#"{"retCode":0,"retMsg":"OK","result":{"list":[{"orderId":"1"}]}}"#,
+    );
+    let placed = x
+        .place(&market("bz-1-1-e", OrderSide::Buy, dec!(0.002), Side::Long))
+        .unwrap();
+    let id = fake.book().order("bz-1-1-e").unwrap().id.to_string();
+    // As sent, with the exchange's id: the bot learns the fill on its next read.
+    assert_eq!(
+        (placed.client_id.as_str(), placed.exchange_id.as_str()),
+        ("bz-1-1-e", id.as_str())
+    );
+    assert_eq!(
+        (placed.qty, placed.filled_qty, placed.status),
+        (dec!(0.002), Decimal::ZERO, OrderStatus::Open)
+    );
+    let o = x.order("BTC/USDT", "bz-1-1-e").unwrap().unwrap();
+    assert_eq!((o.status, o.filled_qty), (OrderStatus::Filled, dec!(0.002)));
+    assert_nothing_refused(&fake);
+}
+
+#[test]
+fn an_orders_fee_comes_with_its_quantity_even_if_the_execution_list_lags() {
+    let fake = FakeBybit::start(KEY, SECRET);
+    let x = adapter(&fake);
+    x.place(&market("bz-1-1-e", OrderSide::Buy, dec!(0.002), Side::Long))
+        .unwrap();
+    // The execution list has not caught up with the fill yet.
+    let lagging = r#"{"retCode":0,"retMsg":"OK","result":{"list":[],"nextPageCursor":""}}"#;
+    fake.inject_raw("/v5/execution/list", lagging);
+    let o = x.order("BTC/USDT", "bz-1-1-e").unwrap().unwrap();
+    let fee = fake.book().order("bz-1-1-e").unwrap().fee;
+    assert!(fee > Decimal::ZERO);
+    assert_eq!((o.filled_qty, o.fee), (dec!(0.002), fee));
+    assert_nothing_refused(&fake);
+}
+
+#[test]
+fn a_403_that_is_not_the_ip_rate_limit_is_fatal_and_bans_nothing() {
+    let fake = FakeBybit::start(KEY, SECRET);
+    let x = adapter(&fake);
+    let page = "<html><head><title>403 Forbidden</title></head><body>The request \
+                could not be satisfied. Request blocked.</body></html>";
+    x.balance().unwrap();
+    fake.inject_http("/v5/position/list", 403, page);
+    let seen = fake.book().seen.len();
+    let e = x.position("BTC/USDT", Side::Long).unwrap_err();
+    assert!(
+        matches!(&e, ExchangeError::Rejected(m) if m.contains("HTTP 403") && m.contains("Request blocked")),
+        "{e:?}"
+    );
+    assert!(!e.is_retryable());
+    assert_eq!(fake.book().seen.len() - seen, 1, "not retried");
+    // No ten-minute IP ban was taken from it: the next request goes out.
+    assert_eq!(
+        x.position("BTC/USDT", Side::Long).unwrap().size,
+        Decimal::ZERO
+    );
+}
+
+/// (long side's, short side's) leverage on the fake.
+fn levels(fake: &FakeBybit) -> (u32, u32) {
+    let b = fake.book();
+    (b.leverage, b.sell_leverage)
+}
+
+#[test]
+fn leverage_leaves_the_other_side_alone_where_bybit_allows_it() {
+    let fake = FakeBybit::start(KEY, SECRET);
+    let x = adapter(&fake);
+    // Cross margin (the default): Bybit wants both sides equal.
+    x.set_leverage("BTC/USDT", Side::Long, 10).unwrap();
+    assert_eq!(levels(&fake), (10, 10));
+    // Isolated margin: the user's short keeps its own 3x.
+    {
+        let mut b = fake.book();
+        b.margin_mode = "ISOLATED_MARGIN".into();
+        b.sell_leverage = 3;
+    }
+    x.set_leverage("BTC/USDT", Side::Long, 20).unwrap();
+    assert_eq!(levels(&fake), (20, 3));
+    x.set_leverage("BTC/USDT", Side::Short, 5).unwrap();
+    assert_eq!(levels(&fake), (20, 5));
+    // Already so: "not modified" is no error.
+    x.set_leverage("BTC/USDT", Side::Short, 5).unwrap();
+    assert_nothing_refused(&fake);
+}
+
+#[test]
 fn garbled_or_missing_fields_are_malformed_never_zero() {
     let fake = FakeBybit::start(KEY, SECRET);
     let x = adapter(&fake);

@@ -306,7 +306,7 @@ impl Engine {
         if cycle != self.state.cycle {
             return Ok(());
         }
-        let Some(d) = self.ledger.delta(id, o) else {
+        let Some(d) = self.ledger.delta(id, o)? else {
             return Ok(());
         };
         let fill = Fill {
@@ -328,6 +328,10 @@ impl Engine {
     }
 
     fn fill_events(&mut self, j: &mut dyn Journal, f: &Fill) -> Result<(), BotError> {
+        // A fee adjustment (ledger.rs) is no new fill.
+        if f.qty.is_zero() {
+            return Ok(());
+        }
         let sym = self.cfg.symbol.clone();
         j.event(
             "fill",

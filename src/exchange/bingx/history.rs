@@ -8,13 +8,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::orders::{self, FILL_WINDOW_MS};
+use super::orders;
 use super::parse;
 use super::types::{Fill, Income, RawOrder};
 use super::Bingx;
 use crate::exchange::rest::{self, DAY_MS};
 use crate::exchange::{ExchangeError, Execution, FundingPayment};
 
+/// Fills older than this are outside one `allFillOrders` request's window.
+const FILL_WINDOW_MS: i64 = 7 * DAY_MS;
 /// What BingX keeps of an account's history.
 const KEPT_MS: i64 = 90 * DAY_MS;
 /// Rows of one `user/income` answer (its maximum).

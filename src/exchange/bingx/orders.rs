@@ -2,13 +2,11 @@
 //! "Place Order", "Query Order details", "Query All Current Open Orders", "Cancel
 //! Order", "Trade Fill History").
 
-use rust_decimal::Decimal;
-
 use super::api::Refused;
 use super::errors::Class;
-use super::types::{order_id, Fill, Placed, RawOrder};
+use super::types::{order_id, Placed, RawOrder};
 use super::{parse, sym, Bingx};
-use crate::exchange::rest::{self, decimal, DAY_MS};
+use crate::exchange::rest::{self, decimal};
 use crate::exchange::{ExchangeError, NewOrder, Order, OrderKind};
 
 const ORDER: &str = "/openApi/swap/v2/trade/order";
@@ -151,35 +149,7 @@ pub fn find(
         Err(r) if r.class() == Some(Class::Gone) => return Ok(None),
         Err(r) => return Err(r.into()),
     };
-    let mut o = parse::order(&raw, symbol)?;
-    if o.filled_qty > Decimal::ZERO {
-        o.fee = fees(x, &o)?;
-    }
-    Ok(Some(o))
-}
-
-/// Fills older than this are outside `allFillOrders`' window.
-pub const FILL_WINDOW_MS: i64 = 7 * DAY_MS;
-
-/// Fees paid on an order's fills (BingX reports them negative when paid).
-fn fees(x: &Bingx, o: &Order) -> Result<Decimal, ExchangeError> {
-    // The range is in the exchange's time, like the order's creation time.
-    let end = x.api.now_ms();
-    let start = (o.created_ms - 60_000).max(end - FILL_WINDOW_MS);
-    let q = [
-        ("tradingUnit", "COIN".to_string()),
-        ("orderId", o.exchange_id.clone()),
-        ("startTs", start.to_string()),
-        ("endTs", end.to_string()),
-    ];
-    let fills: Vec<Fill> = x.call(
-        "fills",
-        "GET",
-        "/openApi/swap/v2/trade/allFillOrders",
-        &q,
-        "fill_orders",
-    )?;
-    Ok(-fills.iter().map(|f| f.fee).sum::<Decimal>())
+    parse::order(&raw, symbol).map(Some)
 }
 
 /// Every open order on `symbol`, stops included (no `type`: all of them).

@@ -70,8 +70,11 @@ fn positive(x: Option<Decimal>) -> Option<Decimal> {
     x.filter(|p| *p > Decimal::ZERO)
 }
 
-/// One order; `symbol` is ours (`BTC/USDT`). Fees are filled in by the caller
-/// from the fills.
+/// One order; `symbol` is ours (`BTC/USDT`). Its fee is the order's own running
+/// `commission` (negative when paid, ours positive), read in the same answer as
+/// the filled quantity so the two never disagree. An order that reports a fill
+/// without an average price (`""`, `"0"`) is caught between two updates: `Busy`,
+/// read it again later, never a fill at price 0.
 pub fn order(v: &RawOrder, symbol: &str) -> Result<Order, ExchangeError> {
     let side = side("order", &v.side)?;
     let position_side = match v.position_side.as_str() {
@@ -80,6 +83,14 @@ pub fn order(v: &RawOrder, symbol: &str) -> Result<Order, ExchangeError> {
         other => return Err(malformed("order", "positionSide", other)),
     };
     let kind = kind(&v.kind)?;
+    let exchange_id = order_id("order", &v.order_id_text, &v.order_id)?;
+    let avg = positive(v.avg_price);
+    if v.executed_qty > Decimal::ZERO && avg.is_none() {
+        return Err(ExchangeError::Busy(format!(
+            "order {exchange_id} reports {} filled without an average price yet",
+            v.executed_qty
+        )));
+    }
     // Hedge mode: an order reduces when it trades against its position's side.
     let reduce_only = matches!(
         (position_side, side),
@@ -87,7 +98,7 @@ pub fn order(v: &RawOrder, symbol: &str) -> Result<Order, ExchangeError> {
     );
     Ok(Order {
         client_id: v.client_order_id.clone(),
-        exchange_id: order_id("order", &v.order_id_text, &v.order_id)?,
+        exchange_id,
         symbol: symbol.to_string(),
         side,
         kind,
@@ -96,8 +107,8 @@ pub fn order(v: &RawOrder, symbol: &str) -> Result<Order, ExchangeError> {
         trigger_price: positive(v.stop_price).filter(|_| kind == OrderKind::Stop),
         qty: v.orig_qty,
         filled_qty: v.executed_qty,
-        avg_fill_price: v.avg_price.unwrap_or(Decimal::ZERO),
-        fee: Decimal::ZERO,
+        avg_fill_price: avg.unwrap_or(Decimal::ZERO),
+        fee: -v.commission.unwrap_or(Decimal::ZERO),
         reduce_only,
         position_side,
         status: status(&v.status)?,
@@ -190,6 +201,43 @@ mod tests {
 
     fn one(text: &str) -> Result<Order, ExchangeError> {
         order(&wire::parse::<RawOrder>("order", text)?, "BTC/USDT")
+    }
+
+    #[test]
+    fn a_fill_without_an_average_price_is_read_again_never_priced_at_0() {
+        let filled = ORDER
+            .replace(r#""status": "NEW""#, r#""status": "FILLED""#)
+            .replace(r#""executedQty": "0""#, r#""executedQty": "0.002""#);
+        for avg in [r#""avgPrice": """#, r#""avgPrice": "0.0""#, r#""x": 0"#] {
+            let e = one(&filled.replace(r#""avgPrice": "0.0""#, avg)).unwrap_err();
+            assert!(
+                matches!(&e, ExchangeError::Busy(m) if m.contains("172998235239792314")),
+                "{avg}: {e:?}"
+            );
+            assert!(e.is_retryable());
+        }
+        let priced = filled.replace(r#""avgPrice": "0.0""#, r#""avgPrice": "70000""#);
+        assert_eq!(one(&priced).unwrap().avg_fill_price, dec!(70000));
+        assert_eq!(one(ORDER).unwrap().avg_fill_price, Decimal::ZERO);
+    }
+
+    #[test]
+    fn the_fee_is_the_orders_own_commission_read_with_its_quantity() {
+        let filled = ORDER
+            .replace(r#""status": "NEW""#, r#""status": "FILLED""#)
+            .replace(r#""executedQty": "0""#, r#""executedQty": "0.002""#)
+            .replace(r#""avgPrice": "0.0""#, r#""avgPrice": "70000""#);
+        let with =
+            |c: &str| filled.replace(r#""status""#, &format!("\"commission\": {c}, \"status\""));
+        // Documented: negative when paid.
+        let o = one(&with(r#""-0.028""#)).unwrap();
+        assert_eq!((o.filled_qty, o.fee), (dec!(0.002), dec!(0.028)));
+        assert_eq!(one(&with("0.0056")).unwrap().fee, dec!(-0.0056), "a rebate");
+        assert_eq!(one(&filled).unwrap().fee, Decimal::ZERO);
+        assert!(matches!(
+            one(&with(r#""x""#)),
+            Err(ExchangeError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub struct RawOrder {
     pub stop_price: Option<Decimal>,
     #[serde(rename = "avgPrice", default, deserialize_with = "decimal_opt")]
     pub avg_price: Option<Decimal>,
+    /// Fees of the fills so far, negative when paid (`"-0.009553"`).
+    #[serde(default, deserialize_with = "decimal_opt")]
+    pub commission: Option<Decimal>,
     pub status: String,
     #[serde(deserialize_with = "int")]
     pub time: i64,

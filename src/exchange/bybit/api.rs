@@ -189,7 +189,7 @@ impl Api {
             .send(method, &url, &headers, body)
             .map_err(Refused::Failed)?;
         self.note_limit(answer.limit_status, answer.limit_reset_ms);
-        if answer.status == 403 {
+        if errors::ip_rate_limited(answer.status, &answer.body) {
             note_ip_ban(self.clock.now_ms());
         }
         let r = envelope(answer.status, &answer.body, retried);
@@ -246,8 +246,8 @@ impl Api {
     }
 }
 
-/// Bybit answers HTTP 403 when this machine's IP went over its limit, and bans
-/// the IP for at least 10 minutes. Every bot trades from the same IP, so the ban
+/// Bybit answers HTTP 403 "access too frequent" when this machine's IP went over
+/// its limit, and bans the IP for at least 10 minutes (any other 403 is no ban). Every bot trades from the same IP, so the ban
 /// is shared: nobody sends a request until it is over (more would prolong it).
 static IP_BANNED_UNTIL_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 const IP_BAN_MS: i64 = 10 * 60 * 1000;
@@ -297,7 +297,7 @@ fn envelope(status: u16, body: &str, retried: bool) -> Result<String, Refused> {
     let env = match wire::parse::<Envelope>("Bybit answer", body) {
         Ok(env) => env,
         Err(e) if status == 200 => return Err(Refused::Failed(e)),
-        Err(_) => return Err(Refused::Failed(errors::http_status(status))),
+        Err(_) => return Err(Refused::Failed(errors::http_status(status, body))),
     };
     if env.ret_code != 0 {
         return Err(Refused::Code {
@@ -392,8 +392,10 @@ mod tests {
             false,
         );
         assert_eq!(ok.unwrap(), r#"{"a":1}"#);
-        let e = envelope(403, "access too frequent", false).unwrap_err();
+        let e = envelope(403, "403, access too frequent", false).unwrap_err();
         assert_eq!(ExchangeError::from(e), ExchangeError::RateLimited);
+        let e = envelope(403, "<html>Request blocked.</html>", false).unwrap_err();
+        assert!(matches!(ExchangeError::from(e), ExchangeError::Rejected(_)));
         let e = envelope(502, "<html>bad gateway</html>", false).unwrap_err();
         assert!(ExchangeError::from(e).is_retryable());
         // A garbled success is no success, and no retry either.

@@ -78,15 +78,38 @@ pub fn classify(code: i64, msg: &str) -> ExchangeError {
     }
 }
 
+/// Whether an answer is Bybit's IP rate-limit ban: HTTP 403 with the body
+/// "403, access too frequent" (docs/v5/rate-limit: "terminate all HTTP sessions
+/// and wait for at least 10 minutes"). Bybit's error page lists other causes of a
+/// 403 (a U.S. IP, a GET with a JSON body), and a firewall in front of it answers
+/// 403 too: those are not this.
+pub fn ip_rate_limited(status: u16, body: &str) -> bool {
+    status == 403 && body.to_ascii_lowercase().contains("access too frequent")
+}
+
 /// An HTTP answer without a Bybit envelope (docs/v5/error, "HTTP Code").
-pub fn http_status(status: u16) -> ExchangeError {
+pub fn http_status(status: u16, body: &str) -> ExchangeError {
     match status {
         401 => ExchangeError::InvalidKey,
-        // 403: "IP rate limit breached"; 429: "System level frequency protection".
-        403 | 429 => ExchangeError::RateLimited,
+        403 if ip_rate_limited(status, body) => ExchangeError::RateLimited,
+        // Retrying does not lift a region block or a firewall rule.
+        403 => ExchangeError::Rejected(format!(
+            "HTTP 403 from Bybit (access denied, not its rate limit): Bybit refuses some \
+             regions (U.S. IPs among them), or a firewall blocked the request; the \
+             answer was {:?}",
+            excerpt(body)
+        )),
+        // 429: "System level frequency protection".
+        429 => ExchangeError::RateLimited,
         500..=599 => ExchangeError::Busy(format!("HTTP {status} from Bybit")),
         _ => ExchangeError::Rejected(format!("HTTP {status} without a Bybit answer")),
     }
+}
+
+/// The start of an answer's text on one line, for an error message.
+fn excerpt(body: &str) -> String {
+    let one_line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    one_line.chars().take(120).collect()
 }
 
 #[cfg(test)]
@@ -140,7 +163,28 @@ mod tests {
             e(424242),
             ExchangeError::Rejected("x (retCode 424242)".into())
         );
-        assert!(http_status(502).is_retryable());
-        assert!(!http_status(404).is_retryable());
+        assert!(http_status(502, "").is_retryable());
+        assert!(!http_status(404, "").is_retryable());
+    }
+
+    #[test]
+    fn only_the_documented_403_is_the_ip_rate_limit() {
+        for body in ["403, access too frequent", "Access too frequent."] {
+            assert!(ip_rate_limited(403, body), "{body}");
+            assert_eq!(http_status(403, body), ExchangeError::RateLimited);
+        }
+        assert!(!ip_rate_limited(200, "access too frequent"));
+        let blocked = "<html><head><title>403 Forbidden</title></head>\n<body>The \
+                       request could not be satisfied. Request blocked.</body></html>";
+        for body in [blocked, "", "Forbidden"] {
+            assert!(!ip_rate_limited(403, body), "{body}");
+            let e = http_status(403, body);
+            assert!(
+                matches!(&e, ExchangeError::Rejected(m) if m.contains("HTTP 403") && m.contains("region")),
+                "{e:?}"
+            );
+            assert!(!e.is_retryable());
+        }
+        assert_eq!(http_status(429, ""), ExchangeError::RateLimited);
     }
 }

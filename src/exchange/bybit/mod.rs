@@ -7,6 +7,7 @@
 //! - ticker: `GET /v5/market/tickers` — <https://bybit-exchange.github.io/docs/v5/market/tickers>
 //! - server time: `GET /v5/market/time` — <https://bybit-exchange.github.io/docs/v5/market/time>
 //! - leverage: `POST /v5/position/set-leverage` — <https://bybit-exchange.github.io/docs/v5/position/leverage>
+//! - margin mode: `GET /v5/account/info` — <https://bybit-exchange.github.io/docs/v5/account/account-info>
 //! - place (active and conditional): `POST /v5/order/create` — <https://bybit-exchange.github.io/docs/v5/order/create-order>
 //! - cancel: `POST /v5/order/cancel` — <https://bybit-exchange.github.io/docs/v5/order/cancel-order>
 //! - open and recent orders: `GET /v5/order/realtime` — <https://bybit-exchange.github.io/docs/v5/order/open-order>
@@ -24,6 +25,7 @@
 mod api;
 mod errors;
 mod history;
+mod leverage;
 mod orders;
 mod parse;
 mod types;
@@ -32,10 +34,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use rust_decimal::Decimal;
-use serde::de::{DeserializeOwned, IgnoredAny};
-use serde_json::json;
+use serde::de::DeserializeOwned;
 
-use self::api::{Api, Refused};
+use self::api::Api;
 use self::types::{Instrument, Page, RawPosition, Ticker, Wallet};
 use super::rest::{self, ApiKey, RestSettings};
 use super::{Exchange, ExchangeError, Execution, FundingPayment, Market, NewOrder, Order};
@@ -152,18 +153,10 @@ impl Exchange for Bybit {
         Ok(t.last_price)
     }
 
-    /// Bybit takes both sides' leverage in one call; both get the bot's value.
-    fn set_leverage(&self, symbol: &str, _side: Side, leverage: u32) -> Result<(), ExchangeError> {
-        let body = json!({"category": "linear", "symbol": pair(symbol)?,
-            "buyLeverage": leverage.to_string(), "sellLeverage": leverage.to_string()});
-        match self
-            .api
-            .post::<IgnoredAny>("leverage", "/v5/position/set-leverage", &body)
-        {
-            // 110043: "Set leverage has not been modified" — already that value.
-            Ok(_) | Err(Refused::Code { code: 110043, .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+    /// The bot's side only in isolated margin; both sides in cross margin, where
+    /// Bybit requires them equal (`leverage`).
+    fn set_leverage(&self, symbol: &str, side: Side, leverage: u32) -> Result<(), ExchangeError> {
+        leverage::set(self, symbol, side, leverage)
     }
 
     fn place(&self, order: &NewOrder) -> Result<Order, ExchangeError> {

@@ -1,12 +1,11 @@
 //! Placing, finding, listing and cancelling Bybit orders, active and conditional
 //! (docs/v5/order/create-order, open-order, order-list, cancel-order).
 
-use rust_decimal::Decimal;
 use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 
 use super::api::Refused;
-use super::types::{Created, RawExecution, RawOrder};
+use super::types::{Created, RawOrder};
 use super::{linear, pair, parse, Bybit};
 use crate::exchange::rest::{self, decimal};
 use crate::exchange::{ExchangeError, NewOrder, Order, OrderKind, Side};
@@ -116,24 +115,10 @@ pub fn find(
     if found.is_empty() {
         found = x.pages("order history", "/v5/order/history", &q)?;
     }
-    let Some(raw) = found.first() else {
-        return Ok(None);
-    };
-    let mut o = parse::order(raw, symbol)?;
-    if o.filled_qty > Decimal::ZERO {
-        o.fee = fees(x, symbol, &o.exchange_id)?;
-    }
-    Ok(Some(o))
-}
-
-/// Fees paid on an order's fills, from its executions (`execFee`, positive =
-/// paid). Without a time range the list covers the last 7 days, longer than any
-/// order the bot still asks about (its ledger keeps the fills it saw).
-fn fees(x: &Bybit, symbol: &str, order_id: &str) -> Result<Decimal, ExchangeError> {
-    let mut q = linear(symbol)?;
-    q.extend([("orderId", order_id.to_string()), ("limit", "100".into())]);
-    let fills: Vec<RawExecution> = x.pages("executions", "/v5/execution/list", &q)?;
-    Ok(fills.iter().map(|f| f.exec_fee).sum())
+    found
+        .first()
+        .map(|raw| parse::order(raw, symbol))
+        .transpose()
 }
 
 /// Every open order on `symbol`, active and conditional (`orderFilter` left out:

@@ -83,11 +83,21 @@ fn positive(x: Option<Decimal>) -> Option<Decimal> {
     x.filter(|p| *p > Decimal::ZERO)
 }
 
-/// One order; `symbol` is ours (`BTC/USDT`). `fee` is filled in from the
-/// executions by the caller.
+/// One order; `symbol` is ours (`BTC/USDT`). Its fee is the order's own running
+/// total (`cumFeeDetail.USDT`, else `cumExecFee`; positive = paid), read in the
+/// same answer as the filled quantity so the two never disagree. An order that
+/// reports a fill without an average price (`""` or `"0"`) is caught between two
+/// updates: `Busy`, read it again later, never a fill at price 0.
 pub fn order(o: &RawOrder, symbol: &str) -> Result<Order, ExchangeError> {
     let side = side("order", &o.side)?;
     let kind = kind(o)?;
+    let avg = positive(o.avg_price);
+    if o.cum_exec_qty > Decimal::ZERO && avg.is_none() {
+        return Err(ExchangeError::Busy(format!(
+            "order {} reports {} filled without an average price yet",
+            o.order_id, o.cum_exec_qty
+        )));
+    }
     Ok(Order {
         client_id: o.order_link_id.clone(),
         exchange_id: o.order_id.clone(),
@@ -99,13 +109,22 @@ pub fn order(o: &RawOrder, symbol: &str) -> Result<Order, ExchangeError> {
         trigger_price: positive(o.trigger_price).filter(|_| kind == OrderKind::Stop),
         qty: o.qty,
         filled_qty: o.cum_exec_qty,
-        avg_fill_price: o.avg_price.unwrap_or(Decimal::ZERO),
-        fee: Decimal::ZERO,
+        avg_fill_price: avg.unwrap_or(Decimal::ZERO),
+        fee: fee(o),
         reduce_only: o.reduce_only,
         position_side: position_side(o.position_idx, side, o.reduce_only),
         status: status(&o.order_status)?,
         created_ms: o.created_time,
     })
+}
+
+/// The order's cumulative fee in USDT (0 before anything fills).
+fn fee(o: &RawOrder) -> Decimal {
+    o.cum_fee_detail
+        .as_ref()
+        .and_then(|d| d.usdt)
+        .or(o.cum_exec_fee)
+        .unwrap_or(Decimal::ZERO)
 }
 
 /// One fill. `BustTrade` is a takeover liquidation, `AdlTrade` auto-deleveraging:
@@ -233,6 +252,52 @@ mod tests {
                 .unwrap()
                 .status,
             OrderStatus::Cancelled
+        );
+    }
+
+    #[test]
+    fn a_fill_without_an_average_price_is_read_again_never_priced_at_0() {
+        let filled = OPEN
+            .replace("\"New\"", "\"Filled\"")
+            .replace(r#""cumExecQty": "0""#, r#""cumExecQty": "0.10""#);
+        for avg in [r#""avgPrice": """#, r#""avgPrice": "0""#, r#""x": 0"#] {
+            let e = one(&filled.replace(r#""avgPrice": """#, avg)).unwrap_err();
+            assert!(
+                matches!(&e, ExchangeError::Busy(m) if m.contains("fd4300ae")),
+                "{avg}: {e:?}"
+            );
+            assert!(e.is_retryable());
+        }
+        // Nothing filled: no price needed.
+        assert_eq!(one(OPEN).unwrap().avg_fill_price, Decimal::ZERO);
+    }
+
+    #[test]
+    fn the_fee_is_the_orders_own_total_read_with_its_quantity() {
+        let filled = OPEN
+            .replace("\"New\"", "\"Filled\"")
+            .replace(r#""cumExecQty": "0""#, r#""cumExecQty": "0.10""#)
+            .replace(r#""avgPrice": """#, r#""avgPrice": "1600""#);
+        let with = |fees: &str| filled.replace(r#""orderType""#, &format!("{fees}, \"orderType\""));
+        // cumFeeDetail wins over the deprecated cumExecFee.
+        let o = one(&with(
+            r#""cumExecFee": "0.05", "cumFeeDetail": {"USDT": "0.088"}"#,
+        ))
+        .unwrap();
+        assert_eq!((o.filled_qty, o.fee), (dec!(0.1), dec!(0.088)));
+        let o = one(&with(r#""cumExecFee": "0.088""#)).unwrap();
+        assert_eq!(o.fee, dec!(0.088));
+        // A maker rebate stays negative.
+        let o = one(&with(
+            r#""cumExecFee": "0", "cumFeeDetail": {"USDT": "-0.016"}"#,
+        ))
+        .unwrap();
+        assert_eq!(o.fee, dec!(-0.016));
+        assert_eq!(one(&filled).unwrap().fee, Decimal::ZERO);
+        let bad = one(&with(r#""cumFeeDetail": {"USDT": "0.0x"}"#)).unwrap_err();
+        assert!(
+            matches!(&bad, ExchangeError::Malformed(m) if m.contains("USDT")),
+            "{bad:?}"
         );
     }
 

@@ -93,6 +93,13 @@ pub struct RawOrder {
     /// `""` (or `"0"`) until something fills.
     #[serde(rename = "avgPrice", default, deserialize_with = "decimal_opt")]
     pub avg_price: Option<Decimal>,
+    /// Fees of the fills so far, positive = paid. "Deprecated" for linear
+    /// contracts in favour of `cumFeeDetail`; read when that is absent.
+    #[serde(rename = "cumExecFee", default, deserialize_with = "decimal_opt")]
+    pub cum_exec_fee: Option<Decimal>,
+    /// The same per fee coin (`{"USDT": "0.0671"}`), since 2025-09.
+    #[serde(rename = "cumFeeDetail", default)]
+    pub cum_fee_detail: Option<FeeDetail>,
     #[serde(rename = "reduceOnly")]
     pub reduce_only: bool,
     #[serde(rename = "positionIdx", deserialize_with = "int")]
@@ -101,6 +108,13 @@ pub struct RawOrder {
     pub order_status: String,
     #[serde(rename = "createdTime", deserialize_with = "int")]
     pub created_time: i64,
+}
+
+/// An order's `cumFeeDetail`: fees by coin; a USDT perpetual's are in USDT.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FeeDetail {
+    #[serde(rename = "USDT", default, deserialize_with = "decimal_opt")]
+    pub usdt: Option<Decimal>,
 }
 
 /// One fill of `GET /v5/execution/list` (docs/v5/order/execution).
@@ -141,6 +155,17 @@ pub struct RawPosition {
     pub avg_price: Option<Decimal>,
     #[serde(rename = "markPrice", default, deserialize_with = "decimal_opt")]
     pub mark_price: Option<Decimal>,
+    /// `""` in portfolio margin ("leverage rules are invalid").
+    #[serde(default, deserialize_with = "decimal_opt")]
+    pub leverage: Option<Decimal>,
+}
+
+/// `GET /v5/account/info` (docs/v5/account/account-info).
+#[derive(Debug, Deserialize)]
+pub struct AccountInfo {
+    /// `ISOLATED_MARGIN`, `REGULAR_MARGIN` (cross) or `PORTFOLIO_MARGIN`.
+    #[serde(rename = "marginMode")]
+    pub margin_mode: String,
 }
 
 /// One account of `GET /v5/account/wallet-balance` (docs/v5/account/wallet-balance).

@@ -163,7 +163,8 @@ impl Book {
             }
             q
         };
-        let fee = filled * price * fee_rate;
+        // Fees are money: 8 decimals, like every fee and PnL (docs/bots.md, Money).
+        let fee = crate::money::pnl(filled * price * fee_rate);
         acct.balance -= fee;
         let o = &mut rec.order;
         if !(o.filled_qty + filled).is_zero() {

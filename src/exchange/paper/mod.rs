@@ -11,7 +11,10 @@
 //! (`persist`) before any call returns, in one transaction per call: a crash after a
 //! call returned loses nothing, and `Paper::open` on the same database resumes the
 //! same markets, orders and positions. The database is the truth; if a write fails,
-//! memory is rebuilt from it so the two never disagree.
+//! memory is rebuilt from it (a pure read, which another connection's write lock
+//! does not block) so the two never disagree, and until that rebuild succeeds
+//! every call fails with a retryable error rather than act on memory the database
+//! never saw: a retried order is then placed once, never on top of a phantom.
 
 mod account;
 mod book;
@@ -27,6 +30,8 @@ mod walk;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_storage;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -66,14 +71,42 @@ pub enum PaperError {
 }
 
 impl From<PaperError> for ExchangeError {
-    /// Storage trouble is reported as the exchange being unreachable: it is
-    /// transient from the bot's point of view, and retrying is the right reaction.
+    /// The database busy (another connection holds the write lock) or failing
+    /// I/O is transient: reported as the exchange unreachable, which the bot
+    /// retries. What no retry can fix is fatal: a database holding garbage
+    /// (`Malformed`), a refused price or a violated constraint (`Rejected`).
     fn from(e: PaperError) -> ExchangeError {
+        let said = e.to_string();
         match e {
             PaperError::Exchange(e) => e,
-            other => ExchangeError::Network(other.to_string()),
+            PaperError::Db(db) if transient(&db) => ExchangeError::Network(said),
+            PaperError::Db(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                ExchangeError::Rejected(said)
+            }
+            PaperError::Db(_) | PaperError::Corrupt { .. } => ExchangeError::Malformed(said),
+            PaperError::InvalidPrice(_) => ExchangeError::Rejected(said),
+            PaperError::Seed(_) => ExchangeError::Network(said),
         }
     }
+}
+
+/// SQLite failures another try may get past: a lock held elsewhere, I/O.
+fn transient(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _) if matches!(
+            f.code,
+            DatabaseBusy
+                | DatabaseLocked
+                | SystemIoFailure
+                | DiskFull
+                | CannotOpen
+                | FileLockingProtocolFailed
+        )
+    )
 }
 
 /// The exchange: shared by every account through `Arc<Paper>`.
@@ -85,15 +118,16 @@ struct Inner {
     book: Book,
     conn: Connection,
     /// Memory may be ahead of the database (a write failed and the reload too):
-    /// reload before trusting it again.
+    /// nothing uses it until a reload succeeds.
     stale: bool,
 }
 
 impl Inner {
+    /// Rebuilds the book from the database; only reads.
     fn reload(&mut self) -> Result<(), PaperError> {
         let b = &self.book;
         let replay = b.replay.clone();
-        self.book = persist::load(&self.conn, b.walk, b.tick_ms, b.clock_ms)?;
+        self.book = persist::load(&self.conn, b.walk, b.tick_ms, b.clock_ms, b.epoch_ms)?;
         self.book.replay = replay;
         self.stale = false;
         Ok(())
@@ -124,7 +158,8 @@ impl Paper {
             None => random_seed()?,
         };
         let walk = Walk::new(seed, params.volatility);
-        let mut book = persist::load(&conn, walk, params.tick_ms, now_ms)?;
+        let epoch_ms = persist::init_epoch(&conn, now_ms)?;
+        let mut book = persist::load(&conn, walk, params.tick_ms, now_ms, epoch_ms)?;
         if let PaperPrices::Replay(replay) = prices {
             book.replay = Some(replay.clone());
         }
@@ -177,9 +212,9 @@ impl Paper {
         self.mutate(|book, _, dirty| Ok(book.advance(now_ms, dirty)))
     }
 
-    /// Current price of a symbol, if it is listed yet.
+    /// Current price of a symbol, if it is listed yet (and the state is readable).
     pub fn price(&self, symbol: &str) -> Option<Decimal> {
-        let guard = self.lock();
+        let guard = self.lock().ok()?;
         let mkt = guard.book.lookup(symbol).ok().flatten()?;
         Some(guard.book.markets[mkt].price)
     }
@@ -198,8 +233,9 @@ impl Paper {
     }
 
     /// The state, rebuilt from the database first if a panic or a failed write
-    /// may have left memory out of step with it.
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    /// may have left memory out of step with it; the rebuild's error (retryable
+    /// when the database is busy) while it cannot be rebuilt.
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, PaperError> {
         let mut guard = match self.inner.lock() {
             Ok(guard) => guard,
             Err(poisoned) => {
@@ -210,27 +246,31 @@ impl Paper {
             }
         };
         if guard.stale {
-            // Still stale on failure: the next call tries again.
-            let _ = guard.reload();
+            // Still stale on failure: this call fails, the next one tries again.
+            guard.reload()?;
         }
-        guard
+        Ok(guard)
     }
 
     /// Runs a read against the book and the database.
-    fn read<T, E>(&self, f: impl FnOnce(&Book, &Connection) -> Result<T, E>) -> Result<T, E> {
-        let guard = self.lock();
+    fn read<T, E: From<PaperError>>(
+        &self,
+        f: impl FnOnce(&Book, &Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let guard = self.lock()?;
         f(&guard.book, &guard.conn)
     }
 
     /// Runs a change against the book, then writes what it dirtied (also when it
     /// failed: validation errors leave nothing dirty but a newly listed market) in
     /// one transaction before returning. A failed write rebuilds memory from the
-    /// database, so a caller told "failed" really changed nothing.
+    /// database, so a caller told "failed" really changed nothing; if even that
+    /// fails, the state stays marked stale and `lock` refuses it until it is rebuilt.
     fn mutate<T, E: From<PaperError>>(
         &self,
         f: impl FnOnce(&mut Book, &Connection, &mut Dirty) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut guard = self.lock();
+        let mut guard = self.lock()?;
         let inner = &mut *guard;
         let mut dirty = Dirty::default();
         let out = f(&mut inner.book, &inner.conn, &mut dirty);

@@ -16,27 +16,32 @@ use crate::money::sql::{self as money_sql, Sql};
 const ORDER_COLUMNS: &str = "id, user_id, client_id, symbol, side, kind, price, qty, filled_qty,
     avg_fill_price, fee, reduce_only, position_side, status, created_ms, updated_ms, trigger_price";
 
-/// Builds the book from the database: the epoch, markets, accounts, leverage,
-/// positions and the open orders (through the partial index, never the whole order
-/// history). A database without an epoch gets `clock_ms`.
+/// Builds the book from the database: markets, accounts, leverage, positions and
+/// the open orders (through the partial index, never the whole order history),
+/// with `epoch_ms` from `init_epoch`. A pure read, in one read transaction (a
+/// consistent snapshot): a reload after a failed write must not need the write
+/// lock that another connection may still hold.
 pub(super) fn load(
     conn: &Connection,
     walk: Walk,
     tick_ms: u64,
     clock_ms: i64,
+    epoch_ms: i64,
 ) -> Result<Book, PaperError> {
+    let snapshot = conn.unchecked_transaction()?;
     let mut book = Book::new(walk, tick_ms, clock_ms);
-    book.epoch_ms = epoch(conn, clock_ms)?;
-    load_markets(conn, &mut book)?;
-    let mut stmt = conn.prepare("SELECT user_id, balance FROM paper_accounts")?;
+    book.epoch_ms = epoch_ms;
+    load_markets(&snapshot, &mut book)?;
+    let mut stmt = snapshot.prepare("SELECT user_id, balance FROM paper_accounts")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, money_sql::get(r, 1)?)))? {
         let (uid, balance) = row?;
         book.load_account(uid, balance);
     }
-    load_leverage(conn, &mut book)?;
-    load_positions(conn, &mut book)?;
-    load_open_orders(conn, &mut book)?;
-    book.next_id = conn.query_row(
+    drop(stmt);
+    load_leverage(&snapshot, &mut book)?;
+    load_positions(&snapshot, &mut book)?;
+    load_open_orders(&snapshot, &mut book)?;
+    book.next_id = snapshot.query_row(
         "SELECT COALESCE(MAX(id), 0) + 1 FROM paper_orders",
         [],
         |r| r.get(0),
@@ -44,9 +49,9 @@ pub(super) fn load(
     Ok(book)
 }
 
-/// The persisted epoch, set to `now_ms` the first time (idempotent: a reload reads
-/// the same row back).
-fn epoch(conn: &Connection, now_ms: i64) -> Result<i64, PaperError> {
+/// The persisted epoch, set to `now_ms` the first time: the one write of opening
+/// the exchange (`load` itself only reads).
+pub(super) fn init_epoch(conn: &Connection, now_ms: i64) -> Result<i64, PaperError> {
     conn.execute(
         "INSERT OR IGNORE INTO paper_clock (id, epoch_ms) VALUES (1, ?1)",
         [now_ms],

@@ -7,13 +7,15 @@ use rust_decimal::Decimal;
 
 use super::book::{Book, Dirty};
 use super::matching::TAKER_FEE;
-use crate::bots::ladder::{round_price, Market};
+use crate::bots::ladder::{round_stop, Market};
 use crate::exchange::{ExchangeError, NewOrder, OrderKind, OrderSide, OrderStatus};
 
-/// The trigger price of a new stop, rounded to the tick (`None` for the other
-/// kinds, whose `trigger_price` is ignored). Refused, as Bybit refuses them: a stop
-/// that is not reduce-only, a trigger that is not a positive price, and a trigger on
-/// the wrong side of the mark `current` (it would fire at once).
+/// The trigger price of a new stop, rounded to the tick toward its position's
+/// entry — up for a long's stop, down for a short's — so the loss it allows is
+/// never larger than asked (`None` for the other kinds, whose `trigger_price` is
+/// ignored). Refused, as Bybit refuses them: a stop that is not reduce-only, a
+/// trigger that is not a positive price, and a trigger on the wrong side of the
+/// mark `current` (it would fire at once).
 pub(super) fn checked_trigger(
     req: &NewOrder,
     spec: &Market,
@@ -31,7 +33,7 @@ pub(super) fn checked_trigger(
     let trigger = req
         .trigger_price
         .filter(|t| *t > Decimal::ZERO)
-        .map(|t| round_price(t, spec))
+        .map(|t| round_stop(t, req.position_side, spec))
         .filter(|t| *t > Decimal::ZERO)
         .ok_or_else(|| {
             ExchangeError::Rejected(format!(

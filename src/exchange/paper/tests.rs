@@ -63,7 +63,7 @@ fn close(a: Decimal, b: Decimal) -> bool {
 }
 
 fn step_no(p: &Paper, symbol: &str) -> u64 {
-    let g = p.lock();
+    let g = p.lock().unwrap();
     let mkt = g.book.lookup(symbol).unwrap().unwrap();
     g.book.markets[mkt].step_no
 }
@@ -211,6 +211,21 @@ fn resting_limit_fills_at_its_price_with_maker_fee() {
         (pos.size, pos.avg_entry, pos.mark_price),
         (dec!(0.01), dec!(59000.0), dec!(58000.0))
     );
+}
+
+#[test]
+fn fees_are_kept_to_8_decimals_on_orders_fills_and_the_balance() {
+    let p = paper();
+    p.set_price(BTC, dec!(60000.1)).unwrap();
+    let acct = p.account(1);
+    // 0.001 × 60000.1 × 0.00055 = 0.033000055 (9 decimals) → 0.03300006.
+    let o = acct
+        .place(&market("m", OrderSide::Buy, dec!(0.001), Side::Long))
+        .unwrap();
+    assert_eq!(o.fee, dec!(0.03300006));
+    let fills = acct.executions(BTC, 0).unwrap();
+    assert_eq!(fills[0].fee, dec!(0.03300006));
+    assert_eq!(acct.balance().unwrap(), dec!(10000) - dec!(0.03300006));
 }
 
 #[test]
@@ -720,7 +735,11 @@ fn state_survives_reopening_the_database() {
         ))
         .unwrap();
     assert_eq!(o.exchange_id, "5");
-    assert_eq!(p.lock().book.leverage(1, 0), 20, "leverage survived");
+    assert_eq!(
+        p.lock().unwrap().book.leverage(1, 0),
+        20,
+        "leverage survived"
+    );
     // The walk continues the same sequence as if never interrupted.
     p.advance(10_000).unwrap();
     let straight = Paper::in_memory(params(11, 0.001), 0).unwrap();
@@ -743,6 +762,7 @@ fn state_survives_reopening_the_database() {
 fn a_failed_write_leaves_memory_as_the_database() {
     let p = paper();
     p.lock()
+        .unwrap()
         .conn
         .execute_batch(
             "CREATE TRIGGER fail BEFORE INSERT ON paper_orders WHEN NEW.client_id = 'boom'
@@ -751,7 +771,8 @@ fn a_failed_write_leaves_memory_as_the_database() {
         .unwrap();
     let acct = p.account(1);
     let r = acct.place(&market("boom", OrderSide::Buy, dec!(0.1), Side::Long));
-    assert!(matches!(r, Err(ExchangeError::Network(_))), "{r:?}");
+    // A trigger's RAISE(ABORT) is a constraint failure: no retry gets past it.
+    assert!(matches!(r, Err(ExchangeError::Rejected(_))), "{r:?}");
     assert_eq!(acct.balance().unwrap(), dec!(10000.0));
     assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0.0));
     assert_eq!(acct.order(BTC, "boom").unwrap(), None);
@@ -763,7 +784,7 @@ fn a_failed_write_leaves_memory_as_the_database() {
 #[test]
 fn open_orders_load_through_the_partial_index() {
     let p = paper();
-    let g = p.lock();
+    let g = p.lock().unwrap();
     let plan: String = g
         .conn
         .query_row(
@@ -812,7 +833,7 @@ fn five_thousand_accounts_advance_and_match_correctly() {
     // One step moves at most dec!(0.17) %: nothing is near enough to fill.
     assert_eq!(p.advance(1_000).unwrap(), 0);
     assert_eq!(step_no(&p, BTC), 1);
-    assert_eq!(p.lock().book.orders.len(), 3 * USERS as usize);
+    assert_eq!(p.lock().unwrap().book.orders.len(), 3 * USERS as usize);
     assert_eq!(p.set_price(BTC, dec!(53000.0)).unwrap(), USERS as usize);
     assert_eq!(p.set_price(BTC, dec!(67000.0)).unwrap(), USERS as usize);
     for uid in [1, 2_500, USERS] {
@@ -831,7 +852,7 @@ fn five_thousand_accounts_advance_and_match_correctly() {
             .collect();
         assert_eq!(open, ["l2"]);
     }
-    assert_eq!(p.lock().book.orders.len(), USERS as usize);
+    assert_eq!(p.lock().unwrap().book.orders.len(), USERS as usize);
 }
 
 // Conditional stops.
@@ -863,13 +884,14 @@ fn a_longs_stop_rests_until_the_mark_falls_to_it_and_fills_at_that_mark() {
             Side::Long,
         ))
         .unwrap();
+    // Rounded up to the tick, toward the entry: never a bigger loss than asked.
     assert_eq!(
         (sl.kind, sl.status, sl.price, sl.trigger_price),
         (
             OrderKind::Stop,
             OrderStatus::Open,
             None,
-            Some(dec!(59000.0))
+            Some(dec!(59000.1))
         )
     );
     assert_eq!((sl.filled_qty, sl.fee), (dec!(0), dec!(0)));
@@ -877,7 +899,7 @@ fn a_longs_stop_rests_until_the_mark_falls_to_it_and_fills_at_that_mark() {
     assert_eq!(acct.order(BTC, "sl").unwrap(), Some(sl));
     // Rises and falls that stay above the trigger leave it resting.
     assert_eq!(p.set_price(BTC, dec!(65000.0)).unwrap(), 0);
-    assert_eq!(p.set_price(BTC, dec!(59000.1)).unwrap(), 0);
+    assert_eq!(p.set_price(BTC, dec!(59000.2)).unwrap(), 0);
     let balance = acct.balance().unwrap();
     // The mark falls through the trigger: it executes at that mark, as taker.
     assert_eq!(p.set_price(BTC, dec!(58800.0)).unwrap(), 1);
@@ -891,6 +913,24 @@ fn a_longs_stop_rests_until_the_mark_falls_to_it_and_fills_at_that_mark() {
     assert_eq!(acct.balance().unwrap(), balance + pnl - sl.fee);
     assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0));
     assert!(acct.open_orders(BTC).unwrap().is_empty());
+}
+
+#[test]
+fn a_shorts_stop_trigger_rounds_down_toward_the_entry() {
+    let p = paper();
+    let acct = p.account(1);
+    acct.place(&market("e", OrderSide::Sell, dec!(0.01), Side::Short))
+        .unwrap();
+    let sl = acct
+        .place(&stop(
+            "sl",
+            OrderSide::Buy,
+            dec!(61000.06),
+            dec!(0.01),
+            Side::Short,
+        ))
+        .unwrap();
+    assert_eq!(sl.trigger_price, Some(dec!(61000.0)));
 }
 
 #[test]
@@ -946,8 +986,9 @@ fn stops_on_the_wrong_side_of_the_mark_or_not_closing_are_refused() {
     let mut no_trigger = long_stop("d", dec!(59000.0));
     no_trigger.trigger_price = None;
     assert!(is_rejected(&acct.place(&no_trigger), "trigger price"));
+    // Below one tick after rounding (a short's stop rounds down, to 0).
     assert!(is_rejected(
-        &acct.place(&long_stop("e", dec!(0.01))),
+        &acct.place(&short_stop("e", dec!(0.01))),
         "trigger price"
     ));
     let mut opening = stop("f", OrderSide::Buy, dec!(61000.0), dec!(0.01), Side::Long);
@@ -1364,7 +1405,7 @@ fn the_replay_epoch_is_persisted_and_a_restart_catches_up_on_the_path() {
     // Down while the price dipped to 59,000 and came back to 62,000; reopened
     // later, the epoch stays the first one's.
     let p = open(t0 + 400_000);
-    assert_eq!(p.lock().book.epoch_ms, t0);
+    assert_eq!(p.lock().unwrap().book.epoch_ms, t0);
     assert_eq!(p.price(BTC), Some(dec!(61000)));
     assert_eq!(p.advance(t0 + 400_000).unwrap(), 2);
     assert_eq!(p.price(BTC), Some(dec!(62000)));
