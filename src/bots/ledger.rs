@@ -438,7 +438,7 @@ mod tests {
                 dec!(101),
             )
         });
-        assert_eq!(l.last_exit(Side::Long), Some(FillPurpose::StopLoss));
+        assert_eq!(l.exit_kind(Side::Long), Some(FillPurpose::StopLoss));
         assert_eq!(l.result(Side::Long, Decimal::ZERO).fees, dec!(0.31));
     }
 

@@ -194,6 +194,12 @@ pub fn decimal(x: Decimal) -> String {
 
 pub const DAY_MS: i64 = 24 * 3600 * 1000;
 
+/// How far past our estimate of the exchange's clock a history query reaches:
+/// the estimate can trail the exchange by a round trip, and a fill made in that
+/// moment must not fall outside every window (a window ending in the future costs
+/// nothing).
+pub const CLOCK_MARGIN_MS: i64 = 60_000;
+
 /// `[start, end]` windows of at most `width` ms covering `since..=now`, oldest
 /// first, starting no earlier than `kept` ms back (what the exchange still has);
 /// the next window starts 1 ms after the previous one ends. Both exchanges cap a

@@ -29,7 +29,12 @@ pub fn executions(x: &Bingx, symbol: &str, since_ms: i64) -> Result<Vec<Executio
     let want = super::pair(symbol)?;
     let mut fills: Vec<Fill> = Vec::new();
     let mut forced: HashSet<String> = HashSet::new();
-    for (start, end) in rest::windows(since_ms, x.api.now_ms(), FILL_WINDOW_MS, KEPT_MS) {
+    for (start, end) in rest::windows(
+        since_ms,
+        x.api.now_ms() + rest::CLOCK_MARGIN_MS,
+        FILL_WINDOW_MS,
+        KEPT_MS,
+    ) {
         let q = [
             ("tradingUnit", "COIN".to_string()),
             ("startTs", start.to_string()),

@@ -14,7 +14,7 @@ const WINDOW_MS: i64 = 7 * DAY_MS;
 const KEPT_MS: i64 = 2 * 365 * DAY_MS;
 
 fn windows(since: i64, now: i64) -> Vec<(i64, i64)> {
-    rest::windows(since, now, WINDOW_MS, KEPT_MS)
+    rest::windows(since, now + rest::CLOCK_MARGIN_MS, WINDOW_MS, KEPT_MS)
 }
 
 /// Fills on `symbol` at or after `since_ms`, oldest first.
