@@ -458,7 +458,12 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         if !placed.exchange_id.is_empty() {
-            j.placed(id, &placed.exchange_id)?;
+            // Stored only for stops, the one kind an exchange lists without its
+            // client id (BingX): every other order is found by its client id, and
+            // a write per placement is most of a busy runner's database work.
+            if order.kind == OrderKind::Stop {
+                j.placed(id, &placed.exchange_id)?;
+            }
             self.sent
                 .insert(id.to_string(), Some(placed.exchange_id.clone()));
         }
