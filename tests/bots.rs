@@ -285,11 +285,13 @@ fn stop_modes_keep_cancel_and_close() {
         "{trades}"
     );
     assert!(t["fees"].as_f64().unwrap() > 0.0);
+    assert_eq!(t["close_reason"], "manual", "{trades}");
     let st = u.status(&s);
     assert_eq!(
         (st["status"].as_str(), st["cycle"].as_i64()),
         (Some("stopped"), Some(2))
     );
+    assert_eq!(st["stop_reason"], "user", "{st}");
     assert_eq!(post(&s, &u, "/api/bot/start", json!({})).0, 200);
     assert_eq!(
         count(
