@@ -95,6 +95,35 @@ pub fn parse_side(s: &str) -> Option<Side> {
     }
 }
 
+/// What a status read needs of the configuration: the market and whether a
+/// change is pending. A status is read far more often than the configuration, so
+/// it skips parsing the ladder and the amounts.
+pub struct BotMarket {
+    pub exchange: String,
+    pub symbol: String,
+    pub side: Side,
+    pub has_pending: bool,
+}
+
+/// The market of user `id`'s bot (see `BotMarket`); `None` for no such user.
+pub fn market(conn: &Connection, id: i64) -> Result<Option<BotMarket>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT exchange, symbol, side, pending_config IS NOT NULL FROM user WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            let side: String = r.get(2)?;
+            Ok(BotMarket {
+                exchange: r.get(0)?,
+                symbol: r.get(1)?,
+                side: parse_side(&side).unwrap_or(Side::Long),
+                has_pending: r.get(3)?,
+            })
+        })
+        .optional()?;
+    Ok(row)
+}
+
 /// Reads the configuration of user `id`.
 pub fn load(conn: &Connection, id: i64) -> Result<Option<StoredConfig>, StoreError> {
     let row = conn

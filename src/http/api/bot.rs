@@ -158,12 +158,11 @@ pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
 
 /// The bot status object of `uid` (also used by the admin views).
 pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiError> {
-    let Some(stored) = config::load(conn, uid)? else {
+    let Some(c) = config::market(conn, uid)? else {
         return Err(reply::error(404, "Not found").into());
     };
     // No row: the user never started a bot, which reads as stopped.
     let row = bots::get(conn, uid)?.unwrap_or_default();
-    let c = &stored.config;
     let status = row.status;
     let active = status.is_active();
     let (exchange, symbol, side) = match (active, &row.cycle_symbol) {
@@ -239,7 +238,7 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
         "stop_loss_price": money::json_opt(row.stop_loss_price.filter(|_| has_position)),
         "stop_on_exchange": has_position && row.stop_on_exchange,
         "after_cycle": active && row.after_cycle,
-        "pending_config": stored.has_pending,
+        "pending_config": c.has_pending,
         "stop_reason": if active { None } else { row.stop_reason },
         "next_entry_at": next_entry_at,
     }))
