@@ -11,6 +11,8 @@ mod common;
 mod bingx_adapter;
 #[path = "exchanges/bybit_adapter.rs"]
 mod bybit_adapter;
+#[path = "exchanges/orders.rs"]
+mod orders;
 
 use std::sync::MutexGuard;
 use std::time::Duration;

@@ -3,12 +3,13 @@
 //! malformed answers, executions and funding.
 
 use blitz::exchange::bingx::Bingx;
-use blitz::exchange::rest::{ApiKey, RestSettings, ATTEMPTS};
-use blitz::exchange::{Exchange, ExchangeError, NewOrder, OrderKind, OrderSide, OrderStatus, Side};
+use blitz::exchange::rest::{RestSettings, ATTEMPTS};
+use blitz::exchange::{Exchange, ExchangeError, OrderKind, OrderSide, OrderStatus, Side};
 use rust_decimal::{dec, Decimal};
 
 use crate::common::fake_bingx::FakeBingx;
 use crate::common::fake_book::{Dir, TriggerBy};
+use crate::orders::{api_key, market, stop};
 use crate::{KEY, SECRET};
 
 const ORDER: &str = "/openApi/swap/v2/trade/order";
@@ -21,33 +22,8 @@ fn adapter(fake: &FakeBingx) -> Bingx {
         timeout_ms: 3000,
         ..RestSettings::default()
     };
-    let key = ApiKey {
-        key: KEY.into(),
-        secret: SECRET.into(),
-    };
+    let key = api_key();
     Bingx::new(&settings, key)
-}
-
-fn market(id: &str, side: OrderSide, qty: Decimal, position: Side) -> NewOrder {
-    NewOrder {
-        client_id: id.into(),
-        symbol: "BTC/USDT".into(),
-        side,
-        kind: OrderKind::Market,
-        price: None,
-        trigger_price: None,
-        qty,
-        reduce_only: side == OrderSide::closing(position),
-        position_side: position,
-    }
-}
-
-fn stop(id: &str, trigger: Decimal, qty: Decimal, position: Side) -> NewOrder {
-    NewOrder {
-        kind: OrderKind::Stop,
-        trigger_price: Some(trigger),
-        ..market(id, OrderSide::closing(position), qty, position)
-    }
 }
 
 fn assert_nothing_refused(fake: &FakeBingx) {
