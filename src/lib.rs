@@ -15,6 +15,7 @@ pub mod http;
 pub mod loadtest;
 pub mod log;
 pub mod mail;
+pub mod market;
 pub mod metrics;
 pub mod money;
 pub mod runner;

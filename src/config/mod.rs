@@ -307,6 +307,7 @@ fn load_binds(src: &mut Source<'_>) -> Result<Vec<BindAddr>, ConfigError> {
 fn load_paper_prices(src: &mut Source<'_>) -> Result<PaperPrices, ConfigError> {
     match src.value(&S::PAPER_PRICES)? {
         PaperPricesSource::Walk => Ok(PaperPrices::Walk),
+        PaperPricesSource::Live(venue) => Ok(PaperPrices::Live(venue)),
         PaperPricesSource::Replay(path) => match Replay::load(&path) {
             Ok(replay) => Ok(PaperPrices::Replay(Arc::new(replay))),
             Err(e) => Err(ConfigError::BadFile {
@@ -957,8 +958,8 @@ mod tests {
         );
         assert_eq!(
             error_of(load_env(&[("PAPER_PRICES", "random")])),
-            "invalid value \"random\" for PAPER_PRICES: expected `walk` or `replay:PATH` (a \
-             CSV file of prices)"
+            "invalid value \"random\" for PAPER_PRICES: expected `walk`, `bybit`, `bingx` or \
+             `replay:PATH` (a CSV file of prices)"
         );
     }
 

@@ -744,6 +744,8 @@ pub fn short_text(s: &str, max: usize) -> Result<String, Expected> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PaperPricesSource {
     Walk,
+    /// The live public prices of a real exchange (C15).
+    Live(crate::market::Venue),
     Replay(PathBuf),
 }
 
@@ -751,17 +753,22 @@ impl fmt::Display for PaperPricesSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PaperPricesSource::Walk => f.write_str("walk"),
+            PaperPricesSource::Live(venue) => f.write_str(venue.name()),
             PaperPricesSource::Replay(path) => write!(f, "replay:{}", path.display()),
         }
     }
 }
 
-/// `walk` or `replay:PATH`; the words in any case, the path as given.
+/// `walk`, `bybit`, `bingx` or `replay:PATH`; the words in any case, the path as given.
 pub fn paper_prices(s: &str) -> Result<PaperPricesSource, Expected> {
-    let expected = || Expected::new("`walk` or `replay:PATH` (a CSV file of prices)");
+    let expected =
+        || Expected::new("`walk`, `bybit`, `bingx` or `replay:PATH` (a CSV file of prices)");
     let t = s.trim();
     if t.eq_ignore_ascii_case("walk") {
         return Ok(PaperPricesSource::Walk);
+    }
+    if let Some(venue) = crate::market::Venue::parse(t) {
+        return Ok(PaperPricesSource::Live(venue));
     }
     let (word, path) = t.split_once(':').ok_or_else(expected)?;
     if !word.eq_ignore_ascii_case("replay") || path.trim().is_empty() {
@@ -1316,6 +1323,14 @@ mod tests {
     fn paper_prices_is_walk_or_a_replay_path() {
         assert_eq!(paper_prices("walk"), Ok(PaperPricesSource::Walk));
         assert_eq!(paper_prices(" WALK "), Ok(PaperPricesSource::Walk));
+        assert_eq!(
+            paper_prices("Bybit"),
+            Ok(PaperPricesSource::Live(crate::market::Venue::Bybit))
+        );
+        assert_eq!(
+            paper_prices("bingx"),
+            Ok(PaperPricesSource::Live(crate::market::Venue::Bingx))
+        );
         let replay = |p: &str| Ok(PaperPricesSource::Replay(PathBuf::from(p)));
         assert_eq!(paper_prices("replay:/data/p.csv"), replay("/data/p.csv"));
         assert_eq!(paper_prices("Replay: prices.csv "), replay("prices.csv"));
@@ -1332,7 +1347,7 @@ mod tests {
             assert_eq!(
                 paper_prices(bad),
                 Err(Expected::new(
-                    "`walk` or `replay:PATH` (a CSV file of prices)"
+                    "`walk`, `bybit`, `bingx` or `replay:PATH` (a CSV file of prices)"
                 )),
                 "{bad:?}"
             );

@@ -865,8 +865,9 @@ pub static PAPER_PRICES: Setting<PaperPricesSource> = Setting {
         flag("--paper-prices", "SOURCE"),
         &["PAPER_PRICES"],
         Default::Value("walk"),
-        "paper exchange prices: `walk` (the seeded random walk) or `replay:PATH` (a CSV \
-         file of `seconds,symbol,price` lines, checked at start; docs/bots.md)",
+        "paper exchange prices: `walk` (the seeded random walk), `bybit` or `bingx` (that \
+         exchange's live public prices) or `replay:PATH` (a CSV file of \
+         `seconds,symbol,price` lines, checked at start; docs/bots.md)",
     ),
     parse: parse::paper_prices,
     show: text,

@@ -10,19 +10,33 @@ use rust_decimal::Decimal;
 use crate::bots::ladder::Market;
 use crate::money::dec;
 
-/// A symbol as listed: its increments and the price a new market opens at.
+/// A symbol as listed: its increments, its leverage limits and the price a new
+/// market opens at.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Listing {
     pub market: Market,
     pub start_price: Decimal,
+    /// The highest leverage the market allows.
+    pub max_leverage: u32,
+    /// The share of a position's value below which its margin may not fall
+    /// (isolated margin): what sets the liquidation price. The majors' first-tier
+    /// rates as Bybit publishes them; the generic rate of smaller markets.
+    pub maintenance_margin_rate: Decimal,
 }
 
 /// Longest base asset accepted for on-demand listings: long enough for every real
 /// ticker, short enough that a typo cannot grow the catalog with junk.
 const MAX_BASE_LEN: usize = 20;
 
-const fn listed(tick: Decimal, step: Decimal, min_qty: Decimal, start_price: Decimal) -> Listing {
+const fn listed(
+    (tick, step, min_qty): (Decimal, Decimal, Decimal),
+    start_price: Decimal,
+    max_leverage: u32,
+    maintenance_margin_rate: Decimal,
+) -> Listing {
     Listing {
+        max_leverage,
+        maintenance_margin_rate,
         market: Market {
             tick,
             step,
@@ -36,9 +50,18 @@ const fn listed(tick: Decimal, step: Decimal, min_qty: Decimal, start_price: Dec
 /// The listing of `symbol`, or `None` when the paper exchange does not trade it.
 pub(super) fn listing(symbol: &str) -> Option<Listing> {
     match symbol {
-        "BTC/USDT" => return Some(listed(dec!(0.1), dec!(0.001), dec!(0.001), dec!(60000))),
-        "ETH/USDT" => return Some(listed(dec!(0.01), dec!(0.01), dec!(0.01), dec!(3000))),
-        "SOL/USDT" => return Some(listed(dec!(0.01), dec!(0.1), dec!(0.1), dec!(150))),
+        "BTC/USDT" => {
+            let inc = (dec!(0.1), dec!(0.001), dec!(0.001));
+            return Some(listed(inc, dec!(60000), 100, dec!(0.005)));
+        }
+        "ETH/USDT" => {
+            let inc = (dec!(0.01), dec!(0.01), dec!(0.01));
+            return Some(listed(inc, dec!(3000), 100, dec!(0.005)));
+        }
+        "SOL/USDT" => {
+            let inc = (dec!(0.01), dec!(0.1), dec!(0.1));
+            return Some(listed(inc, dec!(150), 75, dec!(0.01)));
+        }
         _ => {}
     }
     let base = symbol.strip_suffix("/USDT")?;
@@ -47,7 +70,8 @@ pub(super) fn listing(symbol: &str) -> Option<Listing> {
         && base
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-    valid.then_some(listed(dec!(0.01), dec!(0.001), dec!(0.001), dec!(100)))
+    let inc = (dec!(0.01), dec!(0.001), dec!(0.001));
+    valid.then_some(listed(inc, dec!(100), 50, dec!(0.01)))
 }
 
 #[cfg(test)]
@@ -67,6 +91,8 @@ mod tests {
             }
         );
         assert_eq!(btc.start_price, dec!(60000));
+        assert_eq!(btc.max_leverage, 100);
+        assert_eq!(btc.maintenance_margin_rate, dec!(0.005));
         assert_eq!(listing("ETH/USDT").unwrap().market.step, dec!(0.01));
         assert_eq!(listing("SOL/USDT").unwrap().market.min_qty, dec!(0.1));
         assert_eq!(listing("SOL/USDT").unwrap().start_price, dec!(150));
@@ -85,6 +111,8 @@ mod tests {
             }
         );
         assert_eq!(doge.start_price, dec!(100));
+        assert_eq!(doge.max_leverage, 50);
+        assert_eq!(doge.maintenance_margin_rate, dec!(0.01));
         assert!(listing("1INCH/USDT").is_some());
     }
 

@@ -40,6 +40,8 @@ pub enum PaperPrices {
     Walk,
     /// The symbols the file names follow it; the others follow the walk.
     Replay(Arc<Replay>),
+    /// Every symbol follows the venue's live public prices (C15).
+    Live(crate::market::Venue),
 }
 
 /// A checked replay file: per symbol, its prices in time order.
