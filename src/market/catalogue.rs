@@ -112,7 +112,7 @@ pub fn ensure(
     let hold_ms = s.rest.timeout_ms as i64 * 4 + 1000;
     let schedule = Schedule {
         period_ms: s.refresh_ms,
-        retry_ms: RETRY_MS.min(s.refresh_ms),
+        retry_ms: RETRY_MS,
         hold_ms,
     };
     let key = item(venue);
