@@ -427,3 +427,102 @@ fn paper_candles_are_its_minutes_merged_into_the_interval() {
     let (code, _) = get(&s, &u, "/api/markets/candles?symbol=BTC/USD&interval=1m");
     assert_eq!(code, 404);
 }
+
+/// The measurement of tests/bench/candles.sh (ignored in the normal run): 1,000
+/// simulated dashboards, each polling the candles of one of six charts (three
+/// symbols, 1m and 15m) every 5 s for `BENCH_SECONDS` (default 60), spread evenly
+/// over the 5 s; prints the fake's kline calls per minute and per key.
+#[test]
+#[ignore]
+fn bench_dashboards_polling_candles() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let f = FakeBybit::start("k", "s");
+    let url = f.url();
+    let s = server(&[("BYBIT_BASE_URL", &url)]);
+    let u = user(&s, "bench@example.com", false);
+    let charts = [
+        ("BTC/USDT", "1m"),
+        ("ETH/USDT", "1m"),
+        ("SOL/USDT", "1m"),
+        ("BTC/USDT", "15m"),
+        ("ETH/USDT", "15m"),
+        ("SOL/USDT", "15m"),
+    ];
+    let dashboards = 1000u64;
+    let threads = 16u64;
+    let start = std::time::Instant::now();
+    let failed = std::sync::atomic::AtomicU64::new(0);
+    let served = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (s, u, failed, served) = (&s, &u, &failed, &served);
+            scope.spawn(move || {
+                // This thread's dashboards' polls in time order: dashboard d polls at
+                // d * 5 ms + k * 5 s.
+                let mut polls: Vec<(u64, u64)> = (0..dashboards)
+                    .filter(|d| d % threads == t)
+                    .flat_map(|d| (0..seconds / 5).map(move |k| (d * 5 + k * 5000, d)))
+                    .collect();
+                polls.sort();
+                for (at_ms, d) in polls {
+                    let due = start + Duration::from_millis(at_ms);
+                    if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let (sym, iv) = charts[(d % 6) as usize];
+                    let path = format!(
+                        "/api/markets/candles?exchange=bybit&symbol={sym}&interval={iv}&limit=200"
+                    );
+                    let ok = u.call(s, "GET", &path, "").status == 200;
+                    let counter = if ok { served } else { failed };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let klines: Vec<String> = f
+        .book()
+        .market_calls
+        .iter()
+        .filter(|c| c.starts_with("/v5/market/kline"))
+        .cloned()
+        .collect();
+    println!(
+        "{dashboards} dashboards, every 5 s for {elapsed:.1} s: {} candle requests served, {} failed",
+        served.into_inner(),
+        failed.into_inner()
+    );
+    println!(
+        "kline calls to the exchange: {} in total, {:.1} per minute",
+        klines.len(),
+        klines.len() as f64 * 60.0 / elapsed
+    );
+    let mut per_key = std::collections::BTreeMap::new();
+    for c in &klines {
+        let key: Vec<&str> = c
+            .split('&')
+            .filter(|p| p.starts_with("symbol=") || p.starts_with("interval="))
+            .collect();
+        *per_key.entry(key.join("&")).or_insert(0) += 1;
+    }
+    for (key, n) in &per_key {
+        println!(
+            "  {key}: {n} ({:.1} per minute)",
+            *n as f64 * 60.0 / elapsed
+        );
+    }
+    // At most one call per key per refresh period (5 s for 1m, 15 s for 15m), plus
+    // the first.
+    for (key, n) in per_key {
+        let period = if key.ends_with("interval=1") {
+            5.0
+        } else {
+            15.0
+        };
+        assert!(n as f64 <= (elapsed / period).ceil() + 1.0, "{key}: {n}");
+    }
+}

@@ -163,7 +163,8 @@ mod tests {
 
     #[test]
     fn minutes_aggregate_into_aligned_periods() {
-        let base = 1_700_000_100_000 - 1_700_000_100_000 % 300_000;
+        // A multiple of five minutes.
+        let base = 1_700_000_100_000;
         let ms = [
             minute(base, dec!(10), dec!(12), dec!(9), dec!(11)),
             minute(base + 60_000, dec!(11), dec!(15), dec!(10), dec!(14)),
