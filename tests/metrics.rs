@@ -73,6 +73,7 @@ fn families_types_and_labels() {
         ("blitz_lock_conflicts_total", "counter"),
         ("blitz_redis_errors_total", "counter"),
         ("blitz_redis_fallbacks_total", "counter"),
+        ("blitz_market_refresh_failures_total", "counter"),
         ("blitz_metrics_series_overflow_total", "counter"),
     ] {
         assert!(

@@ -145,6 +145,11 @@ pub struct Config {
     /// `BYBIT_BASE_URL`, `BINGX_BASE_URL`, `EXCHANGE_TIMEOUT_MS`,
     /// `EXCHANGE_RECV_WINDOW_MS`: where the real exchanges are and how long to wait.
     pub exchanges: RestSettings,
+    /// `MARKETS_REFRESH_S`: how long a cached market catalogue is served.
+    pub markets_refresh_s: u64,
+    /// `CANDLES_REFRESH_MS`: how long cached 1m/5m candles are served (longer
+    /// intervals: multiples, `market::candles::Interval::refresh_ms`).
+    pub candles_refresh_ms: u64,
     /// Each setting as `check-config` shows it (secrets masked), in `settings::ALL`
     /// order; recorded by `load`.
     shown: Vec<(&'static str, String)>,
@@ -237,6 +242,8 @@ impl Config {
                 timeout_ms: src.value(&S::EXCHANGE_TIMEOUT_MS)?,
                 recv_window_ms: src.value(&S::EXCHANGE_RECV_WINDOW_MS)?,
             },
+            markets_refresh_s: src.value(&S::MARKETS_REFRESH_S)?,
+            candles_refresh_ms: src.value(&S::CANDLES_REFRESH_MS)?,
             binds,
             shown: Vec::new(),
         };

@@ -923,6 +923,26 @@ pub static EXCHANGE_RECV_WINDOW_MS: Setting<u64> = Setting {
     show: text,
 };
 
+pub static MARKETS_REFRESH_S: Setting<u64> = Setting {
+    meta: var(
+        &["MARKETS_REFRESH_S"],
+        Default::Value("3600"),
+        "seconds a cached market catalogue is served before it is fetched again (1 to 86400)",
+    ),
+    parse: |s| parse::uint_in(s, 1, 86_400),
+    show: text,
+};
+
+pub static CANDLES_REFRESH_MS: Setting<u64> = Setting {
+    meta: var(
+        &["CANDLES_REFRESH_MS"],
+        Default::Value("5000"),
+        "milliseconds cached 1m and 5m candles are served before they are fetched again; 15m: 3 times, 1h and longer: 12 times (100 to 600000)",
+    ),
+    parse: |s| parse::uint_in(s, 100, 600_000),
+    show: text,
+};
+
 pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
     meta: var(
         &["BLITZ_TEST_BOOT_DELAY_MS"],
@@ -934,7 +954,7 @@ pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
 };
 
 /// Every setting, in the order `check-config` and the README list them.
-pub static ALL: [&Meta; 62] = [
+pub static ALL: [&Meta; 64] = [
     &BIND.meta,
     &WORKERS.meta,
     &WORKER_CLASS.meta,
@@ -996,6 +1016,8 @@ pub static ALL: [&Meta; 62] = [
     &BINGX_BASE_URL.meta,
     &EXCHANGE_TIMEOUT_MS.meta,
     &EXCHANGE_RECV_WINDOW_MS.meta,
+    &MARKETS_REFRESH_S.meta,
+    &CANDLES_REFRESH_MS.meta,
     &TEST_BOOT_DELAY_MS.meta,
 ];
 

@@ -6,7 +6,8 @@
 use blitz_worker::Response;
 
 use super::api::{
-    admin_bots, admin_users, auth, bot, bot_config, maintenance, pnl, tokens, two_factor, ApiResult,
+    admin_bots, admin_users, auth, bot, bot_config, maintenance, markets, pnl, tokens, two_factor,
+    ApiResult,
 };
 use super::ctx::Ctx;
 use super::pages::{
@@ -177,7 +178,7 @@ const fn raw(
 }
 
 #[rustfmt::skip]
-pub static ROUTES: [Route; 59] = [
+pub static ROUTES: [Route; 61] = [
     probe("/healthz", Probe::Healthz),
     probe("/livez", Probe::Livez),
     probe("/readyz", Probe::Readyz),
@@ -215,6 +216,10 @@ pub static ROUTES: [Route; 59] = [
     api("PUT",  "/api/bot/config",  bot_config::put).user(),
     api("GET",  "/api/trades",      pnl::list).user(),
     api("GET",  "/api/pnl/summary", pnl::summary).user(),
+
+    // Market data: public, but each miss costs exchange budget, so signed-in only.
+    api("GET",  "/api/markets",         markets::list).user().limit(Group::Status),
+    api("GET",  "/api/markets/candles", markets::candles).user().limit(Group::Status),
 
     // Admin
     api("GET",  "/admin/simple/status",                admin_bots::overview).admin(),
@@ -288,6 +293,8 @@ mod tests {
                 ("/api/bot/status", Group::Status),
                 ("/api/bot/recover", Group::Recover),
                 ("/api/bot/orders", Group::Status),
+                ("/api/markets", Group::Status),
+                ("/api/markets/candles", Group::Status),
             ]
         );
     }

@@ -26,6 +26,8 @@ pub mod stat {
     /// Set by a worker that retires after `--max-requests`; read by the master
     /// when it reaps the worker, not rendered.
     pub const RETIRING: usize = 3;
+    /// Failed refreshes of the market catalogue or candles (`market::refresh`).
+    pub const MARKET_REFRESH_FAILURES: usize = 6;
     pub const RATE_LIMITED: usize = 8;
     pub const TABLE_FULL: usize = 16;
     pub const REDIS_ERRORS: usize = 24;

@@ -210,6 +210,11 @@ pub fn redis_fallback() {
     add_stat(stat::REDIS_FALLBACKS, 1);
 }
 
+/// A refresh of the market catalogue or of candles failed (the old copy stays).
+pub fn market_refresh_failed() {
+    add_stat(stat::MARKET_REFRESH_FAILURES, 1);
+}
+
 /// A worker asked to be replaced after `--max-requests`.
 pub fn retiring() {
     if let Some((s, slot)) = here() {

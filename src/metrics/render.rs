@@ -444,6 +444,13 @@ fn supervisor(out: &mut String, snap: &Snapshot, sb: &Scoreboard) {
     );
     write(
         out,
+        "blitz_market_refresh_failures_total",
+        "Failed refreshes of the market catalogue or candles (the previous copy is served).",
+        MetricType::COUNTER,
+        one(stat::MARKET_REFRESH_FAILURES),
+    );
+    write(
+        out,
         "blitz_metrics_series_overflow_total",
         "Series not recorded because their table was full, by table.",
         MetricType::COUNTER,

@@ -53,6 +53,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0009_trading_core.sql",
         sql: include_str!("../../sql/0009_trading_core.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_paper_candles.sql",
+        sql: include_str!("../../sql/0010_paper_candles.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "0011_market_catalogue.sql",
+        sql: include_str!("../../sql/0011_market_catalogue.sql"),
+    },
 ];
 
 pub struct Migration {

@@ -8,6 +8,7 @@ pub mod bots;
 mod db;
 pub mod ledger;
 pub mod mail_queue;
+pub mod market_cache;
 pub mod migrate;
 pub mod resets;
 pub mod sessions;

@@ -75,10 +75,20 @@ fn handle(book: &Mutex<Book>, req: &Request) -> Response {
     if req.path == "/openApi/swap/v2/server/time" {
         return reply(0, "", json!({"serverTime": b.server_ms()}));
     }
-    if let Some(r) = authenticate(&mut b, req) {
+    let quote = req.path.starts_with("/openApi/swap/v2/quote/")
+        || req.path.starts_with("/openApi/swap/v3/quote/");
+    // Market data needs no key ("No API KEY signature required"); a signed call
+    // to it is still checked.
+    let public = quote && req.header("X-BX-APIKEY").is_none();
+    if public {
+        if req.param("timestamp").is_none() {
+            return refuse(&mut b, req, 100001, "timestamp is required");
+        }
+        let call = format!("{}?{}", req.path, req.raw_query);
+        b.market_calls.push(call);
+    } else if let Some(r) = authenticate(&mut b, req) {
         return r;
     }
-    let quote = req.path.starts_with("/openApi/swap/v2/quote/");
     if !quote && b.rate_limit_next > 0 {
         b.rate_limit_next -= 1;
         b.rate_limited += 1;
@@ -105,38 +115,119 @@ fn handle(book: &Mutex<Book>, req: &Request) -> Response {
 }
 
 fn market(b: &Book, req: &Request) -> Response {
-    let sym_ok = req.param("symbol") == Some(SYMBOL);
+    let sym = req.param("symbol");
+    let sym_ok = sym.is_none_or(|s| CONTRACTS.iter().any(|c| c.0 == s));
     match req.path.as_str() {
         "/openApi/swap/v2/quote/contracts" => contracts(req),
         "/openApi/swap/v2/quote/ticker" if sym_ok => {
-            reply(0, "", json!({"symbol": SYMBOL, "lastPrice": num(b.price)}))
+            let all: Vec<Value> = listed(sym)
+                .map(|c| json!({"symbol": c.0, "lastPrice": last(b, c)}))
+                .collect();
+            one_or_all(sym, all)
         }
         // "Mark Price and Funding Rate" (the fake's index is its mark).
-        "/openApi/swap/v2/quote/premiumIndex" if sym_ok => reply(
-            0,
-            "",
-            json!({"symbol": SYMBOL, "markPrice": num(b.mark()), "indexPrice": num(b.mark()),
-                "lastFundingRate": "0.0001", "nextFundingTime": b.server_ms() + 3_600_000}),
-        ),
-        "/openApi/swap/v2/quote/ticker" | "/openApi/swap/v2/quote/premiumIndex" => {
-            reply(109425, "symbol not exist", json!({}))
+        "/openApi/swap/v2/quote/premiumIndex" if sym_ok => {
+            let all: Vec<Value> = listed(sym)
+                .map(|c| {
+                    let mark = if c.0 == SYMBOL {
+                        json!(num(b.mark()))
+                    } else {
+                        last(b, c)
+                    };
+                    json!({"symbol": c.0, "markPrice": mark, "indexPrice": mark,
+                        "lastFundingRate": "0.0001", "nextFundingTime": b.server_ms() + 3_600_000})
+                })
+                .collect();
+            one_or_all(sym, all)
         }
+        "/openApi/swap/v3/quote/klines" if sym.is_some() && sym_ok => klines(b, req),
+        "/openApi/swap/v2/quote/ticker"
+        | "/openApi/swap/v2/quote/premiumIndex"
+        | "/openApi/swap/v3/quote/klines" => reply(109425, "symbol not exist", json!({})),
         _ => reply(100404, "api not exist", json!({})),
     }
 }
 
+/// The fake's contracts: (symbol, quantity precision, price precision, min qty,
+/// min USDT, status, last price). BTC-USDT trades at the book's price; the
+/// offline one must not reach the catalogue.
+type Listing = (&'static str, i64, i64, f64, f64, i64, &'static str);
+
+pub const CONTRACTS: [Listing; 4] = [
+    ("BTC-USDT", 3, 1, 0.001, 2.0, 1, ""),
+    ("ETH-USDT", 2, 2, 0.01, 2.0, 1, "3000.25"),
+    ("DOGE-USDT", 0, 5, 10.0, 2.0, 1, "0.16234"),
+    ("OLD-USDT", 0, 4, 1.0, 2.0, 0, "1"),
+];
+
+fn listed(sym: Option<&str>) -> impl Iterator<Item = &'static Listing> + '_ {
+    CONTRACTS
+        .iter()
+        .filter(move |c| sym.is_none_or(|s| s == c.0))
+}
+
+fn last(b: &Book, c: &Listing) -> Value {
+    if c.0 == SYMBOL {
+        json!(num(b.price))
+    } else {
+        json!(c.6)
+    }
+}
+
+/// One symbol asked: its object; none: the list of all.
+fn one_or_all(sym: Option<&str>, mut all: Vec<Value>) -> Response {
+    match (sym, all.pop()) {
+        (Some(_), Some(one)) => reply(0, "", one),
+        (Some(_), None) => reply(109425, "symbol not exist", json!({})),
+        (None, last) => {
+            all.extend(last);
+            reply(0, "", json!(all))
+        }
+    }
+}
+
 fn contracts(req: &Request) -> Response {
-    let all = vec![
-        json!({"contractId": "100", "symbol": SYMBOL, "size": "0.0001",
-        "quantityPrecision": 3, "pricePrecision": 1, "feeRate": 0.0005, "makerFeeRate": 0.0002,
-        "takerFeeRate": 0.0005, "tradeMinLimit": 0, "tradeMinQuantity": 0.001,
-        "tradeMinUSDT": 2, "currency": "USDT", "asset": "BTC", "status": 1,
-        "apiStateOpen": "true", "apiStateClose": "true"}),
-    ];
-    let list: Vec<Value> = match req.param("symbol") {
-        Some(s) => all.into_iter().filter(|c| c["symbol"] == s).collect(),
-        None => all,
+    let all: Vec<Value> = listed(req.param("symbol"))
+        .map(|c| {
+            json!({"contractId": "100", "symbol": c.0, "size": "0.0001",
+            "quantityPrecision": c.1, "pricePrecision": c.2, "feeRate": 0.0005,
+            "makerFeeRate": 0.0002, "takerFeeRate": 0.0005, "tradeMinLimit": 0,
+            "tradeMinQuantity": c.3, "tradeMinUSDT": c.4, "currency": "USDT",
+            "asset": c.0.split('-').next(), "status": c.5,
+            "apiStateOpen": "true", "apiStateClose": "true"})
+        })
+        .collect();
+    reply(0, "", json!(all))
+}
+
+/// Kline/Candlestick Data: objects, newest first here (the adapter sorts).
+fn klines(b: &Book, req: &Request) -> Response {
+    let width: i64 = match req.param("interval").unwrap_or("") {
+        "1m" => 60_000,
+        "5m" => 300_000,
+        "15m" => 900_000,
+        "1h" => 3_600_000,
+        "4h" => 14_400_000,
+        "1d" => 86_400_000,
+        _ => return reply(109400, "interval invalid", json!({})),
     };
+    let limit: i64 = req
+        .param("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(500);
+    if !(1..=1440).contains(&limit) {
+        return reply(109400, "limit invalid", json!({}));
+    }
+    let now = b.server_ms();
+    let newest = now - now.rem_euclid(width);
+    let list: Vec<Value> = (0..limit)
+        .map(|k| {
+            let close = 1000 + (limit - 1 - k);
+            json!({"open": (close - 1).to_string(), "close": close.to_string(),
+                "high": (close + 2).to_string(), "low": (close - 3).to_string(),
+                "volume": "12.5", "time": newest - k * width})
+        })
+        .collect();
     reply(0, "", json!(list))
 }
 

@@ -213,6 +213,9 @@ pub struct Book {
     pub rate_limited: usize,
     /// Every request path seen, in order.
     pub seen: Vec<String>,
+    /// Every public market-data request as `path?query`, in order (instruments,
+    /// tickers, klines): what the server's caches cost the exchange.
+    pub market_calls: Vec<String>,
     /// The next request to this `METHOD /path` is carried out but its answer is
     /// lost.
     pub lose_reply: Option<String>,
@@ -246,6 +249,7 @@ impl Book {
             rate_limit_next: 0,
             rate_limited: 0,
             seen: Vec::new(),
+            market_calls: Vec::new(),
             lose_reply: None,
         }
     }

@@ -85,6 +85,10 @@ fn handle(book: &Mutex<Book>, req: &Request) -> Response {
     let mut b = book.lock().unwrap();
     b.seen.push(req.path.clone());
     if req.path.starts_with("/v5/market/") {
+        if req.path != "/v5/market/time" {
+            let call = format!("{}?{}", req.path, req.raw_query);
+            b.market_calls.push(call);
+        }
         if let Some(r) = injected(&mut b, req) {
             return r;
         }
@@ -214,26 +218,170 @@ fn market(b: &Book, req: &Request) -> Response {
                 "timeNano": (ms as i128 * 1_000_000).to_string()}))
         }
         "/v5/market/instruments-info" if req.param("category") == Some("linear") => {
-            let list = if sym == SYMBOL {
-                vec![json!({"symbol": SYMBOL, "status": "Trading",
-                    "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
-                    "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": "0.001",
-                        "qtyStep": "0.001"}})]
-            } else {
-                vec![]
-            };
-            ok(json!({"category": "linear", "list": list, "nextPageCursor": ""}))
+            instruments(req)
         }
         // docs/v5/market/tickers: the last, mark and index prices (the fake's index
-        // is its mark).
-        "/v5/market/tickers" if req.param("category") == Some("linear") && sym == SYMBOL => {
-            ok(json!({"category": "linear", "list": [{"symbol": SYMBOL,
-                "lastPrice": num(b.price), "markPrice": num(b.mark()),
-                "indexPrice": num(b.mark())}]}))
+        // is its mark); every symbol when none is named.
+        "/v5/market/tickers" if req.param("category") == Some("linear") => {
+            let list: Vec<Value> = INSTRUMENTS
+                .iter()
+                .filter(|i| sym.is_empty() || sym == i.0)
+                .map(|i| ticker(b, i))
+                .collect();
+            if list.is_empty() {
+                return reply(10001, "params error: symbol invalid", json!({}));
+            }
+            ok(json!({"category": "linear", "list": list}))
         }
+        "/v5/market/kline" if req.param("category") == Some("linear") => kline(b, req),
         "/v5/market/tickers" => reply(10001, "params error: symbol invalid", json!({})),
         _ => reply(10001, "params error", json!({})),
     }
+}
+
+/// The fake's linear contracts: (symbol, base, settle coin, status, tick, qty step,
+/// min qty, min notional, max leverage, last price). BTCUSDT trades at the book's
+/// price; the USDC-settled and pre-launch ones must not reach a USDT catalogue.
+type Listing = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+pub const INSTRUMENTS: [Listing; 7] = [
+    (
+        "BTCUSDT", "BTC", "USDT", "Trading", "0.10", "0.001", "0.001", "5", "100.00", "",
+    ),
+    (
+        "ETHUSDT", "ETH", "USDT", "Trading", "0.01", "0.01", "0.01", "5", "100.00", "3000.25",
+    ),
+    (
+        "SOLUSDT", "SOL", "USDT", "Trading", "0.010", "0.1", "0.1", "5", "75.00", "150.125",
+    ),
+    (
+        "XRPUSDT", "XRP", "USDT", "Trading", "0.0001", "1", "1", "5", "75.00", "0.5123",
+    ),
+    (
+        "1000PEPEUSDT",
+        "1000PEPE",
+        "USDT",
+        "Trading",
+        "0.0000001",
+        "100",
+        "100",
+        "5",
+        "12.50",
+        "0.0101234",
+    ),
+    (
+        "BTCPERP", "BTC", "USDC", "Trading", "0.5", "0.001", "0.001", "5", "100.00", "60010",
+    ),
+    (
+        "NEWUSDT",
+        "NEW",
+        "USDT",
+        "PreLaunch",
+        "0.0001",
+        "1",
+        "1",
+        "5",
+        "25.00",
+        "1",
+    ),
+];
+
+/// Instruments per page: small, so that the catalogue walks the cursor.
+const PAGE: usize = 3;
+
+/// docs/v5/market/instrument: one symbol, or every one a page at a time
+/// (`cursor` is the index of the page's first entry).
+fn instruments(req: &Request) -> Response {
+    let sym = req.param("symbol").unwrap_or("");
+    let all: Vec<Value> = INSTRUMENTS
+        .iter()
+        .filter(|i| sym.is_empty() || sym == i.0)
+        .map(|i| {
+            json!({"symbol": i.0, "contractType": "LinearPerpetual", "status": i.3,
+                "baseCoin": i.1, "quoteCoin": if i.2 == "USDC" { "USDC" } else { "USDT" },
+                "settleCoin": i.2, "priceScale": "2",
+                "leverageFilter": {"minLeverage": "1", "maxLeverage": i.8, "leverageStep": "0.01"},
+                "priceFilter": {"minPrice": i.4, "maxPrice": "1999999.80", "tickSize": i.4},
+                "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": i.6,
+                    "qtyStep": i.5, "minNotionalValue": i.7},
+                "fundingInterval": 480})
+        })
+        .collect();
+    let from: usize = req
+        .param("cursor")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = all.iter().skip(from).take(PAGE).cloned().collect();
+    let next = if from + PAGE < all.len() {
+        (from + PAGE).to_string()
+    } else {
+        String::new()
+    };
+    ok(json!({"category": "linear", "list": page, "nextPageCursor": next}))
+}
+
+fn ticker(b: &Book, i: &Listing) -> Value {
+    let (last, mark) = if i.0 == SYMBOL {
+        (num(b.price), num(b.mark()))
+    } else {
+        (i.9.to_string(), i.9.to_string())
+    };
+    json!({"symbol": i.0, "lastPrice": last, "markPrice": mark, "indexPrice": mark,
+        "fundingRate": "0.0001", "nextFundingTime": "1700028800000"})
+}
+
+/// docs/v5/market/kline: `[start, open, high, low, close, volume, turnover]` as
+/// strings, newest first; the fake's candles are one per interval ending now.
+fn kline(b: &Book, req: &Request) -> Response {
+    let sym = req.param("symbol").unwrap_or("");
+    if !INSTRUMENTS.iter().any(|i| i.0 == sym) {
+        return reply(10001, "params error: symbol invalid", json!({}));
+    }
+    let width: i64 = match req.param("interval").unwrap_or("") {
+        "D" => 86_400_000,
+        m => match m.parse::<i64>() {
+            Ok(n) if [1, 3, 5, 15, 30, 60, 120, 240, 360, 720].contains(&n) => n * 60_000,
+            _ => return reply(10001, "params error: interval invalid", json!({})),
+        },
+    };
+    let limit: i64 = req
+        .param("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return reply(10001, "params error: limit invalid", json!({}));
+    }
+    let now = b.server_ms();
+    let newest = now - now.rem_euclid(width);
+    let list: Vec<Value> = (0..limit)
+        .map(|k| {
+            let t = newest - k * width;
+            // Prices that tell candles apart: the close is 1000 + the candle's index
+            // counted from the oldest.
+            let close = 1000 + (limit - 1 - k);
+            json!([
+                t.to_string(),
+                (close - 1).to_string(),
+                (close + 2).to_string(),
+                (close - 3).to_string(),
+                close.to_string(),
+                "12.5",
+                "12500"
+            ])
+        })
+        .collect();
+    ok(json!({"category": "linear", "symbol": sym, "list": list}))
 }
 
 fn private(b: &mut Book, req: &Request, p: &Value) -> Response {

@@ -134,12 +134,32 @@ impl Api {
         let signature = rest::hmac_hex(&self.key.secret, &signing);
         let url = format!("{}{path}?{signing}&signature={signature}", self.base);
         let headers = [("X-BX-APIKEY", self.key.key.as_str())];
+        self.send(method, &url, &headers, retried)
+    }
+
+    /// An unsigned market-data GET ("No API KEY signature required"): only the
+    /// `timestamp` every swap endpoint asks for, from the local clock. Tried once:
+    /// the caches that call it retry on their own schedule.
+    pub fn public(&self, path: &str, params: &[(&str, String)]) -> Result<String, Refused> {
+        let mut all = params.to_vec();
+        all.push(("timestamp", rest::local_ms().to_string()));
+        let url = format!("{}{path}?{}", self.base, canonical(&all));
+        self.send("GET", &url, &[], false)
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        retried: bool,
+    ) -> Result<String, Refused> {
         // Parameters travel in the query; POST and DELETE still say
         // `Content-Length: 0`, which some front ends insist on.
         let body = (method != "GET").then_some("");
         let answer = self
             .http
-            .send(method, &url, &headers, body)
+            .send(method, url, headers, body)
             .map_err(Refused::Failed)?;
         let r = envelope(answer.status, &answer.body, retried);
         if let Err(e) = &r {

@@ -28,6 +28,7 @@ mod errors;
 mod history;
 mod orders;
 mod parse;
+pub mod public;
 mod types;
 
 use std::collections::HashMap;

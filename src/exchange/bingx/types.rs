@@ -47,13 +47,60 @@ pub struct Contract {
     pub trade_min_quantity: Option<Decimal>,
     #[serde(rename = "tradeMinUSDT", default, deserialize_with = "decimal_opt")]
     pub trade_min_usdt: Option<Decimal>,
+    /// The settlement and margin asset (`USDT`).
+    #[serde(default)]
+    pub currency: String,
+    /// 1 online, 25 closing only, 5 pre-online, 0 offline.
+    #[serde(default, deserialize_with = "int_or_zero")]
+    pub status: i64,
+}
+
+/// `status` of a contract: absent (older answers) counts as not known to trade.
+fn int_or_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    wire::int_opt(d).map(|v| v.unwrap_or(0))
 }
 
 /// `GET /openApi/swap/v2/quote/ticker` for one symbol.
 #[derive(Debug, Deserialize)]
 pub struct Ticker {
+    /// Absent in some single-symbol answers; always there in the list of all.
+    #[serde(default)]
+    pub symbol: String,
     #[serde(rename = "lastPrice", deserialize_with = "decimal")]
     pub last_price: Decimal,
+}
+
+/// One entry of `GET /openApi/swap/v2/quote/premiumIndex` ("Mark Price and
+/// Funding Rate").
+#[derive(Debug, Deserialize)]
+pub struct Premium {
+    pub symbol: String,
+    #[serde(rename = "lastFundingRate", default, deserialize_with = "decimal_opt")]
+    pub last_funding_rate: Option<Decimal>,
+    /// Unix ms.
+    #[serde(
+        rename = "nextFundingTime",
+        default,
+        deserialize_with = "wire::int_opt"
+    )]
+    pub next_funding_time: Option<i64>,
+}
+
+/// One candle of `GET /openApi/swap/v3/quote/klines`.
+#[derive(Debug, Deserialize)]
+pub struct Kline {
+    #[serde(deserialize_with = "int")]
+    pub time: i64,
+    #[serde(deserialize_with = "decimal")]
+    pub open: Decimal,
+    #[serde(deserialize_with = "decimal")]
+    pub high: Decimal,
+    #[serde(deserialize_with = "decimal")]
+    pub low: Decimal,
+    #[serde(deserialize_with = "decimal")]
+    pub close: Decimal,
+    #[serde(deserialize_with = "decimal")]
+    pub volume: Decimal,
 }
 
 /// An order's id: `orderID` (a string) when given, else `orderId` (a number

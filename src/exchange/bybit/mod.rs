@@ -28,6 +28,7 @@ mod history;
 mod leverage;
 mod orders;
 mod parse;
+pub mod public;
 mod types;
 
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::exchange::rest::wire::{decimal, decimal_opt, id, int};
+use crate::exchange::rest::wire::{decimal, decimal_opt, id, int, int_opt};
 
 /// A `list` with its `nextPageCursor` (empty on the last page), the shape of every
 /// list answer (docs/v5/order/open-order, "Response Parameters").
@@ -28,10 +28,28 @@ pub struct ServerTime {
 /// `GET /v5/market/instruments-info` (docs/v5/market/instrument), linear.
 #[derive(Debug, Deserialize)]
 pub struct Instrument {
+    pub symbol: String,
+    /// `Trading` while it trades (`PreLaunch`, `Delivering`, `Closed` otherwise).
+    pub status: String,
+    #[serde(rename = "baseCoin")]
+    pub base_coin: String,
+    #[serde(rename = "quoteCoin")]
+    pub quote_coin: String,
+    #[serde(rename = "settleCoin")]
+    pub settle_coin: String,
+    #[serde(rename = "leverageFilter")]
+    pub leverage_filter: LeverageFilter,
     #[serde(rename = "priceFilter")]
     pub price_filter: PriceFilter,
     #[serde(rename = "lotSizeFilter")]
     pub lot_size_filter: LotSizeFilter,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LeverageFilter {
+    /// `"100.00"`.
+    #[serde(rename = "maxLeverage", deserialize_with = "decimal")]
+    pub max_leverage: Decimal,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,8 +72,41 @@ pub struct LotSizeFilter {
 /// `GET /v5/market/tickers` (docs/v5/market/tickers).
 #[derive(Debug, Deserialize)]
 pub struct Ticker {
+    pub symbol: String,
     #[serde(rename = "lastPrice", deserialize_with = "decimal")]
     pub last_price: Decimal,
+    /// Empty for contracts without funding.
+    #[serde(rename = "fundingRate", default, deserialize_with = "decimal_opt")]
+    pub funding_rate: Option<Decimal>,
+    /// Unix ms; empty or `"0"` for contracts without funding.
+    #[serde(rename = "nextFundingTime", default, deserialize_with = "int_opt")]
+    pub next_funding_time: Option<i64>,
+}
+
+/// One candle of `GET /v5/market/kline` (docs/v5/market/kline): `[startTime, open,
+/// high, low, close, volume, turnover]`, all strings.
+#[derive(Debug, Deserialize)]
+pub struct Kline(
+    #[serde(deserialize_with = "int")] pub i64,
+    #[serde(deserialize_with = "decimal")] pub Decimal,
+    #[serde(deserialize_with = "decimal")] pub Decimal,
+    #[serde(deserialize_with = "decimal")] pub Decimal,
+    #[serde(deserialize_with = "decimal")] pub Decimal,
+    #[serde(deserialize_with = "decimal")] pub Decimal,
+    pub serde::de::IgnoredAny,
+);
+
+impl Kline {
+    pub fn candle(&self) -> crate::market::candles::Candle {
+        crate::market::candles::Candle {
+            start_ms: self.0,
+            open: self.1,
+            high: self.2,
+            low: self.3,
+            close: self.4,
+            volume: self.5,
+        }
+    }
 }
 
 /// `POST /v5/order/create` (docs/v5/order/create-order).

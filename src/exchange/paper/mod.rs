@@ -19,6 +19,7 @@
 mod account;
 mod book;
 mod fills;
+pub(crate) mod listings;
 mod manual;
 mod markets;
 mod matching;

@@ -82,6 +82,20 @@ pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         .map_err(|_| D::Error::custom(format!("not an integer: {s:?}")))
 }
 
+/// A time the exchange leaves out when it does not apply: `""`, `null` or `0` is
+/// `None` (so is an absent field, with `#[serde(default)]`).
+pub fn int_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match scalar_text(d)? {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() || s.trim() == "0" => Ok(None),
+        Some(s) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("not an integer: {s:?}"))),
+    }
+}
+
 /// An identifier sent as a string or as a (possibly larger than 2^53) number,
 /// kept as its text; `null` is empty.
 pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -6,11 +6,12 @@
 use rusqlite::TransactionBehavior;
 use serde_json::json;
 
-use super::ApiResult;
+use super::{markets, ApiResult};
 use crate::bots::config::{self, BotConfig, SecretUpdate, StoredConfig};
 use crate::http::ctx::Ctx;
 use crate::http::input;
 use crate::http::reply;
+use crate::market::catalogue::{self, Listed, Source};
 use crate::secrets::{Credentials, SecretKey};
 use crate::store::{bots, users};
 
@@ -39,11 +40,55 @@ fn changes_market(active: &BotConfig, new: &BotConfig, secrets: &SecretUpdate) -
         || !secrets.is_empty()
 }
 
+/// Where the catalogue of the exchange the saved configuration will name comes
+/// from: the body's `exchange` when it is valid, else the stored one.
+fn target_source(ctx: &Ctx<'_, '_>, body: &input::JsonInput, stored: &str) -> Option<Source> {
+    let named = body.fields().get("exchange").and_then(|v| v.as_str());
+    let exchange = named
+        .filter(|e| config::EXCHANGES.contains(e))
+        .unwrap_or(stored);
+    Source::of(exchange, &ctx.config.paper_prices)
+}
+
+/// The catalogue's rule (`market::catalogue::check`) on the configuration to save;
+/// a catalogue out of reach lets it through (logged): editing a take-profit must
+/// work during an exchange outage.
+fn check_market(
+    ctx: &Ctx<'_, '_>,
+    conn: &rusqlite::Connection,
+    c: &BotConfig,
+) -> Result<(), super::ApiError> {
+    let Some(source) = Source::of(&c.exchange, &ctx.config.paper_prices) else {
+        return Ok(());
+    };
+    let listed = catalogue::cached(conn, source, &c.symbol)?;
+    if listed == Listed::Unknown {
+        slog::warn!(ctx.log, "market catalogue unavailable; saving without the market check";
+                    "exchange" => &c.exchange, "symbol" => &c.symbol);
+    }
+    catalogue::check(&c.exchange, &c.symbol, c.leverage, &listed).map_err(|(field, msg)| {
+        let fields = std::collections::BTreeMap::from([(field, msg)]);
+        reply::invalid_fields(&fields).into()
+    })
+}
+
 pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = ctx.identity.user_id().unwrap_or_default();
     let body = input::json(ctx.req)?;
     let key = secret_key(ctx)?;
     let mut conn = ctx.db.conn()?;
+    // The catalogue is refreshed (maybe from the exchange) before the write
+    // transaction, which then only reads the cached copy.
+    if let Some(stored) = config::load(&conn, uid)? {
+        if let Some(Source::Live(v)) = target_source(ctx, &body, &stored.config.exchange) {
+            catalogue::ensure(
+                &mut conn,
+                v,
+                markets::catalogue_settings(ctx.config),
+                ctx.log,
+            )?;
+        }
+    }
     // Immediate: the status check and the write are one step, so a start that
     // begins meanwhile either sees the new configuration or makes us answer 409.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -56,6 +101,7 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         let base = config::load_pending(&tx, uid)?.unwrap_or_else(|| stored.config.clone());
         let (new, secrets) = config::apply_update(&base, body.fields())
             .map_err(|fields| reply::invalid_fields(&fields))?;
+        check_market(ctx, &tx, &new)?;
         if changes_market(&stored.config, &new, &secrets) {
             return Ok(reply::json(
                 409,
@@ -75,6 +121,7 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     }
     let (new, secrets) = config::apply_update(&stored.config, body.fields())
         .map_err(|fields| reply::invalid_fields(&fields))?;
+    check_market(ctx, &tx, &new)?;
     config::save(&tx, uid, &new)?;
     if !secrets.is_empty() {
         store_secrets(&tx, uid, &key, secrets)?;

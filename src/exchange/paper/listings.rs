@@ -1,0 +1,37 @@
+//! Read-only views of the paper exchange for the market catalogue
+//! (`market::catalogue`): what it lists and at what price its markets last
+//! traded. Nothing here changes the exchange's state.
+
+use rusqlite::Connection;
+use rust_decimal::Decimal;
+
+use super::markets;
+use crate::bots::ladder::Market;
+use crate::money::sql as money_sql;
+
+/// The symbols listed from the start; any other well-formed `XXX/USDT` is listed
+/// on demand (`listing`).
+pub(crate) const MAJORS: [&str; 3] = ["BTC/USDT", "ETH/USDT", "SOL/USDT"];
+
+/// A paper market's trading rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct PaperListing {
+    pub market: Market,
+    pub max_leverage: u32,
+}
+
+/// The rules of `symbol`, `None` when the paper exchange cannot trade it.
+pub(crate) fn listing(symbol: &str) -> Option<PaperListing> {
+    markets::listing(symbol).map(|l| PaperListing {
+        market: l.market,
+        max_leverage: l.max_leverage,
+    })
+}
+
+/// Every market the paper exchange has traded, with its persisted price, by symbol.
+pub(crate) fn traded(conn: &Connection) -> rusqlite::Result<Vec<(String, Decimal)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT symbol, price FROM paper_markets ORDER BY symbol")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, money_sql::get(r, 1)?)))?;
+    rows.collect()
+}

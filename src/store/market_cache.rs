@@ -1,0 +1,266 @@
+//! The market-data cache shared by every worker (tables `market_catalogue`,
+//! `market_candles`, `market_refresh` of sql/0011_market_catalogue.sql) and the
+//! paper exchange's one-minute buckets (`paper_candles`, read only).
+//!
+//! Invariant: a process fetches an item from an exchange only after `claim`
+//! returned `true` for it, and the claim's UPDATE is one statement, so across all
+//! workers at most one fetch per item runs per refresh period (and per retry pause
+//! after a failure).
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::StoreError;
+use crate::market::candles::Candle;
+use crate::market::catalogue::MarketInfo;
+use crate::money::{self, sql as money_sql};
+
+/// When an item was last fetched, last failed, and until when it is claimed (ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefreshState {
+    pub fetched_ms: i64,
+    pub failed_ms: i64,
+    pub claimed_until_ms: i64,
+}
+
+/// How often an item may be fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// A copy younger than this is served as it is.
+    pub period_ms: i64,
+    /// After a failed fetch, the next waits this long.
+    pub retry_ms: i64,
+    /// A claim lapses after this long (a claimant that died frees the item).
+    pub hold_ms: i64,
+}
+
+/// Takes the right to fetch `item` if it is due and nobody holds it: `true` when
+/// this caller must fetch (and then call `fetched` or `failed`).
+pub fn claim(conn: &Connection, item: &str, now_ms: i64, s: Schedule) -> Result<bool, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO market_refresh (item) VALUES (?1) ON CONFLICT (item) DO NOTHING",
+    )?
+    .execute([item])?;
+    let won = conn
+        .prepare_cached(
+            "UPDATE market_refresh SET claimed_until_ms = ?2 + ?5
+             WHERE item = ?1 AND claimed_until_ms <= ?2
+               AND fetched_ms + ?3 <= ?2 AND failed_ms + ?4 <= ?2",
+        )?
+        .execute(params![item, now_ms, s.period_ms, s.retry_ms, s.hold_ms])?;
+    Ok(won == 1)
+}
+
+pub fn state(conn: &Connection, item: &str) -> Result<RefreshState, StoreError> {
+    let s = conn
+        .prepare_cached(
+            "SELECT fetched_ms, failed_ms, claimed_until_ms FROM market_refresh WHERE item = ?1",
+        )?
+        .query_row([item], |r| {
+            Ok(RefreshState {
+                fetched_ms: r.get(0)?,
+                failed_ms: r.get(1)?,
+                claimed_until_ms: r.get(2)?,
+            })
+        })
+        .optional()?;
+    Ok(s.unwrap_or_default())
+}
+
+fn fetched(conn: &Connection, item: &str, now_ms: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE market_refresh SET fetched_ms = ?2, claimed_until_ms = 0 WHERE item = ?1",
+    )?
+    .execute(params![item, now_ms])
+    .map(drop)
+}
+
+/// Records a failed fetch: the old copy stays, the next try waits `retry_ms`.
+pub fn failed(conn: &Connection, item: &str, now_ms: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE market_refresh SET failed_ms = ?2, claimed_until_ms = 0 WHERE item = ?1",
+    )?
+    .execute(params![item, now_ms])?;
+    Ok(())
+}
+
+/// Replaces `exchange`'s catalogue with `markets` and marks `item` fetched, at once.
+pub fn save_catalogue(
+    conn: &mut Connection,
+    item: &str,
+    exchange: &str,
+    markets: &[MarketInfo],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM market_catalogue WHERE exchange = ?1",
+        [exchange],
+    )?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR REPLACE INTO market_catalogue (exchange, symbol, tick_size, qty_step,
+                 min_qty, min_notional, max_leverage, last_price, funding_rate, next_funding_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for m in markets {
+            insert.execute(params![
+                exchange,
+                m.symbol,
+                money_sql::Sql(m.tick_size),
+                money_sql::Sql(m.qty_step),
+                money_sql::Sql(m.min_qty),
+                money_sql::Sql(m.min_notional),
+                m.max_leverage,
+                money_sql::opt(m.last_price),
+                money_sql::opt(m.funding_rate),
+                m.next_funding_at,
+            ])?;
+        }
+    }
+    fetched(&tx, item, now_ms)?;
+    tx.commit()?;
+    Ok(())
+}
+
+const MARKET_COLUMNS: &str = "symbol, tick_size, qty_step, min_qty, min_notional, max_leverage,
+    last_price, funding_rate, next_funding_at";
+
+fn market_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MarketInfo> {
+    Ok(MarketInfo {
+        symbol: r.get(0)?,
+        tick_size: money_sql::get(r, 1)?,
+        qty_step: money_sql::get(r, 2)?,
+        min_qty: money_sql::get(r, 3)?,
+        min_notional: money_sql::get(r, 4)?,
+        max_leverage: r.get(5)?,
+        last_price: money_sql::get_opt(r, 6)?,
+        funding_rate: money_sql::get_opt(r, 7)?,
+        next_funding_at: r.get(8)?,
+    })
+}
+
+/// `exchange`'s cached catalogue, by symbol.
+pub fn catalogue(conn: &Connection, exchange: &str) -> Result<Vec<MarketInfo>, StoreError> {
+    let sql = format!(
+        "SELECT {MARKET_COLUMNS} FROM market_catalogue WHERE exchange = ?1 ORDER BY symbol"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([exchange], market_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One market of `exchange`'s cached catalogue.
+pub fn market(
+    conn: &Connection,
+    exchange: &str,
+    symbol: &str,
+) -> Result<Option<MarketInfo>, StoreError> {
+    let sql = format!(
+        "SELECT {MARKET_COLUMNS} FROM market_catalogue WHERE exchange = ?1 AND symbol = ?2"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([exchange, symbol], market_row)
+        .optional()?)
+}
+
+/// Stores the candles of `item` (oldest first) and marks it fetched, at once.
+pub fn save_candles(
+    conn: &mut Connection,
+    item: &str,
+    key: (&str, &str, &str),
+    candles: &[Candle],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let rows: Vec<Value> = candles
+        .iter()
+        .map(|c| {
+            let t = |d| Value::String(money::text(d));
+            serde_json::json!([
+                c.start_ms,
+                t(c.open),
+                t(c.high),
+                t(c.low),
+                t(c.close),
+                t(c.volume)
+            ])
+        })
+        .collect();
+    let text = Value::Array(rows).to_string();
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT OR REPLACE INTO market_candles (exchange, symbol, interval, candles)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![key.0, key.1, key.2, text],
+    )?;
+    fetched(&tx, item, now_ms)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The cached candles of (exchange, symbol, interval), oldest first; `None` when
+/// never fetched.
+pub fn candles(
+    conn: &Connection,
+    key: (&str, &str, &str),
+) -> Result<Option<Vec<Candle>>, StoreError> {
+    let text: Option<String> = conn
+        .prepare_cached(
+            "SELECT candles FROM market_candles WHERE exchange = ?1 AND symbol = ?2 AND interval = ?3",
+        )?
+        .query_row([key.0, key.1, key.2], |r| r.get(0))
+        .optional()?;
+    text.map(|t| parse_candles(&t)).transpose()
+}
+
+type Row = (i64, String, String, String, String, String);
+
+fn parse_candles(text: &str) -> Result<Vec<Candle>, StoreError> {
+    let rows: Vec<Row> = serde_json::from_str(text).map_err(|e| corrupt(&e.to_string()))?;
+    rows.into_iter()
+        .map(|(t, o, h, l, c, v)| {
+            let d = |s: &str| money::parse(s).map_err(|e| corrupt(&e.to_string()));
+            Ok(Candle {
+                start_ms: t,
+                open: d(&o)?,
+                high: d(&h)?,
+                low: d(&l)?,
+                close: d(&c)?,
+                volume: d(&v)?,
+            })
+        })
+        .collect()
+}
+
+fn corrupt(why: &str) -> StoreError {
+    StoreError::Sqlite(rusqlite::Error::InvalidColumnType(
+        0,
+        format!("market_candles.candles: {why}"),
+        rusqlite::types::Type::Text,
+    ))
+}
+
+/// The paper exchange's one-minute buckets of `symbol` from `since_ms` on, oldest
+/// first (volume 0: paper records prices, not trades).
+pub fn paper_minutes(
+    conn: &Connection,
+    symbol: &str,
+    since_ms: i64,
+) -> Result<Vec<Candle>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT start_ms, open, high, low, close FROM paper_candles
+         WHERE symbol = ?1 AND start_ms >= ?2 ORDER BY start_ms",
+    )?;
+    let rows = stmt.query_map(params![symbol, since_ms], |r| {
+        Ok(Candle {
+            start_ms: r.get(0)?,
+            open: money_sql::get(r, 1)?,
+            high: money_sql::get(r, 2)?,
+            low: money_sql::get(r, 3)?,
+            close: money_sql::get(r, 4)?,
+            volume: rust_decimal::Decimal::ZERO,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
