@@ -32,7 +32,7 @@ use slog::{error, info, warn, Logger};
 
 use crate::background::{self, Background};
 use crate::config::Config;
-use crate::exchange::paper::{Paper, PaperParams};
+use crate::exchange::paper::{default_volatility, Paper, PaperParams};
 use crate::log::Sink;
 use crate::secrets::SecretKey;
 use crate::store::{self, bots, trades};
@@ -127,13 +127,18 @@ impl Runner {
         }
         let params = PaperParams {
             tick_ms: config.paper_tick_ms,
-            volatility: config.paper_volatility,
+            volatility: config
+                .paper_volatility
+                .unwrap_or_else(|| default_volatility(config.paper_tick_ms)),
             seed: config.paper_seed,
+            funding_rate: config.paper_funding_rate,
         };
+        // FEED's price board is wired here when live prices are configured.
         let paper = Paper::open_with(
             store::open(&config.database)?,
             params,
             &config.paper_prices,
+            None,
             store::now_ms(),
         )?;
         let key = match SecretKey::resolve(config.secret_key.as_deref(), config.instance_dir()) {

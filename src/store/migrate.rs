@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0009_trading_core.sql",
         sql: include_str!("../../sql/0009_trading_core.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_paper_market.sql",
+        sql: include_str!("../../sql/0010_paper_market.sql"),
+    },
 ];
 
 pub struct Migration {

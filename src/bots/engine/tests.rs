@@ -222,6 +222,7 @@ fn setup(side: Side) -> (Arc<Paper>, Engine) {
             tick_ms: 1000,
             volatility: 0.001,
             seed: Some(1),
+            funding_rate: crate::exchange::paper::DEFAULT_FUNDING_RATE,
         },
         0,
     )

@@ -30,6 +30,19 @@ impl PaperAccount {
     pub fn user_id(&self) -> i64 {
         self.user_id
     }
+
+    /// Whether `symbol`'s paper market is paused for want of a fresh live quote
+    /// (never with walked or replayed prices).
+    pub fn price_stale(&self, symbol: &str) -> bool {
+        self.paper
+            .read(|book, _| {
+                Ok::<_, PaperError>(match book.lookup(symbol).ok().flatten() {
+                    Some(mkt) => book.paused(mkt, wall_ms()),
+                    None => book.live.is_some(),
+                })
+            })
+            .unwrap_or(true)
+    }
 }
 
 impl Exchange for PaperAccount {
@@ -140,10 +153,14 @@ impl Exchange for PaperAccount {
         })
     }
 
-    /// The paper exchange charges no funding yet (docs/bots.md, Exchanges).
-    fn funding(&self, symbol: &str, _since_ms: i64) -> Result<Vec<FundingPayment>, ExchangeError> {
-        self.paper
-            .read(|book, _| book.lookup(symbol).map(|_| Vec::new()))
+    /// The 8-hourly settlements (`funding`) of the account's positions.
+    fn funding(&self, symbol: &str, since_ms: i64) -> Result<Vec<FundingPayment>, ExchangeError> {
+        self.paper.read(|book, conn| {
+            if book.lookup(symbol)?.is_none() {
+                return Ok(Vec::new());
+            }
+            Ok(super::funding::read(conn, self.user_id, symbol, since_ms)?)
+        })
     }
 
     fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {

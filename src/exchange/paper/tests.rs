@@ -18,6 +18,7 @@ fn params(seed: u64, volatility: f64) -> PaperParams {
         tick_ms: 1000,
         volatility,
         seed: Some(seed),
+        funding_rate: crate::exchange::paper::DEFAULT_FUNDING_RATE,
     }
 }
 
@@ -1298,7 +1299,7 @@ fn a_dip_and_recovery_during_catch_up_fills_the_leg_and_the_stop_at_the_dip() {
         "seconds,symbol,price\n0,BTC/USDT,60000\n10,BTC/USDT,59500\n\
          20,BTC/USDT,58900\n30,BTC/USDT,60500\n",
     );
-    let p = Paper::in_memory_with(params(1, 0.01), &prices, 1_000_000).unwrap();
+    let p = Paper::in_memory_with(params(1, 0.01), &prices, None, 1_000_000).unwrap();
     let acct = p.account(1);
     acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
         .unwrap();
@@ -1346,7 +1347,7 @@ fn a_dip_and_recovery_during_catch_up_fills_the_leg_and_the_stop_at_the_dip() {
 #[test]
 fn replayed_symbols_follow_the_file_and_the_others_walk_bounded() {
     let prices = replayed("0,ETH/USDT,3000\n5,BTC/USDT,61000\n7,BTC/USDT,61000.04\n");
-    let p = Paper::in_memory_with(params(4, 0.001), &prices, 0).unwrap();
+    let p = Paper::in_memory_with(params(4, 0.001), &prices, None, 0).unwrap();
     let acct = p.account(1);
     // Listed before its first line: the first line's price.
     assert_eq!(acct.ticker(BTC).unwrap(), dec!(61000));
@@ -1375,7 +1376,7 @@ fn the_replay_epoch_is_persisted_and_a_restart_catches_up_on_the_path() {
     let open = |now| {
         let (conn, _) = crate::store::open_migrated(&path).unwrap();
         conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
-        Paper::open_with(conn, params(1, 0.0), &prices, now).unwrap()
+        Paper::open_with(conn, params(1, 0.0), &prices, None, now).unwrap()
     };
     let t0 = 1_700_000_000_000;
     let p = open(t0);

@@ -21,6 +21,7 @@ fn params() -> PaperParams {
         tick_ms: 1000,
         volatility: 0.0,
         seed: Some(1),
+        funding_rate: crate::exchange::paper::DEFAULT_FUNDING_RATE,
     }
 }
 
