@@ -36,6 +36,8 @@ mod walk;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_market;
+#[cfg(test)]
 mod tests_storage;
 
 use std::sync::{Arc, Mutex, MutexGuard};
