@@ -805,11 +805,16 @@ fn an_outside_close_without_executions_is_an_estimate_and_a_liquidation_is_named
     let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
     e.step(&ex, &mut j, Mode::Recover).unwrap();
     ex.close_outside(Side::Long, dec!(0.1), dec!(2700), true);
+    let mut v = Verdict::Continue;
     for _ in 0..3 {
         j.wait(3);
-        tick(&mut e, &ex, &mut j);
+        v = tick(&mut e, &ex, &mut j).1;
     }
     assert_eq!(j.trades[0].close_reason.as_deref(), Some("liquidated"));
+    assert_eq!(v, Verdict::Finished(StopReason::Liquidated));
+    let (_, msg, data) = j.event("liquidated").unwrap();
+    assert_eq!(data["liquidation"], true, "{msg}");
+    assert!(j.event("closed_outside").is_none(), "its own event");
 }
 
 #[test]

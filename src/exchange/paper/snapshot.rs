@@ -163,3 +163,30 @@ fn order_margin(conn: &Connection, uid: i64) -> Result<Decimal, PaperError> {
     }
     Ok(sum)
 }
+
+/// The liquidation price of user `uid`'s paper position on `symbol` entered at
+/// `avg_entry` (for the bot status), at the account's leverage there.
+pub fn liquidation_price_of(
+    conn: &Connection,
+    uid: i64,
+    symbol: &str,
+    side: Side,
+    avg_entry: Decimal,
+) -> Result<Option<Decimal>, PaperError> {
+    let Some(listing) = markets::listing(symbol) else {
+        return Ok(None);
+    };
+    let lev = leverage(conn, uid, symbol)?;
+    let liq = liquidation_price(side, avg_entry, lev, listing.maintenance_margin_rate);
+    Ok(Some(round_price(liq, &listing.market)))
+}
+
+/// Whether the paper market of `symbol` has not moved for longer than a quote
+/// stays fresh (with live prices: the runner has no fresh quote for it).
+pub fn market_stale(conn: &Connection, symbol: &str, now_ms: i64) -> Result<bool, PaperError> {
+    let updated: Option<i64> = conn
+        .prepare_cached("SELECT updated_ms FROM paper_markets WHERE symbol = ?1")?
+        .query_row([symbol], |r| r.get(0))
+        .optional()?;
+    Ok(updated.is_none_or(|t| now_ms - t > crate::market::STALE_AFTER_MS))
+}
