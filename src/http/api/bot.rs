@@ -22,7 +22,7 @@ use crate::runner::client::{self, RpcError, REPLY_TIMEOUT};
 use crate::runner::protocol::{Actor, Op, OpResult, Outcome, Request};
 use crate::store::{self, bots, trades};
 
-fn user_id(ctx: &Ctx<'_, '_>) -> Result<i64, ApiError> {
+pub(super) fn user_id(ctx: &Ctx<'_, '_>) -> Result<i64, ApiError> {
     ctx.identity
         .user_id()
         .ok_or_else(|| reply::error(401, "Authentication required").into())

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bot;
 pub mod bot_config;
 pub mod maintenance;
+pub mod paper;
 pub mod pnl;
 pub mod tokens;
 pub mod two_factor;
