@@ -289,6 +289,8 @@ mod tests {
                 ("/api/bot/start", Group::Start),
                 ("/api/bot/stop", Group::Stop),
                 ("/api/bot/status", Group::Status),
+                ("/api/paper/account", Group::Status),
+                ("/api/paper/account/reset", Group::Stop),
                 ("/api/bot/recover", Group::Recover),
                 ("/api/bot/orders", Group::Status),
             ]

@@ -267,7 +267,8 @@ fn a_long_cycle_from_entry_to_take_profit() {
     assert_eq!(ex.position(SYM, Side::Long).unwrap().size, dec!(0.1));
     assert_eq!(open_ids(&ex), ["bz-7-1-l1", "bz-7-1-l2", "bz-7-1-tp1"]);
     let tp1 = ex.order(SYM, "bz-7-1-tp1").unwrap().unwrap();
-    assert_eq!(tp1.price, Some(dec!(3015)), "0.5 % above the entry");
+    // The entry filled at the ask, 3000 × 1.0001 = 3000.3: 3000.3 × 1.005 = 3015.3015.
+    assert_eq!(tp1.price, Some(dec!(3015.31)), "0.5 % above the entry");
 
     // Leg 1 fills: the take-profit follows the new average.
     paper.set_price(SYM, dec!(2969)).unwrap();
@@ -335,12 +336,14 @@ fn a_short_cycle_and_no_repeat() {
         .collect();
     assert_eq!(
         legs,
-        [dec!(3030), dec!(3090.6)],
+        // From the bid entry 3000 × 0.9999 = 2999.7.
+        [dec!(3029.7), dec!(3090.29)],
         "above the entry for a short"
     );
     assert_eq!(
         ex.order(SYM, "bz-7-1-tp1").unwrap().unwrap().price,
-        Some(dec!(2985))
+        // 0.5 % below the bid entry 2999.7: 2984.7015, down to the tick.
+        Some(dec!(2984.7))
     );
     paper.set_price(SYM, dec!(2980)).unwrap();
     let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
