@@ -74,6 +74,14 @@ impl Exchange for PaperAccount {
         }
         self.paper.mutate(|book, _, dirty| {
             let mkt = book.ensure_market(symbol, dirty)?;
+            // As a real exchange does: above the listing's maximum the maintenance
+            // margin would exceed the initial one (liquidation at the entry).
+            let max = book.markets[mkt].max_leverage;
+            if leverage > max {
+                return Err(ExchangeError::Rejected(format!(
+                    "leverage {leverage} is above {symbol}'s maximum of {max}"
+                )));
+            }
             book.set_leverage(self.user_id, mkt, leverage, dirty);
             Ok(())
         })

@@ -54,6 +54,9 @@ pub(super) struct MarketState {
     pub stops_rise: BTreeSet<Level>,
     /// The listing's maintenance margin rate (what sets liquidation prices).
     pub mmr: Decimal,
+    /// The listing's highest leverage: above it a position's liquidation price
+    /// would lie at or beyond its entry.
+    pub max_leverage: u32,
     /// Accounts holding a position here: what a price move checks for liquidation.
     pub holders: BTreeSet<i64>,
     /// The minute candle the latest price belongs to (`candles`).
@@ -264,6 +267,7 @@ impl Book {
         updated_ms: i64,
     ) -> MktId {
         let id = self.markets.len();
+        let listing = markets::listing(symbol);
         self.markets.push(MarketState {
             symbol: symbol.to_owned(),
             spec,
@@ -275,8 +279,8 @@ impl Book {
             asks: BTreeSet::new(),
             stops_fall: BTreeSet::new(),
             stops_rise: BTreeSet::new(),
-            mmr: markets::listing(symbol)
-                .map_or(markets::GENERIC_MMR, |l| l.maintenance_margin_rate),
+            mmr: listing.map_or(markets::GENERIC_MMR, |l| l.maintenance_margin_rate),
+            max_leverage: listing.map_or(markets::GENERIC_MAX_LEVERAGE, |l| l.max_leverage),
             holders: BTreeSet::new(),
             candle: None,
             quote: None,

@@ -51,23 +51,30 @@ impl Book {
                 req.client_id, req.position_side
             )));
         }
+        let buy = req.side == OrderSide::Buy;
+        // What a marketable order takes: with live prices the ask (buy) or bid
+        // (sell), for limits as for market orders, none while the market is
+        // paused; walked or replayed, a market order the mark plus or minus the
+        // half-spread and a limit the mark, as it always did.
+        let against = match limit {
+            Some(_) if self.live.is_none() => Some(current),
+            _ => self.touch_price(mkt, buy, now),
+        };
         let marketable = trigger.is_none()
-            && limit.is_none_or(|p| match req.side {
-                OrderSide::Buy => p >= current,
-                OrderSide::Sell => p <= current,
-            });
-        // A market order takes the ask or bid; a marketable limit fills at the
-        // current price, as it always did (a limit never pays past its price).
-        let taken = match limit {
-            Some(_) => current,
-            None if marketable => self
-                .touch_price(mkt, req.side == OrderSide::Buy, now)
-                .ok_or_else(|| {
-                    ExchangeError::Network(format!(
-                        "no fresh price for {} yet: the paper market is paused",
-                        self.markets[mkt].symbol
-                    ))
-                })?,
+            && match (limit, against) {
+                (None, _) => true,
+                (Some(p), Some(a)) => (buy && p >= a) || (!buy && p <= a),
+                // A live limit waits for the market's next fresh quote.
+                (Some(_), None) => false,
+            };
+        let taken = match against {
+            Some(a) => a,
+            None if marketable => {
+                return Err(ExchangeError::Network(format!(
+                    "no fresh price for {} yet: the paper market is paused",
+                    self.markets[mkt].symbol
+                )))
+            }
             None => current,
         };
         if opens {

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use rust_decimal::Decimal;
+
 use super::funding::{boundary_at_or_before, funding_amount, FUNDING_EVERY_MS};
 use super::liquidation::{bankruptcy_price, liquidation_price};
 use super::tests::{limit, market, paper, params, replayed, stop};
@@ -312,8 +314,6 @@ fn quote(bid: Decimal, ask: Decimal, mark: Decimal, time_ms: i64) -> Quote {
     }
 }
 
-use rust_decimal::Decimal;
-
 #[test]
 fn live_markets_fill_at_the_quotes_bid_and_ask_and_pause_when_stale() {
     let board = Arc::new(Board::default());
@@ -387,4 +387,104 @@ fn live_markets_fill_at_the_quotes_bid_and_ask_and_pause_when_stale() {
     assert!(a
         .place(&market("e2", OrderSide::Buy, dec!(0.01), Side::Long))
         .is_err());
+}
+
+#[test]
+fn live_marketable_limits_take_the_ask_or_bid_and_others_rest() {
+    let board = Arc::new(Board::default());
+    let p = Paper::in_memory_with(
+        params(1, 0.0),
+        &PaperPrices::Live(Venue::Bybit),
+        Some(board.clone()),
+        store::now_ms(),
+    )
+    .unwrap();
+    let a = p.account(1);
+    a.ticker(BTC).unwrap();
+    // Paused: a limit is not refused, it rests until a fresh quote.
+    let early = a
+        .place(&limit(
+            "early",
+            OrderSide::Buy,
+            dec!(59000),
+            dec!(0.01),
+            Side::Long,
+        ))
+        .unwrap();
+    assert_eq!(early.status, OrderStatus::Open);
+    let q = quote(dec!(60000.0), dec!(60001.0), dec!(60000.4), store::now_ms());
+    board.quotes.lock().unwrap().insert(BTC.into(), q);
+    p.advance(store::now_ms()).unwrap();
+    // A buy limit above the ask fills at the ask, not at its limit or the last.
+    let buy = a
+        .place(&limit(
+            "b",
+            OrderSide::Buy,
+            dec!(60100),
+            dec!(0.01),
+            Side::Long,
+        ))
+        .unwrap();
+    assert_eq!(
+        (buy.status, buy.avg_fill_price),
+        (OrderStatus::Filled, dec!(60001.0))
+    );
+    // Between the bid and the ask it rests: nobody sells that low.
+    let mid = a
+        .place(&limit(
+            "m",
+            OrderSide::Buy,
+            dec!(60000.5),
+            dec!(0.01),
+            Side::Long,
+        ))
+        .unwrap();
+    assert_eq!(mid.status, OrderStatus::Open);
+    // A sell limit below the bid fills at the bid.
+    let sell = a
+        .place(&limit(
+            "s",
+            OrderSide::Sell,
+            dec!(59900),
+            dec!(0.01),
+            Side::Short,
+        ))
+        .unwrap();
+    assert_eq!(
+        (sell.status, sell.avg_fill_price),
+        (OrderStatus::Filled, dec!(60000.0))
+    );
+}
+
+#[test]
+fn leverage_above_the_listings_maximum_is_refused() {
+    let p = paper();
+    let a = p.account(1);
+    a.set_leverage(BTC, Side::Long, 100).unwrap();
+    let refused = a.set_leverage(BTC, Side::Long, 101);
+    assert!(
+        matches!(&refused, Err(ExchangeError::Rejected(m)) if m.contains("maximum of 100")),
+        "{refused:?}"
+    );
+    let sol = a.set_leverage("SOL/USDT", Side::Short, 76);
+    assert!(matches!(sol, Err(ExchangeError::Rejected(_))), "{sol:?}");
+    let generic = a.set_leverage("PEPE/USDT", Side::Long, 51);
+    assert!(
+        matches!(generic, Err(ExchangeError::Rejected(_))),
+        "{generic:?}"
+    );
+    // At every listing's maximum the liquidation price stays below a long's entry
+    // and above a short's.
+    for symbol in [BTC, "ETH/USDT", "SOL/USDT", "PEPE/USDT"] {
+        let l = super::markets::listing(symbol).unwrap();
+        let (lev, mmr) = (l.max_leverage, l.maintenance_margin_rate);
+        assert!(
+            liquidation_price(Side::Long, dec!(100), lev, mmr) < dec!(100),
+            "{symbol}"
+        );
+        assert!(
+            liquidation_price(Side::Short, dec!(100), lev, mmr) > dec!(100),
+            "{symbol}"
+        );
+    }
 }
