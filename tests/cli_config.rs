@@ -124,6 +124,10 @@ fn invalid_environment_values_exit_2_naming_the_variable() {
         ("BOT_TICK_MS", "fast"),
         ("PAPER_TICK_MS", "0"),
         ("PAPER_VOLATILITY", "2"),
+        ("PAPER_VOLATILITY", "0"),
+        ("PAPER_FUNDING_RATE", "0.01"),
+        ("PAPER_FUNDING_RATE", "-0.01"),
+        ("PAPER_FUNDING_RATE", "1%"),
         ("PAPER_SEED", "seed"),
         ("PAPER_PRICES", "random"),
         ("FORWARDED_ALLOW_IPS", "not-an-ip"),
@@ -143,6 +147,41 @@ fn invalid_environment_values_exit_2_naming_the_variable() {
             "{var}={value:?}: message must name the variable: {err}"
         );
     }
+}
+
+#[test]
+fn check_config_shows_the_paper_markets_defaults_and_values() {
+    let line = |out: &str, var: &str| -> String {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(var))
+            .unwrap_or_else(|| panic!("no {var} line in {out}"))
+            .to_string()
+    };
+    let o = run(&["check-config"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        line(&out, "PAPER_VOLATILITY").ends_with("= 60 % a year"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "PAPER_FUNDING_RATE").ends_with("= 0.0001"),
+        "{out}"
+    );
+    let o = run(
+        &["check-config"],
+        &[
+            ("PAPER_FUNDING_RATE", "-0.0025"),
+            ("PAPER_VOLATILITY", "0.002"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(line(&out, "PAPER_VOLATILITY").ends_with("= 0.002"), "{out}");
+    assert!(
+        line(&out, "PAPER_FUNDING_RATE").ends_with("= -0.0025"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -147,7 +147,12 @@ fn replayed_prices_reach_the_paper_exchange_of_the_running_server() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(entry, "43210.5", "the entry filled at the replayed price");
+    // The market entry takes the ask: 43,210.5 + 0.01 % = 43,214.82105, rounded up
+    // to the tick.
+    assert_eq!(
+        entry, "43214.9",
+        "the entry filled at the replayed price's ask"
+    );
     let epochs = count(&s, "SELECT COUNT(*) FROM paper_clock");
     assert_eq!(epochs, 1, "the epoch is stored");
 }

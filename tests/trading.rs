@@ -3,9 +3,11 @@
 //! real server, a logged-in user, the bot configured and started through the API,
 //! and everything observed through the API only (status, orders, events, trades).
 //!
-//! Every path opens at 60,000 and holds it for `LEAD` seconds, time for the bot's
-//! entry; each later move is seconds apart, and the test checks it is still before a
-//! move whenever the next step depends on it. The standard ladder (`ladder()`),
+//! Every path opens at 59,994 (`OPEN`) and holds it for `LEAD` seconds, time for the
+//! bot's entry: a market buy takes the paper ask, 59,994 + 0.01 % = 59,999.9994,
+//! rounded up to the tick: 60,000 (market sells take the bid, 0.01 % below, rounded
+//! down). Each later move is seconds apart, and the test checks it is still before
+//! a move whenever the next step depends on it. The standard ladder (`ladder()`),
 //! entered at 60,000 at 10x:
 //!
 //! | order | price | qty |
@@ -32,6 +34,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
+
+/// The opening price of every path: its ask is exactly 60,000 (module comment).
+const OPEN: &str = "59994";
 
 /// The standard ladder of the module comment.
 fn ladder() -> Value {
@@ -100,11 +105,7 @@ fn assert_trade(t: &Value, reason: &str, size: &str, avg: &str, exit: &str, fee:
     assert_dec(&t["avg_entry"], avg, "avg_entry");
     assert_dec(&t["exit_price"], exit, "exit_price");
     assert_dec(&t["fees"], fee, "fees");
-    assert_dec(
-        &t["funding"],
-        "0",
-        "funding (the paper exchange charges none)",
-    );
+    assert_dec(&t["funding"], "0", "funding (none at PAPER_FUNDING_RATE=0)");
     assert_dec(&t["pnl"], pnl, "pnl");
 }
 
@@ -119,7 +120,7 @@ fn signal(pid: i32, sig: Signal) {
 
 #[test]
 fn fee_burning_take_profits_and_early_stops_are_refused() {
-    let sc = Scenario::start(&[(0, "60000")]);
+    let sc = Scenario::start(&[(0, OPEN)]);
     let before = sc.get("/api/bot/config");
     // Round-trip fees at 10x: (0.055 % + 0.02 %) × 10 × 100 = 0.75 % of margin.
     for tp in [json!(0), json!(0.5), json!(0.75)] {
@@ -202,7 +203,7 @@ fn fee_burning_take_profits_and_early_stops_are_refused() {
 
 #[test]
 fn the_stop_loss_rests_on_the_exchange_and_follows_the_average() {
-    let mut sc = Scenario::start(&[(0, "60000"), (LEAD, "59350")]);
+    let mut sc = Scenario::start(&[(0, OPEN), (LEAD, "59350")]);
     sc.configure(&ladder());
     sc.start_bot();
     let orders = wait_ladder(&sc);
@@ -279,7 +280,7 @@ fn a_stop_fires_on_the_exchange_while_the_runner_is_down() {
     // 60,100 (above the entry, below the take-profit at 60,297) both happen while
     // the runner is frozen and then killed.
     let mut sc = Scenario::start(&[
-        (0, "60000"),
+        (0, OPEN),
         (LEAD, "59350"),
         (LEAD + 10, "58450"),
         (LEAD + 14, "60100"),
@@ -351,7 +352,9 @@ fn a_stop_fires_on_the_exchange_while_the_runner_is_down() {
 
 #[test]
 fn a_stop_loss_with_continue_waits_the_cooldown_and_enters_again() {
-    let mut sc = Scenario::start(&[(0, "60000"), (LEAD, "59350"), (LEAD + 6, "58400")]);
+    // The stop fills at the mark, 58,394.1; cycle 2 enters at its ask, 58,399.93941
+    // rounded up to 58,400.
+    let mut sc = Scenario::start(&[(0, OPEN), (LEAD, "59350"), (LEAD + 6, "58394.1")]);
     sc.configure(&with(
         ladder(),
         json!({"after_stop_loss": "continue", "cooldown": 8}),
@@ -363,16 +366,16 @@ fn a_stop_loss_with_continue_waits_the_cooldown_and_enters_again() {
 
     let t = sc.wait_trade(1, 30);
     let bought = [fill("0.002", "60000", TAKER), fill("0.002", "59400", MAKER)];
-    let exits = [fill("0.004", "58400", TAKER)];
+    let exits = [fill("0.004", "58394.1", TAKER)];
     let pnl = long_pnl(&bought, &exits, d("0"));
-    assert_eq!(pnl, d("-5.41824"));
+    assert_eq!(pnl, d("-5.44182702"));
     let fee = (fees(&bought) + fees(&exits)).to_string();
     assert_trade(
         &t,
         "stop_loss",
         "0.004",
         "59700",
-        "58400",
+        "58394.1",
         &fee,
         &pnl.to_string(),
     );
@@ -438,7 +441,7 @@ fn a_stop_loss_with_continue_waits_the_cooldown_and_enters_again() {
 
 #[test]
 fn a_position_closed_outside_stops_the_bot_for_good() {
-    let mut sc = Scenario::start(&[(0, "60000")]);
+    let mut sc = Scenario::start(&[(0, OPEN)]);
     sc.configure(&ladder());
     sc.start_bot();
     wait_ladder(&sc);
@@ -459,13 +462,20 @@ fn a_position_closed_outside_stops_the_bot_for_good() {
     });
     let trades = sc.trades();
     assert_eq!(trades.len(), 1, "{trades:?}");
-    // Both the entry and the outside close paid the taker fee.
+    // Both the entry (at the ask) and the outside close (a market sell at the bid,
+    // 59,988.0006 rounded down) paid the taker fee.
     let entry = [fill("0.002", "60000", TAKER)];
-    let close = [fill("0.002", "60000", TAKER)];
+    let close = [fill("0.002", "59988", TAKER)];
     let pnl = long_pnl(&entry, &close, d("0"));
-    assert_eq!(pnl, d("-0.132"));
+    assert_eq!(pnl, d("-0.1559868"));
     assert_trade(
-        &trades[0], "outside", "0.002", "60000", "60000", "0.132", "-0.132",
+        &trades[0],
+        "outside",
+        "0.002",
+        "60000",
+        "59988",
+        "0.1319868",
+        "-0.1559868",
     );
     assert!(sc.kinds().contains(&"closed_outside".to_string()));
     sc.wait(10, "the bot's orders cancelled", |sc| {
@@ -484,7 +494,7 @@ fn a_position_closed_outside_stops_the_bot_for_good() {
 
 #[test]
 fn stop_then_start_replaces_the_unfilled_legs_only() {
-    let mut sc = Scenario::start(&[(0, "60000"), (LEAD, "59350")]);
+    let mut sc = Scenario::start(&[(0, OPEN), (LEAD, "59350")]);
     sc.configure(&ladder());
     sc.start_bot();
     let mut seen: HashSet<String> = HashSet::new();
@@ -536,7 +546,7 @@ fn stop_then_start_replaces_the_unfilled_legs_only() {
 
 #[test]
 fn after_cycle_finishes_the_cycle_then_stops() {
-    let mut sc = Scenario::start(&[(0, "60000"), (LEAD, "60650")]);
+    let mut sc = Scenario::start(&[(0, OPEN), (LEAD, "60650")]);
     sc.configure(&ladder());
     sc.start_bot();
     wait_ladder(&sc);
@@ -583,7 +593,8 @@ fn after_cycle_finishes_the_cycle_then_stops() {
 
 #[test]
 fn config_changed_while_running_applies_from_the_next_cycle() {
-    let mut sc = Scenario::start(&[(0, "60000"), (LEAD, "60650")]);
+    // 60,643.9's ask is 60,649.96439, rounded up: cycle 2 enters at 60,650.
+    let mut sc = Scenario::start(&[(0, OPEN), (LEAD, "60643.9")]);
     sc.configure(&ladder());
     sc.start_bot();
     wait_ladder(&sc);
@@ -658,7 +669,7 @@ fn config_changed_while_running_applies_from_the_next_cycle() {
 
 #[test]
 fn max_active_legs_rests_one_leg_at_a_time() {
-    let mut sc = Scenario::start(&[(0, "60000"), (LEAD, "59350")]);
+    let mut sc = Scenario::start(&[(0, OPEN), (LEAD, "59350")]);
     sc.configure(&with(
         ladder(),
         json!({"max_active_legs": 1, "stop_loss": 0}),
@@ -710,9 +721,10 @@ fn max_active_legs_rests_one_leg_at_a_time() {
 #[test]
 fn a_trailing_take_profit_closes_on_the_retrace() {
     // 60,700 passes the take-profit price (60,600); the best is 61,000; 60,800 is
-    // less than 0.5 % below it; 60,690 is more (61,000 × 0.995 = 60,695).
+    // less than 0.5 % below it; 60,690 is more (61,000 × 0.995 = 60,695), and the
+    // close is a market sell at its bid, 60,683.931 rounded down.
     let mut sc = Scenario::start(&[
-        (0, "60000"),
+        (0, OPEN),
         (LEAD, "60700"),
         (LEAD + 6, "61000"),
         (LEAD + 12, "60800"),
@@ -737,17 +749,17 @@ fn a_trailing_take_profit_closes_on_the_retrace() {
 
     let t = sc.wait_trade(1, LEAD + 40);
     let entry = [fill("0.002", "60000", TAKER)];
-    let exit = [fill("0.002", "60690", TAKER)];
+    let exit = [fill("0.002", "60683.9", TAKER)];
     let pnl = long_pnl(&entry, &exit, d("0"));
-    assert_eq!(pnl, d("1.247241"));
+    assert_eq!(pnl, d("1.23504771"));
     assert_trade(
         &t,
         "trailing_take_profit",
         "0.002",
         "60000",
-        "60690",
-        "0.132759",
-        "1.247241",
+        "60683.9",
+        "0.13275229",
+        "1.23504771",
     );
     sc.wait(10, "legs and stop cancelled", |sc| sc.orders().is_empty());
     sc.finish();
@@ -762,7 +774,7 @@ fn a_thirty_day_cycle_closes_with_the_ledger_pnl() {
          scenario cannot run without it"
     );
     let month = 30 * 86_400;
-    let mut sc = Scenario::start(&[(0, "60000"), (LEAD, "59350"), (month + 5, "60400")]);
+    let mut sc = Scenario::start(&[(0, OPEN), (LEAD, "59350"), (month + 5, "60400")]);
     sc.configure(&ladder());
     sc.start_bot();
     let first = wait_ladder(&sc);
@@ -832,7 +844,7 @@ fn exact_thirds_leave_no_float_artefacts() {
     // binary floats print as 0.009000000000000001. Average 532.836 / 0.009 = 59204;
     // take-profit 59204 × 1.01 = 59796.04, rounded up to 59796.1.
     let mut sc = Scenario::start(&[
-        (0, "60000"),
+        (0, OPEN),
         (LEAD, "59350"),
         (LEAD + 6, "58150"),
         (LEAD + 12, "59900"),

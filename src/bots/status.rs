@@ -67,8 +67,10 @@ text_enum! {
     pub enum StopReason {
         /// Its stop-loss closed the cycle and `after_stop_loss` is `stop`.
         StopLoss = "stop_loss",
-        /// The position was closed by someone else, or liquidated.
+        /// The position was closed by someone else.
         ClosedOutside = "closed_outside",
+        /// The exchange liquidated the position.
+        Liquidated = "liquidated",
         /// The cycle finished and the bot was not to repeat (`repeat` off, or a
         /// stop with mode `after_cycle`).
         AfterCycle = "after_cycle",

@@ -133,8 +133,10 @@ pub struct Config {
     pub public_url: String,
     pub bot_tick_ms: u64,
     pub paper_tick_ms: u64,
-    /// Strictly between 0 and 1.
-    pub paper_volatility: f64,
+    /// Strictly between 0 and 1; `None` = about 60 % a year at `paper_tick_ms`.
+    pub paper_volatility: Option<f64>,
+    /// `PAPER_FUNDING_RATE`: strictly between −0.01 and 0.01.
+    pub paper_funding_rate: rust_decimal::Decimal,
     /// None = seed from the OS.
     pub paper_seed: Option<u64>,
     /// `--paper-prices` / `PAPER_PRICES`: the walk, or a replay file already read and
@@ -232,7 +234,8 @@ impl Config {
             public_url: src.value_or(&S::PUBLIC_URL, || default_public_url(&binds[0]))?,
             bot_tick_ms: src.value(&S::BOT_TICK_MS)?,
             paper_tick_ms: src.value(&S::PAPER_TICK_MS)?,
-            paper_volatility: src.value(&S::PAPER_VOLATILITY)?,
+            paper_volatility: src.optional(&S::PAPER_VOLATILITY)?,
+            paper_funding_rate: src.value(&S::PAPER_FUNDING_RATE)?,
             paper_seed: src.optional(&S::PAPER_SEED)?,
             paper_prices: load_paper_prices(&mut src)?,
             telegram_api_url: src.value(&S::TELEGRAM_API_URL)?,
@@ -459,7 +462,8 @@ mod tests {
         assert_eq!(c.mail_from, "blitz@localhost");
         assert_eq!(c.public_url, "http://127.0.0.1:8000");
         assert_eq!((c.bot_tick_ms, c.paper_tick_ms), (1000, 1000));
-        assert_eq!(c.paper_volatility, 0.001);
+        assert_eq!(c.paper_volatility, None);
+        assert_eq!(c.paper_funding_rate, rust_decimal::Decimal::new(1, 4));
         assert_eq!(c.paper_seed, None);
         assert!(matches!(c.paper_prices, PaperPrices::Walk));
     }
@@ -627,7 +631,7 @@ mod tests {
         assert_eq!(c.mail_from, "Blitz <noreply@example.com>");
         assert_eq!(c.public_url, "https://blitz.example.com");
         assert_eq!((c.bot_tick_ms, c.paper_tick_ms), (10, 250));
-        assert_eq!(c.paper_volatility, 0.02);
+        assert_eq!(c.paper_volatility, Some(0.02));
         assert_eq!(c.paper_seed, Some(42));
     }
 

@@ -79,6 +79,18 @@ pub fn open_unit_fraction(s: &str) -> Result<f64, Expected> {
     }
 }
 
+/// A decimal strictly between −0.01 and 0.01 (a funding rate per settlement).
+pub fn funding_rate(s: &str) -> Result<rust_decimal::Decimal, Expected> {
+    let expected = || Expected::new("a decimal between -0.01 and 0.01, exclusive (e.g. 0.0001)");
+    let v: rust_decimal::Decimal = s.trim().parse().map_err(|_| expected())?;
+    let bound = rust_decimal::Decimal::new(1, 2);
+    if v > -bound && v < bound {
+        Ok(v)
+    } else {
+        Err(expected())
+    }
+}
+
 /// A positive byte count with an optional binary suffix: `1048576`, `512K`, `1M`, `2G`.
 pub fn size(s: &str) -> Result<u64, Expected> {
     let expected = || {

@@ -842,10 +842,22 @@ pub static PAPER_TICK_MS: Setting<u64> = Setting {
 pub static PAPER_VOLATILITY: Setting<f64> = Setting {
     meta: var(
         &["PAPER_VOLATILITY"],
-        Default::Value("0.001"),
-        "relative size of a paper price step (between 0 and 1)",
+        Default::Unset("60 % a year"),
+        "relative size of a paper price step (between 0 and 1); unset: \
+         0.6 × √(PAPER_TICK_MS / one year), a walk of about 60 % volatility a year",
     ),
     parse: parse::open_unit_fraction,
+    show: text,
+};
+
+pub static PAPER_FUNDING_RATE: Setting<rust_decimal::Decimal> = Setting {
+    meta: var(
+        &["PAPER_FUNDING_RATE"],
+        Default::Value("0.0001"),
+        "funding rate of the paper exchange's 8-hourly settlements without live prices \
+         (between -0.01 and 0.01, exclusive)",
+    ),
+    parse: parse::funding_rate,
     show: text,
 };
 
@@ -954,7 +966,7 @@ pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
 };
 
 /// Every setting, in the order `check-config` and the README list them.
-pub static ALL: [&Meta; 64] = [
+pub static ALL: [&Meta; 65] = [
     &BIND.meta,
     &WORKERS.meta,
     &WORKER_CLASS.meta,
@@ -1009,6 +1021,7 @@ pub static ALL: [&Meta; 64] = [
     &BOT_TICK_MS.meta,
     &PAPER_TICK_MS.meta,
     &PAPER_VOLATILITY.meta,
+    &PAPER_FUNDING_RATE.meta,
     &PAPER_SEED.meta,
     &PAPER_PRICES.meta,
     &TELEGRAM_API_URL.meta,

@@ -6,8 +6,8 @@
 use blitz_worker::Response;
 
 use super::api::{
-    admin_bots, admin_users, auth, bot, bot_config, maintenance, markets, pnl, tokens, two_factor,
-    ApiResult,
+    admin_bots, admin_users, auth, bot, bot_config, maintenance, markets, paper, pnl, tokens,
+    two_factor, ApiResult,
 };
 use super::ctx::Ctx;
 use super::pages::{
@@ -178,7 +178,7 @@ const fn raw(
 }
 
 #[rustfmt::skip]
-pub static ROUTES: [Route; 61] = [
+pub static ROUTES: [Route; 63] = [
     probe("/healthz", Probe::Healthz),
     probe("/livez", Probe::Livez),
     probe("/readyz", Probe::Readyz),
@@ -209,6 +209,8 @@ pub static ROUTES: [Route; 61] = [
     api("POST", "/api/bot/start",   bot::start).user().limit(Group::Start).paused_by_maintenance(),
     api("POST", "/api/bot/stop",    bot::stop).user().limit(Group::Stop).paused_by_maintenance(),
     api("GET",  "/api/bot/status",  bot::status).user().limit(Group::Status),
+    api("GET",  "/api/paper/account", paper::account).user().limit(Group::Status),
+    api("POST", "/api/paper/account/reset", paper::reset).user().limit(Group::Stop),
     api("POST", "/api/bot/recover", bot::recover).user().limit(Group::Recover).paused_by_maintenance(),
     api("GET",  "/api/bot/orders",  bot::orders).user().limit(Group::Status),
     api("GET",  "/api/bot/events",  bot::events).user(),
@@ -291,6 +293,8 @@ mod tests {
                 ("/api/bot/start", Group::Start),
                 ("/api/bot/stop", Group::Stop),
                 ("/api/bot/status", Group::Status),
+                ("/api/paper/account", Group::Status),
+                ("/api/paper/account/reset", Group::Stop),
                 ("/api/bot/recover", Group::Recover),
                 ("/api/bot/orders", Group::Status),
                 ("/api/markets", Group::Status),

@@ -98,6 +98,9 @@ pub(super) fn finished_message(reason: StopReason) -> &'static str {
         StopReason::ClosedOutside => {
             "the position was closed outside the bot; the bot stops and does not re-enter"
         }
+        StopReason::Liquidated => {
+            "the exchange liquidated the position; the bot stops and does not re-enter"
+        }
         _ => "the cycle closed and the bot does not repeat",
     }
 }

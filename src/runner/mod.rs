@@ -32,7 +32,7 @@ use slog::{error, info, warn, Logger};
 
 use crate::background::{self, Background};
 use crate::config::Config;
-use crate::exchange::paper::{Paper, PaperParams};
+use crate::exchange::paper::{default_volatility, Paper, PaperParams};
 use crate::log::Sink;
 use crate::secrets::SecretKey;
 use crate::store::{self, bots, trades};
@@ -127,13 +127,18 @@ impl Runner {
         }
         let params = PaperParams {
             tick_ms: config.paper_tick_ms,
-            volatility: config.paper_volatility,
+            volatility: config
+                .paper_volatility
+                .unwrap_or_else(|| default_volatility(config.paper_tick_ms)),
             seed: config.paper_seed,
+            funding_rate: config.paper_funding_rate,
         };
+        // FEED's price board is wired here when live prices are configured.
         let paper = Paper::open_with(
             store::open(&config.database)?,
             params,
             &config.paper_prices,
+            None,
             store::now_ms(),
         )?;
         let key = match SecretKey::resolve(config.secret_key.as_deref(), config.instance_dir()) {
@@ -327,7 +332,7 @@ fn serve_request(m: &Manager, conn: &Connection, stream: UnixStream, log: &Logge
     }
     // A paper-account command names a position; anything else is a bot command.
     let reply = match serde_json::from_str::<PaperRequest>(&line) {
-        Ok(req) => serde_json::to_vec(&paper_ops::execute(m.paper(), &req)),
+        Ok(req) => serde_json::to_vec(&paper_ops::execute(m.paper(), conn, &req)),
         Err(_) => serde_json::to_vec(&match serde_json::from_str::<Request>(&line) {
             Ok(req) => execute(m, conn, &req),
             Err(e) => OpResult::new(Outcome::Error, format!("bad request: {e}")),

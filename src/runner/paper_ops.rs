@@ -3,14 +3,48 @@
 
 use std::sync::Arc;
 
+use rusqlite::Connection;
+
 use crate::bots::config::side_name;
 use crate::exchange::paper::Paper;
+use crate::store::bots;
 
 use super::protocol::{PaperOp, PaperReply, PaperRequest};
 
-pub(super) fn execute(paper: &Arc<Paper>, req: &PaperRequest) -> PaperReply {
+pub(super) fn execute(paper: &Arc<Paper>, conn: &Connection, req: &PaperRequest) -> PaperReply {
     match req.op {
         PaperOp::ClosePosition => close_position(paper, req),
+        PaperOp::ResetAccount => reset_account(paper, conn, req.user_id),
+    }
+}
+
+/// Resets the account unless the user's bot is active (it would trade on an
+/// account that vanished under it).
+fn reset_account(paper: &Arc<Paper>, conn: &Connection, uid: i64) -> PaperReply {
+    let reply = |done, bot_active, message: String| PaperReply {
+        done,
+        message,
+        client_id: None,
+        bot_active,
+    };
+    match bots::get(conn, uid) {
+        Ok(Some(row)) if row.status.is_active() => {
+            return reply(
+                false,
+                true,
+                "stop the bot before resetting its paper account".into(),
+            )
+        }
+        Ok(_) => {}
+        Err(e) => return reply(false, false, format!("cannot read the bot's state: {e}")),
+    }
+    match paper.reset_account(uid) {
+        Ok(()) => reply(true, false, format!("user {uid}'s paper account was reset")),
+        Err(e) => reply(
+            false,
+            false,
+            format!("the paper exchange refused the reset: {e}"),
+        ),
     }
 }
 
@@ -48,5 +82,6 @@ fn close_position(paper: &Arc<Paper>, req: &PaperRequest) -> PaperReply {
         done,
         message,
         client_id,
+        bot_active: false,
     }
 }

@@ -156,6 +156,9 @@ text_enum! {
         /// Close a position as a trader would on the exchange's site: a reduce-only
         /// market order that is not the bot's.
         ClosePosition = "close_paper_position",
+        /// Put the account back to its start (`symbol` and `side` are ignored);
+        /// refused while the user's bot is active.
+        ResetAccount = "reset_paper_account",
     }
 }
 
@@ -178,6 +181,9 @@ pub struct PaperReply {
     /// The client id of the order it placed (`manual-<ms>`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// Refused because the user's bot is active.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bot_active: bool,
 }
 
 /// A position side as the API writes it: `long` or `short`.
@@ -253,6 +259,7 @@ mod tests {
             done: false,
             message: "nothing to close".into(),
             client_id: None,
+            bot_active: false,
         };
         assert_eq!(
             serde_json::to_value(&reply).unwrap(),

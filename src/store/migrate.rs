@@ -55,8 +55,8 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 10,
-        name: "0010_paper_candles.sql",
-        sql: include_str!("../../sql/0010_paper_candles.sql"),
+        name: "0010_paper_market.sql",
+        sql: include_str!("../../sql/0010_paper_market.sql"),
     },
     Migration {
         version: 11,

@@ -30,11 +30,15 @@ pub const SYMBOL: &str = "BTC/USDT";
 /// configuration and the bot's entry on a loaded 2-core machine.
 pub const LEAD: u64 = 20;
 
-/// Fast ticks, and rate limits far above what polling sends.
-const ENV: [(&str, &str); 8] = [
+/// Fast ticks, rate limits far above what polling sends, and no funding: the
+/// paper exchange settles it at 00:00, 08:00 and 16:00 UTC of the wall clock, so
+/// a scenario's exact PnL would depend on the hour it runs (tests/paper.rs moves
+/// the clock to a boundary and checks funding there).
+const ENV: [(&str, &str); 9] = [
     ("BOT_TICK_MS", "100"),
     ("PAPER_TICK_MS", "100"),
     ("PAPER_SEED", "7"),
+    ("PAPER_FUNDING_RATE", "0"),
     ("RATE_LIMITS_START", "10000/minute"),
     ("RATE_LIMITS_STOP", "10000/minute"),
     ("RATE_LIMITS_RECOVER", "10000/minute"),
@@ -60,6 +64,12 @@ pub struct Scenario {
 impl Scenario {
     /// A fresh server replaying `path` for BTC/USDT, with one logged-in user.
     pub fn start(path: Path<'_>) -> Scenario {
+        Scenario::start_with(path, &[])
+    }
+
+    /// As `start`, with `extra` variables for the server (after `ENV`, so they
+    /// win).
+    pub fn start_with(path: Path<'_>, extra: &[(&str, &str)]) -> Scenario {
         let dir = tempfile::tempdir().unwrap();
         let prices = dir.path().join("prices.csv");
         let mut csv = String::from("seconds,symbol,price\n");
@@ -68,7 +78,7 @@ impl Scenario {
         }
         fs::write(&prices, csv).unwrap();
         let spawned = Instant::now();
-        let server = serve(dir, &env(&prices, &[]));
+        let server = serve(dir, &env(&prices, extra));
         let email = "trader@example.com".to_string();
         let out = cli(&server, &["user", "create", "--email", &email]);
         let password = out.lines().next().unwrap_or_default().trim().to_string();
@@ -287,6 +297,7 @@ impl Scenario {
             "/api/trades",
             "/api/pnl/summary?days=7",
             "/api/bot/config",
+            "/api/paper/account",
         ] {
             self.get(path);
         }

@@ -31,7 +31,8 @@ impl Engine {
     fn after_close(&self, how: FillPurpose) -> Option<StopReason> {
         let more = self.cfg.repeat && !self.after_cycle;
         match how {
-            FillPurpose::Outside | FillPurpose::Liquidation => Some(StopReason::ClosedOutside),
+            FillPurpose::Outside => Some(StopReason::ClosedOutside),
+            FillPurpose::Liquidation => Some(StopReason::Liquidated),
             FillPurpose::StopLoss => match self.cfg.after_stop_loss {
                 AfterStopLoss::Stop => Some(StopReason::StopLoss),
                 AfterStopLoss::Continue if more => None,
@@ -345,8 +346,14 @@ impl Engine {
         } else {
             format!("at {}", text(price))
         };
+        // The one place an outside close is told from a liquidation: an execution
+        // the exchange marked as one (paper, Bybit's `BustTrade`/`AdlTrade`).
         j.event(
-            "closed_outside",
+            if liquidation {
+                "liquidated"
+            } else {
+                "closed_outside"
+            },
             &format!(
                 "the {} position of {} {} was {what} {price_note}; the bot cancels its orders and \
                  stops",

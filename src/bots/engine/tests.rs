@@ -222,6 +222,7 @@ fn setup(side: Side) -> (Arc<Paper>, Engine) {
             tick_ms: 1000,
             volatility: 0.001,
             seed: Some(1),
+            funding_rate: crate::exchange::paper::DEFAULT_FUNDING_RATE,
         },
         0,
     )
@@ -266,7 +267,8 @@ fn a_long_cycle_from_entry_to_take_profit() {
     assert_eq!(ex.position(SYM, Side::Long).unwrap().size, dec!(0.1));
     assert_eq!(open_ids(&ex), ["bz-7-1-l1", "bz-7-1-l2", "bz-7-1-tp1"]);
     let tp1 = ex.order(SYM, "bz-7-1-tp1").unwrap().unwrap();
-    assert_eq!(tp1.price, Some(dec!(3015)), "0.5 % above the entry");
+    // The entry filled at the ask, 3000 × 1.0001 = 3000.3: 3000.3 × 1.005 = 3015.3015.
+    assert_eq!(tp1.price, Some(dec!(3015.31)), "0.5 % above the entry");
 
     // Leg 1 fills: the take-profit follows the new average.
     paper.set_price(SYM, dec!(2969)).unwrap();
@@ -334,12 +336,14 @@ fn a_short_cycle_and_no_repeat() {
         .collect();
     assert_eq!(
         legs,
-        [dec!(3030), dec!(3090.6)],
+        // From the bid entry 3000 × 0.9999 = 2999.7.
+        [dec!(3029.7), dec!(3090.29)],
         "above the entry for a short"
     );
     assert_eq!(
         ex.order(SYM, "bz-7-1-tp1").unwrap().unwrap().price,
-        Some(dec!(2985))
+        // 0.5 % below the bid entry 2999.7: 2984.7015, down to the tick.
+        Some(dec!(2984.7))
     );
     paper.set_price(SYM, dec!(2980)).unwrap();
     let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
@@ -804,11 +808,16 @@ fn an_outside_close_without_executions_is_an_estimate_and_a_liquidation_is_named
     let (ex, mut e, mut j) = on_fake(Side::Long, |c| c.rounds = 1);
     e.step(&ex, &mut j, Mode::Recover).unwrap();
     ex.close_outside(Side::Long, dec!(0.1), dec!(2700), true);
+    let mut v = Verdict::Continue;
     for _ in 0..3 {
         j.wait(3);
-        tick(&mut e, &ex, &mut j);
+        v = tick(&mut e, &ex, &mut j).1;
     }
     assert_eq!(j.trades[0].close_reason.as_deref(), Some("liquidated"));
+    assert_eq!(v, Verdict::Finished(StopReason::Liquidated));
+    let (_, msg, data) = j.event("liquidated").unwrap();
+    assert_eq!(data["liquidation"], true, "{msg}");
+    assert!(j.event("closed_outside").is_none(), "its own event");
 }
 
 #[test]

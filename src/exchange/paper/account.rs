@@ -30,6 +30,19 @@ impl PaperAccount {
     pub fn user_id(&self) -> i64 {
         self.user_id
     }
+
+    /// Whether `symbol`'s paper market is paused for want of a fresh live quote
+    /// (never with walked or replayed prices).
+    pub fn price_stale(&self, symbol: &str) -> bool {
+        self.paper
+            .read(|book, _| {
+                Ok::<_, PaperError>(match book.lookup(symbol).ok().flatten() {
+                    Some(mkt) => book.paused(mkt, wall_ms()),
+                    None => book.live.is_some(),
+                })
+            })
+            .unwrap_or(true)
+    }
 }
 
 impl Exchange for PaperAccount {
@@ -61,6 +74,14 @@ impl Exchange for PaperAccount {
         }
         self.paper.mutate(|book, _, dirty| {
             let mkt = book.ensure_market(symbol, dirty)?;
+            // As a real exchange does: above the listing's maximum the maintenance
+            // margin would exceed the initial one (liquidation at the entry).
+            let max = book.markets[mkt].max_leverage;
+            if leverage > max {
+                return Err(ExchangeError::Rejected(format!(
+                    "leverage {leverage} is above {symbol}'s maximum of {max}"
+                )));
+            }
             book.set_leverage(self.user_id, mkt, leverage, dirty);
             Ok(())
         })
@@ -140,10 +161,14 @@ impl Exchange for PaperAccount {
         })
     }
 
-    /// The paper exchange charges no funding yet (docs/bots.md, Exchanges).
-    fn funding(&self, symbol: &str, _since_ms: i64) -> Result<Vec<FundingPayment>, ExchangeError> {
-        self.paper
-            .read(|book, _| book.lookup(symbol).map(|_| Vec::new()))
+    /// The 8-hourly settlements (`funding`) of the account's positions.
+    fn funding(&self, symbol: &str, since_ms: i64) -> Result<Vec<FundingPayment>, ExchangeError> {
+        self.paper.read(|book, conn| {
+            if book.lookup(symbol)?.is_none() {
+                return Ok(Vec::new());
+            }
+            Ok(super::funding::read(conn, self.user_id, symbol, since_ms)?)
+        })
     }
 
     fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {

@@ -12,10 +12,12 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
+use super::candles::Candle;
+use super::live::Live;
 use super::markets;
 use super::replay::Replay;
 use super::walk::Walk;
-use crate::bots::ladder::{round_price, Market, Side};
+use crate::bots::ladder::{gross_pnl, round_price, Market, Side};
 use crate::exchange::{ExchangeError, Order, OrderKind, OrderSide};
 
 /// Index of a market in `Book::markets`; stable for the life of a book.
@@ -50,6 +52,18 @@ pub(super) struct MarketState {
     /// falls to their trigger, buys (a short's) when it rises to it.
     pub stops_fall: BTreeSet<Level>,
     pub stops_rise: BTreeSet<Level>,
+    /// The listing's maintenance margin rate (what sets liquidation prices).
+    pub mmr: Decimal,
+    /// The listing's highest leverage: above it a position's liquidation price
+    /// would lie at or beyond its entry.
+    pub max_leverage: u32,
+    /// Accounts holding a position here: what a price move checks for liquidation.
+    pub holders: BTreeSet<i64>,
+    /// The minute candle the latest price belongs to (`candles`).
+    pub candle: Option<Candle>,
+    /// Live prices only: the quote the market last moved to, `None` before the
+    /// first one (or on a stale one: the market is then paused).
+    pub quote: Option<crate::market::Quote>,
 }
 
 /// One direction of a hedge-mode position; size 0 means flat.
@@ -71,7 +85,7 @@ pub(super) struct Account {
 }
 
 impl Account {
-    fn new(balance: Decimal) -> Account {
+    pub(super) fn new(balance: Decimal) -> Account {
         Account {
             balance,
             leverage: HashMap::new(),
@@ -136,6 +150,19 @@ pub(super) struct Fill {
     pub price: Decimal,
     pub fee: Decimal,
     pub time_ms: i64,
+    /// The fill closed a position by liquidation.
+    pub liquidation: bool,
+}
+
+/// One funding settlement of a position (`funding`).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Settlement {
+    pub user_id: i64,
+    pub mkt: MktId,
+    pub side: Side,
+    pub amount: Decimal,
+    pub rate: Decimal,
+    pub time_ms: i64,
 }
 
 /// What a call changed, so that exactly that is written to SQLite in one
@@ -149,6 +176,15 @@ pub(super) struct Dirty {
     pub positions: BTreeSet<(i64, MktId, usize)>,
     pub orders: BTreeMap<i64, OrderRec>,
     pub fills: Vec<Fill>,
+    /// Candles to upsert, by market and start: one row per minute touched.
+    pub candles: BTreeMap<(MktId, i64), Candle>,
+    /// Delete candles older than this (the occasional prune).
+    pub prune_candles_before: Option<i64>,
+    pub settlements: Vec<Settlement>,
+    /// `Book::funded_ms` moved.
+    pub funded: bool,
+    /// Accounts reset to the starting balance: their rows are deleted first.
+    pub resets: BTreeSet<i64>,
 }
 
 impl Dirty {
@@ -159,6 +195,11 @@ impl Dirty {
             && self.positions.is_empty()
             && self.orders.is_empty()
             && self.fills.is_empty()
+            && self.candles.is_empty()
+            && self.prune_candles_before.is_none()
+            && self.settlements.is_empty()
+            && !self.funded
+            && self.resets.is_empty()
     }
 }
 
@@ -180,6 +221,15 @@ pub(super) struct Book {
     /// `PAPER_PRICES=replay:`: the symbols it names take its prices instead of
     /// walking.
     pub replay: Option<Arc<Replay>>,
+    /// `PAPER_PRICES=bybit|bingx`: every market follows that venue's live quotes.
+    pub live: Option<Live>,
+    /// `PAPER_FUNDING_RATE`: the rate of each 8-hour settlement without a live one.
+    pub funding_rate: Decimal,
+    /// The last funding boundary settled (paper clock); `None` until the first
+    /// advance, which settles nothing before it.
+    pub funded_ms: Option<i64>,
+    /// When candles were last pruned (memory only: a restart prunes once more).
+    pub pruned_ms: i64,
 }
 
 impl Book {
@@ -195,6 +245,10 @@ impl Book {
             clock_ms,
             epoch_ms: clock_ms,
             replay: None,
+            live: None,
+            funding_rate: super::DEFAULT_FUNDING_RATE,
+            funded_ms: None,
+            pruned_ms: i64::MIN,
         }
     }
 
@@ -213,6 +267,7 @@ impl Book {
         updated_ms: i64,
     ) -> MktId {
         let id = self.markets.len();
+        let listing = markets::listing(symbol);
         self.markets.push(MarketState {
             symbol: symbol.to_owned(),
             spec,
@@ -224,6 +279,11 @@ impl Book {
             asks: BTreeSet::new(),
             stops_fall: BTreeSet::new(),
             stops_rise: BTreeSet::new(),
+            mmr: listing.map_or(markets::GENERIC_MMR, |l| l.maintenance_margin_rate),
+            max_leverage: listing.map_or(markets::GENERIC_MAX_LEVERAGE, |l| l.max_leverage),
+            holders: BTreeSet::new(),
+            candle: None,
+            quote: None,
         });
         self.by_symbol.insert(symbol.to_owned(), id);
         id
@@ -263,6 +323,9 @@ impl Book {
                 round_price(p, &listing.market).max(listing.market.tick)
             });
         let id = self.add_market(symbol, listing.market, price, 0, self.clock_ms);
+        if let Some(live) = &self.live {
+            live.want(symbol);
+        }
         dirty.markets.insert(id);
         Ok(id)
     }
@@ -297,6 +360,18 @@ impl Book {
     pub fn set_leverage(&mut self, uid: i64, mkt: MktId, leverage: u32, dirty: &mut Dirty) {
         self.account_mut(uid, dirty).leverage.insert(mkt, leverage);
         dirty.leverage.insert((uid, mkt));
+    }
+
+    /// Keeps `MarketState::holders` in step with the account's positions there.
+    pub fn note_holder(&mut self, uid: i64, mkt: MktId) {
+        let holds = self.position(uid, mkt, Side::Long).size > Decimal::ZERO
+            || self.position(uid, mkt, Side::Short).size > Decimal::ZERO;
+        let holders = &mut self.markets[mkt].holders;
+        if holds {
+            holders.insert(uid);
+        } else {
+            holders.remove(&uid);
+        }
     }
 
     pub fn position(&self, uid: i64, mkt: MktId, side: Side) -> Pos {
@@ -363,7 +438,9 @@ impl Book {
     }
 
     /// Balance minus the margin held by positions and by open orders that would open
-    /// or add to one, each at its market's current leverage. O(this account).
+    /// or add to one, each at its market's current leverage, and minus the
+    /// positions' unrealised losses (gains are not spendable until realised, as on
+    /// Bybit). O(this account).
     pub fn available(&self, uid: i64) -> Decimal {
         let Some(acct) = self.accounts.get(&uid) else {
             return START_BALANCE;
@@ -373,6 +450,17 @@ impl Book {
             .positions
             .iter()
             .map(|(mkt, p)| p.iter().map(|s| s.size * s.avg).sum::<Decimal>() / lev(mkt))
+            .sum();
+        let losses: Decimal = acct
+            .positions
+            .iter()
+            .flat_map(|(mkt, p)| {
+                let mark = self.markets[*mkt].price;
+                p.iter()
+                    .enumerate()
+                    .map(move |(ix, s)| gross_pnl(ix_side(ix), s.size, s.avg, mark))
+            })
+            .map(|pnl| pnl.min(Decimal::ZERO))
             .sum();
         let orders: Decimal = acct
             .open
@@ -387,6 +475,6 @@ impl Book {
                 notional / lev(mkt)
             })
             .sum();
-        acct.balance - positions - orders
+        acct.balance - positions - orders + losses
     }
 }

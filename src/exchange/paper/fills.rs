@@ -13,8 +13,9 @@ use crate::money::sql::{self as money_sql, Sql};
 /// Records one fill (inside the caller's transaction, after its order's row).
 pub(super) fn write(conn: &Connection, book: &Book, f: &Fill) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO paper_fills (user_id, order_id, symbol, side, qty, price, fee, time_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO paper_fills
+             (user_id, order_id, symbol, side, qty, price, fee, time_ms, liquidation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         f.user_id,
@@ -25,6 +26,7 @@ pub(super) fn write(conn: &Connection, book: &Book, f: &Fill) -> rusqlite::Resul
         Sql(f.price),
         Sql(f.fee),
         f.time_ms,
+        f.liquidation,
     ])?;
     Ok(())
 }
@@ -38,7 +40,8 @@ pub(super) fn executions(
     since_ms: i64,
 ) -> Result<Vec<Execution>, PaperError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT f.id, f.order_id, o.client_id, f.side, f.qty, f.price, f.fee, f.time_ms
+        "SELECT f.id, f.order_id, o.client_id, f.side, f.qty, f.price, f.fee, f.time_ms,
+                f.liquidation
          FROM paper_fills f JOIN paper_orders o ON o.id = f.order_id
          WHERE f.user_id = ?1 AND f.symbol = ?2 AND f.time_ms >= ?3
          ORDER BY f.id",
@@ -55,7 +58,7 @@ pub(super) fn executions(
             price: money_sql::get(r, 5)?,
             fee: money_sql::get(r, 6)?,
             time_ms: r.get(7)?,
-            liquidation: false,
+            liquidation: r.get(8)?,
         });
     }
     Ok(out)

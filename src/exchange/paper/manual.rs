@@ -5,7 +5,8 @@
 use rusqlite::Connection;
 
 use super::account::PaperAccount;
-use super::{persist, wall_ms, PaperError};
+use super::book::{Account, Book, Dirty, START_BALANCE};
+use super::{persist, wall_ms, Paper, PaperError};
 use crate::bots::ladder::Side;
 use crate::exchange::{ExchangeError, NewOrder, Order, OrderKind, OrderSide};
 
@@ -41,6 +42,39 @@ impl PaperAccount {
             };
             book.place(uid, mkt, &order, now, dirty).map(Some)
         })
+    }
+}
+
+impl Paper {
+    /// Puts user `uid`'s paper account back to its start (`POST
+    /// /api/paper/account/reset`): the starting balance, no positions, orders,
+    /// fills, funding or leverage settings. The caller makes sure no bot trades it.
+    pub fn reset_account(&self, uid: i64) -> Result<(), PaperError> {
+        self.mutate(|book, _, dirty| {
+            book.reset(uid, dirty);
+            Ok(())
+        })
+    }
+}
+
+impl Book {
+    fn reset(&mut self, uid: i64, dirty: &mut Dirty) {
+        let Some(acct) = self.accounts.get(&uid) else {
+            self.account_mut(uid, dirty);
+            dirty.resets.insert(uid);
+            return;
+        };
+        let open: Vec<i64> = acct.open.values().flatten().copied().collect();
+        let held: Vec<usize> = acct.positions.keys().copied().collect();
+        for id in open {
+            self.remove_open(id);
+        }
+        self.accounts.insert(uid, Account::new(START_BALANCE));
+        for mkt in held {
+            self.note_holder(uid, mkt);
+        }
+        dirty.resets.insert(uid);
+        dirty.balances.insert(uid);
     }
 }
 

@@ -24,6 +24,12 @@ pub(super) struct Listing {
     pub maintenance_margin_rate: Decimal,
 }
 
+/// The maintenance margin rate of the generic (non-major) listings.
+pub(super) const GENERIC_MMR: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
+
+/// The highest leverage of the generic listings (50 × 1 % = half the margin).
+pub(super) const GENERIC_MAX_LEVERAGE: u32 = 50;
+
 /// Longest base asset accepted for on-demand listings: long enough for every real
 /// ticker, short enough that a typo cannot grow the catalog with junk.
 const MAX_BASE_LEN: usize = 20;
@@ -71,7 +77,7 @@ pub(super) fn listing(symbol: &str) -> Option<Listing> {
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     let inc = (dec!(0.01), dec!(0.001), dec!(0.001));
-    valid.then_some(listed(inc, dec!(100), 50, dec!(0.01)))
+    valid.then_some(listed(inc, dec!(100), GENERIC_MAX_LEVERAGE, GENERIC_MMR))
 }
 
 #[cfg(test)]

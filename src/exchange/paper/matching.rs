@@ -15,6 +15,17 @@ pub(super) const TAKER_FEE: Decimal = Decimal::from_parts(55, 0, 0, false, 5);
 /// Maker fee: resting limit orders filled by a later price move (0.02 %).
 pub(super) const MAKER_FEE: Decimal = Decimal::from_parts(2, 0, 0, false, 4);
 
+/// What one price move reached: resting buys at or above `low`, sells at or below
+/// `high` (the path of the last price, or the live bid and ask), stops by `mark`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Touch {
+    pub low: Decimal,
+    pub high: Decimal,
+    pub mark: Decimal,
+    /// The mark fell: what a fall reaches is executed first.
+    pub falling: bool,
+}
+
 impl Book {
     /// Validates and executes a new order for `uid` on `mkt` (the duplicate check is
     /// the caller's: it needs the database). Marketable orders fill at once as taker;
@@ -40,14 +51,35 @@ impl Book {
                 req.client_id, req.position_side
             )));
         }
+        let buy = req.side == OrderSide::Buy;
+        // What a marketable order takes: with live prices the ask (buy) or bid
+        // (sell), for limits as for market orders, none while the market is
+        // paused; walked or replayed, a market order the mark plus or minus the
+        // half-spread and a limit the mark, as it always did.
+        let against = match limit {
+            Some(_) if self.live.is_none() => Some(current),
+            _ => self.touch_price(mkt, buy, now),
+        };
         let marketable = trigger.is_none()
-            && limit.is_none_or(|p| match req.side {
-                OrderSide::Buy => p >= current,
-                OrderSide::Sell => p <= current,
-            });
+            && match (limit, against) {
+                (None, _) => true,
+                (Some(p), Some(a)) => (buy && p >= a) || (!buy && p <= a),
+                // A live limit waits for the market's next fresh quote.
+                (Some(_), None) => false,
+            };
+        let taken = match against {
+            Some(a) => a,
+            None if marketable => {
+                return Err(ExchangeError::Network(format!(
+                    "no fresh price for {} yet: the paper market is paused",
+                    self.markets[mkt].symbol
+                )))
+            }
+            None => current,
+        };
         if opens {
             let price = if marketable {
-                current
+                taken
             } else {
                 limit.unwrap_or(current)
             };
@@ -59,7 +91,7 @@ impl Book {
         let mut rec = self.new_order(uid, mkt, req, qty, (limit, trigger), now);
         self.account_mut(uid, dirty);
         if marketable {
-            self.apply_fill(&mut rec, qty, current, TAKER_FEE, now, dirty);
+            self.apply_fill(&mut rec, qty, taken, TAKER_FEE, now, dirty);
         } else {
             self.insert_open(rec.clone());
         }
@@ -69,7 +101,7 @@ impl Book {
 
     /// A fresh order record with the next id; `prices` are its checked limit and
     /// trigger prices.
-    fn new_order(
+    pub(super) fn new_order(
         &mut self,
         uid: i64,
         mkt: MktId,
@@ -125,7 +157,7 @@ impl Book {
         }
     }
 
-    fn cancel_open(&mut self, id: i64, now: i64, dirty: &mut Dirty) {
+    pub(super) fn cancel_open(&mut self, id: i64, now: i64, dirty: &mut Dirty) {
         if let Some(mut rec) = self.remove_open(id) {
             rec.order.status = OrderStatus::Cancelled;
             rec.updated_ms = now;
@@ -186,12 +218,14 @@ impl Book {
                 price,
                 fee,
                 time_ms: now,
+                liquidation: false,
             });
         }
         dirty.balances.insert(rec.user_id);
         dirty
             .positions
             .insert((rec.user_id, rec.mkt, side_ix(side)));
+        self.note_holder(rec.user_id, rec.mkt);
     }
 
     /// Fills a resting order at its limit price as maker, or cancels it when it is
@@ -216,10 +250,8 @@ impl Book {
         filled
     }
 
-    /// Executes every resting order that the move `old → new` crosses, in the
-    /// order the path reaches them (nearest price first, then oldest): limits fill
-    /// at their price, stops whose trigger the mark reached execute at `new`, the
-    /// mark that triggered them. Returns the fills.
+    /// Executes every resting order that the move `old → new` crosses (walked,
+    /// replayed and set prices, where the price is also the mark). Returns the fills.
     pub fn cross(
         &mut self,
         mkt: MktId,
@@ -228,26 +260,41 @@ impl Book {
         now: i64,
         dirty: &mut Dirty,
     ) -> usize {
-        let (low, high) = (old.min(new), old.max(new));
+        let touch = Touch {
+            low: old.min(new),
+            high: old.max(new),
+            mark: new,
+            falling: new < old,
+        };
+        self.touch(mkt, touch, now, dirty)
+    }
+
+    /// Executes every resting order a price move reached, in the order the path
+    /// reaches them (nearest price first, then oldest): limits fill at their
+    /// price, stops whose trigger the mark reached execute at the mark. Then every
+    /// position whose liquidation price the mark reached is liquidated. Returns
+    /// the fills.
+    pub fn touch(&mut self, mkt: MktId, t: Touch, now: i64, dirty: &mut Dirty) -> usize {
         let m = &self.markets[mkt];
         // What a fall reaches: buys at or above the low, sell stops at or above the
         // mark; highest first. A rise: sells and buy stops, lowest first.
-        let mut falling: Vec<_> = m.bids.range(level(low, i64::MIN)..).copied().collect();
-        falling.extend(m.stops_fall.range(level(new, i64::MIN)..).copied());
+        let mut falling: Vec<_> = m.bids.range(level(t.low, i64::MIN)..).copied().collect();
+        falling.extend(m.stops_fall.range(level(t.mark, i64::MIN)..).copied());
         falling.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut rising: Vec<_> = m.asks.range(..=level(high, i64::MAX)).copied().collect();
-        rising.extend(m.stops_rise.range(..=level(new, i64::MAX)).copied());
+        let mut rising: Vec<_> = m.asks.range(..=level(t.high, i64::MAX)).copied().collect();
+        rising.extend(m.stops_rise.range(..=level(t.mark, i64::MAX)).copied());
         rising.sort();
-        let (first, second) = if new < old {
+        let (first, second) = if t.falling {
             (falling, rising)
         } else {
             (rising, falling)
         };
-        first
+        let fills = first
             .into_iter()
             .chain(second)
-            .filter(|&(_, id)| self.execute_resting(id, new, now, dirty))
-            .count()
+            .filter(|&(_, id)| self.execute_resting(id, t.mark, now, dirty))
+            .count();
+        fills + self.liquidate_at(mkt, t.mark, now, dirty)
     }
 
     /// Executes a crossed order: a stop at the mark, a limit at its price.

@@ -18,19 +18,26 @@
 
 mod account;
 mod book;
+mod candles;
 mod fills;
+pub mod funding;
+pub mod liquidation;
 pub(crate) mod listings;
+mod live;
 mod manual;
 mod markets;
 mod matching;
 mod persist;
 mod prices;
 pub mod replay;
+pub mod snapshot;
 mod stops;
 mod walk;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_market;
 #[cfg(test)]
 mod tests_storage;
 
@@ -42,6 +49,7 @@ pub use account::PaperAccount;
 use book::{Book, Dirty};
 use replay::PaperPrices;
 use rust_decimal::Decimal;
+pub use walk::default_volatility;
 use walk::Walk;
 
 use crate::exchange::ExchangeError;
@@ -55,7 +63,16 @@ pub struct PaperParams {
     pub volatility: f64,
     /// Seed of the walk; `None` draws one from the OS (not reproducible).
     pub seed: Option<u64>,
+    /// Funding rate of each 8-hour settlement without a live one
+    /// (`PAPER_FUNDING_RATE`).
+    pub funding_rate: Decimal,
 }
+
+/// `PAPER_FUNDING_RATE` unset: 0.01 % per 8 hours, the usual base rate.
+pub const DEFAULT_FUNDING_RATE: Decimal = Decimal::from_parts(1, 0, 0, false, 4);
+
+/// What a live `PAPER_PRICES` reads its quotes from (FEED's price board).
+pub type Quotes = Option<Arc<dyn crate::market::QuoteSource>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PaperError {
@@ -127,9 +144,11 @@ impl Inner {
     /// Rebuilds the book from the database; only reads.
     fn reload(&mut self) -> Result<(), PaperError> {
         let b = &self.book;
-        let replay = b.replay.clone();
+        let (replay, live, rate) = (b.replay.clone(), b.live.clone(), b.funding_rate);
         self.book = persist::load(&self.conn, b.walk, b.tick_ms, b.clock_ms, b.epoch_ms)?;
         self.book.replay = replay;
+        self.book.live = live;
+        self.book.funding_rate = rate;
         self.stale = false;
         Ok(())
     }
@@ -143,15 +162,17 @@ impl Paper {
         params: PaperParams,
         now_ms: i64,
     ) -> Result<Arc<Paper>, PaperError> {
-        Paper::open_with(conn, params, &PaperPrices::Walk, now_ms)
+        Paper::open_with(conn, params, &PaperPrices::Walk, None, now_ms)
     }
 
-    /// As `open`, with prices from `prices` (`PAPER_PRICES`). The epoch replayed
-    /// times count from is the database's, set to `now_ms` if it has none yet.
+    /// As `open`, with prices from `prices` (`PAPER_PRICES`): live ones read from
+    /// `quotes` (a live setting without a source walks). The epoch replayed times
+    /// count from is the database's, set to `now_ms` if it has none yet.
     pub fn open_with(
         conn: Connection,
         params: PaperParams,
         prices: &PaperPrices,
+        quotes: Quotes,
         now_ms: i64,
     ) -> Result<Arc<Paper>, PaperError> {
         let seed = match params.seed {
@@ -160,9 +181,22 @@ impl Paper {
         };
         let walk = Walk::new(seed, params.volatility);
         let epoch_ms = persist::init_epoch(&conn, now_ms)?;
+        persist::init_funding(&conn, now_ms)?;
         let mut book = persist::load(&conn, walk, params.tick_ms, now_ms, epoch_ms)?;
-        if let PaperPrices::Replay(replay) = prices {
-            book.replay = Some(replay.clone());
+        book.funding_rate = params.funding_rate;
+        match (prices, quotes) {
+            (PaperPrices::Replay(replay), _) => book.replay = Some(replay.clone()),
+            (PaperPrices::Live(venue), Some(source)) => {
+                let live = live::Live {
+                    venue: *venue,
+                    source,
+                };
+                for m in &book.markets {
+                    live.want(&m.symbol);
+                }
+                book.live = Some(live);
+            }
+            _ => {}
         }
         Ok(Arc::new(Paper {
             inner: Mutex::new(Inner {
@@ -177,13 +211,14 @@ impl Paper {
     /// simulations. Its accounts have no `user` rows, so foreign keys are switched
     /// off (the bundled SQLite enforces them by default).
     pub fn in_memory(params: PaperParams, now_ms: i64) -> Result<Arc<Paper>, PaperError> {
-        Paper::in_memory_with(params, &PaperPrices::Walk, now_ms)
+        Paper::in_memory_with(params, &PaperPrices::Walk, None, now_ms)
     }
 
-    /// `in_memory` with prices from `prices`.
+    /// `in_memory` with prices from `prices` (live ones from `quotes`).
     pub fn in_memory_with(
         params: PaperParams,
         prices: &PaperPrices,
+        quotes: Quotes,
         now_ms: i64,
     ) -> Result<Arc<Paper>, PaperError> {
         let mut conn = Connection::open_in_memory()?;
@@ -195,7 +230,7 @@ impl Paper {
                 value: other.to_string(),
             },
         })?;
-        Paper::open_with(conn, params, prices, now_ms)
+        Paper::open_with(conn, params, prices, quotes, now_ms)
     }
 
     /// One user's account; implements `crate::exchange::Exchange`.

@@ -5,16 +5,35 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::book::{ix_side, Book, Dirty, OrderRec};
-use super::fills;
 use super::markets;
 use super::walk::Walk;
 use super::PaperError;
+use super::{candles, fills, funding};
 use crate::bots::ladder::Side;
 use crate::exchange::{Order, OrderKind, OrderSide, OrderStatus};
 use crate::money::sql::{self as money_sql, Sql};
 
 const ORDER_COLUMNS: &str = "id, user_id, client_id, symbol, side, kind, price, qty, filled_qty,
     avg_fill_price, fee, reduce_only, position_side, status, created_ms, updated_ms, trigger_price";
+
+/// What a reset of an account deletes (fills before the orders they refer to).
+const RESET_TABLES: [&str; 5] = [
+    "paper_fills",
+    "paper_funding",
+    "paper_orders",
+    "paper_positions",
+    "paper_leverage",
+];
+
+/// The first funding boundary to settle after this start: with no boundary
+/// recorded yet (a new database, or one from before funding), none before now.
+pub(super) fn init_funding(conn: &Connection, now_ms: i64) -> Result<(), PaperError> {
+    conn.execute(
+        "UPDATE paper_clock SET funded_ms = ?1 WHERE id = 1 AND funded_ms IS NULL",
+        [funding::boundary_at_or_before(now_ms)],
+    )?;
+    Ok(())
+}
 
 /// Builds the book from the database: markets, accounts, leverage, positions and
 /// the open orders (through the partial index, never the whole order history),
@@ -41,6 +60,15 @@ pub(super) fn load(
     load_leverage(&snapshot, &mut book)?;
     load_positions(&snapshot, &mut book)?;
     load_open_orders(&snapshot, &mut book)?;
+    for mkt in 0..book.markets.len() {
+        book.markets[mkt].candle = candles::load_last(&snapshot, &book.markets[mkt].symbol)?;
+    }
+    book.funded_ms = snapshot
+        .query_row("SELECT funded_ms FROM paper_clock WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .flatten();
     book.next_id = snapshot.query_row(
         "SELECT COALESCE(MAX(id), 0) + 1 FROM paper_orders",
         [],
@@ -110,6 +138,7 @@ fn load_positions(conn: &Connection, book: &mut Book) -> Result<(), PaperError> 
         let acct = book.load_account(uid, super::book::START_BALANCE);
         let pos = &mut acct.positions.entry(mkt).or_default()[super::book::side_ix(side)];
         (pos.size, pos.avg) = (money_sql::get(r, 3)?, money_sql::get(r, 4)?);
+        book.note_holder(uid, mkt);
     }
     Ok(())
 }
@@ -207,6 +236,12 @@ fn read_order(r: &Row<'_>) -> Result<(i64, i64, i64, Order), PaperError> {
 /// call is durable or none of it is.
 pub(super) fn write(conn: &mut Connection, book: &Book, dirty: &Dirty) -> Result<(), PaperError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // First: what follows writes the reset accounts' new state.
+    for &uid in &dirty.resets {
+        for table in RESET_TABLES {
+            tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [uid])?;
+        }
+    }
     for &mkt in &dirty.markets {
         let m = &book.markets[mkt];
         let step_no = i64::try_from(m.step_no).map_err(|_| corrupt("step_no", &m.symbol))?;
@@ -245,6 +280,8 @@ pub(super) fn write(conn: &mut Connection, book: &Book, dirty: &Dirty) -> Result
     for fill in &dirty.fills {
         fills::write(&tx, book, fill)?;
     }
+    candles::write(&tx, book, dirty)?;
+    funding::write(&tx, book, dirty)?;
     tx.commit()?;
     Ok(())
 }
@@ -320,14 +357,14 @@ fn corrupt(what: &'static str, value: &str) -> PaperError {
     }
 }
 
-fn side_str(side: Side) -> &'static str {
+pub(super) fn side_str(side: Side) -> &'static str {
     match side {
         Side::Long => "long",
         Side::Short => "short",
     }
 }
 
-fn parse_side(s: &str) -> Result<Side, PaperError> {
+pub(super) fn parse_side(s: &str) -> Result<Side, PaperError> {
     match s {
         "long" => Ok(Side::Long),
         "short" => Ok(Side::Short),

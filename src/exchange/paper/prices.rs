@@ -18,15 +18,21 @@ impl Book {
     /// since their last step (at most `MAX_STEPS`; a longer gap is skipped),
     /// replayed ones through every line of the file since their last update, in
     /// order. Returns the fills.
+    /// Live markets move to their latest fresh quote instead (`live`). Then the
+    /// funding boundaries crossed are settled and old candles pruned.
     pub fn advance(&mut self, now: i64, dirty: &mut Dirty) -> usize {
         let mut fills = 0;
+        let live = self.live.clone();
         for mkt in 0..self.markets.len() {
-            fills += match self.replay_of(&self.markets[mkt].symbol) {
-                Some(replay) => self.replay_to(mkt, &replay, now, dirty),
-                None => self.walk_to(mkt, now, dirty),
+            fills += match (&live, self.replay_of(&self.markets[mkt].symbol)) {
+                (Some(live), _) => self.live_to(mkt, live, now, dirty),
+                (None, Some(replay)) => self.replay_to(mkt, &replay, now, dirty),
+                (None, None) => self.walk_to(mkt, now, dirty),
             };
         }
         self.clock_ms = self.clock_ms.max(now);
+        self.settle_funding(now, dirty);
+        self.prune_candles(now, dirty);
         fills
     }
 
@@ -38,7 +44,10 @@ impl Book {
             return 0;
         }
         let steps = due.min(MAX_STEPS);
-        let fills = (0..steps).map(|_| self.step(mkt, now, dirty)).sum();
+        let first = self.markets[mkt].updated_ms;
+        let fills = (1..=steps)
+            .map(|i| self.step(mkt, first + i * tick, now, dirty))
+            .sum();
         let m = &mut self.markets[mkt];
         m.updated_ms = if due > MAX_STEPS {
             now
@@ -49,13 +58,14 @@ impl Book {
         fills
     }
 
-    /// One walk step of one market, with its matching.
-    fn step(&mut self, mkt: MktId, now: i64, dirty: &mut Dirty) -> usize {
+    /// One walk step of one market, standing for time `at`, with its matching.
+    fn step(&mut self, mkt: MktId, at: i64, now: i64, dirty: &mut Dirty) -> usize {
         let m = &mut self.markets[mkt];
         let old = m.price;
         m.price = self.walk.next_price(m.stream, m.step_no, old, &m.spec);
         m.step_no += 1;
         let new = m.price;
+        self.record_price(mkt, at, dirty);
         self.cross(mkt, old, new, now, dirty)
     }
 
@@ -68,13 +78,11 @@ impl Book {
         if to <= from {
             return 0;
         }
-        let changes: Vec<Decimal> = replay
-            .changes_between(&m.symbol, from, to)
-            .map(|(_, price)| price)
-            .collect();
+        let changes: Vec<(i64, Decimal)> = replay.changes_between(&m.symbol, from, to).collect();
+        let epoch = self.epoch_ms;
         let fills = changes
             .into_iter()
-            .map(|price| self.set_price(mkt, price, now, dirty))
+            .map(|(at, price)| self.move_to(mkt, price, epoch + at, now, dirty))
             .sum();
         self.markets[mkt].updated_ms = now;
         dirty.markets.insert(mkt);
@@ -83,11 +91,24 @@ impl Book {
 
     /// Moves a market to `price` (rounded, at least one tick) and matches the move.
     pub fn set_price(&mut self, mkt: MktId, price: Decimal, now: i64, dirty: &mut Dirty) -> usize {
+        self.move_to(mkt, price, now, now, dirty)
+    }
+
+    /// `set_price` of a price that stands for time `at` (its candle's).
+    fn move_to(
+        &mut self,
+        mkt: MktId,
+        price: Decimal,
+        at: i64,
+        now: i64,
+        dirty: &mut Dirty,
+    ) -> usize {
         let m = &mut self.markets[mkt];
         let old = m.price;
         m.price = round_price(price, &m.spec).max(m.spec.tick);
         let new = m.price;
         dirty.markets.insert(mkt);
+        self.record_price(mkt, at, dirty);
         self.cross(mkt, old, new, now, dirty)
     }
 }

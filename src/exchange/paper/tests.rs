@@ -13,16 +13,17 @@ use crate::money::dec;
 
 const BTC: &str = "BTC/USDT";
 
-fn params(seed: u64, volatility: f64) -> PaperParams {
+pub(super) fn params(seed: u64, volatility: f64) -> PaperParams {
     PaperParams {
         tick_ms: 1000,
         volatility,
         seed: Some(seed),
+        funding_rate: crate::exchange::paper::DEFAULT_FUNDING_RATE,
     }
 }
 
 /// A flat market (no walk) unless a test moves the price itself.
-fn paper() -> Arc<Paper> {
+pub(super) fn paper() -> Arc<Paper> {
     Paper::in_memory(params(1, 0.0), 0).unwrap()
 }
 
@@ -50,11 +51,17 @@ fn new_order(
     }
 }
 
-fn market(cid: &str, side: OrderSide, qty: Decimal, pos: Side) -> NewOrder {
+pub(super) fn market(cid: &str, side: OrderSide, qty: Decimal, pos: Side) -> NewOrder {
     new_order(cid, side, None, qty, pos)
 }
 
-fn limit(cid: &str, side: OrderSide, price: Decimal, qty: Decimal, pos: Side) -> NewOrder {
+pub(super) fn limit(
+    cid: &str,
+    side: OrderSide,
+    price: Decimal,
+    qty: Decimal,
+    pos: Side,
+) -> NewOrder {
     new_order(cid, side, Some(price), qty, pos)
 }
 
@@ -136,23 +143,25 @@ fn duplicate_client_id_changes_nothing_forever() {
 }
 
 #[test]
-fn market_order_fills_at_the_price_with_taker_fee() {
+fn market_order_fills_at_the_ask_with_taker_fee() {
     let p = paper();
     let acct = p.account(1);
     let o = acct
         .place(&market("m", OrderSide::Buy, dec!(0.01), Side::Long))
         .unwrap();
     assert_eq!(o.status, OrderStatus::Filled);
+    // The ask: 60,000 × (1 + 0.0001) = 60,006.0.
     assert_eq!(
         (o.filled_qty, o.avg_fill_price, o.price),
-        (dec!(0.01), dec!(60000.0), None)
+        (dec!(0.01), dec!(60006.0), None)
     );
-    assert!(close(o.fee, dec!(0.33)), "{}", o.fee);
-    assert!(close(acct.balance().unwrap(), dec!(10000.0) - dec!(0.33)));
+    // 0.01 × 60,006 × 0.00055 = 0.3300330.
+    assert_eq!(o.fee, dec!(0.330033));
+    assert_eq!(acct.balance().unwrap(), dec!(10000) - dec!(0.330033));
     let pos = acct.position(BTC, Side::Long).unwrap();
     assert_eq!(
         (pos.size, pos.avg_entry, pos.mark_price),
-        (dec!(0.01), dec!(60000.0), dec!(60000.0))
+        (dec!(0.01), dec!(60006.0), dec!(60000.0))
     );
     assert_eq!(acct.order(BTC, "m").unwrap(), Some(o));
     assert!(acct.open_orders(BTC).unwrap().is_empty());
@@ -218,14 +227,16 @@ fn fees_are_kept_to_8_decimals_on_orders_fills_and_the_balance() {
     let p = paper();
     p.set_price(BTC, dec!(60000.1)).unwrap();
     let acct = p.account(1);
-    // 0.001 × 60000.1 × 0.00055 = 0.033000055 (9 decimals) → 0.03300006.
+    // The ask: 60000.1 × 1.0001 = 60006.10001, up to the tick: 60006.2;
+    // 0.001 × 60006.2 × 0.00055 = 0.033003410 (9 decimals) → 0.03300341.
     let o = acct
         .place(&market("m", OrderSide::Buy, dec!(0.001), Side::Long))
         .unwrap();
-    assert_eq!(o.fee, dec!(0.03300006));
+    assert_eq!(o.avg_fill_price, dec!(60006.2));
+    assert_eq!(o.fee, dec!(0.03300341));
     let fills = acct.executions(BTC, 0).unwrap();
-    assert_eq!(fills[0].fee, dec!(0.03300006));
-    assert_eq!(acct.balance().unwrap(), dec!(10000) - dec!(0.03300006));
+    assert_eq!(fills[0].fee, dec!(0.03300341));
+    assert_eq!(acct.balance().unwrap(), dec!(10000) - dec!(0.03300341));
 }
 
 #[test]
@@ -430,8 +441,9 @@ fn hedge_mode_long_and_short_pnl_reach_the_balance() {
         .unwrap();
     let long = acct.position(BTC, Side::Long).unwrap();
     assert_eq!(long.size, dec!(0.2));
+    // Bought at the asks 60,006.0 and 62,006.2 (each price + 0.01 %).
     assert!(
-        close(long.avg_entry, dec!(61000.0)),
+        close(long.avg_entry, dec!(61006.1)),
         "weighted average entry"
     );
     assert_eq!(
@@ -444,21 +456,24 @@ fn hedge_mode_long_and_short_pnl_reach_the_balance() {
     let s = acct
         .place(&market("s-close", OrderSide::Buy, dec!(0.1), Side::Short))
         .unwrap();
-    // Short from 60,000 closed at 61,500: -150.
-    assert!(close(acct.balance().unwrap(), before - dec!(150.0) - s.fee));
+    // Short from the bid 59,994.0 closed at the ask 61,506.15 → 61,506.2: -151.22.
+    assert!(close(
+        acct.balance().unwrap(),
+        before - dec!(151.22) - s.fee
+    ));
     let before = acct.balance().unwrap();
     let l = acct
         .place(&market("l-close", OrderSide::Sell, dec!(0.2), Side::Long))
         .unwrap();
-    // Long dec!(0.2) from 61,000 closed at 61,500: +100.
-    assert!(close(acct.balance().unwrap(), before + dec!(100.0) - l.fee));
+    // Long 0.2 from 61,006.1 closed at the bid 61,493.85 → 61,493.8: +97.54.
+    assert!(close(acct.balance().unwrap(), before + dec!(97.54) - l.fee));
     let fees: Decimal = ["l1", "s1", "l2", "s-close", "l-close"]
         .iter()
         .map(|c| acct.order(BTC, c).unwrap().unwrap().fee)
         .sum();
     assert!(close(
         acct.balance().unwrap(),
-        dec!(10000.0) - dec!(50.0) - fees
+        dec!(10000.0) - dec!(53.68) - fees
     ));
 }
 
@@ -674,7 +689,8 @@ fn state_survives_reopening_the_database() {
     }
     let p = open(0);
     let (a, b) = (p.account(1), p.account(2));
-    a.set_leverage(BTC, Side::Long, 20).unwrap();
+    // Low enough that the fall to 49,000 below stays above the liquidation price.
+    a.set_leverage(BTC, Side::Long, 5).unwrap();
     a.place(&market("e", OrderSide::Buy, dec!(0.1), Side::Long))
         .unwrap();
     a.place(&limit(
@@ -737,7 +753,7 @@ fn state_survives_reopening_the_database() {
     assert_eq!(o.exchange_id, "5");
     assert_eq!(
         p.lock().unwrap().book.leverage(1, 0),
-        20,
+        5,
         "leverage survived"
     );
     // The walk continues the same sequence as if never interrupted.
@@ -843,7 +859,8 @@ fn five_thousand_accounts_advance_and_match_correctly() {
             close(pos.size, dec!(0.001)),
             "dec!(0.004) bought, dec!(0.003) sold"
         );
-        assert!(close(pos.avg_entry, dec!(57000.0)));
+        // The entry at the ask 60,006.0 and the leg at 54,000.
+        assert!(close(pos.avg_entry, dec!(57003.0)));
         let open: Vec<String> = a
             .open_orders(BTC)
             .unwrap()
@@ -857,7 +874,13 @@ fn five_thousand_accounts_advance_and_match_correctly() {
 
 // Conditional stops.
 
-fn stop(cid: &str, side: OrderSide, trigger: Decimal, qty: Decimal, pos: Side) -> NewOrder {
+pub(super) fn stop(
+    cid: &str,
+    side: OrderSide,
+    trigger: Decimal,
+    qty: Decimal,
+    pos: Side,
+) -> NewOrder {
     NewOrder {
         kind: OrderKind::Stop,
         trigger_price: Some(trigger),
@@ -909,7 +932,8 @@ fn a_longs_stop_rests_until_the_mark_falls_to_it_and_fills_at_that_mark() {
         (OrderStatus::Filled, dec!(0.01), dec!(58800.0))
     );
     assert_eq!(sl.fee, dec!(0.01) * dec!(58800.0) * dec!(0.00055));
-    let pnl = (dec!(58800.0) - dec!(60000.0)) * dec!(0.01);
+    // Entered at the ask, 60,006.0.
+    let pnl = (dec!(58800.0) - dec!(60006.0)) * dec!(0.01);
     assert_eq!(acct.balance().unwrap(), balance + pnl - sl.fee);
     assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0));
     assert!(acct.open_orders(BTC).unwrap().is_empty());
@@ -1205,13 +1229,14 @@ fn executions_list_every_fill_of_the_account_on_the_symbol_in_order() {
     assert_eq!(
         seen,
         [
-            ("e", OrderSide::Buy, dec!(0.02), dec!(60000.0)),
+            // Market orders at the ask (60,000 + 0.01 %) and the bid (58,000 − 0.01 %).
+            ("e", OrderSide::Buy, dec!(0.02), dec!(60006.0)),
             ("leg", OrderSide::Buy, dec!(0.01), dec!(59000.0)),
             (
                 closed.client_id.as_str(),
                 OrderSide::Sell,
                 dec!(0.03),
-                dec!(58000.0)
+                dec!(57994.2)
             ),
         ]
     );
@@ -1247,16 +1272,6 @@ impl NewOrder {
 }
 
 #[test]
-fn the_paper_exchange_charges_no_funding_yet() {
-    let p = paper();
-    let acct = p.account(1);
-    acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
-        .unwrap();
-    assert_eq!(acct.funding(BTC, 0).unwrap(), vec![]);
-    assert!(acct.funding("nope", 0).is_err());
-}
-
-#[test]
 fn a_manual_close_is_a_reduce_only_market_order_that_is_not_the_bots() {
     let p = paper();
     let acct = p.account(1);
@@ -1273,7 +1288,8 @@ fn a_manual_close_is_a_reduce_only_market_order_that_is_not_the_bots() {
     );
     assert_eq!(
         (o.status, o.filled_qty, o.avg_fill_price),
-        (OrderStatus::Filled, dec!(0.03), dec!(61000.0))
+        // The bid: 61,000 − 0.01 % = 60,993.9.
+        (OrderStatus::Filled, dec!(0.03), dec!(60993.9))
     );
     assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0));
     assert_eq!(acct.position(BTC, Side::Short).unwrap().size, dec!(0.01));
@@ -1287,7 +1303,7 @@ fn a_manual_close_is_a_reduce_only_market_order_that_is_not_the_bots() {
 
 // Replayed prices.
 
-fn replayed(text: &str) -> PaperPrices {
+pub(super) fn replayed(text: &str) -> PaperPrices {
     let replay = Replay::parse(std::path::Path::new("prices.csv"), text).unwrap();
     PaperPrices::Replay(Arc::new(replay))
 }
@@ -1298,7 +1314,7 @@ fn a_dip_and_recovery_during_catch_up_fills_the_leg_and_the_stop_at_the_dip() {
         "seconds,symbol,price\n0,BTC/USDT,60000\n10,BTC/USDT,59500\n\
          20,BTC/USDT,58900\n30,BTC/USDT,60500\n",
     );
-    let p = Paper::in_memory_with(params(1, 0.01), &prices, 1_000_000).unwrap();
+    let p = Paper::in_memory_with(params(1, 0.01), &prices, None, 1_000_000).unwrap();
     let acct = p.account(1);
     acct.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
         .unwrap();
@@ -1346,7 +1362,7 @@ fn a_dip_and_recovery_during_catch_up_fills_the_leg_and_the_stop_at_the_dip() {
 #[test]
 fn replayed_symbols_follow_the_file_and_the_others_walk_bounded() {
     let prices = replayed("0,ETH/USDT,3000\n5,BTC/USDT,61000\n7,BTC/USDT,61000.04\n");
-    let p = Paper::in_memory_with(params(4, 0.001), &prices, 0).unwrap();
+    let p = Paper::in_memory_with(params(4, 0.001), &prices, None, 0).unwrap();
     let acct = p.account(1);
     // Listed before its first line: the first line's price.
     assert_eq!(acct.ticker(BTC).unwrap(), dec!(61000));
@@ -1375,7 +1391,7 @@ fn the_replay_epoch_is_persisted_and_a_restart_catches_up_on_the_path() {
     let open = |now| {
         let (conn, _) = crate::store::open_migrated(&path).unwrap();
         conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
-        Paper::open_with(conn, params(1, 0.0), &prices, now).unwrap()
+        Paper::open_with(conn, params(1, 0.0), &prices, None, now).unwrap()
     };
     let t0 = 1_700_000_000_000;
     let p = open(t0);

@@ -21,6 +21,7 @@ fn params() -> PaperParams {
         tick_ms: 1000,
         volatility: 0.0,
         seed: Some(1),
+        funding_rate: crate::exchange::paper::DEFAULT_FUNDING_RATE,
     }
 }
 
@@ -69,7 +70,8 @@ fn a_write_refused_by_a_held_lock_then_retried_fills_once() {
         .unwrap();
     let p = Paper::open(conn, params(), 0).unwrap();
     let a = p.account(1);
-    let price = a.ticker(BTC).unwrap();
+    // A market buy takes the ask: the price + 0.01 %, up to the tick.
+    let price = (a.ticker(BTC).unwrap() * dec!(1.0001) / dec!(0.1)).ceil() * dec!(0.1);
 
     let other = Connection::open(&path).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();

@@ -14,6 +14,19 @@ use crate::bots::ladder::{round_price, Market};
 /// standard deviation of one step's relative move.
 const SQRT_3: f64 = 1.732_050_807_568_877_2;
 
+/// Milliseconds in a (Julian) year, what annual volatility is quoted over.
+const MS_PER_YEAR: f64 = 365.25 * 24.0 * 3_600_000.0;
+
+/// Annual volatility of the walk when `PAPER_VOLATILITY` is unset: about what
+/// BTC shows.
+const ANNUAL_VOLATILITY: f64 = 0.6;
+
+/// The per-step σ of a walk of `ANNUAL_VOLATILITY` a year at one step per
+/// `tick_ms`: σ scales with the square root of time.
+pub fn default_volatility(tick_ms: u64) -> f64 {
+    ANNUAL_VOLATILITY * (tick_ms.max(1) as f64 / MS_PER_YEAR).sqrt()
+}
+
 /// The walk's parameters; copied into every reload of the book.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Walk {
@@ -135,6 +148,16 @@ mod tests {
             assert!(p >= BTC.tick, "{p}");
             assert!((p / BTC.tick).is_integer(), "{p}");
         }
+    }
+
+    #[test]
+    fn the_default_volatility_is_sixty_percent_a_year() {
+        let per_second = default_volatility(1000);
+        assert!((per_second - 0.6 / (31_557_600f64).sqrt()).abs() < 1e-12);
+        // One step a year is the annual figure itself; σ grows with √time.
+        assert!((default_volatility(31_557_600_000) - 0.6).abs() < 1e-12);
+        assert!((default_volatility(4000) / per_second - 2.0).abs() < 1e-9);
+        assert!(default_volatility(0) > 0.0);
     }
 
     #[test]

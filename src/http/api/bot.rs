@@ -11,6 +11,8 @@ use crate::bots::config::{self, side_name};
 use crate::bots::ladder;
 use crate::bots::status::{BotStatus, StopMode};
 use crate::coord::Backend;
+use crate::exchange::paper::replay::PaperPrices;
+use crate::exchange::paper::{snapshot, PaperError};
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
@@ -20,7 +22,7 @@ use crate::runner::client::{self, RpcError, REPLY_TIMEOUT};
 use crate::runner::protocol::{Actor, Op, OpResult, Outcome, Request};
 use crate::store::{self, bots, trades};
 
-fn user_id(ctx: &Ctx<'_, '_>) -> Result<i64, ApiError> {
+pub(super) fn user_id(ctx: &Ctx<'_, '_>) -> Result<i64, ApiError> {
     ctx.identity
         .user_id()
         .ok_or_else(|| reply::error(401, "Authentication required").into())
@@ -152,7 +154,17 @@ pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let conn = ctx.db.conn()?;
     // One read transaction for the handful of reads: each implicit one would take
     // and drop SQLite's shared-memory read lock (fcntl calls) again.
-    let body = store::read(&conn, |c| status_json(c, uid))?;
+    let live = matches!(ctx.config.paper_prices, PaperPrices::Live(_));
+    let body = store::read(&conn, |c| {
+        let mut body = status_json(c, uid)?;
+        if live && body["exchange"] == "paper" && body["status"] == "running" {
+            let symbol = body["symbol"].as_str().unwrap_or_default().to_owned();
+            body["price_stale"] = snapshot::market_stale(c, &symbol, store::now_ms())
+                .map_err(paper_error)?
+                .into();
+        }
+        Ok::<_, ApiError>(body)
+    })?;
     Ok(reply::json(200, &body))
 }
 
@@ -194,10 +206,20 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
             ladder::unrealized_pnl(dir, row.position_size, row.position_avg, m)
                 .round_dp_with_strategy(6, money::RoundingStrategy::MidpointAwayFromZero)
         });
+        // Only the paper exchange's liquidation price is known here (its formula,
+        // the account's leverage); a real exchange's is not stored.
+        let liq = if exchange == "paper" {
+            snapshot::liquidation_price_of(conn, uid, &symbol, dir, row.position_avg)
+                .map_err(paper_error)?
+        } else {
+            None
+        };
         json!({
             "size": money::json(row.position_size),
             "avg_entry": money::json(row.position_avg),
             "unrealized_pnl": money::json_opt(upnl),
+            "mark_price": money::json_opt(mark),
+            "liquidation_price": money::json_opt(liq),
         })
     } else {
         Value::Null
@@ -241,7 +263,18 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
         "pending_config": c.has_pending,
         "stop_reason": if active { None } else { row.stop_reason },
         "next_entry_at": next_entry_at,
+        // Set by `status` for a running paper bot on live prices.
+        "price_stale": false,
     }))
+}
+
+/// A failed read of the paper exchange's tables, as the API reports it.
+pub(super) fn paper_error(e: PaperError) -> ApiError {
+    match e {
+        PaperError::Db(db) => db.into(),
+        // A corrupt row: nothing the client can do about it.
+        _ => reply::error(500, "Internal error").into(),
+    }
 }
 
 /// The end of a running bot's cooldown, as RFC 3339, while it lasts.

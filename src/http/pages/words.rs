@@ -5,12 +5,13 @@
 use serde_json::{json, Value};
 
 /// `stop_reason` of a stopped bot.
-const STOP_REASONS: [(&str, &str); 6] = [
+const STOP_REASONS: [(&str, &str); 7] = [
     ("user", "stopped by you"),
     ("admin", "stopped by an administrator"),
     ("error", "stopped by an error"),
     ("stop_loss", "the stop-loss closed the cycle"),
     ("closed_outside", "the position was closed outside the bot"),
+    ("liquidated", "the exchange liquidated the position"),
     ("after_cycle", "stopped after its cycle, as asked"),
 ];
 

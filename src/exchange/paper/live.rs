@@ -1,0 +1,104 @@
+//! Live paper prices (`PAPER_PRICES=bybit|bingx`, C15): every paper market follows
+//! a real venue's public quote, read from a `QuoteSource` (the market-data
+//! process's price board in production). Resting limits fill when the last trade,
+//! bid or ask crosses them, stops trigger on the venue's mark, market orders take
+//! the ask (buy) or bid (sell). Without a fresh quote (none yet, or older than
+//! `STALE_AFTER_MS`) the market is paused: nothing matches and market orders are
+//! refused with a retryable error.
+
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+
+use super::book::{Book, Dirty, MktId};
+use super::matching::Touch;
+use crate::bots::ladder::round_price;
+use crate::market::{Quote, QuoteSource, Venue};
+
+/// Where live quotes come from.
+#[derive(Clone)]
+pub(super) struct Live {
+    pub venue: Venue,
+    pub source: Arc<dyn QuoteSource>,
+}
+
+impl Live {
+    /// Asks the source to follow `symbol`.
+    pub fn want(&self, symbol: &str) {
+        self.source.want(self.venue, symbol);
+    }
+
+    /// The latest quote of `symbol` unless it is stale at `now`.
+    fn fresh(&self, symbol: &str, now: i64) -> Option<Quote> {
+        self.source
+            .quote(self.venue, symbol)
+            .filter(|q| !q.is_stale(now))
+    }
+}
+
+impl Book {
+    /// Moves a live market to its latest fresh quote and matches it; no fresh quote
+    /// pauses the market. Returns the fills.
+    pub fn live_to(&mut self, mkt: MktId, live: &Live, now: i64, dirty: &mut Dirty) -> usize {
+        let m = &mut self.markets[mkt];
+        let Some(q) = live.fresh(&m.symbol, now) else {
+            m.quote = None;
+            return 0;
+        };
+        if m.quote.is_some_and(|had| had.time_ms == q.time_ms) {
+            return 0;
+        }
+        let old = m.price;
+        m.price = round_price(q.mark, &m.spec).max(m.spec.tick);
+        m.quote = Some(q);
+        m.updated_ms = now;
+        let touch = Touch {
+            low: q.last.min(q.ask),
+            high: q.last.max(q.bid),
+            mark: m.price,
+            falling: m.price < old,
+        };
+        dirty.markets.insert(mkt);
+        self.record_price(mkt, now, dirty);
+        self.touch(mkt, touch, now, dirty)
+    }
+
+    /// Whether a live market has no fresh quote at `now` (never for walked or
+    /// replayed markets).
+    pub fn paused(&self, mkt: MktId, now: i64) -> bool {
+        self.live.is_some()
+            && self.markets[mkt]
+                .quote
+                .is_none_or(|q: Quote| q.is_stale(now))
+    }
+
+    /// The price a market order of this side takes at `now`: the live ask or bid,
+    /// or the mark plus or minus the half-spread (`HALF_SPREAD`), rounded to the
+    /// tick against the trader; `None` while a live market is paused.
+    pub fn touch_price(&self, mkt: MktId, buy: bool, now: i64) -> Option<Decimal> {
+        let m = &self.markets[mkt];
+        if self.live.is_some() {
+            let q = m.quote.filter(|q| !q.is_stale(now))?;
+            return Some(if buy { q.ask } else { q.bid });
+        }
+        Some(spread_price(m.price, buy, &m.spec))
+    }
+}
+
+/// Half the simulated bid-ask spread of walked and replayed markets (0.01 %).
+pub(super) const HALF_SPREAD: Decimal = Decimal::from_parts(1, 0, 0, false, 4);
+
+/// `mark` moved by the half-spread — up for a buy, down for a sell — and rounded
+/// to the tick away from the trader's favour (a buy up, a sell down).
+pub(super) fn spread_price(
+    mark: Decimal,
+    buy: bool,
+    spec: &crate::bots::ladder::Market,
+) -> Decimal {
+    let tick = spec.tick;
+    if buy {
+        ((mark * (Decimal::ONE + HALF_SPREAD)) / tick).ceil() * tick
+    } else {
+        (((mark * (Decimal::ONE - HALF_SPREAD)) / tick).floor() * tick).max(tick)
+    }
+}
