@@ -50,6 +50,8 @@ pub struct Region {
     /// The 128-bit key that places keys in the rate-limit tables, drawn by the
     /// master (`coord::local`).
     pub limits_hash_key: [AtomicU64; 2],
+    /// The price board the market-data process fills (`market::board`).
+    pub prices: crate::market::board::Table,
 }
 
 const _: () = assert!(std::mem::size_of::<Region>() <= FIXED_BYTES);

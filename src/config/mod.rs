@@ -145,6 +145,10 @@ pub struct Config {
     /// `BYBIT_BASE_URL`, `BINGX_BASE_URL`, `EXCHANGE_TIMEOUT_MS`,
     /// `EXCHANGE_RECV_WINDOW_MS`: where the real exchanges are and how long to wait.
     pub exchanges: RestSettings,
+    /// `BYBIT_WS_PUBLIC_URL`, `BINGX_WS_PUBLIC_URL`: the public price streams the
+    /// market-data process follows.
+    pub bybit_ws_public_url: String,
+    pub bingx_ws_public_url: String,
     /// Each setting as `check-config` shows it (secrets masked), in `settings::ALL`
     /// order; recorded by `load`.
     shown: Vec<(&'static str, String)>,
@@ -237,6 +241,8 @@ impl Config {
                 timeout_ms: src.value(&S::EXCHANGE_TIMEOUT_MS)?,
                 recv_window_ms: src.value(&S::EXCHANGE_RECV_WINDOW_MS)?,
             },
+            bybit_ws_public_url: src.value(&S::BYBIT_WS_PUBLIC_URL)?,
+            bingx_ws_public_url: src.value(&S::BINGX_WS_PUBLIC_URL)?,
             binds,
             shown: Vec::new(),
         };

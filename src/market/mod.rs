@@ -5,6 +5,11 @@
 //! latest quote of a symbol and records that someone wants that symbol followed
 //! (the market-data process subscribes to every wanted symbol).
 
+pub mod board;
+pub mod feed;
+
+pub use board::Board;
+
 use rust_decimal::Decimal;
 
 /// A real exchange whose public data can be followed.
