@@ -378,3 +378,73 @@ fn symbols_not_wanted_for_ten_minutes_are_unsubscribed() {
             && fake.rest_calls(V::Bybit) == calls
     }));
 }
+
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+/// The real binary: with `PAPER_PRICES=bybit` the `market-data` child follows the
+/// configured paper bot's market (the admin's default `BTC/USDT`) on the fake
+/// and its metrics show the stream up, messages and a malformed frame.
+#[test]
+fn the_market_data_process_follows_paper_bots_on_the_live_venue() {
+    let fake = FakePublic::start();
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64000"),
+    );
+    let (ws, base, bingx_ws) = (fake.bybit_ws_url(), fake.base_url(), fake.bingx_ws_url());
+    let s = common::Server::with(common::Options {
+        workers: 1,
+        env: vec![
+            ("ENABLE_METRICS", "true"),
+            ("PAPER_PRICES", "bybit"),
+            ("BYBIT_WS_PUBLIC_URL", &ws),
+            ("BYBIT_BASE_URL", &base),
+            ("BINGX_WS_PUBLIC_URL", &bingx_ws),
+            ("BINGX_BASE_URL", &base),
+            ("ADMIN_EMAIL", "ops@example.com"),
+            ("ADMIN_PASSWORD", "correct-horse-9"),
+        ],
+        ..common::Options::default()
+    });
+    let children = common::children_with_title(s.pid(), "blitz: market-data");
+    assert_eq!(children.len(), 1, "one market-data process: {children:?}");
+    let metrics = || common::get(s.port, "/metrics").text();
+    wait_for(Duration::from_secs(10), "the bybit stream up", || {
+        sample(&metrics(), r#"blitz_market_data_stream_up{venue="bybit"}"#) == Some(1.0)
+    });
+    assert!(fake
+        .subscriptions()
+        .contains(&"bybit tickers.BTCUSDT".to_string()));
+    let m = metrics();
+    assert_eq!(
+        sample(&m, r#"blitz_market_data_stream_up{venue="bingx"}"#),
+        Some(0.0)
+    );
+    assert!(sample(&m, r#"blitz_market_data_messages_total{venue="bybit"}"#) >= Some(2.0));
+    assert_eq!(
+        sample(&m, r#"blitz_market_data_malformed_total{venue="bybit"}"#),
+        Some(0.0)
+    );
+    assert_eq!(fake.ws_connections(V::Bingx), 0, "nothing wanted on BingX");
+    fake.send_malformed();
+    wait_for(
+        Duration::from_secs(5),
+        "the malformed frame counted",
+        || {
+            sample(
+                &metrics(),
+                r#"blitz_market_data_malformed_total{venue="bybit"}"#,
+            ) == Some(1.0)
+        },
+    );
+    assert!(sample(
+        &metrics(),
+        r#"process_resident_memory_bytes{process="market-data"}"#
+    )
+    .is_some_and(|v| v > 1e6));
+}

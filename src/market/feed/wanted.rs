@@ -1,7 +1,11 @@
-//! The markets of the instance's bots, wanted on the board every few seconds:
-//! a configured bot's price is followed before the runner asks for it. A paper
-//! bot's market is wanted on the live venue of `PAPER_PRICES` (none under the
-//! walk or a replay); a Bybit or BingX bot's on its own venue.
+//! The markets of the instance's paper bots, wanted on the board every few
+//! seconds when `PAPER_PRICES` is a live venue: a configured bot's price is
+//! followed before the paper exchange asks for it.
+//!
+//! Bybit and BingX bots are not wanted here: their adapters read the venue's
+//! REST ticker themselves, so nothing would read these quotes yet, and an
+//! instance that does not use live paper prices then opens no connection at all.
+//! A consumer that needs their prices calls `QuoteSource::want`.
 
 use slog::{warn, Logger};
 
@@ -36,8 +40,9 @@ impl BotMarkets {
         }
     }
 
-    /// Wants every bot's market when due.
+    /// Wants every paper bot's market on the live venue when due.
     pub fn want_on(&mut self, board: &Board, now: i64) {
+        let Some(venue) = self.paper else { return };
         if now < self.next_ms {
             return;
         }
@@ -47,8 +52,8 @@ impl BotMarkets {
             Ok(list) => {
                 self.failed = false;
                 for (exchange, symbol) in list {
-                    if let Some(v) = venue_of(&exchange, self.paper) {
-                        board.want_at(v, &symbol, now);
+                    if exchange == "paper" {
+                        board.want_at(venue, &symbol, now);
                     }
                 }
             }
@@ -59,27 +64,5 @@ impl BotMarkets {
                 self.failed = true;
             }
         }
-    }
-}
-
-/// The venue whose prices a bot on `exchange` trades on.
-fn venue_of(exchange: &str, paper: Option<Venue>) -> Option<Venue> {
-    match exchange {
-        "paper" => paper,
-        other => Venue::parse(other),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paper_bots_follow_the_live_source_only() {
-        assert_eq!(venue_of("paper", Some(Venue::Bingx)), Some(Venue::Bingx));
-        assert_eq!(venue_of("paper", None), None);
-        assert_eq!(venue_of("bybit", None), Some(Venue::Bybit));
-        assert_eq!(venue_of("bingx", Some(Venue::Bybit)), Some(Venue::Bingx));
-        assert_eq!(venue_of("kraken", None), None);
     }
 }
