@@ -68,6 +68,7 @@ struct State {
     /// (venue, venue symbol) → (ticker, version).
     tickers: Mutex<HashMap<(V, String), (Ticker, u64)>>,
     refuse_ws: AtomicBool,
+    refuse_subscriptions: AtomicBool,
     rest_down: AtomicBool,
     silent: AtomicBool,
     bingx_pings: AtomicBool,
@@ -123,6 +124,12 @@ impl FakePublic {
     /// Refuses WebSocket upgrades with 503 (already open streams stay).
     pub fn refuse_streams(&self, on: bool) {
         self.state.refuse_ws.store(on, Ordering::SeqCst);
+    }
+
+    /// Subscriptions are answered as refused (Bybit `success:false`, BingX a
+    /// non-zero `code`), as for an unknown symbol.
+    pub fn refuse_subscriptions(&self, on: bool) {
+        self.state.refuse_subscriptions.store(on, Ordering::SeqCst);
     }
 
     /// REST calls are closed unanswered (the client sees a network error).
@@ -386,6 +393,11 @@ fn handle(ws: &mut Ws, conn: &mut Conn, text: &str, st: &State) -> tungstenite::
                     "conn_id": "fake", "req_id": req["req_id"], "op": "ping"}),
                 )
             }
+            Some("subscribe") if st.refuse_subscriptions.load(Ordering::SeqCst) => {
+                send_json(ws, V::Bybit, json!({"success": false,
+                    "ret_msg": format!("Invalid symbol :{}", req["args"]), "conn_id": "fake",
+                    "req_id": req["req_id"], "op": "subscribe"}))
+            }
             Some("subscribe") => {
                 for topic in req["args"].as_array().cloned().unwrap_or_default() {
                     let topic = topic.as_str().unwrap_or("").to_string();
@@ -421,6 +433,10 @@ fn handle(ws: &mut Ws, conn: &mut Conn, text: &str, st: &State) -> tungstenite::
         },
         V::Bingx => {
             let data_type = req["dataType"].as_str().unwrap_or("").to_string();
+            if req["reqType"] == "sub" && st.refuse_subscriptions.load(Ordering::SeqCst) {
+                return send_json(ws, V::Bingx, json!({"id": req["id"], "code": 80015,
+                    "msg": "symbol not exist"}));
+            }
             if req["reqType"] == "sub" {
                 st.subscriptions
                     .lock()
