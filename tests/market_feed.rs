@@ -194,30 +194,48 @@ fn a_refused_stream_falls_back_to_rest_within_five_seconds_then_recovers() {
 fn a_refused_subscription_is_followed_by_rest() {
     let fake = FakePublic::start();
     fake.refuse_subscriptions(true);
-    fake.set_ticker(V::Bingx, "BTC/USDT", Ticker::new("64000", "63999", "64001", "64002"));
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64002"),
+    );
     let feed = Feed::start(&fake);
     feed.want(Venue::Bingx, "BTC/USDT");
     let q = feed.wait_last(Venue::Bingx, "BTC/USDT", "64000", Duration::from_secs(5));
     assert_eq!((q.bid, q.ask, q.mark), (d("63999"), d("64001"), d("64002")));
-    assert_eq!(fake.ws_connections(V::Bingx), 1, "the stream is up, the symbol refused");
+    assert_eq!(
+        fake.ws_connections(V::Bingx),
+        1,
+        "the stream is up, the symbol refused"
+    );
     // REST keeps following it, once a second or so.
-    fake.set_ticker(V::Bingx, "BTC/USDT", Ticker::new("64010", "64009", "64011", "64012"));
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64010", "64009", "64011", "64012"),
+    );
     feed.wait_last(Venue::Bingx, "BTC/USDT", "64010", Duration::from_secs(3));
 }
 
 #[test]
 fn a_quiet_symbol_gets_a_rest_refresh_while_the_stream_is_up() {
     let fake = FakePublic::start();
-    fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("64000", "63999", "64001", "64000"));
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64000"),
+    );
     let feed = Feed::start(&fake);
     feed.want(Venue::Bybit, "BTC/USDT");
     feed.wait_last(Venue::Bybit, "BTC/USDT", "64000", Duration::from_secs(3));
     wait_for(Duration::from_secs(2), "subscribed", || {
-        fake.subscriptions().contains(&"bybit tickers.BTCUSDT".to_string())
+        fake.subscriptions()
+            .contains(&"bybit tickers.BTCUSDT".to_string())
     });
     let calls = fake.rest_calls(V::Bybit);
     assert!(
-        stays(Duration::from_millis(1500), || fake.rest_calls(V::Bybit) == calls),
+        stays(Duration::from_millis(1500), || fake.rest_calls(V::Bybit)
+            == calls),
         "no REST while the stream delivers"
     );
     feed.clock.advance(10_500);

@@ -393,11 +393,13 @@ fn handle(ws: &mut Ws, conn: &mut Conn, text: &str, st: &State) -> tungstenite::
                     "conn_id": "fake", "req_id": req["req_id"], "op": "ping"}),
                 )
             }
-            Some("subscribe") if st.refuse_subscriptions.load(Ordering::SeqCst) => {
-                send_json(ws, V::Bybit, json!({"success": false,
+            Some("subscribe") if st.refuse_subscriptions.load(Ordering::SeqCst) => send_json(
+                ws,
+                V::Bybit,
+                json!({"success": false,
                     "ret_msg": format!("Invalid symbol :{}", req["args"]), "conn_id": "fake",
-                    "req_id": req["req_id"], "op": "subscribe"}))
-            }
+                    "req_id": req["req_id"], "op": "subscribe"}),
+            ),
             Some("subscribe") => {
                 for topic in req["args"].as_array().cloned().unwrap_or_default() {
                     let topic = topic.as_str().unwrap_or("").to_string();
@@ -434,8 +436,12 @@ fn handle(ws: &mut Ws, conn: &mut Conn, text: &str, st: &State) -> tungstenite::
         V::Bingx => {
             let data_type = req["dataType"].as_str().unwrap_or("").to_string();
             if req["reqType"] == "sub" && st.refuse_subscriptions.load(Ordering::SeqCst) {
-                return send_json(ws, V::Bingx, json!({"id": req["id"], "code": 80015,
-                    "msg": "symbol not exist"}));
+                return send_json(
+                    ws,
+                    V::Bingx,
+                    json!({"id": req["id"], "code": 80015,
+                    "msg": "symbol not exist"}),
+                );
             }
             if req["reqType"] == "sub" {
                 st.subscriptions

@@ -100,3 +100,36 @@ impl Socket {
 fn would_block(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// wss:// builds its rustls configuration (crypto provider, webpki roots) and
+    /// fails cleanly against a peer that is no TLS server.
+    #[test]
+    fn a_failed_tls_handshake_is_an_error_not_a_panic() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            use std::io::Write;
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        });
+        let url = format!("wss://127.0.0.1:{port}/v5/public/linear");
+        let err = Socket::connect(&url, Duration::from_secs(2)).err().unwrap();
+        assert!(err.starts_with("handshake"), "{err}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_refused_connection_is_an_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let err = Socket::connect(&format!("ws://127.0.0.1:{port}/"), Duration::from_secs(1))
+            .err()
+            .unwrap();
+        assert!(err.contains("connecting"), "{err}");
+    }
+}
