@@ -179,11 +179,17 @@ fn a_refused_stream_falls_back_to_rest_within_five_seconds_then_recovers() {
         Ticker::new("3002", "3001.9", "3002.1", "3002"),
     );
     feed.wait_last(Venue::Bybit, "ETH/USDT", "3002", Duration::from_secs(2));
-    // A poll may have been under way as the stream came back; then none.
-    std::thread::sleep(Duration::from_millis(300));
+    // A poll may have been under way as the stream came back; then none (the
+    // fallback polls every second, so 1.5 s without a call means it stopped).
+    wait_for(Duration::from_secs(3), "REST polling to stop", || {
+        let c = fake.rest_calls(V::Bybit);
+        stays(Duration::from_millis(1500), || {
+            fake.rest_calls(V::Bybit) == c
+        })
+    });
     let settled = fake.rest_calls(V::Bybit);
     assert!(
-        stays(Duration::from_secs(3), || fake.rest_calls(V::Bybit)
+        stays(Duration::from_secs(2), || fake.rest_calls(V::Bybit)
             == settled),
         "REST polled after the stream recovered: {} > {settled}",
         fake.rest_calls(V::Bybit)

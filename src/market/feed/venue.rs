@@ -38,7 +38,8 @@ const FUNDING_EVERY_MS: i64 = 60_000;
 pub const UNWANTED_AFTER_MS: i64 = 10 * 60 * 1000;
 /// Frames read per step at most, so one busy socket cannot starve the other.
 const FRAMES_PER_STEP: usize = 256;
-/// Malformed input is logged at most this often per venue (and always counted).
+/// Malformed input and REST failures are each logged at most this often per
+/// venue (malformed input is always counted).
 const MALFORMED_LOG_MS: i64 = 10_000;
 
 struct Sym {
@@ -76,6 +77,7 @@ pub struct VenueFeed {
     last_funding_ms: i64,
     malformed_logged_ms: i64,
     malformed_unlogged: u64,
+    rest_failure_logged_ms: i64,
     log: Logger,
 }
 
@@ -100,6 +102,7 @@ impl VenueFeed {
             last_funding_ms: i64::MIN / 2,
             malformed_logged_ms: i64::MIN / 2,
             malformed_unlogged: 0,
+            rest_failure_logged_ms: i64::MIN / 2,
             log: log.new(slog::o!("venue" => venue.name())),
         }
     }
@@ -389,9 +392,9 @@ impl VenueFeed {
     }
 
     fn rest_failed(&mut self, now: i64, why: &str) {
-        if now - self.malformed_logged_ms >= MALFORMED_LOG_MS {
+        if now - self.rest_failure_logged_ms >= MALFORMED_LOG_MS {
             warn!(self.log, "public REST tickers unavailable"; "error" => why);
-            self.malformed_logged_ms = now;
+            self.rest_failure_logged_ms = now;
         }
     }
 }
