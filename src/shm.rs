@@ -6,7 +6,9 @@
 //! Invariants: the master maps the region zeroed before forking and every field is
 //! atomics only, so zero is a valid value of each and every process may read and
 //! write it concurrently. This module is a leaf: the modules that give the tables
-//! their meaning import it, never the other way round.
+//! their meaning import it, never the other way round — except for the price
+//! board, whose table type (`market::board::Table`, atomics only as well) keeps its
+//! slot layout private to its module.
 
 use std::sync::atomic::AtomicU64;
 
@@ -50,6 +52,8 @@ pub struct Region {
     /// The 128-bit key that places keys in the rate-limit tables, drawn by the
     /// master (`coord::local`).
     pub limits_hash_key: [AtomicU64; 2],
+    /// The price board the market-data process fills (`market::board`).
+    pub prices: crate::market::board::Table,
 }
 
 const _: () = assert!(std::mem::size_of::<Region>() <= FIXED_BYTES);

@@ -130,6 +130,11 @@ fn invalid_environment_values_exit_2_naming_the_variable() {
         ("PAPER_FUNDING_RATE", "1%"),
         ("PAPER_SEED", "seed"),
         ("PAPER_PRICES", "random"),
+        (
+            "BYBIT_WS_PUBLIC_URL",
+            "https://stream.bybit.com/v5/public/linear",
+        ),
+        ("BINGX_WS_PUBLIC_URL", "open-api-swap.bingx.com/swap-market"),
         ("FORWARDED_ALLOW_IPS", "not-an-ip"),
         ("SECURITY_CSP", "default-src 'self'\r\nX-Injected: 1"),
     ];

@@ -110,7 +110,14 @@ fn families_types_and_labels() {
         r#"http_request_duration_seconds_count{method="POST",endpoint="/api/bot/start"}"#,
         2.0,
     );
-    for p in ["master", "worker-0", "worker-1", "bot-runner", "mailer"] {
+    for p in [
+        "master",
+        "worker-0",
+        "worker-1",
+        "bot-runner",
+        "mailer",
+        "market-data",
+    ] {
         let rss = sample(
             &m,
             &format!(r#"process_resident_memory_bytes{{process="{p}"}}"#),

@@ -178,7 +178,7 @@ fn prometheus_config_and_rules_pass_promtool() {
             .arg(repo("conf/prometheus/blitz-alerts.yml")),
         "promtool check rules",
     );
-    assert!(out.contains("7 rules found"), "{out}");
+    assert!(out.contains("9 rules found"), "{out}");
 }
 
 /// Metric names in PromQL expressions: identifiers followed by `{`, `[` or `)`

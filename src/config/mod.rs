@@ -152,6 +152,10 @@ pub struct Config {
     /// `CANDLES_REFRESH_MS`: how long cached 1m/5m candles are served (longer
     /// intervals: multiples, `market::candles::Interval::refresh_ms`).
     pub candles_refresh_ms: u64,
+    /// `BYBIT_WS_PUBLIC_URL`, `BINGX_WS_PUBLIC_URL`: the public price streams the
+    /// market-data process follows.
+    pub bybit_ws_public_url: String,
+    pub bingx_ws_public_url: String,
     /// Each setting as `check-config` shows it (secrets masked), in `settings::ALL`
     /// order; recorded by `load`.
     shown: Vec<(&'static str, String)>,
@@ -247,6 +251,8 @@ impl Config {
             },
             markets_refresh_s: src.value(&S::MARKETS_REFRESH_S)?,
             candles_refresh_ms: src.value(&S::CANDLES_REFRESH_MS)?,
+            bybit_ws_public_url: src.value(&S::BYBIT_WS_PUBLIC_URL)?,
+            bingx_ws_public_url: src.value(&S::BINGX_WS_PUBLIC_URL)?,
             binds,
             shown: Vec::new(),
         };

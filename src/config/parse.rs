@@ -571,6 +571,26 @@ pub fn http_url(s: &str) -> Result<String, Expected> {
     }
 }
 
+/// A WebSocket URL: `ws://HOST[:PORT][/PATH]` or `wss://…`, as the WebSocket
+/// client connects to it.
+pub fn ws_url(s: &str) -> Result<String, Expected> {
+    let expected =
+        || Expected::new("ws://HOST[:PORT][/PATH] or wss://… (no credentials, query or fragment)");
+    let t = s.trim();
+    let url = whole_url(t).ok_or_else(expected)?;
+    let ok = matches!(url.scheme(), "ws" | "wss")
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if ok {
+        Ok(t.to_string())
+    } else {
+        Err(expected())
+    }
+}
+
 /// An absolute URL as the `url` crate (which the HTTP and mail clients use) parses
 /// it. White space and control characters are refused rather than encoded or dropped
 /// as a browser would, since a setting with them is a typo.

@@ -915,6 +915,26 @@ pub static BINGX_BASE_URL: Setting<String> = Setting {
     show: text,
 };
 
+pub static BYBIT_WS_PUBLIC_URL: Setting<String> = Setting {
+    meta: var(
+        &["BYBIT_WS_PUBLIC_URL"],
+        Default::Value("wss://stream.bybit.com/v5/public/linear"),
+        "Bybit v5 public linear WebSocket (live prices; testnet or a fake)",
+    ),
+    parse: parse::ws_url,
+    show: text,
+};
+
+pub static BINGX_WS_PUBLIC_URL: Setting<String> = Setting {
+    meta: var(
+        &["BINGX_WS_PUBLIC_URL"],
+        Default::Value("wss://open-api-swap.bingx.com/swap-market"),
+        "BingX perpetual swap market WebSocket (live prices)",
+    ),
+    parse: parse::ws_url,
+    show: text,
+};
+
 pub static EXCHANGE_TIMEOUT_MS: Setting<u64> = Setting {
     meta: var(
         &["EXCHANGE_TIMEOUT_MS"],
@@ -966,7 +986,7 @@ pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
 };
 
 /// Every setting, in the order `check-config` and the README list them.
-pub static ALL: [&Meta; 65] = [
+pub static ALL: [&Meta; 67] = [
     &BIND.meta,
     &WORKERS.meta,
     &WORKER_CLASS.meta,
@@ -1027,6 +1047,8 @@ pub static ALL: [&Meta; 65] = [
     &TELEGRAM_API_URL.meta,
     &BYBIT_BASE_URL.meta,
     &BINGX_BASE_URL.meta,
+    &BYBIT_WS_PUBLIC_URL.meta,
+    &BINGX_WS_PUBLIC_URL.meta,
     &EXCHANGE_TIMEOUT_MS.meta,
     &EXCHANGE_RECV_WINDOW_MS.meta,
     &MARKETS_REFRESH_S.meta,

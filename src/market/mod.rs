@@ -5,10 +5,14 @@
 //! latest quote of a symbol and records that someone wants that symbol followed
 //! (the market-data process subscribes to every wanted symbol).
 
+pub mod board;
 pub mod candle_cache;
 pub mod candles;
 pub mod catalogue;
+pub mod feed;
 pub mod refresh;
+
+pub use board::Board;
 
 use rust_decimal::Decimal;
 

@@ -35,8 +35,16 @@ pub mod stat {
     pub const WORKER_RESTARTS: usize = 32;
     pub const RUNNER_RESTARTS: usize = 36;
     pub const MAILER_RESTARTS: usize = 40;
+    pub const MARKET_DATA_RESTARTS: usize = 44;
+    /// Per venue (`market::Venue::ALL` order): a gauge set by the market-data
+    /// process, then its counters.
+    pub const MD_STREAM_UP: usize = 48;
+    pub const MD_MESSAGES: usize = 50;
+    pub const MD_MALFORMED: usize = 52;
+    pub const MD_REST_POLLS: usize = 54;
+    pub const MD_RECONNECTS: usize = 56;
     /// Cells that are not counters: zeroed, not folded, when their process ends.
-    pub const NOT_COUNTERS: [usize; 2] = [ACTIVE_BOTS, RETIRING];
+    pub const NOT_COUNTERS: [usize; 4] = [ACTIVE_BOTS, RETIRING, MD_STREAM_UP, MD_STREAM_UP + 1];
 }
 
 /// Label values of the indexed static families.

@@ -224,12 +224,53 @@ pub fn retiring() {
     }
 }
 
+/// What the market-data process counts per venue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarketData {
+    /// A frame received on the venue's public stream.
+    Message,
+    /// A frame or REST answer that could not be read.
+    Malformed,
+    /// A public REST tickers call (fallback or refresh).
+    RestPoll,
+    /// A new connection attempt of the stream.
+    Reconnect,
+}
+
+fn venue_index(venue: crate::market::Venue) -> usize {
+    crate::market::Venue::ALL
+        .iter()
+        .position(|v| *v == venue)
+        .unwrap_or(0)
+}
+
+/// Counts one market-data event of `venue`.
+pub fn market_data(venue: crate::market::Venue, what: MarketData) {
+    let base = match what {
+        MarketData::Message => stat::MD_MESSAGES,
+        MarketData::Malformed => stat::MD_MALFORMED,
+        MarketData::RestPoll => stat::MD_REST_POLLS,
+        MarketData::Reconnect => stat::MD_RECONNECTS,
+    };
+    add_stat(base + venue_index(venue), 1);
+}
+
+/// Whether `venue`'s public stream is connected and delivering.
+pub fn market_data_stream_up(venue: crate::market::Venue, up: bool) {
+    if let Some((s, slot)) = here() {
+        s.cells
+            .stat(slot, stat::MD_STREAM_UP + venue_index(venue))
+            .store(u64::from(up), Ordering::Relaxed);
+    }
+}
+
 /// Which child ended, for the restart counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Child {
     Worker,
     BotRunner,
     Mailer,
+    MarketData,
 }
 
 /// Master: a child in `slot` was reaped. Counts the restart by reason and folds
@@ -250,6 +291,7 @@ pub fn child_ended(slot: usize, child: Child, timed_out: bool, expected: bool) {
         Child::Worker => stat::WORKER_RESTARTS,
         Child::BotRunner => stat::RUNNER_RESTARTS,
         Child::Mailer => stat::MAILER_RESTARTS,
+        Child::MarketData => stat::MARKET_DATA_RESTARTS,
     };
     let seq = &s.header[FOLD_SEQ];
     seq.fetch_add(1, Ordering::AcqRel);

@@ -360,6 +360,54 @@ fn processes(out: &mut String, s: &Shared, sb: &Scoreboard) {
     );
 }
 
+/// The market-data process's families, one series per venue.
+fn market_data(out: &mut String, snap: &Snapshot) {
+    let venues: Vec<&str> = crate::market::Venue::ALL.iter().map(|v| v.name()).collect();
+    let up = venues
+        .iter()
+        .enumerate()
+        .map(|(k, v)| gauge(&[("venue", v)], snap.stats[stat::MD_STREAM_UP + k] as f64))
+        .collect();
+    write(
+        out,
+        "blitz_market_data_stream_up",
+        "Whether the venue's public price stream is connected and delivering.",
+        MetricType::GAUGE,
+        up,
+    );
+    let counters = [
+        (
+            "blitz_market_data_messages_total",
+            "Frames received on the venue's public price stream.",
+            stat::MD_MESSAGES,
+        ),
+        (
+            "blitz_market_data_malformed_total",
+            "Stream frames and REST answers of the venue that could not be read.",
+            stat::MD_MALFORMED,
+        ),
+        (
+            "blitz_market_data_rest_polls_total",
+            "Public REST ticker calls to the venue (fallback and stale refreshes).",
+            stat::MD_REST_POLLS,
+        ),
+        (
+            "blitz_market_data_reconnects_total",
+            "Connection attempts of the venue's public price stream.",
+            stat::MD_RECONNECTS,
+        ),
+    ];
+    for (name, help, base) in counters {
+        write(
+            out,
+            name,
+            help,
+            MetricType::COUNTER,
+            indexed(snap, base, "venue", &venues),
+        );
+    }
+}
+
 /// One counter per label value of a static family starting at `base`.
 fn indexed(snap: &Snapshot, base: usize, label: &str, values: &[&str]) -> Vec<Metric> {
     values
@@ -395,6 +443,11 @@ fn supervisor(out: &mut String, snap: &Snapshot, sb: &Scoreboard) {
             "blitz_mailer_restarts_total",
             "Mailer replacements by reason.",
             stat::MAILER_RESTARTS,
+        ),
+        (
+            "blitz_market_data_restarts_total",
+            "Market-data process replacements by reason.",
+            stat::MARKET_DATA_RESTARTS,
         ),
     ];
     for (name, help, base) in restarts {
@@ -442,6 +495,7 @@ fn supervisor(out: &mut String, snap: &Snapshot, sb: &Scoreboard) {
         MetricType::COUNTER,
         one(stat::REDIS_FALLBACKS),
     );
+    market_data(out, snap);
     write(
         out,
         "blitz_market_refresh_failures_total",

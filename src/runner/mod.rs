@@ -32,8 +32,10 @@ use slog::{error, info, warn, Logger};
 
 use crate::background::{self, Background};
 use crate::config::Config;
+use crate::exchange::paper::replay::PaperPrices;
 use crate::exchange::paper::{default_volatility, Paper, PaperParams};
 use crate::log::Sink;
+use crate::market::{Board, QuoteSource};
 use crate::secrets::SecretKey;
 use crate::store::{self, bots, trades};
 use lanes::Lanes;
@@ -101,7 +103,7 @@ pub fn run(
             return 1;
         }
     };
-    let runner = match Runner::open(config, log.clone()) {
+    let runner = match Runner::open(config, &ctx.scoreboard, log.clone()) {
         Ok(r) => r,
         Err(e) => {
             error!(log, "bot runner cannot start"; "error" => %e);
@@ -119,7 +121,11 @@ fn open_conn(path: &Path) -> std::io::Result<Connection> {
 }
 
 impl Runner {
-    fn open(config: &Config, log: Logger) -> Result<Runner, Box<dyn std::error::Error>> {
+    fn open(
+        config: &Config,
+        scoreboard: &blitz_master::Scoreboard,
+        log: Logger,
+    ) -> Result<Runner, Box<dyn std::error::Error>> {
         let conn = store::open(&config.database)?;
         let fixed = bots::settle_interrupted(&conn, store::now())?;
         if fixed > 0 {
@@ -133,12 +139,17 @@ impl Runner {
             seed: config.paper_seed,
             funding_rate: config.paper_funding_rate,
         };
-        // FEED's price board is wired here when live prices are configured.
+        // Live paper prices come from the instance's price board, which the
+        // market-data process fills (docs/market-data.md).
+        let quotes: Option<Arc<dyn QuoteSource>> = match config.paper_prices {
+            PaperPrices::Live(_) => Some(Arc::new(Board::of(scoreboard))),
+            _ => None,
+        };
         let paper = Paper::open_with(
             store::open(&config.database)?,
             params,
             &config.paper_prices,
-            None,
+            quotes,
             store::now_ms(),
         )?;
         let key = match SecretKey::resolve(config.secret_key.as_deref(), config.instance_dir()) {

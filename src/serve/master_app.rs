@@ -14,7 +14,8 @@ use crate::metrics;
 const TITLE: &str = "blitz";
 const BOT_RUNNER: &str = "bot-runner";
 const MAILER: &str = "mailer";
-pub(crate) const SINGLETONS: [&str; 2] = [BOT_RUNNER, MAILER];
+const MARKET_DATA: &str = "market-data";
+pub(crate) const SINGLETONS: [&str; 3] = [BOT_RUNNER, MAILER, MARKET_DATA];
 
 /// The open log destinations, created by the master and inherited by children.
 pub struct Logs {
@@ -163,6 +164,7 @@ impl MasterApp {
                 let child = match role_name(role) {
                     BOT_RUNNER => metrics::Child::BotRunner,
                     MAILER => metrics::Child::Mailer,
+                    MARKET_DATA => metrics::Child::MarketData,
                     _ => metrics::Child::Worker,
                 };
                 metrics::child_ended(slot, child, timed_out.is_some(), expected);
@@ -189,6 +191,8 @@ impl App for MasterApp {
                 sinks.extend(self.logs.access.clone());
                 if name == MAILER {
                     crate::mail::run(ctx, &self.config, log, sinks)
+                } else if name == MARKET_DATA {
+                    crate::market::feed::run(ctx, &self.config, log, sinks)
                 } else {
                     crate::runner::run(ctx, &self.config, &self.rpc, log, sinks)
                 }

@@ -296,6 +296,21 @@ pub fn running_markets(conn: &Connection) -> Result<Vec<(String, String)>, Store
     Ok(rows)
 }
 
+/// (exchange, symbol) of every enabled user's bot configuration and every running
+/// bot's market, once each: what the market-data process follows.
+pub fn configured_markets(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT exchange, symbol FROM user WHERE disabled = 0
+         UNION
+         SELECT cycle_exchange, cycle_symbol FROM user_bots
+         WHERE status = 'running' AND cycle_exchange IS NOT NULL AND cycle_symbol IS NOT NULL",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Event {
     pub id: i64,

@@ -17,6 +17,7 @@ pub mod fake_events;
 pub mod fake_http;
 pub mod fake_inject;
 pub mod fake_page;
+pub mod fake_public_ws;
 pub mod floats;
 pub mod load;
 pub mod ports;

@@ -48,7 +48,7 @@ pub struct Bingx {
 }
 
 /// `BTC/USDT` → `BTC-USDT`.
-fn pair(symbol: &str) -> Result<String, ExchangeError> {
+pub(crate) fn pair(symbol: &str) -> Result<String, ExchangeError> {
     let (base, quote) = rest::split_symbol(symbol)?;
     Ok(format!("{base}-{quote}"))
 }

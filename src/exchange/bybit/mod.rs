@@ -49,7 +49,7 @@ pub struct Bybit {
 }
 
 /// `BTC/USDT` → `BTCUSDT`.
-fn pair(symbol: &str) -> Result<String, ExchangeError> {
+pub(crate) fn pair(symbol: &str) -> Result<String, ExchangeError> {
     let (base, quote) = rest::split_symbol(symbol)?;
     Ok(format!("{base}{quote}"))
 }

@@ -1,0 +1,251 @@
+//! BingX perpetual swap market stream and its REST twins.
+//!
+//! Stream: every frame is GZIP-compressed binary; the server sends `Ping` every
+//! few seconds and drops a client that does not answer `Pong`. Per symbol three
+//! channels are followed: `<S>@bookTicker` (best bid `b` and ask `a`),
+//! `<S>@lastPrice` (`c`) and `<S>@markPrice` (`p`). A subscription is
+//! `{"id":…,"reqType":"sub","dataType":…}`, acknowledged with `{"id":…,"code":0}`;
+//! the id is the data type, so a refusal names it. The funding rate is not on the
+//! stream: `premiumIndex` gives it with the mark.
+//!
+//! REST (public, every symbol when no `symbol` is given):
+//! `/openApi/swap/v2/quote/ticker` (last price, and bid/ask where present) and
+//! `/openApi/swap/v2/quote/premiumIndex` (mark, funding rate, next funding time).
+
+use std::io::Read;
+
+use serde_json::{json, Value};
+
+use super::event::Event;
+use super::partial::{self, Partial};
+
+pub const REST_TICKER: &str = "/openApi/swap/v2/quote/ticker";
+pub const REST_PREMIUM: &str = "/openApi/swap/v2/quote/premiumIndex";
+
+const CHANNELS: [&str; 3] = ["bookTicker", "lastPrice", "markPrice"];
+
+/// `BTC/USDT` → `BTC-USDT`, as the REST adapter spells it.
+pub fn venue_symbol(ours: &str) -> Option<String> {
+    crate::exchange::bingx::pair(ours).ok()
+}
+
+fn requests(symbol: &str, req: &str) -> Vec<String> {
+    CHANNELS
+        .iter()
+        .map(|c| {
+            let data_type = format!("{symbol}@{c}");
+            json!({"id": data_type, "reqType": req, "dataType": data_type}).to_string()
+        })
+        .collect()
+}
+
+pub fn subscribe(symbol: &str) -> Vec<String> {
+    requests(symbol, "sub")
+}
+
+pub fn unsubscribe(symbol: &str) -> Vec<String> {
+    requests(symbol, "unsub")
+}
+
+/// A binary frame's text (GZIP), at most 1 MiB of it.
+pub fn gunzip(bytes: &[u8]) -> Result<String, String> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("not gzip text: {e}"))?;
+    Ok(text)
+}
+
+/// One frame's text.
+pub fn decode(text: &str) -> Result<Event, String> {
+    if text == "Ping" {
+        return Ok(Event::Answer("Pong".into()));
+    }
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    // The JSON heartbeat of BingX's other streams, answered the same way.
+    if let Some(ping) = v.get("ping") {
+        return Ok(Event::Answer(
+            json!({"pong": ping, "time": v.get("time")}).to_string(),
+        ));
+    }
+    let code = v.get("code").and_then(Value::as_i64).unwrap_or(0);
+    let data_type = v.get("dataType").and_then(Value::as_str).unwrap_or("");
+    if code != 0 {
+        let id = v.get("id").and_then(Value::as_str).unwrap_or(data_type);
+        let symbol = id.split('@').next().unwrap_or("");
+        let reason = v.get("msg").and_then(Value::as_str).unwrap_or("");
+        return Ok(Event::SubscribeFailed {
+            symbol: symbol.to_string(),
+            reason: format!("code {code}: {reason}"),
+        });
+    }
+    let Some((symbol, channel)) = data_type.split_once('@') else {
+        // An acknowledgement (`{"id":…,"code":0,"msg":""}`) has no data type.
+        return if v.get("id").is_some() {
+            Ok(Event::Other)
+        } else {
+            Err("no dataType".into())
+        };
+    };
+    let d = v.get("data").filter(|d| d.is_object()).ok_or("no data")?;
+    let fields = match channel {
+        "bookTicker" => Partial {
+            bid: partial::price(d.get("b"))?,
+            ask: partial::price(d.get("a"))?,
+            ..Partial::default()
+        },
+        "lastPrice" => Partial {
+            last: partial::price(d.get("c"))?,
+            ..Partial::default()
+        },
+        "markPrice" => Partial {
+            mark: partial::price(d.get("p"))?,
+            ..Partial::default()
+        },
+        _ => return Ok(Event::Other),
+    };
+    if fields == Partial::default() {
+        return Err(format!("{data_type}: no price"));
+    }
+    Ok(Event::Ticker {
+        symbol: symbol.to_string(),
+        fields,
+        snapshot: false,
+    })
+}
+
+/// `data` of a REST answer as a list (one symbol asked: an object).
+fn data_list(body: &str) -> Result<Vec<Value>, String> {
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    let code = v.get("code").and_then(Value::as_i64).ok_or("no code")?;
+    if code != 0 {
+        let msg = v.get("msg").and_then(Value::as_str).unwrap_or("");
+        return Err(format!("code {code}: {msg}"));
+    }
+    match v.get("data") {
+        Some(Value::Array(a)) => Ok(a.clone()),
+        Some(o @ Value::Object(_)) => Ok(vec![o.clone()]),
+        _ => Err("no data".into()),
+    }
+}
+
+fn each(
+    body: &str,
+    read: impl Fn(&Value) -> Result<Partial, String>,
+) -> Result<(Vec<(String, Partial)>, u64), String> {
+    let mut bad = 0;
+    let mut out = Vec::new();
+    for item in data_list(body)? {
+        let symbol = item.get("symbol").and_then(Value::as_str);
+        match (symbol, read(&item)) {
+            (Some(s), Ok(f)) if f != Partial::default() => out.push((s.to_string(), f)),
+            _ => bad += 1,
+        }
+    }
+    Ok((out, bad))
+}
+
+/// `quote/ticker`: last price (required), bid and ask where the answer has them.
+pub fn rest_ticker(body: &str) -> Result<(Vec<(String, Partial)>, u64), String> {
+    each(body, |d| {
+        let last = partial::price(d.get("lastPrice"))?.ok_or("no lastPrice")?;
+        Ok(Partial {
+            last: Some(last),
+            bid: partial::price(d.get("bidPrice"))?,
+            ask: partial::price(d.get("askPrice"))?,
+            ..Partial::default()
+        })
+    })
+}
+
+/// `quote/premiumIndex`: mark, funding rate and next funding time.
+pub fn rest_premium(body: &str) -> Result<(Vec<(String, Partial)>, u64), String> {
+    each(body, |d| {
+        Ok(Partial {
+            mark: partial::price(d.get("markPrice"))?,
+            funding_rate: partial::decimal(d.get("lastFundingRate"))?,
+            next_funding_ms: partial::millis(d.get("nextFundingTime"))?,
+            ..Partial::default()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::dec;
+    use std::io::Write;
+
+    fn gzip(text: &str) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_frames_decode_to_tickers() {
+        let frame = gzip(
+            r#"{"code":0,"dataType":"BTC-USDT@bookTicker","data":{"e":"bookTicker","u":1,"E":1,"T":1,"s":"BTC-USDT","b":"64000.1","B":"2","a":"64000.3","A":"1"}}"#,
+        );
+        let text = gunzip(&frame).unwrap();
+        let Ok(Event::Ticker { symbol, fields, .. }) = decode(&text) else {
+            panic!("{text}")
+        };
+        assert_eq!(symbol, "BTC-USDT");
+        assert_eq!(
+            (fields.bid, fields.ask),
+            (Some(dec!(64000.1)), Some(dec!(64000.3)))
+        );
+        let last = r#"{"code":0,"dataType":"BTC-USDT@lastPrice","data":{"e":"lastPriceUpdate","E":1,"s":"BTC-USDT","c":"64000.2"}}"#;
+        assert!(
+            matches!(decode(last), Ok(Event::Ticker { fields, .. }) if fields.last == Some(dec!(64000.2)))
+        );
+        let mark = r#"{"code":0,"dataType":"BTC-USDT@markPrice","data":{"e":"markPriceUpdate","E":1,"s":"BTC-USDT","p":"64001"}}"#;
+        assert!(
+            matches!(decode(mark), Ok(Event::Ticker { fields, .. }) if fields.mark == Some(dec!(64001)))
+        );
+        assert!(gunzip(b"not gzip").is_err());
+    }
+
+    #[test]
+    fn pings_are_answered_and_refusals_name_the_symbol() {
+        assert_eq!(decode("Ping"), Ok(Event::Answer("Pong".into())));
+        assert_eq!(
+            decode(r#"{"id":"BTC-USDT@bookTicker","code":0,"msg":""}"#),
+            Ok(Event::Other)
+        );
+        let refused = r#"{"id":"NOPE-USDT@lastPrice","code":80015,"msg":"symbol not exist"}"#;
+        assert!(
+            matches!(decode(refused), Ok(Event::SubscribeFailed { symbol, .. }) if symbol == "NOPE-USDT")
+        );
+        assert_eq!(subscribe("BTC-USDT").len(), 3);
+        assert!(subscribe("BTC-USDT")[0].contains(r#""reqType":"sub""#));
+    }
+
+    #[test]
+    fn malformed_frames_are_errors() {
+        for bad in [
+            "{",
+            r#"{"code":0,"dataType":"BTC-USDT@lastPrice","data":{"c":"x"}}"#,
+            r#"{"code":0,"dataType":"BTC-USDT@lastPrice","data":{}}"#,
+            r#"{"code":0,"dataType":"BTC-USDT@markPrice","data":{"p":"-3"}}"#,
+            r#"{"code":0}"#,
+        ] {
+            assert!(decode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rest_answers_of_all_symbols() {
+        let t = r#"{"code":0,"msg":"","data":[{"symbol":"BTC-USDT","lastPrice":"64000","bidPrice":"63999","askPrice":"64001"},{"symbol":"ETH-USDT","lastPrice":"bad"}]}"#;
+        let (list, bad) = rest_ticker(t).unwrap();
+        assert_eq!((list.len(), bad), (1, 1));
+        assert_eq!(list[0].1.ask, Some(dec!(64001)));
+        let p = r#"{"code":0,"msg":"","data":{"symbol":"BTC-USDT","markPrice":"64000.5","indexPrice":"64000","lastFundingRate":"0.0001","nextFundingTime":1700000000000}}"#;
+        let (list, _) = rest_premium(p).unwrap();
+        assert_eq!(list[0].1.funding_rate, Some(dec!(0.0001)));
+        assert_eq!(list[0].1.next_funding_ms, Some(1_700_000_000_000));
+        assert!(rest_ticker(r#"{"code":100400,"msg":"bad"}"#).is_err());
+    }
+}

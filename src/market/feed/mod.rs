@@ -1,0 +1,142 @@
+//! The market-data process (`blitz: market-data`, C15): follows every (venue,
+//! symbol) wanted on the price board (`market::board`) over the venue's public
+//! WebSocket, falls back to the public REST tickers while the stream is
+//! unavailable, and publishes each quote to the board for the workers and the
+//! bot runner. It never writes the database.
+//!
+//! Design: one thread, no async runtime, no thread per socket. There are at most
+//! two sockets (one per venue), so the loop simply takes turns: each venue's
+//! socket is read with a 20 ms socket timeout until it has nothing more, then the
+//! other's. That is clearly simpler than an event loop over non-blocking sockets
+//! (`mio` would need tungstenite's and rustls's `WouldBlock` handling for the
+//! handshakes too) and costs at most ~50 wake-ups a second. The price of it is
+//! that a slow connect or REST call of one venue delays the other's reads by up
+//! to its timeout (3 s at most), which the REST fallback's 5 s budget allows.
+//!
+//! Who wants what: consumers call `QuoteSource::want` on the board; this process
+//! also wants, every few seconds, the markets of the instance's bots (`wanted`),
+//! so a configured bot's price is followed before its first order.
+
+mod backoff;
+mod bingx;
+mod bybit;
+pub mod clock;
+mod event;
+mod partial;
+mod socket;
+mod venue;
+mod wanted;
+
+use blitz_master::ChildCtx;
+use slog::{error, info, warn, Logger};
+
+use self::clock::Clock;
+use self::venue::VenueFeed;
+use crate::background::{self, Background};
+use crate::config::Config;
+use crate::log::Sink;
+use crate::market::{Board, Venue};
+
+/// Where the venues are, and how patient to be with them.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub bybit_ws: String,
+    pub bingx_ws: String,
+    /// REST bases, no trailing slash.
+    pub bybit_rest: String,
+    pub bingx_rest: String,
+    /// Connect, handshake and REST timeout.
+    pub timeout_ms: u64,
+    /// The longest pause between reconnect attempts.
+    pub backoff_cap_ms: i64,
+}
+
+impl Endpoints {
+    pub fn of(config: &Config) -> Endpoints {
+        Endpoints {
+            bybit_ws: config.bybit_ws_public_url.clone(),
+            bingx_ws: config.bingx_ws_public_url.clone(),
+            bybit_rest: config.exchanges.bybit_url.clone(),
+            bingx_rest: config.exchanges.bingx_url.clone(),
+            // Short: a hanging venue must not hold the other one's reads for long.
+            timeout_ms: config.exchanges.timeout_ms.min(3000),
+            backoff_cap_ms: 30_000,
+        }
+    }
+}
+
+/// The board's wanted list is re-read this often.
+const WANTED_EVERY_MS: i64 = 250;
+
+/// The market-data loop: runs until `keep_going` says stop. `keep_going` is
+/// called every turn (a few times a second at least).
+pub fn run_loop(
+    board: &Board,
+    ends: &Endpoints,
+    clock: &dyn Clock,
+    log: &Logger,
+    keep_going: &mut dyn FnMut() -> bool,
+) {
+    let mut venues: Vec<VenueFeed> = Venue::ALL
+        .iter()
+        .map(|v| VenueFeed::new(*v, ends, log))
+        .collect();
+    let mut wanted_at = i64::MIN / 2;
+    let mut refused_seen = 0;
+    while keep_going() {
+        let now = clock.now_ms();
+        if now - wanted_at >= WANTED_EVERY_MS {
+            wanted_at = now;
+            let wanted = board.wanted();
+            for v in &mut venues {
+                v.follow(&wanted, now);
+            }
+            let refused = board.refused();
+            if refused > 0 && refused_seen == 0 {
+                warn!(log, "the price board is full; new symbols are not followed";
+                    "capacity" => crate::market::board::CAPACITY);
+            }
+            refused_seen = refused;
+        }
+        for v in &mut venues {
+            v.step(board, clock.now_ms());
+        }
+        if !venues.iter().any(VenueFeed::has_socket) {
+            // No socket paces the loop: do not spin.
+            std::thread::sleep(socket::READ_WAIT * 2);
+        }
+    }
+}
+
+/// The child's entry point.
+pub fn run(ctx: ChildCtx, config: &Config, log: Logger, sinks: Vec<Sink>) -> i32 {
+    let bg = match Background::start(&ctx, sinks) {
+        Ok(bg) => bg,
+        Err(e) => {
+            error!(log, "cannot install signal handlers"; "error" => %e);
+            return 1;
+        }
+    };
+    // During a binary upgrade the new process waits for the old one, so that one
+    // connection per venue follows the prices.
+    let lock_path = config.instance_dir().join("market-data.lock");
+    let _lock = match background::exclusive(&ctx, &bg, &lock_path, &log, &|| {}) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return 0,
+        Err(e) => {
+            error!(log, "cannot lock {}", lock_path.display(); "error" => %e);
+            return 1;
+        }
+    };
+    let board = Board::of(&ctx.scoreboard);
+    let ends = Endpoints::of(config);
+    info!(log, "market data started"; "bybit" => &ends.bybit_ws, "bingx" => &ends.bingx_ws);
+    let mut bots = wanted::BotMarkets::new(config, &log);
+    let clock = clock::SystemClock;
+    run_loop(&board, &ends, &clock, &log, &mut || {
+        bots.want_on(&board, clock.now_ms());
+        bg.tend(&ctx)
+    });
+    info!(log, "market data stopped");
+    0
+}

@@ -1,0 +1,591 @@
+//! The market-data loop against local fakes of Bybit's and BingX's public
+//! streams and REST tickers (C15): prices followed, REST fallback and recovery,
+//! reconnects, malformed frames, BingX heartbeats, staleness.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use blitz::market::feed::clock::{Clock, ShiftedClock};
+use blitz::market::feed::{run_loop, Endpoints};
+use blitz::market::{Board, Quote, QuoteSource, Venue};
+use common::fake_public_ws::{FakePublic, Ticker, V};
+use common::wait_for;
+use rust_decimal::Decimal;
+
+/// The loop in a thread over a heap board, stopped on drop.
+struct Feed {
+    board: Arc<Board>,
+    clock: Arc<ShiftedClock>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Feed {
+    fn start(fake: &FakePublic) -> Feed {
+        let ends = Endpoints {
+            bybit_ws: fake.bybit_ws_url(),
+            bingx_ws: fake.bingx_ws_url(),
+            bybit_rest: fake.base_url(),
+            bingx_rest: fake.base_url(),
+            timeout_ms: 2000,
+            // Short, so recovery tests do not wait for the production cap.
+            backoff_cap_ms: 1000,
+        };
+        let board = Arc::new(Board::heap(64));
+        let clock = Arc::new(ShiftedClock::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (board, clock, stop) = (board.clone(), clock.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let log = slog::Logger::root(slog::Discard, slog::o!());
+                run_loop(&board, &ends, &*clock, &log, &mut || {
+                    !stop.load(Ordering::SeqCst)
+                })
+            })
+        };
+        Feed {
+            board,
+            clock,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn want(&self, v: Venue, symbol: &str) {
+        self.board.want_at(v, symbol, self.clock.now_ms());
+    }
+
+    fn quote(&self, v: Venue, symbol: &str) -> Option<Quote> {
+        self.board.quote(v, symbol)
+    }
+
+    /// Waits until the quote's last price is `last`.
+    fn wait_last(&self, v: Venue, symbol: &str, last: &str, within: Duration) -> Quote {
+        let want: Decimal = last.parse().unwrap();
+        wait_for(within, &format!("{symbol} last {last}"), || {
+            self.quote(v, symbol).is_some_and(|q| q.last == want)
+        });
+        self.quote(v, symbol).unwrap()
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// Holds while `f` stays true for `span` (checked every 50 ms).
+fn stays(span: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + span;
+    while Instant::now() < end {
+        if !f() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+#[test]
+fn bybit_prices_follow_the_stream_and_deltas_merge_into_the_snapshot() {
+    let fake = FakePublic::start();
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64000.5", "64000.4", "64000.6", "64001"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bybit, "BTC/USDT");
+    let q = feed.wait_last(Venue::Bybit, "BTC/USDT", "64000.5", Duration::from_secs(3));
+    assert_eq!(
+        (q.bid, q.ask, q.mark),
+        (d("64000.4"), d("64000.6"), d("64001"))
+    );
+    assert_eq!(q.funding_rate, Some(d("0.0001")));
+    assert_eq!(q.next_funding_ms, Some(1_700_000_000_000));
+    wait_for(Duration::from_secs(2), "the stream subscribed", || {
+        fake.subscriptions()
+            .contains(&"bybit tickers.BTCUSDT".to_string())
+    });
+    // A delta of the book only: the last price and mark stay from the snapshot.
+    let mut t = Ticker::new("64000.5", "64010", "64011", "64001");
+    fake.set_ticker(V::Bybit, "BTC/USDT", t.clone());
+    wait_for(Duration::from_secs(1), "the delta", || {
+        feed.quote(Venue::Bybit, "BTC/USDT")
+            .is_some_and(|q| q.bid == d("64010"))
+    });
+    let q = feed.quote(Venue::Bybit, "BTC/USDT").unwrap();
+    assert_eq!(
+        (q.last, q.ask, q.mark),
+        (d("64000.5"), d("64011"), d("64001"))
+    );
+    t.last = "64020".into();
+    fake.set_ticker(V::Bybit, "BTC/USDT", t);
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "64020", Duration::from_secs(1));
+    assert_eq!(fake.ws_connections(V::Bybit), 1);
+    assert_eq!(
+        feed.quote(Venue::Bingx, "BTC/USDT"),
+        None,
+        "not wanted there"
+    );
+}
+
+#[test]
+fn a_refused_stream_falls_back_to_rest_within_five_seconds_then_recovers() {
+    let fake = FakePublic::start();
+    fake.refuse_streams(true);
+    fake.set_ticker(
+        V::Bybit,
+        "ETH/USDT",
+        Ticker::new("3000", "2999.9", "3000.1", "3000"),
+    );
+    let feed = Feed::start(&fake);
+    let asked = Instant::now();
+    feed.want(Venue::Bybit, "ETH/USDT");
+    feed.wait_last(Venue::Bybit, "ETH/USDT", "3000", Duration::from_secs(5));
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    assert_eq!(fake.ws_connections(V::Bybit), 0);
+    // Still down: REST keeps the price moving, once a second or so.
+    fake.set_ticker(
+        V::Bybit,
+        "ETH/USDT",
+        Ticker::new("3001", "3000.9", "3001.1", "3001"),
+    );
+    feed.wait_last(Venue::Bybit, "ETH/USDT", "3001", Duration::from_secs(3));
+    let polls = fake.rest_calls(V::Bybit);
+    assert!(polls >= 2, "{polls} REST calls");
+    // The stream comes back: the feed reconnects (back-off capped at 1 s here)
+    // and stops polling REST once the stream delivers.
+    fake.refuse_streams(false);
+    wait_for(Duration::from_secs(5), "the stream back", || {
+        fake.ws_connections(V::Bybit) == 1
+    });
+    fake.rest_down(true); // from now on only the stream can deliver
+    fake.set_ticker(
+        V::Bybit,
+        "ETH/USDT",
+        Ticker::new("3002", "3001.9", "3002.1", "3002"),
+    );
+    feed.wait_last(Venue::Bybit, "ETH/USDT", "3002", Duration::from_secs(2));
+    // A poll may have been under way as the stream came back; then none (the
+    // fallback polls every second, so 1.5 s without a call means it stopped).
+    wait_for(Duration::from_secs(3), "REST polling to stop", || {
+        let c = fake.rest_calls(V::Bybit);
+        stays(Duration::from_millis(1500), || {
+            fake.rest_calls(V::Bybit) == c
+        })
+    });
+    let settled = fake.rest_calls(V::Bybit);
+    assert!(
+        stays(Duration::from_secs(2), || fake.rest_calls(V::Bybit)
+            == settled),
+        "REST polled after the stream recovered: {} > {settled}",
+        fake.rest_calls(V::Bybit)
+    );
+}
+
+#[test]
+fn a_refused_subscription_is_followed_by_rest() {
+    let fake = FakePublic::start();
+    fake.refuse_subscriptions(true);
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64002"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bingx, "BTC/USDT");
+    let q = feed.wait_last(Venue::Bingx, "BTC/USDT", "64000", Duration::from_secs(5));
+    assert_eq!((q.bid, q.ask, q.mark), (d("63999"), d("64001"), d("64002")));
+    assert_eq!(
+        fake.ws_connections(V::Bingx),
+        1,
+        "the stream is up, the symbol refused"
+    );
+    // REST keeps following it, once a second or so.
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64010", "64009", "64011", "64012"),
+    );
+    feed.wait_last(Venue::Bingx, "BTC/USDT", "64010", Duration::from_secs(3));
+}
+
+#[test]
+fn a_quiet_symbol_gets_a_rest_refresh_while_the_stream_is_up() {
+    let fake = FakePublic::start();
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64000"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bybit, "BTC/USDT");
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "64000", Duration::from_secs(3));
+    wait_for(Duration::from_secs(2), "subscribed", || {
+        fake.subscriptions()
+            .contains(&"bybit tickers.BTCUSDT".to_string())
+    });
+    let calls = fake.rest_calls(V::Bybit);
+    assert!(
+        stays(Duration::from_millis(1500), || fake.rest_calls(V::Bybit)
+            == calls),
+        "no REST while the stream delivers"
+    );
+    feed.clock.advance(10_500);
+    wait_for(Duration::from_secs(3), "a REST refresh", || {
+        fake.rest_calls(V::Bybit) > calls
+    });
+    assert_eq!(fake.ws_connections(V::Bybit), 1, "the stream stays");
+}
+
+#[test]
+fn a_dropped_connection_is_reconnected_and_prices_go_on() {
+    let fake = FakePublic::start();
+    fake.set_ticker(
+        V::Bybit,
+        "SOL/USDT",
+        Ticker::new("150", "149.9", "150.1", "150"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bybit, "SOL/USDT");
+    feed.wait_last(Venue::Bybit, "SOL/USDT", "150", Duration::from_secs(3));
+    wait_for(Duration::from_secs(2), "connected", || {
+        fake.ws_connections(V::Bybit) == 1
+    });
+    fake.drop_connections();
+    wait_for(Duration::from_secs(5), "a second connection", || {
+        fake.ws_connections(V::Bybit) == 2
+    });
+    fake.rest_down(true);
+    fake.set_ticker(
+        V::Bybit,
+        "SOL/USDT",
+        Ticker::new("151", "150.9", "151.1", "151"),
+    );
+    feed.wait_last(Venue::Bybit, "SOL/USDT", "151", Duration::from_secs(2));
+}
+
+#[test]
+fn a_malformed_frame_is_ignored_and_the_old_quote_stays() {
+    let fake = FakePublic::start();
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64000"),
+    );
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64100", "64099", "64101", "64100"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bybit, "BTC/USDT");
+    feed.want(Venue::Bingx, "BTC/USDT");
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "64000", Duration::from_secs(3));
+    feed.wait_last(Venue::Bingx, "BTC/USDT", "64100", Duration::from_secs(3));
+    wait_for(Duration::from_secs(2), "both connected", || {
+        fake.ws_connections(V::Bybit) == 1 && fake.ws_connections(V::Bingx) == 1
+    });
+    fake.rest_down(true);
+    // Bybit's bad frame carries lastPrice "not-a-number"; BingX's is not gzip.
+    fake.send_malformed();
+    assert!(stays(Duration::from_millis(500), || {
+        feed.quote(Venue::Bybit, "BTC/USDT")
+            .is_some_and(|q| q.last == d("64000"))
+            && feed
+                .quote(Venue::Bingx, "BTC/USDT")
+                .is_some_and(|q| q.last == d("64100"))
+    }));
+    // Both streams survive: the next good frames arrive on the same connections.
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64005", "64004", "64006", "64005"),
+    );
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64105", "64104", "64106", "64105"),
+    );
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "64005", Duration::from_secs(2));
+    feed.wait_last(Venue::Bingx, "BTC/USDT", "64105", Duration::from_secs(2));
+    assert_eq!(fake.ws_connections(V::Bybit), 1);
+    assert_eq!(fake.ws_connections(V::Bingx), 1);
+}
+
+#[test]
+fn bingx_gzip_channels_merge_and_pings_are_answered() {
+    let fake = FakePublic::start();
+    fake.bingx_pings(true);
+    fake.set_ticker(
+        V::Bingx,
+        "ETH/USDT",
+        Ticker::new("3000.5", "3000.4", "3000.6", "3000.7"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bingx, "ETH/USDT");
+    wait_for(Duration::from_secs(3), "all three channels", || {
+        feed.quote(Venue::Bingx, "ETH/USDT").is_some_and(|q| {
+            (q.last, q.bid, q.ask, q.mark) == (d("3000.5"), d("3000.4"), d("3000.6"), d("3000.7"))
+        })
+    });
+    let subs = fake.subscriptions();
+    for c in ["bookTicker", "lastPrice", "markPrice"] {
+        assert!(subs.contains(&format!("bingx ETH-USDT@{c}")), "{subs:?}");
+    }
+    // Funding comes from REST premiumIndex.
+    wait_for(Duration::from_secs(3), "the funding rate", || {
+        feed.quote(Venue::Bingx, "ETH/USDT")
+            .is_some_and(|q| q.funding_rate == Some(d("0.0001")))
+    });
+    wait_for(Duration::from_secs(3), "Pongs", || fake.pongs() >= 3);
+    assert_eq!(
+        fake.ws_connections(V::Bingx),
+        1,
+        "kept alive, not reconnected"
+    );
+}
+
+#[test]
+fn bybit_pings_every_twenty_seconds() {
+    let fake = FakePublic::start();
+    fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("1", "1", "1", "1"));
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bybit, "BTC/USDT");
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "1", Duration::from_secs(3));
+    wait_for(Duration::from_secs(2), "connected", || {
+        fake.ws_connections(V::Bybit) == 1
+    });
+    assert_eq!(fake.pings_answered(), 0);
+    feed.clock.advance(20_000);
+    wait_for(Duration::from_secs(2), "a ping", || {
+        fake.pings_answered() == 1
+    });
+}
+
+#[test]
+fn a_silent_venue_with_rest_down_leaves_the_quote_to_go_stale() {
+    let fake = FakePublic::start();
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64000"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bybit, "BTC/USDT");
+    let q = feed.wait_last(Venue::Bybit, "BTC/USDT", "64000", Duration::from_secs(3));
+    assert!(!q.is_stale(feed.clock.now_ms()));
+    fake.silence(true);
+    fake.rest_down(true);
+    let rest_before = fake.rest_calls(V::Bybit);
+    feed.clock.advance(31_000);
+    // The feed notices: a silent stream is dropped and reconnected, REST is tried.
+    wait_for(Duration::from_secs(5), "a reconnect and a REST try", || {
+        fake.ws_connections(V::Bybit) >= 2 && fake.rest_calls(V::Bybit) > rest_before
+    });
+    let q = feed.quote(Venue::Bybit, "BTC/USDT").unwrap();
+    assert_eq!(q.last, d("64000"), "never a zero price");
+    assert!(
+        q.is_stale(feed.clock.now_ms()),
+        "{q:?} at {}",
+        feed.clock.now_ms()
+    );
+    // The venue speaks again: fresh.
+    fake.silence(false);
+    fake.rest_down(false);
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64050", "64049", "64051", "64050"),
+    );
+    let q = feed.wait_last(Venue::Bybit, "BTC/USDT", "64050", Duration::from_secs(5));
+    assert!(!q.is_stale(feed.clock.now_ms()));
+}
+
+#[test]
+fn symbols_not_wanted_for_ten_minutes_are_unsubscribed() {
+    let fake = FakePublic::start();
+    fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("1", "1", "1", "1"));
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bybit, "BTC/USDT");
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "1", Duration::from_secs(3));
+    wait_for(Duration::from_secs(2), "connected", || {
+        fake.ws_connections(V::Bybit) == 1
+    });
+    feed.clock.advance(10 * 60 * 1000 + 1000);
+    wait_for(Duration::from_secs(3), "the unsubscription", || {
+        fake.subscriptions()
+            .contains(&"bybit -tickers.BTCUSDT".to_string())
+    });
+    // Nothing left to follow: no new price arrives and REST is not polled.
+    let calls = fake.rest_calls(V::Bybit);
+    fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("2", "2", "2", "2"));
+    assert!(stays(Duration::from_secs(2), || {
+        feed.quote(Venue::Bybit, "BTC/USDT")
+            .is_some_and(|q| q.last == d("1"))
+            && fake.rest_calls(V::Bybit) == calls
+    }));
+}
+
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+/// The real binary: with `PAPER_PRICES=bybit` the `market-data` child follows the
+/// configured paper bot's market (the admin's default `BTC/USDT`) on the fake
+/// and its metrics show the stream up, messages and a malformed frame.
+#[test]
+fn the_market_data_process_follows_paper_bots_on_the_live_venue() {
+    let fake = FakePublic::start();
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64000"),
+    );
+    let (ws, base, bingx_ws) = (fake.bybit_ws_url(), fake.base_url(), fake.bingx_ws_url());
+    let s = common::Server::with(common::Options {
+        workers: 1,
+        env: vec![
+            ("ENABLE_METRICS", "true"),
+            ("PAPER_PRICES", "bybit"),
+            ("BYBIT_WS_PUBLIC_URL", &ws),
+            ("BYBIT_BASE_URL", &base),
+            ("BINGX_WS_PUBLIC_URL", &bingx_ws),
+            ("BINGX_BASE_URL", &base),
+            ("ADMIN_EMAIL", "ops@example.com"),
+            ("ADMIN_PASSWORD", "correct-horse-9"),
+        ],
+        ..common::Options::default()
+    });
+    let children = common::children_with_title(s.pid(), "blitz: market-data");
+    assert_eq!(children.len(), 1, "one market-data process: {children:?}");
+    let metrics = || common::get(s.port, "/metrics").text();
+    wait_for(Duration::from_secs(10), "the bybit stream up", || {
+        sample(&metrics(), r#"blitz_market_data_stream_up{venue="bybit"}"#) == Some(1.0)
+    });
+    assert!(fake
+        .subscriptions()
+        .contains(&"bybit tickers.BTCUSDT".to_string()));
+    let m = metrics();
+    assert_eq!(
+        sample(&m, r#"blitz_market_data_stream_up{venue="bingx"}"#),
+        Some(0.0)
+    );
+    assert!(sample(&m, r#"blitz_market_data_messages_total{venue="bybit"}"#) >= Some(2.0));
+    assert_eq!(
+        sample(&m, r#"blitz_market_data_malformed_total{venue="bybit"}"#),
+        Some(0.0)
+    );
+    assert_eq!(fake.ws_connections(V::Bingx), 0, "nothing wanted on BingX");
+    fake.send_malformed();
+    wait_for(
+        Duration::from_secs(5),
+        "the malformed frame counted",
+        || {
+            sample(
+                &metrics(),
+                r#"blitz_market_data_malformed_total{venue="bybit"}"#,
+            ) == Some(1.0)
+        },
+    );
+    assert!(sample(
+        &metrics(),
+        r#"process_resident_memory_bytes{process="market-data"}"#
+    )
+    .is_some_and(|v| v > 1e6));
+}
+
+/// What a new user sees with `PAPER_PRICES=bybit`: the paper bot enters at the
+/// fake's best ask (not its last or mark), the status marks the position at the
+/// exchange's mark price and follows it, and when both the stream and
+/// REST go quiet the status says `price_stale` once the quote is 30 s old.
+#[test]
+fn a_paper_bot_on_live_bybit_prices_trades_at_the_book_and_notices_staleness() {
+    let fake = FakePublic::start();
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64000", "63990", "64010.5", "63995"),
+    );
+    let (ws, base, bingx_ws) = (fake.bybit_ws_url(), fake.base_url(), fake.bingx_ws_url());
+    let mut env = common::bots::CALM.to_vec();
+    env.extend([
+        ("PAPER_PRICES", "bybit"),
+        ("BYBIT_WS_PUBLIC_URL", ws.as_str()),
+        ("BYBIT_BASE_URL", base.as_str()),
+        ("BINGX_WS_PUBLIC_URL", bingx_ws.as_str()),
+        ("BINGX_BASE_URL", base.as_str()),
+    ]);
+    let s = common::Server::with(common::Options {
+        workers: 1,
+        env,
+        ..common::Options::default()
+    });
+    let u = common::bots::user(&s, "live@example.com", false);
+    let config = serde_json::json!({"exchange": "paper", "symbol": "BTC/USDT",
+        "side": "long", "leverage": 10, "take_profit": 10, "stop_loss": 0, "rounds": 1,
+        "grids": [{"amount": 64.0105, "gap": 0}], "repeat": false});
+    let r = u.call(&s, "PUT", "/api/bot/config", &config.to_string());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = u.call(&s, "POST", "/api/bot/start", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let mut st = serde_json::Value::Null;
+    wait_for(
+        Duration::from_secs(20),
+        "the entry filled and marked",
+        || {
+            st = u.status(&s);
+            st["position"]["mark_price"].is_number()
+        },
+    );
+    let p = &st["position"];
+    // 64.0105 USDT × 10 at the ask 64,010.5 = 0.01 BTC.
+    assert_eq!(p["avg_entry"].as_f64(), Some(64010.5), "{st}");
+    assert_eq!(p["size"].as_f64(), Some(0.01), "{st}");
+    assert_eq!(p["mark_price"].as_f64(), Some(63995.0), "{st}");
+    assert_eq!(st["price_stale"], false, "{st}");
+
+    // The feed follows the fake: a new mark reaches the status.
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64100", "64090", "64110", "64105"),
+    );
+    wait_for(Duration::from_secs(10), "the new mark", || {
+        u.status(&s)["position"]["mark_price"].as_f64() == Some(64105.0)
+    });
+
+    // Nothing arrives any more, from the stream or REST: stale after 30 s.
+    fake.silence(true);
+    fake.rest_down(true);
+    wait_for(Duration::from_secs(60), "price_stale", || {
+        u.status(&s)["price_stale"] == true
+    });
+    fake.silence(false);
+    fake.rest_down(false);
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64200", "64190", "64210", "64205"),
+    );
+    wait_for(Duration::from_secs(30), "fresh prices again", || {
+        let st = u.status(&s);
+        st["price_stale"] == false && st["position"]["mark_price"].as_f64() == Some(64205.0)
+    });
+}
