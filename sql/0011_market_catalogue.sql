@@ -29,12 +29,15 @@ CREATE TABLE market_candles (
 
 -- Refresh bookkeeping of each cached item (`catalogue:bybit`,
 -- `candles:bybit:BTC/USDT:1m`): when it was last fetched, when a fetch last failed,
--- and until when one process holds the claim to fetch it. A process fetches only
--- after winning the claim with one UPDATE, so the whole instance makes at most one
--- request per item per refresh period.
+-- until when one process holds the claim to fetch it, and when a reader last found
+-- it due (`read_ms`: written by the claim, so at most once per period; candles not
+-- read for an hour are swept). A process fetches only after winning the claim with
+-- one UPDATE, so the whole instance makes at most one request per item per refresh
+-- period. Rows exist only for validated items (listed symbols).
 CREATE TABLE market_refresh (
     item             TEXT    PRIMARY KEY,
     fetched_ms       INTEGER NOT NULL DEFAULT 0,
     failed_ms        INTEGER NOT NULL DEFAULT 0,
-    claimed_until_ms INTEGER NOT NULL DEFAULT 0
+    claimed_until_ms INTEGER NOT NULL DEFAULT 0,
+    read_ms          INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;

@@ -6,7 +6,7 @@ pub mod class;
 pub mod wire;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -138,7 +138,26 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Result<Answer, ExchangeError> {
+        self.send_by(method, url, headers, body, None)
+    }
+
+    /// `send`, over by `by` at the latest (the whole request: connect, send, read).
+    pub fn send_by(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+        by: Option<Instant>,
+    ) -> Result<Answer, ExchangeError> {
         let mut req = self.agent.request(method, url);
+        if let Some(by) = by {
+            let left = by.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ExchangeError::Network("out of time for this fetch".into()));
+            }
+            req = req.timeout(left);
+        }
         for (k, v) in headers {
             req = req.set(k, v);
         }
@@ -176,6 +195,39 @@ fn transport_message(t: &ureq::Transport) -> String {
     match t.message() {
         Some(m) => format!("{kind}: {m}"),
         None => kind,
+    }
+}
+
+/// The longest one public market-data call may take (or `EXCHANGE_TIMEOUT_MS`
+/// when shorter): these calls run inside HTTP requests, which must not stall a
+/// worker.
+pub const MARKET_CALL_CAP: Duration = Duration::from_secs(5);
+
+/// The time a public market-data fetch (one or several chained calls) may take:
+/// each call is tried once, ends within the per-call cap, and none runs past
+/// `until`. A caller that must answer an HTTP request sets `until`, so however
+/// many calls a fetch chains, it is over by then.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub until: Instant,
+    pub call_cap: Duration,
+}
+
+impl Budget {
+    pub fn new(settings: &RestSettings, until: Instant) -> Budget {
+        Budget {
+            until,
+            call_cap: MARKET_CALL_CAP.min(Duration::from_millis(settings.timeout_ms)),
+        }
+    }
+
+    /// When the next call must be over; an error once the budget is spent.
+    pub fn next_call(&self) -> Result<Instant, ExchangeError> {
+        let now = Instant::now();
+        if now >= self.until {
+            return Err(ExchangeError::Network("out of time for this fetch".into()));
+        }
+        Ok(self.until.min(now + self.call_cap))
     }
 }
 

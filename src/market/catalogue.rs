@@ -9,12 +9,12 @@
 //! markets. Bot configurations are checked against it by `check`, the one place
 //! that rule lives.
 
-use std::time::Duration;
+use std::time::Instant;
 
 use rusqlite::Connection;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use slog::Logger;
+use slog::{warn, Logger};
 
 use super::refresh::{self, Copy};
 use super::{Quote, Venue};
@@ -22,7 +22,9 @@ use crate::exchange::bingx::public::BingxPublic;
 use crate::exchange::bybit::public::BybitPublic;
 use crate::exchange::paper::listings;
 use crate::exchange::paper::replay::PaperPrices;
-use crate::exchange::rest::RestSettings;
+use crate::exchange::rest::{Budget, RestSettings};
+use crate::exchange::ExchangeError;
+use crate::log::rfc3339;
 use crate::money;
 use crate::store::market_cache::{self, Schedule};
 use crate::store::StoreError;
@@ -44,9 +46,21 @@ pub struct MarketInfo {
     pub max_leverage: u32,
     pub last_price: Option<Decimal>,
     pub funding_rate: Option<Decimal>,
-    /// Unix seconds, like every `*_at` of the API.
+    /// Unix seconds (the API shows it in RFC 3339, like every `*_at`).
     pub next_funding_at: Option<i64>,
 }
+
+/// A real exchange's catalogue as fetched: its markets, and the entries left out
+/// because they were malformed (described, for the log).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    pub markets: Vec<MarketInfo>,
+    pub skipped: Vec<String>,
+}
+
+/// A fetched catalogue smaller than this share of the cached one (in %) is taken
+/// for a bad answer, not for delistings: one bad answer must not wipe it.
+const MIN_KEPT_PERCENT: usize = 50;
 
 impl MarketInfo {
     pub fn to_json(&self) -> Value {
@@ -59,7 +73,7 @@ impl MarketInfo {
             "max_leverage": self.max_leverage,
             "last_price": money::json_opt(self.last_price),
             "funding_rate": money::json_opt(self.funding_rate),
-            "next_funding_at": self.next_funding_at,
+            "next_funding_at": self.next_funding_at.map(rfc3339),
         })
     }
 }
@@ -94,6 +108,8 @@ pub struct Settings<'a> {
     pub rest: &'a RestSettings,
     /// `MARKETS_REFRESH_S` in ms.
     pub refresh_ms: i64,
+    /// The request's deadline for exchange calls (`refresh::FETCH_BUDGET`).
+    pub until: Instant,
 }
 
 /// The cache key of a venue's catalogue.
@@ -109,34 +125,57 @@ pub fn ensure(
     s: Settings<'_>,
     log: &Logger,
 ) -> Result<Copy, StoreError> {
-    let hold_ms = s.rest.timeout_ms as i64 * 4 + 1000;
     let schedule = Schedule {
         period_ms: s.refresh_ms,
         retry_ms: RETRY_MS,
-        hold_ms,
+        hold_ms: refresh::HOLD_MS,
     };
     let key = item(venue);
-    let wait = Duration::from_millis(s.rest.timeout_ms + 1000);
+    let budget = Budget::new(s.rest, s.until);
     refresh::refresh(
         conn,
         &key,
         schedule,
-        wait,
+        s.until,
         log,
-        || fetch(venue, s.rest),
+        |c| fetch(c, venue, s.rest, &budget, log),
         |c, markets, now| market_cache::save_catalogue(c, &key, venue.name(), &markets, now),
     )
 }
 
-/// Calls the exchange (the one place the catalogue does).
+/// Calls the exchange (the one place the catalogue does). Malformed entries are
+/// logged and left out; an empty answer, or one that lost more than half of the
+/// cached markets, is a failed fetch (the old copy stays).
 fn fetch(
+    conn: &Connection,
     venue: Venue,
     rest: &RestSettings,
-) -> Result<Vec<MarketInfo>, crate::exchange::ExchangeError> {
-    match venue {
-        Venue::Bybit => BybitPublic::new(rest).markets(),
-        Venue::Bingx => BingxPublic::new(rest).markets(),
+    budget: &Budget,
+    log: &Logger,
+) -> Result<Vec<MarketInfo>, ExchangeError> {
+    let got = match venue {
+        Venue::Bybit => BybitPublic::new(rest).markets(budget)?,
+        Venue::Bingx => BingxPublic::new(rest).markets(budget)?,
+    };
+    if !got.skipped.is_empty() {
+        warn!(log, "market catalogue: malformed entries left out";
+              "exchange" => venue.name(), "count" => got.skipped.len(),
+              "first" => got.skipped.iter().take(5).cloned().collect::<Vec<_>>().join("; "));
     }
+    let before = market_cache::count(conn, venue.name())
+        .map_err(|e| ExchangeError::Malformed(format!("reading the cached catalogue: {e}")))?;
+    plausible(got.markets.len(), before)?;
+    Ok(got.markets)
+}
+
+/// Whether a catalogue of `now` markets may replace one of `before`.
+fn plausible(now: usize, before: usize) -> Result<(), ExchangeError> {
+    if now == 0 || now * 100 < before * MIN_KEPT_PERCENT {
+        return Err(ExchangeError::Malformed(format!(
+            "catalogue: {now} markets where {before} were listed"
+        )));
+    }
+    Ok(())
 }
 
 /// Every market of `source`, by symbol; `None` when a real exchange's catalogue has
@@ -235,7 +274,8 @@ pub fn cached(conn: &Connection, source: Source, symbol: &str) -> Result<Listed,
             Listed::Yes(paper_info(symbol.to_string(), l, None))
         })),
         Source::Live(v) => {
-            if market_cache::state(conn, &item(v))?.fetched_ms == 0 {
+            let s = market_cache::state(conn, &item(v))?;
+            if s.is_none_or(|s| s.fetched_ms == 0) {
                 return Ok(Listed::Unknown);
             }
             Ok(market_cache::market(conn, v.name(), symbol)?.map_or(Listed::No, Listed::Yes))
@@ -311,6 +351,18 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_or_shrunken_catalogue_is_a_failed_fetch() {
+        assert!(plausible(5, 0).is_ok());
+        assert!(plausible(0, 0).is_err());
+        assert!(plausible(0, 5).is_err());
+        assert!(plausible(50, 100).is_ok());
+        assert!(plausible(49, 100).is_err());
+        // Growth and small delistings are normal.
+        assert!(plausible(120, 100).is_ok());
+        assert!(plausible(97, 100).is_ok());
+    }
+
+    #[test]
     fn paper_follows_its_live_venue_else_its_own_listings() {
         assert_eq!(Source::of("paper", &PaperPrices::Walk), Some(Source::Paper));
         assert_eq!(
@@ -344,6 +396,6 @@ mod tests {
         assert_eq!(with_quote(btc(100), None), btc(100));
         let shown = btc(100).to_json();
         assert_eq!(shown["tick_size"], json!(0.1));
-        assert_eq!(shown["next_funding_at"], json!(1_700_000_000));
+        assert_eq!(shown["next_funding_at"], json!("2023-11-14T22:13:20Z"));
     }
 }

@@ -5,6 +5,15 @@
 //! Invariant: the exchange is called only by the winner of `market_cache::claim`,
 //! so however many workers and dashboards ask, an item costs at most one exchange
 //! request per refresh period (one per retry pause while the exchange fails).
+//!
+//! Bound: these fetches run inside HTTP requests on sync workers. A request gives
+//! its fetches one deadline, `FETCH_BUDGET` (10 s) from its start: every exchange
+//! call is tried once and capped at `rest::MARKET_CALL_CAP` (5 s, or
+//! `EXCHANGE_TIMEOUT_MS` when shorter), and none runs past the deadline; a caller
+//! waiting for another process's fetch stops waiting there too. So a market-data
+//! request answers (the copy it has, or 503) within about 10 s, well inside the
+//! worker timeout (30 s), and a claim, held `HOLD_MS` = the budget plus a margin,
+//! never lapses while its fetch runs (no second process fetches the same item).
 
 use std::time::{Duration, Instant};
 
@@ -12,54 +21,272 @@ use rusqlite::Connection;
 use slog::{warn, Logger};
 
 use crate::exchange::ExchangeError;
-use crate::store::market_cache::{self, Schedule};
-use crate::store::{now_ms, StoreError};
+use crate::store::market_cache::{self, RefreshState, Schedule};
+use crate::store::StoreError;
 
-/// How long a caller without a copy polls the cache for another process's fetch.
+/// How long the exchange calls of one HTTP request may take in all.
+pub const FETCH_BUDGET: Duration = Duration::from_secs(10);
+
+/// How long a claim is held: a fetch is over within `FETCH_BUDGET` of the claim,
+/// plus a margin for the database writes that follow.
+pub const HOLD_MS: i64 = FETCH_BUDGET.as_millis() as i64 + 5_000;
+
+/// How often a caller without a copy polls the cache for another process's fetch.
 const POLL: Duration = Duration::from_millis(20);
 
 /// Whether a copy of the item is in the cache after `refresh`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Copy {
-    Present,
+    /// Fetched at `fetched_ms` (Unix ms).
+    Present { fetched_ms: i64 },
     /// Never fetched, and the fetch failed or did not finish in time.
     Missing,
 }
 
-/// Brings `item` up to date when it is due: `fetch` calls the exchange, `save`
-/// stores the answer (and must mark the item fetched in the same transaction).
-/// Failures are logged and leave the old copy; `wait` bounds how long a caller
-/// without a copy waits for someone else's fetch.
+/// Brings `item` up to date when it is due: `fetch` calls the exchange (it may
+/// read the cache, e.g. to compare with the old copy), `save` stores the answer
+/// (and must mark the item fetched in the same transaction). Failures are logged
+/// and leave the old copy; `until` is the request's deadline (`FETCH_BUDGET`).
+/// The caller validated `item`: a row is added for it when missing.
 pub fn refresh<T>(
     conn: &mut Connection,
     item: &str,
     schedule: Schedule,
-    wait: Duration,
+    until: Instant,
     log: &Logger,
-    fetch: impl FnOnce() -> Result<T, ExchangeError>,
+    fetch: impl FnOnce(&Connection) -> Result<T, ExchangeError>,
     save: impl FnOnce(&mut Connection, T, i64) -> Result<(), StoreError>,
 ) -> Result<Copy, StoreError> {
-    if market_cache::claim(conn, item, now_ms(), schedule)? {
-        match fetch() {
-            Ok(v) => save(conn, v, now_ms())?,
+    refresh_at(
+        conn,
+        &crate::store::now_ms,
+        item,
+        schedule,
+        until,
+        log,
+        fetch,
+        save,
+    )
+}
+
+/// `refresh` on the clock `now` (Unix ms), for tests.
+#[allow(clippy::too_many_arguments)]
+fn refresh_at<T>(
+    conn: &mut Connection,
+    now: &dyn Fn() -> i64,
+    item: &str,
+    schedule: Schedule,
+    until: Instant,
+    log: &Logger,
+    fetch: impl FnOnce(&Connection) -> Result<T, ExchangeError>,
+    save: impl FnOnce(&mut Connection, T, i64) -> Result<(), StoreError>,
+) -> Result<Copy, StoreError> {
+    // A read first: under WAL it takes no lock, and most requests stop here.
+    let mut s = match market_cache::state(conn, item)? {
+        Some(s) => s,
+        None => {
+            market_cache::add(conn, item)?;
+            RefreshState::default()
+        }
+    };
+    let t = now();
+    if market_cache::due(&s, t, schedule) && market_cache::claim(conn, item, t, schedule)? {
+        match fetch(conn) {
+            Ok(v) => save(conn, v, now())?,
             Err(e) => {
                 warn!(log, "market data refresh failed; serving the previous copy";
                       "item" => item, "error" => %e);
                 crate::metrics::market_refresh_failed();
-                market_cache::failed(conn, item, now_ms())?;
+                market_cache::failed(conn, item, now())?;
             }
         }
+        s = market_cache::state(conn, item)?.unwrap_or_default();
     }
-    let deadline = Instant::now() + wait;
     loop {
-        let s = market_cache::state(conn, item)?;
         if s.fetched_ms > 0 {
-            return Ok(Copy::Present);
+            return Ok(Copy::Present {
+                fetched_ms: s.fetched_ms,
+            });
         }
         // Nobody is fetching (the last try failed): nothing to wait for.
-        if s.claimed_until_ms <= now_ms() || Instant::now() >= deadline {
+        if s.claimed_until_ms <= now() || Instant::now() >= until {
             return Ok(Copy::Missing);
         }
         std::thread::sleep(POLL);
+        s = market_cache::state(conn, item)?.unwrap_or_default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrate::migrate(&mut c).unwrap();
+        c
+    }
+
+    const S: Schedule = Schedule {
+        period_ms: 5_000,
+        retry_ms: 60_000,
+        hold_ms: HOLD_MS,
+    };
+
+    fn log() -> Logger {
+        Logger::root(slog::Discard, slog::o!())
+    }
+
+    /// One `refresh` at `t` whose fetch answers `answer`; whether it fetched.
+    fn run(c: &mut Connection, t: i64, answer: Result<(), ExchangeError>) -> (bool, Copy) {
+        let called = Cell::new(false);
+        let copy = refresh_at(
+            c,
+            &|| t,
+            "candles:bybit:BTC/USDT:1m",
+            S,
+            Instant::now(),
+            &log(),
+            |_| {
+                called.set(true);
+                answer
+            },
+            |c, _, now| {
+                c.execute(
+                    "UPDATE market_refresh SET fetched_ms = ?1, claimed_until_ms = 0",
+                    [now],
+                )?;
+                Ok(())
+            },
+        )
+        .unwrap();
+        (called.get(), copy)
+    }
+
+    /// A Unix time in ms (the columns start at 0, the epoch).
+    const T: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn of_two_claimers_one_wins_and_an_expired_hold_frees_the_item() {
+        let c = db();
+        let item = "catalogue:bybit";
+        market_cache::add(&c, item).unwrap();
+        assert!(market_cache::claim(&c, item, T, S).unwrap());
+        assert!(!market_cache::claim(&c, item, T + 1, S).unwrap());
+        // The claimant died: once its hold is over, another process may fetch.
+        assert!(!market_cache::claim(&c, item, T + HOLD_MS - 1, S).unwrap());
+        assert!(market_cache::claim(&c, item, T + HOLD_MS, S).unwrap());
+        // No row, no claim: items are added only once validated.
+        assert!(!market_cache::claim(&c, "catalogue:ftx", T, S).unwrap());
+    }
+
+    #[test]
+    fn an_item_is_due_after_its_period_and_after_the_retry_pause() {
+        let fresh = RefreshState {
+            fetched_ms: T,
+            failed_ms: 0,
+            claimed_until_ms: 0,
+        };
+        assert!(!market_cache::due(&fresh, T + 4_999, S));
+        assert!(market_cache::due(&fresh, T + 5_000, S));
+        let failed = RefreshState {
+            failed_ms: T + 10_000,
+            ..fresh
+        };
+        assert!(!market_cache::due(&failed, T + 69_999, S));
+        assert!(market_cache::due(&failed, T + 70_000, S));
+        let held = RefreshState {
+            claimed_until_ms: T + 30_000,
+            ..fresh
+        };
+        assert!(!market_cache::due(&held, T + 29_999, S));
+        assert!(market_cache::due(&held, T + 30_000, S));
+    }
+
+    #[test]
+    fn refresh_fetches_once_per_period_and_waits_out_the_pause_after_a_failure() {
+        let mut c = db();
+        assert_eq!(
+            run(&mut c, T, Ok(())),
+            (true, Copy::Present { fetched_ms: T })
+        );
+        // Within the period: the copy, no call.
+        assert!(!run(&mut c, T + 4_999, Ok(())).0);
+        // Due: the call fails, the old copy stays.
+        let down = Err(ExchangeError::Network("down".into()));
+        assert_eq!(
+            run(&mut c, T + 5_000, down.clone()),
+            (true, Copy::Present { fetched_ms: T })
+        );
+        // Past the period but inside the minute's pause: no call.
+        assert!(!run(&mut c, T + 10_000, down.clone()).0);
+        assert!(!run(&mut c, T + 64_999, down).0);
+        assert!(run(&mut c, T + 65_000, Ok(())).0);
+    }
+
+    #[test]
+    fn a_failed_first_fetch_is_missing_and_nothing_waits_for_it() {
+        let mut c = db();
+        let t = Instant::now();
+        let far = Instant::now() + Duration::from_secs(30);
+        let copy = refresh_at(
+            &mut c,
+            &|| T,
+            "catalogue:bingx",
+            S,
+            far,
+            &log(),
+            |_| Err::<(), _>(ExchangeError::Network("down".into())),
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(copy, Copy::Missing);
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_reader_that_finds_nothing_due_writes_nothing() {
+        let mut c = db();
+        run(&mut c, T, Ok(()));
+        let changes = c.total_changes();
+        for t in [T + 1, T + 1_000, T + 4_000] {
+            run(&mut c, t, Ok(()));
+        }
+        assert_eq!(c.total_changes(), changes);
+    }
+
+    #[test]
+    fn candles_nobody_reads_are_swept_when_others_are_fetched() {
+        use crate::market::candles::Candle;
+        use rust_decimal::Decimal;
+        let mut c = db();
+        let one = [Candle {
+            start_ms: 0,
+            open: Decimal::ONE,
+            high: Decimal::ONE,
+            low: Decimal::ONE,
+            close: Decimal::ONE,
+            volume: Decimal::ZERO,
+        }];
+        let hour = 3_600_000;
+        for (sym, t) in [("ETH/USDT", T), ("BTC/USDT", T + hour)] {
+            let item = format!("candles:bybit:{sym}:1m");
+            market_cache::add(&c, &item).unwrap();
+            assert!(market_cache::claim(&c, &item, t, S).unwrap());
+            let key = ("bybit", sym, "1m");
+            market_cache::save_candles(&mut c, &item, key, &one, t, t - hour + 1).unwrap();
+        }
+        // ETH was last read an hour before BTC's fetch: gone, rows and candles.
+        assert!(market_cache::state(&c, "candles:bybit:ETH/USDT:1m")
+            .unwrap()
+            .is_none());
+        assert!(market_cache::candles(&c, ("bybit", "ETH/USDT", "1m"))
+            .unwrap()
+            .is_none());
+        assert!(market_cache::candles(&c, ("bybit", "BTC/USDT", "1m"))
+            .unwrap()
+            .is_some());
     }
 }

@@ -34,16 +34,24 @@ pub struct Schedule {
     pub hold_ms: i64,
 }
 
+/// Whether `item` in state `s` may be fetched at `now_ms`: nobody holds it, its
+/// copy is older than the period, and the last failure is older than the pause.
+/// The same condition as `claim`'s UPDATE, checked on a read first so that a
+/// request that finds nothing due writes nothing.
+pub fn due(s: &RefreshState, now_ms: i64, sch: Schedule) -> bool {
+    s.claimed_until_ms <= now_ms
+        && s.fetched_ms.saturating_add(sch.period_ms) <= now_ms
+        && s.failed_ms.saturating_add(sch.retry_ms) <= now_ms
+}
+
 /// Takes the right to fetch `item` if it is due and nobody holds it: `true` when
-/// this caller must fetch (and then call `fetched` or `failed`).
+/// this caller must fetch (and then call `fetched` or `failed`). One UPDATE, so
+/// of concurrent claimers exactly one wins. It also records the read
+/// (`read_ms`), hence at most once per period.
 pub fn claim(conn: &Connection, item: &str, now_ms: i64, s: Schedule) -> Result<bool, StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO market_refresh (item) VALUES (?1) ON CONFLICT (item) DO NOTHING",
-    )?
-    .execute([item])?;
     let won = conn
         .prepare_cached(
-            "UPDATE market_refresh SET claimed_until_ms = ?2 + ?5
+            "UPDATE market_refresh SET claimed_until_ms = ?2 + ?5, read_ms = ?2
              WHERE item = ?1 AND claimed_until_ms <= ?2
                AND fetched_ms + ?3 <= ?2 AND failed_ms + ?4 <= ?2",
         )?
@@ -51,8 +59,19 @@ pub fn claim(conn: &Connection, item: &str, now_ms: i64, s: Schedule) -> Result<
     Ok(won == 1)
 }
 
-pub fn state(conn: &Connection, item: &str) -> Result<RefreshState, StoreError> {
-    let s = conn
+/// Adds the bookkeeping row of a new item (validated by the caller: only listed
+/// symbols get one).
+pub fn add(conn: &Connection, item: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO market_refresh (item) VALUES (?1) ON CONFLICT (item) DO NOTHING",
+    )?
+    .execute([item])?;
+    Ok(())
+}
+
+/// The bookkeeping of `item`; `None` when it has no row yet.
+pub fn state(conn: &Connection, item: &str) -> Result<Option<RefreshState>, StoreError> {
+    Ok(conn
         .prepare_cached(
             "SELECT fetched_ms, failed_ms, claimed_until_ms FROM market_refresh WHERE item = ?1",
         )?
@@ -63,8 +82,7 @@ pub fn state(conn: &Connection, item: &str) -> Result<RefreshState, StoreError> 
                 claimed_until_ms: r.get(2)?,
             })
         })
-        .optional()?;
-    Ok(s.unwrap_or_default())
+        .optional()?)
 }
 
 fn fetched(conn: &Connection, item: &str, now_ms: i64) -> rusqlite::Result<()> {
@@ -140,6 +158,14 @@ fn market_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MarketInfo> {
     })
 }
 
+/// How many markets of `exchange` are cached.
+pub fn count(conn: &Connection, exchange: &str) -> Result<usize, StoreError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM market_catalogue WHERE exchange = ?1")?
+        .query_row([exchange], |r| r.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// `exchange`'s cached catalogue, by symbol.
 pub fn catalogue(conn: &Connection, exchange: &str) -> Result<Vec<MarketInfo>, StoreError> {
     let sql = format!(
@@ -165,13 +191,16 @@ pub fn market(
         .optional()?)
 }
 
-/// Stores the candles of `item` (oldest first) and marks it fetched, at once.
+/// Stores the candles of `item` (oldest first) and marks it fetched, at once;
+/// drops the candles nobody has read since `unread_before_ms` (charts closed), so
+/// the table holds what is being watched, not every key ever asked.
 pub fn save_candles(
     conn: &mut Connection,
     item: &str,
     key: (&str, &str, &str),
     candles: &[Candle],
     now_ms: i64,
+    unread_before_ms: i64,
 ) -> Result<(), StoreError> {
     let rows: Vec<Value> = candles
         .iter()
@@ -195,7 +224,23 @@ pub fn save_candles(
         params![key.0, key.1, key.2, text],
     )?;
     fetched(&tx, item, now_ms)?;
+    sweep_candles(&tx, unread_before_ms)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Forgets candle items last read before `before_ms`, and their candles.
+fn sweep_candles(conn: &Connection, before_ms: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM market_refresh WHERE item LIKE 'candles:%' AND read_ms < ?1
+           AND claimed_until_ms < ?1",
+    )?
+    .execute([before_ms])?;
+    conn.prepare_cached(
+        "DELETE FROM market_candles WHERE 'candles:' || exchange || ':' || symbol || ':' || interval
+           NOT IN (SELECT item FROM market_refresh WHERE item LIKE 'candles:%')",
+    )?
+    .execute([])?;
     Ok(())
 }
 

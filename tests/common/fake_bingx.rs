@@ -148,16 +148,19 @@ fn market(b: &Book, req: &Request) -> Response {
     }
 }
 
-/// The fake's contracts: (symbol, quantity precision, price precision, min qty,
-/// min USDT, status, last price). BTC-USDT trades at the book's price; the
-/// offline one must not reach the catalogue.
+/// The fake's contracts: (symbol, quantity precision, price precision, min qty
+/// (negative: absent), min USDT, status, last price). BTC-USDT trades at the
+/// book's price; the offline one, the USDC-margined one and the one without a
+/// minimum quantity must not reach the catalogue.
 type Listing = (&'static str, i64, i64, f64, f64, i64, &'static str);
 
-pub const CONTRACTS: [Listing; 4] = [
+pub const CONTRACTS: [Listing; 6] = [
     ("BTC-USDT", 3, 1, 0.001, 2.0, 1, ""),
     ("ETH-USDT", 2, 2, 0.01, 2.0, 1, "3000.25"),
     ("DOGE-USDT", 0, 5, 10.0, 2.0, 1, "0.16234"),
     ("OLD-USDT", 0, 4, 1.0, 2.0, 0, "1"),
+    ("BTC-USDC", 4, 1, 0.0001, 2.0, 1, "60005"),
+    ("ADA-USDT", 0, 4, -1.0, 2.0, 1, "0.35"),
 ];
 
 fn listed(sym: Option<&str>) -> impl Iterator<Item = &'static Listing> + '_ {
@@ -189,12 +192,17 @@ fn one_or_all(sym: Option<&str>, mut all: Vec<Value>) -> Response {
 fn contracts(req: &Request) -> Response {
     let all: Vec<Value> = listed(req.param("symbol"))
         .map(|c| {
-            json!({"contractId": "100", "symbol": c.0, "size": "0.0001",
+            let (asset, currency) = c.0.split_once('-').unwrap_or((c.0, ""));
+            let mut v = json!({"contractId": "100", "symbol": c.0, "size": "0.0001",
             "quantityPrecision": c.1, "pricePrecision": c.2, "feeRate": 0.0005,
             "makerFeeRate": 0.0002, "takerFeeRate": 0.0005, "tradeMinLimit": 0,
-            "tradeMinQuantity": c.3, "tradeMinUSDT": c.4, "currency": "USDT",
-            "asset": c.0.split('-').next(), "status": c.5,
-            "apiStateOpen": "true", "apiStateClose": "true"})
+            "tradeMinQuantity": c.3, "tradeMinUSDT": c.4, "currency": currency,
+            "asset": asset, "status": c.5,
+            "apiStateOpen": "true", "apiStateClose": "true"});
+            if c.3 < 0.0 {
+                v.as_object_mut().unwrap().remove("tradeMinQuantity");
+            }
+            v
         })
         .collect();
     reply(0, "", json!(all))

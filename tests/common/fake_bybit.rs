@@ -241,7 +241,9 @@ fn market(b: &Book, req: &Request) -> Response {
 
 /// The fake's linear contracts: (symbol, base, settle coin, status, tick, qty step,
 /// min qty, min notional, max leverage, last price). BTCUSDT trades at the book's
-/// price; the USDC-settled and pre-launch ones must not reach a USDT catalogue.
+/// price; the USDC-settled and pre-launch ones, and the dated ETH future (listed by
+/// `category=linear` too, as `LinearFutures`), must not reach a USDT catalogue.
+/// The pre-launch one has no last price yet (`lastPrice: ""`).
 type Listing = (
     &'static str,
     &'static str,
@@ -255,7 +257,7 @@ type Listing = (
     &'static str,
 );
 
-pub const INSTRUMENTS: [Listing; 7] = [
+pub const INSTRUMENTS: [Listing; 8] = [
     (
         "BTCUSDT", "BTC", "USDT", "Trading", "0.10", "0.001", "0.001", "5", "100.00", "",
     ),
@@ -284,6 +286,18 @@ pub const INSTRUMENTS: [Listing; 7] = [
         "BTCPERP", "BTC", "USDC", "Trading", "0.5", "0.001", "0.001", "5", "100.00", "60010",
     ),
     (
+        "ETHUSDT-26DEC25",
+        "ETH",
+        "USDT",
+        "Trading",
+        "0.05",
+        "0.01",
+        "0.01",
+        "5",
+        "50.00",
+        "3100.5",
+    ),
+    (
         "NEWUSDT",
         "NEW",
         "USDT",
@@ -308,7 +322,12 @@ fn instruments(req: &Request) -> Response {
         .iter()
         .filter(|i| sym.is_empty() || sym == i.0)
         .map(|i| {
-            json!({"symbol": i.0, "contractType": "LinearPerpetual", "status": i.3,
+            let kind = if i.0.contains('-') {
+                "LinearFutures"
+            } else {
+                "LinearPerpetual"
+            };
+            json!({"symbol": i.0, "contractType": kind, "status": i.3,
                 "baseCoin": i.1, "quoteCoin": if i.2 == "USDC" { "USDC" } else { "USDT" },
                 "settleCoin": i.2, "priceScale": "2",
                 "leverageFilter": {"minLeverage": "1", "maxLeverage": i.8, "leverageStep": "0.01"},
@@ -334,6 +353,8 @@ fn instruments(req: &Request) -> Response {
 fn ticker(b: &Book, i: &Listing) -> Value {
     let (last, mark) = if i.0 == SYMBOL {
         (num(b.price), num(b.mark()))
+    } else if i.3 == "PreLaunch" {
+        (String::new(), String::new())
     } else {
         (i.9.to_string(), i.9.to_string())
     };

@@ -134,17 +134,24 @@ impl Api {
         let signature = rest::hmac_hex(&self.key.secret, &signing);
         let url = format!("{}{path}?{signing}&signature={signature}", self.base);
         let headers = [("X-BX-APIKEY", self.key.key.as_str())];
-        self.send(method, &url, &headers, retried)
+        self.send(method, &url, &headers, retried, None)
     }
 
     /// An unsigned market-data GET ("No API KEY signature required"): only the
-    /// `timestamp` every swap endpoint asks for, from the local clock. Tried once:
-    /// the caches that call it retry on their own schedule.
-    pub fn public(&self, path: &str, params: &[(&str, String)]) -> Result<String, Refused> {
+    /// `timestamp` every swap endpoint asks for, from the local clock. Tried once
+    /// and over within `budget`: the caches that call it serve HTTP requests and
+    /// retry on their own schedule.
+    pub fn public(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+        budget: &rest::Budget,
+    ) -> Result<String, Refused> {
+        let by = budget.next_call().map_err(Refused::Failed)?;
         let mut all = params.to_vec();
         all.push(("timestamp", rest::local_ms().to_string()));
         let url = format!("{}{path}?{}", self.base, canonical(&all));
-        self.send("GET", &url, &[], false)
+        self.send("GET", &url, &[], false, Some(by))
     }
 
     fn send(
@@ -153,13 +160,14 @@ impl Api {
         url: &str,
         headers: &[(&str, &str)],
         retried: bool,
+        by: Option<std::time::Instant>,
     ) -> Result<String, Refused> {
         // Parameters travel in the query; POST and DELETE still say
         // `Content-Length: 0`, which some front ends insist on.
         let body = (method != "GET").then_some("");
         let answer = self
             .http
-            .send(method, url, headers, body)
+            .send_by(method, url, headers, body, by)
             .map_err(Refused::Failed)?;
         let r = envelope(answer.status, &answer.body, retried);
         if let Err(e) = &r {

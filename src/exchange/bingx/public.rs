@@ -9,17 +9,20 @@
 //!
 //! BingX publishes no per-contract leverage limit without a key (its signed
 //! `trade/leverage` answers one per account and symbol): the catalogue shows
-//! `MAX_LEVERAGE`, BingX's cap on every contract, and the exchange still refuses a
-//! lower per-symbol limit when a bot starts.
+//! `MAX_LEVERAGE`, BingX's cap on every contract, so the check at save refuses
+//! only what no BingX contract takes; the effective check of a lower per-symbol
+//! limit is the exchange's own, when the bot starts.
 
 use std::collections::HashMap;
 
+use serde_json::value::RawValue;
+
 use super::api::Api;
 use super::types::{Contract, Kline, Premium, Ticker};
-use crate::exchange::rest::{wire, ApiKey, RestSettings};
+use crate::exchange::rest::{wire, ApiKey, Budget, RestSettings};
 use crate::exchange::ExchangeError;
 use crate::market::candles::{self, Candle, Interval};
-use crate::market::catalogue::MarketInfo;
+use crate::market::catalogue::{Fetched, MarketInfo};
 
 /// BingX's highest leverage on any USDT-M perpetual.
 pub const MAX_LEVERAGE: u32 = 125;
@@ -42,44 +45,69 @@ impl BingxPublic {
         }
     }
 
+    /// An all-symbols list, each entry read on its own (malformed ones described
+    /// in `skipped`).
     fn list<T: serde::de::DeserializeOwned>(
         &self,
         what: &str,
         path: &str,
-        params: &[(&str, String)],
+        budget: &Budget,
+        skipped: &mut Vec<String>,
     ) -> Result<Vec<T>, ExchangeError> {
-        let data = self.api.public(path, params)?;
-        wire::parse(what, &data)
+        let data = self.api.public(path, &[], budget)?;
+        let raw: Vec<Box<RawValue>> = wire::parse(what, &data)?;
+        let (good, bad) = wire::parse_each(what, &raw);
+        skipped.extend(bad);
+        Ok(good)
     }
 
-    /// Every online USDT-settled contract, with its last price and funding.
-    pub fn markets(&self) -> Result<Vec<MarketInfo>, ExchangeError> {
-        let contracts: Vec<Contract> =
-            self.list("contracts", "/openApi/swap/v2/quote/contracts", &[])?;
+    /// Every online USDT-margined perpetual, with its last price and funding;
+    /// malformed entries are left out and described.
+    pub fn markets(&self, budget: &Budget) -> Result<Fetched, ExchangeError> {
+        let mut skipped = Vec::new();
+        let contracts: Vec<Contract> = self.list(
+            "contracts",
+            "/openApi/swap/v2/quote/contracts",
+            budget,
+            &mut skipped,
+        )?;
         let tickers: HashMap<String, Ticker> = self
-            .list::<Ticker>("tickers", "/openApi/swap/v2/quote/ticker", &[])?
+            .list::<Ticker>(
+                "tickers",
+                "/openApi/swap/v2/quote/ticker",
+                budget,
+                &mut skipped,
+            )?
             .into_iter()
             .map(|t| (t.symbol.clone(), t))
             .collect();
         let funding: HashMap<String, Premium> = self
-            .list::<Premium>("funding", "/openApi/swap/v2/quote/premiumIndex", &[])?
+            .list::<Premium>(
+                "funding",
+                "/openApi/swap/v2/quote/premiumIndex",
+                budget,
+                &mut skipped,
+            )?
             .into_iter()
             .map(|p| (p.symbol.clone(), p))
             .collect();
-        let mut out = Vec::new();
+        let mut markets = Vec::new();
         for c in contracts {
-            if c.status != ONLINE || c.currency != "USDT" {
+            let Some(base) = usdt_perpetual(&c) else {
                 continue;
-            }
-            let Some((base, quote)) = c.symbol.split_once('-') else {
+            };
+            // The smallest order is needed (a bot sizes its legs by it): no
+            // silent 0.
+            let Some(min_qty) = c.trade_min_quantity else {
+                skipped.push(format!("contracts: {} has no tradeMinQuantity", c.symbol));
                 continue;
             };
             let f = funding.get(&c.symbol);
-            out.push(MarketInfo {
-                symbol: format!("{base}/{quote}"),
+            markets.push(MarketInfo {
+                symbol: format!("{base}/USDT"),
                 tick_size: super::increment(c.price_precision),
                 qty_step: super::increment(c.quantity_precision),
-                min_qty: c.trade_min_quantity.unwrap_or_default(),
+                min_qty,
                 min_notional: c.trade_min_usdt.unwrap_or_default(),
                 max_leverage: MAX_LEVERAGE,
                 last_price: tickers.get(&c.symbol).map(|t| t.last_price),
@@ -87,17 +115,25 @@ impl BingxPublic {
                 next_funding_at: f.and_then(|f| f.next_funding_time).map(|ms| ms / 1000),
             });
         }
-        Ok(out)
+        Ok(Fetched { markets, skipped })
     }
 
     /// The last 1000 candles of `symbol` (`BTC/USDT`), oldest first.
-    pub fn candles(&self, symbol: &str, interval: Interval) -> Result<Vec<Candle>, ExchangeError> {
+    pub fn candles(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        budget: &Budget,
+    ) -> Result<Vec<Candle>, ExchangeError> {
         let params = [
             ("symbol", super::pair(symbol)?),
             ("interval", interval.name().to_string()),
             ("limit", "1000".to_string()),
         ];
-        let list: Vec<Kline> = self.list("klines", "/openApi/swap/v3/quote/klines", &params)?;
+        let data = self
+            .api
+            .public("/openApi/swap/v3/quote/klines", &params, budget)?;
+        let list: Vec<Kline> = wire::parse("klines", &data)?;
         let all = list
             .iter()
             .map(|k| Candle {
@@ -111,4 +147,12 @@ impl BingxPublic {
             .collect();
         Ok(candles::in_order(all))
     }
+}
+
+/// The base asset of an online USDT-margined perpetual (`BTC` of `BTC-USDT`);
+/// `None` for anything else (another margin asset, an odd symbol).
+fn usdt_perpetual(c: &Contract) -> Option<&str> {
+    let (base, quote) = c.symbol.split_once('-')?;
+    let plain = !base.is_empty() && !quote.contains('-');
+    (c.status == ONLINE && c.currency == "USDT" && quote == "USDT" && plain).then_some(base)
 }

@@ -14,7 +14,7 @@
 //! `X-Bapi-Limit-Reset-Timestamp`; `retCode` 10006 means the limit was hit.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -100,6 +100,19 @@ impl Api {
         wire::parse(what, &raw).map_err(Refused::Failed)
     }
 
+    /// An unsigned market-data GET for a cache that serves HTTP requests: tried
+    /// once, never waiting out a rate limit, and over within `budget` (the cache
+    /// retries on its own schedule). Its `result` text.
+    pub fn market_data(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        budget: &rest::Budget,
+    ) -> Result<String, Refused> {
+        let by = budget.next_call().map_err(Refused::Failed)?;
+        self.once("GET", path, &encode(query), false, false, Some(by))
+    }
+
     /// A signed GET; its `result` read as `T`.
     pub fn get<T: DeserializeOwned>(
         &self,
@@ -136,7 +149,7 @@ impl Api {
     ) -> Result<String, Refused> {
         let mut attempt = 0;
         loop {
-            let r = self.once(method, path, payload, signed, attempt > 0);
+            let r = self.once(method, path, payload, signed, attempt > 0, None);
             let again = match &r {
                 Err(e) => ExchangeError::from(e.clone()).is_retryable(),
                 Ok(_) => false,
@@ -156,11 +169,14 @@ impl Api {
         payload: &str,
         signed: bool,
         retried: bool,
+        by: Option<Instant>,
     ) -> Result<String, Refused> {
         if signed && self.clock.stale() {
             self.sync_clock().map_err(Refused::Failed)?;
         }
-        self.wait_for_limit().map_err(Refused::Failed)?;
+        // A call with a deadline does not sleep: it serves a request now.
+        let max_wait = if by.is_some() { 0 } else { MAX_WAIT_MS };
+        self.wait_for_limit(max_wait).map_err(Refused::Failed)?;
         if ip_banned(self.clock.now_ms()) {
             return Err(Refused::Failed(ExchangeError::RateLimited));
         }
@@ -186,7 +202,7 @@ impl Api {
         let body = (method == "POST").then_some(payload);
         let answer = self
             .http
-            .send(method, &url, &headers, body)
+            .send_by(method, &url, &headers, body, by)
             .map_err(Refused::Failed)?;
         self.note_limit(answer.limit_status, answer.limit_reset_ms);
         if errors::ip_rate_limited(answer.status, &answer.body) {
@@ -231,14 +247,15 @@ impl Api {
         *lock(&self.limited_until) = reset.unwrap_or_else(|| self.clock.now_ms() + 1000);
     }
 
-    /// Sleeps until an exhausted limit resets, if that is soon; else reports it.
-    fn wait_for_limit(&self) -> Result<(), ExchangeError> {
+    /// Sleeps until an exhausted limit resets, if that is within `max_wait_ms`;
+    /// else reports it.
+    fn wait_for_limit(&self, max_wait_ms: i64) -> Result<(), ExchangeError> {
         let until = *lock(&self.limited_until);
         let wait = until - self.clock.now_ms();
         if wait <= 0 {
             return Ok(());
         }
-        if wait > MAX_WAIT_MS {
+        if wait > max_wait_ms {
             return Err(ExchangeError::RateLimited);
         }
         std::thread::sleep(Duration::from_millis(wait as u64));
@@ -357,7 +374,7 @@ mod tests {
         // `X-Bapi-Limit-Status: 0` with a reset 200 ms away: the next call waits.
         api.note_limit(Some(0), Some(rest::local_ms() + 200));
         let t = std::time::Instant::now();
-        assert_eq!(api.wait_for_limit(), Ok(()));
+        assert_eq!(api.wait_for_limit(MAX_WAIT_MS), Ok(()));
         assert!(
             t.elapsed() >= Duration::from_millis(150),
             "{:?}",
@@ -365,10 +382,13 @@ mod tests {
         );
         // Requests left: no wait.
         api.note_limit(Some(3), Some(rest::local_ms() + 60_000));
-        assert_eq!(api.wait_for_limit(), Ok(()));
+        assert_eq!(api.wait_for_limit(MAX_WAIT_MS), Ok(()));
         // A reset far away is the next step's business.
         api.limit_hit(Some(rest::local_ms() + 60_000));
-        assert_eq!(api.wait_for_limit(), Err(ExchangeError::RateLimited));
+        assert_eq!(
+            api.wait_for_limit(MAX_WAIT_MS),
+            Err(ExchangeError::RateLimited)
+        );
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct ServerTime {
 #[derive(Debug, Deserialize)]
 pub struct Instrument {
     pub symbol: String,
+    /// `LinearPerpetual`, or `LinearFutures` for a dated future (`BTCUSDT-26DEC25`)
+    /// that `category=linear` lists too.
+    #[serde(rename = "contractType", default)]
+    pub contract_type: String,
     /// `Trading` while it trades (`PreLaunch`, `Delivering`, `Closed` otherwise).
     pub status: String,
     #[serde(rename = "baseCoin")]

@@ -31,6 +31,25 @@ pub fn parse<'a, T: Deserialize<'a>>(what: &str, text: &'a str) -> Result<T, Exc
     })
 }
 
+/// Reads each entry of an all-symbols list on its own: a malformed entry (a
+/// ticker with `lastPrice: ""`) is left out and described (`tickers[3]: field
+/// lastPrice: …`) instead of failing the whole list.
+pub fn parse_each<T: serde::de::DeserializeOwned>(
+    what: &str,
+    items: &[Box<RawValue>],
+) -> (Vec<T>, Vec<String>) {
+    let mut good = Vec::with_capacity(items.len());
+    let mut bad = Vec::new();
+    for (k, item) in items.iter().enumerate() {
+        match parse(&format!("{what}[{k}]"), item.get()) {
+            Ok(v) => good.push(v),
+            Err(ExchangeError::Malformed(why)) => bad.push(why),
+            Err(e) => bad.push(e.to_string()),
+        }
+    }
+    (good, bad)
+}
+
 /// serde_json's message without its " at line 1 column 42" (one line of JSON: the
 /// path says more).
 fn without_position(msg: &str) -> String {

@@ -50,14 +50,35 @@ fn target_source(ctx: &Ctx<'_, '_>, body: &input::JsonInput, stored: &str) -> Op
     Source::of(exchange, &ctx.config.paper_prices)
 }
 
-/// The catalogue's rule (`market::catalogue::check`) on the configuration to save;
-/// a catalogue out of reach lets it through (logged): editing a take-profit must
-/// work during an exchange outage.
+/// The fields the catalogue's rule is about.
+const MARKET_FIELDS: [&str; 3] = ["exchange", "symbol", "leverage"];
+
+/// Whether the request touches the market: it names the exchange, the symbol or
+/// the leverage. Other edits (a take-profit) are not held to a rule the stored
+/// configuration may predate.
+fn names_market(body: &input::JsonInput) -> bool {
+    MARKET_FIELDS.iter().any(|f| body.fields().contains_key(*f))
+}
+
+/// Whether `new` differs from `stored` in what the catalogue's rule is about.
+fn market_differs(stored: &BotConfig, new: &BotConfig) -> bool {
+    stored.exchange != new.exchange
+        || stored.symbol != new.symbol
+        || stored.leverage != new.leverage
+}
+
+/// The catalogue's rule (`market::catalogue::check`) on the configuration to save,
+/// when `applies`; a catalogue out of reach lets it through (logged): editing a
+/// take-profit must work during an exchange outage.
 fn check_market(
     ctx: &Ctx<'_, '_>,
     conn: &rusqlite::Connection,
     c: &BotConfig,
+    applies: bool,
 ) -> Result<(), super::ApiError> {
+    if !applies {
+        return Ok(());
+    }
     let Some(source) = Source::of(&c.exchange, &ctx.config.paper_prices) else {
         return Ok(());
     };
@@ -77,14 +98,15 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let body = input::json(ctx.req)?;
     let key = secret_key(ctx)?;
     let mut conn = ctx.db.conn()?;
-    // The catalogue is refreshed (maybe from the exchange) before the write
-    // transaction, which then only reads the cached copy.
-    if let Some(stored) = config::load(&conn, uid)? {
+    // The catalogue is refreshed (maybe from the exchange, within the request's
+    // budget) before the write transaction, which then only reads the cached copy.
+    if let Some(stored) = config::load(&conn, uid)?.filter(|_| names_market(&body)) {
         if let Some(Source::Live(v)) = target_source(ctx, &body, &stored.config.exchange) {
+            let until = std::time::Instant::now() + crate::market::refresh::FETCH_BUDGET;
             catalogue::ensure(
                 &mut conn,
                 v,
-                markets::catalogue_settings(ctx.config),
+                markets::catalogue_settings(ctx.config, until),
                 ctx.log,
             )?;
         }
@@ -101,7 +123,8 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         let base = config::load_pending(&tx, uid)?.unwrap_or_else(|| stored.config.clone());
         let (new, secrets) = config::apply_update(&base, body.fields())
             .map_err(|fields| reply::invalid_fields(&fields))?;
-        check_market(ctx, &tx, &new)?;
+        let applies = names_market(&body) || market_differs(&stored.config, &new);
+        check_market(ctx, &tx, &new, applies)?;
         if changes_market(&stored.config, &new, &secrets) {
             return Ok(reply::json(
                 409,
@@ -121,7 +144,8 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     }
     let (new, secrets) = config::apply_update(&stored.config, body.fields())
         .map_err(|fields| reply::invalid_fields(&fields))?;
-    check_market(ctx, &tx, &new)?;
+    let applies = names_market(&body) || market_differs(&stored.config, &new);
+    check_market(ctx, &tx, &new, applies)?;
     config::save(&tx, uid, &new)?;
     if !secrets.is_empty() {
         store_secrets(&tx, uid, &key, secrets)?;

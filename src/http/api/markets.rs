@@ -2,6 +2,8 @@
 //! (docs/http-api.md, Markets). Both read the shared cache; on a cache miss the
 //! worker that wins the claim calls the exchange (`market::refresh`).
 
+use std::time::Instant;
+
 use serde_json::json;
 
 use super::ApiResult;
@@ -11,6 +13,7 @@ use crate::http::reply;
 use crate::market::candle_cache::{self, MAX_LIMIT};
 use crate::market::candles::Interval;
 use crate::market::catalogue::{self, Listed, Source};
+use crate::market::refresh::FETCH_BUDGET;
 
 /// Candles per request when `limit` is absent.
 const DEFAULT_LIMIT: i64 = 200;
@@ -42,16 +45,22 @@ fn unavailable() -> super::ApiError {
     .into()
 }
 
-pub fn catalogue_settings<'a>(config: &'a crate::config::Config) -> catalogue::Settings<'a> {
+/// The catalogue's settings for a request whose exchange calls must be over by
+/// `until` (`FETCH_BUDGET` from its start).
+pub fn catalogue_settings(
+    config: &crate::config::Config,
+    until: Instant,
+) -> catalogue::Settings<'_> {
     catalogue::Settings {
         rest: &config.exchanges,
         refresh_ms: config.markets_refresh_s.saturating_mul(1000) as i64,
+        until,
     }
 }
 
 pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let (_, src) = source(ctx)?;
-    let settings = catalogue_settings(ctx.config);
+    let settings = catalogue_settings(ctx.config, Instant::now() + FETCH_BUDGET);
     let mut conn = ctx.db.conn()?;
     let Some(all) = catalogue::markets(&mut conn, src, settings, ctx.log)? else {
         return Err(unavailable());
@@ -71,25 +80,33 @@ pub fn candles(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         return Err(bad("interval", "must be one of 1m, 5m, 15m, 1h, 4h, 1d"));
     };
     let limit = input::query_number(q, "limit", 1, MAX_LIMIT as i64, DEFAULT_LIMIT)?;
+    // One deadline for every exchange call of this request.
+    let until = Instant::now() + FETCH_BUDGET;
     let mut conn = ctx.db.conn()?;
-    // Unlisted symbols are refused before any exchange call: they would only
-    // fill the cache with errors.
+    // Only listed symbols reach the cache and the exchange: a junk symbol would
+    // cost an exchange call and a row each.
     let listed = catalogue::lookup(
         &mut conn,
         src,
         &symbol,
-        catalogue_settings(ctx.config),
+        catalogue_settings(ctx.config, until),
         ctx.log,
     )?;
-    if listed == Listed::No {
-        return Ok(reply::error(
-            404,
-            format!("symbol {symbol} is not listed on {exchange}"),
-        ));
+    match listed {
+        Listed::Yes(_) => {}
+        Listed::No => {
+            return Ok(reply::error(
+                404,
+                format!("symbol {symbol} is not listed on {exchange}"),
+            ))
+        }
+        // Nothing to check the symbol against: no candles either.
+        Listed::Unknown => return Err(unavailable()),
     }
     let settings = candle_cache::Settings {
         rest: &ctx.config.exchanges,
         refresh_ms: ctx.config.candles_refresh_ms,
+        until,
     };
     let got = candle_cache::candles(
         &mut conn,
