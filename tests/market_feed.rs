@@ -589,3 +589,51 @@ fn a_paper_bot_on_live_bybit_prices_trades_at_the_book_and_notices_staleness() {
         st["price_stale"] == false && st["position"]["mark_price"].as_f64() == Some(64205.0)
     });
 }
+
+/// The catalogue's hourly last price gives way to the price board's for the
+/// symbols the market-data process follows; the others keep the cached figure.
+#[test]
+fn the_catalogue_shows_followed_symbols_at_their_live_price() {
+    let public = FakePublic::start();
+    public.set_ticker(
+        V::Bybit,
+        "ETH/USDT",
+        Ticker::new("3123.5", "3123.4", "3123.6", "3123.5"),
+    );
+    let rest = common::fake_bybit::FakeBybit::start("k", "s");
+    let (ws, base) = (public.bybit_ws_url(), rest.url());
+    let mut env = common::bots::CALM.to_vec();
+    env.extend([
+        ("PAPER_PRICES", "bybit"),
+        ("BYBIT_WS_PUBLIC_URL", ws.as_str()),
+        ("BYBIT_BASE_URL", base.as_str()),
+    ]);
+    let s = common::Server::with(common::Options {
+        workers: 1,
+        env,
+        ..common::Options::default()
+    });
+    let u = common::bots::user(&s, "eth@example.com", false);
+    let config = serde_json::json!({"exchange": "paper", "symbol": "ETH/USDT",
+        "side": "long", "leverage": 10, "take_profit": 10, "stop_loss": 0, "rounds": 1,
+        "grids": [{"amount": 50, "gap": 0}], "repeat": false});
+    let r = u.call(&s, "PUT", "/api/bot/config", &config.to_string());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = u.call(&s, "POST", "/api/bot/start", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let last = |symbol: &str| {
+        let v = u.get(&s, "/api/markets?exchange=bybit");
+        v["markets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["symbol"] == symbol)
+            .map(|m| m["last_price"].clone())
+    };
+    wait_for(Duration::from_secs(15), "ETH at the streamed price", || {
+        last("ETH/USDT").and_then(|p| p.as_f64()) == Some(3123.5)
+    });
+    // BTC is not followed: the catalogue's own figure, the REST fake's price.
+    let cached: f64 = rest.book().price.to_string().parse().unwrap();
+    assert_eq!(last("BTC/USDT").and_then(|p| p.as_f64()), Some(cached));
+}

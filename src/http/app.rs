@@ -45,6 +45,7 @@ pub struct WebApp {
     notice: NoticeCache,
     identities: IdentityCache,
     coord: Coordinator,
+    prices: crate::market::Board,
     /// The share of this worker's time that password hashing may take.
     hashing: HashBudget,
     db: Db,
@@ -71,6 +72,7 @@ impl WebApp {
             notice: NoticeCache::new(&scoreboard),
             identities: IdentityCache::new(&scoreboard),
             coord: Coordinator::new(&scoreboard, &config, &log),
+            prices: crate::market::Board::of(&scoreboard),
             hashing: HashBudget::default(),
             db: Db::new(&config.database, 4),
             ids: RequestIds::new(),
@@ -193,6 +195,7 @@ impl WebApp {
             log: &self.log,
             notice: &mut self.notice,
             coord: &self.coord,
+            prices: &self.prices,
             identity,
             client_ip: client,
             req,

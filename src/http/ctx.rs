@@ -17,6 +17,9 @@ pub struct Ctx<'a, 'r> {
     pub log: &'a Logger,
     pub notice: &'a mut super::notice::NoticeCache,
     pub coord: &'a crate::coord::Coordinator,
+    /// The instance's price board (`market::board`), filled by the market-data
+    /// process: live quotes without a database read.
+    pub prices: &'a crate::market::Board,
     pub identity: Identity,
     pub client_ip: &'a str,
     pub req: &'a Request<'r>,

@@ -193,13 +193,14 @@ pub fn markets(
                 return Ok(None);
             }
             let all = market_cache::catalogue(conn, v.name())?;
-            Ok(Some(all.into_iter().map(|m| with_quote(m, None)).collect()))
+            Ok(Some(all))
         }
     }
 }
 
 /// A live quote applied to a cached market: the one place fresher prices from
-/// the price board replace the catalogue's (hourly) last price and funding.
+/// the price board replace the catalogue's (hourly) last price and funding. Only
+/// symbols someone follows are on the board; the others keep the cached figures.
 pub fn with_quote(mut m: MarketInfo, quote: Option<Quote>) -> MarketInfo {
     if let Some(q) = quote {
         m.last_price = Some(q.last);

@@ -14,6 +14,7 @@ use crate::market::candle_cache::{self, MAX_LIMIT};
 use crate::market::candles::Interval;
 use crate::market::catalogue::{self, Listed, Source};
 use crate::market::refresh::FETCH_BUDGET;
+use crate::market::QuoteSource;
 
 /// Candles per request when `limit` is absent.
 const DEFAULT_LIMIT: i64 = 200;
@@ -65,7 +66,17 @@ pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let Some(all) = catalogue::markets(&mut conn, src, settings, ctx.log)? else {
         return Err(unavailable());
     };
-    let shown: Vec<_> = all.iter().map(|m| m.to_json()).collect();
+    let now = crate::store::now_ms();
+    let shown: Vec<_> = all
+        .into_iter()
+        .map(|m| {
+            let quote = match src {
+                Source::Live(venue) => ctx.prices.quote(venue, &m.symbol),
+                Source::Paper => None,
+            };
+            catalogue::with_quote(m, quote.filter(|q| !q.is_stale(now))).to_json()
+        })
+        .collect();
     Ok(reply::json(200, &json!({"markets": shown})))
 }
 
