@@ -37,6 +37,14 @@ pub fn bankruptcy_price(side: Side, entry: Decimal, leverage: u32) -> Decimal {
     (entry * factor).max(Decimal::ZERO)
 }
 
+/// Whether a path at `price` reached a `side` position's liquidation price `liq`.
+fn reached(side: Side, liq: Decimal, price: Decimal) -> bool {
+    match side {
+        Side::Long => price <= liq,
+        Side::Short => price >= liq,
+    }
+}
+
 impl Book {
     /// The liquidation price of the account's position, `None` when flat.
     pub fn liquidation_of(&self, uid: i64, mkt: MktId, side: Side) -> Option<Decimal> {
@@ -56,23 +64,70 @@ impl Book {
         now: i64,
         dirty: &mut Dirty,
     ) -> usize {
-        let holders: Vec<i64> = self.markets[mkt].holders.iter().copied().collect();
-        let mut done = 0;
-        for uid in holders {
-            for side in [Side::Long, Side::Short] {
-                let reached = self
-                    .liquidation_of(uid, mkt, side)
-                    .is_some_and(|liq| match side {
-                        Side::Long => mark <= liq,
-                        Side::Short => mark >= liq,
-                    });
-                if reached {
-                    self.liquidate(uid, mkt, side, now, dirty);
-                    done += 1;
-                }
-            }
+        self.liquidate_reached(mkt, Side::Long, mark, now, dirty)
+            + self.liquidate_reached(mkt, Side::Short, mark, now, dirty)
+    }
+
+    /// Liquidates the market's `side` positions whose liquidation price a path
+    /// reaching `price` passed (longs at or above it, shorts at or below it).
+    /// Returns how many.
+    pub fn liquidate_reached(
+        &mut self,
+        mkt: MktId,
+        side: Side,
+        price: Decimal,
+        now: i64,
+        dirty: &mut Dirty,
+    ) -> usize {
+        let due = self.liquidations_reached(mkt, side, price);
+        due.into_iter()
+            .map(|(_, uid)| {
+                self.liquidate(uid, mkt, side, now, dirty);
+                1
+            })
+            .sum()
+    }
+
+    /// The market's `side` positions whose liquidation price a path reaching
+    /// `price` passes, as (liquidation price, user) in the order the path
+    /// reaches them: longs highest first, shorts lowest first.
+    pub fn liquidations_reached(
+        &self,
+        mkt: MktId,
+        side: Side,
+        price: Decimal,
+    ) -> Vec<(Decimal, i64)> {
+        let mut due: Vec<(Decimal, i64)> = self.markets[mkt]
+            .holders
+            .iter()
+            .filter_map(|&uid| {
+                let liq = self.liquidation_of(uid, mkt, side)?;
+                reached(side, liq, price).then_some((liq, uid))
+            })
+            .collect();
+        match side {
+            Side::Long => due.sort_by(|a, b| b.cmp(a)),
+            Side::Short => due.sort(),
         }
-        done
+        due
+    }
+
+    /// Liquidates the position if its liquidation price is still `liq` (a fill
+    /// on the way may have moved it). Returns 1 if it did.
+    pub fn liquidate_if_reached(
+        &mut self,
+        uid: i64,
+        mkt: MktId,
+        side: Side,
+        liq: Decimal,
+        now: i64,
+        dirty: &mut Dirty,
+    ) -> usize {
+        if self.liquidation_of(uid, mkt, side) != Some(liq) {
+            return 0;
+        }
+        self.liquidate(uid, mkt, side, now, dirty);
+        1
     }
 
     /// Closes the position at its bankruptcy price (rounded to the tick), without

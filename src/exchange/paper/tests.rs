@@ -819,6 +819,9 @@ fn five_thousand_accounts_advance_and_match_correctly() {
     let p = Paper::in_memory(params(9, 0.001), 0).unwrap();
     for uid in 1..=USERS {
         let a = p.account(uid);
+        // 5×: liquidation at 60,006 × 0.805 ≈ 48,305, below the leg at 54,000 that
+        // the fall to 53,000 fills (at 10× it would liquidate first, at 54,305).
+        a.set_leverage(BTC, Side::Long, 5).unwrap();
         a.place(&market("e", OrderSide::Buy, dec!(0.002), Side::Long))
             .unwrap();
         a.place(&limit(

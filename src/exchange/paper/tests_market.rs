@@ -113,6 +113,49 @@ fn a_mark_reaching_the_liquidation_price_closes_at_bankruptcy_and_cancels_that_s
 }
 
 #[test]
+fn a_gap_past_the_liquidation_price_liquidates_before_legs_and_stops_beyond_it() {
+    let p = paper();
+    let a = p.account(1);
+    a.set_leverage(BTC, Side::Long, 50).unwrap();
+    a.place(&market("e", OrderSide::Buy, dec!(0.1), Side::Long))
+        .unwrap();
+    // Entry 60,006.0: liquidation 59,105.91, bankruptcy 58,805.9. A leg below the
+    // liquidation price and a stop below the bankruptcy price.
+    a.place(&limit(
+        "leg",
+        OrderSide::Buy,
+        dec!(59000),
+        dec!(0.1),
+        Side::Long,
+    ))
+    .unwrap();
+    a.place(&stop(
+        "sl",
+        OrderSide::Sell,
+        dec!(58000),
+        dec!(0.1),
+        Side::Long,
+    ))
+    .unwrap();
+    let before = a.balance().unwrap();
+    // One gap to 57,000: the path reaches the liquidation price first.
+    assert_eq!(p.set_price(BTC, dec!(57000)).unwrap(), 1);
+    assert_eq!(a.position(BTC, Side::Long).unwrap().size, dec!(0));
+    // The loss is the margin, 0.1 × (60,006.0 − 58,805.9) = 120.01, and no more.
+    assert_eq!(a.balance().unwrap(), before - dec!(120.01));
+    let fills = a.executions(BTC, 0).unwrap();
+    assert_eq!(fills.len(), 2, "the entry and the liquidation: {fills:?}");
+    assert_eq!(
+        (fills[1].price, fills[1].liquidation),
+        (dec!(58805.9), true)
+    );
+    for cid in ["leg", "sl"] {
+        let o = a.order(BTC, cid).unwrap().unwrap();
+        assert_eq!((o.status, o.filled_qty), (OrderStatus::Cancelled, dec!(0)));
+    }
+}
+
+#[test]
 fn a_short_is_liquidated_when_the_mark_rises_to_its_price() {
     let p = paper();
     let a = p.account(1);
