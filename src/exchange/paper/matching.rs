@@ -6,6 +6,7 @@
 use rust_decimal::Decimal;
 
 use super::book::{level, round_qty, side_ix, Book, Dirty, Fill, MktId, OrderRec};
+use super::live::spread_price;
 use super::stops;
 use crate::bots::ladder::{floor_qty, gross_pnl, round_price, Market, Side};
 use crate::exchange::{ExchangeError, NewOrder, Order, OrderKind, OrderSide, OrderStatus};
@@ -55,7 +56,8 @@ impl Book {
         // What a marketable order takes: with live prices the ask (buy) or bid
         // (sell), for limits as for market orders, none while the market is
         // paused; walked or replayed, a market order the mark plus or minus the
-        // half-spread and a limit the mark, as it always did.
+        // half-spread, and a limit crossing the mark the better of its limit and
+        // that spread price.
         let against = match limit {
             Some(_) if self.live.is_none() => Some(current),
             _ => self.touch_price(mkt, buy, now),
@@ -76,6 +78,17 @@ impl Book {
                 )))
             }
             None => current,
+        };
+        let taken = match limit {
+            Some(p) if self.live.is_none() => {
+                let spread = spread_price(current, buy, &spec);
+                if buy {
+                    spread.min(p)
+                } else {
+                    spread.max(p)
+                }
+            }
+            _ => taken,
         };
         if opens {
             let price = if marketable {

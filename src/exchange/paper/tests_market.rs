@@ -53,7 +53,7 @@ fn market_orders_pay_half_the_spread_rounded_against_the_trader() {
         .unwrap();
     assert_eq!(buy.avg_fill_price, dec!(60006.2));
     assert_eq!(sell.avg_fill_price, dec!(59994.0));
-    // Marketable limits keep filling at the price, never past their limit.
+    // Marketable limits take the spread price too, never past their limit.
     let lim = a
         .place(&limit(
             "l",
@@ -63,7 +63,17 @@ fn market_orders_pay_half_the_spread_rounded_against_the_trader() {
             Side::Long,
         ))
         .unwrap();
-    assert_eq!(lim.avg_fill_price, dec!(60000.1));
+    assert_eq!(lim.avg_fill_price, dec!(60006.2));
+    let capped = a
+        .place(&limit(
+            "c",
+            OrderSide::Buy,
+            dec!(60003),
+            dec!(0.01),
+            Side::Long,
+        ))
+        .unwrap();
+    assert_eq!(capped.avg_fill_price, dec!(60003));
 }
 
 #[test]
