@@ -32,7 +32,10 @@ fn reset_account(m: &Manager, conn: &Connection, uid: i64) -> PaperReply {
         PaperReset::Done => reply(true, format!("user {uid}'s paper account was reset")),
         PaperReset::BotActive => PaperReply {
             bot_active: true,
-            ..reply(false, "stop the bot before resetting its paper account".into())
+            ..reply(
+                false,
+                "stop the bot before resetting its paper account".into(),
+            )
         },
         PaperReset::PositionOpen => PaperReply {
             position_open: true,

@@ -13,7 +13,7 @@
 use rust_decimal::Decimal;
 
 use super::book::{Book, Dirty, MktId};
-use crate::bots::ladder::{round_price, Side};
+use crate::bots::ladder::{Market, Side};
 use crate::exchange::{NewOrder, OrderKind, OrderSide, OrderStatus};
 
 /// The mark price at which a position of `side` entered at `entry` with
@@ -45,13 +45,41 @@ fn reached(side: Side, liq: Decimal, price: Decimal) -> bool {
     }
 }
 
+/// The liquidation price on the market's tick (a long's rounded down, a short's
+/// up): the one price both shown and checked, so a mark at the shown price
+/// liquidates and one a tick inside it does not.
+pub fn liquidation_trigger(
+    side: Side,
+    entry: Decimal,
+    leverage: u32,
+    mmr: Decimal,
+    spec: &Market,
+) -> Decimal {
+    to_tick(liquidation_price(side, entry, leverage, mmr), side, spec)
+}
+
+/// The bankruptcy price on the market's tick, rounded against the trader.
+pub fn bankruptcy_fill(side: Side, entry: Decimal, leverage: u32, spec: &Market) -> Decimal {
+    to_tick(bankruptcy_price(side, entry, leverage), side, spec)
+}
+
+/// `price` on the tick: down for a long, up for a short; at least one tick.
+fn to_tick(price: Decimal, side: Side, spec: &Market) -> Decimal {
+    let ticks = price / spec.tick;
+    let ticks = match side {
+        Side::Long => ticks.floor(),
+        Side::Short => ticks.ceil(),
+    };
+    (ticks * spec.tick).max(spec.tick)
+}
+
 impl Book {
     /// The liquidation price of the account's position, `None` when flat.
     pub fn liquidation_of(&self, uid: i64, mkt: MktId, side: Side) -> Option<Decimal> {
         let pos = self.position(uid, mkt, side);
         (pos.size > Decimal::ZERO).then(|| {
-            let lev = self.leverage(uid, mkt);
-            liquidation_price(side, pos.avg, lev, self.markets[mkt].mmr)
+            let (lev, m) = (self.leverage(uid, mkt), &self.markets[mkt]);
+            liquidation_trigger(side, pos.avg, lev, m.mmr, &m.spec)
         })
     }
 
@@ -148,8 +176,7 @@ impl Book {
         }
         let pos = self.position(uid, mkt, side);
         let spec = self.markets[mkt].spec;
-        let bankrupt = bankruptcy_price(side, pos.avg, self.leverage(uid, mkt));
-        let price = round_price(bankrupt, &spec).max(spec.tick);
+        let price = bankruptcy_fill(side, pos.avg, self.leverage(uid, mkt), &spec);
         let req = NewOrder {
             client_id: format!("liquidation-{}", self.next_id),
             symbol: self.markets[mkt].symbol.clone(),

@@ -189,7 +189,10 @@ fn a_reset_never_gives_a_deleted_id_again() {
     let ids = |a: &PaperAccount| {
         let fill = a.executions(BTC, 0).unwrap()[0].exec_id.clone();
         let funding = a.funding(BTC, 0).unwrap()[0].id.clone();
-        (fill.parse::<i64>().unwrap(), funding.parse::<i64>().unwrap())
+        (
+            fill.parse::<i64>().unwrap(),
+            funding.parse::<i64>().unwrap(),
+        )
     };
     a.place(&entry("e1")).unwrap();
     p.advance(boundary).unwrap();

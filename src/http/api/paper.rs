@@ -63,7 +63,10 @@ fn ask_runner(ctx: &Ctx<'_, '_>, uid: i64) -> (u16, Value) {
     };
     let socket = crate::runner::socket_path(ctx.config);
     let refused = |status: &str, message: String| {
-        (409, json!({"success": false, "status": status, "message": message}))
+        (
+            409,
+            json!({"success": false, "status": status, "message": message}),
+        )
     };
     match client::call_as::<_, PaperReply>(&socket, &req, REPLY_TIMEOUT) {
         Ok(r) if r.done => (200, json!({"success": true, "message": r.message})),
