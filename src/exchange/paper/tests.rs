@@ -800,6 +800,21 @@ fn a_failed_write_leaves_memory_as_the_database() {
 }
 
 #[test]
+fn old_candles_are_pruned_through_the_primary_key() {
+    let p = paper();
+    let g = p.lock().unwrap();
+    let plan: String = g
+        .conn
+        .query_row(
+            &format!("EXPLAIN QUERY PLAN {}", super::candles::PRUNE_SQL),
+            rusqlite::params![BTC, 0],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("sqlite_autoindex_paper_candles_1"), "{plan}");
+}
+
+#[test]
 fn open_orders_load_through_the_partial_index() {
     let p = paper();
     let g = p.lock().unwrap();
