@@ -152,13 +152,49 @@ fn the_paper_account_is_the_users_own_and_its_reset_is_guarded_like_other_posts(
     );
     assert_dec(&mine["balance"], "9999.934", "entry fee 120 × 0.055 %");
 
-    // The bot stopped (its orders cancelled, the position kept): the reset clears
-    // the position and the balance comes back.
+    // Stopped with its orders cancelled and the position kept: the cycle is still
+    // open, so the reset is refused and nothing changes.
     let (code, body) = sc.post("/api/bot/stop", &json!({"mode": "cancel_orders"}));
     assert_eq!(code, 200, "{body}");
     sc.wait(10, "the bot stopped", |sc| {
         sc.status()["status"] == "stopped"
     });
+    let (code, body) = sc.post("/api/paper/account/reset", &json!({}));
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(
+        (&body["success"], &body["status"]),
+        (&json!(false), &json!("position_open")),
+        "{body}"
+    );
+    let mine = account(&sc);
+    assert_eq!(
+        mine["positions"].as_array().map(Vec::len),
+        Some(1),
+        "{mine}"
+    );
+    assert_dec(&mine["balance"], "9999.934", "untouched");
+    sc.finish();
+}
+
+#[test]
+fn a_bot_stopped_with_its_position_closed_lets_the_account_be_reset() {
+    let mut sc = Scenario::start(&[(0, OPEN)]);
+    sc.configure(&single_entry(10));
+    sc.start_bot();
+    sc.wait(LEAD, "the position", |sc| {
+        sc.status()["position"].is_object()
+    });
+    let (code, body) = sc.post("/api/bot/stop", &json!({"mode": "close_position"}));
+    assert_eq!(code, 200, "{body}");
+    sc.wait(10, "the bot stopped", |sc| {
+        sc.status()["status"] == "stopped"
+    });
+    // 0.002 entered at 60,000 (fee 0.066) and sold at the bid, 59,994 − 0.01 %
+    // rounded down to the tick: 59,988; loss 0.024, fee 0.002 × 59,988 × 0.055 %
+    // = 0.0659868.
+    let before = account(&sc);
+    assert_eq!(before["positions"], json!([]), "{before}");
+    assert_dec(&before["balance"], "9999.8440132", "before the reset");
     let (code, body) = sc.post("/api/paper/account/reset", &json!({}));
     assert_eq!((code, &body["success"]), (200, &json!(true)), "{body}");
     let mine = account(&sc);

@@ -311,18 +311,19 @@ fn a_stop_fires_on_the_exchange_while_the_runner_is_down() {
     });
     let trades = sc.trades();
     assert_eq!(trades.len(), 1, "{trades:?}");
-    // Closed at the dip's price, not at the later 60,100.
+    // Closed at the dip's price, not at the later 60,100: a market sell there,
+    // 58,450 less the half-spread (58,444.155, down to the tick).
     let bought = [fill("0.002", "60000", TAKER), fill("0.002", "59400", MAKER)];
-    let exits = [fill("0.004", "58450", TAKER)];
+    let exits = [fill("0.004", "58444.1", TAKER)];
     let pnl = long_pnl(&bought, &exits, d("0"));
-    assert_eq!(pnl, d("-5.21835"));
+    assert_eq!(pnl, d("-5.24193702"));
     let fee = fees(&bought) + fees(&exits);
     assert_trade(
         &trades[0],
         "stop_loss",
         "0.004",
         "59700",
-        "58450",
+        "58444.1",
         &fee.to_string(),
         &pnl.to_string(),
     );
@@ -352,7 +353,8 @@ fn a_stop_fires_on_the_exchange_while_the_runner_is_down() {
 
 #[test]
 fn a_stop_loss_with_continue_waits_the_cooldown_and_enters_again() {
-    // The stop fills at the mark, 58,394.1; cycle 2 enters at its ask, 58,399.93941
+    // The stop fills as a market sell at the mark 58,394.1 less the half-spread,
+    // 58,388.26159 down to 58,388.2; cycle 2 enters at its ask, 58,399.93941
     // rounded up to 58,400.
     let mut sc = Scenario::start(&[(0, OPEN), (LEAD, "59350"), (LEAD + 6, "58394.1")]);
     sc.configure(&with(
@@ -366,16 +368,16 @@ fn a_stop_loss_with_continue_waits_the_cooldown_and_enters_again() {
 
     let t = sc.wait_trade(1, 30);
     let bought = [fill("0.002", "60000", TAKER), fill("0.002", "59400", MAKER)];
-    let exits = [fill("0.004", "58394.1", TAKER)];
+    let exits = [fill("0.004", "58388.2", TAKER)];
     let pnl = long_pnl(&bought, &exits, d("0"));
-    assert_eq!(pnl, d("-5.44182702"));
+    assert_eq!(pnl, d("-5.46541404"));
     let fee = (fees(&bought) + fees(&exits)).to_string();
     assert_trade(
         &t,
         "stop_loss",
         "0.004",
         "59700",
-        "58394.1",
+        "58388.2",
         &fee,
         &pnl.to_string(),
     );

@@ -27,6 +27,23 @@ use crate::exchange::Exchange;
 use crate::secrets::SecretKey;
 use crate::store::{self, bots, StoreError};
 
+/// What [`Manager::reset_paper`] did.
+#[derive(Debug, PartialEq)]
+pub(super) enum PaperReset {
+    Done,
+    /// The user's bot is running, starting or stopping.
+    BotActive,
+    /// The user's (stopped) bot still holds a position of an open cycle.
+    PositionOpen,
+    Failed(String),
+}
+
+/// Whether the bot's last cycle still holds a position on the paper exchange.
+fn paper_cycle_open(row: &bots::BotRow) -> bool {
+    let on_paper = row.cycle_exchange.as_deref().is_none_or(|e| e == "paper");
+    on_paper && !row.position_size.is_zero()
+}
+
 /// A resume that failed for a retryable reason is tried again after this long.
 const RESUME_RETRY_MS: u64 = 5_000;
 
@@ -199,6 +216,31 @@ impl Manager {
         let guard = lock(&cell);
         let bot = guard.bot.as_ref()?;
         Some((bot.ex.clone(), bot.engine.cfg.symbol.clone()))
+    }
+
+    /// Resets `uid`'s paper account unless their bot could trade on it. The map
+    /// stays locked from the check to the reset: a start puts the user in the map
+    /// before it writes `starting`, so checking and resetting in two steps would
+    /// let a start slip between them and trade on an account that then vanishes.
+    pub(super) fn reset_paper(&self, conn: &Connection, uid: i64) -> PaperReset {
+        let map = lock(&self.map);
+        if map.contains_key(&uid) {
+            return PaperReset::BotActive;
+        }
+        match bots::get(conn, uid) {
+            Ok(Some(row)) if row.status.is_active() => return PaperReset::BotActive,
+            // The stopped bot still has a cycle on this account: its fills and
+            // position would describe a position the exchange no longer has.
+            Ok(Some(row)) if paper_cycle_open(&row) => return PaperReset::PositionOpen,
+            Ok(_) => {}
+            Err(e) => return PaperReset::Failed(format!("cannot read the bot's state: {e}")),
+        }
+        let done = self.paper.reset_account(uid);
+        drop(map);
+        match done {
+            Ok(()) => PaperReset::Done,
+            Err(e) => PaperReset::Failed(format!("the paper exchange refused the reset: {e}")),
+        }
     }
 
     fn cell(&self, uid: i64) -> Option<Arc<Mutex<Cell>>> {

@@ -343,7 +343,7 @@ fn serve_request(m: &Manager, conn: &Connection, stream: UnixStream, log: &Logge
     }
     // A paper-account command names a position; anything else is a bot command.
     let reply = match serde_json::from_str::<PaperRequest>(&line) {
-        Ok(req) => serde_json::to_vec(&paper_ops::execute(m.paper(), conn, &req)),
+        Ok(req) => serde_json::to_vec(&paper_ops::execute(m, conn, &req)),
         Err(_) => serde_json::to_vec(&match serde_json::from_str::<Request>(&line) {
             Ok(req) => execute(m, conn, &req),
             Err(e) => OpResult::new(Outcome::Error, format!("bad request: {e}")),

@@ -7,44 +7,46 @@ use rusqlite::Connection;
 
 use crate::bots::config::side_name;
 use crate::exchange::paper::Paper;
-use crate::store::bots;
 
+use super::manager::{Manager, PaperReset};
 use super::protocol::{PaperOp, PaperReply, PaperRequest};
 
-pub(super) fn execute(paper: &Arc<Paper>, conn: &Connection, req: &PaperRequest) -> PaperReply {
+pub(super) fn execute(m: &Manager, conn: &Connection, req: &PaperRequest) -> PaperReply {
     match req.op {
-        PaperOp::ClosePosition => close_position(paper, req),
-        PaperOp::ResetAccount => reset_account(paper, conn, req.user_id),
+        PaperOp::ClosePosition => close_position(m.paper(), req),
+        PaperOp::ResetAccount => reset_account(m, conn, req.user_id),
     }
 }
 
-/// Resets the account unless the user's bot is active (it would trade on an
-/// account that vanished under it).
-fn reset_account(paper: &Arc<Paper>, conn: &Connection, uid: i64) -> PaperReply {
-    let reply = |done, bot_active, message: String| PaperReply {
+/// Resets the account unless the user's bot could still trade on it or still
+/// holds a cycle there (see [`Manager::reset_paper`]).
+fn reset_account(m: &Manager, conn: &Connection, uid: i64) -> PaperReply {
+    let reply = |done, message: String| PaperReply {
         done,
         message,
         client_id: None,
-        bot_active,
+        bot_active: false,
+        position_open: false,
     };
-    match bots::get(conn, uid) {
-        Ok(Some(row)) if row.status.is_active() => {
-            return reply(
+    match m.reset_paper(conn, uid) {
+        PaperReset::Done => reply(true, format!("user {uid}'s paper account was reset")),
+        PaperReset::BotActive => PaperReply {
+            bot_active: true,
+            ..reply(
                 false,
-                true,
                 "stop the bot before resetting its paper account".into(),
             )
-        }
-        Ok(_) => {}
-        Err(e) => return reply(false, false, format!("cannot read the bot's state: {e}")),
-    }
-    match paper.reset_account(uid) {
-        Ok(()) => reply(true, false, format!("user {uid}'s paper account was reset")),
-        Err(e) => reply(
-            false,
-            false,
-            format!("the paper exchange refused the reset: {e}"),
-        ),
+        },
+        PaperReset::PositionOpen => PaperReply {
+            position_open: true,
+            ..reply(
+                false,
+                "the bot's cycle still holds a position: close it (stop with close, or \
+                 close the position) before resetting the paper account"
+                    .into(),
+            )
+        },
+        PaperReset::Failed(message) => reply(false, message),
     }
 }
 
@@ -83,5 +85,6 @@ fn close_position(paper: &Arc<Paper>, req: &PaperRequest) -> PaperReply {
         message,
         client_id,
         bot_active: false,
+        position_open: false,
     }
 }

@@ -184,6 +184,9 @@ pub struct PaperReply {
     /// Refused because the user's bot is active.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bot_active: bool,
+    /// Refused because the user's bot still has an open cycle (a position).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub position_open: bool,
 }
 
 /// A position side as the API writes it: `long` or `short`.
@@ -260,6 +263,7 @@ mod tests {
             message: "nothing to close".into(),
             client_id: None,
             bot_active: false,
+            position_open: false,
         };
         assert_eq!(
             serde_json::to_value(&reply).unwrap(),

@@ -32,7 +32,7 @@ pub const LEAD: u64 = 20;
 
 /// Fast ticks, rate limits far above what polling sends, and no funding: the
 /// paper exchange settles it at 00:00, 08:00 and 16:00 UTC of the wall clock, so
-/// a scenario's exact PnL would depend on the hour it runs (tests/paper.rs moves
+/// a scenario's exact PnL would depend on the hour it runs (tests/paper_market.rs moves
 /// the clock to a boundary and checks funding there).
 const ENV: [(&str, &str); 9] = [
     ("BOT_TICK_MS", "100"),

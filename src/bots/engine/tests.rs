@@ -476,7 +476,11 @@ fn the_stop_loss_closes_at_market_when_the_exchange_has_none() {
     };
     assert_eq!(v, Verdict::Finished(StopReason::StopLoss));
     let t = &j.trades[0];
-    assert!(t.pnl < Decimal::ZERO && t.exit_price == dec!(2960), "{t:?}");
+    // A market sell at 2,960 less the half-spread: 2,959.704, down to the tick.
+    assert!(
+        t.pnl < Decimal::ZERO && t.exit_price == dec!(2959.70),
+        "{t:?}"
+    );
     assert_eq!(t.close_reason.as_deref(), Some("stop_loss"));
 }
 

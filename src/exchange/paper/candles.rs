@@ -72,11 +72,18 @@ impl Book {
     }
 }
 
+/// Deletes one market's candles older than a time.
+pub(super) const PRUNE_SQL: &str = "DELETE FROM paper_candles WHERE symbol = ?1 AND start_ms < ?2";
+
 /// Writes the candles a call touched (inside its transaction).
 pub(super) fn write(conn: &Connection, book: &Book, dirty: &Dirty) -> rusqlite::Result<()> {
     if let Some(before) = dirty.prune_candles_before {
-        conn.prepare_cached("DELETE FROM paper_candles WHERE start_ms < ?1")?
-            .execute([before])?;
+        // Market by market, through the primary key: a bare `start_ms < ?`
+        // would scan the whole table.
+        let mut prune = conn.prepare_cached(PRUNE_SQL)?;
+        for m in &book.markets {
+            prune.execute(rusqlite::params![m.symbol, before])?;
+        }
     }
     for (&(mkt, start), c) in &dirty.candles {
         conn.prepare_cached(

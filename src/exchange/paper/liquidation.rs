@@ -13,7 +13,7 @@
 use rust_decimal::Decimal;
 
 use super::book::{Book, Dirty, MktId};
-use crate::bots::ladder::{round_price, Side};
+use crate::bots::ladder::{Market, Side};
 use crate::exchange::{NewOrder, OrderKind, OrderSide, OrderStatus};
 
 /// The mark price at which a position of `side` entered at `entry` with
@@ -37,13 +37,49 @@ pub fn bankruptcy_price(side: Side, entry: Decimal, leverage: u32) -> Decimal {
     (entry * factor).max(Decimal::ZERO)
 }
 
+/// Whether a path at `price` reached a `side` position's liquidation price `liq`.
+fn reached(side: Side, liq: Decimal, price: Decimal) -> bool {
+    match side {
+        Side::Long => price <= liq,
+        Side::Short => price >= liq,
+    }
+}
+
+/// The liquidation price on the market's tick (a long's rounded down, a short's
+/// up): the one price both shown and checked, so a mark at the shown price
+/// liquidates and one a tick inside it does not.
+pub fn liquidation_trigger(
+    side: Side,
+    entry: Decimal,
+    leverage: u32,
+    mmr: Decimal,
+    spec: &Market,
+) -> Decimal {
+    to_tick(liquidation_price(side, entry, leverage, mmr), side, spec)
+}
+
+/// The bankruptcy price on the market's tick, rounded against the trader.
+pub fn bankruptcy_fill(side: Side, entry: Decimal, leverage: u32, spec: &Market) -> Decimal {
+    to_tick(bankruptcy_price(side, entry, leverage), side, spec)
+}
+
+/// `price` on the tick: down for a long, up for a short; at least one tick.
+fn to_tick(price: Decimal, side: Side, spec: &Market) -> Decimal {
+    let ticks = price / spec.tick;
+    let ticks = match side {
+        Side::Long => ticks.floor(),
+        Side::Short => ticks.ceil(),
+    };
+    (ticks * spec.tick).max(spec.tick)
+}
+
 impl Book {
     /// The liquidation price of the account's position, `None` when flat.
     pub fn liquidation_of(&self, uid: i64, mkt: MktId, side: Side) -> Option<Decimal> {
         let pos = self.position(uid, mkt, side);
         (pos.size > Decimal::ZERO).then(|| {
-            let lev = self.leverage(uid, mkt);
-            liquidation_price(side, pos.avg, lev, self.markets[mkt].mmr)
+            let (lev, m) = (self.leverage(uid, mkt), &self.markets[mkt]);
+            liquidation_trigger(side, pos.avg, lev, m.mmr, &m.spec)
         })
     }
 
@@ -56,23 +92,70 @@ impl Book {
         now: i64,
         dirty: &mut Dirty,
     ) -> usize {
-        let holders: Vec<i64> = self.markets[mkt].holders.iter().copied().collect();
-        let mut done = 0;
-        for uid in holders {
-            for side in [Side::Long, Side::Short] {
-                let reached = self
-                    .liquidation_of(uid, mkt, side)
-                    .is_some_and(|liq| match side {
-                        Side::Long => mark <= liq,
-                        Side::Short => mark >= liq,
-                    });
-                if reached {
-                    self.liquidate(uid, mkt, side, now, dirty);
-                    done += 1;
-                }
-            }
+        self.liquidate_reached(mkt, Side::Long, mark, now, dirty)
+            + self.liquidate_reached(mkt, Side::Short, mark, now, dirty)
+    }
+
+    /// Liquidates the market's `side` positions whose liquidation price a path
+    /// reaching `price` passed (longs at or above it, shorts at or below it).
+    /// Returns how many.
+    pub fn liquidate_reached(
+        &mut self,
+        mkt: MktId,
+        side: Side,
+        price: Decimal,
+        now: i64,
+        dirty: &mut Dirty,
+    ) -> usize {
+        let due = self.liquidations_reached(mkt, side, price);
+        due.into_iter()
+            .map(|(_, uid)| {
+                self.liquidate(uid, mkt, side, now, dirty);
+                1
+            })
+            .sum()
+    }
+
+    /// The market's `side` positions whose liquidation price a path reaching
+    /// `price` passes, as (liquidation price, user) in the order the path
+    /// reaches them: longs highest first, shorts lowest first.
+    pub fn liquidations_reached(
+        &self,
+        mkt: MktId,
+        side: Side,
+        price: Decimal,
+    ) -> Vec<(Decimal, i64)> {
+        let mut due: Vec<(Decimal, i64)> = self.markets[mkt]
+            .holders
+            .iter()
+            .filter_map(|&uid| {
+                let liq = self.liquidation_of(uid, mkt, side)?;
+                reached(side, liq, price).then_some((liq, uid))
+            })
+            .collect();
+        match side {
+            Side::Long => due.sort_by(|a, b| b.cmp(a)),
+            Side::Short => due.sort(),
         }
-        done
+        due
+    }
+
+    /// Liquidates the position if its liquidation price is still `liq` (a fill
+    /// on the way may have moved it). Returns 1 if it did.
+    pub fn liquidate_if_reached(
+        &mut self,
+        uid: i64,
+        mkt: MktId,
+        side: Side,
+        liq: Decimal,
+        now: i64,
+        dirty: &mut Dirty,
+    ) -> usize {
+        if self.liquidation_of(uid, mkt, side) != Some(liq) {
+            return 0;
+        }
+        self.liquidate(uid, mkt, side, now, dirty);
+        1
     }
 
     /// Closes the position at its bankruptcy price (rounded to the tick), without
@@ -93,8 +176,7 @@ impl Book {
         }
         let pos = self.position(uid, mkt, side);
         let spec = self.markets[mkt].spec;
-        let bankrupt = bankruptcy_price(side, pos.avg, self.leverage(uid, mkt));
-        let price = round_price(bankrupt, &spec).max(spec.tick);
+        let price = bankruptcy_fill(side, pos.avg, self.leverage(uid, mkt), &spec);
         let req = NewOrder {
             client_id: format!("liquidation-{}", self.next_id),
             symbol: self.markets[mkt].symbol.clone(),

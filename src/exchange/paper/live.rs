@@ -85,6 +85,19 @@ impl Book {
     }
 }
 
+impl Book {
+    /// What a triggered stop (a market order) fills at: the fresh live ask or
+    /// bid, else `mark` plus or minus the half-spread, rounded against the trader.
+    pub fn stop_fill_price(&self, mkt: MktId, buy: bool, mark: Decimal, now: i64) -> Decimal {
+        let m = &self.markets[mkt];
+        match m.quote.filter(|q| self.live.is_some() && !q.is_stale(now)) {
+            Some(q) if buy => q.ask,
+            Some(q) => q.bid,
+            None => spread_price(mark, buy, &m.spec),
+        }
+    }
+}
+
 /// Half the simulated bid-ask spread of walked and replayed markets (0.01 %).
 pub(super) const HALF_SPREAD: Decimal = Decimal::from_parts(1, 0, 0, false, 4);
 

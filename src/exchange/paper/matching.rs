@@ -6,8 +6,9 @@
 use rust_decimal::Decimal;
 
 use super::book::{level, round_qty, side_ix, Book, Dirty, Fill, MktId, OrderRec};
+use super::live::spread_price;
 use super::stops;
-use crate::bots::ladder::{floor_qty, gross_pnl, round_price, Market};
+use crate::bots::ladder::{floor_qty, gross_pnl, round_price, Market, Side};
 use crate::exchange::{ExchangeError, NewOrder, Order, OrderKind, OrderSide, OrderStatus};
 
 /// Taker fee: market orders and limits that are marketable when placed (0.055 %).
@@ -55,7 +56,8 @@ impl Book {
         // What a marketable order takes: with live prices the ask (buy) or bid
         // (sell), for limits as for market orders, none while the market is
         // paused; walked or replayed, a market order the mark plus or minus the
-        // half-spread and a limit the mark, as it always did.
+        // half-spread, and a limit crossing the mark the better of its limit and
+        // that spread price.
         let against = match limit {
             Some(_) if self.live.is_none() => Some(current),
             _ => self.touch_price(mkt, buy, now),
@@ -76,6 +78,17 @@ impl Book {
                 )))
             }
             None => current,
+        };
+        let taken = match limit {
+            Some(p) if self.live.is_none() => {
+                let spread = spread_price(current, buy, &spec);
+                if buy {
+                    spread.min(p)
+                } else {
+                    spread.max(p)
+                }
+            }
+            _ => taken,
         };
         if opens {
             let price = if marketable {
@@ -271,9 +284,11 @@ impl Book {
 
     /// Executes every resting order a price move reached, in the order the path
     /// reaches them (nearest price first, then oldest): limits fill at their
-    /// price, stops whose trigger the mark reached execute at the mark. Then every
-    /// position whose liquidation price the mark reached is liquidated. Returns
-    /// the fills.
+    /// price, stops whose trigger the mark reached execute at the mark. A
+    /// position's liquidation price is a level on that path like an order's: a
+    /// long is liquidated before the fall reaches orders below its liquidation
+    /// price (a gap never fills legs or a stop past it), a short likewise on a
+    /// rise. Returns the fills.
     pub fn touch(&mut self, mkt: MktId, t: Touch, now: i64, dirty: &mut Dirty) -> usize {
         let m = &self.markets[mkt];
         // What a fall reaches: buys at or above the low, sell stops at or above the
@@ -285,15 +300,30 @@ impl Book {
         rising.extend(m.stops_rise.range(..=level(t.mark, i64::MAX)).copied());
         rising.sort();
         let (first, second) = if t.falling {
-            (falling, rising)
+            ((Side::Long, falling), (Side::Short, rising))
         } else {
-            (rising, falling)
+            ((Side::Short, rising), (Side::Long, falling))
         };
-        let fills = first
-            .into_iter()
-            .chain(second)
-            .filter(|&(_, id)| self.execute_resting(id, t.mark, now, dirty))
-            .count();
+        let mut fills = 0;
+        for (side, path) in [first, second] {
+            if path.is_empty() {
+                continue;
+            }
+            // The liquidations the mark reaches, in the order the path does.
+            let mut due = self.liquidations_reached(mkt, side, t.mark).into_iter();
+            let mut next = due.next();
+            for (price, id) in path {
+                // Those at or before this order's level come first.
+                while let Some((liq, uid)) = next.filter(|&(liq, _)| match side {
+                    Side::Long => liq >= price,
+                    Side::Short => liq <= price,
+                }) {
+                    fills += self.liquidate_if_reached(uid, mkt, side, liq, now, dirty);
+                    next = due.next();
+                }
+                fills += usize::from(self.execute_resting(id, t.mark, now, dirty));
+            }
+        }
         fills + self.liquidate_at(mkt, t.mark, now, dirty)
     }
 

@@ -53,6 +53,7 @@ pub use walk::default_volatility;
 use walk::Walk;
 
 use crate::exchange::ExchangeError;
+use crate::market::Venue;
 
 /// The `PAPER_*` settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,6 +85,8 @@ pub enum PaperError {
     Seed(getrandom::Error),
     #[error("paper exchange: invalid price {0}")]
     InvalidPrice(Decimal),
+    #[error("paper exchange: live prices from {0:?} need a quote source (the price board)")]
+    NoQuoteSource(Venue),
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
 }
@@ -105,6 +108,7 @@ impl From<PaperError> for ExchangeError {
             }
             PaperError::Db(_) | PaperError::Corrupt { .. } => ExchangeError::Malformed(said),
             PaperError::InvalidPrice(_) => ExchangeError::Rejected(said),
+            PaperError::NoQuoteSource(_) => ExchangeError::Malformed(said),
             PaperError::Seed(_) => ExchangeError::Network(said),
         }
     }
@@ -166,7 +170,8 @@ impl Paper {
     }
 
     /// As `open`, with prices from `prices` (`PAPER_PRICES`): live ones read from
-    /// `quotes` (a live setting without a source walks). The epoch replayed times
+    /// `quotes` (a live setting without a source is an error, never a silent
+    /// walk). The epoch replayed times
     /// count from is the database's, set to `now_ms` if it has none yet.
     pub fn open_with(
         conn: Connection,
@@ -196,7 +201,8 @@ impl Paper {
                 }
                 book.live = Some(live);
             }
-            _ => {}
+            (PaperPrices::Live(venue), None) => return Err(PaperError::NoQuoteSource(*venue)),
+            (PaperPrices::Walk, _) => {}
         }
         Ok(Arc::new(Paper {
             inner: Mutex::new(Inner {

@@ -70,7 +70,8 @@ pub(super) fn load(
         .optional()?
         .flatten();
     book.next_id = snapshot.query_row(
-        "SELECT COALESCE(MAX(id), 0) + 1 FROM paper_orders",
+        "SELECT MAX(COALESCE((SELECT MAX(id) FROM paper_orders), 0),
+                    COALESCE((SELECT last_order_id FROM paper_clock WHERE id = 1), 0)) + 1",
         [],
         |r| r.get(0),
     )?;
@@ -237,6 +238,13 @@ fn read_order(r: &Row<'_>) -> Result<(i64, i64, i64, Order), PaperError> {
 pub(super) fn write(conn: &mut Connection, book: &Book, dirty: &Dirty) -> Result<(), PaperError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // First: what follows writes the reset accounts' new state.
+    if !dirty.resets.is_empty() {
+        // The ids of the orders deleted below are never given again (`load`).
+        tx.prepare_cached(
+            "UPDATE paper_clock SET last_order_id = MAX(last_order_id, ?1) WHERE id = 1",
+        )?
+        .execute([book.next_id - 1])?;
+    }
     for &uid in &dirty.resets {
         for table in RESET_TABLES {
             tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [uid])?;

@@ -9,9 +9,9 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::book::{DEFAULT_LEVERAGE, START_BALANCE};
-use super::liquidation::liquidation_price;
+use super::liquidation::liquidation_trigger;
 use super::{markets, persist, PaperError};
-use crate::bots::ladder::{gross_pnl, round_price, Side};
+use crate::bots::ladder::{gross_pnl, Side};
 use crate::money::sql as money_sql;
 
 /// One open position, marked.
@@ -120,9 +120,9 @@ fn positions(conn: &Connection, uid: i64) -> Result<Vec<PositionView>, PaperErro
             continue;
         };
         let lev = leverage(conn, uid, &symbol)?;
-        let liq = liquidation_price(side, avg_entry, lev, listing.maintenance_margin_rate);
+        let mmr = listing.maintenance_margin_rate;
         out.push(PositionView {
-            liquidation_price: round_price(liq, &listing.market),
+            liquidation_price: liquidation_trigger(side, avg_entry, lev, mmr, &listing.market),
             unrealized_pnl: crate::money::pnl(gross_pnl(side, size, avg_entry, mark_price)),
             symbol,
             side,
@@ -177,8 +177,14 @@ pub fn liquidation_price_of(
         return Ok(None);
     };
     let lev = leverage(conn, uid, symbol)?;
-    let liq = liquidation_price(side, avg_entry, lev, listing.maintenance_margin_rate);
-    Ok(Some(round_price(liq, &listing.market)))
+    let mmr = listing.maintenance_margin_rate;
+    Ok(Some(liquidation_trigger(
+        side,
+        avg_entry,
+        lev,
+        mmr,
+        &listing.market,
+    )))
 }
 
 /// Whether the paper market of `symbol` has not moved for longer than a quote

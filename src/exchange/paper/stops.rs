@@ -56,9 +56,10 @@ pub(super) fn checked_trigger(
 }
 
 impl Book {
-    /// Executes the triggered stop `id` at `mark` as a taker market order for at
-    /// most the position's size, or cancels it when the position is already flat.
-    /// Returns whether it filled.
+    /// Executes the triggered stop `id` as a taker market order for at most the
+    /// position's size — at the price a market order gets (the live ask or bid,
+    /// or `mark` plus or minus the half-spread) — or cancels it when the position
+    /// is already flat. Returns whether it filled.
     pub(super) fn trigger_stop(
         &mut self,
         id: i64,
@@ -73,7 +74,9 @@ impl Book {
         let filled = pos.size > Decimal::ZERO;
         if filled {
             let qty = rec.remaining().min(pos.size);
-            self.apply_fill(&mut rec, qty, mark, TAKER_FEE, now, dirty);
+            let buy = rec.order.side == OrderSide::Buy;
+            let price = self.stop_fill_price(rec.mkt, buy, mark, now);
+            self.apply_fill(&mut rec, qty, price, TAKER_FEE, now, dirty);
         } else {
             rec.order.status = OrderStatus::Cancelled;
             rec.updated_ms = now;

@@ -182,9 +182,11 @@ fn marketable_limit_fills_at_once_as_taker() {
         .unwrap();
     assert_eq!(
         (o.status, o.avg_fill_price, o.price),
-        (OrderStatus::Filled, dec!(60000.0), Some(dec!(61000.0)))
+        // The ask (60,000 + 0.01 %), better than its limit.
+        (OrderStatus::Filled, dec!(60006.0), Some(dec!(61000.0)))
     );
-    assert!(close(o.fee, dec!(0.33)));
+    // 0.01 × 60,006 × 0.055 %.
+    assert!(close(o.fee, dec!(0.3300330)));
 }
 
 #[test]
@@ -798,6 +800,21 @@ fn a_failed_write_leaves_memory_as_the_database() {
 }
 
 #[test]
+fn old_candles_are_pruned_through_the_primary_key() {
+    let p = paper();
+    let g = p.lock().unwrap();
+    let plan: String = g
+        .conn
+        .query_row(
+            &format!("EXPLAIN QUERY PLAN {}", super::candles::PRUNE_SQL),
+            rusqlite::params![BTC, 0],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("sqlite_autoindex_paper_candles_1"), "{plan}");
+}
+
+#[test]
 fn open_orders_load_through_the_partial_index() {
     let p = paper();
     let g = p.lock().unwrap();
@@ -819,6 +836,9 @@ fn five_thousand_accounts_advance_and_match_correctly() {
     let p = Paper::in_memory(params(9, 0.001), 0).unwrap();
     for uid in 1..=USERS {
         let a = p.account(uid);
+        // 5×: liquidation at 60,006 × 0.805 ≈ 48,305, below the leg at 54,000 that
+        // the fall to 53,000 fills (at 10× it would liquidate first, at 54,305).
+        a.set_leverage(BTC, Side::Long, 5).unwrap();
         a.place(&market("e", OrderSide::Buy, dec!(0.002), Side::Long))
             .unwrap();
         a.place(&limit(
@@ -924,16 +944,17 @@ fn a_longs_stop_rests_until_the_mark_falls_to_it_and_fills_at_that_mark() {
     assert_eq!(p.set_price(BTC, dec!(65000.0)).unwrap(), 0);
     assert_eq!(p.set_price(BTC, dec!(59000.2)).unwrap(), 0);
     let balance = acct.balance().unwrap();
-    // The mark falls through the trigger: it executes at that mark, as taker.
+    // The mark falls through the trigger: it executes as a market sell, at that
+    // mark less the half-spread (58,800 × 0.9999 = 58,794.12 → 58,794.1), as taker.
     assert_eq!(p.set_price(BTC, dec!(58800.0)).unwrap(), 1);
     let sl = acct.order(BTC, "sl").unwrap().unwrap();
     assert_eq!(
         (sl.status, sl.filled_qty, sl.avg_fill_price),
-        (OrderStatus::Filled, dec!(0.01), dec!(58800.0))
+        (OrderStatus::Filled, dec!(0.01), dec!(58794.1))
     );
-    assert_eq!(sl.fee, dec!(0.01) * dec!(58800.0) * dec!(0.00055));
+    assert_eq!(sl.fee, dec!(0.01) * dec!(58794.1) * dec!(0.00055));
     // Entered at the ask, 60,006.0.
-    let pnl = (dec!(58800.0) - dec!(60006.0)) * dec!(0.01);
+    let pnl = (dec!(58794.1) - dec!(60006.0)) * dec!(0.01);
     assert_eq!(acct.balance().unwrap(), balance + pnl - sl.fee);
     assert_eq!(acct.position(BTC, Side::Long).unwrap().size, dec!(0));
     assert!(acct.open_orders(BTC).unwrap().is_empty());
@@ -978,7 +999,8 @@ fn a_shorts_stop_fires_when_the_mark_rises_to_it_capped_at_the_position() {
     let sl = acct.order(BTC, "sl").unwrap().unwrap();
     assert_eq!(
         (sl.status, sl.qty, sl.filled_qty, sl.avg_fill_price),
-        (OrderStatus::Filled, dec!(0.05), dec!(0.01), dec!(61000.0))
+        // A market buy: 61,000 × 1.0001 = 61,006.1.
+        (OrderStatus::Filled, dec!(0.05), dec!(0.01), dec!(61006.1))
     );
     assert_eq!(acct.position(BTC, Side::Short).unwrap().size, dec!(0));
 }
@@ -1145,10 +1167,9 @@ fn a_walk_catching_up_fills_a_stop_at_the_step_that_crossed_it() {
     .unwrap();
     assert_eq!(p.advance(i64::try_from(n).unwrap() * 1000).unwrap(), 1);
     let sl = acct.order(BTC, "sl").unwrap().unwrap();
-    assert_eq!(
-        (sl.status, sl.avg_fill_price),
-        (OrderStatus::Filled, path[hit])
-    );
+    // A market sell at that step's mark less the half-spread, down to the tick.
+    let bid = (path[hit] * dec!(0.9999) / dec!(0.1)).floor() * dec!(0.1);
+    assert_eq!((sl.status, sl.avg_fill_price), (OrderStatus::Filled, bid));
     assert_eq!(p.price(BTC), Some(path[n - 1]));
 }
 
@@ -1191,7 +1212,8 @@ fn stops_survive_reopening_the_database() {
             OrderKind::Stop,
             OrderStatus::Filled,
             Some(dec!(59000.0)),
-            dec!(58900.0)
+            // A market sell at 58,900 less the half-spread.
+            dec!(58894.1)
         )
     );
     assert!(p.account(1).open_orders(BTC).unwrap().is_empty());
@@ -1345,9 +1367,11 @@ fn a_dip_and_recovery_during_catch_up_fills_the_leg_and_the_stop_at_the_dip() {
         (leg.status, leg.avg_fill_price),
         (OrderStatus::Filled, dec!(59000.0))
     );
+    // A market sell at the dip's mark less the half-spread: 58,900 × 0.9999 =
+    // 58,894.11 → 58,894.1.
     assert_eq!(
         (sl.status, sl.filled_qty, sl.avg_fill_price),
-        (OrderStatus::Filled, dec!(0.02), dec!(58900))
+        (OrderStatus::Filled, dec!(0.02), dec!(58894.1))
     );
     let order: Vec<String> = acct
         .executions(BTC, 0)
@@ -1431,7 +1455,8 @@ fn the_replay_epoch_is_persisted_and_a_restart_catches_up_on_the_path() {
     assert_eq!(leg.avg_fill_price, dec!(59500.0));
     assert_eq!(
         (sl.status, sl.avg_fill_price, sl.filled_qty),
-        (OrderStatus::Filled, dec!(59000), dec!(0.02))
+        // 59,000 less the half-spread: 58,994.1.
+        (OrderStatus::Filled, dec!(58994.1), dec!(0.02))
     );
 }
 

@@ -53,7 +53,7 @@ fn market_orders_pay_half_the_spread_rounded_against_the_trader() {
         .unwrap();
     assert_eq!(buy.avg_fill_price, dec!(60006.2));
     assert_eq!(sell.avg_fill_price, dec!(59994.0));
-    // Marketable limits keep filling at the price, never past their limit.
+    // Marketable limits take the spread price too, never past their limit.
     let lim = a
         .place(&limit(
             "l",
@@ -63,7 +63,17 @@ fn market_orders_pay_half_the_spread_rounded_against_the_trader() {
             Side::Long,
         ))
         .unwrap();
-    assert_eq!(lim.avg_fill_price, dec!(60000.1));
+    assert_eq!(lim.avg_fill_price, dec!(60006.2));
+    let capped = a
+        .place(&limit(
+            "c",
+            OrderSide::Buy,
+            dec!(60003),
+            dec!(0.01),
+            Side::Long,
+        ))
+        .unwrap();
+    assert_eq!(capped.avg_fill_price, dec!(60003));
 }
 
 #[test]
@@ -86,14 +96,21 @@ fn a_mark_reaching_the_liquidation_price_closes_at_bankruptcy_and_cancels_that_s
     let entry = dec!(60006.0);
     let liq = entry * (dec!(1) - dec!(0.02) + dec!(0.005));
     let before = a.balance().unwrap();
-    // Just above the liquidation price: nothing happens.
+    // The trigger, shown and checked, is that rounded down to the tick: 59,105.9.
+    // A tick above it nothing happens; at it the long is liquidated.
     assert_eq!(liq, dec!(59105.91));
+    let shown = {
+        let g = p.lock().unwrap();
+        let mkt = g.book.lookup(BTC).unwrap().unwrap();
+        g.book.liquidation_of(1, mkt, Side::Long)
+    };
+    assert_eq!(shown, Some(dec!(59105.9)));
     assert_eq!(p.set_price(BTC, dec!(59106.0)).unwrap(), 0);
-    assert_eq!(p.set_price(BTC, dec!(59000)).unwrap(), 1);
+    assert_eq!(p.set_price(BTC, dec!(59105.9)).unwrap(), 1);
     assert_eq!(a.position(BTC, Side::Long).unwrap().size, dec!(0));
     assert_eq!(a.position(BTC, Side::Short).unwrap().size, dec!(0.01));
     // The margin, 0.1 × 60,006 / 50 = 120.012, is lost; no fee.
-    let bankrupt = dec!(58805.9); // 60,006 × 0.98 = 58,805.88 → tick
+    let bankrupt = dec!(58805.8); // 60,006 × 0.98 = 58,805.88, down to the tick
     assert_eq!(
         a.balance().unwrap(),
         before + (bankrupt - entry) * dec!(0.1)
@@ -113,6 +130,60 @@ fn a_mark_reaching_the_liquidation_price_closes_at_bankruptcy_and_cancels_that_s
 }
 
 #[test]
+fn a_gap_past_the_liquidation_price_liquidates_before_legs_and_stops_beyond_it() {
+    let p = paper();
+    let a = p.account(1);
+    a.set_leverage(BTC, Side::Long, 50).unwrap();
+    a.place(&market("e", OrderSide::Buy, dec!(0.1), Side::Long))
+        .unwrap();
+    // Entry 60,006.0: liquidation 59,105.9, bankruptcy 58,805.8. A leg below the
+    // liquidation price and a stop below the bankruptcy price.
+    a.place(&limit(
+        "leg",
+        OrderSide::Buy,
+        dec!(59000),
+        dec!(0.1),
+        Side::Long,
+    ))
+    .unwrap();
+    a.place(&stop(
+        "sl",
+        OrderSide::Sell,
+        dec!(58000),
+        dec!(0.1),
+        Side::Long,
+    ))
+    .unwrap();
+    let before = a.balance().unwrap();
+    // One gap to 57,000: the path reaches the liquidation price first.
+    assert_eq!(p.set_price(BTC, dec!(57000)).unwrap(), 1);
+    assert_eq!(a.position(BTC, Side::Long).unwrap().size, dec!(0));
+    // The loss is the margin, 0.1 × (60,006.0 − 58,805.8) = 120.02, and no more.
+    assert_eq!(a.balance().unwrap(), before - dec!(120.02));
+    let fills = a.executions(BTC, 0).unwrap();
+    assert_eq!(fills.len(), 2, "the entry and the liquidation: {fills:?}");
+    assert_eq!(
+        (fills[1].price, fills[1].liquidation),
+        (dec!(58805.8), true)
+    );
+    for cid in ["leg", "sl"] {
+        let o = a.order(BTC, cid).unwrap().unwrap();
+        assert_eq!((o.status, o.filled_qty), (OrderStatus::Cancelled, dec!(0)));
+    }
+}
+
+#[test]
+fn live_prices_without_a_quote_source_are_an_error_not_a_walk() {
+    let live = PaperPrices::Live(Venue::Bybit);
+    let opened = Paper::in_memory_with(params(1, 0.0), &live, None, 0);
+    assert!(
+        matches!(opened, Err(PaperError::NoQuoteSource(Venue::Bybit))),
+        "{:?}",
+        opened.err()
+    );
+}
+
+#[test]
 fn a_short_is_liquidated_when_the_mark_rises_to_its_price() {
     let p = paper();
     let a = p.account(1);
@@ -127,12 +198,13 @@ fn a_short_is_liquidated_when_the_mark_rises_to_its_price() {
         Side::Short,
     ))
     .unwrap();
-    // Entry at the bid 59,994.0; liquidation 59,994 × (1 + 0.04 − 0.005) = 62,093.79.
+    // Entry at the bid 59,994.0; liquidation 59,994 × (1 + 0.04 − 0.005) = 62,093.79,
+    // up to the tick: 62,093.8.
     assert_eq!(p.set_price(BTC, dec!(62093.7)).unwrap(), 0);
     assert_eq!(p.set_price(BTC, dec!(62093.8)).unwrap(), 1);
     assert_eq!(a.position(BTC, Side::Short).unwrap().size, dec!(0));
     let last = a.executions(BTC, 0).unwrap().pop().unwrap();
-    // Bankruptcy 59,994 × 1.04 = 62,393.76 → 62,393.8.
+    // Bankruptcy 59,994 × 1.04 = 62,393.76, up to the tick: 62,393.8.
     assert_eq!((last.price, last.liquidation), (dec!(62393.8), true));
     assert_eq!(
         a.order(BTC, "sl").unwrap().unwrap().status,

@@ -175,3 +175,42 @@ fn only_a_busy_or_failing_database_is_retryable() {
     let e = ExchangeError::from(p.set_price(BTC, dec!(0)).unwrap_err());
     assert!(!e.is_retryable(), "{e:?}");
 }
+
+/// The ids of funding payments, fills and orders are the bots' keys of what they
+/// recorded: after a reset deleted the newest rows, and after a restart, none is
+/// given again (a bot would take the new one for the one it already has).
+#[test]
+fn a_reset_never_gives_a_deleted_id_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("paper.db");
+    let boundary = 1_704_067_200_000 + funding::FUNDING_EVERY_MS;
+    let p = Paper::open(database(&path), params(), boundary - 1_000).unwrap();
+    let a = p.account(1);
+    let ids = |a: &PaperAccount| {
+        let fill = a.executions(BTC, 0).unwrap()[0].exec_id.clone();
+        let funding = a.funding(BTC, 0).unwrap()[0].id.clone();
+        (
+            fill.parse::<i64>().unwrap(),
+            funding.parse::<i64>().unwrap(),
+        )
+    };
+    a.place(&entry("e1")).unwrap();
+    p.advance(boundary).unwrap();
+    let (fill, paid) = ids(&a);
+    let order = a.order(BTC, "e1").unwrap().unwrap().exchange_id;
+    p.reset_account(1).unwrap();
+    drop((a, p));
+
+    let p = Paper::open(database(&path), params(), boundary + 1_000).unwrap();
+    let a = p.account(1);
+    a.place(&entry("e2")).unwrap();
+    p.advance(boundary + funding::FUNDING_EVERY_MS).unwrap();
+    let (new_fill, new_paid) = ids(&a);
+    assert!(new_fill > fill, "fill {new_fill} after {fill}");
+    assert!(new_paid > paid, "funding {new_paid} after {paid}");
+    let new_order = a.order(BTC, "e2").unwrap().unwrap().exchange_id;
+    assert!(
+        new_order.parse::<i64>().unwrap() > order.parse::<i64>().unwrap(),
+        "order {new_order} after {order}"
+    );
+}

@@ -8,7 +8,7 @@
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
 
-use crate::bots::ladder::{round_price, Market};
+use crate::bots::ladder::Market;
 
 /// √3: a uniform variable on [-√3, √3] has unit variance, so `volatility` is the
 /// standard deviation of one step's relative move.
@@ -51,9 +51,13 @@ impl Walk {
         splitmix64(self.seed ^ splitmix64(fnv1a(symbol.as_bytes())))
     }
 
-    /// The price after step `step_no` of `stream`, from `price`: rounded to the
-    /// tick and never below one tick, so it stays a price the market can quote.
-    /// The shock is a float (it is noise); the price it yields is a decimal.
+    /// The price after step `step_no` of `stream`, from `price`: on the tick and
+    /// never below one tick, so it stays a price the market can quote. The shock
+    /// is a float (it is noise); the price it yields is a decimal. It is rounded
+    /// to a neighbouring tick at random, up with the probability of its distance
+    /// past the tick below: unbiased, so a market whose steps are smaller than
+    /// half a tick still moves (rounding to the nearest tick would put it back
+    /// every step and freeze it), and as deterministic as the shock.
     pub fn next_price(&self, stream: u64, step_no: u64, price: Decimal, m: &Market) -> Decimal {
         let factor = 1.0 + self.volatility * shock(stream, step_no);
         let moved = price
@@ -61,16 +65,36 @@ impl Walk {
             .map(|p| p * factor)
             .and_then(Decimal::from_f64)
             .unwrap_or(price);
-        round_price(moved, m).max(m.tick)
+        round_randomly(moved, m.tick, stream, step_no).max(m.tick)
     }
+}
+
+/// `price` on a neighbouring multiple of `tick`, the upper one with the
+/// probability of the distance past the lower one; the draw is step `step_no`'s
+/// of its own stream, independent of the shock's.
+fn round_randomly(price: Decimal, tick: Decimal, stream: u64, step_no: u64) -> Decimal {
+    let ticks = price / tick;
+    let below = ticks.floor();
+    let past = (ticks - below).to_f64().unwrap_or(0.0);
+    let draw = splitmix64(
+        splitmix64(stream ^ ROUNDING_KEY).wrapping_add(step_no.wrapping_mul(GOLDEN_GAMMA)),
+    );
+    let up = unit(draw) < past;
+    (if up { below + Decimal::ONE } else { below }) * tick
+}
+
+/// Separates the rounding draws' stream from the shocks'.
+const ROUNDING_KEY: u64 = 0x0D1C_E0F7_1C45_5EED;
+
+/// A uniform double in [0, 1) from the top 53 bits.
+fn unit(bits: u64) -> f64 {
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Unit-variance shock of step `step_no`, uniform on [-√3, √3].
 fn shock(stream: u64, step_no: u64) -> f64 {
     let bits = splitmix64(stream.wrapping_add(step_no.wrapping_mul(GOLDEN_GAMMA)));
-    // The top 53 bits give a uniform double in [0, 1).
-    let unit = (bits >> 11) as f64 / (1u64 << 53) as f64;
-    (2.0 * unit - 1.0) * SQRT_3
+    (2.0 * unit(bits) - 1.0) * SQRT_3
 }
 
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -147,6 +171,36 @@ mod tests {
             p = wild.next_price(stream, i, p, &BTC);
             assert!(p >= BTC.tick, "{p}");
             assert!((p / BTC.tick).is_integer(), "{p}");
+        }
+    }
+
+    /// A generic listing (tick 0.01) at the default σ of 100 ms steps moves by
+    /// far less than half a tick a step: rounding to the nearest tick froze it.
+    #[test]
+    fn a_low_priced_market_keeps_moving_at_the_default_volatility() {
+        let w = Walk::new(7, default_volatility(100));
+        let generic = Market {
+            tick: dec!(0.01),
+            ..BTC
+        };
+        // At 100 USDT a step's σ is about a third of a tick, at 10 USDT about a
+        // thirtieth: rounded to the nearest tick the latter never moved.
+        for (start, at_least) in [(dec!(100), 100), (dec!(10), 10)] {
+            let stream = w.stream("PEPE/USDT");
+            let mut p = start;
+            let mut changes = 0;
+            for i in 0..1000 {
+                let next = w.next_price(stream, i, p, &generic);
+                assert!((next / generic.tick).is_integer(), "{next}");
+                changes += usize::from(next != p);
+                p = next;
+            }
+            assert!(
+                changes >= at_least,
+                "{start}: {changes} moves in 1,000 steps"
+            );
+            // Unbiased: it wanders, it does not drift away.
+            assert!((p - start).abs() < start / dec!(10), "{start} → {p}");
         }
     }
 

@@ -2,15 +2,17 @@
 //! /api/paper/account` reads it from the database; `POST /api/paper/account/reset`
 //! asks the bot runner, which owns the paper exchange, to put it back to its start.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::bot::{paper_error, user_id};
 use super::ApiResult;
 use crate::bots::ladder::Side;
+use crate::coord::Backend;
 use crate::exchange::paper::snapshot;
 use crate::http::ctx::Ctx;
 use crate::http::reply;
-use crate::runner::client::{self, REPLY_TIMEOUT};
+use crate::metrics;
+use crate::runner::client::{self, RpcError, REPLY_TIMEOUT};
 use crate::runner::protocol::{PaperOp, PaperReply, PaperRequest};
 
 /// `GET /api/paper/account`.
@@ -22,9 +24,37 @@ pub fn account(ctx: &mut Ctx<'_, '_>) -> ApiResult {
 }
 
 /// `POST /api/paper/account/reset`: 409 `bot_running` while the user's bot is
-/// active.
+/// active, 409 `position_open` while its cycle still holds a position. It takes
+/// the per-user operation guard like the bot commands, so it never runs beside a
+/// start or stop of the same user's bot.
 pub fn reset(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
+    let held = match ctx.coord.acquire_guard(uid) {
+        Ok(Some(held)) => Some(held),
+        Ok(None) => {
+            metrics::guard_conflict();
+            let body = json!({"success": false,
+                "message": "Bot operation already in progress for this user. Please wait.",
+                "retry_after": 30});
+            return Ok(reply::json(429, &body).header("Retry-After", "30"));
+        }
+        // Only if even the local table fails; the runner checks under its own lock.
+        Err(e) => {
+            slog::error!(ctx.log, "cannot take the operation guard"; "error" => %e);
+            None
+        }
+    };
+    let (code, body) = ask_runner(ctx, uid);
+    if let Some(held) = held {
+        if let Err(e) = ctx.coord.release_guard(&held) {
+            slog::warn!(ctx.log, "cannot release the operation guard; it expires by itself"; "error" => %e);
+        }
+    }
+    Ok(reply::json(code, &body))
+}
+
+/// Sends the reset to the bot runner and turns its reply into the answer.
+fn ask_runner(ctx: &Ctx<'_, '_>, uid: i64) -> (u16, Value) {
     let req = PaperRequest {
         op: PaperOp::ResetAccount,
         user_id: uid,
@@ -32,15 +62,24 @@ pub fn reset(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         side: Side::Long,
     };
     let socket = crate::runner::socket_path(ctx.config);
-    let body = match client::call_as::<_, PaperReply>(&socket, &req, REPLY_TIMEOUT) {
-        Ok(r) if r.done => (200, json!({"success": true, "message": r.message})),
-        Ok(r) if r.bot_active => (
+    let refused = |status: &str, message: String| {
+        (
             409,
-            json!({"success": false, "status": "bot_running", "message": r.message}),
-        ),
+            json!({"success": false, "status": status, "message": message}),
+        )
+    };
+    match client::call_as::<_, PaperReply>(&socket, &req, REPLY_TIMEOUT) {
+        Ok(r) if r.done => (200, json!({"success": true, "message": r.message})),
+        Ok(r) if r.bot_active => refused("bot_running", r.message),
+        Ok(r) if r.position_open => refused("position_open", r.message),
         Ok(r) => (
             502,
             json!({"success": false, "status": "error", "message": r.message}),
+        ),
+        Err(RpcError::Timeout) => (
+            504,
+            json!({"success": false, "status": "timeout",
+                   "message": "The bot runner is still working on it; check the account shortly"}),
         ),
         Err(e) => {
             slog::error!(ctx.log, "bot runner unreachable"; "error" => %e);
@@ -50,6 +89,5 @@ pub fn reset(ctx: &mut Ctx<'_, '_>) -> ApiResult {
                        "message": "The bot runner is not available; try again shortly"}),
             )
         }
-    };
-    Ok(reply::json(body.0, &body.1))
+    }
 }
