@@ -130,14 +130,19 @@ fn data_list(body: &str) -> Result<Vec<Value>, String> {
     }
 }
 
+/// Only entries whose symbol `keep` accepts are read (and counted when bad).
 fn each(
     body: &str,
+    keep: &dyn Fn(&str) -> bool,
     read: impl Fn(&Value) -> Result<Partial, String>,
 ) -> Result<(Vec<(String, Partial)>, u64), String> {
     let mut bad = 0;
     let mut out = Vec::new();
     for item in data_list(body)? {
         let symbol = item.get("symbol").and_then(Value::as_str);
+        if symbol.is_some_and(|s| !keep(s)) {
+            continue;
+        }
         match (symbol, read(&item)) {
             (Some(s), Ok(f)) if f != Partial::default() => out.push((s.to_string(), f)),
             _ => bad += 1,
@@ -147,8 +152,11 @@ fn each(
 }
 
 /// `quote/ticker`: last price (required), bid and ask where the answer has them.
-pub fn rest_ticker(body: &str) -> Result<(Vec<(String, Partial)>, u64), String> {
-    each(body, |d| {
+pub fn rest_ticker(
+    body: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<(String, Partial)>, u64), String> {
+    each(body, keep, |d| {
         let last = partial::price(d.get("lastPrice"))?.ok_or("no lastPrice")?;
         Ok(Partial {
             last: Some(last),
@@ -160,8 +168,11 @@ pub fn rest_ticker(body: &str) -> Result<(Vec<(String, Partial)>, u64), String> 
 }
 
 /// `quote/premiumIndex`: mark, funding rate and next funding time.
-pub fn rest_premium(body: &str) -> Result<(Vec<(String, Partial)>, u64), String> {
-    each(body, |d| {
+pub fn rest_premium(
+    body: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<(String, Partial)>, u64), String> {
+    each(body, keep, |d| {
         Ok(Partial {
             mark: partial::price(d.get("markPrice"))?,
             funding_rate: partial::decimal(d.get("lastFundingRate"))?,
@@ -239,13 +250,13 @@ mod tests {
     #[test]
     fn rest_answers_of_all_symbols() {
         let t = r#"{"code":0,"msg":"","data":[{"symbol":"BTC-USDT","lastPrice":"64000","bidPrice":"63999","askPrice":"64001"},{"symbol":"ETH-USDT","lastPrice":"bad"}]}"#;
-        let (list, bad) = rest_ticker(t).unwrap();
+        let (list, bad) = rest_ticker(t, &|_| true).unwrap();
         assert_eq!((list.len(), bad), (1, 1));
         assert_eq!(list[0].1.ask, Some(dec!(64001)));
         let p = r#"{"code":0,"msg":"","data":{"symbol":"BTC-USDT","markPrice":"64000.5","indexPrice":"64000","lastFundingRate":"0.0001","nextFundingTime":1700000000000}}"#;
-        let (list, _) = rest_premium(p).unwrap();
+        let (list, _) = rest_premium(p, &|_| true).unwrap();
         assert_eq!(list[0].1.funding_rate, Some(dec!(0.0001)));
         assert_eq!(list[0].1.next_funding_ms, Some(1_700_000_000_000));
-        assert!(rest_ticker(r#"{"code":100400,"msg":"bad"}"#).is_err());
+        assert!(rest_ticker(r#"{"code":100400,"msg":"bad"}"#, &|_| true).is_err());
     }
 }

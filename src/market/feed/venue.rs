@@ -2,18 +2,28 @@
 //! ticker of each followed symbol, the REST fallback and the reconnect back-off.
 //!
 //! REST is polled (at most once a second) while the stream is unavailable —
-//! not connected, connected but silent for `FIRST_DATA_MS` after subscribing,
-//! or a subscription refused — and, while the stream is up, when a followed
-//! symbol has had no news for `STALE_REFRESH_MS`.
+//! not connected, connected but without a ticker for `FIRST_DATA_MS` after
+//! connecting or `TICKER_SILENT_MS` later — for every followed symbol. While the
+//! stream is up, only refused symbols (once a second: they have no other source)
+//! and symbols without news for `STALE_REFRESH_MS` (once per that period) take
+//! REST answers, so a poll never moves a streamed price backwards. A symbol the
+//! REST answer does not list is left alone for `UNLISTED_RETRY_MS`.
+//!
+//! Connects and REST polls run on helper threads (`job`): the loop only starts
+//! them and collects their results, so a venue that stalls never holds the
+//! other venue's reads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use slog::{info, warn, Logger};
 
+use super::backoff::Backoff;
 use super::bingx;
 use super::bybit;
 use super::event::Event;
+use super::job::Job;
 use super::partial::Partial;
 use super::socket::{Frame, Socket};
 use super::Endpoints;
@@ -24,13 +34,26 @@ use crate::metrics::{self, MarketData};
 
 /// REST polls at most this often.
 const REST_EVERY_MS: i64 = 1000;
-/// A stream that has not delivered this long after connecting is unavailable.
+/// REST failures (refused, 403, 429, 5xx, timeouts) back off from this to
+/// `REST_BACKOFF_CAP_MS`.
+const REST_BACKOFF_FIRST_MS: i64 = 1000;
+const REST_BACKOFF_CAP_MS: i64 = 60_000;
+/// A stream without a ticker this long after connecting is unavailable.
 const FIRST_DATA_MS: i64 = 3000;
+/// A delivering stream without a ticker this long is unavailable (REST takes
+/// over, C15: within 5 s)...
+const TICKER_SILENT_MS: i64 = 5000;
+/// ...and is dropped after this long without a ticker, or without any frame.
+/// Bybit answers the ping we send every 20 s; BingX pings every 5 s.
+const SILENT_MS: i64 = 25_000;
+/// The reconnect back-off restarts from its first delay only after a
+/// connection delivered this long (a stream that drops right after its first
+/// ticker keeps backing off).
+const STABLE_MS: i64 = 30_000;
 /// A symbol without news this long while the stream is up gets a REST refresh.
 const STALE_REFRESH_MS: i64 = 10_000;
-/// A connection without any frame this long is dropped. Bybit answers the ping
-/// we send every 20 s; BingX pings every 5 s.
-const SILENT_MS: i64 = 25_000;
+/// A symbol the REST tickers do not list is tried again after this long.
+const UNLISTED_RETRY_MS: i64 = 60 * 60 * 1000;
 const BYBIT_PING_MS: i64 = 20_000;
 /// BingX's funding rate is only on REST: refreshed this often.
 const FUNDING_EVERY_MS: i64 = 60_000;
@@ -47,19 +70,39 @@ struct Sym {
     fields: Partial,
     /// When the stream or REST last told something about it.
     news_ms: i64,
+    /// When the stream last told something about it.
+    stream_ms: i64,
+    /// When a REST poll last included it.
+    rest_ms: i64,
     wanted_ms: i64,
     /// Subscribed on the current connection.
     subscribed: bool,
     /// The venue refused the subscription on the current connection.
     refused: bool,
+    /// The REST tickers did not list it: not polled for it before this time.
+    unlisted_until_ms: i64,
 }
 
 struct Conn {
     socket: Socket,
     opened_ms: i64,
     last_frame_ms: i64,
+    last_ticker_ms: i64,
     last_ping_ms: i64,
     delivering: bool,
+    /// The back-off was reset for this connection (it delivered `STABLE_MS`).
+    stable: bool,
+}
+
+/// The answers of one REST poll: per path, the body or why there is none.
+type RestAnswers = Vec<(&'static str, Result<String, String>)>;
+
+struct RestPoll {
+    job: Job<RestAnswers>,
+    started_ms: i64,
+    /// The symbols (venue spelling) whose quotes this poll may update.
+    targets: HashSet<String>,
+    funding_only: bool,
 }
 
 pub struct VenueFeed {
@@ -67,12 +110,17 @@ pub struct VenueFeed {
     ws_url: String,
     rest_url: String,
     timeout: Duration,
-    http: Http,
+    http: Arc<Http>,
     conn: Option<Conn>,
-    backoff: super::backoff::Backoff,
+    connecting: Option<Job<Result<Socket, String>>>,
+    connect_started_ms: i64,
+    backoff: Backoff,
     retry_at_ms: i64,
     /// By the venue's spelling of the symbol.
     syms: HashMap<String, Sym>,
+    rest: Option<RestPoll>,
+    rest_backoff: Backoff,
+    rest_retry_at_ms: i64,
     last_rest_ms: i64,
     last_funding_ms: i64,
     malformed_logged_ms: i64,
@@ -93,11 +141,16 @@ impl VenueFeed {
             ws_url: ws_url.clone(),
             rest_url: rest_url.clone(),
             timeout: Duration::from_millis(ends.timeout_ms),
-            http: Http::new(ends.timeout_ms),
+            http: Arc::new(Http::new(ends.timeout_ms)),
             conn: None,
-            backoff: super::backoff::Backoff::new(500, ends.backoff_cap_ms, seed),
+            connecting: None,
+            connect_started_ms: 0,
+            backoff: Backoff::new(500, ends.backoff_cap_ms, seed),
             retry_at_ms: 0,
             syms: HashMap::new(),
+            rest: None,
+            rest_backoff: Backoff::new(REST_BACKOFF_FIRST_MS, REST_BACKOFF_CAP_MS, seed ^ 0x5a5a),
+            rest_retry_at_ms: i64::MIN / 2,
             last_rest_ms: i64::MIN / 2,
             last_funding_ms: i64::MIN / 2,
             malformed_logged_ms: i64::MIN / 2,
@@ -107,9 +160,12 @@ impl VenueFeed {
         }
     }
 
-    /// Whether the stream is connected and delivering.
-    pub fn stream_up(&self) -> bool {
-        self.conn.as_ref().is_some_and(|c| c.delivering)
+    /// Whether the stream serves its symbols: connected and delivering tickers,
+    /// or connected and every symbol refused or unlisted by the venue (then
+    /// the connection is healthy; those symbols simply do not exist there).
+    pub fn stream_up(&self, now: i64) -> bool {
+        self.conn.is_some()
+            && (!self.stream_unavailable(now) || !self.syms.values().any(|s| followable(s, now)))
     }
 
     /// Whether any socket is open (the loop then paces on its reads).
@@ -117,10 +173,20 @@ impl VenueFeed {
         self.conn.is_some()
     }
 
+    /// Whether nothing is followed and nothing runs: the loop may sleep longer.
+    pub fn idle(&self) -> bool {
+        self.syms.is_empty() && self.connecting.is_none() && self.rest.is_none()
+    }
+
     /// Takes the board's wanted list: follows new symbols, forgets the ones
     /// nobody wanted for `UNWANTED_AFTER_MS`.
     pub fn follow(&mut self, wanted: &[Wanted], now: i64) {
-        for w in wanted.iter().filter(|w| w.venue == self.venue) {
+        // A slot stays on the board after its symbol is forgotten: skip it, or
+        // it would be followed again and forgotten again on every turn.
+        let live = wanted
+            .iter()
+            .filter(|w| w.venue == self.venue && now - w.wanted_ms <= UNWANTED_AFTER_MS);
+        for w in live {
             let Some(theirs) = venue_symbol(self.venue, &w.symbol) else {
                 continue;
             };
@@ -128,9 +194,12 @@ impl VenueFeed {
                 ours: w.symbol.clone(),
                 fields: Partial::default(),
                 news_ms: i64::MIN / 2,
+                stream_ms: i64::MIN / 2,
+                rest_ms: i64::MIN / 2,
                 wanted_ms: w.wanted_ms,
                 subscribed: false,
                 refused: false,
+                unlisted_until_ms: i64::MIN / 2,
             });
             sym.wanted_ms = sym.wanted_ms.max(w.wanted_ms);
         }
@@ -153,42 +222,60 @@ impl VenueFeed {
     }
 
     /// One turn: connect when due, subscribe, read what arrived, poll REST when
-    /// the stream cannot be relied on.
+    /// the stream cannot be relied on. Never waits on the network longer than
+    /// one socket read (`READ_WAIT`).
     pub fn step(&mut self, board: &Board, now: i64) {
         if self.syms.is_empty() {
             if self.conn.take().is_some() {
                 info!(self.log, "nothing to follow; stream closed");
             }
         } else {
-            if self.conn.is_none() && now >= self.retry_at_ms {
+            self.connected(now);
+            if self.conn.is_none() && self.connecting.is_none() && now >= self.retry_at_ms {
                 self.connect(now);
             }
             self.subscribe_new(now);
             self.keep_alive(now);
             self.read(board, now);
+            self.settle_backoff(now);
         }
-        if self.rest_due(now) {
-            self.poll_rest(board, now, false);
-        } else if self.venue == Venue::Bingx
-            && !self.syms.is_empty()
-            && now - self.last_funding_ms >= FUNDING_EVERY_MS
-        {
-            self.poll_rest(board, now, true);
+        self.rest_answered(board, now);
+        if self.rest.is_none() {
+            self.poll_rest_when_due(now);
         }
-        metrics::market_data_stream_up(self.venue, self.stream_up());
+        metrics::market_data_stream_up(self.venue, self.stream_up(now));
     }
 
+    /// Starts a connect on a helper thread.
     fn connect(&mut self, now: i64) {
         metrics::market_data(self.venue, MarketData::Reconnect);
-        match Socket::connect(&self.ws_url, self.timeout) {
+        let (url, budget) = (self.ws_url.clone(), self.timeout);
+        match Job::spawn("market-data-connect", move || Socket::connect(&url, budget)) {
+            Ok(job) => {
+                self.connecting = Some(job);
+                self.connect_started_ms = now;
+            }
+            Err(e) => self.drop_conn(now, &e),
+        }
+    }
+
+    /// Takes the helper's connection once it is done.
+    fn connected(&mut self, now: i64) {
+        let Some(done) = self.connecting.as_ref().and_then(Job::poll) else {
+            return;
+        };
+        self.connecting = None;
+        match done.and_then(|r| r) {
             Ok(socket) => {
                 info!(self.log, "stream connected"; "url" => &self.ws_url);
                 self.conn = Some(Conn {
                     socket,
                     opened_ms: now,
                     last_frame_ms: now,
+                    last_ticker_ms: now,
                     last_ping_ms: now,
                     delivering: false,
+                    stable: false,
                 });
                 for s in self.syms.values_mut() {
                     s.subscribed = false;
@@ -206,6 +293,16 @@ impl VenueFeed {
         self.retry_at_ms = now + delay;
         warn!(self.log, "stream unavailable; REST until it is back"; "error" => why,
             "retry_in_ms" => delay);
+    }
+
+    /// A connection that delivered `STABLE_MS` earns a fresh back-off.
+    fn settle_backoff(&mut self, now: i64) {
+        if let Some(c) = self.conn.as_mut() {
+            if c.delivering && !c.stable && now - c.opened_ms >= STABLE_MS {
+                c.stable = true;
+                self.backoff.reset();
+            }
+        }
     }
 
     fn send(&mut self, text: String, now: i64) {
@@ -236,10 +333,16 @@ impl VenueFeed {
     }
 
     fn keep_alive(&mut self, now: i64) {
+        let awaiting_tickers = self
+            .syms
+            .values()
+            .any(|s| s.subscribed && followable(s, now));
         let Some(c) = self.conn.as_mut() else { return };
         if now - c.last_frame_ms > SILENT_MS {
-            self.drop_conn(now, "no frame for 25 s");
-            return;
+            return self.drop_conn(now, "no frame for 25 s");
+        }
+        if awaiting_tickers && now - c.last_ticker_ms > SILENT_MS {
+            return self.drop_conn(now, "no ticker for 25 s");
         }
         if self.venue == Venue::Bybit && now - c.last_ping_ms >= BYBIT_PING_MS {
             c.last_ping_ms = now;
@@ -289,9 +392,12 @@ impl VenueFeed {
                 if let Some(c) = self.conn.as_mut() {
                     if !c.delivering {
                         info!(self.log, "stream delivering");
-                        self.backoff.reset();
                     }
                     c.delivering = true;
+                    c.last_ticker_ms = now;
+                }
+                if let Some(s) = self.syms.get_mut(&symbol) {
+                    s.stream_ms = now;
                 }
                 self.update(board, &symbol, &fields, snapshot, now);
             }
@@ -335,68 +441,190 @@ impl VenueFeed {
         self.malformed_unlogged = 0;
     }
 
-    fn rest_due(&self, now: i64) -> bool {
-        if self.syms.is_empty() || now - self.last_rest_ms < REST_EVERY_MS {
-            return false;
-        }
-        let stream_unavailable = match &self.conn {
+    /// Not connected (nor connecting for less than `FIRST_DATA_MS`), or
+    /// connected without tickers for too long.
+    fn stream_unavailable(&self, now: i64) -> bool {
+        match &self.conn {
+            None if self.connecting.is_some() => now - self.connect_started_ms >= FIRST_DATA_MS,
             None => true,
-            Some(c) => !c.delivering && now - c.opened_ms >= FIRST_DATA_MS,
-        };
-        stream_unavailable
-            || self
-                .syms
-                .values()
-                .any(|s| s.refused || now - s.news_ms >= STALE_REFRESH_MS)
+            Some(c) if c.delivering => now - c.last_ticker_ms >= TICKER_SILENT_MS,
+            Some(c) => now - c.opened_ms >= FIRST_DATA_MS,
+        }
     }
 
-    /// Polls the public tickers (or, `funding_only`, BingX's premium index).
-    fn poll_rest(&mut self, board: &Board, now: i64, funding_only: bool) {
+    /// The symbols a REST poll now would serve, if one is due.
+    fn rest_targets(&self, now: i64) -> HashSet<String> {
+        if now - self.last_rest_ms < REST_EVERY_MS || now < self.rest_retry_at_ms {
+            return HashSet::new();
+        }
+        let unavailable = self.stream_unavailable(now);
+        self.syms
+            .iter()
+            .filter(|(_, s)| now >= s.unlisted_until_ms)
+            .filter(|(_, s)| {
+                unavailable || s.refused || now - s.news_ms.max(s.rest_ms) >= STALE_REFRESH_MS
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    fn poll_rest_when_due(&mut self, now: i64) {
+        let targets = self.rest_targets(now);
+        if !targets.is_empty() {
+            self.start_rest(now, targets, false);
+        } else if self.venue == Venue::Bingx
+            && !self.syms.is_empty()
+            && now - self.last_funding_ms >= FUNDING_EVERY_MS
+            && now >= self.rest_retry_at_ms
+        {
+            let all = self.syms.keys().cloned().collect();
+            self.start_rest(now, all, true);
+        }
+    }
+
+    /// Starts a poll of the public tickers (or, `funding_only`, BingX's premium
+    /// index) on a helper thread.
+    fn start_rest(&mut self, now: i64, targets: HashSet<String>, funding_only: bool) {
         self.last_rest_ms = now;
-        let paths: &[&str] = match (self.venue, funding_only) {
+        if self.venue == Venue::Bingx {
+            self.last_funding_ms = now;
+        }
+        for t in &targets {
+            if let Some(s) = self.syms.get_mut(t) {
+                s.rest_ms = now;
+            }
+        }
+        let paths: &'static [&'static str] = match (self.venue, funding_only) {
             (Venue::Bybit, _) => &[bybit::REST_TICKERS],
             (Venue::Bingx, false) => &[bingx::REST_TICKER, bingx::REST_PREMIUM],
             (Venue::Bingx, true) => &[bingx::REST_PREMIUM],
         };
-        for path in paths {
-            metrics::market_data(self.venue, MarketData::RestPoll);
-            let url = match self.venue {
-                Venue::Bybit => format!("{}{path}", self.rest_url),
-                Venue::Bingx => format!("{}{path}?timestamp={now}", self.rest_url),
-            };
-            let answer = match self.http.send("GET", &url, &[], None) {
-                Ok(a) if a.status == 200 => a,
-                Ok(a) => return self.rest_failed(now, &format!("HTTP {}", a.status)),
-                Err(e) => return self.rest_failed(now, &e.to_string()),
-            };
-            let parsed = match *path {
-                bybit::REST_TICKERS => bybit::rest_tickers(&answer.body),
-                bingx::REST_TICKER => bingx::rest_ticker(&answer.body),
-                _ => bingx::rest_premium(&answer.body),
-            };
-            match parsed {
-                Ok((list, bad)) => {
-                    for _ in 0..bad {
-                        self.malformed(now, &format!("{path}: an entry could not be read"));
-                    }
-                    for (theirs, fields) in list {
-                        self.update(board, &theirs, &fields, false, now);
-                    }
+        let urls: Vec<(&'static str, String)> = paths
+            .iter()
+            .map(|path| {
+                metrics::market_data(self.venue, MarketData::RestPoll);
+                let url = match self.venue {
+                    Venue::Bybit => format!("{}{path}", self.rest_url),
+                    Venue::Bingx => format!("{}{path}?timestamp={now}", self.rest_url),
+                };
+                (*path, url)
+            })
+            .collect();
+        let http = self.http.clone();
+        let job = Job::spawn("market-data-rest", move || {
+            let mut answers = Vec::new();
+            for (path, url) in urls {
+                let answer = match http.send("GET", &url, &[], None) {
+                    Ok(a) if a.status == 200 => Ok(a.body),
+                    Ok(a) => Err(format!("HTTP {}", a.status)),
+                    Err(e) => Err(e.to_string()),
+                };
+                let failed = answer.is_err();
+                answers.push((path, answer));
+                if failed {
+                    break;
                 }
-                Err(e) => self.malformed(now, &format!("{path}: {e}")),
+            }
+            answers
+        });
+        match job {
+            Ok(job) => {
+                self.rest = Some(RestPoll {
+                    job,
+                    started_ms: now,
+                    targets,
+                    funding_only,
+                })
+            }
+            Err(e) => self.rest_failed(now, &e),
+        }
+    }
+
+    /// Applies a finished REST poll.
+    fn rest_answered(&mut self, board: &Board, now: i64) {
+        let Some(done) = self.rest.as_ref().and_then(|r| r.job.poll()) else {
+            return;
+        };
+        let Some(poll) = self.rest.take() else { return };
+        let answers = match done {
+            Ok(a) => a,
+            Err(e) => return self.rest_failed(now, &e),
+        };
+        let mut ok = true;
+        for (path, answer) in answers {
+            match answer {
+                Ok(body) => self.apply_rest(board, &poll, path, &body, now),
+                Err(e) => {
+                    ok = false;
+                    self.rest_failed(now, &e);
+                }
             }
         }
-        if self.venue == Venue::Bingx {
-            self.last_funding_ms = now;
+        if ok {
+            self.rest_backoff.reset();
+        }
+    }
+
+    fn apply_rest(&mut self, board: &Board, poll: &RestPoll, path: &str, body: &str, now: i64) {
+        let keep = |s: &str| poll.targets.contains(s);
+        let parsed = match path {
+            bybit::REST_TICKERS => bybit::rest_tickers(body, &keep),
+            bingx::REST_TICKER => bingx::rest_ticker(body, &keep),
+            _ => bingx::rest_premium(body, &keep),
+        };
+        let (list, bad) = match parsed {
+            Ok(p) => p,
+            Err(e) => return self.malformed(now, &format!("{path}: {e}")),
+        };
+        for _ in 0..bad {
+            self.malformed(now, &format!("{path}: an entry could not be read"));
+        }
+        let listed: HashSet<&str> = list.iter().map(|(s, _)| s.as_str()).collect();
+        if path != bingx::REST_PREMIUM {
+            self.mark_unlisted(&poll.targets, &listed, now);
+        }
+        for (theirs, mut fields) in list {
+            let Some(s) = self.syms.get(&theirs) else {
+                continue;
+            };
+            // When the stream told something newer while the poll ran, only the
+            // funding (slow, and not on BingX's stream) is taken.
+            if poll.funding_only || s.stream_ms > poll.started_ms {
+                fields = Partial {
+                    funding_rate: fields.funding_rate,
+                    next_funding_ms: fields.next_funding_ms,
+                    ..Partial::default()
+                };
+            }
+            self.update(board, &theirs, &fields, false, now);
+        }
+    }
+
+    /// Targets the answer does not list are not polled for an hour.
+    fn mark_unlisted(&mut self, targets: &HashSet<String>, listed: &HashSet<&str>, now: i64) {
+        for theirs in targets.iter().filter(|t| !listed.contains(t.as_str())) {
+            if let Some(s) = self.syms.get_mut(theirs) {
+                warn!(self.log, "not listed by the REST tickers; asked again in an hour";
+                    "symbol" => &s.ours);
+                s.unlisted_until_ms = now + UNLISTED_RETRY_MS;
+            }
         }
     }
 
     fn rest_failed(&mut self, now: i64, why: &str) {
+        let delay = self.rest_backoff.next_delay_ms();
+        self.rest_retry_at_ms = now + delay;
         if now - self.rest_failure_logged_ms >= MALFORMED_LOG_MS {
-            warn!(self.log, "public REST tickers unavailable"; "error" => why);
+            warn!(self.log, "public REST tickers unavailable"; "error" => why,
+                "retry_in_ms" => delay);
             self.rest_failure_logged_ms = now;
         }
     }
+}
+
+/// Whether the venue may send tickers for it (not refused, not unlisted).
+fn followable(s: &Sym, now: i64) -> bool {
+    !s.refused && now >= s.unlisted_until_ms
 }
 
 fn venue_symbol(venue: Venue, ours: &str) -> Option<String> {
