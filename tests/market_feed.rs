@@ -4,8 +4,8 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,25 @@ struct Feed {
     board: Arc<Board>,
     clock: Arc<ShiftedClock>,
     stop: Arc<AtomicBool>,
+    /// Every log message of the loop.
+    logged: Arc<Mutex<Vec<String>>>,
+    /// The longest wait between two calls of the loop's `keep_going` (which the
+    /// real process uses to heartbeat), in ms.
+    max_gap_ms: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// A log drain keeping every message.
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+impl slog::Drain for Capture {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        self.0.lock().unwrap().push(record.msg().to_string());
+        Ok(())
+    }
 }
 
 impl Feed {
@@ -38,11 +56,18 @@ impl Feed {
         let board = Arc::new(Board::heap(64));
         let clock = Arc::new(ShiftedClock::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let logged = Arc::new(Mutex::new(Vec::new()));
+        let max_gap_ms = Arc::new(AtomicU64::new(0));
         let thread = {
             let (board, clock, stop) = (board.clone(), clock.clone(), stop.clone());
+            let (logged, max_gap) = (logged.clone(), max_gap_ms.clone());
             std::thread::spawn(move || {
-                let log = slog::Logger::root(slog::Discard, slog::o!());
+                let log = slog::Logger::root(Capture(logged), slog::o!());
+                let mut last = Instant::now();
                 run_loop(&board, &ends, &*clock, &log, &mut || {
+                    let gap = last.elapsed().as_millis() as u64;
+                    max_gap.fetch_max(gap, Ordering::SeqCst);
+                    last = Instant::now();
                     !stop.load(Ordering::SeqCst)
                 })
             })
@@ -51,8 +76,20 @@ impl Feed {
             board,
             clock,
             stop,
+            logged,
+            max_gap_ms,
             thread: Some(thread),
         }
+    }
+
+    /// How many log messages contain `text`.
+    fn logged(&self, text: &str) -> usize {
+        self.logged
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains(text))
+            .count()
     }
 
     fn want(&self, v: Venue, symbol: &str) {
@@ -438,6 +475,45 @@ fn symbols_not_wanted_for_ten_minutes_are_unsubscribed() {
             .is_some_and(|q| q.last == d("1"))
             && fake.rest_calls(V::Bybit) == calls
     }));
+    // The board still lists the old slot: it is not followed (and forgotten,
+    // and logged) again on every turn.
+    assert_eq!(feed.logged("no longer wanted"), 1);
+    assert_eq!(
+        fake.subscriptions()
+            .iter()
+            .filter(|s| *s == "bybit tickers.BTCUSDT")
+            .count(),
+        1,
+        "not subscribed again"
+    );
+}
+
+#[test]
+fn a_stalled_venue_holds_neither_the_other_venue_nor_the_loop() {
+    let fake = FakePublic::start();
+    fake.stall(V::Bybit, true);
+    fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("64000", "63999", "64001", "64000"));
+    fake.set_ticker(V::Bingx, "ETH/USDT", Ticker::new("3000", "2999", "3001", "3000"));
+    let feed = Feed::start(&fake); // connect budget 2 s
+    feed.want(Venue::Bybit, "BTC/USDT");
+    feed.want(Venue::Bingx, "ETH/USDT");
+    feed.wait_last(Venue::Bingx, "ETH/USDT", "3000", Duration::from_secs(3));
+    // Longer than two Bybit connect budgets: every BingX change shows within 1 s.
+    for i in 1..=10 {
+        let last = format!("{}", 3000 + i);
+        fake.set_ticker(V::Bingx, "ETH/USDT", Ticker::new(&last, "2999", "3001", "3000"));
+        feed.wait_last(Venue::Bingx, "ETH/USDT", &last, Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Bybit was tried on both paths, gave up at its deadline and tried again.
+    assert!(fake.stalled_requests(V::Bybit) >= 3, "{}", fake.stalled_requests(V::Bybit));
+    assert_eq!(feed.quote(Venue::Bybit, "BTC/USDT"), None);
+    // The loop kept turning (the real process heartbeats on each turn).
+    let gap = feed.max_gap_ms.load(Ordering::SeqCst);
+    assert!(gap < 500, "the loop stood still for {gap} ms");
+    // The venue answers again: followed within the back-off and a poll.
+    fake.stall(V::Bybit, false);
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "64000", Duration::from_secs(5));
 }
 
 fn sample(text: &str, series: &str) -> Option<f64> {

@@ -74,6 +74,8 @@ struct State {
     bingx_pings: AtomicBool,
     drop_gen: AtomicU64,
     malformed_gen: AtomicU64,
+    stalled: [AtomicBool; 2],
+    stalled_requests: [AtomicU64; 2],
     rest_calls: [AtomicU64; 2],
     ws_connections: [AtomicU64; 2],
     subscriptions: Mutex<Vec<String>>,
@@ -147,6 +149,17 @@ impl FakePublic {
         self.state.bingx_pings.store(on, Ordering::SeqCst);
     }
 
+    /// Venue `v` accepts TCP and reads the request but never answers, neither a
+    /// WebSocket upgrade nor a REST call (a hung venue, or a black hole between).
+    pub fn stall(&self, v: V, on: bool) {
+        self.state.stalled[v.index()].store(on, Ordering::SeqCst);
+    }
+
+    /// Requests (stream or REST) venue `v` received while stalled.
+    pub fn stalled_requests(&self, v: V) -> u64 {
+        self.state.stalled_requests[v.index()].load(Ordering::SeqCst)
+    }
+
     /// Cuts every open stream connection (no close frame).
     pub fn drop_connections(&self) {
         self.state.drop_gen.fetch_add(1, Ordering::SeqCst);
@@ -202,16 +215,25 @@ fn serve(mut stream: TcpStream, st: &State) {
         return;
     };
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let v = if path.starts_with("/swap-market") || path.starts_with("/openApi") {
+        V::Bingx
+    } else {
+        V::Bybit
+    };
+    if st.stalled[v.index()].load(Ordering::SeqCst) {
+        st.stalled_requests[v.index()].fetch_add(1, Ordering::SeqCst);
+        // Hold the connection open, silent, until the stall ends (or a minute).
+        let end = Instant::now() + Duration::from_secs(60);
+        while st.stalled[v.index()].load(Ordering::SeqCst) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return;
+    }
     if head.to_ascii_lowercase().contains("upgrade: websocket") {
         if st.refuse_ws.load(Ordering::SeqCst) {
             let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             return;
         }
-        let v = if path.starts_with("/swap-market") {
-            V::Bingx
-        } else {
-            V::Bybit
-        };
         stream_loop(stream, v, st);
     } else {
         // Consume the head (GET requests have no body).
