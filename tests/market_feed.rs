@@ -492,8 +492,16 @@ fn symbols_not_wanted_for_ten_minutes_are_unsubscribed() {
 fn a_stalled_venue_holds_neither_the_other_venue_nor_the_loop() {
     let fake = FakePublic::start();
     fake.stall(V::Bybit, true);
-    fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("64000", "63999", "64001", "64000"));
-    fake.set_ticker(V::Bingx, "ETH/USDT", Ticker::new("3000", "2999", "3001", "3000"));
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64000"),
+    );
+    fake.set_ticker(
+        V::Bingx,
+        "ETH/USDT",
+        Ticker::new("3000", "2999", "3001", "3000"),
+    );
     let feed = Feed::start(&fake); // connect budget 2 s
     feed.want(Venue::Bybit, "BTC/USDT");
     feed.want(Venue::Bingx, "ETH/USDT");
@@ -501,12 +509,20 @@ fn a_stalled_venue_holds_neither_the_other_venue_nor_the_loop() {
     // Longer than two Bybit connect budgets: every BingX change shows within 1 s.
     for i in 1..=10 {
         let last = format!("{}", 3000 + i);
-        fake.set_ticker(V::Bingx, "ETH/USDT", Ticker::new(&last, "2999", "3001", "3000"));
+        fake.set_ticker(
+            V::Bingx,
+            "ETH/USDT",
+            Ticker::new(&last, "2999", "3001", "3000"),
+        );
         feed.wait_last(Venue::Bingx, "ETH/USDT", &last, Duration::from_secs(1));
         std::thread::sleep(Duration::from_millis(500));
     }
     // Bybit was tried on both paths, gave up at its deadline and tried again.
-    assert!(fake.stalled_requests(V::Bybit) >= 3, "{}", fake.stalled_requests(V::Bybit));
+    assert!(
+        fake.stalled_requests(V::Bybit) >= 3,
+        "{}",
+        fake.stalled_requests(V::Bybit)
+    );
     assert_eq!(feed.quote(Venue::Bybit, "BTC/USDT"), None);
     // The loop kept turning (the real process heartbeats on each turn).
     let gap = feed.max_gap_ms.load(Ordering::SeqCst);
@@ -663,5 +679,79 @@ fn a_paper_bot_on_live_bybit_prices_trades_at_the_book_and_notices_staleness() {
     wait_for(Duration::from_secs(30), "fresh prices again", || {
         let st = u.status(&s);
         st["price_stale"] == false && st["position"]["mark_price"].as_f64() == Some(64205.0)
+    });
+}
+
+#[test]
+fn a_symbol_rest_does_not_list_is_not_polled_for_again() {
+    let fake = FakePublic::start();
+    fake.refuse_streams(true);
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bybit, "NOPE/USDT");
+    wait_for(Duration::from_secs(5), "a REST poll", || {
+        fake.rest_calls(V::Bybit) >= 1
+    });
+    wait_for(Duration::from_secs(2), "the symbol marked unlisted", || {
+        feed.logged("not listed by the REST tickers") == 1
+    });
+    let calls = fake.rest_calls(V::Bybit);
+    assert!(
+        stays(Duration::from_millis(2500), || fake.rest_calls(V::Bybit)
+            == calls),
+        "REST polled again for an unlisted symbol: {} > {calls}",
+        fake.rest_calls(V::Bybit)
+    );
+    assert_eq!(feed.quote(Venue::Bybit, "NOPE/USDT"), None);
+    assert_eq!(feed.logged("not listed by the REST tickers"), 1);
+}
+
+#[test]
+fn failing_rest_polls_back_off() {
+    let fake = FakePublic::start();
+    fake.refuse_streams(true);
+    fake.rest_down(true);
+    fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("1", "1", "1", "1"));
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bybit, "BTC/USDT");
+    wait_for(Duration::from_secs(3), "a first REST poll", || {
+        fake.rest_calls(V::Bybit) >= 1
+    });
+    let first = fake.rest_calls(V::Bybit);
+    // Once a second without back-off: 6 more; with it (1, 2, 4 s): at most 3.
+    std::thread::sleep(Duration::from_secs(6));
+    let more = fake.rest_calls(V::Bybit) - first;
+    assert!((1..=3).contains(&more), "{more} REST calls in 6 s");
+    // REST answers again: the next try (within the current delay) delivers.
+    fake.rest_down(false);
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "1", Duration::from_secs(9));
+}
+
+#[test]
+fn a_stream_of_heartbeats_without_tickers_falls_back_to_rest_then_reconnects() {
+    let fake = FakePublic::start();
+    fake.bingx_pings(true);
+    fake.set_ticker(V::Bingx, "BTC/USDT", Ticker::new("5", "5", "5", "5"));
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bingx, "BTC/USDT");
+    feed.wait_last(Venue::Bingx, "BTC/USDT", "5", Duration::from_secs(3));
+    wait_for(Duration::from_secs(3), "pings answered", || {
+        fake.pongs() >= 2
+    });
+    // The fake sends tickers only on change: from now on only `Ping`s come.
+    wait_for(Duration::from_secs(3), "REST quiet", || {
+        let c = fake.rest_calls(V::Bingx);
+        stays(Duration::from_millis(1200), || {
+            fake.rest_calls(V::Bingx) == c
+        })
+    });
+    let calls = fake.rest_calls(V::Bingx);
+    feed.clock.advance(5_500);
+    wait_for(Duration::from_secs(3), "the REST fallback", || {
+        fake.rest_calls(V::Bingx) > calls
+    });
+    assert_eq!(fake.ws_connections(V::Bingx), 1);
+    feed.clock.advance(20_000);
+    wait_for(Duration::from_secs(3), "a reconnect", || {
+        fake.ws_connections(V::Bingx) == 2
     });
 }

@@ -37,7 +37,7 @@ const REST_EVERY_MS: i64 = 1000;
 /// REST failures (refused, 403, 429, 5xx, timeouts) back off from this to
 /// `REST_BACKOFF_CAP_MS`.
 const REST_BACKOFF_FIRST_MS: i64 = 1000;
-const REST_BACKOFF_CAP_MS: i64 = 60_000;
+const REST_BACKOFF_CAP_MS: i64 = 30_000;
 /// A stream without a ticker this long after connecting is unavailable.
 const FIRST_DATA_MS: i64 = 3000;
 /// A delivering stream without a ticker this long is unavailable (REST takes
