@@ -12,6 +12,7 @@
 //! log) reports it once.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 
@@ -36,6 +37,9 @@ const HAS_NEXT_FUNDING: u64 = 4;
 /// Spins a reader or writer waits on another process before giving up (a reader)
 /// or taking over (a writer, whose predecessor died mid-write).
 const MAX_SPINS: u32 = 10_000;
+/// How long a reader waits (yielding) for a slot's writer after spinning: a
+/// writer descheduled mid-write resumes well within it.
+const READ_PATIENCE: Duration = Duration::from_millis(20);
 
 /// One (venue, symbol) of the board.
 #[repr(C)]
@@ -353,33 +357,50 @@ impl Slot {
         self.seq.store(odd + 1, Ordering::Release);
     }
 
-    /// The quote, consistent; None before the first one, or if a writer kept the
-    /// lock for the whole wait.
+    /// The quote, consistent; None before the first one. A slot being written
+    /// is waited for (spinning, then yielding), so a reader does not report "no
+    /// quote" because it raced the writer; only a writer that held the lock for
+    /// all of `READ_PATIENCE` (stopped or died mid-write) makes it None.
     fn read(&self) -> Option<Quote> {
-        for _ in 0..MAX_SPINS {
-            let before = self.seq.load(Ordering::Acquire);
-            if before & 1 == 1 {
+        let mut spins = 0;
+        let mut until = None;
+        loop {
+            if let Some(read) = self.try_read() {
+                return read;
+            }
+            spins += 1;
+            if spins < MAX_SPINS {
                 std::hint::spin_loop();
                 continue;
             }
-            let p = &self.prices;
-            let flags = self.flags.load(Ordering::Relaxed);
-            let q = Quote {
-                last: get_decimal(&p[0..2]),
-                bid: get_decimal(&p[2..4]),
-                ask: get_decimal(&p[4..6]),
-                mark: get_decimal(&p[6..8]),
-                funding_rate: (flags & HAS_FUNDING != 0).then(|| get_decimal(&p[8..10])),
-                next_funding_ms: (flags & HAS_NEXT_FUNDING != 0)
-                    .then(|| self.next_funding_ms.load(Ordering::Relaxed) as i64),
-                time_ms: self.time_ms.load(Ordering::Relaxed) as i64,
-            };
-            fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) == before {
-                return (flags & HAS_QUOTE != 0).then_some(q);
+            let until = *until.get_or_insert_with(|| Instant::now() + READ_PATIENCE);
+            if Instant::now() >= until {
+                return None;
             }
+            std::thread::yield_now();
         }
-        None
+    }
+
+    /// One attempt: `None` when a write was under way, else the quote if any.
+    fn try_read(&self) -> Option<Option<Quote>> {
+        let before = self.seq.load(Ordering::Acquire);
+        if before & 1 == 1 {
+            return None;
+        }
+        let p = &self.prices;
+        let flags = self.flags.load(Ordering::Relaxed);
+        let q = Quote {
+            last: get_decimal(&p[0..2]),
+            bid: get_decimal(&p[2..4]),
+            ask: get_decimal(&p[4..6]),
+            mark: get_decimal(&p[6..8]),
+            funding_rate: (flags & HAS_FUNDING != 0).then(|| get_decimal(&p[8..10])),
+            next_funding_ms: (flags & HAS_NEXT_FUNDING != 0)
+                .then(|| self.next_funding_ms.load(Ordering::Relaxed) as i64),
+            time_ms: self.time_ms.load(Ordering::Relaxed) as i64,
+        };
+        fence(Ordering::Acquire);
+        (self.seq.load(Ordering::Relaxed) == before).then(|| (flags & HAS_QUOTE != 0).then_some(q))
     }
 }
 
@@ -537,5 +558,23 @@ mod tests {
             b.quote(Venue::Bybit, "BTC/USDT").map(|q| q.last),
             Some(dec!(2))
         );
+    }
+
+    #[test]
+    fn a_reader_waits_for_a_slow_write_instead_of_reporting_no_quote() {
+        let b = Arc::new(Board::heap(2));
+        b.want_at(Venue::Bybit, "BTC/USDT", 1);
+        b.publish(Venue::Bybit, "BTC/USDT", &quote(dec!(1), 1));
+        let slot = b.find(Venue::Bybit, "BTC/USDT", false).unwrap();
+        let odd = slot.lock(); // a writer descheduled mid-write
+        let reader = {
+            let b = b.clone();
+            std::thread::spawn(move || b.quote(Venue::Bybit, "BTC/USDT"))
+        };
+        // Longer than the old 10,000 spins, well within the patience.
+        std::thread::sleep(Duration::from_millis(2));
+        slot.seq.store(odd + 1, Ordering::Release);
+        let q = reader.join().unwrap();
+        assert_eq!(q.map(|q| q.last), Some(dec!(1)));
     }
 }
