@@ -5,7 +5,11 @@
 //! Each slot is atomics only (valid when zeroed): a key claimed once by CAS and
 //! never freed, a "wanted" time that readers refresh, and a quote under a
 //! sequence lock (the writer makes the sequence odd while it writes; a reader
-//! retries until it reads the same even sequence before and after). Decimals are
+//! retries until it reads the same even sequence before and after, yielding
+//! rather than giving up while a write is merely in progress). A claim carries
+//! its start time, so one left half done by a dead process is probed past and,
+//! once stale, taken over by the next new key; when two claims of one key race,
+//! the first slot in probe order is the one used. Decimals are
 //! stored losslessly as their 16-byte serialisation in two words. When every slot
 //! is taken, `want` of a new symbol fails quietly and that symbol is not followed;
 //! the refusal is counted on the board, and the market-data process (which has a
@@ -25,9 +29,14 @@ pub const SYMBOL_BYTES: usize = 24;
 const SYMBOL_WORDS: usize = SYMBOL_BYTES / 8;
 
 /// `Slot::state`: free, being claimed, or claimed for venue `v` (`READY + v`).
+/// A claim in progress is `CLAIMING` in the low byte and the claim's Unix ms
+/// above it, so a claim whose process died mid-way can be told and undone.
 const FREE: u64 = 0;
 const CLAIMING: u64 = 1;
 const READY: u64 = 2;
+/// A claim (four stores) still in progress after this long belongs to a dead
+/// or stopped process: it is reset to free.
+const CLAIM_STALE_MS: u64 = 5000;
 
 /// Quote flags: a quote was ever written, funding rate / next time known.
 const HAS_QUOTE: u64 = 1;
@@ -72,6 +81,14 @@ enum Slots {
 /// A view of a board; cheap, any process, any thread.
 pub struct Board {
     slots: Slots,
+}
+
+/// Where a key's probe ended.
+enum Probe<'a> {
+    Found(&'a Slot),
+    /// The key is not there; it would go at this offset, now in this state.
+    Vacant(usize, u64),
+    Full,
 }
 
 /// A followed (venue, symbol) and when it was last wanted.
@@ -175,35 +192,74 @@ impl Board {
         let slots = self.slots();
         let want_state = READY + venue_code(venue);
         let start = (hash(venue, symbol) % slots.len() as u64) as usize;
-        for k in 0..slots.len() {
+        // Each retry follows another process's successful claim: bounded.
+        for _ in 0..=slots.len() {
+            let now = crate::exchange::rest::local_ms().max(0) as u64;
+            let (k, state) = match self.probe(start, want_state, &words, now) {
+                Probe::Found(slot) => return Some(slot),
+                Probe::Vacant(k, state) if claim => (k, state),
+                Probe::Vacant(..) | Probe::Full => return None,
+            };
             let slot = &slots[(start + k) % slots.len()];
-            let mut state = slot.settled_state();
-            if state == FREE {
-                if !claim {
-                    return None;
-                }
-                match slot.state.compare_exchange(
-                    FREE,
-                    CLAIMING,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {
-                        for (w, v) in slot.symbol.iter().zip(words) {
-                            w.store(v, Ordering::Relaxed);
-                        }
-                        slot.state.store(want_state, Ordering::Release);
-                        return Some(slot);
-                    }
-                    // Someone else claimed it meanwhile: it may be our key.
-                    Err(_) => state = slot.settled_state(),
-                }
-            }
-            if state == want_state && slot.symbol_is(&words) {
-                return Some(slot);
+            if let Some(claimed) = slot.claim(state, now, want_state, &words) {
+                // A claim that was slow when we probed past it may have
+                // finished for the same key: the first slot in probe order is
+                // the one everyone uses.
+                return Some(
+                    self.first_of(start, k, want_state, &words)
+                        .unwrap_or(claimed),
+                );
             }
         }
         None
+    }
+
+    /// Walks the key's probe chain: its slot, or where it would go — the first
+    /// stale claim on the chain (a claimer died there), else the free slot that
+    /// ends the chain. A stale claim is taken over rather than freed so that
+    /// keys placed past it stay reachable.
+    fn probe(
+        &self,
+        start: usize,
+        want_state: u64,
+        words: &[u64; SYMBOL_WORDS],
+        now: u64,
+    ) -> Probe<'_> {
+        let slots = self.slots();
+        let mut vacant = None;
+        for k in 0..slots.len() {
+            let slot = &slots[(start + k) % slots.len()];
+            let state = slot.settled_state(now);
+            if state == FREE {
+                return Probe::Vacant(
+                    vacant.map_or(k, |(k, _)| k),
+                    vacant.map_or(FREE, |(_, s)| s),
+                );
+            }
+            if is_claiming(state) && now.saturating_sub(state >> 8) >= CLAIM_STALE_MS {
+                vacant.get_or_insert((k, state));
+            } else if state == want_state && slot.symbol_is(words) {
+                return Probe::Found(slot);
+            }
+        }
+        match vacant {
+            Some((k, state)) => Probe::Vacant(k, state),
+            None => Probe::Full,
+        }
+    }
+
+    /// The first slot holding the key among the `before` probed from `start`.
+    fn first_of(
+        &self,
+        start: usize,
+        before: usize,
+        want_state: u64,
+        words: &[u64; SYMBOL_WORDS],
+    ) -> Option<&Slot> {
+        let slots = self.slots();
+        (0..before)
+            .map(|k| &slots[(start + k) % slots.len()])
+            .find(|s| s.state.load(Ordering::Acquire) == want_state && s.symbol_is(words))
     }
 }
 
@@ -239,6 +295,10 @@ fn venue_code(v: Venue) -> u64 {
 
 fn venue_of(code: u64) -> Option<Venue> {
     Venue::ALL.into_iter().find(|v| venue_code(*v) == code)
+}
+
+fn is_claiming(state: u64) -> bool {
+    state & 0xff == CLAIMING
 }
 
 /// The symbol zero-padded into words; None if empty or too long.
@@ -279,17 +339,42 @@ fn get_decimal(words: &[AtomicU64]) -> Decimal {
 }
 
 impl Slot {
-    /// The state once any claim in progress has finished (a claim is four stores).
-    fn settled_state(&self) -> u64 {
+    /// The state once any fresh claim in progress has finished (a claim is four
+    /// stores); a stale claim is returned at once.
+    fn settled_state(&self, now: u64) -> u64 {
         let mut spins = 0;
         loop {
             let s = self.state.load(Ordering::Acquire);
-            if s != CLAIMING || spins >= MAX_SPINS {
+            let fresh_claim = is_claiming(s) && now.saturating_sub(s >> 8) < CLAIM_STALE_MS;
+            if !fresh_claim || spins >= MAX_SPINS {
                 return s;
             }
             spins += 1;
             std::hint::spin_loop();
         }
+    }
+
+    /// Claims this slot, found in state `from` (free or a stale claim), for the
+    /// key; None if another process took it first, or took our claim over as
+    /// stale before we finished.
+    fn claim(
+        &self,
+        from: u64,
+        now: u64,
+        want_state: u64,
+        words: &[u64; SYMBOL_WORDS],
+    ) -> Option<&Slot> {
+        let claiming = CLAIMING | (now << 8);
+        self.state
+            .compare_exchange(from, claiming, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        for (w, v) in self.symbol.iter().zip(words) {
+            w.store(*v, Ordering::Relaxed);
+        }
+        self.state
+            .compare_exchange(claiming, want_state, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        Some(self)
     }
 
     fn symbol_is(&self, words: &[u64; SYMBOL_WORDS]) -> bool {
@@ -576,5 +661,53 @@ mod tests {
         slot.seq.store(odd + 1, Ordering::Release);
         let q = reader.join().unwrap();
         assert_eq!(q.map(|q| q.last), Some(dec!(1)));
+    }
+
+    #[test]
+    fn a_claim_left_half_done_is_probed_past_and_taken_over_once_stale() {
+        let b = Board::heap(4);
+        let start = (hash(Venue::Bybit, "BTC/USDT") % 4) as usize;
+        let now = crate::exchange::rest::local_ms() as u64;
+        // A process died while claiming the key's first slot, just now.
+        b.slots()[start]
+            .state
+            .store(CLAIMING | (now << 8), Ordering::Relaxed);
+        assert!(b.want_at(Venue::Bybit, "BTC/USDT", 1), "probed past it");
+        let taken = b.find(Venue::Bybit, "BTC/USDT", false).unwrap();
+        assert!(!std::ptr::eq(taken, &b.slots()[start]));
+        // Long ago: taken over by the next new key on the chain; the key
+        // placed past it stays reachable.
+        b.slots()[start].state.store(
+            CLAIMING | ((now - CLAIM_STALE_MS - 1) << 8),
+            Ordering::Relaxed,
+        );
+        let other = (0..100)
+            .map(|i| format!("S{i}/USDT"))
+            .find(|s| (hash(Venue::Bybit, s) % 4) as usize == start)
+            .unwrap();
+        assert!(b.want_at(Venue::Bybit, &other, 1));
+        let slot = b.find(Venue::Bybit, &other, false).unwrap();
+        assert!(
+            std::ptr::eq(slot, &b.slots()[start]),
+            "the stale claim reused"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_claim_defers_to_the_first_slot_of_the_key() {
+        let b = Board::heap(4);
+        let start = (hash(Venue::Bybit, "BTC/USDT") % 4) as usize;
+        // As if a slow claimer finished the first slot after we probed past it.
+        let (first, second) = (&b.slots()[start], &b.slots()[(start + 1) % 4]);
+        let words = symbol_words("BTC/USDT").unwrap();
+        let ready = READY + venue_code(Venue::Bybit);
+        second.claim(FREE, 1, ready, &words).unwrap();
+        first.claim(FREE, 1, ready, &words).unwrap();
+        assert!(std::ptr::eq(
+            b.first_of(start, 1, ready, &words).unwrap(),
+            first
+        ));
+        b.publish(Venue::Bybit, "BTC/USDT", &quote(dec!(3), 3));
+        assert_eq!(first.read().map(|q| q.last), Some(dec!(3)));
     }
 }
