@@ -550,22 +550,32 @@ fn the_market_data_process_follows_paper_bots_on_the_live_venue() {
         Ticker::new("64000", "63999", "64001", "64000"),
     );
     let (ws, base, bingx_ws) = (fake.bybit_ws_url(), fake.base_url(), fake.bingx_ws_url());
+    let mut env = common::bots::CALM.to_vec();
+    env.extend([
+        ("ENABLE_METRICS", "true"),
+        ("PAPER_PRICES", "bybit"),
+        ("BYBIT_WS_PUBLIC_URL", ws.as_str()),
+        ("BYBIT_BASE_URL", base.as_str()),
+        ("BINGX_WS_PUBLIC_URL", bingx_ws.as_str()),
+        ("BINGX_BASE_URL", base.as_str()),
+    ]);
     let s = common::Server::with(common::Options {
         workers: 1,
-        env: vec![
-            ("ENABLE_METRICS", "true"),
-            ("PAPER_PRICES", "bybit"),
-            ("BYBIT_WS_PUBLIC_URL", &ws),
-            ("BYBIT_BASE_URL", &base),
-            ("BINGX_WS_PUBLIC_URL", &bingx_ws),
-            ("BINGX_BASE_URL", &base),
-            ("ADMIN_EMAIL", "ops@example.com"),
-            ("ADMIN_PASSWORD", "correct-horse-9"),
-        ],
+        env,
         ..common::Options::default()
     });
     let children = common::children_with_title(s.pid(), "blitz: market-data");
     assert_eq!(children.len(), 1, "one market-data process: {children:?}");
+    // A configured bot that is not started is not followed; a started one is.
+    let idle = common::bots::user(&s, "idle@example.com", false);
+    let eth = serde_json::json!({"exchange": "paper", "symbol": "ETH/USDT",
+        "side": "long", "leverage": 10, "take_profit": 10, "stop_loss": 0, "rounds": 1,
+        "grids": [{"amount": 10, "gap": 0}], "repeat": false});
+    let r = idle.call(&s, "PUT", "/api/bot/config", &eth.to_string());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let u = common::bots::user(&s, "runs@example.com", false);
+    let r = u.call(&s, "POST", "/api/bot/start", "");
+    assert_eq!(r.status, 200, "{}", r.text());
     let metrics = || common::get(s.port, "/metrics").text();
     wait_for(Duration::from_secs(10), "the bybit stream up", || {
         sample(&metrics(), r#"blitz_market_data_stream_up{venue="bybit"}"#) == Some(1.0)
@@ -584,6 +594,11 @@ fn the_market_data_process_follows_paper_bots_on_the_live_venue() {
         Some(0.0)
     );
     assert_eq!(fake.ws_connections(V::Bingx), 0, "nothing wanted on BingX");
+    assert!(
+        !fake.subscriptions().iter().any(|s| s.contains("ETHUSDT")),
+        "a stopped bot's market is followed: {:?}",
+        fake.subscriptions()
+    );
     fake.send_malformed();
     wait_for(
         Duration::from_secs(5),
