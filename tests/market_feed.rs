@@ -467,17 +467,20 @@ fn symbols_not_wanted_for_ten_minutes_are_unsubscribed() {
         fake.subscriptions()
             .contains(&"bybit -tickers.BTCUSDT".to_string())
     });
+    // Its board slot is freed for other symbols, the quote with it.
+    wait_for(Duration::from_secs(2), "the slot reclaimed", || {
+        feed.board.wanted().is_empty()
+    });
+    assert_eq!(feed.quote(Venue::Bybit, "BTC/USDT"), None);
     // Nothing left to follow: no new price arrives and REST is not polled.
     let calls = fake.rest_calls(V::Bybit);
     fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("2", "2", "2", "2"));
     assert!(stays(Duration::from_secs(2), || {
-        feed.quote(Venue::Bybit, "BTC/USDT")
-            .is_some_and(|q| q.last == d("1"))
-            && fake.rest_calls(V::Bybit) == calls
+        feed.quote(Venue::Bybit, "BTC/USDT").is_none() && fake.rest_calls(V::Bybit) == calls
     }));
-    // The board still lists the old slot: it is not followed (and forgotten,
-    // and logged) again on every turn.
-    assert_eq!(feed.logged("no longer wanted"), 1);
+    // Forgotten once: not followed (and forgotten, and logged) again each turn.
+    assert_eq!(feed.logged("no longer wanted; unsubscribing"), 1);
+    assert_eq!(feed.logged("slots freed"), 1);
     assert_eq!(
         fake.subscriptions()
             .iter()
@@ -486,6 +489,9 @@ fn symbols_not_wanted_for_ten_minutes_are_unsubscribed() {
         1,
         "not subscribed again"
     );
+    // Wanted again: a slot, a subscription and a price again.
+    feed.want(Venue::Bybit, "BTC/USDT");
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "2", Duration::from_secs(3));
 }
 
 #[test]

@@ -2,14 +2,18 @@
 //! shared region, through which the market-data process hands quotes to every
 //! other process without a database write per tick.
 //!
-//! Each slot is atomics only (valid when zeroed): a key claimed once by CAS and
-//! never freed, a "wanted" time that readers refresh, and a quote under a
+//! Each slot is atomics only (valid when zeroed): a key claimed by CAS (by any
+//! process) and reclaimed only by the market-data process once nobody wanted it
+//! for 10 minutes, a "wanted" time that readers refresh, and a quote under a
 //! sequence lock (the writer makes the sequence odd while it writes; a reader
 //! retries until it reads the same even sequence before and after, yielding
 //! rather than giving up while a write is merely in progress). A claim carries
 //! its start time, so one left half done by a dead process is probed past and,
 //! once stale, taken over by the next new key; when two claims of one key race,
-//! the first slot in probe order is the one used. Decimals are
+//! the first slot in probe order is the one used. A reclaimed slot stays on the
+//! probe chains (a tombstone) until a new key takes it, and its generation is
+//! bumped inside the sequence lock, so a reader that found the old key there
+//! looks again rather than return the new key's quote. Decimals are
 //! stored losslessly as their 16-byte serialisation in two words. When every slot
 //! is taken, `want` of a new symbol fails quietly and that symbol is not followed;
 //! the refusal is counted on the board, and the market-data process (which has a
@@ -34,6 +38,10 @@ const SYMBOL_WORDS: usize = SYMBOL_BYTES / 8;
 const FREE: u64 = 0;
 const CLAIMING: u64 = 1;
 const READY: u64 = 2;
+/// A slot the market-data process reclaimed: free for a new key, but probes
+/// go on past it (keys placed beyond it stay reachable). `READY + 0` is no
+/// venue, so it never reads as a key.
+const TOMB: u64 = READY;
 /// A claim (four stores) still in progress after this long belongs to a dead
 /// or stopped process: it is reset to free.
 const CLAIM_STALE_MS: u64 = 5000;
@@ -58,6 +66,10 @@ pub struct Slot {
     /// When someone last asked for this symbol (Unix ms).
     wanted_ms: AtomicU64,
     seq: AtomicU64,
+    /// Bumped (under the sequence lock) each time the slot is reclaimed, so a
+    /// reader that found the key before it was re-keyed does not take the new
+    /// key's quote for it.
+    generation: AtomicU64,
     /// last, bid, ask, mark, funding rate: two words each.
     prices: [AtomicU64; 10],
     next_funding_ms: AtomicU64,
@@ -186,6 +198,20 @@ impl Board {
             .collect()
     }
 
+    /// The market-data process (the only writer): frees the slots nobody
+    /// wanted since `before_ms` for new keys. Returns how many.
+    pub fn reclaim_unwanted(&self, before_ms: i64) -> usize {
+        let before = before_ms.max(0) as u64;
+        self.slots()
+            .iter()
+            .filter(|s| {
+                let state = s.state.load(Ordering::Acquire);
+                is_keyed(state) && s.wanted_ms.load(Ordering::Relaxed) < before
+            })
+            .filter(|s| s.reclaim(before))
+            .count()
+    }
+
     /// The slot of (venue, symbol), claimed if `claim` and not there yet.
     fn find(&self, venue: Venue, symbol: &str, claim: bool) -> Option<&Slot> {
         let words = symbol_words(symbol)?;
@@ -215,9 +241,9 @@ impl Board {
     }
 
     /// Walks the key's probe chain: its slot, or where it would go — the first
-    /// stale claim on the chain (a claimer died there), else the free slot that
-    /// ends the chain. A stale claim is taken over rather than freed so that
-    /// keys placed past it stay reachable.
+    /// reclaimed slot or stale claim on the chain (a claimer died there), else
+    /// the free slot that ends the chain. Neither is ever made free again, so
+    /// that keys placed past them stay reachable.
     fn probe(
         &self,
         start: usize,
@@ -236,7 +262,9 @@ impl Board {
                     vacant.map_or(FREE, |(_, s)| s),
                 );
             }
-            if is_claiming(state) && now.saturating_sub(state >> 8) >= CLAIM_STALE_MS {
+            let stale_claim =
+                is_claiming(state) && now.saturating_sub(state >> 8) >= CLAIM_STALE_MS;
+            if state == TOMB || stale_claim {
                 vacant.get_or_insert((k, state));
             } else if state == want_state && slot.symbol_is(words) {
                 return Probe::Found(slot);
@@ -265,7 +293,20 @@ impl Board {
 
 impl QuoteSource for Board {
     fn quote(&self, venue: Venue, symbol: &str) -> Option<Quote> {
-        self.find(venue, symbol, false)?.read()
+        let words = symbol_words(symbol)?;
+        let want_state = READY + venue_code(venue);
+        // A retry follows a reclaim of the slot found: rare, and bounded.
+        for _ in 0..4 {
+            let slot = self.find(venue, symbol, false)?;
+            let generation = slot.generation.load(Ordering::Acquire);
+            if slot.state.load(Ordering::Acquire) != want_state || !slot.symbol_is(&words) {
+                continue;
+            }
+            if let Some(read) = slot.read(generation) {
+                return read;
+            }
+        }
+        None
     }
 
     fn want(&self, venue: Venue, symbol: &str) {
@@ -279,6 +320,7 @@ fn zeroed_slot() -> Slot {
         symbol: Default::default(),
         wanted_ms: AtomicU64::new(0),
         seq: AtomicU64::new(0),
+        generation: AtomicU64::new(0),
         prices: Default::default(),
         next_funding_ms: AtomicU64::new(0),
         time_ms: AtomicU64::new(0),
@@ -295,6 +337,11 @@ fn venue_code(v: Venue) -> u64 {
 
 fn venue_of(code: u64) -> Option<Venue> {
     Venue::ALL.into_iter().find(|v| venue_code(*v) == code)
+}
+
+/// Whether the state is a (venue, symbol) key.
+fn is_keyed(state: u64) -> bool {
+    state.checked_sub(READY).and_then(venue_of).is_some()
 }
 
 fn is_claiming(state: u64) -> bool {
@@ -420,6 +467,22 @@ impl Slot {
         }
     }
 
+    /// Reclaims the slot if it was last wanted before `before_ms` (checked again
+    /// under the lock): the key goes, and the quote with it.
+    fn reclaim(&self, before_ms: u64) -> bool {
+        let odd = self.lock();
+        let unwanted = self.wanted_ms.load(Ordering::Relaxed) < before_ms
+            && is_keyed(self.state.load(Ordering::Acquire));
+        if unwanted {
+            self.state.store(TOMB, Ordering::Release);
+            self.generation.fetch_add(1, Ordering::Relaxed);
+            self.flags.store(0, Ordering::Relaxed);
+            self.wanted_ms.store(0, Ordering::Relaxed);
+        }
+        self.seq.store(odd + 1, Ordering::Release);
+        unwanted
+    }
+
     fn write(&self, q: &Quote) {
         let odd = self.lock();
         let p = &self.prices;
@@ -442,16 +505,19 @@ impl Slot {
         self.seq.store(odd + 1, Ordering::Release);
     }
 
-    /// The quote, consistent; None before the first one. A slot being written
+    /// The quote, consistent; `Some(None)` before the first one, `None` when
+    /// the slot was reclaimed since `generation` was read. A slot being written
     /// is waited for (spinning, then yielding), so a reader does not report "no
     /// quote" because it raced the writer; only a writer that held the lock for
-    /// all of `READ_PATIENCE` (stopped or died mid-write) makes it None.
-    fn read(&self) -> Option<Quote> {
+    /// all of `READ_PATIENCE` (stopped or died mid-write) makes it `Some(None)`.
+    fn read(&self, generation: u64) -> Option<Option<Quote>> {
         let mut spins = 0;
         let mut until = None;
         loop {
-            if let Some(read) = self.try_read() {
-                return read;
+            match self.try_read() {
+                Some((g, _)) if g != generation => return None,
+                Some((_, read)) => return Some(read),
+                None => {}
             }
             spins += 1;
             if spins < MAX_SPINS {
@@ -460,20 +526,22 @@ impl Slot {
             }
             let until = *until.get_or_insert_with(|| Instant::now() + READ_PATIENCE);
             if Instant::now() >= until {
-                return None;
+                return Some(None);
             }
             std::thread::yield_now();
         }
     }
 
-    /// One attempt: `None` when a write was under way, else the quote if any.
-    fn try_read(&self) -> Option<Option<Quote>> {
+    /// One attempt: `None` when a write was under way, else the slot's
+    /// generation and its quote if any.
+    fn try_read(&self) -> Option<(u64, Option<Quote>)> {
         let before = self.seq.load(Ordering::Acquire);
         if before & 1 == 1 {
             return None;
         }
         let p = &self.prices;
         let flags = self.flags.load(Ordering::Relaxed);
+        let generation = self.generation.load(Ordering::Relaxed);
         let q = Quote {
             last: get_decimal(&p[0..2]),
             bid: get_decimal(&p[2..4]),
@@ -485,7 +553,8 @@ impl Slot {
             time_ms: self.time_ms.load(Ordering::Relaxed) as i64,
         };
         fence(Ordering::Acquire);
-        (self.seq.load(Ordering::Relaxed) == before).then(|| (flags & HAS_QUOTE != 0).then_some(q))
+        (self.seq.load(Ordering::Relaxed) == before)
+            .then(|| (generation, (flags & HAS_QUOTE != 0).then_some(q)))
     }
 }
 
@@ -708,6 +777,57 @@ mod tests {
             first
         ));
         b.publish(Venue::Bybit, "BTC/USDT", &quote(dec!(3), 3));
-        assert_eq!(first.read().map(|q| q.last), Some(dec!(3)));
+        assert_eq!(first.read(0), Some(Some(quote(dec!(3), 3))));
+    }
+
+    #[test]
+    fn unwanted_slots_are_reclaimed_for_new_keys_and_chains_stay_reachable() {
+        let b = Board::heap(2);
+        let home = |s: &str| hash(Venue::Bybit, s) % 2;
+        // B's probe starts at A's slot and goes past it.
+        let a = "A/USDT";
+        let same: Vec<String> = (0..100)
+            .map(|i| format!("S{i}/USDT"))
+            .filter(|s| home(s) == home(a))
+            .take(2)
+            .collect();
+        let (bk, ck) = (same[0].as_str(), same[1].as_str());
+        assert!(b.want_at(Venue::Bybit, a, 1000));
+        assert!(b.want_at(Venue::Bybit, bk, 5000));
+        b.publish(Venue::Bybit, a, &quote(dec!(1), 1));
+        b.publish(Venue::Bybit, bk, &quote(dec!(2), 2));
+        assert!(!b.want_at(Venue::Bybit, ck, 6000), "full");
+        assert_eq!(b.reclaim_unwanted(3000), 1, "A only");
+        assert_eq!(b.quote(Venue::Bybit, a), None, "gone with its key");
+        assert_eq!(
+            b.quote(Venue::Bybit, bk).map(|q| q.last),
+            Some(dec!(2)),
+            "reachable past the reclaimed slot"
+        );
+        assert!(b.want_at(Venue::Bybit, ck, 6000), "reclaimed slot reused");
+        assert_eq!(b.quote(Venue::Bybit, ck), None, "no quote of A's");
+        let keys: Vec<String> = b.wanted().into_iter().map(|w| w.symbol).collect();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(keys.contains(&bk.to_string()) && keys.contains(&ck.to_string()));
+    }
+
+    #[test]
+    fn a_reader_of_a_reclaimed_and_rekeyed_slot_does_not_take_the_new_quote() {
+        let b = Board::heap(1);
+        b.want_at(Venue::Bybit, "A/USDT", 1000);
+        b.publish(Venue::Bybit, "A/USDT", &quote(dec!(1), 1));
+        let slot = b.find(Venue::Bybit, "A/USDT", false).unwrap();
+        // A reader found A's slot and its generation...
+        let generation = slot.generation.load(Ordering::Acquire);
+        // ...then the slot was reclaimed and re-keyed to B, with B's quote.
+        assert_eq!(b.reclaim_unwanted(2000), 1);
+        b.want_at(Venue::Bybit, "B/USDT", 3000);
+        b.publish(Venue::Bybit, "B/USDT", &quote(dec!(2), 2));
+        assert_eq!(slot.read(generation), None, "told to look again");
+        assert_eq!(b.quote(Venue::Bybit, "A/USDT"), None);
+        assert_eq!(
+            b.quote(Venue::Bybit, "B/USDT").map(|q| q.last),
+            Some(dec!(2))
+        );
     }
 }

@@ -99,6 +99,11 @@ pub fn run_loop(
             for v in &mut venues {
                 v.follow(&wanted, now);
             }
+            // After `follow` forgot them: their slots go to new symbols.
+            let freed = board.reclaim_unwanted(now - venue::UNWANTED_AFTER_MS);
+            if freed > 0 {
+                info!(log, "unwanted price board slots freed for new symbols"; "slots" => freed);
+            }
             let refused = board.refused();
             if refused > 0 && refused_seen == 0 {
                 warn!(log, "the price board is full; new symbols are not followed";
