@@ -379,10 +379,13 @@ fn bingx_gzip_channels_merge_and_pings_are_answered() {
             (q.last, q.bid, q.ask, q.mark) == (d("3000.5"), d("3000.4"), d("3000.6"), d("3000.7"))
         })
     });
-    let subs = fake.subscriptions();
-    for c in ["bookTicker", "lastPrice", "markPrice"] {
-        assert!(subs.contains(&format!("bingx ETH-USDT@{c}")), "{subs:?}");
-    }
+    // The fake pushes every channel after the first subscription.
+    wait_for(Duration::from_secs(2), "three subscriptions", || {
+        let subs = fake.subscriptions();
+        ["bookTicker", "lastPrice", "markPrice"]
+            .iter()
+            .all(|c| subs.contains(&format!("bingx ETH-USDT@{c}")))
+    });
     // Funding comes from REST premiumIndex.
     wait_for(Duration::from_secs(3), "the funding rate", || {
         feed.quote(Venue::Bingx, "ETH/USDT")
@@ -775,4 +778,57 @@ fn a_stream_of_heartbeats_without_tickers_falls_back_to_rest_then_reconnects() {
     wait_for(Duration::from_secs(3), "a reconnect", || {
         fake.ws_connections(V::Bingx) == 2
     });
+}
+
+#[test]
+fn no_quote_before_the_book_and_a_missing_book_is_filled_from_rest() {
+    let fake = FakePublic::start();
+    fake.no_bingx_book(true);
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64002"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bingx, "BTC/USDT");
+    wait_for(Duration::from_secs(3), "the stream subscribed", || {
+        fake.subscriptions()
+            .contains(&"bingx BTC-USDT@lastPrice".to_string())
+    });
+    // The last price streams in, the book does not: no quote with a made-up book.
+    assert!(stays(Duration::from_millis(1500), || feed
+        .quote(Venue::Bingx, "BTC/USDT")
+        .is_none()));
+    // REST fills the book once the stream has not for 3 s.
+    let q = feed.wait_last(Venue::Bingx, "BTC/USDT", "64000", Duration::from_secs(5));
+    assert_eq!((q.bid, q.ask, q.mark), (d("63999"), d("64001"), d("64002")));
+    assert_eq!(fake.ws_connections(V::Bingx), 1, "the stream stays");
+}
+
+#[test]
+fn a_quote_is_as_old_as_its_oldest_part() {
+    let fake = FakePublic::start();
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64002"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bingx, "BTC/USDT");
+    let first = feed.wait_last(Venue::Bingx, "BTC/USDT", "64000", Duration::from_secs(3));
+    // Later only the last price moves on BingX's own channel: the book (and
+    // so the quote) is as old as before.
+    feed.clock.advance(2_000);
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64010", "63999", "64001", "64002"),
+    );
+    let q = feed.wait_last(Venue::Bingx, "BTC/USDT", "64010", Duration::from_secs(3));
+    assert!(
+        q.time_ms < first.time_ms + 2_000,
+        "{} vs {}",
+        q.time_ms,
+        first.time_ms
+    );
 }

@@ -75,6 +75,7 @@ struct State {
     drop_gen: AtomicU64,
     malformed_gen: AtomicU64,
     stalled: [AtomicBool; 2],
+    no_bingx_book: AtomicBool,
     stalled_requests: [AtomicU64; 2],
     rest_calls: [AtomicU64; 2],
     ws_connections: [AtomicU64; 2],
@@ -153,6 +154,11 @@ impl FakePublic {
     /// WebSocket upgrade nor a REST call (a hung venue, or a black hole between).
     pub fn stall(&self, v: V, on: bool) {
         self.state.stalled[v.index()].store(on, Ordering::SeqCst);
+    }
+
+    /// BingX streams send no `bookTicker` (the last and mark prices only).
+    pub fn no_bingx_book(&self, on: bool) {
+        self.state.no_bingx_book.store(on, Ordering::SeqCst);
     }
 
     /// Requests (stream or REST) venue `v` received while stalled.
@@ -519,7 +525,8 @@ fn push(ws: &mut Ws, conn: &mut Conn, st: &State) -> tungstenite::Result<()> {
             }
             V::Bingx => {
                 let fresh = *sent_version == 0;
-                if fresh || t.bid != sent.bid || t.ask != sent.ask {
+                let book = !st.no_bingx_book.load(Ordering::SeqCst);
+                if book && (fresh || t.bid != sent.bid || t.ask != sent.ask) {
                     send_json(
                         ws,
                         V::Bingx,

@@ -5,7 +5,8 @@
 //! not connected, connected but without a ticker for `FIRST_DATA_MS` after
 //! connecting or `TICKER_SILENT_MS` later — for every followed symbol. While the
 //! stream is up, only refused symbols (once a second: they have no other source)
-//! and symbols without news for `STALE_REFRESH_MS` (once per that period) take
+//! and symbols without news for `STALE_REFRESH_MS` or still without a book
+//! `FIRST_DATA_MS` after their first news (once per `STALE_REFRESH_MS`) take
 //! REST answers, so a poll never moves a streamed price backwards. A symbol the
 //! REST answer does not list is left alone for `UNLISTED_RETRY_MS`.
 //!
@@ -68,12 +69,18 @@ const MALFORMED_LOG_MS: i64 = 10_000;
 struct Sym {
     ours: String,
     fields: Partial,
-    /// When the stream or REST last told something about it.
+    /// When the stream or REST last told something about it, and first did.
     news_ms: i64,
+    first_news_ms: i64,
+    /// When the last price, the bid and the ask were last received (or
+    /// confirmed unchanged): the quote is as old as the oldest of them.
+    seen_ms: [i64; 3],
     /// When the stream last told something about it.
     stream_ms: i64,
     /// When a REST poll last included it.
     rest_ms: i64,
+    /// When it was first followed.
+    since_ms: i64,
     wanted_ms: i64,
     /// Subscribed on the current connection.
     subscribed: bool,
@@ -194,8 +201,11 @@ impl VenueFeed {
                 ours: w.symbol.clone(),
                 fields: Partial::default(),
                 news_ms: i64::MIN / 2,
+                first_news_ms: i64::MIN / 2,
+                seen_ms: [i64::MIN / 2; 3],
                 stream_ms: i64::MIN / 2,
                 rest_ms: i64::MIN / 2,
+                since_ms: now,
                 wanted_ms: w.wanted_ms,
                 subscribed: false,
                 refused: false,
@@ -398,8 +408,14 @@ impl VenueFeed {
                 }
                 if let Some(s) = self.syms.get_mut(&symbol) {
                     s.stream_ms = now;
+                    if snapshot {
+                        s.fields = Partial::default();
+                    }
                 }
-                self.update(board, &symbol, &fields, snapshot, now);
+                // A Bybit delta carries the changed fields: the others are
+                // confirmed unchanged. BingX's channels speak only for their own.
+                let whole = snapshot || self.venue == Venue::Bybit;
+                self.update(board, &symbol, &fields, whole, now);
             }
             Event::SubscribeFailed { symbol, reason } => {
                 warn!(self.log, "subscription refused; following it by REST";
@@ -413,18 +429,25 @@ impl VenueFeed {
         }
     }
 
-    /// Merges news about `theirs` and publishes the quote.
-    fn update(&mut self, board: &Board, theirs: &str, fields: &Partial, snapshot: bool, now: i64) {
+    /// Merges news about `theirs` and publishes the quote. `whole`: the news
+    /// vouches for every field (a snapshot, or a delta that sends only changes).
+    fn update(&mut self, board: &Board, theirs: &str, fields: &Partial, whole: bool, now: i64) {
         let Some(s) = self.syms.get_mut(theirs) else {
             return;
         };
-        if snapshot {
-            s.fields = *fields;
-        } else {
-            s.fields.merge(fields);
+        s.fields.merge(fields);
+        let sent = [fields.last, fields.bid, fields.ask].map(|f| f.is_some());
+        for (seen, sent) in s.seen_ms.iter_mut().zip(sent) {
+            if whole || sent {
+                *seen = now;
+            }
+        }
+        if s.first_news_ms < 0 {
+            s.first_news_ms = now;
         }
         s.news_ms = now;
-        if let Some(q) = s.fields.quote(now) {
+        let oldest = s.seen_ms.iter().copied().min().unwrap_or(now);
+        if let Some(q) = s.fields.quote(oldest) {
             board.publish(self.venue, &s.ours, &q);
         }
     }
@@ -462,7 +485,10 @@ impl VenueFeed {
             .iter()
             .filter(|(_, s)| now >= s.unlisted_until_ms)
             .filter(|(_, s)| {
-                unavailable || s.refused || now - s.news_ms.max(s.rest_ms) >= STALE_REFRESH_MS
+                unavailable
+                    || s.refused
+                    || now - s.news_ms.max(s.rest_ms).max(s.since_ms) >= STALE_REFRESH_MS
+                    || incomplete(s, now) && now - s.rest_ms >= STALE_REFRESH_MS
             })
             .map(|(k, _)| k.clone())
             .collect()
@@ -588,12 +614,18 @@ impl VenueFeed {
                 continue;
             };
             // When the stream told something newer while the poll ran, only the
-            // funding (slow, and not on BingX's stream) is taken.
+            // funding (slow, and not on BingX's stream) and what the stream has
+            // not told yet (a book that never came) are taken.
             if poll.funding_only || s.stream_ms > poll.started_ms {
+                let gaps = if poll.funding_only {
+                    Partial::default()
+                } else {
+                    s.fields.gaps_from(&fields)
+                };
                 fields = Partial {
                     funding_rate: fields.funding_rate,
                     next_funding_ms: fields.next_funding_ms,
-                    ..Partial::default()
+                    ..gaps
                 };
             }
             self.update(board, &theirs, &fields, false, now);
@@ -620,6 +652,12 @@ impl VenueFeed {
             self.rest_failure_logged_ms = now;
         }
     }
+}
+
+/// News came `FIRST_DATA_MS` ago, but not yet all a quote needs (BingX's book
+/// channel silent, say): REST fills the gaps.
+fn incomplete(s: &Sym, now: i64) -> bool {
+    s.first_news_ms >= 0 && now - s.first_news_ms >= FIRST_DATA_MS && s.fields.quote(0).is_none()
 }
 
 /// Whether the venue may send tickers for it (not refused, not unlisted).
