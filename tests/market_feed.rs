@@ -832,3 +832,34 @@ fn a_quote_is_as_old_as_its_oldest_part() {
         first.time_ms
     );
 }
+
+#[test]
+fn a_rate_limited_bingx_subscription_is_retried_not_refused() {
+    let fake = FakePublic::start();
+    fake.rest_down(true); // only the stream can deliver
+    fake.rate_limit_bingx_subscriptions(2);
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64002"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bingx, "BTC/USDT");
+    let q = feed.wait_last(Venue::Bingx, "BTC/USDT", "64000", Duration::from_secs(5));
+    assert_eq!((q.bid, q.ask), (d("63999"), d("64001")));
+    // The fake pushes every channel once one is subscribed: wait for the retry.
+    wait_for(Duration::from_secs(5), "the retried subscriptions", || {
+        fake.subscriptions().len() >= 3
+    });
+    let subs = fake.subscriptions();
+    for c in ["bookTicker", "lastPrice", "markPrice"] {
+        let n = subs
+            .iter()
+            .filter(|s| **s == format!("bingx BTC-USDT@{c}"))
+            .count();
+        assert_eq!(n, 1, "{c} accepted once: {subs:?}");
+    }
+    assert_eq!(feed.logged("subscription rate-limited"), 1);
+    assert_eq!(feed.logged("subscription refused"), 0);
+    assert_eq!(fake.ws_connections(V::Bingx), 1);
+}

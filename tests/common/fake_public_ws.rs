@@ -76,6 +76,7 @@ struct State {
     malformed_gen: AtomicU64,
     stalled: [AtomicBool; 2],
     no_bingx_book: AtomicBool,
+    bingx_rate_limited: AtomicU64,
     stalled_requests: [AtomicU64; 2],
     rest_calls: [AtomicU64; 2],
     ws_connections: [AtomicU64; 2],
@@ -154,6 +155,11 @@ impl FakePublic {
     /// WebSocket upgrade nor a REST call (a hung venue, or a black hole between).
     pub fn stall(&self, v: V, on: bool) {
         self.state.stalled[v.index()].store(on, Ordering::SeqCst);
+    }
+
+    /// The next `n` BingX subscriptions are answered "too many requests".
+    pub fn rate_limit_bingx_subscriptions(&self, n: u64) {
+        self.state.bingx_rate_limited.store(n, Ordering::SeqCst);
     }
 
     /// BingX streams send no `bookTicker` (the last and mark prices only).
@@ -463,6 +469,19 @@ fn handle(ws: &mut Ws, conn: &mut Conn, text: &str, st: &State) -> tungstenite::
         },
         V::Bingx => {
             let data_type = req["dataType"].as_str().unwrap_or("").to_string();
+            let limited = req["reqType"] == "sub"
+                && st
+                    .bingx_rate_limited
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+            if limited {
+                return send_json(
+                    ws,
+                    V::Bingx,
+                    json!({"id": req["id"], "code": 109429,
+                    "msg": "Too many invalid requests in a short period"}),
+                );
+            }
             if req["reqType"] == "sub" && st.refuse_subscriptions.load(Ordering::SeqCst) {
                 return send_json(
                     ws,

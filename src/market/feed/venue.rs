@@ -88,6 +88,10 @@ struct Sym {
     refused: bool,
     /// The REST tickers did not list it: not polled for it before this time.
     unlisted_until_ms: i64,
+    /// BingX channels whose subscription was rate-limited, sent again at
+    /// `subscribe_at_ms`.
+    retry: Vec<&'static str>,
+    subscribe_at_ms: i64,
 }
 
 struct Conn {
@@ -125,6 +129,12 @@ pub struct VenueFeed {
     retry_at_ms: i64,
     /// By the venue's spelling of the symbol.
     syms: HashMap<String, Sym>,
+    /// BingX's requests on the current connection by id: (symbol, subscribe?,
+    /// channel).
+    requests: HashMap<String, (String, bool, &'static str)>,
+    next_request: u64,
+    /// Rate-limited subscriptions wait this long, doubling, before retrying.
+    subscribe_backoff: Backoff,
     rest: Option<RestPoll>,
     rest_backoff: Backoff,
     rest_retry_at_ms: i64,
@@ -155,6 +165,9 @@ impl VenueFeed {
             backoff: Backoff::new(500, ends.backoff_cap_ms, seed),
             retry_at_ms: 0,
             syms: HashMap::new(),
+            requests: HashMap::new(),
+            next_request: 1,
+            subscribe_backoff: Backoff::new(1000, 60_000, seed ^ 0xa5a5),
             rest: None,
             rest_backoff: Backoff::new(REST_BACKOFF_FIRST_MS, REST_BACKOFF_CAP_MS, seed ^ 0x5a5a),
             rest_retry_at_ms: i64::MIN / 2,
@@ -210,6 +223,8 @@ impl VenueFeed {
                 subscribed: false,
                 refused: false,
                 unlisted_until_ms: i64::MIN / 2,
+                retry: Vec::new(),
+                subscribe_at_ms: i64::MIN / 2,
             });
             sym.wanted_ms = sym.wanted_ms.max(w.wanted_ms);
         }
@@ -223,7 +238,7 @@ impl VenueFeed {
             if let Some(s) = self.syms.remove(&theirs) {
                 info!(self.log, "no longer wanted; unsubscribing"; "symbol" => &s.ours);
                 if s.subscribed {
-                    for m in unsubscribe(self.venue, &theirs) {
+                    for m in self.requests_for(&theirs, false, &bingx::CHANNELS) {
                         self.send(m, now);
                     }
                 }
@@ -290,7 +305,9 @@ impl VenueFeed {
                 for s in self.syms.values_mut() {
                     s.subscribed = false;
                     s.refused = false;
+                    s.retry.clear();
                 }
+                self.requests.clear();
             }
             Err(e) => self.drop_conn(now, &format!("cannot connect: {e}")),
         }
@@ -326,17 +343,22 @@ impl VenueFeed {
         if self.conn.is_none() {
             return;
         }
-        let new: Vec<String> = self
+        let due: Vec<(String, Vec<&'static str>)> = self
             .syms
             .iter_mut()
-            .filter(|(_, s)| !s.subscribed)
-            .map(|(k, s)| {
-                s.subscribed = true;
-                k.clone()
+            .filter_map(|(k, s)| {
+                if !s.subscribed {
+                    s.subscribed = true;
+                    return Some((k.clone(), bingx::CHANNELS.to_vec()));
+                }
+                if s.retry.is_empty() || now < s.subscribe_at_ms {
+                    return None;
+                }
+                Some((k.clone(), std::mem::take(&mut s.retry)))
             })
             .collect();
-        for theirs in new {
-            for m in subscribe(self.venue, &theirs) {
+        for (theirs, channels) in due {
+            for m in self.requests_for(&theirs, true, &channels) {
                 self.send(m, now);
             }
         }
@@ -424,8 +446,65 @@ impl VenueFeed {
                     s.refused = true;
                 }
             }
+            Event::RequestFailed {
+                id,
+                reason,
+                rate_limited,
+            } => self.request_failed(&id, &reason, rate_limited, now),
+            Event::Answered(id) => {
+                if self.requests.remove(&id).is_some_and(|(_, sub, _)| sub) {
+                    self.subscribe_backoff.reset();
+                }
+            }
             Event::Answer(text) => self.send(text, now),
             Event::Other => {}
+        }
+    }
+
+    /// The (un)subscription messages of `theirs` (on BingX, of `channels`);
+    /// BingX's are numbered and remembered, so that an answer can be told apart.
+    fn requests_for(&mut self, theirs: &str, sub: bool, channels: &[&'static str]) -> Vec<String> {
+        match self.venue {
+            Venue::Bybit if sub => vec![bybit::subscribe(theirs)],
+            Venue::Bybit => vec![bybit::unsubscribe(theirs)],
+            Venue::Bingx => channels
+                .iter()
+                .map(|channel| {
+                    let id = self.next_request.to_string();
+                    self.next_request += 1;
+                    self.requests
+                        .insert(id.clone(), (theirs.to_string(), sub, channel));
+                    let req = if sub { "sub" } else { "unsub" };
+                    bingx::request(theirs, channel, req, &id)
+                })
+                .collect(),
+        }
+    }
+
+    /// BingX refused a request: a refused subscription is followed by REST; a
+    /// rate-limited one is sent again after a back-off; a refused
+    /// unsubscription changes nothing.
+    fn request_failed(&mut self, id: &str, reason: &str, rate_limited: bool, now: i64) {
+        let Some((theirs, sub, channel)) = self.requests.remove(id) else {
+            return;
+        };
+        let Some(s) = self.syms.get_mut(&theirs) else {
+            return;
+        };
+        if !sub {
+            info!(self.log, "unsubscription refused"; "symbol" => &s.ours, "reason" => reason);
+        } else if rate_limited {
+            if s.retry.is_empty() {
+                s.subscribe_at_ms = now + self.subscribe_backoff.next_delay_ms();
+                warn!(self.log, "subscription rate-limited; trying again";
+                    "symbol" => &s.ours, "reason" => reason,
+                    "retry_in_ms" => s.subscribe_at_ms - now);
+            }
+            s.retry.push(channel);
+        } else if !s.refused {
+            s.refused = true;
+            warn!(self.log, "subscription refused; following it by REST";
+                "symbol" => &s.ours, "reason" => reason);
         }
     }
 
@@ -669,19 +748,5 @@ fn venue_symbol(venue: Venue, ours: &str) -> Option<String> {
     match venue {
         Venue::Bybit => bybit::venue_symbol(ours),
         Venue::Bingx => bingx::venue_symbol(ours),
-    }
-}
-
-fn subscribe(venue: Venue, theirs: &str) -> Vec<String> {
-    match venue {
-        Venue::Bybit => vec![bybit::subscribe(theirs)],
-        Venue::Bingx => bingx::subscribe(theirs),
-    }
-}
-
-fn unsubscribe(venue: Venue, theirs: &str) -> Vec<String> {
-    match venue {
-        Venue::Bybit => vec![bybit::unsubscribe(theirs)],
-        Venue::Bingx => bingx::unsubscribe(theirs),
     }
 }
