@@ -235,4 +235,61 @@ mod tests {
             .unwrap();
         assert!(err.contains("connecting"), "{err}");
     }
+
+    /// A peer that answers a byte at a time never renews a per-read timeout
+    /// into a hang: the connect's budget is for the whole of it.
+    #[test]
+    fn a_trickling_handshake_fails_at_the_overall_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            use std::io::Write;
+            for b in b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n".iter() {
+                if s.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let started = Instant::now();
+        let err = Socket::connect(&format!("ws://127.0.0.1:{port}/"), Duration::from_secs(1))
+            .err()
+            .unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(1500), "took {took:?}: {err}");
+        assert!(err.starts_with("handshake"), "{err}");
+    }
+
+    /// A peer that stops reading: sends never block the loop for longer than
+    /// a read wait, and the connection is given up within seconds.
+    #[test]
+    fn a_peer_that_takes_no_output_is_given_up() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let _ws = tungstenite::accept(s).unwrap();
+            let _ = done_rx.recv(); // never reads
+        });
+        let mut socket =
+            Socket::connect(&format!("ws://127.0.0.1:{port}/"), Duration::from_secs(2)).unwrap();
+        let chunk = "x".repeat(64 * 1024);
+        let started = Instant::now();
+        let err = loop {
+            let call = Instant::now();
+            let sent = socket.send(chunk.clone());
+            assert!(
+                call.elapsed() < Duration::from_millis(500),
+                "a send blocked"
+            );
+            if let Err(e) = sent {
+                break e;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "never gave up");
+        };
+        assert!(!err.is_empty());
+        drop(done_tx);
+    }
 }
