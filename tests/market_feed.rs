@@ -44,14 +44,18 @@ impl slog::Drain for Capture {
 
 impl Feed {
     fn start(fake: &FakePublic) -> Feed {
+        // Short, so recovery tests do not wait for the production cap.
+        Feed::start_capped(fake, 1000)
+    }
+
+    fn start_capped(fake: &FakePublic, backoff_cap_ms: i64) -> Feed {
         let ends = Endpoints {
             bybit_ws: fake.bybit_ws_url(),
             bingx_ws: fake.bingx_ws_url(),
             bybit_rest: fake.base_url(),
             bingx_rest: fake.base_url(),
             timeout_ms: 2000,
-            // Short, so recovery tests do not wait for the production cap.
-            backoff_cap_ms: 1000,
+            backoff_cap_ms,
         };
         let board = Arc::new(Board::heap(64));
         let clock = Arc::new(ShiftedClock::default());
@@ -862,4 +866,26 @@ fn a_rate_limited_bingx_subscription_is_retried_not_refused() {
     assert_eq!(feed.logged("subscription rate-limited"), 1);
     assert_eq!(feed.logged("subscription refused"), 0);
     assert_eq!(fake.ws_connections(V::Bingx), 1);
+}
+
+#[test]
+fn a_stream_that_drops_after_its_first_ticker_keeps_backing_off() {
+    let fake = FakePublic::start();
+    fake.drop_after_data(true);
+    fake.rest_down(true);
+    fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("7", "7", "7", "7"));
+    let feed = Feed::start_capped(&fake, 30_000);
+    feed.want(Venue::Bybit, "BTC/USDT");
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "7", Duration::from_secs(3));
+    let first = Instant::now();
+    let at_first = fake.ws_connections(V::Bybit);
+    // Delivering once does not reset the back-off: 0.5 s, 1 s, 2 s … apart
+    // (each up to a quarter less), not every 0.5 s.
+    std::thread::sleep(Duration::from_millis(3200));
+    let more = fake.ws_connections(V::Bybit) - at_first;
+    assert!(
+        (1..=3).contains(&more),
+        "{more} reconnects in {:?}",
+        first.elapsed()
+    );
 }

@@ -77,6 +77,7 @@ struct State {
     stalled: [AtomicBool; 2],
     no_bingx_book: AtomicBool,
     bingx_rate_limited: AtomicU64,
+    drop_after_data: AtomicBool,
     stalled_requests: [AtomicU64; 2],
     rest_calls: [AtomicU64; 2],
     ws_connections: [AtomicU64; 2],
@@ -155,6 +156,11 @@ impl FakePublic {
     /// WebSocket upgrade nor a REST call (a hung venue, or a black hole between).
     pub fn stall(&self, v: V, on: bool) {
         self.state.stalled[v.index()].store(on, Ordering::SeqCst);
+    }
+
+    /// Every stream connection is cut right after it sent its first ticker.
+    pub fn drop_after_data(&self, on: bool) {
+        self.state.drop_after_data.store(on, Ordering::SeqCst);
     }
 
     /// The next `n` BingX subscriptions are answered "too many requests".
@@ -393,6 +399,11 @@ fn stream_loop(stream: TcpStream, v: V, st: &State) {
             }
         }
         if push(&mut ws, &mut conn, st).is_err() {
+            return;
+        }
+        let sent_data = conn.sent.values().any(|(_, version)| *version > 0);
+        if sent_data && st.drop_after_data.load(Ordering::SeqCst) {
+            let _ = raw.shutdown(Shutdown::Both);
             return;
         }
     }
