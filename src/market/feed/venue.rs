@@ -12,9 +12,11 @@
 //!
 //! Connects and REST polls run on helper threads (`job`): the loop only starts
 //! them and collects their results, so a venue that stalls never holds the
-//! other venue's reads.
+//! other venue's reads. The REST side is in `poll`.
 
-use std::collections::{HashMap, HashSet};
+mod poll;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,12 +35,6 @@ use crate::market::board::Wanted;
 use crate::market::{Board, Venue};
 use crate::metrics::{self, MarketData};
 
-/// REST polls at most this often.
-const REST_EVERY_MS: i64 = 1000;
-/// REST failures (refused, 403, 429, 5xx, timeouts) back off from this to
-/// `REST_BACKOFF_CAP_MS`.
-const REST_BACKOFF_FIRST_MS: i64 = 1000;
-const REST_BACKOFF_CAP_MS: i64 = 30_000;
 /// A stream without a ticker this long after connecting is unavailable.
 const FIRST_DATA_MS: i64 = 3000;
 /// A delivering stream without a ticker this long is unavailable (REST takes
@@ -51,13 +47,11 @@ const SILENT_MS: i64 = 25_000;
 /// connection delivered this long (a stream that drops right after its first
 /// ticker keeps backing off).
 const STABLE_MS: i64 = 30_000;
-/// A symbol without news this long while the stream is up gets a REST refresh.
-const STALE_REFRESH_MS: i64 = 10_000;
-/// A symbol the REST tickers do not list is tried again after this long.
-const UNLISTED_RETRY_MS: i64 = 60 * 60 * 1000;
 const BYBIT_PING_MS: i64 = 20_000;
-/// BingX's funding rate is only on REST: refreshed this often.
-const FUNDING_EVERY_MS: i64 = 60_000;
+/// REST failures (refused, 403, 429, 5xx, timeouts) back off from this to
+/// `REST_BACKOFF_CAP_MS`.
+const REST_BACKOFF_FIRST_MS: i64 = 1000;
+const REST_BACKOFF_CAP_MS: i64 = 30_000;
 /// A symbol nobody wanted for this long is unsubscribed and forgotten.
 pub const UNWANTED_AFTER_MS: i64 = 10 * 60 * 1000;
 /// Frames read per step at most, so one busy socket cannot starve the other.
@@ -105,17 +99,6 @@ struct Conn {
     stable: bool,
 }
 
-/// The answers of one REST poll: per path, the body or why there is none.
-type RestAnswers = Vec<(&'static str, Result<String, String>)>;
-
-struct RestPoll {
-    job: Job<RestAnswers>,
-    started_ms: i64,
-    /// The symbols (venue spelling) whose quotes this poll may update.
-    targets: HashSet<String>,
-    funding_only: bool,
-}
-
 pub struct VenueFeed {
     venue: Venue,
     ws_url: String,
@@ -135,7 +118,7 @@ pub struct VenueFeed {
     next_request: u64,
     /// Rate-limited subscriptions wait this long, doubling, before retrying.
     subscribe_backoff: Backoff,
-    rest: Option<RestPoll>,
+    rest: Option<poll::RestPoll>,
     rest_backoff: Backoff,
     rest_retry_at_ms: i64,
     last_rest_ms: i64,
@@ -251,6 +234,8 @@ impl VenueFeed {
     /// one socket read (`READ_WAIT`).
     pub fn step(&mut self, board: &Board, now: i64) {
         if self.syms.is_empty() {
+            // A connect under way is abandoned: its socket closes when done.
+            self.connecting = None;
             if self.conn.take().is_some() {
                 info!(self.log, "nothing to follow; stream closed");
             }
@@ -510,7 +495,14 @@ impl VenueFeed {
 
     /// Merges news about `theirs` and publishes the quote. `whole`: the news
     /// vouches for every field (a snapshot, or a delta that sends only changes).
-    fn update(&mut self, board: &Board, theirs: &str, fields: &Partial, whole: bool, now: i64) {
+    pub(super) fn update(
+        &mut self,
+        board: &Board,
+        theirs: &str,
+        fields: &Partial,
+        whole: bool,
+        now: i64,
+    ) {
         let Some(s) = self.syms.get_mut(theirs) else {
             return;
         };
@@ -531,7 +523,7 @@ impl VenueFeed {
         }
     }
 
-    fn malformed(&mut self, now: i64, what: &str) {
+    pub(super) fn malformed(&mut self, now: i64, what: &str) {
         metrics::market_data(self.venue, MarketData::Malformed);
         if now - self.malformed_logged_ms < MALFORMED_LOG_MS {
             self.malformed_unlogged += 1;
@@ -545,7 +537,7 @@ impl VenueFeed {
 
     /// Not connected (nor connecting for less than `FIRST_DATA_MS`), or
     /// connected without tickers for too long.
-    fn stream_unavailable(&self, now: i64) -> bool {
+    pub(super) fn stream_unavailable(&self, now: i64) -> bool {
         match &self.conn {
             None if self.connecting.is_some() => now - self.connect_started_ms >= FIRST_DATA_MS,
             None => true,
@@ -553,190 +545,6 @@ impl VenueFeed {
             Some(c) => now - c.opened_ms >= FIRST_DATA_MS,
         }
     }
-
-    /// The symbols a REST poll now would serve, if one is due.
-    fn rest_targets(&self, now: i64) -> HashSet<String> {
-        if now - self.last_rest_ms < REST_EVERY_MS || now < self.rest_retry_at_ms {
-            return HashSet::new();
-        }
-        let unavailable = self.stream_unavailable(now);
-        self.syms
-            .iter()
-            .filter(|(_, s)| now >= s.unlisted_until_ms)
-            .filter(|(_, s)| {
-                unavailable
-                    || s.refused
-                    || now - s.news_ms.max(s.rest_ms).max(s.since_ms) >= STALE_REFRESH_MS
-                    || incomplete(s, now) && now - s.rest_ms >= STALE_REFRESH_MS
-            })
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
-
-    fn poll_rest_when_due(&mut self, now: i64) {
-        let targets = self.rest_targets(now);
-        if !targets.is_empty() {
-            self.start_rest(now, targets, false);
-        } else if self.venue == Venue::Bingx
-            && !self.syms.is_empty()
-            && now - self.last_funding_ms >= FUNDING_EVERY_MS
-            && now >= self.rest_retry_at_ms
-        {
-            let all = self.syms.keys().cloned().collect();
-            self.start_rest(now, all, true);
-        }
-    }
-
-    /// Starts a poll of the public tickers (or, `funding_only`, BingX's premium
-    /// index) on a helper thread.
-    fn start_rest(&mut self, now: i64, targets: HashSet<String>, funding_only: bool) {
-        self.last_rest_ms = now;
-        if self.venue == Venue::Bingx {
-            self.last_funding_ms = now;
-        }
-        for t in &targets {
-            if let Some(s) = self.syms.get_mut(t) {
-                s.rest_ms = now;
-            }
-        }
-        let paths: &'static [&'static str] = match (self.venue, funding_only) {
-            (Venue::Bybit, _) => &[bybit::REST_TICKERS],
-            (Venue::Bingx, false) => &[bingx::REST_TICKER, bingx::REST_PREMIUM],
-            (Venue::Bingx, true) => &[bingx::REST_PREMIUM],
-        };
-        let urls: Vec<(&'static str, String)> = paths
-            .iter()
-            .map(|path| {
-                metrics::market_data(self.venue, MarketData::RestPoll);
-                let url = match self.venue {
-                    Venue::Bybit => format!("{}{path}", self.rest_url),
-                    Venue::Bingx => format!("{}{path}?timestamp={now}", self.rest_url),
-                };
-                (*path, url)
-            })
-            .collect();
-        let http = self.http.clone();
-        let job = Job::spawn("market-data-rest", move || {
-            let mut answers = Vec::new();
-            for (path, url) in urls {
-                let answer = match http.send("GET", &url, &[], None) {
-                    Ok(a) if a.status == 200 => Ok(a.body),
-                    Ok(a) => Err(format!("HTTP {}", a.status)),
-                    Err(e) => Err(e.to_string()),
-                };
-                let failed = answer.is_err();
-                answers.push((path, answer));
-                if failed {
-                    break;
-                }
-            }
-            answers
-        });
-        match job {
-            Ok(job) => {
-                self.rest = Some(RestPoll {
-                    job,
-                    started_ms: now,
-                    targets,
-                    funding_only,
-                })
-            }
-            Err(e) => self.rest_failed(now, &e),
-        }
-    }
-
-    /// Applies a finished REST poll.
-    fn rest_answered(&mut self, board: &Board, now: i64) {
-        let Some(done) = self.rest.as_ref().and_then(|r| r.job.poll()) else {
-            return;
-        };
-        let Some(poll) = self.rest.take() else { return };
-        let answers = match done {
-            Ok(a) => a,
-            Err(e) => return self.rest_failed(now, &e),
-        };
-        let mut ok = true;
-        for (path, answer) in answers {
-            match answer {
-                Ok(body) => self.apply_rest(board, &poll, path, &body, now),
-                Err(e) => {
-                    ok = false;
-                    self.rest_failed(now, &e);
-                }
-            }
-        }
-        if ok {
-            self.rest_backoff.reset();
-        }
-    }
-
-    fn apply_rest(&mut self, board: &Board, poll: &RestPoll, path: &str, body: &str, now: i64) {
-        let keep = |s: &str| poll.targets.contains(s);
-        let parsed = match path {
-            bybit::REST_TICKERS => bybit::rest_tickers(body, &keep),
-            bingx::REST_TICKER => bingx::rest_ticker(body, &keep),
-            _ => bingx::rest_premium(body, &keep),
-        };
-        let (list, bad) = match parsed {
-            Ok(p) => p,
-            Err(e) => return self.malformed(now, &format!("{path}: {e}")),
-        };
-        for _ in 0..bad {
-            self.malformed(now, &format!("{path}: an entry could not be read"));
-        }
-        let listed: HashSet<&str> = list.iter().map(|(s, _)| s.as_str()).collect();
-        if path != bingx::REST_PREMIUM {
-            self.mark_unlisted(&poll.targets, &listed, now);
-        }
-        for (theirs, mut fields) in list {
-            let Some(s) = self.syms.get(&theirs) else {
-                continue;
-            };
-            // When the stream told something newer while the poll ran, only the
-            // funding (slow, and not on BingX's stream) and what the stream has
-            // not told yet (a book that never came) are taken.
-            if poll.funding_only || s.stream_ms > poll.started_ms {
-                let gaps = if poll.funding_only {
-                    Partial::default()
-                } else {
-                    s.fields.gaps_from(&fields)
-                };
-                fields = Partial {
-                    funding_rate: fields.funding_rate,
-                    next_funding_ms: fields.next_funding_ms,
-                    ..gaps
-                };
-            }
-            self.update(board, &theirs, &fields, false, now);
-        }
-    }
-
-    /// Targets the answer does not list are not polled for an hour.
-    fn mark_unlisted(&mut self, targets: &HashSet<String>, listed: &HashSet<&str>, now: i64) {
-        for theirs in targets.iter().filter(|t| !listed.contains(t.as_str())) {
-            if let Some(s) = self.syms.get_mut(theirs) {
-                warn!(self.log, "not listed by the REST tickers; asked again in an hour";
-                    "symbol" => &s.ours);
-                s.unlisted_until_ms = now + UNLISTED_RETRY_MS;
-            }
-        }
-    }
-
-    fn rest_failed(&mut self, now: i64, why: &str) {
-        let delay = self.rest_backoff.next_delay_ms();
-        self.rest_retry_at_ms = now + delay;
-        if now - self.rest_failure_logged_ms >= MALFORMED_LOG_MS {
-            warn!(self.log, "public REST tickers unavailable"; "error" => why,
-                "retry_in_ms" => delay);
-            self.rest_failure_logged_ms = now;
-        }
-    }
-}
-
-/// News came `FIRST_DATA_MS` ago, but not yet all a quote needs (BingX's book
-/// channel silent, say): REST fills the gaps.
-fn incomplete(s: &Sym, now: i64) -> bool {
-    s.first_news_ms >= 0 && now - s.first_news_ms >= FIRST_DATA_MS && s.fields.quote(0).is_none()
 }
 
 /// Whether the venue may send tickers for it (not refused, not unlisted).
