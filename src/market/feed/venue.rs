@@ -167,8 +167,9 @@ impl VenueFeed {
     /// or connected and every symbol refused or unlisted by the venue (then
     /// the connection is healthy; those symbols simply do not exist there).
     pub fn stream_up(&self, now: i64) -> bool {
-        self.conn.is_some()
-            && (!self.stream_unavailable(now) || !self.syms.values().any(|s| followable(s, now)))
+        let Some(c) = &self.conn else { return false };
+        let delivering = c.delivering && now - c.last_ticker_ms < TICKER_SILENT_MS;
+        delivering || !self.syms.values().any(|s| followable(s, now))
     }
 
     /// Whether any socket is open (the loop then paces on its reads).
