@@ -4,8 +4,8 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,28 +21,57 @@ struct Feed {
     board: Arc<Board>,
     clock: Arc<ShiftedClock>,
     stop: Arc<AtomicBool>,
+    /// Every log message of the loop.
+    logged: Arc<Mutex<Vec<String>>>,
+    /// The longest wait between two calls of the loop's `keep_going` (which the
+    /// real process uses to heartbeat), in ms.
+    max_gap_ms: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// A log drain keeping every message.
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+impl slog::Drain for Capture {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        self.0.lock().unwrap().push(record.msg().to_string());
+        Ok(())
+    }
 }
 
 impl Feed {
     fn start(fake: &FakePublic) -> Feed {
+        // Short, so recovery tests do not wait for the production cap.
+        Feed::start_capped(fake, 1000)
+    }
+
+    fn start_capped(fake: &FakePublic, backoff_cap_ms: i64) -> Feed {
         let ends = Endpoints {
             bybit_ws: fake.bybit_ws_url(),
             bingx_ws: fake.bingx_ws_url(),
             bybit_rest: fake.base_url(),
             bingx_rest: fake.base_url(),
             timeout_ms: 2000,
-            // Short, so recovery tests do not wait for the production cap.
-            backoff_cap_ms: 1000,
+            backoff_cap_ms,
         };
         let board = Arc::new(Board::heap(64));
         let clock = Arc::new(ShiftedClock::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let logged = Arc::new(Mutex::new(Vec::new()));
+        let max_gap_ms = Arc::new(AtomicU64::new(0));
         let thread = {
             let (board, clock, stop) = (board.clone(), clock.clone(), stop.clone());
+            let (logged, max_gap) = (logged.clone(), max_gap_ms.clone());
             std::thread::spawn(move || {
-                let log = slog::Logger::root(slog::Discard, slog::o!());
+                let log = slog::Logger::root(Capture(logged), slog::o!());
+                let mut last = Instant::now();
                 run_loop(&board, &ends, &*clock, &log, &mut || {
+                    let gap = last.elapsed().as_millis() as u64;
+                    max_gap.fetch_max(gap, Ordering::SeqCst);
+                    last = Instant::now();
                     !stop.load(Ordering::SeqCst)
                 })
             })
@@ -51,8 +80,20 @@ impl Feed {
             board,
             clock,
             stop,
+            logged,
+            max_gap_ms,
             thread: Some(thread),
         }
+    }
+
+    /// How many log messages contain `text`.
+    fn logged(&self, text: &str) -> usize {
+        self.logged
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains(text))
+            .count()
     }
 
     fn want(&self, v: Venue, symbol: &str) {
@@ -342,10 +383,13 @@ fn bingx_gzip_channels_merge_and_pings_are_answered() {
             (q.last, q.bid, q.ask, q.mark) == (d("3000.5"), d("3000.4"), d("3000.6"), d("3000.7"))
         })
     });
-    let subs = fake.subscriptions();
-    for c in ["bookTicker", "lastPrice", "markPrice"] {
-        assert!(subs.contains(&format!("bingx ETH-USDT@{c}")), "{subs:?}");
-    }
+    // The fake pushes every channel after the first subscription.
+    wait_for(Duration::from_secs(2), "three subscriptions", || {
+        let subs = fake.subscriptions();
+        ["bookTicker", "lastPrice", "markPrice"]
+            .iter()
+            .all(|c| subs.contains(&format!("bingx ETH-USDT@{c}")))
+    });
     // Funding comes from REST premiumIndex.
     wait_for(Duration::from_secs(3), "the funding rate", || {
         feed.quote(Venue::Bingx, "ETH/USDT")
@@ -430,14 +474,75 @@ fn symbols_not_wanted_for_ten_minutes_are_unsubscribed() {
         fake.subscriptions()
             .contains(&"bybit -tickers.BTCUSDT".to_string())
     });
+    // Its board slot is freed for other symbols, the quote with it.
+    wait_for(Duration::from_secs(2), "the slot reclaimed", || {
+        feed.board.wanted().is_empty()
+    });
+    assert_eq!(feed.quote(Venue::Bybit, "BTC/USDT"), None);
     // Nothing left to follow: no new price arrives and REST is not polled.
     let calls = fake.rest_calls(V::Bybit);
     fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("2", "2", "2", "2"));
     assert!(stays(Duration::from_secs(2), || {
-        feed.quote(Venue::Bybit, "BTC/USDT")
-            .is_some_and(|q| q.last == d("1"))
-            && fake.rest_calls(V::Bybit) == calls
+        feed.quote(Venue::Bybit, "BTC/USDT").is_none() && fake.rest_calls(V::Bybit) == calls
     }));
+    // Forgotten once: not followed (and forgotten, and logged) again each turn.
+    assert_eq!(feed.logged("no longer wanted; unsubscribing"), 1);
+    assert_eq!(feed.logged("slots freed"), 1);
+    assert_eq!(
+        fake.subscriptions()
+            .iter()
+            .filter(|s| *s == "bybit tickers.BTCUSDT")
+            .count(),
+        1,
+        "not subscribed again"
+    );
+    // Wanted again: a slot, a subscription and a price again.
+    feed.want(Venue::Bybit, "BTC/USDT");
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "2", Duration::from_secs(3));
+}
+
+#[test]
+fn a_stalled_venue_holds_neither_the_other_venue_nor_the_loop() {
+    let fake = FakePublic::start();
+    fake.stall(V::Bybit, true);
+    fake.set_ticker(
+        V::Bybit,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64000"),
+    );
+    fake.set_ticker(
+        V::Bingx,
+        "ETH/USDT",
+        Ticker::new("3000", "2999", "3001", "3000"),
+    );
+    let feed = Feed::start(&fake); // connect budget 2 s
+    feed.want(Venue::Bybit, "BTC/USDT");
+    feed.want(Venue::Bingx, "ETH/USDT");
+    feed.wait_last(Venue::Bingx, "ETH/USDT", "3000", Duration::from_secs(3));
+    // Longer than two Bybit connect budgets: every BingX change shows within 1 s.
+    for i in 1..=10 {
+        let last = format!("{}", 3000 + i);
+        fake.set_ticker(
+            V::Bingx,
+            "ETH/USDT",
+            Ticker::new(&last, "2999", "3001", "3000"),
+        );
+        feed.wait_last(Venue::Bingx, "ETH/USDT", &last, Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Bybit was tried on both paths, gave up at its deadline and tried again.
+    assert!(
+        fake.stalled_requests(V::Bybit) >= 3,
+        "{}",
+        fake.stalled_requests(V::Bybit)
+    );
+    assert_eq!(feed.quote(Venue::Bybit, "BTC/USDT"), None);
+    // The loop kept turning (the real process heartbeats on each turn).
+    let gap = feed.max_gap_ms.load(Ordering::SeqCst);
+    assert!(gap < 500, "the loop stood still for {gap} ms");
+    // The venue answers again: followed within the back-off and a poll.
+    fake.stall(V::Bybit, false);
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "64000", Duration::from_secs(5));
 }
 
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -458,22 +563,32 @@ fn the_market_data_process_follows_paper_bots_on_the_live_venue() {
         Ticker::new("64000", "63999", "64001", "64000"),
     );
     let (ws, base, bingx_ws) = (fake.bybit_ws_url(), fake.base_url(), fake.bingx_ws_url());
+    let mut env = common::bots::CALM.to_vec();
+    env.extend([
+        ("ENABLE_METRICS", "true"),
+        ("PAPER_PRICES", "bybit"),
+        ("BYBIT_WS_PUBLIC_URL", ws.as_str()),
+        ("BYBIT_BASE_URL", base.as_str()),
+        ("BINGX_WS_PUBLIC_URL", bingx_ws.as_str()),
+        ("BINGX_BASE_URL", base.as_str()),
+    ]);
     let s = common::Server::with(common::Options {
         workers: 1,
-        env: vec![
-            ("ENABLE_METRICS", "true"),
-            ("PAPER_PRICES", "bybit"),
-            ("BYBIT_WS_PUBLIC_URL", &ws),
-            ("BYBIT_BASE_URL", &base),
-            ("BINGX_WS_PUBLIC_URL", &bingx_ws),
-            ("BINGX_BASE_URL", &base),
-            ("ADMIN_EMAIL", "ops@example.com"),
-            ("ADMIN_PASSWORD", "correct-horse-9"),
-        ],
+        env,
         ..common::Options::default()
     });
     let children = common::children_with_title(s.pid(), "blitz: market-data");
     assert_eq!(children.len(), 1, "one market-data process: {children:?}");
+    // A configured bot that is not started is not followed; a started one is.
+    let idle = common::bots::user(&s, "idle@example.com", false);
+    let eth = serde_json::json!({"exchange": "paper", "symbol": "ETH/USDT",
+        "side": "long", "leverage": 10, "take_profit": 10, "stop_loss": 0, "rounds": 1,
+        "grids": [{"amount": 10, "gap": 0}], "repeat": false});
+    let r = idle.call(&s, "PUT", "/api/bot/config", &eth.to_string());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let u = common::bots::user(&s, "runs@example.com", false);
+    let r = u.call(&s, "POST", "/api/bot/start", "");
+    assert_eq!(r.status, 200, "{}", r.text());
     let metrics = || common::get(s.port, "/metrics").text();
     wait_for(Duration::from_secs(10), "the bybit stream up", || {
         sample(&metrics(), r#"blitz_market_data_stream_up{venue="bybit"}"#) == Some(1.0)
@@ -492,6 +607,11 @@ fn the_market_data_process_follows_paper_bots_on_the_live_venue() {
         Some(0.0)
     );
     assert_eq!(fake.ws_connections(V::Bingx), 0, "nothing wanted on BingX");
+    assert!(
+        !fake.subscriptions().iter().any(|s| s.contains("ETHUSDT")),
+        "a stopped bot's market is followed: {:?}",
+        fake.subscriptions()
+    );
     fake.send_malformed();
     wait_for(
         Duration::from_secs(5),
@@ -636,4 +756,184 @@ fn the_catalogue_shows_followed_symbols_at_their_live_price() {
     // BTC is not followed: the catalogue's own figure, the REST fake's price.
     let cached: f64 = rest.book().price.to_string().parse().unwrap();
     assert_eq!(last("BTC/USDT").and_then(|p| p.as_f64()), Some(cached));
+}
+
+#[test]
+fn a_symbol_rest_does_not_list_is_not_polled_for_again() {
+    let fake = FakePublic::start();
+    fake.refuse_streams(true);
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bybit, "NOPE/USDT");
+    wait_for(Duration::from_secs(5), "a REST poll", || {
+        fake.rest_calls(V::Bybit) >= 1
+    });
+    wait_for(Duration::from_secs(2), "the symbol marked unlisted", || {
+        feed.logged("not listed by the REST tickers") == 1
+    });
+    let calls = fake.rest_calls(V::Bybit);
+    assert!(
+        stays(Duration::from_millis(2500), || fake.rest_calls(V::Bybit)
+            == calls),
+        "REST polled again for an unlisted symbol: {} > {calls}",
+        fake.rest_calls(V::Bybit)
+    );
+    assert_eq!(feed.quote(Venue::Bybit, "NOPE/USDT"), None);
+    assert_eq!(feed.logged("not listed by the REST tickers"), 1);
+}
+
+#[test]
+fn failing_rest_polls_back_off() {
+    let fake = FakePublic::start();
+    fake.refuse_streams(true);
+    fake.rest_down(true);
+    fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("1", "1", "1", "1"));
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bybit, "BTC/USDT");
+    wait_for(Duration::from_secs(3), "a first REST poll", || {
+        fake.rest_calls(V::Bybit) >= 1
+    });
+    let first = fake.rest_calls(V::Bybit);
+    // Once a second without back-off: 6 more; with it (1, 2, 4 s): at most 3.
+    std::thread::sleep(Duration::from_secs(6));
+    let more = fake.rest_calls(V::Bybit) - first;
+    assert!((1..=3).contains(&more), "{more} REST calls in 6 s");
+    // REST answers again: the next try (within the current delay) delivers.
+    fake.rest_down(false);
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "1", Duration::from_secs(9));
+}
+
+#[test]
+fn a_stream_of_heartbeats_without_tickers_falls_back_to_rest_then_reconnects() {
+    let fake = FakePublic::start();
+    fake.bingx_pings(true);
+    fake.set_ticker(V::Bingx, "BTC/USDT", Ticker::new("5", "5", "5", "5"));
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bingx, "BTC/USDT");
+    feed.wait_last(Venue::Bingx, "BTC/USDT", "5", Duration::from_secs(3));
+    wait_for(Duration::from_secs(3), "pings answered", || {
+        fake.pongs() >= 2
+    });
+    // The fake sends tickers only on change: from now on only `Ping`s come.
+    wait_for(Duration::from_secs(3), "REST quiet", || {
+        let c = fake.rest_calls(V::Bingx);
+        stays(Duration::from_millis(1200), || {
+            fake.rest_calls(V::Bingx) == c
+        })
+    });
+    let calls = fake.rest_calls(V::Bingx);
+    feed.clock.advance(5_500);
+    wait_for(Duration::from_secs(3), "the REST fallback", || {
+        fake.rest_calls(V::Bingx) > calls
+    });
+    assert_eq!(fake.ws_connections(V::Bingx), 1);
+    feed.clock.advance(20_000);
+    wait_for(Duration::from_secs(3), "a reconnect", || {
+        fake.ws_connections(V::Bingx) == 2
+    });
+}
+
+#[test]
+fn no_quote_before_the_book_and_a_missing_book_is_filled_from_rest() {
+    let fake = FakePublic::start();
+    fake.no_bingx_book(true);
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64002"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bingx, "BTC/USDT");
+    wait_for(Duration::from_secs(3), "the stream subscribed", || {
+        fake.subscriptions()
+            .contains(&"bingx BTC-USDT@lastPrice".to_string())
+    });
+    // The last price streams in, the book does not: no quote with a made-up book.
+    assert!(stays(Duration::from_millis(1500), || feed
+        .quote(Venue::Bingx, "BTC/USDT")
+        .is_none()));
+    // REST fills the book once the stream has not for 3 s.
+    let q = feed.wait_last(Venue::Bingx, "BTC/USDT", "64000", Duration::from_secs(5));
+    assert_eq!((q.bid, q.ask, q.mark), (d("63999"), d("64001"), d("64002")));
+    assert_eq!(fake.ws_connections(V::Bingx), 1, "the stream stays");
+}
+
+#[test]
+fn a_quote_is_as_old_as_its_oldest_part() {
+    let fake = FakePublic::start();
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64002"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bingx, "BTC/USDT");
+    let first = feed.wait_last(Venue::Bingx, "BTC/USDT", "64000", Duration::from_secs(3));
+    // Later only the last price moves on BingX's own channel: the book (and
+    // so the quote) is as old as before.
+    feed.clock.advance(2_000);
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64010", "63999", "64001", "64002"),
+    );
+    let q = feed.wait_last(Venue::Bingx, "BTC/USDT", "64010", Duration::from_secs(3));
+    assert!(
+        q.time_ms < first.time_ms + 2_000,
+        "{} vs {}",
+        q.time_ms,
+        first.time_ms
+    );
+}
+
+#[test]
+fn a_rate_limited_bingx_subscription_is_retried_not_refused() {
+    let fake = FakePublic::start();
+    fake.rest_down(true); // only the stream can deliver
+    fake.rate_limit_bingx_subscriptions(2);
+    fake.set_ticker(
+        V::Bingx,
+        "BTC/USDT",
+        Ticker::new("64000", "63999", "64001", "64002"),
+    );
+    let feed = Feed::start(&fake);
+    feed.want(Venue::Bingx, "BTC/USDT");
+    let q = feed.wait_last(Venue::Bingx, "BTC/USDT", "64000", Duration::from_secs(5));
+    assert_eq!((q.bid, q.ask), (d("63999"), d("64001")));
+    // The fake pushes every channel once one is subscribed: wait for the retry.
+    wait_for(Duration::from_secs(5), "the retried subscriptions", || {
+        fake.subscriptions().len() >= 3
+    });
+    let subs = fake.subscriptions();
+    for c in ["bookTicker", "lastPrice", "markPrice"] {
+        let n = subs
+            .iter()
+            .filter(|s| **s == format!("bingx BTC-USDT@{c}"))
+            .count();
+        assert_eq!(n, 1, "{c} accepted once: {subs:?}");
+    }
+    assert_eq!(feed.logged("subscription rate-limited"), 1);
+    assert_eq!(feed.logged("subscription refused"), 0);
+    assert_eq!(fake.ws_connections(V::Bingx), 1);
+}
+
+#[test]
+fn a_stream_that_drops_after_its_first_ticker_keeps_backing_off() {
+    let fake = FakePublic::start();
+    fake.drop_after_data(true);
+    fake.rest_down(true);
+    fake.set_ticker(V::Bybit, "BTC/USDT", Ticker::new("7", "7", "7", "7"));
+    let feed = Feed::start_capped(&fake, 30_000);
+    feed.want(Venue::Bybit, "BTC/USDT");
+    feed.wait_last(Venue::Bybit, "BTC/USDT", "7", Duration::from_secs(3));
+    let first = Instant::now();
+    let at_first = fake.ws_connections(V::Bybit);
+    // Delivering once does not reset the back-off: 0.5 s, 1 s, 2 s … apart
+    // (each up to a quarter less), not every 0.5 s.
+    std::thread::sleep(Duration::from_millis(3200));
+    let more = fake.ws_connections(V::Bybit) - at_first;
+    assert!(
+        (1..=3).contains(&more),
+        "{more} reconnects in {:?}",
+        first.elapsed()
+    );
 }

@@ -2,16 +2,25 @@
 //! shared region, through which the market-data process hands quotes to every
 //! other process without a database write per tick.
 //!
-//! Each slot is atomics only (valid when zeroed): a key claimed once by CAS and
-//! never freed, a "wanted" time that readers refresh, and a quote under a
+//! Each slot is atomics only (valid when zeroed): a key claimed by CAS (by any
+//! process) and reclaimed only by the market-data process once nobody wanted it
+//! for 10 minutes, a "wanted" time that readers refresh, and a quote under a
 //! sequence lock (the writer makes the sequence odd while it writes; a reader
-//! retries until it reads the same even sequence before and after). Decimals are
+//! retries until it reads the same even sequence before and after, yielding
+//! rather than giving up while a write is merely in progress). A claim carries
+//! its start time, so one left half done by a dead process is probed past and,
+//! once stale, taken over by the next new key; when two claims of one key race,
+//! the first slot in probe order is the one used. A reclaimed slot stays on the
+//! probe chains (a tombstone) until a new key takes it, and its generation is
+//! bumped inside the sequence lock, so a reader that found the old key there
+//! looks again rather than return the new key's quote. Decimals are
 //! stored losslessly as their 16-byte serialisation in two words. When every slot
 //! is taken, `want` of a new symbol fails quietly and that symbol is not followed;
 //! the refusal is counted on the board, and the market-data process (which has a
 //! log) reports it once.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 
@@ -24,9 +33,18 @@ pub const SYMBOL_BYTES: usize = 24;
 const SYMBOL_WORDS: usize = SYMBOL_BYTES / 8;
 
 /// `Slot::state`: free, being claimed, or claimed for venue `v` (`READY + v`).
+/// A claim in progress is `CLAIMING` in the low byte and the claim's Unix ms
+/// above it, so a claim whose process died mid-way can be told and undone.
 const FREE: u64 = 0;
 const CLAIMING: u64 = 1;
 const READY: u64 = 2;
+/// A slot the market-data process reclaimed: free for a new key, but probes
+/// go on past it (keys placed beyond it stay reachable). `READY + 0` is no
+/// venue, so it never reads as a key.
+const TOMB: u64 = READY;
+/// A claim (four stores) still in progress after this long belongs to a dead
+/// or stopped process: it is reset to free.
+const CLAIM_STALE_MS: u64 = 5000;
 
 /// Quote flags: a quote was ever written, funding rate / next time known.
 const HAS_QUOTE: u64 = 1;
@@ -36,6 +54,9 @@ const HAS_NEXT_FUNDING: u64 = 4;
 /// Spins a reader or writer waits on another process before giving up (a reader)
 /// or taking over (a writer, whose predecessor died mid-write).
 const MAX_SPINS: u32 = 10_000;
+/// How long a reader waits (yielding) for a slot's writer after spinning: a
+/// writer descheduled mid-write resumes well within it.
+const READ_PATIENCE: Duration = Duration::from_millis(20);
 
 /// One (venue, symbol) of the board.
 #[repr(C)]
@@ -45,6 +66,10 @@ pub struct Slot {
     /// When someone last asked for this symbol (Unix ms).
     wanted_ms: AtomicU64,
     seq: AtomicU64,
+    /// Bumped (under the sequence lock) each time the slot is reclaimed, so a
+    /// reader that found the key before it was re-keyed does not take the new
+    /// key's quote for it.
+    generation: AtomicU64,
     /// last, bid, ask, mark, funding rate: two words each.
     prices: [AtomicU64; 10],
     next_funding_ms: AtomicU64,
@@ -68,6 +93,14 @@ enum Slots {
 /// A view of a board; cheap, any process, any thread.
 pub struct Board {
     slots: Slots,
+}
+
+/// Where a key's probe ended.
+enum Probe<'a> {
+    Found(&'a Slot),
+    /// The key is not there; it would go at this offset, now in this state.
+    Vacant(usize, u64),
+    Full,
 }
 
 /// A followed (venue, symbol) and when it was last wanted.
@@ -165,47 +198,115 @@ impl Board {
             .collect()
     }
 
+    /// The market-data process (the only writer): frees the slots nobody
+    /// wanted since `before_ms` for new keys. Returns how many.
+    pub fn reclaim_unwanted(&self, before_ms: i64) -> usize {
+        let before = before_ms.max(0) as u64;
+        self.slots()
+            .iter()
+            .filter(|s| {
+                let state = s.state.load(Ordering::Acquire);
+                is_keyed(state) && s.wanted_ms.load(Ordering::Relaxed) < before
+            })
+            .filter(|s| s.reclaim(before))
+            .count()
+    }
+
     /// The slot of (venue, symbol), claimed if `claim` and not there yet.
     fn find(&self, venue: Venue, symbol: &str, claim: bool) -> Option<&Slot> {
         let words = symbol_words(symbol)?;
         let slots = self.slots();
         let want_state = READY + venue_code(venue);
         let start = (hash(venue, symbol) % slots.len() as u64) as usize;
-        for k in 0..slots.len() {
+        // Each retry follows another process's successful claim: bounded.
+        for _ in 0..=slots.len() {
+            let now = crate::exchange::rest::local_ms().max(0) as u64;
+            let (k, state) = match self.probe(start, want_state, &words, now) {
+                Probe::Found(slot) => return Some(slot),
+                Probe::Vacant(k, state) if claim => (k, state),
+                Probe::Vacant(..) | Probe::Full => return None,
+            };
             let slot = &slots[(start + k) % slots.len()];
-            let mut state = slot.settled_state();
-            if state == FREE {
-                if !claim {
-                    return None;
-                }
-                match slot.state.compare_exchange(
-                    FREE,
-                    CLAIMING,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {
-                        for (w, v) in slot.symbol.iter().zip(words) {
-                            w.store(v, Ordering::Relaxed);
-                        }
-                        slot.state.store(want_state, Ordering::Release);
-                        return Some(slot);
-                    }
-                    // Someone else claimed it meanwhile: it may be our key.
-                    Err(_) => state = slot.settled_state(),
-                }
-            }
-            if state == want_state && slot.symbol_is(&words) {
-                return Some(slot);
+            if let Some(claimed) = slot.claim(state, now, want_state, &words) {
+                // A claim that was slow when we probed past it may have
+                // finished for the same key: the first slot in probe order is
+                // the one everyone uses.
+                return Some(
+                    self.first_of(start, k, want_state, &words)
+                        .unwrap_or(claimed),
+                );
             }
         }
         None
+    }
+
+    /// Walks the key's probe chain: its slot, or where it would go — the first
+    /// reclaimed slot or stale claim on the chain (a claimer died there), else
+    /// the free slot that ends the chain. Neither is ever made free again, so
+    /// that keys placed past them stay reachable.
+    fn probe(
+        &self,
+        start: usize,
+        want_state: u64,
+        words: &[u64; SYMBOL_WORDS],
+        now: u64,
+    ) -> Probe<'_> {
+        let slots = self.slots();
+        let mut vacant = None;
+        for k in 0..slots.len() {
+            let slot = &slots[(start + k) % slots.len()];
+            let state = slot.settled_state(now);
+            if state == FREE {
+                return Probe::Vacant(
+                    vacant.map_or(k, |(k, _)| k),
+                    vacant.map_or(FREE, |(_, s)| s),
+                );
+            }
+            let stale_claim =
+                is_claiming(state) && now.saturating_sub(state >> 8) >= CLAIM_STALE_MS;
+            if state == TOMB || stale_claim {
+                vacant.get_or_insert((k, state));
+            } else if state == want_state && slot.symbol_is(words) {
+                return Probe::Found(slot);
+            }
+        }
+        match vacant {
+            Some((k, state)) => Probe::Vacant(k, state),
+            None => Probe::Full,
+        }
+    }
+
+    /// The first slot holding the key among the `before` probed from `start`.
+    fn first_of(
+        &self,
+        start: usize,
+        before: usize,
+        want_state: u64,
+        words: &[u64; SYMBOL_WORDS],
+    ) -> Option<&Slot> {
+        let slots = self.slots();
+        (0..before)
+            .map(|k| &slots[(start + k) % slots.len()])
+            .find(|s| s.state.load(Ordering::Acquire) == want_state && s.symbol_is(words))
     }
 }
 
 impl QuoteSource for Board {
     fn quote(&self, venue: Venue, symbol: &str) -> Option<Quote> {
-        self.find(venue, symbol, false)?.read()
+        let words = symbol_words(symbol)?;
+        let want_state = READY + venue_code(venue);
+        // A retry follows a reclaim of the slot found: rare, and bounded.
+        for _ in 0..4 {
+            let slot = self.find(venue, symbol, false)?;
+            let generation = slot.generation.load(Ordering::Acquire);
+            if slot.state.load(Ordering::Acquire) != want_state || !slot.symbol_is(&words) {
+                continue;
+            }
+            if let Some(read) = slot.read(generation) {
+                return read;
+            }
+        }
+        None
     }
 
     fn want(&self, venue: Venue, symbol: &str) {
@@ -219,6 +320,7 @@ fn zeroed_slot() -> Slot {
         symbol: Default::default(),
         wanted_ms: AtomicU64::new(0),
         seq: AtomicU64::new(0),
+        generation: AtomicU64::new(0),
         prices: Default::default(),
         next_funding_ms: AtomicU64::new(0),
         time_ms: AtomicU64::new(0),
@@ -235,6 +337,15 @@ fn venue_code(v: Venue) -> u64 {
 
 fn venue_of(code: u64) -> Option<Venue> {
     Venue::ALL.into_iter().find(|v| venue_code(*v) == code)
+}
+
+/// Whether the state is a (venue, symbol) key.
+fn is_keyed(state: u64) -> bool {
+    state.checked_sub(READY).and_then(venue_of).is_some()
+}
+
+fn is_claiming(state: u64) -> bool {
+    state & 0xff == CLAIMING
 }
 
 /// The symbol zero-padded into words; None if empty or too long.
@@ -275,17 +386,42 @@ fn get_decimal(words: &[AtomicU64]) -> Decimal {
 }
 
 impl Slot {
-    /// The state once any claim in progress has finished (a claim is four stores).
-    fn settled_state(&self) -> u64 {
+    /// The state once any fresh claim in progress has finished (a claim is four
+    /// stores); a stale claim is returned at once.
+    fn settled_state(&self, now: u64) -> u64 {
         let mut spins = 0;
         loop {
             let s = self.state.load(Ordering::Acquire);
-            if s != CLAIMING || spins >= MAX_SPINS {
+            let fresh_claim = is_claiming(s) && now.saturating_sub(s >> 8) < CLAIM_STALE_MS;
+            if !fresh_claim || spins >= MAX_SPINS {
                 return s;
             }
             spins += 1;
             std::hint::spin_loop();
         }
+    }
+
+    /// Claims this slot, found in state `from` (free or a stale claim), for the
+    /// key; None if another process took it first, or took our claim over as
+    /// stale before we finished.
+    fn claim(
+        &self,
+        from: u64,
+        now: u64,
+        want_state: u64,
+        words: &[u64; SYMBOL_WORDS],
+    ) -> Option<&Slot> {
+        let claiming = CLAIMING | (now << 8);
+        self.state
+            .compare_exchange(from, claiming, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        for (w, v) in self.symbol.iter().zip(words) {
+            w.store(*v, Ordering::Relaxed);
+        }
+        self.state
+            .compare_exchange(claiming, want_state, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        Some(self)
     }
 
     fn symbol_is(&self, words: &[u64; SYMBOL_WORDS]) -> bool {
@@ -331,6 +467,22 @@ impl Slot {
         }
     }
 
+    /// Reclaims the slot if it was last wanted before `before_ms` (checked again
+    /// under the lock): the key goes, and the quote with it.
+    fn reclaim(&self, before_ms: u64) -> bool {
+        let odd = self.lock();
+        let unwanted = self.wanted_ms.load(Ordering::Relaxed) < before_ms
+            && is_keyed(self.state.load(Ordering::Acquire));
+        if unwanted {
+            self.state.store(TOMB, Ordering::Release);
+            self.generation.fetch_add(1, Ordering::Relaxed);
+            self.flags.store(0, Ordering::Relaxed);
+            self.wanted_ms.store(0, Ordering::Relaxed);
+        }
+        self.seq.store(odd + 1, Ordering::Release);
+        unwanted
+    }
+
     fn write(&self, q: &Quote) {
         let odd = self.lock();
         let p = &self.prices;
@@ -353,33 +505,56 @@ impl Slot {
         self.seq.store(odd + 1, Ordering::Release);
     }
 
-    /// The quote, consistent; None before the first one, or if a writer kept the
-    /// lock for the whole wait.
-    fn read(&self) -> Option<Quote> {
-        for _ in 0..MAX_SPINS {
-            let before = self.seq.load(Ordering::Acquire);
-            if before & 1 == 1 {
+    /// The quote, consistent; `Some(None)` before the first one, `None` when
+    /// the slot was reclaimed since `generation` was read. A slot being written
+    /// is waited for (spinning, then yielding), so a reader does not report "no
+    /// quote" because it raced the writer; only a writer that held the lock for
+    /// all of `READ_PATIENCE` (stopped or died mid-write) makes it `Some(None)`.
+    fn read(&self, generation: u64) -> Option<Option<Quote>> {
+        let mut spins = 0;
+        let mut until = None;
+        loop {
+            match self.try_read() {
+                Some((g, _)) if g != generation => return None,
+                Some((_, read)) => return Some(read),
+                None => {}
+            }
+            spins += 1;
+            if spins < MAX_SPINS {
                 std::hint::spin_loop();
                 continue;
             }
-            let p = &self.prices;
-            let flags = self.flags.load(Ordering::Relaxed);
-            let q = Quote {
-                last: get_decimal(&p[0..2]),
-                bid: get_decimal(&p[2..4]),
-                ask: get_decimal(&p[4..6]),
-                mark: get_decimal(&p[6..8]),
-                funding_rate: (flags & HAS_FUNDING != 0).then(|| get_decimal(&p[8..10])),
-                next_funding_ms: (flags & HAS_NEXT_FUNDING != 0)
-                    .then(|| self.next_funding_ms.load(Ordering::Relaxed) as i64),
-                time_ms: self.time_ms.load(Ordering::Relaxed) as i64,
-            };
-            fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) == before {
-                return (flags & HAS_QUOTE != 0).then_some(q);
+            let until = *until.get_or_insert_with(|| Instant::now() + READ_PATIENCE);
+            if Instant::now() >= until {
+                return Some(None);
             }
+            std::thread::yield_now();
         }
-        None
+    }
+
+    /// One attempt: `None` when a write was under way, else the slot's
+    /// generation and its quote if any.
+    fn try_read(&self) -> Option<(u64, Option<Quote>)> {
+        let before = self.seq.load(Ordering::Acquire);
+        if before & 1 == 1 {
+            return None;
+        }
+        let p = &self.prices;
+        let flags = self.flags.load(Ordering::Relaxed);
+        let generation = self.generation.load(Ordering::Relaxed);
+        let q = Quote {
+            last: get_decimal(&p[0..2]),
+            bid: get_decimal(&p[2..4]),
+            ask: get_decimal(&p[4..6]),
+            mark: get_decimal(&p[6..8]),
+            funding_rate: (flags & HAS_FUNDING != 0).then(|| get_decimal(&p[8..10])),
+            next_funding_ms: (flags & HAS_NEXT_FUNDING != 0)
+                .then(|| self.next_funding_ms.load(Ordering::Relaxed) as i64),
+            time_ms: self.time_ms.load(Ordering::Relaxed) as i64,
+        };
+        fence(Ordering::Acquire);
+        (self.seq.load(Ordering::Relaxed) == before)
+            .then(|| (generation, (flags & HAS_QUOTE != 0).then_some(q)))
     }
 }
 
@@ -535,6 +710,123 @@ mod tests {
         b.publish(Venue::Bybit, "BTC/USDT", &quote(dec!(2), 2));
         assert_eq!(
             b.quote(Venue::Bybit, "BTC/USDT").map(|q| q.last),
+            Some(dec!(2))
+        );
+    }
+
+    #[test]
+    fn a_reader_waits_for_a_slow_write_instead_of_reporting_no_quote() {
+        let b = Arc::new(Board::heap(2));
+        b.want_at(Venue::Bybit, "BTC/USDT", 1);
+        b.publish(Venue::Bybit, "BTC/USDT", &quote(dec!(1), 1));
+        let slot = b.find(Venue::Bybit, "BTC/USDT", false).unwrap();
+        let odd = slot.lock(); // a writer descheduled mid-write
+        let reader = {
+            let b = b.clone();
+            std::thread::spawn(move || b.quote(Venue::Bybit, "BTC/USDT"))
+        };
+        // Longer than the old 10,000 spins, well within the patience.
+        std::thread::sleep(Duration::from_millis(2));
+        slot.seq.store(odd + 1, Ordering::Release);
+        let q = reader.join().unwrap();
+        assert_eq!(q.map(|q| q.last), Some(dec!(1)));
+    }
+
+    #[test]
+    fn a_claim_left_half_done_is_probed_past_and_taken_over_once_stale() {
+        let b = Board::heap(4);
+        let start = (hash(Venue::Bybit, "BTC/USDT") % 4) as usize;
+        let now = crate::exchange::rest::local_ms() as u64;
+        // A process died while claiming the key's first slot, just now.
+        b.slots()[start]
+            .state
+            .store(CLAIMING | (now << 8), Ordering::Relaxed);
+        assert!(b.want_at(Venue::Bybit, "BTC/USDT", 1), "probed past it");
+        let taken = b.find(Venue::Bybit, "BTC/USDT", false).unwrap();
+        assert!(!std::ptr::eq(taken, &b.slots()[start]));
+        // Long ago: taken over by the next new key on the chain; the key
+        // placed past it stays reachable.
+        b.slots()[start].state.store(
+            CLAIMING | ((now - CLAIM_STALE_MS - 1) << 8),
+            Ordering::Relaxed,
+        );
+        let other = (0..100)
+            .map(|i| format!("S{i}/USDT"))
+            .find(|s| (hash(Venue::Bybit, s) % 4) as usize == start)
+            .unwrap();
+        assert!(b.want_at(Venue::Bybit, &other, 1));
+        let slot = b.find(Venue::Bybit, &other, false).unwrap();
+        assert!(
+            std::ptr::eq(slot, &b.slots()[start]),
+            "the stale claim reused"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_claim_defers_to_the_first_slot_of_the_key() {
+        let b = Board::heap(4);
+        let start = (hash(Venue::Bybit, "BTC/USDT") % 4) as usize;
+        // As if a slow claimer finished the first slot after we probed past it.
+        let (first, second) = (&b.slots()[start], &b.slots()[(start + 1) % 4]);
+        let words = symbol_words("BTC/USDT").unwrap();
+        let ready = READY + venue_code(Venue::Bybit);
+        second.claim(FREE, 1, ready, &words).unwrap();
+        first.claim(FREE, 1, ready, &words).unwrap();
+        assert!(std::ptr::eq(
+            b.first_of(start, 1, ready, &words).unwrap(),
+            first
+        ));
+        b.publish(Venue::Bybit, "BTC/USDT", &quote(dec!(3), 3));
+        assert_eq!(first.read(0), Some(Some(quote(dec!(3), 3))));
+    }
+
+    #[test]
+    fn unwanted_slots_are_reclaimed_for_new_keys_and_chains_stay_reachable() {
+        let b = Board::heap(2);
+        let home = |s: &str| hash(Venue::Bybit, s) % 2;
+        // B's probe starts at A's slot and goes past it.
+        let a = "A/USDT";
+        let same: Vec<String> = (0..100)
+            .map(|i| format!("S{i}/USDT"))
+            .filter(|s| home(s) == home(a))
+            .take(2)
+            .collect();
+        let (bk, ck) = (same[0].as_str(), same[1].as_str());
+        assert!(b.want_at(Venue::Bybit, a, 1000));
+        assert!(b.want_at(Venue::Bybit, bk, 5000));
+        b.publish(Venue::Bybit, a, &quote(dec!(1), 1));
+        b.publish(Venue::Bybit, bk, &quote(dec!(2), 2));
+        assert!(!b.want_at(Venue::Bybit, ck, 6000), "full");
+        assert_eq!(b.reclaim_unwanted(3000), 1, "A only");
+        assert_eq!(b.quote(Venue::Bybit, a), None, "gone with its key");
+        assert_eq!(
+            b.quote(Venue::Bybit, bk).map(|q| q.last),
+            Some(dec!(2)),
+            "reachable past the reclaimed slot"
+        );
+        assert!(b.want_at(Venue::Bybit, ck, 6000), "reclaimed slot reused");
+        assert_eq!(b.quote(Venue::Bybit, ck), None, "no quote of A's");
+        let keys: Vec<String> = b.wanted().into_iter().map(|w| w.symbol).collect();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(keys.contains(&bk.to_string()) && keys.contains(&ck.to_string()));
+    }
+
+    #[test]
+    fn a_reader_of_a_reclaimed_and_rekeyed_slot_does_not_take_the_new_quote() {
+        let b = Board::heap(1);
+        b.want_at(Venue::Bybit, "A/USDT", 1000);
+        b.publish(Venue::Bybit, "A/USDT", &quote(dec!(1), 1));
+        let slot = b.find(Venue::Bybit, "A/USDT", false).unwrap();
+        // A reader found A's slot and its generation...
+        let generation = slot.generation.load(Ordering::Acquire);
+        // ...then the slot was reclaimed and re-keyed to B, with B's quote.
+        assert_eq!(b.reclaim_unwanted(2000), 1);
+        b.want_at(Venue::Bybit, "B/USDT", 3000);
+        b.publish(Venue::Bybit, "B/USDT", &quote(dec!(2), 2));
+        assert_eq!(slot.read(generation), None, "told to look again");
+        assert_eq!(b.quote(Venue::Bybit, "A/USDT"), None);
+        assert_eq!(
+            b.quote(Venue::Bybit, "B/USDT").map(|q| q.last),
             Some(dec!(2))
         );
     }

@@ -296,11 +296,14 @@ pub fn running_markets(conn: &Connection) -> Result<Vec<(String, String)>, Store
     Ok(rows)
 }
 
-/// (exchange, symbol) of every enabled user's bot configuration and every running
-/// bot's market, once each: what the market-data process follows.
-pub fn configured_markets(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+/// (exchange, symbol) of the configuration of every enabled user's bot that runs
+/// or is meant to, and every running bot's market, once each: what the
+/// market-data process follows. A stopped bot's configuration is not followed:
+/// configurations are the users' to write, prices are followed for trading.
+pub fn active_markets(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT exchange, symbol FROM user WHERE disabled = 0
+        "SELECT u.exchange, u.symbol FROM user u JOIN user_bots b ON b.user_id = u.id
+         WHERE u.disabled = 0 AND (b.desired_state = 'running' OR b.status = 'running')
          UNION
          SELECT cycle_exchange, cycle_symbol FROM user_bots
          WHERE status = 'running' AND cycle_exchange IS NOT NULL AND cycle_symbol IS NOT NULL",
@@ -400,6 +403,18 @@ mod tests {
             (row.started_at, row.last_error.as_deref()),
             (None, Some("boom"))
         );
+    }
+
+    #[test]
+    fn active_markets_are_those_of_bots_that_run_or_are_meant_to() {
+        let (c, id) = db();
+        get_or_create(&c, id, 10).unwrap();
+        assert_eq!(active_markets(&c).unwrap(), vec![], "configured, stopped");
+        set_desired(&c, id, DesiredState::Running, 20).unwrap();
+        let configured = ("paper".to_string(), "BTC/USDT".to_string());
+        assert_eq!(active_markets(&c).unwrap(), vec![configured.clone()]);
+        users::set_disabled(&c, id, true).unwrap();
+        assert_eq!(active_markets(&c).unwrap(), vec![]);
     }
 
     #[test]

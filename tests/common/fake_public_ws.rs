@@ -74,6 +74,11 @@ struct State {
     bingx_pings: AtomicBool,
     drop_gen: AtomicU64,
     malformed_gen: AtomicU64,
+    stalled: [AtomicBool; 2],
+    no_bingx_book: AtomicBool,
+    bingx_rate_limited: AtomicU64,
+    drop_after_data: AtomicBool,
+    stalled_requests: [AtomicU64; 2],
     rest_calls: [AtomicU64; 2],
     ws_connections: [AtomicU64; 2],
     subscriptions: Mutex<Vec<String>>,
@@ -147,6 +152,32 @@ impl FakePublic {
         self.state.bingx_pings.store(on, Ordering::SeqCst);
     }
 
+    /// Venue `v` accepts TCP and reads the request but never answers, neither a
+    /// WebSocket upgrade nor a REST call (a hung venue, or a black hole between).
+    pub fn stall(&self, v: V, on: bool) {
+        self.state.stalled[v.index()].store(on, Ordering::SeqCst);
+    }
+
+    /// Every stream connection is cut right after it sent its first ticker.
+    pub fn drop_after_data(&self, on: bool) {
+        self.state.drop_after_data.store(on, Ordering::SeqCst);
+    }
+
+    /// The next `n` BingX subscriptions are answered "too many requests".
+    pub fn rate_limit_bingx_subscriptions(&self, n: u64) {
+        self.state.bingx_rate_limited.store(n, Ordering::SeqCst);
+    }
+
+    /// BingX streams send no `bookTicker` (the last and mark prices only).
+    pub fn no_bingx_book(&self, on: bool) {
+        self.state.no_bingx_book.store(on, Ordering::SeqCst);
+    }
+
+    /// Requests (stream or REST) venue `v` received while stalled.
+    pub fn stalled_requests(&self, v: V) -> u64 {
+        self.state.stalled_requests[v.index()].load(Ordering::SeqCst)
+    }
+
     /// Cuts every open stream connection (no close frame).
     pub fn drop_connections(&self) {
         self.state.drop_gen.fetch_add(1, Ordering::SeqCst);
@@ -202,16 +233,25 @@ fn serve(mut stream: TcpStream, st: &State) {
         return;
     };
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let v = if path.starts_with("/swap-market") || path.starts_with("/openApi") {
+        V::Bingx
+    } else {
+        V::Bybit
+    };
+    if st.stalled[v.index()].load(Ordering::SeqCst) {
+        st.stalled_requests[v.index()].fetch_add(1, Ordering::SeqCst);
+        // Hold the connection open, silent, until the stall ends (or a minute).
+        let end = Instant::now() + Duration::from_secs(60);
+        while st.stalled[v.index()].load(Ordering::SeqCst) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return;
+    }
     if head.to_ascii_lowercase().contains("upgrade: websocket") {
         if st.refuse_ws.load(Ordering::SeqCst) {
             let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             return;
         }
-        let v = if path.starts_with("/swap-market") {
-            V::Bingx
-        } else {
-            V::Bybit
-        };
         stream_loop(stream, v, st);
     } else {
         // Consume the head (GET requests have no body).
@@ -361,6 +401,11 @@ fn stream_loop(stream: TcpStream, v: V, st: &State) {
         if push(&mut ws, &mut conn, st).is_err() {
             return;
         }
+        let sent_data = conn.sent.values().any(|(_, version)| *version > 0);
+        if sent_data && st.drop_after_data.load(Ordering::SeqCst) {
+            let _ = raw.shutdown(Shutdown::Both);
+            return;
+        }
     }
 }
 
@@ -435,6 +480,19 @@ fn handle(ws: &mut Ws, conn: &mut Conn, text: &str, st: &State) -> tungstenite::
         },
         V::Bingx => {
             let data_type = req["dataType"].as_str().unwrap_or("").to_string();
+            let limited = req["reqType"] == "sub"
+                && st
+                    .bingx_rate_limited
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+            if limited {
+                return send_json(
+                    ws,
+                    V::Bingx,
+                    json!({"id": req["id"], "code": 109429,
+                    "msg": "Too many invalid requests in a short period"}),
+                );
+            }
             if req["reqType"] == "sub" && st.refuse_subscriptions.load(Ordering::SeqCst) {
                 return send_json(
                     ws,
@@ -497,7 +555,8 @@ fn push(ws: &mut Ws, conn: &mut Conn, st: &State) -> tungstenite::Result<()> {
             }
             V::Bingx => {
                 let fresh = *sent_version == 0;
-                if fresh || t.bid != sent.bid || t.ask != sent.ask {
+                let book = !st.no_bingx_book.load(Ordering::SeqCst);
+                if book && (fresh || t.bid != sent.bid || t.ask != sent.ask) {
                     send_json(
                         ws,
                         V::Bingx,

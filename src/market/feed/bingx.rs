@@ -5,7 +5,8 @@
 //! channels are followed: `<S>@bookTicker` (best bid `b` and ask `a`),
 //! `<S>@lastPrice` (`c`) and `<S>@markPrice` (`p`). A subscription is
 //! `{"id":…,"reqType":"sub","dataType":…}`, acknowledged with `{"id":…,"code":0}`;
-//! the id is the data type, so a refusal names it. The funding rate is not on the
+//! an answer names only the id, so the follower numbers its requests and keeps
+//! what each one asked. The funding rate is not on the
 //! stream: `premiumIndex` gives it with the mark.
 //!
 //! REST (public, every symbol when no `symbol` is given):
@@ -22,29 +23,24 @@ use super::partial::{self, Partial};
 pub const REST_TICKER: &str = "/openApi/swap/v2/quote/ticker";
 pub const REST_PREMIUM: &str = "/openApi/swap/v2/quote/premiumIndex";
 
-const CHANNELS: [&str; 3] = ["bookTicker", "lastPrice", "markPrice"];
-
 /// `BTC/USDT` → `BTC-USDT`, as the REST adapter spells it.
 pub fn venue_symbol(ours: &str) -> Option<String> {
     crate::exchange::bingx::pair(ours).ok()
 }
 
-fn requests(symbol: &str, req: &str) -> Vec<String> {
-    CHANNELS
-        .iter()
-        .map(|c| {
-            let data_type = format!("{symbol}@{c}");
-            json!({"id": data_type, "reqType": req, "dataType": data_type}).to_string()
-        })
-        .collect()
+/// The per-symbol channels followed.
+pub const CHANNELS: [&str; 3] = ["bookTicker", "lastPrice", "markPrice"];
+
+/// A (un)subscription request (`req`: `sub` or `unsub`) of one channel, with
+/// the caller's request id: the answer names only the id.
+pub fn request(symbol: &str, channel: &str, req: &str, id: &str) -> String {
+    json!({"id": id, "reqType": req, "dataType": format!("{symbol}@{channel}")}).to_string()
 }
 
-pub fn subscribe(symbol: &str) -> Vec<String> {
-    requests(symbol, "sub")
-}
-
-pub fn unsubscribe(symbol: &str) -> Vec<String> {
-    requests(symbol, "unsub")
+/// Answer codes meaning "too many requests, try later" rather than "no".
+fn rate_limited(code: i64, msg: &str) -> bool {
+    let msg = msg.to_ascii_lowercase();
+    matches!(code, 100410 | 109429) || msg.contains("too many") || msg.contains("frequen")
 }
 
 /// A binary frame's text (GZIP), at most 1 MiB of it.
@@ -71,22 +67,20 @@ pub fn decode(text: &str) -> Result<Event, String> {
     }
     let code = v.get("code").and_then(Value::as_i64).unwrap_or(0);
     let data_type = v.get("dataType").and_then(Value::as_str).unwrap_or("");
+    let id = v.get("id").and_then(Value::as_str);
     if code != 0 {
-        let id = v.get("id").and_then(Value::as_str).unwrap_or(data_type);
-        let symbol = id.split('@').next().unwrap_or("");
         let reason = v.get("msg").and_then(Value::as_str).unwrap_or("");
-        return Ok(Event::SubscribeFailed {
-            symbol: symbol.to_string(),
+        return Ok(Event::RequestFailed {
+            id: id.unwrap_or("").to_string(),
             reason: format!("code {code}: {reason}"),
+            rate_limited: rate_limited(code, reason),
         });
     }
     let Some((symbol, channel)) = data_type.split_once('@') else {
         // An acknowledgement (`{"id":…,"code":0,"msg":""}`) has no data type.
-        return if v.get("id").is_some() {
-            Ok(Event::Other)
-        } else {
-            Err("no dataType".into())
-        };
+        return id
+            .map(|id| Event::Answered(id.to_string()))
+            .ok_or_else(|| "no dataType".into());
     };
     let d = v.get("data").filter(|d| d.is_object()).ok_or("no data")?;
     let fields = match channel {
@@ -130,14 +124,19 @@ fn data_list(body: &str) -> Result<Vec<Value>, String> {
     }
 }
 
+/// Only entries whose symbol `keep` accepts are read (and counted when bad).
 fn each(
     body: &str,
+    keep: &dyn Fn(&str) -> bool,
     read: impl Fn(&Value) -> Result<Partial, String>,
 ) -> Result<(Vec<(String, Partial)>, u64), String> {
     let mut bad = 0;
     let mut out = Vec::new();
     for item in data_list(body)? {
         let symbol = item.get("symbol").and_then(Value::as_str);
+        if symbol.is_some_and(|s| !keep(s)) {
+            continue;
+        }
         match (symbol, read(&item)) {
             (Some(s), Ok(f)) if f != Partial::default() => out.push((s.to_string(), f)),
             _ => bad += 1,
@@ -147,8 +146,11 @@ fn each(
 }
 
 /// `quote/ticker`: last price (required), bid and ask where the answer has them.
-pub fn rest_ticker(body: &str) -> Result<(Vec<(String, Partial)>, u64), String> {
-    each(body, |d| {
+pub fn rest_ticker(
+    body: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<(String, Partial)>, u64), String> {
+    each(body, keep, |d| {
         let last = partial::price(d.get("lastPrice"))?.ok_or("no lastPrice")?;
         Ok(Partial {
             last: Some(last),
@@ -160,8 +162,11 @@ pub fn rest_ticker(body: &str) -> Result<(Vec<(String, Partial)>, u64), String> 
 }
 
 /// `quote/premiumIndex`: mark, funding rate and next funding time.
-pub fn rest_premium(body: &str) -> Result<(Vec<(String, Partial)>, u64), String> {
-    each(body, |d| {
+pub fn rest_premium(
+    body: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<(String, Partial)>, u64), String> {
+    each(body, keep, |d| {
         Ok(Partial {
             mark: partial::price(d.get("markPrice"))?,
             funding_rate: partial::decimal(d.get("lastFundingRate"))?,
@@ -212,15 +217,21 @@ mod tests {
     fn pings_are_answered_and_refusals_name_the_symbol() {
         assert_eq!(decode("Ping"), Ok(Event::Answer("Pong".into())));
         assert_eq!(
-            decode(r#"{"id":"BTC-USDT@bookTicker","code":0,"msg":""}"#),
-            Ok(Event::Other)
+            decode(r#"{"id":"17","code":0,"msg":""}"#),
+            Ok(Event::Answered("17".into()))
         );
-        let refused = r#"{"id":"NOPE-USDT@lastPrice","code":80015,"msg":"symbol not exist"}"#;
+        let refused = r#"{"id":"18","code":80015,"msg":"symbol not exist"}"#;
+        assert!(matches!(decode(refused),
+            Ok(Event::RequestFailed { id, rate_limited: false, .. }) if id == "18"));
+        let busy = r#"{"id":"19","code":109429,"msg":"Too many invalid requests"}"#;
+        assert!(matches!(decode(busy),
+            Ok(Event::RequestFailed { id, rate_limited: true, .. }) if id == "19"));
+        let sub = request("BTC-USDT", "lastPrice", "sub", "20");
         assert!(
-            matches!(decode(refused), Ok(Event::SubscribeFailed { symbol, .. }) if symbol == "NOPE-USDT")
+            sub.contains(r#""reqType":"sub""#) && sub.contains(r#""id":"20""#),
+            "{sub}"
         );
-        assert_eq!(subscribe("BTC-USDT").len(), 3);
-        assert!(subscribe("BTC-USDT")[0].contains(r#""reqType":"sub""#));
+        assert!(sub.contains(r#""dataType":"BTC-USDT@lastPrice""#), "{sub}");
     }
 
     #[test]
@@ -239,13 +250,13 @@ mod tests {
     #[test]
     fn rest_answers_of_all_symbols() {
         let t = r#"{"code":0,"msg":"","data":[{"symbol":"BTC-USDT","lastPrice":"64000","bidPrice":"63999","askPrice":"64001"},{"symbol":"ETH-USDT","lastPrice":"bad"}]}"#;
-        let (list, bad) = rest_ticker(t).unwrap();
+        let (list, bad) = rest_ticker(t, &|_| true).unwrap();
         assert_eq!((list.len(), bad), (1, 1));
         assert_eq!(list[0].1.ask, Some(dec!(64001)));
         let p = r#"{"code":0,"msg":"","data":{"symbol":"BTC-USDT","markPrice":"64000.5","indexPrice":"64000","lastFundingRate":"0.0001","nextFundingTime":1700000000000}}"#;
-        let (list, _) = rest_premium(p).unwrap();
+        let (list, _) = rest_premium(p, &|_| true).unwrap();
         assert_eq!(list[0].1.funding_rate, Some(dec!(0.0001)));
         assert_eq!(list[0].1.next_funding_ms, Some(1_700_000_000_000));
-        assert!(rest_ticker(r#"{"code":100400,"msg":"bad"}"#).is_err());
+        assert!(rest_ticker(r#"{"code":100400,"msg":"bad"}"#, &|_| true).is_err());
     }
 }

@@ -77,7 +77,11 @@ pub fn decode(text: &str) -> Result<Event, String> {
 
 /// The REST answer: every symbol's ticker. Entries that cannot be read are
 /// left out and counted in the second value.
-pub fn rest_tickers(body: &str) -> Result<(Vec<(String, Partial)>, u64), String> {
+/// Only entries whose symbol `keep` accepts are read (and counted when bad).
+pub fn rest_tickers(
+    body: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<(String, Partial)>, u64), String> {
     let v: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
     let code = v
         .get("retCode")
@@ -95,6 +99,9 @@ pub fn rest_tickers(body: &str) -> Result<(Vec<(String, Partial)>, u64), String>
     let mut out = Vec::with_capacity(list.len());
     for item in list {
         let symbol = item.get("symbol").and_then(Value::as_str);
+        if symbol.is_some_and(|s| !keep(s)) {
+            continue;
+        }
         match (symbol, fields(item)) {
             (Some(s), Ok(f)) if f.last.is_some() => out.push((s.to_string(), f)),
             _ => bad += 1,
@@ -175,10 +182,13 @@ mod tests {
         let body = r#"{"retCode":0,"retMsg":"OK","result":{"category":"linear","list":[
             {"symbol":"BTCUSDT","lastPrice":"64000","bid1Price":"63999","ask1Price":"64001","markPrice":"64000.2","fundingRate":"-0.0002","nextFundingTime":"1700000000000"},
             {"symbol":"ETHUSDT","lastPrice":"oops"}]},"time":1}"#;
-        let (list, bad) = rest_tickers(body).unwrap();
+        let (list, bad) = rest_tickers(body, &|_| true).unwrap();
         assert_eq!(bad, 1);
         assert_eq!(list[0].0, "BTCUSDT");
         assert_eq!(list[0].1.funding_rate, Some(dec!(-0.0002)));
-        assert!(rest_tickers(r#"{"retCode":10001,"retMsg":"bad"}"#).is_err());
+        // Entries of symbols nobody follows are not even read.
+        let (list, bad) = rest_tickers(body, &|s| s == "BTCUSDT").unwrap();
+        assert_eq!((list.len(), bad), (1, 0));
+        assert!(rest_tickers(r#"{"retCode":10001,"retMsg":"bad"}"#, &|_| true).is_err());
     }
 }

@@ -12,8 +12,16 @@ pub enum Event {
         fields: Partial,
         snapshot: bool,
     },
-    /// The venue refused a subscription to this symbol.
+    /// The venue refused a subscription to this symbol (Bybit).
     SubscribeFailed { symbol: String, reason: String },
+    /// The venue refused request `id` (BingX); `rate_limited`: only for now.
+    RequestFailed {
+        id: String,
+        reason: String,
+        rate_limited: bool,
+    },
+    /// The venue accepted request `id` (BingX).
+    Answered(String),
     /// A heartbeat the venue expects answered with this text (BingX's `Ping`).
     Answer(String),
     /// Anything else well formed: acknowledgements, pongs.

@@ -4,14 +4,17 @@
 //! unavailable, and publishes each quote to the board for the workers and the
 //! bot runner. It never writes the database.
 //!
-//! Design: one thread, no async runtime, no thread per socket. There are at most
-//! two sockets (one per venue), so the loop simply takes turns: each venue's
-//! socket is read with a 20 ms socket timeout until it has nothing more, then the
-//! other's. That is clearly simpler than an event loop over non-blocking sockets
-//! (`mio` would need tungstenite's and rustls's `WouldBlock` handling for the
-//! handshakes too) and costs at most ~50 wake-ups a second. The price of it is
-//! that a slow connect or REST call of one venue delays the other's reads by up
-//! to its timeout (3 s at most), which the REST fallback's 5 s budget allows.
+//! Design: one loop thread, no async runtime, no thread per socket. There are
+//! at most two sockets (one per venue), so the loop simply takes turns: each
+//! venue's socket is read (and written) with a 20 ms socket timeout until it has
+//! nothing more, then the other's. That is clearly simpler than an event loop
+//! over non-blocking sockets (`mio` would need tungstenite's and rustls's
+//! `WouldBlock` handling for the handshakes too) and costs at most ~50 wake-ups
+//! a second while following, 4 when idle. What cannot be bounded that tightly —
+//! DNS, connect and handshake (3 s overall), a REST poll (3 s per call) — runs
+//! on a short-lived helper thread, at most one of each per venue (`job`); the
+//! loop only collects the result, so a venue that stalls delays neither the
+//! other venue's reads nor the child's heartbeat.
 //!
 //! Who wants what: consumers call `QuoteSource::want` on the board; this process
 //! also wants, every few seconds, the markets of the instance's bots (`wanted`),
@@ -22,6 +25,7 @@ mod bingx;
 mod bybit;
 pub mod clock;
 mod event;
+mod job;
 mod partial;
 mod socket;
 mod venue;
@@ -45,7 +49,8 @@ pub struct Endpoints {
     /// REST bases, no trailing slash.
     pub bybit_rest: String,
     pub bingx_rest: String,
-    /// Connect, handshake and REST timeout.
+    /// The connect's overall budget (DNS, TCP, TLS, upgrade), and each REST
+    /// call's timeout.
     pub timeout_ms: u64,
     /// The longest pause between reconnect attempts.
     pub backoff_cap_ms: i64,
@@ -68,8 +73,11 @@ impl Endpoints {
 /// The board's wanted list is re-read this often.
 const WANTED_EVERY_MS: i64 = 250;
 
+/// The loop's pause when nothing is followed (no socket paces it then).
+const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The market-data loop: runs until `keep_going` says stop. `keep_going` is
-/// called every turn (a few times a second at least).
+/// called before each venue's turn (many times a second).
 pub fn run_loop(
     board: &Board,
     ends: &Endpoints,
@@ -91,6 +99,11 @@ pub fn run_loop(
             for v in &mut venues {
                 v.follow(&wanted, now);
             }
+            // After `follow` forgot them: their slots go to new symbols.
+            let freed = board.reclaim_unwanted(now - venue::UNWANTED_AFTER_MS);
+            if freed > 0 {
+                info!(log, "unwanted price board slots freed for new symbols"; "slots" => freed);
+            }
             let refused = board.refused();
             if refused > 0 && refused_seen == 0 {
                 warn!(log, "the price board is full; new symbols are not followed";
@@ -100,8 +113,13 @@ pub fn run_loop(
         }
         for v in &mut venues {
             v.step(board, clock.now_ms());
+            if !keep_going() {
+                return;
+            }
         }
-        if !venues.iter().any(VenueFeed::has_socket) {
+        if venues.iter().all(VenueFeed::idle) {
+            std::thread::sleep(IDLE_SLEEP);
+        } else if !venues.iter().any(VenueFeed::has_socket) {
             // No socket paces the loop: do not spin.
             std::thread::sleep(socket::READ_WAIT * 2);
         }
@@ -134,8 +152,12 @@ pub fn run(ctx: ChildCtx, config: &Config, log: Logger, sinks: Vec<Sink>) -> i32
     let mut bots = wanted::BotMarkets::new(config, &log);
     let clock = clock::SystemClock;
     run_loop(&board, &ends, &clock, &log, &mut || {
-        bots.want_on(&board, clock.now_ms());
-        bg.tend(&ctx)
+        // The heartbeat goes on both sides of the (rare, possibly slow) read of
+        // the bots' markets, so that read alone counts against the timeout.
+        bg.tend(&ctx) && {
+            bots.want_on(&board, clock.now_ms());
+            bg.tend(&ctx)
+        }
     });
     info!(log, "market data stopped");
     0

@@ -1,7 +1,7 @@
 //! A symbol's ticker as the venue sends it piecewise: Bybit's deltas carry only the
 //! fields that changed, BingX sends the book, the last price and the mark on
 //! separate channels. Pieces merge into the last known state; a quote exists once
-//! the last price is known.
+//! the last price and both sides of the book are known.
 
 use rust_decimal::Decimal;
 
@@ -33,19 +33,38 @@ impl Partial {
         take(&mut self.next_funding_ms, newer.next_funding_ms);
     }
 
-    /// The quote at `now_ms`, once the last price is known. A side of the book
-    /// or the mark not received yet is the last price (BingX's channels arrive in
-    /// any order; the gap lasts until the first message of each).
-    pub fn quote(&self, now_ms: i64) -> Option<Quote> {
+    /// The fields of `other` this one lacks (nothing it already has).
+    pub fn gaps_from(&self, other: &Partial) -> Partial {
+        fn gap<T: Copy>(mine: Option<T>, theirs: Option<T>) -> Option<T> {
+            if mine.is_none() {
+                theirs
+            } else {
+                None
+            }
+        }
+        Partial {
+            last: gap(self.last, other.last),
+            bid: gap(self.bid, other.bid),
+            ask: gap(self.ask, other.ask),
+            mark: gap(self.mark, other.mark),
+            funding_rate: gap(self.funding_rate, other.funding_rate),
+            next_funding_ms: gap(self.next_funding_ms, other.next_funding_ms),
+        }
+    }
+
+    /// The quote at `time_ms`, once the last price and both sides of the book
+    /// are known (the paper exchange fills at the book). A mark not received yet
+    /// is the last price (BingX's channels arrive in any order).
+    pub fn quote(&self, time_ms: i64) -> Option<Quote> {
         let last = self.last?;
         Some(Quote {
             last,
-            bid: self.bid.unwrap_or(last),
-            ask: self.ask.unwrap_or(last),
+            bid: self.bid?,
+            ask: self.ask?,
             mark: self.mark.unwrap_or(last),
             funding_rate: self.funding_rate,
             next_funding_ms: self.next_funding_ms,
-            time_ms: now_ms,
+            time_ms,
         })
     }
 }
@@ -119,18 +138,38 @@ mod tests {
     }
 
     #[test]
-    fn no_quote_without_a_last_price_and_gaps_take_it() {
+    fn no_quote_without_the_last_price_and_the_book_and_the_mark_defaults() {
         assert_eq!(Partial::default().quote(1), None);
-        let q = Partial {
+        let mut p = Partial {
             last: Some(dec!(7)),
             ask: Some(dec!(7.1)),
             ..Partial::default()
-        }
-        .quote(9)
-        .unwrap();
+        };
+        assert_eq!(p.quote(9), None, "no bid yet");
+        p.bid = Some(dec!(6.9));
+        let q = p.quote(9).unwrap();
         assert_eq!(
             (q.bid, q.ask, q.mark, q.time_ms),
-            (dec!(7), dec!(7.1), dec!(7), 9)
+            (dec!(6.9), dec!(7.1), dec!(7), 9)
+        );
+    }
+
+    #[test]
+    fn gaps_are_only_the_missing_fields() {
+        let have = Partial {
+            last: Some(dec!(7)),
+            ..Partial::default()
+        };
+        let rest = Partial {
+            last: Some(dec!(6)),
+            bid: Some(dec!(5.9)),
+            ask: Some(dec!(6.1)),
+            ..Partial::default()
+        };
+        let gaps = have.gaps_from(&rest);
+        assert_eq!(
+            (gaps.last, gaps.bid, gaps.ask),
+            (None, Some(dec!(5.9)), Some(dec!(6.1)))
         );
     }
 

@@ -1,6 +1,8 @@
-//! The markets of the instance's paper bots, wanted on the board every few
-//! seconds when `PAPER_PRICES` is a live venue: a configured bot's price is
-//! followed before the paper exchange asks for it.
+//! The markets of the instance's paper bots that run (or are meant to), wanted
+//! on the board every few seconds when `PAPER_PRICES` is a live venue: a
+//! starting bot's price is followed before the paper exchange asks for it.
+//! Stopped bots' configurations are not: users write them, and each followed
+//! symbol costs a board slot and a subscription.
 //!
 //! Bybit and BingX bots are not wanted here: their adapters read the venue's
 //! REST ticker themselves, so nothing would read these quotes yet, and an
@@ -40,14 +42,14 @@ impl BotMarkets {
         }
     }
 
-    /// Wants every paper bot's market on the live venue when due.
+    /// Wants every active paper bot's market on the live venue when due.
     pub fn want_on(&mut self, board: &Board, now: i64) {
         let Some(venue) = self.paper else { return };
         if now < self.next_ms {
             return;
         }
         self.next_ms = now + EVERY_MS;
-        let markets = self.db.conn().and_then(|c| bots::configured_markets(&c));
+        let markets = self.db.conn().and_then(|c| bots::active_markets(&c));
         match markets {
             Ok(list) => {
                 self.failed = false;
