@@ -152,6 +152,7 @@ impl Runner {
             quotes,
             store::now_ms(),
         )?;
+        paper.set_log(log.clone());
         let key = match SecretKey::resolve(config.secret_key.as_deref(), config.instance_dir()) {
             Ok(k) => Some(k),
             Err(e) => {

@@ -51,15 +51,21 @@ impl Exchange for PaperAccount {
     }
 
     fn market(&self, symbol: &str) -> Result<Market, ExchangeError> {
-        self.paper.mutate(|book, _, dirty| {
-            let mkt = book.ensure_market(symbol, dirty)?;
+        self.paper.mutate(|book, conn, dirty| {
+            let mkt = book.ensure_market(conn, symbol, dirty)?;
             Ok(book.markets[mkt].spec)
         })
     }
 
+    /// The mark; a live market not quoted yet has none (a retryable error).
     fn ticker(&self, symbol: &str) -> Result<Decimal, ExchangeError> {
-        self.paper.mutate(|book, _, dirty| {
-            let mkt = book.ensure_market(symbol, dirty)?;
+        self.paper.mutate(|book, conn, dirty| {
+            let mkt = book.ensure_market(conn, symbol, dirty)?;
+            if book.unpriced(mkt) {
+                return Err(ExchangeError::Network(format!(
+                    "no price for {symbol} yet: the paper market waits for its first quote"
+                )));
+            }
             Ok(book.markets[mkt].price)
         })
     }
@@ -72,8 +78,8 @@ impl Exchange for PaperAccount {
                 LEVERAGE.end()
             )));
         }
-        self.paper.mutate(|book, _, dirty| {
-            let mkt = book.ensure_market(symbol, dirty)?;
+        self.paper.mutate(|book, conn, dirty| {
+            let mkt = book.ensure_market(conn, symbol, dirty)?;
             // As a real exchange does: above the listing's maximum the maintenance
             // margin would exceed the initial one (liquidation at the entry).
             let max = book.markets[mkt].max_leverage;
@@ -92,7 +98,7 @@ impl Exchange for PaperAccount {
             return Err(ExchangeError::Rejected("an order needs a client id".into()));
         }
         self.paper.mutate(|book, conn, dirty| {
-            let mkt = book.ensure_market(&order.symbol, dirty)?;
+            let mkt = book.ensure_market(conn, &order.symbol, dirty)?;
             if persist::client_id_used(conn, self.user_id, &order.client_id)? {
                 return Err(ExchangeError::Duplicate(order.client_id.clone()));
             }
@@ -202,7 +208,8 @@ fn parse_id(exchange_id: &str) -> Option<i64> {
 }
 
 /// The position, marked at the current price (or the start price of a symbol that
-/// is not listed yet, which nobody can hold).
+/// is not listed yet, which nobody can hold; 0 with live prices, which have no
+/// price before a quote).
 fn position(book: &Book, uid: i64, symbol: &str, side: Side) -> Result<Position, ExchangeError> {
     let (size, avg_entry, mark_price) = match book.lookup(symbol)? {
         Some(mkt) => {
@@ -210,7 +217,10 @@ fn position(book: &Book, uid: i64, symbol: &str, side: Side) -> Result<Position,
             (pos.size, pos.avg, book.markets[mkt].price)
         }
         None => {
-            let start = markets::listing(symbol).map_or(Decimal::ZERO, |l| l.start_price);
+            let start = match book.live {
+                Some(_) => Decimal::ZERO,
+                None => markets::listing(symbol).map_or(Decimal::ZERO, |l| l.start_price),
+            };
             (Decimal::ZERO, Decimal::ZERO, start)
         }
     };

@@ -7,14 +7,17 @@
 //! account call never scans other users' orders). Untriggered stops sit in two more
 //! sets per market, ordered by trigger price.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use rusqlite::Connection;
 use rust_decimal::Decimal;
+use slog::warn;
 
 use super::candles::Candle;
 use super::live::Live;
-use super::markets;
+use super::live_listing::{catalogued, Catalogued};
+use super::markets::{self, Listing};
 use super::replay::Replay;
 use super::walk::Walk;
 use crate::bots::ladder::{gross_pnl, round_price, Market, Side};
@@ -230,6 +233,8 @@ pub(super) struct Book {
     pub funded_ms: Option<i64>,
     /// When candles were last pruned (memory only: a restart prunes once more).
     pub pruned_ms: i64,
+    /// Live symbols listed without a cached catalogue, already logged.
+    uncatalogued: HashSet<String>,
 }
 
 impl Book {
@@ -249,6 +254,7 @@ impl Book {
             funding_rate: super::DEFAULT_FUNDING_RATE,
             funded_ms: None,
             pruned_ms: i64::MIN,
+            uncatalogued: HashSet::new(),
         }
     }
 
@@ -261,16 +267,15 @@ impl Book {
     pub fn add_market(
         &mut self,
         symbol: &str,
-        spec: Market,
+        listing: &Listing,
         price: Decimal,
         step_no: u64,
         updated_ms: i64,
     ) -> MktId {
         let id = self.markets.len();
-        let listing = markets::listing(symbol);
         self.markets.push(MarketState {
             symbol: symbol.to_owned(),
-            spec,
+            spec: listing.market,
             stream: self.walk.stream(symbol),
             price,
             step_no,
@@ -279,8 +284,8 @@ impl Book {
             asks: BTreeSet::new(),
             stops_fall: BTreeSet::new(),
             stops_rise: BTreeSet::new(),
-            mmr: listing.map_or(markets::GENERIC_MMR, |l| l.maintenance_margin_rate),
-            max_leverage: listing.map_or(markets::GENERIC_MAX_LEVERAGE, |l| l.max_leverage),
+            mmr: listing.maintenance_margin_rate,
+            max_leverage: listing.max_leverage,
             holders: BTreeSet::new(),
             candle: None,
             quote: None,
@@ -299,19 +304,52 @@ impl Book {
         }
     }
 
-    /// The market of `symbol`, listing it on first use: at the replay's price of
-    /// the moment (its first line's before that) for a symbol the replay names,
-    /// else at the listing's start price.
+    /// The listing a new market of `symbol` gets: with live prices the venue's, as
+    /// its cached catalogue lists it — a symbol the catalogue does not list is
+    /// unknown, and without a cached catalogue paper's own listing stands in
+    /// (logged once per symbol) — otherwise paper's own.
+    pub fn listing_of(
+        &mut self,
+        conn: &Connection,
+        symbol: &str,
+    ) -> Result<Listing, ExchangeError> {
+        let unknown = || ExchangeError::UnknownSymbol(symbol.to_owned());
+        let Some(live) = &self.live else {
+            return markets::listing(symbol).ok_or_else(unknown);
+        };
+        let found = catalogued(conn, live.venue, symbol).map_err(store_error)?;
+        match found {
+            Catalogued::Listed(listing) => Ok(listing),
+            Catalogued::NotListed => Err(unknown()),
+            Catalogued::NotCached => {
+                let listing = markets::listing(symbol).ok_or_else(unknown)?;
+                if self.uncatalogued.insert(symbol.to_owned()) {
+                    warn!(live.log, "paper: no cached catalogue of the venue, paper's own listing used";
+                          "venue" => live.venue.name(), "symbol" => symbol);
+                }
+                // Like a catalogued one, it has no price before its first quote.
+                Ok(Listing {
+                    start_price: Decimal::ZERO,
+                    ..listing
+                })
+            }
+        }
+    }
+
+    /// The market of `symbol`, listing it on first use (`listing_of`): at the
+    /// replay's price of the moment (its first line's before that) for a symbol
+    /// the replay names, with live prices unpriced until its first quote
+    /// (`live_to`), else at the listing's start price.
     pub fn ensure_market(
         &mut self,
+        conn: &Connection,
         symbol: &str,
         dirty: &mut Dirty,
     ) -> Result<MktId, ExchangeError> {
         if let Some(&id) = self.by_symbol.get(symbol) {
             return Ok(id);
         }
-        let listing = markets::listing(symbol)
-            .ok_or_else(|| ExchangeError::UnknownSymbol(symbol.to_owned()))?;
+        let listing = self.listing_of(conn, symbol)?;
         let elapsed = self.clock_ms - self.epoch_ms;
         let price = self
             .replay_of(symbol)
@@ -322,12 +360,18 @@ impl Book {
             .map_or(listing.start_price, |p| {
                 round_price(p, &listing.market).max(listing.market.tick)
             });
-        let id = self.add_market(symbol, listing.market, price, 0, self.clock_ms);
+        let id = self.add_market(symbol, &listing, price, 0, self.clock_ms);
         if let Some(live) = &self.live {
             live.want(symbol);
         }
         dirty.markets.insert(id);
         Ok(id)
+    }
+
+    /// Whether a market has no price yet: a live one before its first quote,
+    /// which publishes no mark and matches nothing.
+    pub fn unpriced(&self, mkt: MktId) -> bool {
+        self.markets[mkt].price <= Decimal::ZERO
     }
 
     /// The account of `uid`, created with the starting balance on first use (and
@@ -476,5 +520,13 @@ impl Book {
             })
             .sum();
         acct.balance - positions - orders + losses
+    }
+}
+
+/// A failed catalogue read: a database one keeps its retryable kind.
+fn store_error(e: crate::store::StoreError) -> ExchangeError {
+    match e {
+        crate::store::StoreError::Sqlite(db) => super::PaperError::Db(db).into(),
+        other => ExchangeError::Malformed(other.to_string()),
     }
 }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
+use slog::Logger;
 
 use super::book::{Book, Dirty, MktId};
 use super::matching::Touch;
@@ -20,6 +21,8 @@ use crate::market::{Quote, QuoteSource, Venue};
 pub(super) struct Live {
     pub venue: Venue,
     pub source: Arc<dyn QuoteSource>,
+    /// Where what the operator should know goes (`Paper::set_log`).
+    pub log: Logger,
 }
 
 impl Live {
@@ -38,7 +41,9 @@ impl Live {
 
 impl Book {
     /// Moves a live market to its latest fresh quote and matches it; no fresh quote
-    /// pauses the market. Returns the fills.
+    /// pauses the market. The first quote of a market listed unpriced only sets
+    /// its price: there was no earlier price to move from, so it crosses nothing.
+    /// Returns the fills.
     pub fn live_to(&mut self, mkt: MktId, live: &Live, now: i64, dirty: &mut Dirty) -> usize {
         let m = &mut self.markets[mkt];
         let Some(q) = live.fresh(&m.symbol, now) else {
@@ -49,17 +54,21 @@ impl Book {
             return 0;
         }
         let old = m.price;
-        m.price = round_price(q.mark, &m.spec).max(m.spec.tick);
+        let mark = round_price(q.mark, &m.spec).max(m.spec.tick);
+        m.price = mark;
         m.quote = Some(q);
         m.updated_ms = now;
+        dirty.markets.insert(mkt);
+        self.record_price(mkt, now, dirty);
+        if old <= Decimal::ZERO {
+            return 0;
+        }
         let touch = Touch {
             low: q.last.min(q.ask),
             high: q.last.max(q.bid),
-            mark: m.price,
-            falling: m.price < old,
+            mark,
+            falling: mark < old,
         };
-        dirty.markets.insert(mkt);
-        self.record_price(mkt, now, dirty);
         self.touch(mkt, touch, now, dirty)
     }
 
@@ -79,7 +88,7 @@ impl Book {
         let m = &self.markets[mkt];
         if self.live.is_some() {
             let q = m.quote.filter(|q| !q.is_stale(now))?;
-            return Some(if buy { q.ask } else { q.bid });
+            return Some(quote_price(q, buy, &m.spec));
         }
         Some(spread_price(m.price, buy, &m.spec))
     }
@@ -91,10 +100,21 @@ impl Book {
     pub fn stop_fill_price(&self, mkt: MktId, buy: bool, mark: Decimal, now: i64) -> Decimal {
         let m = &self.markets[mkt];
         match m.quote.filter(|q| self.live.is_some() && !q.is_stale(now)) {
-            Some(q) if buy => q.ask,
-            Some(q) => q.bid,
+            Some(q) => quote_price(q, buy, &m.spec),
             None => spread_price(mark, buy, &m.spec),
         }
+    }
+}
+
+/// What a live market order of this side takes: the ask rounded up to the tick
+/// (buy) or the bid rounded down (sell) — fills stay on the tick grid, and the
+/// rounding is never in the trader's favour.
+fn quote_price(q: Quote, buy: bool, spec: &crate::bots::ladder::Market) -> Decimal {
+    let tick = spec.tick;
+    if buy {
+        (q.ask / tick).ceil() * tick
+    } else {
+        ((q.bid / tick).floor() * tick).max(tick)
     }
 }
 

@@ -24,6 +24,7 @@ pub mod funding;
 pub mod liquidation;
 pub(crate) mod listings;
 mod live;
+mod live_listing;
 mod manual;
 mod markets;
 mod matching;
@@ -36,6 +37,8 @@ mod walk;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_live;
 #[cfg(test)]
 mod tests_market;
 #[cfg(test)]
@@ -149,9 +152,9 @@ impl Inner {
     fn reload(&mut self) -> Result<(), PaperError> {
         let b = &self.book;
         let (replay, live, rate) = (b.replay.clone(), b.live.clone(), b.funding_rate);
-        self.book = persist::load(&self.conn, b.walk, b.tick_ms, b.clock_ms, b.epoch_ms)?;
+        let clock = (b.tick_ms, b.clock_ms, b.epoch_ms);
+        self.book = persist::load(&self.conn, b.walk, clock, live)?;
         self.book.replay = replay;
-        self.book.live = live;
         self.book.funding_rate = rate;
         self.stale = false;
         Ok(())
@@ -187,22 +190,25 @@ impl Paper {
         let walk = Walk::new(seed, params.volatility);
         let epoch_ms = persist::init_epoch(&conn, now_ms)?;
         persist::init_funding(&conn, now_ms)?;
-        let mut book = persist::load(&conn, walk, params.tick_ms, now_ms, epoch_ms)?;
-        book.funding_rate = params.funding_rate;
-        match (prices, quotes) {
-            (PaperPrices::Replay(replay), _) => book.replay = Some(replay.clone()),
-            (PaperPrices::Live(venue), Some(source)) => {
-                let live = live::Live {
-                    venue: *venue,
-                    source,
-                };
-                for m in &book.markets {
-                    live.want(&m.symbol);
-                }
-                book.live = Some(live);
-            }
+        let live = match (prices, quotes) {
+            (PaperPrices::Live(venue), Some(source)) => Some(live::Live {
+                venue: *venue,
+                source,
+                log: slog::Logger::root(slog::Discard, slog::o!()),
+            }),
             (PaperPrices::Live(venue), None) => return Err(PaperError::NoQuoteSource(*venue)),
-            (PaperPrices::Walk, _) => {}
+            _ => None,
+        };
+        let clock = (params.tick_ms, now_ms, epoch_ms);
+        let mut book = persist::load(&conn, walk, clock, live)?;
+        book.funding_rate = params.funding_rate;
+        if let PaperPrices::Replay(replay) = prices {
+            book.replay = Some(replay.clone());
+        }
+        if let Some(live) = &book.live {
+            for m in &book.markets {
+                live.want(&m.symbol);
+            }
         }
         Ok(Arc::new(Paper {
             inner: Mutex::new(Inner {
@@ -239,6 +245,16 @@ impl Paper {
         Paper::open_with(conn, params, prices, quotes, now_ms)
     }
 
+    /// Logs what the operator should know of live prices (a market listed
+    /// without its venue's catalogue) to `log`; discarded until called.
+    pub fn set_log(&self, log: slog::Logger) {
+        if let Ok(mut guard) = self.lock() {
+            if let Some(live) = &mut guard.book.live {
+                live.log = log;
+            }
+        }
+    }
+
     /// One user's account; implements `crate::exchange::Exchange`.
     pub fn account(self: &Arc<Self>, user_id: i64) -> PaperAccount {
         PaperAccount::new(self.clone(), user_id)
@@ -254,11 +270,12 @@ impl Paper {
         self.mutate(|book, _, dirty| Ok(book.advance(now_ms, dirty)))
     }
 
-    /// Current price of a symbol, if it is listed yet (and the state is readable).
+    /// Current price of a symbol, if it is listed and priced yet (and the state is
+    /// readable).
     pub fn price(&self, symbol: &str) -> Option<Decimal> {
         let guard = self.lock().ok()?;
         let mkt = guard.book.lookup(symbol).ok().flatten()?;
-        Some(guard.book.markets[mkt].price)
+        (!guard.book.unpriced(mkt)).then(|| guard.book.markets[mkt].price)
     }
 
     /// Sets a symbol's price (rounded to its tick) and matches orders against the
@@ -268,8 +285,8 @@ impl Paper {
         if price <= Decimal::ZERO {
             return Err(PaperError::InvalidPrice(price));
         }
-        self.mutate(|book, _, dirty| {
-            let mkt = book.ensure_market(symbol, dirty)?;
+        self.mutate(|book, conn, dirty| {
+            let mkt = book.ensure_market(conn, symbol, dirty)?;
             Ok(book.set_price(mkt, price, wall_ms(), dirty))
         })
     }

@@ -3,8 +3,10 @@
 //! which are kept only here.
 
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rust_decimal::Decimal;
 
 use super::book::{ix_side, Book, Dirty, OrderRec};
+use super::live::Live;
 use super::markets;
 use super::walk::Walk;
 use super::PaperError;
@@ -39,17 +41,18 @@ pub(super) fn init_funding(conn: &Connection, now_ms: i64) -> Result<(), PaperEr
 /// the open orders (through the partial index, never the whole order history),
 /// with `epoch_ms` from `init_epoch`. A pure read, in one read transaction (a
 /// consistent snapshot): a reload after a failed write must not need the write
-/// lock that another connection may still hold.
+/// lock that another connection may still hold. `clock` is (tick_ms, clock_ms,
+/// epoch_ms); with `live` prices the markets take their venue's listings.
 pub(super) fn load(
     conn: &Connection,
     walk: Walk,
-    tick_ms: u64,
-    clock_ms: i64,
-    epoch_ms: i64,
+    (tick_ms, clock_ms, epoch_ms): (u64, i64, i64),
+    live: Option<Live>,
 ) -> Result<Book, PaperError> {
     let snapshot = conn.unchecked_transaction()?;
     let mut book = Book::new(walk, tick_ms, clock_ms);
     book.epoch_ms = epoch_ms;
+    book.live = live;
     load_markets(&snapshot, &mut book)?;
     let mut stmt = snapshot.prepare("SELECT user_id, balance FROM paper_accounts")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, money_sql::get(r, 1)?)))? {
@@ -98,21 +101,35 @@ fn load_markets(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let symbol: String = r.get(0)?;
-        let listing = markets::listing(&symbol).ok_or_else(|| corrupt("market symbol", &symbol))?;
+        // A market the venue has since delisted keeps trading (it may hold
+        // positions) on paper's own listing.
+        let listing = match book.listing_of(conn, &symbol) {
+            Ok(listing) => listing,
+            Err(_) => markets::listing(&symbol).ok_or_else(|| corrupt("market symbol", &symbol))?,
+        };
         let step_no =
             u64::try_from(r.get::<_, i64>(2)?).map_err(|_| corrupt("step_no", &symbol))?;
         let price = money_sql::get(r, 1)?;
-        book.add_market(&symbol, listing.market, price, step_no, r.get(3)?);
+        book.add_market(&symbol, &listing, price, step_no, r.get(3)?);
     }
     Ok(())
 }
 
 /// The market of a symbol that rows refer to; one missing from `paper_markets`
-/// (which a write would never leave behind) is listed afresh rather than refused.
-fn market_of(book: &mut Book, symbol: &str) -> Result<usize, PaperError> {
+/// (a live market not quoted yet has no row) is listed afresh rather than refused.
+fn market_of(conn: &Connection, book: &mut Book, symbol: &str) -> Result<usize, PaperError> {
     let mut unused = Dirty::default();
-    book.ensure_market(symbol, &mut unused)
-        .map_err(|_| corrupt("symbol", symbol))
+    if let Ok(mkt) = book.ensure_market(conn, symbol, &mut unused) {
+        return Ok(mkt);
+    }
+    // Delisted by the live venue since: paper's own listing, unpriced until quoted.
+    let listing = markets::listing(symbol).ok_or_else(|| corrupt("symbol", symbol))?;
+    let price = if book.live.is_some() {
+        Decimal::ZERO
+    } else {
+        listing.start_price
+    };
+    Ok(book.add_market(symbol, &listing, price, 0, book.clock_ms))
 }
 
 fn load_leverage(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
@@ -120,7 +137,7 @@ fn load_leverage(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let (uid, symbol): (i64, String) = (r.get(0)?, r.get(1)?);
-        let mkt = market_of(book, &symbol)?;
+        let mkt = market_of(conn, book, &symbol)?;
         book.load_account(uid, super::book::START_BALANCE)
             .leverage
             .insert(mkt, r.get(2)?);
@@ -135,7 +152,7 @@ fn load_positions(conn: &Connection, book: &mut Book) -> Result<(), PaperError> 
     while let Some(r) = rows.next()? {
         let (uid, symbol, side): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let side = parse_side(&side)?;
-        let mkt = market_of(book, &symbol)?;
+        let mkt = market_of(conn, book, &symbol)?;
         let acct = book.load_account(uid, super::book::START_BALANCE);
         let pos = &mut acct.positions.entry(mkt).or_default()[super::book::side_ix(side)];
         (pos.size, pos.avg) = (money_sql::get(r, 3)?, money_sql::get(r, 4)?);
@@ -153,7 +170,7 @@ fn load_open_orders(conn: &Connection, book: &mut Book) -> Result<(), PaperError
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let (id, uid, updated_ms, order) = read_order(r)?;
-        let mkt = market_of(book, &order.symbol)?;
+        let mkt = market_of(conn, book, &order.symbol)?;
         book.insert_open(OrderRec {
             id,
             user_id: uid,
@@ -250,7 +267,8 @@ pub(super) fn write(conn: &mut Connection, book: &Book, dirty: &Dirty) -> Result
             tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [uid])?;
         }
     }
-    for &mkt in &dirty.markets {
+    // An unpriced (live, not yet quoted) market has no row until its first quote.
+    for &mkt in dirty.markets.iter().filter(|&&mkt| !book.unpriced(mkt)) {
         let m = &book.markets[mkt];
         let step_no = i64::try_from(m.step_no).map_err(|_| corrupt("step_no", &m.symbol))?;
         tx.prepare_cached(

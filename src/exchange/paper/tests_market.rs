@@ -359,9 +359,9 @@ fn a_reset_restores_the_starting_balance_and_clears_only_that_account() {
 
 /// A quote source whose quotes the test sets.
 #[derive(Default)]
-struct Board {
-    quotes: Mutex<HashMap<String, Quote>>,
-    wanted: Mutex<Vec<String>>,
+pub(super) struct Board {
+    pub quotes: Mutex<HashMap<String, Quote>>,
+    pub wanted: Mutex<Vec<String>>,
 }
 
 impl QuoteSource for Board {
@@ -374,7 +374,7 @@ impl QuoteSource for Board {
     }
 }
 
-fn quote(bid: Decimal, ask: Decimal, mark: Decimal, time_ms: i64) -> Quote {
+pub(super) fn quote(bid: Decimal, ask: Decimal, mark: Decimal, time_ms: i64) -> Quote {
     Quote {
         last: (bid + ask) / dec!(2),
         bid,
@@ -398,9 +398,12 @@ fn live_markets_fill_at_the_quotes_bid_and_ask_and_pause_when_stale() {
     )
     .unwrap();
     let a = p.account(1);
-    // Listed, wanted, but no quote yet: paused, market orders refused (retryable).
-    a.ticker(BTC).unwrap();
+    // Listed, wanted, but no quote yet: paused, no mark published, market orders
+    // refused (retryable).
+    a.market(BTC).unwrap();
     assert_eq!(*board.wanted.lock().unwrap(), [BTC]);
+    assert!(matches!(a.ticker(BTC), Err(e) if e.is_retryable()));
+    assert_eq!(p.price(BTC), None);
     assert!(a.price_stale(BTC));
     let refused = a.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long));
     assert!(
@@ -472,7 +475,7 @@ fn live_marketable_limits_take_the_ask_or_bid_and_others_rest() {
     )
     .unwrap();
     let a = p.account(1);
-    a.ticker(BTC).unwrap();
+    a.market(BTC).unwrap();
     // Paused: a limit is not refused, it rests until a fresh quote.
     let early = a
         .place(&limit(
