@@ -69,6 +69,17 @@ pub(super) struct MarketState {
     pub quote: Option<crate::market::Quote>,
 }
 
+impl MarketState {
+    /// Whether any account holds a position or a resting order or stop here.
+    pub fn in_use(&self) -> bool {
+        !(self.holders.is_empty()
+            && self.bids.is_empty()
+            && self.asks.is_empty()
+            && self.stops_fall.is_empty()
+            && self.stops_rise.is_empty())
+    }
+}
+
 /// One direction of a hedge-mode position; size 0 means flat.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(super) struct Pos {

@@ -58,9 +58,16 @@ pub fn liquidation_trigger(
     to_tick(liquidation_price(side, entry, leverage, mmr), side, spec)
 }
 
-/// The bankruptcy price on the market's tick, rounded against the trader.
+/// The bankruptcy price on the market's tick, rounded in the trader's favour
+/// (a long's up, a short's down): isolated margin caps the loss at the
+/// position's margin, so the rounding may not take a fraction of a tick more
+/// from the free balance.
 pub fn bankruptcy_fill(side: Side, entry: Decimal, leverage: u32, spec: &Market) -> Decimal {
-    to_tick(bankruptcy_price(side, entry, leverage), side, spec)
+    let opposite = match side {
+        Side::Long => Side::Short,
+        Side::Short => Side::Long,
+    };
+    to_tick(bankruptcy_price(side, entry, leverage), opposite, spec)
 }
 
 /// `price` on the tick: down for a long, up for a short; at least one tick.

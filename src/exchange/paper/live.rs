@@ -46,6 +46,13 @@ impl Book {
     /// Returns the fills.
     pub fn live_to(&mut self, mkt: MktId, live: &Live, now: i64, dirty: &mut Dirty) -> usize {
         let m = &mut self.markets[mkt];
+        // A market that still holds a position or an order (a stopped bot's kept
+        // position and its exchange-side stop among them) keeps being followed:
+        // the market-data process forgets what nobody wanted for 10 minutes, and
+        // a forgotten market would pause its stops and liquidation for good.
+        if m.in_use() {
+            live.want(&m.symbol);
+        }
         let Some(q) = live.fresh(&m.symbol, now) else {
             m.quote = None;
             return 0;

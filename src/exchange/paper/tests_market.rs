@@ -17,6 +17,7 @@ use crate::money::dec;
 use crate::store;
 
 const BTC: &str = "BTC/USDT";
+const ETH: &str = "ETH/USDT";
 
 #[test]
 fn liquidation_and_bankruptcy_prices_follow_the_isolated_margin_formula() {
@@ -109,8 +110,8 @@ fn a_mark_reaching_the_liquidation_price_closes_at_bankruptcy_and_cancels_that_s
     assert_eq!(p.set_price(BTC, dec!(59105.9)).unwrap(), 1);
     assert_eq!(a.position(BTC, Side::Long).unwrap().size, dec!(0));
     assert_eq!(a.position(BTC, Side::Short).unwrap().size, dec!(0.01));
-    // The margin, 0.1 × 60,006 / 50 = 120.012, is lost; no fee.
-    let bankrupt = dec!(58805.8); // 60,006 × 0.98 = 58,805.88, down to the tick
+    // The margin, 0.1 × 60,006 / 50 = 120.012, is lost and no more; no fee.
+    let bankrupt = dec!(58805.9); // 60,006 × 0.98 = 58,805.88, up to the tick
     assert_eq!(
         a.balance().unwrap(),
         before + (bankrupt - entry) * dec!(0.1)
@@ -136,7 +137,7 @@ fn a_gap_past_the_liquidation_price_liquidates_before_legs_and_stops_beyond_it()
     a.set_leverage(BTC, Side::Long, 50).unwrap();
     a.place(&market("e", OrderSide::Buy, dec!(0.1), Side::Long))
         .unwrap();
-    // Entry 60,006.0: liquidation 59,105.9, bankruptcy 58,805.8. A leg below the
+    // Entry 60,006.0: liquidation 59,105.9, bankruptcy 58,805.9. A leg below the
     // liquidation price and a stop below the bankruptcy price.
     a.place(&limit(
         "leg",
@@ -158,13 +159,14 @@ fn a_gap_past_the_liquidation_price_liquidates_before_legs_and_stops_beyond_it()
     // One gap to 57,000: the path reaches the liquidation price first.
     assert_eq!(p.set_price(BTC, dec!(57000)).unwrap(), 1);
     assert_eq!(a.position(BTC, Side::Long).unwrap().size, dec!(0));
-    // The loss is the margin, 0.1 × (60,006.0 − 58,805.8) = 120.02, and no more.
-    assert_eq!(a.balance().unwrap(), before - dec!(120.02));
+    // The loss is 0.1 × (60,006.0 − 58,805.9) = 120.01: the margin (120.012),
+    // less what the tick leaves, never more.
+    assert_eq!(a.balance().unwrap(), before - dec!(120.01));
     let fills = a.executions(BTC, 0).unwrap();
     assert_eq!(fills.len(), 2, "the entry and the liquidation: {fills:?}");
     assert_eq!(
         (fills[1].price, fills[1].liquidation),
-        (dec!(58805.8), true)
+        (dec!(58805.9), true)
     );
     for cid in ["leg", "sl"] {
         let o = a.order(BTC, cid).unwrap().unwrap();
@@ -204,8 +206,9 @@ fn a_short_is_liquidated_when_the_mark_rises_to_its_price() {
     assert_eq!(p.set_price(BTC, dec!(62093.8)).unwrap(), 1);
     assert_eq!(a.position(BTC, Side::Short).unwrap().size, dec!(0));
     let last = a.executions(BTC, 0).unwrap().pop().unwrap();
-    // Bankruptcy 59,994 × 1.04 = 62,393.76, up to the tick: 62,393.8.
-    assert_eq!((last.price, last.liquidation), (dec!(62393.8), true));
+    // Bankruptcy 59,994 × 1.04 = 62,393.76, down to the tick (the trader's
+    // side): 62,393.7.
+    assert_eq!((last.price, last.liquidation), (dec!(62393.7), true));
     assert_eq!(
         a.order(BTC, "sl").unwrap().unwrap().status,
         OrderStatus::Cancelled
@@ -562,4 +565,50 @@ fn leverage_above_the_listings_maximum_is_refused() {
             "{symbol}"
         );
     }
+}
+
+#[test]
+fn a_live_market_holding_a_position_keeps_being_wanted_and_an_idle_one_does_not() {
+    let board = Arc::new(Board::default());
+    let now = store::now_ms();
+    let p = Paper::in_memory_with(
+        params(1, 0.0),
+        &PaperPrices::Live(Venue::Bybit),
+        Some(board.clone()),
+        now,
+    )
+    .unwrap();
+    let a = p.account(1);
+    a.market(BTC).unwrap();
+    a.market(ETH).unwrap();
+    let wanted = |symbol: &str| {
+        board
+            .wanted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| *s == symbol)
+            .count()
+    };
+    assert_eq!((wanted(BTC), wanted(ETH)), (1, 1), "asked once when listed");
+    for (symbol, price) in [(BTC, dec!(60000)), (ETH, dec!(3000))] {
+        let q = quote(price, price + dec!(0.1), price, store::now_ms());
+        board.quotes.lock().unwrap().insert(symbol.into(), q);
+    }
+    p.advance(store::now_ms()).unwrap();
+    a.place(&market("e", OrderSide::Buy, dec!(0.01), Side::Long))
+        .unwrap();
+    let (btc, eth) = (wanted(BTC), wanted(ETH));
+    // Three more steps, each with a new quote: the market with a position (and a
+    // stop to protect it, were there one) is asked for again every step; the idle
+    // one is left for the market-data process to forget.
+    for k in 1..=3 {
+        for (symbol, price) in [(BTC, dec!(60000)), (ETH, dec!(3000))] {
+            let q = quote(price, price + dec!(0.1), price, store::now_ms() + k);
+            board.quotes.lock().unwrap().insert(symbol.into(), q);
+        }
+        p.advance(store::now_ms()).unwrap();
+    }
+    assert_eq!(wanted(BTC), btc + 3);
+    assert_eq!(wanted(ETH), eth);
 }
