@@ -562,6 +562,12 @@ fn the_market_data_process_follows_paper_bots_on_the_live_venue() {
         "BTC/USDT",
         Ticker::new("64000", "63999", "64001", "64000"),
     );
+    // Listed by the fake's catalogue too, but nobody runs a bot on it.
+    fake.set_ticker(
+        V::Bybit,
+        "ETH/USDT",
+        Ticker::new("3100", "3099.9", "3100.1", "3100"),
+    );
     let (ws, base, bingx_ws) = (fake.bybit_ws_url(), fake.base_url(), fake.bingx_ws_url());
     let mut env = common::bots::CALM.to_vec();
     env.extend([

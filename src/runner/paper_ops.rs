@@ -41,8 +41,9 @@ fn reset_account(m: &Manager, conn: &Connection, uid: i64) -> PaperReply {
             position_open: true,
             ..reply(
                 false,
-                "the bot's cycle still holds a position: close it (stop with close, or \
-                 close the position) before resetting the paper account"
+                "the bot's last cycle is still open: start the bot and stop it with \
+                 close_position (if the position already closed while the bot was \
+                 stopped, the start records how), then reset the paper account"
                     .into(),
             )
         },

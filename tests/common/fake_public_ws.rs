@@ -1,6 +1,6 @@
 //! A local fake of both venues' public market data on one loopback port: the
 //! WebSocket streams (Bybit `/v5/public/linear`, BingX `/swap-market`) and the
-//! public REST tickers (Bybit `/v5/market/tickers`, BingX `quote/ticker` and
+//! public REST tickers (Bybit `/v5/market/tickers` and `instruments-info`, BingX `quote/ticker` and
 //! `quote/premiumIndex`), in the shapes of the venues' documentation.
 //!
 //! The test sets tickers and breaks things: refuse WebSocket upgrades, drop every
@@ -292,6 +292,25 @@ fn rest(mut stream: TcpStream, path: &str, st: &State) {
             let list: Vec<Value> = all.iter().map(|(s, t)| bybit_fields(t, s)).collect();
             json!({"retCode": 0, "retMsg": "OK",
                 "result": {"category": "linear", "list": list}, "retExtInfo": {}, "time": 1})
+        }
+        // The symbols with a ticker, as USDT perpetuals trading on a 0.1 tick (what
+        // live paper markets are listed on, `GET /api/markets`).
+        "/v5/market/instruments-info" => {
+            let list: Vec<Value> = all
+                .iter()
+                .map(|(s, _)| {
+                    json!({"symbol": s, "contractType": "LinearPerpetual", "status": "Trading",
+                    "baseCoin": s.trim_end_matches("USDT"), "quoteCoin": "USDT",
+                    "settleCoin": "USDT",
+                    "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00"},
+                    "priceFilter": {"tickSize": "0.10"},
+                    "lotSizeFilter": {"minOrderQty": "0.001", "qtyStep": "0.001",
+                        "minNotionalValue": "5"}})
+                })
+                .collect();
+            json!({"retCode": 0, "retMsg": "OK",
+                "result": {"category": "linear", "list": list, "nextPageCursor": ""},
+                "retExtInfo": {}, "time": 1})
         }
         "/openApi/swap/v2/quote/ticker" => {
             let data: Vec<Value> = all

@@ -317,8 +317,8 @@ impl Book {
 
     /// The listing a new market of `symbol` gets: with live prices the venue's, as
     /// its cached catalogue lists it — a symbol the catalogue does not list is
-    /// unknown, and without a cached catalogue paper's own listing stands in
-    /// (logged once per symbol) — otherwise paper's own.
+    /// unknown, and without a cached catalogue nothing is listed yet (a retryable
+    /// error, logged once per symbol) — otherwise paper's own.
     pub fn listing_of(
         &mut self,
         conn: &Connection,
@@ -332,17 +332,19 @@ impl Book {
         match found {
             Catalogued::Listed(listing) => Ok(listing),
             Catalogued::NotListed => Err(unknown()),
+            // Paper's own increments would misprice a venue's market (a 0.01 tick
+            // under a 0.00001 price) and change under its positions once the
+            // catalogue arrives: the market waits for the catalogue (retryable;
+            // a config save or `GET /api/markets` fetches it).
             Catalogued::NotCached => {
-                let listing = markets::listing(symbol).ok_or_else(unknown)?;
                 if self.uncatalogued.insert(symbol.to_owned()) {
-                    warn!(live.log, "paper: no cached catalogue of the venue, paper's own listing used";
+                    warn!(live.log, "paper: no cached catalogue of the venue yet, market not listed";
                           "venue" => live.venue.name(), "symbol" => symbol);
                 }
-                // Like a catalogued one, it has no price before its first quote.
-                Ok(Listing {
-                    start_price: Decimal::ZERO,
-                    ..listing
-                })
+                Err(ExchangeError::Network(format!(
+                    "the {} market catalogue is not cached yet: {symbol} cannot be listed",
+                    live.venue.name()
+                )))
             }
         }
     }

@@ -211,22 +211,40 @@ fn a_symbol_the_cached_catalogue_does_not_list_is_refused() {
 }
 
 #[test]
-fn without_a_cached_catalogue_paper_listings_stand_in_unpriced() {
+fn without_a_cached_catalogue_a_live_market_waits_for_it() {
     let (p, board) = live();
     let a = p.account(1);
     let doge = "DOGE/USDT";
-    let generic = super::markets::listing(doge).unwrap();
-    assert_eq!(a.market(doge).unwrap(), generic.market);
-    assert_eq!(p.price(doge), None, "no start price published");
-    let above = a.set_leverage(doge, Side::Long, generic.max_leverage + 1);
+    // Paper's own 0.01 tick would misprice the venue's market: nothing is listed
+    // until the venue's catalogue is cached (retryable), and nothing is wanted.
+    let refused = a.market(doge);
     assert!(
-        matches!(above, Err(ExchangeError::Rejected(_))),
-        "{above:?}"
+        matches!(&refused, Err(e @ ExchangeError::Network(_)) if e.is_retryable()),
+        "{refused:?}"
     );
+    assert!(board.wanted.lock().unwrap().is_empty());
+    let doge_info = MarketInfo {
+        symbol: doge.into(),
+        tick_size: dec!(0.00001),
+        qty_step: dec!(1),
+        min_qty: dec!(1),
+        min_notional: dec!(5),
+        max_leverage: 50,
+        last_price: None,
+        funding_rate: None,
+        next_funding_at: None,
+    };
+    {
+        let mut guard = p.lock().unwrap();
+        market_cache::save_catalogue(&mut guard.conn, "catalogue:bybit", "bybit", &[doge_info], 0)
+            .unwrap();
+    }
+    assert_eq!(a.market(doge).unwrap().tick, dec!(0.00001));
+    assert_eq!(p.price(doge), None, "no start price published");
     let t = store::now_ms();
-    set_quote(&board, doge, dec!(0.16), dec!(0.17), dec!(0.16), t);
+    set_quote(&board, doge, dec!(0.16011), dec!(0.16012), dec!(0.16011), t);
     assert_eq!(p.advance(t).unwrap(), 0);
-    assert_eq!(p.price(doge), Some(dec!(0.16)));
+    assert_eq!(p.price(doge), Some(dec!(0.16011)));
 }
 
 #[test]

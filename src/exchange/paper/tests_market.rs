@@ -360,6 +360,35 @@ fn a_reset_restores_the_starting_balance_and_clears_only_that_account() {
     assert_eq!((view.balance, view.positions.len()), (dec!(10000), 0));
 }
 
+/// Caches a Bybit catalogue listing BTC/USDT and ETH/USDT on paper's own
+/// increments, as live paper markets need (`book::listing_of`).
+pub(super) fn cache_majors(p: &Paper) {
+    let info = |symbol: &str, tick, step| crate::market::catalogue::MarketInfo {
+        symbol: symbol.into(),
+        tick_size: tick,
+        qty_step: step,
+        min_qty: step,
+        min_notional: Decimal::ZERO,
+        max_leverage: 100,
+        last_price: None,
+        funding_rate: None,
+        next_funding_at: None,
+    };
+    let all = [
+        info(BTC, dec!(0.1), dec!(0.001)),
+        info(ETH, dec!(0.01), dec!(0.01)),
+    ];
+    let mut guard = p.lock().unwrap();
+    crate::store::market_cache::save_catalogue(
+        &mut guard.conn,
+        "catalogue:bybit",
+        "bybit",
+        &all,
+        0,
+    )
+    .unwrap();
+}
+
 /// A quote source whose quotes the test sets.
 #[derive(Default)]
 pub(super) struct Board {
@@ -400,6 +429,7 @@ fn live_markets_fill_at_the_quotes_bid_and_ask_and_pause_when_stale() {
         now,
     )
     .unwrap();
+    cache_majors(&p);
     let a = p.account(1);
     // Listed, wanted, but no quote yet: paused, no mark published, market orders
     // refused (retryable).
@@ -477,6 +507,7 @@ fn live_marketable_limits_take_the_ask_or_bid_and_others_rest() {
         store::now_ms(),
     )
     .unwrap();
+    cache_majors(&p);
     let a = p.account(1);
     a.market(BTC).unwrap();
     // Paused: a limit is not refused, it rests until a fresh quote.
@@ -578,6 +609,7 @@ fn a_live_market_holding_a_position_keeps_being_wanted_and_an_idle_one_does_not(
         now,
     )
     .unwrap();
+    cache_majors(&p);
     let a = p.account(1);
     a.market(BTC).unwrap();
     a.market(ETH).unwrap();
