@@ -75,7 +75,16 @@ pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: Actor) -> ApiResu
         mode,
         actor,
     };
-    // One operation per user at a time, across workers (and instances).
+    with_user_guard(ctx, uid, |ctx| run_command(ctx, op, uid, &req))
+}
+
+/// Runs `f` holding `uid`'s operation guard (C6.2): one operation per user at a
+/// time, across workers (and instances); 429 while another one holds it.
+pub(super) fn with_user_guard(
+    ctx: &Ctx<'_, '_>,
+    uid: i64,
+    f: impl FnOnce(&Ctx<'_, '_>) -> Response,
+) -> ApiResult {
     let held = match ctx.coord.acquire_guard(uid) {
         Ok(Some(held)) => Some(held),
         Ok(None) => {
@@ -85,13 +94,13 @@ pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: Actor) -> ApiResu
                 "retry_after": 30});
             return Ok(reply::json(429, &body).header("Retry-After", "30"));
         }
-        // Only if even the local table fails; the runner still serialises per bot.
+        // Only if even the local table fails; the runner still serialises per user.
         Err(e) => {
             slog::error!(ctx.log, "cannot take the operation guard"; "error" => %e);
             None
         }
     };
-    let resp = run_command(ctx, op, uid, &req);
+    let resp = f(ctx);
     if let Some(held) = held {
         if let Err(e) = ctx.coord.release_guard(&held) {
             slog::warn!(ctx.log, "cannot release the operation guard; it expires by itself"; "error" => %e);

@@ -7,11 +7,9 @@ use serde_json::{json, Value};
 use super::bot::{paper_error, user_id};
 use super::ApiResult;
 use crate::bots::ladder::Side;
-use crate::coord::Backend;
 use crate::exchange::paper::snapshot;
 use crate::http::ctx::Ctx;
 use crate::http::reply;
-use crate::metrics;
 use crate::runner::client::{self, RpcError, REPLY_TIMEOUT};
 use crate::runner::protocol::{PaperOp, PaperReply, PaperRequest};
 
@@ -29,28 +27,10 @@ pub fn account(ctx: &mut Ctx<'_, '_>) -> ApiResult {
 /// start or stop of the same user's bot.
 pub fn reset(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
-    let held = match ctx.coord.acquire_guard(uid) {
-        Ok(Some(held)) => Some(held),
-        Ok(None) => {
-            metrics::guard_conflict();
-            let body = json!({"success": false,
-                "message": "Bot operation already in progress for this user. Please wait.",
-                "retry_after": 30});
-            return Ok(reply::json(429, &body).header("Retry-After", "30"));
-        }
-        // Only if even the local table fails; the runner checks under its own lock.
-        Err(e) => {
-            slog::error!(ctx.log, "cannot take the operation guard"; "error" => %e);
-            None
-        }
-    };
-    let (code, body) = ask_runner(ctx, uid);
-    if let Some(held) = held {
-        if let Err(e) = ctx.coord.release_guard(&held) {
-            slog::warn!(ctx.log, "cannot release the operation guard; it expires by itself"; "error" => %e);
-        }
-    }
-    Ok(reply::json(code, &body))
+    super::bot::with_user_guard(ctx, uid, |ctx| {
+        let (code, body) = ask_runner(ctx, uid);
+        reply::json(code, &body)
+    })
 }
 
 /// Sends the reset to the bot runner and turns its reply into the answer.
