@@ -339,6 +339,9 @@ fn the_hook_refuses_what_the_document_does_not_say() {
     );
     let other = answer(413, json!({"error": "something else"}));
     assert!(verdict(&sent("POST", "/api/auth/login"), &other).is_err());
+    // Also where no operation is: they answer before routing.
+    assert_eq!(verdict(&sent("POST", "/healthz"), &too_large), Ok(()));
+    assert_eq!(verdict(&sent("GET", "/api/nowhere"), &too_large), Ok(()));
 }
 
 #[test]

@@ -123,13 +123,13 @@ pub fn verdict(req: &Sent, resp: &Resp) -> Result<(), String> {
             return Ok(());
         }
         return spec
-            .extension("x-router-responses", resp, head)
+            .unrouted(resp, head)
             .map_err(|e| format!("no operation has this path (an undocumented route?): {e}"));
     };
     let item = pointer_of(&["paths", template]);
     if spec.doc.pointer(&format!("{item}/{method}")).is_none() {
         return spec
-            .extension("x-router-responses", resp, head)
+            .unrouted(resp, head)
             .map_err(|e| format!("{template} documents no {method}: {e}"));
     }
     let documented = format!("{item}/{method}/responses/{}", resp.status);
@@ -232,6 +232,16 @@ impl Spec {
                 resp.status
             ))
         })
+    }
+
+    /// A request no operation takes: the router's answer, or the HTTP layer's
+    /// (which answers before routing).
+    fn unrouted(&self, resp: &Resp, head: bool) -> Result<(), String> {
+        self.extension("x-router-responses", resp, head)
+            .or_else(|e| {
+                self.extension("x-http-layer-responses", resp, head)
+                    .map_err(|_| e)
+            })
     }
 
     fn validate(&self, schema_pointer: &str, body: &[u8]) -> Result<(), String> {
