@@ -289,10 +289,14 @@ fn sent(method: &str, target: &str) -> Sent {
     }
 }
 
+/// An answer as blitz sends it.
 fn answer(status: u16, body: Value) -> Resp {
     Resp {
         status,
-        headers: vec![("Content-Type".into(), "application/json".into())],
+        headers: vec![
+            ("Server".into(), "blitz".into()),
+            ("Content-Type".into(), "application/json".into()),
+        ],
         body: body.to_string().into_bytes(),
     }
 }
@@ -315,7 +319,7 @@ fn the_hook_refuses_what_the_document_does_not_say() {
     assert!(e.contains("418"), "{e}");
     // Not JSON where JSON is documented.
     let mut text = answer(200, good);
-    text.headers = vec![("Content-Type".into(), "text/plain".into())];
+    text.headers[1].1 = "text/plain".into();
     assert!(verdict(&status, &text).is_err());
     // A decimal sent as a string.
     let account = json!({"balance": "10000", "equity": 10000, "available": 10000,
@@ -325,12 +329,15 @@ fn the_hook_refuses_what_the_document_does_not_say() {
     assert!(verdict(&sent("GET", "/api/nowhere"), &answer(200, json!({}))).is_err());
     let not_found = answer(404, json!({"error": "Not found"}));
     assert_eq!(verdict(&sent("GET", "/api/nowhere"), &not_found), Ok(()));
-    let page = Resp {
-        status: 200,
-        headers: vec![],
-        body: b"<!doctype html>".to_vec(),
-    };
+    let mut page = answer(200, json!(null));
+    page.headers[1].1 = "text/html".into();
     assert_eq!(verdict(&sent("GET", "/settings"), &page), Ok(()));
+    // A proxy's own answer is not blitz's.
+    let mut proxy = answer(403, json!(null));
+    proxy.headers = vec![("Server".into(), "nginx".into())];
+    assert_eq!(verdict(&sent("GET", "/metrics"), &proxy), Ok(()));
+    proxy.headers[0].1 = "blitz".into();
+    assert!(verdict(&sent("GET", "/metrics"), &proxy).is_err());
     // The HTTP layer's answers go with any operation.
     let too_large = answer(413, json!({"error": "Request body too large"}));
     assert_eq!(

@@ -14,7 +14,9 @@
 //!   formats included); documented non-JSON content only has to carry its type.
 //!
 //! `HEAD` is checked as its `GET`, without a body. Other paths (pages, the
-//! exchange fakes) are not the API's and pass. Schemas compile once per test
+//! exchange fakes) are not the API's and pass, and so do answers that are not
+//! blitz's (every blitz answer says `Server: blitz`; a proxy in front, such as the
+//! shipped nginx, answers some requests itself). Schemas compile once per test
 //! process, the first time an answer needs them.
 
 use std::collections::{BTreeSet, HashMap};
@@ -110,6 +112,9 @@ pub fn check(req: &Sent, resp: &Resp) {
 
 /// Ok when the answer is documented (or not the API's), else why not.
 pub fn verdict(req: &Sent, resp: &Resp) -> Result<(), String> {
+    if resp.header("server") != Some("blitz") {
+        return Ok(());
+    }
     let spec = spec();
     let path = req.target.split('?').next().unwrap_or_default();
     let head = req.method == "HEAD";
