@@ -6,8 +6,8 @@
 use blitz_worker::Response;
 
 use super::api::{
-    admin_bots, admin_users, auth, bot, bot_config, maintenance, markets, paper, pnl, tokens,
-    two_factor, ApiResult,
+    admin_bots, admin_users, auth, bot, bot_config, maintenance, markets, openapi, paper, pnl,
+    tokens, two_factor, ApiResult,
 };
 use super::ctx::Ctx;
 use super::pages::{
@@ -178,7 +178,7 @@ const fn raw(
 }
 
 #[rustfmt::skip]
-pub static ROUTES: [Route; 63] = [
+pub static ROUTES: [Route; 64] = [
     probe("/healthz", Probe::Healthz),
     probe("/livez", Probe::Livez),
     probe("/readyz", Probe::Readyz),
@@ -234,6 +234,8 @@ pub static ROUTES: [Route; 63] = [
 
     // Status, maintenance and banner
     api("GET",  "/api/status",                 maintenance::status),
+    // The API's description: static, public, no database.
+    api("GET",  "/api/openapi.json",           openapi::document),
     api("POST", "/admin/maintenance/enable",   maintenance::enable).admin(),
     api("POST", "/admin/maintenance/disable",  maintenance::disable).admin(),
     api("POST", "/admin/banner",               maintenance::banner).admin(),

@@ -1,8 +1,14 @@
 //! A minimal HTTP/1.1 client over std sockets: exact bytes in, parsed response out.
+//! Every final response is checked against docs/openapi.json with the request it
+//! answers (`openapi::check`): an API answer the document does not describe fails
+//! the test that read it.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
+
+use super::openapi;
+use super::sent::Requests;
 
 #[derive(Debug, Clone)]
 pub struct Resp {
@@ -33,6 +39,8 @@ impl Resp {
 pub struct Conn {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// What was sent and not answered yet, to pair with each response.
+    requests: Requests,
 }
 
 impl Conn {
@@ -43,6 +51,7 @@ impl Conn {
         Ok(Conn {
             stream,
             buf: Vec::new(),
+            requests: Requests::default(),
         })
     }
 
@@ -53,10 +62,12 @@ impl Conn {
         Ok(Conn {
             stream,
             buf: Vec::new(),
+            requests: Requests::default(),
         })
     }
 
     pub fn send(&mut self, raw: &[u8]) -> io::Result<()> {
+        self.requests.wrote(raw);
         self.stream.write_all(raw)
     }
 
@@ -100,11 +111,18 @@ impl Conn {
         }
         let body = self.buf[head_end..head_end + len].to_vec();
         self.buf.drain(..head_end + len);
-        Ok(Resp {
+        let resp = Resp {
             status,
             headers,
             body,
-        })
+        };
+        // An interim 100 answers no request yet.
+        if resp.status >= 200 {
+            if let Some(req) = self.requests.answered() {
+                openapi::check(&req, &resp);
+            }
+        }
+        Ok(resp)
     }
 
     fn fill(&mut self) -> io::Result<()> {

@@ -20,9 +20,11 @@ pub mod fake_page;
 pub mod fake_public_ws;
 pub mod floats;
 pub mod load;
+pub mod openapi;
 pub mod ports;
 pub mod redis;
 pub mod replay;
+pub mod sent;
 pub mod totp;
 
 use std::fs;

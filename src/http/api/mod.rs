@@ -7,6 +7,7 @@ pub mod bot;
 pub mod bot_config;
 pub mod maintenance;
 pub mod markets;
+pub mod openapi;
 pub mod paper;
 pub mod pnl;
 pub mod tokens;
