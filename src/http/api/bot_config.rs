@@ -1,27 +1,30 @@
-//! `GET/PUT /api/bot/config`: validated partial updates, write-only secrets
-//! sealed with the instance key. While the bot runs, a change of anything but the
-//! market (exchange, symbol, side) and the credentials is kept as pending and
-//! applied by the bot at the start of its next cycle (docs/http-api.md).
+//! `GET/PUT /api/bot/config` of the user's default bot: validated partial
+//! updates, write-only secrets sealed with the instance key (the keys go to the
+//! bot's exchange account, `bot_keys`). While the bot runs, a change of anything
+//! but the market (exchange, symbol, side) and the credentials is kept as pending
+//! and applied by the bot at the start of its next cycle (docs/http-api.md).
 
 use rusqlite::TransactionBehavior;
 use serde_json::json;
 
-use super::{markets, ApiResult};
+use super::bot::{default_bot, user_id};
+use super::{bot_keys, markets, ApiResult};
 use crate::bots::config::{self, BotConfig, SecretUpdate, StoredConfig};
 use crate::http::ctx::Ctx;
 use crate::http::input;
 use crate::http::reply;
 use crate::market::catalogue::{self, Listed, Source};
-use crate::secrets::{Credentials, SecretKey};
-use crate::store::{bots, users};
+use crate::secrets::SecretKey;
+use crate::store::{bot_config, bots};
 
 pub fn get(ctx: &mut Ctx<'_, '_>) -> ApiResult {
-    let uid = ctx.identity.user_id().unwrap_or_default();
+    let uid = user_id(ctx)?;
     let conn = ctx.db.conn()?;
-    let Some(stored) = config::load(&conn, uid)? else {
+    let bot = default_bot(&conn, uid)?;
+    let Some(stored) = bot_config::load(&conn, bot.bot_id)? else {
         return Ok(reply::error(404, "Not found"));
     };
-    let pending = config::load_pending(&conn, uid)?;
+    let pending = bot_config::load_pending(&conn, bot.bot_id)?;
     Ok(reply::json(200, &with_pending(&stored, pending.as_ref())))
 }
 
@@ -94,13 +97,14 @@ fn check_market(
 }
 
 pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
-    let uid = ctx.identity.user_id().unwrap_or_default();
+    let uid = user_id(ctx)?;
     let body = input::json(ctx.req)?;
     let key = secret_key(ctx)?;
     let mut conn = ctx.db.conn()?;
+    let bot = default_bot(&conn, uid)?;
     // The catalogue is refreshed (maybe from the exchange, within the request's
     // budget) before the write transaction, which then only reads the cached copy.
-    if let Some(stored) = config::load(&conn, uid)?.filter(|_| names_market(&body)) {
+    if let Some(stored) = bot_config::load(&conn, bot.bot_id)?.filter(|_| names_market(&body)) {
         if let Some(Source::Live(v)) = target_source(ctx, &body, &stored.config.exchange) {
             let until = std::time::Instant::now() + crate::market::refresh::FETCH_BUDGET;
             catalogue::ensure(
@@ -114,13 +118,14 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     // Immediate: the status check and the write are one step, so a start that
     // begins meanwhile either sees the new configuration or makes us answer 409.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let Some(stored) = config::load(&tx, uid)? else {
+    let Some(stored) = bot_config::load(&tx, bot.bot_id)? else {
         return Ok(reply::error(404, "Not found"));
     };
-    let running = bots::get(&tx, uid)?.filter(|row| row.status.is_active());
+    let running = bots::get(&tx, bot.bot_id)?.filter(|row| row.status.is_active());
     if let Some(row) = running {
         // Built on what is already pending, so two changes in one cycle add up.
-        let base = config::load_pending(&tx, uid)?.unwrap_or_else(|| stored.config.clone());
+        let base =
+            bot_config::load_pending(&tx, bot.bot_id)?.unwrap_or_else(|| stored.config.clone());
         let (new, secrets) = config::apply_update(&base, body.fields())
             .map_err(|fields| reply::invalid_fields(&fields))?;
         let applies = names_market(&body) || market_differs(&stored.config, &new);
@@ -133,7 +138,7 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
                                   credentials"}),
             ));
         }
-        config::save_pending(&tx, uid, Some(&new))?;
+        bot_config::save_pending(&tx, bot.bot_id, Some(&new))?;
         tx.commit()?;
         let mut shown = config::settings_json(&new);
         shown["api_key"] = stored.to_json()["api_key"].clone();
@@ -146,13 +151,13 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         .map_err(|fields| reply::invalid_fields(&fields))?;
     let applies = names_market(&body) || market_differs(&stored.config, &new);
     check_market(ctx, &tx, &new, applies)?;
-    config::save(&tx, uid, &new)?;
-    if !secrets.is_empty() {
-        store_secrets(&tx, uid, &key, secrets)?;
-    }
+    let account = bot_keys::account_for(&tx, bot, &new, stored.exchange_account_id)?;
+    bot_keys::check(&new, &secrets, account)?;
+    bot_config::save(&tx, bot.bot_id, &new)?;
+    bot_keys::store(&tx, bot, &new, account, &key, secrets)?;
     // A change made while stopped replaces anything still pending.
-    config::save_pending(&tx, uid, None)?;
-    let shown = config::load(&tx, uid)?.map(|s| with_pending(&s, None));
+    bot_config::save_pending(&tx, bot.bot_id, None)?;
+    let shown = bot_config::load(&tx, bot.bot_id)?.map(|s| with_pending(&s, None));
     tx.commit()?;
     Ok(reply::json(200, &shown))
 }
@@ -162,21 +167,4 @@ fn secret_key(ctx: &Ctx<'_, '_>) -> Result<SecretKey, super::ApiError> {
         slog::error!(ctx.log, "no secret key for sealing credentials"; "error" => %e);
         reply::error(500, "Internal server error").into()
     })
-}
-
-fn store_secrets(
-    conn: &rusqlite::Connection,
-    uid: i64,
-    key: &SecretKey,
-    s: SecretUpdate,
-) -> Result<(), crate::store::StoreError> {
-    let sealed = key.seal_credentials(
-        uid,
-        &Credentials {
-            api_key: s.api_key,
-            api_secret: s.api_secret,
-            telegram_token: s.telegram_token,
-        },
-    );
-    users::set_credentials(conn, uid, &sealed.as_update())
 }

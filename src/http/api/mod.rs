@@ -5,6 +5,7 @@ pub mod admin_users;
 pub mod auth;
 pub mod bot;
 pub mod bot_config;
+pub mod bot_keys;
 pub mod maintenance;
 pub mod markets;
 pub mod paper;
