@@ -468,21 +468,27 @@ fn chat_id(v: &Value) -> Result<Option<String>, String> {
 }
 
 fn secret(body: &Map<String, Value>, name: &str, p: &mut Problems) -> Option<String> {
-    match body.get(name) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
+    secret_value(body.get(name)).unwrap_or_else(|msg| {
+        p.insert(name.into(), msg);
+        None
+    })
+}
+
+/// A write-only secret as sent (an exchange key or secret, a Telegram token):
+/// `None` when absent, empty or the masked `***abcd` of the GET shape (which keeps
+/// the stored one), else the trimmed string; an error for anything else.
+pub fn secret_value(v: Option<&Value>) -> Result<Option<String>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
         // The GET shape sent back unchanged (`"api_key": "***abcd"`) keeps the key.
-        Some(Value::String(s)) if s.starts_with("***") => None,
+        Some(Value::String(s)) if s.starts_with("***") => Ok(None),
         Some(Value::String(s)) if s.len() <= MAX_SECRET && !s.chars().any(char::is_control) => {
-            Some(s.trim().to_string())
+            Ok(Some(s.trim().to_string()))
         }
-        Some(_) => {
-            p.insert(
-                name.into(),
-                format!("must be a string of at most {MAX_SECRET} characters"),
-            );
-            None
-        }
+        Some(_) => Err(format!(
+            "must be a string of at most {MAX_SECRET} characters"
+        )),
     }
 }
 

@@ -101,6 +101,13 @@ pub fn search(
     Ok((rows, total))
 }
 
+/// User `id` as the admin list shows them (`None` for no such user).
+pub fn user(conn: &Connection, id: i64) -> Result<Option<UserBot>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE u.id = ?1"))?;
+    let mut rows = stmt.query_map([id], from_row)?;
+    Ok(rows.next().transpose()?)
+}
+
 /// Every user with a bot, with their default bot.
 pub fn managed(conn: &Connection) -> Result<Vec<UserBot>, StoreError> {
     let mut stmt =

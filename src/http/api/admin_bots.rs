@@ -61,22 +61,23 @@ pub fn list(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let offset = input::query_number(q, "offset", 0, i64::from(u32::MAX), 0)?;
     let conn = ctx.db.conn()?;
     let (rows, total) = admin::search(&conn, query.trim(), limit as u32, offset as u32)?;
-    let users: Vec<Value> = rows
-        .iter()
-        .map(|u| {
-            json!({"id": u.id, "email": u.email, "is_admin": u.is_admin,
-                   "disabled": u.disabled, "verified": u.verified, "created_at": u.created_at,
-                   "bot": {"status": u.status, "running": u.status == BotStatus::Running,
-                           "uptime": uptime(u.status, u.started_at), "exchange": u.exchange,
-                           "symbol": u.symbol, "cycle": u.cycle.max(1)},
-                   "pnl_total": crate::money::json(crate::money::pnl(u.pnl_total)),
-                   "trades": u.trades})
-        })
-        .collect();
+    let users: Vec<Value> = rows.iter().map(user_row_json).collect();
     Ok(reply::json(
         200,
         &json!({"users": users, "total": total, "limit": limit, "offset": offset}),
     ))
+}
+
+/// One user as the admin list shows them: their default bot's state and the PnL
+/// of all their bots (also the head of `GET /api/admin/users/<id>`).
+pub fn user_row_json(u: &admin::UserBot) -> Value {
+    json!({"id": u.id, "email": u.email, "is_admin": u.is_admin,
+           "disabled": u.disabled, "verified": u.verified, "created_at": u.created_at,
+           "bot": {"status": u.status, "running": u.status == BotStatus::Running,
+                   "uptime": uptime(u.status, u.started_at), "exchange": u.exchange,
+                   "symbol": u.symbol, "cycle": u.cycle.max(1)},
+           "pnl_total": crate::money::json(crate::money::pnl(u.pnl_total)),
+           "trades": u.trades})
 }
 
 fn target(ctx: &mut Ctx<'_, '_>) -> Result<i64, super::ApiError> {
