@@ -47,6 +47,7 @@ pub fn json_body(body: &[u8]) {
         input.string(name, &mut errors);
         input.opt_string(name, &mut errors);
         input.opt_bool(name, &mut errors);
+        input.label(name, false, &mut errors);
     }
     if let Some(mode) = input.opt_string("mode", &mut errors) {
         let _ = mode.parse::<StopMode>();
