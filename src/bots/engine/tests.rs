@@ -424,6 +424,34 @@ fn a_foreign_order_stops_the_bot_untouched() {
     assert_eq!(j.kinds().last(), Some(&"safety_stop"));
 }
 
+/// Another bot of the same user on this account (the short side of the symbol):
+/// its orders appear after the bot started, and are neither foreign (no safety
+/// stop) nor the bot's (a stop does not cancel them).
+#[test]
+fn a_sibling_bots_orders_are_neither_foreign_nor_the_bots() {
+    let (paper, mut e) = setup(Side::Long);
+    let ex = paper.account(7);
+    let mut j = Mem::default();
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    let sibling = crate::exchange::NewOrder {
+        client_id: "bz-8-1-l1".into(),
+        symbol: SYM.into(),
+        side: crate::exchange::OrderSide::Sell,
+        kind: crate::exchange::OrderKind::Limit,
+        price: Some(dec!(3500)),
+        trigger_price: None,
+        qty: dec!(0.01),
+        reduce_only: false,
+        position_side: Side::Short,
+    };
+    ex.place(&sibling).unwrap();
+    let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
+    assert_eq!(v, Verdict::Continue);
+    assert!(!j.kinds().contains(&"safety_stop"));
+    e.stop(&ex, &mut j, StopMode::CancelOrders).unwrap();
+    assert_eq!(open_ids(&ex), ["bz-8-1-l1"], "the sibling's order stays");
+}
+
 #[test]
 fn stop_modes_and_close_position() {
     let (paper, mut e) = setup(Side::Long);
