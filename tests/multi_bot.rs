@@ -6,13 +6,17 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::bots::{count, user, CALM};
 use common::fake_bybit::FakeBybit;
 use common::multi::{
-    account_routes, bot_path, bot_routes, bot_status, bots, create_account, create_bot,
-    default_bot, event_kinds, open_orders_of_bot, send, wait_bot_status,
+    account_routes, bot_path, bot_routes, bot_status, bots, call_within, create_account,
+    create_bot, default_bot, event_kinds, open_orders_of_bot, send, wait_bot_status,
 };
-use common::{Options, Server};
+use common::{wait_for, Options, Server};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 fn server(env: &[(&str, &str)]) -> Server {
@@ -24,6 +28,8 @@ fn server(env: &[(&str, &str)]) -> Server {
         ..Options::default()
     })
 }
+
+const GUARD_BODY: &str = r#"{"message":"Bot operation already in progress for this user. Please wait.","retry_after":30,"success":false}"#;
 
 fn not_found() -> Value {
     json!({"error": "Not found"})
@@ -1110,4 +1116,54 @@ fn the_legacy_endpoints_act_on_the_default_bot_and_limits_span_all_bots() {
     // Per user: someone else still has their whole budget.
     let other = user(&s, "fresh@example.com", false);
     assert_eq!(other.call(&s, "GET", "/api/bot/status", "").status, 200);
+}
+
+/// One operation at a time per user, whichever of their bots it is for: while a
+/// start of one bot hangs (the runner is stopped), a start of another, an admin's
+/// force operation on it and a bot's deletion meet the same guard.
+#[test]
+fn one_operation_guard_spans_all_of_a_users_bots() {
+    let s = server(&[]);
+    let admin = user(&s, "boss@example.com", true);
+    let u = user(&s, "busy@example.com", false);
+    let did = default_bot(&s, &u)["id"].as_i64().unwrap();
+    let eid = create_bot(&s, &u, json!({"name": "ETH", "symbol": "ETH/USDT"}))["id"]
+        .as_i64()
+        .unwrap();
+    let spare = create_bot(&s, &u, json!({"name": "SOL", "symbol": "SOL/USDT"}))["id"]
+        .as_i64()
+        .unwrap();
+    let runner = Pid::from_raw(s.runner_pids()[0]);
+    kill(runner, Signal::SIGSTOP).unwrap();
+    // Starts of the default bot until one is refused: an earlier one hangs in a
+    // worker holding the user's guard.
+    let wait = Duration::from_millis(700);
+    wait_for(Duration::from_secs(20), "the guard held", || {
+        call_within(&s, &u, "POST", "/api/bot/start", wait).is_some_and(|r| r.text() == GUARD_BODY)
+    });
+    let refused = [
+        (&u, "POST", bot_path(eid, "/start")),
+        (&u, "DELETE", bot_path(spare, "")),
+        (&admin, "POST", format!("/api/admin/bots/{eid}/start")),
+    ];
+    for (who, method, path) in refused {
+        let r = call_within(&s, who, method, &path, wait);
+        let r = r.unwrap_or_else(|| panic!("{method} {path} waited"));
+        assert_eq!(
+            (r.status, r.text(), r.header("retry-after")),
+            (429, GUARD_BODY.to_string(), Some("30")),
+            "{method} {path}"
+        );
+    }
+    kill(runner, Signal::SIGCONT).unwrap();
+    wait_bot_status(&s, &u, did, "running");
+    // The guard is free again: the other bot starts, the spare one goes.
+    wait_for(Duration::from_secs(20), "the guard released", || {
+        send(&s, &u, "POST", &bot_path(eid, "/start"), Value::Null).0 == 200
+    });
+    assert_eq!(bot_status(&s, &u, eid)["status"], "running");
+    assert_eq!(
+        send(&s, &u, "DELETE", &bot_path(spare, ""), Value::Null).0,
+        200
+    );
 }

@@ -127,3 +127,23 @@ pub fn account_routes(id: i64) -> Vec<(&'static str, String, Value)> {
         Value::Null,
     )]
 }
+
+/// `method path` by `u` on a new connection, waiting at most `wait` for the
+/// answer: `None` if it did not come in time (the request goes on in the server).
+pub fn call_within(
+    s: &Server,
+    u: &User,
+    method: &str,
+    path: &str,
+    wait: Duration,
+) -> Option<super::client::Resp> {
+    let mut c = super::Conn::open(s.port).ok()?;
+    c.stream.set_read_timeout(Some(wait)).ok()?;
+    let raw = format!(
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 0\r\n\r\n",
+        u.token
+    );
+    c.send(raw.as_bytes()).ok()?;
+    c.read_response(false).ok()
+}
