@@ -327,3 +327,39 @@ fn the_admin_overview_lists_every_bot_and_counts_bots() {
     // The user's entry is their default bot, which is stopped.
     assert_eq!(overview["users"][u.id.to_string()]["status"], "stopped");
 }
+
+#[test]
+fn concurrent_starts_on_one_position_let_exactly_one_through() {
+    let s = Server::with(Options {
+        workers: 1,
+        env: common::bots::CALM.to_vec(),
+        ..Options::default()
+    });
+    let u = user(&s, "race@example.com", false);
+    let twins = [
+        add_bot(&s, u.id, "ETH A", "ETH/USDT", "short", "5"),
+        add_bot(&s, u.id, "ETH B", "ETH/USDT", "short", "5"),
+    ];
+    let outcomes: Vec<String> = std::thread::scope(|scope| {
+        let started: Vec<_> = twins
+            .iter()
+            .map(|bot| {
+                let s = &s;
+                scope.spawn(move || {
+                    start(s, u.id, *bot)["outcome"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+            })
+            .collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = outcomes.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["conflict", "started"], "{outcomes:?}");
+    let running: Vec<String> = twins.iter().map(|b| status_of(&s, *b).0).collect();
+    let mut states = running.clone();
+    states.sort();
+    assert_eq!(states, ["running", "stopped"], "{running:?}");
+}

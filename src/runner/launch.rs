@@ -10,7 +10,7 @@ use slog::warn;
 
 use super::journal::BotCtx;
 use super::journal::DbJournal;
-use super::manager::{Manager, Running, Why};
+use super::manager::{Claim, Manager, Running, Why};
 use super::protocol::Outcome;
 use super::telegram::Target;
 use crate::bots::config::{side_name, BotMarket, StoredConfig};
@@ -229,7 +229,7 @@ impl Manager {
             side: c.side,
             has_pending: stored.has_pending,
         };
-        let Err(other) = self.claim(conn, bot, &position)? else {
+        let Claim::Taken(other) = self.claim(conn, bot, &position)? else {
             return Ok(());
         };
         let msg = format!(

@@ -81,6 +81,14 @@ pub struct Cell {
     bot: Option<Running>,
 }
 
+/// What [`Manager::claim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Claim {
+    Granted,
+    /// Bot `.0` of the same user trades that position.
+    Taken(i64),
+}
+
 /// A bot in the map: its cell, its owner, and the position it claimed once its
 /// configuration was read (`None` until then).
 struct Slot {
@@ -272,13 +280,12 @@ impl Manager {
     /// position: one in the map that claimed it, or one meant to run that is not
     /// in the map yet (waiting to be resumed). The claim is made under the map's
     /// lock, so of two concurrent starts on one position exactly one passes.
-    /// Returns the id of the bot in the way.
     pub(super) fn claim(
         &self,
         conn: &Connection,
         bot: BotRef,
         market: &BotMarket,
-    ) -> Result<Result<(), i64>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         let wanted = bot_config::wanted_markets_of(conn, bot.user_id)?;
         let mut map = lock(&self.map);
         let claimed = map.iter().find(|(id, slot)| {
@@ -290,12 +297,12 @@ impl Manager {
             .iter()
             .find(|(id, m)| *id != bot.bot_id && !map.contains_key(id) && m.same_position(market));
         if let Some(other) = claimed.map(|(id, _)| *id).or(waiting.map(|(id, _)| *id)) {
-            return Ok(Err(other));
+            return Ok(Claim::Taken(other));
         }
         if let Some(slot) = map.get_mut(&bot.bot_id) {
             slot.claim = Some(market.clone());
         }
-        Ok(Ok(()))
+        Ok(Claim::Granted)
     }
 
     fn schedule(&self, bot_id: i64, generation: u64, after_ms: u64) {

@@ -268,8 +268,9 @@ pub enum Deleted {
     NotFound,
     /// Running, starting, stopping or meant to run: stop it first.
     Active,
-    /// Stopped with its cycle's position still open: its fills are the only record
-    /// of that position, so the bot stays until the cycle is closed.
+    /// Stopped with its cycle's position or orders still open (a `keep` stop):
+    /// its fills are the only record of that position, and its orders would rest
+    /// with no bot to follow them, so the bot stays until the cycle is closed.
     CycleOpen,
 }
 
@@ -282,7 +283,8 @@ pub fn delete(conn: &Connection, uid: i64, bot_id: i64) -> Result<Deleted, Store
             "DELETE FROM user_bots WHERE id = ?1 AND user_id = ?2
                AND desired_state != 'running'
                AND status NOT IN ('starting', 'running', 'stopping')
-               AND NOT (cycle_opened_at IS NOT NULL AND CAST(position_size AS REAL) != 0)",
+               AND NOT (cycle_opened_at IS NOT NULL
+                        AND (CAST(position_size AS REAL) != 0 OR open_orders > 0))",
         )?
         .execute(params![bot_id, uid])?;
     if n == 1 {
@@ -465,11 +467,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(delete(&c, a, id).unwrap(), Deleted::CycleOpen);
-        c.execute(
-            "UPDATE user_bots SET position_size = '0' WHERE id = ?1",
-            [id],
-        )
-        .unwrap();
+        let flat_with_legs =
+            "UPDATE user_bots SET position_size = '0', open_orders = 2 WHERE id = ?1";
+        c.execute(flat_with_legs, [id]).unwrap();
+        assert_eq!(delete(&c, a, id).unwrap(), Deleted::CycleOpen);
+        c.execute("UPDATE user_bots SET open_orders = 0 WHERE id = ?1", [id])
+            .unwrap();
         assert_eq!(delete(&c, a, id).unwrap(), Deleted::Done);
         assert_eq!(get(&c, a, id).unwrap(), None);
         assert!(bots::events(&c, id, 10, None).unwrap().is_empty());

@@ -141,3 +141,126 @@ pub fn store(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::users::{self, NewUser};
+    use crate::store::{bot_config, migrate};
+
+    fn keys(api_key: Option<&str>, api_secret: Option<&str>) -> SecretUpdate {
+        SecretUpdate {
+            api_key: api_key.map(String::from),
+            api_secret: api_secret.map(String::from),
+            telegram_token: None,
+        }
+    }
+
+    fn on(exchange: &str) -> BotConfig {
+        BotConfig {
+            exchange: exchange.into(),
+            ..BotConfig::default()
+        }
+    }
+
+    /// The field a refusal names.
+    fn refused_field(r: Result<(), ApiError>) -> Option<String> {
+        match r {
+            Err(ApiError::Reply(resp)) => {
+                let body: serde_json::Value = serde_json::from_slice(resp.body.as_slice()).ok()?;
+                body["fields"].as_object()?.keys().next().cloned()
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn keys_need_a_real_exchange_and_both_halves_for_a_new_account() {
+        let paper = on("paper");
+        let pair = keys(Some("k"), Some("s"));
+        assert_eq!(
+            refused_field(check(&paper, &pair, None)).as_deref(),
+            Some("api_key")
+        );
+        let bybit = on("bybit");
+        assert!(check(&bybit, &pair, None).is_ok());
+        let half = keys(Some("k"), None);
+        assert_eq!(
+            refused_field(check(&bybit, &half, None)).as_deref(),
+            Some("api_secret")
+        );
+        assert!(
+            check(&bybit, &half, Some(3)).is_ok(),
+            "the account has a secret"
+        );
+        let other_half = keys(None, Some("s"));
+        assert_eq!(
+            refused_field(check(&bybit, &other_half, None)).as_deref(),
+            Some("api_key")
+        );
+        assert!(check(&paper, &keys(None, None), None).is_ok());
+    }
+
+    #[test]
+    fn keys_make_an_account_that_follows_the_bot_between_exchanges() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate::migrate(&mut c).unwrap();
+        let new = NewUser {
+            email: "k@x.io",
+            password_hash: "h",
+            is_admin: false,
+            verification: None,
+        };
+        let user_id = users::create(&c, &new, 1).unwrap();
+        let bot_id = user_bots::default_of(&c, user_id).unwrap().unwrap();
+        let bot = BotRef { user_id, bot_id };
+        let key = SecretKey::derive(b"test");
+        let save = |cfg: &BotConfig, s: SecretUpdate| {
+            let current = bot_config::load(&c, bot_id)
+                .unwrap()
+                .unwrap()
+                .exchange_account_id;
+            let account = account_for(&c, bot, cfg, current).ok().flatten();
+            check(cfg, &s, account).ok().unwrap();
+            bot_config::save(&c, bot_id, cfg).unwrap();
+            store(&c, bot, cfg, account, &key, s).ok().unwrap();
+            bot_config::load(&c, bot_id).unwrap().unwrap()
+        };
+        let bybit = save(&on("bybit"), keys(Some("KEY-abcd1234"), Some("secret")));
+        let account = bybit.exchange_account_id.unwrap();
+        assert_eq!(bybit.api_key_last4.as_deref(), Some("1234"));
+        let listed = exchange_accounts::get(&c, user_id, account)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (listed.name.as_str(), listed.exchange.as_str()),
+            ("Bybit", "bybit")
+        );
+        // A new key alone replaces the key of the same account.
+        let again = save(&on("bybit"), keys(Some("KEY-wxyz9876"), None));
+        assert_eq!(
+            (again.exchange_account_id, again.api_key_last4.as_deref()),
+            (Some(account), Some("9876"))
+        );
+        // Another exchange without keys: no account there yet; back: found again.
+        assert_eq!(
+            save(&on("bingx"), keys(None, None)).exchange_account_id,
+            None
+        );
+        assert_eq!(
+            save(&on("paper"), keys(None, None)).exchange_account_id,
+            None
+        );
+        assert_eq!(
+            save(&on("bybit"), keys(None, None)).exchange_account_id,
+            Some(account)
+        );
+        assert_eq!(exchange_accounts::list(&c, user_id).unwrap().len(), 1);
+        let sealed = exchange_accounts::credentials(&c, user_id, account)
+            .unwrap()
+            .unwrap();
+        let opened = key.open_credentials(user_id, &sealed).unwrap();
+        assert_eq!(opened.api_key.as_deref(), Some("KEY-wxyz9876"));
+        assert_eq!(opened.api_secret.as_deref(), Some("secret"));
+    }
+}
