@@ -449,6 +449,26 @@ fn a_second_bot_trades_on_its_own_market_beside_the_default_one() {
         "{body}"
     );
 
+    // A bot stopped with its cycle open (keep) stays; a start resumes that cycle.
+    let (code, _) = send(
+        &s,
+        &u,
+        "POST",
+        &bot_path(eid, "/stop"),
+        json!({"mode": "keep"}),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(open_orders_of_bot(&s, eid), 3, "keep leaves the orders");
+    let (code, body) = send(&s, &u, "DELETE", &bot_path(eid, ""), Value::Null);
+    assert_eq!(
+        (code, body["success"].clone(), body["status"].clone()),
+        (409, json!(false), json!("position_open")),
+        "{body}"
+    );
+    let (code, body) = send(&s, &u, "POST", &bot_path(eid, "/start"), Value::Null);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(bot_status(&s, &u, eid)["cycle"], 1);
+
     // Stop with a mode, per bot: closing the position records this bot's trade.
     let (code, body) = send(
         &s,

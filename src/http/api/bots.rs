@@ -12,7 +12,7 @@
 //!   a new user's working configuration; its exchange account is one of the
 //!   caller's on the bot's exchange, and a paper bot has none;
 //! - the default bot (the first, which `/api/bot/*` acts on) is never deleted, nor
-//!   a bot that runs or still holds its cycle's position;
+//!   a bot that runs or whose stopped cycle still holds a position or orders;
 //! - a delete takes the user's operation guard, so it cannot interleave with a
 //!   start of the same bot.
 
@@ -303,8 +303,8 @@ fn deleted(conn: &Connection, b: &BotInfo) -> ApiResult {
         Deleted::Active => refusal("running", "Stop the bot before deleting it"),
         Deleted::CycleOpen => refusal(
             "position_open",
-            "The bot's cycle still holds a position: start the bot and stop it with \
-             close_position first",
+            "The bot's cycle still holds a position or resting orders: start the bot and \
+             stop it with close_position first",
         ),
     })
 }
