@@ -20,6 +20,7 @@ pub mod fake_page;
 pub mod fake_public_ws;
 pub mod floats;
 pub mod load;
+pub mod multi;
 pub mod openapi;
 pub mod ports;
 pub mod redis;

@@ -86,7 +86,7 @@ impl Engine {
         if !o.client_id.is_empty() {
             return o
                 .client_id
-                .starts_with(&ids::user_prefix(self.uid))
+                .starts_with(&ids::bot_prefix(self.bot.bot_id))
                 .then(|| o.client_id.clone());
         }
         self.sent
@@ -98,7 +98,7 @@ impl Engine {
     /// The purpose of one of the bot's orders of the current cycle.
     pub(super) fn this_cycle(&self, o: &Order) -> Option<(String, Purpose)> {
         let id = self.ours(o)?;
-        match ids::parse(self.uid, &id) {
+        match ids::parse(self.bot.bot_id, &id) {
             Some((c, p)) if c == self.state.cycle => Some((id, p)),
             _ => None,
         }
@@ -118,7 +118,7 @@ impl Engine {
             .sent
             .iter()
             .filter(|(_, ex)| ex.is_none())
-            .filter_map(|(id, _)| match ids::parse(self.uid, id) {
+            .filter_map(|(id, _)| match ids::parse(self.bot.bot_id, id) {
                 Some((c, Purpose::StopLoss(n))) if c == self.state.cycle => Some((n, id.clone())),
                 _ => None,
             })
@@ -166,12 +166,24 @@ impl Engine {
                 continue;
             }
             if let Some(id) = j.client_id_of(&o.exchange_id)? {
-                if ids::parse(self.uid, &id).is_some() {
+                if ids::parse(self.bot.bot_id, &id).is_some() {
                     s.recorded.insert(o.exchange_id.clone(), id);
+                } else if ids::tagged_bot(&id).is_some() {
+                    s.siblings.insert(o.exchange_id.clone());
                 }
             }
         }
         Ok(())
+    }
+
+    /// An order of a sibling bot: another bot of the same user trading on this
+    /// account (another side of the symbol). It is theirs: never foreign, never
+    /// cancelled, never counted.
+    pub(super) fn sibling(&self, s: &Step<'_>, o: &Order) -> bool {
+        if o.client_id.is_empty() {
+            return s.siblings.contains(&o.exchange_id);
+        }
+        ids::tagged_bot(&o.client_id).is_some_and(|b| b != self.bot.bot_id)
     }
 
     /// The bot's client id of an open order: `ours`, or one recalled by the
@@ -188,11 +200,9 @@ impl Engine {
         s: &Step<'_>,
         j: &mut dyn Journal,
     ) -> Result<Option<Verdict>, BotError> {
-        let Some(foreign) = s
-            .opens
-            .iter()
-            .find(|o| self.known_id(s, o).is_none() && o.created_ms >= self.started_ms)
-        else {
+        let Some(foreign) = s.opens.iter().find(|o| {
+            self.known_id(s, o).is_none() && !self.sibling(s, o) && o.created_ms >= self.started_ms
+        }) else {
             return Ok(None);
         };
         let msg = format!(
@@ -220,7 +230,7 @@ impl Engine {
             .iter()
             .filter_map(|o| self.known_id(s, o).map(|id| (id, o)))
             .filter(
-                |(id, _)| matches!(ids::parse(self.uid, id), Some((c, _)) if c != self.state.cycle),
+                |(id, _)| matches!(ids::parse(self.bot.bot_id, id), Some((c, _)) if c != self.state.cycle),
             )
             .map(|(id, o)| (id, o.clone()))
             .collect();
@@ -300,7 +310,7 @@ impl Engine {
         id: &str,
         o: &Order,
     ) -> Result<(), BotError> {
-        let Some((cycle, purpose)) = ids::parse(self.uid, id) else {
+        let Some((cycle, purpose)) = ids::parse(self.bot.bot_id, id) else {
             return Ok(());
         };
         if cycle != self.state.cycle {
