@@ -18,10 +18,13 @@ pub mod fake_http;
 pub mod fake_inject;
 pub mod fake_page;
 pub mod fake_public_ws;
+pub mod fake_snapshot;
+pub mod fixture_db;
 pub mod floats;
 pub mod load;
 pub mod ports;
 pub mod redis;
+pub mod release;
 pub mod replay;
 pub mod totp;
 
