@@ -192,150 +192,63 @@ fn assert_kept(now: &Value, before: &Value, what: &str) {
     }
 }
 
+/// The current build on the fixture: the fakes restored, the database loaded, a
+/// token for every user.
+struct Upgraded {
+    venues: Venues,
+    server: Server,
+    /// The release's `GET /api/bot/config` answers by user id.
+    configs: Value,
+    users: [User; 4],
+    /// The Bybit fake's orders and accepted placements as the release left them.
+    orders_before: Vec<FakeOrder>,
+    placed_before: Vec<String>,
+}
+
+impl Upgraded {
+    fn start() -> Upgraded {
+        let venues = Venues::start();
+        let book: Value = read_json("bybit-book.json");
+        fake_snapshot::restore(&mut venues.bybit.book(), &book);
+        let (orders_before, placed_before) = {
+            let b = venues.bybit.book();
+            assert_eq!(open_ids(&b), resting(), "the fixture");
+            (b.orders.clone(), b.accepted.clone())
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let dump = fs::read_to_string(fixture("database.sql")).unwrap();
+        fixture_db::load(&dump, &dir.path().join("instance/database.db"));
+        let env = venues.env();
+        let server = Server::start_in(dir, options(&env));
+        let users = [ADMIN, IDLE, TRADER, BINGX_USER].map(|u| token(&server, u));
+        Upgraded {
+            venues,
+            server,
+            configs: read_json("bot-config.json"),
+            users,
+            orders_before,
+            placed_before,
+        }
+    }
+
+    fn user(&self, (id, _): (i64, &str)) -> &User {
+        &self.users[id as usize - 1]
+    }
+}
+
+fn read_json(name: &str) -> Value {
+    let text = fs::read_to_string(fixture(name)).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 #[test]
 fn a_release_database_with_a_running_bybit_bot_upgrades_in_place() {
-    let venues = Venues::start();
-    let book: Value =
-        serde_json::from_str(&fs::read_to_string(fixture("bybit-book.json")).unwrap())
-            .expect("bybit-book.json");
-    fake_snapshot::restore(&mut venues.bybit.book(), &book);
-    let (orders_before, placed_before) = {
-        let b = venues.bybit.book();
-        assert_eq!(open_ids(&b), resting(), "the fixture");
-        (b.orders.clone(), b.accepted.clone())
-    };
-    let configs: Value =
-        serde_json::from_str(&fs::read_to_string(fixture("bot-config.json")).unwrap())
-            .expect("bot-config.json");
-    let dir = tempfile::tempdir().unwrap();
-    let dump = fs::read_to_string(fixture("database.sql")).unwrap();
-    fixture_db::load(&dump, &dir.path().join("instance/database.db"));
-
-    let env = venues.env();
-    let s = Server::start_in(dir, options(&env));
-    let [admin, idle, trader, bingx] = [ADMIN, IDLE, TRADER, BINGX_USER].map(|u| token(&s, u));
-
-    // The running bot resumed on its own, adopting what rests on the exchange.
-    wait_for(Duration::from_secs(30), "the trader's bot resumed", || {
-        trader.events(&s).iter().any(|k| k == "resumed")
-    });
-    let st = wait_status(&s, &trader, "running");
-    assert_eq!(st["cycle"], 1, "{st}");
-    // Some ticks after the resume, still nothing placed, cancelled or refused.
-    let polled = requests_to(&venues.bybit.book(), "/v5/order/realtime");
-    wait_for(
-        Duration::from_secs(20),
-        "bot ticks after the resume",
-        || requests_to(&venues.bybit.book(), "/v5/order/realtime") >= polled + 3,
-    );
-    {
-        let b = venues.bybit.book();
-        assert!(b.refused.is_empty(), "refused: {:?}", b.refused);
-        assert_eq!(b.duplicates, 0, "duplicate placements");
-        assert_eq!(b.accepted, placed_before, "nothing placed at the resume");
-        assert_eq!(b.orders, orders_before, "nothing cancelled or changed");
-    }
-    assert_eq!(listed_ids(&trader.get(&s, "/api/bot/orders")), resting());
-    assert_kept(
-        &trader.get(&s, "/api/bot/config"),
-        &configs["3"],
-        "trader config",
-    );
-    assert_eq!(trader.get(&s, "/api/bot/config")["api_key"], "***abcd");
-
-    // The never-started users: their configuration as the release showed it, and
-    // the BingX keys still open (listing its orders signs with them).
-    assert_kept(
-        &bingx.get(&s, "/api/bot/config"),
-        &configs["4"],
-        "BingX config",
-    );
-    assert_eq!(bingx.get(&s, "/api/bot/orders")["orders"], json!([]));
-    assert!(venues.bingx.book().refused.is_empty());
-    assert_kept(
-        &idle.get(&s, "/api/bot/config"),
-        &configs["2"],
-        "idle config",
-    );
-    assert_eq!(idle.status(&s)["status"], "stopped");
-
-    // C14: one default bot each, id = user id; accounts from the stored keys.
-    let account = only(&trader.get(&s, "/api/exchange-accounts"), "accounts").clone();
-    assert_eq!(
-        (&account["exchange"], &account["api_key"]),
-        (&json!("bybit"), &json!("***abcd")),
-        "{account}"
-    );
-    let bots = trader.get(&s, "/api/bots");
-    let bot = only(&bots, "bots");
-    assert_eq!(bot["id"], 3, "{bot}");
-    assert_eq!(bot["exchange_account_id"], account["id"], "{bot}");
-    assert_eq!(
-        (&bot["exchange"], &bot["symbol"], &bot["side"]),
-        (&json!("bybit"), &json!("BTC/USDT"), &json!("long")),
-        "{bot}"
-    );
-    assert_eq!(
-        (&bot["status"], &bot["running"]),
-        (&json!("running"), &json!(true)),
-        "{bot}"
-    );
-    assert_eq!(listed_ids(&trader.get(&s, "/api/bots/3/orders")), resting());
-
-    let bx_account = only(&bingx.get(&s, "/api/exchange-accounts"), "accounts").clone();
-    assert_eq!(
-        (&bx_account["exchange"], &bx_account["api_key"]),
-        (&json!("bingx"), &json!("***wxyz")),
-        "{bx_account}"
-    );
-    let bx_bots = bingx.get(&s, "/api/bots");
-    let bx_bot = only(&bx_bots, "bots");
-    assert_eq!(
-        (
-            &bx_bot["id"],
-            &bx_bot["exchange_account_id"],
-            &bx_bot["status"]
-        ),
-        (&json!(4), &bx_account["id"], &json!("stopped")),
-        "{bx_bot}"
-    );
-    assert_eq!(
-        (&bx_bot["side"], &bx_bot["leverage"]),
-        (&json!("short"), &json!(5))
-    );
-    assert_kept(
-        &bingx.get(&s, "/api/bots/4/config"),
-        &configs["4"],
-        "BingX bot config",
-    );
-
-    let idle_bots = idle.get(&s, "/api/bots");
-    let idle_bot = only(&idle_bots, "bots");
-    assert_eq!(
-        (
-            &idle_bot["id"],
-            &idle_bot["exchange"],
-            &idle_bot["status"],
-            &idle_bot["running"]
-        ),
-        (&json!(2), &json!("paper"), &json!("stopped"), &json!(false)),
-        "{idle_bot}"
-    );
-    assert_eq!(
-        idle.get(&s, "/api/exchange-accounts")["accounts"],
-        json!([])
-    );
-
-    let overview = admin.get(&s, "/admin/simple/status");
-    for id in 1..=4 {
-        let b = &overview["bots"][id.to_string()];
-        assert_eq!(b["user_id"], id, "bot {id}: {overview}");
-        assert_eq!(b["running"], id == TRADER.0, "bot {id}: {overview}");
-    }
-
-    leg_fill_moves_take_profit_and_stop(&s, &venues.bybit, &trader);
-
-    let (dir, _) = s.terminate();
+    let up = Upgraded::start();
+    resumes_without_touching_its_orders(&up);
+    legacy_views_are_kept(&up);
+    each_user_has_a_default_bot(&up);
+    leg_fill_moves_take_profit_and_stop(&up);
+    let (dir, _) = up.server.terminate();
     let db = rusqlite::Connection::open(dir.path().join("instance/database.db")).unwrap();
     assert!(fixture_db::schema_version(&db) > 11, "migrated");
     assert_eq!(
@@ -345,10 +258,131 @@ fn a_release_database_with_a_running_bybit_bot_upgrades_in_place() {
     assert_eq!(fixture_db::integrity(&db), ["ok"]);
 }
 
+/// The running bot resumed on its own and adopted what rests on the exchange:
+/// some ticks later still nothing placed, cancelled or refused.
+fn resumes_without_touching_its_orders(up: &Upgraded) {
+    let (s, trader) = (&up.server, up.user(TRADER));
+    wait_for(Duration::from_secs(30), "the trader's bot resumed", || {
+        trader.events(s).iter().any(|k| k == "resumed")
+    });
+    let st = wait_status(s, trader, "running");
+    assert_eq!(st["cycle"], 1, "{st}");
+    let bybit = &up.venues.bybit;
+    let polled = requests_to(&bybit.book(), "/v5/order/realtime");
+    wait_for(
+        Duration::from_secs(20),
+        "bot ticks after the resume",
+        || requests_to(&bybit.book(), "/v5/order/realtime") >= polled + 3,
+    );
+    let b = bybit.book();
+    assert!(b.refused.is_empty(), "refused: {:?}", b.refused);
+    assert_eq!(b.duplicates, 0, "duplicate placements");
+    assert_eq!(b.accepted, up.placed_before, "nothing placed at the resume");
+    assert_eq!(b.orders, up.orders_before, "nothing cancelled or changed");
+    drop(b);
+    assert_eq!(listed_ids(&trader.get(s, "/api/bot/orders")), resting());
+}
+
+/// `/api/bot/*` of every user as the release showed it; the BingX keys still
+/// open (listing that user's orders signs with them).
+fn legacy_views_are_kept(up: &Upgraded) {
+    let s = &up.server;
+    for who in [IDLE, TRADER, BINGX_USER] {
+        let now = up.user(who).get(s, "/api/bot/config");
+        assert_kept(&now, &up.configs[who.0.to_string()], who.1);
+    }
+    assert_eq!(
+        up.user(TRADER).get(s, "/api/bot/config")["api_key"],
+        "***abcd"
+    );
+    let bingx = up.user(BINGX_USER);
+    assert_eq!(bingx.get(s, "/api/bot/orders")["orders"], json!([]));
+    assert!(up.venues.bingx.book().refused.is_empty());
+    assert_eq!(bingx.status(s)["status"], "stopped");
+    assert_eq!(up.user(IDLE).status(s)["status"], "stopped");
+}
+
+/// C14: one default bot per user with id = user id, its exchange account made
+/// from the stored keys; the admin's overview lists all four.
+fn each_user_has_a_default_bot(up: &Upgraded) {
+    let s = &up.server;
+    let trader = up.user(TRADER);
+    let account = only(&trader.get(s, "/api/exchange-accounts"), "accounts").clone();
+    assert_eq!(
+        (&account["exchange"], &account["api_key"]),
+        (&json!("bybit"), &json!("***abcd")),
+        "{account}"
+    );
+    let bots = trader.get(s, "/api/bots");
+    let bot = only(&bots, "bots");
+    assert_eq!(
+        (&bot["id"], &bot["exchange_account_id"], &bot["exchange"]),
+        (&json!(3), &account["id"], &json!("bybit")),
+        "{bot}"
+    );
+    assert_eq!(
+        (
+            &bot["symbol"],
+            &bot["side"],
+            &bot["status"],
+            &bot["running"]
+        ),
+        (
+            &json!("BTC/USDT"),
+            &json!("long"),
+            &json!("running"),
+            &json!(true)
+        ),
+        "{bot}"
+    );
+    assert_eq!(listed_ids(&trader.get(s, "/api/bots/3/orders")), resting());
+    bingx_bot_keeps_its_account(up);
+    let idle = up.user(IDLE);
+    let idle_bots = idle.get(s, "/api/bots");
+    let bot = only(&idle_bots, "bots");
+    assert_eq!(
+        (
+            &bot["id"],
+            &bot["exchange"],
+            &bot["status"],
+            &bot["running"]
+        ),
+        (&json!(2), &json!("paper"), &json!("stopped"), &json!(false)),
+        "{bot}"
+    );
+    assert_eq!(idle.get(s, "/api/exchange-accounts")["accounts"], json!([]));
+    let overview = up.user(ADMIN).get(s, "/admin/simple/status");
+    for id in 1..=4 {
+        let b = &overview["bots"][id.to_string()];
+        assert_eq!(b["user_id"], id, "bot {id}: {overview}");
+        assert_eq!(b["running"], id == TRADER.0, "bot {id}: {overview}");
+    }
+}
+
+fn bingx_bot_keeps_its_account(up: &Upgraded) {
+    let (s, bingx) = (&up.server, up.user(BINGX_USER));
+    let account = only(&bingx.get(s, "/api/exchange-accounts"), "accounts").clone();
+    assert_eq!(
+        (&account["exchange"], &account["api_key"]),
+        (&json!("bingx"), &json!("***wxyz")),
+        "{account}"
+    );
+    let bots = bingx.get(s, "/api/bots");
+    let bot = only(&bots, "bots");
+    assert_eq!(
+        (&bot["id"], &bot["exchange_account_id"], &bot["status"]),
+        (&json!(4), &account["id"], &json!("stopped")),
+        "{bot}"
+    );
+    let config = bingx.get(s, "/api/bots/4/config");
+    assert_kept(&config, &up.configs["4"], "BingX bot config");
+}
+
 /// Leg 1 fills on the fake: the upgraded bot replaces its take-profit and stop
 /// for the new average with ids of the same bot tag, one stop only, and every
 /// client id on the account was placed once across both releases.
-fn leg_fill_moves_take_profit_and_stop(s: &Server, bybit: &FakeBybit, trader: &User) {
+fn leg_fill_moves_take_profit_and_stop(up: &Upgraded) {
+    let (s, bybit, trader) = (&up.server, &up.venues.bybit, up.user(TRADER));
     let placed = bybit.book().accepted.len();
     bybit.book().set_price(dec!(59400));
     let mut new_ids = Vec::new();
