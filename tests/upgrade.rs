@@ -6,16 +6,17 @@
 //! placed twice), and every user's bot, exchange account and configuration must
 //! come through the migration.
 //!
-//! The fixture's users: 1 `admin@example.com` (the admin made on first start, never
-//! traded); 2
-//! `idle@example.com` (the paper configuration every new user gets, never started);
-//! 3 `trader@example.com` (Bybit keys, bot running: entry filled, two ladder legs, a
-//! take-profit and an exchange-side stop resting on the fake); 4 `bingx@example.com`
-//! (BingX keys and a short configuration, never started).
+//! The fixture's users: 1 `admin@example.com` (the admin made on first start,
+//! never traded); 2 `idle@example.com` (the paper configuration every new user gets,
+//! never started); 3 `trader@example.com` (Bybit keys, bot running: entry filled,
+//! two ladder legs, a take-profit and an exchange-side stop resting on the fake);
+//! 4 `bingx@example.com` (BingX keys and a short configuration, never started).
 //!
-//! How the fixture is made, and remade, is in its README: `make_upgrade_fixture`
-//! below, run with the release's binary. Both releases run with `SECRET_KEY` below,
-//! which the sealed exchange keys need.
+//! How the fixture is made, and remade, is in tests/fixtures/upgrade-0011/README.md:
+//! `make_upgrade_fixture` below, run with the release's binary. Both releases run
+//! with `SECRET_KEY` below, which the sealed exchange keys need. The Bybit fake's
+//! clock is restored to the moment of the fixture (fake_snapshot.rs), so the bot's
+//! recorded times and the exchange's agree however old the fixture gets.
 
 mod common;
 
