@@ -6,7 +6,8 @@
 use blitz_worker::Response;
 
 use super::api::{
-pub static ROUTES: [Route; 86] = [
+    admin_bots, admin_user_bots, admin_users, auth, bot, bot_config, bots, exchange_accounts,
+    maintenance, markets, openapi, paper, per_bot, pnl, tokens, two_factor, ApiResult,
 };
 use super::ctx::Ctx;
 use super::pages::{
