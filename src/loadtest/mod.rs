@@ -229,6 +229,13 @@ fn load_users(
             .collect();
         return Ok((users, &MIX));
     }
+    if !opts.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!(
+            "blitz loadtest: giving {} users {} bots each (GET and POST /api/bots) ...",
+            tokens.len(),
+            opts.bots_per_user
+        );
+    }
     let ids = bots::prepare(addr, host, &tokens, opts.bots_per_user, opts.connections)?;
     let users = tokens
         .into_iter()
