@@ -12,8 +12,9 @@
 #            bot each:                      GET /api/bot/status
 # in alternating order (ref, 3 bots, 1 bot; then 1 bot, 3 bots, ref). Prints per run
 # the status route's and the whole mix's req/s and the status route's p99, then
-# the medians over <rounds> (default 3) and the ratios 3 bots / ref and
-# 3 bots / 1 bot of the status route's req/s. Rate limits are raised so that every
+# the medians over <rounds> (default 3) and, for 3 bots / ref and 3 bots / 1 bot,
+# the ratio of the status route's median req/s and the median of the per-round
+# ratios. Rate limits are raised so that every
 # request passes through the limiter and is admitted.
 set -euo pipefail
 
@@ -82,27 +83,36 @@ if [ -n "$reference" ]; then
 fi
 
 echo "== bot status, $users users, 50 connections, ${secs}s per run, $rounds rounds, $(nproc) cores"
-declare -A rps
+declare -A rps # [name,round] = the status route's req/s
 for round in $(seq "$rounds"); do
   order=$(seq 0 $((${#names[@]} - 1)))
   [ $((round % 2)) -eq 0 ] && order=$(echo "$order" | tac)
   for i in $order; do
     measure "${names[$i]}" "${binaries[$i]}" "${bots[$i]}"
     read -r status total p99 <"$work/last"
-    rps[${names[$i]}]+="$status "
+    rps[${names[$i]},$round]=$status
     printf 'round %d  %-7s status %8s req/s  p99 %6s ms  | mix %8s req/s\n' \
       "$round" "${labels[$i]}" "$status" "$p99" "$total"
   done
 done
 
 echo
+declare -A med
 for i in "${!names[@]}"; do
-  m=$(printf '%s\n' ${rps[${names[$i]}]} | median)
-  printf -v "median_${names[$i]}" '%s' "$m"
-  printf 'median  %-7s status %8s req/s\n' "${labels[$i]}" "$m"
+  med[${names[$i]}]=$(for r in $(seq "$rounds"); do echo "${rps[${names[$i]},$r]}"; done | median)
+  printf 'median  %-7s status %8s req/s\n' "${labels[$i]}" "${med[${names[$i]}]}"
 done
-ratio() { echo "$1 / $2" | bc -l | xargs printf '%.3f'; }
+
+# compare A B LABEL: the ratio of A's and B's medians, and the median of the
+# per-round ratios (each round's runs met the same background load).
+compare() {
+  local per=() r
+  for r in $(seq "$rounds"); do per+=("$(echo "${rps[$1,$r]} / ${rps[$2,$r]}" | bc -l)"); done
+  printf '%s: ratio of medians %.3f, median of per-round ratios %.3f (rounds: %s)\n' "$3" \
+    "$(echo "${med[$1]} / ${med[$2]}" | bc -l)" "$(printf '%s\n' "${per[@]}" | median)" \
+    "$(printf '%.2f ' "${per[@]}")"
+}
 if [ -n "$reference" ]; then
-  echo "ratio 3 bots GET /api/bots/<id>/status / ref GET /api/bot/status: $(ratio "$median_three" "$median_ref")"
+  compare three ref "3 bots GET /api/bots/<id>/status / ref GET /api/bot/status"
 fi
-echo "ratio 3 bots GET /api/bots/<id>/status / 1 bot GET /api/bot/status: $(ratio "$median_three" "$median_one")"
+compare three one "3 bots GET /api/bots/<id>/status / 1 bot GET /api/bot/status"
