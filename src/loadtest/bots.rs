@@ -76,7 +76,7 @@ pub enum BotsError {
         source: std::io::Error,
     },
     #[error(
-        "{method} {path}: still 429 after {RETRIES} tries (raise RATE_LIMITS_* on the server)"
+        "{method} {path}: still 429 after {RETRIES} retries (raise RATE_LIMITS_* on the server)"
     )]
     RateLimited { method: &'static str, path: String },
     #[error("{method} {path}: {status} {body}")]
@@ -86,8 +86,12 @@ pub enum BotsError {
         status: u16,
         body: String,
     },
-    #[error("GET /api/bots: unexpected answer: {0}")]
-    Listing(#[from] serde_json::Error),
+    #[error("{method} {path}: unexpected answer: {source}")]
+    Unexpected {
+        method: &'static str,
+        path: &'static str,
+        source: serde_json::Error,
+    },
     #[error("GET /api/bots lists no bot (every user has a default bot)")]
     NoDefault,
 }
@@ -189,7 +193,7 @@ pub fn prepare(
 /// One user's `n` bot ids, creating the missing bots.
 fn user_bots(client: &mut Client, token: &str, n: usize) -> Result<Vec<i64>, BotsError> {
     call(client, "GET", "/api/bots", token, None, 200)?;
-    let listing: Listing = serde_json::from_slice(client.body())?;
+    let listing: Listing = parse(client, "GET")?;
     let Plan { mut reuse, create } = plan(&listing.bots, n)?;
     for m in create {
         let body = serde_json::json!({
@@ -200,10 +204,22 @@ fn user_bots(client: &mut Client, token: &str, n: usize) -> Result<Vec<i64>, Bot
         })
         .to_string();
         call(client, "POST", "/api/bots", token, Some(&body), 201)?;
-        let made: Created = serde_json::from_slice(client.body())?;
+        let made: Created = parse(client, "POST")?;
         reuse.push(made.id);
     }
     Ok(reuse)
+}
+
+/// The body of the last answer to `method /api/bots`.
+fn parse<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    method: &'static str,
+) -> Result<T, BotsError> {
+    serde_json::from_slice(client.body()).map_err(|source| BotsError::Unexpected {
+        method,
+        path: "/api/bots",
+        source,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,7 +227,10 @@ struct Created {
     id: i64,
 }
 
-/// One preparation call that must answer `want`; 429 is waited out.
+/// One preparation call that must answer `want`; 429 is waited out, and a call
+/// that got no answer is sent once more on a new connection (the server may have
+/// closed the kept-alive one; a repeated POST at worst leaves a spare bot that
+/// `plan` never picks, since it picks one bot per market).
 fn call(
     client: &mut Client,
     method: &'static str,
@@ -220,15 +239,23 @@ fn call(
     body: Option<&str>,
     want: u16,
 ) -> Result<(), BotsError> {
-    for attempt in 0..RETRIES {
-        let status = client
-            .call(method, path, token, body)
-            .map_err(|source| BotsError::Transport {
-                method,
-                path: path.to_string(),
-                source,
-            })?
-            .status;
+    let mut unanswered = 0;
+    let mut limited = 0;
+    loop {
+        let status = match client.call(method, path, token, body) {
+            Ok(answer) => answer.status,
+            Err(source) if unanswered > 0 => {
+                return Err(BotsError::Transport {
+                    method,
+                    path: path.to_string(),
+                    source,
+                })
+            }
+            Err(_) => {
+                unanswered += 1;
+                continue;
+            }
+        };
         if status == want {
             return Ok(());
         }
@@ -240,12 +267,15 @@ fn call(
                 body: String::from_utf8_lossy(client.body()).into_owned(),
             });
         }
-        std::thread::sleep(Duration::from_millis(100 << attempt));
+        if limited == RETRIES {
+            return Err(BotsError::RateLimited {
+                method,
+                path: path.to_string(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100 << limited));
+        limited += 1;
     }
-    Err(BotsError::RateLimited {
-        method,
-        path: path.to_string(),
-    })
 }
 
 #[cfg(test)]
