@@ -79,6 +79,9 @@ CREATE TABLE user_bots_multi (
     cycle_exchange        TEXT,
     cycle_symbol          TEXT,
     cycle_side            TEXT,
+    -- The exchange account the cycle trades on (NULL on paper): a position stays on
+    -- the account it was opened on, whatever account the bot is linked to later.
+    cycle_account_id      INTEGER,
     cycle_opened_at       INTEGER,
     position_size         TEXT    NOT NULL DEFAULT '0',
     position_avg          TEXT    NOT NULL DEFAULT '0',
@@ -100,8 +103,8 @@ INSERT INTO user_bots_multi (id, user_id, name, exchange, exchange_account_id, s
     leverage, take_profit, stop_loss, rounds, grids, repeat, after_stop_loss, cooldown,
     max_active_legs, trailing_take_profit, pending_config, created_at,
     desired_state, status, cycle, started_at, heartbeat_at, last_error, updated_at,
-    tp_n, sl_n, cycle_exchange, cycle_symbol, cycle_side, cycle_opened_at, position_size,
-    position_avg, open_orders, leg_round, tr_n, trail_best, next_entry_at,
+    tp_n, sl_n, cycle_exchange, cycle_symbol, cycle_side, cycle_account_id, cycle_opened_at,
+    position_size, position_avg, open_orders, leg_round, tr_n, trail_best, next_entry_at,
     take_profit_price, stop_loss_price, stop_on_exchange, after_cycle, stop_reason)
 SELECT u.id, u.id, 'Default', u.exchange,
     (SELECT a.id FROM exchange_accounts a
@@ -113,7 +116,11 @@ SELECT u.id, u.id, 'Default', u.exchange,
     CASE WHEN b.user_id IS NULL THEN 1 ELSE b.cycle END,
     b.started_at, b.heartbeat_at, b.last_error, COALESCE(b.updated_at, u.created_at),
     COALESCE(b.tp_n, 0), COALESCE(b.sl_n, 0), b.cycle_exchange, b.cycle_symbol,
-    b.cycle_side, b.cycle_opened_at, COALESCE(b.position_size, '0'),
+    b.cycle_side,
+    -- The user's only key pair was the one every real-exchange cycle traded with.
+    (SELECT a.id FROM exchange_accounts a
+     WHERE a.user_id = u.id AND a.exchange = b.cycle_exchange),
+    b.cycle_opened_at, COALESCE(b.position_size, '0'),
     COALESCE(b.position_avg, '0'), COALESCE(b.open_orders, 0), COALESCE(b.leg_round, 0),
     COALESCE(b.tr_n, 0), b.trail_best, b.next_entry_at, b.take_profit_price,
     b.stop_loss_price, COALESCE(b.stop_on_exchange, 0), COALESCE(b.after_cycle, 0),

@@ -363,3 +363,66 @@ fn concurrent_starts_on_one_position_let_exactly_one_through() {
     states.sort();
     assert_eq!(states, ["running", "stopped"], "{running:?}");
 }
+
+/// A stopped bot whose cycle still holds its position (a `keep` stop leaves the
+/// position and the ladder on the exchange) keeps that position its own: another
+/// bot of the user starting on the same paper market and side is refused with
+/// 409 `conflict`, the other side is free, and once the cycle is closed the
+/// market is free again.
+#[test]
+fn a_stopped_bots_open_cycle_keeps_its_position_from_siblings() {
+    let s = Server::with(Options {
+        workers: 1,
+        env: common::bots::CALM.to_vec(),
+        ..Options::default()
+    });
+    let u = user(&s, "keep@example.com", false);
+    let held = add_bot(&s, u.id, "BTC long", "BTC/USDT", "long", "5");
+    assert_eq!(start(&s, u.id, held)["outcome"], "started");
+    wait_for(Duration::from_secs(10), "the ladder", || {
+        keys(&open_orders(&s, held)) == ladder_ids(held)
+    });
+    let stop = |bot: i64, mode: &str| {
+        runner(
+            &s,
+            json!({"op": "stop", "user_id": u.id, "bot_id": bot, "mode": mode}),
+        )
+    };
+    assert_eq!(stop(held, "keep")["outcome"], "stopped");
+    assert_eq!(status_of(&s, held).0, "stopped");
+    assert_eq!(keys(&open_orders(&s, held)), ladder_ids(held), "kept");
+
+    let twin = add_bot(&s, u.id, "BTC long again", "BTC/USDT", "long", "5");
+    let refused = start(&s, u.id, twin);
+    assert_eq!(refused["outcome"], "conflict", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("bot {held}")),
+        "{refused}"
+    );
+    let (code, body) = post(&s, &u, &format!("/api/bots/{twin}/start"), json!({}));
+    assert_eq!(
+        (code, body["success"].clone(), body["status"].clone()),
+        (409, json!(false), json!("conflict")),
+        "{body}"
+    );
+    assert_eq!(status_of(&s, twin), ("stopped".into(), None));
+    assert!(open_orders(&s, twin).is_empty(), "the twin placed nothing");
+    assert_eq!(keys(&open_orders(&s, held)), ladder_ids(held), "untouched");
+
+    // The other side of the symbol is another position.
+    let hedge = add_bot(&s, u.id, "BTC short", "BTC/USDT", "short", "50");
+    assert_eq!(start(&s, u.id, hedge)["outcome"], "started");
+    wait_for(Duration::from_secs(10), "the hedge's ladder", || {
+        keys(&open_orders(&s, hedge)) == ladder_ids(hedge)
+    });
+
+    // The held bot resumes its cycle and closes it: the market is free.
+    assert_eq!(start(&s, u.id, held)["outcome"], "started");
+    assert_eq!(stop(held, "close_position")["outcome"], "stopped");
+    assert!(open_orders(&s, held).is_empty());
+    let started = start(&s, u.id, twin);
+    assert_eq!(started["outcome"], "started", "{started}");
+}

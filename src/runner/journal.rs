@@ -21,6 +21,8 @@ pub struct BotCtx {
     pub exchange: String,
     pub symbol: String,
     pub side: &'static str,
+    /// The exchange account it trades on (`None` on paper).
+    pub account: Option<i64>,
     /// The bot's name, which its notifications start with.
     pub name: String,
     pub telegram: Option<Target>,
@@ -79,6 +81,7 @@ impl<'a> DbJournal<'a> {
             exchange: self.exchange,
             symbol: self.symbol,
             side: self.side,
+            account: self.ctx.account,
             opened_at: s.opened_at,
             leg_round: s.leg_round,
             tr_n: s.tr_n,
@@ -191,6 +194,7 @@ mod tests {
             exchange: "paper".into(),
             symbol: "ETH/USDT".into(),
             side: "short",
+            account: None,
             name: "Weekend".into(),
             telegram: None,
         };

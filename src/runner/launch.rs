@@ -195,6 +195,7 @@ impl Manager {
             exchange: cfg.exchange.clone(),
             symbol: cfg.symbol.clone(),
             side: side_name(cfg.side),
+            account: stored.exchange_account_id,
             name: stored.name.clone(),
             telegram: self.telegram_target(conn, &stored),
         };
@@ -211,8 +212,9 @@ impl Manager {
 
     /// The conflict rule: the bot's position (exchange account, or the paper
     /// account, symbol and side) must not be another running bot's of the same
-    /// user. A refused start leaves the bot as it was (its state is put back); a
-    /// refused resume fails like any other (the user sees why).
+    /// user, nor held by a sibling's open cycle. A refused start leaves the bot
+    /// as it was (its state is put back); a refused resume fails like any other
+    /// (the user sees why).
     fn claim_position(
         &self,
         conn: &Connection,
@@ -229,15 +231,19 @@ impl Manager {
             side: c.side,
             has_pending: stored.has_pending,
         };
-        let Claim::Taken(other) = self.claim(conn, bot, &position)? else {
-            return Ok(());
+        let (side, symbol) = (side_name(c.side), &c.symbol);
+        let msg = match self.claim(conn, bot, &position)? {
+            Claim::Granted => return Ok(()),
+            Claim::Taken(other) => format!(
+                "bot {other} already trades {side} {symbol} on this account; stop it first or \
+                 choose another symbol, side or account"
+            ),
+            Claim::Held(other) => format!(
+                "bot {other} is stopped but its cycle still holds {side} {symbol} on this \
+                 account (a position or resting orders); start it and let it close the cycle, \
+                 or start it and stop it with close_position, before another bot trades there"
+            ),
         };
-        let msg = format!(
-            "bot {other} already trades {} {} on this account; stop it first or choose \
-             another symbol, side or account",
-            side_name(c.side),
-            c.symbol
-        );
         if why == Why::Start {
             bots::set_state(
                 conn,
@@ -374,7 +380,9 @@ impl Manager {
     }
 }
 
-/// The cycle to continue: the stored one, unless it belongs to another market.
+/// The cycle to continue: the stored one, unless it belongs to another market
+/// (exchange, symbol, side) or another exchange account: its position stays
+/// where it was opened.
 fn cycle_state(
     conn: &Connection,
     bot: BotRef,
@@ -390,7 +398,8 @@ fn cycle_state(
         && row
             .cycle_side
             .as_deref()
-            .is_none_or(|s| s == side_name(c.side));
+            .is_none_or(|s| s == side_name(c.side))
+        && (row.cycle_exchange.is_none() || row.cycle_account_id == stored.exchange_account_id);
     let cycle = row.cycle.max(1);
     if same_market || row.cycle_opened_at.is_none() {
         return Ok(CycleState {
@@ -405,9 +414,13 @@ fn cycle_state(
         });
     }
     let msg = format!(
-        "cycle {cycle} on {} {} was left unfinished; the new market starts cycle {}",
+        "cycle {cycle} on {} {} {}{} was left unfinished; the new market starts cycle {}",
+        row.cycle_exchange.as_deref().unwrap_or("?"),
         row.cycle_symbol.as_deref().unwrap_or("?"),
         row.cycle_side.as_deref().unwrap_or("?"),
+        row.cycle_account_id
+            .map(|a| format!(" (exchange account {a})"))
+            .unwrap_or_default(),
         cycle + 1
     );
     bots::add_event(
@@ -419,4 +432,85 @@ fn cycle_state(
         store::now(),
     )?;
     Ok(CycleState::first(cycle + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bots::config::BotConfig;
+    use crate::store::{exchange_accounts, user_bots, users};
+
+    /// A user whose default bot trades on Bybit with account `a`, with cycle 4
+    /// open on it; the ids of the bot and of a second Bybit account.
+    fn open_on_bybit() -> (Connection, BotRef, i64, i64) {
+        let mut c = Connection::open_in_memory().unwrap();
+        store::migrate::migrate(&mut c).unwrap();
+        let new = users::NewUser {
+            email: "a@x.io",
+            password_hash: "h",
+            is_admin: false,
+            verification: None,
+        };
+        let uid = users::create(&c, &new, 1).unwrap();
+        let bot = BotRef {
+            user_id: uid,
+            bot_id: user_bots::default_of(&c, uid).unwrap().unwrap(),
+        };
+        let account = |name| exchange_accounts::NewAccount {
+            name,
+            exchange: "bybit",
+            api_key_enc: "k",
+            api_key_last4: "abcd",
+            api_secret_enc: "s",
+        };
+        let a = exchange_accounts::create(&c, uid, &account("A"), 1).unwrap();
+        let b = exchange_accounts::create(&c, uid, &account("B"), 1).unwrap();
+        let cfg = BotConfig {
+            exchange: "bybit".into(),
+            ..BotConfig::default()
+        };
+        bot_config::save(&c, bot.bot_id, &cfg).unwrap();
+        user_bots::set_account(&c, uid, bot.bot_id, Some(a)).unwrap();
+        let cycle = bots::CycleRow {
+            cycle: 4,
+            tp_n: 2,
+            sl_n: 0,
+            exchange: "bybit",
+            symbol: "BTC/USDT",
+            side: "long",
+            account: Some(a),
+            opened_at: Some(100),
+            leg_round: 0,
+            tr_n: 0,
+            trail_best: None,
+            next_entry_at: None,
+        };
+        bots::set_cycle(&c, bot.bot_id, &cycle, 100).unwrap();
+        (c, bot, a, b)
+    }
+
+    fn continued(c: &Connection, bot: BotRef) -> CycleState {
+        let row = bots::get(c, bot.bot_id).unwrap().unwrap();
+        let stored = bot_config::load(c, bot.bot_id).unwrap().unwrap();
+        cycle_state(c, bot, &row, &stored).unwrap_or_else(|_| panic!("a cycle"))
+    }
+
+    #[test]
+    fn a_cycle_continues_only_on_the_account_it_was_opened_on() {
+        let (c, bot, _, b) = open_on_bybit();
+        let same = continued(&c, bot);
+        assert_eq!((same.cycle, same.tp_n, same.opened_at), (4, 2, Some(100)));
+        // Linked to another account, the bot no longer sees that position: the
+        // old cycle is left (and said so) rather than continued on the new one.
+        user_bots::set_account(&c, bot.user_id, bot.bot_id, Some(b)).unwrap();
+        let moved = continued(&c, bot);
+        assert_eq!((moved.cycle, moved.opened_at), (5, None));
+        let events = bots::events(&c, bot.bot_id, 1, None).unwrap();
+        assert_eq!(events[0].kind, "new_cycle");
+        assert!(
+            events[0].message.contains("exchange account"),
+            "{}",
+            events[0].message
+        );
+    }
 }

@@ -7,8 +7,10 @@
 //!
 //! The conflict rule (docs/bots.md, Several bots): two bots of one user never run
 //! at once on the same position (exchange account or paper account, symbol,
-//! side). A starting bot claims its position in the map, under the map's lock, so
-//! two concurrent starts cannot both pass.
+//! side), and a bot does not start on a position a stopped sibling's open cycle
+//! still holds (a hedge-mode position is one per account, symbol and side: the
+//! newcomer would adopt or fight it). A starting bot claims its position in the
+//! map, under the map's lock, so two concurrent starts cannot both pass.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -87,6 +89,9 @@ pub(super) enum Claim {
     Granted,
     /// Bot `.0` of the same user trades that position.
     Taken(i64),
+    /// Bot `.0` of the same user is not running, but its open cycle holds that
+    /// position (a position or resting orders on the exchange).
+    Held(i64),
 }
 
 /// A bot in the map: its cell, its owner, and the position it claimed once its
@@ -277,9 +282,12 @@ impl Manager {
     }
 
     /// Claims `market` for `bot` unless another bot of the same user trades that
-    /// position: one in the map that claimed it, or one meant to run that is not
-    /// in the map yet (waiting to be resumed). The claim is made under the map's
-    /// lock, so of two concurrent starts on one position exactly one passes.
+    /// position: one in the map that claimed it, one meant to run that is not
+    /// in the map yet (waiting to be resumed), or one whose open cycle holds it.
+    /// The claim is made under the map's lock, so of two concurrent starts on
+    /// one position exactly one passes. The database is read before the lock:
+    /// a bot only comes to hold a position by running, in the map, and a bot
+    /// read as meant to run still counts when it has left the map since.
     pub(super) fn claim(
         &self,
         conn: &Connection,
@@ -287,6 +295,7 @@ impl Manager {
         market: &BotMarket,
     ) -> Result<Claim, StoreError> {
         let wanted = bot_config::wanted_markets_of(conn, bot.user_id)?;
+        let open = bots::open_cycles_of(conn, bot.user_id)?;
         let mut map = lock(&self.map);
         let claimed = map.iter().find(|(id, slot)| {
             **id != bot.bot_id
@@ -298,6 +307,12 @@ impl Manager {
             .find(|(id, m)| *id != bot.bot_id && !map.contains_key(id) && m.same_position(market));
         if let Some(other) = claimed.map(|(id, _)| *id).or(waiting.map(|(id, _)| *id)) {
             return Ok(Claim::Taken(other));
+        }
+        let held = open
+            .iter()
+            .find(|(id, m)| *id != bot.bot_id && m.same_position(market));
+        if let Some((other, _)) = held {
+            return Ok(Claim::Held(*other));
         }
         if let Some(slot) = map.get_mut(&bot.bot_id) {
             slot.claim = Some(market.clone());

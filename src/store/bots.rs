@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::StoreError;
+use crate::bots::config::{parse_side, BotMarket};
 use crate::bots::ids::BotRef;
 use crate::bots::status::{BotStatus, DesiredState, StopReason};
 use crate::money::sql::{self as money_sql, Sql};
@@ -29,6 +30,8 @@ pub struct BotRow {
     pub cycle_exchange: Option<String>,
     pub cycle_symbol: Option<String>,
     pub cycle_side: Option<String>,
+    /// The exchange account the cycle trades on (`None` on paper).
+    pub cycle_account_id: Option<i64>,
     pub cycle_opened_at: Option<i64>,
     pub position_size: Decimal,
     pub position_avg: Decimal,
@@ -48,7 +51,8 @@ pub struct BotRow {
 const COLUMNS: &str = "id, user_id, desired_state, status, cycle, tp_n, sl_n, started_at,
     heartbeat_at, last_error, cycle_exchange, cycle_symbol, cycle_side, cycle_opened_at,
     position_size, position_avg, open_orders, leg_round, tr_n, trail_best, next_entry_at,
-    take_profit_price, stop_loss_price, stop_on_exchange, after_cycle, stop_reason";
+    take_profit_price, stop_loss_price, stop_on_exchange, after_cycle, stop_reason,
+    cycle_account_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
     Ok(BotRow {
@@ -78,6 +82,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
         stop_on_exchange: r.get(23)?,
         after_cycle: r.get(24)?,
         stop_reason: r.get(25)?,
+        cycle_account_id: r.get(26)?,
     })
 }
 
@@ -152,6 +157,8 @@ pub struct CycleRow<'a> {
     pub exchange: &'a str,
     pub symbol: &'a str,
     pub side: &'a str,
+    /// The exchange account (`None` on paper).
+    pub account: Option<i64>,
     pub opened_at: Option<i64>,
     pub leg_round: u32,
     pub tr_n: u32,
@@ -168,7 +175,8 @@ pub fn set_cycle(
     conn.prepare_cached(
         "UPDATE user_bots SET cycle = ?2, tp_n = ?3, sl_n = ?4, cycle_exchange = ?5,
              cycle_symbol = ?6, cycle_side = ?7, cycle_opened_at = ?8, updated_at = ?9,
-             leg_round = ?10, tr_n = ?11, trail_best = ?12, next_entry_at = ?13
+             leg_round = ?10, tr_n = ?11, trail_best = ?12, next_entry_at = ?13,
+             cycle_account_id = ?14
          WHERE id = ?1",
     )?
     .execute(params![
@@ -184,7 +192,8 @@ pub fn set_cycle(
         c.leg_round,
         c.tr_n,
         money_sql::opt(c.trail_best),
-        c.next_entry_at
+        c.next_entry_at,
+        c.account
     ])?;
     Ok(())
 }
@@ -234,6 +243,48 @@ pub fn set_after_cycle(conn: &Connection, bot_id: i64, on: bool) -> Result<(), S
     conn.prepare_cached("UPDATE user_bots SET after_cycle = ?2 WHERE id = ?1")?
         .execute(params![bot_id, on])?;
     Ok(())
+}
+
+/// The condition (on a `user_bots` row) that the bot's cycle is open on the
+/// exchange as the bot last saw it: a position, or orders resting (a `keep` stop,
+/// a `cancel_orders` stop mid-cycle, a bot that failed or was halted).
+pub(super) const CYCLE_OPEN: &str = "(cycle_opened_at IS NOT NULL
+    AND (CAST(position_size AS REAL) != 0 OR open_orders > 0))";
+
+/// User `uid`'s bots whose cycle is open (see [`CYCLE_OPEN`]), each with the
+/// position that cycle holds: the cycle's exchange account, symbol and side,
+/// which stay the cycle's whatever the bot's configuration says since. Running
+/// or not: a stopped bot's position is still on the exchange.
+pub fn open_cycles_of(conn: &Connection, uid: i64) -> Result<Vec<(i64, BotMarket)>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, cycle_exchange, cycle_account_id, cycle_symbol, cycle_side FROM user_bots
+         WHERE user_id = ?1 AND cycle_exchange IS NOT NULL AND cycle_symbol IS NOT NULL
+           AND cycle_side IS NOT NULL AND {CYCLE_OPEN}
+         ORDER BY id"
+    ))?;
+    let rows = stmt
+        .query_map([uid], |r| {
+            let side: String = r.get(4)?;
+            let market = BotMarket {
+                exchange: r.get(1)?,
+                exchange_account_id: r.get(2)?,
+                symbol: r.get(3)?,
+                side: parse_side(&side).ok_or_else(|| bad_side(4, side))?,
+                has_pending: false,
+            };
+            Ok((r.get(0)?, market))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// A stored side that is neither `long` nor `short`: corruption, not a default.
+fn bad_side(at: usize, side: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        at,
+        rusqlite::types::Type::Text,
+        format!("not a side: {side:?}").into(),
+    )
 }
 
 /// Bots (ids) that should be running: what the runner resumes at start.
@@ -421,6 +472,73 @@ mod tests {
             (row.started_at, row.last_error.as_deref()),
             (None, Some("boom"))
         );
+    }
+
+    #[test]
+    fn open_cycles_hold_the_cycles_market_and_account_until_closed() {
+        use crate::bots::ladder::Side;
+        let (c, bot) = db();
+        assert!(
+            open_cycles_of(&c, bot.user_id).unwrap().is_empty(),
+            "never ran"
+        );
+        let cycle = CycleRow {
+            cycle: 4,
+            tp_n: 1,
+            sl_n: 0,
+            exchange: "bybit",
+            symbol: "ETH/USDT",
+            side: "short",
+            account: Some(9),
+            opened_at: Some(100),
+            leg_round: 0,
+            tr_n: 0,
+            trail_best: None,
+            next_entry_at: None,
+        };
+        set_cycle(&c, bot.bot_id, &cycle, 100).unwrap();
+        assert_eq!(
+            get(&c, bot.bot_id).unwrap().unwrap().cycle_account_id,
+            Some(9)
+        );
+        assert!(
+            open_cycles_of(&c, bot.user_id).unwrap().is_empty(),
+            "opened, but nothing on the exchange yet"
+        );
+        let mut seen = Snapshot {
+            size: Decimal::ZERO,
+            avg: Decimal::ZERO,
+            open_orders: 2,
+            take_profit_price: None,
+            stop_loss_price: None,
+            stop_on_exchange: false,
+        };
+        set_snapshot(&c, bot.bot_id, &seen).unwrap();
+        let open = open_cycles_of(&c, bot.user_id).unwrap();
+        assert_eq!(open.len(), 1);
+        let (id, held) = &open[0];
+        assert_eq!(*id, bot.bot_id);
+        // The cycle's market, not the configuration's (paper BTC/USDT long).
+        assert_eq!(
+            (held.exchange.as_str(), held.exchange_account_id),
+            ("bybit", Some(9))
+        );
+        assert_eq!((held.symbol.as_str(), held.side), ("ETH/USDT", Side::Short));
+        seen.open_orders = 0;
+        seen.size = Decimal::new(5, 1);
+        set_snapshot(&c, bot.bot_id, &seen).unwrap();
+        assert_eq!(
+            open_cycles_of(&c, bot.user_id).unwrap().len(),
+            1,
+            "a position"
+        );
+        let closed = CycleRow {
+            cycle: 5,
+            opened_at: None,
+            ..cycle
+        };
+        set_cycle(&c, bot.bot_id, &closed, 200).unwrap();
+        assert!(open_cycles_of(&c, bot.user_id).unwrap().is_empty());
     }
 
     #[test]

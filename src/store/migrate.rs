@@ -455,6 +455,8 @@ mod tests {
             ),
             (DesiredState::Running, BotStatus::Running, 3, 2, Some(100))
         );
+        // Its open cycle is on the account its keys moved to.
+        assert_eq!(row.cycle_account_id, Some(account.id));
         assert_eq!(bots::desired_running(&conn).unwrap(), [1]);
         // Its live orders are still its own: same ids, same ledger.
         let sent = ledger::sent(&conn, 1, 3).unwrap();

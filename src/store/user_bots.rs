@@ -279,13 +279,13 @@ pub enum Deleted {
 /// and deletes, so a start that begins meanwhile makes it `Active`, not gone.
 pub fn delete(conn: &Connection, uid: i64, bot_id: i64) -> Result<Deleted, StoreError> {
     let n = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "DELETE FROM user_bots WHERE id = ?1 AND user_id = ?2
                AND desired_state != 'running'
                AND status NOT IN ('starting', 'running', 'stopping')
-               AND NOT (cycle_opened_at IS NOT NULL
-                        AND (CAST(position_size AS REAL) != 0 OR open_orders > 0))",
-        )?
+               AND NOT {}",
+            super::bots::CYCLE_OPEN
+        ))?
         .execute(params![bot_id, uid])?;
     if n == 1 {
         return Ok(Deleted::Done);
