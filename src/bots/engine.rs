@@ -212,8 +212,8 @@ struct Step<'a> {
     /// Untagged open orders of earlier cycles, known by the exchange id the bot
     /// recorded for them: exchange id → client id.
     recorded: BTreeMap<String, String>,
-    /// Untagged open orders a sibling bot (another bot of the same user on the
-    /// same account) recorded: theirs, neither foreign nor ours.
+    /// Open orders of sibling bots (other bots of the same user on the same
+    /// account), by exchange id: theirs, neither foreign nor ours.
     siblings: BTreeSet<String>,
     /// Orders of ours placed (still open) and cancelled during the step.
     placed_open: usize,

@@ -387,7 +387,8 @@ impl Engine {
     }
 
     /// An execution of another bot's order (a sibling on the same account): not
-    /// an outside close, whatever its side.
+    /// an outside close, whatever its side. The tag is enough here, unlike for
+    /// the safety stop: this only chooses which executions price an exit.
     fn is_siblings(&self, client_id: &str) -> bool {
         ids::tagged_bot(client_id).is_some_and(|b| b != self.bot.bot_id)
     }

@@ -156,13 +156,24 @@ impl Engine {
     /// Untagged open orders the bot recorded in an earlier cycle (a stop an
     /// exchange lists without its client id): known by their exchange id, so
     /// they are cancelled as leftovers instead of stopping the bot as foreign.
+    /// Sibling bots' orders are told apart on the way (see [`Self::sibling`]).
     pub(super) fn recall_untagged(
         &mut self,
         s: &mut Step<'_>,
         j: &mut dyn Journal,
     ) -> Result<(), BotError> {
         for o in &s.opens {
-            if !o.client_id.is_empty() || self.ours(o).is_some() {
+            if !o.client_id.is_empty() {
+                // Another bot's tag is not enough: the tag of another user's bot
+                // on a shared account reads the same. A sibling's order was
+                // recorded by its owner, who is ours, before it was sent.
+                let other = ids::tagged_bot(&o.client_id).is_some_and(|b| b != self.bot.bot_id);
+                if other && j.submitted_at(&o.client_id)?.is_some() {
+                    s.siblings.insert(o.exchange_id.clone());
+                }
+                continue;
+            }
+            if self.ours(o).is_some() {
                 continue;
             }
             if let Some(id) = j.client_id_of(&o.exchange_id)? {
@@ -177,13 +188,11 @@ impl Engine {
     }
 
     /// An order of a sibling bot: another bot of the same user trading on this
-    /// account (another side of the symbol). It is theirs: never foreign, never
-    /// cancelled, never counted.
+    /// account (another side of the symbol), as `recall_untagged` found it. It
+    /// is theirs: never foreign, never cancelled, never counted. Another user's
+    /// bot on the same account is no sibling: its orders are foreign.
     pub(super) fn sibling(&self, s: &Step<'_>, o: &Order) -> bool {
-        if o.client_id.is_empty() {
-            return s.siblings.contains(&o.exchange_id);
-        }
-        ids::tagged_bot(&o.client_id).is_some_and(|b| b != self.bot.bot_id)
+        s.siblings.contains(&o.exchange_id)
     }
 
     /// The bot's client id of an open order: `ours`, or one recalled by the

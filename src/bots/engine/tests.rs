@@ -424,16 +424,10 @@ fn a_foreign_order_stops_the_bot_untouched() {
     assert_eq!(j.kinds().last(), Some(&"safety_stop"));
 }
 
-/// Another bot of the same user on this account (the short side of the symbol):
-/// its orders appear after the bot started, and are neither foreign (no safety
-/// stop) nor the bot's (a stop does not cancel them).
-#[test]
-fn a_sibling_bots_orders_are_neither_foreign_nor_the_bots() {
-    let (paper, mut e) = setup(Side::Long);
-    let ex = paper.account(7);
-    let mut j = Mem::default();
-    e.step(&ex, &mut j, Mode::Recover).unwrap();
-    let sibling = crate::exchange::NewOrder {
+/// An order tagged `bz-8-…` on the short side of the bot's symbol, as another
+/// bot on the same account places it.
+fn tagged_by_bot_8() -> crate::exchange::NewOrder {
+    crate::exchange::NewOrder {
         client_id: "bz-8-1-l1".into(),
         symbol: SYM.into(),
         side: crate::exchange::OrderSide::Sell,
@@ -443,13 +437,47 @@ fn a_sibling_bots_orders_are_neither_foreign_nor_the_bots() {
         qty: dec!(0.01),
         reduce_only: false,
         position_side: Side::Short,
-    };
-    ex.place(&sibling).unwrap();
+    }
+}
+
+/// Another bot of the same user on this account (the short side of the symbol):
+/// its orders appear after the bot started, and are neither foreign (no safety
+/// stop) nor the bot's (a stop does not cancel them). The user's journal knows
+/// them: their bot recorded each before sending it.
+#[test]
+fn a_sibling_bots_orders_are_neither_foreign_nor_the_bots() {
+    let (paper, mut e) = setup(Side::Long);
+    let ex = paper.account(7);
+    let mut j = Mem::default();
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    j.submitted("bz-8-1-l1").unwrap();
+    ex.place(&tagged_by_bot_8()).unwrap();
     let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
     assert_eq!(v, Verdict::Continue);
     assert!(!j.kinds().contains(&"safety_stop"));
     e.stop(&ex, &mut j, StopMode::CancelOrders).unwrap();
     assert_eq!(open_ids(&ex), ["bz-8-1-l1"], "the sibling's order stays");
+}
+
+/// Another user's bot on a shared exchange account tags its orders the same
+/// way, but the user's journal never recorded them: such an order is foreign
+/// (a second bot trading this symbol on the account), and the bot stops
+/// without touching anything.
+#[test]
+fn another_users_bot_on_a_shared_account_is_foreign() {
+    let (paper, mut e) = setup(Side::Long);
+    let ex = paper.account(7);
+    let mut j = Mem::default();
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    let before = open_ids(&ex);
+    ex.place(&tagged_by_bot_8()).unwrap();
+    let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
+    assert!(matches!(v, Verdict::SafetyStop(_)), "{v:?}");
+    assert_eq!(j.kinds().last(), Some(&"safety_stop"));
+    let mut after = before;
+    after.push("bz-8-1-l1".into());
+    after.sort();
+    assert_eq!(open_ids(&ex), after, "nothing cancelled");
 }
 
 #[test]
