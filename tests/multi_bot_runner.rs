@@ -426,3 +426,78 @@ fn a_stopped_bots_open_cycle_keeps_its_position_from_siblings() {
     let started = start(&s, u.id, twin);
     assert_eq!(started["outcome"], "started", "{started}");
 }
+
+/// Every bot of a user that was running resumes after the runner dies, each
+/// with its own orders (adopted, nothing placed again); disabling the user then
+/// stops all of them, not only the default one.
+#[test]
+fn every_running_bot_of_a_user_resumes_and_a_disabled_user_loses_them_all() {
+    let s = Server::with(Options {
+        workers: 1,
+        env: common::bots::CALM.to_vec(),
+        ..Options::default()
+    });
+    let admin = user(&s, "root@example.com", true);
+    let u = user(&s, "three@example.com", false);
+    let default: i64 = db(&s)
+        .query_row(
+            "SELECT MIN(id) FROM user_bots WHERE user_id = ?1",
+            [u.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let eth = add_bot(&s, u.id, "ETH short", "ETH/USDT", "short", "5");
+    let hedge = add_bot(&s, u.id, "BTC short", "BTC/USDT", "short", "50");
+    let bots = [default, eth, hedge];
+    for bot in bots {
+        assert_eq!(start(&s, u.id, bot)["outcome"], "started");
+    }
+    for bot in bots {
+        wait_for(Duration::from_secs(10), "each bot's ladder", || {
+            keys(&open_orders(&s, bot)) == ladder_ids(bot)
+        });
+    }
+    let before: Vec<_> = bots.iter().map(|b| open_orders(&s, *b)).collect();
+    let orders_placed = || common::bots::count(&s, "SELECT COUNT(*) FROM paper_orders");
+    let placed = orders_placed();
+
+    let old = s.runner_pids();
+    assert_eq!(old.len(), 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(20), "every bot resumed", || {
+        bots.iter()
+            .all(|b| event_kinds(&s, *b).iter().any(|k| k == "resumed"))
+    });
+    assert_ne!(s.runner_pids(), old);
+    for (bot, orders) in bots.iter().zip(&before) {
+        assert_eq!(status_of(&s, *bot), ("running".into(), None), "bot {bot}");
+        assert_eq!(&open_orders(&s, *bot), orders, "bot {bot} kept its own");
+    }
+    assert_eq!(orders_placed(), placed, "nothing placed again");
+
+    let r = admin.call(
+        &s,
+        "PATCH",
+        &format!("/api/admin/users/{}", u.id),
+        r#"{"disabled": true}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_for(Duration::from_secs(10), "every bot stopped", || {
+        bots.iter().all(|b| status_of(&s, *b).0 == "stopped")
+    });
+    let wanted = common::bots::count(
+        &s,
+        &format!(
+            "SELECT COUNT(*) FROM user_bots WHERE user_id = {} AND desired_state = 'running'",
+            u.id
+        ),
+    );
+    assert_eq!(wanted, 0, "none is resumed by a later restart");
+    for bot in bots {
+        assert!(open_orders(&s, bot).is_empty(), "bot {bot}'s orders");
+    }
+}
