@@ -473,9 +473,31 @@ mod tests {
         assert_eq!(delete(&c, a, id).unwrap(), Deleted::CycleOpen);
         c.execute("UPDATE user_bots SET open_orders = 0 WHERE id = ?1", [id])
             .unwrap();
+        let closed = crate::store::trades::Trade {
+            id: 0,
+            user_id: a,
+            bot_id: Some(id),
+            symbol: "ETH/USDT".into(),
+            side: "short".into(),
+            size: rust_decimal::Decimal::ONE,
+            avg_entry: rust_decimal::Decimal::from(3000),
+            exit_price: rust_decimal::Decimal::from(2900),
+            pnl: rust_decimal::Decimal::from(99),
+            fees: rust_decimal::Decimal::ONE,
+            cycle: 1,
+            opened_at: 1,
+            closed_at: 2,
+            close_reason: Some("take_profit".into()),
+            funding: rust_decimal::Decimal::ZERO,
+        };
+        assert!(crate::store::trades::record(&c, &closed).unwrap());
         assert_eq!(delete(&c, a, id).unwrap(), Deleted::Done);
         assert_eq!(get(&c, a, id).unwrap(), None);
         assert!(bots::events(&c, id, 10, None).unwrap().is_empty());
+        // Its closed cycle stays the user's, without a bot.
+        let kept = crate::store::trades::list(&c, a, None, 10, None).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].bot_id, kept[0].pnl), (None, closed.pnl));
         assert_eq!(delete(&c, a, id).unwrap(), Deleted::NotFound);
     }
 }
