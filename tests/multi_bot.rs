@@ -950,6 +950,37 @@ fn exchange_accounts_are_created_listed_and_deleted_unless_in_use() {
         "{body}"
     );
 
+    // While that bot trades with the account, the account's keys stay: new keys
+    // given through another bot (the default one, moved to Bybit, which links
+    // it to this account) are refused with the trading bot's status.
+    let (code, body) = send(&s, &u, "POST", &bot_path(bid, "/start"), Value::Null);
+    assert_eq!(code, 200, "{body}");
+    let other_keys = json!({"exchange": "bybit", "api_key": "KEY-other-wxyz",
+                            "api_secret": "secret-of-KEY-other-wxyz"});
+    let (code, body) = send(&s, &u, "PUT", "/api/bot/config", other_keys);
+    assert_eq!(
+        (code, body["success"].clone(), body["status"].clone()),
+        (409, json!(false), json!("running")),
+        "{body}"
+    );
+    assert_eq!(
+        u.get(&s, "/api/bot/config")["exchange"],
+        "paper",
+        "unchanged"
+    );
+    assert_eq!(
+        u.get(&s, "/api/exchange-accounts")["accounts"][0]["api_key"],
+        "***abcd"
+    );
+    let (code, body) = send(
+        &s,
+        &u,
+        "POST",
+        &bot_path(bid, "/stop"),
+        json!({"mode": "close_position"}),
+    );
+    assert_eq!(code, 200, "{body}");
+
     // The bot moves back to paper; the account is free and goes.
     let (code, body) = send(
         &s,

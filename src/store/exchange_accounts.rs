@@ -9,6 +9,7 @@
 //!
 //! - [`list`], [`get`]: a user's accounts with the ids of the bots using each;
 //! - [`create`], [`set_keys`], [`delete`] (refused while a bot uses it);
+//! - [`active_bot`]: a bot trading with the account now;
 //! - [`first_of`]: the user's first account on an exchange;
 //! - [`credentials`]: the sealed pair, for the runner to open.
 
@@ -16,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::users::StoredCredentials;
 use super::StoreError;
+use crate::bots::status::BotStatus;
 
 /// An exchange account as listed (secrets only as the key's last four).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +167,24 @@ pub fn set_keys(
     Ok(n == 1)
 }
 
+/// The first of user `uid`'s bots on account `id` that runs or is meant to, with
+/// its status: while one does, the account's keys are the ones it trades with.
+pub fn active_bot(
+    conn: &Connection,
+    uid: i64,
+    id: i64,
+) -> Result<Option<(i64, BotStatus)>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, status FROM user_bots
+             WHERE user_id = ?1 AND exchange_account_id = ?2
+               AND (desired_state = 'running' OR status IN ('starting', 'running', 'stopping'))
+             ORDER BY id LIMIT 1",
+        )?
+        .query_row(params![uid, id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 /// Deletes account `id` of user `uid` unless a bot uses it. One statement: a bot
 /// linked to it meanwhile makes the delete fail on its foreign key, not succeed.
 pub fn delete(conn: &Connection, uid: i64, id: i64) -> Result<Deleted, StoreError> {
@@ -269,6 +289,22 @@ mod tests {
             (vec![bot], "***wxyz".into())
         );
         assert_eq!(delete(&c, a, id).unwrap(), Deleted::InUse(vec![bot]));
+        assert_eq!(active_bot(&c, a, id).unwrap(), None, "linked, stopped");
+        let running = (
+            crate::bots::status::DesiredState::Running,
+            BotStatus::Running,
+        );
+        crate::store::bots::set_state(&c, bot, running.0, running.1, None, 6).unwrap();
+        assert_eq!(
+            active_bot(&c, a, id).unwrap(),
+            Some((bot, BotStatus::Running))
+        );
+        assert_eq!(active_bot(&c, b, id).unwrap(), None, "not b's");
+        let stopped = (
+            crate::bots::status::DesiredState::Stopped,
+            BotStatus::Stopped,
+        );
+        crate::store::bots::set_state(&c, bot, stopped.0, stopped.1, None, 7).unwrap();
         assert!(set_keys(&c, a, id, Some(("k2", "9876")), None).unwrap());
         let sealed = credentials(&c, a, id).unwrap().unwrap();
         assert_eq!(

@@ -226,6 +226,7 @@ pub fn update(
         None => bot_keys::account_for(&tx, bot, &new, stored.exchange_account_id)?,
     };
     bot_keys::check(&new, &secrets, account)?;
+    refuse_keys_in_use(&tx, uid, account, &secrets)?;
     bot_config::save(&tx, bot_id, &new)?;
     bot_keys::store(&tx, bot, &new, account, &key, secrets)?;
     if extra.account == Some(None) {
@@ -236,6 +237,34 @@ pub fn update(
     let shown = shown(&tx, bot_id)?;
     tx.commit()?;
     Ok(reply::json(200, &shown))
+}
+
+/// New keys for `account` while another of the user's bots trades with it → 409
+/// (that bot's status), as for a running bot's own keys: a running bot keeps the
+/// keys it started with, and after a restart would trade with the new ones —
+/// maybe on another exchange account than its cycle's. Checked in the write
+/// transaction: a start writes `starting` before it reads the keys.
+fn refuse_keys_in_use(
+    conn: &Connection,
+    uid: i64,
+    account: Option<i64>,
+    secrets: &SecretUpdate,
+) -> Result<(), ApiError> {
+    let Some(account) =
+        account.filter(|_| secrets.api_key.is_some() || secrets.api_secret.is_some())
+    else {
+        return Ok(());
+    };
+    let Some((other, status)) = exchange_accounts::active_bot(conn, uid, account)? else {
+        return Ok(());
+    };
+    Err(reply::json(
+        409,
+        &json!({"success": false, "status": status,
+                "error": format!("Bot {other} trades with this exchange account's keys; stop it \
+                                  before changing them")}),
+    )
+    .into())
 }
 
 /// The account named by `PUT /api/bots/<id>`, checked in the write transaction:
