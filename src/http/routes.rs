@@ -14,6 +14,7 @@ use super::pages::{
     account, admin as admin_page, assets, dashboard, login, pnl as pnl_page, settings,
     two_factor as two_factor_page, PageResult,
 };
+use super::router;
 use crate::coord::Group;
 
 /// Who may call a route. `Public` routes never look at credentials (no database
@@ -71,6 +72,8 @@ pub struct Route {
     pub method: &'static str,
     /// Path template; `<name>` matches one non-empty segment.
     pub path: &'static str,
+    /// `router::fixed_len(path)`: where the first `<name>` segment starts.
+    pub fixed_len: usize,
     pub handler: Answer,
     pub access: Access,
     /// Whether session-authenticated unsafe requests need the CSRF token. Only the
@@ -102,6 +105,7 @@ impl Route {
         Route {
             method,
             path,
+            fixed_len: router::fixed_len(path),
             handler,
             access: Access::Public,
             csrf: true,

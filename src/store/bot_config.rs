@@ -16,10 +16,10 @@ use crate::bots::ids::BotRef;
 use crate::bots::ladder::Side;
 use crate::money::{self, sql::Sql};
 
-const MARKET: &str = "b.exchange, b.exchange_account_id, b.symbol, b.side,
+pub(super) const MARKET: &str = "b.exchange, b.exchange_account_id, b.symbol, b.side,
     b.pending_config IS NOT NULL";
 
-fn market_from(r: &Row<'_>, at: usize) -> rusqlite::Result<BotMarket> {
+pub(super) fn market_from(r: &Row<'_>, at: usize) -> rusqlite::Result<BotMarket> {
     let side: String = r.get(at + 3)?;
     Ok(BotMarket {
         exchange: r.get(at)?,

@@ -48,13 +48,14 @@ pub struct BotRow {
     pub stop_reason: Option<StopReason>,
 }
 
-const COLUMNS: &str = "id, user_id, desired_state, status, cycle, tp_n, sl_n, started_at,
+pub(super) const COLUMNS: &str =
+    "id, user_id, desired_state, status, cycle, tp_n, sl_n, started_at,
     heartbeat_at, last_error, cycle_exchange, cycle_symbol, cycle_side, cycle_opened_at,
     position_size, position_avg, open_orders, leg_round, tr_n, trail_best, next_entry_at,
     take_profit_price, stop_loss_price, stop_on_exchange, after_cycle, stop_reason,
     cycle_account_id";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
+pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
     Ok(BotRow {
         id: r.get(0)?,
         user_id: r.get(1)?,

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod bot_config;
+pub mod bot_status;
 pub mod bots;
 mod db;
 pub mod exchange_accounts;

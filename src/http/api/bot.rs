@@ -22,7 +22,8 @@ use crate::metrics;
 use crate::money;
 use crate::runner::client::{self, RpcError, REPLY_TIMEOUT};
 use crate::runner::protocol::{Actor, Op, OpResult, Outcome, Request};
-use crate::store::{self, bot_config, bots, trades, user_bots};
+use crate::store::bot_status::{self, BotStatusRow};
+use crate::store::{self, bots, trades, user_bots};
 
 pub(super) fn user_id(ctx: &Ctx<'_, '_>) -> Result<i64, ApiError> {
     ctx.identity
@@ -184,21 +185,21 @@ pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     // One read transaction for the handful of reads: each implicit one would take
     // and drop SQLite's shared-memory read lock (fcntl calls) again.
     let body = store::read(&conn, |c| {
-        let bot = default_bot(c, uid)?;
-        status_with_prices(ctx, c, bot.bot_id)
+        let bot = bot_status::default_of(c, uid)?.ok_or_else(not_found)?;
+        status_with_prices(ctx, c, &bot)
     })?;
     Ok(reply::json(200, &body))
 }
 
-/// The status object of bot `bot_id` (see `status_json`), saying whether a
-/// running paper bot's live price is stale. Run it inside `store::read`.
+/// The status object of `bot` (see `status_of`), saying whether a running paper
+/// bot's live price is stale. Run it inside `store::read`.
 pub fn status_with_prices(
     ctx: &Ctx<'_, '_>,
     c: &rusqlite::Connection,
-    bot_id: i64,
+    bot: &BotStatusRow,
 ) -> Result<Value, ApiError> {
     let live = matches!(ctx.config.paper_prices, PaperPrices::Live(_));
-    let mut body = status_json(c, bot_id)?;
+    let mut body = status_of(c, bot)?;
     if live && body["exchange"] == "paper" && body["status"] == "running" {
         let symbol = body["symbol"].as_str().unwrap_or_default().to_owned();
         body["price_stale"] = snapshot::market_stale(c, &symbol, store::now_ms())
@@ -211,9 +212,17 @@ pub fn status_with_prices(
 /// The status object of bot `bot_id`, whoever owns it (the caller checked; also
 /// used by the admin views and pages).
 pub fn status_json(conn: &rusqlite::Connection, bot_id: i64) -> Result<Value, ApiError> {
-    let (Some(c), Some(row)) = (bot_config::market(conn, bot_id)?, bots::get(conn, bot_id)?) else {
-        return Err(reply::error(404, "Not found").into());
-    };
+    let bot = bot_status::by_id(conn, bot_id)?.ok_or_else(not_found)?;
+    status_of(conn, &bot)
+}
+
+fn not_found() -> ApiError {
+    reply::error(404, "Not found").into()
+}
+
+/// The status object of `bot`, read with its market and runner state.
+fn status_of(conn: &rusqlite::Connection, bot: &BotStatusRow) -> Result<Value, ApiError> {
+    let (c, row) = (&bot.market, &bot.state);
     let status = row.status;
     let active = status.is_active();
     let (exchange, symbol, side) = match (active, &row.cycle_symbol) {

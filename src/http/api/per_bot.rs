@@ -14,8 +14,8 @@ use super::{bot_config, pnl, ApiResult};
 use crate::http::ctx::Ctx;
 use crate::http::reply;
 use crate::runner::protocol::{Actor, Op};
-use crate::store;
 use crate::store::trades::Scope;
+use crate::store::{self, bot_status};
 
 fn run(ctx: &mut Ctx<'_, '_>, op: Op) -> ApiResult {
     let b = owned::bot(ctx)?;
@@ -42,11 +42,11 @@ pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = owned::caller(ctx)?;
     let id = owned::path_id(ctx, "id")?;
     let conn = ctx.db.conn()?;
-    // One read transaction, as for `/api/bot/status`: the ownership check and the
-    // status reads share it.
+    // One read transaction, as for `/api/bot/status`; the ownership check is the
+    // status query's own `WHERE` (another user's bot reads as none).
     let body = store::read(&conn, |c| {
-        owned::bot_of(c, uid, id)?;
-        bot::status_with_prices(ctx, c, id)
+        let b = bot_status::owned(c, uid, id)?.ok_or_else(owned::not_found)?;
+        bot::status_with_prices(ctx, c, &b)
     })?;
     Ok(reply::json(200, &body))
 }
