@@ -37,8 +37,21 @@ static OWNED: LazyLock<String> =
 static DEFAULT: LazyLock<String> =
     LazyLock::new(|| format!("{} WHERE b.user_id = ?1 ORDER BY b.id LIMIT 1", *SELECT));
 
-/// How many columns `bots::COLUMNS` has: where the market's start.
-const STATE_COLUMNS: usize = 26;
+/// How many columns `bots::COLUMNS` has: where the market's start. Counted from
+/// the list itself, so a state column added there moves the market with it.
+const STATE_COLUMNS: usize = column_count(bots::COLUMNS);
+
+const fn column_count(list: &str) -> usize {
+    let bytes = list.as_bytes();
+    let (mut i, mut n) = (0, 1);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<BotStatusRow> {
     Ok(BotStatusRow {
@@ -71,10 +84,44 @@ pub fn default_of(conn: &Connection, uid: i64) -> Result<Option<BotStatusRow>, S
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::bots::config;
+    use crate::bots::ladder::Side;
+    use crate::store::users::{self, NewUser};
+    use crate::store::{bot_config as stored_config, user_bots};
+
+    fn user(c: &Connection, email: &str) -> (i64, i64) {
+        let new = NewUser {
+            email,
+            password_hash: "h",
+            is_admin: false,
+            verification: None,
+        };
+        let uid = users::create(c, &new, 1).unwrap();
+        (uid, user_bots::default_of(c, uid).unwrap().unwrap())
+    }
 
     #[test]
-    fn the_market_columns_start_after_the_state_columns() {
-        assert_eq!(bots::COLUMNS.split(',').count(), STATE_COLUMNS);
+    fn one_query_reads_the_market_after_the_state_and_checks_the_owner() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrate::migrate(&mut c).unwrap();
+        let (uid, bot) = user(&c, "a@x.io");
+        let (other, _) = user(&c, "b@x.io");
+        let stored = stored_config::load(&c, bot).unwrap().unwrap();
+        let body = json!({"symbol": "ETH/USDT", "side": "short"});
+        let (new, _) = config::apply_update(&stored.config, body.as_object().unwrap()).unwrap();
+        stored_config::save(&c, bot, &new).unwrap();
+
+        let row = owned(&c, uid, bot).unwrap().unwrap();
+        assert_eq!(
+            (row.market.symbol.as_str(), row.market.side),
+            ("ETH/USDT", Side::Short)
+        );
+        assert_eq!((row.state.id, row.state.user_id), (bot, uid));
+        assert_eq!(default_of(&c, uid).unwrap(), Some(row.clone()));
+        assert_eq!(by_id(&c, bot).unwrap(), Some(row));
+        assert_eq!(owned(&c, other, bot).unwrap(), None);
     }
 }
