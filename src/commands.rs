@@ -319,5 +319,6 @@ pub fn loadtest(args: crate::config::LoadtestArgs) -> i32 {
         database: args.database,
         tokens: args.tokens,
         json: args.json,
+        bots_per_user: usize::from(args.bots_per_user),
     })
 }

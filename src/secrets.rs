@@ -135,23 +135,13 @@ pub struct Credentials {
     pub telegram_token: Option<String>,
 }
 
-/// The same secrets sealed for the `user` row, with the key's last four characters
-/// (the only part ever shown, as `***abcd`).
+/// The same secrets sealed for their owner, with the key's last four characters
+/// (the only part ever shown, as `***abcd`): the key pair goes to an exchange
+/// account (`store::exchange_accounts`), the token to the user's row.
 pub struct SealedRow {
     pub api_key: Option<(String, String)>,
     pub api_secret: Option<String>,
     pub telegram_token: Option<String>,
-}
-
-impl SealedRow {
-    /// The row update that stores these sealed values.
-    pub fn as_update(&self) -> crate::store::users::SealedCredentials<'_> {
-        crate::store::users::SealedCredentials {
-            api_key: self.api_key.as_ref().map(|(k, l)| (k.as_str(), l.as_str())),
-            api_secret: self.api_secret.as_deref(),
-            telegram_token: self.telegram_token.as_deref(),
-        }
-    }
 }
 
 fn context(user_id: i64, field: &str) -> String {
@@ -312,7 +302,17 @@ mod tests {
             telegram_token: Some("TELEGRAM-PLAINTEXT-99".into()),
         };
         let sealed = key.seal_credentials(id, &plain);
-        users::set_credentials(&conn, id, &sealed.as_update()).unwrap();
+        let (api_key, last4) = sealed.api_key.clone().unwrap();
+        let account = crate::store::exchange_accounts::NewAccount {
+            name: "Bybit",
+            exchange: "bybit",
+            api_key_enc: &api_key,
+            api_key_last4: &last4,
+            api_secret_enc: sealed.api_secret.as_deref().unwrap(),
+        };
+        let account = crate::store::exchange_accounts::create(&conn, id, &account, 1).unwrap();
+        let token = sealed.telegram_token.as_deref().unwrap();
+        users::set_telegram_token(&conn, id, token).unwrap();
         // What an operator's `sqlite3 db .dump` shows, and every value read directly.
         let cli = std::process::Command::new("sqlite3")
             .arg(dir.path().join("db.sqlite"))
@@ -328,8 +328,15 @@ mod tests {
                 assert!(!text.contains(secret), "{secret} in the dump");
             }
         }
-        let stored = users::credentials(&conn, id).unwrap().unwrap();
+        let stored = crate::store::exchange_accounts::credentials(&conn, id, account)
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.api_key_last4.as_deref(), Some("wxyz"));
+        let telegram = users::credentials(&conn, id).unwrap().unwrap();
+        let stored = users::StoredCredentials {
+            telegram_token: telegram.telegram_token,
+            ..stored
+        };
         assert!(key.open_credentials(id, &stored).unwrap() == plain);
         // Sealed for one user, a value does not open for another.
         assert!(key.open_credentials(id + 1, &stored).is_err());

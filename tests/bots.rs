@@ -754,7 +754,8 @@ fn telegram_gets_the_trading_notifications() {
         body["text"]
             .as_str()
             .unwrap()
-            .starts_with("Entry long 0.001 BTC/USDT"),
+            // Named for the bot: the user may have several.
+            .starts_with("Default (BTC/USDT long): Entry long 0.001 BTC/USDT"),
         "{body}"
     );
     assert!(
@@ -777,7 +778,7 @@ fn readyz_reports_the_runner_disagreeing_with_the_database() {
     let other = user(&s, "ghost@example.com", false);
     common::bots::db(&s)
         .execute(
-            "INSERT INTO user_bots (user_id, desired_state, status, cycle, updated_at) VALUES (?1, 'stopped', 'running', 1, 1)",
+            "UPDATE user_bots SET desired_state = 'stopped', status = 'running' WHERE user_id = ?1",
             [other.id],
         )
         .unwrap();
@@ -797,7 +798,10 @@ fn readyz_reports_the_runner_disagreeing_with_the_database() {
     );
     assert_eq!(last["checks"]["database"]["status"], "ok");
     common::bots::db(&s)
-        .execute("DELETE FROM user_bots WHERE user_id = ?1", [other.id])
+        .execute(
+            "UPDATE user_bots SET status = 'stopped' WHERE user_id = ?1",
+            [other.id],
+        )
         .unwrap();
     wait_for(Duration::from_secs(10), "ready again", || {
         s.get("/readyz").status == 200

@@ -45,9 +45,15 @@ fn seed(dir: &std::path::Path) {
             [format!("bot{i}@example.com")],
         )
         .unwrap();
+        // The default bot `users::create` would make (`BotConfig::default`), running.
         tx.execute(
-            "INSERT INTO user_bots (user_id, desired_state, status, cycle, updated_at)
-             VALUES (last_insert_rowid(), 'running', 'running', 1, 1)",
+            "INSERT INTO user_bots (user_id, name, exchange, symbol, side, leverage,
+                 take_profit, stop_loss, rounds, grids, repeat, after_stop_loss, cooldown,
+                 max_active_legs, trailing_take_profit, created_at, desired_state, status,
+                 cycle, updated_at)
+             VALUES (last_insert_rowid(), 'Default', 'paper', 'BTC/USDT', 'long', 10, '5', '0',
+                 3, '[{\"amount\":10,\"gap\":0},{\"amount\":20,\"gap\":1},{\"amount\":40,\"gap\":2}]',
+                 1, 'stop', 0, 0, '0', 1, 'running', 'running', 1, 1)",
             [],
         )
         .unwrap();

@@ -448,8 +448,9 @@ fn a_silent_exchange_does_not_stall_other_bots() {
     let db = rusqlite::Connection::open(dir.path().join("instance/database.db")).unwrap();
     for u in &silent_users {
         db.execute(
-            "INSERT INTO user_bots (user_id, cycle, updated_at, desired_state, status)
-             VALUES (?1, 1, 0, 'running', 'running')",
+            "UPDATE user_bots SET cycle = 1, updated_at = 0, desired_state = 'running',
+                 status = 'running'
+             WHERE user_id = ?1",
             [u.id],
         )
         .unwrap();

@@ -42,7 +42,7 @@ fn drives_every_endpoint_with_its_own_users() {
     let s = server();
     let (code, r) = loadtest(&s, &["--users", "20", "--database", "instance/database.db"]);
     assert_eq!(code, 0, "{r}");
-    assert_eq!(r["users"], 20);
+    assert_eq!((&r["users"], &r["bots_per_user"]), (&20.into(), &1.into()));
     assert_eq!(r["total"]["errors"], 0);
     let endpoints = r["endpoints"].as_array().unwrap();
     assert_eq!(endpoints.len(), 8);
@@ -84,6 +84,80 @@ fn drives_every_endpoint_with_its_own_users() {
 }
 
 #[test]
+fn users_with_three_bots_spread_the_bot_actions_over_them() {
+    let s = server();
+    let args = [
+        "--users",
+        "20",
+        "--database",
+        "instance/database.db",
+        "--bots-per-user",
+        "3",
+    ];
+    let (code, r) = loadtest(&s, &args);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!((&r["users"], &r["bots_per_user"]), (&20.into(), &3.into()));
+    assert_eq!(r["total"]["errors"], 0);
+    let endpoints = r["endpoints"].as_array().unwrap();
+    let names: Vec<&str> = endpoints
+        .iter()
+        .map(|e| e["endpoint"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "GET /api/bots/<id>/status",
+            "GET /api/trades?limit=20",
+            "GET /api/pnl/summary?days=7",
+            "GET /api/bots/<id>/events?limit=20",
+            "GET /api/status",
+            "POST /api/bots/<id>/start",
+            "POST /api/bots/<id>/stop",
+            "POST /api/bots/<id>/recover",
+        ]
+    );
+    for e in endpoints {
+        assert!(e["requests"].as_u64().unwrap() > 0, "{e}");
+    }
+    assert_eq!(endpoints[0]["statuses"]["200"], endpoints[0]["requests"]);
+    // A rerun reuses the bots: every load user still has exactly three, on three
+    // distinct markets.
+    let (code, r) = loadtest(&s, &args);
+    assert_eq!(code, 0, "{r}");
+    let db = common::bots::db(&s);
+    let load_users = "SELECT id FROM user WHERE email LIKE 'loadtest-%'";
+    let per_user: Vec<(i64, i64)> = db
+        .prepare(&format!(
+            "SELECT COUNT(*), COUNT(DISTINCT exchange || ' ' || symbol || ' ' || side)
+             FROM user_bots WHERE user_id IN ({load_users}) GROUP BY user_id"
+        ))
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(per_user, vec![(3, 3); 20]);
+    // Starts reached several bots, not only the users' default ones.
+    let started = |extra: &str| -> i64 {
+        db.query_row(
+            &format!(
+                "SELECT COUNT(DISTINCT bot_id) FROM bot_events
+                 WHERE kind = 'started' AND user_id IN ({load_users}) {extra}"
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(started("") >= 3, "{} bots started", started(""));
+    let defaults = "SELECT MIN(id) FROM user_bots GROUP BY user_id";
+    assert!(
+        started(&format!("AND bot_id NOT IN ({defaults})")) >= 1,
+        "only default bots started"
+    );
+}
+
+#[test]
 fn uses_tokens_from_a_file() {
     let s = server();
     let u = user(&s, "a@x.io", false);
@@ -115,6 +189,8 @@ fn bad_options_exit_2() {
         vec!["loadtest", "--url", "https://example.com", "--tokens", "t"],
         vec!["loadtest", "--url", "http://127.0.0.1:1"],
         vec!["loadtest", "--users", "many"],
+        vec!["loadtest", "--bots-per-user", "0", "--tokens", "t"],
+        vec!["loadtest", "--bots-per-user", "7", "--tokens", "t"],
     ] {
         let out = std::process::Command::new(BIN)
             .args(&args)
@@ -122,6 +198,10 @@ fn bad_options_exit_2() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(!out.stderr.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.is_empty());
+        if let Some(option) = args.iter().find(|a| a.starts_with("--bots")) {
+            assert!(stderr.contains(option), "{args:?}: {stderr}");
+        }
     }
 }

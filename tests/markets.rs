@@ -261,7 +261,7 @@ fn only_edits_of_the_market_are_held_to_the_catalogue() {
     let set = |exchange: &str, symbol: &str, leverage: i64| {
         db(&s)
             .execute(
-                "UPDATE user SET exchange = ?1, symbol = ?2, leverage = ?3 WHERE id = ?4",
+                "UPDATE user_bots SET exchange = ?1, symbol = ?2, leverage = ?3 WHERE user_id = ?4",
                 rusqlite::params![exchange, symbol, leverage, u.id],
             )
             .unwrap();

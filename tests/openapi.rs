@@ -3,9 +3,12 @@
 //! routes, served as it is at `GET /api/openapi.json`, and answered as documented.
 //! That last part is the hook every integration test's client runs
 //! (`common::openapi`); the tour below makes sure each documented operation meets
-//! the real binary at least once.
+//! the real binary at least once (the several-bots part is `several_bots`).
 
 mod common;
+
+#[path = "openapi/several_bots.rs"]
+mod several_bots;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -15,45 +18,10 @@ use serde_json::{json, Value};
 
 use common::api::{self, call, login, mailed_token, Browser};
 use common::bots::{self, wait_status, User, CALM};
+use common::fake_bybit::FakeBybit;
 use common::openapi::{self, escape, operations, verdict};
 use common::sent::{Requests, Sent};
 use common::{totp, Options, Resp, Server};
-
-/// The C14 operations the document describes from the contract while their routes
-/// are still being built on other branches. The route and coverage checks skip
-/// them; `awaiting_routes_are_documented_but_not_routed_yet` fails for each one
-/// the routing table has, so whoever merges the C14 routes empties this list and
-/// adds their flow to the tour.
-const AWAITING_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/exchange-accounts"),
-    ("POST", "/api/exchange-accounts"),
-    ("DELETE", "/api/exchange-accounts/{id}"),
-    ("GET", "/api/bots"),
-    ("POST", "/api/bots"),
-    ("GET", "/api/bots/{id}"),
-    ("PUT", "/api/bots/{id}"),
-    ("DELETE", "/api/bots/{id}"),
-    ("POST", "/api/bots/{id}/start"),
-    ("POST", "/api/bots/{id}/stop"),
-    ("POST", "/api/bots/{id}/recover"),
-    ("GET", "/api/bots/{id}/status"),
-    ("GET", "/api/bots/{id}/config"),
-    ("PUT", "/api/bots/{id}/config"),
-    ("GET", "/api/bots/{id}/orders"),
-    ("GET", "/api/bots/{id}/events"),
-    ("GET", "/api/bots/{id}/trades"),
-    ("GET", "/api/bots/{id}/pnl/summary"),
-    ("GET", "/api/admin/users/{id}"),
-    ("POST", "/api/admin/bots/{id}/start"),
-    ("POST", "/api/admin/bots/{id}/stop"),
-    ("POST", "/api/admin/bots/{id}/recover"),
-];
-
-/// C14 fields of existing answers (schema, property) that the document describes
-/// but cannot require before the server sends them. At the merge they join their
-/// schema's `required` and this list is emptied (a test fails for each one that is
-/// required already).
-const AWAITING_FIELDS: &[(&str, &str)] = &[("Trade", "bot_id"), ("Overview", "bots")];
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -61,13 +29,6 @@ const METHODS: [&str; 8] = [
 
 fn doc() -> &'static Value {
     openapi::document()
-}
-
-fn awaiting() -> BTreeSet<(String, String)> {
-    AWAITING_ROUTES
-        .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
-        .collect()
 }
 
 /// The routing table's JSON routes (every route but the pages), as the document
@@ -239,7 +200,7 @@ fn every_reference_resolves_and_every_schema_compiles() {
 
 #[test]
 fn the_routing_table_and_the_document_have_the_same_operations() {
-    let documented: BTreeSet<_> = operations().difference(&awaiting()).cloned().collect();
+    let documented = operations();
     let routed = routed();
     let undocumented: Vec<_> = routed.difference(&documented).collect();
     let unrouted: Vec<_> = documented.difference(&routed).collect();
@@ -249,37 +210,8 @@ fn the_routing_table_and_the_document_have_the_same_operations() {
     );
     assert!(
         unrouted.is_empty(),
-        "documented operations the routing table lacks (and AWAITING_ROUTES does not name): {unrouted:?}"
+        "documented operations the routing table lacks: {unrouted:?}"
     );
-}
-
-#[test]
-fn awaiting_routes_are_documented_but_not_routed_yet() {
-    let documented = operations();
-    let routed = routed();
-    for op in awaiting() {
-        assert!(documented.contains(&op), "{op:?} is not documented");
-        assert!(
-            !routed.contains(&op),
-            "{op:?} is routed now: remove it from AWAITING_ROUTES and add it to the tour"
-        );
-    }
-}
-
-#[test]
-fn awaiting_fields_are_documented_but_not_required_yet() {
-    for (schema, field) in AWAITING_FIELDS {
-        let s = &doc()["components"]["schemas"][schema];
-        assert!(
-            s["properties"][field].is_object(),
-            "{schema}.{field} is not documented"
-        );
-        let required = s["required"].as_array().expect("required");
-        assert!(
-            !required.iter().any(|r| r == field),
-            "{schema}.{field} is required now: remove it from AWAITING_FIELDS"
-        );
-    }
 }
 
 fn sent(method: &str, target: &str) -> Sent {
@@ -409,8 +341,14 @@ fn expect(r: Resp, status: u16, what: &str) -> Value {
 /// operation must have answered a 2xx as documented.
 #[test]
 fn every_documented_operation_answers_as_documented() {
+    let bybit = FakeBybit::start(several_bots::KEY, several_bots::SECRET);
+    let url = bybit.url();
     let mut env = CALM.to_vec();
-    env.push(("ENABLE_METRICS", "true"));
+    env.extend([
+        ("ENABLE_METRICS", "true"),
+        ("BYBIT_BASE_URL", url.as_str()),
+        ("BOTS_PER_USER", several_bots::LIMIT),
+    ]);
     let s = Server::with(Options {
         env,
         ..Options::default()
@@ -421,17 +359,15 @@ fn every_documented_operation_answers_as_documented() {
     let admin = bots::user(&s, "admin@x.io", true);
     bot_lifecycle(&s, &u);
     administration(&s, &admin, &u);
+    let owner = bots::user(&s, "bots@x.io", false);
+    several_bots::tour(&s, &owner, &admin);
 
     let answered: BTreeSet<(String, String)> = openapi::seen()
         .into_iter()
         .filter(|(_, _, status)| (200..300).contains(status))
         .map(|(m, p, _)| (m, p))
         .collect();
-    let missing: Vec<_> = operations()
-        .difference(&awaiting())
-        .filter(|op| !answered.contains(*op))
-        .cloned()
-        .collect();
+    let missing: Vec<_> = operations().difference(&answered).cloned().collect();
     assert!(
         missing.is_empty(),
         "documented operations the tour never saw succeed: {missing:?}"

@@ -1,18 +1,17 @@
-//! A user's bot configuration: what is stored on the `user` row, how a partial
-//! update is validated field by field, and how it is shown (secrets masked).
-//! See docs/bots.md, Configuration.
+//! A bot's configuration: its fields and their defaults, how a partial update is
+//! validated field by field, and how it is shown (secrets masked). Stored by
+//! `store::bot_config`. See docs/bots.md, Configuration.
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::ids::BotRef;
 use super::ladder::Side;
 use super::rules;
-use crate::money::{self, dec, sql::Sql};
-use crate::store::StoreError;
+use crate::money::{self, dec};
 use crate::text_enum::text_enum;
 
 text_enum! {
@@ -47,6 +46,8 @@ pub struct Grid {
     pub gap: Decimal,
 }
 
+/// A bot's settings. `telegram_chat_id` is its owner's (notifications are the
+/// user's, for all their bots).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BotConfig {
     pub exchange: String,
@@ -68,9 +69,43 @@ pub struct BotConfig {
     pub trailing_take_profit: Decimal,
 }
 
-/// The configuration plus what may be said about the secrets.
+impl Default for BotConfig {
+    /// A working paper configuration, so that Start works out of the box: what
+    /// every new bot (a new user's default bot included) begins with.
+    fn default() -> BotConfig {
+        let grid = |amount, gap| Grid { amount, gap };
+        BotConfig {
+            exchange: "paper".into(),
+            symbol: "BTC/USDT".into(),
+            side: Side::Long,
+            leverage: 10,
+            take_profit: dec!(5),
+            stop_loss: Decimal::ZERO,
+            rounds: 3,
+            grids: vec![
+                grid(dec!(10), Decimal::ZERO),
+                grid(dec!(20), dec!(1)),
+                grid(dec!(40), dec!(2)),
+            ],
+            repeat: true,
+            telegram_chat_id: None,
+            after_stop_loss: AfterStopLoss::Stop,
+            cooldown: 0,
+            max_active_legs: 0,
+            trailing_take_profit: Decimal::ZERO,
+        }
+    }
+}
+
+/// A bot's configuration as stored, plus its identity and what may be said about
+/// the secrets (those of its exchange account and its owner's Telegram token).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredConfig {
+    pub bot: BotRef,
+    pub name: String,
+    /// The exchange account the bot trades with; `None` for paper (or a real
+    /// exchange before an account is chosen).
+    pub exchange_account_id: Option<i64>,
     pub config: BotConfig,
     pub api_key_last4: Option<String>,
     pub has_api_key: bool,
@@ -95,142 +130,28 @@ pub fn parse_side(s: &str) -> Option<Side> {
     }
 }
 
-/// What a status read needs of the configuration: the market and whether a
-/// change is pending. A status is read far more often than the configuration, so
-/// it skips parsing the ladder and the amounts.
+/// What a status read (and the runner's conflict rule) needs of a bot's
+/// configuration: the market and whether a change is pending. A status is read
+/// far more often than the configuration, so it skips parsing the ladder and the
+/// amounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BotMarket {
     pub exchange: String,
+    pub exchange_account_id: Option<i64>,
     pub symbol: String,
     pub side: Side,
     pub has_pending: bool,
 }
 
-/// The market of user `id`'s bot (see `BotMarket`); `None` for no such user.
-pub fn market(conn: &Connection, id: i64) -> Result<Option<BotMarket>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT exchange, symbol, side, pending_config IS NOT NULL FROM user WHERE id = ?1",
-        )?
-        .query_row([id], |r| {
-            let side: String = r.get(2)?;
-            Ok(BotMarket {
-                exchange: r.get(0)?,
-                symbol: r.get(1)?,
-                side: parse_side(&side).unwrap_or(Side::Long),
-                has_pending: r.get(3)?,
-            })
-        })
-        .optional()?;
-    Ok(row)
-}
-
-/// Reads the configuration of user `id`.
-pub fn load(conn: &Connection, id: i64) -> Result<Option<StoredConfig>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT exchange, symbol, side, leverage, take_profit, stop_loss, rounds, grids,
-                    repeat, telegram_chat_id, api_key_last4, api_key_enc IS NOT NULL,
-                    api_secret_enc IS NOT NULL, telegram_token_enc IS NOT NULL,
-                    after_stop_loss, cooldown, max_active_legs, trailing_take_profit,
-                    pending_config IS NOT NULL
-             FROM user WHERE id = ?1",
-        )?
-        .query_row([id], |r| {
-            let grids: String = r.get(7)?;
-            let side: String = r.get(2)?;
-            Ok(StoredConfig {
-                config: BotConfig {
-                    exchange: r.get(0)?,
-                    symbol: r.get(1)?,
-                    side: parse_side(&side).unwrap_or(Side::Long),
-                    leverage: r.get(3)?,
-                    take_profit: money::sql::get(r, 4)?,
-                    stop_loss: money::sql::get(r, 5)?,
-                    rounds: r.get::<_, i64>(6)?.max(1) as usize,
-                    grids: serde_json::from_str(&grids).unwrap_or_default(),
-                    repeat: r.get(8)?,
-                    telegram_chat_id: r.get(9)?,
-                    after_stop_loss: r.get(14)?,
-                    cooldown: r.get::<_, i64>(15)?.clamp(0, i64::from(u32::MAX)) as u32,
-                    max_active_legs: r.get::<_, i64>(16)?.max(0) as usize,
-                    trailing_take_profit: money::sql::get(r, 17)?,
-                },
-                api_key_last4: r.get(10)?,
-                has_api_key: r.get(11)?,
-                has_api_secret: r.get(12)?,
-                has_telegram_token: r.get(13)?,
-                has_pending: r.get(18)?,
-            })
-        })
-        .optional()?;
-    Ok(row)
-}
-
-/// Writes the non-secret fields of `c` for user `id`.
-pub fn save(conn: &Connection, id: i64, c: &BotConfig) -> Result<(), StoreError> {
-    let grids = serde_json::to_string(&c.grids).unwrap_or_else(|_| "[]".into());
-    conn.prepare_cached(
-        "UPDATE user SET exchange = ?2, symbol = ?3, side = ?4, leverage = ?5,
-             take_profit = ?6, stop_loss = ?7, rounds = ?8, grids = ?9, repeat = ?10,
-             telegram_chat_id = ?11, after_stop_loss = ?12, cooldown = ?13,
-             max_active_legs = ?14, trailing_take_profit = ?15
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        id,
-        c.exchange,
-        c.symbol,
-        side_name(c.side),
-        c.leverage,
-        Sql(c.take_profit),
-        Sql(c.stop_loss),
-        c.rounds as i64,
-        grids,
-        c.repeat,
-        c.telegram_chat_id,
-        c.after_stop_loss,
-        c.cooldown,
-        c.max_active_legs as i64,
-        Sql(c.trailing_take_profit)
-    ])?;
-    Ok(())
-}
-
-/// The change waiting for the next cycle of user `id`'s running bot, validated
-/// again against the active configuration (`None` when there is none, or when it
-/// no longer passes the rules).
-pub fn load_pending(conn: &Connection, id: i64) -> Result<Option<BotConfig>, StoreError> {
-    let Some(active) = load(conn, id)? else {
-        return Ok(None);
-    };
-    let text: Option<String> = conn
-        .prepare_cached("SELECT pending_config FROM user WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?
-        .flatten();
-    let Some(Value::Object(body)) = text.and_then(|t| serde_json::from_str(&t).ok()) else {
-        return Ok(None);
-    };
-    Ok(apply_update(&active.config, &body).ok().map(|(c, _)| c))
-}
-
-/// Stores (or, with `None`, clears) the change for the next cycle.
-pub fn save_pending(conn: &Connection, id: i64, c: Option<&BotConfig>) -> Result<(), StoreError> {
-    let text = c.map(|c| settings_json(c).to_string());
-    conn.prepare_cached("UPDATE user SET pending_config = ?2 WHERE id = ?1")?
-        .execute(params![id, text])?;
-    Ok(())
-}
-
-/// Applies a pending change (if any) to the active configuration, in the caller's
-/// transaction; returns the configuration now active when it changed.
-pub fn apply_pending(conn: &Connection, id: i64) -> Result<Option<BotConfig>, StoreError> {
-    let pending = load_pending(conn, id)?;
-    if let Some(c) = &pending {
-        save(conn, id, c)?;
+impl BotMarket {
+    /// Whether two bots of one user would trade the same position: the same
+    /// exchange account (or both the paper account), symbol and side.
+    pub fn same_position(&self, other: &BotMarket) -> bool {
+        self.exchange == other.exchange
+            && self.exchange_account_id == other.exchange_account_id
+            && self.symbol == other.symbol
+            && self.side == other.side
     }
-    save_pending(conn, id, None)?;
-    Ok(pending)
 }
 
 /// The non-secret fields, as the API shows and `pending_config` stores them.
@@ -547,21 +468,27 @@ fn chat_id(v: &Value) -> Result<Option<String>, String> {
 }
 
 fn secret(body: &Map<String, Value>, name: &str, p: &mut Problems) -> Option<String> {
-    match body.get(name) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
+    secret_value(body.get(name)).unwrap_or_else(|msg| {
+        p.insert(name.into(), msg);
+        None
+    })
+}
+
+/// A write-only secret as sent (an exchange key or secret, a Telegram token):
+/// `None` when absent, empty or the masked `***abcd` of the GET shape (which keeps
+/// the stored one), else the trimmed string; an error for anything else.
+pub fn secret_value(v: Option<&Value>) -> Result<Option<String>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
         // The GET shape sent back unchanged (`"api_key": "***abcd"`) keeps the key.
-        Some(Value::String(s)) if s.starts_with("***") => None,
+        Some(Value::String(s)) if s.starts_with("***") => Ok(None),
         Some(Value::String(s)) if s.len() <= MAX_SECRET && !s.chars().any(char::is_control) => {
-            Some(s.trim().to_string())
+            Ok(Some(s.trim().to_string()))
         }
-        Some(_) => {
-            p.insert(
-                name.into(),
-                format!("must be a string of at most {MAX_SECRET} characters"),
-            );
-            None
-        }
+        Some(_) => Err(format!(
+            "must be a string of at most {MAX_SECRET} characters"
+        )),
     }
 }
 
@@ -570,35 +497,7 @@ mod tests {
     use super::*;
 
     fn base() -> BotConfig {
-        BotConfig {
-            exchange: "paper".into(),
-            symbol: "BTC/USDT".into(),
-            side: Side::Long,
-            leverage: 10,
-            take_profit: dec!(5),
-            stop_loss: Decimal::ZERO,
-            rounds: 3,
-            grids: vec![
-                Grid {
-                    amount: dec!(10),
-                    gap: Decimal::ZERO,
-                },
-                Grid {
-                    amount: dec!(20),
-                    gap: dec!(1),
-                },
-                Grid {
-                    amount: dec!(40),
-                    gap: dec!(2),
-                },
-            ],
-            repeat: true,
-            telegram_chat_id: None,
-            after_stop_loss: AfterStopLoss::Stop,
-            cooldown: 0,
-            max_active_legs: 0,
-            trailing_take_profit: Decimal::ZERO,
-        }
+        BotConfig::default()
     }
 
     fn update(v: Value) -> Result<(BotConfig, SecretUpdate), Problems> {
@@ -664,6 +563,12 @@ mod tests {
         assert_eq!(s.api_key.as_deref(), Some("abcdefgh1234"));
         assert_eq!(s.telegram_token, None);
         let shown = StoredConfig {
+            bot: BotRef {
+                user_id: 1,
+                bot_id: 1,
+            },
+            name: "Default".into(),
+            exchange_account_id: Some(1),
             config: base(),
             api_key_last4: Some("1234".into()),
             has_api_key: true,

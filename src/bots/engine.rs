@@ -24,7 +24,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::config::BotConfig;
-use super::ids::{self, Purpose};
+use super::ids::{self, BotRef, Purpose};
 use super::ladder::{self, Market, Side};
 use super::ledger::{Fill, FillPurpose, Ledger};
 use super::status::StopReason;
@@ -157,7 +157,8 @@ const FLAT_READS: u32 = 3;
 const FLAT_AFTER_FILL_MS: i64 = 5_000;
 
 pub struct Engine {
-    pub uid: i64,
+    /// Which bot, whose: the bot id tags its client order ids.
+    pub bot: BotRef,
     pub cfg: BotConfig,
     pub market: Market,
     pub state: CycleState,
@@ -211,6 +212,9 @@ struct Step<'a> {
     /// Untagged open orders of earlier cycles, known by the exchange id the bot
     /// recorded for them: exchange id → client id.
     recorded: BTreeMap<String, String>,
+    /// Open orders of sibling bots (other bots of the same user on the same
+    /// account), by exchange id: theirs, neither foreign nor ours.
+    siblings: BTreeSet<String>,
     /// Orders of ours placed (still open) and cancelled during the step.
     placed_open: usize,
     cancelled: usize,
@@ -223,6 +227,7 @@ impl<'a> Step<'a> {
             actions: Vec::new(),
             opens: Vec::new(),
             recorded: BTreeMap::new(),
+            siblings: BTreeSet::new(),
             placed_open: 0,
             cancelled: 0,
         }
@@ -247,14 +252,14 @@ fn remaining(o: &Order) -> Decimal {
 
 impl Engine {
     pub fn new(
-        uid: i64,
+        bot: BotRef,
         cfg: BotConfig,
         market: Market,
         state: CycleState,
         started_ms: i64,
     ) -> Engine {
         Engine {
-            uid,
+            bot,
             cfg,
             market,
             state,
@@ -284,7 +289,7 @@ impl Engine {
     }
 
     fn id(&self, p: Purpose) -> String {
-        ids::client_id(self.uid, self.state.cycle, p)
+        ids::client_id(self.bot.bot_id, self.state.cycle, p)
     }
 
     fn side(&self) -> Side {

@@ -1,8 +1,18 @@
-//! Deterministic client order ids: `bz-<uid>-<cycle>-<purpose>`. They depend
-//! only on who, which cycle and what for, so a restarted bot computes the same ids
-//! and finds its orders instead of placing them twice. A ladder leg re-placed
-//! after a stop and start carries its round: `l<i>` first, then `l<i>r<k>`.
+//! Deterministic client order ids: `bz-<bot id>-<cycle>-<purpose>`. They depend
+//! only on which bot, which cycle and what for, so a restarted bot computes the
+//! same ids and finds its orders instead of placing them twice. A ladder leg
+//! re-placed after a stop and start carries its round: `l<i>` first, then
+//! `l<i>r<k>`. A user's default bot made by the upgrade to several bots has the
+//! user's id, so the `bz-<user id>-…` orders placed before it stay its own.
 //! See docs/bots.md, Client order ids.
+
+/// One bot and its owner: rows of the per-bot tables carry both (per-user
+/// queries, such as PnL over all of a user's bots, need no join).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BotRef {
+    pub user_id: i64,
+    pub bot_id: i64,
+}
 
 /// What an order is for within a cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,12 +42,20 @@ impl Purpose {
     }
 }
 
-/// The prefix of every order of user `uid`.
-pub fn user_prefix(uid: i64) -> String {
-    format!("bz-{uid}-")
+/// The prefix of every order of bot `bot_id`.
+pub fn bot_prefix(bot_id: i64) -> String {
+    format!("bz-{bot_id}-")
 }
 
-pub fn client_id(uid: i64, cycle: i64, purpose: Purpose) -> String {
+/// The bot whose tag `id` carries, for any well-formed id of any bot: an order
+/// of a sibling bot on the same account is told from a foreign one by this.
+pub fn tagged_bot(id: &str) -> Option<i64> {
+    let (bot, rest) = id.strip_prefix("bz-")?.split_once('-')?;
+    let bot: i64 = bot.parse().ok().filter(|_| !bot.starts_with('+'))?;
+    parse(bot, &format!("bz-{bot}-{rest}")).map(|_| bot)
+}
+
+pub fn client_id(bot_id: i64, cycle: i64, purpose: Purpose) -> String {
     let tail = match purpose {
         Purpose::Entry => "e".to_string(),
         Purpose::Leg(i, 0) => format!("l{i}"),
@@ -48,13 +66,13 @@ pub fn client_id(uid: i64, cycle: i64, purpose: Purpose) -> String {
         Purpose::Close(n) => format!("x{n}"),
         Purpose::Trailing(n) => format!("tr{n}"),
     };
-    format!("bz-{uid}-{cycle}-{tail}")
+    format!("bz-{bot_id}-{cycle}-{tail}")
 }
 
-/// Parses one of user `uid`'s ids back into (cycle, purpose); `None` for anything
-/// else, including other users' ids and foreign orders.
-pub fn parse(uid: i64, id: &str) -> Option<(i64, Purpose)> {
-    let rest = id.strip_prefix(&user_prefix(uid))?;
+/// Parses one of bot `bot_id`'s ids back into (cycle, purpose); `None` for
+/// anything else, including other bots' ids and foreign orders.
+pub fn parse(bot_id: i64, id: &str) -> Option<(i64, Purpose)> {
+    let rest = id.strip_prefix(&bot_prefix(bot_id))?;
     let (cycle, tail) = rest.split_once('-')?;
     let cycle: i64 = cycle.parse().ok()?;
     let num = |s: &str| s.parse::<u32>().ok().filter(|_| !s.starts_with('+'));
@@ -118,5 +136,14 @@ mod tests {
         assert_eq!(parse(42, "bz-42-7-l1rx"), None);
         assert_eq!(parse(42, "bz-42-7-lr1"), None);
         assert_eq!(parse(42, "bz-42-7-xy"), None);
+    }
+
+    #[test]
+    fn the_tag_names_its_bot() {
+        assert_eq!(tagged_bot("bz-42-7-tp1"), Some(42));
+        assert_eq!(tagged_bot(&client_id(9, 1, Purpose::Leg(2, 1))), Some(9));
+        for other in ["bz-42", "bz-x-7-e", "bz-+4-7-e", "bz-4-7-q", "manual-1", ""] {
+            assert_eq!(tagged_bot(other), None, "{other}");
+        }
     }
 }

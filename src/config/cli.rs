@@ -127,6 +127,12 @@ pub struct LoadtestArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+    /// Bots per simulated user, 1 to 6: with more than one, each user gets paper bots
+    /// on distinct markets (made through /api/bots as needed) and the bot actions go
+    /// to /api/bots/<id>/...
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u8).range(1..=i64::from(crate::loadtest::MAX_BOTS_PER_USER)))]
+    pub bots_per_user: u8,
 }
 
 #[derive(Debug, Subcommand)]

@@ -132,6 +132,8 @@ pub struct Config {
     /// No trailing slash.
     pub public_url: String,
     pub bot_tick_ms: u64,
+    /// `BOTS_PER_USER`: how many bots one user may have, 1–10000.
+    pub bots_per_user: u32,
     pub paper_tick_ms: u64,
     /// Strictly between 0 and 1; `None` = about 60 % a year at `paper_tick_ms`.
     pub paper_volatility: Option<f64>,
@@ -237,6 +239,7 @@ impl Config {
             // binds[0] exists: load_binds returns the default or at least one item.
             public_url: src.value_or(&S::PUBLIC_URL, || default_public_url(&binds[0]))?,
             bot_tick_ms: src.value(&S::BOT_TICK_MS)?,
+            bots_per_user: src.value(&S::BOTS_PER_USER)?,
             paper_tick_ms: src.value(&S::PAPER_TICK_MS)?,
             paper_volatility: src.optional(&S::PAPER_VOLATILITY)?,
             paper_funding_rate: src.value(&S::PAPER_FUNDING_RATE)?,
@@ -468,6 +471,7 @@ mod tests {
         assert_eq!(c.mail_from, "blitz@localhost");
         assert_eq!(c.public_url, "http://127.0.0.1:8000");
         assert_eq!((c.bot_tick_ms, c.paper_tick_ms), (1000, 1000));
+        assert_eq!(c.bots_per_user, 10);
         assert_eq!(c.paper_volatility, None);
         assert_eq!(c.paper_funding_rate, rust_decimal::Decimal::new(1, 4));
         assert_eq!(c.paper_seed, None);
@@ -599,6 +603,7 @@ mod tests {
             ("MAIL_FROM", "Blitz <noreply@example.com>"),
             ("PUBLIC_URL", "https://blitz.example.com/"),
             ("BOT_TICK_MS", "10"),
+            ("BOTS_PER_USER", "3"),
             ("PAPER_TICK_MS", "250"),
             ("PAPER_VOLATILITY", "0.02"),
             ("PAPER_SEED", "42"),
@@ -637,6 +642,7 @@ mod tests {
         assert_eq!(c.mail_from, "Blitz <noreply@example.com>");
         assert_eq!(c.public_url, "https://blitz.example.com");
         assert_eq!((c.bot_tick_ms, c.paper_tick_ms), (10, 250));
+        assert_eq!(c.bots_per_user, 3);
         assert_eq!(c.paper_volatility, Some(0.02));
         assert_eq!(c.paper_seed, Some(42));
     }
@@ -755,6 +761,8 @@ mod tests {
             ("MAIL_FROM", "nobody"),
             ("PUBLIC_URL", "blitz.example.com"),
             ("BOT_TICK_MS", "9"),
+            ("BOTS_PER_USER", "0"),
+            ("BOTS_PER_USER", "10001"),
             ("PAPER_TICK_MS", "fast"),
             ("PAPER_VOLATILITY", "1"),
             ("PAPER_SEED", "-1"),

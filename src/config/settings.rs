@@ -829,6 +829,16 @@ pub static BOT_TICK_MS: Setting<u64> = Setting {
     show: text,
 };
 
+pub static BOTS_PER_USER: Setting<u32> = Setting {
+    meta: var(
+        &["BOTS_PER_USER"],
+        Default::Value("10"),
+        "bots one user may have (1 to 10000); creating one more → 409 limit_reached",
+    ),
+    parse: |s| parse::uint_in(s, 1, 10_000).map(|n| n as u32),
+    show: text,
+};
+
 pub static PAPER_TICK_MS: Setting<u64> = Setting {
     meta: var(
         &["PAPER_TICK_MS"],
@@ -986,7 +996,7 @@ pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
 };
 
 /// Every setting, in the order `check-config` and the README list them.
-pub static ALL: [&Meta; 67] = [
+pub static ALL: [&Meta; 68] = [
     &BIND.meta,
     &WORKERS.meta,
     &WORKER_CLASS.meta,
@@ -1039,6 +1049,7 @@ pub static ALL: [&Meta; 67] = [
     &MAIL_FROM.meta,
     &PUBLIC_URL.meta,
     &BOT_TICK_MS.meta,
+    &BOTS_PER_USER.meta,
     &PAPER_TICK_MS.meta,
     &PAPER_VOLATILITY.meta,
     &PAPER_FUNDING_RATE.meta,

@@ -47,6 +47,7 @@ pub fn json_body(body: &[u8]) {
         input.string(name, &mut errors);
         input.opt_string(name, &mut errors);
         input.opt_bool(name, &mut errors);
+        input.label(name, false, &mut errors);
     }
     if let Some(mode) = input.opt_string("mode", &mut errors) {
         let _ = mode.parse::<StopMode>();
@@ -55,6 +56,12 @@ pub fn json_body(body: &[u8]) {
     let base = sample_config();
     if let Ok((updated, _secrets)) = config::apply_update(&base, input.fields()) {
         let shown = StoredConfig {
+            bot: crate::bots::ids::BotRef {
+                user_id: 1,
+                bot_id: 1,
+            },
+            name: "Default".into(),
+            exchange_account_id: None,
             config: updated.clone(),
             api_key_last4: None,
             has_api_key: false,

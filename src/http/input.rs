@@ -35,6 +35,9 @@ impl FieldErrors {
     }
 }
 
+/// The longest name of a bot or an exchange account (`JsonInput::label`).
+pub const MAX_LABEL: usize = 64;
+
 /// A JSON object body. An empty body counts as `{}` so that missing fields are
 /// reported by name rather than as "invalid JSON".
 pub struct JsonInput(Map<String, Value>);
@@ -89,6 +92,27 @@ impl JsonInput {
                 None
             }
         }
+    }
+
+    /// A name the user gives something of theirs (a bot, an exchange account):
+    /// trimmed, 1 to `MAX_LABEL` characters, no control characters. Absent is an
+    /// error only when `required`.
+    pub fn label(&self, name: &str, required: bool, errors: &mut FieldErrors) -> Option<String> {
+        let msg = || format!("must be a name of 1 to {MAX_LABEL} characters");
+        match self.0.get(name) {
+            None if required => errors.add(name, "is required"),
+            None => {}
+            Some(Value::String(s)) => {
+                let s = s.trim();
+                let n = s.chars().count();
+                if (1..=MAX_LABEL).contains(&n) && !s.chars().any(char::is_control) {
+                    return Some(s.to_string());
+                }
+                errors.add(name, msg());
+            }
+            Some(_) => errors.add(name, msg()),
+        }
+        None
     }
 
     pub fn opt_bool(&self, name: &str, errors: &mut FieldErrors) -> Option<bool> {
@@ -180,6 +204,33 @@ mod tests {
         // No body, no type needed.
         assert!(json_body(b"", None).is_ok());
         assert!(json_body(b" \r\n", Some("text/plain")).is_ok());
+    }
+
+    #[test]
+    fn labels_are_trimmed_and_bounded() {
+        let read = |text: &str, required: bool| {
+            let input = json_body(text.as_bytes(), Some("application/json")).unwrap();
+            let mut errors = FieldErrors::default();
+            let got = input.label("name", required, &mut errors);
+            (got, errors.finish().is_err())
+        };
+        assert_eq!(
+            read(r#"{"name": "  ETH short "}"#, true),
+            (Some("ETH short".into()), false)
+        );
+        assert_eq!(read("{}", false), (None, false));
+        assert_eq!(read("{}", true), (None, true));
+        let long = format!(r#"{{"name": "{}"}}"#, "é".repeat(MAX_LABEL));
+        assert!(!read(&long, true).1, "characters, not bytes");
+        let longer = format!(r#"{{"name": "{}"}}"#, "x".repeat(MAX_LABEL + 1));
+        for bad in [
+            r#"{"name": "  "}"#,
+            r#"{"name": 7}"#,
+            r#"{"name": "a\u0007b"}"#,
+            &longer,
+        ] {
+            assert_eq!(read(bad, false), (None, true), "{bad}");
+        }
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub fn route<'p>(method: &str, path: &'p str) -> Match<'p> {
     let lookup = if method == "HEAD" { "GET" } else { method };
     let mut allowed: Vec<&'static str> = Vec::new();
     for r in &ROUTES {
-        let Some(params) = match_template(r.path, path) else {
+        let Some(params) = match_template(r.path, r.fixed_len, path) else {
             continue;
         };
         if r.method == lookup {
@@ -73,13 +73,34 @@ pub fn route<'p>(method: &str, path: &'p str) -> Match<'p> {
     }
 }
 
-fn match_template<'p>(template: &'static str, path: &'p str) -> Option<Params<'p>> {
-    if !template.contains('<') {
+/// The length of `template`'s fixed start: up to its first `<name>` segment, or
+/// all of it. Computed once per route (`Route::fixed_len`), so that matching a
+/// request does not search every template of the table for `<` again.
+pub const fn fixed_len(template: &str) -> usize {
+    let bytes = template.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'<' {
+            return i;
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// `template` (whose fixed start is `fixed` bytes long) against `path`. Most
+/// templates are rejected by their fixed start alone; the segments after it are
+/// compared one by one (a `<name>` starts a segment, so both rests split alike).
+fn match_template<'p>(template: &'static str, fixed: usize, path: &'p str) -> Option<Params<'p>> {
+    if fixed == template.len() {
         return (template == path).then(Params::default);
     }
+    if !path.starts_with(&template[..fixed]) {
+        return None;
+    }
     let mut params = Params::default();
-    let mut t = template.split('/');
-    let mut p = path.split('/');
+    let mut t = template[fixed..].split('/');
+    let mut p = path[fixed..].split('/');
     loop {
         match (t.next(), p.next()) {
             (None, None) => return Some(params),
@@ -124,14 +145,31 @@ mod tests {
 
     #[test]
     fn templates_capture_segments() {
-        let p = match_template(
+        let m = |t: &'static str, p: &'static str| match_template(t, fixed_len(t), p);
+        let p = m(
             "/api/admin/users/<id>/bot/<op>",
             "/api/admin/users/7/bot/start",
         )
         .unwrap();
         assert_eq!((p.get("id"), p.get("op")), (Some("7"), Some("start")));
-        assert!(match_template("/a/<id>", "/a/").is_none());
-        assert!(match_template("/a/<id>", "/a/1/2").is_none());
+        assert!(m("/a/<id>", "/a/").is_none());
+        assert!(m("/a/<id>", "/a/1/2").is_none());
+        assert!(m("/a/<id>", "/b/1").is_none());
+        assert!(m("/a/b", "/a/b").is_some());
+        assert!(m("/a/b", "/a/bc").is_none());
+        assert!(m("/a/<id>/b", "/a/1/c").is_none());
+        assert!(m("/a/<id>/b", "/a/1/b").is_some());
+    }
+
+    /// Matching splits the rests after the fixed start: it must end a segment.
+    #[test]
+    fn every_name_starts_a_segment() {
+        for r in &ROUTES {
+            assert_eq!(r.fixed_len, fixed_len(r.path), "{}", r.path);
+            if r.fixed_len < r.path.len() {
+                assert!(r.path[..r.fixed_len].ends_with('/'), "{}", r.path);
+            }
+        }
     }
 
     /// `POST /login` has no session yet: it checks the login form's own token.

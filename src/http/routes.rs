@@ -6,14 +6,15 @@
 use blitz_worker::Response;
 
 use super::api::{
-    admin_bots, admin_users, auth, bot, bot_config, maintenance, markets, openapi, paper, pnl,
-    tokens, two_factor, ApiResult,
+    admin_bots, admin_user_bots, admin_users, auth, bot, bot_config, bots, exchange_accounts,
+    maintenance, markets, openapi, paper, per_bot, pnl, tokens, two_factor, ApiResult,
 };
 use super::ctx::Ctx;
 use super::pages::{
     account, admin as admin_page, assets, dashboard, login, pnl as pnl_page, settings,
     two_factor as two_factor_page, PageResult,
 };
+use super::router;
 use crate::coord::Group;
 
 /// Who may call a route. `Public` routes never look at credentials (no database
@@ -71,6 +72,8 @@ pub struct Route {
     pub method: &'static str,
     /// Path template; `<name>` matches one non-empty segment.
     pub path: &'static str,
+    /// `router::fixed_len(path)`: where the first `<name>` segment starts.
+    pub fixed_len: usize,
     pub handler: Answer,
     pub access: Access,
     /// Whether session-authenticated unsafe requests need the CSRF token. Only the
@@ -102,6 +105,7 @@ impl Route {
         Route {
             method,
             path,
+            fixed_len: router::fixed_len(path),
             handler,
             access: Access::Public,
             csrf: true,
@@ -178,7 +182,7 @@ const fn raw(
 }
 
 #[rustfmt::skip]
-pub static ROUTES: [Route; 64] = [
+pub static ROUTES: [Route; 86] = [
     probe("/healthz", Probe::Healthz),
     probe("/livez", Probe::Livez),
     probe("/readyz", Probe::Readyz),
@@ -219,6 +223,27 @@ pub static ROUTES: [Route; 64] = [
     api("GET",  "/api/trades",      pnl::list).user(),
     api("GET",  "/api/pnl/summary", pnl::summary).user(),
 
+    // Several bots (C14): the same policies per bot as their `/api/bot/*` twins;
+    // limits and the guard stay the user's, across all their bots.
+    api("GET",    "/api/bots",                   bots::list).user().limit(Group::Status),
+    api("POST",   "/api/bots",                   bots::create).user(),
+    api("GET",    "/api/bots/<id>",              bots::get).user().limit(Group::Status),
+    api("PUT",    "/api/bots/<id>",              bots::update).user(),
+    api("DELETE", "/api/bots/<id>",              bots::delete).user(),
+    api("POST",   "/api/bots/<id>/start",        per_bot::start).user().limit(Group::Start).paused_by_maintenance(),
+    api("POST",   "/api/bots/<id>/stop",         per_bot::stop).user().limit(Group::Stop).paused_by_maintenance(),
+    api("POST",   "/api/bots/<id>/recover",      per_bot::recover).user().limit(Group::Recover).paused_by_maintenance(),
+    api("GET",    "/api/bots/<id>/status",       per_bot::status).user().limit(Group::Status),
+    api("GET",    "/api/bots/<id>/config",       per_bot::config).user(),
+    api("PUT",    "/api/bots/<id>/config",       per_bot::put_config).user(),
+    api("GET",    "/api/bots/<id>/orders",       per_bot::orders).user().limit(Group::Status),
+    api("GET",    "/api/bots/<id>/events",       per_bot::events).user(),
+    api("GET",    "/api/bots/<id>/trades",       per_bot::trades).user(),
+    api("GET",    "/api/bots/<id>/pnl/summary",  per_bot::pnl_summary).user(),
+    api("GET",    "/api/exchange-accounts",      exchange_accounts::list).user(),
+    api("POST",   "/api/exchange-accounts",      exchange_accounts::create).user(),
+    api("DELETE", "/api/exchange-accounts/<id>", exchange_accounts::delete).user(),
+
     // Market data: public, but each miss costs exchange budget, so signed-in only.
     api("GET",  "/api/markets",         markets::list).user().limit(Group::Status),
     api("GET",  "/api/markets/candles", markets::candles).user().limit(Group::Status),
@@ -231,6 +256,10 @@ pub static ROUTES: [Route; 64] = [
     api("POST", "/api/admin/users/<id>/bot/recover",   admin_bots::recover).admin(),
     api("GET",  "/api/admin/users/<id>/bot/status",    admin_bots::status).admin(),
     api("GET",  "/api/admin/pnl/summary",              pnl::admin_summary).admin(),
+    api("GET",  "/api/admin/users/<id>",               admin_user_bots::user).admin(),
+    api("POST", "/api/admin/bots/<id>/start",          admin_user_bots::start).admin(),
+    api("POST", "/api/admin/bots/<id>/stop",           admin_user_bots::stop).admin(),
+    api("POST", "/api/admin/bots/<id>/recover",        admin_user_bots::recover).admin(),
 
     // Status, maintenance and banner
     api("GET",  "/api/status",                 maintenance::status),
@@ -278,12 +307,17 @@ mod tests {
                 ("POST", "/api/bot/start"),
                 ("POST", "/api/bot/stop"),
                 ("POST", "/api/bot/recover"),
+                ("POST", "/api/bots/<id>/start"),
+                ("POST", "/api/bots/<id>/stop"),
+                ("POST", "/api/bots/<id>/recover"),
             ]
         );
     }
 
     #[test]
     fn the_bot_routes_and_registration_are_rate_limited_by_their_group() {
+        // A bot's route counts in the group of its `/api/bot/*` twin (per user,
+        // across all their bots); reading the bot objects counts as a status read.
         let limited: Vec<_> = ROUTES
             .iter()
             .filter_map(|r| r.limit.map(|g| (r.path, g)))
@@ -299,6 +333,13 @@ mod tests {
                 ("/api/paper/account/reset", Group::Stop),
                 ("/api/bot/recover", Group::Recover),
                 ("/api/bot/orders", Group::Status),
+                ("/api/bots", Group::Status),
+                ("/api/bots/<id>", Group::Status),
+                ("/api/bots/<id>/start", Group::Start),
+                ("/api/bots/<id>/stop", Group::Stop),
+                ("/api/bots/<id>/recover", Group::Recover),
+                ("/api/bots/<id>/status", Group::Status),
+                ("/api/bots/<id>/orders", Group::Status),
                 ("/api/markets", Group::Status),
                 ("/api/markets/candles", Group::Status),
             ]

@@ -11,9 +11,11 @@ pub struct Client {
     host: String,
     conn: Option<TcpStream>,
     buf: Vec<u8>,
+    /// Where the last answer's body lies in `buf` (read by `body`).
+    body: std::ops::Range<usize>,
 }
 
-/// One answer: status and whether the server keeps the connection.
+/// One answer's status (its body stays in the client's buffer: `Client::body`).
 pub struct Answer {
     pub status: u16,
 }
@@ -25,6 +27,7 @@ impl Client {
             host: host.to_string(),
             conn: None,
             buf: Vec::with_capacity(16 * 1024),
+            body: 0..0,
         }
     }
 
@@ -67,11 +70,17 @@ impl Client {
         result.map(|(a, _)| a)
     }
 
+    /// The body of the last answer (empty after a failed call).
+    pub fn body(&self) -> &[u8] {
+        self.buf.get(self.body.clone()).unwrap_or_default()
+    }
+
     /// Returns the answer and whether the connection can be reused.
     fn exchange(&mut self, req: &[u8]) -> io::Result<(Answer, bool)> {
+        self.buf.clear();
+        self.body = 0..0;
         let conn = self.connect()?;
         conn.write_all(req)?;
-        self.buf.clear();
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut resp = httparse::Response::new(&mut headers);
@@ -91,6 +100,7 @@ impl Client {
                     .unwrap_or(0);
                 let keep = !header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
                 self.read_until(head + len)?;
+                self.body = head..head + len;
                 return Ok((Answer { status }, keep));
             }
             self.fill()?;

@@ -4,12 +4,17 @@
 //! chosen users, in the proportions of a dashboard left open: mostly status polls,
 //! some page data loads and public status checks, and now and then a start, stop
 //! or recover. Afterwards: throughput, answers by status, and latency percentiles
-//! per endpoint, as a table or `--json`.
+//! per endpoint, as a table or `--json`. With several bots per user (`bots`), the
+//! bot's own actions go to one of the user's bots.
 
 mod accounts;
+mod bots;
 mod client;
 mod stats;
 
+pub use bots::MAX_PER_USER as MAX_BOTS_PER_USER;
+
+use std::fmt::Write as _;
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,23 +23,65 @@ use std::time::{Duration, Instant};
 use client::Client;
 use stats::{Endpoint, Row};
 
-/// What a simulated user does, with its weight (per mille): an open dashboard
-/// polls its status every few seconds, loads its page data now and then, and its
-/// user presses start, stop or recover rarely.
-const MIX: [(&str, &str, Option<&str>, u32); 8] = [
-    ("GET", "/api/bot/status", None, 700),
-    ("GET", "/api/trades?limit=20", None, 80),
-    ("GET", "/api/pnl/summary?days=7", None, 60),
-    ("GET", "/api/bot/events?limit=20", None, 60),
-    ("GET", "/api/status", None, 80),
-    ("POST", "/api/bot/start", Some("{}"), 8),
-    (
+/// Where an action goes: a path of the user's, or one under one of their bots
+/// (`/api/bots/<id>/` + the suffix, the bot picked at random per request).
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    User(&'static str),
+    Bot(&'static str),
+}
+
+/// One thing a simulated user does, with its weight (per mille).
+#[derive(Debug, Clone, Copy)]
+struct Action {
+    method: &'static str,
+    route: Route,
+    body: Option<&'static str>,
+    weight: u32,
+}
+
+const fn act(
+    method: &'static str,
+    route: Route,
+    body: Option<&'static str>,
+    weight: u32,
+) -> Action {
+    Action {
+        method,
+        route,
+        body,
+        weight,
+    }
+}
+
+impl Action {
+    /// The report's name for the action: the method and the path, with `<id>` for
+    /// the bot.
+    fn label(&self) -> String {
+        match self.route {
+            Route::User(path) => format!("{} {path}", self.method),
+            Route::Bot(suffix) => format!("{} /api/bots/<id>/{suffix}", self.method),
+        }
+    }
+}
+
+/// What a simulated user with one bot does: an open dashboard polls its status
+/// every few seconds, loads its page data now and then, and its user presses
+/// start, stop or recover rarely.
+const MIX: [Action; 8] = [
+    act("GET", Route::User("/api/bot/status"), None, 700),
+    act("GET", Route::User("/api/trades?limit=20"), None, 80),
+    act("GET", Route::User("/api/pnl/summary?days=7"), None, 60),
+    act("GET", Route::User("/api/bot/events?limit=20"), None, 60),
+    act("GET", Route::User("/api/status"), None, 80),
+    act("POST", Route::User("/api/bot/start"), Some("{}"), 8),
+    act(
         "POST",
-        "/api/bot/stop",
+        Route::User("/api/bot/stop"),
         Some("{\"mode\":\"cancel_orders\"}"),
         8,
     ),
-    ("POST", "/api/bot/recover", Some("{}"), 4),
+    act("POST", Route::User("/api/bot/recover"), Some("{}"), 4),
 ];
 
 /// The command's options (parsed by clap in `config::cli`).
@@ -47,6 +94,14 @@ pub struct Options {
     pub database: Option<PathBuf>,
     pub tokens: Option<PathBuf>,
     pub json: bool,
+    /// 1: the one-bot mix on `/api/bot/*`; more: `bots::BOT_MIX`.
+    pub bots_per_user: usize,
+}
+
+/// A simulated user: their API token and, with several bots each, their bots' ids.
+struct LoadUser {
+    token: String,
+    bots: Vec<i64>,
 }
 
 /// xorshift64*: enough to pick users and actions.
@@ -67,14 +122,14 @@ impl Rng {
     }
 }
 
-fn pick(rng: &mut Rng) -> usize {
-    let total: u32 = MIX.iter().map(|m| m.3).sum();
+fn pick(rng: &mut Rng, mix: &[Action]) -> usize {
+    let total: u32 = mix.iter().map(|m| m.weight).sum();
     let mut r = rng.below(u64::from(total)) as u32;
-    for (i, m) in MIX.iter().enumerate() {
-        if r < m.3 {
+    for (i, m) in mix.iter().enumerate() {
+        if r < m.weight {
             return i;
         }
-        r -= m.3;
+        r -= m.weight;
     }
     0
 }
@@ -117,13 +172,20 @@ pub fn run(opts: Options) -> i32 {
             return 1;
         }
     };
+    let (users, mix) = match load_users(&opts, addr, &host, tokens) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("blitz loadtest: {e}");
+            return 1;
+        }
+    };
     let done = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let per_endpoint = std::thread::scope(|s| {
         let workers: Vec<_> = (0..opts.connections.max(1))
-            .map(|_| s.spawn(|| user_loop(addr, &host, &tokens, &stop, &done, &failed)))
+            .map(|_| s.spawn(|| user_loop(addr, &host, &users, mix, &stop, &done, &failed)))
             .collect();
         let progress =
             (!opts.json).then(|| s.spawn(|| progress(&opts, started, &stop, &done, &failed)));
@@ -135,7 +197,7 @@ pub fn run(opts: Options) -> i32 {
         if let Some(p) = progress {
             let _ = p.join();
         }
-        let mut merged = vec![Endpoint::default(); MIX.len()];
+        let mut merged = vec![Endpoint::default(); mix.len()];
         for w in workers {
             if let Ok(part) = w.join() {
                 for (m, p) in merged.iter_mut().zip(part) {
@@ -146,34 +208,87 @@ pub fn run(opts: Options) -> i32 {
         (merged, elapsed)
     });
     let (per_endpoint, elapsed) = per_endpoint;
-    report(&opts, tokens.len(), per_endpoint, elapsed)
+    report(&opts, users.len(), mix, per_endpoint, elapsed)
+}
+
+/// The users and the mix they follow: with one bot each, today's mix on
+/// `/api/bot/*`; with more, their bots (made as needed) and `bots::BOT_MIX`.
+fn load_users(
+    opts: &Options,
+    addr: std::net::SocketAddr,
+    host: &str,
+    tokens: Vec<String>,
+) -> Result<(Vec<LoadUser>, &'static [Action]), bots::BotsError> {
+    if opts.bots_per_user <= 1 {
+        let users = tokens
+            .into_iter()
+            .map(|token| LoadUser {
+                token,
+                bots: Vec::new(),
+            })
+            .collect();
+        return Ok((users, &MIX));
+    }
+    if !opts.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!(
+            "blitz loadtest: giving {} users {} bots each (GET and POST /api/bots) ...",
+            tokens.len(),
+            opts.bots_per_user
+        );
+    }
+    let ids = bots::prepare(addr, host, &tokens, opts.bots_per_user, opts.connections)?;
+    let users = tokens
+        .into_iter()
+        .zip(ids)
+        .map(|(token, bots)| LoadUser { token, bots })
+        .collect();
+    Ok((users, &bots::BOT_MIX))
 }
 
 /// One connection's work until `stop`: per action, its endpoint's record.
 fn user_loop(
     addr: std::net::SocketAddr,
     host: &str,
-    tokens: &[String],
+    users: &[LoadUser],
+    mix: &[Action],
     stop: &AtomicBool,
     done: &AtomicU64,
     failed: &AtomicU64,
 ) -> Vec<Endpoint> {
     let mut rng = Rng::seeded();
     let mut client = Client::new(addr, host);
-    let mut out = vec![Endpoint::default(); MIX.len()];
+    let mut out = vec![Endpoint::default(); mix.len()];
+    let mut bot_path = String::new();
     while !stop.load(Ordering::Relaxed) {
-        let token = &tokens[rng.below(tokens.len() as u64) as usize];
-        let i = pick(&mut rng);
-        let (method, path, body, _) = MIX[i];
+        let user = &users[rng.below(users.len() as u64) as usize];
+        let i = pick(&mut rng, mix);
+        let a = mix[i];
+        let path = match a.route {
+            Route::User(path) => Some(path),
+            Route::Bot(suffix) => {
+                let bot = user.bots.get(rng.below(user.bots.len() as u64) as usize);
+                bot.map(|id| {
+                    bot_path.clear();
+                    let _ = write!(bot_path, "/api/bots/{id}/{suffix}");
+                    bot_path.as_str()
+                })
+            }
+        };
         let t = Instant::now();
-        match client.call(method, path, token, body) {
-            Ok(a) => {
+        // A bot route for a user without bots is a failure of the run (never seen:
+        // `load_users` gives every user their bots when the mix has such routes).
+        let answer = match path {
+            Some(path) => client.call(a.method, path, &user.token, a.body).ok(),
+            None => None,
+        };
+        match answer {
+            Some(a) => {
                 out[i].record(a.status, t.elapsed());
                 if stats::failed(a.status) {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Err(_) => {
+            None => {
                 out[i].transport_errors += 1;
                 failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -213,24 +328,34 @@ fn progress(
     eprintln!();
 }
 
-fn report(opts: &Options, users: usize, per_endpoint: Vec<Endpoint>, elapsed: Duration) -> i32 {
+fn report(
+    opts: &Options,
+    users: usize,
+    mix: &[Action],
+    per_endpoint: Vec<Endpoint>,
+    elapsed: Duration,
+) -> i32 {
     let mut all = Endpoint::default();
     let mut rows: Vec<Row> = Vec::new();
-    for (e, m) in per_endpoint.into_iter().zip(MIX) {
+    for (e, m) in per_endpoint.into_iter().zip(mix) {
         all.merge(e.clone());
-        rows.push(stats::row(&format!("{} {}", m.0, m.1), e, elapsed));
+        rows.push(stats::row(&m.label(), e, elapsed));
     }
     let total = stats::row("total", all, elapsed);
     let failed = total.errors;
     if opts.json {
         let out = serde_json::json!({
-            "url": opts.url, "users": users, "connections": opts.connections,
-            "duration_s": elapsed.as_secs_f64(), "total": total, "endpoints": rows,
+            "url": opts.url, "users": users, "bots_per_user": opts.bots_per_user,
+            "connections": opts.connections, "duration_s": elapsed.as_secs_f64(), "total": total, "endpoints": rows,
         });
         println!("{out}");
     } else {
+        let bots = match opts.bots_per_user {
+            1 => String::new(),
+            n => format!(" with {n} bots each"),
+        };
         println!(
-            "blitz loadtest: {users} users, {} connections, {:.1} s against {}",
+            "blitz loadtest: {users} users{bots}, {} connections, {:.1} s against {}",
             opts.connections,
             elapsed.as_secs_f64(),
             opts.url

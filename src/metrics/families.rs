@@ -73,10 +73,12 @@ pub const BOT_STATUSES: [&[&str]; 3] = [
         "already_running",
         "invalid_config",
         "missing_credentials",
+        "conflict",
+        "not_found",
         "error",
     ],
-    &["success", "not_running", "error"],
-    &["success", "not_running", "error"],
+    &["success", "not_running", "not_found", "error"],
+    &["success", "not_running", "not_found", "error"],
 ];
 
 /// Every kind of `errors_total` series. Each is rendered from the first scrape on

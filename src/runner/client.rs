@@ -91,6 +91,7 @@ mod tests {
         Request {
             op: Op::Start,
             user_id: 7,
+            bot_id: 0,
             mode: None,
             actor: Actor::User,
         }

@@ -6,48 +6,70 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use super::telegram::{Notifier, Target};
-use crate::bots::config::{self, BotConfig};
+use crate::bots::config::BotConfig;
 use crate::bots::engine::{CycleState, Journal};
+use crate::bots::ids::BotRef;
 use crate::bots::ledger::Fill;
 use crate::bots::status::DesiredState;
 use crate::store::bots::{self, CycleRow, Snapshot};
 use crate::store::ledger::{self, Funding, Sent};
 use crate::store::trades::{self, Trade};
-use crate::store::{self, StoreError};
+use crate::store::{self, bot_config, StoreError};
 
 /// What the journal needs besides the engine (kept apart so both can be borrowed).
 pub struct BotCtx {
     pub exchange: String,
     pub symbol: String,
     pub side: &'static str,
+    /// The exchange account it trades on (`None` on paper).
+    pub account: Option<i64>,
+    /// The bot's name, which its notifications start with.
+    pub name: String,
     pub telegram: Option<Target>,
+}
+
+impl BotCtx {
+    /// Sends `text` to the owner's Telegram chat (if they set one up), named for
+    /// the bot: `<name> (<SYMBOL> <side>): <text>`, so a user with several bots
+    /// knows which one speaks.
+    pub fn notify(&self, notifier: &Notifier, text: &str) {
+        if let Some(target) = &self.telegram {
+            notifier.send(target, &self.labelled(text));
+        }
+    }
+
+    fn labelled(&self, text: &str) -> String {
+        format!("{} ({} {}): {text}", self.name, self.symbol, self.side)
+    }
 }
 
 pub struct DbJournal<'a> {
     pub conn: &'a Connection,
-    pub uid: i64,
+    pub bot: BotRef,
     /// The cycle's market, written with the counters.
     pub exchange: &'a str,
     pub symbol: &'a str,
     pub side: &'a str,
-    pub telegram: Option<(&'a Notifier, &'a Target)>,
+    ctx: &'a BotCtx,
+    notifier: &'a Notifier,
 }
 
 impl<'a> DbJournal<'a> {
     /// The journal of one running bot.
     pub fn new(
         conn: &'a Connection,
-        uid: i64,
+        bot: BotRef,
         ctx: &'a BotCtx,
-        telegram: &'a Notifier,
+        notifier: &'a Notifier,
     ) -> DbJournal<'a> {
         DbJournal {
             conn,
-            uid,
+            bot,
             exchange: &ctx.exchange,
             symbol: &ctx.symbol,
             side: ctx.side,
-            telegram: ctx.telegram.as_ref().map(|t| (telegram, t)),
+            ctx,
+            notifier,
         }
     }
 
@@ -59,6 +81,7 @@ impl<'a> DbJournal<'a> {
             exchange: self.exchange,
             symbol: self.symbol,
             side: self.side,
+            account: self.ctx.account,
             opened_at: s.opened_at,
             leg_round: s.leg_round,
             tr_n: s.tr_n,
@@ -72,7 +95,7 @@ impl Journal for DbJournal<'_> {
     fn event(&mut self, kind: &str, message: &str, data: Value) -> Result<(), StoreError> {
         bots::add_event(
             self.conn,
-            self.uid,
+            self.bot,
             kind,
             message,
             Some(&data),
@@ -82,7 +105,7 @@ impl Journal for DbJournal<'_> {
     }
 
     fn cycle(&mut self, state: &CycleState) -> Result<(), StoreError> {
-        bots::set_cycle(self.conn, self.uid, &self.row(state), store::now())
+        bots::set_cycle(self.conn, self.bot.bot_id, &self.row(state), store::now())
     }
 
     fn close_cycle(
@@ -93,65 +116,63 @@ impl Journal for DbJournal<'_> {
     ) -> Result<Option<BotConfig>, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         trades::record(&tx, trade)?;
-        bots::set_cycle(&tx, self.uid, &self.row(next), store::now())?;
+        bots::set_cycle(&tx, self.bot.bot_id, &self.row(next), store::now())?;
         if last {
-            bots::set_desired(&tx, self.uid, DesiredState::Stopped, store::now())?;
+            bots::set_desired(&tx, self.bot.bot_id, DesiredState::Stopped, store::now())?;
         }
         // A change made while the bot ran applies from the next cycle, in the
         // same write as the close.
-        let applied = config::apply_pending(&tx, self.uid)?;
+        let applied = bot_config::apply_pending(&tx, self.bot.bot_id)?;
         tx.commit()?;
         Ok(applied)
     }
 
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), StoreError> {
-        bots::set_snapshot(self.conn, self.uid, s)
+        bots::set_snapshot(self.conn, self.bot.bot_id, s)
     }
 
     fn notify(&mut self, text: &str) {
-        if let Some((n, target)) = self.telegram {
-            n.send(target, text);
-        }
+        self.ctx.notify(self.notifier, text);
     }
 
     fn submitted(&mut self, client_id: &str) -> Result<(), StoreError> {
-        ledger::submitted(self.conn, self.uid, client_id, store::now())
+        ledger::submitted(self.conn, self.bot, client_id, store::now())
     }
 
     fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
-        ledger::submitted_at(self.conn, self.uid, client_id)
+        ledger::submitted_at(self.conn, self.bot.user_id, client_id)
     }
 
     fn client_id_of(&self, exchange_id: &str) -> Result<Option<String>, StoreError> {
-        ledger::client_id_of(self.conn, self.uid, exchange_id)
+        ledger::client_id_of(self.conn, self.bot.user_id, exchange_id)
     }
 
     fn placed(&mut self, client_id: &str, exchange_id: &str) -> Result<(), StoreError> {
-        ledger::placed(self.conn, self.uid, client_id, exchange_id, store::now())
+        ledger::placed(self.conn, self.bot, client_id, exchange_id, store::now())
     }
 
     fn refused(&mut self, client_id: &str) -> Result<(), StoreError> {
-        ledger::refused(self.conn, self.uid, client_id)
+        ledger::refused(self.conn, self.bot.user_id, client_id)
     }
 
     fn sent(&self, cycle: i64) -> Result<Vec<Sent>, StoreError> {
-        ledger::sent(self.conn, self.uid, cycle)
+        ledger::sent(self.conn, self.bot.bot_id, cycle)
     }
 
     fn fill(&mut self, f: &Fill) -> Result<(), StoreError> {
-        ledger::add_fill(self.conn, self.uid, f).map(|_| ())
+        ledger::add_fill(self.conn, self.bot, f).map(|_| ())
     }
 
     fn fills(&self, cycle: i64) -> Result<Vec<Fill>, StoreError> {
-        ledger::fills(self.conn, self.uid, cycle)
+        ledger::fills(self.conn, self.bot.bot_id, cycle)
     }
 
     fn funding(&mut self, f: &Funding) -> Result<bool, StoreError> {
-        ledger::add_funding(self.conn, self.uid, f)
+        ledger::add_funding(self.conn, self.bot, f)
     }
 
     fn funding_of(&self, cycle: i64) -> Result<Vec<Funding>, StoreError> {
-        ledger::funding(self.conn, self.uid, cycle)
+        ledger::funding(self.conn, self.bot.bot_id, cycle)
     }
 
     fn now(&self) -> i64 {
@@ -160,5 +181,26 @@ impl Journal for DbJournal<'_> {
 
     fn now_ms(&self) -> i64 {
         store::now_ms()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_name_the_bot() {
+        let ctx = BotCtx {
+            exchange: "paper".into(),
+            symbol: "ETH/USDT".into(),
+            side: "short",
+            account: None,
+            name: "Weekend".into(),
+            telegram: None,
+        };
+        assert_eq!(
+            ctx.labelled("Cycle 3 closed"),
+            "Weekend (ETH/USDT short): Cycle 3 closed"
+        );
     }
 }

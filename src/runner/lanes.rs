@@ -49,13 +49,13 @@ impl Lanes {
         &self.paper
     }
 
-    /// The pool for a step of bot `uid` in run `generation` (0: a resume).
-    pub fn for_bot(&mut self, conn: &Connection, uid: i64, generation: u64) -> &Pool {
-        let lane = match self.known.get(&uid) {
+    /// The pool for a step of bot `bot_id` in run `generation` (0: a resume).
+    pub fn for_bot(&mut self, conn: &Connection, bot_id: i64, generation: u64) -> &Pool {
+        let lane = match self.known.get(&bot_id) {
             Some((g, lane)) if *g == generation && generation != 0 => *lane,
             _ => {
-                let lane = lane_of(conn, uid);
-                self.known.insert(uid, (generation, lane));
+                let lane = lane_of(conn, bot_id);
+                self.known.insert(bot_id, (generation, lane));
                 lane
             }
         };
@@ -76,11 +76,11 @@ impl Lanes {
 
 /// The exchange a bot is configured for; unknown or unreadable → paper's pool,
 /// where the start itself reports the problem.
-fn lane_of(conn: &Connection, uid: i64) -> Lane {
-    let exchange: Option<String> = conn
-        .prepare_cached("SELECT exchange FROM user WHERE id = ?1")
-        .and_then(|mut st| st.query_row([uid], |r| r.get(0)))
-        .ok();
+fn lane_of(conn: &Connection, bot_id: i64) -> Lane {
+    let exchange = crate::store::bot_config::market(conn, bot_id)
+        .ok()
+        .flatten()
+        .map(|m| m.exchange);
     match exchange.as_deref() {
         Some("bybit") => Lane::Bybit,
         Some("bingx") => Lane::Bingx,

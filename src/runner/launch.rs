@@ -1,5 +1,6 @@
-//! Bringing one bot up: configuration, exchange account, market, cycle to continue,
-//! and the first step that adopts (or places) the cycle's orders.
+//! Bringing one bot up: configuration, the claim on its position (the conflict
+//! rule), exchange account, market, cycle to continue, and the first step that
+//! adopts (or places) the cycle's orders.
 
 use std::sync::Arc;
 
@@ -9,15 +10,16 @@ use slog::warn;
 
 use super::journal::BotCtx;
 use super::journal::DbJournal;
-use super::manager::{Manager, Running, Why};
+use super::manager::{Claim, Manager, Running, Why};
 use super::protocol::Outcome;
 use super::telegram::Target;
-use crate::bots::config::{self, side_name, StoredConfig};
+use crate::bots::config::{side_name, BotMarket, StoredConfig};
 use crate::bots::engine::{BotError, CycleState, Engine, Journal, Mode, Verdict};
+use crate::bots::ids::BotRef;
 use crate::bots::status::{BotStatus, DesiredState, StopReason};
 use crate::exchange::rest::ApiKey;
 use crate::exchange::{self, Exchange, ExchangeError};
-use crate::store::{self, bots, users, StoreError};
+use crate::store::{self, bot_config, bots, exchange_accounts, users, StoreError};
 
 /// Why a start did not produce a running bot.
 pub enum Fail {
@@ -27,6 +29,8 @@ pub enum Fail {
     Safety(String),
     /// The bot is done (its last cycle closed while it was down), for this reason.
     Finished(String, StopReason),
+    /// Another bot of the user trades the same position (the conflict rule).
+    Conflict(String),
     /// Worth another try: the exchange or the database did not answer.
     Transient(String),
 }
@@ -39,6 +43,7 @@ impl Fail {
             Fail::MissingCredentials(_) => Outcome::MissingCredentials,
             Fail::Exchange(_) | Fail::Transient(_) | Fail::Safety(_) => Outcome::Error,
             Fail::Finished(..) => Outcome::NotRunning,
+            Fail::Conflict(_) => Outcome::Conflict,
         }
     }
 
@@ -60,6 +65,7 @@ impl Fail {
             Fail::Exchange(m) => Fail::Exchange(with(m)),
             Fail::Safety(m) => Fail::Safety(with(m)),
             Fail::Finished(m, r) => Fail::Finished(with(m), r),
+            Fail::Conflict(m) => Fail::Conflict(with(m)),
             Fail::Transient(m) => Fail::Transient(with(m)),
         }
     }
@@ -79,6 +85,7 @@ impl Fail {
             | Fail::Exchange(m)
             | Fail::Safety(m)
             | Fail::Finished(m, _)
+            | Fail::Conflict(m)
             | Fail::Transient(m) => m,
         }
     }
@@ -124,26 +131,37 @@ pub struct Launched {
 }
 
 impl Manager {
-    /// Loads the configuration, connects to the exchange and runs the first step.
-    pub(super) fn launch(&self, conn: &Connection, uid: i64, why: Why) -> Result<Launched, Fail> {
+    /// Loads the configuration, claims the bot's position, connects to the
+    /// exchange and runs the first step.
+    pub(super) fn launch(
+        &self,
+        conn: &Connection,
+        bot: BotRef,
+        why: Why,
+    ) -> Result<Launched, Fail> {
+        let uid = bot.user_id;
         let user = users::by_id(conn, uid)?.ok_or_else(|| Fail::Invalid("no such user".into()))?;
         if user.disabled {
             return Err(Fail::Invalid("the account is disabled".into()));
         }
+        let row = bots::get(conn, bot.bot_id)?
+            .filter(|row| row.user_id == uid)
+            .ok_or_else(|| Fail::Invalid("no such bot".into()))?;
         // `starting` is written before the configuration is read: a concurrent
-        // `PUT /api/bot/config` (one immediate transaction that checks the status)
-        // either lands before this and is used, or sees `starting` and gets 409.
-        let row = bots::get_or_create(conn, uid, store::now())?;
+        // `PUT` of the configuration (one immediate transaction that checks the
+        // status) either lands before this and is used, or sees `starting` and
+        // gets 409 for a change of the market.
         bots::set_state(
             conn,
-            uid,
+            bot.bot_id,
             DesiredState::Running,
             BotStatus::Starting,
             None,
             store::now(),
         )?;
-        let stored =
-            config::load(conn, uid)?.ok_or_else(|| Fail::Invalid("no such user".into()))?;
+        let stored = bot_config::load(conn, bot.bot_id)?
+            .ok_or_else(|| Fail::Invalid("no such bot".into()))?;
+        self.claim_position(conn, bot, &stored, &row, why)?;
         let cfg = stored.config.clone();
         if cfg.grids.is_empty() || cfg.rounds == 0 || cfg.rounds > cfg.grids.len() {
             return Err(Fail::Invalid("the grid configuration is incomplete".into()));
@@ -163,12 +181,12 @@ impl Manager {
             cfg.symbol,
             cfg.exchange
         );
-        bots::add_event(conn, uid, kind, &msg, None, store::now())?;
-        let ex = self.exchange(conn, uid, &stored)?;
+        bots::add_event(conn, bot, kind, &msg, None, store::now())?;
+        let ex = self.exchange(conn, &stored)?;
         let market = ex.market(&cfg.symbol).map_err(BotError::from)?;
         ex.set_leverage(&cfg.symbol, cfg.side, cfg.leverage)
             .map_err(BotError::from)?;
-        let state = cycle_state(conn, uid, &row, &stored)?;
+        let state = cycle_state(conn, bot, &row, &stored)?;
         let started_ms = match (why, row.started_at) {
             (Why::Resume, Some(s)) => s * 1000,
             _ => store::now_ms(),
@@ -177,17 +195,66 @@ impl Manager {
             exchange: cfg.exchange.clone(),
             symbol: cfg.symbol.clone(),
             side: side_name(cfg.side),
-            telegram: self.telegram_target(conn, uid, &stored),
+            account: stored.exchange_account_id,
+            name: stored.name.clone(),
+            telegram: self.telegram_target(conn, &stored),
         };
-        let mut engine = Engine::new(uid, cfg, market, state, started_ms);
+        let mut engine = Engine::new(bot, cfg, market, state, started_ms);
         // A start is a new decision; a resume keeps a pending "stop after this cycle".
         engine.after_cycle = why == Why::Resume && row.after_cycle;
         if why == Why::Start {
-            bots::set_after_cycle(conn, uid, false)?;
+            bots::set_after_cycle(conn, bot.bot_id, false)?;
         }
         let mut running = Running::new(engine, ex, ctx);
-        let first = self.first_steps(conn, uid, &mut running, why)?;
+        let first = self.first_steps(conn, bot, &mut running, why)?;
         Ok(Launched { running, first })
+    }
+
+    /// The conflict rule: the bot's position (exchange account, or the paper
+    /// account, symbol and side) must not be another running bot's of the same
+    /// user, nor held by a sibling's open cycle. A refused start leaves the bot
+    /// as it was (its state is put back); a refused resume fails like any other
+    /// (the user sees why).
+    fn claim_position(
+        &self,
+        conn: &Connection,
+        bot: BotRef,
+        stored: &StoredConfig,
+        before: &bots::BotRow,
+        why: Why,
+    ) -> Result<(), Fail> {
+        let c = &stored.config;
+        let position = BotMarket {
+            exchange: c.exchange.clone(),
+            exchange_account_id: stored.exchange_account_id,
+            symbol: c.symbol.clone(),
+            side: c.side,
+            has_pending: stored.has_pending,
+        };
+        let (side, symbol) = (side_name(c.side), &c.symbol);
+        let msg = match self.claim(conn, bot, &position)? {
+            Claim::Granted => return Ok(()),
+            Claim::Taken(other) => format!(
+                "bot {other} already trades {side} {symbol} on this account; stop it first or \
+                 choose another symbol, side or account"
+            ),
+            Claim::Held(other) => format!(
+                "bot {other} is stopped but its cycle still holds {side} {symbol} on this \
+                 account (a position or resting orders); start it and let it close the cycle, \
+                 or start it and stop it with close_position, before another bot trades there"
+            ),
+        };
+        if why == Why::Start {
+            bots::set_state(
+                conn,
+                bot.bot_id,
+                before.desired_state,
+                before.status,
+                before.last_error.as_deref(),
+                store::now(),
+            )?;
+        }
+        Err(Fail::Conflict(msg))
     }
 
     /// The first step adopts what exists and places what is missing. A retryable
@@ -196,11 +263,11 @@ impl Manager {
     fn first_steps(
         &self,
         conn: &Connection,
-        uid: i64,
+        owner: BotRef,
         bot: &mut Running,
         why: Why,
     ) -> Result<FirstSteps, Fail> {
-        let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
+        let mut j = DbJournal::new(conn, owner, &bot.ctx, &self.telegram);
         j.cycle(&bot.engine.state)?;
         if why == Why::Start {
             // Resuming an open cycle after a stop: the ladder is placed again.
@@ -251,32 +318,33 @@ impl Manager {
         Ok(first)
     }
 
+    /// The exchange account `stored` trades with: the user's paper account, or
+    /// the bot's exchange account on a real exchange.
     pub(super) fn exchange(
         &self,
         conn: &Connection,
-        uid: i64,
         stored: &StoredConfig,
     ) -> Result<Arc<dyn Exchange>, Fail> {
         let name = stored.config.exchange.as_str();
         if name == "paper" {
-            return Ok(Arc::new(self.paper().account(uid)));
+            return Ok(Arc::new(self.paper().account(stored.bot.user_id)));
         }
         let missing = || {
             Fail::MissingCredentials(format!(
-                "set the {name} API key and secret in the bot configuration first"
+                "choose a {name} exchange account (API key and secret) for the bot first"
             ))
         };
-        if !stored.has_api_key || !stored.has_api_secret {
-            return Err(missing());
-        }
-        let key = self.api_key(conn, uid)?.ok_or_else(missing)?;
+        let account = stored.exchange_account_id.ok_or_else(missing)?;
+        let key = self
+            .api_key(conn, stored.bot.user_id, account)?
+            .ok_or_else(missing)?;
         exchange::connect(name, self.rest(), key)
             .ok_or_else(|| Fail::Invalid(format!("unknown exchange {name}")))
     }
 
-    /// The user's exchange key pair, opened from its encrypted columns.
-    fn api_key(&self, conn: &Connection, uid: i64) -> Result<Option<ApiKey>, Fail> {
-        let Some(sealed) = users::credentials(conn, uid)? else {
+    /// An exchange account's key pair, opened from its sealed columns.
+    fn api_key(&self, conn: &Connection, uid: i64, account: i64) -> Result<Option<ApiKey>, Fail> {
+        let Some(sealed) = exchange_accounts::credentials(conn, uid, account)? else {
             return Ok(None);
         };
         let secret_key = self.key().ok_or_else(|| {
@@ -294,12 +362,9 @@ impl Manager {
         })
     }
 
-    fn telegram_target(
-        &self,
-        conn: &Connection,
-        uid: i64,
-        stored: &StoredConfig,
-    ) -> Option<Target> {
+    /// Where the owner's notifications go (their chat and token), if anywhere.
+    fn telegram_target(&self, conn: &Connection, stored: &StoredConfig) -> Option<Target> {
+        let uid = stored.bot.user_id;
         let chat_id = stored.config.telegram_chat_id.clone()?;
         if !stored.has_telegram_token {
             return None;
@@ -315,10 +380,12 @@ impl Manager {
     }
 }
 
-/// The cycle to continue: the stored one, unless it belongs to another market.
+/// The cycle to continue: the stored one, unless it belongs to another market
+/// (exchange, symbol, side) or another exchange account: its position stays
+/// where it was opened.
 fn cycle_state(
     conn: &Connection,
-    uid: i64,
+    bot: BotRef,
     row: &bots::BotRow,
     stored: &StoredConfig,
 ) -> Result<CycleState, Fail> {
@@ -331,7 +398,8 @@ fn cycle_state(
         && row
             .cycle_side
             .as_deref()
-            .is_none_or(|s| s == side_name(c.side));
+            .is_none_or(|s| s == side_name(c.side))
+        && (row.cycle_exchange.is_none() || row.cycle_account_id == stored.exchange_account_id);
     let cycle = row.cycle.max(1);
     if same_market || row.cycle_opened_at.is_none() {
         return Ok(CycleState {
@@ -346,18 +414,103 @@ fn cycle_state(
         });
     }
     let msg = format!(
-        "cycle {cycle} on {} {} was left unfinished; the new market starts cycle {}",
+        "cycle {cycle} on {} {} {}{} was left unfinished; the new market starts cycle {}",
+        row.cycle_exchange.as_deref().unwrap_or("?"),
         row.cycle_symbol.as_deref().unwrap_or("?"),
         row.cycle_side.as_deref().unwrap_or("?"),
+        row.cycle_account_id
+            .map(|a| format!(" (exchange account {a})"))
+            .unwrap_or_default(),
         cycle + 1
     );
     bots::add_event(
         conn,
-        uid,
+        bot,
         "new_cycle",
         &msg,
         Some(&json!({"cycle": cycle + 1})),
         store::now(),
     )?;
     Ok(CycleState::first(cycle + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bots::config::BotConfig;
+    use crate::store::{exchange_accounts, user_bots, users};
+
+    /// A user whose default bot trades on Bybit with account `a`, with cycle 4
+    /// open on it; the ids of the bot and of a second Bybit account.
+    fn open_on_bybit() -> (Connection, BotRef, i64, i64) {
+        let mut c = Connection::open_in_memory().unwrap();
+        store::migrate::migrate(&mut c).unwrap();
+        let new = users::NewUser {
+            email: "a@x.io",
+            password_hash: "h",
+            is_admin: false,
+            verification: None,
+        };
+        let uid = users::create(&c, &new, 1).unwrap();
+        let bot = BotRef {
+            user_id: uid,
+            bot_id: user_bots::default_of(&c, uid).unwrap().unwrap(),
+        };
+        let account = |name| exchange_accounts::NewAccount {
+            name,
+            exchange: "bybit",
+            api_key_enc: "k",
+            api_key_last4: "abcd",
+            api_secret_enc: "s",
+        };
+        let a = exchange_accounts::create(&c, uid, &account("A"), 1).unwrap();
+        let b = exchange_accounts::create(&c, uid, &account("B"), 1).unwrap();
+        let cfg = BotConfig {
+            exchange: "bybit".into(),
+            ..BotConfig::default()
+        };
+        bot_config::save(&c, bot.bot_id, &cfg).unwrap();
+        user_bots::set_account(&c, uid, bot.bot_id, Some(a)).unwrap();
+        let cycle = bots::CycleRow {
+            cycle: 4,
+            tp_n: 2,
+            sl_n: 0,
+            exchange: "bybit",
+            symbol: "BTC/USDT",
+            side: "long",
+            account: Some(a),
+            opened_at: Some(100),
+            leg_round: 0,
+            tr_n: 0,
+            trail_best: None,
+            next_entry_at: None,
+        };
+        bots::set_cycle(&c, bot.bot_id, &cycle, 100).unwrap();
+        (c, bot, a, b)
+    }
+
+    fn continued(c: &Connection, bot: BotRef) -> CycleState {
+        let row = bots::get(c, bot.bot_id).unwrap().unwrap();
+        let stored = bot_config::load(c, bot.bot_id).unwrap().unwrap();
+        cycle_state(c, bot, &row, &stored).unwrap_or_else(|_| panic!("a cycle"))
+    }
+
+    #[test]
+    fn a_cycle_continues_only_on_the_account_it_was_opened_on() {
+        let (c, bot, _, b) = open_on_bybit();
+        let same = continued(&c, bot);
+        assert_eq!((same.cycle, same.tp_n, same.opened_at), (4, 2, Some(100)));
+        // Linked to another account, the bot no longer sees that position: the
+        // old cycle is left (and said so) rather than continued on the new one.
+        user_bots::set_account(&c, bot.user_id, bot.bot_id, Some(b)).unwrap();
+        let moved = continued(&c, bot);
+        assert_eq!((moved.cycle, moved.opened_at), (5, None));
+        let events = bots::events(&c, bot.bot_id, 1, None).unwrap();
+        assert_eq!(events[0].kind, "new_cycle");
+        assert!(
+            events[0].message.contains("exchange account"),
+            "{}",
+            events[0].message
+        );
+    }
 }

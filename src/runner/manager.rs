@@ -1,8 +1,16 @@
 //! The runner's bots: which are running, and the start / stop / recover / step
-//! operations on them. Each bot sits behind its own lock, so commands and steps of
-//! one bot are serialised while different bots proceed in parallel on the pools.
-//! Every change of a bot's running state happens under `transition`, together with
-//! its database write, so the consistency check of `/readyz` sees both agree.
+//! operations on them, keyed by bot id. Each bot sits behind its own lock, so
+//! commands and steps of one bot are serialised while different bots proceed in
+//! parallel on the pools. Every change of a bot's running state happens under
+//! `transition`, together with its database write, so the consistency check of
+//! `/readyz` sees both agree.
+//!
+//! The conflict rule (docs/bots.md, Several bots): two bots of one user never run
+//! at once on the same position (exchange account or paper account, symbol,
+//! side), and a bot does not start on a position a stopped sibling's open cycle
+//! still holds (a hedge-mode position is one per account, symbol and side: the
+//! newcomer would adopt or fight it). A starting bot claims its position in the
+//! map, under the map's lock, so two concurrent starts cannot both pass.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -18,22 +26,23 @@ use super::journal::{BotCtx, DbJournal};
 use super::launch::{Fail, FirstSteps, Launched};
 use super::protocol::{Actor, OpResult, Outcome};
 use super::telegram::Notifier;
-use crate::bots::config;
+use crate::bots::config::BotMarket;
 use crate::bots::engine::{Engine, Mode, Verdict};
+use crate::bots::ids::BotRef;
 use crate::bots::status::{BotStatus, DesiredState, StopMode, StopReason};
 use crate::exchange::paper::Paper;
 use crate::exchange::rest::RestSettings;
 use crate::exchange::Exchange;
 use crate::secrets::SecretKey;
-use crate::store::{self, bots, StoreError};
+use crate::store::{self, bot_config, bots, StoreError};
 
 /// What [`Manager::reset_paper`] did.
 #[derive(Debug, PartialEq)]
 pub(super) enum PaperReset {
     Done,
-    /// The user's bot is running, starting or stopping.
+    /// One of the user's bots is running, starting or stopping.
     BotActive,
-    /// The user's (stopped) bot still holds a position of an open cycle.
+    /// One of the user's (stopped) bots still holds a position of an open cycle.
     PositionOpen,
     Failed(String),
 }
@@ -72,6 +81,25 @@ impl Running {
 #[derive(Default)]
 pub struct Cell {
     bot: Option<Running>,
+}
+
+/// What [`Manager::claim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Claim {
+    Granted,
+    /// Bot `.0` of the same user trades that position.
+    Taken(i64),
+    /// Bot `.0` of the same user is not running, but its open cycle holds that
+    /// position (a position or resting orders on the exchange).
+    Held(i64),
+}
+
+/// A bot in the map: its cell, its owner, and the position it claimed once its
+/// configuration was read (`None` until then).
+struct Slot {
+    cell: Arc<Mutex<Cell>>,
+    user_id: i64,
+    claim: Option<BotMarket>,
 }
 
 /// How a run of a bot ends: the status it is left in, the error it leaves for the
@@ -139,12 +167,13 @@ pub enum Why {
     Resume,
 }
 
-/// Work for the scheduler: a step of run `generation` of a bot, or (generation 0)
-/// another try at resuming it.
+/// Work for the scheduler: a step of run `generation` of a bot (by id), or
+/// (generation 0) another try at resuming it.
 pub type Due = (i64, u64, u64);
 
 pub struct Manager {
-    map: Mutex<HashMap<i64, Arc<Mutex<Cell>>>>,
+    /// Bot id → slot, for every bot starting, running or stopping.
+    map: Mutex<HashMap<i64, Slot>>,
     transition: Mutex<()>,
     /// Bots whose database status is `running`, changed with that status.
     running: AtomicU64,
@@ -210,30 +239,35 @@ impl Manager {
         &self.log
     }
 
-    /// The exchange account and symbol of `uid`'s running bot.
-    pub(super) fn running_exchange(&self, uid: i64) -> Option<(Arc<dyn Exchange>, String)> {
-        let cell = self.cell(uid)?;
+    /// The exchange account and symbol of bot `bot_id` while it runs.
+    pub(super) fn running_exchange(&self, bot_id: i64) -> Option<(Arc<dyn Exchange>, String)> {
+        let cell = self.cell(bot_id)?;
         let guard = lock(&cell);
         let bot = guard.bot.as_ref()?;
         Some((bot.ex.clone(), bot.engine.cfg.symbol.clone()))
     }
 
-    /// Resets `uid`'s paper account unless their bot could trade on it. The map
-    /// stays locked from the check to the reset: a start puts the user in the map
-    /// before it writes `starting`, so checking and resetting in two steps would
-    /// let a start slip between them and trade on an account that then vanishes.
+    /// Resets `uid`'s paper account unless one of their bots could trade on it.
+    /// The map stays locked from the check to the reset: a start puts the bot in
+    /// the map before it writes `starting`, so checking and resetting in two
+    /// steps would let a start slip between them and trade on an account that
+    /// then vanishes.
     pub(super) fn reset_paper(&self, conn: &Connection, uid: i64) -> PaperReset {
         let map = lock(&self.map);
-        if map.contains_key(&uid) {
+        if map.values().any(|slot| slot.user_id == uid) {
             return PaperReset::BotActive;
         }
-        match bots::get(conn, uid) {
-            Ok(Some(row)) if row.status.is_active() => return PaperReset::BotActive,
-            // The stopped bot still has a cycle on this account: its fills and
-            // position would describe a position the exchange no longer has.
-            Ok(Some(row)) if paper_cycle_open(&row) => return PaperReset::PositionOpen,
-            Ok(_) => {}
-            Err(e) => return PaperReset::Failed(format!("cannot read the bot's state: {e}")),
+        let rows = match bots::of_user(conn, uid) {
+            Ok(rows) => rows,
+            Err(e) => return PaperReset::Failed(format!("cannot read the bots' state: {e}")),
+        };
+        if rows.iter().any(|row| row.status.is_active()) {
+            return PaperReset::BotActive;
+        }
+        // A stopped bot still has a cycle on this account: its fills and position
+        // would describe a position the exchange no longer has.
+        if rows.iter().any(paper_cycle_open) {
+            return PaperReset::PositionOpen;
         }
         let done = self.paper.reset_account(uid);
         drop(map);
@@ -243,84 +277,156 @@ impl Manager {
         }
     }
 
-    fn cell(&self, uid: i64) -> Option<Arc<Mutex<Cell>>> {
-        lock(&self.map).get(&uid).cloned()
+    fn cell(&self, bot_id: i64) -> Option<Arc<Mutex<Cell>>> {
+        lock(&self.map).get(&bot_id).map(|slot| slot.cell.clone())
     }
 
-    fn schedule(&self, uid: i64, generation: u64, after_ms: u64) {
+    /// Claims `market` for `bot` unless another bot of the same user trades that
+    /// position: one in the map that claimed it, one meant to run that is not
+    /// in the map yet (waiting to be resumed), or one whose open cycle holds it.
+    /// The claim is made under the map's lock, so of two concurrent starts on
+    /// one position exactly one passes. The database is read before the lock:
+    /// a bot only comes to hold a position by running, in the map, and a bot
+    /// read as meant to run still counts when it has left the map since.
+    pub(super) fn claim(
+        &self,
+        conn: &Connection,
+        bot: BotRef,
+        market: &BotMarket,
+    ) -> Result<Claim, StoreError> {
+        let wanted = bot_config::wanted_markets_of(conn, bot.user_id)?;
+        let open = bots::open_cycles_of(conn, bot.user_id)?;
+        let mut map = lock(&self.map);
+        let claimed = map.iter().find(|(id, slot)| {
+            **id != bot.bot_id
+                && slot.user_id == bot.user_id
+                && slot.claim.as_ref().is_some_and(|c| c.same_position(market))
+        });
+        let waiting = wanted
+            .iter()
+            .find(|(id, m)| *id != bot.bot_id && !map.contains_key(id) && m.same_position(market));
+        if let Some(other) = claimed.map(|(id, _)| *id).or(waiting.map(|(id, _)| *id)) {
+            return Ok(Claim::Taken(other));
+        }
+        let held = open
+            .iter()
+            .find(|(id, m)| *id != bot.bot_id && m.same_position(market));
+        if let Some((other, _)) = held {
+            return Ok(Claim::Held(*other));
+        }
+        if let Some(slot) = map.get_mut(&bot.bot_id) {
+            slot.claim = Some(market.clone());
+        }
+        Ok(Claim::Granted)
+    }
+
+    fn schedule(&self, bot_id: i64, generation: u64, after_ms: u64) {
         let due = blitz_master::clock::now_ms() + after_ms;
-        let _ = lock(&self.due).send((uid, generation, due));
+        let _ = lock(&self.due).send((bot_id, generation, due));
     }
 
-    /// Starts (or resumes) `uid`'s bot and reports the real outcome.
-    pub fn start(&self, conn: &Connection, uid: i64, why: Why, actor: Actor) -> OpResult {
+    /// Resumes bot `bot_id` (by id alone: a resume after a restart, or its retry).
+    pub fn resume(&self, conn: &Connection, bot_id: i64) -> OpResult {
+        match bots::get(conn, bot_id) {
+            Ok(Some(row)) => {
+                let bot = BotRef {
+                    user_id: row.user_id,
+                    bot_id,
+                };
+                self.start(conn, bot, Why::Resume, Actor::System)
+            }
+            Ok(None) => OpResult::not_running(),
+            Err(e) => {
+                self.retry_resume(conn, None, bot_id, &format!("database: {e}"));
+                OpResult::new(Outcome::Error, format!("database: {e}"))
+            }
+        }
+    }
+
+    /// Starts (or resumes) `bot` and reports the real outcome.
+    pub fn start(&self, conn: &Connection, bot: BotRef, why: Why, actor: Actor) -> OpResult {
+        let id = bot.bot_id;
         let cell = Arc::new(Mutex::new(Cell::default()));
         let mut guard = {
             let mut map = lock(&self.map);
-            if map.contains_key(&uid) {
+            if map.contains_key(&id) {
                 return OpResult::new(Outcome::AlreadyRunning, "Bot is already running");
             }
-            map.insert(uid, cell.clone());
+            let slot = Slot {
+                cell: cell.clone(),
+                user_id: bot.user_id,
+                claim: None,
+            };
+            map.insert(id, slot);
             // Locked before the map is released: a concurrent stop waits for us.
             lock(&cell)
         };
-        if why == Why::Resume && !self.still_wanted(conn, uid) {
-            lock(&self.map).remove(&uid);
+        if why == Why::Resume && !self.still_wanted(conn, id) {
+            lock(&self.map).remove(&id);
             return OpResult::not_running();
         }
-        let launched = catch_unwind(AssertUnwindSafe(|| self.launch(conn, uid, why)))
+        let launched = catch_unwind(AssertUnwindSafe(|| self.launch(conn, bot, why)))
             .unwrap_or_else(|_| Err(Fail::Exchange("internal error while starting".into())));
         match launched {
-            Ok(l) => self.register(conn, uid, why, actor, &mut guard, l),
+            Ok(l) => self.register(conn, bot, why, actor, &mut guard, l),
             Err(Fail::Transient(msg)) if why == Why::Resume => {
-                self.retry_resume(conn, uid, &msg);
-                lock(&self.map).remove(&uid);
+                self.retry_resume(conn, Some(bot), id, &msg);
+                lock(&self.map).remove(&id);
                 OpResult::new(Outcome::Error, msg)
+            }
+            // Refused before anything changed (launch put the state back).
+            Err(Fail::Conflict(msg)) if why == Why::Start => {
+                lock(&self.map).remove(&id);
+                OpResult::new(Outcome::Conflict, msg)
             }
             // The cycle closed while the runner was down (its stop fired, say):
             // the bot did resume, recorded the close, and ends as the close says.
             Err(fail @ Fail::Finished(..)) if why == Why::Resume => {
                 let resumed = bots::add_event(
                     conn,
-                    uid,
+                    bot,
                     "resumed",
                     "Bot resumed after a restart; its cycle had closed meanwhile",
                     Some(&json!({"actor": actor})),
                     store::now(),
                 );
                 if let Err(e) = resumed {
-                    warn!(self.log, "cannot record a resume"; "user_id" => uid, "error" => %e);
+                    warn!(self.log, "cannot record a resume"; "bot_id" => id, "error" => %e);
                 }
-                self.end_at_resume(conn, uid, &mut guard, fail, actor)
+                self.end_at_resume(conn, bot, &mut guard, fail, actor)
             }
-            Err(fail) => self.abort(conn, uid, &mut guard, fail, actor),
+            Err(fail) => self.abort(conn, bot, &mut guard, fail, actor),
         }
     }
 
     /// A queued resume checks that nobody stopped the bot meanwhile.
-    fn still_wanted(&self, conn: &Connection, uid: i64) -> bool {
-        matches!(bots::get(conn, uid), Ok(Some(row)) if row.desired_state == DesiredState::Running)
+    fn still_wanted(&self, conn: &Connection, bot_id: i64) -> bool {
+        matches!(bots::get(conn, bot_id), Ok(Some(row)) if row.desired_state == DesiredState::Running)
     }
 
-    fn retry_resume(&self, conn: &Connection, uid: i64, msg: &str) {
-        warn!(self.log, "bot resume failed; retrying"; "user_id" => uid, "error" => msg);
-        let _ = bots::set_last_error(conn, uid, Some(msg), store::now());
-        let _ = bots::add_event(
-            conn,
-            uid,
-            "error",
-            &format!("resume failed, retrying: {msg}"),
-            Some(&json!({"retrying": true})),
-            store::now(),
-        );
-        self.schedule(uid, 0, RESUME_RETRY_MS);
+    /// Schedules another resume of bot `bot_id`, recording why (when its owner
+    /// is known: the database may be what failed).
+    fn retry_resume(&self, conn: &Connection, bot: Option<BotRef>, bot_id: i64, msg: &str) {
+        warn!(self.log, "bot resume failed; retrying"; "bot_id" => bot_id, "error" => msg);
+        if let Some(bot) = bot {
+            let _ = bots::set_last_error(conn, bot_id, Some(msg), store::now());
+            let _ = bots::add_event(
+                conn,
+                bot,
+                "error",
+                &format!("resume failed, retrying: {msg}"),
+                Some(&json!({"retrying": true})),
+                store::now(),
+            );
+        }
+        self.schedule(bot_id, 0, RESUME_RETRY_MS);
     }
 
     /// Records a started bot as running and schedules its steps.
     fn register(
         &self,
         conn: &Connection,
-        uid: i64,
+        bot: BotRef,
         why: Why,
         actor: Actor,
         guard: &mut MutexGuard<'_, Cell>,
@@ -338,19 +444,19 @@ impl Manager {
         let data = json!({"actor": actor, "actions": actions, "cycle": running.engine.state.cycle});
         let written = bots::set_state(
             conn,
-            uid,
+            bot.bot_id,
             DesiredState::Running,
             BotStatus::Running,
             retrying.as_deref(),
             store::now(),
         )
-        .and_then(|()| bots::set_stop_reason(conn, uid, None))
-        .and_then(|()| bots::add_event(conn, uid, kind, message, Some(&data), store::now()));
+        .and_then(|()| bots::set_stop_reason(conn, bot.bot_id, None))
+        .and_then(|()| bots::add_event(conn, bot, kind, message, Some(&data), store::now()));
         if let Err(e) = written {
             drop(t);
             return self.abort(
                 conn,
-                uid,
+                bot,
                 guard,
                 Fail::Exchange(format!("database: {e}")),
                 actor,
@@ -358,11 +464,11 @@ impl Manager {
         }
         running.generation = self.generations.fetch_add(1, Ordering::Relaxed);
         running.last_error = retrying.clone();
-        self.schedule(uid, running.generation, self.tick_ms);
+        self.schedule(bot.bot_id, running.generation, self.tick_ms);
         guard.bot = Some(running);
         self.running.fetch_add(1, Ordering::Relaxed);
         drop(t);
-        info!(self.log, "bot {kind}"; "user_id" => uid, "actor" => %actor);
+        info!(self.log, "bot {kind}"; "bot_id" => bot.bot_id, "actor" => %actor);
         let message = match retrying {
             Some(e) => {
                 format!("Bot started successfully; the exchange did not answer yet ({e}), retrying")
@@ -376,12 +482,12 @@ impl Manager {
     fn abort(
         &self,
         conn: &Connection,
-        uid: i64,
+        bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         fail: Fail,
         actor: Actor,
     ) -> OpResult {
-        self.end_before_running(conn, uid, guard, fail, actor, "start_failed")
+        self.end_before_running(conn, bot, guard, fail, actor, "start_failed")
     }
 
     /// A resumed bot whose cycle closed while the runner was down: it stops as
@@ -389,18 +495,18 @@ impl Manager {
     fn end_at_resume(
         &self,
         conn: &Connection,
-        uid: i64,
+        bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         fail: Fail,
         actor: Actor,
     ) -> OpResult {
-        self.end_before_running(conn, uid, guard, fail, actor, "stopped")
+        self.end_before_running(conn, bot, guard, fail, actor, "stopped")
     }
 
     fn end_before_running(
         &self,
         conn: &Connection,
-        uid: i64,
+        bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         fail: Fail,
         actor: Actor,
@@ -410,22 +516,22 @@ impl Manager {
         let data = json!({"actor": actor});
         let reason = fail.stop_reason();
         let end = Ending::new(status, reason, event, fail.into_message(), data);
-        if let Err(e) = self.finish(conn, uid, guard, &end, false) {
-            warn!(self.log, "cannot record a bot's end"; "user_id" => uid, "error" => %e);
+        if let Err(e) = self.finish(conn, bot, guard, &end, false) {
+            warn!(self.log, "cannot record a bot's end"; "bot_id" => bot.bot_id, "error" => %e);
         }
         OpResult::new(outcome, end.message)
     }
 
-    /// Stops `uid`'s bot with `mode`. The stop is recorded (desired state
+    /// Stops `bot` with `mode`. The stop is recorded (desired state
     /// stopped, status stopping) before the exchange is touched, so a crash in the
     /// middle never resumes the bot.
-    pub fn stop(&self, conn: &Connection, uid: i64, mode: StopMode, actor: Actor) -> OpResult {
-        let cell = match self.cell(uid) {
+    pub fn stop(&self, conn: &Connection, bot: BotRef, mode: StopMode, actor: Actor) -> OpResult {
+        let cell = match self.cell(bot.bot_id) {
             Some(c) => c,
             // Waiting to be resumed after a restart: resume it now, then stop it.
-            None if self.still_wanted(conn, uid) => {
-                self.start(conn, uid, Why::Resume, Actor::System);
-                match self.cell(uid) {
+            None if self.still_wanted(conn, bot.bot_id) => {
+                self.start(conn, bot, Why::Resume, Actor::System);
+                match self.cell(bot.bot_id) {
                     Some(c) => c,
                     None => return OpResult::not_running(),
                 }
@@ -434,18 +540,18 @@ impl Manager {
         };
         let mut guard = lock(&cell);
         if mode == StopMode::AfterCycle {
-            return self.stop_after_cycle(conn, uid, &mut guard, actor);
+            return self.stop_after_cycle(conn, bot, &mut guard, actor);
         }
-        let Some(mut bot) = guard.bot.take() else {
+        let Some(mut run) = guard.bot.take() else {
             return OpResult::not_running();
         };
-        if let Err(e) = self.begin_stop(conn, uid, mode, actor) {
-            guard.bot = Some(bot);
+        if let Err(e) = self.begin_stop(conn, bot, mode, actor) {
+            guard.bot = Some(run);
             return OpResult::new(Outcome::Error, format!("could not record the stop: {e}"));
         }
         let done = catch_unwind(AssertUnwindSafe(|| {
-            let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
-            bot.engine.stop(bot.ex.as_ref(), &mut j, mode)
+            let mut j = DbJournal::new(conn, bot, &run.ctx, &self.telegram);
+            run.engine.stop(run.ex.as_ref(), &mut j, mode)
         }));
         let (actions, problem) = match done {
             Ok(Ok(a)) => (a, None),
@@ -468,7 +574,7 @@ impl Manager {
                 data,
             )
         };
-        if let Err(e) = self.finish(conn, uid, &mut guard, &end, false) {
+        if let Err(e) = self.finish(conn, bot, &mut guard, &end, false) {
             return OpResult::new(
                 Outcome::Error,
                 format!("the bot stopped but its state was not saved: {e}"),
@@ -486,20 +592,20 @@ impl Manager {
     fn stop_after_cycle(
         &self,
         conn: &Connection,
-        uid: i64,
+        bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         actor: Actor,
     ) -> OpResult {
-        let Some(bot) = guard.bot.as_mut() else {
+        let Some(run) = guard.bot.as_mut() else {
             return OpResult::not_running();
         };
-        let written = bots::set_after_cycle(conn, uid, true).and_then(|()| {
+        let written = bots::set_after_cycle(conn, bot.bot_id, true).and_then(|()| {
             bots::add_event(
                 conn,
-                uid,
+                bot,
                 "stopping_after_cycle",
                 "The bot stops when the current cycle closes",
-                Some(&json!({"actor": actor, "cycle": bot.engine.state.cycle})),
+                Some(&json!({"actor": actor, "cycle": run.engine.state.cycle})),
                 store::now(),
             )
             .map(|_| ())
@@ -507,7 +613,7 @@ impl Manager {
         if let Err(e) = written {
             return OpResult::new(Outcome::Error, format!("could not record the stop: {e}"));
         }
-        bot.engine.after_cycle = true;
+        run.engine.after_cycle = true;
         OpResult::new(
             Outcome::StoppingAfterCycle,
             "The bot stops when the current cycle closes",
@@ -517,16 +623,16 @@ impl Manager {
     fn begin_stop(
         &self,
         conn: &Connection,
-        uid: i64,
+        bot: BotRef,
         mode: StopMode,
         actor: Actor,
     ) -> Result<(), StoreError> {
         let _t = lock(&self.transition);
         let (desired, status) = (DesiredState::Stopped, BotStatus::Stopping);
-        bots::set_state(conn, uid, desired, status, None, store::now())?;
+        bots::set_state(conn, bot.bot_id, desired, status, None, store::now())?;
         bots::add_event(
             conn,
-            uid,
+            bot,
             "stopping",
             &format!("Bot stopping ({mode})"),
             Some(&json!({"actor": actor, "mode": mode})),
@@ -537,30 +643,30 @@ impl Manager {
     }
 
     /// Re-creates what the running bot is missing.
-    pub fn recover(&self, conn: &Connection, uid: i64, actor: Actor) -> OpResult {
-        let Some(cell) = self.cell(uid) else {
+    pub fn recover(&self, conn: &Connection, bot: BotRef, actor: Actor) -> OpResult {
+        let Some(cell) = self.cell(bot.bot_id) else {
             return OpResult::not_running();
         };
         let mut guard = lock(&cell);
-        let Some(bot) = guard.bot.as_mut() else {
+        let Some(run) = guard.bot.as_mut() else {
             return OpResult::not_running();
         };
         let result = catch_unwind(AssertUnwindSafe(|| {
-            let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
-            bot.engine.step(bot.ex.as_ref(), &mut j, Mode::Recover)
+            let mut j = DbJournal::new(conn, bot, &run.ctx, &self.telegram);
+            run.engine.step(run.ex.as_ref(), &mut j, Mode::Recover)
         }));
         match result {
             Ok(Ok((actions, verdict))) => {
                 let _ = bots::add_event(
                     conn,
-                    uid,
+                    bot,
                     "recovered",
                     "Recovery process completed",
                     Some(&json!({"actor": actor, "actions": actions})),
                     store::now(),
                 );
                 // Its scheduled steps go on as they were; recover adds none.
-                self.settle(conn, uid, &mut guard, verdict, false);
+                self.settle(conn, bot, &mut guard, verdict, false);
                 OpResult::new(Outcome::Recovered, "Recovery process completed")
                     .with_actions(actions)
             }
@@ -568,7 +674,7 @@ impl Manager {
             Err(_) => {
                 self.settle(
                     conn,
-                    uid,
+                    bot,
                     &mut guard,
                     Verdict::Failed("internal error in recovery".into()),
                     false,
@@ -578,9 +684,12 @@ impl Manager {
         }
     }
 
-    /// One scheduled step of run `generation` of `uid`'s bot; it schedules the next.
-    pub fn tick(&self, conn: &Connection, uid: i64, generation: u64) {
-        let Some(cell) = self.cell(uid) else { return };
+    /// One scheduled step of run `generation` of bot `bot_id`; it schedules the
+    /// next.
+    pub fn tick(&self, conn: &Connection, bot_id: i64, generation: u64) {
+        let Some(cell) = self.cell(bot_id) else {
+            return;
+        };
         let mut guard = match cell.try_lock() {
             Ok(g) => g,
             Err(TryLockError::Poisoned(p)) => {
@@ -589,52 +698,53 @@ impl Manager {
             }
             // A command holds the bot: skip this step rather than queue behind it.
             Err(TryLockError::WouldBlock) => {
-                self.schedule(uid, generation, self.tick_ms);
+                self.schedule(bot_id, generation, self.tick_ms);
                 return;
             }
         };
-        let Some(bot) = guard.bot.as_mut().filter(|b| b.generation == generation) else {
+        let Some(run) = guard.bot.as_mut().filter(|b| b.generation == generation) else {
             return;
         };
+        let bot = run.engine.bot;
         let result = catch_unwind(AssertUnwindSafe(|| {
-            let mut j = DbJournal::new(conn, uid, &bot.ctx, &self.telegram);
-            bot.engine.step(bot.ex.as_ref(), &mut j, Mode::Tick)
+            let mut j = DbJournal::new(conn, bot, &run.ctx, &self.telegram);
+            run.engine.step(run.ex.as_ref(), &mut j, Mode::Tick)
         }));
         // A bug in one bot's step ends that bot with an error, visibly, and
         // nothing else (the panic hook has logged it).
         let Ok(result) = result else {
             crate::metrics::error(crate::metrics::ErrorKind::RunnerPanic);
             let failed = Verdict::Failed("internal error in the bot's step".into());
-            return self.settle(conn, uid, &mut guard, failed, true);
+            return self.settle(conn, bot, &mut guard, failed, true);
         };
         match result {
             Ok((_, verdict)) => {
-                if bot.last_error.take().is_some() {
-                    let _ = bots::set_last_error(conn, uid, None, store::now());
+                if run.last_error.take().is_some() {
+                    let _ = bots::set_last_error(conn, bot_id, None, store::now());
                 }
-                self.settle(conn, uid, &mut guard, verdict, true);
+                self.settle(conn, bot, &mut guard, verdict, true);
             }
             Err(e) if e.is_retryable() => {
                 let msg = format!("retrying: {e}");
-                if bot.last_error.as_deref() != Some(&msg) {
-                    let _ = bots::set_last_error(conn, uid, Some(&msg), store::now());
+                if run.last_error.as_deref() != Some(&msg) {
+                    let _ = bots::set_last_error(conn, bot_id, Some(&msg), store::now());
                     let _ = bots::add_event(
                         conn,
-                        uid,
+                        bot,
                         "error",
                         &msg,
                         Some(&json!({"retrying": true})),
                         store::now(),
                     );
-                    bot.last_error = Some(msg);
+                    run.last_error = Some(msg);
                 }
-                self.schedule(uid, generation, self.tick_ms);
+                self.schedule(bot_id, generation, self.tick_ms);
             }
             Err(e) => {
                 // Nothing is cancelled on the way out (the stop stays): the error
                 // says what is left.
-                let msg = format!("{e}; {}", bot.engine.leftovers(bot.ex.as_ref()));
-                self.settle(conn, uid, &mut guard, Verdict::Failed(msg), true)
+                let msg = format!("{e}; {}", run.engine.leftovers(run.ex.as_ref()));
+                self.settle(conn, bot, &mut guard, Verdict::Failed(msg), true)
             }
         }
     }
@@ -644,7 +754,7 @@ impl Manager {
     fn settle(
         &self,
         conn: &Connection,
-        uid: i64,
+        bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         verdict: Verdict,
         reschedule: bool,
@@ -660,8 +770,8 @@ impl Manager {
         };
         let end = match verdict {
             Verdict::Continue => {
-                if let (true, Some(bot)) = (reschedule, guard.bot.as_ref()) {
-                    self.schedule(uid, bot.generation, self.tick_ms);
+                if let (true, Some(run)) = (reschedule, guard.bot.as_ref()) {
+                    self.schedule(bot.bot_id, run.generation, self.tick_ms);
                 }
                 return;
             }
@@ -679,13 +789,11 @@ impl Manager {
                 ending(BotStatus::Error, StopReason::Error, "error", m)
             }
         };
-        if let (Some(e), Some(bot)) = (&end.last_error, guard.bot.as_ref()) {
-            if let Some(t) = &bot.ctx.telegram {
-                self.telegram.send(t, &format!("Bot stopped: {e}"));
-            }
+        if let (Some(e), Some(run)) = (&end.last_error, guard.bot.as_ref()) {
+            run.ctx.notify(&self.telegram, &format!("Bot stopped: {e}"));
         }
-        if let Err(e) = self.finish(conn, uid, guard, &end, true) {
-            warn!(self.log, "cannot record a bot's end"; "user_id" => uid, "error" => %e);
+        if let Err(e) = self.finish(conn, bot, guard, &end, true) {
+            warn!(self.log, "cannot record a bot's end"; "bot_id" => bot.bot_id, "error" => %e);
         }
     }
 
@@ -693,7 +801,7 @@ impl Manager {
     fn finish(
         &self,
         conn: &Connection,
-        uid: i64,
+        bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         end: &Ending,
         was_running: bool,
@@ -702,45 +810,45 @@ impl Manager {
         let (status, error) = (end.status, end.last_error.as_deref());
         let write = bots::set_state(
             conn,
-            uid,
+            bot.bot_id,
             DesiredState::Stopped,
             status,
             error,
             store::now(),
         )
-        .and_then(|()| bots::set_stop_reason(conn, uid, Some(end.reason)))
-        .and_then(|()| bots::set_after_cycle(conn, uid, false))
+        .and_then(|()| bots::set_stop_reason(conn, bot.bot_id, Some(end.reason)))
+        .and_then(|()| bots::set_after_cycle(conn, bot.bot_id, false))
         // A configuration change waiting for the next cycle applies now that the
         // bot is stopped, as a change made while stopped would — unless the bot
         // failed (an error, a safety stop) with a cycle still open: nobody chose
         // to end that cycle, so the change waits for its close.
-        .and_then(|()| bots::get(conn, uid))
+        .and_then(|()| bots::get(conn, bot.bot_id))
         .and_then(|row| {
             let failed = matches!(status, BotStatus::Error | BotStatus::SafetyStop);
             match row.and_then(|r| r.cycle_opened_at) {
                 Some(_) if failed => Ok(()),
-                _ => config::apply_pending(conn, uid).map(|_| ()),
+                _ => bot_config::apply_pending(conn, bot.bot_id).map(|_| ()),
             }
         })
         .and_then(|()| {
             let data = Some(&end.data);
-            bots::add_event(conn, uid, end.event, &end.message, data, store::now())
+            bots::add_event(conn, bot, end.event, &end.message, data, store::now())
         });
         guard.bot = None;
-        lock(&self.map).remove(&uid);
+        lock(&self.map).remove(&bot.bot_id);
         if was_running {
             self.running.fetch_sub(1, Ordering::Relaxed);
         }
-        info!(self.log, "bot ended"; "user_id" => uid, "status" => status.as_str());
+        info!(self.log, "bot ended"; "bot_id" => bot.bot_id, "status" => status.as_str());
         write.map(|_| ())
     }
 
     /// Stops bots that must not run (owner disabled, desired state changed in the
     /// database), then compares the running count with the database.
     pub fn sweep(&self, conn: &Connection) -> Result<(u64, u64), StoreError> {
-        for uid in bots::must_stop(conn)? {
-            if self.cell(uid).is_some() {
-                self.stop(conn, uid, StopMode::CancelOrders, Actor::System);
+        for bot in bots::must_stop(conn)? {
+            if self.cell(bot.bot_id).is_some() {
+                self.stop(conn, bot, StopMode::CancelOrders, Actor::System);
             }
         }
         bots::heartbeat(conn, store::now())?;

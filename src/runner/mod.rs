@@ -31,17 +31,18 @@ use rusqlite::Connection;
 use slog::{error, info, warn, Logger};
 
 use crate::background::{self, Background};
+use crate::bots::ids::BotRef;
 use crate::config::Config;
 use crate::exchange::paper::replay::PaperPrices;
 use crate::exchange::paper::{default_volatility, Paper, PaperParams};
 use crate::log::Sink;
 use crate::market::{Board, QuoteSource};
 use crate::secrets::SecretKey;
-use crate::store::{self, bots, trades};
+use crate::store::{self, bots, trades, user_bots};
 use lanes::Lanes;
 use manager::{Manager, Why};
 use pool::Pool;
-use protocol::{Actor, Op, OpResult, Outcome, PaperRequest, Request};
+use protocol::{Op, OpResult, Outcome, PaperRequest, Request};
 use schedule::Schedule;
 use stats::RunnerStats;
 
@@ -204,12 +205,12 @@ impl Runner {
         if !ids.is_empty() {
             info!(self.log, "resuming bots"; "count" => ids.len());
         }
-        for uid in ids {
+        for bot_id in ids {
             let m = self.manager.clone();
             self.steps
-                .for_bot(&self.conn, uid, 0)
+                .for_bot(&self.conn, bot_id, 0)
                 .submit(Box::new(move |c| {
-                    m.start(c, uid, Why::Resume, Actor::System);
+                    m.resume(c, bot_id);
                 }));
         }
         Ok(())
@@ -238,17 +239,17 @@ impl Runner {
                 }
                 next_paper = now + self.paper_tick_ms;
             }
-            for (uid, generation, due) in self.due.try_iter() {
-                schedule.at(due, uid, generation);
+            for (bot_id, generation, due) in self.due.try_iter() {
+                schedule.at(due, bot_id, generation);
             }
-            for (uid, generation) in schedule.due(now) {
+            for (bot_id, generation) in schedule.due(now) {
                 let m = self.manager.clone();
-                let pool = self.steps.for_bot(&self.conn, uid, generation);
+                let pool = self.steps.for_bot(&self.conn, bot_id, generation);
                 pool.submit(Box::new(move |c| {
                     if generation == 0 {
-                        m.start(c, uid, Why::Resume, Actor::System);
+                        m.resume(c, bot_id);
                     } else {
-                        m.tick(c, uid, generation);
+                        m.tick(c, bot_id, generation);
                     }
                 }));
             }
@@ -359,11 +360,30 @@ fn serve_request(m: &Manager, conn: &Connection, stream: UnixStream, log: &Logge
 }
 
 fn execute(m: &Manager, conn: &Connection, req: &Request) -> OpResult {
-    let (uid, actor) = (req.user_id, req.actor);
+    let bot = match target(conn, req) {
+        Ok(Some(bot)) => bot,
+        Ok(None) => return OpResult::new(Outcome::NotFound, "No such bot"),
+        Err(e) => return OpResult::new(Outcome::Error, format!("database: {e}")),
+    };
+    let actor = req.actor;
     match req.op {
-        Op::Start => m.start(conn, uid, Why::Start, actor),
-        Op::Recover => m.recover(conn, uid, actor),
-        Op::Stop => m.stop(conn, uid, req.mode.unwrap_or_default(), actor),
-        Op::Orders => m.orders(conn, uid),
+        Op::Start => m.start(conn, bot, Why::Start, actor),
+        Op::Recover => m.recover(conn, bot, actor),
+        Op::Stop => m.stop(conn, bot, req.mode.unwrap_or_default(), actor),
+        Op::Orders => m.orders(conn, bot),
     }
+}
+
+/// The bot a request names: the user's default bot for `bot_id` 0, else that
+/// bot if it is the user's (`None` otherwise: the runner never acts on another
+/// user's bot, whatever a worker asks).
+fn target(conn: &Connection, req: &Request) -> Result<Option<BotRef>, store::StoreError> {
+    let bot_id = match req.bot_id {
+        0 => user_bots::default_of(conn, req.user_id)?,
+        id => user_bots::get(conn, req.user_id, id)?.map(|b| b.id),
+    };
+    Ok(bot_id.map(|bot_id| BotRef {
+        user_id: req.user_id,
+        bot_id,
+    }))
 }

@@ -9,22 +9,22 @@ use serde_json::{json, Value};
 use super::launch::Fail;
 use super::manager::Manager;
 use super::protocol::{OpResult, Outcome};
-use crate::bots::config;
-use crate::bots::ids::{self, Purpose};
+use crate::bots::ids::{self, BotRef, Purpose};
 use crate::exchange::{Exchange, Order, OrderKind, OrderSide, OrderStatus};
 use crate::money;
-use crate::store::ledger;
+use crate::store::{bot_config, ledger};
 
 impl Manager {
-    /// Lists `uid`'s bot's open orders on its symbol.
-    pub fn orders(&self, conn: &Connection, uid: i64) -> OpResult {
-        let listed = match self.running_exchange(uid) {
+    /// Lists `bot`'s open orders on its symbol (not its siblings' on the same
+    /// account).
+    pub fn orders(&self, conn: &Connection, bot: BotRef) -> OpResult {
+        let listed = match self.running_exchange(bot.bot_id) {
             Some((ex, symbol)) => ex.open_orders(&symbol).map_err(|e| e.to_string()),
             None => self
-                .idle_exchange(conn, uid)
+                .idle_exchange(conn, bot.bot_id)
                 .and_then(|(ex, symbol)| ex.open_orders(&symbol).map_err(|e| e.to_string())),
         };
-        match listed.and_then(|list| shown(conn, uid, &list).map_err(|e| e.to_string())) {
+        match listed.and_then(|list| shown(conn, bot, &list).map_err(|e| e.to_string())) {
             Ok(orders) => {
                 let mut r = OpResult::new(Outcome::Listed, "ok");
                 r.data = Some(json!({"orders": orders}));
@@ -38,15 +38,13 @@ impl Manager {
     fn idle_exchange(
         &self,
         conn: &Connection,
-        uid: i64,
+        bot_id: i64,
     ) -> Result<(Arc<dyn Exchange>, String), String> {
-        let stored = config::load(conn, uid)
+        let stored = bot_config::load(conn, bot_id)
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| "no such user".to_string())?;
+            .ok_or_else(|| "no such bot".to_string())?;
         let symbol = stored.config.symbol.clone();
-        let ex = self
-            .exchange(conn, uid, &stored)
-            .map_err(Fail::into_message)?;
+        let ex = self.exchange(conn, &stored).map_err(Fail::into_message)?;
         Ok((ex, symbol))
     }
 }
@@ -55,23 +53,21 @@ impl Manager {
 /// exchange id recorded when it was placed (BingX keeps no client id on stops).
 fn shown(
     conn: &Connection,
-    uid: i64,
+    bot: BotRef,
     list: &[Order],
 ) -> Result<Vec<Value>, crate::store::StoreError> {
-    let prefix = ids::user_prefix(uid);
     let mut out = Vec::new();
     for o in list {
         let id = if o.client_id.is_empty() {
-            match ledger::client_id_of(conn, uid, &o.exchange_id)? {
+            match ledger::client_id_of(conn, bot.user_id, &o.exchange_id)? {
                 Some(id) => id,
                 None => continue,
             }
-        } else if o.client_id.starts_with(&prefix) {
-            o.client_id.clone()
         } else {
-            continue;
+            o.client_id.clone()
         };
-        out.extend(one(uid, &id, o));
+        // `one` keeps only ids that parse as this bot's.
+        out.extend(one(bot.bot_id, &id, o));
     }
     Ok(out)
 }
@@ -79,8 +75,8 @@ fn shown(
 /// One order in the API's shape; `None` for an order none of the API's kinds
 /// names honestly: the market close of a `close_position` stop (it fills at
 /// once, the stop reports it) and an id with the bot's prefix that does not parse.
-fn one(uid: i64, id: &str, o: &Order) -> Option<Value> {
-    let purpose = ids::parse(uid, id).map(|(_, p)| p);
+fn one(bot_id: i64, id: &str, o: &Order) -> Option<Value> {
+    let purpose = ids::parse(bot_id, id).map(|(_, p)| p);
     let kind = match purpose? {
         Purpose::Entry => "entry",
         Purpose::Leg(..) => "leg",

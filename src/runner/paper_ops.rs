@@ -18,8 +18,8 @@ pub(super) fn execute(m: &Manager, conn: &Connection, req: &PaperRequest) -> Pap
     }
 }
 
-/// Resets the account unless the user's bot could still trade on it or still
-/// holds a cycle there (see [`Manager::reset_paper`]).
+/// Resets the account unless one of the user's bots could still trade on it or
+/// still holds a cycle there (see [`Manager::reset_paper`]).
 fn reset_account(m: &Manager, conn: &Connection, uid: i64) -> PaperReply {
     let reply = |done, message: String| PaperReply {
         done,
@@ -34,14 +34,14 @@ fn reset_account(m: &Manager, conn: &Connection, uid: i64) -> PaperReply {
             bot_active: true,
             ..reply(
                 false,
-                "stop the bot before resetting its paper account".into(),
+                "stop the bots before resetting the paper account".into(),
             )
         },
         PaperReset::PositionOpen => PaperReply {
             position_open: true,
             ..reply(
                 false,
-                "the bot's last cycle is still open: start the bot and stop it with \
+                "a bot's last cycle is still open: start the bot and stop it with \
                  close_position (if the position already closed while the bot was \
                  stopped, the start records how), then reset the paper account"
                     .into(),

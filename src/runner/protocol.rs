@@ -88,7 +88,12 @@ impl<'de> Deserialize<'de> for Actor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub op: Op,
+    /// Whose bot: the runner acts only on a bot of this user.
     pub user_id: i64,
+    /// Which bot; 0 (or absent, from an older worker) means the user's default
+    /// bot, as the `/api/bot/*` endpoints mean.
+    #[serde(default)]
+    pub bot_id: i64,
     /// How a stop treats the exchange; absent means `cancel_orders`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<StopMode>,
@@ -111,6 +116,11 @@ text_enum! {
         StoppingAfterCycle = "stopping_after_cycle",
         /// An answer with data (`orders`).
         Listed = "listed",
+        /// Another bot of the user trades the same position (exchange account
+        /// or paper account, symbol, side): the start is refused.
+        Conflict = "conflict",
+        /// The user has no such bot.
+        NotFound = "not_found",
         /// The exchange or the runner failed; `message` says how.
         Error = "error",
     }
@@ -157,7 +167,7 @@ text_enum! {
         /// market order that is not the bot's.
         ClosePosition = "close_paper_position",
         /// Put the account back to its start (`symbol` and `side` are ignored);
-        /// refused while the user's bot is active.
+        /// refused while one of the user's bots is active or holds a cycle.
         ResetAccount = "reset_paper_account",
     }
 }
@@ -181,10 +191,11 @@ pub struct PaperReply {
     /// The client id of the order it placed (`manual-<ms>`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    /// Refused because the user's bot is active.
+    /// Refused because one of the user's bots is active.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bot_active: bool,
-    /// Refused because the user's bot still has an open cycle (a position).
+    /// Refused because one of the user's bots still has an open cycle (a
+    /// position).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub position_open: bool,
 }
@@ -217,16 +228,17 @@ mod tests {
         let req = Request {
             op: Op::Stop,
             user_id: 7,
+            bot_id: 9,
             mode: Some(StopMode::ClosePosition),
             actor: Actor::Admin(3),
         };
-        let text = json!({"op": "stop", "user_id": 7, "mode": "close_position",
+        let text = json!({"op": "stop", "user_id": 7, "bot_id": 9, "mode": "close_position",
                           "actor": "admin:3"});
         assert_eq!(serde_json::to_value(&req).unwrap(), text);
         assert_eq!(serde_json::from_value::<Request>(text).unwrap(), req);
-        // Written by an older worker: no mode, no actor.
+        // Written by an older worker: no bot (the default one), no mode, no actor.
         let old: Request = serde_json::from_value(json!({"op": "start", "user_id": 7})).unwrap();
-        assert_eq!((old.mode, old.actor), (None, Actor::User));
+        assert_eq!((old.bot_id, old.mode, old.actor), (0, None, Actor::User));
         let after = json!({"op": "stop", "user_id": 7, "mode": "after_cycle"});
         let after: Request = serde_json::from_value(after).unwrap();
         assert_eq!(after.mode, Some(StopMode::AfterCycle));
@@ -310,6 +322,8 @@ mod tests {
                 "recovered",
                 "stopping_after_cycle",
                 "listed",
+                "conflict",
+                "not_found",
                 "error"
             ]
         );

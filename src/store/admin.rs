@@ -1,4 +1,5 @@
-//! The admin views: users with their bot's state and PnL, in one query each.
+//! The admin views: users with their default bot's state and the PnL of all
+//! their bots, and every bot of the instance, in one query each.
 
 use rusqlite::types::Type;
 use rusqlite::{params, Connection};
@@ -20,7 +21,7 @@ pub struct UserBot {
     pub created_at: i64,
     pub exchange: String,
     pub symbol: String,
-    /// `stopped` for users who never started a bot.
+    /// The default bot's (`stopped` for a user without bots).
     pub status: BotStatus,
     pub started_at: Option<i64>,
     pub cycle: i64,
@@ -31,11 +32,11 @@ pub struct UserBot {
 }
 
 const SELECT: &str = "SELECT u.id, u.email, u.is_admin, u.disabled, u.verified_at IS NOT NULL,
-        u.created_at, COALESCE(b.cycle_exchange, u.exchange), COALESCE(b.cycle_symbol, u.symbol),
-        COALESCE(b.status, 'stopped'), b.started_at, COALESCE(b.cycle, 0), b.user_id IS NOT NULL,
-        COALESCE(t.pnl, ''), COALESCE(t.n, 0)
+        u.created_at, COALESCE(b.cycle_exchange, b.exchange, 'paper'),
+        COALESCE(b.cycle_symbol, b.symbol, ''), COALESCE(b.status, 'stopped'), b.started_at,
+        COALESCE(b.cycle, 0), b.id IS NOT NULL, COALESCE(t.pnl, ''), COALESCE(t.n, 0)
     FROM user u
-    LEFT JOIN user_bots b ON b.user_id = u.id
+    LEFT JOIN user_bots b ON b.id = (SELECT MIN(d.id) FROM user_bots d WHERE d.user_id = u.id)
     LEFT JOIN (SELECT user_id, GROUP_CONCAT(pnl, ' ') AS pnl, COUNT(*) AS n
                FROM trades GROUP BY user_id) t
         ON t.user_id = u.id";
@@ -100,12 +101,52 @@ pub fn search(
     Ok((rows, total))
 }
 
-/// Every user with a bot row (the runner's managed bots).
+/// User `id` as the admin list shows them (`None` for no such user).
+pub fn user(conn: &Connection, id: i64) -> Result<Option<UserBot>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE u.id = ?1"))?;
+    let mut rows = stmt.query_map([id], from_row)?;
+    Ok(rows.next().transpose()?)
+}
+
+/// Every user with a bot, with their default bot.
 pub fn managed(conn: &Connection) -> Result<Vec<UserBot>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "{SELECT} WHERE b.user_id IS NOT NULL ORDER BY u.id"
-    ))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("{SELECT} WHERE b.id IS NOT NULL ORDER BY u.id"))?;
     let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// One bot of the instance as the admin overview lists it: the market of its
+/// cycle when it has one, else of its configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedBot {
+    pub id: i64,
+    pub user_id: i64,
+    pub status: BotStatus,
+    pub exchange: String,
+    pub symbol: String,
+    pub side: String,
+}
+
+/// Every bot of the instance, by id.
+pub fn bots(conn: &Connection) -> Result<Vec<ManagedBot>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, user_id, status, COALESCE(cycle_exchange, exchange),
+             COALESCE(cycle_symbol, symbol), COALESCE(cycle_side, side)
+         FROM user_bots ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(ManagedBot {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                status: r.get(2)?,
+                exchange: r.get(3)?,
+                symbol: r.get(4)?,
+                side: r.get(5)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
@@ -138,6 +179,13 @@ mod tests {
             (1, 2, "axb@x.io")
         );
         assert_eq!(rows[0].status, BotStatus::Stopped);
-        assert!(managed(&c).unwrap().is_empty());
+        // Every user has a default bot.
+        assert_eq!(managed(&c).unwrap().len(), 3);
+        let all = bots(&c).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(
+            (all[0].symbol.as_str(), all[0].side.as_str()),
+            ("BTC/USDT", "long")
+        );
     }
 }

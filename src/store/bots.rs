@@ -1,17 +1,23 @@
-//! `user_bots` and `bot_events`: the bot runner's durable state. Every
-//! transition is written here before it is reported.
+//! The runner's state of each bot (the state columns of `user_bots`) and
+//! `bot_events`: the bot runner's durable state, keyed by bot id. Every
+//! transition is written here before it is reported. A bot's configuration
+//! columns are `store::bot_config`'s, the set of a user's bots
+//! `store::user_bots`'s.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::StoreError;
+use crate::bots::config::{parse_side, BotMarket};
+use crate::bots::ids::BotRef;
 use crate::bots::status::{BotStatus, DesiredState, StopReason};
 use crate::money::sql::{self as money_sql, Sql};
 
-/// A bot's row; absent for users who never started one.
+/// A bot's runner state.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BotRow {
+    pub id: i64,
     pub user_id: i64,
     pub desired_state: DesiredState,
     pub status: BotStatus,
@@ -24,6 +30,8 @@ pub struct BotRow {
     pub cycle_exchange: Option<String>,
     pub cycle_symbol: Option<String>,
     pub cycle_side: Option<String>,
+    /// The exchange account the cycle trades on (`None` on paper).
+    pub cycle_account_id: Option<i64>,
     pub cycle_opened_at: Option<i64>,
     pub position_size: Decimal,
     pub position_avg: Decimal,
@@ -40,64 +48,67 @@ pub struct BotRow {
     pub stop_reason: Option<StopReason>,
 }
 
-const COLUMNS: &str = "user_id, desired_state, status, cycle, tp_n, sl_n, started_at,
+pub(super) const COLUMNS: &str =
+    "id, user_id, desired_state, status, cycle, tp_n, sl_n, started_at,
     heartbeat_at, last_error, cycle_exchange, cycle_symbol, cycle_side, cycle_opened_at,
     position_size, position_avg, open_orders, leg_round, tr_n, trail_best, next_entry_at,
-    take_profit_price, stop_loss_price, stop_on_exchange, after_cycle, stop_reason";
+    take_profit_price, stop_loss_price, stop_on_exchange, after_cycle, stop_reason,
+    cycle_account_id";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
+pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
     Ok(BotRow {
-        user_id: r.get(0)?,
-        desired_state: r.get(1)?,
-        status: r.get(2)?,
-        cycle: r.get(3)?,
-        tp_n: r.get(4)?,
-        sl_n: r.get(5)?,
-        started_at: r.get(6)?,
-        heartbeat_at: r.get(7)?,
-        last_error: r.get(8)?,
-        cycle_exchange: r.get(9)?,
-        cycle_symbol: r.get(10)?,
-        cycle_side: r.get(11)?,
-        cycle_opened_at: r.get(12)?,
-        position_size: money_sql::get(r, 13)?,
-        position_avg: money_sql::get(r, 14)?,
-        open_orders: r.get(15)?,
-        leg_round: r.get(16)?,
-        tr_n: r.get(17)?,
-        trail_best: money_sql::get_opt(r, 18)?,
-        next_entry_at: r.get(19)?,
-        take_profit_price: money_sql::get_opt(r, 20)?,
-        stop_loss_price: money_sql::get_opt(r, 21)?,
-        stop_on_exchange: r.get(22)?,
-        after_cycle: r.get(23)?,
-        stop_reason: r.get(24)?,
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        desired_state: r.get(2)?,
+        status: r.get(3)?,
+        cycle: r.get(4)?,
+        tp_n: r.get(5)?,
+        sl_n: r.get(6)?,
+        started_at: r.get(7)?,
+        heartbeat_at: r.get(8)?,
+        last_error: r.get(9)?,
+        cycle_exchange: r.get(10)?,
+        cycle_symbol: r.get(11)?,
+        cycle_side: r.get(12)?,
+        cycle_opened_at: r.get(13)?,
+        position_size: money_sql::get(r, 14)?,
+        position_avg: money_sql::get(r, 15)?,
+        open_orders: r.get(16)?,
+        leg_round: r.get(17)?,
+        tr_n: r.get(18)?,
+        trail_best: money_sql::get_opt(r, 19)?,
+        next_entry_at: r.get(20)?,
+        take_profit_price: money_sql::get_opt(r, 21)?,
+        stop_loss_price: money_sql::get_opt(r, 22)?,
+        stop_on_exchange: r.get(23)?,
+        after_cycle: r.get(24)?,
+        stop_reason: r.get(25)?,
+        cycle_account_id: r.get(26)?,
     })
 }
 
-pub fn get(conn: &Connection, uid: i64) -> Result<Option<BotRow>, StoreError> {
+/// Bot `bot_id`'s state, whoever owns it (`None`: no such bot).
+pub fn get(conn: &Connection, bot_id: i64) -> Result<Option<BotRow>, StoreError> {
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM user_bots WHERE user_id = ?1"
-        ))?
-        .query_row([uid], from_row)
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM user_bots WHERE id = ?1"))?
+        .query_row([bot_id], from_row)
         .optional()?)
 }
 
-/// The row of `uid`, created (stopped, cycle 1) if missing.
-pub fn get_or_create(conn: &Connection, uid: i64, now: i64) -> Result<BotRow, StoreError> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO user_bots (user_id, cycle, updated_at) VALUES (?1, 1, ?2)",
-    )?
-    .execute(params![uid, now])?;
-    get(conn, uid)?.ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+/// The state of every bot of user `uid`, by id.
+pub fn of_user(conn: &Connection, uid: i64) -> Result<Vec<BotRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM user_bots WHERE user_id = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([uid], from_row)?.collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 /// Desired state and status together, with `started_at` set when the bot starts
 /// running and cleared when it stops. `last_error` is replaced (None clears it).
 pub fn set_state(
     conn: &Connection,
-    uid: i64,
+    bot_id: i64,
     desired: DesiredState,
     status: BotStatus,
     last_error: Option<&str>,
@@ -108,37 +119,33 @@ pub fn set_state(
              started_at = CASE WHEN ?3 = 'running' THEN COALESCE(started_at, ?5)
                                WHEN ?3 = 'starting' THEN started_at ELSE NULL END,
              heartbeat_at = ?5, updated_at = ?5
-         WHERE user_id = ?1",
+         WHERE id = ?1",
     )?
-    .execute(params![uid, desired, status, last_error, now])?;
+    .execute(params![bot_id, desired, status, last_error, now])?;
     Ok(())
 }
 
 /// Changes only the desired state: what a restarted runner will do with the bot.
 pub fn set_desired(
     conn: &Connection,
-    uid: i64,
+    bot_id: i64,
     desired: DesiredState,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE user_bots SET desired_state = ?2, updated_at = ?3 WHERE user_id = ?1",
-    )?
-    .execute(params![uid, desired, now])?;
+    conn.prepare_cached("UPDATE user_bots SET desired_state = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![bot_id, desired, now])?;
     Ok(())
 }
 
 /// Records a failure of a running bot without changing its state.
 pub fn set_last_error(
     conn: &Connection,
-    uid: i64,
+    bot_id: i64,
     err: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE user_bots SET last_error = ?2, updated_at = ?3 WHERE user_id = ?1",
-    )?
-    .execute(params![uid, err, now])?;
+    conn.prepare_cached("UPDATE user_bots SET last_error = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![bot_id, err, now])?;
     Ok(())
 }
 
@@ -151,6 +158,8 @@ pub struct CycleRow<'a> {
     pub exchange: &'a str,
     pub symbol: &'a str,
     pub side: &'a str,
+    /// The exchange account (`None` on paper).
+    pub account: Option<i64>,
     pub opened_at: Option<i64>,
     pub leg_round: u32,
     pub tr_n: u32,
@@ -160,18 +169,19 @@ pub struct CycleRow<'a> {
 
 pub fn set_cycle(
     conn: &Connection,
-    uid: i64,
+    bot_id: i64,
     c: &CycleRow<'_>,
     now: i64,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE user_bots SET cycle = ?2, tp_n = ?3, sl_n = ?4, cycle_exchange = ?5,
              cycle_symbol = ?6, cycle_side = ?7, cycle_opened_at = ?8, updated_at = ?9,
-             leg_round = ?10, tr_n = ?11, trail_best = ?12, next_entry_at = ?13
-         WHERE user_id = ?1",
+             leg_round = ?10, tr_n = ?11, trail_best = ?12, next_entry_at = ?13,
+             cycle_account_id = ?14
+         WHERE id = ?1",
     )?
     .execute(params![
-        uid,
+        bot_id,
         c.cycle,
         c.tp_n,
         c.sl_n,
@@ -183,7 +193,8 @@ pub fn set_cycle(
         c.leg_round,
         c.tr_n,
         money_sql::opt(c.trail_best),
-        c.next_entry_at
+        c.next_entry_at,
+        c.account
     ])?;
     Ok(())
 }
@@ -199,14 +210,14 @@ pub struct Snapshot {
     pub stop_on_exchange: bool,
 }
 
-pub fn set_snapshot(conn: &Connection, uid: i64, s: &Snapshot) -> Result<(), StoreError> {
+pub fn set_snapshot(conn: &Connection, bot_id: i64, s: &Snapshot) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE user_bots SET position_size = ?2, position_avg = ?3, open_orders = ?4,
              take_profit_price = ?5, stop_loss_price = ?6, stop_on_exchange = ?7
-         WHERE user_id = ?1",
+         WHERE id = ?1",
     )?
     .execute(params![
-        uid,
+        bot_id,
         Sql(s.size),
         Sql(s.avg),
         s.open_orders as i64,
@@ -220,26 +231,67 @@ pub fn set_snapshot(conn: &Connection, uid: i64, s: &Snapshot) -> Result<(), Sto
 /// Why the bot ended (`None` while it runs).
 pub fn set_stop_reason(
     conn: &Connection,
-    uid: i64,
+    bot_id: i64,
     reason: Option<StopReason>,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE user_bots SET stop_reason = ?2 WHERE user_id = ?1")?
-        .execute(params![uid, reason])?;
+    conn.prepare_cached("UPDATE user_bots SET stop_reason = ?2 WHERE id = ?1")?
+        .execute(params![bot_id, reason])?;
     Ok(())
 }
 
 /// The "stop after this cycle" flag.
-pub fn set_after_cycle(conn: &Connection, uid: i64, on: bool) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE user_bots SET after_cycle = ?2 WHERE user_id = ?1")?
-        .execute(params![uid, on])?;
+pub fn set_after_cycle(conn: &Connection, bot_id: i64, on: bool) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE user_bots SET after_cycle = ?2 WHERE id = ?1")?
+        .execute(params![bot_id, on])?;
     Ok(())
 }
 
-/// Bots that should be running: what the runner resumes at start.
+/// The condition (on a `user_bots` row) that the bot's cycle is open on the
+/// exchange as the bot last saw it: a position, or orders resting (a `keep` stop,
+/// a `cancel_orders` stop mid-cycle, a bot that failed or was halted).
+pub(super) const CYCLE_OPEN: &str = "(cycle_opened_at IS NOT NULL
+    AND (CAST(position_size AS REAL) != 0 OR open_orders > 0))";
+
+/// User `uid`'s bots whose cycle is open (see [`CYCLE_OPEN`]), each with the
+/// position that cycle holds: the cycle's exchange account, symbol and side,
+/// which stay the cycle's whatever the bot's configuration says since. Running
+/// or not: a stopped bot's position is still on the exchange.
+pub fn open_cycles_of(conn: &Connection, uid: i64) -> Result<Vec<(i64, BotMarket)>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, cycle_exchange, cycle_account_id, cycle_symbol, cycle_side FROM user_bots
+         WHERE user_id = ?1 AND cycle_exchange IS NOT NULL AND cycle_symbol IS NOT NULL
+           AND cycle_side IS NOT NULL AND {CYCLE_OPEN}
+         ORDER BY id"
+    ))?;
+    let rows = stmt
+        .query_map([uid], |r| {
+            let side: String = r.get(4)?;
+            let market = BotMarket {
+                exchange: r.get(1)?,
+                exchange_account_id: r.get(2)?,
+                symbol: r.get(3)?,
+                side: parse_side(&side).ok_or_else(|| bad_side(4, side))?,
+                has_pending: false,
+            };
+            Ok((r.get(0)?, market))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// A stored side that is neither `long` nor `short`: corruption, not a default.
+fn bad_side(at: usize, side: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        at,
+        rusqlite::types::Type::Text,
+        format!("not a side: {side:?}").into(),
+    )
+}
+
+/// Bots (ids) that should be running: what the runner resumes at start.
 pub fn desired_running(conn: &Connection) -> Result<Vec<i64>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT user_id FROM user_bots WHERE desired_state = 'running' ORDER BY user_id",
-    )?;
+    let mut stmt = conn
+        .prepare_cached("SELECT id FROM user_bots WHERE desired_state = 'running' ORDER BY id")?;
     let ids = stmt
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -255,15 +307,20 @@ pub fn count_running(conn: &Connection) -> Result<i64, StoreError> {
 
 /// Running bots that must stop: their owner was disabled, or someone set the desired
 /// state to stopped behind the runner's back.
-pub fn must_stop(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+pub fn must_stop(conn: &Connection) -> Result<Vec<BotRef>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT b.user_id FROM user_bots b JOIN user u ON u.id = b.user_id
+        "SELECT b.id, b.user_id FROM user_bots b JOIN user u ON u.id = b.user_id
          WHERE b.status = 'running' AND (b.desired_state != 'running' OR u.disabled = 1)",
     )?;
-    let ids = stmt
-        .query_map([], |r| r.get(0))?
+    let bots = stmt
+        .query_map([], |r| {
+            Ok(BotRef {
+                bot_id: r.get(0)?,
+                user_id: r.get(1)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
-    Ok(ids)
+    Ok(bots)
 }
 
 /// One heartbeat for every running bot (a single statement, not one per bot).
@@ -302,7 +359,7 @@ pub fn running_markets(conn: &Connection) -> Result<Vec<(String, String)>, Store
 /// configurations are the users' to write, prices are followed for trading.
 pub fn active_markets(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT u.exchange, u.symbol FROM user u JOIN user_bots b ON b.user_id = u.id
+        "SELECT b.exchange, b.symbol FROM user_bots b JOIN user u ON u.id = b.user_id
          WHERE u.disabled = 0 AND (b.desired_state = 'running' OR b.status = 'running')
          UNION
          SELECT cycle_exchange, cycle_symbol FROM user_bots
@@ -325,33 +382,41 @@ pub struct Event {
 
 pub fn add_event(
     conn: &Connection,
-    uid: i64,
+    bot: BotRef,
     kind: &str,
     message: &str,
     data: Option<&Value>,
     now: i64,
 ) -> Result<i64, StoreError> {
     conn.prepare_cached(
-        "INSERT INTO bot_events (user_id, kind, message, data, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO bot_events (user_id, bot_id, kind, message, data, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![uid, kind, message, data.map(Value::to_string), now])?;
+    .execute(params![
+        bot.user_id,
+        bot.bot_id,
+        kind,
+        message,
+        data.map(Value::to_string),
+        now
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
-/// Newest first, `limit` at most, with ids below `before` when given.
+/// Bot `bot_id`'s events, newest first, `limit` at most, with ids below `before`
+/// when given.
 pub fn events(
     conn: &Connection,
-    uid: i64,
+    bot_id: i64,
     limit: u32,
     before: Option<i64>,
 ) -> Result<Vec<Event>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, kind, message, data, created_at FROM bot_events
-         WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+         WHERE bot_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
     )?;
     let rows = stmt
-        .query_map(params![uid, before.unwrap_or(i64::MAX), limit], |r| {
+        .query_map(params![bot_id, before.unwrap_or(i64::MAX), limit], |r| {
             let data: Option<String> = r.get(3)?;
             Ok(Event {
                 id: r.get(0)?,
@@ -370,7 +435,8 @@ mod tests {
     use super::*;
     use crate::store::users::{self, NewUser};
 
-    fn db() -> (Connection, i64) {
+    /// A database with one user; their default bot.
+    fn db() -> (Connection, BotRef) {
         let mut c = Connection::open_in_memory().unwrap();
         crate::store::migrate::migrate(&mut c).unwrap();
         let new = NewUser {
@@ -379,14 +445,18 @@ mod tests {
             is_admin: false,
             verification: None,
         };
-        let id = users::create(&c, &new, 1).unwrap();
-        (c, id)
+        let user_id = users::create(&c, &new, 1).unwrap();
+        let bot_id = crate::store::user_bots::default_of(&c, user_id)
+            .unwrap()
+            .unwrap();
+        (c, BotRef { user_id, bot_id })
     }
 
     #[test]
     fn state_transitions_keep_started_at_while_running() {
-        let (c, id) = db();
-        let row = get_or_create(&c, id, 10).unwrap();
+        let (c, bot) = db();
+        let id = bot.bot_id;
+        let row = get(&c, id).unwrap().unwrap();
         assert_eq!((row.status, row.cycle), (BotStatus::Stopped, 1));
         let running = (DesiredState::Running, BotStatus::Running);
         set_state(&c, id, running.0, running.1, None, 20).unwrap();
@@ -394,8 +464,8 @@ mod tests {
         assert_eq!(get(&c, id).unwrap().unwrap().started_at, Some(20));
         assert_eq!(count_running(&c).unwrap(), 1);
         assert_eq!(desired_running(&c).unwrap(), vec![id]);
-        users::set_disabled(&c, id, true).unwrap();
-        assert_eq!(must_stop(&c).unwrap(), vec![id]);
+        users::set_disabled(&c, bot.user_id, true).unwrap();
+        assert_eq!(must_stop(&c).unwrap(), vec![bot]);
         let failed = (DesiredState::Stopped, BotStatus::Error);
         set_state(&c, id, failed.0, failed.1, Some("boom"), 40).unwrap();
         let row = get(&c, id).unwrap().unwrap();
@@ -406,21 +476,87 @@ mod tests {
     }
 
     #[test]
+    fn open_cycles_hold_the_cycles_market_and_account_until_closed() {
+        use crate::bots::ladder::Side;
+        let (c, bot) = db();
+        assert!(
+            open_cycles_of(&c, bot.user_id).unwrap().is_empty(),
+            "never ran"
+        );
+        let cycle = CycleRow {
+            cycle: 4,
+            tp_n: 1,
+            sl_n: 0,
+            exchange: "bybit",
+            symbol: "ETH/USDT",
+            side: "short",
+            account: Some(9),
+            opened_at: Some(100),
+            leg_round: 0,
+            tr_n: 0,
+            trail_best: None,
+            next_entry_at: None,
+        };
+        set_cycle(&c, bot.bot_id, &cycle, 100).unwrap();
+        assert_eq!(
+            get(&c, bot.bot_id).unwrap().unwrap().cycle_account_id,
+            Some(9)
+        );
+        assert!(
+            open_cycles_of(&c, bot.user_id).unwrap().is_empty(),
+            "opened, but nothing on the exchange yet"
+        );
+        let mut seen = Snapshot {
+            size: Decimal::ZERO,
+            avg: Decimal::ZERO,
+            open_orders: 2,
+            take_profit_price: None,
+            stop_loss_price: None,
+            stop_on_exchange: false,
+        };
+        set_snapshot(&c, bot.bot_id, &seen).unwrap();
+        let open = open_cycles_of(&c, bot.user_id).unwrap();
+        assert_eq!(open.len(), 1);
+        let (id, held) = &open[0];
+        assert_eq!(*id, bot.bot_id);
+        // The cycle's market, not the configuration's (paper BTC/USDT long).
+        assert_eq!(
+            (held.exchange.as_str(), held.exchange_account_id),
+            ("bybit", Some(9))
+        );
+        assert_eq!((held.symbol.as_str(), held.side), ("ETH/USDT", Side::Short));
+        seen.open_orders = 0;
+        seen.size = Decimal::new(5, 1);
+        set_snapshot(&c, bot.bot_id, &seen).unwrap();
+        assert_eq!(
+            open_cycles_of(&c, bot.user_id).unwrap().len(),
+            1,
+            "a position"
+        );
+        let closed = CycleRow {
+            cycle: 5,
+            opened_at: None,
+            ..cycle
+        };
+        set_cycle(&c, bot.bot_id, &closed, 200).unwrap();
+        assert!(open_cycles_of(&c, bot.user_id).unwrap().is_empty());
+    }
+
+    #[test]
     fn active_markets_are_those_of_bots_that_run_or_are_meant_to() {
-        let (c, id) = db();
-        get_or_create(&c, id, 10).unwrap();
+        let (c, bot) = db();
         assert_eq!(active_markets(&c).unwrap(), vec![], "configured, stopped");
-        set_desired(&c, id, DesiredState::Running, 20).unwrap();
+        set_desired(&c, bot.bot_id, DesiredState::Running, 20).unwrap();
         let configured = ("paper".to_string(), "BTC/USDT".to_string());
         assert_eq!(active_markets(&c).unwrap(), vec![configured.clone()]);
-        users::set_disabled(&c, id, true).unwrap();
+        users::set_disabled(&c, bot.user_id, true).unwrap();
         assert_eq!(active_markets(&c).unwrap(), vec![]);
     }
 
     #[test]
     fn states_are_stored_as_their_words_and_strangers_refused() {
-        let (c, id) = db();
-        get_or_create(&c, id, 10).unwrap();
+        let (c, bot) = db();
+        let id = bot.bot_id;
         set_state(
             &c,
             id,
@@ -432,7 +568,7 @@ mod tests {
         .unwrap();
         let stored: (String, String) = c
             .query_row(
-                "SELECT desired_state, status FROM user_bots WHERE user_id = ?1",
+                "SELECT desired_state, status FROM user_bots WHERE id = ?1",
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -443,11 +579,8 @@ mod tests {
             (row.desired_state, row.status),
             (DesiredState::Running, BotStatus::SafetyStop)
         );
-        c.execute(
-            "UPDATE user_bots SET status = 'paused' WHERE user_id = ?1",
-            [id],
-        )
-        .unwrap();
+        c.execute("UPDATE user_bots SET status = 'paused' WHERE id = ?1", [id])
+            .unwrap();
         assert!(matches!(
             get(&c, id),
             Err(StoreError::Sqlite(
@@ -458,9 +591,10 @@ mod tests {
 
     #[test]
     fn events_page_newest_first() {
-        let (c, id) = db();
+        let (c, bot) = db();
+        let id = bot.bot_id;
         let ids: Vec<i64> = (0..5)
-            .map(|i| add_event(&c, id, "k", &format!("m{i}"), None, i).unwrap())
+            .map(|i| add_event(&c, bot, "k", &format!("m{i}"), None, i).unwrap())
             .collect();
         let page = events(&c, id, 2, None).unwrap();
         assert_eq!(

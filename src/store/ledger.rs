@@ -1,12 +1,15 @@
 //! `bot_fills`, `bot_funding` and `bot_orders`: the bot's own record of what it
 //! sent and what filled, which outlives the exchanges' history windows
-//! (docs/bots.md, Ledger).
+//! (docs/bots.md, Ledger). Rows name their bot and its owner ([`BotRef`]); a
+//! bot's client ids carry its id, so they are unique per user as well, and the
+//! sent orders are looked up per user (a sibling bot's order on the same
+//! account is told from a foreign one).
 
 use rusqlite::{params, Connection, OptionalExtension};
 use rust_decimal::Decimal;
 
 use super::StoreError;
-use crate::bots::ids;
+use crate::bots::ids::{self, BotRef};
 use crate::bots::ledger::Fill;
 use crate::exchange::OrderSide;
 use crate::money::sql::{self as money_sql, Sql};
@@ -20,15 +23,15 @@ fn side_word(s: OrderSide) -> &'static str {
 
 /// Records a fill once; a second write of the same (client id, seq) changes
 /// nothing. Returns whether it was new.
-pub fn add_fill(conn: &Connection, uid: i64, f: &Fill) -> Result<bool, StoreError> {
+pub fn add_fill(conn: &Connection, bot: BotRef, f: &Fill) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO bot_fills (user_id, cycle, client_id, exchange_order_id,
-                 purpose, leg, side, qty, price, fee, time_ms, seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT OR IGNORE INTO bot_fills (user_id, bot_id, cycle, client_id,
+                 exchange_order_id, purpose, leg, side, qty, price, fee, time_ms, seq)
+             VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
-            uid,
+            bot.bot_id,
             f.cycle,
             f.client_id,
             f.exchange_order_id,
@@ -39,19 +42,20 @@ pub fn add_fill(conn: &Connection, uid: i64, f: &Fill) -> Result<bool, StoreErro
             Sql(f.price),
             Sql(f.fee),
             f.time_ms,
-            f.seq
+            f.seq,
+            bot.user_id
         ])?;
     Ok(n == 1)
 }
 
-/// The fills of one cycle, in the order they were recorded.
-pub fn fills(conn: &Connection, uid: i64, cycle: i64) -> Result<Vec<Fill>, StoreError> {
+/// The fills of one cycle of bot `bot_id`, in the order they were recorded.
+pub fn fills(conn: &Connection, bot_id: i64, cycle: i64) -> Result<Vec<Fill>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT client_id, exchange_order_id, purpose, leg, side, qty, price, fee, time_ms, seq
-         FROM bot_fills WHERE user_id = ?1 AND cycle = ?2 ORDER BY id",
+         FROM bot_fills WHERE bot_id = ?1 AND cycle = ?2 ORDER BY id",
     )?;
     let rows = stmt
-        .query_map(params![uid, cycle], |r| {
+        .query_map(params![bot_id, cycle], |r| {
             let side: String = r.get(4)?;
             Ok(Fill {
                 cycle,
@@ -85,29 +89,32 @@ pub struct Funding {
 }
 
 /// Records a settlement once (by the exchange's id). Returns whether it was new.
-pub fn add_funding(conn: &Connection, uid: i64, f: &Funding) -> Result<bool, StoreError> {
+pub fn add_funding(conn: &Connection, bot: BotRef, f: &Funding) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO bot_funding (user_id, cycle, exchange_id, amount, time_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO bot_funding (user_id, bot_id, cycle, exchange_id, amount,
+                 time_ms)
+             VALUES (?1, ?6, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![
-            uid,
+            bot.user_id,
             f.cycle,
             f.exchange_id,
             Sql(f.amount),
-            f.time_ms
+            f.time_ms,
+            bot.bot_id
         ])?;
     Ok(n == 1)
 }
 
-pub fn funding(conn: &Connection, uid: i64, cycle: i64) -> Result<Vec<Funding>, StoreError> {
+/// The settlements counted in one cycle of bot `bot_id`.
+pub fn funding(conn: &Connection, bot_id: i64, cycle: i64) -> Result<Vec<Funding>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT exchange_id, amount, time_ms FROM bot_funding
-         WHERE user_id = ?1 AND cycle = ?2 ORDER BY time_ms",
+         WHERE bot_id = ?1 AND cycle = ?2 ORDER BY time_ms",
     )?;
     let rows = stmt
-        .query_map(params![uid, cycle], |r| {
+        .query_map(params![bot_id, cycle], |r| {
             Ok(Funding {
                 cycle,
                 exchange_id: r.get(0)?,
@@ -127,16 +134,16 @@ pub struct Sent {
     pub submitted_at: i64,
 }
 
-/// Every order of `cycle` the bot sent, oldest first.
-pub fn sent(conn: &Connection, uid: i64, cycle: i64) -> Result<Vec<Sent>, StoreError> {
-    let prefix = format!("{}{cycle}-", ids::user_prefix(uid));
+/// Every order of `cycle` bot `bot_id` sent, oldest first.
+pub fn sent(conn: &Connection, bot_id: i64, cycle: i64) -> Result<Vec<Sent>, StoreError> {
+    let prefix = format!("{}{cycle}-", ids::bot_prefix(bot_id));
     let mut stmt = conn.prepare_cached(
         "SELECT client_id, exchange_id, submitted_at FROM bot_orders
-         WHERE user_id = ?1 AND substr(client_id, 1, length(?2)) = ?2
+         WHERE bot_id = ?1 AND substr(client_id, 1, length(?2)) = ?2
          ORDER BY submitted_at, client_id",
     )?;
     let rows = stmt
-        .query_map(params![uid, prefix], |r| {
+        .query_map(params![bot_id, prefix], |r| {
             Ok(Sent {
                 client_id: r.get(0)?,
                 exchange_id: r.get(1)?,
@@ -148,14 +155,21 @@ pub fn sent(conn: &Connection, uid: i64, cycle: i64) -> Result<Vec<Sent>, StoreE
 }
 
 /// Records that `client_id` is about to be sent (kept from the first time).
-pub fn submitted(conn: &Connection, uid: i64, client_id: &str, now: i64) -> Result<(), StoreError> {
+pub fn submitted(
+    conn: &Connection,
+    bot: BotRef,
+    client_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO bot_orders (user_id, client_id, submitted_at) VALUES (?1, ?2, ?3)",
+        "INSERT OR IGNORE INTO bot_orders (user_id, bot_id, client_id, submitted_at)
+         VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![uid, client_id, now])?;
+    .execute(params![bot.user_id, bot.bot_id, client_id, now])?;
     Ok(())
 }
 
+/// When user `uid`'s `client_id` was first sent (client ids name their bot).
 pub fn submitted_at(
     conn: &Connection,
     uid: i64,
@@ -172,17 +186,23 @@ pub fn submitted_at(
 /// The exchange answered the placement of `client_id` with `exchange_id`.
 pub fn placed(
     conn: &Connection,
-    uid: i64,
+    bot: BotRef,
     client_id: &str,
     exchange_id: &str,
     now: i64,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO bot_orders (user_id, client_id, submitted_at, exchange_id)
-         VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO bot_orders (user_id, bot_id, client_id, submitted_at, exchange_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (user_id, client_id) DO UPDATE SET exchange_id = excluded.exchange_id",
     )?
-    .execute(params![uid, client_id, now, exchange_id])?;
+    .execute(params![
+        bot.user_id,
+        bot.bot_id,
+        client_id,
+        now,
+        exchange_id
+    ])?;
     Ok(())
 }
 
@@ -194,7 +214,8 @@ pub fn refused(conn: &Connection, uid: i64, client_id: &str) -> Result<(), Store
     Ok(())
 }
 
-/// The client id of the order the exchange knows as `exchange_id`, if it is ours.
+/// The client id of the order the exchange knows as `exchange_id`, if one of user
+/// `uid`'s bots placed it (its tag says which).
 pub fn client_id_of(
     conn: &Connection,
     uid: i64,
@@ -214,7 +235,7 @@ mod tests {
     use crate::bots::ledger::FillPurpose;
     use crate::store::users::{self, NewUser};
 
-    fn db() -> (Connection, i64) {
+    fn db() -> (Connection, BotRef) {
         let mut c = Connection::open_in_memory().unwrap();
         crate::store::migrate::migrate(&mut c).unwrap();
         let new = NewUser {
@@ -223,16 +244,19 @@ mod tests {
             is_admin: false,
             verification: None,
         };
-        let id = users::create(&c, &new, 1).unwrap();
-        (c, id)
+        let user_id = users::create(&c, &new, 1).unwrap();
+        let bot_id = crate::store::user_bots::default_of(&c, user_id)
+            .unwrap()
+            .unwrap();
+        (c, BotRef { user_id, bot_id })
     }
 
     #[test]
     fn fills_and_funding_are_written_once_and_read_per_cycle() {
-        let (c, uid) = db();
+        let (c, bot) = db();
         let f = Fill {
             cycle: 3,
-            client_id: format!("bz-{uid}-3-l1"),
+            client_id: format!("bz-{}-3-l1", bot.bot_id),
             exchange_order_id: "77".into(),
             purpose: FillPurpose::Leg,
             leg: Some(1),
@@ -243,37 +267,38 @@ mod tests {
             time_ms: 10,
             seq: 0,
         };
-        assert!(add_fill(&c, uid, &f).unwrap());
-        assert!(!add_fill(&c, uid, &f).unwrap(), "same (client id, seq)");
-        assert_eq!(fills(&c, uid, 3).unwrap(), [f]);
-        assert!(fills(&c, uid, 4).unwrap().is_empty());
+        assert!(add_fill(&c, bot, &f).unwrap());
+        assert!(!add_fill(&c, bot, &f).unwrap(), "same (client id, seq)");
+        assert_eq!(fills(&c, bot.bot_id, 3).unwrap(), [f]);
+        assert!(fills(&c, bot.bot_id, 4).unwrap().is_empty());
         let pay = Funding {
             cycle: 3,
             exchange_id: "f1".into(),
             amount: dec!(-0.0123),
             time_ms: 5,
         };
-        assert!(add_funding(&c, uid, &pay).unwrap());
+        assert!(add_funding(&c, bot, &pay).unwrap());
         assert!(!add_funding(
             &c,
-            uid,
+            bot,
             &Funding {
                 cycle: 4,
                 ..pay.clone()
             }
         )
         .unwrap());
-        assert_eq!(funding(&c, uid, 3).unwrap(), [pay]);
+        assert_eq!(funding(&c, bot.bot_id, 3).unwrap(), [pay]);
     }
 
     #[test]
     fn sent_orders_keep_their_exchange_ids() {
-        let (c, uid) = db();
-        let id = format!("bz-{uid}-2-sl1");
-        submitted(&c, uid, &id, 100).unwrap();
-        placed(&c, uid, &id, "ex-9", 101).unwrap();
-        submitted(&c, uid, &format!("bz-{uid}-12-e"), 100).unwrap();
-        let s = sent(&c, uid, 2).unwrap();
+        let (c, bot) = db();
+        let (uid, b) = (bot.user_id, bot.bot_id);
+        let id = format!("bz-{b}-2-sl1");
+        submitted(&c, bot, &id, 100).unwrap();
+        placed(&c, bot, &id, "ex-9", 101).unwrap();
+        submitted(&c, bot, &format!("bz-{b}-12-e"), 100).unwrap();
+        let s = sent(&c, b, 2).unwrap();
         assert_eq!(
             s,
             [Sent {

@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0011_market_catalogue.sql",
         sql: include_str!("../../sql/0011_market_catalogue.sql"),
     },
+    Migration {
+        version: 12,
+        name: "0012_multi_bot.sql",
+        sql: include_str!("../../sql/0012_multi_bot.sql"),
+    },
 ];
 
 pub struct Migration {
@@ -163,9 +168,8 @@ mod tests {
         ));
     }
 
-    /// A database as a binary before exact money left it: migrations 1–6 applied,
-    /// money in REAL columns, binary noise included.
-    fn before_decimals() -> Connection {
+    /// A database as a binary that knew migrations up to `version` left it.
+    fn at_version(version: i64) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
         conn.execute_batch(
@@ -173,7 +177,7 @@ mod tests {
                  applied_at INTEGER NOT NULL)",
         )
         .unwrap();
-        for m in MIGRATIONS.iter().filter(|m| m.version <= 6) {
+        for m in MIGRATIONS.iter().filter(|m| m.version <= version) {
             conn.execute_batch(m.sql).unwrap();
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
@@ -181,6 +185,13 @@ mod tests {
             )
             .unwrap();
         }
+        conn
+    }
+
+    /// A database as a binary before exact money left it: migrations 1–6 applied,
+    /// money in REAL columns, binary noise included.
+    fn before_decimals() -> Connection {
+        let conn = at_version(6);
         conn.execute_batch(
             "INSERT INTO user (id, email, password_hash, created_at, take_profit, stop_loss)
                  VALUES (1, 'a@b.c', 'x', 0, 0.1 + 0.2, 2.5);
@@ -243,7 +254,10 @@ mod tests {
         let applied = migrate(&mut conn).unwrap();
         assert_eq!(applied.first(), Some(&"0007_decimal_money.sql"));
         assert_eq!(
-            rows(&conn, "SELECT take_profit, stop_loss FROM user ORDER BY id"),
+            rows(
+                &conn,
+                "SELECT take_profit, stop_loss FROM user_bots ORDER BY id"
+            ),
             ["0.3:text 2.5:text", "5:text 0:text"]
         );
         assert_eq!(
@@ -254,7 +268,10 @@ mod tests {
             ["0.009:text 60000.1:text 60300:text 1.2345678912:text 0.0000001:text"]
         );
         assert_eq!(
-            rows(&conn, "SELECT position_size, position_avg FROM user_bots"),
+            rows(
+                &conn,
+                "SELECT position_size, position_avg FROM user_bots WHERE id = 1"
+            ),
             ["0.009:text 59999.95:text"]
         );
         assert_eq!(
@@ -288,9 +305,15 @@ mod tests {
             &conn,
             "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name",
         );
-        // Later migrations may add indexes; none of the earlier ones is lost.
+        // Later migrations may add indexes; none of the earlier ones is lost, but
+        // for those a later one replaced (a cycle is unique per bot since 0012).
+        let replaced = [("idx_trades_user_cycle:text", "idx_trades_bot_cycle:text")];
         for index in &indexes_before {
-            assert!(indexes_after.contains(index), "{index} was lost");
+            let now = replaced
+                .iter()
+                .find(|(old, _)| old == index)
+                .map_or(index.as_str(), |(_, new)| new);
+            assert!(indexes_after.iter().any(|i| i == now), "{index} was lost");
         }
         assert!(rows(&conn, "PRAGMA foreign_key_check").is_empty());
         conn.execute("DELETE FROM user WHERE id = 1", []).unwrap();
@@ -320,6 +343,201 @@ mod tests {
                 []
             )
             .is_err());
+    }
+
+    /// A database of the release before several bots per user: one user whose bot
+    /// runs on Bybit with live orders, fills, funding, events and trades; one with
+    /// keys who trades on paper and never started; one idle with a stopped bot;
+    /// one (id 5, after a gap) who never did anything.
+    fn before_multi_bot() -> Connection {
+        let conn = at_version(11);
+        conn.execute_batch(
+            "INSERT INTO user (id, email, password_hash, created_at, exchange, symbol, side,
+                 leverage, take_profit, stop_loss, api_key_enc, api_key_last4, api_secret_enc,
+                 telegram_chat_id, telegram_token_enc, cooldown, pending_config)
+                 VALUES (1, 'run@x.io', 'h', 10, 'bybit', 'ETH/USDT', 'short', 5, '6', '40',
+                     'v1.key', 'abcd', 'v1.secret', '42', 'v1.tg', 30, '{\"take_profit\":7}');
+             INSERT INTO user (id, email, password_hash, created_at, api_key_enc,
+                 api_key_last4, api_secret_enc)
+                 VALUES (2, 'keys@x.io', 'h', 11, 'v1.k2', 'wxyz', 'v1.s2');
+             INSERT INTO user (id, email, password_hash, created_at) VALUES (3, 'idle@x.io', 'h', 12);
+             INSERT INTO user (id, email, password_hash, created_at, api_key_enc)
+                 VALUES (5, 'new@x.io', 'h', 13, 'v1.half');
+             INSERT INTO user_bots (user_id, desired_state, status, cycle, started_at,
+                 updated_at, tp_n, sl_n, cycle_exchange, cycle_symbol, cycle_side,
+                 cycle_opened_at, position_size, position_avg, open_orders, stop_on_exchange)
+                 VALUES (1, 'running', 'running', 3, 100, 120, 2, 1, 'bybit', 'ETH/USDT',
+                     'short', 90, '0.5', '3000.5', 3, 1);
+             INSERT INTO user_bots (user_id, desired_state, status, cycle, updated_at, stop_reason)
+                 VALUES (3, 'stopped', 'stopped', 2, 50, 'user');
+             INSERT INTO bot_orders VALUES (1, 'bz-1-3-e', 91, 'ex-1');
+             INSERT INTO bot_orders VALUES (1, 'bz-1-3-l1', 92, 'ex-2');
+             INSERT INTO bot_orders VALUES (1, 'bz-1-3-sl1', 93, NULL);
+             INSERT INTO bot_fills (user_id, cycle, client_id, exchange_order_id, purpose, leg,
+                 side, qty, price, fee, time_ms, seq)
+                 VALUES (1, 3, 'bz-1-3-e', 'ex-1', 'entry', 0, 'sell', '0.5', '3000.5', '0.8', 91000, 0);
+             INSERT INTO bot_funding VALUES (1, 3, 'f-1', '-0.01', 95000);
+             INSERT INTO bot_events (user_id, kind, message, created_at)
+                 VALUES (1, 'started', 'Bot started', 100);
+             INSERT INTO trades (user_id, symbol, side, size, avg_entry, exit_price, pnl, fees,
+                 cycle, opened_at, closed_at, close_reason)
+                 VALUES (1, 'ETH/USDT', 'short', '0.5', '3100', '3050', '24.1', '0.9', 2, 60, 80,
+                     'take_profit');
+             INSERT INTO paper_accounts VALUES (2, '10000');",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn every_user_gets_a_default_bot_with_their_id_config_and_state() {
+        use crate::bots::ids;
+        use crate::bots::status::{BotStatus, DesiredState};
+        use crate::store::{bot_config, bots, exchange_accounts, ledger, trades, user_bots};
+        let mut conn = before_multi_bot();
+        assert_eq!(migrate(&mut conn).unwrap(), ["0012_multi_bot.sql"]);
+        assert!(rows(&conn, "PRAGMA foreign_key_check").is_empty());
+        assert_eq!(rows(&conn, "PRAGMA integrity_check"), ["ok:text"]);
+        assert_eq!(
+            rows(&conn, "SELECT id, user_id, name FROM user_bots ORDER BY id"),
+            [
+                "1:int 1:int Default:text",
+                "2:int 2:int Default:text",
+                "3:int 3:int Default:text",
+                "5:int 5:int Default:text"
+            ]
+        );
+        for uid in [1, 2, 3, 5] {
+            assert_eq!(user_bots::default_of(&conn, uid).unwrap(), Some(uid));
+        }
+        // The running bot: its configuration, its account, its state.
+        let running = bot_config::load(&conn, 1).unwrap().unwrap();
+        let c = &running.config;
+        assert_eq!(
+            (
+                c.exchange.as_str(),
+                c.symbol.as_str(),
+                c.leverage,
+                c.cooldown
+            ),
+            ("bybit", "ETH/USDT", 5, 30)
+        );
+        assert_eq!(c.telegram_chat_id.as_deref(), Some("42"));
+        assert!(running.has_pending && running.has_telegram_token);
+        assert_eq!(running.api_key_last4.as_deref(), Some("abcd"));
+        let account = exchange_accounts::get(&conn, 1, running.exchange_account_id.unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                account.name.as_str(),
+                account.exchange.as_str(),
+                account.bot_ids.clone()
+            ),
+            ("Bybit", "bybit", vec![1])
+        );
+        let sealed = exchange_accounts::credentials(&conn, 1, account.id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (sealed.api_key.as_deref(), sealed.api_secret.as_deref()),
+            (Some("v1.key"), Some("v1.secret")),
+            "the sealed values are copied as they are"
+        );
+        let row = bots::get(&conn, 1).unwrap().unwrap();
+        assert_eq!(
+            (
+                row.desired_state,
+                row.status,
+                row.cycle,
+                row.tp_n,
+                row.started_at
+            ),
+            (DesiredState::Running, BotStatus::Running, 3, 2, Some(100))
+        );
+        // Its open cycle is on the account its keys moved to.
+        assert_eq!(row.cycle_account_id, Some(account.id));
+        assert_eq!(bots::desired_running(&conn).unwrap(), [1]);
+        // Its live orders are still its own: same ids, same ledger.
+        let sent = ledger::sent(&conn, 1, 3).unwrap();
+        assert_eq!(sent.len(), 3);
+        for s in &sent {
+            assert!(ids::parse(1, &s.client_id).is_some(), "{}", s.client_id);
+        }
+        assert_eq!(
+            ledger::client_id_of(&conn, 1, "ex-2").unwrap().as_deref(),
+            Some("bz-1-3-l1")
+        );
+        assert_eq!(ledger::fills(&conn, 1, 3).unwrap().len(), 1);
+        assert_eq!(ledger::funding(&conn, 1, 3).unwrap().len(), 1);
+        assert_eq!(bots::events(&conn, 1, 10, None).unwrap().len(), 1);
+        let t = trades::list(&conn, 1, Some(1), 10, None).unwrap();
+        assert_eq!((t.len(), t[0].bot_id), (1, Some(1)));
+        // The paper user kept their keys in an account the paper bot does not use.
+        let paper = bot_config::load(&conn, 2).unwrap().unwrap();
+        assert_eq!(
+            (paper.config.exchange.as_str(), paper.exchange_account_id),
+            ("paper", None)
+        );
+        assert_eq!(
+            exchange_accounts::list(&conn, 2).unwrap()[0].api_key_last4,
+            "wxyz"
+        );
+        // The idle ones: their state, or a fresh one; a half key pair is not an account.
+        assert_eq!(bots::get(&conn, 3).unwrap().unwrap().cycle, 2);
+        assert_eq!(bots::get(&conn, 5).unwrap().unwrap().cycle, 1);
+        assert!(exchange_accounts::list(&conn, 5).unwrap().is_empty());
+        assert_eq!(
+            bot_config::load(&conn, 5).unwrap().unwrap().config,
+            crate::bots::config::BotConfig::default()
+        );
+        // The moved columns are gone from `user`; the Telegram ones stay.
+        assert!(conn.prepare("SELECT symbol FROM user").is_err());
+        assert!(conn.prepare("SELECT api_key_enc FROM user").is_err());
+        assert_eq!(
+            rows(&conn, "SELECT telegram_chat_id FROM user WHERE id = 1"),
+            ["42:text"]
+        );
+        // New bots never take an old id; a cycle is recorded once per bot.
+        let new = user_bots::NewBot {
+            name: "More",
+            config: &crate::bots::config::BotConfig::default(),
+            exchange_account_id: None,
+        };
+        assert_eq!(
+            user_bots::create(&conn, 3, &new, 10, 200).unwrap(),
+            user_bots::Created::Bot(6)
+        );
+        let trade = trades::Trade {
+            bot_id: Some(6),
+            user_id: 3,
+            ..t[0].clone()
+        };
+        assert!(
+            trades::record(&conn, &trade).unwrap(),
+            "cycle 2 of another bot"
+        );
+        assert!(!trades::record(&conn, &trade).unwrap());
+        // Deleting a user takes their bots and everything of them.
+        conn.execute("DELETE FROM user WHERE id = 1", []).unwrap();
+        for table in [
+            "user_bots",
+            "bot_orders",
+            "bot_fills",
+            "bot_funding",
+            "bot_events",
+            "trades",
+            "exchange_accounts",
+        ] {
+            let n: i64 = conn
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM {table} WHERE user_id = 1"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 0, "{table}");
+        }
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! types in and out; handlers never write SQL.
 
 pub mod admin;
+pub mod bot_config;
+pub mod bot_status;
 pub mod bots;
 mod db;
+pub mod exchange_accounts;
 pub mod ledger;
 pub mod mail_queue;
 pub mod market_cache;
@@ -16,6 +19,7 @@ pub mod settings;
 pub mod tokens;
 pub mod trades;
 pub mod two_factor;
+pub mod user_bots;
 pub mod users;
 
 pub use db::{open, open_migrated, Db, StoreError};
@@ -49,6 +53,31 @@ pub fn read<T, E: From<rusqlite::Error>>(
     Ok(out)
 }
 
+/// Runs `f` inside a SAVEPOINT: all of its writes or none, whether or not the
+/// caller already holds a transaction (a savepoint nests in one, or opens one).
+pub fn atomically<T, E: From<rusqlite::Error>>(
+    conn: &rusqlite::Connection,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    conn.prepare_cached("SAVEPOINT atomically")?.execute([])?;
+    let open = Savepoint(conn);
+    let out = f(conn)?;
+    conn.prepare_cached("RELEASE atomically")?.execute([])?;
+    std::mem::forget(open);
+    Ok(out)
+}
+
+/// Undoes a savepoint left open by an error or a panic.
+struct Savepoint<'c>(&'c rusqlite::Connection);
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .execute_batch("ROLLBACK TO atomically; RELEASE atomically");
+    }
+}
+
 /// Ends a read transaction left open by an error or a panic, so the pooled
 /// connection goes back clean.
 struct Open<'c>(&'c rusqlite::Connection);
@@ -79,5 +108,33 @@ mod read_tests {
             let _: Result<(), rusqlite::Error> = read(&conn, |_| panic!("handler bug"));
         }));
         assert!(caught.is_err() && conn.is_autocommit());
+    }
+
+    #[test]
+    fn atomically_keeps_all_or_nothing_inside_and_outside_a_transaction() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let insert = |c: &rusqlite::Connection, fail: bool| {
+            atomically(c, |c| {
+                c.execute("INSERT INTO t VALUES (1)", [])?;
+                if fail {
+                    c.query_row("SELECT nope", [], |r| r.get::<_, i64>(0))?;
+                }
+                Ok::<_, rusqlite::Error>(())
+            })
+        };
+        let count = |c: &rusqlite::Connection| -> i64 {
+            c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        insert(&conn, false).unwrap();
+        assert!(insert(&conn, true).is_err());
+        assert_eq!((count(&conn), conn.is_autocommit()), (1, true));
+        conn.execute_batch("BEGIN").unwrap();
+        assert!(insert(&conn, true).is_err());
+        insert(&conn, false).unwrap();
+        assert!(!conn.is_autocommit(), "the caller's transaction stays open");
+        conn.execute_batch("COMMIT").unwrap();
+        assert_eq!(count(&conn), 2);
     }
 }

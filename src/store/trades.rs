@@ -13,6 +13,8 @@ use crate::money::sql::{self as money_sql, Sql};
 pub struct Trade {
     pub id: i64,
     pub user_id: i64,
+    /// The bot that traded the cycle; `None` once that bot was deleted.
+    pub bot_id: Option<i64>,
     pub symbol: String,
     pub side: String,
     #[serde(with = "crate::money::number")]
@@ -36,14 +38,15 @@ pub struct Trade {
     pub funding: Decimal,
 }
 
-/// Records a closed cycle once: a second record of the same cycle (a restarted
-/// runner seeing the same close) changes nothing. Returns whether it was new.
+/// Records a closed cycle once per bot: a second record of the same cycle (a
+/// restarted runner seeing the same close) changes nothing. Returns whether it
+/// was new.
 pub fn record(conn: &Connection, t: &Trade) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO trades (user_id, symbol, side, size, avg_entry, exit_price,
-                 pnl, fees, cycle, opened_at, closed_at, close_reason, funding)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT OR IGNORE INTO trades (user_id, bot_id, symbol, side, size, avg_entry,
+                 exit_price, pnl, fees, cycle, opened_at, closed_at, close_reason, funding)
+             VALUES (?1, ?14, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?
         .execute(params![
             t.user_id,
@@ -58,13 +61,14 @@ pub fn record(conn: &Connection, t: &Trade) -> Result<bool, StoreError> {
             t.opened_at,
             t.closed_at,
             t.close_reason,
-            Sql(t.funding)
+            Sql(t.funding),
+            t.bot_id
         ])?;
     Ok(n == 1)
 }
 
 const COLUMNS: &str = "id, user_id, symbol, side, size, avg_entry, exit_price, pnl, fees, cycle,
-    opened_at, closed_at, close_reason, funding";
+    opened_at, closed_at, close_reason, funding, bot_id";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trade> {
     Ok(Trade {
@@ -82,37 +86,53 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trade> {
         closed_at: r.get(11)?,
         close_reason: r.get(12)?,
         funding: money_sql::get(r, 13)?,
+        bot_id: r.get(14)?,
     })
 }
 
-/// Newest first (by id), below `before` when given.
+/// User `uid`'s trades (of bot `bot` only, when given), newest first (by id),
+/// below `before` when given.
 pub fn list(
     conn: &Connection,
     uid: i64,
+    bot: Option<i64>,
     limit: u32,
     before: Option<i64>,
 ) -> Result<Vec<Trade>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM trades WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+        "SELECT {COLUMNS} FROM trades
+         WHERE user_id = ?1 AND (?4 IS NULL OR bot_id = ?4) AND id < ?2
+         ORDER BY id DESC LIMIT ?3"
     ))?;
     let rows = stmt
-        .query_map(params![uid, before.unwrap_or(i64::MAX), limit], from_row)?
+        .query_map(
+            params![uid, before.unwrap_or(i64::MAX), limit, bot],
+            from_row,
+        )?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
-/// (closed_at, pnl) of the trades closed at or after `since`, of one user or all.
+/// Which trades a summary covers: one user's or everyone's, one bot's or all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub user: Option<i64>,
+    pub bot: Option<i64>,
+}
+
+/// (closed_at, pnl) of the trades in `scope` closed at or after `since`.
 pub fn closed_since(
     conn: &Connection,
-    uid: Option<i64>,
+    scope: Scope,
     since: i64,
 ) -> Result<Vec<(i64, Decimal)>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT closed_at, pnl FROM trades
-         WHERE (?1 IS NULL OR user_id = ?1) AND closed_at >= ?2 ORDER BY closed_at",
+         WHERE (?1 IS NULL OR user_id = ?1) AND (?3 IS NULL OR bot_id = ?3) AND closed_at >= ?2
+         ORDER BY closed_at",
     )?;
     let rows = stmt
-        .query_map(params![uid, since], |r| {
+        .query_map(params![scope.user, since, scope.bot], |r| {
             Ok((r.get(0)?, money_sql::get(r, 1)?))
         })?
         .collect::<Result<_, _>>()?;

@@ -1,4 +1,6 @@
-//! The `user` table: accounts, roles, verification and the stored bot secrets.
+//! The `user` table: accounts, roles, verification and the Telegram settings
+//! (notifications are the user's, for all their bots). Exchange credentials are
+//! `store::exchange_accounts`'s, bots `store::user_bots`'s.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -49,8 +51,17 @@ pub struct NewUser<'a> {
     pub verification: Option<(&'a str, i64)>,
 }
 
-/// Inserts a user; `StoreError::Conflict` when the e-mail is taken.
+/// Inserts a user and their default bot (a working paper configuration), both
+/// or neither; `StoreError::Conflict` when the e-mail is taken.
 pub fn create(conn: &Connection, new: &NewUser<'_>, now: i64) -> Result<i64, StoreError> {
+    super::atomically(conn, |conn| {
+        let id = insert(conn, new, now)?;
+        super::user_bots::create_default(conn, id, now)?;
+        Ok(id)
+    })
+}
+
+fn insert(conn: &Connection, new: &NewUser<'_>, now: i64) -> Result<i64, StoreError> {
     let (verified_at, token, expires) = match new.verification {
         None => (Some(now), None, None),
         Some((hash, expires)) => (None, Some(hash), Some(expires)),
@@ -145,33 +156,18 @@ pub fn any_admin(conn: &Connection) -> Result<bool, StoreError> {
     )?)
 }
 
-/// Sealed exchange and Telegram secrets; see `crate::secrets`.
-pub struct SealedCredentials<'a> {
-    pub api_key: Option<(&'a str, &'a str)>,
-    pub api_secret: Option<&'a str>,
-    pub telegram_token: Option<&'a str>,
-}
-
-/// Stores the given sealed secrets; `None` fields are left as they are. Values are
-/// already encrypted: this module never sees plaintext.
-pub fn set_credentials(
-    conn: &Connection,
-    id: i64,
-    c: &SealedCredentials<'_>,
-) -> Result<(), StoreError> {
-    let (key, last4) = c.api_key.unzip();
-    conn.prepare_cached(
-        "UPDATE user SET api_key_enc = COALESCE(?2, api_key_enc),
-                         api_key_last4 = COALESCE(?3, api_key_last4),
-                         api_secret_enc = COALESCE(?4, api_secret_enc),
-                         telegram_token_enc = COALESCE(?5, telegram_token_enc)
-         WHERE id = ?1",
-    )?
-    .execute(params![id, key, last4, c.api_secret, c.telegram_token])?;
+/// Stores the user's sealed Telegram token (already encrypted: this module never
+/// sees plaintext).
+pub fn set_telegram_token(conn: &Connection, id: i64, sealed: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE user SET telegram_token_enc = ?2 WHERE id = ?1")?
+        .execute(params![id, sealed])?;
     Ok(())
 }
 
-/// The sealed secrets as stored.
+/// Sealed secrets as stored: an exchange account's key pair
+/// (`exchange_accounts::credentials`) or a user's Telegram token
+/// ([`credentials`]); what the other holds is `None`. Opened by
+/// `SecretKey::open_credentials` for the owner.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct StoredCredentials {
     pub api_key: Option<String>,
@@ -180,18 +176,14 @@ pub struct StoredCredentials {
     pub telegram_token: Option<String>,
 }
 
+/// The user's sealed Telegram token; `None` for no such user.
 pub fn credentials(conn: &Connection, id: i64) -> Result<Option<StoredCredentials>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT api_key_enc, api_key_last4, api_secret_enc, telegram_token_enc
-             FROM user WHERE id = ?1",
-        )?
+        .prepare_cached("SELECT telegram_token_enc FROM user WHERE id = ?1")?
         .query_row([id], |r| {
             Ok(StoredCredentials {
-                api_key: r.get(0)?,
-                api_key_last4: r.get(1)?,
-                api_secret: r.get(2)?,
-                telegram_token: r.get(3)?,
+                telegram_token: r.get(0)?,
+                ..StoredCredentials::default()
             })
         })
         .optional()?)
@@ -238,12 +230,12 @@ mod tests {
     }
 
     #[test]
-    fn new_users_get_the_paper_defaults() {
+    fn new_users_get_a_default_bot_with_the_paper_defaults() {
         let c = db();
         let id = create(&c, &new("a@x.io", None), 1).unwrap();
         let (ex, sym, lev, rounds): (String, String, i64, i64) = c
             .query_row(
-                "SELECT exchange, symbol, leverage, rounds FROM user WHERE id = ?1",
+                "SELECT exchange, symbol, leverage, rounds FROM user_bots WHERE user_id = ?1",
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
@@ -252,5 +244,11 @@ mod tests {
             (ex.as_str(), sym.as_str(), lev, rounds),
             ("paper", "BTC/USDT", 10, 3)
         );
+        // A refused user leaves no bot behind.
+        assert!(create(&c, &new("a@x.io", None), 1).is_err());
+        let bots: i64 = c
+            .query_row("SELECT COUNT(*) FROM user_bots", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(bots, 1);
     }
 }

@@ -74,7 +74,8 @@ impl Engine {
         let sym = self.cfg.symbol.clone();
         let trade = Trade {
             id: 0,
-            user_id: self.uid,
+            user_id: self.bot.user_id,
+            bot_id: Some(self.bot.bot_id),
             symbol: sym.clone(),
             side: side_name(dir).into(),
             size: r.size,
@@ -260,7 +261,8 @@ impl Engine {
 
     /// The position was closed by someone else: its exit is taken from the
     /// account's executions since the cycle began that reduced the position and
-    /// are not the bot's (neither its client ids nor an exchange id it knows) (a liquidation is named so); without any, the last
+    /// are neither the bot's (its client ids, an exchange id it knows) nor a
+    /// sibling bot's (a liquidation is named so); without any, the last
     /// mark, and the event says the price is an estimate.
     pub(super) fn close_outside(
         &mut self,
@@ -285,6 +287,7 @@ impl Engine {
                 x.side == closing
                     && x.qty > Decimal::ZERO
                     && !self.is_ours(&x.client_id, &x.order_id)
+                    && !self.is_siblings(&x.client_id)
             })
             .collect();
         theirs.sort_by_key(|x| x.time_ms);
@@ -316,7 +319,7 @@ impl Engine {
         let cycle = self.state.cycle;
         let fill = Fill {
             cycle,
-            client_id: format!("{}{cycle}-out", ids::user_prefix(self.uid)),
+            client_id: format!("{}{cycle}-out", ids::bot_prefix(self.bot.bot_id)),
             exchange_order_id: theirs
                 .first()
                 .map(|x| x.order_id.clone())
@@ -383,9 +386,16 @@ impl Engine {
         }
     }
 
+    /// An execution of another bot's order (a sibling on the same account): not
+    /// an outside close, whatever its side. The tag is enough here, unlike for
+    /// the safety stop: this only chooses which executions price an exit.
+    fn is_siblings(&self, client_id: &str) -> bool {
+        ids::tagged_bot(client_id).is_some_and(|b| b != self.bot.bot_id)
+    }
+
     /// An execution of one of the bot's orders.
     fn is_ours(&self, client_id: &str, order_id: &str) -> bool {
-        (!client_id.is_empty() && client_id.starts_with(&ids::user_prefix(self.uid)))
+        (!client_id.is_empty() && client_id.starts_with(&ids::bot_prefix(self.bot.bot_id)))
             || self.sent.values().any(|ex| ex.as_deref() == Some(order_id))
             || self
                 .ledger

@@ -51,7 +51,7 @@ impl Engine {
         for (id, o) in ours {
             self.cancel_order(&mut s, &o)?;
             s.actions.push(format!("cancelled {id}"));
-            if matches!(ids::parse(self.uid, &id), Some((c, _)) if c == self.state.cycle) {
+            if matches!(ids::parse(self.bot.bot_id, &id), Some((c, _)) if c == self.state.cycle) {
                 self.tracked.insert(id);
             }
         }
@@ -70,7 +70,10 @@ impl Engine {
     /// One of the bot's stop-loss orders (a stop an exchange lists untagged too).
     fn is_stop(&self, id: &str, o: &crate::exchange::Order) -> bool {
         o.kind == OrderKind::Stop
-            || matches!(ids::parse(self.uid, id), Some((_, Purpose::StopLoss(_))))
+            || matches!(
+                ids::parse(self.bot.bot_id, id),
+                Some((_, Purpose::StopLoss(_)))
+            )
     }
 
     /// The position closed with a reduce-only market order, and the cycle
@@ -107,7 +110,7 @@ impl Engine {
     fn next_close_n(&self) -> u32 {
         self.sent
             .keys()
-            .filter_map(|id| match ids::parse(self.uid, id) {
+            .filter_map(|id| match ids::parse(self.bot.bot_id, id) {
                 Some((c, Purpose::Close(n))) if c == self.state.cycle => Some(n),
                 _ => None,
             })

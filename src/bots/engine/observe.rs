@@ -86,7 +86,7 @@ impl Engine {
         if !o.client_id.is_empty() {
             return o
                 .client_id
-                .starts_with(&ids::user_prefix(self.uid))
+                .starts_with(&ids::bot_prefix(self.bot.bot_id))
                 .then(|| o.client_id.clone());
         }
         self.sent
@@ -98,7 +98,7 @@ impl Engine {
     /// The purpose of one of the bot's orders of the current cycle.
     pub(super) fn this_cycle(&self, o: &Order) -> Option<(String, Purpose)> {
         let id = self.ours(o)?;
-        match ids::parse(self.uid, &id) {
+        match ids::parse(self.bot.bot_id, &id) {
             Some((c, p)) if c == self.state.cycle => Some((id, p)),
             _ => None,
         }
@@ -118,7 +118,7 @@ impl Engine {
             .sent
             .iter()
             .filter(|(_, ex)| ex.is_none())
-            .filter_map(|(id, _)| match ids::parse(self.uid, id) {
+            .filter_map(|(id, _)| match ids::parse(self.bot.bot_id, id) {
                 Some((c, Purpose::StopLoss(n))) if c == self.state.cycle => Some((n, id.clone())),
                 _ => None,
             })
@@ -156,22 +156,43 @@ impl Engine {
     /// Untagged open orders the bot recorded in an earlier cycle (a stop an
     /// exchange lists without its client id): known by their exchange id, so
     /// they are cancelled as leftovers instead of stopping the bot as foreign.
+    /// Sibling bots' orders are told apart on the way (see [`Self::sibling`]).
     pub(super) fn recall_untagged(
         &mut self,
         s: &mut Step<'_>,
         j: &mut dyn Journal,
     ) -> Result<(), BotError> {
         for o in &s.opens {
-            if !o.client_id.is_empty() || self.ours(o).is_some() {
+            if !o.client_id.is_empty() {
+                // Another bot's tag is not enough: the tag of another user's bot
+                // on a shared account reads the same. A sibling's order was
+                // recorded by its owner, who is ours, before it was sent.
+                let other = ids::tagged_bot(&o.client_id).is_some_and(|b| b != self.bot.bot_id);
+                if other && j.submitted_at(&o.client_id)?.is_some() {
+                    s.siblings.insert(o.exchange_id.clone());
+                }
+                continue;
+            }
+            if self.ours(o).is_some() {
                 continue;
             }
             if let Some(id) = j.client_id_of(&o.exchange_id)? {
-                if ids::parse(self.uid, &id).is_some() {
+                if ids::parse(self.bot.bot_id, &id).is_some() {
                     s.recorded.insert(o.exchange_id.clone(), id);
+                } else if ids::tagged_bot(&id).is_some() {
+                    s.siblings.insert(o.exchange_id.clone());
                 }
             }
         }
         Ok(())
+    }
+
+    /// An order of a sibling bot: another bot of the same user trading on this
+    /// account (another side of the symbol), as `recall_untagged` found it. It
+    /// is theirs: never foreign, never cancelled, never counted. Another user's
+    /// bot on the same account is no sibling: its orders are foreign.
+    pub(super) fn sibling(&self, s: &Step<'_>, o: &Order) -> bool {
+        s.siblings.contains(&o.exchange_id)
     }
 
     /// The bot's client id of an open order: `ours`, or one recalled by the
@@ -188,11 +209,9 @@ impl Engine {
         s: &Step<'_>,
         j: &mut dyn Journal,
     ) -> Result<Option<Verdict>, BotError> {
-        let Some(foreign) = s
-            .opens
-            .iter()
-            .find(|o| self.known_id(s, o).is_none() && o.created_ms >= self.started_ms)
-        else {
+        let Some(foreign) = s.opens.iter().find(|o| {
+            self.known_id(s, o).is_none() && !self.sibling(s, o) && o.created_ms >= self.started_ms
+        }) else {
             return Ok(None);
         };
         let msg = format!(
@@ -220,7 +239,7 @@ impl Engine {
             .iter()
             .filter_map(|o| self.known_id(s, o).map(|id| (id, o)))
             .filter(
-                |(id, _)| matches!(ids::parse(self.uid, id), Some((c, _)) if c != self.state.cycle),
+                |(id, _)| matches!(ids::parse(self.bot.bot_id, id), Some((c, _)) if c != self.state.cycle),
             )
             .map(|(id, o)| (id, o.clone()))
             .collect();
@@ -300,7 +319,7 @@ impl Engine {
         id: &str,
         o: &Order,
     ) -> Result<(), BotError> {
-        let Some((cycle, purpose)) = ids::parse(self.uid, id) else {
+        let Some((cycle, purpose)) = ids::parse(self.bot.bot_id, id) else {
             return Ok(());
         };
         if cycle != self.state.cycle {

@@ -183,6 +183,11 @@ impl Mem {
 }
 
 const SYM: &str = "ETH/USDT";
+/// The bot under test: user 7's bot 7 (a default bot made by the upgrade).
+const BOT: BotRef = BotRef {
+    user_id: 7,
+    bot_id: 7,
+};
 
 fn cfg(side: Side) -> BotConfig {
     BotConfig {
@@ -232,7 +237,7 @@ fn setup(side: Side) -> (Arc<Paper>, Engine) {
     let market = ex.market(SYM).unwrap();
     (
         paper,
-        Engine::new(7, cfg(side), market, CycleState::first(1), 0),
+        Engine::new(BOT, cfg(side), market, CycleState::first(1), 0),
     )
 }
 
@@ -361,7 +366,7 @@ fn a_restarted_engine_adopts_instead_of_placing_again() {
     let before = open_ids(&ex);
     // A new engine with only the journalled state, as after kill -9.
     let state = *j.states.last().unwrap();
-    let mut again = Engine::new(7, cfg(Side::Long), e.market, state, 0);
+    let mut again = Engine::new(BOT, cfg(Side::Long), e.market, state, 0);
     let (actions, v) = again.step(&ex, &mut j, Mode::Resume).unwrap();
     assert_eq!((actions.len(), v), (0, Verdict::Continue));
     assert_eq!(open_ids(&ex), before);
@@ -369,7 +374,7 @@ fn a_restarted_engine_adopts_instead_of_placing_again() {
     let mut state = state;
     state.tp_n += 1;
     ex.cancel(SYM, "bz-7-1-tp1").unwrap();
-    let mut third = Engine::new(7, cfg(Side::Long), e.market, state, 0);
+    let mut third = Engine::new(BOT, cfg(Side::Long), e.market, state, 0);
     let (actions, _) = third.step(&ex, &mut j, Mode::Resume).unwrap();
     assert_eq!(actions, ["created_tp"]);
     assert_eq!(open_ids(&ex), ["bz-7-1-l1", "bz-7-1-l2", "bz-7-1-tp3"]);
@@ -417,6 +422,62 @@ fn a_foreign_order_stops_the_bot_untouched() {
     assert!(matches!(v, Verdict::SafetyStop(_)), "{v:?}");
     assert_eq!(open_ids(&ex), before, "nothing cancelled");
     assert_eq!(j.kinds().last(), Some(&"safety_stop"));
+}
+
+/// An order tagged `bz-8-…` on the short side of the bot's symbol, as another
+/// bot on the same account places it.
+fn tagged_by_bot_8() -> crate::exchange::NewOrder {
+    crate::exchange::NewOrder {
+        client_id: "bz-8-1-l1".into(),
+        symbol: SYM.into(),
+        side: crate::exchange::OrderSide::Sell,
+        kind: crate::exchange::OrderKind::Limit,
+        price: Some(dec!(3500)),
+        trigger_price: None,
+        qty: dec!(0.01),
+        reduce_only: false,
+        position_side: Side::Short,
+    }
+}
+
+/// Another bot of the same user on this account (the short side of the symbol):
+/// its orders appear after the bot started, and are neither foreign (no safety
+/// stop) nor the bot's (a stop does not cancel them). The user's journal knows
+/// them: their bot recorded each before sending it.
+#[test]
+fn a_sibling_bots_orders_are_neither_foreign_nor_the_bots() {
+    let (paper, mut e) = setup(Side::Long);
+    let ex = paper.account(7);
+    let mut j = Mem::default();
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    j.submitted("bz-8-1-l1").unwrap();
+    ex.place(&tagged_by_bot_8()).unwrap();
+    let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
+    assert_eq!(v, Verdict::Continue);
+    assert!(!j.kinds().contains(&"safety_stop"));
+    e.stop(&ex, &mut j, StopMode::CancelOrders).unwrap();
+    assert_eq!(open_ids(&ex), ["bz-8-1-l1"], "the sibling's order stays");
+}
+
+/// Another user's bot on a shared exchange account tags its orders the same
+/// way, but the user's journal never recorded them: such an order is foreign
+/// (a second bot trading this symbol on the account), and the bot stops
+/// without touching anything.
+#[test]
+fn another_users_bot_on_a_shared_account_is_foreign() {
+    let (paper, mut e) = setup(Side::Long);
+    let ex = paper.account(7);
+    let mut j = Mem::default();
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    let before = open_ids(&ex);
+    ex.place(&tagged_by_bot_8()).unwrap();
+    let (_, v) = e.step(&ex, &mut j, Mode::Tick).unwrap();
+    assert!(matches!(v, Verdict::SafetyStop(_)), "{v:?}");
+    assert_eq!(j.kinds().last(), Some(&"safety_stop"));
+    let mut after = before;
+    after.push("bz-8-1-l1".into());
+    after.sort();
+    assert_eq!(open_ids(&ex), after, "nothing cancelled");
 }
 
 #[test]
@@ -623,7 +684,7 @@ fn on_fake(side: Side, change: impl FnOnce(&mut BotConfig)) -> (Fake, Engine, Me
     let ex = Fake::new(j.clock.clone(), dec!(3000));
     let mut c = cfg(side);
     change(&mut c);
-    (ex, Engine::new(7, c, MARKET, CycleState::first(1), 0), j)
+    (ex, Engine::new(BOT, c, MARKET, CycleState::first(1), 0), j)
 }
 
 fn tick(e: &mut Engine, ex: &Fake, j: &mut Mem) -> (Vec<String>, Verdict) {
@@ -883,7 +944,7 @@ fn stop_then_start_places_the_unfilled_ladder_again_under_new_ids() {
     );
     // A new run of the same cycle, as after `start`.
     let state = *j.states.last().unwrap();
-    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    let mut again = Engine::new(BOT, e.cfg.clone(), MARKET, state, 0);
     again.new_round(&mut j).unwrap();
     let (actions, _) = again.step(&ex, &mut j, Mode::Recover).unwrap();
     assert_eq!(actions, ["created_sl", "created_tp", "created_leg_2"]);
@@ -1061,7 +1122,7 @@ fn a_cycle_closes_from_the_ledger_after_the_exchange_forgot_its_orders() {
     // Weeks later, after a restart: only the ledger remembers the fills.
     j.wait(30 * 86_400);
     let state = *j.states.last().unwrap();
-    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    let mut again = Engine::new(BOT, e.cfg.clone(), MARKET, state, 0);
     let (actions, _) = again.step(&ex, &mut j, Mode::Resume).unwrap();
     assert!(actions.is_empty(), "{actions:?}");
     let tp = ex.get("bz-7-1-tp2");
@@ -1092,7 +1153,7 @@ fn a_stop_listed_without_its_client_id_is_still_the_bots() {
     // A crash between placing the stop and recording its exchange id.
     j.exchange_ids.remove("bz-7-1-sl1");
     let state = *j.states.last().unwrap();
-    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    let mut again = Engine::new(BOT, e.cfg.clone(), MARKET, state, 0);
     let (actions, v) = again.step(&ex, &mut j, Mode::Resume).unwrap();
     assert_eq!((actions.len(), v), (0, Verdict::Continue));
     assert!(j.kinds().contains(&"stop_adopted"));
@@ -1120,7 +1181,7 @@ fn a_stop_that_fired_while_the_runner_was_down_closes_the_cycle_on_resume() {
     ex.fill_now("bz-7-1-sl1", dec!(2849));
     j.wait(120);
     let state = *j.states.last().unwrap();
-    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    let mut again = Engine::new(BOT, e.cfg.clone(), MARKET, state, 0);
     let (_, v) = again.step(&ex, &mut j, Mode::Resume).unwrap();
     assert_eq!(v, Verdict::Finished(StopReason::StopLoss));
     assert!(ex.open_ids().is_empty(), "legs and take-profit cancelled");
@@ -1439,7 +1500,7 @@ fn an_older_untagged_stop_of_the_cycle_is_adopted_too() {
         sl_n: 2,
         ..*j.states.last().unwrap()
     };
-    let mut again = Engine::new(7, e.cfg.clone(), MARKET, state, 0);
+    let mut again = Engine::new(BOT, e.cfg.clone(), MARKET, state, 0);
     let (_, v) = again.step(&ex, &mut j, Mode::Resume).unwrap();
     assert_eq!(v, Verdict::Continue);
     let (_, _, data) = j.event("stop_adopted").unwrap();

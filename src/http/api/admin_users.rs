@@ -2,14 +2,15 @@
 
 use serde_json::json;
 
-use super::ApiResult;
+use super::{ApiError, ApiResult};
 use crate::auth::AccountError;
+use crate::bots::status::DesiredState;
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
 use crate::runner::client;
 use crate::runner::protocol::{Actor, Op, Request};
-use crate::store::{self, sessions, users};
+use crate::store::{self, sessions, user_bots, users};
 
 pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let body = input::json(ctx.req)?;
@@ -52,7 +53,7 @@ pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     tx.commit()?;
     drop(conn);
     if disabled == Some(true) {
-        stop_bot(ctx, id);
+        stop_bots(ctx, id);
     }
     Ok(reply::json(
         200,
@@ -62,17 +63,33 @@ pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     ))
 }
 
-/// A disabled user's bot stops. If the runner cannot be reached now, its
-/// periodic sweep stops the bot of a disabled account within seconds.
-fn stop_bot(ctx: &Ctx<'_, '_>, id: i64) {
-    let req = Request {
-        op: Op::Stop,
-        user_id: id,
-        mode: None,
-        actor: Actor::Admin(ctx.identity.user_id().unwrap_or_default()),
+/// A disabled user's bots stop. If the runner cannot be reached now, its
+/// periodic sweep stops the bots of a disabled account within seconds.
+fn stop_bots(ctx: &mut Ctx<'_, '_>, id: i64) {
+    let active: Vec<i64> = match ctx.db.conn().map_err(ApiError::from).and_then(|c| {
+        Ok(user_bots::list(&c, id)?
+            .into_iter()
+            .filter(|b| b.status.is_active() || b.desired_state == DesiredState::Running)
+            .map(|b| b.id)
+            .collect())
+    }) {
+        Ok(ids) => ids,
+        Err(_) => {
+            slog::warn!(ctx.log, "cannot list a disabled user's bots; the runner stops them"; "user_id" => id);
+            return;
+        }
     };
     let socket = crate::runner::socket_path(ctx.config);
-    if let Err(e) = client::call(&socket, &req, client::REPLY_TIMEOUT) {
-        slog::warn!(ctx.log, "could not stop a disabled user's bot now; the runner will"; "user_id" => id, "error" => %e);
+    for bot_id in active {
+        let req = Request {
+            op: Op::Stop,
+            user_id: id,
+            bot_id,
+            mode: None,
+            actor: Actor::Admin(ctx.identity.user_id().unwrap_or_default()),
+        };
+        if let Err(e) = client::call(&socket, &req, client::REPLY_TIMEOUT) {
+            slog::warn!(ctx.log, "could not stop a disabled user's bot now; the runner will"; "user_id" => id, "bot_id" => bot_id, "error" => %e);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Bot control: start / stop / recover go to the bot runner and answer with
 //! its real outcome; status and events are read from the database, which every
-//! worker sees alike.
+//! worker sees alike. The `/api/bot/*` routes act on the user's default bot
+//! (their first); the helpers here take a bot id for the per-bot routes.
 //! See docs/http-api.md, Bot control.
 
 use blitz_worker::Response;
@@ -8,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult};
 use crate::bots::config::{self, side_name};
+use crate::bots::ids::BotRef;
 use crate::bots::ladder;
 use crate::bots::status::{BotStatus, StopMode};
 use crate::coord::Backend;
@@ -20,7 +22,8 @@ use crate::metrics;
 use crate::money;
 use crate::runner::client::{self, RpcError, REPLY_TIMEOUT};
 use crate::runner::protocol::{Actor, Op, OpResult, Outcome, Request};
-use crate::store::{self, bots, trades};
+use crate::store::bot_status::{self, BotStatusRow};
+use crate::store::{self, bots, trades, user_bots};
 
 pub(super) fn user_id(ctx: &Ctx<'_, '_>) -> Result<i64, ApiError> {
     ctx.identity
@@ -28,19 +31,33 @@ pub(super) fn user_id(ctx: &Ctx<'_, '_>) -> Result<i64, ApiError> {
         .ok_or_else(|| reply::error(401, "Authentication required").into())
 }
 
+/// Bot id 0 in a runner request: the user's default bot.
+pub const DEFAULT_BOT: i64 = 0;
+
 pub fn start(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
-    command(ctx, uid, Op::Start, Actor::User)
+    command(ctx, uid, DEFAULT_BOT, Op::Start, Actor::User)
 }
 
 pub fn stop(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
-    command(ctx, uid, Op::Stop, Actor::User)
+    command(ctx, uid, DEFAULT_BOT, Op::Stop, Actor::User)
 }
 
 pub fn recover(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
-    command(ctx, uid, Op::Recover, Actor::User)
+    command(ctx, uid, DEFAULT_BOT, Op::Recover, Actor::User)
+}
+
+/// User `uid`'s default bot, or the API's 404 when they have none.
+pub fn default_bot(conn: &rusqlite::Connection, uid: i64) -> Result<BotRef, ApiError> {
+    match user_bots::default_of(conn, uid)? {
+        Some(bot_id) => Ok(BotRef {
+            user_id: uid,
+            bot_id,
+        }),
+        None => Err(reply::error(404, "Not found").into()),
+    }
 }
 
 /// The optional stop mode of the body, default `cancel_orders`.
@@ -62,8 +79,10 @@ fn stop_mode(ctx: &Ctx<'_, '_>) -> Result<Option<StopMode>, Response> {
     Ok(mode)
 }
 
-/// Runs `op` for `uid` under the user's operation guard.
-pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: Actor) -> ApiResult {
+/// Runs `op` on bot `bot_id` of user `uid` (`DEFAULT_BOT`: their default bot)
+/// under the user's operation guard (one per user, across all their bots). The
+/// runner checks that the bot is the user's (`not_found` → 404).
+pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, bot_id: i64, op: Op, actor: Actor) -> ApiResult {
     let mode = if op == Op::Stop {
         stop_mode(ctx)?
     } else {
@@ -72,6 +91,7 @@ pub fn command(ctx: &mut Ctx<'_, '_>, uid: i64, op: Op, actor: Actor) -> ApiResu
     let req = Request {
         op,
         user_id: uid,
+        bot_id,
         mode,
         actor,
     };
@@ -138,7 +158,8 @@ fn http_code(outcome: Outcome) -> u16 {
         | Outcome::Recovered
         | Outcome::StoppingAfterCycle
         | Outcome::Listed => 200,
-        Outcome::AlreadyRunning | Outcome::NotRunning => 409,
+        Outcome::AlreadyRunning | Outcome::NotRunning | Outcome::Conflict => 409,
+        Outcome::NotFound => 404,
         Outcome::InvalidConfig | Outcome::MissingCredentials => 400,
         Outcome::Error => 502,
     }
@@ -157,33 +178,51 @@ fn answer(op: Op, uid: i64, r: &OpResult) -> Response {
     reply::json(code, &body)
 }
 
-/// `GET /api/bot/status`.
+/// `GET /api/bot/status`: the default bot's.
 pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
     let conn = ctx.db.conn()?;
     // One read transaction for the handful of reads: each implicit one would take
     // and drop SQLite's shared-memory read lock (fcntl calls) again.
-    let live = matches!(ctx.config.paper_prices, PaperPrices::Live(_));
     let body = store::read(&conn, |c| {
-        let mut body = status_json(c, uid)?;
-        if live && body["exchange"] == "paper" && body["status"] == "running" {
-            let symbol = body["symbol"].as_str().unwrap_or_default().to_owned();
-            body["price_stale"] = snapshot::market_stale(c, &symbol, store::now_ms())
-                .map_err(paper_error)?
-                .into();
-        }
-        Ok::<_, ApiError>(body)
+        let bot = bot_status::default_of(c, uid)?.ok_or_else(not_found)?;
+        status_with_prices(ctx, c, &bot)
     })?;
     Ok(reply::json(200, &body))
 }
 
-/// The bot status object of `uid` (also used by the admin views).
-pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiError> {
-    let Some(c) = config::market(conn, uid)? else {
-        return Err(reply::error(404, "Not found").into());
-    };
-    // No row: the user never started a bot, which reads as stopped.
-    let row = bots::get(conn, uid)?.unwrap_or_default();
+/// The status object of `bot` (see `status_of`), saying whether a running paper
+/// bot's live price is stale. Run it inside `store::read`.
+pub fn status_with_prices(
+    ctx: &Ctx<'_, '_>,
+    c: &rusqlite::Connection,
+    bot: &BotStatusRow,
+) -> Result<Value, ApiError> {
+    let live = matches!(ctx.config.paper_prices, PaperPrices::Live(_));
+    let mut body = status_of(c, bot)?;
+    if live && body["exchange"] == "paper" && body["status"] == "running" {
+        let symbol = body["symbol"].as_str().unwrap_or_default().to_owned();
+        body["price_stale"] = snapshot::market_stale(c, &symbol, store::now_ms())
+            .map_err(paper_error)?
+            .into();
+    }
+    Ok(body)
+}
+
+/// The status object of bot `bot_id`, whoever owns it (the caller checked; also
+/// used by the admin views and pages).
+pub fn status_json(conn: &rusqlite::Connection, bot_id: i64) -> Result<Value, ApiError> {
+    let bot = bot_status::by_id(conn, bot_id)?.ok_or_else(not_found)?;
+    status_of(conn, &bot)
+}
+
+fn not_found() -> ApiError {
+    reply::error(404, "Not found").into()
+}
+
+/// The status object of `bot`, read with its market and runner state.
+fn status_of(conn: &rusqlite::Connection, bot: &BotStatusRow) -> Result<Value, ApiError> {
+    let (c, row) = (&bot.market, &bot.state);
     let status = row.status;
     let active = status.is_active();
     let (exchange, symbol, side) = match (active, &row.cycle_symbol) {
@@ -218,7 +257,7 @@ pub fn status_json(conn: &rusqlite::Connection, uid: i64) -> Result<Value, ApiEr
         // Only the paper exchange's liquidation price is known here (its formula,
         // the account's leverage); a real exchange's is not stored.
         let liq = if exchange == "paper" {
-            snapshot::liquidation_price_of(conn, uid, &symbol, dir, row.position_avg)
+            snapshot::liquidation_price_of(conn, row.user_id, &symbol, dir, row.position_avg)
                 .map_err(paper_error)?
         } else {
             None
@@ -294,13 +333,20 @@ fn cooldown_end(active: bool, at: Option<i64>) -> Value {
     jiff::Timestamp::from_second(at).map_or(Value::Null, |t| Value::String(t.to_string()))
 }
 
-/// `GET /api/bot/orders`: the bot's open orders as the exchange lists them, read
-/// by the bot runner (which holds the exchange accounts), running or not.
+/// `GET /api/bot/orders`: the default bot's open orders.
 pub fn orders(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
+    orders_of(ctx, uid, DEFAULT_BOT)
+}
+
+/// Bot `bot_id`'s (of user `uid`; `DEFAULT_BOT`: their default bot) open orders
+/// as the exchange lists them, read by the bot runner (which holds the exchange
+/// accounts), running or not.
+pub fn orders_of(ctx: &Ctx<'_, '_>, uid: i64, bot_id: i64) -> ApiResult {
     let req = Request {
         op: Op::Orders,
         user_id: uid,
+        bot_id,
         mode: None,
         actor: Actor::User,
     };
@@ -311,6 +357,7 @@ pub fn orders(ctx: &mut Ctx<'_, '_>) -> ApiResult {
             data: Some(data),
             ..
         }) => reply::json(200, &data),
+        Ok(r) if r.outcome == Outcome::NotFound => reply::error(404, "Not found"),
         Ok(r) => reply::json(
             502,
             &json!({"success": false, "status": r.outcome, "error": r.message}),
@@ -331,13 +378,19 @@ pub fn orders(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     })
 }
 
-/// `GET /api/bot/events?limit=N&before=ID`.
+/// `GET /api/bot/events?limit=N&before=ID`: the default bot's.
 pub fn events(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let uid = user_id(ctx)?;
+    let bot = default_bot(&*ctx.db.conn()?, uid)?;
+    events_of(ctx, bot.bot_id)
+}
+
+/// Bot `bot_id`'s events (the caller checked whose it is), `?limit=N&before=ID`.
+pub fn events_of(ctx: &mut Ctx<'_, '_>, bot_id: i64) -> ApiResult {
     let q = ctx.req.query;
     let limit = input::query_number(q, "limit", 1, 500, 50)?;
     let before = input::query_number(q, "before", 1, i64::MAX, i64::MAX)?;
     let conn = ctx.db.conn()?;
-    let events = bots::events(&conn, uid, limit as u32, Some(before))?;
+    let events = bots::events(&conn, bot_id, limit as u32, Some(before))?;
     Ok(reply::json(200, &json!({"events": events})))
 }

@@ -1,34 +1,52 @@
-//! `GET/PUT /api/bot/config`: validated partial updates, write-only secrets
-//! sealed with the instance key. While the bot runs, a change of anything but the
-//! market (exchange, symbol, side) and the credentials is kept as pending and
+//! `GET/PUT /api/bot/config` of the user's default bot, and the same for any of
+//! their bots (`/api/bots/<id>/config`, and the settings part of
+//! `POST /api/bots` and `PUT /api/bots/<id>`): validated partial updates,
+//! write-only secrets sealed with the instance key (the keys go to the bot's
+//! exchange account, `bot_keys`). While the bot runs, a change of anything but
+//! the market (exchange, symbol, side) and the credentials is kept as pending and
 //! applied by the bot at the start of its next cycle (docs/http-api.md).
 
-use rusqlite::TransactionBehavior;
-use serde_json::json;
+use rusqlite::{Connection, TransactionBehavior};
+use serde_json::{json, Map, Value};
 
-use super::{markets, ApiResult};
+use super::bot::{default_bot, user_id};
+use super::{bot_keys, markets, ApiError, ApiResult};
 use crate::bots::config::{self, BotConfig, SecretUpdate, StoredConfig};
 use crate::http::ctx::Ctx;
 use crate::http::input;
 use crate::http::reply;
 use crate::market::catalogue::{self, Listed, Source};
-use crate::secrets::{Credentials, SecretKey};
-use crate::store::{bots, users};
+use crate::secrets::SecretKey;
+use crate::store::{bot_config, bots, exchange_accounts, user_bots, StoreError};
 
 pub fn get(ctx: &mut Ctx<'_, '_>) -> ApiResult {
-    let uid = ctx.identity.user_id().unwrap_or_default();
+    let uid = user_id(ctx)?;
+    let bot = default_bot(&*ctx.db.conn()?, uid)?;
+    get_of(ctx, bot.bot_id)
+}
+
+/// The configuration of bot `bot_id` (the caller checked whose it is).
+pub fn get_of(ctx: &mut Ctx<'_, '_>, bot_id: i64) -> ApiResult {
     let conn = ctx.db.conn()?;
-    let Some(stored) = config::load(&conn, uid)? else {
-        return Ok(reply::error(404, "Not found"));
+    match shown(&conn, bot_id)? {
+        Some(shown) => Ok(reply::json(200, &shown)),
+        None => Ok(reply::error(404, "Not found")),
+    }
+}
+
+/// Bot `bot_id`'s configuration as `GET /api/bot/config` shows it.
+pub fn shown(conn: &Connection, bot_id: i64) -> Result<Option<Value>, StoreError> {
+    let Some(stored) = bot_config::load(conn, bot_id)? else {
+        return Ok(None);
     };
-    let pending = config::load_pending(&conn, uid)?;
-    Ok(reply::json(200, &with_pending(&stored, pending.as_ref())))
+    let pending = bot_config::load_pending(conn, bot_id)?;
+    Ok(Some(with_pending(&stored, pending.as_ref())))
 }
 
 /// The active configuration plus `"pending": {…}|null`, what the next cycle gets.
-fn with_pending(stored: &StoredConfig, pending: Option<&BotConfig>) -> serde_json::Value {
+fn with_pending(stored: &StoredConfig, pending: Option<&BotConfig>) -> Value {
     let mut shown = stored.to_json();
-    shown["pending"] = pending.map_or(serde_json::Value::Null, config::settings_json);
+    shown["pending"] = pending.map_or(Value::Null, config::settings_json);
     shown
 }
 
@@ -42,8 +60,8 @@ fn changes_market(active: &BotConfig, new: &BotConfig, secrets: &SecretUpdate) -
 
 /// Where the catalogue of the exchange the saved configuration will name comes
 /// from: the body's `exchange` when it is valid, else the stored one.
-fn target_source(ctx: &Ctx<'_, '_>, body: &input::JsonInput, stored: &str) -> Option<Source> {
-    let named = body.fields().get("exchange").and_then(|v| v.as_str());
+fn target_source(ctx: &Ctx<'_, '_>, body: &Map<String, Value>, stored: &str) -> Option<Source> {
+    let named = body.get("exchange").and_then(|v| v.as_str());
     let exchange = named
         .filter(|e| config::EXCHANGES.contains(e))
         .unwrap_or(stored);
@@ -56,8 +74,8 @@ const MARKET_FIELDS: [&str; 3] = ["exchange", "symbol", "leverage"];
 /// Whether the request touches the market: it names the exchange, the symbol or
 /// the leverage. Other edits (a take-profit) are not held to a rule the stored
 /// configuration may predate.
-fn names_market(body: &input::JsonInput) -> bool {
-    MARKET_FIELDS.iter().any(|f| body.fields().contains_key(*f))
+fn names_market(body: &Map<String, Value>) -> bool {
+    MARKET_FIELDS.iter().any(|f| body.contains_key(*f))
 }
 
 /// Whether `new` differs from `stored` in what the catalogue's rule is about.
@@ -75,7 +93,7 @@ fn check_market(
     conn: &rusqlite::Connection,
     c: &BotConfig,
     applies: bool,
-) -> Result<(), super::ApiError> {
+) -> Result<(), ApiError> {
     if !applies {
         return Ok(());
     }
@@ -94,46 +112,103 @@ fn check_market(
 }
 
 pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
-    let uid = ctx.identity.user_id().unwrap_or_default();
+    let uid = user_id(ctx)?;
+    let bot = default_bot(&*ctx.db.conn()?, uid)?;
+    put_of(ctx, bot.user_id, bot.bot_id)
+}
+
+/// `PUT` of bot `bot_id`'s configuration (the caller checked it is user `uid`'s).
+pub fn put_of(ctx: &mut Ctx<'_, '_>, uid: i64, bot_id: i64) -> ApiResult {
     let body = input::json(ctx.req)?;
+    update(ctx, uid, bot_id, body.fields(), &BotFields::default())
+}
+
+/// What `PUT /api/bots/<id>` changes besides the configuration: the bot's name
+/// and (`Some(None)` to unlink) its exchange account.
+#[derive(Debug, Default)]
+pub struct BotFields {
+    pub name: Option<String>,
+    pub account: Option<Option<i64>>,
+}
+
+/// The catalogue is refreshed (maybe from the exchange, within the request's
+/// budget) before a write transaction, which then only reads the cached copy.
+fn refresh_catalogue(
+    ctx: &Ctx<'_, '_>,
+    conn: &mut Connection,
+    source: Option<Source>,
+) -> Result<(), ApiError> {
+    if let Some(Source::Live(v)) = source {
+        let until = std::time::Instant::now() + crate::market::refresh::FETCH_BUDGET;
+        catalogue::ensure(
+            conn,
+            v,
+            markets::catalogue_settings(ctx.config, until),
+            ctx.log,
+        )?;
+    }
+    Ok(())
+}
+
+/// The catalogue's rule on a new bot's configuration (`POST /api/bots`).
+pub fn check_new(ctx: &mut Ctx<'_, '_>, c: &BotConfig) -> Result<(), ApiError> {
+    let mut conn = ctx.db.conn()?;
+    refresh_catalogue(
+        ctx,
+        &mut conn,
+        Source::of(&c.exchange, &ctx.config.paper_prices),
+    )?;
+    check_market(ctx, &conn, c, true)
+}
+
+/// Applies `fields` (a partial configuration) and `extra` to bot `bot_id` of user
+/// `uid`, all or nothing, with the rules of `PUT /api/bot/config`; answers with
+/// the configuration. Every refusal is an `Err`, so a caller that answers with
+/// something else cannot mistake one for success.
+pub fn update(
+    ctx: &mut Ctx<'_, '_>,
+    uid: i64,
+    bot_id: i64,
+    fields: &Map<String, Value>,
+    extra: &BotFields,
+) -> ApiResult {
     let key = secret_key(ctx)?;
     let mut conn = ctx.db.conn()?;
-    // The catalogue is refreshed (maybe from the exchange, within the request's
-    // budget) before the write transaction, which then only reads the cached copy.
-    if let Some(stored) = config::load(&conn, uid)?.filter(|_| names_market(&body)) {
-        if let Some(Source::Live(v)) = target_source(ctx, &body, &stored.config.exchange) {
-            let until = std::time::Instant::now() + crate::market::refresh::FETCH_BUDGET;
-            catalogue::ensure(
-                &mut conn,
-                v,
-                markets::catalogue_settings(ctx.config, until),
-                ctx.log,
-            )?;
-        }
+    if let Some(stored) = bot_config::load(&conn, bot_id)?.filter(|_| names_market(fields)) {
+        let source = target_source(ctx, fields, &stored.config.exchange);
+        refresh_catalogue(ctx, &mut conn, source)?;
     }
     // Immediate: the status check and the write are one step, so a start that
     // begins meanwhile either sees the new configuration or makes us answer 409.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let Some(stored) = config::load(&tx, uid)? else {
-        return Ok(reply::error(404, "Not found"));
+    let Some(stored) = bot_config::load(&tx, bot_id)? else {
+        return Err(reply::error(404, "Not found").into());
     };
-    let running = bots::get(&tx, uid)?.filter(|row| row.status.is_active());
+    let bot = stored.bot;
+    if let Some(name) = &extra.name {
+        user_bots::rename(&tx, uid, bot_id, name)?;
+    }
+    let running = bots::get(&tx, bot_id)?.filter(|row| row.status.is_active());
     if let Some(row) = running {
         // Built on what is already pending, so two changes in one cycle add up.
-        let base = config::load_pending(&tx, uid)?.unwrap_or_else(|| stored.config.clone());
-        let (new, secrets) = config::apply_update(&base, body.fields())
-            .map_err(|fields| reply::invalid_fields(&fields))?;
-        let applies = names_market(&body) || market_differs(&stored.config, &new);
+        let base = bot_config::load_pending(&tx, bot_id)?.unwrap_or_else(|| stored.config.clone());
+        let (new, secrets) =
+            config::apply_update(&base, fields).map_err(|fields| reply::invalid_fields(&fields))?;
+        let applies = names_market(fields) || market_differs(&stored.config, &new);
         check_market(ctx, &tx, &new, applies)?;
-        if changes_market(&stored.config, &new, &secrets) {
-            return Ok(reply::json(
+        let relinks = extra
+            .account
+            .is_some_and(|a| a != stored.exchange_account_id);
+        if changes_market(&stored.config, &new, &secrets) || relinks {
+            return Err(reply::json(
                 409,
                 &json!({"success": false, "status": row.status,
                         "error": "Stop the bot before changing its exchange, symbol, side or \
                                   credentials"}),
-            ));
+            )
+            .into());
         }
-        config::save_pending(&tx, uid, Some(&new))?;
+        bot_config::save_pending(&tx, bot_id, Some(&new))?;
         tx.commit()?;
         let mut shown = config::settings_json(&new);
         shown["api_key"] = stored.to_json()["api_key"].clone();
@@ -142,41 +217,82 @@ pub fn put(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         shown["pending"] = json!(true);
         return Ok(reply::json(200, &shown));
     }
-    let (new, secrets) = config::apply_update(&stored.config, body.fields())
+    let (new, secrets) = config::apply_update(&stored.config, fields)
         .map_err(|fields| reply::invalid_fields(&fields))?;
-    let applies = names_market(&body) || market_differs(&stored.config, &new);
+    let applies = names_market(fields) || market_differs(&stored.config, &new);
     check_market(ctx, &tx, &new, applies)?;
-    config::save(&tx, uid, &new)?;
-    if !secrets.is_empty() {
-        store_secrets(&tx, uid, &key, secrets)?;
+    let account = match extra.account {
+        Some(chosen) => chosen_account(&tx, uid, &new, chosen)?,
+        None => bot_keys::account_for(&tx, bot, &new, stored.exchange_account_id)?,
+    };
+    bot_keys::check(&new, &secrets, account)?;
+    refuse_keys_in_use(&tx, uid, account, &secrets)?;
+    bot_config::save(&tx, bot_id, &new)?;
+    bot_keys::store(&tx, bot, &new, account, &key, secrets)?;
+    if extra.account == Some(None) {
+        user_bots::set_account(&tx, uid, bot_id, None)?;
     }
     // A change made while stopped replaces anything still pending.
-    config::save_pending(&tx, uid, None)?;
-    let shown = config::load(&tx, uid)?.map(|s| with_pending(&s, None));
+    bot_config::save_pending(&tx, bot_id, None)?;
+    let shown = shown(&tx, bot_id)?;
     tx.commit()?;
     Ok(reply::json(200, &shown))
 }
 
-fn secret_key(ctx: &Ctx<'_, '_>) -> Result<SecretKey, super::ApiError> {
+/// New keys for `account` while another of the user's bots trades with it → 409
+/// (that bot's status), as for a running bot's own keys: a running bot keeps the
+/// keys it started with, and after a restart would trade with the new ones —
+/// maybe on another exchange account than its cycle's. Checked in the write
+/// transaction: a start writes `starting` before it reads the keys.
+fn refuse_keys_in_use(
+    conn: &Connection,
+    uid: i64,
+    account: Option<i64>,
+    secrets: &SecretUpdate,
+) -> Result<(), ApiError> {
+    let Some(account) =
+        account.filter(|_| secrets.api_key.is_some() || secrets.api_secret.is_some())
+    else {
+        return Ok(());
+    };
+    let Some((other, status)) = exchange_accounts::active_bot(conn, uid, account)? else {
+        return Ok(());
+    };
+    Err(reply::json(
+        409,
+        &json!({"success": false, "status": status,
+                "error": format!("Bot {other} trades with this exchange account's keys; stop it \
+                                  before changing them")}),
+    )
+    .into())
+}
+
+/// The account named by `PUT /api/bots/<id>`, checked in the write transaction:
+/// one of the user's, on the exchange the bot will have; none for paper.
+fn chosen_account(
+    conn: &Connection,
+    uid: i64,
+    new: &BotConfig,
+    chosen: Option<i64>,
+) -> Result<Option<i64>, ApiError> {
+    let problem = match chosen {
+        None => return Ok(None),
+        Some(_) if new.exchange == "paper" => {
+            "must be null: a paper bot trades on your paper account"
+        }
+        Some(id) => match exchange_accounts::get(conn, uid, id)? {
+            Some(a) if a.exchange == new.exchange => return Ok(Some(id)),
+            Some(_) => "is on another exchange than the bot",
+            None => "is not one of your exchange accounts",
+        },
+    };
+    let fields = std::collections::BTreeMap::from([("exchange_account_id", problem)]);
+    Err(reply::invalid_fields(&fields).into())
+}
+
+fn secret_key(ctx: &Ctx<'_, '_>) -> Result<SecretKey, ApiError> {
     ctx.secret_key().map_err(|e| {
         slog::error!(ctx.log, "no secret key for sealing credentials"; "error" => %e);
         reply::error(500, "Internal server error").into()
     })
-}
-
-fn store_secrets(
-    conn: &rusqlite::Connection,
-    uid: i64,
-    key: &SecretKey,
-    s: SecretUpdate,
-) -> Result<(), crate::store::StoreError> {
-    let sealed = key.seal_credentials(
-        uid,
-        &Credentials {
-            api_key: s.api_key,
-            api_secret: s.api_secret,
-            telegram_token: s.telegram_token,
-        },
-    );
-    users::set_credentials(conn, uid, &sealed.as_update())
 }

@@ -1,14 +1,20 @@
 //! JSON API handlers, and the one place where their errors become responses.
 
 pub mod admin_bots;
+pub mod admin_user_bots;
 pub mod admin_users;
 pub mod auth;
 pub mod bot;
 pub mod bot_config;
+pub mod bot_keys;
+pub mod bots;
+pub mod exchange_accounts;
 pub mod maintenance;
 pub mod markets;
 pub mod openapi;
+pub mod owned;
 pub mod paper;
+pub mod per_bot;
 pub mod pnl;
 pub mod tokens;
 pub mod two_factor;

@@ -9,7 +9,7 @@ use super::pnl::{summary, PnlView};
 use super::view::{signed, time, tone, uptime, EventRow, Status, TradeRow};
 use super::{PageError, PageResult};
 use crate::bots::status::BotStatus;
-use crate::http::api::bot::status_json;
+use crate::http::api::bot::{default_bot, status_json};
 use crate::http::ctx::Ctx;
 use crate::http::input;
 use crate::store::admin::{self, UserBot};
@@ -119,10 +119,11 @@ pub fn user_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
         .ok_or(PageError::NotFound)?;
     let conn = ctx.db.conn()?;
     let user = users::by_id(&conn, id)?.ok_or(PageError::NotFound)?;
-    let status = store::read(&conn, |c| status_json(c, id))?;
+    let bot = default_bot(&conn, id)?.bot_id;
+    let status = store::read(&conn, |c| status_json(c, bot))?;
     let pnl = summary(&conn, Some(id), 30)?;
-    let events = bots::events(&conn, id, 20, None)?;
-    let trades = trades::list(&conn, id, 20, None)?;
+    let events = bots::events(&conn, bot, 20, None)?;
+    let trades = trades::list(&conn, id, None, 20, None)?;
     Ok(render(
         200,
         &AdminUser {

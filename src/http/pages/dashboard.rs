@@ -1,6 +1,6 @@
-//! `/`: the bot's status card (kept live by the page script polling
+//! `/`: the default bot's status card (kept live by the page script polling
 //! `/api/bot/status`), the four controls, the open orders (from `/api/bot/orders`,
-//! read by the script), recent events and trades.
+//! read by the script), its recent events, and the user's recent trades.
 
 use askama::Template;
 
@@ -9,10 +9,9 @@ use super::html::render;
 use super::view::{EventRow, Status, TradeRow};
 use super::words;
 use super::PageResult;
-use crate::bots::config;
-use crate::http::api::bot::status_json;
+use crate::http::api::bot::{default_bot, status_json};
 use crate::http::ctx::Ctx;
-use crate::store::{self, bots, trades};
+use crate::store::{self, bot_config, bots, trades};
 
 /// How many events and trades the dashboard lists.
 const RECENT: u32 = 10;
@@ -33,10 +32,11 @@ struct Dashboard {
 pub fn dashboard(ctx: &mut Ctx<'_, '_>) -> PageResult {
     let uid = ctx.identity.user_id().unwrap_or_default();
     let conn = ctx.db.conn()?;
-    let status = store::read(&conn, |c| status_json(c, uid))?;
-    let events = bots::events(&conn, uid, RECENT, None)?;
-    let trades = trades::list(&conn, uid, RECENT, None)?;
-    let trailing = config::load(&conn, uid)?
+    let bot = default_bot(&conn, uid)?.bot_id;
+    let status = store::read(&conn, |c| status_json(c, bot))?;
+    let events = bots::events(&conn, bot, RECENT, None)?;
+    let trades = trades::list(&conn, uid, None, RECENT, None)?;
+    let trailing = bot_config::load(&conn, bot)?
         .is_some_and(|c| c.config.trailing_take_profit > rust_decimal::Decimal::ZERO);
     Ok(render(
         200,

@@ -103,7 +103,7 @@ fn period(query: &str) -> u32 {
         .unwrap_or(30)
 }
 
-/// The summary of `uid` (or everyone) over the last `days` days, UTC.
+/// The summary of `uid`'s bots (or everyone's) over the last `days` days, UTC.
 pub fn summary(
     conn: &rusqlite::Connection,
     uid: Option<i64>,
@@ -111,7 +111,11 @@ pub fn summary(
 ) -> Result<Summary, super::PageError> {
     let window =
         pnl::window("UTC", days, jiff::Timestamp::now()).map_err(|_| super::PageError::NotFound)?;
-    let rows = trades::closed_since(conn, uid, window.since)?;
+    let scope = trades::Scope {
+        user: uid,
+        bot: None,
+    };
+    let rows = trades::closed_since(conn, scope, window.since)?;
     Ok(window.summarise(&rows))
 }
 
@@ -120,7 +124,7 @@ pub fn pnl_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
     let days = period(ctx.req.query);
     let conn = ctx.db.conn()?;
     let s = summary(&conn, Some(uid), days)?;
-    let latest = trades::list(&conn, uid, LATEST, None)?;
+    let latest = trades::list(&conn, uid, None, LATEST, None)?;
     drop(conn);
     Ok(render(
         200,

@@ -11,11 +11,11 @@ use super::html::render;
 use super::two_factor::{self, TwoFactorView};
 use super::view::time;
 use super::{PageError, PageResult};
-use crate::bots::config::{self, side_name, BotConfig, Grid, EXCHANGES, MAX_GRIDS};
+use crate::bots::config::{side_name, BotConfig, Grid, EXCHANGES, MAX_GRIDS};
 use crate::bots::rules;
 use crate::http::ctx::Ctx;
 use crate::http::input;
-use crate::store::tokens;
+use crate::store::{bot_config, tokens};
 
 /// API tokens listed per page: the page stays small whatever a user holds.
 const TOKENS_PAGE: i64 = 20;
@@ -91,8 +91,9 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
         .and_then(|o| o.parse::<u32>().ok())
         .map_or(0, i64::from);
     let conn = ctx.db.conn()?;
-    let stored = config::load(&conn, uid)?.ok_or(PageError::NotFound)?;
-    let pending = config::load_pending(&conn, uid)?;
+    let bot = crate::http::api::bot::default_bot(&conn, uid)?.bot_id;
+    let stored = bot_config::load(&conn, bot)?.ok_or(PageError::NotFound)?;
+    let pending = bot_config::load_pending(&conn, bot)?;
     let tokens_total = tokens::count(&conn, uid)?;
     let tokens: Vec<TokenRow> = tokens::list(&conn, uid, TOKENS_PAGE, offset)?
         .into_iter()
