@@ -251,6 +251,11 @@ impl Config {
                 bingx_url: src.value(&S::BINGX_BASE_URL)?,
                 timeout_ms: src.value(&S::EXCHANGE_TIMEOUT_MS)?,
                 recv_window_ms: src.value(&S::EXCHANGE_RECV_WINDOW_MS)?,
+                limits: crate::exchange::rest::budget::Limits {
+                    bybit_per_5s: src.value(&S::BYBIT_REQUESTS_PER_5S)?,
+                    bingx_per_10s: src.value(&S::BINGX_REQUESTS_PER_10S)?,
+                    bingx_market_per_10s: src.value(&S::BINGX_MARKET_REQUESTS_PER_10S)?,
+                },
             },
             markets_refresh_s: src.value(&S::MARKETS_REFRESH_S)?,
             candles_refresh_ms: src.value(&S::CANDLES_REFRESH_MS)?,

@@ -1,7 +1,9 @@
 //! What the real-exchange adapters share: where the exchanges are (per deployment),
 //! one HTTP client with timeouts, HMAC-SHA256 signing, the server-clock offset and
-//! the retry policy. `wire` reads their answers into typed structs.
+//! the retry policy. `wire` reads their answers into typed structs; `budget` keeps
+//! every exchange's requests within its per-IP limit.
 
+pub mod budget;
 pub mod class;
 pub mod wire;
 
@@ -17,7 +19,7 @@ use super::ExchangeError;
 use crate::money;
 
 /// Deployment settings of the real exchanges (`BYBIT_BASE_URL`, `BINGX_BASE_URL`,
-/// `EXCHANGE_TIMEOUT_MS`, `EXCHANGE_RECV_WINDOW_MS`).
+/// `EXCHANGE_TIMEOUT_MS`, `EXCHANGE_RECV_WINDOW_MS`, the request budgets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestSettings {
     /// No trailing slash, e.g. `https://api.bybit.com` or a testnet.
@@ -27,6 +29,8 @@ pub struct RestSettings {
     pub timeout_ms: u64,
     /// How long a signed request stays valid at the exchange.
     pub recv_window_ms: u64,
+    /// The per-process request budgets of both exchanges.
+    pub limits: budget::Limits,
 }
 
 impl Default for RestSettings {
@@ -36,6 +40,7 @@ impl Default for RestSettings {
             bingx_url: "https://open-api.bingx.com".into(),
             timeout_ms: 8000,
             recv_window_ms: 5000,
+            limits: budget::Limits::default(),
         }
     }
 }
@@ -113,6 +118,8 @@ pub struct Answer {
     pub body: String,
     pub limit_status: Option<i64>,
     pub limit_reset_ms: Option<i64>,
+    /// `Retry-After` in seconds, when the exchange says how long to back off.
+    pub retry_after_s: Option<i64>,
 }
 
 /// The HTTP client: one agent (connection pool) per adapter.
@@ -175,6 +182,7 @@ impl Http {
         let header = |name: &str| resp.header(name).and_then(|v| v.trim().parse::<i64>().ok());
         let limit_status = header("X-Bapi-Limit-Status");
         let limit_reset_ms = header("X-Bapi-Limit-Reset-Timestamp");
+        let retry_after_s = header("Retry-After");
         let status = resp.status();
         let body = resp
             .into_string()
@@ -184,6 +192,7 @@ impl Http {
             body,
             limit_status,
             limit_reset_ms,
+            retry_after_s,
         })
     }
 }

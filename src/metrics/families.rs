@@ -43,6 +43,13 @@ pub mod stat {
     pub const MD_MALFORMED: usize = 52;
     pub const MD_REST_POLLS: usize = 54;
     pub const MD_RECONNECTS: usize = 56;
+    /// Per exchange (`market::Venue::ALL` order) and priority (`PRIORITIES`
+    /// order): `exchange * 3 + priority` cells from each base (`exchange_budget`).
+    pub const EX_REQUESTS: usize = 64;
+    pub const EX_WAITS: usize = 70;
+    pub const EX_REFUSED: usize = 76;
+    /// Per exchange.
+    pub const EX_IP_BANS: usize = 82;
     /// Cells that are not counters: zeroed, not folded, when their process ends.
     pub const NOT_COUNTERS: [usize; 4] = [ACTIVE_BOTS, RETIRING, MD_STREAM_UP, MD_STREAM_UP + 1];
 }
@@ -63,6 +70,10 @@ const _: () = assert!(GROUPS.len() <= stat::TABLE_FULL - stat::RATE_LIMITED);
 pub const REDIS_OPS: [&str; 4] = ["admit", "clear", "guard", "ping"];
 pub const REGISTRIES: [&str; 3] = ["http", "histogram", "user"];
 pub const RESTART_REASONS: [&str; 4] = ["max_requests", "timeout", "crash", "stopped"];
+/// `exchange::rest::budget::Priority` labels, most urgent first.
+pub const PRIORITIES: [&str; 3] = ["protective", "placement", "reconcile"];
+// The budget cells fit the static region.
+const _: () = assert!(stat::EX_IP_BANS + 2 <= super::segment::STATIC_CAP);
 
 /// The `status` values each bot family (`BOT_STARTS`, `BOT_STOPS`, `BOT_RECOVERS`)
 /// can record. A user's series are all shown once one of them exists, so the first

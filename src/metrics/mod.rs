@@ -264,6 +264,38 @@ pub fn market_data_stream_up(venue: crate::market::Venue, up: bool) {
     }
 }
 
+/// What an exchange's request budget did with one request
+/// (`exchange::rest::budget`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BudgetEvent {
+    /// Let through to the exchange.
+    Sent,
+    /// Had to wait for its turn first (counted besides `Sent` or `Refused`).
+    Waited,
+    /// Refused: its turn would have come after its deadline.
+    Refused,
+}
+
+/// Counts a budget event of `venue` for a request of `priority` (a
+/// `families::PRIORITIES` label).
+pub fn exchange_budget(venue: crate::market::Venue, priority: &str, event: BudgetEvent) {
+    let base = match event {
+        BudgetEvent::Sent => stat::EX_REQUESTS,
+        BudgetEvent::Waited => stat::EX_WAITS,
+        BudgetEvent::Refused => stat::EX_REFUSED,
+    };
+    let p = families::position(&families::PRIORITIES, priority);
+    add_stat(
+        base + venue_index(venue) * families::PRIORITIES.len() + p,
+        1,
+    );
+}
+
+/// `venue` banned this server's IP for going over its limit.
+pub fn exchange_ip_ban(venue: crate::market::Venue) {
+    add_stat(stat::EX_IP_BANS + venue_index(venue), 1);
+}
+
 /// Which child ended, for the restart counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Child {

@@ -13,7 +13,8 @@ use prometheus::TextEncoder;
 
 use super::cells::HistValue;
 use super::families::{
-    self, stat, ErrorKind, BOT_STATUSES, BUCKETS, GROUPS, REDIS_OPS, REGISTRIES, RESTART_REASONS,
+    self, stat, ErrorKind, BOT_STATUSES, BUCKETS, GROUPS, PRIORITIES, REDIS_OPS, REGISTRIES,
+    RESTART_REASONS,
 };
 use super::segment::{SLOTS, STATIC_CAP};
 use super::{process, Shared, FOLD_SEQ, MASTER_PID, SHARED, WORKER_HIGH};
@@ -408,6 +409,52 @@ fn market_data(out: &mut String, snap: &Snapshot) {
     }
 }
 
+/// The exchanges' request budgets (`exchange::rest::budget`), by exchange and
+/// priority.
+fn exchange_budgets(out: &mut String, snap: &Snapshot) {
+    let venues: Vec<&str> = crate::market::Venue::ALL.iter().map(|v| v.name()).collect();
+    let by_priority = |base: usize| -> Vec<Metric> {
+        let mut all = Vec::new();
+        for (e, exchange) in venues.iter().enumerate() {
+            for (p, priority) in PRIORITIES.iter().enumerate() {
+                let v = snap.stats[base + e * PRIORITIES.len() + p] as f64;
+                all.push(counter(
+                    &[("exchange", exchange), ("priority", priority)],
+                    v,
+                ));
+            }
+        }
+        all
+    };
+    let families = [
+        (
+            "blitz_exchange_requests_total",
+            "REST requests sent to the exchange, by the priority of their budget class.",
+            stat::EX_REQUESTS,
+        ),
+        (
+            "blitz_exchange_budget_waits_total",
+            "REST requests that waited for room in the exchange's request budget.",
+            stat::EX_WAITS,
+        ),
+        (
+            "blitz_exchange_budget_refused_total",
+            "REST requests not sent because their turn in the budget would have come after their deadline.",
+            stat::EX_REFUSED,
+        ),
+    ];
+    for (name, help, base) in families {
+        write(out, name, help, MetricType::COUNTER, by_priority(base));
+    }
+    write(
+        out,
+        "blitz_exchange_ip_bans_total",
+        "IP bans the exchange announced to this server (Bybit 403 \"access too frequent\", BingX 418).",
+        MetricType::COUNTER,
+        indexed(snap, stat::EX_IP_BANS, "exchange", &venues),
+    );
+}
+
 /// One counter per label value of a static family starting at `base`.
 fn indexed(snap: &Snapshot, base: usize, label: &str, values: &[&str]) -> Vec<Metric> {
     values
@@ -496,6 +543,7 @@ fn supervisor(out: &mut String, snap: &Snapshot, sb: &Scoreboard) {
         one(stat::REDIS_FALLBACKS),
     );
     market_data(out, snap);
+    exchange_budgets(out, snap);
     write(
         out,
         "blitz_market_refresh_failures_total",
