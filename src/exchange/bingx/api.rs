@@ -44,12 +44,17 @@ pub enum Refused {
         retried: bool,
     },
     Failed(ExchangeError),
+    /// Not sent: the request budget had no turn for it before its deadline. A
+    /// rate limit to the bot, which tries again on its next step; not retried
+    /// here, which would only hold the thread longer.
+    NoTurn,
 }
 
 impl From<Refused> for ExchangeError {
     fn from(r: Refused) -> ExchangeError {
         match r {
             Refused::Failed(e) => e,
+            Refused::NoTurn => ExchangeError::RateLimited,
             Refused::Code { code, msg, .. } => errors::classify(code, &msg),
         }
     }
@@ -60,7 +65,7 @@ impl Refused {
     pub fn class(&self) -> Option<Class> {
         match self {
             Refused::Code { code, msg, .. } => errors::class(*code, msg),
-            Refused::Failed(_) => None,
+            Refused::Failed(_) | Refused::NoTurn => None,
         }
     }
 }
@@ -145,8 +150,8 @@ impl Api {
         loop {
             let r = self.once(priority, method, path, params, attempt > 0);
             let again = match &r {
+                Err(Refused::NoTurn) | Ok(_) => false,
                 Err(e) => ExchangeError::from(e.clone()).is_retryable(),
-                Ok(_) => false,
             };
             if !again || attempt + 1 >= rest::ATTEMPTS {
                 return r;
@@ -180,11 +185,18 @@ impl Api {
     ) -> Result<String, Refused> {
         let by = Instant::now() + priority.max_wait(self.timeout);
         if self.clock.stale() {
-            self.sync_clock(priority, by).map_err(Refused::Failed)?;
+            // The clock read is as urgent as the request that needs it.
+            let _turn = self
+                .market
+                .acquire(priority, by)
+                .map_err(|_| Refused::NoTurn)?;
+            self.sync_clock().map_err(Refused::Failed)?;
         }
-        self.budget(path)
+        // Held until the answer is in.
+        let _turn = self
+            .budget(path)
             .acquire(priority, by)
-            .map_err(Refused::Failed)?;
+            .map_err(|_| Refused::NoTurn)?;
         let mut all = params.to_vec();
         all.push(("recvWindow", self.recv_window.to_string()));
         all.push(("timestamp", self.clock.now_ms().to_string()));
@@ -206,9 +218,10 @@ impl Api {
         budget: &rest::Budget,
     ) -> Result<String, Refused> {
         let by = budget.next_call().map_err(Refused::Failed)?;
-        self.budget(path)
+        let _turn = self
+            .budget(path)
             .acquire(Priority::Reconcile, by)
-            .map_err(Refused::Failed)?;
+            .map_err(|_| Refused::NoTurn)?;
         let mut all = params.to_vec();
         all.push(("timestamp", rest::local_ms().to_string()));
         let url = format!("{}{path}?{}", self.base, canonical(&all));
@@ -258,9 +271,7 @@ impl Api {
         }
     }
 
-    /// Reads the server time, as urgent as the request that needs it.
-    fn sync_clock(&self, priority: Priority, by: Instant) -> Result<(), ExchangeError> {
-        self.market.acquire(priority, by)?;
+    fn sync_clock(&self) -> Result<(), ExchangeError> {
         let sent = rest::local_ms();
         let url = format!("{}/openApi/swap/v2/server/time?timestamp={sent}", self.base);
         let a = self.http.send("GET", &url, &[], None)?;

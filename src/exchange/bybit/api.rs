@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use super::errors;
 use super::types::ServerTime;
-use crate::exchange::rest::budget::{self, Priority, RequestBudget};
+use crate::exchange::rest::budget::{self, Priority, RequestBudget, Turn};
 use crate::exchange::rest::{self, wire, ApiKey, Clock, Http, RestSettings};
 use crate::exchange::ExchangeError;
 use crate::market::Venue;
@@ -44,12 +44,17 @@ pub enum Refused {
         retried: bool,
     },
     Failed(ExchangeError),
+    /// Not sent: the request budget had no turn for it before its deadline. A
+    /// rate limit to the bot, which tries again on its next step; not retried
+    /// here, which would only hold the thread longer.
+    NoTurn,
 }
 
 impl From<Refused> for ExchangeError {
     fn from(r: Refused) -> ExchangeError {
         match r {
             Refused::Failed(e) => e,
+            Refused::NoTurn => ExchangeError::RateLimited,
             Refused::Code { code, msg, .. } => errors::classify(code, &msg),
         }
     }
@@ -60,7 +65,7 @@ impl Refused {
     pub fn code(&self) -> Option<i64> {
         match self {
             Refused::Code { code, .. } => Some(*code),
-            Refused::Failed(_) => None,
+            Refused::Failed(_) | Refused::NoTurn => None,
         }
     }
 }
@@ -195,8 +200,8 @@ impl Api {
             let by = Instant::now() + req.priority.max_wait(self.timeout);
             let r = self.once(req, attempt > 0, by, false);
             let again = match &r {
+                Err(Refused::NoTurn) | Ok(_) => false,
                 Err(e) => ExchangeError::from(e.clone()).is_retryable(),
-                Ok(_) => false,
             };
             if !again || attempt + 1 >= rest::ATTEMPTS {
                 return r;
@@ -217,13 +222,14 @@ impl Api {
         market: bool,
     ) -> Result<String, Refused> {
         if req.signed && self.clock.stale() {
-            self.sync_clock(req.priority, by).map_err(Refused::Failed)?;
+            // The clock read is as urgent as the request that needs it.
+            let _turn = self.turn(req.priority, by)?;
+            self.sync_clock().map_err(Refused::Failed)?;
         }
         let max_wait = if market { 0 } else { MAX_WAIT_MS };
         self.wait_for_limit(max_wait).map_err(Refused::Failed)?;
-        self.budget
-            .acquire(req.priority, by)
-            .map_err(Refused::Failed)?;
+        // Held until the answer is in.
+        let _turn = self.turn(req.priority, by)?;
         let url = match (req.method, req.payload.is_empty()) {
             ("GET", false) => format!("{}{}?{}", self.base, req.path, req.payload),
             _ => format!("{}{}", self.base, req.path),
@@ -272,9 +278,14 @@ impl Api {
         }
     }
 
-    /// Reads the server time, as urgent as the request that needs it.
-    fn sync_clock(&self, priority: Priority, by: Instant) -> Result<(), ExchangeError> {
-        self.budget.acquire(priority, by)?;
+    /// A request's turn in the budget, by `by`.
+    fn turn(&self, priority: Priority, by: Instant) -> Result<Turn<'_>, Refused> {
+        self.budget
+            .acquire(priority, by)
+            .map_err(|_| Refused::NoTurn)
+    }
+
+    fn sync_clock(&self) -> Result<(), ExchangeError> {
         let sent = rest::local_ms();
         let url = format!("{}/v5/market/time", self.base);
         let a = self.http.send("GET", &url, &[], None)?;
@@ -465,7 +476,7 @@ mod tests {
         // does not resolve: sending would be a network error).
         let t = Instant::now();
         let r = b.get::<Value>("wallet", "/v5/account/wallet-balance", &[]);
-        assert_eq!(r, Err(Refused::Failed(ExchangeError::RateLimited)));
+        assert_eq!(r, Err(Refused::NoTurn));
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     }
 

@@ -184,8 +184,9 @@ impl RequestBudget {
 
     /// Waits until a request of `p` may be sent and counts it; `RateLimited` at
     /// once when that moment is past `deadline` (or the deadline passes while a
-    /// more urgent request holds the turn).
-    pub fn acquire(&self, p: Priority, deadline: Instant) -> Result<(), ExchangeError> {
+    /// more urgent request holds the turn). Keep the `Turn` until the request's
+    /// answer is in (or it failed): it counts from then on.
+    pub fn acquire(&self, p: Priority, deadline: Instant) -> Result<Turn<'_>, ExchangeError> {
         let mut w = self.lock();
         let mut waited = false;
         let outcome = loop {
@@ -219,7 +220,7 @@ impl RequestBudget {
             Err(_) => BudgetEvent::Refused,
         };
         metrics::exchange_budget(self.venue, p.label(), event);
-        outcome
+        outcome.map(|()| Turn { budget: self })
     }
 
     /// Sends nothing for `pause` (the exchange said to back off); every class
@@ -251,6 +252,18 @@ impl RequestBudget {
 
     fn lock(&self) -> MutexGuard<'_, Window> {
         self.window.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One request's place in the window, from its turn to its answer.
+#[must_use = "the request counts as answered when its turn is dropped"]
+pub struct Turn<'a> {
+    budget: &'a RequestBudget,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.budget.lock().finish(Instant::now());
     }
 }
 

@@ -23,12 +23,16 @@ impl Limit {
     }
 }
 
+/// A request stays in the window from its turn until a window after its answer:
+/// the exchange saw it somewhere in between, so however long requests take, the
+/// exchange never sees more than the limit in any window.
 #[derive(Debug)]
 pub struct Window {
     limit: Limit,
-    /// When each request of the last `per` was let through, oldest first; never
-    /// longer than `limit.requests`.
-    sent: VecDeque<Instant>,
+    /// Requests sent and not answered yet.
+    in_flight: usize,
+    /// When each answered request of the last `per` ended, oldest first.
+    done: VecDeque<Instant>,
     closed_until: Option<Instant>,
     /// Requests waiting, by `Priority::rank`.
     pub waiting: [usize; 3],
@@ -38,7 +42,8 @@ impl Window {
     pub fn new(limit: Limit) -> Window {
         Window {
             limit,
-            sent: VecDeque::with_capacity(limit.requests as usize),
+            in_flight: 0,
+            done: VecDeque::with_capacity(limit.requests as usize),
             closed_until: None,
             waiting: [0; 3],
         }
@@ -48,16 +53,16 @@ impl Window {
         self.limit
     }
 
-    /// Requests let through in the window ending at `now`.
+    /// Requests in the window at `now`: in flight, or answered less than `per` ago.
     pub fn used(&mut self, now: Instant) -> usize {
-        while let Some(t) = self.sent.front() {
+        while let Some(t) = self.done.front() {
             if now.saturating_duration_since(*t) >= self.limit.per {
-                self.sent.pop_front();
+                self.done.pop_front();
             } else {
                 break;
             }
         }
-        self.sent.len()
+        self.in_flight + self.done.len()
     }
 
     /// The earliest moment a request of `p` may go, judged by the window and the
@@ -66,11 +71,15 @@ impl Window {
         let closed = self.closed_until.filter(|c| *c > now);
         let n = self.used(now);
         let cap = self.limit.cap(p);
-        // Below its share once the oldest `n - cap + 1` requests left the window.
+        // Below its share once the oldest `n - cap + 1` requests left the window;
+        // answered ones leave first. Requests in flight leave a window after their
+        // answer: not before `now + per`.
         let by_window = if n < cap {
             now
         } else {
-            self.sent[n - cap] + self.limit.per
+            self.done
+                .get(n - cap)
+                .map_or(now + self.limit.per, |t| *t + self.limit.per)
         };
         closed.map_or(by_window, |c| c.max(by_window))
     }
@@ -80,14 +89,16 @@ impl Window {
         self.waiting[..p.rank()].iter().any(|n| *n > 0)
     }
 
-    /// Counts a request sent at `now`.
+    /// Counts a request sent at `now`, in flight until `finish`.
     pub fn take(&mut self, now: Instant) {
         self.used(now);
-        if self.sent.len() >= self.limit.requests as usize {
-            // Only a caller that skipped `ready_at` gets here; the log stays bounded.
-            self.sent.pop_front();
-        }
-        self.sent.push_back(now);
+        self.in_flight += 1;
+    }
+
+    /// A request sent with `take` was answered (or failed) at `now`.
+    pub fn finish(&mut self, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.done.push_back(now);
     }
 
     /// Nothing is sent before `until` (a later closing already set wins).
@@ -103,6 +114,12 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request sent and answered at `t`.
+    fn send(w: &mut Window, t: Instant) {
+        w.take(t);
+        w.finish(t);
+    }
 
     fn window(requests: u32) -> Window {
         Window::new(Limit {
@@ -135,7 +152,7 @@ mod tests {
         for k in 0..6 {
             let t = t0 + Duration::from_millis(100 * k);
             assert_eq!(w.ready_at(Priority::Reconcile, t), t);
-            w.take(t);
+            send(&mut w, t);
         }
         let t = t0 + Duration::from_millis(600);
         // The 7th read waits for the first one to leave: t0 + 5 s.
@@ -167,6 +184,29 @@ mod tests {
             t0 + Duration::from_millis(5_400)
         );
         assert_eq!(w.ready_at(Priority::Placement, later), later);
+    }
+
+    #[test]
+    fn a_request_counts_until_a_window_after_its_answer() {
+        let mut w = window(2);
+        let t0 = Instant::now();
+        w.take(t0);
+        w.take(t0);
+        // Both in flight: nothing before a window from now, however long ago
+        // they were sent.
+        let t1 = t0 + Duration::from_secs(7);
+        assert_eq!(
+            w.ready_at(Priority::Protective, t1),
+            t1 + Duration::from_secs(5)
+        );
+        // One answered at t1: its slot frees at t1 + 5 s, not at t0 + 5 s.
+        w.finish(t1);
+        assert_eq!(w.used(t1 + Duration::from_millis(4_999)), 2);
+        assert_eq!(
+            w.ready_at(Priority::Protective, t1),
+            t1 + Duration::from_secs(5)
+        );
+        assert_eq!(w.used(t1 + Duration::from_secs(5)), 1);
     }
 
     #[test]
