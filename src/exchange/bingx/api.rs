@@ -370,6 +370,44 @@ mod tests {
     }
 
     #[test]
+    fn rate_limit_answers_back_off_their_endpoint_group() {
+        let settings = RestSettings {
+            bingx_url: "http://bingx-limits.invalid".into(),
+            ..RestSettings::default()
+        };
+        let key = ApiKey {
+            key: "k".into(),
+            secret: "s".into(),
+        };
+        let api = Api::new(&settings, key);
+        let orders = "/openApi/swap/v2/trade/openOrders";
+        let quote = "/openApi/swap/v2/quote/ticker";
+        assert!(std::ptr::eq(api.budget(quote), &*api.market));
+        assert!(std::ptr::eq(
+            api.budget("/openApi/swap/v2/server/time"),
+            &*api.market
+        ));
+        assert!(std::ptr::eq(api.budget(orders), &*api.account));
+        // An answer that is no limit changes nothing.
+        api.note_limits(orders, 200, Some(101204), None);
+        assert!(!api.account.closed());
+        // 429 on market data pauses market data only.
+        api.note_limits(quote, 429, None, Some(2));
+        assert!(api.market.closed() && !api.account.closed());
+        // Code 100410 pauses the account's endpoints; 418 bans them for minutes:
+        // the next signed request is refused without being sent.
+        api.note_limits(orders, 200, Some(100410), None);
+        assert!(api.account.closed());
+        api.note_limits(orders, 418, None, None);
+        // (A synced clock: the market-data pause would hold its sync.)
+        api.clock.set(rest::local_ms(), rest::local_ms());
+        let t = Instant::now();
+        let r = api.once(Priority::Protective, "DELETE", orders, &[], false);
+        assert_eq!(r, Err(Refused::NoTurn));
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+
+    #[test]
     fn envelopes_and_bodies_that_are_none() {
         let ok = envelope(200, r#"{"code":0,"msg":"","data":{"a":1}}"#, false);
         assert_eq!(ok.unwrap(), r#"{"a":1}"#);
