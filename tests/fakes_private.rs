@@ -830,3 +830,37 @@ fn bybit_partial_fill_is_pushed_as_partially_filled_then_filled() {
     assert_eq!(f.book().long.size, dec!(0.03));
     assert_eq!(f.emitted().len(), 2);
 }
+
+#[test]
+fn a_thousand_accounts_on_one_fake_each_reach_their_own_book() {
+    let f = FakeBybit::start(KEY, SECRET);
+    for i in 1..1000 {
+        assert_eq!(
+            f.add_account(&format!("key-{i}"), &format!("secret-{i}")),
+            i
+        );
+    }
+    assert_eq!(f.account_count(), 1000);
+    let mut ws = bybit_stream(&f, "key-999", "secret-999");
+    let body = json!({"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
+        "orderType": "Limit", "qty": "0.01", "price": "64000", "positionIdx": 1,
+        "orderLinkId": "last-1", "reduceOnly": false});
+    let r = bybit_send(
+        &f,
+        "key-999",
+        "secret-999",
+        "POST",
+        "/v5/order/create",
+        "",
+        &body.to_string(),
+    );
+    assert_eq!(r.json()["retCode"], 0);
+    // One price move reaches every account; only the last one had an order.
+    f.set_price(dec!(63000));
+    let exec = expect(&mut ws, "execution", |v| v["topic"] == "execution");
+    let id = exec["data"][0]["execId"].as_str().unwrap().to_string();
+    assert!(f.emitted_at(&id).is_some());
+    assert_eq!(f.account(999).lock().unwrap().long.size, dec!(0.01));
+    assert_eq!(f.account(500).lock().unwrap().price, dec!(63000));
+    assert!(f.book().orders.is_empty());
+}
