@@ -251,6 +251,7 @@ impl Config {
                 bingx_url: src.value(&S::BINGX_BASE_URL)?,
                 timeout_ms: src.value(&S::EXCHANGE_TIMEOUT_MS)?,
                 recv_window_ms: src.value(&S::EXCHANGE_RECV_WINDOW_MS)?,
+                proxy: None,
             },
             markets_refresh_s: src.value(&S::MARKETS_REFRESH_S)?,
             candles_refresh_ms: src.value(&S::CANDLES_REFRESH_MS)?,

@@ -27,6 +27,9 @@ pub struct RestSettings {
     pub timeout_ms: u64,
     /// How long a signed request stays valid at the exchange.
     pub recv_window_ms: u64,
+    /// The exchange account's egress proxy (docs/bots.md, Proxies); `None` goes
+    /// direct. Set per account by the runner and the key check, never globally.
+    pub proxy: Option<super::proxy::Proxy>,
 }
 
 impl Default for RestSettings {
@@ -36,6 +39,7 @@ impl Default for RestSettings {
             bingx_url: "https://open-api.bingx.com".into(),
             timeout_ms: 8000,
             recv_window_ms: 5000,
+            proxy: None,
         }
     }
 }
@@ -129,6 +133,21 @@ impl Http {
         Http { agent }
     }
 
+    /// `new`, through `proxy` when there is one (ureq speaks HTTP `CONNECT` and
+    /// SOCKS5 itself).
+    pub fn with_proxy(timeout_ms: u64, proxy: Option<&super::proxy::Proxy>) -> Http {
+        let mut b = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_millis(timeout_ms.min(5000)))
+            .timeout(Duration::from_millis(timeout_ms));
+        // `parse` accepted only what ureq reads, so this cannot fail in practice;
+        // if it did, going direct would bypass the user's whitelist, so the
+        // agent gets an unusable proxy and every request fails instead.
+        if let Some(p) = proxy {
+            b = b.proxy(p.to_ureq().unwrap_or_else(|_| unusable_proxy()));
+        }
+        Http { agent: b.build() }
+    }
+
     /// Sends one request; any HTTP status is an `Answer`, only transport failures
     /// (refused, reset, timeout, TLS) are errors.
     pub fn send(
@@ -185,6 +204,13 @@ impl Http {
             limit_status,
             limit_reset_ms,
         })
+    }
+}
+
+fn unusable_proxy() -> ureq::Proxy {
+    match ureq::Proxy::new("http://0.0.0.0:1") {
+        Ok(p) => p,
+        Err(_) => unreachable!("a literal proxy URL parses"),
     }
 }
 

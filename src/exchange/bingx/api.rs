@@ -65,7 +65,7 @@ pub struct Api {
 impl Api {
     pub fn new(settings: &RestSettings, key: ApiKey) -> Api {
         Api {
-            http: Http::new(settings.timeout_ms),
+            http: Http::with_proxy(settings.timeout_ms, settings.proxy.as_ref()),
             base: settings.bingx_url.clone(),
             key,
             // BingX accepts at most 5000.
@@ -93,7 +93,7 @@ impl Api {
     ) -> Result<String, Refused> {
         let mut attempt = 0;
         loop {
-            let r = self.once(method, path, params, attempt > 0);
+            let r = self.once(method, path, params, attempt > 0, None);
             let again = match &r {
                 Err(e) => ExchangeError::from(e.clone()).is_retryable(),
                 Ok(_) => false,
@@ -114,7 +114,19 @@ impl Api {
         path: &str,
         params: &[(&str, String)],
     ) -> Result<String, Refused> {
-        self.once(method, path, params, false)
+        self.once(method, path, params, false, None)
+    }
+
+    /// `signed` tried once and over by `by`: for a check that answers an HTTP
+    /// request now (the key check on save).
+    pub fn signed_within(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, String)],
+        by: std::time::Instant,
+    ) -> Result<String, Refused> {
+        self.once(method, path, params, false, Some(by))
     }
 
     fn once(
@@ -123,6 +135,7 @@ impl Api {
         path: &str,
         params: &[(&str, String)],
         retried: bool,
+        by: Option<std::time::Instant>,
     ) -> Result<String, Refused> {
         if self.clock.stale() {
             self.sync_clock().map_err(Refused::Failed)?;
@@ -134,7 +147,7 @@ impl Api {
         let signature = rest::hmac_hex(&self.key.secret, &signing);
         let url = format!("{}{path}?{signing}&signature={signature}", self.base);
         let headers = [("X-BX-APIKEY", self.key.key.as_str())];
-        self.send(method, &url, &headers, retried, None)
+        self.send(method, &url, &headers, retried, by)
     }
 
     /// An unsigned market-data GET ("No API KEY signature required"): only the

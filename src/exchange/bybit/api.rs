@@ -74,7 +74,7 @@ const MAX_WAIT_MS: i64 = 1500;
 impl Api {
     pub fn new(settings: &RestSettings, key: ApiKey) -> Api {
         Api {
-            http: Http::new(settings.timeout_ms),
+            http: Http::with_proxy(settings.timeout_ms, settings.proxy.as_ref()),
             base: settings.bybit_url.clone(),
             key,
             recv_window: settings.recv_window_ms,
@@ -122,6 +122,18 @@ impl Api {
     ) -> Result<T, Refused> {
         let raw = self.call("GET", path, &encode(query), true)?;
         wire::parse(what, &raw).map_err(Refused::Failed)
+    }
+
+    /// A signed GET tried once and over by `by`, never waiting out a rate limit:
+    /// for a check that answers an HTTP request now (the key check on save). Its
+    /// `result` text.
+    pub fn get_within(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        by: Instant,
+    ) -> Result<String, Refused> {
+        self.once("GET", path, &encode(query), true, false, Some(by))
     }
 
     /// A signed POST with a JSON body; its `result` read as `T`
