@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+use crate::secrets::SecretKey;
+
 /// How the proxy is spoken to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -64,6 +66,9 @@ pub enum ProxyError {
         "credentials must be user:password, each 1 to 255 characters without '@', '/' or spaces"
     )]
     Credentials,
+    /// A stored proxy that no longer opens (the instance key changed).
+    #[error("the stored proxy cannot be read (was SECRET_KEY changed?); set it again")]
+    Unreadable,
 }
 
 /// The longest URL accepted: a host name (253) and two credentials (255 each)
@@ -180,6 +185,26 @@ impl Proxy {
     pub fn to_ureq(&self) -> Result<ureq::Proxy, ProxyError> {
         ureq::Proxy::new(self.url()).map_err(|_| ProxyError::Shape)
     }
+}
+
+/// Where a user's proxy is sealed: bound to its owner as their keys are.
+fn seal_context(user_id: i64) -> String {
+    format!("user:{user_id}:proxy")
+}
+
+impl Proxy {
+    /// The whole URL sealed for user `user_id` (credentials are secrets).
+    pub fn seal(&self, key: &SecretKey, user_id: i64) -> String {
+        key.seal(&self.url(), &seal_context(user_id))
+    }
+}
+
+/// Opens a proxy sealed by [`Proxy::seal`] for user `user_id`.
+pub fn open(key: &SecretKey, user_id: i64, sealed: &str) -> Result<Proxy, ProxyError> {
+    let url = key
+        .open(sealed, &seal_context(user_id))
+        .map_err(|_| ProxyError::Unreadable)?;
+    parse(&url)
 }
 
 impl std::fmt::Debug for Proxy {

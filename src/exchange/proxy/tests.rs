@@ -207,3 +207,20 @@ fn without_a_proxy_it_connects_directly() {
     let mut s = dial(None, host, port.parse().unwrap(), Duration::from_secs(5)).unwrap();
     assert_eq!(read_n(&mut s, 2), b"hi");
 }
+
+#[test]
+fn a_sealed_proxy_opens_for_its_owner_only() {
+    let key = SecretKey::derive(b"test");
+    let p = parse("socks5://u:pw@h.example:1080").unwrap();
+    let sealed = p.seal(&key, 7);
+    assert!(
+        !sealed.contains("pw") && !sealed.contains("h.example"),
+        "{sealed}"
+    );
+    assert_eq!(open(&key, 7, &sealed), Ok(p));
+    assert_eq!(open(&key, 8, &sealed), Err(ProxyError::Unreadable));
+    assert_eq!(
+        open(&SecretKey::derive(b"other"), 7, &sealed),
+        Err(ProxyError::Unreadable)
+    );
+}
