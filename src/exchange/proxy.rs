@@ -174,6 +174,17 @@ impl Proxy {
         }
     }
 
+    /// `Basic …` for an HTTP proxy with credentials (RFC 7617).
+    pub fn basic_authorization(&self) -> Option<String> {
+        match (&self.auth, self.scheme) {
+            (Some((u, p)), Scheme::Http) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )),
+            _ => None,
+        }
+    }
+
     /// What the API and the logs show: `socks5://host:port`, never credentials.
     pub fn shown(&self) -> String {
         format!("{}://{}:{}", self.scheme.as_str(), self.host, self.port)
@@ -297,9 +308,8 @@ fn refused(msg: String) -> io::Error {
 /// The `CONNECT` request for `host:port` (bytes as sent).
 pub(crate) fn connect_request(proxy: &Proxy, host: &str, port: u16) -> String {
     let mut req = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
-    if let Some((u, p)) = &proxy.auth {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-        req.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
+    if let Some(auth) = proxy.basic_authorization() {
+        req.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
     }
     req.push_str("\r\n");
     req

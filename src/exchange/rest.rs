@@ -122,6 +122,10 @@ pub struct Answer {
 /// The HTTP client: one agent (connection pool) per adapter.
 pub struct Http {
     agent: ureq::Agent,
+    /// `Proxy-Authorization` for plain-`http` targets, which ureq sends to an
+    /// HTTP proxy in absolute form without credentials (it adds them only to
+    /// `CONNECT`, used for `https`).
+    proxy_authorization: Option<String>,
 }
 
 impl Http {
@@ -130,7 +134,10 @@ impl Http {
             .timeout_connect(Duration::from_millis(timeout_ms.min(5000)))
             .timeout(Duration::from_millis(timeout_ms))
             .build();
-        Http { agent }
+        Http {
+            agent,
+            proxy_authorization: None,
+        }
     }
 
     /// `new`, through `proxy` when there is one (ureq speaks HTTP `CONNECT` and
@@ -145,7 +152,10 @@ impl Http {
         if let Some(p) = proxy {
             b = b.proxy(p.to_ureq().unwrap_or_else(|_| unusable_proxy()));
         }
-        Http { agent: b.build() }
+        Http {
+            agent: b.build(),
+            proxy_authorization: proxy.and_then(|p| p.basic_authorization()),
+        }
     }
 
     /// Sends one request; any HTTP status is an `Answer`, only transport failures
@@ -179,6 +189,13 @@ impl Http {
         }
         for (k, v) in headers {
             req = req.set(k, v);
+        }
+        // Never on `https`: there the header would travel inside the tunnel, to
+        // the exchange.
+        if let Some(auth) = self.proxy_authorization.as_deref() {
+            if url.starts_with("http://") {
+                req = req.set("Proxy-Authorization", auth);
+            }
         }
         let sent = match body {
             Some(b) => req.send_string(b),

@@ -254,6 +254,10 @@ fn precheck_keys(
     let Some(stored) = bot_config::load(conn, bot_id)? else {
         return Ok(None);
     };
+    // A running bot's keys are refused in the transaction (409): no exchange call.
+    if bots::get(conn, bot_id)?.is_some_and(|row| row.status.is_active()) {
+        return Ok(None);
+    }
     let Ok((new, secrets)) = config::apply_update(&stored.config, fields) else {
         return Ok(None);
     };
@@ -261,6 +265,12 @@ fn precheck_keys(
         Some(chosen) => chosen,
         None => bot_keys::account_for(conn, stored.bot, &new, stored.exchange_account_id)?,
     };
+    // Nor for keys of an account another bot trades with (`refuse_keys_in_use`).
+    if let Some(id) = account {
+        if exchange_accounts::active_bot(conn, stored.bot.user_id, id)?.is_some() {
+            return Ok(None);
+        }
+    }
     let on = super::key_check::Checker {
         settings: &ctx.config.exchanges,
         log: ctx.log,

@@ -8,8 +8,9 @@
 //! saved and the answer is 503 with `Retry-After`: saving an unchecked key would
 //! let a withdrawal-capable key in silently, which is what the check exists to
 //! prevent, and the user can simply send the same request again. An answer that
-//! cannot be read is 502. The call is tried once and bounded by [`CHECK_TIME`]: it
-//! runs inside an HTTP worker's request.
+//! cannot be read is 502. The call is bounded by [`CHECK_TIME`] (it runs inside an
+//! HTTP worker's request), and tried a second time after a transient failure only
+//! when enough of that time is left.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,6 +26,9 @@ use crate::store::exchange_accounts::KeyCheck;
 
 /// The longest a key check may take, clock sync included.
 pub const CHECK_TIME: Duration = Duration::from_secs(6);
+
+/// A failed check is tried again only with at least this much of `CHECK_TIME` left.
+const RETRY_IF_LEFT: Duration = Duration::from_secs(3);
 
 /// Each HTTP call of the check (the clock sync, the key query) ends within this.
 const CALL_TIMEOUT_MS: u64 = 3000;
@@ -55,7 +59,15 @@ pub fn check(on: Checker<'_>, c: Candidate<'_>) -> Result<KeyCheck, ApiError> {
         return Err(field("exchange", "must be bybit or bingx"));
     };
     let via = c.proxy.map_or_else(|| "direct".to_string(), Proxy::shown);
-    let info = ex.key_info(Instant::now() + CHECK_TIME).map_err(|e| {
+    let by = Instant::now() + CHECK_TIME;
+    let mut answer = ex.key_info(by);
+    // One more try for a transient failure (a dropped connection, a busy
+    // exchange) when there is still time for a whole call.
+    let left = by.saturating_duration_since(Instant::now());
+    if answer.as_ref().is_err_and(ExchangeError::is_retryable) && left > RETRY_IF_LEFT {
+        answer = ex.key_info(by);
+    }
+    let info = answer.map_err(|e| {
         slog::info!(log, "API key check failed"; "exchange" => c.exchange, "via" => &via,
                     "error" => %e);
         refusal(c.exchange, &e)
