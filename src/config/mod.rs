@@ -256,6 +256,7 @@ impl Config {
                     bingx_per_10s: src.value(&S::BINGX_REQUESTS_PER_10S)?,
                     bingx_market_per_10s: src.value(&S::BINGX_MARKET_REQUESTS_PER_10S)?,
                 },
+                proxy: None,
             },
             markets_refresh_s: src.value(&S::MARKETS_REFRESH_S)?,
             candles_refresh_ms: src.value(&S::CANDLES_REFRESH_MS)?,

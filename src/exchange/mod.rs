@@ -8,7 +8,9 @@
 
 pub mod bingx;
 pub mod bybit;
+pub mod key_info;
 pub mod paper;
+pub mod proxy;
 pub mod rest;
 
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use rest::{ApiKey, RestSettings};
+
+pub use key_info::{KeyInfo, KeyProblem};
 
 pub use crate::bots::ladder::{Market, Side};
 
@@ -231,6 +235,26 @@ pub trait Exchange: Send + Sync {
     fn position(&self, symbol: &str, side: Side) -> Result<Position, ExchangeError>;
     /// Wallet balance in USDT.
     fn balance(&self) -> Result<Decimal, ExchangeError>;
+    /// The permissions, expiry and IP whitelist of the account's API key, as the
+    /// exchange reports them (checked when a key is saved, docs/bots.md, API keys).
+    /// A rejected key is `InvalidKey`. Tried once and over by `by`: it answers an
+    /// HTTP request. The default is for accounts without keys (paper, test
+    /// doubles): a key that can trade, never expires and works anywhere.
+    fn key_info(&self, _by: std::time::Instant) -> Result<KeyInfo, ExchangeError> {
+        Ok(KeyInfo {
+            trade: true,
+            read_only: false,
+            withdraw: false,
+            expires_at: None,
+            ip_whitelist: None,
+        })
+    }
+    /// Whether the account holds `symbol` in hedge (two-way) position mode, which
+    /// the bot's orders need (checked before a start). The default is for
+    /// accounts that have no one-way mode (test doubles).
+    fn hedge_mode(&self, _symbol: &str) -> Result<bool, ExchangeError> {
+        Ok(true)
+    }
 }
 
 /// The REST adapter named by a bot configuration (`bybit`, `bingx`), bound to one

@@ -31,6 +31,9 @@ pub struct RestSettings {
     pub recv_window_ms: u64,
     /// The per-process request budgets of both exchanges.
     pub limits: budget::Limits,
+    /// The exchange account's egress proxy (docs/bots.md, Proxies); `None` goes
+    /// direct. Set per account by the runner and the key check, never globally.
+    pub proxy: Option<super::proxy::Proxy>,
 }
 
 impl Default for RestSettings {
@@ -41,6 +44,7 @@ impl Default for RestSettings {
             timeout_ms: 8000,
             recv_window_ms: 5000,
             limits: budget::Limits::default(),
+            proxy: None,
         }
     }
 }
@@ -125,6 +129,10 @@ pub struct Answer {
 /// The HTTP client: one agent (connection pool) per adapter.
 pub struct Http {
     agent: ureq::Agent,
+    /// `Proxy-Authorization` for plain-`http` targets, which ureq sends to an
+    /// HTTP proxy in absolute form without credentials (it adds them only to
+    /// `CONNECT`, used for `https`).
+    proxy_authorization: Option<String>,
 }
 
 impl Http {
@@ -133,7 +141,28 @@ impl Http {
             .timeout_connect(Duration::from_millis(timeout_ms.min(5000)))
             .timeout(Duration::from_millis(timeout_ms))
             .build();
-        Http { agent }
+        Http {
+            agent,
+            proxy_authorization: None,
+        }
+    }
+
+    /// `new`, through `proxy` when there is one (ureq speaks HTTP `CONNECT` and
+    /// SOCKS5 itself).
+    pub fn with_proxy(timeout_ms: u64, proxy: Option<&super::proxy::Proxy>) -> Http {
+        let mut b = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_millis(timeout_ms.min(5000)))
+            .timeout(Duration::from_millis(timeout_ms));
+        // `parse` accepted only what ureq reads, so this cannot fail in practice;
+        // if it did, going direct would bypass the user's whitelist, so the
+        // agent gets an unusable proxy and every request fails instead.
+        if let Some(p) = proxy {
+            b = b.proxy(p.to_ureq().unwrap_or_else(|_| unusable_proxy()));
+        }
+        Http {
+            agent: b.build(),
+            proxy_authorization: proxy.and_then(|p| p.basic_authorization()),
+        }
     }
 
     /// Sends one request; any HTTP status is an `Answer`, only transport failures
@@ -168,6 +197,13 @@ impl Http {
         for (k, v) in headers {
             req = req.set(k, v);
         }
+        // Never on `https`: there the header would travel inside the tunnel, to
+        // the exchange.
+        if let Some(auth) = self.proxy_authorization.as_deref() {
+            if url.starts_with("http://") {
+                req = req.set("Proxy-Authorization", auth);
+            }
+        }
         let sent = match body {
             Some(b) => req.send_string(b),
             None => req.call(),
@@ -194,6 +230,13 @@ impl Http {
             limit_reset_ms,
             retry_after_s,
         })
+    }
+}
+
+fn unusable_proxy() -> ureq::Proxy {
+    match ureq::Proxy::new("http://0.0.0.0:1") {
+        Ok(p) => p,
+        Err(_) => unreachable!("a literal proxy URL parses"),
     }
 }
 

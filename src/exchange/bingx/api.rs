@@ -90,7 +90,7 @@ impl Api {
         let base = &settings.bingx_url;
         let limits = settings.limits;
         Api {
-            http: Http::new(settings.timeout_ms),
+            http: Http::with_proxy(settings.timeout_ms, settings.proxy.as_ref()),
             base: base.clone(),
             key,
             // BingX accepts at most 5000.
@@ -148,7 +148,7 @@ impl Api {
     ) -> Result<String, Refused> {
         let mut attempt = 0;
         loop {
-            let r = self.once(priority, method, path, params, attempt > 0);
+            let r = self.once(priority, method, path, params, attempt > 0, None);
             let again = match &r {
                 Err(Refused::NoTurn) | Ok(_) => false,
                 Err(e) => ExchangeError::from(e.clone()).is_retryable(),
@@ -170,7 +170,19 @@ impl Api {
         path: &str,
         params: &[(&str, String)],
     ) -> Result<String, Refused> {
-        self.once(priority, method, path, params, false)
+        self.once(priority, method, path, params, false, None)
+    }
+
+    /// `signed` tried once and over by `by` (its turn in the budget included):
+    /// for a check that answers an HTTP request now (the key check on save).
+    pub fn signed_within(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, String)],
+        by: Instant,
+    ) -> Result<String, Refused> {
+        self.once(Priority::Reconcile, method, path, params, false, Some(by))
     }
 
     /// One attempt, after its turn in the budget (waiting at most its class's
@@ -182,8 +194,11 @@ impl Api {
         path: &str,
         params: &[(&str, String)],
         retried: bool,
+        within: Option<Instant>,
     ) -> Result<String, Refused> {
-        let by = Instant::now() + priority.max_wait(self.timeout);
+        // A call that answers an HTTP request now (`within`) waits for its turn
+        // no longer than it may take in all.
+        let by = within.unwrap_or_else(|| Instant::now() + priority.max_wait(self.timeout));
         if self.clock.stale() {
             // The clock read is as urgent as the request that needs it.
             let _turn = self
@@ -204,7 +219,7 @@ impl Api {
         let signature = rest::hmac_hex(&self.key.secret, &signing);
         let url = format!("{}{path}?{signing}&signature={signature}", self.base);
         let headers = [("X-BX-APIKEY", self.key.key.as_str())];
-        self.send(method, path, &url, &headers, retried, None)
+        self.send(method, path, &url, &headers, retried, within)
     }
 
     /// An unsigned market-data GET ("No API KEY signature required"): only the

@@ -99,7 +99,7 @@ impl Api {
     pub fn new(settings: &RestSettings, key: ApiKey) -> Api {
         let limit = settings.limits.bybit();
         Api {
-            http: Http::new(settings.timeout_ms),
+            http: Http::with_proxy(settings.timeout_ms, settings.proxy.as_ref()),
             base: settings.bybit_url.clone(),
             key,
             recv_window: settings.recv_window_ms,
@@ -168,6 +168,25 @@ impl Api {
             priority: Priority::Reconcile,
         })?;
         wire::parse(what, &raw).map_err(Refused::Failed)
+    }
+
+    /// A signed GET tried once and over by `by` (its turn in the budget
+    /// included), never waiting out a rate limit: for a check that answers an
+    /// HTTP request now (the key check on save). Its `result` text.
+    pub fn get_within(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        by: Instant,
+    ) -> Result<String, Refused> {
+        let req = Request {
+            method: "GET",
+            path,
+            payload: &encode(query),
+            signed: true,
+            priority: Priority::Reconcile,
+        };
+        self.once(&req, false, by, true)
     }
 
     /// A signed POST with a JSON body, of the budget class `priority`; its

@@ -200,6 +200,11 @@ impl Exchange for PaperAccount {
             .read(|book, _| Ok::<_, PaperError>(book.balance(self.user_id)))
             .map_err(ExchangeError::from)
     }
+
+    /// The paper exchange keeps both directions of a symbol apart: always hedge.
+    fn hedge_mode(&self, _symbol: &str) -> Result<bool, ExchangeError> {
+        Ok(true)
+    }
 }
 
 /// An exchange id as the paper exchange writes them; anything else names no order.
