@@ -10,6 +10,7 @@ pub mod bingx;
 pub mod bybit;
 pub mod paper;
 pub mod rest;
+pub mod stream;
 
 use std::sync::Arc;
 

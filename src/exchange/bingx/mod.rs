@@ -27,9 +27,9 @@ mod api;
 mod errors;
 mod history;
 mod orders;
-mod parse;
+pub(crate) mod parse;
 pub mod public;
-mod types;
+pub(crate) mod types;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
