@@ -11,6 +11,7 @@ pub mod bybit;
 pub mod paper;
 pub mod rest;
 pub mod stream;
+pub mod streamed;
 
 use std::sync::Arc;
 
