@@ -115,7 +115,7 @@ fn reads(rest: &Rest) -> usize {
 #[test]
 fn while_live_reads_reconcile_once_then_come_from_the_stream() {
     let (rest, view, s) = setup();
-    view.set_live(local_ms());
+    view.set_live(local_ms(), 0);
     s.open_orders(SYM).unwrap();
     s.position(SYM, Side::Long).unwrap();
     let after_sync = reads(&rest);
@@ -168,7 +168,7 @@ fn while_down_every_read_is_rest() {
     }
     assert_eq!(reads(&rest), 9);
     // A reconnect: the first reads reconcile again.
-    view.set_live(local_ms());
+    view.set_live(local_ms(), 0);
     s.open_orders(SYM).unwrap();
     s.open_orders(SYM).unwrap();
     assert_eq!(reads(&rest), 10);
@@ -180,7 +180,7 @@ fn while_down_every_read_is_rest() {
 #[test]
 fn an_order_the_view_never_saw_is_asked_of_rest() {
     let (rest, view, s) = setup();
-    view.set_live(local_ms());
+    view.set_live(local_ms(), 0);
     rest.open
         .lock()
         .unwrap()

@@ -359,6 +359,7 @@ fn account_streams(
     let settings = stream::connect::Settings {
         bybit_ws: config.bybit_ws_private_url.clone(),
         bingx_ws: config.bingx_ws_user_url.clone(),
+        bybit_rest: config.exchanges.bybit_url.clone(),
         bingx_rest: config.exchanges.bingx_url.clone(),
         timeout: Duration::from_millis(config.exchanges.timeout_ms),
     };

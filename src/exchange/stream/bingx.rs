@@ -8,7 +8,8 @@
 //!   client id, `i` order id, `S` side, `o` type, `q` quantity, `p` price, `sp`
 //!   trigger price, `ap` average price, `x` execution type (`TRADE` for a fill),
 //!   `X` status, `n` the fee of this fill (negative when paid), `ps` position
-//!   side, `z` cumulative filled quantity; `E` is the event time.
+//!   side, `z` cumulative filled quantity, `T` the time of the order's last
+//!   change (of its fill; 0 in some events, then the event time `E` is used).
 //! - `ACCOUNT_UPDATE`: `a.B` balances (`a` asset, `wb` wallet balance), `a.P`
 //!   positions (`s`, `pa` amount, `ep` entry price, `ps` side).
 //! - `listenKeyExpired`: the key must be recreated and the socket reopened.
@@ -88,6 +89,9 @@ struct WsOrder {
     ps: String,
     #[serde(deserialize_with = "decimal")]
     z: Decimal,
+    /// The order's last change (its fill's time); 0 in some events.
+    #[serde(rename = "T", default, deserialize_with = "int_opt")]
+    t: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -159,8 +163,9 @@ pub fn read(text: &str) -> Result<Frame, ExchangeError> {
     }
 }
 
-fn order(text: &str, time_ms: i64) -> Result<Option<Update>, ExchangeError> {
+fn order(text: &str, event_ms: i64) -> Result<Option<Update>, ExchangeError> {
     let w: WsOrder = wire::parse("bingx ORDER_TRADE_UPDATE", text)?;
+    let time_ms = w.t.filter(|t| *t > 0).unwrap_or(event_ms);
     let Some(symbol) = symbol_of(&w.s) else {
         return Err(bad("ORDER_TRADE_UPDATE", format!("symbol {:?}", w.s)));
     };

@@ -54,6 +54,18 @@ fn reads_a_gzipped_fill_with_its_fee_as_a_delta() {
         (1696843635475, Some(dec!(0.01384645)))
     );
     assert!(!order.reduce_only);
+    // With its own time, the order's change is dated by it.
+    let timed = FILL.replace(r#""T":0"#, r#""T":1696843635470"#);
+    let Frame::Updates(u) = read(&timed).unwrap() else {
+        panic!()
+    };
+    assert!(matches!(
+        u[0],
+        Update::Order {
+            time_ms: 1696843635470,
+            ..
+        }
+    ));
 }
 
 #[test]

@@ -104,9 +104,12 @@ struct WsPosition {
     position_idx: i64,
     #[serde(deserialize_with = "decimal")]
     size: Decimal,
-    /// `entryPrice` in the stream (the REST list's `avgPrice`); empty when flat.
+    /// `entryPrice` in the stream's older pages, `avgPrice` in the newer ones
+    /// (as in the REST list); empty when flat.
     #[serde(rename = "entryPrice", default, deserialize_with = "decimal_opt")]
     entry_price: Option<Decimal>,
+    #[serde(rename = "avgPrice", default, deserialize_with = "decimal_opt")]
+    avg_price: Option<Decimal>,
     #[serde(rename = "markPrice", default, deserialize_with = "decimal_opt")]
     mark_price: Option<Decimal>,
     #[serde(rename = "updatedTime", deserialize_with = "int")]
@@ -224,7 +227,7 @@ fn positions(data: &str) -> Result<Vec<Update>, ExchangeError> {
             position: Position {
                 side,
                 size: p.size,
-                avg_entry: p.entry_price.unwrap_or(Decimal::ZERO),
+                avg_entry: p.entry_price.or(p.avg_price).unwrap_or(Decimal::ZERO),
                 mark_price: p.mark_price.unwrap_or(Decimal::ZERO),
             },
             time_ms: p.updated_time,

@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::Waker;
+use serde::Deserialize;
 
 use super::conn::{self, Socket};
 use super::{bybit, listen_key};
-use crate::exchange::rest::{local_ms, ApiKey, Http};
+use crate::exchange::bybit::types::ServerTime;
+use crate::exchange::rest::{local_ms, wire, ApiKey, Http};
 
 /// Where the streams are and how long one connect may take.
 #[derive(Debug, Clone)]
@@ -20,6 +22,9 @@ pub struct Settings {
     pub bybit_ws: String,
     /// `BINGX_WS_USER_URL`.
     pub bingx_ws: String,
+    /// Bybit's REST base, for its server time (the authentication's expiry is
+    /// on Bybit's clock).
+    pub bybit_rest: String,
     /// BingX's REST base, for the listen keys.
     pub bingx_rest: String,
     pub timeout: Duration,
@@ -50,6 +55,8 @@ pub struct Opened {
     pub socket: Socket,
     pub early: Vec<conn::Frame>,
     pub listen_key: Option<String>,
+    /// The exchange's clock minus ours (ms).
+    pub offset_ms: i64,
 }
 
 pub enum Done {
@@ -136,7 +143,7 @@ fn open(
     listen_key: Option<String>,
 ) -> Result<Opened, String> {
     match exchange {
-        "bybit" => open_bybit(settings, key),
+        "bybit" => open_bybit(http, settings, key),
         "bingx" => {
             let lk = match listen_key {
                 Some(lk) => lk,
@@ -154,19 +161,74 @@ fn open(
                 socket,
                 early: Vec::new(),
                 listen_key: Some(lk),
+                offset_ms: clock_offset_ms(http, settings, "bingx")?,
             })
         }
         other => Err(format!("no private stream for {other}")),
     }
 }
 
+/// `GET /v5/market/time`'s answer (docs/v5/market/time).
+#[derive(Deserialize)]
+struct BybitTime {
+    result: ServerTime,
+}
+
+/// `GET /openApi/swap/v2/server/time`'s answer.
+#[derive(Deserialize)]
+struct BingxTime {
+    data: BingxServerTime,
+}
+
+#[derive(Deserialize)]
+struct BingxServerTime {
+    #[serde(rename = "serverTime", deserialize_with = "wire::int")]
+    server_time: i64,
+}
+
+/// The exchange's clock minus ours (ms), from its server time: Bybit refuses
+/// an authentication whose expiry is in its past, and the fills' times are on
+/// the exchange's clock.
+fn clock_offset_ms(http: &Http, settings: &Settings, exchange: &str) -> Result<i64, String> {
+    let sent = local_ms();
+    let url = match exchange {
+        "bybit" => format!("{}/v5/market/time", settings.bybit_rest),
+        _ => format!(
+            "{}/openApi/swap/v2/server/time?timestamp={sent}",
+            settings.bingx_rest
+        ),
+    };
+    let a = http
+        .send("GET", &url, &[], None)
+        .map_err(|e| format!("server time: {e}"))?;
+    let bad = |e: crate::exchange::ExchangeError| e.to_string();
+    let server = if exchange == "bybit" {
+        let t: BybitTime = wire::parse("server time", &a.body).map_err(bad)?;
+        match t.result.nanos.parse::<i128>() {
+            Ok(n) if n > 0 => (n / 1_000_000) as i64,
+            _ => t.result.seconds.saturating_mul(1000),
+        }
+    } else {
+        let t: BingxTime = wire::parse("server time", &a.body).map_err(bad)?;
+        t.data.server_time
+    };
+    if server <= 0 {
+        return Err(format!("server time: {server} ms"));
+    }
+    // The answer was read halfway through the round trip.
+    let now = local_ms();
+    Ok(server - (sent + (now - sent) / 2))
+}
+
 /// Connects, authenticates and subscribes, all within the connect timeout.
-fn open_bybit(settings: &Settings, key: &ApiKey) -> Result<Opened, String> {
+fn open_bybit(http: &Http, settings: &Settings, key: &ApiKey) -> Result<Opened, String> {
     let deadline = Instant::now() + settings.timeout;
+    let offset_ms = clock_offset_ms(http, settings, "bybit")?;
+    let now = local_ms() + offset_ms;
     let mut socket = Socket::connect(&settings.bybit_ws, settings.timeout)?;
     let mut early = Vec::new();
     for (op, msg) in [
-        ("auth", bybit::auth(key, local_ms())),
+        ("auth", bybit::auth(key, now)),
         ("subscribe", bybit::subscribe()),
     ] {
         socket.send(msg)?;
@@ -201,5 +263,6 @@ fn open_bybit(settings: &Settings, key: &ApiKey) -> Result<Opened, String> {
         socket,
         early,
         listen_key: None,
+        offset_ms,
     })
 }

@@ -223,7 +223,7 @@ impl Loop {
             return;
         }
         let now = Instant::now();
-        c.view.set_live(local_ms());
+        c.view.set_live(local_ms(), o.offset_ms);
         c.backoff.reset();
         c.listen_key = o.listen_key.take();
         (c.last_frame, c.last_ping, c.extended_at) = (now, now, now);

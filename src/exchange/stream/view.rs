@@ -85,6 +85,8 @@ struct Inner {
     wallet: Option<(Decimal, i64)>,
     /// Stream updates applied so far (the snapshot marks).
     seq: u64,
+    /// The exchange's clock minus ours (ms), learnt at the last connect.
+    offset_ms: i64,
 }
 
 /// The account's cache; shared by every bot trading with the same key.
@@ -283,6 +285,7 @@ impl AccountView {
                 symbols: HashMap::new(),
                 wallet: None,
                 seq: 0,
+                offset_ms: 0,
             }),
         }
     }
@@ -310,10 +313,12 @@ impl AccountView {
     }
 
     /// The stream is (again) authenticated and subscribed: nothing from before
-    /// is trusted until the next snapshot.
-    pub fn set_live(&self, now_ms: i64) {
+    /// is trusted until the next snapshot. `offset_ms` is the exchange's clock
+    /// minus ours.
+    pub fn set_live(&self, now_ms: i64, offset_ms: i64) {
         let mut inner = self.lock();
         inner.state = StreamState::Live { since_ms: now_ms };
+        inner.offset_ms = offset_ms;
         inner.wallet = None;
         for s in inner.symbols.values_mut() {
             *s = SymbolView::default();
@@ -524,7 +529,7 @@ impl AccountView {
         let s = inner.symbols.get(symbol);
         let from = s
             .and_then(|s| s.covered_from)
-            .unwrap_or(live + COVER_MARGIN_MS);
+            .unwrap_or(live + inner.offset_ms + COVER_MARGIN_MS);
         if since_ms < from {
             return None;
         }
@@ -545,13 +550,14 @@ impl AccountView {
             return;
         }
         let mut inner = self.lock();
-        let live = Self::live_since(&inner);
+        let offset = inner.offset_ms;
+        let live = Self::live_since(&inner).map(|t| t + offset);
         let s = inner.symbols.entry(symbol.to_string()).or_default();
         for e in list {
             s.fill(e.clone());
         }
         if let (Some(now), Some(then)) = (live, mark.live_since) {
-            if now == then && s.fills.len() < FILLS_KEPT {
+            if now == then + offset && s.fills.len() < FILLS_KEPT {
                 let from = s.covered_from.unwrap_or(now + COVER_MARGIN_MS);
                 s.covered_from = Some(from.min(since_ms));
             }
@@ -565,15 +571,19 @@ impl AccountView {
         inner.wallet.map(|(b, _)| b)
     }
 
-    /// Exchange times of fills on `symbol` that no engine has read yet, now
-    /// read (for the fill-to-engine latency).
+    /// Fills on `symbol` that no engine has read yet, now read: their times
+    /// on our clock (for the fill-to-engine latency).
     pub fn take_unread_fills(&self, symbol: &str) -> Vec<i64> {
         let mut inner = self.lock();
+        let offset = inner.offset_ms;
         inner
             .symbols
             .get_mut(symbol)
             .map(|s| std::mem::take(&mut s.unread_fills))
             .unwrap_or_default()
+            .into_iter()
+            .map(|t| t - offset)
+            .collect()
     }
 }
 

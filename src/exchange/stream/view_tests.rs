@@ -47,7 +47,7 @@ fn pos(size: Decimal) -> Position {
 
 fn live_synced(now: i64) -> AccountView {
     let v = AccountView::new("bybit", true);
-    v.set_live(now);
+    v.set_live(now, 0);
     let m = v.mark();
     v.snapshot_orders(SYM, &[], m, now);
     v
@@ -60,7 +60,7 @@ fn nothing_is_answered_before_the_stream_is_live_and_the_symbol_synced() {
     let m = v.mark();
     v.snapshot_orders(SYM, &[order("a", OrderStatus::Open, dec!(0))], m, 10);
     assert_eq!(v.open_orders(SYM, 10), None, "down: REST every time");
-    v.set_live(20);
+    v.set_live(20, 0);
     assert_eq!(
         v.open_orders(SYM, 20),
         None,
@@ -138,9 +138,9 @@ fn a_snapshot_replaces_the_open_set_then_later_stream_updates_go_on_top() {
 #[test]
 fn a_snapshot_taken_across_a_reconnect_is_not_trusted() {
     let v = AccountView::new("bybit", true);
-    v.set_live(0);
+    v.set_live(0, 0);
     let m = v.mark();
-    v.set_live(50);
+    v.set_live(50, 0);
     v.snapshot_orders(SYM, &[], m, 60);
     assert_eq!(v.open_orders(SYM, 60), None);
 }
@@ -160,7 +160,7 @@ fn a_cancelled_order_is_not_open_and_its_lookup_goes_to_rest_until_confirmed() {
 #[test]
 fn per_fill_fees_add_up_once_and_an_order_first_seen_half_filled_asks_rest() {
     let v = AccountView::new("bingx", false);
-    v.set_live(0);
+    v.set_live(0, 0);
     let fill = |filled, fee: Decimal, t| Update::Order {
         order: order("a", OrderStatus::PartiallyFilled, filled),
         time_ms: t,
@@ -182,7 +182,7 @@ fn per_fill_fees_add_up_once_and_an_order_first_seen_half_filled_asks_rest() {
 #[test]
 fn fills_are_answered_only_from_the_time_they_are_complete() {
     let v = AccountView::new("bybit", true);
-    v.set_live(1_000);
+    v.set_live(1_000, 0);
     let exec = |id: &str, t| Execution {
         exec_id: id.into(),
         order_id: "o".into(),
