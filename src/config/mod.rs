@@ -158,6 +158,10 @@ pub struct Config {
     /// market-data process follows.
     pub bybit_ws_public_url: String,
     pub bingx_ws_public_url: String,
+    /// `BYBIT_WS_PRIVATE_URL`, `BINGX_WS_USER_URL`: the private account streams
+    /// the bot runner follows for the bots' accounts.
+    pub bybit_ws_private_url: String,
+    pub bingx_ws_user_url: String,
     /// Each setting as `check-config` shows it (secrets masked), in `settings::ALL`
     /// order; recorded by `load`.
     shown: Vec<(&'static str, String)>,
@@ -262,6 +266,8 @@ impl Config {
             candles_refresh_ms: src.value(&S::CANDLES_REFRESH_MS)?,
             bybit_ws_public_url: src.value(&S::BYBIT_WS_PUBLIC_URL)?,
             bingx_ws_public_url: src.value(&S::BINGX_WS_PUBLIC_URL)?,
+            bybit_ws_private_url: src.value(&S::BYBIT_WS_PRIVATE_URL)?,
+            bingx_ws_user_url: src.value(&S::BINGX_WS_USER_URL)?,
             binds,
             shown: Vec::new(),
         };

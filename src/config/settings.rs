@@ -945,6 +945,26 @@ pub static BINGX_WS_PUBLIC_URL: Setting<String> = Setting {
     show: text,
 };
 
+pub static BYBIT_WS_PRIVATE_URL: Setting<String> = Setting {
+    meta: var(
+        &["BYBIT_WS_PRIVATE_URL"],
+        Default::Value("wss://stream.bybit.com/v5/private"),
+        "Bybit v5 private WebSocket (the bots' orders, fills, positions; testnet or a fake)",
+    ),
+    parse: parse::ws_url,
+    show: text,
+};
+
+pub static BINGX_WS_USER_URL: Setting<String> = Setting {
+    meta: var(
+        &["BINGX_WS_USER_URL"],
+        Default::Value("wss://open-api-swap.bingx.com/swap-market"),
+        "BingX perpetual swap account WebSocket (`?listenKey=` is added)",
+    ),
+    parse: parse::ws_url,
+    show: text,
+};
+
 pub static EXCHANGE_TIMEOUT_MS: Setting<u64> = Setting {
     meta: var(
         &["EXCHANGE_TIMEOUT_MS"],
@@ -1026,7 +1046,7 @@ pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
 };
 
 /// Every setting, in the order `check-config` and the README list them.
-pub static ALL: [&Meta; 71] = [
+pub static ALL: [&Meta; 73] = [
     &BIND.meta,
     &WORKERS.meta,
     &WORKER_CLASS.meta,
@@ -1090,6 +1110,8 @@ pub static ALL: [&Meta; 71] = [
     &BINGX_BASE_URL.meta,
     &BYBIT_WS_PUBLIC_URL.meta,
     &BINGX_WS_PUBLIC_URL.meta,
+    &BYBIT_WS_PRIVATE_URL.meta,
+    &BINGX_WS_USER_URL.meta,
     &EXCHANGE_TIMEOUT_MS.meta,
     &EXCHANGE_RECV_WINDOW_MS.meta,
     &BYBIT_REQUESTS_PER_5S.meta,

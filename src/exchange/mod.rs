@@ -12,6 +12,8 @@ pub mod key_info;
 pub mod paper;
 pub mod proxy;
 pub mod rest;
+pub mod stream;
+pub mod streamed;
 
 use std::sync::Arc;
 

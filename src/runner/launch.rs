@@ -182,7 +182,8 @@ impl Manager {
             cfg.exchange
         );
         bots::add_event(conn, bot, kind, &msg, None, store::now())?;
-        let ex = self.exchange(conn, &stored)?;
+        // A running bot reads its account through the account's stream.
+        let ex = self.open_exchange(conn, &stored, Some(bot.bot_id))?;
         require_hedge_mode(ex.as_ref(), &cfg.exchange, &cfg.symbol)?;
         let market = ex.market(&cfg.symbol).map_err(BotError::from)?;
         ex.set_leverage(&cfg.symbol, cfg.side, cfg.leverage)
@@ -326,6 +327,18 @@ impl Manager {
         conn: &Connection,
         stored: &StoredConfig,
     ) -> Result<Arc<dyn Exchange>, Fail> {
+        self.open_exchange(conn, stored, None)
+    }
+
+    /// `exchange`; for `running` bot's own use, a real exchange read through
+    /// the account's private stream (the bot is attached to it until it
+    /// leaves the map).
+    fn open_exchange(
+        &self,
+        conn: &Connection,
+        stored: &StoredConfig,
+        running: Option<i64>,
+    ) -> Result<Arc<dyn Exchange>, Fail> {
         let name = stored.config.exchange.as_str();
         if name == "paper" {
             return Ok(Arc::new(self.paper().account(stored.bot.user_id)));
@@ -340,8 +353,15 @@ impl Manager {
             .api_key(conn, stored.bot.user_id, account)?
             .ok_or_else(missing)?;
         let settings = self.rest_via_proxy(conn, stored.bot.user_id, account)?;
-        exchange::connect(name, &settings, key)
-            .ok_or_else(|| Fail::Invalid(format!("unknown exchange {name}")))
+        let rest = exchange::connect(name, &settings, key.clone())
+            .ok_or_else(|| Fail::Invalid(format!("unknown exchange {name}")))?;
+        Ok(match running {
+            Some(bot_id) => {
+                let symbol = &stored.config.symbol;
+                self.streams().attach(bot_id, symbol, &key, rest)
+            }
+            None => rest,
+        })
     }
 
     /// The REST settings of exchange account `account`: the deployment's, through

@@ -122,6 +122,10 @@ impl Server {
             // Tests register many accounts from one address; the limit has its own
             // test, which sets its own value.
             .env("RATE_LIMITS_REGISTER", "10000/hour")
+            // No test reaches a real exchange's private stream: a test with a
+            // fake exchange names the fake's.
+            .env("BYBIT_WS_PRIVATE_URL", "ws://127.0.0.1:9/v5/private")
+            .env("BINGX_WS_USER_URL", "ws://127.0.0.1:9/swap-market")
             .envs(opts.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

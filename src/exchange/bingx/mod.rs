@@ -30,9 +30,9 @@ mod errors;
 mod history;
 mod key_info;
 mod orders;
-mod parse;
+pub(crate) mod parse;
 pub mod public;
-mod types;
+pub(crate) mod types;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

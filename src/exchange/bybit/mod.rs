@@ -29,9 +29,9 @@ mod history;
 mod key_info;
 mod leverage;
 mod orders;
-mod parse;
+pub(crate) mod parse;
 pub mod public;
-mod types;
+pub(crate) mod types;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
