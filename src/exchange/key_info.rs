@@ -17,6 +17,20 @@ pub struct KeyInfo {
     pub ip_whitelist: Option<Vec<String>>,
 }
 
+impl KeyInfo {
+    /// An account without API keys (the paper exchange's): trades, never expires,
+    /// works from anywhere.
+    pub fn keyless() -> KeyInfo {
+        KeyInfo {
+            trade: true,
+            read_only: false,
+            withdraw: false,
+            expires_at: None,
+            ip_whitelist: None,
+        }
+    }
+}
+
 /// Why a key is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyProblem {

@@ -240,23 +240,12 @@ pub trait Exchange: Send + Sync {
     /// The permissions, expiry and IP whitelist of the account's API key, as the
     /// exchange reports them (checked when a key is saved, docs/bots.md, API keys).
     /// A rejected key is `InvalidKey`. Tried once and over by `by`: it answers an
-    /// HTTP request. The default is for accounts without keys (paper, test
-    /// doubles): a key that can trade, never expires and works anywhere.
-    fn key_info(&self, _by: std::time::Instant) -> Result<KeyInfo, ExchangeError> {
-        Ok(KeyInfo {
-            trade: true,
-            read_only: false,
-            withdraw: false,
-            expires_at: None,
-            ip_whitelist: None,
-        })
-    }
+    /// HTTP request. No default: a wrapper that forgot to pass it on would pass
+    /// every key.
+    fn key_info(&self, by: std::time::Instant) -> Result<KeyInfo, ExchangeError>;
     /// Whether the account holds `symbol` in hedge (two-way) position mode, which
-    /// the bot's orders need (checked before a start). The default is for
-    /// accounts that have no one-way mode (test doubles).
-    fn hedge_mode(&self, _symbol: &str) -> Result<bool, ExchangeError> {
-        Ok(true)
-    }
+    /// the bot's orders need (checked before a start). No default, as `key_info`.
+    fn hedge_mode(&self, symbol: &str) -> Result<bool, ExchangeError>;
 }
 
 /// The REST adapter named by a bot configuration (`bybit`, `bingx`), bound to one

@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 
 use super::rest::local_ms;
 use super::stream::view::AccountView;
-use super::{Exchange, ExchangeError, Execution, FundingPayment, Market, NewOrder, Order};
+use super::{Exchange, ExchangeError, Execution, FundingPayment, KeyInfo, Market, NewOrder, Order};
 use super::{Position, Side};
 use crate::market::{Quote, QuoteSource, Venue};
 
@@ -172,6 +172,16 @@ impl Exchange for Streamed {
             Some(b) => Ok(b),
             None => self.rest.balance(),
         }
+    }
+
+    /// Always the exchange's own answer: a key check or a mode check from a
+    /// cache would let a wrong account through.
+    fn key_info(&self, by: std::time::Instant) -> Result<KeyInfo, ExchangeError> {
+        self.rest.key_info(by)
+    }
+
+    fn hedge_mode(&self, symbol: &str) -> Result<bool, ExchangeError> {
+        self.rest.hedge_mode(symbol)
     }
 }
 

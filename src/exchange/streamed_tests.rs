@@ -99,6 +99,14 @@ impl Exchange for Rest {
         self.reads.fetch_add(1, Ordering::SeqCst);
         Ok(dec!(1000))
     }
+
+    fn key_info(&self, _by: std::time::Instant) -> Result<crate::exchange::KeyInfo, ExchangeError> {
+        Ok(crate::exchange::KeyInfo::keyless())
+    }
+
+    fn hedge_mode(&self, _symbol: &str) -> Result<bool, ExchangeError> {
+        Ok(true)
+    }
 }
 
 fn setup() -> (Arc<Rest>, Arc<AccountView>, Streamed) {

@@ -417,7 +417,7 @@ mod tests {
         // (A synced clock: the market-data pause would hold its sync.)
         api.clock.set(rest::local_ms(), rest::local_ms());
         let t = Instant::now();
-        let r = api.once(Priority::Protective, "DELETE", orders, &[], false);
+        let r = api.once(Priority::Protective, "DELETE", orders, &[], false, None);
         assert_eq!(r, Err(Refused::NoTurn));
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     }
