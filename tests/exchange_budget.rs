@@ -268,3 +268,62 @@ fn the_runner_counts_its_requests_and_stops_sending_when_banned() {
         ) > 0.0
     );
 }
+
+/// BingX at the default budgets (1,600 account and 400 market-data requests per
+/// 10 s) against the fake's per-IP limits (2,000 and 500, then HTTP 429): ten
+/// threads with their own adapters stay within both, each group on its own.
+#[test]
+fn bingx_groups_never_exceed_their_budgets() {
+    use blitz::exchange::bingx::Bingx;
+    use common::fake_bingx::FakeBingx;
+    let fake = Arc::new(FakeBingx::start(KEY, SECRET));
+    let settings = RestSettings {
+        bingx_url: fake.url(),
+        timeout_ms: 3000,
+        ..RestSettings::default()
+    };
+    let limits = Limits::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..10)
+        .map(|_| {
+            let key = ApiKey {
+                key: KEY.into(),
+                secret: SECRET.into(),
+            };
+            let x = Bingx::new(&settings, key);
+            let (stop, refused) = (stop.clone(), refused.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    counted(x.open_orders("BTC/USDT"), &refused);
+                    counted(x.ticker("BTC/USDT"), &refused);
+                }
+            })
+        })
+        .collect();
+    // Longer than BingX's 10 s window.
+    std::thread::sleep(Duration::from_secs(12));
+    stop.store(true, Ordering::SeqCst);
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(fake.ip_limit_exceeded(), 0);
+    let (account, market) = (
+        fake.requests_in_window_max(),
+        fake.market_requests_in_window_max(),
+    );
+    assert!(
+        account <= limits.bingx_per_10s as usize,
+        "{account} account requests in 10 s"
+    );
+    assert!(
+        market <= limits.bingx_market_per_10s as usize,
+        "{market} market requests in 10 s"
+    );
+    // Market data is the scarcer group: its budget was the bound, the tickers
+    // (reads) filling their 60 % of it and no more.
+    assert!(refused.load(Ordering::Relaxed) > 0);
+    let reads = limits.bingx_market_per_10s as usize * 6 / 10;
+    assert!(
+        market <= reads && market > reads * 9 / 10,
+        "{market} of {reads}"
+    );
+}
