@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use blitz::exchange::bybit::Bybit;
@@ -54,51 +54,6 @@ fn order(id: &str, side: OrderSide, kind: OrderKind, trigger: Option<Decimal>) -
     }
 }
 
-/// Counts the requests that reach the fake, sampled every 10 ms.
-struct Meter {
-    samples: Arc<Mutex<Vec<(Instant, usize)>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Meter {
-    fn start(fake: &Arc<FakeBybit>) -> Meter {
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, halt, fake) = (samples.clone(), stop.clone(), fake.clone());
-        let thread = std::thread::spawn(move || {
-            while !halt.load(Ordering::SeqCst) {
-                let n = fake.book().seen.len();
-                s.lock().unwrap().push((Instant::now(), n));
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
-        Meter {
-            samples,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// The most requests that arrived between two samples less than `WINDOW` apart.
-    fn max_per_window(mut self) -> usize {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-        let s = self.samples.lock().unwrap();
-        let mut most = 0;
-        let mut j = 0;
-        for i in 0..s.len() {
-            while j + 1 < s.len() && s[j + 1].0 - s[i].0 < WINDOW {
-                j += 1;
-            }
-            most = most.max(s[j].1 - s[i].1);
-        }
-        most
-    }
-}
-
 /// Ok, or the budget's refusal; anything else fails the test.
 fn counted<T>(r: Result<T, ExchangeError>, refused: &AtomicUsize) {
     match r {
@@ -110,29 +65,39 @@ fn counted<T>(r: Result<T, ExchangeError>, refused: &AtomicUsize) {
     }
 }
 
+/// At the default budget (500 per 5 s) against the fake's Bybit IP limit (600 per
+/// 5 s, then 403 and a ban): ten threads with their own adapters, each as fast as
+/// the fake answers, never send more than the budget in any window.
 #[test]
 fn many_threads_never_send_more_than_the_budget() {
-    const BUDGET: u32 = 40;
+    let budget = Limits::default().bybit_per_5s as usize;
     let fake = Arc::new(FakeBybit::start(KEY, SECRET));
-    let meter = Meter::start(&fake);
     let stop = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..10)
         .map(|t| {
-            let x = adapter(&fake, BUDGET);
+            let x = adapter(&fake, budget as u32);
             let (stop, refused) = (stop.clone(), refused.clone());
             std::thread::spawn(move || {
                 let mut k = 0;
                 while !stop.load(Ordering::SeqCst) {
                     k += 1;
-                    // Reads, an opening order and a cancel: every class.
+                    // Reads, an opening order, its close and a cancel: every class.
                     counted(x.open_orders("BTC/USDT"), &refused);
                     counted(x.position("BTC/USDT", Side::Long), &refused);
                     if k % 3 == 0 {
+                        // Opened and closed again, so the margin lasts.
                         let id = format!("bz-{t}-{k}-e");
                         let o = order(&id, OrderSide::Buy, OrderKind::Market, None);
-                        counted(x.place(&o), &refused);
-                        counted(x.cancel("BTC/USDT", &id), &refused);
+                        match x.place(&o) {
+                            Ok(opened) => {
+                                let id = format!("bz-{t}-{k}-tp1");
+                                let close = order(&id, OrderSide::Sell, OrderKind::Market, None);
+                                counted(x.place(&close), &refused);
+                                counted(x.cancel("BTC/USDT", &opened.client_id), &refused);
+                            }
+                            r => counted(r, &refused),
+                        }
                     }
                 }
             })
@@ -142,13 +107,13 @@ fn many_threads_never_send_more_than_the_budget() {
     std::thread::sleep(WINDOW + Duration::from_millis(2_500));
     stop.store(true, Ordering::SeqCst);
     threads.into_iter().for_each(|t| t.join().unwrap());
-    let sent = fake.book().seen.len();
-    let most = meter.max_per_window();
-    assert!(most <= BUDGET as usize, "{most} requests within 5 s");
-    // The budget was the bound: requests were refused, and the window filled.
+    assert_eq!(fake.ip_limit_exceeded(), 0);
+    let most = fake.requests_in_window_max();
+    assert!(most <= budget, "{most} requests within 5 s");
+    // The budget was the bound: requests were refused, and the window filled
+    // beyond the reads' 60 %.
     assert!(refused.load(Ordering::Relaxed) > 0);
-    assert!(most >= (BUDGET as usize) * 6 / 10, "only {most} in 5 s");
-    assert!(sent > BUDGET as usize, "{sent} sent");
+    assert!(most > budget * 6 / 10, "only {most} in 5 s");
 }
 
 #[test]
@@ -196,6 +161,8 @@ fn protective_requests_get_through_while_reads_saturate_the_budget() {
     readers.into_iter().for_each(|t| t.join().unwrap());
     // Each placement reads its order back (a read, which may wait up to 1 s).
     assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert_eq!(fake.ip_limit_exceeded(), 0);
+    assert!(fake.requests_in_window_max() <= BUDGET as usize);
     let b = fake.book();
     for id in ["bz-9-1-e", "bz-9-1-sl1", "bz-9-1-tp1"] {
         assert!(b.order(id).is_some(), "{id} never reached the exchange");
@@ -272,6 +239,7 @@ fn the_runner_counts_its_requests_and_stops_sending_when_banned() {
             r#"blitz_exchange_budget_refused_total{exchange="bybit",priority="reconcile"}"#,
         ) > 0.0
     });
+    assert_eq!(fake.ip_limit_exceeded(), 0);
     let bans = r#"blitz_exchange_ip_bans_total{exchange="bybit"}"#;
     assert_eq!(sample(&s, bans), 0.0);
     assert_eq!(
@@ -298,5 +266,64 @@ fn the_runner_counts_its_requests_and_stops_sending_when_banned() {
             &s,
             r#"blitz_exchange_budget_refused_total{exchange="bybit",priority="reconcile"}"#
         ) > 0.0
+    );
+}
+
+/// BingX at the default budgets (1,600 account and 400 market-data requests per
+/// 10 s) against the fake's per-IP limits (2,000 and 500, then HTTP 429): ten
+/// threads with their own adapters stay within both, each group on its own.
+#[test]
+fn bingx_groups_never_exceed_their_budgets() {
+    use blitz::exchange::bingx::Bingx;
+    use common::fake_bingx::FakeBingx;
+    let fake = Arc::new(FakeBingx::start(KEY, SECRET));
+    let settings = RestSettings {
+        bingx_url: fake.url(),
+        timeout_ms: 3000,
+        ..RestSettings::default()
+    };
+    let limits = Limits::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..10)
+        .map(|_| {
+            let key = ApiKey {
+                key: KEY.into(),
+                secret: SECRET.into(),
+            };
+            let x = Bingx::new(&settings, key);
+            let (stop, refused) = (stop.clone(), refused.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    counted(x.open_orders("BTC/USDT"), &refused);
+                    counted(x.ticker("BTC/USDT"), &refused);
+                }
+            })
+        })
+        .collect();
+    // Longer than BingX's 10 s window.
+    std::thread::sleep(Duration::from_secs(12));
+    stop.store(true, Ordering::SeqCst);
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(fake.ip_limit_exceeded(), 0);
+    let (account, market) = (
+        fake.requests_in_window_max(),
+        fake.market_requests_in_window_max(),
+    );
+    assert!(
+        account <= limits.bingx_per_10s as usize,
+        "{account} account requests in 10 s"
+    );
+    assert!(
+        market <= limits.bingx_market_per_10s as usize,
+        "{market} market requests in 10 s"
+    );
+    // Market data is the scarcer group: its budget was the bound, the tickers
+    // (reads) filling their 60 % of it and no more.
+    assert!(refused.load(Ordering::Relaxed) > 0);
+    let reads = limits.bingx_market_per_10s as usize * 6 / 10;
+    assert!(
+        market <= reads && market > reads * 9 / 10,
+        "{market} of {reads}"
     );
 }

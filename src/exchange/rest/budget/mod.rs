@@ -200,7 +200,8 @@ impl RequestBudget {
             if ready > deadline || now >= deadline {
                 break Err(ExchangeError::RateLimited);
             }
-            // Outranked but within the window: the urgent one signals when it goes.
+            // Until the window frees; outranked, until the urgent one goes and
+            // signals (or the deadline).
             let until = if ready > now { ready } else { deadline };
             waited = true;
             w.waiting[p.rank()] += 1;
