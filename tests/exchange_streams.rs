@@ -372,3 +372,84 @@ fn bingx_listen_keys_are_renewed_when_they_expire() {
         at.elapsed()
     );
 }
+
+/// Many accounts, one loop: three hundred Bybit accounts each get their own
+/// authenticated stream, all driven by the one `account-streams` thread (and
+/// the few connect threads), and an order on the last account wakes exactly
+/// its bot.
+#[test]
+fn many_accounts_share_one_event_loop() {
+    use std::sync::{Arc, Mutex};
+
+    use blitz::exchange::bybit::Bybit;
+    use blitz::exchange::rest::{ApiKey, RestSettings};
+    use blitz::exchange::stream::{connect, Streams};
+    use blitz::exchange::{Exchange, NewOrder, OrderKind, OrderSide, Side};
+
+    const ACCOUNTS: usize = 300;
+    let fake = FakeBybit::start("key-0", "secret-0");
+    for i in 1..ACCOUNTS {
+        fake.add_account(&format!("key-{i}"), &format!("secret-{i}"));
+    }
+    let rest = RestSettings {
+        bybit_url: fake.url(),
+        timeout_ms: 5000,
+        ..RestSettings::default()
+    };
+    let settings = connect::Settings {
+        bybit_ws: fake.private_ws_url(),
+        bingx_ws: "ws://127.0.0.1:9/swap-market".into(),
+        bybit_rest: fake.url(),
+        bingx_rest: "http://127.0.0.1:9".into(),
+        timeout: Duration::from_secs(5),
+    };
+    let woken = Arc::new(Mutex::new(Vec::new()));
+    let w = woken.clone();
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    let streams = Streams::new(
+        settings,
+        None,
+        Box::new(move |bot| w.lock().unwrap().push(bot)),
+        log,
+    );
+    let mut exchanges: Vec<Arc<dyn Exchange>> = Vec::new();
+    for i in 0..ACCOUNTS {
+        let key = ApiKey {
+            key: format!("key-{i}"),
+            secret: format!("secret-{i}"),
+        };
+        let adapter: Arc<dyn Exchange> = Arc::new(Bybit::new(&rest, key.clone()));
+        exchanges.push(streams.attach(i as i64, "BTC/USDT", &key, adapter));
+    }
+    wait_for(
+        Duration::from_secs(60),
+        "every account's stream live",
+        || fake.private_connections().0 == ACCOUNTS,
+    );
+    let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect();
+    let ours = |prefix: &str| names.iter().filter(|n| n.starts_with(prefix)).count();
+    assert_eq!(ours("account-stream"), 1, "{names:?}");
+    assert_eq!(ours("stream-connect"), 4, "{names:?}");
+
+    let last = ACCOUNTS - 1;
+    let order = NewOrder {
+        client_id: "many-1".into(),
+        symbol: "BTC/USDT".into(),
+        side: OrderSide::Buy,
+        kind: OrderKind::Limit,
+        price: Some(dec!(60000)),
+        trigger_price: None,
+        qty: dec!(0.001),
+        reduce_only: false,
+        position_side: Side::Long,
+    };
+    exchanges[last].place(&order).expect("placed");
+    wait_for(WAIT, "the last account's bot woken", || {
+        woken.lock().unwrap().contains(&(last as i64))
+    });
+    assert!(woken.lock().unwrap().iter().all(|b| *b == last as i64));
+}

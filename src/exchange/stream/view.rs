@@ -33,6 +33,8 @@ const CLOSED_KEPT: usize = 256;
 const FILLS_KEPT: usize = 1024;
 /// Stream updates kept per symbol to re-apply over a snapshot.
 const RECENT_KEPT: usize = 256;
+/// Fill times kept per symbol until a bot reads them.
+const UNREAD_KEPT: usize = 256;
 /// Fills are complete from this long after the stream went live: the
 /// exchange's clock and ours differ a little.
 const COVER_MARGIN_MS: i64 = 2_000;
@@ -190,7 +192,8 @@ impl SymbolView {
             }
             complete &= old.is_none_or(|o| o.complete);
         }
-        if order.filled_qty > filled_before {
+        // Bounded: a symbol no bot reads (a manual trade elsewhere) must not grow it.
+        if order.filled_qty > filled_before && self.unread_fills.len() < UNREAD_KEPT {
             self.unread_fills.push(time_ms);
         }
         let cancel_sent = old.is_some_and(|o| o.cancel_sent);

@@ -230,3 +230,12 @@ fn the_closed_tail_is_bounded() {
     assert_eq!(v.order(SYM, "c-o0"), None);
     assert!(v.order(SYM, &format!("c-o{}", CLOSED_KEPT + 9)).is_some());
 }
+
+#[test]
+fn fill_times_are_read_on_our_clock() {
+    let v = AccountView::new("bybit", true);
+    // The exchange's clock runs 15 s ahead of ours.
+    v.set_live(0, 15_000);
+    v.apply(upd(order("a", OrderStatus::Filled, dec!(1)), 20_000));
+    assert_eq!(v.take_unread_fills(SYM), vec![5_000]);
+}
