@@ -419,7 +419,7 @@ fn many_accounts_share_one_event_loop() {
             secret: format!("secret-{i}"),
         };
         let adapter: Arc<dyn Exchange> = Arc::new(Bybit::new(&rest, key.clone()));
-        exchanges.push(streams.attach(i as i64, "BTC/USDT", &key, adapter));
+        exchanges.push(streams.attach(i as i64, "BTC/USDT", &key, None, adapter));
     }
     wait_for(
         Duration::from_secs(60),

@@ -358,7 +358,8 @@ impl Manager {
         Ok(match running {
             Some(bot_id) => {
                 let symbol = &stored.config.symbol;
-                self.streams().attach(bot_id, symbol, &key, rest)
+                self.streams()
+                    .attach(bot_id, symbol, &key, settings.proxy.clone(), rest)
             }
             None => rest,
         })

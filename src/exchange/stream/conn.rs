@@ -4,10 +4,11 @@
 //! it is readable.
 
 use std::io::ErrorKind;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
+use crate::exchange::proxy::{self, Proxy};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Error, Message, WebSocket};
@@ -16,21 +17,6 @@ use tungstenite::{Error, Message, WebSocket};
 const MAX_WRITE_BUFFER: usize = 1 << 20;
 /// Output the peer does not take for this long means a dead connection.
 const UNFLUSHED_LIMIT: Duration = Duration::from_secs(10);
-
-/// Opens a TCP connection to `host:port` within `timeout`.
-///
-/// The one place the streams dial out: the lead swaps in
-/// `crate::exchange::proxy::dial(proxy, host, port, timeout)` here.
-pub fn dial(host: &str, port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
-    let mut last = std::io::Error::new(ErrorKind::NotFound, format!("{host}: no address"));
-    for addr in (host.trim_matches(['[', ']']), port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
 
 /// One frame read.
 pub enum Frame {
@@ -54,11 +40,13 @@ fn tcp(stream: &MaybeTlsStream<TcpStream>) -> Option<&TcpStream> {
 impl Socket {
     /// Connects and upgrades `url` (ws:// or wss://), every step bounded by
     /// `timeout`; the socket stays blocking (with that timeout) until `detach`.
-    pub fn connect(url: &str, timeout: Duration) -> Result<Socket, String> {
+    /// Through the account's egress `proxy` when it has one.
+    pub fn connect(url: &str, timeout: Duration, proxy: Option<&Proxy>) -> Result<Socket, String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
         let host = parsed.host_str().ok_or("no host")?;
         let port = parsed.port_or_known_default().ok_or("no port")?;
-        let stream = dial(host, port, timeout).map_err(|e| format!("connecting to {host}: {e}"))?;
+        let stream = proxy::dial(proxy, host.trim_matches(['[', ']']), port, timeout)
+            .map_err(|e| format!("connecting to {host}: {e}"))?;
         let io = |e: std::io::Error| e.to_string();
         stream.set_nodelay(true).map_err(io)?;
         stream.set_read_timeout(Some(timeout)).map_err(io)?;

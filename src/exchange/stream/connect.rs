@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::conn::{self, Socket};
 use super::{bybit, listen_key};
 use crate::exchange::bybit::types::ServerTime;
+use crate::exchange::proxy::Proxy;
 use crate::exchange::rest::{local_ms, wire, ApiKey, Http};
 
 /// Where the streams are and how long one connect may take.
@@ -30,21 +31,29 @@ pub struct Settings {
     pub timeout: Duration,
 }
 
+/// What opens an account's stream: its key, and the egress proxy every
+/// connection of the account goes through (docs/bots.md, Proxies).
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub key: ApiKey,
+    pub proxy: Option<Proxy>,
+}
+
 /// Work for a connect thread; `id` names the loop's connection.
 pub enum Job {
     Open {
         id: u64,
         exchange: &'static str,
-        key: ApiKey,
+        key: Access,
         listen_key: Option<String>,
     },
     Extend {
         id: u64,
-        key: ApiKey,
+        key: Access,
         listen_key: String,
     },
     Delete {
-        key: ApiKey,
+        key: Access,
         listen_key: String,
     },
 }
@@ -98,13 +107,19 @@ impl Pool {
 }
 
 fn work(rx: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, settings: &Settings) {
-    let http = Http::new(settings.timeout.as_millis() as u64);
+    let timeout_ms = settings.timeout.as_millis() as u64;
     loop {
         let job = match rx.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        // Each job through its account's proxy (connects are rare: an agent
+        // per job costs nothing that matters).
+        let access = match &job {
+            Job::Open { key, .. } | Job::Extend { key, .. } | Job::Delete { key, .. } => key,
+        };
+        let http = Http::with_proxy(timeout_ms, access.proxy.as_ref());
         let out = match job {
             Job::Open {
                 id,
@@ -121,10 +136,11 @@ fn work(rx: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, settings:
                 listen_key,
             } => Done::Extended {
                 id,
-                ok: listen_key::extend(&http, &settings.bingx_rest, &key, &listen_key).is_ok(),
+                ok: listen_key::extend(&http, &settings.bingx_rest, &key.key, &listen_key)
+                    .is_ok(),
             },
             Job::Delete { key, listen_key } => {
-                let _ = listen_key::delete(&http, &settings.bingx_rest, &key, &listen_key);
+                let _ = listen_key::delete(&http, &settings.bingx_rest, &key.key, &listen_key);
                 continue;
             }
         };
@@ -139,11 +155,12 @@ fn open(
     http: &Http,
     settings: &Settings,
     exchange: &'static str,
-    key: &ApiKey,
+    access: &Access,
     listen_key: Option<String>,
 ) -> Result<Opened, String> {
+    let (key, proxy) = (&access.key, access.proxy.as_ref());
     match exchange {
-        "bybit" => open_bybit(http, settings, key),
+        "bybit" => open_bybit(http, settings, key, proxy),
         "bingx" => {
             let lk = match listen_key {
                 Some(lk) => lk,
@@ -156,7 +173,7 @@ fn open(
                 '?'
             };
             let url = format!("{}{sep}listenKey={lk}", settings.bingx_ws);
-            let socket = Socket::connect(&url, settings.timeout)?;
+            let socket = Socket::connect(&url, settings.timeout, proxy)?;
             Ok(Opened {
                 socket,
                 early: Vec::new(),
@@ -221,11 +238,16 @@ fn clock_offset_ms(http: &Http, settings: &Settings, exchange: &str) -> Result<i
 }
 
 /// Connects, authenticates and subscribes, all within the connect timeout.
-fn open_bybit(http: &Http, settings: &Settings, key: &ApiKey) -> Result<Opened, String> {
+fn open_bybit(
+    http: &Http,
+    settings: &Settings,
+    key: &ApiKey,
+    proxy: Option<&Proxy>,
+) -> Result<Opened, String> {
     let deadline = Instant::now() + settings.timeout;
     let offset_ms = clock_offset_ms(http, settings, "bybit")?;
     let now = local_ms() + offset_ms;
-    let mut socket = Socket::connect(&settings.bybit_ws, settings.timeout)?;
+    let mut socket = Socket::connect(&settings.bybit_ws, settings.timeout, proxy)?;
     let mut early = Vec::new();
     for (op, msg) in [
         ("auth", bybit::auth(key, now)),

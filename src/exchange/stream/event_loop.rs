@@ -14,11 +14,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slog::{info, warn, Logger};
 
 use super::conn::{Frame, Socket};
-use super::connect::{Done, Job, Opened, Pool, Settings};
+use super::connect::{Access, Done, Job, Opened, Pool, Settings};
 use super::update::Update;
 use super::view::AccountView;
 use super::{bingx, bybit, AccountKey, Command, Handle, Shared};
-use crate::exchange::rest::{local_ms, ApiKey};
+use crate::exchange::rest::local_ms;
 use crate::market::feed::backoff::Backoff;
 
 const WAKER: Token = Token(usize::MAX);
@@ -47,7 +47,7 @@ enum Phase {
 struct Conn {
     key: AccountKey,
     /// The credentials of the last attempt (the account's may change).
-    api: ApiKey,
+    api: Access,
     view: Arc<AccountView>,
     phase: Phase,
     backoff: Backoff,

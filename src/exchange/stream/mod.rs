@@ -26,7 +26,9 @@ use std::time::Instant;
 
 use slog::{warn, Logger};
 
+use self::connect::Access;
 use self::view::AccountView;
+use super::proxy::Proxy;
 use super::rest::ApiKey;
 use super::streamed::Streamed;
 use super::Exchange;
@@ -42,7 +44,7 @@ pub struct AccountKey {
 /// One account: its view, its credentials and the bots (id → symbol) using it.
 struct Account {
     view: Arc<AccountView>,
-    key: ApiKey,
+    key: Access,
     bots: HashMap<i64, String>,
     /// Since when no bot uses it (it closes a little later).
     idle_since: Option<Instant>,
@@ -84,7 +86,7 @@ impl Shared {
     }
 
     /// The view and credentials of `key`, while some bot may use it.
-    fn account(&self, key: &AccountKey) -> Option<(Arc<AccountView>, ApiKey)> {
+    fn account(&self, key: &AccountKey) -> Option<(Arc<AccountView>, Access)> {
         self.accounts()
             .get(key)
             .map(|a| (a.view.clone(), a.key.clone()))
@@ -140,6 +142,7 @@ impl Streams {
         bot_id: i64,
         symbol: &str,
         key: &ApiKey,
+        proxy: Option<Proxy>,
         rest: Arc<dyn Exchange>,
     ) -> Arc<dyn Exchange> {
         let exchange = rest.name();
@@ -152,6 +155,10 @@ impl Streams {
             exchange,
             api_key: key.key.clone(),
         };
+        let access = Access {
+            key: key.clone(),
+            proxy,
+        };
         let (view, new) = {
             let mut accounts = self.shared.accounts();
             // A bot moved to another account leaves the old one first.
@@ -163,11 +170,11 @@ impl Streams {
             let new = !accounts.contains_key(&account);
             let a = accounts.entry(account.clone()).or_insert_with(|| Account {
                 view: Arc::new(AccountView::new(exchange, caches_fills)),
-                key: key.clone(),
+                key: access.clone(),
                 bots: HashMap::new(),
                 idle_since: None,
             });
-            a.key = key.clone();
+            a.key = access.clone();
             a.bots.insert(bot_id, symbol.to_string());
             a.idle_since = None;
             (a.view.clone(), new)
