@@ -791,3 +791,76 @@ fn socks5_proxy_with_and_without_credentials() {
     assert!(time_over(s).contains("timeSecond"));
     assert_eq!((locked.tunnel_count(), locked.refused()), (1, 2));
 }
+
+#[test]
+fn bybit_partial_fill_is_pushed_as_partially_filled_then_filled() {
+    let f = FakeBybit::start(KEY, SECRET);
+    let mut ws = bybit_stream(&f, KEY, SECRET);
+    let body = json!({"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
+        "orderType": "Limit", "qty": "0.03", "price": "64000", "positionIdx": 1,
+        "orderLinkId": "part-1", "reduceOnly": false});
+    let r = bybit_send(
+        &f,
+        KEY,
+        SECRET,
+        "POST",
+        "/v5/order/create",
+        "",
+        &body.to_string(),
+    );
+    assert_eq!(r.json()["retCode"], 0);
+    assert!(f.book().fill_partial("part-1", dec!(0.01)));
+    // Bybit pushes the execution, then the order.
+    let exec = expect(&mut ws, "execution", |v| v["topic"] == "execution");
+    assert_eq!(exec["data"][0]["execQty"], "0.01");
+    let part = expect(&mut ws, "partial order", |v| {
+        v["topic"] == "order" && v["data"][0]["orderStatus"] == "PartiallyFilled"
+    });
+    let o = &part["data"][0];
+    assert_eq!(
+        (o["cumExecQty"].clone(), o["leavesQty"].clone()),
+        (json!("0.01"), json!("0.02"))
+    );
+    // The rest fills when the price reaches it.
+    f.set_price(dec!(63990));
+    let done = expect(&mut ws, "filled order", |v| {
+        v["topic"] == "order" && v["data"][0]["orderStatus"] == "Filled"
+    });
+    assert_eq!(done["data"][0]["cumExecQty"], "0.03");
+    assert_eq!(f.book().long.size, dec!(0.03));
+    assert_eq!(f.emitted().len(), 2);
+}
+
+#[test]
+fn a_thousand_accounts_on_one_fake_each_reach_their_own_book() {
+    let f = FakeBybit::start(KEY, SECRET);
+    for i in 1..1000 {
+        assert_eq!(
+            f.add_account(&format!("key-{i}"), &format!("secret-{i}")),
+            i
+        );
+    }
+    assert_eq!(f.account_count(), 1000);
+    let mut ws = bybit_stream(&f, "key-999", "secret-999");
+    let body = json!({"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
+        "orderType": "Limit", "qty": "0.01", "price": "64000", "positionIdx": 1,
+        "orderLinkId": "last-1", "reduceOnly": false});
+    let r = bybit_send(
+        &f,
+        "key-999",
+        "secret-999",
+        "POST",
+        "/v5/order/create",
+        "",
+        &body.to_string(),
+    );
+    assert_eq!(r.json()["retCode"], 0);
+    // One price move reaches every account; only the last one had an order.
+    f.set_price(dec!(63000));
+    let exec = expect(&mut ws, "execution", |v| v["topic"] == "execution");
+    let id = exec["data"][0]["execId"].as_str().unwrap().to_string();
+    assert!(f.emitted_at(&id).is_some());
+    assert_eq!(f.account(999).lock().unwrap().long.size, dec!(0.01));
+    assert_eq!(f.account(500).lock().unwrap().price, dec!(63000));
+    assert!(f.book().orders.is_empty());
+}

@@ -426,18 +426,43 @@ impl Book {
     /// are), so a position never goes negative; with nothing to close it is
     /// cancelled instead.
     pub fn fill(&mut self, id: u64, price: Decimal, rate: Decimal) {
+        self.fill_some(id, price, rate, None);
+    }
+
+    /// A resting limit order fills `qty` (at most what is left) at its own price
+    /// with the maker fee: a partial fill when some is still left. False when
+    /// there is no such open limit order.
+    pub fn fill_partial(&mut self, client_id: &str, qty: Decimal) -> bool {
+        let Some(o) = self
+            .order(client_id)
+            .filter(|o| matches!(o.status, "open" | "partial") && !o.market)
+            .cloned()
+        else {
+            return false;
+        };
+        self.fill_some(o.id, o.price, MAKER, Some(qty));
+        true
+    }
+
+    /// `fill` of `part` of what is left (all of it when None); the order stays
+    /// "partial" until nothing is left.
+    fn fill_some(&mut self, id: u64, price: Decimal, rate: Decimal, part: Option<Decimal>) {
         let Some(i) = self.index(id) else {
             return;
         };
         let o = self.orders[i].clone();
         let held = self.position(o.dir).size;
         let mut qty = o.qty - o.filled;
+        if let Some(p) = part.filter(|_| !o.close_all) {
+            qty = qty.min(p);
+        }
         if !o.opens() {
             qty = if o.close_all { held } else { qty.min(held) };
             if qty.is_zero() {
                 return self.end(i, "cancelled", Cancel::ReduceOnly);
             }
         }
+        let done = part.is_none() || o.close_all || o.filled + qty >= o.qty;
         let fee = qty * price * rate;
         let realized = self.apply(o.dir, o.opens(), qty, price);
         self.balance += realized - fee;
@@ -445,13 +470,13 @@ impl Book {
         let fill_id = self.next_id;
         self.next_id += 1;
         let o = &mut self.orders[i];
-        if !o.opens() {
+        if done && !o.opens() {
             o.qty = o.filled + qty;
         }
-        o.avg = price;
-        o.filled = o.qty;
+        o.avg = (o.avg * o.filled + price * qty) / (o.filled + qty);
+        o.filled += qty;
         o.fee += fee;
-        o.status = "filled";
+        o.status = if done { "filled" } else { "partial" };
         o.updated_ms = now;
         let fill = Fill {
             id: fill_id,

@@ -130,6 +130,11 @@ impl FakeBybit {
         self.streams.emitted()
     }
 
+    /// When the execution with this exec id was first pushed (wall-clock ms).
+    pub fn emitted_at(&self, exec_id: &str) -> Option<i64> {
+        self.streams.emitted_at(exec_id)
+    }
+
     /// Private stream connections open now, and ever opened.
     pub fn private_connections(&self) -> (usize, u64) {
         let total = self

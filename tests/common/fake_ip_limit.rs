@@ -86,7 +86,8 @@ impl IpLimit {
         self.w.lock().unwrap().total
     }
 
-    /// The largest number of requests seen in any window.
+    /// The largest number of requests seen in any window (refused ones included:
+    /// the exchange counts every request it receives).
     pub fn requests_in_window_max(&self) -> usize {
         self.w.lock().unwrap().max_seen
     }

@@ -143,6 +143,14 @@ impl Streams {
         self.emitted.lock().unwrap().clone()
     }
 
+    /// When the execution with this id was first pushed (wall-clock ms).
+    pub fn emitted_at(&self, exec_id: &str) -> Option<i64> {
+        let log = self.emitted.lock().unwrap();
+        log.iter()
+            .find(|e| e.exec_id == exec_id)
+            .map(|e| e.emitted_ms)
+    }
+
     /// Pings the clients sent that were answered.
     pub fn pings_answered(&self) -> u64 {
         self.pings.load(Ordering::SeqCst)
