@@ -223,7 +223,11 @@ fn a_one_way_account_cannot_start_until_it_is_switched_to_hedge_mode() {
 /// credentials), which never shows in the API or the log.
 fn trades_through(proxy: &FakeProxy) {
     let f = FakeBybit::start(KEY, SECRET);
-    let s = bybit_server(&f);
+    let url = f.url();
+    // Short calls: ureq 2.12's SOCKS connect can miss its own wake-up and wait
+    // out the whole timeout (a race in its handshake thread, seen on a loaded
+    // machine with a local proxy); a short timeout and the retries absorb it.
+    let s = server(&[("BYBIT_BASE_URL", &url), ("EXCHANGE_TIMEOUT_MS", "1500")]);
     let u = user(&s, "proxied@example.com", false);
     let url = proxy.url();
     assert!(url.contains("pr0xy-pass"), "{url}");

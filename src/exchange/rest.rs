@@ -148,7 +148,10 @@ impl Http {
     }
 
     /// `new`, through `proxy` when there is one (ureq speaks HTTP `CONNECT` and
-    /// SOCKS5 itself).
+    /// SOCKS5 itself). Known: ureq 2.12 runs a SOCKS handshake in a thread and
+    /// can miss its wake-up when the handshake finishes first (a local proxy on a
+    /// loaded machine), so that call waits out its timeout and fails as a network
+    /// error, which the callers retry.
     pub fn with_proxy(timeout_ms: u64, proxy: Option<&super::proxy::Proxy>) -> Http {
         let mut b = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_millis(timeout_ms.min(5000)))

@@ -27,8 +27,9 @@ use crate::store::exchange_accounts::KeyCheck;
 /// The longest a key check may take, clock sync included.
 pub const CHECK_TIME: Duration = Duration::from_secs(6);
 
-/// A failed check is tried again only with at least this much of `CHECK_TIME` left.
-const RETRY_IF_LEFT: Duration = Duration::from_secs(3);
+/// A failed check is tried again only with at least this much of `CHECK_TIME`
+/// left: after a call that timed out (3 s), there is still room for a whole one.
+const RETRY_IF_LEFT: Duration = Duration::from_secs(2);
 
 /// Each HTTP call of the check (the clock sync, the key query) ends within this.
 const CALL_TIMEOUT_MS: u64 = 3000;
@@ -64,12 +65,14 @@ pub fn check(on: Checker<'_>, c: Candidate<'_>) -> Result<KeyCheck, ApiError> {
     // One more try for a transient failure (a dropped connection, a busy
     // exchange) when there is still time for a whole call.
     let left = by.saturating_duration_since(Instant::now());
-    if answer.as_ref().is_err_and(ExchangeError::is_retryable) && left > RETRY_IF_LEFT {
+    if answer.as_ref().is_err_and(ExchangeError::is_retryable) && left >= RETRY_IF_LEFT {
         answer = ex.key_info(by);
     }
     let info = answer.map_err(|e| {
+        let ms = (CHECK_TIME.saturating_sub(by.saturating_duration_since(Instant::now())))
+            .as_millis() as u64;
         slog::info!(log, "API key check failed"; "exchange" => c.exchange, "via" => &via,
-                    "error" => %e);
+                    "error" => %e, "elapsed_ms" => ms);
         refusal(c.exchange, &e)
     })?;
     if let Some(problem) = info.problem() {
