@@ -36,6 +36,18 @@ pub struct RestSettings {
     pub proxy: Option<super::proxy::Proxy>,
 }
 
+impl RestSettings {
+    /// Where requests leave from, as far as the exchange's per-IP limits are
+    /// concerned: this server, or the account's proxy. Each egress has its own
+    /// request budget (`budget::shared`).
+    pub fn egress(&self) -> String {
+        match &self.proxy {
+            Some(p) => format!("via {}", p.shown()),
+            None => "direct".into(),
+        }
+    }
+}
+
 impl Default for RestSettings {
     fn default() -> Self {
         RestSettings {

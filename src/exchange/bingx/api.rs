@@ -89,6 +89,7 @@ impl Api {
     pub fn new(settings: &RestSettings, key: ApiKey) -> Api {
         let base = &settings.bingx_url;
         let limits = settings.limits;
+        let group = |name: &str| format!("{name} {}", settings.egress());
         Api {
             http: Http::with_proxy(settings.timeout_ms, settings.proxy.as_ref()),
             base: base.clone(),
@@ -96,8 +97,8 @@ impl Api {
             // BingX accepts at most 5000.
             recv_window: settings.recv_window_ms.min(5000),
             clock: Clock::default(),
-            account: budget::shared(Venue::Bingx, "account", base, limits.bingx()),
-            market: budget::shared(Venue::Bingx, "market", base, limits.bingx_market()),
+            account: budget::shared(Venue::Bingx, &group("account"), base, limits.bingx()),
+            market: budget::shared(Venue::Bingx, &group("market"), base, limits.bingx_market()),
             timeout: Duration::from_millis(settings.timeout_ms),
         }
     }

@@ -105,7 +105,12 @@ impl Api {
             recv_window: settings.recv_window_ms,
             clock: Clock::default(),
             limited_until: Mutex::new(0),
-            budget: budget::shared(Venue::Bybit, "ip", &settings.bybit_url, limit),
+            budget: budget::shared(
+                Venue::Bybit,
+                &format!("ip {}", settings.egress()),
+                &settings.bybit_url,
+                limit,
+            ),
             timeout: Duration::from_millis(settings.timeout_ms),
         }
     }

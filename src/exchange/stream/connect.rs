@@ -136,8 +136,7 @@ fn work(rx: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, settings:
                 listen_key,
             } => Done::Extended {
                 id,
-                ok: listen_key::extend(&http, &settings.bingx_rest, &key.key, &listen_key)
-                    .is_ok(),
+                ok: listen_key::extend(&http, &settings.bingx_rest, &key.key, &listen_key).is_ok(),
             },
             Job::Delete { key, listen_key } => {
                 let _ = listen_key::delete(&http, &settings.bingx_rest, &key.key, &listen_key);
