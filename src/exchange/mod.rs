@@ -11,6 +11,7 @@ pub mod bybit;
 pub mod key_info;
 pub mod paper;
 pub mod proxy;
+pub mod public_cache;
 pub mod rest;
 pub mod stream;
 pub mod streamed;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
+use super::public_cache;
 use super::rest::local_ms;
 use super::stream::view::AccountView;
 use super::{Exchange, ExchangeError, Execution, FundingPayment, KeyInfo, Market, NewOrder, Order};
@@ -68,13 +69,15 @@ impl Exchange for Streamed {
     }
 
     fn market(&self, symbol: &str) -> Result<Market, ExchangeError> {
-        self.rest.market(symbol)
+        public_cache::market(self.rest.name(), symbol, || self.rest.market(symbol))
     }
 
+    /// The board's fresh price, else one REST price a second for the whole
+    /// process (`public_cache`).
     fn ticker(&self, symbol: &str) -> Result<Decimal, ExchangeError> {
         match self.fresh_quote(symbol) {
             Some(q) => Ok(q.last),
-            None => self.rest.ticker(symbol),
+            None => public_cache::ticker(self.rest.name(), symbol, || self.rest.ticker(symbol)),
         }
     }
 
