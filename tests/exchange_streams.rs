@@ -340,6 +340,39 @@ fn malformed_frames_are_counted_and_change_nothing() {
     assert!(!u.events(&s).iter().any(|k| k == "leg_filled"));
 }
 
+/// A frame the bot cannot read may have carried a fill: the account
+/// reconciles with REST at once, rather than trust its view until the next
+/// scheduled reconciliation (a minute) while the position grew.
+#[test]
+fn a_malformed_frame_makes_the_account_reconcile_at_once() {
+    let f = Fake::bybit();
+    let s = server(&f, "1000");
+    let u = start_bot(&s, &f, "lostframe@example.com");
+    wait_ladder(&f, u.id, 1);
+    wait_live(&f);
+    // Reconciled: the steps (every second) read the account's view.
+    wait_for(WAIT, "reads served by the stream", || {
+        requests_over(&f, Duration::from_millis(1500)).is_empty()
+    });
+    // The leg fills and its event is lost on the way (here: not pushed, and
+    // a garbled frame arrives instead; the stream stays silent after it).
+    f.silence(true);
+    let leg = f
+        .book()
+        .order(&format!("bz-{}-1-l1", u.id))
+        .expect("leg")
+        .price;
+    f.set_price(leg);
+    let Fake::Bybit(fb) = &f else { unreachable!() };
+    fb.send_malformed(Malformed::GarbledNumber);
+    let tp2 = format!("bz-{}-1-tp2", u.id);
+    // Well within the minute between scheduled reconciliations.
+    wait_for(Duration::from_secs(10), "the fill reconciled", || {
+        f.book().order(&tp2).is_some_and(|o| o.is_open())
+    });
+    assert_eq!(f.connections().0, 1, "the stream stays up");
+}
+
 #[test]
 fn bingx_listen_keys_are_renewed_when_they_expire() {
     let f = Fake::bingx();

@@ -295,10 +295,16 @@ impl Loop {
             }
             Ok(Read::Nothing) => {}
             Err(e) => {
-                crate::metrics::exchange_stream_malformed(exchange);
                 let Some(c) = self.conns.get_mut(&id) else {
                     return Ok(());
                 };
+                // The frame may have carried a fill or a cancel: until the
+                // next snapshot the view answers nothing.
+                c.view.lost(local_ms());
+                if !matches!(e, crate::exchange::ExchangeError::Malformed(_)) {
+                    return Ok(());
+                }
+                crate::metrics::exchange_stream_malformed(exchange);
                 let quiet = c
                     .malformed_logged
                     .is_some_and(|t| t.elapsed() < MALFORMED_LOG_EVERY);

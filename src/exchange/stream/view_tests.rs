@@ -239,3 +239,32 @@ fn fill_times_are_read_on_our_clock() {
     v.apply(upd(order("a", OrderStatus::Filled, dec!(1)), 20_000));
     assert_eq!(v.take_unread_fills(SYM), vec![5_000]);
 }
+
+#[test]
+fn a_lost_update_makes_every_read_reconcile_even_within_the_same_millisecond() {
+    let v = live_synced(10);
+    v.apply(upd(order("a", OrderStatus::Open, dec!(0)), 11));
+    let m = v.mark();
+    v.snapshot_position(SYM, pos(dec!(1)), m, 10);
+    assert_eq!(v.open_orders(SYM, 10).unwrap().len(), 1);
+    // A snapshot's request began, then a frame could not be read (it may have
+    // been "a filled"), in the very millisecond the stream went live.
+    let m = v.mark();
+    v.lost(10);
+    assert_eq!(v.open_orders(SYM, 10), None, "the fill may be missing");
+    assert_eq!(v.position(SYM, Side::Long, 10), None);
+    assert_eq!(v.order(SYM, "c-a"), None);
+    v.snapshot_orders(SYM, &[order("a", OrderStatus::Open, dec!(0))], m, 10);
+    assert_eq!(
+        v.open_orders(SYM, 10),
+        None,
+        "a snapshot requested before the loss proves nothing"
+    );
+    let m = v.mark();
+    v.snapshot_orders(SYM, &[], m, 12);
+    assert_eq!(v.open_orders(SYM, 12), Some(vec![]));
+    // Down, a loss changes nothing: reads go to REST and `set_live` restarts.
+    v.set_down();
+    v.lost(13);
+    assert_eq!(v.state(), StreamState::Down);
+}
