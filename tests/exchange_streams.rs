@@ -467,6 +467,17 @@ fn many_accounts_share_one_event_loop() {
     let ours = |prefix: &str| names.iter().filter(|n| n.starts_with(prefix)).count();
     assert_eq!(ours("account-stream"), 1, "{names:?}");
     assert_eq!(ours("stream-connect"), 4, "{names:?}");
+    // The clock offset for the authentications is read once, not per
+    // account (those reads are outside the request budget): at most one per
+    // connect thread racing the first.
+    let clock_reads = || {
+        fake.book()
+            .seen
+            .iter()
+            .filter(|p| *p == "/v5/market/time")
+            .count()
+    };
+    assert!(clock_reads() <= 4, "{} server-time reads", clock_reads());
 
     let last = ACCOUNTS - 1;
     let order = NewOrder {
