@@ -406,6 +406,30 @@ fn bingx_listen_keys_are_renewed_when_they_expire() {
     );
 }
 
+/// A listen key that expires again right after each renewal (here: keys that
+/// live 300 ms) makes the account back off, not reconnect and create keys as
+/// fast as BingX answers.
+#[test]
+fn bingx_listen_keys_that_keep_expiring_back_off() {
+    let f = Fake::bingx();
+    let s = server(&f, SLOW_TICK);
+    let u = start_bot(&s, &f, "keystorm@example.com");
+    wait_ladder(&f, u.id, 1);
+    wait_live(&f);
+    let Fake::Bingx(fx) = &f else { unreachable!() };
+    fx.set_listen_key_ttl_ms(300);
+    fx.expire_listen_keys();
+    let (_, before) = f.connections();
+    // A measurement window: at once, the connections would follow each
+    // other every 300 ms (about 20 in 6 s); backing off from 0.5 s they are
+    // at most 0.3 + 0.5, 0.3 + 1, 0.3 + 2 s apart.
+    std::thread::sleep(Duration::from_secs(6));
+    let (_, after) = f.connections();
+    assert!(after - before <= 6, "{} connections in 6 s", after - before);
+    assert!(after > before, "it does reconnect");
+    assert_eq!(wait_status(&s, &u, "running")["status"], "running");
+}
+
 /// Many accounts, one loop: three hundred Bybit accounts each get their own
 /// authenticated stream, all driven by the one `account-streams` thread (and
 /// the few connect threads), and an order on the last account wakes exactly
