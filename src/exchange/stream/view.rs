@@ -432,6 +432,15 @@ impl AccountView {
             s.forget(&id);
         }
         for o in orders {
+            // REST may lag the stream: an order the stream already reported
+            // filled or closed is not listed open again (the engine would miss
+            // the fill, or wait for a take-profit that filled).
+            if s.orders
+                .get(&o.exchange_id)
+                .is_some_and(|old| !newer(old, o, 0))
+            {
+                continue;
+            }
             s.put(Entry {
                 order: o.clone(),
                 time_ms: 0,

@@ -268,3 +268,25 @@ fn a_lost_update_makes_every_read_reconcile_even_within_the_same_millisecond() {
     v.lost(13);
     assert_eq!(v.state(), StreamState::Down);
 }
+
+#[test]
+fn a_lagging_rest_list_never_reopens_an_order_the_stream_closed() {
+    let v = live_synced(0);
+    v.apply(upd(order("a", OrderStatus::Open, dec!(0)), 5));
+    v.apply(upd(order("b", OrderStatus::Open, dec!(0)), 5));
+    v.apply(upd(order("a", OrderStatus::Filled, dec!(1)), 6));
+    v.apply(upd(order("b", OrderStatus::PartiallyFilled, dec!(0.5)), 6));
+    // Requested after both updates, answered from a replica that has not
+    // seen them yet.
+    let m = v.mark();
+    let stale = [
+        order("a", OrderStatus::Open, dec!(0)),
+        order("b", OrderStatus::Open, dec!(0)),
+    ];
+    v.snapshot_orders(SYM, &stale, m, 10);
+    let open = v.open_orders(SYM, 10).unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].filled_qty, dec!(0.5));
+    let a = v.order(SYM, "c-a").unwrap();
+    assert_eq!((a.status, a.filled_qty), (OrderStatus::Filled, dec!(1)));
+}
