@@ -37,6 +37,9 @@ const FILLS_KEPT: usize = 1024;
 const RECENT_KEPT: usize = 256;
 /// Fill times kept per symbol until a bot reads them.
 const UNREAD_KEPT: usize = 256;
+/// A REST answer may not show a change the stream reported this long before
+/// it (the exchange's replicas): the stream's state is kept over it.
+const REST_LAG_MS: i64 = 5_000;
 /// Fills are complete from this long after the stream went live: the
 /// exchange's clock and ours differ a little.
 const COVER_MARGIN_MS: i64 = 2_000;
@@ -534,9 +537,18 @@ impl AccountView {
     pub fn snapshot_position(&self, symbol: &str, position: Position, mark: Mark, now_ms: i64) {
         let mut inner = self.lock();
         let same_run = Self::live_since(&inner) == mark.live_since && inner.epoch == mark.epoch;
+        let offset = inner.offset_ms;
         let s = inner.symbols.entry(symbol.to_string()).or_default();
         let k = side_index(position.side);
-        s.positions[k] = Some((position, 0));
+        // REST may lag the stream: a position the stream reported moments
+        // before this answer stays (a fill's position read flat from a lagging
+        // replica would be trusted for a minute, and the engine takes a
+        // position that stays flat for a few steps as closed from outside).
+        let recent =
+            s.positions[k].is_some_and(|(_, t)| t > 0 && t - offset > now_ms - REST_LAG_MS);
+        if !recent {
+            s.positions[k] = Some((position, 0));
+        }
         let later = s.since(mark.seq);
         let replayed = later.as_ref().is_some_and(|l| {
             for u in l {

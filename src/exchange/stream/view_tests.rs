@@ -290,3 +290,24 @@ fn a_lagging_rest_list_never_reopens_an_order_the_stream_closed() {
     let a = v.order(SYM, "c-a").unwrap();
     assert_eq!((a.status, a.filled_qty), (OrderStatus::Filled, dec!(1)));
 }
+
+#[test]
+fn a_lagging_rest_position_never_hides_what_the_stream_just_reported() {
+    let v = live_synced(0);
+    let p = |size, t| Update::Position {
+        symbol: SYM.into(),
+        position: pos(size),
+        time_ms: t,
+    };
+    // The entry filled at 1 000: the stream says 1, then a REST read answered
+    // at 1 500 by a replica still at 0.
+    v.apply(p(dec!(1), 1_000));
+    let m = v.mark();
+    v.snapshot_position(SYM, pos(dec!(0)), m, 1_500);
+    assert_eq!(v.position(SYM, Side::Long, 1_500).unwrap().size, dec!(1));
+    // A stream report long past is what the reconciliation checks: REST wins.
+    let later = 1_000 + REST_LAG_MS + 1;
+    let m = v.mark();
+    v.snapshot_position(SYM, pos(dec!(3)), m, later);
+    assert_eq!(v.position(SYM, Side::Long, later).unwrap().size, dec!(3));
+}
