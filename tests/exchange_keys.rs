@@ -279,6 +279,49 @@ fn rest_goes_through_a_socks5_proxy() {
     trades_through(&FakeProxy::socks5(Some(("pr0xy-user", "pr0xy-pass"))));
 }
 
+/// The account's private stream goes through its proxy too: a running bot's
+/// WebSocket is a `CONNECT` tunnel to the fake (its REST, plain `http`, is
+/// forwarded in absolute form), the stream goes live through it and comes back
+/// through it after a drop, and the proxy's credentials show nowhere.
+#[test]
+fn the_private_stream_goes_through_an_http_proxy() {
+    let proxy = FakeProxy::http(Some(("pr0xy-user", "pr0xy-pass")));
+    let f = FakeBybit::start(KEY, SECRET);
+    let (url, ws) = (f.url(), f.private_ws_url());
+    let s = server(&[
+        ("BYBIT_BASE_URL", &url),
+        ("BYBIT_WS_PRIVATE_URL", &ws),
+        ("EXCHANGE_TIMEOUT_MS", "1500"),
+    ]);
+    let u = user(&s, "streamproxy@example.com", false);
+    let mut body = account("bybit", KEY, SECRET);
+    body["proxy"] = json!(proxy.url());
+    let r = add(&s, &u, body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(proxy.connects().is_empty(), "no socket before a bot runs");
+    let r = u.call(&s, "PUT", "/api/bot/config", r#"{"exchange":"bybit"}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (code, body) = start(&s, &u);
+    assert_eq!(code, 200, "{body}");
+    wait_status(&s, &u, "running");
+    let wait = std::time::Duration::from_secs(20);
+    common::wait_for(wait, "the stream live through the proxy", || {
+        f.private_connections().0 == 1 && !proxy.connects().is_empty()
+    });
+    let fake_at = url.trim_start_matches("http://").to_string();
+    assert!(ws.contains(&fake_at), "{ws} is on the fake's port");
+    assert_eq!(proxy.connects(), vec![fake_at.clone()]);
+    // Reconnects take the same way.
+    f.drop_private_sockets();
+    common::wait_for(wait, "a reconnect through the proxy", || {
+        proxy.connects().len() >= 2 && f.private_connections().0 == 1
+    });
+    assert!(proxy.tunnels().iter().all(|t| *t == fake_at));
+    assert!(proxy.connects().iter().all(|t| *t == fake_at));
+    assert_eq!(proxy.refused(), 0);
+    assert!(!s.log().contains("pr0xy-pass") && !s.log().contains("pr0xy-user"));
+}
+
 #[test]
 fn a_proxy_is_validated_changed_and_cleared_on_update() {
     let f = FakeBybit::start(KEY, SECRET);

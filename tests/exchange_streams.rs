@@ -340,6 +340,39 @@ fn malformed_frames_are_counted_and_change_nothing() {
     assert!(!u.events(&s).iter().any(|k| k == "leg_filled"));
 }
 
+/// A frame the bot cannot read may have carried a fill: the account
+/// reconciles with REST at once, rather than trust its view until the next
+/// scheduled reconciliation (a minute) while the position grew.
+#[test]
+fn a_malformed_frame_makes_the_account_reconcile_at_once() {
+    let f = Fake::bybit();
+    let s = server(&f, "1000");
+    let u = start_bot(&s, &f, "lostframe@example.com");
+    wait_ladder(&f, u.id, 1);
+    wait_live(&f);
+    // Reconciled: the steps (every second) read the account's view.
+    wait_for(WAIT, "reads served by the stream", || {
+        requests_over(&f, Duration::from_millis(1500)).is_empty()
+    });
+    // The leg fills and its event is lost on the way (here: not pushed, and
+    // a garbled frame arrives instead; the stream stays silent after it).
+    f.silence(true);
+    let leg = f
+        .book()
+        .order(&format!("bz-{}-1-l1", u.id))
+        .expect("leg")
+        .price;
+    f.set_price(leg);
+    let Fake::Bybit(fb) = &f else { unreachable!() };
+    fb.send_malformed(Malformed::GarbledNumber);
+    let tp2 = format!("bz-{}-1-tp2", u.id);
+    // Well within the minute between scheduled reconciliations.
+    wait_for(Duration::from_secs(10), "the fill reconciled", || {
+        f.book().order(&tp2).is_some_and(|o| o.is_open())
+    });
+    assert_eq!(f.connections().0, 1, "the stream stays up");
+}
+
 #[test]
 fn bingx_listen_keys_are_renewed_when_they_expire() {
     let f = Fake::bingx();
@@ -371,6 +404,30 @@ fn bingx_listen_keys_are_renewed_when_they_expire() {
         "{:?}",
         at.elapsed()
     );
+}
+
+/// A listen key that expires again right after each renewal (here: keys that
+/// live 300 ms) makes the account back off, not reconnect and create keys as
+/// fast as BingX answers.
+#[test]
+fn bingx_listen_keys_that_keep_expiring_back_off() {
+    let f = Fake::bingx();
+    let s = server(&f, SLOW_TICK);
+    let u = start_bot(&s, &f, "keystorm@example.com");
+    wait_ladder(&f, u.id, 1);
+    wait_live(&f);
+    let Fake::Bingx(fx) = &f else { unreachable!() };
+    fx.set_listen_key_ttl_ms(300);
+    fx.expire_listen_keys();
+    let (_, before) = f.connections();
+    // A measurement window: at once, the connections would follow each
+    // other every 300 ms (about 20 in 6 s); backing off from 0.5 s they are
+    // at most 0.3 + 0.5, 0.3 + 1, 0.3 + 2 s apart.
+    std::thread::sleep(Duration::from_secs(6));
+    let (_, after) = f.connections();
+    assert!(after - before <= 6, "{} connections in 6 s", after - before);
+    assert!(after > before, "it does reconnect");
+    assert_eq!(wait_status(&s, &u, "running")["status"], "running");
 }
 
 /// Many accounts, one loop: three hundred Bybit accounts each get their own
@@ -434,6 +491,17 @@ fn many_accounts_share_one_event_loop() {
     let ours = |prefix: &str| names.iter().filter(|n| n.starts_with(prefix)).count();
     assert_eq!(ours("account-stream"), 1, "{names:?}");
     assert_eq!(ours("stream-connect"), 4, "{names:?}");
+    // The clock offset for the authentications is read once, not per
+    // account (those reads are outside the request budget): at most one per
+    // connect thread racing the first.
+    let clock_reads = || {
+        fake.book()
+            .seen
+            .iter()
+            .filter(|p| *p == "/v5/market/time")
+            .count()
+    };
+    assert!(clock_reads() <= 4, "{} server-time reads", clock_reads());
 
     let last = ACCOUNTS - 1;
     let order = NewOrder {

@@ -25,6 +25,10 @@ pub enum Kind {
 #[derive(Default)]
 struct State {
     tunnels: Mutex<Vec<String>>,
+    /// HTTP `CONNECT` tunnels only (an HTTP client of a plain-`http` target
+    /// sends the absolute form instead: a `CONNECT` to such a target is a
+    /// WebSocket).
+    connects: Mutex<Vec<String>>,
     refused: AtomicU64,
 }
 
@@ -91,6 +95,11 @@ impl FakeProxy {
     /// The `host:port` of every tunnel opened, in order.
     pub fn tunnels(&self) -> Vec<String> {
         self.state.tunnels.lock().unwrap().clone()
+    }
+
+    /// The `host:port` of every HTTP `CONNECT` tunnel, in order.
+    pub fn connects(&self) -> Vec<String> {
+        self.state.connects.lock().unwrap().clone()
     }
 
     pub fn tunnel_count(&self) -> usize {
@@ -162,6 +171,7 @@ fn http(client: TcpStream, auth: Option<&(String, String)>, st: &State) -> Optio
             let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
             return None;
         };
+        st.connects.lock().unwrap().push(target.to_string());
         client
             .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
             .ok()?;

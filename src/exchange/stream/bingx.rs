@@ -174,8 +174,12 @@ fn order(text: &str, event_ms: i64) -> Result<Option<Update>, ExchangeError> {
     let kind = parse::kind(&w.o)?;
     let avg = w.ap.filter(|p| *p > Decimal::ZERO);
     if w.z > Decimal::ZERO && avg.is_none() {
-        // Caught between two updates: the next one has the price.
-        return Ok(None);
+        // Caught between two updates. Not skipped: this may be the fill's only
+        // event (its fee `n` counts once), so the view reconciles with REST.
+        return Err(ExchangeError::Busy(format!(
+            "bingx order {} reports {} filled without an average price",
+            w.i, w.z
+        )));
     }
     let fee_delta = if w.x == "TRADE" {
         -w.n.ok_or_else(|| bad("ORDER_TRADE_UPDATE", "a fill without its fee `n`".into()))?

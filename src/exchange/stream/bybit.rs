@@ -176,14 +176,11 @@ fn orders(data: &str) -> Result<Vec<Update>, ExchangeError> {
                 raw.order_id
             ))
         })?;
-        let order = match parse::order(raw, &symbol) {
-            Ok(order) => order,
-            // Filled without an average price yet: the next update has it.
-            Err(ExchangeError::Busy(_)) => continue,
-            Err(e) => return Err(e),
-        };
+        // Filled without an average price yet (`Busy`): an error too, so the
+        // view reconciles with REST rather than wait for an update that may
+        // never come (a final `Filled` is not repeated).
         out.push(Update::Order {
-            order,
+            order: parse::order(raw, &symbol)?,
             time_ms,
             fee_delta: None,
         });

@@ -3,8 +3,9 @@
 //! subscription, or BingX's listen key), and BingX's listen-key upkeep. Each
 //! result goes back to the loop through a channel, and wakes it.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use mio::Waker;
@@ -202,10 +203,37 @@ struct BingxServerTime {
     server_time: i64,
 }
 
+/// How long a measured clock offset serves every connect to that exchange.
+/// These server-time reads are outside the request budget: one per connect
+/// would make a reconnect storm (every account of the server after a network
+/// blip or an exchange restart) hundreds of requests in seconds, on top of the
+/// budget's, past Bybit's 600 per 5 s per IP. Clocks drift by milliseconds a
+/// day; the authentication is valid for 10 s.
+const OFFSET_FOR: Duration = Duration::from_secs(300);
+
 /// The exchange's clock minus ours (ms), from its server time: Bybit refuses
 /// an authentication whose expiry is in its past, and the fills' times are on
-/// the exchange's clock.
+/// the exchange's clock. Measured once per `OFFSET_FOR` and process.
 fn clock_offset_ms(http: &Http, settings: &Settings, exchange: &str) -> Result<i64, String> {
+    static KNOWN: OnceLock<Mutex<HashMap<String, (Instant, i64)>>> = OnceLock::new();
+    let known = KNOWN.get_or_init(|| Mutex::new(HashMap::new()));
+    let base = match exchange {
+        "bybit" => &settings.bybit_rest,
+        _ => &settings.bingx_rest,
+    };
+    let key = format!("{exchange} {base}");
+    let lock = || known.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, offset)) = lock().get(&key) {
+        if at.elapsed() < OFFSET_FOR {
+            return Ok(*offset);
+        }
+    }
+    let offset = measure_offset_ms(http, settings, exchange)?;
+    lock().insert(key, (Instant::now(), offset));
+    Ok(offset)
+}
+
+fn measure_offset_ms(http: &Http, settings: &Settings, exchange: &str) -> Result<i64, String> {
     let sent = local_ms();
     let url = match exchange {
         "bybit" => format!("{}/v5/market/time", settings.bybit_rest),

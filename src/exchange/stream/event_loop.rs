@@ -35,6 +35,12 @@ const EXTEND_EVERY: Duration = Duration::from_secs(30 * 60);
 const LINGER: Duration = Duration::from_secs(10);
 /// Malformed frames are logged at most this often per account.
 const MALFORMED_LOG_EVERY: Duration = Duration::from_secs(10);
+/// A connection up this long was a good one: the back-off starts over, and a
+/// listen key that then expires is renewed at once. One that fails sooner
+/// (a key expired again right after its renewal, a server that closes every
+/// new socket) backs off, or the account would reconnect — and create listen
+/// keys — as fast as the exchange answers.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
 
 enum Phase {
     /// A connect thread is opening it.
@@ -53,6 +59,8 @@ struct Conn {
     backoff: Backoff,
     listen_key: Option<String>,
     last_frame: Instant,
+    /// When the current connection went live.
+    live_at: Instant,
     last_ping: Instant,
     extended_at: Instant,
     malformed_logged: Option<Instant>,
@@ -153,6 +161,7 @@ impl Loop {
                 backoff: Backoff::new(500, 30_000, id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
                 listen_key: None,
                 last_frame: now,
+                live_at: now,
                 last_ping: now,
                 extended_at: now,
                 malformed_logged: None,
@@ -224,9 +233,8 @@ impl Loop {
         }
         let now = Instant::now();
         c.view.set_live(local_ms(), o.offset_ms);
-        c.backoff.reset();
         c.listen_key = o.listen_key.take();
-        (c.last_frame, c.last_ping, c.extended_at) = (now, now, now);
+        (c.last_frame, c.live_at, c.last_ping, c.extended_at) = (now, now, now, now);
         info!(self.log, "account stream live"; "exchange" => c.key.exchange);
         let early = std::mem::take(&mut o.early);
         c.phase = Phase::Live(Box::new(o.socket));
@@ -295,10 +303,16 @@ impl Loop {
             }
             Ok(Read::Nothing) => {}
             Err(e) => {
-                crate::metrics::exchange_stream_malformed(exchange);
                 let Some(c) = self.conns.get_mut(&id) else {
                     return Ok(());
                 };
+                // The frame may have carried a fill or a cancel: until the
+                // next snapshot the view answers nothing.
+                c.view.lost(local_ms());
+                if !matches!(e, crate::exchange::ExchangeError::Malformed(_)) {
+                    return Ok(());
+                }
+                crate::metrics::exchange_stream_malformed(exchange);
                 let quiet = c
                     .malformed_logged
                     .is_some_and(|t| t.elapsed() < MALFORMED_LOG_EVERY);
@@ -332,17 +346,22 @@ impl Loop {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
+        let mut stable = false;
         if let Phase::Live(socket) = &mut c.phase {
             if let Some(fd) = socket.fd() {
                 let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
             }
             socket.close();
+            stable = c.live_at.elapsed() >= STABLE_AFTER;
         }
         c.view.set_down();
         if renew_key {
             c.listen_key = None;
         }
-        let delay = if why.contains("listen key") {
+        if stable {
+            c.backoff.reset();
+        }
+        let delay = if stable && why.contains("listen key") {
             0
         } else {
             c.backoff.next_delay_ms().max(1) as u64

@@ -11,7 +11,9 @@
 //!   snapshot's request began are applied again on top (they may be newer than
 //!   what REST saw).
 //! - A reconnect (`set_live`) forgets every order and every sync: what happened
-//!   while the stream was silent is only known after the next snapshot.
+//!   while the stream was silent is only known after the next snapshot. So does
+//!   an update the stream could not deliver (`lost`: a malformed frame, an entry
+//!   caught between two states): it may have been a fill or a cancel.
 //!
 //! Times: `now_ms` is the local clock (callers pass it, so tests choose it),
 //! update times are the exchange's.
@@ -35,6 +37,9 @@ const FILLS_KEPT: usize = 1024;
 const RECENT_KEPT: usize = 256;
 /// Fill times kept per symbol until a bot reads them.
 const UNREAD_KEPT: usize = 256;
+/// A REST answer may not show a change the stream reported this long before
+/// it (the exchange's replicas): the stream's state is kept over it.
+const REST_LAG_MS: i64 = 5_000;
 /// Fills are complete from this long after the stream went live: the
 /// exchange's clock and ours differ a little.
 const COVER_MARGIN_MS: i64 = 2_000;
@@ -89,6 +94,9 @@ struct Inner {
     seq: u64,
     /// The exchange's clock minus ours (ms), learnt at the last connect.
     offset_ms: i64,
+    /// Counts restarts (`set_live`, `lost`): a snapshot requested before one
+    /// is not trusted, even within the same millisecond.
+    epoch: u64,
 }
 
 /// The account's cache; shared by every bot trading with the same key.
@@ -274,6 +282,8 @@ pub type Cached<T> = Option<T>;
 #[derive(Debug, Clone, Copy)]
 pub struct Mark {
     seq: u64,
+    /// `Inner::epoch` when the request began.
+    epoch: u64,
     /// The stream was live since this time when the request began.
     live_since: Option<i64>,
 }
@@ -289,6 +299,7 @@ impl AccountView {
                 wallet: None,
                 seq: 0,
                 offset_ms: 0,
+                epoch: 0,
             }),
         }
     }
@@ -320,8 +331,25 @@ impl AccountView {
     /// minus ours.
     pub fn set_live(&self, now_ms: i64, offset_ms: i64) {
         let mut inner = self.lock();
-        inner.state = StreamState::Live { since_ms: now_ms };
         inner.offset_ms = offset_ms;
+        Self::restart(&mut inner, now_ms);
+    }
+
+    /// The stream delivered something it could not be read (a malformed frame,
+    /// an order caught between two states): whatever it said — a fill, a
+    /// cancel — is missing, so nothing is trusted until the next snapshot, as
+    /// after a reconnect. Nothing happens while the stream is down (reads go to
+    /// REST anyway, and `set_live` restarts).
+    pub fn lost(&self, now_ms: i64) {
+        let mut inner = self.lock();
+        if Self::live_since(&inner).is_some() {
+            Self::restart(&mut inner, now_ms);
+        }
+    }
+
+    fn restart(inner: &mut Inner, now_ms: i64) {
+        inner.state = StreamState::Live { since_ms: now_ms };
+        inner.epoch += 1;
         inner.wallet = None;
         for s in inner.symbols.values_mut() {
             *s = SymbolView::default();
@@ -366,6 +394,7 @@ impl AccountView {
         let inner = self.lock();
         Mark {
             seq: inner.seq,
+            epoch: inner.epoch,
             live_since: Self::live_since(&inner),
         }
     }
@@ -393,7 +422,7 @@ impl AccountView {
     /// the open set, then the stream's later updates go on top.
     pub fn snapshot_orders(&self, symbol: &str, orders: &[Order], mark: Mark, now_ms: i64) {
         let mut inner = self.lock();
-        let same_run = Self::live_since(&inner) == mark.live_since;
+        let same_run = Self::live_since(&inner) == mark.live_since && inner.epoch == mark.epoch;
         let s = inner.symbols.entry(symbol.to_string()).or_default();
         let listed: HashSet<&str> = orders.iter().map(|o| o.exchange_id.as_str()).collect();
         let gone: Vec<String> = s
@@ -406,6 +435,15 @@ impl AccountView {
             s.forget(&id);
         }
         for o in orders {
+            // REST may lag the stream: an order the stream already reported
+            // filled or closed is not listed open again (the engine would miss
+            // the fill, or wait for a take-profit that filled).
+            if s.orders
+                .get(&o.exchange_id)
+                .is_some_and(|old| !newer(old, o, 0))
+            {
+                continue;
+            }
             s.put(Entry {
                 order: o.clone(),
                 time_ms: 0,
@@ -498,10 +536,19 @@ impl AccountView {
     /// A REST read of one side's position, requested at `mark`.
     pub fn snapshot_position(&self, symbol: &str, position: Position, mark: Mark, now_ms: i64) {
         let mut inner = self.lock();
-        let same_run = Self::live_since(&inner) == mark.live_since;
+        let same_run = Self::live_since(&inner) == mark.live_since && inner.epoch == mark.epoch;
+        let offset = inner.offset_ms;
         let s = inner.symbols.entry(symbol.to_string()).or_default();
         let k = side_index(position.side);
-        s.positions[k] = Some((position, 0));
+        // REST may lag the stream: a position the stream reported moments
+        // before this answer stays (a fill's position read flat from a lagging
+        // replica would be trusted for a minute, and the engine takes a
+        // position that stays flat for a few steps as closed from outside).
+        let recent =
+            s.positions[k].is_some_and(|(_, t)| t > 0 && t - offset > now_ms - REST_LAG_MS);
+        if !recent {
+            s.positions[k] = Some((position, 0));
+        }
         let later = s.since(mark.seq);
         let replayed = later.as_ref().is_some_and(|l| {
             for u in l {
@@ -553,14 +600,14 @@ impl AccountView {
             return;
         }
         let mut inner = self.lock();
-        let offset = inner.offset_ms;
+        let (offset, epoch) = (inner.offset_ms, inner.epoch);
         let live = Self::live_since(&inner).map(|t| t + offset);
         let s = inner.symbols.entry(symbol.to_string()).or_default();
         for e in list {
             s.fill(e.clone());
         }
         if let (Some(now), Some(then)) = (live, mark.live_since) {
-            if now == then + offset && s.fills.len() < FILLS_KEPT {
+            if now == then + offset && epoch == mark.epoch && s.fills.len() < FILLS_KEPT {
                 let from = s.covered_from.unwrap_or(now + COVER_MARGIN_MS);
                 s.covered_from = Some(from.min(since_ms));
             }

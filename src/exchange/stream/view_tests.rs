@@ -239,3 +239,75 @@ fn fill_times_are_read_on_our_clock() {
     v.apply(upd(order("a", OrderStatus::Filled, dec!(1)), 20_000));
     assert_eq!(v.take_unread_fills(SYM), vec![5_000]);
 }
+
+#[test]
+fn a_lost_update_makes_every_read_reconcile_even_within_the_same_millisecond() {
+    let v = live_synced(10);
+    v.apply(upd(order("a", OrderStatus::Open, dec!(0)), 11));
+    let m = v.mark();
+    v.snapshot_position(SYM, pos(dec!(1)), m, 10);
+    assert_eq!(v.open_orders(SYM, 10).unwrap().len(), 1);
+    // A snapshot's request began, then a frame could not be read (it may have
+    // been "a filled"), in the very millisecond the stream went live.
+    let m = v.mark();
+    v.lost(10);
+    assert_eq!(v.open_orders(SYM, 10), None, "the fill may be missing");
+    assert_eq!(v.position(SYM, Side::Long, 10), None);
+    assert_eq!(v.order(SYM, "c-a"), None);
+    v.snapshot_orders(SYM, &[order("a", OrderStatus::Open, dec!(0))], m, 10);
+    assert_eq!(
+        v.open_orders(SYM, 10),
+        None,
+        "a snapshot requested before the loss proves nothing"
+    );
+    let m = v.mark();
+    v.snapshot_orders(SYM, &[], m, 12);
+    assert_eq!(v.open_orders(SYM, 12), Some(vec![]));
+    // Down, a loss changes nothing: reads go to REST and `set_live` restarts.
+    v.set_down();
+    v.lost(13);
+    assert_eq!(v.state(), StreamState::Down);
+}
+
+#[test]
+fn a_lagging_rest_list_never_reopens_an_order_the_stream_closed() {
+    let v = live_synced(0);
+    v.apply(upd(order("a", OrderStatus::Open, dec!(0)), 5));
+    v.apply(upd(order("b", OrderStatus::Open, dec!(0)), 5));
+    v.apply(upd(order("a", OrderStatus::Filled, dec!(1)), 6));
+    v.apply(upd(order("b", OrderStatus::PartiallyFilled, dec!(0.5)), 6));
+    // Requested after both updates, answered from a replica that has not
+    // seen them yet.
+    let m = v.mark();
+    let stale = [
+        order("a", OrderStatus::Open, dec!(0)),
+        order("b", OrderStatus::Open, dec!(0)),
+    ];
+    v.snapshot_orders(SYM, &stale, m, 10);
+    let open = v.open_orders(SYM, 10).unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].filled_qty, dec!(0.5));
+    let a = v.order(SYM, "c-a").unwrap();
+    assert_eq!((a.status, a.filled_qty), (OrderStatus::Filled, dec!(1)));
+}
+
+#[test]
+fn a_lagging_rest_position_never_hides_what_the_stream_just_reported() {
+    let v = live_synced(0);
+    let p = |size, t| Update::Position {
+        symbol: SYM.into(),
+        position: pos(size),
+        time_ms: t,
+    };
+    // The entry filled at 1 000: the stream says 1, then a REST read answered
+    // at 1 500 by a replica still at 0.
+    v.apply(p(dec!(1), 1_000));
+    let m = v.mark();
+    v.snapshot_position(SYM, pos(dec!(0)), m, 1_500);
+    assert_eq!(v.position(SYM, Side::Long, 1_500).unwrap().size, dec!(1));
+    // A stream report long past is what the reconciliation checks: REST wins.
+    let later = 1_000 + REST_LAG_MS + 1;
+    let m = v.mark();
+    v.snapshot_position(SYM, pos(dec!(3)), m, later);
+    assert_eq!(v.position(SYM, Side::Long, later).unwrap().size, dec!(3));
+}
