@@ -15,6 +15,7 @@ use slog::{info, warn, Logger};
 
 use super::conn::{Frame, Socket};
 use super::connect::{Access, Done, Job, Opened, Pool, Settings};
+use super::pace::Pace;
 use super::update::Update;
 use super::view::AccountView;
 use super::{bingx, bybit, AccountKey, Command, Handle, Shared};
@@ -86,6 +87,7 @@ pub(super) fn start(
         conns: HashMap::new(),
         ids: HashMap::new(),
         next_id: 1,
+        pace: Pace::default(),
         log,
     };
     std::thread::Builder::new()
@@ -103,6 +105,7 @@ struct Loop {
     conns: HashMap<u64, Conn>,
     ids: HashMap<AccountKey, u64>,
     next_id: u64,
+    pace: Pace,
     log: Logger,
 }
 
@@ -177,6 +180,16 @@ impl Loop {
         };
         if let Some((_, api)) = self.shared.account(&c.key) {
             c.api = api;
+        }
+        let egress = match &c.api.proxy {
+            Some(p) => p.shown(),
+            None => "direct".into(),
+        };
+        let now = Instant::now();
+        if let Err(room_at) = self.pace.take(c.key.exchange, &egress, now) {
+            // The exchange's connection limit: REST serves the account until then.
+            c.phase = Phase::Waiting(room_at);
+            return;
         }
         let key = c.api.clone();
         c.phase = Phase::Opening;

@@ -16,6 +16,7 @@ mod conn;
 pub mod connect;
 mod event_loop;
 mod listen_key;
+mod pace;
 pub mod update;
 pub mod view;
 
