@@ -63,7 +63,9 @@ struct Plan {
     /// One round trip of the wave: three per run by default, so every bot closes
     /// cycles repeatedly, within 20–120 s.
     swing: Duration,
-    /// Starts per second (each costs the fake a few requests).
+    /// Starts per second: each costs the fake several requests (leverage, mode
+    /// check, entry, ladder, the stream's first reconciliation), and a thousand
+    /// users do not all press start in the same second.
     start_rate: f64,
 }
 
@@ -80,7 +82,7 @@ impl Plan {
             bots,
             run: Duration::from_secs_f64(secs),
             swing: Duration::from_secs_f64(swing),
-            start_rate: env_number("BENCH_START_RATE", 20.0),
+            start_rate: env_number("BENCH_START_RATE", 10.0),
         }
     }
 }
@@ -222,6 +224,20 @@ fn ledger_fills(s: &Server) -> Vec<(String, i64)> {
     rows
 }
 
+/// Waits (at most a minute) until every account holds its bot's two legs and
+/// take-profit, so the first swing meets every ladder; says how many did if not.
+fn wait_ladders(f: &Fake, bots: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ready = f.ladders_ready();
+    while ready < bots && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        ready = f.ladders_ready();
+    }
+    if ready < bots {
+        println!("  only {ready} of {bots} ladders resting after a minute; running anyway");
+    }
+}
+
 /// What the run measured on the runner process.
 struct RunnerUse {
     cores: f64,
@@ -266,14 +282,18 @@ fn histogram_p99_ms(s: &Server) -> Option<f64> {
     scale::quantile_of_buckets(&buckets, 0.99).map(|q| q * 1000.0)
 }
 
-/// The cross-check from both ends: for each execution the fake emitted, the time
-/// until the bot's ledger recorded it. Prints it and answers its p99 (ms).
-fn cross_check_p99_ms(s: &Server, f: &Fake) -> Option<i64> {
-    let emitted = f.fills();
-    let read: HashMap<String, i64> = ledger_fills(s).into_iter().collect();
+/// The cross-check from both ends: for each execution of `emitted` (order link
+/// id, the fake's time of it), the time until the bot's ledger recorded it.
+/// Prints it under `what` and answers its p99 (ms).
+fn cross_check_p99_ms(
+    what: &str,
+    emitted: &[(String, i64)],
+    ledger: &[(String, i64)],
+) -> Option<i64> {
+    let read: HashMap<&str, i64> = ledger.iter().map(|(id, t)| (id.as_str(), *t)).collect();
     let mut lags: Vec<i64> = emitted
         .iter()
-        .filter_map(|(id, at)| read.get(id).map(|r| r - at))
+        .filter_map(|(id, at)| read.get(id.as_str()).map(|r| r - at))
         .collect();
     let unread = emitted.len() - lags.len();
     let p50 = scale::percentile(&mut lags, 0.50);
@@ -281,8 +301,8 @@ fn cross_check_p99_ms(s: &Server, f: &Fake) -> Option<i64> {
     let max = lags.last().copied();
     let ms = |v: Option<i64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
     println!(
-        "  cross-check: {} fills emitted by the fake, {} in the bots' ledgers ({unread} not read \
-         by the end); ledger time - fake time: p50 {}, p99 {}, max {}",
+        "  cross-check, {what}: {} executions, {} in the bots' ledgers ({unread} not read by \
+         the end); ledger time - fake time: p50 {}, p99 {}, max {}",
         emitted.len(),
         lags.len(),
         ms(p50),
@@ -339,11 +359,22 @@ fn bench_exchange_scale() {
         begun.elapsed().as_secs_f64()
     );
 
+    wait_ladders(&f, plan.bots);
+    println!(
+        "  ladders resting after {:.1} s",
+        begun.elapsed().as_secs_f64()
+    );
+
     let runner = s.runner_pids()[0];
     let used = run_prices(&f, runner, &plan);
     let still = running_bots(&s);
     let histogram = histogram_p99_ms(&s);
-    let crossed = cross_check_p99_ms(&s, &f);
+    let ledger = ledger_fills(&s);
+    let crossed = cross_check_p99_ms("from the execution on the fake", &f.fills(), &ledger);
+    let pushed = f.pushed();
+    if !pushed.is_empty() {
+        cross_check_p99_ms("from its push on the private stream", &pushed, &ledger);
+    }
     let cycles: i64 = {
         let db = rusqlite::Connection::open(s.path("instance/database.db")).unwrap();
         db.query_row("SELECT COUNT(*) FROM trades", [], |r| r.get(0))
@@ -410,6 +441,16 @@ impl Fake {
             .iter()
             .map(|f| (f.client_id.clone(), f.time_ms))
             .collect()
+    }
+
+    /// Accounts with at least the two legs and the take-profit open.
+    fn ladders_ready(&self) -> usize {
+        usize::from(self.bybit.book().open_count() >= 3)
+    }
+
+    /// Today's fake has no private stream.
+    fn pushed(&self) -> Vec<(String, i64)> {
+        Vec::new()
     }
 
     fn requests_total(&self) -> usize {
