@@ -415,10 +415,14 @@ impl Fake {
     fn start(accounts: usize) -> Fake {
         let (k, secret) = key(0);
         let bybit = FakeBybit::start(&k, &secret);
-        assert_eq!(accounts, 1, "today's fake has one account: run with 1 bot");
         // The product measures from the exchange's timestamps: a fake clock running
         // ahead (the fake's default, for the time-sync tests) would add its skew.
+        // Set before adding accounts: they take the first one's clock.
         bybit.book().skew_ms = 0;
+        for i in 1..accounts {
+            let (k, secret) = key(i);
+            bybit.add_account(&k, &secret);
+        }
         Fake { bybit }
     }
 
@@ -427,42 +431,50 @@ impl Fake {
     }
 
     fn private_ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/v5/private", self.bybit.http.port)
+        self.bybit.private_ws_url()
     }
 
     fn set_price(&self, price: rust_decimal::Decimal) {
-        self.bybit.book().set_price(price);
+        self.bybit.set_price(price);
     }
 
-    /// Every execution: (order link id, time the fake emitted it, ms).
+    /// Every execution of every account: (order link id, the execution's time on
+    /// the exchange, ms) — what the product's histogram measures from.
     fn fills(&self) -> Vec<(String, i64)> {
-        let b = self.bybit.book();
-        b.fills
-            .iter()
-            .map(|f| (f.client_id.clone(), f.time_ms))
-            .collect()
+        let mut out = Vec::new();
+        for i in 0..self.bybit.account_count() {
+            let acc = self.bybit.account(i);
+            let b = acc.lock().unwrap();
+            out.extend(b.fills.iter().map(|f| (f.client_id.clone(), f.time_ms)));
+        }
+        out
     }
 
     /// Accounts with at least the two legs and the take-profit open.
     fn ladders_ready(&self) -> usize {
-        usize::from(self.bybit.book().open_count() >= 3)
+        (0..self.bybit.account_count())
+            .filter(|&i| self.bybit.account(i).lock().unwrap().open_count() >= 3)
+            .count()
     }
 
-    /// Today's fake has no private stream.
+    /// Executions pushed on the private streams: (order link id, time sent, ms).
     fn pushed(&self) -> Vec<(String, i64)> {
-        Vec::new()
+        self.bybit
+            .emitted()
+            .into_iter()
+            .map(|e| (e.client_id, e.emitted_ms))
+            .collect()
     }
 
-    fn requests_total(&self) -> usize {
-        self.bybit.book().seen.len()
+    fn requests_total(&self) -> u64 {
+        self.bybit.requests_total()
     }
 
-    /// Today's fake does not count its window: 0.
     fn requests_in_window_max(&self) -> usize {
-        0
+        self.bybit.requests_in_window_max()
     }
 
-    fn ip_limit_exceeded(&self) -> usize {
-        0
+    fn ip_limit_exceeded(&self) -> u64 {
+        self.bybit.ip_limit_exceeded()
     }
 }
