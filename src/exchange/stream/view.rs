@@ -201,7 +201,9 @@ impl SymbolView {
             complete &= old.is_none_or(|o| o.complete);
         }
         // Bounded: a symbol no bot reads (a manual trade elsewhere) must not grow it.
-        if order.filled_qty > filled_before && self.unread_fills.len() < UNREAD_KEPT {
+        // Only the stream's own reports (time known) measure its latency.
+        if order.filled_qty > filled_before && time_ms > 0 && self.unread_fills.len() < UNREAD_KEPT
+        {
             self.unread_fills.push(time_ms);
         }
         let cancel_sent = old.is_some_and(|o| o.cancel_sent);
@@ -488,11 +490,27 @@ impl AccountView {
     /// unknown): kept unless the view already knows a later state.
     pub fn learn_order(&self, order: &Order) {
         let mut inner = self.lock();
+        inner.seq += 1;
+        let seq = inner.seq;
         let s = inner.symbols.entry(order.symbol.clone()).or_default();
         if let Some(old) = s.orders.get(&order.exchange_id) {
             if !newer(old, order, 0) {
                 return;
             }
+        }
+        // Kept with the stream's updates: a snapshot of the symbol requested
+        // before it (another bot's on the same account) would otherwise forget
+        // an order just placed, and its bot would place its stop again.
+        s.recent.push_back((
+            seq,
+            Update::Order {
+                order: order.clone(),
+                time_ms: 0,
+                fee_delta: None,
+            },
+        ));
+        while s.recent.len() > RECENT_KEPT {
+            s.recent.pop_front();
         }
         let cancel_sent = s
             .orders

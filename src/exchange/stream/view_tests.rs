@@ -311,3 +311,18 @@ fn a_lagging_rest_position_never_hides_what_the_stream_just_reported() {
     v.snapshot_position(SYM, pos(dec!(3)), m, later);
     assert_eq!(v.position(SYM, Side::Long, later).unwrap().size, dec!(3));
 }
+
+#[test]
+fn a_snapshot_requested_before_a_placement_keeps_the_placed_order() {
+    let v = live_synced(0);
+    v.apply(upd(order("a", OrderStatus::Open, dec!(0)), 5));
+    // One bot's REST read begins; meanwhile a bot on the same account and
+    // symbol places "b" (its answer is learnt before the stream reports it).
+    let m = v.mark();
+    v.learn_order(&order("b", OrderStatus::Open, dec!(0)));
+    v.snapshot_orders(SYM, &[order("a", OrderStatus::Open, dec!(0))], m, 10);
+    let open = v.open_orders(SYM, 10).expect("synced");
+    let ids: Vec<&str> = open.iter().map(|o| o.exchange_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert!(v.take_unread_fills(SYM).is_empty());
+}
