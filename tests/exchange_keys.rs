@@ -337,12 +337,18 @@ fn a_proxy_is_validated_changed_and_cleared_on_update() {
     let id = r.json()["id"].as_i64().unwrap();
     let path = format!("/api/exchange-accounts/{id}");
     let socks = FakeProxy::socks5(None);
-    let r = u.call(
-        &s,
-        "PUT",
-        &path,
-        &json!({"proxy": socks.url(), "name": "Via socks"}).to_string(),
-    );
+    let body = json!({"proxy": socks.url(), "name": "Via socks"}).to_string();
+    // ureq 2's SOCKS connector now and then misses its handshake thread's
+    // answer and times out (docs/bots.md, Proxies): the save then answers 503
+    // exchange_unavailable, saves nothing, and sending it again is what the
+    // answer tells the user to do. Anything but that 503 fails at once.
+    let mut r = u.call(&s, "PUT", &path, &body);
+    for _ in 0..3 {
+        if r.status != 503 || r.json()["status"] != "exchange_unavailable" {
+            break;
+        }
+        r = u.call(&s, "PUT", &path, &body);
+    }
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         (&r.json()["proxy"], &r.json()["name"]),

@@ -86,7 +86,7 @@ impl Plan {
             bots,
             run: Duration::from_secs_f64(secs),
             swing: Duration::from_secs_f64(swing),
-            start_rate: env_number("BENCH_START_RATE", 10.0),
+            start_rate: env_number("BENCH_START_RATE", 5.0),
         }
     }
 }
@@ -164,7 +164,7 @@ fn bot_body(i: usize, account: i64) -> Value {
 /// them with the fake) and bot; the bot ids, in order.
 fn create_bots(s: &Server, traders: &[Trader]) -> Vec<i64> {
     // Each save costs the fake one key check: stay well inside its IP window.
-    scale::paced(traders.len(), 50.0, 8, |i| {
+    scale::paced(traders.len(), 20.0, 8, |i| {
         let t = &traders[i];
         let (k, secret) = key(i);
         let body = json!({"name": "main", "exchange": "bybit", "api_key": k,
@@ -275,6 +275,33 @@ fn wait_ladders(f: &Fake, bots: usize) {
     if ready < bots {
         println!("  only {ready} of {bots} ladders resting after a minute; running anyway");
     }
+}
+
+/// Waits until every account's private stream is connected (Bybit allows 500
+/// WebSocket connects per 5 minutes per IP, and the server paces itself at 400:
+/// a thousand accounts take more than five minutes to be all live), at most
+/// 12 minutes. The price run measures the streams, not the start-up.
+fn wait_streams(s: &Server, bots: usize) -> usize {
+    let connected = || {
+        let scrape = s.get("/metrics").text();
+        scrape
+            .lines()
+            .find(|l| {
+                l.starts_with("blitz_exchange_streams{")
+                    && l.contains("exchange=\"bybit\"")
+                    && l.contains("state=\"connected\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as usize
+    };
+    let deadline = Instant::now() + Duration::from_secs(720);
+    let mut now = connected();
+    while now < bots && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        now = connected();
+    }
+    now
 }
 
 /// What the run measured on the runner process.
@@ -414,6 +441,11 @@ fn bench_exchange_scale() {
         wait_ladders(&f, plan.bots);
         println!(
             "  ladders resting after {:.1} s",
+            begun.elapsed().as_secs_f64()
+        );
+        let streams = wait_streams(&s, plan.bots);
+        println!(
+            "  {streams} private streams connected after {:.1} s",
             begun.elapsed().as_secs_f64()
         );
     }
