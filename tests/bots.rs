@@ -465,6 +465,9 @@ fn runner_kill_and_service_restart_resume_without_duplicates() {
 fn config_is_validated_masked_and_pending_while_running() {
     // Bybit is a local fake that knows another key: nothing leaves the machine.
     let bybit = common::fake_bybit::FakeBybit::start("another-key", "another-secret");
+    // The key saved below passes the key check on save (it is a trading key of
+    // another account of the fake).
+    let saved = bybit.add_account("KEY-abcd1234", "s3cr3t-VALUE-never-shown");
     let url = bybit.url();
     let mut env = CALM.to_vec();
     env.push(("BYBIT_BASE_URL", &url));
@@ -537,6 +540,15 @@ fn config_is_validated_masked_and_pending_while_running() {
         assert!(out.status.success());
         assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
     }
+    // The key is revoked on the exchange after it was saved: the start's first
+    // signed call (the position-mode check) is refused.
+    bybit.account(saved).lock().unwrap().push_injected(
+        Some("GET"),
+        "/v5/position/list",
+        10003,
+        "API key is invalid.",
+        1,
+    );
     let (code, body) = post(&s, &u, "/api/bot/start", json!({}));
     assert_eq!(
         (code, body["status"].as_str(), body["message"].as_str()),

@@ -138,6 +138,10 @@ fn invalid_environment_values_exit_2_naming_the_variable() {
             "https://stream.bybit.com/v5/public/linear",
         ),
         ("BINGX_WS_PUBLIC_URL", "open-api-swap.bingx.com/swap-market"),
+        ("BYBIT_REQUESTS_PER_5S", "0"),
+        ("BYBIT_REQUESTS_PER_5S", "601"),
+        ("BINGX_REQUESTS_PER_10S", "2001"),
+        ("BINGX_MARKET_REQUESTS_PER_10S", "501"),
         ("FORWARDED_ALLOW_IPS", "not-an-ip"),
         ("SECURITY_CSP", "default-src 'self'\r\nX-Injected: 1"),
     ];

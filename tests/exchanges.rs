@@ -354,8 +354,15 @@ fn errors_are_reported(v: &Venue) {
     let s = v.server(&url);
     let u = user(&s, "errors@example.com", false);
 
-    configure(&s, &u, v.name, "not-the-right-key");
-    start_fails(&s, &u, 400, "missing_credentials", "rejected the API key");
+    // A key the exchange rejects is refused when it is saved (the key check).
+    let wrong = json!({"exchange": v.name, "api_key": "not-the-right-key", "api_secret": SECRET});
+    let r = u.call(&s, "PUT", "/api/bot/config", &wrong.to_string());
+    let said = r.json()["fields"]["api_key"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(said.contains("rejected this API key"), "{said}");
     assert!(!v.book().refused.is_empty(), "the fake refused the key");
     v.book().refused.clear();
     configure(&s, &u, v.name, KEY);
@@ -431,9 +438,14 @@ fn a_silent_exchange_does_not_stall_other_bots() {
         ("RATE_LIMITS_STATUS", "10000/minute"),
         ("RATE_LIMITS_GLOBAL", "10000/minute"),
     ];
+    // The keys are saved (checked) while Bybit answers; the restart is silent.
+    let answering = FakeBybit::start(KEY, SECRET);
+    let answering_url = answering.url();
+    let mut first = env.clone();
+    first[0] = ("BYBIT_BASE_URL", answering_url.as_str());
     let s = Server::with(Options {
         workers: 2,
-        env: env.clone(),
+        env: first,
         ..Options::default()
     });
     let silent_users: Vec<User> = (0..6)

@@ -588,7 +588,10 @@ fn a_second_bot_trades_on_its_own_market_beside_the_default_one() {
 fn another_users_bots_and_accounts_are_not_found_for_every_route_and_method() {
     let f = FakeBybit::start("KEY-owner-abcd", "secret-of-KEY-owner-abcd");
     let url = f.url();
-    let s = server(&[("BYBIT_BASE_URL", &url)]);
+    // Keys are checked on save: the BingX account's key is a fake BingX's.
+    let g = common::fake_bingx::FakeBingx::start("KEY-spare-wxyz", "secret-of-KEY-spare-wxyz");
+    let bingx_url = g.url();
+    let s = server(&[("BYBIT_BASE_URL", &url), ("BINGX_BASE_URL", &bingx_url)]);
     let owner = user(&s, "owner@example.com", false);
     let other = user(&s, "other@example.com", false);
     let acc = create_account(&s, &owner, "Main", "bybit", "KEY-owner-abcd");
@@ -862,9 +865,15 @@ fn exchange_accounts_are_created_listed_and_deleted_unless_in_use() {
     let acc = r.json();
     let aid = acc["id"].as_i64().unwrap();
     assert_eq!(
-        acc,
-        json!({"id": aid, "name": "Main", "exchange": "bybit", "api_key": "***abcd"})
+        (&acc["id"], &acc["name"], &acc["exchange"], &acc["api_key"]),
+        (
+            &json!(aid),
+            &json!("Main"),
+            &json!("bybit"),
+            &json!("***abcd")
+        )
     );
+    assert_eq!(acc["key"]["trade"], true, "checked on save: {acc}");
     let listed = u.get(&s, "/api/exchange-accounts");
     let row = &listed["accounts"][0];
     assert_eq!(

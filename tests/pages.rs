@@ -343,7 +343,13 @@ fn unknown_pages_get_html_errors_and_the_api_keeps_json() {
 
 #[test]
 fn secrets_never_come_back_and_next_cannot_leave_the_site() {
-    let s = Server::start();
+    // The key is checked on save: a local fake Bybit that knows it.
+    let bybit = common::fake_bybit::FakeBybit::start("KEY-abcd1234", "S3CRET-api-secret-value");
+    let url = bybit.url();
+    let s = Server::with(common::Options {
+        env: vec![("BYBIT_BASE_URL", &url)],
+        ..Default::default()
+    });
     let b = new_user(s.port, &outbox(&s), "secrets@example.com", PW);
     let secret = "S3CRET-api-secret-value";
     let r = b.call(

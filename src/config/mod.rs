@@ -158,6 +158,10 @@ pub struct Config {
     /// market-data process follows.
     pub bybit_ws_public_url: String,
     pub bingx_ws_public_url: String,
+    /// `BYBIT_WS_PRIVATE_URL`, `BINGX_WS_USER_URL`: the private account streams
+    /// the bot runner follows for the bots' accounts.
+    pub bybit_ws_private_url: String,
+    pub bingx_ws_user_url: String,
     /// Each setting as `check-config` shows it (secrets masked), in `settings::ALL`
     /// order; recorded by `load`.
     shown: Vec<(&'static str, String)>,
@@ -251,11 +255,19 @@ impl Config {
                 bingx_url: src.value(&S::BINGX_BASE_URL)?,
                 timeout_ms: src.value(&S::EXCHANGE_TIMEOUT_MS)?,
                 recv_window_ms: src.value(&S::EXCHANGE_RECV_WINDOW_MS)?,
+                limits: crate::exchange::rest::budget::Limits {
+                    bybit_per_5s: src.value(&S::BYBIT_REQUESTS_PER_5S)?,
+                    bingx_per_10s: src.value(&S::BINGX_REQUESTS_PER_10S)?,
+                    bingx_market_per_10s: src.value(&S::BINGX_MARKET_REQUESTS_PER_10S)?,
+                },
+                proxy: None,
             },
             markets_refresh_s: src.value(&S::MARKETS_REFRESH_S)?,
             candles_refresh_ms: src.value(&S::CANDLES_REFRESH_MS)?,
             bybit_ws_public_url: src.value(&S::BYBIT_WS_PUBLIC_URL)?,
             bingx_ws_public_url: src.value(&S::BINGX_WS_PUBLIC_URL)?,
+            bybit_ws_private_url: src.value(&S::BYBIT_WS_PRIVATE_URL)?,
+            bingx_ws_user_url: src.value(&S::BINGX_WS_USER_URL)?,
             binds,
             shown: Vec::new(),
         };

@@ -945,6 +945,26 @@ pub static BINGX_WS_PUBLIC_URL: Setting<String> = Setting {
     show: text,
 };
 
+pub static BYBIT_WS_PRIVATE_URL: Setting<String> = Setting {
+    meta: var(
+        &["BYBIT_WS_PRIVATE_URL"],
+        Default::Value("wss://stream.bybit.com/v5/private"),
+        "Bybit v5 private WebSocket (the bots' orders, fills, positions; testnet or a fake)",
+    ),
+    parse: parse::ws_url,
+    show: text,
+};
+
+pub static BINGX_WS_USER_URL: Setting<String> = Setting {
+    meta: var(
+        &["BINGX_WS_USER_URL"],
+        Default::Value("wss://open-api-swap.bingx.com/swap-market"),
+        "BingX perpetual swap account WebSocket (`?listenKey=` is added)",
+    ),
+    parse: parse::ws_url,
+    show: text,
+};
+
 pub static EXCHANGE_TIMEOUT_MS: Setting<u64> = Setting {
     meta: var(
         &["EXCHANGE_TIMEOUT_MS"],
@@ -952,6 +972,36 @@ pub static EXCHANGE_TIMEOUT_MS: Setting<u64> = Setting {
         "milliseconds to wait for an exchange's answer (500 to 60000)",
     ),
     parse: |s| parse::uint_in(s, 500, 60_000),
+    show: text,
+};
+
+pub static BYBIT_REQUESTS_PER_5S: Setting<u32> = Setting {
+    meta: var(
+        &["BYBIT_REQUESTS_PER_5S"],
+        Default::Value("500"),
+        "Bybit REST requests one process sends per 5 s (1 to 600, Bybit's per-IP limit); the rest of the 600 is left to the other processes",
+    ),
+    parse: |s| parse::uint_in(s, 1, 600).map(|n| n as u32),
+    show: text,
+};
+
+pub static BINGX_REQUESTS_PER_10S: Setting<u32> = Setting {
+    meta: var(
+        &["BINGX_REQUESTS_PER_10S"],
+        Default::Value("1600"),
+        "BingX account-endpoint requests one process sends per 10 s (1 to 2000, BingX's per-IP limit)",
+    ),
+    parse: |s| parse::uint_in(s, 1, 2000).map(|n| n as u32),
+    show: text,
+};
+
+pub static BINGX_MARKET_REQUESTS_PER_10S: Setting<u32> = Setting {
+    meta: var(
+        &["BINGX_MARKET_REQUESTS_PER_10S"],
+        Default::Value("400"),
+        "BingX market-data requests one process sends per 10 s (1 to 500, BingX's per-IP limit)",
+    ),
+    parse: |s| parse::uint_in(s, 1, 500).map(|n| n as u32),
     show: text,
 };
 
@@ -996,7 +1046,7 @@ pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
 };
 
 /// Every setting, in the order `check-config` and the README list them.
-pub static ALL: [&Meta; 68] = [
+pub static ALL: [&Meta; 73] = [
     &BIND.meta,
     &WORKERS.meta,
     &WORKER_CLASS.meta,
@@ -1060,8 +1110,13 @@ pub static ALL: [&Meta; 68] = [
     &BINGX_BASE_URL.meta,
     &BYBIT_WS_PUBLIC_URL.meta,
     &BINGX_WS_PUBLIC_URL.meta,
+    &BYBIT_WS_PRIVATE_URL.meta,
+    &BINGX_WS_USER_URL.meta,
     &EXCHANGE_TIMEOUT_MS.meta,
     &EXCHANGE_RECV_WINDOW_MS.meta,
+    &BYBIT_REQUESTS_PER_5S.meta,
+    &BINGX_REQUESTS_PER_10S.meta,
+    &BINGX_MARKET_REQUESTS_PER_10S.meta,
     &MARKETS_REFRESH_S.meta,
     &CANDLES_REFRESH_MS.meta,
     &TEST_BOOT_DELAY_MS.meta,

@@ -8,14 +8,21 @@
 
 pub mod bingx;
 pub mod bybit;
+pub mod key_info;
 pub mod paper;
+pub mod proxy;
+pub mod public_cache;
 pub mod rest;
+pub mod stream;
+pub mod streamed;
 
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
 use rest::{ApiKey, RestSettings};
+
+pub use key_info::{KeyInfo, KeyProblem};
 
 pub use crate::bots::ladder::{Market, Side};
 
@@ -231,6 +238,15 @@ pub trait Exchange: Send + Sync {
     fn position(&self, symbol: &str, side: Side) -> Result<Position, ExchangeError>;
     /// Wallet balance in USDT.
     fn balance(&self) -> Result<Decimal, ExchangeError>;
+    /// The permissions, expiry and IP whitelist of the account's API key, as the
+    /// exchange reports them (checked when a key is saved, docs/bots.md, API keys).
+    /// A rejected key is `InvalidKey`. Tried once and over by `by`: it answers an
+    /// HTTP request. No default: a wrapper that forgot to pass it on would pass
+    /// every key.
+    fn key_info(&self, by: std::time::Instant) -> Result<KeyInfo, ExchangeError>;
+    /// Whether the account holds `symbol` in hedge (two-way) position mode, which
+    /// the bot's orders need (checked before a start). No default, as `key_info`.
+    fn hedge_mode(&self, symbol: &str) -> Result<bool, ExchangeError>;
 }
 
 /// The REST adapter named by a bot configuration (`bybit`, `bingx`), bound to one

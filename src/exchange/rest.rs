@@ -1,7 +1,9 @@
 //! What the real-exchange adapters share: where the exchanges are (per deployment),
 //! one HTTP client with timeouts, HMAC-SHA256 signing, the server-clock offset and
-//! the retry policy. `wire` reads their answers into typed structs.
+//! the retry policy. `wire` reads their answers into typed structs; `budget` keeps
+//! every exchange's requests within its per-IP limit.
 
+pub mod budget;
 pub mod class;
 pub mod wire;
 
@@ -17,7 +19,7 @@ use super::ExchangeError;
 use crate::money;
 
 /// Deployment settings of the real exchanges (`BYBIT_BASE_URL`, `BINGX_BASE_URL`,
-/// `EXCHANGE_TIMEOUT_MS`, `EXCHANGE_RECV_WINDOW_MS`).
+/// `EXCHANGE_TIMEOUT_MS`, `EXCHANGE_RECV_WINDOW_MS`, the request budgets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestSettings {
     /// No trailing slash, e.g. `https://api.bybit.com` or a testnet.
@@ -27,6 +29,23 @@ pub struct RestSettings {
     pub timeout_ms: u64,
     /// How long a signed request stays valid at the exchange.
     pub recv_window_ms: u64,
+    /// The per-process request budgets of both exchanges.
+    pub limits: budget::Limits,
+    /// The exchange account's egress proxy (docs/bots.md, Proxies); `None` goes
+    /// direct. Set per account by the runner and the key check, never globally.
+    pub proxy: Option<super::proxy::Proxy>,
+}
+
+impl RestSettings {
+    /// Where requests leave from, as far as the exchange's per-IP limits are
+    /// concerned: this server, or the account's proxy. Each egress has its own
+    /// request budget (`budget::shared`).
+    pub fn egress(&self) -> String {
+        match &self.proxy {
+            Some(p) => format!("via {}", p.shown()),
+            None => "direct".into(),
+        }
+    }
 }
 
 impl Default for RestSettings {
@@ -36,6 +55,8 @@ impl Default for RestSettings {
             bingx_url: "https://open-api.bingx.com".into(),
             timeout_ms: 8000,
             recv_window_ms: 5000,
+            limits: budget::Limits::default(),
+            proxy: None,
         }
     }
 }
@@ -113,11 +134,17 @@ pub struct Answer {
     pub body: String,
     pub limit_status: Option<i64>,
     pub limit_reset_ms: Option<i64>,
+    /// `Retry-After` in seconds, when the exchange says how long to back off.
+    pub retry_after_s: Option<i64>,
 }
 
 /// The HTTP client: one agent (connection pool) per adapter.
 pub struct Http {
     agent: ureq::Agent,
+    /// `Proxy-Authorization` for plain-`http` targets, which ureq sends to an
+    /// HTTP proxy in absolute form without credentials (it adds them only to
+    /// `CONNECT`, used for `https`).
+    proxy_authorization: Option<String>,
 }
 
 impl Http {
@@ -126,7 +153,31 @@ impl Http {
             .timeout_connect(Duration::from_millis(timeout_ms.min(5000)))
             .timeout(Duration::from_millis(timeout_ms))
             .build();
-        Http { agent }
+        Http {
+            agent,
+            proxy_authorization: None,
+        }
+    }
+
+    /// `new`, through `proxy` when there is one (ureq speaks HTTP `CONNECT` and
+    /// SOCKS5 itself). Known: ureq 2.12 runs a SOCKS handshake in a thread and
+    /// can miss its wake-up when the handshake finishes first (a local proxy on a
+    /// loaded machine), so that call waits out its timeout and fails as a network
+    /// error, which the callers retry.
+    pub fn with_proxy(timeout_ms: u64, proxy: Option<&super::proxy::Proxy>) -> Http {
+        let mut b = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_millis(timeout_ms.min(5000)))
+            .timeout(Duration::from_millis(timeout_ms));
+        // `parse` accepted only what ureq reads, so this cannot fail in practice;
+        // if it did, going direct would bypass the user's whitelist, so the
+        // agent gets an unusable proxy and every request fails instead.
+        if let Some(p) = proxy {
+            b = b.proxy(p.to_ureq().unwrap_or_else(|_| unusable_proxy()));
+        }
+        Http {
+            agent: b.build(),
+            proxy_authorization: proxy.and_then(|p| p.basic_authorization()),
+        }
     }
 
     /// Sends one request; any HTTP status is an `Answer`, only transport failures
@@ -161,6 +212,13 @@ impl Http {
         for (k, v) in headers {
             req = req.set(k, v);
         }
+        // Never on `https`: there the header would travel inside the tunnel, to
+        // the exchange.
+        if let Some(auth) = self.proxy_authorization.as_deref() {
+            if url.starts_with("http://") {
+                req = req.set("Proxy-Authorization", auth);
+            }
+        }
         let sent = match body {
             Some(b) => req.send_string(b),
             None => req.call(),
@@ -175,6 +233,7 @@ impl Http {
         let header = |name: &str| resp.header(name).and_then(|v| v.trim().parse::<i64>().ok());
         let limit_status = header("X-Bapi-Limit-Status");
         let limit_reset_ms = header("X-Bapi-Limit-Reset-Timestamp");
+        let retry_after_s = header("Retry-After");
         let status = resp.status();
         let body = resp
             .into_string()
@@ -184,7 +243,15 @@ impl Http {
             body,
             limit_status,
             limit_reset_ms,
+            retry_after_s,
         })
+    }
+}
+
+fn unusable_proxy() -> ureq::Proxy {
+    match ureq::Proxy::new("http://0.0.0.0:1") {
+        Ok(p) => p,
+        Err(_) => unreachable!("a literal proxy URL parses"),
     }
 }
 

@@ -182,7 +182,7 @@ const fn raw(
 }
 
 #[rustfmt::skip]
-pub static ROUTES: [Route; 86] = [
+pub static ROUTES: [Route; 87] = [
     probe("/healthz", Probe::Healthz),
     probe("/livez", Probe::Livez),
     probe("/readyz", Probe::Readyz),
@@ -243,6 +243,7 @@ pub static ROUTES: [Route; 86] = [
     api("GET",    "/api/exchange-accounts",      exchange_accounts::list).user(),
     api("POST",   "/api/exchange-accounts",      exchange_accounts::create).user(),
     api("DELETE", "/api/exchange-accounts/<id>", exchange_accounts::delete).user(),
+    api("PUT",    "/api/exchange-accounts/<id>", exchange_accounts::update).user(),
 
     // Market data: public, but each miss costs exchange budget, so signed-in only.
     api("GET",  "/api/markets",         markets::list).user().limit(Group::Status),

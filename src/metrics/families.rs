@@ -43,9 +43,48 @@ pub mod stat {
     pub const MD_MALFORMED: usize = 52;
     pub const MD_REST_POLLS: usize = 54;
     pub const MD_RECONNECTS: usize = 56;
+    /// Per exchange (`market::Venue::ALL` order) and priority (`PRIORITIES`
+    /// order): `exchange * 3 + priority` cells from each base (`exchange_budget`).
+    pub const EX_REQUESTS: usize = 64;
+    pub const EX_WAITS: usize = 70;
+    pub const EX_REFUSED: usize = 76;
+    /// Per exchange.
+    pub const EX_IP_BANS: usize = 82;
+    /// Per exchange (`market::Venue::ALL` order), set by the bot runner: gauges
+    /// of the private account streams connected and down.
+    pub const STREAMS_CONNECTED: usize = 84;
+    pub const STREAMS_DOWN: usize = 86;
+    /// Private-stream events by exchange and kind (`STREAM_EVENT_KINDS`):
+    /// cell `STREAM_EVENTS + exchange * 4 + kind`.
+    pub const STREAM_EVENTS: usize = 88;
+    pub const STREAM_RECONNECTS: usize = 96;
+    pub const STREAM_MALFORMED: usize = 98;
+    /// Per exchange, `FILL_WORDS` cells: the `FILL_BUCKETS` buckets, `+Inf`,
+    /// the count and the sum in microseconds.
+    pub const FILL_TO_ENGINE: usize = 100;
+    pub const FILL_WORDS: usize = super::FILL_BUCKETS.len() + 3;
     /// Cells that are not counters: zeroed, not folded, when their process ends.
-    pub const NOT_COUNTERS: [usize; 4] = [ACTIVE_BOTS, RETIRING, MD_STREAM_UP, MD_STREAM_UP + 1];
+    pub const NOT_COUNTERS: [usize; 8] = [
+        ACTIVE_BOTS,
+        RETIRING,
+        MD_STREAM_UP,
+        MD_STREAM_UP + 1,
+        STREAMS_CONNECTED,
+        STREAMS_CONNECTED + 1,
+        STREAMS_DOWN,
+        STREAMS_DOWN + 1,
+    ];
+    const _: () = assert!(FILL_TO_ENGINE + 2 * FILL_WORDS <= crate::metrics::STATIC_CAP);
 }
+
+/// `blitz_exchange_fill_to_engine_seconds` bucket bounds: 50 ms steps to a
+/// second (the C16 target is 1 s at p99), then 2, 5 and 10 s.
+pub const FILL_BUCKETS: [f64; 23] = [
+    0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85,
+    0.9, 0.95, 1.0, 2.0, 5.0, 10.0,
+];
+/// The `kind` label of `blitz_exchange_stream_events_total`.
+pub const STREAM_EVENT_KINDS: [&str; 4] = ["order", "execution", "position", "wallet"];
 
 /// Label values of the indexed static families.
 pub const GROUPS: [&str; 8] = [
@@ -63,6 +102,10 @@ const _: () = assert!(GROUPS.len() <= stat::TABLE_FULL - stat::RATE_LIMITED);
 pub const REDIS_OPS: [&str; 4] = ["admit", "clear", "guard", "ping"];
 pub const REGISTRIES: [&str; 3] = ["http", "histogram", "user"];
 pub const RESTART_REASONS: [&str; 4] = ["max_requests", "timeout", "crash", "stopped"];
+/// `exchange::rest::budget::Priority` labels, most urgent first.
+pub const PRIORITIES: [&str; 3] = ["protective", "placement", "reconcile"];
+// The budget cells fit the static region.
+const _: () = assert!(stat::EX_IP_BANS + 2 <= super::segment::STATIC_CAP);
 
 /// The `status` values each bot family (`BOT_STARTS`, `BOT_STOPS`, `BOT_RECOVERS`)
 /// can record. A user's series are all shown once one of them exists, so the first

@@ -28,7 +28,7 @@ pub use families::ErrorKind;
 use families::{stat, GROUPS, REDIS_OPS, RESTART_REASONS};
 use registry::{series_hash, Registry};
 use segment::Segment;
-pub use segment::MASTER_SLOT;
+pub use segment::{MASTER_SLOT, STATIC_CAP};
 
 pub use render::{render, AppInfo};
 
@@ -262,6 +262,98 @@ pub fn market_data_stream_up(venue: crate::market::Venue, up: bool) {
             .stat(slot, stat::MD_STREAM_UP + venue_index(venue))
             .store(u64::from(up), Ordering::Relaxed);
     }
+}
+
+/// What an exchange's request budget did with one request
+/// (`exchange::rest::budget`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BudgetEvent {
+    /// Let through to the exchange.
+    Sent,
+    /// Had to wait for its turn first (counted besides `Sent` or `Refused`).
+    Waited,
+    /// Refused: its turn would have come after its deadline.
+    Refused,
+}
+
+/// Counts a budget event of `venue` for a request of `priority` (a
+/// `families::PRIORITIES` label).
+pub fn exchange_budget(venue: crate::market::Venue, priority: &str, event: BudgetEvent) {
+    let base = match event {
+        BudgetEvent::Sent => stat::EX_REQUESTS,
+        BudgetEvent::Waited => stat::EX_WAITS,
+        BudgetEvent::Refused => stat::EX_REFUSED,
+    };
+    let p = families::position(&families::PRIORITIES, priority);
+    add_stat(
+        base + venue_index(venue) * families::PRIORITIES.len() + p,
+        1,
+    );
+}
+
+/// `venue` banned this server's IP for going over its limit.
+pub fn exchange_ip_ban(venue: crate::market::Venue) {
+    add_stat(stat::EX_IP_BANS + venue_index(venue), 1);
+}
+
+/// The index of exchange `name` in the stream families (`Venue::ALL` order);
+/// `None` for paper or an unknown name.
+fn exchange_index(name: &str) -> Option<usize> {
+    crate::market::Venue::parse(name).map(venue_index)
+}
+
+/// Bot runner: how many private account streams of `exchange` are connected
+/// and how many are down (reconnecting).
+pub fn exchange_streams(exchange: &str, connected: u64, down: u64) {
+    let (Some(k), Some((s, slot))) = (exchange_index(exchange), here()) else {
+        return;
+    };
+    s.cells
+        .stat(slot, stat::STREAMS_CONNECTED + k)
+        .store(connected, Ordering::Relaxed);
+    s.cells
+        .stat(slot, stat::STREAMS_DOWN + k)
+        .store(down, Ordering::Relaxed);
+}
+
+/// One event of `kind` (`families::STREAM_EVENT_KINDS`) on a private stream.
+pub fn exchange_stream_event(exchange: &str, kind: &str) {
+    let kinds = &families::STREAM_EVENT_KINDS;
+    if let Some(k) = exchange_index(exchange) {
+        let i = kinds.iter().position(|n| *n == kind).unwrap_or(0);
+        add_stat(stat::STREAM_EVENTS + k * kinds.len() + i, 1);
+    }
+}
+
+/// A private stream of `exchange` (re)connecting.
+pub fn exchange_stream_reconnect(exchange: &str) {
+    if let Some(k) = exchange_index(exchange) {
+        add_stat(stat::STREAM_RECONNECTS + k, 1);
+    }
+}
+
+/// A private-stream frame of `exchange` that could not be read.
+pub fn exchange_stream_malformed(exchange: &str) {
+    if let Some(k) = exchange_index(exchange) {
+        add_stat(stat::STREAM_MALFORMED + k, 1);
+    }
+}
+
+/// A fill of `exchange` first read by a bot's step `seconds` after the
+/// exchange made it.
+pub fn stream_fill_to_engine(exchange: &str, seconds: f64) {
+    let Some(k) = exchange_index(exchange) else {
+        return;
+    };
+    let base = stat::FILL_TO_ENGINE + k * stat::FILL_WORDS;
+    let bounds = &families::FILL_BUCKETS;
+    let bucket = bounds
+        .iter()
+        .position(|le| seconds <= *le)
+        .unwrap_or(bounds.len());
+    add_stat(base + bucket, 1);
+    add_stat(base + bounds.len() + 1, 1);
+    add_stat(base + bounds.len() + 2, (seconds.max(0.0) * 1e6) as u64);
 }
 
 /// Which child ended, for the restart counters.

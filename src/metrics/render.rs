@@ -13,7 +13,8 @@ use prometheus::TextEncoder;
 
 use super::cells::HistValue;
 use super::families::{
-    self, stat, ErrorKind, BOT_STATUSES, BUCKETS, GROUPS, REDIS_OPS, REGISTRIES, RESTART_REASONS,
+    self, stat, ErrorKind, BOT_STATUSES, BUCKETS, FILL_BUCKETS, GROUPS, PRIORITIES, REDIS_OPS,
+    REGISTRIES, RESTART_REASONS, STREAM_EVENT_KINDS,
 };
 use super::segment::{SLOTS, STATIC_CAP};
 use super::{process, Shared, FOLD_SEQ, MASTER_PID, SHARED, WORKER_HIGH};
@@ -408,7 +409,145 @@ fn market_data(out: &mut String, snap: &Snapshot) {
     }
 }
 
+/// The exchanges' request budgets (`exchange::rest::budget`), by exchange and
+/// priority.
+fn exchange_budgets(out: &mut String, snap: &Snapshot) {
+    let venues: Vec<&str> = crate::market::Venue::ALL.iter().map(|v| v.name()).collect();
+    let by_priority = |base: usize| -> Vec<Metric> {
+        let mut all = Vec::new();
+        for (e, exchange) in venues.iter().enumerate() {
+            for (p, priority) in PRIORITIES.iter().enumerate() {
+                let v = snap.stats[base + e * PRIORITIES.len() + p] as f64;
+                all.push(counter(
+                    &[("exchange", exchange), ("priority", priority)],
+                    v,
+                ));
+            }
+        }
+        all
+    };
+    let families = [
+        (
+            "blitz_exchange_requests_total",
+            "REST requests sent to the exchange, by the priority of their budget class.",
+            stat::EX_REQUESTS,
+        ),
+        (
+            "blitz_exchange_budget_waits_total",
+            "REST requests that waited for room in the exchange's request budget.",
+            stat::EX_WAITS,
+        ),
+        (
+            "blitz_exchange_budget_refused_total",
+            "REST requests not sent because their turn in the budget would have come after their deadline.",
+            stat::EX_REFUSED,
+        ),
+    ];
+    for (name, help, base) in families {
+        write(out, name, help, MetricType::COUNTER, by_priority(base));
+    }
+    write(
+        out,
+        "blitz_exchange_ip_bans_total",
+        "IP bans the exchange announced to this server (Bybit 403 \"access too frequent\", BingX 418).",
+        MetricType::COUNTER,
+        indexed(snap, stat::EX_IP_BANS, "exchange", &venues),
+    );
+}
+
 /// One counter per label value of a static family starting at `base`.
+/// The bot runner's private account streams, per exchange (no per-account
+/// label: their number is bounded by the exchanges).
+fn exchange_streams(out: &mut String, snap: &Snapshot) {
+    let names: Vec<&str> = crate::market::Venue::ALL.iter().map(|v| v.name()).collect();
+    let states = names.iter().enumerate().flat_map(|(k, v)| {
+        [
+            ("connected", stat::STREAMS_CONNECTED + k),
+            ("down", stat::STREAMS_DOWN + k),
+        ]
+        .map(|(state, i)| gauge(&[("exchange", v), ("state", state)], snap.stats[i] as f64))
+    });
+    write(
+        out,
+        "blitz_exchange_streams",
+        "Private account streams of the bot runner, by exchange and state.",
+        MetricType::GAUGE,
+        states.collect(),
+    );
+    let kinds = &STREAM_EVENT_KINDS;
+    let events = names.iter().enumerate().flat_map(|(k, v)| {
+        kinds.iter().enumerate().map(move |(j, kind)| {
+            let i = stat::STREAM_EVENTS + k * kinds.len() + j;
+            counter(&[("exchange", v), ("kind", kind)], snap.stats[i] as f64)
+        })
+    });
+    write(
+        out,
+        "blitz_exchange_stream_events_total",
+        "Account events received on the private streams, by exchange and kind.",
+        MetricType::COUNTER,
+        events.collect(),
+    );
+    for (name, help, base) in [
+        (
+            "blitz_exchange_stream_reconnects_total",
+            "Connection attempts of the private account streams.",
+            stat::STREAM_RECONNECTS,
+        ),
+        (
+            "blitz_exchange_stream_malformed_total",
+            "Private-stream frames that could not be read.",
+            stat::STREAM_MALFORMED,
+        ),
+    ] {
+        let series = indexed(snap, base, "exchange", &names);
+        write(out, name, help, MetricType::COUNTER, series);
+    }
+    let fills = names
+        .iter()
+        .enumerate()
+        .map(|(k, v)| {
+            fill_histogram(
+                v,
+                &snap.stats[stat::FILL_TO_ENGINE + k * stat::FILL_WORDS..],
+            )
+        })
+        .collect();
+    write(
+        out,
+        "blitz_exchange_fill_to_engine_seconds",
+        "Time from a fill's exchange timestamp to the first bot step that read it.",
+        MetricType::HISTOGRAM,
+        fills,
+    );
+}
+
+/// One exchange's fill-latency histogram from its cells (buckets, `+Inf`,
+/// count, sum in microseconds).
+fn fill_histogram(exchange: &str, cells: &[u64]) -> Metric {
+    let n = FILL_BUCKETS.len();
+    let mut cumulative = 0;
+    let buckets = FILL_BUCKETS
+        .iter()
+        .zip(cells)
+        .map(|(le, c)| {
+            cumulative += c;
+            let mut b = Bucket::default();
+            b.set_upper_bound(*le);
+            b.set_cumulative_count(cumulative);
+            b
+        })
+        .collect();
+    let mut h = Histogram::default();
+    h.set_bucket(buckets);
+    h.set_sample_count(cells[n + 1]);
+    h.set_sample_sum(cells[n + 2] as f64 / 1e6);
+    let mut m = Metric::default();
+    m.set_label(labels(&[("exchange", exchange)]));
+    m.set_histogram(h);
+    m
+}
+
 fn indexed(snap: &Snapshot, base: usize, label: &str, values: &[&str]) -> Vec<Metric> {
     values
         .iter()
@@ -496,6 +635,8 @@ fn supervisor(out: &mut String, snap: &Snapshot, sb: &Scoreboard) {
         one(stat::REDIS_FALLBACKS),
     );
     market_data(out, snap);
+    exchange_budgets(out, snap);
+    exchange_streams(out, snap);
     write(
         out,
         "blitz_market_refresh_failures_total",

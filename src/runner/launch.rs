@@ -17,8 +17,8 @@ use crate::bots::config::{side_name, BotMarket, StoredConfig};
 use crate::bots::engine::{BotError, CycleState, Engine, Journal, Mode, Verdict};
 use crate::bots::ids::BotRef;
 use crate::bots::status::{BotStatus, DesiredState, StopReason};
-use crate::exchange::rest::ApiKey;
-use crate::exchange::{self, Exchange, ExchangeError};
+use crate::exchange::rest::{ApiKey, RestSettings};
+use crate::exchange::{self, proxy, Exchange, ExchangeError};
 use crate::store::{self, bot_config, bots, exchange_accounts, users, StoreError};
 
 /// Why a start did not produce a running bot.
@@ -182,7 +182,9 @@ impl Manager {
             cfg.exchange
         );
         bots::add_event(conn, bot, kind, &msg, None, store::now())?;
-        let ex = self.exchange(conn, &stored)?;
+        // A running bot reads its account through the account's stream.
+        let ex = self.open_exchange(conn, &stored, Some(bot.bot_id))?;
+        require_hedge_mode(ex.as_ref(), &cfg.exchange, &cfg.symbol)?;
         let market = ex.market(&cfg.symbol).map_err(BotError::from)?;
         ex.set_leverage(&cfg.symbol, cfg.side, cfg.leverage)
             .map_err(BotError::from)?;
@@ -325,6 +327,18 @@ impl Manager {
         conn: &Connection,
         stored: &StoredConfig,
     ) -> Result<Arc<dyn Exchange>, Fail> {
+        self.open_exchange(conn, stored, None)
+    }
+
+    /// `exchange`; for `running` bot's own use, a real exchange read through
+    /// the account's private stream (the bot is attached to it until it
+    /// leaves the map).
+    fn open_exchange(
+        &self,
+        conn: &Connection,
+        stored: &StoredConfig,
+        running: Option<i64>,
+    ) -> Result<Arc<dyn Exchange>, Fail> {
         let name = stored.config.exchange.as_str();
         if name == "paper" {
             return Ok(Arc::new(self.paper().account(stored.bot.user_id)));
@@ -338,8 +352,41 @@ impl Manager {
         let key = self
             .api_key(conn, stored.bot.user_id, account)?
             .ok_or_else(missing)?;
-        exchange::connect(name, self.rest(), key)
-            .ok_or_else(|| Fail::Invalid(format!("unknown exchange {name}")))
+        let settings = self.rest_via_proxy(conn, stored.bot.user_id, account)?;
+        let rest = exchange::connect(name, &settings, key.clone())
+            .ok_or_else(|| Fail::Invalid(format!("unknown exchange {name}")))?;
+        Ok(match running {
+            Some(bot_id) => {
+                let symbol = &stored.config.symbol;
+                self.streams()
+                    .attach(bot_id, symbol, &key, settings.proxy.clone(), rest)
+            }
+            None => rest,
+        })
+    }
+
+    /// The REST settings of exchange account `account`: the deployment's, through
+    /// the account's egress proxy when it has one (docs/bots.md, Proxies). A proxy
+    /// that no longer opens fails the start rather than going direct, which a key
+    /// whitelisted for the proxy's address would refuse anyway.
+    fn rest_via_proxy(
+        &self,
+        conn: &Connection,
+        uid: i64,
+        account: i64,
+    ) -> Result<RestSettings, Fail> {
+        let Some(sealed) = exchange_accounts::proxy(conn, uid, account)? else {
+            return Ok(self.rest().clone());
+        };
+        let key = self.key().ok_or_else(|| {
+            Fail::Exchange("the server has no secret key to open stored proxies".into())
+        })?;
+        let proxy = proxy::open(key, uid, &sealed)
+            .map_err(|e| Fail::Invalid(format!("exchange account {account}: {e}")))?;
+        Ok(RestSettings {
+            proxy: Some(proxy),
+            ..self.rest().clone()
+        })
     }
 
     /// An exchange account's key pair, opened from its sealed columns.
@@ -378,6 +425,25 @@ impl Manager {
             }
         }
     }
+}
+
+/// The bot's orders name a position side (hedge mode), which a one-way account
+/// refuses: a start on one is refused up front, saying how to switch, instead of
+/// failing at the first order.
+fn require_hedge_mode(ex: &dyn Exchange, exchange: &str, symbol: &str) -> Result<(), Fail> {
+    if ex.hedge_mode(symbol).map_err(BotError::from)? {
+        return Ok(());
+    }
+    let venue = match exchange {
+        "bingx" => "BingX",
+        "bybit" => "Bybit",
+        other => other,
+    };
+    Err(Fail::Invalid(format!(
+        "the {venue} account trades {symbol} in one-way position mode; the bot needs hedge \
+         (two-way) mode: switch the position mode to hedge in {venue}'s futures settings, then \
+         start the bot again"
+    )))
 }
 
 /// The cycle to continue: the stored one, unless it belongs to another market

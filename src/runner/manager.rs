@@ -32,6 +32,7 @@ use crate::bots::ids::BotRef;
 use crate::bots::status::{BotStatus, DesiredState, StopMode, StopReason};
 use crate::exchange::paper::Paper;
 use crate::exchange::rest::RestSettings;
+use crate::exchange::stream::Streams;
 use crate::exchange::Exchange;
 use crate::secrets::SecretKey;
 use crate::store::{self, bot_config, bots, StoreError};
@@ -167,9 +168,29 @@ pub enum Why {
     Resume,
 }
 
-/// Work for the scheduler: a step of run `generation` of a bot (by id), or
-/// (generation 0) another try at resuming it.
-pub type Due = (i64, u64, u64);
+/// Work for the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// A step of run `generation` of bot `bot_id` at `due_ms`, or (generation
+    /// 0) another try at resuming it.
+    At {
+        bot_id: i64,
+        generation: u64,
+        due_ms: u64,
+    },
+    /// Bot `bot_id`'s account stream reported an order or a fill on its symbol:
+    /// its next step comes now.
+    Wake { bot_id: i64 },
+}
+
+/// Where the bots trade: the paper exchange, the real exchanges' REST
+/// settings, and the real accounts' private streams.
+pub struct Exchanges {
+    pub paper: Arc<Paper>,
+    /// Where the real exchanges are (`BYBIT_BASE_URL`, …).
+    pub rest: RestSettings,
+    pub streams: Streams,
+}
 
 pub struct Manager {
     /// Bot id → slot, for every bot starting, running or stopping.
@@ -183,8 +204,10 @@ pub struct Manager {
     rest: RestSettings,
     key: Option<SecretKey>,
     pub(super) telegram: Notifier,
-    /// (bot, generation, when): the scheduler's inbox.
+    /// The scheduler's inbox.
     due: Mutex<Sender<Due>>,
+    /// The private account streams the real-exchange bots read through.
+    streams: Streams,
     tick_ms: u64,
     log: Logger,
 }
@@ -200,14 +223,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Manager {
     pub fn new(
-        paper: Arc<Paper>,
-        rest: RestSettings,
+        exchanges: Exchanges,
         key: Option<SecretKey>,
         telegram: Notifier,
         due: Sender<Due>,
         tick_ms: u64,
         log: Logger,
     ) -> Manager {
+        let Exchanges {
+            paper,
+            rest,
+            streams,
+        } = exchanges;
         Manager {
             map: Mutex::new(HashMap::new()),
             transition: Mutex::new(()),
@@ -218,6 +245,7 @@ impl Manager {
             key,
             telegram,
             due: Mutex::new(due),
+            streams,
             tick_ms,
             log,
         }
@@ -321,8 +349,23 @@ impl Manager {
     }
 
     fn schedule(&self, bot_id: i64, generation: u64, after_ms: u64) {
-        let due = blitz_master::clock::now_ms() + after_ms;
-        let _ = lock(&self.due).send((bot_id, generation, due));
+        let due_ms = blitz_master::clock::now_ms() + after_ms;
+        let _ = lock(&self.due).send(Due::At {
+            bot_id,
+            generation,
+            due_ms,
+        });
+    }
+
+    pub(super) fn streams(&self) -> &Streams {
+        &self.streams
+    }
+
+    /// Bot `bot_id` leaves the map (ended, or never started): it no longer
+    /// uses its account's stream.
+    fn forget(&self, bot_id: i64) {
+        lock(&self.map).remove(&bot_id);
+        self.streams.detach(bot_id);
     }
 
     /// Resumes bot `bot_id` (by id alone: a resume after a restart, or its retry).
@@ -362,7 +405,7 @@ impl Manager {
             lock(&cell)
         };
         if why == Why::Resume && !self.still_wanted(conn, id) {
-            lock(&self.map).remove(&id);
+            self.forget(id);
             return OpResult::not_running();
         }
         let launched = catch_unwind(AssertUnwindSafe(|| self.launch(conn, bot, why)))
@@ -371,12 +414,12 @@ impl Manager {
             Ok(l) => self.register(conn, bot, why, actor, &mut guard, l),
             Err(Fail::Transient(msg)) if why == Why::Resume => {
                 self.retry_resume(conn, Some(bot), id, &msg);
-                lock(&self.map).remove(&id);
+                self.forget(id);
                 OpResult::new(Outcome::Error, msg)
             }
             // Refused before anything changed (launch put the state back).
             Err(Fail::Conflict(msg)) if why == Why::Start => {
-                lock(&self.map).remove(&id);
+                self.forget(id);
                 OpResult::new(Outcome::Conflict, msg)
             }
             // The cycle closed while the runner was down (its stop fired, say):
@@ -835,7 +878,7 @@ impl Manager {
             bots::add_event(conn, bot, end.event, &end.message, data, store::now())
         });
         guard.bot = None;
-        lock(&self.map).remove(&bot.bot_id);
+        self.forget(bot.bot_id);
         if was_running {
             self.running.fetch_sub(1, Ordering::Relaxed);
         }

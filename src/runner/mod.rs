@@ -35,12 +35,13 @@ use crate::bots::ids::BotRef;
 use crate::config::Config;
 use crate::exchange::paper::replay::PaperPrices;
 use crate::exchange::paper::{default_volatility, Paper, PaperParams};
+use crate::exchange::stream::{self, Streams};
 use crate::log::Sink;
 use crate::market::{Board, QuoteSource};
 use crate::secrets::SecretKey;
 use crate::store::{self, bots, trades, user_bots};
 use lanes::Lanes;
-use manager::{Manager, Why};
+use manager::{Due, Exchanges, Manager, Why};
 use pool::Pool;
 use protocol::{Op, OpResult, Outcome, PaperRequest, Request};
 use schedule::Schedule;
@@ -163,9 +164,14 @@ impl Runner {
         };
         let telegram = telegram::Notifier::start(config.telegram_api_url.clone(), log.clone())?;
         let (tx, due) = channel();
-        let manager = Arc::new(Manager::new(
+        let streams = account_streams(config, scoreboard, tx.clone(), &log);
+        let exchanges = Exchanges {
             paper,
-            config.exchanges.clone(),
+            rest: config.exchanges.clone(),
+            streams,
+        };
+        let manager = Arc::new(Manager::new(
+            exchanges,
             key,
             telegram,
             tx,
@@ -239,8 +245,15 @@ impl Runner {
                 }
                 next_paper = now + self.paper_tick_ms;
             }
-            for (bot_id, generation, due) in self.due.try_iter() {
-                schedule.at(due, bot_id, generation);
+            for due in self.due.try_iter() {
+                match due {
+                    Due::At {
+                        bot_id,
+                        generation,
+                        due_ms,
+                    } => schedule.at(due_ms, bot_id, generation, now),
+                    Due::Wake { bot_id } => schedule.wake(bot_id, now),
+                }
             }
             for (bot_id, generation) in schedule.due(now) {
                 let m = self.manager.clone();
@@ -332,6 +345,32 @@ impl Runner {
             }
         }
     }
+}
+
+/// The private account streams (C16): created here, in the runner child; their
+/// threads start with the first real-exchange bot. An account event wakes its
+/// bots through the main loop's inbox.
+fn account_streams(
+    config: &Config,
+    scoreboard: &blitz_master::Scoreboard,
+    due: std::sync::mpsc::Sender<Due>,
+    log: &Logger,
+) -> Streams {
+    let settings = stream::connect::Settings {
+        bybit_ws: config.bybit_ws_private_url.clone(),
+        bingx_ws: config.bingx_ws_user_url.clone(),
+        bybit_rest: config.exchanges.bybit_url.clone(),
+        bingx_rest: config.exchanges.bingx_url.clone(),
+        timeout: Duration::from_millis(config.exchanges.timeout_ms),
+    };
+    let quotes: Arc<dyn QuoteSource> = Arc::new(Board::of(scoreboard));
+    let due = std::sync::Mutex::new(due);
+    let wake = Box::new(move |bot_id| {
+        if let Ok(tx) = due.lock() {
+            let _ = tx.send(Due::Wake { bot_id });
+        }
+    });
+    Streams::new(settings, Some(quotes), wake, log.clone())
 }
 
 /// Reads one request line, runs it, writes the reply line.

@@ -8,7 +8,9 @@
 //! `NotFound`, never theirs to read or change.
 //!
 //! - [`list`], [`get`]: a user's accounts with the ids of the bots using each;
-//! - [`create`], [`set_keys`], [`delete`] (refused while a bot uses it);
+//! - [`create`], [`set_keys`], [`rename`], [`delete`] (refused while a bot uses it);
+//! - [`set_key_check`]: what the exchange said about the key when it was saved;
+//! - [`set_proxy`], [`proxy`]: the sealed egress proxy and its credential-free form;
 //! - [`active_bot`]: a bot trading with the account now;
 //! - [`first_of`]: the user's first account on an exchange;
 //! - [`credentials`]: the sealed pair, for the runner to open.
@@ -31,6 +33,24 @@ pub struct Account {
     pub created_at: i64,
     /// The bots configured with this account, by id.
     pub bot_ids: Vec<i64>,
+    /// The last check of its key; `None` for a key saved before checks existed.
+    pub key: Option<KeyCheck>,
+    /// The egress proxy without credentials (`socks5://host:port`); `None` = direct.
+    pub proxy_shown: Option<String>,
+}
+
+/// What the exchange said about an account's key when it was saved (the refused
+/// permissions are never stored: such a key is not saved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCheck {
+    pub trade: bool,
+    pub read_only: bool,
+    /// Unix seconds; `None` = never expires.
+    pub expires_at: Option<i64>,
+    /// `None` = works from any address.
+    pub ip_whitelist: Option<Vec<String>>,
+    /// Unix seconds.
+    pub checked_at: i64,
 }
 
 impl Account {
@@ -60,7 +80,35 @@ pub enum Deleted {
 }
 
 const COLUMNS: &str = "a.id, a.user_id, a.name, a.exchange, a.api_key_last4, a.created_at,
-    (SELECT GROUP_CONCAT(b.id, ' ') FROM user_bots b WHERE b.exchange_account_id = a.id)";
+    (SELECT GROUP_CONCAT(b.id, ' ') FROM user_bots b WHERE b.exchange_account_id = a.id),
+    a.key_trade, a.key_read_only, a.key_expires_at, a.key_ip_whitelist, a.key_checked_at,
+    a.proxy_shown";
+
+/// Columns 7..=11: the key check, when there was one.
+fn key_check(r: &Row<'_>) -> rusqlite::Result<Option<KeyCheck>> {
+    let Some(checked_at) = r.get::<_, Option<i64>>(11)? else {
+        return Ok(None);
+    };
+    let ips: Option<String> = r.get(10)?;
+    let ip_whitelist = ips
+        .map(|text| {
+            serde_json::from_str::<Vec<String>>(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    10,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })
+        })
+        .transpose()?;
+    Ok(Some(KeyCheck {
+        trade: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
+        read_only: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
+        expires_at: r.get(9)?,
+        ip_whitelist,
+        checked_at,
+    }))
+}
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let bots: Option<String> = r.get(6)?;
@@ -85,6 +133,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         api_key_last4: r.get(4)?,
         created_at: r.get(5)?,
         bot_ids: sorted(bot_ids),
+        key: key_check(r)?,
+        proxy_shown: r.get(12)?,
     })
 }
 
@@ -167,6 +217,72 @@ pub fn set_keys(
     Ok(n == 1)
 }
 
+/// Records the check of the key just saved on account `id`; whether the account
+/// is the user's.
+pub fn set_key_check(
+    conn: &Connection,
+    uid: i64,
+    id: i64,
+    check: &KeyCheck,
+) -> Result<bool, StoreError> {
+    let ips = check
+        .ip_whitelist
+        .as_ref()
+        .map(|ips| serde_json::Value::from(ips.clone()).to_string());
+    let n = conn
+        .prepare_cached(
+            "UPDATE exchange_accounts SET key_trade = ?3, key_read_only = ?4,
+                 key_expires_at = ?5, key_ip_whitelist = ?6, key_checked_at = ?7
+             WHERE id = ?1 AND user_id = ?2",
+        )?
+        .execute(params![
+            id,
+            uid,
+            check.trade,
+            check.read_only,
+            check.expires_at,
+            ips,
+            check.checked_at
+        ])?;
+    Ok(n == 1)
+}
+
+/// Sets (sealed value and credential-free form) or clears (`None`) account
+/// `id`'s egress proxy; whether the account is the user's.
+pub fn set_proxy(
+    conn: &Connection,
+    uid: i64,
+    id: i64,
+    proxy: Option<(&str, &str)>,
+) -> Result<bool, StoreError> {
+    let (sealed, shown) = proxy.unzip();
+    let n = conn
+        .prepare_cached(
+            "UPDATE exchange_accounts SET proxy_enc = ?3, proxy_shown = ?4
+             WHERE id = ?1 AND user_id = ?2",
+        )?
+        .execute(params![id, uid, sealed, shown])?;
+    Ok(n == 1)
+}
+
+/// Account `id`'s sealed proxy (`Ok(None)`: direct, or no such account of the
+/// user's).
+pub fn proxy(conn: &Connection, uid: i64, id: i64) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT proxy_enc FROM exchange_accounts WHERE id = ?1 AND user_id = ?2")?
+        .query_row(params![id, uid], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// Renames account `id`; whether the account is the user's.
+pub fn rename(conn: &Connection, uid: i64, id: i64, name: &str) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached("UPDATE exchange_accounts SET name = ?3 WHERE id = ?1 AND user_id = ?2")?
+        .execute(params![id, uid, name])?;
+    Ok(n == 1)
+}
+
 /// The first of user `uid`'s bots on account `id` that runs or is meant to, with
 /// its status: while one does, the account's keys are the ones it trades with.
 pub fn active_bot(
@@ -231,6 +347,9 @@ pub fn credentials(
         })
         .optional()?)
 }
+
+#[cfg(test)]
+mod tests_checks;
 
 #[cfg(test)]
 mod tests {
@@ -317,6 +436,7 @@ mod tests {
         );
         user_bots::set_account(&c, a, bot, None).unwrap();
         assert_eq!(delete(&c, a, id).unwrap(), Deleted::Done);
+        assert!(!set_proxy(&c, a, id, None).unwrap(), "gone");
         assert!(list(&c, a).unwrap().is_empty());
     }
 }

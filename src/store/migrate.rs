@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0012_multi_bot.sql",
         sql: include_str!("../../sql/0012_multi_bot.sql"),
     },
+    Migration {
+        version: 13,
+        name: "0013_key_checks.sql",
+        sql: include_str!("../../sql/0013_key_checks.sql"),
+    },
 ];
 
 pub struct Migration {
@@ -395,7 +400,7 @@ mod tests {
         use crate::bots::status::{BotStatus, DesiredState};
         use crate::store::{bot_config, bots, exchange_accounts, ledger, trades, user_bots};
         let mut conn = before_multi_bot();
-        assert_eq!(migrate(&mut conn).unwrap(), ["0012_multi_bot.sql"]);
+        assert_eq!(migrate(&mut conn).unwrap()[0], "0012_multi_bot.sql");
         assert!(rows(&conn, "PRAGMA foreign_key_check").is_empty());
         assert_eq!(rows(&conn, "PRAGMA integrity_check"), ["ok:text"]);
         assert_eq!(

@@ -6,36 +6,246 @@
 //! — refusing with BingX's own error codes. Orders live in fake_bingx_orders.rs,
 //! the fund flow in fake_bingx_ledger.rs.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rust_decimal::Decimal;
 use serde_json::{json, Value};
+use tungstenite::Message;
 
+use super::fake_accounts::{Accounts, KeyPerms, Shared};
+use super::fake_bingx_ws::{gzip, BingxPrivate, ListenKeys};
 use super::fake_book::{num, Book};
 use super::fake_http::{hmac_hex, FakeHttp, Request, Response};
 use super::fake_inject::{text, BINGX};
+use super::fake_ip_limit::IpLimit;
+use super::fake_private_ws::{self as private_ws, Emitted, Streams};
 use super::{fake_bingx_ledger as ledger, fake_bingx_orders as orders};
 
 pub const SYMBOL: &str = "BTC-USDT";
 
+/// bingx.com/en/support/articles/31103871611289: all account endpoints of one IP
+/// share 2,000 requests per 10 s, all market-data endpoints 500 per 10 s.
+pub const ACCOUNT_IP_LIMIT: usize = 2_000;
+pub const MARKET_IP_LIMIT: usize = 500;
+pub const IP_WINDOW_MS: i64 = 10_000;
+
 pub struct FakeBingx {
     pub http: FakeHttp,
-    book: Arc<Mutex<Book>>,
+    accounts: Arc<Accounts>,
+    first: Shared,
+    streams: Arc<Streams>,
+    keys: Arc<ListenKeys>,
+    limits: Arc<Limits>,
+}
+
+/// The two per-IP groups; over a limit a request is refused until the window
+/// has room again (no ban is documented).
+pub struct Limits {
+    pub account: IpLimit,
+    pub market: IpLimit,
+}
+
+struct Shares {
+    accounts: Arc<Accounts>,
+    keys: Arc<ListenKeys>,
+    limits: Arc<Limits>,
 }
 
 impl FakeBingx {
     pub fn start(api_key: &str, secret: &str) -> FakeBingx {
-        let book = Arc::new(Mutex::new(Book::new(api_key, secret)));
-        let b = book.clone();
-        let http = FakeHttp::start(Arc::new(move |req: &Request| handle(&b, req)));
-        FakeBingx { http, book }
+        let accounts = Arc::new(Accounts::new(Book::new(api_key, secret)));
+        let first = accounts.first();
+        let streams = Arc::new(Streams::default());
+        let keys = Arc::new(ListenKeys::default());
+        let limits = Arc::new(Limits {
+            account: IpLimit::new(ACCOUNT_IP_LIMIT, IP_WINDOW_MS, 0),
+            market: IpLimit::new(MARKET_IP_LIMIT, IP_WINDOW_MS, 0),
+        });
+        let shares = Shares {
+            accounts: accounts.clone(),
+            keys: keys.clone(),
+            limits: limits.clone(),
+        };
+        let handler = Arc::new(move |req: &Request| handle(&shares, req));
+        let (s, k, a) = (streams.clone(), keys.clone(), accounts.clone());
+        let ws = Arc::new(move |stream, target: &str| {
+            let key = listen_key_of(target);
+            let live = k
+                .get(&key)
+                .filter(|(_, exp)| *exp > super::fake_http::now_ms());
+            // A refused connection (a test's fault) looks like a bad key.
+            let refused = s.take_refusal();
+            let bad = refused || !target.starts_with("/swap-market") || live.is_none();
+            let refuse = bad.then_some((
+                "401 Unauthorized",
+                r#"{"code":100413,"msg":"listenKey invalid"}"#,
+            ));
+            let account = live.map_or(0, |(i, _)| i);
+            let proto = BingxPrivate::new(k.clone(), &key, account);
+            private_ws::serve(s.clone(), stream, refuse, proto, |tx| {
+                if let Some(b) = a.get(account) {
+                    b.lock().unwrap().outbox.listen(tx.clone());
+                }
+            });
+        });
+        let http = FakeHttp::start_with_ws(handler, Some(ws));
+        FakeBingx {
+            http,
+            accounts,
+            first,
+            streams,
+            keys,
+            limits,
+        }
     }
 
+    /// The first account's book (the one the fake was started with).
     pub fn book(&self) -> MutexGuard<'_, Book> {
-        self.book.lock().unwrap()
+        self.first.lock().unwrap()
+    }
+
+    /// Adds an account with its own API key and secret; returns its index (the
+    /// first account is 0).
+    pub fn add_account(&self, key: &str, secret: &str) -> usize {
+        self.accounts.add(key, secret)
+    }
+
+    /// Account `i`'s book: `fake.account(i).lock().unwrap()`.
+    pub fn account(&self, i: usize) -> Shared {
+        self.accounts.get(i).expect("no such account")
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Moves the last price of every account.
+    pub fn set_price(&self, price: Decimal) {
+        self.accounts.set_price(price);
+    }
+
+    /// Pins the mark price of every account.
+    pub fn set_mark(&self, mark: Decimal) {
+        self.accounts.set_mark(mark);
+    }
+
+    /// Sets what account `i`'s key may do (`GET /openApi/v1/account/apiPermissions`).
+    pub fn set_key_perms(&self, i: usize, perms: KeyPerms) {
+        self.account(i).lock().unwrap().perms = perms;
+    }
+
+    /// What `GET /openApi/swap/v1/positionSide/dual` answers for account `i`
+    /// (true: dual-side/hedge mode, the default). The fake's orders stay hedge-mode.
+    pub fn set_dual_side(&self, i: usize, dual: bool) {
+        self.account(i).lock().unwrap().hedge = dual;
     }
 
     pub fn url(&self) -> String {
         self.http.url()
+    }
+
+    /// The user data stream's base; the client appends `?listenKey=KEY`.
+    pub fn user_ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/swap-market", self.http.port)
+    }
+
+    /// Listen keys live this long after creation or extension (60 min by default).
+    pub fn set_listen_key_ttl_ms(&self, ms: i64) {
+        self.keys.set_ttl_ms(ms);
+    }
+
+    /// The server's `Ping` interval on the user stream (5 s by default).
+    pub fn set_ping_interval_ms(&self, ms: i64) {
+        self.keys.set_ping_ms(ms);
+    }
+
+    /// Expires every listen key now: each stream gets `listenKeyExpired` and is
+    /// closed; `PUT` answers 404 for them.
+    pub fn expire_listen_keys(&self) {
+        self.keys.expire_all();
+        self.streams.expire_all();
+    }
+
+    /// The account a listen key belongs to, if it is known.
+    pub fn listen_key_account(&self, key: &str) -> Option<usize> {
+        self.keys.get(key).map(|(a, _)| a)
+    }
+
+    /// Every execution pushed on a user stream, with the time it was sent.
+    pub fn emitted(&self) -> Vec<Emitted> {
+        self.streams.emitted()
+    }
+
+    /// When the execution with this exec id was first pushed (wall-clock ms).
+    pub fn emitted_at(&self, exec_id: &str) -> Option<i64> {
+        self.streams.emitted_at(exec_id)
+    }
+
+    /// User stream connections open now, and ever opened.
+    pub fn private_connections(&self) -> (usize, u64) {
+        let total = self.streams.connections_total.load(Ordering::SeqCst);
+        (self.streams.live(), total)
+    }
+
+    /// `Pong`s the clients sent for the server's `Ping`s.
+    pub fn pongs(&self) -> u64 {
+        self.streams.pongs()
+    }
+
+    /// Closes every user stream socket now.
+    pub fn drop_private_sockets(&self) {
+        self.streams.drop_all();
+    }
+
+    /// The next `n` user stream connections are refused (as with a bad key).
+    pub fn refuse_auths(&self, n: usize) {
+        self.streams.refuse_auths(n);
+    }
+
+    /// Sends a malformed frame on every user stream: not gzip at all
+    /// (`invalid`), or gzip of an order update whose numbers are garbled.
+    pub fn send_malformed(&self, garbled_number: bool) {
+        let frame = if garbled_number {
+            let v = json!({"e": "ORDER_TRADE_UPDATE", "E": super::fake_http::now_ms(),
+                "o": {"s": SYMBOL, "c": "garbled", "i": 1, "S": "BUY", "o": "MARKET",
+                "q": "0.0.1", "p": "0", "ap": "65,000.x", "x": "TRADE", "X": "FILLED",
+                "z": "abc", "n": "NaN", "t": "garbled-1", "ps": "LONG"}});
+            gzip(&v.to_string())
+        } else {
+            Message::binary(b"\x1f\x8bnot really gzip".to_vec())
+        };
+        self.streams.send_raw(frame);
+    }
+
+    /// While on, client `Ping`s (text or control) go unanswered.
+    pub fn stop_answering_pings(&self, on: bool) {
+        self.streams.set_deaf(on);
+    }
+
+    /// While on, the user streams push nothing (the book still changes).
+    pub fn silence_streams(&self, on: bool) {
+        self.streams.set_silent(on);
+    }
+
+    /// Every REST request received (account and market groups).
+    pub fn requests_total(&self) -> u64 {
+        self.limits.account.requests_total() + self.limits.market.requests_total()
+    }
+
+    /// The largest number of account-group requests seen in any 10 s window.
+    pub fn requests_in_window_max(&self) -> usize {
+        self.limits.account.requests_in_window_max()
+    }
+
+    /// The same for the market-data group.
+    pub fn market_requests_in_window_max(&self) -> usize {
+        self.limits.market.requests_in_window_max()
+    }
+
+    /// Requests refused for an IP limit (both groups).
+    pub fn ip_limit_exceeded(&self) -> u64 {
+        self.limits.account.exceeded() + self.limits.market.exceeded()
     }
 
     /// The next request to `path` (any method) fails with this BingX error.
@@ -60,6 +270,78 @@ impl FakeBingx {
     }
 }
 
+/// The `listenKey` query parameter of a stream URL.
+fn listen_key_of(target: &str) -> String {
+    target
+        .split_once('?')
+        .and_then(|(_, q)| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "listenKey")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// The IP limit of the request's group first, then the listen-key endpoints,
+/// then the account of the key header (the first account when there is none or
+/// it is unknown, which then refuses the key as before).
+fn handle(sh: &Shares, req: &Request) -> Response {
+    let market = req.path.starts_with("/openApi/swap/v2/quote/")
+        || req.path.starts_with("/openApi/swap/v3/quote/")
+        || req.path == "/openApi/swap/v2/server/time";
+    let limit = if market {
+        &sh.limits.market
+    } else {
+        &sh.limits.account
+    };
+    if !limit.admit() {
+        return Response {
+            status: 429,
+            headers: Vec::new(),
+            body:
+                json!({"code": 100410, "msg": "rate limit exceeded: too many requests from this IP",
+                "data": {}})
+                .to_string(),
+        };
+    }
+    if req.path == "/openApi/user/auth/userDataStream" {
+        return listen_key(sh, req);
+    }
+    let book = req
+        .header("X-BX-APIKEY")
+        .and_then(|k| sh.accounts.by_key(k))
+        .unwrap_or_else(|| sh.accounts.first());
+    handle_book(&book, req)
+}
+
+/// `POST` (create), `PUT` (extend) and `DELETE` a listen key: the API key
+/// header names the account, no signature.
+fn listen_key(sh: &Shares, req: &Request) -> Response {
+    let Some(account) = req
+        .header("X-BX-APIKEY")
+        .and_then(|k| sh.accounts.index_of(k))
+    else {
+        return reply(100413, "Incorrect apiKey", json!({}));
+    };
+    let key = req.param("listenKey").unwrap_or("");
+    let done = match req.method.as_str() {
+        "POST" => return Response::json(json!({"listenKey": sh.keys.create(account)})),
+        "PUT" => sh.keys.extend(key),
+        "DELETE" => sh.keys.delete(key),
+        _ => return reply(100404, "api not exist", json!({})),
+    };
+    let owned = sh.keys.get(key).is_none_or(|(a, _)| a == account);
+    if done && owned {
+        Response::json(json!({}))
+    } else {
+        Response {
+            status: 404,
+            headers: Vec::new(),
+            body: json!({"code": 100404, "msg": "listenKey not found"}).to_string(),
+        }
+    }
+}
+
 pub fn reply(code: i64, msg: &str, data: Value) -> Response {
     Response::json(json!({"code": code, "msg": msg, "data": data}))
 }
@@ -69,7 +351,7 @@ pub fn refuse(b: &mut Book, req: &Request, code: i64, msg: &str) -> Response {
     reply(code, msg, json!({}))
 }
 
-fn handle(book: &Mutex<Book>, req: &Request) -> Response {
+fn handle_book(book: &Mutex<Book>, req: &Request) -> Response {
     let mut b = book.lock().unwrap();
     b.seen.push(req.path.clone());
     if req.path == "/openApi/swap/v2/server/time" {
@@ -275,6 +557,8 @@ fn authenticate(b: &mut Book, req: &Request) -> Option<Response> {
 
 fn private(b: &mut Book, req: &Request) -> Response {
     let without_symbol = [
+        "/openApi/v1/account/apiPermissions",
+        "/openApi/swap/v1/positionSide/dual",
         "/openApi/swap/v3/user/balance",
         "/openApi/swap/v2/trade/allFillOrders",
         "/openApi/swap/v2/user/income",
@@ -291,6 +575,16 @@ fn private(b: &mut Book, req: &Request) -> Response {
         ("GET", "/openApi/swap/v2/trade/allFillOrders") => orders::fills(b, req),
         ("GET", "/openApi/swap/v2/trade/forceOrders") => orders::force_orders(b, req),
         ("GET", "/openApi/swap/v2/user/positions") => positions(b),
+        ("GET", "/openApi/v1/account/apiPermissions") => key_perms(b),
+        ("GET", "/openApi/swap/v1/positionSide/dual") => dual_side(b),
+        ("POST", "/openApi/swap/v1/positionSide/dual") => {
+            match req.param("dualSidePosition") {
+                Some("true") => b.hedge = true,
+                Some("false") => b.hedge = false,
+                _ => return refuse(b, req, 109400, "dualSidePosition must be true or false"),
+            }
+            dual_side(b)
+        }
         ("GET", "/openApi/swap/v2/user/income") => ledger::income(b, req),
         ("GET", "/openApi/swap/v3/user/balance") => reply(
             0,
@@ -335,4 +629,29 @@ fn positions(b: &Book) -> Response {
         })
         .collect();
     reply(0, "", json!(list))
+}
+
+/// "Query API Key Permissions": `permissions` as numbers (1 spot trading, 2
+/// read, 3 perpetual futures trading, 4 universal transfer, 5 withdraw), the IPs
+/// the key is bound to (none: empty).
+fn key_perms(b: &Book) -> Response {
+    let k = &b.perms;
+    let mut perms = vec![2];
+    if !k.read_only {
+        perms.push(3);
+    }
+    if k.withdraw {
+        perms.push(5);
+    }
+    let ips: Vec<&String> = k.ips.iter().filter(|ip| *ip != "*").collect();
+    reply(
+        0,
+        "",
+        json!({"apiKey": b.api_key, "permissions": perms, "ipAddresses": ips, "note": "fake"}),
+    )
+}
+
+/// "Query position mode": `dualSidePosition` "true" (hedge) or "false".
+fn dual_side(b: &Book) -> Response {
+    reply(0, "", json!({"dualSidePosition": b.hedge.to_string()}))
 }

@@ -315,7 +315,7 @@ pub fn force_orders(b: &mut Book, req: &Request) -> Response {
     reply(0, "", json!({"orders": list}))
 }
 
-fn order_type(o: &FakeOrder) -> &'static str {
+pub fn order_type(o: &FakeOrder) -> &'static str {
     match (o.trigger.is_some(), o.market) {
         (true, _) => "STOP_MARKET",
         (false, true) => "MARKET",

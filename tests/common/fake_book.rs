@@ -7,8 +7,10 @@
 
 use rust_decimal::{dec, Decimal};
 
+use super::fake_accounts::KeyPerms;
 use super::fake_events::Funding;
 use super::fake_inject::Injected;
+use super::fake_outbox::{Change, Outbox};
 
 /// An exchange's decimal string as a `Decimal` (None when it is not one).
 pub fn dec(s: &str) -> Option<Decimal> {
@@ -145,7 +147,7 @@ impl FakeOrder {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Fill {
     /// Unique per fill (Bybit's `execId`, BingX's `tradeId`).
     pub id: u64,
@@ -159,7 +161,7 @@ pub struct Fill {
     pub time_ms: i64,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Pos {
     pub size: Decimal,
     pub avg: Decimal,
@@ -219,6 +221,13 @@ pub struct Book {
     /// The next request to this `METHOD /path` is carried out but its answer is
     /// lost.
     pub lose_reply: Option<String>,
+    /// Every change of the account, for the private streams (fake_outbox.rs).
+    pub outbox: Outbox,
+    /// Hedge mode (two positions, `positionIdx` 1/2 on Bybit, LONG/SHORT on
+    /// BingX); false: one-way mode (Bybit `positionIdx` 0, BingX `BOTH`).
+    pub hedge: bool,
+    /// What the API key may do, as the key-information endpoints answer.
+    pub perms: KeyPerms,
 }
 
 impl Book {
@@ -251,7 +260,44 @@ impl Book {
             seen: Vec::new(),
             market_calls: Vec::new(),
             lose_reply: None,
+            outbox: Outbox::default(),
+            hedge: true,
+            perms: KeyPerms::default(),
         }
+    }
+
+    /// Records the order's current state in the outbox.
+    fn emit_order(&mut self, i: usize) {
+        let o = self.orders[i].clone();
+        self.outbox.push(Change::Order(o));
+    }
+
+    /// The outbox events of a fill: the execution, the order, the position and
+    /// the wallet (Bybit pushes the four topics for one trade).
+    fn emit_fill(&mut self, i: usize, fill: Fill, delta: Decimal) {
+        let order = self.orders[i].clone();
+        let dir = order.dir;
+        let realized = fill.realized;
+        self.outbox.push(Change::Execution {
+            fill,
+            order: order.clone(),
+        });
+        self.outbox.push(Change::Order(order));
+        let leverage = match dir {
+            Dir::Long => self.leverage,
+            Dir::Short => self.sell_leverage,
+        };
+        self.outbox.push(Change::Position {
+            dir,
+            pos: self.position(dir),
+            mark: self.mark(),
+            leverage,
+            realized,
+        });
+        self.outbox.push(Change::Wallet {
+            balance: self.balance,
+            delta,
+        });
     }
 
     pub fn server_ms(&self) -> i64 {
@@ -355,6 +401,7 @@ impl Book {
         }
         let (id, fill_now) = (o.id, o.market && o.trigger.is_none());
         self.orders.push(o);
+        self.emit_order(self.orders.len() - 1);
         if fill_now {
             self.fill(id, fill_price, TAKER);
         }
@@ -371,6 +418,7 @@ impl Book {
         o.status = status;
         o.cancel = cancel;
         o.updated_ms = now;
+        self.emit_order(i);
     }
 
     /// Fills what is left of an order at `price`. A closing order fills at most
@@ -378,18 +426,43 @@ impl Book {
     /// are), so a position never goes negative; with nothing to close it is
     /// cancelled instead.
     pub fn fill(&mut self, id: u64, price: Decimal, rate: Decimal) {
+        self.fill_some(id, price, rate, None);
+    }
+
+    /// A resting limit order fills `qty` (at most what is left) at its own price
+    /// with the maker fee: a partial fill when some is still left. False when
+    /// there is no such open limit order.
+    pub fn fill_partial(&mut self, client_id: &str, qty: Decimal) -> bool {
+        let Some(o) = self
+            .order(client_id)
+            .filter(|o| matches!(o.status, "open" | "partial") && !o.market)
+            .cloned()
+        else {
+            return false;
+        };
+        self.fill_some(o.id, o.price, MAKER, Some(qty));
+        true
+    }
+
+    /// `fill` of `part` of what is left (all of it when None); the order stays
+    /// "partial" until nothing is left.
+    fn fill_some(&mut self, id: u64, price: Decimal, rate: Decimal, part: Option<Decimal>) {
         let Some(i) = self.index(id) else {
             return;
         };
         let o = self.orders[i].clone();
         let held = self.position(o.dir).size;
         let mut qty = o.qty - o.filled;
+        if let Some(p) = part.filter(|_| !o.close_all) {
+            qty = qty.min(p);
+        }
         if !o.opens() {
             qty = if o.close_all { held } else { qty.min(held) };
             if qty.is_zero() {
                 return self.end(i, "cancelled", Cancel::ReduceOnly);
             }
         }
+        let done = part.is_none() || o.close_all || o.filled + qty >= o.qty;
         let fee = qty * price * rate;
         let realized = self.apply(o.dir, o.opens(), qty, price);
         self.balance += realized - fee;
@@ -397,15 +470,15 @@ impl Book {
         let fill_id = self.next_id;
         self.next_id += 1;
         let o = &mut self.orders[i];
-        if !o.opens() {
+        if done && !o.opens() {
             o.qty = o.filled + qty;
         }
-        o.avg = price;
-        o.filled = o.qty;
+        o.avg = (o.avg * o.filled + price * qty) / (o.filled + qty);
+        o.filled += qty;
         o.fee += fee;
-        o.status = "filled";
+        o.status = if done { "filled" } else { "partial" };
         o.updated_ms = now;
-        self.fills.push(Fill {
+        let fill = Fill {
             id: fill_id,
             order_id: id,
             client_id: o.client_id.clone(),
@@ -414,7 +487,9 @@ impl Book {
             fee,
             realized,
             time_ms: now,
-        });
+        };
+        self.fills.push(fill.clone());
+        self.emit_fill(i, fill, realized - fee);
     }
 
     /// Moves the position; returns the profit or loss a close realises.

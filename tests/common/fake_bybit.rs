@@ -8,34 +8,203 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rust_decimal::Decimal;
 use serde_json::{json, Value};
+use tungstenite::Message;
 
+use super::fake_accounts::{Accounts, KeyPerms, Shared};
 use super::fake_book::{num, Book};
+use super::fake_bybit_ws::BybitPrivate;
 use super::fake_http::{hmac_hex, now_ms, FakeHttp, Request, Response};
 use super::fake_inject::{text, BYBIT};
+use super::fake_ip_limit::IpLimit;
+use super::fake_private_ws::{self as private_ws, Emitted, Streams};
 use super::{fake_bybit_ledger as ledger, fake_bybit_orders as orders};
 
 pub const SYMBOL: &str = "BTCUSDT";
 
+/// docs/v5/rate-limit "HTTP IP limit": 600 requests in any 5 s window, then a
+/// ban of 10 minutes.
+pub const IP_LIMIT: usize = 600;
+pub const IP_WINDOW_MS: i64 = 5_000;
+pub const IP_BAN_MS: i64 = 600_000;
+
+/// A malformed frame for the private stream's client to refuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    /// Not JSON at all.
+    InvalidJson,
+    /// An `execution` push whose numbers are not numbers.
+    GarbledNumber,
+}
+
 pub struct FakeBybit {
     pub http: FakeHttp,
-    book: Arc<Mutex<Book>>,
+    accounts: Arc<Accounts>,
+    first: Shared,
+    streams: Arc<Streams>,
+    ip: Arc<IpLimit>,
 }
 
 impl FakeBybit {
     pub fn start(api_key: &str, secret: &str) -> FakeBybit {
-        let book = Arc::new(Mutex::new(Book::new(api_key, secret)));
-        let b = book.clone();
-        let http = FakeHttp::start(Arc::new(move |req: &Request| handle(&b, req)));
-        FakeBybit { http, book }
+        let accounts = Arc::new(Accounts::new(Book::new(api_key, secret)));
+        let first = accounts.first();
+        let streams = Arc::new(Streams::default());
+        let ip = Arc::new(IpLimit::new(IP_LIMIT, IP_WINDOW_MS, IP_BAN_MS));
+        let (a, l) = (accounts.clone(), ip.clone());
+        let handler = Arc::new(move |req: &Request| handle(&a, &l, req));
+        let (a, s) = (accounts.clone(), streams.clone());
+        let ws = Arc::new(move |stream, target: &str| {
+            let n = s
+                .connections_total
+                .load(std::sync::atomic::Ordering::SeqCst);
+            let proto = BybitPrivate::new(a.clone(), n);
+            let refuse = (!target.starts_with("/v5/private")).then_some((
+                "404 Not Found",
+                r#"{"success":false,"ret_msg":"not found"}"#,
+            ));
+            private_ws::serve(s.clone(), stream, refuse, proto, |_| {});
+        });
+        let http = FakeHttp::start_with_ws(handler, Some(ws));
+        FakeBybit {
+            http,
+            accounts,
+            first,
+            streams,
+            ip,
+        }
     }
 
+    /// The first account's book (the one the fake was started with).
     pub fn book(&self) -> MutexGuard<'_, Book> {
-        self.book.lock().unwrap()
+        self.first.lock().unwrap()
+    }
+
+    /// Adds an account with its own API key and secret; returns its index (the
+    /// first account is 0).
+    pub fn add_account(&self, key: &str, secret: &str) -> usize {
+        self.accounts.add(key, secret)
+    }
+
+    /// Account `i`'s book: `fake.account(i).lock().unwrap()`.
+    pub fn account(&self, i: usize) -> Shared {
+        self.accounts.get(i).expect("no such account")
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Moves the last price of every account.
+    pub fn set_price(&self, price: Decimal) {
+        self.accounts.set_price(price);
+    }
+
+    /// Pins the mark price of every account.
+    pub fn set_mark(&self, mark: Decimal) {
+        self.accounts.set_mark(mark);
+    }
+
+    /// Sets what account `i`'s key may do (`GET /v5/user/query-api`).
+    pub fn set_key_perms(&self, i: usize, perms: KeyPerms) {
+        self.account(i).lock().unwrap().perms = perms;
+    }
+
+    /// Hedge mode (true, the default) or one-way mode for account `i`.
+    pub fn set_hedge(&self, i: usize, hedge: bool) {
+        self.account(i).lock().unwrap().hedge = hedge;
     }
 
     pub fn url(&self) -> String {
         self.http.url()
+    }
+
+    /// The private stream: `ws://127.0.0.1:PORT/v5/private`.
+    pub fn private_ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/v5/private", self.http.port)
+    }
+
+    /// Every execution pushed on a private stream, with the time it was sent.
+    pub fn emitted(&self) -> Vec<Emitted> {
+        self.streams.emitted()
+    }
+
+    /// When the execution with this exec id was first pushed (wall-clock ms).
+    pub fn emitted_at(&self, exec_id: &str) -> Option<i64> {
+        self.streams.emitted_at(exec_id)
+    }
+
+    /// Private stream connections open now, and ever opened.
+    pub fn private_connections(&self) -> (usize, u64) {
+        let total = self
+            .streams
+            .connections_total
+            .load(std::sync::atomic::Ordering::SeqCst);
+        (self.streams.live(), total)
+    }
+
+    /// Client pings answered on the private streams.
+    pub fn pings_answered(&self) -> u64 {
+        self.streams.pings_answered()
+    }
+
+    /// Closes every private socket now.
+    pub fn drop_private_sockets(&self) {
+        self.streams.drop_all();
+    }
+
+    /// The next `n` stream authentications fail.
+    pub fn refuse_auths(&self, n: usize) {
+        self.streams.refuse_auths(n);
+    }
+
+    /// Sends a malformed frame on every private stream.
+    pub fn send_malformed(&self, kind: Malformed) {
+        let frame = match kind {
+            Malformed::InvalidJson => r#"{"topic":"execution","data":[{"execId":"#.to_string(),
+            Malformed::GarbledNumber => json!({"id": "garbled", "topic": "execution",
+                "creationTime": now_ms(), "data": [{"category": "linear", "symbol": SYMBOL,
+                "orderId": "1", "orderLinkId": "garbled", "side": "Buy", "execId": "garbled-1",
+                "execPrice": "65,000.x", "execQty": "0.0.1", "execFee": "NaN",
+                "execTime": now_ms().to_string(), "execType": "Trade"}]})
+            .to_string(),
+        };
+        self.streams.send_raw(Message::text(frame));
+    }
+
+    /// While on, pings on the private streams go unanswered.
+    pub fn stop_answering_pings(&self, on: bool) {
+        self.streams.set_deaf(on);
+    }
+
+    /// While on, the private streams push nothing (the book still changes).
+    pub fn silence_streams(&self, on: bool) {
+        self.streams.set_silent(on);
+    }
+
+    /// Every REST request received.
+    pub fn requests_total(&self) -> u64 {
+        self.ip.requests_total()
+    }
+
+    /// The largest number of REST requests seen in any 5 s window.
+    pub fn requests_in_window_max(&self) -> usize {
+        self.ip.requests_in_window_max()
+    }
+
+    /// REST requests refused with HTTP 403 for the IP limit.
+    pub fn ip_limit_exceeded(&self) -> u64 {
+        self.ip.exceeded()
+    }
+
+    /// How long the IP stays banned once over the limit (10 minutes by default).
+    pub fn set_ip_ban_ms(&self, ms: i64) {
+        self.ip.set_ban_ms(ms);
+    }
+
+    pub fn unban_ip(&self) {
+        self.ip.unban();
     }
 
     /// The next request to `path` (any method) fails with this Bybit error.
@@ -81,7 +250,26 @@ pub fn refuse(b: &mut Book, req: &Request, code: i64, msg: &str) -> Response {
     reply(code, msg, json!({}))
 }
 
-fn handle(book: &Mutex<Book>, req: &Request) -> Response {
+/// The IP limit first (every request counts), then the account of the key
+/// header (the first account when there is none or it is unknown, which then
+/// refuses the key as before).
+fn handle(accounts: &Accounts, ip: &IpLimit, req: &Request) -> Response {
+    if !ip.admit() {
+        // The gateway's answer, not the API's JSON envelope.
+        return Response {
+            status: 403,
+            headers: Vec::new(),
+            body: "access too frequent".into(),
+        };
+    }
+    let book = req
+        .header("X-BAPI-API-KEY")
+        .and_then(|k| accounts.by_key(k))
+        .unwrap_or_else(|| accounts.first());
+    handle_book(&book, req)
+}
+
+fn handle_book(book: &Mutex<Book>, req: &Request) -> Response {
     let mut b = book.lock().unwrap();
     b.seen.push(req.path.clone());
     if req.path.starts_with("/v5/market/") {
@@ -117,6 +305,7 @@ fn handle(book: &Mutex<Book>, req: &Request) -> Response {
         "/v5/account/wallet-balance",
         "/v5/account/transaction-log",
         "/v5/account/info",
+        "/v5/user/query-api",
     ];
     let category_ok = params["category"] == "linear"
         || (params.get("category").is_none() && without_category.contains(&req.path.as_str()));
@@ -411,6 +600,7 @@ fn private(b: &mut Book, req: &Request, p: &Value) -> Response {
         "/v5/account/wallet-balance",
         "/v5/account/transaction-log",
         "/v5/account/info",
+        "/v5/user/query-api",
     ];
     if !without_symbol.contains(&req.path.as_str()) && sym != SYMBOL {
         return refuse(b, req, 10001, "params error: symbol invalid");
@@ -426,6 +616,8 @@ fn private(b: &mut Book, req: &Request, p: &Value) -> Response {
         }
         ("GET", "/v5/execution/list") => orders::executions(b, req),
         ("GET", "/v5/position/list") => positions(b),
+        ("POST", "/v5/position/switch-mode") => switch_mode(b, req, p),
+        ("GET", "/v5/user/query-api") => key_info(b),
         ("GET", "/v5/account/wallet-balance") => {
             if req.param("accountType") != Some("UNIFIED") {
                 return refuse(b, req, 10001, "accountType only support UNIFIED");
@@ -442,27 +634,39 @@ fn private(b: &mut Book, req: &Request, p: &Value) -> Response {
     }
 }
 
-/// docs/v5/position (hedge mode: one entry per side, `side` "" when empty).
+/// docs/v5/position (hedge mode: one entry per side, `side` "" when empty;
+/// one-way mode: one entry, `positionIdx` 0, the side that holds a position).
 fn positions(b: &Book) -> Response {
     let mark = b.mark();
-    let list: Vec<Value> = [
+    let mut sides = vec![
         (1, b.long, "Buy", b.leverage),
         (2, b.short, "Sell", b.sell_leverage),
-    ]
-    .iter()
-    .map(|(idx, p, side, lev)| {
-        let upnl = if *idx == 1 {
-            (mark - p.avg) * p.size
+    ];
+    if !b.hedge {
+        let one = if b.long.size.is_zero() && !b.short.size.is_zero() {
+            sides[1]
         } else {
-            (p.avg - mark) * p.size
+            sides[0]
         };
-        json!({"positionIdx": idx, "symbol": SYMBOL,
+        sides = vec![one];
+    }
+    let hedge = b.hedge;
+    let list: Vec<Value> = sides
+        .iter()
+        .map(|(idx, p, side, lev)| {
+            let upnl = if *idx == 1 {
+                (mark - p.avg) * p.size
+            } else {
+                (p.avg - mark) * p.size
+            };
+            let idx = if hedge { *idx } else { 0 };
+            json!({"positionIdx": idx, "symbol": SYMBOL,
                 "side": if p.size.is_zero() { "" } else { *side },
                 "size": num(p.size), "avgPrice": num(p.avg), "markPrice": num(mark),
                 "positionValue": num(p.size * p.avg), "unrealisedPnl": num(upnl),
                 "leverage": lev.to_string()})
-    })
-    .collect();
+        })
+        .collect();
     ok(json!({"category": "linear", "list": list, "nextPageCursor": ""}))
 }
 
@@ -488,4 +692,48 @@ fn set_leverage(b: &mut Book, req: &Request, p: &Value) -> Response {
     }
     (b.leverage, b.sell_leverage) = (buy, sell);
     ok(json!({}))
+}
+
+/// docs/v5/position/position-mode: `mode` 0 (one-way) or 3 (hedge), refused
+/// while a position is open (110024) and answered 110025 when already set.
+fn switch_mode(b: &mut Book, req: &Request, p: &Value) -> Response {
+    let hedge = match p["mode"].as_i64() {
+        Some(0) => false,
+        Some(3) => true,
+        _ => return refuse(b, req, 10001, "params error: mode"),
+    };
+    if hedge == b.hedge {
+        return reply(110025, "Position mode has not been modified.", json!({}));
+    }
+    if !b.long.size.is_zero() || !b.short.size.is_zero() {
+        let msg = "You have an existing position, so the position mode cannot be switched.";
+        return reply(110024, msg, json!({}));
+    }
+    b.hedge = hedge;
+    ok(json!({}))
+}
+
+/// docs/v5/user/apikey-info: the key's permissions (trading under
+/// `ContractTrade`, withdrawal under `Wallet`), `readOnly`, `ips`, `expiredAt`.
+fn key_info(b: &Book) -> Response {
+    let k = &b.perms;
+    let trade: Vec<&str> = if k.read_only {
+        Vec::new()
+    } else {
+        vec!["Order", "Position"]
+    };
+    let mut wallet = vec!["AccountTransfer", "SubMemberTransfer"];
+    if k.withdraw {
+        wallet.push("Withdraw");
+    }
+    ok(json!({"id": "1", "note": "fake", "apiKey": b.api_key,
+        "readOnly": if k.read_only { 1 } else { 0 }, "secret": "",
+        "permissions": {"ContractTrade": trade, "Spot": [], "Wallet": wallet,
+            "Options": [], "Derivatives": [], "CopyTrading": [], "BlockTrade": [],
+            "Exchange": [], "NFT": [], "Affiliate": []},
+        "ips": k.ips, "type": 1, "deadlineDay": if k.expired_at.is_empty() { 0 } else { 90 },
+        "expiredAt": k.expired_at, "createdAt": "2024-01-01T00:00:00Z", "unified": 0,
+        "uta": 1, "userID": 100_000, "inviterID": 0, "vipLevel": "No VIP",
+        "mktMakerLevel": "0", "affiliateID": 0, "rsaPublicKey": "", "isMaster": true,
+        "parentUid": "0", "kycLevel": "LEVEL_1", "kycRegion": ""}))
 }

@@ -50,7 +50,14 @@ pub fn create(b: &mut Book, req: &Request, p: &Value) -> Response {
             "params error: orderLinkId, side or orderType",
         );
     }
-    if idx != 1 && idx != 2 {
+    // Hedge mode takes positionIdx 1 (long) or 2 (short), one-way mode 0
+    // (docs/v5/order/create-order); anything else is 10001.
+    let idx_ok = if b.hedge {
+        idx == 1 || idx == 2
+    } else {
+        idx == 0
+    };
+    if !idx_ok {
         return refuse(b, req, 10001, "position idx not match position mode");
     }
     let (Some(Some(reduce)), Some(close_on_trigger)) =
@@ -76,7 +83,15 @@ pub fn create(b: &mut Book, req: &Request, p: &Value) -> Response {
         b.duplicates += 1;
         return reply(110072, "OrderLinkedID is duplicate", json!({}));
     }
-    let dir = if idx == 1 { Dir::Long } else { Dir::Short };
+    // One-way mode: a buy opens (or a reduce-only sell closes) the long side, a
+    // sell opens (or a reduce-only buy closes) the short side; the fake does not
+    // flip a position with one order.
+    let dir = match idx {
+        1 => Dir::Long,
+        2 => Dir::Short,
+        _ if (side == "Buy") != reduce => Dir::Long,
+        _ => Dir::Short,
+    };
     let mut o = FakeOrder::new(link, side == "Buy", dir, qty.unwrap_or_default());
     o.market = kind == "Market";
     o.price = price.unwrap_or(b.price);
@@ -215,11 +230,18 @@ pub fn realtime(b: &mut Book, req: &Request) -> Response {
         (None, Some(link)) => b.order(link).into_iter().collect(),
         (None, None) => b.orders.iter().filter(|o| o.is_open() == open).collect(),
     };
+    let hedge = b.hedge;
     let all: Vec<Value> = list
         .into_iter()
         .rev()
         .filter(|o| keep(o))
-        .map(order_json)
+        .map(|o| {
+            let mut v = order_json(o);
+            if !hedge {
+                v["positionIdx"] = json!(0);
+            }
+            v
+        })
         .collect();
     let Some((list, next)) = page(&all, n, req.param("cursor")) else {
         return refuse(b, req, 10001, "params error: cursor");

@@ -4,6 +4,7 @@
 use rust_decimal::Decimal;
 
 use super::fake_book::{Book, Cancel, Dir, FakeOrder, Origin};
+use super::fake_outbox::Change;
 
 /// One funding settlement.
 #[derive(Clone, Debug)]
@@ -49,6 +50,10 @@ impl Book {
 
     pub fn add_funding_on(&mut self, dir: Dir, amount: Decimal, time_ms: i64) -> u64 {
         self.balance += amount;
+        self.outbox.push(Change::Wallet {
+            balance: self.balance,
+            delta: amount,
+        });
         let id = self.next_id;
         self.next_id += 1;
         self.funding.push(Funding {
@@ -93,6 +98,7 @@ impl Book {
             o.status = "cancelled";
             o.cancel = Cancel::Liquidation;
             o.updated_ms = now;
+            self.outbox.push(Change::Order(o.clone()));
         }
         let mut o = FakeOrder::new("", dir == Dir::Short, dir, size);
         o.origin = Origin::Liquidation;

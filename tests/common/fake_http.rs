@@ -1,13 +1,16 @@
 //! A tiny HTTP/1.1 server for the fake exchanges: one thread per connection, one
 //! request per connection (`Connection: close`), a handler that sees the method,
 //! path, decoded query, headers and body. `down` makes it drop connections
-//! unanswered, which the client sees as a network failure.
+//! unanswered, which the client sees as a network failure. A WebSocket upgrade
+//! (on the same port, as the private streams need) goes to a second handler with
+//! the connection itself.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub struct Request {
     pub method: String,
@@ -55,6 +58,10 @@ impl Response {
 
 pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
 
+/// Takes over a connection whose request is a WebSocket upgrade; the request
+/// target (`/path?query`) is passed along, the head is still unread.
+pub type WsHandler = Arc<dyn Fn(TcpStream, &str) + Send + Sync>;
+
 pub struct FakeHttp {
     pub port: u16,
     down: Arc<AtomicBool>,
@@ -62,6 +69,10 @@ pub struct FakeHttp {
 
 impl FakeHttp {
     pub fn start(handler: Handler) -> FakeHttp {
+        FakeHttp::start_with_ws(handler, None)
+    }
+
+    pub fn start_with_ws(handler: Handler, ws: Option<WsHandler>) -> FakeHttp {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let down = Arc::new(AtomicBool::new(false));
@@ -73,7 +84,11 @@ impl FakeHttp {
                     continue;
                 }
                 let h = handler.clone();
-                std::thread::spawn(move || serve(stream, &h));
+                let ws = ws.clone();
+                std::thread::spawn(move || match ws {
+                    Some(ws) => route(stream, &h, &ws),
+                    None => serve(stream, &h),
+                });
             }
         });
         FakeHttp { port, down }
@@ -86,6 +101,36 @@ impl FakeHttp {
     /// While down, connections are closed without an answer.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+}
+
+/// A WebSocket upgrade to `ws`, anything else to `handler`.
+fn route(stream: TcpStream, handler: &Handler, ws: &WsHandler) {
+    let Some(head) = peek_head(&stream) else {
+        return;
+    };
+    if head.to_ascii_lowercase().contains("upgrade: websocket") {
+        let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        ws(stream, &target);
+    } else {
+        serve(stream, handler);
+    }
+}
+
+/// The request head, peeked (not consumed) so that it can be read again.
+fn peek_head(stream: &TcpStream) -> Option<String> {
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = stream.peek(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.contains("\r\n\r\n") {
+            return Some(text);
+        }
+        if n == 0 || n == buf.len() || Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

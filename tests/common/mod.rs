@@ -6,17 +6,24 @@
 pub mod api;
 pub mod bots;
 pub mod client;
+pub mod fake_accounts;
 pub mod fake_bingx;
 pub mod fake_bingx_ledger;
 pub mod fake_bingx_orders;
+pub mod fake_bingx_ws;
 pub mod fake_book;
 pub mod fake_bybit;
 pub mod fake_bybit_ledger;
 pub mod fake_bybit_orders;
+pub mod fake_bybit_ws;
 pub mod fake_events;
 pub mod fake_http;
 pub mod fake_inject;
+pub mod fake_ip_limit;
+pub mod fake_outbox;
 pub mod fake_page;
+pub mod fake_private_ws;
+pub mod fake_proxy;
 pub mod fake_public_ws;
 pub mod fake_snapshot;
 pub mod fixture_db;
@@ -115,6 +122,10 @@ impl Server {
             // Tests register many accounts from one address; the limit has its own
             // test, which sets its own value.
             .env("RATE_LIMITS_REGISTER", "10000/hour")
+            // No test reaches a real exchange's private stream: a test with a
+            // fake exchange names the fake's.
+            .env("BYBIT_WS_PRIVATE_URL", "ws://127.0.0.1:9/v5/private")
+            .env("BINGX_WS_USER_URL", "ws://127.0.0.1:9/swap-market")
             .envs(opts.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -77,6 +77,10 @@ fn exchange_account(u: &As) -> i64 {
     let made = u.ask("POST", path, &good.to_string(), 201);
     let listed = u.ask("GET", path, "", 200);
     assert_eq!(listed["accounts"][0]["id"], made["id"], "{listed}");
+    let one = format!("{path}/{}", id_of(&made));
+    let renamed = u.ask("PUT", &one, r#"{"name": "Main account"}"#, 200);
+    assert_eq!(renamed["name"], "Main account", "{renamed}");
+    u.ask("PUT", &one, r#"{"proxy": "ftp://nope:1"}"#, 400);
     id_of(&made)
 }
 

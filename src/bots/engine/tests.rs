@@ -1270,6 +1270,14 @@ impl Exchange for Racy<'_> {
     fn balance(&self) -> Result<Decimal, ExchangeError> {
         self.inner.balance()
     }
+
+    fn key_info(&self, _by: std::time::Instant) -> Result<crate::exchange::KeyInfo, ExchangeError> {
+        Ok(crate::exchange::KeyInfo::keyless())
+    }
+
+    fn hedge_mode(&self, _symbol: &str) -> Result<bool, ExchangeError> {
+        Ok(true)
+    }
 }
 
 /// The take-profit filled in part, then the exchange stop closed the rest and the

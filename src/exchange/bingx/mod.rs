@@ -20,16 +20,19 @@
 //! - funding: `GET /openApi/swap/v2/user/income` (`incomeType=FUNDING_FEE`)
 //! - positions: `GET /openApi/swap/v2/user/positions`
 //! - balance: `GET /openApi/swap/v3/user/balance`
+//! - API key permissions: `GET /openApi/v1/account/apiPermissions`, position mode:
+//!   `GET /openApi/swap/v1/positionSide/dual` (see `key_info`)
 //! - signing: `skills/references/authentication.md`; errors:
 //!   `skills/references/error-codes.md` (see `errors`)
 
 mod api;
 mod errors;
 mod history;
+mod key_info;
 mod orders;
-mod parse;
+pub(crate) mod parse;
 pub mod public;
-mod types;
+pub(crate) mod types;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,8 +42,8 @@ use rust_decimal::Decimal;
 use self::api::Api;
 use self::types::{Balance, Contract, RawPosition, Ticker};
 use super::rest::{self, ApiKey, RestSettings};
-use super::{Exchange, ExchangeError, Execution, FundingPayment, Market, NewOrder, Order};
-use super::{Position, Side};
+use super::{Exchange, ExchangeError, Execution, FundingPayment, KeyInfo, Market, NewOrder};
+use super::{Order, Position, Side};
 
 pub struct Bingx {
     api: Api,
@@ -203,5 +206,19 @@ impl Exchange for Bingx {
         // An account that never held USDT lists no USDT asset: none held.
         let usdt = all.iter().find(|a| a.asset == "USDT");
         Ok(usdt.map_or(Decimal::ZERO, |a| a.balance))
+    }
+
+    fn key_info(&self, by: std::time::Instant) -> Result<KeyInfo, ExchangeError> {
+        let data = self
+            .api
+            .signed_within("GET", "/openApi/v1/account/apiPermissions", &[], by)?;
+        key_info::read(&data)
+    }
+
+    fn hedge_mode(&self, _symbol: &str) -> Result<bool, ExchangeError> {
+        let data = self
+            .api
+            .signed("GET", "/openApi/swap/v1/positionSide/dual", &[])?;
+        key_info::dual(&data)
     }
 }

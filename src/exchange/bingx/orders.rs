@@ -5,7 +5,8 @@
 use super::api::Refused;
 use super::errors::Class;
 use super::types::{order_id, Placed, RawOrder};
-use super::{parse, sym, Bingx};
+use super::{parse, sym, types, Bingx};
+use crate::exchange::rest::budget::Priority;
 use crate::exchange::rest::{self, decimal};
 use crate::exchange::{ExchangeError, NewOrder, Order, OrderKind};
 
@@ -58,7 +59,14 @@ pub fn place(x: &Bingx, order: &NewOrder) -> Result<Order, ExchangeError> {
     }
     let q = params(order)?;
     let by_client = || find(x, &order.symbol, ("clientOrderId", &order.client_id));
-    match x.call::<Placed>("placed order", "POST", ORDER, &q, "order") {
+    // A closing order protects the position: it goes first.
+    let placed = x
+        .api
+        .signed_as(Priority::of_order(order), "POST", ORDER, &q)
+        .and_then(|data| {
+            types::unwrap::<Placed>("placed order", "order", &data).map_err(Refused::Failed)
+        });
+    match placed {
         Ok(p) => {
             let id = order_id("placed order", &p.text, &p.number)?;
             rest::read_back(order, id, by_client)
@@ -82,9 +90,12 @@ pub fn place(x: &Bingx, order: &NewOrder) -> Result<Order, ExchangeError> {
 fn place_stop(x: &Bingx, order: &NewOrder) -> Result<Order, ExchangeError> {
     let q = params(order)?;
     let sent = x.api.now_ms();
-    let placed = x.api.signed_once("POST", ORDER, &q).and_then(|data| {
-        super::types::unwrap::<Placed>("placed order", "order", &data).map_err(Refused::Failed)
-    });
+    let placed = x
+        .api
+        .signed_once(Priority::Protective, "POST", ORDER, &q)
+        .and_then(|data| {
+            types::unwrap::<Placed>("placed order", "order", &data).map_err(Refused::Failed)
+        });
     match placed {
         Ok(p) => {
             let id = order_id("placed order", &p.text, &p.number)?;
@@ -124,7 +135,7 @@ fn adopt(x: &Bingx, order: &NewOrder, sent: i64) -> Result<Option<Order>, Exchan
 pub fn cancel(x: &Bingx, symbol: &str, by: (&'static str, &str)) -> Result<(), ExchangeError> {
     let mut q = sym(symbol)?;
     q.push((by.0, by.1.to_string()));
-    match x.api.signed("DELETE", ORDER, &q) {
+    match x.api.signed_as(Priority::Protective, "DELETE", ORDER, &q) {
         Ok(_) => Ok(()),
         Err(r) if r.class() == Some(Class::Gone) => Ok(()),
         Err(r) => Err(r.into()),

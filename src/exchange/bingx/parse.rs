@@ -37,7 +37,7 @@ pub fn side(what: &str, s: &str) -> Result<OrderSide, ExchangeError> {
 
 /// "Order status: `NEW`, `PARTIALLY_FILLED`, `FILLED`, `CANCELED`, `EXPIRED`"; an
 /// untriggered stop is `NEW`.
-fn status(s: &str) -> Result<OrderStatus, ExchangeError> {
+pub(crate) fn status(s: &str) -> Result<OrderStatus, ExchangeError> {
     Ok(match s {
         "NEW" => OrderStatus::Open,
         "PARTIALLY_FILLED" => OrderStatus::PartiallyFilled,
@@ -50,7 +50,7 @@ fn status(s: &str) -> Result<OrderStatus, ExchangeError> {
 
 /// `MARKET`, `LIMIT`, or one of the conditional types (ours is `STOP_MARKET`; a
 /// take-profit or trailing order placed elsewhere is conditional too).
-fn kind(s: &str) -> Result<OrderKind, ExchangeError> {
+pub(crate) fn kind(s: &str) -> Result<OrderKind, ExchangeError> {
     Ok(match s {
         "MARKET" => OrderKind::Market,
         "LIMIT" => OrderKind::Limit,

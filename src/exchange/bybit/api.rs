@@ -11,9 +11,14 @@
 //!
 //! Rate limits (<https://bybit-exchange.github.io/docs/v5/rate-limit>): every
 //! answer carries `X-Bapi-Limit-Status` (requests left) and
-//! `X-Bapi-Limit-Reset-Timestamp`; `retCode` 10006 means the limit was hit.
+//! `X-Bapi-Limit-Reset-Timestamp`; `retCode` 10006 means the limit was hit (per
+//! UID and endpoint: this key waits). Over the per-IP limit (600 requests per 5 s)
+//! Bybit answers HTTP 403 "access too frequent" and bans the IP for at least 10
+//! minutes: every request of the process passes the shared `RequestBudget` first,
+//! and a ban closes it. HTTP 429 ("System level frequency protection",
+//! docs/v5/error) pauses it for a second.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -23,8 +28,10 @@ use serde_json::Value;
 
 use super::errors;
 use super::types::ServerTime;
+use crate::exchange::rest::budget::{self, Priority, RequestBudget, Turn};
 use crate::exchange::rest::{self, wire, ApiKey, Clock, Http, RestSettings};
 use crate::exchange::ExchangeError;
+use crate::market::Venue;
 
 /// A call the exchange refused, or that got no usable answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,12 +44,17 @@ pub enum Refused {
         retried: bool,
     },
     Failed(ExchangeError),
+    /// Not sent: the request budget had no turn for it before its deadline. A
+    /// rate limit to the bot, which tries again on its next step; not retried
+    /// here, which would only hold the thread longer.
+    NoTurn,
 }
 
 impl From<Refused> for ExchangeError {
     fn from(r: Refused) -> ExchangeError {
         match r {
             Refused::Failed(e) => e,
+            Refused::NoTurn => ExchangeError::RateLimited,
             Refused::Code { code, msg, .. } => errors::classify(code, &msg),
         }
     }
@@ -53,7 +65,7 @@ impl Refused {
     pub fn code(&self) -> Option<i64> {
         match self {
             Refused::Code { code, .. } => Some(*code),
-            Refused::Failed(_) => None,
+            Refused::Failed(_) | Refused::NoTurn => None,
         }
     }
 }
@@ -66,20 +78,40 @@ pub struct Api {
     clock: Clock,
     /// When the exhausted rate limit resets (exchange ms); 0 = not exhausted.
     limited_until: Mutex<i64>,
+    /// The process's budget for this Bybit (shared by every key).
+    budget: Arc<RequestBudget>,
+    timeout: Duration,
 }
 
 /// Waiting longer than this for a rate limit to reset is left to the next step.
 const MAX_WAIT_MS: i64 = 1500;
 
+/// One request: what is sent, signed or not, and how urgent it is.
+struct Request<'a> {
+    method: &'a str,
+    path: &'a str,
+    payload: &'a str,
+    signed: bool,
+    priority: Priority,
+}
+
 impl Api {
     pub fn new(settings: &RestSettings, key: ApiKey) -> Api {
+        let limit = settings.limits.bybit();
         Api {
-            http: Http::new(settings.timeout_ms),
+            http: Http::with_proxy(settings.timeout_ms, settings.proxy.as_ref()),
             base: settings.bybit_url.clone(),
             key,
             recv_window: settings.recv_window_ms,
             clock: Clock::default(),
             limited_until: Mutex::new(0),
+            budget: budget::shared(
+                Venue::Bybit,
+                &format!("ip {}", settings.egress()),
+                &settings.bybit_url,
+                limit,
+            ),
+            timeout: Duration::from_millis(settings.timeout_ms),
         }
     }
 
@@ -96,7 +128,13 @@ impl Api {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, Refused> {
-        let raw = self.call("GET", path, &encode(query), false)?;
+        let raw = self.call(&Request {
+            method: "GET",
+            path,
+            payload: &encode(query),
+            signed: false,
+            priority: Priority::Reconcile,
+        })?;
         wire::parse(what, &raw).map_err(Refused::Failed)
     }
 
@@ -110,49 +148,84 @@ impl Api {
         budget: &rest::Budget,
     ) -> Result<String, Refused> {
         let by = budget.next_call().map_err(Refused::Failed)?;
-        self.once("GET", path, &encode(query), false, false, Some(by))
+        let req = Request {
+            method: "GET",
+            path,
+            payload: &encode(query),
+            signed: false,
+            priority: Priority::Reconcile,
+        };
+        self.once(&req, false, by, true)
     }
 
-    /// A signed GET; its `result` read as `T`.
+    /// A signed GET (a read: `Priority::Reconcile`); its `result` read as `T`.
     pub fn get<T: DeserializeOwned>(
         &self,
         what: &str,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, Refused> {
-        let raw = self.call("GET", path, &encode(query), true)?;
+        let raw = self.call(&Request {
+            method: "GET",
+            path,
+            payload: &encode(query),
+            signed: true,
+            priority: Priority::Reconcile,
+        })?;
         wire::parse(what, &raw).map_err(Refused::Failed)
     }
 
-    /// A signed POST with a JSON body; its `result` read as `T`
-    /// (`serde::de::IgnoredAny` when nothing in it is needed).
+    /// A signed GET tried once and over by `by` (its turn in the budget
+    /// included), never waiting out a rate limit: for a check that answers an
+    /// HTTP request now (the key check on save). Its `result` text.
+    pub fn get_within(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        by: Instant,
+    ) -> Result<String, Refused> {
+        let req = Request {
+            method: "GET",
+            path,
+            payload: &encode(query),
+            signed: true,
+            priority: Priority::Reconcile,
+        };
+        self.once(&req, false, by, true)
+    }
+
+    /// A signed POST with a JSON body, of the budget class `priority`; its
+    /// `result` read as `T` (`serde::de::IgnoredAny` when nothing in it is needed).
     pub fn post<T: DeserializeOwned>(
         &self,
         what: &str,
         path: &str,
         body: &Value,
+        priority: Priority,
     ) -> Result<T, Refused> {
-        let raw = self.call("POST", path, &body.to_string(), true)?;
+        let raw = self.call(&Request {
+            method: "POST",
+            path,
+            payload: &body.to_string(),
+            signed: true,
+            priority,
+        })?;
         wire::parse(what, &raw).map_err(Refused::Failed)
     }
 
     /// The `result` text of a successful call. Retryable refusals (rate limit,
     /// busy, clock, network) are tried again after a growing pause: every call
     /// here is safe to repeat (reads, cancels, leverage, and placements carrying
-    /// an `orderLinkId`, which Bybit refuses to place twice).
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        payload: &str,
-        signed: bool,
-    ) -> Result<String, Refused> {
+    /// an `orderLinkId`, which Bybit refuses to place twice). Each attempt waits
+    /// for the budget at most its class's `max_wait`.
+    fn call(&self, req: &Request) -> Result<String, Refused> {
         let mut attempt = 0;
         loop {
-            let r = self.once(method, path, payload, signed, attempt > 0, None);
+            let by = Instant::now() + req.priority.max_wait(self.timeout);
+            let r = self.once(req, attempt > 0, by, false);
             let again = match &r {
+                Err(Refused::NoTurn) | Ok(_) => false,
                 Err(e) => ExchangeError::from(e.clone()).is_retryable(),
-                Ok(_) => false,
             };
             if !again || attempt + 1 >= rest::ATTEMPTS {
                 return r;
@@ -162,36 +235,37 @@ impl Api {
         }
     }
 
+    /// One attempt: its turn in the budget by `by`, then the request. A
+    /// market-data request (`market`) must also be answered by `by`, and does not
+    /// sleep for a key's exhausted limit: it serves an HTTP request now.
     fn once(
         &self,
-        method: &str,
-        path: &str,
-        payload: &str,
-        signed: bool,
+        req: &Request,
         retried: bool,
-        by: Option<Instant>,
+        by: Instant,
+        market: bool,
     ) -> Result<String, Refused> {
-        if signed && self.clock.stale() {
+        if req.signed && self.clock.stale() {
+            // The clock read is as urgent as the request that needs it.
+            let _turn = self.turn(req.priority, by)?;
             self.sync_clock().map_err(Refused::Failed)?;
         }
-        // A call with a deadline does not sleep: it serves a request now.
-        let max_wait = if by.is_some() { 0 } else { MAX_WAIT_MS };
+        let max_wait = if market { 0 } else { MAX_WAIT_MS };
         self.wait_for_limit(max_wait).map_err(Refused::Failed)?;
-        if ip_banned(self.clock.now_ms()) {
-            return Err(Refused::Failed(ExchangeError::RateLimited));
-        }
-        let url = match (method, payload.is_empty()) {
-            ("GET", false) => format!("{}{path}?{payload}", self.base),
-            _ => format!("{}{path}", self.base),
+        // Held until the answer is in.
+        let _turn = self.turn(req.priority, by)?;
+        let url = match (req.method, req.payload.is_empty()) {
+            ("GET", false) => format!("{}{}?{}", self.base, req.path, req.payload),
+            _ => format!("{}{}", self.base, req.path),
         };
         let ts = self.clock.now_ms().to_string();
         let window = self.recv_window.to_string();
         let sign = rest::hmac_hex(
             &self.key.secret,
-            &string_to_sign(&ts, &self.key.key, &window, payload),
+            &string_to_sign(&ts, &self.key.key, &window, req.payload),
         );
         let mut headers = vec![("Content-Type", "application/json")];
-        if signed {
+        if req.signed {
             headers.extend([
                 ("X-BAPI-API-KEY", self.key.key.as_str()),
                 ("X-BAPI-TIMESTAMP", ts.as_str()),
@@ -199,15 +273,12 @@ impl Api {
                 ("X-BAPI-SIGN", sign.as_str()),
             ]);
         }
-        let body = (method == "POST").then_some(payload);
+        let body = (req.method == "POST").then_some(req.payload);
         let answer = self
             .http
-            .send_by(method, &url, &headers, body, by)
+            .send_by(req.method, &url, &headers, body, market.then_some(by))
             .map_err(Refused::Failed)?;
-        self.note_limit(answer.limit_status, answer.limit_reset_ms);
-        if errors::ip_rate_limited(answer.status, &answer.body) {
-            note_ip_ban(self.clock.now_ms());
-        }
+        self.note_answer(&answer);
         let r = envelope(answer.status, &answer.body, retried);
         if let Err(Refused::Code { code, msg, .. }) = &r {
             match errors::class(*code, msg) {
@@ -217,6 +288,25 @@ impl Api {
             }
         }
         r
+    }
+
+    /// What an answer says about the limits: this key's (headers), the IP's (a
+    /// 403 ban), the system's (429).
+    fn note_answer(&self, answer: &rest::Answer) {
+        self.note_limit(answer.limit_status, answer.limit_reset_ms);
+        if errors::ip_rate_limited(answer.status, &answer.body) {
+            self.budget.ban(IP_BAN);
+        } else if answer.status == 429 {
+            let s = answer.retry_after_s.unwrap_or(1).clamp(1, 60) as u64;
+            self.budget.pause(Duration::from_secs(s));
+        }
+    }
+
+    /// A request's turn in the budget, by `by`.
+    fn turn(&self, priority: Priority, by: Instant) -> Result<Turn<'_>, Refused> {
+        self.budget
+            .acquire(priority, by)
+            .map_err(|_| Refused::NoTurn)
     }
 
     fn sync_clock(&self) -> Result<(), ExchangeError> {
@@ -264,18 +354,10 @@ impl Api {
 }
 
 /// Bybit answers HTTP 403 "access too frequent" when this machine's IP went over
-/// its limit, and bans the IP for at least 10 minutes (any other 403 is no ban). Every bot trades from the same IP, so the ban
-/// is shared: nobody sends a request until it is over (more would prolong it).
-static IP_BANNED_UNTIL_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-const IP_BAN_MS: i64 = 10 * 60 * 1000;
-
-fn note_ip_ban(now_ms: i64) {
-    IP_BANNED_UNTIL_MS.fetch_max(now_ms + IP_BAN_MS, std::sync::atomic::Ordering::Relaxed);
-}
-
-fn ip_banned(now_ms: i64) -> bool {
-    now_ms < IP_BANNED_UNTIL_MS.load(std::sync::atomic::Ordering::Relaxed)
-}
+/// its limit, and bans the IP for at least 10 minutes (any other 403 is no ban).
+/// Every bot trades from the same IP, so the ban closes the shared budget: nobody
+/// sends a request until it is over (more would prolong it).
+const IP_BAN: Duration = Duration::from_secs(10 * 60);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -392,11 +474,34 @@ mod tests {
     }
 
     #[test]
-    fn an_ip_ban_holds_every_request_for_ten_minutes() {
-        // Small clock values: the ban set here is long over in real time.
-        note_ip_ban(1_000);
-        assert!(ip_banned(1_000 + 599_999));
-        assert!(!ip_banned(1_000 + 600_001));
+    fn an_ip_ban_closes_the_budget_every_key_shares() {
+        let settings = RestSettings {
+            bybit_url: "http://ban-test.invalid".into(),
+            ..RestSettings::default()
+        };
+        let key = |k: &str| ApiKey {
+            key: k.into(),
+            secret: "s".into(),
+        };
+        let (a, b) = (Api::new(&settings, key("a")), Api::new(&settings, key("b")));
+        let answer = |status: u16, body: &str| rest::Answer {
+            status,
+            body: body.into(),
+            limit_status: None,
+            limit_reset_ms: None,
+            retry_after_s: None,
+        };
+        // A firewall's 403 is no ban.
+        a.note_answer(&answer(403, "<html>Request blocked.</html>"));
+        assert!(!b.budget.closed());
+        a.note_answer(&answer(403, "403, access too frequent"));
+        assert!(b.budget.closed());
+        // The other key's next request is refused at once, never sent (the URL
+        // does not resolve: sending would be a network error).
+        let t = Instant::now();
+        let r = b.get::<Value>("wallet", "/v5/account/wallet-balance", &[]);
+        assert_eq!(r, Err(Refused::NoTurn));
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     }
 
     #[test]

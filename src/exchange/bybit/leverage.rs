@@ -17,6 +17,7 @@ use serde_json::json;
 use super::api::Refused;
 use super::types::{AccountInfo, Page, RawPosition};
 use super::{linear, pair, parse, Bybit};
+use crate::exchange::rest::budget::Priority;
 use crate::exchange::rest::decimal;
 use crate::exchange::{ExchangeError, Side};
 
@@ -29,10 +30,12 @@ pub fn set(x: &Bybit, symbol: &str, side: Side, leverage: u32) -> Result<(), Exc
     };
     let body = json!({"category": "linear", "symbol": pair(symbol)?,
         "buyLeverage": buy, "sellLeverage": sell});
-    match x
-        .api
-        .post::<IgnoredAny>("leverage", "/v5/position/set-leverage", &body)
-    {
+    match x.api.post::<IgnoredAny>(
+        "leverage",
+        "/v5/position/set-leverage",
+        &body,
+        Priority::Placement,
+    ) {
         // 110043: "Set leverage has not been modified" — already those values.
         Ok(_) | Err(Refused::Code { code: 110043, .. }) => Ok(()),
         Err(e) => Err(e.into()),

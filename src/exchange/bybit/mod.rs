@@ -16,6 +16,7 @@
 //! - funding: `GET /v5/account/transaction-log` — <https://bybit-exchange.github.io/docs/v5/account/transaction-log>
 //! - positions: `GET /v5/position/list` — <https://bybit-exchange.github.io/docs/v5/position>
 //! - balance: `GET /v5/account/wallet-balance` — <https://bybit-exchange.github.io/docs/v5/account/wallet-balance>
+//! - API key permissions: `GET /v5/user/query-api` — <https://bybit-exchange.github.io/docs/v5/user/apikey-info> (see `key_info`)
 //! - signing, headers, recv window: <https://bybit-exchange.github.io/docs/v5/guide>
 //! - error codes: <https://bybit-exchange.github.io/docs/v5/error> (see `errors`)
 //!
@@ -25,11 +26,12 @@
 mod api;
 mod errors;
 mod history;
+mod key_info;
 mod leverage;
 mod orders;
-mod parse;
+pub(crate) mod parse;
 pub mod public;
-mod types;
+pub(crate) mod types;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -40,8 +42,8 @@ use serde::de::DeserializeOwned;
 use self::api::Api;
 use self::types::{Instrument, Page, RawPosition, Ticker, Wallet};
 use super::rest::{self, ApiKey, RestSettings};
-use super::{Exchange, ExchangeError, Execution, FundingPayment, Market, NewOrder, Order};
-use super::{Position, Side};
+use super::{Exchange, ExchangeError, Execution, FundingPayment, KeyInfo, Market, NewOrder};
+use super::{Order, Position, Side};
 
 pub struct Bybit {
     api: Api,
@@ -214,5 +216,13 @@ impl Exchange for Bybit {
             .flat_map(|w| &w.coin)
             .find(|c| c.coin == "USDT");
         Ok(usdt.map_or(Decimal::ZERO, |c| c.wallet_balance))
+    }
+
+    fn key_info(&self, by: std::time::Instant) -> Result<KeyInfo, ExchangeError> {
+        key_info::key_info(self, by)
+    }
+
+    fn hedge_mode(&self, symbol: &str) -> Result<bool, ExchangeError> {
+        key_info::hedge_mode(self, symbol)
     }
 }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::api::Refused;
 use super::types::{Created, RawOrder};
 use super::{linear, pair, parse, Bybit};
+use crate::exchange::rest::budget::Priority;
 use crate::exchange::rest::{self, decimal};
 use crate::exchange::{ExchangeError, NewOrder, Order, OrderKind, Side};
 
@@ -63,9 +64,11 @@ pub fn place(x: &Bybit, order: &NewOrder) -> Result<Order, ExchangeError> {
             find(x, &order.symbol, ("orderLinkId", &order.client_id))
         })
     };
+    // A closing order or a stop protects the position: it goes first.
+    let priority = Priority::of_order(order);
     match x
         .api
-        .post::<Created>("placed order", "/v5/order/create", &body)
+        .post::<Created>("placed order", "/v5/order/create", &body, priority)
     {
         Ok(c) => placed(c.order_id),
         // Our own earlier attempt of this very call got through (its answer was
@@ -90,7 +93,7 @@ pub fn cancel(x: &Bybit, symbol: &str, by: (&'static str, &str)) -> Result<(), E
     body[by.0] = json!(by.1);
     match x
         .api
-        .post::<IgnoredAny>("cancel", "/v5/order/cancel", &body)
+        .post::<IgnoredAny>("cancel", "/v5/order/cancel", &body, Priority::Protective)
     {
         Ok(_) => Ok(()),
         Err(e) if matches!(e.code(), Some(110001 | 110008 | 110010)) => Ok(()),

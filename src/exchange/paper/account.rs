@@ -200,6 +200,16 @@ impl Exchange for PaperAccount {
             .read(|book, _| Ok::<_, PaperError>(book.balance(self.user_id)))
             .map_err(ExchangeError::from)
     }
+
+    /// The paper account has no API key to check.
+    fn key_info(&self, _by: std::time::Instant) -> Result<crate::exchange::KeyInfo, ExchangeError> {
+        Ok(crate::exchange::KeyInfo::keyless())
+    }
+
+    /// The paper exchange keeps both directions of a symbol apart: always hedge.
+    fn hedge_mode(&self, _symbol: &str) -> Result<bool, ExchangeError> {
+        Ok(true)
+    }
 }
 
 /// An exchange id as the paper exchange writes them; anything else names no order.

@@ -180,6 +180,7 @@ pub fn update(
     }
     // Immediate: the status check and the write are one step, so a start that
     // begins meanwhile either sees the new configuration or makes us answer 409.
+    let checked = precheck_keys(ctx, &conn, bot_id, fields, extra, &key)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let Some(stored) = bot_config::load(&tx, bot_id)? else {
         return Err(reply::error(404, "Not found").into());
@@ -228,7 +229,7 @@ pub fn update(
     bot_keys::check(&new, &secrets, account)?;
     refuse_keys_in_use(&tx, uid, account, &secrets)?;
     bot_config::save(&tx, bot_id, &new)?;
-    bot_keys::store(&tx, bot, &new, account, &key, secrets)?;
+    bot_keys::store(&tx, bot, &new, account, &key, secrets, checked.as_ref())?;
     if extra.account == Some(None) {
         user_bots::set_account(&tx, uid, bot_id, None)?;
     }
@@ -237,6 +238,44 @@ pub fn update(
     let shown = shown(&tx, bot_id)?;
     tx.commit()?;
     Ok(reply::json(200, &shown))
+}
+
+/// The exchange's check of the keys in `fields` (`bot_keys::precheck`), asked
+/// before the write transaction so that no lock is held while the exchange
+/// answers; `None` without keys (or with input the transaction refuses anyway).
+fn precheck_keys(
+    ctx: &Ctx<'_, '_>,
+    conn: &Connection,
+    bot_id: i64,
+    fields: &Map<String, Value>,
+    extra: &BotFields,
+    key: &SecretKey,
+) -> Result<Option<exchange_accounts::KeyCheck>, ApiError> {
+    let Some(stored) = bot_config::load(conn, bot_id)? else {
+        return Ok(None);
+    };
+    // A running bot's keys are refused in the transaction (409): no exchange call.
+    if bots::get(conn, bot_id)?.is_some_and(|row| row.status.is_active()) {
+        return Ok(None);
+    }
+    let Ok((new, secrets)) = config::apply_update(&stored.config, fields) else {
+        return Ok(None);
+    };
+    let account = match extra.account {
+        Some(chosen) => chosen,
+        None => bot_keys::account_for(conn, stored.bot, &new, stored.exchange_account_id)?,
+    };
+    // Nor for keys of an account another bot trades with (`refuse_keys_in_use`).
+    if let Some(id) = account {
+        if exchange_accounts::active_bot(conn, stored.bot.user_id, id)?.is_some() {
+            return Ok(None);
+        }
+    }
+    let on = super::key_check::Checker {
+        settings: &ctx.config.exchanges,
+        log: ctx.log,
+    };
+    bot_keys::precheck(conn, on, stored.bot, &new, account, key, &secrets)
 }
 
 /// New keys for `account` while another of the user's bots trades with it → 409

@@ -10,17 +10,24 @@
 //!   missing one);
 //! - without keys, a bot on a real exchange that has no account is linked to the
 //!   user's first account on that exchange, if there is one (switching a bot
-//!   between exchanges finds the keys given for each).
+//!   between exchanges finds the keys given for each);
+//! - keys are checked with the exchange before the write (`precheck`, the same
+//!   check as `POST /api/exchange-accounts`, through the account's proxy) and the
+//!   result is stored with the account.
 
 use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
+use super::key_check::{self, Candidate, Checker};
 use super::ApiError;
 use crate::bots::config::{BotConfig, SecretUpdate};
 use crate::bots::ids::BotRef;
+use crate::exchange::proxy;
+use crate::exchange::rest::ApiKey;
 use crate::http::reply;
 use crate::secrets::{Credentials, SecretKey};
+use crate::store::exchange_accounts::KeyCheck;
 use crate::store::{self, exchange_accounts, user_bots, users};
 
 /// The name of the account created for `exchange`'s keys.
@@ -92,8 +99,62 @@ pub fn account_for(
     )?)
 }
 
-/// Writes the keys and token of `s` (after `check`) and links the bot to the
-/// account that holds its keys, in the caller's transaction.
+/// The exchange's check of the key pair a save of `new` with `s` would give the
+/// bot's account (`account`, from `account_for`): the halves given, the others
+/// as stored. `None` when no key half is given, or when the pair is incomplete or
+/// the bot is on paper (`check` then refuses the save). Runs before the write
+/// transaction: it waits for the exchange.
+pub fn precheck(
+    conn: &Connection,
+    on: Checker<'_>,
+    bot: BotRef,
+    new: &BotConfig,
+    account: Option<i64>,
+    key: &SecretKey,
+    s: &SecretUpdate,
+) -> Result<Option<KeyCheck>, ApiError> {
+    if (s.api_key.is_none() && s.api_secret.is_none()) || new.exchange == "paper" {
+        return Ok(None);
+    }
+    let uid = bot.user_id;
+    let stored = match account {
+        Some(id) => exchange_accounts::credentials(conn, uid, id)?
+            .and_then(|sealed| key.open_credentials(uid, &sealed).ok()),
+        None => None,
+    };
+    let api_key = s
+        .api_key
+        .clone()
+        .or_else(|| stored.as_ref()?.api_key.clone());
+    let secret = s
+        .api_secret
+        .clone()
+        .or_else(|| stored.as_ref()?.api_secret.clone());
+    let (Some(api_key), Some(secret)) = (api_key, secret) else {
+        return Ok(None);
+    };
+    let sealed_proxy = match account {
+        Some(id) => exchange_accounts::proxy(conn, uid, id)?,
+        None => None,
+    };
+    let proxy = sealed_proxy
+        .map(|p| proxy::open(key, uid, &p))
+        .transpose()
+        .map_err(|e| field_error("api_key", &format!("the account's proxy: {e}")))?;
+    let candidate = Candidate {
+        exchange: &new.exchange,
+        key: ApiKey {
+            key: api_key,
+            secret,
+        },
+        proxy: proxy.as_ref(),
+    };
+    key_check::check(on, candidate).map(Some)
+}
+
+/// Writes the keys and token of `s` (after `check`) and the key check (after
+/// `precheck`) and links the bot to the account that holds its keys, in the
+/// caller's transaction.
 pub fn store(
     conn: &Connection,
     bot: BotRef,
@@ -101,6 +162,7 @@ pub fn store(
     account: Option<i64>,
     key: &SecretKey,
     s: SecretUpdate,
+    checked: Option<&KeyCheck>,
 ) -> Result<(), ApiError> {
     let uid = bot.user_id;
     let sealed = key.seal_credentials(
@@ -136,8 +198,11 @@ pub fn store(
         }
         (None, _, _) => None,
     };
-    if account.is_some() {
+    if let Some(id) = account {
         user_bots::set_account(conn, uid, bot.bot_id, account)?;
+        if let Some(c) = checked {
+            exchange_accounts::set_key_check(conn, uid, id, c)?;
+        }
     }
     Ok(())
 }
@@ -223,7 +288,7 @@ mod tests {
             let account = account_for(&c, bot, cfg, current).ok().flatten();
             check(cfg, &s, account).ok().unwrap();
             bot_config::save(&c, bot_id, cfg).unwrap();
-            store(&c, bot, cfg, account, &key, s).ok().unwrap();
+            store(&c, bot, cfg, account, &key, s, None).ok().unwrap();
             bot_config::load(&c, bot_id).unwrap().unwrap()
         };
         let bybit = save(&on("bybit"), keys(Some("KEY-abcd1234"), Some("secret")));

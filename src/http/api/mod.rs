@@ -9,6 +9,7 @@ pub mod bot_config;
 pub mod bot_keys;
 pub mod bots;
 pub mod exchange_accounts;
+pub mod key_check;
 pub mod maintenance;
 pub mod markets;
 pub mod openapi;

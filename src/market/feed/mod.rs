@@ -20,7 +20,7 @@
 //! also wants, every few seconds, the markets of the instance's bots (`wanted`),
 //! so a configured bot's price is followed before its first order.
 
-mod backoff;
+pub(crate) mod backoff;
 mod bingx;
 mod bybit;
 pub mod clock;

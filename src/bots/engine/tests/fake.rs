@@ -403,4 +403,12 @@ impl Exchange for Fake {
     fn balance(&self) -> Result<Decimal, ExchangeError> {
         Ok(dec!(1000000))
     }
+
+    fn key_info(&self, _by: std::time::Instant) -> Result<crate::exchange::KeyInfo, ExchangeError> {
+        Ok(crate::exchange::KeyInfo::keyless())
+    }
+
+    fn hedge_mode(&self, _symbol: &str) -> Result<bool, ExchangeError> {
+        Ok(true)
+    }
 }

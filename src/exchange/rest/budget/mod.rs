@@ -1,0 +1,284 @@
+//! One request budget per exchange and process (ARCHITECTURE §11, CONTRACT C16):
+//! every REST request of an exchange — retries and clock syncs included — passes
+//! its budget before it is sent, so the server's IP never goes over the exchange's
+//! per-IP limit and a ban never freezes every user's bots.
+//!
+//! - Bybit: 600 requests per 5 s per IP, over which it answers HTTP 403 "access too
+//!   frequent" and bans the IP for at least 10 minutes
+//!   (<https://bybit-exchange.github.io/docs/v5/rate-limit>, "IP Limit").
+//!   Default budget 500 (`BYBIT_REQUESTS_PER_5S`, 1–600).
+//! - BingX: account (signed) endpoints share 2,000 requests per 10 s per IP, market
+//!   data endpoints 500 per 10 s per IP
+//!   (<https://bingx.com/en/support/articles/31103871611289>); HTTP 429 answers a
+//!   broken limit and 418 an IP "auto-banned for continuing to send requests after
+//!   receiving 429 codes" (<https://bingx-api.github.io/docs/swap/base-info.html>).
+//!   Default budgets 1,600 and 400 (`BINGX_REQUESTS_PER_10S`,
+//!   `BINGX_MARKET_REQUESTS_PER_10S`).
+//!
+//! The bot runner makes nearly all private calls; the market-data process and the
+//! HTTP workers make rare public calls and key checks, each process with a budget
+//! of its own. The defaults leave the rest of the exchange's limit (100 of Bybit's
+//! 600, a fifth of BingX's) to them.
+//!
+//! When the window runs short, protective requests go first (`Priority`): reads
+//! may fill it to 60 %, placements to 85 %, protective requests to 100 %, and a
+//! waiting request is served before waiting less urgent ones. A caller waits,
+//! bounded by its deadline; a wait that would pass it is `RateLimited` (retryable:
+//! the bot tries again on its next step).
+//!
+//! Budgets are keyed by exchange and base URL: one per exchange in production, one
+//! per fake in tests. Nothing here creates a thread; a budget is made by the
+//! first adapter built in a process (a forked child, never the master).
+
+mod window;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use window::Limit;
+use window::Window;
+
+use crate::exchange::{ExchangeError, NewOrder, OrderKind};
+use crate::market::Venue;
+use crate::metrics::{self, BudgetEvent};
+
+/// How urgent a request is, from the call site that knows what it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Cancels, reduce-only placements (take-profit, stop, close) and stops: what
+    /// limits a loss or takes a profit.
+    Protective,
+    /// Opening orders and leverage.
+    Placement,
+    /// Every read: open orders, order lookups, positions, executions, funding,
+    /// balance, key checks, market data, the server clock.
+    Reconcile,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 3] = [
+        Priority::Protective,
+        Priority::Placement,
+        Priority::Reconcile,
+    ];
+
+    /// The `priority` label of the budget metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Priority::Protective => "protective",
+            Priority::Placement => "placement",
+            Priority::Reconcile => "reconcile",
+        }
+    }
+
+    /// 0 is the most urgent.
+    pub fn rank(self) -> usize {
+        match self {
+            Priority::Protective => 0,
+            Priority::Placement => 1,
+            Priority::Reconcile => 2,
+        }
+    }
+
+    /// How much of the window this class may fill: what is left above it is kept
+    /// for the more urgent ones.
+    pub fn share_percent(self) -> u32 {
+        match self {
+            Priority::Protective => 100,
+            Priority::Placement => 85,
+            Priority::Reconcile => 60,
+        }
+    }
+
+    /// The class of a placement: reduce-only orders and stops protect.
+    pub fn of_order(order: &NewOrder) -> Priority {
+        if order.reduce_only || order.kind == OrderKind::Stop {
+            Priority::Protective
+        } else {
+            Priority::Placement
+        }
+    }
+
+    /// The longest a request of this class waits for the budget (capped by the
+    /// exchange timeout). The runner's bot work shares a few pool threads: a read
+    /// waiting long would hold a thread a protective request needs, and the bot
+    /// reads again on its next step anyway.
+    pub fn max_wait(self, timeout: Duration) -> Duration {
+        let cap = match self {
+            Priority::Protective => timeout,
+            Priority::Placement => Duration::from_secs(2),
+            Priority::Reconcile => Duration::from_secs(1),
+        };
+        cap.min(timeout)
+    }
+}
+
+/// The budget settings of both exchanges (`BYBIT_REQUESTS_PER_5S`,
+/// `BINGX_REQUESTS_PER_10S`, `BINGX_MARKET_REQUESTS_PER_10S`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub bybit_per_5s: u32,
+    pub bingx_per_10s: u32,
+    pub bingx_market_per_10s: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            bybit_per_5s: 500,
+            bingx_per_10s: 1600,
+            bingx_market_per_10s: 400,
+        }
+    }
+}
+
+impl Limits {
+    pub fn bybit(self) -> Limit {
+        Limit {
+            requests: self.bybit_per_5s,
+            per: Duration::from_secs(5),
+        }
+    }
+
+    pub fn bingx(self) -> Limit {
+        Limit {
+            requests: self.bingx_per_10s,
+            per: Duration::from_secs(10),
+        }
+    }
+
+    pub fn bingx_market(self) -> Limit {
+        Limit {
+            requests: self.bingx_market_per_10s,
+            per: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The requests one exchange (or one of its endpoint groups) accepts from this
+/// process.
+pub struct RequestBudget {
+    venue: Venue,
+    window: Mutex<Window>,
+    /// Signalled when a waiting request leaves, so that the less urgent ones it
+    /// held back look again.
+    changed: Condvar,
+}
+
+impl RequestBudget {
+    pub fn new(venue: Venue, limit: Limit) -> RequestBudget {
+        RequestBudget {
+            venue,
+            window: Mutex::new(Window::new(limit)),
+            changed: Condvar::new(),
+        }
+    }
+
+    pub fn limit(&self) -> Limit {
+        self.lock().limit()
+    }
+
+    /// Waits until a request of `p` may be sent and counts it; `RateLimited` at
+    /// once when that moment is past `deadline` (or the deadline passes while a
+    /// more urgent request holds the turn). Keep the `Turn` until the request's
+    /// answer is in (or it failed): it counts from then on.
+    pub fn acquire(&self, p: Priority, deadline: Instant) -> Result<Turn<'_>, ExchangeError> {
+        let mut w = self.lock();
+        let mut waited = false;
+        let outcome = loop {
+            let now = Instant::now();
+            let ready = w.ready_at(p, now);
+            let outranked = w.outranked(p);
+            if ready <= now && !outranked {
+                w.take(now);
+                break Ok(());
+            }
+            if ready > deadline || now >= deadline {
+                break Err(ExchangeError::RateLimited);
+            }
+            // Until the window frees; outranked, until the urgent one goes and
+            // signals (or the deadline).
+            let until = if ready > now { ready } else { deadline };
+            waited = true;
+            w.waiting[p.rank()] += 1;
+            w = match self.changed.wait_timeout(w, until - now) {
+                Ok((g, _)) => g,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+            w.waiting[p.rank()] -= 1;
+        };
+        drop(w);
+        if waited {
+            self.changed.notify_all();
+            metrics::exchange_budget(self.venue, p.label(), BudgetEvent::Waited);
+        }
+        let event = match outcome {
+            Ok(()) => BudgetEvent::Sent,
+            Err(_) => BudgetEvent::Refused,
+        };
+        metrics::exchange_budget(self.venue, p.label(), event);
+        outcome.map(|()| Turn { budget: self })
+    }
+
+    /// Sends nothing for `pause` (the exchange said to back off); every class
+    /// waits, or is refused when the pause outlasts its deadline.
+    pub fn pause(&self, pause: Duration) {
+        self.lock().close_until(Instant::now() + pause);
+    }
+
+    /// The exchange banned this IP for `ban`: closed until it ends (more requests
+    /// would prolong it), counted in `blitz_exchange_ip_bans_total`.
+    pub fn ban(&self, ban: Duration) {
+        let until = Instant::now() + ban;
+        let mut w = self.lock();
+        // One ban, however many requests in flight report it.
+        let new = w
+            .closed_until(Instant::now())
+            .is_none_or(|c| c + BAN_SLACK < until);
+        w.close_until(until);
+        drop(w);
+        if new {
+            metrics::exchange_ip_ban(self.venue);
+        }
+    }
+
+    /// Whether requests are held back now (a ban or a pause).
+    pub fn closed(&self) -> bool {
+        self.lock().closed_until(Instant::now()).is_some()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One request's place in the window, from its turn to its answer.
+#[must_use = "the request counts as answered when its turn is dropped"]
+pub struct Turn<'a> {
+    budget: &'a RequestBudget,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.budget.lock().finish(Instant::now());
+    }
+}
+
+/// Answers of one ban that arrive this close together count once.
+const BAN_SLACK: Duration = Duration::from_secs(30);
+
+/// The process's budget of `venue`'s endpoint group `group` at `base` (its REST
+/// base URL), made with `limit` by its first user.
+pub fn shared(venue: Venue, group: &str, base: &str, limit: Limit) -> Arc<RequestBudget> {
+    static ALL: OnceLock<Mutex<HashMap<String, Arc<RequestBudget>>>> = OnceLock::new();
+    let all = ALL.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut all = all.lock().unwrap_or_else(|p| p.into_inner());
+    let key = format!("{} {group} {base}", venue.name());
+    all.entry(key)
+        .or_insert_with(|| Arc::new(RequestBudget::new(venue, limit)))
+        .clone()
+}

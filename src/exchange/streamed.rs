@@ -1,0 +1,193 @@
+//! A real-exchange account read through its private stream (C16): the REST
+//! adapter for actions, the account's [`AccountView`] for reads.
+//!
+//! Reads answer from the view while the stream is live and the symbol was
+//! reconciled less than a minute ago; otherwise they go to REST and the answer
+//! (open orders, a position) becomes the symbol's snapshot. So reconciliation is
+//! lazy — at most once a minute per symbol, and right after every reconnect —
+//! and while the stream is down every read is REST (polling, paced by the REST
+//! layer). An order the view never saw goes to REST too. Actions go to REST and
+//! their answers are applied to the view.
+
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+
+use super::public_cache;
+use super::rest::local_ms;
+use super::stream::view::AccountView;
+use super::{Exchange, ExchangeError, Execution, FundingPayment, KeyInfo, Market, NewOrder, Order};
+use super::{Position, Side};
+use crate::market::{Quote, QuoteSource, Venue};
+
+/// A public price younger than this answers `ticker` without REST.
+const TICKER_FRESH_MS: i64 = 5_000;
+
+pub struct Streamed {
+    rest: Arc<dyn Exchange>,
+    view: Arc<AccountView>,
+    /// The instance's price board (the market-data process fills it).
+    quotes: Option<Arc<dyn QuoteSource>>,
+}
+
+impl Streamed {
+    pub fn new(
+        rest: Arc<dyn Exchange>,
+        view: Arc<AccountView>,
+        quotes: Option<Arc<dyn QuoteSource>>,
+    ) -> Streamed {
+        Streamed { rest, view, quotes }
+    }
+
+    /// The board's quote of `symbol` if it is fresh (asking the market-data
+    /// process to follow the symbol).
+    fn fresh_quote(&self, symbol: &str) -> Option<Quote> {
+        let venue = Venue::parse(self.rest.name())?;
+        let quotes = self.quotes.as_ref()?;
+        quotes.want(venue, symbol);
+        quotes.quote(venue, symbol).filter(|q| {
+            local_ms() - q.time_ms < TICKER_FRESH_MS
+                && q.last > Decimal::ZERO
+                && q.mark > Decimal::ZERO
+        })
+    }
+
+    /// Fills on `symbol` the engine now reads for the first time: how long
+    /// after the exchange made them.
+    fn fills_read(&self, symbol: &str) {
+        let now = local_ms();
+        for t in self.view.take_unread_fills(symbol) {
+            let seconds = (now - t).max(0) as f64 / 1000.0;
+            crate::metrics::stream_fill_to_engine(self.rest.name(), seconds);
+        }
+    }
+}
+
+impl Exchange for Streamed {
+    fn name(&self) -> &'static str {
+        self.rest.name()
+    }
+
+    fn market(&self, symbol: &str) -> Result<Market, ExchangeError> {
+        public_cache::market(self.rest.name(), symbol, || self.rest.market(symbol))
+    }
+
+    /// The board's fresh price, else one REST price a second for the whole
+    /// process (`public_cache`).
+    fn ticker(&self, symbol: &str) -> Result<Decimal, ExchangeError> {
+        match self.fresh_quote(symbol) {
+            Some(q) => Ok(q.last),
+            None => public_cache::ticker(self.rest.name(), symbol, || self.rest.ticker(symbol)),
+        }
+    }
+
+    fn set_leverage(&self, symbol: &str, side: Side, leverage: u32) -> Result<(), ExchangeError> {
+        self.rest.set_leverage(symbol, side, leverage)
+    }
+
+    fn place(&self, order: &NewOrder) -> Result<Order, ExchangeError> {
+        let placed = self.rest.place(order)?;
+        if !placed.exchange_id.is_empty() {
+            self.view.learn_order(&placed);
+        }
+        Ok(placed)
+    }
+
+    fn cancel(&self, symbol: &str, client_id: &str) -> Result<(), ExchangeError> {
+        self.rest.cancel(symbol, client_id)?;
+        self.view.cancel_sent(symbol, Some(client_id), None);
+        Ok(())
+    }
+
+    fn open_orders(&self, symbol: &str) -> Result<Vec<Order>, ExchangeError> {
+        let now = local_ms();
+        if let Some(open) = self.view.open_orders(symbol, now) {
+            self.fills_read(symbol);
+            return Ok(open);
+        }
+        let mark = self.view.mark();
+        let open = self.rest.open_orders(symbol)?;
+        self.view.snapshot_orders(symbol, &open, mark, local_ms());
+        self.fills_read(symbol);
+        Ok(open)
+    }
+
+    fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
+        if let Some(o) = self.view.order(symbol, client_id) {
+            self.fills_read(symbol);
+            return Ok(Some(o));
+        }
+        let found = self.rest.order(symbol, client_id)?;
+        if let Some(o) = found.as_ref().filter(|o| !o.exchange_id.is_empty()) {
+            self.view.learn_order(o);
+        }
+        Ok(found)
+    }
+
+    fn order_by_id(&self, symbol: &str, exchange_id: &str) -> Result<Option<Order>, ExchangeError> {
+        if let Some(o) = self.view.order_by_id(symbol, exchange_id) {
+            return Ok(Some(o));
+        }
+        let found = self.rest.order_by_id(symbol, exchange_id)?;
+        if let Some(o) = found.as_ref().filter(|o| !o.exchange_id.is_empty()) {
+            self.view.learn_order(o);
+        }
+        Ok(found)
+    }
+
+    fn cancel_by_id(&self, symbol: &str, exchange_id: &str) -> Result<(), ExchangeError> {
+        self.rest.cancel_by_id(symbol, exchange_id)?;
+        self.view.cancel_sent(symbol, None, Some(exchange_id));
+        Ok(())
+    }
+
+    fn executions(&self, symbol: &str, since_ms: i64) -> Result<Vec<Execution>, ExchangeError> {
+        if let Some(list) = self.view.executions(symbol, since_ms) {
+            return Ok(list);
+        }
+        let mark = self.view.mark();
+        let list = self.rest.executions(symbol, since_ms)?;
+        self.view.learn_executions(symbol, since_ms, &list, mark);
+        Ok(list)
+    }
+
+    fn funding(&self, symbol: &str, since_ms: i64) -> Result<Vec<FundingPayment>, ExchangeError> {
+        // Read at closes only (and paced by the engine): not worth a cache.
+        self.rest.funding(symbol, since_ms)
+    }
+
+    fn position(&self, symbol: &str, side: Side) -> Result<Position, ExchangeError> {
+        if let Some(mut p) = self.view.position(symbol, side, local_ms()) {
+            // A position event carries the mark of its moment, which may be
+            // long past: the board's fresh mark, or none (the engine then
+            // reads the ticker).
+            p.mark_price = self.fresh_quote(symbol).map_or(Decimal::ZERO, |q| q.mark);
+            return Ok(p);
+        }
+        let mark = self.view.mark();
+        let p = self.rest.position(symbol, side)?;
+        self.view.snapshot_position(symbol, p, mark, local_ms());
+        Ok(p)
+    }
+
+    fn balance(&self) -> Result<Decimal, ExchangeError> {
+        match self.view.balance() {
+            Some(b) => Ok(b),
+            None => self.rest.balance(),
+        }
+    }
+
+    /// Always the exchange's own answer: a key check or a mode check from a
+    /// cache would let a wrong account through.
+    fn key_info(&self, by: std::time::Instant) -> Result<KeyInfo, ExchangeError> {
+        self.rest.key_info(by)
+    }
+
+    fn hedge_mode(&self, symbol: &str) -> Result<bool, ExchangeError> {
+        self.rest.hedge_mode(symbol)
+    }
+}
+
+#[cfg(test)]
+#[path = "streamed_tests.rs"]
+mod tests;
