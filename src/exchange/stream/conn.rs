@@ -3,12 +3,12 @@
 //! then switched to non-blocking and read by the event loop whenever epoll says
 //! it is readable.
 
-use std::io::ErrorKind;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::exchange::proxy::{self, Proxy};
+use crate::market::feed::socket::{would_block, Unflushed};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Error, Message, WebSocket};
@@ -26,7 +26,7 @@ pub enum Frame {
 
 pub struct Socket {
     ws: WebSocket<MaybeTlsStream<TcpStream>>,
-    unflushed_since: Option<Instant>,
+    unflushed: Unflushed,
 }
 
 fn tcp(stream: &MaybeTlsStream<TcpStream>) -> Option<&TcpStream> {
@@ -56,7 +56,7 @@ impl Socket {
             .map_err(|e| format!("handshake: {e}"))?;
         Ok(Socket {
             ws,
-            unflushed_since: None,
+            unflushed: Unflushed::new(UNFLUSHED_LIMIT),
         })
     }
 
@@ -100,20 +100,7 @@ impl Socket {
     }
 
     fn settle(&mut self, result: tungstenite::Result<()>) -> Result<(), String> {
-        match result {
-            Ok(()) => {
-                self.unflushed_since = None;
-                Ok(())
-            }
-            Err(Error::Io(e)) if would_block(&e) => {
-                let since = *self.unflushed_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= UNFLUSHED_LIMIT {
-                    return Err("output not taken for 10 s".into());
-                }
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
-        }
+        self.unflushed.settle(result)
     }
 
     /// Says goodbye (best effort: the socket is dropped right after).
@@ -121,8 +108,4 @@ impl Socket {
         let _ = self.ws.close(None);
         let _ = self.ws.flush();
     }
-}
-
-fn would_block(e: &std::io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }

@@ -27,7 +27,7 @@ pub mod clock;
 mod event;
 mod job;
 mod partial;
-mod socket;
+pub(crate) mod socket;
 mod venue;
 mod wanted;
 

@@ -68,7 +68,7 @@ impl Write for Timed {
 pub struct Socket {
     ws: WebSocket<MaybeTlsStream<Timed>>,
     /// Since when output has been waiting for the peer to take it.
-    unflushed_since: Option<Instant>,
+    unflushed: Unflushed,
 }
 
 /// One frame read.
@@ -152,7 +152,7 @@ impl Socket {
         }
         Ok(Socket {
             ws,
-            unflushed_since: None,
+            unflushed: Unflushed::new(UNFLUSHED_LIMIT),
         })
     }
 
@@ -183,15 +183,35 @@ impl Socket {
     }
 
     fn settle(&mut self, result: tungstenite::Result<()>) -> Result<(), String> {
+        self.unflushed.settle(result)
+    }
+}
+
+/// Output a slow peer has not taken yet, and how long it may wait before the
+/// connection counts as dead. Shared by the market-data streams and the bot
+/// runner's account streams (`exchange::stream::conn`).
+pub(crate) struct Unflushed {
+    since: Option<Instant>,
+    limit: Duration,
+}
+
+impl Unflushed {
+    pub(crate) fn new(limit: Duration) -> Unflushed {
+        Unflushed { since: None, limit }
+    }
+
+    /// The outcome of a send or flush: done, queued (an error once queued
+    /// longer than the limit), or failed.
+    pub(crate) fn settle(&mut self, result: tungstenite::Result<()>) -> Result<(), String> {
         match result {
             Ok(()) => {
-                self.unflushed_since = None;
+                self.since = None;
                 Ok(())
             }
             Err(Error::Io(e)) if would_block(&e) => {
-                let since = *self.unflushed_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= UNFLUSHED_LIMIT {
-                    return Err("output not taken for 5 s".into());
+                let since = *self.since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.limit {
+                    return Err(format!("output not taken for {} s", self.limit.as_secs()));
                 }
                 Ok(())
             }
@@ -200,7 +220,7 @@ impl Socket {
     }
 }
 
-fn would_block(e: &std::io::Error) -> bool {
+pub(crate) fn would_block(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
