@@ -515,7 +515,8 @@ fn many_dashboards_on_two_workers_cost_one_kline_call_per_key_and_period() {
                     let (code, b) = get(s, u, paths[t % 2]);
                     assert_eq!(
                         (code, b["candles"].as_array().map(Vec::len)),
-                        (200, Some(10))
+                        (200, Some(10)),
+                        "{b}"
                     );
                 }
             });

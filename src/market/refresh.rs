@@ -90,16 +90,21 @@ fn refresh_at<T>(
         }
     };
     let t = now();
-    if market_cache::due(&s, t, schedule) && market_cache::claim(conn, item, t, schedule)? {
-        match fetch(conn) {
-            Ok(v) => save(conn, v, now())?,
-            Err(e) => {
-                warn!(log, "market data refresh failed; serving the previous copy";
-                      "item" => item, "error" => %e);
-                crate::metrics::market_refresh_failed();
-                market_cache::failed(conn, item, now())?;
+    if market_cache::due(&s, t, schedule) {
+        if market_cache::claim(conn, item, t, schedule)? {
+            match fetch(conn) {
+                Ok(v) => save(conn, v, now())?,
+                Err(e) => {
+                    warn!(log, "market data refresh failed; serving the previous copy";
+                          "item" => item, "error" => %e);
+                    crate::metrics::market_refresh_failed();
+                    market_cache::failed(conn, item, now())?;
+                }
             }
         }
+        // Read again whether the claim was won or lost: a lost claim means another
+        // process took it since the first read, and without its hold in `s` the
+        // wait below would give up at once instead of waiting for that fetch.
         s = market_cache::state(conn, item)?.unwrap_or_default();
     }
     loop {
@@ -244,6 +249,47 @@ mod tests {
         .unwrap();
         assert_eq!(copy, Copy::Missing);
         assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_caller_that_loses_the_claim_waits_for_the_winners_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        let mut c = Connection::open(&path).unwrap();
+        crate::store::migrate::migrate(&mut c).unwrap();
+        let other = Connection::open(&path).unwrap();
+        let item = "candles:bybit:BTC/USDT:1m";
+        let calls = Cell::new(0);
+        // The clock is read first just before the claim: there the other process
+        // claims the item; on a later read (while this caller waits) it saves.
+        let now = || {
+            calls.set(calls.get() + 1);
+            match calls.get() {
+                1 => assert!(market_cache::claim(&other, item, T, S).unwrap()),
+                3 => {
+                    other
+                        .execute(
+                            "UPDATE market_refresh SET fetched_ms = ?1, claimed_until_ms = 0",
+                            [T + 1],
+                        )
+                        .unwrap();
+                }
+                _ => {}
+            }
+            T + 1
+        };
+        let copy = refresh_at(
+            &mut c,
+            &now,
+            item,
+            S,
+            Instant::now() + Duration::from_secs(30),
+            &log(),
+            |_| -> Result<(), ExchangeError> { panic!("the claim was lost: no fetch") },
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(copy, Copy::Present { fetched_ms: T + 1 });
     }
 
     #[test]

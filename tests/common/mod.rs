@@ -221,6 +221,17 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A failing test shows what the server said: its warnings and errors.
+        if std::thread::panicking() {
+            let log = self.log();
+            let notable = log.lines().filter(|l| !l.contains("\"level\":\"info\""));
+            let tail: Vec<&str> = notable.collect();
+            let from = tail.len().saturating_sub(40);
+            eprintln!(
+                "server log (not INFO, last 40):\n{}",
+                tail[from..].join("\n")
+            );
+        }
         if self.child.try_wait().ok().flatten().is_some() {
             return;
         }
