@@ -21,7 +21,7 @@ mod common;
 #[path = "common/scale.rs"]
 mod scale;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use common::api::call;
@@ -451,7 +451,10 @@ fn bench_exchange_scale() {
     }
 
     let runner = s.runner_pids()[0];
+    let setup = f.requests_by_path();
+    print_requests("the setup", &BTreeMap::new(), &setup);
     let used = run_prices(&f, runner, &plan);
+    print_requests("the price run", &setup, &f.requests_by_path());
     let still = running_bots(&s);
     let histogram = histogram_p99_ms(&s);
     let (ledger, end_ms) = (ledger_fills(&s), now_ms());
@@ -571,5 +574,24 @@ impl Fake {
 
     fn ip_limit_exceeded(&self) -> u64 {
         self.bybit.ip_limit_exceeded()
+    }
+
+    fn requests_by_path(&self) -> BTreeMap<String, u64> {
+        self.bybit.requests_by_path()
+    }
+}
+
+/// Prints the requests of a phase per path: `now` minus `before`, busiest first.
+fn print_requests(phase: &str, before: &BTreeMap<String, u64>, now: &BTreeMap<String, u64>) {
+    let mut rows: Vec<(u64, &String)> = now
+        .iter()
+        .map(|(path, n)| (n - before.get(path).copied().unwrap_or(0), path))
+        .filter(|(n, _)| *n > 0)
+        .collect();
+    rows.sort_by(|a, b| b.cmp(a));
+    let total: u64 = rows.iter().map(|r| r.0).sum();
+    println!("  requests during {phase}: {total}");
+    for (n, path) in rows {
+        println!("    {n:>8}  {path}");
     }
 }

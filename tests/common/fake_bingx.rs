@@ -294,7 +294,7 @@ fn handle(sh: &Shares, req: &Request) -> Response {
     } else {
         &sh.limits.account
     };
-    if !limit.admit() {
+    if !limit.admit(&format!("{} {}", req.method, req.path)) {
         return Response {
             status: 429,
             headers: Vec::new(),

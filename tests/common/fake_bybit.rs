@@ -193,6 +193,11 @@ impl FakeBybit {
         self.ip.requests_in_window_max()
     }
 
+    /// REST requests received so far per method and path.
+    pub fn requests_by_path(&self) -> std::collections::BTreeMap<String, u64> {
+        self.ip.by_path()
+    }
+
     /// REST requests refused with HTTP 403 for the IP limit.
     pub fn ip_limit_exceeded(&self) -> u64 {
         self.ip.exceeded()
@@ -254,7 +259,7 @@ pub fn refuse(b: &mut Book, req: &Request, code: i64, msg: &str) -> Response {
 /// header (the first account when there is none or it is unknown, which then
 /// refuses the key as before).
 fn handle(accounts: &Accounts, ip: &IpLimit, req: &Request) -> Response {
-    if !ip.admit() {
+    if !ip.admit(&format!("{} {}", req.method, req.path)) {
         // The gateway's answer, not the API's JSON envelope.
         return Response {
             status: 403,

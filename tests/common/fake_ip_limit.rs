@@ -8,7 +8,7 @@
 //! client's. It counts every request, the largest number seen in any window and
 //! every refusal, for the benchmark to prove the server stays under the limit.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use super::fake_http::now_ms;
@@ -21,6 +21,8 @@ struct Window {
     total: u64,
     refused: u64,
     banned_until: i64,
+    /// Requests per path (method and path), for the benchmark's breakdown.
+    by_path: BTreeMap<String, u64>,
 }
 
 #[derive(Debug)]
@@ -44,6 +46,7 @@ impl IpLimit {
                 total: 0,
                 refused: 0,
                 banned_until: 0,
+                by_path: BTreeMap::new(),
             }),
         }
     }
@@ -52,12 +55,14 @@ impl IpLimit {
         *self.ban_ms.lock().unwrap() = ms;
     }
 
-    /// Counts one request; false when it is refused (over the limit or banned).
-    pub fn admit(&self) -> bool {
+    /// Counts one request to `path`; false when it is refused (over the limit or
+    /// banned).
+    pub fn admit(&self, path: &str) -> bool {
         let now = now_ms();
         let ban = *self.ban_ms.lock().unwrap();
         let mut w = self.w.lock().unwrap();
         w.total += 1;
+        *w.by_path.entry(path.to_string()).or_default() += 1;
         while w.times.front().is_some_and(|&t| t <= now - self.window_ms) {
             w.times.pop_front();
         }
@@ -90,6 +95,11 @@ impl IpLimit {
     /// the exchange counts every request it receives).
     pub fn requests_in_window_max(&self) -> usize {
         self.w.lock().unwrap().max_seen
+    }
+
+    /// Requests received so far, per path.
+    pub fn by_path(&self) -> BTreeMap<String, u64> {
+        self.w.lock().unwrap().by_path.clone()
     }
 
     /// Requests refused for the limit.
