@@ -174,6 +174,15 @@ pub struct Engine {
     sent: BTreeMap<String, Option<String>>,
     /// Sent orders whose last fill may not be recorded yet.
     tracked: BTreeSet<String>,
+    /// Ids of this cycle that no exchange has (asked and not found, or
+    /// refused for the rate limit) and not sent since. Only this engine places
+    /// its ids (the journal records each before it is sent), so they are not
+    /// asked again: an order that waits for its turn in the request budget
+    /// costs no lookups meanwhile.
+    unsent: BTreeSet<String>,
+    /// The cycle this engine began itself (after a close): none of its ids
+    /// was sent but those in `sent`.
+    began: Option<i64>,
     flat_reads: u32,
     /// The exchange's position disagreed with a flat ledger (told once a cycle).
     /// Since when (Unix ms) the exchange has shown a position the flat ledger
@@ -270,6 +279,8 @@ impl Engine {
             loaded: None,
             sent: BTreeMap::new(),
             tracked: BTreeSet::new(),
+            unsent: BTreeSet::new(),
+            began: None,
             flat_reads: 0,
             mismatch_since: None,
             stop_live: None,
@@ -454,10 +465,14 @@ impl Engine {
                     ExchangeError::Rejected(format!("{id} is a duplicate but cannot be read"))
                 })?
             }
-            Err(e) if !e.is_retryable() => {
+            // Refused outright, or rate limited (the adapters answer that only
+            // for a request not taken): not placed, the id is free again and
+            // known absent. A rate limit is tried again on a later step.
+            Err(e) if !e.is_retryable() || e == ExchangeError::RateLimited => {
                 j.refused(id)?;
                 self.sent.remove(id);
                 self.tracked.remove(id);
+                self.unsent.insert(id.to_string());
                 return Err(e.into());
             }
             Err(e) => return Err(e.into()),

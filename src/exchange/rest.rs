@@ -7,7 +7,9 @@ pub mod budget;
 pub mod class;
 pub mod wire;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -105,6 +107,16 @@ pub struct Clock {
 const RESYNC_MS: i64 = 10 * 60 * 1000;
 
 impl Clock {
+    /// The process's clock of the exchange at `base` (its REST base URL): the
+    /// exchange's time is the same for every account, so a thousand accounts
+    /// read it once, not once each.
+    pub fn shared(base: &str) -> Arc<Clock> {
+        static ALL: OnceLock<Mutex<HashMap<String, Arc<Clock>>>> = OnceLock::new();
+        let all = ALL.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut all = all.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(base.to_string()).or_default().clone()
+    }
+
     pub fn now_ms(&self) -> i64 {
         local_ms() + self.offset_ms.load(Ordering::Relaxed)
     }

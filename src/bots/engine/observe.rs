@@ -54,6 +54,11 @@ impl Engine {
             .map(|s| (s.client_id, s.exchange_id))
             .collect();
         self.tracked = self.sent.keys().cloned().collect();
+        if mode != Mode::Tick {
+            // Resume and recover ask the exchange about everything again.
+            self.unsent.clear();
+            self.began = None;
+        }
         self.legs_settled = None;
         self.loaded = Some(cycle);
         Ok(())
@@ -65,6 +70,10 @@ impl Engine {
         self.funding = Decimal::ZERO;
         self.sent.clear();
         self.tracked.clear();
+        // The new cycle (already in `state`) is this engine's: none of its ids
+        // was sent yet.
+        self.unsent.clear();
+        self.began = Some(self.state.cycle);
         self.flat_reads = 0;
         self.mismatch_since = None;
         self.stop_live = None;
@@ -295,12 +304,20 @@ impl Engine {
     }
 
     /// One of our orders, by client id or else by its recorded exchange id.
-    pub(super) fn read(&self, s: &Step<'_>, id: &str) -> Result<Option<Order>, BotError> {
+    pub(super) fn read(&mut self, s: &Step<'_>, id: &str) -> Result<Option<Order>, BotError> {
         let sym = &self.cfg.symbol;
+        let sent = self.sent.contains_key(id);
+        let ours = ids::parse(self.bot.bot_id, id).is_some_and(|(c, _)| Some(c) == self.began);
+        if !sent && (ours || self.unsent.contains(id)) {
+            return Ok(None);
+        }
         if let Some(o) = s.ex.order(sym, id)? {
             return Ok(Some(o));
         }
         let Some(Some(ex_id)) = self.sent.get(id) else {
+            if !sent {
+                self.unsent.insert(id.to_string());
+            }
             return Ok(None);
         };
         match s.ex.order_by_id(sym, ex_id) {
@@ -402,7 +419,7 @@ impl Engine {
     /// Where `id` stands: on the exchange, sent so long ago that the exchange may
     /// have forgotten it (either way it must not be placed again), or absent.
     pub(super) fn lookup(
-        &self,
+        &mut self,
         s: &Step<'_>,
         j: &mut dyn Journal,
         id: &str,

@@ -787,6 +787,58 @@ fn a_fired_stop_closes_the_cycle_cancels_everything_and_stops() {
     );
 }
 
+/// The entry of a cycle the engine began itself was never sent: it is placed
+/// without a lookup (a restarted engine asks first:
+/// `a_restarted_engine_adopts_instead_of_placing_again`).
+#[test]
+fn an_entry_the_engine_never_sent_is_not_looked_up() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, |c| {
+        with_stop(c);
+        c.after_stop_loss = AfterStopLoss::Continue;
+        c.cooldown = 60;
+    });
+    e.step(&ex, &mut j, Mode::Recover).unwrap();
+    assert!(
+        ex.with(|st| st.lookups.iter().any(|i| i == "bz-7-1-e")),
+        "recover asks"
+    );
+    ex.fill_now("bz-7-1-sl1", dec!(2850));
+    tick(&mut e, &ex, &mut j);
+    assert_eq!(e.state.cycle, 2);
+    j.wait(61);
+    let (actions, _) = tick(&mut e, &ex, &mut j);
+    assert_eq!(actions[0], "created_entry");
+    // Neither the entry nor the ladder of the cycle it began is looked up.
+    assert!(!ex.with(|st| st.lookups.iter().any(|i| i.starts_with("bz-7-2-"))));
+    assert_eq!(ex.get("bz-7-2-e").filled_qty, dec!(0.1));
+    assert!(ex.open_ids().iter().any(|i| i.starts_with("bz-7-2-l")));
+}
+
+/// A placement refused for the rate limit was not taken: its id is free and
+/// not looked up while the bot waits for a turn.
+#[test]
+fn a_rate_limited_entry_is_tried_again_without_lookups() {
+    let (ex, mut e, mut j) = on_fake(Side::Long, with_stop);
+    ex.with(|st| {
+        st.refuse
+            .push(("bz-7-1-e".into(), ExchangeError::RateLimited))
+    });
+    for _ in 0..3 {
+        let err = e.step(&ex, &mut j, Mode::Tick).err();
+        assert!(
+            err.is_some_and(|e| e.to_string().contains("rate")),
+            "refused"
+        );
+        j.wait(1);
+    }
+    let asked = ex.with(|st| st.lookups.iter().filter(|i| *i == "bz-7-1-e").count());
+    assert_eq!(asked, 1, "asked once, at the first step of a new engine");
+    ex.with(|st| st.refuse.clear());
+    let (actions, _) = tick(&mut e, &ex, &mut j);
+    assert_eq!(actions[0], "created_entry");
+    assert_eq!(ex.get("bz-7-1-e").filled_qty, dec!(0.1));
+}
+
 #[test]
 fn after_a_stop_loss_the_bot_may_continue_after_its_cooldown() {
     let (ex, mut e, mut j) = on_fake(Side::Long, |c| {

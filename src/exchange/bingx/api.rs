@@ -75,7 +75,8 @@ pub struct Api {
     base: String,
     key: ApiKey,
     recv_window: u64,
-    clock: Clock,
+    /// Shared by every account of the exchange (`Clock::shared`).
+    clock: Arc<Clock>,
     /// The process's budgets for this BingX: account endpoints, market data.
     account: Arc<RequestBudget>,
     market: Arc<RequestBudget>,
@@ -96,7 +97,7 @@ impl Api {
             key,
             // BingX accepts at most 5000.
             recv_window: settings.recv_window_ms.min(5000),
-            clock: Clock::default(),
+            clock: Clock::shared(base),
             account: budget::shared(Venue::Bingx, &group("account"), base, limits.bingx()),
             market: budget::shared(Venue::Bingx, &group("market"), base, limits.bingx_market()),
             timeout: Duration::from_millis(settings.timeout_ms),
@@ -148,8 +149,10 @@ impl Api {
         params: &[(&str, String)],
     ) -> Result<String, Refused> {
         let mut attempt = 0;
+        let mut maybe_sent = None;
         loop {
             let r = self.once(priority, method, path, params, attempt > 0, None);
+            let r = not_taken_after(r, &maybe_sent);
             let again = match &r {
                 Err(Refused::NoTurn) | Ok(_) => false,
                 Err(e) => ExchangeError::from(e.clone()).is_retryable(),
@@ -157,6 +160,7 @@ impl Api {
             if !again || attempt + 1 >= rest::ATTEMPTS {
                 return r;
             }
+            note_maybe_sent(&r, &mut maybe_sent);
             attempt += 1;
             std::thread::sleep(Duration::from_millis(300 * u64::from(attempt)));
         }
@@ -347,6 +351,29 @@ fn envelope(status: u16, body: &str, retried: bool) -> Result<String, Refused> {
     Ok(env
         .data
         .map_or_else(|| "null".to_string(), |r| r.get().to_string()))
+}
+
+/// A rate-limit refusal (no turn in the budget, or the exchange's own limit)
+/// means the request was not taken; after an earlier attempt that may have
+/// been (a timeout), that attempt's error answers instead. So `RateLimited`
+/// from a call always means "not done", and a placement refused so can free
+/// its client id.
+fn not_taken_after<T>(r: Result<T, Refused>, maybe_sent: &Option<Refused>) -> Result<T, Refused> {
+    match (r, maybe_sent) {
+        (Err(e), Some(earlier)) if ExchangeError::from(e.clone()) == ExchangeError::RateLimited => {
+            Err(earlier.clone())
+        }
+        (r, _) => r,
+    }
+}
+
+/// Remembers the first failed attempt that may have reached the exchange.
+fn note_maybe_sent<T>(r: &Result<T, Refused>, maybe_sent: &mut Option<Refused>) {
+    if let Err(e) = r {
+        if maybe_sent.is_none() && ExchangeError::from(e.clone()) != ExchangeError::RateLimited {
+            *maybe_sent = Some(e.clone());
+        }
+    }
 }
 
 #[cfg(test)]

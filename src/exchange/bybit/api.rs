@@ -75,7 +75,8 @@ pub struct Api {
     base: String,
     key: ApiKey,
     recv_window: u64,
-    clock: Clock,
+    /// Shared by every account of the exchange (`Clock::shared`).
+    clock: Arc<Clock>,
     /// When the exhausted rate limit resets (exchange ms); 0 = not exhausted.
     limited_until: Mutex<i64>,
     /// The process's budget for this Bybit (shared by every key).
@@ -103,7 +104,7 @@ impl Api {
             base: settings.bybit_url.clone(),
             key,
             recv_window: settings.recv_window_ms,
-            clock: Clock::default(),
+            clock: Clock::shared(&settings.bybit_url),
             limited_until: Mutex::new(0),
             budget: budget::shared(
                 Venue::Bybit,
@@ -220,9 +221,11 @@ impl Api {
     /// for the budget at most its class's `max_wait`.
     fn call(&self, req: &Request) -> Result<String, Refused> {
         let mut attempt = 0;
+        let mut maybe_sent = None;
         loop {
             let by = Instant::now() + req.priority.max_wait(self.timeout);
             let r = self.once(req, attempt > 0, by, false);
+            let r = not_taken_after(r, &maybe_sent);
             let again = match &r {
                 Err(Refused::NoTurn) | Ok(_) => false,
                 Err(e) => ExchangeError::from(e.clone()).is_retryable(),
@@ -230,6 +233,7 @@ impl Api {
             if !again || attempt + 1 >= rest::ATTEMPTS {
                 return r;
             }
+            note_maybe_sent(&r, &mut maybe_sent);
             attempt += 1;
             std::thread::sleep(Duration::from_millis(150 * u64::from(attempt)));
         }
@@ -410,9 +414,58 @@ fn envelope(status: u16, body: &str, retried: bool) -> Result<String, Refused> {
         .map_or_else(|| "null".to_string(), |r| r.get().to_string()))
 }
 
+/// A rate-limit refusal (no turn in the budget, or the exchange's own limit)
+/// means the request was not taken; after an earlier attempt that may have
+/// been (a timeout), that attempt's error answers instead. So `RateLimited`
+/// from a call always means "not done", and a placement refused so can free
+/// its client id.
+fn not_taken_after<T>(r: Result<T, Refused>, maybe_sent: &Option<Refused>) -> Result<T, Refused> {
+    match (r, maybe_sent) {
+        (Err(e), Some(earlier)) if ExchangeError::from(e.clone()) == ExchangeError::RateLimited => {
+            Err(earlier.clone())
+        }
+        (r, _) => r,
+    }
+}
+
+/// Remembers the first failed attempt that may have reached the exchange.
+fn note_maybe_sent<T>(r: &Result<T, Refused>, maybe_sent: &mut Option<Refused>) {
+    if let Err(e) = r {
+        if maybe_sent.is_none() && ExchangeError::from(e.clone()) != ExchangeError::RateLimited {
+            *maybe_sent = Some(e.clone());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_limit_after_an_attempt_that_may_have_been_taken_is_not_the_answer() {
+        let timeout = Refused::Failed(ExchangeError::Network("timed out".into()));
+        let limited = Refused::Code {
+            code: 10006,
+            msg: "Too many visits!".into(),
+            retried: true,
+        };
+        let mut maybe_sent = None;
+        // A first attempt refused for the rate limit was not taken...
+        let r: Result<(), Refused> = not_taken_after(Err(Refused::NoTurn), &maybe_sent);
+        assert_eq!(
+            ExchangeError::from(r.clone().unwrap_err()),
+            ExchangeError::RateLimited
+        );
+        note_maybe_sent(&r, &mut maybe_sent);
+        assert_eq!(maybe_sent, None);
+        // ...but after a timeout, a later refusal answers with the timeout.
+        note_maybe_sent::<()>(&Err(timeout.clone()), &mut maybe_sent);
+        for later in [Refused::NoTurn, limited] {
+            let r: Result<(), Refused> = not_taken_after(Err(later), &maybe_sent);
+            assert_eq!(r, Err(timeout.clone()));
+        }
+        assert_eq!(not_taken_after(Ok(7), &maybe_sent), Ok(7));
+    }
 
     #[test]
     fn query_strings_keep_their_order_and_encode_values() {

@@ -39,6 +39,8 @@ pub struct State {
     pub refuse: Vec<(String, ExchangeError)>,
     /// Stops are listed (and found) without their client id.
     pub untagged_stops: bool,
+    /// Client ids looked up one by one (`order`), in order.
+    pub lookups: Vec<String>,
     next: u64,
 }
 
@@ -341,6 +343,7 @@ impl Exchange for Fake {
     }
     fn order(&self, _: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
         Ok(self.with(|st| {
+            st.lookups.push(client_id.to_string());
             st.orders
                 .iter()
                 .find(|o| {
