@@ -463,8 +463,10 @@ fn many_accounts_share_one_event_loop() {
     let woken = Arc::new(Mutex::new(Vec::new()));
     let w = woken.clone();
     let log = slog::Logger::root(slog::Discard, slog::o!());
+    let limits = blitz::exchange::rest::budget::Limits::default();
     let streams = Streams::new(
         settings,
+        blitz::exchange::stream::poll::Paces::new(limits.bybit(), limits.bingx()),
         None,
         Box::new(move |bot| w.lock().unwrap().push(bot)),
         log,

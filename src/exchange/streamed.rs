@@ -5,8 +5,10 @@
 //! reconciled less than a minute ago; otherwise they go to REST and the answer
 //! (open orders, a position) becomes the symbol's snapshot. So reconciliation is
 //! lazy — at most once a minute per symbol, and right after every reconnect —
-//! and while the stream is down every read is REST (polling, paced by the REST
-//! layer). An order the view never saw goes to REST too. Actions go to REST and
+//! and optional once the symbol was synced (`budget::optional`: when the budget
+//! has no room, the stream's view serves until a later step). While the stream
+//! is down, reads go to REST at the pace all down accounts share
+//! (`stream::poll`), and in between answer from the last REST read. An order the view never saw goes to REST too. Actions go to REST and
 //! their answers are applied to the view.
 
 use std::sync::Arc;
@@ -14,11 +16,16 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use super::public_cache;
-use super::rest::local_ms;
+use super::rest::{budget, local_ms};
+use super::stream::poll::PollPace;
 use super::stream::view::AccountView;
 use super::{Exchange, ExchangeError, Execution, FundingPayment, KeyInfo, Market, NewOrder, Order};
 use super::{Position, Side};
 use crate::market::{Quote, QuoteSource, Venue};
+
+/// How long a read of an order just cancelled waits for the stream to confirm
+/// the cancel before it asks REST.
+const CANCEL_CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A public price younger than this answers `ticker` without REST.
 const TICKER_FRESH_MS: i64 = 5_000;
@@ -26,6 +33,8 @@ const TICKER_FRESH_MS: i64 = 5_000;
 pub struct Streamed {
     rest: Arc<dyn Exchange>,
     view: Arc<AccountView>,
+    /// How often a down stream's account is read again.
+    pace: Arc<PollPace>,
     /// The instance's price board (the market-data process fills it).
     quotes: Option<Arc<dyn QuoteSource>>,
 }
@@ -34,9 +43,15 @@ impl Streamed {
     pub fn new(
         rest: Arc<dyn Exchange>,
         view: Arc<AccountView>,
+        pace: Arc<PollPace>,
         quotes: Option<Arc<dyn QuoteSource>>,
     ) -> Streamed {
-        Streamed { rest, view, quotes }
+        Streamed {
+            rest,
+            view,
+            pace,
+            quotes,
+        }
     }
 
     /// The board's quote of `symbol` if it is fresh (asking the market-data
@@ -50,6 +65,14 @@ impl Streamed {
                 && q.last > Decimal::ZERO
                 && q.mark > Decimal::ZERO
         })
+    }
+
+    /// A position from the view with the board's fresh mark, or none (the
+    /// engine then reads the ticker): a position event carries the mark of its
+    /// moment, which may be long past.
+    fn with_fresh_mark(&self, symbol: &str, mut p: Position) -> Position {
+        p.mark_price = self.fresh_quote(symbol).map_or(Decimal::ZERO, |q| q.mark);
+        p
     }
 
     /// Fills on `symbol` the engine now reads for the first time: how long
@@ -86,6 +109,7 @@ impl Exchange for Streamed {
     }
 
     fn place(&self, order: &NewOrder) -> Result<Order, ExchangeError> {
+        self.view.acted(&order.symbol);
         let placed = self.rest.place(order)?;
         if !placed.exchange_id.is_empty() {
             self.view.learn_order(&placed);
@@ -94,6 +118,7 @@ impl Exchange for Streamed {
     }
 
     fn cancel(&self, symbol: &str, client_id: &str) -> Result<(), ExchangeError> {
+        self.view.acted(symbol);
         self.rest.cancel(symbol, client_id)?;
         self.view.cancel_sent(symbol, Some(client_id), None);
         Ok(())
@@ -105,15 +130,35 @@ impl Exchange for Streamed {
             self.fills_read(symbol);
             return Ok(open);
         }
+        let polled = self
+            .view
+            .open_orders_polled(symbol, now, self.pace.interval_ms());
+        if let Some(open) = polled {
+            return Ok(open);
+        }
         let mark = self.view.mark();
-        let open = self.rest.open_orders(symbol)?;
+        let open = match self.view.open_orders_kept(symbol) {
+            // Only the minute's reconciliation is due: if the budget has no
+            // room now, the stream's view serves until a later step.
+            Some(kept) => match budget::optional(|| self.rest.open_orders(symbol)) {
+                Err(ExchangeError::RateLimited) => {
+                    self.fills_read(symbol);
+                    return Ok(kept);
+                }
+                answer => answer?,
+            },
+            None => self.rest.open_orders(symbol)?,
+        };
         self.view.snapshot_orders(symbol, &open, mark, local_ms());
         self.fills_read(symbol);
         Ok(open)
     }
 
     fn order(&self, symbol: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
-        if let Some(o) = self.view.order(symbol, client_id) {
+        if let Some(o) = self
+            .view
+            .order_after_cancel(symbol, client_id, CANCEL_CONFIRM_WAIT)
+        {
             self.fills_read(symbol);
             return Ok(Some(o));
         }
@@ -136,6 +181,7 @@ impl Exchange for Streamed {
     }
 
     fn cancel_by_id(&self, symbol: &str, exchange_id: &str) -> Result<(), ExchangeError> {
+        self.view.acted(symbol);
         self.rest.cancel_by_id(symbol, exchange_id)?;
         self.view.cancel_sent(symbol, None, Some(exchange_id));
         Ok(())
@@ -157,15 +203,24 @@ impl Exchange for Streamed {
     }
 
     fn position(&self, symbol: &str, side: Side) -> Result<Position, ExchangeError> {
-        if let Some(mut p) = self.view.position(symbol, side, local_ms()) {
-            // A position event carries the mark of its moment, which may be
-            // long past: the board's fresh mark, or none (the engine then
-            // reads the ticker).
-            p.mark_price = self.fresh_quote(symbol).map_or(Decimal::ZERO, |q| q.mark);
-            return Ok(p);
+        let now = local_ms();
+        if let Some(p) = self.view.position(symbol, side, now) {
+            return Ok(self.with_fresh_mark(symbol, p));
+        }
+        let polled = self
+            .view
+            .position_polled(symbol, side, now, self.pace.interval_ms());
+        if let Some(p) = polled {
+            return Ok(self.with_fresh_mark(symbol, p));
         }
         let mark = self.view.mark();
-        let p = self.rest.position(symbol, side)?;
+        let p = match self.view.position_kept(symbol, side) {
+            Some(kept) => match budget::optional(|| self.rest.position(symbol, side)) {
+                Err(ExchangeError::RateLimited) => return Ok(self.with_fresh_mark(symbol, kept)),
+                answer => answer?,
+            },
+            None => self.rest.position(symbol, side)?,
+        };
         self.view.snapshot_position(symbol, p, mark, local_ms());
         Ok(p)
     }

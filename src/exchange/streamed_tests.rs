@@ -13,6 +13,18 @@ const SYM: &str = "BTC/USDT";
 struct Rest {
     open: Mutex<Vec<Order>>,
     reads: AtomicUsize,
+    /// Reads answer `RateLimited` (the budget had no turn) while set.
+    limited: std::sync::atomic::AtomicBool,
+}
+
+impl Rest {
+    fn read(&self) -> Result<(), ExchangeError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.limited.load(Ordering::SeqCst) {
+            return Err(ExchangeError::RateLimited);
+        }
+        Ok(())
+    }
 }
 
 fn order(id: &str, status: OrderStatus, filled: Decimal) -> Order {
@@ -63,7 +75,7 @@ impl Exchange for Rest {
         Ok(())
     }
     fn open_orders(&self, _: &str) -> Result<Vec<Order>, ExchangeError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.read()?;
         Ok(self.open.lock().unwrap().clone())
     }
     fn order(&self, _: &str, client_id: &str) -> Result<Option<Order>, ExchangeError> {
@@ -87,7 +99,7 @@ impl Exchange for Rest {
         Ok(Vec::new())
     }
     fn position(&self, _: &str, side: Side) -> Result<Position, ExchangeError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.read()?;
         Ok(Position {
             side,
             size: dec!(1),
@@ -110,10 +122,20 @@ impl Exchange for Rest {
 }
 
 fn setup() -> (Arc<Rest>, Arc<AccountView>, Streamed) {
+    let (rest, view, s, _) = setup_with_pace();
+    (rest, view, s)
+}
+
+/// With the runner's default Bybit budget (400 per 5 s) for the polling pace.
+fn setup_with_pace() -> (Arc<Rest>, Arc<AccountView>, Streamed, Arc<PollPace>) {
     let rest = Arc::new(Rest::default());
     let view = Arc::new(AccountView::new("bybit", true));
-    let s = Streamed::new(rest.clone(), view.clone(), None);
-    (rest, view, s)
+    let pace = Arc::new(PollPace::new(crate::exchange::rest::budget::Limit {
+        requests: 400,
+        per: std::time::Duration::from_secs(5),
+    }));
+    let s = Streamed::new(rest.clone(), view.clone(), pace.clone(), None);
+    (rest, view, s, pace)
 }
 
 fn reads(rest: &Rest) -> usize {
@@ -167,22 +189,57 @@ fn while_live_reads_reconcile_once_then_come_from_the_stream() {
 }
 
 #[test]
-fn while_down_every_read_is_rest() {
-    let (rest, view, s) = setup();
+fn while_down_reads_poll_rest_at_the_shared_pace() {
+    let (rest, view, s, pace) = setup_with_pace();
+    // A down account's first reads are REST; within the polling interval the
+    // bots work from them (the balance is not cached while down).
     for _ in 0..3 {
         s.open_orders(SYM).unwrap();
         s.position(SYM, Side::Long).unwrap();
         s.balance().unwrap();
     }
-    assert_eq!(reads(&rest), 9);
-    // A reconnect: the first reads reconcile again.
+    assert_eq!(reads(&rest), 2 + 3);
+    // Reads ten seconds old: past the interval of one account down (1 s)...
+    let ten_s_ago = local_ms() - 10_000;
+    let p = rest.position(SYM, Side::Long).unwrap();
+    view.snapshot_orders(SYM, &[], view.mark(), ten_s_ago);
+    view.snapshot_position(SYM, p, view.mark(), ten_s_ago);
+    pace.set_down(1);
+    s.open_orders(SYM).unwrap();
+    s.position(SYM, Side::Long).unwrap();
+    assert_eq!(reads(&rest), 6 + 2);
+    // ...but within that of 600 accounts down, which share the budget (50 s).
+    view.snapshot_orders(SYM, &[], view.mark(), ten_s_ago);
+    view.snapshot_position(SYM, p, view.mark(), ten_s_ago);
+    pace.set_down(600);
+    s.open_orders(SYM).unwrap();
+    s.position(SYM, Side::Long).unwrap();
+    assert_eq!(reads(&rest), 8);
+    // The bot's own order: its effects (a fill, a position) are read from REST.
+    let n = NewOrder {
+        client_id: "c-new".into(),
+        symbol: SYM.into(),
+        side: OrderSide::Buy,
+        kind: OrderKind::Market,
+        price: None,
+        trigger_price: None,
+        qty: dec!(1),
+        reduce_only: false,
+        position_side: Side::Long,
+    };
+    s.place(&n).unwrap();
+    s.position(SYM, Side::Long).unwrap();
+    s.open_orders(SYM).unwrap();
+    assert_eq!(reads(&rest), 10);
+    s.cancel(SYM, "c-new").unwrap();
+    s.open_orders(SYM).unwrap();
+    s.open_orders(SYM).unwrap();
+    assert_eq!(reads(&rest), 11);
+    // A reconnect: the first reads reconcile again, whatever was polled.
     view.set_live(local_ms(), 0);
     s.open_orders(SYM).unwrap();
     s.open_orders(SYM).unwrap();
-    assert_eq!(reads(&rest), 10);
-    view.set_down();
-    s.open_orders(SYM).unwrap();
-    assert_eq!(reads(&rest), 11);
+    assert_eq!(reads(&rest), 12);
 }
 
 #[test]
@@ -203,4 +260,49 @@ fn an_order_the_view_never_saw_is_asked_of_rest() {
     s.cancel(SYM, "c-m").unwrap();
     assert_eq!(s.order(SYM, "c-m").unwrap(), None);
     assert_eq!(reads(&rest), 2);
+}
+
+#[test]
+fn a_due_reconciliation_without_a_turn_serves_the_streams_view() {
+    let (rest, view, s) = setup();
+    view.set_live(local_ms(), 0);
+    rest.open
+        .lock()
+        .unwrap()
+        .push(order("1", OrderStatus::Open, dec!(0)));
+    // Synced once, more than a minute ago: the check is due.
+    let old = local_ms() - crate::exchange::stream::view::SYNC_FOR_MS - 1;
+    let listed = rest.open_orders(SYM).unwrap();
+    view.snapshot_orders(SYM, &listed, view.mark(), old);
+    let p = rest.position(SYM, Side::Long).unwrap();
+    view.snapshot_position(SYM, p, view.mark(), old);
+    rest.limited.store(true, Ordering::SeqCst);
+    let before = reads(&rest);
+    let open = s.open_orders(SYM).unwrap();
+    assert_eq!(open.len(), 1, "the kept view");
+    assert_eq!(s.position(SYM, Side::Long).unwrap().size, dec!(1));
+    assert_eq!(reads(&rest), before + 2, "each tried REST first");
+    // With a turn, the reconciliation happens and counts as a sync.
+    rest.limited.store(false, Ordering::SeqCst);
+    s.open_orders(SYM).unwrap();
+    s.open_orders(SYM).unwrap();
+    assert_eq!(reads(&rest), before + 3);
+}
+
+#[test]
+fn a_view_never_synced_since_it_went_live_needs_rest() {
+    let (rest, view, s) = setup();
+    view.set_live(local_ms(), 0);
+    rest.limited.store(true, Ordering::SeqCst);
+    assert_eq!(s.open_orders(SYM).err(), Some(ExchangeError::RateLimited));
+    assert_eq!(
+        s.position(SYM, Side::Long).err(),
+        Some(ExchangeError::RateLimited)
+    );
+    // Nor may a view synced before a reconnect answer.
+    rest.limited.store(false, Ordering::SeqCst);
+    s.open_orders(SYM).unwrap();
+    view.set_live(local_ms(), 0);
+    rest.limited.store(true, Ordering::SeqCst);
+    assert!(s.open_orders(SYM).is_err());
 }

@@ -14,7 +14,7 @@ use super::pool::Pool;
 /// Threads for paper bots and housekeeping (the paper exchange never blocks).
 const PAPER_THREADS: usize = 4;
 /// Threads per real exchange: that many of its calls may wait at once.
-const REMOTE_THREADS: usize = 8;
+const REMOTE_THREADS: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lane {

@@ -31,7 +31,7 @@ use crate::bots::engine::{Engine, Mode, Verdict};
 use crate::bots::ids::BotRef;
 use crate::bots::status::{BotStatus, DesiredState, StopMode, StopReason};
 use crate::exchange::paper::Paper;
-use crate::exchange::rest::RestSettings;
+use crate::exchange::rest::{budget, RestSettings};
 use crate::exchange::stream::Streams;
 use crate::exchange::Exchange;
 use crate::secrets::SecretKey;
@@ -408,7 +408,10 @@ impl Manager {
             self.forget(id);
             return OpResult::not_running();
         }
-        let launched = catch_unwind(AssertUnwindSafe(|| self.launch(conn, bot, why)))
+        // A user waits for a start: its exchange reads go before the steady
+        // reads of running bots.
+        let launch = || budget::urgent(|| self.launch(conn, bot, why));
+        let launched = catch_unwind(AssertUnwindSafe(launch))
             .unwrap_or_else(|_| Err(Fail::Exchange("internal error while starting".into())));
         match launched {
             Ok(l) => self.register(conn, bot, why, actor, &mut guard, l),

@@ -35,6 +35,8 @@ use crate::bots::ids::BotRef;
 use crate::config::Config;
 use crate::exchange::paper::replay::PaperPrices;
 use crate::exchange::paper::{default_volatility, Paper, PaperParams};
+use crate::exchange::rest::budget;
+use crate::exchange::stream::poll::Paces;
 use crate::exchange::stream::{self, Streams};
 use crate::log::Sink;
 use crate::market::{Board, QuoteSource};
@@ -370,7 +372,11 @@ fn account_streams(
             let _ = tx.send(Due::Wake { bot_id });
         }
     });
-    Streams::new(settings, Some(quotes), wake, log.clone())
+    // Down accounts poll within the runner's part of each budget.
+    let limits = config.exchanges.limits;
+    let runner = |l: budget::Limit| l.part(budget::RUNNER_SHARE_PERMILLE);
+    let paces = Paces::new(runner(limits.bybit()), runner(limits.bingx()));
+    Streams::new(settings, paces, Some(quotes), wake, log.clone())
 }
 
 /// Reads one request line, runs it, writes the reply line.

@@ -7,6 +7,7 @@ use blitz_master::{App, ChildCtx, Event, ExitReason, Role, Settings};
 use slog::{crit, error, info, o, warn, Logger};
 
 use crate::config::{AccessLogFormat, Config, LogTarget, ServeArgs};
+use crate::exchange::rest::budget;
 use crate::log::{self, AccessLog, Sink};
 use crate::metrics;
 
@@ -178,6 +179,13 @@ impl App for MasterApp {
     fn run_child(&mut self, ctx: ChildCtx) -> i32 {
         crate::metrics::enter(ctx.slot.index());
         install_panic_log(log::logger(&self.logs.error, role_name(ctx.role)));
+        // The exchange budgets are the instance's: each process sends its part.
+        let share = match role_name(ctx.role) {
+            BOT_RUNNER => budget::RUNNER_SHARE_PERMILLE,
+            // The workers and the market-data process (the mailer sends none).
+            _ => budget::other_share_permille(self.config.workers + 1),
+        };
+        budget::set_process_share(share);
         match ctx.role {
             Role::Worker => {
                 let log = log::logger(&self.logs.error, "worker").new(o!("slot" => ctx.number));

@@ -459,6 +459,9 @@ impl Loop {
                 }
             }
             crate::metrics::exchange_streams(exchange, live, down);
+            if let Some(pace) = self.shared.paces.of(exchange) {
+                pace.set_down(down);
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod connect;
 mod event_loop;
 mod listen_key;
 mod pace;
+pub mod poll;
 pub mod update;
 pub mod view;
 
@@ -28,6 +29,7 @@ use std::time::Instant;
 use slog::{warn, Logger};
 
 use self::connect::Access;
+use self::poll::Paces;
 use self::view::AccountView;
 use super::proxy::Proxy;
 use super::rest::ApiKey;
@@ -58,6 +60,8 @@ pub type Wake = Box<dyn Fn(i64) + Send + Sync>;
 struct Shared {
     accounts: Mutex<HashMap<AccountKey, Account>>,
     wake: Wake,
+    /// The polling pace of each exchange's down accounts (the loop counts them).
+    paces: Paces,
 }
 
 impl Shared {
@@ -119,6 +123,7 @@ pub struct Streams {
 impl Streams {
     pub fn new(
         settings: connect::Settings,
+        paces: Paces,
         quotes: Option<Arc<dyn QuoteSource>>,
         wake: Wake,
         log: Logger,
@@ -127,6 +132,7 @@ impl Streams {
             shared: Arc::new(Shared {
                 accounts: Mutex::new(HashMap::new()),
                 wake,
+                paces,
             }),
             settings,
             quotes,
@@ -151,6 +157,9 @@ impl Streams {
             "bybit" => true,
             "bingx" => false,
             _ => return rest,
+        };
+        let Some(pace) = self.shared.paces.of(exchange).cloned() else {
+            return rest;
         };
         let account = AccountKey {
             exchange,
@@ -183,7 +192,7 @@ impl Streams {
         if new {
             self.send(Command::Open(account));
         }
-        Arc::new(Streamed::new(rest, view, self.quotes.clone()))
+        Arc::new(Streamed::new(rest, view, pace, self.quotes.clone()))
     }
 
     /// Bot `bot_id` stopped: its account closes a little later unless another

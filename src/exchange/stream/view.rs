@@ -19,7 +19,8 @@
 //! update times are the exchange's.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 
@@ -79,6 +80,11 @@ struct SymbolView {
     covered_from: Option<i64>,
     orders_synced_at: Option<i64>,
     positions_synced_at: [Option<i64>; 2],
+    /// When REST last listed the open orders / read each side's position,
+    /// whatever the stream's state: while it is down, that read serves for the
+    /// polling interval (`poll::PollPace`).
+    orders_polled_at: Option<i64>,
+    positions_polled_at: [Option<i64>; 2],
     /// (sequence number, update) of the latest stream updates.
     recent: VecDeque<(u64, Update)>,
     /// Exchange times of fills no engine has read yet.
@@ -106,6 +112,9 @@ pub struct AccountView {
     /// they can answer `executions`; BingX's order updates do not.
     caches_fills: bool,
     inner: Mutex<Inner>,
+    /// Signalled on every stream update, for a read waiting for one
+    /// (`order_after_cancel`).
+    updated: Condvar,
 }
 
 fn side_index(side: Side) -> usize {
@@ -127,7 +136,11 @@ fn newer(old: &Entry, order: &Order, time_ms: i64) -> bool {
 }
 
 fn fresh(synced_at: Option<i64>, now_ms: i64) -> bool {
-    synced_at.is_some_and(|t| now_ms - t < SYNC_FOR_MS && now_ms >= t)
+    within(synced_at, now_ms, SYNC_FOR_MS)
+}
+
+fn within(at: Option<i64>, now_ms: i64, max_age_ms: i64) -> bool {
+    at.is_some_and(|t| now_ms - t < max_age_ms && now_ms >= t)
 }
 
 impl SymbolView {
@@ -303,6 +316,7 @@ impl AccountView {
                 offset_ms: 0,
                 epoch: 0,
             }),
+            updated: Condvar::new(),
         }
     }
 
@@ -370,6 +384,12 @@ impl AccountView {
 
     /// Applies one stream update; true if it changed the view.
     pub fn apply(&self, update: Update) -> bool {
+        let changed = self.apply_locked(update);
+        self.updated.notify_all();
+        changed
+    }
+
+    fn apply_locked(&self, update: Update) -> bool {
         let mut inner = self.lock();
         if let Update::Wallet { balance, time_ms } = update {
             if inner.wallet.is_some_and(|(_, t)| t > 0 && time_ms < t) {
@@ -407,9 +427,20 @@ impl AccountView {
         let inner = self.lock();
         Self::live_since(&inner)?;
         let s = inner.symbols.get(symbol)?;
-        if !fresh(s.orders_synced_at, now_ms) {
-            return None;
-        }
+        fresh(s.orders_synced_at, now_ms).then(|| Self::open_list(s))
+    }
+
+    /// The open orders of `symbol` if the stream is live and the symbol was
+    /// synced since it went live, however long ago: the stream kept them true
+    /// since, and a due reconciliation that cannot be sent now waits on them.
+    pub fn open_orders_kept(&self, symbol: &str) -> Cached<Vec<Order>> {
+        let inner = self.lock();
+        Self::live_since(&inner)?;
+        let s = inner.symbols.get(symbol)?;
+        s.orders_synced_at.map(|_| Self::open_list(s))
+    }
+
+    fn open_list(s: &SymbolView) -> Vec<Order> {
         let mut open: Vec<Order> = s
             .orders
             .values()
@@ -417,7 +448,7 @@ impl AccountView {
             .map(|e| e.order.clone())
             .collect();
         open.sort_by(|a, b| (a.created_ms, &a.exchange_id).cmp(&(b.created_ms, &b.exchange_id)));
-        Some(open)
+        open
     }
 
     /// A REST list of `symbol`'s open orders, requested at `mark`: it replaces
@@ -463,6 +494,7 @@ impl AccountView {
         // Trusted only if nothing in between was lost and the stream did not
         // restart meanwhile.
         s.orders_synced_at = (replayed && same_run && mark.live_since.is_some()).then_some(now_ms);
+        s.orders_polled_at = Some(now_ms);
     }
 
     /// One order by client id, if the view knows it in full while live.
@@ -471,6 +503,36 @@ impl AccountView {
         Self::live_since(&inner)?;
         let e = inner.symbols.get(symbol)?.entry_of_client(client_id)?;
         Self::usable(e)
+    }
+
+    /// `order`, except that an order whose cancel was sent and not yet
+    /// confirmed is waited for, up to `wait`: the stream reports the cancel (or
+    /// the fill that beat it) within moments, where REST would cost two reads
+    /// (open, then history) for every cancel.
+    pub fn order_after_cancel(
+        &self,
+        symbol: &str,
+        client_id: &str,
+        wait: Duration,
+    ) -> Cached<Order> {
+        let until = Instant::now() + wait;
+        let mut inner = self.lock();
+        loop {
+            Self::live_since(&inner)?;
+            let e = inner.symbols.get(symbol)?.entry_of_client(client_id)?;
+            let unsure = e.cancel_sent && e.order.status.is_open();
+            if !unsure {
+                return Self::usable(e);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            inner = match self.updated.wait_timeout(inner, until - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
     }
 
     /// One order by the exchange's id, as `order`.
@@ -551,6 +613,62 @@ impl AccountView {
         s.positions[side_index(side)].map(|(p, _)| p)
     }
 
+    /// The open orders of `symbol` while the stream is down, if REST listed
+    /// them less than `max_age_ms` ago (the polling interval); the bots' own
+    /// placements and cancels since are in.
+    pub fn open_orders_polled(
+        &self,
+        symbol: &str,
+        now_ms: i64,
+        max_age_ms: i64,
+    ) -> Cached<Vec<Order>> {
+        let inner = self.lock();
+        if Self::live_since(&inner).is_some() {
+            return None;
+        }
+        let s = inner.symbols.get(symbol)?;
+        within(s.orders_polled_at, now_ms, max_age_ms).then(|| Self::open_list(s))
+    }
+
+    /// The bot acted on `symbol` (an order placed or cancelled): a poll from
+    /// before cannot show what followed (a fill, a position that changed), so
+    /// the next read of a down stream's symbol goes to REST.
+    pub fn acted(&self, symbol: &str) {
+        if let Some(s) = self.lock().symbols.get_mut(symbol) {
+            s.orders_polled_at = None;
+            s.positions_polled_at = [None, None];
+        }
+    }
+
+    /// One side's position while the stream is down, as `open_orders_polled`.
+    pub fn position_polled(
+        &self,
+        symbol: &str,
+        side: Side,
+        now_ms: i64,
+        max_age_ms: i64,
+    ) -> Cached<Position> {
+        let inner = self.lock();
+        if Self::live_since(&inner).is_some() {
+            return None;
+        }
+        let s = inner.symbols.get(symbol)?;
+        if !within(s.positions_polled_at[side_index(side)], now_ms, max_age_ms) {
+            return None;
+        }
+        s.positions[side_index(side)].map(|(p, _)| p)
+    }
+
+    /// One side's position if live and synced since the stream went live, as
+    /// `open_orders_kept`.
+    pub fn position_kept(&self, symbol: &str, side: Side) -> Cached<Position> {
+        let inner = self.lock();
+        Self::live_since(&inner)?;
+        let s = inner.symbols.get(symbol)?;
+        s.positions_synced_at[side_index(side)]?;
+        s.positions[side_index(side)].map(|(p, _)| p)
+    }
+
     /// A REST read of one side's position, requested at `mark`.
     pub fn snapshot_position(&self, symbol: &str, position: Position, mark: Mark, now_ms: i64) {
         let mut inner = self.lock();
@@ -585,6 +703,7 @@ impl AccountView {
         });
         s.positions_synced_at[k] =
             (replayed && same_run && mark.live_since.is_some()).then_some(now_ms);
+        s.positions_polled_at[k] = Some(now_ms);
     }
 
     /// Fills on `symbol` at or after `since_ms`, if the view holds all of them.

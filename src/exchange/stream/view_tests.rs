@@ -326,3 +326,36 @@ fn a_snapshot_requested_before_a_placement_keeps_the_placed_order() {
     assert_eq!(ids, ["a", "b"]);
     assert!(v.take_unread_fills(SYM).is_empty());
 }
+
+#[test]
+fn a_read_after_a_cancel_waits_for_the_streams_confirmation() {
+    let v = std::sync::Arc::new(live_synced(0));
+    v.learn_order(&order("a", OrderStatus::Open, dec!(0)));
+    v.cancel_sent(SYM, Some("c-a"), None);
+    // Unconfirmed: after the wait, REST is asked.
+    let wait = Duration::from_millis(20);
+    assert_eq!(v.order_after_cancel(SYM, "c-a", wait), None);
+    let stream = {
+        let v = v.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            v.apply(upd(order("a", OrderStatus::Cancelled, dec!(0)), 5));
+        })
+    };
+    let t = Instant::now();
+    let got = v.order_after_cancel(SYM, "c-a", Duration::from_secs(10));
+    assert_eq!(got.map(|o| o.status), Some(OrderStatus::Cancelled));
+    assert!(t.elapsed() < Duration::from_secs(5), "woken by the update");
+    stream.join().unwrap();
+    // An order with no cancel pending answers at once; an unknown one is REST's.
+    v.learn_order(&order("b", OrderStatus::Open, dec!(0)));
+    let t = Instant::now();
+    assert!(v
+        .order_after_cancel(SYM, "c-b", Duration::from_secs(10))
+        .is_some());
+    assert_eq!(
+        v.order_after_cancel(SYM, "c-x", Duration::from_secs(10)),
+        None
+    );
+    assert!(t.elapsed() < Duration::from_secs(1));
+}

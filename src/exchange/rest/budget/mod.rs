@@ -15,10 +15,21 @@
 //!   Default budgets 1,600 and 400 (`BINGX_REQUESTS_PER_10S`,
 //!   `BINGX_MARKET_REQUESTS_PER_10S`).
 //!
-//! The bot runner makes nearly all private calls; the market-data process and the
-//! HTTP workers make rare public calls and key checks, each process with a budget
-//! of its own. The defaults leave the rest of the exchange's limit (100 of Bybit's
-//! 600, a fifth of BingX's) to them.
+//! A budget is the instance's: its processes split it, since each counts only
+//! its own requests (`set_process_share`). The bot runner makes nearly all
+//! private calls and takes 80 %; the HTTP workers (key checks) and the
+//! market-data process (public calls) share the other 20 %. The defaults leave
+//! the rest of the exchange's limit (100 of Bybit's 600, a fifth of BingX's) for
+//! what the budget cannot see (another program on the host, clock skew).
+//!
+//! A start's reads are *urgent* (`urgent`): a user waits for them, so they
+//! take the placement class. A bot's periodic reconciliation is *optional*
+//! (`optional`): a read made
+//! while the account's stream is live and only the minute's check is due. It
+//! never waits and may fill only 40 % of the window, so that it can never hold
+//! back a read a bot cannot do without (a new stream's first snapshot, a start)
+//! or any order; refused, the bot goes on with the stream's view and tries on a
+//! later step.
 //!
 //! When the window runs short, protective requests go first (`Priority`): reads
 //! may fill it to 60 %, placements to 85 %, protective requests to 100 %, and a
@@ -35,7 +46,9 @@ mod window;
 #[cfg(test)]
 mod tests;
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -104,14 +117,18 @@ impl Priority {
     }
 
     /// The longest a request of this class waits for the budget (capped by the
-    /// exchange timeout). The runner's bot work shares a few pool threads: a read
-    /// waiting long would hold a thread a protective request needs, and the bot
-    /// reads again on its next step anyway.
+    /// exchange timeout). A waiting request holds its bot's step: a fill the
+    /// stream reports meanwhile reaches the engine only after it, and the step
+    /// holds a pool thread other bots' steps need. So reads and opening orders
+    /// wait briefly (the bot tries again on its next step, and a refused
+    /// placement was not sent); only protective requests wait long. Inside
+    /// `urgent` (a start, which a user waits for) every class may wait out an
+    /// exchange's back-off of a few seconds.
     pub fn max_wait(self, timeout: Duration) -> Duration {
         let cap = match self {
             Priority::Protective => timeout,
-            Priority::Placement => Duration::from_secs(2),
-            Priority::Reconcile => Duration::from_secs(1),
+            _ if URGENT.with(Cell::get) => Duration::from_secs(3),
+            Priority::Placement | Priority::Reconcile => Duration::from_millis(500),
         };
         cap.min(timeout)
     }
@@ -185,8 +202,17 @@ impl RequestBudget {
     /// Waits until a request of `p` may be sent and counts it; `RateLimited` at
     /// once when that moment is past `deadline` (or the deadline passes while a
     /// more urgent request holds the turn). Keep the `Turn` until the request's
-    /// answer is in (or it failed): it counts from then on.
+    /// answer is in (or it failed): it counts from then on. Inside `optional`,
+    /// a read goes only if the window has room for it now.
     pub fn acquire(&self, p: Priority, deadline: Instant) -> Result<Turn<'_>, ExchangeError> {
+        if p == Priority::Reconcile && OPTIONAL.with(Cell::get) {
+            return self.acquire_optional();
+        }
+        let p = if p == Priority::Reconcile && URGENT.with(Cell::get) {
+            Priority::Placement
+        } else {
+            p
+        };
         let mut w = self.lock();
         let mut waited = false;
         let outcome = loop {
@@ -222,6 +248,32 @@ impl RequestBudget {
         };
         metrics::exchange_budget(self.venue, p.label(), event);
         outcome.map(|()| Turn { budget: self })
+    }
+
+    /// An optional read's turn: now and below `OPTIONAL_SHARE_PERCENT` of the
+    /// window with nobody waiting, or `RateLimited`.
+    fn acquire_optional(&self) -> Result<Turn<'_>, ExchangeError> {
+        let p = Priority::Reconcile;
+        let mut w = self.lock();
+        let now = Instant::now();
+        let cap = w.limit().share(OPTIONAL_SHARE_PERCENT);
+        let free =
+            w.closed_until(now).is_none() && w.used(now) < cap && !w.waiting.iter().any(|n| *n > 0);
+        if free {
+            w.take(now);
+        }
+        drop(w);
+        let event = if free {
+            BudgetEvent::Sent
+        } else {
+            BudgetEvent::Refused
+        };
+        metrics::exchange_budget(self.venue, p.label(), event);
+        if free {
+            Ok(Turn { budget: self })
+        } else {
+            Err(ExchangeError::RateLimited)
+        }
     }
 
     /// Sends nothing for `pause` (the exchange said to back off); every class
@@ -271,9 +323,71 @@ impl Drop for Turn<'_> {
 /// Answers of one ban that arrive this close together count once.
 const BAN_SLACK: Duration = Duration::from_secs(30);
 
+/// How much of the window an optional read may fill.
+const OPTIONAL_SHARE_PERCENT: u32 = 40;
+
+thread_local! {
+    /// Set inside `optional`.
+    static OPTIONAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with its reads optional (see the module's comment): each is sent
+/// only if the budget has room for it at once, else it is `RateLimited`.
+pub fn optional<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            OPTIONAL.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(OPTIONAL.with(|c| c.replace(true)));
+    f()
+}
+
+thread_local! {
+    /// Set inside `urgent`.
+    static URGENT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with its reads as urgent as placements: a user waits for them (a
+/// start's checks and first step), so they go before the steady reads of
+/// running bots. Their waits are still bounded by the caller's deadline.
+pub fn urgent<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            URGENT.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(URGENT.with(|c| c.replace(true)));
+    f()
+}
+
+/// This process's part of the instance's budgets, in per mille (all of it
+/// until `set_process_share`).
+static PROCESS_SHARE: AtomicU32 = AtomicU32::new(1000);
+
+/// The bot runner's part of every budget.
+pub const RUNNER_SHARE_PERMILLE: u32 = 800;
+
+/// Sets this process's part of the instance's budgets (per mille), before its
+/// first exchange request: the bot runner `RUNNER_SHARE_PERMILLE`, every other
+/// process an equal part of the rest (`other_share_permille`).
+pub fn set_process_share(permille: u32) {
+    PROCESS_SHARE.store(permille.clamp(1, 1000), Ordering::Relaxed);
+}
+
+/// The part of each process but the bot runner, `others` of them.
+pub fn other_share_permille(others: usize) -> u32 {
+    let others = u32::try_from(others.max(1)).unwrap_or(u32::MAX);
+    ((1000 - RUNNER_SHARE_PERMILLE) / others).max(1)
+}
+
 /// The process's budget of `venue`'s endpoint group `group` at `base` (its REST
-/// base URL), made with `limit` by its first user.
+/// base URL), made by its first user with this process's part of the
+/// instance's `limit`.
 pub fn shared(venue: Venue, group: &str, base: &str, limit: Limit) -> Arc<RequestBudget> {
+    let limit = limit.part(PROCESS_SHARE.load(Ordering::Relaxed));
     static ALL: OnceLock<Mutex<HashMap<String, Arc<RequestBudget>>>> = OnceLock::new();
     let all = ALL.get_or_init(|| Mutex::new(HashMap::new()));
     let mut all = all.lock().unwrap_or_else(|p| p.into_inner());

@@ -204,3 +204,74 @@ fn closing_orders_and_stops_are_protective() {
     o.kind = OrderKind::Stop;
     assert_eq!(Priority::of_order(&o), Priority::Protective);
 }
+
+#[test]
+fn an_optional_read_never_waits_and_fills_at_most_two_fifths() {
+    let b = budget(10, 60_000);
+    let far = soon(10_000);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(optional(|| b.acquire(Priority::Reconcile, far)).unwrap());
+    }
+    let t = Instant::now();
+    assert_eq!(
+        optional(|| b.acquire(Priority::Reconcile, far)).err(),
+        Some(ExchangeError::RateLimited),
+        "the fifth of ten is over 40 %"
+    );
+    assert!(t.elapsed() < Duration::from_millis(100), "refused at once");
+    // A read the bot needs still gets the reconcile share (60 %), and an
+    // order inside `optional` is not optional.
+    held.push(b.acquire(Priority::Reconcile, far).unwrap());
+    held.push(b.acquire(Priority::Reconcile, far).unwrap());
+    held.push(optional(|| b.acquire(Priority::Protective, far)).unwrap());
+    assert_eq!(held.len(), 7);
+}
+
+#[test]
+fn an_optional_read_gives_way_to_waiting_requests_and_closings() {
+    let b = budget(10, 60_000);
+    b.pause(Duration::from_secs(60));
+    assert!(optional(|| b.acquire(Priority::Reconcile, soon(10_000))).is_err());
+    let b = budget(10, 60_000);
+    b.lock().waiting[Priority::Placement.rank()] += 1;
+    assert!(optional(|| b.acquire(Priority::Reconcile, soon(10_000))).is_err());
+}
+
+#[test]
+fn the_runner_takes_four_fifths_and_the_others_split_the_rest() {
+    let bybit = Limits::default().bybit();
+    assert_eq!(bybit.part(RUNNER_SHARE_PERMILLE).requests, 400);
+    // Two workers and the market-data process.
+    let other = other_share_permille(3);
+    assert_eq!(bybit.part(other).requests, 33);
+    assert!(400 + 3 * 33 <= bybit.requests);
+    // However many processes, each may send something.
+    assert_eq!(bybit.part(other_share_permille(300)).requests, 1);
+    assert_eq!(
+        Limit {
+            requests: 1,
+            per: Duration::from_secs(5)
+        }
+        .part(1)
+        .requests,
+        1
+    );
+}
+
+#[test]
+fn an_urgent_read_takes_the_placement_share() {
+    let b = budget(10, 60_000);
+    let far = soon(10_000);
+    let mut held: Vec<_> = (0..6)
+        .map(|_| b.acquire(Priority::Reconcile, far).unwrap())
+        .collect();
+    // The reads' 60 % is full: a plain read is refused, an urgent one goes.
+    assert!(b.acquire(Priority::Reconcile, soon(50)).is_err());
+    held.push(urgent(|| b.acquire(Priority::Reconcile, far)).unwrap());
+    assert!(
+        b.acquire(Priority::Reconcile, soon(50)).is_err(),
+        "only inside"
+    );
+    assert_eq!(held.len(), 7);
+}

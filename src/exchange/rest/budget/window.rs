@@ -18,8 +18,23 @@ impl Limit {
     /// How many of the window's requests `p` may use: its share of it, at least 1
     /// (a budget of 1 still lets every class through, one at a time).
     pub fn cap(self, p: Priority) -> usize {
-        let share = u64::from(self.requests) * u64::from(p.share_percent()) / 100;
+        self.share(p.share_percent())
+    }
+
+    /// `percent` of the window's requests, at least 1.
+    pub fn share(self, percent: u32) -> usize {
+        let share = u64::from(self.requests) * u64::from(percent) / 100;
         (share as usize).max(1)
+    }
+
+    /// `permille` of this limit (at least one request per window): one
+    /// process's part of the instance's.
+    pub fn part(self, permille: u32) -> Limit {
+        let n = u64::from(self.requests) * u64::from(permille.min(1000)) / 1000;
+        Limit {
+            requests: u32::try_from(n).unwrap_or(u32::MAX).max(1),
+            per: self.per,
+        }
     }
 }
 
