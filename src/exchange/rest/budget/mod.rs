@@ -32,7 +32,7 @@
 //! later step.
 //!
 //! When the window runs short, protective requests go first (`Priority`): reads
-//! may fill it to 60 %, placements to 85 %, protective requests to 100 %, and a
+//! may fill it to 60 %, placements to 75 %, protective requests to 100 %, and a
 //! waiting request is served before waiting less urgent ones. A caller waits,
 //! bounded by its deadline; a wait that would pass it is `RateLimited` (retryable:
 //! the bot tries again on its next step).
@@ -102,7 +102,7 @@ impl Priority {
     pub fn share_percent(self) -> u32 {
         match self {
             Priority::Protective => 100,
-            Priority::Placement => 85,
+            Priority::Placement => 75,
             Priority::Reconcile => 60,
         }
     }
@@ -121,12 +121,15 @@ impl Priority {
     /// stream reports meanwhile reaches the engine only after it, and the step
     /// holds a pool thread other bots' steps need. So reads and opening orders
     /// wait briefly (the bot tries again on its next step, and a refused
-    /// placement was not sent); only protective requests wait long. Inside
+    /// placement was not sent). Protective requests wait up to a second: one
+    /// refused is sent again by the bot's next step (a second later, or at once
+    /// on a stream event), which first reads the fills that came meanwhile;
+    /// they also have the whole window and go before any other. Inside
     /// `urgent` (a start, which a user waits for) every class may wait out an
     /// exchange's back-off of a few seconds.
     pub fn max_wait(self, timeout: Duration) -> Duration {
         let cap = match self {
-            Priority::Protective => timeout,
+            Priority::Protective => Duration::from_secs(1),
             _ if URGENT.with(Cell::get) => Duration::from_secs(3),
             Priority::Placement | Priority::Reconcile => Duration::from_millis(500),
         };

@@ -150,7 +150,7 @@ mod tests {
             per: Duration::from_secs(5),
         };
         assert_eq!(limit.cap(Priority::Reconcile), 300);
-        assert_eq!(limit.cap(Priority::Placement), 425);
+        assert_eq!(limit.cap(Priority::Placement), 375);
         assert_eq!(limit.cap(Priority::Protective), 500);
         let one = Limit {
             requests: 1,
@@ -175,15 +175,15 @@ mod tests {
             w.ready_at(Priority::Reconcile, t),
             t0 + Duration::from_secs(5)
         );
-        // Placements (8 of 10) and protective requests (10) still go now.
+        // Placements (7 of 10) and protective requests (10) still go now.
         assert_eq!(w.ready_at(Priority::Placement, t), t);
-        w.take(t);
         w.take(t);
         assert_eq!(
             w.ready_at(Priority::Placement, t),
             t0 + Duration::from_secs(5)
         );
         assert_eq!(w.ready_at(Priority::Protective, t), t);
+        w.take(t);
         w.take(t);
         w.take(t);
         // Ten sent: protective waits for the first to leave too.
@@ -198,7 +198,11 @@ mod tests {
             w.ready_at(Priority::Reconcile, later),
             t0 + Duration::from_millis(5_400)
         );
-        assert_eq!(w.ready_at(Priority::Placement, later), later);
+        assert_eq!(
+            w.ready_at(Priority::Placement, later),
+            t0 + Duration::from_millis(5_300)
+        );
+        assert_eq!(w.ready_at(Priority::Protective, later), later);
     }
 
     #[test]
