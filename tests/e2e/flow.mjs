@@ -181,12 +181,53 @@ async function createAndRevokeToken(page) {
   await waitFor("token revoked", async () => (await page.textContent(".tokens")).includes("No tokens."));
 }
 
-// Start, running, uptime ticks up, Status, Recover, a second Start (409), Stop.
+// The buttons a state allows: [start, stop, stop mode, recover] enabled.
+async function controls(page) {
+  return page.evaluate(() => ["start", "stop", "recover"].map((op) => !document.querySelector(`[data-op="${op}"]`).disabled)
+    .concat([!document.querySelector("#stop-mode").disabled]));
+}
+
+// The chart's horizontal lines (lightweight-charts price lines) by title.
+async function chartLines(page) {
+  return page.evaluate(() => window.BlitzChart.series.priceLines().map((l) => ({ title: l.options().title, price: l.options().price })));
+}
+
+const near = (a, b) => Math.abs(Number(a) - Number(b)) < 1e-9;
+
+// Every level of the ladder is a line on the chart at the price the API gives.
+async function checkLadderLines(page) {
+  const botId = await page.getAttribute("#bot", "data-bot");
+  const get = async (path) => (await page.request.get(base + path)).json();
+  const status = await get(`/api/bots/${botId}/status`);
+  const orders = (await get(`/api/bots/${botId}/orders`)).orders;
+  const want = [["avg entry", status.position.avg_entry], ["take-profit", status.take_profit_price],
+    ["liquidation", status.position.liquidation_price]];
+  orders.filter((o) => o.kind === "leg").forEach((o) => want.push(["leg " + o.leg, o.price]));
+  check(want.length >= 5, "a position with a take-profit, liquidation and two resting legs: " + JSON.stringify(want));
+  const lines = await waitFor("the ladder on the chart", async () => {
+    const got = await chartLines(page);
+    return want.every(([t, p]) => got.some((l) => l.title === t && near(l.price, p))) ? got : null;
+  });
+  const candles = await page.evaluate(() => window.BlitzChart.series.data().length);
+  check(candles > 0, "the chart has candles");
+  report.chart_lines = lines;
+  // The price and the distances are shown, in exact decimals.
+  const price = await page.textContent("#st-price");
+  check(/^\d+(\.\d+)?$/.test(price.trim()), "current price shown: " + price);
+  check((await page.textContent("#st-to-tp")).includes("%"), "distance to the take-profit");
+  check((await page.textContent("#st-to-leg")).includes("%"), "distance to the next leg");
+  check(/\d/.test(await page.textContent("#pa-balance")), "paper balance shown");
+}
+
+// Start, running, uptime ticks up, controls follow the state, the ladder on the
+// chart, Refresh, Recover, Stop.
 async function runTheBot(page) {
   await page.goto(base + "/");
+  check(JSON.stringify(await controls(page)) === "[true,false,false,false]", "stopped: only Start, got " + (await controls(page)));
   await page.click('[data-op="start"]');
   await feedback(page, "#op-feedback", "Bot started successfully");
   await waitFor("status running", async () => (await page.textContent("#st-badge")) === "running");
+  await waitFor("running: no Start, Stop with its mode, Recover", async () => JSON.stringify(await controls(page)) === "[false,true,true,true]");
   const up1 = Number(await page.getAttribute("#st-uptime", "data-seconds"));
   const up2 = await waitFor("uptime to increase", async () => {
     const v = Number(await page.getAttribute("#st-uptime", "data-seconds"));
@@ -194,7 +235,7 @@ async function runTheBot(page) {
   });
   // The page's clock ticks by itself; the server's uptime must grow too.
   const served = async () => {
-    const r = await page.waitForResponse((r) => r.url().endsWith("/api/bot/status"), { timeout: 15000 });
+    const r = await page.waitForResponse((r) => /\/api\/bots\/\d+\/status$/.test(r.url()), { timeout: 15000 });
     return (await r.json()).uptime;
   };
   const s1 = await served();
@@ -207,10 +248,12 @@ async function runTheBot(page) {
   await feedback(page, "#op-feedback", "Status: running");
   await page.click('[data-op="recover"]');
   await feedback(page, "#op-feedback", "Recovery process completed");
-  await page.click('[data-op="start"]');
-  report.conflict = (await feedback(page, "#op-feedback", "already running")).trim();
   // The open orders come from the exchange: the ladder legs rest on paper.
   report.orders = (await feedback(page, "#open-orders tbody", "leg 2")).trim();
+  await checkLadderLines(page);
+  // Events are in words, with seconds.
+  const firstEvent = (await page.textContent("#events li")) || "";
+  check(/\d{2}:\d{2}:\d{2}/.test(firstEvent), "event time with seconds: " + firstEvent);
   // A change while running waits for the next cycle, and the dashboard says so.
   await page.goto(base + "/settings");
   await page.fill("#cooldown", "45");
@@ -228,6 +271,7 @@ async function runTheBot(page) {
   await page.click('[data-op="stop"]');
   await feedback(page, "#op-feedback", "Bot stopped successfully");
   await waitFor("status stopped", async () => (await page.textContent("#st-badge")) === "stopped");
+  await waitFor("stopped: Start only", async () => JSON.stringify(await controls(page)) === "[true,false,false,false]");
   await waitFor("stop reason", async () => (await page.textContent("#st-reason")) === "stopped by you");
   await page.goto(base + "/pnl?days=7");
   check((await page.$$(".chart-empty")).length === 1, "no trades yet, no chart");
@@ -267,9 +311,11 @@ async function pnlWithTrades(admin) {
 }
 
 // The user sees the notice and the banner; Start answers 503 with its message.
-// After maintenance, a fourth Start is over the limit (3/hour in this test).
+// After maintenance, a third Start is over the limit (2/hour in this test). The
+// administrator's force stop is said on the dashboard.
 async function maintenanceAndLimits(page, admin) {
   await page.goto(base + "/");
+  check(await page.isVisible("#st-admin"), "stopped by an administrator, said on the dashboard");
   check((await page.$(".notice.maintenance")) !== null, "maintenance notice on the dashboard");
   check((await page.textContent(".notice.banner")).includes("Exchange upgrade"), "banner on the dashboard");
   await page.click('[data-op="start"]');

@@ -16,14 +16,29 @@ struct Asset {
     body: &'static [u8],
 }
 
+/// The price chart: TradingView's lightweight-charts (Apache-2.0), installed from
+/// npm at the version pinned in `vendor/package-lock.json` (build.rs runs `npm ci`
+/// when it is missing) and embedded here; never copied into the repository.
+pub const CHART_LIB: &str = "lightweight-charts.js";
+
 /// In the order the pages load them; the scripts run in this order (`defer`).
-const ASSETS: [Asset; 6] = [
+const ASSETS: [Asset; 8] = [
     asset("app.css", CSS, include_bytes!("static/app.css")),
     asset("api.js", JS, include_bytes!("static/api.js")),
     asset("forms.js", JS, include_bytes!("static/forms.js")),
     asset("ladder.js", JS, include_bytes!("static/ladder.js")),
     asset("dashboard.js", JS, include_bytes!("static/dashboard.js")),
     asset("favicon.svg", SVG, include_bytes!("static/favicon.svg")),
+    asset("theme.js", JS, include_bytes!("static/theme.js")),
+    asset(
+        CHART_LIB,
+        JS,
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/http/pages/vendor/node_modules/lightweight-charts/dist/",
+            "lightweight-charts.standalone.production.js"
+        )),
+    ),
 ];
 
 const CSS: &str = "text/css; charset=utf-8";
@@ -39,14 +54,20 @@ const fn asset(name: &'static str, content_type: &'static str, body: &'static [u
 }
 
 /// The scripts every page loads, in order.
-pub const SCRIPTS: [&str; 4] = ["api.js", "forms.js", "ladder.js", "dashboard.js"];
+pub const SCRIPTS: [&str; 5] = [
+    "theme.js",
+    "api.js",
+    "forms.js",
+    "ladder.js",
+    "dashboard.js",
+];
 
 /// A year: the longest lifetime caches honour; the path changes with the content.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The first 16 hex digits of each asset's SHA-256, in `ASSETS` order.
-fn hashes() -> &'static [String; 6] {
-    static HASHES: OnceLock<[String; 6]> = OnceLock::new();
+fn hashes() -> &'static [String; 8] {
+    static HASHES: OnceLock<[String; 8]> = OnceLock::new();
     HASHES.get_or_init(|| {
         ASSETS.map(|a| {
             let digest = Sha256::digest(a.body);

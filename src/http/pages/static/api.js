@@ -123,5 +123,45 @@
     return Object.keys(fields || {}).length;
   }
 
-  window.Blitz = { $, $$, api, describe, say, showFieldErrors, payloads: {}, afterSave: {} };
+  // A Unix time as the browser's local date and time, with seconds and the zone.
+  function localTime(unix) {
+    const d = new Date(Number(unix) * 1000);
+    if (Number.isNaN(d.getTime())) return "-";
+    return d.toLocaleString(undefined, {
+      year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+    });
+  }
+
+  // The server writes UTC; every <time data-unix> is shown in the browser's zone.
+  function localiseTimes(root) {
+    $$("time[data-unix]", root).forEach((t) => {
+      t.textContent = localTime(t.dataset.unix);
+      t.dateTime = new Date(Number(t.dataset.unix) * 1000).toISOString();
+    });
+  }
+
+  // A decimal from the API as exact text: at most 8 decimals, no float artefacts
+  // (0.009000000000000001 reads 0.009).
+  function amount(v) {
+    if (v === null || v === undefined || v === "") return "-";
+    const n = Number(v);
+    if (!Number.isFinite(n)) return String(v);
+    return String(Number(n.toFixed(8)));
+  }
+
+  function signed(v) {
+    const n = Number(v) || 0;
+    return (n >= 0 ? "+" : "-") + Math.abs(n).toFixed(2);
+  }
+
+  function tone(v) {
+    const n = Number(v) || 0;
+    return n > 0 ? "pos" : n < 0 ? "neg" : "zero";
+  }
+
+  document.addEventListener("DOMContentLoaded", () => localiseTimes(document));
+
+  window.Blitz = { $, $$, api, describe, say, showFieldErrors, payloads: {}, afterSave: {},
+    localTime, localiseTimes, amount, signed, tone };
 })();
