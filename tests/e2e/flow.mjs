@@ -138,6 +138,9 @@ async function editSettings(page) {
   await page.fill("#stop_loss", "600");
   await page.click('#config-form button[type="submit"]');
   report.stop_loss_error = (await feedback(page, '[data-error-for="stop_loss"]', "must be below 500")).trim();
+  // The preview refuses the ladder with the same words as the save.
+  const refused = (await feedback(page, "#pv-error", "must be below 500")).toLowerCase();
+  check(refused.includes(report.stop_loss_error.toLowerCase()), `preview "${refused}" vs save "${report.stop_loss_error}"`);
   await page.fill("#stop_loss", "0");
   await page.fill("#leverage", "20");
   // The take-profit minimum follows the leverage; the new fields are checked
@@ -164,6 +167,43 @@ async function editSettings(page) {
   check((await page.inputValue("#after_stop_loss")) === "continue", "after_stop_loss saved");
   check((await page.$$("#grid-rows tr.leg")).length === 4, "four legs saved");
   await capture(page, "settings");
+}
+
+// The settings preview is the server's: for a few ladders what the page shows is
+// what POST /api/bots/<id>/preview answers for the same body, and a ladder the
+// server refuses shows the refusal PUT gives.
+async function previewMatchesServer(page) {
+  await page.goto(base + "/settings");
+  const url = await page.getAttribute("#config-form", "data-preview");
+  const ladders = [
+    { leverage: "10", take_profit: "5", stop_loss: "0", rounds: "3" },
+    { leverage: "3", take_profit: "8", stop_loss: "40", rounds: "2" },
+    { leverage: "25", take_profit: "4", stop_loss: "0", rounds: "4" },
+  ];
+  const seen = [];
+  for (const l of ladders) {
+    for (const [k, v] of Object.entries(l)) await page.fill("#" + k, v);
+    const shown = await waitFor("the preview of " + JSON.stringify(l), async () => {
+      const p = await page.evaluate(() => window.BlitzPreview);
+      const same = p && Object.entries(l).every(([k, v]) => String(p.body[k]) === v);
+      return same && p.ok ? p : null;
+    });
+    const direct = await page.evaluate(async ([u, body]) => {
+      const token = document.querySelector('meta[name="csrf-token"]').content;
+      const r = await fetch(u, { method: "POST", body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": token } });
+      return { status: r.status, data: await r.json() };
+    }, [url, shown.body]);
+    check(direct.status === 200, "preview answered " + direct.status);
+    check(JSON.stringify(direct.data) === JSON.stringify(shown.data), "the page shows the server's preview");
+    const amount = (v) => String(Number(Number(v).toFixed(8)));
+    check((await page.textContent("#pv-tp")) === amount(direct.data.take_profit_price), "take-profit shown");
+    check((await page.textContent("#pv-dev")).startsWith(amount(direct.data.deviation_covered)), "deviation shown");
+    const rows = await page.$$eval("#pv-legs tbody tr", (r) => r.map((tr) => tr.children[1].textContent));
+    check(JSON.stringify(rows) === JSON.stringify(direct.data.legs.map((x) => amount(x.price))), "each leg's price shown: " + rows);
+    seen.push({ ladder: l, total_margin: direct.data.total_margin, legs: direct.data.legs.length, liquidation: direct.data.liquidation_price });
+  }
+  report.previews = seen;
 }
 
 // An API token is shown once, listed by name, and can be revoked.
@@ -346,6 +386,7 @@ async function main() {
     await registerAndVerify(page);
     await logInAfterAWrongPassword(page);
     await editSettings(page);
+    await previewMatchesServer(page);
     await createAndRevokeToken(page);
     await runTheBot(page);
     await adminConsole(admin);

@@ -105,7 +105,17 @@ fn check_market(
         slog::warn!(ctx.log, "market catalogue unavailable; saving without the market check";
                     "exchange" => &c.exchange, "symbol" => &c.symbol);
     }
-    catalogue::check(&c.exchange, &c.symbol, c.leverage, &listed).map_err(|(field, msg)| {
+    catalogue_rule(&c.exchange, &c.symbol, c.leverage, &listed)
+}
+
+/// `catalogue::check` as the API answers it: 400 with the field's error.
+pub fn catalogue_rule(
+    exchange: &str,
+    symbol: &str,
+    leverage: u32,
+    listed: &Listed,
+) -> Result<(), ApiError> {
+    catalogue::check(exchange, symbol, leverage, listed).map_err(|(field, msg)| {
         let fields = std::collections::BTreeMap::from([(field, msg)]);
         reply::invalid_fields(&fields).into()
     })
