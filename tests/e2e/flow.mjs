@@ -339,15 +339,35 @@ async function adminConsole(admin) {
   await capture(admin, "admin-user");
 }
 
-// The admin has closed trades (seeded by the test): chart, win/loss and table.
+// The admin has closed trades (seeded by the test): equity curve with labelled
+// axes, bars by day / week / month, tooltips by tap, win/loss, trades and CSV.
 async function pnlWithTrades(admin) {
   await admin.goto(base + "/pnl");
   await admin.selectOption("#days", "7");
   await admin.waitForURL(/days=7/);
   const bars = await admin.$$eval("svg.chart rect", (r) => r.length);
   check(bars === 7, "a bar per day of the week, got " + bars);
+  const points = await admin.$$eval("svg.equity circle", (c) => c.length);
+  check(points === 7, "a point of the equity curve per day, got " + points);
+  const labels = await admin.$$eval("svg.equity text", (t) => t.map((x) => x.textContent));
+  check(labels.includes("USDT") && labels.includes("day (UTC)"), "labelled axes: " + labels);
+  await admin.click("svg.equity circle:last-of-type");
+  check((await admin.textContent("figure.tips .tip")).includes("equity"), "a tap shows the point's text");
   check((await admin.textContent(".winloss-fig figcaption")).includes("wins"), "win/loss");
   await capture(admin, "pnl");
+  await admin.goto(base + "/pnl?days=365");
+  const months = await admin.$$eval("svg.chart rect", (r) => r.length);
+  check(months >= 12 && months <= 13, "a year is shown by month, got " + months + " bars");
+  await admin.selectOption("#group", "week");
+  await admin.waitForURL(/group=week/);
+  const weeks = await admin.$$eval("svg.chart rect", (r) => r.length);
+  check(weeks >= 52 && weeks <= 54, "by week, got " + weeks);
+  const csv = await admin.request.get(base + "/api/trades.csv");
+  check(csv.status() === 200 && csv.headers()["content-type"].startsWith("text/csv"), "CSV export");
+  const lines = (await csv.text()).trim().split(/\r?\n/);
+  check(lines[0].startsWith("id,bot_id,symbol,side,size") && lines.length === 8, "CSV header and the seven trades: " + lines.length);
+  check(lines.slice(1).every((l) => !/\d\.\d*0000000\d/.test(l)), "exact decimals in the CSV");
+  check((await admin.getAttribute('a[href="/api/trades.csv"]', "download")) !== null, "CSV link on the page");
 }
 
 // The user sees the notice and the banner; Start answers 503 with its message.

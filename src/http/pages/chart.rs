@@ -1,5 +1,6 @@
-//! The PnL charts as inline SVG drawn on the server: no chart library, no script,
-//! and geometry in attributes (not `style`), so the self-only CSP holds.
+//! The PnL charts as inline SVG drawn on the server: geometry in attributes (not
+//! `style`), so the self-only CSP holds. Every bar and point carries its text in
+//! `<title>` (hover) and `data-tip` (the page script shows it on a tap).
 
 use std::fmt::Write;
 
@@ -38,11 +39,14 @@ pub fn daily(days: &[Day]) -> String {
         let _ = write!(
             svg,
             "<rect class=\"{class}\" x=\"{x:.2}\" y=\"{y:.2}\" width=\"{bar:.2}\" \
-             height=\"{:.2}\"><title>{}: {} USDT, {} trades</title></rect>",
+             height=\"{:.2}\" data-tip=\"{tip}\"><title>{tip}</title></rect>",
             h.max(0.0),
-            escape(&d.date),
-            signed(d.pnl),
-            d.trades
+            tip = format!(
+                "{}: {} USDT, {} trades",
+                escape(&d.date),
+                signed(d.pnl),
+                d.trades
+            ),
         );
     }
     let _ = write!(
@@ -50,6 +54,117 @@ pub fn daily(days: &[Day]) -> String {
         "<line class=\"axis\" x1=\"0\" x2=\"{WIDTH}\" y1=\"{zero_y:.2}\" y2=\"{zero_y:.2}\"/></svg>"
     );
     svg
+}
+
+/// Size of the equity chart's drawing; its text is drawn at this scale, so the
+/// aspect ratio is kept (no `preserveAspectRatio="none"`).
+const EQ_W: f64 = 420.0;
+const EQ_H: f64 = 230.0;
+/// Room for the axes' labels: left (prices), bottom (dates), top and right.
+const EQ_LEFT: f64 = 62.0;
+const EQ_BOTTOM: f64 = 36.0;
+const EQ_TOP: f64 = 18.0;
+const EQ_RIGHT: f64 = 12.0;
+
+/// The equity curve: cumulative PnL at the end of each day of `days`, a point per
+/// day with its text, a labelled price axis (lowest, zero, highest) and a date
+/// axis (first, middle, last day).
+pub fn equity(days: &[Day]) -> String {
+    let mut total = rust_decimal::Decimal::ZERO;
+    let points: Vec<(String, rust_decimal::Decimal, rust_decimal::Decimal)> = days
+        .iter()
+        .map(|d| {
+            total += d.pnl;
+            (d.date.clone(), total, d.pnl)
+        })
+        .collect();
+    let values: Vec<f64> = points.iter().map(|p| money::to_f64(p.1)).collect();
+    let hi = values.iter().copied().fold(0.0_f64, f64::max);
+    let lo = values.iter().copied().fold(0.0_f64, f64::min);
+    let span = (hi - lo).max(f64::EPSILON);
+    let (w, h) = (EQ_W - EQ_LEFT - EQ_RIGHT, EQ_H - EQ_TOP - EQ_BOTTOM);
+    let y = |v: f64| EQ_TOP + h * (hi - v) / span;
+    let step = w / (points.len().max(2) - 1) as f64;
+    let x = |i: usize| EQ_LEFT + i as f64 * step;
+    let mut svg = format!(
+        "<svg class=\"equity\" viewBox=\"0 0 {EQ_W} {EQ_H}\" role=\"img\" \
+         aria-label=\"Equity: cumulative PnL in USDT by day\">"
+    );
+    let (left, right, bottom) = (EQ_LEFT, EQ_W - EQ_RIGHT, EQ_H - EQ_BOTTOM);
+    let foot = EQ_H - 3.0;
+    let _ = write!(
+        svg,
+        "<line class=\"axis\" x1=\"{left}\" x2=\"{left}\" y1=\"{EQ_TOP}\" y2=\"{bottom}\"/>\
+         <line class=\"axis\" x1=\"{left}\" x2=\"{right}\" y1=\"{bottom}\" y2=\"{bottom}\"/>\
+         <text class=\"label\" x=\"4\" y=\"11\">USDT</text>\
+         <text class=\"label\" x=\"{right}\" y=\"{foot}\" text-anchor=\"end\">day (UTC)</text>"
+    );
+    for v in [hi, 0.0, lo] {
+        let _ = write!(
+            svg,
+            "<line class=\"grid\" x1=\"{left}\" x2=\"{right}\" y1=\"{yv:.2}\" y2=\"{yv:.2}\"/>\
+             <text class=\"tick\" x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"end\">{}</text>",
+            left - 4.0,
+            y(v) + 4.0,
+            signed_f(v),
+            yv = y(v),
+        );
+    }
+    let n = points.len();
+    for i in [0, n / 2, n.saturating_sub(1)] {
+        if let Some(p) = points.get(i) {
+            let anchor = if i == 0 {
+                "start"
+            } else if i + 1 == n {
+                "end"
+            } else {
+                "middle"
+            };
+            let _ = write!(
+                svg,
+                "<text class=\"tick\" x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"{anchor}\">{}</text>",
+                x(i),
+                bottom + 14.0,
+                escape(&p.0)
+            );
+        }
+    }
+    let line: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.2},{:.2}", x(i), y(*v)))
+        .collect();
+    let _ = write!(
+        svg,
+        "<polyline class=\"curve\" points=\"{}\"/>",
+        line.join(" ")
+    );
+    for (i, (date, cum, day)) in points.iter().enumerate() {
+        let tip = format!(
+            "{}: equity {} USDT (day {})",
+            escape(date),
+            signed(*cum),
+            signed(*day)
+        );
+        let _ = write!(
+            svg,
+            "<circle class=\"point\" cx=\"{:.2}\" cy=\"{:.2}\" r=\"5\" tabindex=\"0\" \
+             data-tip=\"{tip}\"><title>{tip}</title></circle>",
+            x(i),
+            y(values[i])
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// An axis label: `+12.50`, `0`, `-3.00`.
+fn signed_f(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else {
+        format!("{v:+.2}")
+    }
 }
 
 /// A horizontal bar split into wins (green) and losses (red).
@@ -91,6 +206,28 @@ mod tests {
         );
         assert!(svg.contains("<title>2026-11-02: -5.00 USDT, 1 trades</title>"));
         assert!(!svg.contains("style="));
+    }
+
+    #[test]
+    fn the_equity_curve_adds_up_and_labels_its_axes() {
+        let svg = equity(&[
+            day("2026-11-01", 10),
+            day("2026-11-02", -5),
+            day("2026-11-03", 7),
+        ]);
+        assert_eq!(svg.matches("<circle").count(), 3);
+        assert!(
+            svg.contains("2026-11-02: equity +5.00 USDT (day -5.00)"),
+            "{svg}"
+        );
+        assert!(svg.contains("2026-11-03: equity +12.00 USDT"), "{svg}");
+        assert!(
+            svg.contains(">+12.00</text>") && svg.contains(">0</text>"),
+            "{svg}"
+        );
+        assert!(svg.contains(">USDT</text>") && svg.contains(">day (UTC)</text>"));
+        assert!(svg.contains(">2026-11-01</text>") && svg.contains(">2026-11-03</text>"));
+        assert!(!svg.contains("style=") && !svg.contains("<rect"));
     }
 
     #[test]

@@ -105,4 +105,17 @@
   document.addEventListener("change", (ev) => {
     if (ev.target.matches("select[data-autosubmit]")) ev.target.form.submit();
   });
+
+  // ---- chart tooltips that work by tap: a bar or point's text under its chart --
+
+  document.addEventListener("click", (ev) => {
+    const el = ev.target.closest("[data-tip]");
+    if (!el) return;
+    const fig = el.closest("figure");
+    const tip = fig && $(".tip", fig);
+    if (!tip) return;
+    $$("[data-tip].picked", fig).forEach((p) => p.classList.remove("picked"));
+    el.classList.add("picked");
+    tip.textContent = el.dataset.tip;
+  });
 })();
