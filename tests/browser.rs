@@ -167,6 +167,7 @@ fn register_verify_login_settings_start_stop_and_maintenance_in_chromium() {
         "pnl",
         "admin",
         "admin-user",
+        "dashboard-dark",
     ];
     assert_eq!(shots.len(), pages.len() * 2);
     for page in pages {

@@ -150,6 +150,16 @@ pub fn total_pnl(conn: &Connection, uid: i64) -> Result<Decimal, StoreError> {
     Ok(total)
 }
 
+/// Total PnL of every user's trades, summed exactly.
+pub fn total_pnl_all(conn: &Connection) -> Result<Decimal, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT pnl FROM trades")?;
+    let mut total = Decimal::ZERO;
+    for pnl in stmt.query_map([], |r| money_sql::get(r, 0))? {
+        total += pnl?;
+    }
+    Ok(total)
+}
+
 /// Total PnL of each of user `uid`'s bots that has closed a cycle, summed exactly.
 pub fn total_pnl_by_bot(
     conn: &Connection,

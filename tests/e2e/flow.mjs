@@ -330,10 +330,25 @@ async function adminConsole(admin) {
   await waitFor("banner shown", async () => ((await admin.textContent("body")) || "").includes("Exchange upgrade until 18:00 UTC"));
   await capture(admin, "admin");
   await admin.goto(base + "/admin?query=trader");
+  check(/^\d+$/.test((await admin.textContent("#tot-users")).trim()), "totals: users");
+  check((await admin.textContent("#tot-pnl")).includes("USDT"), "totals: PnL");
+  const buttons = async () => admin.evaluate(() => ["Start", "Stop", "Recover"].map((t) =>
+    !Array.from(document.querySelectorAll(".users .actions button")).find((b) => b.textContent === t).disabled));
+  check(JSON.stringify(await buttons()) === "[true,false,false]", "stopped bot: only Start, got " + (await buttons()));
   await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Start')")]);
   check((await admin.textContent(".users .badge")) === "running", "forced start");
+  check(JSON.stringify(await buttons()) === "[false,true,true]", "running bot: Stop and Recover, got " + (await buttons()));
+  await admin.selectOption(".users select.mode", "cancel_orders");
+  const asked = admin.waitForEvent("dialog");
   await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Stop')")]);
+  report.force_stop_confirm = (await asked).message();
+  check(report.force_stop_confirm.includes("Force stop"), "force stop asks first");
   check((await admin.textContent(".users .badge")) === "stopped", "forced stop");
+  await admin.fill("#filter", "nobody-has-this");
+  check(await admin.$$eval("#users-table tr.user", (r) => r.every((x) => x.hidden)), "the filter hides rows");
+  await admin.fill("#filter", "");
+  await admin.click('#users-table button[data-sort="pnl"]');
+  check((await admin.getAttribute('#users-table button[data-sort="pnl"]', "aria-sort")) === "ascending", "sortable");
   await admin.click(`.users a:has-text("${email}")`);
   await admin.waitForURL(/\/admin\/users\/\d+$/);
   await capture(admin, "admin-user");
@@ -388,6 +403,25 @@ async function maintenanceAndLimits(page, admin) {
   report.rate_limited = (await feedback(page, "#op-feedback", "Too many requests")).trim();
 }
 
+// Under prefers-color-scheme: dark the pages are dark; the header's toggle picks
+// the light theme, and the choice outlives a reload (localStorage).
+async function darkTheme(browser) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "dark" });
+  const p = await ctx.newPage();
+  watch(p, "dark");
+  await login(p, email, password);
+  const theme = () => p.evaluate(() => document.documentElement.dataset.theme);
+  const background = () => p.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  check((await theme()) === "dark", "dark theme under prefers-color-scheme: dark");
+  check((await background()) === "rgb(15, 20, 27)", "dark background, got " + (await background()));
+  await capture(p, "dashboard-dark");
+  await p.click("#theme-toggle");
+  check((await theme()) === "light", "the toggle picks the light theme");
+  await p.reload();
+  check((await theme()) === "light" && (await background()) === "rgb(244, 246, 248)", "the choice is remembered");
+  await ctx.close();
+}
+
 async function logOut(page) {
   await Promise.all([page.waitForURL(base + "/login"), page.click("text=Log out")]);
   await page.goto(base + "/");
@@ -412,6 +446,7 @@ async function main() {
     await adminConsole(admin);
     await pnlWithTrades(admin);
     await maintenanceAndLimits(page, admin);
+    await darkTheme(browser);
     await logOut(page);
     check(problems.length === 0, "no console errors:\n" + problems.join("\n"));
     report.ok = true;
