@@ -168,6 +168,7 @@ fn register_verify_login_settings_start_stop_and_maintenance_in_chromium() {
         "admin",
         "admin-user",
         "dashboard-dark",
+        "accounts",
     ];
     assert_eq!(shots.len(), pages.len() * 2);
     for page in pages {

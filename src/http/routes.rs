@@ -12,8 +12,8 @@ use super::api::{
 };
 use super::ctx::Ctx;
 use super::pages::{
-    account, admin as admin_page, assets, dashboard, login, pnl as pnl_page, settings,
-    two_factor as two_factor_page, PageResult,
+    account, admin as admin_page, assets, dashboard, exchange_accounts as exchange_accounts_page,
+    login, pnl as pnl_page, settings, two_factor as two_factor_page, PageResult,
 };
 use super::router;
 use crate::coord::Group;
@@ -183,7 +183,7 @@ const fn raw(
 }
 
 #[rustfmt::skip]
-pub static ROUTES: [Route; 89] = [
+pub static ROUTES: [Route; 90] = [
     probe("/healthz", Probe::Healthz),
     probe("/livez", Probe::Livez),
     probe("/readyz", Probe::Readyz),
@@ -282,6 +282,7 @@ pub static ROUTES: [Route; 89] = [
     raw("GET", "/register",   login::register),
     raw("GET", "/forgot",     login::forgot),
     page("/settings",         settings::settings).user(),
+    page("/accounts",         exchange_accounts_page::accounts).user(),
     raw("POST", "/settings/2fa/setup",   two_factor_page::setup).user(),
     raw("POST", "/settings/2fa/enable",  two_factor_page::enable).user().revokes(),
     raw("POST", "/settings/2fa/disable", two_factor_page::disable).user().revokes().hashes(),

@@ -259,6 +259,18 @@ async function checkLadderLines(page) {
   check(/\d/.test(await page.textContent("#pa-balance")), "paper balance shown");
 }
 
+// Exchange accounts have their own page; a key is required before the exchange is
+// asked (the test never sends a key to a real exchange).
+async function exchangeAccounts(page) {
+  await page.goto(base + "/accounts");
+  check((await page.textContent("#accounts")).includes("No exchange accounts yet."), "no accounts yet");
+  await page.fill("#acct-name", "Main");
+  await page.click('form[data-api="POST /api/exchange-accounts"] button[type="submit"]');
+  report.account_error = await waitFor("the key's field error", async () =>
+    ((await page.textContent('[data-error-for="api_key"]')) || "").trim() || null);
+  await capture(page, "accounts");
+}
+
 // Start, running, uptime ticks up, controls follow the state, the ladder on the
 // chart, Refresh, Recover, Stop.
 async function runTheBot(page) {
@@ -442,6 +454,7 @@ async function main() {
     await editSettings(page);
     await previewMatchesServer(page);
     await createAndRevokeToken(page);
+    await exchangeAccounts(page);
     await runTheBot(page);
     await adminConsole(admin);
     await pnlWithTrades(admin);

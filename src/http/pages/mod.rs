@@ -7,6 +7,7 @@ pub mod admin;
 pub mod assets;
 pub mod chart;
 pub mod dashboard;
+pub mod exchange_accounts;
 pub mod frame;
 pub mod html;
 pub mod login;
