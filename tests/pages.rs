@@ -590,3 +590,53 @@ fn dashboard_shows_stops_reasons_open_orders_and_trade_reasons() {
         );
     }
 }
+
+#[test]
+fn every_bot_has_its_dashboard_and_settings_and_nobody_elses() {
+    let s = Server::with(common::Options {
+        env: common::bots::CALM.to_vec(),
+        ..Default::default()
+    });
+    let b = new_user(s.port, &outbox(&s), "two@example.com", PW);
+    let other = new_user(s.port, &outbox(&s), "else@example.com", PW);
+    let made = b.call(
+        s.port,
+        "POST",
+        "/api/bots",
+        r#"{"name": "ETH short", "symbol": "ETH/USDT", "side": "short"}"#,
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let second = made.json()["id"].as_i64().unwrap();
+    let theirs = other.call(s.port, "GET", "/api/bots", "").json()["bots"][0]["id"]
+        .as_i64()
+        .unwrap();
+
+    let dash = page(&s, Some(&b), "/").text();
+    assert!(
+        dash.contains(">Default</a>") && dash.contains(">ETH short</a>"),
+        "both bots listed"
+    );
+    assert!(dash.contains(&format!("href=\"/?bot={second}\"")));
+    let view = page(&s, Some(&b), &format!("/?bot={second}")).text();
+    assert!(
+        view.contains(&format!("data-bot=\"{second}\"")),
+        "the chosen bot"
+    );
+    assert!(
+        view.contains("data-symbol=\"ETH/USDT\""),
+        "its market's chart"
+    );
+    assert!(view.contains("id=\"price-chart\""));
+    assert_self_contained(&view);
+    let settings = page(&s, Some(&b), &format!("/settings?bot={second}")).text();
+    assert!(settings.contains(&format!("data-api=\"PUT /api/bots/{second}/config\"")));
+    assert!(settings.contains(&format!("data-preview=\"/api/bots/{second}/preview\"")));
+    assert!(
+        settings.contains("<option value=\"ETH/USDT\" selected>"),
+        "symbol from the catalogue"
+    );
+    assert!(hidden(&settings, "keys-box"), "no key fields for paper");
+    for path in [format!("/?bot={theirs}"), format!("/settings?bot={theirs}")] {
+        assert_eq!(page(&s, Some(&b), &path).status, 404, "{path}");
+    }
+}
