@@ -363,6 +363,8 @@ async function adminConsole(admin) {
   check((await admin.getAttribute('#users-table button[data-sort="pnl"]', "aria-sort")) === "ascending", "sortable");
   await admin.click(`.users a:has-text("${email}")`);
   await admin.waitForURL(/\/admin\/users\/\d+$/);
+  const botRow = await admin.$$eval("#user-bots tbody tr button", (b) => b.map((x) => x.textContent + ":" + !x.disabled));
+  check(JSON.stringify(botRow) === '["Start:true","Stop:false","Recover:false"]', "the user's bots with their state's actions: " + botRow);
   await capture(admin, "admin-user");
 }
 

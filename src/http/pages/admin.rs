@@ -136,6 +136,33 @@ struct AdminUser {
     pnl: PnlView,
     events: Vec<EventRow>,
     trades: Vec<TradeRow>,
+    bots: Vec<AdminBotRow>,
+}
+
+/// One of the user's bots with the operations its state allows.
+pub struct AdminBotRow {
+    pub id: i64,
+    pub name: String,
+    pub status: String,
+    pub market: String,
+    pub active: bool,
+    pub running: bool,
+}
+
+impl From<&crate::store::user_bots::BotInfo> for AdminBotRow {
+    fn from(b: &crate::store::user_bots::BotInfo) -> AdminBotRow {
+        AdminBotRow {
+            id: b.id,
+            name: b.name.clone(),
+            status: serde_json::json!(b.status)
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            market: format!("{} · {} · {}", b.exchange, b.symbol, b.side),
+            active: b.status.is_active(),
+            running: b.status == BotStatus::Running,
+        }
+    }
 }
 
 pub struct UserFacts {
@@ -162,6 +189,7 @@ pub fn user_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
     let pnl = summary(&conn, Some(id), 30)?;
     let events = bots::events(&conn, bot, 20, None)?;
     let trades = trades::list(&conn, id, None, 20, None)?;
+    let bots = crate::store::user_bots::list(&conn, id)?;
     Ok(render(
         200,
         &AdminUser {
@@ -188,6 +216,7 @@ pub fn user_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
             pnl: PnlView::new(&pnl),
             events: events.iter().map(EventRow::from).collect(),
             trades: trades.iter().map(TradeRow::from).collect(),
+            bots: bots.iter().map(AdminBotRow::from).collect(),
         },
     ))
 }
