@@ -16,9 +16,9 @@ struct Asset {
     body: &'static [u8],
 }
 
-/// The price chart: TradingView's lightweight-charts (Apache-2.0), installed from
-/// npm at the version pinned in `vendor/package-lock.json` (build.rs runs `npm ci`
-/// when it is missing) and embedded here; never copied into the repository.
+/// The price chart: TradingView's lightweight-charts (Apache-2.0), fetched by
+/// build.rs into `OUT_DIR` at the version and sha512 pinned in
+/// `vendor/package-lock.json` and embedded here; never copied into the repository.
 pub const CHART_LIB: &str = "lightweight-charts.js";
 
 /// In the order the pages load them; the scripts run in this order (`defer`).
@@ -34,9 +34,8 @@ const ASSETS: [Asset; 8] = [
         CHART_LIB,
         JS,
         include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/src/http/pages/vendor/node_modules/lightweight-charts/dist/",
-            "lightweight-charts.standalone.production.js"
+            env!("OUT_DIR"),
+            "/lightweight-charts.standalone.production.js"
         )),
     ),
 ];
