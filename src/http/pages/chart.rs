@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use rust_decimal::Decimal;
+
 use super::html::escape;
 use super::view::signed;
 use crate::bots::pnl::Day;
@@ -70,100 +72,147 @@ const EQ_RIGHT: f64 = 12.0;
 /// day with its text, a labelled price axis (lowest, zero, highest) and a date
 /// axis (first, middle, last day).
 pub fn equity(days: &[Day]) -> String {
-    let mut total = rust_decimal::Decimal::ZERO;
-    let points: Vec<(String, rust_decimal::Decimal, rust_decimal::Decimal)> = days
+    let mut total = Decimal::ZERO;
+    let points: Vec<Point> = days
         .iter()
         .map(|d| {
             total += d.pnl;
-            (d.date.clone(), total, d.pnl)
+            Point {
+                date: &d.date,
+                equity: total,
+                day: d.pnl,
+            }
         })
         .collect();
-    let values: Vec<f64> = points.iter().map(|p| money::to_f64(p.1)).collect();
-    let hi = values.iter().copied().fold(0.0_f64, f64::max);
-    let lo = values.iter().copied().fold(0.0_f64, f64::min);
-    let span = (hi - lo).max(f64::EPSILON);
-    let (w, h) = (EQ_W - EQ_LEFT - EQ_RIGHT, EQ_H - EQ_TOP - EQ_BOTTOM);
-    let y = |v: f64| EQ_TOP + h * (hi - v) / span;
-    let step = w / (points.len().max(2) - 1) as f64;
-    let x = |i: usize| EQ_LEFT + i as f64 * step;
+    // The axis' ends are amounts, labelled exactly; only their position is drawn
+    // with floats.
+    let hi = points
+        .iter()
+        .map(|p| p.equity)
+        .fold(Decimal::ZERO, Decimal::max);
+    let lo = points
+        .iter()
+        .map(|p| p.equity)
+        .fold(Decimal::ZERO, Decimal::min);
+    let frame = Frame::new(hi, lo, points.len());
     let mut svg = format!(
         "<svg class=\"equity\" viewBox=\"0 0 {EQ_W} {EQ_H}\" role=\"img\" \
          aria-label=\"Equity: cumulative PnL in USDT by day\">"
     );
-    let (left, right, bottom) = (EQ_LEFT, EQ_W - EQ_RIGHT, EQ_H - EQ_BOTTOM);
-    let foot = EQ_H - 3.0;
-    let _ = write!(
-        svg,
-        "<line class=\"axis\" x1=\"{left}\" x2=\"{left}\" y1=\"{EQ_TOP}\" y2=\"{bottom}\"/>\
-         <line class=\"axis\" x1=\"{left}\" x2=\"{right}\" y1=\"{bottom}\" y2=\"{bottom}\"/>\
-         <text class=\"label\" x=\"4\" y=\"11\">USDT</text>\
-         <text class=\"label\" x=\"{right}\" y=\"{foot}\" text-anchor=\"end\">day (UTC)</text>"
-    );
-    for v in [hi, 0.0, lo] {
-        let _ = write!(
-            svg,
-            "<line class=\"grid\" x1=\"{left}\" x2=\"{right}\" y1=\"{yv:.2}\" y2=\"{yv:.2}\"/>\
-             <text class=\"tick\" x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"end\">{}</text>",
-            left - 4.0,
-            y(v) + 4.0,
-            signed_f(v),
-            yv = y(v),
-        );
-    }
-    let n = points.len();
-    for i in [0, n / 2, n.saturating_sub(1)] {
-        if let Some(p) = points.get(i) {
-            let anchor = if i == 0 {
-                "start"
-            } else if i + 1 == n {
-                "end"
-            } else {
-                "middle"
-            };
-            let _ = write!(
-                svg,
-                "<text class=\"tick\" x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"{anchor}\">{}</text>",
-                x(i),
-                bottom + 14.0,
-                escape(&p.0)
-            );
-        }
-    }
-    let line: Vec<String> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("{:.2},{:.2}", x(i), y(*v)))
-        .collect();
-    let _ = write!(
-        svg,
-        "<polyline class=\"curve\" points=\"{}\"/>",
-        line.join(" ")
-    );
-    for (i, (date, cum, day)) in points.iter().enumerate() {
-        let tip = format!(
-            "{}: equity {} USDT (day {})",
-            escape(date),
-            signed(*cum),
-            signed(*day)
-        );
-        let _ = write!(
-            svg,
-            "<circle class=\"point\" cx=\"{:.2}\" cy=\"{:.2}\" r=\"5\" tabindex=\"0\" \
-             data-tip=\"{tip}\"><title>{tip}</title></circle>",
-            x(i),
-            y(values[i])
-        );
-    }
+    frame.axes(&mut svg, [hi, Decimal::ZERO, lo]);
+    frame.dates(&mut svg, &points);
+    frame.curve(&mut svg, &points);
     svg.push_str("</svg>");
     svg
 }
 
-/// An axis label: `+12.50`, `0`, `-3.00`.
-fn signed_f(v: f64) -> String {
-    if v == 0.0 {
-        "0".into()
-    } else {
-        format!("{v:+.2}")
+/// One day of the equity curve.
+struct Point<'a> {
+    date: &'a str,
+    equity: Decimal,
+    day: Decimal,
+}
+
+/// Where the equity chart draws: the value range and the number of days.
+struct Frame {
+    hi: f64,
+    span: f64,
+    step: f64,
+    days: usize,
+}
+
+impl Frame {
+    fn new(hi: Decimal, lo: Decimal, days: usize) -> Frame {
+        let (hi, lo) = (money::to_f64(hi), money::to_f64(lo));
+        let width = EQ_W - EQ_LEFT - EQ_RIGHT;
+        Frame {
+            hi,
+            span: (hi - lo).max(f64::EPSILON),
+            step: width / (days.max(2) - 1) as f64,
+            days,
+        }
+    }
+
+    fn x(&self, i: usize) -> f64 {
+        EQ_LEFT + i as f64 * self.step
+    }
+
+    fn y(&self, v: Decimal) -> f64 {
+        let height = EQ_H - EQ_TOP - EQ_BOTTOM;
+        EQ_TOP + height * (self.hi - money::to_f64(v)) / self.span
+    }
+
+    /// Both axes with their titles, and a grid line labelled with each of `levels`.
+    fn axes(&self, svg: &mut String, levels: [Decimal; 3]) {
+        let (left, right, bottom) = (EQ_LEFT, EQ_W - EQ_RIGHT, EQ_H - EQ_BOTTOM);
+        let foot = EQ_H - 3.0;
+        let _ = write!(
+            svg,
+            "<line class=\"axis\" x1=\"{left}\" x2=\"{left}\" y1=\"{EQ_TOP}\" y2=\"{bottom}\"/>\
+             <line class=\"axis\" x1=\"{left}\" x2=\"{right}\" y1=\"{bottom}\" y2=\"{bottom}\"/>\
+             <text class=\"label\" x=\"4\" y=\"11\">USDT</text>\
+             <text class=\"label\" x=\"{right}\" y=\"{foot}\" text-anchor=\"end\">day (UTC)</text>"
+        );
+        for v in levels {
+            let yv = self.y(v);
+            let label = if v.is_zero() { "0".into() } else { signed(v) };
+            let _ = write!(
+                svg,
+                "<line class=\"grid\" x1=\"{left}\" x2=\"{right}\" y1=\"{yv:.2}\" y2=\"{yv:.2}\"/>\
+                 <text class=\"tick\" x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"end\">{label}</text>",
+                left - 4.0,
+                yv + 4.0,
+            );
+        }
+    }
+
+    /// The first, middle and last day under the date axis.
+    fn dates(&self, svg: &mut String, points: &[Point]) {
+        let n = self.days;
+        for i in [0, n / 2, n.saturating_sub(1)] {
+            let Some(p) = points.get(i) else { continue };
+            let anchor = match i {
+                0 => "start",
+                _ if i + 1 == n => "end",
+                _ => "middle",
+            };
+            let _ = write!(
+                svg,
+                "<text class=\"tick\" x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"{anchor}\">{}</text>",
+                self.x(i),
+                EQ_H - EQ_BOTTOM + 14.0,
+                escape(p.date)
+            );
+        }
+    }
+
+    /// The line through the days, and a point per day that says its values.
+    fn curve(&self, svg: &mut String, points: &[Point]) {
+        let line: Vec<String> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{:.2},{:.2}", self.x(i), self.y(p.equity)))
+            .collect();
+        let _ = write!(
+            svg,
+            "<polyline class=\"curve\" points=\"{}\"/>",
+            line.join(" ")
+        );
+        for (i, p) in points.iter().enumerate() {
+            let tip = format!(
+                "{}: equity {} USDT (day {})",
+                escape(p.date),
+                signed(p.equity),
+                signed(p.day)
+            );
+            let _ = write!(
+                svg,
+                "<circle class=\"point\" cx=\"{:.2}\" cy=\"{:.2}\" r=\"5\" tabindex=\"0\" \
+                 data-tip=\"{tip}\"><title>{tip}</title></circle>",
+                self.x(i),
+                self.y(p.equity)
+            );
+        }
     }
 }
 
@@ -206,6 +255,15 @@ mod tests {
         );
         assert!(svg.contains("<title>2026-11-02: -5.00 USDT, 1 trades</title>"));
         assert!(!svg.contains("style="));
+    }
+
+    #[test]
+    fn the_equity_axis_is_labelled_with_exact_decimals() {
+        // As a float 1.005 is 1.00499…, which would print +1.00.
+        let mut d = day("2026-11-01", 0);
+        d.pnl = rust_decimal::Decimal::new(1005, 3);
+        let svg = equity(&[d]);
+        assert!(svg.contains(">+1.01</text>"), "{svg}");
     }
 
     #[test]
