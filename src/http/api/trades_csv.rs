@@ -46,8 +46,7 @@ pub fn export(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         .body(out.into_bytes()))
 }
 
-/// One trade as a CSV line. Symbols, sides and reasons are codes without commas
-/// or quotes (validated on the way in), so no field needs quoting.
+/// One trade as a CSV line (RFC 4180).
 fn row(out: &mut String, t: &Trade) {
     let d = |v| money::text(v);
     let _ = write!(
@@ -55,21 +54,45 @@ fn row(out: &mut String, t: &Trade) {
         "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
         t.id,
         t.bot_id.map_or(String::new(), |b| b.to_string()),
-        t.symbol,
-        t.side,
+        cell(&t.symbol),
+        cell(&t.side),
         d(t.size),
         d(t.avg_entry),
         d(t.exit_price),
         d(t.pnl),
         d(t.fees),
         d(t.funding),
-        t.close_reason.as_deref().unwrap_or(""),
+        cell(t.close_reason.as_deref().unwrap_or("")),
         t.cycle,
         rfc3339(t.opened_at),
         rfc3339(t.closed_at),
     );
 }
 
+/// A text field, quoted when it holds a separator, a quote or a line break.
+/// Today's symbols, sides and reasons are plain codes; a row must still stay one
+/// row if that ever changes.
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\"")).into()
+    } else {
+        text.into()
+    }
+}
+
 fn rfc3339(unix: i64) -> String {
     jiff::Timestamp::from_second(unix).map_or(String::new(), |t| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn text_fields_are_quoted_only_when_needed() {
+        assert_eq!(cell("BTC/USDT"), "BTC/USDT");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell("two\nlines"), "\"two\nlines\"");
+    }
 }
