@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod assets;
 pub mod chart;
+pub mod chosen_bot;
 pub mod dashboard;
 pub mod exchange_accounts;
 pub mod frame;

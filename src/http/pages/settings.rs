@@ -10,7 +10,7 @@ use super::frame::Frame;
 use super::html::render;
 use super::two_factor::{self, TwoFactorView};
 use super::view::time;
-use super::{PageError, PageResult};
+use super::{chosen_bot, PageError, PageResult};
 use crate::bots::config::{side_name, BotConfig, Grid, EXCHANGES, MAX_GRIDS};
 use crate::bots::rules;
 use crate::http::api::markets;
@@ -117,30 +117,13 @@ fn catalogue_symbols(ctx: &mut Ctx<'_, '_>, exchange: &str, current: &str) -> Ve
     symbols
 }
 
-pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
-    let uid = ctx.identity.user_id().unwrap_or_default();
-    let offset = input::query_param(ctx.req.query, "tokens_offset")
-        .and_then(|o| o.parse::<u32>().ok())
-        .map_or(0, i64::from);
-    let wanted = input::query_param(ctx.req.query, "bot").and_then(|b| b.parse::<i64>().ok());
-    let conn = ctx.db.conn()?;
-    let list = user_bots::list(&conn, uid)?;
-    let default = list.first().map(|b| b.id).ok_or(PageError::NotFound)?;
-    // Another user's bot is the same 404 as none.
-    let bot = match wanted {
-        Some(id) => {
-            list.iter()
-                .find(|b| b.id == id)
-                .ok_or(PageError::NotFound)?
-                .id
-        }
-        None => default,
-    };
-    let bots: Vec<(i64, String)> = list.iter().map(|b| (b.id, b.name.clone())).collect();
-    let stored = bot_config::load(&conn, bot)?.ok_or(PageError::NotFound)?;
-    let pending = bot_config::load_pending(&conn, bot)?;
-    let tokens_total = tokens::count(&conn, uid)?;
-    let tokens: Vec<TokenRow> = tokens::list(&conn, uid, TOKENS_PAGE, offset)?
+/// One page of the user's API tokens.
+fn token_rows(
+    conn: &rusqlite::Connection,
+    uid: i64,
+    offset: i64,
+) -> Result<Vec<TokenRow>, PageError> {
+    Ok(tokens::list(conn, uid, TOKENS_PAGE, offset)?
         .into_iter()
         .map(|t| TokenRow {
             id: t.id,
@@ -148,7 +131,23 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
             created: time(t.created_at),
             last_used: t.last_used_at.map_or_else(|| "never".into(), time),
         })
-        .collect();
+        .collect())
+}
+
+pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
+    let uid = ctx.identity.user_id().unwrap_or_default();
+    let offset = input::query_param(ctx.req.query, "tokens_offset")
+        .and_then(|o| o.parse::<u32>().ok())
+        .map_or(0, i64::from);
+    let conn = ctx.db.conn()?;
+    let list = user_bots::list(&conn, uid)?;
+    let bot = chosen_bot::pick(&list, ctx.req.query)?.id;
+    let is_default = list.first().is_some_and(|b| b.id == bot);
+    let bots: Vec<(i64, String)> = list.iter().map(|b| (b.id, b.name.clone())).collect();
+    let stored = bot_config::load(&conn, bot)?.ok_or(PageError::NotFound)?;
+    let pending = bot_config::load_pending(&conn, bot)?;
+    let tokens_total = tokens::count(&conn, uid)?;
+    let tokens = token_rows(&conn, uid, offset)?;
     drop(conn);
     let user = ctx
         .identity
@@ -161,7 +160,7 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
     let cfg = pending.unwrap_or(stored.config);
     let symbols = catalogue_symbols(ctx, &cfg.exchange, &cfg.symbol);
     let real_exchange = cfg.exchange != "paper";
-    let config_url = if bot == default {
+    let config_url = if is_default {
         "/api/bot/config".to_string()
     } else {
         format!("/api/bots/{bot}/config")
