@@ -250,6 +250,10 @@ async function checkLadderLines(page) {
   });
   const candles = await page.evaluate(() => window.BlitzChart.series.data().length);
   check(candles > 0, "the chart has candles");
+  // The price scale has the market's decimals (its tick), not a fixed two.
+  const tick = await page.getAttribute("#price-chart", "data-tick");
+  const minMove = await page.evaluate(() => window.BlitzChart.series.options().priceFormat.minMove);
+  check(tick && Number(tick) === minMove, "the price scale moves by the market's tick " + tick + ": " + minMove);
   report.chart_lines = lines;
   // The price and the distances are shown, in exact decimals.
   const price = await page.textContent("#st-price");

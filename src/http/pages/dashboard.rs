@@ -12,14 +12,16 @@ use super::frame::Frame;
 use super::html::render;
 use super::view::{num, signed, tone, EventRow, Status, TradeRow};
 use super::words;
-use super::{PageError, PageResult};
+use super::{chosen_bot, PageResult};
 use crate::exchange::paper::snapshot;
 use crate::http::api::bot::status_json;
 use crate::http::ctx::Ctx;
 use crate::http::input;
 use crate::market::candle_cache;
 use crate::market::candles::Interval;
-use crate::market::catalogue::Source;
+use crate::market::catalogue::{self, Listed, Source};
+use crate::money;
+use crate::store::bots::Event;
 use crate::store::user_bots::{self, BotInfo};
 use crate::store::{self, bot_config, bots, trades};
 
@@ -63,6 +65,8 @@ struct Dashboard {
     symbol: String,
     /// `[[t_ms, o, h, l, c, v], …]` for the chart's first drawing (`data-candles`).
     candles: String,
+    /// The market's price step (`data-tick`), empty when unknown.
+    tick: String,
     account: Option<Account>,
     events: Vec<EventRow>,
     /// The link to the next page of older events, when there are more.
@@ -76,42 +80,24 @@ struct Dashboard {
 
 pub fn dashboard(ctx: &mut Ctx<'_, '_>) -> PageResult {
     let uid = ctx.identity.user_id().unwrap_or_default();
-    let q = ctx.req.query;
-    let wanted = input::query_param(q, "bot").and_then(|b| b.parse::<i64>().ok());
-    let before = input::query_param(q, "before").and_then(|b| b.parse::<i64>().ok());
+    let before = input::query_param(ctx.req.query, "before").and_then(|b| b.parse::<i64>().ok());
     let conn = ctx.db.conn()?;
     let list = user_bots::list(&conn, uid)?;
-    // Another user's bot is the same 404 as none.
-    let chosen = match wanted {
-        Some(id) => list
-            .iter()
-            .find(|b| b.id == id)
-            .ok_or(PageError::NotFound)?,
-        None => list.first().ok_or(PageError::NotFound)?,
-    };
+    let chosen = chosen_bot::pick(&list, ctx.req.query)?;
     let bot = chosen.id;
     let status = store::read(&conn, |c| status_json(c, bot))?;
     let cards = store::read(&conn, |c| bot_cards(c, uid, &list, bot))?;
-    let events = bots::events(&conn, bot, RECENT + 1, before)?;
-    let older = (events.len() > RECENT as usize)
-        .then(|| events.get(RECENT as usize - 1).map(|e| e.id))
-        .flatten()
-        .map(|id| format!("/?bot={bot}&before={id}"));
+    let mut events = bots::events(&conn, bot, RECENT + 1, before)?;
+    let older = older_link(bot, &mut events);
     let trades = trades::list(&conn, uid, Some(bot), RECENT, None)?;
     let trailing = bot_config::load(&conn, bot)?
         .is_some_and(|c| c.config.trailing_take_profit > Decimal::ZERO);
-    let account = snapshot::read(&conn, uid).ok().map(|a| Account {
-        balance: num(a.balance),
-        equity: num(a.equity),
-        available: num(a.available),
-        unrealized: signed(a.unrealized_pnl),
-        tone: tone(a.unrealized_pnl),
-    });
+    let account = paper_account(&conn, uid);
     drop(conn);
     let exchange = status["exchange"].as_str().unwrap_or("paper").to_string();
     let symbol = status["symbol"].as_str().unwrap_or("BTC/USDT").to_string();
     let candles = first_candles(ctx, &exchange, &symbol);
-    let shown_events = events.iter().take(RECENT as usize);
+    let tick = tick_size(ctx, &exchange, &symbol);
     Ok(render(
         200,
         &Dashboard {
@@ -125,14 +111,54 @@ pub fn dashboard(ctx: &mut Ctx<'_, '_>) -> PageResult {
             exchange,
             symbol,
             candles,
+            tick,
             account,
-            events: shown_events.map(EventRow::from).collect(),
+            events: events.iter().map(EventRow::from).collect(),
             older,
             trades: trades.iter().map(TradeRow::from).collect(),
             words: words::script_tables(),
             trailing,
         },
     ))
+}
+
+/// Keeps the first `RECENT` of `events` (read one more to know whether there are
+/// older ones) and links to the page after them when there are.
+fn older_link(bot: i64, events: &mut Vec<Event>) -> Option<String> {
+    let more = events.len() > RECENT as usize;
+    events.truncate(RECENT as usize);
+    events
+        .last()
+        .filter(|_| more)
+        .map(|e| format!("/?bot={bot}&before={}", e.id))
+}
+
+/// The user's paper account, when it can be read.
+fn paper_account(conn: &rusqlite::Connection, uid: i64) -> Option<Account> {
+    snapshot::read(conn, uid).ok().map(|a| Account {
+        balance: num(a.balance),
+        equity: num(a.equity),
+        available: num(a.available),
+        unrealized: signed(a.unrealized_pnl),
+        tone: tone(a.unrealized_pnl),
+    })
+}
+
+/// The market's price step as text (`0.1`), so the chart shows prices with the
+/// market's decimals; empty when the catalogue cannot say.
+fn tick_size(ctx: &mut Ctx<'_, '_>, exchange: &str, symbol: &str) -> String {
+    let Some(src) = Source::of(exchange, &ctx.config.paper_prices) else {
+        return String::new();
+    };
+    let listed = ctx
+        .db
+        .conn()
+        .ok()
+        .and_then(|conn| catalogue::cached(&conn, src, symbol).ok());
+    match listed {
+        Some(Listed::Yes(info)) => money::text(info.tick_size),
+        _ => String::new(),
+    }
 }
 
 /// The bots list: status, market, total PnL and position of each.

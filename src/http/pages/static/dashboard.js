@@ -202,6 +202,13 @@
       return tSec - new Date(tSec * 1000).getTimezoneOffset() * 60;
     },
 
+    // Prices with the market's decimals (a tick of 0.00001 shows 5), so a line at
+    // a leg's price reads that price exactly; cents when the tick is unknown.
+    priceFormat(tick) {
+      if (!tick || !(Number(tick) > 0)) return { type: "price", precision: 2, minMove: 0.01 };
+      return { type: "price", precision: (tick.split(".")[1] || "").length, minMove: Number(tick) };
+    },
+
     colours() {
       const css = getComputedStyle(document.documentElement);
       const v = (n) => css.getPropertyValue(n).trim();
@@ -225,7 +232,7 @@
       this.series = this.api.addSeries(LW.CandlestickSeries, {
         upColor: "#13803d", downColor: "#c0262d", borderVisible: false,
         wickUpColor: "#13803d", wickDownColor: "#c0262d",
-        priceFormat: { type: "price", precision: 2, minMove: 0.01 },
+        priceFormat: this.priceFormat(el.dataset.tick),
         // The scale covers the ladder's lines too, not only the candles: a leg or
         // the liquidation price far from the price stays in view.
         autoscaleInfoProvider: (original) => {
