@@ -292,6 +292,7 @@ fn assets_are_served_with_content_hash_urls_and_cache_headers() {
         ("/api.js", "text/javascript"),
         ("/forms.js", "text/javascript"),
         ("/ladder.js", "text/javascript"),
+        ("/price_chart.js", "text/javascript"),
         ("/dashboard.js", "text/javascript"),
         ("/favicon.svg", "image/svg+xml"),
     ] {

@@ -22,11 +22,16 @@ struct Asset {
 pub const CHART_LIB: &str = "lightweight-charts.js";
 
 /// In the order the pages load them; the scripts run in this order (`defer`).
-const ASSETS: [Asset; 8] = [
+const ASSETS: [Asset; 9] = [
     asset("app.css", CSS, include_bytes!("static/app.css")),
     asset("api.js", JS, include_bytes!("static/api.js")),
     asset("forms.js", JS, include_bytes!("static/forms.js")),
     asset("ladder.js", JS, include_bytes!("static/ladder.js")),
+    asset(
+        "price_chart.js",
+        JS,
+        include_bytes!("static/price_chart.js"),
+    ),
     asset("dashboard.js", JS, include_bytes!("static/dashboard.js")),
     asset("favicon.svg", SVG, include_bytes!("static/favicon.svg")),
     asset("theme.js", JS, include_bytes!("static/theme.js")),
@@ -53,11 +58,12 @@ const fn asset(name: &'static str, content_type: &'static str, body: &'static [u
 }
 
 /// The scripts every page loads, in order.
-pub const SCRIPTS: [&str; 5] = [
+pub const SCRIPTS: [&str; 6] = [
     "theme.js",
     "api.js",
     "forms.js",
     "ladder.js",
+    "price_chart.js",
     "dashboard.js",
 ];
 
@@ -65,8 +71,8 @@ pub const SCRIPTS: [&str; 5] = [
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The first 16 hex digits of each asset's SHA-256, in `ASSETS` order.
-fn hashes() -> &'static [String; 8] {
-    static HASHES: OnceLock<[String; 8]> = OnceLock::new();
+fn hashes() -> &'static [String; 9] {
+    static HASHES: OnceLock<[String; 9]> = OnceLock::new();
     HASHES.get_or_init(|| {
         ASSETS.map(|a| {
             let digest = Sha256::digest(a.body);
