@@ -196,7 +196,7 @@ impl From<&Event> for EventRow {
             at: time(e.created_at),
             unix: e.created_at,
             kind: words::event_kind(&e.kind),
-            tone: words::event_tone(&e.kind),
+            tone: words::event_tone(&e.kind, e.data.as_ref()),
             message: e.message.clone(),
         }
     }

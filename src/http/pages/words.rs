@@ -26,10 +26,14 @@ const CLOSE_REASONS: [(&str, &str); 6] = [
 ];
 
 /// Event kinds (docs/bots.md, Events) as a reader says them.
-const EVENT_KINDS: [(&str, &str); 34] = [
-    ("start", "Started"),
-    ("stop", "Stopped"),
-    ("recover", "Recovered"),
+const EVENT_KINDS: [(&str, &str); 36] = [
+    ("started", "Started"),
+    ("resumed", "Resumed after a restart"),
+    ("new_cycle", "New cycle"),
+    ("stopping", "Stopping"),
+    ("stopping_after_cycle", "Stopping after this cycle"),
+    ("stopped", "Stopped"),
+    ("recovered", "Recovered"),
     ("entry", "Entered"),
     ("fill", "Order filled"),
     ("leg_placed", "Ladder leg placed"),
@@ -59,11 +63,9 @@ const EVENT_KINDS: [(&str, &str); 34] = [
     ("safety_stop", "Safety stop"),
     ("error", "Error"),
     ("retry", "Retrying"),
-    ("admin_stop", "Stopped by an administrator"),
-    ("admin_start", "Started by an administrator"),
 ];
 
-/// Kinds that lose money or need attention (red) and that gain (green).
+/// Kinds that lose money or need attention (red).
 const BAD_EVENTS: [&str; 9] = [
     "stop_loss",
     "stop_loss_market",
@@ -75,7 +77,6 @@ const BAD_EVENTS: [&str; 9] = [
     "exit_refused",
     "position_mismatch",
 ];
-const GOOD_EVENTS: [&str; 2] = ["take_profit_filled", "trailing_close"];
 
 fn lookup(table: &[(&str, &'static str)], code: &str) -> String {
     table
@@ -104,14 +105,19 @@ pub fn event_kind(code: &str) -> String {
     }
 }
 
-/// The CSS tone of an event kind: `neg`, `pos` or empty.
-pub fn event_tone(code: &str) -> &'static str {
+/// The CSS tone of an event: `neg` for kinds that lose money or need attention,
+/// a closed cycle by the sign of its PnL, else empty.
+pub fn event_tone(code: &str, data: Option<&Value>) -> &'static str {
     if BAD_EVENTS.contains(&code) {
-        "neg"
-    } else if GOOD_EVENTS.contains(&code) {
-        "pos"
-    } else {
-        ""
+        return "neg";
+    }
+    let pnl = data
+        .filter(|_| code == "cycle_closed")
+        .and_then(|d| crate::money::from_json(&d["pnl"]));
+    match pnl {
+        Some(p) if p.is_sign_positive() && !p.is_zero() => "pos",
+        Some(p) if p.is_sign_negative() && !p.is_zero() => "neg",
+        _ => "",
     }
 }
 
@@ -143,7 +149,18 @@ mod tests {
         assert_eq!(close_reason(None), "-");
         assert_eq!(event_kind("cycle_closed"), "Cycle closed");
         assert_eq!(event_kind("brand_new"), "Brand new");
-        assert_eq!(event_tone("liquidated"), "neg");
+        assert_eq!(event_tone("liquidated", None), "neg");
+        let won = json!({"pnl": 1.5});
+        assert_eq!(event_tone("cycle_closed", Some(&won)), "pos");
+        assert_eq!(
+            event_tone("cycle_closed", Some(&json!({"pnl": -0.2}))),
+            "neg"
+        );
+        assert_eq!(event_tone("started", None), "");
+        assert_eq!(
+            event_kind("stopping_after_cycle"),
+            "Stopping after this cycle"
+        );
         let t: Value = serde_json::from_str(&script_tables()).unwrap();
         assert_eq!(t["close"]["liquidated"], "liquidated");
         assert_eq!(t["stop"]["user"], "stopped by you");

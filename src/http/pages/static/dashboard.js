@@ -242,13 +242,22 @@
 
   // ---- events, trades, paper account ---------------------------------------
 
+  // As the server's words::event_tone: red for losses and trouble, a closed cycle
+  // by the sign of its PnL.
+  function eventTone(e) {
+    if ((tables().bad || []).includes(e.kind)) return "neg";
+    if (e.kind !== "cycle_closed" || !e.data || !present(e.data.pnl)) return "";
+    const n = Number(e.data.pnl);
+    return n > 0 ? "pos" : n < 0 ? "neg" : "";
+  }
+
   function eventItem(e) {
     const li = document.createElement("li");
     const t = document.createElement("time");
     t.dataset.unix = e.created_at;
     t.textContent = localTime(e.created_at);
     const k = document.createElement("span");
-    k.className = "kind" + ((tables().bad || []).includes(e.kind) ? " neg" : "");
+    k.className = "kind " + eventTone(e);
     k.textContent = eventWords(e.kind);
     li.append(t, " ", k, " " + e.message);
     return li;
