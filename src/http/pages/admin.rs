@@ -154,10 +154,7 @@ impl From<&crate::store::user_bots::BotInfo> for AdminBotRow {
         AdminBotRow {
             id: b.id,
             name: b.name.clone(),
-            status: serde_json::json!(b.status)
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            status: b.status.as_str().to_string(),
             market: format!("{} · {} · {}", b.exchange, b.symbol, b.side),
             active: b.status.is_active(),
             running: b.status == BotStatus::Running,

@@ -182,10 +182,7 @@ fn bot_cards(
             Ok(BotCard {
                 id: b.id,
                 name: b.name.clone(),
-                status: json!(row.map_or(b.status, |r| r.status))
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+                status: row.map_or(b.status, |r| r.status).as_str().to_string(),
                 market: format!("{} · {} · {}", b.exchange, b.symbol, b.side),
                 pnl: signed(pnl),
                 tone: tone(pnl),
