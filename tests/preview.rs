@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::bots::{user, wait_status, User, CALM};
+use common::bots::{db, user, wait_status, User, CALM};
 use common::{wait_for, Options, Server};
 use serde_json::{json, Value};
 
@@ -55,6 +55,20 @@ fn the_preview_validates_like_a_save_and_shows_the_ladder_the_bot_places() {
     }
     let (code, _) = post(&s, &other, &preview, &json!({}));
     assert_eq!(code, 404, "another user's bot");
+
+    // A stopped bot's save applies to its saved configuration, not to a change
+    // left pending from when it ran; so does the preview.
+    let saved = u.get(&s, &format!("/api/bots/{bot}/config"))["leverage"].clone();
+    assert_ne!(saved, json!(3));
+    let pending = "UPDATE user_bots SET pending_config = ?2 WHERE id = ?1";
+    db(&s)
+        .execute(pending, rusqlite::params![bot, r#"{"leverage": 3}"#])
+        .unwrap();
+    let (code, shown) = post(&s, &u, &preview, &json!({}));
+    assert_eq!((code, &shown["leverage"]), (200, &saved), "{shown}");
+    db(&s)
+        .execute(pending, rusqlite::params![bot, None::<String>])
+        .unwrap();
 
     // A ladder with a stop: the preview at the entry's fill price is what the
     // engine places.
