@@ -250,6 +250,11 @@ async function checkLadderLines(page) {
   });
   const candles = await page.evaluate(() => window.BlitzChart.series.data().length);
   check(candles > 0, "the chart has candles");
+  // Amounts are written as the API's decimals, and PnL rounds like the server.
+  const shown = await page.evaluate(() => [window.Blitz.amount(5e-7), window.Blitz.amount(0.009),
+    window.Blitz.signed(1.005), window.Blitz.signed(-0.004), window.Blitz.signed(-10.75)]);
+  check(JSON.stringify(shown) === JSON.stringify(["0.0000005", "0.009", "+1.01", "+0.00", "-10.75"]),
+    "amounts in exact decimals: " + JSON.stringify(shown));
   // The price scale has the market's decimals (its tick), not a fixed two.
   const tick = await page.getAttribute("#price-chart", "data-tick");
   const minMove = await page.evaluate(() => window.BlitzChart.series.options().priceFormat.minMove);
