@@ -201,6 +201,10 @@ async function previewMatchesServer(page) {
     check((await page.textContent("#pv-dev")).startsWith(amount(direct.data.deviation_covered)), "deviation shown");
     const rows = await page.$$eval("#pv-legs tbody tr", (r) => r.map((tr) => tr.children[1].textContent));
     check(JSON.stringify(rows) === JSON.stringify(direct.data.legs.map((x) => amount(x.price))), "each leg's price shown: " + rows);
+    const devs = await page.$$eval("#pv-legs tbody tr", (r) => r.map((tr) => tr.children[4].textContent));
+    const towards = direct.data.side === "short" ? "+" : "-";
+    check(devs[0] === "0 %" && devs.slice(1).every((t) => t.startsWith(towards)),
+      "legs on the " + direct.data.side + " side of the entry: " + devs);
     seen.push({ ladder: l, total_margin: direct.data.total_margin, legs: direct.data.legs.length, liquidation: direct.data.liquidation_price });
   }
   report.previews = seen;

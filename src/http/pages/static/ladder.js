@@ -169,12 +169,15 @@
     setPv("pv-sl", d.stop_loss_price_all === null ? "off" : amount(d.stop_loss_price_all));
     setPv("pv-dev", amount(d.deviation_covered) + " %");
     setPv("pv-liq", amount(d.liquidation_price) + " (first entry), " + amount(d.liquidation_price_all) + " (all filled)");
+    // A long's legs rest below the entry, a short's above it.
+    const towards = d.side === "short" ? "+" : "-";
+    const deviation = (l) => (Number(l.deviation) === 0 ? "0" : towards + amount(l.deviation)) + " %";
     const body = $("#pv-legs tbody");
     body.replaceChildren();
     d.legs.forEach((l) => {
       const row = document.createElement("tr");
       const cells = [l.leg === 0 ? "entry" : "leg " + l.leg, amount(l.price),
-        l.qty === null ? "below the minimum" : amount(l.qty), amount(l.margin), "-" + amount(l.deviation) + " %"];
+        l.qty === null ? "below the minimum" : amount(l.qty), amount(l.margin), deviation(l)];
       cells.forEach((c, i) => {
         const td = document.createElement("td");
         td.textContent = c;
