@@ -6,8 +6,11 @@
 (function () {
   const KEY = "blitz-theme";
   const root = document.documentElement;
+  // The choice made on this page, for when storage refuses it (private mode).
+  let chosen = null;
 
   function stored() {
+    if (chosen) return chosen;
     try {
       return localStorage.getItem(KEY);
     } catch (e) {
@@ -44,11 +47,11 @@
     const btn = document.getElementById("theme-toggle");
     if (!btn) return;
     btn.addEventListener("click", () => {
+      chosen = current() === "dark" ? "light" : "dark";
       try {
-        localStorage.setItem(KEY, current() === "dark" ? "light" : "dark");
+        localStorage.setItem(KEY, chosen);
       } catch (e) {
-        // Storage refused (private mode): the toggle lasts for this page only.
-        root.dataset.theme = current() === "dark" ? "light" : "dark";
+        // Storage refused (private mode): the choice lasts for this page only.
       }
       apply();
     });
