@@ -99,7 +99,10 @@ pub fn equity(days: &[Day]) -> String {
         "<svg class=\"equity\" viewBox=\"0 0 {EQ_W} {EQ_H}\" role=\"img\" \
          aria-label=\"Equity: cumulative PnL in USDT by day\">"
     );
-    frame.axes(&mut svg, [hi, Decimal::ZERO, lo]);
+    // Zero is often the lowest (or highest) value too: label it once.
+    let mut levels = vec![hi, Decimal::ZERO, lo];
+    levels.dedup();
+    frame.axes(&mut svg, &levels);
     frame.dates(&mut svg, &points);
     frame.curve(&mut svg, &points);
     svg.push_str("</svg>");
@@ -143,7 +146,7 @@ impl Frame {
     }
 
     /// Both axes with their titles, and a grid line labelled with each of `levels`.
-    fn axes(&self, svg: &mut String, levels: [Decimal; 3]) {
+    fn axes(&self, svg: &mut String, levels: &[Decimal]) {
         let (left, right, bottom) = (EQ_LEFT, EQ_W - EQ_RIGHT, EQ_H - EQ_BOTTOM);
         let foot = EQ_H - 3.0;
         let _ = write!(
@@ -153,7 +156,7 @@ impl Frame {
              <text class=\"label\" x=\"4\" y=\"11\">USDT</text>\
              <text class=\"label\" x=\"{right}\" y=\"{foot}\" text-anchor=\"end\">day (UTC)</text>"
         );
-        for v in levels {
+        for &v in levels {
             let yv = self.y(v);
             let label = if v.is_zero() { "0".into() } else { signed(v) };
             let _ = write!(
@@ -264,6 +267,7 @@ mod tests {
         d.pnl = rust_decimal::Decimal::new(1005, 3);
         let svg = equity(&[d]);
         assert!(svg.contains(">+1.01</text>"), "{svg}");
+        assert_eq!(svg.matches(">0</text>").count(), 1, "zero is labelled once");
     }
 
     #[test]
