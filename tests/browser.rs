@@ -102,18 +102,35 @@ fn seed_trades(s: &Server, email: &str) {
     }
 }
 
+/// BTC/USDT around 60000 for half an hour: a few dollars up and down every 5 s.
+fn price_path(dir: &Path) -> PathBuf {
+    let mut csv = String::from("seconds,symbol,price\n");
+    for (i, t) in (0..1800).step_by(5).enumerate() {
+        let price = 60_000 + [0, 12, -7, 5, -15, 9][i % 6];
+        csv.push_str(&format!("{t},BTC/USDT,{price}\n"));
+    }
+    let file = dir.join("prices.csv");
+    std::fs::write(&file, csv).expect("write the price path");
+    file
+}
+
 #[test]
 fn register_verify_login_settings_start_stop_and_maintenance_in_chromium() {
     require_tools();
     // The status limit stays at its default (30/minute): the dashboard's polling
-    // must live within it. Three starts an hour: the flow's fourth Start shows
-    // the 429 message.
+    // must live within it. Two starts an hour: the flow's third Start shows the
+    // 429 message. BTC/USDT follows a replayed path (small moves, so the ladder
+    // rests and the chart's last candle moves).
+    let prices = tempfile::tempdir().unwrap();
+    let path = price_path(prices.path());
+    let replay = format!("replay:{}", path.display());
     let mut env: Vec<(&str, &str)> = CALM
         .iter()
         .copied()
         .filter(|(k, _)| !matches!(*k, "RATE_LIMITS_STATUS" | "RATE_LIMITS_START"))
         .collect();
-    env.push(("RATE_LIMITS_START", "3/hour"));
+    env.push(("RATE_LIMITS_START", "2/hour"));
+    env.push(("PAPER_PRICES", replay.as_str()));
     let s = Server::with(Options {
         env,
         ..Options::default()
@@ -150,6 +167,8 @@ fn register_verify_login_settings_start_stop_and_maintenance_in_chromium() {
         "pnl",
         "admin",
         "admin-user",
+        "dashboard-dark",
+        "accounts",
     ];
     assert_eq!(shots.len(), pages.len() * 2);
     for page in pages {

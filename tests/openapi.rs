@@ -543,6 +543,8 @@ fn bot_lifecycle(s: &Server, u: &User) {
     expect(u.call(s, "POST", "/api/bot/stop", close), 200, "stop");
     expect(u.call(s, "POST", "/api/bot/stop", ""), 409, "stop twice");
     expect(u.call(s, "GET", "/api/trades?limit=5", ""), 200, "trades");
+    let csv = u.call(s, "GET", "/api/trades.csv", "");
+    assert_eq!(csv.status, 200, "trades.csv: {}", csv.text());
     let summary = "/api/pnl/summary?days=7&tz=Europe/Berlin";
     expect(u.call(s, "GET", summary, ""), 200, "pnl summary");
 }

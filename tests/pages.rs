@@ -81,10 +81,14 @@ fn assert_self_contained(body: &str) {
     for attr in ["src=\"", "href=\""] {
         for (i, _) in lower.match_indices(attr) {
             let value = &lower[i + attr.len()..];
+            // The chart library's attribution is a plain link, nothing is loaded.
+            let attribution =
+                attr == "href=\"" && value.starts_with("https://www.tradingview.com/\"");
             assert!(
-                !value.starts_with("http:")
-                    && !value.starts_with("https:")
-                    && !value.starts_with("//"),
+                attribution
+                    || (!value.starts_with("http:")
+                        && !value.starts_with("https:")
+                        && !value.starts_with("//")),
                 "external {attr}{}",
                 &value[..value.len().min(40)]
             );
@@ -288,6 +292,7 @@ fn assets_are_served_with_content_hash_urls_and_cache_headers() {
         ("/api.js", "text/javascript"),
         ("/forms.js", "text/javascript"),
         ("/ladder.js", "text/javascript"),
+        ("/price_chart.js", "text/javascript"),
         ("/dashboard.js", "text/javascript"),
         ("/favicon.svg", "image/svg+xml"),
     ] {
@@ -505,7 +510,11 @@ fn dashboard_shows_stops_reasons_open_orders_and_trade_reasons() {
     assert_eq!(set.status, 200, "{}", set.text());
     let dash = page(&s, Some(&b), "/").text();
     assert!(dash.contains("<option value=\"after_cycle\">stop after this cycle</option>"));
-    assert!(dash.contains("id=\"open-orders\" data-source=\"/api/bot/orders\""));
+    assert!(dash.contains("id=\"open-orders\" data-source=\"/api/bots/"));
+    assert!(
+        dash.contains("data-poll=\"/api/bots/"),
+        "the bot's own status"
+    );
     assert!(
         dash.contains("data-words=\""),
         "the script gets the reason words"
@@ -561,12 +570,14 @@ fn dashboard_shows_stops_reasons_open_orders_and_trade_reasons() {
     assert_eq!(text_of(&dash, "st-reason"), "stopped by you");
     assert!(hidden(&dash, "st-after-cycle"));
 
-    // Closed cycles show how they closed and their funding.
+    // Closed cycles show how they closed and their funding (the dashboard lists
+    // the shown bot's).
     let db = common::bots::db(&s);
     db.execute(
-        "INSERT INTO trades (user_id, symbol, side, size, avg_entry, exit_price, pnl, fees,
-                             cycle, opened_at, closed_at, close_reason, funding)
-         VALUES (?1, 'BTC/USDT', 'long', '0.01', '60000', '59000', '-10.75', '0.1', 90,
+        "INSERT INTO trades (user_id, bot_id, symbol, side, size, avg_entry, exit_price, pnl,
+                             fees, cycle, opened_at, closed_at, close_reason, funding)
+         VALUES (?1, (SELECT MIN(id) FROM user_bots WHERE user_id = ?1), 'BTC/USDT', 'long',
+                 '0.01', '60000', '59000', '-10.75', '0.1', 90,
                  strftime('%s','now') - 600, strftime('%s','now'), 'stop_loss', '-0.25')",
         [b.user_id],
     )
@@ -578,5 +589,55 @@ fn dashboard_shows_stops_reasons_open_orders_and_trade_reasons() {
             body.contains("<td>stop loss</td><td class=\"num opt\">-0.25</td><td class=\"num neg\">-10.75</td>"),
             "{path}: {body}"
         );
+    }
+}
+
+#[test]
+fn every_bot_has_its_dashboard_and_settings_and_nobody_elses() {
+    let s = Server::with(common::Options {
+        env: common::bots::CALM.to_vec(),
+        ..Default::default()
+    });
+    let b = new_user(s.port, &outbox(&s), "two@example.com", PW);
+    let other = new_user(s.port, &outbox(&s), "else@example.com", PW);
+    let made = b.call(
+        s.port,
+        "POST",
+        "/api/bots",
+        r#"{"name": "ETH short", "symbol": "ETH/USDT", "side": "short"}"#,
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let second = made.json()["id"].as_i64().unwrap();
+    let theirs = other.call(s.port, "GET", "/api/bots", "").json()["bots"][0]["id"]
+        .as_i64()
+        .unwrap();
+
+    let dash = page(&s, Some(&b), "/").text();
+    assert!(
+        dash.contains(">Default</a>") && dash.contains(">ETH short</a>"),
+        "both bots listed"
+    );
+    assert!(dash.contains(&format!("href=\"/?bot={second}\"")));
+    let view = page(&s, Some(&b), &format!("/?bot={second}")).text();
+    assert!(
+        view.contains(&format!("data-bot=\"{second}\"")),
+        "the chosen bot"
+    );
+    assert!(
+        view.contains("data-symbol=\"ETH/USDT\""),
+        "its market's chart"
+    );
+    assert!(view.contains("id=\"price-chart\""));
+    assert_self_contained(&view);
+    let settings = page(&s, Some(&b), &format!("/settings?bot={second}")).text();
+    assert!(settings.contains(&format!("data-api=\"PUT /api/bots/{second}/config\"")));
+    assert!(settings.contains(&format!("data-preview=\"/api/bots/{second}/preview\"")));
+    assert!(
+        settings.contains("<option value=\"ETH/USDT\" selected>"),
+        "symbol from the catalogue"
+    );
+    assert!(hidden(&settings, "keys-box"), "no key fields for paper");
+    for path in [format!("/?bot={theirs}"), format!("/settings?bot={theirs}")] {
+        assert_eq!(page(&s, Some(&b), &path).status, 404, "{path}");
     }
 }

@@ -7,5 +7,6 @@ pub mod ids;
 pub mod ladder;
 pub mod ledger;
 pub mod pnl;
+pub mod preview;
 pub mod rules;
 pub mod status;

@@ -7,12 +7,13 @@ use blitz_worker::Response;
 
 use super::api::{
     admin_bots, admin_user_bots, admin_users, auth, bot, bot_config, bots, exchange_accounts,
-    maintenance, markets, openapi, paper, per_bot, pnl, tokens, two_factor, ApiResult,
+    maintenance, markets, openapi, paper, per_bot, pnl, preview, tokens, trades_csv, two_factor,
+    ApiResult,
 };
 use super::ctx::Ctx;
 use super::pages::{
-    account, admin as admin_page, assets, dashboard, login, pnl as pnl_page, settings,
-    two_factor as two_factor_page, PageResult,
+    account, admin as admin_page, assets, dashboard, exchange_accounts as exchange_accounts_page,
+    login, pnl as pnl_page, settings, two_factor as two_factor_page, PageResult,
 };
 use super::router;
 use crate::coord::Group;
@@ -182,7 +183,7 @@ const fn raw(
 }
 
 #[rustfmt::skip]
-pub static ROUTES: [Route; 87] = [
+pub static ROUTES: [Route; 90] = [
     probe("/healthz", Probe::Healthz),
     probe("/livez", Probe::Livez),
     probe("/readyz", Probe::Readyz),
@@ -221,6 +222,7 @@ pub static ROUTES: [Route; 87] = [
     api("GET",  "/api/bot/config",  bot_config::get).user(),
     api("PUT",  "/api/bot/config",  bot_config::put).user(),
     api("GET",  "/api/trades",      pnl::list).user(),
+    api("GET",  "/api/trades.csv",  trades_csv::export).user(),
     api("GET",  "/api/pnl/summary", pnl::summary).user(),
 
     // Several bots (C14): the same policies per bot as their `/api/bot/*` twins;
@@ -240,6 +242,7 @@ pub static ROUTES: [Route; 87] = [
     api("GET",    "/api/bots/<id>/events",       per_bot::events).user(),
     api("GET",    "/api/bots/<id>/trades",       per_bot::trades).user(),
     api("GET",    "/api/bots/<id>/pnl/summary",  per_bot::pnl_summary).user(),
+    api("POST",   "/api/bots/<id>/preview",      preview::preview).user(),
     api("GET",    "/api/exchange-accounts",      exchange_accounts::list).user(),
     api("POST",   "/api/exchange-accounts",      exchange_accounts::create).user(),
     api("DELETE", "/api/exchange-accounts/<id>", exchange_accounts::delete).user(),
@@ -279,6 +282,7 @@ pub static ROUTES: [Route; 87] = [
     raw("GET", "/register",   login::register),
     raw("GET", "/forgot",     login::forgot),
     page("/settings",         settings::settings).user(),
+    page("/accounts",         exchange_accounts_page::accounts).user(),
     raw("POST", "/settings/2fa/setup",   two_factor_page::setup).user(),
     raw("POST", "/settings/2fa/enable",  two_factor_page::enable).user().revokes(),
     raw("POST", "/settings/2fa/disable", two_factor_page::disable).user().revokes().hashes(),

@@ -150,6 +150,32 @@ pub fn total_pnl(conn: &Connection, uid: i64) -> Result<Decimal, StoreError> {
     Ok(total)
 }
 
+/// Total PnL of every user's trades, summed exactly.
+pub fn total_pnl_all(conn: &Connection) -> Result<Decimal, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT pnl FROM trades")?;
+    let mut total = Decimal::ZERO;
+    for pnl in stmt.query_map([], |r| money_sql::get(r, 0))? {
+        total += pnl?;
+    }
+    Ok(total)
+}
+
+/// Total PnL of each of user `uid`'s bots that has closed a cycle, summed exactly.
+pub fn total_pnl_by_bot(
+    conn: &Connection,
+    uid: i64,
+) -> Result<std::collections::HashMap<i64, Decimal>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT bot_id, pnl FROM trades WHERE user_id = ?1 AND bot_id IS NOT NULL",
+    )?;
+    let mut totals = std::collections::HashMap::new();
+    for row in stmt.query_map([uid], |r| Ok((r.get::<_, i64>(0)?, money_sql::get(r, 1)?)))? {
+        let (bot, pnl) = row?;
+        *totals.entry(bot).or_insert(Decimal::ZERO) += pnl;
+    }
+    Ok(totals)
+}
+
 /// Publishes a market's last price.
 pub fn set_price(
     conn: &Connection,

@@ -138,6 +138,9 @@ async function editSettings(page) {
   await page.fill("#stop_loss", "600");
   await page.click('#config-form button[type="submit"]');
   report.stop_loss_error = (await feedback(page, '[data-error-for="stop_loss"]', "must be below 500")).trim();
+  // The preview refuses the ladder with the same words as the save.
+  const refused = (await feedback(page, "#pv-error", "must be below 500")).toLowerCase();
+  check(refused.includes(report.stop_loss_error.toLowerCase()), `preview "${refused}" vs save "${report.stop_loss_error}"`);
   await page.fill("#stop_loss", "0");
   await page.fill("#leverage", "20");
   // The take-profit minimum follows the leverage; the new fields are checked
@@ -166,6 +169,47 @@ async function editSettings(page) {
   await capture(page, "settings");
 }
 
+// The settings preview is the server's: for a few ladders what the page shows is
+// what POST /api/bots/<id>/preview answers for the same body, and a ladder the
+// server refuses shows the refusal PUT gives.
+async function previewMatchesServer(page) {
+  await page.goto(base + "/settings");
+  const url = await page.getAttribute("#config-form", "data-preview");
+  const ladders = [
+    { leverage: "10", take_profit: "5", stop_loss: "0", rounds: "3" },
+    { leverage: "3", take_profit: "8", stop_loss: "40", rounds: "2" },
+    { leverage: "25", take_profit: "4", stop_loss: "0", rounds: "4" },
+  ];
+  const seen = [];
+  for (const l of ladders) {
+    for (const [k, v] of Object.entries(l)) await page.fill("#" + k, v);
+    const shown = await waitFor("the preview of " + JSON.stringify(l), async () => {
+      const p = await page.evaluate(() => window.BlitzPreview);
+      const same = p && Object.entries(l).every(([k, v]) => String(p.body[k]) === v);
+      return same && p.ok ? p : null;
+    });
+    const direct = await page.evaluate(async ([u, body]) => {
+      const token = document.querySelector('meta[name="csrf-token"]').content;
+      const r = await fetch(u, { method: "POST", body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": token } });
+      return { status: r.status, data: await r.json() };
+    }, [url, shown.body]);
+    check(direct.status === 200, "preview answered " + direct.status);
+    check(JSON.stringify(direct.data) === JSON.stringify(shown.data), "the page shows the server's preview");
+    const amount = (v) => String(Number(Number(v).toFixed(8)));
+    check((await page.textContent("#pv-tp")) === amount(direct.data.take_profit_price), "take-profit shown");
+    check((await page.textContent("#pv-dev")).startsWith(amount(direct.data.deviation_covered)), "deviation shown");
+    const rows = await page.$$eval("#pv-legs tbody tr", (r) => r.map((tr) => tr.children[1].textContent));
+    check(JSON.stringify(rows) === JSON.stringify(direct.data.legs.map((x) => amount(x.price))), "each leg's price shown: " + rows);
+    const devs = await page.$$eval("#pv-legs tbody tr", (r) => r.map((tr) => tr.children[4].textContent));
+    const towards = direct.data.side === "short" ? "+" : "-";
+    check(devs[0] === "0 %" && devs.slice(1).every((t) => t.startsWith(towards)),
+      "legs on the " + direct.data.side + " side of the entry: " + devs);
+    seen.push({ ladder: l, total_margin: direct.data.total_margin, legs: direct.data.legs.length, liquidation: direct.data.liquidation_price });
+  }
+  report.previews = seen;
+}
+
 // An API token is shown once, listed by name, and can be revoked.
 async function createAndRevokeToken(page) {
   await page.fill("#token-name", "my script");
@@ -181,12 +225,74 @@ async function createAndRevokeToken(page) {
   await waitFor("token revoked", async () => (await page.textContent(".tokens")).includes("No tokens."));
 }
 
-// Start, running, uptime ticks up, Status, Recover, a second Start (409), Stop.
+// The buttons a state allows: [start, stop, stop mode, recover] enabled.
+async function controls(page) {
+  return page.evaluate(() => ["start", "stop", "recover"].map((op) => !document.querySelector(`[data-op="${op}"]`).disabled)
+    .concat([!document.querySelector("#stop-mode").disabled]));
+}
+
+// The chart's horizontal lines (lightweight-charts price lines) by title.
+async function chartLines(page) {
+  return page.evaluate(() => window.BlitzChart.series.priceLines().map((l) => ({ title: l.options().title, price: l.options().price })));
+}
+
+const near = (a, b) => Math.abs(Number(a) - Number(b)) < 1e-9;
+
+// Every level of the ladder is a line on the chart at the price the API gives.
+async function checkLadderLines(page) {
+  const botId = await page.getAttribute("#bot", "data-bot");
+  const get = async (path) => (await page.request.get(base + path)).json();
+  const status = await get(`/api/bots/${botId}/status`);
+  const orders = (await get(`/api/bots/${botId}/orders`)).orders;
+  const want = [["avg entry", status.position.avg_entry], ["take-profit", status.take_profit_price],
+    ["liquidation", status.position.liquidation_price]];
+  orders.filter((o) => o.kind === "leg").forEach((o) => want.push(["leg " + o.leg, o.price]));
+  check(want.length >= 5, "a position with a take-profit, liquidation and two resting legs: " + JSON.stringify(want));
+  const lines = await waitFor("the ladder on the chart", async () => {
+    const got = await chartLines(page);
+    return want.every(([t, p]) => got.some((l) => l.title === t && near(l.price, p))) ? got : null;
+  });
+  const candles = await page.evaluate(() => window.BlitzChart.series.data().length);
+  check(candles > 0, "the chart has candles");
+  // Amounts are written as the API's decimals, and PnL rounds like the server.
+  const shown = await page.evaluate(() => [window.Blitz.amount(5e-7), window.Blitz.amount(0.009),
+    window.Blitz.signed(1.005), window.Blitz.signed(-0.004), window.Blitz.signed(-10.75)]);
+  check(JSON.stringify(shown) === JSON.stringify(["0.0000005", "0.009", "+1.01", "+0.00", "-10.75"]),
+    "amounts in exact decimals: " + JSON.stringify(shown));
+  // The price scale has the market's decimals (its tick), not a fixed two.
+  const tick = await page.getAttribute("#price-chart", "data-tick");
+  const minMove = await page.evaluate(() => window.BlitzChart.series.options().priceFormat.minMove);
+  check(tick && Number(tick) === minMove, "the price scale moves by the market's tick " + tick + ": " + minMove);
+  report.chart_lines = lines;
+  // The price and the distances are shown, in exact decimals.
+  const price = await page.textContent("#st-price");
+  check(/^\d+(\.\d+)?$/.test(price.trim()), "current price shown: " + price);
+  check((await page.textContent("#st-to-tp")).includes("%"), "distance to the take-profit");
+  check((await page.textContent("#st-to-leg")).includes("%"), "distance to the next leg");
+  check(/\d/.test(await page.textContent("#pa-balance")), "paper balance shown");
+}
+
+// Exchange accounts have their own page; a key is required before the exchange is
+// asked (the test never sends a key to a real exchange).
+async function exchangeAccounts(page) {
+  await page.goto(base + "/accounts");
+  check((await page.textContent("#accounts")).includes("No exchange accounts yet."), "no accounts yet");
+  await page.fill("#acct-name", "Main");
+  await page.click('form[data-api="POST /api/exchange-accounts"] button[type="submit"]');
+  report.account_error = await waitFor("the key's field error", async () =>
+    ((await page.textContent('[data-error-for="api_key"]')) || "").trim() || null);
+  await capture(page, "accounts");
+}
+
+// Start, running, uptime ticks up, controls follow the state, the ladder on the
+// chart, Refresh, Recover, Stop.
 async function runTheBot(page) {
   await page.goto(base + "/");
+  check(JSON.stringify(await controls(page)) === "[true,false,false,false]", "stopped: only Start, got " + (await controls(page)));
   await page.click('[data-op="start"]');
   await feedback(page, "#op-feedback", "Bot started successfully");
   await waitFor("status running", async () => (await page.textContent("#st-badge")) === "running");
+  await waitFor("running: no Start, Stop with its mode, Recover", async () => JSON.stringify(await controls(page)) === "[false,true,true,true]");
   const up1 = Number(await page.getAttribute("#st-uptime", "data-seconds"));
   const up2 = await waitFor("uptime to increase", async () => {
     const v = Number(await page.getAttribute("#st-uptime", "data-seconds"));
@@ -194,7 +300,7 @@ async function runTheBot(page) {
   });
   // The page's clock ticks by itself; the server's uptime must grow too.
   const served = async () => {
-    const r = await page.waitForResponse((r) => r.url().endsWith("/api/bot/status"), { timeout: 15000 });
+    const r = await page.waitForResponse((r) => /\/api\/bots\/\d+\/status$/.test(r.url()), { timeout: 15000 });
     return (await r.json()).uptime;
   };
   const s1 = await served();
@@ -207,10 +313,12 @@ async function runTheBot(page) {
   await feedback(page, "#op-feedback", "Status: running");
   await page.click('[data-op="recover"]');
   await feedback(page, "#op-feedback", "Recovery process completed");
-  await page.click('[data-op="start"]');
-  report.conflict = (await feedback(page, "#op-feedback", "already running")).trim();
   // The open orders come from the exchange: the ladder legs rest on paper.
   report.orders = (await feedback(page, "#open-orders tbody", "leg 2")).trim();
+  await checkLadderLines(page);
+  // Events are in words, with seconds.
+  const firstEvent = (await page.textContent("#events li")) || "";
+  check(/\d{2}:\d{2}:\d{2}/.test(firstEvent), "event time with seconds: " + firstEvent);
   // A change while running waits for the next cycle, and the dashboard says so.
   await page.goto(base + "/settings");
   await page.fill("#cooldown", "45");
@@ -228,6 +336,7 @@ async function runTheBot(page) {
   await page.click('[data-op="stop"]');
   await feedback(page, "#op-feedback", "Bot stopped successfully");
   await waitFor("status stopped", async () => (await page.textContent("#st-badge")) === "stopped");
+  await waitFor("stopped: Start only", async () => JSON.stringify(await controls(page)) === "[true,false,false,false]");
   await waitFor("stop reason", async () => (await page.textContent("#st-reason")) === "stopped by you");
   await page.goto(base + "/pnl?days=7");
   check((await page.$$(".chart-empty")).length === 1, "no trades yet, no chart");
@@ -246,30 +355,69 @@ async function adminConsole(admin) {
   await waitFor("banner shown", async () => ((await admin.textContent("body")) || "").includes("Exchange upgrade until 18:00 UTC"));
   await capture(admin, "admin");
   await admin.goto(base + "/admin?query=trader");
+  check(/^\d+$/.test((await admin.textContent("#tot-users")).trim()), "totals: users");
+  check((await admin.textContent("#tot-pnl")).includes("USDT"), "totals: PnL");
+  const buttons = async () => admin.evaluate(() => ["Start", "Stop", "Recover"].map((t) =>
+    !Array.from(document.querySelectorAll(".users .actions button")).find((b) => b.textContent === t).disabled));
+  check(JSON.stringify(await buttons()) === "[true,false,false]", "stopped bot: only Start, got " + (await buttons()));
   await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Start')")]);
   check((await admin.textContent(".users .badge")) === "running", "forced start");
+  check(JSON.stringify(await buttons()) === "[false,true,true]", "running bot: Stop and Recover, got " + (await buttons()));
+  await admin.selectOption(".users select.mode", "cancel_orders");
+  const asked = admin.waitForEvent("dialog");
   await Promise.all([admin.waitForEvent("load"), admin.click(".users button:has-text('Stop')")]);
+  report.force_stop_confirm = (await asked).message();
+  check(report.force_stop_confirm.includes("Force stop"), "force stop asks first");
   check((await admin.textContent(".users .badge")) === "stopped", "forced stop");
+  await admin.fill("#filter", "nobody-has-this");
+  check(await admin.$$eval("#users-table tr.user", (r) => r.every((x) => x.hidden)), "the filter hides rows");
+  await admin.fill("#filter", "");
+  await admin.click('#users-table button[data-sort="pnl"]');
+  check((await admin.getAttribute('#users-table button[data-sort="pnl"]', "aria-sort")) === "ascending", "sortable");
   await admin.click(`.users a:has-text("${email}")`);
   await admin.waitForURL(/\/admin\/users\/\d+$/);
+  const botRow = await admin.$$eval("#user-bots tbody tr button", (b) => b.map((x) => x.textContent + ":" + !x.disabled));
+  check(JSON.stringify(botRow) === '["Start:true","Stop:false","Recover:false"]', "the user's bots with their state's actions: " + botRow);
   await capture(admin, "admin-user");
 }
 
-// The admin has closed trades (seeded by the test): chart, win/loss and table.
+// The admin has closed trades (seeded by the test): equity curve with labelled
+// axes, bars by day / week / month, tooltips by tap, win/loss, trades and CSV.
 async function pnlWithTrades(admin) {
   await admin.goto(base + "/pnl");
   await admin.selectOption("#days", "7");
   await admin.waitForURL(/days=7/);
   const bars = await admin.$$eval("svg.chart rect", (r) => r.length);
   check(bars === 7, "a bar per day of the week, got " + bars);
+  const points = await admin.$$eval("svg.equity circle", (c) => c.length);
+  check(points === 7, "a point of the equity curve per day, got " + points);
+  const labels = await admin.$$eval("svg.equity text", (t) => t.map((x) => x.textContent));
+  check(labels.includes("USDT") && labels.includes("day (UTC)"), "labelled axes: " + labels);
+  await admin.click("svg.equity circle:last-of-type");
+  check((await admin.textContent("figure.tips .tip")).includes("equity"), "a tap shows the point's text");
   check((await admin.textContent(".winloss-fig figcaption")).includes("wins"), "win/loss");
   await capture(admin, "pnl");
+  await admin.goto(base + "/pnl?days=365");
+  const months = await admin.$$eval("svg.chart rect", (r) => r.length);
+  check(months >= 12 && months <= 13, "a year is shown by month, got " + months + " bars");
+  await admin.selectOption("#group", "week");
+  await admin.waitForURL(/group=week/);
+  const weeks = await admin.$$eval("svg.chart rect", (r) => r.length);
+  check(weeks >= 52 && weeks <= 54, "by week, got " + weeks);
+  const csv = await admin.request.get(base + "/api/trades.csv");
+  check(csv.status() === 200 && csv.headers()["content-type"].startsWith("text/csv"), "CSV export");
+  const lines = (await csv.text()).trim().split(/\r?\n/);
+  check(lines[0].startsWith("id,bot_id,symbol,side,size") && lines.length === 8, "CSV header and the seven trades: " + lines.length);
+  check(lines.slice(1).every((l) => !/\d\.\d*0000000\d/.test(l)), "exact decimals in the CSV");
+  check((await admin.getAttribute('a[href="/api/trades.csv"]', "download")) !== null, "CSV link on the page");
 }
 
 // The user sees the notice and the banner; Start answers 503 with its message.
-// After maintenance, a fourth Start is over the limit (3/hour in this test).
+// After maintenance, a third Start is over the limit (2/hour in this test). The
+// administrator's force stop is said on the dashboard.
 async function maintenanceAndLimits(page, admin) {
   await page.goto(base + "/");
+  check(await page.isVisible("#st-admin"), "stopped by an administrator, said on the dashboard");
   check((await page.$(".notice.maintenance")) !== null, "maintenance notice on the dashboard");
   check((await page.textContent(".notice.banner")).includes("Exchange upgrade"), "banner on the dashboard");
   await page.click('[data-op="start"]');
@@ -280,6 +428,25 @@ async function maintenanceAndLimits(page, admin) {
   await page.goto(base + "/");
   await page.click('[data-op="start"]');
   report.rate_limited = (await feedback(page, "#op-feedback", "Too many requests")).trim();
+}
+
+// Under prefers-color-scheme: dark the pages are dark; the header's toggle picks
+// the light theme, and the choice outlives a reload (localStorage).
+async function darkTheme(browser) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "dark" });
+  const p = await ctx.newPage();
+  watch(p, "dark");
+  await login(p, email, password);
+  const theme = () => p.evaluate(() => document.documentElement.dataset.theme);
+  const background = () => p.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  check((await theme()) === "dark", "dark theme under prefers-color-scheme: dark");
+  check((await background()) === "rgb(15, 20, 27)", "dark background, got " + (await background()));
+  await capture(p, "dashboard-dark");
+  await p.click("#theme-toggle");
+  check((await theme()) === "light", "the toggle picks the light theme");
+  await p.reload();
+  check((await theme()) === "light" && (await background()) === "rgb(244, 246, 248)", "the choice is remembered");
+  await ctx.close();
 }
 
 async function logOut(page) {
@@ -300,11 +467,14 @@ async function main() {
     await registerAndVerify(page);
     await logInAfterAWrongPassword(page);
     await editSettings(page);
+    await previewMatchesServer(page);
     await createAndRevokeToken(page);
+    await exchangeAccounts(page);
     await runTheBot(page);
     await adminConsole(admin);
     await pnlWithTrades(admin);
     await maintenanceAndLimits(page, admin);
+    await darkTheme(browser);
     await logOut(page);
     check(problems.length === 0, "no console errors:\n" + problems.join("\n"));
     report.ok = true;

@@ -118,6 +118,18 @@ fn reads_and_changes(u: &As, id: i64) {
     );
     u.ask("PUT", &p(""), r#"{"api_key": "KEY-wxyz"}"#, 400);
     u.ask("GET", &p("/config"), "", 200);
+    let preview = u.ask(
+        "POST",
+        &p("/preview"),
+        r#"{"leverage": 5, "price": 60000}"#,
+        200,
+    );
+    assert_eq!(
+        preview["legs"][0]["price"].as_f64(),
+        Some(60000.0),
+        "{preview}"
+    );
+    u.ask("POST", &p("/preview"), r#"{"leverage": 0}"#, 400);
     u.ask("PUT", &p("/config"), r#"{"cooldown": 0}"#, 200);
     u.ask("PUT", &p("/config"), r#"{"rounds": 0}"#, 400);
 }

@@ -28,6 +28,12 @@ pub(crate) fn listing(symbol: &str) -> Option<PaperListing> {
     })
 }
 
+/// The maintenance margin rate and the opening price of `symbol` on the paper
+/// exchange, for estimates (the configuration preview).
+pub(crate) fn margin_rate_and_start(symbol: &str) -> Option<(Decimal, Decimal)> {
+    markets::listing(symbol).map(|l| (l.maintenance_margin_rate, l.start_price))
+}
+
 /// Every market the paper exchange has traded, with its persisted price, by symbol.
 pub(crate) fn traded(conn: &Connection) -> rusqlite::Result<Vec<(String, Decimal)>> {
     let mut stmt =

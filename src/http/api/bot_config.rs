@@ -74,12 +74,12 @@ const MARKET_FIELDS: [&str; 3] = ["exchange", "symbol", "leverage"];
 /// Whether the request touches the market: it names the exchange, the symbol or
 /// the leverage. Other edits (a take-profit) are not held to a rule the stored
 /// configuration may predate.
-fn names_market(body: &Map<String, Value>) -> bool {
+pub(super) fn names_market(body: &Map<String, Value>) -> bool {
     MARKET_FIELDS.iter().any(|f| body.contains_key(*f))
 }
 
 /// Whether `new` differs from `stored` in what the catalogue's rule is about.
-fn market_differs(stored: &BotConfig, new: &BotConfig) -> bool {
+pub(super) fn market_differs(stored: &BotConfig, new: &BotConfig) -> bool {
     stored.exchange != new.exchange
         || stored.symbol != new.symbol
         || stored.leverage != new.leverage
@@ -105,7 +105,17 @@ fn check_market(
         slog::warn!(ctx.log, "market catalogue unavailable; saving without the market check";
                     "exchange" => &c.exchange, "symbol" => &c.symbol);
     }
-    catalogue::check(&c.exchange, &c.symbol, c.leverage, &listed).map_err(|(field, msg)| {
+    catalogue_rule(&c.exchange, &c.symbol, c.leverage, &listed)
+}
+
+/// `catalogue::check` as the API answers it: 400 with the field's error.
+pub fn catalogue_rule(
+    exchange: &str,
+    symbol: &str,
+    leverage: u32,
+    listed: &Listed,
+) -> Result<(), ApiError> {
+    catalogue::check(exchange, symbol, leverage, listed).map_err(|(field, msg)| {
         let fields = std::collections::BTreeMap::from([(field, msg)]);
         reply::invalid_fields(&fields).into()
     })
@@ -191,8 +201,7 @@ pub fn update(
     }
     let running = bots::get(&tx, bot_id)?.filter(|row| row.status.is_active());
     if let Some(row) = running {
-        // Built on what is already pending, so two changes in one cycle add up.
-        let base = bot_config::load_pending(&tx, bot_id)?.unwrap_or_else(|| stored.config.clone());
+        let base = update_base(&tx, bot_id, &stored.config, true)?;
         let (new, secrets) =
             config::apply_update(&base, fields).map_err(|fields| reply::invalid_fields(&fields))?;
         let applies = names_market(fields) || market_differs(&stored.config, &new);
@@ -218,8 +227,9 @@ pub fn update(
         shown["pending"] = json!(true);
         return Ok(reply::json(200, &shown));
     }
-    let (new, secrets) = config::apply_update(&stored.config, fields)
-        .map_err(|fields| reply::invalid_fields(&fields))?;
+    let base = update_base(&tx, bot_id, &stored.config, false)?;
+    let (new, secrets) =
+        config::apply_update(&base, fields).map_err(|fields| reply::invalid_fields(&fields))?;
     let applies = names_market(fields) || market_differs(&stored.config, &new);
     check_market(ctx, &tx, &new, applies)?;
     let account = match extra.account {
@@ -238,6 +248,22 @@ pub fn update(
     let shown = shown(&tx, bot_id)?;
     tx.commit()?;
     Ok(reply::json(200, &shown))
+}
+
+/// The configuration an update of bot `bot_id` applies its fields to: while the
+/// bot is `running`, what is already pending, so two changes in one cycle add up;
+/// when stopped, the stored one (a save then replaces anything pending). The
+/// preview builds on the same.
+pub(super) fn update_base(
+    conn: &Connection,
+    bot_id: i64,
+    stored: &BotConfig,
+    running: bool,
+) -> Result<BotConfig, StoreError> {
+    if !running {
+        return Ok(stored.clone());
+    }
+    Ok(bot_config::load_pending(conn, bot_id)?.unwrap_or_else(|| stored.clone()))
 }
 
 /// The exchange's check of the keys in `fields` (`bot_keys::precheck`), asked

@@ -17,7 +17,9 @@ pub mod owned;
 pub mod paper;
 pub mod per_bot;
 pub mod pnl;
+pub mod preview;
 pub mod tokens;
+pub mod trades_csv;
 pub mod two_factor;
 
 use blitz_worker::Response;

@@ -14,7 +14,7 @@ use crate::store::user_bots;
 
 /// The `bot_id` query parameter: one of the user's bots, 404 for anyone else's
 /// (or none), `None` without it.
-fn bot_filter(ctx: &mut Ctx<'_, '_>, uid: i64) -> Result<Option<i64>, super::ApiError> {
+pub fn bot_filter(ctx: &mut Ctx<'_, '_>, uid: i64) -> Result<Option<i64>, super::ApiError> {
     let Some(raw) = input::query_param(ctx.req.query, "bot_id").filter(|s| !s.is_empty()) else {
         return Ok(None);
     };

@@ -30,14 +30,22 @@ pub struct UserRow {
     pub pnl: String,
     pub tone: &'static str,
     pub trades: i64,
+    /// The bot runs, starts or stops: Stop applies, Start does not.
+    pub active: bool,
+    /// Recover applies only while it runs.
+    pub running: bool,
+    /// Sort keys for the table's script.
+    pub pnl_sort: String,
+    pub uptime_s: i64,
 }
 
 impl From<&UserBot> for UserRow {
     fn from(u: &UserBot) -> UserRow {
-        let up = match (u.status.is_active(), u.started_at) {
-            (true, Some(t)) => uptime(store::now() - t),
-            _ => "-".into(),
+        let secs = match (u.status.is_active(), u.started_at) {
+            (true, Some(t)) => store::now() - t,
+            _ => -1,
         };
+        let up = if secs >= 0 { uptime(secs) } else { "-".into() };
         UserRow {
             id: u.id,
             email: u.email.clone(),
@@ -50,6 +58,10 @@ impl From<&UserBot> for UserRow {
             pnl: signed(u.pnl_total),
             tone: tone(u.pnl_total),
             trades: u.trades,
+            active: u.status.is_active(),
+            running: u.status == BotStatus::Running,
+            pnl_sort: u.pnl_total.normalize().to_string(),
+            uptime_s: secs,
         }
     }
 }
@@ -65,6 +77,26 @@ struct Admin {
     prev: Option<u32>,
     maintenance: bool,
     banner: String,
+    totals: Totals,
+}
+
+/// The whole instance at a glance.
+struct Totals {
+    users: i64,
+    running: i64,
+    pnl: String,
+    tone: &'static str,
+}
+
+fn totals(conn: &rusqlite::Connection) -> Result<Totals, PageError> {
+    let (_, users) = admin::search(conn, "", 1, 0)?;
+    let pnl = trades::total_pnl_all(conn)?;
+    Ok(Totals {
+        users,
+        running: bots::count_running(conn)?,
+        pnl: signed(pnl),
+        tone: tone(pnl),
+    })
 }
 
 pub fn admin_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
@@ -74,7 +106,10 @@ pub fn admin_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
         .and_then(|o| o.parse::<u32>().ok())
         .unwrap_or(0);
     let notice = ctx.notice.current(ctx.db)?.clone();
-    let (rows, total) = admin::search(&*ctx.db.conn()?, query.trim(), PAGE, offset)?;
+    let conn = ctx.db.conn()?;
+    let (rows, total) = admin::search(&conn, query.trim(), PAGE, offset)?;
+    let totals = totals(&conn)?;
+    drop(conn);
     let shown = i64::from(offset) + rows.len() as i64;
     Ok(render(
         200,
@@ -87,6 +122,7 @@ pub fn admin_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
             prev: (offset > 0).then(|| offset.saturating_sub(PAGE)),
             maintenance: notice.maintenance,
             banner: notice.banner,
+            totals,
         },
     ))
 }
@@ -100,6 +136,30 @@ struct AdminUser {
     pnl: PnlView,
     events: Vec<EventRow>,
     trades: Vec<TradeRow>,
+    bots: Vec<AdminBotRow>,
+}
+
+/// One of the user's bots with the operations its state allows.
+pub struct AdminBotRow {
+    pub id: i64,
+    pub name: String,
+    pub status: String,
+    pub market: String,
+    pub active: bool,
+    pub running: bool,
+}
+
+impl From<&crate::store::user_bots::BotInfo> for AdminBotRow {
+    fn from(b: &crate::store::user_bots::BotInfo) -> AdminBotRow {
+        AdminBotRow {
+            id: b.id,
+            name: b.name.clone(),
+            status: b.status.as_str().to_string(),
+            market: format!("{} · {} · {}", b.exchange, b.symbol, b.side),
+            active: b.status.is_active(),
+            running: b.status == BotStatus::Running,
+        }
+    }
 }
 
 pub struct UserFacts {
@@ -109,6 +169,8 @@ pub struct UserFacts {
     pub disabled: bool,
     pub verified: bool,
     pub created: String,
+    pub active: bool,
+    pub running: bool,
 }
 
 pub fn user_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
@@ -124,6 +186,7 @@ pub fn user_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
     let pnl = summary(&conn, Some(id), 30)?;
     let events = bots::events(&conn, bot, 20, None)?;
     let trades = trades::list(&conn, id, None, 20, None)?;
+    let bots = crate::store::user_bots::list(&conn, id)?;
     Ok(render(
         200,
         &AdminUser {
@@ -140,11 +203,17 @@ pub fn user_page(ctx: &mut Ctx<'_, '_>) -> PageResult {
                 verified: user.verified,
                 created: time(user.created_at),
                 email: user.email,
+                active: matches!(
+                    status["status"].as_str(),
+                    Some("running" | "starting" | "stopping")
+                ),
+                running: status["status"] == "running",
             },
             status: Status::from_json(&status),
             pnl: PnlView::new(&pnl),
             events: events.iter().map(EventRow::from).collect(),
             trades: trades.iter().map(TradeRow::from).collect(),
+            bots: bots.iter().map(AdminBotRow::from).collect(),
         },
     ))
 }

@@ -16,14 +16,33 @@ struct Asset {
     body: &'static [u8],
 }
 
+/// The price chart: TradingView's lightweight-charts (Apache-2.0), fetched by
+/// build.rs into `OUT_DIR` at the version and sha512 pinned in
+/// `vendor/package-lock.json` and embedded here; never copied into the repository.
+pub const CHART_LIB: &str = "lightweight-charts.js";
+
 /// In the order the pages load them; the scripts run in this order (`defer`).
-const ASSETS: [Asset; 6] = [
+const ASSETS: [Asset; 9] = [
     asset("app.css", CSS, include_bytes!("static/app.css")),
     asset("api.js", JS, include_bytes!("static/api.js")),
     asset("forms.js", JS, include_bytes!("static/forms.js")),
     asset("ladder.js", JS, include_bytes!("static/ladder.js")),
+    asset(
+        "price_chart.js",
+        JS,
+        include_bytes!("static/price_chart.js"),
+    ),
     asset("dashboard.js", JS, include_bytes!("static/dashboard.js")),
     asset("favicon.svg", SVG, include_bytes!("static/favicon.svg")),
+    asset("theme.js", JS, include_bytes!("static/theme.js")),
+    asset(
+        CHART_LIB,
+        JS,
+        include_bytes!(concat!(
+            env!("OUT_DIR"),
+            "/lightweight-charts.standalone.production.js"
+        )),
+    ),
 ];
 
 const CSS: &str = "text/css; charset=utf-8";
@@ -39,14 +58,21 @@ const fn asset(name: &'static str, content_type: &'static str, body: &'static [u
 }
 
 /// The scripts every page loads, in order.
-pub const SCRIPTS: [&str; 4] = ["api.js", "forms.js", "ladder.js", "dashboard.js"];
+pub const SCRIPTS: [&str; 6] = [
+    "theme.js",
+    "api.js",
+    "forms.js",
+    "ladder.js",
+    "price_chart.js",
+    "dashboard.js",
+];
 
 /// A year: the longest lifetime caches honour; the path changes with the content.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The first 16 hex digits of each asset's SHA-256, in `ASSETS` order.
-fn hashes() -> &'static [String; 6] {
-    static HASHES: OnceLock<[String; 6]> = OnceLock::new();
+fn hashes() -> &'static [String; 9] {
+    static HASHES: OnceLock<[String; 9]> = OnceLock::new();
     HASHES.get_or_init(|| {
         ASSETS.map(|a| {
             let digest = Sha256::digest(a.body);

@@ -41,6 +41,13 @@ impl Frame {
         }
     }
 
+    /// Adds the price chart's library, before the page scripts that draw with it
+    /// (they run in order, `defer`).
+    pub fn with_chart(mut self) -> Frame {
+        self.scripts.insert(0, assets::url(assets::CHART_LIB));
+        self
+    }
+
     /// The banner, escaped as every text the server writes into its own markup.
     pub fn banner_html(&self) -> String {
         super::html::escape(&self.notice.banner)

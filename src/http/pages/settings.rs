@@ -10,12 +10,14 @@ use super::frame::Frame;
 use super::html::render;
 use super::two_factor::{self, TwoFactorView};
 use super::view::time;
-use super::{PageError, PageResult};
+use super::{chosen_bot, PageError, PageResult};
 use crate::bots::config::{side_name, BotConfig, Grid, EXCHANGES, MAX_GRIDS};
 use crate::bots::rules;
+use crate::http::api::markets;
 use crate::http::ctx::Ctx;
 use crate::http::input;
-use crate::store::{bot_config, tokens};
+use crate::market::catalogue::{self, Source};
+use crate::store::{bot_config, tokens, user_bots};
 
 /// API tokens listed per page: the page stays small whatever a user holds.
 const TOKENS_PAGE: i64 = 20;
@@ -83,6 +85,53 @@ struct Settings {
     /// `tokens_offset` of the previous and next pages of tokens, when there are.
     tokens_prev: Option<i64>,
     tokens_next: Option<i64>,
+    /// The bot shown, and the user's bots to switch to.
+    bot_id: i64,
+    bots: Vec<(i64, String)>,
+    /// Where the form saves: `/api/bot/config` for the default bot (its
+    /// credentials and Telegram token live there), else `/api/bots/<id>/config`.
+    config_url: String,
+    /// The catalogue's symbols of the configured exchange (the current one first
+    /// when the catalogue cannot be read).
+    symbols: Vec<String>,
+    /// Credentials are asked only for real exchanges.
+    real_exchange: bool,
+}
+
+/// The symbols of `exchange`'s catalogue, always including `current`.
+fn catalogue_symbols(ctx: &mut Ctx<'_, '_>, exchange: &str, current: &str) -> Vec<String> {
+    let mut symbols = Source::of(exchange, &ctx.config.paper_prices)
+        .and_then(|src| {
+            let until = std::time::Instant::now() + crate::market::refresh::FETCH_BUDGET;
+            let settings = markets::catalogue_settings(ctx.config, until);
+            let mut conn = ctx.db.conn().ok()?;
+            catalogue::markets(&mut conn, src, settings, ctx.log)
+                .ok()
+                .flatten()
+        })
+        .map(|list| list.into_iter().map(|m| m.symbol).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if !symbols.iter().any(|s| s == current) {
+        symbols.insert(0, current.to_string());
+    }
+    symbols
+}
+
+/// One page of the user's API tokens.
+fn token_rows(
+    conn: &rusqlite::Connection,
+    uid: i64,
+    offset: i64,
+) -> Result<Vec<TokenRow>, PageError> {
+    Ok(tokens::list(conn, uid, TOKENS_PAGE, offset)?
+        .into_iter()
+        .map(|t| TokenRow {
+            id: t.id,
+            name: t.name,
+            created: time(t.created_at),
+            last_used: t.last_used_at.map_or_else(|| "never".into(), time),
+        })
+        .collect())
 }
 
 pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
@@ -91,19 +140,14 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
         .and_then(|o| o.parse::<u32>().ok())
         .map_or(0, i64::from);
     let conn = ctx.db.conn()?;
-    let bot = crate::http::api::bot::default_bot(&conn, uid)?.bot_id;
+    let list = user_bots::list(&conn, uid)?;
+    let bot = chosen_bot::pick(&list, ctx.req.query)?.id;
+    let is_default = list.first().is_some_and(|b| b.id == bot);
+    let bots: Vec<(i64, String)> = list.iter().map(|b| (b.id, b.name.clone())).collect();
     let stored = bot_config::load(&conn, bot)?.ok_or(PageError::NotFound)?;
     let pending = bot_config::load_pending(&conn, bot)?;
     let tokens_total = tokens::count(&conn, uid)?;
-    let tokens: Vec<TokenRow> = tokens::list(&conn, uid, TOKENS_PAGE, offset)?
-        .into_iter()
-        .map(|t| TokenRow {
-            id: t.id,
-            name: t.name,
-            created: time(t.created_at),
-            last_used: t.last_used_at.map_or_else(|| "never".into(), time),
-        })
-        .collect();
+    let tokens = token_rows(&conn, uid, offset)?;
     drop(conn);
     let user = ctx
         .identity
@@ -114,6 +158,13 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
     let email = user.email;
     let is_pending = pending.is_some();
     let cfg = pending.unwrap_or(stored.config);
+    let symbols = catalogue_symbols(ctx, &cfg.exchange, &cfg.symbol);
+    let real_exchange = cfg.exchange != "paper";
+    let config_url = if is_default {
+        "/api/bot/config".to_string()
+    } else {
+        format!("/api/bots/{bot}/config")
+    };
     Ok(render(
         200,
         &Settings {
@@ -139,6 +190,11 @@ pub fn settings(ctx: &mut Ctx<'_, '_>) -> PageResult {
             tokens,
             two_factor,
             tokens_total,
+            bot_id: bot,
+            bots,
+            config_url,
+            real_exchange,
+            symbols,
         },
     ))
 }

@@ -9,10 +9,12 @@ use crate::money;
 use crate::store::bots::Event;
 use crate::store::trades::Trade;
 
-/// `2026-11-29 14:05 UTC`.
+/// `2026-11-29 14:05:09 UTC`: with seconds, so events of one minute keep their
+/// order. The page script rewrites every `<time data-unix>` in the browser's time
+/// zone; this text is what a page without scripts shows.
 pub fn time(unix_s: i64) -> String {
     match jiff::Timestamp::from_second(unix_s) {
-        Ok(t) => t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         Err(_) => "-".into(),
     }
 }
@@ -146,6 +148,7 @@ fn position(p: &Value) -> String {
 
 pub struct TradeRow {
     pub closed: String,
+    pub closed_unix: i64,
     pub symbol: String,
     pub side: String,
     pub size: String,
@@ -163,6 +166,7 @@ impl From<&Trade> for TradeRow {
     fn from(t: &Trade) -> TradeRow {
         TradeRow {
             closed: time(t.closed_at),
+            closed_unix: t.closed_at,
             symbol: t.symbol.clone(),
             side: t.side.clone(),
             size: num(t.size),
@@ -178,7 +182,11 @@ impl From<&Trade> for TradeRow {
 
 pub struct EventRow {
     pub at: String,
+    pub unix: i64,
+    /// The kind in words (`cycle_closed` → `Cycle closed`).
     pub kind: String,
+    /// `pos` / `neg` / `` for events that gain, lose or just inform.
+    pub tone: &'static str,
     pub message: String,
 }
 
@@ -186,7 +194,9 @@ impl From<&Event> for EventRow {
     fn from(e: &Event) -> EventRow {
         EventRow {
             at: time(e.created_at),
-            kind: e.kind.clone(),
+            unix: e.created_at,
+            kind: words::event_kind(&e.kind),
+            tone: words::event_tone(&e.kind, e.data.as_ref()),
             message: e.message.clone(),
         }
     }
@@ -209,7 +219,7 @@ mod tests {
         assert_eq!(signed(dec!(-0.4)), "-0.40");
         assert_eq!(signed(dec!(1.005)), "+1.01");
         assert_eq!(signed(dec!(-0.001)), "+0.00");
-        assert_eq!(time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
     }
 
     #[test]

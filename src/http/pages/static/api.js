@@ -123,5 +123,61 @@
     return Object.keys(fields || {}).length;
   }
 
-  window.Blitz = { $, $$, api, describe, say, showFieldErrors, payloads: {}, afterSave: {} };
+  // A Unix time as the browser's local date and time, with seconds and the zone.
+  function localTime(unix) {
+    const d = new Date(Number(unix) * 1000);
+    if (Number.isNaN(d.getTime())) return "-";
+    return d.toLocaleString(undefined, {
+      year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+    });
+  }
+
+  // The server writes UTC; every <time data-unix> is shown in the browser's zone.
+  function localiseTimes(root) {
+    $$("time[data-unix]", root).forEach((t) => {
+      t.textContent = localTime(t.dataset.unix);
+      t.dateTime = new Date(Number(t.dataset.unix) * 1000).toISOString();
+    });
+  }
+
+  // A decimal from the API as text. The server writes each amount as the shortest
+  // number that reads back as its exact decimal, and String() writes that same
+  // shortest form, so no digit is lost or invented; only the exponent form that
+  // String() uses below 1e-6 (5e-7) is written out (0.0000005).
+  function amount(v) {
+    if (v === null || v === undefined || v === "") return "-";
+    const n = Number(v);
+    if (!Number.isFinite(n)) return String(v);
+    const s = String(n);
+    if (!s.includes("e")) return s;
+    const [mantissa, exp] = s.split("e");
+    const decimals = (mantissa.split(".")[1] || "").length - Number(exp);
+    return n.toFixed(Math.min(100, Math.max(0, decimals)));
+  }
+
+  // PnL to the cent with its sign, rounded half away from zero on the decimal
+  // text (toFixed would round the float: 1.005 is 1.00499… and reads 1.00); a loss
+  // that rounds to zero is +0.00. As the server writes it.
+  function signed(v) {
+    const n = Number(v) || 0;
+    const text = amount(Math.abs(n));
+    if (!/^\d+(\.\d+)?$/.test(text)) return (n < 0 ? "-" : "+") + text; // beyond 1e21
+    const [int, frac = ""] = text.split(".");
+    let cents = BigInt(int + (frac + "00").slice(0, 2));
+    if ((frac[2] || "0") >= "5") cents += 1n;
+    const digits = String(cents).padStart(3, "0");
+    const sign = n < 0 && cents > 0n ? "-" : "+";
+    return sign + digits.slice(0, -2) + "." + digits.slice(-2);
+  }
+
+  function tone(v) {
+    const n = Number(v) || 0;
+    return n > 0 ? "pos" : n < 0 ? "neg" : "zero";
+  }
+
+  document.addEventListener("DOMContentLoaded", () => localiseTimes(document));
+
+  window.Blitz = { $, $$, api, describe, say, showFieldErrors, payloads: {}, afterSave: {},
+    localTime, localiseTimes, amount, signed, tone };
 })();

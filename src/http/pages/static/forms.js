@@ -76,7 +76,9 @@
     if (btn.dataset.confirm && !window.confirm(btn.dataset.confirm)) return;
     const [method, url] = btn.dataset.call.split(" ");
     const fb = btn.dataset.feedback ? document.getElementById(btn.dataset.feedback) : null;
-    const body = btn.dataset.body ? JSON.parse(btn.dataset.body) : undefined;
+    let body = btn.dataset.body ? JSON.parse(btn.dataset.body) : undefined;
+    // A force stop carries the stop mode chosen beside it.
+    if (btn.dataset.mode) body = { mode: document.getElementById(btn.dataset.mode).value };
     btn.disabled = true;
     say(fb, "Working…", "busy");
     const res = await api(method, url, body);
@@ -87,7 +89,8 @@
     }
     const actions = res.data.actions;
     let msg = res.data.message || "Done.";
-    if (Array.isArray(actions)) msg += actions.length ? " (" + actions.join(", ") + ")" : " (nothing was missing)";
+    const words = (a) => (/^created_leg_(\d+)$/.test(a) ? "ladder leg " + a.slice(12) : { created_tp: "the take-profit", created_sl: "the stop-loss" }[a] || a.replace(/_/g, " "));
+    if (Array.isArray(actions)) msg += actions.length ? " Re-created " + actions.map(words).join(", ") + "." : " Nothing was missing.";
     say(fb, msg, "ok");
     if (btn.dataset.reload !== undefined) setTimeout(() => window.location.reload(), 700);
   }
@@ -104,5 +107,56 @@
 
   document.addEventListener("change", (ev) => {
     if (ev.target.matches("select[data-autosubmit]")) ev.target.form.submit();
+  });
+
+  // ---- chart tooltips that work by tap: a bar or point's text under its chart --
+
+  document.addEventListener("click", (ev) => {
+    const el = ev.target.closest("[data-tip]");
+    if (!el) return;
+    const fig = el.closest("figure");
+    const tip = fig && $(".tip", fig);
+    if (!tip) return;
+    $$("[data-tip].picked", fig).forEach((p) => p.classList.remove("picked"));
+    el.classList.add("picked");
+    tip.textContent = el.dataset.tip;
+  });
+
+  // ---- the admin table: filter and sort the rows of this page --------------
+
+  function filterUsers() {
+    const text = ($("#filter") || {}).value || "";
+    const state = ($("#status-filter") || {}).value || "";
+    $$("#users-table tbody tr.user").forEach((tr) => {
+      const hay = (tr.dataset.email + " " + tr.dataset.market).toLowerCase();
+      tr.hidden = !hay.includes(text.toLowerCase()) || (state !== "" && tr.dataset.status !== state);
+    });
+  }
+
+  function sortUsers(btn) {
+    const key = btn.dataset.sort;
+    const numeric = btn.dataset.numeric !== undefined;
+    const down = btn.getAttribute("aria-sort") === "ascending";
+    $$("#users-table th button").forEach((b) => b.removeAttribute("aria-sort"));
+    btn.setAttribute("aria-sort", down ? "descending" : "ascending");
+    const body = $("#users-table tbody");
+    const rows = $$("tr.user", body);
+    rows.sort((a, b) => {
+      const x = a.dataset[key], y = b.dataset[key];
+      const c = numeric ? Number(x) - Number(y) : x.localeCompare(y);
+      return down ? -c : c;
+    });
+    body.append(...rows);
+  }
+
+  document.addEventListener("input", (ev) => {
+    if (ev.target.id === "filter") filterUsers();
+  });
+  document.addEventListener("change", (ev) => {
+    if (ev.target.id === "status-filter") filterUsers();
+  });
+  document.addEventListener("click", (ev) => {
+    const btn = ev.target.closest("#users-table th button[data-sort]");
+    if (btn) sortUsers(btn);
   });
 })();

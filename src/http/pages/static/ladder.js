@@ -16,16 +16,17 @@
     const rows = legRows();
     rows.forEach((tr, i) => {
       const n = i + 1;
-      $(".leg-no", tr).textContent = n;
+      // The entry is leg 0, as the open orders and events number them.
+      $(".leg-no", tr).textContent = n === 1 ? "entry" : String(n - 1);
       const a = $("input.amount", tr), g = $("input.gap", tr);
       a.id = "amount-" + n;
       g.id = "gap-" + n;
       const labels = $$("label", tr);
       labels[0].htmlFor = a.id;
-      labels[0].textContent = "Amount of leg " + n;
+      labels[0].textContent = n === 1 ? "Amount of the entry" : "Amount of leg " + (n - 1);
       labels[1].htmlFor = g.id;
-      labels[1].textContent = "Gap of leg " + n + (n === 1 ? " (not used)" : "");
-      $(".remove-leg", tr).setAttribute("aria-label", "Remove leg " + n);
+      labels[1].textContent = n === 1 ? "Gap of the entry (not used)" : "Gap of leg " + (n - 1);
+      $(".remove-leg", tr).setAttribute("aria-label", n === 1 ? "Remove the entry" : "Remove leg " + (n - 1));
       $(".remove-leg", tr).disabled = rows.length === 1;
     });
     const add = $("#add-leg");
@@ -142,6 +143,105 @@
     }
   }
 
+  // ---- the live preview, computed by the server (POST /api/bots/<id>/preview) --
+
+  let previewTimer = null;
+  let previewSeq = 0;
+
+  function previewBody(form) {
+    const body = Object.assign({}, configPayload(form).body);
+    ["api_key", "api_secret", "telegram_token", "telegram_chat_id"].forEach((k) => delete body[k]);
+    return body;
+  }
+
+  function setPv(id, text) {
+    const el = document.getElementById(id);
+    if (el) el.textContent = text;
+  }
+
+  function renderPreview(d) {
+    const { amount } = window.Blitz;
+    setPv("pv-margin", amount(d.total_margin) + " USDT at " + d.leverage + "x");
+    setPv("pv-price", amount(d.price));
+    setPv("pv-tp", amount(d.take_profit_price));
+    setPv("pv-avg", amount(d.average_entry_all));
+    setPv("pv-tp-all", amount(d.take_profit_price_all));
+    setPv("pv-sl", d.stop_loss_price_all === null ? "off" : amount(d.stop_loss_price_all));
+    setPv("pv-dev", amount(d.deviation_covered) + " %");
+    setPv("pv-liq", amount(d.liquidation_price) + " (first entry), " + amount(d.liquidation_price_all) + " (all filled)");
+    // A long's legs rest below the entry, a short's above it.
+    const towards = d.side === "short" ? "+" : "-";
+    const deviation = (l) => (Number(l.deviation) === 0 ? "0" : towards + amount(l.deviation)) + " %";
+    const body = $("#pv-legs tbody");
+    body.replaceChildren();
+    d.legs.forEach((l) => {
+      const row = document.createElement("tr");
+      const cells = [l.leg === 0 ? "entry" : "leg " + l.leg, amount(l.price),
+        l.qty === null ? "below the minimum" : amount(l.qty), amount(l.margin), deviation(l)];
+      cells.forEach((c, i) => {
+        const td = document.createElement("td");
+        td.textContent = c;
+        if (i > 0) td.className = i === 4 ? "num opt" : "num";
+        row.append(td);
+      });
+      body.append(row);
+    });
+  }
+
+  async function refreshPreview(form) {
+    const url = form.dataset.preview;
+    if (!url) return;
+    const seq = ++previewSeq;
+    const res = await window.Blitz.api("POST", url, previewBody(form));
+    // An answer to an older edit must not overwrite a newer one.
+    if (seq !== previewSeq) return;
+    const err = $("#pv-error");
+    $("#preview").classList.toggle("stale", !res.ok);
+    if (res.ok) {
+      err.textContent = "";
+      renderPreview(res.data);
+    } else {
+      const d = res.data || {};
+      err.textContent = d.fields ? Object.entries(d.fields).map(([k, v]) => k + ": " + v).join("; ") : window.Blitz.describe(res, "preview");
+    }
+    window.BlitzPreview = { ok: res.ok, status: res.status, data: res.data, body: previewBody(form) };
+  }
+
+  function schedulePreview(form) {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(() => refreshPreview(form), 350);
+  }
+
+  // ---- exchange: its symbols and whether it needs credentials ---------------
+
+  async function exchangeChanged(form) {
+    const ex = form.elements.exchange.value;
+    $("#keys-box").hidden = ex === "paper";
+    const res = await window.Blitz.api("GET", "/api/markets?exchange=" + encodeURIComponent(ex));
+    if (!res.ok) return;
+    const sel = form.elements.symbol;
+    const was = sel.value;
+    sel.replaceChildren(...res.data.markets.map((m) => {
+      const o = document.createElement("option");
+      o.value = o.textContent = m.symbol;
+      o.selected = m.symbol === was;
+      return o;
+    }));
+    schedulePreview(form);
+  }
+
+  // A real exchange without keys can be saved, but the bot cannot start: say so.
+  function warnMissingKeys(form) {
+    const f = form.elements;
+    const box = $("#keys-warning");
+    const real = f.exchange.value !== "paper";
+    const stored = form.dataset.hasKeys === "true";
+    const typed = f.api_key.value !== "" && f.api_secret.value !== "";
+    box.hidden = !(real && !stored && !typed);
+    box.textContent = "Saved without API keys: a " + f.exchange.value + " bot cannot start until it has a key and secret " +
+      "(with trading permission and no withdrawal permission).";
+  }
+
   payloads.config = configPayload;
   afterSave.config = afterConfigSave;
 
@@ -150,19 +250,34 @@
     if (!btn) return;
     if (btn.id === "add-leg") addLeg();
     else if (btn.classList.contains("remove-leg")) removeLeg(btn);
+    else return;
+    schedulePreview($("#config-form"));
   });
 
   document.addEventListener("input", (ev) => {
     const form = ev.target.form;
-    if (form && form.id === "config-form" && ["leverage", "exchange"].includes(ev.target.name)) showTakeProfitMinimum(form);
+    if (!form || form.id !== "config-form") return;
+    if (["leverage", "exchange"].includes(ev.target.name)) showTakeProfitMinimum(form);
+    schedulePreview(form);
   });
 
   document.addEventListener("change", (ev) => {
     const form = ev.target.form;
-    if (form && form.id === "config-form" && ev.target.name === "exchange") showTakeProfitMinimum(form);
+    if (!form || form.id !== "config-form") return;
+    if (ev.target.name === "exchange") {
+      showTakeProfitMinimum(form);
+      exchangeChanged(form);
+    }
+    schedulePreview(form);
   });
+
+  document.addEventListener("submit", (ev) => {
+    if (ev.target.id === "config-form") warnMissingKeys(ev.target);
+  }, true);
 
   document.addEventListener("DOMContentLoaded", () => {
     if ($("#grid-rows")) renumberLegs();
+    const form = $("#config-form");
+    if (form) refreshPreview(form);
   });
 })();
