@@ -3,7 +3,7 @@
 //! malformed answers, executions and funding.
 
 use blitz::exchange::bingx::Bingx;
-use blitz::exchange::rest::{budget, RestSettings, ATTEMPTS};
+use blitz::exchange::rest::{RestSettings, ATTEMPTS};
 use blitz::exchange::{Exchange, ExchangeError, OrderKind, OrderSide, OrderStatus, Side};
 use rust_decimal::{dec, Decimal};
 
