@@ -979,7 +979,7 @@ pub static BYBIT_REQUESTS_PER_5S: Setting<u32> = Setting {
     meta: var(
         &["BYBIT_REQUESTS_PER_5S"],
         Default::Value("500"),
-        "Bybit REST requests one process sends per 5 s (1 to 600, Bybit's per-IP limit); the rest of the 600 is left to the other processes",
+        "Bybit REST requests the instance sends per 5 s (1 to 600, Bybit's per-IP limit): the bot runner 80 %, the HTTP workers and the market-data process the rest",
     ),
     parse: |s| parse::uint_in(s, 1, 600).map(|n| n as u32),
     show: text,
@@ -989,7 +989,7 @@ pub static BINGX_REQUESTS_PER_10S: Setting<u32> = Setting {
     meta: var(
         &["BINGX_REQUESTS_PER_10S"],
         Default::Value("1600"),
-        "BingX account-endpoint requests one process sends per 10 s (1 to 2000, BingX's per-IP limit)",
+        "BingX account-endpoint requests the instance sends per 10 s (1 to 2000, BingX's per-IP limit), split as Bybit's",
     ),
     parse: |s| parse::uint_in(s, 1, 2000).map(|n| n as u32),
     show: text,
@@ -999,7 +999,7 @@ pub static BINGX_MARKET_REQUESTS_PER_10S: Setting<u32> = Setting {
     meta: var(
         &["BINGX_MARKET_REQUESTS_PER_10S"],
         Default::Value("400"),
-        "BingX market-data requests one process sends per 10 s (1 to 500, BingX's per-IP limit)",
+        "BingX market-data requests the instance sends per 10 s (1 to 500, BingX's per-IP limit), split as Bybit's",
     ),
     parse: |s| parse::uint_in(s, 1, 500).map(|n| n as u32),
     show: text,

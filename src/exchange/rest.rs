@@ -140,6 +140,27 @@ impl Clock {
     }
 }
 
+/// One attempt's result as a call with retries answers it. A rate-limit refusal
+/// (`limited`: no turn in the budget, or the exchange's own limit) means the
+/// request was not taken; after an earlier attempt that may have been (a
+/// timeout, kept in `maybe_sent`), that attempt's error answers instead. So
+/// `RateLimited` from a call always means "not done", and a placement refused
+/// so can free its client id.
+pub fn not_taken_after<T, R: Clone>(
+    r: Result<T, R>,
+    maybe_sent: &mut Option<R>,
+    limited: impl Fn(&R) -> bool,
+) -> Result<T, R> {
+    match r {
+        Err(e) if limited(&e) => Err(maybe_sent.clone().unwrap_or(e)),
+        Err(e) => {
+            maybe_sent.get_or_insert_with(|| e.clone());
+            Err(e)
+        }
+        ok => ok,
+    }
+}
+
 /// An HTTP answer: status, body, and the rate-limit headers Bybit sends.
 pub struct Answer {
     pub status: u16,

@@ -152,7 +152,9 @@ impl Api {
         let mut maybe_sent = None;
         loop {
             let r = self.once(priority, method, path, params, attempt > 0, None);
-            let r = not_taken_after(r, &maybe_sent);
+            let r = rest::not_taken_after(r, &mut maybe_sent, |e| {
+                ExchangeError::from(e.clone()) == ExchangeError::RateLimited
+            });
             let again = match &r {
                 Err(Refused::NoTurn) | Ok(_) => false,
                 Err(e) => ExchangeError::from(e.clone()).is_retryable(),
@@ -160,7 +162,6 @@ impl Api {
             if !again || attempt + 1 >= rest::ATTEMPTS {
                 return r;
             }
-            note_maybe_sent(&r, &mut maybe_sent);
             attempt += 1;
             std::thread::sleep(Duration::from_millis(300 * u64::from(attempt)));
         }
@@ -351,29 +352,6 @@ fn envelope(status: u16, body: &str, retried: bool) -> Result<String, Refused> {
     Ok(env
         .data
         .map_or_else(|| "null".to_string(), |r| r.get().to_string()))
-}
-
-/// A rate-limit refusal (no turn in the budget, or the exchange's own limit)
-/// means the request was not taken; after an earlier attempt that may have
-/// been (a timeout), that attempt's error answers instead. So `RateLimited`
-/// from a call always means "not done", and a placement refused so can free
-/// its client id.
-fn not_taken_after<T>(r: Result<T, Refused>, maybe_sent: &Option<Refused>) -> Result<T, Refused> {
-    match (r, maybe_sent) {
-        (Err(e), Some(earlier)) if ExchangeError::from(e.clone()) == ExchangeError::RateLimited => {
-            Err(earlier.clone())
-        }
-        (r, _) => r,
-    }
-}
-
-/// Remembers the first failed attempt that may have reached the exchange.
-fn note_maybe_sent<T>(r: &Result<T, Refused>, maybe_sent: &mut Option<Refused>) {
-    if let Err(e) = r {
-        if maybe_sent.is_none() && ExchangeError::from(e.clone()) != ExchangeError::RateLimited {
-            *maybe_sent = Some(e.clone());
-        }
-    }
 }
 
 #[cfg(test)]

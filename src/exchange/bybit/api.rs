@@ -225,7 +225,9 @@ impl Api {
         loop {
             let by = Instant::now() + req.priority.max_wait(self.timeout);
             let r = self.once(req, attempt > 0, by, false);
-            let r = not_taken_after(r, &maybe_sent);
+            let r = rest::not_taken_after(r, &mut maybe_sent, |e| {
+                ExchangeError::from(e.clone()) == ExchangeError::RateLimited
+            });
             let again = match &r {
                 Err(Refused::NoTurn) | Ok(_) => false,
                 Err(e) => ExchangeError::from(e.clone()).is_retryable(),
@@ -233,7 +235,6 @@ impl Api {
             if !again || attempt + 1 >= rest::ATTEMPTS {
                 return r;
             }
-            note_maybe_sent(&r, &mut maybe_sent);
             attempt += 1;
             std::thread::sleep(Duration::from_millis(150 * u64::from(attempt)));
         }
@@ -414,29 +415,6 @@ fn envelope(status: u16, body: &str, retried: bool) -> Result<String, Refused> {
         .map_or_else(|| "null".to_string(), |r| r.get().to_string()))
 }
 
-/// A rate-limit refusal (no turn in the budget, or the exchange's own limit)
-/// means the request was not taken; after an earlier attempt that may have
-/// been (a timeout), that attempt's error answers instead. So `RateLimited`
-/// from a call always means "not done", and a placement refused so can free
-/// its client id.
-fn not_taken_after<T>(r: Result<T, Refused>, maybe_sent: &Option<Refused>) -> Result<T, Refused> {
-    match (r, maybe_sent) {
-        (Err(e), Some(earlier)) if ExchangeError::from(e.clone()) == ExchangeError::RateLimited => {
-            Err(earlier.clone())
-        }
-        (r, _) => r,
-    }
-}
-
-/// Remembers the first failed attempt that may have reached the exchange.
-fn note_maybe_sent<T>(r: &Result<T, Refused>, maybe_sent: &mut Option<Refused>) {
-    if let Err(e) = r {
-        if maybe_sent.is_none() && ExchangeError::from(e.clone()) != ExchangeError::RateLimited {
-            *maybe_sent = Some(e.clone());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,22 +427,26 @@ mod tests {
             msg: "Too many visits!".into(),
             retried: true,
         };
+        let is_limit = |e: &Refused| ExchangeError::from(e.clone()) == ExchangeError::RateLimited;
         let mut maybe_sent = None;
         // A first attempt refused for the rate limit was not taken...
-        let r: Result<(), Refused> = not_taken_after(Err(Refused::NoTurn), &maybe_sent);
-        assert_eq!(
-            ExchangeError::from(r.clone().unwrap_err()),
-            ExchangeError::RateLimited
-        );
-        note_maybe_sent(&r, &mut maybe_sent);
+        let r: Result<(), Refused> =
+            rest::not_taken_after(Err(Refused::NoTurn), &mut maybe_sent, is_limit);
+        assert_eq!(r, Err(Refused::NoTurn));
         assert_eq!(maybe_sent, None);
         // ...but after a timeout, a later refusal answers with the timeout.
-        note_maybe_sent::<()>(&Err(timeout.clone()), &mut maybe_sent);
+        let r: Result<(), Refused> =
+            rest::not_taken_after(Err(timeout.clone()), &mut maybe_sent, is_limit);
+        assert_eq!(r, Err(timeout.clone()));
         for later in [Refused::NoTurn, limited] {
-            let r: Result<(), Refused> = not_taken_after(Err(later), &maybe_sent);
+            let r: Result<(), Refused> =
+                rest::not_taken_after(Err(later), &mut maybe_sent, is_limit);
             assert_eq!(r, Err(timeout.clone()));
         }
-        assert_eq!(not_taken_after(Ok(7), &maybe_sent), Ok(7));
+        assert_eq!(
+            rest::not_taken_after(Ok(7), &mut maybe_sent, is_limit),
+            Ok(7)
+        );
     }
 
     #[test]

@@ -126,11 +126,12 @@ impl Priority {
     /// on a stream event), which first reads the fills that came meanwhile;
     /// they also have the whole window and go before any other. Inside
     /// `urgent` (a start, which a user waits for) every class may wait out an
-    /// exchange's back-off of a few seconds.
+    /// exchange's one-second back-off, and no more: a start makes several
+    /// requests, and its user waits for all of them.
     pub fn max_wait(self, timeout: Duration) -> Duration {
         let cap = match self {
             Priority::Protective => Duration::from_secs(1),
-            _ if URGENT.with(Cell::get) => Duration::from_secs(3),
+            _ if URGENT.with(Cell::get) => Duration::from_secs(1),
             Priority::Placement | Priority::Reconcile => Duration::from_millis(500),
         };
         cap.min(timeout)
@@ -337,14 +338,7 @@ thread_local! {
 /// Runs `f` with its reads optional (see the module's comment): each is sent
 /// only if the budget has room for it at once, else it is `RateLimited`.
 pub fn optional<T>(f: impl FnOnce() -> T) -> T {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            OPTIONAL.with(|c| c.set(self.0));
-        }
-    }
-    let _reset = Reset(OPTIONAL.with(|c| c.replace(true)));
-    f()
+    with_flag(&OPTIONAL, f)
 }
 
 thread_local! {
@@ -356,13 +350,18 @@ thread_local! {
 /// start's checks and first step), so they go before the steady reads of
 /// running bots. Their waits are still bounded by the caller's deadline.
 pub fn urgent<T>(f: impl FnOnce() -> T) -> T {
-    struct Reset(bool);
+    with_flag(&URGENT, f)
+}
+
+/// Runs `f` with the thread's `flag` set, then puts it back as it was.
+fn with_flag<T>(flag: &'static std::thread::LocalKey<Cell<bool>>, f: impl FnOnce() -> T) -> T {
+    struct Reset(&'static std::thread::LocalKey<Cell<bool>>, bool);
     impl Drop for Reset {
         fn drop(&mut self) {
-            URGENT.with(|c| c.set(self.0));
+            self.0.with(|c| c.set(self.1));
         }
     }
-    let _reset = Reset(URGENT.with(|c| c.replace(true)));
+    let _reset = Reset(flag, flag.with(|c| c.replace(true)));
     f()
 }
 
