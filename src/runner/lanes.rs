@@ -13,8 +13,11 @@ use super::pool::Pool;
 
 /// Threads for paper bots and housekeeping (the paper exchange never blocks).
 const PAPER_THREADS: usize = 4;
-/// Threads per real exchange: that many of its calls may wait at once.
-const REMOTE_THREADS: usize = 32;
+/// Threads per real exchange: that many of its calls may wait at once. 8
+/// held fills back behind steps waiting for the request budget at 1,000 Bybit
+/// bots; 32 (each with its database connection) slowed the resume of 5,000
+/// paper bots from 12 s to over 20 s (tests/bots_scale.rs).
+const REMOTE_THREADS: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lane {
