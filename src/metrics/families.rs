@@ -78,10 +78,11 @@ pub mod stat {
 }
 
 /// `blitz_exchange_fill_to_engine_seconds` bucket bounds: 50 ms steps to a
-/// second (the C16 target is 1 s at p99), then 2, 5 and 10 s.
-pub const FILL_BUCKETS: [f64; 23] = [
+/// second (the C16 target is 1 s at p99), then 250 ms steps to 2 s (how far a
+/// miss is), then 5 and 10 s.
+pub const FILL_BUCKETS: [f64; 26] = [
     0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85,
-    0.9, 0.95, 1.0, 2.0, 5.0, 10.0,
+    0.9, 0.95, 1.0, 1.25, 1.5, 1.75, 2.0, 5.0, 10.0,
 ];
 /// The `kind` label of `blitz_exchange_stream_events_total`.
 pub const STREAM_EVENT_KINDS: [&str; 4] = ["order", "execution", "position", "wallet"];

@@ -27,7 +27,7 @@ pub const HIST_CAP: usize = 256;
 /// Series with a `user_id` label, one shared cell each.
 pub const USER_CAP: usize = 65_536;
 /// Fixed cells per process: gauges and the `blitz_*` counters (`families::Static`).
-pub const STATIC_CAP: usize = 156;
+pub const STATIC_CAP: usize = 160;
 /// Words of one histogram: seq, 12 buckets, count, sum, spare.
 pub const HIST_WORDS: usize = 16;
 /// One per scoreboard slot, then the master's, then the retired accumulator.

@@ -257,16 +257,22 @@ impl Runner {
                     Due::Wake { bot_id } => schedule.wake(bot_id, now),
                 }
             }
-            for (bot_id, generation) in schedule.due(now) {
+            for step in schedule.due(now) {
                 let m = self.manager.clone();
+                let (bot_id, generation) = (step.bot_id, step.generation);
                 let pool = self.steps.for_bot(&self.conn, bot_id, generation);
-                pool.submit(Box::new(move |c| {
+                let job: pool::Job = Box::new(move |c| {
                     if generation == 0 {
                         m.resume(c, bot_id);
                     } else {
                         m.tick(c, bot_id, generation);
                     }
-                }));
+                });
+                if step.woken {
+                    pool.submit_first(job);
+                } else {
+                    pool.submit(job);
+                }
             }
             if now >= next_prices {
                 self.publish_prices();

@@ -1,16 +1,69 @@
 //! A small fixed pool of threads for bot work (exchange I/O and database writes):
 //! 5,000 bots share a handful of threads instead of owning one each. Each thread has
 //! its own database connection.
+//!
+//! Jobs wait in two queues: `submit_first` ones (a step woken by its account's
+//! stream, which reads a fill) go before every ordinary one. Under a busy
+//! exchange the pool's queue grows with ordinary ticks; a fill must not wait
+//! behind them (C16: fills reach the engine within a second).
 
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
 pub type Job = Box<dyn FnOnce(&Connection) + Send>;
 
+#[derive(Default)]
+struct Queues {
+    first: VecDeque<Job>,
+    normal: VecDeque<Job>,
+    /// No more jobs come: threads exit once the queues are empty.
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    queues: Mutex<Queues>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, job: Job, first: bool) {
+        let mut q = self.lock();
+        if q.closed {
+            return;
+        }
+        if first {
+            q.first.push_back(job);
+        } else {
+            q.normal.push_back(job);
+        }
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// The next job, or none once the pool is closed and drained.
+    fn next(&self) -> Option<Job> {
+        let mut q = self.lock();
+        loop {
+            if let Some(job) = q.first.pop_front().or_else(|| q.normal.pop_front()) {
+                return Some(job);
+            }
+            if q.closed {
+                return None;
+            }
+            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 pub struct Pool {
-    tx: Option<Sender<Job>>,
+    shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -20,60 +73,62 @@ impl Pool {
     where
         F: Fn() -> std::io::Result<Connection> + Send + Sync + 'static,
     {
-        let (tx, rx) = channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        let open = Arc::new(open);
+        let shared = Arc::new(Shared::default());
         let mut threads = Vec::with_capacity(size);
         for i in 0..size {
             let conn = open()?;
-            let rx = rx.clone();
+            let shared = shared.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("bots-{i}"))
-                    .spawn(move || run(&rx, &conn))?,
+                    .spawn(move || run(&shared, &conn))?,
             );
         }
-        Ok(Pool {
-            tx: Some(tx),
-            threads,
-        })
+        Ok(Pool { shared, threads })
     }
 
     pub fn submit(&self, job: Job) {
-        if let Some(tx) = &self.tx {
-            // Sending fails only once every thread has exited (shutdown).
-            let _ = tx.send(job);
-        }
+        self.shared.push(job, false);
+    }
+
+    /// Runs `job` before every job submitted with `submit` that has not started.
+    pub fn submit_first(&self, job: Job) {
+        self.shared.push(job, true);
     }
 
     /// Lets queued jobs finish, then joins the threads.
     pub fn shutdown(mut self) {
-        self.tx = None;
+        self.close();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
+
+    fn close(&self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
+    }
 }
 
-fn run(rx: &Mutex<Receiver<Job>>, conn: &Connection) {
-    loop {
-        let job = match rx.lock() {
-            Ok(guard) => guard.recv(),
-            Err(_) => return,
-        };
-        match job {
-            // A panicking job (logged by the panic hook) must not shrink the pool.
-            Ok(job) => {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
-            }
-            Err(_) => return,
-        }
+impl Drop for Pool {
+    /// A pool dropped without `shutdown` still lets its threads finish the
+    /// queued jobs and exit.
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn run(shared: &Shared, conn: &Connection) {
+    while let Some(job) = shared.next() {
+        // A panicking job (logged by the panic hook) must not shrink the pool.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc::channel;
 
     #[test]
     fn a_panicking_job_does_not_kill_its_thread() {
@@ -89,5 +144,31 @@ mod tests {
         }));
         assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)), Ok(1));
         pool.shutdown();
+    }
+
+    #[test]
+    fn jobs_submitted_first_run_before_queued_ones_and_shutdown_drains_both() {
+        let pool = Pool::start(1, || {
+            Connection::open_in_memory().map_err(std::io::Error::other)
+        })
+        .unwrap();
+        // Hold the only thread until every job is queued.
+        let (go_tx, go_rx) = channel::<()>();
+        pool.submit(Box::new(move |_| {
+            let _ = go_rx.recv();
+        }));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        for (name, first) in [("tick1", false), ("tick2", false), ("fill", true)] {
+            let order = order.clone();
+            let job: Job = Box::new(move |_| order.lock().unwrap().push(name));
+            if first {
+                pool.submit_first(job);
+            } else {
+                pool.submit(job);
+            }
+        }
+        go_tx.send(()).unwrap();
+        pool.shutdown();
+        assert_eq!(*order.lock().unwrap(), vec!["fill", "tick1", "tick2"]);
     }
 }

@@ -14,12 +14,21 @@ use std::collections::{BinaryHeap, HashMap};
 /// A wake for a bot that never comes back (it stopped) is forgotten after this.
 const WAKE_KEPT_MS: u64 = 10_000;
 
+/// A step that is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub bot_id: i64,
+    pub generation: u64,
+    /// Its account stream reported an order or a fill: the step reads it.
+    pub woken: bool,
+}
+
 #[derive(Default)]
 pub struct Schedule {
     heap: BinaryHeap<Reverse<(u64, i64, u64)>>,
-    /// Each bot's live entry (due, generation); heap entries that differ are
-    /// stale (moved by a wake) and skipped.
-    waiting: HashMap<i64, (u64, u64)>,
+    /// Each bot's live entry (due, generation, woken); heap entries that differ
+    /// are stale (moved by a wake) and skipped.
+    waiting: HashMap<i64, (u64, u64, bool)>,
     /// Bots woken while they had no entry, and when.
     woken: HashMap<i64, u64>,
 }
@@ -27,19 +36,19 @@ pub struct Schedule {
 impl Schedule {
     /// The next step of `bot_id` at `due_ms` (sooner if it was woken).
     pub fn at(&mut self, due_ms: u64, bot_id: i64, generation: u64, now_ms: u64) {
-        let due = match self.woken.remove(&bot_id) {
-            Some(_) => due_ms.min(now_ms),
-            None => due_ms,
+        let (due, woken) = match self.woken.remove(&bot_id) {
+            Some(_) => (due_ms.min(now_ms), true),
+            None => (due_ms, false),
         };
-        self.waiting.insert(bot_id, (due, generation));
+        self.waiting.insert(bot_id, (due, generation, woken));
         self.heap.push(Reverse((due, bot_id, generation)));
     }
 
     /// `bot_id` should step now.
     pub fn wake(&mut self, bot_id: i64, now_ms: u64) {
         match self.waiting.get(&bot_id).copied() {
-            Some((due, generation)) if due > now_ms => {
-                self.waiting.insert(bot_id, (now_ms, generation));
+            Some((due, generation, _)) if due > now_ms => {
+                self.waiting.insert(bot_id, (now_ms, generation, true));
                 self.heap.push(Reverse((now_ms, bot_id, generation)));
             }
             Some(_) => {}
@@ -49,17 +58,24 @@ impl Schedule {
         }
     }
 
-    /// The (bot, generation) pairs due at `now_ms`, removed from the heap.
-    pub fn due(&mut self, now_ms: u64) -> Vec<(i64, u64)> {
+    /// The steps due at `now_ms`, removed from the heap.
+    pub fn due(&mut self, now_ms: u64) -> Vec<Step> {
         let mut out = Vec::new();
         while let Some(Reverse((t, bot_id, generation))) = self.heap.peek().copied() {
             if t > now_ms {
                 break;
             }
             self.heap.pop();
-            if self.waiting.get(&bot_id) == Some(&(t, generation)) {
-                self.waiting.remove(&bot_id);
-                out.push((bot_id, generation));
+            match self.waiting.get(&bot_id) {
+                Some(&(due, g, woken)) if (due, g) == (t, generation) => {
+                    self.waiting.remove(&bot_id);
+                    out.push(Step {
+                        bot_id,
+                        generation,
+                        woken,
+                    });
+                }
+                _ => {}
             }
         }
         self.woken
@@ -84,6 +100,14 @@ impl Schedule {
 mod tests {
     use super::*;
 
+    /// (bot, generation, woken) of each due step.
+    fn due(s: &mut Schedule, now_ms: u64) -> Vec<(i64, u64, bool)> {
+        s.due(now_ms)
+            .into_iter()
+            .map(|d| (d.bot_id, d.generation, d.woken))
+            .collect()
+    }
+
     #[test]
     fn due_in_deadline_order() {
         let mut s = Schedule::default();
@@ -91,10 +115,10 @@ mod tests {
         s.at(10, 1, 1, 0);
         s.at(20, 2, 5, 0);
         assert_eq!(s.next_in(5), Some(5));
-        assert_eq!(s.due(20), vec![(1, 1), (2, 5)]);
+        assert_eq!(due(&mut s, 20), vec![(1, 1, false), (2, 5, false)]);
         assert_eq!(s.len(), 1);
-        assert_eq!(s.due(29), Vec::<(i64, u64)>::new());
-        assert_eq!(s.due(100), vec![(3, 1)]);
+        assert_eq!(due(&mut s, 29), Vec::<(i64, u64, bool)>::new());
+        assert_eq!(due(&mut s, 100), vec![(3, 1, false)]);
         assert_eq!(s.len(), 0);
     }
 
@@ -104,9 +128,9 @@ mod tests {
         s.at(1_000, 7, 2, 0);
         s.wake(7, 100);
         s.wake(7, 120); // already due: nothing more
-        assert_eq!(s.due(150), vec![(7, 2)]);
+        assert_eq!(due(&mut s, 150), vec![(7, 2, true)]);
         // The original deadline's entry is stale: no second step.
-        assert_eq!(s.due(2_000), Vec::<(i64, u64)>::new());
+        assert_eq!(due(&mut s, 2_000), Vec::<(i64, u64, bool)>::new());
     }
 
     #[test]
@@ -114,10 +138,10 @@ mod tests {
         let mut s = Schedule::default();
         s.wake(7, 100); // stepping: no entry
         s.at(1_100, 7, 2, 110);
-        assert_eq!(s.due(110), vec![(7, 2)]);
+        assert_eq!(due(&mut s, 110), vec![(7, 2, true)]);
         s.at(1_200, 7, 2, 200);
-        assert_eq!(s.due(300), Vec::<(i64, u64)>::new());
-        assert_eq!(s.due(1_200), vec![(7, 2)]);
+        assert_eq!(due(&mut s, 300), Vec::<(i64, u64, bool)>::new());
+        assert_eq!(due(&mut s, 1_200), vec![(7, 2, false)]);
     }
 
     #[test]
@@ -126,6 +150,6 @@ mod tests {
         s.wake(9, 0);
         s.due(WAKE_KEPT_MS + 1);
         s.at(50_000, 9, 1, 20_000);
-        assert_eq!(s.due(20_000), Vec::<(i64, u64)>::new());
+        assert_eq!(due(&mut s, 20_000), Vec::<(i64, u64, bool)>::new());
     }
 }

@@ -218,6 +218,16 @@ impl RequestBudget {
             p
         };
         let mut w = self.lock();
+        // A request that would not get its turn before its deadline even behind
+        // those already waiting is refused now rather than after the wait: a
+        // wait holds the bot's step and a pool thread, and under a full budget
+        // hopeless waits held every thread while fills queued behind them.
+        let ahead = w.waiting_before(p);
+        if ahead > 0 && w.ready_behind(p, Instant::now(), ahead) > deadline {
+            drop(w);
+            metrics::exchange_budget(self.venue, p.label(), BudgetEvent::Refused);
+            return Err(ExchangeError::RateLimited);
+        }
         let mut waited = false;
         let outcome = loop {
             let now = Instant::now();

@@ -273,3 +273,31 @@ fn an_urgent_read_takes_the_placement_share() {
     );
     assert_eq!(held.len(), 7);
 }
+
+#[test]
+fn a_request_that_waiters_would_keep_past_its_deadline_is_refused_at_once() {
+    // One per 400 ms, used: the first waiter gets the slot freed ~400 ms on; a
+    // second one behind it, with 600 ms, could not get the next (~800 ms).
+    let b = budget(1, 400);
+    drop(b.acquire(Priority::Protective, soon(100)).unwrap());
+    let first = {
+        let b = b.clone();
+        std::thread::spawn(move || b.acquire(Priority::Protective, soon(1_000)).map(drop))
+    };
+    let waiting = Instant::now();
+    while b.lock().waiting_before(Priority::Protective) == 0 {
+        assert!(waiting.elapsed() < Duration::from_secs(5), "no waiter");
+        std::thread::yield_now();
+    }
+    let t = Instant::now();
+    assert!(matches!(
+        b.acquire(Priority::Protective, soon(600)),
+        Err(ExchangeError::RateLimited)
+    ));
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(first.join().unwrap().is_ok(), "the waiter got its turn");
+}

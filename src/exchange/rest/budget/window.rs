@@ -83,18 +83,33 @@ impl Window {
     /// The earliest moment a request of `p` may go, judged by the window and the
     /// closing alone (`now` when it may go at once).
     pub fn ready_at(&mut self, p: Priority, now: Instant) -> Instant {
+        self.ready_behind(p, now, 0)
+    }
+
+    /// When a request of `p` may go if `ahead` requests go before it: the
+    /// moment the window has room for all of them.
+    pub fn ready_behind(&mut self, p: Priority, now: Instant, ahead: usize) -> Instant {
         let closed = self.closed_until.filter(|c| *c > now);
-        let n = self.used(now);
+        let n = self.used(now) + ahead;
         let cap = self.limit.cap(p);
         // Below its share once the oldest `n - cap + 1` requests left the window;
         // answered ones leave first. Requests in flight leave a window after their
         // answer: not before `now + per`.
+        // A slot past the answered ones is freed a window after the request
+        // that takes the slot `cap` earlier.
         let by_window = if n < cap {
             now
         } else {
-            self.done
-                .get(n - cap)
-                .map_or(now + self.limit.per, |t| *t + self.limit.per)
+            let (mut i, mut later) = (n - cap, 0u32);
+            while i >= self.done.len() && i >= cap {
+                i -= cap;
+                later += 1;
+            }
+            let first = self
+                .done
+                .get(i)
+                .map_or(now + self.limit.per, |t| *t + self.limit.per);
+            first + self.limit.per * later
         };
         closed.map_or(by_window, |c| c.max(by_window))
     }
@@ -102,6 +117,12 @@ impl Window {
     /// Whether a more urgent request than `p` is waiting: it goes first.
     pub fn outranked(&self, p: Priority) -> bool {
         self.waiting[..p.rank()].iter().any(|n| *n > 0)
+    }
+
+    /// Requests waiting that go before a new one of `p`: the more urgent ones
+    /// and those of its own class that came first.
+    pub fn waiting_before(&self, p: Priority) -> usize {
+        self.waiting[..=p.rank()].iter().sum()
     }
 
     /// Counts a request sent at `now`, in flight until `finish`.
