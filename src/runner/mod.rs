@@ -54,6 +54,10 @@ use stats::RunnerStats;
 const COMMAND_THREADS: usize = 16;
 /// The longest the main loop sleeps; deadlines are met within this.
 const MAX_WAIT_MS: u64 = 100;
+/// How long one step of a running bot may wait in all for the exchange's
+/// request budget (`budget::bounded`): fills its stream reports meanwhile wait
+/// for the step to end (C16: within a second).
+const STEP_BUDGET_WAIT: Duration = Duration::from_millis(250);
 const PRICES_EVERY_MS: u64 = 1000;
 const SWEEP_EVERY_MS: u64 = 2000;
 /// A worker writes its request at once; a silent peer is dropped after this.
@@ -265,7 +269,7 @@ impl Runner {
                     if generation == 0 {
                         m.resume(c, bot_id);
                     } else {
-                        m.tick(c, bot_id, generation);
+                        budget::bounded(STEP_BUDGET_WAIT, || m.tick(c, bot_id, generation));
                     }
                 });
                 if step.woken {

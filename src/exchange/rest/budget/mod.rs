@@ -127,7 +127,8 @@ impl Priority {
     /// they also have the whole window and go before any other. Inside
     /// `urgent` (a start, which a user waits for) every class may wait out an
     /// exchange's one-second back-off, and no more: a start makes several
-    /// requests, and its user waits for all of them.
+    /// requests, and its user waits for all of them. A running bot's step
+    /// bounds the sum of its waits further (`bounded`).
     pub fn max_wait(self, timeout: Duration) -> Duration {
         let cap = match self {
             Priority::Protective => Duration::from_secs(1),
@@ -212,6 +213,9 @@ impl RequestBudget {
         if p == Priority::Reconcile && OPTIONAL.with(Cell::get) {
             return self.acquire_optional();
         }
+        let deadline = STEP_DEADLINE
+            .with(Cell::get)
+            .map_or(deadline, |d| d.min(deadline));
         let p = if p == Priority::Reconcile && URGENT.with(Cell::get) {
             Priority::Placement
         } else {
@@ -361,6 +365,30 @@ thread_local! {
 /// running bots. Their waits are still bounded by the caller's deadline.
 pub fn urgent<T>(f: impl FnOnce() -> T) -> T {
     with_flag(&URGENT, f)
+}
+
+thread_local! {
+    /// Set inside `bounded`: no request waits for its turn past it.
+    static STEP_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (a bot's step) with all its requests' waits for the budget ending
+/// within `total`: past it they are refused (`RateLimited`, not sent). A step
+/// that waits holds back the fills its stream reports meanwhile: they reach
+/// the engine only at the next step. Under a full budget one step's waits
+/// (up to a second per request, several requests) kept fills a second and more
+/// from the engine; a refused request is sent again by the next step, which
+/// first reads what happened meanwhile.
+pub fn bounded<T>(total: Duration, f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<Instant>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            STEP_DEADLINE.with(|c| c.set(self.0));
+        }
+    }
+    let until = Instant::now() + total;
+    let _reset = Reset(STEP_DEADLINE.with(|c| c.replace(Some(until))));
+    f()
 }
 
 /// Runs `f` with the thread's `flag` set, then puts it back as it was.

@@ -301,3 +301,29 @@ fn a_request_that_waiters_would_keep_past_its_deadline_is_refused_at_once() {
     );
     assert!(first.join().unwrap().is_ok(), "the waiter got its turn");
 }
+
+#[test]
+fn a_bounded_step_waits_at_most_its_total_for_every_request() {
+    // The window frees in ~500 ms: alone, a request with a second would wait.
+    let b = budget(1, 500);
+    drop(b.acquire(Priority::Protective, soon(100)).unwrap());
+    let t = Instant::now();
+    let refused = bounded(Duration::from_millis(150), || {
+        (0..3)
+            .filter(|_| b.acquire(Priority::Protective, soon(1_000)).is_err())
+            .count()
+    });
+    assert_eq!(refused, 3);
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    // Outside the step the bound is gone: the request waits for its turn.
+    drop(b.acquire(Priority::Protective, soon(1_000)).unwrap());
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+}
