@@ -281,13 +281,11 @@ impl RequestBudget {
             w.take(now);
         }
         drop(w);
-        let event = if free {
-            BudgetEvent::Sent
-        } else {
-            BudgetEvent::Refused
-        };
-        metrics::exchange_budget(self.venue, p.label(), event);
+        // One skipped is not a refusal: the stream's view answers instead, and
+        // counting it would bury the refusals that matter (a 1,000-bot run
+        // skipped over a thousand a second).
         if free {
+            metrics::exchange_budget(self.venue, p.label(), BudgetEvent::Sent);
             Ok(Turn { budget: self })
         } else {
             Err(ExchangeError::RateLimited)
