@@ -206,7 +206,7 @@ impl Config {
             error_log: src.value(&S::ERROR_LOGFILE)?,
             log_level: src.value(&S::LOG_LEVEL)?,
             pidfile: src.optional(&S::PID)?,
-            database: src.value(&S::DATABASE)?,
+            database: sqlite_path(&mut src, "serve")?,
             limit_request_line: src.value(&S::LIMIT_REQUEST_LINE)?,
             limit_request_fields: src.value(&S::LIMIT_REQUEST_FIELDS)?,
             limit_request_field_size: src.value(&S::LIMIT_REQUEST_FIELD_SIZE)?,
@@ -320,6 +320,23 @@ pub fn load_from_env(args: &ServeArgs) -> Result<Config, ConfigError> {
 
 /// `--bind` flags if any, else `BLITZ_BIND`, else the default. The same address twice
 /// would fail at bind time with a less helpful EADDRINUSE, so it is refused here.
+/// The SQLite file of `--database` / `BLITZ_DB_PATH` / `DATABASE_URL`. A PostgreSQL
+/// URL is refused naming the flag or variable it came from: `command` does not run
+/// on PostgreSQL in this release, and saying so beats opening a file named like a URL.
+pub(crate) fn sqlite_path(
+    src: &mut Source<'_>,
+    command: &'static str,
+) -> Result<PathBuf, ConfigError> {
+    match src.value(&S::DATABASE)? {
+        crate::store::Engine::Sqlite(path) => Ok(path),
+        crate::store::Engine::Postgres(url) => Err(ConfigError::SqliteOnly {
+            name: src.origin(&S::DATABASE.meta),
+            value: url.to_string(),
+            command,
+        }),
+    }
+}
+
 fn load_binds(src: &mut Source<'_>) -> Result<Vec<BindAddr>, ConfigError> {
     let binds = src.list(&S::BIND)?;
     for (i, bind) in binds.iter().enumerate() {
