@@ -604,6 +604,34 @@ mod tests {
     }
 
     #[test]
+    fn database_url_is_read_after_blitz_db_path_and_postgres_is_refused_by_name() {
+        let c = load_env(&[("DATABASE_URL", "/from/database_url")]).unwrap();
+        assert_eq!(c.database, PathBuf::from("/from/database_url"));
+        let both = [("BLITZ_DB_PATH", "/env/db"), ("DATABASE_URL", "/other/db")];
+        assert_eq!(load_env(&both).unwrap().database, PathBuf::from("/env/db"));
+
+        let url = "postgres://blitz:pw-secret@db:5432/blitz";
+        for (flags, vars, name) in [
+            ("", vec![("DATABASE_URL", url)], "DATABASE_URL"),
+            ("", vec![("BLITZ_DB_PATH", url)], "BLITZ_DB_PATH"),
+            (
+                "--database postgresql://blitz:pw-secret@db/b",
+                vec![],
+                "--database",
+            ),
+        ] {
+            let err = load(&args(flags), &vars).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::SqliteOnly { name: n, command: "serve", .. } if *n == name),
+                "{err:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(":***@db"), "{text}");
+            assert!(!text.contains("pw-secret"), "{text}");
+        }
+    }
+
+    #[test]
     fn environment_only_settings_are_read() {
         let key = "ab".repeat(32);
         let c = load_env(&[
