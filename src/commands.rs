@@ -11,7 +11,7 @@ use crate::bots::ladder::Side;
 use crate::config::{self, DbArgs, PaperCommand, PaperSide, ServeArgs, TokenCommand, UserCommand};
 use crate::runner::client::{self, REPLY_TIMEOUT};
 use crate::runner::protocol::{PaperOp, PaperReply, PaperRequest};
-use crate::store::{self, users};
+use crate::store::{self, pg_migrate, users, Engine};
 
 /// `blitz serve`: validate everything first; a bad configuration never starts.
 pub fn serve(args: ServeArgs) -> i32 {
@@ -42,18 +42,19 @@ pub fn check_config(args: ServeArgs) -> i32 {
     }
 }
 
-/// `--database`, else `BLITZ_DB_PATH`, else the default (as for `serve`); a bad
-/// value is exit code 2.
-fn database(args: &DbArgs) -> Result<PathBuf, i32> {
-    args.path(&config::ProcessEnv).map_err(|e| {
+/// The SQLite file `command` works on: `--database`, else `BLITZ_DB_PATH` or
+/// `DATABASE_URL`, else the default (as for `serve`); a bad value, or a PostgreSQL
+/// URL (only `migrate` takes one in this release), is exit code 2.
+fn database(args: &DbArgs, command: &'static str) -> Result<PathBuf, i32> {
+    args.path(&config::ProcessEnv, command).map_err(|e| {
         eprintln!("blitz: {e}");
         2
     })
 }
 
 /// Opens and migrates the database, reporting failure as exit code 1.
-fn open(args: &DbArgs) -> Result<Connection, i32> {
-    let path = database(args)?;
+fn open(args: &DbArgs, command: &'static str) -> Result<Connection, i32> {
+    let path = database(args, command)?;
     store::open_migrated(&path)
         .map(|(conn, _)| conn)
         .map_err(|e| {
@@ -62,18 +63,28 @@ fn open(args: &DbArgs) -> Result<Connection, i32> {
         })
 }
 
-/// `blitz migrate`: applies what is pending and says what it did.
+/// `blitz migrate`: applies what is pending, on SQLite or PostgreSQL, and says what
+/// it did.
 pub fn migrate(args: DbArgs) -> i32 {
-    let path = match database(&args) {
-        Ok(path) => path,
-        Err(code) => return code,
+    let engine = match args.engine(&config::ProcessEnv) {
+        Ok(engine) => engine,
+        Err(e) => {
+            eprintln!("blitz: {e}");
+            return 2;
+        }
     };
-    match store::open_migrated(&path) {
-        Ok((_, applied)) if applied.is_empty() => {
-            println!("database {} is up to date", path.display());
+    let applied = match &engine {
+        Engine::Sqlite(path) => store::open_migrated(path)
+            .map(|(_, applied)| applied)
+            .map_err(|e| e.to_string()),
+        Engine::Postgres(url) => pg_migrate::migrate(url).map_err(|e| e.to_string()),
+    };
+    match applied {
+        Ok(applied) if applied.is_empty() => {
+            println!("database {engine} is up to date");
             0
         }
-        Ok((_, applied)) => {
+        Ok(applied) => {
             for name in applied {
                 println!("applied {name}");
             }
@@ -126,7 +137,7 @@ fn user_by_email(conn: &Connection, email: &str) -> Result<users::User, i32> {
 /// `blitz user reset-2fa`: the operator's way back in for a user without their
 /// second factor (docs/operations.md, Two-factor login).
 fn user_reset_2fa(email: &str, db: &DbArgs) -> i32 {
-    let mut conn = match open(db) {
+    let mut conn = match open(db, "user reset-2fa") {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -160,7 +171,7 @@ fn user_create(email: &str, admin: bool, password_stdin: bool, db: &DbArgs) -> i
     } else {
         (token::random_password(), true)
     };
-    let conn = match open(db) {
+    let conn = match open(db, "user create") {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -183,7 +194,7 @@ fn user_set_password(email: &str, api_tokens: accounts::ApiTokens, db: &DbArgs) 
         Ok(p) => p,
         Err(code) => return code,
     };
-    let mut conn = match open(db) {
+    let mut conn = match open(db, "user set-password") {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -202,7 +213,7 @@ fn user_set_password(email: &str, api_tokens: accounts::ApiTokens, db: &DbArgs) 
 
 pub fn token(cmd: TokenCommand) -> i32 {
     let TokenCommand::Create { email, name, db } = cmd;
-    let mut conn = match open(&db) {
+    let mut conn = match open(&db, "token create") {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -276,7 +287,7 @@ pub fn paper(cmd: PaperCommand) -> i32 {
         side,
         db,
     } = cmd;
-    let path = match database(&db) {
+    let path = match database(&db, "paper close-position") {
         Ok(path) => path,
         Err(code) => return code,
     };
@@ -311,6 +322,17 @@ pub fn paper(cmd: PaperCommand) -> i32 {
 
 /// `blitz loadtest` (docs/operations.md, Load test).
 pub fn loadtest(args: crate::config::LoadtestArgs) -> i32 {
+    // Load-test users are made in the database directly, on SQLite only so far.
+    if let Some(Ok(Engine::Postgres(url))) = (args.database.as_deref())
+        .and_then(|p| p.to_str())
+        .map(Engine::parse)
+    {
+        eprintln!(
+            "blitz loadtest: --database: PostgreSQL storage is not available for \
+             `blitz loadtest` in this release; give the server's SQLite file (got {url})"
+        );
+        return 2;
+    }
     crate::loadtest::run(crate::loadtest::Options {
         url: args.url,
         users: args.users.max(1),

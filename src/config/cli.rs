@@ -15,6 +15,7 @@ use super::env::EnvLookup;
 use super::error::ConfigError;
 use super::settings::{self, Meta};
 use super::source::Source;
+use crate::store::Engine;
 
 /// `blitz <semver> (<git sha or unknown>)`; clap prefixes the name. The sha comes from
 /// the build script; builds outside a git checkout say `unknown`.
@@ -295,12 +296,21 @@ pub struct DbArgs {
 impl DbArgs {
     /// The database these commands work on: the flag, else the variable, else the
     /// default, exactly as `serve` reads it.
-    pub fn path(&self, env: &dyn EnvLookup) -> Result<PathBuf, ConfigError> {
-        let args = match &self.database {
-            Some(path) => ServeArgs::default().with(settings::DATABASE.meta.key, path),
+    pub fn engine(&self, env: &dyn EnvLookup) -> Result<Engine, ConfigError> {
+        Source::new(&self.as_serve_args(), env).value(&settings::DATABASE)
+    }
+
+    /// The SQLite file `command` works on; a PostgreSQL URL is refused, naming where
+    /// it came from (only `migrate` runs on PostgreSQL in this release).
+    pub fn path(&self, env: &dyn EnvLookup, command: &'static str) -> Result<PathBuf, ConfigError> {
+        super::sqlite_path(&mut Source::new(&self.as_serve_args(), env), command)
+    }
+
+    fn as_serve_args(&self) -> ServeArgs {
+        match &self.database {
+            Some(value) => ServeArgs::default().with(settings::DATABASE.meta.key, value),
             None => ServeArgs::default(),
-        };
-        Source::new(&args, env).value(&settings::DATABASE)
+        }
     }
 }
 

@@ -59,6 +59,18 @@ pub enum ConfigError {
         reason: String,
     },
 
+    /// A PostgreSQL URL given to a command that works on SQLite only in this release.
+    #[error(
+        "{name}: PostgreSQL storage is not available for `blitz {command}` in this release \
+         (only `blitz migrate` accepts a PostgreSQL URL); give an SQLite file path \
+         (got {value:?})"
+    )]
+    SqliteOnly {
+        name: &'static str,
+        value: String,
+        command: &'static str,
+    },
+
     #[error("cannot read env file {}: {source}", path.display())]
     EnvFileRead {
         path: PathBuf,

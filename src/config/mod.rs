@@ -206,7 +206,7 @@ impl Config {
             error_log: src.value(&S::ERROR_LOGFILE)?,
             log_level: src.value(&S::LOG_LEVEL)?,
             pidfile: src.optional(&S::PID)?,
-            database: src.value(&S::DATABASE)?,
+            database: sqlite_path(&mut src, "serve")?,
             limit_request_line: src.value(&S::LIMIT_REQUEST_LINE)?,
             limit_request_fields: src.value(&S::LIMIT_REQUEST_FIELDS)?,
             limit_request_field_size: src.value(&S::LIMIT_REQUEST_FIELD_SIZE)?,
@@ -320,6 +320,23 @@ pub fn load_from_env(args: &ServeArgs) -> Result<Config, ConfigError> {
 
 /// `--bind` flags if any, else `BLITZ_BIND`, else the default. The same address twice
 /// would fail at bind time with a less helpful EADDRINUSE, so it is refused here.
+/// The SQLite file of `--database` / `BLITZ_DB_PATH` / `DATABASE_URL`. A PostgreSQL
+/// URL is refused naming the flag or variable it came from: `command` does not run
+/// on PostgreSQL in this release, and saying so beats opening a file named like a URL.
+pub(crate) fn sqlite_path(
+    src: &mut Source<'_>,
+    command: &'static str,
+) -> Result<PathBuf, ConfigError> {
+    match src.value(&S::DATABASE)? {
+        crate::store::Engine::Sqlite(path) => Ok(path),
+        crate::store::Engine::Postgres(url) => Err(ConfigError::SqliteOnly {
+            name: src.origin(&S::DATABASE.meta),
+            value: url.to_string(),
+            command,
+        }),
+    }
+}
+
 fn load_binds(src: &mut Source<'_>) -> Result<Vec<BindAddr>, ConfigError> {
     let binds = src.list(&S::BIND)?;
     for (i, bind) in binds.iter().enumerate() {
@@ -584,6 +601,34 @@ mod tests {
             c.forwarded_allow_ips,
             parse::trusted_proxies("10.0.0.2").unwrap()
         );
+    }
+
+    #[test]
+    fn database_url_is_read_after_blitz_db_path_and_postgres_is_refused_by_name() {
+        let c = load_env(&[("DATABASE_URL", "/from/database_url")]).unwrap();
+        assert_eq!(c.database, PathBuf::from("/from/database_url"));
+        let both = [("BLITZ_DB_PATH", "/env/db"), ("DATABASE_URL", "/other/db")];
+        assert_eq!(load_env(&both).unwrap().database, PathBuf::from("/env/db"));
+
+        let url = "postgres://blitz:pw-secret@db:5432/blitz";
+        for (flags, vars, name) in [
+            ("", vec![("DATABASE_URL", url)], "DATABASE_URL"),
+            ("", vec![("BLITZ_DB_PATH", url)], "BLITZ_DB_PATH"),
+            (
+                "--database postgresql://blitz:pw-secret@db/b",
+                vec![],
+                "--database",
+            ),
+        ] {
+            let err = load(&args(flags), &vars).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::SqliteOnly { name: n, command: "serve", .. } if *n == name),
+                "{err:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(":***@db"), "{text}");
+            assert!(!text.contains("pw-secret"), "{text}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::error::Expected;
 use super::parse::{self, AccessLogFormat, BindAddr, LogLevel, LogTarget, Rate, TrustedProxies};
 use super::parse::{PaperPricesSource, WorkerClass, GUNICORN_ACCESS_LOG_FORMAT};
+use crate::store::Engine;
 
 /// Upper bound for every seconds setting: beyond any real deployment, and small enough
 /// that `Instant + timeout` can never overflow.
@@ -449,16 +450,28 @@ pub static PID: Setting<PathBuf> = Setting {
     show: path_text,
 };
 
-pub static DATABASE: Setting<PathBuf> = Setting {
-    meta: meta(
-        "database",
-        flag("--database", "PATH"),
-        &["BLITZ_DB_PATH"],
-        Default::Value(DEFAULT_DATABASE),
-        "SQLite file; its directory is the *instance dir*",
+/// A path or a PostgreSQL URL; the server takes only a path so far (`Config::load`).
+/// Masked: a URL's password never reaches `check-config` or an error message.
+pub static DATABASE: Setting<Engine> = Setting {
+    meta: masked(
+        meta(
+            "database",
+            flag("--database", "PATH"),
+            &["BLITZ_DB_PATH", "DATABASE_URL"],
+            Default::Value(DEFAULT_DATABASE),
+            "SQLite file; its directory is the *instance dir*. A `postgres://` URL is \
+             accepted by `blitz migrate` only in this release",
+        ),
+        Mask::UrlPassword,
     ),
-    parse: path,
-    show: path_text,
+    parse: |s| {
+        Engine::parse(s).map_err(|e| {
+            Expected::new(format!(
+                "an SQLite file path or a postgres://user:pass@host:port/db URL ({e})"
+            ))
+        })
+    },
+    show: |e| e.to_string(),
 };
 
 pub static LIMIT_REQUEST_LINE: Setting<usize> = Setting {

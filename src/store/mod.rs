@@ -1,4 +1,5 @@
-//! Storage: SQLite through per-process r2d2 pools created after fork.
+//! Storage: SQLite through per-process r2d2 pools created after fork. PostgreSQL
+//! (`engine`) is reached by `blitz migrate` only so far (`pg_migrate`).
 //!
 //! Each table is read and written through exactly one module here, with plain Rust
 //! types in and out; handlers never write SQL.
@@ -8,11 +9,13 @@ pub mod bot_config;
 pub mod bot_status;
 pub mod bots;
 mod db;
+pub mod engine;
 pub mod exchange_accounts;
 pub mod ledger;
 pub mod mail_queue;
 pub mod market_cache;
 pub mod migrate;
+pub mod pg_migrate;
 pub mod resets;
 pub mod sessions;
 pub mod settings;
@@ -23,6 +26,7 @@ pub mod user_bots;
 pub mod users;
 
 pub use db::{open, open_migrated, Db, StoreError};
+pub use engine::Engine;
 
 /// Unix seconds, the unit of every `*_at` column.
 pub fn now() -> i64 {

@@ -31,6 +31,7 @@ pub mod floats;
 pub mod load;
 pub mod multi;
 pub mod openapi;
+pub mod pg;
 pub mod ports;
 pub mod redis;
 pub mod release;
