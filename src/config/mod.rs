@@ -318,8 +318,6 @@ pub fn load_from_env(args: &ServeArgs) -> Result<Config, ConfigError> {
 // ---------------------------------------------------------------------------
 // Loading helpers
 
-/// `--bind` flags if any, else `BLITZ_BIND`, else the default. The same address twice
-/// would fail at bind time with a less helpful EADDRINUSE, so it is refused here.
 /// The SQLite file of `--database` / `BLITZ_DB_PATH` / `DATABASE_URL`. A PostgreSQL
 /// URL is refused naming the flag or variable it came from: `command` does not run
 /// on PostgreSQL in this release, and saying so beats opening a file named like a URL.
@@ -337,6 +335,8 @@ pub(crate) fn sqlite_path(
     }
 }
 
+/// `--bind` flags if any, else `BLITZ_BIND`, else the default. The same address twice
+/// would fail at bind time with a less helpful EADDRINUSE, so it is refused here.
 fn load_binds(src: &mut Source<'_>) -> Result<Vec<BindAddr>, ConfigError> {
     let binds = src.list(&S::BIND)?;
     for (i, bind) in binds.iter().enumerate() {
