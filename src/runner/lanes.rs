@@ -36,7 +36,7 @@ pub struct Lanes {
 
 impl Lanes {
     pub fn start(db: PathBuf) -> std::io::Result<Lanes> {
-        let open = move || crate::store::open(&db).map_err(std::io::Error::other);
+        let open = move || crate::store::open_unmapped(&db).map_err(std::io::Error::other);
         let open2 = open.clone();
         let open3 = open.clone();
         Ok(Lanes {

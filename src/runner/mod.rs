@@ -121,7 +121,7 @@ pub fn run(
 }
 
 fn open_conn(path: &Path) -> std::io::Result<Connection> {
-    store::open(path).map_err(std::io::Error::other)
+    store::open_unmapped(path).map_err(std::io::Error::other)
 }
 
 impl Runner {
@@ -130,7 +130,9 @@ impl Runner {
         scoreboard: &blitz_master::Scoreboard,
         log: Logger,
     ) -> Result<Runner, Box<dyn std::error::Error>> {
-        let conn = store::open(&config.database)?;
+        // Every connection of the runner writes: none maps the file (see
+        // `store::open_unmapped`).
+        let conn = store::open_unmapped(&config.database)?;
         let fixed = bots::settle_interrupted(&conn, store::now())?;
         if fixed > 0 {
             info!(log, "marked bots stopped whose stop was interrupted"; "count" => fixed);
@@ -150,7 +152,7 @@ impl Runner {
             _ => None,
         };
         let paper = Paper::open_with(
-            store::open(&config.database)?,
+            store::open_unmapped(&config.database)?,
             params,
             &config.paper_prices,
             quotes,
