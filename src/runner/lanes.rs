@@ -62,6 +62,18 @@ impl Lanes {
                 lane
             }
         };
+        self.pool(lane)
+    }
+
+    /// The pool for the resume of bot `bot_id` configured for `exchange` (read
+    /// with the list of bots to resume, not one query per bot).
+    pub fn for_resume(&mut self, bot_id: i64, exchange: &str) -> &Pool {
+        let lane = lane_named(Some(exchange));
+        self.known.insert(bot_id, (0, lane));
+        self.pool(lane)
+    }
+
+    fn pool(&self, lane: Lane) -> &Pool {
         match lane {
             Lane::Paper => &self.paper,
             Lane::Bybit => &self.bybit,
@@ -84,7 +96,12 @@ fn lane_of(conn: &Connection, bot_id: i64) -> Lane {
         .ok()
         .flatten()
         .map(|m| m.exchange);
-    match exchange.as_deref() {
+    lane_named(exchange.as_deref())
+}
+
+/// The lane of a bot configured for `exchange` (`None`: unknown).
+fn lane_named(exchange: Option<&str>) -> Lane {
+    match exchange {
         Some("bybit") => Lane::Bybit,
         Some("bingx") => Lane::Bingx,
         _ => Lane::Paper,

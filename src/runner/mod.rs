@@ -211,14 +211,14 @@ impl Runner {
 
     /// Resumes every bot whose desired state is running, adopting its orders.
     fn resume(&mut self) -> Result<(), store::StoreError> {
-        let ids = bots::desired_running(&self.conn)?;
-        if !ids.is_empty() {
-            info!(self.log, "resuming bots"; "count" => ids.len());
+        let bots = bots::desired_running_on(&self.conn)?;
+        if !bots.is_empty() {
+            info!(self.log, "resuming bots"; "count" => bots.len());
         }
-        for bot_id in ids {
+        for (bot_id, exchange) in bots {
             let m = self.manager.clone();
             self.steps
-                .for_bot(&self.conn, bot_id, 0)
+                .for_resume(bot_id, &exchange)
                 .submit(Box::new(move |c| {
                     m.resume(c, bot_id);
                 }));
