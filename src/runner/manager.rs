@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde_json::{json, Value};
 use slog::{info, warn, Logger};
 
@@ -210,6 +210,25 @@ pub struct Manager {
     streams: Streams,
     tick_ms: u64,
     log: Logger,
+}
+
+/// Writes bot `bot` running, with `retrying` as its error and the event `kind`,
+/// in one transaction: a resume of thousands of bots is bound by the database's
+/// one write lock, so each write taken apart costs every other bot.
+fn record_running(
+    conn: &Connection,
+    bot: BotRef,
+    retrying: Option<&str>,
+    (kind, message): (&str, &str),
+    data: &Value,
+) -> Result<(), StoreError> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let (desired, status) = (DesiredState::Running, BotStatus::Running);
+    bots::set_state(&tx, bot.bot_id, desired, status, retrying, store::now())?;
+    bots::set_stop_reason(&tx, bot.bot_id, None)?;
+    bots::add_event(&tx, bot, kind, message, Some(data), store::now())?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Locks, recovering from a panic of an earlier holder: one bot's bug must not
@@ -488,16 +507,7 @@ impl Manager {
         };
         let t = lock(&self.transition);
         let data = json!({"actor": actor, "actions": actions, "cycle": running.engine.state.cycle});
-        let written = bots::set_state(
-            conn,
-            bot.bot_id,
-            DesiredState::Running,
-            BotStatus::Running,
-            retrying.as_deref(),
-            store::now(),
-        )
-        .and_then(|()| bots::set_stop_reason(conn, bot.bot_id, None))
-        .and_then(|()| bots::add_event(conn, bot, kind, message, Some(&data), store::now()));
+        let written = record_running(conn, bot, retrying.as_deref(), (kind, message), &data);
         if let Err(e) = written {
             drop(t);
             return self.abort(

@@ -125,7 +125,7 @@ pub fn run(
 }
 
 fn open_conn(path: &Path) -> std::io::Result<Connection> {
-    store::open(path).map_err(std::io::Error::other)
+    store::open_unmapped(path).map_err(std::io::Error::other)
 }
 
 impl Runner {
@@ -134,7 +134,9 @@ impl Runner {
         scoreboard: &blitz_master::Scoreboard,
         log: Logger,
     ) -> Result<Runner, Box<dyn std::error::Error>> {
-        let conn = store::open(&config.database)?;
+        // Every connection of the runner writes: none maps the file (see
+        // `store::open_unmapped`).
+        let conn = store::open_unmapped(&config.database)?;
         let fixed = bots::settle_interrupted(&conn, store::now())?;
         if fixed > 0 {
             info!(log, "marked bots stopped whose stop was interrupted"; "count" => fixed);
@@ -154,7 +156,7 @@ impl Runner {
             _ => None,
         };
         let paper = Paper::open_with(
-            store::open(&config.database)?,
+            store::open_unmapped(&config.database)?,
             params,
             &config.paper_prices,
             quotes,
@@ -213,14 +215,14 @@ impl Runner {
 
     /// Resumes every bot whose desired state is running, adopting its orders.
     fn resume(&mut self) -> Result<(), store::StoreError> {
-        let ids = bots::desired_running(&self.conn)?;
-        if !ids.is_empty() {
-            info!(self.log, "resuming bots"; "count" => ids.len());
+        let bots = bots::desired_running_on(&self.conn)?;
+        if !bots.is_empty() {
+            info!(self.log, "resuming bots"; "count" => bots.len());
         }
-        for bot_id in ids {
+        for (bot_id, exchange) in bots {
             let m = self.manager.clone();
             self.steps
-                .for_bot(&self.conn, bot_id, 0)
+                .for_resume(bot_id, &exchange)
                 .submit(Box::new(move |c| {
                     m.resume(c, bot_id);
                 }));

@@ -298,6 +298,19 @@ pub fn desired_running(conn: &Connection) -> Result<Vec<i64>, StoreError> {
     Ok(ids)
 }
 
+/// Bots that should be running, each with the exchange it is configured for:
+/// what the runner resumes at start and which of its pools each resume goes
+/// to, in one query rather than one per bot.
+pub fn desired_running_on(conn: &Connection) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, exchange FROM user_bots WHERE desired_state = 'running' ORDER BY id",
+    )?;
+    let bots = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(bots)
+}
+
 /// Bots with status `running`, as `/readyz` compares with the runner's count.
 pub fn count_running(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn
@@ -464,6 +477,7 @@ mod tests {
         assert_eq!(get(&c, id).unwrap().unwrap().started_at, Some(20));
         assert_eq!(count_running(&c).unwrap(), 1);
         assert_eq!(desired_running(&c).unwrap(), vec![id]);
+        assert_eq!(desired_running_on(&c).unwrap(), [(id, "paper".into())]);
         users::set_disabled(&c, bot.user_id, true).unwrap();
         assert_eq!(must_stop(&c).unwrap(), vec![bot]);
         let failed = (DesiredState::Stopped, BotStatus::Error);

@@ -25,7 +25,7 @@ pub mod two_factor;
 pub mod user_bots;
 pub mod users;
 
-pub use db::{open, open_migrated, Db, StoreError};
+pub use db::{open, open_migrated, open_unmapped, Db, StoreError};
 pub use engine::Engine;
 
 /// Unix seconds, the unit of every `*_at` column.

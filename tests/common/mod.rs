@@ -113,6 +113,15 @@ impl Server {
     /// Like `with`, in an existing directory: a restart on the same database,
     /// key file and outbox.
     pub fn start_in(dir: tempfile::TempDir, opts: Options<'_>) -> Server {
+        let workers = opts.workers;
+        let server = Server::spawn_in(dir, opts);
+        server.wait_ready(workers);
+        server
+    }
+
+    /// Like `start_in`, but returns once the server listens, without waiting for
+    /// it to be ready (a test that times how long the runner takes to resume).
+    pub fn spawn_in(dir: tempfile::TempDir, opts: Options<'_>) -> Server {
         let workers = opts.workers.to_string();
         let mut cmd = blitz_cmd(dir.path());
         cmd.arg("serve")
@@ -138,14 +147,12 @@ impl Server {
             port = listening_port(&fs::read_to_string(&log).unwrap_or_default()).unwrap_or(0);
             port != 0
         });
-        let server = Server {
+        Server {
             child,
             port,
             dir,
             workers: opts.workers,
-        };
-        server.wait_ready(opts.workers);
-        server
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

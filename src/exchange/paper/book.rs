@@ -415,6 +415,12 @@ impl Book {
     }
 
     pub fn set_leverage(&mut self, uid: i64, mkt: MktId, leverage: u32, dirty: &mut Dirty) {
+        // Every start and resume sets it again; unchanged, there is nothing to
+        // write (a write takes the database's one write lock from every bot).
+        let current = self.accounts.get(&uid).and_then(|a| a.leverage.get(&mkt));
+        if current == Some(&leverage) {
+            return;
+        }
         self.account_mut(uid, dirty).leverage.insert(mkt, leverage);
         dirty.leverage.insert((uid, mkt));
     }
