@@ -49,7 +49,10 @@ pub fn provision(database: &Path, n: usize) -> Result<Vec<String>, AccountsError
     // (hashing is deliberately slow).
     let hash = password::hash(&token::random_password())
         .map_err(|e| AccountsError::Hash(e.to_string()))?;
-    let tx = conn.transaction()?;
+    // Immediate: a deferred transaction that reads first and then writes gets
+    // "database is locked" at once, without waiting, when the running server
+    // (its bot runner) committed in between.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now = store::now();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
