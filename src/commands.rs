@@ -2,9 +2,8 @@
 //! 0 ok, 1 runtime failure, 2 bad usage or invalid configuration.
 
 use std::io::BufRead;
-use std::path::PathBuf;
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 
 use crate::auth::{accounts, token, two_factor, AccountError};
 use crate::bots::ladder::Side;
@@ -42,20 +41,19 @@ pub fn check_config(args: ServeArgs) -> i32 {
     }
 }
 
-/// The SQLite file `command` works on: `--database`, else `BLITZ_DB_PATH` or
-/// `DATABASE_URL`, else the default (as for `serve`); a bad value, or a PostgreSQL
-/// URL (only `migrate` takes one in this release), is exit code 2.
-fn database(args: &DbArgs, command: &'static str) -> Result<PathBuf, i32> {
-    args.path(&config::ProcessEnv, command).map_err(|e| {
+/// The database a command works on: `--database`, else `BLITZ_DB_PATH` or
+/// `DATABASE_URL`, else the default (as for `serve`); a bad value is exit code 2.
+fn database(args: &DbArgs) -> Result<Engine, i32> {
+    args.engine(&config::ProcessEnv).map_err(|e| {
         eprintln!("blitz: {e}");
         2
     })
 }
 
 /// Opens and migrates the database, reporting failure as exit code 1.
-fn open(args: &DbArgs, command: &'static str) -> Result<Connection, i32> {
-    let path = database(args, command)?;
-    store::open_migrated(&path)
+fn open(args: &DbArgs) -> Result<Conn, i32> {
+    let engine = database(args)?;
+    store::connect_migrated(&engine)
         .map(|(conn, _)| conn)
         .map_err(|e| {
             eprintln!("blitz: {e}");
@@ -123,7 +121,7 @@ pub fn user(cmd: UserCommand) -> i32 {
 }
 
 /// The account of a command's `--email`, or the exit code that says why not.
-fn user_by_email(conn: &Connection, email: &str) -> Result<users::User, i32> {
+fn user_by_email(conn: &Conn, email: &str) -> Result<users::User, i32> {
     match users::by_email(conn, email) {
         Ok(Some(u)) => Ok(u),
         Ok(None) => Err(account_failure(AccountError::NotFound)),
@@ -137,7 +135,7 @@ fn user_by_email(conn: &Connection, email: &str) -> Result<users::User, i32> {
 /// `blitz user reset-2fa`: the operator's way back in for a user without their
 /// second factor (docs/operations.md, Two-factor login).
 fn user_reset_2fa(email: &str, db: &DbArgs) -> i32 {
-    let mut conn = match open(db, "user reset-2fa") {
+    let mut conn = match open(db) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -171,7 +169,7 @@ fn user_create(email: &str, admin: bool, password_stdin: bool, db: &DbArgs) -> i
     } else {
         (token::random_password(), true)
     };
-    let conn = match open(db, "user create") {
+    let conn = match open(db) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -194,7 +192,7 @@ fn user_set_password(email: &str, api_tokens: accounts::ApiTokens, db: &DbArgs) 
         Ok(p) => p,
         Err(code) => return code,
     };
-    let mut conn = match open(db, "user set-password") {
+    let mut conn = match open(db) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -213,7 +211,7 @@ fn user_set_password(email: &str, api_tokens: accounts::ApiTokens, db: &DbArgs) 
 
 pub fn token(cmd: TokenCommand) -> i32 {
     let TokenCommand::Create { email, name, db } = cmd;
-    let mut conn = match open(&db, "token create") {
+    let mut conn = match open(&db) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -287,11 +285,11 @@ pub fn paper(cmd: PaperCommand) -> i32 {
         side,
         db,
     } = cmd;
-    let path = match database(&db, "paper close-position") {
-        Ok(path) => path,
+    let engine = match database(&db) {
+        Ok(engine) => engine,
         Err(code) => return code,
     };
-    let socket = crate::runner::socket_in(config::instance_dir_of(&path));
+    let socket = crate::runner::socket_in(config::instance_dir_for(&engine));
     let req = PaperRequest {
         op: PaperOp::ClosePosition,
         user_id: user,
@@ -322,23 +320,20 @@ pub fn paper(cmd: PaperCommand) -> i32 {
 
 /// `blitz loadtest` (docs/operations.md, Load test).
 pub fn loadtest(args: crate::config::LoadtestArgs) -> i32 {
-    // Load-test users are made in the database directly, on SQLite only so far.
-    if let Some(Ok(Engine::Postgres(url))) = (args.database.as_deref())
-        .and_then(|p| p.to_str())
-        .map(Engine::parse)
-    {
-        eprintln!(
-            "blitz loadtest: --database: PostgreSQL storage is not available for \
-             `blitz loadtest` in this release; give the server's SQLite file (got {url})"
-        );
-        return 2;
-    }
+    // Load-test users are made in the server's database directly, either engine.
+    let database = match args.database.as_deref().map(Engine::parse).transpose() {
+        Ok(database) => database,
+        Err(e) => {
+            eprintln!("blitz loadtest: --database: {e}");
+            return 2;
+        }
+    };
     crate::loadtest::run(crate::loadtest::Options {
         url: args.url,
         users: args.users.max(1),
         connections: args.connections.max(1),
         duration: std::time::Duration::from_secs(args.duration.max(1)),
-        database: args.database,
+        database,
         tokens: args.tokens,
         json: args.json,
         bots_per_user: usize::from(args.bots_per_user),

@@ -259,11 +259,11 @@ mod tests {
     }
 
     /// Every value of every table, as `sqlite3 .dump` would print them.
-    fn dump(conn: &rusqlite::Connection) -> String {
+    fn dump(conn: &crate::store::Conn) -> String {
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
             .unwrap()
-            .query_map([], |r| r.get(0))
+            .query_map((), |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
@@ -271,10 +271,10 @@ mod tests {
         for t in tables {
             let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
             let n = stmt.column_count();
-            let mut rows = stmt.query([]).unwrap();
+            let mut rows = stmt.query(()).unwrap();
             while let Some(row) = rows.next().unwrap() {
                 for i in 0..n {
-                    let v: rusqlite::types::Value = row.get(i).unwrap();
+                    let v: crate::store::sql::Value<'static> = row.get(i).unwrap();
                     out.push_str(&format!("{v:?}|"));
                 }
                 out.push('\n');

@@ -16,7 +16,7 @@ pub struct Unknown {
 }
 
 /// Declares `enum Name { Variant = "text", ... }` with `as_str`, `ALL`, `FromStr`,
-/// `Display`, serde (as the text) and rusqlite `ToSql` / `FromSql`.
+/// `Display`, serde (as the text) and the store's `Param` / `FromValue`.
 macro_rules! text_enum {
     (
         $(#[$meta:meta])*
@@ -75,20 +75,20 @@ macro_rules! text_enum {
             }
         }
 
-        impl ::rusqlite::types::ToSql for $name {
-            fn to_sql(&self) -> ::rusqlite::Result<::rusqlite::types::ToSqlOutput<'_>> {
-                Ok(::rusqlite::types::ToSqlOutput::from(self.as_str()))
+        impl $crate::store::sql::Param for $name {
+            fn value(&self) -> $crate::store::sql::Value<'_> {
+                $crate::store::sql::Value::Text(::std::borrow::Cow::Borrowed(self.as_str()))
             }
         }
 
-        impl ::rusqlite::types::FromSql for $name {
-            fn column_result(
-                value: ::rusqlite::types::ValueRef<'_>,
-            ) -> ::rusqlite::types::FromSqlResult<Self> {
+        impl $crate::store::sql::FromValue for $name {
+            fn from_value(
+                value: $crate::store::sql::Value<'_>,
+            ) -> Result<Self, $crate::store::sql::FromValueError> {
                 value
                     .as_str()?
                     .parse()
-                    .map_err(|e| ::rusqlite::types::FromSqlError::Other(Box::new(e)))
+                    .map_err(|e| $crate::store::sql::FromValueError::Other(Box::new(e)))
             }
         }
     };
@@ -98,7 +98,7 @@ pub(crate) use text_enum;
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::Connection;
+    use crate::store::sql::Conn;
 
     text_enum! {
         /// A two-word sample, to check the conversions themselves.
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn text_round_trips_through_every_conversion() {
-        let db = Connection::open_in_memory().unwrap();
+        let db = Conn::open_in_memory().unwrap();
         for &v in Sample::ALL {
             assert_eq!(v.as_str().parse::<Sample>(), Ok(v));
             assert_eq!(v.to_string(), v.as_str());
@@ -133,13 +133,13 @@ mod tests {
         assert_eq!(e.to_string(), "unknown Sample `TwoWords`");
         assert!(serde_json::from_str::<Sample>("\"three\"").is_err());
         assert!(serde_json::from_str::<Sample>("\"\"").is_err());
-        let db = Connection::open_in_memory().unwrap();
-        let stored = db.query_row("SELECT 'three'", [], |r| r.get::<_, Sample>(0));
+        let db = Conn::open_in_memory().unwrap();
+        let stored = db.query_row("SELECT 'three'", (), |r| r.get::<_, Sample>(0));
         assert!(
-            matches!(stored, Err(rusqlite::Error::FromSqlConversionFailure(..))),
+            matches!(stored, Err(crate::store::SqlError::Column { .. })),
             "{stored:?}"
         );
-        let not_text = db.query_row("SELECT 1", [], |r| r.get::<_, Sample>(0));
+        let not_text = db.query_row("SELECT 1", (), |r| r.get::<_, Sample>(0));
         assert!(not_text.is_err());
     }
 }

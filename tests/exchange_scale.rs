@@ -125,7 +125,7 @@ impl Trader {
 fn seed_users(db: &std::path::Path, n: usize) -> Vec<Trader> {
     use blitz::auth::{password, token};
     use blitz::store::{self, tokens, users};
-    let (mut conn, _) = store::open_migrated(db).expect("migrate the bench database");
+    let (conn, _) = store::open_migrated(db).expect("migrate the bench database");
     let hash = password::hash(&token::random_password()).expect("hash a password");
     let tx = conn.transaction().unwrap();
     let now = store::now();

@@ -308,88 +308,90 @@ fn a_server_that_cannot_be_reached_fails_without_showing_the_password() {
     assert!(!text(&o).contains("hunter2"), "{}", text(&o));
 }
 
-/// Only `migrate` runs on PostgreSQL in this release; everything else says so with
-/// exit 2 naming the flag or variable, and never shows the password.
+/// `serve` on PostgreSQL needs Redis: without `REDIS_URL` it exits 2 naming the
+/// variable, before touching the database, and never shows the password.
 #[test]
-fn other_commands_refuse_a_postgres_url_naming_the_setting() {
+fn serve_on_postgres_without_redis_names_redis_url() {
     let dir = tempfile::tempdir().unwrap();
     const URL: &str = "postgres://blitz:hunter2-secret@127.0.0.1:1/blitz";
-    let run = |args: &[&str], env: &[(&str, &str)]| {
-        blitz_cmd(dir.path())
-            .args(args)
+    for (args, env) in [
+        (vec!["serve"], vec![("DATABASE_URL", URL)]),
+        (vec!["check-config"], vec![("BLITZ_DB_PATH", URL)]),
+        (vec!["serve", "--database", URL], vec![]),
+    ] {
+        let o = blitz_cmd(dir.path())
+            .args(&args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
-            .unwrap()
-    };
-    // (arguments, environment, the flag or variable named, the command named)
-    type Case = (
-        &'static [&'static str],
-        Vec<(&'static str, &'static str)>,
-        &'static str,
-        &'static str,
-    );
-    let cases: Vec<Case> = vec![
-        (
-            &["serve"],
-            vec![("DATABASE_URL", URL)],
-            "DATABASE_URL",
-            "blitz serve",
-        ),
-        (
-            &["check-config"],
-            vec![("BLITZ_DB_PATH", URL)],
-            "BLITZ_DB_PATH",
-            "blitz serve",
-        ),
-        (
-            &["serve", "--database", URL],
-            vec![],
-            "--database",
-            "blitz serve",
-        ),
-        (
-            &["user", "create", "--email", "a@example.com"],
-            vec![("DATABASE_URL", URL)],
-            "DATABASE_URL",
-            "blitz user create",
-        ),
-        (
-            &[
-                "token",
-                "create",
-                "--email",
-                "a@example.com",
-                "--database",
-                URL,
-            ],
-            vec![],
-            "--database",
-            "blitz token create",
-        ),
-        (
-            &["loadtest", "--database", URL, "--duration", "1"],
-            vec![],
-            "--database",
-            "blitz loadtest",
-        ),
-    ];
-    for (args, env, setting, command) in cases {
-        let o = run(args, &env);
+            .unwrap();
         let all = text(&o);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {all}");
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains(setting), "{args:?}: {err}");
-        assert!(
-            err.contains(&format!(
-                "PostgreSQL storage is not available for `{command}` in this release"
-            )),
-            "{args:?}: {err}"
-        );
+        assert!(err.contains("REDIS_URL: required"), "{args:?}: {err}");
         assert!(!all.contains("hunter2"), "{args:?}: {all}");
     }
     assert!(
         !dir.path().join("postgres:").exists(),
         "no file named like the URL"
     );
+}
+
+/// The account commands work on PostgreSQL as on SQLite: `user create` migrates
+/// and makes the account with its default bot, `token create` prints a token.
+#[test]
+fn account_commands_work_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = PgServer::shared().database();
+    let url = db.url();
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = blitz_cmd(dir.path())
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let email = "ops@example.com";
+    let o = run(
+        &["user", "create", "--email", email, "--password-stdin"],
+        "ops-password-1\n",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(&["token", "create", "--email", email, "--name", "ci"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(token.len() >= 32, "{}", text(&o));
+    let again = run(
+        &["user", "create", "--email", email, "--password-stdin"],
+        "ops-password-1\n",
+    );
+    assert_ne!(
+        again.status.code(),
+        Some(0),
+        "the e-mail is taken: {}",
+        text(&again)
+    );
+
+    let mut c = db.connect();
+    let row = c
+        .query_one(
+            "SELECT u.id, (SELECT COUNT(*) FROM user_bots b WHERE b.user_id = u.id),
+                    (SELECT COUNT(*) FROM api_tokens t WHERE t.user_id = u.id)
+             FROM \"user\" u WHERE u.email = $1",
+            &[&email],
+        )
+        .unwrap();
+    let (bots, tokens): (i64, i64) = (row.get(1), row.get(2));
+    assert_eq!((bots, tokens), (1, 1), "one default bot, one token");
 }

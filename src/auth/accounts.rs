@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, TransactionBehavior};
+use crate::store::sql::Conn;
 
 use super::login_limit;
 use super::{csrf, normalize_email, password, token};
@@ -54,8 +54,8 @@ impl From<StoreError> for AccountError {
     }
 }
 
-impl From<rusqlite::Error> for AccountError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::store::SqlError> for AccountError {
+    fn from(e: crate::store::SqlError) -> Self {
         AccountError::Internal(e.to_string())
     }
 }
@@ -88,7 +88,7 @@ pub struct Mailing<'a> {
 /// Creates an unverified account and queues its verification mail in the same
 /// transaction: once this returns, the mail will be delivered (or retried).
 pub fn register(
-    conn: &mut Connection,
+    conn: &mut Conn,
     email: &str,
     pass: &str,
     mailing: &Mailing<'_>,
@@ -104,7 +104,7 @@ pub fn register(
     };
     let verify = token::random_token();
     let now = store::now();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let new = users::NewUser {
         email: &email,
         password_hash: &hash,
@@ -124,7 +124,7 @@ pub fn register(
 /// Queues a mail, its body sealed: the one-time link never reaches the disk
 /// readable.
 fn queue(
-    conn: &Connection,
+    conn: &Conn,
     key: &SecretKey,
     to: &str,
     mail: Composed,
@@ -135,7 +135,7 @@ fn queue(
 }
 
 /// Uses a verification token (single use, 24 h).
-pub fn verify(conn: &Connection, raw_token: &str) -> Result<(), AccountError> {
+pub fn verify(conn: &Conn, raw_token: &str) -> Result<(), AccountError> {
     let ok = token::looks_like_token(raw_token)
         && users::verify_by_token(conn, &token::hash(raw_token), store::now())?;
     ok.then_some(()).ok_or(AccountError::InvalidToken)
@@ -158,7 +158,7 @@ pub enum LoginStep {
 /// Checks the limiter, then the password, then the account state, in that order:
 /// an unverified or disabled account is only revealed to whoever knows its password.
 pub fn login(
-    conn: &mut Connection,
+    conn: &mut Conn,
     limiter: &dyn Backend,
     email: &str,
     pass: &str,
@@ -209,10 +209,7 @@ pub fn login(
     start_session(conn, user).map(LoginStep::Done)
 }
 
-pub(crate) fn start_session(
-    conn: &Connection,
-    user: users::User,
-) -> Result<LoggedIn, AccountError> {
+pub(crate) fn start_session(conn: &Conn, user: users::User) -> Result<LoggedIn, AccountError> {
     let cookie = token::random_token();
     let secret = csrf::new_secret();
     let now = store::now();
@@ -231,7 +228,7 @@ pub(crate) fn start_session(
     })
 }
 
-pub fn logout(conn: &Connection, session_id: i64) -> Result<(), AccountError> {
+pub fn logout(conn: &Conn, session_id: i64) -> Result<(), AccountError> {
     Ok(sessions::revoke(conn, session_id, store::now())?)
 }
 
@@ -262,7 +259,7 @@ pub struct PasswordChange<'a> {
 /// client's address (`login_limit`): a leaked session or token must not be able
 /// to try passwords without limit.
 pub fn change_password(
-    conn: &mut Connection,
+    conn: &mut Conn,
     limiter: &dyn Backend,
     client_ip: &str,
     user: &users::User,
@@ -277,7 +274,7 @@ pub fn change_password(
     // Not a failure; earlier ones stay counted for their minute.
     attempt.not_failed(limiter);
     let hash = new_password("new_password", change.new)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     users::set_password(&tx, user.id, &hash)?;
     sessions::revoke_others(&tx, user.id, change.keep_session, store::now())?;
     if change.api_tokens == ApiTokens::Revoke {
@@ -290,11 +287,7 @@ pub fn change_password(
 }
 
 /// Queues a reset mail if the account exists; says nothing either way.
-pub fn forgot(
-    conn: &mut Connection,
-    email: &str,
-    mailing: &Mailing<'_>,
-) -> Result<(), AccountError> {
+pub fn forgot(conn: &mut Conn, email: &str, mailing: &Mailing<'_>) -> Result<(), AccountError> {
     let Some(email) = normalize_email(email) else {
         return Ok(());
     };
@@ -323,13 +316,13 @@ pub fn forgot(
 /// mailbox, so the address is verified too; every session and every API token is
 /// revoked (whoever asked for the reset may not be the only one who knew the old
 /// password).
-pub fn reset(conn: &mut Connection, raw_token: &str, new: &str) -> Result<(), AccountError> {
+pub fn reset(conn: &mut Conn, raw_token: &str, new: &str) -> Result<(), AccountError> {
     let hash = new_password("new_password", new)?;
     if !token::looks_like_token(raw_token) {
         return Err(AccountError::InvalidToken);
     }
     let now = store::now();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let user_id =
         resets::consume(&tx, &token::hash(raw_token), now)?.ok_or(AccountError::InvalidToken)?;
     users::set_password(&tx, user_id, &hash)?;
@@ -345,7 +338,7 @@ pub fn reset(conn: &mut Connection, raw_token: &str, new: &str) -> Result<(), Ac
 }
 
 /// Whether a reset link is still usable (for the reset page).
-pub fn reset_link_valid(conn: &Connection, raw_token: &str) -> Result<bool, AccountError> {
+pub fn reset_link_valid(conn: &Conn, raw_token: &str) -> Result<bool, AccountError> {
     Ok(token::looks_like_token(raw_token)
         && resets::is_valid(conn, &token::hash(raw_token), store::now())?)
 }
@@ -363,11 +356,7 @@ pub const TOKENS_PER_USER: i64 = 100;
 
 /// Mints a token unless the user already holds `TOKENS_PER_USER` (counted and
 /// inserted in one write transaction, so parallel requests cannot pass the limit).
-pub fn create_token(
-    conn: &mut Connection,
-    user_id: i64,
-    name: &str,
-) -> Result<NewToken, AccountError> {
+pub fn create_token(conn: &mut Conn, user_id: i64, name: &str) -> Result<NewToken, AccountError> {
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > TOKEN_NAME_MAX
@@ -376,7 +365,7 @@ pub fn create_token(
         return Err(invalid("name", "must be 1-100 printable characters"));
     }
     let token = token::new_api_token();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     if tokens::count(&tx, user_id)? >= TOKENS_PER_USER {
         return Err(AccountError::TooManyTokens);
     }
@@ -389,7 +378,7 @@ pub fn create_token(
     })
 }
 
-pub fn delete_token(conn: &Connection, user_id: i64, id: i64) -> Result<(), AccountError> {
+pub fn delete_token(conn: &Conn, user_id: i64, id: i64) -> Result<(), AccountError> {
     tokens::delete(conn, user_id, id)?
         .then_some(())
         .ok_or(AccountError::NotFound)
@@ -397,7 +386,7 @@ pub fn delete_token(conn: &Connection, user_id: i64, id: i64) -> Result<(), Acco
 
 /// Creates a verified account (CLI and admin seeding).
 pub fn create_verified(
-    conn: &Connection,
+    conn: &Conn,
     email: &str,
     pass: &str,
     is_admin: bool,
@@ -419,14 +408,14 @@ pub fn create_verified(
 /// Sets a password directly (CLI, an operator's reset): revokes every session of
 /// the account and, unless kept, every API token, like a reset by mail.
 pub fn set_password(
-    conn: &mut Connection,
+    conn: &mut Conn,
     email: &str,
     pass: &str,
     api_tokens: ApiTokens,
 ) -> Result<(), AccountError> {
     let email = email_field(email)?;
     let hash = new_password("password", pass)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let user = users::by_email(&tx, &email)?.ok_or(AccountError::NotFound)?;
     users::set_password(&tx, user.id, &hash)?;
     sessions::revoke_others(&tx, user.id, None, store::now())?;
@@ -454,7 +443,7 @@ mod properties {
     struct World {
         _dir: tempfile::TempDir,
         _sb: Scoreboard,
-        conn: Connection,
+        conn: Conn,
         limiter: LocalBackend,
         key: SecretKey,
     }

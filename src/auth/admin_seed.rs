@@ -2,7 +2,7 @@
 //! admin role. There is no built-in password: `ADMIN_PASSWORD` or a generated one,
 //! which is logged exactly once, at creation.
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 
 use super::accounts::{self, AccountError};
 use super::{normalize_email, password, token};
@@ -19,7 +19,7 @@ pub enum Seeded {
 }
 
 pub fn ensure_admin(
-    conn: &mut Connection,
+    conn: &mut Conn,
     email: &str,
     configured_password: Option<&str>,
 ) -> Result<Seeded, AccountError> {

@@ -1,8 +1,8 @@
 //! Who is asking: the request-scoped identity every handler receives (anonymous, or
 //! a user via a session cookie or a bearer token; admin is the user's role flag).
 
+use crate::store::sql::Conn;
 use blitz_worker::trim_ows_str;
-use rusqlite::Connection;
 
 use super::{cookie, token};
 use crate::store::{sessions, tokens, users::User, StoreError};
@@ -63,11 +63,7 @@ pub enum IdentityError {
 
 /// Resolves the identity: a bearer token wins over a cookie; an unknown or expired
 /// cookie is simply anonymous (the browser may hold a stale one).
-pub fn resolve(
-    conn: &Connection,
-    creds: &Credentials<'_>,
-    now: i64,
-) -> Result<Identity, IdentityError> {
+pub fn resolve(conn: &Conn, creds: &Credentials<'_>, now: i64) -> Result<Identity, IdentityError> {
     if let Some(bearer) = creds.authorization.and_then(bearer_token) {
         if !token::looks_like_token(bearer) {
             return Err(IdentityError::BadBearer);

@@ -9,7 +9,7 @@
 //! on wrong codes (`login_limit::CODE_LIMIT`, across all addresses), and a ticket
 //! dies after `TICKET_MAX_FAILURES` wrong codes or `TICKET_TTL_S` seconds.
 
-use rusqlite::{Connection, TransactionBehavior};
+use crate::store::sql::Conn;
 
 use super::accounts::{self, AccountError, LoggedIn};
 use super::{login_limit, password, token, totp};
@@ -58,8 +58,8 @@ impl From<StoreError> for TwoFactorError {
     }
 }
 
-impl From<rusqlite::Error> for TwoFactorError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::store::SqlError> for TwoFactorError {
+    fn from(e: crate::store::SqlError) -> Self {
         TwoFactorError::Account(e.into())
     }
 }
@@ -91,11 +91,11 @@ fn enrolment(email: &str, secret: String) -> Enrolment {
 /// A new pending secret (replacing an earlier pending one); the active state is
 /// unchanged until `enable` sees a code from it.
 pub fn setup(
-    conn: &mut Connection,
+    conn: &mut Conn,
     key: &SecretKey,
     user: &users::User,
 ) -> Result<Enrolment, TwoFactorError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     if stored::get(&tx, user.id)?.enabled() {
         return Err(TwoFactorError::AlreadyOn);
     }
@@ -112,7 +112,7 @@ pub fn setup(
 
 /// The setup waiting for its first code, if any (for the account page's QR code).
 pub fn pending(
-    conn: &Connection,
+    conn: &Conn,
     key: &SecretKey,
     user: &users::User,
 ) -> Result<Option<Enrolment>, TwoFactorError> {
@@ -127,7 +127,7 @@ pub fn pending(
 }
 
 /// Unused recovery codes left (for the account page).
-pub fn recovery_left(conn: &Connection, user_id: i64) -> Result<i64, TwoFactorError> {
+pub fn recovery_left(conn: &Conn, user_id: i64) -> Result<i64, TwoFactorError> {
     Ok(stored::recovery_left(conn, user_id)?)
 }
 
@@ -139,13 +139,13 @@ pub fn recovery_left(conn: &Connection, user_id: i64) -> Result<i64, TwoFactorEr
 /// on (which `ADMIN_REQUIRE_2FA` trusts) must not keep such credentials. The
 /// enabling session (`keep_session`) has just shown a code and stays.
 pub fn enable(
-    conn: &mut Connection,
+    conn: &mut Conn,
     key: &SecretKey,
     user_id: i64,
     code: &str,
     keep_session: i64,
 ) -> Result<Vec<String>, TwoFactorError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let s = stored::get(&tx, user_id)?;
     if s.enabled() {
         return Err(TwoFactorError::AlreadyOn);
@@ -170,8 +170,8 @@ pub fn enable(
 /// and recovery codes): forgets the secret, the recovery codes and the login
 /// tickets, and ends every session of the user, which were won with the factor
 /// now gone. False when the user had no two-factor login (nothing changes then).
-pub fn reset(conn: &mut Connection, user_id: i64) -> Result<bool, TwoFactorError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub fn reset(conn: &mut Conn, user_id: i64) -> Result<bool, TwoFactorError> {
+    let tx = conn.transaction_immediate()?;
     let s = stored::get(&tx, user_id)?;
     if s.secret.is_none() && s.pending.is_none() {
         return Ok(false);
@@ -185,7 +185,7 @@ pub fn reset(conn: &mut Connection, user_id: i64) -> Result<bool, TwoFactorError
 /// Turns two-factor login off; needs the password and a code (TOTP or recovery).
 /// Wrong answers count toward the failed-login limit like a login's.
 pub fn disable(
-    conn: &mut Connection,
+    conn: &mut Conn,
     limiter: &dyn Backend,
     key: &SecretKey,
     user: &users::User,
@@ -209,7 +209,7 @@ pub fn disable(
             return Err(AccountError::TooManyAttempts { retry_after_s }.into());
         }
     };
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     if !spend_code(&tx, key, user.id, code, store::now())? {
         return Err(TwoFactorError::InvalidCode);
     }
@@ -222,7 +222,7 @@ pub fn disable(
 
 /// The ticket a right password earns a two-factor user: what `verify_login` takes
 /// with the code. Stored hashed, valid `TICKET_TTL_S` seconds.
-pub fn begin_login(conn: &Connection, user_id: i64) -> Result<String, StoreError> {
+pub fn begin_login(conn: &Conn, user_id: i64) -> Result<String, StoreError> {
     let ticket = token::random_token();
     let now = store::now();
     stored::create_ticket(
@@ -238,7 +238,7 @@ pub fn begin_login(conn: &Connection, user_id: i64) -> Result<String, StoreError
 /// The second step of a login: a live ticket and a right code start the session.
 /// A wrong code counts against the ticket and the failed-login limit.
 pub fn verify_login(
-    conn: &mut Connection,
+    conn: &mut Conn,
     limiter: &dyn Backend,
     key: &SecretKey,
     ticket: &str,
@@ -265,7 +265,7 @@ pub fn verify_login(
     };
     // One write transaction: the ticket is re-read inside it, so two requests with
     // the same ticket cannot both finish, nor both miss a failure.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     if stored::live_ticket(&tx, &hash, now, TICKET_MAX_FAILURES)? != Some(found) {
         return Err(TwoFactorError::LoginTicket);
     }
@@ -291,7 +291,7 @@ pub fn verify_login(
 /// Spends `code` if it is a TOTP code of a step newer than the last one used, or
 /// an unused recovery code. False for anything else, and when 2FA is off.
 fn spend_code(
-    conn: &Connection,
+    conn: &Conn,
     key: &SecretKey,
     user_id: i64,
     code: &str,

@@ -121,7 +121,7 @@ pub struct LoadtestArgs {
     pub duration: u64,
     /// The server's database: load-test users and their tokens are made there
     #[arg(long, value_name = "PATH")]
-    pub database: Option<PathBuf>,
+    pub database: Option<String>,
     /// Instead of --database: a file of API tokens, one per line
     #[arg(long, value_name = "FILE", conflicts_with = "database")]
     pub tokens: Option<PathBuf>,
@@ -298,12 +298,6 @@ impl DbArgs {
     /// default, exactly as `serve` reads it.
     pub fn engine(&self, env: &dyn EnvLookup) -> Result<Engine, ConfigError> {
         Source::new(&self.as_serve_args(), env).value(&settings::DATABASE)
-    }
-
-    /// The SQLite file `command` works on; a PostgreSQL URL is refused, naming where
-    /// it came from (only `migrate` runs on PostgreSQL in this release).
-    pub fn path(&self, env: &dyn EnvLookup, command: &'static str) -> Result<PathBuf, ConfigError> {
-        super::sqlite_path(&mut Source::new(&self.as_serve_args(), env), command)
     }
 
     fn as_serve_args(&self) -> ServeArgs {

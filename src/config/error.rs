@@ -59,17 +59,13 @@ pub enum ConfigError {
         reason: String,
     },
 
-    /// A PostgreSQL URL given to a command that works on SQLite only in this release.
+    /// Several instances on one PostgreSQL share rate limits, guards and revocations
+    /// through Redis (CONTRACT C18).
     #[error(
-        "{name}: PostgreSQL storage is not available for `blitz {command}` in this release \
-         (only `blitz migrate` accepts a PostgreSQL URL); give an SQLite file path \
-         (got {value:?})"
+        "REDIS_URL: required when the database is PostgreSQL (instances on one database \
+         share rate limits, guards and revocations through Redis)"
     )]
-    SqliteOnly {
-        name: &'static str,
-        value: String,
-        command: &'static str,
-    },
+    RedisRequired,
 
     #[error("cannot read env file {}: {source}", path.display())]
     EnvFileRead {

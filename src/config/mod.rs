@@ -35,6 +35,7 @@ pub use settings::{DEFAULT_CSP, DEFAULT_DATABASE};
 
 use crate::exchange::paper::replay::{PaperPrices, Replay};
 use crate::exchange::rest::RestSettings;
+use crate::store::Engine;
 use settings as S;
 use source::Source;
 
@@ -90,8 +91,9 @@ pub struct Config {
     /// `--log-level` / `LOG_LEVEL`.
     pub log_level: LogLevel,
     pub pidfile: Option<PathBuf>,
-    /// `--database` / `BLITZ_DB_PATH`. Its directory is the instance dir.
-    pub database: PathBuf,
+    /// `--database` / `BLITZ_DB_PATH` / `DATABASE_URL`: an SQLite file, whose
+    /// directory is the instance dir, or PostgreSQL.
+    pub database: Engine,
     /// 0 = unlimited (gunicorn).
     pub limit_request_line: usize,
     pub limit_request_fields: usize,
@@ -175,6 +177,14 @@ pub fn instance_dir_of(database: &Path) -> &Path {
     }
 }
 
+/// The instance dir of a database setting (see `Config::instance_dir`).
+pub fn instance_dir_for(engine: &Engine) -> &Path {
+    match engine {
+        Engine::Sqlite(path) => instance_dir_of(path),
+        Engine::Postgres(_) => instance_dir_of(Path::new(settings::DEFAULT_DATABASE)),
+    }
+}
+
 impl Config {
     /// Builds the configuration from flags, then `env`, then defaults, each setting as
     /// `settings` declares it. The first bad value stops the load with an error
@@ -206,7 +216,7 @@ impl Config {
             error_log: src.value(&S::ERROR_LOGFILE)?,
             log_level: src.value(&S::LOG_LEVEL)?,
             pidfile: src.optional(&S::PID)?,
-            database: sqlite_path(&mut src, "serve")?,
+            database: src.value(&S::DATABASE)?,
             limit_request_line: src.value(&S::LIMIT_REQUEST_LINE)?,
             limit_request_fields: src.value(&S::LIMIT_REQUEST_FIELDS)?,
             limit_request_field_size: src.value(&S::LIMIT_REQUEST_FIELD_SIZE)?,
@@ -272,6 +282,9 @@ impl Config {
             shown: Vec::new(),
         };
         config.shown = src.into_shown();
+        if matches!(config.database, Engine::Postgres(_)) && config.redis_url.is_none() {
+            return Err(ConfigError::RedisRequired);
+        }
         Ok(config)
     }
 
@@ -282,9 +295,10 @@ impl Config {
         Config::load(&ServeArgs::default(), &empty).expect("the defaults are valid")
     }
 
-    /// The directory holding the database; secret key and outbox live there.
+    /// Where the instance keeps its files (secret key, outbox, sockets): the SQLite
+    /// file's directory; with PostgreSQL, the default SQLite file's directory.
     pub fn instance_dir(&self) -> &Path {
-        instance_dir_of(&self.database)
+        instance_dir_for(&self.database)
     }
 
     /// The effective configuration for `blitz check-config`, one row per setting in
@@ -317,23 +331,6 @@ pub fn load_from_env(args: &ServeArgs) -> Result<Config, ConfigError> {
 
 // ---------------------------------------------------------------------------
 // Loading helpers
-
-/// The SQLite file of `--database` / `BLITZ_DB_PATH` / `DATABASE_URL`. A PostgreSQL
-/// URL is refused naming the flag or variable it came from: `command` does not run
-/// on PostgreSQL in this release, and saying so beats opening a file named like a URL.
-pub(crate) fn sqlite_path(
-    src: &mut Source<'_>,
-    command: &'static str,
-) -> Result<PathBuf, ConfigError> {
-    match src.value(&S::DATABASE)? {
-        crate::store::Engine::Sqlite(path) => Ok(path),
-        crate::store::Engine::Postgres(url) => Err(ConfigError::SqliteOnly {
-            name: src.origin(&S::DATABASE.meta),
-            value: url.to_string(),
-            command,
-        }),
-    }
-}
 
 /// `--bind` flags if any, else `BLITZ_BIND`, else the default. The same address twice
 /// would fail at bind time with a less helpful EADDRINUSE, so it is refused here.
@@ -457,7 +454,7 @@ mod tests {
         assert_eq!(c.error_log, LogTarget::Stderr);
         assert_eq!(c.log_level, LogLevel::Info);
         assert_eq!(c.pidfile, None);
-        assert_eq!(c.database, PathBuf::from("instance/database.db"));
+        assert_eq!(c.database, Engine::Sqlite(PathBuf::from("instance/database.db")));
         assert_eq!(c.limit_request_line, 4094);
         assert_eq!(c.limit_request_fields, 100);
         assert_eq!(c.limit_request_field_size, 8190);
@@ -556,7 +553,7 @@ mod tests {
         assert_eq!(c.access_log_format, AccessLogFormat::Json);
         assert_eq!(c.error_log, LogTarget::File("/var/log/e.log".into()));
         assert_eq!(c.pidfile, Some("/run/blitz.pid".into()));
-        assert_eq!(c.database, PathBuf::from("/srv/blitz/db.sqlite"));
+        assert_eq!(c.database, Engine::Sqlite(PathBuf::from("/srv/blitz/db.sqlite")));
         assert_eq!(c.limit_request_line, 0);
         assert_eq!(c.limit_request_fields, 32768);
         assert_eq!(c.limit_request_field_size, 0);
@@ -586,7 +583,7 @@ mod tests {
         assert_eq!(c.binds, vec![tcp("127.0.0.1", 2)]);
         assert_eq!(c.workers, 3);
         assert_eq!(c.log_level, LogLevel::Error);
-        assert_eq!(c.database, PathBuf::from("/flag/db"));
+        assert_eq!(c.database, Engine::Sqlite(PathBuf::from("/flag/db")));
         assert_eq!(
             c.forwarded_allow_ips,
             parse::trusted_proxies("10.0.0.3").unwrap()
@@ -596,7 +593,7 @@ mod tests {
         assert_eq!(c.binds, vec![tcp("10.0.0.1", 1)]);
         assert_eq!(c.workers, 5);
         assert_eq!(c.log_level, LogLevel::Debug);
-        assert_eq!(c.database, PathBuf::from("/env/db"));
+        assert_eq!(c.database, Engine::Sqlite(PathBuf::from("/env/db")));
         assert_eq!(
             c.forwarded_allow_ips,
             parse::trusted_proxies("10.0.0.2").unwrap()
@@ -604,11 +601,12 @@ mod tests {
     }
 
     #[test]
-    fn database_url_is_read_after_blitz_db_path_and_postgres_is_refused_by_name() {
+    fn database_url_is_read_after_blitz_db_path_and_postgres_needs_redis() {
+        let file = |p: &str| Engine::Sqlite(PathBuf::from(p));
         let c = load_env(&[("DATABASE_URL", "/from/database_url")]).unwrap();
-        assert_eq!(c.database, PathBuf::from("/from/database_url"));
+        assert_eq!(c.database, file("/from/database_url"));
         let both = [("BLITZ_DB_PATH", "/env/db"), ("DATABASE_URL", "/other/db")];
-        assert_eq!(load_env(&both).unwrap().database, PathBuf::from("/env/db"));
+        assert_eq!(load_env(&both).unwrap().database, file("/env/db"));
 
         let url = "postgres://blitz:pw-secret@db:5432/blitz";
         for (flags, vars, name) in [
@@ -621,13 +619,18 @@ mod tests {
             ),
         ] {
             let err = load(&args(flags), &vars).unwrap_err();
+            assert!(matches!(err, ConfigError::RedisRequired), "{name}: {err:?}");
+            assert!(err.to_string().starts_with("REDIS_URL: required"), "{err}");
+            let mut with_redis = vars.clone();
+            with_redis.push(("REDIS_URL", "redis://127.0.0.1:6379/0"));
+            let c = load(&args(flags), &with_redis).unwrap();
+            assert!(matches!(c.database, Engine::Postgres(_)), "{name}");
+            assert_eq!(c.instance_dir(), Path::new("instance"));
+            let shown = c.database.to_string();
             assert!(
-                matches!(&err, ConfigError::SqliteOnly { name: n, command: "serve", .. } if *n == name),
-                "{err:?}"
+                shown.contains(":***@db") && !shown.contains("pw-secret"),
+                "{shown}"
             );
-            let text = err.to_string();
-            assert!(text.contains(":***@db"), "{text}");
-            assert!(!text.contains("pw-secret"), "{text}");
         }
     }
 
@@ -752,7 +755,7 @@ mod tests {
         .collect();
         let c = load_env(&vars).unwrap();
         assert_eq!(c.binds, vec![tcp("127.0.0.1", 8000)]);
-        assert_eq!(c.database, PathBuf::from(DEFAULT_DATABASE));
+        assert_eq!(c.database, Engine::Sqlite(PathBuf::from(DEFAULT_DATABASE)));
         assert_eq!(c.environment, "production");
         assert_eq!(c.admin_password, None);
         // Blank-only counts as empty too (a quoted "  " in an env file).

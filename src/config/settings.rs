@@ -459,8 +459,9 @@ pub static DATABASE: Setting<Engine> = Setting {
             flag("--database", "PATH"),
             &["BLITZ_DB_PATH", "DATABASE_URL"],
             Default::Value(DEFAULT_DATABASE),
-            "SQLite file; its directory is the *instance dir*. A `postgres://` URL is \
-             accepted by `blitz migrate` only in this release",
+            "SQLite file; its directory is the *instance dir*. Or a `postgres://` URL \
+             (several hosts; needs REDIS_URL); the instance dir is then the default \
+             SQLite file's directory",
         ),
         Mask::UrlPassword,
     ),

@@ -20,7 +20,7 @@ pub enum AccountsError {
     #[error("database: {0}")]
     Store(#[from] store::StoreError),
     #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] crate::store::SqlError),
     #[error("cannot hash the load-test password: {0}")]
     Hash(String),
 }
@@ -43,8 +43,8 @@ pub fn from_file(path: &Path) -> Result<Vec<String>, AccountsError> {
 }
 
 /// Makes `n` load-test accounts (as needed) and a token for each.
-pub fn provision(database: &Path, n: usize) -> Result<Vec<String>, AccountsError> {
-    let (mut conn, _) = store::open_migrated(database)?;
+pub fn provision(database: &store::Engine, n: usize) -> Result<Vec<String>, AccountsError> {
+    let (conn, _) = store::connect_migrated(database)?;
     // Nobody logs in as these users: one hash of a random password serves them all
     // (hashing is deliberately slow).
     let hash = password::hash(&token::random_password())
@@ -52,7 +52,7 @@ pub fn provision(database: &Path, n: usize) -> Result<Vec<String>, AccountsError
     // Immediate: a deferred transaction that reads first and then writes gets
     // "database is locked" at once, without waiting, when the running server
     // (its bot runner) committed in between.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let now = store::now();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {

@@ -91,7 +91,7 @@ pub struct Options {
     pub users: usize,
     pub connections: usize,
     pub duration: Duration,
-    pub database: Option<PathBuf>,
+    pub database: Option<crate::store::Engine>,
     pub tokens: Option<PathBuf>,
     pub json: bool,
     /// 1: the one-bot mix on `/api/bot/*`; more: `bots::BOT_MIX`.

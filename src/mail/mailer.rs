@@ -103,7 +103,7 @@ fn drain(
 }
 
 fn record_failure(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     mail: &mail_queue::Mail,
     e: &DeliverError,
     log: &Logger,

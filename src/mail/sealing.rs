@@ -4,7 +4,7 @@
 //! link. The mailer opens it to deliver and erases it once delivered.
 //! See docs/operations.md, Mail.
 
-use rusqlite::{Connection, TransactionBehavior};
+use crate::store::sql::Conn;
 
 use crate::secrets::{SecretError, SecretKey};
 use crate::store::{mail_queue, StoreError};
@@ -39,9 +39,11 @@ pub struct Upgraded {
 /// empties those of delivered ones (run by the master at start, in one
 /// transaction). Plaintext cells are overwritten in place with `secure_delete` on,
 /// so the old text does not linger in freed space of the database file.
-pub fn seal_stored(conn: &mut Connection, key: &SecretKey) -> Result<Upgraded, StoreError> {
-    conn.pragma_update(None, "secure_delete", true)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub fn seal_stored(conn: &mut Conn, key: &SecretKey) -> Result<Upgraded, StoreError> {
+    if conn.kind() == crate::store::Kind::Sqlite {
+        conn.execute_batch("PRAGMA secure_delete = ON")?;
+    }
+    let tx = conn.transaction_immediate()?;
     let legacy = mail_queue::unsealed(&tx, SecretKey::is_sealed)?;
     for mail in &legacy {
         mail_queue::set_body(&tx, mail.id, &seal_body(key, &mail.recipient, &mail.body))?;
@@ -55,7 +57,7 @@ pub fn seal_stored(conn: &mut Connection, key: &SecretKey) -> Result<Upgraded, S
     if done != Upgraded::default() {
         // Copy the rewritten pages into the database file now, over the old ones
         // (best effort: a reader of an older release may hold the WAL open).
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", (), |_| Ok(()))?;
     }
     Ok(done)
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 use slog::Logger;
 
 use super::candles::{self, Candle, Interval};
@@ -54,7 +54,7 @@ fn item(v: Venue, symbol: &str, interval: Interval) -> String {
 /// `None` when a live venue has none cached and cannot answer now. The caller
 /// checked that the symbol is listed (only listed keys enter the cache).
 pub fn candles(
-    conn: &mut Connection,
+    conn: &mut Conn,
     source: Source,
     symbol: &str,
     interval: Interval,
@@ -81,7 +81,7 @@ type Parsed = HashMap<String, (i64, Arc<Vec<Candle>>)>;
 /// The cached candles of a key as fetched at `fetched_ms`, parsed once per
 /// worker and fetch rather than on every request (1000 rows of decimals).
 fn parsed(
-    conn: &Connection,
+    conn: &Conn,
     v: Venue,
     symbol: &str,
     interval: Interval,
@@ -108,7 +108,7 @@ fn parsed(
 
 /// Refreshes the cached candles of (venue, symbol, interval) when due.
 fn live(
-    conn: &mut Connection,
+    conn: &mut Conn,
     v: Venue,
     symbol: &str,
     interval: Interval,
@@ -154,7 +154,7 @@ fn fetch(
 /// The paper exchange's candles: its one-minute buckets of the last `limit`
 /// periods, merged into `interval`.
 fn paper(
-    conn: &Connection,
+    conn: &Conn,
     symbol: &str,
     interval: Interval,
     limit: usize,

@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use slog::{warn, Logger};
@@ -120,7 +120,7 @@ fn item(v: Venue) -> String {
 /// Refreshes `venue`'s cached catalogue if it is due (one worker fetches, the
 /// others keep serving the old copy); whether a copy exists afterwards.
 pub fn ensure(
-    conn: &mut Connection,
+    conn: &mut Conn,
     venue: Venue,
     s: Settings<'_>,
     log: &Logger,
@@ -147,7 +147,7 @@ pub fn ensure(
 /// logged and left out; an empty answer, or one that lost more than half of the
 /// cached markets, is a failed fetch (the old copy stays).
 fn fetch(
-    conn: &Connection,
+    conn: &Conn,
     venue: Venue,
     rest: &RestSettings,
     budget: &Budget,
@@ -181,7 +181,7 @@ fn plausible(now: usize, before: usize) -> Result<(), ExchangeError> {
 /// Every market of `source`, by symbol; `None` when a real exchange's catalogue has
 /// never been fetched and cannot be now.
 pub fn markets(
-    conn: &mut Connection,
+    conn: &mut Conn,
     source: Source,
     s: Settings<'_>,
     log: &Logger,
@@ -214,7 +214,7 @@ pub fn with_quote(mut m: MarketInfo, quote: Option<Quote>) -> MarketInfo {
 
 /// The paper exchange's majors and every market it has traded, with the price it
 /// last traded at (its start price is not a price anyone traded at: `null`).
-fn paper_markets(conn: &Connection) -> Result<Vec<MarketInfo>, StoreError> {
+fn paper_markets(conn: &Conn) -> Result<Vec<MarketInfo>, StoreError> {
     let traded = listings::traded(conn)?;
     let mut symbols: Vec<String> = listings::MAJORS.iter().map(|s| s.to_string()).collect();
     symbols.extend(traded.iter().map(|(s, _)| s.clone()));
@@ -255,7 +255,7 @@ pub enum Listed {
 
 /// `symbol` in `source`'s catalogue, refreshing a live one when due.
 pub fn lookup(
-    conn: &mut Connection,
+    conn: &mut Conn,
     source: Source,
     symbol: &str,
     s: Settings<'_>,
@@ -269,7 +269,7 @@ pub fn lookup(
 
 /// `symbol` in the catalogue as cached now, without calling any exchange (for a
 /// check inside a write transaction, after `ensure`).
-pub fn cached(conn: &Connection, source: Source, symbol: &str) -> Result<Listed, StoreError> {
+pub fn cached(conn: &Conn, source: Source, symbol: &str) -> Result<Listed, StoreError> {
     match source {
         Source::Paper => Ok(listings::listing(symbol).map_or(Listed::No, |l| {
             Listed::Yes(paper_info(symbol.to_string(), l, None))

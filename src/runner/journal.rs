@@ -2,7 +2,7 @@
 //! ledger, funding, closed cycles and the status snapshot, each committed before
 //! the step goes on.
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 use serde_json::Value;
 
 use super::telegram::{Notifier, Target};
@@ -44,7 +44,7 @@ impl BotCtx {
 }
 
 pub struct DbJournal<'a> {
-    pub conn: &'a Connection,
+    pub conn: &'a Conn,
     pub bot: BotRef,
     /// The cycle's market, written with the counters.
     pub exchange: &'a str,
@@ -57,7 +57,7 @@ pub struct DbJournal<'a> {
 impl<'a> DbJournal<'a> {
     /// The journal of one running bot.
     pub fn new(
-        conn: &'a Connection,
+        conn: &'a Conn,
         bot: BotRef,
         ctx: &'a BotCtx,
         notifier: &'a Notifier,

@@ -5,9 +5,8 @@
 //! real exchange gets its own threads; paper bots and housekeeping keep theirs.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 
 use super::pool::Pool;
 
@@ -38,8 +37,8 @@ pub struct Lanes {
 }
 
 impl Lanes {
-    pub fn start(db: PathBuf) -> std::io::Result<Lanes> {
-        let open = move || crate::store::open_unmapped(&db).map_err(std::io::Error::other);
+    pub fn start(db: crate::store::Engine) -> std::io::Result<Lanes> {
+        let open = move || crate::store::connect_unmapped(&db).map_err(std::io::Error::other);
         let open2 = open.clone();
         let open3 = open.clone();
         Ok(Lanes {
@@ -56,7 +55,7 @@ impl Lanes {
     }
 
     /// The pool for a step of bot `bot_id` in run `generation` (0: a resume).
-    pub fn for_bot(&mut self, conn: &Connection, bot_id: i64, generation: u64) -> &Pool {
+    pub fn for_bot(&mut self, conn: &Conn, bot_id: i64, generation: u64) -> &Pool {
         let lane = match self.known.get(&bot_id) {
             Some((g, lane)) if *g == generation && generation != 0 => *lane,
             _ => {
@@ -94,7 +93,7 @@ impl Lanes {
 
 /// The exchange a bot is configured for; unknown or unreadable → paper's pool,
 /// where the start itself reports the problem.
-fn lane_of(conn: &Connection, bot_id: i64) -> Lane {
+fn lane_of(conn: &Conn, bot_id: i64) -> Lane {
     let exchange = crate::store::bot_config::market(conn, bot_id)
         .ok()
         .flatten()

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 use serde_json::json;
 use slog::warn;
 
@@ -133,12 +133,7 @@ pub struct Launched {
 impl Manager {
     /// Loads the configuration, claims the bot's position, connects to the
     /// exchange and runs the first step.
-    pub(super) fn launch(
-        &self,
-        conn: &Connection,
-        bot: BotRef,
-        why: Why,
-    ) -> Result<Launched, Fail> {
+    pub(super) fn launch(&self, conn: &Conn, bot: BotRef, why: Why) -> Result<Launched, Fail> {
         let uid = bot.user_id;
         let user = users::by_id(conn, uid)?.ok_or_else(|| Fail::Invalid("no such user".into()))?;
         if user.disabled {
@@ -219,7 +214,7 @@ impl Manager {
     /// (the user sees why).
     fn claim_position(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         bot: BotRef,
         stored: &StoredConfig,
         before: &bots::BotRow,
@@ -264,7 +259,7 @@ impl Manager {
     /// the bot was stopped is followed by a new one when a user starts it.
     fn first_steps(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         owner: BotRef,
         bot: &mut Running,
         why: Why,
@@ -324,7 +319,7 @@ impl Manager {
     /// the bot's exchange account on a real exchange.
     pub(super) fn exchange(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         stored: &StoredConfig,
     ) -> Result<Arc<dyn Exchange>, Fail> {
         self.open_exchange(conn, stored, None)
@@ -335,7 +330,7 @@ impl Manager {
     /// leaves the map).
     fn open_exchange(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         stored: &StoredConfig,
         running: Option<i64>,
     ) -> Result<Arc<dyn Exchange>, Fail> {
@@ -369,12 +364,7 @@ impl Manager {
     /// the account's egress proxy when it has one (docs/bots.md, Proxies). A proxy
     /// that no longer opens fails the start rather than going direct, which a key
     /// whitelisted for the proxy's address would refuse anyway.
-    fn rest_via_proxy(
-        &self,
-        conn: &Connection,
-        uid: i64,
-        account: i64,
-    ) -> Result<RestSettings, Fail> {
+    fn rest_via_proxy(&self, conn: &Conn, uid: i64, account: i64) -> Result<RestSettings, Fail> {
         let Some(sealed) = exchange_accounts::proxy(conn, uid, account)? else {
             return Ok(self.rest().clone());
         };
@@ -390,7 +380,7 @@ impl Manager {
     }
 
     /// An exchange account's key pair, opened from its sealed columns.
-    fn api_key(&self, conn: &Connection, uid: i64, account: i64) -> Result<Option<ApiKey>, Fail> {
+    fn api_key(&self, conn: &Conn, uid: i64, account: i64) -> Result<Option<ApiKey>, Fail> {
         let Some(sealed) = exchange_accounts::credentials(conn, uid, account)? else {
             return Ok(None);
         };
@@ -410,7 +400,7 @@ impl Manager {
     }
 
     /// Where the owner's notifications go (their chat and token), if anywhere.
-    fn telegram_target(&self, conn: &Connection, stored: &StoredConfig) -> Option<Target> {
+    fn telegram_target(&self, conn: &Conn, stored: &StoredConfig) -> Option<Target> {
         let uid = stored.bot.user_id;
         let chat_id = stored.config.telegram_chat_id.clone()?;
         if !stored.has_telegram_token {
@@ -450,7 +440,7 @@ fn require_hedge_mode(ex: &dyn Exchange, exchange: &str, symbol: &str) -> Result
 /// (exchange, symbol, side) or another exchange account: its position stays
 /// where it was opened.
 fn cycle_state(
-    conn: &Connection,
+    conn: &Conn,
     bot: BotRef,
     row: &bots::BotRow,
     stored: &StoredConfig,
@@ -508,8 +498,8 @@ mod tests {
 
     /// A user whose default bot trades on Bybit with account `a`, with cycle 4
     /// open on it; the ids of the bot and of a second Bybit account.
-    fn open_on_bybit() -> (Connection, BotRef, i64, i64) {
-        let mut c = Connection::open_in_memory().unwrap();
+    fn open_on_bybit() -> (Conn, BotRef, i64, i64) {
+        let mut c = Conn::open_in_memory().unwrap();
         store::migrate::migrate(&mut c).unwrap();
         let new = users::NewUser {
             email: "a@x.io",
@@ -555,7 +545,7 @@ mod tests {
         (c, bot, a, b)
     }
 
-    fn continued(c: &Connection, bot: BotRef) -> CycleState {
+    fn continued(c: &Conn, bot: BotRef) -> CycleState {
         let row = bots::get(c, bot.bot_id).unwrap().unwrap();
         let stored = bot_config::load(c, bot.bot_id).unwrap().unwrap();
         cycle_state(c, bot, &row, &stored).unwrap_or_else(|_| panic!("a cycle"))

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use crate::store::sql::Conn;
 use serde_json::{json, Value};
 use slog::{info, warn, Logger};
 
@@ -216,13 +216,13 @@ pub struct Manager {
 /// in one transaction: a resume of thousands of bots is bound by the database's
 /// one write lock, so each write taken apart costs every other bot.
 fn record_running(
-    conn: &Connection,
+    conn: &Conn,
     bot: BotRef,
     retrying: Option<&str>,
     (kind, message): (&str, &str),
     data: &Value,
 ) -> Result<(), StoreError> {
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let (desired, status) = (DesiredState::Running, BotStatus::Running);
     bots::set_state(&tx, bot.bot_id, desired, status, retrying, store::now())?;
     bots::set_stop_reason(&tx, bot.bot_id, None)?;
@@ -299,7 +299,7 @@ impl Manager {
     /// the map before it writes `starting`, so checking and resetting in two
     /// steps would let a start slip between them and trade on an account that
     /// then vanishes.
-    pub(super) fn reset_paper(&self, conn: &Connection, uid: i64) -> PaperReset {
+    pub(super) fn reset_paper(&self, conn: &Conn, uid: i64) -> PaperReset {
         let map = lock(&self.map);
         if map.values().any(|slot| slot.user_id == uid) {
             return PaperReset::BotActive;
@@ -337,7 +337,7 @@ impl Manager {
     /// read as meant to run still counts when it has left the map since.
     pub(super) fn claim(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         bot: BotRef,
         market: &BotMarket,
     ) -> Result<Claim, StoreError> {
@@ -388,7 +388,7 @@ impl Manager {
     }
 
     /// Resumes bot `bot_id` (by id alone: a resume after a restart, or its retry).
-    pub fn resume(&self, conn: &Connection, bot_id: i64) -> OpResult {
+    pub fn resume(&self, conn: &Conn, bot_id: i64) -> OpResult {
         match bots::get(conn, bot_id) {
             Ok(Some(row)) => {
                 let bot = BotRef {
@@ -406,7 +406,7 @@ impl Manager {
     }
 
     /// Starts (or resumes) `bot` and reports the real outcome.
-    pub fn start(&self, conn: &Connection, bot: BotRef, why: Why, actor: Actor) -> OpResult {
+    pub fn start(&self, conn: &Conn, bot: BotRef, why: Why, actor: Actor) -> OpResult {
         let id = bot.bot_id;
         let cell = Arc::new(Mutex::new(Cell::default()));
         let mut guard = {
@@ -465,13 +465,13 @@ impl Manager {
     }
 
     /// A queued resume checks that nobody stopped the bot meanwhile.
-    fn still_wanted(&self, conn: &Connection, bot_id: i64) -> bool {
+    fn still_wanted(&self, conn: &Conn, bot_id: i64) -> bool {
         matches!(bots::get(conn, bot_id), Ok(Some(row)) if row.desired_state == DesiredState::Running)
     }
 
     /// Schedules another resume of bot `bot_id`, recording why (when its owner
     /// is known: the database may be what failed).
-    fn retry_resume(&self, conn: &Connection, bot: Option<BotRef>, bot_id: i64, msg: &str) {
+    fn retry_resume(&self, conn: &Conn, bot: Option<BotRef>, bot_id: i64, msg: &str) {
         warn!(self.log, "bot resume failed; retrying"; "bot_id" => bot_id, "error" => msg);
         if let Some(bot) = bot {
             let _ = bots::set_last_error(conn, bot_id, Some(msg), store::now());
@@ -490,7 +490,7 @@ impl Manager {
     /// Records a started bot as running and schedules its steps.
     fn register(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         bot: BotRef,
         why: Why,
         actor: Actor,
@@ -537,7 +537,7 @@ impl Manager {
     /// Records a failed start and forgets the bot.
     fn abort(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         fail: Fail,
@@ -550,7 +550,7 @@ impl Manager {
     /// that close says (event `stopped`, not a failed start).
     fn end_at_resume(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         fail: Fail,
@@ -561,7 +561,7 @@ impl Manager {
 
     fn end_before_running(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         fail: Fail,
@@ -581,7 +581,7 @@ impl Manager {
     /// Stops `bot` with `mode`. The stop is recorded (desired state
     /// stopped, status stopping) before the exchange is touched, so a crash in the
     /// middle never resumes the bot.
-    pub fn stop(&self, conn: &Connection, bot: BotRef, mode: StopMode, actor: Actor) -> OpResult {
+    pub fn stop(&self, conn: &Conn, bot: BotRef, mode: StopMode, actor: Actor) -> OpResult {
         let cell = match self.cell(bot.bot_id) {
             Some(c) => c,
             // Waiting to be resumed after a restart: resume it now, then stop it.
@@ -647,7 +647,7 @@ impl Manager {
     /// The flag is persisted (a restart keeps it); a later stop overrides it.
     fn stop_after_cycle(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         actor: Actor,
@@ -678,7 +678,7 @@ impl Manager {
 
     fn begin_stop(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         bot: BotRef,
         mode: StopMode,
         actor: Actor,
@@ -699,7 +699,7 @@ impl Manager {
     }
 
     /// Re-creates what the running bot is missing.
-    pub fn recover(&self, conn: &Connection, bot: BotRef, actor: Actor) -> OpResult {
+    pub fn recover(&self, conn: &Conn, bot: BotRef, actor: Actor) -> OpResult {
         let Some(cell) = self.cell(bot.bot_id) else {
             return OpResult::not_running();
         };
@@ -742,7 +742,7 @@ impl Manager {
 
     /// One scheduled step of run `generation` of bot `bot_id`; it schedules the
     /// next.
-    pub fn tick(&self, conn: &Connection, bot_id: i64, generation: u64) {
+    pub fn tick(&self, conn: &Conn, bot_id: i64, generation: u64) {
         let Some(cell) = self.cell(bot_id) else {
             return;
         };
@@ -809,7 +809,7 @@ impl Manager {
     /// the bot with the right status.
     fn settle(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         verdict: Verdict,
@@ -856,7 +856,7 @@ impl Manager {
     /// Writes the bot's end and forgets it, under the transition lock.
     fn finish(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         bot: BotRef,
         guard: &mut MutexGuard<'_, Cell>,
         end: &Ending,
@@ -901,7 +901,7 @@ impl Manager {
 
     /// Stops bots that must not run (owner disabled, desired state changed in the
     /// database), then compares the running count with the database.
-    pub fn sweep(&self, conn: &Connection) -> Result<(u64, u64), StoreError> {
+    pub fn sweep(&self, conn: &Conn) -> Result<(u64, u64), StoreError> {
         for bot in bots::must_stop(conn)? {
             if self.cell(bot.bot_id).is_some() {
                 self.stop(conn, bot, StopMode::CancelOrders, Actor::System);

@@ -25,9 +25,9 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::sql::Conn;
 use blitz_master::{clock, ChildCtx};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use rusqlite::Connection;
 use slog::{error, info, warn, Logger};
 
 use crate::background::{self, Background};
@@ -80,7 +80,7 @@ struct Runner {
     steps: Lanes,
     commands: Pool,
     due: Receiver<manager::Due>,
-    conn: Connection,
+    conn: Conn,
     tick_ms: u64,
     paper_tick_ms: u64,
     log: Logger,
@@ -124,8 +124,8 @@ pub fn run(
     code
 }
 
-fn open_conn(path: &Path) -> std::io::Result<Connection> {
-    store::open_unmapped(path).map_err(std::io::Error::other)
+fn open_conn(engine: &store::Engine) -> std::io::Result<Conn> {
+    store::connect_unmapped(engine).map_err(std::io::Error::other)
 }
 
 impl Runner {
@@ -136,7 +136,7 @@ impl Runner {
     ) -> Result<Runner, Box<dyn std::error::Error>> {
         // Every connection of the runner writes: none maps the file (see
         // `store::open_unmapped`).
-        let conn = store::open_unmapped(&config.database)?;
+        let conn = store::connect_unmapped(&config.database)?;
         let fixed = bots::settle_interrupted(&conn, store::now())?;
         if fixed > 0 {
             info!(log, "marked bots stopped whose stop was interrupted"; "count" => fixed);
@@ -156,7 +156,7 @@ impl Runner {
             _ => None,
         };
         let paper = Paper::open_with(
-            store::open_unmapped(&config.database)?,
+            store::connect_unmapped(&config.database)?,
             params,
             &config.paper_prices,
             quotes,
@@ -392,7 +392,7 @@ fn account_streams(
 }
 
 /// Reads one request line, runs it, writes the reply line.
-fn serve_request(m: &Manager, conn: &Connection, stream: UnixStream, log: &Logger) {
+fn serve_request(m: &Manager, conn: &Conn, stream: UnixStream, log: &Logger) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(REQUEST_READ_TIMEOUT));
     let mut line = String::new();
@@ -416,7 +416,7 @@ fn serve_request(m: &Manager, conn: &Connection, stream: UnixStream, log: &Logge
     }
 }
 
-fn execute(m: &Manager, conn: &Connection, req: &Request) -> OpResult {
+fn execute(m: &Manager, conn: &Conn, req: &Request) -> OpResult {
     let bot = match target(conn, req) {
         Ok(Some(bot)) => bot,
         Ok(None) => return OpResult::new(Outcome::NotFound, "No such bot"),
@@ -434,7 +434,7 @@ fn execute(m: &Manager, conn: &Connection, req: &Request) -> OpResult {
 /// The bot a request names: the user's default bot for `bot_id` 0, else that
 /// bot if it is the user's (`None` otherwise: the runner never acts on another
 /// user's bot, whatever a worker asks).
-fn target(conn: &Connection, req: &Request) -> Result<Option<BotRef>, store::StoreError> {
+fn target(conn: &Conn, req: &Request) -> Result<Option<BotRef>, store::StoreError> {
     let bot_id = match req.bot_id {
         0 => user_bots::default_of(conn, req.user_id)?,
         id => user_bots::get(conn, req.user_id, id)?.map(|b| b.id),

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 use serde_json::{json, Value};
 
 use super::launch::Fail;
@@ -17,7 +17,7 @@ use crate::store::{bot_config, ledger};
 impl Manager {
     /// Lists `bot`'s open orders on its symbol (not its siblings' on the same
     /// account).
-    pub fn orders(&self, conn: &Connection, bot: BotRef) -> OpResult {
+    pub fn orders(&self, conn: &Conn, bot: BotRef) -> OpResult {
         let listed = match self.running_exchange(bot.bot_id) {
             Some((ex, symbol)) => ex.open_orders(&symbol).map_err(|e| e.to_string()),
             None => self
@@ -37,7 +37,7 @@ impl Manager {
     /// The exchange account of a bot that is not running, from its configuration.
     fn idle_exchange(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         bot_id: i64,
     ) -> Result<(Arc<dyn Exchange>, String), String> {
         let stored = bot_config::load(conn, bot_id)
@@ -51,11 +51,7 @@ impl Manager {
 
 /// The API's shape of the orders that are the bot's: by client id, or by the
 /// exchange id recorded when it was placed (BingX keeps no client id on stops).
-fn shown(
-    conn: &Connection,
-    bot: BotRef,
-    list: &[Order],
-) -> Result<Vec<Value>, crate::store::StoreError> {
+fn shown(conn: &Conn, bot: BotRef, list: &[Order]) -> Result<Vec<Value>, crate::store::StoreError> {
     let mut out = Vec::new();
     for o in list {
         let id = if o.client_id.is_empty() {

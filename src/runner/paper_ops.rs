@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 
 use crate::bots::config::side_name;
 use crate::exchange::paper::Paper;
@@ -11,7 +11,7 @@ use crate::exchange::paper::Paper;
 use super::manager::{Manager, PaperReset};
 use super::protocol::{PaperOp, PaperReply, PaperRequest};
 
-pub(super) fn execute(m: &Manager, conn: &Connection, req: &PaperRequest) -> PaperReply {
+pub(super) fn execute(m: &Manager, conn: &Conn, req: &PaperRequest) -> PaperReply {
     match req.op {
         PaperOp::ClosePosition => close_position(m.paper(), req),
         PaperOp::ResetAccount => reset_account(m, conn, req.user_id),
@@ -20,7 +20,7 @@ pub(super) fn execute(m: &Manager, conn: &Connection, req: &PaperRequest) -> Pap
 
 /// Resets the account unless one of the user's bots could still trade on it or
 /// still holds a cycle there (see [`Manager::reset_paper`]).
-fn reset_account(m: &Manager, conn: &Connection, uid: i64) -> PaperReply {
+fn reset_account(m: &Manager, conn: &Conn, uid: i64) -> PaperReply {
     let reply = |done, message: String| PaperReply {
         done,
         message,

@@ -10,9 +10,9 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 
-pub type Job = Box<dyn FnOnce(&Connection) + Send>;
+pub type Job = Box<dyn FnOnce(&Conn) + Send>;
 
 #[derive(Default)]
 struct Queues {
@@ -71,7 +71,7 @@ impl Pool {
     /// Starts `size` threads; `open` makes each thread's connection.
     pub fn start<F>(size: usize, open: F) -> std::io::Result<Pool>
     where
-        F: Fn() -> std::io::Result<Connection> + Send + Sync + 'static,
+        F: Fn() -> std::io::Result<Conn> + Send + Sync + 'static,
     {
         let shared = Arc::new(Shared::default());
         let mut threads = Vec::with_capacity(size);
@@ -118,7 +118,7 @@ impl Drop for Pool {
     }
 }
 
-fn run(shared: &Shared, conn: &Connection) {
+fn run(shared: &Shared, conn: &Conn) {
     while let Some(job) = shared.next() {
         // A panicking job (logged by the panic hook) must not shrink the pool.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
@@ -132,14 +132,12 @@ mod tests {
 
     #[test]
     fn a_panicking_job_does_not_kill_its_thread() {
-        let pool = Pool::start(1, || {
-            Connection::open_in_memory().map_err(std::io::Error::other)
-        })
-        .unwrap();
+        let pool =
+            Pool::start(1, || Conn::open_in_memory().map_err(std::io::Error::other)).unwrap();
         let (tx, rx) = channel();
         pool.submit(Box::new(|_| panic!("boom")));
         pool.submit(Box::new(move |c| {
-            let one: i64 = c.query_row("SELECT 1", [], |r| r.get(0)).unwrap();
+            let one: i64 = c.query_row("SELECT 1", (), |r| r.get(0)).unwrap();
             tx.send(one).unwrap();
         }));
         assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)), Ok(1));
@@ -148,10 +146,8 @@ mod tests {
 
     #[test]
     fn jobs_submitted_first_run_before_queued_ones_and_shutdown_drains_both() {
-        let pool = Pool::start(1, || {
-            Connection::open_in_memory().map_err(std::io::Error::other)
-        })
-        .unwrap();
+        let pool =
+            Pool::start(1, || Conn::open_in_memory().map_err(std::io::Error::other)).unwrap();
         // Hold the only thread until every job is queued.
         let (go_tx, go_rx) = channel::<()>();
         pool.submit(Box::new(move |_| {

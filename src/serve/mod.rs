@@ -86,7 +86,7 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
         return 1;
     }
     info!(log, "Starting blitz {}", crate::config::cli::version(); "workers" => config.workers,
-        "database" => %config.database.display());
+        "database" => %config.database);
     let settings = master_app::settings(&config);
     let mut app = MasterApp::new(args, config, logs, log, bound_port, rpc);
     let code = blitz_master::run(&mut app, settings, listeners, scoreboard);

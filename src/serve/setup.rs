@@ -21,7 +21,7 @@ pub enum SetupError {
 }
 
 pub fn prepare(config: &Config, log: &Logger) -> Result<(), SetupError> {
-    let (mut conn, applied) = store::open_migrated(&config.database)?;
+    let (mut conn, applied) = store::connect_migrated(&config.database)?;
     for name in applied {
         info!(log, "applied migration {name}");
     }

@@ -1,8 +1,8 @@
 //! The admin views: users with their default bot's state and the PnL of all
 //! their bots, and every bot of the instance, in one query each.
 
-use rusqlite::types::Type;
-use rusqlite::{params, Connection};
+use crate::params;
+use crate::store::sql::Conn;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -41,7 +41,7 @@ const SELECT: &str = "SELECT u.id, u.email, u.is_admin, u.disabled, u.verified_a
                FROM trades GROUP BY user_id) t
         ON t.user_id = u.id";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserBot> {
+fn from_row(r: &crate::store::Row<'_>) -> crate::store::SqlResult<UserBot> {
     Ok(UserBot {
         id: r.get(0)?,
         email: r.get(1)?,
@@ -62,13 +62,9 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserBot> {
 
 /// The exact sum of the space-separated PnLs in column `idx` (SQLite's SUM of
 /// the TEXT column would add binary floats).
-fn sum_of(idx: usize, pnls: &str) -> rusqlite::Result<Decimal> {
+fn sum_of(idx: usize, pnls: &str) -> crate::store::SqlResult<Decimal> {
     pnls.split_ascii_whitespace()
-        .map(|p| {
-            money::parse(p).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))
-            })
-        })
+        .map(|p| money::parse(p).map_err(|e| crate::store::SqlError::conversion(idx, e)))
         .try_fold(Decimal::ZERO, |sum, p| Ok(sum + p?))
 }
 
@@ -83,7 +79,7 @@ fn like_pattern(query: &str) -> String {
 
 /// Users whose e-mail contains `query`, by id, with the total count of matches.
 pub fn search(
-    conn: &Connection,
+    conn: &Conn,
     query: &str,
     limit: u32,
     offset: u32,
@@ -102,17 +98,17 @@ pub fn search(
 }
 
 /// User `id` as the admin list shows them (`None` for no such user).
-pub fn user(conn: &Connection, id: i64) -> Result<Option<UserBot>, StoreError> {
+pub fn user(conn: &Conn, id: i64) -> Result<Option<UserBot>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE u.id = ?1"))?;
     let mut rows = stmt.query_map([id], from_row)?;
     Ok(rows.next().transpose()?)
 }
 
 /// Every user with a bot, with their default bot.
-pub fn managed(conn: &Connection) -> Result<Vec<UserBot>, StoreError> {
+pub fn managed(conn: &Conn) -> Result<Vec<UserBot>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("{SELECT} WHERE b.id IS NOT NULL ORDER BY u.id"))?;
-    let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    let rows = stmt.query_map((), from_row)?.collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
@@ -129,14 +125,14 @@ pub struct ManagedBot {
 }
 
 /// Every bot of the instance, by id.
-pub fn bots(conn: &Connection) -> Result<Vec<ManagedBot>, StoreError> {
+pub fn bots(conn: &Conn) -> Result<Vec<ManagedBot>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, user_id, status, COALESCE(cycle_exchange, exchange),
              COALESCE(cycle_symbol, symbol), COALESCE(cycle_side, side)
          FROM user_bots ORDER BY id",
     )?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map((), |r| {
             Ok(ManagedBot {
                 id: r.get(0)?,
                 user_id: r.get(1)?,
@@ -157,8 +153,7 @@ mod tests {
 
     #[test]
     fn search_escapes_wildcards_and_counts() {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate(&mut c).unwrap();
+        let c = crate::store::testing::migrated();
         for e in ["a_b@x.io", "axb@x.io", "other@y.io"] {
             let new = NewUser {
                 email: e,

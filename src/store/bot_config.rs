@@ -7,7 +7,8 @@
 //! Invariant: a bot's exchange account is one of its owner's, on the bot's
 //! exchange; a paper bot has none. `save` keeps it so when the exchange changes.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt, Row};
 use serde_json::Value;
 
 use super::StoreError;
@@ -19,7 +20,7 @@ use crate::money::{self, sql::Sql};
 pub(super) const MARKET: &str = "b.exchange, b.exchange_account_id, b.symbol, b.side,
     b.pending_config IS NOT NULL";
 
-pub(super) fn market_from(r: &Row<'_>, at: usize) -> rusqlite::Result<BotMarket> {
+pub(super) fn market_from(r: &Row<'_>, at: usize) -> crate::store::SqlResult<BotMarket> {
     let side: String = r.get(at + 3)?;
     Ok(BotMarket {
         exchange: r.get(at)?,
@@ -31,7 +32,7 @@ pub(super) fn market_from(r: &Row<'_>, at: usize) -> rusqlite::Result<BotMarket>
 }
 
 /// The market of bot `bot_id` (see `BotMarket`); `None` for no such bot.
-pub fn market(conn: &Connection, bot_id: i64) -> Result<Option<BotMarket>, StoreError> {
+pub fn market(conn: &Conn, bot_id: i64) -> Result<Option<BotMarket>, StoreError> {
     Ok(conn
         .prepare_cached(&format!("SELECT {MARKET} FROM user_bots b WHERE b.id = ?1"))?
         .query_row([bot_id], |r| market_from(r, 0))
@@ -40,7 +41,7 @@ pub fn market(conn: &Connection, bot_id: i64) -> Result<Option<BotMarket>, Store
 
 /// The markets of user `uid`'s bots that run or are meant to (bot id, market):
 /// what a start of another of their bots must not trade as well.
-pub fn wanted_markets_of(conn: &Connection, uid: i64) -> Result<Vec<(i64, BotMarket)>, StoreError> {
+pub fn wanted_markets_of(conn: &Conn, uid: i64) -> Result<Vec<(i64, BotMarket)>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT b.id, {MARKET} FROM user_bots b
          WHERE b.user_id = ?1
@@ -54,7 +55,7 @@ pub fn wanted_markets_of(conn: &Connection, uid: i64) -> Result<Vec<(i64, BotMar
 }
 
 /// Reads the configuration of bot `bot_id`.
-pub fn load(conn: &Connection, bot_id: i64) -> Result<Option<StoredConfig>, StoreError> {
+pub fn load(conn: &Conn, bot_id: i64) -> Result<Option<StoredConfig>, StoreError> {
     let row = conn
         .prepare_cached(
             "SELECT b.exchange, b.symbol, b.side, b.leverage, b.take_profit, b.stop_loss,
@@ -108,14 +109,13 @@ pub fn load(conn: &Connection, bot_id: i64) -> Result<Option<StoredConfig>, Stor
 
 /// The grids as stored: a JSON array.
 pub(super) fn grids_text(c: &BotConfig) -> Result<String, StoreError> {
-    serde_json::to_string(&c.grids)
-        .map_err(|e| StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))
+    serde_json::to_string(&c.grids).map_err(|e| StoreError::Value(format!("grids: {e}")))
 }
 
 /// Writes the non-secret fields of `c` for bot `bot_id`, and the chat id for its
 /// owner. The bot keeps its exchange account only while it names the bot's
 /// exchange (a paper bot has none).
-pub fn save(conn: &Connection, bot_id: i64, c: &BotConfig) -> Result<(), StoreError> {
+pub fn save(conn: &Conn, bot_id: i64, c: &BotConfig) -> Result<(), StoreError> {
     let grids = grids_text(c)?;
     conn.prepare_cached(
         "UPDATE user_bots SET exchange = ?2, symbol = ?3, side = ?4, leverage = ?5,
@@ -153,7 +153,7 @@ pub fn save(conn: &Connection, bot_id: i64, c: &BotConfig) -> Result<(), StoreEr
 /// The change waiting for the next cycle of bot `bot_id`, validated again against
 /// the active configuration (`None` when there is none, or when it no longer
 /// passes the rules).
-pub fn load_pending(conn: &Connection, bot_id: i64) -> Result<Option<BotConfig>, StoreError> {
+pub fn load_pending(conn: &Conn, bot_id: i64) -> Result<Option<BotConfig>, StoreError> {
     let Some(active) = load(conn, bot_id)? else {
         return Ok(None);
     };
@@ -171,11 +171,7 @@ pub fn load_pending(conn: &Connection, bot_id: i64) -> Result<Option<BotConfig>,
 }
 
 /// Stores (or, with `None`, clears) the change for the next cycle.
-pub fn save_pending(
-    conn: &Connection,
-    bot_id: i64,
-    c: Option<&BotConfig>,
-) -> Result<(), StoreError> {
+pub fn save_pending(conn: &Conn, bot_id: i64, c: Option<&BotConfig>) -> Result<(), StoreError> {
     let text = c.map(|c| config::settings_json(c).to_string());
     conn.prepare_cached("UPDATE user_bots SET pending_config = ?2 WHERE id = ?1")?
         .execute(params![bot_id, text])?;
@@ -184,7 +180,7 @@ pub fn save_pending(
 
 /// Applies a pending change (if any) to the active configuration, in the caller's
 /// transaction; returns the configuration now active when it changed.
-pub fn apply_pending(conn: &Connection, bot_id: i64) -> Result<Option<BotConfig>, StoreError> {
+pub fn apply_pending(conn: &Conn, bot_id: i64) -> Result<Option<BotConfig>, StoreError> {
     let pending = load_pending(conn, bot_id)?;
     if let Some(c) = &pending {
         save(conn, bot_id, c)?;
@@ -202,9 +198,8 @@ mod tests {
     use crate::store::users::{self, NewUser};
     use crate::store::{exchange_accounts, user_bots};
 
-    fn db() -> (Connection, BotRef) {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate(&mut c).unwrap();
+    fn db() -> (crate::store::testing::TestDb, BotRef) {
+        let c = crate::store::testing::migrated();
         let new = NewUser {
             email: "a@x.io",
             password_hash: "h",

@@ -10,7 +10,8 @@
 
 use std::sync::LazyLock;
 
-use rusqlite::{Connection, OptionalExtension, Params, Row};
+use crate::store::sql::Params;
+use crate::store::sql::{Conn, OptionalExt, Row};
 
 use super::{bot_config, bots, StoreError};
 use crate::bots::config::BotMarket;
@@ -53,14 +54,14 @@ const fn column_count(list: &str) -> usize {
     n
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<BotStatusRow> {
+fn from_row(r: &Row<'_>) -> crate::store::SqlResult<BotStatusRow> {
     Ok(BotStatusRow {
         state: bots::from_row(r)?,
         market: bot_config::market_from(r, STATE_COLUMNS)?,
     })
 }
 
-fn one(conn: &Connection, sql: &str, p: impl Params) -> Result<Option<BotStatusRow>, StoreError> {
+fn one(conn: &Conn, sql: &str, p: impl Params) -> Result<Option<BotStatusRow>, StoreError> {
     Ok(conn
         .prepare_cached(sql)?
         .query_row(p, from_row)
@@ -68,17 +69,17 @@ fn one(conn: &Connection, sql: &str, p: impl Params) -> Result<Option<BotStatusR
 }
 
 /// Bot `bot_id`, whoever owns it (admin views; `None`: no such bot).
-pub fn by_id(conn: &Connection, bot_id: i64) -> Result<Option<BotStatusRow>, StoreError> {
+pub fn by_id(conn: &Conn, bot_id: i64) -> Result<Option<BotStatusRow>, StoreError> {
     one(conn, &BY_ID, [bot_id])
 }
 
 /// Bot `bot_id` if it is user `uid`'s.
-pub fn owned(conn: &Connection, uid: i64, bot_id: i64) -> Result<Option<BotStatusRow>, StoreError> {
+pub fn owned(conn: &Conn, uid: i64, bot_id: i64) -> Result<Option<BotStatusRow>, StoreError> {
     one(conn, &OWNED, [bot_id, uid])
 }
 
 /// User `uid`'s default bot (their first); `None` when they have no bot.
-pub fn default_of(conn: &Connection, uid: i64) -> Result<Option<BotStatusRow>, StoreError> {
+pub fn default_of(conn: &Conn, uid: i64) -> Result<Option<BotStatusRow>, StoreError> {
     one(conn, &DEFAULT, [uid])
 }
 
@@ -92,7 +93,7 @@ mod tests {
     use crate::store::users::{self, NewUser};
     use crate::store::{bot_config as stored_config, user_bots};
 
-    fn user(c: &Connection, email: &str) -> (i64, i64) {
+    fn user(c: &Conn, email: &str) -> (i64, i64) {
         let new = NewUser {
             email,
             password_hash: "h",
@@ -105,8 +106,7 @@ mod tests {
 
     #[test]
     fn one_query_reads_the_market_after_the_state_and_checks_the_owner() {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate(&mut c).unwrap();
+        let c = crate::store::testing::migrated();
         let (uid, bot) = user(&c, "a@x.io");
         let (other, _) = user(&c, "b@x.io");
         let stored = stored_config::load(&c, bot).unwrap().unwrap();

@@ -4,7 +4,8 @@
 //! columns are `store::bot_config`'s, the set of a user's bots
 //! `store::user_bots`'s.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt, Row};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -55,7 +56,7 @@ pub(super) const COLUMNS: &str =
     take_profit_price, stop_loss_price, stop_on_exchange, after_cycle, stop_reason,
     cycle_account_id";
 
-pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
+pub(super) fn from_row(r: &Row<'_>) -> crate::store::SqlResult<BotRow> {
     Ok(BotRow {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -88,7 +89,7 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<BotRow> {
 }
 
 /// Bot `bot_id`'s state, whoever owns it (`None`: no such bot).
-pub fn get(conn: &Connection, bot_id: i64) -> Result<Option<BotRow>, StoreError> {
+pub fn get(conn: &Conn, bot_id: i64) -> Result<Option<BotRow>, StoreError> {
     Ok(conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM user_bots WHERE id = ?1"))?
         .query_row([bot_id], from_row)
@@ -96,7 +97,7 @@ pub fn get(conn: &Connection, bot_id: i64) -> Result<Option<BotRow>, StoreError>
 }
 
 /// The state of every bot of user `uid`, by id.
-pub fn of_user(conn: &Connection, uid: i64) -> Result<Vec<BotRow>, StoreError> {
+pub fn of_user(conn: &Conn, uid: i64) -> Result<Vec<BotRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM user_bots WHERE user_id = ?1 ORDER BY id"
     ))?;
@@ -107,7 +108,7 @@ pub fn of_user(conn: &Connection, uid: i64) -> Result<Vec<BotRow>, StoreError> {
 /// Desired state and status together, with `started_at` set when the bot starts
 /// running and cleared when it stops. `last_error` is replaced (None clears it).
 pub fn set_state(
-    conn: &Connection,
+    conn: &Conn,
     bot_id: i64,
     desired: DesiredState,
     status: BotStatus,
@@ -127,7 +128,7 @@ pub fn set_state(
 
 /// Changes only the desired state: what a restarted runner will do with the bot.
 pub fn set_desired(
-    conn: &Connection,
+    conn: &Conn,
     bot_id: i64,
     desired: DesiredState,
     now: i64,
@@ -139,7 +140,7 @@ pub fn set_desired(
 
 /// Records a failure of a running bot without changing its state.
 pub fn set_last_error(
-    conn: &Connection,
+    conn: &Conn,
     bot_id: i64,
     err: Option<&str>,
     now: i64,
@@ -167,12 +168,7 @@ pub struct CycleRow<'a> {
     pub next_entry_at: Option<i64>,
 }
 
-pub fn set_cycle(
-    conn: &Connection,
-    bot_id: i64,
-    c: &CycleRow<'_>,
-    now: i64,
-) -> Result<(), StoreError> {
+pub fn set_cycle(conn: &Conn, bot_id: i64, c: &CycleRow<'_>, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE user_bots SET cycle = ?2, tp_n = ?3, sl_n = ?4, cycle_exchange = ?5,
              cycle_symbol = ?6, cycle_side = ?7, cycle_opened_at = ?8, updated_at = ?9,
@@ -210,7 +206,7 @@ pub struct Snapshot {
     pub stop_on_exchange: bool,
 }
 
-pub fn set_snapshot(conn: &Connection, bot_id: i64, s: &Snapshot) -> Result<(), StoreError> {
+pub fn set_snapshot(conn: &Conn, bot_id: i64, s: &Snapshot) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE user_bots SET position_size = ?2, position_avg = ?3, open_orders = ?4,
              take_profit_price = ?5, stop_loss_price = ?6, stop_on_exchange = ?7
@@ -230,7 +226,7 @@ pub fn set_snapshot(conn: &Connection, bot_id: i64, s: &Snapshot) -> Result<(), 
 
 /// Why the bot ended (`None` while it runs).
 pub fn set_stop_reason(
-    conn: &Connection,
+    conn: &Conn,
     bot_id: i64,
     reason: Option<StopReason>,
 ) -> Result<(), StoreError> {
@@ -240,7 +236,7 @@ pub fn set_stop_reason(
 }
 
 /// The "stop after this cycle" flag.
-pub fn set_after_cycle(conn: &Connection, bot_id: i64, on: bool) -> Result<(), StoreError> {
+pub fn set_after_cycle(conn: &Conn, bot_id: i64, on: bool) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE user_bots SET after_cycle = ?2 WHERE id = ?1")?
         .execute(params![bot_id, on])?;
     Ok(())
@@ -256,7 +252,7 @@ pub(super) const CYCLE_OPEN: &str = "(cycle_opened_at IS NOT NULL
 /// position that cycle holds: the cycle's exchange account, symbol and side,
 /// which stay the cycle's whatever the bot's configuration says since. Running
 /// or not: a stopped bot's position is still on the exchange.
-pub fn open_cycles_of(conn: &Connection, uid: i64) -> Result<Vec<(i64, BotMarket)>, StoreError> {
+pub fn open_cycles_of(conn: &Conn, uid: i64) -> Result<Vec<(i64, BotMarket)>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, cycle_exchange, cycle_account_id, cycle_symbol, cycle_side FROM user_bots
          WHERE user_id = ?1 AND cycle_exchange IS NOT NULL AND cycle_symbol IS NOT NULL
@@ -280,20 +276,16 @@ pub fn open_cycles_of(conn: &Connection, uid: i64) -> Result<Vec<(i64, BotMarket
 }
 
 /// A stored side that is neither `long` nor `short`: corruption, not a default.
-fn bad_side(at: usize, side: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        at,
-        rusqlite::types::Type::Text,
-        format!("not a side: {side:?}").into(),
-    )
+fn bad_side(at: usize, side: String) -> crate::store::SqlError {
+    crate::store::SqlError::conversion(at, format!("not a side: {side:?}"))
 }
 
 /// Bots (ids) that should be running: what the runner resumes at start.
-pub fn desired_running(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+pub fn desired_running(conn: &Conn) -> Result<Vec<i64>, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT id FROM user_bots WHERE desired_state = 'running' ORDER BY id")?;
     let ids = stmt
-        .query_map([], |r| r.get(0))?
+        .query_map((), |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(ids)
 }
@@ -301,32 +293,32 @@ pub fn desired_running(conn: &Connection) -> Result<Vec<i64>, StoreError> {
 /// Bots that should be running, each with the exchange it is configured for:
 /// what the runner resumes at start and which of its pools each resume goes
 /// to, in one query rather than one per bot.
-pub fn desired_running_on(conn: &Connection) -> Result<Vec<(i64, String)>, StoreError> {
+pub fn desired_running_on(conn: &Conn) -> Result<Vec<(i64, String)>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, exchange FROM user_bots WHERE desired_state = 'running' ORDER BY id",
     )?;
     let bots = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(bots)
 }
 
 /// Bots with status `running`, as `/readyz` compares with the runner's count.
-pub fn count_running(conn: &Connection) -> Result<i64, StoreError> {
+pub fn count_running(conn: &Conn) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT COUNT(*) FROM user_bots WHERE status = 'running'")?
-        .query_row([], |r| r.get(0))?)
+        .query_row((), |r| r.get(0))?)
 }
 
 /// Running bots that must stop: their owner was disabled, or someone set the desired
 /// state to stopped behind the runner's back.
-pub fn must_stop(conn: &Connection) -> Result<Vec<BotRef>, StoreError> {
+pub fn must_stop(conn: &Conn) -> Result<Vec<BotRef>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT b.id, b.user_id FROM user_bots b JOIN user u ON u.id = b.user_id
          WHERE b.status = 'running' AND (b.desired_state != 'running' OR u.disabled = 1)",
     )?;
     let bots = stmt
-        .query_map([], |r| {
+        .query_map((), |r| {
             Ok(BotRef {
                 bot_id: r.get(0)?,
                 user_id: r.get(1)?,
@@ -337,7 +329,7 @@ pub fn must_stop(conn: &Connection) -> Result<Vec<BotRef>, StoreError> {
 }
 
 /// One heartbeat for every running bot (a single statement, not one per bot).
-pub fn heartbeat(conn: &Connection, now: i64) -> Result<(), StoreError> {
+pub fn heartbeat(conn: &Conn, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE user_bots SET heartbeat_at = ?1 WHERE status = 'running'")?
         .execute([now])?;
     Ok(())
@@ -345,7 +337,7 @@ pub fn heartbeat(conn: &Connection, now: i64) -> Result<(), StoreError> {
 
 /// At runner start: bots whose stop (or failed start) was interrupted by a crash are
 /// stopped; those meant to run keep their status until they are resumed.
-pub fn settle_interrupted(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+pub fn settle_interrupted(conn: &Conn, now: i64) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE user_bots SET status = 'stopped', started_at = NULL, updated_at = ?1
@@ -355,13 +347,13 @@ pub fn settle_interrupted(conn: &Connection, now: i64) -> Result<usize, StoreErr
 }
 
 /// (exchange, symbol) of every running bot's market, once each.
-pub fn running_markets(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+pub fn running_markets(conn: &Conn) -> Result<Vec<(String, String)>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT cycle_exchange, cycle_symbol FROM user_bots
          WHERE status = 'running' AND cycle_exchange IS NOT NULL AND cycle_symbol IS NOT NULL",
     )?;
     let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -370,7 +362,7 @@ pub fn running_markets(conn: &Connection) -> Result<Vec<(String, String)>, Store
 /// or is meant to, and every running bot's market, once each: what the
 /// market-data process follows. A stopped bot's configuration is not followed:
 /// configurations are the users' to write, prices are followed for trading.
-pub fn active_markets(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+pub fn active_markets(conn: &Conn) -> Result<Vec<(String, String)>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT b.exchange, b.symbol FROM user_bots b JOIN user u ON u.id = b.user_id
          WHERE u.disabled = 0 AND (b.desired_state = 'running' OR b.status = 'running')
@@ -379,7 +371,7 @@ pub fn active_markets(conn: &Connection) -> Result<Vec<(String, String)>, StoreE
          WHERE status = 'running' AND cycle_exchange IS NOT NULL AND cycle_symbol IS NOT NULL",
     )?;
     let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -394,32 +386,33 @@ pub struct Event {
 }
 
 pub fn add_event(
-    conn: &Connection,
+    conn: &Conn,
     bot: BotRef,
     kind: &str,
     message: &str,
     data: Option<&Value>,
     now: i64,
 ) -> Result<i64, StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO bot_events (user_id, bot_id, kind, message, data, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        bot.user_id,
-        bot.bot_id,
-        kind,
-        message,
-        data.map(Value::to_string),
-        now
-    ])?;
-    Ok(conn.last_insert_rowid())
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO bot_events (user_id, bot_id, kind, message, data, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        )?
+        .insert(params![
+            bot.user_id,
+            bot.bot_id,
+            kind,
+            message,
+            data.map(Value::to_string),
+            now
+        ])?;
+    Ok(id)
 }
 
 /// Bot `bot_id`'s events, newest first, `limit` at most, with ids below `before`
 /// when given.
 pub fn events(
-    conn: &Connection,
+    conn: &Conn,
     bot_id: i64,
     limit: u32,
     before: Option<i64>,
@@ -449,9 +442,8 @@ mod tests {
     use crate::store::users::{self, NewUser};
 
     /// A database with one user; their default bot.
-    fn db() -> (Connection, BotRef) {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate(&mut c).unwrap();
+    fn db() -> (crate::store::testing::TestDb, BotRef) {
+        let c = crate::store::testing::migrated();
         let new = NewUser {
             email: "a@x.io",
             password_hash: "h",
@@ -597,9 +589,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             get(&c, id),
-            Err(StoreError::Sqlite(
-                rusqlite::Error::FromSqlConversionFailure(..)
-            ))
+            Err(StoreError::Sql(crate::store::SqlError::Column { .. }))
         ));
     }
 

@@ -15,7 +15,8 @@
 //! - [`first_of`]: the user's first account on an exchange;
 //! - [`credentials`]: the sealed pair, for the runner to open.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt, Row};
 
 use super::users::StoredCredentials;
 use super::StoreError;
@@ -80,25 +81,20 @@ pub enum Deleted {
 }
 
 const COLUMNS: &str = "a.id, a.user_id, a.name, a.exchange, a.api_key_last4, a.created_at,
-    (SELECT GROUP_CONCAT(b.id, ' ') FROM user_bots b WHERE b.exchange_account_id = a.id),
+    (SELECT GROUP_CONCAT(CAST(b.id AS TEXT), ' ') FROM user_bots b WHERE b.exchange_account_id = a.id),
     a.key_trade, a.key_read_only, a.key_expires_at, a.key_ip_whitelist, a.key_checked_at,
     a.proxy_shown";
 
 /// Columns 7..=11: the key check, when there was one.
-fn key_check(r: &Row<'_>) -> rusqlite::Result<Option<KeyCheck>> {
+fn key_check(r: &Row<'_>) -> crate::store::SqlResult<Option<KeyCheck>> {
     let Some(checked_at) = r.get::<_, Option<i64>>(11)? else {
         return Ok(None);
     };
     let ips: Option<String> = r.get(10)?;
     let ip_whitelist = ips
         .map(|text| {
-            serde_json::from_str::<Vec<String>>(&text).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    10,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })
+            serde_json::from_str::<Vec<String>>(&text)
+                .map_err(|e| crate::store::SqlError::conversion(10, e))
         })
         .transpose()?;
     Ok(Some(KeyCheck {
@@ -110,21 +106,16 @@ fn key_check(r: &Row<'_>) -> rusqlite::Result<Option<KeyCheck>> {
     }))
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+fn from_row(r: &Row<'_>) -> crate::store::SqlResult<Account> {
     let bots: Option<String> = r.get(6)?;
     let bot_ids = bots
         .unwrap_or_default()
         .split_ascii_whitespace()
         .map(|id| {
-            id.parse().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    6,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })
+            id.parse()
+                .map_err(|e| crate::store::SqlError::conversion(6, e))
         })
-        .collect::<rusqlite::Result<Vec<i64>>>()?;
+        .collect::<crate::store::SqlResult<Vec<i64>>>()?;
     Ok(Account {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -144,7 +135,7 @@ fn sorted(mut ids: Vec<i64>) -> Vec<i64> {
 }
 
 /// User `uid`'s accounts, oldest first.
-pub fn list(conn: &Connection, uid: i64) -> Result<Vec<Account>, StoreError> {
+pub fn list(conn: &Conn, uid: i64) -> Result<Vec<Account>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM exchange_accounts a WHERE a.user_id = ?1 ORDER BY a.id"
     ))?;
@@ -153,7 +144,7 @@ pub fn list(conn: &Connection, uid: i64) -> Result<Vec<Account>, StoreError> {
 }
 
 /// Account `id` if it is user `uid`'s.
-pub fn get(conn: &Connection, uid: i64, id: i64) -> Result<Option<Account>, StoreError> {
+pub fn get(conn: &Conn, uid: i64, id: i64) -> Result<Option<Account>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM exchange_accounts a WHERE a.id = ?1 AND a.user_id = ?2"
@@ -163,7 +154,7 @@ pub fn get(conn: &Connection, uid: i64, id: i64) -> Result<Option<Account>, Stor
 }
 
 /// The user's first (lowest id) account on `exchange`.
-pub fn first_of(conn: &Connection, uid: i64, exchange: &str) -> Result<Option<i64>, StoreError> {
+pub fn first_of(conn: &Conn, uid: i64, exchange: &str) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT MIN(id) FROM exchange_accounts WHERE user_id = ?1 AND exchange = ?2",
@@ -172,34 +163,30 @@ pub fn first_of(conn: &Connection, uid: i64, exchange: &str) -> Result<Option<i6
 }
 
 /// Creates an account; returns its id.
-pub fn create(
-    conn: &Connection,
-    uid: i64,
-    new: &NewAccount<'_>,
-    now: i64,
-) -> Result<i64, StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO exchange_accounts (user_id, name, exchange, api_key_enc, api_key_last4,
+pub fn create(conn: &Conn, uid: i64, new: &NewAccount<'_>, now: i64) -> Result<i64, StoreError> {
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO exchange_accounts (user_id, name, exchange, api_key_enc, api_key_last4,
              api_secret_enc, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        uid,
-        new.name,
-        new.exchange,
-        new.api_key_enc,
-        new.api_key_last4,
-        new.api_secret_enc,
-        now
-    ])
-    .map_err(StoreError::from_write)?;
-    Ok(conn.last_insert_rowid())
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        )?
+        .insert(params![
+            uid,
+            new.name,
+            new.exchange,
+            new.api_key_enc,
+            new.api_key_last4,
+            new.api_secret_enc,
+            now
+        ])
+        .map_err(StoreError::from_write)?;
+    Ok(id)
 }
 
 /// Replaces the given halves of account `id`'s key pair (`None` keeps one);
 /// whether the account is the user's.
 pub fn set_keys(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     id: i64,
     api_key: Option<(&str, &str)>,
@@ -219,12 +206,7 @@ pub fn set_keys(
 
 /// Records the check of the key just saved on account `id`; whether the account
 /// is the user's.
-pub fn set_key_check(
-    conn: &Connection,
-    uid: i64,
-    id: i64,
-    check: &KeyCheck,
-) -> Result<bool, StoreError> {
+pub fn set_key_check(conn: &Conn, uid: i64, id: i64, check: &KeyCheck) -> Result<bool, StoreError> {
     let ips = check
         .ip_whitelist
         .as_ref()
@@ -250,7 +232,7 @@ pub fn set_key_check(
 /// Sets (sealed value and credential-free form) or clears (`None`) account
 /// `id`'s egress proxy; whether the account is the user's.
 pub fn set_proxy(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     id: i64,
     proxy: Option<(&str, &str)>,
@@ -267,7 +249,7 @@ pub fn set_proxy(
 
 /// Account `id`'s sealed proxy (`Ok(None)`: direct, or no such account of the
 /// user's).
-pub fn proxy(conn: &Connection, uid: i64, id: i64) -> Result<Option<String>, StoreError> {
+pub fn proxy(conn: &Conn, uid: i64, id: i64) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT proxy_enc FROM exchange_accounts WHERE id = ?1 AND user_id = ?2")?
         .query_row(params![id, uid], |r| r.get::<_, Option<String>>(0))
@@ -276,7 +258,7 @@ pub fn proxy(conn: &Connection, uid: i64, id: i64) -> Result<Option<String>, Sto
 }
 
 /// Renames account `id`; whether the account is the user's.
-pub fn rename(conn: &Connection, uid: i64, id: i64, name: &str) -> Result<bool, StoreError> {
+pub fn rename(conn: &Conn, uid: i64, id: i64, name: &str) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached("UPDATE exchange_accounts SET name = ?3 WHERE id = ?1 AND user_id = ?2")?
         .execute(params![id, uid, name])?;
@@ -285,11 +267,7 @@ pub fn rename(conn: &Connection, uid: i64, id: i64, name: &str) -> Result<bool, 
 
 /// The first of user `uid`'s bots on account `id` that runs or is meant to, with
 /// its status: while one does, the account's keys are the ones it trades with.
-pub fn active_bot(
-    conn: &Connection,
-    uid: i64,
-    id: i64,
-) -> Result<Option<(i64, BotStatus)>, StoreError> {
+pub fn active_bot(conn: &Conn, uid: i64, id: i64) -> Result<Option<(i64, BotStatus)>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT id, status FROM user_bots
@@ -303,7 +281,7 @@ pub fn active_bot(
 
 /// Deletes account `id` of user `uid` unless a bot uses it. One statement: a bot
 /// linked to it meanwhile makes the delete fail on its foreign key, not succeed.
-pub fn delete(conn: &Connection, uid: i64, id: i64) -> Result<Deleted, StoreError> {
+pub fn delete(conn: &Conn, uid: i64, id: i64) -> Result<Deleted, StoreError> {
     let Some(account) = get(conn, uid, id)? else {
         return Ok(Deleted::NotFound);
     };
@@ -328,7 +306,7 @@ pub fn delete(conn: &Connection, uid: i64, id: i64) -> Result<Deleted, StoreErro
 /// The sealed key pair of account `id` of user `uid` (open it with
 /// `SecretKey::open_credentials` for that user).
 pub fn credentials(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     id: i64,
 ) -> Result<Option<StoredCredentials>, StoreError> {
@@ -357,7 +335,7 @@ mod tests {
     use crate::store::user_bots;
     use crate::store::users::{self, NewUser};
 
-    fn user(c: &Connection, email: &str) -> i64 {
+    fn user(c: &Conn, email: &str) -> i64 {
         let new = NewUser {
             email,
             password_hash: "h",
@@ -379,8 +357,7 @@ mod tests {
 
     #[test]
     fn accounts_are_their_owners_and_in_use_ones_stay() {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate(&mut c).unwrap();
+        let c = crate::store::testing::migrated();
         let (a, b) = (user(&c, "a@x.io"), user(&c, "b@x.io"));
         let id = create(&c, a, &account("bybit"), 5).unwrap();
         assert!(

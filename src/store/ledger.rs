@@ -5,7 +5,8 @@
 //! sent orders are looked up per user (a sibling bot's order on the same
 //! account is told from a foreign one).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt};
 use rust_decimal::Decimal;
 
 use super::StoreError;
@@ -23,7 +24,7 @@ fn side_word(s: OrderSide) -> &'static str {
 
 /// Records a fill once; a second write of the same (client id, seq) changes
 /// nothing. Returns whether it was new.
-pub fn add_fill(conn: &Connection, bot: BotRef, f: &Fill) -> Result<bool, StoreError> {
+pub fn add_fill(conn: &Conn, bot: BotRef, f: &Fill) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO bot_fills (user_id, bot_id, cycle, client_id,
@@ -49,7 +50,7 @@ pub fn add_fill(conn: &Connection, bot: BotRef, f: &Fill) -> Result<bool, StoreE
 }
 
 /// The fills of one cycle of bot `bot_id`, in the order they were recorded.
-pub fn fills(conn: &Connection, bot_id: i64, cycle: i64) -> Result<Vec<Fill>, StoreError> {
+pub fn fills(conn: &Conn, bot_id: i64, cycle: i64) -> Result<Vec<Fill>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT client_id, exchange_order_id, purpose, leg, side, qty, price, fee, time_ms, seq
          FROM bot_fills WHERE bot_id = ?1 AND cycle = ?2 ORDER BY id",
@@ -89,7 +90,7 @@ pub struct Funding {
 }
 
 /// Records a settlement once (by the exchange's id). Returns whether it was new.
-pub fn add_funding(conn: &Connection, bot: BotRef, f: &Funding) -> Result<bool, StoreError> {
+pub fn add_funding(conn: &Conn, bot: BotRef, f: &Funding) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO bot_funding (user_id, bot_id, cycle, exchange_id, amount,
@@ -108,7 +109,7 @@ pub fn add_funding(conn: &Connection, bot: BotRef, f: &Funding) -> Result<bool, 
 }
 
 /// The settlements counted in one cycle of bot `bot_id`.
-pub fn funding(conn: &Connection, bot_id: i64, cycle: i64) -> Result<Vec<Funding>, StoreError> {
+pub fn funding(conn: &Conn, bot_id: i64, cycle: i64) -> Result<Vec<Funding>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT exchange_id, amount, time_ms FROM bot_funding
          WHERE bot_id = ?1 AND cycle = ?2 ORDER BY time_ms",
@@ -135,7 +136,7 @@ pub struct Sent {
 }
 
 /// Every order of `cycle` bot `bot_id` sent, oldest first.
-pub fn sent(conn: &Connection, bot_id: i64, cycle: i64) -> Result<Vec<Sent>, StoreError> {
+pub fn sent(conn: &Conn, bot_id: i64, cycle: i64) -> Result<Vec<Sent>, StoreError> {
     let prefix = format!("{}{cycle}-", ids::bot_prefix(bot_id));
     let mut stmt = conn.prepare_cached(
         "SELECT client_id, exchange_id, submitted_at FROM bot_orders
@@ -155,12 +156,7 @@ pub fn sent(conn: &Connection, bot_id: i64, cycle: i64) -> Result<Vec<Sent>, Sto
 }
 
 /// Records that `client_id` is about to be sent (kept from the first time).
-pub fn submitted(
-    conn: &Connection,
-    bot: BotRef,
-    client_id: &str,
-    now: i64,
-) -> Result<(), StoreError> {
+pub fn submitted(conn: &Conn, bot: BotRef, client_id: &str, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO bot_orders (user_id, bot_id, client_id, submitted_at)
          VALUES (?1, ?2, ?3, ?4)",
@@ -170,11 +166,7 @@ pub fn submitted(
 }
 
 /// When user `uid`'s `client_id` was first sent (client ids name their bot).
-pub fn submitted_at(
-    conn: &Connection,
-    uid: i64,
-    client_id: &str,
-) -> Result<Option<i64>, StoreError> {
+pub fn submitted_at(conn: &Conn, uid: i64, client_id: &str) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT submitted_at FROM bot_orders WHERE user_id = ?1 AND client_id = ?2",
@@ -185,7 +177,7 @@ pub fn submitted_at(
 
 /// The exchange answered the placement of `client_id` with `exchange_id`.
 pub fn placed(
-    conn: &Connection,
+    conn: &Conn,
     bot: BotRef,
     client_id: &str,
     exchange_id: &str,
@@ -208,7 +200,7 @@ pub fn placed(
 
 /// The exchange refused `client_id` outright: it does not exist there, so it may
 /// be sent again later however long ago it was first sent.
-pub fn refused(conn: &Connection, uid: i64, client_id: &str) -> Result<(), StoreError> {
+pub fn refused(conn: &Conn, uid: i64, client_id: &str) -> Result<(), StoreError> {
     conn.prepare_cached("DELETE FROM bot_orders WHERE user_id = ?1 AND client_id = ?2")?
         .execute(params![uid, client_id])?;
     Ok(())
@@ -217,7 +209,7 @@ pub fn refused(conn: &Connection, uid: i64, client_id: &str) -> Result<(), Store
 /// The client id of the order the exchange knows as `exchange_id`, if one of user
 /// `uid`'s bots placed it (its tag says which).
 pub fn client_id_of(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     exchange_id: &str,
 ) -> Result<Option<String>, StoreError> {
@@ -235,9 +227,8 @@ mod tests {
     use crate::bots::ledger::FillPurpose;
     use crate::store::users::{self, NewUser};
 
-    fn db() -> (Connection, BotRef) {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate(&mut c).unwrap();
+    fn db() -> (crate::store::testing::TestDb, BotRef) {
+        let c = crate::store::testing::migrated();
         let new = NewUser {
             email: "a@x.io",
             password_hash: "h",

@@ -7,7 +7,8 @@
 //! workers at most one fetch per item runs per refresh period (and per retry pause
 //! after a failure).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt};
 use serde_json::Value;
 
 use super::StoreError;
@@ -48,7 +49,7 @@ pub fn due(s: &RefreshState, now_ms: i64, sch: Schedule) -> bool {
 /// this caller must fetch (and then call `fetched` or `failed`). One UPDATE, so
 /// of concurrent claimers exactly one wins. It also records the read
 /// (`read_ms`), hence at most once per period.
-pub fn claim(conn: &Connection, item: &str, now_ms: i64, s: Schedule) -> Result<bool, StoreError> {
+pub fn claim(conn: &Conn, item: &str, now_ms: i64, s: Schedule) -> Result<bool, StoreError> {
     let won = conn
         .prepare_cached(
             "UPDATE market_refresh SET claimed_until_ms = ?2 + ?5, read_ms = ?2
@@ -61,7 +62,7 @@ pub fn claim(conn: &Connection, item: &str, now_ms: i64, s: Schedule) -> Result<
 
 /// Adds the bookkeeping row of a new item (validated by the caller: only listed
 /// symbols get one).
-pub fn add(conn: &Connection, item: &str) -> Result<(), StoreError> {
+pub fn add(conn: &Conn, item: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO market_refresh (item) VALUES (?1) ON CONFLICT (item) DO NOTHING",
     )?
@@ -70,7 +71,7 @@ pub fn add(conn: &Connection, item: &str) -> Result<(), StoreError> {
 }
 
 /// The bookkeeping of `item`; `None` when it has no row yet.
-pub fn state(conn: &Connection, item: &str) -> Result<Option<RefreshState>, StoreError> {
+pub fn state(conn: &Conn, item: &str) -> Result<Option<RefreshState>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT fetched_ms, failed_ms, claimed_until_ms FROM market_refresh WHERE item = ?1",
@@ -85,7 +86,7 @@ pub fn state(conn: &Connection, item: &str) -> Result<Option<RefreshState>, Stor
         .optional()?)
 }
 
-fn fetched(conn: &Connection, item: &str, now_ms: i64) -> rusqlite::Result<()> {
+fn fetched(conn: &Conn, item: &str, now_ms: i64) -> crate::store::SqlResult<()> {
     conn.prepare_cached(
         "UPDATE market_refresh SET fetched_ms = ?2, claimed_until_ms = 0 WHERE item = ?1",
     )?
@@ -94,7 +95,7 @@ fn fetched(conn: &Connection, item: &str, now_ms: i64) -> rusqlite::Result<()> {
 }
 
 /// Records a failed fetch: the old copy stays, the next try waits `retry_ms`.
-pub fn failed(conn: &Connection, item: &str, now_ms: i64) -> Result<(), StoreError> {
+pub fn failed(conn: &Conn, item: &str, now_ms: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE market_refresh SET failed_ms = ?2, claimed_until_ms = 0 WHERE item = ?1",
     )?
@@ -104,7 +105,7 @@ pub fn failed(conn: &Connection, item: &str, now_ms: i64) -> Result<(), StoreErr
 
 /// Replaces `exchange`'s catalogue with `markets` and marks `item` fetched, at once.
 pub fn save_catalogue(
-    conn: &mut Connection,
+    conn: &mut Conn,
     item: &str,
     exchange: &str,
     markets: &[MarketInfo],
@@ -117,9 +118,14 @@ pub fn save_catalogue(
     )?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO market_catalogue (exchange, symbol, tick_size, qty_step,
+            "INSERT INTO market_catalogue (exchange, symbol, tick_size, qty_step,
                  min_qty, min_notional, max_leverage, last_price, funding_rate, next_funding_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (exchange, symbol) DO UPDATE SET tick_size = excluded.tick_size,
+                 qty_step = excluded.qty_step, min_qty = excluded.min_qty,
+                 min_notional = excluded.min_notional, max_leverage = excluded.max_leverage,
+                 last_price = excluded.last_price, funding_rate = excluded.funding_rate,
+                 next_funding_at = excluded.next_funding_at",
         )?;
         for m in markets {
             insert.execute(params![
@@ -144,7 +150,7 @@ pub fn save_catalogue(
 const MARKET_COLUMNS: &str = "symbol, tick_size, qty_step, min_qty, min_notional, max_leverage,
     last_price, funding_rate, next_funding_at";
 
-fn market_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MarketInfo> {
+fn market_row(r: &crate::store::Row<'_>) -> crate::store::SqlResult<MarketInfo> {
     Ok(MarketInfo {
         symbol: r.get(0)?,
         tick_size: money_sql::get(r, 1)?,
@@ -159,7 +165,7 @@ fn market_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MarketInfo> {
 }
 
 /// How many markets of `exchange` are cached.
-pub fn count(conn: &Connection, exchange: &str) -> Result<usize, StoreError> {
+pub fn count(conn: &Conn, exchange: &str) -> Result<usize, StoreError> {
     let n: i64 = conn
         .prepare_cached("SELECT count(*) FROM market_catalogue WHERE exchange = ?1")?
         .query_row([exchange], |r| r.get(0))?;
@@ -167,21 +173,17 @@ pub fn count(conn: &Connection, exchange: &str) -> Result<usize, StoreError> {
 }
 
 /// `exchange`'s cached catalogue, by symbol.
-pub fn catalogue(conn: &Connection, exchange: &str) -> Result<Vec<MarketInfo>, StoreError> {
+pub fn catalogue(conn: &Conn, exchange: &str) -> Result<Vec<MarketInfo>, StoreError> {
     let sql = format!(
         "SELECT {MARKET_COLUMNS} FROM market_catalogue WHERE exchange = ?1 ORDER BY symbol"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([exchange], market_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::store::SqlResult<_>>()?)
 }
 
 /// One market of `exchange`'s cached catalogue.
-pub fn market(
-    conn: &Connection,
-    exchange: &str,
-    symbol: &str,
-) -> Result<Option<MarketInfo>, StoreError> {
+pub fn market(conn: &Conn, exchange: &str, symbol: &str) -> Result<Option<MarketInfo>, StoreError> {
     let sql = format!(
         "SELECT {MARKET_COLUMNS} FROM market_catalogue WHERE exchange = ?1 AND symbol = ?2"
     );
@@ -195,7 +197,7 @@ pub fn market(
 /// drops the candles nobody has read since `unread_before_ms` (charts closed), so
 /// the table holds what is being watched, not every key ever asked.
 pub fn save_candles(
-    conn: &mut Connection,
+    conn: &mut Conn,
     item: &str,
     key: (&str, &str, &str),
     candles: &[Candle],
@@ -219,8 +221,9 @@ pub fn save_candles(
     let text = Value::Array(rows).to_string();
     let tx = conn.transaction()?;
     tx.execute(
-        "INSERT OR REPLACE INTO market_candles (exchange, symbol, interval, candles)
-         VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO market_candles (exchange, symbol, interval, candles)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (exchange, symbol, interval) DO UPDATE SET candles = excluded.candles",
         params![key.0, key.1, key.2, text],
     )?;
     fetched(&tx, item, now_ms)?;
@@ -230,7 +233,7 @@ pub fn save_candles(
 }
 
 /// Forgets candle items last read before `before_ms`, and their candles.
-fn sweep_candles(conn: &Connection, before_ms: i64) -> rusqlite::Result<()> {
+fn sweep_candles(conn: &Conn, before_ms: i64) -> crate::store::SqlResult<()> {
     conn.prepare_cached(
         "DELETE FROM market_refresh WHERE item LIKE 'candles:%' AND read_ms < ?1
            AND claimed_until_ms < ?1",
@@ -240,16 +243,13 @@ fn sweep_candles(conn: &Connection, before_ms: i64) -> rusqlite::Result<()> {
         "DELETE FROM market_candles WHERE 'candles:' || exchange || ':' || symbol || ':' || interval
            NOT IN (SELECT item FROM market_refresh WHERE item LIKE 'candles:%')",
     )?
-    .execute([])?;
+    .execute(())?;
     Ok(())
 }
 
 /// The cached candles of (exchange, symbol, interval), oldest first; `None` when
 /// never fetched.
-pub fn candles(
-    conn: &Connection,
-    key: (&str, &str, &str),
-) -> Result<Option<Vec<Candle>>, StoreError> {
+pub fn candles(conn: &Conn, key: (&str, &str, &str)) -> Result<Option<Vec<Candle>>, StoreError> {
     let text: Option<String> = conn
         .prepare_cached(
             "SELECT candles FROM market_candles WHERE exchange = ?1 AND symbol = ?2 AND interval = ?3",
@@ -279,20 +279,12 @@ fn parse_candles(text: &str) -> Result<Vec<Candle>, StoreError> {
 }
 
 fn corrupt(why: &str) -> StoreError {
-    StoreError::Sqlite(rusqlite::Error::InvalidColumnType(
-        0,
-        format!("market_candles.candles: {why}"),
-        rusqlite::types::Type::Text,
-    ))
+    StoreError::Value(format!("market_candles.candles: {why}"))
 }
 
 /// The paper exchange's one-minute buckets of `symbol` from `since_ms` on, oldest
 /// first (volume 0: paper records prices, not trades).
-pub fn paper_minutes(
-    conn: &Connection,
-    symbol: &str,
-    since_ms: i64,
-) -> Result<Vec<Candle>, StoreError> {
+pub fn paper_minutes(conn: &Conn, symbol: &str, since_ms: i64) -> Result<Vec<Candle>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT start_ms, open, high, low, close FROM paper_candles
          WHERE symbol = ?1 AND start_ms >= ?2 ORDER BY start_ms",
@@ -307,5 +299,5 @@ pub fn paper_minutes(
             volume: rust_decimal::Decimal::ZERO,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::store::SqlResult<_>>()?)
 }

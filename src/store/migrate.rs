@@ -3,6 +3,8 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
+use super::sql::Conn;
+
 use super::StoreError;
 
 /// Every migration, in order. Versions start at 1 and have no gaps (a unit test reads
@@ -86,7 +88,17 @@ pub struct Migration {
 /// Invariant: each migration runs inside one `BEGIN IMMEDIATE` transaction that also
 /// records it, and the "already applied?" check happens inside that transaction, so a
 /// concurrent `blitz migrate` and `blitz serve` never apply one twice.
-pub fn migrate(conn: &mut Connection) -> Result<Vec<&'static str>, StoreError> {
+pub fn migrate(conn: &mut Conn) -> Result<Vec<&'static str>, StoreError> {
+    match conn {
+        Conn::Sqlite(c) => migrate_sqlite(c),
+        Conn::Postgres(_) => {
+            let client = conn.postgres_mut().ok_or(StoreError::Closed)?;
+            Ok(super::pg_migrate::migrate_client(client)?)
+        }
+    }
+}
+
+fn migrate_sqlite(conn: &mut Connection) -> Result<Vec<&'static str>, StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version     INTEGER PRIMARY KEY,
@@ -139,6 +151,7 @@ fn check_not_newer(conn: &Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sql::Value;
 
     #[test]
     fn every_sql_file_is_listed_in_order() {
@@ -159,12 +172,12 @@ mod tests {
 
     #[test]
     fn applies_once_and_refuses_newer_schema() {
-        let mut conn = Connection::open_in_memory().unwrap();
+        let mut conn = Conn::open_in_memory().unwrap();
         assert_eq!(migrate(&mut conn).unwrap().len(), MIGRATIONS.len());
         assert!(migrate(&mut conn).unwrap().is_empty());
         conn.execute(
             "INSERT INTO schema_migrations VALUES (999, 'future.sql', 0)",
-            [],
+            (),
         )
         .unwrap();
         assert!(matches!(
@@ -174,8 +187,8 @@ mod tests {
     }
 
     /// A database as a binary that knew migrations up to `version` left it.
-    fn at_version(version: i64) -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
+    fn at_version(version: i64) -> Conn {
+        let conn = Conn::open_in_memory().unwrap();
         conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
         conn.execute_batch(
             "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
@@ -186,7 +199,7 @@ mod tests {
             conn.execute_batch(m.sql).unwrap();
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
-                rusqlite::params![m.version, m.name],
+                crate::params![m.version, m.name],
             )
             .unwrap();
         }
@@ -195,7 +208,7 @@ mod tests {
 
     /// A database as a binary before exact money left it: migrations 1–6 applied,
     /// money in REAL columns, binary noise included.
-    fn before_decimals() -> Connection {
+    fn before_decimals() -> Conn {
         let conn = at_version(6);
         conn.execute_batch(
             "INSERT INTO user (id, email, password_hash, created_at, take_profit, stop_loss)
@@ -227,19 +240,18 @@ mod tests {
     }
 
     /// Every row of `sql`, each value as text with its SQLite type (`0.009:text`).
-    fn rows(conn: &Connection, sql: &str) -> Vec<String> {
+    fn rows(conn: &Conn, sql: &str) -> Vec<String> {
         let mut stmt = conn.prepare(sql).unwrap();
         let n = stmt.column_count();
-        stmt.query_map([], |r| {
+        stmt.query_map((), |r| {
             let cells: Vec<String> = (0..n)
-                .map(|i| match r.get_ref(i).unwrap() {
-                    rusqlite::types::ValueRef::Null => "NULL".into(),
-                    rusqlite::types::ValueRef::Integer(v) => format!("{v}:int"),
-                    rusqlite::types::ValueRef::Real(v) => format!("{v}:real"),
-                    rusqlite::types::ValueRef::Text(t) => {
-                        format!("{}:text", String::from_utf8_lossy(t))
-                    }
-                    rusqlite::types::ValueRef::Blob(_) => "blob".into(),
+                .map(|i| match r.value(i).unwrap() {
+                    Value::Null => "NULL".into(),
+                    Value::Int(v) => format!("{v}:int"),
+                    Value::Real(v) => format!("{v}:real"),
+                    Value::Text(t) => format!("{t}:text"),
+                    Value::Blob(_) => "blob".into(),
+                    Value::Numeric(v) => format!("{v}:numeric"),
                 })
                 .collect();
             Ok(cells.join(" "))
@@ -332,7 +344,7 @@ mod tests {
         // A decimal written now stays the text it was.
         conn.execute(
             "INSERT INTO market_prices VALUES ('bybit', 'BTC/USDT', '0.0090', 0)",
-            [],
+            (),
         )
         .unwrap();
         assert_eq!(
@@ -354,7 +366,7 @@ mod tests {
     /// runs on Bybit with live orders, fills, funding, events and trades; one with
     /// keys who trades on paper and never started; one idle with a stopped bot;
     /// one (id 5, after a gap) who never did anything.
-    fn before_multi_bot() -> Connection {
+    fn before_multi_bot() -> Conn {
         let conn = at_version(11);
         conn.execute_batch(
             "INSERT INTO user (id, email, password_hash, created_at, exchange, symbol, side,
@@ -537,7 +549,7 @@ mod tests {
             let n: i64 = conn
                 .query_row(
                     &format!("SELECT COUNT(*) FROM {table} WHERE user_id = 1"),
-                    [],
+                    (),
                     |r| r.get(0),
                 )
                 .unwrap();
@@ -547,7 +559,7 @@ mod tests {
 
     #[test]
     fn email_lookup_uses_the_named_index() {
-        let mut conn = Connection::open_in_memory().unwrap();
+        let mut conn = Conn::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
         let plan: String = conn
             .query_row(

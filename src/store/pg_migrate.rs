@@ -13,6 +13,7 @@ use postgres::{Client, NoTls, Transaction};
 
 use super::engine::PgUrl;
 use super::migrate::MIGRATIONS;
+use super::sql::chain;
 
 pub struct PgMigration {
     /// The SQLite versions this file brings a database to.
@@ -61,9 +62,14 @@ pub fn migrate(url: &PgUrl) -> Result<Vec<&'static str>, PgMigrateError> {
             url: url.clone(),
             source,
         })?;
+    migrate_client(&mut client)
+}
+
+/// Applies what is pending on an open connection (a pool's, or `migrate`'s).
+pub fn migrate_client(client: &mut Client) -> Result<Vec<&'static str>, PgMigrateError> {
     let mut applied = Vec::new();
     for m in PG_MIGRATIONS {
-        if apply(&mut client, m)? {
+        if apply(client, m)? {
             applied.extend(m.versions.clone().map(sqlite_name));
         }
     }
@@ -124,17 +130,6 @@ fn check_not_newer(tx: &mut Transaction<'_>) -> Result<(), PgMigrateError> {
 
 /// The error with its causes: the client's own message is only "db error" and the
 /// server's words (which table, which constraint) are in its source.
-fn chain(e: &postgres::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
 /// The name version `v` has in `schema_migrations` on both engines.
 fn sqlite_name(v: i64) -> &'static str {
     MIGRATIONS

@@ -1,11 +1,12 @@
 //! The `password_resets` table: single-use, expiring reset tokens (stored hashed).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt};
 
 use super::StoreError;
 
 pub fn create(
-    conn: &Connection,
+    conn: &Conn,
     token_hash: &str,
     user_id: i64,
     now: i64,
@@ -24,7 +25,7 @@ pub fn create(
 
 /// Uses the token: marks it used and returns its user, if it is unused and unexpired.
 /// Invariant: one UPDATE both checks and consumes, so two racing resets cannot both win.
-pub fn consume(conn: &Connection, token_hash: &str, now: i64) -> Result<Option<i64>, StoreError> {
+pub fn consume(conn: &Conn, token_hash: &str, now: i64) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE password_resets SET used_at = ?2
@@ -36,7 +37,7 @@ pub fn consume(conn: &Connection, token_hash: &str, now: i64) -> Result<Option<i
 }
 
 /// Marks every unused reset of the user used (after a password change or reset).
-pub fn revoke_all(conn: &Connection, user_id: i64, now: i64) -> Result<(), StoreError> {
+pub fn revoke_all(conn: &Conn, user_id: i64, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
     )?
@@ -45,7 +46,7 @@ pub fn revoke_all(conn: &Connection, user_id: i64, now: i64) -> Result<(), Store
 }
 
 /// Whether a reset was issued for the user at or after `since`.
-pub fn created_since(conn: &Connection, user_id: i64, since: i64) -> Result<bool, StoreError> {
+pub fn created_since(conn: &Conn, user_id: i64, since: i64) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM password_resets WHERE user_id = ?1 AND created_at >= ?2)",
@@ -54,7 +55,7 @@ pub fn created_since(conn: &Connection, user_id: i64, since: i64) -> Result<bool
 }
 
 /// Whether the token would be accepted now (for showing the reset page).
-pub fn is_valid(conn: &Connection, token_hash: &str, now: i64) -> Result<bool, StoreError> {
+pub fn is_valid(conn: &Conn, token_hash: &str, now: i64) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM password_resets

@@ -1,7 +1,8 @@
 //! The `sessions` table: server-side browser sessions, keyed by the SHA-256 of the
 //! cookie value (the value itself is never stored).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt};
 
 use super::users::{self, User};
 use super::StoreError;
@@ -13,7 +14,7 @@ pub struct Session {
 }
 
 pub fn create(
-    conn: &Connection,
+    conn: &Conn,
     token_hash: &str,
     csrf_token: &str,
     user_id: i64,
@@ -23,21 +24,18 @@ pub fn create(
     // Expired rows are useless; dropping them here keeps the table bounded.
     conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2")?
         .execute(params![user_id, now])?;
-    conn.prepare_cached(
-        "INSERT INTO sessions (token_hash, csrf_token, user_id, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![token_hash, csrf_token, user_id, now, expires_at])
-    .map_err(StoreError::from_write)?;
-    Ok(conn.last_insert_rowid())
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO sessions (token_hash, csrf_token, user_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        )?
+        .insert(params![token_hash, csrf_token, user_id, now, expires_at])
+        .map_err(StoreError::from_write)?;
+    Ok(id)
 }
 
 /// The live session with this hash: not revoked, not expired, user not disabled.
-pub fn lookup(
-    conn: &Connection,
-    token_hash: &str,
-    now: i64,
-) -> Result<Option<Session>, StoreError> {
+pub fn lookup(conn: &Conn, token_hash: &str, now: i64) -> Result<Option<Session>, StoreError> {
     let sql = format!(
         "SELECT {}, s.id, s.csrf_token FROM sessions s JOIN user u ON u.id = s.user_id
          WHERE s.token_hash = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2
@@ -56,7 +54,7 @@ pub fn lookup(
         .optional()?)
 }
 
-pub fn revoke(conn: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
+pub fn revoke(conn: &Conn, id: i64, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
     )?
@@ -66,7 +64,7 @@ pub fn revoke(conn: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
 
 /// Revokes every live session of the user except `keep`; returns how many.
 pub fn revoke_others(
-    conn: &Connection,
+    conn: &Conn,
     user_id: i64,
     keep: Option<i64>,
     now: i64,

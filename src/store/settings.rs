@@ -1,21 +1,22 @@
 //! `settings`: instance-wide values that admins change at runtime (the
 //! maintenance mode and banner), kept across restarts.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt};
 
 use super::StoreError;
 
 pub const MAINTENANCE: &str = "maintenance_enabled";
 pub const BANNER: &str = "banner_message";
 
-pub fn get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+pub fn get(conn: &Conn, key: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
         .query_row([key], |r| r.get(0))
         .optional()?)
 }
 
-pub fn set(conn: &Connection, key: &str, value: &str, now: i64) -> Result<(), StoreError> {
+pub fn set(conn: &Conn, key: &str, value: &str, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE SET value = ?2, updated_at = ?3",
@@ -26,12 +27,7 @@ pub fn set(conn: &Connection, key: &str, value: &str, now: i64) -> Result<(), St
 
 /// Sets `key` only if the database has no value for it yet (environment defaults
 /// never override what an admin chose).
-pub fn set_default(
-    conn: &Connection,
-    key: &str,
-    value: &str,
-    now: i64,
-) -> Result<bool, StoreError> {
+pub fn set_default(conn: &Conn, key: &str, value: &str, now: i64) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)",
@@ -47,7 +43,7 @@ pub struct Notice {
     pub banner: String,
 }
 
-pub fn notice(conn: &Connection) -> Result<Notice, StoreError> {
+pub fn notice(conn: &Conn) -> Result<Notice, StoreError> {
     Ok(Notice {
         maintenance: get(conn, MAINTENANCE)?.as_deref() == Some("true"),
         banner: get(conn, BANNER)?.unwrap_or_default(),
@@ -60,8 +56,7 @@ mod tests {
 
     #[test]
     fn defaults_apply_once_and_values_persist() {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate(&mut c).unwrap();
+        let c = crate::store::testing::migrated();
         assert_eq!(notice(&c).unwrap(), Notice::default());
         assert!(set_default(&c, MAINTENANCE, "true", 1).unwrap());
         set(&c, MAINTENANCE, "false", 2).unwrap();

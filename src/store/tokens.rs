@@ -1,6 +1,7 @@
 //! The `api_tokens` table: bearer tokens, stored as SHA-256, shown once at creation.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt};
 
 use super::users::{self, User};
 use super::StoreError;
@@ -21,22 +22,22 @@ pub struct Bearer {
 }
 
 pub fn create(
-    conn: &Connection,
+    conn: &Conn,
     token_hash: &str,
     name: &str,
     user_id: i64,
     now: i64,
 ) -> Result<i64, StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO api_tokens (token_hash, name, user_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+    let id = conn.prepare_cached(
+        "INSERT INTO api_tokens (token_hash, name, user_id, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
     )?
-    .execute(params![token_hash, name, user_id, now])
+    .insert(params![token_hash, name, user_id, now])
     .map_err(StoreError::from_write)?;
-    Ok(conn.last_insert_rowid())
+    Ok(id)
 }
 
 /// The token with this hash and its user, unless the user is disabled.
-pub fn lookup(conn: &Connection, token_hash: &str) -> Result<Option<Bearer>, StoreError> {
+pub fn lookup(conn: &Conn, token_hash: &str) -> Result<Option<Bearer>, StoreError> {
     let sql = format!(
         "SELECT {}, t.id, t.name, t.created_at, t.last_used_at
          FROM api_tokens t JOIN user u ON u.id = t.user_id
@@ -60,7 +61,7 @@ pub fn lookup(conn: &Connection, token_hash: &str) -> Result<Option<Bearer>, Sto
 }
 
 /// Records use, at most once per `TOUCH_INTERVAL_S` (the caller checks the age).
-pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
+pub fn touch(conn: &Conn, id: i64, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
@@ -68,7 +69,7 @@ pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
 
 /// One page of the user's tokens, newest first.
 pub fn list(
-    conn: &Connection,
+    conn: &Conn,
     user_id: i64,
     limit: i64,
     offset: i64,
@@ -89,21 +90,21 @@ pub fn list(
 }
 
 /// How many tokens the user has (every stored token is active).
-pub fn count(conn: &Connection, user_id: i64) -> Result<i64, StoreError> {
+pub fn count(conn: &Conn, user_id: i64) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT COUNT(*) FROM api_tokens WHERE user_id = ?1")?
         .query_row([user_id], |r| r.get(0))?)
 }
 
 /// Deletes every token of the user; returns how many.
-pub fn revoke_all(conn: &Connection, user_id: i64) -> Result<usize, StoreError> {
+pub fn revoke_all(conn: &Conn, user_id: i64) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached("DELETE FROM api_tokens WHERE user_id = ?1")?
         .execute([user_id])?)
 }
 
 /// Deletes one of the user's tokens; false when the user has no such token.
-pub fn delete(conn: &Connection, user_id: i64, id: i64) -> Result<bool, StoreError> {
+pub fn delete(conn: &Conn, user_id: i64, id: i64) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached("DELETE FROM api_tokens WHERE id = ?1 AND user_id = ?2")?
         .execute(params![id, user_id])?;

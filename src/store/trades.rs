@@ -1,7 +1,8 @@
 //! `trades`: closed cycles with PnL net of fees, and the market prices the
 //! runner publishes for status reads.
 
-use rusqlite::{params, Connection};
+use crate::params;
+use crate::store::sql::Conn;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -41,7 +42,7 @@ pub struct Trade {
 /// Records a closed cycle once per bot: a second record of the same cycle (a
 /// restarted runner seeing the same close) changes nothing. Returns whether it
 /// was new.
-pub fn record(conn: &Connection, t: &Trade) -> Result<bool, StoreError> {
+pub fn record(conn: &Conn, t: &Trade) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO trades (user_id, bot_id, symbol, side, size, avg_entry,
@@ -70,7 +71,7 @@ pub fn record(conn: &Connection, t: &Trade) -> Result<bool, StoreError> {
 const COLUMNS: &str = "id, user_id, symbol, side, size, avg_entry, exit_price, pnl, fees, cycle,
     opened_at, closed_at, close_reason, funding, bot_id";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trade> {
+fn from_row(r: &crate::store::Row<'_>) -> crate::store::SqlResult<Trade> {
     Ok(Trade {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -93,7 +94,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trade> {
 /// User `uid`'s trades (of bot `bot` only, when given), newest first (by id),
 /// below `before` when given.
 pub fn list(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     bot: Option<i64>,
     limit: u32,
@@ -101,7 +102,7 @@ pub fn list(
 ) -> Result<Vec<Trade>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM trades
-         WHERE user_id = ?1 AND (?4 IS NULL OR bot_id = ?4) AND id < ?2
+         WHERE user_id = ?1 AND (CAST(?4 AS BIGINT) IS NULL OR bot_id = ?4) AND id < ?2
          ORDER BY id DESC LIMIT ?3"
     ))?;
     let rows = stmt
@@ -122,13 +123,14 @@ pub struct Scope {
 
 /// (closed_at, pnl) of the trades in `scope` closed at or after `since`.
 pub fn closed_since(
-    conn: &Connection,
+    conn: &Conn,
     scope: Scope,
     since: i64,
 ) -> Result<Vec<(i64, Decimal)>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT closed_at, pnl FROM trades
-         WHERE (?1 IS NULL OR user_id = ?1) AND (?3 IS NULL OR bot_id = ?3) AND closed_at >= ?2
+         WHERE (CAST(?1 AS BIGINT) IS NULL OR user_id = ?1)
+           AND (CAST(?3 AS BIGINT) IS NULL OR bot_id = ?3) AND closed_at >= ?2
          ORDER BY closed_at",
     )?;
     let rows = stmt
@@ -141,7 +143,7 @@ pub fn closed_since(
 
 /// Total PnL of user `uid` over all time, summed exactly (SQLite's SUM of the
 /// TEXT column would add binary floats).
-pub fn total_pnl(conn: &Connection, uid: i64) -> Result<Decimal, StoreError> {
+pub fn total_pnl(conn: &Conn, uid: i64) -> Result<Decimal, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT pnl FROM trades WHERE user_id = ?1")?;
     let mut total = Decimal::ZERO;
     for pnl in stmt.query_map([uid], |r| money_sql::get(r, 0))? {
@@ -151,10 +153,10 @@ pub fn total_pnl(conn: &Connection, uid: i64) -> Result<Decimal, StoreError> {
 }
 
 /// Total PnL of every user's trades, summed exactly.
-pub fn total_pnl_all(conn: &Connection) -> Result<Decimal, StoreError> {
+pub fn total_pnl_all(conn: &Conn) -> Result<Decimal, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT pnl FROM trades")?;
     let mut total = Decimal::ZERO;
-    for pnl in stmt.query_map([], |r| money_sql::get(r, 0))? {
+    for pnl in stmt.query_map((), |r| money_sql::get(r, 0))? {
         total += pnl?;
     }
     Ok(total)
@@ -162,7 +164,7 @@ pub fn total_pnl_all(conn: &Connection) -> Result<Decimal, StoreError> {
 
 /// Total PnL of each of user `uid`'s bots that has closed a cycle, summed exactly.
 pub fn total_pnl_by_bot(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
 ) -> Result<std::collections::HashMap<i64, Decimal>, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -178,7 +180,7 @@ pub fn total_pnl_by_bot(
 
 /// Publishes a market's last price.
 pub fn set_price(
-    conn: &Connection,
+    conn: &Conn,
     exchange: &str,
     symbol: &str,
     price: Decimal,
@@ -192,12 +194,8 @@ pub fn set_price(
     Ok(())
 }
 
-pub fn price(
-    conn: &Connection,
-    exchange: &str,
-    symbol: &str,
-) -> Result<Option<Decimal>, StoreError> {
-    use rusqlite::OptionalExtension;
+pub fn price(conn: &Conn, exchange: &str, symbol: &str) -> Result<Option<Decimal>, StoreError> {
+    use crate::store::sql::OptionalExt;
     Ok(conn
         .prepare_cached("SELECT price FROM market_prices WHERE exchange = ?1 AND symbol = ?2")?
         .query_row([exchange, symbol], |r| money_sql::get(r, 0))

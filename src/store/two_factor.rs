@@ -3,7 +3,8 @@
 //! step between a right password and the code). Values arrive sealed or hashed:
 //! this module never sees a secret or a code.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt};
 
 use super::StoreError;
 
@@ -21,7 +22,7 @@ impl Stored {
     }
 }
 
-pub fn get(conn: &Connection, user_id: i64) -> Result<Stored, StoreError> {
+pub fn get(conn: &Conn, user_id: i64) -> Result<Stored, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT secret_enc, pending_enc, last_step FROM two_factor WHERE user_id = ?1",
@@ -39,12 +40,7 @@ pub fn get(conn: &Connection, user_id: i64) -> Result<Stored, StoreError> {
 
 /// Stores the secret of a new setup, replacing any earlier pending one. The active
 /// secret, if any, is untouched.
-pub fn set_pending(
-    conn: &Connection,
-    user_id: i64,
-    sealed: &str,
-    now: i64,
-) -> Result<(), StoreError> {
+pub fn set_pending(conn: &Conn, user_id: i64, sealed: &str, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO two_factor (user_id, pending_enc, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (user_id) DO UPDATE SET pending_enc = ?2, updated_at = ?3",
@@ -57,7 +53,7 @@ pub fn set_pending(
 /// that confirmed it), and replaces the recovery codes. Returns false when there
 /// was no pending secret to enable.
 pub fn enable(
-    conn: &Connection,
+    conn: &Conn,
     user_id: i64,
     step: i64,
     recovery_hashes: &[String],
@@ -84,7 +80,7 @@ pub fn enable(
 }
 
 /// Forgets everything two-factor of the user: secrets, recovery codes, tickets.
-pub fn disable(conn: &Connection, user_id: i64) -> Result<(), StoreError> {
+pub fn disable(conn: &Conn, user_id: i64) -> Result<(), StoreError> {
     for sql in [
         "DELETE FROM two_factor WHERE user_id = ?1",
         "DELETE FROM two_factor_recovery WHERE user_id = ?1",
@@ -97,7 +93,7 @@ pub fn disable(conn: &Connection, user_id: i64) -> Result<(), StoreError> {
 
 /// Forgets the user's login tickets: a ticket stands for the password that won it,
 /// and dies when that password is changed or reset.
-pub fn delete_tickets(conn: &Connection, user_id: i64) -> Result<(), StoreError> {
+pub fn delete_tickets(conn: &Conn, user_id: i64) -> Result<(), StoreError> {
     conn.prepare_cached("DELETE FROM login_tickets WHERE user_id = ?1")?
         .execute([user_id])?;
     Ok(())
@@ -106,7 +102,7 @@ pub fn delete_tickets(conn: &Connection, user_id: i64) -> Result<(), StoreError>
 /// Records `step` as used if it is newer than the last one used. Returns false for
 /// a replayed (or older) step: one statement, so two requests with the same code
 /// cannot both pass.
-pub fn use_step(conn: &Connection, user_id: i64, step: i64) -> Result<bool, StoreError> {
+pub fn use_step(conn: &Conn, user_id: i64, step: i64) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
             "UPDATE two_factor SET last_step = ?2
@@ -119,7 +115,7 @@ pub fn use_step(conn: &Connection, user_id: i64, step: i64) -> Result<bool, Stor
 
 /// Spends an unused recovery code with this hash; false if there is none.
 pub fn use_recovery(
-    conn: &Connection,
+    conn: &Conn,
     user_id: i64,
     code_hash: &str,
     now: i64,
@@ -134,7 +130,7 @@ pub fn use_recovery(
     Ok(n > 0)
 }
 
-pub fn recovery_left(conn: &Connection, user_id: i64) -> Result<i64, StoreError> {
+pub fn recovery_left(conn: &Conn, user_id: i64) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT COUNT(*) FROM two_factor_recovery WHERE user_id = ?1 AND used_at IS NULL",
@@ -143,7 +139,7 @@ pub fn recovery_left(conn: &Connection, user_id: i64) -> Result<i64, StoreError>
 }
 
 pub fn create_ticket(
-    conn: &Connection,
+    conn: &Conn,
     token_hash: &str,
     user_id: i64,
     now: i64,
@@ -171,7 +167,7 @@ pub struct Ticket {
 }
 
 pub fn live_ticket(
-    conn: &Connection,
+    conn: &Conn,
     token_hash: &str,
     now: i64,
     max_failures: i64,
@@ -191,14 +187,14 @@ pub fn live_ticket(
 }
 
 /// Spends the ticket (a login finished with it).
-pub fn use_ticket(conn: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
+pub fn use_ticket(conn: &Conn, id: i64, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE login_tickets SET used_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
 }
 
 /// Counts a wrong code against the ticket.
-pub fn ticket_failed(conn: &Connection, id: i64) -> Result<(), StoreError> {
+pub fn ticket_failed(conn: &Conn, id: i64) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE login_tickets SET failures = failures + 1 WHERE id = ?1")?
         .execute([id])?;
     Ok(())
@@ -208,9 +204,8 @@ pub fn ticket_failed(conn: &Connection, id: i64) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    fn db() -> (Connection, i64) {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate(&mut c).unwrap();
+    fn db() -> (crate::store::testing::TestDb, i64) {
+        let c = crate::store::testing::migrated();
         let new = crate::store::users::NewUser {
             email: "t@x.io",
             password_hash: "h",

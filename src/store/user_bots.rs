@@ -16,7 +16,8 @@
 //!
 //! For the admin views, [`by_id`] finds a bot whoever owns it.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt, Row};
 
 use super::StoreError;
 use crate::bots::config::{side_name, BotConfig};
@@ -45,7 +46,7 @@ pub struct BotInfo {
 const COLUMNS: &str = "id, user_id, name, exchange, exchange_account_id, symbol, side, status,
     desired_state, created_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<BotInfo> {
+fn from_row(r: &Row<'_>) -> crate::store::SqlResult<BotInfo> {
     Ok(BotInfo {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -61,7 +62,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<BotInfo> {
 }
 
 /// User `uid`'s bots, by id (the default bot first).
-pub fn list(conn: &Connection, uid: i64) -> Result<Vec<BotInfo>, StoreError> {
+pub fn list(conn: &Conn, uid: i64) -> Result<Vec<BotInfo>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM user_bots WHERE user_id = ?1 ORDER BY id"
     ))?;
@@ -70,7 +71,7 @@ pub fn list(conn: &Connection, uid: i64) -> Result<Vec<BotInfo>, StoreError> {
 }
 
 /// Bot `bot_id` if it is user `uid`'s.
-pub fn get(conn: &Connection, uid: i64, bot_id: i64) -> Result<Option<BotInfo>, StoreError> {
+pub fn get(conn: &Conn, uid: i64, bot_id: i64) -> Result<Option<BotInfo>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM user_bots WHERE id = ?1 AND user_id = ?2"
@@ -80,7 +81,7 @@ pub fn get(conn: &Connection, uid: i64, bot_id: i64) -> Result<Option<BotInfo>, 
 }
 
 /// Bot `bot_id` whoever owns it (admin views).
-pub fn by_id(conn: &Connection, bot_id: i64) -> Result<Option<BotInfo>, StoreError> {
+pub fn by_id(conn: &Conn, bot_id: i64) -> Result<Option<BotInfo>, StoreError> {
     Ok(conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM user_bots WHERE id = ?1"))?
         .query_row([bot_id], from_row)
@@ -89,14 +90,14 @@ pub fn by_id(conn: &Connection, bot_id: i64) -> Result<Option<BotInfo>, StoreErr
 
 /// The id of user `uid`'s default bot: their first one. `None` when they have
 /// none (they deleted every bot).
-pub fn default_of(conn: &Connection, uid: i64) -> Result<Option<i64>, StoreError> {
+pub fn default_of(conn: &Conn, uid: i64) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT MIN(id) FROM user_bots WHERE user_id = ?1")?
         .query_row([uid], |r| r.get(0))?)
 }
 
 /// How many bots user `uid` has.
-pub fn count(conn: &Connection, uid: i64) -> Result<i64, StoreError> {
+pub fn count(conn: &Conn, uid: i64) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT COUNT(*) FROM user_bots WHERE user_id = ?1")?
         .query_row([uid], |r| r.get(0))?)
@@ -125,7 +126,7 @@ pub enum Created {
 
 /// Creates a bot for user `uid` unless they have `limit` bots already.
 pub fn create(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     new: &NewBot<'_>,
     limit: u32,
@@ -144,21 +145,20 @@ pub fn create(
 
 /// A new user's first bot (no limit: the user has none yet), in the caller's
 /// transaction (`users::create`).
-pub(super) fn create_default(conn: &Connection, uid: i64, now: i64) -> Result<i64, StoreError> {
+pub(super) fn create_default(conn: &Conn, uid: i64, now: i64) -> Result<i64, StoreError> {
     let config = BotConfig::default();
     let new = NewBot {
         name: DEFAULT_NAME,
         config: &config,
         exchange_account_id: None,
     };
-    insert(conn, uid, &new, None, now)?
-        .ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+    insert(conn, uid, &new, None, now)?.ok_or(StoreError::Sql(crate::store::SqlError::NoRows))
 }
 
 /// Inserts the bot when the user has fewer than `limit` bots (always without a
 /// limit); its id, or `None` when the limit refused it.
 fn insert(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     new: &NewBot<'_>,
     limit: Option<u32>,
@@ -166,42 +166,43 @@ fn insert(
 ) -> Result<Option<i64>, StoreError> {
     let c = new.config;
     let grids = super::bot_config::grids_text(c)?;
-    let n = conn
-        .prepare_cached(
-            "INSERT INTO user_bots (user_id, name, exchange, exchange_account_id, symbol, side,
+    conn.prepare_cached(
+        "INSERT INTO user_bots (user_id, name, exchange, exchange_account_id, symbol, side,
                  leverage, take_profit, stop_loss, rounds, grids, repeat, after_stop_loss,
                  cooldown, max_active_legs, trailing_take_profit, created_at, updated_at)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                  ?17, ?17
-             WHERE ?18 IS NULL OR (SELECT COUNT(*) FROM user_bots WHERE user_id = ?1) < ?18",
-        )?
-        .execute(params![
-            uid,
-            new.name,
-            c.exchange,
-            new.exchange_account_id,
-            c.symbol,
-            side_name(c.side),
-            c.leverage,
-            Sql(c.take_profit),
-            Sql(c.stop_loss),
-            c.rounds as i64,
-            grids,
-            c.repeat,
-            c.after_stop_loss,
-            c.cooldown,
-            c.max_active_legs as i64,
-            Sql(c.trailing_take_profit),
-            now,
-            limit
-        ])
-        .map_err(StoreError::from_write)?;
-    Ok((n == 1).then(|| conn.last_insert_rowid()))
+             WHERE (SELECT COUNT(*) FROM user_bots WHERE user_id = ?1)
+                 < COALESCE(?18, 9223372036854775807)
+             RETURNING id",
+    )?
+    .insert(params![
+        uid,
+        new.name,
+        c.exchange,
+        new.exchange_account_id,
+        c.symbol,
+        side_name(c.side),
+        c.leverage,
+        Sql(c.take_profit),
+        Sql(c.stop_loss),
+        c.rounds as i64,
+        grids,
+        c.repeat,
+        c.after_stop_loss,
+        c.cooldown,
+        c.max_active_legs as i64,
+        Sql(c.trailing_take_profit),
+        now,
+        limit
+    ])
+    .optional()
+    .map_err(StoreError::from_write)
 }
 
 /// Why `account` cannot serve a bot of user `uid` on `exchange`, if it cannot.
 fn account_refusal(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     exchange: &str,
     account: Option<i64>,
@@ -221,7 +222,7 @@ fn account_refusal(
 }
 
 /// Renames bot `bot_id` of user `uid`; whether it is theirs.
-pub fn rename(conn: &Connection, uid: i64, bot_id: i64, name: &str) -> Result<bool, StoreError> {
+pub fn rename(conn: &Conn, uid: i64, bot_id: i64, name: &str) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached("UPDATE user_bots SET name = ?3 WHERE id = ?1 AND user_id = ?2")?
         .execute(params![bot_id, uid, name])?;
@@ -241,7 +242,7 @@ pub enum Linked {
 /// Sets (or, with `None`, clears) the exchange account of bot `bot_id` of user
 /// `uid`. The account must be the user's and on the bot's exchange.
 pub fn set_account(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     bot_id: i64,
     account: Option<i64>,
@@ -277,7 +278,7 @@ pub enum Deleted {
 /// Deletes bot `bot_id` of user `uid` with its events, fills and orders; its
 /// closed cycles stay in the user's trades (without a bot). One statement checks
 /// and deletes, so a start that begins meanwhile makes it `Active`, not gone.
-pub fn delete(conn: &Connection, uid: i64, bot_id: i64) -> Result<Deleted, StoreError> {
+pub fn delete(conn: &Conn, uid: i64, bot_id: i64) -> Result<Deleted, StoreError> {
     let n = conn
         .prepare_cached(&format!(
             "DELETE FROM user_bots WHERE id = ?1 AND user_id = ?2
@@ -306,13 +307,11 @@ mod tests {
     use crate::bots::ladder::Side;
     use crate::store::users::{self, NewUser};
 
-    fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate(&mut c).unwrap();
-        c
+    fn db() -> crate::store::testing::TestDb {
+        crate::store::testing::migrated()
     }
 
-    fn user(c: &Connection, email: &str) -> i64 {
+    fn user(c: &Conn, email: &str) -> i64 {
         let new = NewUser {
             email,
             password_hash: "h",

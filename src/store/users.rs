@@ -2,7 +2,8 @@
 //! (notifications are the user's, for all their bots). Exchange credentials are
 //! `store::exchange_accounts`'s, bots `store::user_bots`'s.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt, Row};
 
 use super::StoreError;
 
@@ -30,7 +31,7 @@ pub const COLUMNS: &str =
 pub const WIDTH: usize = 8;
 
 /// Reads a `User` from the first `WIDTH` columns of a row selected with `COLUMNS`.
-pub fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+pub fn from_row(r: &Row<'_>) -> crate::store::SqlResult<User> {
     Ok(User {
         id: r.get(0)?,
         email: r.get(1)?,
@@ -53,7 +54,7 @@ pub struct NewUser<'a> {
 
 /// Inserts a user and their default bot (a working paper configuration), both
 /// or neither; `StoreError::Conflict` when the e-mail is taken.
-pub fn create(conn: &Connection, new: &NewUser<'_>, now: i64) -> Result<i64, StoreError> {
+pub fn create(conn: &Conn, new: &NewUser<'_>, now: i64) -> Result<i64, StoreError> {
     super::atomically(conn, |conn| {
         let id = insert(conn, new, now)?;
         super::user_bots::create_default(conn, id, now)?;
@@ -61,30 +62,31 @@ pub fn create(conn: &Connection, new: &NewUser<'_>, now: i64) -> Result<i64, Sto
     })
 }
 
-fn insert(conn: &Connection, new: &NewUser<'_>, now: i64) -> Result<i64, StoreError> {
+fn insert(conn: &Conn, new: &NewUser<'_>, now: i64) -> Result<i64, StoreError> {
     let (verified_at, token, expires) = match new.verification {
         None => (Some(now), None, None),
         Some((hash, expires)) => (None, Some(hash), Some(expires)),
     };
-    conn.prepare_cached(
-        "INSERT INTO user (email, password_hash, is_admin, verified_at, verification_token,
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO user (email, password_hash, is_admin, verified_at, verification_token,
                            verification_expires, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        new.email,
-        new.password_hash,
-        new.is_admin,
-        verified_at,
-        token,
-        expires,
-        now
-    ])
-    .map_err(StoreError::from_write)?;
-    Ok(conn.last_insert_rowid())
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        )?
+        .insert(params![
+            new.email,
+            new.password_hash,
+            new.is_admin,
+            verified_at,
+            token,
+            expires,
+            now
+        ])
+        .map_err(StoreError::from_write)?;
+    Ok(id)
 }
 
-pub fn by_email(conn: &Connection, email: &str) -> Result<Option<User>, StoreError> {
+pub fn by_email(conn: &Conn, email: &str) -> Result<Option<User>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM user u WHERE u.email = ?1");
     Ok(conn
         .prepare_cached(&sql)?
@@ -92,7 +94,7 @@ pub fn by_email(conn: &Connection, email: &str) -> Result<Option<User>, StoreErr
         .optional()?)
 }
 
-pub fn by_id(conn: &Connection, id: i64) -> Result<Option<User>, StoreError> {
+pub fn by_id(conn: &Conn, id: i64) -> Result<Option<User>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM user u WHERE u.id = ?1");
     Ok(conn
         .prepare_cached(&sql)?
@@ -102,7 +104,7 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<User>, StoreError> {
 
 /// Marks the account holding this unexpired verification token verified and
 /// forgets the token (single use). Returns whether a token matched.
-pub fn verify_by_token(conn: &Connection, token_hash: &str, now: i64) -> Result<bool, StoreError> {
+pub fn verify_by_token(conn: &Conn, token_hash: &str, now: i64) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
             "UPDATE user SET verified_at = ?2, verification_token = NULL,
@@ -113,19 +115,14 @@ pub fn verify_by_token(conn: &Connection, token_hash: &str, now: i64) -> Result<
     Ok(n > 0)
 }
 
-pub fn set_password(conn: &Connection, id: i64, password_hash: &str) -> Result<(), StoreError> {
+pub fn set_password(conn: &Conn, id: i64, password_hash: &str) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE user SET password_hash = ?2 WHERE id = ?1")?
         .execute(params![id, password_hash])?;
     Ok(())
 }
 
 /// Marks the account verified (a reset link reached its mailbox, or an admin said so).
-pub fn set_verified(
-    conn: &Connection,
-    id: i64,
-    verified: bool,
-    now: i64,
-) -> Result<(), StoreError> {
+pub fn set_verified(conn: &Conn, id: i64, verified: bool, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE user SET verified_at = CASE WHEN ?2 THEN COALESCE(verified_at, ?3) END,
                          verification_token = CASE WHEN ?2 THEN NULL ELSE verification_token END
@@ -135,30 +132,30 @@ pub fn set_verified(
     Ok(())
 }
 
-pub fn set_admin(conn: &Connection, id: i64, is_admin: bool) -> Result<(), StoreError> {
+pub fn set_admin(conn: &Conn, id: i64, is_admin: bool) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE user SET is_admin = ?2 WHERE id = ?1")?
         .execute(params![id, is_admin])?;
     Ok(())
 }
 
-pub fn set_disabled(conn: &Connection, id: i64, disabled: bool) -> Result<(), StoreError> {
+pub fn set_disabled(conn: &Conn, id: i64, disabled: bool) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE user SET disabled = ?2 WHERE id = ?1")?
         .execute(params![id, disabled])?;
     Ok(())
 }
 
 /// Whether any account has the admin role (disabled or not).
-pub fn any_admin(conn: &Connection) -> Result<bool, StoreError> {
+pub fn any_admin(conn: &Conn) -> Result<bool, StoreError> {
     Ok(conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM user WHERE is_admin = 1)",
-        [],
+        (),
         |r| r.get(0),
     )?)
 }
 
 /// Stores the user's sealed Telegram token (already encrypted: this module never
 /// sees plaintext).
-pub fn set_telegram_token(conn: &Connection, id: i64, sealed: &str) -> Result<(), StoreError> {
+pub fn set_telegram_token(conn: &Conn, id: i64, sealed: &str) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE user SET telegram_token_enc = ?2 WHERE id = ?1")?
         .execute(params![id, sealed])?;
     Ok(())
@@ -177,7 +174,7 @@ pub struct StoredCredentials {
 }
 
 /// The user's sealed Telegram token; `None` for no such user.
-pub fn credentials(conn: &Connection, id: i64) -> Result<Option<StoredCredentials>, StoreError> {
+pub fn credentials(conn: &Conn, id: i64) -> Result<Option<StoredCredentials>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT telegram_token_enc FROM user WHERE id = ?1")?
         .query_row([id], |r| {
@@ -193,10 +190,8 @@ pub fn credentials(conn: &Connection, id: i64) -> Result<Option<StoredCredential
 mod tests {
     use super::*;
 
-    fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate(&mut c).unwrap();
-        c
+    fn db() -> crate::store::testing::TestDb {
+        crate::store::testing::migrated()
     }
 
     fn new<'a>(email: &'a str, verification: Option<(&'a str, i64)>) -> NewUser<'a> {
@@ -247,7 +242,7 @@ mod tests {
         // A refused user leaves no bot behind.
         assert!(create(&c, &new("a@x.io", None), 1).is_err());
         let bots: i64 = c
-            .query_row("SELECT COUNT(*) FROM user_bots", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM user_bots", (), |r| r.get(0))
             .unwrap();
         assert_eq!(bots, 1);
     }

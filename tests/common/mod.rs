@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod backing;
 pub mod bots;
 pub mod client;
 pub mod fake_accounts;
@@ -80,6 +81,8 @@ pub struct Server {
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub workers: usize,
+    /// PostgreSQL and Redis, when the run asks for them (`backing`).
+    pub backing: Option<std::sync::Arc<backing::Backing>>,
 }
 
 pub struct Options<'a> {
@@ -123,12 +126,23 @@ impl Server {
     /// it to be ready (a test that times how long the runner takes to resume).
     pub fn spawn_in(dir: tempfile::TempDir, opts: Options<'_>) -> Server {
         let workers = opts.workers.to_string();
+        let backing = backing::on_postgres().then(|| backing::of(dir.path()));
+        let database = match &backing {
+            Some(b) => b.db.url(),
+            None => "instance/database.db".to_string(),
+        };
         let mut cmd = blitz_cmd(dir.path());
         cmd.arg("serve")
             .args(["--bind", "127.0.0.1:0", "--workers", &workers])
             .args(["--error-logfile", "error.log", "--pid", "blitz.pid"])
-            .args(["--database", "instance/database.db"])
-            .args(&opts.args)
+            .args(["--database", &database])
+            .args(&opts.args);
+        if let Some(b) = &backing {
+            // Instance dir files (secret key, outbox) stay in the test's directory.
+            std::fs::create_dir_all(dir.path().join("instance")).unwrap();
+            cmd.env("REDIS_URL", b.redis.url());
+        }
+        cmd
             // Tests register many accounts from one address; the limit has its own
             // test, which sets its own value.
             .env("RATE_LIMITS_REGISTER", "10000/hour")
@@ -152,6 +166,7 @@ impl Server {
             port,
             dir,
             workers: opts.workers,
+            backing,
         }
     }
 

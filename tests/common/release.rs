@@ -56,6 +56,8 @@ pub fn start_in(bin: &Path, dir: tempfile::TempDir, opts: Options<'_>) -> Server
         port,
         dir,
         workers: opts.workers,
+        // The previous release runs on SQLite only.
+        backing: None,
     };
     server.wait_ready(opts.workers);
     server

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 use rust_decimal::Decimal;
 use slog::warn;
 
@@ -319,11 +319,7 @@ impl Book {
     /// its cached catalogue lists it — a symbol the catalogue does not list is
     /// unknown, and without a cached catalogue nothing is listed yet (a retryable
     /// error, logged once per symbol) — otherwise paper's own.
-    pub fn listing_of(
-        &mut self,
-        conn: &Connection,
-        symbol: &str,
-    ) -> Result<Listing, ExchangeError> {
+    pub fn listing_of(&mut self, conn: &Conn, symbol: &str) -> Result<Listing, ExchangeError> {
         let unknown = || ExchangeError::UnknownSymbol(symbol.to_owned());
         let Some(live) = &self.live else {
             return markets::listing(symbol).ok_or_else(unknown);
@@ -355,7 +351,7 @@ impl Book {
     /// (`live_to`), else at the listing's start price.
     pub fn ensure_market(
         &mut self,
-        conn: &Connection,
+        conn: &Conn,
         symbol: &str,
         dirty: &mut Dirty,
     ) -> Result<MktId, ExchangeError> {
@@ -545,7 +541,7 @@ impl Book {
 /// A failed catalogue read: a database one keeps its retryable kind.
 fn store_error(e: crate::store::StoreError) -> ExchangeError {
     match e {
-        crate::store::StoreError::Sqlite(db) => super::PaperError::Db(db).into(),
+        crate::store::StoreError::Sql(db) => super::PaperError::Db(db).into(),
         other => ExchangeError::Malformed(other.to_string()),
     }
 }

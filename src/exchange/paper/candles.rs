@@ -3,7 +3,8 @@
 //! paper exchange's candles are read from. Rows older than a week are pruned about
 //! once an hour.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt};
 use rust_decimal::Decimal;
 
 use super::book::{Book, Dirty, MktId};
@@ -76,13 +77,13 @@ impl Book {
 pub(super) const PRUNE_SQL: &str = "DELETE FROM paper_candles WHERE symbol = ?1 AND start_ms < ?2";
 
 /// Writes the candles a call touched (inside its transaction).
-pub(super) fn write(conn: &Connection, book: &Book, dirty: &Dirty) -> rusqlite::Result<()> {
+pub(super) fn write(conn: &Conn, book: &Book, dirty: &Dirty) -> crate::store::SqlResult<()> {
     if let Some(before) = dirty.prune_candles_before {
         // Market by market, through the primary key: a bare `start_ms < ?`
         // would scan the whole table.
         let mut prune = conn.prepare_cached(PRUNE_SQL)?;
         for m in &book.markets {
-            prune.execute(rusqlite::params![m.symbol, before])?;
+            prune.execute(crate::params![m.symbol, before])?;
         }
     }
     for (&(mkt, start), c) in &dirty.candles {
@@ -106,7 +107,7 @@ pub(super) fn write(conn: &Connection, book: &Book, dirty: &Dirty) -> rusqlite::
 
 /// The latest recorded candle of `symbol`, so a restart within a minute goes on
 /// with it instead of overwriting its high and low.
-pub(super) fn load_last(conn: &Connection, symbol: &str) -> Result<Option<Candle>, PaperError> {
+pub(super) fn load_last(conn: &Conn, symbol: &str) -> Result<Option<Candle>, PaperError> {
     let row = conn
         .prepare_cached(
             "SELECT start_ms, open, high, low, close FROM paper_candles

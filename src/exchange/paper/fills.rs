@@ -2,7 +2,8 @@
 //! written with the call that made it, read back by `executions` — how a bot learns
 //! the exit of a close it did not make (docs/bots.md, Exchanges).
 
-use rusqlite::{params, Connection};
+use crate::params;
+use crate::store::sql::Conn;
 
 use super::book::{Book, Fill};
 use super::persist::{order_side_str, parse_order_side};
@@ -11,7 +12,7 @@ use crate::exchange::Execution;
 use crate::money::sql::{self as money_sql, Sql};
 
 /// Records one fill (inside the caller's transaction, after its order's row).
-pub(super) fn write(conn: &Connection, book: &Book, f: &Fill) -> rusqlite::Result<()> {
+pub(super) fn write(conn: &Conn, book: &Book, f: &Fill) -> crate::store::SqlResult<()> {
     conn.prepare_cached(
         "INSERT INTO paper_fills
              (user_id, order_id, symbol, side, qty, price, fee, time_ms, liquidation)
@@ -34,7 +35,7 @@ pub(super) fn write(conn: &Connection, book: &Book, f: &Fill) -> rusqlite::Resul
 /// The account's fills on `symbol` at or after `since_ms`, in the order they
 /// happened, whoever placed the order.
 pub(super) fn executions(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     symbol: &str,
     since_ms: i64,
@@ -54,9 +55,9 @@ pub(super) fn executions(
             order_id: r.get::<_, i64>(1)?.to_string(),
             client_id: r.get(2)?,
             side: parse_order_side(&r.get::<_, String>(3)?)?,
-            qty: money_sql::get(r, 4)?,
-            price: money_sql::get(r, 5)?,
-            fee: money_sql::get(r, 6)?,
+            qty: money_sql::get(&r, 4)?,
+            price: money_sql::get(&r, 5)?,
+            fee: money_sql::get(&r, 6)?,
             time_ms: r.get(7)?,
             liquidation: r.get(8)?,
         });

@@ -5,7 +5,8 @@
 //! with live prices, else `PAPER_FUNDING_RATE`. After a downtime each boundary
 //! crossed is settled once, at the current marks.
 
-use rusqlite::{params, Connection};
+use crate::params;
+use crate::store::sql::Conn;
 use rust_decimal::Decimal;
 
 use super::book::{Book, Dirty, MktId, Settlement};
@@ -83,7 +84,7 @@ impl Book {
 
 /// Writes the settlements and the last settled boundary (inside the caller's
 /// transaction).
-pub(super) fn write(conn: &Connection, book: &Book, dirty: &Dirty) -> rusqlite::Result<()> {
+pub(super) fn write(conn: &Conn, book: &Book, dirty: &Dirty) -> crate::store::SqlResult<()> {
     for s in &dirty.settlements {
         conn.prepare_cached(
             "INSERT INTO paper_funding (user_id, symbol, side, amount, rate, time_ms)
@@ -107,7 +108,7 @@ pub(super) fn write(conn: &Connection, book: &Book, dirty: &Dirty) -> rusqlite::
 
 /// The account's settlements on `symbol` at or after `since_ms`, oldest first.
 pub(super) fn read(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     symbol: &str,
     since_ms: i64,
@@ -122,7 +123,7 @@ pub(super) fn read(
         out.push(FundingPayment {
             id: r.get::<_, i64>(0)?.to_string(),
             symbol: symbol.to_owned(),
-            amount: money_sql::get(r, 2)?,
+            amount: money_sql::get(&r, 2)?,
             time_ms: r.get(3)?,
             side: Some(super::persist::parse_side(&r.get::<_, String>(1)?)?),
         });

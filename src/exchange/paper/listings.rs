@@ -2,7 +2,7 @@
 //! (`market::catalogue`): what it lists and at what price its markets last
 //! traded. Nothing here changes the exchange's state.
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 use rust_decimal::Decimal;
 
 use super::markets;
@@ -35,9 +35,9 @@ pub(crate) fn margin_rate_and_start(symbol: &str) -> Option<(Decimal, Decimal)> 
 }
 
 /// Every market the paper exchange has traded, with its persisted price, by symbol.
-pub(crate) fn traded(conn: &Connection) -> rusqlite::Result<Vec<(String, Decimal)>> {
+pub(crate) fn traded(conn: &Conn) -> crate::store::SqlResult<Vec<(String, Decimal)>> {
     let mut stmt =
         conn.prepare_cached("SELECT symbol, price FROM paper_markets ORDER BY symbol")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, money_sql::get(r, 1)?)))?;
+    let rows = stmt.query_map((), |r| Ok((r.get(0)?, money_sql::get(r, 1)?)))?;
     rows.collect()
 }

@@ -4,7 +4,7 @@
 //! catalogue refresh and by bot config saves). Paper's fixed listings would put
 //! a 0.0101-USDT symbol on a 0.01 tick.
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
@@ -28,7 +28,7 @@ pub(super) enum Catalogued {
 /// `symbol` as `venue`'s cached catalogue lists it. Two indexed reads, done only
 /// when a market is first listed or loaded.
 pub(super) fn catalogued(
-    conn: &Connection,
+    conn: &Conn,
     venue: Venue,
     symbol: &str,
 ) -> Result<Catalogued, StoreError> {

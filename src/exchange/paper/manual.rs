@@ -2,7 +2,7 @@
 //! a position with a market order that no bot placed (`blitz paper close-position`,
 //! docs/operations.md). Bots see it as a close from outside (docs/bots.md).
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 
 use super::account::PaperAccount;
 use super::book::{Account, Book, Dirty, START_BALANCE};
@@ -80,7 +80,7 @@ impl Book {
 
 /// `manual-<ms>`, or `manual-<ms>-<n>` when the account already used that in the
 /// same millisecond.
-fn manual_client_id(conn: &Connection, uid: i64, now: i64) -> Result<String, PaperError> {
+fn manual_client_id(conn: &Conn, uid: i64, now: i64) -> Result<String, PaperError> {
     let base = format!("{MANUAL_PREFIX}{now}");
     let mut candidate = base.clone();
     let mut n = 1;

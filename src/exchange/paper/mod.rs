@@ -46,7 +46,7 @@ mod tests_storage;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 
 pub use account::PaperAccount;
 use book::{Book, Dirty};
@@ -81,7 +81,7 @@ pub type Quotes = Option<Arc<dyn crate::market::QuoteSource>>;
 #[derive(Debug, thiserror::Error)]
 pub enum PaperError {
     #[error("paper exchange database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] crate::store::SqlError),
     #[error("paper exchange: the database holds an invalid {what}: {value:?}")]
     Corrupt { what: &'static str, value: String },
     #[error("paper exchange: cannot draw a random seed: {0}")]
@@ -103,35 +103,14 @@ impl From<PaperError> for ExchangeError {
         let said = e.to_string();
         match e {
             PaperError::Exchange(e) => e,
-            PaperError::Db(db) if transient(&db) => ExchangeError::Network(said),
-            PaperError::Db(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                ExchangeError::Rejected(said)
-            }
+            PaperError::Db(db) if db.is_transient() => ExchangeError::Network(said),
+            PaperError::Db(db) if db.is_constraint() => ExchangeError::Rejected(said),
             PaperError::Db(_) | PaperError::Corrupt { .. } => ExchangeError::Malformed(said),
             PaperError::InvalidPrice(_) => ExchangeError::Rejected(said),
             PaperError::NoQuoteSource(_) => ExchangeError::Malformed(said),
             PaperError::Seed(_) => ExchangeError::Network(said),
         }
     }
-}
-
-/// SQLite failures another try may get past: a lock held elsewhere, I/O.
-fn transient(e: &rusqlite::Error) -> bool {
-    use rusqlite::ErrorCode::*;
-    matches!(
-        e,
-        rusqlite::Error::SqliteFailure(f, _) if matches!(
-            f.code,
-            DatabaseBusy
-                | DatabaseLocked
-                | SystemIoFailure
-                | DiskFull
-                | CannotOpen
-                | FileLockingProtocolFailed
-        )
-    )
 }
 
 /// The exchange: shared by every account through `Arc<Paper>`.
@@ -141,7 +120,7 @@ pub struct Paper {
 
 struct Inner {
     book: Book,
-    conn: Connection,
+    conn: Conn,
     /// Memory may be ahead of the database (a write failed and the reload too):
     /// nothing uses it until a reload succeeds.
     stale: bool,
@@ -164,11 +143,7 @@ impl Inner {
 impl Paper {
     /// Loads persisted markets, accounts, positions and open orders from the
     /// (already migrated) database; every price walks.
-    pub fn open(
-        conn: Connection,
-        params: PaperParams,
-        now_ms: i64,
-    ) -> Result<Arc<Paper>, PaperError> {
+    pub fn open(conn: Conn, params: PaperParams, now_ms: i64) -> Result<Arc<Paper>, PaperError> {
         Paper::open_with(conn, params, &PaperPrices::Walk, None, now_ms)
     }
 
@@ -177,7 +152,7 @@ impl Paper {
     /// walk). The epoch replayed times
     /// count from is the database's, set to `now_ms` if it has none yet.
     pub fn open_with(
-        conn: Connection,
+        conn: Conn,
         params: PaperParams,
         prices: &PaperPrices,
         quotes: Quotes,
@@ -233,10 +208,10 @@ impl Paper {
         quotes: Quotes,
         now_ms: i64,
     ) -> Result<Arc<Paper>, PaperError> {
-        let mut conn = Connection::open_in_memory()?;
+        let mut conn = Conn::open_in_memory()?;
         conn.execute_batch("PRAGMA foreign_keys = OFF")?;
         crate::store::migrate::migrate(&mut conn).map_err(|e| match e {
-            crate::store::StoreError::Sqlite(e) => PaperError::Db(e),
+            crate::store::StoreError::Sql(e) => PaperError::Db(e),
             other => PaperError::Corrupt {
                 what: "schema",
                 value: other.to_string(),
@@ -314,7 +289,7 @@ impl Paper {
     /// Runs a read against the book and the database.
     fn read<T, E: From<PaperError>>(
         &self,
-        f: impl FnOnce(&Book, &Connection) -> Result<T, E>,
+        f: impl FnOnce(&Book, &Conn) -> Result<T, E>,
     ) -> Result<T, E> {
         let guard = self.lock()?;
         f(&guard.book, &guard.conn)
@@ -327,7 +302,7 @@ impl Paper {
     /// fails, the state stays marked stale and `lock` refuses it until it is rebuilt.
     fn mutate<T, E: From<PaperError>>(
         &self,
-        f: impl FnOnce(&mut Book, &Connection, &mut Dirty) -> Result<T, E>,
+        f: impl FnOnce(&mut Book, &Conn, &mut Dirty) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut guard = self.lock()?;
         let inner = &mut *guard;

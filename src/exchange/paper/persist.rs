@@ -2,7 +2,8 @@
 //! a failed write), writing through what a call changed, and reading closed orders,
 //! which are kept only here.
 
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt, Row};
 use rust_decimal::Decimal;
 
 use super::book::{ix_side, Book, Dirty, OrderRec};
@@ -29,7 +30,7 @@ const RESET_TABLES: [&str; 5] = [
 
 /// The first funding boundary to settle after this start: with no boundary
 /// recorded yet (a new database, or one from before funding), none before now.
-pub(super) fn init_funding(conn: &Connection, now_ms: i64) -> Result<(), PaperError> {
+pub(super) fn init_funding(conn: &Conn, now_ms: i64) -> Result<(), PaperError> {
     conn.execute(
         "UPDATE paper_clock SET funded_ms = ?1 WHERE id = 1 AND funded_ms IS NULL",
         [funding::boundary_at_or_before(now_ms)],
@@ -44,7 +45,7 @@ pub(super) fn init_funding(conn: &Connection, now_ms: i64) -> Result<(), PaperEr
 /// lock that another connection may still hold. `clock` is (tick_ms, clock_ms,
 /// epoch_ms); with `live` prices the markets take their venue's listings.
 pub(super) fn load(
-    conn: &Connection,
+    conn: &Conn,
     walk: Walk,
     (tick_ms, clock_ms, epoch_ms): (u64, i64, i64),
     live: Option<Live>,
@@ -55,7 +56,7 @@ pub(super) fn load(
     book.live = live;
     load_markets(&snapshot, &mut book)?;
     let mut stmt = snapshot.prepare("SELECT user_id, balance FROM paper_accounts")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, money_sql::get(r, 1)?)))? {
+    for row in stmt.query_map((), |r| Ok((r.get::<_, i64>(0)?, money_sql::get(r, 1)?)))? {
         let (uid, balance) = row?;
         book.load_account(uid, balance);
     }
@@ -67,7 +68,7 @@ pub(super) fn load(
         book.markets[mkt].candle = candles::load_last(&snapshot, &book.markets[mkt].symbol)?;
     }
     book.funded_ms = snapshot
-        .query_row("SELECT funded_ms FROM paper_clock WHERE id = 1", [], |r| {
+        .query_row("SELECT funded_ms FROM paper_clock WHERE id = 1", (), |r| {
             r.get(0)
         })
         .optional()?
@@ -83,22 +84,22 @@ pub(super) fn load(
 
 /// The persisted epoch, set to `now_ms` the first time: the one write of opening
 /// the exchange (`load` itself only reads).
-pub(super) fn init_epoch(conn: &Connection, now_ms: i64) -> Result<i64, PaperError> {
+pub(super) fn init_epoch(conn: &Conn, now_ms: i64) -> Result<i64, PaperError> {
     conn.execute(
         "INSERT OR IGNORE INTO paper_clock (id, epoch_ms) VALUES (1, ?1)",
         [now_ms],
     )?;
     Ok(
-        conn.query_row("SELECT epoch_ms FROM paper_clock WHERE id = 1", [], |r| {
+        conn.query_row("SELECT epoch_ms FROM paper_clock WHERE id = 1", (), |r| {
             r.get(0)
         })?,
     )
 }
 
-fn load_markets(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
+fn load_markets(conn: &Conn, book: &mut Book) -> Result<(), PaperError> {
     let mut stmt = conn
         .prepare("SELECT symbol, price, step_no, updated_ms FROM paper_markets ORDER BY symbol")?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query(())?;
     while let Some(r) = rows.next()? {
         let symbol: String = r.get(0)?;
         // A market the venue has since delisted keeps trading (it may hold
@@ -109,7 +110,7 @@ fn load_markets(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
         };
         let step_no =
             u64::try_from(r.get::<_, i64>(2)?).map_err(|_| corrupt("step_no", &symbol))?;
-        let price = money_sql::get(r, 1)?;
+        let price = money_sql::get(&r, 1)?;
         book.add_market(&symbol, &listing, price, step_no, r.get(3)?);
     }
     Ok(())
@@ -117,7 +118,7 @@ fn load_markets(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
 
 /// The market of a symbol that rows refer to; one missing from `paper_markets`
 /// (a live market not quoted yet has no row) is listed afresh rather than refused.
-fn market_of(conn: &Connection, book: &mut Book, symbol: &str) -> Result<usize, PaperError> {
+fn market_of(conn: &Conn, book: &mut Book, symbol: &str) -> Result<usize, PaperError> {
     let mut unused = Dirty::default();
     if let Ok(mkt) = book.ensure_market(conn, symbol, &mut unused) {
         return Ok(mkt);
@@ -132,9 +133,9 @@ fn market_of(conn: &Connection, book: &mut Book, symbol: &str) -> Result<usize, 
     Ok(book.add_market(symbol, &listing, price, 0, book.clock_ms))
 }
 
-fn load_leverage(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
+fn load_leverage(conn: &Conn, book: &mut Book) -> Result<(), PaperError> {
     let mut stmt = conn.prepare("SELECT user_id, symbol, leverage FROM paper_leverage")?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query(())?;
     while let Some(r) = rows.next()? {
         let (uid, symbol): (i64, String) = (r.get(0)?, r.get(1)?);
         let mkt = market_of(conn, book, &symbol)?;
@@ -145,31 +146,31 @@ fn load_leverage(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
     Ok(())
 }
 
-fn load_positions(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
+fn load_positions(conn: &Conn, book: &mut Book) -> Result<(), PaperError> {
     let mut stmt =
         conn.prepare("SELECT user_id, symbol, side, size, avg_entry FROM paper_positions")?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query(())?;
     while let Some(r) = rows.next()? {
         let (uid, symbol, side): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let side = parse_side(&side)?;
         let mkt = market_of(conn, book, &symbol)?;
         let acct = book.load_account(uid, super::book::START_BALANCE);
         let pos = &mut acct.positions.entry(mkt).or_default()[super::book::side_ix(side)];
-        (pos.size, pos.avg) = (money_sql::get(r, 3)?, money_sql::get(r, 4)?);
+        (pos.size, pos.avg) = (money_sql::get(&r, 3)?, money_sql::get(&r, 4)?);
         book.note_holder(uid, mkt);
     }
     Ok(())
 }
 
-fn load_open_orders(conn: &Connection, book: &mut Book) -> Result<(), PaperError> {
+fn load_open_orders(conn: &Conn, book: &mut Book) -> Result<(), PaperError> {
     let sql = format!(
         "SELECT {ORDER_COLUMNS} FROM paper_orders
          WHERE status IN ('open', 'partially_filled') ORDER BY id"
     );
     let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query(())?;
     while let Some(r) = rows.next()? {
-        let (id, uid, updated_ms, order) = read_order(r)?;
+        let (id, uid, updated_ms, order) = read_order(&r)?;
         let mkt = market_of(conn, book, &order.symbol)?;
         book.insert_open(OrderRec {
             id,
@@ -184,11 +185,7 @@ fn load_open_orders(conn: &Connection, book: &mut Book) -> Result<(), PaperError
 
 /// Whether the account ever used `client_id` (open or not): the UNIQUE index makes
 /// this one lookup.
-pub(super) fn client_id_used(
-    conn: &Connection,
-    uid: i64,
-    client_id: &str,
-) -> Result<bool, PaperError> {
+pub(super) fn client_id_used(conn: &Conn, uid: i64, client_id: &str) -> Result<bool, PaperError> {
     let found = conn
         .prepare_cached("SELECT 1 FROM paper_orders WHERE user_id = ?1 AND client_id = ?2")?
         .query_row(params![uid, client_id], |_| Ok(()))
@@ -198,7 +195,7 @@ pub(super) fn client_id_used(
 
 /// An order of the account by exchange id, as stored (used for closed orders).
 pub(super) fn find_order_by_id(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     id: i64,
 ) -> Result<Option<Order>, PaperError> {
@@ -206,14 +203,14 @@ pub(super) fn find_order_by_id(
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![uid, id])?;
     match rows.next()? {
-        Some(r) => Ok(Some(read_order(r)?.3)),
+        Some(r) => Ok(Some(read_order(&r)?.3)),
         None => Ok(None),
     }
 }
 
 /// An order of the account by client id, as stored (used for closed orders).
 pub(super) fn find_order(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     client_id: &str,
 ) -> Result<Option<Order>, PaperError> {
@@ -222,7 +219,7 @@ pub(super) fn find_order(
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![uid, client_id])?;
     match rows.next()? {
-        Some(r) => Ok(Some(read_order(r)?.3)),
+        Some(r) => Ok(Some(read_order(&r)?.3)),
         None => Ok(None),
     }
 }
@@ -252,8 +249,8 @@ fn read_order(r: &Row<'_>) -> Result<(i64, i64, i64, Order), PaperError> {
 
 /// Writes everything `dirty` names, in one immediate transaction: either the whole
 /// call is durable or none of it is.
-pub(super) fn write(conn: &mut Connection, book: &Book, dirty: &Dirty) -> Result<(), PaperError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub(super) fn write(conn: &mut Conn, book: &Book, dirty: &Dirty) -> Result<(), PaperError> {
+    let tx = conn.transaction_immediate()?;
     // First: what follows writes the reset accounts' new state.
     if !dirty.resets.is_empty() {
         // The ids of the orders deleted below are never given again (`load`).
@@ -314,12 +311,12 @@ pub(super) fn write(conn: &mut Connection, book: &Book, dirty: &Dirty) -> Result
 
 /// Upserts a position, or deletes its row when flat.
 fn write_position(
-    conn: &Connection,
+    conn: &Conn,
     book: &Book,
     uid: i64,
     mkt: usize,
     side: Side,
-) -> rusqlite::Result<()> {
+) -> crate::store::SqlResult<()> {
     let pos = book.position(uid, mkt, side);
     let symbol = &book.markets[mkt].symbol;
     if pos.size > rust_decimal::Decimal::ZERO {
@@ -344,7 +341,7 @@ fn write_position(
     Ok(())
 }
 
-fn write_order(conn: &Connection, rec: &OrderRec) -> rusqlite::Result<()> {
+fn write_order(conn: &Conn, rec: &OrderRec) -> crate::store::SqlResult<()> {
     let o = &rec.order;
     conn.prepare_cached(&format!(
         "INSERT INTO paper_orders ({ORDER_COLUMNS})

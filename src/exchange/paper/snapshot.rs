@@ -4,7 +4,8 @@
 //! asks (an HTTP worker), never from the runner's memory; the runner writes every
 //! change through before a call returns, so this is at most one advance behind.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::params;
+use crate::store::sql::{Conn, OptionalExt};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
@@ -66,7 +67,7 @@ impl AccountView {
 
 /// Reads user `uid`'s paper account; an account that never traded has the
 /// starting balance and nothing else.
-pub fn read(conn: &Connection, uid: i64) -> Result<AccountView, PaperError> {
+pub fn read(conn: &Conn, uid: i64) -> Result<AccountView, PaperError> {
     let tx = conn.unchecked_transaction()?;
     let balance = tx
         .query_row(
@@ -92,7 +93,7 @@ pub fn read(conn: &Connection, uid: i64) -> Result<AccountView, PaperError> {
     })
 }
 
-fn leverage(conn: &Connection, uid: i64, symbol: &str) -> Result<u32, PaperError> {
+fn leverage(conn: &Conn, uid: i64, symbol: &str) -> Result<u32, PaperError> {
     Ok(conn
         .prepare_cached("SELECT leverage FROM paper_leverage WHERE user_id = ?1 AND symbol = ?2")?
         .query_row(params![uid, symbol], |r| r.get(0))
@@ -100,7 +101,7 @@ fn leverage(conn: &Connection, uid: i64, symbol: &str) -> Result<u32, PaperError
         .unwrap_or(DEFAULT_LEVERAGE))
 }
 
-fn positions(conn: &Connection, uid: i64) -> Result<Vec<PositionView>, PaperError> {
+fn positions(conn: &Conn, uid: i64) -> Result<Vec<PositionView>, PaperError> {
     let mut stmt = conn.prepare_cached(
         "SELECT p.symbol, p.side, p.size, p.avg_entry, m.price
          FROM paper_positions p JOIN paper_markets m ON m.symbol = p.symbol
@@ -112,9 +113,9 @@ fn positions(conn: &Connection, uid: i64) -> Result<Vec<PositionView>, PaperErro
         let symbol: String = r.get(0)?;
         let side = persist::parse_side(&r.get::<_, String>(1)?)?;
         let (size, avg_entry, mark_price) = (
-            money_sql::get(r, 2)?,
-            money_sql::get(r, 3)?,
-            money_sql::get(r, 4)?,
+            money_sql::get(&r, 2)?,
+            money_sql::get(&r, 3)?,
+            money_sql::get(&r, 4)?,
         );
         let Some(listing) = markets::listing(&symbol) else {
             continue;
@@ -136,7 +137,7 @@ fn positions(conn: &Connection, uid: i64) -> Result<Vec<PositionView>, PaperErro
 
 /// The initial margin of the positions, at their leverage.
 fn position_margin(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     positions: &[PositionView],
 ) -> Result<Decimal, PaperError> {
@@ -148,7 +149,7 @@ fn position_margin(
 }
 
 /// The margin held by open limit orders that open or add to a position.
-fn order_margin(conn: &Connection, uid: i64) -> Result<Decimal, PaperError> {
+fn order_margin(conn: &Conn, uid: i64) -> Result<Decimal, PaperError> {
     let mut stmt = conn.prepare_cached(
         "SELECT symbol, price, qty, filled_qty FROM paper_orders
          WHERE user_id = ?1 AND status IN ('open', 'partially_filled') AND reduce_only = 0",
@@ -157,8 +158,8 @@ fn order_margin(conn: &Connection, uid: i64) -> Result<Decimal, PaperError> {
     let mut sum = Decimal::ZERO;
     while let Some(r) = rows.next()? {
         let symbol: String = r.get(0)?;
-        let price = money_sql::get_opt(r, 1)?.unwrap_or(Decimal::ZERO);
-        let left = (money_sql::get(r, 2)? - money_sql::get(r, 3)?).max(Decimal::ZERO);
+        let price = money_sql::get_opt(&r, 1)?.unwrap_or(Decimal::ZERO);
+        let left = (money_sql::get(&r, 2)? - money_sql::get(&r, 3)?).max(Decimal::ZERO);
         sum += left * price / Decimal::from(leverage(conn, uid, &symbol)?.max(1));
     }
     Ok(sum)
@@ -167,7 +168,7 @@ fn order_margin(conn: &Connection, uid: i64) -> Result<Decimal, PaperError> {
 /// The liquidation price of user `uid`'s paper position on `symbol` entered at
 /// `avg_entry` (for the bot status), at the account's leverage there.
 pub fn liquidation_price_of(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     symbol: &str,
     side: Side,
@@ -189,7 +190,7 @@ pub fn liquidation_price_of(
 
 /// Whether the paper market of `symbol` has not moved for longer than a quote
 /// stays fresh (with live prices: the runner has no fresh quote for it).
-pub fn market_stale(conn: &Connection, symbol: &str, now_ms: i64) -> Result<bool, PaperError> {
+pub fn market_stale(conn: &Conn, symbol: &str, now_ms: i64) -> Result<bool, PaperError> {
     let updated: Option<i64> = conn
         .prepare_cached("SELECT updated_ms FROM paper_markets WHERE symbol = ?1")?
         .query_row([symbol], |r| r.get(0))

@@ -684,7 +684,7 @@ fn state_survives_reopening_the_database() {
         for id in [1, 2] {
             conn.execute(
                 "INSERT INTO user (id, email, password_hash, created_at) VALUES (?1, ?2, 'x', 0)",
-                rusqlite::params![id, format!("u{id}@example.com")],
+                crate::params![id, format!("u{id}@example.com")],
             )
             .unwrap();
         }
@@ -807,7 +807,7 @@ fn old_candles_are_pruned_through_the_primary_key() {
         .conn
         .query_row(
             &format!("EXPLAIN QUERY PLAN {}", super::candles::PRUNE_SQL),
-            rusqlite::params![BTC, 0],
+            crate::params![BTC, 0],
             |r| r.get(3),
         )
         .unwrap();
@@ -823,7 +823,7 @@ fn open_orders_load_through_the_partial_index() {
         .query_row(
             "EXPLAIN QUERY PLAN SELECT * FROM paper_orders
              WHERE status IN ('open', 'partially_filled') ORDER BY id",
-            [],
+            (),
             |r| r.get(3),
         )
         .unwrap();
@@ -1462,7 +1462,7 @@ fn the_replay_epoch_is_persisted_and_a_restart_catches_up_on_the_path() {
 
 #[test]
 fn fills_of_orders_made_before_the_fill_history_are_backfilled() {
-    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let conn = crate::store::Conn::open_in_memory().unwrap();
     conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
     let migrations = crate::store::migrate::MIGRATIONS;
     let before: Vec<_> = migrations.iter().filter(|m| m.version <= 7).collect();

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 
 use super::*;
 use crate::bots::ladder::Side;
@@ -40,8 +40,8 @@ fn entry(cid: &str) -> NewOrder {
 }
 
 /// A migrated database file, as the server keeps it (WAL).
-fn database(path: &Path) -> Connection {
-    let mut c = Connection::open(path).unwrap();
+fn database(path: &Path) -> Conn {
+    let mut c = Conn::open(path).unwrap();
     c.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA journal_mode = WAL")
         .unwrap();
     crate::store::migrate::migrate(&mut c).unwrap();
@@ -50,7 +50,7 @@ fn database(path: &Path) -> Connection {
 
 /// (size, order rows, fill rows, balance) as the database holds them.
 fn durable(path: &Path) -> (String, i64, i64, Decimal) {
-    let c = Connection::open(path).unwrap();
+    let c = Conn::open(path).unwrap();
     c.query_row(
         "SELECT (SELECT size FROM paper_positions), (SELECT COUNT(*) FROM paper_orders),
                 (SELECT COUNT(*) FROM paper_fills), (SELECT balance FROM paper_accounts)",
@@ -66,14 +66,16 @@ fn a_write_refused_by_a_held_lock_then_retried_fills_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("paper.db");
     let conn = database(&path);
-    conn.busy_timeout(std::time::Duration::from_millis(20))
+    conn.sqlite()
+        .unwrap()
+        .busy_timeout(std::time::Duration::from_millis(20))
         .unwrap();
     let p = Paper::open(conn, params(), 0).unwrap();
     let a = p.account(1);
     // A market buy takes the ask: the price + 0.01 %, up to the tick.
     let price = (a.ticker(BTC).unwrap() * dec!(1.0001) / dec!(0.1)).ceil() * dec!(0.1);
 
-    let other = Connection::open(&path).unwrap();
+    let other = Conn::open(&path).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let first = a.place(&entry("bz-1-1-e"));
     assert!(
@@ -99,7 +101,7 @@ fn a_write_refused_by_a_held_lock_then_retried_fills_once() {
 /// The other connection, released by the busy handler on its `RELEASE_AT`th
 /// busy event: SQLite calls the handler with no context, hence the statics
 /// (only this test installs the handler).
-static HOLDER: Mutex<Option<Connection>> = Mutex::new(None);
+static HOLDER: Mutex<Option<Conn>> = Mutex::new(None);
 static BUSY_EVENTS: AtomicUsize = AtomicUsize::new(0);
 const RELEASE_AT: usize = 4;
 
@@ -130,9 +132,11 @@ fn a_retry_never_writes_the_failed_attempts_fill() {
     p.lock()
         .unwrap()
         .conn
+        .sqlite()
+        .unwrap()
         .busy_handler(Some(release_on_fourth_busy))
         .unwrap();
-    let other = Connection::open(&path).unwrap();
+    let other = Conn::open(&path).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     *HOLDER.lock().unwrap() = Some(other);
 
@@ -154,8 +158,11 @@ fn a_retry_never_writes_the_failed_attempts_fill() {
 #[test]
 fn only_a_busy_or_failing_database_is_retryable() {
     use rusqlite::ffi;
-    let failure =
-        |code| PaperError::Db(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+    let failure = |code| {
+        PaperError::Db(crate::store::SqlError::Sqlite(
+            rusqlite::Error::SqliteFailure(ffi::Error::new(code), None),
+        ))
+    };
     for code in [ffi::SQLITE_BUSY, ffi::SQLITE_LOCKED, ffi::SQLITE_IOERR] {
         let e = ExchangeError::from(failure(code));
         assert!(matches!(e, ExchangeError::Network(_)), "{code}: {e:?}");

@@ -31,8 +31,8 @@ pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         }
     }
     errors.finish()?;
-    let mut conn = ctx.db.conn()?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let conn = ctx.db.conn()?;
+    let tx = conn.transaction_immediate()?;
     if users::by_id(&tx, id)?.is_none() {
         return Err(AccountError::NotFound.into());
     }

@@ -50,7 +50,7 @@ pub fn recover(ctx: &mut Ctx<'_, '_>) -> ApiResult {
 }
 
 /// User `uid`'s default bot, or the API's 404 when they have none.
-pub fn default_bot(conn: &rusqlite::Connection, uid: i64) -> Result<BotRef, ApiError> {
+pub fn default_bot(conn: &crate::store::Conn, uid: i64) -> Result<BotRef, ApiError> {
     match user_bots::default_of(conn, uid)? {
         Some(bot_id) => Ok(BotRef {
             user_id: uid,
@@ -195,7 +195,7 @@ pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
 /// bot's live price is stale. Run it inside `store::read`.
 pub fn status_with_prices(
     ctx: &Ctx<'_, '_>,
-    c: &rusqlite::Connection,
+    c: &crate::store::Conn,
     bot: &BotStatusRow,
 ) -> Result<Value, ApiError> {
     let live = matches!(ctx.config.paper_prices, PaperPrices::Live(_));
@@ -211,7 +211,7 @@ pub fn status_with_prices(
 
 /// The status object of bot `bot_id`, whoever owns it (the caller checked; also
 /// used by the admin views and pages).
-pub fn status_json(conn: &rusqlite::Connection, bot_id: i64) -> Result<Value, ApiError> {
+pub fn status_json(conn: &crate::store::Conn, bot_id: i64) -> Result<Value, ApiError> {
     let bot = bot_status::by_id(conn, bot_id)?.ok_or_else(not_found)?;
     status_of(conn, &bot)
 }
@@ -221,7 +221,7 @@ fn not_found() -> ApiError {
 }
 
 /// The status object of `bot`, read with its market and runner state.
-fn status_of(conn: &rusqlite::Connection, bot: &BotStatusRow) -> Result<Value, ApiError> {
+fn status_of(conn: &crate::store::Conn, bot: &BotStatusRow) -> Result<Value, ApiError> {
     let (c, row) = (&bot.market, &bot.state);
     let status = row.status;
     let active = status.is_active();

@@ -6,7 +6,7 @@
 //! the market (exchange, symbol, side) and the credentials is kept as pending and
 //! applied by the bot at the start of its next cycle (docs/http-api.md).
 
-use rusqlite::{Connection, TransactionBehavior};
+use crate::store::sql::Conn;
 use serde_json::{json, Map, Value};
 
 use super::bot::{default_bot, user_id};
@@ -35,7 +35,7 @@ pub fn get_of(ctx: &mut Ctx<'_, '_>, bot_id: i64) -> ApiResult {
 }
 
 /// Bot `bot_id`'s configuration as `GET /api/bot/config` shows it.
-pub fn shown(conn: &Connection, bot_id: i64) -> Result<Option<Value>, StoreError> {
+pub fn shown(conn: &Conn, bot_id: i64) -> Result<Option<Value>, StoreError> {
     let Some(stored) = bot_config::load(conn, bot_id)? else {
         return Ok(None);
     };
@@ -90,7 +90,7 @@ pub(super) fn market_differs(stored: &BotConfig, new: &BotConfig) -> bool {
 /// take-profit must work during an exchange outage.
 fn check_market(
     ctx: &Ctx<'_, '_>,
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     c: &BotConfig,
     applies: bool,
 ) -> Result<(), ApiError> {
@@ -145,7 +145,7 @@ pub struct BotFields {
 /// budget) before a write transaction, which then only reads the cached copy.
 fn refresh_catalogue(
     ctx: &Ctx<'_, '_>,
-    conn: &mut Connection,
+    conn: &mut Conn,
     source: Option<Source>,
 ) -> Result<(), ApiError> {
     if let Some(Source::Live(v)) = source {
@@ -191,7 +191,7 @@ pub fn update(
     // Immediate: the status check and the write are one step, so a start that
     // begins meanwhile either sees the new configuration or makes us answer 409.
     let checked = precheck_keys(ctx, &conn, bot_id, fields, extra, &key)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     let Some(stored) = bot_config::load(&tx, bot_id)? else {
         return Err(reply::error(404, "Not found").into());
     };
@@ -255,7 +255,7 @@ pub fn update(
 /// when stopped, the stored one (a save then replaces anything pending). The
 /// preview builds on the same.
 pub(super) fn update_base(
-    conn: &Connection,
+    conn: &Conn,
     bot_id: i64,
     stored: &BotConfig,
     running: bool,
@@ -271,7 +271,7 @@ pub(super) fn update_base(
 /// answers; `None` without keys (or with input the transaction refuses anyway).
 fn precheck_keys(
     ctx: &Ctx<'_, '_>,
-    conn: &Connection,
+    conn: &Conn,
     bot_id: i64,
     fields: &Map<String, Value>,
     extra: &BotFields,
@@ -310,7 +310,7 @@ fn precheck_keys(
 /// maybe on another exchange account than its cycle's. Checked in the write
 /// transaction: a start writes `starting` before it reads the keys.
 fn refuse_keys_in_use(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     account: Option<i64>,
     secrets: &SecretUpdate,
@@ -335,7 +335,7 @@ fn refuse_keys_in_use(
 /// The account named by `PUT /api/bots/<id>`, checked in the write transaction:
 /// one of the user's, on the exchange the bot will have; none for paper.
 fn chosen_account(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     new: &BotConfig,
     chosen: Option<i64>,

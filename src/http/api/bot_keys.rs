@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 
 use super::key_check::{self, Candidate, Checker};
 use super::ApiError;
@@ -77,7 +77,7 @@ pub fn check(new: &BotConfig, s: &SecretUpdate, account: Option<i64>) -> Result<
 /// The account the bot's keys belong to after a save of `new`: its own, or the
 /// user's first on the bot's exchange. `None` for paper.
 pub fn account_for(
-    conn: &Connection,
+    conn: &Conn,
     bot: BotRef,
     new: &BotConfig,
     current: Option<i64>,
@@ -105,7 +105,7 @@ pub fn account_for(
 /// the bot is on paper (`check` then refuses the save). Runs before the write
 /// transaction: it waits for the exchange.
 pub fn precheck(
-    conn: &Connection,
+    conn: &Conn,
     on: Checker<'_>,
     bot: BotRef,
     new: &BotConfig,
@@ -156,7 +156,7 @@ pub fn precheck(
 /// `precheck`) and links the bot to the account that holds its keys, in the
 /// caller's transaction.
 pub fn store(
-    conn: &Connection,
+    conn: &Conn,
     bot: BotRef,
     new: &BotConfig,
     account: Option<i64>,
@@ -210,8 +210,8 @@ pub fn store(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::bot_config;
     use crate::store::users::{self, NewUser};
-    use crate::store::{bot_config, migrate};
 
     fn keys(api_key: Option<&str>, api_secret: Option<&str>) -> SecretUpdate {
         SecretUpdate {
@@ -268,8 +268,7 @@ mod tests {
 
     #[test]
     fn keys_make_an_account_that_follows_the_bot_between_exchanges() {
-        let mut c = Connection::open_in_memory().unwrap();
-        migrate::migrate(&mut c).unwrap();
+        let c = crate::store::testing::migrated();
         let new = NewUser {
             email: "k@x.io",
             password_hash: "h",

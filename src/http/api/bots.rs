@@ -16,8 +16,8 @@
 //! - a delete takes the user's operation guard, so it cannot interleave with a
 //!   start of the same bot.
 
+use crate::store::sql::Conn;
 use blitz_worker::Response;
-use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
 use super::bot::with_user_guard;
@@ -50,7 +50,7 @@ const NOT_A_BOTS: [(&str, &str); 3] = [
 const KEYS_ELSEWHERE: &str = "set keys on an exchange account (POST /api/exchange-accounts)";
 
 /// The bot object of `info` (see the module doc).
-pub fn bot_json(conn: &Connection, info: &BotInfo, is_default: bool) -> Result<Value, ApiError> {
+pub fn bot_json(conn: &Conn, info: &BotInfo, is_default: bool) -> Result<Value, ApiError> {
     let (Some(mut shown), Some(row)) =
         (bot_config::shown(conn, info.id)?, bots::get(conn, info.id)?)
     else {
@@ -73,7 +73,7 @@ pub fn bot_json(conn: &Connection, info: &BotInfo, is_default: bool) -> Result<V
 }
 
 /// Bot `info` of user `uid` as the API shows it, saying whether it is the default.
-fn shown(conn: &Connection, uid: i64, info: &BotInfo) -> Result<Value, ApiError> {
+fn shown(conn: &Conn, uid: i64, info: &BotInfo) -> Result<Value, ApiError> {
     let default = user_bots::default_of(conn, uid)?;
     bot_json(conn, info, default == Some(info.id))
 }
@@ -118,7 +118,7 @@ fn account_field(body: &JsonInput, errors: &mut FieldErrors) -> Option<Option<i6
 
 /// Checks that the caller's account `account` may serve a bot on `exchange`.
 fn check_account(
-    conn: &Connection,
+    conn: &Conn,
     uid: i64,
     exchange: &str,
     account: Option<i64>,
@@ -163,7 +163,7 @@ fn settings(body: &JsonInput, errors: &mut FieldErrors) -> Map<String, Value> {
 
 /// The user's Telegram chat (the same for all their bots), as their default bot's
 /// configuration shows it.
-fn user_chat(conn: &Connection, uid: i64) -> Result<Option<String>, ApiError> {
+fn user_chat(conn: &Conn, uid: i64) -> Result<Option<String>, ApiError> {
     let Some(default) = user_bots::default_of(conn, uid)? else {
         return Ok(None);
     };
@@ -296,7 +296,7 @@ pub fn delete(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     })
 }
 
-fn deleted(conn: &Connection, b: &BotInfo) -> ApiResult {
+fn deleted(conn: &Conn, b: &BotInfo) -> ApiResult {
     Ok(match user_bots::delete(conn, b.user_id, b.id)? {
         Deleted::Done => reply::json(200, &json!({"success": true})),
         Deleted::NotFound => return Err(owned::not_found()),

@@ -13,7 +13,6 @@
 //! cannot withdraw (`key_check`), and a new proxy is tried by that same check.
 
 use blitz_worker::Response;
-use rusqlite::TransactionBehavior;
 use serde_json::{json, Value};
 
 use super::key_check::{self, Candidate, Checker};
@@ -177,9 +176,9 @@ pub fn create(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     else {
         return Err(reply::error(500, "Internal server error").into());
     };
-    let mut conn = ctx.db.conn()?;
+    let conn = ctx.db.conn()?;
     // Immediate: the count and the insert are one step for concurrent creations.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_immediate()?;
     if exchange_accounts::list(&tx, uid)?.len() >= limit as usize {
         return Ok(limit_reached(limit));
     }
@@ -250,8 +249,8 @@ pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         true => Some(recheck(ctx, &key, &account, &ch)?),
         false => None,
     };
-    let mut conn = ctx.db.conn()?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let conn = ctx.db.conn()?;
+    let tx = conn.transaction_immediate()?;
     if ch.rechecks() {
         refuse_in_use(&tx, uid, id)?;
     }
@@ -344,7 +343,7 @@ fn recheck(
 /// Account `id`'s proxy, opened; a stored one that no longer opens is a 400 on
 /// `proxy` (set it again) rather than a silent direct connection.
 fn stored_proxy(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     key: &SecretKey,
     uid: i64,
     id: i64,
@@ -361,7 +360,7 @@ fn stored_proxy(
 /// 409 while a bot of the user trades with account `id` (or is meant to): it
 /// keeps the key and proxy it started with, and after a restart would trade with
 /// new ones.
-fn refuse_in_use(conn: &rusqlite::Connection, uid: i64, id: i64) -> Result<(), ApiError> {
+fn refuse_in_use(conn: &crate::store::Conn, uid: i64, id: i64) -> Result<(), ApiError> {
     let Some((bot, status)) = exchange_accounts::active_bot(conn, uid, id)? else {
         return Ok(());
     };

@@ -57,8 +57,8 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::store::SqlError> for ApiError {
+    fn from(e: crate::store::SqlError) -> Self {
         ApiError::Store(e.into())
     }
 }

@@ -5,7 +5,7 @@
 //! the app's 404 `{"error":"Not found"}` — before any other check (body, state,
 //! runner), so no answer tells whether someone else's id exists.
 
-use rusqlite::Connection;
+use crate::store::sql::Conn;
 
 use super::ApiError;
 use crate::http::ctx::Ctx;
@@ -50,7 +50,7 @@ pub fn bot(ctx: &mut Ctx<'_, '_>) -> Result<BotInfo, ApiError> {
 }
 
 /// Bot `id` of user `uid`, or the 404.
-pub fn bot_of(conn: &Connection, uid: i64, id: i64) -> Result<BotInfo, ApiError> {
+pub fn bot_of(conn: &Conn, uid: i64, id: i64) -> Result<BotInfo, ApiError> {
     user_bots::get(conn, uid, id)?.ok_or_else(not_found)
 }
 

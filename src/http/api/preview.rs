@@ -65,7 +65,7 @@ pub fn preview(ctx: &mut Ctx<'_, '_>) -> ApiResult {
 /// The price the ladder is entered at: the given or last price, else the last
 /// one traded here, else the paper exchange's start price; 503 when none is known.
 fn reference_price(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     c: &BotConfig,
     known: Option<Decimal>,
 ) -> Result<Decimal, ApiError> {
@@ -107,7 +107,7 @@ fn given_price(fields: &Map<String, Value>) -> Result<Option<Decimal>, ApiError>
 /// maximum → 400).
 fn market_of(
     ctx: &Ctx<'_, '_>,
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     c: &BotConfig,
     applies: bool,
 ) -> Result<MarketInfo, ApiError> {

@@ -88,7 +88,7 @@ struct Totals {
     tone: &'static str,
 }
 
-fn totals(conn: &rusqlite::Connection) -> Result<Totals, PageError> {
+fn totals(conn: &crate::store::Conn) -> Result<Totals, PageError> {
     let (_, users) = admin::search(conn, "", 1, 0)?;
     let pnl = trades::total_pnl_all(conn)?;
     Ok(Totals {

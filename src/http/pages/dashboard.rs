@@ -134,7 +134,7 @@ fn older_link(bot: i64, events: &mut Vec<Event>) -> Option<String> {
 }
 
 /// The user's paper account, when it can be read.
-fn paper_account(conn: &rusqlite::Connection, uid: i64) -> Option<Account> {
+fn paper_account(conn: &crate::store::Conn, uid: i64) -> Option<Account> {
     snapshot::read(conn, uid).ok().map(|a| Account {
         balance: num(a.balance),
         equity: num(a.equity),
@@ -163,7 +163,7 @@ fn tick_size(ctx: &mut Ctx<'_, '_>, exchange: &str, symbol: &str) -> String {
 
 /// The bots list: status, market, total PnL and position of each.
 fn bot_cards(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     uid: i64,
     list: &[BotInfo],
     selected: i64,

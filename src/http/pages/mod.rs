@@ -38,8 +38,8 @@ pub enum PageError {
     Internal(String),
 }
 
-impl From<rusqlite::Error> for PageError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::store::SqlError> for PageError {
+    fn from(e: crate::store::SqlError) -> Self {
         PageError::Store(e.into())
     }
 }
@@ -95,7 +95,7 @@ mod tests {
     fn failures_become_html_error_pages() {
         let log = slog::Logger::root(slog::Discard, slog::o!());
         let failed = respond(
-            Err(rusqlite::Error::QueryReturnedNoRows.into()),
+            Err(crate::store::SqlError::NoRows.into()),
             &log,
             &Notice::default(),
         );

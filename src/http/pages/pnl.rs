@@ -191,7 +191,7 @@ fn period(query: &str) -> u32 {
 
 /// The summary of `uid`'s bots (or everyone's) over the last `days` days, UTC.
 pub fn summary(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     uid: Option<i64>,
     days: u32,
 ) -> Result<Summary, super::PageError> {

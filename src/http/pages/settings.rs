@@ -119,7 +119,7 @@ fn catalogue_symbols(ctx: &mut Ctx<'_, '_>, exchange: &str, current: &str) -> Ve
 
 /// One page of the user's API tokens.
 fn token_rows(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     uid: i64,
     offset: i64,
 ) -> Result<Vec<TokenRow>, PageError> {

@@ -1,13 +1,10 @@
 //! The key check and the proxy columns (migration 0013).
 
-use rusqlite::Connection;
-
 use super::*;
 use crate::store::users::{self, NewUser};
 
-fn setup() -> (Connection, i64, i64, i64) {
-    let mut c = Connection::open_in_memory().unwrap();
-    crate::store::migrate::migrate(&mut c).unwrap();
+fn setup() -> (crate::store::testing::TestDb, i64, i64, i64) {
+    let c = crate::store::testing::migrated();
     let user = |email| {
         let new = NewUser {
             email,
