@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -75,6 +76,11 @@ fn user(s: &Server, email: &str, admin: bool) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Asserts that a change made on A succeeded.
+fn ok(r: Resp) {
+    assert!(r.status < 300, "on A: {} {}", r.status, r.text());
+}
+
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -109,16 +115,15 @@ fn until(since: Instant, what: &str, mut done: impl FnMut() -> bool) -> Duration
 fn propagates(
     what: &str,
     prime: impl FnOnce(),
-    change: impl FnOnce() -> Resp,
+    change: impl FnOnce(),
     seen: impl FnMut() -> bool,
 ) -> Duration {
     let primed = Instant::now();
     prime();
-    let r = change();
-    assert!(r.status < 300, "{what} on A: {} {}", r.status, r.text());
+    change();
     let answered = Instant::now();
     let took = until(answered, what, seen);
-    eprintln!("{what}: seen on B {took:?} after A answered");
+    eprintln!("{what}: seen on B {took:?} after it was made on A");
     assert!(took < BOUND, "{what}: seen on B only after {took:?}");
     assert!(
         primed.elapsed() < BOUND,
@@ -140,7 +145,7 @@ fn session_revocations_on_one_instance_hold_on_the_other_within_a_second() {
     propagates(
         "logout",
         || assert_eq!(me(&c.b, &on_b), 200),
-        || on_b.call(c.a.port, "POST", "/api/auth/logout", ""),
+        || ok(on_b.call(c.a.port, "POST", "/api/auth/logout", "")),
         || me(&c.b, &on_b) == 401,
     );
 
@@ -151,7 +156,7 @@ fn session_revocations_on_one_instance_hold_on_the_other_within_a_second() {
     propagates(
         "password change",
         || assert_eq!(me(&c.b, &on_b), 200),
-        || on_a.call(c.a.port, "POST", "/api/auth/password", &body.to_string()),
+        || ok(on_a.call(c.a.port, "POST", "/api/auth/password", &body.to_string())),
         || me(&c.b, &on_b) == 401,
     );
     assert_eq!(me(&c.a, &on_a), 200, "the changing session stays");
@@ -163,12 +168,8 @@ fn session_revocations_on_one_instance_hold_on_the_other_within_a_second() {
         "admin disables the user",
         || assert_eq!(me(&c.b, &on_b), 200),
         || {
-            admin.call(
-                c.a.port,
-                "PATCH",
-                &path,
-                &json!({"disabled": true}).to_string(),
-            )
+            let body = json!({"disabled": true}).to_string();
+            ok(admin.call(c.a.port, "PATCH", &path, &body))
         },
         || me(&c.b, &on_b) == 401,
     );
@@ -193,10 +194,42 @@ fn a_token_deleted_on_one_instance_stops_working_on_the_other_within_a_second() 
     propagates(
         "token deletion",
         || assert_eq!(by_token(), 200),
-        || on_b.call(c.a.port, "DELETE", &format!("/api/auth/tokens/{id}"), ""),
+        || ok(on_b.call(c.a.port, "DELETE", &format!("/api/auth/tokens/{id}"), "")),
         || by_token() == 401,
     );
     assert_eq!(me_with(&c.a, ("Authorization", &auth)), 401);
+}
+
+/// `blitz user set-password` against A's database, with Redis in its environment.
+fn cli_set_password(c: &Cluster, email: &str, password: &str) {
+    let mut child = blitz_cmd(c.a.dir.path())
+        .args(["user", "set-password", "--email", email, "--password-stdin"])
+        .args(["--database", "instance/database.db"])
+        .env("REDIS_URL", c.redis.url())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run blitz");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{password}").expect("write the password");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for blitz");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("could not tell"), "{said}");
+}
+
+#[test]
+fn a_password_set_by_the_cli_ends_sessions_on_every_instance_within_a_second() {
+    let c = cluster();
+    let password = user(&c.a, "erin@example.com", false);
+    let on_b = api::login(c.b.port, "erin@example.com", &password);
+    propagates(
+        "blitz user set-password",
+        || assert_eq!(me(&c.b, &on_b), 200),
+        || cli_set_password(&c, "erin@example.com", "another long password 2"),
+        || me(&c.b, &on_b) == 401,
+    );
 }
 
 fn status(s: &Server) -> Value {
@@ -205,8 +238,8 @@ fn status(s: &Server) -> Value {
     r.json()
 }
 
-fn admin_post(c: &Cluster, admin: &Browser, path: &str, body: Value) -> Resp {
-    admin.call(c.a.port, "POST", path, &body.to_string())
+fn admin_post(c: &Cluster, admin: &Browser, path: &str, body: Value) {
+    ok(admin.call(c.a.port, "POST", path, &body.to_string()));
 }
 
 #[test]
@@ -279,7 +312,7 @@ fn with_redis_down_the_other_instance_reads_the_database_and_keeps_serving() {
     propagates(
         "logout with Redis down",
         || assert_eq!(me(&c.b, &first), 200),
-        || first.call(c.a.port, "POST", "/api/auth/logout", ""),
+        || ok(first.call(c.a.port, "POST", "/api/auth/logout", "")),
         || me(&c.b, &first) == 401,
     );
     assert_eq!(me(&c.b, &second), 200, "only the revoked session ends");
@@ -294,7 +327,7 @@ fn with_redis_down_the_other_instance_reads_the_database_and_keeps_serving() {
     propagates(
         "logout with Redis back",
         || assert_eq!(me(&c.b, &second), 200),
-        || second.call(c.a.port, "POST", "/api/auth/logout", ""),
+        || ok(second.call(c.a.port, "POST", "/api/auth/logout", "")),
         || me(&c.b, &second) == 401,
     );
 }

@@ -30,11 +30,15 @@
 //! the others; their entries still expire after the caches' own `MAX_AGE` (1 s),
 //! which bounds staleness even then.
 //! Without Redis (`REDIS_URL` unset: one host) the view is `Alone` and only the
-//! shared-memory counters count, as before.
+//! shared-memory counters count, as before. The commands that change credentials
+//! outside the server (`blitz user set-password`, `reset-2fa`) publish too when
+//! their environment names Redis (`publish_to`).
 
 use std::time::{Duration, Instant};
 
-use super::Coordinator;
+use super::breaker::REDIS_TIMEOUT;
+use super::redis::RedisBackend;
+use super::{CoordError, Coordinator};
 
 /// How long a worker trusts the counters it read (the latency bound above).
 pub const POLL: Duration = Duration::from_millis(250);
@@ -123,6 +127,12 @@ fn read(coord: &Coordinator) -> View {
 /// then see the change when their cache entries expire.
 pub fn publish(coord: &Coordinator, topic: Topic) {
     let _ = coord.on_redis_now(OP, |redis| redis.bump(topic.key()));
+}
+
+/// `publish` from a process without a `Coordinator` (the CLI): one connection to
+/// `url`, one `INCR`, each bounded by the usual 250 ms timeout.
+pub fn publish_to(url: &str, topic: Topic) -> Result<(), CoordError> {
+    RedisBackend::new(url, REDIS_TIMEOUT, REDIS_TIMEOUT)?.bump(topic.key())
 }
 
 #[cfg(test)]
