@@ -34,7 +34,7 @@ fn instance(dir: tempfile::TempDir, workers: usize, redis: &str) -> Server {
         dir,
         Options {
             workers,
-            env: vec![("REDIS_URL", redis)],
+            env: vec![("REDIS_URL", redis), ("ENABLE_METRICS", "true")],
             ..Options::default()
         },
     )
@@ -298,6 +298,19 @@ fn maintenance_and_the_banner_set_on_one_instance_hold_on_the_other_within_a_sec
     );
 }
 
+/// `blitz_redis_errors_total{op="bus"}` on `s`.
+fn bus_errors(s: &Server) -> f64 {
+    let text = s.get("/metrics").text();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("blitz_redis_errors_total{op=\"bus\"}"))
+        .unwrap_or_else(|| panic!("no bus errors series in:\n{text}"));
+    line.rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}
+
 #[test]
 fn with_redis_down_the_other_instance_reads_the_database_and_keeps_serving() {
     let mut c = cluster();
@@ -316,6 +329,8 @@ fn with_redis_down_the_other_instance_reads_the_database_and_keeps_serving() {
         || me(&c.b, &first) == 401,
     );
     assert_eq!(me(&c.b, &second), 200, "only the revoked session ends");
+    let failed = bus_errors(&c.a);
+    assert!(failed >= 1.0, "A's failed publish is counted: {failed}");
 
     // Back up (empty): the notifications work again.
     c.redis = c.redis.restart();
