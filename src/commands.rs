@@ -7,7 +7,10 @@ use crate::store::sql::Conn;
 
 use crate::auth::{accounts, token, two_factor, AccountError};
 use crate::bots::ladder::Side;
-use crate::config::{self, DbArgs, PaperCommand, PaperSide, ServeArgs, TokenCommand, UserCommand};
+use crate::config::{
+    self, DbArgs, EnvLookup, PaperCommand, PaperSide, ServeArgs, TokenCommand, UserCommand,
+};
+use crate::coord::bus::{self, Topic};
 use crate::runner::client::{self, REPLY_TIMEOUT};
 use crate::runner::protocol::{PaperOp, PaperReply, PaperRequest};
 use crate::store::{self, pg_migrate, users, Engine};
@@ -147,6 +150,7 @@ fn user_reset_2fa(email: &str, db: &DbArgs) -> i32 {
     match two_factor::reset(&mut conn, user.id) {
         Ok(true) => {
             eprintln!("two-factor login turned off; all sessions of {email} were ended");
+            tell_instances();
             0
         }
         Ok(false) => {
@@ -203,6 +207,7 @@ fn user_set_password(email: &str, api_tokens: accounts::ApiTokens, db: &DbArgs) 
                 accounts::ApiTokens::Keep => "",
             };
             eprintln!("password changed; all sessions of {email} were ended{tokens}");
+            tell_instances();
             0
         }
         Err(e) => account_failure(e),
@@ -226,6 +231,25 @@ pub fn token(cmd: TokenCommand) -> i32 {
             0
         }
         Err(e) => account_failure(e),
+    }
+}
+
+/// Credentials changed: tells the running instances through Redis (`REDIS_URL`,
+/// else `RATE_LIMIT_REDIS_URL`, from this command's environment), so that their
+/// cached copies go within `bus::POLL` rather than within a second. The change
+/// is made either way: a failure is only reported.
+fn tell_instances() {
+    let env = config::ProcessEnv;
+    let url = env
+        .get("REDIS_URL")
+        .or_else(|| env.get("RATE_LIMIT_REDIS_URL"))
+        .filter(|u| !u.trim().is_empty());
+    let Some(url) = url else { return };
+    if let Err(e) = bus::publish_to(url.trim(), Topic::Credentials) {
+        eprintln!(
+            "blitz: could not tell the running instances through Redis ({e}); \
+             their cached copies expire within a second"
+        );
     }
 }
 

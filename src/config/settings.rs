@@ -622,8 +622,8 @@ pub static REDIS_URL: Setting<String> = Setting {
         var(
             &["REDIS_URL"],
             Default::Computed("`RATE_LIMIT_REDIS_URL`, else none"),
-            "Redis for rate limits and guards across instances (`redis://` or `unix://`; \
-             no TLS)",
+            "Redis for rate limits, guards and the cluster notifications (revocations, \
+             maintenance, banner) across instances (`redis://` or `unix://`; no TLS)",
         ),
         Mask::UrlPassword,
     ),

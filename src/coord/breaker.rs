@@ -131,6 +131,46 @@ impl Coordinator {
         f(&self.local)
     }
 
+    /// Runs `f` on Redis for the cluster notifications (`coord::bus`): `None`
+    /// without Redis; an error while Redis rests after a failure or fails now
+    /// (counted and logged like any other Redis failure).
+    pub fn on_redis<T>(
+        &self,
+        op: &str,
+        f: impl Fn(&RedisBackend) -> Result<T, CoordError>,
+    ) -> Option<Result<T, CoordError>> {
+        self.redis.as_ref()?;
+        let Some(redis) = self.remote() else {
+            return Some(Err(CoordError::Redis("down, retried shortly".into())));
+        };
+        Some(self.attempt(op, redis, f))
+    }
+
+    /// Like `on_redis`, but tries Redis even while it rests after a failure: for
+    /// rare calls that must not be skipped (at most `REDIS_TIMEOUT` lost).
+    pub fn on_redis_now<T>(
+        &self,
+        op: &str,
+        f: impl Fn(&RedisBackend) -> Result<T, CoordError>,
+    ) -> Option<Result<T, CoordError>> {
+        let redis = self.redis.as_ref()?;
+        Some(self.attempt(op, redis, f))
+    }
+
+    fn attempt<T>(
+        &self,
+        op: &str,
+        redis: &RedisBackend,
+        f: impl Fn(&RedisBackend) -> Result<T, CoordError>,
+    ) -> Result<T, CoordError> {
+        let out = f(redis);
+        match &out {
+            Ok(_) => self.succeeded(),
+            Err(e) => self.failed(op, e),
+        }
+        out
+    }
+
     /// Redis's state for `/readyz`: a live `PING` when it is up or due for a
     /// probe; `error` while it rests after a failure.
     pub fn redis_state(&self) -> RedisState {

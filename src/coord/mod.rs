@@ -1,5 +1,6 @@
 //! Cross-process coordination: rate limits and the per-user operation guard,
-//! behind one trait with two backends.
+//! behind one trait with two backends; and, across instances, the notifications
+//! that keep the workers' caches true (`bus`).
 //! See docs/operations.md, Coordination.
 //!
 //! - `local` keeps its tables in the master's shared segment: correct across every
@@ -15,6 +16,7 @@
 //! would let almost 2N through in some 60 s windows.)
 
 pub mod breaker;
+pub mod bus;
 pub mod guards;
 pub mod local;
 pub mod redis;

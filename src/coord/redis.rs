@@ -178,6 +178,21 @@ impl RedisBackend {
         Ok(())
     }
 
+    /// The counters at `keys` (`coord::bus`), 0 for a key that does not exist.
+    pub fn counters(&self, keys: &[&str]) -> Result<Vec<u64>, CoordError> {
+        let found: Vec<Option<u64>> = self.with(|c| redis::cmd("MGET").arg(keys).query(c))?;
+        if found.len() != keys.len() {
+            return Err(CoordError::Reply(format!("{found:?}")));
+        }
+        Ok(found.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Moves the counter at `key` on (`coord::bus`).
+    pub fn bump(&self, key: &str) -> Result<(), CoordError> {
+        self.with(|c| redis::cmd("INCR").arg(key).query::<u64>(c))
+            .map(drop)
+    }
+
     /// `PING`: is the server answering now?
     pub fn ping(&self) -> Result<(), CoordError> {
         self.with(|c| redis::cmd("PING").query::<String>(c))

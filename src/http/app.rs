@@ -26,6 +26,7 @@ use crate::auth::cache::IdentityCache;
 use crate::auth::identity::{self, Credentials, IdentityError};
 use crate::auth::Identity;
 use crate::config::Config;
+use crate::coord::bus::Bus;
 use crate::coord::Coordinator;
 use crate::log::{AccessLog, AccessRecord};
 use crate::metrics;
@@ -45,6 +46,8 @@ pub struct WebApp {
     notice: NoticeCache,
     identities: IdentityCache,
     coord: Coordinator,
+    /// The cluster's change counters, read at most every `bus::POLL`.
+    bus: Bus,
     prices: crate::market::Board,
     /// The share of this worker's time that password hashing may take.
     hashing: HashBudget,
@@ -72,6 +75,7 @@ impl WebApp {
             notice: NoticeCache::new(&scoreboard),
             identities: IdentityCache::new(&scoreboard),
             coord: Coordinator::new(&scoreboard, &config, &log),
+            bus: Bus::new(),
             prices: crate::market::Board::of(&scoreboard),
             hashing: HashBudget::default(),
             db: Db::new(&config.database, 4),
@@ -118,6 +122,7 @@ impl WebApp {
         if let Answer::Probe(probe) = route.handler {
             return (self.probe(probe), None);
         }
+        self.observe_cluster();
         let identity = match route.access {
             Access::Public => Identity::Anonymous,
             _ => match self.identify(req) {
@@ -220,7 +225,7 @@ impl WebApp {
             self.hashing.spent(hashed);
         }
         if route.revokes_credentials && resp.status < 400 {
-            self.identities.invalidate_all();
+            self.identities.invalidate_all(&self.coord);
         }
         resp
     }
@@ -275,6 +280,7 @@ impl WebApp {
     /// when an admin changed them or the copy is a second old). A page that cannot
     /// read them is still served, without them.
     fn page_notice(&mut self) -> Notice {
+        self.observe_cluster();
         self.notice
             .current(&mut self.db)
             .map_or_else(|_| Notice::default(), Notice::clone)
@@ -312,7 +318,7 @@ impl WebApp {
         if let Some(found) = key.as_deref().and_then(|k| self.identities.get(k)) {
             return Ok(found);
         }
-        let epoch = self.identities.epoch();
+        let stamp = self.identities.stamp();
         let conn = self.db.conn().map_err(|e| {
             error!(self.log, "cannot read sessions"; "error" => %e);
             reply::error(503, "Database unavailable")
@@ -326,9 +332,17 @@ impl WebApp {
                 }
             })?;
         if let Some(k) = key {
-            self.identities.put(k, &resolved, epoch);
+            self.identities.put(k, &resolved, stamp);
         }
         Ok(resolved)
+    }
+
+    /// Brings the caches up to the cluster's changes (`coord::bus`): before
+    /// anything of this request reads them.
+    fn observe_cluster(&mut self) {
+        let view = self.bus.view(&self.coord);
+        self.identities.observe(view);
+        self.notice.observe(view);
     }
 
     /// Publishes what this worker is serving, for `WORKER TIMEOUT` reports, as

@@ -31,7 +31,7 @@ pub mod stat {
     pub const RATE_LIMITED: usize = 8;
     pub const TABLE_FULL: usize = 16;
     pub const REDIS_ERRORS: usize = 24;
-    pub const OVERFLOW: usize = 28;
+    pub const OVERFLOW: usize = 29;
     pub const WORKER_RESTARTS: usize = 32;
     pub const RUNNER_RESTARTS: usize = 36;
     pub const MAILER_RESTARTS: usize = 40;
@@ -100,8 +100,11 @@ pub const GROUPS: [&str; 8] = [
 ];
 // Each group has a cell in the `RATE_LIMITED` and `TABLE_FULL` ranges.
 const _: () = assert!(GROUPS.len() <= stat::TABLE_FULL - stat::RATE_LIMITED);
-pub const REDIS_OPS: [&str; 4] = ["admit", "clear", "guard", "ping"];
+pub const REDIS_OPS: [&str; 5] = ["admit", "clear", "guard", "ping", "bus"];
+// Each operation has a cell in the `REDIS_ERRORS` range.
+const _: () = assert!(REDIS_OPS.len() <= stat::OVERFLOW - stat::REDIS_ERRORS);
 pub const REGISTRIES: [&str; 3] = ["http", "histogram", "user"];
+const _: () = assert!(stat::OVERFLOW + REGISTRIES.len() <= stat::WORKER_RESTARTS);
 pub const RESTART_REASONS: [&str; 4] = ["max_requests", "timeout", "crash", "stopped"];
 /// `exchange::rest::budget::Priority` labels, most urgent first.
 pub const PRIORITIES: [&str; 3] = ["protective", "placement", "reconcile"];

@@ -21,7 +21,7 @@ pub fn status(ctx: &mut Ctx<'_, '_>) -> ApiResult {
 
 fn write(ctx: &mut Ctx<'_, '_>, key: &str, value: &str) -> Result<(), super::ApiError> {
     settings::set(&*ctx.db.conn()?, key, value, store::now())?;
-    ctx.notice.changed();
+    ctx.notice.changed(ctx.coord);
     slog::info!(ctx.log, "setting changed"; "key" => key,
         "by_user_id" => ctx.identity.user_id().unwrap_or_default());
     Ok(())
