@@ -454,7 +454,10 @@ mod tests {
         assert_eq!(c.error_log, LogTarget::Stderr);
         assert_eq!(c.log_level, LogLevel::Info);
         assert_eq!(c.pidfile, None);
-        assert_eq!(c.database, Engine::Sqlite(PathBuf::from("instance/database.db")));
+        assert_eq!(
+            c.database,
+            Engine::Sqlite(PathBuf::from("instance/database.db"))
+        );
         assert_eq!(c.limit_request_line, 4094);
         assert_eq!(c.limit_request_fields, 100);
         assert_eq!(c.limit_request_field_size, 8190);
@@ -553,7 +556,10 @@ mod tests {
         assert_eq!(c.access_log_format, AccessLogFormat::Json);
         assert_eq!(c.error_log, LogTarget::File("/var/log/e.log".into()));
         assert_eq!(c.pidfile, Some("/run/blitz.pid".into()));
-        assert_eq!(c.database, Engine::Sqlite(PathBuf::from("/srv/blitz/db.sqlite")));
+        assert_eq!(
+            c.database,
+            Engine::Sqlite(PathBuf::from("/srv/blitz/db.sqlite"))
+        );
         assert_eq!(c.limit_request_line, 0);
         assert_eq!(c.limit_request_fields, 32768);
         assert_eq!(c.limit_request_field_size, 0);

@@ -12,6 +12,8 @@
 //! - `MAX(a, b)` and `MIN(a, b)`, SQLite's scalar forms (two or more arguments),
 //!   become `GREATEST` and `LEAST` (which skip NULLs where SQLite answers NULL:
 //!   the store passes them no NULL);
+//! - `a IS b` and `a IS NOT b` (SQLite's NULL-safe comparisons, when `b` is not
+//!   `NULL`) become `IS NOT DISTINCT FROM` and `IS DISTINCT FROM`;
 //! - `BEGIN IMMEDIATE` becomes `BEGIN` (PostgreSQL locks rows as it writes them).
 //!
 //! Anything else must be written portably in the module (`RETURNING` instead of
@@ -67,6 +69,12 @@ pub fn to_postgres(sql: &str) -> String {
                     skip_to(&mut chars, end + skip);
                     continue;
                 }
+                if word.eq_ignore_ascii_case("IS") {
+                    let (text, skip) = null_safe_is(&sql[end..]);
+                    out.push_str(text);
+                    skip_to(&mut chars, end + skip);
+                    continue;
+                }
                 let scalar = (word.eq_ignore_ascii_case("MAX") || word.eq_ignore_ascii_case("MIN"))
                     && has_top_level_comma(&sql[end..]);
                 match (scalar, word.to_ascii_uppercase().as_str()) {
@@ -97,6 +105,46 @@ fn rename(word: &str, after_dot: bool) -> &str {
         "IMMEDIATE" | "DEFERRED" | "EXCLUSIVE" => "",
         _ => word,
     }
+}
+
+/// `IS` as PostgreSQL spells it, given what follows it, and how much of what
+/// follows that spelling replaces (`NOT` in `IS NOT ?1`).
+fn null_safe_is(rest: &str) -> (&'static str, usize) {
+    let words: Vec<(usize, &str)> = words_ahead(rest, 2);
+    let is_literal = |w: &str| {
+        ["NULL", "TRUE", "FALSE", "DISTINCT", "UNKNOWN"]
+            .iter()
+            .any(|k| w.eq_ignore_ascii_case(k))
+    };
+    match words.as_slice() {
+        [(_, not), (_, next), ..] if not.eq_ignore_ascii_case("NOT") && is_literal(next) => {
+            ("IS", 0)
+        }
+        [(end, not), ..] if not.eq_ignore_ascii_case("NOT") => ("IS DISTINCT FROM", *end),
+        [(_, next), ..] if is_literal(next) => ("IS", 0),
+        _ => ("IS NOT DISTINCT FROM", 0),
+    }
+}
+
+/// The next `n` words of `rest` (a parameter or a parenthesis counts as one), each
+/// with the offset just past it.
+fn words_ahead(rest: &str, n: usize) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while out.len() < n {
+        let tail = &rest[at..];
+        let trimmed = tail.trim_start();
+        if trimmed.is_empty() {
+            break;
+        }
+        let start = at + (tail.len() - trimmed.len());
+        let len = trimmed
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '?'))
+            .map_or(trimmed.len(), |l| l.max(1));
+        out.push((start + len, &rest[start..start + len]));
+        at = start + len;
+    }
+    out
 }
 
 /// Whether `rest` starts with a parenthesised list of two or more items: a call
@@ -207,6 +255,16 @@ mod tests {
             to_postgres("SELECT user_id FROM users"),
             "SELECT user_id FROM users"
         );
+    }
+
+    #[test]
+    fn null_safe_comparisons_become_distinct_from() {
+        assert_eq!(
+            to_postgres("WHERE id IS NOT ?2 AND b IS ?1 AND c IS NOT NULL AND d IS NULL"),
+            "WHERE id IS DISTINCT FROM $2 AND b IS NOT DISTINCT FROM $1 AND c IS NOT NULL \
+             AND d IS NULL"
+        );
+        assert_eq!(to_postgres("WHERE a IS NOT TRUE"), "WHERE a IS NOT TRUE");
     }
 
     #[test]
