@@ -78,6 +78,15 @@ pub struct RedisBackend {
     counter: Cell<u64>,
 }
 
+/// An I/O error that is neither a timeout nor a dropped connection, which redis
+/// says to retry at once: chiefly a call interrupted by a signal (EINTR).
+fn interrupted(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        && !e.is_timeout()
+        && !e.is_connection_dropped()
+        && matches!(e.retry_method(), redis::RetryMethod::RetryImmediately)
+}
+
 fn redis_err(e: redis::RedisError) -> CoordError {
     CoordError::Redis(e.to_string())
 }
@@ -132,6 +141,12 @@ impl RedisBackend {
     /// connection so that the next call starts afresh. A kept connection found
     /// dropped (the server restarted since) is replaced and `f` tried once more:
     /// nothing reached the old server's successor, so nothing runs twice.
+    ///
+    /// A call interrupted by a signal (a socket with a timeout is not restarted
+    /// after a signal handler, whatever `SA_RESTART` says: `signal(7)`) is tried
+    /// once more on a new connection. The first may have run: a rate limit then
+    /// counts one request twice (the safe side), and `acquire_guard` recognises
+    /// its own token.
     fn with<T>(
         &self,
         f: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
@@ -143,7 +158,7 @@ impl RedisBackend {
             None => self.connect().and_then(|c| f(slot.insert(c))),
         };
         let out = match out {
-            Err(e) if kept && e.is_connection_dropped() => {
+            Err(e) if (kept && e.is_connection_dropped()) || interrupted(&e) => {
                 *slot = None;
                 self.connect().and_then(|c| f(slot.insert(c)))
             }
@@ -270,7 +285,17 @@ impl Backend for RedisBackend {
                 .arg(self.guard_ttl_ms)
                 .query(c)
         })?;
-        Ok(set.map(|_| GuardToken::Redis(guard)))
+        // Refused: held by another, or by this very call when a first try that
+        // was interrupted had set it (`with`).
+        let ours = match set {
+            Some(_) => true,
+            None => {
+                let holder: Option<String> =
+                    self.with(|c| redis::cmd("GET").arg(&guard.key).query(c))?;
+                holder.as_deref() == Some(guard.owner.as_str())
+            }
+        };
+        Ok(ours.then_some(GuardToken::Redis(guard)))
     }
 
     fn release_guard(&self, token: &GuardToken) -> Result<(), CoordError> {
@@ -284,5 +309,18 @@ impl Backend for RedisBackend {
                 .invoke::<i64>(c)
                 .map(drop)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn only_a_call_interrupted_by_a_signal_counts_as_interrupted() {
+        let redis = |k| redis::RedisError::from(Error::from(k));
+        assert!(super::interrupted(&redis(ErrorKind::Interrupted)));
+        assert!(!super::interrupted(&redis(ErrorKind::ConnectionReset)));
+        assert!(!super::interrupted(&redis(ErrorKind::TimedOut)));
     }
 }
