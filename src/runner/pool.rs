@@ -68,20 +68,24 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Starts `size` threads; `open` makes each thread's connection.
+    /// Starts `size` threads; `open` makes each thread's connection. The first
+    /// thread's is opened now, so a database that cannot be opened fails the start;
+    /// the others' when they first get a job, so idle threads (the real exchanges'
+    /// lanes on an instance that has no such bot) hold no PostgreSQL connection.
     pub fn start<F>(size: usize, open: F) -> std::io::Result<Pool>
     where
         F: Fn() -> std::io::Result<Conn> + Send + Sync + 'static,
     {
         let shared = Arc::new(Shared::default());
+        let open = Arc::new(open);
         let mut threads = Vec::with_capacity(size);
         for i in 0..size {
-            let conn = open()?;
-            let shared = shared.clone();
+            let mut conn = if i == 0 { Some(open()?) } else { None };
+            let (shared, open) = (shared.clone(), open.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("bots-{i}"))
-                    .spawn(move || run(&shared, &conn))?,
+                    .spawn(move || run(&shared, &mut conn, open.as_ref()))?,
             );
         }
         Ok(Pool { shared, threads })
@@ -118,8 +122,28 @@ impl Drop for Pool {
     }
 }
 
-fn run(shared: &Shared, conn: &Conn) {
+/// How long a thread waits before trying again to open its connection.
+const REOPEN_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn run(shared: &Shared, conn: &mut Option<Conn>, open: &dyn Fn() -> std::io::Result<Conn>) {
     while let Some(job) = shared.next() {
+        // A job is never dropped for want of a connection: it waits for one (the
+        // database being down stops every step anyway).
+        // A PostgreSQL connection the server closed (a restart, a fail-over) is
+        // replaced rather than failing every later job.
+        if conn.as_ref().is_some_and(Conn::is_broken) {
+            *conn = None;
+        }
+        let conn = loop {
+            if let Some(c) = conn.as_ref() {
+                break c;
+            }
+            match open() {
+                Ok(c) => *conn = Some(c),
+                Err(_) if shared.lock().closed => return,
+                Err(_) => std::thread::sleep(REOPEN_AFTER),
+            }
+        };
         // A panicking job (logged by the panic hook) must not shrink the pool.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
     }
