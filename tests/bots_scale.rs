@@ -4,7 +4,7 @@
 //! It prints how long the runner took to resume them all, and its CPU and memory; in
 //! a release build it also holds the 5,000-bot figures to the targets (≤ 0.25 core,
 //! ≤ 200 MB). `BLITZ_SCALE_BOTS` sets another number of bots (the resume target is
-//! 20,000 within 20 s).
+//! 20,000 within 20 s), `BLITZ_TEST_DATABASE=postgres` runs it on PostgreSQL.
 
 mod common;
 
@@ -43,11 +43,23 @@ fn cpu_and_rss(pid: i32) -> (u64, u64) {
 /// passwords would measure Argon2, not the runner), in one transaction with each
 /// statement prepared once; the runner resumes them all at start.
 fn seed(dir: &std::path::Path, bots: i64) {
+    // With BLITZ_TEST_DATABASE=postgres the server runs on PostgreSQL (and Redis).
+    let backing = common::backing::on_postgres().then(|| common::backing::of(dir));
+    let database = backing
+        .as_ref()
+        .map_or("instance/database.db".to_string(), |b| b.db.url());
     let out = blitz_cmd(dir)
-        .args(["migrate", "--database", "instance/database.db"])
+        .args(["migrate", "--database", &database])
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if let Some(b) = backing {
+        return seed_postgres(&mut b.db.connect(), bots);
+    }
     let mut c = rusqlite::Connection::open(dir.join("instance/database.db")).unwrap();
     let tx = c.transaction().unwrap();
     {
@@ -73,6 +85,36 @@ fn seed(dir: &std::path::Path, bots: i64) {
             let uid = user.insert([format!("bot{i}@example.com")]).unwrap();
             bot.execute([uid]).unwrap();
         }
+    }
+    tx.commit().unwrap();
+}
+
+/// `seed` on PostgreSQL: the same rows, in one transaction.
+fn seed_postgres(c: &mut postgres::Client, bots: i64) {
+    let mut tx = c.transaction().unwrap();
+    let user = tx
+        .prepare(
+            "INSERT INTO \"user\" (email, password_hash, verified_at, created_at)
+             VALUES ($1, 'x', 1, 1) RETURNING id",
+        )
+        .unwrap();
+    let bot = tx
+        .prepare(
+            "INSERT INTO user_bots (user_id, name, exchange, symbol, side, leverage,
+                 take_profit, stop_loss, rounds, grids, repeat, after_stop_loss, cooldown,
+                 max_active_legs, trailing_take_profit, created_at, desired_state, status,
+                 cycle, updated_at)
+             VALUES ($1, 'Default', 'paper', 'BTC/USDT', 'long', 10, '5', '0',
+                 3, '[{\"amount\":10,\"gap\":0},{\"amount\":20,\"gap\":1},{\"amount\":40,\"gap\":2}]',
+                 1, 'stop', 0, 0, '0', 1, 'running', 'running', 1, 1)",
+        )
+        .unwrap();
+    for i in 0..bots {
+        let uid: i64 = tx
+            .query_one(&user, &[&format!("bot{i}@example.com")])
+            .unwrap()
+            .get(0);
+        tx.execute(&bot, &[&uid]).unwrap();
     }
     tx.commit().unwrap();
 }

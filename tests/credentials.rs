@@ -249,6 +249,7 @@ fn set_password_on_the_command_line_revokes_api_tokens_unless_kept() {
     let s = Server::start();
     let p = s.port;
     let b = new_user(p, &outbox(&s), "cli@example.com", PW);
+    let database = s.database();
     let set = |pw: &str, keep: bool| {
         let mut args = vec![
             "user",
@@ -257,7 +258,7 @@ fn set_password_on_the_command_line_revokes_api_tokens_unless_kept() {
             "cli@example.com",
             "--password-stdin",
             "--database",
-            "instance/database.db",
+            &database,
         ];
         if keep {
             args.push("--keep-tokens");

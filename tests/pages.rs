@@ -32,7 +32,7 @@ fn admin(s: &Server, email: &str) -> Browser {
             "--admin",
             "--password-stdin",
         ])
-        .args(["--database", "instance/database.db"])
+        .args(["--database", &s.database()])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -587,7 +587,7 @@ fn reset_2fa(s: &Server, email: &str) -> std::process::Output {
             "--email",
             email,
             "--database",
-            "instance/database.db",
+            &s.database(),
         ])
         .output()
         .unwrap()

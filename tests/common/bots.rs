@@ -60,7 +60,7 @@ impl User {
 fn cli(s: &Server, args: &[&str]) -> String {
     let out = blitz_cmd(s.dir.path())
         .args(args)
-        .args(["--database", "instance/database.db"])
+        .args(["--database", &s.database()])
         .stdin(Stdio::null())
         .output()
         .expect("run blitz");
@@ -98,8 +98,12 @@ pub fn db(s: &Server) -> rusqlite::Connection {
     c
 }
 
+/// A count the server's database answers (on either engine).
 pub fn count(s: &Server, sql: &str) -> i64 {
-    db(s).query_row(sql, [], |r| r.get(0)).unwrap()
+    match &s.backing {
+        Some(b) => b.db.connect().query_one(sql, &[]).unwrap().get(0),
+        None => db(s).query_row(sql, [], |r| r.get(0)).unwrap(),
+    }
 }
 
 /// Open orders of user `uid` on the paper exchange.

@@ -174,6 +174,14 @@ impl Server {
         self.dir.path().join(name)
     }
 
+    /// The server's `--database`: its PostgreSQL URL, or its SQLite file.
+    pub fn database(&self) -> String {
+        match &self.backing {
+            Some(b) => b.db.url(),
+            None => "instance/database.db".to_string(),
+        }
+    }
+
     /// Ready = `/readyz` answers 200 (database and bot runner) and the master has
     /// logged as many "worker ready" lines as there are workers.
     pub fn wait_ready(&self, workers: usize) {

@@ -341,7 +341,7 @@ fn serve(dir: tempfile::TempDir, env: &[(String, String)]) -> Server {
 fn cli(s: &Server, args: &[&str]) -> String {
     let out = blitz_cmd(s.dir.path())
         .args(args)
-        .args(["--database", "instance/database.db"])
+        .args(["--database", &s.database()])
         .stdin(Stdio::null())
         .output()
         .expect("run blitz");
