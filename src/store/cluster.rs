@@ -128,6 +128,40 @@ pub fn take(
         .optional()?)
 }
 
+/// Bots that should run, in the whole cluster and among the users `name` holds.
+pub fn wanted_bots(conn: &Conn, name: &str) -> Result<(i64, i64), StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN l.instance = ?1 THEN 1 ELSE 0 END), 0)
+             FROM user_bots b LEFT JOIN user_leases l ON l.user_id = b.user_id
+             WHERE b.desired_state = 'running'",
+        )?
+        .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// The bots of user `user_id` that should run, as `(bot id, exchange)`.
+pub fn wanted_of(conn: &Conn, user_id: i64) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, exchange FROM user_bots
+         WHERE user_id = ?1 AND desired_state = 'running' ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Bots with status `running` of the users `name` holds (what `/readyz`
+/// compares with the runner's own count in a cluster).
+pub fn count_running_of(conn: &Conn, name: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM user_bots b JOIN user_leases l ON l.user_id = b.user_id
+             WHERE b.status = 'running' AND l.instance = ?1",
+        )?
+        .query_row([name], |r| r.get(0))?)
+}
+
 /// Gives up `user_id`'s lease if `name` holds it (its bots all stopped), so the
 /// next start goes to whichever instance has the fewest bots.
 pub fn release(conn: &Conn, user_id: i64, name: &str) -> Result<bool, StoreError> {
@@ -208,6 +242,9 @@ mod tests {
         assert_eq!(b, HashMap::from([(u, 2)]));
         assert_eq!(holders(&c, 4500).unwrap(), HashMap::from([(u, "b".into())]));
         assert_eq!(holder(&c, u, 4500 + LEASE).unwrap(), None);
+        assert_eq!(wanted_bots(&c, "b").unwrap(), (2, 1));
+        assert_eq!(wanted_of(&c, u).unwrap().len(), 1);
+        assert_eq!(count_running_of(&c, "b").unwrap(), 1);
     }
 
     #[test]
