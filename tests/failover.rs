@@ -97,6 +97,10 @@ impl Cluster {
 
     /// A verified user with a token, made by the CLI on the shared database.
     fn user(&self, email: &str) -> User {
+        self.user_as(email, false)
+    }
+
+    fn user_as(&self, email: &str, admin: bool) -> User {
         let cli = |args: &[&str]| {
             let out = blitz_cmd(self.nodes[0].dir.path())
                 .args(args)
@@ -108,7 +112,11 @@ impl Cluster {
             assert!(out.status.success(), "{args:?}: {out:?}");
             String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
         };
-        cli(&["user", "create", "--email", email]);
+        let mut create = vec!["user", "create", "--email", email];
+        if admin {
+            create.push("--admin");
+        }
+        cli(&create);
         let token = cli(&["token", "create", "--email", email]);
         let id = self.count(&format!("SELECT id FROM \"user\" WHERE email = '{email}'"));
         User {
@@ -268,6 +276,17 @@ fn a_command_sent_to_another_instance_gets_that_instances_real_answer() {
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(r.text().contains("instance a"), "{}", r.text());
     assert_eq!(u.status(&c.nodes[1])["status"], "running");
+    // The admin's overview names the instance that drives each bot.
+    let admin = c.user_as("root@example.com", true);
+    let overview = admin.get(&c.nodes[1], "/admin/simple/status");
+    let bot = overview["bots"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|b| b["user_id"] == u.id)
+        .cloned()
+        .unwrap();
+    assert_eq!(bot["instance"], "a", "{overview}");
     let r = u.call(&c.nodes[0], "POST", "/api/bot/stop", &json!({}).to_string());
     assert_eq!(r.status, 200, "{}", r.text());
 }
