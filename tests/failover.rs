@@ -267,15 +267,36 @@ fn a_frozen_instance_wakes_fenced_and_places_nothing() {
 }
 
 #[test]
-fn a_command_sent_to_another_instance_gets_that_instances_real_answer() {
+fn a_command_sent_to_another_instance_is_routed_to_the_owner_and_answers_its_outcome() {
     let c = cluster(&["a", "b"]);
     let u = c.user("cmd@example.com");
     start(&c.nodes[0], &u);
-    // b does not drive u's bots: it says who does, and changes nothing.
+    // b does not drive u's bots: it routes the stop to a's runner, and the answer
+    // is a's real outcome.
     let r = u.call(&c.nodes[1], "POST", "/api/bot/stop", &json!({}).to_string());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "stopped", "{}", r.text());
+    assert_eq!(u.status(&c.nodes[1])["status"], "stopped");
+    assert_eq!(c.holder(u.id).as_deref(), Some("a"));
+    // And a start sent to b runs on a, where the user's lease is.
+    let r = u.call(
+        &c.nodes[1],
+        "POST",
+        "/api/bot/start",
+        &json!({}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "started", "{}", r.text());
+    assert_eq!(u.status(&c.nodes[0])["status"], "running");
+    // A second start through b: a's own answer, already running.
+    let r = u.call(
+        &c.nodes[1],
+        "POST",
+        "/api/bot/start",
+        &json!({}).to_string(),
+    );
     assert_eq!(r.status, 409, "{}", r.text());
-    assert!(r.text().contains("instance a"), "{}", r.text());
-    assert_eq!(u.status(&c.nodes[1])["status"], "running");
+    assert_eq!(r.json()["status"], "already_running", "{}", r.text());
     // The admin's overview names the instance that drives each bot.
     let admin = c.user_as("root@example.com", true);
     let overview = admin.get(&c.nodes[1], "/admin/simple/status");
@@ -287,6 +308,4 @@ fn a_command_sent_to_another_instance_gets_that_instances_real_answer() {
         .cloned()
         .unwrap();
     assert_eq!(bot["instance"], "a", "{overview}");
-    let r = u.call(&c.nodes[0], "POST", "/api/bot/stop", &json!({}).to_string());
-    assert_eq!(r.status, 200, "{}", r.text());
 }

@@ -275,6 +275,10 @@ impl Manager {
         }
     }
 
+    pub(super) fn is_cluster(&self) -> bool {
+        self.leases.is_cluster()
+    }
+
     /// Admits a command for `user_id`: this runner drives the user's bots, or
     /// takes their free lease now (reloading their paper account); otherwise the
     /// answer names the instance that drives them.
@@ -286,10 +290,14 @@ impl Manager {
                 info!(self.log, "took a user's lease"; "user_id" => user_id);
                 Ok(())
             }
-            Ok(Err(holder)) => Err(OpResult::new(
-                Outcome::Conflict,
-                format!("This user's bots are driven by instance {holder}"),
-            )),
+            // `data.instance` tells the worker where to route the command.
+            Ok(Err(holder)) => Err(OpResult {
+                data: Some(json!({ "instance": holder })),
+                ..OpResult::new(
+                    Outcome::Conflict,
+                    format!("This user's bots are driven by instance {holder}"),
+                )
+            }),
             Err(e) => Err(OpResult::new(Outcome::Error, format!("database: {e}"))),
         }
     }

@@ -14,6 +14,7 @@ mod orders;
 mod paper_ops;
 mod pool;
 pub mod protocol;
+pub mod route;
 mod schedule;
 pub mod stats;
 pub mod telegram;
@@ -200,6 +201,7 @@ impl Runner {
             config.bot_tick_ms,
             log.clone(),
         ));
+        listen_for_routed(config, manager.clone(), log.clone());
         let db = config.database.clone();
         let steps = Lanes::start(db)?;
         let db = config.database.clone();
@@ -474,14 +476,25 @@ fn serve_request(m: &Manager, conn: &Conn, stream: UnixStream, log: &Logger) {
     if reader.read_line(&mut line).is_err() {
         return;
     }
+    let mut out = answer_line(m, conn, &line);
+    out.push(b'\n');
+    // The worker may have given up (504); the outcome is recorded either way.
+    if let Err(e) = (&stream).write_all(&out) {
+        warn!(log, "could not deliver a bot command's outcome"; "error" => %e);
+    }
+}
+
+/// Runs one request line (from the socket, or routed from another instance) and
+/// returns the reply line without its newline.
+fn answer_line(m: &Manager, conn: &Conn, line: &str) -> Vec<u8> {
     // A paper-account command names a position; anything else is a bot command.
     // Either acts only for a user whose bots this runner drives (C18).
-    let reply = match serde_json::from_str::<PaperRequest>(&line) {
+    let reply = match serde_json::from_str::<PaperRequest>(line) {
         Ok(req) => serde_json::to_vec(&match m.admit(conn, req.user_id) {
             Ok(()) => paper_ops::execute(m, conn, &req),
             Err(refused) => PaperReply::refused(refused.message),
         }),
-        Err(_) => serde_json::to_vec(&match serde_json::from_str::<Request>(&line) {
+        Err(_) => serde_json::to_vec(&match serde_json::from_str::<Request>(line) {
             Ok(req) => match m.admit(conn, req.user_id) {
                 Ok(()) => execute(m, conn, &req),
                 Err(refused) => refused,
@@ -489,11 +502,34 @@ fn serve_request(m: &Manager, conn: &Conn, stream: UnixStream, log: &Logger) {
             Err(e) => OpResult::new(Outcome::Error, format!("bad request: {e}")),
         }),
     };
-    let mut out = reply.unwrap_or_default();
-    out.push(b'\n');
-    // The worker may have given up (504); the outcome is recorded either way.
-    if let Err(e) = (&stream).write_all(&out) {
-        warn!(log, "could not deliver a bot command's outcome"; "error" => %e);
+    reply.unwrap_or_default()
+}
+
+/// Cluster: a thread answering the commands other instances route here (see
+/// `route`), on a database connection of its own, one at a time.
+fn listen_for_routed(config: &Config, manager: Arc<Manager>, log: Logger) {
+    let (Some(url), true) = (config.redis_url.clone(), manager.is_cluster()) else {
+        return;
+    };
+    let instance = config.instance_name.clone();
+    let db = config.database.clone();
+    let warn_log = log.clone();
+    let spawned = std::thread::Builder::new()
+        .name("routed-commands".into())
+        .spawn(move || {
+            let conn = match open_conn(&db) {
+                Ok(c) => c,
+                Err(e) => {
+                    error!(log, "routed commands: no database"; "error" => %e);
+                    return;
+                }
+            };
+            route::listen(url, instance, log, |line| {
+                answer_line(&manager, &conn, line)
+            });
+        });
+    if let Err(e) = spawned {
+        warn!(warn_log, "cannot start the routed-command listener"; "error" => %e);
     }
 }
 
