@@ -275,6 +275,12 @@ impl Manager {
         }
     }
 
+    /// `ex` for a bot of `user_id`, refusing every call once the user's lease
+    /// is no longer valid here (cluster only).
+    pub(super) fn fenced(&self, ex: Arc<dyn Exchange>, user_id: i64) -> Arc<dyn Exchange> {
+        super::fenced::Fenced::wrap(ex, self.leases.clone(), user_id)
+    }
+
     pub(super) fn is_cluster(&self) -> bool {
         self.leases.is_cluster()
     }

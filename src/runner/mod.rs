@@ -5,6 +5,7 @@
 //! thousands of steps).
 
 pub mod client;
+mod fenced;
 mod journal;
 mod lanes;
 mod launch;
