@@ -142,7 +142,9 @@ impl Runner {
         // Every connection of the runner writes: none maps the file (see
         // `store::open_unmapped`).
         let conn = store::connect_unmapped(&config.database)?;
-        let fixed = bots::settle_interrupted(&conn, store::now())?;
+        let lease_now = cluster::db_now_ms(&conn)?;
+        let fixed =
+            bots::settle_interrupted(&conn, store::now(), lease_now, &config.instance_name)?;
         if fixed > 0 {
             info!(log, "marked bots stopped whose stop was interrupted"; "count" => fixed);
         }

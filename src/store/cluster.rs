@@ -248,6 +248,18 @@ mod tests {
     }
 
     #[test]
+    fn a_starting_runner_leaves_another_holders_stopping_bots_alone() {
+        let (c, users) = db(1);
+        let u = users[0];
+        let bot = crate::store::user_bots::default_of(&c, u).unwrap().unwrap();
+        let stopping = (DesiredState::Stopped, BotStatus::Stopping);
+        bots::set_state(&c, bot, stopping.0, stopping.1, None, 2).unwrap();
+        take(&c, u, "b", 1000, LEASE).unwrap();
+        assert_eq!(bots::settle_interrupted(&c, 3, 1001, "a").unwrap(), 0);
+        assert_eq!(bots::settle_interrupted(&c, 3, 1001, "b").unwrap(), 1);
+    }
+
+    #[test]
     fn release_frees_only_the_holders_lease() {
         let (c, users) = db(1);
         let u = users[0];
