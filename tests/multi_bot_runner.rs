@@ -320,7 +320,9 @@ fn the_admin_overview_lists_every_bot_and_counts_bots() {
     assert_eq!(
         overview["bots"][eth.to_string()],
         json!({"user_id": u.id, "running": true, "status": "running",
-               "exchange": "paper", "symbol": "ETH/USDT", "side": "short"})
+               "exchange": "paper", "symbol": "ETH/USDT", "side": "short",
+               // One host (SQLite): no lease, no instance.
+               "instance": null})
     );
     assert_eq!(overview["totals"]["total_managed"], all);
     assert_eq!(overview["totals"]["total_running"], 1);

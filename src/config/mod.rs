@@ -134,6 +134,11 @@ pub struct Config {
     /// No trailing slash.
     pub public_url: String,
     pub bot_tick_ms: u64,
+    /// `INSTANCE_NAME`: this instance in a cluster (default: the host name).
+    pub instance_name: String,
+    /// `BOT_LEASE_SECONDS`: how long a user's bots stay with an instance that
+    /// stopped renewing (PostgreSQL only).
+    pub bot_lease_seconds: u64,
     /// `BOTS_PER_USER`: how many bots one user may have, 1–10000.
     pub bots_per_user: u32,
     pub paper_tick_ms: u64,
@@ -253,6 +258,8 @@ impl Config {
             // binds[0] exists: load_binds returns the default or at least one item.
             public_url: src.value_or(&S::PUBLIC_URL, || default_public_url(&binds[0]))?,
             bot_tick_ms: src.value(&S::BOT_TICK_MS)?,
+            instance_name: src.value_or(&S::INSTANCE_NAME, default_instance_name)?,
+            bot_lease_seconds: src.value(&S::BOT_LEASE_SECONDS)?,
             bots_per_user: src.value(&S::BOTS_PER_USER)?,
             paper_tick_ms: src.value(&S::PAPER_TICK_MS)?,
             paper_volatility: src.optional(&S::PAPER_VOLATILITY)?,
@@ -369,6 +376,23 @@ fn default_workers() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, S::MAX_WORKERS)
+}
+
+/// The host name (what `hostname` prints), kept to the characters a name may
+/// have; "blitz" if the kernel does not say.
+fn default_instance_name() -> String {
+    let name: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "blitz".to_string()
+    } else {
+        name
+    }
 }
 
 fn default_public_url(first_bind: &BindAddr) -> String {

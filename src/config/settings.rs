@@ -843,6 +843,40 @@ pub static BOT_TICK_MS: Setting<u64> = Setting {
     show: text,
 };
 
+pub static INSTANCE_NAME: Setting<String> = Setting {
+    meta: var(
+        &["INSTANCE_NAME"],
+        Default::Computed("the host name"),
+        "this instance's name in a cluster (PostgreSQL): the holder of its bot leases",
+    ),
+    parse: instance_name,
+    show: text,
+};
+
+pub static BOT_LEASE_SECONDS: Setting<u64> = Setting {
+    meta: var(
+        &["BOT_LEASE_SECONDS"],
+        Default::Value("15"),
+        "seconds an instance holds its users' bots without renewing (PostgreSQL, 3 to 3600); \
+         a dead instance's bots run again elsewhere within about this",
+    ),
+    parse: |s| parse::uint_in(s, 3, 3600),
+    show: text,
+};
+
+/// A name usable in a Redis key and a log line: 1–64 letters, digits, `-`, `_`, `.`.
+fn instance_name(s: &str) -> Result<String, Expected> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(Expected::new("1 to 64 letters, digits, '-', '_' or '.'"))
+    }
+}
+
 pub static BOTS_PER_USER: Setting<u32> = Setting {
     meta: var(
         &["BOTS_PER_USER"],
@@ -1060,7 +1094,7 @@ pub static TEST_BOOT_DELAY_MS: Setting<u64> = Setting {
 };
 
 /// Every setting, in the order `check-config` and the README list them.
-pub static ALL: [&Meta; 73] = [
+pub static ALL: [&Meta; 75] = [
     &BIND.meta,
     &WORKERS.meta,
     &WORKER_CLASS.meta,
@@ -1114,6 +1148,8 @@ pub static ALL: [&Meta; 73] = [
     &PUBLIC_URL.meta,
     &BOT_TICK_MS.meta,
     &BOTS_PER_USER.meta,
+    &INSTANCE_NAME.meta,
+    &BOT_LEASE_SECONDS.meta,
     &PAPER_TICK_MS.meta,
     &PAPER_VOLATILITY.meta,
     &PAPER_FUNDING_RATE.meta,

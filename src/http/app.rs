@@ -71,7 +71,11 @@ impl WebApp {
     ) -> WebApp {
         WebApp {
             common: security::header_block(&config.security_csp),
-            health: Health::new(&config.app_version),
+            health: match config.database {
+                crate::store::Engine::Postgres(_) => Health::new(&config.app_version)
+                    .in_cluster(&config.instance_name, config.bot_lease_seconds),
+                crate::store::Engine::Sqlite(_) => Health::new(&config.app_version),
+            },
             notice: NoticeCache::new(&scoreboard),
             identities: IdentityCache::new(&scoreboard),
             coord: Coordinator::new(&scoreboard, &config, &log),

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::reply;
 use crate::log::SecondClock;
 use crate::runner::stats::RunnerStats;
-use crate::store::Db;
+use crate::store::{cluster, Db};
 
 /// The bot runner's heartbeat may be this old before the instance is unready.
 const RUNNER_STALE_MS: u64 = 10_000;
@@ -18,6 +18,8 @@ const RUNNER_STALE_MS: u64 = 10_000;
 pub struct Health {
     healthz_head: String,
     clock: SecondClock,
+    /// On PostgreSQL: this instance's name and the lease time in ms (C18).
+    cluster: Option<(String, i64)>,
 }
 
 impl Health {
@@ -26,7 +28,36 @@ impl Health {
         Health {
             healthz_head: format!("{{\"status\":\"ok\",\"version\":{version},\"timestamp\":\""),
             clock: SecondClock::default(),
+            cluster: None,
         }
+    }
+
+    /// A cluster member: `/readyz` reports the cluster (C18).
+    pub fn in_cluster(mut self, instance: &str, lease_seconds: u64) -> Health {
+        self.cluster = Some((instance.to_string(), lease_seconds as i64 * 1000));
+        self
+    }
+
+    /// `{"status","instances","bots_owned"}`: the instances seen within the lease,
+    /// and the bots this one holds, as its runner last wrote them. Informational:
+    /// the runner's own check is `bot_manager`.
+    fn cluster(&self, db: &mut Db) -> Option<serde_json::Value> {
+        let (name, lease_ms) = self.cluster.as_ref()?;
+        let seen = db.conn().and_then(|conn| {
+            let now = cluster::db_now_ms(&conn)?;
+            cluster::live_instances(&conn, now - lease_ms)
+        });
+        Some(match seen {
+            Ok(live) => {
+                let me = live.iter().find(|i| &i.name == name);
+                json!({
+                    "status": if me.is_some() { "ok" } else { "error" },
+                    "instances": live.len(),
+                    "bots_owned": me.map_or(0, |i| i.bots_owned),
+                })
+            }
+            Err(e) => json!({"status": "error", "error": e.to_string()}),
+        })
     }
 
     pub fn healthz(&mut self) -> Response {
@@ -95,6 +126,9 @@ impl Health {
                 "redis": {"status": redis.as_str()},
             },
         });
+        if let Some(cluster) = self.cluster(db) {
+            body["checks"]["cluster"] = cluster;
+        }
         if stopping {
             body["message"] = json!("shutting down");
         }

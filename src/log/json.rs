@@ -1,5 +1,5 @@
 //! An slog drain that renders one JSON object per record:
-//! `{"ts","level","msg","pid","role",…context keys}`.
+//! `{"ts","level","msg","pid","role","instance",…context keys}`.
 
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicUsize, Ordering};

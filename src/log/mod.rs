@@ -16,9 +16,14 @@ use slog::{o, Drain, Logger};
 
 use crate::config::LogLevel;
 
-/// Builds the root logger for a process of `role` (`master`, `worker`, `bot-runner`).
-pub fn logger(sink: &Sink, role: &'static str) -> Logger {
-    Logger::root(JsonDrain::new(sink.clone()).fuse(), o!("role" => role))
+/// Builds the root logger for a process of `role` (`master`, `worker`, `bot-runner`)
+/// of instance `instance` (`INSTANCE_NAME`: which host of a cluster said it).
+pub fn logger(sink: &Sink, role: &'static str, instance: &str) -> Logger {
+    let instance = instance.to_string();
+    Logger::root(
+        JsonDrain::new(sink.clone()).fuse(),
+        o!("role" => role, "instance" => instance),
+    )
 }
 
 /// Maps the configured level onto slog's.

@@ -179,6 +179,7 @@ impl Manager {
         bots::add_event(conn, bot, kind, &msg, None, store::now())?;
         // A running bot reads its account through the account's stream.
         let ex = self.open_exchange(conn, &stored, Some(bot.bot_id))?;
+        let ex = self.fenced(ex, uid);
         require_hedge_mode(ex.as_ref(), &cfg.exchange, &cfg.symbol)?;
         let market = ex.market(&cfg.symbol).map_err(BotError::from)?;
         ex.set_leverage(&cfg.symbol, cfg.side, cfg.leverage)

@@ -24,6 +24,7 @@ use slog::{info, warn, Logger};
 
 use super::journal::{BotCtx, DbJournal};
 use super::launch::{Fail, FirstSteps, Launched};
+use super::lease::Leases;
 use super::protocol::{Actor, OpResult, Outcome};
 use super::telegram::Notifier;
 use crate::bots::config::BotMarket;
@@ -35,7 +36,7 @@ use crate::exchange::rest::{budget, RestSettings};
 use crate::exchange::stream::Streams;
 use crate::exchange::Exchange;
 use crate::secrets::SecretKey;
-use crate::store::{self, bot_config, bots, StoreError};
+use crate::store::{self, bot_config, bots, cluster, StoreError};
 
 /// What [`Manager::reset_paper`] did.
 #[derive(Debug, PartialEq)]
@@ -208,6 +209,8 @@ pub struct Manager {
     due: Mutex<Sender<Due>>,
     /// The private account streams the real-exchange bots read through.
     streams: Streams,
+    /// Which users' bots this runner may drive (all on one host).
+    leases: Arc<Leases>,
     tick_ms: u64,
     log: Logger,
 }
@@ -246,6 +249,7 @@ impl Manager {
         key: Option<SecretKey>,
         telegram: Notifier,
         due: Sender<Due>,
+        leases: Arc<Leases>,
         tick_ms: u64,
         log: Logger,
     ) -> Manager {
@@ -265,9 +269,61 @@ impl Manager {
             telegram,
             due: Mutex::new(due),
             streams,
+            leases,
             tick_ms,
             log,
         }
+    }
+
+    /// `ex` for a bot of `user_id`, refusing every call once the user's lease
+    /// is no longer valid here (cluster only).
+    pub(super) fn fenced(&self, ex: Arc<dyn Exchange>, user_id: i64) -> Arc<dyn Exchange> {
+        super::fenced::Fenced::wrap(ex, self.leases.clone(), user_id)
+    }
+
+    pub(super) fn is_cluster(&self) -> bool {
+        self.leases.is_cluster()
+    }
+
+    /// Admits a command for `user_id`: this runner drives the user's bots, or
+    /// takes their free lease now (reloading their paper account); otherwise the
+    /// answer names the instance that drives them.
+    pub(super) fn admit(&self, conn: &Conn, user_id: i64) -> Result<(), OpResult> {
+        match self.leases.acquire(conn, user_id) {
+            Ok(Ok(false)) => Ok(()),
+            Ok(Ok(true)) => {
+                self.paper.partition(self.leases.held());
+                info!(self.log, "took a user's lease"; "user_id" => user_id);
+                Ok(())
+            }
+            // `data.instance` tells the worker where to route the command.
+            Ok(Err(holder)) => Err(OpResult {
+                data: Some(json!({ "instance": holder })),
+                ..OpResult::new(
+                    Outcome::Conflict,
+                    format!("This user's bots are driven by instance {holder}"),
+                )
+            }),
+            Err(e) => Err(OpResult::new(Outcome::Error, format!("database: {e}"))),
+        }
+    }
+
+    /// Drops `user_id`'s bots from this runner at once, with no exchange call
+    /// and no database write: another instance holds (or may take) their lease,
+    /// and the database already says what they are. Returns how many it dropped.
+    pub(super) fn drop_user(&self, user_id: i64) -> usize {
+        let ids: Vec<(i64, Arc<Mutex<Cell>>)> = lock(&self.map)
+            .iter()
+            .filter(|(_, slot)| slot.user_id == user_id)
+            .map(|(id, slot)| (*id, slot.cell.clone()))
+            .collect();
+        for (bot_id, cell) in &ids {
+            if lock(cell).bot.take().is_some() {
+                self.running.fetch_sub(1, Ordering::Relaxed);
+            }
+            self.forget(*bot_id);
+        }
+        ids.len()
     }
 
     pub fn paper(&self) -> &Arc<Paper> {
@@ -423,7 +479,8 @@ impl Manager {
             // Locked before the map is released: a concurrent stop waits for us.
             lock(&cell)
         };
-        if why == Why::Resume && !self.still_wanted(conn, id) {
+        let fenced = !self.leases.valid(bot.user_id);
+        if fenced || (why == Why::Resume && !self.still_wanted(conn, id)) {
             self.forget(id);
             return OpResult::not_running();
         }
@@ -762,6 +819,12 @@ impl Manager {
             return;
         };
         let bot = run.engine.bot;
+        // Fenced: past its lease this runner writes nothing and calls no exchange
+        // for the bot; the next lease round drops it or finds the lease still ours.
+        if !self.leases.valid(bot.user_id) {
+            self.schedule(bot_id, generation, self.tick_ms);
+            return;
+        }
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut j = DbJournal::new(conn, bot, &run.ctx, &self.telegram);
             run.engine.step(run.ex.as_ref(), &mut j, Mode::Tick)
@@ -909,7 +972,12 @@ impl Manager {
         }
         bots::heartbeat(conn, store::now())?;
         let _t = lock(&self.transition);
-        let db = bots::count_running(conn)?.max(0) as u64;
+        // In a cluster the database's running bots are every instance's.
+        let db = match self.leases.name() {
+            Some(name) => cluster::count_running_of(conn, name)?,
+            None => bots::count_running(conn)?,
+        };
+        let db = db.max(0) as u64;
         let mine = self.running.load(Ordering::Relaxed);
         crate::metrics::active_bots(mine);
         Ok((mine, db))

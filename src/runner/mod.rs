@@ -5,14 +5,17 @@
 //! thousands of steps).
 
 pub mod client;
+mod fenced;
 mod journal;
 mod lanes;
 mod launch;
+mod lease;
 mod manager;
 mod orders;
 mod paper_ops;
 mod pool;
 pub mod protocol;
+pub mod route;
 mod schedule;
 pub mod stats;
 pub mod telegram;
@@ -41,11 +44,12 @@ use crate::exchange::stream::{self, Streams};
 use crate::log::Sink;
 use crate::market::{Board, QuoteSource};
 use crate::secrets::SecretKey;
-use crate::store::{self, bots, trades, user_bots};
+use crate::store::{self, bots, cluster, trades, user_bots};
 use lanes::Lanes;
+use lease::Leases;
 use manager::{Due, Exchanges, Manager, Why};
 use pool::Pool;
-use protocol::{Op, OpResult, Outcome, PaperRequest, Request};
+use protocol::{Op, OpResult, Outcome, PaperReply, PaperRequest, Request};
 use schedule::Schedule;
 use stats::RunnerStats;
 
@@ -77,6 +81,7 @@ pub fn socket_in(instance_dir: &Path) -> PathBuf {
 
 struct Runner {
     manager: Arc<Manager>,
+    leases: Arc<Leases>,
     steps: Lanes,
     commands: Pool,
     due: Receiver<manager::Due>,
@@ -137,7 +142,9 @@ impl Runner {
         // Every connection of the runner writes: none maps the file (see
         // `store::open_unmapped`).
         let conn = store::connect_unmapped(&config.database)?;
-        let fixed = bots::settle_interrupted(&conn, store::now())?;
+        let lease_now = cluster::db_now_ms(&conn)?;
+        let fixed =
+            bots::settle_interrupted(&conn, store::now(), lease_now, &config.instance_name)?;
         if fixed > 0 {
             info!(log, "marked bots stopped whose stop was interrupted"; "count" => fixed);
         }
@@ -170,6 +177,16 @@ impl Runner {
                 None
             }
         };
+        // PostgreSQL means a cluster: this runner drives only the users whose
+        // lease it holds, and its paper book holds only their accounts.
+        let leases = Arc::new(match conn.kind() {
+            store::Kind::Postgres => {
+                paper.partition(Default::default());
+                let lease = Duration::from_secs(config.bot_lease_seconds);
+                Leases::cluster(&config.instance_name, lease)
+            }
+            store::Kind::Sqlite => Leases::single(),
+        });
         let telegram = telegram::Notifier::start(config.telegram_api_url.clone(), log.clone())?;
         let (tx, due) = channel();
         let streams = account_streams(config, scoreboard, tx.clone(), &log);
@@ -183,15 +200,18 @@ impl Runner {
             key,
             telegram,
             tx,
+            leases.clone(),
             config.bot_tick_ms,
             log.clone(),
         ));
+        listen_for_routed(config, manager.clone(), log.clone());
         let db = config.database.clone();
         let steps = Lanes::start(db)?;
         let db = config.database.clone();
         let commands = Pool::start(COMMAND_THREADS, move || open_conn(&db))?;
         Ok(Runner {
             manager,
+            leases,
             steps,
             commands,
             due,
@@ -213,12 +233,23 @@ impl Runner {
         }
     }
 
-    /// Resumes every bot whose desired state is running, adopting its orders.
+    /// Resumes every bot whose desired state is running, adopting its orders;
+    /// in a cluster, only those of the users whose lease it wins.
     fn resume(&mut self) -> Result<(), store::StoreError> {
+        if self.leases.is_cluster() {
+            let round = self.leases.round(&self.conn)?;
+            return self.apply(round, Vec::new());
+        }
         let bots = bots::desired_running_on(&self.conn)?;
         if !bots.is_empty() {
             info!(self.log, "resuming bots"; "count" => bots.len());
         }
+        self.submit_resumes(bots);
+        Ok(())
+    }
+
+    /// Queues the resume of `bots`, each in its lane.
+    fn submit_resumes(&mut self, bots: Vec<(i64, String)>) {
         for (bot_id, exchange) in bots {
             let m = self.manager.clone();
             self.steps
@@ -227,6 +258,52 @@ impl Runner {
                     m.resume(c, bot_id);
                 }));
         }
+    }
+
+    /// Cluster: drops at once the bots of users whose lease deadline passed
+    /// (fenced: no exchange call, no write), and every third of the lease renews,
+    /// drops what was lost and adopts. Runs before the paper market advances, so
+    /// a runner waking from a freeze never matches orders of a user it lost.
+    fn tend_leases(&mut self, now: u64, next_lease: &mut u64) {
+        let expired = self.leases.expired();
+        for &uid in &expired {
+            let n = self.manager.drop_user(uid);
+            warn!(self.log, "lease deadline passed; the user's bots stopped here";
+                "user_id" => uid, "bots" => n);
+        }
+        let mut round = lease::Round::default();
+        if let Some(every) = self.leases.every().filter(|_| now >= *next_lease) {
+            *next_lease = now + every.as_millis() as u64;
+            match self.leases.round(&self.conn) {
+                Ok(r) => round = r,
+                Err(e) => warn!(self.log, "lease renewal failed"; "error" => %e),
+            }
+        }
+        if let Err(e) = self.apply(round, expired) {
+            warn!(self.log, "cannot read the adopted users' bots"; "error" => %e);
+        }
+    }
+
+    /// Applies a lease round: drops the lost users' bots, reloads the paper book
+    /// for the users now held, resumes the gained users' bots.
+    fn apply(&mut self, round: lease::Round, expired: Vec<i64>) -> Result<(), store::StoreError> {
+        for &uid in &round.lost {
+            let n = self.manager.drop_user(uid);
+            warn!(self.log, "lease lost to another instance; the user's bots stopped here";
+                "user_id" => uid, "bots" => n);
+        }
+        if round.lost.is_empty() && round.gained.is_empty() && expired.is_empty() {
+            return Ok(());
+        }
+        self.manager.paper().partition(self.leases.held());
+        let mut bots = Vec::new();
+        for &uid in &round.gained {
+            bots.extend(cluster::wanted_of(&self.conn, uid)?);
+        }
+        if !round.gained.is_empty() {
+            info!(self.log, "adopted users"; "users" => round.gained.len(), "bots" => bots.len());
+        }
+        self.submit_resumes(bots);
         Ok(())
     }
 
@@ -244,8 +321,10 @@ impl Runner {
         let mut schedule = Schedule::default();
         let now = clock::now_ms();
         let (mut next_paper, mut next_prices, mut next_sweep) = (now, now, now);
+        let mut next_lease = now + self.leases.every().map_or(0, |d| d.as_millis() as u64);
         while bg.tend(ctx) {
             let now = clock::now_ms();
+            self.tend_leases(now, &mut next_lease);
             if now >= next_paper {
                 // The paper exchange keeps wall-clock time (it persists it).
                 if let Err(e) = self.manager.paper().advance(store::now_ms()) {
@@ -400,19 +479,60 @@ fn serve_request(m: &Manager, conn: &Conn, stream: UnixStream, log: &Logger) {
     if reader.read_line(&mut line).is_err() {
         return;
     }
-    // A paper-account command names a position; anything else is a bot command.
-    let reply = match serde_json::from_str::<PaperRequest>(&line) {
-        Ok(req) => serde_json::to_vec(&paper_ops::execute(m, conn, &req)),
-        Err(_) => serde_json::to_vec(&match serde_json::from_str::<Request>(&line) {
-            Ok(req) => execute(m, conn, &req),
-            Err(e) => OpResult::new(Outcome::Error, format!("bad request: {e}")),
-        }),
-    };
-    let mut out = reply.unwrap_or_default();
+    let mut out = answer_line(m, conn, &line);
     out.push(b'\n');
     // The worker may have given up (504); the outcome is recorded either way.
     if let Err(e) = (&stream).write_all(&out) {
         warn!(log, "could not deliver a bot command's outcome"; "error" => %e);
+    }
+}
+
+/// Runs one request line (from the socket, or routed from another instance) and
+/// returns the reply line without its newline.
+fn answer_line(m: &Manager, conn: &Conn, line: &str) -> Vec<u8> {
+    // A paper-account command names a position; anything else is a bot command.
+    // Either acts only for a user whose bots this runner drives (C18).
+    let reply = match serde_json::from_str::<PaperRequest>(line) {
+        Ok(req) => serde_json::to_vec(&match m.admit(conn, req.user_id) {
+            Ok(()) => paper_ops::execute(m, conn, &req),
+            Err(refused) => PaperReply::refused(refused.message),
+        }),
+        Err(_) => serde_json::to_vec(&match serde_json::from_str::<Request>(line) {
+            Ok(req) => match m.admit(conn, req.user_id) {
+                Ok(()) => execute(m, conn, &req),
+                Err(refused) => refused,
+            },
+            Err(e) => OpResult::new(Outcome::Error, format!("bad request: {e}")),
+        }),
+    };
+    reply.unwrap_or_default()
+}
+
+/// Cluster: a thread answering the commands other instances route here (see
+/// `route`), on a database connection of its own, one at a time.
+fn listen_for_routed(config: &Config, manager: Arc<Manager>, log: Logger) {
+    let (Some(url), true) = (config.redis_url.clone(), manager.is_cluster()) else {
+        return;
+    };
+    let instance = config.instance_name.clone();
+    let db = config.database.clone();
+    let warn_log = log.clone();
+    let spawned = std::thread::Builder::new()
+        .name("routed-commands".into())
+        .spawn(move || {
+            let conn = match open_conn(&db) {
+                Ok(c) => c,
+                Err(e) => {
+                    error!(log, "routed commands: no database"; "error" => %e);
+                    return;
+                }
+            };
+            route::listen(url, instance, log, |line| {
+                answer_line(&manager, &conn, line)
+            });
+        });
+    if let Err(e) = spawned {
+        warn!(warn_log, "cannot start the routed-command listener"; "error" => %e);
     }
 }
 

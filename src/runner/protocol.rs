@@ -200,6 +200,20 @@ pub struct PaperReply {
     pub position_open: bool,
 }
 
+impl PaperReply {
+    /// Not done, for the reason `message` gives (another instance drives the
+    /// user's account, say).
+    pub fn refused(message: String) -> PaperReply {
+        PaperReply {
+            done: false,
+            message,
+            client_id: None,
+            bot_active: false,
+            position_open: false,
+        }
+    }
+}
+
 /// A position side as the API writes it: `long` or `short`.
 mod side_text {
     use serde::{Deserialize, Deserializer, Serializer};

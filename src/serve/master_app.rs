@@ -178,7 +178,11 @@ impl MasterApp {
 impl App for MasterApp {
     fn run_child(&mut self, ctx: ChildCtx) -> i32 {
         crate::metrics::enter(ctx.slot.index());
-        install_panic_log(log::logger(&self.logs.error, role_name(ctx.role)));
+        install_panic_log(log::logger(
+            &self.logs.error,
+            role_name(ctx.role),
+            &self.config.instance_name,
+        ));
         // The exchange budgets are the instance's: each process sends its part.
         let share = match role_name(ctx.role) {
             BOT_RUNNER => budget::RUNNER_SHARE_PERMILLE,
@@ -188,13 +192,14 @@ impl App for MasterApp {
         budget::set_process_share(share);
         match ctx.role {
             Role::Worker => {
-                let log = log::logger(&self.logs.error, "worker").new(o!("slot" => ctx.number));
+                let log = log::logger(&self.logs.error, "worker", &self.config.instance_name)
+                    .new(o!("slot" => ctx.number));
                 let access = self.logs.access_log();
                 super::worker::run(ctx, &self.config, log, access, self.logs.error.clone())
             }
             Role::Singleton(_) => {
                 let name = role_name(ctx.role);
-                let log = log::logger(&self.logs.error, name);
+                let log = log::logger(&self.logs.error, name, &self.config.instance_name);
                 let mut sinks = vec![self.logs.error.clone()];
                 sinks.extend(self.logs.access.clone());
                 if name == MAILER {

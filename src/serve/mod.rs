@@ -27,7 +27,7 @@ pub fn run(args: ServeArgs, config: Config) -> i32 {
             return 1;
         }
     };
-    let log = log::logger(&logs.error, "master");
+    let log = log::logger(&logs.error, "master", &config.instance_name);
     master_app::install_panic_log(log.clone());
     let addresses = match resolve(&config.binds) {
         Ok(a) => a,

@@ -336,14 +336,23 @@ pub fn heartbeat(conn: &Conn, now: i64) -> Result<(), StoreError> {
 }
 
 /// At runner start: bots whose stop (or failed start) was interrupted by a crash are
-/// stopped; those meant to run keep their status until they are resumed.
-pub fn settle_interrupted(conn: &Conn, now: i64) -> Result<usize, StoreError> {
+/// stopped; those meant to run keep their status until they are resumed. In a
+/// cluster, bots of a user whose lease another instance holds (at `lease_now_ms`,
+/// the database's clock) are that instance's to settle: they may be stopping now.
+pub fn settle_interrupted(
+    conn: &Conn,
+    now: i64,
+    lease_now_ms: i64,
+    instance: &str,
+) -> Result<usize, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE user_bots SET status = 'stopped', started_at = NULL, updated_at = ?1
-             WHERE desired_state != 'running' AND status IN ('running', 'starting', 'stopping')",
+             WHERE desired_state != 'running' AND status IN ('running', 'starting', 'stopping')
+               AND NOT EXISTS (SELECT 1 FROM user_leases l WHERE l.user_id = user_bots.user_id
+                               AND l.expires_at_ms > ?2 AND l.instance != ?3)",
         )?
-        .execute([now])?)
+        .execute(crate::params![now, lease_now_ms, instance])?)
 }
 
 /// (exchange, symbol) of every running bot's market, once each.

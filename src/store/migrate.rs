@@ -75,6 +75,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0013_key_checks.sql",
         sql: include_str!("../../sql/0013_key_checks.sql"),
     },
+    Migration {
+        version: 14,
+        name: "0014_cluster.sql",
+        sql: include_str!("../../sql/0014_cluster.sql"),
+    },
 ];
 
 pub struct Migration {

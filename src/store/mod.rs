@@ -9,6 +9,7 @@ pub mod admin;
 pub mod bot_config;
 pub mod bot_status;
 pub mod bots;
+pub mod cluster;
 mod db;
 pub mod engine;
 pub mod exchange_accounts;

@@ -22,11 +22,18 @@ pub struct PgMigration {
     pub sql: &'static str,
 }
 
-pub const PG_MIGRATIONS: &[PgMigration] = &[PgMigration {
-    versions: 1..=13,
-    name: "0013_baseline.sql",
-    sql: include_str!("../../sql/postgres/0013_baseline.sql"),
-}];
+pub const PG_MIGRATIONS: &[PgMigration] = &[
+    PgMigration {
+        versions: 1..=13,
+        name: "0013_baseline.sql",
+        sql: include_str!("../../sql/postgres/0013_baseline.sql"),
+    },
+    PgMigration {
+        versions: 14..=14,
+        name: "0014_cluster.sql",
+        sql: include_str!("../../sql/postgres/0014_cluster.sql"),
+    },
+];
 
 /// Every `blitz migrate` takes this transaction-level advisory lock before looking
 /// at `schema_migrations`, so instances migrating at once apply each file once: the

@@ -44,6 +44,7 @@ mod tests_market;
 #[cfg(test)]
 mod tests_storage;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::store::sql::Conn;
@@ -124,7 +125,19 @@ struct Inner {
     /// Memory may be ahead of the database (a write failed and the reload too):
     /// nothing uses it until a reload succeeds.
     stale: bool,
+    /// In a cluster, the users whose accounts this instance drives (their lease
+    /// holder); `None`: every account (a single host).
+    owned: Option<HashSet<i64>>,
+    /// In a cluster, the end (exclusive) of the block of order ids this instance
+    /// took from the shared counter; `None`: ids from memory (a single host).
+    id_limit: Option<i64>,
 }
+
+/// Order ids taken from the shared counter at once, in a cluster.
+const ID_BLOCK: i64 = 1000;
+/// A call may create a few orders (a place, liquidations): a new block is taken
+/// before fewer than this many ids are left.
+const ID_MARGIN: i64 = 100;
 
 impl Inner {
     /// Rebuilds the book from the database; only reads.
@@ -132,10 +145,35 @@ impl Inner {
         let b = &self.book;
         let (replay, live, rate) = (b.replay.clone(), b.live.clone(), b.funding_rate);
         let clock = (b.tick_ms, b.clock_ms, b.epoch_ms);
-        self.book = persist::load(&self.conn, b.walk, clock, live)?;
+        self.book = persist::load(&self.conn, b.walk, clock, live, self.owned.as_ref())?;
         self.book.replay = replay;
         self.book.funding_rate = rate;
         self.stale = false;
+        // The loaded next id is past every block taken so far: take a new one.
+        if self.id_limit.is_some() {
+            self.id_limit = Some(0);
+        }
+        Ok(())
+    }
+
+    /// In a cluster, makes sure the next order ids are this instance's own: a
+    /// block of `ID_BLOCK` from `paper_clock.last_order_id`, which every instance
+    /// advances in one statement, so two hosts never give one id.
+    fn reserve_ids(&mut self) -> Result<(), PaperError> {
+        let Some(limit) = self.id_limit else {
+            return Ok(());
+        };
+        if self.book.next_id + ID_MARGIN <= limit {
+            return Ok(());
+        }
+        let end: i64 = self.conn.query_row(
+            "UPDATE paper_clock SET last_order_id = last_order_id + ?1 WHERE id = 1
+             RETURNING last_order_id",
+            [ID_BLOCK],
+            |r| r.get(0),
+        )?;
+        self.book.next_id = end - ID_BLOCK + 1;
+        self.id_limit = Some(end + 1);
         Ok(())
     }
 }
@@ -175,7 +213,7 @@ impl Paper {
             _ => None,
         };
         let clock = (params.tick_ms, now_ms, epoch_ms);
-        let mut book = persist::load(&conn, walk, clock, live)?;
+        let mut book = persist::load(&conn, walk, clock, live, None)?;
         book.funding_rate = params.funding_rate;
         if let PaperPrices::Replay(replay) = prices {
             book.replay = Some(replay.clone());
@@ -190,6 +228,8 @@ impl Paper {
                 book,
                 conn,
                 stale: false,
+                owned: None,
+                id_limit: None,
             }),
         }))
     }
@@ -228,6 +268,20 @@ impl Paper {
                 live.log = log;
             }
         }
+    }
+
+    /// Cluster mode: from now on memory holds, matches and funds only the
+    /// accounts of `owned` (the users whose lease this instance holds), reloaded
+    /// from the database at the next call (an adopted user's account as its last
+    /// holder left it), and order ids come in blocks from the shared counter.
+    pub fn partition(&self, owned: HashSet<i64>) {
+        let mut guard = match self.inner.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        guard.owned = Some(owned);
+        guard.id_limit = Some(0);
+        guard.stale = true;
     }
 
     /// One user's account; implements `crate::exchange::Exchange`.
@@ -306,6 +360,7 @@ impl Paper {
     ) -> Result<T, E> {
         let mut guard = self.lock()?;
         let inner = &mut *guard;
+        inner.reserve_ids()?;
         let mut dirty = Dirty::default();
         let out = f(&mut inner.book, &inner.conn, &mut dirty);
         if !dirty.is_empty() {

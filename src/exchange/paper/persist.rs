@@ -2,6 +2,8 @@
 //! a failed write), writing through what a call changed, and reading closed orders,
 //! which are kept only here.
 
+use std::collections::HashSet;
+
 use crate::params;
 use crate::store::sql::{Conn, OptionalExt, Row};
 use rust_decimal::Decimal;
@@ -49,7 +51,10 @@ pub(super) fn load(
     walk: Walk,
     (tick_ms, clock_ms, epoch_ms): (u64, i64, i64),
     live: Option<Live>,
+    owned: Option<&HashSet<i64>>,
 ) -> Result<Book, PaperError> {
+    // In a cluster only the accounts this instance drives are in memory.
+    let keep = |uid: i64| owned.is_none_or(|o| o.contains(&uid));
     let snapshot = conn.unchecked_transaction()?;
     let mut book = Book::new(walk, tick_ms, clock_ms);
     book.epoch_ms = epoch_ms;
@@ -58,12 +63,14 @@ pub(super) fn load(
     let mut stmt = snapshot.prepare("SELECT user_id, balance FROM paper_accounts")?;
     for row in stmt.query_map((), |r| Ok((r.get::<_, i64>(0)?, money_sql::get(r, 1)?)))? {
         let (uid, balance) = row?;
-        book.load_account(uid, balance);
+        if keep(uid) {
+            book.load_account(uid, balance);
+        }
     }
     drop(stmt);
-    load_leverage(&snapshot, &mut book)?;
-    load_positions(&snapshot, &mut book)?;
-    load_open_orders(&snapshot, &mut book)?;
+    load_leverage(&snapshot, &mut book, &keep)?;
+    load_positions(&snapshot, &mut book, &keep)?;
+    load_open_orders(&snapshot, &mut book, &keep)?;
     for mkt in 0..book.markets.len() {
         book.markets[mkt].candle = candles::load_last(&snapshot, &book.markets[mkt].symbol)?;
     }
@@ -133,11 +140,18 @@ fn market_of(conn: &Conn, book: &mut Book, symbol: &str) -> Result<usize, PaperE
     Ok(book.add_market(symbol, &listing, price, 0, book.clock_ms))
 }
 
-fn load_leverage(conn: &Conn, book: &mut Book) -> Result<(), PaperError> {
+fn load_leverage(
+    conn: &Conn,
+    book: &mut Book,
+    keep: &dyn Fn(i64) -> bool,
+) -> Result<(), PaperError> {
     let mut stmt = conn.prepare("SELECT user_id, symbol, leverage FROM paper_leverage")?;
     let mut rows = stmt.query(())?;
     while let Some(r) = rows.next()? {
         let (uid, symbol): (i64, String) = (r.get(0)?, r.get(1)?);
+        if !keep(uid) {
+            continue;
+        }
         let mkt = market_of(conn, book, &symbol)?;
         book.load_account(uid, super::book::START_BALANCE)
             .leverage
@@ -146,12 +160,19 @@ fn load_leverage(conn: &Conn, book: &mut Book) -> Result<(), PaperError> {
     Ok(())
 }
 
-fn load_positions(conn: &Conn, book: &mut Book) -> Result<(), PaperError> {
+fn load_positions(
+    conn: &Conn,
+    book: &mut Book,
+    keep: &dyn Fn(i64) -> bool,
+) -> Result<(), PaperError> {
     let mut stmt =
         conn.prepare("SELECT user_id, symbol, side, size, avg_entry FROM paper_positions")?;
     let mut rows = stmt.query(())?;
     while let Some(r) = rows.next()? {
         let (uid, symbol, side): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        if !keep(uid) {
+            continue;
+        }
         let side = parse_side(&side)?;
         let mkt = market_of(conn, book, &symbol)?;
         let acct = book.load_account(uid, super::book::START_BALANCE);
@@ -162,7 +183,11 @@ fn load_positions(conn: &Conn, book: &mut Book) -> Result<(), PaperError> {
     Ok(())
 }
 
-fn load_open_orders(conn: &Conn, book: &mut Book) -> Result<(), PaperError> {
+fn load_open_orders(
+    conn: &Conn,
+    book: &mut Book,
+    keep: &dyn Fn(i64) -> bool,
+) -> Result<(), PaperError> {
     let sql = format!(
         "SELECT {ORDER_COLUMNS} FROM paper_orders
          WHERE status IN ('open', 'partially_filled') ORDER BY id"
@@ -171,6 +196,9 @@ fn load_open_orders(conn: &Conn, book: &mut Book) -> Result<(), PaperError> {
     let mut rows = stmt.query(())?;
     while let Some(r) = rows.next()? {
         let (id, uid, updated_ms, order) = read_order(&r)?;
+        if !keep(uid) {
+            continue;
+        }
         let mkt = market_of(conn, book, &order.symbol)?;
         book.insert_open(OrderRec {
             id,

@@ -9,7 +9,7 @@ use crate::http::ctx::Ctx;
 use crate::http::input;
 use crate::http::reply;
 use crate::runner::protocol::{Actor, Op};
-use crate::store::{self, admin, users};
+use crate::store::{self, admin, cluster, users};
 
 fn uptime(status: BotStatus, started_at: Option<i64>) -> i64 {
     match (status.is_active(), started_at) {
@@ -22,8 +22,10 @@ fn uptime(status: BotStatus, started_at: Option<i64>) -> i64 {
 /// and the totals (of bots).
 pub fn overview(ctx: &mut Ctx<'_, '_>) -> ApiResult {
     let conn = ctx.db.conn()?;
-    let (rows, all) = store::read(&conn, |c| {
-        Ok::<_, super::ApiError>((admin::managed(c)?, admin::bots(c)?))
+    let (rows, all, holders) = store::read(&conn, |c| {
+        let now = cluster::db_now_ms(c)?;
+        let holders = cluster::holders(c, now)?;
+        Ok::<_, super::ApiError>((admin::managed(c)?, admin::bots(c)?, holders))
     })?;
     let mut users = Map::new();
     for u in &rows {
@@ -42,7 +44,8 @@ pub fn overview(ctx: &mut Ctx<'_, '_>) -> ApiResult {
         bots.insert(
             b.id.to_string(),
             json!({"user_id": b.user_id, "running": is_running, "status": b.status,
-                   "exchange": b.exchange, "symbol": b.symbol, "side": b.side}),
+                   "exchange": b.exchange, "symbol": b.symbol, "side": b.side,
+                   "instance": holders.get(&b.user_id)}),
         );
     }
     let timestamp = crate::log::rfc3339_now();

@@ -132,7 +132,7 @@ pub(super) fn with_user_guard(
 /// Sends the command to the bot runner and turns its outcome into the answer.
 fn run_command(ctx: &Ctx<'_, '_>, op: Op, uid: i64, req: &Request) -> Response {
     let socket = crate::runner::socket_path(ctx.config);
-    match client::call(&socket, req, REPLY_TIMEOUT) {
+    match client::call(&socket, req, REPLY_TIMEOUT).map(|r| routed(ctx, req, r)) {
         Ok(result) => answer(op, uid, &result),
         Err(RpcError::Timeout) => reply::json(
             504,
@@ -146,6 +146,25 @@ fn run_command(ctx: &Ctx<'_, '_>, op: Op, uid: i64, req: &Request) -> Response {
                 &json!({"success": false, "status": "unavailable",
                         "message": "The bot runner is not available; try again shortly"}),
             )
+        }
+    }
+}
+
+/// Cluster (C18): when the local runner says another instance drives the
+/// user's bots, the command goes to that instance's runner through Redis and
+/// its outcome is the answer; if that fails, the local refusal stands.
+fn routed(ctx: &Ctx<'_, '_>, req: &Request, local: OpResult) -> OpResult {
+    let owner = local.data.as_ref().and_then(|d| d["instance"].as_str());
+    let (Outcome::Conflict, Some(owner), Some(url)) = (local.outcome, owner, &ctx.config.redis_url)
+    else {
+        return local;
+    };
+    match crate::runner::route::forward(url, owner, req, REPLY_TIMEOUT) {
+        Ok(result) => result,
+        Err(e) => {
+            slog::warn!(ctx.log, "cannot route a bot command to its instance";
+                "instance" => owner, "error" => %e);
+            local
         }
     }
 }

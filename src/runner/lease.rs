@@ -1,0 +1,262 @@
+//! Which users' bots this runner drives (CONTRACT C18, ARCHITECTURE §11).
+//!
+//! On SQLite (one host) it drives every user's: `Leases::single` admits all.
+//! On PostgreSQL each user has a lease (`store::cluster`) and the runner drives
+//! the users whose lease it holds. Invariants:
+//! - a user is driven here only while its local deadline has not passed: the
+//!   deadline is set at each successful renewal to the renewal's start plus the
+//!   lease minus a margin, so it passes before the database's expiry does, and
+//!   a runner frozen past it (SIGSTOP, a long pause) does nothing for that user
+//!   when it wakes (`valid`), before it has even asked the database;
+//! - a user whose deadline passed is dropped locally at once, with no exchange
+//!   call and no database write (`expired`), and taken again only through the
+//!   database (`renew` finding it still ours, or `take`), with the epoch that says so.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::store::sql::Conn;
+use crate::store::{cluster, StoreError};
+
+/// Renewal ends this far before the database's expiry, for the time a renewal
+/// takes and the scheduling delay of the loop.
+fn margin(lease: Duration) -> Duration {
+    lease / 5
+}
+
+pub struct Leases {
+    cluster: Option<Cluster>,
+}
+
+struct Cluster {
+    name: String,
+    lease: Duration,
+    started_at_ms: i64,
+    /// User id → (epoch, local deadline).
+    held: Mutex<HashMap<i64, (i64, Instant)>>,
+}
+
+/// What one renewal round changed.
+#[derive(Debug, Default)]
+pub struct Round {
+    /// Users whose lease another instance holds now: drop their bots locally.
+    pub lost: Vec<i64>,
+    /// Users taken (adopted, or found still ours after a local expiry): reload
+    /// their paper accounts and resume their bots.
+    pub gained: Vec<i64>,
+}
+
+impl Leases {
+    /// One host: every user is driven here.
+    pub fn single() -> Leases {
+        Leases { cluster: None }
+    }
+
+    /// A cluster member named `name` holding leases for `lease`.
+    pub fn cluster(name: &str, lease: Duration) -> Leases {
+        Leases {
+            cluster: Some(Cluster {
+                name: name.to_string(),
+                lease,
+                started_at_ms: crate::store::now_ms(),
+                held: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|c| c.name.as_str())
+    }
+
+    /// How often the runner renews: a third of the lease.
+    pub fn every(&self) -> Option<Duration> {
+        self.cluster.as_ref().map(|c| c.lease / 3)
+    }
+
+    /// Whether this runner may act for `user_id` now (write, call its exchange).
+    pub fn valid(&self, user_id: i64) -> bool {
+        let Some(c) = &self.cluster else {
+            return true;
+        };
+        let held = lock(&c.held);
+        held.get(&user_id)
+            .is_some_and(|(_, until)| Instant::now() < *until)
+    }
+
+    /// The users held now (deadline not passed), for the paper book's partition.
+    pub fn held(&self) -> HashSet<i64> {
+        let Some(c) = &self.cluster else {
+            return HashSet::new();
+        };
+        let now = Instant::now();
+        let held = lock(&c.held);
+        held.iter()
+            .filter(|(_, (_, until))| now < *until)
+            .map(|(uid, _)| *uid)
+            .collect()
+    }
+
+    /// Forgets the users whose local deadline passed and returns them: their bots
+    /// must be dropped before anything else runs.
+    pub fn expired(&self) -> Vec<i64> {
+        let Some(c) = &self.cluster else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut held = lock(&c.held);
+        let gone: Vec<i64> = held
+            .iter()
+            .filter(|(_, (_, until))| now >= *until)
+            .map(|(uid, _)| *uid)
+            .collect();
+        for uid in &gone {
+            held.remove(uid);
+        }
+        gone
+    }
+
+    /// Takes `user_id`'s lease if it is free (a command for a user nobody
+    /// drives); `Err(holder)` when another instance holds it. Ok(true) when it
+    /// was taken just now (the caller reloads the user's paper account).
+    pub fn acquire(&self, conn: &Conn, user_id: i64) -> Result<Result<bool, String>, StoreError> {
+        let Some(c) = &self.cluster else {
+            return Ok(Ok(false));
+        };
+        if self.valid(user_id) {
+            return Ok(Ok(false));
+        }
+        let t0 = Instant::now();
+        let now = cluster::db_now_ms(conn)?;
+        let lease_ms = c.lease.as_millis() as i64;
+        match cluster::take(conn, user_id, &c.name, now, lease_ms)? {
+            Some(epoch) => {
+                lock(&c.held).insert(user_id, (epoch, t0 + c.lease - margin(c.lease)));
+                Ok(Ok(true))
+            }
+            None => {
+                let holder = cluster::holder(conn, user_id, now)?;
+                Ok(Err(holder.unwrap_or_else(|| "another instance".into())))
+            }
+        }
+    }
+
+    /// One round: heartbeat, renew what is held, then adopt users nobody drives
+    /// until this instance has about its share of the cluster's bots.
+    pub fn round(&self, conn: &Conn) -> Result<Round, StoreError> {
+        let Some(c) = &self.cluster else {
+            return Ok(Round::default());
+        };
+        let lease_ms = c.lease.as_millis() as i64;
+        let t0 = Instant::now();
+        let until = t0 + c.lease - margin(c.lease);
+        let now = cluster::db_now_ms(conn)?;
+        let renewed = cluster::renew(conn, &c.name, now, lease_ms)?;
+        let mut round = Round::default();
+        {
+            let mut held = lock(&c.held);
+            for (uid, (epoch, _)) in held.iter() {
+                if renewed.get(uid) != Some(epoch) {
+                    round.lost.push(*uid);
+                }
+            }
+            held.retain(|uid, _| !round.lost.contains(uid));
+            for (uid, epoch) in &renewed {
+                if held.insert(*uid, (*epoch, until)).is_none() {
+                    round.gained.push(*uid);
+                }
+            }
+        }
+        let (total, mut mine) = cluster::wanted_bots(conn, &c.name)?;
+        cluster::heartbeat(conn, &c.name, c.started_at_ms, mine, now)?;
+        let live = cluster::live_instances(conn, now - lease_ms)?.len().max(1) as i64;
+        let share = (total + live - 1) / live;
+        for (uid, bots) in cluster::adoptable(conn, now)? {
+            if mine >= share.max(1) {
+                break;
+            }
+            if let Some(epoch) = cluster::take(conn, uid, &c.name, now, lease_ms)? {
+                lock(&c.held).insert(uid, (epoch, until));
+                round.gained.push(uid);
+                mine += bots;
+            }
+        }
+        Ok(round)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| {
+        m.clear_poison();
+        p.into_inner()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bots::status::{BotStatus, DesiredState};
+    use crate::store::users::{self, NewUser};
+    use crate::store::{bots, testing};
+
+    fn user(c: &Conn, i: usize) -> i64 {
+        let email = format!("u{i}@x.io");
+        let new = NewUser {
+            email: &email,
+            password_hash: "h",
+            is_admin: false,
+            verification: None,
+        };
+        let uid = users::create(c, &new, 1).unwrap();
+        let bot = crate::store::user_bots::default_of(c, uid)
+            .unwrap()
+            .unwrap();
+        let running = (DesiredState::Running, BotStatus::Running);
+        bots::set_state(c, bot, running.0, running.1, None, 1).unwrap();
+        uid
+    }
+
+    #[test]
+    fn two_instances_share_the_users_and_never_both_hold_one() {
+        let c = testing::migrated();
+        let users: Vec<i64> = (0..4).map(|i| user(&c, i)).collect();
+        let (a, b) = (
+            Leases::cluster("a", Duration::from_secs(30)),
+            Leases::cluster("b", Duration::from_secs(30)),
+        );
+        // Both are alive: each takes its half.
+        let now = cluster::db_now_ms(&c).unwrap();
+        cluster::heartbeat(&c, "a", 1, 0, now).unwrap();
+        cluster::heartbeat(&c, "b", 1, 0, now).unwrap();
+        let ra = a.round(&c).unwrap();
+        let rb = b.round(&c).unwrap();
+        assert_eq!((ra.gained.len(), rb.gained.len()), (2, 2), "{ra:?} {rb:?}");
+        assert!(ra.gained.iter().all(|u| !rb.gained.contains(u)));
+        for u in &users {
+            assert_ne!(a.valid(*u), b.valid(*u));
+        }
+        assert_eq!(b.acquire(&c, ra.gained[0]).unwrap(), Err("a".to_string()));
+        assert!(Leases::single().valid(users[0]));
+    }
+
+    #[test]
+    fn a_frozen_holder_is_fenced_locally_and_loses_the_lease() {
+        let c = testing::migrated();
+        let u = user(&c, 0);
+        let a = Leases::cluster("a", Duration::from_secs(3));
+        assert_eq!(a.round(&c).unwrap().gained, [u]);
+        assert!(a.valid(u));
+        // As if frozen past the lease: the deadline passes, then b takes it.
+        lock(&a.cluster.as_ref().unwrap().held).insert(u, (1, Instant::now()));
+        assert!(!a.valid(u));
+        assert_eq!(a.expired(), [u]);
+        let later = cluster::db_now_ms(&c).unwrap() + 3000;
+        assert_eq!(cluster::take(&c, u, "b", later, 3000).unwrap(), Some(2));
+        let r = a.round(&c).unwrap();
+        assert!(r.gained.is_empty() && !a.valid(u), "{r:?}");
+    }
+}

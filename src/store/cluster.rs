@@ -1,0 +1,287 @@
+//! The instances of a cluster and their leases on users (tables `cluster_instances`
+//! and `user_leases`, migration 0014; ARCHITECTURE §11, CONTRACT C18).
+//!
+//! A lease is per user: the user's bots, paper account and exchange streams are
+//! driven by one instance at a time, the lease holder. Invariants:
+//! - a lease changes holder only once it has expired (`take` is one conditional
+//!   statement, so of two instances adopting at once exactly one wins);
+//! - each change of holder adds one to `epoch` (the fencing token);
+//! - times are the database's clock on PostgreSQL (`db_now_ms`), so hosts whose
+//!   clocks disagree still agree on whether a lease has expired.
+
+use std::collections::HashMap;
+
+use super::sql::{Conn, Kind};
+use super::StoreError;
+
+/// Milliseconds since the epoch by the database's clock (PostgreSQL), or this
+/// host's (SQLite: a single host).
+pub fn db_now_ms(conn: &Conn) -> Result<i64, StoreError> {
+    match conn.kind() {
+        Kind::Sqlite => Ok(super::now_ms()),
+        Kind::Postgres => Ok(conn
+            .prepare_cached("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")?
+            .query_row((), |r| r.get(0))?),
+    }
+}
+
+/// Records that `name` is alive at `now_ms` holding `bots_owned` bots.
+pub fn heartbeat(
+    conn: &Conn,
+    name: &str,
+    started_at_ms: i64,
+    bots_owned: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO cluster_instances (name, started_at_ms, seen_at_ms, bots_owned)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO UPDATE SET started_at_ms = excluded.started_at_ms,
+             seen_at_ms = excluded.seen_at_ms, bots_owned = excluded.bots_owned",
+    )?
+    .execute(crate::params![name, started_at_ms, now_ms, bots_owned])?;
+    Ok(())
+}
+
+/// An instance seen recently, with the bots it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub name: String,
+    pub bots_owned: i64,
+}
+
+/// The instances seen since `since_ms`, by name.
+pub fn live_instances(conn: &Conn, since_ms: i64) -> Result<Vec<Instance>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, bots_owned FROM cluster_instances WHERE seen_at_ms >= ?1 ORDER BY name",
+    )?;
+    let rows = stmt
+        .query_map([since_ms], |r| {
+            Ok(Instance {
+                name: r.get(0)?,
+                bots_owned: r.get(1)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Extends every lease `name` holds to `now_ms + lease_ms`; returns them as
+/// `user_id → epoch`. A lease another instance took is not among them.
+pub fn renew(
+    conn: &Conn,
+    name: &str,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<HashMap<i64, i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE user_leases SET expires_at_ms = ?2 WHERE instance = ?1 RETURNING user_id, epoch",
+    )?;
+    let rows = stmt
+        .query_map(crate::params![name, now_ms + lease_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Users with bots that should run and no live lease, with how many such bots,
+/// by user id: what an instance may adopt.
+pub fn adoptable(conn: &Conn, now_ms: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT b.user_id, COUNT(*) FROM user_bots b
+         LEFT JOIN user_leases l ON l.user_id = b.user_id
+         WHERE b.desired_state = 'running' AND (l.user_id IS NULL OR l.expires_at_ms <= ?1)
+         GROUP BY b.user_id ORDER BY b.user_id",
+    )?;
+    let rows = stmt
+        .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Takes `user_id`'s lease for `name` if it has none or it has expired; returns
+/// the new epoch, or `None` when another instance holds it (or just took it: the
+/// condition is checked on the row as it is when written, so two takers cannot
+/// both win).
+pub fn take(
+    conn: &Conn,
+    user_id: i64,
+    name: &str,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    use super::OptionalExt;
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO user_leases (user_id, instance, epoch, expires_at_ms)
+             VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (user_id) DO UPDATE SET instance = excluded.instance,
+                 epoch = user_leases.epoch + 1, expires_at_ms = excluded.expires_at_ms
+             WHERE user_leases.expires_at_ms <= ?4
+             RETURNING epoch",
+        )?
+        .query_row(
+            crate::params![user_id, name, now_ms + lease_ms, now_ms],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Bots that should run, in the whole cluster and among the users `name` holds.
+pub fn wanted_bots(conn: &Conn, name: &str) -> Result<(i64, i64), StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN l.instance = ?1 THEN 1 ELSE 0 END), 0)
+             FROM user_bots b LEFT JOIN user_leases l ON l.user_id = b.user_id
+             WHERE b.desired_state = 'running'",
+        )?
+        .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// The bots of user `user_id` that should run, as `(bot id, exchange)`.
+pub fn wanted_of(conn: &Conn, user_id: i64) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, exchange FROM user_bots
+         WHERE user_id = ?1 AND desired_state = 'running' ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Bots with status `running` of the users `name` holds (what `/readyz`
+/// compares with the runner's own count in a cluster).
+pub fn count_running_of(conn: &Conn, name: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM user_bots b JOIN user_leases l ON l.user_id = b.user_id
+             WHERE b.status = 'running' AND l.instance = ?1",
+        )?
+        .query_row([name], |r| r.get(0))?)
+}
+
+/// Gives up `user_id`'s lease if `name` holds it (its bots all stopped), so the
+/// next start goes to whichever instance has the fewest bots.
+pub fn release(conn: &Conn, user_id: i64, name: &str) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached("DELETE FROM user_leases WHERE user_id = ?1 AND instance = ?2")?
+        .execute(crate::params![user_id, name])?;
+    Ok(n > 0)
+}
+
+/// The live holder of `user_id`'s lease, if any.
+pub fn holder(conn: &Conn, user_id: i64, now_ms: i64) -> Result<Option<String>, StoreError> {
+    use super::OptionalExt;
+    Ok(conn
+        .prepare_cached(
+            "SELECT instance FROM user_leases WHERE user_id = ?1 AND expires_at_ms > ?2",
+        )?
+        .query_row([user_id, now_ms], |r| r.get(0))
+        .optional()?)
+}
+
+/// Every live lease as `user_id → instance` (for the admin's status page).
+pub fn holders(conn: &Conn, now_ms: i64) -> Result<HashMap<i64, String>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT user_id, instance FROM user_leases WHERE expires_at_ms > ?1")?;
+    let rows = stmt
+        .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bots::status::{BotStatus, DesiredState};
+    use crate::store::bots;
+    use crate::store::testing::{migrated, TestDb};
+    use crate::store::users::{self, NewUser};
+
+    const LEASE: i64 = 3000;
+
+    /// A database with `n` users whose default bot should run.
+    fn db(n: usize) -> (TestDb, Vec<i64>) {
+        let c = migrated();
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let email = format!("u{i}@x.io");
+            let new = NewUser {
+                email: &email,
+                password_hash: "h",
+                is_admin: false,
+                verification: None,
+            };
+            let uid = users::create(&c, &new, 1).unwrap();
+            let bot = crate::store::user_bots::default_of(&c, uid)
+                .unwrap()
+                .unwrap();
+            let running = (DesiredState::Running, BotStatus::Running);
+            bots::set_state(&c, bot, running.0, running.1, None, 1).unwrap();
+            ids.push(uid);
+        }
+        (c, ids)
+    }
+
+    #[test]
+    fn only_one_instance_takes_a_lease_until_it_expires() {
+        let (c, users) = db(2);
+        let u = users[0];
+        assert_eq!(adoptable(&c, 1000).unwrap(), [(u, 1), (users[1], 1)]);
+        assert_eq!(take(&c, u, "a", 1000, LEASE).unwrap(), Some(1));
+        assert_eq!(take(&c, u, "b", 1001, LEASE).unwrap(), None);
+        assert_eq!(adoptable(&c, 1001).unwrap(), [(users[1], 1)]);
+        assert_eq!(holder(&c, u, 1001).unwrap().as_deref(), Some("a"));
+        // Expired: the next taker wins with the next epoch, the old holder's
+        // renewal no longer returns it.
+        assert_eq!(take(&c, u, "b", 1000 + LEASE, LEASE).unwrap(), Some(2));
+        assert!(renew(&c, "a", 4500, LEASE).unwrap().is_empty());
+        let b = renew(&c, "b", 4500, LEASE).unwrap();
+        assert_eq!(b, HashMap::from([(u, 2)]));
+        assert_eq!(holders(&c, 4500).unwrap(), HashMap::from([(u, "b".into())]));
+        assert_eq!(holder(&c, u, 4500 + LEASE).unwrap(), None);
+        assert_eq!(wanted_bots(&c, "b").unwrap(), (2, 1));
+        assert_eq!(wanted_of(&c, u).unwrap().len(), 1);
+        assert_eq!(count_running_of(&c, "b").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_starting_runner_leaves_another_holders_stopping_bots_alone() {
+        let (c, users) = db(1);
+        let u = users[0];
+        let bot = crate::store::user_bots::default_of(&c, u).unwrap().unwrap();
+        let stopping = (DesiredState::Stopped, BotStatus::Stopping);
+        bots::set_state(&c, bot, stopping.0, stopping.1, None, 2).unwrap();
+        take(&c, u, "b", 1000, LEASE).unwrap();
+        assert_eq!(bots::settle_interrupted(&c, 3, 1001, "a").unwrap(), 0);
+        assert_eq!(bots::settle_interrupted(&c, 3, 1001, "b").unwrap(), 1);
+    }
+
+    #[test]
+    fn release_frees_only_the_holders_lease() {
+        let (c, users) = db(1);
+        let u = users[0];
+        take(&c, u, "a", 1000, LEASE).unwrap();
+        assert!(!release(&c, u, "b").unwrap());
+        assert!(release(&c, u, "a").unwrap());
+        assert_eq!(take(&c, u, "b", 1001, LEASE).unwrap(), Some(1));
+    }
+
+    #[test]
+    fn heartbeats_tell_the_live_instances() {
+        let (c, _) = db(0);
+        heartbeat(&c, "a", 1, 3, 1000).unwrap();
+        heartbeat(&c, "b", 1, 0, 5000).unwrap();
+        heartbeat(&c, "a", 1, 4, 6000).unwrap();
+        let live = live_instances(&c, 5500).unwrap();
+        let a = Instance {
+            name: "a".into(),
+            bots_owned: 4,
+        };
+        assert_eq!(live, [a]);
+        assert_eq!(live_instances(&c, 0).unwrap().len(), 2);
+        assert!(db_now_ms(&c).unwrap() > 1_700_000_000_000);
+    }
+}
