@@ -235,11 +235,16 @@ impl Runner {
 
     /// Resumes every bot whose desired state is running, adopting its orders;
     /// in a cluster, only those of the users whose lease it wins.
+    /// The paper market catches up first (with the accounts this runner drives, in a
+    /// cluster), so that a stop that fired while no runner ran is seen at resume.
     fn resume(&mut self) -> Result<(), store::StoreError> {
         if self.leases.is_cluster() {
             let round = self.leases.round(&self.conn)?;
+            self.manager.paper().partition(self.leases.held());
+            self.catch_up_paper();
             return self.apply(round, Vec::new());
         }
+        self.catch_up_paper();
         let bots = bots::desired_running_on(&self.conn)?;
         if !bots.is_empty() {
             info!(self.log, "resuming bots"; "count" => bots.len());
@@ -312,7 +317,6 @@ impl Runner {
             error!(self.log, "bot runner socket"; "error" => %e);
             return 1;
         }
-        self.catch_up_paper();
         if let Err(e) = self.resume() {
             error!(self.log, "cannot read the bots to resume"; "error" => %e);
             return 1;
