@@ -11,8 +11,9 @@ use crate::config::{
     self, DbArgs, EnvLookup, PaperCommand, PaperSide, ServeArgs, TokenCommand, UserCommand,
 };
 use crate::coord::bus::{self, Topic};
-use crate::runner::client::{self, REPLY_TIMEOUT};
+use crate::runner::client::REPLY_TIMEOUT;
 use crate::runner::protocol::{PaperOp, PaperReply, PaperRequest};
+use crate::runner::route;
 use crate::store::{self, pg_migrate, users, Engine};
 
 /// `blitz serve`: validate everything first; a bad configuration never starts.
@@ -323,7 +324,16 @@ pub fn paper(cmd: PaperCommand) -> i32 {
             PaperSide::Short => Side::Short,
         },
     };
-    match client::call_as::<_, PaperReply>(&socket, &req, REPLY_TIMEOUT) {
+    // In a cluster the account may be driven by another instance's runner:
+    // through Redis (`REDIS_URL` of this command's environment), as the API does.
+    let env = config::ProcessEnv;
+    let redis = env.get("REDIS_URL").filter(|u| !u.trim().is_empty());
+    let here = redis.as_deref().map(|url| route::Here {
+        redis_url: url.trim(),
+        instance: None,
+    });
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    match route::call::<_, PaperReply>(&socket, here, &req, REPLY_TIMEOUT, &log) {
         Ok(r) if r.done => {
             println!("{}", r.message);
             0

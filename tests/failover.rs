@@ -16,6 +16,7 @@ use common::redis::Redis;
 use common::{blitz_cmd, listening_port, wait_for, Server};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use rust_decimal::Decimal;
 use serde_json::json;
 
 const LEASE_SECONDS: u64 = 3;
@@ -150,6 +151,70 @@ impl Cluster {
         ))
     }
 
+    /// The database's clock (what leases and heartbeats are written in).
+    fn db_now(&self) -> i64 {
+        self.count("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")
+    }
+
+    /// When instance `name`'s runner last wrote its heartbeat (each lease round).
+    fn seen(&self, name: &str) -> i64 {
+        self.count(&format!(
+            "SELECT seen_at_ms FROM cluster_instances WHERE name = '{name}'"
+        ))
+    }
+
+    /// Waits until instance `name` has run a whole lease round (renewal, then the
+    /// release of idle users) that began after `since` (the database's clock).
+    fn round_after(&self, name: &str, since: i64) {
+        let mut first = 0;
+        wait_for(Duration::from_secs(10), "a lease round", || {
+            first = self.seen(name);
+            first > since
+        });
+        wait_for(Duration::from_secs(10), "the next lease round", || {
+            self.seen(name) > first
+        });
+    }
+
+    /// `uid`'s paper balance as the database has it.
+    fn balance(&self, uid: i64) -> Decimal {
+        let sql = "SELECT balance FROM paper_accounts WHERE user_id = $1";
+        let text: String = self.sql().query_one(sql, &[&uid]).unwrap().get(0);
+        text.parse().unwrap()
+    }
+
+    /// The fee of `uid`'s latest fill on the paper exchange.
+    fn last_fee(&self, uid: i64) -> Decimal {
+        let sql = "SELECT fee FROM paper_fills WHERE user_id = $1 ORDER BY id DESC LIMIT 1";
+        let text: String = self.sql().query_one(sql, &[&uid]).unwrap().get(0);
+        text.parse().unwrap()
+    }
+
+    fn open_orders(&self, uid: i64) -> i64 {
+        self.count(&format!(
+            "SELECT COUNT(*) FROM paper_orders WHERE user_id = {uid}
+             AND status IN ('open', 'partially_filled')"
+        ))
+    }
+
+    fn positions(&self, uid: i64) -> i64 {
+        self.count(&format!(
+            "SELECT COUNT(*) FROM paper_positions WHERE user_id = {uid}"
+        ))
+    }
+
+    /// `blitz paper close-position` run on instance `on`'s host.
+    fn close_position(&self, on: &Server, uid: i64) -> std::process::Output {
+        blitz_cmd(on.dir.path())
+            .args(["paper", "close-position", "--user", &uid.to_string()])
+            .args(["--symbol", "BTC/USDT", "--side", "long"])
+            .args(["--database", &self.db.url()])
+            .env("REDIS_URL", self.redis.url())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run blitz")
+    }
+
     /// Bot `uid`'s "resumed" events.
     fn resumed(&self, uid: i64) -> i64 {
         self.count(&format!(
@@ -162,6 +227,29 @@ impl Cluster {
 fn start(s: &Server, u: &User) {
     let r = u.call(s, "POST", "/api/bot/start", &json!({}).to_string());
     assert_eq!(r.status, 200, "start on port {}: {}", s.port, r.text());
+}
+
+/// Starts `u`'s bot `id` (not the default one) through instance `s`.
+fn start_bot(s: &Server, u: &User, id: i64) {
+    let r = u.call(s, "POST", &format!("/api/bots/{id}/start"), "");
+    assert_eq!(r.status, 200, "start of bot {id}: {}", r.text());
+}
+
+/// Stops `u`'s bot `id` through instance `s` with `mode`.
+fn stop_bot(s: &Server, u: &User, id: i64, mode: &str) {
+    let body = json!({ "mode": mode }).to_string();
+    let r = u.call(s, "POST", &format!("/api/bots/{id}/stop"), &body);
+    assert_eq!(r.status, 200, "stop of bot {id}: {}", r.text());
+    assert_eq!(r.json()["status"], "stopped", "{}", r.text());
+}
+
+/// `u`'s default bot and a second one on ETH/USDT (another position).
+fn two_bots(s: &Server, u: &User) -> (i64, i64) {
+    let default = u.get(s, "/api/bots")["bots"][0]["id"].as_i64().unwrap();
+    let body = json!({"name": "ETH", "symbol": "ETH/USDT"}).to_string();
+    let r = u.call(s, "POST", "/api/bots", &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    (default, r.json()["id"].as_i64().unwrap())
 }
 
 /// SIGKILL to the master and each of its children: the whole instance dies at
@@ -308,4 +396,130 @@ fn a_command_sent_to_another_instance_is_routed_to_the_owner_and_answers_its_out
         .cloned()
         .unwrap();
     assert_eq!(bot["instance"], "a", "{overview}");
+}
+
+#[test]
+fn a_user_whose_bots_all_stopped_is_released_and_starts_again_where_the_fewest_bots_run() {
+    let c = cluster(&["a", "b", "c"]);
+    let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    let [ua, ub, uc, ud] = ["pa", "pb", "pc", "pd"].map(|n| c.user(&format!("{n}@example.com")));
+    // Each user nobody drives goes to the instance with the fewest bots (the
+    // one the start reached on a tie); a user's next bots go where it is.
+    start(a, &ua);
+    assert_eq!(c.holder(ua.id).as_deref(), Some("a"));
+    let (ub1, ub2) = two_bots(b, &ub);
+    start_bot(b, &ub, ub1);
+    start_bot(a, &ub, ub2);
+    assert_eq!(c.holder(ub.id).as_deref(), Some("b"), "b had no bot");
+    start(a, &uc);
+    assert_eq!(c.holder(uc.id).as_deref(), Some("c"), "a 1, b 2, c 0");
+    let (ud1, ud2) = two_bots(a, &ud);
+    start_bot(a, &ud, ud1);
+    start_bot(cc, &ud, ud2);
+    assert_eq!(c.holder(ud.id).as_deref(), Some("a"), "a and c had 1 each");
+    // a 3 bots, b 2, c 1.
+
+    // All of ua's bots stop (through b, routed to a) and their position closes:
+    // a gives up the lease; nothing else changes.
+    let r = ua.call(
+        b,
+        "POST",
+        "/api/bot/stop",
+        &json!({"mode": "close_position"}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!((c.open_orders(ua.id), c.positions(ua.id)), (0, 0));
+    wait_for(Duration::from_secs(10), "a releases ua's lease", || {
+        c.holder(ua.id).is_none()
+    });
+    let balance = c.balance(ua.id);
+    assert!(balance < Decimal::from(10_000), "fees were paid: {balance}");
+
+    // A start through b goes to c, which has the fewest bots now (a 2, b 2, c 1),
+    // and c's paper exchange has ua's account as a left it.
+    start(b, &ua);
+    assert_eq!(c.holder(ua.id).as_deref(), Some("c"));
+    assert_eq!(ua.status(b)["status"], "running");
+    assert_eq!(c.positions(ua.id), 1, "the new cycle's entry filled");
+    assert_eq!(
+        c.balance(ua.id),
+        balance - c.last_fee(ua.id),
+        "only the entry's fee"
+    );
+
+    // Bots stopped with their orders kept: the account still trades on the
+    // paper market, so b keeps the lease (an account nobody holds is matched by
+    // nobody).
+    stop_bot(a, &ub, ub1, "keep");
+    stop_bot(cc, &ub, ub2, "keep");
+    let stopped = c.db_now();
+    assert!(c.open_orders(ub.id) > 0);
+    c.round_after("b", stopped);
+    assert_eq!(c.holder(ub.id).as_deref(), Some("b"));
+    assert_eq!(c.duplicate_client_ids(), 0);
+}
+
+#[test]
+fn paper_commands_and_the_orders_list_sent_to_another_instance_get_the_owners_answer() {
+    let c = cluster(&["a", "b"]);
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let u = c.user("paper@example.com");
+    start(a, &u);
+    assert_eq!(c.holder(u.id).as_deref(), Some("a"));
+
+    // The orders list: a's paper book lists them, through b as through a.
+    let ids = |s: &Server| -> Vec<String> {
+        let mut ids: Vec<String> = u.get(s, "/api/bot/orders")["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["client_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let on_a = ids(a);
+    assert_eq!(on_a.len() as i64, c.open_orders(u.id), "{on_a:?}");
+    assert_eq!(ids(b), on_a);
+
+    // Reset through b while the bot runs: a's refusal.
+    let reset = || {
+        u.call(
+            b,
+            "POST",
+            "/api/paper/account/reset",
+            &json!({}).to_string(),
+        )
+    };
+    let r = reset();
+    let status = r.json()["status"].clone();
+    assert_eq!(
+        (r.status, status),
+        (409, json!("bot_running")),
+        "{}",
+        r.text()
+    );
+    // Stopped and flat, the account resets through b.
+    let stop = json!({"mode": "close_position"}).to_string();
+    let r = u.call(b, "POST", "/api/bot/stop", &stop);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(c.balance(u.id) < Decimal::from(10_000), "fees were paid");
+    let r = reset();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(c.balance(u.id), Decimal::from(10_000));
+
+    // Running again (wherever it was placed), its position is closed from the
+    // other host: the holder's paper exchange closes it.
+    start(b, &u);
+    assert_eq!(c.positions(u.id), 1);
+    let holder = c.holder(u.id).unwrap();
+    let other = if holder == "a" { b } else { a };
+    let out = c.close_position(other, u.id);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout} {stderr}");
+    let closed = format!("closed user {}'s long BTC/USDT position", u.id);
+    assert!(stdout.starts_with(&closed), "{stdout}");
+    assert_eq!(c.positions(u.id), 0);
+    assert_eq!(c.duplicate_client_ids(), 0);
 }

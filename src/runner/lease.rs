@@ -10,7 +10,10 @@
 //!   when it wakes (`valid`), before it has even asked the database;
 //! - a user whose deadline passed is dropped locally at once, with no exchange
 //!   call and no database write (`expired`), and taken again only through the
-//!   database (`renew` finding it still ours, or `take`), with the epoch that says so.
+//!   database (`renew` finding it still ours, or `take`), with the epoch that says so;
+//! - a user with nothing left to drive is given up (`release`, fenced by the
+//!   epoch held here) and forgotten here at once; a start for a user nobody
+//!   drives goes to the instance with the fewest bots (`place`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -35,6 +38,19 @@ struct Cluster {
     started_at_ms: i64,
     /// User id → (epoch, local deadline).
     held: Mutex<HashMap<i64, (i64, Instant)>>,
+}
+
+/// Where a command for a user goes (`Leases::place`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Place {
+    /// This runner drives the user; `true` when it took the lease just now (the
+    /// caller reloads the user's paper account).
+    Here(bool),
+    /// Another instance holds the user's lease.
+    Held(String),
+    /// Nobody drives the user and that instance has the fewest bots: the
+    /// command goes there, and that instance takes the lease.
+    Elsewhere(String),
 }
 
 /// What one renewal round changed.
@@ -145,6 +161,71 @@ impl Leases {
         }
     }
 
+    /// `acquire`, but a user nobody drives goes to the live instance with the
+    /// fewest bots (CONTRACT C18: a stopped bot goes to the runner with the
+    /// fewest bots), this one when it is among them (no hop), else the first by
+    /// name. For a start: the other commands of a free user run where they
+    /// arrive (`acquire`), and the lease goes again once the user is idle.
+    pub fn place(&self, conn: &Conn, user_id: i64) -> Result<Place, StoreError> {
+        let Some(c) = &self.cluster else {
+            return Ok(Place::Here(false));
+        };
+        if self.valid(user_id) {
+            return Ok(Place::Here(false));
+        }
+        let now = cluster::db_now_ms(conn)?;
+        match cluster::holder(conn, user_id, now)? {
+            Some(holder) if holder != c.name => return Ok(Place::Held(holder)),
+            // Still ours in the database (the local deadline passed): take it back.
+            Some(_) => {}
+            None => {
+                if let Some(other) = c.fewer_bots_than_here(conn, now)? {
+                    return Ok(Place::Elsewhere(other));
+                }
+            }
+        }
+        Ok(match self.acquire(conn, user_id)? {
+            Ok(taken) => Place::Here(taken),
+            Err(holder) => Place::Held(holder),
+        })
+    }
+
+    /// Gives up `user_id`'s lease (fenced by the epoch held here) and forgets
+    /// it; `false` if it was not held here or another instance took it
+    /// meanwhile. The caller made sure nothing of the user is driven here.
+    pub fn release(&self, conn: &Conn, user_id: i64) -> Result<bool, StoreError> {
+        let Some(c) = &self.cluster else {
+            return Ok(false);
+        };
+        let Some((epoch, _)) = lock(&c.held).get(&user_id).copied() else {
+            return Ok(false);
+        };
+        let released = cluster::release(conn, user_id, &c.name, epoch)?;
+        // Released, or lost already: not ours either way.
+        lock(&c.held).remove(&user_id);
+        Ok(released)
+    }
+
+    /// The users held here (deadline not passed) with nothing to run in the
+    /// database: those `release` may give up once the runner has checked its
+    /// own state (no command under way, nothing in its paper book).
+    pub fn idle(&self, conn: &Conn) -> Result<Vec<i64>, StoreError> {
+        let Some(c) = &self.cluster else {
+            return Ok(Vec::new());
+        };
+        let idle = cluster::idle_held(conn, &c.name)?;
+        let now = Instant::now();
+        let held = lock(&c.held);
+        Ok(idle
+            .into_iter()
+            .filter(|(uid, epoch)| {
+                held.get(uid)
+                    .is_some_and(|(e, until)| e == epoch && now < *until)
+            })
+            .map(|(uid, _)| uid)
+            .collect())
+    }
+
     /// One round: heartbeat, renew what is held, then adopt users nobody drives
     /// until this instance has about its share of the cluster's bots.
     pub fn round(&self, conn: &Conn) -> Result<Round, StoreError> {
@@ -186,6 +267,23 @@ impl Leases {
             }
         }
         Ok(round)
+    }
+}
+
+impl Cluster {
+    /// The live instance a new user goes to when this one does not have the
+    /// fewest bots (ties: the first by name); `None` when this one has, or no
+    /// instance was seen yet (this one's first round is still to come).
+    fn fewer_bots_than_here(&self, conn: &Conn, now: i64) -> Result<Option<String>, StoreError> {
+        let since = now - self.lease.as_millis() as i64;
+        let load = cluster::by_load(conn, since, now)?;
+        let Some(fewest) = load.first() else {
+            return Ok(None);
+        };
+        let here_too = load
+            .iter()
+            .any(|i| i.name == self.name && i.bots_owned == fewest.bots_owned);
+        Ok((!here_too).then(|| fewest.name.clone()))
     }
 }
 
@@ -241,6 +339,55 @@ mod tests {
         }
         assert_eq!(b.acquire(&c, ra.gained[0]).unwrap(), Err("a".to_string()));
         assert!(Leases::single().valid(users[0]));
+    }
+
+    #[test]
+    fn a_free_user_is_placed_on_the_instance_with_the_fewest_bots() {
+        let c = testing::migrated();
+        let users: Vec<i64> = (0..3).map(|i| user(&c, i)).collect();
+        let lease = Duration::from_secs(30);
+        let (a, b) = (Leases::cluster("a", lease), Leases::cluster("b", lease));
+        // a drives two users (two bots), b none: a new user goes to b.
+        let now = cluster::db_now_ms(&c).unwrap();
+        cluster::heartbeat(&c, "a", 1, 0, now).unwrap();
+        cluster::heartbeat(&c, "b", 1, 0, now).unwrap();
+        for u in &users[..2] {
+            assert_eq!(a.acquire(&c, *u).unwrap(), Ok(true));
+        }
+        let new = users[2];
+        assert_eq!(a.place(&c, new).unwrap(), Place::Elsewhere("b".into()));
+        assert!(!a.valid(new), "a took nothing");
+        assert_eq!(b.place(&c, new).unwrap(), Place::Here(true));
+        assert_eq!(b.place(&c, new).unwrap(), Place::Here(false));
+        assert_eq!(a.place(&c, new).unwrap(), Place::Held("b".into()));
+        assert_eq!(a.place(&c, users[0]).unwrap(), Place::Here(false));
+        // One host places everything where it is.
+        assert_eq!(Leases::single().place(&c, new).unwrap(), Place::Here(false));
+    }
+
+    #[test]
+    fn an_idle_users_lease_is_released_and_taken_with_the_next_epoch() {
+        let c = testing::migrated();
+        let u = user(&c, 0);
+        let (a, b) = (
+            Leases::cluster("a", Duration::from_secs(30)),
+            Leases::cluster("b", Duration::from_secs(30)),
+        );
+        assert_eq!(a.round(&c).unwrap().gained, [u]);
+        assert!(a.idle(&c).unwrap().is_empty(), "its bot should run");
+        let bot = crate::store::user_bots::default_of(&c, u).unwrap().unwrap();
+        let stopped = (DesiredState::Stopped, BotStatus::Stopped);
+        bots::set_state(&c, bot, stopped.0, stopped.1, None, 2).unwrap();
+        assert_eq!(a.idle(&c).unwrap(), [u]);
+        assert!(a.release(&c, u).unwrap());
+        assert!(!a.valid(u) && a.held().is_empty());
+        assert!(!a.release(&c, u).unwrap(), "no longer held");
+        // The next round does not take it back (nothing to run), and b may.
+        let r = a.round(&c).unwrap();
+        assert!(r.gained.is_empty() && r.lost.is_empty(), "{r:?}");
+        assert_eq!(b.acquire(&c, u).unwrap(), Ok(true));
+        let epoch = |l: &Leases| lock(&l.cluster.as_ref().unwrap().held)[&u].0;
+        assert_eq!(epoch(&b), 2);
     }
 
     #[test]

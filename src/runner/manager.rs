@@ -24,7 +24,7 @@ use slog::{info, warn, Logger};
 
 use super::journal::{BotCtx, DbJournal};
 use super::launch::{Fail, FirstSteps, Launched};
-use super::lease::Leases;
+use super::lease::{Leases, Place};
 use super::protocol::{Actor, OpResult, Outcome};
 use super::telegram::Notifier;
 use crate::bots::config::BotMarket;
@@ -83,6 +83,36 @@ impl Running {
 #[derive(Default)]
 pub struct Cell {
     bot: Option<Running>,
+}
+
+/// Why an idle user's lease could not be given up (`Manager::release_if_idle`).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReleaseError {
+    #[error(transparent)]
+    Paper(#[from] crate::exchange::paper::PaperError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A command under way for a user (`Manager::command_for`).
+pub(super) struct CommandGuard<'a> {
+    m: &'a Manager,
+    user_id: i64,
+}
+
+impl Drop for CommandGuard<'_> {
+    fn drop(&mut self) {
+        if !self.m.leases.is_cluster() {
+            return;
+        }
+        let mut commands = lock(&self.m.commands);
+        if let Some(n) = commands.get_mut(&self.user_id) {
+            *n -= 1;
+            if *n == 0 {
+                commands.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 /// What [`Manager::claim`] found.
@@ -211,6 +241,9 @@ pub struct Manager {
     streams: Streams,
     /// Which users' bots this runner may drive (all on one host).
     leases: Arc<Leases>,
+    /// Commands under way per user (cluster only): a user's lease is not given
+    /// up while one is, since it was admitted on that lease.
+    commands: Mutex<HashMap<i64, u32>>,
     tick_ms: u64,
     log: Logger,
 }
@@ -270,6 +303,7 @@ impl Manager {
             due: Mutex::new(due),
             streams,
             leases,
+            commands: Mutex::new(HashMap::new()),
             tick_ms,
             log,
         }
@@ -287,25 +321,74 @@ impl Manager {
 
     /// Admits a command for `user_id`: this runner drives the user's bots, or
     /// takes their free lease now (reloading their paper account); otherwise the
-    /// answer names the instance that drives them.
-    pub(super) fn admit(&self, conn: &Conn, user_id: i64) -> Result<(), OpResult> {
-        match self.leases.acquire(conn, user_id) {
-            Ok(Ok(false)) => Ok(()),
-            Ok(Ok(true)) => {
+    /// answer names the instance that drives them. With `place` (a start that
+    /// reached this instance first) a user nobody drives goes to the instance
+    /// with the fewest bots instead, which may be another one (`Leases::place`).
+    pub(super) fn admit(&self, conn: &Conn, user_id: i64, place: bool) -> Result<(), OpResult> {
+        let placed = if place {
+            self.leases.place(conn, user_id)
+        } else {
+            self.leases.acquire(conn, user_id).map(|r| match r {
+                Ok(taken) => Place::Here(taken),
+                Err(holder) => Place::Held(holder),
+            })
+        };
+        // `data.instance` tells the worker where to route the command.
+        let elsewhere = |instance: String, placed: bool, message: String| OpResult {
+            data: Some(json!({ "instance": instance, "placed": placed })),
+            ..OpResult::new(Outcome::Conflict, message)
+        };
+        match placed {
+            Ok(Place::Here(false)) => Ok(()),
+            Ok(Place::Here(true)) => {
                 self.paper.partition(self.leases.held());
                 info!(self.log, "took a user's lease"; "user_id" => user_id);
                 Ok(())
             }
-            // `data.instance` tells the worker where to route the command.
-            Ok(Err(holder)) => Err(OpResult {
-                data: Some(json!({ "instance": holder })),
-                ..OpResult::new(
-                    Outcome::Conflict,
-                    format!("This user's bots are driven by instance {holder}"),
-                )
-            }),
+            Ok(Place::Held(holder)) => Err(elsewhere(
+                holder.clone(),
+                false,
+                format!("This user's bots are driven by instance {holder}"),
+            )),
+            Ok(Place::Elsewhere(to)) => Err(elsewhere(
+                to.clone(),
+                true,
+                format!("This user's bots go to instance {to}, which has the fewest bots"),
+            )),
             Err(e) => Err(OpResult::new(Outcome::Error, format!("database: {e}"))),
         }
+    }
+
+    /// Counts a command for `user_id` as under way until the guard drops (in a
+    /// cluster; nothing on one host).
+    pub(super) fn command_for(&self, user_id: i64) -> CommandGuard<'_> {
+        if self.leases.is_cluster() {
+            *lock(&self.commands).entry(user_id).or_default() += 1;
+        }
+        CommandGuard { m: self, user_id }
+    }
+
+    /// Gives up `user_id`'s lease if nothing of theirs is driven here: no
+    /// command under way, no bot in the map, nothing their paper account
+    /// still does on the market (the caller read that no bot of theirs should
+    /// run). Checked and released under the command count's lock, so a command
+    /// admitted on the lease cannot start in between. Returns whether it did;
+    /// the caller re-partitions the paper book once for all it released.
+    pub(super) fn release_if_idle(&self, conn: &Conn, user_id: i64) -> Result<bool, ReleaseError> {
+        let commands = lock(&self.commands);
+        if commands.get(&user_id).is_some_and(|n| *n > 0) {
+            return Ok(false);
+        }
+        if lock(&self.map).values().any(|slot| slot.user_id == user_id) {
+            return Ok(false);
+        }
+        if self.paper.in_use_by(user_id)? {
+            return Ok(false);
+        }
+        let released = self.leases.release(conn, user_id)?;
+        // Only now may a command for the user be admitted (on a new lease).
+        drop(commands);
+        Ok(released)
     }
 
     /// Drops `user_id`'s bots from this runner at once, with no exchange call

@@ -277,15 +277,50 @@ impl Runner {
                 "user_id" => uid, "bots" => n);
         }
         let mut round = lease::Round::default();
+        let mut renewed = false;
         if let Some(every) = self.leases.every().filter(|_| now >= *next_lease) {
             *next_lease = now + every.as_millis() as u64;
             match self.leases.round(&self.conn) {
-                Ok(r) => round = r,
+                Ok(r) => (round, renewed) = (r, true),
                 Err(e) => warn!(self.log, "lease renewal failed"; "error" => %e),
             }
         }
         if let Err(e) = self.apply(round, expired) {
             warn!(self.log, "cannot read the adopted users' bots"; "error" => %e);
+        }
+        if renewed {
+            self.release_idle();
+        }
+    }
+
+    /// Cluster, after a renewal: gives up the leases of the users with nothing
+    /// left to drive here (no bot to run, no command under way, a paper account
+    /// with no position and no resting order), so that their next start goes to
+    /// the instance with the fewest bots. An account with a position or orders
+    /// keeps its lease: the paper market of its holder matches, funds and
+    /// liquidates it, and an account nobody holds is matched by nobody.
+    fn release_idle(&self) {
+        let idle = match self.leases.idle(&self.conn) {
+            Ok(idle) => idle,
+            Err(e) => {
+                warn!(self.log, "cannot list the idle users"; "error" => %e);
+                return;
+            }
+        };
+        let mut released = 0;
+        for uid in idle {
+            match self.manager.release_if_idle(&self.conn, uid) {
+                Ok(true) => released += 1,
+                Ok(false) => {}
+                Err(e) => warn!(self.log, "cannot release an idle user's lease";
+                    "user_id" => uid, "error" => %e),
+            }
+        }
+        if released > 0 {
+            // Their accounts leave the paper book: their next holder loads them
+            // from the database as this book left them.
+            self.manager.paper().partition(self.leases.held());
+            info!(self.log, "released the leases of idle users"; "users" => released);
         }
     }
 
@@ -483,7 +518,7 @@ fn serve_request(m: &Manager, conn: &Conn, stream: UnixStream, log: &Logger) {
     if reader.read_line(&mut line).is_err() {
         return;
     }
-    let mut out = answer_line(m, conn, &line);
+    let mut out = answer_line(m, conn, &line, Origin::Socket);
     out.push(b'\n');
     // The worker may have given up (504); the outcome is recorded either way.
     if let Err(e) = (&stream).write_all(&out) {
@@ -491,21 +526,39 @@ fn serve_request(m: &Manager, conn: &Conn, stream: UnixStream, log: &Logger) {
     }
 }
 
-/// Runs one request line (from the socket, or routed from another instance) and
-/// returns the reply line without its newline.
-fn answer_line(m: &Manager, conn: &Conn, line: &str) -> Vec<u8> {
+/// Where a request line came from: a worker of this instance (through the
+/// socket) or another instance's (routed through Redis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Socket,
+    Routed,
+}
+
+/// Runs one request line and returns the reply line without its newline.
+fn answer_line(m: &Manager, conn: &Conn, line: &str, from: Origin) -> Vec<u8> {
     // A paper-account command names a position; anything else is a bot command.
-    // Either acts only for a user whose bots this runner drives (C18).
+    // Either acts only for a user whose bots this runner drives (C18), and is
+    // counted as under way meanwhile, so the user's lease stays here.
     let reply = match serde_json::from_str::<PaperRequest>(line) {
-        Ok(req) => serde_json::to_vec(&match m.admit(conn, req.user_id) {
-            Ok(()) => paper_ops::execute(m, conn, &req),
-            Err(refused) => PaperReply::refused(refused.message),
-        }),
+        Ok(req) => {
+            let _under_way = m.command_for(req.user_id);
+            serde_json::to_vec(&match m.admit(conn, req.user_id, false) {
+                Ok(()) => paper_ops::execute(m, conn, &req),
+                Err(refused) => PaperReply::not_admitted(refused),
+            })
+        }
         Err(_) => serde_json::to_vec(&match serde_json::from_str::<Request>(line) {
-            Ok(req) => match m.admit(conn, req.user_id) {
-                Ok(()) => execute(m, conn, &req),
-                Err(refused) => refused,
-            },
+            Ok(req) => {
+                let _under_way = m.command_for(req.user_id);
+                // A start for a user nobody drives is placed on the instance with
+                // the fewest bots by the first runner it reaches; the runner it
+                // is routed to takes it.
+                let place = req.op == Op::Start && from == Origin::Socket;
+                match m.admit(conn, req.user_id, place) {
+                    Ok(()) => execute(m, conn, &req),
+                    Err(refused) => refused,
+                }
+            }
             Err(e) => OpResult::new(Outcome::Error, format!("bad request: {e}")),
         }),
     };
@@ -532,7 +585,7 @@ fn listen_for_routed(config: &Config, manager: Arc<Manager>, log: Logger) {
                 }
             };
             route::listen(url, instance, log, |line| {
-                answer_line(&manager, &conn, line)
+                answer_line(&manager, &conn, line, Origin::Routed)
             });
         });
     if let Err(e) = spawned {

@@ -23,10 +23,7 @@ pub(super) fn execute(m: &Manager, conn: &Conn, req: &PaperRequest) -> PaperRepl
 fn reset_account(m: &Manager, conn: &Conn, uid: i64) -> PaperReply {
     let reply = |done, message: String| PaperReply {
         done,
-        message,
-        client_id: None,
-        bot_active: false,
-        position_open: false,
+        ..PaperReply::refused(message)
     };
     match m.reset_paper(conn, uid) {
         PaperReset::Done => reply(true, format!("user {uid}'s paper account was reset")),
@@ -83,9 +80,7 @@ fn close_position(paper: &Arc<Paper>, req: &PaperRequest) -> PaperReply {
     };
     PaperReply {
         done,
-        message,
         client_id,
-        bot_active: false,
-        position_open: false,
+        ..PaperReply::refused(message)
     }
 }

@@ -160,6 +160,44 @@ impl OpResult {
     }
 }
 
+/// Where a command refused by one runner goes instead (CONTRACT C18).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elsewhere {
+    /// The instance whose runner drives the user, or should.
+    pub instance: String,
+    /// The user had no driver: the refusing runner placed them on `instance`
+    /// (the fewest bots), which takes the lease.
+    pub placed: bool,
+}
+
+/// A reply that may send the command to another instance.
+pub trait Redirect {
+    fn elsewhere(&self) -> Option<Elsewhere>;
+}
+
+impl Redirect for OpResult {
+    /// A `conflict` whose `data` names an instance.
+    fn elsewhere(&self) -> Option<Elsewhere> {
+        let data = self
+            .data
+            .as_ref()
+            .filter(|_| self.outcome == Outcome::Conflict)?;
+        Some(Elsewhere {
+            instance: data["instance"].as_str()?.to_string(),
+            placed: data["placed"].as_bool().unwrap_or(false),
+        })
+    }
+}
+
+impl Redirect for PaperReply {
+    fn elsewhere(&self) -> Option<Elsewhere> {
+        Some(Elsewhere {
+            instance: self.instance.clone()?,
+            placed: false,
+        })
+    }
+}
+
 text_enum! {
     /// A command on a user's paper account.
     pub enum PaperOp {
@@ -198,11 +236,13 @@ pub struct PaperReply {
     /// position).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub position_open: bool,
+    /// Refused because another instance drives the user's account: that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 impl PaperReply {
-    /// Not done, for the reason `message` gives (another instance drives the
-    /// user's account, say).
+    /// Not done, for the reason `message` gives.
     pub fn refused(message: String) -> PaperReply {
         PaperReply {
             done: false,
@@ -210,6 +250,16 @@ impl PaperReply {
             client_id: None,
             bot_active: false,
             position_open: false,
+            instance: None,
+        }
+    }
+
+    /// Not done: the runner did not admit the command (`Manager::admit`); the
+    /// instance that drives the user's account, if the refusal names one.
+    pub fn not_admitted(refusal: OpResult) -> PaperReply {
+        PaperReply {
+            instance: refusal.elsewhere().map(|e| e.instance),
+            ..PaperReply::refused(refusal.message)
         }
     }
 }
@@ -284,17 +334,40 @@ mod tests {
         assert!(serde_json::from_value::<PaperRequest>(sideways).is_err());
         let bot = json!({"op": "stop", "user_id": 7});
         assert!(serde_json::from_value::<PaperRequest>(bot).is_err());
-        let reply = PaperReply {
-            done: false,
-            message: "nothing to close".into(),
-            client_id: None,
-            bot_active: false,
-            position_open: false,
-        };
+        let reply = PaperReply::refused("nothing to close".into());
         assert_eq!(
             serde_json::to_value(&reply).unwrap(),
             json!({"done": false, "message": "nothing to close"})
         );
+        assert_eq!(reply.elsewhere(), None);
+    }
+
+    #[test]
+    fn refusals_name_where_the_command_goes() {
+        let held = OpResult {
+            data: Some(json!({"instance": "b", "placed": false})),
+            ..OpResult::new(Outcome::Conflict, "driven by b")
+        };
+        let b = Elsewhere {
+            instance: "b".into(),
+            placed: false,
+        };
+        assert_eq!(held.elsewhere(), Some(b.clone()));
+        let placed = OpResult {
+            data: Some(json!({"instance": "c", "placed": true})),
+            ..OpResult::new(Outcome::Conflict, "goes to c")
+        };
+        assert_eq!(placed.elsewhere().map(|e| e.placed), Some(true));
+        // A conflict between two bots of one user names no instance.
+        assert_eq!(OpResult::new(Outcome::Conflict, "taken").elsewhere(), None);
+        let paper = PaperReply::not_admitted(held);
+        let text = serde_json::to_value(&paper).unwrap();
+        assert_eq!(
+            text,
+            json!({"done": false, "message": "driven by b", "instance": "b"})
+        );
+        let back: PaperReply = serde_json::from_value(text).unwrap();
+        assert_eq!(back.elsewhere(), Some(b));
     }
 
     #[test]

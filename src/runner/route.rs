@@ -14,13 +14,16 @@
 //! the worker is late); `LISTEN` needs a dedicated connection per listener,
 //! taken from the database's connection budget.
 
+use std::path::Path;
 use std::time::Duration;
 
 use redis::Commands;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use slog::{info, warn, Logger};
 
-use super::protocol::{OpResult, Request};
+use super::client::{self, RpcError};
+use super::protocol::Redirect;
 
 /// The channel the runner of `instance` listens on.
 pub fn channel(instance: &str) -> String {
@@ -48,14 +51,64 @@ pub enum RouteError {
     Protocol(String),
 }
 
-/// Sends `req` to the runner of `instance` and waits up to `timeout` for its
-/// outcome.
-pub fn forward(
+/// This instance in a cluster, for `call`.
+#[derive(Debug, Clone, Copy)]
+pub struct Here<'a> {
+    pub redis_url: &'a str,
+    /// `INSTANCE_NAME`; `None` from a command line, which places nobody.
+    pub instance: Option<&'a str>,
+}
+
+/// Asks this instance's runner (through `socket`); in a cluster (`here`), a
+/// refusal that names another instance sends the request to that instance's
+/// runner and answers with its outcome. When a user nobody drove was placed on
+/// an instance whose runner no longer listens (it died since its last
+/// heartbeat), the request goes to this instance's own runner through the same
+/// channel, which takes the user (a routed request is never placed again). If
+/// routing fails otherwise, the local refusal stands.
+pub fn call<Q: Serialize, A: DeserializeOwned + Redirect>(
+    socket: &Path,
+    here: Option<Here<'_>>,
+    req: &Q,
+    timeout: Duration,
+    log: &Logger,
+) -> Result<A, RpcError> {
+    let local: A = client::call_as(socket, req, timeout)?;
+    let (Some(here), Some(to)) = (here, local.elsewhere()) else {
+        return Ok(local);
+    };
+    let again = match forward(here.redis_url, &to.instance, req, timeout) {
+        Ok(answer) => return Ok(answer),
+        Err(e) => {
+            warn!(log, "cannot route a command to its instance";
+                "instance" => &to.instance, "error" => %e);
+            // Only when the chosen instance's runner is gone: one that got
+            // the request may still be taking the user.
+            let gone = matches!(e, RouteError::NobodyListens(_));
+            here.instance
+                .filter(|me| gone && to.placed && *me != to.instance)
+        }
+    };
+    let Some(me) = again else {
+        return Ok(local);
+    };
+    match forward(here.redis_url, me, req, timeout) {
+        Ok(answer) => Ok(answer),
+        Err(e) => {
+            warn!(log, "cannot route a command to this instance's runner"; "error" => %e);
+            Ok(local)
+        }
+    }
+}
+
+/// Sends `req` (a bot or paper-account command) to the runner of `instance` and
+/// waits up to `timeout` for its outcome.
+pub fn forward<Q: Serialize, A: DeserializeOwned>(
     url: &str,
     instance: &str,
-    req: &Request,
+    req: &Q,
     timeout: Duration,
-) -> Result<OpResult, RouteError> {
+) -> Result<A, RouteError> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_connection_with_timeout(timeout)?;
     conn.set_read_timeout(Some(timeout + Duration::from_secs(1)))?;

@@ -6,6 +6,8 @@
 //! - a lease changes holder only once it has expired (`take` is one conditional
 //!   statement, so of two instances adopting at once exactly one wins);
 //! - each change of holder adds one to `epoch` (the fencing token);
+//! - a holder gives a lease up (`release`) by expiring it at 0, fenced by its
+//!   epoch; the row stays, so the epoch keeps growing;
 //! - times are the database's clock on PostgreSQL (`db_now_ms`), so hosts whose
 //!   clocks disagree still agree on whether a lease has expired.
 
@@ -67,7 +69,9 @@ pub fn live_instances(conn: &Conn, since_ms: i64) -> Result<Vec<Instance>, Store
 }
 
 /// Extends every lease `name` holds to `now_ms + lease_ms`; returns them as
-/// `user_id → epoch`. A lease another instance took is not among them.
+/// `user_id → epoch`. A lease another instance took is not among them, nor one
+/// `name` gave up (`release`): a lease that merely expired and that nobody took
+/// is still `name`'s.
 pub fn renew(
     conn: &Conn,
     name: &str,
@@ -75,7 +79,8 @@ pub fn renew(
     lease_ms: i64,
 ) -> Result<HashMap<i64, i64>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "UPDATE user_leases SET expires_at_ms = ?2 WHERE instance = ?1 RETURNING user_id, epoch",
+        "UPDATE user_leases SET expires_at_ms = ?2 WHERE instance = ?1 AND expires_at_ms > 0
+         RETURNING user_id, epoch",
     )?;
     let rows = stmt
         .query_map(crate::params![name, now_ms + lease_ms], |r| {
@@ -162,13 +167,60 @@ pub fn count_running_of(conn: &Conn, name: &str) -> Result<i64, StoreError> {
         .query_row([name], |r| r.get(0))?)
 }
 
-/// Gives up `user_id`'s lease if `name` holds it (its bots all stopped), so the
-/// next start goes to whichever instance has the fewest bots.
-pub fn release(conn: &Conn, user_id: i64, name: &str) -> Result<bool, StoreError> {
+/// Gives up `user_id`'s lease if `name` still holds it under `epoch` (the
+/// user has nothing left to drive), so the next start is placed on whichever
+/// instance has the fewest bots. The row stays with `expires_at_ms = 0`, which
+/// `renew` never extends: the next `take` adds one to the epoch as for any change
+/// of holder. Fenced: `false` if another instance took the lease meanwhile.
+pub fn release(conn: &Conn, user_id: i64, name: &str, epoch: i64) -> Result<bool, StoreError> {
     let n = conn
-        .prepare_cached("DELETE FROM user_leases WHERE user_id = ?1 AND instance = ?2")?
-        .execute(crate::params![user_id, name])?;
+        .prepare_cached(
+            "UPDATE user_leases SET expires_at_ms = 0
+             WHERE user_id = ?1 AND instance = ?2 AND epoch = ?3",
+        )?
+        .execute(crate::params![user_id, name, epoch])?;
     Ok(n > 0)
+}
+
+/// The users whose lease `name` holds (not given up) and who have no bot that
+/// should run or is starting, running or stopping, with the lease's epoch: the
+/// candidates for `release`.
+pub fn idle_held(conn: &Conn, name: &str) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.user_id, l.epoch FROM user_leases l
+         WHERE l.instance = ?1 AND l.expires_at_ms > 0
+           AND NOT EXISTS (SELECT 1 FROM user_bots b WHERE b.user_id = l.user_id
+                           AND (b.desired_state = 'running'
+                                OR b.status IN ('starting', 'running', 'stopping')))
+         ORDER BY l.user_id",
+    )?;
+    let rows = stmt
+        .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The instances seen since `since_ms` with the bots that should run of the
+/// users whose live lease (at `now_ms`) each holds, fewest first (then by name):
+/// where a user nobody drives is placed.
+pub fn by_load(conn: &Conn, since_ms: i64, now_ms: i64) -> Result<Vec<Instance>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.name, (SELECT COUNT(*) FROM user_bots b
+                         JOIN user_leases l ON l.user_id = b.user_id
+                         WHERE l.instance = i.name AND l.expires_at_ms > ?2
+                           AND b.desired_state = 'running') AS bots
+         FROM cluster_instances i WHERE i.seen_at_ms >= ?1
+         ORDER BY bots, i.name",
+    )?;
+    let rows = stmt
+        .query_map([since_ms, now_ms], |r| {
+            Ok(Instance {
+                name: r.get(0)?,
+                bots_owned: r.get(1)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 /// The live holder of `user_id`'s lease, if any.
@@ -260,13 +312,69 @@ mod tests {
     }
 
     #[test]
-    fn release_frees_only_the_holders_lease() {
+    fn a_release_is_fenced_by_epoch_never_renewed_and_the_next_take_counts_on() {
         let (c, users) = db(1);
         let u = users[0];
-        take(&c, u, "a", 1000, LEASE).unwrap();
-        assert!(!release(&c, u, "b").unwrap());
-        assert!(release(&c, u, "a").unwrap());
-        assert_eq!(take(&c, u, "b", 1001, LEASE).unwrap(), Some(1));
+        assert_eq!(take(&c, u, "a", 1000, LEASE).unwrap(), Some(1));
+        assert!(!release(&c, u, "b", 1).unwrap(), "not b's");
+        assert!(!release(&c, u, "a", 2).unwrap(), "an epoch a does not hold");
+        assert!(release(&c, u, "a", 1).unwrap());
+        assert!(renew(&c, "a", 1500, LEASE).unwrap().is_empty(), "given up");
+        assert_eq!(holder(&c, u, 1500).unwrap(), None);
+        assert_eq!(adoptable(&c, 1500).unwrap(), [(u, 1)]);
+        assert_eq!(take(&c, u, "b", 1500, LEASE).unwrap(), Some(2));
+        // a's stale epoch cannot give up b's lease.
+        assert!(!release(&c, u, "a", 1).unwrap());
+        assert_eq!(holder(&c, u, 1600).unwrap().as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn only_users_with_nothing_to_run_are_idle() {
+        let (c, users) = db(3);
+        // users[0]'s bot runs; users[1]'s is stopping.
+        let (stopping, stopped) = (users[1], users[2]);
+        for u in &users {
+            take(&c, *u, "a", 1000, LEASE).unwrap();
+        }
+        let bot = |u| crate::store::user_bots::default_of(&c, u).unwrap().unwrap();
+        let states = [
+            (stopping, DesiredState::Stopped, BotStatus::Stopping),
+            (stopped, DesiredState::Stopped, BotStatus::Stopped),
+        ];
+        for (u, desired, status) in states {
+            bots::set_state(&c, bot(u), desired, status, None, 2).unwrap();
+        }
+        assert_eq!(idle_held(&c, "a").unwrap(), [(stopped, 1)]);
+        assert!(idle_held(&c, "b").unwrap().is_empty());
+        assert!(release(&c, stopped, "a", 1).unwrap());
+        assert!(idle_held(&c, "a").unwrap().is_empty(), "released already");
+    }
+
+    #[test]
+    fn placement_ranks_live_instances_by_the_bots_they_hold() {
+        let (c, users) = db(3);
+        for (name, seen) in [("a", 1000), ("b", 1000), ("c", 1000), ("gone", 10)] {
+            heartbeat(&c, name, 1, 99, seen).unwrap();
+        }
+        take(&c, users[0], "a", 1000, LEASE).unwrap();
+        take(&c, users[1], "a", 1000, LEASE).unwrap();
+        take(&c, users[2], "c", 1000, LEASE).unwrap();
+        let load = |now| -> Vec<(String, i64)> {
+            by_load(&c, 500, now)
+                .unwrap()
+                .into_iter()
+                .map(|i| (i.name, i.bots_owned))
+                .collect()
+        };
+        let s = |x: &str| x.to_string();
+        assert_eq!(load(1500), [(s("b"), 0), (s("c"), 1), (s("a"), 2)]);
+        // A stopped bot and an expired lease count for nobody.
+        let bot = crate::store::user_bots::default_of(&c, users[0])
+            .unwrap()
+            .unwrap();
+        bots::set_state(&c, bot, DesiredState::Stopped, BotStatus::Stopped, None, 2).unwrap();
+        assert_eq!(load(1500), [(s("b"), 0), (s("a"), 1), (s("c"), 1)]);
+        assert_eq!(load(1000 + LEASE), [(s("a"), 0), (s("b"), 0), (s("c"), 0)]);
     }
 
     #[test]

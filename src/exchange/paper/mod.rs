@@ -284,6 +284,19 @@ impl Paper {
         guard.stale = true;
     }
 
+    /// Whether `user_id`'s account has an open position or a resting order or
+    /// stop: what the market still matches, funds or liquidates. In a cluster
+    /// the account's lease is kept while it has (an account nobody holds is
+    /// matched by nobody).
+    pub fn in_use_by(&self, user_id: i64) -> Result<bool, PaperError> {
+        self.read(|book, _| {
+            Ok(book.accounts.get(&user_id).is_some_and(|a| {
+                a.open.values().any(|ids| !ids.is_empty())
+                    || a.positions.values().flatten().any(|p| !p.size.is_zero())
+            }))
+        })
+    }
+
     /// One user's account; implements `crate::exchange::Exchange`.
     pub fn account(self: &Arc<Self>, user_id: i64) -> PaperAccount {
         PaperAccount::new(self.clone(), user_id)

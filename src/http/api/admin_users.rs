@@ -8,8 +8,7 @@ use crate::bots::status::DesiredState;
 use crate::http::ctx::Ctx;
 use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
-use crate::runner::client;
-use crate::runner::protocol::{Actor, Op, Request};
+use crate::runner::protocol::{Actor, Op, OpResult, Request};
 use crate::store::{self, sessions, user_bots, users};
 
 pub fn update(ctx: &mut Ctx<'_, '_>) -> ApiResult {
@@ -79,7 +78,6 @@ fn stop_bots(ctx: &mut Ctx<'_, '_>, id: i64) {
             return;
         }
     };
-    let socket = crate::runner::socket_path(ctx.config);
     for bot_id in active {
         let req = Request {
             op: Op::Stop,
@@ -88,7 +86,7 @@ fn stop_bots(ctx: &mut Ctx<'_, '_>, id: i64) {
             mode: None,
             actor: Actor::Admin(ctx.identity.user_id().unwrap_or_default()),
         };
-        if let Err(e) = client::call(&socket, &req, client::REPLY_TIMEOUT) {
+        if let Err(e) = super::bot::ask_runner::<_, OpResult>(ctx, &req) {
             slog::warn!(ctx.log, "could not stop a disabled user's bot now; the runner will"; "user_id" => id, "bot_id" => bot_id, "error" => %e);
         }
     }

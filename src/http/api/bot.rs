@@ -5,6 +5,8 @@
 //! See docs/http-api.md, Bot control.
 
 use blitz_worker::Response;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult};
@@ -20,8 +22,9 @@ use crate::http::input::{self, FieldErrors};
 use crate::http::reply;
 use crate::metrics;
 use crate::money;
-use crate::runner::client::{self, RpcError, REPLY_TIMEOUT};
-use crate::runner::protocol::{Actor, Op, OpResult, Outcome, Request};
+use crate::runner::client::{RpcError, REPLY_TIMEOUT};
+use crate::runner::protocol::{Actor, Op, OpResult, Outcome, Redirect, Request};
+use crate::runner::route;
 use crate::store::bot_status::{self, BotStatusRow};
 use crate::store::{self, bots, trades, user_bots};
 
@@ -129,10 +132,10 @@ pub(super) fn with_user_guard(
     Ok(resp)
 }
 
-/// Sends the command to the bot runner and turns its outcome into the answer.
+/// Sends the command to the bot runner (in a cluster, the one that drives the
+/// user: `route::call`) and turns its outcome into the answer.
 fn run_command(ctx: &Ctx<'_, '_>, op: Op, uid: i64, req: &Request) -> Response {
-    let socket = crate::runner::socket_path(ctx.config);
-    match client::call(&socket, req, REPLY_TIMEOUT).map(|r| routed(ctx, req, r)) {
+    match ask_runner::<_, OpResult>(ctx, req) {
         Ok(result) => answer(op, uid, &result),
         Err(RpcError::Timeout) => reply::json(
             504,
@@ -150,23 +153,22 @@ fn run_command(ctx: &Ctx<'_, '_>, op: Op, uid: i64, req: &Request) -> Response {
     }
 }
 
-/// Cluster (C18): when the local runner says another instance drives the
-/// user's bots, the command goes to that instance's runner through Redis and
-/// its outcome is the answer; if that fails, the local refusal stands.
-fn routed(ctx: &Ctx<'_, '_>, req: &Request, local: OpResult) -> OpResult {
-    let owner = local.data.as_ref().and_then(|d| d["instance"].as_str());
-    let (Outcome::Conflict, Some(owner), Some(url)) = (local.outcome, owner, &ctx.config.redis_url)
-    else {
-        return local;
-    };
-    match crate::runner::route::forward(url, owner, req, REPLY_TIMEOUT) {
-        Ok(result) => result,
-        Err(e) => {
-            slog::warn!(ctx.log, "cannot route a bot command to its instance";
-                "instance" => owner, "error" => %e);
-            local
-        }
-    }
+/// Sends `req` to the runner that drives the user (C18): this instance's, or
+/// through Redis the one its refusal names, whose real outcome is the answer.
+pub(super) fn ask_runner<Q: Serialize, A: DeserializeOwned + Redirect>(
+    ctx: &Ctx<'_, '_>,
+    req: &Q,
+) -> Result<A, RpcError> {
+    let socket = crate::runner::socket_path(ctx.config);
+    let here = ctx
+        .config
+        .redis_url
+        .as_deref()
+        .map(|redis_url| route::Here {
+            redis_url,
+            instance: Some(ctx.config.instance_name.as_str()),
+        });
+    route::call(&socket, here, req, REPLY_TIMEOUT, ctx.log)
 }
 
 /// The HTTP status of an outcome.
@@ -369,8 +371,7 @@ pub fn orders_of(ctx: &Ctx<'_, '_>, uid: i64, bot_id: i64) -> ApiResult {
         mode: None,
         actor: Actor::User,
     };
-    let socket = crate::runner::socket_path(ctx.config);
-    Ok(match client::call(&socket, &req, REPLY_TIMEOUT) {
+    Ok(match ask_runner::<_, OpResult>(ctx, &req) {
         Ok(OpResult {
             outcome: Outcome::Listed,
             data: Some(data),

@@ -1,6 +1,7 @@
 //! The user's paper account (docs/http-api.md, Paper account): `GET
 //! /api/paper/account` reads it from the database; `POST /api/paper/account/reset`
-//! asks the bot runner, which owns the paper exchange, to put it back to its start.
+//! asks the bot runner, which owns the paper exchange, to put it back to its start
+//! (in a cluster, the runner that drives the user's account, wherever it arrives).
 
 use serde_json::{json, Value};
 
@@ -10,7 +11,7 @@ use crate::bots::ladder::Side;
 use crate::exchange::paper::snapshot;
 use crate::http::ctx::Ctx;
 use crate::http::reply;
-use crate::runner::client::{self, RpcError, REPLY_TIMEOUT};
+use crate::runner::client::RpcError;
 use crate::runner::protocol::{PaperOp, PaperReply, PaperRequest};
 
 /// `GET /api/paper/account`.
@@ -41,14 +42,13 @@ fn ask_runner(ctx: &Ctx<'_, '_>, uid: i64) -> (u16, Value) {
         symbol: String::new(),
         side: Side::Long,
     };
-    let socket = crate::runner::socket_path(ctx.config);
     let refused = |status: &str, message: String| {
         (
             409,
             json!({"success": false, "status": status, "message": message}),
         )
     };
-    match client::call_as::<_, PaperReply>(&socket, &req, REPLY_TIMEOUT) {
+    match super::bot::ask_runner::<_, PaperReply>(ctx, &req) {
         Ok(r) if r.done => (200, json!({"success": true, "message": r.message})),
         Ok(r) if r.bot_active => refused("bot_running", r.message),
         Ok(r) if r.position_open => refused("position_open", r.message),
