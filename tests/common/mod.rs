@@ -7,6 +7,7 @@ pub mod api;
 pub mod backing;
 pub mod bots;
 pub mod client;
+pub mod cluster;
 pub mod fake_accounts;
 pub mod fake_bingx;
 pub mod fake_bingx_ledger;

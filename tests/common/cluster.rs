@@ -1,0 +1,272 @@
+//! A cluster of the real binary (CONTRACT C18, ARCHITECTURE §11): instances on one
+//! private PostgreSQL database and one Redis, each in a directory of its own, and
+//! what the fail-over tests read from the database (lease holders, resumes, client
+//! ids) and do to an instance (`kill -9` of every process, SIGSTOP/SIGCONT).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::bots::{User, CALM};
+use super::pg::{PgDb, PgServer};
+use super::redis::Redis;
+use super::{blitz_cmd, listening_port, wait_for, Server};
+
+/// The lease the fail-over tests run with (the setting's minimum): a dead
+/// instance's users are free again after 3 s.
+pub const LEASE_SECONDS: u64 = 3;
+
+/// One cluster at a time: each instance holds dozens of connections, and the
+/// test PostgreSQL server allows 200.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Fields drop in order: the instances stop before the next test's turn.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    pub db: PgDb,
+    pub redis: Redis,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+/// How the instances run: workers each, `BOT_LEASE_SECONDS` (a runner renews
+/// and adopts every third of it), and environment on top of the calm market
+/// (`CALM`: fast ticks, nothing fills by accident, high rate limits).
+pub struct Spec<'a> {
+    pub workers: usize,
+    pub lease: u64,
+    pub env: Vec<(&'a str, &'a str)>,
+}
+
+impl Default for Spec<'_> {
+    fn default() -> Self {
+        Spec {
+            workers: 1,
+            lease: LEASE_SECONDS,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Instance `name` on the cluster's database and Redis, in a directory of its
+/// own.
+fn node(db: &PgDb, redis: &Redis, name: &str, spec: &Spec<'_>) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("instance")).unwrap();
+    let lease = spec.lease.to_string();
+    let workers = spec.workers.to_string();
+    let child = blitz_cmd(dir.path())
+        .arg("serve")
+        .args(["--bind", "127.0.0.1:0", "--workers", &workers])
+        .args(["--error-logfile", "error.log", "--pid", "blitz.pid"])
+        .args(["--database", &db.url()])
+        .env("REDIS_URL", redis.url())
+        .env("INSTANCE_NAME", name)
+        .env("BOT_LEASE_SECONDS", &lease)
+        .env("RATE_LIMITS_REGISTER", "10000/hour")
+        .env("BYBIT_WS_PRIVATE_URL", "ws://127.0.0.1:9/v5/private")
+        .env("BINGX_WS_USER_URL", "ws://127.0.0.1:9/swap-market")
+        .envs(CALM.iter().copied())
+        .envs(spec.env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn blitz");
+    let log = dir.path().join("error.log");
+    let mut port = 0;
+    wait_for(Duration::from_secs(30), "Listening at", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        port = listening_port(&text).unwrap_or(0);
+        port != 0
+    });
+    let server = Server {
+        child,
+        port,
+        dir,
+        workers: spec.workers,
+        backing: None,
+    };
+    server.wait_ready(spec.workers);
+    server
+}
+
+impl Cluster {
+    /// Instances named `names`, one worker each, on the calm market.
+    pub fn start(names: &[&str]) -> Cluster {
+        Cluster::with(names, &Spec::default())
+    }
+
+    pub fn with(names: &[&str], spec: &Spec<'_>) -> Cluster {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let db = PgServer::shared().database();
+        let redis = Redis::start();
+        let nodes = names.iter().map(|n| node(&db, &redis, n, spec)).collect();
+        Cluster {
+            _turn: turn,
+            db,
+            redis,
+            nodes,
+        }
+    }
+
+    pub fn sql(&self) -> postgres::Client {
+        self.db.connect()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.sql().query_one(sql, &[]).unwrap().get(0)
+    }
+
+    /// A verified user with a token, made by the CLI on the shared database.
+    pub fn user(&self, email: &str) -> User {
+        self.user_as(email, false)
+    }
+
+    pub fn user_as(&self, email: &str, admin: bool) -> User {
+        let cli = |args: &[&str]| {
+            let out = blitz_cmd(self.nodes[0].dir.path())
+                .args(args)
+                .args(["--database", &self.db.url()])
+                .env("REDIS_URL", self.redis.url())
+                .stdin(Stdio::null())
+                .output()
+                .expect("run blitz");
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+        };
+        let mut create = vec!["user", "create", "--email", email];
+        if admin {
+            create.push("--admin");
+        }
+        cli(&create);
+        let token = cli(&["token", "create", "--email", email]);
+        let id = self.count(&format!("SELECT id FROM \"user\" WHERE email = '{email}'"));
+        User {
+            id,
+            token: token.lines().next().unwrap().trim().to_string(),
+        }
+    }
+
+    /// `n` users, each with an API token and their default paper bot (as
+    /// `users::create` makes it) meant to run, written straight into the
+    /// database in one transaction: hashing hundreds of passwords would take
+    /// longer than the test. Nobody holds their leases: the instances adopt
+    /// them, each about its share, as they would a dead instance's users.
+    pub fn running_users(&self, n: usize) -> Vec<User> {
+        let mut c = self.sql();
+        let mut tx = c.transaction().unwrap();
+        let user = tx
+            .prepare(
+                "INSERT INTO \"user\" (email, password_hash, verified_at, created_at)
+                 VALUES ($1, 'x', 1, 1) RETURNING id",
+            )
+            .unwrap();
+        let bot = tx
+            .prepare(
+                "INSERT INTO user_bots (user_id, name, exchange, symbol, side, leverage,
+                     take_profit, stop_loss, rounds, grids, repeat, after_stop_loss, cooldown,
+                     max_active_legs, trailing_take_profit, created_at, desired_state, status,
+                     cycle, updated_at)
+                 VALUES ($1, 'Default', 'paper', 'BTC/USDT', 'long', 10, '5', '0',
+                     3, '[{\"amount\":10,\"gap\":0},{\"amount\":20,\"gap\":1},{\"amount\":40,\"gap\":2}]',
+                     1, 'stop', 0, 0, '0', 1, 'running', 'running', 1, 1)",
+            )
+            .unwrap();
+        let token = tx
+            .prepare(
+                "INSERT INTO api_tokens (token_hash, name, user_id, created_at)
+                 VALUES ($1, 'cluster', $2, 1)",
+            )
+            .unwrap();
+        let mut users = Vec::with_capacity(n);
+        for i in 0..n {
+            let id: i64 = tx
+                .query_one(&user, &[&format!("load{i}@example.com")])
+                .unwrap()
+                .get(0);
+            tx.execute(&bot, &[&id]).unwrap();
+            let secret = blitz::auth::token::new_api_token();
+            tx.execute(&token, &[&blitz::auth::token::hash(&secret), &id])
+                .unwrap();
+            users.push(User { id, token: secret });
+        }
+        tx.commit().unwrap();
+        users
+    }
+
+    /// The live holder of `uid`'s lease.
+    pub fn holder(&self, uid: i64) -> Option<String> {
+        let now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+        let sql = format!(
+            "SELECT instance FROM user_leases WHERE user_id = $1 AND expires_at_ms > {now}"
+        );
+        self.sql()
+            .query_opt(&sql, &[&uid])
+            .unwrap()
+            .map(|r| r.get(0))
+    }
+
+    /// The users whose lease `instance` holds now.
+    pub fn held_by(&self, instance: &str) -> Vec<i64> {
+        self.sql()
+            .query(
+                "SELECT user_id FROM user_leases WHERE instance = $1
+                 AND expires_at_ms > CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)
+                 ORDER BY user_id",
+                &[&instance],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    pub fn duplicate_client_ids(&self) -> i64 {
+        self.count(
+            "SELECT COUNT(*) FROM (SELECT user_id, client_id FROM paper_orders
+             GROUP BY user_id, client_id HAVING COUNT(*) > 1) d",
+        )
+    }
+
+    pub fn orders_of(&self, uid: i64) -> i64 {
+        self.count(&format!(
+            "SELECT COUNT(*) FROM paper_orders WHERE user_id = {uid}"
+        ))
+    }
+
+    /// Bot `uid`'s "resumed" events.
+    pub fn resumed(&self, uid: i64) -> i64 {
+        self.count(&format!(
+            "SELECT COUNT(*) FROM bot_events WHERE user_id = {uid} AND kind = 'resumed'"
+        ))
+    }
+}
+
+/// Starts `u`'s bot through instance `s`; asserts it started.
+pub fn start(s: &Server, u: &User) {
+    let r = u.call(s, "POST", "/api/bot/start", "{}");
+    assert_eq!(r.status, 200, "start on port {}: {}", s.port, r.text());
+}
+
+/// SIGKILL to the master and each of its children: the whole instance dies at
+/// once, as with a host lost.
+pub fn kill_all(s: &Server) {
+    let mut pids = s.worker_pids();
+    pids.extend(s.runner_pids());
+    pids.extend(super::children_with_title(s.pid(), "blitz: "));
+    pids.push(s.pid());
+    for pid in pids {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// Every process of the instance (master and children), stopped or continued.
+pub fn signal_all(s: &Server, sig: Signal) {
+    let mut pids = super::children_with_title(s.pid(), "blitz: ");
+    pids.push(s.pid());
+    for pid in pids {
+        let _ = kill(Pid::from_raw(pid), sig);
+    }
+}
