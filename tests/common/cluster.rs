@@ -155,6 +155,11 @@ impl Cluster {
     /// longer than the test. Nobody holds their leases: the instances adopt
     /// them, each about its share, as they would a dead instance's users.
     pub fn running_users(&self, n: usize) -> Vec<User> {
+        self.running_users_with(n, |_| Ladder::default())
+    }
+
+    /// `running_users`, user `i`'s bot on `ladder(i)`.
+    pub fn running_users_with(&self, n: usize, ladder: impl Fn(usize) -> Ladder) -> Vec<User> {
         let mut c = self.sql();
         let mut tx = c.transaction().unwrap();
         let user = tx
@@ -169,8 +174,7 @@ impl Cluster {
                      take_profit, stop_loss, rounds, grids, repeat, after_stop_loss, cooldown,
                      max_active_legs, trailing_take_profit, created_at, desired_state, status,
                      cycle, updated_at)
-                 VALUES ($1, 'Default', 'paper', 'BTC/USDT', 'long', 10, '5', '0',
-                     3, '[{\"amount\":10,\"gap\":0},{\"amount\":20,\"gap\":1},{\"amount\":40,\"gap\":2}]',
+                 VALUES ($1, 'Default', 'paper', 'BTC/USDT', $2, 10, $3, '0', 3, $4,
                      1, 'stop', 0, 0, '0', 1, 'running', 'running', 1, 1)",
             )
             .unwrap();
@@ -186,7 +190,9 @@ impl Cluster {
                 .query_one(&user, &[&format!("load{i}@example.com")])
                 .unwrap()
                 .get(0);
-            tx.execute(&bot, &[&id]).unwrap();
+            let l = ladder(i);
+            tx.execute(&bot, &[&id, &l.side, &l.take_profit, &l.grids])
+                .unwrap();
             let secret = blitz::auth::token::new_api_token();
             tx.execute(&token, &[&blitz::auth::token::hash(&secret), &id])
                 .unwrap();
@@ -241,6 +247,24 @@ impl Cluster {
         self.count(&format!(
             "SELECT COUNT(*) FROM bot_events WHERE user_id = {uid} AND kind = 'resumed'"
         ))
+    }
+}
+
+/// A seeded bot's side, take-profit and grids (percent gaps).
+pub struct Ladder {
+    pub side: &'static str,
+    pub take_profit: &'static str,
+    pub grids: &'static str,
+}
+
+impl Default for Ladder {
+    /// The default bot's (`BotConfig::default`).
+    fn default() -> Self {
+        Ladder {
+            side: "long",
+            take_profit: "5",
+            grids: r#"[{"amount":10,"gap":0},{"amount":20,"gap":1},{"amount":40,"gap":2}]"#,
+        }
     }
 }
 

@@ -32,6 +32,7 @@ pub mod fixture_db;
 pub mod floats;
 pub mod load;
 pub mod multi;
+pub mod nginx;
 pub mod openapi;
 pub mod pg;
 pub mod ports;
