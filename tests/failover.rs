@@ -7,275 +7,18 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::bots::{User, CALM};
-use common::pg::{PgDb, PgServer};
-use common::redis::Redis;
-use common::{blitz_cmd, listening_port, wait_for, Server};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use common::bots::User;
+use common::cluster::{kill_all, signal_all, start, Cluster, Spec, LEASE_SECONDS};
+use common::{wait_for, Server};
 use rust_decimal::Decimal;
+use nix::sys::signal::Signal;
 use serde_json::json;
-
-const LEASE_SECONDS: u64 = 3;
-
-/// One cluster at a time: each instance holds dozens of connections, and the
-/// test PostgreSQL server allows about a hundred.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Fields drop in order: the instances stop before the next test's turn.
-struct Cluster {
-    nodes: Vec<Server>,
-    db: PgDb,
-    redis: Redis,
-    _turn: std::sync::MutexGuard<'static, ()>,
-}
-
-/// Instance `name` on the cluster's database and Redis, in a directory of its
-/// own, with one worker.
-fn node(db: &PgDb, redis: &Redis, name: &str) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("instance")).unwrap();
-    let lease = LEASE_SECONDS.to_string();
-    let child = blitz_cmd(dir.path())
-        .arg("serve")
-        .args(["--bind", "127.0.0.1:0", "--workers", "1"])
-        .args(["--error-logfile", "error.log", "--pid", "blitz.pid"])
-        .args(["--database", &db.url()])
-        .env("REDIS_URL", redis.url())
-        .env("INSTANCE_NAME", name)
-        .env("BOT_LEASE_SECONDS", &lease)
-        .env("RATE_LIMITS_REGISTER", "10000/hour")
-        .env("BYBIT_WS_PRIVATE_URL", "ws://127.0.0.1:9/v5/private")
-        .env("BINGX_WS_USER_URL", "ws://127.0.0.1:9/swap-market")
-        .envs(CALM.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn blitz");
-    let log = dir.path().join("error.log");
-    let mut port = 0;
-    wait_for(Duration::from_secs(30), "Listening at", || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        port = listening_port(&text).unwrap_or(0);
-        port != 0
-    });
-    let server = Server {
-        child,
-        port,
-        dir,
-        workers: 1,
-        backing: None,
-    };
-    server.wait_ready(1);
-    server
-}
-
-fn cluster(names: &[&str]) -> Cluster {
-    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let db = PgServer::shared().database();
-    let redis = Redis::start();
-    let nodes = names.iter().map(|n| node(&db, &redis, n)).collect();
-    Cluster {
-        _turn: turn,
-        db,
-        redis,
-        nodes,
-    }
-}
-
-impl Cluster {
-    fn sql(&self) -> postgres::Client {
-        self.db.connect()
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.sql().query_one(sql, &[]).unwrap().get(0)
-    }
-
-    /// A verified user with a token, made by the CLI on the shared database.
-    fn user(&self, email: &str) -> User {
-        self.user_as(email, false)
-    }
-
-    fn user_as(&self, email: &str, admin: bool) -> User {
-        let cli = |args: &[&str]| {
-            let out = blitz_cmd(self.nodes[0].dir.path())
-                .args(args)
-                .args(["--database", &self.db.url()])
-                .env("REDIS_URL", self.redis.url())
-                .stdin(Stdio::null())
-                .output()
-                .expect("run blitz");
-            assert!(out.status.success(), "{args:?}: {out:?}");
-            String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-        };
-        let mut create = vec!["user", "create", "--email", email];
-        if admin {
-            create.push("--admin");
-        }
-        cli(&create);
-        let token = cli(&["token", "create", "--email", email]);
-        let id = self.count(&format!("SELECT id FROM \"user\" WHERE email = '{email}'"));
-        User {
-            id,
-            token: token.lines().next().unwrap().trim().to_string(),
-        }
-    }
-
-    /// The live holder of `uid`'s lease.
-    fn holder(&self, uid: i64) -> Option<String> {
-        let now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
-        let sql = format!(
-            "SELECT instance FROM user_leases WHERE user_id = $1 AND expires_at_ms > {now}"
-        );
-        self.sql()
-            .query_opt(&sql, &[&uid])
-            .unwrap()
-            .map(|r| r.get(0))
-    }
-
-    fn duplicate_client_ids(&self) -> i64 {
-        self.count(
-            "SELECT COUNT(*) FROM (SELECT user_id, client_id FROM paper_orders
-             GROUP BY user_id, client_id HAVING COUNT(*) > 1) d",
-        )
-    }
-
-    fn orders_of(&self, uid: i64) -> i64 {
-        self.count(&format!(
-            "SELECT COUNT(*) FROM paper_orders WHERE user_id = {uid}"
-        ))
-    }
-
-    /// The database's clock (what leases and heartbeats are written in).
-    fn db_now(&self) -> i64 {
-        self.count("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")
-    }
-
-    /// When instance `name`'s runner last wrote its heartbeat (each lease round).
-    fn seen(&self, name: &str) -> i64 {
-        self.count(&format!(
-            "SELECT seen_at_ms FROM cluster_instances WHERE name = '{name}'"
-        ))
-    }
-
-    /// Waits until instance `name` has run a whole lease round (renewal, then the
-    /// release of idle users) that began after `since` (the database's clock).
-    fn round_after(&self, name: &str, since: i64) {
-        let mut first = 0;
-        wait_for(Duration::from_secs(10), "a lease round", || {
-            first = self.seen(name);
-            first > since
-        });
-        wait_for(Duration::from_secs(10), "the next lease round", || {
-            self.seen(name) > first
-        });
-    }
-
-    /// `uid`'s paper balance as the database has it.
-    fn balance(&self, uid: i64) -> Decimal {
-        let sql = "SELECT balance FROM paper_accounts WHERE user_id = $1";
-        let text: String = self.sql().query_one(sql, &[&uid]).unwrap().get(0);
-        text.parse().unwrap()
-    }
-
-    /// The fee of `uid`'s latest fill on the paper exchange.
-    fn last_fee(&self, uid: i64) -> Decimal {
-        let sql = "SELECT fee FROM paper_fills WHERE user_id = $1 ORDER BY id DESC LIMIT 1";
-        let text: String = self.sql().query_one(sql, &[&uid]).unwrap().get(0);
-        text.parse().unwrap()
-    }
-
-    fn open_orders(&self, uid: i64) -> i64 {
-        self.count(&format!(
-            "SELECT COUNT(*) FROM paper_orders WHERE user_id = {uid}
-             AND status IN ('open', 'partially_filled')"
-        ))
-    }
-
-    fn positions(&self, uid: i64) -> i64 {
-        self.count(&format!(
-            "SELECT COUNT(*) FROM paper_positions WHERE user_id = {uid}"
-        ))
-    }
-
-    /// `blitz paper close-position` run on instance `on`'s host.
-    fn close_position(&self, on: &Server, uid: i64) -> std::process::Output {
-        blitz_cmd(on.dir.path())
-            .args(["paper", "close-position", "--user", &uid.to_string()])
-            .args(["--symbol", "BTC/USDT", "--side", "long"])
-            .args(["--database", &self.db.url()])
-            .env("REDIS_URL", self.redis.url())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run blitz")
-    }
-
-    /// Bot `uid`'s "resumed" events.
-    fn resumed(&self, uid: i64) -> i64 {
-        self.count(&format!(
-            "SELECT COUNT(*) FROM bot_events WHERE user_id = {uid} AND kind = 'resumed'"
-        ))
-    }
-}
-
-/// Starts `u`'s bot through instance `s`; asserts it started.
-fn start(s: &Server, u: &User) {
-    let r = u.call(s, "POST", "/api/bot/start", &json!({}).to_string());
-    assert_eq!(r.status, 200, "start on port {}: {}", s.port, r.text());
-}
-
-/// Starts `u`'s bot `id` (not the default one) through instance `s`.
-fn start_bot(s: &Server, u: &User, id: i64) {
-    let r = u.call(s, "POST", &format!("/api/bots/{id}/start"), "");
-    assert_eq!(r.status, 200, "start of bot {id}: {}", r.text());
-}
-
-/// Stops `u`'s bot `id` through instance `s` with `mode`.
-fn stop_bot(s: &Server, u: &User, id: i64, mode: &str) {
-    let body = json!({ "mode": mode }).to_string();
-    let r = u.call(s, "POST", &format!("/api/bots/{id}/stop"), &body);
-    assert_eq!(r.status, 200, "stop of bot {id}: {}", r.text());
-    assert_eq!(r.json()["status"], "stopped", "{}", r.text());
-}
-
-/// `u`'s default bot and a second one on ETH/USDT (another position).
-fn two_bots(s: &Server, u: &User) -> (i64, i64) {
-    let default = u.get(s, "/api/bots")["bots"][0]["id"].as_i64().unwrap();
-    let body = json!({"name": "ETH", "symbol": "ETH/USDT"}).to_string();
-    let r = u.call(s, "POST", "/api/bots", &body);
-    assert_eq!(r.status, 201, "{}", r.text());
-    (default, r.json()["id"].as_i64().unwrap())
-}
-
-/// SIGKILL to the master and each of its children: the whole instance dies at
-/// once, as with a host lost.
-fn kill_all(s: &Server) {
-    let mut pids = s.worker_pids();
-    pids.extend(s.runner_pids());
-    pids.extend(common::children_with_title(s.pid(), "blitz: "));
-    pids.push(s.pid());
-    for pid in pids {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-}
-
-/// Every process of the instance (master and children), stopped or continued.
-fn signal_all(s: &Server, sig: Signal) {
-    let mut pids = common::children_with_title(s.pid(), "blitz: ");
-    pids.push(s.pid());
-    for pid in pids {
-        let _ = kill(Pid::from_raw(pid), sig);
-    }
-}
 
 #[test]
 fn a_killed_instances_bots_run_again_on_the_survivors_within_the_lease() {
-    let c = cluster(&["a", "b", "c"]);
+    let c = Cluster::start(&["a", "b", "c"]);
     let users: Vec<User> = (0..6)
         .map(|i| c.user(&format!("u{i}@example.com")))
         .collect();
@@ -321,7 +64,7 @@ fn a_killed_instances_bots_run_again_on_the_survivors_within_the_lease() {
 
 #[test]
 fn a_frozen_instance_wakes_fenced_and_places_nothing() {
-    let c = cluster(&["a", "b"]);
+    let c = Cluster::start(&["a", "b"]);
     let (ua, ub) = (c.user("fa@example.com"), c.user("fb@example.com"));
     start(&c.nodes[0], &ua);
     start(&c.nodes[1], &ub);
@@ -356,7 +99,7 @@ fn a_frozen_instance_wakes_fenced_and_places_nothing() {
 
 #[test]
 fn a_command_sent_to_another_instance_is_routed_to_the_owner_and_answers_its_outcome() {
-    let c = cluster(&["a", "b"]);
+    let c = Cluster::start(&["a", "b"]);
     let u = c.user("cmd@example.com");
     start(&c.nodes[0], &u);
     // b does not drive u's bots: it routes the stop to a's runner, and the answer
@@ -398,9 +141,63 @@ fn a_command_sent_to_another_instance_is_routed_to_the_owner_and_answers_its_out
     assert_eq!(bot["instance"], "a", "{overview}");
 }
 
+/// A command that reaches a runner for a user nobody drives (their lease
+/// expired with a dead instance, and no lease round adopted them yet) takes the
+/// lease there; the user's bots then run on that runner as an adoption would
+/// resume them, and the command meets them running. A long lease keeps the
+/// rounds (every third of it) out of the way: only the command can take the user.
+#[test]
+fn a_command_for_a_user_nobody_drives_takes_the_lease_and_resumes_their_bots() {
+    let c = Cluster::with(
+        &["b"],
+        &Spec {
+            lease: 60,
+            ..Spec::default()
+        },
+    );
+    let taken = Instant::now();
+    let u = c.running_users(1).remove(0);
+    assert_eq!(c.holder(u.id), None);
+    let r = u.call(&c.nodes[0], "POST", "/api/bot/recover", "{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(c.holder(u.id).as_deref(), Some("b"));
+    wait_for(Duration::from_secs(5), "the bot resumed", || {
+        c.resumed(u.id) == 1
+    });
+    assert_eq!(u.status(&c.nodes[0])["status"], "running");
+    assert!(c.orders_of(u.id) > 0, "the resumed bot placed its orders");
+    assert!(
+        taken.elapsed() < Duration::from_secs(20),
+        "a lease round (every 20 s) may have adopted the user instead"
+    );
+}
+
+/// Starts `u`'s bot `id` (not the default one) through instance `s`.
+fn start_bot(s: &Server, u: &User, id: i64) {
+    let r = u.call(s, "POST", &format!("/api/bots/{id}/start"), "");
+    assert_eq!(r.status, 200, "start of bot {id}: {}", r.text());
+}
+
+/// Stops `u`'s bot `id` through instance `s` with `mode`.
+fn stop_bot(s: &Server, u: &User, id: i64, mode: &str) {
+    let body = json!({ "mode": mode }).to_string();
+    let r = u.call(s, "POST", &format!("/api/bots/{id}/stop"), &body);
+    assert_eq!(r.status, 200, "stop of bot {id}: {}", r.text());
+    assert_eq!(r.json()["status"], "stopped", "{}", r.text());
+}
+
+/// `u`'s default bot and a second one on ETH/USDT (another position).
+fn two_bots(s: &Server, u: &User) -> (i64, i64) {
+    let default = u.get(s, "/api/bots")["bots"][0]["id"].as_i64().unwrap();
+    let body = json!({"name": "ETH", "symbol": "ETH/USDT"}).to_string();
+    let r = u.call(s, "POST", "/api/bots", &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    (default, r.json()["id"].as_i64().unwrap())
+}
+
 #[test]
 fn a_user_whose_bots_all_stopped_is_released_and_starts_again_where_the_fewest_bots_run() {
-    let c = cluster(&["a", "b", "c"]);
+    let c = Cluster::start(&["a", "b", "c"]);
     let (a, b, cc) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
     let [ua, ub, uc, ud] = ["pa", "pb", "pc", "pd"].map(|n| c.user(&format!("{n}@example.com")));
     // Each user nobody drives goes to the instance with the fewest bots (the
@@ -461,7 +258,7 @@ fn a_user_whose_bots_all_stopped_is_released_and_starts_again_where_the_fewest_b
 
 #[test]
 fn paper_commands_and_the_orders_list_sent_to_another_instance_get_the_owners_answer() {
-    let c = cluster(&["a", "b"]);
+    let c = Cluster::start(&["a", "b"]);
     let (a, b) = (&c.nodes[0], &c.nodes[1]);
     let u = c.user("paper@example.com");
     start(a, &u);

@@ -7,10 +7,11 @@ mod common;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{wait_for, Conn, Options, ReservedPort, Server};
+use common::nginx::{self, Nginx};
+use common::{wait_for, Conn, Options, Server};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -43,23 +44,6 @@ fn tool(name: &str) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    /// TERM, not KILL: the master then stops its worker too (a killed master leaves
-    /// the worker orphaned, still listening). KILL only if it does not exit.
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A client connection from another loopback address than 127.0.0.1.
 fn connect_from(source: [u8; 4], port: u16) -> Conn {
     use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
@@ -89,46 +73,11 @@ fn nginx_config_passes_nginx_t_and_proxies_to_blitz() {
             "json",
         ],
     });
-    let dir = tempfile::tempdir().unwrap();
-    // Held until the test ends: nginx (SO_REUSEADDR) binds it, no parallel test can.
-    let reserved = ReservedPort::new();
+    // The shipped site with only its addresses changed (`common::nginx`).
+    let reserved = Nginx::reserve();
     let port = reserved.port;
-    let shipped = read("conf/nginx/blitz.conf");
-    // The test changes only the addresses: the rest is exactly what ships.
-    assert!(shipped.contains("server 127.0.0.1:8000 ") && shipped.contains("listen 80;"));
-    let site = shipped
-        .replace(
-            "server 127.0.0.1:8000 ",
-            &format!("server 127.0.0.1:{} ", s.port),
-        )
-        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
-    let d = dir.path().display();
-    std::fs::write(dir.path().join("blitz.conf"), site).unwrap();
-    std::fs::write(
-        dir.path().join("nginx.conf"),
-        format!(
-            "pid {d}/nginx.pid; error_log {d}/error.log; worker_processes 1; daemon off;\n\
-             events {{}}\n\
-             http {{ access_log off; client_body_temp_path {d}/b; proxy_temp_path {d}/p;\n\
-             fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
-             include {d}/blitz.conf; }}\n"
-        ),
-    )
-    .unwrap();
-    let conf = dir.path().join("nginx.conf");
-    let conf = conf.to_str().unwrap();
-    let nginx_bin = tool("nginx");
-    let nginx_bin = nginx_bin.as_str();
-    check(Command::new(nginx_bin).args(["-t", "-c", conf]), "nginx -t");
-    let _nginx = Nginx(
-        Command::new(nginx_bin)
-            .args(["-c", conf])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(Duration::from_secs(10), "nginx listening", || {
+    let _nginx = Nginx::start(reserved, &nginx::site(port, &[s.port]));
+    wait_for(Duration::from_secs(10), "nginx proxying", || {
         common::client::try_get(port, "/healthz").is_ok()
     });
     let r = common::client::get(port, "/healthz");

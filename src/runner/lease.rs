@@ -136,6 +136,15 @@ impl Leases {
         gone
     }
 
+    /// Stops counting `user_id` as held here without touching the database: the
+    /// next round, renewing the lease still ours there, counts the user as
+    /// gained (their bots are then resumed).
+    pub fn forget(&self, user_id: i64) {
+        if let Some(c) = &self.cluster {
+            lock(&c.held).remove(&user_id);
+        }
+    }
+
     /// Takes `user_id`'s lease if it is free (a command for a user nobody
     /// drives); `Err(holder)` when another instance holds it. Ok(true) when it
     /// was taken just now (the caller reloads the user's paper account).

@@ -320,10 +320,11 @@ impl Manager {
     }
 
     /// Admits a command for `user_id`: this runner drives the user's bots, or
-    /// takes their free lease now (reloading their paper account); otherwise the
-    /// answer names the instance that drives them. With `place` (a start that
-    /// reached this instance first) a user nobody drives goes to the instance
-    /// with the fewest bots instead, which may be another one (`Leases::place`).
+    /// takes their free lease now (reloading their paper account and resuming
+    /// their bots); otherwise the answer names the instance that drives them.
+    /// With `place` (a start that reached this instance first) a user nobody
+    /// drives goes to the instance with the fewest bots instead, which may be
+    /// another one (`Leases::place`).
     pub(super) fn admit(&self, conn: &Conn, user_id: i64, place: bool) -> Result<(), OpResult> {
         let placed = if place {
             self.leases.place(conn, user_id)
@@ -343,6 +344,12 @@ impl Manager {
             Ok(Place::Here(true)) => {
                 self.paper.partition(self.leases.held());
                 info!(self.log, "took a user's lease"; "user_id" => user_id);
+                if let Err(e) = self.resume_user(conn, user_id) {
+                    // Held in the database but not here: the next round renews
+                    // the lease, finds the user new and resumes their bots.
+                    self.leases.forget(user_id);
+                    return Err(OpResult::new(Outcome::Error, format!("database: {e}")));
+                }
                 Ok(())
             }
             Ok(Place::Held(holder)) => Err(elsewhere(
@@ -389,6 +396,19 @@ impl Manager {
         // Only now may a command for the user be admitted (on a new lease).
         drop(commands);
         Ok(released)
+    }
+
+    /// Resumes the bots meant to run of a user whose lease a command just took
+    /// (their last holder died, and no lease round adopted them yet). The rounds
+    /// count the user as held from now on, so they would never resume them; and
+    /// resumed before the command runs, the bots meet it as they are (a recover
+    /// finds its bot running). A bot whose resume fails is retried as after a
+    /// restart (`resume`).
+    fn resume_user(&self, conn: &Conn, user_id: i64) -> Result<(), StoreError> {
+        for (bot_id, _) in cluster::wanted_of(conn, user_id)? {
+            self.resume(conn, bot_id);
+        }
+        Ok(())
     }
 
     /// Drops `user_id`'s bots from this runner at once, with no exchange call
