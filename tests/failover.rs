@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use common::bots::User;
 use common::cluster::{kill_all, signal_all, start, Cluster, Spec, LEASE_SECONDS};
 use common::{wait_for, Server};
-use rust_decimal::Decimal;
 use nix::sys::signal::Signal;
+use rust_decimal::Decimal;
 use serde_json::json;
 
 #[test]
