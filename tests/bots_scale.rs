@@ -89,33 +89,12 @@ fn seed(dir: &std::path::Path, bots: i64) {
     tx.commit().unwrap();
 }
 
-/// `seed` on PostgreSQL: the same rows, in one transaction.
+/// `seed` on PostgreSQL: the same rows (the default bot), in one transaction.
 fn seed_postgres(c: &mut postgres::Client, bots: i64) {
     let mut tx = c.transaction().unwrap();
-    let user = tx
-        .prepare(
-            "INSERT INTO \"user\" (email, password_hash, verified_at, created_at)
-             VALUES ($1, 'x', 1, 1) RETURNING id",
-        )
-        .unwrap();
-    let bot = tx
-        .prepare(
-            "INSERT INTO user_bots (user_id, name, exchange, symbol, side, leverage,
-                 take_profit, stop_loss, rounds, grids, repeat, after_stop_loss, cooldown,
-                 max_active_legs, trailing_take_profit, created_at, desired_state, status,
-                 cycle, updated_at)
-             VALUES ($1, 'Default', 'paper', 'BTC/USDT', 'long', 10, '5', '0',
-                 3, '[{\"amount\":10,\"gap\":0},{\"amount\":20,\"gap\":1},{\"amount\":40,\"gap\":2}]',
-                 1, 'stop', 0, 0, '0', 1, 'running', 'running', 1, 1)",
-        )
-        .unwrap();
-    for i in 0..bots {
-        let uid: i64 = tx
-            .query_one(&user, &[&format!("bot{i}@example.com")])
-            .unwrap()
-            .get(0);
-        tx.execute(&bot, &[&uid]).unwrap();
-    }
+    let n = usize::try_from(bots).unwrap();
+    let email = |i| format!("bot{i}@example.com");
+    common::cluster::seed_running(&mut tx, n, email, |_| Default::default());
     tx.commit().unwrap();
 }
 

@@ -163,42 +163,22 @@ impl Cluster {
     pub fn running_users_with(&self, n: usize, ladder: impl Fn(usize) -> Ladder) -> Vec<User> {
         let mut c = self.sql();
         let mut tx = c.transaction().unwrap();
-        let user = tx
-            .prepare(
-                "INSERT INTO \"user\" (email, password_hash, verified_at, created_at)
-                 VALUES ($1, 'x', 1, 1) RETURNING id",
-            )
-            .unwrap();
-        let bot = tx
-            .prepare(
-                "INSERT INTO user_bots (user_id, name, exchange, symbol, side, leverage,
-                     take_profit, stop_loss, rounds, grids, repeat, after_stop_loss, cooldown,
-                     max_active_legs, trailing_take_profit, created_at, desired_state, status,
-                     cycle, updated_at)
-                 VALUES ($1, 'Default', 'paper', 'BTC/USDT', $2, 10, $3, '0', 3, $4,
-                     1, 'stop', 0, 0, '0', 1, 'running', 'running', 1, 1)",
-            )
-            .unwrap();
+        let ids = seed_running(&mut tx, n, |i| format!("load{i}@example.com"), ladder);
         let token = tx
             .prepare(
                 "INSERT INTO api_tokens (token_hash, name, user_id, created_at)
                  VALUES ($1, 'cluster', $2, 1)",
             )
             .unwrap();
-        let mut users = Vec::with_capacity(n);
-        for i in 0..n {
-            let id: i64 = tx
-                .query_one(&user, &[&format!("load{i}@example.com")])
-                .unwrap()
-                .get(0);
-            let l = ladder(i);
-            tx.execute(&bot, &[&id, &l.side, &l.take_profit, &l.grids])
-                .unwrap();
-            let secret = blitz::auth::token::new_api_token();
-            tx.execute(&token, &[&blitz::auth::token::hash(&secret), &id])
-                .unwrap();
-            users.push(User { id, token: secret });
-        }
+        let users = ids
+            .into_iter()
+            .map(|id| {
+                let secret = blitz::auth::token::new_api_token();
+                tx.execute(&token, &[&blitz::auth::token::hash(&secret), &id])
+                    .unwrap();
+                User { id, token: secret }
+            })
+            .collect();
         tx.commit().unwrap();
         users
     }
@@ -313,6 +293,42 @@ impl Cluster {
             "SELECT COUNT(*) FROM bot_events WHERE user_id = {uid} AND kind = 'resumed'"
         ))
     }
+}
+
+/// `n` verified users written straight into the database (hashing passwords
+/// would measure Argon2), user `i` with address `email(i)` and one running paper
+/// bot on `ladder(i)`, each statement prepared once; their ids.
+pub fn seed_running(
+    tx: &mut postgres::Transaction<'_>,
+    n: usize,
+    email: impl Fn(usize) -> String,
+    ladder: impl Fn(usize) -> Ladder,
+) -> Vec<i64> {
+    let user = tx
+        .prepare(
+            "INSERT INTO \"user\" (email, password_hash, verified_at, created_at)
+             VALUES ($1, 'x', 1, 1) RETURNING id",
+        )
+        .unwrap();
+    let bot = tx
+        .prepare(
+            "INSERT INTO user_bots (user_id, name, exchange, symbol, side, leverage,
+                 take_profit, stop_loss, rounds, grids, repeat, after_stop_loss, cooldown,
+                 max_active_legs, trailing_take_profit, created_at, desired_state, status,
+                 cycle, updated_at)
+             VALUES ($1, 'Default', 'paper', 'BTC/USDT', $2, 10, $3, '0', 3, $4,
+                 1, 'stop', 0, 0, '0', 1, 'running', 'running', 1, 1)",
+        )
+        .unwrap();
+    (0..n)
+        .map(|i| {
+            let id: i64 = tx.query_one(&user, &[&email(i)]).unwrap().get(0);
+            let l = ladder(i);
+            tx.execute(&bot, &[&id, &l.side, &l.take_profit, &l.grids])
+                .unwrap();
+            id
+        })
+        .collect()
 }
 
 /// A seeded bot's side, take-profit and grids (percent gaps).
