@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use super::sql::{Conn, Kind};
+use super::sql::{Conn, Kind, Row, SqlResult};
 use super::StoreError;
 
 /// Milliseconds since the epoch by the database's clock (PostgreSQL), or this
@@ -52,18 +52,23 @@ pub struct Instance {
     pub bots_owned: i64,
 }
 
+impl Instance {
+    /// From a row of (name, bots).
+    fn from_row(r: &Row<'_>) -> SqlResult<Instance> {
+        Ok(Instance {
+            name: r.get(0)?,
+            bots_owned: r.get(1)?,
+        })
+    }
+}
+
 /// The instances seen since `since_ms`, by name.
 pub fn live_instances(conn: &Conn, since_ms: i64) -> Result<Vec<Instance>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT name, bots_owned FROM cluster_instances WHERE seen_at_ms >= ?1 ORDER BY name",
     )?;
     let rows = stmt
-        .query_map([since_ms], |r| {
-            Ok(Instance {
-                name: r.get(0)?,
-                bots_owned: r.get(1)?,
-            })
-        })?
+        .query_map([since_ms], Instance::from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -213,12 +218,7 @@ pub fn by_load(conn: &Conn, since_ms: i64, now_ms: i64) -> Result<Vec<Instance>,
          ORDER BY bots, i.name",
     )?;
     let rows = stmt
-        .query_map([since_ms, now_ms], |r| {
-            Ok(Instance {
-                name: r.get(0)?,
-                bots_owned: r.get(1)?,
-            })
-        })?
+        .query_map([since_ms, now_ms], Instance::from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
