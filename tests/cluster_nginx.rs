@@ -259,37 +259,46 @@ fn victims(c: &Cluster, instance: &str) -> (Vec<i64>, i64) {
     (running, last)
 }
 
-/// How many of `users` a survivor holds and runs again since event `after`:
-/// resumed, or started by a command that reached it before the resume did.
+/// Whether user `u` (the SQL) runs again since event `after` (`$3`): resumed, or
+/// started by a command that reached a survivor before the resume did, and now
+/// held by a survivor (not `$2`) — or their bots no longer meant to run, as a bot
+/// whose cycle closed while its instance was dead and whose rules then stop it
+/// (its survivor then gives the lease up). The dead instance writes no event.
+const RAN_AGAIN: &str = "EXISTS (SELECT 1 FROM bot_events e WHERE e.user_id = u
+         AND e.kind IN ('resumed', 'started') AND e.id > $3)
+     AND (EXISTS (SELECT 1 FROM user_leases l WHERE l.user_id = u AND l.instance <> $2
+             AND l.expires_at_ms > CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT))
+          OR NOT EXISTS (SELECT 1 FROM user_bots b WHERE b.user_id = u
+             AND b.desired_state = 'running'))";
+
+/// How many of `users` run again on a survivor since event `after` (`RAN_AGAIN`).
 fn adopted(c: &Cluster, gone: &str, users: &[i64], after: i64) -> usize {
+    let sql = format!("SELECT COUNT(*) FROM unnest($1::bigint[]) AS t(u) WHERE {RAN_AGAIN}");
     let n: i64 = c
         .sql()
-        .query_one(
-            "SELECT COUNT(*) FROM user_leases l WHERE l.user_id = ANY($1)
-             AND l.instance <> $2
-             AND l.expires_at_ms > CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)
-             AND EXISTS (SELECT 1 FROM bot_events e WHERE e.user_id = l.user_id
-                         AND e.kind IN ('resumed', 'started') AND e.id > $3)",
-            &[&users, &gone, &after],
-        )
+        .query_one(&sql, &[&users, &gone, &after])
         .unwrap()
         .get(0);
     n as usize
 }
 
-/// The lease holder, bot state and events since `after` of each user of `users`
-/// not running again on a survivor (for a failure's message).
-fn not_adopted(c: &Cluster, users: &[i64], after: i64) -> String {
+/// The lease holder (and when its lease ends), bot state and events since
+/// `after` of each user of `users` that `adopted` does not count (for a
+/// failure's message).
+fn not_adopted(c: &Cluster, gone: &str, users: &[i64], after: i64) -> String {
     let rows = c
         .sql()
         .query(
-            "SELECT b.user_id, l.instance, b.desired_state, b.status,
-                 (SELECT string_agg(e.kind, ',' ORDER BY e.id) FROM bot_events e
-                  WHERE e.user_id = b.user_id AND e.id > $2)
-             FROM user_bots b LEFT JOIN user_leases l ON l.user_id = b.user_id
-             WHERE b.user_id = ANY($1) AND NOT EXISTS (SELECT 1 FROM bot_events e
-                 WHERE e.user_id = b.user_id AND e.kind IN ('resumed', 'started') AND e.id > $2)",
-            &[&users, &after],
+            &format!(
+                "SELECT b.user_id, l.instance || ' until ' || l.expires_at_ms,
+                     b.desired_state, b.status,
+                     (SELECT string_agg(e.kind, ',' ORDER BY e.id) FROM bot_events e
+                      WHERE e.user_id = b.user_id AND e.id > $3)
+                 FROM user_bots b LEFT JOIN user_leases l ON l.user_id = b.user_id,
+                     LATERAL (SELECT b.user_id AS u) t
+                 WHERE b.user_id = ANY($1) AND NOT ({RAN_AGAIN})"
+            ),
+            &[&users, &gone, &after],
         )
         .unwrap();
     let shown: Vec<String> = rows
@@ -319,7 +328,7 @@ fn wait_adopted(c: &Cluster, gone: &str, users: &[i64], after: i64, since: Insta
             took < bound,
             "{last} of {} users of {gone} ran again within {bound:?}; the others: {}",
             users.len(),
-            not_adopted(c, users, after)
+            not_adopted(c, gone, users, after)
         );
         last = adopted(c, gone, users, after);
         if last < users.len() {
