@@ -80,6 +80,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0014_cluster.sql",
         sql: include_str!("../../sql/0014_cluster.sql"),
     },
+    Migration {
+        version: 15,
+        name: "0015_paper_funding_clock.sql",
+        sql: include_str!("../../sql/0015_paper_funding_clock.sql"),
+    },
 ];
 
 pub struct Migration {

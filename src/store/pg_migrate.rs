@@ -33,6 +33,11 @@ pub const PG_MIGRATIONS: &[PgMigration] = &[
         name: "0014_cluster.sql",
         sql: include_str!("../../sql/postgres/0014_cluster.sql"),
     },
+    PgMigration {
+        versions: 15..=15,
+        name: "0015_paper_funding_clock.sql",
+        sql: include_str!("../../sql/postgres/0015_paper_funding_clock.sql"),
+    },
 ];
 
 /// Every `blitz migrate` takes this transaction-level advisory lock before looking

@@ -96,15 +96,19 @@ pub(super) struct Account {
     pub positions: HashMap<MktId, [Pos; 2]>,
     /// Open order ids per market, oldest first.
     pub open: HashMap<MktId, Vec<i64>>,
+    /// The last funding boundary settled for this account (its own clock: in a
+    /// cluster an account moves between instances that fund only what they hold).
+    pub funded_ms: i64,
 }
 
 impl Account {
-    pub(super) fn new(balance: Decimal) -> Account {
+    pub(super) fn new(balance: Decimal, funded_ms: i64) -> Account {
         Account {
             balance,
             leverage: HashMap::new(),
             positions: HashMap::new(),
             open: HashMap::new(),
+            funded_ms,
         }
     }
 }
@@ -195,8 +199,6 @@ pub(super) struct Dirty {
     /// Delete candles older than this (the occasional prune).
     pub prune_candles_before: Option<i64>,
     pub settlements: Vec<Settlement>,
-    /// `Book::funded_ms` moved.
-    pub funded: bool,
     /// Accounts reset to the starting balance: their rows are deleted first.
     pub resets: BTreeSet<i64>,
 }
@@ -212,7 +214,6 @@ impl Dirty {
             && self.candles.is_empty()
             && self.prune_candles_before.is_none()
             && self.settlements.is_empty()
-            && !self.funded
             && self.resets.is_empty()
     }
 }
@@ -239,8 +240,8 @@ pub(super) struct Book {
     pub live: Option<Live>,
     /// `PAPER_FUNDING_RATE`: the rate of each 8-hour settlement without a live one.
     pub funding_rate: Decimal,
-    /// The last funding boundary settled (paper clock); `None` until the first
-    /// advance, which settles nothing before it.
+    /// Every account in memory is settled up to this funding boundary (the
+    /// lowest of their clocks); `None`: not known, look at each account.
     pub funded_ms: Option<i64>,
     /// When candles were last pruned (memory only: a restart prunes once more).
     pub pruned_ms: i64,
@@ -386,17 +387,23 @@ impl Book {
     /// The account of `uid`, created with the starting balance on first use (and
     /// then persisted like any balance change).
     pub fn account_mut(&mut self, uid: i64, dirty: &mut Dirty) -> &mut Account {
+        let funded = self.new_account_funded_ms();
         self.accounts.entry(uid).or_insert_with(|| {
             dirty.balances.insert(uid);
-            Account::new(START_BALANCE)
+            Account::new(START_BALANCE, funded)
         })
     }
 
-    /// Adds an account as loaded from the database.
-    pub fn load_account(&mut self, uid: i64, balance: Decimal) -> &mut Account {
+    /// A new account's funding clock: no boundary before it existed is its own.
+    pub fn new_account_funded_ms(&self) -> i64 {
+        super::funding::boundary_at_or_before(self.clock_ms)
+    }
+
+    /// Adds an account as loaded from the database (`funded_ms`: its clock).
+    pub fn load_account(&mut self, uid: i64, balance: Decimal, funded_ms: i64) -> &mut Account {
         self.accounts
             .entry(uid)
-            .or_insert_with(|| Account::new(balance))
+            .or_insert_with(|| Account::new(balance, funded_ms))
     }
 
     pub fn balance(&self, uid: i64) -> Decimal {
@@ -475,7 +482,8 @@ impl Book {
         if let Some((set, at)) = self.resting_level(&rec) {
             set.insert(at);
         }
-        let acct = self.load_account(rec.user_id, START_BALANCE);
+        let funded = self.new_account_funded_ms();
+        let acct = self.load_account(rec.user_id, START_BALANCE, funded);
         acct.open.entry(rec.mkt).or_default().push(rec.id);
         self.orders.insert(rec.id, rec);
     }

@@ -30,37 +30,51 @@ pub fn funding_amount(side: Side, value: Decimal, rate: Decimal) -> Decimal {
 }
 
 impl Book {
-    /// Settles every funding boundary after the last settled one, up to `now`.
+    /// Settles, for each account in memory, every funding boundary after its own
+    /// last settled one, up to `now`. An account's clock moves also when it holds
+    /// nothing: a position opened later must not pay for boundaries before it.
     pub fn settle_funding(&mut self, now: i64, dirty: &mut Dirty) {
         let due = boundary_at_or_before(now);
-        let Some(mut last) = self.funded_ms else {
-            self.funded_ms = Some(due);
-            dirty.funded = true;
+        if self.funded_ms.is_some_and(|f| f >= due) {
             return;
-        };
-        while last < due {
-            last += FUNDING_EVERY_MS;
-            for mkt in 0..self.markets.len() {
-                self.settle_market(mkt, last, dirty);
+        }
+        // In account order, so that a seeded exchange settles the same way each run.
+        let mut behind: Vec<(i64, i64)> = self
+            .accounts
+            .iter()
+            .filter(|(_, a)| a.funded_ms < due)
+            .map(|(&uid, a)| (uid, a.funded_ms))
+            .collect();
+        behind.sort_unstable();
+        for (uid, mut last) in behind {
+            while last < due {
+                last += FUNDING_EVERY_MS;
+                self.settle_account(uid, last, dirty);
             }
+            if let Some(acct) = self.accounts.get_mut(&uid) {
+                acct.funded_ms = due;
+            }
+            dirty.balances.insert(uid);
         }
-        if self.funded_ms != Some(last) {
-            self.funded_ms = Some(last);
-            dirty.funded = true;
-        }
+        self.funded_ms = Some(due);
     }
 
-    /// One boundary's funding of every position on one market.
-    fn settle_market(&mut self, mkt: MktId, at: i64, dirty: &mut Dirty) {
-        let m = &self.markets[mkt];
-        let rate = m
-            .quote
-            .and_then(|q| q.funding_rate)
-            .filter(|_| self.live.is_some())
-            .unwrap_or(self.funding_rate);
-        let mark = m.price;
-        let holders: Vec<i64> = m.holders.iter().copied().collect();
-        for uid in holders {
+    /// One boundary's funding of every position of one account.
+    fn settle_account(&mut self, uid: i64, at: i64, dirty: &mut Dirty) {
+        let mut held: Vec<MktId> = self
+            .accounts
+            .get(&uid)
+            .map(|a| a.positions.keys().copied().collect())
+            .unwrap_or_default();
+        held.sort_unstable();
+        for mkt in held {
+            let m = &self.markets[mkt];
+            let rate = m
+                .quote
+                .and_then(|q| q.funding_rate)
+                .filter(|_| self.live.is_some())
+                .unwrap_or(self.funding_rate);
+            let mark = m.price;
             for side in [Side::Long, Side::Short] {
                 let size = self.position(uid, mkt, side).size;
                 if size <= Decimal::ZERO || rate.is_zero() {
@@ -68,7 +82,6 @@ impl Book {
                 }
                 let amount = funding_amount(side, size * mark, rate);
                 self.account_mut(uid, dirty).balance += amount;
-                dirty.balances.insert(uid);
                 dirty.settlements.push(Settlement {
                     user_id: uid,
                     mkt,
@@ -82,8 +95,8 @@ impl Book {
     }
 }
 
-/// Writes the settlements and the last settled boundary (inside the caller's
-/// transaction).
+/// Writes the settlements (inside the caller's transaction; each account's clock
+/// is written with its balance).
 pub(super) fn write(conn: &Conn, book: &Book, dirty: &Dirty) -> crate::store::SqlResult<()> {
     for s in &dirty.settlements {
         conn.prepare_cached(
@@ -98,10 +111,6 @@ pub(super) fn write(conn: &Conn, book: &Book, dirty: &Dirty) -> crate::store::Sq
             Sql(s.rate),
             s.time_ms
         ])?;
-    }
-    if dirty.funded {
-        conn.prepare_cached("UPDATE paper_clock SET funded_ms = ?1 WHERE id = 1")?
-            .execute([book.funded_ms])?;
     }
     Ok(())
 }

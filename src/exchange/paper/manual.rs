@@ -66,10 +66,13 @@ impl Book {
         };
         let open: Vec<i64> = acct.open.values().flatten().copied().collect();
         let held: Vec<usize> = acct.positions.keys().copied().collect();
+        // The funding clock stays: a reset changes no boundary already settled.
+        let funded = acct.funded_ms;
         for id in open {
             self.remove_open(id);
         }
-        self.accounts.insert(uid, Account::new(START_BALANCE));
+        self.accounts
+            .insert(uid, Account::new(START_BALANCE, funded));
         for mkt in held {
             self.note_holder(uid, mkt);
         }

@@ -38,6 +38,8 @@ mod walk;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_cluster;
+#[cfg(test)]
 mod tests_live;
 #[cfg(test)]
 mod tests_market;

@@ -60,26 +60,32 @@ pub(super) fn load(
     book.epoch_ms = epoch_ms;
     book.live = live;
     load_markets(&snapshot, &mut book)?;
-    let mut stmt = snapshot.prepare("SELECT user_id, balance FROM paper_accounts")?;
-    for row in stmt.query_map((), |r| Ok((r.get::<_, i64>(0)?, money_sql::get(r, 1)?)))? {
-        let (uid, balance) = row?;
+    // The clock of an account without its own (no row yet): the exchange's first.
+    let funded = snapshot
+        .query_row("SELECT funded_ms FROM paper_clock WHERE id = 1", (), |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .optional()?
+        .flatten()
+        .unwrap_or_else(|| book.new_account_funded_ms());
+    let mut stmt = snapshot.prepare("SELECT user_id, balance, funded_ms FROM paper_accounts")?;
+    let read = |r: &Row<'_>| {
+        let own: Option<i64> = r.get(2)?;
+        Ok((r.get::<_, i64>(0)?, money_sql::get(r, 1)?, own))
+    };
+    for row in stmt.query_map((), read)? {
+        let (uid, balance, own) = row?;
         if keep(uid) {
-            book.load_account(uid, balance);
+            book.load_account(uid, balance, own.unwrap_or(funded));
         }
     }
     drop(stmt);
-    load_leverage(&snapshot, &mut book, &keep)?;
-    load_positions(&snapshot, &mut book, &keep)?;
+    load_leverage(&snapshot, &mut book, &keep, funded)?;
+    load_positions(&snapshot, &mut book, &keep, funded)?;
     load_open_orders(&snapshot, &mut book, &keep)?;
     for mkt in 0..book.markets.len() {
         book.markets[mkt].candle = candles::load_last(&snapshot, &book.markets[mkt].symbol)?;
     }
-    book.funded_ms = snapshot
-        .query_row("SELECT funded_ms FROM paper_clock WHERE id = 1", (), |r| {
-            r.get(0)
-        })
-        .optional()?
-        .flatten();
     book.next_id = snapshot.query_row(
         "SELECT MAX(COALESCE((SELECT MAX(id) FROM paper_orders), 0),
                     COALESCE((SELECT last_order_id FROM paper_clock WHERE id = 1), 0)) + 1",
@@ -144,6 +150,7 @@ fn load_leverage(
     conn: &Conn,
     book: &mut Book,
     keep: &dyn Fn(i64) -> bool,
+    funded: i64,
 ) -> Result<(), PaperError> {
     let mut stmt = conn.prepare("SELECT user_id, symbol, leverage FROM paper_leverage")?;
     let mut rows = stmt.query(())?;
@@ -153,7 +160,7 @@ fn load_leverage(
             continue;
         }
         let mkt = market_of(conn, book, &symbol)?;
-        book.load_account(uid, super::book::START_BALANCE)
+        book.load_account(uid, super::book::START_BALANCE, funded)
             .leverage
             .insert(mkt, r.get(2)?);
     }
@@ -164,6 +171,7 @@ fn load_positions(
     conn: &Conn,
     book: &mut Book,
     keep: &dyn Fn(i64) -> bool,
+    funded: i64,
 ) -> Result<(), PaperError> {
     let mut stmt =
         conn.prepare("SELECT user_id, symbol, side, size, avg_entry FROM paper_positions")?;
@@ -175,7 +183,7 @@ fn load_positions(
         }
         let side = parse_side(&side)?;
         let mkt = market_of(conn, book, &symbol)?;
-        let acct = book.load_account(uid, super::book::START_BALANCE);
+        let acct = book.load_account(uid, super::book::START_BALANCE, funded);
         let pos = &mut acct.positions.entry(mkt).or_default()[super::book::side_ix(side)];
         (pos.size, pos.avg) = (money_sql::get(&r, 3)?, money_sql::get(&r, 4)?);
         book.note_holder(uid, mkt);
@@ -304,11 +312,16 @@ pub(super) fn write(conn: &mut Conn, book: &Book, dirty: &Dirty) -> Result<(), P
         .execute(params![m.symbol, Sql(m.price), step_no, m.updated_ms])?;
     }
     for &uid in &dirty.balances {
+        let funded = book
+            .accounts
+            .get(&uid)
+            .map_or_else(|| book.new_account_funded_ms(), |a| a.funded_ms);
         tx.prepare_cached(
-            "INSERT INTO paper_accounts (user_id, balance) VALUES (?1, ?2)
-             ON CONFLICT (user_id) DO UPDATE SET balance = excluded.balance",
+            "INSERT INTO paper_accounts (user_id, balance, funded_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id) DO UPDATE SET
+                 balance = excluded.balance, funded_ms = excluded.funded_ms",
         )?
-        .execute(params![uid, Sql(book.balance(uid))])?;
+        .execute(params![uid, Sql(book.balance(uid)), funded])?;
     }
     for &(uid, mkt) in &dirty.leverage {
         tx.prepare_cached(
