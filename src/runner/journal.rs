@@ -1,10 +1,18 @@
 //! The engine's journal in the database: events, placement counters, the fill
 //! ledger, funding, closed cycles and the status snapshot, each committed before
 //! the step goes on.
+//!
+//! In a cluster every write is fenced by the user's lease (CONTRACT C18): none is
+//! sent once the local deadline passed (`Leases::token`), and the writes a later
+//! holder relies on — the order journal before an order is sent, the cycle's
+//! counters, a closed cycle — also carry the epoch into the database, which
+//! refuses them once another instance took the lease (`StoreError::Fenced`, a
+//! retryable error: the step ends and changes nothing more).
 
 use crate::store::sql::Conn;
 use serde_json::Value;
 
+use super::lease::Leases;
 use super::telegram::{Notifier, Target};
 use crate::bots::config::BotConfig;
 use crate::bots::engine::{CycleState, Journal};
@@ -12,6 +20,7 @@ use crate::bots::ids::BotRef;
 use crate::bots::ledger::Fill;
 use crate::bots::status::DesiredState;
 use crate::store::bots::{self, CycleRow, Snapshot};
+use crate::store::cluster::{self, LeaseToken};
 use crate::store::ledger::{self, Funding, Sent};
 use crate::store::trades::{self, Trade};
 use crate::store::{self, bot_config, StoreError};
@@ -52,15 +61,17 @@ pub struct DbJournal<'a> {
     pub side: &'a str,
     ctx: &'a BotCtx,
     notifier: &'a Notifier,
+    leases: &'a Leases,
 }
 
 impl<'a> DbJournal<'a> {
-    /// The journal of one running bot.
+    /// The journal of one running bot, whose writes `leases` fences.
     pub fn new(
         conn: &'a Conn,
         bot: BotRef,
         ctx: &'a BotCtx,
         notifier: &'a Notifier,
+        leases: &'a Leases,
     ) -> DbJournal<'a> {
         DbJournal {
             conn,
@@ -70,7 +81,14 @@ impl<'a> DbJournal<'a> {
             side: ctx.side,
             ctx,
             notifier,
+            leases,
         }
+    }
+
+    /// The lease this write is made under (`None` on one host); refused once
+    /// the user's lease is no longer held here.
+    fn token(&self) -> Result<Option<LeaseToken<'a>>, StoreError> {
+        self.leases.token(self.bot.user_id)
     }
 
     fn row<'s>(&'s self, s: &CycleState) -> CycleRow<'s> {
@@ -93,6 +111,7 @@ impl<'a> DbJournal<'a> {
 
 impl Journal for DbJournal<'_> {
     fn event(&mut self, kind: &str, message: &str, data: Value) -> Result<(), StoreError> {
+        self.token()?;
         bots::add_event(
             self.conn,
             self.bot,
@@ -105,7 +124,9 @@ impl Journal for DbJournal<'_> {
     }
 
     fn cycle(&mut self, state: &CycleState) -> Result<(), StoreError> {
-        bots::set_cycle(self.conn, self.bot.bot_id, &self.row(state), store::now())
+        let token = self.token()?;
+        let row = self.row(state);
+        bots::set_cycle_under(self.conn, self.bot.bot_id, &row, store::now(), token)
     }
 
     fn close_cycle(
@@ -114,7 +135,11 @@ impl Journal for DbJournal<'_> {
         next: &CycleState,
         last: bool,
     ) -> Result<Option<BotConfig>, StoreError> {
+        let token = self.token()?;
         let tx = self.conn.unchecked_transaction()?;
+        if let Some(token) = token {
+            cluster::check_held(&tx, self.bot.user_id, token)?;
+        }
         trades::record(&tx, trade)?;
         bots::set_cycle(&tx, self.bot.bot_id, &self.row(next), store::now())?;
         if last {
@@ -128,6 +153,7 @@ impl Journal for DbJournal<'_> {
     }
 
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), StoreError> {
+        self.token()?;
         bots::set_snapshot(self.conn, self.bot.bot_id, s)
     }
 
@@ -136,7 +162,10 @@ impl Journal for DbJournal<'_> {
     }
 
     fn submitted(&mut self, client_id: &str) -> Result<(), StoreError> {
-        ledger::submitted(self.conn, self.bot, client_id, store::now())
+        match self.token()? {
+            None => ledger::submitted(self.conn, self.bot, client_id, store::now()),
+            Some(t) => ledger::submitted_under(self.conn, self.bot, client_id, store::now(), t),
+        }
     }
 
     fn submitted_at(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
@@ -148,10 +177,12 @@ impl Journal for DbJournal<'_> {
     }
 
     fn placed(&mut self, client_id: &str, exchange_id: &str) -> Result<(), StoreError> {
+        self.token()?;
         ledger::placed(self.conn, self.bot, client_id, exchange_id, store::now())
     }
 
     fn refused(&mut self, client_id: &str) -> Result<(), StoreError> {
+        self.token()?;
         ledger::refused(self.conn, self.bot.user_id, client_id)
     }
 
@@ -160,6 +191,7 @@ impl Journal for DbJournal<'_> {
     }
 
     fn fill(&mut self, f: &Fill) -> Result<(), StoreError> {
+        self.token()?;
         ledger::add_fill(self.conn, self.bot, f).map(|_| ())
     }
 
@@ -168,6 +200,7 @@ impl Journal for DbJournal<'_> {
     }
 
     fn funding(&mut self, f: &Funding) -> Result<bool, StoreError> {
+        self.token()?;
         ledger::add_funding(self.conn, self.bot, f)
     }
 

@@ -265,7 +265,7 @@ impl Manager {
         bot: &mut Running,
         why: Why,
     ) -> Result<FirstSteps, Fail> {
-        let mut j = DbJournal::new(conn, owner, &bot.ctx, &self.telegram);
+        let mut j = DbJournal::new(conn, owner, &bot.ctx, &self.telegram, &self.leases);
         j.cycle(&bot.engine.state)?;
         if why == Why::Start {
             // Resuming an open cycle after a stop: the ladder is placed again.

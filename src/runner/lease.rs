@@ -19,8 +19,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::store::cluster::{self, LeaseToken};
 use crate::store::sql::Conn;
-use crate::store::{cluster, StoreError};
+use crate::store::StoreError;
 
 /// Renewal ends this far before the database's expiry, for the time a renewal
 /// takes and the scheduling delay of the loop.
@@ -102,6 +103,23 @@ impl Leases {
         let held = lock(&c.held);
         held.get(&user_id)
             .is_some_and(|(_, until)| Instant::now() < *until)
+    }
+
+    /// What a write for `user_id` is made under: nothing on one host; in a
+    /// cluster the lease held here, or `StoreError::Fenced` when its local
+    /// deadline passed (the write is not even sent).
+    pub fn token(&self, user_id: i64) -> Result<Option<LeaseToken<'_>>, StoreError> {
+        let Some(c) = &self.cluster else {
+            return Ok(None);
+        };
+        let held = lock(&c.held);
+        match held.get(&user_id) {
+            Some(&(epoch, until)) if Instant::now() < until => Ok(Some(LeaseToken {
+                instance: &c.name,
+                epoch,
+            })),
+            _ => Err(StoreError::Fenced),
+        }
     }
 
     /// The users held now (deadline not passed), for the paper book's partition.

@@ -240,7 +240,7 @@ pub struct Manager {
     /// The private account streams the real-exchange bots read through.
     streams: Streams,
     /// Which users' bots this runner may drive (all on one host).
-    leases: Arc<Leases>,
+    pub(super) leases: Arc<Leases>,
     /// Commands under way per user (cluster only): a user's lease is not given
     /// up while one is, since it was admitted on that lease.
     commands: Mutex<HashMap<i64, u32>>,
@@ -766,7 +766,7 @@ impl Manager {
             return OpResult::new(Outcome::Error, format!("could not record the stop: {e}"));
         }
         let done = catch_unwind(AssertUnwindSafe(|| {
-            let mut j = DbJournal::new(conn, bot, &run.ctx, &self.telegram);
+            let mut j = DbJournal::new(conn, bot, &run.ctx, &self.telegram, &self.leases);
             run.engine.stop(run.ex.as_ref(), &mut j, mode)
         }));
         let (actions, problem) = match done {
@@ -868,7 +868,7 @@ impl Manager {
             return OpResult::not_running();
         };
         let result = catch_unwind(AssertUnwindSafe(|| {
-            let mut j = DbJournal::new(conn, bot, &run.ctx, &self.telegram);
+            let mut j = DbJournal::new(conn, bot, &run.ctx, &self.telegram, &self.leases);
             run.engine.step(run.ex.as_ref(), &mut j, Mode::Recover)
         }));
         match result {
@@ -929,7 +929,7 @@ impl Manager {
             return;
         }
         let result = catch_unwind(AssertUnwindSafe(|| {
-            let mut j = DbJournal::new(conn, bot, &run.ctx, &self.telegram);
+            let mut j = DbJournal::new(conn, bot, &run.ctx, &self.telegram, &self.leases);
             run.engine.step(run.ex.as_ref(), &mut j, Mode::Tick)
         }));
         // A bug in one bot's step ends that bot with an error, visibly, and
@@ -948,7 +948,10 @@ impl Manager {
             }
             Err(e) if e.is_retryable() => {
                 let msg = format!("retrying: {e}");
-                if run.last_error.as_deref() != Some(&msg) {
+                // Fenced mid-step: the error is this runner's, not the bot's, and
+                // the user's state is the new holder's to write.
+                let fenced = !self.leases.valid(bot.user_id);
+                if !fenced && run.last_error.as_deref() != Some(&msg) {
                     let _ = bots::set_last_error(conn, bot_id, Some(&msg), store::now());
                     let _ = bots::add_event(
                         conn,

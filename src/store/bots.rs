@@ -5,10 +5,11 @@
 //! `store::user_bots`'s.
 
 use crate::params;
-use crate::store::sql::{Conn, OptionalExt, Row};
+use crate::store::sql::{Conn, OptionalExt, Param, Row};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use super::cluster::{held_under, LeaseToken};
 use super::StoreError;
 use crate::bots::config::{parse_side, BotMarket};
 use crate::bots::ids::BotRef;
@@ -169,29 +170,52 @@ pub struct CycleRow<'a> {
 }
 
 pub fn set_cycle(conn: &Conn, bot_id: i64, c: &CycleRow<'_>, now: i64) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE user_bots SET cycle = ?2, tp_n = ?3, sl_n = ?4, cycle_exchange = ?5,
+    set_cycle_under(conn, bot_id, c, now, None)
+}
+
+/// `set_cycle` made under a lease (`Some(token)`, in a cluster): the counters
+/// name the next client ids, so a runner that lost the lease must not rewind
+/// what the new holder uses; refused with `StoreError::Fenced`.
+pub fn set_cycle_under(
+    conn: &Conn,
+    bot_id: i64,
+    c: &CycleRow<'_>,
+    now: i64,
+    token: Option<LeaseToken<'_>>,
+) -> Result<(), StoreError> {
+    const SET: &str = "UPDATE user_bots SET cycle = ?2, tp_n = ?3, sl_n = ?4, cycle_exchange = ?5,
              cycle_symbol = ?6, cycle_side = ?7, cycle_opened_at = ?8, updated_at = ?9,
              leg_round = ?10, tr_n = ?11, trail_best = ?12, next_entry_at = ?13,
              cycle_account_id = ?14
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        bot_id,
-        c.cycle,
-        c.tp_n,
-        c.sl_n,
-        c.exchange,
-        c.symbol,
-        c.side,
-        c.opened_at,
-        now,
-        c.leg_round,
-        c.tr_n,
-        money_sql::opt(c.trail_best),
-        c.next_entry_at,
-        c.account
-    ])?;
+         WHERE id = ?1";
+    let trail_best = money_sql::opt(c.trail_best);
+    let mut values: Vec<&dyn Param> = vec![
+        &bot_id,
+        &c.cycle,
+        &c.tp_n,
+        &c.sl_n,
+        &c.exchange,
+        &c.symbol,
+        &c.side,
+        &c.opened_at,
+        &now,
+        &c.leg_round,
+        &c.tr_n,
+        &trail_best,
+        &c.next_entry_at,
+        &c.account,
+    ];
+    let changed = match &token {
+        None => conn.prepare_cached(SET)?.execute(values.as_slice())?,
+        Some(t) => {
+            values.extend([&t.instance as &dyn Param, &t.epoch]);
+            let sql = format!("{SET} AND {}", held_under("user_bots.user_id", 15, 16));
+            conn.prepare_cached(&sql)?.execute(values.as_slice())?
+        }
+    };
+    if token.is_some() && changed == 0 {
+        return Err(StoreError::Fenced);
+    }
     Ok(())
 }
 

@@ -9,7 +9,10 @@
 //! - a holder gives a lease up (`release`) by expiring it at 0, fenced by its
 //!   epoch; the row stays, so the epoch keeps growing;
 //! - times are the database's clock on PostgreSQL (`db_now_ms`), so hosts whose
-//!   clocks disagree still agree on whether a lease has expired.
+//!   clocks disagree still agree on whether a lease has expired;
+//! - a bot's writes that a later holder relies on (the order journal, the cycle's
+//!   counters, a closed cycle) carry the holder's `LeaseToken` and are refused
+//!   (`StoreError::Fenced`) once the lease has another epoch or holder.
 
 use std::collections::HashMap;
 
@@ -24,6 +27,47 @@ pub fn db_now_ms(conn: &Conn) -> Result<i64, StoreError> {
         Kind::Postgres => Ok(conn
             .prepare_cached("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")?
             .query_row((), |r| r.get(0))?),
+    }
+}
+
+/// The lease a bot's write is made under: this instance and the epoch it holds.
+/// A write that carries it changes nothing unless the lease row still says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseToken<'a> {
+    pub instance: &'a str,
+    pub epoch: i64,
+}
+
+/// The condition a fenced statement adds, with the user's id column and the
+/// numbers of the instance and epoch parameters.
+pub fn held_under(user_id: &str, instance: usize, epoch: usize) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM user_leases WHERE user_id = {user_id} \
+         AND instance = ?{instance} AND epoch = ?{epoch})"
+    )
+}
+
+/// Inside a transaction: whether `token` still holds `user_id`'s lease. On
+/// PostgreSQL the lease row is share-locked to the end of the transaction, so
+/// another instance's `take` waits for the commit and then finds the new epoch
+/// (SQLite has one writer: nothing can take it meanwhile).
+pub fn check_held(conn: &Conn, user_id: i64, token: LeaseToken<'_>) -> Result<(), StoreError> {
+    let sql = match conn.kind() {
+        Kind::Sqlite => {
+            "SELECT 1 FROM user_leases WHERE user_id = ?1 AND instance = ?2 AND epoch = ?3"
+        }
+        Kind::Postgres => {
+            "SELECT 1 FROM user_leases WHERE user_id = ?1 AND instance = ?2 AND epoch = ?3
+             FOR SHARE"
+        }
+    };
+    let held =
+        conn.prepare_cached(sql)?
+            .exists(crate::params![user_id, token.instance, token.epoch])?;
+    if held {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced)
     }
 }
 
@@ -391,5 +435,65 @@ mod tests {
         assert_eq!(live, [a]);
         assert_eq!(live_instances(&c, 0).unwrap().len(), 2);
         assert!(db_now_ms(&c).unwrap() > 1_700_000_000_000);
+    }
+
+    /// The writes a later holder relies on carry the lease: once another
+    /// instance took it, the old holder's order journal and counters are refused
+    /// and change nothing, while the new holder's go through.
+    #[test]
+    fn a_bots_fenced_writes_are_refused_once_the_lease_moved() {
+        use crate::bots::ids::BotRef;
+        use crate::store::ledger;
+        let (c, users) = db(1);
+        let u = users[0];
+        let bot_id = crate::store::user_bots::default_of(&c, u).unwrap().unwrap();
+        let bot = BotRef { user_id: u, bot_id };
+        let a = LeaseToken {
+            instance: "a",
+            epoch: 1,
+        };
+        assert_eq!(take(&c, u, "a", 1000, LEASE).unwrap(), Some(1));
+        ledger::submitted_under(&c, bot, "bz-1", 5, a).unwrap();
+        // A retry of the same order under the same lease keeps its first time.
+        ledger::submitted_under(&c, bot, "bz-1", 6, a).unwrap();
+        assert_eq!(ledger::submitted_at(&c, u, "bz-1").unwrap(), Some(5));
+        let cycle = |n| bots::CycleRow {
+            cycle: n,
+            tp_n: 0,
+            sl_n: 0,
+            exchange: "paper",
+            symbol: "BTC/USDT",
+            side: "long",
+            account: None,
+            opened_at: None,
+            leg_round: 0,
+            tr_n: 0,
+            trail_best: None,
+            next_entry_at: None,
+        };
+        bots::set_cycle_under(&c, bot_id, &cycle(2), 7, Some(a)).unwrap();
+        check_held(&c, u, a).unwrap();
+
+        // a's lease expires and b takes it (epoch 2).
+        assert_eq!(take(&c, u, "b", 1000 + LEASE, LEASE).unwrap(), Some(2));
+        let b = LeaseToken {
+            instance: "b",
+            epoch: 2,
+        };
+        let refused = ledger::submitted_under(&c, bot, "bz-2", 8, a);
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+        assert_eq!(ledger::submitted_at(&c, u, "bz-2").unwrap(), None);
+        let refused = bots::set_cycle_under(&c, bot_id, &cycle(1), 8, Some(a));
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+        assert!(matches!(check_held(&c, u, a), Err(StoreError::Fenced)));
+        assert_eq!(bots::get(&c, bot_id).unwrap().unwrap().cycle, 2);
+        // Even for an order a recorded before: the lease is checked again.
+        let refused = ledger::submitted_under(&c, bot, "bz-1", 9, a);
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+
+        ledger::submitted_under(&c, bot, "bz-2", 10, b).unwrap();
+        bots::set_cycle_under(&c, bot_id, &cycle(3), 10, Some(b)).unwrap();
+        assert_eq!(ledger::submitted_at(&c, u, "bz-2").unwrap(), Some(10));
+        assert_eq!(bots::get(&c, bot_id).unwrap().unwrap().cycle, 3);
     }
 }

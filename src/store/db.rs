@@ -59,6 +59,10 @@ pub enum StoreError {
     /// A uniqueness constraint refused the write (e.g. an e-mail already taken).
     #[error("already exists")]
     Conflict,
+    /// A bot's write refused because this instance no longer holds the user's
+    /// lease at the epoch it wrote under (`store::cluster::LeaseToken`).
+    #[error("this instance no longer holds the user's lease")]
+    Fenced,
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -9,6 +9,7 @@ use crate::params;
 use crate::store::sql::{Conn, OptionalExt};
 use rust_decimal::Decimal;
 
+use super::cluster::{self, held_under, LeaseToken};
 use super::StoreError;
 use crate::bots::ids::{self, BotRef};
 use crate::bots::ledger::Fill;
@@ -162,6 +163,38 @@ pub fn submitted(conn: &Conn, bot: BotRef, client_id: &str, now: i64) -> Result<
          VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![bot.user_id, bot.bot_id, client_id, now])?;
+    Ok(())
+}
+
+/// `submitted` made under a lease (in a cluster): the record that an order may
+/// exist is what lets the next holder adopt it rather than place it again, and
+/// an order is sent only after it; a runner that lost the lease gets
+/// `StoreError::Fenced` and sends nothing.
+pub fn submitted_under(
+    conn: &Conn,
+    bot: BotRef,
+    client_id: &str,
+    now: i64,
+    token: LeaseToken<'_>,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT OR IGNORE INTO bot_orders (user_id, bot_id, client_id, submitted_at)
+         SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS TEXT), CAST(?4 AS BIGINT)
+         WHERE {}",
+        held_under("?1", 5, 6)
+    );
+    let inserted = conn.prepare_cached(&sql)?.execute(params![
+        bot.user_id,
+        bot.bot_id,
+        client_id,
+        now,
+        token.instance,
+        token.epoch
+    ])?;
+    if inserted == 0 {
+        // Sent before (a retry keeps its first time), or the lease moved.
+        cluster::check_held(conn, bot.user_id, token)?;
+    }
     Ok(())
 }
 
