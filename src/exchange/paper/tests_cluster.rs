@@ -6,46 +6,18 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::funding::FUNDING_EVERY_MS;
+use super::tests_storage::{database, entry, params};
 use super::*;
-use crate::bots::ladder::Side;
-use crate::exchange::{Exchange, NewOrder, OrderKind, OrderSide};
-use crate::money::dec;
+use crate::exchange::Exchange;
 use crate::store::sql::Conn;
 
 const BTC: &str = "BTC/USDT";
 /// A funding boundary (2024-01-01 08:00 UTC).
 const BOUNDARY: i64 = 1_704_067_200_000 + FUNDING_EVERY_MS;
 
-fn params() -> PaperParams {
-    PaperParams {
-        tick_ms: 1000,
-        volatility: 0.0,
-        seed: Some(1),
-        funding_rate: DEFAULT_FUNDING_RATE,
-    }
-}
-
-fn long_entry(cid: &str) -> NewOrder {
-    NewOrder {
-        client_id: cid.into(),
-        symbol: BTC.into(),
-        side: OrderSide::Buy,
-        kind: OrderKind::Market,
-        price: None,
-        trigger_price: None,
-        qty: dec!(0.01),
-        reduce_only: false,
-        position_side: Side::Long,
-    }
-}
-
 /// An instance's paper exchange on the shared database, holding `users`.
 fn instance(path: &Path, users: &[i64], now: i64) -> Arc<Paper> {
-    let mut c = Conn::open(path).unwrap();
-    c.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA journal_mode = WAL")
-        .unwrap();
-    crate::store::migrate::migrate(&mut c).unwrap();
-    let p = Paper::open(c, params(), now).unwrap();
+    let p = Paper::open(database(path), params(), now).unwrap();
     p.partition(users.iter().copied().collect::<HashSet<_>>());
     p
 }
@@ -65,9 +37,7 @@ fn an_adopted_account_is_funded_for_the_boundary_its_dead_holder_missed() {
     let a = instance(&path, &[1, 2], BOUNDARY - 10_000);
     let b = instance(&path, &[3], BOUNDARY - 10_000);
     for (p, uid) in [(&a, 1), (&a, 2), (&b, 3)] {
-        p.account(uid)
-            .place(&long_entry(&format!("e{uid}")))
-            .unwrap();
+        p.account(uid).place(&entry(&format!("e{uid}"))).unwrap();
     }
     a.advance(BOUNDARY - 1_000).unwrap();
     drop(a);
@@ -97,8 +67,8 @@ fn a_moved_account_is_not_funded_twice_for_a_boundary() {
     let path = dir.path().join("paper.db");
     let a = instance(&path, &[1], BOUNDARY - 10_000);
     let b = instance(&path, &[2], BOUNDARY - 10_000);
-    a.account(1).place(&long_entry("e1")).unwrap();
-    b.account(2).place(&long_entry("e2")).unwrap();
+    a.account(1).place(&entry("e1")).unwrap();
+    b.account(2).place(&entry("e2")).unwrap();
     b.advance(BOUNDARY - 1_000).unwrap();
     a.advance(BOUNDARY + 1_000).unwrap();
     assert_eq!(boundaries_paid(&a, 1), vec![BOUNDARY]);

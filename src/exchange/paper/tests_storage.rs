@@ -16,7 +16,7 @@ use crate::money::dec;
 
 const BTC: &str = "BTC/USDT";
 
-fn params() -> PaperParams {
+pub(super) fn params() -> PaperParams {
     PaperParams {
         tick_ms: 1000,
         volatility: 0.0,
@@ -25,7 +25,8 @@ fn params() -> PaperParams {
     }
 }
 
-fn entry(cid: &str) -> NewOrder {
+/// A market buy of 0.01 BTC opening a long, with client id `cid`.
+pub(super) fn entry(cid: &str) -> NewOrder {
     NewOrder {
         client_id: cid.into(),
         symbol: BTC.into(),
@@ -40,7 +41,7 @@ fn entry(cid: &str) -> NewOrder {
 }
 
 /// A migrated database file, as the server keeps it (WAL).
-fn database(path: &Path) -> Conn {
+pub(super) fn database(path: &Path) -> Conn {
     let mut c = Conn::open(path).unwrap();
     c.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA journal_mode = WAL")
         .unwrap();
