@@ -1,10 +1,13 @@
 //! The bot scale target: 5,000 running paper bots in one runner. Ignored by default (it
 //! takes minutes in a debug build); run it with
 //! `cargo test --release --test bots_scale -- --ignored --nocapture`.
-//! It prints how long the runner took to resume them all, and its CPU and memory; in
-//! a release build it also holds the 5,000-bot figures to the targets (≤ 0.25 core,
-//! ≤ 200 MB). `BLITZ_SCALE_BOTS` sets another number of bots (the resume target is
-//! 20,000 within 20 s), `BLITZ_TEST_DATABASE=postgres` runs it on PostgreSQL.
+//! It prints how long the runner took to start them all (seeded bots: each places
+//! its ladder), its CPU and memory then, and how long after a restart they all run
+//! again (each adopting its orders by client id, as after a fail-over: the resume
+//! target); in a release build it also holds the 5,000-bot figures to the targets
+//! (≤ 0.25 core, ≤ 200 MB). `BLITZ_SCALE_BOTS` sets another number of bots (the
+//! resume target is 20,000 within 20 s), `BLITZ_TEST_DATABASE=postgres` runs it on
+//! PostgreSQL.
 
 mod common;
 
@@ -98,21 +101,17 @@ fn seed_postgres(c: &mut postgres::Client, bots: i64) {
     tx.commit().unwrap();
 }
 
-#[test]
-#[ignore = "minutes in a debug build; run explicitly (see the module doc)"]
-fn five_thousand_paper_bots() {
-    let bots = bots();
-    let dir = tempfile::tempdir().unwrap();
-    seed(dir.path(), bots);
-    let begun = Instant::now();
-    let s = Server::spawn_in(
-        dir,
-        Options {
-            workers: 2,
-            env: vec![("PAPER_SEED", "3")],
-            ..Options::default()
-        },
-    );
+/// Two workers and a fixed walk of the paper market.
+fn options() -> Options<'static> {
+    Options {
+        workers: 2,
+        env: vec![("PAPER_SEED", "3")],
+        ..Options::default()
+    }
+}
+
+/// Waits until `s` reports `bots` running bots and is ready; returns `/readyz`.
+fn wait_all_running(s: &Server, bots: i64) -> serde_json::Value {
     let mut ready = serde_json::Value::Null;
     wait_for(Duration::from_secs(600), "every bot running", || {
         // Before the workers are up the port may refuse or answer with no JSON.
@@ -122,6 +121,18 @@ fn five_thousand_paper_bots() {
         ready = serde_json::from_slice(&r.body).unwrap_or_default();
         ready["checks"]["bot_manager"]["running_bots"] == bots && ready["status"] == "ok"
     });
+    ready
+}
+
+#[test]
+#[ignore = "minutes in a debug build; run explicitly (see the module doc)"]
+fn five_thousand_paper_bots() {
+    let bots = bots();
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path(), bots);
+    let begun = Instant::now();
+    let s = Server::spawn_in(dir, options());
+    let ready = wait_all_running(&s, bots);
     let resumed_in = begun.elapsed();
     assert_eq!(
         count(
@@ -144,7 +155,7 @@ fn five_thousand_paper_bots() {
     let cores = (t1 - t0) as f64 / hz / start.elapsed().as_secs_f64();
     let rss_mb = rss_kb as f64 / 1024.0;
     println!(
-        "{bots} paper bots: resumed and ready in {:.1} s; runner CPU {:.3} core over {} s; runner RSS {:.1} MB",
+        "{bots} paper bots: started (each placing its ladder) and ready in {:.1} s; runner CPU {:.3} core over {} s; runner RSS {:.1} MB",
         resumed_in.as_secs_f64(), cores, window.as_secs(), rss_mb
     );
     assert_eq!(ready["checks"]["bot_manager"]["status"], "ok");
@@ -153,4 +164,19 @@ fn five_thousand_paper_bots() {
         assert!(cores <= 0.25, "runner CPU {cores:.3} core");
         assert!(rss_mb <= 200.0, "runner RSS {rss_mb:.1} MB");
     }
+
+    // A restart: now every bot has a cycle and orders on the exchange, and the
+    // new runner adopts them by client id, as an instance taking over does.
+    let orders = count(&s, "SELECT COUNT(*) FROM paper_orders");
+    let entries = "SELECT COUNT(*) FROM paper_orders WHERE client_id LIKE '%-e'";
+    let (dir, _) = s.terminate();
+    let begun = Instant::now();
+    let s = Server::spawn_in(dir, options());
+    wait_all_running(&s, bots);
+    println!(
+        "{bots} paper bots: running again {:.1} s after a restart (adopting {orders} orders)",
+        begun.elapsed().as_secs_f64()
+    );
+    // Nothing placed again: an entry is sent once per cycle.
+    assert_eq!(count(&s, entries), bots);
 }
