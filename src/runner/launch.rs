@@ -133,19 +133,31 @@ pub struct Launched {
 impl Manager {
     /// Loads the configuration, claims the bot's position, connects to the
     /// exchange and runs the first step.
-    pub(super) fn launch(&self, conn: &Conn, bot: BotRef, why: Why) -> Result<Launched, Fail> {
+    /// Starts or resumes `bot` up to its first steps; `row` is its row when the
+    /// caller just read it (a resume), else it is read here.
+    pub(super) fn launch(
+        &self,
+        conn: &Conn,
+        bot: BotRef,
+        why: Why,
+        row: Option<bots::BotRow>,
+    ) -> Result<Launched, Fail> {
         let uid = bot.user_id;
         let user = users::by_id(conn, uid)?.ok_or_else(|| Fail::Invalid("no such user".into()))?;
         if user.disabled {
             return Err(Fail::Invalid("the account is disabled".into()));
         }
-        let row = bots::get(conn, bot.bot_id)?
-            .filter(|row| row.user_id == uid)
-            .ok_or_else(|| Fail::Invalid("no such bot".into()))?;
+        let row = match row {
+            Some(row) => row,
+            None => bots::get(conn, bot.bot_id)?
+                .filter(|row| row.user_id == uid)
+                .ok_or_else(|| Fail::Invalid("no such bot".into()))?,
+        };
         // `starting` is written before the configuration is read: a concurrent
         // `PUT` of the configuration (one immediate transaction that checks the
         // status) either lands before this and is used, or sees `starting` and
-        // gets 409 for a change of the market.
+        // gets 409 for a change of the market. A resume says `starting` too:
+        // until it is running, `/readyz` does not count it as running.
         bots::set_state(
             conn,
             bot.bot_id,
@@ -161,22 +173,16 @@ impl Manager {
         if cfg.grids.is_empty() || cfg.rounds == 0 || cfg.rounds > cfg.grids.len() {
             return Err(Fail::Invalid("the grid configuration is incomplete".into()));
         }
-        let verb = match why {
-            Why::Start => "starting",
-            Why::Resume => "resuming after a restart",
-        };
-        let kind = if why == Why::Start {
-            "starting"
-        } else {
-            "resuming"
-        };
-        let msg = format!(
-            "Bot {verb}: {} {} on {}",
-            side_name(cfg.side),
-            cfg.symbol,
-            cfg.exchange
-        );
-        bots::add_event(conn, bot, kind, &msg, None, store::now())?;
+        // A resume says it once, with its market, when it is done (`resumed`).
+        if why == Why::Start {
+            let msg = format!(
+                "Bot starting: {} {} on {}",
+                side_name(cfg.side),
+                cfg.symbol,
+                cfg.exchange
+            );
+            bots::add_event(conn, bot, "starting", &msg, None, store::now())?;
+        }
         // A running bot reads its account through the account's stream.
         let ex = self.open_exchange(conn, &stored, Some(bot.bot_id))?;
         let ex = self.fenced(ex, uid);
@@ -204,7 +210,10 @@ impl Manager {
             bots::set_after_cycle(conn, bot.bot_id, false)?;
         }
         let mut running = Running::new(engine, ex, ctx);
-        let first = self.first_steps(conn, bot, &mut running, why)?;
+        // A resume whose row already holds this cycle on this market has
+        // nothing to write before its first step.
+        let stored_cycle = why == Why::Resume && holds_cycle(&row, &running.engine.state, &stored);
+        let first = self.first_steps(conn, bot, &mut running, why, stored_cycle)?;
         Ok(Launched { running, first })
     }
 
@@ -264,9 +273,12 @@ impl Manager {
         owner: BotRef,
         bot: &mut Running,
         why: Why,
+        stored_cycle: bool,
     ) -> Result<FirstSteps, Fail> {
         let mut j = DbJournal::new(conn, owner, &bot.ctx, &self.telegram, &self.leases);
-        j.cycle(&bot.engine.state)?;
+        if !stored_cycle {
+            j.cycle(&bot.engine.state)?;
+        }
         if why == Why::Start {
             // Resuming an open cycle after a stop: the ladder is placed again.
             bot.engine.new_round(&mut j).map_err(Fail::from)?;
@@ -440,6 +452,29 @@ fn require_hedge_mode(ex: &dyn Exchange, exchange: &str, symbol: &str) -> Result
 /// The cycle to continue: the stored one, unless it belongs to another market
 /// (exchange, symbol, side) or another exchange account: its position stays
 /// where it was opened.
+/// Whether `row` already holds `state` on the configuration's market (cycle,
+/// counters and market as `first_steps` would write them).
+fn holds_cycle(row: &bots::BotRow, state: &CycleState, stored: &StoredConfig) -> bool {
+    let c = &stored.config;
+    let market = row.cycle_exchange.as_deref() == Some(c.exchange.as_str())
+        && row.cycle_symbol.as_deref() == Some(c.symbol.as_str())
+        && row.cycle_side.as_deref() == Some(side_name(c.side))
+        && row.cycle_account_id == stored.exchange_account_id;
+    let counters = (row.cycle, row.tp_n, row.sl_n, row.tr_n, row.leg_round)
+        == (
+            state.cycle,
+            state.tp_n,
+            state.sl_n,
+            state.tr_n,
+            state.leg_round,
+        );
+    market
+        && counters
+        && row.cycle_opened_at == state.opened_at
+        && row.trail_best == state.trail_best
+        && row.next_entry_at == state.next_entry_at
+}
+
 fn cycle_state(
     conn: &Conn,
     bot: BotRef,

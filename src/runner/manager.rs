@@ -259,9 +259,7 @@ fn record_running(
     data: &Value,
 ) -> Result<(), StoreError> {
     let tx = conn.transaction_immediate()?;
-    let (desired, status) = (DesiredState::Running, BotStatus::Running);
-    bots::set_state(&tx, bot.bot_id, desired, status, retrying, store::now())?;
-    bots::set_stop_reason(&tx, bot.bot_id, None)?;
+    bots::set_running(&tx, bot.bot_id, retrying, store::now())?;
     bots::add_event(&tx, bot, kind, message, Some(data), store::now())?;
     tx.commit()?;
     Ok(())
@@ -405,8 +403,8 @@ impl Manager {
     /// finds its bot running). A bot whose resume fails is retried as after a
     /// restart (`resume`).
     fn resume_user(&self, conn: &Conn, user_id: i64) -> Result<(), StoreError> {
-        for (bot_id, _) in cluster::wanted_of(conn, user_id)? {
-            self.resume(conn, bot_id);
+        for w in cluster::wanted_of(conn, user_id)? {
+            self.resume_as(conn, w.bot);
         }
         Ok(())
     }
@@ -546,22 +544,28 @@ impl Manager {
         self.streams.detach(bot_id);
     }
 
-    /// Resumes bot `bot_id` (by id alone: a resume after a restart, or its retry).
+    /// Resumes bot `bot_id` (by id alone: the retry of a failed resume).
     pub fn resume(&self, conn: &Conn, bot_id: i64) -> OpResult {
         match bots::get(conn, bot_id) {
-            Ok(Some(row)) => {
-                let bot = BotRef {
+            Ok(Some(row)) => self.resume_as(
+                conn,
+                BotRef {
                     user_id: row.user_id,
                     bot_id,
-                };
-                self.start(conn, bot, Why::Resume, Actor::System)
-            }
+                },
+            ),
             Ok(None) => OpResult::not_running(),
             Err(e) => {
                 self.retry_resume(conn, None, bot_id, &format!("database: {e}"));
                 OpResult::new(Outcome::Error, format!("database: {e}"))
             }
         }
+    }
+
+    /// Resumes `bot` after a restart or an adoption (its owner known from the
+    /// read that listed it).
+    pub fn resume_as(&self, conn: &Conn, bot: BotRef) -> OpResult {
+        self.start(conn, bot, Why::Resume, Actor::System)
     }
 
     /// Starts (or resumes) `bot` and reports the real outcome.
@@ -582,14 +586,31 @@ impl Manager {
             // Locked before the map is released: a concurrent stop waits for us.
             lock(&cell)
         };
-        let fenced = !self.leases.valid(bot.user_id);
-        if fenced || (why == Why::Resume && !self.still_wanted(conn, id)) {
+        if !self.leases.valid(bot.user_id) {
             self.forget(id);
             return OpResult::not_running();
         }
+        // A queued resume checks that nobody stopped the bot meanwhile (read
+        // once it is in the map: a stop from now on waits for us); the launch
+        // goes on from that row.
+        let row = match why {
+            Why::Start => None,
+            Why::Resume => match self.wanted_row(conn, bot) {
+                Ok(Some(row)) => Some(row),
+                Ok(None) => {
+                    self.forget(id);
+                    return OpResult::not_running();
+                }
+                Err(e) => {
+                    self.forget(id);
+                    self.retry_resume(conn, None, id, &format!("database: {e}"));
+                    return OpResult::new(Outcome::Error, format!("database: {e}"));
+                }
+            },
+        };
         // A user waits for a start: its exchange reads go before the steady
         // reads of running bots.
-        let launch = || budget::urgent(|| self.launch(conn, bot, why));
+        let launch = || budget::urgent(|| self.launch(conn, bot, why, row));
         let launched = catch_unwind(AssertUnwindSafe(launch))
             .unwrap_or_else(|_| Err(Fail::Exchange("internal error while starting".into())));
         match launched {
@@ -629,6 +650,12 @@ impl Manager {
         matches!(bots::get(conn, bot_id), Ok(Some(row)) if row.desired_state == DesiredState::Running)
     }
 
+    /// `bot`'s row while it is meant to run.
+    fn wanted_row(&self, conn: &Conn, bot: BotRef) -> Result<Option<bots::BotRow>, StoreError> {
+        Ok(bots::get(conn, bot.bot_id)?
+            .filter(|row| row.user_id == bot.user_id && row.desired_state == DesiredState::Running))
+    }
+
     /// Schedules another resume of bot `bot_id`, recording why (when its owner
     /// is known: the database may be what failed).
     fn retry_resume(&self, conn: &Conn, bot: Option<BotRef>, bot_id: i64, msg: &str) {
@@ -662,12 +689,16 @@ impl Manager {
             first: FirstSteps { actions, retrying },
         } = l;
         let (kind, message) = match why {
-            Why::Start => ("started", "Bot started"),
-            Why::Resume => ("resumed", "Bot resumed after a restart"),
+            Why::Start => ("started", "Bot started".to_string()),
+            Why::Resume => {
+                let c = &running.ctx;
+                let market = format!("{} {} on {}", c.side, c.symbol, c.exchange);
+                ("resumed", format!("Bot resumed after a restart: {market}"))
+            }
         };
         let t = lock(&self.transition);
         let data = json!({"actor": actor, "actions": actions, "cycle": running.engine.state.cycle});
-        let written = record_running(conn, bot, retrying.as_deref(), (kind, message), &data);
+        let written = record_running(conn, bot, retrying.as_deref(), (kind, &message), &data);
         if let Err(e) = written {
             drop(t);
             return self.abort(

@@ -20,6 +20,7 @@ mod schedule;
 pub mod stats;
 pub mod telegram;
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -67,6 +68,9 @@ const SWEEP_EVERY_MS: u64 = 2000;
 /// A worker writes its request at once; a silent peer is dropped after this.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_REQUEST_LINE: u64 = 4096;
+/// Up to this many users adopted in one round, their bots are read user by
+/// user; more (a restart, a fail-over), all the bots held here in one read.
+const ONE_READ_PER_USER: usize = 32;
 
 /// The runner's socket, next to the database (so it is private to the instance).
 pub fn socket_path(config: &Config) -> PathBuf {
@@ -254,13 +258,13 @@ impl Runner {
     }
 
     /// Queues the resume of `bots`, each in its lane.
-    fn submit_resumes(&mut self, bots: Vec<(i64, String)>) {
-        for (bot_id, exchange) in bots {
+    fn submit_resumes(&mut self, bots: Vec<bots::Wanted>) {
+        for w in bots {
             let m = self.manager.clone();
             self.steps
-                .for_resume(bot_id, &exchange)
+                .for_resume(w.bot.bot_id, &w.exchange)
                 .submit(Box::new(move |c| {
-                    m.resume(c, bot_id);
+                    m.resume_as(c, w.bot);
                 }));
         }
     }
@@ -336,15 +340,32 @@ impl Runner {
             return Ok(());
         }
         self.manager.paper().partition(self.leases.held());
-        let mut bots = Vec::new();
-        for &uid in &round.gained {
-            bots.extend(cluster::wanted_of(&self.conn, uid)?);
-        }
+        let bots = self.wanted_of(&round.gained)?;
         if !round.gained.is_empty() {
             info!(self.log, "adopted users"; "users" => round.gained.len(), "bots" => bots.len());
         }
         self.submit_resumes(bots);
         Ok(())
+    }
+
+    /// The bots meant to run of the users just adopted: one read per user, or
+    /// for many (a restart, a fail-over) one read of every user held here.
+    fn wanted_of(&self, gained: &[i64]) -> Result<Vec<bots::Wanted>, store::StoreError> {
+        match self.leases.name() {
+            Some(name) if gained.len() > ONE_READ_PER_USER => {
+                let gained: HashSet<i64> = gained.iter().copied().collect();
+                let mut held = cluster::wanted_held(&self.conn, name)?;
+                held.retain(|w| gained.contains(&w.bot.user_id));
+                Ok(held)
+            }
+            _ => {
+                let mut bots = Vec::new();
+                for &uid in gained {
+                    bots.extend(cluster::wanted_of(&self.conn, uid)?);
+                }
+                Ok(bots)
+            }
+        }
     }
 
     fn serve(mut self, ctx: &ChildCtx, bg: &Background, rpc: &UnixListener) -> i32 {

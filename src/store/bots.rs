@@ -127,6 +127,24 @@ pub fn set_state(
     Ok(())
 }
 
+/// Records a bot as running (its start or resume done): `set_state` to running
+/// and no stop reason, in one statement.
+pub fn set_running(
+    conn: &Conn,
+    bot_id: i64,
+    last_error: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE user_bots SET desired_state = 'running', status = 'running', last_error = ?2,
+             started_at = COALESCE(started_at, ?3), heartbeat_at = ?3, updated_at = ?3,
+             stop_reason = NULL
+         WHERE id = ?1",
+    )?
+    .execute(params![bot_id, last_error, now])?;
+    Ok(())
+}
+
 /// Changes only the desired state: what a restarted runner will do with the bot.
 pub fn set_desired(
     conn: &Conn,
@@ -317,14 +335,35 @@ pub fn desired_running(conn: &Conn) -> Result<Vec<i64>, StoreError> {
 /// Bots that should be running, each with the exchange it is configured for:
 /// what the runner resumes at start and which of its pools each resume goes
 /// to, in one query rather than one per bot.
-pub fn desired_running_on(conn: &Conn) -> Result<Vec<(i64, String)>, StoreError> {
+pub fn desired_running_on(conn: &Conn) -> Result<Vec<Wanted>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, exchange FROM user_bots WHERE desired_state = 'running' ORDER BY id",
+        "SELECT id, user_id, exchange FROM user_bots WHERE desired_state = 'running' ORDER BY id",
     )?;
     let bots = stmt
-        .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map((), Wanted::from_row)?
         .collect::<Result<_, _>>()?;
     Ok(bots)
+}
+
+/// A bot meant to run, as a runner queues its resume: whose it is and the
+/// exchange whose lane it resumes in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub bot: BotRef,
+    pub exchange: String,
+}
+
+impl Wanted {
+    /// From the columns `id, user_id, exchange`.
+    pub fn from_row(r: &Row<'_>) -> crate::store::sql::SqlResult<Wanted> {
+        Ok(Wanted {
+            bot: BotRef {
+                bot_id: r.get(0)?,
+                user_id: r.get(1)?,
+            },
+            exchange: r.get(2)?,
+        })
+    }
 }
 
 /// Bots with status `running`, as `/readyz` compares with the runner's count.
@@ -502,7 +541,11 @@ mod tests {
         assert_eq!(get(&c, id).unwrap().unwrap().started_at, Some(20));
         assert_eq!(count_running(&c).unwrap(), 1);
         assert_eq!(desired_running(&c).unwrap(), vec![id]);
-        assert_eq!(desired_running_on(&c).unwrap(), [(id, "paper".into())]);
+        let wanted = Wanted {
+            bot,
+            exchange: "paper".into(),
+        };
+        assert_eq!(desired_running_on(&c).unwrap(), [wanted]);
         users::set_disabled(&c, bot.user_id, true).unwrap();
         assert_eq!(must_stop(&c).unwrap(), vec![bot]);
         let failed = (DesiredState::Stopped, BotStatus::Error);
@@ -512,6 +555,16 @@ mod tests {
             (row.started_at, row.last_error.as_deref()),
             (None, Some("boom"))
         );
+        // Running again: desired and status, the error, and no stop reason.
+        set_stop_reason(&c, id, Some(StopReason::AfterCycle)).unwrap();
+        set_running(&c, id, Some("retrying"), 50).unwrap();
+        set_running(&c, id, None, 60).unwrap();
+        let row = get(&c, id).unwrap().unwrap();
+        assert_eq!(
+            (row.desired_state, row.status, row.started_at),
+            (DesiredState::Running, BotStatus::Running, Some(50))
+        );
+        assert_eq!((row.last_error, row.stop_reason), (None, None));
     }
 
     #[test]

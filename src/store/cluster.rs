@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 
+use super::bots::Wanted;
 use super::sql::{Conn, Kind, Row, SqlResult};
 use super::StoreError;
 
@@ -194,13 +195,28 @@ pub fn wanted_bots(conn: &Conn, name: &str) -> Result<(i64, i64), StoreError> {
 }
 
 /// The bots of user `user_id` that should run, as `(bot id, exchange)`.
-pub fn wanted_of(conn: &Conn, user_id: i64) -> Result<Vec<(i64, String)>, StoreError> {
+pub fn wanted_of(conn: &Conn, user_id: i64) -> Result<Vec<Wanted>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, exchange FROM user_bots
+        "SELECT id, user_id, exchange FROM user_bots
          WHERE user_id = ?1 AND desired_state = 'running' ORDER BY id",
     )?;
     let rows = stmt
-        .query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([user_id], Wanted::from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// `wanted_of` for every user whose lease `name` holds, in one read: what a
+/// round that adopted many users resumes (a whole instance's after a restart or
+/// a fail-over).
+pub fn wanted_held(conn: &Conn, name: &str) -> Result<Vec<Wanted>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT b.id, b.user_id, b.exchange FROM user_bots b
+         JOIN user_leases l ON l.user_id = b.user_id
+         WHERE l.instance = ?1 AND b.desired_state = 'running' ORDER BY b.id",
+    )?;
+    let rows = stmt
+        .query_map([name], Wanted::from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -340,6 +356,8 @@ mod tests {
         assert_eq!(holder(&c, u, 4500 + LEASE).unwrap(), None);
         assert_eq!(wanted_bots(&c, "b").unwrap(), (2, 1));
         assert_eq!(wanted_of(&c, u).unwrap().len(), 1);
+        assert_eq!(wanted_held(&c, "b").unwrap(), wanted_of(&c, u).unwrap());
+        assert!(wanted_held(&c, "a").unwrap().is_empty());
         assert_eq!(count_running_of(&c, "b").unwrap(), 1);
     }
 
