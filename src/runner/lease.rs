@@ -283,14 +283,32 @@ impl Leases {
         cluster::heartbeat(conn, &c.name, c.started_at_ms, mine, now)?;
         let live = cluster::live_instances(conn, now - lease_ms)?.len().max(1) as i64;
         let share = (total + live - 1) / live;
-        for (uid, bots) in cluster::adoptable(conn, now)? {
-            if mine >= share.max(1) {
+        // Users in id order until the share is reached, taken a chunk at a time
+        // (a fail-over adopts thousands); one another instance took meanwhile
+        // is skipped, and the next ones make up for it.
+        let mut candidates = cluster::adoptable(conn, now)?.into_iter();
+        while mine < share.max(1) {
+            let mut chunk = Vec::new();
+            let mut planned = mine;
+            while planned < share.max(1) && chunk.len() < cluster::TAKE_CHUNK {
+                let Some((uid, bots)) = candidates.next() else {
+                    break;
+                };
+                chunk.push((uid, bots));
+                planned += bots;
+            }
+            if chunk.is_empty() {
                 break;
             }
-            if let Some(epoch) = cluster::take(conn, uid, &c.name, now, lease_ms)? {
-                lock(&c.held).insert(uid, (epoch, until));
-                round.gained.push(uid);
-                mine += bots;
+            let uids: Vec<i64> = chunk.iter().map(|&(uid, _)| uid).collect();
+            let taken = cluster::take_many(conn, &uids, &c.name, now, lease_ms)?;
+            let mut held = lock(&c.held);
+            for (uid, bots) in chunk {
+                if let Some(&epoch) = taken.get(&uid) {
+                    held.insert(uid, (epoch, until));
+                    round.gained.push(uid);
+                    mine += bots;
+                }
             }
         }
         Ok(round)

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use super::bots::Wanted;
-use super::sql::{Conn, Kind, Row, SqlResult};
+use super::sql::{Conn, Kind, Param, Row, SqlResult};
 use super::StoreError;
 
 /// Milliseconds since the epoch by the database's clock (PostgreSQL), or this
@@ -181,6 +181,45 @@ pub fn take(
             |r| r.get(0),
         )
         .optional()?)
+}
+
+/// At most this many users in one `take_many` statement.
+pub const TAKE_CHUNK: usize = 200;
+
+/// `take` for several users, `TAKE_CHUNK` in one statement (a fail-over adopts
+/// thousands): user id → new epoch of those taken; the others are held by
+/// another instance, as for `take`.
+pub fn take_many(
+    conn: &Conn,
+    user_ids: &[i64],
+    name: &str,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<HashMap<i64, i64>, StoreError> {
+    let expires = now_ms + lease_ms;
+    let mut taken = HashMap::new();
+    for chunk in user_ids.chunks(TAKE_CHUNK) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(?{}, ?1, 1, ?2)", i + 4))
+            .collect();
+        let sql = format!(
+            "INSERT INTO user_leases (user_id, instance, epoch, expires_at_ms) VALUES {}
+             ON CONFLICT (user_id) DO UPDATE SET instance = excluded.instance,
+                 epoch = user_leases.epoch + 1, expires_at_ms = excluded.expires_at_ms
+             WHERE user_leases.expires_at_ms <= ?3
+             RETURNING user_id, epoch",
+            rows.join(", ")
+        );
+        let mut values: Vec<&dyn Param> = vec![&name, &expires, &now_ms];
+        values.extend(chunk.iter().map(|u| u as &dyn Param));
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(values.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for row in rows {
+            let (user_id, epoch) = row?;
+            taken.insert(user_id, epoch);
+        }
+    }
+    Ok(taken)
 }
 
 /// Bots that should run, in the whole cluster and among the users `name` holds.
@@ -359,6 +398,24 @@ mod tests {
         assert_eq!(wanted_held(&c, "b").unwrap(), wanted_of(&c, u).unwrap());
         assert!(wanted_held(&c, "a").unwrap().is_empty());
         assert_eq!(count_running_of(&c, "b").unwrap(), 1);
+    }
+
+    #[test]
+    fn many_leases_are_taken_in_one_statement_as_one_by_one() {
+        let (c, users) = db(TAKE_CHUNK + 2);
+        let (first, rest) = (users[0], &users[1..]);
+        assert_eq!(take(&c, first, "a", 1000, LEASE).unwrap(), Some(1));
+        // All but a's, in chunks; epoch 1 for a new lease.
+        let taken = take_many(&c, &users, "b", 1001, LEASE).unwrap();
+        assert_eq!(taken.len(), rest.len());
+        assert!(rest.iter().all(|u| taken.get(u) == Some(&1)));
+        assert_eq!(holder(&c, first, 1001).unwrap().as_deref(), Some("a"));
+        // a's expired: b takes it with the next epoch, and none of its own again.
+        let later = 1000 + LEASE;
+        let taken = take_many(&c, &users, "b", later, LEASE).unwrap();
+        assert_eq!(taken, HashMap::from([(first, 2)]));
+        assert!(renew(&c, "a", later, LEASE).unwrap().is_empty());
+        assert_eq!(renew(&c, "b", later, LEASE).unwrap().len(), users.len());
     }
 
     #[test]
