@@ -157,15 +157,18 @@ impl Manager {
         // `PUT` of the configuration (one immediate transaction that checks the
         // status) either lands before this and is used, or sees `starting` and
         // gets 409 for a change of the market. A resume says `starting` too:
-        // until it is running, `/readyz` does not count it as running.
-        bots::set_state(
-            conn,
-            bot.bot_id,
-            DesiredState::Running,
-            BotStatus::Starting,
-            None,
-            store::now(),
-        )?;
+        // until it is running, `/readyz` does not count it as running (the
+        // runner marks the bots it queues for a resume all at once).
+        if row.status != BotStatus::Starting {
+            bots::set_state(
+                conn,
+                bot.bot_id,
+                DesiredState::Running,
+                BotStatus::Starting,
+                None,
+                store::now(),
+            )?;
+        }
         let stored = bot_config::load(conn, bot.bot_id)?
             .ok_or_else(|| Fail::Invalid("no such bot".into()))?;
         self.claim_position(conn, bot, &stored, &row, why)?;

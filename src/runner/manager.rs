@@ -248,23 +248,6 @@ pub struct Manager {
     log: Logger,
 }
 
-/// Writes bot `bot` running, with `retrying` as its error and the event `kind`,
-/// in one transaction: a resume of thousands of bots is bound by the database's
-/// one write lock, so each write taken apart costs every other bot.
-fn record_running(
-    conn: &Conn,
-    bot: BotRef,
-    retrying: Option<&str>,
-    (kind, message): (&str, &str),
-    data: &Value,
-) -> Result<(), StoreError> {
-    let tx = conn.transaction_immediate()?;
-    bots::set_running(&tx, bot.bot_id, retrying, store::now())?;
-    bots::add_event(&tx, bot, kind, message, Some(data), store::now())?;
-    tx.commit()?;
-    Ok(())
-}
-
 /// Locks, recovering from a panic of an earlier holder: one bot's bug must not
 /// wedge it (or every bot) for good.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -698,7 +681,8 @@ impl Manager {
         };
         let t = lock(&self.transition);
         let data = json!({"actor": actor, "actions": actions, "cycle": running.engine.state.cycle});
-        let written = record_running(conn, bot, retrying.as_deref(), (kind, &message), &data);
+        let event = (kind, message.as_str(), &data);
+        let written = bots::record_running(conn, bot, retrying.as_deref(), event, store::now());
         if let Err(e) = written {
             drop(t);
             return self.abort(

@@ -257,8 +257,13 @@ impl Runner {
         Ok(())
     }
 
-    /// Queues the resume of `bots`, each in its lane.
+    /// Queues the resume of `bots`, each in its lane, once they are all marked
+    /// `starting` (a failure is logged: each launch then writes its own).
     fn submit_resumes(&mut self, bots: Vec<bots::Wanted>) {
+        let ids: Vec<i64> = bots.iter().map(|w| w.bot.bot_id).collect();
+        if let Err(e) = bots::mark_starting(&self.conn, &ids, store::now()) {
+            warn!(self.log, "cannot mark the bots to resume as starting"; "error" => %e);
+        }
         for w in bots {
             let m = self.manager.clone();
             self.steps

@@ -5,7 +5,7 @@
 //! `store::user_bots`'s.
 
 use crate::params;
-use crate::store::sql::{Conn, OptionalExt, Param, Row};
+use crate::store::sql::{Conn, Kind, OptionalExt, Param, Row};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -142,6 +142,66 @@ pub fn set_running(
          WHERE id = ?1",
     )?
     .execute(params![bot_id, last_error, now])?;
+    Ok(())
+}
+
+/// At most this many bot ids in one `mark_starting` statement.
+const IDS_CHUNK: usize = 200;
+
+/// The bots a runner is about to resume, `starting` (as each one's launch would
+/// write it) a chunk of ids per statement, so that a resume of thousands does
+/// not write it bot by bot. A bot no longer meant to run is left alone.
+pub fn mark_starting(conn: &Conn, bot_ids: &[i64], now: i64) -> Result<(), StoreError> {
+    for chunk in bot_ids.chunks(IDS_CHUNK) {
+        let ids: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE user_bots SET status = 'starting', last_error = NULL, heartbeat_at = ?1,
+                 updated_at = ?1
+             WHERE id IN ({}) AND desired_state = 'running'",
+            ids.join(", ")
+        );
+        let mut values: Vec<&dyn Param> = vec![&now];
+        values.extend(chunk.iter().map(|id| id as &dyn Param));
+        conn.prepare_cached(&sql)?.execute(values.as_slice())?;
+    }
+    Ok(())
+}
+
+/// A started or resumed bot: `set_running` and its event (`started`,
+/// `resumed`), together or not at all. On PostgreSQL one statement (one round
+/// trip, where a transaction takes four); on SQLite one transaction.
+pub fn record_running(
+    conn: &Conn,
+    bot: BotRef,
+    last_error: Option<&str>,
+    (kind, message, data): (&str, &str, &Value),
+    now: i64,
+) -> Result<(), StoreError> {
+    if conn.kind() == Kind::Sqlite {
+        let tx = conn.transaction_immediate()?;
+        set_running(&tx, bot.bot_id, last_error, now)?;
+        add_event(&tx, bot, kind, message, Some(data), now)?;
+        tx.commit()?;
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "WITH running AS (
+             UPDATE user_bots SET desired_state = 'running', status = 'running',
+                 last_error = ?3, started_at = COALESCE(started_at, ?7), heartbeat_at = ?7,
+                 updated_at = ?7, stop_reason = NULL
+             WHERE id = ?2)
+         INSERT INTO bot_events (user_id, bot_id, kind, message, data, created_at)
+         VALUES (?1, ?2, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        bot.user_id,
+        bot.bot_id,
+        last_error,
+        kind,
+        message,
+        data.to_string(),
+        now
+    ])?;
     Ok(())
 }
 
@@ -565,6 +625,26 @@ mod tests {
             (DesiredState::Running, BotStatus::Running, Some(50))
         );
         assert_eq!((row.last_error, row.stop_reason), (None, None));
+        // Marked starting among others, if still meant to run.
+        set_state(&c, id, running.0, running.1, Some("old"), 60).unwrap();
+        mark_starting(&c, &[id, id + 1000], 65).unwrap();
+        let row = get(&c, id).unwrap().unwrap();
+        assert_eq!((row.status, row.last_error), (BotStatus::Starting, None));
+        set_desired(&c, id, DesiredState::Stopped, 66).unwrap();
+        set_state(&c, id, DesiredState::Stopped, BotStatus::Stopped, None, 66).unwrap();
+        mark_starting(&c, &[id], 67).unwrap();
+        assert_eq!(get(&c, id).unwrap().unwrap().status, BotStatus::Stopped);
+        // With its event, on either engine.
+        set_state(&c, id, failed.0, failed.1, Some("boom"), 70).unwrap();
+        let data = serde_json::json!({"actor": "system"});
+        record_running(&c, bot, Some("slow"), ("resumed", "Bot resumed", &data), 80).unwrap();
+        let row = get(&c, id).unwrap().unwrap();
+        assert_eq!(
+            (row.status, row.started_at, row.last_error.as_deref()),
+            (BotStatus::Running, Some(80), Some("slow"))
+        );
+        let last = &events(&c, id, 1, None).unwrap()[0];
+        assert_eq!((last.kind.as_str(), last.created_at), ("resumed", 80));
     }
 
     #[test]
