@@ -7,7 +7,8 @@
 //! target); in a release build it also holds the 5,000-bot figures to the targets
 //! (≤ 0.25 core, ≤ 200 MB). `BLITZ_SCALE_BOTS` sets another number of bots (the
 //! resume target is 20,000 within 20 s), `BLITZ_TEST_DATABASE=postgres` runs it on
-//! PostgreSQL.
+//! PostgreSQL, and then a fail-over too: the instance killed, another adopting
+//! every user.
 
 mod common;
 
@@ -178,5 +179,35 @@ fn five_thousand_paper_bots() {
         begun.elapsed().as_secs_f64()
     );
     // Nothing placed again: an entry is sent once per cycle.
+    assert_eq!(count(&s, entries), bots);
+    if common::backing::on_postgres() {
+        fail_over(s, bots, entries);
+    }
+}
+
+/// On PostgreSQL: the instance dies with every process (`kill -9`, a lost
+/// host) and another one, under another name, adopts every user once their
+/// leases expire (`BOT_LEASE_SECONDS`, 15 by default) and resumes their bots.
+fn fail_over(s: Server, bots: i64, entries: &str) {
+    common::cluster::kill_all(&s);
+    let killed = Instant::now();
+    let lease_left = count(
+        &s,
+        "SELECT MAX(expires_at_ms) - CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)
+         FROM user_leases",
+    );
+    let dir = s.into_dir_when_dead();
+    let mut opts = options();
+    opts.env.push(("INSTANCE_NAME", "survivor"));
+    let s = Server::spawn_in(dir, opts);
+    wait_all_running(&s, bots);
+    let took = killed.elapsed().as_secs_f64();
+    println!(
+        "{bots} paper bots: running again on another instance {took:.1} s after kill -9 of theirs, \
+         {:.1} s after their leases expired",
+        took - lease_left as f64 / 1000.0
+    );
+    let adopted = "SELECT COUNT(*) FROM user_leases WHERE instance = 'survivor'";
+    assert_eq!(count(&s, adopted), bots, "one bot per user");
     assert_eq!(count(&s, entries), bots);
 }

@@ -237,6 +237,16 @@ impl Server {
         (dir, log)
     }
 
+    /// The directory of a server whose every process was killed (a lost host,
+    /// `cluster::kill_all`), for another instance on the same database; the
+    /// error log is removed as by `terminate`.
+    pub fn into_dir_when_dead(mut self) -> tempfile::TempDir {
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), None, "the master was killed: {status}");
+        let _ = fs::remove_file(self.path("error.log"));
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
     /// Waits for the master to exit and returns its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
