@@ -128,10 +128,23 @@ pub fn renew(
     now_ms: i64,
     lease_ms: i64,
 ) -> Result<HashMap<i64, i64>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "UPDATE user_leases SET expires_at_ms = ?2 WHERE instance = ?1 AND expires_at_ms > 0
-         RETURNING user_id, epoch",
-    )?;
+    // PostgreSQL: the rows are locked in user id order, as `take_many` locks
+    // them, so that a renewal and another instance's take of many users never
+    // wait for each other both ways (a deadlock).
+    let sql = match conn.kind() {
+        Kind::Sqlite => {
+            "UPDATE user_leases SET expires_at_ms = ?2 WHERE instance = ?1 AND expires_at_ms > 0
+             RETURNING user_id, epoch"
+        }
+        Kind::Postgres => {
+            "UPDATE user_leases SET expires_at_ms = ?2 WHERE user_id IN (
+                 SELECT user_id FROM user_leases WHERE instance = ?1 AND expires_at_ms > 0
+                 ORDER BY user_id FOR UPDATE)
+               AND instance = ?1
+             RETURNING user_id, epoch"
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt
         .query_map(crate::params![name, now_ms + lease_ms], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -188,7 +201,8 @@ pub const TAKE_CHUNK: usize = 200;
 
 /// `take` for several users, `TAKE_CHUNK` in one statement (a fail-over adopts
 /// thousands): user id → new epoch of those taken; the others are held by
-/// another instance, as for `take`.
+/// another instance, as for `take`. The rows are locked in the order of
+/// `user_ids`, which must ascend (see `renew`).
 pub fn take_many(
     conn: &Conn,
     user_ids: &[i64],
@@ -196,6 +210,7 @@ pub fn take_many(
     now_ms: i64,
     lease_ms: i64,
 ) -> Result<HashMap<i64, i64>, StoreError> {
+    debug_assert!(user_ids.windows(2).all(|w| w[0] < w[1]), "ascending ids");
     let expires = now_ms + lease_ms;
     let mut taken = HashMap::new();
     for chunk in user_ids.chunks(TAKE_CHUNK) {
