@@ -135,15 +135,17 @@ pub fn set_running(
     last_error: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE user_bots SET desired_state = 'running', status = 'running', last_error = ?2,
-             started_at = COALESCE(started_at, ?3), heartbeat_at = ?3, updated_at = ?3,
-             stop_reason = NULL
-         WHERE id = ?1",
-    )?
-    .execute(params![bot_id, last_error, now])?;
+    conn.prepare_cached(SET_RUNNING)?
+        .execute(params![bot_id, last_error, now])?;
     Ok(())
 }
+
+/// `set_running`'s statement: `?1` the bot, `?2` its error, `?3` now.
+const SET_RUNNING: &str =
+    "UPDATE user_bots SET desired_state = 'running', status = 'running', last_error = ?2,
+         started_at = COALESCE(started_at, ?3), heartbeat_at = ?3, updated_at = ?3,
+         stop_reason = NULL
+     WHERE id = ?1";
 
 /// At most this many bot ids in one `mark_starting` statement.
 const IDS_CHUNK: usize = 200;
@@ -184,23 +186,19 @@ pub fn record_running(
         tx.commit()?;
         return Ok(());
     }
-    conn.prepare_cached(
-        "WITH running AS (
-             UPDATE user_bots SET desired_state = 'running', status = 'running',
-                 last_error = ?3, started_at = COALESCE(started_at, ?7), heartbeat_at = ?7,
-                 updated_at = ?7, stop_reason = NULL
-             WHERE id = ?2)
+    let sql = format!(
+        "WITH running AS ({SET_RUNNING})
          INSERT INTO bot_events (user_id, bot_id, kind, message, data, created_at)
-         VALUES (?1, ?2, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        bot.user_id,
+         VALUES (?4, ?1, ?5, ?6, ?7, ?3)"
+    );
+    conn.prepare_cached(&sql)?.execute(params![
         bot.bot_id,
         last_error,
+        now,
+        bot.user_id,
         kind,
         message,
-        data.to_string(),
-        now
+        data.to_string()
     ])?;
     Ok(())
 }
