@@ -452,9 +452,6 @@ fn require_hedge_mode(ex: &dyn Exchange, exchange: &str, symbol: &str) -> Result
     )))
 }
 
-/// The cycle to continue: the stored one, unless it belongs to another market
-/// (exchange, symbol, side) or another exchange account: its position stays
-/// where it was opened.
 /// Whether `row` already holds `state` on the configuration's market (cycle,
 /// counters and market as `first_steps` would write them).
 fn holds_cycle(row: &bots::BotRow, state: &CycleState, stored: &StoredConfig) -> bool {
@@ -478,6 +475,9 @@ fn holds_cycle(row: &bots::BotRow, state: &CycleState, stored: &StoredConfig) ->
         && row.next_entry_at == state.next_entry_at
 }
 
+/// The cycle to continue: the stored one, unless it belongs to another market
+/// (exchange, symbol, side) or another exchange account: its position stays
+/// where it was opened.
 fn cycle_state(
     conn: &Conn,
     bot: BotRef,
