@@ -29,6 +29,12 @@ fn margin(lease: Duration) -> Duration {
     lease / 5
 }
 
+/// A round waits this long past another instance's lease expiry, for the
+/// clocks of this host and the database's to agree that it passed.
+const PAST_EXPIRY: Duration = Duration::from_millis(100);
+/// Rounds are at least this far apart, whatever expires meanwhile.
+const MIN_ROUND_GAP: Duration = Duration::from_secs(1);
+
 pub struct Leases {
     cluster: Option<Cluster>,
 }
@@ -39,6 +45,9 @@ struct Cluster {
     started_at_ms: i64,
     /// User id → (epoch, local deadline).
     held: Mutex<HashMap<i64, (i64, Instant)>>,
+    /// When the first lease another instance holds expires, as of the last
+    /// round: if that instance died, its users are adoptable from then on.
+    expiry_elsewhere: Mutex<Option<Instant>>,
 }
 
 /// Where a command for a user goes (`Leases::place`).
@@ -78,6 +87,7 @@ impl Leases {
                 lease,
                 started_at_ms: crate::store::now_ms(),
                 held: Mutex::new(HashMap::new()),
+                expiry_elsewhere: Mutex::new(None),
             }),
         }
     }
@@ -90,9 +100,18 @@ impl Leases {
         self.cluster.as_ref().map(|c| c.name.as_str())
     }
 
-    /// How often the runner renews: a third of the lease.
-    pub fn every(&self) -> Option<Duration> {
-        self.cluster.as_ref().map(|c| c.lease / 3)
+    /// When the next round is due after the last one: a third of the lease,
+    /// or sooner, just past the expiry of another instance's lease (so that a
+    /// dead instance's users are adopted as soon as they may be, not up to a
+    /// third of the lease later); `None` on one host.
+    pub fn next_round_in(&self) -> Option<Duration> {
+        let c = self.cluster.as_ref()?;
+        let every = c.lease / 3;
+        let expiry = *lock(&c.expiry_elsewhere);
+        let soon = expiry.map(|at| at.saturating_duration_since(Instant::now()) + PAST_EXPIRY);
+        Some(soon.map_or(every, |soon| {
+            soon.clamp(MIN_ROUND_GAP, every.max(MIN_ROUND_GAP))
+        }))
     }
 
     /// Whether this runner may act for `user_id` now (write, call its exchange).
@@ -286,6 +305,8 @@ impl Leases {
         // Users in id order until the share is reached, taken a chunk at a time
         // (a fail-over adopts thousands); one another instance took meanwhile
         // is skipped, and the next ones make up for it.
+        let next = cluster::next_expiry_elsewhere(conn, &c.name, now)?;
+        *lock(&c.expiry_elsewhere) = next.map(|at| t0 + Duration::from_millis((at - now) as u64));
         let mut candidates = cluster::adoptable(conn, now)?.into_iter();
         while mine < share.max(1) {
             let mut chunk = Vec::new();
@@ -433,6 +454,33 @@ mod tests {
         assert_eq!(b.acquire(&c, u).unwrap(), Ok(true));
         let epoch = |l: &Leases| lock(&l.cluster.as_ref().unwrap().held)[&u].0;
         assert_eq!(epoch(&b), 2);
+    }
+
+    #[test]
+    fn the_next_round_comes_as_another_instances_lease_expires() {
+        let c = testing::migrated();
+        let users: Vec<i64> = (0..2).map(|i| user(&c, i)).collect();
+        let lease = Duration::from_secs(30);
+        let a = Leases::cluster("a", lease);
+        assert_eq!(Leases::single().next_round_in(), None);
+        assert_eq!(a.next_round_in(), Some(lease / 3), "no round yet");
+        // b holds a user for 4 s: a's next round comes just after that expiry.
+        let now = cluster::db_now_ms(&c).unwrap();
+        cluster::heartbeat(&c, "b", 1, 1, now).unwrap();
+        assert_eq!(
+            cluster::take(&c, users[0], "b", now, 4000).unwrap(),
+            Some(1)
+        );
+        a.round(&c).unwrap();
+        let next = a.next_round_in().unwrap();
+        assert!(
+            next > MIN_ROUND_GAP && next <= Duration::from_secs(4) + PAST_EXPIRY,
+            "{next:?}"
+        );
+        // Given up: nothing expires elsewhere any more.
+        assert!(cluster::release(&c, users[0], "b", 1).unwrap());
+        a.round(&c).unwrap();
+        assert_eq!(a.next_round_in(), Some(lease / 3));
     }
 
     #[test]

@@ -275,8 +275,8 @@ impl Runner {
     }
 
     /// Cluster: drops at once the bots of users whose lease deadline passed
-    /// (fenced: no exchange call, no write), and every third of the lease renews,
-    /// drops what was lost and adopts. Runs before the paper market advances, so
+    /// (fenced: no exchange call, no write), and every third of the lease (or
+    /// as another instance's lease expires) renews, drops what was lost and adopts. Runs before the paper market advances, so
     /// a runner waking from a freeze never matches orders of a user it lost.
     fn tend_leases(&mut self, now: u64, next_lease: &mut u64) {
         let expired = self.leases.expired();
@@ -287,12 +287,16 @@ impl Runner {
         }
         let mut round = lease::Round::default();
         let mut renewed = false;
-        if let Some(every) = self.leases.every().filter(|_| now >= *next_lease) {
-            *next_lease = now + every.as_millis() as u64;
+        if self.leases.is_cluster() && now >= *next_lease {
             match self.leases.round(&self.conn) {
                 Ok(r) => (round, renewed) = (r, true),
                 Err(e) => warn!(self.log, "lease renewal failed"; "error" => %e),
             }
+            *next_lease = now
+                + self
+                    .leases
+                    .next_round_in()
+                    .map_or(0, |d| d.as_millis() as u64);
         }
         if let Err(e) = self.apply(round, expired) {
             warn!(self.log, "cannot read the adopted users' bots"; "error" => %e);
@@ -386,7 +390,11 @@ impl Runner {
         let mut schedule = Schedule::default();
         let now = clock::now_ms();
         let (mut next_paper, mut next_prices, mut next_sweep) = (now, now, now);
-        let mut next_lease = now + self.leases.every().map_or(0, |d| d.as_millis() as u64);
+        let mut next_lease = now
+            + self
+                .leases
+                .next_round_in()
+                .map_or(0, |d| d.as_millis() as u64);
         while bg.tend(ctx) {
             let now = clock::now_ms();
             self.tend_leases(now, &mut next_lease);

@@ -355,6 +355,20 @@ pub fn holder(conn: &Conn, user_id: i64, now_ms: i64) -> Result<Option<String>, 
         .optional()?)
 }
 
+/// When the first live lease held by another instance than `name` expires: if
+/// that instance died, its users may be adopted from then on.
+pub fn next_expiry_elsewhere(
+    conn: &Conn,
+    name: &str,
+    now_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT MIN(expires_at_ms) FROM user_leases WHERE instance <> ?1 AND expires_at_ms > ?2",
+        )?
+        .query_row(crate::params![name, now_ms], |r| r.get(0))?)
+}
+
 /// Every live lease as `user_id → instance` (for the admin's status page).
 pub fn holders(conn: &Conn, now_ms: i64) -> Result<HashMap<i64, String>, StoreError> {
     let mut stmt =
@@ -438,6 +452,20 @@ mod tests {
         assert_eq!(taken, HashMap::from([(first, 2)]));
         assert!(renew(&c, "a", later, LEASE).unwrap().is_empty());
         assert_eq!(renew(&c, "b", later, LEASE).unwrap().len(), users.len());
+    }
+
+    #[test]
+    fn the_next_expiry_elsewhere_is_the_first_live_lease_of_another_instance() {
+        let (c, users) = db(3);
+        assert_eq!(next_expiry_elsewhere(&c, "a", 1000).unwrap(), None);
+        take(&c, users[0], "a", 1000, LEASE).unwrap();
+        take(&c, users[1], "b", 1000, LEASE).unwrap();
+        take(&c, users[2], "b", 1500, LEASE).unwrap();
+        assert_eq!(next_expiry_elsewhere(&c, "b", 1000).unwrap(), Some(4000));
+        assert_eq!(next_expiry_elsewhere(&c, "a", 1000).unwrap(), Some(4000));
+        // Expired leases are not waited for: they may be adopted now.
+        assert_eq!(next_expiry_elsewhere(&c, "a", 4000).unwrap(), Some(4500));
+        assert_eq!(next_expiry_elsewhere(&c, "a", 4500).unwrap(), None);
     }
 
     #[test]
