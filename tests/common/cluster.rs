@@ -356,15 +356,20 @@ pub fn start(s: &Server, u: &User) {
 }
 
 /// SIGKILL to the master and each of its children: the whole instance dies at
-/// once, as with a host lost.
+/// once, as with a host lost. Returns once every one of them is gone: a killed
+/// process keeps its sockets (the runner's answers connections) until the
+/// kernel has torn it down, and a host that died answers nothing.
 pub fn kill_all(s: &Server) {
     let mut pids = s.worker_pids();
     pids.extend(s.runner_pids());
     pids.extend(super::children_with_title(s.pid(), "blitz: "));
     pids.push(s.pid());
-    for pid in pids {
+    for &pid in &pids {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
+    super::wait_for(Duration::from_secs(10), "the killed processes gone", || {
+        !pids.iter().any(|&p| super::alive(p))
+    });
 }
 
 /// Every process of the instance (master and children), stopped or continued.

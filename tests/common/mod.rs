@@ -158,11 +158,7 @@ impl Server {
             .stderr(Stdio::null());
         let child = cmd.spawn().expect("spawn blitz");
         let log = dir.path().join("error.log");
-        let mut port = 0;
-        wait_for(Duration::from_secs(20), "Listening at", || {
-            port = listening_port(&fs::read_to_string(&log).unwrap_or_default()).unwrap_or(0);
-            port != 0
-        });
+        let port = wait_listening(&log, Duration::from_secs(20));
         Server {
             child,
             port,
@@ -284,6 +280,23 @@ impl Drop for Server {
             let _ = kill(Pid::from_raw(k), Signal::SIGKILL);
         }
         let _ = self.child.wait();
+    }
+}
+
+/// Waits for the master's "Listening at" in `log`; a timeout fails with what
+/// the server logged meanwhile.
+fn wait_listening(log: &Path, timeout: Duration) -> u16 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if let Some(port) = listening_port(&text) {
+            return port;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for Listening at; the server logged:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -93,6 +93,8 @@ impl PgServer {
             .args(["-h", "127.0.0.1", "-p", &reserved.port.to_string()])
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off", "-c", "max_connections=200"])
+            // A statement waiting on a lock for over a second is in its log.
+            .args(["-c", "log_lock_waits=on"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
