@@ -26,6 +26,7 @@ use super::journal::{BotCtx, DbJournal};
 use super::launch::{Fail, FirstSteps, Launched};
 use super::lease::{Leases, Place};
 use super::protocol::{Actor, OpResult, Outcome};
+use super::slots::Slots;
 use super::telegram::Notifier;
 use crate::bots::config::BotMarket;
 use crate::bots::engine::{Engine, Mode, Verdict};
@@ -126,11 +127,10 @@ pub(super) enum Claim {
     Held(i64),
 }
 
-/// A bot in the map: its cell, its owner, and the position it claimed once its
-/// configuration was read (`None` until then).
+/// A bot in the map (by id, with its owner: `Slots`): its cell, and the
+/// position it claimed once its configuration was read (`None` until then).
 struct Slot {
     cell: Arc<Mutex<Cell>>,
-    user_id: i64,
     claim: Option<BotMarket>,
 }
 
@@ -225,7 +225,7 @@ pub struct Exchanges {
 
 pub struct Manager {
     /// Bot id → slot, for every bot starting, running or stopping.
-    map: Mutex<HashMap<i64, Slot>>,
+    map: Mutex<Slots<Slot>>,
     transition: Mutex<()>,
     /// Bots whose database status is `running`, changed with that status.
     running: AtomicU64,
@@ -273,7 +273,7 @@ impl Manager {
             streams,
         } = exchanges;
         Manager {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(Slots::default()),
             transition: Mutex::new(()),
             running: AtomicU64::new(0),
             generations: AtomicU64::new(1),
@@ -367,7 +367,7 @@ impl Manager {
         if commands.get(&user_id).is_some_and(|n| *n > 0) {
             return Ok(false);
         }
-        if lock(&self.map).values().any(|slot| slot.user_id == user_id) {
+        if lock(&self.map).has_user(user_id) {
             return Ok(false);
         }
         if self.paper.in_use_by(user_id)? {
@@ -397,9 +397,8 @@ impl Manager {
     /// and the database already says what they are. Returns how many it dropped.
     pub(super) fn drop_user(&self, user_id: i64) -> usize {
         let ids: Vec<(i64, Arc<Mutex<Cell>>)> = lock(&self.map)
-            .iter()
-            .filter(|(_, slot)| slot.user_id == user_id)
-            .map(|(id, slot)| (*id, slot.cell.clone()))
+            .of_user(user_id)
+            .map(|(id, slot)| (id, slot.cell.clone()))
             .collect();
         for (bot_id, cell) in &ids {
             if lock(cell).bot.take().is_some() {
@@ -441,7 +440,7 @@ impl Manager {
     /// then vanishes.
     pub(super) fn reset_paper(&self, conn: &Conn, uid: i64) -> PaperReset {
         let map = lock(&self.map);
-        if map.values().any(|slot| slot.user_id == uid) {
+        if map.has_user(uid) {
             return PaperReset::BotActive;
         }
         let rows = match bots::of_user(conn, uid) {
@@ -484,15 +483,13 @@ impl Manager {
         let wanted = bot_config::wanted_markets_of(conn, bot.user_id)?;
         let open = bots::open_cycles_of(conn, bot.user_id)?;
         let mut map = lock(&self.map);
-        let claimed = map.iter().find(|(id, slot)| {
-            **id != bot.bot_id
-                && slot.user_id == bot.user_id
-                && slot.claim.as_ref().is_some_and(|c| c.same_position(market))
+        let claimed = map.of_user(bot.user_id).find(|(id, slot)| {
+            *id != bot.bot_id && slot.claim.as_ref().is_some_and(|c| c.same_position(market))
         });
         let waiting = wanted
             .iter()
             .find(|(id, m)| *id != bot.bot_id && !map.contains_key(id) && m.same_position(market));
-        if let Some(other) = claimed.map(|(id, _)| *id).or(waiting.map(|(id, _)| *id)) {
+        if let Some(other) = claimed.map(|(id, _)| id).or(waiting.map(|(id, _)| *id)) {
             return Ok(Claim::Taken(other));
         }
         let held = open
@@ -562,10 +559,9 @@ impl Manager {
             }
             let slot = Slot {
                 cell: cell.clone(),
-                user_id: bot.user_id,
                 claim: None,
             };
-            map.insert(id, slot);
+            map.insert(id, bot.user_id, slot);
             // Locked before the map is released: a concurrent stop waits for us.
             lock(&cell)
         };

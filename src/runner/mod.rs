@@ -17,6 +17,7 @@ mod pool;
 pub mod protocol;
 pub mod route;
 mod schedule;
+mod slots;
 pub mod stats;
 pub mod telegram;
 
