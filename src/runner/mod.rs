@@ -277,8 +277,9 @@ impl Runner {
 
     /// Cluster: drops at once the bots of users whose lease deadline passed
     /// (fenced: no exchange call, no write), and every third of the lease (or
-    /// as another instance's lease expires) renews, drops what was lost and adopts. Runs before the paper market advances, so
-    /// a runner waking from a freeze never matches orders of a user it lost.
+    /// as another instance's lease expires) renews, drops what was lost and
+    /// adopts. Runs before the paper market advances, so a runner waking from a
+    /// freeze never matches orders of a user it lost.
     fn tend_leases(&mut self, now: u64, next_lease: &mut u64) {
         let expired = self.leases.expired();
         for &uid in &expired {
@@ -293,11 +294,7 @@ impl Runner {
                 Ok(r) => (round, renewed) = (r, true),
                 Err(e) => warn!(self.log, "lease renewal failed"; "error" => %e),
             }
-            *next_lease = now
-                + self
-                    .leases
-                    .next_round_in()
-                    .map_or(0, |d| d.as_millis() as u64);
+            *next_lease = self.next_round_at(now);
         }
         if let Err(e) = self.apply(round, expired) {
             warn!(self.log, "cannot read the adopted users' bots"; "error" => %e);
@@ -305,6 +302,12 @@ impl Runner {
         if renewed {
             self.release_idle();
         }
+    }
+
+    /// When (main-loop clock) the next lease round is due, seen from `now`.
+    fn next_round_at(&self, now: u64) -> u64 {
+        let after = self.leases.next_round_in().unwrap_or_default();
+        now + after.as_millis() as u64
     }
 
     /// Cluster, after a renewal: gives up the leases of the users with nothing
@@ -391,11 +394,7 @@ impl Runner {
         let mut schedule = Schedule::default();
         let now = clock::now_ms();
         let (mut next_paper, mut next_prices, mut next_sweep) = (now, now, now);
-        let mut next_lease = now
-            + self
-                .leases
-                .next_round_in()
-                .map_or(0, |d| d.as_millis() as u64);
+        let mut next_lease = self.next_round_at(now);
         while bg.tend(ctx) {
             let now = clock::now_ms();
             self.tend_leases(now, &mut next_lease);
